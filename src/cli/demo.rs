@@ -1,0 +1,131 @@
+//! `govgate demo`: the gateway in front of the built-in sample models, with
+//! commands to try printed once it is ready.
+
+use crate::config::{Config, Environment};
+use crate::demo;
+use anyhow::Context;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Options of `govgate demo`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct DemoArgs {
+    /// Public (proxy) listen address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    public_listen: SocketAddr,
+    /// Admin listen address (`/metrics`).
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    admin_listen: SocketAddr,
+    /// Data directory (default: `govgate-demo` in the system temp directory).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let data_dir = args
+        .data_dir
+        .unwrap_or_else(|| std::env::temp_dir().join("govgate-demo"));
+    let runtime = super::runtime()?;
+    runtime.block_on(async move {
+        let upstream = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("cannot bind the sample models' port")?;
+        let upstream_addr = upstream.local_addr()?;
+        tokio::spawn(async move {
+            if let Err(err) = demo::serve(upstream).await {
+                tracing::error!(error = %err, "sample models stopped");
+            }
+        });
+        let text = demo_config(
+            args.public_listen,
+            args.admin_listen,
+            &data_dir,
+            upstream_addr,
+        );
+        let config = Config::parse(
+            &text,
+            "(demo config)",
+            &Environment::fixed(HashMap::new(), &data_dir),
+        )
+        .map_err(|err| anyhow::anyhow!("demo configuration: {err}"))?;
+        let journal = data_dir.join("decisions.jsonl");
+        super::serve_config(
+            config,
+            Some(Box::new(move |public: &str, admin: &str| {
+                print_tour(public, admin, &journal)
+            })),
+        )
+        .await
+        .context("hint: pass --public-listen / --admin-listen if the default ports are taken")
+    })
+}
+
+fn demo_config(
+    public: SocketAddr,
+    admin: SocketAddr,
+    data_dir: &std::path::Path,
+    upstream: SocketAddr,
+) -> String {
+    // The data dir is a TOML string: escape it as JSON does, which TOML accepts.
+    let data_dir = serde_json::Value::String(data_dir.display().to_string());
+    format!(
+        r#"[server]
+public_listen = "{public}"
+admin_listen = "{admin}"
+data_dir = {data_dir}
+
+[[models]]
+name = "{credit}"
+protocol = "kserve_v2"
+[[models.versions]]
+version = "1"
+upstream = "http://{upstream}"
+
+[[models]]
+name = "{chat}"
+protocol = "openai"
+[[models.versions]]
+version = "2024-06"
+upstream = "http://{upstream}"
+"#,
+        credit = demo::CREDIT_MODEL,
+        chat = demo::CHAT_MODEL,
+    )
+}
+
+fn print_tour(public: &str, admin: &str, journal: &std::path::Path) {
+    let credit = demo::CREDIT_MODEL;
+    let chat = demo::CHAT_MODEL;
+    println!(
+        r#"
+govgate demo is running. Sample models: `{credit}` (KServe V2) and `{chat}` (OpenAI chat).
+Try these in another terminal (Ctrl-C here stops the demo):
+
+# 1. Score two credit applicants in one KServe V2 batch (columns: age_years, credit_amount, duration_months)
+curl -si {public}/v2/models/{credit}/infer -H 'content-type: application/json' -H 'x-govgate-caller: alice' \
+  -d '{{"inputs":[{{"name":"features","shape":[2,3],"datatype":"FP32","data":[45,1500,12,23,12000,48]}}]}}'
+
+# 2. Ask the chat model
+curl -s {public}/v1/chat/completions -H 'content-type: application/json' -H 'x-govgate-caller: bob' \
+  -d '{{"model":"{chat}","messages":[{{"role":"user","content":"Is my application complete?"}}]}}'
+
+# 3. The same, streamed as server-sent events (watch the words arrive)
+curl -sN {public}/v1/chat/completions -H 'content-type: application/json' \
+  -d '{{"model":"{chat}","stream":true,"messages":[{{"role":"user","content":"Stream this back to me"}}]}}'
+
+# 4. A model the gateway does not serve: 404 with a JSON error code
+curl -s {public}/v1/chat/completions -H 'content-type: application/json' -d '{{"model":"gpt-unknown","messages":[]}}'
+
+# 5. Model metadata and the gateway's own health and model list
+curl -s {public}/v2/models/{credit}
+curl -s {public}/v2/health/ready
+curl -s {public}/v1/models
+
+# 6. Every request above is one decision in the journal, and counted in the metrics
+tail -n 3 {journal}
+curl -s {admin}/metrics | grep '^govgate_requests_total'
+"#,
+        journal = journal.display()
+    );
+}

@@ -1,0 +1,161 @@
+//! The command line: `serve`, `check-config`, `demo`.
+//!
+//! `anyhow` is used here and nowhere below: this is where errors end up as
+//! messages for a person.
+
+mod demo;
+
+use crate::app::{self, App};
+use crate::config::Config;
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// govgate: governance gateway for ML inference.
+#[derive(Debug, Parser)]
+#[command(name = "govgate", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// Configuration file.
+        #[arg(
+            long,
+            short,
+            env = "GOVGATE_CONFIG",
+            default_value = "config/govgate.toml"
+        )]
+        config: PathBuf,
+    },
+    /// Check a configuration file and print what it declares.
+    CheckConfig {
+        /// Configuration file.
+        #[arg(
+            long,
+            short,
+            env = "GOVGATE_CONFIG",
+            default_value = "config/govgate.toml"
+        )]
+        config: PathBuf,
+    },
+    /// Start the gateway with built-in sample models and print commands to try.
+    Demo(demo::DemoArgs),
+}
+
+/// Parses arguments, runs the command, and maps the result to an exit code:
+/// 0 success, 1 runtime failure, 2 bad configuration or usage.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::CheckConfig { config } => return check_config(&config),
+        Command::Serve { config } => serve(&config),
+        Command::Demo(args) => demo::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("govgate: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GOVGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn check_config(path: &std::path::Path) -> ExitCode {
+    match Config::load(path) {
+        Ok(config) => {
+            println!("{}: ok", config.source);
+            println!("  public listen  {}", config.server.public_listen);
+            println!("  admin listen   {}", config.server.admin_listen);
+            println!("  data dir       {}", config.server.data_dir.display());
+            for model in &config.models {
+                let versions: Vec<&str> =
+                    model.versions.iter().map(|v| v.version.as_str()).collect();
+                println!(
+                    "  model {} ({}): versions {} (default {})",
+                    model.name,
+                    model.protocol.as_str(),
+                    versions.join(", "),
+                    model.default_version
+                );
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("govgate: invalid configuration: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn serve(path: &std::path::Path) -> anyhow::Result<()> {
+    let config =
+        Config::load(path).map_err(|err| anyhow::anyhow!("invalid configuration: {err}"))?;
+    runtime()?.block_on(serve_config(config, None))
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// Binds, announces the bound addresses on stdout (one line, for scripts
+/// and tests), and serves until SIGINT or SIGTERM.
+async fn serve_config(
+    config: Config,
+    on_ready: Option<Box<dyn FnOnce(&str, &str) + Send>>,
+) -> anyhow::Result<()> {
+    let public = app::bind("public", config.server.public_listen).await?;
+    let admin = app::bind("admin", config.server.admin_listen).await?;
+    let public_url = format!("http://{}", public.local_addr()?);
+    let admin_url = format!("http://{}", admin.local_addr()?);
+    let gateway = App::build(&config)?;
+    println!("govgate ready public={public_url} admin={admin_url}");
+    tracing::info!(public = %public_url, admin = %admin_url, models = config.models.len(), "govgate ready");
+    if let Some(on_ready) = on_ready {
+        on_ready(&public_url, &admin_url);
+    }
+    gateway.run(public, admin, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

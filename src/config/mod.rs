@@ -1,0 +1,183 @@
+//! Configuration: the TOML file is parsed once into [`RawConfig`] (serde,
+//! unknown keys refused) and then checked into [`Config`], whose types can
+//! only hold valid values. Every error names the file, the key and what is
+//! wrong.
+//!
+//! This is the only module that reads files or environment variables for
+//! configuration: credentials are resolved here and handed on as values.
+
+mod raw;
+mod validate;
+
+use crate::decision::Protocol;
+use http::{HeaderName, HeaderValue};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use validate::Environment;
+
+/// A configuration error: which file, which key, what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {key}: {message}")]
+pub struct ConfigError {
+    /// The file the error is in.
+    pub file: String,
+    /// Dotted path of the offending key (`models[0].versions[1].upstream`).
+    pub key: String,
+    /// What is wrong, in words.
+    pub message: String,
+}
+
+/// The checked configuration of one gateway.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the configuration came from (for messages).
+    pub source: String,
+    /// Listeners, data directory, caller identity.
+    pub server: ServerConfig,
+    /// Size limits.
+    pub limits: Limits,
+    /// Per-phase timeouts.
+    pub timeouts: Timeouts,
+    /// The models the gateway serves, in file order.
+    pub models: Vec<ModelConfig>,
+}
+
+/// Listeners and identity.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Proxy traffic and the client-facing `/govgate/...` endpoints.
+    pub public_listen: SocketAddr,
+    /// Admin API and `/metrics`; never the same port as the public one.
+    pub admin_listen: SocketAddr,
+    /// Where the embedded store and decision log live.
+    pub data_dir: PathBuf,
+    /// Request header carrying the caller's identity (lower case).
+    pub caller_header: HeaderName,
+    /// Refuse requests without a caller identity (401) instead of recording `anonymous`.
+    pub require_caller: bool,
+}
+
+/// Size limits, in bytes.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest request body accepted; one byte more is answered 413.
+    pub max_request_body_bytes: usize,
+    /// Responses with a declared length up to this are read whole before
+    /// they are recorded and released; longer or unsized ones are streamed.
+    pub max_buffered_response_bytes: usize,
+    /// How much of each body the decision record captures.
+    pub capture_bytes: usize,
+}
+
+/// Timeouts per phase; there is deliberately no total deadline, so long
+/// streams are never cut while they keep moving.
+#[derive(Debug, Clone)]
+pub struct Timeouts {
+    /// TCP (and TLS) connect to an upstream.
+    pub connect: Duration,
+    /// From sending the request to the upstream's response head.
+    pub first_byte: Duration,
+    /// Longest pause between two chunks of an upstream response body.
+    pub idle: Duration,
+    /// Longest time to receive a client's whole request body.
+    pub request_body: Duration,
+    /// How long shutdown waits for in-flight requests.
+    pub shutdown_grace: Duration,
+}
+
+/// One model as the gateway exposes it.
+#[derive(Debug, Clone)]
+pub struct ModelConfig {
+    /// Name clients use.
+    pub name: String,
+    /// Wire protocol.
+    pub protocol: Protocol,
+    /// For `http` models: the public path prefix (`/models/fraud`).
+    pub path_prefix: Option<String>,
+    /// Version that answers calls that name no version.
+    pub default_version: String,
+    /// Declared versions, in file order.
+    pub versions: Vec<VersionConfig>,
+}
+
+/// One version of a model and where it is served.
+#[derive(Debug, Clone)]
+pub struct VersionConfig {
+    /// Version label (`v1`, `2024-06-01`, ...).
+    pub version: String,
+    /// Upstream base URL.
+    pub upstream: UpstreamUrl,
+    /// Model name the upstream knows, if it differs from the public one.
+    pub upstream_model: Option<String>,
+    /// Credential added to every upstream request, never shown to callers.
+    pub credential: Option<Credential>,
+}
+
+/// An upstream base URL: `http` or `https`, an authority, an optional path
+/// prefix without trailing slash, no query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamUrl {
+    /// `http` or `https`.
+    pub scheme: http::uri::Scheme,
+    /// Host and port.
+    pub authority: http::uri::Authority,
+    /// Path prefix, empty or starting with `/`, never ending with `/`.
+    pub base_path: String,
+}
+
+impl fmt::Display for UpstreamUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}{}", self.scheme, self.authority, self.base_path)
+    }
+}
+
+/// A header added to upstream requests. Its value is secret: `Debug` hides it.
+#[derive(Clone)]
+pub struct Credential {
+    /// Header name (default `authorization`).
+    pub header: HeaderName,
+    /// Full header value, marked sensitive.
+    pub value: HeaderValue,
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Credential({}: <redacted>)", self.header)
+    }
+}
+
+impl Config {
+    /// Reads and checks the file at `path`, resolving credentials from the
+    /// process environment and the file system.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError {
+            file: file.clone(),
+            key: "(file)".to_owned(),
+            message: format!("cannot read: {err}"),
+        })?;
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, &file, &Environment::process(base_dir))
+    }
+
+    /// Parses and checks configuration text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str, env: &Environment) -> Result<Config, ConfigError> {
+        let raw = validate::parse_raw(text, file)?;
+        validate::check(raw, file, env)
+    }
+
+    /// The model called `name`, if configured.
+    pub fn model(&self, name: &str) -> Option<&ModelConfig> {
+        self.models.iter().find(|model| model.name == name)
+    }
+}
+
+impl ModelConfig {
+    /// The version labelled `version`, if declared.
+    pub fn version(&self, version: &str) -> Option<&VersionConfig> {
+        self.versions.iter().find(|v| v.version == version)
+    }
+}

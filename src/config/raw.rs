@@ -1,0 +1,122 @@
+//! The TOML file as written: serde types that mirror it one to one.
+//!
+//! Every struct denies unknown fields: a typo in governance config must be
+//! an error, never silently ignored.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// The whole file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub(crate) server: RawServer,
+    #[serde(default)]
+    pub(crate) limits: RawLimits,
+    #[serde(default)]
+    pub(crate) timeouts: RawTimeouts,
+    #[serde(default)]
+    pub(crate) models: Vec<RawModel>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawServer {
+    pub(crate) public_listen: String,
+    pub(crate) admin_listen: String,
+    pub(crate) data_dir: PathBuf,
+    #[serde(default = "default_caller_header")]
+    pub(crate) caller_header: String,
+    #[serde(default)]
+    pub(crate) require_caller: bool,
+}
+
+fn default_caller_header() -> String {
+    "x-govgate-caller".to_owned()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawLimits {
+    pub(crate) max_request_body_bytes: u64,
+    pub(crate) max_buffered_response_bytes: u64,
+    pub(crate) capture_bytes: u64,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        Self {
+            max_request_body_bytes: 4 * 1024 * 1024,
+            max_buffered_response_bytes: 4 * 1024 * 1024,
+            capture_bytes: 64 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawTimeouts {
+    pub(crate) connect_ms: u64,
+    pub(crate) first_byte_ms: u64,
+    pub(crate) idle_ms: u64,
+    pub(crate) request_body_ms: u64,
+    pub(crate) shutdown_grace_ms: u64,
+}
+
+impl Default for RawTimeouts {
+    fn default() -> Self {
+        Self {
+            connect_ms: 2_000,
+            first_byte_ms: 120_000,
+            idle_ms: 60_000,
+            request_body_ms: 30_000,
+            shutdown_grace_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawModel {
+    pub(crate) name: String,
+    pub(crate) protocol: String,
+    #[serde(default)]
+    pub(crate) path_prefix: Option<String>,
+    #[serde(default)]
+    pub(crate) default_version: Option<String>,
+    #[serde(default)]
+    pub(crate) credential: Option<RawCredential>,
+    pub(crate) versions: Vec<RawVersion>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawVersion {
+    pub(crate) version: String,
+    pub(crate) upstream: String,
+    #[serde(default)]
+    pub(crate) upstream_model: Option<String>,
+    #[serde(default)]
+    pub(crate) credential: Option<RawCredential>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCredential {
+    #[serde(default)]
+    pub(crate) env: Option<String>,
+    #[serde(default)]
+    pub(crate) file: Option<PathBuf>,
+    #[serde(default = "default_credential_header")]
+    pub(crate) header: String,
+    #[serde(default = "default_credential_prefix")]
+    pub(crate) prefix: String,
+}
+
+fn default_credential_header() -> String {
+    "authorization".to_owned()
+}
+
+fn default_credential_prefix() -> String {
+    "Bearer ".to_owned()
+}

@@ -1,0 +1,465 @@
+//! Turns [`RawConfig`] into [`Config`]: every check, every error message.
+
+use super::raw::{RawConfig, RawCredential, RawModel, RawVersion};
+use super::{
+    Config, ConfigError, Credential, Limits, ModelConfig, ServerConfig, Timeouts, UpstreamUrl,
+    VersionConfig,
+};
+use crate::decision::Protocol;
+use http::{HeaderName, HeaderValue};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where credentials are looked up: environment variables and files
+/// (relative file names resolve against the config file's directory).
+pub struct Environment {
+    vars: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    base_dir: PathBuf,
+}
+
+impl Environment {
+    /// The real process environment.
+    pub fn process(base_dir: &Path) -> Self {
+        Self {
+            vars: Box::new(|name| std::env::var(name).ok()),
+            base_dir: base_dir.to_path_buf(),
+        }
+    }
+
+    /// A fixed set of variables (for tests and embedded use).
+    pub fn fixed(vars: HashMap<String, String>, base_dir: &Path) -> Self {
+        Self {
+            vars: Box::new(move |name| vars.get(name).cloned()),
+            base_dir: base_dir.to_path_buf(),
+        }
+    }
+}
+
+/// Paths that belong to the gateway or to the built-in protocols; an `http`
+/// model's prefix may not shadow them.
+const RESERVED_PREFIXES: [&str; 3] = ["/v1", "/v2", "/govgate"];
+
+pub(super) fn parse_raw(text: &str, file: &str) -> Result<RawConfig, ConfigError> {
+    let deserializer = toml::Deserializer::parse(text).map_err(|err| ConfigError {
+        file: file.to_owned(),
+        key: position(text, err.span()),
+        message: err.message().trim().to_owned(),
+    })?;
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let key = err.path().to_string();
+        let inner = err.into_inner();
+        ConfigError {
+            file: file.to_owned(),
+            key: match position(text, inner.span()).as_str() {
+                "(file)" => key,
+                at if key == "." => at.to_owned(),
+                at => format!("{key} ({at})"),
+            },
+            message: inner.message().trim().to_owned(),
+        }
+    })
+}
+
+fn position(text: &str, span: Option<std::ops::Range<usize>>) -> String {
+    let Some(span) = span else {
+        return "(file)".to_owned();
+    };
+    let before = &text[..span.start.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!("line {line}, column {column}")
+}
+
+/// Collects the file name so each check only says key and message.
+struct Checker<'a> {
+    file: &'a str,
+}
+
+impl Checker<'_> {
+    fn error(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.to_owned(),
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Config, ConfigError> {
+    let checker = Checker { file };
+    let server = check_server(&checker, raw.server)?;
+    let limits = Limits {
+        max_request_body_bytes: positive(
+            &checker,
+            "limits.max_request_body_bytes",
+            raw.limits.max_request_body_bytes,
+        )?,
+        max_buffered_response_bytes: positive(
+            &checker,
+            "limits.max_buffered_response_bytes",
+            raw.limits.max_buffered_response_bytes,
+        )?,
+        capture_bytes: raw.limits.capture_bytes as usize,
+    };
+    let timeouts = Timeouts {
+        connect: millis(&checker, "timeouts.connect_ms", raw.timeouts.connect_ms)?,
+        first_byte: millis(
+            &checker,
+            "timeouts.first_byte_ms",
+            raw.timeouts.first_byte_ms,
+        )?,
+        idle: millis(&checker, "timeouts.idle_ms", raw.timeouts.idle_ms)?,
+        request_body: millis(
+            &checker,
+            "timeouts.request_body_ms",
+            raw.timeouts.request_body_ms,
+        )?,
+        shutdown_grace: Duration::from_millis(raw.timeouts.shutdown_grace_ms),
+    };
+    if raw.models.is_empty() {
+        return Err(checker.error(
+            "models",
+            "no models configured: add at least one [[models]] table",
+        ));
+    }
+    let mut models = Vec::with_capacity(raw.models.len());
+    let mut names = HashSet::new();
+    let mut prefixes = HashSet::new();
+    for (index, raw_model) in raw.models.into_iter().enumerate() {
+        let key = format!("models[{index}]");
+        let model = check_model(&checker, &key, raw_model, env)?;
+        if !names.insert(model.name.clone()) {
+            return Err(checker.error(
+                format!("{key}.name"),
+                format!("model `{}` is declared twice", model.name),
+            ));
+        }
+        if let Some(prefix) = &model.path_prefix {
+            if !prefixes.insert(prefix.clone()) {
+                return Err(checker.error(
+                    format!("{key}.path_prefix"),
+                    format!("prefix `{prefix}` is used by another model"),
+                ));
+            }
+        }
+        models.push(model);
+    }
+    Ok(Config {
+        source: file.to_owned(),
+        server,
+        limits,
+        timeouts,
+        models,
+    })
+}
+
+fn check_server(
+    checker: &Checker<'_>,
+    raw: super::raw::RawServer,
+) -> Result<ServerConfig, ConfigError> {
+    let public_listen = socket_addr(checker, "server.public_listen", &raw.public_listen)?;
+    let admin_listen = socket_addr(checker, "server.admin_listen", &raw.admin_listen)?;
+    if public_listen == admin_listen && public_listen.port() != 0 {
+        return Err(checker.error(
+            "server.admin_listen",
+            "must differ from server.public_listen: admin and public traffic never share a port",
+        ));
+    }
+    if raw.data_dir.as_os_str().is_empty() {
+        return Err(checker.error("server.data_dir", "must not be empty"));
+    }
+    let caller_header = HeaderName::from_bytes(raw.caller_header.as_bytes()).map_err(|_| {
+        checker.error(
+            "server.caller_header",
+            format!("`{}` is not a valid HTTP header name", raw.caller_header),
+        )
+    })?;
+    Ok(ServerConfig {
+        public_listen,
+        admin_listen,
+        data_dir: raw.data_dir,
+        caller_header,
+        require_caller: raw.require_caller,
+    })
+}
+
+fn socket_addr(checker: &Checker<'_>, key: &str, text: &str) -> Result<SocketAddr, ConfigError> {
+    text.parse().map_err(|_| {
+        checker.error(
+            key,
+            format!("`{text}` is not an IP address with port, like 127.0.0.1:8080 or [::1]:8080"),
+        )
+    })
+}
+
+fn positive(checker: &Checker<'_>, key: &str, value: u64) -> Result<usize, ConfigError> {
+    match usize::try_from(value) {
+        Ok(0) => Err(checker.error(key, "must be greater than 0")),
+        Ok(value) => Ok(value),
+        Err(_) => Err(checker.error(key, "is too large for this machine")),
+    }
+}
+
+fn millis(checker: &Checker<'_>, key: &str, value: u64) -> Result<Duration, ConfigError> {
+    if value == 0 {
+        return Err(checker.error(
+            key,
+            "must be greater than 0 (timeouts cannot be switched off)",
+        ));
+    }
+    Ok(Duration::from_millis(value))
+}
+
+/// Names that end up in URL paths and metric labels: keep them plain.
+fn plain_name(checker: &Checker<'_>, key: &str, value: &str) -> Result<(), ConfigError> {
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-:".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(checker.error(
+            key,
+            format!(
+                "`{value}` must be 1 to 128 characters of letters, digits, `.`, `_`, `-` or `:`"
+            ),
+        ))
+    }
+}
+
+fn check_model(
+    checker: &Checker<'_>,
+    key: &str,
+    raw: RawModel,
+    env: &Environment,
+) -> Result<ModelConfig, ConfigError> {
+    plain_name(checker, &format!("{key}.name"), &raw.name)?;
+    let protocol = match raw.protocol.as_str() {
+        "openai" => Protocol::Openai,
+        "kserve_v2" => Protocol::KserveV2,
+        "http" => Protocol::Http,
+        other => {
+            return Err(checker.error(
+                format!("{key}.protocol"),
+                format!(
+                    "unknown protocol `{other}`; expected one of `openai`, `kserve_v2`, `http`"
+                ),
+            ));
+        }
+    };
+    let path_prefix = match (protocol, raw.path_prefix) {
+        (Protocol::Http, Some(prefix)) => Some(check_prefix(
+            checker,
+            &format!("{key}.path_prefix"),
+            prefix,
+        )?),
+        (Protocol::Http, None) => {
+            return Err(checker.error(
+                format!("{key}.path_prefix"),
+                "required for protocol `http` (like \"/models/fraud\")",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(checker.error(
+                format!("{key}.path_prefix"),
+                "only models with protocol `http` take a path prefix",
+            ));
+        }
+        (_, None) => None,
+    };
+    if raw.versions.is_empty() {
+        return Err(checker.error(
+            format!("{key}.versions"),
+            "at least one version is required",
+        ));
+    }
+    let mut versions: Vec<VersionConfig> = Vec::with_capacity(raw.versions.len());
+    for (index, raw_version) in raw.versions.into_iter().enumerate() {
+        let version_key = format!("{key}.versions[{index}]");
+        let version = check_version(
+            checker,
+            &version_key,
+            raw_version,
+            raw.credential.as_ref(),
+            env,
+        )?;
+        if versions.iter().any(|v| v.version == version.version) {
+            return Err(checker.error(
+                format!("{version_key}.version"),
+                format!("version `{}` is declared twice", version.version),
+            ));
+        }
+        versions.push(version);
+    }
+    let default_version = match raw.default_version {
+        Some(version) if versions.iter().any(|v| v.version == version) => version,
+        Some(version) => {
+            return Err(checker.error(
+                format!("{key}.default_version"),
+                format!("`{version}` is not one of this model's versions"),
+            ));
+        }
+        None if versions.len() == 1 => versions[0].version.clone(),
+        None => {
+            return Err(checker.error(
+                format!("{key}.default_version"),
+                "required when a model has more than one version: say which one answers unversioned calls",
+            ));
+        }
+    };
+    Ok(ModelConfig {
+        name: raw.name,
+        protocol,
+        path_prefix,
+        default_version,
+        versions,
+    })
+}
+
+fn check_prefix(checker: &Checker<'_>, key: &str, prefix: String) -> Result<String, ConfigError> {
+    let ok = prefix.starts_with('/')
+        && prefix.len() > 1
+        && !prefix.ends_with('/')
+        && !prefix.contains("//")
+        && prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-~".contains(&b));
+    if !ok {
+        return Err(checker.error(
+            key,
+            format!("`{prefix}` must start with `/`, not end with `/`, and hold only letters, digits and `/._-~`"),
+        ));
+    }
+    let shadows = RESERVED_PREFIXES
+        .iter()
+        .any(|reserved| prefix == *reserved || prefix.starts_with(&format!("{reserved}/")));
+    if shadows {
+        return Err(checker.error(
+            key,
+            format!("`{prefix}` overlaps the gateway's own paths (/v1, /v2, /govgate)"),
+        ));
+    }
+    Ok(prefix)
+}
+
+fn check_version(
+    checker: &Checker<'_>,
+    key: &str,
+    raw: RawVersion,
+    model_credential: Option<&RawCredential>,
+    env: &Environment,
+) -> Result<VersionConfig, ConfigError> {
+    plain_name(checker, &format!("{key}.version"), &raw.version)?;
+    let upstream = upstream_url(checker, &format!("{key}.upstream"), &raw.upstream)?;
+    if let Some(name) = &raw.upstream_model {
+        plain_name(checker, &format!("{key}.upstream_model"), name)?;
+    }
+    let credential = match (&raw.credential, model_credential) {
+        (Some(own), _) => Some(credential(checker, &format!("{key}.credential"), own, env)?),
+        (None, Some(shared)) => {
+            let model_key = key.rsplit_once(".versions").map_or(key, |(model, _)| model);
+            Some(credential(
+                checker,
+                &format!("{model_key}.credential"),
+                shared,
+                env,
+            )?)
+        }
+        (None, None) => None,
+    };
+    Ok(VersionConfig {
+        version: raw.version,
+        upstream,
+        upstream_model: raw.upstream_model,
+        credential,
+    })
+}
+
+fn upstream_url(checker: &Checker<'_>, key: &str, text: &str) -> Result<UpstreamUrl, ConfigError> {
+    let uri: http::Uri = text
+        .parse()
+        .map_err(|err| checker.error(key, format!("`{text}` is not a URL: {err}")))?;
+    let scheme = match uri.scheme() {
+        Some(scheme)
+            if *scheme == http::uri::Scheme::HTTP || *scheme == http::uri::Scheme::HTTPS =>
+        {
+            scheme.clone()
+        }
+        _ => {
+            return Err(checker.error(key, format!("`{text}` must start with http:// or https://")));
+        }
+    };
+    let Some(authority) = uri.authority().cloned() else {
+        return Err(checker.error(key, format!("`{text}` has no host")));
+    };
+    if authority.as_str().contains('@') {
+        return Err(checker.error(
+            key,
+            "must not contain user info; use a credential table instead",
+        ));
+    }
+    if uri.query().is_some() {
+        return Err(checker.error(key, format!("`{text}` must not have a query string")));
+    }
+    let base_path = uri.path().trim_end_matches('/').to_owned();
+    Ok(UpstreamUrl {
+        scheme,
+        authority,
+        base_path,
+    })
+}
+
+fn credential(
+    checker: &Checker<'_>,
+    key: &str,
+    raw: &RawCredential,
+    env: &Environment,
+) -> Result<Credential, ConfigError> {
+    let header = HeaderName::from_bytes(raw.header.as_bytes()).map_err(|_| {
+        checker.error(
+            format!("{key}.header"),
+            format!("`{}` is not a valid header name", raw.header),
+        )
+    })?;
+    let secret = match (&raw.env, &raw.file) {
+        (Some(var), None) => (env.vars)(var)
+            .filter(|value| !value.is_empty())
+            .ok_or_else(|| {
+                checker.error(
+                    format!("{key}.env"),
+                    format!("environment variable `{var}` is not set or empty"),
+                )
+            })?,
+        (None, Some(path)) => {
+            let full = env.base_dir.join(path);
+            let text = std::fs::read_to_string(&full).map_err(|err| {
+                checker.error(
+                    format!("{key}.file"),
+                    format!("cannot read `{}`: {err}", full.display()),
+                )
+            })?;
+            let trimmed = text.trim_end_matches(['\r', '\n']).to_owned();
+            if trimmed.is_empty() {
+                return Err(checker.error(
+                    format!("{key}.file"),
+                    format!("`{}` is empty", full.display()),
+                ));
+            }
+            trimmed
+        }
+        _ => return Err(checker.error(key, "set exactly one of `env` or `file`")),
+    };
+    // The secret itself never goes into an error message.
+    let mut value = HeaderValue::from_str(&format!("{}{secret}", raw.prefix)).map_err(|_| {
+        checker.error(
+            key,
+            "the credential holds characters not allowed in an HTTP header",
+        )
+    })?;
+    value.set_sensitive(true);
+    Ok(Credential { header, value })
+}

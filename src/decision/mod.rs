@@ -1,0 +1,155 @@
+//! Shared types of the request path: [`Decision`], [`Outcome`], [`Capture`]
+//! and the [`DecisionSink`] seam that makes a decision durable before its
+//! answer is released.
+//!
+//! This module uses nothing else of the crate, so every other module may
+//! depend on it.
+
+mod capture;
+mod id;
+mod sink;
+
+pub use capture::{Capture, CaptureBuilder};
+pub use id::DecisionId;
+pub use sink::{Ack, DecisionSink, RecordFuture, SinkError};
+
+use serde::Serialize;
+
+/// Which wire protocol a model speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// OpenAI-compatible LLM API (`/v1/chat/completions`, ...).
+    Openai,
+    /// KServe V2 / Open Inference Protocol (`/v2/models/{name}/infer`).
+    KserveV2,
+    /// Plain HTTP: a path prefix maps to a model, the body is opaque.
+    Http,
+}
+
+impl Protocol {
+    /// The name used in config, logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Openai => "openai",
+            Protocol::KserveV2 => "kserve_v2",
+            Protocol::Http => "http",
+        }
+    }
+}
+
+/// The route template a request matched: a bounded set, safe as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Route {
+    /// `POST /v1/chat/completions`
+    #[serde(rename = "openai.chat_completions")]
+    OpenaiChatCompletions,
+    /// `POST /v1/completions`
+    #[serde(rename = "openai.completions")]
+    OpenaiCompletions,
+    /// `POST /v1/embeddings`
+    #[serde(rename = "openai.embeddings")]
+    OpenaiEmbeddings,
+    /// `POST /v2/models/{name}[/versions/{v}]/infer`
+    #[serde(rename = "kserve_v2.infer")]
+    KserveInfer,
+    /// `GET /v2/models/{name}[/versions/{v}]`
+    #[serde(rename = "kserve_v2.metadata")]
+    KserveMetadata,
+    /// A configured `http` path prefix.
+    #[serde(rename = "http")]
+    Http,
+    /// No route matched.
+    #[serde(rename = "unmatched")]
+    Unmatched,
+}
+
+impl Route {
+    /// The route's stable name (also its serialized form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route::OpenaiChatCompletions => "openai.chat_completions",
+            Route::OpenaiCompletions => "openai.completions",
+            Route::OpenaiEmbeddings => "openai.embeddings",
+            Route::KserveInfer => "kserve_v2.infer",
+            Route::KserveMetadata => "kserve_v2.metadata",
+            Route::Http => "http",
+            Route::Unmatched => "unmatched",
+        }
+    }
+}
+
+/// What happened to a request, as the ledger records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Forwarded; the upstream's answer (whatever its status) reached the client.
+    Served,
+    /// Refused by governance before forwarding (unknown or unapproved model).
+    Blocked,
+    /// Refused by a policy rule.
+    Denied,
+    /// Held for a human reviewer.
+    Held,
+    /// Released after review.
+    Released,
+    /// Failed: bad request, upstream failure, gateway fault or client abort.
+    Error,
+}
+
+impl Outcome {
+    /// The outcome's stable name (also its serialized form).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Served => "served",
+            Outcome::Blocked => "blocked",
+            Outcome::Denied => "denied",
+            Outcome::Held => "held",
+            Outcome::Released => "released",
+            Outcome::Error => "error",
+        }
+    }
+}
+
+/// Timings of one request, in microseconds since it was received.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Timings {
+    /// Wall-clock time the request was received, in Unix milliseconds (UTC).
+    pub received_unix_ms: u64,
+    /// Until the upstream's response head arrived (none if never forwarded).
+    pub upstream_head_us: Option<u64>,
+    /// Until the last response byte was ready for release, before recording.
+    pub complete_us: u64,
+}
+
+/// One request's decision record, proxied or refused.
+///
+/// Built by the proxy, handed to a [`DecisionSink`] before the answer (or
+/// the end of a stream) is released.
+#[derive(Debug, Clone, Serialize)]
+pub struct Decision {
+    /// Unguessable id (128 random bits), also sent to the client.
+    pub id: DecisionId,
+    /// Caller identity (from the configured header), or `anonymous`.
+    pub caller: String,
+    /// Route template the request matched.
+    pub route: Route,
+    /// Protocol of the model, once known.
+    pub protocol: Option<Protocol>,
+    /// Model name as the client asked for it, once known.
+    pub model: Option<String>,
+    /// Model version that served (or would have served) the request.
+    pub version: Option<String>,
+    /// What happened.
+    pub outcome: Outcome,
+    /// HTTP status the client received (or was receiving, for a stream).
+    pub status: u16,
+    /// Stable error code when the gateway refused or failed the request.
+    pub error_code: Option<&'static str>,
+    /// Timings.
+    pub timings: Timings,
+    /// Bounded capture of the request body.
+    pub request: Capture,
+    /// Bounded capture of the response body.
+    pub response: Capture,
+}

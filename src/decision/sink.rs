@@ -1,0 +1,42 @@
+//! The seam between the request path and the ledger.
+
+use super::Decision;
+use std::future::Future;
+use std::pin::Pin;
+
+/// What a sink answers once a decision is safely recorded.
+#[derive(Debug, Clone, Default)]
+pub struct Ack {
+    /// The record's position in the log, when the sink assigns one.
+    pub seq: Option<u64>,
+}
+
+/// Why a sink could not record a decision. The proxy answers 503 for both
+/// and releases nothing of the upstream's answer (fail closed).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SinkError {
+    /// The sink's queue is full; the client may retry after a pause.
+    #[error("decision log is overloaded")]
+    Overloaded,
+    /// The sink cannot write at all (I/O failure, shut down).
+    #[error("decision log is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The future a sink returns for one record.
+pub type RecordFuture = Pin<Box<dyn Future<Output = Result<Ack, SinkError>> + Send + 'static>>;
+
+/// Where every decision goes.
+///
+/// Contract:
+/// - The future returned by `record` MUST NOT resolve `Ok` before the
+///   decision is as durable as the sink promises (for the ledger: written,
+///   fsynced and covered by a signed checkpoint).
+/// - `record` MUST NOT block the calling thread; waiting happens in the
+///   returned future.
+/// - The proxy MUST await the future before releasing the answer (or the
+///   end of a stream), and MUST record exactly one decision per request.
+pub trait DecisionSink: Send + Sync + 'static {
+    /// Submits one decision; the future resolves when it is recorded.
+    fn record(&self, decision: Decision) -> RecordFuture;
+}

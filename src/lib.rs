@@ -1,0 +1,32 @@
+//! govgate: a governance gateway for machine-learning inference.
+//!
+//! A reverse proxy in front of model servers (OpenAI-compatible LLM APIs,
+//! KServe V2 model servers, plain HTTP models) that records one decision
+//! per request before the answer is released.
+//!
+//! # Layout
+//!
+//! - [`decision`]: shared types (`Decision`, `Outcome`, `Capture`) and the
+//!   `DecisionSink` seam. Uses nothing else of ours.
+//! - [`config`]: TOML -> `RawConfig` -> checked `Config`; the only reader of
+//!   config files, credential files and environment variables.
+//! - [`proxy`]: the request path: axum ingress, upstream client, protocol
+//!   adapters, decision drafts. Uses `decision` and `config` values.
+//! - [`ledger`]: where decisions are kept (today the JSON-lines journal).
+//! - [`metrics`]: the shared Prometheus registry.
+//! - [`admin`]: the admin listener's router (`/metrics`).
+//! - [`demo`]: the built-in sample model servers used by `govgate demo`.
+//! - [`app`]: wiring and shutdown; [`cli`]: the command line.
+//!
+//! Dependencies point one way: `decision` <- `config` <- `proxy`, `ledger`
+//! <- `app` <- `cli`.
+
+pub mod admin;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod decision;
+pub mod demo;
+pub mod ledger;
+pub mod metrics;
+pub mod proxy;

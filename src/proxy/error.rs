@@ -1,0 +1,202 @@
+//! The proxy's one error enum and the one place that turns it into an HTTP
+//! answer. Messages shown to clients never carry upstream addresses,
+//! credentials or internal details; those go to the log only.
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use std::time::Duration;
+
+/// Whose fault an error is: decides the log level and the decision outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// The caller sent something we refuse.
+    Client,
+    /// The model server failed or was too slow.
+    Upstream,
+    /// The gateway itself (or its decision log) failed.
+    Gateway,
+}
+
+/// Everything that can stop a request before the upstream's answer is released.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    /// No route matches the method and path.
+    #[error("no route for this method and path")]
+    RouteNotFound,
+    /// The route exists but not for this method.
+    #[error("method not allowed on this path")]
+    MethodNotAllowed,
+    /// The model is not configured.
+    #[error("unknown model `{0}`")]
+    UnknownModel(String),
+    /// The model exists but the requested version does not.
+    #[error("model `{model}` has no version `{version}`")]
+    UnknownModelVersion {
+        /// Model name.
+        model: String,
+        /// Requested version.
+        version: String,
+    },
+    /// The body is not what the protocol requires.
+    #[error("malformed request body: {0}")]
+    MalformedBody(String),
+    /// The request body is larger than the configured limit.
+    #[error("request body is larger than the limit of {limit} bytes")]
+    BodyTooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The client did not send its body in time.
+    #[error("request body was not received within {0:?}")]
+    RequestBodyTimeout(Duration),
+    /// The client's body broke off.
+    #[error("request body could not be read")]
+    RequestBodyUnreadable,
+    /// Config requires a caller identity and none was sent.
+    #[error("caller identity header `{0}` is required")]
+    CallerMissing(String),
+    /// The upstream could not be connected to (refused, DNS, TLS, connect timeout).
+    #[error("upstream of model `{model}` is unreachable")]
+    UpstreamUnreachable {
+        /// Model name (public).
+        model: String,
+        /// Cause, for the log only.
+        detail: String,
+    },
+    /// The upstream accepted the request but sent no response head in time.
+    #[error("upstream of model `{model}` did not answer within {after:?}")]
+    UpstreamTimeout {
+        /// Model name.
+        model: String,
+        /// The configured first-byte or idle timeout.
+        after: Duration,
+    },
+    /// The upstream broke the exchange (connection reset, invalid response).
+    #[error("upstream of model `{model}` failed")]
+    UpstreamFailed {
+        /// Model name.
+        model: String,
+        /// Cause, for the log only.
+        detail: String,
+    },
+    /// The decision log's queue is full.
+    #[error("decision log is overloaded, retry shortly")]
+    LedgerOverloaded,
+    /// The decision log cannot record: nothing is served (fail closed).
+    #[error("decision log is unavailable")]
+    LedgerUnavailable,
+    /// A fault of the gateway itself.
+    #[error("internal gateway error")]
+    Internal(String),
+}
+
+impl ProxyError {
+    /// The stable error code (documented in docs/errors.md).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProxyError::RouteNotFound => "route_not_found",
+            ProxyError::MethodNotAllowed => "method_not_allowed",
+            ProxyError::UnknownModel(_) => "unknown_model",
+            ProxyError::UnknownModelVersion { .. } => "unknown_model_version",
+            ProxyError::MalformedBody(_) => "malformed_body",
+            ProxyError::BodyTooLarge { .. } => "body_too_large",
+            ProxyError::RequestBodyTimeout(_) => "request_body_timeout",
+            ProxyError::RequestBodyUnreadable => "request_body_unreadable",
+            ProxyError::CallerMissing(_) => "caller_missing",
+            ProxyError::UpstreamUnreachable { .. } => "upstream_unreachable",
+            ProxyError::UpstreamTimeout { .. } => "upstream_timeout",
+            ProxyError::UpstreamFailed { .. } => "upstream_failed",
+            ProxyError::LedgerOverloaded => "ledger_overloaded",
+            ProxyError::LedgerUnavailable => "ledger_unavailable",
+            ProxyError::Internal(_) => "internal_error",
+        }
+    }
+
+    /// The HTTP status for the code.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::RouteNotFound
+            | ProxyError::UnknownModel(_)
+            | ProxyError::UnknownModelVersion { .. } => StatusCode::NOT_FOUND,
+            ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::MalformedBody(_) | ProxyError::RequestBodyUnreadable => {
+                StatusCode::BAD_REQUEST
+            }
+            ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::RequestBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::CallerMissing(_) => StatusCode::UNAUTHORIZED,
+            ProxyError::UpstreamUnreachable { .. } | ProxyError::UpstreamFailed { .. } => {
+                StatusCode::BAD_GATEWAY
+            }
+            ProxyError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::LedgerOverloaded | ProxyError::LedgerUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// Whose fault it is.
+    pub fn fault(&self) -> Fault {
+        match self {
+            ProxyError::UpstreamUnreachable { .. }
+            | ProxyError::UpstreamTimeout { .. }
+            | ProxyError::UpstreamFailed { .. } => Fault::Upstream,
+            ProxyError::LedgerOverloaded
+            | ProxyError::LedgerUnavailable
+            | ProxyError::Internal(_) => Fault::Gateway,
+            _ => Fault::Client,
+        }
+    }
+
+    /// Whether governance refused the request (outcome `blocked`) rather
+    /// than something failing (outcome `error`).
+    pub fn is_governance_refusal(&self) -> bool {
+        matches!(
+            self,
+            ProxyError::UnknownModel(_) | ProxyError::UnknownModelVersion { .. }
+        )
+    }
+
+    /// Internal detail for the log (never sent to the client).
+    fn detail(&self) -> Option<&str> {
+        match self {
+            ProxyError::UpstreamUnreachable { detail, .. }
+            | ProxyError::UpstreamFailed { detail, .. }
+            | ProxyError::Internal(detail) => Some(detail),
+            _ => None,
+        }
+    }
+
+    /// Logs the error once, at a level that matches whose fault it is.
+    pub fn log(&self, decision_id: &str) {
+        let code = self.code();
+        let detail = self.detail().unwrap_or("");
+        match self.fault() {
+            Fault::Client => tracing::debug!(decision_id, code, "{self}"),
+            Fault::Upstream => tracing::warn!(decision_id, code, detail, "{self}"),
+            Fault::Gateway => tracing::error!(decision_id, code, detail, "{self}"),
+        }
+    }
+}
+
+/// The JSON error body `{"error":{"code":...,"message":...}}`.
+pub(super) fn error_body(code: &str, message: &str) -> String {
+    serde_json::json!({ "error": { "code": code, "message": message } }).to_string()
+}
+
+impl IntoResponse for ProxyError {
+    fn into_response(self) -> Response {
+        let mut response =
+            (self.status(), error_body(self.code(), &self.to_string())).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        if matches!(self, ProxyError::LedgerOverloaded) {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

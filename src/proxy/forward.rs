@@ -1,0 +1,194 @@
+//! Forwarding one resolved request upstream and releasing the answer only
+//! after its decision is recorded.
+
+use super::ProxyState;
+use super::error::ProxyError;
+use super::headers::{self, DECISION_ID_HEADER};
+use super::recorder::{Draft, Ending};
+use super::stream::RecordingBody;
+use crate::config::VersionConfig;
+use crate::decision::{Capture, Outcome};
+use axum::body::Body;
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, HeaderValue, Method, Request, header};
+use http_body::Body as _;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use std::net::IpAddr;
+
+/// A request that passed every check and is ready to go upstream.
+pub(super) struct Forward<'a> {
+    /// The version that serves it.
+    pub version: &'a VersionConfig,
+    /// Upstream path and query, starting with `/` (base path not included).
+    pub path_and_query: String,
+    /// Method as received.
+    pub method: Method,
+    /// Client headers as received.
+    pub headers: HeaderMap,
+    /// The client's address, for `X-Forwarded-For`.
+    pub client_ip: Option<IpAddr>,
+    /// The (possibly rewritten) body.
+    pub body: Bytes,
+}
+
+/// Answers a refused request: logs it, records its decision, releases the
+/// JSON error only after the record is acknowledged.
+pub(super) async fn refuse(state: &ProxyState, draft: Draft, err: ProxyError) -> Response {
+    let id = draft.id;
+    err.log(&id.to_string());
+    let outcome = if err.is_governance_refusal() {
+        Outcome::Blocked
+    } else {
+        Outcome::Error
+    };
+    let status = err.status().as_u16();
+    let code = err.code();
+    let body = Bytes::from(super::error::error_body(code, &err.to_string()));
+    let mut response = err.into_response();
+    let ending = Ending {
+        outcome,
+        status,
+        error_code: Some(code),
+        response: Capture::of_complete(&body, state.limits.capture_bytes),
+    };
+    if let Err(sink_err) = state.recorder.record(draft, ending).await {
+        response = sink_err.into_response();
+    }
+    set_decision_header(&mut response, &id.to_string());
+    response
+}
+
+/// Sends the request upstream and builds the client's response.
+pub(super) async fn forward(
+    state: &ProxyState,
+    mut draft: Draft,
+    forward: Forward<'_>,
+) -> Response {
+    let model = draft.model.clone().unwrap_or_default();
+    let request = match build_request(&forward) {
+        Ok(request) => request,
+        Err(err) => return refuse(state, draft, err).await,
+    };
+    let response = match state.client.send(request, &model).await {
+        Ok(response) => response,
+        Err(err) => return refuse(state, draft, err).await,
+    };
+    draft.mark_upstream_head();
+    let (mut parts, body) = response.into_parts();
+    parts.headers = headers::to_client(parts.headers, forward.version.credential.as_ref());
+    let decision_id = draft.id.to_string();
+    let status = parts.status.as_u16();
+    let declared_len = content_length(&parts.headers);
+    let buffered = declared_len
+        .is_some_and(|len| len <= state.limits.max_buffered_response_bytes as u64)
+        && !is_event_stream(&parts.headers);
+    let mut response = if buffered {
+        let bytes = match read_whole(body, state.timeouts.idle, &model).await {
+            Ok(bytes) => bytes,
+            Err(err) => return refuse(state, draft, err).await,
+        };
+        let ending = Ending {
+            outcome: Outcome::Served,
+            status,
+            error_code: None,
+            response: Capture::of_complete(&bytes, state.limits.capture_bytes),
+        };
+        if let Err(err) = state.recorder.record(draft, ending).await {
+            let mut response = err.into_response();
+            set_decision_header(&mut response, &decision_id);
+            return response;
+        }
+        Response::from_parts(parts, Body::new(Full::new(bytes)))
+    } else {
+        let streamed = RecordingBody::new(
+            body,
+            declared_len,
+            draft,
+            state.recorder.clone(),
+            status,
+            state.timeouts.idle,
+            state.limits.capture_bytes,
+        );
+        Response::from_parts(parts, Body::new(streamed))
+    };
+    set_decision_header(&mut response, &decision_id);
+    response
+}
+
+fn build_request(forward: &Forward<'_>) -> Result<Request<Full<Bytes>>, ProxyError> {
+    let upstream = &forward.version.upstream;
+    let uri = http::Uri::builder()
+        .scheme(upstream.scheme.clone())
+        .authority(upstream.authority.clone())
+        .path_and_query(format!("{}{}", upstream.base_path, forward.path_and_query))
+        .build()
+        .map_err(|err| ProxyError::Internal(format!("upstream URI: {err}")))?;
+    let mut request = Request::new(Full::new(forward.body.clone()));
+    *request.method_mut() = forward.method.clone();
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers::to_upstream(
+        forward.headers.clone(),
+        forward.client_ip,
+        forward.version.credential.as_ref(),
+    );
+    Ok(request)
+}
+
+fn set_decision_header(response: &mut Response, id: &str) {
+    if let Ok(value) = HeaderValue::from_str(id) {
+        response.headers_mut().insert(DECISION_ID_HEADER, value);
+    }
+}
+
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn is_event_stream(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("text/event-stream"))
+}
+
+/// Reads a whole (declared, bounded) upstream body, with the idle timeout
+/// between chunks. Cancel-safe: dropping it drops the upstream body.
+async fn read_whole(
+    mut body: Incoming,
+    idle: std::time::Duration,
+    model: &str,
+) -> Result<Bytes, ProxyError> {
+    let mut buf = BytesMut::new();
+    loop {
+        match tokio::time::timeout(idle, body.frame()).await {
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    if buf.is_empty() && body.is_end_stream() {
+                        return Ok(data);
+                    }
+                    buf.extend_from_slice(&data);
+                }
+            }
+            Ok(Some(Err(err))) => {
+                return Err(ProxyError::UpstreamFailed {
+                    model: model.to_owned(),
+                    detail: err.to_string(),
+                });
+            }
+            Ok(None) => return Ok(buf.freeze()),
+            Err(_) => {
+                return Err(ProxyError::UpstreamTimeout {
+                    model: model.to_owned(),
+                    after: idle,
+                });
+            }
+        }
+    }
+}

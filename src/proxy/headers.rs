@@ -1,0 +1,119 @@
+//! Header hygiene between client and upstream: hop-by-hop headers removed
+//! both ways (RFC 9110 section 7.6.1), `X-Forwarded-For` extended, upstream
+//! credentials added on the way up and the client's own copy of that header
+//! dropped.
+
+use crate::config::Credential;
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+use std::net::IpAddr;
+
+/// Request header a client may use to ask for a model version on protocols
+/// whose path cannot carry one (`openai`, `http`). The gateway consumes it.
+pub const MODEL_VERSION_HEADER: &str = "govgate-model-version";
+
+/// Response header naming the decision that recorded this exchange.
+pub const DECISION_ID_HEADER: &str = "govgate-decision-id";
+
+/// Hop-by-hop headers that never cross a proxy.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+];
+
+/// Removes hop-by-hop headers, including those the `Connection` header names.
+pub(super) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in &HOP_BY_HOP {
+        headers.remove(name);
+    }
+    headers.remove(header::UPGRADE);
+}
+
+/// Turns the client's request headers into the upstream request's headers.
+pub(super) fn to_upstream(
+    mut headers: HeaderMap,
+    client_ip: Option<IpAddr>,
+    credential: Option<&Credential>,
+) -> HeaderMap {
+    strip_hop_by_hop(&mut headers);
+    // The client's Host names the gateway; the client sets the upstream's.
+    headers.remove(header::HOST);
+    // The body may be rewritten (model name); the client sets the true length.
+    headers.remove(header::CONTENT_LENGTH);
+    headers.remove(MODEL_VERSION_HEADER);
+    if let Some(ip) = client_ip {
+        append_forwarded_for(&mut headers, ip);
+    }
+    if let Some(credential) = credential {
+        headers.insert(credential.header.clone(), credential.value.clone());
+    }
+    headers
+}
+
+fn append_forwarded_for(headers: &mut HeaderMap, ip: IpAddr) {
+    const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+    let value = match headers.get(&XFF).and_then(|prior| prior.to_str().ok()) {
+        Some(prior) => format!("{prior}, {ip}"),
+        None => ip.to_string(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(XFF, value);
+    }
+}
+
+/// Turns the upstream's response headers into the client's.
+pub(super) fn to_client(mut headers: HeaderMap, credential: Option<&Credential>) -> HeaderMap {
+    strip_hop_by_hop(&mut headers);
+    // An upstream that echoes the credential header must not leak it.
+    if let Some(credential) = credential {
+        headers.remove(&credential.header);
+    }
+    headers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_listed_and_named_hop_by_hop_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, x-secret-hop"),
+        );
+        headers.insert("x-secret-hop", HeaderValue::from_static("1"));
+        headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        headers.insert(
+            header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        headers.insert("x-kept", HeaderValue::from_static("yes"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.len(), 1);
+        assert_eq!(headers["x-kept"], "yes");
+    }
+
+    #[test]
+    fn forwarded_for_is_appended() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        let out = to_upstream(headers, Some("127.0.0.1".parse().unwrap()), None);
+        assert_eq!(out["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+    }
+}

@@ -1,0 +1,468 @@
+//! Routes and handlers: each handler resolves model and version from its
+//! protocol's request shape, then hands over to `forward`. Anything that
+//! stops a request goes through `forward::refuse`, so it is recorded too.
+
+use super::ProxyState;
+use super::error::ProxyError;
+use super::forward::{Forward, forward, refuse};
+use super::headers::MODEL_VERSION_HEADER;
+use super::recorder::Draft;
+use crate::config::{ModelConfig, VersionConfig};
+use crate::decision::{Capture, DecisionId, Protocol, Route};
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::{Bytes, BytesMut};
+use http::request::Parts;
+use http::{HeaderMap, StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::net::SocketAddr;
+use std::ops::Range;
+
+pub(super) fn routes(state: ProxyState) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(openai_chat))
+        .route("/v1/completions", post(openai_completions))
+        .route("/v1/embeddings", post(openai_embeddings))
+        .route("/v1/models", get(openai_models))
+        .route("/v2", get(kserve_server_metadata))
+        .route("/v2/health/live", get(health))
+        .route("/v2/health/ready", get(health))
+        .route("/v2/models/{name}", get(kserve_metadata))
+        .route(
+            "/v2/models/{name}/versions/{version}",
+            get(kserve_metadata_versioned),
+        )
+        .route("/v2/models/{name}/infer", post(kserve_infer))
+        .route(
+            "/v2/models/{name}/versions/{version}/infer",
+            post(kserve_infer_versioned),
+        )
+        .fallback(http_prefix)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// Starts the decision for a request: fresh id, caller identity. Returns
+/// the error to refuse with if the caller is required and missing.
+fn begin(state: &ProxyState, parts: &Parts, route: Route) -> Result<Draft, Response> {
+    let id = match DecisionId::random() {
+        Ok(id) => id,
+        Err(err) => {
+            // Without an id nothing can be recorded; refuse outright.
+            tracing::error!(error = %err, "no randomness for a decision id");
+            return Err(ProxyError::Internal("no randomness".to_owned()).into_response());
+        }
+    };
+    let caller = parts
+        .headers
+        .get(&state.caller_header)
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| !value.is_empty())
+        .map(str::to_owned);
+    Ok(Draft::start(
+        id,
+        caller.unwrap_or_else(|| "anonymous".to_owned()),
+        route,
+    ))
+}
+
+fn caller_missing(state: &ProxyState, draft: &Draft) -> Option<ProxyError> {
+    (state.require_caller && draft.caller == "anonymous")
+        .then(|| ProxyError::CallerMissing(state.caller_header.to_string()))
+}
+
+fn client_ip(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+}
+
+fn path_and_query(path: &str, parts: &Parts) -> String {
+    match parts.uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path.to_owned(),
+    }
+}
+
+/// Reads the whole request body within the size limit and the body timeout.
+async fn read_body(
+    state: &ProxyState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, ProxyError> {
+    let limit = state.limits.max_request_body_bytes;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ProxyError::BodyTooLarge { limit });
+    }
+    match tokio::time::timeout(
+        state.timeouts.request_body,
+        Limited::new(body, limit).collect(),
+    )
+    .await
+    {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ProxyError::BodyTooLarge { limit })
+        }
+        Ok(Err(_)) => Err(ProxyError::RequestBodyUnreadable),
+        Err(_) => Err(ProxyError::RequestBodyTimeout(state.timeouts.request_body)),
+    }
+}
+
+/// The model a request names, checked against config and protocol.
+fn resolve_model<'a>(
+    state: &'a ProxyState,
+    draft: &mut Draft,
+    name: &str,
+    protocol: Protocol,
+) -> Result<&'a ModelConfig, ProxyError> {
+    draft.model = Some(name.to_owned());
+    let model = state
+        .model(name)
+        .filter(|model| model.protocol == protocol)
+        .ok_or_else(|| ProxyError::UnknownModel(name.to_owned()))?;
+    draft.model_known = true;
+    draft.protocol = Some(protocol);
+    Ok(model)
+}
+
+/// The requested version (path or header), else the model's default.
+fn resolve_version<'a>(
+    model: &'a ModelConfig,
+    draft: &mut Draft,
+    requested: Option<&str>,
+) -> Result<&'a VersionConfig, ProxyError> {
+    let wanted = requested.unwrap_or(&model.default_version);
+    draft.version = Some(wanted.to_owned());
+    model
+        .version(wanted)
+        .ok_or_else(|| ProxyError::UnknownModelVersion {
+            model: model.name.clone(),
+            version: wanted.to_owned(),
+        })
+}
+
+fn version_header(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(MODEL_VERSION_HEADER)
+        .and_then(|value| value.to_str().ok())
+}
+
+// ---- openai ----
+
+async fn openai_chat(State(state): State<ProxyState>, request: Request) -> Response {
+    openai(state, Route::OpenaiChatCompletions, request).await
+}
+
+async fn openai_completions(State(state): State<ProxyState>, request: Request) -> Response {
+    openai(state, Route::OpenaiCompletions, request).await
+}
+
+async fn openai_embeddings(State(state): State<ProxyState>, request: Request) -> Response {
+    openai(state, Route::OpenaiEmbeddings, request).await
+}
+
+async fn openai(state: ProxyState, route: Route, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let mut draft = match begin(&state, &parts, route) {
+        Ok(draft) => draft,
+        Err(response) => return response,
+    };
+    match openai_resolve(&state, &mut draft, &parts, body).await {
+        Ok(forward_request) => forward(&state, draft, forward_request).await,
+        Err(err) => refuse(&state, draft, err).await,
+    }
+}
+
+async fn openai_resolve<'a>(
+    state: &'a ProxyState,
+    draft: &mut Draft,
+    parts: &Parts,
+    body: Body,
+) -> Result<Forward<'a>, ProxyError> {
+    if let Some(err) = caller_missing(state, draft) {
+        return Err(err);
+    }
+    let body = read_body(state, &parts.headers, body).await?;
+    draft.request = Capture::of_complete(&body, state.limits.capture_bytes);
+    let (name, span) = openai_model_field(&body)?;
+    let model = resolve_model(state, draft, &name, Protocol::Openai)?;
+    let version = resolve_version(model, draft, version_header(parts))?;
+    let body = match &version.upstream_model {
+        Some(upstream_name) if *upstream_name != name => replace_model(&body, span, upstream_name),
+        _ => body,
+    };
+    Ok(Forward {
+        version,
+        path_and_query: path_and_query(parts.uri.path(), parts),
+        method: parts.method.clone(),
+        headers: parts.headers.clone(),
+        client_ip: client_ip(parts),
+        body,
+    })
+}
+
+#[derive(Deserialize)]
+struct ModelField<'a> {
+    #[serde(borrow)]
+    model: &'a RawValue,
+}
+
+/// The `model` member of an OpenAI request body and its byte range, so it
+/// can be replaced without re-serializing (the rest stays byte-identical).
+fn openai_model_field(body: &[u8]) -> Result<(String, Range<usize>), ProxyError> {
+    let field: ModelField<'_> = serde_json::from_slice(body).map_err(|err| {
+        ProxyError::MalformedBody(format!(
+            "expected a JSON object with a `model` member: {err}"
+        ))
+    })?;
+    let raw = field.model.get();
+    let name: String = serde_json::from_str(raw)
+        .map_err(|_| ProxyError::MalformedBody("`model` must be a string".to_owned()))?;
+    // The raw value borrows from `body`, so its address lies inside it.
+    let start = (raw.as_ptr() as usize).wrapping_sub(body.as_ptr() as usize);
+    let span = start..start + raw.len();
+    if body.get(span.clone()) != Some(raw.as_bytes()) {
+        return Err(ProxyError::Internal(
+            "model field outside the body".to_owned(),
+        ));
+    }
+    Ok((name, span))
+}
+
+fn replace_model(body: &Bytes, span: Range<usize>, upstream_name: &str) -> Bytes {
+    let quoted = serde_json::Value::String(upstream_name.to_owned()).to_string();
+    let mut out = BytesMut::with_capacity(body.len() + quoted.len());
+    out.extend_from_slice(&body[..span.start]);
+    out.extend_from_slice(quoted.as_bytes());
+    out.extend_from_slice(&body[span.end..]);
+    out.freeze()
+}
+
+/// `GET /v1/models`: the OpenAI models this gateway serves.
+async fn openai_models(State(state): State<ProxyState>) -> Response {
+    let data: Vec<_> = state
+        .models
+        .iter()
+        .filter(|model| model.protocol == Protocol::Openai)
+        .map(|model| serde_json::json!({ "id": model.name, "object": "model", "created": 0, "owned_by": "govgate" }))
+        .collect();
+    json_response(
+        StatusCode::OK,
+        serde_json::json!({ "object": "list", "data": data }),
+    )
+}
+
+// ---- kserve v2 ----
+
+async fn kserve_infer(
+    State(state): State<ProxyState>,
+    Path(name): Path<String>,
+    request: Request,
+) -> Response {
+    kserve(state, Route::KserveInfer, name, None, request).await
+}
+
+async fn kserve_infer_versioned(
+    State(state): State<ProxyState>,
+    Path((name, version)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    kserve(state, Route::KserveInfer, name, Some(version), request).await
+}
+
+async fn kserve_metadata(
+    State(state): State<ProxyState>,
+    Path(name): Path<String>,
+    request: Request,
+) -> Response {
+    kserve(state, Route::KserveMetadata, name, None, request).await
+}
+
+async fn kserve_metadata_versioned(
+    State(state): State<ProxyState>,
+    Path((name, version)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    kserve(state, Route::KserveMetadata, name, Some(version), request).await
+}
+
+async fn kserve(
+    state: ProxyState,
+    route: Route,
+    name: String,
+    version: Option<String>,
+    request: Request,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    let mut draft = match begin(&state, &parts, route) {
+        Ok(draft) => draft,
+        Err(response) => return response,
+    };
+    match kserve_resolve(&state, &mut draft, &parts, body, &name, version.as_deref()).await {
+        Ok(forward_request) => forward(&state, draft, forward_request).await,
+        Err(err) => refuse(&state, draft, err).await,
+    }
+}
+
+async fn kserve_resolve<'a>(
+    state: &'a ProxyState,
+    draft: &mut Draft,
+    parts: &Parts,
+    body: Body,
+    name: &str,
+    requested_version: Option<&str>,
+) -> Result<Forward<'a>, ProxyError> {
+    if let Some(err) = caller_missing(state, draft) {
+        return Err(err);
+    }
+    let body = read_body(state, &parts.headers, body).await?;
+    draft.request = Capture::of_complete(&body, state.limits.capture_bytes);
+    let model = resolve_model(state, draft, name, Protocol::KserveV2)?;
+    let version = resolve_version(model, draft, requested_version)?;
+    let upstream_name = version.upstream_model.as_deref().unwrap_or(&model.name);
+    let path = match draft.route {
+        Route::KserveInfer => format!("/v2/models/{upstream_name}/infer"),
+        _ => format!("/v2/models/{upstream_name}"),
+    };
+    Ok(Forward {
+        version,
+        path_and_query: path_and_query(&path, parts),
+        method: parts.method.clone(),
+        headers: parts.headers.clone(),
+        client_ip: client_ip(parts),
+        body,
+    })
+}
+
+/// `GET /v2`: the gateway's own server metadata.
+async fn kserve_server_metadata() -> Response {
+    json_response(
+        StatusCode::OK,
+        serde_json::json!({ "name": "govgate", "version": env!("CARGO_PKG_VERSION"), "extensions": [] }),
+    )
+}
+
+/// `GET /v2/health/live|ready`: the gateway answers for itself.
+async fn health() -> Response {
+    json_response(StatusCode::OK, serde_json::json!({ "status": "ok" }))
+}
+
+// ---- http prefixes, and everything unmatched ----
+
+async fn http_prefix(State(state): State<ProxyState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let path = parts.uri.path();
+    let matched = state.models.iter().find_map(|model| {
+        let prefix = model.path_prefix.as_deref()?;
+        let rest = path.strip_prefix(prefix)?;
+        (rest.is_empty() || rest.starts_with('/')).then_some((model, rest))
+    });
+    let route = if matched.is_some() {
+        Route::Http
+    } else {
+        Route::Unmatched
+    };
+    let mut draft = match begin(&state, &parts, route) {
+        Ok(draft) => draft,
+        Err(response) => return response,
+    };
+    let Some((model, rest)) = matched else {
+        return refuse(&state, draft, ProxyError::RouteNotFound).await;
+    };
+    let rest = if rest.is_empty() { "/" } else { rest };
+    match http_resolve(&state, &mut draft, &parts, body, &model.name, rest).await {
+        Ok(forward_request) => forward(&state, draft, forward_request).await,
+        Err(err) => refuse(&state, draft, err).await,
+    }
+}
+
+async fn http_resolve<'a>(
+    state: &'a ProxyState,
+    draft: &mut Draft,
+    parts: &Parts,
+    body: Body,
+    name: &str,
+    rest: &str,
+) -> Result<Forward<'a>, ProxyError> {
+    if let Some(err) = caller_missing(state, draft) {
+        return Err(err);
+    }
+    let model = resolve_model(state, draft, name, Protocol::Http)?;
+    let body = read_body(state, &parts.headers, body).await?;
+    draft.request = Capture::of_complete(&body, state.limits.capture_bytes);
+    let version = resolve_version(model, draft, version_header(parts))?;
+    Ok(Forward {
+        version,
+        path_and_query: path_and_query(rest, parts),
+        method: parts.method.clone(),
+        headers: parts.headers.clone(),
+        client_ip: client_ip(parts),
+        body,
+    })
+}
+
+async fn method_not_allowed(State(state): State<ProxyState>, request: Request) -> Response {
+    let (parts, _body) = request.into_parts();
+    match begin(&state, &parts, Route::Unmatched) {
+        Ok(draft) => refuse(&state, draft, ProxyError::MethodNotAllowed).await,
+        Err(response) => response,
+    }
+}
+
+fn json_response(status: StatusCode, value: serde_json::Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_field_span_points_at_the_value() {
+        let body = br#"{"messages":[], "model" : "gpt-x" ,"n":1}"#;
+        let (name, span) = openai_model_field(body).unwrap();
+        assert_eq!(name, "gpt-x");
+        assert_eq!(&body[span.clone()], br#""gpt-x""#);
+        let replaced = replace_model(&Bytes::from_static(body), span, "upstream-7b");
+        assert_eq!(
+            &replaced[..],
+            br#"{"messages":[], "model" : "upstream-7b" ,"n":1}"#
+        );
+    }
+
+    #[test]
+    fn model_field_errors_are_malformed_body() {
+        for body in [
+            &b"not json"[..],
+            b"[1]",
+            br#"{"model": 3}"#,
+            br#"{"messages": []}"#,
+            br#"{"model":"a","model":"b"}"#,
+        ] {
+            let err = openai_model_field(body).unwrap_err();
+            assert_eq!(
+                err.code(),
+                "malformed_body",
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+}

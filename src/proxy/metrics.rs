@@ -1,0 +1,74 @@
+//! The request path's metric families. Labels are bounded: route templates,
+//! configured model names (unknown names become `""`) and outcomes.
+
+use crate::decision::Decision;
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+
+/// Latency buckets in seconds, fine-grained below a millisecond where the
+/// gateway's own overhead lives.
+const LATENCY_BUCKETS: [f64; 16] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+/// Families recorded once per decision.
+#[derive(Clone)]
+pub struct ProxyMetrics {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    upstream_head: HistogramVec,
+}
+
+impl ProxyMetrics {
+    /// Registers the families in `registry`.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "govgate_requests_total",
+                "Requests by route, model and outcome.",
+            ),
+            &["route", "model", "outcome"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "govgate_request_duration_seconds",
+                "From request received to the answer ready for release, before recording.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route"],
+        )?;
+        let upstream_head = HistogramVec::new(
+            HistogramOpts::new(
+                "govgate_upstream_head_seconds",
+                "From request received to the upstream's response head.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["model"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(upstream_head.clone()))?;
+        Ok(Self {
+            requests,
+            duration,
+            upstream_head,
+        })
+    }
+
+    /// Counts one decision. `model_label` is the configured model name, or
+    /// `""` when the request named no known model.
+    pub fn observe(&self, decision: &Decision, model_label: &str) {
+        let route = decision.route.as_str();
+        self.requests
+            .with_label_values(&[route, model_label, decision.outcome.as_str()])
+            .inc();
+        self.duration
+            .with_label_values(&[route])
+            .observe(decision.timings.complete_us as f64 / 1e6);
+        if let Some(head_us) = decision.timings.upstream_head_us {
+            self.upstream_head
+                .with_label_values(&[model_label])
+                .observe(head_us as f64 / 1e6);
+        }
+    }
+}

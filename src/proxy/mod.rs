@@ -1,0 +1,77 @@
+//! The request path: axum ingress for the three protocols, the pooled
+//! upstream client, and the recording of one decision per request.
+//!
+//! Uses `decision` and `config` values only; it never names the store or
+//! the admin API. Decisions leave through a [`DecisionSink`].
+
+mod error;
+mod forward;
+mod headers;
+mod ingress;
+mod metrics;
+mod recorder;
+mod stream;
+mod upstream;
+
+pub use error::ProxyError;
+pub use headers::{DECISION_ID_HEADER, MODEL_VERSION_HEADER};
+pub use metrics::ProxyMetrics;
+
+use crate::config::{Config, Limits, ModelConfig, Timeouts};
+use crate::decision::DecisionSink;
+use axum::Router;
+use http::HeaderName;
+use recorder::Recorder;
+use std::sync::Arc;
+use upstream::UpstreamClient;
+
+/// Everything a request handler needs; shared by all requests.
+#[derive(Clone)]
+pub struct ProxyState {
+    inner: Arc<Shared>,
+}
+
+/// The immutable part of [`ProxyState`], behind one `Arc`.
+pub struct Shared {
+    pub(crate) models: Vec<ModelConfig>,
+    pub(crate) limits: Limits,
+    pub(crate) timeouts: Timeouts,
+    pub(crate) caller_header: HeaderName,
+    pub(crate) require_caller: bool,
+    pub(crate) client: UpstreamClient,
+    pub(crate) recorder: Recorder,
+}
+
+impl std::ops::Deref for ProxyState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.inner
+    }
+}
+
+impl ProxyState {
+    /// Builds the request path's shared state from the checked config.
+    pub fn new(config: &Config, sink: Arc<dyn DecisionSink>, metrics: ProxyMetrics) -> Self {
+        let client = UpstreamClient::new(config.timeouts.connect, config.timeouts.first_byte);
+        Self {
+            inner: Arc::new(Shared {
+                models: config.models.clone(),
+                limits: config.limits.clone(),
+                timeouts: config.timeouts.clone(),
+                caller_header: config.server.caller_header.clone(),
+                require_caller: config.server.require_caller,
+                client,
+                recorder: Recorder::new(sink, metrics),
+            }),
+        }
+    }
+
+    fn model(&self, name: &str) -> Option<&ModelConfig> {
+        self.models.iter().find(|model| model.name == name)
+    }
+}
+
+/// The public router: proxy routes plus the gateway's own health endpoints.
+pub fn router(state: ProxyState) -> Router {
+    ingress::routes(state)
+}

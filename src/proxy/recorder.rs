@@ -1,0 +1,145 @@
+//! Drafts of decisions while a request is in flight, and the recorder that
+//! completes them, counts them and hands them to the sink.
+
+use super::error::ProxyError;
+use super::metrics::ProxyMetrics;
+use crate::decision::{
+    Capture, Decision, DecisionId, DecisionSink, Outcome, Protocol, RecordFuture, Route, SinkError,
+    Timings,
+};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// Completes decisions and submits them; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct Recorder {
+    sink: Arc<dyn DecisionSink>,
+    metrics: ProxyMetrics,
+}
+
+impl Recorder {
+    /// A recorder writing to `sink` and counting in `metrics`.
+    pub(crate) fn new(sink: Arc<dyn DecisionSink>, metrics: ProxyMetrics) -> Self {
+        Self { sink, metrics }
+    }
+
+    /// Counts the decision and submits it. The returned future resolves
+    /// when the sink acknowledges it (see [`DecisionSink`]).
+    pub(crate) fn submit(&self, decision: Decision, model_label: &str) -> RecordFuture {
+        self.metrics.observe(&decision, model_label);
+        self.sink.record(decision)
+    }
+
+    /// Submits and waits, mapping sink failures to the proxy's errors.
+    /// Cancel-safe in the sense that a dropped wait leaves the record queued.
+    pub(crate) async fn record(&self, draft: Draft, end: Ending) -> Result<(), ProxyError> {
+        let label = draft.model_label().to_owned();
+        let id = draft.id;
+        let decision = draft.complete(end);
+        self.submit(decision, &label).await.map(|_| ()).map_err(|err| {
+            tracing::error!(decision_id = %id, error = %err, "decision not recorded; answer withheld");
+            sink_error(err)
+        })
+    }
+}
+
+/// The proxy's answer to a sink failure.
+pub(super) fn sink_error(err: SinkError) -> ProxyError {
+    match err {
+        SinkError::Overloaded => ProxyError::LedgerOverloaded,
+        SinkError::Unavailable(_) => ProxyError::LedgerUnavailable,
+    }
+}
+
+/// How a request ended: what the decision needs beyond the draft.
+pub(crate) struct Ending {
+    /// What happened.
+    pub outcome: Outcome,
+    /// HTTP status sent to the client.
+    pub status: u16,
+    /// Stable error code, if the gateway refused or failed.
+    pub error_code: Option<&'static str>,
+    /// Bounded capture of the response body.
+    pub response: Capture,
+}
+
+/// A decision under construction while its request is in flight.
+#[derive(Debug)]
+pub(crate) struct Draft {
+    /// The decision id, also sent to the client.
+    pub id: DecisionId,
+    /// Caller identity or `anonymous`.
+    pub caller: String,
+    /// Matched route.
+    pub route: Route,
+    /// Protocol, once the model is known.
+    pub protocol: Option<Protocol>,
+    /// Model name as requested.
+    pub model: Option<String>,
+    /// Whether `model` is a configured model (bounds the metric label).
+    pub model_known: bool,
+    /// Version resolved for the request.
+    pub version: Option<String>,
+    /// Bounded capture of the request body.
+    pub request: Capture,
+    received: Instant,
+    received_unix_ms: u64,
+    upstream_head_us: Option<u64>,
+}
+
+impl Draft {
+    /// Starts a draft at the moment a request arrives.
+    pub(crate) fn start(id: DecisionId, caller: String, route: Route) -> Self {
+        let received_unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_millis() as u64);
+        Self {
+            id,
+            caller,
+            route,
+            protocol: None,
+            model: None,
+            model_known: false,
+            version: None,
+            request: Capture::default(),
+            received: Instant::now(),
+            received_unix_ms,
+            upstream_head_us: None,
+        }
+    }
+
+    /// Notes that the upstream's response head arrived now.
+    pub(crate) fn mark_upstream_head(&mut self) {
+        self.upstream_head_us = Some(self.received.elapsed().as_micros() as u64);
+    }
+
+    /// The model label for metrics: configured names only.
+    pub(crate) fn model_label(&self) -> &str {
+        match (&self.model, self.model_known) {
+            (Some(model), true) => model,
+            _ => "",
+        }
+    }
+
+    /// Completes the decision as of now.
+    pub(crate) fn complete(self, end: Ending) -> Decision {
+        Decision {
+            id: self.id,
+            caller: self.caller,
+            route: self.route,
+            protocol: self.protocol,
+            model: self.model,
+            version: self.version,
+            outcome: end.outcome,
+            status: end.status,
+            error_code: end.error_code,
+            timings: Timings {
+                received_unix_ms: self.received_unix_ms,
+                upstream_head_us: self.upstream_head_us,
+                complete_us: self.received.elapsed().as_micros() as u64,
+            },
+            request: self.request,
+            response: end.response,
+        }
+    }
+}
