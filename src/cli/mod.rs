@@ -116,12 +116,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// Called once the gateway is ready, with its public and admin URLs.
+type OnReady = Box<dyn FnOnce(&str, &str) + Send>;
+
 /// Binds, announces the bound addresses on stdout (one line, for scripts
 /// and tests), and serves until SIGINT or SIGTERM.
-async fn serve_config(
-    config: Config,
-    on_ready: Option<Box<dyn FnOnce(&str, &str) + Send>>,
-) -> anyhow::Result<()> {
+async fn serve_config(config: Config, on_ready: Option<OnReady>) -> anyhow::Result<()> {
     let public = app::bind("public", config.server.public_listen).await?;
     let admin = app::bind("admin", config.server.admin_listen).await?;
     let public_url = format!("http://{}", public.local_addr()?);

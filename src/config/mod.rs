@@ -181,3 +181,6 @@ impl ModelConfig {
         self.versions.iter().find(|v| v.version == version)
     }
 }
+
+#[cfg(test)]
+mod tests;

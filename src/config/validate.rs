@@ -12,10 +12,14 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Where credentials are looked up: environment variables and files
-/// (relative file names resolve against the config file's directory).
+/// Looks up an environment variable by name.
+type VarLookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
+/// Where credentials are looked up: environment variables and files.
+/// Relative paths (credential files, the data directory) resolve against
+/// the config file's directory.
 pub struct Environment {
-    vars: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    vars: VarLookup,
     base_dir: PathBuf,
 }
 
@@ -89,7 +93,7 @@ impl Checker<'_> {
 
 pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Config, ConfigError> {
     let checker = Checker { file };
-    let server = check_server(&checker, raw.server)?;
+    let server = check_server(&checker, raw.server, env)?;
     let limits = Limits {
         max_request_body_bytes: positive(
             &checker,
@@ -158,6 +162,7 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
 fn check_server(
     checker: &Checker<'_>,
     raw: super::raw::RawServer,
+    env: &Environment,
 ) -> Result<ServerConfig, ConfigError> {
     let public_listen = socket_addr(checker, "server.public_listen", &raw.public_listen)?;
     let admin_listen = socket_addr(checker, "server.admin_listen", &raw.admin_listen)?;
@@ -179,7 +184,7 @@ fn check_server(
     Ok(ServerConfig {
         public_listen,
         admin_listen,
-        data_dir: raw.data_dir,
+        data_dir: env.base_dir.join(raw.data_dir),
         caller_header,
         require_caller: raw.require_caller,
     })

@@ -49,13 +49,13 @@ pub(super) fn routes(state: ProxyState) -> Router {
 
 /// Starts the decision for a request: fresh id, caller identity. Returns
 /// the error to refuse with if the caller is required and missing.
-fn begin(state: &ProxyState, parts: &Parts, route: Route) -> Result<Draft, Response> {
+fn begin(state: &ProxyState, parts: &Parts, route: Route) -> Result<Draft, ProxyError> {
     let id = match DecisionId::random() {
         Ok(id) => id,
         Err(err) => {
             // Without an id nothing can be recorded; refuse outright.
             tracing::error!(error = %err, "no randomness for a decision id");
-            return Err(ProxyError::Internal("no randomness".to_owned()).into_response());
+            return Err(ProxyError::Internal("no randomness".to_owned()));
         }
     };
     let caller = parts
@@ -177,7 +177,7 @@ async fn openai(state: ProxyState, route: Route, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let mut draft = match begin(&state, &parts, route) {
         Ok(draft) => draft,
-        Err(response) => return response,
+        Err(err) => return err.into_response(),
     };
     match openai_resolve(&state, &mut draft, &parts, body).await {
         Ok(forward_request) => forward(&state, draft, forward_request).await,
@@ -308,7 +308,7 @@ async fn kserve(
     let (parts, body) = request.into_parts();
     let mut draft = match begin(&state, &parts, route) {
         Ok(draft) => draft,
-        Err(response) => return response,
+        Err(err) => return err.into_response(),
     };
     match kserve_resolve(&state, &mut draft, &parts, body, &name, version.as_deref()).await {
         Ok(forward_request) => forward(&state, draft, forward_request).await,
@@ -376,7 +376,7 @@ async fn http_prefix(State(state): State<ProxyState>, request: Request) -> Respo
     };
     let mut draft = match begin(&state, &parts, route) {
         Ok(draft) => draft,
-        Err(response) => return response,
+        Err(err) => return err.into_response(),
     };
     let Some((model, rest)) = matched else {
         return refuse(&state, draft, ProxyError::RouteNotFound).await;
@@ -417,7 +417,7 @@ async fn method_not_allowed(State(state): State<ProxyState>, request: Request) -
     let (parts, _body) = request.into_parts();
     match begin(&state, &parts, Route::Unmatched) {
         Ok(draft) => refuse(&state, draft, ProxyError::MethodNotAllowed).await,
-        Err(response) => response,
+        Err(err) => err.into_response(),
     }
 }
 

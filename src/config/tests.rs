@@ -1,0 +1,252 @@
+//! Config parsing and checking: the example file, and one test per kind of mistake.
+
+use super::*;
+use std::collections::HashMap;
+
+const SERVER: &str = r#"
+[server]
+public_listen = "127.0.0.1:8080"
+admin_listen = "127.0.0.1:9090"
+data_dir = "data"
+"#;
+
+const ONE_MODEL: &str = r#"
+[[models]]
+name = "m"
+protocol = "openai"
+[[models.versions]]
+version = "v1"
+upstream = "http://127.0.0.1:9000/base/"
+"#;
+
+fn test_env(vars: &[(&str, &str)]) -> Environment {
+    let vars: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Environment::fixed(vars, Path::new("/etc/govgate"))
+}
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::parse(text, "test.toml", &test_env(&[]))
+}
+
+fn error(text: &str) -> ConfigError {
+    parse(text).expect_err("config should be refused")
+}
+
+#[test]
+fn shipped_example_is_accepted() {
+    let config = Config::load(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/govgate.toml"
+    )))
+    .unwrap();
+    assert_eq!(config.models.len(), 3);
+    let credit = config.model("credit-scoring").unwrap();
+    assert_eq!(credit.default_version, "2");
+    assert_eq!(
+        credit.version("1").unwrap().upstream_model.as_deref(),
+        Some("credit-scoring-v1")
+    );
+    assert_eq!(
+        config.model("fraud").unwrap().path_prefix.as_deref(),
+        Some("/models/fraud")
+    );
+}
+
+#[test]
+fn minimal_config_gets_defaults_and_normalized_upstream() {
+    let config = parse(&format!("{SERVER}{ONE_MODEL}")).unwrap();
+    assert_eq!(config.server.caller_header.as_str(), "x-govgate-caller");
+    assert_eq!(config.server.data_dir, Path::new("/etc/govgate/data"));
+    assert_eq!(config.limits.max_request_body_bytes, 4 * 1024 * 1024);
+    let model = config.model("m").unwrap();
+    assert_eq!(model.default_version, "v1");
+    assert_eq!(
+        model.versions[0].upstream.to_string(),
+        "http://127.0.0.1:9000/base"
+    );
+}
+
+#[test]
+fn unknown_key_names_key_line_and_file() {
+    let err = error(&format!("{SERVER}{ONE_MODEL}upstream_modle = \"x\"\n"));
+    assert_eq!(err.file, "test.toml");
+    assert!(err.key.starts_with("models[0].versions[0]"), "{err}");
+    assert!(err.key.contains("line 13"), "{err}");
+    assert!(
+        err.message.contains("unknown field `upstream_modle`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn toml_syntax_error_names_line() {
+    let err = error("[server\n");
+    assert!(err.key.contains("line 1"), "{err}");
+}
+
+#[test]
+fn missing_server_table_is_named() {
+    let err = error(ONE_MODEL);
+    assert!(err.message.contains("missing field `server`"), "{err}");
+}
+
+#[test]
+fn each_mistake_names_its_key() {
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            SERVER.replace("127.0.0.1:9090", "localhost"),
+            "server.admin_listen",
+            "not an IP address",
+        ),
+        (
+            SERVER.replace("127.0.0.1:9090", "127.0.0.1:8080"),
+            "server.admin_listen",
+            "must differ",
+        ),
+        (
+            format!("{SERVER}caller_header = \"bad header\"\n"),
+            "server.caller_header",
+            "not a valid HTTP header",
+        ),
+        (
+            format!("{SERVER}[limits]\nmax_request_body_bytes = 0\n"),
+            "limits.max_request_body_bytes",
+            "greater than 0",
+        ),
+        (
+            format!("{SERVER}[timeouts]\nidle_ms = 0\n"),
+            "timeouts.idle_ms",
+            "greater than 0",
+        ),
+        (SERVER.to_owned(), "models", "no models"),
+        (
+            format!("{SERVER}{ONE_MODEL}").replace("\"openai\"", "\"grpc\""),
+            "models[0].protocol",
+            "unknown protocol `grpc`",
+        ),
+        (
+            format!("{SERVER}{ONE_MODEL}").replace("name = \"m\"", "name = \"a b\""),
+            "models[0].name",
+            "must be 1 to 128",
+        ),
+        (
+            format!("{SERVER}{ONE_MODEL}").replace("http://127.0.0.1:9000/base/", "ftp://x"),
+            "models[0].versions[0].upstream",
+            "http:// or https://",
+        ),
+        (
+            format!("{SERVER}{ONE_MODEL}").replace("/base/", "/?q=1"),
+            "models[0].versions[0].upstream",
+            "query string",
+        ),
+        (
+            format!("{SERVER}{ONE_MODEL}{ONE_MODEL}"),
+            "models[1].name",
+            "declared twice",
+        ),
+        (
+            format!(
+                "{SERVER}{ONE_MODEL}[[models.versions]]\nversion = \"v2\"\nupstream = \"http://h\"\n"
+            ),
+            "models[0].default_version",
+            "more than one version",
+        ),
+        (
+            format!("{SERVER}{ONE_MODEL}").replace(
+                "protocol = \"openai\"",
+                "protocol = \"openai\"\ndefault_version = \"v9\"",
+            ),
+            "models[0].default_version",
+            "not one of",
+        ),
+        (
+            format!("{SERVER}{ONE_MODEL}").replace("\"openai\"", "\"http\""),
+            "models[0].path_prefix",
+            "required for protocol `http`",
+        ),
+        (
+            format!("{SERVER}{ONE_MODEL}")
+                .replace("\"openai\"", "\"http\"\npath_prefix = \"/v1/x\""),
+            "models[0].path_prefix",
+            "overlaps",
+        ),
+        (
+            format!("{SERVER}{ONE_MODEL}").replace("\"openai\"", "\"http\"\npath_prefix = \"/x/\""),
+            "models[0].path_prefix",
+            "must start with",
+        ),
+        (
+            format!("{SERVER}{ONE_MODEL}")
+                .replace("\"openai\"", "\"openai\"\npath_prefix = \"/x\""),
+            "models[0].path_prefix",
+            "only models with protocol `http`",
+        ),
+        (
+            format!("{SERVER}{ONE_MODEL}[models.credential]\nenv = \"NOPE\"\n"),
+            "models[0].credential.env",
+            "`NOPE` is not set",
+        ),
+        (
+            format!("{SERVER}{ONE_MODEL}[models.credential]\nheader = \"x\"\n"),
+            "models[0].credential",
+            "exactly one of",
+        ),
+        (
+            format!("{SERVER}{ONE_MODEL}[models.versions.credential]\nenv = \"NOPE\"\n"),
+            "models[0].versions[0].credential.env",
+            "not set",
+        ),
+    ];
+    for (text, key, message) in cases {
+        let err = error(&text);
+        assert_eq!(err.key, key, "{err}");
+        assert!(
+            err.message.contains(message),
+            "expected `{message}` in: {err}"
+        );
+        assert!(
+            err.to_string().starts_with(&format!("test.toml: {key}: ")),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn credential_from_env_is_prefixed_sensitive_and_hidden_from_debug() {
+    let text = format!("{SERVER}{ONE_MODEL}[models.versions.credential]\nenv = \"KEY\"\n");
+    let config = Config::parse(&text, "test.toml", &test_env(&[("KEY", "s3cret")])).unwrap();
+    let credential = config.models[0].versions[0].credential.as_ref().unwrap();
+    assert_eq!(credential.header.as_str(), "authorization");
+    assert_eq!(credential.value, "Bearer s3cret");
+    assert!(credential.value.is_sensitive());
+    assert!(!format!("{config:?}").contains("s3cret"));
+}
+
+#[test]
+fn credential_from_file_relative_to_config_and_trimmed() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("key.txt"), "abc\n").unwrap();
+    let text = format!(
+        "{SERVER}{ONE_MODEL}[models.versions.credential]\nfile = \"key.txt\"\nheader = \"api-key\"\nprefix = \"\"\n"
+    );
+    let config = Config::parse(
+        &text,
+        "test.toml",
+        &Environment::fixed(HashMap::new(), dir.path()),
+    )
+    .unwrap();
+    let credential = config.models[0].versions[0].credential.as_ref().unwrap();
+    assert_eq!(credential.header.as_str(), "api-key");
+    assert_eq!(credential.value, "abc");
+}
+
+#[test]
+fn unreadable_credential_file_is_named_without_secret() {
+    let text = format!("{SERVER}{ONE_MODEL}[models.versions.credential]\nfile = \"missing.key\"\n");
+    let err = error(&text);
+    assert_eq!(err.key, "models[0].versions[0].credential.file");
+    assert!(err.message.contains("missing.key"), "{err}");
+}

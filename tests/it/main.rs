@@ -1,0 +1,60 @@
+//! Integration tests: the real gateway binary between real HTTP clients and
+//! real upstream servers, all on 127.0.0.1 with ephemeral ports.
+
+// The harness is private to this test binary; `pub` inside it only shares
+// items between its modules.
+#![allow(unreachable_pub)]
+
+mod cli;
+mod decisions;
+mod errors;
+mod streaming;
+mod support;
+mod transparency;
+
+/// Models every test gateway serves, all pointing at `upstream`.
+pub fn models(upstream: &str) -> String {
+    format!(
+        r#"
+[[models]]
+name = "chat"
+protocol = "openai"
+[[models.versions]]
+version = "v1"
+upstream = "{upstream}"
+
+[[models]]
+name = "chat-renamed"
+protocol = "openai"
+[models.credential]
+env = "TEST_UPSTREAM_KEY"
+[[models.versions]]
+version = "v1"
+upstream = "{upstream}"
+upstream_model = "llama-upstream"
+
+[[models]]
+name = "scorer"
+protocol = "kserve_v2"
+default_version = "2"
+[[models.versions]]
+version = "1"
+upstream = "{upstream}"
+upstream_model = "scorer-one"
+[[models.versions]]
+version = "2"
+upstream = "{upstream}"
+upstream_model = "scorer-two"
+
+[[models]]
+name = "raw"
+protocol = "http"
+path_prefix = "/m"
+[models.credential]
+env = "TEST_UPSTREAM_KEY"
+[[models.versions]]
+version = "1"
+upstream = "{upstream}/base"
+"#
+    )
+}
