@@ -17,7 +17,8 @@ use hyper_util::rt::TokioExecutor;
 use std::net::SocketAddr;
 use tokio::runtime::Runtime;
 
-const BODY: &str = r#"{"inputs":[{"name":"features","shape":[1,3],"datatype":"FP32","data":[45,1500,12]}]}"#;
+const BODY: &str =
+    r#"{"inputs":[{"name":"features","shape":[1,3],"datatype":"FP32","data":[45,1500,12]}]}"#;
 const CONCURRENT: usize = 32;
 
 fn start_server(runtime: &Runtime) -> SocketAddr {
@@ -51,7 +52,13 @@ async fn via_hyper(client: &Client<HttpConnector, Full<Bytes>>, url: &str) -> us
         .body(Full::new(Bytes::from_static(BODY.as_bytes())))
         .unwrap();
     let response = client.request(request).await.unwrap();
-    response.into_body().collect().await.unwrap().to_bytes().len()
+    response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .len()
 }
 
 async fn via_reqwest(client: &reqwest::Client, url: &str) -> usize {
@@ -66,7 +73,10 @@ async fn via_reqwest(client: &reqwest::Client, url: &str) -> usize {
 }
 
 fn upstream_client(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let addr = start_server(&runtime);
     let url = format!("http://{addr}/v2/models/m/infer");
     let hyper = hyper_client();

@@ -41,6 +41,8 @@ pub struct Config {
     pub limits: Limits,
     /// Per-phase timeouts.
     pub timeouts: Timeouts,
+    /// Trust for `https://` upstreams beyond the platform's roots.
+    pub upstream_tls: UpstreamTls,
     /// The models the gateway serves, in file order.
     pub models: Vec<ModelConfig>,
 }
@@ -86,6 +88,14 @@ pub struct Timeouts {
     pub request_body: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+}
+
+/// Extra trust anchors for `https://` upstreams (a private CA, say), used
+/// besides the platform's CA roots.
+#[derive(Debug, Clone, Default)]
+pub struct UpstreamTls {
+    /// DER certificates read from `upstream_tls.ca_file`.
+    pub extra_roots: Vec<rustls_pki_types::CertificateDer<'static>>,
 }
 
 /// One model as the gateway exposes it.

@@ -16,7 +16,16 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub(crate) timeouts: RawTimeouts,
     #[serde(default)]
+    pub(crate) upstream_tls: RawUpstreamTls,
+    #[serde(default)]
     pub(crate) models: Vec<RawModel>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpstreamTls {
+    #[serde(default)]
+    pub(crate) ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize)]

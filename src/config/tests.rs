@@ -123,6 +123,11 @@ fn each_mistake_names_its_key() {
         ),
         (SERVER.to_owned(), "models", "no models"),
         (
+            format!("{SERVER}[upstream_tls]\nca_file = \"/nonexistent/ca.pem\"\n{ONE_MODEL}"),
+            "upstream_tls.ca_file",
+            "cannot read",
+        ),
+        (
             format!("{SERVER}{ONE_MODEL}").replace("\"openai\"", "\"grpc\""),
             "models[0].protocol",
             "unknown protocol `grpc`",
@@ -241,6 +246,21 @@ fn credential_from_file_relative_to_config_and_trimmed() {
     let credential = config.models[0].versions[0].credential.as_ref().unwrap();
     assert_eq!(credential.header.as_str(), "api-key");
     assert_eq!(credential.value, "abc");
+}
+
+#[test]
+fn ca_file_without_certificates_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), "not a certificate\n").unwrap();
+    let text = format!("{SERVER}[upstream_tls]\nca_file = \"ca.pem\"\n{ONE_MODEL}");
+    let err = Config::parse(
+        &text,
+        "test.toml",
+        &Environment::fixed(HashMap::new(), dir.path()),
+    )
+    .unwrap_err();
+    assert_eq!(err.key, "upstream_tls.ca_file");
+    assert!(err.message.contains("no PEM certificates"), "{err}");
 }
 
 #[test]

@@ -2,8 +2,8 @@
 
 use super::raw::{RawConfig, RawCredential, RawModel, RawVersion};
 use super::{
-    Config, ConfigError, Credential, Limits, ModelConfig, ServerConfig, Timeouts, UpstreamUrl,
-    VersionConfig,
+    Config, ConfigError, Credential, Limits, ModelConfig, ServerConfig, Timeouts, UpstreamTls,
+    UpstreamUrl, VersionConfig,
 };
 use crate::decision::Protocol;
 use http::{HeaderName, HeaderValue};
@@ -122,6 +122,7 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
         )?,
         shutdown_grace: Duration::from_millis(raw.timeouts.shutdown_grace_ms),
     };
+    let upstream_tls = check_upstream_tls(&checker, raw.upstream_tls, env)?;
     if raw.models.is_empty() {
         return Err(checker.error(
             "models",
@@ -155,8 +156,43 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
         server,
         limits,
         timeouts,
+        upstream_tls,
         models,
     })
+}
+
+fn check_upstream_tls(
+    checker: &Checker<'_>,
+    raw: super::raw::RawUpstreamTls,
+    env: &Environment,
+) -> Result<UpstreamTls, ConfigError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    let Some(file) = raw.ca_file else {
+        return Ok(UpstreamTls::default());
+    };
+    let key = "upstream_tls.ca_file";
+    let path = env.base_dir.join(file);
+    let pem = std::fs::read(&path)
+        .map_err(|err| checker.error(key, format!("cannot read `{}`: {err}", path.display())))?;
+    let extra_roots = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| {
+            checker.error(
+                key,
+                format!(
+                    "`{}` is not a PEM certificate bundle: {err}",
+                    path.display()
+                ),
+            )
+        })?;
+    if extra_roots.is_empty() {
+        return Err(checker.error(
+            key,
+            format!("`{}` holds no PEM certificates", path.display()),
+        ));
+    }
+    Ok(UpstreamTls { extra_roots })
 }
 
 fn check_server(

@@ -56,6 +56,8 @@ pub(super) fn to_upstream(
     // The body may be rewritten (model name); the client sets the true length.
     headers.remove(header::CONTENT_LENGTH);
     headers.remove(MODEL_VERSION_HEADER);
+    // The gateway has already received the whole body: nothing to wait for.
+    headers.remove(header::EXPECT);
     if let Some(ip) = client_ip {
         append_forwarded_for(&mut headers, ip);
     }

@@ -52,7 +52,11 @@ impl std::ops::Deref for ProxyState {
 impl ProxyState {
     /// Builds the request path's shared state from the checked config.
     pub fn new(config: &Config, sink: Arc<dyn DecisionSink>, metrics: ProxyMetrics) -> Self {
-        let client = UpstreamClient::new(config.timeouts.connect, config.timeouts.first_byte);
+        let client = UpstreamClient::new(
+            config.timeouts.connect,
+            config.timeouts.first_byte,
+            &config.upstream_tls.extra_roots,
+        );
         Self {
             inner: Arc::new(Shared {
                 models: config.models.clone(),

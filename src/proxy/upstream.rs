@@ -14,6 +14,8 @@ use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls_pki_types::CertificateDer;
+use std::sync::Arc;
 use std::time::Duration;
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
@@ -26,39 +28,23 @@ pub(crate) struct UpstreamClient {
 }
 
 impl UpstreamClient {
-    /// Builds the pool. Platform CA roots that cannot be loaded leave TLS
-    /// upstreams failing to connect (logged), never plain HTTP ones.
-    pub(crate) fn new(connect_timeout: Duration, first_byte_timeout: Duration) -> Self {
+    /// Builds the pool. `extra_roots` are trusted for `https://` upstreams
+    /// besides the platform's CA roots (read from the OS trust store here:
+    /// it is the platform's, not configuration).
+    pub(crate) fn new(
+        connect_timeout: Duration,
+        first_byte_timeout: Duration,
+        extra_roots: &[CertificateDer<'static>],
+    ) -> Self {
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(connect_timeout));
         http.set_nodelay(true);
         http.enforce_http(false);
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let builder = match builder.with_native_roots() {
-            Ok(builder) => builder,
-            Err(err) => {
-                tracing::warn!(error = %err, "no platform CA roots; https upstreams will fail to connect");
-                let empty = rustls::ClientConfig::builder_with_provider(
-                    rustls::crypto::ring::default_provider().into(),
-                )
-                .with_safe_default_protocol_versions()
-                .map(|config| {
-                    config
-                        .with_root_certificates(rustls::RootCertStore::empty())
-                        .with_no_client_auth()
-                });
-                match empty {
-                    Ok(config) => {
-                        hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
-                    }
-                    // INVARIANT: ring supports the default protocol versions.
-                    Err(err) => {
-                        unreachable!("ring provider rejected default protocol versions: {err}")
-                    }
-                }
-            }
-        };
-        let connector = builder.https_or_http().enable_http1().wrap_connector(http);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config(extra_roots))
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
             .build(connector);
@@ -90,6 +76,37 @@ impl UpstreamClient {
                 after: self.first_byte_timeout,
             }),
         }
+    }
+}
+
+/// rustls (ring provider, TLS 1.2 and 1.3) trusting the platform's roots
+/// plus `extra_roots`. Without any root, `https://` upstreams fail to
+/// connect (502, logged) and plain HTTP is unaffected.
+fn tls_config(extra_roots: &[CertificateDer<'static>]) -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    for err in &native.errors {
+        tracing::warn!(error = %err, "platform CA roots: some could not be loaded");
+    }
+    let (platform, _unusable) = roots.add_parsable_certificates(native.certs);
+    let (extra, unusable) = roots.add_parsable_certificates(extra_roots.iter().cloned());
+    if unusable > 0 {
+        tracing::warn!(
+            unusable,
+            "upstream_tls.ca_file: some certificates are not usable as roots"
+        );
+    }
+    if roots.is_empty() {
+        tracing::warn!("no CA roots: https upstreams will fail to connect");
+    }
+    tracing::debug!(platform, extra, "upstream TLS roots loaded");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    match rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+    {
+        Ok(builder) => builder.with_root_certificates(roots).with_no_client_auth(),
+        // INVARIANT: the ring provider supports rustls' default protocol versions.
+        Err(err) => unreachable!("ring provider rejected the default protocol versions: {err}"),
     }
 }
 

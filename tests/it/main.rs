@@ -10,6 +10,7 @@ mod decisions;
 mod errors;
 mod streaming;
 mod support;
+mod tls;
 mod transparency;
 
 /// Models every test gateway serves, all pointing at `upstream`.

@@ -1,0 +1,521 @@
+#!/usr/bin/env bash
+# Load benchmark: one fast upstream, measured three ways in one run.
+#
+#   direct   wrk -> upstream
+#   nginx    wrk -> nginx (plain reverse proxy, keepalive pool) -> upstream
+#   govgate  wrk -> govgate (release build, `http` model) -> upstream
+#
+# The upstream is its own nginx process (one worker) that answers every
+# request with 200 {"ok":true}. Everything listens on 127.0.0.1, on ports
+# picked here, and everything started here is stopped on exit.
+#
+# Two measurements per target:
+#   1. saturation: wrk -c$BENCH_CONNECTIONS for $BENCH_SECONDS after a short
+#      warm-up; throughput (req/s) and latency p50/p99.
+#   2. fixed rate: about half of govgate's saturation throughput, the same
+#      rate for all three targets (wrk paced by benches/load/wrk.lua);
+#      latency p50/p99, and the latency that each proxy adds to direct.
+#
+# Usage: benches/load.sh            (from anywhere in the repository)
+#
+# Environment:
+#   BENCH_SECONDS      measured seconds per run                  (default 10)
+#   BENCH_CONNECTIONS  wrk connections                           (default 64)
+#   BENCH_WARMUP       warm-up seconds before each saturation run (default 2)
+#   BENCH_PIN          1: wrk on the first CPU, upstream and proxy on the
+#                      others (default when taskset exists and there are at
+#                      least 2 CPUs); 0: no pinning
+#   BENCH_BUILD        0: do not run `cargo build --release` first
+#
+# Needs nginx and wrk (Debian: apt-get install -y nginx wrk).
+#
+# Output: a table on stdout, the same as markdown in bench-out/load.md, and
+# the raw wrk output of every run in bench-out/load.log.
+
+set -euo pipefail
+
+SECONDS_PER_RUN=${BENCH_SECONDS:-10}
+CONNECTIONS=${BENCH_CONNECTIONS:-64}
+WARMUP=${BENCH_WARMUP:-2}
+BUILD=${BENCH_BUILD:-1}
+
+die() {
+    echo "load.sh: $*" >&2
+    exit 1
+}
+
+is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
+is_uint "$SECONDS_PER_RUN" && ((SECONDS_PER_RUN > 0)) || die "BENCH_SECONDS must be a positive integer"
+is_uint "$CONNECTIONS" && ((CONNECTIONS > 0)) || die "BENCH_CONNECTIONS must be a positive integer"
+is_uint "$WARMUP" || die "BENCH_WARMUP must be an integer"
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
+LUA="$HERE/load/wrk.lua"
+[[ -f $LUA ]] || die "missing $LUA"
+
+# ---- tools ----
+
+missing=()
+NGINX=$(command -v nginx || true)
+[[ -z $NGINX && -x /usr/sbin/nginx ]] && NGINX=/usr/sbin/nginx
+[[ -n $NGINX ]] || missing+=(nginx)
+command -v wrk >/dev/null || missing+=(wrk)
+if ((${#missing[@]})); then
+    echo "load.sh: missing: ${missing[*]}" >&2
+    echo "  install them first, on Debian/Ubuntu: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+fi
+for tool in timeout setsid awk; do
+    command -v "$tool" >/dev/null || die "missing $tool (coreutils/util-linux/awk)"
+done
+
+# ---- CPUs and pinning ----
+
+# CPUs this process may run on, one per line.
+allowed_cpus() {
+    local list range
+    if command -v taskset >/dev/null; then
+        list=$(taskset -cp $$ | sed 's/.*: *//')
+    else
+        list="0-$(($(nproc) - 1))"
+    fi
+    for range in ${list//,/ }; do
+        if [[ $range == *-* ]]; then
+            seq "${range%-*}" "${range#*-}"
+        else
+            echo "$range"
+        fi
+    done
+}
+mapfile -t CPUS < <(allowed_cpus)
+NCPU=${#CPUS[@]}
+
+if [[ -z ${BENCH_PIN:-} ]]; then
+    if command -v taskset >/dev/null && ((NCPU >= 2)); then BENCH_PIN=1; else BENCH_PIN=0; fi
+fi
+if [[ $BENCH_PIN == 1 ]]; then
+    command -v taskset >/dev/null || die "BENCH_PIN=1 needs taskset (util-linux)"
+    ((NCPU >= 2)) || die "BENCH_PIN=1 needs at least 2 CPUs"
+    LOAD_CPUS=${CPUS[0]}
+    SERVER_CPUS=$(IFS=,; echo "${CPUS[*]:1}")
+    PIN_LOAD=(taskset -c "$LOAD_CPUS")
+    PIN_SERVER=(taskset -c "$SERVER_CPUS")
+    WRK_THREADS=1
+    PROXY_WORKERS=$((NCPU - 1))
+    PIN_NOTE="wrk on CPU $LOAD_CPUS; upstream, nginx and govgate on CPU $SERVER_CPUS"
+else
+    PIN_LOAD=()
+    PIN_SERVER=()
+    WRK_THREADS=$((NCPU < 2 ? 1 : 2))
+    PROXY_WORKERS=$NCPU
+    PIN_NOTE="no pinning: wrk, upstream and proxy share all $NCPU CPUs"
+fi
+((CONNECTIONS >= WRK_THREADS)) || die "BENCH_CONNECTIONS must be at least $WRK_THREADS"
+
+# ---- build ----
+
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/govgate"
+if [[ $BUILD != 0 ]]; then
+    echo "building govgate (cargo build --release)..." >&2
+    (cd "$ROOT" && timeout 1800 cargo build --release) || die "cargo build --release failed"
+fi
+[[ -x $BIN ]] || die "no binary at $BIN (run cargo build --release)"
+
+# ---- scratch directory and cleanup ----
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/govgate-load.XXXXXX")
+# nginx workers drop root privileges: let them reach their directories.
+chmod 755 "$WORK"
+PIDS=()
+
+stop_group() {
+    # Every server is started with setsid: its pid is also its process
+    # group, which holds nginx's workers too.
+    local pid=$1 i state
+    kill -TERM -- "-$pid" 2>/dev/null || return 0
+    for ((i = 0; i < 50; i++)); do
+        state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || true)
+        [[ -z $state || $state == Z ]] && break
+        sleep 0.1
+    done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do stop_group "$pid"; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---- helpers ----
+
+declare -A TAKEN_PORTS=()
+# free_port VAR: a port nobody listens on, below the ephemeral range so
+# that wrk's own client sockets never take it.
+free_port() {
+    local candidate i
+    for ((i = 0; i < 500; i++)); do
+        candidate=$((15000 + RANDOM % 17000))
+        [[ -n ${TAKEN_PORTS[$candidate]:-} ]] && continue
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then
+            TAKEN_PORTS[$candidate]=1
+            printf -v "$1" '%s' "$candidate"
+            return 0
+        fi
+    done
+    die "no free port found"
+}
+
+# http_get PORT PATH: prints the status code and body of one request.
+http_get() {
+    timeout 5 bash -c '
+        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+        printf "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" "$2" >&3
+        cat <&3' _ "$1" "$2" 2>/dev/null |
+        tr -d '\r' | awk 'NR == 1 { printf "%s ", $2 } body { printf "%s", $0 } /^$/ { body = 1 }'
+}
+
+# wait_ok NAME PORT PATH PID: until PATH answers 200 {"ok":true} (10 s).
+wait_ok() {
+    local name=$1 port=$2 path=$3 pid=$4 i answer=
+    for ((i = 0; i < 100; i++)); do
+        answer=$(http_get "$port" "$path" || true)
+        [[ $answer == '200 {"ok":true}' ]] && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    echo "load.sh: $name: GET $path answered: ${answer:-nothing}" >&2
+    return 1
+}
+
+nginx_common() {
+    local dir=$1
+    cat <<EOF
+daemon off;
+master_process on;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+EOF
+}
+
+nginx_http_common() {
+    local dir=$1
+    cat <<EOF
+    access_log off;
+    # wrk keeps its connections for the whole run; nginx's default of 1000
+    # requests per connection would make it reconnect all the time.
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
+EOF
+}
+
+# start_nginx NAME CONF_FUNCTION: writes the config for a fresh free port
+# (tried again on a bind race), starts nginx, waits until it answers.
+# Sets NGINX_PORT and NGINX_PID.
+start_nginx() {
+    local name=$1 conf_fn=$2 dir="$WORK/$1" attempt port pid
+    mkdir -p "$dir"
+    for ((attempt = 0; attempt < 5; attempt++)); do
+        free_port port
+        "$conf_fn" "$dir" "$port" >"$dir/nginx.conf"
+        setsid "${PIN_SERVER[@]}" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" \
+            >"$dir/stdout.log" 2>&1 &
+        pid=$!
+        if wait_ok "$name" "$port" "$WAIT_PATH" "$pid"; then
+            PIDS+=("$pid")
+            NGINX_PORT=$port
+            NGINX_PID=$pid
+            return 0
+        fi
+        stop_group "$pid"
+        grep -q "Address already in use" "$dir/error.log" "$dir/stdout.log" 2>/dev/null || break
+    done
+    cat "$dir/stdout.log" "$dir/error.log" >&2 2>/dev/null || true
+    die "$name did not start"
+}
+
+upstream_conf() {
+    local dir=$1 port=$2
+    nginx_common "$dir"
+    cat <<EOF
+worker_processes 1;
+http {
+$(nginx_http_common "$dir")
+    server {
+        listen 127.0.0.1:$port;
+        default_type application/json;
+        location / {
+            return 200 '{"ok":true}';
+        }
+    }
+}
+EOF
+}
+
+proxy_conf() {
+    local dir=$1 port=$2
+    nginx_common "$dir"
+    cat <<EOF
+worker_processes $PROXY_WORKERS;
+http {
+$(nginx_http_common "$dir")
+    upstream backend {
+        server 127.0.0.1:$UPSTREAM_PORT;
+        keepalive $CONNECTIONS;
+        keepalive_requests 1000000;
+    }
+    server {
+        listen 127.0.0.1:$port;
+        location /m/ {
+            proxy_pass http://backend/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+}
+
+# cpu_busy SECONDS: percent of all CPUs busy (anything but idle and iowait)
+# over that many seconds, while none of our load runs: other work on the
+# machine disturbs the figures.
+cpu_busy() {
+    local -a a b
+    read -ra a < <(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+    sleep "$1"
+    read -ra b < <(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
+    awk -v busy=$((b[0] - a[0])) -v idle=$((b[1] - a[1])) \
+        'BEGIN { printf "%d", busy + idle > 0 ? 100 * busy / (busy + idle) : 0 }'
+}
+MAX_BACKGROUND=0
+# check_quiet: samples the background load before a measured run.
+check_quiet() {
+    local busy
+    busy=$(cpu_busy 1)
+    ((busy > MAX_BACKGROUND)) && MAX_BACKGROUND=$busy
+    ((busy <= 10)) || echo "load.sh: warning: the machine is busy before this run ($busy% CPU)" >&2
+}
+
+LOG="$WORK/wrk.log"
+: >"$LOG"
+
+# run_wrk LABEL URL SECONDS [RATE]: one wrk run; prints its BENCH line.
+run_wrk() {
+    local label=$1 url=$2 secs=$3 rate=${4:-} out
+    local -a pace=()
+    [[ -n $rate ]] && pace=(WRK_PACE_RATE="$rate" WRK_PACE_THREADS="$WRK_THREADS")
+    out=$(env -u WRK_PACE_RATE -u WRK_PACE_THREADS "${pace[@]}" \
+        timeout $((secs + 30)) "${PIN_LOAD[@]}" \
+        wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${secs}s" --timeout 5s --latency -s "$LUA" "$url" 2>&1) ||
+        { echo "$out" >&2; die "wrk failed ($label)"; }
+    printf '==== %s%s: %s\n%s\n\n' "$label" "${rate:+ (paced at $rate req/s)}" "$url" "$out" >>"$LOG"
+    grep '^BENCH ' <<<"$out" || { echo "$out" >&2; die "no result from wrk ($label)"; }
+}
+
+declare -A R=()
+# record KEY BENCH_LINE: stores each field as R[KEY.field].
+record() {
+    local key=$1 kv
+    for kv in ${2#BENCH }; do R[$key.${kv%%=*}]=${kv#*=}; done
+    R[$key.errors]=$((R[$key.connect] + R[$key.read] + R[$key.write] + R[$key.status] + R[$key.timeout]))
+}
+
+# ---- start the servers ----
+
+WAIT_PATH=/
+start_nginx upstream upstream_conf
+UPSTREAM_PORT=$NGINX_PORT
+UPSTREAM_PID=$NGINX_PID
+
+WAIT_PATH=/m/
+start_nginx nginx proxy_conf
+PROXY_PORT=$NGINX_PORT
+
+mkdir -p "$WORK/govgate/data"
+cat >"$WORK/govgate/govgate.toml" <<EOF
+[server]
+public_listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+data_dir = "$WORK/govgate/data"
+
+[timeouts]
+shutdown_grace_ms = 2000
+
+[[models]]
+name = "bench"
+protocol = "http"
+path_prefix = "/m"
+
+[[models.versions]]
+version = "v1"
+upstream = "http://127.0.0.1:$UPSTREAM_PORT"
+EOF
+GOVGATE_LOG=warn setsid "${PIN_SERVER[@]}" "$BIN" serve --config "$WORK/govgate/govgate.toml" \
+    >"$WORK/govgate/stdout.log" 2>"$WORK/govgate/stderr.log" &
+GOVGATE_PID=$!
+PIDS+=("$GOVGATE_PID")
+GOVGATE_URL=
+for ((i = 0; i < 300; i++)); do
+    GOVGATE_URL=$(sed -n 's/^govgate ready public=\(http:[^ ]*\) .*/\1/p' "$WORK/govgate/stdout.log")
+    [[ -n $GOVGATE_URL ]] && break
+    kill -0 "$GOVGATE_PID" 2>/dev/null || break
+    sleep 0.1
+done
+if [[ -z $GOVGATE_URL ]]; then
+    cat "$WORK/govgate/stdout.log" "$WORK/govgate/stderr.log" >&2
+    die "govgate did not become ready"
+fi
+GOVGATE_PORT=${GOVGATE_URL##*:}
+wait_ok govgate "$GOVGATE_PORT" /m/ "$GOVGATE_PID" || {
+    cat "$WORK/govgate/stderr.log" >&2
+    die "govgate does not proxy to the upstream"
+}
+
+TARGETS=(direct nginx govgate)
+declare -A URL=(
+    [direct]="http://127.0.0.1:$UPSTREAM_PORT/"
+    [nginx]="http://127.0.0.1:$PROXY_PORT/m/"
+    [govgate]="http://127.0.0.1:$GOVGATE_PORT/m/"
+)
+
+echo "load: upstream :$UPSTREAM_PORT, nginx :$PROXY_PORT, govgate :$GOVGATE_PORT; $PIN_NOTE" >&2
+
+# ---- 1. saturation ----
+
+for target in "${TARGETS[@]}"; do
+    echo "load: $target: saturation (${WARMUP}s warm-up, ${SECONDS_PER_RUN}s)..." >&2
+    check_quiet
+    ((WARMUP > 0)) && run_wrk "$target warm-up" "${URL[$target]}" "$WARMUP" >/dev/null
+    record "sat.$target" "$(run_wrk "$target saturation" "${URL[$target]}" "$SECONDS_PER_RUN")"
+done
+
+# ---- 2. fixed rate: half of govgate's saturation ----
+
+RATE=$(awk -v r="${R[sat.govgate.rps]}" 'BEGIN { printf "%d", r / 2 }')
+((RATE > 0)) || die "govgate served nothing at saturation"
+for target in "${TARGETS[@]}"; do
+    echo "load: $target: fixed rate $RATE req/s (${SECONDS_PER_RUN}s)..." >&2
+    check_quiet
+    record "rate.$target" "$(run_wrk "$target fixed rate" "${URL[$target]}" "$SECONDS_PER_RUN" "$RATE")"
+done
+
+# ---- report ----
+
+GOVGATE_THREADS=$(ls "/proc/$GOVGATE_PID/task" 2>/dev/null | wc -l)
+JOURNAL_SIZE=$(du -sh "$WORK/govgate/data" 2>/dev/null | cut -f1)
+GOVGATE_WARNINGS=$(grep -c . "$WORK/govgate/stderr.log" || true)
+
+# us VALUE: microseconds, shown as µs below 10 ms and as ms above.
+us() { awk -v v="$1" 'BEGIN { if (v < 10000) printf "%d us", v; else printf "%.1f ms", v / 1000 }'; }
+# plus_us VALUE: a signed difference in microseconds.
+plus_us() { awk -v v="$1" 'BEGIN { printf "%+d us", v }'; }
+rps() { awk -v v="$1" 'BEGIN { printf "%.0f", v }'; }
+
+RATIO=$(awk -v g="${R[sat.govgate.rps]}" -v n="${R[sat.nginx.rps]}" 'BEGIN { printf "%.2f", g / n }')
+CPU_MODEL=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+NGINX_VERSION=$("$NGINX" -v 2>&1 | sed 's/.*nginx\///')
+WRK_VERSION=$( (wrk -v 2>&1 || true) | awk 'NR == 1 { print $2 }')
+REVISION=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
+    REVISION="$REVISION (modified)"
+fi
+
+SAT_ROWS=()
+for target in "${TARGETS[@]}"; do
+    SAT_ROWS+=("$target|$(rps "${R[sat.$target.rps]}")|$(us "${R[sat.$target.p50_us]}")|$(us "${R[sat.$target.p99_us]}")|${R[sat.$target.errors]}")
+done
+RATE_ROWS=()
+for target in "${TARGETS[@]}"; do
+    if [[ $target == direct ]]; then
+        add50="-"
+        add99="-"
+    else
+        add50=$(plus_us $((R[rate.$target.p50_us] - R[rate.direct.p50_us])))
+        add99=$(plus_us $((R[rate.$target.p99_us] - R[rate.direct.p99_us])))
+    fi
+    RATE_ROWS+=("$target|$(rps "${R[rate.$target.rps]}")|$(us "${R[rate.$target.p50_us]}")|$(us "${R[rate.$target.p99_us]}")|$add50|$add99|${R[rate.$target.errors]}")
+done
+
+NOTES=(
+    "date: $(date -u '+%Y-%m-%d %H:%M UTC'), govgate $REVISION"
+    "machine: $NCPU CPUs ($CPU_MODEL), $(uname -sr)"
+    "pinning: $PIN_NOTE"
+    "background load: at most $MAX_BACKGROUND% of all CPUs in the second before a measured run"
+    "load: wrk $WRK_VERSION -t$WRK_THREADS -c$CONNECTIONS -d${SECONDS_PER_RUN}s (saturation after ${WARMUP}s warm-up)"
+    "upstream: nginx $NGINX_VERSION, 1 worker, return 200 {\"ok\":true}; proxy nginx: $PROXY_WORKERS worker(s), keepalive pool, HTTP/1.1, access_log off"
+    "govgate: release build, GOVGATE_LOG=warn, $GOVGATE_THREADS threads, decision journal $JOURNAL_SIZE at the end, $GOVGATE_WARNINGS log lines"
+)
+
+table() { # HEADER ROWS...: aligned columns for the terminal
+    printf '%s\n' "$@" | awk -F'|' '
+        { for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } n = NF }
+        END { for (r = 1; r <= NR; r++) { line = ""
+              for (i = 1; i <= n; i++) line = line sprintf(i == 1 ? "%-*s" : "  %*s", w[i], cell[r, i])
+              print line } }'
+}
+
+md_table() { # HEADER ROWS...
+    local header=$1 cols
+    shift
+    echo "| ${header//|/ | } |"
+    cols=$(awk -F'|' '{ s = "|---"; for (i = 2; i <= NF; i++) s = s "|--:"; print s "|" }' <<<"$header")
+    echo "$cols"
+    local row
+    for row in "$@"; do echo "| ${row//|/ | } |"; done
+}
+
+SAT_HEADER="target|req/s|p50|p99|errors"
+RATE_HEADER="target|req/s|p50|p99|added p50|added p99|errors"
+
+{
+    echo
+    echo "Saturation (wrk -c$CONNECTIONS, ${SECONDS_PER_RUN}s)"
+    table "$SAT_HEADER" "${SAT_ROWS[@]}"
+    echo "govgate / nginx throughput: $RATIO"
+    echo
+    echo "Fixed rate $RATE req/s (half of govgate's saturation), added latency vs direct"
+    table "$RATE_HEADER" "${RATE_ROWS[@]}"
+    echo
+    printf '%s\n' "${NOTES[@]}"
+}
+
+OUT_DIR="$ROOT/bench-out"
+mkdir -p "$OUT_DIR"
+{
+    echo "### Load benchmark (benches/load.sh)"
+    echo
+    echo "Saturation (wrk -c$CONNECTIONS, ${SECONDS_PER_RUN}s):"
+    echo
+    md_table "$SAT_HEADER" "${SAT_ROWS[@]}"
+    echo
+    echo "govgate / nginx throughput: **$RATIO**"
+    echo
+    echo "Fixed rate $RATE req/s (half of govgate's saturation); added latency is the difference to direct at the same rate:"
+    echo
+    md_table "$RATE_HEADER" "${RATE_ROWS[@]}"
+    echo
+    printf -- '- %s\n' "${NOTES[@]}"
+} >"$OUT_DIR/load.md"
+cp "$LOG" "$OUT_DIR/load.log"
+echo "written: bench-out/load.md, bench-out/load.log" >&2
+
+if ((MAX_BACKGROUND > 10)); then
+    echo "load.sh: warning: other processes used up to $MAX_BACKGROUND% CPU between runs: figures are disturbed" >&2
+fi
+# Any error response or socket error makes the figures suspect.
+for key in sat.direct sat.nginx sat.govgate rate.direct rate.nginx rate.govgate; do
+    if ((R[$key.errors] > 0)); then
+        echo "load.sh: warning: $key had ${R[$key.errors]} errors (see bench-out/load.log)" >&2
+    fi
+done
