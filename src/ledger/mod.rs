@@ -8,5 +8,6 @@
 //! [`DecisionSink`]: crate::decision::DecisionSink
 
 mod journal;
+pub mod tree;
 
 pub use journal::{Journal, JournalError, JournalWriter};
