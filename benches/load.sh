@@ -32,7 +32,8 @@
 # Output: a table on stdout, the same as markdown in bench-out/load.md, and
 # the raw wrk output of every run in bench-out/load.log.
 
-set -euo pipefail
+set -Eeuo pipefail
+trap 'echo "load.sh: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
@@ -45,8 +46,8 @@ die() {
 }
 
 is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
-is_uint "$SECONDS_PER_RUN" && ((SECONDS_PER_RUN > 0)) || die "BENCH_SECONDS must be a positive integer"
-is_uint "$CONNECTIONS" && ((CONNECTIONS > 0)) || die "BENCH_CONNECTIONS must be a positive integer"
+if ! is_uint "$SECONDS_PER_RUN" || ((SECONDS_PER_RUN == 0)); then die "BENCH_SECONDS must be a positive integer"; fi
+if ! is_uint "$CONNECTIONS" || ((CONNECTIONS == 0)); then die "BENCH_CONNECTIONS must be a positive integer"; fi
 is_uint "$WARMUP" || die "BENCH_WARMUP must be an integer"
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -173,6 +174,7 @@ free_port() {
 
 # http_get PORT PATH: prints the status code and body of one request.
 http_get() {
+    # shellcheck disable=SC2016 # the inner script expands its own arguments
     timeout 5 bash -c '
         exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
         printf "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" "$2" >&3
@@ -222,7 +224,7 @@ EOF
 
 # start_nginx NAME CONF_FUNCTION: writes the config for a fresh free port
 # (tried again on a bind race), starts nginx, waits until it answers.
-# Sets NGINX_PORT and NGINX_PID.
+# Sets NGINX_PORT.
 start_nginx() {
     local name=$1 conf_fn=$2 dir="$WORK/$1" attempt port pid
     mkdir -p "$dir"
@@ -235,7 +237,6 @@ start_nginx() {
         if wait_ok "$name" "$port" "$WAIT_PATH" "$pid"; then
             PIDS+=("$pid")
             NGINX_PORT=$port
-            NGINX_PID=$pid
             return 0
         fi
         stop_group "$pid"
@@ -287,40 +288,57 @@ $(nginx_http_common "$dir")
 EOF
 }
 
-# cpu_busy SECONDS: percent of all CPUs busy (anything but idle and iowait)
-# over that many seconds, while none of our load runs: other work on the
-# machine disturbs the figures.
-cpu_busy() {
-    local -a a b
-    read -ra a < <(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
-    sleep "$1"
-    read -ra b < <(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6 }' /proc/stat)
-    awk -v busy=$((b[0] - a[0])) -v idle=$((b[1] - a[1])) \
-        'BEGIN { printf "%d", busy + idle > 0 ? 100 * busy / (busy + idle) : 0 }'
+# idle_ticks: idle and iowait time (clock ticks) of all CPUs so far. The
+# busy time of the machine is taken as wall time x CPUs minus this: the
+# kernel tracks idle time precisely, while its busy counters are sampled.
+idle_ticks() { awk '/^cpu / { print $5 + $6 }' /proc/stat; }
+ONLINE_CPUS=$(grep -c '^cpu[0-9]' /proc/stat)
+
+# servers_ticks: CPU time (clock ticks) of our servers so far: every process
+# in their process groups (nginx masters and workers, govgate's threads).
+servers_ticks() {
+    # Processes may end between the glob and the read: ignore those.
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v groups=" ${PIDS[*]} " '
+        { sub(/^.*\) /, ""); if (index(groups, " " $3 " ")) total += $12 + $13 }
+        END { print total + 0 }'
 }
-MAX_BACKGROUND=0
-# check_quiet: samples the background load before a measured run.
-check_quiet() {
-    local busy
-    busy=$(cpu_busy 1)
-    ((busy > MAX_BACKGROUND)) && MAX_BACKGROUND=$busy
-    ((busy <= 10)) || echo "load.sh: warning: the machine is busy before this run ($busy% CPU)" >&2
-}
+CLOCK_TICKS=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
 LOG="$WORK/wrk.log"
 : >"$LOG"
 
-# run_wrk LABEL URL SECONDS [RATE]: one wrk run; prints its BENCH line.
+# run_wrk LABEL URL SECONDS [RATE]: one wrk run; prints its BENCH line,
+# with server_pct: the CPU that our servers (upstream and proxy) used, and
+# other_pct: the CPU that processes other than wrk and our servers used
+# meanwhile (other work on the machine disturbs the figures); both in
+# percent of one CPU.
 run_wrk() {
-    local label=$1 url=$2 secs=$3 rate=${4:-} out
+    local label=$1 url=$2 secs=$3 rate=${4:-} out line
     local -a pace=()
     [[ -n $rate ]] && pace=(WRK_PACE_RATE="$rate" WRK_PACE_THREADS="$WRK_THREADS")
-    out=$(env -u WRK_PACE_RATE -u WRK_PACE_THREADS "${pace[@]}" \
+    local idle0 servers0 start idle1 servers1 end wrk_cpu other server
+    idle0=$(idle_ticks)
+    servers0=$(servers_ticks)
+    start=$EPOCHREALTIME
+    local TIMEFORMAT='WRKCPU %3U %3S'
+    out=$({ time env -u WRK_PACE_RATE -u WRK_PACE_THREADS "${pace[@]}" \
         timeout $((secs + 30)) "${PIN_LOAD[@]}" \
-        wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${secs}s" --timeout 5s --latency -s "$LUA" "$url" 2>&1) ||
+        wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${secs}s" --timeout 5s --latency -s "$LUA" "$url" 2>&1; } 2>&1) ||
         { echo "$out" >&2; die "wrk failed ($label)"; }
-    printf '==== %s%s: %s\n%s\n\n' "$label" "${rate:+ (paced at $rate req/s)}" "$url" "$out" >>"$LOG"
-    grep '^BENCH ' <<<"$out" || { echo "$out" >&2; die "no result from wrk ($label)"; }
+    end=$EPOCHREALTIME
+    idle1=$(idle_ticks)
+    servers1=$(servers_ticks)
+    wrk_cpu=$(awk '/^WRKCPU / { print $2 + $3 }' <<<"$out")
+    other=$(awk -v idle=$((idle1 - idle0)) -v servers=$((servers1 - servers0)) -v wrk="${wrk_cpu:-0}" \
+        -v hz="$CLOCK_TICKS" -v cpus="$ONLINE_CPUS" -v t0="$start" -v t1="$end" \
+        'BEGIN { o = cpus * (t1 - t0) - idle / hz - servers / hz - wrk; if (o < 0) o = 0
+                 printf "%.0f", 100 * o / (t1 - t0) }')
+    server=$(awk -v servers=$((servers1 - servers0)) -v hz="$CLOCK_TICKS" -v t0="$start" -v t1="$end" \
+        'BEGIN { printf "%.0f", 100 * servers / hz / (t1 - t0) }')
+    printf '==== %s%s: %s\n%s\nupstream and proxy: %s%% of one CPU; other processes: %s%% of one CPU\n\n' \
+        "$label" "${rate:+ (paced at $rate req/s)}" "$url" "$out" "$server" "$other" >>"$LOG"
+    line=$(grep '^BENCH ' <<<"$out") || { echo "$out" >&2; die "no result from wrk ($label)"; }
+    echo "$line server_pct=$server other_pct=$other"
 }
 
 declare -A R=()
@@ -336,7 +354,6 @@ record() {
 WAIT_PATH=/
 start_nginx upstream upstream_conf
 UPSTREAM_PORT=$NGINX_PORT
-UPSTREAM_PID=$NGINX_PID
 
 WAIT_PATH=/m/
 start_nginx nginx proxy_conf
@@ -395,8 +412,7 @@ echo "load: upstream :$UPSTREAM_PORT, nginx :$PROXY_PORT, govgate :$GOVGATE_PORT
 
 for target in "${TARGETS[@]}"; do
     echo "load: $target: saturation (${WARMUP}s warm-up, ${SECONDS_PER_RUN}s)..." >&2
-    check_quiet
-    ((WARMUP > 0)) && run_wrk "$target warm-up" "${URL[$target]}" "$WARMUP" >/dev/null
+    if ((WARMUP > 0)); then run_wrk "$target warm-up" "${URL[$target]}" "$WARMUP" >/dev/null; fi
     record "sat.$target" "$(run_wrk "$target saturation" "${URL[$target]}" "$SECONDS_PER_RUN")"
 done
 
@@ -406,20 +422,24 @@ RATE=$(awk -v r="${R[sat.govgate.rps]}" 'BEGIN { printf "%d", r / 2 }')
 ((RATE > 0)) || die "govgate served nothing at saturation"
 for target in "${TARGETS[@]}"; do
     echo "load: $target: fixed rate $RATE req/s (${SECONDS_PER_RUN}s)..." >&2
-    check_quiet
     record "rate.$target" "$(run_wrk "$target fixed rate" "${URL[$target]}" "$SECONDS_PER_RUN" "$RATE")"
 done
 
 # ---- report ----
 
-GOVGATE_THREADS=$(ls "/proc/$GOVGATE_PID/task" 2>/dev/null | wc -l)
-JOURNAL_SIZE=$(du -sh "$WORK/govgate/data" 2>/dev/null | cut -f1)
+MAX_OTHER=0
+for key in sat.direct sat.nginx sat.govgate rate.direct rate.nginx rate.govgate; do
+    if ((R[$key.other_pct] > MAX_OTHER)); then MAX_OTHER=${R[$key.other_pct]}; fi
+done
+GOVGATE_TASKS=("/proc/$GOVGATE_PID/task"/*)
+GOVGATE_THREADS=${#GOVGATE_TASKS[@]}
+JOURNAL_SIZE=$(du -sh "$WORK/govgate/data" 2>/dev/null | cut -f1 || true)
 GOVGATE_WARNINGS=$(grep -c . "$WORK/govgate/stderr.log" || true)
 
-# us VALUE: microseconds, shown as µs below 10 ms and as ms above.
+# us VALUE: microseconds, shown as "us" below 10 ms and as "ms" above.
 us() { awk -v v="$1" 'BEGIN { if (v < 10000) printf "%d us", v; else printf "%.1f ms", v / 1000 }'; }
-# plus_us VALUE: a signed difference in microseconds.
-plus_us() { awk -v v="$1" 'BEGIN { printf "%+d us", v }'; }
+# plus_us A B: A - B, signed, in microseconds.
+plus_us() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+d us", a - b }'; }
 rps() { awk -v v="$1" 'BEGIN { printf "%.0f", v }'; }
 
 RATIO=$(awk -v g="${R[sat.govgate.rps]}" -v n="${R[sat.nginx.rps]}" 'BEGIN { printf "%.2f", g / n }')
@@ -433,7 +453,7 @@ fi
 
 SAT_ROWS=()
 for target in "${TARGETS[@]}"; do
-    SAT_ROWS+=("$target|$(rps "${R[sat.$target.rps]}")|$(us "${R[sat.$target.p50_us]}")|$(us "${R[sat.$target.p99_us]}")|${R[sat.$target.errors]}")
+    SAT_ROWS+=("$target|$(rps "${R[sat.$target.rps]}")|$(us "${R[sat.$target.p50_us]}")|$(us "${R[sat.$target.p99_us]}")|${R[sat.$target.server_pct]}%|${R[sat.$target.errors]}")
 done
 RATE_ROWS=()
 for target in "${TARGETS[@]}"; do
@@ -441,20 +461,34 @@ for target in "${TARGETS[@]}"; do
         add50="-"
         add99="-"
     else
-        add50=$(plus_us $((R[rate.$target.p50_us] - R[rate.direct.p50_us])))
-        add99=$(plus_us $((R[rate.$target.p99_us] - R[rate.direct.p99_us])))
+        add50=$(plus_us "${R[rate.$target.p50_us]}" "${R[rate.direct.p50_us]}")
+        add99=$(plus_us "${R[rate.$target.p99_us]}" "${R[rate.direct.p99_us]}")
     fi
-    RATE_ROWS+=("$target|$(rps "${R[rate.$target.rps]}")|$(us "${R[rate.$target.p50_us]}")|$(us "${R[rate.$target.p99_us]}")|$add50|$add99|${R[rate.$target.errors]}")
+    RATE_ROWS+=("$target|$(rps "${R[rate.$target.rps]}")|$(us "${R[rate.$target.p50_us]}")|$(us "${R[rate.$target.p99_us]}")|$add50|$add99|${R[rate.$target.server_pct]}%|${R[rate.$target.errors]}")
+done
+
+WARNINGS=()
+# The kernel's own share (network softirq work not charged to a process)
+# is a few percent.
+if ((MAX_OTHER > 15)); then
+    WARNINGS+=("other processes used up to $MAX_OTHER% of one CPU during the runs: figures are disturbed")
+fi
+# Any error response or socket error makes the figures suspect.
+for key in sat.direct sat.nginx sat.govgate rate.direct rate.nginx rate.govgate; do
+    if ((R[$key.errors] > 0)); then
+        WARNINGS+=("$key had ${R[$key.errors]} errors (see bench-out/load.log)")
+    fi
 done
 
 NOTES=(
     "date: $(date -u '+%Y-%m-%d %H:%M UTC'), govgate $REVISION"
     "machine: $NCPU CPUs ($CPU_MODEL), $(uname -sr)"
     "pinning: $PIN_NOTE"
-    "background load: at most $MAX_BACKGROUND% of all CPUs in the second before a measured run"
+    "other processes during the measured runs: at most $MAX_OTHER% of one CPU"
     "load: wrk $WRK_VERSION -t$WRK_THREADS -c$CONNECTIONS -d${SECONDS_PER_RUN}s (saturation after ${WARMUP}s warm-up)"
     "upstream: nginx $NGINX_VERSION, 1 worker, return 200 {\"ok\":true}; proxy nginx: $PROXY_WORKERS worker(s), keepalive pool, HTTP/1.1, access_log off"
     "govgate: release build, GOVGATE_LOG=warn, $GOVGATE_THREADS threads, decision journal $JOURNAL_SIZE at the end, $GOVGATE_WARNINGS log lines"
+    "server CPU: upstream and proxy together, in % of one CPU; p50/p99 as measured by wrk"
 )
 
 table() { # HEADER ROWS...: aligned columns for the terminal
@@ -475,8 +509,8 @@ md_table() { # HEADER ROWS...
     for row in "$@"; do echo "| ${row//|/ | } |"; done
 }
 
-SAT_HEADER="target|req/s|p50|p99|errors"
-RATE_HEADER="target|req/s|p50|p99|added p50|added p99|errors"
+SAT_HEADER="target|req/s|p50|p99|server CPU|errors"
+RATE_HEADER="target|req/s|p50|p99|added p50|added p99|server CPU|errors"
 
 {
     echo
@@ -488,6 +522,7 @@ RATE_HEADER="target|req/s|p50|p99|added p50|added p99|errors"
     table "$RATE_HEADER" "${RATE_ROWS[@]}"
     echo
     printf '%s\n' "${NOTES[@]}"
+    if ((${#WARNINGS[@]})); then printf 'WARNING: %s\n' "${WARNINGS[@]}"; fi
 }
 
 OUT_DIR="$ROOT/bench-out"
@@ -506,16 +541,7 @@ mkdir -p "$OUT_DIR"
     md_table "$RATE_HEADER" "${RATE_ROWS[@]}"
     echo
     printf -- '- %s\n' "${NOTES[@]}"
+    if ((${#WARNINGS[@]})); then printf -- '- **warning**: %s\n' "${WARNINGS[@]}"; fi
 } >"$OUT_DIR/load.md"
 cp "$LOG" "$OUT_DIR/load.log"
 echo "written: bench-out/load.md, bench-out/load.log" >&2
-
-if ((MAX_BACKGROUND > 10)); then
-    echo "load.sh: warning: other processes used up to $MAX_BACKGROUND% CPU between runs: figures are disturbed" >&2
-fi
-# Any error response or socket error makes the figures suspect.
-for key in sat.direct sat.nginx sat.govgate rate.direct rate.nginx rate.govgate; do
-    if ((R[$key.errors] > 0)); then
-        echo "load.sh: warning: $key had ${R[$key.errors]} errors (see bench-out/load.log)" >&2
-    fi
-done
