@@ -54,11 +54,12 @@ pub struct App {
 }
 
 impl App {
-    /// Builds every part from the config (opens the decision journal in the data directory).
+    /// Builds every part from the config (opens the decision journal in the
+    /// data directory). Call from within the async runtime.
     pub fn build(config: &Config) -> Result<App, AppError> {
         let metrics = Metrics::new();
         let proxy_metrics = ProxyMetrics::register(metrics.registry())?;
-        let (journal, writer) = Journal::open(&config.server.data_dir, DECISION_QUEUE_LEN, false)?;
+        let (journal, writer) = Journal::open(&config.server.data_dir, DECISION_QUEUE_LEN)?;
         let state = ProxyState::new(config, Arc::new(journal), proxy_metrics);
         Ok(App {
             public: proxy::router(state),
@@ -115,8 +116,7 @@ impl App {
         if drained.is_err() {
             tracing::warn!("grace period over; remaining requests are cut");
         }
-        let journal = self.journal;
-        let _ = tokio::task::spawn_blocking(move || journal.close()).await;
+        self.journal.close().await;
         tracing::info!("stopped");
         Ok(())
     }

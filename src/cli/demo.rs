@@ -26,7 +26,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
     let data_dir = args
         .data_dir
         .unwrap_or_else(|| std::env::temp_dir().join("govgate-demo"));
-    let runtime = super::runtime()?;
+    let runtime = super::runtime(None)?;
     runtime.block_on(async move {
         let upstream = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await

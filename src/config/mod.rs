@@ -60,6 +60,8 @@ pub struct ServerConfig {
     pub caller_header: HeaderName,
     /// Refuse requests without a caller identity (401) instead of recording `anonymous`.
     pub require_caller: bool,
+    /// Threads serving requests; `None` means one per available CPU.
+    pub worker_threads: Option<std::num::NonZeroUsize>,
 }
 
 /// Size limits, in bytes.

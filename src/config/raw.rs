@@ -38,6 +38,8 @@ pub(crate) struct RawServer {
     pub(crate) caller_header: String,
     #[serde(default)]
     pub(crate) require_caller: bool,
+    #[serde(default)]
+    pub(crate) worker_threads: u64,
 }
 
 fn default_caller_header() -> String {

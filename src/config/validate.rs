@@ -223,6 +223,18 @@ fn check_server(
         data_dir: env.base_dir.join(raw.data_dir),
         caller_header,
         require_caller: raw.require_caller,
+        worker_threads: match raw.worker_threads {
+            0 => None,
+            n => Some(
+                usize::try_from(n)
+                    .ok()
+                    .and_then(std::num::NonZeroUsize::new)
+                    .filter(|n| n.get() <= 1024)
+                    .ok_or_else(|| {
+                        checker.error("server.worker_threads", "must be 0 (one per CPU) to 1024")
+                    })?,
+            ),
+        },
     })
 }
 

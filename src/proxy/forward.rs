@@ -36,8 +36,8 @@ pub(super) struct Forward<'a> {
 /// Answers a refused request: logs it, records its decision, releases the
 /// JSON error only after the record is acknowledged.
 pub(super) async fn refuse(state: &ProxyState, draft: Draft, err: ProxyError) -> Response {
-    let id = draft.id;
-    err.log(&id.to_string());
+    let id = decision_header(&draft);
+    err.log(id.to_str().unwrap_or_default());
     let outcome = if err.is_governance_refusal() {
         Outcome::Blocked
     } else {
@@ -56,7 +56,7 @@ pub(super) async fn refuse(state: &ProxyState, draft: Draft, err: ProxyError) ->
     if let Err(sink_err) = state.recorder.record(draft, ending).await {
         response = sink_err.into_response();
     }
-    set_decision_header(&mut response, &id.to_string());
+    response.headers_mut().insert(DECISION_ID_HEADER, id);
     response
 }
 
@@ -67,7 +67,8 @@ pub(super) async fn forward(
     forward: Forward<'_>,
 ) -> Response {
     let model = draft.model.clone().unwrap_or_default();
-    let request = match build_request(&forward) {
+    let credential = forward.version.credential.as_ref();
+    let request = match build_request(forward) {
         Ok(request) => request,
         Err(err) => return refuse(state, draft, err).await,
     };
@@ -77,8 +78,8 @@ pub(super) async fn forward(
     };
     draft.mark_upstream_head();
     let (mut parts, body) = response.into_parts();
-    parts.headers = headers::to_client(parts.headers, forward.version.credential.as_ref());
-    let decision_id = draft.id.to_string();
+    parts.headers = headers::to_client(parts.headers, credential);
+    let decision_id = decision_header(&draft);
     let status = parts.status.as_u16();
     let declared_len = content_length(&parts.headers);
     let buffered = declared_len
@@ -97,7 +98,9 @@ pub(super) async fn forward(
         };
         if let Err(err) = state.recorder.record(draft, ending).await {
             let mut response = err.into_response();
-            set_decision_header(&mut response, &decision_id);
+            response
+                .headers_mut()
+                .insert(DECISION_ID_HEADER, decision_id);
             return response;
         }
         Response::from_parts(parts, Body::new(Full::new(bytes)))
@@ -113,11 +116,13 @@ pub(super) async fn forward(
         );
         Response::from_parts(parts, Body::new(streamed))
     };
-    set_decision_header(&mut response, &decision_id);
+    response
+        .headers_mut()
+        .insert(DECISION_ID_HEADER, decision_id);
     response
 }
 
-fn build_request(forward: &Forward<'_>) -> Result<Request<Full<Bytes>>, ProxyError> {
+fn build_request(forward: Forward<'_>) -> Result<Request<Full<Bytes>>, ProxyError> {
     let upstream = &forward.version.upstream;
     let uri = http::Uri::builder()
         .scheme(upstream.scheme.clone())
@@ -125,21 +130,22 @@ fn build_request(forward: &Forward<'_>) -> Result<Request<Full<Bytes>>, ProxyErr
         .path_and_query(format!("{}{}", upstream.base_path, forward.path_and_query))
         .build()
         .map_err(|err| ProxyError::Internal(format!("upstream URI: {err}")))?;
-    let mut request = Request::new(Full::new(forward.body.clone()));
-    *request.method_mut() = forward.method.clone();
+    let mut request = Request::new(Full::new(forward.body));
+    *request.method_mut() = forward.method;
     *request.uri_mut() = uri;
     *request.headers_mut() = headers::to_upstream(
-        forward.headers.clone(),
+        forward.headers,
         forward.client_ip,
         forward.version.credential.as_ref(),
     );
     Ok(request)
 }
 
-fn set_decision_header(response: &mut Response, id: &str) {
-    if let Ok(value) = HeaderValue::from_str(id) {
-        response.headers_mut().insert(DECISION_ID_HEADER, value);
-    }
+/// The `govgate-decision-id` header value for a draft.
+fn decision_header(draft: &Draft) -> HeaderValue {
+    let hex = draft.id.hex();
+    // INVARIANT: 32 ASCII hex digits are a valid header value.
+    HeaderValue::from_bytes(&hex).unwrap_or(HeaderValue::from_static("invalid"))
 }
 
 fn content_length(headers: &HeaderMap) -> Option<u64> {

@@ -47,28 +47,19 @@ pub(super) fn routes(state: ProxyState) -> Router {
         .with_state(state)
 }
 
-/// Starts the decision for a request: fresh id, caller identity. Returns
-/// the error to refuse with if the caller is required and missing.
-fn begin(state: &ProxyState, parts: &Parts, route: Route) -> Result<Draft, ProxyError> {
-    let id = match DecisionId::random() {
-        Ok(id) => id,
-        Err(err) => {
-            // Without an id nothing can be recorded; refuse outright.
-            tracing::error!(error = %err, "no randomness for a decision id");
-            return Err(ProxyError::Internal("no randomness".to_owned()));
-        }
-    };
+/// Starts the decision for a request: fresh id, caller identity.
+fn begin(state: &ProxyState, parts: &Parts, route: Route) -> Draft {
     let caller = parts
         .headers
         .get(&state.caller_header)
         .and_then(|value| value.to_str().ok())
         .filter(|value| !value.is_empty())
         .map(str::to_owned);
-    Ok(Draft::start(
-        id,
+    Draft::start(
+        DecisionId::random(),
         caller.unwrap_or_else(|| "anonymous".to_owned()),
         route,
-    ))
+    )
 }
 
 fn caller_missing(state: &ProxyState, draft: &Draft) -> Option<ProxyError> {
@@ -174,12 +165,9 @@ async fn openai_embeddings(State(state): State<ProxyState>, request: Request) ->
 }
 
 async fn openai(state: ProxyState, route: Route, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let mut draft = match begin(&state, &parts, route) {
-        Ok(draft) => draft,
-        Err(err) => return err.into_response(),
-    };
-    match openai_resolve(&state, &mut draft, &parts, body).await {
+    let (mut parts, body) = request.into_parts();
+    let mut draft = begin(&state, &parts, route);
+    match openai_resolve(&state, &mut draft, &mut parts, body).await {
         Ok(forward_request) => forward(&state, draft, forward_request).await,
         Err(err) => refuse(&state, draft, err).await,
     }
@@ -188,7 +176,7 @@ async fn openai(state: ProxyState, route: Route, request: Request) -> Response {
 async fn openai_resolve<'a>(
     state: &'a ProxyState,
     draft: &mut Draft,
-    parts: &Parts,
+    parts: &mut Parts,
     body: Body,
 ) -> Result<Forward<'a>, ProxyError> {
     if let Some(err) = caller_missing(state, draft) {
@@ -207,7 +195,7 @@ async fn openai_resolve<'a>(
         version,
         path_and_query: path_and_query(parts.uri.path(), parts),
         method: parts.method.clone(),
-        headers: parts.headers.clone(),
+        headers: std::mem::take(&mut parts.headers),
         client_ip: client_ip(parts),
         body,
     })
@@ -305,12 +293,18 @@ async fn kserve(
     version: Option<String>,
     request: Request,
 ) -> Response {
-    let (parts, body) = request.into_parts();
-    let mut draft = match begin(&state, &parts, route) {
-        Ok(draft) => draft,
-        Err(err) => return err.into_response(),
-    };
-    match kserve_resolve(&state, &mut draft, &parts, body, &name, version.as_deref()).await {
+    let (mut parts, body) = request.into_parts();
+    let mut draft = begin(&state, &parts, route);
+    match kserve_resolve(
+        &state,
+        &mut draft,
+        &mut parts,
+        body,
+        &name,
+        version.as_deref(),
+    )
+    .await
+    {
         Ok(forward_request) => forward(&state, draft, forward_request).await,
         Err(err) => refuse(&state, draft, err).await,
     }
@@ -319,7 +313,7 @@ async fn kserve(
 async fn kserve_resolve<'a>(
     state: &'a ProxyState,
     draft: &mut Draft,
-    parts: &Parts,
+    parts: &mut Parts,
     body: Body,
     name: &str,
     requested_version: Option<&str>,
@@ -340,7 +334,7 @@ async fn kserve_resolve<'a>(
         version,
         path_and_query: path_and_query(&path, parts),
         method: parts.method.clone(),
-        headers: parts.headers.clone(),
+        headers: std::mem::take(&mut parts.headers),
         client_ip: client_ip(parts),
         body,
     })
@@ -362,7 +356,7 @@ async fn health() -> Response {
 // ---- http prefixes, and everything unmatched ----
 
 async fn http_prefix(State(state): State<ProxyState>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let path = parts.uri.path();
     let matched = state.models.iter().find_map(|model| {
         let prefix = model.path_prefix.as_deref()?;
@@ -374,15 +368,16 @@ async fn http_prefix(State(state): State<ProxyState>, request: Request) -> Respo
     } else {
         Route::Unmatched
     };
-    let mut draft = match begin(&state, &parts, route) {
-        Ok(draft) => draft,
-        Err(err) => return err.into_response(),
-    };
+    let mut draft = begin(&state, &parts, route);
     let Some((model, rest)) = matched else {
         return refuse(&state, draft, ProxyError::RouteNotFound).await;
     };
-    let rest = if rest.is_empty() { "/" } else { rest };
-    match http_resolve(&state, &mut draft, &parts, body, &model.name, rest).await {
+    let rest = if rest.is_empty() {
+        "/".to_owned()
+    } else {
+        rest.to_owned()
+    };
+    match http_resolve(&state, &mut draft, &mut parts, body, &model.name, &rest).await {
         Ok(forward_request) => forward(&state, draft, forward_request).await,
         Err(err) => refuse(&state, draft, err).await,
     }
@@ -391,7 +386,7 @@ async fn http_prefix(State(state): State<ProxyState>, request: Request) -> Respo
 async fn http_resolve<'a>(
     state: &'a ProxyState,
     draft: &mut Draft,
-    parts: &Parts,
+    parts: &mut Parts,
     body: Body,
     name: &str,
     rest: &str,
@@ -407,7 +402,7 @@ async fn http_resolve<'a>(
         version,
         path_and_query: path_and_query(rest, parts),
         method: parts.method.clone(),
-        headers: parts.headers.clone(),
+        headers: std::mem::take(&mut parts.headers),
         client_ip: client_ip(parts),
         body,
     })
@@ -415,10 +410,8 @@ async fn http_resolve<'a>(
 
 async fn method_not_allowed(State(state): State<ProxyState>, request: Request) -> Response {
     let (parts, _body) = request.into_parts();
-    match begin(&state, &parts, Route::Unmatched) {
-        Ok(draft) => refuse(&state, draft, ProxyError::MethodNotAllowed).await,
-        Err(err) => err.into_response(),
-    }
+    let draft = begin(&state, &parts, Route::Unmatched);
+    refuse(&state, draft, ProxyError::MethodNotAllowed).await
 }
 
 fn json_response(status: StatusCode, value: serde_json::Value) -> Response {
