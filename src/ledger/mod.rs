@@ -7,6 +7,7 @@
 //!
 //! [`DecisionSink`]: crate::decision::DecisionSink
 
+pub mod canonical;
 mod journal;
 pub mod tree;
 
