@@ -8,6 +8,7 @@
 //! [`DecisionSink`]: crate::decision::DecisionSink
 
 pub mod canonical;
+pub mod checkpoint;
 mod journal;
 pub mod tree;
 
