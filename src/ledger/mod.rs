@@ -9,7 +9,9 @@
 
 pub mod canonical;
 pub mod checkpoint;
+pub mod entry;
 mod journal;
+pub mod store;
 pub mod tree;
 
 pub use journal::{Journal, JournalError, JournalWriter};

@@ -1,0 +1,286 @@
+//! Ledger entries: what each kind holds, and the chain rule.
+//!
+//! An entry is a JSON object; its canonical bytes (RFC 8785) are what the
+//! chain hash, the Merkle leaf and every signature cover. Common members:
+//! `seq` (gap-free from 0), `time` (UTC, RFC 3339 with milliseconds),
+//! `kind`, `origin` (the log's name) and `prev_hash` (the previous entry's
+//! BLAKE3 hash in hex, 64 zeros at seq 0). docs/audit-format.md lists the
+//! members of every kind.
+
+use super::canonical::{CanonicalError, to_canonical};
+use super::tree::{Hash, leaf_hash};
+use crate::decision::{Capture, Decision};
+use serde_json::{Map, Value, json};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// `prev_hash` of the entry at seq 0.
+pub const GENESIS_PREV_HASH: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// How much of the payloads a decision entry commits to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadMode {
+    /// Salted commitments in the entry; salts and captures in the erasable payload store.
+    Full,
+    /// Salted commitments only; the salts are not kept, so nobody can open them.
+    Digest,
+    /// Lengths only.
+    None,
+}
+
+impl PayloadMode {
+    /// The mode's name in entries and config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayloadMode::Full => "full",
+            PayloadMode::Digest => "digest",
+            PayloadMode::None => "none",
+        }
+    }
+}
+
+/// The kind-specific part of an entry, before sequencing.
+#[derive(Debug, Clone)]
+pub enum EntryBody {
+    /// One request's decision.
+    Decision(Box<Decision>),
+    /// The gateway started serving.
+    GatewayStarted {
+        /// Gateway version.
+        version: String,
+    },
+    /// The gateway stopped cleanly.
+    GatewayStopped,
+}
+
+/// Salts of one decision's two payload commitments.
+#[derive(Debug, Clone, Copy)]
+pub struct Salts {
+    /// Salt of the request commitment.
+    pub request: [u8; 32],
+    /// Salt of the response commitment.
+    pub response: [u8; 32],
+}
+
+/// A sequenced entry and its hashes.
+#[derive(Debug, Clone)]
+pub struct SealedEntry {
+    /// Position in the log.
+    pub seq: u64,
+    /// RFC 8785 bytes.
+    pub canonical: Vec<u8>,
+    /// BLAKE3 of the canonical bytes (the next entry's `prev_hash`).
+    pub entry_hash: [u8; 32],
+    /// RFC 6962 leaf hash of the canonical bytes.
+    pub leaf_hash: Hash,
+}
+
+/// Lower-case hex.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(DIGITS[usize::from(byte >> 4)] as char);
+        out.push(DIGITS[usize::from(byte & 0x0f)] as char);
+    }
+    out
+}
+
+/// `BLAKE3(salt || bytes)`: a commitment that reveals nothing about the
+/// bytes without the salt.
+pub fn commitment(salt: &[u8; 32], bytes: &[u8]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(salt);
+    hasher.update(bytes);
+    *hasher.finalize().as_bytes()
+}
+
+/// Seals an entry: adds the common members, canonicalizes and hashes.
+pub fn seal(
+    seq: u64,
+    time: SystemTime,
+    origin: &str,
+    prev_hash: &[u8; 32],
+    body: &EntryBody,
+    mode: PayloadMode,
+    salts: Option<&Salts>,
+) -> Result<SealedEntry, CanonicalError> {
+    let mut entry = Map::new();
+    entry.insert("seq".into(), json!(seq));
+    entry.insert("time".into(), json!(rfc3339_millis(time)));
+    entry.insert("origin".into(), json!(origin));
+    entry.insert(
+        "prev_hash".into(),
+        json!(if seq == 0 {
+            GENESIS_PREV_HASH.to_owned()
+        } else {
+            hex(prev_hash)
+        }),
+    );
+    match body {
+        EntryBody::Decision(decision) => {
+            entry.insert("kind".into(), json!("decision"));
+            decision_members(&mut entry, decision, mode, salts);
+        }
+        EntryBody::GatewayStarted { version } => {
+            entry.insert("kind".into(), json!("gateway_started"));
+            entry.insert("gateway_version".into(), json!(version));
+        }
+        EntryBody::GatewayStopped => {
+            entry.insert("kind".into(), json!("gateway_stopped"));
+        }
+    }
+    let canonical = to_canonical(&Value::Object(entry))?;
+    Ok(SealedEntry {
+        seq,
+        entry_hash: *blake3::hash(&canonical).as_bytes(),
+        leaf_hash: leaf_hash(&canonical),
+        canonical,
+    })
+}
+
+fn decision_members(
+    entry: &mut Map<String, Value>,
+    decision: &Decision,
+    mode: PayloadMode,
+    salts: Option<&Salts>,
+) {
+    let payload = |capture: &Capture, salt: Option<&[u8; 32]>| {
+        let mut member = Map::new();
+        member.insert("length".into(), json!(capture.total_len()));
+        if mode != PayloadMode::None {
+            member.insert("captured".into(), json!(capture.bytes().len()));
+            if let Some(salt) = salt {
+                member.insert(
+                    "commitment".into(),
+                    json!(hex(&commitment(salt, capture.bytes()))),
+                );
+            }
+        }
+        Value::Object(member)
+    };
+    let timings = &decision.timings;
+    let fields = json!({
+        "decision_id": decision.id.to_string(),
+        "caller": decision.caller,
+        "route": decision.route.as_str(),
+        "protocol": decision.protocol.map(|p| p.as_str()),
+        "model": decision.model,
+        "version": decision.version,
+        "approval_seq": null,
+        "outcome": decision.outcome.as_str(),
+        "status": decision.status,
+        "error_code": decision.error_code,
+        "timings": {
+            "received_unix_ms": timings.received_unix_ms,
+            "upstream_head_us": timings.upstream_head_us,
+            "complete_us": timings.complete_us,
+        },
+        "payload_mode": mode.as_str(),
+        "request": payload(&decision.request, salts.map(|s| &s.request)),
+        "response": payload(&decision.response, salts.map(|s| &s.response)),
+    });
+    if let Value::Object(fields) = fields {
+        entry.extend(fields);
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC.
+pub fn rfc3339_millis(time: SystemTime) -> String {
+    let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (year, month, day) = civil_from_days(days as i64);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        since.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
+/// (H. Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::canonical::parse_strict;
+    use std::time::Duration;
+
+    #[test]
+    fn blake3_chain_vector_is_reproduced() {
+        let vectors: Value =
+            serde_json::from_str(include_str!("../../tests/data/rfc6962_sha256_vectors.json"))
+                .unwrap();
+        let mut prev = GENESIS_PREV_HASH.to_owned();
+        for case in vectors["blake3_chain"]["entries"].as_array().unwrap() {
+            assert_eq!(case["entry"]["prev_hash"], prev.as_str());
+            let canonical = to_canonical(&case["entry"]).unwrap();
+            assert_eq!(
+                String::from_utf8(canonical.clone()).unwrap(),
+                case["canonical_utf8"].as_str().unwrap()
+            );
+            let entry_hash = hex(blake3::hash(&canonical).as_bytes());
+            assert_eq!(entry_hash, case["entry_hash"].as_str().unwrap());
+            assert_eq!(
+                hex(&leaf_hash(&canonical)),
+                case["merkle_leaf_hash"].as_str().unwrap()
+            );
+            prev = entry_hash;
+        }
+    }
+
+    #[test]
+    fn sealed_entries_chain_and_are_canonical() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_776_389_090);
+        let first = seal(
+            0,
+            t,
+            "o",
+            &[0; 32],
+            &EntryBody::GatewayStarted {
+                version: "1".into(),
+            },
+            PayloadMode::Full,
+            None,
+        )
+        .unwrap();
+        let second = seal(
+            1,
+            t,
+            "o",
+            &first.entry_hash,
+            &EntryBody::GatewayStopped,
+            PayloadMode::Full,
+            None,
+        )
+        .unwrap();
+        let parsed = parse_strict(std::str::from_utf8(&second.canonical).unwrap()).unwrap();
+        assert_eq!(parsed["prev_hash"], hex(&first.entry_hash));
+        assert_eq!(to_canonical(&parsed).unwrap(), second.canonical);
+        let first_parsed = parse_strict(std::str::from_utf8(&first.canonical).unwrap()).unwrap();
+        assert_eq!(first_parsed["prev_hash"], GENESIS_PREV_HASH);
+        assert_eq!(first_parsed["time"], "2026-11-27T10:46:29.090Z");
+    }
+
+    #[test]
+    fn civil_dates_are_right_at_edges() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(civil_from_days(20_819), (2027, 1, 1));
+    }
+}
