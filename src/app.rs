@@ -3,7 +3,11 @@
 //! in-flight requests within the grace period, flush the decision log).
 
 use crate::config::Config;
-use crate::ledger::{Journal, JournalError, JournalWriter};
+use crate::ledger::checkpoint::NoteSigner;
+use crate::ledger::entry::EntryBody;
+use crate::ledger::reader::{self, LedgerReader};
+use crate::ledger::sequencer::{Ledger, LedgerError, LedgerWriter, SequencerConfig};
+use crate::ledger::store::{SledStore, StoreError};
 use crate::metrics::Metrics;
 use crate::proxy::{self, ProxyMetrics, ProxyState};
 use axum::Router;
@@ -12,9 +16,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-
-/// Decisions that may wait for the journal writer before requests get 503.
-const DECISION_QUEUE_LEN: usize = 16 * 1024;
 
 /// Errors building or running the gateway.
 #[derive(Debug, thiserror::Error)]
@@ -29,9 +30,18 @@ pub enum AppError {
         /// The cause.
         source: std::io::Error,
     },
-    /// The decision journal could not be opened.
+    /// The ledger's store could not be opened.
+    #[error("ledger store: {0}")]
+    Store(#[from] StoreError),
+    /// The ledger could not start (or does not verify).
     #[error(transparent)]
-    Journal(#[from] JournalError),
+    Ledger(#[from] LedgerError),
+    /// The ledger refused an entry the gateway must write.
+    #[error("ledger: {0}")]
+    Append(crate::decision::SinkError),
+    /// The origin is not a valid key name.
+    #[error("ledger.origin: {0}")]
+    Origin(crate::ledger::checkpoint::NoteError),
     /// Metric families could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -49,28 +59,51 @@ pub enum AppError {
 pub struct App {
     public: Router,
     admin: Router,
-    journal: JournalWriter,
+    ledger: Ledger,
+    writer: LedgerWriter,
     shutdown_grace: Duration,
 }
 
 impl App {
-    /// Builds every part from the config (opens the decision journal in the
-    /// data directory). Call from within the async runtime.
-    pub fn build(config: &Config) -> Result<App, AppError> {
+    /// Builds every part from the config: opens the ledger in
+    /// `data_dir/ledger` (refusing a store that does not verify) and
+    /// records `gateway_started`. Call from within the async runtime.
+    pub async fn build(config: &Config) -> Result<App, AppError> {
         let metrics = Metrics::new();
         let proxy_metrics = ProxyMetrics::register(metrics.registry())?;
-        let (journal, writer) = Journal::open(&config.server.data_dir, DECISION_QUEUE_LEN)?;
-        let state = ProxyState::new(config, Arc::new(journal), proxy_metrics);
+        let store = Arc::new(SledStore::open(&config.server.data_dir.join("ledger"))?);
+        let signer = NoteSigner::new(&config.ledger.origin, config.ledger.signing_key.clone())
+            .map_err(AppError::Origin)?;
+        let (ledger, writer) = Ledger::open(
+            store.clone(),
+            SequencerConfig {
+                origin: config.ledger.origin.clone(),
+                signer,
+                payload_mode: config.ledger.payload_mode,
+                queue_len: config.ledger.queue_len,
+                max_batch: config.ledger.max_batch,
+            },
+        )?;
+        ledger
+            .append(EntryBody::GatewayStarted {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+            })
+            .await
+            .map_err(AppError::Append)?;
+        let reader = LedgerReader::new(store);
+        let state = ProxyState::new(config, Arc::new(ledger.clone()), proxy_metrics);
         Ok(App {
-            public: proxy::router(state),
-            admin: crate::admin::router(metrics),
-            journal: writer,
+            public: proxy::router(state).merge(reader::public_routes(reader.clone())),
+            admin: crate::admin::router(metrics).merge(reader::admin_routes(reader)),
+            ledger,
+            writer,
             shutdown_grace: config.timeouts.shutdown_grace,
         })
     }
 
     /// Serves on already-bound listeners until `shutdown` resolves, then
-    /// drains (at most the grace period) and flushes the decision journal.
+    /// drains (at most the grace period), records `gateway_stopped` and
+    /// waits for the ledger writer to finish.
     pub async fn run(
         self,
         public: TcpListener,
@@ -116,7 +149,12 @@ impl App {
         if drained.is_err() {
             tracing::warn!("grace period over; remaining requests are cut");
         }
-        self.journal.close().await;
+        if let Err(err) = self.ledger.append(EntryBody::GatewayStopped).await {
+            tracing::error!(error = %err, "gateway_stopped not recorded");
+        }
+        drop(self.ledger);
+        let writer = self.writer;
+        let _ = tokio::task::spawn_blocking(move || writer.close()).await;
         tracing::info!("stopped");
         Ok(())
     }

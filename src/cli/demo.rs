@@ -37,6 +37,12 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
                 tracing::error!(error = %err, "sample models stopped");
             }
         });
+        let key_file = data_dir.join("demo-signing.key");
+        if !key_file.exists() {
+            std::fs::create_dir_all(&data_dir)
+                .with_context(|| format!("creating {}", data_dir.display()))?;
+            super::keys::generate(&key_file, DEMO_ORIGIN)?;
+        }
         let text = demo_config(
             args.public_listen,
             args.admin_listen,
@@ -49,17 +55,14 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
             &Environment::fixed(HashMap::new(), &data_dir),
         )
         .map_err(|err| anyhow::anyhow!("demo configuration: {err}"))?;
-        let journal = data_dir.join("decisions.jsonl");
-        super::serve_config(
-            config,
-            Some(Box::new(move |public: &str, admin: &str| {
-                print_tour(public, admin, &journal)
-            })),
-        )
-        .await
-        .context("hint: pass --public-listen / --admin-listen if the default ports are taken")
+        super::serve_config(config, Some(Box::new(print_tour)))
+            .await
+            .context("hint: pass --public-listen / --admin-listen if the default ports are taken")
     })
 }
+
+/// The demo ledger's origin.
+const DEMO_ORIGIN: &str = "govgate.demo/local";
 
 fn demo_config(
     public: SocketAddr,
@@ -74,6 +77,10 @@ fn demo_config(
 public_listen = "{public}"
 admin_listen = "{admin}"
 data_dir = {data_dir}
+
+[ledger]
+origin = "{DEMO_ORIGIN}"
+key_file = "demo-signing.key"
 
 [[models]]
 name = "{credit}"
@@ -94,7 +101,7 @@ upstream = "http://{upstream}"
     )
 }
 
-fn print_tour(public: &str, admin: &str, journal: &std::path::Path) {
+fn print_tour(public: &str, admin: &str) {
     let credit = demo::CREDIT_MODEL;
     let chat = demo::CHAT_MODEL;
     println!(
@@ -122,10 +129,15 @@ curl -s {public}/v2/models/{credit}
 curl -s {public}/v2/health/ready
 curl -s {public}/v1/models
 
-# 6. Every request above is one decision in the journal, and counted in the metrics
-tail -n 3 {journal}
+# 6. Every request above is a signed ledger entry. Fetch a decision's entry and its receipt
+#    (a C2SP tlog-proof: inclusion proof plus signed checkpoint):
+id=$(curl -s -o /dev/null -D - {public}/v2/models/{credit}/infer -d '{{"inputs":[{{"name":"features","shape":[1,3],"datatype":"FP32","data":[30,4000,24]}}]}}' | tr -d '\r' | awk 'tolower($1)=="govgate-decision-id:" {{print $2}}')
+curl -s {public}/govgate/receipts/$id/entry
+curl -s {public}/govgate/receipts/$id
+
+# 7. The latest signed checkpoint, and the requests counted in the metrics
+curl -s {admin}/ledger/checkpoint
 curl -s {admin}/metrics | grep '^govgate_requests_total'
-"#,
-        journal = journal.display()
+"#
     );
 }

@@ -4,6 +4,7 @@
 //! messages for a person.
 
 mod demo;
+mod keys;
 
 use crate::app::{self, App};
 use crate::config::Config;
@@ -46,6 +47,15 @@ enum Command {
     },
     /// Start the gateway with built-in sample models and print commands to try.
     Demo(demo::DemoArgs),
+    /// Create the Ed25519 key that signs the ledger's checkpoints.
+    Keygen {
+        /// Where to write the private key (PKCS#8 PEM, mode 0600); never overwritten.
+        #[arg(long)]
+        out: PathBuf,
+        /// The log's origin (the `ledger.origin` of the config), for the verifier key.
+        #[arg(long)]
+        origin: String,
+    },
 }
 
 /// Parses arguments, runs the command, and maps the result to an exit code:
@@ -57,6 +67,11 @@ pub fn main() -> ExitCode {
         Command::CheckConfig { config } => return check_config(&config),
         Command::Serve { config } => serve(&config),
         Command::Demo(args) => demo::run(args),
+        Command::Keygen { out, origin } => keys::generate(&out, &origin).map(|(pem, vkey)| {
+            println!("wrote {} (keep it secret; mode 0600)", out.display());
+            println!("public key:\n{pem}");
+            println!("verifier key (signed-note, for checkpoint verifiers):\n{vkey}");
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -140,7 +155,7 @@ async fn serve_config(config: Config, on_ready: Option<OnReady>) -> anyhow::Resu
     let admin = app::bind("admin", config.server.admin_listen).await?;
     let public_url = format!("http://{}", public.local_addr()?);
     let admin_url = format!("http://{}", admin.local_addr()?);
-    let gateway = App::build(&config)?;
+    let gateway = App::build(&config).await?;
     println!("govgate ready public={public_url} admin={admin_url}");
     tracing::info!(public = %public_url, admin = %admin_url, models = config.models.len(), "govgate ready");
     if let Some(on_ready) = on_ready {

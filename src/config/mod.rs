@@ -43,6 +43,8 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// Trust for `https://` upstreams beyond the platform's roots.
     pub upstream_tls: UpstreamTls,
+    /// The decision ledger.
+    pub ledger: LedgerConfig,
     /// The models the gateway serves, in file order.
     pub models: Vec<ModelConfig>,
 }
@@ -90,6 +92,33 @@ pub struct Timeouts {
     pub request_body: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+}
+
+/// The ledger's identity and settings.
+#[derive(Clone)]
+pub struct LedgerConfig {
+    /// The log's name: first line of every checkpoint and the signing key's name.
+    pub origin: String,
+    /// The Ed25519 key that signs checkpoints (read from `ledger.key_file`).
+    pub signing_key: ed25519_dalek::SigningKey,
+    /// What decision entries commit to and keep.
+    pub payload_mode: crate::decision::PayloadMode,
+    /// Entries that may wait for the writer before requests get 503.
+    pub queue_len: usize,
+    /// Most entries in one commit.
+    pub max_batch: usize,
+}
+
+impl fmt::Debug for LedgerConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LedgerConfig")
+            .field("origin", &self.origin)
+            .field("signing_key", &"<redacted>")
+            .field("payload_mode", &self.payload_mode)
+            .field("queue_len", &self.queue_len)
+            .field("max_batch", &self.max_batch)
+            .finish()
+    }
 }
 
 /// Extra trust anchors for `https://` upstreams (a private CA, say), used

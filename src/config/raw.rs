@@ -15,10 +15,36 @@ pub(crate) struct RawConfig {
     pub(crate) limits: RawLimits,
     #[serde(default)]
     pub(crate) timeouts: RawTimeouts,
+    pub(crate) ledger: RawLedger,
     #[serde(default)]
     pub(crate) upstream_tls: RawUpstreamTls,
     #[serde(default)]
     pub(crate) models: Vec<RawModel>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLedger {
+    pub(crate) origin: String,
+    pub(crate) key_file: PathBuf,
+    #[serde(default = "default_payloads")]
+    pub(crate) payloads: String,
+    #[serde(default = "default_queue_len")]
+    pub(crate) queue_len: u64,
+    #[serde(default = "default_max_batch")]
+    pub(crate) max_batch: u64,
+}
+
+fn default_payloads() -> String {
+    "full".to_owned()
+}
+
+fn default_queue_len() -> u64 {
+    16_384
+}
+
+fn default_max_batch() -> u64 {
+    1_024
 }
 
 #[derive(Debug, Default, Deserialize)]

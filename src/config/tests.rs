@@ -19,16 +19,45 @@ version = "v1"
 upstream = "http://127.0.0.1:9000/base/"
 "#;
 
+/// The `[ledger]` table every test config gets, appended at the end so
+/// line numbers of the rest stay as written.
+const LEDGER: &str = "\n[ledger]\norigin = \"test.example/log\"\nkey_file = \"test.key\"\n";
+
+/// Writes a TEST-ONLY signing key (mode 0600) as `test.key` in `dir`.
+fn write_test_key(dir: &Path) {
+    use ed25519_dalek::pkcs8::EncodePrivateKey;
+    let pem = ed25519_dalek::SigningKey::from_bytes(&[42; 32])
+        .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
+        .unwrap();
+    std::fs::write(dir.join("test.key"), pem.as_bytes()).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("test.key"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+    }
+}
+
+/// A directory holding the test key, shared by the tests that need no files of their own.
+fn key_dir() -> &'static Path {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        write_test_key(&dir);
+        dir
+    })
+}
+
 fn test_env(vars: &[(&str, &str)]) -> Environment {
     let vars: HashMap<String, String> = vars
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect();
-    Environment::fixed(vars, Path::new("/etc/govgate"))
+    Environment::fixed(vars, key_dir())
 }
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
-    Config::parse(text, "test.toml", &test_env(&[]))
+    Config::parse(&format!("{text}{LEDGER}"), "test.toml", &test_env(&[]))
 }
 
 fn error(text: &str) -> ConfigError {
@@ -37,11 +66,20 @@ fn error(text: &str) -> ConfigError {
 
 #[test]
 fn shipped_example_is_accepted() {
-    let config = Config::load(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/config/govgate.toml"
-    )))
+    // As on a fresh checkout after the README's keygen step.
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("config")).unwrap();
+    std::fs::create_dir_all(root.path().join("data")).unwrap();
+    let example = include_str!("../../config/govgate.toml");
+    std::fs::write(root.path().join("config/govgate.toml"), example).unwrap();
+    write_test_key(&root.path().join("data"));
+    std::fs::rename(
+        root.path().join("data/test.key"),
+        root.path().join("data/govgate.key"),
+    )
     .unwrap();
+    let config = Config::load(&root.path().join("config/govgate.toml")).unwrap();
+    assert_eq!(config.ledger.origin, "govgate.example/local");
     assert_eq!(config.models.len(), 3);
     let credit = config.model("credit-scoring").unwrap();
     assert_eq!(credit.default_version, "2");
@@ -59,7 +97,12 @@ fn shipped_example_is_accepted() {
 fn minimal_config_gets_defaults_and_normalized_upstream() {
     let config = parse(&format!("{SERVER}{ONE_MODEL}")).unwrap();
     assert_eq!(config.server.caller_header.as_str(), "x-govgate-caller");
-    assert_eq!(config.server.data_dir, Path::new("/etc/govgate/data"));
+    assert_eq!(config.server.data_dir, key_dir().join("data"));
+    assert_eq!(config.ledger.origin, "test.example/log");
+    assert_eq!(
+        config.ledger.payload_mode,
+        crate::decision::PayloadMode::Full
+    );
     assert_eq!(config.limits.max_request_body_bytes, 4 * 1024 * 1024);
     let model = config.model("m").unwrap();
     assert_eq!(model.default_version, "v1");
@@ -222,7 +265,12 @@ fn each_mistake_names_its_key() {
 #[test]
 fn credential_from_env_is_prefixed_sensitive_and_hidden_from_debug() {
     let text = format!("{SERVER}{ONE_MODEL}[models.versions.credential]\nenv = \"KEY\"\n");
-    let config = Config::parse(&text, "test.toml", &test_env(&[("KEY", "s3cret")])).unwrap();
+    let config = Config::parse(
+        &format!("{text}{LEDGER}"),
+        "test.toml",
+        &test_env(&[("KEY", "s3cret")]),
+    )
+    .unwrap();
     let credential = config.models[0].versions[0].credential.as_ref().unwrap();
     assert_eq!(credential.header.as_str(), "authorization");
     assert_eq!(credential.value, "Bearer s3cret");
@@ -234,8 +282,9 @@ fn credential_from_env_is_prefixed_sensitive_and_hidden_from_debug() {
 fn credential_from_file_relative_to_config_and_trimmed() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("key.txt"), "abc\n").unwrap();
+    write_test_key(dir.path());
     let text = format!(
-        "{SERVER}{ONE_MODEL}[models.versions.credential]\nfile = \"key.txt\"\nheader = \"api-key\"\nprefix = \"\"\n"
+        "{SERVER}{ONE_MODEL}[models.versions.credential]\nfile = \"key.txt\"\nheader = \"api-key\"\nprefix = \"\"\n{LEDGER}"
     );
     let config = Config::parse(
         &text,
@@ -252,7 +301,8 @@ fn credential_from_file_relative_to_config_and_trimmed() {
 fn ca_file_without_certificates_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("ca.pem"), "not a certificate\n").unwrap();
-    let text = format!("{SERVER}[upstream_tls]\nca_file = \"ca.pem\"\n{ONE_MODEL}");
+    write_test_key(dir.path());
+    let text = format!("{SERVER}[upstream_tls]\nca_file = \"ca.pem\"\n{ONE_MODEL}{LEDGER}");
     let err = Config::parse(
         &text,
         "test.toml",
@@ -261,6 +311,63 @@ fn ca_file_without_certificates_is_refused() {
     .unwrap_err();
     assert_eq!(err.key, "upstream_tls.ca_file");
     assert!(err.message.contains("no PEM certificates"), "{err}");
+}
+
+#[test]
+fn ledger_mistakes_name_their_key() {
+    let with = |ledger: &str| {
+        Config::parse(
+            &format!("{SERVER}{ONE_MODEL}{ledger}"),
+            "test.toml",
+            &test_env(&[]),
+        )
+    };
+    let cases = [
+        (
+            "\n[ledger]\norigin = \"a b\"\nkey_file = \"test.key\"\n",
+            "ledger.origin",
+            "without spaces",
+        ),
+        (
+            "\n[ledger]\norigin = \"o\"\nkey_file = \"nope.key\"\n",
+            "ledger.key_file",
+            "govgate keygen",
+        ),
+        (
+            "\n[ledger]\norigin = \"o\"\nkey_file = \"test.key\"\npayloads = \"all\"\n",
+            "ledger.payloads",
+            "unknown mode",
+        ),
+        ("", "(file)", "missing field `ledger`"),
+    ];
+    for (ledger, key, message) in cases {
+        let err = with(ledger).unwrap_err();
+        assert!(err.key.starts_with(key) || key == "(file)", "{err}");
+        assert!(err.message.contains(message), "{err}");
+    }
+}
+
+#[test]
+fn world_readable_key_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_test_key(dir.path());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            dir.path().join("test.key"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
+        let err = Config::parse(
+            &format!("{SERVER}{ONE_MODEL}{LEDGER}"),
+            "t",
+            &Environment::fixed(HashMap::new(), dir.path()),
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "ledger.key_file");
+        assert!(err.message.contains("chmod 600"), "{err}");
+    }
 }
 
 #[test]

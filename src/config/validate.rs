@@ -2,10 +2,10 @@
 
 use super::raw::{RawConfig, RawCredential, RawModel, RawVersion};
 use super::{
-    Config, ConfigError, Credential, Limits, ModelConfig, ServerConfig, Timeouts, UpstreamTls,
-    UpstreamUrl, VersionConfig,
+    Config, ConfigError, Credential, LedgerConfig, Limits, ModelConfig, ServerConfig, Timeouts,
+    UpstreamTls, UpstreamUrl, VersionConfig,
 };
-use crate::decision::Protocol;
+use crate::decision::{PayloadMode, Protocol};
 use http::{HeaderName, HeaderValue};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -123,6 +123,7 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
         shutdown_grace: Duration::from_millis(raw.timeouts.shutdown_grace_ms),
     };
     let upstream_tls = check_upstream_tls(&checker, raw.upstream_tls, env)?;
+    let ledger = check_ledger(&checker, raw.ledger, env)?;
     if raw.models.is_empty() {
         return Err(checker.error(
             "models",
@@ -157,7 +158,79 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
         limits,
         timeouts,
         upstream_tls,
+        ledger,
         models,
+    })
+}
+
+fn check_ledger(
+    checker: &Checker<'_>,
+    raw: super::raw::RawLedger,
+    env: &Environment,
+) -> Result<LedgerConfig, ConfigError> {
+    use ed25519_dalek::pkcs8::DecodePrivateKey;
+    let origin_ok = !raw.origin.is_empty()
+        && raw.origin.len() <= 256
+        && !raw
+            .origin
+            .chars()
+            .any(|c| c.is_whitespace() || c == '+' || c.is_control());
+    if !origin_ok {
+        return Err(checker.error(
+            "ledger.origin",
+            "must be a non-empty name without spaces or `+`, like \"govgate.example.com/prod\"",
+        ));
+    }
+    let payload_mode = match raw.payloads.as_str() {
+        "full" => PayloadMode::Full,
+        "digest" => PayloadMode::Digest,
+        "none" => PayloadMode::None,
+        other => {
+            return Err(checker.error(
+                "ledger.payloads",
+                format!("unknown mode `{other}`; expected `full`, `digest` or `none`"),
+            ));
+        }
+    };
+    let path = env.base_dir.join(&raw.key_file);
+    let key = "ledger.key_file";
+    let pem = std::fs::read_to_string(&path).map_err(|err| {
+        checker.error(
+            key,
+            format!(
+                "cannot read `{}`: {err} (create one with `govgate keygen`)",
+                path.display()
+            ),
+        )
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(&path) {
+            if meta.permissions().mode() & 0o077 != 0 {
+                return Err(checker.error(
+                    key,
+                    format!("`{}` is readable by others; `chmod 600` it", path.display()),
+                ));
+            }
+        }
+    }
+    // The key itself never goes into an error message.
+    let signing_key = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).map_err(|_| {
+        checker.error(
+            key,
+            format!(
+                "`{}` is not a PKCS#8 PEM Ed25519 private key",
+                path.display()
+            ),
+        )
+    })?;
+    Ok(LedgerConfig {
+        origin: raw.origin,
+        signing_key,
+        payload_mode,
+        queue_len: positive(checker, "ledger.queue_len", raw.queue_len)?,
+        max_batch: positive(checker, "ledger.max_batch", raw.max_batch)?,
     })
 }
 

@@ -111,6 +111,29 @@ impl Outcome {
     }
 }
 
+/// How much of a decision's payloads the ledger commits to and keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PayloadMode {
+    #[default]
+    /// Salted commitments in the entry; salts and captures in the erasable payload store.
+    Full,
+    /// Salted commitments only; the salts are not kept, so nobody can open them.
+    Digest,
+    /// Lengths only.
+    None,
+}
+
+impl PayloadMode {
+    /// The mode's name in entries and config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayloadMode::Full => "full",
+            PayloadMode::Digest => "digest",
+            PayloadMode::None => "none",
+        }
+    }
+}
+
 /// Timings of one request, in microseconds since it was received.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Timings {

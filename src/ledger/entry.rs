@@ -9,35 +9,13 @@
 
 use super::canonical::{CanonicalError, to_canonical};
 use super::tree::{Hash, leaf_hash};
-use crate::decision::{Capture, Decision};
+use crate::decision::{Capture, Decision, PayloadMode};
 use serde_json::{Map, Value, json};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `prev_hash` of the entry at seq 0.
 pub const GENESIS_PREV_HASH: &str =
     "0000000000000000000000000000000000000000000000000000000000000000";
-
-/// How much of the payloads a decision entry commits to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PayloadMode {
-    /// Salted commitments in the entry; salts and captures in the erasable payload store.
-    Full,
-    /// Salted commitments only; the salts are not kept, so nobody can open them.
-    Digest,
-    /// Lengths only.
-    None,
-}
-
-impl PayloadMode {
-    /// The mode's name in entries and config.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PayloadMode::Full => "full",
-            PayloadMode::Digest => "digest",
-            PayloadMode::None => "none",
-        }
-    }
-}
 
 /// The kind-specific part of an entry, before sequencing.
 #[derive(Debug, Clone)]

@@ -1,17 +1,21 @@
-//! Where decisions are kept.
+//! The decision ledger: every decision and governance event, in order,
+//! hash-chained (BLAKE3), in an RFC 6962 Merkle tree (SHA-256), committed
+//! in signed batches (C2SP checkpoints, Ed25519) and durable before any
+//! answer that depends on it is released.
 //!
-//! Today this is the decision journal: one JSON line per decision, written
-//! by a single writer thread with group commit, behind the [`DecisionSink`]
-//! seam. It has no integrity protection yet; the hash-chained, signed
-//! ledger replaces it behind the same seam.
+//! - [`tree`]: pure RFC 6962 math; [`canonical`]: RFC 8785 bytes;
+//! - [`entry`]: entry members and the chain rule;
+//! - [`checkpoint`]: C2SP signed notes, checkpoints, tlog-proofs;
+//! - [`store`]: the storage trait and its sled implementation;
+//! - [`sequencer`]: the single writer (signed group commit), a [`DecisionSink`];
+//! - [`reader`]: receipts, entries and proofs, and their HTTP routes.
 //!
 //! [`DecisionSink`]: crate::decision::DecisionSink
 
 pub mod canonical;
 pub mod checkpoint;
 pub mod entry;
-mod journal;
+pub mod reader;
+pub mod sequencer;
 pub mod store;
 pub mod tree;
-
-pub use journal::{Journal, JournalError, JournalWriter};

@@ -3,7 +3,7 @@
 
 use super::ProxyState;
 use super::error::ProxyError;
-use super::headers::{self, DECISION_ID_HEADER};
+use super::headers::{self, DECISION_ID_HEADER, RECEIPT_HEADER};
 use super::recorder::{Draft, Ending};
 use super::stream::RecordingBody;
 use crate::config::VersionConfig;
@@ -37,7 +37,7 @@ pub(super) struct Forward<'a> {
 /// JSON error only after the record is acknowledged.
 pub(super) async fn refuse(state: &ProxyState, draft: Draft, err: ProxyError) -> Response {
     let id = decision_header(&draft);
-    err.log(id.to_str().unwrap_or_default());
+    err.log(&draft.id.to_string());
     let outcome = if err.is_governance_refusal() {
         Outcome::Blocked
     } else {
@@ -56,7 +56,7 @@ pub(super) async fn refuse(state: &ProxyState, draft: Draft, err: ProxyError) ->
     if let Err(sink_err) = state.recorder.record(draft, ending).await {
         response = sink_err.into_response();
     }
-    response.headers_mut().insert(DECISION_ID_HEADER, id);
+    set_decision_headers(&mut response, id);
     response
 }
 
@@ -98,9 +98,7 @@ pub(super) async fn forward(
         };
         if let Err(err) = state.recorder.record(draft, ending).await {
             let mut response = err.into_response();
-            response
-                .headers_mut()
-                .insert(DECISION_ID_HEADER, decision_id);
+            set_decision_headers(&mut response, decision_id);
             return response;
         }
         Response::from_parts(parts, Body::new(Full::new(bytes)))
@@ -116,9 +114,7 @@ pub(super) async fn forward(
         );
         Response::from_parts(parts, Body::new(streamed))
     };
-    response
-        .headers_mut()
-        .insert(DECISION_ID_HEADER, decision_id);
+    set_decision_headers(&mut response, decision_id);
     response
 }
 
@@ -139,6 +135,15 @@ fn build_request(forward: Forward<'_>) -> Result<Request<Full<Bytes>>, ProxyErro
         forward.version.credential.as_ref(),
     );
     Ok(request)
+}
+
+/// Names the decision and where its receipt is.
+fn set_decision_headers(response: &mut Response, id: HeaderValue) {
+    let receipt = format!("/govgate/receipts/{}", id.to_str().unwrap_or_default());
+    if let Ok(receipt) = HeaderValue::from_str(&receipt) {
+        response.headers_mut().insert(RECEIPT_HEADER, receipt);
+    }
+    response.headers_mut().insert(DECISION_ID_HEADER, id);
 }
 
 /// The `govgate-decision-id` header value for a draft.

@@ -14,6 +14,9 @@ pub const MODEL_VERSION_HEADER: &str = "govgate-model-version";
 /// Response header naming the decision that recorded this exchange.
 pub const DECISION_ID_HEADER: &str = "govgate-decision-id";
 
+/// Response header with the path of the decision's receipt on the public listener.
+pub const RECEIPT_HEADER: &str = "govgate-receipt";
+
 /// Hop-by-hop headers that never cross a proxy.
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,

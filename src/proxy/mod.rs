@@ -14,7 +14,7 @@ mod stream;
 mod upstream;
 
 pub use error::ProxyError;
-pub use headers::{DECISION_ID_HEADER, MODEL_VERSION_HEADER};
+pub use headers::{DECISION_ID_HEADER, MODEL_VERSION_HEADER, RECEIPT_HEADER};
 pub use metrics::ProxyMetrics;
 
 use crate::config::{Config, Limits, ModelConfig, Timeouts};

@@ -8,13 +8,61 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 const BIN: &str = env!("CARGO_BIN_EXE_govgate");
 
 #[test]
-fn check_config_accepts_the_shipped_example() {
+fn check_config_accepts_the_shipped_example_after_keygen() {
+    // The README's steps on a fresh checkout: keygen into data/, then check-config.
+    let root = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(root.path().join("config")).unwrap();
+    std::fs::create_dir_all(root.path().join("data")).unwrap();
+    let config = root.path().join("config/govgate.toml");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/config/govgate.toml"),
+        &config,
+    )
+    .unwrap();
+    let refused = Command::new(BIN)
+        .arg("check-config")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "no key yet");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("govgate keygen"));
+    let keygen = |root: &std::path::Path| {
+        Command::new(BIN)
+            .current_dir(root)
+            .args([
+                "keygen",
+                "--out",
+                "data/govgate.key",
+                "--origin",
+                "govgate.example/local",
+            ])
+            .output()
+            .unwrap()
+    };
+    let first = keygen(root.path());
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(
+        !keygen(root.path()).status.success(),
+        "keygen never overwrites a key"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(root.path().join("data/govgate.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
     let output = Command::new(BIN)
-        .args([
-            "check-config",
-            "--config",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/config/govgate.toml"),
-        ])
+        .arg("check-config")
+        .arg("--config")
+        .arg(&config)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -87,47 +135,57 @@ async fn demo_prints_commands_that_work_as_printed() {
         tour.push('\n');
     }
     let commands = commands_in(&tour);
-    assert!(commands.len() >= 8, "tour:\n{tour}");
+    assert!(commands.len() >= 10, "tour:\n{tour}");
     assert!(
         commands
             .iter()
-            .all(|c| c.contains(&public) || c.starts_with("tail") || c.contains("/metrics"))
+            .all(|c| c.contains(&public) || c.contains("/metrics") || c.contains("/ledger/"))
     );
 
-    let mut outputs = Vec::new();
-    for command in &commands {
-        let output = tokio::process::Command::new("bash")
-            .arg("-c")
-            .arg(command)
-            .output()
-            .await
-            .unwrap();
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(
-            output.status.success(),
-            "`{command}` failed: {stdout}{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(!stdout.trim().is_empty(), "`{command}` printed nothing");
-        outputs.push(stdout);
+    // One shell, as a person pasting them into one terminal would.
+    const MARK: &str = "----8<----";
+    let script = format!("set -e\n{}\n", commands.join(&format!("\necho '{MARK}'\n")));
+    let output = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "tour failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let outputs: Vec<&str> = stdout.split(&format!("{MARK}\n")).collect();
+    assert_eq!(outputs.len(), commands.len(), "{stdout}");
+    for (command, output) in commands.iter().zip(&outputs) {
+        if !command.starts_with("id=") {
+            assert!(!output.trim().is_empty(), "`{command}` printed nothing");
+        }
     }
-    let all = outputs.join("\n");
     assert!(
         outputs[0].contains("govgate-decision-id") && outputs[0].contains("\"score\""),
         "{}",
         outputs[0]
     );
     assert!(
-        all.contains("You wrote: Is my application complete?"),
-        "{all}"
+        stdout.contains("You wrote: Is my application complete?"),
+        "{stdout}"
     );
-    assert!(all.contains("data: [DONE]"), "{all}");
-    assert!(all.contains("\"code\":\"unknown_model\""), "{all}");
-    assert!(all.contains("govgate_requests_total{"), "{all}");
+    assert!(stdout.contains("data: [DONE]"), "{stdout}");
+    assert!(stdout.contains("\"code\":\"unknown_model\""), "{stdout}");
+    assert!(stdout.contains("\"kind\":\"decision\""), "{stdout}");
+    assert!(
+        stdout.contains("c2sp.org/tlog-proof@v1\nindex "),
+        "{stdout}"
+    );
+    assert!(stdout.contains("\u{2014} govgate.demo/local "), "{stdout}");
+    assert!(stdout.contains("govgate_requests_total{"), "{stdout}");
 }
 
 /// The shell commands in the printed tour: lines starting with `curl` or
-/// `tail`, joined with their `\` continuation lines.
+/// an `id=` assignment, joined with their `\` continuation lines.
 fn commands_in(tour: &str) -> Vec<String> {
     let mut commands = Vec::new();
     let mut current: Option<String> = None;
@@ -135,7 +193,7 @@ fn commands_in(tour: &str) -> Vec<String> {
         if let Some(command) = current.as_mut() {
             command.push('\n');
             command.push_str(line);
-        } else if line.starts_with("curl ") || line.starts_with("tail ") {
+        } else if line.starts_with("curl ") || line.starts_with("id=") {
             current = Some(line.to_owned());
         }
         if current.as_ref().is_some_and(|c| !c.ends_with('\\')) {

@@ -37,17 +37,18 @@ async fn every_request_yields_exactly_one_decision_with_the_clients_id() {
             body,
         )
         .await;
-        let decision = gateway.decision(&reply.decision_id());
+        let decision = gateway.decision(&reply.decision_id()).await;
         assert_eq!(decision["outcome"], outcome, "{path} {body}");
         assert_eq!(decision["status"], reply.status.as_u16());
         assert_eq!(decision["caller"], "auditor-test");
-        assert_eq!(decision["request"]["total_len"], body.len());
+        assert_eq!(decision["request"]["length"], body.len());
         ids.push(reply.decision_id());
     }
     let recorded: Vec<String> = gateway
         .decisions()
+        .await
         .iter()
-        .map(|d| d["id"].as_str().unwrap().to_owned())
+        .map(|d| d["decision_id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(
         recorded.len(),
@@ -74,11 +75,15 @@ async fn captures_are_bounded_but_lengths_exact() {
     )
     .await;
     assert_eq!(reply.body, body.as_bytes(), "the client gets everything");
-    let decision = gateway.decision(&reply.decision_id());
+    let decision = gateway.decision(&reply.decision_id()).await;
     for side in ["request", "response"] {
-        assert_eq!(decision[side]["text"], "0123456789abcdef", "{side}");
-        assert_eq!(decision[side]["total_len"], 36, "{side}");
-        assert_eq!(decision[side]["truncated"], true, "{side}");
+        assert_eq!(decision[side]["captured"], 16, "{side}");
+        assert_eq!(decision[side]["length"], 36, "{side}");
+        assert_eq!(
+            decision[side]["commitment"].as_str().unwrap().len(),
+            64,
+            "{side}"
+        );
     }
     let timings = &decision["timings"];
     assert!(
@@ -87,7 +92,7 @@ async fn captures_are_bounded_but_lengths_exact() {
 }
 
 #[tokio::test]
-async fn sigterm_drains_and_exits_cleanly() {
+async fn sigterm_drains_exits_cleanly_and_restart_continues_the_chain() {
     let upstream = TestUpstream::start().await;
     let mut gateway = Gateway::start(&models(&upstream.url())).await;
     let reply = send(
@@ -99,5 +104,25 @@ async fn sigterm_drains_and_exits_cleanly() {
     .await;
     let status = gateway.stop().await;
     assert!(status.success(), "exit status {status}");
-    assert_eq!(gateway.decision(&reply.decision_id())["outcome"], "served");
+
+    gateway.restart().await;
+    assert_eq!(
+        gateway.decision(&reply.decision_id()).await["outcome"],
+        "served"
+    );
+    let kinds: Vec<String> = gateway
+        .entries()
+        .await
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "gateway_started",
+            "decision",
+            "gateway_stopped",
+            "gateway_started"
+        ]
+    );
 }

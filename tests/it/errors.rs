@@ -45,7 +45,7 @@ async fn body_at_the_limit_passes_and_one_byte_over_is_413() {
     .await;
     assert_eq!(reply.status, 413);
     assert_eq!(reply.error_code(), "body_too_large");
-    let decision = gateway.decision(&reply.decision_id());
+    let decision = gateway.decision(&reply.decision_id()).await;
     assert_eq!(decision["outcome"], "error");
     assert_eq!(decision["error_code"], "body_too_large");
 }
@@ -100,7 +100,7 @@ async fn upstream_down_is_502_upstream_unreachable() {
         !String::from_utf8_lossy(&reply.body).contains(&port.to_string()),
         "upstream address not leaked"
     );
-    let decision = gateway.decision(&reply.decision_id());
+    let decision = gateway.decision(&reply.decision_id()).await;
     assert_eq!(
         (decision["outcome"].as_str(), decision["status"].as_u64()),
         (Some("error"), Some(502))
@@ -172,7 +172,10 @@ async fn unknown_model_and_version_are_404_and_blocked() {
         assert_eq!(reply.status, 404, "{path} {body}");
         assert_eq!(reply.error_code(), code, "{path} {body}");
         assert_eq!(reply.headers["content-type"], "application/json");
-        assert_eq!(gateway.decision(&reply.decision_id())["outcome"], "blocked");
+        assert_eq!(
+            gateway.decision(&reply.decision_id()).await["outcome"],
+            "blocked"
+        );
     }
     assert!(upstream.seen().is_empty());
 }
@@ -239,7 +242,7 @@ async fn required_caller_missing_is_401_and_present_is_recorded() {
     .await;
     assert_eq!(reply.status, 200);
     assert_eq!(
-        gateway.decision(&reply.decision_id())["caller"],
+        gateway.decision(&reply.decision_id()).await["caller"],
         "alice@bank"
     );
     assert_eq!(upstream.seen().len(), 1);

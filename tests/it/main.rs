@@ -8,6 +8,7 @@
 mod cli;
 mod decisions;
 mod errors;
+mod ledger;
 mod streaming;
 mod support;
 mod tls;

@@ -37,7 +37,11 @@ async fn sse_first_event_arrives_while_the_upstream_pauses() {
         .unwrap();
     assert_eq!(first.into_data().unwrap(), "data: first\n\n");
     assert!(
-        gateway.decisions().iter().all(|d| d["id"] != id.as_str()),
+        gateway
+            .decisions()
+            .await
+            .iter()
+            .all(|d| d["decision_id"] != id.as_str()),
         "not recorded before the stream ends"
     );
 
@@ -50,12 +54,10 @@ async fn sse_first_event_arrives_while_the_upstream_pauses() {
     assert_eq!(rest, "data: second\n\ndata: [DONE]\n\n");
 
     // The end of the stream was released only after the decision was recorded.
-    let decision = gateway.decision(&id);
+    let decision = gateway.decision(&id).await;
     assert_eq!(decision["outcome"], "served");
-    assert_eq!(
-        decision["response"]["text"],
-        "data: first\n\ndata: second\n\ndata: [DONE]\n\n"
-    );
+    let whole = "data: first\n\ndata: second\n\ndata: [DONE]\n\n";
+    assert_eq!(decision["response"]["length"], whole.len());
 }
 
 #[tokio::test]
@@ -90,7 +92,7 @@ async fn client_leaving_mid_stream_closes_the_upstream_connection() {
     let decision = gateway.wait_for_decision(&id).await;
     assert_eq!(decision["outcome"], "error");
     assert_eq!(decision["error_code"], "client_disconnected");
-    assert!(decision["response"]["total_len"].as_u64().unwrap() > 0);
+    assert!(decision["response"]["length"].as_u64().unwrap() > 0);
 }
 
 #[tokio::test]

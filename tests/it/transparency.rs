@@ -111,10 +111,16 @@ async fn kserve_routes_map_to_the_versions_upstream_model() {
             "/v2/models/scorer-two"
         ]
     );
-    assert_eq!(gateway.decision(&unversioned.decision_id())["version"], "2");
-    assert_eq!(gateway.decision(&versioned.decision_id())["version"], "1");
     assert_eq!(
-        gateway.decision(&metadata.decision_id())["route"],
+        gateway.decision(&unversioned.decision_id()).await["version"],
+        "2"
+    );
+    assert_eq!(
+        gateway.decision(&versioned.decision_id()).await["version"],
+        "1"
+    );
+    assert_eq!(
+        gateway.decision(&metadata.decision_id()).await["route"],
         "kserve_v2.metadata"
     );
 }
@@ -140,7 +146,7 @@ async fn upstream_4xx_and_5xx_pass_through_unchanged() {
             expected.as_bytes(),
             "body passed through for {code}"
         );
-        let decision = gateway.decision(&reply.decision_id());
+        let decision = gateway.decision(&reply.decision_id()).await;
         assert_eq!(decision["outcome"], "served");
         assert_eq!(decision["status"], code);
     }
@@ -203,6 +209,8 @@ async fn hop_by_hop_headers_are_removed_and_credentials_added_but_never_shown() 
     assert!(!format!("{:?}{:?}", reply.headers, reply.body).contains("test-secret"));
     assert_eq!(reply.headers["x-end-to-end"], "kept");
     assert_eq!(reply.headers["govgate-decision-id"].len(), 32);
+    let receipt = format!("/govgate/receipts/{}", reply.decision_id());
+    assert_eq!(reply.headers["govgate-receipt"], receipt.as_str());
 }
 
 #[tokio::test]

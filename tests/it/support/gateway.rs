@@ -1,47 +1,69 @@
 //! Runs the real `govgate` binary with a generated config.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+
+/// The origin of every test gateway's ledger.
+pub const TEST_ORIGIN: &str = "test.govgate.example/it";
 
 /// A running gateway process; killed when dropped.
 pub struct Gateway {
     pub public: String,
     pub admin: String,
     pub dir: tempfile::TempDir,
+    /// The signed-note verifier key of the gateway's signing key.
+    pub vkey: String,
     child: Child,
 }
 
 impl Gateway {
     /// Starts `govgate serve` with `[server]` on ephemeral ports plus
-    /// `server_extra` lines, followed by `rest` (limits, timeouts, models).
+    /// `server_extra` lines, a fresh signing key, followed by `rest`
+    /// (limits, timeouts, models).
     pub async fn start_with(server_extra: &str, rest: &str) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
-        let config = format!(
-            "[server]\npublic_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n{server_extra}\n{rest}"
+        let keygen = std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
+            .args(["keygen", "--origin", TEST_ORIGIN, "--out"])
+            .arg(dir.path().join("test.key"))
+            .output()
+            .unwrap();
+        assert!(
+            keygen.status.success(),
+            "{}",
+            String::from_utf8_lossy(&keygen.stderr)
         );
-        let path = dir.path().join("govgate.toml");
-        std::fs::write(&path, config).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_govgate"))
-            .arg("serve")
-            .arg("--config")
-            .arg(&path)
-            .env("GOVGATE_LOG", "warn")
-            .env("TEST_UPSTREAM_KEY", "test-secret")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn govgate");
+        let printed = String::from_utf8(keygen.stdout).unwrap();
+        let vkey = printed
+            .lines()
+            .find(|line| line.starts_with(TEST_ORIGIN))
+            .expect("keygen prints the verifier key")
+            .to_owned();
+        let config = format!(
+            "[server]\npublic_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n{server_extra}\n\
+             [ledger]\norigin = \"{TEST_ORIGIN}\"\nkey_file = \"test.key\"\n{rest}"
+        );
+        std::fs::write(dir.path().join("govgate.toml"), config).unwrap();
+        let mut child = spawn(dir.path());
         let (public, admin) = read_ready_line(&mut child).await;
         Gateway {
             public,
             admin,
             dir,
+            vkey,
             child,
         }
+    }
+
+    /// Starts the same gateway again (same config and data) after `stop`.
+    pub async fn restart(&mut self) {
+        let mut child = spawn(self.dir.path());
+        let (public, admin) = read_ready_line(&mut child).await;
+        self.child = child;
+        self.public = public;
+        self.admin = admin;
     }
 
     /// Starts with default `[server]` settings.
@@ -54,36 +76,70 @@ impl Gateway {
         format!("{}{path}", self.public)
     }
 
-    /// The data directory.
-    pub fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+    /// Every ledger entry so far, parsed, in seq order.
+    pub async fn entries(&self) -> Vec<serde_json::Value> {
+        let mut entries = Vec::new();
+        loop {
+            let url = format!(
+                "{}/ledger/entries?from={}&count=1000",
+                self.admin,
+                entries.len()
+            );
+            let reply = crate::support::send(http::Method::GET, &url, &[], "").await;
+            assert_eq!(reply.status, 200);
+            let before = entries.len();
+            for line in String::from_utf8(reply.body.to_vec()).unwrap().lines() {
+                entries
+                    .push(serde_json::from_str::<serde_json::Value>(line).expect("entry is JSON"));
+            }
+            if entries.len() == before {
+                return entries;
+            }
+        }
     }
 
-    /// Every decision recorded so far, parsed.
-    pub fn decisions(&self) -> Vec<serde_json::Value> {
-        read_decisions(&self.data_dir())
-    }
-
-    /// The recorded decision with this id (panics if absent or repeated).
-    pub fn decision(&self, id: &str) -> serde_json::Value {
-        let found: Vec<_> = self
-            .decisions()
+    /// Every decision entry so far.
+    pub async fn decisions(&self) -> Vec<serde_json::Value> {
+        self.entries()
+            .await
             .into_iter()
-            .filter(|d| d["id"] == id)
-            .collect();
-        assert_eq!(found.len(), 1, "exactly one decision with id {id}");
-        found.into_iter().next().unwrap()
+            .filter(|e| e["kind"] == "decision")
+            .collect()
     }
 
-    /// Waits until a decision with this id appears (for background records).
+    /// The ledger entry of a decision, fetched like a client would (panics if absent).
+    pub async fn decision(&self, id: &str) -> serde_json::Value {
+        self.try_decision(id)
+            .await
+            .unwrap_or_else(|| panic!("decision {id} is not in the ledger"))
+    }
+
+    async fn try_decision(&self, id: &str) -> Option<serde_json::Value> {
+        let reply = crate::support::send(
+            http::Method::GET,
+            &self.url(&format!("/govgate/receipts/{id}/entry")),
+            &[],
+            "",
+        )
+        .await;
+        (reply.status == 200).then(|| reply.json())
+    }
+
+    /// Waits until a decision appears (for records written in the background).
     pub async fn wait_for_decision(&self, id: &str) -> serde_json::Value {
         for _ in 0..100 {
-            if self.decisions().iter().any(|d| d["id"] == id) {
-                return self.decision(id);
+            if let Some(entry) = self.try_decision(id).await {
+                return entry;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("decision {id} never recorded");
+    }
+
+    /// Kills the process with SIGKILL (no chance to clean up) and waits.
+    pub async fn kill(&mut self) {
+        self.child.start_kill().unwrap();
+        self.child.wait().await.unwrap();
     }
 
     /// Sends SIGTERM and waits for the process to exit.
@@ -100,6 +156,20 @@ impl Gateway {
             .expect("gateway stops within 20 s of SIGTERM")
             .unwrap()
     }
+}
+
+fn spawn(dir: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_govgate"))
+        .arg("serve")
+        .arg("--config")
+        .arg(dir.join("govgate.toml"))
+        .env("GOVGATE_LOG", "warn")
+        .env("TEST_UPSTREAM_KEY", "test-secret")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn govgate")
 }
 
 /// Reads `govgate ready public=... admin=...` from the child's stdout.
@@ -124,11 +194,4 @@ pub fn parse_ready_line(line: &str) -> (String, String) {
             .to_owned()
     };
     (field("public="), field("admin="))
-}
-
-pub fn read_decisions(data_dir: &Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(data_dir.join("decisions.jsonl")).unwrap_or_default();
-    text.lines()
-        .map(|line| serde_json::from_str(line).expect("journal line is JSON"))
-        .collect()
 }

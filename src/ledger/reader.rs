@@ -1,0 +1,275 @@
+//! Reading the ledger: receipts for decisions, entries, checkpoints and
+//! proofs, and the HTTP routes that serve them (receipts on the public
+//! listener, the rest on the admin listener).
+
+use super::checkpoint::TlogProof;
+use super::store::{LedgerStore, StoreError, StoreNodes};
+use super::tree::{ProofError, consistency_proof, inclusion_proof};
+use crate::decision::DecisionId;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use http::{StatusCode, header};
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// Most entries one `/ledger/entries` call returns.
+const MAX_ENTRIES_PER_CALL: u64 = 1000;
+
+/// Read access to a ledger store; cheap to clone.
+#[derive(Clone)]
+pub struct LedgerReader {
+    store: Arc<dyn LedgerStore>,
+}
+
+/// A decision's receipt.
+pub struct Receipt {
+    /// The entry's seq (its leaf index).
+    pub seq: u64,
+    /// The entry's canonical bytes (the leaf input).
+    pub entry: Vec<u8>,
+    /// Checkpoint plus inclusion proof.
+    pub proof: TlogProof,
+}
+
+impl LedgerReader {
+    /// A reader over `store`.
+    pub fn new(store: Arc<dyn LedgerStore>) -> Self {
+        Self { store }
+    }
+
+    /// The receipt of a decision, if it is in the log.
+    pub fn receipt(&self, id: &DecisionId) -> Result<Option<Receipt>, StoreError> {
+        let Some(seq) = self.store.decision_seq(id.as_bytes())? else {
+            return Ok(None);
+        };
+        let entry = self
+            .store
+            .entry(seq)?
+            .ok_or_else(|| StoreError::Corrupt(format!("entry {seq} indexed but missing")))?;
+        let (size, note) = self
+            .store
+            .checkpoint_covering(seq)?
+            .ok_or_else(|| StoreError::Corrupt(format!("no checkpoint covers entry {seq}")))?;
+        let path =
+            inclusion_proof(&StoreNodes(self.store.as_ref()), seq, size).map_err(proof_error)?;
+        Ok(Some(Receipt {
+            seq,
+            entry,
+            proof: TlogProof {
+                index: seq,
+                path,
+                signed_checkpoint: note,
+            },
+        }))
+    }
+}
+
+fn proof_error(err: ProofError<StoreError>) -> StoreError {
+    match err {
+        ProofError::Source(err) => err,
+        ProofError::Invalid(why) => StoreError::Corrupt(why.to_owned()),
+    }
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn store_failure(err: StoreError) -> Response {
+    tracing::error!(error = %err, "ledger read failed");
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ledger_unavailable",
+        "the ledger cannot be read",
+    )
+}
+
+/// Public routes: `GET /govgate/receipts/{id}` (tlog-proof text) and
+/// `GET /govgate/receipts/{id}/entry` (the entry's canonical JSON).
+pub fn public_routes(reader: LedgerReader) -> Router {
+    Router::new()
+        .route("/govgate/receipts/{id}", get(receipt))
+        .route("/govgate/receipts/{id}/entry", get(receipt_entry))
+        .with_state(reader)
+}
+
+/// Why a receipt lookup failed, as the HTTP answer it becomes.
+enum Lookup {
+    NotFound,
+    Store(StoreError),
+}
+
+impl IntoResponse for Lookup {
+    fn into_response(self) -> Response {
+        match self {
+            Lookup::NotFound => error(
+                StatusCode::NOT_FOUND,
+                "unknown_decision",
+                "no decision with this id",
+            ),
+            Lookup::Store(err) => store_failure(err),
+        }
+    }
+}
+
+fn find_receipt(reader: &LedgerReader, id: &str) -> Result<Receipt, Lookup> {
+    let id = DecisionId::parse(id).ok_or(Lookup::NotFound)?;
+    reader
+        .receipt(&id)
+        .map_err(Lookup::Store)?
+        .ok_or(Lookup::NotFound)
+}
+
+async fn receipt(State(reader): State<LedgerReader>, Path(id): Path<String>) -> Response {
+    match find_receipt(&reader, &id) {
+        Ok(receipt) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            receipt.proof.to_text(),
+        )
+            .into_response(),
+        Err(lookup) => lookup.into_response(),
+    }
+}
+
+async fn receipt_entry(State(reader): State<LedgerReader>, Path(id): Path<String>) -> Response {
+    match find_receipt(&reader, &id) {
+        Ok(receipt) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            receipt.entry,
+        )
+            .into_response(),
+        Err(lookup) => lookup.into_response(),
+    }
+}
+
+/// Admin routes: latest checkpoint, entries by range, inclusion and consistency proofs.
+pub fn admin_routes(reader: LedgerReader) -> Router {
+    Router::new()
+        .route("/ledger/checkpoint", get(latest_checkpoint))
+        .route("/ledger/entries", get(entries))
+        .route("/ledger/proofs/inclusion", get(inclusion))
+        .route("/ledger/proofs/consistency", get(consistency))
+        .with_state(reader)
+}
+
+async fn latest_checkpoint(State(reader): State<LedgerReader>) -> Response {
+    match reader.store.latest_checkpoint() {
+        Ok(Some((_, note))) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            note,
+        )
+            .into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "empty_ledger",
+            "the ledger has no checkpoint yet",
+        ),
+        Err(err) => store_failure(err),
+    }
+}
+
+#[derive(Deserialize)]
+struct Range {
+    from: u64,
+    #[serde(default)]
+    count: Option<u64>,
+}
+
+/// Entries `from..from+count` as JSON lines of canonical bytes.
+async fn entries(State(reader): State<LedgerReader>, Query(range): Query<Range>) -> Response {
+    let count = range.count.unwrap_or(100).min(MAX_ENTRIES_PER_CALL);
+    let mut body = Vec::new();
+    for seq in range.from..range.from.saturating_add(count) {
+        match reader.store.entry(seq) {
+            Ok(Some(entry)) => {
+                body.extend_from_slice(&entry);
+                body.push(b'\n');
+            }
+            Ok(None) => break,
+            Err(err) => return store_failure(err),
+        }
+    }
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/jsonl")],
+        body,
+    )
+        .into_response()
+}
+
+#[derive(Deserialize)]
+struct InclusionQuery {
+    seq: u64,
+    size: u64,
+}
+
+async fn inclusion(
+    State(reader): State<LedgerReader>,
+    Query(q): Query<InclusionQuery>,
+) -> Response {
+    proof_response(&reader, q.size, |nodes| {
+        inclusion_proof(nodes, q.seq, q.size)
+    })
+}
+
+#[derive(Deserialize)]
+struct ConsistencyQuery {
+    old: u64,
+    new: u64,
+}
+
+async fn consistency(
+    State(reader): State<LedgerReader>,
+    Query(q): Query<ConsistencyQuery>,
+) -> Response {
+    proof_response(&reader, q.new, |nodes| {
+        consistency_proof(nodes, q.old, q.new)
+    })
+}
+
+type ProofResult = Result<Vec<super::tree::Hash>, ProofError<StoreError>>;
+
+/// A proof as base64 hashes, one per line; sizes beyond the log are refused.
+fn proof_response(
+    reader: &LedgerReader,
+    size: u64,
+    prove: impl FnOnce(&StoreNodes<'_, dyn LedgerStore>) -> ProofResult,
+) -> Response {
+    match reader.store.size() {
+        Ok(stored) if size > stored => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "beyond_log",
+                "the log is not that large",
+            );
+        }
+        Err(err) => return store_failure(err),
+        Ok(_) => {}
+    }
+    match prove(&StoreNodes(reader.store.as_ref())) {
+        Ok(hashes) => {
+            let text: String = hashes
+                .iter()
+                .map(|h| format!("{}\n", BASE64.encode(h)))
+                .collect();
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                text,
+            )
+                .into_response()
+        }
+        Err(ProofError::Invalid(why)) => {
+            error(StatusCode::BAD_REQUEST, "invalid_proof_request", why)
+        }
+        Err(ProofError::Source(err)) => store_failure(err),
+    }
+}

@@ -1,0 +1,318 @@
+//! The ledger's single writer: signed group commit.
+//!
+//! Requests enqueue entries on a bounded channel (a full queue answers
+//! `Overloaded` at once). One thread takes everything queued (up to the
+//! batch limit), assigns gap-free seqs, seals each entry onto the chain,
+//! extends the Merkle tree, signs one checkpoint for the batch, commits
+//! the batch to the store (which fsyncs), and only then acknowledges every
+//! entry in it. A failed commit acknowledges the whole batch with an error
+//! and rolls the in-memory head back, so nothing unlogged is ever served
+//! and the next batch reuses the same seqs.
+//!
+//! The writer is a thread, not a task: the fsync blocks for milliseconds.
+
+use super::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
+use super::entry::{EntryBody, Salts, seal};
+use super::store::{CommitBatch, LedgerStore, StoreError, StoreNodes};
+use super::tree::{Frontier, NodeSource, leaf_hash};
+use crate::decision::{Ack, Decision, DecisionSink, PayloadMode, RecordFuture, SinkError};
+use rand::RngCore;
+use std::sync::Arc;
+use std::time::SystemTime;
+use tokio::sync::{mpsc, oneshot};
+
+/// Why the ledger cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The stored log does not verify against its latest checkpoint.
+    #[error("the ledger does not verify at seq {seq}: {reason}")]
+    Corrupt {
+        /// The first seq found bad (or the size, for a checkpoint mismatch).
+        seq: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The writer thread could not be started.
+    #[error("cannot start the ledger writer: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Settings of the sequencer.
+pub struct SequencerConfig {
+    /// The log's origin (checkpoint first line, key name).
+    pub origin: String,
+    /// Signs checkpoints.
+    pub signer: NoteSigner,
+    /// What decision entries commit to.
+    pub payload_mode: PayloadMode,
+    /// Entries that may wait for the writer.
+    pub queue_len: usize,
+    /// Most entries in one commit.
+    pub max_batch: usize,
+}
+
+type Job = (EntryBody, oneshot::Sender<Result<Ack, SinkError>>);
+
+/// The appending half; implements [`DecisionSink`].
+#[derive(Clone)]
+pub struct Ledger {
+    queue: mpsc::Sender<Job>,
+}
+
+/// Owns the writer thread; `close` drains it.
+pub struct LedgerWriter {
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// The in-memory head: what the next entry builds on.
+#[derive(Clone)]
+struct Head {
+    next_seq: u64,
+    prev_hash: [u8; 32],
+    frontier: Frontier,
+}
+
+impl Ledger {
+    /// Opens the ledger on `store`: checks that the stored tail matches the
+    /// latest checkpoint (signature, size, root, chain link), then starts
+    /// the writer thread.
+    pub fn open(
+        store: Arc<dyn LedgerStore>,
+        config: SequencerConfig,
+    ) -> Result<(Ledger, LedgerWriter), LedgerError> {
+        let head = load_head(store.as_ref(), &config.origin, &config.signer.verifier())?;
+        let (queue, jobs) = mpsc::channel(config.queue_len.max(1));
+        let thread = std::thread::Builder::new()
+            .name("govgate-ledger".to_owned())
+            .spawn(move || write_loop(store, config, head, jobs))
+            .map_err(LedgerError::Thread)?;
+        Ok((
+            Ledger { queue },
+            LedgerWriter {
+                thread: Some(thread),
+            },
+        ))
+    }
+
+    /// Appends a governance entry and waits for it to be durable.
+    pub async fn append(&self, body: EntryBody) -> Result<Ack, SinkError> {
+        self.submit(body).await
+    }
+
+    fn submit(&self, body: EntryBody) -> RecordFuture {
+        let (ack, acked) = oneshot::channel();
+        let queued = self.queue.try_send((body, ack));
+        Box::pin(async move {
+            match queued {
+                Ok(()) => acked.await.unwrap_or_else(|_| {
+                    Err(SinkError::Unavailable("ledger writer stopped".to_owned()))
+                }),
+                Err(mpsc::error::TrySendError::Full(_)) => Err(SinkError::Overloaded),
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    Err(SinkError::Unavailable("ledger is closed".to_owned()))
+                }
+            }
+        })
+    }
+}
+
+impl DecisionSink for Ledger {
+    fn record(&self, decision: Decision) -> RecordFuture {
+        self.submit(EntryBody::Decision(Box::new(decision)))
+    }
+}
+
+impl LedgerWriter {
+    /// Waits until every queued entry is committed. Every [`Ledger`]
+    /// handle must be dropped first.
+    pub fn close(mut self) {
+        if let Some(thread) = self.thread.take() {
+            if thread.join().is_err() {
+                tracing::error!("ledger writer panicked");
+            }
+        }
+    }
+}
+
+fn corrupt(seq: u64, reason: impl Into<String>) -> LedgerError {
+    LedgerError::Corrupt {
+        seq,
+        reason: reason.into(),
+    }
+}
+
+/// Rebuilds the head from the store and checks it against the latest checkpoint.
+fn load_head(
+    store: &dyn LedgerStore,
+    origin: &str,
+    verifier: &NoteVerifier,
+) -> Result<Head, LedgerError> {
+    let size = store.size()?;
+    if size == 0 {
+        return Ok(Head {
+            next_seq: 0,
+            prev_hash: [0; 32],
+            frontier: Frontier::new(),
+        });
+    }
+    let (checkpoint_size, note) = store
+        .latest_checkpoint()?
+        .ok_or_else(|| corrupt(0, "entries but no checkpoint"))?;
+    let body = verifier.open(&note).map_err(|err| {
+        corrupt(
+            checkpoint_size.saturating_sub(1),
+            format!("latest checkpoint: {err}"),
+        )
+    })?;
+    let checkpoint = Checkpoint::parse(body)
+        .map_err(|err| corrupt(checkpoint_size.saturating_sub(1), err.to_string()))?;
+    if checkpoint.origin != origin {
+        return Err(corrupt(
+            size - 1,
+            format!(
+                "the store belongs to log `{}`, not `{origin}`",
+                checkpoint.origin
+            ),
+        ));
+    }
+    if checkpoint.size != size || checkpoint_size != size {
+        return Err(corrupt(
+            checkpoint.size.min(size),
+            format!(
+                "{size} entries stored but the latest checkpoint covers {}",
+                checkpoint.size
+            ),
+        ));
+    }
+    let frontier = Frontier::load(&StoreNodes(store), size)?;
+    if frontier.root() != checkpoint.root {
+        return Err(corrupt(
+            size - 1,
+            "stored tree does not match the latest checkpoint's root",
+        ));
+    }
+    let last = store
+        .entry(size - 1)?
+        .ok_or_else(|| corrupt(size - 1, "entry missing"))?;
+    if leaf_hash(&last) != StoreNodes(store).node(0, size - 1)? {
+        return Err(corrupt(
+            size - 1,
+            "entry bytes do not match their leaf hash",
+        ));
+    }
+    Ok(Head {
+        next_seq: size,
+        prev_hash: *blake3::hash(&last).as_bytes(),
+        frontier,
+    })
+}
+
+fn write_loop(
+    store: Arc<dyn LedgerStore>,
+    config: SequencerConfig,
+    mut head: Head,
+    mut jobs: mpsc::Receiver<Job>,
+) {
+    let mut batch: Vec<Job> = Vec::with_capacity(config.max_batch);
+    while let Some(job) = jobs.blocking_recv() {
+        batch.push(job);
+        while batch.len() < config.max_batch {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let before = head.clone();
+        let result = commit_batch(store.as_ref(), &config, &mut head, &batch);
+        if let Err(err) = &result {
+            tracing::error!(error = %err, entries = batch.len(), "ledger commit failed; answers withheld");
+            head = before;
+        }
+        for (index, (_, ack)) in batch.drain(..).enumerate() {
+            let reply = match &result {
+                Ok(first_seq) => Ok(Ack {
+                    seq: Some(first_seq + index as u64),
+                }),
+                Err(err) => Err(SinkError::Unavailable(err.to_string())),
+            };
+            // A requester that went away no longer needs its ack.
+            let _ = ack.send(reply);
+        }
+    }
+}
+
+/// Seals, signs and commits one batch; returns the first seq.
+fn commit_batch(
+    store: &dyn LedgerStore,
+    config: &SequencerConfig,
+    head: &mut Head,
+    jobs: &[Job],
+) -> Result<u64, String> {
+    let first_seq = head.next_seq;
+    let now = SystemTime::now();
+    let mut batch = CommitBatch::default();
+    for (body, _) in jobs {
+        let seq = head.next_seq;
+        let salts = (config.payload_mode != PayloadMode::None).then(random_salts);
+        let sealed = seal(
+            seq,
+            now,
+            &config.origin,
+            &head.prev_hash,
+            body,
+            config.payload_mode,
+            salts.as_ref(),
+        )
+        .map_err(|err| format!("entry {seq}: {err}"))?;
+        batch.nodes.extend(head.frontier.push(sealed.leaf_hash));
+        if let EntryBody::Decision(decision) = body {
+            batch.decisions.push((*decision.id.as_bytes(), seq));
+            if let (PayloadMode::Full, Some(salts)) = (config.payload_mode, &salts) {
+                batch.payloads.push((seq, payload_record(salts, decision)));
+            }
+        }
+        head.prev_hash = sealed.entry_hash;
+        head.next_seq += 1;
+        batch.entries.push((seq, sealed.canonical));
+    }
+    let checkpoint = Checkpoint {
+        origin: config.origin.clone(),
+        size: head.next_seq,
+        root: head.frontier.root(),
+    };
+    let note = config
+        .signer
+        .sign(&checkpoint.body())
+        .map_err(|err| err.to_string())?;
+    batch.checkpoint = (checkpoint.size, note);
+    store.commit(&batch).map_err(|err| err.to_string())?;
+    Ok(first_seq)
+}
+
+fn random_salts() -> Salts {
+    let mut salts = Salts {
+        request: [0; 32],
+        response: [0; 32],
+    };
+    let mut rng = rand::rng();
+    rng.fill_bytes(&mut salts.request);
+    rng.fill_bytes(&mut salts.response);
+    salts
+}
+
+/// The erasable payload record: `request salt (32) || response salt (32) ||
+/// request capture length (u32 BE) || request capture || response capture`.
+pub fn payload_record(salts: &Salts, decision: &Decision) -> Vec<u8> {
+    let request = decision.request.bytes();
+    let response = decision.response.bytes();
+    let mut record = Vec::with_capacity(68 + request.len() + response.len());
+    record.extend_from_slice(&salts.request);
+    record.extend_from_slice(&salts.response);
+    record.extend_from_slice(&(request.len() as u32).to_be_bytes());
+    record.extend_from_slice(request);
+    record.extend_from_slice(response);
+    record
+}

@@ -1,0 +1,228 @@
+//! The ledger through the real proxy: an answer implies a durable entry
+//! with a receipt that verifies against a signed checkpoint; SIGKILL under
+//! load loses no acknowledged decision and the chain continues.
+
+use crate::models;
+use crate::support::{Gateway, TestUpstream, send};
+use govgate::ledger::checkpoint::{Checkpoint, NoteVerifier, TlogProof};
+use govgate::ledger::entry::{GENESIS_PREV_HASH, hex};
+use govgate::ledger::tree::{Frontier, leaf_hash, verify_inclusion};
+use http::Method;
+use std::collections::HashSet;
+
+/// Fetches and checks a decision's receipt: signed checkpoint, inclusion
+/// of the entry's exact bytes, and the entry naming the decision.
+async fn check_receipt(gateway: &Gateway, id: &str) -> Checkpoint {
+    let proof = send(
+        Method::GET,
+        &gateway.url(&format!("/govgate/receipts/{id}")),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(proof.status, 200, "receipt of {id}");
+    let entry = send(
+        Method::GET,
+        &gateway.url(&format!("/govgate/receipts/{id}/entry")),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(entry.status, 200);
+    let proof = TlogProof::parse(std::str::from_utf8(&proof.body).unwrap()).unwrap();
+    let verifier = NoteVerifier::parse(&gateway.vkey).unwrap();
+    let checkpoint = Checkpoint::parse(verifier.open(&proof.signed_checkpoint).unwrap()).unwrap();
+    assert_eq!(checkpoint.origin, crate::support::gateway::TEST_ORIGIN);
+    assert!(
+        verify_inclusion(
+            &leaf_hash(&entry.body),
+            proof.index,
+            checkpoint.size,
+            &proof.path,
+            &checkpoint.root
+        ),
+        "inclusion proof of {id}"
+    );
+    let parsed = entry.json();
+    assert_eq!(parsed["decision_id"], id);
+    assert_eq!(parsed["seq"], proof.index);
+    checkpoint
+}
+
+/// Checks the whole log: gap-free seqs, the BLAKE3 chain, and that the
+/// latest signed checkpoint's root is the tree of exactly these entries.
+async fn check_whole_log(gateway: &Gateway) -> Vec<serde_json::Value> {
+    let mut lines = Vec::new();
+    loop {
+        let url = format!(
+            "{}/ledger/entries?from={}&count=1000",
+            gateway.admin,
+            lines.len()
+        );
+        let reply = send(Method::GET, &url, &[], "").await;
+        let before = lines.len();
+        lines.extend(
+            reply
+                .body
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty())
+                .map(<[u8]>::to_vec),
+        );
+        if lines.len() == before {
+            break;
+        }
+    }
+    let mut prev = GENESIS_PREV_HASH.to_owned();
+    let mut frontier = Frontier::new();
+    let mut entries = Vec::new();
+    for (seq, line) in lines.iter().enumerate() {
+        let entry: serde_json::Value = serde_json::from_slice(line).unwrap();
+        assert_eq!(entry["seq"], seq as u64, "gap-free seq");
+        assert_eq!(entry["prev_hash"], prev.as_str(), "chain link at {seq}");
+        prev = hex(blake3::hash(line).as_bytes());
+        frontier.push(leaf_hash(line));
+        entries.push(entry);
+    }
+    let note = send(
+        Method::GET,
+        &format!("{}/ledger/checkpoint", gateway.admin),
+        &[],
+        "",
+    )
+    .await;
+    let verifier = NoteVerifier::parse(&gateway.vkey).unwrap();
+    let checkpoint = Checkpoint::parse(
+        verifier
+            .open(std::str::from_utf8(&note.body).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(checkpoint.size, lines.len() as u64);
+    assert_eq!(
+        checkpoint.root,
+        frontier.root(),
+        "signed root is the tree of the stored entries"
+    );
+    entries
+}
+
+#[tokio::test]
+async fn every_answer_has_a_receipt_that_verifies_against_a_signed_checkpoint() {
+    let upstream = TestUpstream::start().await;
+    let gateway = Gateway::start(&models(&upstream.url())).await;
+    let mut sizes = Vec::new();
+    for (method, path, body) in [
+        (Method::POST, "/v2/models/scorer/infer", "{}"),
+        (Method::POST, "/v1/chat/completions", r#"{"model":"ghost"}"#),
+        (Method::GET, "/m/status/503", ""),
+    ] {
+        let reply = send(method, &gateway.url(path), &[], body).await;
+        let id = reply.decision_id();
+        assert_eq!(
+            reply.headers["govgate-receipt"],
+            format!("/govgate/receipts/{id}").as_str()
+        );
+        sizes.push(check_receipt(&gateway, &id).await.size);
+    }
+    assert!(
+        sizes.windows(2).all(|w| w[0] < w[1]),
+        "each answer waited for its own checkpoint: {sizes:?}"
+    );
+    let unknown = send(
+        Method::GET,
+        &gateway.url("/govgate/receipts/00000000000000000000000000000000"),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(
+        (unknown.status.as_u16(), unknown.error_code()),
+        (404, "unknown_decision".to_owned())
+    );
+    check_whole_log(&gateway).await;
+}
+
+#[tokio::test]
+async fn sigkill_under_load_loses_no_acknowledged_decision() {
+    let upstream = TestUpstream::start().await;
+    let mut gateway = Gateway::start(&models(&upstream.url())).await;
+    let url = gateway.url("/v2/models/scorer/infer");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let (url, tx) = (url.clone(), tx.clone());
+        clients.push(tokio::spawn(async move {
+            let client =
+                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+                    .build(hyper_util::client::legacy::connect::HttpConnector::new());
+            for _ in 0..2000 {
+                let request = http::Request::post(&url)
+                    .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")))
+                    .unwrap();
+                let Ok(response) = client.request(request).await else {
+                    break;
+                };
+                let id = response
+                    .headers()
+                    .get("govgate-decision-id")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                // Only a complete answer counts as acknowledged.
+                if http_body_util::BodyExt::collect(response.into_body())
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                if let Some(id) = id {
+                    let _ = tx.send(id);
+                }
+            }
+        }));
+    }
+    drop(tx);
+    // Let the load run, then kill the gateway without warning.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    gateway.kill().await;
+    for client in clients {
+        let _ = client.await;
+    }
+    let mut acknowledged = HashSet::new();
+    while let Ok(id) = rx.try_recv() {
+        acknowledged.insert(id);
+    }
+    assert!(
+        acknowledged.len() > 50,
+        "the load ran ({} answers)",
+        acknowledged.len()
+    );
+
+    gateway.restart().await;
+    let entries = check_whole_log(&gateway).await;
+    let logged: HashSet<String> = entries
+        .iter()
+        .filter_map(|e| e["decision_id"].as_str().map(str::to_owned))
+        .collect();
+    let lost: Vec<&String> = acknowledged.difference(&logged).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acknowledged decisions missing, e.g. {:?}",
+        lost.len(),
+        lost.first()
+    );
+    assert_eq!(
+        entries.last().unwrap()["kind"],
+        "gateway_started",
+        "the restart continues the chain"
+    );
+
+    // And it keeps serving, on the same chain.
+    let reply = send(
+        Method::POST,
+        &gateway.url("/v2/models/scorer/infer"),
+        &[],
+        "{}",
+    )
+    .await;
+    check_receipt(&gateway, &reply.decision_id()).await;
+    check_whole_log(&gateway).await;
+}
