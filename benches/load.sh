@@ -360,11 +360,16 @@ start_nginx nginx proxy_conf
 PROXY_PORT=$NGINX_PORT
 
 mkdir -p "$WORK/govgate/data"
+"$BIN" keygen --out "$WORK/govgate/bench.key" --origin bench.govgate.example/load >/dev/null
 cat >"$WORK/govgate/govgate.toml" <<EOF
 [server]
 public_listen = "127.0.0.1:0"
 admin_listen = "127.0.0.1:0"
 data_dir = "$WORK/govgate/data"
+
+[ledger]
+origin = "bench.govgate.example/load"
+key_file = "$WORK/govgate/bench.key"
 
 [timeouts]
 shutdown_grace_ms = 2000
@@ -433,7 +438,7 @@ for key in sat.direct sat.nginx sat.govgate rate.direct rate.nginx rate.govgate;
 done
 GOVGATE_TASKS=("/proc/$GOVGATE_PID/task"/*)
 GOVGATE_THREADS=${#GOVGATE_TASKS[@]}
-JOURNAL_SIZE=$(du -sh "$WORK/govgate/data" 2>/dev/null | cut -f1 || true)
+LEDGER_SIZE=$(du -sh "$WORK/govgate/data" 2>/dev/null | cut -f1 || true)
 GOVGATE_WARNINGS=$(grep -c . "$WORK/govgate/stderr.log" || true)
 
 # us VALUE: microseconds, shown as "us" below 10 ms and as "ms" above.
@@ -487,7 +492,7 @@ NOTES=(
     "other processes during the measured runs: at most $MAX_OTHER% of one CPU"
     "load: wrk $WRK_VERSION -t$WRK_THREADS -c$CONNECTIONS -d${SECONDS_PER_RUN}s (saturation after ${WARMUP}s warm-up)"
     "upstream: nginx $NGINX_VERSION, 1 worker, return 200 {\"ok\":true}; proxy nginx: $PROXY_WORKERS worker(s), keepalive pool, HTTP/1.1, access_log off"
-    "govgate: release build, GOVGATE_LOG=warn, $GOVGATE_THREADS threads, decision journal $JOURNAL_SIZE at the end, $GOVGATE_WARNINGS log lines"
+    "govgate: release build, GOVGATE_LOG=warn, $GOVGATE_THREADS threads, ledger store $LEDGER_SIZE at the end, $GOVGATE_WARNINGS log lines"
     "server CPU: upstream and proxy together, in % of one CPU; p50/p99 as measured by wrk"
 )
 

@@ -12,7 +12,7 @@
 //!   config files, credential files and environment variables.
 //! - [`proxy`]: the request path: axum ingress, upstream client, protocol
 //!   adapters, decision drafts. Uses `decision` and `config` values.
-//! - [`ledger`]: where decisions are kept (today the JSON-lines journal).
+//! - [`ledger`]: the signed, hash-chained, Merkle-tree decision ledger on sled.
 //! - [`metrics`]: the shared Prometheus registry.
 //! - [`admin`]: the admin listener's router (`/metrics`).
 //! - [`demo`]: the built-in sample model servers used by `govgate demo`.

@@ -68,9 +68,11 @@ pub fn main() -> ExitCode {
         Command::Serve { config } => serve(&config),
         Command::Demo(args) => demo::run(args),
         Command::Keygen { out, origin } => keys::generate(&out, &origin).map(|(pem, vkey)| {
-            println!("wrote {} (keep it secret; mode 0600)", out.display());
-            println!("public key:\n{pem}");
-            println!("verifier key (signed-note, for checkpoint verifiers):\n{vkey}");
+            print_out(&format!(
+                "wrote {} (keep it secret; mode 0600)\npublic key:\n{pem}\n\
+                 verifier key (signed-note, for checkpoint verifiers):\n{vkey}\n",
+                out.display()
+            ));
         }),
     };
     match result {
@@ -80,6 +82,12 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes to stdout, ignoring a closed pipe (`govgate ... | head`).
+fn print_out(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(text.as_bytes());
 }
 
 fn init_tracing() {
@@ -92,16 +100,26 @@ fn init_tracing() {
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {
+    use std::fmt::Write;
     match Config::load(path) {
         Ok(config) => {
-            println!("{}: ok", config.source);
-            println!("  public listen  {}", config.server.public_listen);
-            println!("  admin listen   {}", config.server.admin_listen);
-            println!("  data dir       {}", config.server.data_dir.display());
+            let mut out = String::new();
+            // INVARIANT: writing to a String cannot fail.
+            let _ = writeln!(out, "{}: ok", config.source);
+            let _ = writeln!(out, "  public listen  {}", config.server.public_listen);
+            let _ = writeln!(out, "  admin listen   {}", config.server.admin_listen);
+            let _ = writeln!(out, "  data dir       {}", config.server.data_dir.display());
+            let _ = writeln!(
+                out,
+                "  ledger         origin {} (payloads {})",
+                config.ledger.origin,
+                config.ledger.payload_mode.as_str()
+            );
             for model in &config.models {
                 let versions: Vec<&str> =
                     model.versions.iter().map(|v| v.version.as_str()).collect();
-                println!(
+                let _ = writeln!(
+                    out,
                     "  model {} ({}): versions {} (default {})",
                     model.name,
                     model.protocol.as_str(),
@@ -109,6 +127,7 @@ fn check_config(path: &std::path::Path) -> ExitCode {
                     model.default_version
                 );
             }
+            print_out(&out);
             ExitCode::SUCCESS
         }
         Err(err) => {
