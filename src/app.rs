@@ -7,7 +7,7 @@ use crate::ledger::checkpoint::NoteSigner;
 use crate::ledger::entry::EntryBody;
 use crate::ledger::reader::{self, LedgerReader};
 use crate::ledger::sequencer::{Ledger, LedgerError, LedgerWriter, SequencerConfig};
-use crate::ledger::store::{SledStore, StoreError};
+use crate::ledger::store::{LedgerStore, SledStore, StoreError};
 use crate::metrics::Metrics;
 use crate::proxy::{self, ProxyMetrics, ProxyState};
 use axum::Router;
@@ -69,9 +69,15 @@ impl App {
     /// `data_dir/ledger` (refusing a store that does not verify) and
     /// records `gateway_started`. Call from within the async runtime.
     pub async fn build(config: &Config) -> Result<App, AppError> {
+        let store = Arc::new(SledStore::open(&config.server.data_dir.join("ledger"))?);
+        Self::build_on(config, store).await
+    }
+
+    /// Builds every part on a given ledger store (another engine, or an
+    /// in-memory one in tests).
+    pub async fn build_on(config: &Config, store: Arc<dyn LedgerStore>) -> Result<App, AppError> {
         let metrics = Metrics::new();
         let proxy_metrics = ProxyMetrics::register(metrics.registry())?;
-        let store = Arc::new(SledStore::open(&config.server.data_dir.join("ledger"))?);
         let signer = NoteSigner::new(&config.ledger.origin, config.ledger.signing_key.clone())
             .map_err(AppError::Origin)?;
         let (ledger, writer) = Ledger::open(

@@ -47,6 +47,17 @@ enum Command {
     },
     /// Start the gateway with built-in sample models and print commands to try.
     Demo(demo::DemoArgs),
+    /// Verify the whole ledger of a (stopped) gateway: chain, tree, checkpoints.
+    Verify {
+        /// Configuration file (its data directory and ledger key are used).
+        #[arg(
+            long,
+            short,
+            env = "GOVGATE_CONFIG",
+            default_value = "config/govgate.toml"
+        )]
+        config: PathBuf,
+    },
     /// Create the Ed25519 key that signs the ledger's checkpoints.
     Keygen {
         /// Where to write the private key (PKCS#8 PEM, mode 0600); never overwritten.
@@ -67,6 +78,7 @@ pub fn main() -> ExitCode {
         Command::CheckConfig { config } => return check_config(&config),
         Command::Serve { config } => serve(&config),
         Command::Demo(args) => demo::run(args),
+        Command::Verify { config } => return verify(&config),
         Command::Keygen { out, origin } => keys::generate(&out, &origin).map(|(pem, vkey)| {
             print_out(&format!(
                 "wrote {} (keep it secret; mode 0600)\npublic key:\n{pem}\n\
@@ -132,6 +144,61 @@ fn check_config(path: &std::path::Path) -> ExitCode {
         }
         Err(err) => {
             eprintln!("govgate: invalid configuration: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Exit codes: 0 verified, 1 the ledger does not verify, 2 cannot check.
+fn verify(path: &std::path::Path) -> ExitCode {
+    use crate::ledger::checkpoint::NoteVerifier;
+    use crate::ledger::store::SledStore;
+    use crate::ledger::verify::{VerifyError, verify_store};
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("govgate: invalid configuration: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let dir = config.server.data_dir.join("ledger");
+    let store = match SledStore::open(&dir) {
+        Ok(store) => store,
+        Err(err) => {
+            eprintln!(
+                "govgate: cannot open the ledger in {} (is the gateway still running?): {err}",
+                dir.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    let verifier = match NoteVerifier::new(
+        &config.ledger.origin,
+        config.ledger.signing_key.verifying_key(),
+    ) {
+        Ok(verifier) => verifier,
+        Err(err) => {
+            eprintln!("govgate: ledger.origin: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    match verify_store(&store, &verifier) {
+        Ok(verified) => {
+            print_out(&format!(
+                "ledger ok: {} entries, {} signed checkpoints, latest covers {} (origin {})\n",
+                verified.entries,
+                verified.checkpoints,
+                verified.latest_checkpoint_size,
+                config.ledger.origin
+            ));
+            ExitCode::SUCCESS
+        }
+        Err(VerifyError::Bad { seq, reason }) => {
+            eprintln!("govgate: ledger does NOT verify: first bad seq {seq}: {reason}");
+            ExitCode::FAILURE
+        }
+        Err(VerifyError::Store(err)) => {
+            eprintln!("govgate: cannot read the ledger: {err}");
             ExitCode::from(2)
         }
     }

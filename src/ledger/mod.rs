@@ -15,7 +15,9 @@
 pub mod canonical;
 pub mod checkpoint;
 pub mod entry;
+pub mod memstore;
 pub mod reader;
 pub mod sequencer;
 pub mod store;
 pub mod tree;
+pub mod verify;

@@ -226,3 +226,77 @@ async fn sigkill_under_load_loses_no_acknowledged_decision() {
     check_receipt(&gateway, &reply.decision_id()).await;
     check_whole_log(&gateway).await;
 }
+
+#[tokio::test]
+async fn govgate_verify_checks_a_stopped_gateways_ledger_and_names_a_foreign_key() {
+    let upstream = TestUpstream::start().await;
+    let mut gateway = Gateway::start(&models(&upstream.url())).await;
+    for _ in 0..5 {
+        send(
+            Method::POST,
+            &gateway.url("/v2/models/scorer/infer"),
+            &[],
+            "{}",
+        )
+        .await;
+    }
+    let config = gateway.dir.path().join("govgate.toml");
+    let busy = std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
+        .env("TEST_UPSTREAM_KEY", "test-secret")
+        .arg("verify")
+        .arg("--config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(
+        busy.status.code(),
+        Some(2),
+        "the running gateway holds the store"
+    );
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("still running"));
+    gateway.stop().await;
+
+    let verify = |config: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
+            .env("TEST_UPSTREAM_KEY", "test-secret")
+            .arg("verify")
+            .arg("--config")
+            .arg(config)
+            .output()
+            .unwrap()
+    };
+    let ok = verify(&config);
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(stdout.contains("ledger ok: 7 entries"), "{stdout}");
+
+    // The same store checked with another key: the first checkpoint is not ours.
+    let other_key = gateway.dir.path().join("other.key");
+    let keygen = std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
+        .args([
+            "keygen",
+            "--origin",
+            crate::support::gateway::TEST_ORIGIN,
+            "--out",
+        ])
+        .arg(&other_key)
+        .output()
+        .unwrap();
+    assert!(keygen.status.success());
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("test.key", "other.key");
+    let other_config = gateway.dir.path().join("other.toml");
+    std::fs::write(&other_config, text).unwrap();
+    let refused = verify(&other_config);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("first bad seq 0") && stderr.contains("no signature by key"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,135 @@
+//! An in-memory [`LedgerStore`] for tests and tools: same contract as the
+//! sled store, nothing durable. It can be told to fail commits, to show
+//! that the gateway fails closed.
+
+use super::store::{CommitBatch, LedgerStore, StoreError};
+use super::tree::Hash;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+#[derive(Default)]
+struct Tables {
+    entries: BTreeMap<u64, Vec<u8>>,
+    nodes: BTreeMap<(u8, u64), Hash>,
+    checkpoints: BTreeMap<u64, String>,
+    decisions: BTreeMap<[u8; 16], u64>,
+    payloads: BTreeMap<u64, Vec<u8>>,
+}
+
+/// The in-memory store.
+#[derive(Default)]
+pub struct MemStore {
+    tables: Mutex<Tables>,
+    failing: AtomicBool,
+}
+
+impl MemStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// While `true`, every commit fails as a broken disk would.
+    pub fn fail_commits(&self, failing: bool) {
+        self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Edits the raw tables (for tamper tests).
+    pub fn tamper(
+        &self,
+        edit: impl FnOnce(&mut BTreeMap<u64, Vec<u8>>, &mut BTreeMap<u64, String>),
+    ) {
+        let mut tables = self.lock();
+        let Tables {
+            entries,
+            checkpoints,
+            ..
+        } = &mut *tables;
+        edit(entries, checkpoints);
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
+        // A panic while holding the lock leaves plain data behind; keep using it.
+        self.tables
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl LedgerStore for MemStore {
+    fn size(&self) -> Result<u64, StoreError> {
+        Ok(self
+            .lock()
+            .entries
+            .keys()
+            .next_back()
+            .map_or(0, |seq| seq + 1))
+    }
+
+    fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Engine("injected write failure".to_owned()));
+        }
+        let mut tables = self.lock();
+        for (seq, bytes) in &batch.entries {
+            tables.entries.insert(*seq, bytes.clone());
+        }
+        for (level, index, hash) in &batch.nodes {
+            tables.nodes.insert((*level, *index), *hash);
+        }
+        tables
+            .checkpoints
+            .insert(batch.checkpoint.0, batch.checkpoint.1.clone());
+        for (id, seq) in &batch.decisions {
+            tables.decisions.insert(*id, *seq);
+        }
+        for (seq, payload) in &batch.payloads {
+            tables.payloads.insert(*seq, payload.clone());
+        }
+        Ok(())
+    }
+
+    fn entry(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().entries.get(&seq).cloned())
+    }
+
+    fn node(&self, level: u8, index: u64) -> Result<Option<Hash>, StoreError> {
+        Ok(self.lock().nodes.get(&(level, index)).copied())
+    }
+
+    fn checkpoint_covering(&self, seq: u64) -> Result<Option<(u64, String)>, StoreError> {
+        Ok(self
+            .lock()
+            .checkpoints
+            .range(seq + 1..)
+            .next()
+            .map(|(s, n)| (*s, n.clone())))
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
+        Ok(self
+            .lock()
+            .checkpoints
+            .iter()
+            .next_back()
+            .map(|(s, n)| (*s, n.clone())))
+    }
+
+    fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        Ok(self
+            .lock()
+            .checkpoints
+            .iter()
+            .map(|(s, n)| (*s, n.clone()))
+            .collect())
+    }
+
+    fn decision_seq(&self, id: &[u8; 16]) -> Result<Option<u64>, StoreError> {
+        Ok(self.lock().decisions.get(id).copied())
+    }
+
+    fn payload(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.lock().payloads.get(&seq).cloned())
+    }
+}

@@ -1,0 +1,188 @@
+//! Tampering of every kind is detected and the right seq named.
+
+use super::*;
+use crate::decision::{Capture, Decision, DecisionId, Outcome, PayloadMode, Route, Timings};
+use crate::ledger::checkpoint::NoteSigner;
+use crate::ledger::entry::EntryBody;
+use crate::ledger::memstore::MemStore;
+use crate::ledger::sequencer::{Ledger, SequencerConfig};
+use ed25519_dalek::SigningKey;
+use std::sync::Arc;
+
+const ORIGIN: &str = "test.example/log";
+
+fn decision() -> Decision {
+    Decision {
+        id: DecisionId::random(),
+        caller: "alice".into(),
+        route: Route::KserveInfer,
+        protocol: None,
+        model: Some("m".into()),
+        version: Some("1".into()),
+        outcome: Outcome::Served,
+        status: 200,
+        error_code: None,
+        timings: Timings::default(),
+        request: Capture::of_complete(&bytes::Bytes::from_static(b"{\"in\":1}"), 64),
+        response: Capture::of_complete(&bytes::Bytes::from_static(b"{\"out\":2}"), 64),
+    }
+}
+
+/// A store with `batches` commits of 3 decisions each, written by the real sequencer.
+async fn ledger_with(key: [u8; 32], batches: usize) -> Arc<MemStore> {
+    let store = Arc::new(MemStore::new());
+    let (ledger, writer) = Ledger::open(
+        store.clone(),
+        SequencerConfig {
+            origin: ORIGIN.into(),
+            signer: NoteSigner::new(ORIGIN, SigningKey::from_bytes(&key)).unwrap(),
+            payload_mode: PayloadMode::Full,
+            queue_len: 64,
+            max_batch: 3,
+        },
+    )
+    .unwrap();
+    for _ in 0..batches {
+        let appends: Vec<_> = (0..3)
+            .map(|_| ledger.append(EntryBody::Decision(Box::new(decision()))))
+            .collect();
+        for append in appends {
+            append.await.unwrap();
+        }
+    }
+    drop(ledger);
+    tokio::task::spawn_blocking(move || writer.close())
+        .await
+        .unwrap();
+    store
+}
+
+fn verifier(key: [u8; 32]) -> NoteVerifier {
+    NoteVerifier::new(ORIGIN, SigningKey::from_bytes(&key).verifying_key()).unwrap()
+}
+
+fn first_bad(store: &MemStore, key: [u8; 32]) -> (u64, String) {
+    match verify_store(store, &verifier(key)) {
+        Err(VerifyError::Bad { seq, reason }) => (seq, reason),
+        other => panic!("expected a bad seq, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_untouched_ledger_verifies() {
+    let store = ledger_with([1; 32], 4).await;
+    let verified = verify_store(store.as_ref(), &verifier([1; 32])).unwrap();
+    assert_eq!(verified.entries, 12);
+    assert!(verified.checkpoints >= 4, "{verified:?}");
+    assert_eq!(verified.latest_checkpoint_size, 12);
+}
+
+#[tokio::test]
+async fn any_changed_byte_names_its_seq() {
+    for seq in [0u64, 5, 11] {
+        for position in [0usize, 10, 40] {
+            let store = ledger_with([1; 32], 4).await;
+            store.tamper(|entries, _| {
+                let entry = entries.get_mut(&seq).unwrap();
+                let at = position.min(entry.len() - 1);
+                entry[at] ^= 0x01;
+            });
+            assert_eq!(
+                first_bad(&store, [1; 32]).0,
+                seq,
+                "byte {position} of entry {seq}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn deleted_swapped_and_truncated_entries_are_named() {
+    let store = ledger_with([1; 32], 4).await;
+    store.tamper(|entries, _| {
+        entries.remove(&4);
+    });
+    let (seq, reason) = first_bad(&store, [1; 32]);
+    assert_eq!((seq, reason.as_str()), (4, "entry missing"));
+
+    let store = ledger_with([1; 32], 4).await;
+    store.tamper(|entries, _| {
+        let (a, b) = (entries[&6].clone(), entries[&7].clone());
+        entries.insert(6, b);
+        entries.insert(7, a);
+    });
+    assert_eq!(first_bad(&store, [1; 32]).0, 6);
+
+    let store = ledger_with([1; 32], 4).await;
+    store.tamper(|entries, _| {
+        entries.remove(&11);
+        entries.remove(&10);
+    });
+    let (seq, reason) = first_bad(&store, [1; 32]);
+    assert_eq!(seq, 10, "{reason}");
+    assert!(reason.contains("truncated"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_checkpoint_from_another_key_or_another_tree_is_named() {
+    let store = ledger_with([1; 32], 4).await;
+    let foreign = ledger_with([2; 32], 4).await;
+    let foreign_note = foreign.checkpoints().unwrap().last().unwrap().1.clone();
+    store.tamper(|_, checkpoints| {
+        checkpoints.insert(12, foreign_note);
+    });
+    let (seq, reason) = first_bad(&store, [1; 32]);
+    assert_eq!(seq, 11);
+    assert!(reason.contains("no signature by key"), "{reason}");
+
+    // Same key, different entries (a fork): signed, but not this tree.
+    let store = ledger_with([1; 32], 4).await;
+    let fork = ledger_with([1; 32], 4).await;
+    let forked_note = fork.checkpoints().unwrap()[1].1.clone();
+    let size = fork.checkpoints().unwrap()[1].0;
+    store.tamper(|_, checkpoints| {
+        checkpoints.insert(size, forked_note);
+    });
+    let (seq, reason) = first_bad(&store, [1; 32]);
+    assert_eq!(seq, size - 1);
+    assert!(reason.contains("root does not match"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_failing_store_acknowledges_nothing_and_recovers() {
+    let store = Arc::new(MemStore::new());
+    let (ledger, writer) = Ledger::open(
+        store.clone(),
+        SequencerConfig {
+            origin: ORIGIN.into(),
+            signer: NoteSigner::new(ORIGIN, SigningKey::from_bytes(&[1; 32])).unwrap(),
+            payload_mode: PayloadMode::Full,
+            queue_len: 8,
+            max_batch: 8,
+        },
+    )
+    .unwrap();
+    ledger
+        .append(EntryBody::Decision(Box::new(decision())))
+        .await
+        .unwrap();
+    store.fail_commits(true);
+    assert!(
+        ledger
+            .append(EntryBody::Decision(Box::new(decision())))
+            .await
+            .is_err()
+    );
+    assert_eq!(store.size().unwrap(), 1, "nothing written");
+    store.fail_commits(false);
+    let ack = ledger
+        .append(EntryBody::Decision(Box::new(decision())))
+        .await
+        .unwrap();
+    assert_eq!(ack.seq, Some(1), "the failed batch's seq is reused: no gap");
+    drop(ledger);
+    tokio::task::spawn_blocking(move || writer.close())
+        .await
+        .unwrap();
+    verify_store(store.as_ref(), &verifier([1; 32])).unwrap();
+}

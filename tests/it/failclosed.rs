@@ -1,0 +1,86 @@
+//! Fail closed: when the ledger cannot write, nothing is served.
+
+use crate::models;
+use crate::support::{TestUpstream, open, send};
+use govgate::app::{self, App};
+use govgate::config::{Config, Environment};
+use govgate::ledger::memstore::MemStore;
+use http::Method;
+use http_body_util::BodyExt;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[tokio::test]
+async fn a_failing_store_yields_503_and_no_answer_without_its_entry() {
+    let upstream = TestUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let keygen = std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
+        .args(["keygen", "--origin", "test.example/failclosed", "--out"])
+        .arg(dir.path().join("k.key"))
+        .output()
+        .unwrap();
+    assert!(keygen.status.success());
+    let text = format!(
+        "[server]\npublic_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\
+         [ledger]\norigin = \"test.example/failclosed\"\nkey_file = \"k.key\"\n{}",
+        models(&upstream.url())
+    );
+    let env = Environment::fixed(
+        HashMap::from([("TEST_UPSTREAM_KEY".to_owned(), "s".to_owned())]),
+        dir.path(),
+    );
+    let config = Config::parse(&text, "test", &env).unwrap();
+    let store = Arc::new(MemStore::new());
+    let gateway = App::build_on(&config, store.clone()).await.unwrap();
+    let public = app::bind("public", config.server.public_listen)
+        .await
+        .unwrap();
+    let admin = app::bind("admin", config.server.admin_listen)
+        .await
+        .unwrap();
+    let base = format!("http://{}", public.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(gateway.run(public, admin, async {
+        let _ = stopped.await;
+    }));
+    let infer = format!("{base}/v2/models/scorer/infer");
+    let body = r#"{"inputs":"the upstream's answer echoes this"}"#;
+
+    assert_eq!(send(Method::POST, &infer, &[], body).await.status, 200);
+
+    store.fail_commits(true);
+    let refused = send(Method::POST, &infer, &[], body).await;
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.error_code(), "ledger_unavailable");
+    assert!(
+        !String::from_utf8_lossy(&refused.body).contains("echoes this"),
+        "the answer was withheld"
+    );
+    assert_eq!(
+        upstream.seen().len(),
+        2,
+        "the upstream answered; the gateway did not pass it on"
+    );
+
+    // A stream whose end cannot be recorded is cut, never completed.
+    let streamed = open(
+        Method::POST,
+        &format!("{base}/v1/chat/completions"),
+        &[],
+        r#"{"model":"chat","stream":true}"#,
+    )
+    .await;
+    upstream.state.release.notify_one();
+    assert!(
+        streamed.into_body().collect().await.is_err(),
+        "an unrecorded stream must not end cleanly"
+    );
+
+    store.fail_commits(false);
+    let again = send(Method::POST, &infer, &[], body).await;
+    assert_eq!(again.status, 200);
+    assert_eq!(again.body, body.as_bytes());
+
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
