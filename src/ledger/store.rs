@@ -114,6 +114,8 @@ pub struct SledStore {
     main: sled::Tree,
     payloads: sled::Tree,
     dir: PathBuf,
+    /// sled's data file, kept open for fdatasync after every flush.
+    data_file: File,
 }
 
 fn batch_key(table: u8, first_seq: u64) -> [u8; 9] {
@@ -205,13 +207,23 @@ impl SledStore {
             .open()?;
         let main = db.open_tree("ledger")?;
         let payloads = db.open_tree("payloads")?;
+        let data_path = dir.join("db");
+        let data_file = File::open(&data_path).map_err(|source| StoreError::Sync {
+            path: data_path,
+            source,
+        })?;
         let store = Self {
             db,
             main,
             payloads,
             dir: dir.to_path_buf(),
+            data_file,
         };
         store.remove_orphan_payloads()?;
+        store.sync()?;
+        // The directory entries of sled's files are durable from here on;
+        // commits only write inside the data file.
+        sync_path(dir)?;
         Ok(store)
     }
 
@@ -246,15 +258,28 @@ impl SledStore {
 
     fn sync(&self) -> Result<(), StoreError> {
         self.db.flush()?;
-        // SPEC (durability): sled's flush is sync_file_range on Linux; a
-        // full fsync of the data file and the directory makes it durable.
-        for path in [self.dir.join("db"), self.dir.clone()] {
-            File::open(&path)
-                .and_then(|file| file.sync_all())
-                .map_err(|source| StoreError::Sync { path, source })?;
+        // sled's flush is sync_file_range on Linux, which does not persist
+        // the file's metadata (its size, when it grew); fdatasync does.
+        self.data_file.sync_data().map_err(|source| StoreError::Sync {
+            path: self.dir.join("db"),
+            source,
+        })?;
+        // Values too large for a segment go to files of their own in blobs/.
+        let blobs = self.dir.join("blobs");
+        if blobs.exists() {
+            sync_path(&blobs)?;
         }
         Ok(())
     }
+}
+
+fn sync_path(path: &Path) -> Result<(), StoreError> {
+    File::open(path)
+        .and_then(|file| file.sync_all())
+        .map_err(|source| StoreError::Sync {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
 impl LedgerStore for SledStore {

@@ -1,0 +1,1053 @@
+#!/usr/bin/env python3
+"""govgate_verify: an independent verifier for govgate's decision ledger.
+
+It checks, from the published formats alone:
+
+  * entries: RFC 8785 (JCS) canonical JSON, seq gap-free from 0, and the
+    BLAKE3 hash chain (prev_hash);
+  * the RFC 6962 Merkle tree with SHA-256 over the entries' canonical bytes,
+    inclusion proofs (RFC 9162 2.1.3.2) and consistency proofs
+    (RFC 9162 2.1.4.2);
+  * C2SP checkpoints (c2sp.org/tlog-checkpoint) signed as C2SP signed notes
+    with Ed25519, against a signed-note verifier key (vkey);
+  * receipts in the C2SP tlog-proof form (c2sp.org/tlog-proof@v1).
+
+Commands (exit 0: everything verifies, 1: something does not, 2: usage):
+
+  govgate_verify.py receipt --vkey VKEY --entry ENTRY_FILE --proof PROOF_FILE
+  govgate_verify.py log --vkey VKEY --entries ENTRIES_JSONL --checkpoint FILE
+  govgate_verify.py selftest [--vectors DIR]
+
+Dependencies: Python 3.11 standard library, `blake3` and `PyNaCl`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import binascii
+import hashlib
+import json
+import math
+import os
+import re
+import struct
+import sys
+from dataclasses import dataclass, field
+
+try:
+    import blake3 as _blake3
+    import nacl.exceptions as _nacl_exceptions
+    import nacl.signing as _nacl_signing
+except ImportError as _err:  # pragma: no cover - environment problem
+    sys.stderr.write(
+        f"govgate_verify: missing dependency ({_err.name}); "
+        "install with: python3 -m pip install -r tools/requirements.txt\n"
+    )
+    sys.exit(2)
+
+
+EXIT_OK = 0
+EXIT_FAIL = 1
+EXIT_USAGE = 2
+
+ZERO_HASH_HEX = "0" * 64
+TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
+SIG_PREFIX = "\u2014 "  # em dash, space
+ED25519_SIG_TYPE = 0x01
+
+
+class VerifyError(Exception):
+    """A check failed; the message says why."""
+
+
+class UsageError(Exception):
+    """Bad command-line input (unreadable file, malformed vkey)."""
+
+
+# ---------------------------------------------------------------------------
+# RFC 8785 JSON Canonicalization Scheme
+# ---------------------------------------------------------------------------
+
+
+class JCSError(VerifyError):
+    """The JSON text cannot be canonicalized (or is not I-JSON)."""
+
+
+def _reject_constant(name: str):
+    raise JCSError(f"{name} is not a JSON number")
+
+
+def _to_double(text: str) -> float:
+    # Every JSON number is an IEEE 754 double in JCS, integers included.
+    value = float(text)
+    if not math.isfinite(value):
+        raise JCSError(f"number {text[:40]} is not representable as an IEEE 754 double")
+    return value
+
+
+def _unique_object(pairs):
+    obj = {}
+    for key, value in pairs:
+        if key in obj:
+            raise JCSError(f"duplicate property name {key!r}")
+        obj[key] = value
+    return obj
+
+
+def _check_strings(value) -> None:
+    """Refuse lone surrogates anywhere (keys and values)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise JCSError("string contains a lone surrogate") from None
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
+def parse_json(data: bytes | str):
+    """Parse one JSON text strictly: UTF-8, unique names, finite numbers, no lone surrogates.
+
+    Numbers come back as Python floats (IEEE 754 doubles), as JCS sees them.
+    """
+    if isinstance(data, bytes):
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise JCSError(f"not valid UTF-8 at byte {err.start}") from None
+    else:
+        text = data
+    try:
+        value = json.loads(
+            text,
+            object_pairs_hook=_unique_object,
+            parse_float=_to_double,
+            parse_int=_to_double,
+            parse_constant=_reject_constant,
+        )
+    except json.JSONDecodeError as err:
+        raise JCSError(f"not valid JSON: {err.msg} at char {err.pos}") from None
+    except RecursionError:
+        raise JCSError("JSON nested too deeply") from None
+    _check_strings(value)
+    return value
+
+
+def format_number(value: float) -> str:
+    """ECMAScript Number::toString for a finite double (RFC 8785 3.2.2.3)."""
+    if isinstance(value, bool):
+        raise JCSError("boolean is not a number")
+    if isinstance(value, int):
+        try:
+            value = float(value)
+        except OverflowError:
+            raise JCSError("integer out of the IEEE 754 double range") from None
+    if not math.isfinite(value):
+        raise JCSError("NaN and Infinity are not allowed in JSON")
+    if value == 0:
+        return "0"  # also -0
+    sign = "-" if value < 0 else ""
+    # repr() gives the shortest digit string that round-trips, the closest
+    # one when there are several (the digit choice ECMAScript requires).
+    mantissa, _, exp_text = repr(abs(value)).partition("e")
+    exponent = int(exp_text) if exp_text else 0
+    int_part, _, frac_part = mantissa.partition(".")
+    digits = (int_part + frac_part).lstrip("0")
+    exponent -= len(frac_part)
+    stripped = digits.rstrip("0")
+    exponent += len(digits) - len(stripped)
+    digits = stripped
+    k = len(digits)
+    n = exponent + k  # value = 0.digits * 10^n
+    if k <= n <= 21:
+        text = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        text = digits[:n] + "." + digits[n:]
+    elif -6 < n <= 0:
+        text = "0." + "0" * (-n) + digits
+    else:
+        e = n - 1
+        text = digits[0] + ("." + digits[1:] if k > 1 else "") + "e" + ("+" if e >= 0 else "-") + str(abs(e))
+    return sign + text
+
+
+_ESCAPES = {
+    '"': '\\"',
+    "\\": "\\\\",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\f": "\\f",
+    "\r": "\\r",
+}
+_NEEDS_ESCAPE = re.compile(r'["\\\x00-\x1f]')
+
+
+def _escape_char(match: re.Match) -> str:
+    ch = match.group(0)
+    return _ESCAPES.get(ch) or "\\u%04x" % ord(ch)
+
+
+def _utf16_key(name: str) -> bytes:
+    # Big-endian UTF-16 bytes compare exactly like the UTF-16 code units.
+    try:
+        return name.encode("utf-16-be")
+    except UnicodeEncodeError:
+        raise JCSError("property name contains a lone surrogate") from None
+
+
+def _serialize(value, out: list) -> None:
+    if value is None:
+        out.append("null")
+    elif value is True:
+        out.append("true")
+    elif value is False:
+        out.append("false")
+    elif isinstance(value, str):
+        out.append('"' + _NEEDS_ESCAPE.sub(_escape_char, value) + '"')
+    elif isinstance(value, (int, float)):
+        out.append(format_number(value))
+    elif isinstance(value, list):
+        out.append("[")
+        for i, item in enumerate(value):
+            if i:
+                out.append(",")
+            _serialize(item, out)
+        out.append("]")
+    elif isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str):
+                raise JCSError("property names must be strings")
+        out.append("{")
+        for i, key in enumerate(sorted(value, key=_utf16_key)):
+            if i:
+                out.append(",")
+            _serialize(key, out)
+            out.append(":")
+            _serialize(value[key], out)
+        out.append("}")
+    else:
+        raise JCSError(f"{type(value).__name__} is not a JSON value")
+
+
+def canonicalize(value) -> bytes:
+    """RFC 8785 canonical UTF-8 bytes of a parsed JSON value."""
+    out: list = []
+    try:
+        _serialize(value, out)
+    except RecursionError:
+        raise JCSError("JSON nested too deeply") from None
+    try:
+        return "".join(out).encode("utf-8")
+    except UnicodeEncodeError:
+        raise JCSError("string contains a lone surrogate") from None
+
+
+def parse_canonical(data: bytes):
+    """Parse `data` and check it is byte-for-byte its own JCS form; return the value."""
+    value = parse_json(data)
+    canon = canonicalize(value)
+    if canon != data:
+        pos = next((i for i, (a, b) in enumerate(zip(canon, data)) if a != b), min(len(canon), len(data)))
+        raise JCSError(
+            f"bytes are not RFC 8785 canonical JSON (first difference at byte {pos}: "
+            f"got {data[pos:pos + 12]!r}, canonical {canon[pos:pos + 12]!r})"
+        )
+    return value
+
+
+# ---------------------------------------------------------------------------
+# RFC 6962 / RFC 9162 Merkle tree (SHA-256)
+# ---------------------------------------------------------------------------
+
+
+def sha256(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def leaf_hash(data: bytes) -> bytes:
+    return sha256(b"\x00" + data)
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    return sha256(b"\x01" + left + right)
+
+
+EMPTY_ROOT = sha256(b"")
+
+
+def _split(n: int) -> int:
+    """Largest power of two smaller than n (n >= 2)."""
+    return 1 << ((n - 1).bit_length() - 1)
+
+
+def merkle_root(leaf_hashes, size: int | None = None) -> bytes:
+    """MTH over the first `size` leaf hashes (all of them by default)."""
+    if size is None:
+        size = len(leaf_hashes)
+    if size > len(leaf_hashes):
+        raise ValueError("size exceeds the number of leaves")
+
+    def mth(lo: int, hi: int) -> bytes:
+        n = hi - lo
+        if n == 1:
+            return leaf_hashes[lo]
+        k = _split(n)
+        return node_hash(mth(lo, lo + k), mth(lo + k, hi))
+
+    return EMPTY_ROOT if size == 0 else mth(0, size)
+
+
+def root_from_inclusion(index: int, size: int, leaf: bytes, path) -> bytes:
+    """RFC 9162 2.1.3.2: the root an inclusion path implies; VerifyError if malformed."""
+    if index >= size or index < 0:
+        raise VerifyError(f"index {index} is not below the tree size {size}")
+    fn, sn = index, size - 1
+    r = leaf
+    for p in path:
+        if sn == 0:
+            raise VerifyError("inclusion path is longer than the tree allows")
+        if fn & 1 or fn == sn:
+            r = node_hash(p, r)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            r = node_hash(r, p)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise VerifyError("inclusion path is shorter than the tree requires")
+    return r
+
+
+def verify_inclusion(index: int, size: int, leaf: bytes, path, root: bytes) -> None:
+    """Raise VerifyError unless `path` proves `leaf` at `index` in the tree of `size` with `root`."""
+    computed = root_from_inclusion(index, size, leaf, path)
+    if computed != root:
+        raise VerifyError(
+            f"inclusion path for index {index} yields root {computed.hex()}, "
+            f"not the checkpoint root {root.hex()}"
+        )
+
+
+def verify_consistency(m: int, n: int, root_m: bytes, root_n: bytes, proof) -> None:
+    """RFC 9162 2.1.4.2; raise VerifyError unless the tree of size n extends the tree of size m."""
+    proof = list(proof)
+    if m < 0 or n < 0 or m > n:
+        raise VerifyError(f"old size {m} is larger than new size {n}")
+    if m == n:
+        if proof:
+            raise VerifyError("sizes are equal but the proof is not empty")
+        if root_m != root_n:
+            raise VerifyError("sizes are equal but the roots differ")
+        return
+    if m == 0:
+        # Every tree extends the empty tree; the proof is empty.
+        if proof:
+            raise VerifyError("old size is 0 but the proof is not empty")
+        if root_m != EMPTY_ROOT:
+            raise VerifyError("old size is 0 but the old root is not the empty root")
+        return
+    if not proof:
+        raise VerifyError("empty proof for m < n")
+    if m & (m - 1) == 0:
+        proof = [root_m] + proof
+    fn, sn = m - 1, n - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = proof[0]
+    for c in proof[1:]:
+        if sn == 0:
+            raise VerifyError("consistency proof is longer than the trees allow")
+        if fn & 1 or fn == sn:
+            fr = node_hash(c, fr)
+            sr = node_hash(c, sr)
+            if not fn & 1:
+                while not fn & 1 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, c)
+        fn >>= 1
+        sn >>= 1
+    if sn != 0:
+        raise VerifyError("consistency proof is shorter than the trees require")
+    if fr != root_m:
+        raise VerifyError(f"consistency proof yields old root {fr.hex()}, not {root_m.hex()}")
+    if sr != root_n:
+        raise VerifyError(f"consistency proof yields new root {sr.hex()}, not {root_n.hex()}")
+
+
+# ---------------------------------------------------------------------------
+# C2SP signed notes, verifier keys and checkpoints
+# ---------------------------------------------------------------------------
+
+
+def b64decode_strict(text: str, what: str) -> bytes:
+    """Standard base64 with padding, canonical (re-encodes to the same text)."""
+    try:
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raise VerifyError(f"{what} is not valid base64: {text[:60]!r}") from None
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise VerifyError(f"{what} is not canonical base64: {text[:60]!r}")
+    return raw
+
+
+def key_id(name: str, sig_type: int, public_key: bytes) -> bytes:
+    return sha256(name.encode("utf-8") + b"\n" + bytes([sig_type]) + public_key)[:4]
+
+
+def _bad_key_name(name: str) -> bool:
+    return not name or "+" in name or any(ch.isspace() for ch in name)
+
+
+@dataclass(frozen=True)
+class VerifierKey:
+    name: str
+    key_id: bytes
+    public_key: bytes
+
+    def label(self) -> str:
+        return f"{self.name}+{self.key_id.hex()}"
+
+
+def parse_vkey(text: str) -> VerifierKey:
+    """Parse `name+<8 hex key id>+<base64(0x01 || Ed25519 public key)>`."""
+    text = text.strip()
+    parts = text.split("+", 2)
+    if len(parts) != 3:
+        raise UsageError("vkey must be name+keyid+key")
+    name, id_hex, key_b64 = parts
+    if _bad_key_name(name):
+        raise UsageError(f"vkey name {name!r} is empty or contains spaces")
+    if not re.fullmatch(r"[0-9a-fA-F]{8}", id_hex):
+        raise UsageError(f"vkey key ID {id_hex!r} is not 8 hex digits")
+    try:
+        key = b64decode_strict(key_b64, "vkey key")
+    except VerifyError as err:
+        raise UsageError(str(err)) from None
+    if len(key) != 33 or key[0] != ED25519_SIG_TYPE:
+        raise UsageError("vkey key is not 0x01 (Ed25519) followed by a 32-byte public key")
+    public_key = key[1:]
+    given_id = bytes.fromhex(id_hex)
+    if key_id(name, ED25519_SIG_TYPE, public_key) != given_id:
+        raise UsageError(f"vkey key ID {id_hex} does not match its name and public key")
+    return VerifierKey(name, given_id, public_key)
+
+
+@dataclass
+class NoteSignature:
+    name: str
+    key_id: bytes
+    signature: bytes
+
+
+def split_note(note: bytes) -> tuple[bytes, list[NoteSignature]]:
+    """Split a C2SP signed note into its text (with final newline) and signature lines."""
+    try:
+        text = note.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise VerifyError(f"signed note is not valid UTF-8 (byte {err.start})") from None
+    bad = next((ch for ch in text if ord(ch) < 0x20 and ch != "\n"), None)
+    if bad is not None:
+        raise VerifyError(f"signed note contains the control character {bad!r}")
+    if not text.endswith("\n"):
+        raise VerifyError("signed note does not end with a newline")
+    cut = text.rfind("\n\n")
+    if cut < 0:
+        raise VerifyError("signed note has no blank line before its signatures")
+    body, block = text[: cut + 1], text[cut + 2 :]
+    if not block:
+        raise VerifyError("signed note has no signature lines")
+    signatures = []
+    for line in block[:-1].split("\n"):
+        if not line.startswith(SIG_PREFIX):
+            raise VerifyError(f"signature line does not start with an em dash and a space: {line[:60]!r}")
+        name, sep, sig_b64 = line[len(SIG_PREFIX) :].partition(" ")
+        if not sep or _bad_key_name(name) or " " in sig_b64:
+            raise VerifyError(f"malformed signature line: {line[:60]!r}")
+        raw = b64decode_strict(sig_b64, f"signature of {name}")
+        if len(raw) < 5:
+            raise VerifyError(f"signature of {name} is too short")
+        signatures.append(NoteSignature(name, raw[:4], raw[4:]))
+    return body.encode("utf-8"), signatures
+
+
+def verify_note(note: bytes, vkey: VerifierKey) -> bytes:
+    """Verify a signed note with `vkey` (C2SP signed-note rules); return the note text."""
+    body, signatures = split_note(note)
+    known = [s for s in signatures if s.name == vkey.name and s.key_id == vkey.key_id]
+    if not known:
+        present = ", ".join(f"{s.name}+{s.key_id.hex()}" for s in signatures)
+        raise VerifyError(f"no signature by {vkey.label()} (signatures present: {present})")
+    verifier = _nacl_signing.VerifyKey(vkey.public_key)
+    for sig in known:
+        if len(sig.signature) != 64:
+            raise VerifyError(f"signature by {vkey.label()} is {len(sig.signature)} bytes, not 64")
+        try:
+            verifier.verify(body, sig.signature)
+        except _nacl_exceptions.BadSignatureError:
+            raise VerifyError(f"Ed25519 signature by {vkey.label()} does not verify") from None
+    return body
+
+
+@dataclass
+class Checkpoint:
+    origin: str
+    size: int
+    root: bytes
+    extensions: list = field(default_factory=list)
+
+
+_DECIMAL = re.compile(r"0|[1-9][0-9]*")
+
+
+def parse_checkpoint(body: bytes) -> Checkpoint:
+    """Parse a C2SP tlog-checkpoint note text (origin, size, base64 root, extension lines)."""
+    text = body.decode("utf-8")
+    if not text.endswith("\n"):
+        raise VerifyError("checkpoint text does not end with a newline")
+    lines = text[:-1].split("\n")
+    if len(lines) < 3:
+        raise VerifyError("checkpoint text has fewer than three lines")
+    if any(not line for line in lines):
+        raise VerifyError("checkpoint text has an empty line")
+    origin, size_text, root_text = lines[:3]
+    if not _DECIMAL.fullmatch(size_text):
+        raise VerifyError(f"checkpoint size {size_text!r} is not a decimal without leading zeros")
+    root = b64decode_strict(root_text, "checkpoint root")
+    if len(root) != 32:
+        raise VerifyError(f"checkpoint root is {len(root)} bytes, not 32")
+    return Checkpoint(origin, int(size_text), root, lines[3:])
+
+
+def open_checkpoint(note: bytes, vkey: VerifierKey, problems: list, item: str = "checkpoint"):
+    """Verify the signature and the origin line; return the parsed checkpoint (or None).
+
+    Problems go to `problems`; a checkpoint whose signature fails is still
+    parsed so that the remaining checks can report too.
+    """
+    try:
+        body = verify_note(note, vkey)
+    except VerifyError as err:
+        problems.append(f"{item}: {err}")
+        try:
+            body, _ = split_note(note)
+        except VerifyError:
+            return None
+    try:
+        checkpoint = parse_checkpoint(body)
+    except VerifyError as err:
+        problems.append(f"{item}: {err}")
+        return None
+    if checkpoint.origin != vkey.name:
+        problems.append(f"{item}: origin {checkpoint.origin!r} is not the key name {vkey.name!r}")
+    return checkpoint
+
+
+# ---------------------------------------------------------------------------
+# C2SP tlog-proof
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class TlogProof:
+    index: int
+    path: list
+    note: bytes
+    extra: bytes | None = None
+
+
+def parse_tlog_proof(data: bytes) -> TlogProof:
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise VerifyError(f"proof is not valid UTF-8 (byte {err.start})") from None
+    head, sep, note = text.partition("\n\n")
+    if not sep:
+        raise VerifyError("proof has no empty line before the checkpoint")
+    lines = head.split("\n")
+    if lines[0] != TLOG_PROOF_HEADER:
+        raise VerifyError(f"proof does not start with {TLOG_PROOF_HEADER!r}")
+    pos = 1
+    extra = None
+    if pos < len(lines) and lines[pos].startswith("extra "):
+        extra = b64decode_strict(lines[pos][len("extra ") :], "extra data")
+        pos += 1
+    if pos >= len(lines) or not lines[pos].startswith("index "):
+        raise VerifyError("proof has no 'index N' line")
+    index_text = lines[pos][len("index ") :]
+    if not _DECIMAL.fullmatch(index_text):
+        raise VerifyError(f"proof index {index_text!r} is not a decimal without leading zeros")
+    path = []
+    for i, line in enumerate(lines[pos + 1 :]):
+        h = b64decode_strict(line, f"proof hash {i}")
+        if len(h) != 32:
+            raise VerifyError(f"proof hash {i} is {len(h)} bytes, not 32")
+        path.append(h)
+    return TlogProof(int(index_text), path, note.encode("utf-8"), extra)
+
+
+# ---------------------------------------------------------------------------
+# Ledger entries
+# ---------------------------------------------------------------------------
+
+
+def blake3_hex(data: bytes) -> str:
+    return _blake3.blake3(data).hexdigest()
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def entry_int(value) -> int | None:
+    """A JSON number that is a non-negative integer, as int; None otherwise."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not value.is_integer():
+        return None
+    value = int(value)
+    return value if value >= 0 else None
+
+
+def check_entry_fields(entry) -> str | None:
+    """The members every entry has; returns the first problem or None."""
+    if not isinstance(entry, dict):
+        return "entry is not a JSON object"
+    if "seq" not in entry or entry_int(entry["seq"]) is None:
+        return "seq is missing or not a non-negative integer"
+    for name in ("time", "kind", "origin", "prev_hash"):
+        if not isinstance(entry.get(name), str):
+            return f"{name} is missing or not a string"
+    if not _HEX64.fullmatch(entry["prev_hash"]):
+        return f"prev_hash {entry['prev_hash'][:70]!r} is not 64 lowercase hex digits"
+    return None
+
+
+def _prev_hash_of(raw: bytes) -> str | None:
+    """Best-effort prev_hash of a line (for locating a chain break); None if unreadable."""
+    try:
+        value = parse_json(raw)
+    except VerifyError:
+        return None
+    if isinstance(value, dict) and isinstance(value.get("prev_hash"), str):
+        return value["prev_hash"]
+    return None
+
+
+def check_entries(lines: list, origin: str | None) -> str | None:
+    """Check canonical form, seq, origin and the BLAKE3 chain; return the first problem or None.
+
+    The problem starts with `seq N:` naming the first bad entry.
+    """
+    prev_hex = ZERO_HASH_HEX
+    for i, raw in enumerate(lines):
+        where = f"seq {i}: line {i + 1}"
+        try:
+            entry = parse_canonical(raw)
+        except VerifyError as err:
+            return f"{where}: {err}"
+        problem = check_entry_fields(entry)
+        if problem:
+            return f"{where}: {problem}"
+        seq = entry_int(entry["seq"])
+        if seq != i:
+            return (
+                f"seq {i}: line {i + 1} holds seq {seq} instead "
+                "(entries missing, duplicated or out of order)"
+            )
+        if origin is not None and entry["origin"] != origin:
+            return f"seq {i}: origin {entry['origin']!r} is not the checkpoint origin {origin!r}"
+        this_hex = blake3_hex(raw)
+        if entry["prev_hash"] != prev_hex:
+            if i == 0:
+                return f"seq 0: prev_hash must be 64 zeros, found {entry['prev_hash']}"
+            # The link from seq i-1 to seq i is broken. If seq i+1 still
+            # commits to seq i, seq i is as written and seq i-1 was changed;
+            # if that link is broken too, seq i itself (its prev_hash) was.
+            next_prev = _prev_hash_of(lines[i + 1]) if i + 1 < len(lines) else None
+            if next_prev == this_hex:
+                return (
+                    f"seq {i - 1}: entry altered: its BLAKE3 hash {prev_hex} differs from "
+                    f"the prev_hash {entry['prev_hash']} that seq {i} records"
+                )
+            if next_prev is not None:
+                return (
+                    f"seq {i}: entry altered: its prev_hash {entry['prev_hash']} is not the BLAKE3 hash "
+                    f"of seq {i - 1} ({prev_hex}) and seq {i + 1} does not record its hash either"
+                )
+            return (
+                f"seq {i - 1}: hash chain broken: BLAKE3 of seq {i - 1} is {prev_hex} but seq {i} "
+                f"records prev_hash {entry['prev_hash']} (seq {i - 1} or seq {i} altered)"
+            )
+        prev_hex = this_hex
+    return None
+
+
+def split_jsonl(data: bytes) -> list:
+    """Lines of a JSON-lines file; each entry ends with LF (the last one may omit it)."""
+    if not data:
+        return []
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    return lines
+
+
+# ---------------------------------------------------------------------------
+# Commands
+# ---------------------------------------------------------------------------
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror}") from None
+
+
+def _read_vkey(value: str) -> VerifierKey:
+    """The vkey itself, or @FILE for a file holding it."""
+    if value.startswith("@"):
+        value = _read(value[1:]).decode("utf-8", "replace")
+    return parse_vkey(value)
+
+
+def _report(problems: list, ok_line: str, out=sys.stdout) -> int:
+    if problems:
+        for problem in problems:
+            print(f"FAIL {problem}", file=out)
+        return EXIT_FAIL
+    print(ok_line, file=out)
+    return EXIT_OK
+
+
+def verify_receipt(vkey: VerifierKey, entry_bytes: bytes, proof_bytes: bytes) -> tuple[list, str]:
+    """Check a receipt; returns (problems, ok_line)."""
+    problems: list = []
+    if entry_bytes.endswith(b"\n"):
+        entry_bytes = entry_bytes[:-1]  # a file saved with one final newline
+    try:
+        proof = parse_tlog_proof(proof_bytes)
+    except VerifyError as err:
+        return [f"proof: {err}"], ""
+    checkpoint = open_checkpoint(proof.note, vkey, problems)
+    entry = None
+    try:
+        entry = parse_canonical(entry_bytes)
+        field_problem = check_entry_fields(entry)
+        if field_problem:
+            problems.append(f"entry: {field_problem}")
+    except VerifyError as err:
+        problems.append(f"entry: {err}")
+    seq = entry_int(entry.get("seq")) if isinstance(entry, dict) else None
+    if seq is not None and seq != proof.index:
+        problems.append(f"entry: seq {seq} is not the proof index {proof.index}")
+    if checkpoint is not None:
+        if isinstance(entry, dict) and isinstance(entry.get("origin"), str) and entry["origin"] != checkpoint.origin:
+            problems.append(f"entry: origin {entry['origin']!r} is not the checkpoint origin {checkpoint.origin!r}")
+        try:
+            verify_inclusion(proof.index, checkpoint.size, leaf_hash(entry_bytes), proof.path, checkpoint.root)
+        except VerifyError as err:
+            problems.append(f"inclusion: {err}")
+    decision = entry.get("decision_id") if isinstance(entry, dict) else None
+    ok_line = ""
+    if checkpoint is not None:
+        ok_line = (
+            f"OK receipt origin={checkpoint.origin} size={checkpoint.size} seq={seq} "
+            f"decision_id={decision if decision is not None else '-'}"
+        )
+    return problems, ok_line
+
+
+def verify_log(vkey: VerifierKey, entries_bytes: bytes, note: bytes) -> tuple[list, list, str]:
+    """Check a log from seq 0 against a checkpoint; returns (problems, notes, ok_line)."""
+    problems: list = []
+    notes: list = []
+    checkpoint = open_checkpoint(note, vkey, problems)
+    lines = split_jsonl(entries_bytes)
+    origin = checkpoint.origin if checkpoint is not None else vkey.name
+    first_bad = check_entries(lines, origin)
+    if first_bad:
+        problems.append(first_bad)
+    if checkpoint is None:
+        return problems, notes, ""
+    n = len(lines)
+    if checkpoint.size > n:
+        problems.append(
+            f"seq {n}: missing: the checkpoint covers {checkpoint.size} entries "
+            f"(seq 0..{checkpoint.size - 1}) but the file ends at {n} entries"
+        )
+    else:
+        leaves = [leaf_hash(raw) for raw in lines[: checkpoint.size]]
+        root = merkle_root(leaves)
+        if root != checkpoint.root:
+            mismatch = (
+                f"Merkle root over seq 0..{checkpoint.size - 1} is {root.hex()}, "
+                f"the signed root is {checkpoint.root.hex()}"
+            )
+            if first_bad:
+                problems.append(f"checkpoint: {mismatch}")
+            elif checkpoint.size == n and n > 0:
+                # Every entry but the last is vouched for by its successor's
+                # prev_hash, so a single altered entry can only be the last.
+                problems.append(
+                    f"seq {n - 1}: entry altered: {mismatch} while the hash chain is intact "
+                    f"(or the chain was rebuilt from an earlier seq)"
+                )
+            elif n > 0:
+                problems.append(f"checkpoint: {mismatch} while the hash chain is intact (the chain was rebuilt)")
+            else:
+                problems.append(f"checkpoint: {mismatch}")
+        if checkpoint.size < n:
+            notes.append(
+                f"note: seq {checkpoint.size}..{n - 1} are chain-checked but not covered by this checkpoint"
+            )
+    ok_line = f"OK log origin={checkpoint.origin} size={checkpoint.size} entries={n}"
+    return problems, notes, ok_line
+
+
+def cmd_receipt(args) -> int:
+    vkey = _read_vkey(args.vkey)
+    entry_bytes = _read(args.entry)
+    proof_bytes = _read(args.proof)
+    problems, ok_line = verify_receipt(vkey, entry_bytes, proof_bytes)
+    return _report(problems, ok_line)
+
+
+def cmd_log(args) -> int:
+    vkey = _read_vkey(args.vkey)
+    entries_bytes = _read(args.entries)
+    note = _read(args.checkpoint)
+    problems, notes, ok_line = verify_log(vkey, entries_bytes, note)
+    for line in notes:
+        print(line)
+    return _report(problems, ok_line)
+
+
+# ---------------------------------------------------------------------------
+# Self-test against the published vectors
+# ---------------------------------------------------------------------------
+
+
+def _default_vectors_dir() -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "tests", "data")
+
+
+def _h(hex_text: str) -> bytes:
+    return bytes.fromhex(hex_text)
+
+
+def _expect_failure(fn, *args) -> bool:
+    try:
+        fn(*args)
+    except VerifyError:
+        return True
+    return False
+
+
+def selftest_checks(vectors_dir: str):
+    """Yield (name, ok, detail) for every vector check."""
+    with open(os.path.join(vectors_dir, "jcs_vectors.json"), encoding="utf-8") as f:
+        jcs = json.load(f)
+    with open(os.path.join(vectors_dir, "rfc6962_sha256_vectors.json"), encoding="utf-8") as f:
+        tree = json.load(f)
+
+    # RFC 8785
+    for v in jcs["vectors"]:
+        try:
+            got = canonicalize(parse_json(v["input"].encode("utf-8"))).hex()
+            yield f"jcs {v['name']}", got == v["canonical_utf8_hex"], got
+        except VerifyError as err:
+            yield f"jcs {v['name']}", False, str(err)
+    for v in jcs.get("must_fail", []):
+        yield f"jcs must_fail {v['name']}", _expect_failure(
+            lambda t: canonicalize(parse_json(t)), v["input"].encode("utf-8")
+        ), v["reason"]
+    for v in jcs.get("number_samples", []):
+        value = struct.unpack(">d", _h(v["ieee754_hex"]))[0]
+        name = f"jcs number {v['ieee754_hex']}"
+        if v["must_fail"]:
+            yield name, _expect_failure(format_number, value), "must be refused"
+        else:
+            try:
+                got = format_number(value)
+                yield name, got == v["canonical"], got
+            except VerifyError as err:
+                yield name, False, str(err)
+
+    # RFC 6962 tree, inclusion and consistency
+    inputs = [_h(x) for x in tree["leaf_inputs"]]
+    leaves = [leaf_hash(x) for x in inputs]
+    yield "leaf hashes", [x.hex() for x in leaves] == tree["leaf_hashes"], ""
+    bad_roots = [n for n, r in enumerate(tree["roots"]) if merkle_root(leaves, n).hex() != r]
+    yield f"roots 0..{len(tree['roots']) - 1}", not bad_roots, f"wrong at sizes {bad_roots[:5]}"
+
+    def inclusion_cases(prefix, cases, valid):
+        for c in cases:
+            args = (c["index"], c["size"], _h(c["leaf_hash"]), [_h(p) for p in c["path"]], _h(c["root"]))
+            failed = _expect_failure(verify_inclusion, *args)
+            label = c.get("reason") or f"index {c['index']} size {c['size']}"
+            yield f"{prefix} {label}", failed != valid, "accepted" if not failed else "rejected"
+
+    def consistency_cases(prefix, cases, valid):
+        for c in cases:
+            args = (c["m"], c["n"], _h(c["root_m"]), _h(c["root_n"]), [_h(p) for p in c["proof"]])
+            failed = _expect_failure(verify_consistency, *args)
+            label = c.get("reason") or f"m {c['m']} n {c['n']}"
+            yield f"{prefix} {label}", failed != valid, "accepted" if not failed else "rejected"
+
+    yield from inclusion_cases("inclusion", tree["inclusion"], True)
+    yield from inclusion_cases("inclusion_invalid", tree["inclusion_invalid"], False)
+    yield from consistency_cases("consistency", tree["consistency"], True)
+    yield from consistency_cases("consistency_invalid", tree.get("consistency_invalid", []), False)
+    cross = tree.get("sha256_crosscheck")
+    if cross:
+        ct_leaves = [leaf_hash(x) for x in inputs[: len(cross["leaf_hashes"])]]
+        yield "crosscheck leaf hashes", [x.hex() for x in ct_leaves] == cross["leaf_hashes"], ""
+        yield "crosscheck roots", [merkle_root(ct_leaves, n).hex() for n in range(len(cross["roots"]))] == cross[
+            "roots"
+        ], ""
+        yield from inclusion_cases("crosscheck inclusion", cross["inclusion"], True)
+        yield from consistency_cases("crosscheck consistency", cross["consistency"], True)
+
+    # C2SP checkpoint
+    cp = tree["checkpoint"]
+    seed_key = _nacl_signing.SigningKey(_h(cp["seed_hex"]))
+    public_key = bytes(seed_key.verify_key)
+    yield "checkpoint public key from seed", public_key.hex() == cp["public_key_hex"], public_key.hex()
+    kid = key_id(cp["key_name"], ED25519_SIG_TYPE, public_key)
+    yield "checkpoint key ID", kid.hex() == cp["key_id_hex"], kid.hex()
+    try:
+        vkey = parse_vkey(cp["vkey"])
+        yield "checkpoint vkey", (vkey.name, vkey.key_id, vkey.public_key) == (cp["key_name"], kid, public_key), ""
+    except UsageError as err:
+        vkey = None
+        yield "checkpoint vkey", False, str(err)
+    signature = seed_key.sign(cp["body"].encode("utf-8")).signature
+    yield "checkpoint signature (deterministic)", signature.hex() == cp["signature_hex"], signature.hex()
+    note = cp["signed_note"].encode("utf-8")
+    yield "checkpoint signed note bytes", note.hex() == cp["signed_note_hex"], ""
+    if vkey is not None:
+        problems: list = []
+        parsed = open_checkpoint(note, vkey, problems)
+        ok = (
+            not problems
+            and parsed is not None
+            and (parsed.origin, parsed.size, parsed.root.hex()) == (cp["origin"], cp["tree_size"], cp["root_hex"])
+            and parsed.root.hex() == tree["roots"][cp["tree_size"]]
+        )
+        yield "checkpoint verifies", ok, "; ".join(problems)
+        tampered = note.replace(b"\n300\n", b"\n301\n")
+        yield "checkpoint with altered size rejected", _expect_failure(verify_note, tampered, vkey), ""
+        other = VerifierKey(vkey.name, vkey.key_id, bytes(_nacl_signing.SigningKey(b"\x07" * 32).verify_key))
+        yield "checkpoint under another key rejected", _expect_failure(verify_note, note, other), ""
+
+    # C2SP tlog-proof
+    tp = tree["tlog_proof"]
+    try:
+        proof = parse_tlog_proof(tp["text"].encode("utf-8"))
+        yield "tlog-proof parses", (proof.index, [p.hex() for p in proof.path], proof.note) == (
+            tp["index"],
+            tp["path"],
+            note,
+        ), ""
+        leaf = leaf_hash(_h(tp["leaf_input_hex"]))
+        yield "tlog-proof leaf hash", leaf.hex() == tp["leaf_hash"], leaf.hex()
+        if vkey is not None:
+            problems = []
+            parsed = open_checkpoint(proof.note, vkey, problems)
+            if parsed is not None:
+                try:
+                    verify_inclusion(proof.index, parsed.size, leaf, proof.path, parsed.root)
+                except VerifyError as err:
+                    problems.append(str(err))
+            yield "tlog-proof verifies", not problems and parsed is not None, "; ".join(problems)
+    except VerifyError as err:
+        yield "tlog-proof parses", False, str(err)
+
+    # BLAKE3 entry chain
+    prev = ZERO_HASH_HEX
+    for i, e in enumerate(tree["blake3_chain"]["entries"]):
+        canon = e["canonical_utf8"].encode("utf-8")
+        try:
+            ok = canonicalize(parse_json(json.dumps(e["entry"]).encode("utf-8"))) == canon
+            parse_canonical(canon)
+        except VerifyError:
+            ok = False
+        yield f"blake3 chain {i} canonical", ok, ""
+        yield f"blake3 chain {i} entry hash", blake3_hex(canon) == e["entry_hash"], blake3_hex(canon)
+        yield f"blake3 chain {i} prev_hash", e["entry"]["prev_hash"] == prev, ""
+        yield f"blake3 chain {i} merkle leaf", leaf_hash(canon).hex() == e["merkle_leaf_hash"], ""
+        prev = e["entry_hash"]
+
+
+def cmd_selftest(args) -> int:
+    vectors_dir = args.vectors or _default_vectors_dir()
+    for name in ("jcs_vectors.json", "rfc6962_sha256_vectors.json"):
+        if not os.path.isfile(os.path.join(vectors_dir, name)):
+            raise UsageError(f"{name} not found in {vectors_dir} (use --vectors DIR)")
+    total = failed = 0
+    for name, ok, detail in selftest_checks(vectors_dir):
+        total += 1
+        if not ok:
+            failed += 1
+            print(f"FAIL selftest {name}: {detail}")
+    if failed:
+        print(f"selftest: {failed} of {total} checks failed")
+        return EXIT_FAIL
+    print(f"OK selftest {total} checks")
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="govgate_verify.py",
+        description="Independent verifier for govgate ledger receipts, logs and checkpoints.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    vkey_help = "the log's signed-note verifier key name+keyid+base64 (or @FILE holding it)"
+
+    p = sub.add_parser("receipt", help="verify one entry against its receipt (C2SP tlog-proof)")
+    p.add_argument("--vkey", required=True, help=vkey_help)
+    p.add_argument("--entry", required=True, help="the entry's canonical JSON bytes")
+    p.add_argument("--proof", required=True, help="the receipt (c2sp.org/tlog-proof@v1 text)")
+    p.set_defaults(func=cmd_receipt)
+
+    p = sub.add_parser("log", help="verify entries from seq 0 against a signed checkpoint")
+    p.add_argument("--vkey", required=True, help=vkey_help)
+    p.add_argument("--entries", required=True, help="canonical entries, one JSON line each, from seq 0")
+    p.add_argument("--checkpoint", required=True, help="the signed checkpoint note")
+    p.set_defaults(func=cmd_log)
+
+    p = sub.add_parser("selftest", help="check this verifier against the published test vectors")
+    p.add_argument("--vectors", help="directory with jcs_vectors.json and rfc6962_sha256_vectors.json")
+    p.set_defaults(func=cmd_selftest)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except UsageError as err:
+        print(f"govgate_verify: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

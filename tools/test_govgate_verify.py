@@ -1,0 +1,553 @@
+"""Tests for tools/govgate_verify.py.
+
+Run from the repository root:
+
+    python3 -m unittest tools/test_govgate_verify.py
+
+The test log below is built with this file's own helpers (json.dumps with
+sorted keys for the canonical bytes of its ASCII-keyed, float-free entries,
+and a direct RFC 6962 MTH/PATH/PROOF), so the verifier is checked against
+code it does not share.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import unittest
+
+import blake3
+import nacl.signing
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TOOL = os.path.join(HERE, "govgate_verify.py")
+DATA = os.path.join(HERE, os.pardir, "tests", "data")
+
+sys.path.insert(0, HERE)
+import govgate_verify as gv  # noqa: E402
+
+with open(os.path.join(DATA, "jcs_vectors.json"), encoding="utf-8") as _f:
+    JCS = json.load(_f)
+with open(os.path.join(DATA, "rfc6962_sha256_vectors.json"), encoding="utf-8") as _f:
+    TREE = json.load(_f)
+
+ORIGIN = "govgate.example/log"
+SEED = bytes.fromhex(TREE["checkpoint"]["seed_hex"])
+OTHER_SEED = bytes(range(100, 132))
+
+
+def h(x: str) -> bytes:
+    return bytes.fromhex(x)
+
+
+# --- independent helpers ----------------------------------------------------
+
+
+def canonical(obj) -> bytes:
+    # Equal to RFC 8785 for objects with ASCII keys, strings, small ints, null, bools.
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def t_leaf(data: bytes) -> bytes:
+    return hashlib.sha256(b"\x00" + data).digest()
+
+
+def t_node(a: bytes, b: bytes) -> bytes:
+    return hashlib.sha256(b"\x01" + a + b).digest()
+
+
+def t_split(n: int) -> int:
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    return k
+
+
+def t_mth(leaves) -> bytes:
+    n = len(leaves)
+    if n == 0:
+        return hashlib.sha256(b"").digest()
+    if n == 1:
+        return leaves[0]
+    k = t_split(n)
+    return t_node(t_mth(leaves[:k]), t_mth(leaves[k:]))
+
+
+def t_path(m: int, leaves) -> list:
+    n = len(leaves)
+    if n <= 1:
+        return []
+    k = t_split(n)
+    if m < k:
+        return t_path(m, leaves[:k]) + [t_mth(leaves[k:])]
+    return t_path(m - k, leaves[k:]) + [t_mth(leaves[:k])]
+
+
+def t_subproof(m: int, leaves, whole: bool) -> list:
+    n = len(leaves)
+    if m == n:
+        return [] if whole else [t_mth(leaves)]
+    k = t_split(n)
+    if m <= k:
+        return t_subproof(m, leaves[:k], whole) + [t_mth(leaves[k:])]
+    return t_subproof(m - k, leaves[k:], False) + [t_mth(leaves[:k])]
+
+
+def vkey_for(seed: bytes, name: str = ORIGIN) -> str:
+    pub = bytes(nacl.signing.SigningKey(seed).verify_key)
+    kid = hashlib.sha256(name.encode() + b"\n\x01" + pub).digest()[:4]
+    key = base64.b64encode(b"\x01" + pub).decode()
+    return f"{name}+{kid.hex()}+{key}"
+
+
+def signed_checkpoint(seed: bytes, size: int, root: bytes, origin: str = ORIGIN, name: str | None = None) -> bytes:
+    name = name or origin
+    body = f"{origin}\n{size}\n{base64.b64encode(root).decode()}\n".encode()
+    key = nacl.signing.SigningKey(seed)
+    kid = hashlib.sha256(name.encode() + b"\n\x01" + bytes(key.verify_key)).digest()[:4]
+    sig = key.sign(body).signature
+    line = f"\u2014 {name} {base64.b64encode(kid + sig).decode()}\n".encode()
+    return body + b"\n" + line
+
+
+def tlog_proof(index: int, path, note: bytes) -> bytes:
+    head = f"c2sp.org/tlog-proof@v1\nindex {index}\n" + "".join(base64.b64encode(p).decode() + "\n" for p in path)
+    return head.encode() + b"\n" + note
+
+
+def build_entries(count: int, origin: str = ORIGIN) -> list:
+    """Canonical entry bytes for seq 0..count-1, chained with BLAKE3."""
+    out = []
+    prev = "0" * 64
+    for seq in range(count):
+        time = f"2026-11-27T10:00:{seq:02d}.000Z"
+        if seq == 0:
+            entry = {"kind": "gateway_started", "origin": origin, "prev_hash": prev, "seq": 0, "time": time}
+        else:
+            entry = {
+                "approval_seq": None,
+                "caller": "alice" if seq % 2 else "anonymous",
+                "decision_id": hashlib.sha256(b"id%d" % seq).hexdigest()[:32],
+                "error_code": None,
+                "kind": "decision",
+                "model": "credit-scoring",
+                "origin": origin,
+                "outcome": "served",
+                "payload_mode": "full",
+                "prev_hash": prev,
+                "protocol": "kserve_v2",
+                "request": {"captured": 84, "commitment": hashlib.sha256(b"rq%d" % seq).hexdigest(), "length": 84},
+                "response": {"captured": 138, "commitment": hashlib.sha256(b"rs%d" % seq).hexdigest(), "length": 138},
+                "route": "kserve_v2.infer",
+                "seq": seq,
+                "status": 200,
+                "time": time,
+                "timings": {"complete_us": 11132 + seq, "received_unix_ms": 1795779308556 + seq, "upstream_head_us": 11109},
+                "version": "1",
+            }
+            if seq == 3:
+                entry["note"] = 'caf\u00e9 \u20ac "q" \\ \n\t\x01 \U0001f600'
+        raw = canonical(entry)
+        out.append(raw)
+        prev = blake3.blake3(raw).hexdigest()
+    return out
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    proc = subprocess.run([sys.executable, TOOL, *args], capture_output=True, text=True, timeout=120)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def fail_lines(stdout: str) -> list:
+    return [line for line in stdout.splitlines() if line.startswith("FAIL ")]
+
+
+# --- vectors ----------------------------------------------------------------
+
+
+class JcsVectorTests(unittest.TestCase):
+    def test_vectors(self):
+        for v in JCS["vectors"]:
+            with self.subTest(v["name"]):
+                got = gv.canonicalize(gv.parse_json(v["input"].encode("utf-8")))
+                self.assertEqual(got.hex(), v["canonical_utf8_hex"])
+                self.assertEqual(gv.parse_canonical(got), gv.parse_json(got))
+
+    def test_must_fail(self):
+        for v in JCS["must_fail"]:
+            with self.subTest(v["name"]):
+                with self.assertRaises(gv.VerifyError):
+                    gv.canonicalize(gv.parse_json(v["input"].encode("utf-8")))
+
+    def test_number_samples(self):
+        for v in JCS["number_samples"]:
+            with self.subTest(v["ieee754_hex"]):
+                value = struct.unpack(">d", h(v["ieee754_hex"]))[0]
+                if v["must_fail"]:
+                    with self.assertRaises(gv.VerifyError):
+                        gv.format_number(value)
+                else:
+                    self.assertEqual(gv.format_number(value), v["canonical"])
+
+    def test_non_canonical_refused(self):
+        for text in (b'{"b":1,"a":2}', b'{"a": 1}', b'{"a":1.0}', b'{"a":"\\u0041"}', b'{"a":"\\u001F"}', b'{"a":1}\n'):
+            with self.subTest(text):
+                with self.assertRaises(gv.VerifyError):
+                    gv.parse_canonical(text)
+
+    def test_integers_as_doubles(self):
+        self.assertEqual(gv.canonicalize(gv.parse_json(b"[1E2,100,-0,9007199254740993]")), b"[100,100,0,9007199254740992]")
+
+
+class TreeVectorTests(unittest.TestCase):
+    def test_leaves_and_roots(self):
+        leaves = [gv.leaf_hash(h(x)) for x in TREE["leaf_inputs"]]
+        self.assertEqual([x.hex() for x in leaves], TREE["leaf_hashes"])
+        for n, root in enumerate(TREE["roots"]):
+            with self.subTest(size=n):
+                self.assertEqual(gv.merkle_root(leaves, n).hex(), root)
+
+    def test_inclusion(self):
+        for c in TREE["inclusion"] + TREE["sha256_crosscheck"]["inclusion"]:
+            with self.subTest(index=c["index"], size=c["size"]):
+                gv.verify_inclusion(c["index"], c["size"], h(c["leaf_hash"]), [h(p) for p in c["path"]], h(c["root"]))
+
+    def test_inclusion_invalid(self):
+        for c in TREE["inclusion_invalid"]:
+            with self.subTest(c["reason"]):
+                with self.assertRaises(gv.VerifyError):
+                    gv.verify_inclusion(
+                        c["index"], c["size"], h(c["leaf_hash"]), [h(p) for p in c["path"]], h(c["root"])
+                    )
+
+    def test_consistency(self):
+        for c in TREE["consistency"] + TREE["sha256_crosscheck"]["consistency"]:
+            with self.subTest(m=c["m"], n=c["n"]):
+                gv.verify_consistency(c["m"], c["n"], h(c["root_m"]), h(c["root_n"]), [h(p) for p in c["proof"]])
+
+    def test_consistency_invalid(self):
+        for c in TREE["consistency_invalid"]:
+            with self.subTest(c["reason"]):
+                with self.assertRaises(gv.VerifyError):
+                    gv.verify_consistency(c["m"], c["n"], h(c["root_m"]), h(c["root_n"]), [h(p) for p in c["proof"]])
+
+    def test_against_independent_tree(self):
+        leaves = [t_leaf(b"x%d" % i) for i in range(40)]
+        for n in range(0, 41):
+            self.assertEqual(gv.merkle_root(leaves, n), t_mth(leaves[:n]), n)
+        for n in range(1, 34):
+            root_n = t_mth(leaves[:n])
+            for i in range(n):
+                path = t_path(i, leaves[:n])
+                gv.verify_inclusion(i, n, leaves[i], path, root_n)
+                if path:
+                    bad = [path[0][:-1] + bytes([path[0][-1] ^ 1])] + path[1:]
+                    with self.assertRaises(gv.VerifyError):
+                        gv.verify_inclusion(i, n, leaves[i], bad, root_n)
+            for m in range(0, n + 1):
+                proof = t_subproof(m, leaves[:n], True) if 0 < m < n else []
+                gv.verify_consistency(m, n, t_mth(leaves[:m]), root_n, proof)
+                if 0 < m < n:
+                    with self.assertRaises(gv.VerifyError):
+                        gv.verify_consistency(m, n, t_mth(leaves[:m]), root_n, proof[:-1])
+                    with self.assertRaises(gv.VerifyError):
+                        gv.verify_consistency(m, n, t_mth(leaves[: m - 1]), root_n, proof)
+
+    def test_blake3_chain(self):
+        prev = "0" * 64
+        for e in TREE["blake3_chain"]["entries"]:
+            canon = e["canonical_utf8"].encode("utf-8")
+            self.assertEqual(gv.canonicalize(e["entry"]), canon)
+            gv.parse_canonical(canon)
+            self.assertEqual(gv.blake3_hex(canon), e["entry_hash"])
+            self.assertEqual(e["entry"]["prev_hash"], prev)
+            self.assertEqual(gv.leaf_hash(canon).hex(), e["merkle_leaf_hash"])
+            prev = e["entry_hash"]
+
+
+class NoteVectorTests(unittest.TestCase):
+    def test_checkpoint(self):
+        cp = TREE["checkpoint"]
+        vkey = gv.parse_vkey(cp["vkey"])
+        self.assertEqual(vkey.key_id.hex(), cp["key_id_hex"])
+        self.assertEqual(vkey.public_key.hex(), cp["public_key_hex"])
+        self.assertEqual(vkey_for(SEED), cp["vkey"])
+        note = cp["signed_note"].encode("utf-8")
+        self.assertEqual(note, signed_checkpoint(SEED, cp["tree_size"], h(cp["root_hex"])))
+        problems = []
+        parsed = gv.open_checkpoint(note, vkey, problems)
+        self.assertEqual(problems, [])
+        self.assertEqual((parsed.origin, parsed.size, parsed.root.hex()), (cp["origin"], 300, cp["root_hex"]))
+        with self.assertRaises(gv.VerifyError):
+            gv.verify_note(note.replace(b"\n300\n", b"\n299\n"), vkey)
+        with self.assertRaises(gv.VerifyError):
+            gv.verify_note(note, gv.parse_vkey(vkey_for(OTHER_SEED)))
+
+    def test_vkey_with_plus_in_base64(self):
+        # The vector's key base64 contains '+': only the first two '+' separate fields.
+        vkey = gv.parse_vkey(TREE["checkpoint"]["vkey"])
+        self.assertIn("+", TREE["checkpoint"]["vkey"].split("+", 2)[2])
+        self.assertEqual(vkey.name, ORIGIN)
+
+    def test_bad_vkeys(self):
+        good = TREE["checkpoint"]["vkey"]
+        name, kid, key = good.split("+", 2)
+        for bad in (f"{name}+{kid}", f"{name}+00000000+{key}", f"+{kid}+{key}", f"{name}+{kid}+{key[:-4]}"):
+            with self.subTest(bad):
+                with self.assertRaises(gv.UsageError):
+                    gv.parse_vkey(bad)
+
+    def test_tlog_proof_vector(self):
+        tp = TREE["tlog_proof"]
+        proof = gv.parse_tlog_proof(tp["text"].encode("utf-8"))
+        self.assertEqual(proof.index, tp["index"])
+        self.assertEqual([p.hex() for p in proof.path], tp["path"])
+        self.assertEqual(proof.note, TREE["checkpoint"]["signed_note"].encode("utf-8"))
+        vkey = gv.parse_vkey(TREE["checkpoint"]["vkey"])
+        cp = gv.parse_checkpoint(gv.verify_note(proof.note, vkey))
+        gv.verify_inclusion(proof.index, cp.size, gv.leaf_hash(h(tp["leaf_input_hex"])), proof.path, cp.root)
+
+    def test_selftest_command(self):
+        rc, out, err = run("selftest")
+        self.assertEqual(rc, 0, out + err)
+        self.assertTrue(out.startswith("OK selftest"), out)
+
+
+# --- a log built here -------------------------------------------------------
+
+
+class LogTestCase(unittest.TestCase):
+    N = 12
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+        self.entries = build_entries(self.N)
+        self.leaves = [t_leaf(e) for e in self.entries]
+        self.vkey = vkey_for(SEED)
+
+    def write(self, name: str, data: bytes) -> str:
+        path = os.path.join(self.tmp.name, name)
+        with open(path, "wb") as f:
+            f.write(data)
+        return path
+
+    def checkpoint(self, size=None, seed=SEED, root=None, **kw) -> bytes:
+        size = self.N if size is None else size
+        root = t_mth(self.leaves[:size]) if root is None else root
+        return signed_checkpoint(seed, size, root, **kw)
+
+    def run_log(self, lines, note=None, vkey=None):
+        entries = self.write("entries.jsonl", b"".join(line + b"\n" for line in lines))
+        cp = self.write("checkpoint", self.checkpoint() if note is None else note)
+        return run("log", "--vkey", vkey or self.vkey, "--entries", entries, "--checkpoint", cp)
+
+    def assertFirstFail(self, result, prefix: str):
+        rc, out, err = result
+        self.assertEqual(rc, 1, out + err)
+        fails = fail_lines(out)
+        self.assertTrue(fails, out)
+        self.assertTrue(fails[0].startswith(f"FAIL {prefix}"), out)
+
+
+class LogTests(LogTestCase):
+    def test_valid_log(self):
+        rc, out, err = self.run_log(self.entries)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn(f"OK log origin={ORIGIN} size={self.N} entries={self.N}", out)
+
+    def test_checkpoint_smaller_than_log(self):
+        rc, out, err = self.run_log(self.entries, note=self.checkpoint(size=7))
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("size=7 entries=12", out)
+
+    def test_empty_log(self):
+        rc, out, err = self.run_log([], note=self.checkpoint(size=0))
+        self.assertEqual(rc, 0, out + err)
+
+    def test_changed_byte_in_entry(self):
+        k = 5
+        original = self.entries[k]
+        text = original.decode()
+        did = json.loads(text)["decision_id"]
+        cases = {
+            "decision_id": text.replace(did, did[:-1] + ("0" if did[-1] != "0" else "1")),
+            "time": text.replace(":05.000Z", ":06.000Z"),
+            "prev_hash": self._flip_prev_hash(text),
+            "seq": text.replace('"seq":5', '"seq":6'),
+            "origin": text.replace('"origin":"govgate.example/log"', '"origin":"govgate.example/lag"'),
+            "key order": text.replace('"caller"', '"zaller"'),
+            "structure": "[" + text[1:],
+            "status": text.replace('"status":200', '"status":500'),
+            "nested": text.replace('"captured":84', '"captured":85'),
+        }
+        for what, changed in cases.items():
+            with self.subTest(what):
+                changed = changed.encode()
+                self.assertEqual(len(changed), len(original))
+                self.assertNotEqual(changed, original)
+                lines = list(self.entries)
+                lines[k] = changed
+                self.assertFirstFail(self.run_log(lines), f"seq {k}:")
+
+    @staticmethod
+    def _flip_prev_hash(text: str) -> str:
+        i = text.index('"prev_hash":"') + len('"prev_hash":"') + 10
+        return text[:i] + ("a" if text[i] != "a" else "b") + text[i + 1 :]
+
+    def test_changed_byte_in_first_and_last_entry(self):
+        for k in (0, 1, self.N - 2, self.N - 1):
+            with self.subTest(seq=k):
+                lines = list(self.entries)
+                lines[k] = lines[k].replace(b":%02d.000Z" % k, b":59.000Z")
+                self.assertNotEqual(lines[k], self.entries[k])
+                self.assertFirstFail(self.run_log(lines), f"seq {k}:")
+
+    def test_inserted_whitespace(self):
+        lines = list(self.entries)
+        lines[4] = lines[4].replace(b',"kind"', b', "kind"')
+        self.assertFirstFail(self.run_log(lines), "seq 4:")
+
+    def test_deleted_entry(self):
+        for k in (0, 4, self.N - 1):
+            with self.subTest(seq=k):
+                lines = self.entries[:k] + self.entries[k + 1 :]
+                self.assertFirstFail(self.run_log(lines), f"seq {k}:")
+
+    def test_swapped_entries(self):
+        for k in (0, 6, self.N - 2):
+            with self.subTest(seq=k):
+                lines = list(self.entries)
+                lines[k], lines[k + 1] = lines[k + 1], lines[k]
+                self.assertFirstFail(self.run_log(lines), f"seq {k}:")
+
+    def test_truncated_tail(self):
+        rc, out, err = self.run_log(self.entries[:9])
+        self.assertFirstFail((rc, out, err), "seq 9:")
+        self.assertIn("missing", fail_lines(out)[0])
+
+    def test_checkpoint_signed_by_another_key(self):
+        rc, out, err = self.run_log(self.entries, note=self.checkpoint(seed=OTHER_SEED))
+        self.assertFirstFail((rc, out, err), "checkpoint:")
+        self.assertIn("no signature by", out)
+
+    def test_vkey_of_another_key(self):
+        self.assertFirstFail(self.run_log(self.entries, vkey=vkey_for(OTHER_SEED)), "checkpoint:")
+
+    def test_checkpoint_tampered(self):
+        note = self.checkpoint().replace(b"\n12\n", b"\n11\n")
+        self.assertFirstFail(self.run_log(self.entries, note=note), "checkpoint:")
+
+    def test_checkpoint_signed_with_wrong_root(self):
+        other = build_entries(self.N, origin=ORIGIN)
+        other[1] = other[1].replace(b"alice", b"alicf")
+        self.assertNotEqual(other[1], self.entries[1])
+        root = t_mth([t_leaf(e) for e in other])
+        rc, out, err = self.run_log(self.entries, note=self.checkpoint(root=root))
+        self.assertEqual(rc, 1, out)
+        self.assertIn("Merkle root", out)
+
+    def test_origin_differs(self):
+        name = "govgate.example/other"
+        note = signed_checkpoint(SEED, self.N, t_mth(self.leaves), origin=name)
+        rc, out, err = self.run_log(self.entries, note=note, vkey=vkey_for(SEED, name))
+        self.assertFirstFail((rc, out, err), "seq 0:")
+        self.assertIn("origin", out)
+
+    def test_checkpoint_origin_not_key_name(self):
+        note = signed_checkpoint(SEED, self.N, t_mth(self.leaves), origin=ORIGIN, name="govgate.example/key")
+        rc, out, err = self.run_log(self.entries, note=note, vkey=vkey_for(SEED, "govgate.example/key"))
+        self.assertFirstFail((rc, out, err), "checkpoint: origin")
+
+
+class ReceiptTests(LogTestCase):
+    def receipt(self, k: int, size: int, index=None, path=None, entry=None, vkey=None, proof=None):
+        leaves = self.leaves[:size]
+        path = t_path(k, leaves) if path is None else path
+        note = signed_checkpoint(SEED, size, t_mth(leaves))
+        proof = tlog_proof(k if index is None else index, path, note) if proof is None else proof
+        entry_file = self.write("entry.json", self.entries[k] if entry is None else entry)
+        proof_file = self.write("receipt.tlog-proof", proof)
+        return run("receipt", "--vkey", vkey or self.vkey, "--entry", entry_file, "--proof", proof_file)
+
+    def test_valid_receipts(self):
+        for k, size in ((5, 9), (0, 1), (0, 12), (11, 12), (8, 9)):
+            with self.subTest(seq=k, size=size):
+                rc, out, err = self.receipt(k, size)
+                self.assertEqual(rc, 0, out + err)
+                did = json.loads(self.entries[k]).get("decision_id", "-")
+                self.assertIn(f"OK receipt origin={ORIGIN} size={size} seq={k} decision_id={did}", out)
+
+    def test_entry_file_with_final_newline(self):
+        rc, out, err = self.receipt(5, 9, entry=self.entries[5] + b"\n")
+        self.assertEqual(rc, 0, out + err)
+
+    def test_altered_hash(self):
+        path = t_path(5, self.leaves[:9])
+        for i in range(len(path)):
+            with self.subTest(hash=i):
+                bad = list(path)
+                bad[i] = bad[i][:-1] + bytes([bad[i][-1] ^ 1])
+                rc, out, err = self.receipt(5, 9, path=bad)
+                self.assertFirstFail((rc, out, err), "inclusion:")
+
+    def test_altered_index(self):
+        for index in (4, 6, 13):
+            with self.subTest(index=index):
+                rc, out, err = self.receipt(5, 9, index=index)
+                self.assertEqual(rc, 1, out)
+                self.assertIn(f"FAIL entry: seq 5 is not the proof index {index}", out)
+                self.assertIn("FAIL inclusion:", out)
+
+    def test_dropped_and_extra_hash(self):
+        path = t_path(5, self.leaves[:9])
+        for bad in (path[:-1], path + [path[0]]):
+            with self.subTest(length=len(bad)):
+                self.assertFirstFail(self.receipt(5, 9, path=bad), "inclusion:")
+
+    def test_altered_entry(self):
+        entry = self.entries[5].replace(b"alice", b"alicf")
+        self.assertFirstFail(self.receipt(5, 9, entry=entry), "inclusion:")
+
+    def test_non_canonical_entry(self):
+        entry = self.entries[5].replace(b',"kind"', b', "kind"')
+        self.assertFirstFail(self.receipt(5, 9, entry=entry), "entry:")
+
+    def test_entry_of_another_seq(self):
+        rc, out, err = self.receipt(5, 9, entry=self.entries[6])
+        self.assertEqual(rc, 1, out)
+        self.assertIn("FAIL entry: seq 6 is not the proof index 5", out)
+
+    def test_wrong_vkey(self):
+        self.assertFirstFail(self.receipt(5, 9, vkey=vkey_for(OTHER_SEED)), "checkpoint:")
+
+    def test_malformed_proof(self):
+        good = tlog_proof(5, t_path(5, self.leaves[:9]), signed_checkpoint(SEED, 9, t_mth(self.leaves[:9])))
+        for bad in (good.replace(b"tlog-proof@v1", b"tlog-proof@v2"), good.replace(b"index 5", b"index 05")):
+            with self.subTest(bad[:40]):
+                self.assertFirstFail(self.receipt(5, 9, proof=bad), "proof:")
+
+
+class UsageTests(unittest.TestCase):
+    def test_usage_errors(self):
+        vkey = TREE["checkpoint"]["vkey"]
+        for args in (
+            (),
+            ("frobnicate",),
+            ("log", "--vkey", vkey),
+            ("receipt", "--vkey", "not-a-vkey", "--entry", TOOL, "--proof", TOOL),
+            ("log", "--vkey", vkey, "--entries", "/nonexistent/entries", "--checkpoint", TOOL),
+        ):
+            with self.subTest(args):
+                rc, out, err = run(*args)
+                self.assertEqual(rc, 2, out + err)
+
+
+if __name__ == "__main__":
+    unittest.main()
