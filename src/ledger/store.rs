@@ -260,10 +260,12 @@ impl SledStore {
         self.db.flush()?;
         // sled's flush is sync_file_range on Linux, which does not persist
         // the file's metadata (its size, when it grew); fdatasync does.
-        self.data_file.sync_data().map_err(|source| StoreError::Sync {
-            path: self.dir.join("db"),
-            source,
-        })?;
+        self.data_file
+            .sync_data()
+            .map_err(|source| StoreError::Sync {
+                path: self.dir.join("db"),
+                source,
+            })?;
         // Values too large for a segment go to files of their own in blobs/.
         let blobs = self.dir.join("blobs");
         if blobs.exists() {

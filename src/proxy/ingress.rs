@@ -52,9 +52,9 @@ fn begin(state: &ProxyState, parts: &Parts, route: Route) -> Draft {
     let caller = parts
         .headers
         .get(&state.caller_header)
-        .and_then(|value| value.to_str().ok())
         .filter(|value| !value.is_empty())
-        .map(str::to_owned);
+        // Non-ASCII identities are kept (lossily decoded), not dropped to `anonymous`.
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
     Draft::start(
         DecisionId::random(),
         caller.unwrap_or_else(|| "anonymous".to_owned()),

@@ -300,3 +300,146 @@ async fn govgate_verify_checks_a_stopped_gateways_ledger_and_names_a_foreign_key
         "{stderr}"
     );
 }
+
+/// Runs the independent Python verifier (tools/govgate_verify.py).
+fn python_verify(args: &[std::ffi::OsString]) -> std::process::Output {
+    let output = std::process::Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tools/govgate_verify.py"
+        ))
+        .args(args)
+        .output()
+        .expect(
+            "python3 runs (install the verifier's packages: pip install -r tools/requirements.txt)",
+        );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("ModuleNotFoundError"),
+        "the verifier's packages are missing: pip install -r tools/requirements.txt\n{stderr}"
+    );
+    output
+}
+
+#[tokio::test]
+async fn the_independent_python_verifier_accepts_real_logs_and_receipts_and_rejects_tampering() {
+    let upstream = TestUpstream::start().await;
+    let gateway = Gateway::start(&models(&upstream.url())).await;
+    let mut ids = Vec::new();
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/v2/models/scorer/infer",
+            r#"{"inputs":[{"name":"x","data":["é ü \u0001"]}]}"#,
+        ),
+        (
+            Method::POST,
+            "/v1/chat/completions",
+            r#"{"model":"chat","messages":[]}"#,
+        ),
+        (Method::POST, "/v1/chat/completions", "not json"),
+        (Method::GET, "/m/status/500", ""),
+    ] {
+        let reply = send(
+            method,
+            &gateway.url(path),
+            &[("x-govgate-caller", "ä \"quoted\" caller")],
+            body,
+        )
+        .await;
+        ids.push(reply.decision_id());
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let entries = send(
+        Method::GET,
+        &format!("{}/ledger/entries?from=0&count=1000", gateway.admin),
+        &[],
+        "",
+    )
+    .await;
+    let checkpoint = send(
+        Method::GET,
+        &format!("{}/ledger/checkpoint", gateway.admin),
+        &[],
+        "",
+    )
+    .await;
+    let (entries_file, checkpoint_file) = (
+        dir.path().join("entries.jsonl"),
+        dir.path().join("checkpoint.txt"),
+    );
+    std::fs::write(&entries_file, &entries.body).unwrap();
+    std::fs::write(&checkpoint_file, &checkpoint.body).unwrap();
+    let vkey = std::ffi::OsString::from(&gateway.vkey);
+    let log_args = |entries: &std::path::Path| {
+        vec![
+            std::ffi::OsString::from("log"),
+            "--vkey".into(),
+            vkey.clone(),
+            "--entries".into(),
+            entries.into(),
+            "--checkpoint".into(),
+            checkpoint_file.clone().into(),
+        ]
+    };
+
+    let accepted = python_verify(&log_args(&entries_file));
+    assert!(
+        accepted.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&accepted.stdout),
+        String::from_utf8_lossy(&accepted.stderr)
+    );
+
+    for id in &ids {
+        let proof = send(
+            Method::GET,
+            &gateway.url(&format!("/govgate/receipts/{id}")),
+            &[],
+            "",
+        )
+        .await;
+        let entry = send(
+            Method::GET,
+            &gateway.url(&format!("/govgate/receipts/{id}/entry")),
+            &[],
+            "",
+        )
+        .await;
+        let (proof_file, entry_file) =
+            (dir.path().join("proof.txt"), dir.path().join("entry.json"));
+        std::fs::write(&proof_file, &proof.body).unwrap();
+        std::fs::write(&entry_file, &entry.body).unwrap();
+        let args = [
+            std::ffi::OsString::from("receipt"),
+            "--vkey".into(),
+            vkey.clone(),
+            "--entry".into(),
+            entry_file.into(),
+            "--proof".into(),
+            proof_file.into(),
+        ];
+        let receipt = python_verify(&args);
+        assert!(
+            receipt.status.success(),
+            "receipt of {id}: {}",
+            String::from_utf8_lossy(&receipt.stdout)
+        );
+    }
+
+    // One changed byte in entry 2 (the caller name): rejected, seq 2 named.
+    let tampered = String::from_utf8(entries.body.to_vec()).unwrap();
+    let mut lines: Vec<String> = tampered.lines().map(str::to_owned).collect();
+    lines[2] = lines[2].replacen("quoted", "qu0ted", 1);
+    let tampered_file = dir.path().join("tampered.jsonl");
+    std::fs::write(&tampered_file, lines.join("\n") + "\n").unwrap();
+    let rejected = python_verify(&log_args(&tampered_file));
+    let said = String::from_utf8_lossy(&rejected.stdout).into_owned()
+        + &String::from_utf8_lossy(&rejected.stderr);
+    assert_eq!(rejected.status.code(), Some(1), "{said}");
+    assert!(said.contains("seq 2"), "{said}");
+    assert!(
+        tampered.contains(r#""caller":"ä \"quoted\" caller""#),
+        "non-ASCII caller kept"
+    );
+}
