@@ -5,6 +5,7 @@
 use crate::config::Config;
 use crate::ledger::checkpoint::NoteSigner;
 use crate::ledger::entry::EntryBody;
+use crate::ledger::metrics::LedgerMetrics;
 use crate::ledger::reader::{self, LedgerReader};
 use crate::ledger::sequencer::{Ledger, LedgerError, LedgerWriter, SequencerConfig};
 use crate::ledger::store::{LedgerStore, SledStore, StoreError};
@@ -78,8 +79,11 @@ impl App {
     pub async fn build_on(config: &Config, store: Arc<dyn LedgerStore>) -> Result<App, AppError> {
         let metrics = Metrics::new();
         let proxy_metrics = ProxyMetrics::register(metrics.registry())?;
+        let ledger_metrics = LedgerMetrics::new()?;
+        ledger_metrics.register(metrics.registry())?;
         let signer = NoteSigner::new(&config.ledger.origin, config.ledger.signing_key.clone())
             .map_err(AppError::Origin)?;
+        let verifier = signer.verifier();
         let (ledger, writer) = Ledger::open(
             store.clone(),
             SequencerConfig {
@@ -88,6 +92,7 @@ impl App {
                 payload_mode: config.ledger.payload_mode,
                 queue_len: config.ledger.queue_len,
                 max_batch: config.ledger.max_batch,
+                metrics: ledger_metrics,
             },
         )?;
         ledger
@@ -96,7 +101,7 @@ impl App {
             })
             .await
             .map_err(AppError::Append)?;
-        let reader = LedgerReader::new(store);
+        let reader = LedgerReader::new(store, verifier);
         let state = ProxyState::new(config, Arc::new(ledger.clone()), proxy_metrics);
         Ok(App {
             public: proxy::router(state).merge(reader::public_routes(reader.clone())),

@@ -135,7 +135,8 @@ id=$(curl -s -o /dev/null -D - {public}/v2/models/{credit}/infer -d '{{"inputs":
 curl -s {public}/govgate/receipts/$id/entry
 curl -s {public}/govgate/receipts/$id
 
-# 7. The latest signed checkpoint, and the requests counted in the metrics
+# 7. The log's verifier key, its latest signed checkpoint, and the requests counted in the metrics
+curl -s {admin}/ledger/key
 curl -s {admin}/ledger/checkpoint
 curl -s {admin}/metrics | grep '^govgate_requests_total'
 "#

@@ -16,6 +16,7 @@ pub mod canonical;
 pub mod checkpoint;
 pub mod entry;
 pub mod memstore;
+pub mod metrics;
 pub mod reader;
 pub mod sequencer;
 pub mod store;

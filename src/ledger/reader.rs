@@ -2,7 +2,7 @@
 //! proofs, and the HTTP routes that serve them (receipts on the public
 //! listener, the rest on the admin listener).
 
-use super::checkpoint::TlogProof;
+use super::checkpoint::{NoteVerifier, TlogProof};
 use super::store::{LedgerStore, StoreError, StoreNodes};
 use super::tree::{ProofError, consistency_proof, inclusion_proof};
 use crate::decision::DecisionId;
@@ -23,6 +23,7 @@ const MAX_ENTRIES_PER_CALL: u64 = 1000;
 #[derive(Clone)]
 pub struct LedgerReader {
     store: Arc<dyn LedgerStore>,
+    verifier: NoteVerifier,
 }
 
 /// A decision's receipt.
@@ -36,9 +37,9 @@ pub struct Receipt {
 }
 
 impl LedgerReader {
-    /// A reader over `store`.
-    pub fn new(store: Arc<dyn LedgerStore>) -> Self {
-        Self { store }
+    /// A reader over `store`, whose checkpoints `verifier`'s key signs.
+    pub fn new(store: Arc<dyn LedgerStore>, verifier: NoteVerifier) -> Self {
+        Self { store, verifier }
     }
 
     /// The receipt of a decision, if it is in the log.
@@ -153,10 +154,21 @@ async fn receipt_entry(State(reader): State<LedgerReader>, Path(id): Path<String
 pub fn admin_routes(reader: LedgerReader) -> Router {
     Router::new()
         .route("/ledger/checkpoint", get(latest_checkpoint))
+        .route("/ledger/key", get(public_key))
         .route("/ledger/entries", get(entries))
         .route("/ledger/proofs/inclusion", get(inclusion))
         .route("/ledger/proofs/consistency", get(consistency))
         .with_state(reader)
+}
+
+/// The signed-note verifier key of the checkpoint signer (one line).
+async fn public_key(State(reader): State<LedgerReader>) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        format!("{}\n", reader.verifier.vkey()),
+    )
+        .into_response()
 }
 
 async fn latest_checkpoint(State(reader): State<LedgerReader>) -> Response {

@@ -13,6 +13,7 @@
 
 use super::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
 use super::entry::{EntryBody, Salts, seal};
+use super::metrics::LedgerMetrics;
 use super::store::{CommitBatch, LedgerStore, StoreError, StoreNodes};
 use super::tree::{Frontier, NodeSource, leaf_hash};
 use crate::decision::{Ack, Decision, DecisionSink, PayloadMode, RecordFuture, SinkError};
@@ -52,6 +53,8 @@ pub struct SequencerConfig {
     pub queue_len: usize,
     /// Most entries in one commit.
     pub max_batch: usize,
+    /// Where commits are counted.
+    pub metrics: LedgerMetrics,
 }
 
 type Job = (EntryBody, oneshot::Sender<Result<Ack, SinkError>>);
@@ -226,7 +229,14 @@ fn write_loop(
             }
         }
         let before = head.clone();
+        let started = std::time::Instant::now();
         let result = commit_batch(store.as_ref(), &config, &mut head, &batch);
+        config.metrics.observe_commit(
+            batch.len(),
+            started.elapsed().as_secs_f64(),
+            result.is_ok(),
+            head.next_seq,
+        );
         if let Err(err) = &result {
             tracing::error!(error = %err, entries = batch.len(), "ledger commit failed; answers withheld");
             head = before;

@@ -446,6 +446,7 @@ mod tests {
             payload_mode: crate::decision::PayloadMode::Full,
             queue_len: 256,
             max_batch,
+            metrics: crate::ledger::metrics::LedgerMetrics::new().unwrap(),
         };
         {
             let store = Arc::new(SledStore::open(dir.path()).unwrap());

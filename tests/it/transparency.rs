@@ -280,4 +280,20 @@ async fn metrics_live_on_the_admin_port_only() {
         ),
         "{text}"
     );
+    // gateway_started, the inference and the refused public /metrics call,
+    // each acknowledged only after its own commit.
+    assert!(text.contains("govgate_ledger_entries_total 3"), "{text}");
+    assert!(text.contains("govgate_ledger_size_entries 3"), "{text}");
+    assert!(
+        text.contains(r#"govgate_ledger_commits_total{result="ok"} 3"#),
+        "{text}"
+    );
+    let key = send(
+        Method::GET,
+        &format!("{}/ledger/key", gateway.admin),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(String::from_utf8_lossy(&key.body).trim(), gateway.vkey);
 }

@@ -39,6 +39,7 @@ async fn ledger_with(key: [u8; 32], batches: usize) -> Arc<MemStore> {
             payload_mode: PayloadMode::Full,
             queue_len: 64,
             max_batch: 3,
+            metrics: crate::ledger::metrics::LedgerMetrics::new().unwrap(),
         },
     )
     .unwrap();
@@ -159,6 +160,7 @@ async fn a_failing_store_acknowledges_nothing_and_recovers() {
             payload_mode: PayloadMode::Full,
             queue_len: 8,
             max_batch: 8,
+            metrics: crate::ledger::metrics::LedgerMetrics::new().unwrap(),
         },
     )
     .unwrap();
