@@ -100,9 +100,10 @@ impl Ledger {
         ))
     }
 
-    /// Appends a governance entry and waits for it to be durable.
-    pub async fn append(&self, body: EntryBody) -> Result<Ack, SinkError> {
-        self.submit(body).await
+    /// Enqueues an entry now (so entries are sequenced in call order) and
+    /// returns a future that resolves once it is durable.
+    pub fn append(&self, body: EntryBody) -> RecordFuture {
+        self.submit(body)
     }
 
     fn submit(&self, body: EntryBody) -> RecordFuture {

@@ -204,6 +204,7 @@ impl SledStore {
         let db = sled::Config::new()
             .path(dir)
             .mode(sled::Mode::HighThroughput)
+            .segment_size(8 << 20)
             .open()?;
         let main = db.open_tree("ledger")?;
         let payloads = db.open_tree("payloads")?;
