@@ -45,7 +45,10 @@ fn decision() -> Decision {
 }
 
 fn ledger(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(dir.path()).unwrap());
     let origin = "bench.govgate.example/append";
@@ -53,7 +56,8 @@ fn ledger(c: &mut Criterion) {
         store,
         SequencerConfig {
             origin: origin.into(),
-            signer: NoteSigner::new(origin, ed25519_dalek::SigningKey::from_bytes(&[5; 32])).unwrap(),
+            signer: NoteSigner::new(origin, ed25519_dalek::SigningKey::from_bytes(&[5; 32]))
+                .unwrap(),
             payload_mode: PayloadMode::Full,
             queue_len: 4 * BATCH,
             max_batch: BATCH,
@@ -63,14 +67,17 @@ fn ledger(c: &mut Criterion) {
     .unwrap();
     let mut group = c.benchmark_group("ledger_append");
     group.throughput(Throughput::Elements(BATCH as u64));
-    group.sample_size(20).measurement_time(Duration::from_secs(10));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(10));
     group.bench_function("ledger/batch_256", |b| {
         b.iter_custom(|iters| {
             runtime.block_on(async {
                 let started = Instant::now();
                 for _ in 0..iters {
-                    let appends: Vec<_> =
-                        (0..BATCH).map(|_| ledger.append(EntryBody::Decision(Box::new(decision())))).collect();
+                    let appends: Vec<_> = (0..BATCH)
+                        .map(|_| ledger.append(EntryBody::Decision(Box::new(decision()))))
+                        .collect();
                     for append in appends {
                         append.await.unwrap();
                     }
@@ -84,7 +91,11 @@ fn ledger(c: &mut Criterion) {
 
 fn bare_sled(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let db = sled::Config::new().path(dir.path()).mode(sled::Mode::HighThroughput).open().unwrap();
+    let db = sled::Config::new()
+        .path(dir.path())
+        .mode(sled::Mode::HighThroughput)
+        .open()
+        .unwrap();
     let data = File::open(dir.path().join("db")).unwrap();
     // Values as large as the canonical decision entries the ledger writes.
     let sealed = govgate::ledger::entry::seal(
@@ -104,7 +115,9 @@ fn bare_sled(c: &mut Criterion) {
     let mut key = 0u64;
     let mut group = c.benchmark_group("ledger_append");
     group.throughput(Throughput::Elements(BATCH as u64));
-    group.sample_size(20).measurement_time(Duration::from_secs(10));
+    group
+        .sample_size(20)
+        .measurement_time(Duration::from_secs(10));
     group.bench_function("bare_sled/batch_256", |b| {
         b.iter_custom(|iters| {
             let started = Instant::now();

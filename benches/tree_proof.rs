@@ -7,7 +7,9 @@
 #![allow(missing_docs)]
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use govgate::ledger::tree::{Frontier, Hash, NodeSource, inclusion_proof, leaf_hash, root, verify_inclusion};
+use govgate::ledger::tree::{
+    Frontier, Hash, NodeSource, inclusion_proof, leaf_hash, root, verify_inclusion,
+};
 use std::convert::Infallible;
 
 const SIZE: u64 = 10_000_000;
@@ -41,7 +43,9 @@ fn tree_proof(c: &mut Criterion) {
     let mut group = c.benchmark_group("tree_proof");
     group.bench_function("inclusion_proof/10M", |b| {
         b.iter(|| {
-            index = index.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+            index = index
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
             inclusion_proof(&tree, index % SIZE, SIZE).unwrap()
         });
     });

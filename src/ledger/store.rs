@@ -17,10 +17,12 @@
 //! leaves `0..n` finish `2n - popcount(n)` nodes in all: that locates any
 //! node inside its batch without an index.
 //!
-//! Payloads (salts and captured bodies) live in a second tree, `payloads`
-//! (key: seq), so they can be erased without touching what is signed. They
-//! are written before the batch that commits their entries; a crash in
-//! between leaves orphans above the head, which opening removes.
+//! Payloads (salts and captured bodies) live in a second tree, `payloads`,
+//! packed per commit batch like the entries (key: first seq; one record per
+//! seq of the batch, empty for entries without one or once erased), so
+//! they can be erased without touching what is signed. They are written
+//! before the batch that commits their entries; a crash in between leaves
+//! orphans above the head, which opening removes.
 //!
 //! Durability: after applying a batch, `sled::Db::flush` writes it, then the
 //! store's files are fsynced explicitly (sled's flush uses sync_file_range
@@ -250,11 +252,41 @@ impl SledStore {
         Ok(())
     }
 
-    /// Removes a payload (erasure); durable on return.
+    /// The packed payload batch holding `seq`: `(first seq, value)`.
+    fn payload_batch(&self, seq: u64) -> Result<Option<(u64, sled::IVec)>, StoreError> {
+        match self.payloads.get_lt((seq + 1).to_be_bytes())? {
+            Some((key, value)) => Ok(Some((be_u64(&key)?, value))),
+            None => Ok(None),
+        }
+    }
+
+    /// Removes a payload (erasure); durable on return. `false` if there was none.
     pub fn erase_payload(&self, seq: u64) -> Result<bool, StoreError> {
-        let existed = self.payloads.remove(seq.to_be_bytes())?.is_some();
+        let Some((first, blob)) = self.payload_batch(seq)? else {
+            return Ok(false);
+        };
+        let count = be_u32(&blob, 0).unwrap_or(0) as u64;
+        let mut records: Vec<(u64, Vec<u8>)> = (0..count)
+            .map(|i| {
+                (
+                    first + i,
+                    unpack_entry(&blob, i)
+                        .map(<[u8]>::to_vec)
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        let Some((_, record)) = records.iter_mut().find(|(s, _)| *s == seq) else {
+            return Ok(false);
+        };
+        if record.is_empty() {
+            return Ok(false);
+        }
+        record.clear();
+        self.payloads
+            .insert(first.to_be_bytes(), pack_entries(&records))?;
         self.sync()?;
-        Ok(existed)
+        Ok(true)
     }
 
     fn sync(&self) -> Result<(), StoreError> {
@@ -299,11 +331,20 @@ impl LedgerStore for SledStore {
 
     fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError> {
         if !batch.payloads.is_empty() {
-            let mut payloads = sled::Batch::default();
-            for (seq, payload) in &batch.payloads {
-                payloads.insert(&seq.to_be_bytes(), payload.as_slice());
+            // One record per seq of the batch, empty where there is no payload.
+            let mut given = batch.payloads.iter().peekable();
+            let records: Vec<(u64, Vec<u8>)> = batch
+                .entries
+                .iter()
+                .map(|(seq, _)| match given.next_if(|(s, _)| s == seq) {
+                    Some((_, payload)) => (*seq, payload.clone()),
+                    None => (*seq, Vec::new()),
+                })
+                .collect();
+            if let Some((first, _)) = records.first() {
+                self.payloads
+                    .insert(first.to_be_bytes(), pack_entries(&records))?;
             }
-            self.payloads.apply_batch(payloads)?;
         }
         let mut main = sled::Batch::default();
         let Some((first_seq, _)) = batch.entries.first() else {
@@ -403,7 +444,12 @@ impl LedgerStore for SledStore {
     }
 
     fn payload(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.payloads.get(seq.to_be_bytes())?.map(|v| v.to_vec()))
+        let Some((first, blob)) = self.payload_batch(seq)? else {
+            return Ok(None);
+        };
+        Ok(unpack_entry(&blob, seq - first)
+            .filter(|record| !record.is_empty())
+            .map(<[u8]>::to_vec))
     }
 }
 
@@ -480,6 +526,11 @@ mod tests {
                 );
             }
         }
+        // Payloads are kept per decision only, and erasure leaves the log verifiable.
+        assert!(
+            store.payload(0).unwrap().is_none(),
+            "no payload for non-decision entries"
+        );
         // Reopened, the writer continues the same chain.
         let (ledger, writer) = Ledger::open(store.clone(), config(7)).unwrap();
         assert_eq!(
@@ -490,6 +541,108 @@ mod tests {
         tokio::task::spawn_blocking(move || writer.close())
             .await
             .unwrap();
+        verify_store(store.as_ref(), &verifier).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod payload_tests {
+    use super::*;
+    use crate::decision::{Capture, Decision, DecisionId, Outcome, PayloadMode, Route, Timings};
+    use crate::ledger::checkpoint::{NoteSigner, NoteVerifier};
+    use crate::ledger::entry::{EntryBody, commitment, hex};
+    use crate::ledger::sequencer::{Ledger, SequencerConfig};
+    use crate::ledger::verify::verify_store;
+    use ed25519_dalek::SigningKey;
+    use std::sync::Arc;
+
+    fn decision(request: &'static [u8], response: &'static [u8]) -> Decision {
+        Decision {
+            id: DecisionId::random(),
+            caller: "c".into(),
+            route: Route::Http,
+            protocol: None,
+            model: None,
+            version: None,
+            outcome: Outcome::Served,
+            status: 200,
+            error_code: None,
+            timings: Timings::default(),
+            request: Capture::of_complete(&bytes::Bytes::from_static(request), 64),
+            response: Capture::of_complete(&bytes::Bytes::from_static(response), 64),
+        }
+    }
+
+    /// The payload record opens the entry's commitments; erasing it keeps
+    /// everything signed verifiable.
+    #[tokio::test]
+    async fn payloads_open_their_commitments_and_erasure_keeps_the_log_verifiable() {
+        let dir = tempfile::tempdir().unwrap();
+        let origin = "test.example/payloads";
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let store = Arc::new(SledStore::open(dir.path()).unwrap());
+        let (ledger, writer) = Ledger::open(
+            store.clone(),
+            SequencerConfig {
+                origin: origin.into(),
+                signer: NoteSigner::new(origin, key.clone()).unwrap(),
+                payload_mode: PayloadMode::Full,
+                queue_len: 16,
+                max_batch: 16,
+                metrics: crate::ledger::metrics::LedgerMetrics::new().unwrap(),
+            },
+        )
+        .unwrap();
+        let acks = [
+            ledger.append(EntryBody::GatewayStopped),
+            ledger.append(EntryBody::Decision(Box::new(decision(
+                b"question one",
+                b"answer one",
+            )))),
+            ledger.append(EntryBody::Decision(Box::new(decision(
+                b"question two",
+                b"answer two",
+            )))),
+        ];
+        for ack in acks {
+            ack.await.unwrap();
+        }
+        drop(ledger);
+        tokio::task::spawn_blocking(move || writer.close())
+            .await
+            .unwrap();
+
+        for (seq, request, response) in [
+            (1u64, &b"question one"[..], &b"answer one"[..]),
+            (2, b"question two", b"answer two"),
+        ] {
+            let record = store.payload(seq).unwrap().expect("payload kept");
+            let (request_salt, response_salt) = (&record[..32], &record[32..64]);
+            let request_len = u32::from_be_bytes(record[64..68].try_into().unwrap()) as usize;
+            assert_eq!(&record[68..68 + request_len], request);
+            assert_eq!(&record[68 + request_len..], response);
+            let entry: serde_json::Value =
+                serde_json::from_slice(&store.entry(seq).unwrap().unwrap()).unwrap();
+            let salt = |s: &[u8]| <[u8; 32]>::try_from(s).unwrap();
+            assert_eq!(
+                entry["request"]["commitment"],
+                hex(&commitment(&salt(request_salt), request))
+            );
+            assert_eq!(
+                entry["response"]["commitment"],
+                hex(&commitment(&salt(response_salt), response))
+            );
+        }
+        assert!(store.payload(0).unwrap().is_none());
+
+        assert!(store.erase_payload(1).unwrap());
+        assert!(!store.erase_payload(1).unwrap(), "already erased");
+        assert!(store.payload(1).unwrap().is_none());
+        assert!(
+            store.payload(2).unwrap().is_some(),
+            "only that payload is gone"
+        );
+        let verifier = NoteVerifier::new(origin, key.verifying_key()).unwrap();
         verify_store(store.as_ref(), &verifier).unwrap();
     }
 }
