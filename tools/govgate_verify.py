@@ -10,12 +10,16 @@ It checks, from the published formats alone:
     (RFC 9162 2.1.4.2);
   * C2SP checkpoints (c2sp.org/tlog-checkpoint) signed as C2SP signed notes
     with Ed25519, against a signed-note verifier key (vkey);
-  * receipts in the C2SP tlog-proof form (c2sp.org/tlog-proof@v1).
+  * receipts in the C2SP tlog-proof form (c2sp.org/tlog-proof@v1);
+  * export bundles (govgate export): entries from..to continued from the
+    prefix subtrees to the signed root, and payloads against their
+    BLAKE3 commitments.
 
 Commands (exit 0: everything verifies, 1: something does not, 2: usage):
 
   govgate_verify.py receipt --vkey VKEY --entry ENTRY_FILE --proof PROOF_FILE
   govgate_verify.py log --vkey VKEY --entries ENTRIES_JSONL --checkpoint FILE
+  govgate_verify.py bundle --vkey VKEY DIR
   govgate_verify.py selftest [--vectors DIR]
 
 Dependencies: Python 3.11 standard library, `blake3` and `PyNaCl`.
@@ -303,6 +307,46 @@ def merkle_root(leaf_hashes, size: int | None = None) -> bytes:
         return node_hash(mth(lo, lo + k), mth(lo + k, hi))
 
     return EMPTY_ROOT if size == 0 else mth(0, size)
+
+
+def subtree_sizes(size: int) -> list:
+    """Sizes of the complete subtrees that make up a tree of `size` leaves, largest first.
+
+    One per set bit of `size`: these are the subtrees left of leaf `size`
+    (the tree's right frontier), e.g. 13 -> [8, 4, 1].
+    """
+    if size < 0:
+        raise ValueError("negative tree size")
+    return [1 << b for b in range(size.bit_length() - 1, -1, -1) if size >> b & 1]
+
+
+def root_from_prefix(prefix, prefix_size: int, leaf_hashes) -> bytes:
+    """MTH of a tree of `prefix_size + len(leaf_hashes)` leaves.
+
+    `prefix` holds the hashes of the complete subtrees of the first
+    `prefix_size` leaves (largest first, as `subtree_sizes`); the leaves are
+    appended to them as in RFC 6962 and the root is folded from the right,
+    which is MTH's split at the largest power of two.
+    """
+    sizes = subtree_sizes(prefix_size)
+    prefix = list(prefix)
+    if len(prefix) != len(sizes):
+        raise VerifyError(
+            f"a prefix of {prefix_size} leaves has {len(sizes)} complete subtrees, not {len(prefix)}"
+        )
+    stack = list(zip(sizes, prefix))  # sizes strictly decreasing powers of two
+    for leaf in leaf_hashes:
+        stack.append((1, leaf))
+        while len(stack) >= 2 and stack[-1][0] == stack[-2][0]:
+            size, right = stack.pop()
+            _, left = stack.pop()
+            stack.append((2 * size, node_hash(left, right)))
+    if not stack:
+        return EMPTY_ROOT
+    root = stack[-1][1]
+    for _, left in reversed(stack[:-1]):
+        root = node_hash(left, root)
+    return root
 
 
 def root_from_inclusion(index: int, size: int, leaf: bytes, path) -> bytes:
@@ -646,14 +690,17 @@ def _prev_hash_of(raw: bytes) -> str | None:
     return None
 
 
-def check_entries(lines: list, origin: str | None) -> str | None:
+def check_entries(lines: list, origin: str | None, start: int = 0) -> str | None:
     """Check canonical form, seq, origin and the BLAKE3 chain; return the first problem or None.
 
+    `lines[0]` must hold seq `start`. At seq 0 the prev_hash must be 64
+    zeros; when `start` > 0 the first line's prev_hash is taken as given.
     The problem starts with `seq N:` naming the first bad entry.
     """
-    prev_hex = ZERO_HASH_HEX
+    prev_hex = ZERO_HASH_HEX if start == 0 else None
     for i, raw in enumerate(lines):
-        where = f"seq {i}: line {i + 1}"
+        s = start + i
+        where = f"seq {s}: line {i + 1}"
         try:
             entry = parse_canonical(raw)
         except VerifyError as err:
@@ -662,34 +709,34 @@ def check_entries(lines: list, origin: str | None) -> str | None:
         if problem:
             return f"{where}: {problem}"
         seq = entry_int(entry["seq"])
-        if seq != i:
+        if seq != s:
             return (
-                f"seq {i}: line {i + 1} holds seq {seq} instead "
+                f"seq {s}: line {i + 1} holds seq {seq} instead "
                 "(entries missing, duplicated or out of order)"
             )
         if origin is not None and entry["origin"] != origin:
-            return f"seq {i}: origin {entry['origin']!r} is not the checkpoint origin {origin!r}"
+            return f"seq {s}: origin {entry['origin']!r} is not the checkpoint origin {origin!r}"
         this_hex = blake3_hex(raw)
-        if entry["prev_hash"] != prev_hex:
-            if i == 0:
+        if prev_hex is not None and entry["prev_hash"] != prev_hex:
+            if s == 0:
                 return f"seq 0: prev_hash must be 64 zeros, found {entry['prev_hash']}"
-            # The link from seq i-1 to seq i is broken. If seq i+1 still
-            # commits to seq i, seq i is as written and seq i-1 was changed;
-            # if that link is broken too, seq i itself (its prev_hash) was.
+            # The link from seq s-1 to seq s is broken. If seq s+1 still
+            # commits to seq s, seq s is as written and seq s-1 was changed;
+            # if that link is broken too, seq s itself (its prev_hash) was.
             next_prev = _prev_hash_of(lines[i + 1]) if i + 1 < len(lines) else None
             if next_prev == this_hex:
                 return (
-                    f"seq {i - 1}: entry altered: its BLAKE3 hash {prev_hex} differs from "
-                    f"the prev_hash {entry['prev_hash']} that seq {i} records"
+                    f"seq {s - 1}: entry altered: its BLAKE3 hash {prev_hex} differs from "
+                    f"the prev_hash {entry['prev_hash']} that seq {s} records"
                 )
             if next_prev is not None:
                 return (
-                    f"seq {i}: entry altered: its prev_hash {entry['prev_hash']} is not the BLAKE3 hash "
-                    f"of seq {i - 1} ({prev_hex}) and seq {i + 1} does not record its hash either"
+                    f"seq {s}: entry altered: its prev_hash {entry['prev_hash']} is not the BLAKE3 hash "
+                    f"of seq {s - 1} ({prev_hex}) and seq {s + 1} does not record its hash either"
                 )
             return (
-                f"seq {i - 1}: hash chain broken: BLAKE3 of seq {i - 1} is {prev_hex} but seq {i} "
-                f"records prev_hash {entry['prev_hash']} (seq {i - 1} or seq {i} altered)"
+                f"seq {s - 1}: hash chain broken: BLAKE3 of seq {s - 1} is {prev_hex} but seq {s} "
+                f"records prev_hash {entry['prev_hash']} (seq {s - 1} or seq {s} altered)"
             )
         prev_hex = this_hex
     return None
@@ -819,11 +866,273 @@ def verify_log(vkey: VerifierKey, entries_bytes: bytes, note: bytes) -> tuple[li
     return problems, notes, ok_line
 
 
+BUNDLE_FORMAT = "govgate-bundle/1"
+_HEX_SALT = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def _read_bundle_file(directory: str, name: str) -> bytes | None:
+    """A bundle file's bytes, or None when it does not exist."""
+    path = os.path.join(directory, name)
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror}") from None
+
+
+@dataclass
+class BundlePayload:
+    seq: int
+    request_salt: bytes
+    response_salt: bytes
+    request: bytes
+    response: bytes
+
+
+def parse_payload_line(raw: bytes) -> BundlePayload:
+    """One line of payloads.jsonl: {"seq","request_salt","response_salt","request","response"}."""
+    value = parse_json(raw)
+    if not isinstance(value, dict):
+        raise VerifyError("not a JSON object")
+    missing = [k for k in ("seq", "request_salt", "response_salt", "request", "response") if k not in value]
+    if missing:
+        raise VerifyError(f"member(s) {', '.join(missing)} missing")
+    seq = entry_int(value["seq"])
+    if seq is None:
+        raise VerifyError("seq is not a non-negative integer")
+    salts = []
+    for name in ("request_salt", "response_salt"):
+        text = value[name]
+        if not isinstance(text, str) or not _HEX_SALT.fullmatch(text):
+            raise VerifyError(f"seq {seq}: {name} is not 64 hex digits (a 32-byte salt)")
+        salts.append(bytes.fromhex(text))
+    bodies = []
+    for name in ("request", "response"):
+        text = value[name]
+        if not isinstance(text, str):
+            raise VerifyError(f"seq {seq}: {name} is not a base64 string")
+        bodies.append(b64decode_strict(text, f"seq {seq}: {name}"))
+    return BundlePayload(seq, salts[0], salts[1], bodies[0], bodies[1])
+
+
+def check_payload(payload: BundlePayload, entry) -> list:
+    """Reasons why `payload` does not match its decision entry (empty if it does)."""
+    if not isinstance(entry, dict):
+        return ["its entry is not readable, so the payload cannot be checked"]
+    if entry.get("kind") != "decision":
+        return [f"entry seq {payload.seq} is a {entry.get('kind')!r} entry, not a decision: it has no payload"]
+    reasons = []
+    for side, salt, data in (
+        ("request", payload.request_salt, payload.request),
+        ("response", payload.response_salt, payload.response),
+    ):
+        meta = entry.get(side)
+        if not isinstance(meta, dict) or not isinstance(meta.get("commitment"), str):
+            reasons.append(
+                f"the entry has no {side}.commitment (payload_mode {entry.get('payload_mode')!r})"
+            )
+            continue
+        commitment = blake3_hex(salt + data)
+        if commitment != meta["commitment"]:
+            reasons.append(
+                f"BLAKE3({side}_salt || {side}) is {commitment}, the entry's {side}.commitment is {meta['commitment']}"
+            )
+        captured = entry_int(meta.get("captured"))
+        if captured != len(data):
+            reasons.append(f"{side} is {len(data)} bytes, the entry's {side}.captured is {meta.get('captured')!r}")
+    return reasons
+
+
+def verify_bundle(vkey: VerifierKey, directory: str) -> tuple[list, list, str]:
+    """Check an export bundle (docs/audit-format.md section 8); returns (problems, warnings, ok_line)."""
+    problems: list = []
+    warnings: list = []
+    manifest_bytes = _read_bundle_file(directory, "manifest.json")
+    entries_bytes = _read_bundle_file(directory, "entries.jsonl")
+    note = _read_bundle_file(directory, "checkpoint.txt")
+    payload_bytes = _read_bundle_file(directory, "payloads.jsonl")
+
+    # 1. The checkpoint, opened with the vkey given on the command line.
+    checkpoint = None
+    if note is None:
+        problems.append("checkpoint: checkpoint.txt is missing")
+    else:
+        checkpoint = open_checkpoint(note, vkey, problems)
+    origin = checkpoint.origin if checkpoint is not None else vkey.name
+
+    # The manifest: not signed, so every value in it is checked or only compared.
+    manifest = None
+    if manifest_bytes is None:
+        problems.append("manifest: manifest.json is missing")
+    else:
+        try:
+            manifest = parse_json(manifest_bytes)
+        except VerifyError as err:
+            problems.append(f"manifest: {err}")
+        if manifest is not None and not isinstance(manifest, dict):
+            problems.append("manifest: not a JSON object")
+            manifest = None
+    start = end = prefix = payloads_flag = None
+    if manifest is not None:
+        if manifest.get("format") != BUNDLE_FORMAT:
+            problems.append(f"manifest: format {manifest.get('format')!r} is not {BUNDLE_FORMAT!r}")
+        start, end = entry_int(manifest.get("from")), entry_int(manifest.get("to"))
+        if start is None:
+            problems.append(f"manifest: from {manifest.get('from')!r} is not a non-negative integer")
+        if end is None:
+            problems.append(f"manifest: to {manifest.get('to')!r} is not a non-negative integer")
+        if start is not None and end is not None and start > end:
+            problems.append(f"manifest: from {start} is larger than to {end}")
+            start = end = None
+        if manifest.get("origin") != origin:
+            problems.append(f"manifest: origin {manifest.get('origin')!r} is not the checkpoint origin {origin!r}")
+        given_vkey = manifest.get("vkey")
+        try:
+            same_key = isinstance(given_vkey, str) and parse_vkey(given_vkey) == vkey
+        except UsageError:
+            same_key = False
+        if not same_key:
+            warnings.append(
+                f"warning: manifest: vkey {given_vkey!r} is not the given vkey {vkey.label()} "
+                "(the given vkey was used; the manifest's is never trusted)"
+            )
+        raw_prefix = manifest.get("prefix")
+        if not isinstance(raw_prefix, list) or not all(isinstance(x, str) for x in raw_prefix):
+            problems.append("manifest: prefix is not a list of base64 strings")
+        else:
+            try:
+                prefix = []
+                for i, text in enumerate(raw_prefix):
+                    digest = b64decode_strict(text, f"prefix hash {i}")
+                    if len(digest) != 32:
+                        raise VerifyError(f"prefix hash {i} is {len(digest)} bytes, not 32")
+                    prefix.append(digest)
+                if start is not None and len(prefix) != len(subtree_sizes(start)):
+                    raise VerifyError(
+                        f"prefix has {len(prefix)} hashes but from {start} needs {len(subtree_sizes(start))} "
+                        f"(one per set bit, subtrees {subtree_sizes(start)})"
+                    )
+            except VerifyError as err:
+                problems.append(f"manifest: {err}")
+                prefix = None
+        payloads_flag = manifest.get("payloads")
+        if not isinstance(payloads_flag, bool):
+            problems.append(f"manifest: payloads {payloads_flag!r} is not true or false")
+            payloads_flag = None
+
+    if checkpoint is not None and end is not None and checkpoint.size != end:
+        problems.append(f"checkpoint: size {checkpoint.size} is not the bundle's to {end}")
+
+    if entries_bytes is None:
+        problems.append("entries: entries.jsonl is missing")
+    if start is None or end is None or entries_bytes is None:
+        return problems, warnings, ""
+
+    # 2. Entries from..to-1: canonical, seq, origin, chain.
+    lines = split_jsonl(entries_bytes)
+    expected, n = end - start, len(lines)
+    first_bad = check_entries(lines[:expected], origin, start)
+    if first_bad:
+        problems.append(first_bad)
+    if n < expected:
+        problems.append(
+            f"seq {start + n}: missing: the bundle covers seq {start}..{end - 1} "
+            f"but entries.jsonl ends after {n} lines"
+        )
+    elif n > expected:
+        problems.append(
+            f"seq {end}: line {expected + 1}: beyond the bundle's range "
+            f"(to is {end}; entries.jsonl has {n} lines, not {expected})"
+        )
+
+    # 3. The tree of size `to` from the prefix subtrees and the entries' leaves.
+    if checkpoint is not None and checkpoint.size == end and n == expected and prefix is not None:
+        root = root_from_prefix(prefix, start, [leaf_hash(raw) for raw in lines])
+        if root != checkpoint.root:
+            over = f"seq {start}..{end - 1}" if expected else "no entries"
+            mismatch = (
+                f"Merkle root from the prefix ({start} leaves) and {over} is {root.hex()}, "
+                f"the signed root is {checkpoint.root.hex()}"
+            )
+            if first_bad or end == 0:
+                problems.append(f"root: {mismatch}")
+            elif expected == 0:
+                problems.append(f"prefix: {mismatch}: a prefix hash was altered")
+            elif start == 0:
+                # As for the log: every entry but the last is vouched for by
+                # its successor's prev_hash, and there is no prefix.
+                problems.append(
+                    f"seq {end - 1}: entry altered: {mismatch} while the hash chain is intact "
+                    f"(or the chain was rebuilt from an earlier seq)"
+                )
+            else:
+                problems.append(
+                    f"root: {mismatch} while the hash chain is intact: a prefix hash or the last "
+                    f"entry, seq {end - 1}, was altered (or the chain was rebuilt from an earlier seq)"
+                )
+
+    # 4. Payloads against the commitments of their decision entries.
+    payload_count = 0
+    if payload_bytes is None:
+        if payloads_flag:
+            problems.append("payloads: the manifest says payloads: true but payloads.jsonl is missing")
+    else:
+        if payloads_flag is False:
+            problems.append("payloads: the manifest says payloads: false but payloads.jsonl is present")
+        by_seq = {}
+        for i, raw in enumerate(lines[:expected]):
+            try:
+                by_seq[start + i] = parse_json(raw)
+            except VerifyError:
+                by_seq[start + i] = None
+        seen: dict = {}
+        for number, raw in enumerate(split_jsonl(payload_bytes), 1):
+            try:
+                payload = parse_payload_line(raw)
+            except VerifyError as err:
+                problems.append(f"payload line {number}: {err}")
+                continue
+            where = f"payload seq {payload.seq}"
+            if payload.seq in seen:
+                problems.append(f"{where}: line {number} repeats the payload of line {seen[payload.seq]}")
+                continue
+            seen[payload.seq] = number
+            if not start <= payload.seq < end:
+                problems.append(
+                    f"{where}: line {number}: outside the bundle's range seq {start}..{end - 1}"
+                    if expected
+                    else f"{where}: line {number}: the bundle holds no entries"
+                )
+                continue
+            reasons = check_payload(payload, by_seq.get(payload.seq))
+            if reasons:
+                problems.append(f"{where}: line {number}: " + "; ".join(reasons))
+            else:
+                payload_count += 1
+
+    ok_line = ""
+    if checkpoint is not None:
+        ok_line = f"OK bundle origin={checkpoint.origin} from={start} to={end} payloads={payload_count}"
+    return problems, warnings, ok_line
+
+
 def cmd_receipt(args) -> int:
     vkey = _read_vkey(args.vkey)
     entry_bytes = _read(args.entry)
     proof_bytes = _read(args.proof)
     problems, ok_line = verify_receipt(vkey, entry_bytes, proof_bytes)
+    return _report(problems, ok_line)
+
+
+def cmd_bundle(args) -> int:
+    vkey = _read_vkey(args.vkey)
+    if not os.path.isdir(args.dir):
+        raise UsageError(f"{args.dir} is not a directory")
+    problems, warnings, ok_line = verify_bundle(vkey, args.dir)
+    for line in warnings:
+        print(line)
     return _report(problems, ok_line)
 
 
@@ -923,6 +1232,32 @@ def selftest_checks(vectors_dir: str):
         yield from inclusion_cases("crosscheck inclusion", cross["inclusion"], True)
         yield from consistency_cases("crosscheck consistency", cross["consistency"], True)
 
+    # Bundles: the tree of size `to` continued from the complete subtrees of `from`.
+    def prefix_of(start: int) -> list:
+        out, pos = [], 0
+        for size in subtree_sizes(start):
+            out.append(merkle_root(leaves[pos : pos + size]))
+            pos += size
+        return out
+
+    top = len(tree["roots"]) - 1
+    for start in sorted(set(range(0, 40)) | {63, 64, 65, 127, 128, 200, 255, 256, 299, top}):
+        ends = sorted({e for e in (start, start + 1, start + 2, start + 5, 64, 128, 257, top) if start <= e <= top})
+        prefix = prefix_of(start)
+        bad = [e for e in ends if root_from_prefix(prefix, start, leaves[start:e]).hex() != tree["roots"][e]]
+        yield f"bundle prefix from {start}", not bad, f"wrong root for to in {bad[:5]}"
+    prefix = prefix_of(13)
+    wrong = [prefix[0], prefix[1][:-1] + bytes([prefix[1][-1] ^ 1]), prefix[2]]
+    yield "bundle prefix with an altered hash", root_from_prefix(wrong, 13, leaves[13:20]).hex() != tree["roots"][
+        20
+    ], ""
+    yield "bundle prefix with a missing hash rejected", _expect_failure(
+        root_from_prefix, prefix[:2], 13, leaves[13:20]
+    ), ""
+    yield "bundle prefix out of order", root_from_prefix(prefix[::-1], 13, leaves[13:20]).hex() != tree["roots"][
+        20
+    ], ""
+
     # C2SP checkpoint
     cp = tree["checkpoint"]
     seed_key = _nacl_signing.SigningKey(_h(cp["seed_hex"]))
@@ -1015,7 +1350,7 @@ def cmd_selftest(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="govgate_verify.py",
-        description="Independent verifier for govgate ledger receipts, logs and checkpoints.",
+        description="Independent verifier for govgate ledger receipts, logs, checkpoints and export bundles.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -1032,6 +1367,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--entries", required=True, help="canonical entries, one JSON line each, from seq 0")
     p.add_argument("--checkpoint", required=True, help="the signed checkpoint note")
     p.set_defaults(func=cmd_log)
+
+    p = sub.add_parser("bundle", help="verify an export bundle (govgate export) against its signed checkpoint")
+    p.add_argument("--vkey", required=True, help=vkey_help)
+    p.add_argument("dir", metavar="DIR", help="the bundle directory (manifest.json, entries.jsonl, checkpoint.txt)")
+    p.set_defaults(func=cmd_bundle)
 
     p = sub.add_parser("selftest", help="check this verifier against the published test vectors")
     p.add_argument("--vectors", help="directory with jcs_vectors.json and rfc6962_sha256_vectors.json")

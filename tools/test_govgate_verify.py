@@ -121,6 +121,17 @@ def tlog_proof(index: int, path, note: bytes) -> bytes:
     return head.encode() + b"\n" + note
 
 
+def payload_for(seq: int) -> tuple:
+    """(request salt, response salt, request capture, response capture) of decision seq."""
+    request = (b'{"inputs":[{"name":"features","data":[%d,4000,24]}]}' % seq).ljust(84, b" ")
+    response = (b'{"outputs":[{"name":"score","data":[0.%d]}]}' % seq).ljust(138, b" ")
+    return hashlib.sha256(b"salt-rq%d" % seq).digest(), hashlib.sha256(b"salt-rs%d" % seq).digest(), request, response
+
+
+def commitment(salt: bytes, data: bytes) -> str:
+    return blake3.blake3(salt + data).hexdigest()
+
+
 def build_entries(count: int, origin: str = ORIGIN) -> list:
     """Canonical entry bytes for seq 0..count-1, chained with BLAKE3."""
     out = []
@@ -130,6 +141,7 @@ def build_entries(count: int, origin: str = ORIGIN) -> list:
         if seq == 0:
             entry = {"kind": "gateway_started", "origin": origin, "prev_hash": prev, "seq": 0, "time": time}
         else:
+            rq_salt, rs_salt, rq, rs = payload_for(seq)
             entry = {
                 "approval_seq": None,
                 "caller": "alice" if seq % 2 else "anonymous",
@@ -142,8 +154,8 @@ def build_entries(count: int, origin: str = ORIGIN) -> list:
                 "payload_mode": "full",
                 "prev_hash": prev,
                 "protocol": "kserve_v2",
-                "request": {"captured": 84, "commitment": hashlib.sha256(b"rq%d" % seq).hexdigest(), "length": 84},
-                "response": {"captured": 138, "commitment": hashlib.sha256(b"rs%d" % seq).hexdigest(), "length": 138},
+                "request": {"captured": len(rq), "commitment": commitment(rq_salt, rq), "length": 84},
+                "response": {"captured": len(rs), "commitment": commitment(rs_salt, rs), "length": 138},
                 "route": "kserve_v2.infer",
                 "seq": seq,
                 "status": 200,
@@ -532,6 +544,341 @@ class ReceiptTests(LogTestCase):
         for bad in (good.replace(b"tlog-proof@v1", b"tlog-proof@v2"), good.replace(b"index 5", b"index 05")):
             with self.subTest(bad[:40]):
                 self.assertFirstFail(self.receipt(5, 9, proof=bad), "proof:")
+
+
+# --- export bundles built here ----------------------------------------------
+
+
+def t_prefix(leaves, start: int) -> list:
+    """Hashes of the complete subtrees left of `start`, largest first (one per set bit)."""
+    out, pos = [], 0
+    for bit in reversed(range(start.bit_length())):
+        if start >> bit & 1:
+            out.append(t_mth(leaves[pos : pos + (1 << bit)]))
+            pos += 1 << bit
+    return out
+
+
+def payload_record(seq: int) -> dict:
+    rq_salt, rs_salt, rq, rs = payload_for(seq)
+    return {
+        "seq": seq,
+        "request_salt": rq_salt.hex(),
+        "response_salt": rs_salt.hex(),
+        "request": base64.b64encode(rq).decode(),
+        "response": base64.b64encode(rs).decode(),
+    }
+
+
+def flip(data: bytes, i: int = -1) -> bytes:
+    i %= len(data)
+    return data[:i] + bytes([data[i] ^ 1]) + data[i + 1 :]
+
+
+class BundleTests(LogTestCase):
+    def bundle(self, start, end, payloads=None, entries=None, prefix=None, note=None, manifest=None) -> str:
+        """Write a bundle directory for seq start..end-1; `payloads` is a list of records (None: no file)."""
+        self.count = getattr(self, "count", 0) + 1
+        d = os.path.join(self.tmp.name, f"bundle{self.count}")
+        os.mkdir(d)
+        m = {
+            "format": "govgate-bundle/1",
+            "origin": ORIGIN,
+            "vkey": self.vkey,
+            "from": start,
+            "to": end,
+            "prefix": [base64.b64encode(x).decode() for x in (t_prefix(self.leaves, start) if prefix is None else prefix)],
+            "payloads": payloads is not None,
+        }
+        m.update(manifest or {})
+        files = {
+            "manifest.json": json.dumps(m).encode(),
+            "entries.jsonl": b"".join(e + b"\n" for e in (self.entries[start:end] if entries is None else entries)),
+            "checkpoint.txt": self.checkpoint(size=end) if note is None else note,
+        }
+        if payloads is not None:
+            files["payloads.jsonl"] = b"".join(json.dumps(p).encode() + b"\n" for p in payloads)
+        for name, data in files.items():
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(data)
+        return d
+
+    def decisions(self, start, end) -> list:
+        return [payload_record(seq) for seq in range(max(start, 1), end)]
+
+    def check(self, d, vkey=None):
+        """In-process: (problems, warnings, ok_line)."""
+        return gv.verify_bundle(gv.parse_vkey(vkey or self.vkey), d)
+
+    def assertFirstProblem(self, d, prefix: str, contains: str = ""):
+        problems, _, _ = self.check(d)
+        self.assertTrue(problems, f"accepted, expected FAIL {prefix}")
+        self.assertTrue(problems[0].startswith(prefix), problems)
+        self.assertIn(contains, problems[0])
+        return problems
+
+    def run_bundle(self, d, vkey=None):
+        return run("bundle", "--vkey", vkey or self.vkey, d)
+
+    # acceptance
+
+    def test_valid_bundles(self):
+        for start, end in ((0, 12), (5, 12), (6, 9), (11, 12), (12, 12), (0, 0)):
+            with self.subTest(start=start, end=end):
+                rc, out, err = self.run_bundle(self.bundle(start, end))
+                self.assertEqual(rc, 0, out + err)
+                self.assertEqual(out, f"OK bundle origin={ORIGIN} from={start} to={end} payloads=0\n")
+
+    def test_every_range(self):
+        for start in range(0, self.N + 1):
+            for end in range(start, self.N + 1):
+                with self.subTest(start=start, end=end):
+                    problems, warnings, ok = self.check(self.bundle(start, end))
+                    self.assertEqual((problems, warnings), ([], []))
+                    self.assertEqual(ok, f"OK bundle origin={ORIGIN} from={start} to={end} payloads=0")
+
+    def test_valid_with_payloads(self):
+        for start, end in ((0, 12), (5, 9), (7, 12)):
+            with self.subTest(start=start, end=end):
+                records = [p for p in self.decisions(start, end) if p["seq"] != 7]  # seq 7's payload erased
+                rc, out, err = self.run_bundle(self.bundle(start, end, payloads=records))
+                self.assertEqual(rc, 0, out + err)
+                self.assertEqual(out, f"OK bundle origin={ORIGIN} from={start} to={end} payloads={len(records)}\n")
+
+    def test_empty_payloads_file(self):
+        rc, out, err = self.run_bundle(self.bundle(0, 12, payloads=[]))
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("payloads=0", out)
+
+    def test_vkey_from_file(self):
+        vkey_file = self.write("log.vkey", (self.vkey + "\n").encode())
+        rc, out, err = self.run_bundle(self.bundle(5, 12), vkey="@" + vkey_file)
+        self.assertEqual(rc, 0, out + err)
+
+    # entries
+
+    def test_changed_entry_byte(self):
+        for start, end in ((0, 12), (1, 12), (5, 12), (6, 9), (11, 12)):
+            for k in range(start, end):
+                with self.subTest(start=start, end=end, seq=k):
+                    lines = self.entries[start:end]
+                    i = k - start
+                    lines[i] = lines[i].replace(b":%02d.000Z" % k, b":59.000Z")
+                    self.assertNotEqual(lines[i], self.entries[k])
+                    d = self.bundle(start, end, entries=lines)
+                    if start > 0 and k == end - 1:
+                        # Only the root covers the last entry, and a prefix hash could explain it too.
+                        self.assertFirstProblem(d, "root:", f"seq {k}")
+                    else:
+                        self.assertFirstProblem(d, f"seq {k}:")
+
+    def test_changed_entry_byte_command(self):
+        lines = self.entries[5:12]
+        lines[3] = lines[3].replace(b'"caller":"anonymous"', b'"caller":"anonymoux"')
+        self.assertNotEqual(lines[3], self.entries[8])
+        rc, out, err = self.run_bundle(self.bundle(5, 12, entries=lines))
+        self.assertFirstFail((rc, out, err), "seq 8:")
+        self.assertNotIn("OK", out)
+
+    def test_non_canonical_entry(self):
+        lines = self.entries[5:12]
+        lines[2] = lines[2].replace(b',"kind"', b', "kind"')
+        self.assertFirstProblem(self.bundle(5, 12, entries=lines), "seq 7: line 3:", "canonical")
+
+    def test_first_prev_hash_taken_as_given_only_after_zero(self):
+        # from 0: the first prev_hash must be zeros (from > 0 takes it as given: test_every_range).
+        first = json.loads(self.entries[0])
+        first["prev_hash"] = "1" * 64
+        lines = [canonical(first)] + self.entries[1:]
+        self.assertFirstProblem(self.bundle(0, 12, entries=lines), "seq 0:")
+
+    def test_missing_extra_and_shifted_entries(self):
+        self.assertFirstProblem(self.bundle(5, 12, entries=self.entries[5:11]), "seq 11:", "missing")
+        self.assertFirstProblem(self.bundle(5, 11, entries=self.entries[5:12]), "seq 11: line 7:", "beyond")
+        self.assertFirstProblem(self.bundle(5, 12, entries=self.entries[4:11]), "seq 5: line 1 holds seq 4")
+        lines = self.entries[5:12]
+        del lines[2]
+        self.assertFirstProblem(self.bundle(5, 12, entries=lines), "seq 7:")
+
+    def test_origin_of_entries(self):
+        name = "govgate.example/other"
+        d = self.bundle(0, 12, note=signed_checkpoint(SEED, 12, t_mth(self.leaves), origin=name), manifest={"origin": name})
+        problems, _, _ = self.check(d, vkey=vkey_for(SEED, name))
+        self.assertTrue(problems[0].startswith("seq 0:") and "origin" in problems[0], problems)
+
+    # prefix and root
+
+    def test_wrong_prefix_hash(self):
+        for start, end in ((5, 12), (6, 9), (7, 12), (11, 12), (1, 3)):
+            good = t_prefix(self.leaves, start)
+            for i in range(len(good)):
+                with self.subTest(start=start, end=end, hash=i):
+                    bad = list(good)
+                    bad[i] = flip(bad[i])
+                    self.assertFirstProblem(self.bundle(start, end, prefix=bad), "root:", "Merkle root")
+        rc, out, err = self.run_bundle(self.bundle(6, 12, prefix=[flip(h) for h in t_prefix(self.leaves, 6)]))
+        self.assertFirstFail((rc, out, err), "root:")
+
+    def test_prefix_only_bundle(self):
+        bad = t_prefix(self.leaves, 7)
+        bad[1] = flip(bad[1])
+        self.assertFirstProblem(self.bundle(7, 7, prefix=bad), "prefix:")
+
+    def test_prefix_out_of_order_or_wrong_count(self):
+        good = t_prefix(self.leaves, 7)  # subtrees of 4, 2 and 1 leaves
+        self.assertFirstProblem(self.bundle(7, 12, prefix=good[::-1]), "root:")
+        self.assertFirstProblem(self.bundle(7, 12, prefix=good[:2]), "manifest:", "needs 3")
+        self.assertFirstProblem(self.bundle(7, 12, prefix=good + [good[0]]), "manifest:", "needs 3")
+        self.assertFirstProblem(self.bundle(0, 12, prefix=[good[0]]), "manifest:", "needs 0")
+        # The subtree hashes of another split (4+3 instead of 4+2+1) do not pass either.
+        self.assertFirstProblem(self.bundle(7, 12, prefix=[good[0], t_mth(self.leaves[4:7])]), "manifest:")
+        d = self.bundle(7, 12, manifest={"prefix": ["not base64!"]})
+        self.assertFirstProblem(d, "manifest:", "base64")
+
+    # checkpoint
+
+    def test_checkpoint_from_another_key(self):
+        rc, out, err = self.run_bundle(self.bundle(5, 12, note=self.checkpoint(size=12, seed=OTHER_SEED)))
+        self.assertFirstFail((rc, out, err), "checkpoint:")
+        self.assertIn("no signature by", out)
+
+    def test_vkey_of_another_key(self):
+        # The manifest's vkey is the right one, but only the given vkey counts.
+        rc, out, err = self.run_bundle(self.bundle(5, 12), vkey=vkey_for(OTHER_SEED))
+        self.assertFirstFail((rc, out, err), "checkpoint:")
+
+    def test_checkpoint_size_is_not_to(self):
+        rc, out, err = self.run_bundle(self.bundle(5, 12, note=self.checkpoint(size=9)))
+        self.assertFirstFail((rc, out, err), "checkpoint: size 9 is not the bundle's to 12")
+        # A manifest that claims a shorter range than the checkpoint covers.
+        d = self.bundle(5, 9, note=self.checkpoint(size=12))
+        self.assertFirstProblem(d, "checkpoint: size 12 is not the bundle's to 9")
+
+    def test_checkpoint_tampered(self):
+        note = self.checkpoint(size=12).replace(b"\n12\n", b"\n11\n")
+        self.assertFirstProblem(self.bundle(5, 11, note=note), "checkpoint:", "does not verify")
+
+    # manifest
+
+    def test_manifest_vkey_only_compared(self):
+        rc, out, err = self.run_bundle(self.bundle(5, 12))
+        self.assertNotIn("warning", out)
+        for other in (vkey_for(OTHER_SEED), None, "garbage"):
+            with self.subTest(other):
+                rc, out, err = self.run_bundle(self.bundle(5, 12, manifest={"vkey": other}))
+                self.assertEqual(rc, 0, out + err)
+                self.assertTrue(out.startswith("warning: manifest: vkey"), out)
+                self.assertIn(f"OK bundle origin={ORIGIN} from=5 to=12 payloads=0", out)
+
+    def test_manifest_problems(self):
+        for changes, expect in (
+            ({"format": "govgate-bundle/2"}, "format"),
+            ({"origin": "govgate.example/other"}, "origin"),
+            ({"from": 13}, "larger than to"),
+            ({"from": -1}, "from"),
+            ({"to": "12"}, "to"),
+            ({"payloads": "yes"}, "payloads"),
+        ):
+            with self.subTest(changes):
+                self.assertFirstProblem(self.bundle(5, 12, manifest=changes), "manifest:", expect)
+
+    def test_missing_files(self):
+        for name, expect in (("manifest.json", "manifest:"), ("entries.jsonl", "entries:"), ("checkpoint.txt", "checkpoint:")):
+            with self.subTest(name):
+                d = self.bundle(5, 12)
+                os.remove(os.path.join(d, name))
+                rc, out, err = self.run_bundle(d)
+                self.assertFirstFail((rc, out, err), expect)
+                self.assertIn("missing", fail_lines(out)[0])
+
+    # payloads
+
+    def test_payload_altered(self):
+        def alter(record, member):
+            raw = base64.b64decode(record[member]) if member in ("request", "response") else bytes.fromhex(record[member])
+            changed = flip(raw, 10)
+            record[member] = base64.b64encode(changed).decode() if member in ("request", "response") else changed.hex()
+            return record
+
+        cases = {
+            "request bytes": lambda r: alter(r, "request"),
+            "response bytes": lambda r: alter(r, "response"),
+            "request salt": lambda r: alter(r, "request_salt"),
+            "response salt": lambda r: alter(r, "response_salt"),
+            "salts swapped": lambda r: {**r, "request_salt": r["response_salt"], "response_salt": r["request_salt"]},
+            "request one byte short": lambda r: {**r, "request": base64.b64encode(base64.b64decode(r["request"])[:-1]).decode()},
+            "response of another seq": lambda r: {**r, "response": payload_record(9)["response"]},
+        }
+        for start in (0, 5):
+            for what, change in cases.items():
+                with self.subTest(start=start, change=what):
+                    records = self.decisions(start, 12)
+                    k = next(i for i, r in enumerate(records) if r["seq"] == 8)
+                    records[k] = change(dict(records[k]))
+                    problems, _, _ = self.check(self.bundle(start, 12, payloads=records))
+                    self.assertEqual(len(problems), 1, problems)
+                    self.assertTrue(problems[0].startswith("payload seq 8:"), problems)
+                    self.assertIn("commitment", problems[0])
+        records = self.decisions(5, 12)
+        records[0] = dict(records[0], request=base64.b64encode(b"x" * 84).decode())
+        rc, out, err = self.run_bundle(self.bundle(5, 12, payloads=records))
+        self.assertFirstFail((rc, out, err), "payload seq 5:")
+        self.assertEqual(len(fail_lines(out)), 1, out)
+
+    def test_payload_captured_count(self):
+        # Right commitment, wrong byte count: the entry says a different `captured`.
+        lines = self.entries[5:12]
+        lines[1] = lines[1].replace(b'"captured":84', b'"captured":83')
+        problems, _, _ = self.check(self.bundle(5, 12, payloads=self.decisions(5, 12), entries=lines))
+        self.assertTrue(any(p.startswith("payload seq 6:") and "captured" in p for p in problems), problems)
+
+    def test_payload_for_non_decision_entry(self):
+        records = [dict(payload_record(1), seq=0)] + self.decisions(0, 12)
+        rc, out, err = self.run_bundle(self.bundle(0, 12, payloads=records))
+        self.assertFirstFail((rc, out, err), "payload seq 0:")
+        self.assertIn("not a decision", out)
+        self.assertEqual(len(fail_lines(out)), 1, out)
+
+    def test_payload_outside_range(self):
+        for seq in (3, 4, 9, 12, 40):
+            with self.subTest(seq=seq):
+                records = self.decisions(5, 9) + [payload_record(seq)]
+                problems, _, _ = self.check(self.bundle(5, 9, payloads=records))
+                self.assertEqual(len(problems), 1, problems)
+                self.assertTrue(problems[0].startswith(f"payload seq {seq}:"), problems)
+                self.assertIn("outside", problems[0])
+
+    def test_payload_malformed_or_repeated(self):
+        records = self.decisions(5, 9)
+        for bad, expect in (
+            ({**records[0], "request_salt": records[0]["request_salt"][:-2]}, "payload line 1:"),
+            ({**records[0], "request": records[0]["request"][:-1]}, "payload line 1:"),
+            ({**records[0], "response": records[0]["response"] + "\n"}, "payload line 1:"),
+            ({k: v for k, v in records[0].items() if k != "response"}, "payload line 1:"),
+        ):
+            with self.subTest(bad):
+                self.assertFirstProblem(self.bundle(5, 9, payloads=[bad] + records[1:]), expect)
+        self.assertFirstProblem(self.bundle(5, 9, payloads=records + [records[1]]), "payload seq 6:", "repeats")
+
+    def test_payloads_flag_and_file_disagree(self):
+        d = self.bundle(5, 12, manifest={"payloads": True})
+        self.assertFirstProblem(d, "payloads:", "missing")
+        d = self.bundle(5, 12, payloads=self.decisions(5, 12), manifest={"payloads": False})
+        self.assertFirstProblem(d, "payloads:", "present")
+
+    def test_usage(self):
+        d = self.bundle(5, 12)
+        for args in (
+            ("bundle", "--vkey", self.vkey),
+            ("bundle", d),
+            ("bundle", "--vkey", "not-a-vkey", d),
+            ("bundle", "--vkey", self.vkey, os.path.join(self.tmp.name, "nonexistent")),
+            ("bundle", "--vkey", self.vkey, os.path.join(d, "manifest.json")),
+            ("bundle", "--vkey", "@" + os.path.join(self.tmp.name, "nonexistent.vkey"), d),
+        ):
+            with self.subTest(args):
+                rc, out, err = run(*args)
+                self.assertEqual(rc, 2, out + err)
 
 
 class UsageTests(unittest.TestCase):

@@ -58,6 +58,47 @@ enum Command {
         )]
         config: PathBuf,
     },
+    /// Export an audit bundle from a (stopped) gateway's ledger.
+    Export {
+        /// Configuration file (its data directory and ledger key are used).
+        #[arg(
+            long,
+            short,
+            env = "GOVGATE_CONFIG",
+            default_value = "config/govgate.toml"
+        )]
+        config: PathBuf,
+        /// New directory to write the bundle into.
+        #[arg(long)]
+        out: PathBuf,
+        /// First seq to export.
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        /// Export up to this seq (exclusive), extended to the next checkpoint; default: all.
+        #[arg(long)]
+        to: Option<u64>,
+        /// Include the kept payloads (salts and captured bodies).
+        #[arg(long)]
+        payloads: bool,
+    },
+    /// Erase a decision's payload (salts and captured bodies) from a
+    /// (stopped) gateway's ledger, recording the erasure as an entry.
+    Erase {
+        /// Configuration file (its data directory and ledger key are used).
+        #[arg(
+            long,
+            short,
+            env = "GOVGATE_CONFIG",
+            default_value = "config/govgate.toml"
+        )]
+        config: PathBuf,
+        /// The decision id.
+        #[arg(long)]
+        decision: String,
+        /// Why (recorded in the erasure entry).
+        #[arg(long)]
+        reason: String,
+    },
     /// Create the Ed25519 key that signs the ledger's checkpoints.
     Keygen {
         /// Where to write the private key (PKCS#8 PEM, mode 0600); never overwritten.
@@ -79,6 +120,18 @@ pub fn main() -> ExitCode {
         Command::Serve { config } => serve(&config),
         Command::Demo(args) => demo::run(args),
         Command::Verify { config } => return verify(&config),
+        Command::Erase {
+            config,
+            decision,
+            reason,
+        } => erase(&config, &decision, &reason),
+        Command::Export {
+            config,
+            out,
+            from,
+            to,
+            payloads,
+        } => export(&config, &out, from, to, payloads),
         Command::Keygen { out, origin } => keys::generate(&out, &origin).map(|(pem, vkey)| {
             print_out(&format!(
                 "wrote {} (keep it secret; mode 0600)\npublic key:\n{pem}\n\
@@ -149,10 +202,111 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     }
 }
 
+/// Opens a stopped gateway's ledger store and its verifier.
+fn open_ledger(
+    config: &Config,
+) -> anyhow::Result<(
+    crate::ledger::store::SledStore,
+    crate::ledger::checkpoint::NoteVerifier,
+)> {
+    let dir = config.server.data_dir.join("ledger");
+    let store = crate::ledger::store::SledStore::open(&dir).with_context(|| {
+        format!(
+            "cannot open the ledger in {} (is the gateway still running?)",
+            dir.display()
+        )
+    })?;
+    let verifier = crate::ledger::checkpoint::NoteVerifier::new(
+        &config.ledger.origin,
+        config.ledger.signing_key.verifying_key(),
+    )
+    .map_err(|err| anyhow::anyhow!("ledger.origin: {err}"))?;
+    Ok((store, verifier))
+}
+
+fn erase(path: &std::path::Path, decision: &str, reason: &str) -> anyhow::Result<()> {
+    use crate::ledger::entry::EntryBody;
+    use crate::ledger::sequencer::{Ledger, SequencerConfig};
+    use crate::ledger::store::LedgerStore;
+    let config =
+        Config::load(path).map_err(|err| anyhow::anyhow!("invalid configuration: {err}"))?;
+    let id =
+        crate::decision::DecisionId::parse(decision).context("a decision id is 32 hex digits")?;
+    let (store, _) = open_ledger(&config)?;
+    let store = std::sync::Arc::new(store);
+    let seq = store
+        .decision_seq(id.as_bytes())?
+        .with_context(|| format!("no decision {decision} in this ledger"))?;
+    // The erasure is logged first: a crash before the payload is gone
+    // leaves an entry saying so, and erasing again finishes the job.
+    let (ledger, writer) = Ledger::open(
+        store.clone(),
+        SequencerConfig {
+            origin: config.ledger.origin.clone(),
+            signer: crate::ledger::checkpoint::NoteSigner::new(
+                &config.ledger.origin,
+                config.ledger.signing_key.clone(),
+            )
+            .map_err(|err| anyhow::anyhow!("ledger.origin: {err}"))?,
+            payload_mode: config.ledger.payload_mode,
+            queue_len: 1,
+            max_batch: 1,
+            metrics: crate::ledger::metrics::LedgerMetrics::new()?,
+        },
+    )?;
+    let entry = runtime(None)?.block_on(ledger.append(EntryBody::PayloadErased {
+        decision_id: decision.to_owned(),
+        erased_seq: seq,
+        reason: reason.to_owned(),
+    }));
+    drop(ledger);
+    writer.close();
+    let entry_seq = entry
+        .map_err(|err| anyhow::anyhow!("recording the erasure: {err}"))?
+        .seq;
+    let erased = store.erase_payload(seq)?;
+    print_out(&format!(
+        "decision {decision} (seq {seq}): payload {}; erasure recorded at seq {}\n",
+        if erased { "erased" } else { "was already gone" },
+        entry_seq.map_or("?".to_owned(), |s| s.to_string())
+    ));
+    Ok(())
+}
+
+fn export(
+    path: &std::path::Path,
+    out: &std::path::Path,
+    from: u64,
+    to: Option<u64>,
+    payloads: bool,
+) -> anyhow::Result<()> {
+    let config =
+        Config::load(path).map_err(|err| anyhow::anyhow!("invalid configuration: {err}"))?;
+    let (store, verifier) = open_ledger(&config)?;
+    let exported = crate::ledger::export::export_bundle(
+        &store,
+        &verifier,
+        from,
+        to,
+        payloads,
+        out,
+        |done, total| {
+            eprintln!("govgate: exported {done} of {total} entries");
+        },
+    )?;
+    print_out(&format!(
+        "wrote {}: entries {}..{}, {} payloads, checkpoint of size {}\n",
+        out.display(),
+        exported.from,
+        exported.to,
+        exported.payloads,
+        exported.to
+    ));
+    Ok(())
+}
+
 /// Exit codes: 0 verified, 1 the ledger does not verify, 2 cannot check.
 fn verify(path: &std::path::Path) -> ExitCode {
-    use crate::ledger::checkpoint::NoteVerifier;
-    use crate::ledger::store::SledStore;
     use crate::ledger::verify::{VerifyError, verify_store};
     let config = match Config::load(path) {
         Ok(config) => config,
@@ -161,24 +315,10 @@ fn verify(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let dir = config.server.data_dir.join("ledger");
-    let store = match SledStore::open(&dir) {
-        Ok(store) => store,
+    let (store, verifier) = match open_ledger(&config) {
+        Ok(opened) => opened,
         Err(err) => {
-            eprintln!(
-                "govgate: cannot open the ledger in {} (is the gateway still running?): {err}",
-                dir.display()
-            );
-            return ExitCode::from(2);
-        }
-    };
-    let verifier = match NoteVerifier::new(
-        &config.ledger.origin,
-        config.ledger.signing_key.verifying_key(),
-    ) {
-        Ok(verifier) => verifier,
-        Err(err) => {
-            eprintln!("govgate: ledger.origin: {err}");
+            eprintln!("govgate: error: {err:#}");
             return ExitCode::from(2);
         }
     };

@@ -29,6 +29,16 @@ pub enum EntryBody {
     },
     /// The gateway stopped cleanly.
     GatewayStopped,
+    /// A decision's payload (salts and captures) was erased; its
+    /// commitments stay in its entry and everything still verifies.
+    PayloadErased {
+        /// The decision whose payload is gone.
+        decision_id: String,
+        /// That decision's seq.
+        erased_seq: u64,
+        /// Why (a ticket, a data-subject request).
+        reason: String,
+    },
 }
 
 /// Salts of one decision's two payload commitments.
@@ -106,6 +116,16 @@ pub fn seal(
         }
         EntryBody::GatewayStopped => {
             entry.insert("kind".into(), json!("gateway_stopped"));
+        }
+        EntryBody::PayloadErased {
+            decision_id,
+            erased_seq,
+            reason,
+        } => {
+            entry.insert("kind".into(), json!("payload_erased"));
+            entry.insert("decision_id".into(), json!(decision_id));
+            entry.insert("erased_seq".into(), json!(erased_seq));
+            entry.insert("reason".into(), json!(reason));
         }
     }
     let canonical = to_canonical(&Value::Object(entry))?;

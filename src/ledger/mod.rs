@@ -15,6 +15,7 @@
 pub mod canonical;
 pub mod checkpoint;
 pub mod entry;
+pub mod export;
 pub mod memstore;
 pub mod metrics;
 pub mod reader;

@@ -262,6 +262,12 @@ impl Frontier {
         self.size
     }
 
+    /// The complete subtrees on the right edge, largest first (one per set
+    /// bit of the size).
+    pub fn peaks(&self) -> impl Iterator<Item = &Hash> {
+        self.peaks.iter().map(|(_, hash)| hash)
+    }
+
     /// Appends a leaf hash; returns every complete-subtree node this leaf
     /// finishes as `(level, index, hash)`, the leaf itself first.
     pub fn push(&mut self, leaf: Hash) -> Vec<(u8, u64, Hash)> {

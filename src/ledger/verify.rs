@@ -87,7 +87,9 @@ pub fn verify_store(
                 ));
             }
         }
-        if let Some(id) = entry["decision_id"].as_str() {
+        if let (Some("decision"), Some(id)) =
+            (entry["kind"].as_str(), entry["decision_id"].as_str())
+        {
             let indexed = crate::decision::DecisionId::parse(id)
                 .map(|id| store.decision_seq(id.as_bytes()))
                 .transpose()?

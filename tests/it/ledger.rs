@@ -443,3 +443,176 @@ async fn the_independent_python_verifier_accepts_real_logs_and_receipts_and_reje
         "non-ASCII caller kept"
     );
 }
+
+#[tokio::test]
+async fn exported_bundles_verify_independently_whole_and_in_part() {
+    let upstream = TestUpstream::start().await;
+    let mut gateway = Gateway::start(&models(&upstream.url())).await;
+    for i in 0..12 {
+        let body = format!(r#"{{"inputs":[{{"name":"x","data":[{i}]}}]}}"#);
+        send(
+            Method::POST,
+            &gateway.url("/v2/models/scorer/infer"),
+            &[],
+            body,
+        )
+        .await;
+    }
+    gateway.stop().await;
+    let config = gateway.dir.path().join("govgate.toml");
+    let export = |out: &std::path::Path, extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
+            .env("TEST_UPSTREAM_KEY", "test-secret")
+            .arg("export")
+            .arg("--config")
+            .arg(&config)
+            .arg("--out")
+            .arg(out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let bundles = tempfile::tempdir().unwrap();
+    let whole = bundles.path().join("whole");
+    let part = bundles.path().join("part");
+    let done = export(&whole, &["--payloads"]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(String::from_utf8_lossy(&done.stdout).contains("entries 0..14, 12 payloads"));
+    assert!(
+        !export(&whole, &[]).status.success(),
+        "never writes into an existing directory"
+    );
+    let done = export(&part, &["--from", "5", "--to", "9", "--payloads"]);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(part.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["from"], 5);
+    assert_eq!(
+        manifest["prefix"].as_array().unwrap().len(),
+        2,
+        "5 = 4 + 1: two subtrees left of the range"
+    );
+
+    let vkey = std::ffi::OsString::from(&gateway.vkey);
+    let bundle_args =
+        |dir: &std::path::Path| vec!["bundle".into(), "--vkey".into(), vkey.clone(), dir.into()];
+    for dir in [&whole, &part] {
+        let checked = python_verify(&bundle_args(dir));
+        assert!(
+            checked.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&checked.stdout),
+            String::from_utf8_lossy(&checked.stderr)
+        );
+    }
+
+    // A payload's bytes changed: its commitment no longer opens.
+    let payloads = std::fs::read_to_string(whole.join("payloads.jsonl")).unwrap();
+    let mut lines: Vec<serde_json::Value> = payloads
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let seq = lines[3]["seq"].as_u64().unwrap();
+    lines[3]["request"] = serde_json::Value::String(base64_of(b"{\"inputs\":[]}"));
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(whole.join("payloads.jsonl"), text).unwrap();
+    let rejected = python_verify(&bundle_args(&whole));
+    let said = String::from_utf8_lossy(&rejected.stdout).into_owned()
+        + &String::from_utf8_lossy(&rejected.stderr);
+    assert_eq!(rejected.status.code(), Some(1), "{said}");
+    assert!(said.contains(&format!("seq {seq}")), "{said}");
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[tokio::test]
+async fn erase_removes_the_payload_logs_the_erasure_and_everything_still_verifies() {
+    let upstream = TestUpstream::start().await;
+    let mut gateway = Gateway::start(&models(&upstream.url())).await;
+    let secret = send(
+        Method::POST,
+        &gateway.url("/v2/models/scorer/infer"),
+        &[],
+        r#"{"name":"Jane Doe"}"#,
+    )
+    .await;
+    let kept = send(
+        Method::POST,
+        &gateway.url("/v2/models/scorer/infer"),
+        &[],
+        "{}",
+    )
+    .await;
+    gateway.stop().await;
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
+            .env("TEST_UPSTREAM_KEY", "test-secret")
+            .args(args)
+            .arg("--config")
+            .arg(gateway.dir.path().join("govgate.toml"))
+            .output()
+            .unwrap()
+    };
+    let id = secret.decision_id();
+    let erased = run(&[
+        "erase",
+        "--decision",
+        &id,
+        "--reason",
+        "data subject request DSR-17",
+    ]);
+    assert!(
+        erased.status.success(),
+        "{}",
+        String::from_utf8_lossy(&erased.stderr)
+    );
+    assert!(String::from_utf8_lossy(&erased.stdout).contains("payload erased"));
+    let verified = run(&["verify"]);
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+
+    let out = gateway.dir.path().join("bundle");
+    let exported = run(&["export", "--payloads", "--out", out.to_str().unwrap()]);
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let payloads = std::fs::read_to_string(out.join("payloads.jsonl")).unwrap();
+    assert!(
+        !payloads.contains(&base64_of(br#"{"name":"Jane Doe"}"#)),
+        "the erased body is gone from exports"
+    );
+    assert_eq!(
+        payloads.lines().count(),
+        1,
+        "the other decision's payload is still there"
+    );
+    let entries = std::fs::read_to_string(out.join("entries.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(entries.lines().last().unwrap()).unwrap();
+    assert_eq!(last["kind"], "payload_erased");
+    assert_eq!(last["decision_id"], id.as_str());
+    assert_eq!(last["reason"], "data subject request DSR-17");
+    assert!(entries.contains(&kept.decision_id()));
+    let vkey = std::ffi::OsString::from(&gateway.vkey);
+    let checked = python_verify(&["bundle".into(), "--vkey".into(), vkey, out.into()]);
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
+}

@@ -1,0 +1,147 @@
+//! Export bundles: a range of entries, the signed checkpoint that covers
+//! them, the subtree hashes left of the range, and optionally the payloads,
+//! as docs/audit-format.md section 8 specifies.
+
+use super::checkpoint::NoteVerifier;
+use super::store::{LedgerStore, StoreError, StoreNodes};
+use super::tree::Frontier;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use std::io::Write;
+use std::path::Path;
+
+/// Why an export failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The store could not be read.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Writing the bundle failed.
+    #[error("writing {path}: {source}")]
+    Write {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The range asked for is not in the log.
+    #[error("{0}")]
+    Range(String),
+}
+
+/// What was exported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exported {
+    /// First seq.
+    pub from: u64,
+    /// One past the last seq: the size of the checkpoint in the bundle.
+    pub to: u64,
+    /// Payload records written.
+    pub payloads: u64,
+}
+
+/// Writes a bundle of entries `from..` up to the first checkpoint covering
+/// `to` (default: the latest) into the new directory `out`. `progress`
+/// is called with (entries written, entries to write).
+pub fn export_bundle(
+    store: &dyn LedgerStore,
+    verifier: &NoteVerifier,
+    from: u64,
+    to: Option<u64>,
+    with_payloads: bool,
+    out: &Path,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Exported, ExportError> {
+    let size = store.size()?;
+    let wanted = to.unwrap_or(size);
+    if wanted == 0 || wanted > size || from >= wanted {
+        return Err(ExportError::Range(format!(
+            "cannot export {from}..{wanted} from a log of {size} entries"
+        )));
+    }
+    let (to, note) = store
+        .checkpoint_covering(wanted - 1)?
+        .ok_or_else(|| ExportError::Range(format!("no checkpoint covers entry {}", wanted - 1)))?;
+    let write_error = |path: &Path| {
+        let path = path.display().to_string();
+        move |source| ExportError::Write { path, source }
+    };
+    std::fs::create_dir(out).map_err(write_error(out))?;
+    let prefix: Vec<String> = Frontier::load(&StoreNodes(store), from)?
+        .peaks()
+        .map(|hash| BASE64.encode(hash))
+        .collect();
+
+    let entries_path = out.join("entries.jsonl");
+    let mut entries = std::io::BufWriter::new(
+        std::fs::File::create(&entries_path).map_err(write_error(&entries_path))?,
+    );
+    let payloads_path = out.join("payloads.jsonl");
+    let mut payloads = if with_payloads {
+        Some(std::io::BufWriter::new(
+            std::fs::File::create(&payloads_path).map_err(write_error(&payloads_path))?,
+        ))
+    } else {
+        None
+    };
+    let mut payload_count = 0u64;
+    for seq in from..to {
+        let entry = store
+            .entry(seq)?
+            .ok_or_else(|| StoreError::Corrupt(format!("entry {seq} missing")))?;
+        entries
+            .write_all(&entry)
+            .and_then(|()| entries.write_all(b"\n"))
+            .map_err(write_error(&entries_path))?;
+        if let (Some(out), Some(record)) = (payloads.as_mut(), store.payload(seq)?) {
+            let line = payload_line(seq, &record)
+                .ok_or_else(|| StoreError::Corrupt(format!("payload {seq}")))?;
+            out.write_all(line.as_bytes())
+                .map_err(write_error(&payloads_path))?;
+            payload_count += 1;
+        }
+        if (seq - from + 1) % 10_000 == 0 {
+            progress(seq - from + 1, to - from);
+        }
+    }
+    entries.flush().map_err(write_error(&entries_path))?;
+    if let Some(mut out) = payloads {
+        out.flush().map_err(write_error(&payloads_path))?;
+    }
+    let checkpoint_path = out.join("checkpoint.txt");
+    std::fs::write(&checkpoint_path, note).map_err(write_error(&checkpoint_path))?;
+    let manifest = serde_json::json!({
+        "format": "govgate-bundle/1",
+        "origin": verifier.name(),
+        "vkey": verifier.vkey(),
+        "from": from,
+        "to": to,
+        "prefix": prefix,
+        "payloads": with_payloads,
+    });
+    let manifest_path = out.join("manifest.json");
+    std::fs::write(&manifest_path, format!("{manifest:#}\n"))
+        .map_err(write_error(&manifest_path))?;
+    progress(to - from, to - from);
+    Ok(Exported {
+        from,
+        to,
+        payloads: payload_count,
+    })
+}
+
+/// One `payloads.jsonl` line from a stored payload record (layout in
+/// `sequencer::payload_record`).
+fn payload_line(seq: u64, record: &[u8]) -> Option<String> {
+    let request_len = u32::from_be_bytes(record.get(64..68)?.try_into().ok()?) as usize;
+    let request = record.get(68..68 + request_len)?;
+    let response = record.get(68 + request_len..)?;
+    let line = serde_json::json!({
+        "seq": seq,
+        "request_salt": super::entry::hex(record.get(..32)?),
+        "response_salt": super::entry::hex(record.get(32..64)?),
+        "request": BASE64.encode(request),
+        "response": BASE64.encode(response),
+    });
+    Some(format!("{line}\n"))
+}
