@@ -99,6 +99,27 @@ enum Command {
         #[arg(long)]
         reason: String,
     },
+    /// Print a proof from a (stopped) gateway's ledger: a decision's receipt
+    /// (C2SP tlog-proof), or a consistency proof between two tree sizes.
+    Proof {
+        /// Configuration file (its data directory and ledger key are used).
+        #[arg(
+            long,
+            short,
+            env = "GOVGATE_CONFIG",
+            default_value = "config/govgate.toml"
+        )]
+        config: PathBuf,
+        /// The decision whose receipt to print.
+        #[arg(long, conflicts_with_all = ["old", "new"])]
+        decision: Option<String>,
+        /// Older tree size of a consistency proof.
+        #[arg(long, requires = "new")]
+        old: Option<u64>,
+        /// Newer tree size of a consistency proof.
+        #[arg(long, requires = "old")]
+        new: Option<u64>,
+    },
     /// Create the Ed25519 key that signs the ledger's checkpoints.
     Keygen {
         /// Where to write the private key (PKCS#8 PEM, mode 0600); never overwritten.
@@ -120,6 +141,12 @@ pub fn main() -> ExitCode {
         Command::Serve { config } => serve(&config),
         Command::Demo(args) => demo::run(args),
         Command::Verify { config } => return verify(&config),
+        Command::Proof {
+            config,
+            decision,
+            old,
+            new,
+        } => proof(&config, decision.as_deref(), old.zip(new)),
         Command::Erase {
             config,
             decision,
@@ -270,6 +297,48 @@ fn erase(path: &std::path::Path, decision: &str, reason: &str) -> anyhow::Result
         if erased { "erased" } else { "was already gone" },
         entry_seq.map_or("?".to_owned(), |s| s.to_string())
     ));
+    Ok(())
+}
+
+fn proof(
+    path: &std::path::Path,
+    decision: Option<&str>,
+    sizes: Option<(u64, u64)>,
+) -> anyhow::Result<()> {
+    use crate::ledger::store::{LedgerStore, StoreNodes};
+    use base64::Engine;
+    let config =
+        Config::load(path).map_err(|err| anyhow::anyhow!("invalid configuration: {err}"))?;
+    let (store, verifier) = open_ledger(&config)?;
+    match (decision, sizes) {
+        (Some(decision), _) => {
+            let id = crate::decision::DecisionId::parse(decision)
+                .context("a decision id is 32 hex digits")?;
+            let store: std::sync::Arc<dyn LedgerStore> = std::sync::Arc::new(store);
+            let reader = crate::ledger::reader::LedgerReader::new(store, verifier);
+            let receipt = reader
+                .receipt(&id)?
+                .with_context(|| format!("no decision {decision} in this ledger"))?;
+            print_out(&receipt.proof.to_text());
+        }
+        (None, Some((old, new))) => {
+            let size = store.size()?;
+            anyhow::ensure!(new <= size, "the log has only {size} entries");
+            let hashes = crate::ledger::tree::consistency_proof(&StoreNodes(&store), old, new)
+                .map_err(|err| anyhow::anyhow!("{err}"))?;
+            let text: String = hashes
+                .iter()
+                .map(|hash| {
+                    format!(
+                        "{}\n",
+                        base64::engine::general_purpose::STANDARD.encode(hash)
+                    )
+                })
+                .collect();
+            print_out(&text);
+        }
+        (None, None) => anyhow::bail!("say --decision ID, or --old M --new N"),
+    }
     Ok(())
 }
 

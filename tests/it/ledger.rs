@@ -616,3 +616,153 @@ async fn erase_removes_the_payload_logs_the_erasure_and_everything_still_verifie
         String::from_utf8_lossy(&checked.stdout)
     );
 }
+
+#[tokio::test]
+async fn start_up_refuses_a_store_that_does_not_match_its_key_naming_the_seq() {
+    let upstream = TestUpstream::start().await;
+    let mut gateway = Gateway::start(&models(&upstream.url())).await;
+    send(
+        Method::POST,
+        &gateway.url("/v2/models/scorer/infer"),
+        &[],
+        "{}",
+    )
+    .await;
+    gateway.stop().await;
+    // Same store, another signing key: the latest checkpoint is not ours.
+    let dir = gateway.dir.path();
+    let keygen = std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
+        .args([
+            "keygen",
+            "--origin",
+            crate::support::gateway::TEST_ORIGIN,
+            "--out",
+        ])
+        .arg(dir.join("impostor.key"))
+        .output()
+        .unwrap();
+    assert!(keygen.status.success());
+    let config = std::fs::read_to_string(dir.join("govgate.toml"))
+        .unwrap()
+        .replace("test.key", "impostor.key");
+    std::fs::write(dir.join("impostor.toml"), config).unwrap();
+    let started = std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
+        .env("TEST_UPSTREAM_KEY", "test-secret")
+        .arg("serve")
+        .arg("--config")
+        .arg(dir.join("impostor.toml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&started.stderr);
+    assert!(!started.status.success(), "refused to start");
+    assert!(
+        stderr.contains("does not verify at seq 2") && stderr.contains("latest checkpoint"),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&started.stdout).contains("ready"));
+}
+
+#[tokio::test]
+async fn govgate_proof_prints_the_served_receipt_and_consistency_proofs_that_verify() {
+    let upstream = TestUpstream::start().await;
+    let mut gateway = Gateway::start(&models(&upstream.url())).await;
+    let reply = send(
+        Method::POST,
+        &gateway.url("/v2/models/scorer/infer"),
+        &[],
+        "{}",
+    )
+    .await;
+    let id = reply.decision_id();
+    let served = send(
+        Method::GET,
+        &gateway.url(&format!("/govgate/receipts/{id}")),
+        &[],
+        "",
+    )
+    .await;
+    let old = check_receipt(&gateway, &id).await;
+    for _ in 0..5 {
+        send(
+            Method::POST,
+            &gateway.url("/v2/models/scorer/infer"),
+            &[],
+            "{}",
+        )
+        .await;
+    }
+    let note = send(
+        Method::GET,
+        &format!("{}/ledger/checkpoint", gateway.admin),
+        &[],
+        "",
+    )
+    .await;
+    let verifier = NoteVerifier::parse(&gateway.vkey).unwrap();
+    let new = Checkpoint::parse(
+        verifier
+            .open(std::str::from_utf8(&note.body).unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    gateway.stop().await;
+    let run = |args: &[String]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
+            .env("TEST_UPSTREAM_KEY", "test-secret")
+            .args(args)
+            .arg("--config")
+            .arg(gateway.dir.path().join("govgate.toml"))
+            .output()
+            .unwrap()
+    };
+    let printed = run(&["proof".into(), "--decision".into(), id.clone()]);
+    assert!(
+        printed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&printed.stderr)
+    );
+    assert_eq!(
+        printed.stdout,
+        served.body.to_vec(),
+        "the same receipt, offline"
+    );
+
+    let printed = run(&[
+        "proof".into(),
+        "--old".into(),
+        old.size.to_string(),
+        "--new".into(),
+        new.size.to_string(),
+    ]);
+    assert!(
+        printed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&printed.stderr)
+    );
+    use base64::Engine;
+    let proof: Vec<govgate::ledger::tree::Hash> = String::from_utf8(printed.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            base64::engine::general_purpose::STANDARD
+                .decode(line)
+                .unwrap()
+                .try_into()
+                .unwrap()
+        })
+        .collect();
+    assert!(govgate::ledger::tree::verify_consistency(
+        old.size, new.size, &old.root, &new.root, &proof
+    ));
+    assert!(
+        !run(&[
+            "proof".into(),
+            "--old".into(),
+            "1".into(),
+            "--new".into(),
+            "999".into()
+        ])
+        .status
+        .success()
+    );
+}
