@@ -107,6 +107,19 @@ pub struct LedgerConfig {
     pub queue_len: usize,
     /// Most entries in one commit.
     pub max_batch: usize,
+    /// What the gateway does when the ledger cannot record a decision.
+    pub on_failure: OnLedgerFailure,
+}
+
+/// What the gateway does with an answer whose decision the ledger could
+/// not record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnLedgerFailure {
+    /// Withhold it: 503, nothing served unlogged (the default).
+    Refuse,
+    /// Serve it anyway, log an error and count it
+    /// (`govgate_unlogged_answers_total`). Only by explicit setting.
+    Serve,
 }
 
 impl fmt::Debug for LedgerConfig {
@@ -117,6 +130,7 @@ impl fmt::Debug for LedgerConfig {
             .field("payload_mode", &self.payload_mode)
             .field("queue_len", &self.queue_len)
             .field("max_batch", &self.max_batch)
+            .field("on_failure", &self.on_failure)
             .finish()
     }
 }

@@ -33,6 +33,12 @@ pub(crate) struct RawLedger {
     pub(crate) queue_len: u64,
     #[serde(default = "default_max_batch")]
     pub(crate) max_batch: u64,
+    #[serde(default = "default_on_failure")]
+    pub(crate) on_failure: String,
+}
+
+fn default_on_failure() -> String {
+    "refuse".to_owned()
 }
 
 fn default_payloads() -> String {

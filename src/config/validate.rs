@@ -2,8 +2,8 @@
 
 use super::raw::{RawConfig, RawCredential, RawModel, RawVersion};
 use super::{
-    Config, ConfigError, Credential, LedgerConfig, Limits, ModelConfig, ServerConfig, Timeouts,
-    UpstreamTls, UpstreamUrl, VersionConfig,
+    Config, ConfigError, Credential, LedgerConfig, Limits, ModelConfig, OnLedgerFailure,
+    ServerConfig, Timeouts, UpstreamTls, UpstreamUrl, VersionConfig,
 };
 use crate::decision::{PayloadMode, Protocol};
 use http::{HeaderName, HeaderValue};
@@ -231,6 +231,16 @@ fn check_ledger(
         payload_mode,
         queue_len: positive(checker, "ledger.queue_len", raw.queue_len)?,
         max_batch: positive(checker, "ledger.max_batch", raw.max_batch)?,
+        on_failure: match raw.on_failure.as_str() {
+            "refuse" => OnLedgerFailure::Refuse,
+            "serve" => OnLedgerFailure::Serve,
+            other => {
+                return Err(checker.error(
+                    "ledger.on_failure",
+                    format!("unknown value `{other}`; expected `refuse` (the default) or `serve`"),
+                ));
+            }
+        },
     })
 }
 

@@ -2,7 +2,7 @@
 //! configured model names (unknown names become `""`) and outcomes.
 
 use crate::decision::Decision;
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 
 /// Latency buckets in seconds, fine-grained below a millisecond where the
 /// gateway's own overhead lives.
@@ -14,6 +14,7 @@ const LATENCY_BUCKETS: [f64; 16] = [
 /// Families recorded once per decision.
 #[derive(Clone)]
 pub struct ProxyMetrics {
+    unlogged: IntCounter,
     requests: IntCounterVec,
     duration: HistogramVec,
     upstream_head: HistogramVec,
@@ -45,14 +46,25 @@ impl ProxyMetrics {
             .buckets(LATENCY_BUCKETS.to_vec()),
             &["model"],
         )?;
+        let unlogged = IntCounter::new(
+            "govgate_unlogged_answers_total",
+            "Answers served although the ledger could not record their decision (ledger.on_failure = serve).",
+        )?;
+        registry.register(Box::new(unlogged.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(upstream_head.clone()))?;
         Ok(Self {
+            unlogged,
             requests,
             duration,
             upstream_head,
         })
+    }
+
+    /// Counts an answer served without its ledger entry.
+    pub fn count_unlogged(&self) {
+        self.unlogged.inc();
     }
 
     /// Counts one decision. `model_label` is the configured model name, or

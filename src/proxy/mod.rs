@@ -65,7 +65,7 @@ impl ProxyState {
                 caller_header: config.server.caller_header.clone(),
                 require_caller: config.server.require_caller,
                 client,
-                recorder: Recorder::new(sink, metrics),
+                recorder: Recorder::new(sink, metrics, config.ledger.on_failure),
             }),
         }
     }

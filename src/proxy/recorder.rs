@@ -3,9 +3,10 @@
 
 use super::error::ProxyError;
 use super::metrics::ProxyMetrics;
+use crate::config::OnLedgerFailure;
 use crate::decision::{
-    Capture, Decision, DecisionId, DecisionSink, Outcome, Protocol, RecordFuture, Route, SinkError,
-    Timings,
+    Ack, Capture, Decision, DecisionId, DecisionSink, Outcome, Protocol, RecordFuture, Route,
+    SinkError, Timings,
 };
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -15,19 +16,48 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 pub(crate) struct Recorder {
     sink: Arc<dyn DecisionSink>,
     metrics: ProxyMetrics,
+    on_failure: OnLedgerFailure,
 }
 
 impl Recorder {
-    /// A recorder writing to `sink` and counting in `metrics`.
-    pub(crate) fn new(sink: Arc<dyn DecisionSink>, metrics: ProxyMetrics) -> Self {
-        Self { sink, metrics }
+    /// A recorder writing to `sink`, counting in `metrics`, and applying
+    /// `on_failure` when the sink cannot record.
+    pub(crate) fn new(
+        sink: Arc<dyn DecisionSink>,
+        metrics: ProxyMetrics,
+        on_failure: OnLedgerFailure,
+    ) -> Self {
+        Self {
+            sink,
+            metrics,
+            on_failure,
+        }
     }
 
     /// Counts the decision and submits it. The returned future resolves
-    /// when the sink acknowledges it (see [`DecisionSink`]).
+    /// when the sink acknowledges it (see [`DecisionSink`]); with
+    /// `on_failure = serve` a failure resolves `Ok` too, logged and counted.
+    /// This is the one place that policy lives, for whole and streamed answers alike.
     pub(crate) fn submit(&self, decision: Decision, model_label: &str) -> RecordFuture {
         self.metrics.observe(&decision, model_label);
-        self.sink.record(decision)
+        let id = decision.id;
+        let record = self.sink.record(decision);
+        match self.on_failure {
+            OnLedgerFailure::Refuse => record,
+            OnLedgerFailure::Serve => {
+                let metrics = self.metrics.clone();
+                Box::pin(async move {
+                    match record.await {
+                        Ok(ack) => Ok(ack),
+                        Err(err) => {
+                            tracing::error!(decision_id = %id, error = %err, "serving an answer the ledger did not record (ledger.on_failure = serve)");
+                            metrics.count_unlogged();
+                            Ok(Ack::default())
+                        }
+                    }
+                })
+            }
+        }
     }
 
     /// Submits and waits, mapping sink failures to the proxy's errors.

@@ -10,9 +10,19 @@ use http_body_util::BodyExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-#[tokio::test]
-async fn a_failing_store_yields_503_and_no_answer_without_its_entry() {
-    let upstream = TestUpstream::start().await;
+/// An in-process gateway on a failable in-memory store, with `ledger_extra`
+/// lines in its `[ledger]` table. Returns its base URL, admin URL, the store
+/// and a stop switch.
+async fn start_on_memory_store(
+    upstream: &TestUpstream,
+    ledger_extra: &str,
+) -> (
+    String,
+    String,
+    Arc<MemStore>,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
     let dir = tempfile::tempdir().unwrap();
     let keygen = std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
         .args(["keygen", "--origin", "test.example/failclosed", "--out"])
@@ -22,7 +32,7 @@ async fn a_failing_store_yields_503_and_no_answer_without_its_entry() {
     assert!(keygen.status.success());
     let text = format!(
         "[server]\npublic_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\
-         [ledger]\norigin = \"test.example/failclosed\"\nkey_file = \"k.key\"\n{}",
+         [ledger]\norigin = \"test.example/failclosed\"\nkey_file = \"k.key\"\n{ledger_extra}\n{}",
         models(&upstream.url())
     );
     let env = Environment::fixed(
@@ -39,10 +49,24 @@ async fn a_failing_store_yields_503_and_no_answer_without_its_entry() {
         .await
         .unwrap();
     let base = format!("http://{}", public.local_addr().unwrap());
+    let admin_url = format!("http://{}", admin.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(gateway.run(public, admin, async {
-        let _ = stopped.await;
-    }));
+    let server = tokio::spawn(async move {
+        let _keep_key_dir = dir;
+        gateway
+            .run(public, admin, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    });
+    (base, admin_url, store, stop, server)
+}
+
+#[tokio::test]
+async fn a_failing_store_yields_503_and_no_answer_without_its_entry() {
+    let upstream = TestUpstream::start().await;
+    let (base, _admin, store, stop, server) = start_on_memory_store(&upstream, "").await;
     let infer = format!("{base}/v2/models/scorer/infer");
     let body = r#"{"inputs":"the upstream's answer echoes this"}"#;
 
@@ -82,5 +106,22 @@ async fn a_failing_store_yields_503_and_no_answer_without_its_entry() {
     assert_eq!(again.body, body.as_bytes());
 
     let _ = stop.send(());
-    server.await.unwrap().unwrap();
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn on_failure_serve_serves_unlogged_answers_and_counts_them() {
+    let upstream = TestUpstream::start().await;
+    let (base, admin, store, stop, server) =
+        start_on_memory_store(&upstream, "on_failure = \"serve\"").await;
+    let infer = format!("{base}/v2/models/scorer/infer");
+    store.fail_commits(true);
+    let served = send(Method::POST, &infer, &[], "{\"x\":1}").await;
+    assert_eq!(served.status, 200);
+    assert_eq!(served.body, "{\"x\":1}".as_bytes());
+    let metrics = send(Method::GET, &format!("{admin}/metrics"), &[], "").await;
+    let text = String::from_utf8_lossy(&metrics.body);
+    assert!(text.contains("govgate_unlogged_answers_total 1"), "{text}");
+    let _ = stop.send(());
+    server.await.unwrap();
 }
