@@ -21,53 +21,43 @@ struct Cli {
     command: Command,
 }
 
+/// The `--config` option every command that reads a configuration shares.
+#[derive(Debug, clap::Args)]
+struct ConfigFile {
+    /// Configuration file.
+    #[arg(
+        long = "config",
+        short = 'c',
+        value_name = "FILE",
+        env = "GOVGATE_CONFIG",
+        default_value = "config/govgate.toml"
+    )]
+    path: PathBuf,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the gateway.
     Serve {
-        /// Configuration file.
-        #[arg(
-            long,
-            short,
-            env = "GOVGATE_CONFIG",
-            default_value = "config/govgate.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigFile,
     },
     /// Check a configuration file and print what it declares.
     CheckConfig {
-        /// Configuration file.
-        #[arg(
-            long,
-            short,
-            env = "GOVGATE_CONFIG",
-            default_value = "config/govgate.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigFile,
     },
     /// Start the gateway with built-in sample models and print commands to try.
     Demo(demo::DemoArgs),
     /// Verify the whole ledger of a (stopped) gateway: chain, tree, checkpoints.
     Verify {
-        /// Configuration file (its data directory and ledger key are used).
-        #[arg(
-            long,
-            short,
-            env = "GOVGATE_CONFIG",
-            default_value = "config/govgate.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigFile,
     },
     /// Export an audit bundle from a (stopped) gateway's ledger.
     Export {
-        /// Configuration file (its data directory and ledger key are used).
-        #[arg(
-            long,
-            short,
-            env = "GOVGATE_CONFIG",
-            default_value = "config/govgate.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigFile,
         /// New directory to write the bundle into.
         #[arg(long)]
         out: PathBuf,
@@ -84,14 +74,8 @@ enum Command {
     /// Erase a decision's payload (salts and captured bodies) from a
     /// (stopped) gateway's ledger, recording the erasure as an entry.
     Erase {
-        /// Configuration file (its data directory and ledger key are used).
-        #[arg(
-            long,
-            short,
-            env = "GOVGATE_CONFIG",
-            default_value = "config/govgate.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigFile,
         /// The decision id.
         #[arg(long)]
         decision: String,
@@ -102,14 +86,8 @@ enum Command {
     /// Print a proof from a (stopped) gateway's ledger: a decision's receipt
     /// (C2SP tlog-proof), or a consistency proof between two tree sizes.
     Proof {
-        /// Configuration file (its data directory and ledger key are used).
-        #[arg(
-            long,
-            short,
-            env = "GOVGATE_CONFIG",
-            default_value = "config/govgate.toml"
-        )]
-        config: PathBuf,
+        #[command(flatten)]
+        config: ConfigFile,
         /// The decision whose receipt to print.
         #[arg(long, conflicts_with_all = ["old", "new"])]
         decision: Option<String>,
@@ -137,28 +115,28 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let result = match cli.command {
-        Command::CheckConfig { config } => return check_config(&config),
-        Command::Serve { config } => serve(&config),
+        Command::CheckConfig { config } => return check_config(&config.path),
+        Command::Serve { config } => serve(&config.path),
         Command::Demo(args) => demo::run(args),
-        Command::Verify { config } => return verify(&config),
+        Command::Verify { config } => return verify(&config.path),
         Command::Proof {
             config,
             decision,
             old,
             new,
-        } => proof(&config, decision.as_deref(), old.zip(new)),
+        } => proof(&config.path, decision.as_deref(), old.zip(new)),
         Command::Erase {
             config,
             decision,
             reason,
-        } => erase(&config, &decision, &reason),
+        } => erase(&config.path, &decision, &reason),
         Command::Export {
             config,
             out,
             from,
             to,
             payloads,
-        } => export(&config, &out, from, to, payloads),
+        } => export(&config.path, &out, from, to, payloads),
         Command::Keygen { out, origin } => keys::generate(&out, &origin).map(|(pem, vkey)| {
             print_out(&format!(
                 "wrote {} (keep it secret; mode 0600)\npublic key:\n{pem}\n\

@@ -24,12 +24,7 @@ async fn start_on_memory_store(
     tokio::task::JoinHandle<()>,
 ) {
     let dir = tempfile::tempdir().unwrap();
-    let keygen = std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
-        .args(["keygen", "--origin", "test.example/failclosed", "--out"])
-        .arg(dir.path().join("k.key"))
-        .output()
-        .unwrap();
-    assert!(keygen.status.success());
+    crate::support::gateway::keygen(&dir.path().join("k.key"), "test.example/failclosed");
     let text = format!(
         "[server]\npublic_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\
          [ledger]\norigin = \"test.example/failclosed\"\nkey_file = \"k.key\"\n{ledger_extra}\n{}",

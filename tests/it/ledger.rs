@@ -83,20 +83,7 @@ async fn check_whole_log(gateway: &Gateway) -> Vec<serde_json::Value> {
         frontier.push(leaf_hash(line));
         entries.push(entry);
     }
-    let note = send(
-        Method::GET,
-        &format!("{}/ledger/checkpoint", gateway.admin),
-        &[],
-        "",
-    )
-    .await;
-    let verifier = NoteVerifier::parse(&gateway.vkey).unwrap();
-    let checkpoint = Checkpoint::parse(
-        verifier
-            .open(std::str::from_utf8(&note.body).unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    let checkpoint = gateway.checkpoint().await;
     assert_eq!(checkpoint.size, lines.len() as u64);
     assert_eq!(
         checkpoint.root,
@@ -225,80 +212,6 @@ async fn sigkill_under_load_loses_no_acknowledged_decision() {
     .await;
     check_receipt(&gateway, &reply.decision_id()).await;
     check_whole_log(&gateway).await;
-}
-
-#[tokio::test]
-async fn govgate_verify_checks_a_stopped_gateways_ledger_and_names_a_foreign_key() {
-    let upstream = TestUpstream::start().await;
-    let mut gateway = Gateway::start(&models(&upstream.url())).await;
-    for _ in 0..5 {
-        send(
-            Method::POST,
-            &gateway.url("/v2/models/scorer/infer"),
-            &[],
-            "{}",
-        )
-        .await;
-    }
-    let config = gateway.dir.path().join("govgate.toml");
-    let busy = std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
-        .env("TEST_UPSTREAM_KEY", "test-secret")
-        .arg("verify")
-        .arg("--config")
-        .arg(&config)
-        .output()
-        .unwrap();
-    assert_eq!(
-        busy.status.code(),
-        Some(2),
-        "the running gateway holds the store"
-    );
-    assert!(String::from_utf8_lossy(&busy.stderr).contains("still running"));
-    gateway.stop().await;
-
-    let verify = |config: &std::path::Path| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
-            .env("TEST_UPSTREAM_KEY", "test-secret")
-            .arg("verify")
-            .arg("--config")
-            .arg(config)
-            .output()
-            .unwrap()
-    };
-    let ok = verify(&config);
-    let stdout = String::from_utf8_lossy(&ok.stdout);
-    assert!(
-        ok.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
-    assert!(stdout.contains("ledger ok: 7 entries"), "{stdout}");
-
-    // The same store checked with another key: the first checkpoint is not ours.
-    let other_key = gateway.dir.path().join("other.key");
-    let keygen = std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
-        .args([
-            "keygen",
-            "--origin",
-            crate::support::gateway::TEST_ORIGIN,
-            "--out",
-        ])
-        .arg(&other_key)
-        .output()
-        .unwrap();
-    assert!(keygen.status.success());
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace("test.key", "other.key");
-    let other_config = gateway.dir.path().join("other.toml");
-    std::fs::write(&other_config, text).unwrap();
-    let refused = verify(&other_config);
-    assert_eq!(refused.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&refused.stderr);
-    assert!(
-        stderr.contains("first bad seq 0") && stderr.contains("no signature by key"),
-        "{stderr}"
-    );
 }
 
 /// Runs the independent Python verifier (tools/govgate_verify.py).
@@ -444,6 +357,82 @@ async fn the_independent_python_verifier_accepts_real_logs_and_receipts_and_reje
     );
 }
 
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+#[tokio::test]
+async fn govgate_verify_checks_a_stopped_gateways_ledger_and_names_a_foreign_key() {
+    let upstream = TestUpstream::start().await;
+    let mut gateway = Gateway::start(&models(&upstream.url())).await;
+    for _ in 0..5 {
+        send(
+            Method::POST,
+            &gateway.url("/v2/models/scorer/infer"),
+            &[],
+            "{}",
+        )
+        .await;
+    }
+    let busy = gateway.cli(&["verify"]);
+    assert_eq!(
+        busy.status.code(),
+        Some(2),
+        "the running gateway holds the store"
+    );
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("still running"));
+    gateway.stop().await;
+
+    let ok = gateway.cli(&["verify"]);
+    let stdout = String::from_utf8_lossy(&ok.stdout);
+    assert!(
+        ok.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(stdout.contains("ledger ok: 7 entries"), "{stdout}");
+
+    // The same store checked with another key: the first checkpoint is not ours.
+    let other = gateway.config_with_new_key("other");
+    let refused = gateway.cli_with(&other, &["verify"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("first bad seq 0") && stderr.contains("no signature by key"),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn start_up_refuses_a_store_that_does_not_match_its_key_naming_the_seq() {
+    let upstream = TestUpstream::start().await;
+    let mut gateway = Gateway::start(&models(&upstream.url())).await;
+    send(
+        Method::POST,
+        &gateway.url("/v2/models/scorer/infer"),
+        &[],
+        "{}",
+    )
+    .await;
+    gateway.stop().await;
+    // Same store, another signing key: the latest checkpoint is not ours.
+    let impostor = gateway.config_with_new_key("impostor");
+    let started = gateway.cli_with(&impostor, &["serve"]);
+    let stderr = String::from_utf8_lossy(&started.stderr);
+    assert!(!started.status.success(), "refused to start");
+    assert!(
+        stderr.contains("does not verify at seq 2") && stderr.contains("latest checkpoint"),
+        "{stderr}"
+    );
+    assert!(!String::from_utf8_lossy(&started.stdout).contains("ready"));
+}
+
+/// `bundle --vkey VKEY DIR` for the independent verifier.
+fn bundle_args(vkey: &str, dir: &std::path::Path) -> Vec<std::ffi::OsString> {
+    vec!["bundle".into(), "--vkey".into(), vkey.into(), dir.into()]
+}
+
 #[tokio::test]
 async fn exported_bundles_verify_independently_whole_and_in_part() {
     let upstream = TestUpstream::start().await;
@@ -459,23 +448,10 @@ async fn exported_bundles_verify_independently_whole_and_in_part() {
         .await;
     }
     gateway.stop().await;
-    let config = gateway.dir.path().join("govgate.toml");
-    let export = |out: &std::path::Path, extra: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
-            .env("TEST_UPSTREAM_KEY", "test-secret")
-            .arg("export")
-            .arg("--config")
-            .arg(&config)
-            .arg("--out")
-            .arg(out)
-            .args(extra)
-            .output()
-            .unwrap()
-    };
     let bundles = tempfile::tempdir().unwrap();
-    let whole = bundles.path().join("whole");
-    let part = bundles.path().join("part");
-    let done = export(&whole, &["--payloads"]);
+    let (whole, part) = (bundles.path().join("whole"), bundles.path().join("part"));
+    let (whole_arg, part_arg) = (whole.to_str().unwrap(), part.to_str().unwrap());
+    let done = gateway.cli(&["export", "--payloads", "--out", whole_arg]);
     assert!(
         done.status.success(),
         "{}",
@@ -483,10 +459,22 @@ async fn exported_bundles_verify_independently_whole_and_in_part() {
     );
     assert!(String::from_utf8_lossy(&done.stdout).contains("entries 0..14, 12 payloads"));
     assert!(
-        !export(&whole, &[]).status.success(),
+        !gateway
+            .cli(&["export", "--out", whole_arg])
+            .status
+            .success(),
         "never writes into an existing directory"
     );
-    let done = export(&part, &["--from", "5", "--to", "9", "--payloads"]);
+    let done = gateway.cli(&[
+        "export",
+        "--from",
+        "5",
+        "--to",
+        "9",
+        "--payloads",
+        "--out",
+        part_arg,
+    ]);
     assert!(
         done.status.success(),
         "{}",
@@ -500,12 +488,8 @@ async fn exported_bundles_verify_independently_whole_and_in_part() {
         2,
         "5 = 4 + 1: two subtrees left of the range"
     );
-
-    let vkey = std::ffi::OsString::from(&gateway.vkey);
-    let bundle_args =
-        |dir: &std::path::Path| vec!["bundle".into(), "--vkey".into(), vkey.clone(), dir.into()];
     for dir in [&whole, &part] {
-        let checked = python_verify(&bundle_args(dir));
+        let checked = python_verify(&bundle_args(&gateway.vkey, dir));
         assert!(
             checked.status.success(),
             "{}{}",
@@ -524,16 +508,11 @@ async fn exported_bundles_verify_independently_whole_and_in_part() {
     lines[3]["request"] = serde_json::Value::String(base64_of(b"{\"inputs\":[]}"));
     let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
     std::fs::write(whole.join("payloads.jsonl"), text).unwrap();
-    let rejected = python_verify(&bundle_args(&whole));
+    let rejected = python_verify(&bundle_args(&gateway.vkey, &whole));
     let said = String::from_utf8_lossy(&rejected.stdout).into_owned()
         + &String::from_utf8_lossy(&rejected.stderr);
     assert_eq!(rejected.status.code(), Some(1), "{said}");
     assert!(said.contains(&format!("seq {seq}")), "{said}");
-}
-
-fn base64_of(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 #[tokio::test]
@@ -555,17 +534,8 @@ async fn erase_removes_the_payload_logs_the_erasure_and_everything_still_verifie
     )
     .await;
     gateway.stop().await;
-    let run = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
-            .env("TEST_UPSTREAM_KEY", "test-secret")
-            .args(args)
-            .arg("--config")
-            .arg(gateway.dir.path().join("govgate.toml"))
-            .output()
-            .unwrap()
-    };
     let id = secret.decision_id();
-    let erased = run(&[
+    let erased = gateway.cli(&[
         "erase",
         "--decision",
         &id,
@@ -578,7 +548,7 @@ async fn erase_removes_the_payload_logs_the_erasure_and_everything_still_verifie
         String::from_utf8_lossy(&erased.stderr)
     );
     assert!(String::from_utf8_lossy(&erased.stdout).contains("payload erased"));
-    let verified = run(&["verify"]);
+    let verified = gateway.cli(&["verify"]);
     assert!(
         verified.status.success(),
         "{}",
@@ -586,7 +556,7 @@ async fn erase_removes_the_payload_logs_the_erasure_and_everything_still_verifie
     );
 
     let out = gateway.dir.path().join("bundle");
-    let exported = run(&["export", "--payloads", "--out", out.to_str().unwrap()]);
+    let exported = gateway.cli(&["export", "--payloads", "--out", out.to_str().unwrap()]);
     assert!(
         exported.status.success(),
         "{}",
@@ -608,58 +578,12 @@ async fn erase_removes_the_payload_logs_the_erasure_and_everything_still_verifie
     assert_eq!(last["decision_id"], id.as_str());
     assert_eq!(last["reason"], "data subject request DSR-17");
     assert!(entries.contains(&kept.decision_id()));
-    let vkey = std::ffi::OsString::from(&gateway.vkey);
-    let checked = python_verify(&["bundle".into(), "--vkey".into(), vkey, out.into()]);
+    let checked = python_verify(&bundle_args(&gateway.vkey, &out));
     assert!(
         checked.status.success(),
         "{}",
         String::from_utf8_lossy(&checked.stdout)
     );
-}
-
-#[tokio::test]
-async fn start_up_refuses_a_store_that_does_not_match_its_key_naming_the_seq() {
-    let upstream = TestUpstream::start().await;
-    let mut gateway = Gateway::start(&models(&upstream.url())).await;
-    send(
-        Method::POST,
-        &gateway.url("/v2/models/scorer/infer"),
-        &[],
-        "{}",
-    )
-    .await;
-    gateway.stop().await;
-    // Same store, another signing key: the latest checkpoint is not ours.
-    let dir = gateway.dir.path();
-    let keygen = std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
-        .args([
-            "keygen",
-            "--origin",
-            crate::support::gateway::TEST_ORIGIN,
-            "--out",
-        ])
-        .arg(dir.join("impostor.key"))
-        .output()
-        .unwrap();
-    assert!(keygen.status.success());
-    let config = std::fs::read_to_string(dir.join("govgate.toml"))
-        .unwrap()
-        .replace("test.key", "impostor.key");
-    std::fs::write(dir.join("impostor.toml"), config).unwrap();
-    let started = std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
-        .env("TEST_UPSTREAM_KEY", "test-secret")
-        .arg("serve")
-        .arg("--config")
-        .arg(dir.join("impostor.toml"))
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&started.stderr);
-    assert!(!started.status.success(), "refused to start");
-    assert!(
-        stderr.contains("does not verify at seq 2") && stderr.contains("latest checkpoint"),
-        "{stderr}"
-    );
-    assert!(!String::from_utf8_lossy(&started.stdout).contains("ready"));
 }
 
 #[tokio::test]
@@ -691,31 +615,9 @@ async fn govgate_proof_prints_the_served_receipt_and_consistency_proofs_that_ver
         )
         .await;
     }
-    let note = send(
-        Method::GET,
-        &format!("{}/ledger/checkpoint", gateway.admin),
-        &[],
-        "",
-    )
-    .await;
-    let verifier = NoteVerifier::parse(&gateway.vkey).unwrap();
-    let new = Checkpoint::parse(
-        verifier
-            .open(std::str::from_utf8(&note.body).unwrap())
-            .unwrap(),
-    )
-    .unwrap();
+    let new = gateway.checkpoint().await;
     gateway.stop().await;
-    let run = |args: &[String]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
-            .env("TEST_UPSTREAM_KEY", "test-secret")
-            .args(args)
-            .arg("--config")
-            .arg(gateway.dir.path().join("govgate.toml"))
-            .output()
-            .unwrap()
-    };
-    let printed = run(&["proof".into(), "--decision".into(), id.clone()]);
+    let printed = gateway.cli(&["proof", "--decision", &id]);
     assert!(
         printed.status.success(),
         "{}",
@@ -727,13 +629,8 @@ async fn govgate_proof_prints_the_served_receipt_and_consistency_proofs_that_ver
         "the same receipt, offline"
     );
 
-    let printed = run(&[
-        "proof".into(),
-        "--old".into(),
-        old.size.to_string(),
-        "--new".into(),
-        new.size.to_string(),
-    ]);
+    let (old_size, new_size) = (old.size.to_string(), new.size.to_string());
+    let printed = gateway.cli(&["proof", "--old", &old_size, "--new", &new_size]);
     assert!(
         printed.status.success(),
         "{}",
@@ -755,14 +652,9 @@ async fn govgate_proof_prints_the_served_receipt_and_consistency_proofs_that_ver
         old.size, new.size, &old.root, &new.root, &proof
     ));
     assert!(
-        !run(&[
-            "proof".into(),
-            "--old".into(),
-            "1".into(),
-            "--new".into(),
-            "999".into()
-        ])
-        .status
-        .success()
+        !gateway
+            .cli(&["proof", "--old", "1", "--new", "999"])
+            .status
+            .success()
     );
 }

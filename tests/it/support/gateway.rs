@@ -158,6 +158,76 @@ impl Gateway {
     }
 }
 
+/// Runs `govgate keygen`; returns the verifier key it prints.
+pub fn keygen(out: &Path, origin: &str) -> String {
+    let keygen = std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
+        .args(["keygen", "--origin", origin, "--out"])
+        .arg(out)
+        .output()
+        .unwrap();
+    assert!(
+        keygen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&keygen.stderr)
+    );
+    String::from_utf8(keygen.stdout)
+        .unwrap()
+        .lines()
+        .find(|line| line.starts_with(origin))
+        .expect("keygen prints the verifier key")
+        .to_owned()
+}
+
+impl Gateway {
+    /// Runs `govgate ARGS --config FILE`, FILE being `config` in the
+    /// gateway's directory (its own is `govgate.toml`).
+    pub fn cli_with(&self, config: &str, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
+            .env("TEST_UPSTREAM_KEY", "test-secret")
+            .args(args)
+            .arg("--config")
+            .arg(self.dir.path().join(config))
+            .output()
+            .unwrap()
+    }
+
+    /// Runs `govgate ARGS` with the gateway's own config.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        self.cli_with("govgate.toml", args)
+    }
+
+    /// Writes `NAME.toml`: the gateway's config with a new signing key
+    /// `NAME.key` for the same origin. Returns the config's file name.
+    pub fn config_with_new_key(&self, name: &str) -> String {
+        keygen(&self.dir.path().join(format!("{name}.key")), TEST_ORIGIN);
+        let text = std::fs::read_to_string(self.dir.path().join("govgate.toml"))
+            .unwrap()
+            .replace("\"test.key\"", &format!("\"{name}.key\""));
+        let file = format!("{name}.toml");
+        std::fs::write(self.dir.path().join(&file), text).unwrap();
+        file
+    }
+
+    /// The latest checkpoint from the admin port, opened with the gateway's key.
+    pub async fn checkpoint(&self) -> govgate::ledger::checkpoint::Checkpoint {
+        use govgate::ledger::checkpoint::{Checkpoint, NoteVerifier};
+        let note = crate::support::send(
+            http::Method::GET,
+            &format!("{}/ledger/checkpoint", self.admin),
+            &[],
+            "",
+        )
+        .await;
+        let verifier = NoteVerifier::parse(&self.vkey).unwrap();
+        Checkpoint::parse(
+            verifier
+                .open(std::str::from_utf8(&note.body).unwrap())
+                .unwrap(),
+        )
+        .unwrap()
+    }
+}
+
 fn spawn(dir: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_govgate"))
         .arg("serve")
