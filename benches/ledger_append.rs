@@ -59,6 +59,7 @@ fn ledger(c: &mut Criterion) {
             signer: NoteSigner::new(origin, ed25519_dalek::SigningKey::from_bytes(&[5; 32]))
                 .unwrap(),
             payload_mode: PayloadMode::Full,
+            entry_signatures: govgate::decision::EntrySignatures::Off,
             queue_len: 4 * BATCH,
             max_batch: BATCH,
             metrics: LedgerMetrics::new().unwrap(),

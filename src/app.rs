@@ -90,6 +90,7 @@ impl App {
                 origin: config.ledger.origin.clone(),
                 signer,
                 payload_mode: config.ledger.payload_mode,
+                entry_signatures: config.ledger.entry_signatures,
                 queue_len: config.ledger.queue_len,
                 max_batch: config.ledger.max_batch,
                 metrics: ledger_metrics,

@@ -254,6 +254,7 @@ fn erase(path: &std::path::Path, decision: &str, reason: &str) -> anyhow::Result
             )
             .map_err(|err| anyhow::anyhow!("ledger.origin: {err}"))?,
             payload_mode: config.ledger.payload_mode,
+            entry_signatures: config.ledger.entry_signatures,
             queue_len: 1,
             max_batch: 1,
             metrics: crate::ledger::metrics::LedgerMetrics::new()?,

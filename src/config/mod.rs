@@ -109,6 +109,8 @@ pub struct LedgerConfig {
     pub max_batch: usize,
     /// What the gateway does when the ledger cannot record a decision.
     pub on_failure: OnLedgerFailure,
+    /// Whether every entry is signed on its own too (besides the checkpoints).
+    pub entry_signatures: crate::decision::EntrySignatures,
 }
 
 /// What the gateway does with an answer whose decision the ledger could
@@ -131,6 +133,7 @@ impl fmt::Debug for LedgerConfig {
             .field("queue_len", &self.queue_len)
             .field("max_batch", &self.max_batch)
             .field("on_failure", &self.on_failure)
+            .field("entry_signatures", &self.entry_signatures)
             .finish()
     }
 }

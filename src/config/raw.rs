@@ -35,6 +35,12 @@ pub(crate) struct RawLedger {
     pub(crate) max_batch: u64,
     #[serde(default = "default_on_failure")]
     pub(crate) on_failure: String,
+    #[serde(default = "default_entry_signatures")]
+    pub(crate) entry_signatures: String,
+}
+
+fn default_entry_signatures() -> String {
+    "off".to_owned()
 }
 
 fn default_on_failure() -> String {

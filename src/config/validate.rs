@@ -5,7 +5,7 @@ use super::{
     Config, ConfigError, Credential, LedgerConfig, Limits, ModelConfig, OnLedgerFailure,
     ServerConfig, Timeouts, UpstreamTls, UpstreamUrl, VersionConfig,
 };
-use crate::decision::{PayloadMode, Protocol};
+use crate::decision::{EntrySignatures, PayloadMode, Protocol};
 use http::{HeaderName, HeaderValue};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -231,6 +231,16 @@ fn check_ledger(
         payload_mode,
         queue_len: positive(checker, "ledger.queue_len", raw.queue_len)?,
         max_batch: positive(checker, "ledger.max_batch", raw.max_batch)?,
+        entry_signatures: match raw.entry_signatures.as_str() {
+            "off" => EntrySignatures::Off,
+            "on" => EntrySignatures::On,
+            other => {
+                return Err(checker.error(
+                    "ledger.entry_signatures",
+                    format!("unknown value `{other}`; expected `off` (the default) or `on`"),
+                ));
+            }
+        },
         on_failure: match raw.on_failure.as_str() {
             "refuse" => OnLedgerFailure::Refuse,
             "serve" => OnLedgerFailure::Serve,

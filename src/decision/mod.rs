@@ -134,6 +134,17 @@ impl PayloadMode {
     }
 }
 
+/// Whether the ledger signs every entry on its own, besides the signed
+/// checkpoint that covers each batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EntrySignatures {
+    /// Checkpoints only (the default).
+    #[default]
+    Off,
+    /// Every entry gets its own Ed25519 signature too.
+    On,
+}
+
 /// Timings of one request, in microseconds since it was received.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Timings {

@@ -95,6 +95,13 @@ impl NoteSigner {
         }
     }
 
+    /// Signs an entry on its own (see `entry::entry_signature_message`).
+    pub fn sign_entry(&self, canonical: &[u8]) -> [u8; 64] {
+        self.key
+            .sign(&super::entry::entry_signature_message(canonical))
+            .to_bytes()
+    }
+
     /// Signs `body` (which must end with a newline) and returns the whole note.
     pub fn sign(&self, body: &str) -> Result<String, NoteError> {
         if !body.ends_with('\n') || body.ends_with("\n\n") {
@@ -177,6 +184,14 @@ impl NoteVerifier {
     /// The key name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Whether `signature` is this key's per-entry signature of `canonical`.
+    pub fn verify_entry(&self, canonical: &[u8], signature: &[u8; 64]) -> bool {
+        let message = super::entry::entry_signature_message(canonical);
+        self.key
+            .verify(&message, &Signature::from_bytes(signature))
+            .is_ok()
     }
 
     /// Verifies `note` and returns its body. Signature lines from other

@@ -74,6 +74,19 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// Domain separation of per-entry signatures: no checkpoint body (which
+/// starts with the origin) or other message can be mistaken for one.
+pub const ENTRY_SIGNATURE_CONTEXT: &[u8] = b"govgate-entry-signature/v1\n";
+
+/// The bytes a per-entry signature covers: the context line, then the
+/// entry's canonical bytes.
+pub fn entry_signature_message(canonical: &[u8]) -> Vec<u8> {
+    let mut message = Vec::with_capacity(ENTRY_SIGNATURE_CONTEXT.len() + canonical.len());
+    message.extend_from_slice(ENTRY_SIGNATURE_CONTEXT);
+    message.extend_from_slice(canonical);
+    message
+}
+
 /// `BLAKE3(salt || bytes)`: a commitment that reveals nothing about the
 /// bytes without the salt.
 pub fn commitment(salt: &[u8; 32], bytes: &[u8]) -> [u8; 32] {

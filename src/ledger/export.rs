@@ -84,8 +84,21 @@ pub fn export_bundle(
     } else {
         None
     };
+    let signatures_path = out.join("signatures.jsonl");
+    let mut signatures: Option<std::io::BufWriter<std::fs::File>> = None;
     let mut payload_count = 0u64;
     for seq in from..to {
+        if let Some(signature) = store.entry_signature(seq)? {
+            if signatures.is_none() {
+                let file = std::fs::File::create(&signatures_path)
+                    .map_err(write_error(&signatures_path))?;
+                signatures = Some(std::io::BufWriter::new(file));
+            }
+            if let Some(out) = signatures.as_mut() {
+                let line = serde_json::json!({ "seq": seq, "signature": BASE64.encode(signature) });
+                writeln!(out, "{line}").map_err(write_error(&signatures_path))?;
+            }
+        }
         let entry = store
             .entry(seq)?
             .ok_or_else(|| StoreError::Corrupt(format!("entry {seq} missing")))?;
@@ -107,6 +120,9 @@ pub fn export_bundle(
     entries.flush().map_err(write_error(&entries_path))?;
     if let Some(mut out) = payloads {
         out.flush().map_err(write_error(&payloads_path))?;
+    }
+    if let Some(mut out) = signatures {
+        out.flush().map_err(write_error(&signatures_path))?;
     }
     let checkpoint_path = out.join("checkpoint.txt");
     std::fs::write(&checkpoint_path, note).map_err(write_error(&checkpoint_path))?;

@@ -15,6 +15,7 @@ struct Tables {
     checkpoints: BTreeMap<u64, String>,
     decisions: BTreeMap<[u8; 16], u64>,
     payloads: BTreeMap<u64, Vec<u8>>,
+    signatures: BTreeMap<u64, [u8; 64]>,
 }
 
 /// The in-memory store.
@@ -47,6 +48,11 @@ impl MemStore {
             ..
         } = &mut *tables;
         edit(entries, checkpoints);
+    }
+
+    /// Replaces the per-entry signature of `seq` (for tamper tests).
+    pub fn tamper_entry_signature(&self, seq: u64, signature: [u8; 64]) {
+        self.lock().signatures.insert(seq, signature);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
@@ -86,6 +92,9 @@ impl LedgerStore for MemStore {
         }
         for (seq, payload) in &batch.payloads {
             tables.payloads.insert(*seq, payload.clone());
+        }
+        for ((seq, _), signature) in batch.entries.iter().zip(&batch.signatures) {
+            tables.signatures.insert(*seq, *signature);
         }
         Ok(())
     }
@@ -131,5 +140,9 @@ impl LedgerStore for MemStore {
 
     fn payload(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.lock().payloads.get(&seq).cloned())
+    }
+
+    fn entry_signature(&self, seq: u64) -> Result<Option<[u8; 64]>, StoreError> {
+        Ok(self.lock().signatures.get(&seq).copied())
     }
 }

@@ -90,12 +90,14 @@ fn store_failure(err: StoreError) -> Response {
     )
 }
 
-/// Public routes: `GET /govgate/receipts/{id}` (tlog-proof text) and
-/// `GET /govgate/receipts/{id}/entry` (the entry's canonical JSON).
+/// Public routes: `GET /govgate/receipts/{id}` (tlog-proof text),
+/// `GET /govgate/receipts/{id}/entry` (the entry's canonical JSON) and
+/// `GET /govgate/receipts/{id}/signature` (its own signature, if any).
 pub fn public_routes(reader: LedgerReader) -> Router {
     Router::new()
         .route("/govgate/receipts/{id}", get(receipt))
         .route("/govgate/receipts/{id}/entry", get(receipt_entry))
+        .route("/govgate/receipts/{id}/signature", get(receipt_signature))
         .with_state(reader)
 }
 
@@ -147,6 +149,28 @@ async fn receipt_entry(State(reader): State<LedgerReader>, Path(id): Path<String
         )
             .into_response(),
         Err(lookup) => lookup.into_response(),
+    }
+}
+
+/// The entry's own signature (base64), when per-entry signing was on.
+async fn receipt_signature(State(reader): State<LedgerReader>, Path(id): Path<String>) -> Response {
+    let receipt = match find_receipt(&reader, &id) {
+        Ok(receipt) => receipt,
+        Err(lookup) => return lookup.into_response(),
+    };
+    match reader.store.entry_signature(receipt.seq) {
+        Ok(Some(signature)) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("{}\n", BASE64.encode(signature)),
+        )
+            .into_response(),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "no_entry_signature",
+            "this entry has no signature of its own",
+        ),
+        Err(err) => store_failure(err),
     }
 }
 

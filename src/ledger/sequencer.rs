@@ -16,7 +16,9 @@ use super::entry::{EntryBody, Salts, seal};
 use super::metrics::LedgerMetrics;
 use super::store::{CommitBatch, LedgerStore, StoreError, StoreNodes};
 use super::tree::{Frontier, NodeSource, leaf_hash};
-use crate::decision::{Ack, Decision, DecisionSink, PayloadMode, RecordFuture, SinkError};
+use crate::decision::{
+    Ack, Decision, DecisionSink, EntrySignatures, PayloadMode, RecordFuture, SinkError,
+};
 use rand::RngCore;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -49,6 +51,8 @@ pub struct SequencerConfig {
     pub signer: NoteSigner,
     /// What decision entries commit to.
     pub payload_mode: PayloadMode,
+    /// Whether each entry is signed on its own too.
+    pub entry_signatures: EntrySignatures,
     /// Entries that may wait for the writer.
     pub queue_len: usize,
     /// Most entries in one commit.
@@ -284,6 +288,11 @@ fn commit_batch(
             if let (PayloadMode::Full, Some(salts)) = (config.payload_mode, &salts) {
                 batch.payloads.push((seq, payload_record(salts, decision)));
             }
+        }
+        if config.entry_signatures == EntrySignatures::On {
+            batch
+                .signatures
+                .push(config.signer.sign_entry(&sealed.canonical));
         }
         head.prev_hash = sealed.entry_hash;
         head.next_seq += 1;

@@ -12,6 +12,7 @@
 //! | `N` first seq (u64 BE) | the complete-subtree hashes the batch's leaves finished, 32 bytes each, in append order (for each leaf: levels 0, 1, ...) |
 //! | `c` size (u64 BE) | signed checkpoint note (UTF-8) |
 //! | `d` decision id (16 bytes) | seq (u64 BE) |
+//! | `S` first seq (u64 BE) | per-entry signatures, 64 bytes each, when that mode is on |
 //!
 //! Leaf `i` finishes the nodes of levels `0..=trailing_zeros(i + 1)`, so the
 //! leaves `0..n` finish `2n - popcount(n)` nodes in all: that locates any
@@ -70,6 +71,8 @@ pub struct CommitBatch {
     pub decisions: Vec<([u8; 16], u64)>,
     /// `(seq, payload bytes)`: salts and captures, erasable.
     pub payloads: Vec<(u64, Vec<u8>)>,
+    /// One per-entry signature per entry, in order, or none.
+    pub signatures: Vec<[u8; 64]>,
 }
 
 /// What the ledger needs from a storage engine.
@@ -96,6 +99,8 @@ pub trait LedgerStore: Send + Sync + 'static {
     fn decision_seq(&self, id: &[u8; 16]) -> Result<Option<u64>, StoreError>;
     /// The payload of entry `seq`, unless erased.
     fn payload(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The per-entry signature of entry `seq`, if entries were signed then.
+    fn entry_signature(&self, seq: u64) -> Result<Option<[u8; 64]>, StoreError>;
 }
 
 /// Reads nodes through a store for the tree math.
@@ -128,6 +133,7 @@ fn batch_key(table: u8, first_seq: u64) -> [u8; 9] {
 
 const ENTRIES: u8 = b'E';
 const NODES: u8 = b'N';
+const SIGNATURES: u8 = b'S';
 
 /// Nodes finished by leaves `0..n`.
 fn nodes_before(n: u64) -> u64 {
@@ -360,6 +366,14 @@ impl LedgerStore for SledStore {
             .flat_map(|(_, _, hash)| hash.iter().copied())
             .collect();
         main.insert(&batch_key(NODES, *first_seq), nodes);
+        if !batch.signatures.is_empty() {
+            let signatures: Vec<u8> = batch
+                .signatures
+                .iter()
+                .flat_map(|s| s.iter().copied())
+                .collect();
+            main.insert(&batch_key(SIGNATURES, *first_seq), signatures);
+        }
         let (size, note) = &batch.checkpoint;
         main.insert(&checkpoint_key(*size), note.as_bytes());
         for (id, seq) in &batch.decisions {
@@ -443,6 +457,16 @@ impl LedgerStore for SledStore {
         }
     }
 
+    fn entry_signature(&self, seq: u64) -> Result<Option<[u8; 64]>, StoreError> {
+        let Some((first, blob)) = self.batch_holding(SIGNATURES, seq)? else {
+            return Ok(None);
+        };
+        let start = (seq - first) as usize * 64;
+        Ok(blob
+            .get(start..start + 64)
+            .and_then(|s| <[u8; 64]>::try_from(s).ok()))
+    }
+
     fn payload(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
         let Some((first, blob)) = self.payload_batch(seq)? else {
             return Ok(None);
@@ -491,6 +515,7 @@ mod tests {
             origin: origin.into(),
             signer: NoteSigner::new(origin, key.clone()).unwrap(),
             payload_mode: crate::decision::PayloadMode::Full,
+            entry_signatures: crate::decision::EntrySignatures::Off,
             queue_len: 256,
             max_batch,
             metrics: crate::ledger::metrics::LedgerMetrics::new().unwrap(),
@@ -587,6 +612,7 @@ mod payload_tests {
                 origin: origin.into(),
                 signer: NoteSigner::new(origin, key.clone()).unwrap(),
                 payload_mode: PayloadMode::Full,
+                entry_signatures: crate::decision::EntrySignatures::Off,
                 queue_len: 16,
                 max_batch: 16,
                 metrics: crate::ledger::metrics::LedgerMetrics::new().unwrap(),

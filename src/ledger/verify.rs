@@ -77,6 +77,11 @@ pub fn verify_store(
                 "prev_hash does not match the previous entry's hash (chain broken)",
             ));
         }
+        if let Some(signature) = store.entry_signature(seq)? {
+            if !verifier.verify_entry(&bytes, &signature) {
+                return Err(bad(seq, "per-entry signature does not verify"));
+            }
+        }
         prev_hash = hex(blake3::hash(&bytes).as_bytes());
         let leaf = leaf_hash(&bytes);
         for (level, index, hash) in frontier.push(leaf) {

@@ -658,3 +658,59 @@ async fn govgate_proof_prints_the_served_receipt_and_consistency_proofs_that_ver
             .success()
     );
 }
+
+#[tokio::test]
+async fn per_entry_signatures_are_served_exported_and_verified() {
+    let upstream = TestUpstream::start().await;
+    let rest = format!("entry_signatures = \"on\"\n{}", models(&upstream.url()));
+    let mut gateway = Gateway::start(&rest).await;
+    let reply = send(
+        Method::POST,
+        &gateway.url("/v2/models/scorer/infer"),
+        &[],
+        "{}",
+    )
+    .await;
+    let id = reply.decision_id();
+    let signature = send(
+        Method::GET,
+        &gateway.url(&format!("/govgate/receipts/{id}/signature")),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(signature.status, 200);
+    let entry = send(
+        Method::GET,
+        &gateway.url(&format!("/govgate/receipts/{id}/entry")),
+        &[],
+        "",
+    )
+    .await;
+    use base64::Engine;
+    let signature: [u8; 64] = base64::engine::general_purpose::STANDARD
+        .decode(String::from_utf8_lossy(&signature.body).trim())
+        .unwrap()
+        .try_into()
+        .unwrap();
+    let verifier = NoteVerifier::parse(&gateway.vkey).unwrap();
+    assert!(verifier.verify_entry(&entry.body, &signature));
+    let mut altered = entry.body.to_vec();
+    altered[5] ^= 1;
+    assert!(!verifier.verify_entry(&altered, &signature));
+    gateway.stop().await;
+    assert!(gateway.cli(&["verify"]).status.success());
+    let out = gateway.dir.path().join("bundle");
+    assert!(
+        gateway
+            .cli(&["export", "--out", out.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let lines = std::fs::read_to_string(out.join("signatures.jsonl")).unwrap();
+    assert_eq!(
+        lines.lines().count(),
+        3,
+        "gateway_started, the decision and gateway_stopped: every entry signed"
+    );
+}

@@ -1,7 +1,9 @@
 //! Tampering of every kind is detected and the right seq named.
 
 use super::*;
-use crate::decision::{Capture, Decision, DecisionId, Outcome, PayloadMode, Route, Timings};
+use crate::decision::{
+    Capture, Decision, DecisionId, EntrySignatures, Outcome, PayloadMode, Route, Timings,
+};
 use crate::ledger::checkpoint::NoteSigner;
 use crate::ledger::entry::EntryBody;
 use crate::ledger::memstore::MemStore;
@@ -30,6 +32,14 @@ fn decision() -> Decision {
 
 /// A store with `batches` commits of 3 decisions each, written by the real sequencer.
 async fn ledger_with(key: [u8; 32], batches: usize) -> Arc<MemStore> {
+    ledger_signing(key, batches, EntrySignatures::Off).await
+}
+
+async fn ledger_signing(
+    key: [u8; 32],
+    batches: usize,
+    entry_signatures: EntrySignatures,
+) -> Arc<MemStore> {
     let store = Arc::new(MemStore::new());
     let (ledger, writer) = Ledger::open(
         store.clone(),
@@ -37,6 +47,7 @@ async fn ledger_with(key: [u8; 32], batches: usize) -> Arc<MemStore> {
             origin: ORIGIN.into(),
             signer: NoteSigner::new(ORIGIN, SigningKey::from_bytes(&key)).unwrap(),
             payload_mode: PayloadMode::Full,
+            entry_signatures,
             queue_len: 64,
             max_batch: 3,
             metrics: crate::ledger::metrics::LedgerMetrics::new().unwrap(),
@@ -158,6 +169,7 @@ async fn a_failing_store_acknowledges_nothing_and_recovers() {
             origin: ORIGIN.into(),
             signer: NoteSigner::new(ORIGIN, SigningKey::from_bytes(&[1; 32])).unwrap(),
             payload_mode: PayloadMode::Full,
+            entry_signatures: crate::decision::EntrySignatures::Off,
             queue_len: 8,
             max_batch: 8,
             metrics: crate::ledger::metrics::LedgerMetrics::new().unwrap(),
@@ -187,4 +199,23 @@ async fn a_failing_store_acknowledges_nothing_and_recovers() {
         .await
         .unwrap();
     verify_store(store.as_ref(), &verifier([1; 32])).unwrap();
+}
+
+#[tokio::test]
+async fn per_entry_signatures_verify_and_a_moved_one_is_named() {
+    let store = ledger_signing([1; 32], 3, EntrySignatures::On).await;
+    verify_store(store.as_ref(), &verifier([1; 32])).unwrap();
+    for seq in 0..9 {
+        let signature = store
+            .entry_signature(seq)
+            .unwrap()
+            .expect("every entry signed");
+        assert!(verifier([1; 32]).verify_entry(&store.entry(seq).unwrap().unwrap(), &signature));
+        assert!(!verifier([2; 32]).verify_entry(&store.entry(seq).unwrap().unwrap(), &signature));
+    }
+    let other = store.entry_signature(4).unwrap().unwrap();
+    store.tamper_entry_signature(5, other);
+    let (seq, reason) = first_bad(&store, [1; 32]);
+    assert_eq!(seq, 5);
+    assert!(reason.contains("per-entry signature"), "{reason}");
 }
