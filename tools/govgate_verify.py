@@ -12,12 +12,14 @@ It checks, from the published formats alone:
     with Ed25519, against a signed-note verifier key (vkey);
   * receipts in the C2SP tlog-proof form (c2sp.org/tlog-proof@v1);
   * export bundles (govgate export): entries from..to continued from the
-    prefix subtrees to the signed root, and payloads against their
-    BLAKE3 commitments.
+    prefix subtrees to the signed root, payloads against their BLAKE3
+    commitments, and per-entry signatures (signatures.jsonl);
+  * per-entry Ed25519 signatures over "govgate-entry-signature/v1" LF ||
+    the entry's canonical bytes (ledger.entry_signatures = "on").
 
 Commands (exit 0: everything verifies, 1: something does not, 2: usage):
 
-  govgate_verify.py receipt --vkey VKEY --entry ENTRY_FILE --proof PROOF_FILE
+  govgate_verify.py receipt --vkey VKEY --entry ENTRY_FILE --proof PROOF_FILE [--signature FILE]
   govgate_verify.py log --vkey VKEY --entries ENTRIES_JSONL --checkpoint FILE
   govgate_verify.py bundle --vkey VKEY DIR
   govgate_verify.py selftest [--vectors DIR]
@@ -679,6 +681,15 @@ def check_entry_fields(entry) -> str | None:
     return None
 
 
+def _seq_of(raw: bytes) -> int | None:
+    """Best-effort seq of an entry (for naming it in a problem); None if unreadable."""
+    try:
+        value = parse_json(raw)
+    except VerifyError:
+        return None
+    return entry_int(value.get("seq")) if isinstance(value, dict) else None
+
+
 def _prev_hash_of(raw: bytes) -> str | None:
     """Best-effort prev_hash of a line (for locating a chain break); None if unreadable."""
     try:
@@ -753,6 +764,58 @@ def split_jsonl(data: bytes) -> list:
 
 
 # ---------------------------------------------------------------------------
+# Per-entry signatures (docs/audit-format.md section 10)
+# ---------------------------------------------------------------------------
+
+ENTRY_SIGNATURE_CONTEXT = b"govgate-entry-signature/v1\n"
+
+
+def entry_signature_message(entry_bytes: bytes) -> bytes:
+    """What a per-entry signature covers: the context line, then the entry's canonical bytes."""
+    return ENTRY_SIGNATURE_CONTEXT + entry_bytes
+
+
+def decode_entry_signature(text: str, what: str = "signature") -> bytes:
+    """A per-entry signature: canonical standard base64 of exactly 64 bytes."""
+    raw = b64decode_strict(text, what)
+    if len(raw) != 64:
+        raise VerifyError(f"{what} is {len(raw)} bytes, not 64 (an Ed25519 signature)")
+    return raw
+
+
+def entry_signature_verifies(public_key: bytes, entry_bytes: bytes, signature: bytes) -> bool:
+    """Whether `signature` is the Ed25519 signature by `public_key` of entry_signature_message(entry_bytes)."""
+    try:
+        _nacl_signing.VerifyKey(public_key).verify(entry_signature_message(entry_bytes), signature)
+    except (_nacl_exceptions.BadSignatureError, _nacl_exceptions.ValueError, _nacl_exceptions.TypeError):
+        return False
+    return True
+
+
+@dataclass
+class EntrySignature:
+    seq: int
+    signature: bytes
+
+
+def parse_signature_line(raw: bytes) -> EntrySignature:
+    """One line of signatures.jsonl: {"seq":N,"signature":base64 of 64 bytes}."""
+    value = parse_json(raw)
+    if not isinstance(value, dict):
+        raise VerifyError("not a JSON object")
+    missing = [k for k in ("seq", "signature") if k not in value]
+    if missing:
+        raise VerifyError(f"member(s) {', '.join(missing)} missing")
+    seq = entry_int(value["seq"])
+    if seq is None:
+        raise VerifyError("seq is not a non-negative integer")
+    text = value["signature"]
+    if not isinstance(text, str):
+        raise VerifyError(f"seq {seq}: signature is not a base64 string")
+    return EntrySignature(seq, decode_entry_signature(text, f"seq {seq}: signature"))
+
+
+# ---------------------------------------------------------------------------
 # Commands
 # ---------------------------------------------------------------------------
 
@@ -781,15 +844,42 @@ def _report(problems: list, ok_line: str, out=sys.stdout) -> int:
     return EXIT_OK
 
 
-def verify_receipt(vkey: VerifierKey, entry_bytes: bytes, proof_bytes: bytes) -> tuple[list, str]:
-    """Check a receipt; returns (problems, ok_line)."""
+def _receipt_signature_problem(vkey: VerifierKey, entry_bytes: bytes, seq, signature_bytes: bytes) -> str | None:
+    """The problem with a receipt's --signature file (base64 text, one final newline allowed), or None."""
+    if signature_bytes.endswith(b"\n"):
+        signature_bytes = signature_bytes[:-1]
+    try:
+        text = signature_bytes.decode("ascii")
+    except UnicodeDecodeError as err:
+        return f"signature: not base64 text (non-ASCII byte at {err.start})"
+    try:
+        signature = decode_entry_signature(text)
+    except VerifyError as err:
+        return f"signature: {err}"
+    if not entry_signature_verifies(vkey.public_key, entry_bytes, signature):
+        item = f"seq {seq}" if seq is not None else "signature"
+        return f"{item}: per-entry signature does not verify"
+    return None
+
+
+def verify_receipt(
+    vkey: VerifierKey, entry_bytes: bytes, proof_bytes: bytes, signature_bytes: bytes | None = None
+) -> tuple[list, str]:
+    """Check a receipt (and the entry's own signature when given); returns (problems, ok_line)."""
     problems: list = []
     if entry_bytes.endswith(b"\n"):
         entry_bytes = entry_bytes[:-1]  # a file saved with one final newline
     try:
         proof = parse_tlog_proof(proof_bytes)
     except VerifyError as err:
-        return [f"proof: {err}"], ""
+        problems = [f"proof: {err}"]
+        if signature_bytes is not None:
+            # The signature does not depend on the proof: check it anyway.
+            seq = _seq_of(entry_bytes)
+            sig_problem = _receipt_signature_problem(vkey, entry_bytes, seq, signature_bytes)
+            if sig_problem:
+                problems.append(sig_problem)
+        return problems, ""
     checkpoint = open_checkpoint(proof.note, vkey, problems)
     entry = None
     try:
@@ -809,6 +899,10 @@ def verify_receipt(vkey: VerifierKey, entry_bytes: bytes, proof_bytes: bytes) ->
             verify_inclusion(proof.index, checkpoint.size, leaf_hash(entry_bytes), proof.path, checkpoint.root)
         except VerifyError as err:
             problems.append(f"inclusion: {err}")
+    if signature_bytes is not None:
+        sig_problem = _receipt_signature_problem(vkey, entry_bytes, seq, signature_bytes)
+        if sig_problem:
+            problems.append(sig_problem)
     decision = entry.get("decision_id") if isinstance(entry, dict) else None
     ok_line = ""
     if checkpoint is not None:
@@ -816,6 +910,8 @@ def verify_receipt(vkey: VerifierKey, entry_bytes: bytes, proof_bytes: bytes) ->
             f"OK receipt origin={checkpoint.origin} size={checkpoint.size} seq={seq} "
             f"decision_id={decision if decision is not None else '-'}"
         )
+        if signature_bytes is not None:
+            ok_line += " signature=ok"
     return problems, ok_line
 
 
@@ -1122,7 +1218,8 @@ def cmd_receipt(args) -> int:
     vkey = _read_vkey(args.vkey)
     entry_bytes = _read(args.entry)
     proof_bytes = _read(args.proof)
-    problems, ok_line = verify_receipt(vkey, entry_bytes, proof_bytes)
+    signature_bytes = _read(args.signature) if args.signature is not None else None
+    problems, ok_line = verify_receipt(vkey, entry_bytes, proof_bytes, signature_bytes)
     return _report(problems, ok_line)
 
 
@@ -1360,6 +1457,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vkey", required=True, help=vkey_help)
     p.add_argument("--entry", required=True, help="the entry's canonical JSON bytes")
     p.add_argument("--proof", required=True, help="the receipt (c2sp.org/tlog-proof@v1 text)")
+    p.add_argument(
+        "--signature",
+        metavar="FILE",
+        help="the entry's own signature (base64, GET /govgate/receipts/{id}/signature), checked with the vkey's key",
+    )
     p.set_defaults(func=cmd_receipt)
 
     p = sub.add_parser("log", help="verify entries from seq 0 against a signed checkpoint")
