@@ -1,0 +1,192 @@
+//! The offline ledger commands: `verify`, `export`, `proof`, `erase`.
+//! They open a stopped gateway's store (a running gateway holds its lock).
+
+use super::{print_out, runtime};
+use crate::config::Config;
+use anyhow::Context;
+use std::process::ExitCode;
+
+/// Opens a stopped gateway's ledger store and its verifier.
+fn open_ledger(
+    config: &Config,
+) -> anyhow::Result<(
+    crate::ledger::store::SledStore,
+    crate::ledger::checkpoint::NoteVerifier,
+)> {
+    let dir = config.server.data_dir.join("ledger");
+    let store = crate::ledger::store::SledStore::open(&dir).with_context(|| {
+        format!(
+            "cannot open the ledger in {} (is the gateway still running?)",
+            dir.display()
+        )
+    })?;
+    let verifier = crate::ledger::checkpoint::NoteVerifier::new(
+        &config.ledger.origin,
+        config.ledger.signing_key.verifying_key(),
+    )
+    .map_err(|err| anyhow::anyhow!("ledger.origin: {err}"))?;
+    Ok((store, verifier))
+}
+
+pub(super) fn erase(path: &std::path::Path, decision: &str, reason: &str) -> anyhow::Result<()> {
+    use crate::ledger::entry::EntryBody;
+    use crate::ledger::sequencer::{Ledger, SequencerConfig};
+    use crate::ledger::store::LedgerStore;
+    let config =
+        Config::load(path).map_err(|err| anyhow::anyhow!("invalid configuration: {err}"))?;
+    let id =
+        crate::decision::DecisionId::parse(decision).context("a decision id is 32 hex digits")?;
+    let (store, _) = open_ledger(&config)?;
+    let store = std::sync::Arc::new(store);
+    let seq = store
+        .decision_seq(id.as_bytes())?
+        .with_context(|| format!("no decision {decision} in this ledger"))?;
+    // The erasure is logged first: a crash before the payload is gone
+    // leaves an entry saying so, and erasing again finishes the job.
+    let (ledger, writer) = Ledger::open(
+        store.clone(),
+        SequencerConfig {
+            origin: config.ledger.origin.clone(),
+            signer: crate::ledger::checkpoint::NoteSigner::new(
+                &config.ledger.origin,
+                config.ledger.signing_key.clone(),
+            )
+            .map_err(|err| anyhow::anyhow!("ledger.origin: {err}"))?,
+            payload_mode: config.ledger.payload_mode,
+            entry_signatures: config.ledger.entry_signatures,
+            queue_len: 1,
+            max_batch: 1,
+            metrics: crate::ledger::metrics::LedgerMetrics::new()?,
+        },
+    )?;
+    let entry = runtime(None)?.block_on(ledger.append(EntryBody::PayloadErased {
+        decision_id: decision.to_owned(),
+        erased_seq: seq,
+        reason: reason.to_owned(),
+    }));
+    drop(ledger);
+    writer.close();
+    let entry_seq = entry
+        .map_err(|err| anyhow::anyhow!("recording the erasure: {err}"))?
+        .seq;
+    let erased = store.erase_payload(seq)?;
+    print_out(&format!(
+        "decision {decision} (seq {seq}): payload {}; erasure recorded at seq {}\n",
+        if erased { "erased" } else { "was already gone" },
+        entry_seq.map_or("?".to_owned(), |s| s.to_string())
+    ));
+    Ok(())
+}
+
+pub(super) fn proof(
+    path: &std::path::Path,
+    decision: Option<&str>,
+    sizes: Option<(u64, u64)>,
+) -> anyhow::Result<()> {
+    use crate::ledger::store::{LedgerStore, StoreNodes};
+    use base64::Engine;
+    let config =
+        Config::load(path).map_err(|err| anyhow::anyhow!("invalid configuration: {err}"))?;
+    let (store, verifier) = open_ledger(&config)?;
+    match (decision, sizes) {
+        (Some(decision), _) => {
+            let id = crate::decision::DecisionId::parse(decision)
+                .context("a decision id is 32 hex digits")?;
+            let store: std::sync::Arc<dyn LedgerStore> = std::sync::Arc::new(store);
+            let reader = crate::ledger::reader::LedgerReader::new(store, verifier);
+            let receipt = reader
+                .receipt(&id)?
+                .with_context(|| format!("no decision {decision} in this ledger"))?;
+            print_out(&receipt.proof.to_text());
+        }
+        (None, Some((old, new))) => {
+            let size = store.size()?;
+            anyhow::ensure!(new <= size, "the log has only {size} entries");
+            let hashes = crate::ledger::tree::consistency_proof(&StoreNodes(&store), old, new)
+                .map_err(|err| anyhow::anyhow!("{err}"))?;
+            let text: String = hashes
+                .iter()
+                .map(|hash| {
+                    format!(
+                        "{}\n",
+                        base64::engine::general_purpose::STANDARD.encode(hash)
+                    )
+                })
+                .collect();
+            print_out(&text);
+        }
+        (None, None) => anyhow::bail!("say --decision ID, or --old M --new N"),
+    }
+    Ok(())
+}
+
+pub(super) fn export(
+    path: &std::path::Path,
+    out: &std::path::Path,
+    from: u64,
+    to: Option<u64>,
+    payloads: bool,
+) -> anyhow::Result<()> {
+    let config =
+        Config::load(path).map_err(|err| anyhow::anyhow!("invalid configuration: {err}"))?;
+    let (store, verifier) = open_ledger(&config)?;
+    let exported = crate::ledger::export::export_bundle(
+        &store,
+        &verifier,
+        from,
+        to,
+        payloads,
+        out,
+        |done, total| {
+            eprintln!("govgate: exported {done} of {total} entries");
+        },
+    )?;
+    print_out(&format!(
+        "wrote {}: entries {}..{}, {} payloads, checkpoint of size {}\n",
+        out.display(),
+        exported.from,
+        exported.to,
+        exported.payloads,
+        exported.to
+    ));
+    Ok(())
+}
+
+/// Exit codes: 0 verified, 1 the ledger does not verify, 2 cannot check.
+pub(super) fn verify(path: &std::path::Path) -> ExitCode {
+    use crate::ledger::verify::{VerifyError, verify_store};
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("govgate: invalid configuration: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let (store, verifier) = match open_ledger(&config) {
+        Ok(opened) => opened,
+        Err(err) => {
+            eprintln!("govgate: error: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match verify_store(&store, &verifier) {
+        Ok(verified) => {
+            print_out(&format!(
+                "ledger ok: {} entries, {} signed checkpoints, latest covers {} (origin {})\n",
+                verified.entries,
+                verified.checkpoints,
+                verified.latest_checkpoint_size,
+                config.ledger.origin
+            ));
+            ExitCode::SUCCESS
+        }
+        Err(VerifyError::Bad { seq, reason }) => {
+            eprintln!("govgate: ledger does NOT verify: first bad seq {seq}: {reason}");
+            ExitCode::FAILURE
+        }
+        Err(VerifyError::Store(err)) => {
+            eprintln!("govgate: cannot read the ledger: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
