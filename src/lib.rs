@@ -14,7 +14,8 @@
 //!   adapters, decision drafts. Uses `decision` and `config` values.
 //! - [`ledger`]: the signed, hash-chained, Merkle-tree decision ledger on sled.
 //! - [`metrics`]: the shared Prometheus registry.
-//! - [`admin`]: the admin listener's router (`/metrics`).
+//! - [`admin`]: the admin listener's router (`/metrics`); the ledger adds
+//!   its read routes.
 //! - [`demo`]: the built-in sample model servers used by `govgate demo`.
 //! - [`app`]: wiring and shutdown; [`cli`]: the command line.
 //!

@@ -116,6 +116,16 @@ def signed_checkpoint(seed: bytes, size: int, root: bytes, origin: str = ORIGIN,
     return body + b"\n" + line
 
 
+def entry_signature(seed: bytes, raw: bytes, context: bool = True) -> bytes:
+    """Per-entry signature (docs/audit-format.md section 10), made here with PyNaCl."""
+    message = (b"govgate-entry-signature/v1\n" if context else b"") + raw
+    return nacl.signing.SigningKey(seed).sign(message).signature
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
 def tlog_proof(index: int, path, note: bytes) -> bytes:
     head = f"c2sp.org/tlog-proof@v1\nindex {index}\n" + "".join(base64.b64encode(p).decode() + "\n" for p in path)
     return head.encode() + b"\n" + note
@@ -479,14 +489,22 @@ class LogTests(LogTestCase):
 
 
 class ReceiptTests(LogTestCase):
-    def receipt(self, k: int, size: int, index=None, path=None, entry=None, vkey=None, proof=None):
+    def receipt(self, k: int, size: int, index=None, path=None, entry=None, vkey=None, proof=None, signature=None):
+        """Run `receipt` for seq k in a tree of `size`; `signature` (bytes) is written to a --signature file."""
         leaves = self.leaves[:size]
         path = t_path(k, leaves) if path is None else path
         note = signed_checkpoint(SEED, size, t_mth(leaves))
         proof = tlog_proof(k if index is None else index, path, note) if proof is None else proof
         entry_file = self.write("entry.json", self.entries[k] if entry is None else entry)
         proof_file = self.write("receipt.tlog-proof", proof)
-        return run("receipt", "--vkey", vkey or self.vkey, "--entry", entry_file, "--proof", proof_file)
+        args = ["receipt", "--vkey", vkey or self.vkey, "--entry", entry_file, "--proof", proof_file]
+        if signature is not None:
+            args += ["--signature", self.write("entry.sig", signature)]
+        return run(*args)
+
+    def sig_file(self, k: int, **kw) -> bytes:
+        """The text GET /govgate/receipts/{id}/signature serves: base64 and a newline."""
+        return (b64(entry_signature(SEED, self.entries[k], **kw)) + "\n").encode()
 
     def test_valid_receipts(self):
         for k, size in ((5, 9), (0, 1), (0, 12), (11, 12), (8, 9)):
@@ -545,6 +563,85 @@ class ReceiptTests(LogTestCase):
             with self.subTest(bad[:40]):
                 self.assertFirstFail(self.receipt(5, 9, proof=bad), "proof:")
 
+    # per-entry signatures (--signature)
+
+    def test_valid_signature(self):
+        for k, size in ((5, 9), (0, 1), (11, 12)):
+            with self.subTest(seq=k, size=size):
+                did = json.loads(self.entries[k]).get("decision_id", "-")
+                for text in (self.sig_file(k), self.sig_file(k).rstrip(b"\n")):
+                    rc, out, err = self.receipt(k, size, signature=text)
+                    self.assertEqual(rc, 0, out + err)
+                    self.assertEqual(
+                        out, f"OK receipt origin={ORIGIN} size={size} seq={k} decision_id={did} signature=ok\n"
+                    )
+        # The entry file's final newline is not part of the signed bytes either.
+        rc, out, err = self.receipt(5, 9, entry=self.entries[5] + b"\n", signature=self.sig_file(5))
+        self.assertEqual(rc, 0, out + err)
+
+    def test_bad_signatures(self):
+        good = entry_signature(SEED, self.entries[5])
+        for what, sig in (
+            ("moved from seq 4", entry_signature(SEED, self.entries[4])),
+            ("moved from seq 6", entry_signature(SEED, self.entries[6])),
+            ("first byte flipped", flip(good, 0)),
+            ("last byte flipped", flip(good)),
+            ("signed without the context line", entry_signature(SEED, self.entries[5], context=False)),
+            ("signed by another key", entry_signature(OTHER_SEED, self.entries[5])),
+        ):
+            with self.subTest(what):
+                rc, out, err = self.receipt(5, 9, signature=(b64(sig) + "\n").encode())
+                self.assertEqual(rc, 1, out + err)
+                self.assertEqual(fail_lines(out), ["FAIL seq 5: per-entry signature does not verify"], out)
+
+    def test_signature_of_an_altered_entry(self):
+        entry = self.entries[5].replace(b"alice", b"alicf")
+        rc, out, err = self.receipt(5, 9, entry=entry, signature=self.sig_file(5))
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("FAIL seq 5: per-entry signature does not verify", fail_lines(out))
+        self.assertIn("FAIL inclusion:", out)
+
+    def test_malformed_signature_file(self):
+        good = b64(entry_signature(SEED, self.entries[5]))
+        for what, text in (
+            ("not base64", b"not base64!\n"),
+            ("padding missing", good.rstrip("=").encode() + b"\n"),
+            ("63 bytes", b64(entry_signature(SEED, self.entries[5])[:63]).encode() + b"\n"),
+            ("65 bytes", b64(entry_signature(SEED, self.entries[5]) + b"\0").encode() + b"\n"),
+            ("two newlines", good.encode() + b"\n\n"),
+            ("CRLF", good.encode() + b"\r\n"),
+            ("leading space", b" " + good.encode()),
+            ("empty", b""),
+            ("not ASCII", good.encode()[:-2] + "\u00e9".encode()),
+        ):
+            with self.subTest(what):
+                rc, out, err = self.receipt(5, 9, signature=text)
+                self.assertEqual(rc, 1, out + err)
+                self.assertEqual(len(fail_lines(out)), 1, out)
+                self.assertTrue(fail_lines(out)[0].startswith("FAIL signature:"), out)
+
+    def test_signature_checked_when_the_proof_is_malformed(self):
+        good = tlog_proof(5, t_path(5, self.leaves[:9]), signed_checkpoint(SEED, 9, t_mth(self.leaves[:9])))
+        bad = good.replace(b"tlog-proof@v1", b"tlog-proof@v2")
+        sig = (b64(entry_signature(SEED, self.entries[4])) + "\n").encode()
+        rc, out, err = self.receipt(5, 9, proof=bad, signature=sig)
+        self.assertEqual(rc, 1, out + err)
+        fails = fail_lines(out)
+        self.assertTrue(fails[0].startswith("FAIL proof:"), out)
+        self.assertIn("FAIL seq 5: per-entry signature does not verify", fails)
+
+    def test_signature_file_unreadable(self):
+        entry_file = self.write("entry.json", self.entries[5])
+        proof_file = self.write(
+            "receipt.tlog-proof",
+            tlog_proof(5, t_path(5, self.leaves[:9]), signed_checkpoint(SEED, 9, t_mth(self.leaves[:9]))),
+        )
+        rc, out, err = run(
+            "receipt", "--vkey", self.vkey, "--entry", entry_file, "--proof", proof_file,
+            "--signature", os.path.join(self.tmp.name, "nonexistent.sig"),
+        )
+        self.assertEqual(rc, 2, out + err)
+
 
 # --- export bundles built here ----------------------------------------------
 
@@ -576,8 +673,14 @@ def flip(data: bytes, i: int = -1) -> bytes:
 
 
 class BundleTests(LogTestCase):
-    def bundle(self, start, end, payloads=None, entries=None, prefix=None, note=None, manifest=None) -> str:
-        """Write a bundle directory for seq start..end-1; `payloads` is a list of records (None: no file)."""
+    def bundle(
+        self, start, end, payloads=None, entries=None, prefix=None, note=None, manifest=None, signatures=None
+    ) -> str:
+        """Write a bundle directory for seq start..end-1.
+
+        `payloads` is a list of records, `signatures` a list of records or raw
+        lines (bytes); None writes no file.
+        """
         self.count = getattr(self, "count", 0) + 1
         d = os.path.join(self.tmp.name, f"bundle{self.count}")
         os.mkdir(d)
@@ -598,6 +701,10 @@ class BundleTests(LogTestCase):
         }
         if payloads is not None:
             files["payloads.jsonl"] = b"".join(json.dumps(p).encode() + b"\n" for p in payloads)
+        if signatures is not None:
+            files["signatures.jsonl"] = b"".join(
+                (s if isinstance(s, bytes) else canonical(s)) + b"\n" for s in signatures
+            )
         for name, data in files.items():
             with open(os.path.join(d, name), "wb") as f:
                 f.write(data)
@@ -605,6 +712,10 @@ class BundleTests(LogTestCase):
 
     def decisions(self, start, end) -> list:
         return [payload_record(seq) for seq in range(max(start, 1), end)]
+
+    def signed(self, start, end, seed=SEED) -> list:
+        """signatures.jsonl records for seq start..end-1, as govgate export writes them."""
+        return [{"seq": seq, "signature": b64(entry_signature(seed, self.entries[seq]))} for seq in range(start, end)]
 
     def check(self, d, vkey=None):
         """In-process: (problems, warnings, ok_line)."""
@@ -627,7 +738,7 @@ class BundleTests(LogTestCase):
             with self.subTest(start=start, end=end):
                 rc, out, err = self.run_bundle(self.bundle(start, end))
                 self.assertEqual(rc, 0, out + err)
-                self.assertEqual(out, f"OK bundle origin={ORIGIN} from={start} to={end} payloads=0\n")
+                self.assertEqual(out, f"OK bundle origin={ORIGIN} from={start} to={end} payloads=0 signatures=0\n")
 
     def test_every_range(self):
         for start in range(0, self.N + 1):
@@ -635,7 +746,7 @@ class BundleTests(LogTestCase):
                 with self.subTest(start=start, end=end):
                     problems, warnings, ok = self.check(self.bundle(start, end))
                     self.assertEqual((problems, warnings), ([], []))
-                    self.assertEqual(ok, f"OK bundle origin={ORIGIN} from={start} to={end} payloads=0")
+                    self.assertEqual(ok, f"OK bundle origin={ORIGIN} from={start} to={end} payloads=0 signatures=0")
 
     def test_valid_with_payloads(self):
         for start, end in ((0, 12), (5, 9), (7, 12)):
@@ -643,7 +754,7 @@ class BundleTests(LogTestCase):
                 records = [p for p in self.decisions(start, end) if p["seq"] != 7]  # seq 7's payload erased
                 rc, out, err = self.run_bundle(self.bundle(start, end, payloads=records))
                 self.assertEqual(rc, 0, out + err)
-                self.assertEqual(out, f"OK bundle origin={ORIGIN} from={start} to={end} payloads={len(records)}\n")
+                self.assertEqual(out, f"OK bundle origin={ORIGIN} from={start} to={end} payloads={len(records)} signatures=0\n")
 
     def test_empty_payloads_file(self):
         rc, out, err = self.run_bundle(self.bundle(0, 12, payloads=[]))
@@ -768,7 +879,7 @@ class BundleTests(LogTestCase):
                 rc, out, err = self.run_bundle(self.bundle(5, 12, manifest={"vkey": other}))
                 self.assertEqual(rc, 0, out + err)
                 self.assertTrue(out.startswith("warning: manifest: vkey"), out)
-                self.assertIn(f"OK bundle origin={ORIGIN} from=5 to=12 payloads=0", out)
+                self.assertIn(f"OK bundle origin={ORIGIN} from=5 to=12 payloads=0 signatures=0", out)
 
     def test_manifest_problems(self):
         for changes, expect in (
@@ -865,6 +976,125 @@ class BundleTests(LogTestCase):
         self.assertFirstProblem(d, "payloads:", "missing")
         d = self.bundle(5, 12, payloads=self.decisions(5, 12), manifest={"payloads": False})
         self.assertFirstProblem(d, "payloads:", "present")
+
+    # per-entry signatures (signatures.jsonl)
+
+    def test_valid_signatures(self):
+        for start, end in ((0, 12), (5, 12), (6, 9), (11, 12)):
+            with self.subTest(start=start, end=end):
+                rc, out, err = self.run_bundle(self.bundle(start, end, signatures=self.signed(start, end)))
+                self.assertEqual(rc, 0, out + err)
+                self.assertEqual(
+                    out, f"OK bundle origin={ORIGIN} from={start} to={end} payloads=0 signatures={end - start}\n"
+                )
+        # Entries signed before the mode was on have no line; the file may be empty or in any order.
+        for records, count in ((self.signed(8, 12), 4), ([], 0), (self.signed(5, 12)[::-1], 7)):
+            with self.subTest(count=count):
+                problems, _, ok = self.check(self.bundle(5, 12, signatures=records))
+                self.assertEqual(problems, [])
+                self.assertTrue(ok.endswith(f" signatures={count}"), ok)
+        records = self.decisions(5, 12)
+        rc, out, err = self.run_bundle(self.bundle(5, 12, payloads=records, signatures=self.signed(5, 12)))
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn(f"payloads={len(records)} signatures=7", out)
+
+    def test_bad_signature(self):
+        good = entry_signature(SEED, self.entries[8])
+        for what, sig in (
+            ("moved from seq 7", entry_signature(SEED, self.entries[7])),
+            ("moved from seq 9", entry_signature(SEED, self.entries[9])),
+            ("first byte flipped", flip(good, 0)),
+            ("middle byte flipped", flip(good, 40)),
+            ("last byte flipped", flip(good)),
+            ("signed without the context line", entry_signature(SEED, self.entries[8], context=False)),
+            ("signed by another key", entry_signature(OTHER_SEED, self.entries[8])),
+        ):
+            with self.subTest(what):
+                records = self.signed(5, 12)
+                records[3] = {"seq": 8, "signature": b64(sig)}
+                problems, _, _ = self.check(self.bundle(5, 12, signatures=records))
+                self.assertEqual(problems, ["seq 8: per-entry signature does not verify (signatures.jsonl line 4)"])
+        records = self.signed(5, 12)
+        records[3]["signature"] = b64(flip(good))
+        rc, out, err = self.run_bundle(self.bundle(5, 12, signatures=records))
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(fail_lines(out), ["FAIL seq 8: per-entry signature does not verify (signatures.jsonl line 4)"])
+        self.assertNotIn("OK", out)
+
+    def test_signatures_swapped_between_seqs(self):
+        records = self.signed(5, 12)
+        records[1]["signature"], records[2]["signature"] = records[2]["signature"], records[1]["signature"]
+        problems, _, _ = self.check(self.bundle(5, 12, signatures=records))
+        self.assertEqual([p.split(" (")[0] for p in problems], [f"seq {s}: per-entry signature does not verify" for s in (6, 7)])
+
+    def test_whole_bundle_under_another_key(self):
+        # Signatures by another key fail even when everything else is by the right key.
+        problems, _, _ = self.check(self.bundle(5, 12, signatures=self.signed(5, 12, seed=OTHER_SEED)))
+        self.assertEqual(len(problems), 7, problems)
+        self.assertTrue(all("per-entry signature does not verify" in p for p in problems), problems)
+
+    def test_signature_of_an_altered_entry(self):
+        lines = self.entries[5:12]
+        lines[2] = lines[2].replace(b'"caller":"alice"', b'"caller":"alicf"')
+        self.assertNotEqual(lines[2], self.entries[7])
+        problems, _, _ = self.check(self.bundle(5, 12, entries=lines, signatures=self.signed(5, 12)))
+        self.assertIn("seq 7: per-entry signature does not verify (signatures.jsonl line 3)", problems)
+
+    def test_signature_outside_range(self):
+        for seq in (0, 4, 9, 12, 40):
+            with self.subTest(seq=seq):
+                extra = {"seq": seq, "signature": b64(entry_signature(SEED, self.entries[min(seq, self.N - 1)]))}
+                problems, _, _ = self.check(self.bundle(5, 9, signatures=self.signed(5, 9) + [extra]))
+                self.assertEqual(problems, [f"signature seq {seq}: line 5: outside the bundle's range seq 5..8"])
+        extra = {"seq": 7, "signature": b64(entry_signature(SEED, self.entries[7]))}
+        problems, _, _ = self.check(self.bundle(7, 7, signatures=[extra]))
+        self.assertEqual(problems, ["signature seq 7: line 1: the bundle holds no entries"])
+        rc, out, err = self.run_bundle(self.bundle(5, 9, signatures=self.signed(5, 9) + [extra | {"seq": 9}]))
+        self.assertFirstFail((rc, out, err), "signature seq 9:")
+
+    def test_signature_repeated(self):
+        records = self.signed(5, 12)
+        for what, repeat in (("same signature", dict(records[2])), ("other signature", {"seq": 7, "signature": records[3]["signature"]})):
+            with self.subTest(what):
+                problems, _, _ = self.check(self.bundle(5, 12, signatures=records + [repeat]))
+                self.assertEqual(problems, ["signature seq 7: line 8 repeats the signature of line 3"])
+
+    def test_signature_line_malformed(self):
+        good = self.signed(5, 9)
+        sig = good[1]["signature"]
+        raw = base64.b64decode(sig)
+        for what, line in (
+            ("not base64", {"seq": 6, "signature": "not base64!"}),
+            ("padding missing", {"seq": 6, "signature": sig.rstrip("=")}),
+            ("non-canonical base64", {"seq": 6, "signature": sig[:-3] + chr(ord(sig[-3]) + 1) + "=="}),
+            ("line break inside", {"seq": 6, "signature": sig[:40] + "\n" + sig[40:]}),
+            ("63 bytes", {"seq": 6, "signature": b64(raw[:63])}),
+            ("65 bytes", {"seq": 6, "signature": b64(raw + b"\0")}),
+            ("hex instead of base64", {"seq": 6, "signature": raw.hex()}),
+            ("signature not a string", {"seq": 6, "signature": list(raw)}),
+            ("signature missing", {"seq": 6}),
+            ("seq missing", {"signature": sig}),
+            ("seq negative", {"seq": -6, "signature": sig}),
+            ("seq a string", {"seq": "6", "signature": sig}),
+            ("seq fractional", {"seq": 6.5, "signature": sig}),
+            ("not an object", [6, sig]),
+            ("not JSON", b"seq 6 " + sig.encode()),
+            ("empty line", b""),
+            ("duplicate member", b'{"seq":6,"seq":6,"signature":"%s"}' % sig.encode()),
+        ):
+            with self.subTest(what):
+                records = [good[0], line] + good[2:]
+                problems, _, _ = self.check(self.bundle(5, 9, signatures=records))
+                self.assertEqual(len(problems), 1, problems)
+                self.assertTrue(problems[0].startswith("signature line 2: "), problems)
+        rc, out, err = self.run_bundle(self.bundle(5, 9, signatures=[good[0], {"seq": 6, "signature": "not base64!"}]))
+        self.assertFirstFail((rc, out, err), "signature line 2:")
+        self.assertIn("base64", out)
+
+    def test_signature_for_a_missing_entry(self):
+        # The entry is missing (reported as such); its signature is not counted as checked.
+        problems, _, ok = self.check(self.bundle(5, 12, entries=self.entries[5:10], signatures=self.signed(5, 12)))
+        self.assertEqual(problems, ["seq 10: missing: the bundle covers seq 5..11 but entries.jsonl ends after 5 lines"])
 
     def test_usage(self):
         d = self.bundle(5, 12)
