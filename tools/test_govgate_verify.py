@@ -126,6 +126,12 @@ def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def noncanonical_last(ch: str) -> str:
+    """The base64 digit `ch` with its low bits set: before "==" they are unused, so the text is not canonical."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    return alphabet[alphabet.index(ch) | 0x0F]
+
+
 def tlog_proof(index: int, path, note: bytes) -> bytes:
     head = f"c2sp.org/tlog-proof@v1\nindex {index}\n" + "".join(base64.b64encode(p).decode() + "\n" for p in path)
     return head.encode() + b"\n" + note
@@ -636,9 +642,9 @@ class ReceiptTests(LogTestCase):
             "receipt.tlog-proof",
             tlog_proof(5, t_path(5, self.leaves[:9]), signed_checkpoint(SEED, 9, t_mth(self.leaves[:9]))),
         )
+        missing = os.path.join(self.tmp.name, "nonexistent.sig")
         rc, out, err = run(
-            "receipt", "--vkey", self.vkey, "--entry", entry_file, "--proof", proof_file,
-            "--signature", os.path.join(self.tmp.name, "nonexistent.sig"),
+            "receipt", "--vkey", self.vkey, "--entry", entry_file, "--proof", proof_file, "--signature", missing
         )
         self.assertEqual(rc, 2, out + err)
 
@@ -1025,7 +1031,13 @@ class BundleTests(LogTestCase):
         records = self.signed(5, 12)
         records[1]["signature"], records[2]["signature"] = records[2]["signature"], records[1]["signature"]
         problems, _, _ = self.check(self.bundle(5, 12, signatures=records))
-        self.assertEqual([p.split(" (")[0] for p in problems], [f"seq {s}: per-entry signature does not verify" for s in (6, 7)])
+        self.assertEqual(
+            problems,
+            [
+                "seq 6: per-entry signature does not verify (signatures.jsonl line 2)",
+                "seq 7: per-entry signature does not verify (signatures.jsonl line 3)",
+            ],
+        )
 
     def test_whole_bundle_under_another_key(self):
         # Signatures by another key fail even when everything else is by the right key.
@@ -1054,7 +1066,10 @@ class BundleTests(LogTestCase):
 
     def test_signature_repeated(self):
         records = self.signed(5, 12)
-        for what, repeat in (("same signature", dict(records[2])), ("other signature", {"seq": 7, "signature": records[3]["signature"]})):
+        for what, repeat in (
+            ("same signature", dict(records[2])),
+            ("other signature", {"seq": 7, "signature": records[3]["signature"]}),
+        ):
             with self.subTest(what):
                 problems, _, _ = self.check(self.bundle(5, 12, signatures=records + [repeat]))
                 self.assertEqual(problems, ["signature seq 7: line 8 repeats the signature of line 3"])
@@ -1066,7 +1081,7 @@ class BundleTests(LogTestCase):
         for what, line in (
             ("not base64", {"seq": 6, "signature": "not base64!"}),
             ("padding missing", {"seq": 6, "signature": sig.rstrip("=")}),
-            ("non-canonical base64", {"seq": 6, "signature": sig[:-3] + chr(ord(sig[-3]) + 1) + "=="}),
+            ("non-canonical base64", {"seq": 6, "signature": sig[:-3] + noncanonical_last(sig[-3]) + "=="}),
             ("line break inside", {"seq": 6, "signature": sig[:40] + "\n" + sig[40:]}),
             ("63 bytes", {"seq": 6, "signature": b64(raw[:63])}),
             ("65 bytes", {"seq": 6, "signature": b64(raw + b"\0")}),
@@ -1093,8 +1108,11 @@ class BundleTests(LogTestCase):
 
     def test_signature_for_a_missing_entry(self):
         # The entry is missing (reported as such); its signature is not counted as checked.
-        problems, _, ok = self.check(self.bundle(5, 12, entries=self.entries[5:10], signatures=self.signed(5, 12)))
-        self.assertEqual(problems, ["seq 10: missing: the bundle covers seq 5..11 but entries.jsonl ends after 5 lines"])
+        d = self.bundle(5, 12, entries=self.entries[5:10], signatures=self.signed(5, 12))
+        problems, _, _ = self.check(d)
+        self.assertEqual(
+            problems, ["seq 10: missing: the bundle covers seq 5..11 but entries.jsonl ends after 5 lines"]
+        )
 
     def test_usage(self):
         d = self.bundle(5, 12)

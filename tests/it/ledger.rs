@@ -713,4 +713,10 @@ async fn per_entry_signatures_are_served_exported_and_verified() {
         3,
         "gateway_started, the decision and gateway_stopped: every entry signed"
     );
+    let checked = python_verify(&bundle_args(&gateway.vkey, &out));
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        checked.status.success() && said.contains("signatures=3"),
+        "{said}"
+    );
 }
