@@ -28,23 +28,15 @@ fn open_ledger(
     Ok((store, verifier))
 }
 
-pub(super) fn erase(path: &std::path::Path, decision: &str, reason: &str) -> anyhow::Result<()> {
-    use crate::ledger::entry::EntryBody;
+/// Appends one entry to a stopped gateway's ledger, under its configured key.
+fn append_offline(
+    config: &Config,
+    store: std::sync::Arc<crate::ledger::store::SledStore>,
+    body: crate::ledger::entry::EntryBody,
+) -> anyhow::Result<Option<u64>> {
     use crate::ledger::sequencer::{Ledger, SequencerConfig};
-    use crate::ledger::store::LedgerStore;
-    let config =
-        Config::load(path).map_err(|err| anyhow::anyhow!("invalid configuration: {err}"))?;
-    let id =
-        crate::decision::DecisionId::parse(decision).context("a decision id is 32 hex digits")?;
-    let (store, _) = open_ledger(&config)?;
-    let store = std::sync::Arc::new(store);
-    let seq = store
-        .decision_seq(id.as_bytes())?
-        .with_context(|| format!("no decision {decision} in this ledger"))?;
-    // The erasure is logged first: a crash before the payload is gone
-    // leaves an entry saying so, and erasing again finishes the job.
     let (ledger, writer) = Ledger::open(
-        store.clone(),
+        store,
         SequencerConfig {
             origin: config.ledger.origin.clone(),
             signer: crate::ledger::checkpoint::NoteSigner::new(
@@ -59,16 +51,75 @@ pub(super) fn erase(path: &std::path::Path, decision: &str, reason: &str) -> any
             metrics: crate::ledger::metrics::LedgerMetrics::new()?,
         },
     )?;
-    let entry = runtime(None)?.block_on(ledger.append(EntryBody::PayloadErased {
-        decision_id: decision.to_owned(),
-        erased_seq: seq,
-        reason: reason.to_owned(),
-    }));
+    let appended = runtime(None)?.block_on(ledger.append(body));
     drop(ledger);
     writer.close();
-    let entry_seq = entry
-        .map_err(|err| anyhow::anyhow!("recording the erasure: {err}"))?
-        .seq;
+    Ok(appended.map_err(|err| anyhow::anyhow!("{err}"))?.seq)
+}
+
+pub(super) fn rotate_key(path: &std::path::Path, new_key: &std::path::Path) -> anyhow::Result<()> {
+    use crate::ledger::checkpoint::NoteVerifier;
+    use ed25519_dalek::pkcs8::DecodePrivateKey;
+    let config =
+        Config::load(path).map_err(|err| anyhow::anyhow!("invalid configuration: {err}"))?;
+    let pem = std::fs::read_to_string(new_key)
+        .with_context(|| format!("reading {}", new_key.display()))?;
+    let new = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).map_err(|_| {
+        anyhow::anyhow!(
+            "{} is not a PKCS#8 PEM Ed25519 private key",
+            new_key.display()
+        )
+    })?;
+    let origin = &config.ledger.origin;
+    let old_vkey = NoteVerifier::new(origin, config.ledger.signing_key.verifying_key())
+        .map_err(|err| anyhow::anyhow!("{err}"))?
+        .vkey();
+    let new_vkey = NoteVerifier::new(origin, new.verifying_key())
+        .map_err(|err| anyhow::anyhow!("{err}"))?
+        .vkey();
+    anyhow::ensure!(old_vkey != new_vkey, "the new key is the current key");
+    let (store, _) = open_ledger(&config)?;
+    let seq = append_offline(
+        &config,
+        std::sync::Arc::new(store),
+        crate::ledger::entry::EntryBody::KeyRotated {
+            old_vkey,
+            new_vkey: new_vkey.clone(),
+        },
+    )?;
+    print_out(&format!(
+        "key rotation recorded at seq {} under the current key.\n\
+         Now set ledger.key_file to {} and start the gateway; the new verifier key is:\n{new_vkey}\n",
+        seq.map_or("?".to_owned(), |s| s.to_string()),
+        new_key.display()
+    ));
+    Ok(())
+}
+
+pub(super) fn erase(path: &std::path::Path, decision: &str, reason: &str) -> anyhow::Result<()> {
+    use crate::ledger::entry::EntryBody;
+    use crate::ledger::store::LedgerStore;
+    let config =
+        Config::load(path).map_err(|err| anyhow::anyhow!("invalid configuration: {err}"))?;
+    let id =
+        crate::decision::DecisionId::parse(decision).context("a decision id is 32 hex digits")?;
+    let (store, _) = open_ledger(&config)?;
+    let store = std::sync::Arc::new(store);
+    let seq = store
+        .decision_seq(id.as_bytes())?
+        .with_context(|| format!("no decision {decision} in this ledger"))?;
+    // The erasure is logged first: a crash before the payload is gone
+    // leaves an entry saying so, and erasing again finishes the job.
+    let entry_seq = append_offline(
+        &config,
+        store.clone(),
+        EntryBody::PayloadErased {
+            decision_id: decision.to_owned(),
+            erased_seq: seq,
+            reason: reason.to_owned(),
+        },
+    )
+    .context("recording the erasure")?;
     let erased = store.erase_payload(seq)?;
     print_out(&format!(
         "decision {decision} (seq {seq}): payload {}; erasure recorded at seq {}\n",

@@ -99,6 +99,16 @@ enum Command {
         #[arg(long, requires = "old")]
         new: Option<u64>,
     },
+    /// Rotate the ledger's signing key on a (stopped) gateway: records a
+    /// `key_rotated` entry under the current key naming the new one. Then
+    /// point `ledger.key_file` at the new key.
+    RotateKey {
+        #[command(flatten)]
+        config: ConfigFile,
+        /// The new key (from `govgate keygen`).
+        #[arg(long)]
+        new_key: PathBuf,
+    },
     /// Create the Ed25519 key that signs the ledger's checkpoints.
     Keygen {
         /// Where to write the private key (PKCS#8 PEM, mode 0600); never overwritten.
@@ -120,6 +130,7 @@ pub fn main() -> ExitCode {
         Command::Serve { config } => serve(&config.path),
         Command::Demo(args) => demo::run(args),
         Command::Verify { config } => return ledger::verify(&config.path),
+        Command::RotateKey { config, new_key } => ledger::rotate_key(&config.path, &new_key),
         Command::Proof {
             config,
             decision,

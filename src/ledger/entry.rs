@@ -29,6 +29,14 @@ pub enum EntryBody {
     },
     /// The gateway stopped cleanly.
     GatewayStopped,
+    /// The log's signing key changes: this entry is committed under the
+    /// old key; every later batch is signed by the new one.
+    KeyRotated {
+        /// Verifier key of the key that signs up to and including this entry.
+        old_vkey: String,
+        /// Verifier key of the key that signs every later batch.
+        new_vkey: String,
+    },
     /// A decision's payload (salts and captures) was erased; its
     /// commitments stay in its entry and everything still verifies.
     PayloadErased {
@@ -61,6 +69,19 @@ pub struct SealedEntry {
     pub entry_hash: [u8; 32],
     /// RFC 6962 leaf hash of the canonical bytes.
     pub leaf_hash: Hash,
+}
+
+/// The `(old_vkey, new_vkey)` of a `key_rotated` entry, from its canonical
+/// bytes; `None` for any other entry.
+pub fn key_rotation(canonical: &[u8]) -> Option<(String, String)> {
+    let entry: Value = serde_json::from_slice(canonical).ok()?;
+    if entry["kind"] != "key_rotated" {
+        return None;
+    }
+    Some((
+        entry["old_vkey"].as_str()?.to_owned(),
+        entry["new_vkey"].as_str()?.to_owned(),
+    ))
 }
 
 /// Lower-case hex.
@@ -129,6 +150,11 @@ pub fn seal(
         }
         EntryBody::GatewayStopped => {
             entry.insert("kind".into(), json!("gateway_stopped"));
+        }
+        EntryBody::KeyRotated { old_vkey, new_vkey } => {
+            entry.insert("kind".into(), json!("key_rotated"));
+            entry.insert("old_vkey".into(), json!(old_vkey));
+            entry.insert("new_vkey".into(), json!(new_vkey));
         }
         EntryBody::PayloadErased {
             decision_id,

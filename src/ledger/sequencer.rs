@@ -169,12 +169,27 @@ fn load_head(
     let (checkpoint_size, note) = store
         .latest_checkpoint()?
         .ok_or_else(|| corrupt(0, "entries but no checkpoint"))?;
-    let body = verifier.open(&note).map_err(|err| {
-        corrupt(
-            checkpoint_size.saturating_sub(1),
-            format!("latest checkpoint: {err}"),
-        )
-    })?;
+    let last = store
+        .entry(size - 1)?
+        .ok_or_else(|| corrupt(size - 1, "entry missing"))?;
+    // Right after a key rotation, the latest checkpoint is still signed by
+    // the old key, which the rotation entry names.
+    let rotated_from = super::entry::key_rotation(&last)
+        .filter(|(_, new_vkey)| *new_vkey == verifier.vkey())
+        .and_then(|(old_vkey, _)| NoteVerifier::parse(&old_vkey).ok());
+    let body = verifier
+        .open(&note)
+        .or_else(|err| {
+            rotated_from
+                .as_ref()
+                .map_or(Err(err), |old| old.open(&note))
+        })
+        .map_err(|err| {
+            corrupt(
+                checkpoint_size.saturating_sub(1),
+                format!("latest checkpoint: {err}"),
+            )
+        })?;
     let checkpoint = Checkpoint::parse(body)
         .map_err(|err| corrupt(checkpoint_size.saturating_sub(1), err.to_string()))?;
     if checkpoint.origin != origin {
@@ -202,9 +217,6 @@ fn load_head(
             "stored tree does not match the latest checkpoint's root",
         ));
     }
-    let last = store
-        .entry(size - 1)?
-        .ok_or_else(|| corrupt(size - 1, "entry missing"))?;
     if leaf_hash(&last) != StoreNodes(store).node(0, size - 1)? {
         return Err(corrupt(
             size - 1,

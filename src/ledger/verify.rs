@@ -6,7 +6,7 @@
 
 use super::canonical::{parse_strict, to_canonical};
 use super::checkpoint::{Checkpoint, NoteVerifier};
-use super::entry::{GENESIS_PREV_HASH, hex};
+use super::entry::{GENESIS_PREV_HASH, hex, key_rotation};
 use super::store::{LedgerStore, StoreError};
 use super::tree::{Frontier, leaf_hash};
 
@@ -44,7 +44,46 @@ fn bad(seq: u64, reason: impl Into<String>) -> VerifyError {
     }
 }
 
-/// Verifies the whole store against `verifier` (the log's key and origin).
+/// The keys a log was signed with, oldest first, from its `key_rotated`
+/// entries; the last must be `current`.
+fn key_history(
+    store: &dyn LedgerStore,
+    size: u64,
+    current: &NoteVerifier,
+) -> Result<Vec<NoteVerifier>, VerifyError> {
+    let mut rotations = Vec::new();
+    for seq in 0..size {
+        if let Some(rotation) = store.entry(seq)?.as_deref().and_then(key_rotation) {
+            rotations.push((seq, rotation));
+        }
+    }
+    let Some((first_seq, (first_old, _))) = rotations.first() else {
+        return Ok(vec![current.clone()]);
+    };
+    let parse = |seq: u64, vkey: &str| {
+        NoteVerifier::parse(vkey)
+            .map_err(|err| bad(seq, format!("key_rotated names an invalid key: {err}")))
+    };
+    let mut keys = vec![parse(*first_seq, first_old)?];
+    for (seq, (old_vkey, new_vkey)) in &rotations {
+        if keys.last().map(NoteVerifier::vkey).as_deref() != Some(old_vkey.as_str()) {
+            return Err(bad(*seq, "key_rotated: old_vkey is not the key in force"));
+        }
+        keys.push(parse(*seq, new_vkey)?);
+    }
+    if keys.last().map(NoteVerifier::vkey) != Some(current.vkey()) {
+        return Err(bad(
+            size.saturating_sub(1),
+            "the log's last key rotation does not end at the configured key",
+        ));
+    }
+    Ok(keys)
+}
+
+/// Verifies the whole store against `verifier`: the log's current key and
+/// origin. Key rotations are followed: each batch is checked with the key
+/// in force when it began (a `key_rotated` entry changes the key for the
+/// batches after its own).
 pub fn verify_store(
     store: &dyn LedgerStore,
     verifier: &NoteVerifier,
@@ -52,6 +91,9 @@ pub fn verify_store(
     let size = store.size()?;
     let checkpoints = store.checkpoints()?;
     let mut next_checkpoint = checkpoints.iter().peekable();
+    let mut keys = key_history(store, size, verifier)?.into_iter();
+    let mut batch_key = keys.next().ok_or_else(|| bad(0, "no key"))?;
+    let mut rotated_in_batch = false;
     let mut frontier = Frontier::new();
     let mut prev_hash = GENESIS_PREV_HASH.to_owned();
     for seq in 0..size {
@@ -77,8 +119,11 @@ pub fn verify_store(
                 "prev_hash does not match the previous entry's hash (chain broken)",
             ));
         }
+        if entry["kind"] == "key_rotated" {
+            rotated_in_batch = true;
+        }
         if let Some(signature) = store.entry_signature(seq)? {
-            if !verifier.verify_entry(&bytes, &signature) {
+            if !batch_key.verify_entry(&bytes, &signature) {
                 return Err(bad(seq, "per-entry signature does not verify"));
             }
         }
@@ -107,7 +152,13 @@ pub fn verify_store(
             }
         }
         while let Some((checkpoint_size, note)) = next_checkpoint.next_if(|(s, _)| *s == seq + 1) {
-            check_checkpoint(verifier, *checkpoint_size, note, &frontier)?;
+            check_checkpoint(&batch_key, *checkpoint_size, note, &frontier)?;
+            if rotated_in_batch {
+                rotated_in_batch = false;
+                if let Some(next) = keys.next() {
+                    batch_key = next;
+                }
+            }
         }
     }
     if let Some((checkpoint_size, _)) = next_checkpoint.next() {

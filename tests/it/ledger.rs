@@ -394,7 +394,7 @@ async fn govgate_verify_checks_a_stopped_gateways_ledger_and_names_a_foreign_key
     assert!(stdout.contains("ledger ok: 7 entries"), "{stdout}");
 
     // The same store checked with another key: the first checkpoint is not ours.
-    let other = gateway.config_with_new_key("other");
+    let (other, _) = gateway.config_with_new_key("other");
     let refused = gateway.cli_with(&other, &["verify"]);
     assert_eq!(refused.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&refused.stderr);
@@ -417,7 +417,7 @@ async fn start_up_refuses_a_store_that_does_not_match_its_key_naming_the_seq() {
     .await;
     gateway.stop().await;
     // Same store, another signing key: the latest checkpoint is not ours.
-    let impostor = gateway.config_with_new_key("impostor");
+    let (impostor, _) = gateway.config_with_new_key("impostor");
     let started = gateway.cli_with(&impostor, &["serve"]);
     let stderr = String::from_utf8_lossy(&started.stderr);
     assert!(!started.status.success(), "refused to start");
@@ -719,4 +719,73 @@ async fn per_entry_signatures_are_served_exported_and_verified() {
         checked.status.success() && said.contains("signatures=3"),
         "{said}"
     );
+}
+
+#[tokio::test]
+async fn key_rotation_is_an_entry_under_the_old_key_and_verification_follows_it() {
+    let upstream = TestUpstream::start().await;
+    let mut gateway = Gateway::start(&models(&upstream.url())).await;
+    let before = send(
+        Method::POST,
+        &gateway.url("/v2/models/scorer/infer"),
+        &[],
+        "{}",
+    )
+    .await;
+    gateway.stop().await;
+    let original_vkey = gateway.vkey.clone();
+    let (next_config, next_vkey) = gateway.config_with_new_key("next");
+    let next_key = gateway.dir.path().join("next.key");
+    let rotated = gateway.cli(&["rotate-key", "--new-key", next_key.to_str().unwrap()]);
+    assert!(
+        rotated.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rotated.stderr)
+    );
+    assert!(String::from_utf8_lossy(&rotated.stdout).contains(&next_vkey));
+
+    // Switch the gateway to the new key, as an operator would.
+    std::fs::copy(
+        gateway.dir.path().join(&next_config),
+        gateway.dir.path().join("govgate.toml"),
+    )
+    .unwrap();
+    gateway.vkey = next_vkey.clone();
+    gateway.restart().await;
+    let after = send(
+        Method::POST,
+        &gateway.url("/v2/models/scorer/infer"),
+        &[],
+        "{}",
+    )
+    .await;
+    check_receipt(&gateway, &after.decision_id()).await;
+    let entries = gateway.entries().await;
+    let rotation = entries
+        .iter()
+        .find(|e| e["kind"] == "key_rotated")
+        .expect("rotation entry");
+    assert_eq!(rotation["old_vkey"], original_vkey.as_str());
+    assert_eq!(rotation["new_vkey"], next_vkey.as_str());
+    gateway.stop().await;
+
+    let verified = gateway.cli(&["verify"]);
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    // Still the old key configured: the log says otherwise.
+    let stale = "stale.toml";
+    let text = std::fs::read_to_string(gateway.dir.path().join("govgate.toml"))
+        .unwrap()
+        .replace("\"next.key\"", "\"test.key\"");
+    std::fs::write(gateway.dir.path().join(stale), text).unwrap();
+    let refused = gateway.cli_with(stale, &["verify"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("does not end at the configured key")
+    );
+    // Receipts issued before the rotation still verify with the old key.
+    let _ = before;
 }

@@ -197,15 +197,16 @@ impl Gateway {
     }
 
     /// Writes `NAME.toml`: the gateway's config with a new signing key
-    /// `NAME.key` for the same origin. Returns the config's file name.
-    pub fn config_with_new_key(&self, name: &str) -> String {
-        keygen(&self.dir.path().join(format!("{name}.key")), TEST_ORIGIN);
+    /// `NAME.key` for the same origin. Returns the config's file name and
+    /// the new key's verifier key.
+    pub fn config_with_new_key(&self, name: &str) -> (String, String) {
+        let vkey = keygen(&self.dir.path().join(format!("{name}.key")), TEST_ORIGIN);
         let text = std::fs::read_to_string(self.dir.path().join("govgate.toml"))
             .unwrap()
             .replace("\"test.key\"", &format!("\"{name}.key\""));
         let file = format!("{name}.toml");
         std::fs::write(self.dir.path().join(&file), text).unwrap();
-        file
+        (file, vkey)
     }
 
     /// The latest checkpoint from the admin port, opened with the gateway's key.
