@@ -279,3 +279,47 @@ fn frontier_reloads_from_stored_nodes() {
         }
     }
 }
+
+/// For every (index, size) and (m, n) up to 40, changing any byte of any
+/// proof hash makes the proof fail.
+#[test]
+fn every_byte_of_every_proof_up_to_40_matters() {
+    let tree = MemTree::with_leaves(&leaves());
+    let roots: Vec<Hash> = (0..=40).map(|n| root(&tree, n).unwrap()).collect();
+    let leaf_hashes: Vec<Hash> = leaves().iter().map(|l| leaf_hash(l)).collect();
+    for size in 1..=40u64 {
+        for index in 0..size {
+            let proof = inclusion_proof(&tree, index, size).unwrap();
+            for at in 0..proof.len() {
+                for byte in 0..32 {
+                    let mut bad = proof.clone();
+                    bad[at][byte] ^= 1 << (byte % 8);
+                    let leaf = &leaf_hashes[index as usize];
+                    assert!(
+                        !verify_inclusion(leaf, index, size, &bad, &roots[size as usize]),
+                        "({index}, {size}) hash {at} byte {byte}"
+                    );
+                }
+            }
+        }
+        for m in 1..size {
+            let proof = consistency_proof(&tree, m, size).unwrap();
+            for at in 0..proof.len() {
+                for byte in 0..32 {
+                    let mut bad = proof.clone();
+                    bad[at][byte] ^= 1 << (byte % 8);
+                    assert!(
+                        !verify_consistency(
+                            m,
+                            size,
+                            &roots[m as usize],
+                            &roots[size as usize],
+                            &bad
+                        ),
+                        "({m}, {size}) hash {at} byte {byte}"
+                    );
+                }
+            }
+        }
+    }
+}
