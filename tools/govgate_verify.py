@@ -15,13 +15,16 @@ It checks, from the published formats alone:
     prefix subtrees to the signed root, payloads against their BLAKE3
     commitments, and per-entry signatures (signatures.jsonl);
   * per-entry Ed25519 signatures over "govgate-entry-signature/v1" LF ||
-    the entry's canonical bytes (ledger.entry_signatures = "on").
+    the entry's canonical bytes (ledger.entry_signatures = "on");
+  * key rotation: from the log's first key, key_rotated entries are
+    followed in order, and every checkpoint and per-entry signature is
+    checked with the key in force for its batch.
 
 Commands (exit 0: everything verifies, 1: something does not, 2: usage):
 
   govgate_verify.py receipt --vkey VKEY --entry ENTRY_FILE --proof PROOF_FILE [--signature FILE]
-  govgate_verify.py log --vkey VKEY --entries ENTRIES_JSONL --checkpoint FILE
-  govgate_verify.py bundle --vkey VKEY DIR
+  govgate_verify.py log --vkey VKEY --entries ENTRIES_JSONL --checkpoint FILE [--expect-final VKEY]
+  govgate_verify.py bundle --vkey VKEY [--current-vkey VKEY] DIR
   govgate_verify.py selftest [--vectors DIR]
 
 Dependencies: Python 3.11 standard library, `blake3` and `PyNaCl`.
@@ -578,16 +581,32 @@ def parse_checkpoint(body: bytes) -> Checkpoint:
     return Checkpoint(origin, int(size_text), root, lines[3:])
 
 
-def open_checkpoint(note: bytes, vkey: VerifierKey, problems: list, item: str = "checkpoint"):
+def open_checkpoint(
+    note: bytes, vkey: VerifierKey, problems: list, item: str = "checkpoint", why: str = "", others=()
+):
     """Verify the signature and the origin line; return the parsed checkpoint (or None).
 
     Problems go to `problems`; a checkpoint whose signature fails is still
-    parsed so that the remaining checks can report too.
+    parsed so that the remaining checks can report too. `why` (which key the
+    checkpoint needs, and why) is added to a signature problem, and so is the
+    first of `others` (other keys of the log) that does sign the note.
     """
     try:
         body = verify_note(note, vkey)
     except VerifyError as err:
-        problems.append(f"{item}: {err}")
+        message = f"{item}: {err}"
+        if why:
+            message += f"; {why}"
+        for other in others:
+            if other == vkey:
+                continue
+            try:
+                verify_note(note, other)
+            except VerifyError:
+                continue
+            message += f"; it is signed by {other.label()} instead"
+            break
+        problems.append(message)
         try:
             body, _ = split_note(note)
         except VerifyError:
@@ -708,6 +727,15 @@ def check_entries(lines: list, origin: str | None, start: int = 0) -> str | None
     zeros; when `start` > 0 the first line's prev_hash is taken as given.
     The problem starts with `seq N:` naming the first bad entry.
     """
+    return check_entries_detail(lines, origin, start)[0]
+
+
+def check_entries_detail(lines: list, origin: str | None, start: int = 0) -> tuple[str | None, int]:
+    """As check_entries, and how many leading lines are sound (all of them when there is no problem).
+
+    The sound lines are the ones a later check (key rotations) may rely on:
+    every line before the first bad one, and before both ends of a broken link.
+    """
     prev_hex = ZERO_HASH_HEX if start == 0 else None
     for i, raw in enumerate(lines):
         s = start + i
@@ -715,22 +743,22 @@ def check_entries(lines: list, origin: str | None, start: int = 0) -> str | None
         try:
             entry = parse_canonical(raw)
         except VerifyError as err:
-            return f"{where}: {err}"
+            return f"{where}: {err}", i
         problem = check_entry_fields(entry)
         if problem:
-            return f"{where}: {problem}"
+            return f"{where}: {problem}", i
         seq = entry_int(entry["seq"])
         if seq != s:
             return (
                 f"seq {s}: line {i + 1} holds seq {seq} instead "
                 "(entries missing, duplicated or out of order)"
-            )
+            ), i
         if origin is not None and entry["origin"] != origin:
-            return f"seq {s}: origin {entry['origin']!r} is not the checkpoint origin {origin!r}"
+            return f"seq {s}: origin {entry['origin']!r} is not the checkpoint origin {origin!r}", i
         this_hex = blake3_hex(raw)
         if prev_hex is not None and entry["prev_hash"] != prev_hex:
             if s == 0:
-                return f"seq 0: prev_hash must be 64 zeros, found {entry['prev_hash']}"
+                return f"seq 0: prev_hash must be 64 zeros, found {entry['prev_hash']}", i
             # The link from seq s-1 to seq s is broken. If seq s+1 still
             # commits to seq s, seq s is as written and seq s-1 was changed;
             # if that link is broken too, seq s itself (its prev_hash) was.
@@ -739,18 +767,18 @@ def check_entries(lines: list, origin: str | None, start: int = 0) -> str | None
                 return (
                     f"seq {s - 1}: entry altered: its BLAKE3 hash {prev_hex} differs from "
                     f"the prev_hash {entry['prev_hash']} that seq {s} records"
-                )
+                ), i - 1
             if next_prev is not None:
                 return (
                     f"seq {s}: entry altered: its prev_hash {entry['prev_hash']} is not the BLAKE3 hash "
                     f"of seq {s - 1} ({prev_hex}) and seq {s + 1} does not record its hash either"
-                )
+                ), i - 1
             return (
                 f"seq {s - 1}: hash chain broken: BLAKE3 of seq {s - 1} is {prev_hex} but seq {s} "
                 f"records prev_hash {entry['prev_hash']} (seq {s - 1} or seq {s} altered)"
-            )
+            ), i - 1
         prev_hex = this_hex
-    return None
+    return None, len(lines)
 
 
 def split_jsonl(data: bytes) -> list:
@@ -813,6 +841,155 @@ def parse_signature_line(raw: bytes) -> EntrySignature:
     if not isinstance(text, str):
         raise VerifyError(f"seq {seq}: signature is not a base64 string")
     return EntrySignature(seq, decode_entry_signature(text, f"seq {seq}: signature"))
+
+
+# ---------------------------------------------------------------------------
+# Key rotation (docs/audit-format.md section 11)
+# ---------------------------------------------------------------------------
+
+KEY_ROTATED = "key_rotated"
+
+
+def vkey_text(vkey: VerifierKey) -> str:
+    """The canonical text of a verifier key: name+<lowercase hex key ID>+base64(0x01 || key)."""
+    key = base64.b64encode(bytes([ED25519_SIG_TYPE]) + vkey.public_key).decode("ascii")
+    return f"{vkey.name}+{vkey.key_id.hex()}+{key}"
+
+
+@dataclass
+class Rotation:
+    """A key_rotated entry; a key is None when the entry's member is unusable."""
+
+    seq: int
+    old: VerifierKey | None
+    new: VerifierKey | None
+
+
+@dataclass
+class KeySchedule:
+    """Which key is in force where, over a run of entries from seq `start`.
+
+    `first` is the key in force at `start` (at seq 0, the log's first key:
+    the trust anchor); `first_label` names it in messages.
+    """
+
+    first: VerifierKey
+    start: int
+    first_label: str
+    rotations: list = field(default_factory=list)
+
+    def key_after(self, below: int) -> tuple[VerifierKey, Rotation | None]:
+        """The key in force after every key_rotated entry below seq `below`, and the rotation that set it."""
+        key, by = self.first, None
+        for rotation in self.rotations:
+            if rotation.seq >= below:
+                break
+            if rotation.new is not None:
+                key, by = rotation.new, rotation
+        return key, by
+
+    def entry_key(self, seq: int) -> VerifierKey:
+        """The key of seq's per-entry signature: the key in force for its batch.
+
+        A key_rotated entry is alone in its batch and signed by its old key,
+        so this is the key after every key_rotated entry below `seq`.
+        """
+        return self.key_after(seq)[0]
+
+    def checkpoint_key(self, size: int) -> tuple[VerifierKey, str]:
+        """The key that signs the checkpoint of `size`, and why (for messages).
+
+        The old_vkey of entry size-1 if that entry is a key_rotated (its own
+        batch is under the old key); otherwise the key in force after every
+        key_rotated entry below seq `size`.
+        """
+        last = next((r for r in self.rotations if r.seq == size - 1), None)
+        if last is not None:
+            key = last.old if last.old is not None else self.key_after(size - 1)[0]
+            return key, f"the old_vkey of the key_rotated at seq {size - 1}"
+        key, by = self.key_after(size)
+        if by is None:
+            return key, self.first_label
+        return key, f"the new_vkey of the key_rotated at seq {by.seq}"
+
+    def count(self, below: int | None = None) -> int:
+        """How many key_rotated entries were followed (below seq `below`, if given)."""
+        return sum(1 for r in self.rotations if below is None or r.seq < below)
+
+    def keys(self) -> list:
+        """Every key this schedule knows, first key first."""
+        out = [self.first]
+        for rotation in self.rotations:
+            for key in (rotation.old, rotation.new):
+                if key is not None and key not in out:
+                    out.append(key)
+        return out
+
+
+def _rotation_key(entry: dict, member: str, origin: str, reasons: list) -> VerifierKey | None:
+    text = entry.get(member)
+    if not isinstance(text, str):
+        reasons.append(f"{member} is missing or not a string")
+        return None
+    try:
+        key = parse_vkey(text)
+    except UsageError as err:
+        reasons.append(f"{member} is not a verifier key: {err}")
+        return None
+    if text != vkey_text(key):
+        reasons.append(f"{member} {text[:80]!r} is not in canonical form ({vkey_text(key)})")
+        return None
+    if key.name != origin:
+        reasons.append(f"{member} {key.label()} is not named after the log's origin {origin!r}")
+        return None
+    return key
+
+
+def follow_rotations(
+    lines: list, start: int, first: VerifierKey, first_label: str, origin: str, problems: list
+) -> KeySchedule:
+    """Follow the key_rotated entries of `lines` (seq `start` onwards) in order.
+
+    Each must have an old_vkey and a new_vkey in canonical form and named
+    after `origin`, and its old_vkey must be the key in force; otherwise a
+    problem `seq N: key_rotated: ...` is added. A rotation whose old_vkey is
+    not the key in force is still followed to its new_vkey (the log fails
+    either way) so that later checkpoints and signatures are checked with
+    the key the log claims; one without a usable new_vkey leaves the key
+    unchanged.
+    """
+    schedule = KeySchedule(first, start, first_label)
+    key, why = first, first_label
+    for i, raw in enumerate(lines):
+        try:
+            entry = parse_json(raw)
+        except VerifyError:
+            continue
+        if not isinstance(entry, dict) or entry.get("kind") != KEY_ROTATED:
+            continue
+        seq = start + i
+        reasons: list = []
+        old = _rotation_key(entry, "old_vkey", origin, reasons)
+        new = _rotation_key(entry, "new_vkey", origin, reasons)
+        if old is not None and old != key:
+            reasons.insert(0, f"old_vkey {old.label()} is not the key in force, {key.label()} ({why})")
+        if reasons:
+            problems.append(f"seq {seq}: key_rotated: " + "; ".join(reasons))
+        schedule.rotations.append(Rotation(seq, old, new))
+        if new is not None:
+            key, why = new, f"the new_vkey of the key_rotated at seq {seq}"
+    return schedule
+
+
+def peek_checkpoint(note: bytes | None) -> Checkpoint | None:
+    """The checkpoint a note claims, signature unchecked (to find out which key must have signed it)."""
+    if note is None:
+        return None
+    try:
+        body, _ = split_note(note)
+        return parse_checkpoint(body)
+    except VerifyError:
+        return None
 
 
 # ---------------------------------------------------------------------------
@@ -915,18 +1092,56 @@ def verify_receipt(
     return problems, ok_line
 
 
-def verify_log(vkey: VerifierKey, entries_bytes: bytes, note: bytes) -> tuple[list, list, str]:
-    """Check a log from seq 0 against a checkpoint; returns (problems, notes, ok_line)."""
+def _signer_why(schedule: KeySchedule, size: int, key: VerifierKey, why: str) -> str:
+    """What a checkpoint signature problem adds when rotations (or another start key) are involved."""
+    if not schedule.rotations and why == schedule.first_label and schedule.start == 0:
+        return ""
+    return f"the checkpoint of size {size} must be signed by {key.label()}, {why}"
+
+
+def verify_log(
+    vkey: VerifierKey, entries_bytes: bytes, note: bytes, expect_final: VerifierKey | None = None
+) -> tuple[list, list, str]:
+    """Check a log from seq 0 against a checkpoint; returns (problems, notes, ok_line).
+
+    `vkey` is the log's first key; key_rotated entries are followed from it
+    (docs/audit-format.md section 11). With `expect_final`, the rotations
+    covered by the checkpoint must end at that key.
+    """
     problems: list = []
     notes: list = []
-    checkpoint = open_checkpoint(note, vkey, problems)
     lines = split_jsonl(entries_bytes)
-    origin = checkpoint.origin if checkpoint is not None else vkey.name
-    first_bad = check_entries(lines, origin)
+    claimed = peek_checkpoint(note)
+    origin = claimed.origin if claimed is not None else vkey.name
+    first_bad, sound = check_entries_detail(lines, origin)
+    rotation_problems: list = []
+    schedule = follow_rotations(lines[:sound], 0, vkey, "the first key (--vkey)", origin, rotation_problems)
+    if claimed is not None:
+        key, why = schedule.checkpoint_key(claimed.size)
+        checkpoint = open_checkpoint(
+            note, key, problems, why=_signer_why(schedule, claimed.size, key, why), others=schedule.keys()
+        )
+    else:
+        checkpoint = open_checkpoint(note, vkey, problems)
+    problems.extend(rotation_problems)
     if first_bad:
         problems.append(first_bad)
     if checkpoint is None:
         return problems, notes, ""
+    covered = checkpoint.size
+    rotations = schedule.count(below=covered)
+    final = schedule.key_after(covered)[0]
+    for rotation in schedule.rotations:
+        if rotation.seq >= covered:
+            notes.append(
+                f"note: seq {rotation.seq}: key_rotated is not covered by this checkpoint "
+                "(not counted in rotations=, nor for --expect-final)"
+            )
+    if expect_final is not None and final != expect_final and sound >= covered:
+        problems.append(
+            f"keys: the rotations end at {final.label()} ({rotations} followed), "
+            f"not at the --expect-final key {expect_final.label()}"
+        )
     n = len(lines)
     if checkpoint.size > n:
         problems.append(
@@ -958,7 +1173,7 @@ def verify_log(vkey: VerifierKey, entries_bytes: bytes, note: bytes) -> tuple[li
             notes.append(
                 f"note: seq {checkpoint.size}..{n - 1} are chain-checked but not covered by this checkpoint"
             )
-    ok_line = f"OK log origin={checkpoint.origin} size={checkpoint.size} entries={n}"
+    ok_line = f"OK log origin={checkpoint.origin} size={checkpoint.size} entries={n} rotations={rotations}"
     return problems, notes, ok_line
 
 
@@ -1041,8 +1256,16 @@ def check_payload(payload: BundlePayload, entry) -> list:
     return reasons
 
 
-def verify_bundle(vkey: VerifierKey, directory: str) -> tuple[list, list, str]:
-    """Check an export bundle (docs/audit-format.md section 8); returns (problems, warnings, ok_line)."""
+def verify_bundle(
+    vkey: VerifierKey, directory: str, current: VerifierKey | None = None
+) -> tuple[list, list, str]:
+    """Check an export bundle (docs/audit-format.md section 8); returns (problems, warnings, ok_line).
+
+    `vkey` is the log's first key. Key rotations inside the bundle are
+    followed (section 11); those before `from` are not in it, so `current`
+    is the key in force at `from` (default: `vkey`). With `from` 0 it must
+    be `vkey` itself.
+    """
     problems: list = []
     warnings: list = []
     manifest_bytes = _read_bundle_file(directory, "manifest.json")
@@ -1051,13 +1274,45 @@ def verify_bundle(vkey: VerifierKey, directory: str) -> tuple[list, list, str]:
     payload_bytes = _read_bundle_file(directory, "payloads.jsonl")
     signature_bytes = _read_bundle_file(directory, "signatures.jsonl")
 
-    # 1. The checkpoint, opened with the vkey given on the command line.
-    checkpoint = None
+    # 1. The checkpoint: which key must have signed it depends on the
+    # rotations in the entries, so it is opened once they are followed
+    # (below); its problems still come first.
+    claimed = peek_checkpoint(note)
     if note is None:
         problems.append("checkpoint: checkpoint.txt is missing")
-    else:
-        checkpoint = open_checkpoint(note, vkey, problems)
-    origin = checkpoint.origin if checkpoint is not None else vkey.name
+    origin = claimed.origin if claimed is not None else vkey.name
+    given_vkey = None
+
+    def open_bundle_checkpoint(schedule: KeySchedule) -> Checkpoint | None:
+        """Open checkpoint.txt with the key the schedule says; its problems go first."""
+        if note is None:
+            return None
+        opened: list = []
+        if claimed is not None:
+            key, why = schedule.checkpoint_key(claimed.size)
+            found = open_checkpoint(
+                note, key, opened, why=_signer_why(schedule, claimed.size, key, why), others=schedule.keys()
+            )
+        else:
+            found = open_checkpoint(note, schedule.first, opened)
+        problems[0:0] = opened
+        return found
+
+    def manifest_vkey_warning(schedule: KeySchedule) -> None:
+        # The manifest names the key configured at export time: any key the
+        # log is known to have used is fine, but it is never trusted.
+        if manifest is None:
+            return
+        try:
+            same_key = isinstance(given_vkey, str) and parse_vkey(given_vkey) in [vkey] + schedule.keys()
+        except UsageError:
+            same_key = False
+        if not same_key:
+            warnings.append(
+                f"warning: manifest: vkey {given_vkey!r} is not the given vkey {vkey.label()} "
+                "nor a key the bundle's rotations name "
+                "(the given vkey was used; the manifest's is never trusted)"
+            )
 
     # The manifest: not signed, so every value in it is checked or only compared.
     manifest = None
@@ -1086,15 +1341,6 @@ def verify_bundle(vkey: VerifierKey, directory: str) -> tuple[list, list, str]:
         if manifest.get("origin") != origin:
             problems.append(f"manifest: origin {manifest.get('origin')!r} is not the checkpoint origin {origin!r}")
         given_vkey = manifest.get("vkey")
-        try:
-            same_key = isinstance(given_vkey, str) and parse_vkey(given_vkey) == vkey
-        except UsageError:
-            same_key = False
-        if not same_key:
-            warnings.append(
-                f"warning: manifest: vkey {given_vkey!r} is not the given vkey {vkey.label()} "
-                "(the given vkey was used; the manifest's is never trusted)"
-            )
         raw_prefix = manifest.get("prefix")
         if not isinstance(raw_prefix, list) or not all(isinstance(x, str) for x in raw_prefix):
             problems.append("manifest: prefix is not a list of base64 strings")
@@ -1119,18 +1365,40 @@ def verify_bundle(vkey: VerifierKey, directory: str) -> tuple[list, list, str]:
             problems.append(f"manifest: payloads {payloads_flag!r} is not true or false")
             payloads_flag = None
 
-    if checkpoint is not None and end is not None and checkpoint.size != end:
-        problems.append(f"checkpoint: size {checkpoint.size} is not the bundle's to {end}")
+    # The key in force at `from`: the first key at 0, else --current-vkey.
+    if start == 0 or current is None:
+        first, first_label = vkey, "the first key (--vkey)"
+        if start is None and current is not None:
+            first, first_label = current, "the key in force at from (--current-vkey)"
+        elif start:
+            first_label = "the key in force at from (--vkey, as no --current-vkey was given)"
+    else:
+        first, first_label = current, "the key in force at from (--current-vkey)"
+    if start == 0 and current is not None and current != vkey:
+        problems.append(
+            f"keys: from is 0, where the key in force is the first key {vkey.label()} (--vkey), "
+            f"not the --current-vkey {current.label()}"
+        )
+
+    if claimed is not None and end is not None and claimed.size != end:
+        problems.append(f"checkpoint: size {claimed.size} is not the bundle's to {end}")
 
     if entries_bytes is None:
         problems.append("entries: entries.jsonl is missing")
     if start is None or end is None or entries_bytes is None:
+        schedule = KeySchedule(first, start or 0, first_label)
+        open_bundle_checkpoint(schedule)
+        manifest_vkey_warning(schedule)
         return problems, warnings, ""
 
-    # 2. Entries from..to-1: canonical, seq, origin, chain.
+    # 2. Entries from..to-1: canonical, seq, origin, chain; then the key
+    # rotations among them, and with those the checkpoint.
     lines = split_jsonl(entries_bytes)
     expected, n = end - start, len(lines)
-    first_bad = check_entries(lines[:expected], origin, start)
+    first_bad, sound = check_entries_detail(lines[:expected], origin, start)
+    schedule = follow_rotations(lines[:sound], start, first, first_label, origin, problems)
+    checkpoint = open_bundle_checkpoint(schedule)
+    manifest_vkey_warning(schedule)
     if first_bad:
         problems.append(first_bad)
     if n < expected:
@@ -1210,8 +1478,9 @@ def verify_bundle(vkey: VerifierKey, directory: str) -> tuple[list, list, str]:
                 payload_count += 1
 
     # 5. Per-entry signatures (section 10), when the bundle has them: each by
-    # the given vkey's key over the context line and the entry's line bytes.
-    # Entries without a signature (signed before the mode was on) are fine.
+    # the key in force for the entry's batch (section 11) over the context
+    # line and the entry's line bytes. Entries without a signature (signed
+    # before the mode was on) are fine.
     signature_count = 0
     if signature_bytes is not None:
         seen = {}
@@ -1236,7 +1505,7 @@ def verify_bundle(vkey: VerifierKey, directory: str) -> tuple[list, list, str]:
             i = sig.seq - start
             if i >= n:
                 continue  # the entry is missing from entries.jsonl, reported above
-            if not entry_signature_verifies(vkey.public_key, lines[i], sig.signature):
+            if not entry_signature_verifies(schedule.entry_key(sig.seq).public_key, lines[i], sig.signature):
                 problems.append(
                     f"seq {sig.seq}: per-entry signature does not verify (signatures.jsonl line {number})"
                 )
@@ -1247,7 +1516,7 @@ def verify_bundle(vkey: VerifierKey, directory: str) -> tuple[list, list, str]:
     if checkpoint is not None:
         ok_line = (
             f"OK bundle origin={checkpoint.origin} from={start} to={end} payloads={payload_count} "
-            f"signatures={signature_count}"
+            f"signatures={signature_count} rotations={schedule.count()}"
         )
     return problems, warnings, ok_line
 
@@ -1261,11 +1530,23 @@ def cmd_receipt(args) -> int:
     return _report(problems, ok_line)
 
 
+def _read_other_vkey(value: str, option: str, vkey: VerifierKey) -> VerifierKey:
+    """Another key of the same log (--current-vkey, --expect-final): it must have the --vkey's name."""
+    try:
+        other = _read_vkey(value)
+    except UsageError as err:
+        raise UsageError(f"{option}: {err}") from None
+    if other.name != vkey.name:
+        raise UsageError(f"{option} name {other.name!r} is not the --vkey name {vkey.name!r} (the log's origin)")
+    return other
+
+
 def cmd_bundle(args) -> int:
     vkey = _read_vkey(args.vkey)
+    current = _read_other_vkey(args.current_vkey, "--current-vkey", vkey) if args.current_vkey else None
     if not os.path.isdir(args.dir):
         raise UsageError(f"{args.dir} is not a directory")
-    problems, warnings, ok_line = verify_bundle(vkey, args.dir)
+    problems, warnings, ok_line = verify_bundle(vkey, args.dir, current)
     for line in warnings:
         print(line)
     return _report(problems, ok_line)
@@ -1273,9 +1554,10 @@ def cmd_bundle(args) -> int:
 
 def cmd_log(args) -> int:
     vkey = _read_vkey(args.vkey)
+    expect_final = _read_other_vkey(args.expect_final, "--expect-final", vkey) if args.expect_final else None
     entries_bytes = _read(args.entries)
     note = _read(args.checkpoint)
-    problems, notes, ok_line = verify_log(vkey, entries_bytes, note)
+    problems, notes, ok_line = verify_log(vkey, entries_bytes, note, expect_final)
     for line in notes:
         print(line)
     return _report(problems, ok_line)
@@ -1490,6 +1772,60 @@ def selftest_checks(vectors_dir: str):
                 public_key, moved, sig
             ), ""
 
+    yield from _selftest_rotation_checks(seed_key, cp["key_name"])
+
+
+def _selftest_rotation_checks(seed_key, name: str):
+    """Key rotation (section 11): no published vectors either, so a three-entry log is built here.
+
+    seq 0 gateway_started, seq 1 key_rotated from the vectors' key to a second
+    key (alone in its batch, under the old key), seq 2 under the new key.
+    """
+    new_key = _nacl_signing.SigningKey(b"\x07" * 32)
+
+    def vkey_of(signing_key) -> VerifierKey:
+        public = bytes(signing_key.verify_key)
+        return VerifierKey(name, key_id(name, ED25519_SIG_TYPE, public), public)
+
+    def note(signing_key, lines) -> bytes:
+        root = merkle_root([leaf_hash(raw) for raw in lines])
+        body = f"{name}\n{len(lines)}\n{base64.b64encode(root).decode()}\n".encode()
+        vkey = vkey_of(signing_key)
+        sig = base64.b64encode(vkey.key_id + signing_key.sign(body).signature).decode()
+        return body + f"\n{SIG_PREFIX}{name} {sig}\n".encode()
+
+    def build(old_vkey: str) -> list:
+        lines, prev = [], ZERO_HASH_HEX
+        for seq, extra in enumerate(
+            (
+                {"kind": "gateway_started", "gateway_version": "0.1.0"},
+                {"kind": KEY_ROTATED, "old_vkey": old_vkey, "new_vkey": vkey_text(vkey_of(new_key))},
+                {"kind": "gateway_started", "gateway_version": "0.1.0"},
+            )
+        ):
+            entry = {"seq": seq, "time": f"2026-11-27T11:35:0{seq}.000Z", "origin": name, "prev_hash": prev, **extra}
+            lines.append(canonicalize(entry))
+            prev = blake3_hex(lines[-1])
+        return lines
+
+    first = vkey_of(seed_key)
+    lines = build(vkey_text(first))
+
+    def problems(size, signer, expect_final=None, log=lines):
+        return verify_log(first, b"".join(raw + b"\n" for raw in log), note(signer, log[:size]), expect_final)[0]
+
+    yield "rotation: checkpoint before it by the first key", problems(1, seed_key) == [], ""
+    yield "rotation: its own checkpoint by the old key", problems(2, seed_key) == [], ""
+    yield "rotation: checkpoint after it by the new key", problems(3, new_key, vkey_of(new_key)) == [], ""
+    yield "rotation: its own checkpoint by the new key rejected", bool(problems(2, new_key)), ""
+    yield "rotation: checkpoint after it by the old key rejected", bool(problems(3, seed_key)), ""
+    yield "rotation: --expect-final of the old key rejected", bool(problems(3, new_key, first)), ""
+    stale = build(vkey_text(vkey_of(_nacl_signing.SigningKey(b"\x08" * 32))))
+    found = problems(3, new_key, log=stale)
+    yield "rotation: old_vkey not the key in force rejected", len(found) == 1 and found[0].startswith(
+        "seq 1: key_rotated: old_vkey"
+    ), "; ".join(found)
+
 
 def cmd_selftest(args) -> int:
     vectors_dir = args.vectors or _default_vectors_dir()
@@ -1517,6 +1853,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     vkey_help = "the log's signed-note verifier key name+keyid+base64 (or @FILE holding it)"
+    first_help = (
+        "the log's first signed-note verifier key name+keyid+base64 (or @FILE holding it), "
+        "the trust anchor from which key_rotated entries are followed"
+    )
 
     p = sub.add_parser("receipt", help="verify one entry against its receipt (C2SP tlog-proof)")
     p.add_argument("--vkey", required=True, help=vkey_help)
@@ -1530,13 +1870,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_receipt)
 
     p = sub.add_parser("log", help="verify entries from seq 0 against a signed checkpoint")
-    p.add_argument("--vkey", required=True, help=vkey_help)
+    p.add_argument("--vkey", required=True, help=first_help)
     p.add_argument("--entries", required=True, help="canonical entries, one JSON line each, from seq 0")
     p.add_argument("--checkpoint", required=True, help="the signed checkpoint note")
+    p.add_argument(
+        "--expect-final",
+        metavar="VKEY",
+        help="fail unless the key rotations covered by the checkpoint end at this key "
+        "(the log's current key; the --vkey itself when there are none; or @FILE)",
+    )
     p.set_defaults(func=cmd_log)
 
     p = sub.add_parser("bundle", help="verify an export bundle (govgate export) against its signed checkpoint")
-    p.add_argument("--vkey", required=True, help=vkey_help)
+    p.add_argument("--vkey", required=True, help=first_help)
+    p.add_argument(
+        "--current-vkey",
+        metavar="VKEY",
+        help="the key in force at the bundle's from (after every key rotation below it; or @FILE), "
+        "when from > 0 and the log rotated its key before from; default: --vkey",
+    )
     p.add_argument(
         "dir",
         metavar="DIR",

@@ -40,6 +40,7 @@ with open(os.path.join(DATA, "rfc6962_sha256_vectors.json"), encoding="utf-8") a
 ORIGIN = "govgate.example/log"
 SEED = bytes.fromhex(TREE["checkpoint"]["seed_hex"])
 OTHER_SEED = bytes(range(100, 132))
+THIRD_SEED = bytes(range(200, 232))
 
 
 def h(x: str) -> bytes:
@@ -148,13 +149,22 @@ def commitment(salt: bytes, data: bytes) -> str:
     return blake3.blake3(salt + data).hexdigest()
 
 
-def build_entries(count: int, origin: str = ORIGIN) -> list:
-    """Canonical entry bytes for seq 0..count-1, chained with BLAKE3."""
+def build_entries(count: int, origin: str = ORIGIN, rotations=None) -> list:
+    """Canonical entry bytes for seq 0..count-1, chained with BLAKE3.
+
+    `rotations` maps a seq to the (old_vkey, new_vkey) of a key_rotated entry there.
+    """
     out = []
     prev = "0" * 64
     for seq in range(count):
         time = f"2026-11-27T10:00:{seq:02d}.000Z"
-        if seq == 0:
+        if rotations and seq in rotations:
+            old_vkey, new_vkey = rotations[seq]
+            entry = {"kind": "key_rotated", "origin": origin, "prev_hash": prev, "seq": seq, "time": time}
+            for member, value in (("old_vkey", old_vkey), ("new_vkey", new_vkey)):
+                if value is not None:
+                    entry[member] = value
+        elif seq == 0:
             entry = {"kind": "gateway_started", "origin": origin, "prev_hash": prev, "seq": 0, "time": time}
         else:
             rq_salt, rs_salt, rq, rs = payload_for(seq)
@@ -744,7 +754,7 @@ class BundleTests(LogTestCase):
             with self.subTest(start=start, end=end):
                 rc, out, err = self.run_bundle(self.bundle(start, end))
                 self.assertEqual(rc, 0, out + err)
-                self.assertEqual(out, f"OK bundle origin={ORIGIN} from={start} to={end} payloads=0 signatures=0\n")
+                self.assertEqual(out, f"OK bundle origin={ORIGIN} from={start} to={end} payloads=0 signatures=0 rotations=0\n")
 
     def test_every_range(self):
         for start in range(0, self.N + 1):
@@ -752,7 +762,7 @@ class BundleTests(LogTestCase):
                 with self.subTest(start=start, end=end):
                     problems, warnings, ok = self.check(self.bundle(start, end))
                     self.assertEqual((problems, warnings), ([], []))
-                    self.assertEqual(ok, f"OK bundle origin={ORIGIN} from={start} to={end} payloads=0 signatures=0")
+                    self.assertEqual(ok, f"OK bundle origin={ORIGIN} from={start} to={end} payloads=0 signatures=0 rotations=0")
 
     def test_valid_with_payloads(self):
         for start, end in ((0, 12), (5, 9), (7, 12)):
@@ -760,7 +770,7 @@ class BundleTests(LogTestCase):
                 records = [p for p in self.decisions(start, end) if p["seq"] != 7]  # seq 7's payload erased
                 rc, out, err = self.run_bundle(self.bundle(start, end, payloads=records))
                 self.assertEqual(rc, 0, out + err)
-                self.assertEqual(out, f"OK bundle origin={ORIGIN} from={start} to={end} payloads={len(records)} signatures=0\n")
+                self.assertEqual(out, f"OK bundle origin={ORIGIN} from={start} to={end} payloads={len(records)} signatures=0 rotations=0\n")
 
     def test_empty_payloads_file(self):
         rc, out, err = self.run_bundle(self.bundle(0, 12, payloads=[]))
@@ -991,14 +1001,14 @@ class BundleTests(LogTestCase):
                 rc, out, err = self.run_bundle(self.bundle(start, end, signatures=self.signed(start, end)))
                 self.assertEqual(rc, 0, out + err)
                 self.assertEqual(
-                    out, f"OK bundle origin={ORIGIN} from={start} to={end} payloads=0 signatures={end - start}\n"
+                    out, f"OK bundle origin={ORIGIN} from={start} to={end} payloads=0 signatures={end - start} rotations=0\n"
                 )
         # Entries signed before the mode was on have no line; the file may be empty or in any order.
         for records, count in ((self.signed(8, 12), 4), ([], 0), (self.signed(5, 12)[::-1], 7)):
             with self.subTest(count=count):
                 problems, _, ok = self.check(self.bundle(5, 12, signatures=records))
                 self.assertEqual(problems, [])
-                self.assertTrue(ok.endswith(f" signatures={count}"), ok)
+                self.assertTrue(ok.endswith(f" signatures={count} rotations=0"), ok)
         records = self.decisions(5, 12)
         rc, out, err = self.run_bundle(self.bundle(5, 12, payloads=records, signatures=self.signed(5, 12)))
         self.assertEqual(rc, 0, out + err)
@@ -1126,6 +1136,280 @@ class BundleTests(LogTestCase):
         ):
             with self.subTest(args):
                 rc, out, err = run(*args)
+                self.assertEqual(rc, 2, out + err)
+
+
+# --- key rotation (docs/audit-format.md section 11) -------------------------
+
+
+class RotationTests(LogTestCase):
+    """A log whose seq 6 rotates from the vectors' key (SEED) to OTHER_SEED.
+
+    Batches end at sizes 3, 6, 7 (the key_rotated entry alone in its batch,
+    under the old key), 10 and 12 (under the new key).
+    """
+
+    ROT = 6
+    BATCHES = (3, 6, 7, 10, 12)
+
+    def setUp(self):
+        super().setUp()
+        self.old_vkey, self.new_vkey = vkey_for(SEED), vkey_for(OTHER_SEED)
+        self.use_log(build_entries(self.N, rotations={self.ROT: (self.old_vkey, self.new_vkey)}))
+
+    def use_log(self, entries):
+        self.entries = entries
+        self.leaves = [t_leaf(e) for e in entries]
+
+    def checkpoint_seed(self, size: int) -> bytes:
+        """The rule: the rotation's own checkpoint (size ROT+1) and earlier ones by the old key, later by the new."""
+        return SEED if size <= self.ROT + 1 else OTHER_SEED
+
+    def entry_seed(self, seq: int) -> bytes:
+        """Per-entry signatures: the key in force for the batch; the key_rotated entry itself under the old key."""
+        return SEED if seq <= self.ROT else OTHER_SEED
+
+    def rule_checkpoint(self, size: int) -> bytes:
+        return self.checkpoint(size=size, seed=self.checkpoint_seed(size))
+
+    def log_args(self, lines, note, *extra):
+        entries = self.write("entries.jsonl", b"".join(line + b"\n" for line in lines))
+        cp = self.write("checkpoint", note)
+        return ("log", "--vkey", self.vkey, "--entries", entries, "--checkpoint", cp, *extra)
+
+    def check_log(self, size=None, note=None, vkey=None, expect_final=None, lines=None):
+        """In-process: (problems, notes, ok_line)."""
+        size = self.N if size is None else size
+        return gv.verify_log(
+            gv.parse_vkey(vkey or self.vkey),
+            b"".join(line + b"\n" for line in (self.entries if lines is None else lines)),
+            self.rule_checkpoint(size) if note is None else note,
+            gv.parse_vkey(expect_final) if expect_final else None,
+        )
+
+    # log: acceptance
+
+    def test_valid_log_with_rotation(self):
+        rc, out, err = run(*self.log_args(self.entries, self.rule_checkpoint(self.N)))
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(out, f"OK log origin={ORIGIN} size={self.N} entries={self.N} rotations=1\n")
+        rc, out, err = run(*self.log_args(self.entries, self.rule_checkpoint(self.N), "--expect-final", self.new_vkey))
+        self.assertEqual(rc, 0, out + err)
+        vkey_file = self.write("new.vkey", (self.new_vkey + "\n").encode())
+        rc, out, err = run(*self.log_args(self.entries, self.rule_checkpoint(self.N), "--expect-final", "@" + vkey_file))
+        self.assertEqual(rc, 0, out + err)
+
+    def test_every_batch_checkpoint(self):
+        for size in self.BATCHES:
+            with self.subTest(size=size):
+                lines = self.entries[:size]
+                final = self.new_vkey if size > self.ROT else self.old_vkey
+                problems, notes, ok = self.check_log(size, lines=lines, expect_final=final)
+                self.assertEqual((problems, notes), ([], []))
+                self.assertEqual(ok, f"OK log origin={ORIGIN} size={size} entries={size} rotations={int(size > self.ROT)}")
+
+    def test_rotation_not_covered_by_the_checkpoint(self):
+        # Entries after the checkpoint are chain-checked; their rotation is not counted.
+        rc, out, err = run(*self.log_args(self.entries, self.rule_checkpoint(6), "--expect-final", self.old_vkey))
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("note: seq 6: key_rotated is not covered by this checkpoint", out)
+        self.assertIn(f"OK log origin={ORIGIN} size=6 entries={self.N} rotations=0", out)
+
+    def test_two_rotations_the_last_one_last(self):
+        # SEED -> OTHER at seq 6, OTHER -> THIRD at seq 9, the log's last entry:
+        # the latest checkpoint (size 10) is still OTHER's, the final key THIRD's.
+        third = vkey_for(THIRD_SEED)
+        self.use_log(build_entries(10, rotations={6: (self.old_vkey, self.new_vkey), 9: (self.new_vkey, third)}))
+        note = self.checkpoint(size=10, seed=OTHER_SEED)
+        rc, out, err = run(*self.log_args(self.entries, note, "--expect-final", third))
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(out, f"OK log origin={ORIGIN} size=10 entries=10 rotations=2\n")
+        for size, seed in ((6, SEED), (7, SEED), (8, OTHER_SEED), (9, OTHER_SEED)):
+            with self.subTest(size=size):
+                problems, _, ok = self.check_log(size, note=self.checkpoint(size=size, seed=seed))
+                self.assertEqual(problems, [])
+        problems, _, _ = self.check_log(10, note=self.checkpoint(size=10, seed=THIRD_SEED))
+        self.assertTrue(problems and problems[0].startswith("checkpoint:"), problems)
+        self.assertIn("old_vkey of the key_rotated at seq 9", problems[0])
+        problems, _, _ = self.check_log(10, note=note, expect_final=self.new_vkey)
+        self.assertEqual(len(problems), 1, problems)
+        self.assertTrue(problems[0].startswith("keys: the rotations end at"), problems)
+
+    # log: rejection
+
+    def test_checkpoint_after_rotation_by_old_key(self):
+        for size in (8, 10, 12):
+            with self.subTest(size=size):
+                problems, _, _ = self.check_log(size, note=self.checkpoint(size=size, seed=SEED))
+                self.assertTrue(problems, "accepted")
+                self.assertTrue(problems[0].startswith("checkpoint: no signature by"), problems)
+                label = gv.parse_vkey(self.new_vkey).label()
+                self.assertIn(label, problems[0])
+                self.assertIn("new_vkey of the key_rotated at seq 6", problems[0])
+                self.assertIn(f"it is signed by {gv.parse_vkey(self.old_vkey).label()} instead", problems[0])
+        rc, out, err = run(*self.log_args(self.entries, self.checkpoint(size=12, seed=SEED)))
+        self.assertFirstFail((rc, out, err), "checkpoint:")
+        self.assertNotIn("OK", out)
+
+    def test_rotation_checkpoint_by_new_key(self):
+        note = self.checkpoint(size=self.ROT + 1, seed=OTHER_SEED)
+        rc, out, err = run(*self.log_args(self.entries[: self.ROT + 1], note))
+        self.assertFirstFail((rc, out, err), "checkpoint:")
+        self.assertIn("old_vkey of the key_rotated at seq 6", out)
+        # Also when the file holds later entries.
+        problems, _, _ = self.check_log(self.ROT + 1, note=note)
+        self.assertTrue(problems[0].startswith("checkpoint:"), problems)
+
+    def test_checkpoint_before_rotation_by_new_key(self):
+        problems, _, _ = self.check_log(5, note=self.checkpoint(size=5, seed=OTHER_SEED))
+        self.assertTrue(problems[0].startswith("checkpoint:"), problems)
+
+    def test_old_vkey_not_in_force(self):
+        third = vkey_for(THIRD_SEED)
+        self.use_log(build_entries(self.N, rotations={self.ROT: (third, self.new_vkey)}))
+        rc, out, err = run(*self.log_args(self.entries, self.rule_checkpoint(self.N)))
+        self.assertEqual(rc, 1, out + err)
+        fails = fail_lines(out)
+        self.assertEqual(len(fails), 1, out)
+        self.assertTrue(fails[0].startswith("FAIL seq 6: key_rotated: old_vkey"), out)
+        self.assertIn("is not the key in force", fails[0])
+        # The rotation's own checkpoint is signed by the key the entry names: it does not help.
+        note = self.checkpoint(size=self.ROT + 1, seed=THIRD_SEED)
+        problems, _, _ = self.check_log(self.ROT + 1, note=note, lines=self.entries[: self.ROT + 1])
+        self.assertEqual(len(problems), 1, problems)
+        self.assertTrue(problems[0].startswith("seq 6: key_rotated: old_vkey"), problems)
+
+    def test_anchor_is_not_the_first_key(self):
+        # The current key given as --vkey: the first rotation's old_vkey is not it.
+        problems, _, _ = self.check_log(vkey=self.new_vkey)
+        self.assertEqual(len(problems), 1, problems)
+        self.assertTrue(problems[0].startswith("seq 6: key_rotated: old_vkey"), problems)
+
+    def test_malformed_rotation(self):
+        good_text = self.new_vkey
+        name, kid, key = good_text.split("+", 2)
+        for what, old, new in (
+            ("new_vkey missing", self.old_vkey, None),
+            ("old_vkey missing", None, self.new_vkey),
+            ("new_vkey garbage", self.old_vkey, "garbage"),
+            ("new_vkey with a wrong key ID", self.old_vkey, f"{name}+00000000+{key}"),
+            ("new_vkey upper-case key ID", self.old_vkey, f"{name}+{kid.upper()}+{key}"),
+            ("new_vkey of another log", self.old_vkey, vkey_for(OTHER_SEED, "govgate.example/other")),
+        ):
+            with self.subTest(what):
+                if what == "new_vkey upper-case key ID" and kid == kid.upper():
+                    continue
+                self.use_log(build_entries(self.N, rotations={self.ROT: (old, new)}))
+                problems, _, _ = self.check_log(size=self.ROT + 1, lines=self.entries)
+                self.assertTrue(problems, "accepted")
+                self.assertTrue(problems[0].startswith("seq 6: key_rotated:"), problems)
+
+    def test_expect_final_mismatch(self):
+        for size, wrong in ((self.N, self.old_vkey), (self.N, vkey_for(THIRD_SEED)), (self.ROT, self.new_vkey)):
+            with self.subTest(size=size):
+                rc, out, err = run(
+                    *self.log_args(self.entries[:size], self.rule_checkpoint(size), "--expect-final", wrong)
+                )
+                self.assertEqual(rc, 1, out + err)
+                self.assertEqual(len(fail_lines(out)), 1, out)
+                self.assertTrue(fail_lines(out)[0].startswith("FAIL keys: the rotations end at"), out)
+                self.assertIn(gv.parse_vkey(wrong).label(), out)
+        for bad in ("garbage", vkey_for(OTHER_SEED, "govgate.example/other")):
+            with self.subTest(bad=bad):
+                rc, out, err = run(*self.log_args(self.entries, self.rule_checkpoint(self.N), "--expect-final", bad))
+                self.assertEqual(rc, 2, out + err)
+
+    # bundles
+
+    bundle = BundleTests.bundle
+
+    def signed(self, start, end) -> list:
+        return [
+            {"seq": seq, "signature": b64(entry_signature(self.entry_seed(seq), self.entries[seq]))}
+            for seq in range(start, end)
+        ]
+
+    def run_bundle(self, d, *extra):
+        return run("bundle", "--vkey", self.vkey, *extra, d)
+
+    def check_bundle(self, d, current=None):
+        return gv.verify_bundle(gv.parse_vkey(self.vkey), d, gv.parse_vkey(current) if current else None)
+
+    def test_bundle_from_zero(self):
+        for end in (7, 10, 12):
+            with self.subTest(end=end):
+                d = self.bundle(0, end, note=self.rule_checkpoint(end), signatures=self.signed(0, end),
+                                manifest={"vkey": self.new_vkey})
+                rc, out, err = self.run_bundle(d)
+                self.assertEqual(rc, 0, out + err)
+                self.assertEqual(
+                    out, f"OK bundle origin={ORIGIN} from=0 to={end} payloads=0 signatures={end} rotations=1\n"
+                )
+
+    def test_bundle_across_the_rotation(self):
+        # from > 0 but before the rotation: the key in force at from is still the first one.
+        d = self.bundle(3, 12, note=self.rule_checkpoint(12), signatures=self.signed(3, 12))
+        rc, out, err = self.run_bundle(d)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("signatures=9 rotations=1", out)
+
+    def test_bundle_after_the_rotation(self):
+        for start in (7, 10):
+            with self.subTest(start=start):
+                d = self.bundle(start, 12, note=self.rule_checkpoint(12), signatures=self.signed(start, 12))
+                rc, out, err = self.run_bundle(d, "--current-vkey", self.new_vkey)
+                self.assertEqual(rc, 0, out + err)
+                self.assertEqual(
+                    out,
+                    f"OK bundle origin={ORIGIN} from={start} to=12 payloads=0 signatures={12 - start} rotations=0\n",
+                )
+                # Without --current-vkey the first key is taken to be in force at from.
+                rc, out, err = self.run_bundle(d)
+                self.assertFirstFail((rc, out, err), "checkpoint:")
+                self.assertIn("--current-vkey", fail_lines(out)[0])
+                self.assertIn("FAIL seq 11: per-entry signature does not verify", out)
+        # The rotation's own batch, from 6: the key in force at 6 is still the old one.
+        d = self.bundle(6, 7, note=self.rule_checkpoint(7), signatures=self.signed(6, 7))
+        rc, out, err = self.run_bundle(d, "--current-vkey", self.old_vkey)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("rotations=1", out)
+
+    def test_bundle_rejections(self):
+        # A checkpoint after the rotation signed by the old key.
+        problems, _, _ = self.check_bundle(self.bundle(0, 12, note=self.checkpoint(size=12, seed=SEED)))
+        self.assertTrue(problems[0].startswith("checkpoint:") and "new_vkey of the key_rotated at seq 6" in problems[0])
+        # The rotation's own checkpoint signed by the new key.
+        problems, _, _ = self.check_bundle(self.bundle(0, 7, note=self.checkpoint(size=7, seed=OTHER_SEED)))
+        self.assertTrue(problems[0].startswith("checkpoint:") and "old_vkey of the key_rotated at seq 6" in problems[0])
+        # The rotation's entry signed by the new key, and the next one by the old key.
+        records = self.signed(0, 12)
+        records[6]["signature"] = b64(entry_signature(OTHER_SEED, self.entries[6]))
+        records[7]["signature"] = b64(entry_signature(SEED, self.entries[7]))
+        problems, _, _ = self.check_bundle(self.bundle(0, 12, note=self.rule_checkpoint(12), signatures=records))
+        self.assertEqual(
+            problems,
+            [
+                "seq 6: per-entry signature does not verify (signatures.jsonl line 7)",
+                "seq 7: per-entry signature does not verify (signatures.jsonl line 8)",
+            ],
+        )
+        # A --current-vkey after the rotation, for a bundle that starts before it.
+        problems, _, _ = self.check_bundle(self.bundle(3, 12, note=self.rule_checkpoint(12)), current=self.new_vkey)
+        self.assertTrue(problems[0].startswith("seq 6: key_rotated: old_vkey"), problems)
+        # From 0 the key in force is the first key: another --current-vkey is refused.
+        rc, out, err = self.run_bundle(self.bundle(0, 12, note=self.rule_checkpoint(12)), "--current-vkey", self.new_vkey)
+        self.assertFirstFail((rc, out, err), "keys: from is 0")
+        # An old_vkey that is not the key in force.
+        self.use_log(build_entries(self.N, rotations={self.ROT: (vkey_for(THIRD_SEED), self.new_vkey)}))
+        problems, _, _ = self.check_bundle(self.bundle(0, 12, note=self.rule_checkpoint(12)))
+        self.assertEqual(len(problems), 1, problems)
+        self.assertTrue(problems[0].startswith("seq 6: key_rotated: old_vkey"), problems)
+
+    def test_bundle_usage(self):
+        d = self.bundle(7, 12, note=self.rule_checkpoint(12))
+        for bad in ("garbage", vkey_for(OTHER_SEED, "govgate.example/other")):
+            with self.subTest(bad):
+                rc, out, err = self.run_bundle(d, "--current-vkey", bad)
                 self.assertEqual(rc, 2, out + err)
 
 

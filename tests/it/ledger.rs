@@ -775,6 +775,21 @@ async fn key_rotation_is_an_entry_under_the_old_key_and_verification_follows_it(
         "{}",
         String::from_utf8_lossy(&verified.stderr)
     );
+    // An auditor who holds only the first key follows the rotation.
+    let out = gateway.dir.path().join("bundle");
+    assert!(
+        gateway
+            .cli(&["export", "--out", out.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let checked = python_verify(&bundle_args(&original_vkey, &out));
+    let said = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        checked.status.success() && said.contains("rotations=1"),
+        "{said}{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
     // Still the old key configured: the log says otherwise.
     let stale = "stale.toml";
     let text = std::fs::read_to_string(gateway.dir.path().join("govgate.toml"))
