@@ -23,6 +23,10 @@ use std::time::{Duration, Instant};
 
 const BATCH: usize = 256;
 
+/// The allocator the gateway binary uses, so the bench measures the same code.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn decision() -> Decision {
     Decision {
         id: DecisionId::random(),
