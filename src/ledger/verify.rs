@@ -44,21 +44,28 @@ fn bad(seq: u64, reason: impl Into<String>) -> VerifyError {
     }
 }
 
-/// The keys a log was signed with, oldest first, from its `key_rotated`
-/// entries; the last must be `current`.
+/// The keys a log was signed with, oldest first, and the seqs of the
+/// `key_rotated` entries between them; the last key must be `current`.
 fn key_history(
     store: &dyn LedgerStore,
     size: u64,
     current: &NoteVerifier,
-) -> Result<Vec<NoteVerifier>, VerifyError> {
+) -> Result<(Vec<NoteVerifier>, Vec<u64>), VerifyError> {
+    const MARK: &[u8] = br#""kind":"key_rotated""#;
     let mut rotations = Vec::new();
     for seq in 0..size {
-        if let Some(rotation) = store.entry(seq)?.as_deref().and_then(key_rotation) {
-            rotations.push((seq, rotation));
+        let Some(bytes) = store.entry(seq)? else {
+            continue;
+        };
+        // A cheap pre-filter: parse only entries that can be rotations.
+        if bytes.windows(MARK.len()).any(|w| w == MARK) {
+            if let Some(rotation) = key_rotation(&bytes) {
+                rotations.push((seq, rotation));
+            }
         }
     }
     let Some((first_seq, (first_old, _))) = rotations.first() else {
-        return Ok(vec![current.clone()]);
+        return Ok((vec![current.clone()], Vec::new()));
     };
     let parse = |seq: u64, vkey: &str| {
         NoteVerifier::parse(vkey)
@@ -77,89 +84,115 @@ fn key_history(
             "the log's last key rotation does not end at the configured key",
         ));
     }
-    Ok(keys)
+    Ok((keys, rotations.into_iter().map(|(seq, _)| seq).collect()))
 }
+
+/// Which key signed the batch holding each seq.
+struct KeyTimeline {
+    keys: Vec<NoteVerifier>,
+    rotation_seqs: Vec<u64>,
+    checkpoint_sizes: Vec<u64>,
+}
+
+impl KeyTimeline {
+    /// The key of the batch holding `seq`: the key in force when the batch
+    /// began (a rotation switches keys for the batches after its own).
+    fn key_at(&self, seq: u64) -> &NoteVerifier {
+        let batch_start = match self.checkpoint_sizes.partition_point(|size| *size <= seq) {
+            0 => 0,
+            i => self.checkpoint_sizes[i - 1],
+        };
+        let rotations_before = self
+            .rotation_seqs
+            .partition_point(|rotation| *rotation < batch_start);
+        &self.keys[rotations_before.min(self.keys.len() - 1)]
+    }
+}
+
+/// What the sequential pass needs from one entry, checked in parallel.
+struct EntryFacts {
+    prev_hash: String,
+    entry_hash: String,
+    leaf: super::tree::Hash,
+}
+
+/// Entries checked per round: bounds memory whatever the log's size.
+const CHUNK: u64 = 4096;
 
 /// Verifies the whole store against `verifier`: the log's current key and
 /// origin. Key rotations are followed: each batch is checked with the key
-/// in force when it began (a `key_rotated` entry changes the key for the
-/// batches after its own).
+/// in force when it began. The per-entry work (parsing, canonical form,
+/// hashes, signatures, index) runs on every core; the chain, the tree and
+/// the checkpoints are then checked in order, so the first bad seq is named.
 pub fn verify_store(
     store: &dyn LedgerStore,
     verifier: &NoteVerifier,
 ) -> Result<Verified, VerifyError> {
     let size = store.size()?;
     let checkpoints = store.checkpoints()?;
+    let (keys, rotation_seqs) = key_history(store, size, verifier)?;
+    let timeline = KeyTimeline {
+        keys,
+        rotation_seqs,
+        checkpoint_sizes: checkpoints.iter().map(|(size, _)| *size).collect(),
+    };
+    let workers =
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get) as u64;
     let mut next_checkpoint = checkpoints.iter().peekable();
-    let mut keys = key_history(store, size, verifier)?.into_iter();
-    let mut batch_key = keys.next().ok_or_else(|| bad(0, "no key"))?;
-    let mut rotated_in_batch = false;
     let mut frontier = Frontier::new();
     let mut prev_hash = GENESIS_PREV_HASH.to_owned();
-    for seq in 0..size {
-        let bytes = store.entry(seq)?.ok_or_else(|| bad(seq, "entry missing"))?;
-        let text = std::str::from_utf8(&bytes).map_err(|_| bad(seq, "entry is not UTF-8"))?;
-        let entry =
-            parse_strict(text).map_err(|err| bad(seq, format!("entry is not JSON: {err}")))?;
-        if to_canonical(&entry).map_err(|err| bad(seq, err.to_string()))? != bytes {
-            return Err(bad(seq, "entry bytes are not canonical (RFC 8785)"));
-        }
-        if entry["seq"].as_u64() != Some(seq) {
-            return Err(bad(seq, format!("entry says seq {}", entry["seq"])));
-        }
-        if entry["origin"].as_str() != Some(verifier.name()) {
-            return Err(bad(
-                seq,
-                format!("origin {} is not {}", entry["origin"], verifier.name()),
-            ));
-        }
-        if entry["prev_hash"].as_str() != Some(prev_hash.as_str()) {
-            return Err(bad(
-                seq,
-                "prev_hash does not match the previous entry's hash (chain broken)",
-            ));
-        }
-        if entry["kind"] == "key_rotated" {
-            rotated_in_batch = true;
-        }
-        if let Some(signature) = store.entry_signature(seq)? {
-            if !batch_key.verify_entry(&bytes, &signature) {
-                return Err(bad(seq, "per-entry signature does not verify"));
-            }
-        }
-        prev_hash = hex(blake3::hash(&bytes).as_bytes());
-        let leaf = leaf_hash(&bytes);
-        for (level, index, hash) in frontier.push(leaf) {
-            if store.node(level, index)? != Some(hash) {
+    let mut start = 0;
+    while start < size {
+        let end = (start + CHUNK).min(size);
+        let per_worker = (end - start).div_ceil(workers);
+        let facts: Vec<Result<EntryFacts, VerifyError>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|w| {
+                    let (from, to) = (
+                        (start + w * per_worker).min(end),
+                        (start + (w + 1) * per_worker).min(end),
+                    );
+                    let timeline = &timeline;
+                    scope.spawn(move || {
+                        (from..to)
+                            .map(|seq| entry_facts(store, seq, verifier.name(), timeline))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|handle| {
+                    handle
+                        .join()
+                        .unwrap_or_else(|_| vec![Err(bad(start, "a verification thread failed"))])
+                })
+                .collect()
+        });
+        for (seq, facts) in (start..end).zip(facts) {
+            let facts = facts?;
+            if facts.prev_hash != prev_hash {
                 return Err(bad(
                     seq,
-                    format!("stored tree node ({level}, {index}) does not match the entries"),
+                    "prev_hash does not match the previous entry's hash (chain broken)",
                 ));
             }
-        }
-        if let (Some("decision"), Some(id)) =
-            (entry["kind"].as_str(), entry["decision_id"].as_str())
-        {
-            let indexed = crate::decision::DecisionId::parse(id)
-                .map(|id| store.decision_seq(id.as_bytes()))
-                .transpose()?
-                .flatten();
-            if indexed != Some(seq) {
-                return Err(bad(
-                    seq,
-                    format!("decision index does not point at this entry for {id}"),
-                ));
-            }
-        }
-        while let Some((checkpoint_size, note)) = next_checkpoint.next_if(|(s, _)| *s == seq + 1) {
-            check_checkpoint(&batch_key, *checkpoint_size, note, &frontier)?;
-            if rotated_in_batch {
-                rotated_in_batch = false;
-                if let Some(next) = keys.next() {
-                    batch_key = next;
+            prev_hash = facts.entry_hash;
+            for (level, index, hash) in frontier.push(facts.leaf) {
+                if store.node(level, index)? != Some(hash) {
+                    return Err(bad(
+                        seq,
+                        format!("stored tree node ({level}, {index}) does not match the entries"),
+                    ));
                 }
             }
+            while let Some((checkpoint_size, note)) =
+                next_checkpoint.next_if(|(s, _)| *s == seq + 1)
+            {
+                check_checkpoint(timeline.key_at(seq), *checkpoint_size, note, &frontier)?;
+            }
         }
+        start = end;
     }
     if let Some((checkpoint_size, _)) = next_checkpoint.next() {
         return Err(bad(
@@ -180,6 +213,52 @@ pub fn verify_store(
         entries: size,
         checkpoints: checkpoints.len() as u64,
         latest_checkpoint_size: latest,
+    })
+}
+
+/// Everything about entry `seq` that needs no other entry.
+fn entry_facts(
+    store: &dyn LedgerStore,
+    seq: u64,
+    origin: &str,
+    timeline: &KeyTimeline,
+) -> Result<EntryFacts, VerifyError> {
+    let bytes = store.entry(seq)?.ok_or_else(|| bad(seq, "entry missing"))?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| bad(seq, "entry is not UTF-8"))?;
+    let entry = parse_strict(text).map_err(|err| bad(seq, format!("entry is not JSON: {err}")))?;
+    if to_canonical(&entry).map_err(|err| bad(seq, err.to_string()))? != bytes {
+        return Err(bad(seq, "entry bytes are not canonical (RFC 8785)"));
+    }
+    if entry["seq"].as_u64() != Some(seq) {
+        return Err(bad(seq, format!("entry says seq {}", entry["seq"])));
+    }
+    if entry["origin"].as_str() != Some(origin) {
+        return Err(bad(
+            seq,
+            format!("origin {} is not {origin}", entry["origin"]),
+        ));
+    }
+    if let Some(signature) = store.entry_signature(seq)? {
+        if !timeline.key_at(seq).verify_entry(&bytes, &signature) {
+            return Err(bad(seq, "per-entry signature does not verify"));
+        }
+    }
+    if let (Some("decision"), Some(id)) = (entry["kind"].as_str(), entry["decision_id"].as_str()) {
+        let indexed = crate::decision::DecisionId::parse(id)
+            .map(|id| store.decision_seq(id.as_bytes()))
+            .transpose()?
+            .flatten();
+        if indexed != Some(seq) {
+            return Err(bad(
+                seq,
+                format!("decision index does not point at this entry for {id}"),
+            ));
+        }
+    }
+    Ok(EntryFacts {
+        prev_hash: entry["prev_hash"].as_str().unwrap_or("").to_owned(),
+        entry_hash: hex(blake3::hash(&bytes).as_bytes()),
+        leaf: leaf_hash(&bytes),
     })
 }
 
