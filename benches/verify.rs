@@ -11,7 +11,9 @@
 
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use govgate::decision::{Capture, Decision, DecisionId, EntrySignatures, Outcome, PayloadMode, Route, Timings};
+use govgate::decision::{
+    Capture, Decision, DecisionId, EntrySignatures, Outcome, PayloadMode, Route, Timings,
+};
 use govgate::ledger::checkpoint::NoteSigner;
 use govgate::ledger::entry::EntryBody;
 use govgate::ledger::memstore::MemStore;
@@ -30,7 +32,10 @@ const ENTRIES: u64 = 100_000;
 const ORIGIN: &str = "bench.govgate.example/verify";
 
 fn build() -> (Arc<MemStore>, NoteSigner) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let store = Arc::new(MemStore::new());
     let key = ed25519_dalek::SigningKey::from_bytes(&[8; 32]);
     let (ledger, writer) = Ledger::open(
@@ -79,11 +84,15 @@ fn build() -> (Arc<MemStore>, NoteSigner) {
 fn verify(c: &mut Criterion) {
     let (store, signer) = build();
     let verifier = signer.verifier();
-    let entries: Vec<Vec<u8>> = (0..ENTRIES).map(|seq| store.entry(seq).unwrap().unwrap()).collect();
+    let entries: Vec<Vec<u8>> = (0..ENTRIES)
+        .map(|seq| store.entry(seq).unwrap().unwrap())
+        .collect();
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut group = c.benchmark_group("verify");
     group.throughput(Throughput::Elements(ENTRIES));
-    group.sample_size(10).measurement_time(Duration::from_secs(15));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(15));
     group.bench_function("store/100k", |b| {
         b.iter(|| verify_store(store.as_ref(), &verifier).unwrap());
     });

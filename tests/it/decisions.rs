@@ -95,13 +95,7 @@ async fn captures_are_bounded_but_lengths_exact() {
 async fn sigterm_drains_exits_cleanly_and_restart_continues_the_chain() {
     let upstream = TestUpstream::start().await;
     let mut gateway = Gateway::start(&models(&upstream.url())).await;
-    let reply = send(
-        Method::POST,
-        &gateway.url("/v2/models/scorer/infer"),
-        &[],
-        "{}",
-    )
-    .await;
+    let reply = gateway.infer("{}").await;
     let status = gateway.stop().await;
     assert!(status.success(), "exit status {status}");
 

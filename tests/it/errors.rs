@@ -87,13 +87,7 @@ async fn upstream_down_is_502_upstream_unreachable() {
         .unwrap()
         .port();
     let gateway = Gateway::start(&models(&format!("http://127.0.0.1:{port}"))).await;
-    let reply = send(
-        Method::POST,
-        &gateway.url("/v2/models/scorer/infer"),
-        &[],
-        "{}",
-    )
-    .await;
+    let reply = gateway.infer("{}").await;
     assert_eq!(reply.status, 502);
     assert_eq!(reply.error_code(), "upstream_unreachable");
     assert!(
@@ -116,7 +110,7 @@ async fn upstream_too_slow_is_504_upstream_timeout() {
     );
     let gateway = Gateway::start(&rest).await;
     let started = std::time::Instant::now();
-    let reply = send(Method::GET, &gateway.url("/m/slow"), &[], "").await;
+    let reply = gateway.get("/m/slow").await;
     assert_eq!(reply.status, 504);
     assert_eq!(reply.error_code(), "upstream_timeout");
     assert!(
@@ -209,12 +203,12 @@ async fn malformed_openai_body_is_400() {
 async fn unmatched_path_and_wrong_method_have_codes() {
     let upstream = TestUpstream::start().await;
     let gateway = Gateway::start(&models(&upstream.url())).await;
-    let reply = send(Method::GET, &gateway.url("/nowhere"), &[], "").await;
+    let reply = gateway.get("/nowhere").await;
     assert_eq!(
         (reply.status.as_u16(), reply.error_code()),
         (404, "route_not_found".to_owned())
     );
-    let reply = send(Method::GET, &gateway.url(CHAT), &[], "").await;
+    let reply = gateway.get(CHAT).await;
     assert_eq!(
         (reply.status.as_u16(), reply.error_code()),
         (405, "method_not_allowed".to_owned())

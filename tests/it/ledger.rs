@@ -13,21 +13,9 @@ use std::collections::HashSet;
 /// Fetches and checks a decision's receipt: signed checkpoint, inclusion
 /// of the entry's exact bytes, and the entry naming the decision.
 async fn check_receipt(gateway: &Gateway, id: &str) -> Checkpoint {
-    let proof = send(
-        Method::GET,
-        &gateway.url(&format!("/govgate/receipts/{id}")),
-        &[],
-        "",
-    )
-    .await;
+    let proof = gateway.get(&format!("/govgate/receipts/{id}")).await;
     assert_eq!(proof.status, 200, "receipt of {id}");
-    let entry = send(
-        Method::GET,
-        &gateway.url(&format!("/govgate/receipts/{id}/entry")),
-        &[],
-        "",
-    )
-    .await;
+    let entry = gateway.get(&format!("/govgate/receipts/{id}/entry")).await;
     assert_eq!(entry.status, 200);
     let proof = TlogProof::parse(std::str::from_utf8(&proof.body).unwrap()).unwrap();
     let verifier = NoteVerifier::parse(&gateway.vkey).unwrap();
@@ -115,13 +103,9 @@ async fn every_answer_has_a_receipt_that_verifies_against_a_signed_checkpoint() 
         sizes.windows(2).all(|w| w[0] < w[1]),
         "each answer waited for its own checkpoint: {sizes:?}"
     );
-    let unknown = send(
-        Method::GET,
-        &gateway.url("/govgate/receipts/00000000000000000000000000000000"),
-        &[],
-        "",
-    )
-    .await;
+    let unknown = gateway
+        .get("/govgate/receipts/00000000000000000000000000000000")
+        .await;
     assert_eq!(
         (unknown.status.as_u16(), unknown.error_code()),
         (404, "unknown_decision".to_owned())
@@ -203,13 +187,7 @@ async fn sigkill_under_load_loses_no_acknowledged_decision() {
     );
 
     // And it keeps serving, on the same chain.
-    let reply = send(
-        Method::POST,
-        &gateway.url("/v2/models/scorer/infer"),
-        &[],
-        "{}",
-    )
-    .await;
+    let reply = gateway.infer("{}").await;
     check_receipt(&gateway, &reply.decision_id()).await;
     check_whole_log(&gateway).await;
 }
@@ -305,20 +283,8 @@ async fn the_independent_python_verifier_accepts_real_logs_and_receipts_and_reje
     );
 
     for id in &ids {
-        let proof = send(
-            Method::GET,
-            &gateway.url(&format!("/govgate/receipts/{id}")),
-            &[],
-            "",
-        )
-        .await;
-        let entry = send(
-            Method::GET,
-            &gateway.url(&format!("/govgate/receipts/{id}/entry")),
-            &[],
-            "",
-        )
-        .await;
+        let proof = gateway.get(&format!("/govgate/receipts/{id}")).await;
+        let entry = gateway.get(&format!("/govgate/receipts/{id}/entry")).await;
         let (proof_file, entry_file) =
             (dir.path().join("proof.txt"), dir.path().join("entry.json"));
         std::fs::write(&proof_file, &proof.body).unwrap();
@@ -367,13 +333,7 @@ async fn govgate_verify_checks_a_stopped_gateways_ledger_and_names_a_foreign_key
     let upstream = TestUpstream::start().await;
     let mut gateway = Gateway::start(&models(&upstream.url())).await;
     for _ in 0..5 {
-        send(
-            Method::POST,
-            &gateway.url("/v2/models/scorer/infer"),
-            &[],
-            "{}",
-        )
-        .await;
+        gateway.infer("{}").await;
     }
     let busy = gateway.cli(&["verify"]);
     assert_eq!(
@@ -408,13 +368,7 @@ async fn govgate_verify_checks_a_stopped_gateways_ledger_and_names_a_foreign_key
 async fn start_up_refuses_a_store_that_does_not_match_its_key_naming_the_seq() {
     let upstream = TestUpstream::start().await;
     let mut gateway = Gateway::start(&models(&upstream.url())).await;
-    send(
-        Method::POST,
-        &gateway.url("/v2/models/scorer/infer"),
-        &[],
-        "{}",
-    )
-    .await;
+    gateway.infer("{}").await;
     gateway.stop().await;
     // Same store, another signing key: the latest checkpoint is not ours.
     let (impostor, _) = gateway.config_with_new_key("impostor");
@@ -439,13 +393,7 @@ async fn exported_bundles_verify_independently_whole_and_in_part() {
     let mut gateway = Gateway::start(&models(&upstream.url())).await;
     for i in 0..12 {
         let body = format!(r#"{{"inputs":[{{"name":"x","data":[{i}]}}]}}"#);
-        send(
-            Method::POST,
-            &gateway.url("/v2/models/scorer/infer"),
-            &[],
-            body,
-        )
-        .await;
+        gateway.infer(body).await;
     }
     gateway.stop().await;
     let bundles = tempfile::tempdir().unwrap();
@@ -519,20 +467,8 @@ async fn exported_bundles_verify_independently_whole_and_in_part() {
 async fn erase_removes_the_payload_logs_the_erasure_and_everything_still_verifies() {
     let upstream = TestUpstream::start().await;
     let mut gateway = Gateway::start(&models(&upstream.url())).await;
-    let secret = send(
-        Method::POST,
-        &gateway.url("/v2/models/scorer/infer"),
-        &[],
-        r#"{"name":"Jane Doe"}"#,
-    )
-    .await;
-    let kept = send(
-        Method::POST,
-        &gateway.url("/v2/models/scorer/infer"),
-        &[],
-        "{}",
-    )
-    .await;
+    let secret = gateway.infer(r#"{"name":"Jane Doe"}"#).await;
+    let kept = gateway.infer("{}").await;
     gateway.stop().await;
     let id = secret.decision_id();
     let erased = gateway.cli(&[
@@ -590,30 +526,12 @@ async fn erase_removes_the_payload_logs_the_erasure_and_everything_still_verifie
 async fn govgate_proof_prints_the_served_receipt_and_consistency_proofs_that_verify() {
     let upstream = TestUpstream::start().await;
     let mut gateway = Gateway::start(&models(&upstream.url())).await;
-    let reply = send(
-        Method::POST,
-        &gateway.url("/v2/models/scorer/infer"),
-        &[],
-        "{}",
-    )
-    .await;
+    let reply = gateway.infer("{}").await;
     let id = reply.decision_id();
-    let served = send(
-        Method::GET,
-        &gateway.url(&format!("/govgate/receipts/{id}")),
-        &[],
-        "",
-    )
-    .await;
+    let served = gateway.get(&format!("/govgate/receipts/{id}")).await;
     let old = check_receipt(&gateway, &id).await;
     for _ in 0..5 {
-        send(
-            Method::POST,
-            &gateway.url("/v2/models/scorer/infer"),
-            &[],
-            "{}",
-        )
-        .await;
+        gateway.infer("{}").await;
     }
     let new = gateway.checkpoint().await;
     gateway.stop().await;
@@ -664,29 +582,13 @@ async fn per_entry_signatures_are_served_exported_and_verified() {
     let upstream = TestUpstream::start().await;
     let rest = format!("entry_signatures = \"on\"\n{}", models(&upstream.url()));
     let mut gateway = Gateway::start(&rest).await;
-    let reply = send(
-        Method::POST,
-        &gateway.url("/v2/models/scorer/infer"),
-        &[],
-        "{}",
-    )
-    .await;
+    let reply = gateway.infer("{}").await;
     let id = reply.decision_id();
-    let signature = send(
-        Method::GET,
-        &gateway.url(&format!("/govgate/receipts/{id}/signature")),
-        &[],
-        "",
-    )
-    .await;
+    let signature = gateway
+        .get(&format!("/govgate/receipts/{id}/signature"))
+        .await;
     assert_eq!(signature.status, 200);
-    let entry = send(
-        Method::GET,
-        &gateway.url(&format!("/govgate/receipts/{id}/entry")),
-        &[],
-        "",
-    )
-    .await;
+    let entry = gateway.get(&format!("/govgate/receipts/{id}/entry")).await;
     use base64::Engine;
     let signature: [u8; 64] = base64::engine::general_purpose::STANDARD
         .decode(String::from_utf8_lossy(&signature.body).trim())
@@ -725,13 +627,7 @@ async fn per_entry_signatures_are_served_exported_and_verified() {
 async fn key_rotation_is_an_entry_under_the_old_key_and_verification_follows_it() {
     let upstream = TestUpstream::start().await;
     let mut gateway = Gateway::start(&models(&upstream.url())).await;
-    let before = send(
-        Method::POST,
-        &gateway.url("/v2/models/scorer/infer"),
-        &[],
-        "{}",
-    )
-    .await;
+    let before = gateway.infer("{}").await;
     gateway.stop().await;
     let original_vkey = gateway.vkey.clone();
     let (next_config, next_vkey) = gateway.config_with_new_key("next");
@@ -752,13 +648,7 @@ async fn key_rotation_is_an_entry_under_the_old_key_and_verification_follows_it(
     .unwrap();
     gateway.vkey = next_vkey.clone();
     gateway.restart().await;
-    let after = send(
-        Method::POST,
-        &gateway.url("/v2/models/scorer/infer"),
-        &[],
-        "{}",
-    )
-    .await;
+    let after = gateway.infer("{}").await;
     check_receipt(&gateway, &after.decision_id()).await;
     let entries = gateway.entries().await;
     let rotation = entries

@@ -79,13 +79,7 @@ async fn kserve_routes_map_to_the_versions_upstream_model() {
     let upstream = TestUpstream::start().await;
     let gateway = Gateway::start(&models(&upstream.url())).await;
     let body = r#"{"inputs":[{"name":"x","shape":[2,1],"datatype":"FP32","data":[1,2]}]}"#;
-    let unversioned = send(
-        Method::POST,
-        &gateway.url("/v2/models/scorer/infer"),
-        &[],
-        body,
-    )
-    .await;
+    let unversioned = gateway.infer(body).await;
     let versioned = send(
         Method::POST,
         &gateway.url("/v2/models/scorer/versions/1/infer"),
@@ -93,7 +87,7 @@ async fn kserve_routes_map_to_the_versions_upstream_model() {
         body,
     )
     .await;
-    let metadata = send(Method::GET, &gateway.url("/v2/models/scorer"), &[], "").await;
+    let metadata = gateway.get("/v2/models/scorer").await;
     assert_eq!(
         [unversioned.status, versioned.status, metadata.status],
         [200, 200, 200]
@@ -235,7 +229,7 @@ async fn models_without_credentials_pass_the_callers_authorization() {
 async fn gateway_own_endpoints_answer_without_upstream() {
     let upstream = TestUpstream::start().await;
     let gateway = Gateway::start(&models(&upstream.url())).await;
-    let list = send(Method::GET, &gateway.url("/v1/models"), &[], "").await;
+    let list = gateway.get("/v1/models").await;
     let ids: Vec<String> = list.json()["data"]
         .as_array()
         .unwrap()
@@ -243,18 +237,8 @@ async fn gateway_own_endpoints_answer_without_upstream() {
         .map(|m| m["id"].as_str().unwrap().to_owned())
         .collect();
     assert_eq!(ids, ["chat", "chat-renamed"]);
-    assert_eq!(
-        send(Method::GET, &gateway.url("/v2/health/live"), &[], "")
-            .await
-            .status,
-        200
-    );
-    assert_eq!(
-        send(Method::GET, &gateway.url("/v2/health/ready"), &[], "")
-            .await
-            .status,
-        200
-    );
+    assert_eq!(gateway.get("/v2/health/live").await.status, 200);
+    assert_eq!(gateway.get("/v2/health/ready").await.status, 200);
     assert!(upstream.seen().is_empty());
 }
 
@@ -262,14 +246,8 @@ async fn gateway_own_endpoints_answer_without_upstream() {
 async fn metrics_live_on_the_admin_port_only() {
     let upstream = TestUpstream::start().await;
     let gateway = Gateway::start(&models(&upstream.url())).await;
-    send(
-        Method::POST,
-        &gateway.url("/v2/models/scorer/infer"),
-        &[],
-        "{}",
-    )
-    .await;
-    let public = send(Method::GET, &gateway.url("/metrics"), &[], "").await;
+    gateway.infer("{}").await;
+    let public = gateway.get("/metrics").await;
     assert_eq!(public.status, 404);
     let admin = send(Method::GET, &format!("{}/metrics", gateway.admin), &[], "").await;
     assert_eq!(admin.status, 200);

@@ -209,6 +209,22 @@ impl Gateway {
         (file, vkey)
     }
 
+    /// `POST /v2/models/scorer/infer` (the test models' KServe model) with `body`.
+    pub async fn infer(&self, body: impl Into<bytes::Bytes>) -> crate::support::client::Reply {
+        crate::support::send(
+            http::Method::POST,
+            &self.url("/v2/models/scorer/infer"),
+            &[],
+            body,
+        )
+        .await
+    }
+
+    /// `GET path` on the public listener.
+    pub async fn get(&self, path: &str) -> crate::support::client::Reply {
+        crate::support::send(http::Method::GET, &self.url(path), &[], "").await
+    }
+
     /// The latest checkpoint from the admin port, opened with the gateway's key.
     pub async fn checkpoint(&self) -> govgate::ledger::checkpoint::Checkpoint {
         use govgate::ledger::checkpoint::{Checkpoint, NoteVerifier};
