@@ -40,26 +40,7 @@ async fn check_receipt(gateway: &Gateway, id: &str) -> Checkpoint {
 /// Checks the whole log: gap-free seqs, the BLAKE3 chain, and that the
 /// latest signed checkpoint's root is the tree of exactly these entries.
 async fn check_whole_log(gateway: &Gateway) -> Vec<serde_json::Value> {
-    let mut lines = Vec::new();
-    loop {
-        let url = format!(
-            "{}/ledger/entries?from={}&count=1000",
-            gateway.admin,
-            lines.len()
-        );
-        let reply = send(Method::GET, &url, &[], "").await;
-        let before = lines.len();
-        lines.extend(
-            reply
-                .body
-                .split(|b| *b == b'\n')
-                .filter(|l| !l.is_empty())
-                .map(<[u8]>::to_vec),
-        );
-        if lines.len() == before {
-            break;
-        }
-    }
+    let lines = gateway.entry_lines().await;
     let mut prev = GENESIS_PREV_HASH.to_owned();
     let mut frontier = Frontier::new();
     let mut entries = Vec::new();

@@ -76,26 +76,38 @@ impl Gateway {
         format!("{}{path}", self.public)
     }
 
-    /// Every ledger entry so far, parsed, in seq order.
-    pub async fn entries(&self) -> Vec<serde_json::Value> {
-        let mut entries = Vec::new();
+    /// Every ledger entry so far as served: canonical bytes, in seq order.
+    pub async fn entry_lines(&self) -> Vec<Vec<u8>> {
+        let mut lines = Vec::new();
         loop {
             let url = format!(
                 "{}/ledger/entries?from={}&count=1000",
                 self.admin,
-                entries.len()
+                lines.len()
             );
             let reply = crate::support::send(http::Method::GET, &url, &[], "").await;
             assert_eq!(reply.status, 200);
-            let before = entries.len();
-            for line in String::from_utf8(reply.body.to_vec()).unwrap().lines() {
-                entries
-                    .push(serde_json::from_str::<serde_json::Value>(line).expect("entry is JSON"));
-            }
-            if entries.len() == before {
-                return entries;
+            let before = lines.len();
+            lines.extend(
+                reply
+                    .body
+                    .split(|b| *b == b'\n')
+                    .filter(|l| !l.is_empty())
+                    .map(<[u8]>::to_vec),
+            );
+            if lines.len() == before {
+                return lines;
             }
         }
+    }
+
+    /// Every ledger entry so far, parsed, in seq order.
+    pub async fn entries(&self) -> Vec<serde_json::Value> {
+        let lines = self.entry_lines().await;
+        lines
+            .iter()
+            .map(|line| serde_json::from_slice(line).expect("entry is JSON"))
+            .collect()
     }
 
     /// Every decision entry so far.
