@@ -1,0 +1,103 @@
+//! Per-entry signing mode against the bare Ed25519 signing rate, same run:
+//! `ledger` appends 256 decisions per commit through the real sequencer
+//! with `entry_signatures = on` on an in-memory store (so storage does not
+//! hide the signing cost); `bare_ed25519` signs 256 messages of the same
+//! size.
+//!
+//! Run: `cargo bench --bench entry_signing`
+
+// criterion's macros generate undocumented items.
+#![allow(missing_docs)]
+
+use bytes::Bytes;
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ed25519_dalek::{Signer, SigningKey};
+use govgate::decision::{
+    Capture, Decision, DecisionId, EntrySignatures, Outcome, PayloadMode, Route, Timings,
+};
+use govgate::ledger::checkpoint::NoteSigner;
+use govgate::ledger::entry::EntryBody;
+use govgate::ledger::memstore::MemStore;
+use govgate::ledger::metrics::LedgerMetrics;
+use govgate::ledger::sequencer::{Ledger, SequencerConfig};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const BATCH: usize = 256;
+const ORIGIN: &str = "bench.govgate.example/sign";
+
+fn decision() -> Decision {
+    Decision {
+        id: DecisionId::random(),
+        caller: "svc".into(),
+        route: Route::KserveInfer,
+        protocol: None,
+        model: Some("credit-scoring".into()),
+        version: Some("2".into()),
+        outcome: Outcome::Served,
+        status: 200,
+        error_code: None,
+        timings: Timings::default(),
+        request: Capture::of_complete(&Bytes::from_static(&[b'r'; 84]), 1024),
+        response: Capture::of_complete(&Bytes::from_static(&[b's'; 138]), 1024),
+    }
+}
+
+fn signing(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let key = SigningKey::from_bytes(&[4; 32]);
+    let (ledger, _writer) = Ledger::open(
+        Arc::new(MemStore::new()),
+        SequencerConfig {
+            origin: ORIGIN.into(),
+            signer: NoteSigner::new(ORIGIN, key.clone()).unwrap(),
+            payload_mode: PayloadMode::Full,
+            entry_signatures: EntrySignatures::On,
+            queue_len: 4 * BATCH,
+            max_batch: BATCH,
+            metrics: LedgerMetrics::new().unwrap(),
+        },
+    )
+    .unwrap();
+    let mut group = c.benchmark_group("entry_signing");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("ledger/batch_256", |b| {
+        b.iter_custom(|iters| {
+            runtime.block_on(async {
+                let started = Instant::now();
+                for _ in 0..iters {
+                    let appends: Vec<_> = (0..BATCH)
+                        .map(|_| ledger.append(EntryBody::Decision(Box::new(decision()))))
+                        .collect();
+                    for append in appends {
+                        append.await.unwrap();
+                    }
+                }
+                started.elapsed()
+            })
+        });
+    });
+    // Messages as long as the signed entry messages.
+    let message = vec![b'x'; 720];
+    group.bench_function("bare_ed25519/256", |b| {
+        b.iter(|| {
+            (0..BATCH)
+                .map(|_| key.sign(&message).to_bytes()[0])
+                .fold(0u8, |acc, x| acc ^ x)
+        });
+    });
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default();
+    targets = signing
+}
+criterion_main!(benches);
