@@ -213,6 +213,9 @@ impl SledStore {
             .path(dir)
             .mode(sled::Mode::HighThroughput)
             .segment_size(8 << 20)
+            // sled's default page cache is 1 GiB; the ledger reads little
+            // (receipts, proofs), so a small cache keeps memory flat.
+            .cache_capacity(64 << 20)
             .open()?;
         let main = db.open_tree("ledger")?;
         let payloads = db.open_tree("payloads")?;
