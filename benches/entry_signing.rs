@@ -9,17 +9,12 @@
 // criterion's macros generate undocumented items.
 #![allow(missing_docs)]
 
-use bytes::Bytes;
+mod common;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ed25519_dalek::{Signer, SigningKey};
-use govgate::decision::{
-    Capture, Decision, DecisionId, EntrySignatures, Outcome, PayloadMode, Route, Timings,
-};
-use govgate::ledger::checkpoint::NoteSigner;
-use govgate::ledger::entry::EntryBody;
+use govgate::decision::EntrySignatures;
 use govgate::ledger::memstore::MemStore;
-use govgate::ledger::metrics::LedgerMetrics;
-use govgate::ledger::sequencer::{Ledger, SequencerConfig};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -29,42 +24,19 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const BATCH: usize = 256;
 const ORIGIN: &str = "bench.govgate.example/sign";
 
-fn decision() -> Decision {
-    Decision {
-        id: DecisionId::random(),
-        caller: "svc".into(),
-        route: Route::KserveInfer,
-        protocol: None,
-        model: Some("credit-scoring".into()),
-        version: Some("2".into()),
-        outcome: Outcome::Served,
-        status: 200,
-        error_code: None,
-        timings: Timings::default(),
-        request: Capture::of_complete(&Bytes::from_static(&[b'r'; 84]), 1024),
-        response: Capture::of_complete(&Bytes::from_static(&[b's'; 138]), 1024),
-    }
-}
-
 fn signing(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     let key = SigningKey::from_bytes(&[4; 32]);
-    let (ledger, _writer) = Ledger::open(
+    let (ledger, _writer) = common::sequencer(
         Arc::new(MemStore::new()),
-        SequencerConfig {
-            origin: ORIGIN.into(),
-            signer: NoteSigner::new(ORIGIN, key.clone()).unwrap(),
-            payload_mode: PayloadMode::Full,
-            entry_signatures: EntrySignatures::On,
-            queue_len: 4 * BATCH,
-            max_batch: BATCH,
-            metrics: LedgerMetrics::new().unwrap(),
-        },
-    )
-    .unwrap();
+        ORIGIN,
+        &key,
+        EntrySignatures::On,
+        BATCH,
+    );
     let mut group = c.benchmark_group("entry_signing");
     group.throughput(Throughput::Elements(BATCH as u64));
     group.bench_function("ledger/batch_256", |b| {
@@ -72,12 +44,7 @@ fn signing(c: &mut Criterion) {
             runtime.block_on(async {
                 let started = Instant::now();
                 for _ in 0..iters {
-                    let appends: Vec<_> = (0..BATCH)
-                        .map(|_| ledger.append(EntryBody::Decision(Box::new(decision()))))
-                        .collect();
-                    for append in appends {
-                        append.await.unwrap();
-                    }
+                    common::append_decisions(&ledger, BATCH).await;
                 }
                 started.elapsed()
             })

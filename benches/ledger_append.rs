@@ -9,13 +9,11 @@
 // criterion's macros generate undocumented items.
 #![allow(missing_docs)]
 
-use bytes::Bytes;
+mod common;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use govgate::decision::{Capture, Decision, DecisionId, Outcome, PayloadMode, Route, Timings};
-use govgate::ledger::checkpoint::NoteSigner;
+use govgate::decision::{EntrySignatures, PayloadMode};
 use govgate::ledger::entry::EntryBody;
-use govgate::ledger::metrics::LedgerMetrics;
-use govgate::ledger::sequencer::{Ledger, SequencerConfig};
 use govgate::ledger::store::SledStore;
 use std::fs::File;
 use std::sync::Arc;
@@ -27,27 +25,6 @@ const BATCH: usize = 256;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn decision() -> Decision {
-    Decision {
-        id: DecisionId::random(),
-        caller: "svc-loan-origination".into(),
-        route: Route::KserveInfer,
-        protocol: Some(govgate::decision::Protocol::KserveV2),
-        model: Some("credit-scoring".into()),
-        version: Some("2".into()),
-        outcome: Outcome::Served,
-        status: 200,
-        error_code: None,
-        timings: Timings {
-            received_unix_ms: 1_795_779_308_556,
-            upstream_head_us: Some(1_109),
-            complete_us: 1_132,
-        },
-        request: Capture::of_complete(&Bytes::from_static(&[b'r'; 84]), 65_536),
-        response: Capture::of_complete(&Bytes::from_static(&[b's'; 138]), 65_536),
-    }
-}
-
 fn ledger(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -56,20 +33,8 @@ fn ledger(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SledStore::open(dir.path()).unwrap());
     let origin = "bench.govgate.example/append";
-    let (ledger, _writer) = Ledger::open(
-        store,
-        SequencerConfig {
-            origin: origin.into(),
-            signer: NoteSigner::new(origin, ed25519_dalek::SigningKey::from_bytes(&[5; 32]))
-                .unwrap(),
-            payload_mode: PayloadMode::Full,
-            entry_signatures: govgate::decision::EntrySignatures::Off,
-            queue_len: 4 * BATCH,
-            max_batch: BATCH,
-            metrics: LedgerMetrics::new().unwrap(),
-        },
-    )
-    .unwrap();
+    let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
+    let (ledger, _writer) = common::sequencer(store, origin, &key, EntrySignatures::Off, BATCH);
     let mut group = c.benchmark_group("ledger_append");
     group.throughput(Throughput::Elements(BATCH as u64));
     group
@@ -80,12 +45,7 @@ fn ledger(c: &mut Criterion) {
             runtime.block_on(async {
                 let started = Instant::now();
                 for _ in 0..iters {
-                    let appends: Vec<_> = (0..BATCH)
-                        .map(|_| ledger.append(EntryBody::Decision(Box::new(decision()))))
-                        .collect();
-                    for append in appends {
-                        append.await.unwrap();
-                    }
+                    common::append_decisions(&ledger, BATCH).await;
                 }
                 started.elapsed()
             })
@@ -108,7 +68,7 @@ fn bare_sled(c: &mut Criterion) {
         std::time::SystemTime::now(),
         "bench.govgate.example/append",
         &[0; 32],
-        &EntryBody::Decision(Box::new(decision())),
+        &EntryBody::Decision(Box::new(common::decision())),
         PayloadMode::Full,
         Some(&govgate::ledger::entry::Salts {
             request: [0; 32],

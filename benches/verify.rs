@@ -9,16 +9,12 @@
 // criterion's macros generate undocumented items.
 #![allow(missing_docs)]
 
-use bytes::Bytes;
+mod common;
+
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use govgate::decision::{
-    Capture, Decision, DecisionId, EntrySignatures, Outcome, PayloadMode, Route, Timings,
-};
+use govgate::decision::EntrySignatures;
 use govgate::ledger::checkpoint::NoteSigner;
-use govgate::ledger::entry::EntryBody;
 use govgate::ledger::memstore::MemStore;
-use govgate::ledger::metrics::LedgerMetrics;
-use govgate::ledger::sequencer::{Ledger, SequencerConfig};
 use govgate::ledger::store::LedgerStore;
 use govgate::ledger::tree::leaf_hash;
 use govgate::ledger::verify::verify_store;
@@ -38,42 +34,11 @@ fn build() -> (Arc<MemStore>, NoteSigner) {
         .unwrap();
     let store = Arc::new(MemStore::new());
     let key = ed25519_dalek::SigningKey::from_bytes(&[8; 32]);
-    let (ledger, writer) = Ledger::open(
-        store.clone(),
-        SequencerConfig {
-            origin: ORIGIN.into(),
-            signer: NoteSigner::new(ORIGIN, key.clone()).unwrap(),
-            payload_mode: PayloadMode::Full,
-            entry_signatures: EntrySignatures::Off,
-            queue_len: 2048,
-            max_batch: 1024,
-            metrics: LedgerMetrics::new().unwrap(),
-        },
-    )
-    .unwrap();
+    let (ledger, writer) =
+        common::sequencer(store.clone(), ORIGIN, &key, EntrySignatures::Off, 1024);
     runtime.block_on(async {
         for _ in 0..ENTRIES / 1000 {
-            let appends: Vec<_> = (0..1000)
-                .map(|_| {
-                    ledger.append(EntryBody::Decision(Box::new(Decision {
-                        id: DecisionId::random(),
-                        caller: "svc".into(),
-                        route: Route::KserveInfer,
-                        protocol: None,
-                        model: Some("credit-scoring".into()),
-                        version: Some("2".into()),
-                        outcome: Outcome::Served,
-                        status: 200,
-                        error_code: None,
-                        timings: Timings::default(),
-                        request: Capture::of_complete(&Bytes::from_static(&[b'r'; 84]), 1024),
-                        response: Capture::of_complete(&Bytes::from_static(&[b's'; 138]), 1024),
-                    })))
-                })
-                .collect();
-            for append in appends {
-                append.await.unwrap();
-            }
+            common::append_decisions(&ledger, 1000).await;
         }
     });
     drop(ledger);

@@ -1,0 +1,70 @@
+//! Pieces the ledger benches share: a typical decision, a sequencer on a
+//! given store, and one commit's worth of concurrent appends.
+
+use bytes::Bytes;
+use ed25519_dalek::SigningKey;
+use govgate::decision::{
+    Capture, Decision, DecisionId, EntrySignatures, Outcome, PayloadMode, Protocol, Route, Timings,
+};
+use govgate::ledger::checkpoint::NoteSigner;
+use govgate::ledger::entry::EntryBody;
+use govgate::ledger::metrics::LedgerMetrics;
+use govgate::ledger::sequencer::{Ledger, LedgerWriter, SequencerConfig};
+use govgate::ledger::store::LedgerStore;
+use std::sync::Arc;
+
+/// A served KServe decision with bodies of typical size (84 and 138 bytes).
+pub(crate) fn decision() -> Decision {
+    Decision {
+        id: DecisionId::random(),
+        caller: "svc-loan-origination".into(),
+        route: Route::KserveInfer,
+        protocol: Some(Protocol::KserveV2),
+        model: Some("credit-scoring".into()),
+        version: Some("2".into()),
+        outcome: Outcome::Served,
+        status: 200,
+        error_code: None,
+        timings: Timings {
+            received_unix_ms: 1_795_779_308_556,
+            upstream_head_us: Some(1_109),
+            complete_us: 1_132,
+        },
+        request: Capture::of_complete(&Bytes::from_static(&[b'r'; 84]), 65_536),
+        response: Capture::of_complete(&Bytes::from_static(&[b's'; 138]), 65_536),
+    }
+}
+
+/// The real sequencer on `store`, committing at most `batch` entries at once.
+pub(crate) fn sequencer(
+    store: Arc<dyn LedgerStore>,
+    origin: &str,
+    key: &SigningKey,
+    entry_signatures: EntrySignatures,
+    batch: usize,
+) -> (Ledger, LedgerWriter) {
+    Ledger::open(
+        store,
+        SequencerConfig {
+            origin: origin.into(),
+            signer: NoteSigner::new(origin, key.clone()).unwrap(),
+            payload_mode: PayloadMode::Full,
+            entry_signatures,
+            queue_len: 4 * batch,
+            max_batch: batch,
+            metrics: LedgerMetrics::new().unwrap(),
+        },
+    )
+    .unwrap()
+}
+
+/// Appends `count` decisions concurrently (so they share commits) and
+/// waits until every one is acknowledged.
+pub(crate) async fn append_decisions(ledger: &Ledger, count: usize) {
+    let appends: Vec<_> = (0..count)
+        .map(|_| ledger.append(EntryBody::Decision(Box::new(decision()))))
+        .collect();
+    for append in appends {
+        append.await.unwrap();
+    }
+}
