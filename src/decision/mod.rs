@@ -162,7 +162,7 @@ pub struct Timings {
 /// the end of a stream) is released.
 #[derive(Debug, Clone, Serialize)]
 pub struct Decision {
-    /// Unguessable id (128 random bits), also sent to the client.
+    /// Unguessable id (a second, then 96 random bits), also sent to the client.
     pub id: DecisionId,
     /// Caller identity (from the configured header), or `anonymous`.
     pub caller: String,

@@ -88,7 +88,7 @@ fn write_object(out: &mut Vec<u8>, members: &Map<String, Value>) -> Result<(), C
 /// Largest integer below which every integer is exactly a double.
 const EXACT_INTEGER_LIMIT: u64 = 1 << 53;
 
-fn write_number(out: &mut Vec<u8>, number: &Number) -> Result<(), CanonicalError> {
+pub(crate) fn write_number(out: &mut Vec<u8>, number: &Number) -> Result<(), CanonicalError> {
     if let Some(unsigned) = number.as_u64().filter(|n| *n <= EXACT_INTEGER_LIMIT) {
         out.extend_from_slice(unsigned.to_string().as_bytes());
         return Ok(());
@@ -122,7 +122,7 @@ pub fn write_double(out: &mut Vec<u8>, double: f64) -> Result<(), CanonicalError
     Ok(())
 }
 
-fn write_string(out: &mut Vec<u8>, text: &str) {
+pub(crate) fn write_string(out: &mut Vec<u8>, text: &str) {
     out.push(b'"');
     let mut start = 0;
     for (i, byte) in text.bytes().enumerate() {

@@ -7,10 +7,13 @@
 //! BLAKE3 hash in hex, 64 zeros at seq 0). docs/audit-format.md lists the
 //! members of every kind.
 
-use super::canonical::{CanonicalError, to_canonical};
+mod object;
+
+use super::canonical::CanonicalError;
 use super::tree::{Hash, leaf_hash};
 use crate::decision::{Capture, Decision, PayloadMode};
-use serde_json::{Map, Value, json};
+use object::{CanonicalObject, Member};
+use serde_json::Value;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// `prev_hash` of the entry at seq 0.
@@ -127,47 +130,48 @@ pub fn seal(
     mode: PayloadMode,
     salts: Option<&Salts>,
 ) -> Result<SealedEntry, CanonicalError> {
-    let mut entry = Map::new();
-    entry.insert("seq".into(), json!(seq));
-    entry.insert("time".into(), json!(rfc3339_millis(time)));
-    entry.insert("origin".into(), json!(origin));
-    entry.insert(
-        "prev_hash".into(),
-        json!(if seq == 0 {
+    let mut entry = CanonicalObject::with_capacity(24);
+    entry.push("seq", seq);
+    entry.push("time", rfc3339_millis(time));
+    entry.push("origin", origin);
+    entry.push(
+        "prev_hash",
+        if seq == 0 {
             GENESIS_PREV_HASH.to_owned()
         } else {
             hex(prev_hash)
-        }),
+        },
     );
     match body {
         EntryBody::Decision(decision) => {
-            entry.insert("kind".into(), json!("decision"));
+            entry.push("kind", "decision");
             decision_members(&mut entry, decision, mode, salts);
         }
         EntryBody::GatewayStarted { version } => {
-            entry.insert("kind".into(), json!("gateway_started"));
-            entry.insert("gateway_version".into(), json!(version));
+            entry.push("kind", "gateway_started");
+            entry.push("gateway_version", version.as_str());
         }
         EntryBody::GatewayStopped => {
-            entry.insert("kind".into(), json!("gateway_stopped"));
+            entry.push("kind", "gateway_stopped");
         }
         EntryBody::KeyRotated { old_vkey, new_vkey } => {
-            entry.insert("kind".into(), json!("key_rotated"));
-            entry.insert("old_vkey".into(), json!(old_vkey));
-            entry.insert("new_vkey".into(), json!(new_vkey));
+            entry.push("kind", "key_rotated");
+            entry.push("old_vkey", old_vkey.as_str());
+            entry.push("new_vkey", new_vkey.as_str());
         }
         EntryBody::PayloadErased {
             decision_id,
             erased_seq,
             reason,
         } => {
-            entry.insert("kind".into(), json!("payload_erased"));
-            entry.insert("decision_id".into(), json!(decision_id));
-            entry.insert("erased_seq".into(), json!(erased_seq));
-            entry.insert("reason".into(), json!(reason));
+            entry.push("kind", "payload_erased");
+            entry.push("decision_id", decision_id.as_str());
+            entry.push("erased_seq", *erased_seq);
+            entry.push("reason", reason.as_str());
         }
     }
-    let canonical = to_canonical(&Value::Object(entry))?;
+    let mut canonical = Vec::with_capacity(768);
+    entry.write(&mut canonical)?;
     Ok(SealedEntry {
         seq,
         entry_hash: *blake3::hash(&canonical).as_bytes(),
@@ -176,50 +180,48 @@ pub fn seal(
     })
 }
 
-fn decision_members(
-    entry: &mut Map<String, Value>,
-    decision: &Decision,
+fn decision_members<'a>(
+    entry: &mut CanonicalObject<'a>,
+    decision: &'a Decision,
     mode: PayloadMode,
     salts: Option<&Salts>,
 ) {
     let payload = |capture: &Capture, salt: Option<&[u8; 32]>| {
-        let mut member = Map::new();
-        member.insert("length".into(), json!(capture.total_len()));
+        let mut member = CanonicalObject::with_capacity(3);
+        member.push("length", capture.total_len());
         if mode != PayloadMode::None {
-            member.insert("captured".into(), json!(capture.bytes().len()));
+            member.push("captured", capture.bytes().len() as u64);
             if let Some(salt) = salt {
-                member.insert(
-                    "commitment".into(),
-                    json!(hex(&commitment(salt, capture.bytes()))),
-                );
+                member.push("commitment", hex(&commitment(salt, capture.bytes())));
             }
         }
-        Value::Object(member)
+        member
     };
     let timings = &decision.timings;
-    let fields = json!({
-        "decision_id": decision.id.to_string(),
-        "caller": decision.caller,
-        "route": decision.route.as_str(),
-        "protocol": decision.protocol.map(|p| p.as_str()),
-        "model": decision.model,
-        "version": decision.version,
-        "approval_seq": null,
-        "outcome": decision.outcome.as_str(),
-        "status": decision.status,
-        "error_code": decision.error_code,
-        "timings": {
-            "received_unix_ms": timings.received_unix_ms,
-            "upstream_head_us": timings.upstream_head_us,
-            "complete_us": timings.complete_us,
-        },
-        "payload_mode": mode.as_str(),
-        "request": payload(&decision.request, salts.map(|s| &s.request)),
-        "response": payload(&decision.response, salts.map(|s| &s.response)),
-    });
-    if let Value::Object(fields) = fields {
-        entry.extend(fields);
-    }
+    let mut timing_members = CanonicalObject::with_capacity(3);
+    timing_members.push("received_unix_ms", timings.received_unix_ms);
+    timing_members.push("upstream_head_us", timings.upstream_head_us);
+    timing_members.push("complete_us", timings.complete_us);
+    entry.push("decision_id", decision.id.to_string());
+    entry.push("caller", decision.caller.as_str());
+    entry.push("route", decision.route.as_str());
+    entry.push("protocol", decision.protocol.map(|p| p.as_str()));
+    entry.push("model", decision.model.as_deref());
+    entry.push("version", decision.version.as_deref());
+    entry.push("approval_seq", Member::Null);
+    entry.push("outcome", decision.outcome.as_str());
+    entry.push("status", u64::from(decision.status));
+    entry.push("error_code", decision.error_code);
+    entry.push("timings", timing_members);
+    entry.push("payload_mode", mode.as_str());
+    entry.push(
+        "request",
+        payload(&decision.request, salts.map(|s| &s.request)),
+    );
+    entry.push(
+        "response",
+        payload(&decision.response, salts.map(|s| &s.response)),
+    );
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC.
@@ -255,7 +257,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::canonical::parse_strict;
+    use crate::ledger::canonical::{parse_strict, to_canonical};
     use std::time::Duration;
 
     #[test]
@@ -312,6 +314,102 @@ mod tests {
         let first_parsed = parse_strict(std::str::from_utf8(&first.canonical).unwrap()).unwrap();
         assert_eq!(first_parsed["prev_hash"], GENESIS_PREV_HASH);
         assert_eq!(first_parsed["time"], "2026-11-27T10:46:29.090Z");
+    }
+
+    /// The entry a decision seals to, built the slow way: a `Value`
+    /// through the reference canonicalizer.
+    fn reference_entry(
+        decision: &Decision,
+        mode: PayloadMode,
+        salts: Option<&Salts>,
+        time: SystemTime,
+    ) -> Vec<u8> {
+        use serde_json::json;
+        let payload = |capture: &Capture, salt: Option<&[u8; 32]>| {
+            let mut member = json!({"length": capture.total_len()});
+            if mode != PayloadMode::None {
+                member["captured"] = json!(capture.bytes().len());
+                if let Some(salt) = salt {
+                    member["commitment"] = json!(hex(&commitment(salt, capture.bytes())));
+                }
+            }
+            member
+        };
+        let t = &decision.timings;
+        let entry = json!({
+            "seq": 7, "time": rfc3339_millis(time), "origin": "o\u{1F600}\"x",
+            "prev_hash": hex(&[9; 32]), "kind": "decision",
+            "decision_id": decision.id.to_string(), "caller": decision.caller,
+            "route": decision.route.as_str(), "protocol": decision.protocol.map(|p| p.as_str()),
+            "model": decision.model, "version": decision.version, "approval_seq": null,
+            "outcome": decision.outcome.as_str(), "status": decision.status,
+            "error_code": decision.error_code,
+            "timings": {"received_unix_ms": t.received_unix_ms,
+                        "upstream_head_us": t.upstream_head_us, "complete_us": t.complete_us},
+            "payload_mode": mode.as_str(),
+            "request": payload(&decision.request, salts.map(|s| &s.request)),
+            "response": payload(&decision.response, salts.map(|s| &s.response)),
+        });
+        crate::ledger::canonical::to_canonical(&entry).unwrap()
+    }
+
+    #[test]
+    fn decision_entries_match_the_reference_canonicalizer() {
+        use crate::decision::{DecisionId, Outcome, Protocol, Route, Timings};
+        use bytes::Bytes;
+        let callers = [
+            "svc",
+            "",
+            "quote\" back\\ tab\t nl\n ctl\u{1} del\u{7f}",
+            "\u{e9}\u{20ac}\u{1F600}\u{FFFF}",
+        ];
+        let numbers = [0, 1, (1 << 53) - 1, 1 << 53, (1 << 53) + 1, u64::MAX];
+        let salts = Salts {
+            request: [1; 32],
+            response: [2; 32],
+        };
+        let time = UNIX_EPOCH + Duration::from_millis(1_795_776_389_090);
+        for (i, caller) in callers.iter().enumerate() {
+            for (j, number) in numbers.iter().enumerate() {
+                let decision = Decision {
+                    id: DecisionId::random(),
+                    caller: (*caller).to_owned(),
+                    route: Route::KserveInfer,
+                    protocol: (j % 2 == 0).then_some(Protocol::KserveV2),
+                    model: (j % 3 != 0).then(|| format!("m{caller}")),
+                    version: (i % 2 == 0).then(|| "2".to_owned()),
+                    outcome: Outcome::Served,
+                    status: 200 + j as u16,
+                    error_code: (j == 2).then_some("upstream_timeout"),
+                    timings: Timings {
+                        received_unix_ms: *number,
+                        upstream_head_us: (j % 2 == 1).then_some(*number),
+                        complete_us: *number,
+                    },
+                    request: Capture::of_complete(&Bytes::from(caller.repeat(j)), 4),
+                    response: Capture::of_complete(&Bytes::from_static(b"{}"), 64),
+                };
+                for mode in [PayloadMode::Full, PayloadMode::Digest, PayloadMode::None] {
+                    for salts in [Some(&salts), None] {
+                        let sealed = seal(
+                            7,
+                            time,
+                            "o\u{1F600}\"x",
+                            &[9; 32],
+                            &EntryBody::Decision(Box::new(decision.clone())),
+                            mode,
+                            salts,
+                        )
+                        .unwrap();
+                        assert_eq!(
+                            String::from_utf8(sealed.canonical).unwrap(),
+                            String::from_utf8(reference_entry(&decision, mode, salts, time))
+                                .unwrap()
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

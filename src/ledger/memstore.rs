@@ -6,7 +6,7 @@ use super::store::{CommitBatch, LedgerStore, StoreError};
 use super::tree::Hash;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 #[derive(Default)]
 struct Tables {
@@ -23,6 +23,8 @@ struct Tables {
 pub struct MemStore {
     tables: Mutex<Tables>,
     failing: AtomicBool,
+    /// Milliseconds every commit takes, as a slow disk would.
+    commit_delay_ms: AtomicU64,
 }
 
 impl MemStore {
@@ -34,6 +36,12 @@ impl MemStore {
     /// While `true`, every commit fails as a broken disk would.
     pub fn fail_commits(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Makes every commit take `delay` before it succeeds or fails.
+    pub fn slow_commits(&self, delay: std::time::Duration) {
+        self.commit_delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
     /// Edits the raw tables (for tamper tests).
@@ -74,6 +82,10 @@ impl LedgerStore for MemStore {
     }
 
     fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError> {
+        let delay = self.commit_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+        }
         if self.failing.load(Ordering::SeqCst) {
             return Err(StoreError::Engine("injected write failure".to_owned()));
         }

@@ -1,27 +1,28 @@
 //! The ledger's single writer: signed group commit.
 //!
 //! Requests enqueue entries on a bounded channel (a full queue answers
-//! `Overloaded` at once). One thread takes everything queued (up to the
+//! `Overloaded` at once). The writer takes everything queued (up to the
 //! batch limit), assigns gap-free seqs, seals each entry onto the chain,
 //! extends the Merkle tree, signs one checkpoint for the batch, commits
 //! the batch to the store (which fsyncs), and only then acknowledges every
-//! entry in it. A failed commit acknowledges the whole batch with an error
-//! and rolls the in-memory head back, so nothing unlogged is ever served
-//! and the next batch reuses the same seqs.
+//! entry in it. Sealing the next batch overlaps the commit of the current
+//! one ([`writer`]). A failed commit acknowledges its batch, and the one
+//! sealed on top of it, with an error and rolls the head back, so nothing
+//! unlogged is ever served and the next batch reuses the same seqs.
 //!
-//! The writer is a thread, not a task: the fsync blocks for milliseconds.
+//! The writer is two threads, not tasks: the fsync blocks for milliseconds.
+
+mod writer;
 
 use super::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
-use super::entry::{EntryBody, Salts, seal};
+use super::entry::{EntryBody, Salts};
 use super::metrics::LedgerMetrics;
-use super::store::{CommitBatch, LedgerStore, StoreError, StoreNodes};
+use super::store::{LedgerStore, StoreError, StoreNodes};
 use super::tree::{Frontier, NodeSource, leaf_hash};
 use crate::decision::{
     Ack, Decision, DecisionSink, EntrySignatures, PayloadMode, RecordFuture, SinkError,
 };
-use rand::RngCore;
 use std::sync::Arc;
-use std::time::SystemTime;
 use tokio::sync::{mpsc, oneshot};
 
 /// Why the ledger cannot start.
@@ -94,7 +95,7 @@ impl Ledger {
         let (queue, jobs) = mpsc::channel(config.queue_len.max(1));
         let thread = std::thread::Builder::new()
             .name("govgate-ledger".to_owned())
-            .spawn(move || write_loop(store, config, head, jobs))
+            .spawn(move || writer::run(store, config, head, jobs))
             .map_err(LedgerError::Thread)?;
         Ok((
             Ledger { queue },
@@ -230,111 +231,6 @@ fn load_head(
     })
 }
 
-fn write_loop(
-    store: Arc<dyn LedgerStore>,
-    config: SequencerConfig,
-    mut head: Head,
-    mut jobs: mpsc::Receiver<Job>,
-) {
-    let mut batch: Vec<Job> = Vec::with_capacity(config.max_batch);
-    while let Some(job) = jobs.blocking_recv() {
-        batch.push(job);
-        while batch.len() < config.max_batch {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let before = head.clone();
-        let started = std::time::Instant::now();
-        let result = commit_batch(store.as_ref(), &config, &mut head, &batch);
-        config.metrics.observe_commit(
-            batch.len(),
-            started.elapsed().as_secs_f64(),
-            result.is_ok(),
-            head.next_seq,
-        );
-        if let Err(err) = &result {
-            tracing::error!(error = %err, entries = batch.len(), "ledger commit failed; answers withheld");
-            head = before;
-        }
-        for (index, (_, ack)) in batch.drain(..).enumerate() {
-            let reply = match &result {
-                Ok(first_seq) => Ok(Ack {
-                    seq: Some(first_seq + index as u64),
-                }),
-                Err(err) => Err(SinkError::Unavailable(err.to_string())),
-            };
-            // A requester that went away no longer needs its ack.
-            let _ = ack.send(reply);
-        }
-    }
-}
-
-/// Seals, signs and commits one batch; returns the first seq.
-fn commit_batch(
-    store: &dyn LedgerStore,
-    config: &SequencerConfig,
-    head: &mut Head,
-    jobs: &[Job],
-) -> Result<u64, String> {
-    let first_seq = head.next_seq;
-    let now = SystemTime::now();
-    let mut batch = CommitBatch::default();
-    for (body, _) in jobs {
-        let seq = head.next_seq;
-        let salts = (config.payload_mode != PayloadMode::None).then(random_salts);
-        let sealed = seal(
-            seq,
-            now,
-            &config.origin,
-            &head.prev_hash,
-            body,
-            config.payload_mode,
-            salts.as_ref(),
-        )
-        .map_err(|err| format!("entry {seq}: {err}"))?;
-        batch.nodes.extend(head.frontier.push(sealed.leaf_hash));
-        if let EntryBody::Decision(decision) = body {
-            batch.decisions.push((*decision.id.as_bytes(), seq));
-            if let (PayloadMode::Full, Some(salts)) = (config.payload_mode, &salts) {
-                batch.payloads.push((seq, payload_record(salts, decision)));
-            }
-        }
-        if config.entry_signatures == EntrySignatures::On {
-            batch
-                .signatures
-                .push(config.signer.sign_entry(&sealed.canonical));
-        }
-        head.prev_hash = sealed.entry_hash;
-        head.next_seq += 1;
-        batch.entries.push((seq, sealed.canonical));
-    }
-    let checkpoint = Checkpoint {
-        origin: config.origin.clone(),
-        size: head.next_seq,
-        root: head.frontier.root(),
-    };
-    let note = config
-        .signer
-        .sign(&checkpoint.body())
-        .map_err(|err| err.to_string())?;
-    batch.checkpoint = (checkpoint.size, note);
-    store.commit(&batch).map_err(|err| err.to_string())?;
-    Ok(first_seq)
-}
-
-fn random_salts() -> Salts {
-    let mut salts = Salts {
-        request: [0; 32],
-        response: [0; 32],
-    };
-    let mut rng = rand::rng();
-    rng.fill_bytes(&mut salts.request);
-    rng.fill_bytes(&mut salts.response);
-    salts
-}
-
 /// The erasable payload record: `request salt (32) || response salt (32) ||
 /// request capture length (u32 BE) || request capture || response capture`.
 pub fn payload_record(salts: &Salts, decision: &Decision) -> Vec<u8> {
@@ -348,3 +244,6 @@ pub fn payload_record(salts: &Salts, decision: &Decision) -> Vec<u8> {
     record.extend_from_slice(response);
     record
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,243 @@
+//! The two writer threads: the sealer and the committer, in a pipeline.
+//!
+//! The sealer takes what is queued, seals it onto the chain, extends the
+//! tree and signs the batch's checkpoint; the committer writes and fsyncs
+//! sealed batches and acknowledges them. While batch N is being fsynced,
+//! batch N+1 is sealed, so the CPU work and the disk wait overlap. At most
+//! one sealed batch waits for the committer (a channel of one), which
+//! bounds what a failure can take down with it.
+//!
+//! Failure: batch N+1 was sealed on top of N, so when N fails, N+1 must
+//! fail too. Every sealed batch carries the epoch it was sealed in; a
+//! failed commit starts a new epoch and publishes the head of the last
+//! durable batch. The committer fails batches of an older epoch unseen;
+//! the sealer, on seeing the new epoch, restarts from the published head,
+//! reusing the failed seqs.
+
+use super::{Head, Job, SequencerConfig};
+use crate::decision::{Ack, EntrySignatures, PayloadMode, SinkError};
+use crate::ledger::checkpoint::Checkpoint;
+use crate::ledger::entry::{EntryBody, Salts, seal};
+use crate::ledger::store::{CommitBatch, LedgerStore};
+use rand::RngCore;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+use tokio::sync::{mpsc, oneshot};
+
+/// What the committer tells the sealer.
+pub(super) struct Durable {
+    /// Bumped by every failed commit.
+    epoch: AtomicU64,
+    /// The head after the last durable batch.
+    head: Mutex<Head>,
+}
+
+impl Durable {
+    pub(super) fn new(head: Head) -> Self {
+        Self {
+            epoch: AtomicU64::new(0),
+            head: Mutex::new(head),
+        }
+    }
+}
+
+/// A batch ready to be written.
+pub(super) struct Sealed {
+    epoch: u64,
+    batch: CommitBatch,
+    acks: Vec<oneshot::Sender<Result<Ack, SinkError>>>,
+    /// The head once this batch is durable.
+    head: Head,
+}
+
+/// Seals queued entries batch by batch until the queue closes.
+pub(super) fn seal_loop(
+    config: &SequencerConfig,
+    mut head: Head,
+    durable: &Durable,
+    mut jobs: mpsc::Receiver<Job>,
+    sealed: SyncSender<Sealed>,
+) {
+    let mut epoch = 0;
+    let mut batch: Vec<Job> = Vec::with_capacity(config.max_batch);
+    while let Some(job) = jobs.blocking_recv() {
+        batch.push(job);
+        while batch.len() < config.max_batch {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let current = durable.epoch.load(Ordering::Acquire);
+        if current != epoch {
+            head = durable
+                .head
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone();
+            epoch = current;
+        }
+        let before = head.clone();
+        let (bodies, acks): (Vec<EntryBody>, Vec<_>) = batch.drain(..).unzip();
+        match seal_batch(config, &mut head, &bodies) {
+            Ok(commit) => {
+                let next = Sealed {
+                    epoch,
+                    batch: commit,
+                    acks,
+                    head: head.clone(),
+                };
+                if sealed.send(next).is_err() {
+                    return;
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, entries = acks.len(), "ledger batch cannot be sealed; answers withheld");
+                head = before;
+                fail(acks, &err);
+            }
+        }
+    }
+}
+
+/// Writes sealed batches and acknowledges them until the sealer stops.
+pub(super) fn commit_loop(
+    store: &dyn LedgerStore,
+    config: &SequencerConfig,
+    durable: &Durable,
+    sealed: Receiver<Sealed>,
+) {
+    for next in sealed {
+        let entries = next.acks.len();
+        if next.epoch != durable.epoch.load(Ordering::Acquire) {
+            fail(next.acks, "an earlier ledger commit failed");
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let result = store.commit(&next.batch);
+        config.metrics.observe_commit(
+            entries,
+            started.elapsed().as_secs_f64(),
+            result.is_ok(),
+            next.head.next_seq,
+        );
+        match result {
+            Ok(()) => {
+                let first_seq = next.head.next_seq - entries as u64;
+                *durable.head.lock().unwrap_or_else(PoisonError::into_inner) = next.head;
+                for (index, ack) in next.acks.into_iter().enumerate() {
+                    // A requester that went away no longer needs its ack.
+                    let _ = ack.send(Ok(Ack {
+                        seq: Some(first_seq + index as u64),
+                    }));
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, entries, "ledger commit failed; answers withheld");
+                // The durable head is unchanged; a new epoch sends the
+                // sealer back to it.
+                durable.epoch.fetch_add(1, Ordering::AcqRel);
+                fail(next.acks, &err.to_string());
+            }
+        }
+    }
+}
+
+fn fail(acks: Vec<oneshot::Sender<Result<Ack, SinkError>>>, reason: &str) {
+    for ack in acks {
+        let _ = ack.send(Err(SinkError::Unavailable(reason.to_owned())));
+    }
+}
+
+/// Seals and signs one batch onto `head`.
+fn seal_batch(
+    config: &SequencerConfig,
+    head: &mut Head,
+    bodies: &[EntryBody],
+) -> Result<CommitBatch, String> {
+    let now = SystemTime::now();
+    let mut batch = CommitBatch {
+        entries: Vec::with_capacity(bodies.len()),
+        ..CommitBatch::default()
+    };
+    for body in bodies {
+        let seq = head.next_seq;
+        let salts = (config.payload_mode != PayloadMode::None).then(random_salts);
+        let sealed = seal(
+            seq,
+            now,
+            &config.origin,
+            &head.prev_hash,
+            body,
+            config.payload_mode,
+            salts.as_ref(),
+        )
+        .map_err(|err| format!("entry {seq}: {err}"))?;
+        batch.nodes.extend(head.frontier.push(sealed.leaf_hash));
+        if let EntryBody::Decision(decision) = body {
+            batch.decisions.push((*decision.id.as_bytes(), seq));
+            if let (PayloadMode::Full, Some(salts)) = (config.payload_mode, &salts) {
+                batch
+                    .payloads
+                    .push((seq, super::payload_record(salts, decision)));
+            }
+        }
+        if config.entry_signatures == EntrySignatures::On {
+            batch
+                .signatures
+                .push(config.signer.sign_entry(&sealed.canonical));
+        }
+        head.prev_hash = sealed.entry_hash;
+        head.next_seq += 1;
+        batch.entries.push((seq, sealed.canonical));
+    }
+    let checkpoint = Checkpoint {
+        origin: config.origin.clone(),
+        size: head.next_seq,
+        root: head.frontier.root(),
+    };
+    let note = config
+        .signer
+        .sign(&checkpoint.body())
+        .map_err(|err| err.to_string())?;
+    batch.checkpoint = (checkpoint.size, note);
+    Ok(batch)
+}
+
+fn random_salts() -> Salts {
+    let mut salts = Salts {
+        request: [0; 32],
+        response: [0; 32],
+    };
+    let mut rng = rand::rng();
+    rng.fill_bytes(&mut salts.request);
+    rng.fill_bytes(&mut salts.response);
+    salts
+}
+
+/// Runs both threads: returns once the queue is closed and everything
+/// sealed is committed or failed.
+pub(super) fn run(
+    store: Arc<dyn LedgerStore>,
+    config: SequencerConfig,
+    head: Head,
+    jobs: mpsc::Receiver<Job>,
+) {
+    let durable = Durable::new(head.clone());
+    let (to_committer, sealed) = std::sync::mpsc::sync_channel(1);
+    std::thread::scope(|scope| {
+        let committer = std::thread::Builder::new()
+            .name("govgate-ledger-commit".to_owned())
+            .spawn_scoped(scope, || {
+                commit_loop(store.as_ref(), &config, &durable, sealed)
+            });
+        match committer {
+            Ok(_) => seal_loop(&config, head, &durable, jobs, to_committer),
+            Err(err) => {
+                tracing::error!(error = %err, "cannot start the ledger committer");
+            }
+        }
+    });
+}

@@ -1,0 +1,243 @@
+//! The sled store on disk: batches, reopening, payloads, erasure.
+
+use super::*;
+use crate::ledger::checkpoint::{NoteSigner, NoteVerifier};
+use crate::ledger::entry::EntryBody;
+use crate::ledger::sequencer::{Ledger, SequencerConfig};
+use crate::ledger::store::StoreNodes;
+use crate::ledger::tree::{inclusion_proof, leaf_hash, root, verify_inclusion};
+use crate::ledger::verify::verify_store;
+use ed25519_dalek::SigningKey;
+use std::sync::Arc;
+
+#[test]
+fn node_offsets_count_finished_nodes() {
+    // Leaves 0..n finish 2n - popcount(n) nodes.
+    let mut count = 0u64;
+    for leaf in 0..1000u64 {
+        assert_eq!(nodes_before(leaf), count);
+        count += 1 + u64::from((leaf + 1).trailing_zeros());
+    }
+}
+
+/// Batches of uneven sizes on the real sled store: everything verifies,
+/// every proof checks out, and it all survives reopening.
+#[tokio::test]
+async fn uneven_batches_verify_and_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = "test.example/sled";
+    let key = SigningKey::from_bytes(&[9; 32]);
+    let verifier = NoteVerifier::new(origin, key.verifying_key()).unwrap();
+    let config = |max_batch| SequencerConfig {
+        origin: origin.into(),
+        signer: NoteSigner::new(origin, key.clone()).unwrap(),
+        payload_mode: crate::decision::PayloadMode::Full,
+        entry_signatures: crate::decision::EntrySignatures::Off,
+        queue_len: 256,
+        max_batch,
+        metrics: crate::ledger::metrics::LedgerMetrics::new().unwrap(),
+    };
+    {
+        let store = Arc::new(SledStore::open(dir.path()).unwrap());
+        let (ledger, writer) = Ledger::open(store.clone(), config(7)).unwrap();
+        for burst in [1usize, 3, 7, 2, 13, 1, 30] {
+            let appends: Vec<_> = (0..burst)
+                .map(|_| ledger.append(EntryBody::GatewayStopped))
+                .collect();
+            for append in appends {
+                append.await.unwrap();
+            }
+        }
+        drop(ledger);
+        tokio::task::spawn_blocking(move || writer.close())
+            .await
+            .unwrap();
+    }
+    let store = Arc::new(SledStore::open(dir.path()).unwrap());
+    assert_eq!(store.size().unwrap(), 57);
+    verify_store(store.as_ref(), &verifier).unwrap();
+    let nodes = StoreNodes(store.as_ref());
+    for size in [1u64, 2, 7, 8, 30, 57] {
+        let root_n = root(&nodes, size).unwrap();
+        for seq in 0..size {
+            let proof = inclusion_proof(&nodes, seq, size).unwrap();
+            let leaf = leaf_hash(&store.entry(seq).unwrap().unwrap());
+            assert!(
+                verify_inclusion(&leaf, seq, size, &proof, &root_n),
+                "({seq}, {size})"
+            );
+        }
+    }
+    // Payloads are kept per decision only, and erasure leaves the log verifiable.
+    assert!(
+        store.payload(0).unwrap().is_none(),
+        "no payload for non-decision entries"
+    );
+    // Reopened, the writer continues the same chain.
+    let (ledger, writer) = Ledger::open(store.clone(), config(7)).unwrap();
+    assert_eq!(
+        ledger.append(EntryBody::GatewayStopped).await.unwrap().seq,
+        Some(57)
+    );
+    drop(ledger);
+    tokio::task::spawn_blocking(move || writer.close())
+        .await
+        .unwrap();
+    verify_store(store.as_ref(), &verifier).unwrap();
+}
+
+/// What an interrupted commit left above the latest checkpoint (packs
+/// written, the checkpoint not) is gone after reopening; a store of
+/// another layout is refused.
+#[test]
+fn opening_discards_uncommitted_packs_and_refuses_other_layouts() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        store
+            .commit(&CommitBatch {
+                entries: vec![(0, b"{\"a\":1}".to_vec())],
+                nodes: vec![(0, 0, [1; 32])],
+                checkpoint: (1, "note".to_owned()),
+                decisions: vec![([5; 16], 0)],
+                payloads: vec![(0, b"p".to_vec())],
+                signatures: vec![],
+            })
+            .unwrap();
+        // The first half of the next commit, then a crash.
+        store
+            .entries
+            .insert(1u64.to_be_bytes(), pack([&b"{}"[..], b"{}"].into_iter()))
+            .unwrap();
+        store
+            .payloads
+            .insert(1u64.to_be_bytes(), pack([&b"q"[..], b"r"].into_iter()))
+            .unwrap();
+        assert_eq!(store.entry(2).unwrap(), Some(b"{}".to_vec()));
+        store.sync().unwrap();
+    }
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        assert_eq!(store.size().unwrap(), 1);
+        assert_eq!(store.entry(0).unwrap(), Some(b"{\"a\":1}".to_vec()));
+        assert_eq!(store.entry(1).unwrap(), None);
+        assert_eq!(store.payload(1).unwrap(), None);
+        assert_eq!(store.payload(0).unwrap(), Some(b"p".to_vec()));
+        assert_eq!(store.decision_seq(&[5; 16]).unwrap(), Some(0));
+        store
+            .main
+            .insert(FORMAT_KEY, &b"govgate-ledger-sled/1"[..])
+            .unwrap();
+        store.sync().unwrap();
+    }
+    let refused = SledStore::open(dir.path())
+        .err()
+        .expect("other layout refused");
+    assert!(
+        refused.to_string().contains("govgate-ledger-sled/1"),
+        "{refused}"
+    );
+}
+
+mod payloads {
+
+    use super::*;
+    use crate::decision::{Capture, Decision, DecisionId, Outcome, PayloadMode, Route, Timings};
+    use crate::ledger::checkpoint::{NoteSigner, NoteVerifier};
+    use crate::ledger::entry::{EntryBody, commitment, hex};
+    use crate::ledger::sequencer::{Ledger, SequencerConfig};
+    use crate::ledger::verify::verify_store;
+    use ed25519_dalek::SigningKey;
+    use std::sync::Arc;
+
+    fn decision(request: &'static [u8], response: &'static [u8]) -> Decision {
+        Decision {
+            id: DecisionId::random(),
+            caller: "c".into(),
+            route: Route::Http,
+            protocol: None,
+            model: None,
+            version: None,
+            outcome: Outcome::Served,
+            status: 200,
+            error_code: None,
+            timings: Timings::default(),
+            request: Capture::of_complete(&bytes::Bytes::from_static(request), 64),
+            response: Capture::of_complete(&bytes::Bytes::from_static(response), 64),
+        }
+    }
+
+    /// The payload record opens the entry's commitments; erasing it keeps
+    /// everything signed verifiable.
+    #[tokio::test]
+    async fn payloads_open_their_commitments_and_erasure_keeps_the_log_verifiable() {
+        let dir = tempfile::tempdir().unwrap();
+        let origin = "test.example/payloads";
+        let key = SigningKey::from_bytes(&[3; 32]);
+        let store = Arc::new(SledStore::open(dir.path()).unwrap());
+        let (ledger, writer) = Ledger::open(
+            store.clone(),
+            SequencerConfig {
+                origin: origin.into(),
+                signer: NoteSigner::new(origin, key.clone()).unwrap(),
+                payload_mode: PayloadMode::Full,
+                entry_signatures: crate::decision::EntrySignatures::Off,
+                queue_len: 16,
+                max_batch: 16,
+                metrics: crate::ledger::metrics::LedgerMetrics::new().unwrap(),
+            },
+        )
+        .unwrap();
+        let acks = [
+            ledger.append(EntryBody::GatewayStopped),
+            ledger.append(EntryBody::Decision(Box::new(decision(
+                b"question one",
+                b"answer one",
+            )))),
+            ledger.append(EntryBody::Decision(Box::new(decision(
+                b"question two",
+                b"answer two",
+            )))),
+        ];
+        for ack in acks {
+            ack.await.unwrap();
+        }
+        drop(ledger);
+        tokio::task::spawn_blocking(move || writer.close())
+            .await
+            .unwrap();
+
+        for (seq, request, response) in [
+            (1u64, &b"question one"[..], &b"answer one"[..]),
+            (2, b"question two", b"answer two"),
+        ] {
+            let record = store.payload(seq).unwrap().expect("payload kept");
+            let (request_salt, response_salt) = (&record[..32], &record[32..64]);
+            let request_len = u32::from_be_bytes(record[64..68].try_into().unwrap()) as usize;
+            assert_eq!(&record[68..68 + request_len], request);
+            assert_eq!(&record[68 + request_len..], response);
+            let entry: serde_json::Value =
+                serde_json::from_slice(&store.entry(seq).unwrap().unwrap()).unwrap();
+            let salt = |s: &[u8]| <[u8; 32]>::try_from(s).unwrap();
+            assert_eq!(
+                entry["request"]["commitment"],
+                hex(&commitment(&salt(request_salt), request))
+            );
+            assert_eq!(
+                entry["response"]["commitment"],
+                hex(&commitment(&salt(response_salt), response))
+            );
+        }
+        assert!(store.payload(0).unwrap().is_none());
+
+        assert!(store.erase_payload(1).unwrap());
+        assert!(!store.erase_payload(1).unwrap(), "already erased");
+        assert!(store.payload(1).unwrap().is_none());
+        assert!(
+            store.payload(2).unwrap().is_some(),
+            "only that payload is gone"
+        );
+        let verifier = NoteVerifier::new(origin, key.verifying_key()).unwrap();
+        verify_store(store.as_ref(), &verifier).unwrap();
+    }
+}
