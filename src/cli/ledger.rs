@@ -1,4 +1,5 @@
-//! The offline ledger commands: `verify`, `export`, `proof`, `erase`.
+//! The offline ledger commands: `verify` (a store or a bundle), `export`,
+//! `proof`, `erase`, `rotate-key`.
 //! They open a stopped gateway's store (a running gateway holds its lock).
 
 use super::{print_out, runtime};
@@ -176,31 +177,113 @@ pub(super) fn export(
     out: &std::path::Path,
     from: u64,
     to: Option<u64>,
+    filter: &crate::ledger::export::Filter,
     payloads: bool,
 ) -> anyhow::Result<()> {
+    use crate::ledger::export::{export_bundle, export_filtered};
     let config =
         Config::load(path).map_err(|err| anyhow::anyhow!("invalid configuration: {err}"))?;
     let (store, verifier) = open_ledger(&config)?;
-    let exported = crate::ledger::export::export_bundle(
-        &store,
-        &verifier,
-        from,
-        to,
-        payloads,
-        out,
-        |done, total| {
-            eprintln!("govgate: exported {done} of {total} entries");
-        },
-    )?;
+    let mut progress = super::progress::Progress::new("exporting");
+    let update = |done, total| progress.update(done, total);
+    let exported = if filter.is_empty() {
+        export_bundle(&store, &verifier, from, to, payloads, out, update)
+    } else {
+        export_filtered(&store, &verifier, from, to, filter, payloads, out, update)
+    };
+    progress.finish();
+    let exported = exported?;
+    let form = if filter.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (sparse: {} selected entries with inclusion proofs)",
+            exported.entries
+        )
+    };
     print_out(&format!(
-        "wrote {}: entries {}..{}, {} payloads, checkpoint of size {}\n",
+        "wrote {}: entries {}..{}{form}, {} payloads, checkpoint of size {}\n",
         out.display(),
         exported.from,
         exported.to,
         exported.payloads,
-        exported.to
+        exported.size
     ));
     Ok(())
+}
+
+/// A verifier key given as text or as `@FILE`.
+fn read_vkey(value: &str) -> anyhow::Result<crate::ledger::checkpoint::NoteVerifier> {
+    let text = match value.strip_prefix('@') {
+        Some(file) => std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?,
+        None => value.to_owned(),
+    };
+    crate::ledger::checkpoint::NoteVerifier::parse(text.trim())
+        .map_err(|err| anyhow::anyhow!("{value} is not a verifier key: {err}"))
+}
+
+/// `verify --bundle`: exit 0 verified, 1 the bundle does not verify, 2
+/// cannot check (unreadable bundle, malformed key).
+pub(super) fn verify_bundle(dir: &std::path::Path, vkey: &str, current: Option<&str>) -> ExitCode {
+    use crate::ledger::bundle::{BundleError, BundleForm, verify_bundle};
+    let keys = read_vkey(vkey).and_then(|first| {
+        let current = current.map(read_vkey).transpose()?;
+        if let Some(current) = &current {
+            anyhow::ensure!(
+                current.name() == first.name(),
+                "--current-vkey is named {:?}, not the log's origin {:?}",
+                current.name(),
+                first.name()
+            );
+        }
+        anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
+        Ok((first, current))
+    });
+    let (first, current) = match keys {
+        Ok(keys) => keys,
+        Err(err) => {
+            eprintln!("govgate: error: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match verify_bundle(dir, &first, current.as_ref()) {
+        Ok(report) => {
+            for warning in &report.warnings {
+                eprintln!("govgate: warning: {warning}");
+            }
+            let form = match (&report.form, &report.filter) {
+                (BundleForm::Sparse, Some(filter)) => format!("sparse bundle ({filter})"),
+                _ => "bundle".to_owned(),
+            };
+            print_out(&format!(
+                "{form} ok: origin {}, entries {}..{} ({} checked), checkpoint of size {}, \
+                 {} payloads, {} signatures, {} key rotations\n",
+                report.origin,
+                report.from,
+                report.to,
+                report.entries,
+                report.size,
+                report.payloads,
+                report.signatures,
+                report.rotations
+            ));
+            ExitCode::SUCCESS
+        }
+        Err(BundleError::Bad { seq, item, reason }) => {
+            let first = seq.map_or(String::new(), |seq| format!("first bad seq {seq}: "));
+            let what = if seq.is_some() {
+                reason
+            } else {
+                format!("{item}: {reason}")
+            };
+            eprintln!("govgate: bundle does NOT verify: {first}{what}");
+            ExitCode::FAILURE
+        }
+        Err(err @ BundleError::Unreadable { .. }) => {
+            eprintln!("govgate: cannot check the bundle: {err}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// Exit codes: 0 verified, 1 the ledger does not verify, 2 cannot check.

@@ -6,6 +6,7 @@
 mod demo;
 mod keys;
 mod ledger;
+mod progress;
 
 use crate::app::{self, App};
 use crate::config::Config;
@@ -50,10 +51,24 @@ enum Command {
     },
     /// Start the gateway with built-in sample models and print commands to try.
     Demo(demo::DemoArgs),
-    /// Verify the whole ledger of a (stopped) gateway: chain, tree, checkpoints.
+    /// Verify the whole ledger of a (stopped) gateway: chain, tree,
+    /// checkpoints; or, with --bundle, an export bundle. Exit 0: verified,
+    /// 1: does not verify (the first bad seq is named), 2: cannot check.
     Verify {
         #[command(flatten)]
         config: ConfigFile,
+        /// Verify this export bundle directory instead (the config is not read).
+        #[arg(long, value_name = "DIR", requires = "vkey")]
+        bundle: Option<PathBuf>,
+        /// The log's first verifier key (name+keyid+base64, or @FILE holding
+        /// it), from the log's owner. Required with --bundle: the bundle's
+        /// manifest names a key too, but it is never trusted, only compared.
+        #[arg(long, value_name = "VKEY", requires = "bundle")]
+        vkey: Option<String>,
+        /// The key in force at the bundle's `from`, when the log rotated its
+        /// key before it (default: --vkey).
+        #[arg(long, value_name = "VKEY", requires = "bundle")]
+        current_vkey: Option<String>,
     },
     /// Export an audit bundle from a (stopped) gateway's ledger.
     Export {
@@ -65,9 +80,22 @@ enum Command {
         /// First seq to export.
         #[arg(long, default_value_t = 0)]
         from: u64,
-        /// Export up to this seq (exclusive), extended to the next checkpoint; default: all.
+        /// Export up to this seq (exclusive); unfiltered, it is extended to
+        /// the next checkpoint. Default: all.
         #[arg(long)]
         to: Option<u64>,
+        /// Start at the first entry whose time is at or after this RFC 3339
+        /// time (e.g. 2026-11-27T00:00:00Z). Writes a sparse bundle.
+        #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+        since: Option<String>,
+        /// End before the first entry whose time is at or after this RFC 3339
+        /// time. Writes a sparse bundle.
+        #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
+        until: Option<String>,
+        /// Only the decisions of this model (and the key rotations, which a
+        /// verifier needs). Writes a sparse bundle.
+        #[arg(long, value_name = "NAME")]
+        model: Option<String>,
         /// Include the kept payloads (salts and captured bodies).
         #[arg(long)]
         payloads: bool,
@@ -129,7 +157,19 @@ pub fn main() -> ExitCode {
         Command::CheckConfig { config } => return check_config(&config.path),
         Command::Serve { config } => serve(&config.path),
         Command::Demo(args) => demo::run(args),
-        Command::Verify { config } => return ledger::verify(&config.path),
+        Command::Verify {
+            config,
+            bundle,
+            vkey,
+            current_vkey,
+        } => {
+            return match (bundle, vkey) {
+                (Some(bundle), Some(vkey)) => {
+                    ledger::verify_bundle(&bundle, &vkey, current_vkey.as_deref())
+                }
+                _ => ledger::verify(&config.path),
+            };
+        }
         Command::RotateKey { config, new_key } => ledger::rotate_key(&config.path, &new_key),
         Command::Proof {
             config,
@@ -147,8 +187,18 @@ pub fn main() -> ExitCode {
             out,
             from,
             to,
+            since,
+            until,
+            model,
             payloads,
-        } => ledger::export(&config.path, &out, from, to, payloads),
+        } => {
+            let filter = crate::ledger::export::Filter {
+                since,
+                until,
+                model,
+            };
+            ledger::export(&config.path, &out, from, to, &filter, payloads)
+        }
         Command::Keygen { out, origin } => keys::generate(&out, &origin).map(|(pem, vkey)| {
             print_out(&format!(
                 "wrote {} (keep it secret; mode 0600)\npublic key:\n{pem}\n\
@@ -164,6 +214,12 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Checks an RFC 3339 time on the command line, keeping the text as given
+/// (a bundle's manifest repeats it).
+fn parse_time(text: &str) -> Result<String, crate::ledger::export::TimeError> {
+    crate::ledger::export::UtcTime::parse(text).map(|_| text.to_owned())
 }
 
 /// Writes to stdout, ignoring a closed pipe (`govgate ... | head`).

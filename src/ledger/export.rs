@@ -1,6 +1,13 @@
 //! Export bundles: a range of entries, the signed checkpoint that covers
 //! them, the subtree hashes left of the range, and optionally the payloads,
-//! as docs/audit-format.md section 8 specifies.
+//! as docs/audit-format.md section 8 specifies. Filtered exports (by time,
+//! by model) write the sparse form instead ([`export_filtered`]).
+
+mod select;
+mod sparse;
+
+pub use select::{TimeError, UtcTime};
+pub use sparse::{Filter, export_filtered};
 
 use super::checkpoint::NoteVerifier;
 use super::store::{LedgerStore, StoreError, StoreNodes};
@@ -34,15 +41,20 @@ pub enum ExportError {
 pub struct Exported {
     /// First seq.
     pub from: u64,
-    /// One past the last seq: the size of the checkpoint in the bundle.
+    /// One past the last seq.
     pub to: u64,
+    /// The size of the checkpoint in the bundle (`to` in the contiguous form).
+    pub size: u64,
+    /// Entries exported (in the sparse form: those the filter selected).
+    pub entries: u64,
     /// Payload records written.
     pub payloads: u64,
 }
 
 /// Writes a bundle of entries `from..` up to the first checkpoint covering
 /// `to` (default: the latest) into the new directory `out`. `progress`
-/// is called with (entries written, entries to write).
+/// is called with (entries written, entries to write) after every entry:
+/// the caller decides how often to show it.
 pub fn export_bundle(
     store: &dyn LedgerStore,
     verifier: &NoteVerifier,
@@ -113,9 +125,7 @@ pub fn export_bundle(
                 .map_err(write_error(&payloads_path))?;
             payload_count += 1;
         }
-        if (seq - from + 1) % 10_000 == 0 {
-            progress(seq - from + 1, to - from);
-        }
+        progress(seq - from + 1, to - from);
     }
     entries.flush().map_err(write_error(&entries_path))?;
     if let Some(mut out) = payloads {
@@ -138,11 +148,21 @@ pub fn export_bundle(
     let manifest_path = out.join("manifest.json");
     std::fs::write(&manifest_path, format!("{manifest:#}\n"))
         .map_err(write_error(&manifest_path))?;
-    progress(to - from, to - from);
     Ok(Exported {
         from,
         to,
+        size: to,
+        entries: to - from,
         payloads: payload_count,
+    })
+}
+
+/// Writes a whole bundle file.
+fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), ExportError> {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).map_err(|source| ExportError::Write {
+        path: path.display().to_string(),
+        source,
     })
 }
 

@@ -8,10 +8,12 @@
 //! - [`checkpoint`]: C2SP signed notes, checkpoints, tlog-proofs;
 //! - [`store`]: the storage trait and its sled implementation;
 //! - [`sequencer`]: the single writer (signed group commit), a [`DecisionSink`];
-//! - [`reader`]: receipts, entries and proofs, and their HTTP routes.
+//! - [`reader`]: receipts, entries and proofs, and their HTTP routes;
+//! - [`export`]: writes audit bundles; [`bundle`]: checks them offline.
 //!
 //! [`DecisionSink`]: crate::decision::DecisionSink
 
+pub mod bundle;
 pub mod canonical;
 pub mod checkpoint;
 pub mod entry;

@@ -1,0 +1,424 @@
+//! Checks an export bundle offline, as docs/audit-format.md section 8
+//! specifies: the contiguous form (`govgate-bundle/1`: entries `from..to`
+//! continued from the prefix subtrees to the signed root) and the sparse
+//! form (`govgate-bundle-sparse/1`: selected entries, each with an RFC 6962
+//! inclusion proof against the signed checkpoint).
+//!
+//! Nothing in a bundle is trusted but what the verifier key vouches for:
+//! the manifest is not signed, so its values are checked or only compared.
+//! The key given by the caller is the trust anchor; the manifest's `vkey`
+//! is never used to verify anything. The first problem found is returned,
+//! named by the seq of the entry it concerns when there is one.
+
+mod keys;
+mod lines;
+mod sparse;
+#[cfg(test)]
+mod tests;
+
+use super::checkpoint::{Checkpoint, NoteVerifier};
+use super::tree::{Frontier, Hash, leaf_hash};
+use keys::KeySchedule;
+use lines::{BundleEntry, read_entries};
+use serde_json::Value;
+use std::path::Path;
+
+/// `format` of a contiguous bundle.
+pub const CONTIGUOUS_FORMAT: &str = "govgate-bundle/1";
+/// `format` of a sparse (filtered) bundle.
+pub const SPARSE_FORMAT: &str = "govgate-bundle-sparse/1";
+
+/// Why a bundle was not verified.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    /// The bundle does not verify: `item` is `seq N` for an entry, or the
+    /// part of the bundle at fault (`manifest`, `checkpoint`, `keys`, ...).
+    #[error("{item}: {reason}")]
+    Bad {
+        /// The seq of the first bad entry, when the problem is an entry's.
+        seq: Option<u64>,
+        /// What is at fault, for the message.
+        item: String,
+        /// Why.
+        reason: String,
+    },
+    /// A bundle file exists but cannot be read (the bundle is not judged).
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        /// The file.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+pub(crate) fn bad_seq(seq: u64, reason: impl Into<String>) -> BundleError {
+    BundleError::Bad {
+        seq: Some(seq),
+        item: format!("seq {seq}"),
+        reason: reason.into(),
+    }
+}
+
+pub(crate) fn bad(item: &str, reason: impl Into<String>) -> BundleError {
+    BundleError::Bad {
+        seq: None,
+        item: item.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Which of the two forms a bundle has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BundleForm {
+    /// Every entry `from..to`, `to` the checkpoint's size.
+    Contiguous,
+    /// Selected entries with inclusion proofs.
+    Sparse,
+}
+
+/// What a verified bundle holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleReport {
+    /// Contiguous or sparse.
+    pub form: BundleForm,
+    /// The log's origin.
+    pub origin: String,
+    /// The manifest's `from`.
+    pub from: u64,
+    /// The manifest's `to`.
+    pub to: u64,
+    /// The signed checkpoint's tree size.
+    pub size: u64,
+    /// Entries checked.
+    pub entries: u64,
+    /// Payloads checked against their commitments.
+    pub payloads: u64,
+    /// Per-entry signatures checked.
+    pub signatures: u64,
+    /// `key_rotated` entries followed.
+    pub rotations: u64,
+    /// The sparse form's filter, as the manifest states it (`model=...`).
+    pub filter: Option<String>,
+    /// Things worth saying that do not fail the bundle.
+    pub warnings: Vec<String>,
+}
+
+/// The manifest members both forms share.
+struct Manifest {
+    form: BundleForm,
+    origin: Value,
+    vkey: Value,
+    from: u64,
+    to: u64,
+    payloads: bool,
+    raw: serde_json::Map<String, Value>,
+}
+
+/// Verifies the bundle in `dir`. `first` is the log's first key (the trust
+/// anchor); `current` the key in force at the bundle's `from` when the log
+/// rotated its key before it (default: `first`). Key rotations inside the
+/// bundle are followed (section 11).
+pub fn verify_bundle(
+    dir: &Path,
+    first: &NoteVerifier,
+    current: Option<&NoteVerifier>,
+) -> Result<BundleReport, BundleError> {
+    let manifest = read_manifest(dir)?;
+    let note = read_text(dir, "checkpoint.txt")?
+        .ok_or_else(|| bad("checkpoint", "checkpoint.txt is missing"))?;
+    let claimed = peek_checkpoint(&note)?;
+    if manifest.origin != claimed.origin.as_str() {
+        return Err(bad(
+            "manifest",
+            format!(
+                "origin {} is not the checkpoint origin {:?}",
+                manifest.origin, claimed.origin
+            ),
+        ));
+    }
+    let start_key = key_at_from(manifest.from, first, current)?;
+    let entries_bytes = read_file(dir, "entries.jsonl")?
+        .ok_or_else(|| bad("entries", "entries.jsonl is missing"))?;
+    let entries = read_entries(&entries_bytes, &claimed.origin)?;
+    let (report, schedule) = match manifest.form {
+        BundleForm::Contiguous => contiguous(&manifest, &claimed, &entries, start_key, &note)?,
+        BundleForm::Sparse => sparse::check(dir, &manifest, &claimed, &entries, start_key, &note)?,
+    };
+    let signatures = lines::check_signatures(dir, &entries, &schedule)?;
+    let payloads = lines::check_payloads(dir, &entries, manifest.payloads)?;
+    let mut warnings = Vec::new();
+    let known = std::iter::once(first).chain(current).chain(schedule.keys());
+    let manifest_key = manifest.vkey.as_str().unwrap_or_default();
+    if !known.map(NoteVerifier::vkey).any(|key| key == manifest_key) {
+        warnings.push(format!(
+            "manifest: vkey {} is not the given key nor one the bundle's rotations name \
+             (the given key was used; the manifest's is never trusted)",
+            manifest.vkey
+        ));
+    }
+    Ok(BundleReport {
+        payloads,
+        signatures,
+        warnings,
+        ..report
+    })
+}
+
+/// The key in force at `from`: the first key at 0, else the given current key.
+fn key_at_from<'k>(
+    from: u64,
+    first: &'k NoteVerifier,
+    current: Option<&'k NoteVerifier>,
+) -> Result<&'k NoteVerifier, BundleError> {
+    match current {
+        Some(current) if from == 0 && current != first => Err(bad(
+            "keys",
+            format!(
+                "from is 0, where the key in force is the first key {}, not the current key {}",
+                first.vkey(),
+                current.vkey()
+            ),
+        )),
+        Some(current) => Ok(current),
+        None => Ok(first),
+    }
+}
+
+/// The contiguous form: gap-free `from..to`, the chain, and the tree of
+/// size `to` from the prefix subtrees.
+fn contiguous(
+    manifest: &Manifest,
+    claimed: &Checkpoint,
+    entries: &[BundleEntry],
+    start_key: &NoteVerifier,
+    note: &str,
+) -> Result<(BundleReport, KeySchedule), BundleError> {
+    let (from, to) = (manifest.from, manifest.to);
+    let prefix = prefix_hashes(manifest.raw.get("prefix"), from)?;
+    if claimed.size != to {
+        return Err(bad(
+            "checkpoint",
+            format!("size {} is not the bundle's to {to}", claimed.size),
+        ));
+    }
+    for (i, entry) in entries.iter().enumerate() {
+        let seq = from + i as u64;
+        if seq >= to {
+            return Err(bad_seq(
+                seq,
+                format!("line {}: beyond the bundle's range (to is {to})", i + 1),
+            ));
+        }
+        if entry.seq != seq {
+            return Err(bad_seq(
+                seq,
+                format!(
+                    "line {} holds seq {} instead (entries missing, duplicated or out of order)",
+                    i + 1,
+                    entry.seq
+                ),
+            ));
+        }
+    }
+    if let Some(missing) = (from + entries.len() as u64..to).next() {
+        return Err(bad_seq(
+            missing,
+            format!(
+                "missing: the bundle covers seq {from}..{} but entries.jsonl ends after {} lines",
+                to - 1,
+                entries.len()
+            ),
+        ));
+    }
+    lines::check_chain(entries)?;
+    let schedule = KeySchedule::follow(start_key.clone(), entries, &claimed.origin)?;
+    let checkpoint = open_checkpoint(&schedule, note, to)?;
+    let mut frontier = frontier_from_prefix(from, &prefix);
+    for entry in entries {
+        frontier.push(leaf_hash(&entry.bytes));
+    }
+    if frontier.root() != checkpoint.root {
+        let reason = "the Merkle root from the prefix and the entries is not the signed root";
+        // Every entry but the last is vouched for by its successor's
+        // prev_hash; with a prefix, the prefix hashes are suspects too.
+        return Err(match (from, entries.last()) {
+            (0, Some(last)) => bad_seq(
+                last.seq,
+                format!("entry altered: {reason} while the hash chain is intact"),
+            ),
+            _ => bad(
+                "root",
+                format!("{reason}: a prefix hash or the last entry was altered"),
+            ),
+        });
+    }
+    let report = BundleReport {
+        form: BundleForm::Contiguous,
+        origin: checkpoint.origin,
+        from,
+        to,
+        size: to,
+        entries: entries.len() as u64,
+        payloads: 0,
+        signatures: 0,
+        rotations: schedule.count(),
+        filter: None,
+        warnings: Vec::new(),
+    };
+    Ok((report, schedule))
+}
+
+/// Opens the checkpoint with the key the schedule says signs size `size`.
+fn open_checkpoint(
+    schedule: &KeySchedule,
+    note: &str,
+    size: u64,
+) -> Result<Checkpoint, BundleError> {
+    let item = format!("checkpoint of size {size}");
+    let (key, why) = schedule.checkpoint_key(size);
+    let body = key.open(note).map_err(|err| {
+        let mut reason = format!("{err} ({why})");
+        if let Some(other) = schedule.keys().find(|other| other.open(note).is_ok()) {
+            reason.push_str(&format!("; it is signed by {} instead", other.vkey()));
+        }
+        bad(&item, reason)
+    })?;
+    let checkpoint = Checkpoint::parse(body).map_err(|err| bad(&item, err.to_string()))?;
+    if checkpoint.origin != key.name() {
+        return Err(bad(
+            &item,
+            format!(
+                "origin {:?} is not the key name {:?}",
+                checkpoint.origin,
+                key.name()
+            ),
+        ));
+    }
+    Ok(checkpoint)
+}
+
+/// The checkpoint a note claims, signature unchecked (the key that must
+/// have signed it depends on the rotations in the entries).
+fn peek_checkpoint(note: &str) -> Result<Checkpoint, BundleError> {
+    let body = note
+        .find("\n\n")
+        .map(|split| &note[..split + 1])
+        .ok_or_else(|| bad("checkpoint", "not a signed note (no blank line)"))?;
+    Checkpoint::parse(body).map_err(|err| bad("checkpoint", err.to_string()))
+}
+
+/// A tree of `from` leaves known only by its complete subtrees.
+fn frontier_from_prefix(from: u64, prefix: &[Hash]) -> Frontier {
+    struct Peaks<'a>(u64, &'a [Hash]);
+    impl super::tree::NodeSource for Peaks<'_> {
+        type Error = std::convert::Infallible;
+        fn node(&self, level: u8, _index: u64) -> Result<Hash, Self::Error> {
+            // INVARIANT: `Frontier::load` asks for one node per set bit of
+            // the size, largest first, and `prefix_hashes` checked there is
+            // exactly one hash per set bit.
+            let rank = (self.0 >> level).count_ones() as usize - 1;
+            Ok(self.1[rank])
+        }
+    }
+    match Frontier::load(&Peaks(from, prefix), from) {
+        Ok(frontier) => frontier,
+        Err(never) => match never {},
+    }
+}
+
+/// The manifest's `prefix`: one SHA-256 hash per set bit of `from`.
+fn prefix_hashes(value: Option<&Value>, from: u64) -> Result<Vec<Hash>, BundleError> {
+    let Some(Value::Array(items)) = value else {
+        return Err(bad("manifest", "prefix is not a list of base64 strings"));
+    };
+    if items.len() != from.count_ones() as usize {
+        return Err(bad(
+            "manifest",
+            format!(
+                "prefix has {} hashes but from {from} needs {} (one per set bit)",
+                items.len(),
+                from.count_ones()
+            ),
+        ));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            item.as_str()
+                .and_then(lines::base64_exact)
+                .and_then(|raw| Hash::try_from(raw).ok())
+                .ok_or_else(|| {
+                    bad(
+                        "manifest",
+                        format!("prefix hash {i} is not canonical base64 of 32 bytes"),
+                    )
+                })
+        })
+        .collect()
+}
+
+fn read_manifest(dir: &Path) -> Result<Manifest, BundleError> {
+    let text = read_text(dir, "manifest.json")?
+        .ok_or_else(|| bad("manifest", "manifest.json is missing"))?;
+    let Ok(Value::Object(raw)) = super::canonical::parse_strict(&text) else {
+        return Err(bad("manifest", "not a JSON object"));
+    };
+    let form = match raw.get("format").and_then(Value::as_str) {
+        Some(CONTIGUOUS_FORMAT) => BundleForm::Contiguous,
+        Some(SPARSE_FORMAT) => BundleForm::Sparse,
+        other => {
+            return Err(bad(
+                "manifest",
+                format!("format {other:?} is not {CONTIGUOUS_FORMAT} nor {SPARSE_FORMAT}"),
+            ));
+        }
+    };
+    let number = |name: &str| {
+        raw.get(name).and_then(Value::as_u64).ok_or_else(|| {
+            bad(
+                "manifest",
+                format!("{name} is missing or not a non-negative integer"),
+            )
+        })
+    };
+    let (from, to) = (number("from")?, number("to")?);
+    if from > to {
+        return Err(bad(
+            "manifest",
+            format!("from {from} is larger than to {to}"),
+        ));
+    }
+    let Some(payloads) = raw.get("payloads").and_then(Value::as_bool) else {
+        return Err(bad("manifest", "payloads is not true or false"));
+    };
+    Ok(Manifest {
+        form,
+        origin: raw.get("origin").cloned().unwrap_or(Value::Null),
+        vkey: raw.get("vkey").cloned().unwrap_or(Value::Null),
+        from,
+        to,
+        payloads,
+        raw,
+    })
+}
+
+/// A bundle file's bytes, or `None` when it does not exist.
+fn read_file(dir: &Path, name: &str) -> Result<Option<Vec<u8>>, BundleError> {
+    let path = dir.join(name);
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(BundleError::Unreadable {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
+}
+
+fn read_text(dir: &Path, name: &str) -> Result<Option<String>, BundleError> {
+    read_file(dir, name)?
+        .map(|bytes| String::from_utf8(bytes).map_err(|_| bad(name, "not UTF-8 text")))
+        .transpose()
+}

@@ -1,0 +1,316 @@
+//! The JSON-lines files of a bundle: entries (canonical form, common
+//! members, the BLAKE3 chain), per-entry signatures and payloads.
+
+use super::keys::KeySchedule;
+use super::{BundleError, bad, bad_seq, read_file};
+use crate::ledger::canonical::{parse_strict, to_canonical};
+use crate::ledger::entry::{GENESIS_PREV_HASH, commitment, hex};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One line of `entries.jsonl`, checked on its own.
+pub(crate) struct BundleEntry {
+    /// Its `seq`.
+    pub(crate) seq: u64,
+    /// Its exact bytes (the line without its LF).
+    pub(crate) bytes: Vec<u8>,
+    /// Parsed.
+    pub(crate) value: Value,
+    /// BLAKE3 of the bytes, lower-case hex (the next entry's `prev_hash`).
+    pub(crate) hash: String,
+}
+
+/// Lines of a JSON-lines file; each ends with LF (the last one may omit it).
+pub(crate) fn split_jsonl(bytes: &[u8]) -> Vec<&[u8]> {
+    let mut lines: Vec<&[u8]> = bytes.split(|b| *b == b'\n').collect();
+    if lines.last().is_some_and(|last| last.is_empty()) {
+        lines.pop();
+    }
+    lines
+}
+
+/// Standard base64 with padding, refused unless it re-encodes to `text`
+/// (so one value has one spelling).
+pub(crate) fn base64_exact(text: &str) -> Option<Vec<u8>> {
+    let raw = BASE64.decode(text).ok()?;
+    (BASE64.encode(&raw) == text).then_some(raw)
+}
+
+/// Every line of `entries.jsonl`: canonical (RFC 8785), with the common
+/// members, `origin` the checkpoint's.
+pub(crate) fn read_entries(bytes: &[u8], origin: &str) -> Result<Vec<BundleEntry>, BundleError> {
+    split_jsonl(bytes)
+        .into_iter()
+        .enumerate()
+        .map(|(i, line)| read_entry(line, origin).map_err(|reason| name_line(line, i, reason)))
+        .collect()
+}
+
+/// Names a bad line by the seq it claims, when it can be read at all.
+fn name_line(line: &[u8], index: usize, reason: String) -> BundleError {
+    let seq = serde_json::from_slice::<Value>(line)
+        .ok()
+        .and_then(|value| value["seq"].as_u64());
+    let reason = format!("entries.jsonl line {}: {reason}", index + 1);
+    match seq {
+        Some(seq) => bad_seq(seq, reason),
+        None => bad("entries", reason),
+    }
+}
+
+fn read_entry(line: &[u8], origin: &str) -> Result<BundleEntry, String> {
+    let text = std::str::from_utf8(line).map_err(|_| "not UTF-8".to_owned())?;
+    let value = parse_strict(text).map_err(|err| format!("not JSON: {err}"))?;
+    if to_canonical(&value).map_err(|err| err.to_string())? != line {
+        return Err("bytes are not RFC 8785 canonical JSON".to_owned());
+    }
+    let seq = value["seq"]
+        .as_u64()
+        .ok_or("seq is missing or not a non-negative integer")?;
+    for name in ["time", "kind", "origin", "prev_hash"] {
+        if !value[name].is_string() {
+            return Err(format!("{name} is missing or not a string"));
+        }
+    }
+    let prev = value["prev_hash"].as_str().unwrap_or_default();
+    if prev.len() != 64 || !prev.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err("prev_hash is not 64 lower-case hex digits".to_owned());
+    }
+    if value["origin"] != origin {
+        return Err(format!(
+            "origin {} is not the checkpoint origin {origin:?}",
+            value["origin"]
+        ));
+    }
+    Ok(BundleEntry {
+        seq,
+        hash: hex(blake3::hash(line).as_bytes()),
+        bytes: line.to_vec(),
+        value,
+    })
+}
+
+/// The BLAKE3 chain between every two entries with consecutive seqs (all
+/// of them in a contiguous bundle), and the zero hash at seq 0. When the
+/// link into seq `s` breaks, the next link says which side changed: if
+/// `s + 1` still records the hash of `s`, then `s - 1` was altered.
+pub(crate) fn check_chain(entries: &[BundleEntry]) -> Result<(), BundleError> {
+    for (i, entry) in entries.iter().enumerate() {
+        let prev_hash = entry.value["prev_hash"].as_str().unwrap_or_default();
+        if entry.seq == 0 {
+            if prev_hash != GENESIS_PREV_HASH {
+                return Err(bad_seq(0, "prev_hash must be 64 zeros at seq 0"));
+            }
+            continue;
+        }
+        let Some(prev) = i
+            .checked_sub(1)
+            .and_then(|p| entries.get(p))
+            .filter(|prev| prev.seq + 1 == entry.seq)
+        else {
+            continue; // the first line, or a gap in a sparse bundle: taken as given
+        };
+        if prev_hash == prev.hash {
+            continue;
+        }
+        let next = entries.get(i + 1).filter(|next| next.seq == entry.seq + 1);
+        let (s, p) = (entry.seq, prev.seq);
+        return Err(
+            match next.map(|next| next.value["prev_hash"] == entry.hash.as_str()) {
+                Some(true) => bad_seq(
+                    p,
+                    format!(
+                        "entry altered: its BLAKE3 hash {} is not the prev_hash {prev_hash} that seq {s} records",
+                        prev.hash
+                    ),
+                ),
+                Some(false) => bad_seq(
+                    s,
+                    format!(
+                        "entry altered: its prev_hash is not the BLAKE3 hash of seq {p} and seq {} does not record its hash either",
+                        s + 1
+                    ),
+                ),
+                None => bad_seq(
+                    p,
+                    format!("hash chain broken between seq {p} and seq {s} (one of them altered)"),
+                ),
+            },
+        );
+    }
+    Ok(())
+}
+
+fn by_seq(entries: &[BundleEntry]) -> BTreeMap<u64, &BundleEntry> {
+    entries.iter().map(|entry| (entry.seq, entry)).collect()
+}
+
+fn bad_line(file: &str, number: usize, reason: impl Into<String>) -> BundleError {
+    bad(&format!("{file} line {number}"), reason)
+}
+
+/// The `seq` member of a line's object, and the object.
+fn line_object(
+    file: &str,
+    number: usize,
+    raw: &[u8],
+    members: &[&str],
+) -> Result<(u64, serde_json::Map<String, Value>), BundleError> {
+    let text = std::str::from_utf8(raw).map_err(|_| bad_line(file, number, "not UTF-8"))?;
+    let Ok(Value::Object(object)) = parse_strict(text) else {
+        return Err(bad_line(file, number, "not a JSON object"));
+    };
+    if let Some(missing) = members.iter().find(|m| !object.contains_key(**m)) {
+        return Err(bad_line(file, number, format!("member {missing} missing")));
+    }
+    let seq = object["seq"]
+        .as_u64()
+        .ok_or_else(|| bad_line(file, number, "seq is not a non-negative integer"))?;
+    Ok((seq, object))
+}
+
+/// Each line of `signatures.jsonl`, when present, is a valid per-entry
+/// signature (section 10) of a bundled entry by the key in force for its
+/// batch. Returns how many were checked.
+pub(crate) fn check_signatures(
+    dir: &Path,
+    entries: &[BundleEntry],
+    schedule: &KeySchedule,
+) -> Result<u64, BundleError> {
+    const FILE: &str = "signatures.jsonl";
+    let Some(bytes) = read_file(dir, FILE)? else {
+        return Ok(0);
+    };
+    let entries = by_seq(entries);
+    let mut seen = BTreeMap::new();
+    for (i, raw) in split_jsonl(&bytes).into_iter().enumerate() {
+        let number = i + 1;
+        let (seq, object) = line_object(FILE, number, raw, &["seq", "signature"])?;
+        let signature = object["signature"]
+            .as_str()
+            .and_then(base64_exact)
+            .and_then(|raw| <[u8; 64]>::try_from(raw).ok())
+            .ok_or_else(|| {
+                bad_seq(
+                    seq,
+                    format!("{FILE} line {number}: signature is not canonical base64 of 64 bytes"),
+                )
+            })?;
+        if let Some(first) = seen.insert(seq, number) {
+            return Err(bad_seq(
+                seq,
+                format!("{FILE} line {number} repeats the signature of line {first}"),
+            ));
+        }
+        let entry = entries.get(&seq).ok_or_else(|| {
+            bad_seq(
+                seq,
+                format!("{FILE} line {number}: a signature for an entry that is not in the bundle"),
+            )
+        })?;
+        if !schedule
+            .entry_key(seq)
+            .verify_entry(&entry.bytes, &signature)
+        {
+            return Err(bad_seq(
+                seq,
+                format!("per-entry signature does not verify ({FILE} line {number})"),
+            ));
+        }
+    }
+    Ok(seen.len() as u64)
+}
+
+/// `payloads.jsonl` is present exactly when the manifest says so, and every
+/// line opens its decision's commitments. Returns how many were checked.
+pub(crate) fn check_payloads(
+    dir: &Path,
+    entries: &[BundleEntry],
+    declared: bool,
+) -> Result<u64, BundleError> {
+    const FILE: &str = "payloads.jsonl";
+    let bytes = match (read_file(dir, FILE)?, declared) {
+        (None, false) => return Ok(0),
+        (None, true) => {
+            return Err(bad(
+                "payloads",
+                "the manifest says payloads: true but payloads.jsonl is missing",
+            ));
+        }
+        (Some(_), false) => {
+            return Err(bad(
+                "payloads",
+                "the manifest says payloads: false but payloads.jsonl is present",
+            ));
+        }
+        (Some(bytes), true) => bytes,
+    };
+    let entries = by_seq(entries);
+    let mut seen = BTreeMap::new();
+    let members = [
+        "seq",
+        "request_salt",
+        "response_salt",
+        "request",
+        "response",
+    ];
+    for (i, raw) in split_jsonl(&bytes).into_iter().enumerate() {
+        let number = i + 1;
+        let (seq, object) = line_object(FILE, number, raw, &members)?;
+        let fail =
+            |reason: String| bad_seq(seq, format!("payload ({FILE} line {number}): {reason}"));
+        if let Some(first) = seen.insert(seq, number) {
+            return Err(fail(format!("repeats the payload of line {first}")));
+        }
+        let entry = entries
+            .get(&seq)
+            .ok_or_else(|| fail("for an entry that is not in the bundle".to_owned()))?;
+        if entry.value["kind"] != "decision" {
+            return Err(fail(format!(
+                "entry is a {} entry, not a decision",
+                entry.value["kind"]
+            )));
+        }
+        for side in ["request", "response"] {
+            let salt = object[&format!("{side}_salt")]
+                .as_str()
+                .and_then(parse_hex32)
+                .ok_or_else(|| fail(format!("{side}_salt is not 64 hex digits")))?;
+            let data = object[side]
+                .as_str()
+                .and_then(base64_exact)
+                .ok_or_else(|| fail(format!("{side} is not canonical base64")))?;
+            let meta = &entry.value[side];
+            let Some(expected) = meta["commitment"].as_str() else {
+                return Err(fail(format!("the entry has no {side}.commitment")));
+            };
+            if hex(&commitment(&salt, &data)) != expected {
+                return Err(fail(format!(
+                    "BLAKE3({side}_salt || {side}) is not the entry's {side}.commitment"
+                )));
+            }
+            if meta["captured"].as_u64() != Some(data.len() as u64) {
+                return Err(fail(format!(
+                    "{side} is {} bytes, the entry's {side}.captured is {}",
+                    data.len(),
+                    meta["captured"]
+                )));
+            }
+        }
+    }
+    Ok(seen.len() as u64)
+}
+
+fn parse_hex32(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
