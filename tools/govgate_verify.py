@@ -13,7 +13,9 @@ It checks, from the published formats alone:
   * receipts in the C2SP tlog-proof form (c2sp.org/tlog-proof@v1);
   * export bundles (govgate export): entries from..to continued from the
     prefix subtrees to the signed root, payloads against their BLAKE3
-    commitments, and per-entry signatures (signatures.jsonl);
+    commitments, and per-entry signatures (signatures.jsonl); and sparse
+    bundles (govgate export --since/--until/--model): the selected entries,
+    each with an inclusion proof into the signed checkpoint;
   * per-entry Ed25519 signatures over "govgate-entry-signature/v1" LF ||
     the entry's canonical bytes (ledger.entry_signatures = "on");
   * key rotation: from the log's first key, key_rotated entries are
@@ -946,7 +948,7 @@ def _rotation_key(entry: dict, member: str, origin: str, reasons: list) -> Verif
 
 
 def follow_rotations(
-    lines: list, start: int, first: VerifierKey, first_label: str, origin: str, problems: list
+    lines: list, start: int, first: VerifierKey, first_label: str, origin: str, problems: list, seqs=None
 ) -> KeySchedule:
     """Follow the key_rotated entries of `lines` (seq `start` onwards) in order.
 
@@ -956,7 +958,8 @@ def follow_rotations(
     not the key in force is still followed to its new_vkey (the log fails
     either way) so that later checkpoints and signatures are checked with
     the key the log claims; one without a usable new_vkey leaves the key
-    unchanged.
+    unchanged. `seqs`, when given, holds each line's seq (a sparse bundle's
+    lines are not consecutive); otherwise line i holds seq `start + i`.
     """
     schedule = KeySchedule(first, start, first_label)
     key, why = first, first_label
@@ -967,7 +970,7 @@ def follow_rotations(
             continue
         if not isinstance(entry, dict) or entry.get("kind") != KEY_ROTATED:
             continue
-        seq = start + i
+        seq = seqs[i] if seqs is not None else start + i
         reasons: list = []
         old = _rotation_key(entry, "old_vkey", origin, reasons)
         new = _rotation_key(entry, "new_vkey", origin, reasons)
@@ -1178,6 +1181,7 @@ def verify_log(
 
 
 BUNDLE_FORMAT = "govgate-bundle/1"
+SPARSE_BUNDLE_FORMAT = "govgate-bundle-sparse/1"
 _HEX_SALT = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -1326,10 +1330,16 @@ def verify_bundle(
         if manifest is not None and not isinstance(manifest, dict):
             problems.append("manifest: not a JSON object")
             manifest = None
+    if manifest is not None and manifest.get("format") == SPARSE_BUNDLE_FORMAT:
+        return verify_sparse_bundle(
+            vkey, current, manifest, note, entries_bytes, payload_bytes, directory, signature_bytes
+        )
     start = end = prefix = payloads_flag = None
     if manifest is not None:
         if manifest.get("format") != BUNDLE_FORMAT:
-            problems.append(f"manifest: format {manifest.get('format')!r} is not {BUNDLE_FORMAT!r}")
+            problems.append(
+                f"manifest: format {manifest.get('format')!r} is not {BUNDLE_FORMAT!r} nor {SPARSE_BUNDLE_FORMAT!r}"
+            )
         start, end = entry_int(manifest.get("from")), entry_int(manifest.get("to"))
         if start is None:
             problems.append(f"manifest: from {manifest.get('from')!r} is not a non-negative integer")
@@ -1516,6 +1526,296 @@ def verify_bundle(
     if checkpoint is not None:
         ok_line = (
             f"OK bundle origin={checkpoint.origin} from={start} to={end} payloads={payload_count} "
+            f"signatures={signature_count} rotations={schedule.count()}"
+        )
+    return problems, warnings, ok_line
+
+
+# ---------------------------------------------------------------------------
+# Sparse bundles (docs/audit-format.md section 8.2)
+# ---------------------------------------------------------------------------
+
+_FILTER_MEMBERS = ("model", "since", "until")
+
+
+@dataclass
+class ProofLine:
+    seq: int
+    path: list
+
+
+def parse_proof_line(raw: bytes) -> ProofLine:
+    """One line of proofs.jsonl: {"path":[base64 of 32 bytes, ...],"seq":N}."""
+    value = parse_json(raw)
+    if not isinstance(value, dict) or set(value) != {"seq", "path"}:
+        raise VerifyError('not an object with exactly the members "seq" and "path"')
+    seq = entry_int(value["seq"])
+    if seq is None:
+        raise VerifyError("seq is not a non-negative integer")
+    if not isinstance(value["path"], list) or not all(isinstance(x, str) for x in value["path"]):
+        raise VerifyError(f"seq {seq}: path is not a list of base64 strings")
+    path = []
+    for i, text in enumerate(value["path"]):
+        digest = b64decode_strict(text, f"seq {seq}: path hash {i}")
+        if len(digest) != 32:
+            raise VerifyError(f"seq {seq}: path hash {i} is {len(digest)} bytes, not 32")
+        path.append(digest)
+    return ProofLine(seq, path)
+
+
+def _sparse_manifest(manifest: dict, origin: str, problems: list):
+    """(from, to, size, filter, payloads) of a sparse manifest; None for a value that is unusable."""
+    start, end, size = (entry_int(manifest.get(k)) for k in ("from", "to", "size"))
+    for name, value in (("from", start), ("to", end), ("size", size)):
+        if value is None:
+            problems.append(f"manifest: {name} {manifest.get(name)!r} is not a non-negative integer")
+    if None not in (start, end, size) and not start <= end <= size:
+        problems.append(f"manifest: from {start}, to {end}, size {size} are not in order (from <= to <= size)")
+        start = end = size = None
+    if manifest.get("origin") != origin:
+        problems.append(f"manifest: origin {manifest.get('origin')!r} is not the checkpoint origin {origin!r}")
+    raw_filter = manifest.get("filter")
+    filt = None
+    if not isinstance(raw_filter, dict):
+        problems.append("manifest: filter is not an object")
+    elif set(raw_filter) - set(_FILTER_MEMBERS):
+        problems.append(f"manifest: filter has unknown members {sorted(set(raw_filter) - set(_FILTER_MEMBERS))}")
+    elif not all(raw_filter.get(k) is None or isinstance(raw_filter.get(k), str) for k in _FILTER_MEMBERS):
+        problems.append("manifest: filter members must be strings or null")
+    else:
+        filt = {k: raw_filter.get(k) for k in _FILTER_MEMBERS}
+    payloads_flag = manifest.get("payloads")
+    if not isinstance(payloads_flag, bool):
+        problems.append(f"manifest: payloads {payloads_flag!r} is not true or false")
+        payloads_flag = None
+    return start, end, size, filt, payloads_flag
+
+
+def _sparse_selection(entries: list, start: int, end: int, size: int, model) -> str | None:
+    """Seqs increase; selected entries in start..end matching the model; key_rotated ones in start..size;
+    without a model filter, every seq of start..end present. The first problem, or None."""
+    expected = start
+    for number, (seq, entry) in enumerate(entries, 1):
+        if seq < expected:
+            return f"seq {seq}: line {number}: out of order or repeated (seqs must increase)"
+        rotation = entry.get("kind") == KEY_ROTATED
+        if model is None and seq > expected and expected < end:
+            return (
+                f"seq {expected}: missing: the bundle has no model filter, so it holds every seq of "
+                f"{start}..{end - 1}, but entries.jsonl goes from seq {expected - 1} to seq {seq}"
+            )
+        limit = size if rotation else end
+        if seq >= limit:
+            return f"seq {seq}: line {number}: outside the bundle's range {start}..{limit}"
+        if model is not None and not rotation and (entry.get("kind") != "decision" or entry.get("model") != model):
+            return f"seq {seq}: line {number}: not a decision of model {model!r}, which the filter selects"
+        expected = seq + 1
+    if model is None and expected < end:
+        return f"seq {expected}: missing: entries.jsonl ends before seq {expected}, the bundle covers {start}..{end - 1}"
+    return None
+
+
+def _sparse_chain(entries: list, raws: dict) -> str | None:
+    """The BLAKE3 link between every two bundled entries with consecutive seqs; zeros at seq 0."""
+    for i, (seq, entry) in enumerate(entries):
+        if seq == 0:
+            if entry["prev_hash"] != ZERO_HASH_HEX:
+                return f"seq 0: prev_hash must be 64 zeros, found {entry['prev_hash']}"
+            continue
+        if i == 0 or entries[i - 1][0] != seq - 1:
+            continue  # a gap: the link is taken as given
+        prev_hex = blake3_hex(raws[seq - 1])
+        if entry["prev_hash"] == prev_hex:
+            continue
+        nxt = entries[i + 1] if i + 1 < len(entries) and entries[i + 1][0] == seq + 1 else None
+        if nxt is not None and nxt[1]["prev_hash"] == blake3_hex(raws[seq]):
+            return (
+                f"seq {seq - 1}: entry altered: its BLAKE3 hash {prev_hex} differs from "
+                f"the prev_hash {entry['prev_hash']} that seq {seq} records"
+            )
+        if nxt is not None:
+            return (
+                f"seq {seq}: entry altered: its prev_hash {entry['prev_hash']} is not the BLAKE3 hash "
+                f"of seq {seq - 1} ({prev_hex}) and seq {seq + 1} does not record its hash either"
+            )
+        return f"seq {seq - 1}: hash chain broken between seq {seq - 1} and seq {seq} (one of them altered)"
+    return None
+
+
+def verify_sparse_bundle(
+    vkey: VerifierKey,
+    current: VerifierKey | None,
+    manifest: dict,
+    note: bytes | None,
+    entries_bytes: bytes | None,
+    payload_bytes: bytes | None,
+    directory: str,
+    signature_bytes: bytes | None,
+) -> tuple[list, list, str]:
+    """Check a sparse bundle (govgate-bundle-sparse/1); returns (problems, warnings, ok_line).
+
+    Every entry must come with an inclusion proof into the checkpoint of
+    tree size `size`; entries with consecutive seqs must be chained. With
+    no model filter the bundle must hold every seq of from..to. Key
+    rotations in the bundle are followed from the key in force at `from`.
+    """
+    problems: list = []
+    warnings: list = []
+    proof_bytes = _read_bundle_file(directory, "proofs.jsonl")
+    claimed = peek_checkpoint(note)
+    if note is None:
+        problems.append("checkpoint: checkpoint.txt is missing")
+    origin = claimed.origin if claimed is not None else vkey.name
+    start, end, size, filt, payloads_flag = _sparse_manifest(manifest, origin, problems)
+    if claimed is not None and size is not None and claimed.size != size:
+        problems.append(f"checkpoint: size {claimed.size} is not the bundle's size {size}")
+    if start == 0 and current is not None and current != vkey:
+        problems.append(
+            f"keys: from is 0, where the key in force is the first key {vkey.label()} (--vkey), "
+            f"not the --current-vkey {current.label()}"
+        )
+    if start == 0 or current is None:
+        first, first_label = vkey, "the first key (--vkey)"
+    else:
+        first, first_label = current, "the key in force at from (--current-vkey)"
+    if entries_bytes is None:
+        problems.append("entries: entries.jsonl is missing")
+    if proof_bytes is None:
+        problems.append("proofs: proofs.jsonl is missing")
+    if None in (start, end, size, filt, entries_bytes, proof_bytes, claimed):
+        return problems, warnings, ""
+
+    # Entries on their own: canonical, common members, origin.
+    entries: list = []  # (seq, parsed)
+    raws: dict = {}
+    for number, raw in enumerate(split_jsonl(entries_bytes), 1):
+        try:
+            entry = parse_canonical(raw)
+            problem = check_entry_fields(entry)
+            if problem is None and entry["origin"] != origin:
+                problem = f"origin {entry['origin']!r} is not the checkpoint origin {origin!r}"
+        except VerifyError as err:
+            problem = str(err)
+        if problem:
+            seq = _seq_of(raw)
+            problems.append(f"{'seq %d' % seq if seq is not None else 'entries'}: line {number}: {problem}")
+            return problems, warnings, ""
+        seq = entry_int(entry["seq"])
+        entries.append((seq, entry))
+        raws.setdefault(seq, raw)
+    problem = _sparse_selection(entries, start, end, size, filt["model"])
+    if problem:
+        problems.append(problem)
+        return problems, warnings, ""
+
+    # Inclusion proofs, matched by seq, checked in seq order.
+    proofs: dict = {}
+    for number, raw in enumerate(split_jsonl(proof_bytes), 1):
+        try:
+            proof = parse_proof_line(raw)
+        except VerifyError as err:
+            problems.append(f"proof line {number}: {err}")
+            continue
+        if proof.seq in proofs:
+            problems.append(f"seq {proof.seq}: proofs.jsonl line {number}: a second proof for this seq")
+            continue
+        proofs[proof.seq] = (number, proof.path)
+    for seq in sorted(set(raws) | set(proofs)):
+        if seq not in proofs:
+            problems.append(f"seq {seq}: no inclusion proof for this entry in proofs.jsonl")
+        elif seq not in raws:
+            problems.append(
+                f"seq {seq}: proofs.jsonl line {proofs[seq][0]} proves this seq but entries.jsonl "
+                "has no such entry (removed?)"
+            )
+        else:
+            number, path = proofs[seq]
+            try:
+                verify_inclusion(seq, size, leaf_hash(raws[seq]), path, claimed.root)
+            except VerifyError as err:
+                problems.append(
+                    f"seq {seq}: inclusion proof (proofs.jsonl line {number}) does not lead from this entry "
+                    f"to the checkpoint's root: the entry or its proof was altered ({err})"
+                )
+
+    problem = _sparse_chain(entries, raws)
+    if problem:
+        problems.append(problem)
+
+    # Rotations, then the checkpoint with the key they say.
+    schedule = follow_rotations(
+        [raws[seq] for seq, _ in entries], start, first, first_label, origin, problems, seqs=[s for s, _ in entries]
+    )
+    key, why = schedule.checkpoint_key(size)
+    checkpoint = open_checkpoint(note, key, problems, why=_signer_why(schedule, size, key, why), others=schedule.keys())
+    given_vkey = manifest.get("vkey")
+    try:
+        known = isinstance(given_vkey, str) and parse_vkey(given_vkey) in [vkey] + schedule.keys()
+    except UsageError:
+        known = False
+    if not known:
+        warnings.append(
+            f"warning: manifest: vkey {given_vkey!r} is not the given vkey {vkey.label()} "
+            "nor a key the bundle's rotations name (the given vkey was used; the manifest's is never trusted)"
+        )
+
+    by_seq = dict(entries)
+    payload_count = 0
+    if payload_bytes is None:
+        if payloads_flag:
+            problems.append("payloads: the manifest says payloads: true but payloads.jsonl is missing")
+    else:
+        if payloads_flag is False:
+            problems.append("payloads: the manifest says payloads: false but payloads.jsonl is present")
+        seen: dict = {}
+        for number, raw in enumerate(split_jsonl(payload_bytes), 1):
+            try:
+                payload = parse_payload_line(raw)
+            except VerifyError as err:
+                problems.append(f"payload line {number}: {err}")
+                continue
+            where = f"payload seq {payload.seq}"
+            if payload.seq in seen:
+                problems.append(f"{where}: line {number} repeats the payload of line {seen[payload.seq]}")
+                continue
+            seen[payload.seq] = number
+            if payload.seq not in by_seq:
+                problems.append(f"{where}: line {number}: for an entry that is not in the bundle")
+                continue
+            reasons = check_payload(payload, by_seq[payload.seq])
+            if reasons:
+                problems.append(f"{where}: line {number}: " + "; ".join(reasons))
+            else:
+                payload_count += 1
+
+    signature_count = 0
+    if signature_bytes is not None:
+        seen = {}
+        for number, raw in enumerate(split_jsonl(signature_bytes), 1):
+            try:
+                sig = parse_signature_line(raw)
+            except VerifyError as err:
+                problems.append(f"signature line {number}: {err}")
+                continue
+            where = f"signature seq {sig.seq}"
+            if sig.seq in seen:
+                problems.append(f"{where}: line {number} repeats the signature of line {seen[sig.seq]}")
+                continue
+            seen[sig.seq] = number
+            if sig.seq not in raws:
+                problems.append(f"{where}: line {number}: for an entry that is not in the bundle")
+                continue
+            if not entry_signature_verifies(schedule.entry_key(sig.seq).public_key, raws[sig.seq], sig.signature):
+                problems.append(f"seq {sig.seq}: per-entry signature does not verify (signatures.jsonl line {number})")
+            else:
+                signature_count += 1
+
+    ok_line = ""
+    if checkpoint is not None:
+        described = " ".join(f"{k}={v}" for k, v in filt.items() if v is not None)
+        ok_line = (
+            f"OK sparse bundle origin={checkpoint.origin} from={start} to={end} size={size} "
+            f"entries={len(entries)} filter=[{described}] payloads={payload_count} "
             f"signatures={signature_count} rotations={schedule.count()}"
         )
     return problems, warnings, ok_line
@@ -1892,7 +2192,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "dir",
         metavar="DIR",
-        help="the bundle directory (manifest.json, entries.jsonl, checkpoint.txt; payloads.jsonl, signatures.jsonl)",
+        help="the bundle directory (manifest.json, entries.jsonl, checkpoint.txt; proofs.jsonl in a sparse bundle; "
+        "payloads.jsonl, signatures.jsonl)",
     )
     p.set_defaults(func=cmd_bundle)
 

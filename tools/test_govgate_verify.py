@@ -1413,6 +1413,197 @@ class RotationTests(LogTestCase):
                 self.assertEqual(rc, 2, out + err)
 
 
+def rechain(objects) -> list:
+    """Canonical bytes of entry objects, their prev_hash members set to the BLAKE3 chain."""
+    out, prev = [], "0" * 64
+    for obj in objects:
+        obj = dict(obj, prev_hash=prev)
+        out.append(canonical(obj))
+        prev = blake3.blake3(out[-1]).hexdigest()
+    return out
+
+
+class SparseBundleTests(LogTestCase):
+    """Sparse bundles (docs/audit-format.md section 8.2) over a log whose odd
+    decisions are of model "fraud" and even ones of "credit-scoring"; the
+    checkpoint has size 12, the whole log."""
+
+    def setUp(self):
+        super().setUp()
+        objects = [json.loads(e) for e in build_entries(self.N)]
+        for obj in objects:
+            if obj["kind"] == "decision" and obj["seq"] % 2:
+                obj["model"] = "fraud"
+        self.entries = rechain(objects)
+        self.leaves = [t_leaf(e) for e in self.entries]
+
+    def sparse(self, seqs, start, end, model=None, size=None, payloads=False, signatures=False, note=None, drop=(), edit=None, manifest=None, proofs=None) -> str:
+        """A sparse bundle holding `seqs` with their proofs into the checkpoint of `size`.
+
+        `drop` removes those seqs' entry lines only (their proofs stay);
+        `edit` maps a seq to replacement entry bytes.
+        """
+        size = self.N if size is None else size
+        self.count = getattr(self, "count", 0) + 1
+        d = os.path.join(self.tmp.name, f"sparse{self.count}")
+        os.mkdir(d)
+        m = {
+            "format": "govgate-bundle-sparse/1",
+            "origin": ORIGIN,
+            "vkey": self.vkey,
+            "from": start,
+            "to": end,
+            "size": size,
+            "filter": {"model": model, "since": None, "until": None},
+            "payloads": payloads,
+        }
+        m.update(manifest or {})
+        edit = edit or {}
+        lines = [edit.get(s, self.entries[s]) for s in seqs if s not in drop]
+        if proofs is None:
+            proofs = [{"seq": s, "path": [b64(p) for p in t_path(s, self.leaves[:size])]} for s in seqs]
+        files = {
+            "manifest.json": json.dumps(m).encode(),
+            "entries.jsonl": b"".join(e + b"\n" for e in lines),
+            "proofs.jsonl": b"".join(canonical(p) + b"\n" for p in proofs),
+            "checkpoint.txt": self.checkpoint(size=size) if note is None else note,
+        }
+        if payloads:
+            files["payloads.jsonl"] = b"".join(
+                json.dumps(payload_record(s)).encode() + b"\n" for s in seqs if s > 0
+            )
+        if signatures:
+            files["signatures.jsonl"] = b"".join(
+                canonical({"seq": s, "signature": b64(entry_signature(SEED, self.entries[s]))}) + b"\n" for s in seqs
+            )
+        for name, data in files.items():
+            with open(os.path.join(d, name), "wb") as f:
+                f.write(data)
+        return d
+
+    FRAUD = [1, 3, 5, 7, 9, 11]
+
+    def problems(self, d, vkey=None):
+        return gv.verify_bundle(gv.parse_vkey(vkey or self.vkey), d)[0]
+
+    def assertFirst(self, d, prefix, contains=""):
+        found = self.problems(d)
+        self.assertTrue(found, f"accepted, expected {prefix}")
+        self.assertTrue(found[0].startswith(prefix), found)
+        self.assertIn(contains, found[0])
+
+    def test_valid_model_bundle(self):
+        d = self.sparse(self.FRAUD, 0, 12, model="fraud", payloads=True, signatures=True)
+        rc, out, err = run("bundle", "--vkey", self.vkey, d)
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(
+            out,
+            f"OK sparse bundle origin={ORIGIN} from=0 to=12 size=12 entries=6 filter=[model=fraud] "
+            "payloads=6 signatures=6 rotations=0\n",
+        )
+
+    def test_valid_range_bundles(self):
+        for start, end, size in ((0, 12, 12), (3, 8, 12), (3, 8, 8), (11, 12, 12), (4, 5, 9)):
+            with self.subTest(start=start, end=end, size=size):
+                d = self.sparse(range(start, end), start, end, size=size)
+                self.assertEqual(self.problems(d), [])
+
+    def test_changed_entry_byte_names_the_seq(self):
+        for seqs, model in ((self.FRAUD, "fraud"), (range(2, 9), None)):
+            for k in seqs:
+                with self.subTest(seq=k, model=model):
+                    changed = self.entries[k].replace(b"alice", b"alicf").replace(b"anonymous", b"anonymouz")
+                    self.assertNotEqual(changed, self.entries[k])
+                    start, end = (0, 12) if model else (2, 9)
+                    d = self.sparse(seqs, start, end, model=model, edit={k: changed})
+                    self.assertFirst(d, f"seq {k}:")
+
+    def test_removed_entry_names_the_seq(self):
+        # Its proof left behind: the proof names it.
+        d = self.sparse(self.FRAUD, 0, 12, model="fraud", drop={5})
+        self.assertFirst(d, "seq 5:", "no such entry")
+        # A range bundle must be gap-free, so even a clean removal is seen.
+        seqs = [s for s in range(2, 9) if s != 5]
+        d = self.sparse(seqs, 2, 9)
+        self.assertFirst(d, "seq 5:", "missing")
+        d = self.sparse(range(2, 8), 2, 9)
+        self.assertFirst(d, "seq 8:", "missing")
+
+    def test_modified_proof_names_the_seq(self):
+        for k in self.FRAUD:
+            with self.subTest(seq=k):
+                proofs = [{"seq": s, "path": [b64(p) for p in t_path(s, self.leaves)]} for s in self.FRAUD]
+                i = self.FRAUD.index(k)
+                proofs[i]["path"][-1] = b64(flip(t_path(k, self.leaves)[-1]))
+                d = self.sparse(self.FRAUD, 0, 12, model="fraud", proofs=proofs)
+                self.assertFirst(d, f"seq {k}:", "inclusion proof")
+        proofs = [{"seq": s, "path": [b64(p) for p in t_path(s, self.leaves)]} for s in self.FRAUD]
+        proofs[2]["path"].pop()
+        self.assertFirst(self.sparse(self.FRAUD, 0, 12, model="fraud", proofs=proofs), "seq 5:")
+        proofs[2] = {"seq": 5, "path": []}
+        proofs.append({"seq": 5, "path": []})
+        self.assertFirst(self.sparse(self.FRAUD, 0, 12, model="fraud", proofs=proofs), "seq 5:")
+
+    def test_wrong_key(self):
+        d = self.sparse(self.FRAUD, 0, 12, model="fraud")
+        found = self.problems(d, vkey=vkey_for(OTHER_SEED))
+        self.assertTrue(found and found[0].startswith("checkpoint:"), found)
+        rc, out, _ = run("bundle", "--vkey", vkey_for(OTHER_SEED), d)
+        self.assertEqual(rc, 1, out)
+        d = self.sparse(self.FRAUD, 0, 12, model="fraud", note=self.checkpoint(seed=OTHER_SEED))
+        self.assertFirst(d, "checkpoint:", "no signature by")
+
+    def test_selection_rules(self):
+        # An entry the model filter does not select, though genuinely in the log.
+        self.assertFirst(self.sparse([1, 2, 3], 0, 12, model="fraud"), "seq 2:", "not a decision of model")
+        # Out of order, and outside from..to.
+        self.assertFirst(self.sparse([3, 1], 0, 12, model="fraud"), "seq 1:", "out of order")
+        self.assertFirst(self.sparse([1, 3, 9], 0, 8, model="fraud"), "seq 9:", "outside")
+        self.assertFirst(self.sparse([1, 3], 2, 8, model="fraud"), "seq 1:", "out of order")
+
+    def test_manifest_and_files(self):
+        d = self.sparse(self.FRAUD, 0, 12, model="fraud", manifest={"size": 11, "to": 11})
+        found = self.problems(d)
+        self.assertTrue(any(p.startswith("checkpoint: size 12") for p in found), found)
+        for bad in ({"to": 13}, {"filter": {"model": 3}}, {"filter": {"who": None}}, {"filter": None}, {"payloads": "yes"}):
+            with self.subTest(bad):
+                found = self.problems(self.sparse(self.FRAUD, 0, 12, model="fraud", manifest=bad))
+                self.assertTrue(found and found[0].startswith("manifest:"), found)
+        d = self.sparse(self.FRAUD, 0, 12, model="fraud")
+        os.remove(os.path.join(d, "proofs.jsonl"))
+        self.assertFirst(d, "proofs:", "missing")
+        d = self.sparse(self.FRAUD, 0, 12, model="fraud", payloads=True)
+        os.remove(os.path.join(d, "payloads.jsonl"))
+        self.assertFirst(d, "payloads:")
+
+    def test_bad_payload_and_signature(self):
+        d = self.sparse(self.FRAUD, 0, 12, model="fraud", payloads=True, signatures=True)
+        with open(os.path.join(d, "payloads.jsonl"), "ab") as f:
+            f.write(json.dumps(payload_record(4)).encode() + b"\n")
+        self.assertFirst(d, "payload seq 4:", "not in the bundle")
+        d = self.sparse(self.FRAUD, 0, 12, model="fraud", signatures=True)
+        with open(os.path.join(d, "signatures.jsonl"), "rb") as f:
+            lines = f.read().splitlines()
+        lines[1] = canonical({"seq": 3, "signature": b64(entry_signature(SEED, self.entries[5]))})
+        with open(os.path.join(d, "signatures.jsonl"), "wb") as f:
+            f.write(b"\n".join(lines) + b"\n")
+        self.assertFirst(d, "seq 3:", "per-entry signature")
+
+    def test_rotation_is_carried_and_followed(self):
+        new_vkey = vkey_for(OTHER_SEED)
+        objects = [json.loads(e) for e in self.entries]
+        objects[8] = {"kind": "key_rotated", "new_vkey": new_vkey, "old_vkey": self.vkey, "origin": ORIGIN, "seq": 8, "time": objects[8]["time"]}
+        self.entries = rechain(objects)
+        self.leaves = [t_leaf(e) for e in self.entries]
+        note = self.checkpoint(seed=OTHER_SEED)
+        d = self.sparse([1, 3, 5, 8], 0, 6, model="fraud", note=note)
+        self.assertEqual(self.problems(d), [])
+        self.assertIn("rotations=1", gv.verify_bundle(gv.parse_vkey(self.vkey), d)[2])
+        # Without the rotation the checkpoint's key cannot be explained.
+        d = self.sparse([1, 3, 5], 0, 6, model="fraud", note=note)
+        self.assertFirst(d, "checkpoint:")
+
+
 class UsageTests(unittest.TestCase):
     def test_usage_errors(self):
         vkey = TREE["checkpoint"]["vkey"]
