@@ -8,6 +8,7 @@
 mod cli;
 mod decisions;
 mod errors;
+mod export;
 mod failclosed;
 mod ledger;
 mod streaming;
