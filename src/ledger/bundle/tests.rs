@@ -37,14 +37,14 @@ fn verifier() -> NoteVerifier {
     NoteVerifier::new(ORIGIN, SigningKey::from_bytes(&KEY).verifying_key()).unwrap()
 }
 
-/// 12 decisions in batches of 3, models `a` and `b` in turn, entries signed.
-async fn ledger() -> Arc<MemStore> {
-    let store = Arc::new(MemStore::new());
+/// Appends `bodies` to `store` under `key`, all at once so that they are
+/// committed in batches of up to 3.
+async fn append(store: &Arc<MemStore>, key: [u8; 32], bodies: Vec<EntryBody>) {
     let (ledger, writer) = Ledger::open(
         store.clone(),
         SequencerConfig {
             origin: ORIGIN.into(),
-            signer: NoteSigner::new(ORIGIN, SigningKey::from_bytes(&KEY)).unwrap(),
+            signer: NoteSigner::new(ORIGIN, SigningKey::from_bytes(&key)).unwrap(),
             payload_mode: PayloadMode::Full,
             entry_signatures: EntrySignatures::On,
             queue_len: 64,
@@ -53,13 +53,8 @@ async fn ledger() -> Arc<MemStore> {
         },
     )
     .unwrap();
-    for batch in 0..4 {
-        let appends: Vec<_> = (0..3)
-            .map(|i| {
-                let model = if (batch * 3 + i) % 2 == 0 { "a" } else { "b" };
-                ledger.append(EntryBody::Decision(Box::new(decision(model))))
-            })
-            .collect();
+    for batch in bodies.chunks(3) {
+        let appends: Vec<_> = batch.iter().map(|b| ledger.append(b.clone())).collect();
         for append in appends {
             append.await.unwrap();
         }
@@ -68,6 +63,19 @@ async fn ledger() -> Arc<MemStore> {
     tokio::task::spawn_blocking(move || writer.close())
         .await
         .unwrap();
+}
+
+fn decisions(models: &[&str]) -> Vec<EntryBody> {
+    models
+        .iter()
+        .map(|model| EntryBody::Decision(Box::new(decision(model))))
+        .collect()
+}
+
+/// 12 decisions in batches of 3, models `a` and `b` in turn, entries signed.
+async fn ledger() -> Arc<MemStore> {
+    let store = Arc::new(MemStore::new());
+    append(&store, KEY, decisions(&["a", "b"].repeat(6))).await;
     store
 }
 
@@ -226,6 +234,60 @@ async fn a_time_range_bundle_is_gap_free_and_a_removed_entry_is_named() {
         .is_err()
     );
     assert!(!empty.exists(), "no bundle for an empty selection");
+}
+
+#[tokio::test]
+async fn key_rotations_are_carried_and_followed_in_both_forms() {
+    const NEXT: [u8; 32] = [8; 32];
+    let next = NoteVerifier::new(ORIGIN, SigningKey::from_bytes(&NEXT).verifying_key()).unwrap();
+    let store = Arc::new(MemStore::new());
+    append(&store, KEY, decisions(&["a", "b", "a", "b", "a", "b"])).await;
+    let rotation = EntryBody::KeyRotated {
+        old_vkey: verifier().vkey(),
+        new_vkey: next.vkey(),
+    };
+    append(&store, KEY, vec![rotation]).await; // seq 6, alone under the old key
+    append(&store, NEXT, decisions(&["a", "b", "a"])).await; // seqs 7..10
+    let tmp = tempfile::tempdir().unwrap();
+
+    let whole = tmp.path().join("whole");
+    export_bundle(&*store, &next, 0, None, false, &whole, |_, _| {}).unwrap();
+    let report = verify_bundle(&whole, &verifier(), None).unwrap();
+    assert_eq!((report.rotations, report.signatures), (1, 10));
+    assert!(
+        report.warnings.is_empty(),
+        "the manifest names a key of the rotations"
+    );
+    let (_, why) = first_bad(&whole, &next);
+    assert!(why.contains("key_rotated: old_vkey"), "{why}");
+
+    let b = tmp.path().join("b");
+    export_filtered(
+        &*store,
+        &next,
+        0,
+        None,
+        &model_filter("b"),
+        false,
+        &b,
+        |_, _| {},
+    )
+    .unwrap();
+    let report = verify_bundle(&b, &verifier(), None).unwrap();
+    assert_eq!(
+        (report.entries, report.rotations),
+        (5, 1),
+        "b at 1, 3, 5, 8 and the rotation"
+    );
+
+    let after = tmp.path().join("after");
+    export_bundle(&*store, &next, 7, None, false, &after, |_, _| {}).unwrap();
+    assert!(verify_bundle(&after, &verifier(), Some(&next)).is_ok());
+    let (_, why) = first_bad(&after, &verifier());
+    assert!(
+        why.starts_with("checkpoint of size 10: no signature by key"),
+        "{why}"
+    );
 }
 
 fn base64_of(bytes: &[u8]) -> String {
