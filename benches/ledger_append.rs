@@ -1,8 +1,14 @@
-//! Ledger append throughput against the bare store, same run, same bytes,
-//! same flush cadence: `ledger` appends decision entries through the real
-//! sequencer (chain, tree, signed checkpoint, sled commit, fsync) in
-//! batches of 256; `bare_sled` inserts values of the same size with
-//! sequential keys and flushes plus fsyncs every 256.
+//! Ledger append throughput against the bare store, same run, same flush
+//! cadence:
+//! - `ledger`: decision entries through the real sequencer (chain, tree,
+//!   signed checkpoint, sled commit, fsync) in commits of 256, with two
+//!   commits' worth in flight, as under load;
+//! - `bare_sled/same_bytes`: per entry, one sled insert (sequential key) of
+//!   a value as large as everything the ledger stores for that entry
+//!   (canonical entry, payload record, index row, tree nodes), flushed and
+//!   fsynced every 256;
+//! - `bare_sled/entry_bytes`: the same with values only as large as the
+//!   canonical entry.
 //!
 //! Run: `cargo bench --bench ledger_append`
 
@@ -44,9 +50,7 @@ fn ledger(c: &mut Criterion) {
         b.iter_custom(|iters| {
             runtime.block_on(async {
                 let started = Instant::now();
-                for _ in 0..iters {
-                    common::append_decisions(&ledger, BATCH).await;
-                }
+                common::append_streaming(&ledger, iters as usize * BATCH, 2 * BATCH).await;
                 started.elapsed()
             })
         });
@@ -54,49 +58,67 @@ fn ledger(c: &mut Criterion) {
     group.finish();
 }
 
-fn bare_sled(c: &mut Criterion) {
-    let dir = tempfile::tempdir().unwrap();
-    let db = sled::Config::new()
-        .path(dir.path())
-        .mode(sled::Mode::HighThroughput)
-        .open()
-        .unwrap();
-    let data = File::open(dir.path().join("db")).unwrap();
-    // Values as large as the canonical decision entries the ledger writes.
+/// Bytes the ledger stores per decision entry: `(canonical entry, all)`.
+fn bytes_per_entry() -> (usize, usize) {
+    let salts = govgate::ledger::entry::Salts {
+        request: [0; 32],
+        response: [0; 32],
+    };
+    let decision = common::decision();
     let sealed = govgate::ledger::entry::seal(
         0,
         std::time::SystemTime::now(),
         "bench.govgate.example/append",
         &[0; 32],
-        &EntryBody::Decision(Box::new(common::decision())),
+        &EntryBody::Decision(Box::new(decision.clone())),
         PayloadMode::Full,
-        Some(&govgate::ledger::entry::Salts {
-            request: [0; 32],
-            response: [0; 32],
-        }),
+        Some(&salts),
     )
     .unwrap();
-    let value = vec![b'x'; sealed.canonical.len()];
-    let mut key = 0u64;
+    let payload = govgate::ledger::sequencer::payload_record(&salts, &decision).len();
+    // Index row: 17-byte key, 8-byte seq. Tree: leaves 0..n finish 2n -
+    // popcount(n) nodes of 32 bytes, about 64 bytes per entry.
+    let all = sealed.canonical.len() + payload + 17 + 8 + 64;
+    (sealed.canonical.len(), all)
+}
+
+fn bare_sled(c: &mut Criterion) {
+    let (entry, all) = bytes_per_entry();
     let mut group = c.benchmark_group("ledger_append");
     group.throughput(Throughput::Elements(BATCH as u64));
     group
         .sample_size(20)
         .measurement_time(Duration::from_secs(10));
-    group.bench_function("bare_sled/batch_256", |b| {
-        b.iter_custom(|iters| {
-            let started = Instant::now();
-            for _ in 0..iters {
-                for _ in 0..BATCH {
-                    key += 1;
-                    db.insert(key.to_be_bytes(), value.as_slice()).unwrap();
+    for (name, size) in [
+        ("bare_sled/same_bytes", all),
+        ("bare_sled/entry_bytes", entry),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::Config::new()
+            .path(dir.path())
+            .mode(sled::Mode::HighThroughput)
+            .segment_size(8 << 20)
+            .cache_capacity(64 << 20)
+            .open()
+            .unwrap();
+        let data = File::open(dir.path().join("db")).unwrap();
+        let value = vec![b'x'; size];
+        let mut key = 0u64;
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let started = Instant::now();
+                for _ in 0..iters {
+                    for _ in 0..BATCH {
+                        key += 1;
+                        db.insert(key.to_be_bytes(), value.as_slice()).unwrap();
+                    }
+                    db.flush().unwrap();
+                    data.sync_data().unwrap();
                 }
-                db.flush().unwrap();
-                data.sync_data().unwrap();
-            }
-            started.elapsed()
+                started.elapsed()
+            });
         });
-    });
+    }
     group.finish();
 }
 

@@ -18,6 +18,22 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+/// Renames the ledger directory `dir` to `dir.damaged-<unix seconds>`
+/// beside it; returns the new path. Nothing in it is changed or deleted.
+fn quarantine(dir: &std::path::Path) -> Result<std::path::PathBuf, AppError> {
+    let seconds = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs());
+    let mut name = dir.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".damaged-{seconds}"));
+    let target = dir.with_file_name(name);
+    std::fs::rename(dir, &target).map_err(|source| AppError::Quarantine {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    Ok(target)
+}
+
 /// Errors building or running the gateway.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -46,6 +62,14 @@ pub enum AppError {
     /// Metric families could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The damaged ledger could not be moved aside.
+    #[error("cannot move the damaged ledger {path} aside: {source}")]
+    Quarantine {
+        /// The ledger directory.
+        path: std::path::PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
     /// A listener failed while serving.
     #[error("serving {which}: {source}")]
     Serve {
@@ -65,18 +89,69 @@ pub struct App {
     shutdown_grace: Duration,
 }
 
+/// How to start, beyond the configuration.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StartOptions {
+    /// On a ledger that does not verify: move it aside and start a new one
+    /// (whose first entry names the damaged store and why), instead of
+    /// refusing to start.
+    pub quarantine_damaged_ledger: bool,
+}
+
 impl App {
     /// Builds every part from the config: opens the ledger in
     /// `data_dir/ledger` (refusing a store that does not verify) and
     /// records `gateway_started`. Call from within the async runtime.
     pub async fn build(config: &Config) -> Result<App, AppError> {
-        let store = Arc::new(SledStore::open(&config.server.data_dir.join("ledger"))?);
-        Self::build_on(config, store).await
+        Self::build_with(config, StartOptions::default()).await
+    }
+
+    /// [`App::build`], with `options`.
+    pub async fn build_with(config: &Config, options: StartOptions) -> Result<App, AppError> {
+        let dir = config.server.data_dir.join("ledger");
+        let opened = match SledStore::open(&dir) {
+            Ok(store) => Self::build_on(config, Arc::new(store)).await,
+            Err(err) => Err(err.into()),
+        };
+        let reason = match &opened {
+            Err(AppError::Ledger(LedgerError::Corrupt { seq, reason })) => {
+                format!("first bad seq {seq}: {reason}")
+            }
+            Err(AppError::Store(StoreError::Corrupt(what))) => format!("corrupt store at {what}"),
+            _ => return opened,
+        };
+        if !options.quarantine_damaged_ledger {
+            return opened;
+        }
+        let moved = quarantine(&dir)?;
+        tracing::error!(
+            damaged = %moved.display(),
+            %reason,
+            "the ledger does not verify; moved it aside and starting a new ledger"
+        );
+        let store = Arc::new(SledStore::open(&dir)?);
+        let restarted = EntryBody::LedgerRestarted {
+            damaged_store: moved
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            reason,
+        };
+        Self::build_on_after(config, store, Some(restarted)).await
     }
 
     /// Builds every part on a given ledger store (another engine, or an
     /// in-memory one in tests).
     pub async fn build_on(config: &Config, store: Arc<dyn LedgerStore>) -> Result<App, AppError> {
+        Self::build_on_after(config, store, None).await
+    }
+
+    /// [`App::build_on`], appending `first` before `gateway_started`.
+    async fn build_on_after(
+        config: &Config,
+        store: Arc<dyn LedgerStore>,
+        first: Option<EntryBody>,
+    ) -> Result<App, AppError> {
         let metrics = Metrics::new();
         let proxy_metrics = ProxyMetrics::register(metrics.registry())?;
         let ledger_metrics = LedgerMetrics::new()?;
@@ -96,6 +171,9 @@ impl App {
                 metrics: ledger_metrics,
             },
         )?;
+        if let Some(first) = first {
+            ledger.append(first).await.map_err(AppError::Append)?;
+        }
         ledger
             .append(EntryBody::GatewayStarted {
                 version: env!("CARGO_PKG_VERSION").to_owned(),

@@ -60,11 +60,31 @@ pub(crate) fn sequencer(
 
 /// Appends `count` decisions concurrently (so they share commits) and
 /// waits until every one is acknowledged.
+#[allow(dead_code)] // Not every bench appends in bursts.
 pub(crate) async fn append_decisions(ledger: &Ledger, count: usize) {
     let appends: Vec<_> = (0..count)
         .map(|_| ledger.append(EntryBody::Decision(Box::new(decision()))))
         .collect();
     for append in appends {
+        append.await.unwrap();
+    }
+}
+
+/// Appends `count` decisions keeping at most `window` unacknowledged, the
+/// way concurrent requests keep the writer busy, and waits for them all.
+#[allow(dead_code)] // Not every bench streams.
+pub(crate) async fn append_streaming(ledger: &Ledger, count: usize, window: usize) {
+    let mut pending = std::collections::VecDeque::with_capacity(window);
+    for _ in 0..count {
+        if pending.len() == window {
+            if let Some(oldest) = pending.pop_front() {
+                let ack: Result<_, _> = oldest.await;
+                ack.unwrap();
+            }
+        }
+        pending.push_back(ledger.append(EntryBody::Decision(Box::new(decision()))));
+    }
+    for append in pending {
         append.await.unwrap();
     }
 }

@@ -55,9 +55,13 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
             &Environment::fixed(HashMap::new(), &data_dir),
         )
         .map_err(|err| anyhow::anyhow!("demo configuration: {err}"))?;
-        super::serve_config(config, Some(Box::new(print_tour)))
-            .await
-            .context("hint: pass --public-listen / --admin-listen if the default ports are taken")
+        super::serve_config(
+            config,
+            crate::app::StartOptions::default(),
+            Some(Box::new(print_tour)),
+        )
+        .await
+        .context("hint: pass --public-listen / --admin-listen if the default ports are taken")
     })
 }
 

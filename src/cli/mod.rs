@@ -43,6 +43,12 @@ enum Command {
     Serve {
         #[command(flatten)]
         config: ConfigFile,
+        /// If the ledger does not verify, move it aside (to
+        /// `ledger.damaged-<unix seconds>` in the data directory, untouched)
+        /// and start a new ledger whose first entry names it and why,
+        /// instead of refusing to start.
+        #[arg(long)]
+        quarantine_damaged_ledger: bool,
     },
     /// Check a configuration file and print what it declares.
     CheckConfig {
@@ -155,7 +161,15 @@ pub fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command {
         Command::CheckConfig { config } => return check_config(&config.path),
-        Command::Serve { config } => serve(&config.path),
+        Command::Serve {
+            config,
+            quarantine_damaged_ledger,
+        } => serve(
+            &config.path,
+            app::StartOptions {
+                quarantine_damaged_ledger,
+            },
+        ),
         Command::Demo(args) => demo::run(args),
         Command::Verify {
             config,
@@ -275,10 +289,10 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn serve(path: &std::path::Path) -> anyhow::Result<()> {
+fn serve(path: &std::path::Path, options: app::StartOptions) -> anyhow::Result<()> {
     let config =
         Config::load(path).map_err(|err| anyhow::anyhow!("invalid configuration: {err}"))?;
-    runtime(config.server.worker_threads)?.block_on(serve_config(config, None))
+    runtime(config.server.worker_threads)?.block_on(serve_config(config, options, None))
 }
 
 /// The async runtime with `threads` workers (default: one per available
@@ -307,12 +321,16 @@ type OnReady = Box<dyn FnOnce(&str, &str) + Send>;
 
 /// Binds, announces the bound addresses on stdout (one line, for scripts
 /// and tests), and serves until SIGINT or SIGTERM.
-async fn serve_config(config: Config, on_ready: Option<OnReady>) -> anyhow::Result<()> {
+async fn serve_config(
+    config: Config,
+    options: app::StartOptions,
+    on_ready: Option<OnReady>,
+) -> anyhow::Result<()> {
     let public = app::bind("public", config.server.public_listen).await?;
     let admin = app::bind("admin", config.server.admin_listen).await?;
     let public_url = format!("http://{}", public.local_addr()?);
     let admin_url = format!("http://{}", admin.local_addr()?);
-    let gateway = App::build(&config).await?;
+    let gateway = App::build_with(&config, options).await?;
     println!("govgate ready public={public_url} admin={admin_url}");
     tracing::info!(public = %public_url, admin = %admin_url, models = config.models.len(), "govgate ready");
     if let Some(on_ready) = on_ready {

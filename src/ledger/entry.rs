@@ -40,6 +40,15 @@ pub enum EntryBody {
         /// Verifier key of the key that signs every later batch.
         new_vkey: String,
     },
+    /// The gateway found its ledger damaged (it does not verify), moved it
+    /// aside on the operator's explicit instruction, and began this new
+    /// ledger; the first entry of the new log.
+    LedgerRestarted {
+        /// Directory name the damaged ledger was moved to (beside this one).
+        damaged_store: String,
+        /// Why it was set aside: the first bad seq and what is wrong.
+        reason: String,
+    },
     /// A decision's payload (salts and captures) was erased; its
     /// commitments stay in its entry and everything still verifies.
     PayloadErased {
@@ -158,6 +167,14 @@ pub fn seal(
             entry.push("kind", "key_rotated");
             entry.push("old_vkey", old_vkey.as_str());
             entry.push("new_vkey", new_vkey.as_str());
+        }
+        EntryBody::LedgerRestarted {
+            damaged_store,
+            reason,
+        } => {
+            entry.push("kind", "ledger_restarted");
+            entry.push("damaged_store", damaged_store.as_str());
+            entry.push("reason", reason.as_str());
         }
         EntryBody::PayloadErased {
             decision_id,

@@ -371,6 +371,51 @@ async fn start_up_refuses_a_store_that_does_not_match_its_key_naming_the_seq() {
     assert!(!String::from_utf8_lossy(&started.stdout).contains("ready"));
 }
 
+#[tokio::test]
+async fn quarantine_moves_a_damaged_ledger_aside_only_when_told_and_starts_a_new_one() {
+    let upstream = TestUpstream::start().await;
+    let mut gateway = Gateway::start(&models(&upstream.url())).await;
+    gateway.infer("{}").await;
+    gateway.stop().await;
+    // The key file replaced: the stored checkpoints are no longer ours.
+    let key = gateway.dir.path().join("test.key");
+    std::fs::remove_file(&key).unwrap();
+    gateway.vkey = crate::support::gateway::keygen(&key, crate::support::gateway::TEST_ORIGIN);
+    let refused = gateway.cli(&["serve"]);
+    assert!(!refused.status.success(), "refused without the flag");
+    let data = gateway.dir.path().join("data");
+    let listing = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&data)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(listing(), vec!["ledger"], "nothing moved without the flag");
+
+    gateway.restart_with(&["--quarantine-damaged-ledger"]).await;
+    let names = listing();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert!(names[1].starts_with("ledger.damaged-"), "{names:?}");
+    let entries = gateway.entries().await;
+    assert_eq!(entries[0]["kind"], "ledger_restarted");
+    assert_eq!(entries[0]["damaged_store"], names[1].as_str());
+    let reason = entries[0]["reason"].as_str().unwrap();
+    assert!(reason.contains("first bad seq 2"), "{reason}");
+    assert_eq!(entries[1]["kind"], "gateway_started");
+    assert_eq!(gateway.infer("{}").await.status, 200);
+    gateway.stop().await;
+    let verified = gateway.cli(&["verify"]);
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    // The damaged store is kept as it was: the old ledger's files are there.
+    assert!(data.join(&names[1]).join("db").exists());
+}
+
 /// `bundle --vkey VKEY DIR` for the independent verifier.
 fn bundle_args(vkey: &str, dir: &std::path::Path) -> Vec<std::ffi::OsString> {
     vec!["bundle".into(), "--vkey".into(), vkey.into(), dir.into()]

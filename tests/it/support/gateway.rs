@@ -46,7 +46,7 @@ impl Gateway {
              [ledger]\norigin = \"{TEST_ORIGIN}\"\nkey_file = \"test.key\"\n{rest}"
         );
         std::fs::write(dir.path().join("govgate.toml"), config).unwrap();
-        let mut child = spawn(dir.path());
+        let mut child = spawn(dir.path(), &[]);
         let (public, admin) = read_ready_line(&mut child).await;
         Gateway {
             public,
@@ -59,7 +59,13 @@ impl Gateway {
 
     /// Starts the same gateway again (same config and data) after `stop`.
     pub async fn restart(&mut self) {
-        let mut child = spawn(self.dir.path());
+        self.restart_with(&[]).await;
+    }
+
+    /// Starts the same gateway again after `stop`, with `args` after
+    /// `serve --config FILE`.
+    pub async fn restart_with(&mut self, args: &[&str]) {
+        let mut child = spawn(self.dir.path(), args);
         let (public, admin) = read_ready_line(&mut child).await;
         self.child = child;
         self.public = public;
@@ -257,11 +263,12 @@ impl Gateway {
     }
 }
 
-fn spawn(dir: &Path) -> Child {
+fn spawn(dir: &Path, args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_govgate"))
         .arg("serve")
         .arg("--config")
         .arg(dir.join("govgate.toml"))
+        .args(args)
         .env("GOVGATE_LOG", "warn")
         .env("TEST_UPSTREAM_KEY", "test-secret")
         .stdout(Stdio::piped())
