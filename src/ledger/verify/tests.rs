@@ -219,3 +219,60 @@ async fn per_entry_signatures_verify_and_a_moved_one_is_named() {
     assert_eq!(seq, 5);
     assert!(reason.contains("per-entry signature"), "{reason}");
 }
+
+/// Appends `count` entries to `store` under `key`, then closes the ledger.
+async fn append_under(store: &Arc<MemStore>, key: [u8; 32], bodies: Vec<EntryBody>) {
+    let (ledger, writer) = Ledger::open(
+        store.clone(),
+        SequencerConfig {
+            origin: ORIGIN.into(),
+            signer: NoteSigner::new(ORIGIN, SigningKey::from_bytes(&key)).unwrap(),
+            payload_mode: PayloadMode::Full,
+            entry_signatures: EntrySignatures::On,
+            queue_len: 64,
+            max_batch: 3,
+            metrics: crate::ledger::metrics::LedgerMetrics::new().unwrap(),
+        },
+    )
+    .unwrap();
+    for body in bodies {
+        ledger.append(body).await.unwrap();
+    }
+    drop(ledger);
+    tokio::task::spawn_blocking(move || writer.close())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_rotated_log_verifies_under_its_new_key_only() {
+    let store = ledger_signing([1; 32], 2, EntrySignatures::On).await;
+    let decisions = || {
+        (0..4)
+            .map(|_| EntryBody::Decision(Box::new(decision())))
+            .collect()
+    };
+    append_under(&store, [1; 32], decisions()).await;
+    let rotation = EntryBody::KeyRotated {
+        old_vkey: verifier([1; 32]).vkey(),
+        new_vkey: verifier([2; 32]).vkey(),
+    };
+    append_under(&store, [1; 32], vec![rotation]).await;
+    append_under(&store, [2; 32], decisions()).await;
+    let verified = verify_store(store.as_ref(), &verifier([2; 32])).unwrap();
+    assert_eq!(verified.entries, 15);
+
+    let (seq, reason) = first_bad(&store, [1; 32]);
+    assert_eq!(seq, 14);
+    assert!(
+        reason.contains("does not end at the configured key"),
+        "{reason}"
+    );
+
+    // A signature moved after the rotation is still named by its seq.
+    let other = store.entry_signature(12).unwrap().unwrap();
+    store.tamper_entry_signature(13, other);
+    let (seq, reason) = first_bad(&store, [2; 32]);
+    assert_eq!(seq, 13);
+    assert!(reason.contains("per-entry signature"), "{reason}");
+}

@@ -1,0 +1,164 @@
+//! What one entry shows on its own: canonical form, its seq and origin, its
+//! per-entry signature, its decision index row, and its hashes.
+//!
+//! The fast path reads the bytes once with [`scan`]; anything it cannot
+//! vouch for, including every kind of damage, goes to the slow path, which
+//! parses and re-serializes and names the reason. So a bad entry is
+//! reported the same way whichever path saw it first.
+
+use super::scan::{Text, scan, small_u64};
+use super::{KeyTimeline, VerifyError, bad};
+use crate::ledger::canonical::{parse_strict, to_canonical};
+use crate::ledger::store::LedgerStore;
+use crate::ledger::tree::{Hash, leaf_hash};
+
+/// The bytes every `key_rotated` entry holds: entries without them are not
+/// rotations (a quote inside a string is always escaped).
+pub(super) const ROTATION_MARK: &[u8] = br#""kind":"key_rotated""#;
+
+/// What the sequential pass needs from one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct EntryFacts {
+    /// `prev_hash` decoded; `None` if it is not 64 lower-case hex digits,
+    /// which no entry hash is written as.
+    pub(super) prev_hash: Option<[u8; 32]>,
+    /// BLAKE3 of the bytes: the next entry's `prev_hash`.
+    pub(super) entry_hash: [u8; 32],
+    /// RFC 6962 leaf hash of the bytes.
+    pub(super) leaf: Hash,
+    /// The entry may be a key rotation (never `false` for one that is).
+    pub(super) rotation: bool,
+}
+
+/// Everything about entry `seq` that needs no other entry.
+pub(super) fn entry_facts(
+    store: &dyn LedgerStore,
+    seq: u64,
+    origin: &str,
+    timeline: &KeyTimeline,
+) -> Result<EntryFacts, VerifyError> {
+    let bytes = store.entry(seq)?.ok_or_else(|| bad(seq, "entry missing"))?;
+    match fast_facts(store, seq, origin, timeline, &bytes)? {
+        Some(facts) => Ok(facts),
+        None => slow_facts(store, seq, origin, timeline, &bytes),
+    }
+}
+
+/// The facts of a canonical, consistent entry; `None` for anything else.
+/// Returns `Some` only where [`slow_facts`] returns the same facts.
+pub(super) fn fast_facts(
+    store: &dyn LedgerStore,
+    seq: u64,
+    origin: &str,
+    timeline: &KeyTimeline,
+    bytes: &[u8],
+) -> Result<Option<EntryFacts>, VerifyError> {
+    let Some(members) = std::str::from_utf8(bytes).ok().and_then(scan) else {
+        return Ok(None);
+    };
+    if small_u64(members.seq) != Some(seq) || Text::of(members.origin) != Text::Plain(origin) {
+        return Ok(None);
+    }
+    let (prev_hash, kind, decision_id) = match (
+        Text::of(members.prev_hash),
+        Text::of(members.kind),
+        Text::of(members.decision_id),
+    ) {
+        (Text::Escaped, _, _) | (_, Text::Escaped, _) | (_, _, Text::Escaped) => return Ok(None),
+        (prev_hash, kind, decision_id) => (prev_hash, kind, decision_id),
+    };
+    if let Some(signature) = store.entry_signature(seq)? {
+        if !timeline.key_at(seq).verify_entry(bytes, &signature) {
+            return Ok(None);
+        }
+    }
+    if let (Text::Plain("decision"), Text::Plain(id)) = (kind, decision_id) {
+        if indexed_seq(store, id)? != Some(seq) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(EntryFacts {
+        prev_hash: match prev_hash {
+            Text::Plain(text) => hex32(text),
+            _ => None,
+        },
+        entry_hash: *blake3::hash(bytes).as_bytes(),
+        leaf: leaf_hash(bytes),
+        rotation: kind == Text::Plain("key_rotated"),
+    }))
+}
+
+/// Parses, re-serializes and checks each fact in turn; the first failure
+/// is the reason reported.
+pub(super) fn slow_facts(
+    store: &dyn LedgerStore,
+    seq: u64,
+    origin: &str,
+    timeline: &KeyTimeline,
+    bytes: &[u8],
+) -> Result<EntryFacts, VerifyError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| bad(seq, "entry is not UTF-8"))?;
+    let entry = parse_strict(text).map_err(|err| bad(seq, format!("entry is not JSON: {err}")))?;
+    if to_canonical(&entry).map_err(|err| bad(seq, err.to_string()))? != bytes {
+        return Err(bad(seq, "entry bytes are not canonical (RFC 8785)"));
+    }
+    if entry["seq"].as_u64() != Some(seq) {
+        return Err(bad(seq, format!("entry says seq {}", entry["seq"])));
+    }
+    if entry["origin"].as_str() != Some(origin) {
+        return Err(bad(
+            seq,
+            format!("origin {} is not {origin}", entry["origin"]),
+        ));
+    }
+    if let Some(signature) = store.entry_signature(seq)? {
+        if !timeline.key_at(seq).verify_entry(bytes, &signature) {
+            return Err(bad(seq, "per-entry signature does not verify"));
+        }
+    }
+    if let (Some("decision"), Some(id)) = (entry["kind"].as_str(), entry["decision_id"].as_str()) {
+        if indexed_seq(store, id)? != Some(seq) {
+            return Err(bad(
+                seq,
+                format!("decision index does not point at this entry for {id}"),
+            ));
+        }
+    }
+    Ok(EntryFacts {
+        prev_hash: entry["prev_hash"].as_str().and_then(hex32),
+        entry_hash: *blake3::hash(bytes).as_bytes(),
+        leaf: leaf_hash(bytes),
+        rotation: bytes
+            .windows(ROTATION_MARK.len())
+            .any(|w| w == ROTATION_MARK),
+    })
+}
+
+/// The seq the decision index holds for decision id `id` (in its text form).
+fn indexed_seq(store: &dyn LedgerStore, id: &str) -> Result<Option<u64>, VerifyError> {
+    Ok(crate::decision::DecisionId::parse(id)
+        .map(|id| store.decision_seq(id.as_bytes()))
+        .transpose()?
+        .flatten())
+}
+
+/// 64 lower-case hex digits as bytes: the only form `entry::hex` writes, so
+/// the only form that can equal an entry hash.
+pub(super) fn hex32(text: &str) -> Option<[u8; 32]> {
+    fn nibble(digit: u8) -> Option<u8> {
+        match digit {
+            b'0'..=b'9' => Some(digit - b'0'),
+            b'a'..=b'f' => Some(digit - b'a' + 10),
+            _ => None,
+        }
+    }
+    let digits = text.as_bytes();
+    if digits.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+    }
+    Some(out)
+}

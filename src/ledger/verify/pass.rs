@@ -1,0 +1,240 @@
+//! One pass over a log: per-entry facts on every core, and the checks that
+//! need order (chain, tree nodes, checkpoints) on the calling thread while
+//! the workers already read the next chunk.
+
+use super::facts::{EntryFacts, entry_facts};
+use super::{KeyTimeline, Verified, VerifyError, bad};
+use crate::ledger::checkpoint::{Checkpoint, NoteVerifier};
+use crate::ledger::entry::GENESIS_PREV_HASH;
+use crate::ledger::store::LedgerStore;
+use crate::ledger::tree::{Hash, empty_root, node_hash};
+
+/// Entries per chunk handed to the workers: bounds memory whatever the
+/// log's size (two chunks of facts are alive at once).
+const CHUNK: u64 = 4096;
+
+/// What one pass is allowed to assume.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Keys {
+    /// `timeline` is the log's real key history.
+    Known,
+    /// `timeline` assumes the log never rotated its key: stop (returning
+    /// `None`) at the first entry that may be a rotation.
+    AssumedUnrotated,
+}
+
+/// Checks entries `0..size` and `checkpoints` (sorted by size). The first
+/// bad seq is named; with [`Keys::AssumedUnrotated`], `Ok(None)` means the
+/// assumption did not hold and nothing was concluded.
+pub(super) fn check_log(
+    store: &dyn LedgerStore,
+    origin: &str,
+    timeline: &KeyTimeline,
+    checkpoints: &[(u64, String)],
+    size: u64,
+    keys: Keys,
+) -> Result<Option<Verified>, VerifyError> {
+    let workers =
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get) as u64;
+    let mut ordered = Ordered {
+        store,
+        timeline,
+        checkpoints: checkpoints.iter().peekable(),
+        peaks: Peaks::default(),
+        // INVARIANT: the genesis value is 64 zeros, valid hex.
+        prev_hash: super::facts::hex32(GENESIS_PREV_HASH).unwrap_or_default(),
+        keys,
+    };
+    let mut pending: Option<(u64, Vec<Result<EntryFacts, VerifyError>>)> = None;
+    let mut start = 0;
+    while start < size || pending.is_some() {
+        let end = (start + CHUNK).min(size);
+        let (computed, carry_on) = std::thread::scope(|scope| {
+            let per_worker = (end - start).div_ceil(workers).max(1);
+            let handles: Vec<_> = (start..end)
+                .step_by(per_worker as usize)
+                .map(|from| {
+                    let to = (from + per_worker).min(end);
+                    scope.spawn(move || {
+                        (from..to)
+                            .map(|seq| entry_facts(store, seq, origin, timeline))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            // The previous chunk's ordered checks overlap this chunk's reads.
+            let carry_on = match pending.take() {
+                Some((first, facts)) => ordered.check_chunk(first, facts),
+                None => Ok(true),
+            };
+            let computed: Vec<_> = handles
+                .into_iter()
+                .flat_map(|handle| {
+                    handle
+                        .join()
+                        .unwrap_or_else(|_| vec![Err(bad(start, "a verification thread failed"))])
+                })
+                .collect();
+            (computed, carry_on)
+        });
+        if !carry_on? {
+            return Ok(None);
+        }
+        pending = (start < end).then_some((start, computed));
+        start = end;
+    }
+    if let Some((checkpoint_size, _)) = ordered.checkpoints.next() {
+        return Err(bad(
+            size,
+            format!(
+                "a checkpoint covers {checkpoint_size} entries but only {size} are stored (log truncated)"
+            ),
+        ));
+    }
+    let latest = checkpoints.last().map_or(0, |(s, _)| *s);
+    if latest != size {
+        return Err(bad(
+            latest,
+            format!("{size} entries stored but the latest checkpoint covers {latest}"),
+        ));
+    }
+    Ok(Some(Verified {
+        entries: size,
+        checkpoints: checkpoints.len() as u64,
+        latest_checkpoint_size: latest,
+    }))
+}
+
+/// The state of the checks that go in seq order.
+struct Ordered<'a> {
+    store: &'a dyn LedgerStore,
+    timeline: &'a KeyTimeline,
+    checkpoints: std::iter::Peekable<std::slice::Iter<'a, (u64, String)>>,
+    peaks: Peaks,
+    prev_hash: [u8; 32],
+    keys: Keys,
+}
+
+impl Ordered<'_> {
+    /// Checks the facts of seqs `first..`; `Ok(false)` if the pass must stop.
+    fn check_chunk(
+        &mut self,
+        first: u64,
+        facts: Vec<Result<EntryFacts, VerifyError>>,
+    ) -> Result<bool, VerifyError> {
+        for (seq, facts) in (first..).zip(facts) {
+            let facts = facts?;
+            if facts.rotation && self.keys == Keys::AssumedUnrotated {
+                return Ok(false);
+            }
+            if facts.prev_hash != Some(self.prev_hash) {
+                return Err(bad(
+                    seq,
+                    "prev_hash does not match the previous entry's hash (chain broken)",
+                ));
+            }
+            self.prev_hash = facts.entry_hash;
+            let store = self.store;
+            self.peaks.push(facts.leaf, |level, index, hash| {
+                if store.node(level, index)?.as_ref() != Some(hash) {
+                    return Err(bad(
+                        seq,
+                        format!("stored tree node ({level}, {index}) does not match the entries"),
+                    ));
+                }
+                Ok(())
+            })?;
+            while let Some((checkpoint_size, note)) =
+                self.checkpoints.next_if(|(s, _)| *s == seq + 1)
+            {
+                check_checkpoint(
+                    self.timeline.key_at(seq),
+                    *checkpoint_size,
+                    note,
+                    &self.peaks.root(),
+                )?;
+            }
+        }
+        Ok(true)
+    }
+}
+
+fn check_checkpoint(
+    verifier: &NoteVerifier,
+    size: u64,
+    note: &str,
+    root: &Hash,
+) -> Result<(), VerifyError> {
+    let seq = size - 1;
+    let body = verifier
+        .open(note)
+        .map_err(|err| bad(seq, format!("checkpoint at size {size}: {err}")))?;
+    let checkpoint = Checkpoint::parse(body)
+        .map_err(|err| bad(seq, format!("checkpoint at size {size}: {err}")))?;
+    if checkpoint.size != size || checkpoint.origin != verifier.name() {
+        return Err(bad(
+            seq,
+            format!(
+                "checkpoint stored at size {size} says size {}",
+                checkpoint.size
+            ),
+        ));
+    }
+    if checkpoint.root != *root {
+        return Err(bad(
+            seq,
+            format!("checkpoint at size {size}: root does not match the entries"),
+        ));
+    }
+    Ok(())
+}
+
+/// The right edge of the tree being rebuilt, as `tree::Frontier`, but
+/// handing each finished node to a callback instead of returning a fresh
+/// `Vec` per leaf: this runs once per entry on the ordered path.
+#[derive(Debug, Default)]
+pub(super) struct Peaks {
+    size: u64,
+    /// `(level, hash)` of each complete subtree on the right edge, largest first.
+    peaks: Vec<(u8, Hash)>,
+}
+
+impl Peaks {
+    /// Appends a leaf; `finished` sees every complete-subtree node it
+    /// finishes as `(level, index, hash)`, the leaf itself first.
+    pub(super) fn push<E>(
+        &mut self,
+        leaf: Hash,
+        mut finished: impl FnMut(u8, u64, &Hash) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let index = self.size;
+        finished(0, index, &leaf)?;
+        let (mut level, mut hash) = (0u8, leaf);
+        // INVARIANT: peaks are strictly decreasing in level, so merging
+        // equal levels from the end keeps that order.
+        while let Some(&(peak_level, peak_hash)) = self.peaks.last() {
+            if peak_level != level {
+                break;
+            }
+            self.peaks.pop();
+            hash = node_hash(&peak_hash, &hash);
+            level += 1;
+            finished(level, index >> level, &hash)?;
+        }
+        self.peaks.push((level, hash));
+        self.size += 1;
+        Ok(())
+    }
+
+    /// The current root (folding the peaks right to left).
+    pub(super) fn root(&self) -> Hash {
+        let mut peaks = self.peaks.iter().rev();
+        let Some(&(_, mut acc)) = peaks.next() else {
+            return empty_root();
+        };
+        for (_, peak) in peaks {
+            acc = node_hash(peak, &acc);
+        }
+        acc
+    }
+}

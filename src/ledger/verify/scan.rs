@@ -1,0 +1,357 @@
+//! A single-pass check that entry bytes are already in RFC 8785 canonical
+//! form, pulling out the top-level members verification needs, without
+//! building a tree of values or writing the bytes back out.
+//!
+//! It is conservative: `None` means "not vouched for", never "invalid".
+//! Verification then falls back to parsing and re-serializing
+//! (`canonical::parse_strict` + `to_canonical`), which decides and names
+//! the reason. So every input accepted here MUST also be accepted by that
+//! path; inputs it accepts may still be refused here (member names with
+//! escapes, numbers that are not small integers handled by the fallback
+//! below, nesting deeper than [`MAX_DEPTH`]).
+//!
+//! SPEC (RFC 8785 section 3.2), as checked here:
+//! - no whitespace anywhere, nothing after the top-level value;
+//! - strings: raw UTF-8 except `"`, `\` and controls below U+0020, which
+//!   are escaped as `\" \\ \b \t \n \f \r` or `\u00xx` with lower-case hex
+//!   (3.2.2.2); any other escape is not canonical;
+//! - integers: no leading zeros, no `-0`; up to 2^53 in magnitude they are
+//!   their own shortest form. Other numbers go through the same parser and
+//!   ECMAScript formatter as `to_canonical`, one token at a time (3.2.2.3);
+//! - members sorted by name as UTF-16 code units, so no name repeats (3.2.3).
+
+use crate::ledger::canonical::{parse_strict, to_canonical};
+
+/// Deepest nesting vouched for here (the entry object itself is depth 0);
+/// deeper input takes the slow path, whose parser has its own, larger limit.
+pub(super) const MAX_DEPTH: usize = 64;
+
+/// Integers of at most this magnitude are exact doubles and print as
+/// themselves in ECMAScript (`canonical::EXACT_INTEGER_LIMIT`).
+const EXACT_INTEGER_LIMIT: u64 = 1 << 53;
+
+/// The raw bytes of the top-level members verification looks at: each the
+/// member's whole value token (`"..."` with its quotes for strings).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Members<'a> {
+    /// `seq`.
+    pub(super) seq: Option<&'a [u8]>,
+    /// `origin`.
+    pub(super) origin: Option<&'a [u8]>,
+    /// `prev_hash`.
+    pub(super) prev_hash: Option<&'a [u8]>,
+    /// `kind`.
+    pub(super) kind: Option<&'a [u8]>,
+    /// `decision_id`.
+    pub(super) decision_id: Option<&'a [u8]>,
+}
+
+/// A string member as the slow path's `Value::as_str` would see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Text<'a> {
+    /// Absent, or not a string.
+    NotString,
+    /// A string with no escapes: its bytes are its value.
+    Plain(&'a str),
+    /// A string with escapes (its value differs from its bytes).
+    Escaped,
+}
+
+impl<'a> Text<'a> {
+    /// Classifies a value token from [`Members`].
+    pub(super) fn of(token: Option<&'a [u8]>) -> Self {
+        let Some(inner) = token
+            .and_then(|t| t.strip_prefix(b"\""))
+            .and_then(|t| t.strip_suffix(b"\""))
+        else {
+            return Text::NotString;
+        };
+        if inner.contains(&b'\\') {
+            return Text::Escaped;
+        }
+        // The scan only hands out tokens of validated UTF-8 text, cut at
+        // ASCII quotes, so this does not fail; if it did, the slow path decides.
+        std::str::from_utf8(inner).map_or(Text::Escaped, Text::Plain)
+    }
+}
+
+/// The value of a number token if it is a plain non-negative integer the
+/// slow path reads back exactly (`Value::as_u64`).
+pub(super) fn small_u64(token: Option<&[u8]>) -> Option<u64> {
+    let token = token?;
+    if token.is_empty() || !token.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    parse_digits(token).filter(|n| *n <= EXACT_INTEGER_LIMIT)
+}
+
+/// Checks that `text` is one canonical JSON object and returns its
+/// interesting top-level members; `None` if that cannot be vouched for.
+pub(super) fn scan(text: &str) -> Option<Members<'_>> {
+    let mut scanner = Scanner {
+        bytes: text.as_bytes(),
+        pos: 0,
+        members: Members::default(),
+    };
+    if scanner.peek()? != b'{' {
+        return None;
+    }
+    scanner.object(0)?;
+    (scanner.pos == scanner.bytes.len()).then_some(scanner.members)
+}
+
+struct Scanner<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+    members: Members<'a>,
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        (self.peek()? == byte).then(|| self.pos += 1)
+    }
+
+    fn value(&mut self, depth: usize) -> Option<()> {
+        match self.peek()? {
+            b'{' => self.object(depth + 1),
+            b'[' => self.array(depth + 1),
+            b'"' => self.string().map(drop),
+            b't' => self.literal(b"true"),
+            b'f' => self.literal(b"false"),
+            b'n' => self.literal(b"null"),
+            b'-' | b'0'..=b'9' => self.number(),
+            _ => None,
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Option<()> {
+        let end = self.pos + word.len();
+        (self.bytes.get(self.pos..end)? == word).then(|| self.pos = end)
+    }
+
+    /// `{` at `pos`. Depth 0 is the entry itself, whose members are kept.
+    fn object(&mut self, depth: usize) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.pos += 1;
+        if self.eat(b'}').is_some() {
+            return Some(());
+        }
+        let mut previous: Option<&[u8]> = None;
+        loop {
+            let name = self.string()?;
+            if name.contains(&b'\\') {
+                // Ordering would need the decoded name; rare enough to
+                // leave to the slow path.
+                return None;
+            }
+            if let Some(previous) = previous {
+                if !utf16_less(previous, name)? {
+                    return None;
+                }
+            }
+            previous = Some(name);
+            self.eat(b':')?;
+            let start = self.pos;
+            self.value(depth)?;
+            if depth == 0 {
+                self.keep(name, start);
+            }
+            match self.peek()? {
+                b',' => self.pos += 1,
+                b'}' => {
+                    self.pos += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn keep(&mut self, name: &[u8], start: usize) {
+        let token = self.bytes.get(start..self.pos);
+        let slot = match name {
+            b"seq" => &mut self.members.seq,
+            b"origin" => &mut self.members.origin,
+            b"prev_hash" => &mut self.members.prev_hash,
+            b"kind" => &mut self.members.kind,
+            b"decision_id" => &mut self.members.decision_id,
+            _ => return,
+        };
+        *slot = token;
+    }
+
+    fn array(&mut self, depth: usize) -> Option<()> {
+        if depth > MAX_DEPTH {
+            return None;
+        }
+        self.pos += 1;
+        if self.eat(b']').is_some() {
+            return Some(());
+        }
+        loop {
+            self.value(depth)?;
+            match self.peek()? {
+                b',' => self.pos += 1,
+                b']' => {
+                    self.pos += 1;
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// `"` at `pos`; returns the bytes between the quotes, escapes as written.
+    fn string(&mut self) -> Option<&'a [u8]> {
+        self.eat(b'"')?;
+        let start = self.pos;
+        loop {
+            self.pos = skip_plain(self.bytes, self.pos);
+            match self.peek()? {
+                b'"' => {
+                    let inner = self.bytes.get(start..self.pos)?;
+                    self.pos += 1;
+                    return Some(inner);
+                }
+                b'\\' => self.escape()?,
+                // A raw control character: JSON forbids it.
+                _ => return None,
+            }
+        }
+    }
+
+    /// `\` at `pos`: only the escapes `to_canonical` itself writes.
+    fn escape(&mut self) -> Option<()> {
+        let next = *self.bytes.get(self.pos + 1)?;
+        match next {
+            b'"' | b'\\' | b'b' | b't' | b'n' | b'f' | b'r' => {
+                self.pos += 2;
+                Some(())
+            }
+            b'u' => {
+                let &[b'0', b'0', hi @ (b'0' | b'1'), lo] =
+                    self.bytes.get(self.pos + 2..self.pos + 6)?
+                else {
+                    return None;
+                };
+                let low = match lo {
+                    b'0'..=b'9' => lo - b'0',
+                    b'a'..=b'f' => lo - b'a' + 10,
+                    _ => return None,
+                };
+                let code = ((hi - b'0') << 4) | low;
+                // These five have short forms, which are the canonical ones.
+                if matches!(code, 0x08 | 0x09 | 0x0a | 0x0c | 0x0d) {
+                    return None;
+                }
+                self.pos += 6;
+                Some(())
+            }
+            _ => None,
+        }
+    }
+
+    fn number(&mut self) -> Option<()> {
+        let start = self.pos;
+        let negative = self.eat(b'-').is_some();
+        let digits_start = self.pos;
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            self.pos += 1;
+        }
+        let digits = self.bytes.get(digits_start..self.pos)?;
+        let fraction_or_exponent = matches!(self.peek(), Some(b'.' | b'e' | b'E'));
+        match digits {
+            [] => return None,
+            // Leading zeros are not JSON; `-0` prints as `0`.
+            [b'0', _, ..] => return None,
+            [b'0'] if negative && !fraction_or_exponent => return None,
+            _ => {}
+        }
+        if !fraction_or_exponent && parse_digits(digits).is_some_and(|n| n <= EXACT_INTEGER_LIMIT) {
+            return Some(());
+        }
+        while self
+            .peek()
+            .is_some_and(|b| matches!(b, b'0'..=b'9' | b'.' | b'e' | b'E' | b'+' | b'-'))
+        {
+            self.pos += 1;
+        }
+        let token = self.bytes.get(start..self.pos)?;
+        canonical_number(token).then_some(())
+    }
+}
+
+/// A number token that is not a small integer: canonical if the slow path's
+/// parser and formatter give back the same bytes. Allocates, but entries
+/// hold few such numbers.
+fn canonical_number(token: &[u8]) -> bool {
+    std::str::from_utf8(token)
+        .ok()
+        .and_then(|text| parse_strict(text).ok())
+        .filter(serde_json::Value::is_number)
+        .and_then(|value| to_canonical(&value).ok())
+        .is_some_and(|canonical| canonical == token)
+}
+
+fn parse_digits(digits: &[u8]) -> Option<u64> {
+    digits.iter().try_fold(0u64, |n, d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })
+}
+
+/// The first position at or after `pos` holding `"`, `\` or a byte below
+/// 0x20 (or the end). Eight bytes at a time: string contents are most of
+/// an entry's bytes.
+fn skip_plain(bytes: &[u8], mut pos: usize) -> usize {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    const fn has_zero(word: u64) -> bool {
+        // Exact for "some byte is zero" (Hacker's Delight 6-1 / "haszero").
+        word.wrapping_sub(ONES) & !word & HIGHS != 0
+    }
+    while let Some(chunk) = bytes.get(pos..pos + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let word = u64::from_ne_bytes(word);
+        let special = has_zero(word ^ (ONES * u64::from(b'"')))
+            || has_zero(word ^ (ONES * u64::from(b'\\')))
+            // Some byte below 0x20: true if and only if (bytes >= 0x80 have
+            // the high bit set in `word` and are masked out by `!word`).
+            || word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
+        if special {
+            break;
+        }
+        pos += 8;
+    }
+    while let Some(&byte) = bytes.get(pos) {
+        if byte == b'"' || byte == b'\\' || byte < 0x20 {
+            break;
+        }
+        pos += 1;
+    }
+    pos
+}
+
+/// Whether member name `a` sorts strictly before `b` by UTF-16 code units;
+/// `None` if the names are not UTF-8 (cannot happen for validated text).
+fn utf16_less(a: &[u8], b: &[u8]) -> Option<bool> {
+    let Some(at) = a.iter().zip(b).position(|(x, y)| x != y) else {
+        // One is a prefix of the other; equal names are a duplicate.
+        return Some(a.len() < b.len());
+    };
+    if a[at] < 0x80 || b[at] < 0x80 {
+        // An ASCII byte against anything: UTF-8 byte order is code point
+        // order, which UTF-16 order only disagrees with above U+D7FF.
+        return Some(a[at] < b[at]);
+    }
+    // SPEC: 3.2.3 compares UTF-16 code units; U+10000 and up (surrogates)
+    // sort before U+E000..U+FFFF there, unlike in UTF-8.
+    let (a, b) = (std::str::from_utf8(a).ok()?, std::str::from_utf8(b).ok()?);
+    Some(a.encode_utf16().lt(b.encode_utf16()))
+}
