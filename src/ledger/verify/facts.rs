@@ -145,20 +145,27 @@ fn indexed_seq(store: &dyn LedgerStore, id: &str) -> Result<Option<u64>, VerifyE
 /// 64 lower-case hex digits as bytes: the only form `entry::hex` writes, so
 /// the only form that can equal an entry hash.
 pub(super) fn hex32(text: &str) -> Option<[u8; 32]> {
-    fn nibble(digit: u8) -> Option<u8> {
-        match digit {
-            b'0'..=b'9' => Some(digit - b'0'),
-            b'a'..=b'f' => Some(digit - b'a' + 10),
-            _ => None,
+    /// The value of each lower-case hex digit; 0xff for any other byte.
+    /// A table rather than a `match` per digit: this runs for every entry.
+    const NIBBLE: [u8; 256] = {
+        let mut table = [0xff; 256];
+        let mut i = 0;
+        while i < 16 {
+            table[b"0123456789abcdef"[i] as usize] = i as u8;
+            i += 1;
         }
-    }
+        table
+    };
     let digits = text.as_bytes();
     if digits.len() != 64 {
         return None;
     }
     let mut out = [0u8; 32];
+    let mut invalid = 0u8;
     for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-        *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
+        let (hi, lo) = (NIBBLE[usize::from(pair[0])], NIBBLE[usize::from(pair[1])]);
+        invalid |= hi | lo;
+        *byte = (hi << 4) | lo;
     }
-    Some(out)
+    (invalid & 0xf0 == 0).then_some(out)
 }

@@ -8,10 +8,14 @@ use crate::ledger::checkpoint::{Checkpoint, NoteVerifier};
 use crate::ledger::entry::GENESIS_PREV_HASH;
 use crate::ledger::store::LedgerStore;
 use crate::ledger::tree::{Hash, empty_root, node_hash};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Entries per chunk handed to the workers: bounds memory whatever the
-/// log's size (two chunks of facts are alive at once).
+/// Entries per round: bounds memory whatever the log's size (the facts of
+/// two rounds are alive at once).
 const CHUNK: u64 = 4096;
+
+/// One entry's facts, or the reason it is bad.
+type Facts = Result<EntryFacts, VerifyError>;
 
 /// What one pass is allowed to assume.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,8 +38,7 @@ pub(super) fn check_log(
     size: u64,
     keys: Keys,
 ) -> Result<Option<Verified>, VerifyError> {
-    let workers =
-        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get) as u64;
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let mut ordered = Ordered {
         store,
         timeline,
@@ -45,42 +48,53 @@ pub(super) fn check_log(
         prev_hash: super::facts::hex32(GENESIS_PREV_HASH).unwrap_or_default(),
         keys,
     };
-    let mut pending: Option<(u64, Vec<Result<EntryFacts, VerifyError>>)> = None;
+    let reader = Reader {
+        store,
+        origin,
+        timeline,
+    };
+    let mut pending: Option<(u64, Vec<Block>)> = None;
     let mut start = 0;
     while start < size || pending.is_some() {
         let end = (start + CHUNK).min(size);
-        let (computed, carry_on) = std::thread::scope(|scope| {
-            let per_worker = (end - start).div_ceil(workers).max(1);
-            let handles: Vec<_> = (start..end)
-                .step_by(per_worker as usize)
-                .map(|from| {
-                    let to = (from + per_worker).min(end);
-                    scope.spawn(move || {
-                        (from..to)
-                            .map(|seq| entry_facts(store, seq, origin, timeline))
-                            .collect::<Vec<_>>()
-                    })
-                })
+        let next = AtomicU64::new(start);
+        let (mut blocks, carry_on, helpers_ok) = std::thread::scope(|scope| {
+            // One thread fewer than there are cores: this thread first does
+            // the previous chunk's ordered checks, then joins in, so every
+            // core stays busy and none is shared.
+            let helpers: Vec<_> = (1..threads)
+                .map(|_| scope.spawn(|| reader.blocks(&next, end)))
                 .collect();
-            // The previous chunk's ordered checks overlap this chunk's reads.
             let carry_on = match pending.take() {
-                Some((first, facts)) => ordered.check_chunk(first, facts),
+                Some((first, blocks)) => {
+                    ordered.check_chunk(first, blocks.into_iter().flat_map(|(_, facts)| facts))
+                }
                 None => Ok(true),
             };
-            let computed: Vec<_> = handles
-                .into_iter()
-                .flat_map(|handle| {
-                    handle
-                        .join()
-                        .unwrap_or_else(|_| vec![Err(bad(start, "a verification thread failed"))])
-                })
-                .collect();
-            (computed, carry_on)
+            let mut blocks = if matches!(carry_on, Ok(true)) {
+                reader.blocks(&next, end)
+            } else {
+                // Stop handing out work that will not be looked at.
+                next.store(end, Ordering::Relaxed);
+                Vec::new()
+            };
+            let mut helpers_ok = true;
+            for helper in helpers {
+                match helper.join() {
+                    Ok(more) => blocks.extend(more),
+                    Err(_) => helpers_ok = false,
+                }
+            }
+            (blocks, carry_on, helpers_ok)
         });
         if !carry_on? {
             return Ok(None);
         }
-        pending = (start < end).then_some((start, computed));
+        if !helpers_ok {
+            return Err(bad(start, "a verification thread failed"));
+        }
+        blocks.sort_unstable_by_key(|(from, _)| *from);
+        pending = (start < end).then_some((start, blocks));
         start = end;
     }
     if let Some((checkpoint_size, _)) = ordered.checkpoints.next() {
@@ -105,6 +119,38 @@ pub(super) fn check_log(
     }))
 }
 
+/// Entries per unit of work handed to a thread: small enough that the
+/// threads finish a chunk together, large enough to cost nothing to hand out.
+const BLOCK: u64 = 64;
+
+/// Consecutive facts from the seq that starts them.
+type Block = (u64, Vec<Facts>);
+
+/// What the threads need to read and check entries on their own.
+struct Reader<'a> {
+    store: &'a dyn LedgerStore,
+    origin: &'a str,
+    timeline: &'a KeyTimeline,
+}
+
+impl Reader<'_> {
+    /// Takes blocks of seqs from `next` until `end`, and checks them.
+    fn blocks(&self, next: &AtomicU64, end: u64) -> Vec<Block> {
+        let mut done = Vec::new();
+        loop {
+            let from = next.fetch_add(BLOCK, Ordering::Relaxed);
+            if from >= end {
+                return done;
+            }
+            let to = (from + BLOCK).min(end);
+            let facts = (from..to)
+                .map(|seq| entry_facts(self.store, seq, self.origin, self.timeline))
+                .collect();
+            done.push((from, facts));
+        }
+    }
+}
+
 /// The state of the checks that go in seq order.
 struct Ordered<'a> {
     store: &'a dyn LedgerStore,
@@ -120,7 +166,7 @@ impl Ordered<'_> {
     fn check_chunk(
         &mut self,
         first: u64,
-        facts: Vec<Result<EntryFacts, VerifyError>>,
+        facts: impl Iterator<Item = Facts>,
     ) -> Result<bool, VerifyError> {
         for (seq, facts) in (first..).zip(facts) {
             let facts = facts?;

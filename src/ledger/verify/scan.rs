@@ -144,8 +144,8 @@ impl<'a> Scanner<'a> {
         }
         let mut previous: Option<&[u8]> = None;
         loop {
-            let name = self.string()?;
-            if name.contains(&b'\\') {
+            let (name, escaped) = self.string()?;
+            if escaped {
                 // Ordering would need the decoded name; rare enough to
                 // leave to the slow path.
                 return None;
@@ -207,19 +207,24 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    /// `"` at `pos`; returns the bytes between the quotes, escapes as written.
-    fn string(&mut self) -> Option<&'a [u8]> {
+    /// `"` at `pos`; returns the bytes between the quotes as written, and
+    /// whether they hold any escape.
+    fn string(&mut self) -> Option<(&'a [u8], bool)> {
         self.eat(b'"')?;
         let start = self.pos;
+        let mut escaped = false;
         loop {
             self.pos = skip_plain(self.bytes, self.pos);
             match self.peek()? {
                 b'"' => {
                     let inner = self.bytes.get(start..self.pos)?;
                     self.pos += 1;
-                    return Some(inner);
+                    return Some((inner, escaped));
                 }
-                b'\\' => self.escape()?,
+                b'\\' => {
+                    self.escape()?;
+                    escaped = true;
+                }
                 // A raw control character: JSON forbids it.
                 _ => return None,
             }
@@ -306,29 +311,19 @@ fn parse_digits(digits: &[u8]) -> Option<u64> {
 }
 
 /// The first position at or after `pos` holding `"`, `\` or a byte below
-/// 0x20 (or the end). Eight bytes at a time: string contents are most of
-/// an entry's bytes.
+/// 0x20, or the end. String contents are most of an entry's bytes, and
+/// their lengths vary, so this looks at eight bytes at a time and finds the
+/// position from a mask rather than with a byte loop that mispredicts its
+/// exit on every string.
 fn skip_plain(bytes: &[u8], mut pos: usize) -> usize {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    const fn has_zero(word: u64) -> bool {
-        // Exact for "some byte is zero" (Hacker's Delight 6-1 / "haszero").
-        word.wrapping_sub(ONES) & !word & HIGHS != 0
-    }
-    while let Some(chunk) = bytes.get(pos..pos + 8) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let word = u64::from_ne_bytes(word);
-        let special = has_zero(word ^ (ONES * u64::from(b'"')))
-            || has_zero(word ^ (ONES * u64::from(b'\\')))
-            // Some byte below 0x20: true if and only if (bytes >= 0x80 have
-            // the high bit set in `word` and are masked out by `!word`).
-            || word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
-        if special {
-            break;
+    while let Some(Ok(word)) = bytes.get(pos..pos + 8).map(<[u8; 8]>::try_from) {
+        let special = special_bytes(u64::from_le_bytes(word));
+        if special != 0 {
+            return pos + (special.trailing_zeros() / 8) as usize;
         }
         pos += 8;
     }
+    // The last few bytes.
     while let Some(&byte) = bytes.get(pos) {
         if byte == b'"' || byte == b'\\' || byte < 0x20 {
             break;
@@ -336,6 +331,24 @@ fn skip_plain(bytes: &[u8], mut pos: usize) -> usize {
         pos += 1;
     }
     pos
+}
+
+/// The high bit of each byte of `word` that is `"`, `\` or below 0x20.
+/// Exact per byte: no carry crosses a byte (Hacker's Delight 6-1, the
+/// "exact" forms of haszero and hasless).
+pub(super) const fn special_bytes(word: u64) -> u64 {
+    const LOW7: u64 = u64::from_ne_bytes([0x7f; 8]);
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    /// High bit set in each byte of `word` that is zero.
+    const fn zero_bytes(word: u64) -> u64 {
+        !(((word & LOW7) + LOW7) | word | LOW7)
+    }
+    let quote = zero_bytes(word ^ (ONES * b'"' as u64));
+    let backslash = zero_bytes(word ^ (ONES * b'\\' as u64));
+    // A byte is below 0x20 if its high bit is clear and adding 0x60 to its
+    // low seven bits does not reach 0x80.
+    let control = !(((word & LOW7) + ONES * 0x60) | word | LOW7);
+    quote | backslash | control
 }
 
 /// Whether member name `a` sorts strictly before `b` by UTF-16 code units;

@@ -3,7 +3,7 @@
 
 use super::facts::{EntryFacts, fast_facts, hex32, slow_facts};
 use super::pass::Peaks;
-use super::scan::{MAX_DEPTH, Members, Text, scan, small_u64};
+use super::scan::{MAX_DEPTH, Members, Text, scan, small_u64, special_bytes};
 use super::{KeyTimeline, NoteVerifier};
 use crate::decision::{Capture, Decision, DecisionId, Outcome, PayloadMode, Protocol, Route};
 use crate::ledger::canonical::{parse_strict, to_canonical};
@@ -119,6 +119,33 @@ fn only_top_level_members_are_extracted() {
     assert_eq!(Text::of(members.prev_hash), Text::NotString);
     assert_eq!(members.decision_id, None);
     assert_eq!(scan("{}"), Some(Members::default()));
+}
+
+#[test]
+fn special_bytes_are_found_exactly_in_every_lane() {
+    let naive = |word: [u8; 8]| -> u64 {
+        (0..8)
+            .filter(|&i| matches!(word[i], b'"' | b'\\' | 0x00..=0x1f))
+            .map(|i| 0x80u64 << (8 * i))
+            .sum()
+    };
+    for filler in [
+        b'a', b' ', b'!', b'#', b'[', b']', 0x7f, 0x80, 0xa2, 0xdc, 0xff,
+    ] {
+        for byte in 0..=255u8 {
+            for lane in 0..8 {
+                let mut word = [filler; 8];
+                word[lane] = byte;
+                // A second special byte above it must not hide or invent one.
+                word[(lane + 3) % 8] = [b'"', 0x00, filler][usize::from(byte) % 3];
+                assert_eq!(
+                    special_bytes(u64::from_le_bytes(word)),
+                    naive(word),
+                    "{word:?}"
+                );
+            }
+        }
+    }
 }
 
 #[test]
