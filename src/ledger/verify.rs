@@ -3,6 +3,11 @@
 //! checkpoint matching the tree recomputed from the entries, the decision
 //! index pointing at the right entries. The first problem found is named
 //! by its seq.
+//!
+//! Layout: `scan` checks canonical form in one pass over the bytes; `facts`
+//! checks what one entry shows on its own (falling back to parsing and
+//! re-serializing to name a reason); `pass` runs those on every core and
+//! the ordered checks (chain, tree nodes, checkpoints) on the way.
 
 use super::checkpoint::NoteVerifier;
 use super::entry::key_rotation;
