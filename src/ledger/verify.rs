@@ -12,7 +12,6 @@
 use super::checkpoint::NoteVerifier;
 use super::entry::key_rotation;
 use super::store::{LedgerStore, StoreError};
-use facts::ROTATION_MARK;
 use pass::Keys;
 
 /// What a successful verification covered.
@@ -62,10 +61,7 @@ fn key_history(
             continue;
         };
         // A cheap pre-filter: parse only entries that can be rotations.
-        if bytes
-            .windows(ROTATION_MARK.len())
-            .any(|w| w == ROTATION_MARK)
-        {
+        if facts::may_be_rotation(&bytes) {
             if let Some(rotation) = key_rotation(&bytes) {
                 rotations.push((seq, rotation));
             }

@@ -14,7 +14,27 @@ use crate::ledger::tree::{Hash, leaf_hash};
 
 /// The bytes every `key_rotated` entry holds: entries without them are not
 /// rotations (a quote inside a string is always escaped).
-pub(super) const ROTATION_MARK: &[u8] = br#""kind":"key_rotated""#;
+const ROTATION_MARK: &[u8] = br#""kind":"key_rotated""#;
+
+fn contains_rotation_mark(bytes: &[u8]) -> bool {
+    bytes
+        .windows(ROTATION_MARK.len())
+        .any(|w| w == ROTATION_MARK)
+}
+
+/// `false` only for entries `entry::key_rotation` says are no rotation; for
+/// canonical ones from their top-level `kind` alone, which is much cheaper
+/// than searching the bytes for [`ROTATION_MARK`].
+pub(super) fn may_be_rotation(bytes: &[u8]) -> bool {
+    match std::str::from_utf8(bytes).ok().and_then(scan) {
+        Some(members) => match Text::of(members.kind) {
+            Text::Plain(kind) => kind == "key_rotated",
+            Text::NotString => false,
+            Text::Escaped => contains_rotation_mark(bytes),
+        },
+        None => contains_rotation_mark(bytes),
+    }
+}
 
 /// What the sequential pass needs from one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,9 +148,7 @@ pub(super) fn slow_facts(
         prev_hash: entry["prev_hash"].as_str().and_then(hex32),
         entry_hash: *blake3::hash(bytes).as_bytes(),
         leaf: leaf_hash(bytes),
-        rotation: bytes
-            .windows(ROTATION_MARK.len())
-            .any(|w| w == ROTATION_MARK),
+        rotation: contains_rotation_mark(bytes),
     })
 }
 

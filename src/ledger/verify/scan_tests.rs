@@ -322,3 +322,24 @@ fn altered_bytes_are_never_accepted_by_the_fast_path_alone() {
         }
     }
 }
+
+#[test]
+fn rotations_are_recognised_from_their_kind_or_their_bytes() {
+    let (_, entries) = sealed_store("test.example/log");
+    let found: Vec<usize> = (0..entries.len())
+        .filter(|&i| super::facts::may_be_rotation(&entries[i]))
+        .collect();
+    assert_eq!(found, [1]);
+    assert!(crate::ledger::entry::key_rotation(&entries[1]).is_some());
+    // Not canonical (a space): the byte search decides.
+    let spaced = String::from_utf8(entries[1].clone())
+        .unwrap()
+        .replacen(',', ", ", 1);
+    assert!(super::facts::may_be_rotation(spaced.as_bytes()));
+    assert!(!super::facts::may_be_rotation(
+        br#"{"kind": "key_rotated"}"#
+    ));
+    assert!(!super::facts::may_be_rotation(
+        br#"{"x":{"kind":"key_rotated"}}"#
+    ));
+}
