@@ -1,6 +1,7 @@
-//! One pass over a log: per-entry facts on every core, and the checks that
-//! need order (chain, tree nodes, checkpoints) on the calling thread while
-//! the workers already read the next chunk.
+//! One pass over a log, a round of entries at a time: the per-entry facts
+//! on every core, and the checks that need order (chain, tree nodes,
+//! checkpoints) on the calling thread, over the previous round's facts
+//! while the other threads already read this round's entries.
 
 use super::facts::{EntryFacts, entry_facts};
 use super::{KeyTimeline, Verified, VerifyError, bad};

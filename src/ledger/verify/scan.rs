@@ -6,9 +6,9 @@
 //! Verification then falls back to parsing and re-serializing
 //! (`canonical::parse_strict` + `to_canonical`), which decides and names
 //! the reason. So every input accepted here MUST also be accepted by that
-//! path; inputs it accepts may still be refused here (member names with
-//! escapes, numbers that are not small integers handled by the fallback
-//! below, nesting deeper than [`MAX_DEPTH`]).
+//! path, while some it accepts are refused here and left to it: member
+//! names with escapes, nesting deeper than [`MAX_DEPTH`], and a top level
+//! that is not an object.
 //!
 //! SPEC (RFC 8785 section 3.2), as checked here:
 //! - no whitespace anywhere, nothing after the top-level value;
