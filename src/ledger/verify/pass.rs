@@ -57,7 +57,7 @@ pub(super) fn check_log(
     let mut pending: Option<(u64, Vec<Block>)> = None;
     let mut start = 0;
     while start < size || pending.is_some() {
-        let end = (start + CHUNK).min(size);
+        let end = start.saturating_add(CHUNK).min(size);
         let next = AtomicU64::new(start);
         let (mut blocks, carry_on, helpers_ok) = std::thread::scope(|scope| {
             // One thread fewer than there are cores: this thread first does
@@ -143,7 +143,7 @@ impl Reader<'_> {
             if from >= end {
                 return done;
             }
-            let to = (from + BLOCK).min(end);
+            let to = from.saturating_add(BLOCK).min(end);
             let facts = (from..to)
                 .map(|seq| entry_facts(self.store, seq, self.origin, self.timeline))
                 .collect();

@@ -343,3 +343,84 @@ fn rotations_are_recognised_from_their_kind_or_their_bytes() {
         br#"{"x":{"kind":"key_rotated"}}"#
     ));
 }
+
+/// Random edits of real entries and of small documents: whatever the fast
+/// path accepts, the slow path accepts with the same facts.
+#[test]
+fn randomly_edited_entries_never_pass_the_fast_path_alone() {
+    const ALPHABET: &[&[u8]] = &[
+        b"{",
+        b"}",
+        b"[",
+        b"]",
+        b",",
+        b":",
+        b"\"",
+        b"\\",
+        b"u",
+        b"0",
+        b"1",
+        b"9",
+        b"-",
+        b".",
+        b"e",
+        b"E",
+        b"+",
+        b" ",
+        b"a",
+        b"n",
+        b"t",
+        b"f",
+        b"\x01",
+        b"\x7f",
+        "\u{e9}".as_bytes(),
+        "\u{1F600}".as_bytes(),
+        b"\\u00",
+        b"\\n",
+        b"null",
+        b"true",
+        b"\"seq\":",
+    ];
+    let origin = "test.example/log";
+    let (store, entries) = sealed_store(origin);
+    let timeline = timeline(origin);
+    let mut seeds: Vec<Vec<u8>> = entries.iter().take(8).cloned().collect();
+    seeds.push(br#"{"a":[1,-2,3.5,{"b":"c\n"}],"seq":0}"#.to_vec());
+    // xorshift64: deterministic, and enough to spread the edits.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |below: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % below as u64) as usize
+    };
+    let mut accepted = 0;
+    for round in 0..20_000 {
+        let seq = round % seeds.len();
+        let mut bytes = seeds[seq].clone();
+        for _ in 0..1 + next(3) {
+            let at = next(bytes.len() + 1);
+            let piece = ALPHABET[next(ALPHABET.len())];
+            match next(3) {
+                0 => drop(bytes.splice(at..at, piece.iter().copied())),
+                1 if at < bytes.len() => drop(bytes.remove(at)),
+                _ if at < bytes.len() => bytes[at] = piece[0],
+                _ => {}
+            }
+        }
+        if let Some(fast) = fast_facts(&store, seq as u64, origin, &timeline, &bytes).unwrap() {
+            accepted += 1;
+            let slow = slow_facts(&store, seq as u64, origin, &timeline, &bytes);
+            assert_eq!(slow.ok(), Some(fast), "{}", String::from_utf8_lossy(&bytes));
+        }
+        if let Some(text) = std::str::from_utf8(&bytes)
+            .ok()
+            .filter(|t| scan(t).is_some())
+        {
+            assert!(slow_accepts(text), "{text}");
+        }
+    }
+    // Some edits keep an entry canonical (a digit for a digit): the
+    // comparison above did run.
+    assert!(accepted > 100, "{accepted}");
+}
