@@ -11,15 +11,23 @@ use std::time::Duration;
 const ORIGIN: &str = "test.example/pipeline";
 
 fn open(store: Arc<MemStore>) -> (Ledger, LedgerWriter) {
+    open_signing(store, EntrySignatures::Off)
+}
+
+fn open_signing(store: Arc<MemStore>, entry_signatures: EntrySignatures) -> (Ledger, LedgerWriter) {
     Ledger::open(
         store,
         SequencerConfig {
             origin: ORIGIN.into(),
             signer: NoteSigner::new(ORIGIN, SigningKey::from_bytes(&[4; 32])).unwrap(),
             payload_mode: PayloadMode::Full,
-            entry_signatures: EntrySignatures::Off,
+            entry_signatures,
             queue_len: 256,
-            max_batch: 8,
+            max_batch: if entry_signatures == EntrySignatures::On {
+                64
+            } else {
+                8
+            },
             metrics: super::super::metrics::LedgerMetrics::new().unwrap(),
         },
     )
@@ -94,4 +102,39 @@ async fn concurrent_batches_are_acknowledged_in_order() {
     let verifier =
         NoteVerifier::new(ORIGIN, SigningKey::from_bytes(&[4; 32]).verifying_key()).unwrap();
     verify_store(store.as_ref(), &verifier).unwrap();
+}
+
+/// Batches large enough to be signed on several threads: every entry's
+/// signature is its own, in order (verification checks each one).
+#[tokio::test]
+async fn per_entry_signatures_of_large_batches_stay_in_order() {
+    let store = Arc::new(MemStore::new());
+    store.slow_commits(Duration::from_millis(20));
+    let (ledger, writer) = open_signing(store.clone(), EntrySignatures::On);
+    let acks: Vec<_> = (0..200)
+        .map(|i| {
+            ledger.append(EntryBody::GatewayStarted {
+                version: format!("v{i}"),
+            })
+        })
+        .collect();
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    drop(ledger);
+    tokio::task::spawn_blocking(move || writer.close())
+        .await
+        .unwrap();
+    let batches = store.checkpoints().unwrap();
+    assert!(
+        batches.windows(2).any(|w| w[1].0 - w[0].0 >= 32),
+        "some batch was signed in parallel: {:?}",
+        batches.iter().map(|(size, _)| size).collect::<Vec<_>>()
+    );
+    let verifier =
+        NoteVerifier::new(ORIGIN, SigningKey::from_bytes(&[4; 32]).verifying_key()).unwrap();
+    assert_eq!(
+        verify_store(store.as_ref(), &verifier).unwrap().entries,
+        200
+    );
 }
