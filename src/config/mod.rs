@@ -6,6 +6,7 @@
 //! This is the only module that reads files or environment variables for
 //! configuration: credentials are resolved here and handed on as values.
 
+mod governance;
 mod raw;
 mod validate;
 
@@ -47,6 +48,42 @@ pub struct Config {
     pub ledger: LedgerConfig,
     /// The models the gateway serves, in file order.
     pub models: Vec<ModelConfig>,
+    /// Admin API principals (`[[admin.tokens]]`).
+    pub admin_tokens: Vec<AdminToken>,
+    /// The default approval policy (`[governance.approval]`).
+    pub approval: ApprovalConfig,
+}
+
+/// One admin API principal: its name, roles and the SHA-256 of its bearer
+/// token (the token itself is never stored).
+#[derive(Debug, Clone)]
+pub struct AdminToken {
+    /// Who calls (recorded in the ledger).
+    pub principal: String,
+    /// `admin`, `proposer`, `approver`, `approver:<qualifier>`, `reviewer`, `auditor`.
+    pub roles: Vec<String>,
+    /// SHA-256 of the token.
+    pub token_sha256: [u8; 32],
+}
+
+/// How many distinct approvers a version needs, and which qualified
+/// approver roles must be among them (each held by a different approver).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalLevel {
+    /// Distinct approvers, the proposer never counting.
+    pub approvers: usize,
+    /// Qualifiers (`ai_officer` for `approver:ai_officer`).
+    pub required_roles: Vec<String>,
+}
+
+/// An approval policy: the level for every version, and optionally a
+/// stricter one for high-risk versions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalConfig {
+    /// For minimal- and limited-risk versions (and high-risk ones without `high_risk`).
+    pub default: ApprovalLevel,
+    /// For high-risk versions.
+    pub high_risk: Option<ApprovalLevel>,
 }
 
 /// Listeners and identity.
@@ -159,6 +196,8 @@ pub struct ModelConfig {
     pub default_version: String,
     /// Declared versions, in file order.
     pub versions: Vec<VersionConfig>,
+    /// This model's approval policy, if not the default.
+    pub approval: Option<ApprovalConfig>,
 }
 
 /// One version of a model and where it is served.
@@ -172,6 +211,16 @@ pub struct VersionConfig {
     pub upstream_model: Option<String>,
     /// Credential added to every upstream request, never shown to callers.
     pub credential: Option<Credential>,
+    /// `minimal`, `limited` or `high` (default `high`: an unclassified
+    /// version gets the strictest policy).
+    pub risk_class: String,
+    /// Change reference (a ticket id) recorded when the gateway proposes
+    /// this version at start (default `config`).
+    pub change_ref: String,
+    /// Digest of the model artifact, if known (`sha256:...`).
+    pub artifact_digest: Option<String>,
+    /// Free text shown with the version.
+    pub description: String,
 }
 
 /// An upstream base URL: `http` or `https`, an authority, an optional path

@@ -20,6 +20,55 @@ pub(crate) struct RawConfig {
     pub(crate) upstream_tls: RawUpstreamTls,
     #[serde(default)]
     pub(crate) models: Vec<RawModel>,
+    #[serde(default)]
+    pub(crate) admin: RawAdmin,
+    #[serde(default)]
+    pub(crate) governance: RawGovernance,
+}
+
+/// `[admin]`: who may call the admin API.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    #[serde(default)]
+    pub(crate) tokens: Vec<RawToken>,
+}
+
+/// `[[admin.tokens]]`: one principal; the token itself is never in the file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawToken {
+    pub(crate) principal: String,
+    pub(crate) roles: Vec<String>,
+    pub(crate) token_sha256: String,
+}
+
+/// `[governance]`: rules of the model-version workflow.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawGovernance {
+    #[serde(default)]
+    pub(crate) approval: Option<RawApproval>,
+}
+
+/// An approval policy: `[governance.approval]` or `[models.approval]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApproval {
+    pub(crate) approvers: u64,
+    #[serde(default)]
+    pub(crate) required_roles: Vec<String>,
+    #[serde(default)]
+    pub(crate) high_risk: Option<RawApprovalLevel>,
+}
+
+/// The stricter policy for high-risk versions.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApprovalLevel {
+    pub(crate) approvers: u64,
+    #[serde(default)]
+    pub(crate) required_roles: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -135,6 +184,8 @@ pub(crate) struct RawModel {
     pub(crate) default_version: Option<String>,
     #[serde(default)]
     pub(crate) credential: Option<RawCredential>,
+    #[serde(default)]
+    pub(crate) approval: Option<RawApproval>,
     pub(crate) versions: Vec<RawVersion>,
 }
 
@@ -147,6 +198,14 @@ pub(crate) struct RawVersion {
     pub(crate) upstream_model: Option<String>,
     #[serde(default)]
     pub(crate) credential: Option<RawCredential>,
+    #[serde(default)]
+    pub(crate) risk_class: Option<String>,
+    #[serde(default)]
+    pub(crate) change_ref: Option<String>,
+    #[serde(default)]
+    pub(crate) artifact_digest: Option<String>,
+    #[serde(default)]
+    pub(crate) description: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -377,3 +377,93 @@ fn unreadable_credential_file_is_named_without_secret() {
     assert_eq!(err.key, "models[0].versions[0].credential.file");
     assert!(err.message.contains("missing.key"), "{err}");
 }
+
+const TOKEN_HASH: &str = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+
+#[test]
+fn governance_settings_are_read_with_safe_defaults() {
+    let config = parse(&format!(
+        "{SERVER}{ONE_MODEL}\n[[admin.tokens]]\nprincipal = \"alice@example\"\nroles = [\"proposer\", \"approver:ai_officer\"]\ntoken_sha256 = \"{TOKEN_HASH}\"\n\
+         [governance.approval]\napprovers = 2\nrequired_roles = [\"ai_officer\"]\n\
+         [governance.approval.high_risk]\napprovers = 3\nrequired_roles = [\"ai_officer\", \"security_officer\"]\n"
+    ))
+    .unwrap();
+    assert_eq!(config.admin_tokens.len(), 1);
+    assert_eq!(config.admin_tokens[0].principal, "alice@example");
+    assert_eq!(config.admin_tokens[0].token_sha256[0], 0x9f);
+    assert_eq!(config.approval.default.approvers, 2);
+    assert_eq!(
+        config.approval.high_risk.as_ref().unwrap().required_roles,
+        vec!["ai_officer", "security_officer"]
+    );
+    let version = &config.models[0].versions[0];
+    assert_eq!(
+        version.risk_class, "high",
+        "unclassified versions count as high risk"
+    );
+    assert_eq!(version.change_ref, "config");
+    assert!(config.models[0].approval.is_none());
+
+    let plain = parse(&format!("{SERVER}{ONE_MODEL}")).unwrap();
+    assert_eq!(plain.approval.default.approvers, 2, "four eyes by default");
+    assert!(plain.admin_tokens.is_empty());
+}
+
+#[test]
+fn governance_mistakes_name_their_key() {
+    let token = |roles: &str, hash: &str| {
+        format!(
+            "\n[[admin.tokens]]\nprincipal = \"p\"\nroles = {roles}\ntoken_sha256 = \"{hash}\"\n"
+        )
+    };
+    let cases: Vec<(String, &str, &str)> = vec![
+        (
+            token("[\"root\"]", TOKEN_HASH),
+            "admin.tokens[0].roles[0]",
+            "unknown role `root`",
+        ),
+        (
+            token("[\"approver:AI\"]", TOKEN_HASH),
+            "admin.tokens[0].roles[0]",
+            "unknown role",
+        ),
+        (token("[]", TOKEN_HASH), "admin.tokens[0].roles", "at least one"),
+        (
+            token("[\"admin\"]", "abc"),
+            "admin.tokens[0].token_sha256",
+            "64 hex digits",
+        ),
+        (
+            format!("{}{}", token("[\"admin\"]", TOKEN_HASH), token("[\"auditor\"]", TOKEN_HASH)),
+            "admin.tokens[1].principal",
+            "has two tokens",
+        ),
+        (
+            "\n[governance.approval]\napprovers = 0\n".to_owned(),
+            "governance.approval.approvers",
+            "1 to 16",
+        ),
+        (
+            "\n[governance.approval]\napprovers = 1\nrequired_roles = [\"a\", \"b\"]\n".to_owned(),
+            "governance.approval.required_roles",
+            "different approver",
+        ),
+        (
+            "\n[governance.approval]\napprovers = 2\n[governance.approval.high_risk]\napprovers = 1\n"
+                .to_owned(),
+            "governance.approval.high_risk.approvers",
+            "not fewer",
+        ),
+    ];
+    for (extra, key, message) in cases {
+        let err = error(&format!("{SERVER}{ONE_MODEL}{extra}"));
+        assert_eq!(err.key, key, "{err}");
+        assert!(err.message.contains(message), "{err}");
+    }
+    let err = error(&format!("{SERVER}{ONE_MODEL}risk_class = \"extreme\"\n"));
+    assert_eq!(err.key, "models[0].versions[0].risk_class", "{err}");
+    let err = error(&format!(
+        "{SERVER}{ONE_MODEL}[models.approval]\napprovers = 2\nrequired_roles = [\"x y\"]\n"
+    ));
+    assert_eq!(err.key, "models[0].approval.required_roles[0]", "{err}");
+}

@@ -1,5 +1,6 @@
 //! Turns [`RawConfig`] into [`Config`]: every check, every error message.
 
+use super::governance;
 use super::raw::{RawConfig, RawCredential, RawModel, RawVersion};
 use super::{
     Config, ConfigError, Credential, LedgerConfig, Limits, ModelConfig, OnLedgerFailure,
@@ -77,12 +78,12 @@ fn position(text: &str, span: Option<std::ops::Range<usize>>) -> String {
 }
 
 /// Collects the file name so each check only says key and message.
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     file: &'a str,
 }
 
 impl Checker<'_> {
-    fn error(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    pub(super) fn error(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
         ConfigError {
             file: self.file.to_owned(),
             key: key.into(),
@@ -124,6 +125,11 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
     };
     let upstream_tls = check_upstream_tls(&checker, raw.upstream_tls, env)?;
     let ledger = check_ledger(&checker, raw.ledger, env)?;
+    let admin_tokens = governance::check_tokens(&checker, raw.admin.tokens)?;
+    let approval = match raw.governance.approval {
+        Some(approval) => governance::check_approval(&checker, "governance.approval", approval)?,
+        None => governance::default_approval(),
+    };
     if raw.models.is_empty() {
         return Err(checker.error(
             "models",
@@ -160,6 +166,8 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
         upstream_tls,
         ledger,
         models,
+        admin_tokens,
+        approval,
     })
 }
 
@@ -423,6 +431,14 @@ fn check_model(
             "at least one version is required",
         ));
     }
+    let approval = match raw.approval {
+        Some(approval) => Some(governance::check_approval(
+            checker,
+            &format!("{key}.approval"),
+            approval,
+        )?),
+        None => None,
+    };
     let mut versions: Vec<VersionConfig> = Vec::with_capacity(raw.versions.len());
     for (index, raw_version) in raw.versions.into_iter().enumerate() {
         let version_key = format!("{key}.versions[{index}]");
@@ -463,6 +479,7 @@ fn check_model(
         path_prefix,
         default_version,
         versions,
+        approval,
     })
 }
 
@@ -495,11 +512,13 @@ fn check_prefix(checker: &Checker<'_>, key: &str, prefix: String) -> Result<Stri
 fn check_version(
     checker: &Checker<'_>,
     key: &str,
-    raw: RawVersion,
+    mut raw: RawVersion,
     model_credential: Option<&RawCredential>,
     env: &Environment,
 ) -> Result<VersionConfig, ConfigError> {
     plain_name(checker, &format!("{key}.version"), &raw.version)?;
+    let (risk_class, change_ref, artifact_digest, description) =
+        governance::check_version_governance(checker, key, &mut raw)?;
     let upstream = upstream_url(checker, &format!("{key}.upstream"), &raw.upstream)?;
     if let Some(name) = &raw.upstream_model {
         plain_name(checker, &format!("{key}.upstream_model"), name)?;
@@ -522,6 +541,10 @@ fn check_version(
         upstream,
         upstream_model: raw.upstream_model,
         credential,
+        risk_class,
+        change_ref,
+        artifact_digest,
+        description,
     })
 }
 
