@@ -2,6 +2,8 @@
 //! It never shares a port with proxy traffic.
 
 use crate::metrics::Metrics;
+pub mod auth;
+
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};

@@ -45,3 +45,20 @@ pub(crate) fn generate(out: &Path, origin: &str) -> anyhow::Result<(String, Stri
         .with_context(|| format!("writing {}", out.display()))?;
     Ok((public_pem, verifier.vkey()))
 }
+
+/// A fresh admin token and the config entry that admits it.
+pub(super) fn admin_token(principal: &str, roles: &[String]) -> String {
+    use rand::RngCore;
+    let mut raw = [0u8; 32];
+    rand::rng().fill_bytes(&mut raw);
+    let token: String = std::iter::once("gg_".to_owned())
+        .chain(raw.iter().map(|byte| format!("{byte:02x}")))
+        .collect();
+    let roles: Vec<String> = roles.iter().map(|role| format!("{role:?}")).collect();
+    format!(
+        "token for {principal} (give it to them; it is not stored anywhere):\n{token}\n\n\
+         add to the config:\n[[admin.tokens]]\nprincipal = {principal:?}\nroles = [{}]\ntoken_sha256 = \"{}\"\n",
+        roles.join(", "),
+        crate::admin::auth::token_hash_hex(&token)
+    )
+}

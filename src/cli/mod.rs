@@ -152,6 +152,16 @@ enum Command {
         #[arg(long)]
         origin: String,
     },
+    /// Create an admin API token: prints the token (once) and the
+    /// `[[admin.tokens]]` entry (with only its SHA-256) for the config.
+    Token {
+        /// Who will hold it (recorded in the ledger for every change they make).
+        #[arg(long)]
+        principal: String,
+        /// Comma-separated roles: admin, proposer, approver, approver:<qualifier>, reviewer, auditor.
+        #[arg(long, value_delimiter = ',', required = true)]
+        roles: Vec<String>,
+    },
 }
 
 /// Parses arguments, runs the command, and maps the result to an exit code:
@@ -212,6 +222,10 @@ pub fn main() -> ExitCode {
                 model,
             };
             ledger::export(&config.path, &out, from, to, &filter, payloads)
+        }
+        Command::Token { principal, roles } => {
+            print_out(&keys::admin_token(&principal, &roles));
+            Ok(())
         }
         Command::Keygen { out, origin } => keys::generate(&out, &origin).map(|(pem, vkey)| {
             print_out(&format!(
