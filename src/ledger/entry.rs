@@ -40,6 +40,15 @@ pub enum EntryBody {
         /// Verifier key of the key that signs every later batch.
         new_vkey: String,
     },
+    /// A governance event (a model version proposed, approved, activated,
+    /// ...): its kind and members, as the module that owns the event
+    /// defines them. Members may not reuse the common member names.
+    Governance {
+        /// The entry's `kind`.
+        kind: &'static str,
+        /// The kind's members.
+        members: serde_json::Map<String, Value>,
+    },
     /// The gateway found its ledger damaged (it does not verify), moved it
     /// aside on the operator's explicit instruction, and began this new
     /// ledger; the first entry of the new log.
@@ -59,6 +68,13 @@ pub enum EntryBody {
         /// Why (a ticket, a data-subject request).
         reason: String,
     },
+}
+
+impl EntryBody {
+    /// Whether the entry is a governance event (indexed for replay at start).
+    pub fn is_governance(&self) -> bool {
+        matches!(self, EntryBody::Governance { .. })
+    }
 }
 
 /// Salts of one decision's two payload commitments.
@@ -167,6 +183,12 @@ pub fn seal(
             entry.push("kind", "key_rotated");
             entry.push("old_vkey", old_vkey.as_str());
             entry.push("new_vkey", new_vkey.as_str());
+        }
+        EntryBody::Governance { kind, members } => {
+            entry.push("kind", *kind);
+            for (name, value) in members {
+                entry.push(name, value);
+            }
         }
         EntryBody::LedgerRestarted {
             damaged_store,
@@ -427,6 +449,34 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn governance_entries_are_canonical_and_cannot_reuse_common_names() {
+        let members = |json: Value| match json {
+            Value::Object(map) => map,
+            _ => unreachable!("an object"),
+        };
+        let body = EntryBody::Governance {
+            kind: "version_approved",
+            members: members(serde_json::json!({
+                "model": "credit", "\u{e9}t\u{e9}": 1.5, "\u{1F600}": [true, null],
+                "\u{FFFF}": "x", "approvals": [{"principal": "bob", "roles": ["approver"]}],
+            })),
+        };
+        let time = UNIX_EPOCH + Duration::from_millis(1_795_776_389_090);
+        let sealed = seal(3, time, "o", &[1; 32], &body, PayloadMode::Full, None).unwrap();
+        let parsed = parse_strict(std::str::from_utf8(&sealed.canonical).unwrap()).unwrap();
+        assert_eq!(to_canonical(&parsed).unwrap(), sealed.canonical);
+        assert_eq!(parsed["kind"], "version_approved");
+        assert_eq!(parsed["approvals"][0]["principal"], "bob");
+        assert!(body.is_governance());
+
+        let clash = EntryBody::Governance {
+            kind: "version_approved",
+            members: members(serde_json::json!({ "seq": 9 })),
+        };
+        assert!(seal(3, time, "o", &[1; 32], &clash, PayloadMode::Full, None).is_err());
     }
 
     #[test]

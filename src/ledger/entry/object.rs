@@ -7,7 +7,8 @@
 //! `canonical::to_canonical` of the equivalent `Value`; the tests hold the
 //! two side by side.
 
-use crate::ledger::canonical::{CanonicalError, write_number, write_string};
+use crate::ledger::canonical::{CanonicalError, to_canonical, write_number, write_string};
+use serde_json::Value;
 
 /// One member's value.
 pub(crate) enum Member<'a> {
@@ -21,6 +22,8 @@ pub(crate) enum Member<'a> {
     String(String),
     /// A nested object.
     Object(CanonicalObject<'a>),
+    /// Any JSON value, written by the reference canonicalizer.
+    Value(&'a Value),
 }
 
 impl<'a> From<Option<&'a str>> for Member<'a> {
@@ -38,7 +41,7 @@ impl From<Option<u64>> for Member<'_> {
 /// An object under construction: members in any order, written sorted.
 #[derive(Default)]
 pub(crate) struct CanonicalObject<'a> {
-    members: Vec<(&'static str, Member<'a>)>,
+    members: Vec<(&'a str, Member<'a>)>,
 }
 
 impl<'a> CanonicalObject<'a> {
@@ -49,16 +52,22 @@ impl<'a> CanonicalObject<'a> {
         }
     }
 
-    /// Adds a member. Names are static ASCII (checked in debug builds), so
-    /// byte order is the UTF-16 order JCS sorts by.
-    pub(crate) fn push(&mut self, name: &'static str, value: impl Into<Member<'a>>) {
-        debug_assert!(name.is_ascii());
+    /// Adds a member.
+    pub(crate) fn push(&mut self, name: &'a str, value: impl Into<Member<'a>>) {
         self.members.push((name, value.into()));
     }
 
     /// The canonical bytes, appended to `out`.
     pub(crate) fn write(mut self, out: &mut Vec<u8>) -> Result<(), CanonicalError> {
-        self.members.sort_unstable_by_key(|(name, _)| *name);
+        // SPEC: RFC 8785 3.2.3 sorts names by UTF-16 code units; for ASCII
+        // names (all of ours but governance members) that is byte order.
+        self.members.sort_unstable_by(|(a, _), (b, _)| {
+            if a.is_ascii() && b.is_ascii() {
+                a.cmp(b)
+            } else {
+                a.encode_utf16().cmp(b.encode_utf16())
+            }
+        });
         if let Some(pair) = self.members.windows(2).find(|pair| pair[0].0 == pair[1].0) {
             return Err(CanonicalError::Parse(format!(
                 "duplicate member name {:?}",
@@ -78,6 +87,7 @@ impl<'a> CanonicalObject<'a> {
                 Member::Str(text) => write_string(out, text),
                 Member::String(text) => write_string(out, &text),
                 Member::Object(object) => object.write(out)?,
+                Member::Value(value) => out.extend_from_slice(&to_canonical(value)?),
             }
         }
         out.push(b'}');
@@ -94,6 +104,12 @@ impl<'a> From<&'a str> for Member<'a> {
 impl From<String> for Member<'_> {
     fn from(text: String) -> Self {
         Member::String(text)
+    }
+}
+
+impl<'a> From<&'a Value> for Member<'a> {
+    fn from(value: &'a Value) -> Self {
+        Member::Value(value)
     }
 }
 
