@@ -10,7 +10,7 @@ use crate::ledger::reader::{self, LedgerReader};
 use crate::ledger::sequencer::{Ledger, LedgerError, LedgerWriter, SequencerConfig};
 use crate::ledger::store::{LedgerStore, SledStore, StoreError};
 use crate::metrics::Metrics;
-use crate::proxy::{self, ProxyMetrics, ProxyState};
+use crate::proxy::{self, ProxyMetrics, ProxyState, Serving, ServingTable};
 use axum::Router;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -181,7 +181,8 @@ impl App {
             .await
             .map_err(AppError::Append)?;
         let reader = LedgerReader::new(store, verifier);
-        let state = ProxyState::new(config, Arc::new(ledger.clone()), proxy_metrics);
+        let serving = Arc::new(Serving::new(ServingTable::from_config(&config.models)));
+        let state = ProxyState::new(config, Arc::new(ledger.clone()), proxy_metrics, serving);
         Ok(App {
             public: proxy::router(state).merge(reader::public_routes(reader.clone())),
             admin: crate::admin::router(metrics).merge(reader::admin_routes(reader)),

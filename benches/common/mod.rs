@@ -22,6 +22,7 @@ pub(crate) fn decision() -> Decision {
         protocol: Some(Protocol::KserveV2),
         model: Some("credit-scoring".into()),
         version: Some("2".into()),
+        approval_seq: None,
         outcome: Outcome::Served,
         status: 200,
         error_code: None,

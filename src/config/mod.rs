@@ -235,6 +235,38 @@ pub struct UpstreamUrl {
     pub base_path: String,
 }
 
+impl UpstreamUrl {
+    /// Parses an upstream base URL; the error says what is wrong with it.
+    pub fn parse(text: &str) -> Result<UpstreamUrl, String> {
+        let uri: http::Uri = text
+            .parse()
+            .map_err(|err| format!("`{text}` is not a URL: {err}"))?;
+        let scheme = match uri.scheme() {
+            Some(scheme)
+                if *scheme == http::uri::Scheme::HTTP || *scheme == http::uri::Scheme::HTTPS =>
+            {
+                scheme.clone()
+            }
+            _ => return Err(format!("`{text}` must start with http:// or https://")),
+        };
+        let Some(authority) = uri.authority().cloned() else {
+            return Err(format!("`{text}` has no host"));
+        };
+        if authority.as_str().contains('@') {
+            return Err("must not contain user info; use a credential table instead".to_owned());
+        }
+        if uri.query().is_some() {
+            return Err(format!("`{text}` must not have a query string"));
+        }
+        let base_path = uri.path().trim_end_matches('/').to_owned();
+        Ok(UpstreamUrl {
+            scheme,
+            authority,
+            base_path,
+        })
+    }
+}
+
 impl fmt::Display for UpstreamUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}://{}{}", self.scheme, self.authority, self.base_path)

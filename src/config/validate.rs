@@ -549,37 +549,7 @@ fn check_version(
 }
 
 fn upstream_url(checker: &Checker<'_>, key: &str, text: &str) -> Result<UpstreamUrl, ConfigError> {
-    let uri: http::Uri = text
-        .parse()
-        .map_err(|err| checker.error(key, format!("`{text}` is not a URL: {err}")))?;
-    let scheme = match uri.scheme() {
-        Some(scheme)
-            if *scheme == http::uri::Scheme::HTTP || *scheme == http::uri::Scheme::HTTPS =>
-        {
-            scheme.clone()
-        }
-        _ => {
-            return Err(checker.error(key, format!("`{text}` must start with http:// or https://")));
-        }
-    };
-    let Some(authority) = uri.authority().cloned() else {
-        return Err(checker.error(key, format!("`{text}` has no host")));
-    };
-    if authority.as_str().contains('@') {
-        return Err(checker.error(
-            key,
-            "must not contain user info; use a credential table instead",
-        ));
-    }
-    if uri.query().is_some() {
-        return Err(checker.error(key, format!("`{text}` must not have a query string")));
-    }
-    let base_path = uri.path().trim_end_matches('/').to_owned();
-    Ok(UpstreamUrl {
-        scheme,
-        authority,
-        base_path,
-    })
+    UpstreamUrl::parse(text).map_err(|message| checker.error(key, message))
 }
 
 fn credential(

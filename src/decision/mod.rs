@@ -174,6 +174,8 @@ pub struct Decision {
     pub model: Option<String>,
     /// Model version that served (or would have served) the request.
     pub version: Option<String>,
+    /// Seq of the ledger entry whose approval made `version` servable.
+    pub approval_seq: Option<u64>,
     /// What happened.
     pub outcome: Outcome,
     /// HTTP status the client received (or was receiving, for a stream).

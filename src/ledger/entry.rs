@@ -12,7 +12,7 @@ mod object;
 use super::canonical::CanonicalError;
 use super::tree::{Hash, leaf_hash};
 use crate::decision::{Capture, Decision, PayloadMode};
-use object::{CanonicalObject, Member};
+use object::CanonicalObject;
 use serde_json::Value;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -247,7 +247,7 @@ fn decision_members<'a>(
     entry.push("protocol", decision.protocol.map(|p| p.as_str()));
     entry.push("model", decision.model.as_deref());
     entry.push("version", decision.version.as_deref());
-    entry.push("approval_seq", Member::Null);
+    entry.push("approval_seq", decision.approval_seq);
     entry.push("outcome", decision.outcome.as_str());
     entry.push("status", u64::from(decision.status));
     entry.push("error_code", decision.error_code);
@@ -380,7 +380,7 @@ mod tests {
             "prev_hash": hex(&[9; 32]), "kind": "decision",
             "decision_id": decision.id.to_string(), "caller": decision.caller,
             "route": decision.route.as_str(), "protocol": decision.protocol.map(|p| p.as_str()),
-            "model": decision.model, "version": decision.version, "approval_seq": null,
+            "model": decision.model, "version": decision.version, "approval_seq": decision.approval_seq,
             "outcome": decision.outcome.as_str(), "status": decision.status,
             "error_code": decision.error_code,
             "timings": {"received_unix_ms": t.received_unix_ms,
@@ -417,6 +417,7 @@ mod tests {
                     protocol: (j % 2 == 0).then_some(Protocol::KserveV2),
                     model: (j % 3 != 0).then(|| format!("m{caller}")),
                     version: (i % 2 == 0).then(|| "2".to_owned()),
+                    approval_seq: (j % 2 == 0).then_some(*number),
                     outcome: Outcome::Served,
                     status: 200 + j as u16,
                     error_code: (j == 2).then_some("upstream_timeout"),

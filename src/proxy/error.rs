@@ -37,6 +37,27 @@ pub enum ProxyError {
         /// Requested version.
         version: String,
     },
+    /// The version exists but is not approved (proposed, rejected, retired).
+    #[error("version `{version}` of model `{model}` is not approved (it is {state})")]
+    VersionNotApproved {
+        /// Model name.
+        model: String,
+        /// Requested version.
+        version: String,
+        /// Its state.
+        state: String,
+    },
+    /// The version was revoked.
+    #[error("version `{version}` of model `{model}` has been revoked")]
+    VersionRevoked {
+        /// Model name.
+        model: String,
+        /// Requested version.
+        version: String,
+    },
+    /// No version of the model is active, and the call named none.
+    #[error("model `{0}` has no active version; name an approved version or activate one")]
+    NoActiveVersion(String),
     /// The body is not what the protocol requires.
     #[error("malformed request body: {0}")]
     MalformedBody(String),
@@ -98,6 +119,10 @@ impl ProxyError {
             ProxyError::MethodNotAllowed => "method_not_allowed",
             ProxyError::UnknownModel(_) => "unknown_model",
             ProxyError::UnknownModelVersion { .. } => "unknown_model_version",
+            ProxyError::VersionNotApproved { .. } | ProxyError::NoActiveVersion(_) => {
+                "model_version_not_approved"
+            }
+            ProxyError::VersionRevoked { .. } => "model_version_revoked",
             ProxyError::MalformedBody(_) => "malformed_body",
             ProxyError::BodyTooLarge { .. } => "body_too_large",
             ProxyError::RequestBodyTimeout(_) => "request_body_timeout",
@@ -118,6 +143,9 @@ impl ProxyError {
             ProxyError::RouteNotFound
             | ProxyError::UnknownModel(_)
             | ProxyError::UnknownModelVersion { .. } => StatusCode::NOT_FOUND,
+            ProxyError::VersionNotApproved { .. }
+            | ProxyError::VersionRevoked { .. }
+            | ProxyError::NoActiveVersion(_) => StatusCode::FORBIDDEN,
             ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::MalformedBody(_) | ProxyError::RequestBodyUnreadable => {
                 StatusCode::BAD_REQUEST
@@ -154,7 +182,11 @@ impl ProxyError {
     pub fn is_governance_refusal(&self) -> bool {
         matches!(
             self,
-            ProxyError::UnknownModel(_) | ProxyError::UnknownModelVersion { .. }
+            ProxyError::UnknownModel(_)
+                | ProxyError::UnknownModelVersion { .. }
+                | ProxyError::VersionNotApproved { .. }
+                | ProxyError::VersionRevoked { .. }
+                | ProxyError::NoActiveVersion(_)
         )
     }
 

@@ -5,8 +5,8 @@ use super::ProxyState;
 use super::error::ProxyError;
 use super::headers::{self, DECISION_ID_HEADER, RECEIPT_HEADER};
 use super::recorder::{Draft, Ending};
+use super::serving::ServableVersion;
 use super::stream::RecordingBody;
-use crate::config::VersionConfig;
 use crate::decision::{Capture, Outcome};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -16,11 +16,12 @@ use http_body::Body as _;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// A request that passed every check and is ready to go upstream.
-pub(super) struct Forward<'a> {
+pub(super) struct Forward {
     /// The version that serves it.
-    pub version: &'a VersionConfig,
+    pub version: Arc<ServableVersion>,
     /// Upstream path and query, starting with `/` (base path not included).
     pub path_and_query: String,
     /// Method as received.
@@ -61,13 +62,10 @@ pub(super) async fn refuse(state: &ProxyState, draft: Draft, err: ProxyError) ->
 }
 
 /// Sends the request upstream and builds the client's response.
-pub(super) async fn forward(
-    state: &ProxyState,
-    mut draft: Draft,
-    forward: Forward<'_>,
-) -> Response {
+pub(super) async fn forward(state: &ProxyState, mut draft: Draft, forward: Forward) -> Response {
     let model = draft.model.clone().unwrap_or_default();
-    let credential = forward.version.credential.as_ref();
+    let version = forward.version.clone();
+    let credential = version.credential.as_ref();
     let request = match build_request(forward) {
         Ok(request) => request,
         Err(err) => return refuse(state, draft, err).await,
@@ -118,7 +116,7 @@ pub(super) async fn forward(
     response
 }
 
-fn build_request(forward: Forward<'_>) -> Result<Request<Full<Bytes>>, ProxyError> {
+fn build_request(forward: Forward) -> Result<Request<Full<Bytes>>, ProxyError> {
     let upstream = &forward.version.upstream;
     let uri = http::Uri::builder()
         .scheme(upstream.scheme.clone())

@@ -7,7 +7,8 @@ use super::error::ProxyError;
 use super::forward::{Forward, forward, refuse};
 use super::headers::MODEL_VERSION_HEADER;
 use super::recorder::Draft;
-use crate::config::{ModelConfig, VersionConfig};
+use super::serving::ServableVersion;
+use crate::config::ModelConfig;
 use crate::decision::{Capture, DecisionId, Protocol, Route};
 use axum::Router;
 use axum::body::Body;
@@ -22,6 +23,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::net::SocketAddr;
 use std::ops::Range;
+use std::sync::Arc;
 
 pub(super) fn routes(state: ProxyState) -> Router {
     Router::new()
@@ -127,20 +129,19 @@ fn resolve_model<'a>(
     Ok(model)
 }
 
-/// The requested version (path or header), else the model's default.
-fn resolve_version<'a>(
-    model: &'a ModelConfig,
+/// The requested version (path or header), else the model's active one,
+/// if the serving table allows it.
+fn resolve_version(
+    state: &ProxyState,
+    model: &ModelConfig,
     draft: &mut Draft,
     requested: Option<&str>,
-) -> Result<&'a VersionConfig, ProxyError> {
-    let wanted = requested.unwrap_or(&model.default_version);
-    draft.version = Some(wanted.to_owned());
-    model
-        .version(wanted)
-        .ok_or_else(|| ProxyError::UnknownModelVersion {
-            model: model.name.clone(),
-            version: wanted.to_owned(),
-        })
+) -> Result<Arc<ServableVersion>, ProxyError> {
+    draft.version = requested.map(str::to_owned);
+    let version = state.serving.current().resolve(&model.name, requested)?;
+    draft.version = Some(version.version.clone());
+    draft.approval_seq = version.approval_seq;
+    Ok(version)
 }
 
 fn version_header(parts: &Parts) -> Option<&str> {
@@ -178,7 +179,7 @@ async fn openai_resolve<'a>(
     draft: &mut Draft,
     parts: &mut Parts,
     body: Body,
-) -> Result<Forward<'a>, ProxyError> {
+) -> Result<Forward, ProxyError> {
     if let Some(err) = caller_missing(state, draft) {
         return Err(err);
     }
@@ -186,7 +187,7 @@ async fn openai_resolve<'a>(
     draft.request = Capture::of_complete(&body, state.limits.capture_bytes);
     let (name, span) = openai_model_field(&body)?;
     let model = resolve_model(state, draft, &name, Protocol::Openai)?;
-    let version = resolve_version(model, draft, version_header(parts))?;
+    let version = resolve_version(state, model, draft, version_header(parts))?;
     let body = match &version.upstream_model {
         Some(upstream_name) if *upstream_name != name => replace_model(&body, span, upstream_name),
         _ => body,
@@ -317,14 +318,14 @@ async fn kserve_resolve<'a>(
     body: Body,
     name: &str,
     requested_version: Option<&str>,
-) -> Result<Forward<'a>, ProxyError> {
+) -> Result<Forward, ProxyError> {
     if let Some(err) = caller_missing(state, draft) {
         return Err(err);
     }
     let body = read_body(state, &parts.headers, body).await?;
     draft.request = Capture::of_complete(&body, state.limits.capture_bytes);
     let model = resolve_model(state, draft, name, Protocol::KserveV2)?;
-    let version = resolve_version(model, draft, requested_version)?;
+    let version = resolve_version(state, model, draft, requested_version)?;
     let upstream_name = version.upstream_model.as_deref().unwrap_or(&model.name);
     let path = match draft.route {
         Route::KserveInfer => format!("/v2/models/{upstream_name}/infer"),
@@ -390,14 +391,14 @@ async fn http_resolve<'a>(
     body: Body,
     name: &str,
     rest: &str,
-) -> Result<Forward<'a>, ProxyError> {
+) -> Result<Forward, ProxyError> {
     if let Some(err) = caller_missing(state, draft) {
         return Err(err);
     }
     let model = resolve_model(state, draft, name, Protocol::Http)?;
     let body = read_body(state, &parts.headers, body).await?;
     draft.request = Capture::of_complete(&body, state.limits.capture_bytes);
-    let version = resolve_version(model, draft, version_header(parts))?;
+    let version = resolve_version(state, model, draft, version_header(parts))?;
     Ok(Forward {
         version,
         path_and_query: path_and_query(rest, parts),

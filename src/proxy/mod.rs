@@ -10,12 +10,14 @@ mod headers;
 mod ingress;
 mod metrics;
 mod recorder;
+mod serving;
 mod stream;
 mod upstream;
 
 pub use error::ProxyError;
 pub use headers::{DECISION_ID_HEADER, MODEL_VERSION_HEADER, RECEIPT_HEADER};
 pub use metrics::ProxyMetrics;
+pub use serving::{ModelServing, Refusal, ServableVersion, Serving, ServingTable};
 
 use crate::config::{Config, Limits, ModelConfig, Timeouts};
 use crate::decision::DecisionSink;
@@ -40,6 +42,7 @@ pub struct Shared {
     pub(crate) require_caller: bool,
     pub(crate) client: UpstreamClient,
     pub(crate) recorder: Recorder,
+    pub(crate) serving: Arc<Serving>,
 }
 
 impl std::ops::Deref for ProxyState {
@@ -50,8 +53,14 @@ impl std::ops::Deref for ProxyState {
 }
 
 impl ProxyState {
-    /// Builds the request path's shared state from the checked config.
-    pub fn new(config: &Config, sink: Arc<dyn DecisionSink>, metrics: ProxyMetrics) -> Self {
+    /// Builds the request path's shared state from the checked config;
+    /// versions are routed as `serving` says at the time of each request.
+    pub fn new(
+        config: &Config,
+        sink: Arc<dyn DecisionSink>,
+        metrics: ProxyMetrics,
+        serving: Arc<Serving>,
+    ) -> Self {
         let client = UpstreamClient::new(
             config.timeouts.connect,
             config.timeouts.first_byte,
@@ -66,6 +75,7 @@ impl ProxyState {
                 require_caller: config.server.require_caller,
                 client,
                 recorder: Recorder::new(sink, metrics, config.ledger.on_failure),
+                serving,
             }),
         }
     }

@@ -110,6 +110,8 @@ pub(crate) struct Draft {
     pub model_known: bool,
     /// Version resolved for the request.
     pub version: Option<String>,
+    /// Seq of the approval that made `version` servable.
+    pub approval_seq: Option<u64>,
     /// Bounded capture of the request body.
     pub request: Capture,
     received: Instant,
@@ -131,6 +133,7 @@ impl Draft {
             model: None,
             model_known: false,
             version: None,
+            approval_seq: None,
             request: Capture::default(),
             received: Instant::now(),
             received_unix_ms,
@@ -160,6 +163,7 @@ impl Draft {
             protocol: self.protocol,
             model: self.model,
             version: self.version,
+            approval_seq: self.approval_seq,
             outcome: end.outcome,
             status: end.status,
             error_code: end.error_code,

@@ -25,6 +25,7 @@ fn decision(model: &str) -> Decision {
         protocol: None,
         model: Some(model.into()),
         version: Some("1".into()),
+        approval_seq: None,
         outcome: Outcome::Served,
         status: 200,
         error_code: None,

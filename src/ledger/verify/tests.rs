@@ -21,6 +21,7 @@ fn decision() -> Decision {
         protocol: None,
         model: Some("m".into()),
         version: Some("1".into()),
+        approval_seq: None,
         outcome: Outcome::Served,
         status: 200,
         error_code: None,

@@ -158,6 +158,7 @@ mod payloads {
             protocol: None,
             model: None,
             version: None,
+            approval_seq: None,
             outcome: Outcome::Served,
             status: 200,
             error_code: None,

@@ -1,0 +1,210 @@
+//! Which model versions the proxy may route to right now, and where.
+//!
+//! The table is immutable and replaced whole ([`Serving::publish`]) when
+//! the registry changes, so a request reads one consistent view for its
+//! whole life: a revocation or rollback takes effect for the next request,
+//! and requests already in flight finish on the version they started with.
+
+use super::error::ProxyError;
+use crate::config::{Credential, ModelConfig, UpstreamUrl};
+use std::collections::HashMap;
+use std::sync::{Arc, PoisonError, RwLock};
+
+/// A version the gateway may route to.
+#[derive(Debug, Clone)]
+pub struct ServableVersion {
+    /// Version label.
+    pub version: String,
+    /// Upstream base URL.
+    pub upstream: UpstreamUrl,
+    /// Model name the upstream knows, if it differs.
+    pub upstream_model: Option<String>,
+    /// Credential added to upstream requests.
+    pub credential: Option<Credential>,
+    /// Seq of the ledger entry that approved it (none before governance applies).
+    pub approval_seq: Option<u64>,
+}
+
+/// Why a known version may not be served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Proposed, rejected or retired: not (or no longer) approved.
+    NotApproved {
+        /// Its state, for the message.
+        state: String,
+    },
+    /// Revoked.
+    Revoked,
+}
+
+/// One model's versions.
+#[derive(Debug, Clone, Default)]
+pub struct ModelServing {
+    /// Every known version: servable, or why not.
+    pub versions: HashMap<String, Result<Arc<ServableVersion>, Refusal>>,
+    /// The version that answers unversioned calls.
+    pub active: Option<String>,
+}
+
+/// What the proxy may serve, per model name.
+#[derive(Debug, Clone, Default)]
+pub struct ServingTable {
+    /// By model name.
+    pub models: HashMap<String, ModelServing>,
+}
+
+impl ServingTable {
+    /// Every version declared in `models` servable, each model's default
+    /// version active, no approvals cited.
+    pub fn from_config(models: &[ModelConfig]) -> Self {
+        let models = models
+            .iter()
+            .map(|model| {
+                let versions = model
+                    .versions
+                    .iter()
+                    .map(|version| {
+                        let servable = ServableVersion {
+                            version: version.version.clone(),
+                            upstream: version.upstream.clone(),
+                            upstream_model: version.upstream_model.clone(),
+                            credential: version.credential.clone(),
+                            approval_seq: None,
+                        };
+                        (version.version.clone(), Ok(Arc::new(servable)))
+                    })
+                    .collect();
+                let serving = ModelServing {
+                    versions,
+                    active: Some(model.default_version.clone()),
+                };
+                (model.name.clone(), serving)
+            })
+            .collect();
+        Self { models }
+    }
+
+    /// The version serving a call to `model` that names `requested` (or no version).
+    pub fn resolve(
+        &self,
+        model: &str,
+        requested: Option<&str>,
+    ) -> Result<Arc<ServableVersion>, ProxyError> {
+        let serving = self
+            .models
+            .get(model)
+            .ok_or_else(|| ProxyError::UnknownModel(model.to_owned()))?;
+        let Some(wanted) = requested.or(serving.active.as_deref()) else {
+            return Err(ProxyError::NoActiveVersion(model.to_owned()));
+        };
+        match serving.versions.get(wanted) {
+            Some(Ok(version)) => Ok(version.clone()),
+            Some(Err(Refusal::Revoked)) => Err(ProxyError::VersionRevoked {
+                model: model.to_owned(),
+                version: wanted.to_owned(),
+            }),
+            Some(Err(Refusal::NotApproved { state })) => Err(ProxyError::VersionNotApproved {
+                model: model.to_owned(),
+                version: wanted.to_owned(),
+                state: state.clone(),
+            }),
+            None => Err(ProxyError::UnknownModelVersion {
+                model: model.to_owned(),
+                version: wanted.to_owned(),
+            }),
+        }
+    }
+}
+
+/// The current table, replaced whole on every registry change.
+#[derive(Debug, Default)]
+pub struct Serving {
+    current: RwLock<Arc<ServingTable>>,
+}
+
+impl Serving {
+    /// Starts with `table`.
+    pub fn new(table: ServingTable) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(table)),
+        }
+    }
+
+    /// The table for one request.
+    pub fn current(&self) -> Arc<ServingTable> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Makes `table` the one every later request sees.
+    pub fn publish(&self, table: ServingTable) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(table);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn servable(version: &str, approval_seq: u64) -> Result<Arc<ServableVersion>, Refusal> {
+        Ok(Arc::new(ServableVersion {
+            version: version.into(),
+            upstream: UpstreamUrl::parse("http://127.0.0.1:9").unwrap(),
+            upstream_model: None,
+            credential: None,
+            approval_seq: Some(approval_seq),
+        }))
+    }
+
+    fn table(active: Option<&str>) -> ServingTable {
+        let mut model = ModelServing {
+            active: active.map(str::to_owned),
+            ..ModelServing::default()
+        };
+        model.versions.insert("1".into(), servable("1", 4));
+        model.versions.insert("2".into(), servable("2", 9));
+        model.versions.insert(
+            "3".into(),
+            Err(Refusal::NotApproved {
+                state: "proposed".into(),
+            }),
+        );
+        model.versions.insert("4".into(), Err(Refusal::Revoked));
+        let mut table = ServingTable::default();
+        table.models.insert("m".into(), model);
+        table
+    }
+
+    #[test]
+    fn each_version_is_served_or_refused_with_its_code() {
+        let table = table(Some("2"));
+        let code = |requested: Option<&str>| match table.resolve("m", requested) {
+            Ok(version) => format!("serve {} ({:?})", version.version, version.approval_seq),
+            Err(err) => format!("{} {}", err.status().as_u16(), err.code()),
+        };
+        assert_eq!(code(None), "serve 2 (Some(9))");
+        assert_eq!(code(Some("1")), "serve 1 (Some(4))");
+        assert_eq!(code(Some("3")), "403 model_version_not_approved");
+        assert_eq!(code(Some("4")), "403 model_version_revoked");
+        assert_eq!(code(Some("5")), "404 unknown_model_version");
+        let err = table.resolve("other", None).unwrap_err();
+        assert_eq!(err.code(), "unknown_model");
+        let none_active = super::tests::table(None);
+        let err = none_active.resolve("m", None).unwrap_err();
+        assert_eq!(
+            (err.status().as_u16(), err.code()),
+            (403, "model_version_not_approved")
+        );
+    }
+
+    #[test]
+    fn a_published_table_is_seen_by_the_next_reader_only() {
+        let serving = Serving::new(table(Some("1")));
+        let before = serving.current();
+        serving.publish(table(Some("2")));
+        assert_eq!(before.resolve("m", None).unwrap().version, "1", "in flight");
+        assert_eq!(serving.current().resolve("m", None).unwrap().version, "2");
+    }
+}
