@@ -174,8 +174,8 @@ async fn openai(state: ProxyState, route: Route, request: Request) -> Response {
     }
 }
 
-async fn openai_resolve<'a>(
-    state: &'a ProxyState,
+async fn openai_resolve(
+    state: &ProxyState,
     draft: &mut Draft,
     parts: &mut Parts,
     body: Body,
@@ -311,8 +311,8 @@ async fn kserve(
     }
 }
 
-async fn kserve_resolve<'a>(
-    state: &'a ProxyState,
+async fn kserve_resolve(
+    state: &ProxyState,
     draft: &mut Draft,
     parts: &mut Parts,
     body: Body,
@@ -384,8 +384,8 @@ async fn http_prefix(State(state): State<ProxyState>, request: Request) -> Respo
     }
 }
 
-async fn http_resolve<'a>(
-    state: &'a ProxyState,
+async fn http_resolve(
+    state: &ProxyState,
     draft: &mut Draft,
     parts: &mut Parts,
     body: Body,
