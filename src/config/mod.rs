@@ -198,6 +198,9 @@ pub struct ModelConfig {
     pub versions: Vec<VersionConfig>,
     /// This model's approval policy, if not the default.
     pub approval: Option<ApprovalConfig>,
+    /// The model-wide credential (`[models.credential]`), for versions
+    /// proposed through the admin API; declared versions have theirs.
+    pub credential: Option<Credential>,
 }
 
 /// One version of a model and where it is served.

@@ -431,6 +431,15 @@ fn check_model(
             "at least one version is required",
         ));
     }
+    let model_credential = match &raw.credential {
+        Some(shared) => Some(credential(
+            checker,
+            &format!("{key}.credential"),
+            shared,
+            env,
+        )?),
+        None => None,
+    };
     let approval = match raw.approval {
         Some(approval) => Some(governance::check_approval(
             checker,
@@ -480,6 +489,7 @@ fn check_model(
         default_version,
         versions,
         approval,
+        credential: model_credential,
     })
 }
 
