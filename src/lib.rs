@@ -14,6 +14,8 @@
 //!   adapters, decision drafts. Uses `decision` and `config` values.
 //! - [`ledger`]: the signed, hash-chained, Merkle-tree decision ledger on sled.
 //! - [`metrics`]: the shared Prometheus registry.
+//! - [`registry`]: model versions, approval states and the four-eyes rules;
+//!   decides commands, applies ledger events, publishes snapshots.
 //! - [`admin`]: the admin listener's router (`/metrics`); the ledger adds
 //!   its read routes.
 //! - [`demo`]: the built-in sample model servers used by `govgate demo`.
@@ -31,3 +33,4 @@ pub mod demo;
 pub mod ledger;
 pub mod metrics;
 pub mod proxy;
+pub mod registry;
