@@ -168,3 +168,10 @@ impl Rng {
         &items[self.below(items.len())]
     }
 }
+
+#[test]
+fn snapshots_are_shareable_across_threads() {
+    fn shareable<T: Send + Sync + 'static>() {}
+    shareable::<std::sync::Arc<Snapshot>>();
+    shareable::<Registry>();
+}
