@@ -2,6 +2,9 @@
 //! and admin listeners, and shuts down in order (stop accepting, drain
 //! in-flight requests within the grace period, flush the decision log).
 
+mod governance;
+
+use crate::admin::auth::Tokens;
 use crate::config::Config;
 use crate::ledger::checkpoint::NoteSigner;
 use crate::ledger::entry::EntryBody;
@@ -70,6 +73,12 @@ pub enum AppError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The model registry could not be rebuilt from the ledger.
+    #[error("model registry: {0}")]
+    Registry(crate::registry::service::ReplayError),
+    /// A declared version could not be proposed.
+    #[error("proposing a declared model version: {0}")]
+    Propose(crate::registry::service::ServiceError),
     /// A listener failed while serving.
     #[error("serving {which}: {source}")]
     Serve {
@@ -180,12 +189,19 @@ impl App {
             })
             .await
             .map_err(AppError::Append)?;
-        let reader = LedgerReader::new(store, verifier);
-        let serving = Arc::new(Serving::new(ServingTable::from_config(&config.models)));
+        let reader = LedgerReader::new(store.clone(), verifier);
+        let serving = Arc::new(Serving::new(ServingTable::default()));
+        let registry =
+            governance::start(config, store.as_ref(), ledger.clone(), serving.clone()).await?;
         let state = ProxyState::new(config, Arc::new(ledger.clone()), proxy_metrics, serving);
         Ok(App {
             public: proxy::router(state).merge(reader::public_routes(reader.clone())),
-            admin: crate::admin::router(metrics).merge(reader::admin_routes(reader)),
+            admin: crate::admin::router(metrics)
+                .merge(reader::admin_routes(reader))
+                .merge(crate::admin::models::routes(
+                    registry,
+                    Tokens::new(config.admin_tokens.clone()),
+                )),
             ledger,
             writer,
             shutdown_grace: config.timeouts.shutdown_grace,

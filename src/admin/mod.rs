@@ -3,6 +3,7 @@
 
 use crate::metrics::Metrics;
 pub mod auth;
+pub mod models;
 
 use axum::Router;
 use axum::extract::State;

@@ -58,7 +58,17 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
         super::serve_config(
             config,
             crate::app::StartOptions::default(),
-            Some(Box::new(print_tour)),
+            Some(Box::new(|public: &str, admin: &str| {
+                let (public, admin) = (public.to_owned(), admin.to_owned());
+                tokio::spawn(async move {
+                    match approve_samples(&admin).await {
+                        Ok(()) => print_tour(&public, &admin),
+                        Err(err) => {
+                            eprintln!("govgate demo: approving the sample versions failed: {err:#}")
+                        }
+                    }
+                });
+            })),
         )
         .await
         .context("hint: pass --public-listen / --admin-listen if the default ports are taken")
@@ -67,6 +77,56 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 /// The demo ledger's origin.
 const DEMO_ORIGIN: &str = "govgate.demo/local";
+
+/// The demo's admin identities: `(principal, roles, token)`. DEMO ONLY:
+/// these tokens are printed in the docs; never use them elsewhere.
+const DEMO_IDENTITIES: [(&str, &str, &str); 3] = [
+    ("ops", r#"["admin", "proposer"]"#, "demo-token-ops"),
+    ("dana", r#"["approver:ai_officer"]"#, "demo-token-dana"),
+    ("sam", r#"["approver:security_officer"]"#, "demo-token-sam"),
+];
+
+fn token(principal: &str) -> &'static str {
+    DEMO_IDENTITIES
+        .iter()
+        .find(|(name, _, _)| *name == principal)
+        .map_or("", |(_, _, token)| *token)
+}
+
+/// Approves and activates every sample version through the admin API, as
+/// two officers would (the gateway proposed them at start), printing each
+/// step and the ledger entry that records it.
+async fn approve_samples(admin: &str) -> anyhow::Result<()> {
+    use super::admin_client::AdminClient;
+    use http::Method;
+    let samples = [(demo::CREDIT_MODEL, "1"), (demo::CHAT_MODEL, "2024-06")];
+    println!("\nThe gateway proposed the sample versions; two officers approve them (four eyes):");
+    for (model, version) in samples {
+        let base = format!("/admin/models/{model}/versions/{version}");
+        let steps = [
+            ("dana", "approve", "approver:ai_officer"),
+            ("sam", "approve", "approver:security_officer"),
+            ("ops", "activate", "admin"),
+        ];
+        for (principal, action, role) in steps {
+            let client = AdminClient::new(admin, token(principal));
+            let body = serde_json::json!({ "reason": "demo: sample version reviewed" });
+            let (status, answer) = client
+                .call(Method::POST, &format!("{base}/{action}"), Some(&body))
+                .await?;
+            anyhow::ensure!(
+                status.is_success(),
+                "{action} {model} {version}: {status} {answer}"
+            );
+            let state = answer["version"]["state"].as_str().unwrap_or("?");
+            let entry = &answer["entry_seq"];
+            println!(
+                "  {principal} ({role}) {action}s {model} {version}: now {state}, ledger entry {entry}"
+            );
+        }
+    }
+    Ok(())
+}
 
 fn demo_config(
     public: SocketAddr,
@@ -86,6 +146,10 @@ data_dir = {data_dir}
 origin = "{DEMO_ORIGIN}"
 key_file = "demo-signing.key"
 
+[governance.approval]
+approvers = 2
+required_roles = ["ai_officer", "security_officer"]
+{tokens}
 [[models]]
 name = "{credit}"
 protocol = "kserve_v2"
@@ -102,6 +166,13 @@ upstream = "http://{upstream}"
 "#,
         credit = demo::CREDIT_MODEL,
         chat = demo::CHAT_MODEL,
+        tokens = DEMO_IDENTITIES
+            .iter()
+            .map(|(principal, roles, token)| format!(
+                "\n[[admin.tokens]]\nprincipal = \"{principal}\"\nroles = {roles}\ntoken_sha256 = \"{}\"\n",
+                crate::admin::auth::token_hash_hex(token)
+            ))
+            .collect::<String>(),
     )
 }
 
@@ -143,6 +214,9 @@ curl -s {public}/govgate/receipts/$id
 curl -s {admin}/ledger/key
 curl -s {admin}/ledger/checkpoint
 curl -s {admin}/metrics | grep '^govgate_requests_total'
+
+# 8. The credit model's versions: who proposed and approved them, and the ledger entries
+curl -s {admin}/admin/models/{credit} -H 'authorization: Bearer demo-token-ops'
 "#
     );
 }

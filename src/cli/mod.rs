@@ -3,6 +3,7 @@
 //! `anyhow` is used here and nowhere below: this is where errors end up as
 //! messages for a person.
 
+mod admin_client;
 mod demo;
 mod keys;
 mod ledger;

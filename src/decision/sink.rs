@@ -9,6 +9,8 @@ use std::pin::Pin;
 pub struct Ack {
     /// The record's position in the log, when the sink assigns one.
     pub seq: Option<u64>,
+    /// The time the record carries, when the sink assigns one.
+    pub time: Option<std::time::SystemTime>,
 }
 
 /// Why a sink could not record a decision. The proxy answers 503 for both

@@ -7,6 +7,7 @@
 
 use super::error::ProxyError;
 use crate::config::{Credential, ModelConfig, UpstreamUrl};
+use crate::registry::{Resolution, Snapshot};
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -84,6 +85,29 @@ impl ServingTable {
         Self { models }
     }
 
+    /// The table the registry allows: for each configured model, every
+    /// version the snapshot knows, servable (with its approval) or
+    /// refused with its state. Credentials come from the configuration:
+    /// the version's own, else the model's.
+    pub fn from_registry(models: &[ModelConfig], snapshot: &Snapshot) -> Self {
+        let models = models
+            .iter()
+            .map(|model| {
+                let versions = snapshot
+                    .version_labels(&model.name)
+                    .into_iter()
+                    .map(|label| (label.to_owned(), servable(model, snapshot, label)))
+                    .collect();
+                let serving = ModelServing {
+                    versions,
+                    active: snapshot.active_version(&model.name).map(str::to_owned),
+                };
+                (model.name.clone(), serving)
+            })
+            .collect();
+        Self { models }
+    }
+
     /// The version serving a call to `model` that names `requested` (or no version).
     pub fn resolve(
         &self,
@@ -113,6 +137,48 @@ impl ServingTable {
                 version: wanted.to_owned(),
             }),
         }
+    }
+}
+
+/// One version as the registry allows it.
+fn servable(
+    model: &ModelConfig,
+    snapshot: &Snapshot,
+    label: &str,
+) -> Result<Arc<ServableVersion>, Refusal> {
+    match snapshot.resolve(&model.name, Some(label)) {
+        Resolution::Serve {
+            version,
+            approval_seq,
+            spec,
+        } => {
+            let upstream = UpstreamUrl::parse(&spec.upstream).map_err(|problem| {
+                tracing::error!(model = %model.name, version, %problem, "approved version has an unusable upstream; not served");
+                Refusal::NotApproved {
+                    state: "approved with an unusable upstream".to_owned(),
+                }
+            })?;
+            let credential = model
+                .version(version)
+                .and_then(|declared| declared.credential.clone())
+                .or_else(|| model.credential.clone());
+            Ok(Arc::new(ServableVersion {
+                version: version.to_owned(),
+                upstream,
+                upstream_model: spec.upstream_model.clone(),
+                credential,
+                approval_seq: Some(approval_seq),
+            }))
+        }
+        Resolution::Revoked => Err(Refusal::Revoked),
+        Resolution::NotApproved { state } => Err(Refusal::NotApproved {
+            state: state
+                .map_or("not active", |state| state.as_str())
+                .to_owned(),
+        }),
+        Resolution::UnknownModel | Resolution::UnknownVersion => Err(Refusal::NotApproved {
+            state: "unknown".to_owned(),
+        }),
     }
 }
 

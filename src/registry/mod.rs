@@ -12,9 +12,12 @@
 //! - [`types`]: roles, principals, states, specs;
 //! - [`policy`]: approval policies and the four-eyes rule;
 //! - [`command`], [`event`] (and their ledger members), [`record`];
-//! - [`snapshot`]: what the proxy resolves requests against.
+//! - [`snapshot`]: what the proxy resolves requests against;
+//! - [`service`]: the registry at run time, recording every event in the
+//!   ledger before applying it.
 //!
-//! Pure logic: no I/O, no clock (callers pass seq and time), no config.
+//! Everything but `service` is pure logic: no I/O, no clock (callers pass
+//! seq and time), no config.
 
 mod apply;
 pub mod command;
@@ -24,6 +27,7 @@ pub mod event;
 mod members;
 pub mod policy;
 pub mod record;
+pub mod service;
 pub mod snapshot;
 pub mod types;
 

@@ -117,6 +117,14 @@ impl Snapshot {
         self.models.get(model)?.active.as_deref()
     }
 
+    /// The version labels of a model (empty for an unknown model).
+    pub fn version_labels(&self, model: &str) -> Vec<&str> {
+        self.models
+            .get(model)
+            .map(|view| view.versions.keys().map(String::as_str).collect())
+            .unwrap_or_default()
+    }
+
     /// Which version serves a request for `model`, explicitly `requested`
     /// or (when `None`) the active one. Fails closed: a version without an
     /// approval seq is never served.

@@ -19,6 +19,16 @@ pub enum RiskClass {
 }
 
 impl RiskClass {
+    /// Parses the lower-case name.
+    pub fn parse(text: &str) -> Option<RiskClass> {
+        match text {
+            "minimal" => Some(RiskClass::Minimal),
+            "limited" => Some(RiskClass::Limited),
+            "high" => Some(RiskClass::High),
+            _ => None,
+        }
+    }
+
     /// The lower-case name used in the ledger and the admin API.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -139,8 +139,19 @@ async fn demo_prints_commands_that_work_as_printed() {
     assert!(
         commands
             .iter()
-            .all(|c| c.contains(&public) || c.contains("/metrics") || c.contains("/ledger/"))
+            .all(|c| c.contains(&public)
+                || c.contains("/metrics")
+                || c.contains("/ledger/")
+                || c.contains("/admin/"))
     );
+    // The sample versions were approved through the workflow, visibly.
+    for step in [
+        "dana (approver:ai_officer) approves credit-scoring 1: now proposed, ledger entry",
+        "sam (approver:security_officer) approves credit-scoring 1: now approved, ledger entry",
+        "ops (admin) activates credit-scoring 1: now active, ledger entry",
+    ] {
+        assert!(tour.contains(step), "{step}\n{tour}");
+    }
 
     // One shell, as a person pasting them into one terminal would.
     const MARK: &str = "----8<----";
@@ -182,6 +193,11 @@ async fn demo_prints_commands_that_work_as_printed() {
     );
     assert!(stdout.contains("\u{2014} govgate.demo/local "), "{stdout}");
     assert!(stdout.contains("govgate_requests_total{"), "{stdout}");
+    let model = outputs.last().unwrap();
+    assert!(
+        model.contains("\"approval_seq\"") && model.contains("\"principal\":\"dana\""),
+        "{model}"
+    );
 }
 
 /// The shell commands in the printed tour: lines starting with `curl` or

@@ -189,9 +189,15 @@ async fn export_by_time_range_holds_exactly_the_entries_in_it_and_both_verifiers
     // A contiguous bundle altered in one byte: the altered seq is named.
     let altered = copy(&whole, "altered");
     let mut all = lines(&altered, "entries.jsonl");
-    all[4] = all[4].replacen("anonymous", "anonymouz", 1);
+    let decision = all.iter().position(|l| l.contains("anonymous")).unwrap();
+    all[decision] = all[decision].replacen("anonymous", "anonymouz", 1);
     write_lines(&altered, "entries.jsonl", &all);
-    both_reject(&gateway, &gateway.vkey, &altered, "seq 4");
+    both_reject(
+        &gateway,
+        &gateway.vkey,
+        &altered,
+        &format!("seq {decision}"),
+    );
 
     let nothing = gateway.cli(&[
         "export",

@@ -27,8 +27,9 @@ async fn start_on_memory_store(
     crate::support::gateway::keygen(&dir.path().join("k.key"), "test.example/failclosed");
     let text = format!(
         "[server]\npublic_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\
-         [ledger]\norigin = \"test.example/failclosed\"\nkey_file = \"k.key\"\n{ledger_extra}\n{}",
-        models(&upstream.url())
+         [ledger]\norigin = \"test.example/failclosed\"\nkey_file = \"k.key\"\n{ledger_extra}\n{}\n{}",
+        models(&upstream.url()),
+        crate::support::governance::token_tables()
     );
     let env = Environment::fixed(
         HashMap::from([("TEST_UPSTREAM_KEY".to_owned(), "s".to_owned())]),
@@ -55,6 +56,7 @@ async fn start_on_memory_store(
             .await
             .unwrap();
     });
+    crate::support::governance::approve_declared(&admin_url, &text).await;
     (base, admin_url, store, stop, server)
 }
 

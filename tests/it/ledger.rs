@@ -295,17 +295,19 @@ async fn the_independent_python_verifier_accepts_real_logs_and_receipts_and_reje
         );
     }
 
-    // One changed byte in entry 2 (the caller name): rejected, seq 2 named.
+    // One changed byte in the first decision's entry (the caller name):
+    // rejected, its seq named.
     let tampered = String::from_utf8(entries.body.to_vec()).unwrap();
     let mut lines: Vec<String> = tampered.lines().map(str::to_owned).collect();
-    lines[2] = lines[2].replacen("quoted", "qu0ted", 1);
+    let first_decision = lines.iter().position(|l| l.contains("quoted")).unwrap();
+    lines[first_decision] = lines[first_decision].replacen("quoted", "qu0ted", 1);
     let tampered_file = dir.path().join("tampered.jsonl");
     std::fs::write(&tampered_file, lines.join("\n") + "\n").unwrap();
     let rejected = python_verify(&log_args(&tampered_file));
     let said = String::from_utf8_lossy(&rejected.stdout).into_owned()
         + &String::from_utf8_lossy(&rejected.stderr);
     assert_eq!(rejected.status.code(), Some(1), "{said}");
-    assert!(said.contains("seq 2"), "{said}");
+    assert!(said.contains(&format!("seq {first_decision}")), "{said}");
     assert!(
         tampered.contains(r#""caller":"ä \"quoted\" caller""#),
         "non-ASCII caller kept"
@@ -321,6 +323,7 @@ fn base64_of(bytes: &[u8]) -> String {
 async fn govgate_verify_checks_a_stopped_gateways_ledger_and_names_a_foreign_key() {
     let upstream = TestUpstream::start().await;
     let mut gateway = Gateway::start(&models(&upstream.url())).await;
+    let start_entries = gateway.entries().await.len();
     for _ in 0..5 {
         gateway.infer("{}").await;
     }
@@ -340,7 +343,12 @@ async fn govgate_verify_checks_a_stopped_gateways_ledger_and_names_a_foreign_key
         "{stdout}{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    assert!(stdout.contains("ledger ok: 7 entries"), "{stdout}");
+    // The start's entries, 5 decisions and gateway_stopped.
+    let total = start_entries + 6;
+    assert!(
+        stdout.contains(&format!("ledger ok: {total} entries")),
+        "{stdout}"
+    );
 
     // The same store checked with another key: the first checkpoint is not ours.
     let (other, _) = gateway.config_with_new_key("other");
@@ -402,8 +410,17 @@ async fn quarantine_moves_a_damaged_ledger_aside_only_when_told_and_starts_a_new
     assert_eq!(entries[0]["kind"], "ledger_restarted");
     assert_eq!(entries[0]["damaged_store"], names[1].as_str());
     let reason = entries[0]["reason"].as_str().unwrap();
-    assert!(reason.contains("first bad seq 2"), "{reason}");
+    assert!(reason.contains("first bad seq"), "{reason}");
     assert_eq!(entries[1]["kind"], "gateway_started");
+    // Approvals lived in the damaged ledger: the new one starts with the
+    // declared versions proposed again, and nothing served until approved.
+    assert_eq!(entries[2]["kind"], "version_proposed");
+    assert_eq!(
+        gateway.infer("{}").await.error_code(),
+        "model_version_not_approved"
+    );
+    let config = std::fs::read_to_string(gateway.dir.path().join("govgate.toml")).unwrap();
+    crate::support::governance::approve_declared(&gateway.admin, &config).await;
     assert_eq!(gateway.infer("{}").await.status, 200);
     gateway.stop().await;
     let verified = gateway.cli(&["verify"]);
@@ -425,6 +442,7 @@ fn bundle_args(vkey: &str, dir: &std::path::Path) -> Vec<std::ffi::OsString> {
 async fn exported_bundles_verify_independently_whole_and_in_part() {
     let upstream = TestUpstream::start().await;
     let mut gateway = Gateway::start(&models(&upstream.url())).await;
+    let start_entries = gateway.entries().await.len();
     for i in 0..12 {
         let body = format!(r#"{{"inputs":[{{"name":"x","data":[{i}]}}]}}"#);
         gateway.infer(body).await;
@@ -439,7 +457,13 @@ async fn exported_bundles_verify_independently_whole_and_in_part() {
         "{}",
         String::from_utf8_lossy(&done.stderr)
     );
-    assert!(String::from_utf8_lossy(&done.stdout).contains("entries 0..14, 12 payloads"));
+    // The start's entries, 12 decisions and gateway_stopped.
+    let total = start_entries + 13;
+    let said = String::from_utf8_lossy(&done.stdout);
+    assert!(
+        said.contains(&format!("entries 0..{total}, 12 payloads")),
+        "{said}"
+    );
     assert!(
         !gateway
             .cli(&["export", "--out", whole_arg])
@@ -616,6 +640,7 @@ async fn per_entry_signatures_are_served_exported_and_verified() {
     let upstream = TestUpstream::start().await;
     let rest = format!("entry_signatures = \"on\"\n{}", models(&upstream.url()));
     let mut gateway = Gateway::start(&rest).await;
+    let start_entries = gateway.entries().await.len();
     let reply = gateway.infer("{}").await;
     let id = reply.decision_id();
     let signature = gateway
@@ -644,15 +669,16 @@ async fn per_entry_signatures_are_served_exported_and_verified() {
             .success()
     );
     let lines = std::fs::read_to_string(out.join("signatures.jsonl")).unwrap();
+    let total = start_entries + 2;
     assert_eq!(
         lines.lines().count(),
-        3,
-        "gateway_started, the decision and gateway_stopped: every entry signed"
+        total,
+        "the start's entries, the decision and gateway_stopped: every entry signed"
     );
     let checked = python_verify(&bundle_args(&gateway.vkey, &out));
     let said = String::from_utf8_lossy(&checked.stdout);
     assert!(
-        checked.status.success() && said.contains("signatures=3"),
+        checked.status.success() && said.contains(&format!("signatures={total}")),
         "{said}"
     );
 }

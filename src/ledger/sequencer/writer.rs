@@ -50,6 +50,8 @@ pub(super) struct Sealed {
     acks: Vec<oneshot::Sender<Result<Ack, SinkError>>>,
     /// The head once this batch is durable.
     head: Head,
+    /// The time its entries carry.
+    time: SystemTime,
 }
 
 /// Seals queued entries batch by batch until the queue closes.
@@ -81,13 +83,15 @@ pub(super) fn seal_loop(
         }
         let before = head.clone();
         let (bodies, acks): (Vec<EntryBody>, Vec<_>) = batch.drain(..).unzip();
-        match seal_batch(config, &mut head, &bodies) {
+        let time = SystemTime::now();
+        match seal_batch(config, &mut head, &bodies, time) {
             Ok(commit) => {
                 let next = Sealed {
                     epoch,
                     batch: commit,
                     acks,
                     head: head.clone(),
+                    time,
                 };
                 if sealed.send(next).is_err() {
                     return;
@@ -131,6 +135,7 @@ pub(super) fn commit_loop(
                     // A requester that went away no longer needs its ack.
                     let _ = ack.send(Ok(Ack {
                         seq: Some(first_seq + index as u64),
+                        time: Some(next.time),
                     }));
                 }
             }
@@ -156,8 +161,8 @@ fn seal_batch(
     config: &SequencerConfig,
     head: &mut Head,
     bodies: &[EntryBody],
+    now: SystemTime,
 ) -> Result<CommitBatch, String> {
-    let now = SystemTime::now();
     let mut batch = CommitBatch {
         entries: Vec::with_capacity(bodies.len()),
         ..CommitBatch::default()

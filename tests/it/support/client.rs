@@ -25,6 +25,11 @@ impl Reply {
         })
     }
 
+    /// The body as text, for messages.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
     /// The gateway's JSON error code.
     pub fn error_code(&self) -> String {
         self.json()["error"]["code"]

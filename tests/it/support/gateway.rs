@@ -24,6 +24,15 @@ impl Gateway {
     /// `server_extra` lines, a fresh signing key, followed by `rest`
     /// (limits, timeouts, models).
     pub async fn start_with(server_extra: &str, rest: &str) -> Gateway {
+        let gateway = Self::start_pending(server_extra, rest).await;
+        let config = std::fs::read_to_string(gateway.dir.path().join("govgate.toml")).unwrap();
+        super::governance::approve_declared(&gateway.admin, &config).await;
+        gateway
+    }
+
+    /// Like [`Gateway::start_with`], but the declared versions are left as
+    /// the gateway proposed them: nothing is approved or active.
+    pub async fn start_pending(server_extra: &str, rest: &str) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let keygen = std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
             .args(["keygen", "--origin", TEST_ORIGIN, "--out"])
@@ -43,7 +52,8 @@ impl Gateway {
             .to_owned();
         let config = format!(
             "[server]\npublic_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n{server_extra}\n\
-             [ledger]\norigin = \"{TEST_ORIGIN}\"\nkey_file = \"test.key\"\n{rest}"
+             [ledger]\norigin = \"{TEST_ORIGIN}\"\nkey_file = \"test.key\"\n{rest}\n{}",
+            super::governance::token_tables()
         );
         std::fs::write(dir.path().join("govgate.toml"), config).unwrap();
         let mut child = spawn(dir.path(), &[]);

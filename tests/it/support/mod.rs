@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod gateway;
+pub mod governance;
 pub mod upstream;
 
 pub use client::{open, send};

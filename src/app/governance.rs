@@ -1,0 +1,95 @@
+//! Wiring of the model-version registry: rebuilt from the ledger at start,
+//! its snapshots published to the proxy, the versions the configuration
+//! declares proposed if the registry lacks them.
+
+use super::AppError;
+use crate::config::{ApprovalConfig, ApprovalLevel, Config};
+use crate::ledger::sequencer::Ledger;
+use crate::ledger::store::LedgerStore;
+use crate::proxy::{Serving, ServingTable};
+use crate::registry::service::{RegistryService, replay_from_store};
+use crate::registry::{
+    ApprovalPolicy, Command, PolicySet, Principal, RiskClass, Role, VersionSpec,
+};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The principal under which declared versions are proposed at start.
+pub(super) const CONFIG_PRINCIPAL: &str = "govgate-config";
+
+fn policy(level: &ApprovalLevel) -> ApprovalPolicy {
+    ApprovalPolicy::new(level.approvers, level.required_roles.iter().cloned())
+}
+
+fn policy_set(config: &ApprovalConfig) -> PolicySet {
+    PolicySet {
+        default: policy(&config.default),
+        high_risk: config.high_risk.as_ref().map(policy),
+    }
+}
+
+/// The registry service, with `serving` following every change.
+pub(super) async fn start(
+    config: &Config,
+    store: &dyn LedgerStore,
+    ledger: Ledger,
+    serving: Arc<Serving>,
+) -> Result<Arc<RegistryService>, AppError> {
+    let names = config.models.iter().map(|model| model.name.clone());
+    let registry = replay_from_store(store, names).map_err(AppError::Registry)?;
+    let models = config.models.clone();
+    let on_change = Box::new(move |snapshot: Arc<crate::registry::Snapshot>| {
+        serving.publish(ServingTable::from_registry(&models, &snapshot));
+    });
+    let policies: HashMap<String, PolicySet> = config
+        .models
+        .iter()
+        .filter_map(|model| Some((model.name.clone(), policy_set(model.approval.as_ref()?))))
+        .collect();
+    let service = Arc::new(RegistryService::new(
+        registry,
+        ledger,
+        policy_set(&config.approval),
+        policies,
+        on_change,
+    ));
+    propose_declared(config, &service).await?;
+    Ok(service)
+}
+
+/// Proposes every declared version the registry does not know yet.
+/// Approval only ever happens through an authenticated admin call.
+async fn propose_declared(config: &Config, service: &Arc<RegistryService>) -> Result<(), AppError> {
+    let by = Principal::new(CONFIG_PRINCIPAL, vec![Role::Proposer]);
+    for model in &config.models {
+        for version in &model.versions {
+            let known = service
+                .read(|registry| registry.version(&model.name, &version.version).is_some())
+                .await;
+            if known {
+                continue;
+            }
+            let spec = VersionSpec {
+                upstream: version.upstream.to_string(),
+                upstream_model: version.upstream_model.clone(),
+                artifact_digest: version.artifact_digest.clone(),
+                // INVARIANT: config checked the name; `High` is the safe side anyway.
+                risk_class: RiskClass::parse(&version.risk_class).unwrap_or(RiskClass::High),
+                change_ref: version.change_ref.clone(),
+                description: version.description.clone(),
+            };
+            let command = Command::Propose {
+                model: model.name.clone(),
+                version: version.version.clone(),
+                spec,
+                reason: Some("declared in the configuration".to_owned()),
+            };
+            service
+                .execute(command, by.clone())
+                .await
+                .map_err(AppError::Propose)?;
+            tracing::info!(model = %model.name, version = %version.version, "declared version proposed; it needs approval before it serves");
+        }
+    }
+    Ok(())
+}
