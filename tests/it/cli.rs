@@ -136,14 +136,10 @@ async fn demo_prints_commands_that_work_as_printed() {
     }
     let commands = commands_in(&tour);
     assert!(commands.len() >= 10, "tour:\n{tour}");
-    assert!(
-        commands
-            .iter()
-            .all(|c| c.contains(&public)
-                || c.contains("/metrics")
-                || c.contains("/ledger/")
-                || c.contains("/admin/"))
-    );
+    assert!(commands.iter().all(|c| c.contains(&public)
+        || c.contains("/metrics")
+        || c.contains("/ledger/")
+        || c.contains("/admin/")));
     // The sample versions were approved through the workflow, visibly.
     for step in [
         "dana (approver:ai_officer) approves credit-scoring 1: now proposed, ledger entry",

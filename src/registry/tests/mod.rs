@@ -4,6 +4,7 @@
 mod lifecycle;
 mod members;
 mod replay;
+mod service;
 mod transitions;
 
 use super::*;
