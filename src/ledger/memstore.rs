@@ -4,24 +4,47 @@
 
 use super::store::{CommitBatch, LedgerStore, StoreError};
 use super::tree::Hash;
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 
+/// Dense by seq where the ledger's numbers are dense, so a read is an
+/// index, not a tree walk: verification reads every entry and node.
 #[derive(Default)]
 struct Tables {
-    entries: BTreeMap<u64, Vec<u8>>,
-    nodes: BTreeMap<(u8, u64), Hash>,
+    /// Entry `seq` at `seq`; ends at the last one stored. Shared, so range
+    /// reads hand out entries without copying them or holding the lock.
+    entries: Vec<Option<Arc<[u8]>>>,
+    /// Node `(level, index)` at `nodes[level][index]`.
+    nodes: Vec<Vec<Option<Hash>>>,
     checkpoints: BTreeMap<u64, String>,
-    decisions: BTreeMap<[u8; 16], u64>,
-    payloads: BTreeMap<u64, Vec<u8>>,
-    signatures: BTreeMap<u64, [u8; 64]>,
+    /// By id second, then the rest of the id, as the sled index groups them.
+    decisions: HashMap<[u8; 4], HashMap<[u8; 12], u64>>,
+    payloads: HashMap<u64, Vec<u8>>,
+    signatures: Vec<Option<[u8; 64]>>,
+    governance: BTreeSet<u64>,
+}
+
+/// Puts `value` at `index`, growing `slots` as needed.
+fn put<T: Clone>(slots: &mut Vec<Option<T>>, index: usize, value: T) {
+    if slots.len() <= index {
+        slots.resize(index + 1, None);
+    }
+    slots[index] = Some(value);
+}
+
+fn split(id: &[u8; 16]) -> ([u8; 4], [u8; 12]) {
+    let (mut second, mut rest) = ([0; 4], [0; 12]);
+    second.copy_from_slice(&id[..4]);
+    rest.copy_from_slice(&id[4..]);
+    (second, rest)
 }
 
 /// The in-memory store.
 #[derive(Default)]
 pub struct MemStore {
-    tables: Mutex<Tables>,
+    tables: RwLock<Tables>,
     failing: AtomicBool,
     /// Milliseconds every commit takes, as a slow disk would.
     commit_delay_ms: AtomicU64,
@@ -44,41 +67,45 @@ impl MemStore {
             .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
-    /// Edits the raw tables (for tamper tests).
+    /// Edits the entries (by seq) and checkpoints (by size), for tamper tests.
     pub fn tamper(
         &self,
         edit: impl FnOnce(&mut BTreeMap<u64, Vec<u8>>, &mut BTreeMap<u64, String>),
     ) {
-        let mut tables = self.lock();
-        let Tables {
-            entries,
-            checkpoints,
-            ..
-        } = &mut *tables;
-        edit(entries, checkpoints);
+        let mut tables = self.write();
+        let mut entries: BTreeMap<u64, Vec<u8>> = (0u64..)
+            .zip(&tables.entries)
+            .filter_map(|(seq, entry)| Some((seq, entry.as_deref()?.to_vec())))
+            .collect();
+        edit(&mut entries, &mut tables.checkpoints);
+        tables.entries.clear();
+        for (seq, entry) in entries {
+            put(&mut tables.entries, seq as usize, Arc::from(entry));
+        }
     }
 
     /// Replaces the per-entry signature of `seq` (for tamper tests).
     pub fn tamper_entry_signature(&self, seq: u64, signature: [u8; 64]) {
-        self.lock().signatures.insert(seq, signature);
+        put(&mut self.write().signatures, seq as usize, signature);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Tables> {
         // A panic while holding the lock leaves plain data behind; keep using it.
         self.tables
-            .lock()
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Tables> {
+        self.tables
+            .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
 impl LedgerStore for MemStore {
     fn size(&self) -> Result<u64, StoreError> {
-        Ok(self
-            .lock()
-            .entries
-            .keys()
-            .next_back()
-            .map_or(0, |seq| seq + 1))
+        Ok(self.read().entries.len() as u64)
     }
 
     fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError> {
@@ -89,39 +116,62 @@ impl LedgerStore for MemStore {
         if self.failing.load(Ordering::SeqCst) {
             return Err(StoreError::Engine("injected write failure".to_owned()));
         }
-        let mut tables = self.lock();
+        let mut tables = self.write();
         for (seq, bytes) in &batch.entries {
-            tables.entries.insert(*seq, bytes.clone());
+            put(
+                &mut tables.entries,
+                *seq as usize,
+                Arc::from(bytes.as_slice()),
+            );
         }
         for (level, index, hash) in &batch.nodes {
-            tables.nodes.insert((*level, *index), *hash);
+            let level = usize::from(*level);
+            if tables.nodes.len() <= level {
+                tables.nodes.resize_with(level + 1, Vec::new);
+            }
+            put(&mut tables.nodes[level], *index as usize, *hash);
         }
         tables
             .checkpoints
             .insert(batch.checkpoint.0, batch.checkpoint.1.clone());
         for (id, seq) in &batch.decisions {
-            tables.decisions.insert(*id, *seq);
+            let (second, rest) = split(id);
+            tables
+                .decisions
+                .entry(second)
+                .or_default()
+                .insert(rest, *seq);
         }
         for (seq, payload) in &batch.payloads {
             tables.payloads.insert(*seq, payload.clone());
         }
         for ((seq, _), signature) in batch.entries.iter().zip(&batch.signatures) {
-            tables.signatures.insert(*seq, *signature);
+            put(&mut tables.signatures, *seq as usize, *signature);
         }
+        tables.governance.extend(&batch.governance);
         Ok(())
     }
 
     fn entry(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.lock().entries.get(&seq).cloned())
+        let tables = self.read();
+        let entry = usize::try_from(seq)
+            .ok()
+            .and_then(|i| tables.entries.get(i));
+        Ok(entry.and_then(Option::as_deref).map(<[u8]>::to_vec))
     }
 
     fn node(&self, level: u8, index: u64) -> Result<Option<Hash>, StoreError> {
-        Ok(self.lock().nodes.get(&(level, index)).copied())
+        let tables = self.read();
+        let nodes = tables.nodes.get(usize::from(level));
+        let node = usize::try_from(index)
+            .ok()
+            .and_then(|i| nodes?.get(i).copied().flatten());
+        Ok(node)
     }
 
     fn checkpoint_covering(&self, seq: u64) -> Result<Option<(u64, String)>, StoreError> {
         Ok(self
-            .lock()
+            .read()
             .checkpoints
             .range(seq + 1..)
             .next()
@@ -130,7 +180,7 @@ impl LedgerStore for MemStore {
 
     fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
         Ok(self
-            .lock()
+            .read()
             .checkpoints
             .iter()
             .next_back()
@@ -139,7 +189,7 @@ impl LedgerStore for MemStore {
 
     fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
         Ok(self
-            .lock()
+            .read()
             .checkpoints
             .iter()
             .map(|(s, n)| (*s, n.clone()))
@@ -147,14 +197,106 @@ impl LedgerStore for MemStore {
     }
 
     fn decision_seq(&self, id: &[u8; 16]) -> Result<Option<u64>, StoreError> {
-        Ok(self.lock().decisions.get(id).copied())
+        let (second, rest) = split(id);
+        let tables = self.read();
+        Ok(tables
+            .decisions
+            .get(&second)
+            .and_then(|ids| ids.get(&rest).copied()))
     }
 
     fn payload(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.lock().payloads.get(&seq).cloned())
+        Ok(self.read().payloads.get(&seq).cloned())
     }
 
     fn entry_signature(&self, seq: u64) -> Result<Option<[u8; 64]>, StoreError> {
-        Ok(self.lock().signatures.get(&seq).copied())
+        let tables = self.read();
+        let signature = usize::try_from(seq)
+            .ok()
+            .and_then(|i| tables.signatures.get(i));
+        Ok(signature.copied().flatten())
+    }
+
+    fn governance_seqs(&self) -> Result<Vec<u64>, StoreError> {
+        Ok(self.read().governance.iter().copied().collect())
+    }
+
+    fn entries_in(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(u64, &[u8]) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        // Shared handles, so `f` runs without the lock and may read the store.
+        let entries: Vec<(u64, Arc<[u8]>)> = {
+            let tables = self.read();
+            let end = to.min(tables.entries.len() as u64);
+            (from..end)
+                .filter_map(|seq| Some((seq, tables.entries[seq as usize].clone()?)))
+                .collect()
+        };
+        for (seq, bytes) in entries {
+            if f(seq, &bytes).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn leaf_nodes_in(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(u64, &[Hash]),
+    ) -> Result<(), StoreError> {
+        let tables = self.read();
+        let mut found = [[0u8; 32]; 64];
+        for leaf in from..to {
+            let mut count = 0;
+            for level in 0..=(leaf + 1).trailing_zeros().min(63) {
+                let stored = tables
+                    .nodes
+                    .get(level as usize)
+                    .and_then(|nodes| nodes.get((leaf >> level) as usize).copied().flatten());
+                let Some(hash) = stored else {
+                    break;
+                };
+                found[count] = hash;
+                count += 1;
+            }
+            f(leaf, &found[..count]);
+        }
+        Ok(())
+    }
+
+    fn signatures_in(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(u64, &[u8; 64]),
+    ) -> Result<(), StoreError> {
+        let tables = self.read();
+        let end = to.min(tables.signatures.len() as u64);
+        for seq in from..end {
+            if let Some(signature) = &tables.signatures[seq as usize] {
+                f(seq, signature);
+            }
+        }
+        Ok(())
+    }
+
+    fn decisions_of_second(
+        &self,
+        second: [u8; 4],
+        f: &mut dyn FnMut(&[u8; 16], u64),
+    ) -> Result<(), StoreError> {
+        let tables = self.read();
+        let mut id = [0; 16];
+        id[..4].copy_from_slice(&second);
+        for (rest, seq) in tables.decisions.get(&second).into_iter().flatten() {
+            id[4..].copy_from_slice(rest);
+            f(&id, *seq);
+        }
+        Ok(())
     }
 }

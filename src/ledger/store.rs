@@ -7,6 +7,7 @@ mod sled_store;
 pub use sled_store::SledStore;
 
 use super::tree::{Hash, NodeSource};
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 
 /// Storage failures; the ledger fails closed on any of them.
@@ -43,6 +44,9 @@ pub struct CommitBatch {
     pub payloads: Vec<(u64, Vec<u8>)>,
     /// One per-entry signature per entry, in order, or none.
     pub signatures: Vec<[u8; 64]>,
+    /// Seqs of the entries that are governance events, ascending, so the
+    /// registry can replay them at start without reading the whole log.
+    pub governance: Vec<u64>,
 }
 
 /// What the ledger needs from a storage engine.
@@ -73,6 +77,46 @@ pub trait LedgerStore: Send + Sync + 'static {
     fn payload(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError>;
     /// The per-entry signature of entry `seq`, if entries were signed then.
     fn entry_signature(&self, seq: u64) -> Result<Option<[u8; 64]>, StoreError>;
+    /// Seqs of every governance entry committed, ascending.
+    fn governance_seqs(&self) -> Result<Vec<u64>, StoreError>;
+
+    // Range reads, for verification: a whole log read one lookup per
+    // entry costs about as much as hashing it. Only `entries_in` lets its
+    // `f` call back into the store.
+
+    /// Calls `f` with each stored entry of `from..to`, ascending, lending
+    /// its bytes (seqs not stored are skipped). `f` may read the store;
+    /// `Break` stops early.
+    fn entries_in(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(u64, &[u8]) -> ControlFlow<()>,
+    ) -> Result<(), StoreError>;
+    /// Calls `f` once for each leaf of `from..to`, ascending, with the
+    /// stored nodes that leaf finished, level 0 first (as `node(level,
+    /// leaf >> level)` finds them), cut at the first one not stored.
+    fn leaf_nodes_in(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(u64, &[Hash]),
+    ) -> Result<(), StoreError>;
+    /// Calls `f` with each stored per-entry signature of `from..to`, ascending.
+    fn signatures_in(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(u64, &[u8; 64]),
+    ) -> Result<(), StoreError>;
+    /// Calls `f` with every decision index row for ids that begin with
+    /// `second` (their first 4 bytes): `(id, seq)`. Where an id has more
+    /// than one row, the one `decision_seq` answers comes last.
+    fn decisions_of_second(
+        &self,
+        second: [u8; 4],
+        f: &mut dyn FnMut(&[u8; 16], u64),
+    ) -> Result<(), StoreError>;
 }
 
 /// Reads nodes through a store for the tree math.

@@ -56,17 +56,15 @@ fn key_history(
     current: &NoteVerifier,
 ) -> Result<(Vec<NoteVerifier>, Vec<u64>), VerifyError> {
     let mut rotations = Vec::new();
-    for seq in 0..size {
-        let Some(bytes) = store.entry(seq)? else {
-            continue;
-        };
+    store.entries_in(0, size, &mut |seq, bytes| {
         // A cheap pre-filter: parse only entries that can be rotations.
-        if facts::may_be_rotation(&bytes) {
-            if let Some(rotation) = key_rotation(&bytes) {
+        if facts::may_be_rotation(bytes) {
+            if let Some(rotation) = key_rotation(bytes) {
                 rotations.push((seq, rotation));
             }
         }
-    }
+        std::ops::ControlFlow::Continue(())
+    })?;
     let Some((first_seq, (first_old, _))) = rotations.first() else {
         return Ok((vec![current.clone()], Vec::new()));
     };
@@ -164,6 +162,7 @@ pub fn verify_store(
 }
 
 mod facts;
+mod index;
 mod pass;
 mod scan;
 

@@ -9,7 +9,8 @@
 //! | `ledger` | `N` first seq (u64 BE) | the complete-subtree hashes a commit's leaves finished, 32 bytes each, in append order (for each leaf: levels 0, 1, ...) |
 //! | `ledger` | `S` first seq (u64 BE) | a commit's per-entry signatures, 64 bytes each, when that mode is on |
 //! | `ledger` | `c` size (u64 BE) | signed checkpoint note (UTF-8) |
-//! | `ledger` | `d` decision id (16 bytes) | seq (u64 BE) |
+//! | `ledger` | `d` id second (4 bytes) first seq (u64 BE) | a commit's decisions whose id begins with that second: (id bytes 4..16, seq u64 BE) pairs sorted by id |
+//! | `ledger` | `g` first seq (u64 BE) | seqs of a commit's governance entries (u64 BE each), when it has any |
 //! | `ledger` | `format` | [`FORMAT`] |
 //!
 //! Packs are laid out as `packing` says. Leaf `i` finishes the nodes of
@@ -20,10 +21,19 @@
 //! A commit writes the entry and payload packs first, then one atomic
 //! `ledger` batch (nodes, signatures, index rows and the checkpoint, which
 //! marks the commit), then flushes and fsyncs. Large values live outside
-//! the `ledger` tree so its nodes stay small; decision ids begin with
-//! their second, so index rows land near each other instead of all over
-//! the tree. A crash before the `ledger` batch leaves packs above the
-//! latest checkpoint, never acknowledged; opening removes them.
+//! the `ledger` tree so its nodes stay small. A crash before the `ledger`
+//! batch leaves packs above the latest checkpoint, never acknowledged;
+//! opening removes them.
+//!
+//! The decision index has one row per (id second, commit), not one per
+//! decision: a commit usually holds ids of one or two seconds, so it
+//! writes one or two rows where it would otherwise rewrite a tree node per
+//! decision. A long request can put an older second into a later commit;
+//! that second then has rows in both. Looking an id up first asks memory:
+//! the last [`index::RECENT`] decisions committed (receipts are mostly
+//! asked for right after the answer), forgotten oldest first and empty
+//! after opening; then it reads the rows of the id's second, latest first,
+//! with a binary search in each.
 //!
 //! Durability: `sled::Db::flush` writes everything, then the data file is
 //! fdatasynced (sled's flush uses sync_file_range on Linux, which does not
@@ -32,16 +42,17 @@
 use super::packing::{pack, packs, record_count, unpack};
 use super::{CommitBatch, Hash, LedgerStore, StoreError};
 use std::fs::File;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 /// The layout this code writes; other layouts are refused at open.
-const FORMAT: &[u8] = b"govgate-ledger-sled/2";
+const FORMAT: &[u8] = b"govgate-ledger-sled/3";
 const FORMAT_KEY: &[u8] = b"format";
 
 const NODES: u8 = b'N';
 const SIGNATURES: u8 = b'S';
 const CHECKPOINT: u8 = b'c';
-const DECISION: u8 = b'd';
+const GOVERNANCE: u8 = b'g';
 
 impl From<sled::Error> for StoreError {
     fn from(err: sled::Error) -> Self {
@@ -58,17 +69,12 @@ pub struct SledStore {
     dir: PathBuf,
     /// sled's data file, kept open for fdatasync after every flush.
     data_file: File,
+    recent: index::Recent,
 }
 
 fn tagged_key(tag: u8, number: u64) -> [u8; 9] {
     let mut key = [tag; 9];
     key[1..].copy_from_slice(&number.to_be_bytes());
-    key
-}
-
-fn decision_key(id: &[u8; 16]) -> [u8; 17] {
-    let mut key = [DECISION; 17];
-    key[1..].copy_from_slice(id);
     key
 }
 
@@ -161,6 +167,7 @@ impl SledStore {
             payloads,
             dir: dir.to_path_buf(),
             data_file,
+            recent: index::Recent::default(),
         };
         store.remove_uncommitted()?;
         store.sync()?;
@@ -293,13 +300,23 @@ impl LedgerStore for SledStore {
             let signatures: Vec<u8> = batch.signatures.iter().flatten().copied().collect();
             main.insert(&tagged_key(SIGNATURES, first_seq), signatures);
         }
-        for (id, seq) in &batch.decisions {
-            main.insert(&decision_key(id), &seq.to_be_bytes());
+        for (second, row) in index::rows(&batch.decisions) {
+            main.insert(&index::row_key(second, first_seq), row);
+        }
+        if !batch.governance.is_empty() {
+            let seqs: Vec<u8> = batch
+                .governance
+                .iter()
+                .flat_map(|s| s.to_be_bytes())
+                .collect();
+            main.insert(&tagged_key(GOVERNANCE, first_seq), seqs);
         }
         let (size, note) = &batch.checkpoint;
         main.insert(&tagged_key(CHECKPOINT, *size), note.as_bytes());
         self.main.apply_batch(main)?;
-        self.sync()
+        self.sync()?;
+        self.recent.add(&batch.decisions);
+        Ok(())
     }
 
     fn entry(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
@@ -370,10 +387,73 @@ impl LedgerStore for SledStore {
     }
 
     fn decision_seq(&self, id: &[u8; 16]) -> Result<Option<u64>, StoreError> {
-        match self.main.get(decision_key(id))? {
-            Some(value) => be_u64(&value).map(Some),
-            None => Ok(None),
+        if let Some(seq) = self.recent.get(id) {
+            return Ok(Some(seq));
         }
+        let (second, suffix) = index::split(id);
+        // Latest commit first: where an id has two rows, the later one holds.
+        for row in self.main.scan_prefix(index::second_prefix(second)).rev() {
+            let (_, value) = row?;
+            if let Some(seq) = index::find(&value, &suffix)? {
+                return Ok(Some(seq));
+            }
+        }
+        Ok(None)
+    }
+
+    fn governance_seqs(&self) -> Result<Vec<u64>, StoreError> {
+        let mut seqs = Vec::new();
+        for row in self.main.scan_prefix([GOVERNANCE]) {
+            let (key, value) = row?;
+            if key.len() != 9 || value.len() % 8 != 0 {
+                return Err(StoreError::Corrupt("a governance row".to_owned()));
+            }
+            for seq in value.chunks_exact(8) {
+                seqs.push(be_u64(seq)?);
+            }
+        }
+        seqs.sort_unstable();
+        seqs.dedup();
+        Ok(seqs)
+    }
+
+    fn entries_in(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(u64, &[u8]) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        ranges::entries_in(&self.entries, from, to, f)
+    }
+
+    fn leaf_nodes_in(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(u64, &[Hash]),
+    ) -> Result<(), StoreError> {
+        ranges::leaf_nodes_in(self, from, to, f)
+    }
+
+    fn signatures_in(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(u64, &[u8; 64]),
+    ) -> Result<(), StoreError> {
+        ranges::signatures_in(self, from, to, f)
+    }
+
+    fn decisions_of_second(
+        &self,
+        second: [u8; 4],
+        f: &mut dyn FnMut(&[u8; 16], u64),
+    ) -> Result<(), StoreError> {
+        for row in self.main.scan_prefix(index::second_prefix(second)) {
+            let (_, value) = row?;
+            index::each(second, &value, f)?;
+        }
+        Ok(())
     }
 
     fn entry_signature(&self, seq: u64) -> Result<Option<[u8; 64]>, StoreError> {
@@ -395,6 +475,9 @@ impl LedgerStore for SledStore {
             .map(<[u8]>::to_vec))
     }
 }
+
+mod index;
+mod ranges;
 
 #[cfg(test)]
 mod tests;

@@ -9,8 +9,27 @@
 use super::scan::{Text, scan, small_u64};
 use super::{KeyTimeline, VerifyError, bad};
 use crate::ledger::canonical::{parse_strict, to_canonical};
-use crate::ledger::store::LedgerStore;
+use crate::ledger::store::{LedgerStore, StoreError};
 use crate::ledger::tree::{Hash, leaf_hash};
+
+/// What checking one entry needs besides its bytes: its per-entry
+/// signature and the decision index. A store answers one lookup at a time;
+/// a verification pass answers from what it read for a whole range.
+pub(super) trait Lookups {
+    /// The per-entry signature of `seq`.
+    fn signature(&self, seq: u64) -> Result<Option<[u8; 64]>, StoreError>;
+    /// The seq the decision index holds for `id`.
+    fn decision_seq(&self, id: &[u8; 16]) -> Result<Option<u64>, StoreError>;
+}
+
+impl<S: LedgerStore + ?Sized> Lookups for S {
+    fn signature(&self, seq: u64) -> Result<Option<[u8; 64]>, StoreError> {
+        self.entry_signature(seq)
+    }
+    fn decision_seq(&self, id: &[u8; 16]) -> Result<Option<u64>, StoreError> {
+        LedgerStore::decision_seq(self, id)
+    }
+}
 
 /// The bytes every `key_rotated` entry holds: entries without them are not
 /// rotations (a quote inside a string is always escaped).
@@ -50,24 +69,24 @@ pub(super) struct EntryFacts {
     pub(super) rotation: bool,
 }
 
-/// Everything about entry `seq` that needs no other entry.
+/// Everything about entry `seq` (`bytes`) that needs no other entry.
 pub(super) fn entry_facts(
-    store: &dyn LedgerStore,
+    lookups: &(impl Lookups + ?Sized),
     seq: u64,
     origin: &str,
     timeline: &KeyTimeline,
+    bytes: &[u8],
 ) -> Result<EntryFacts, VerifyError> {
-    let bytes = store.entry(seq)?.ok_or_else(|| bad(seq, "entry missing"))?;
-    match fast_facts(store, seq, origin, timeline, &bytes)? {
+    match fast_facts(lookups, seq, origin, timeline, bytes)? {
         Some(facts) => Ok(facts),
-        None => slow_facts(store, seq, origin, timeline, &bytes),
+        None => slow_facts(lookups, seq, origin, timeline, bytes),
     }
 }
 
 /// The facts of a canonical, consistent entry; `None` for anything else.
 /// Returns `Some` only where [`slow_facts`] returns the same facts.
 pub(super) fn fast_facts(
-    store: &dyn LedgerStore,
+    lookups: &(impl Lookups + ?Sized),
     seq: u64,
     origin: &str,
     timeline: &KeyTimeline,
@@ -87,13 +106,13 @@ pub(super) fn fast_facts(
         (Text::Escaped, _, _) | (_, Text::Escaped, _) | (_, _, Text::Escaped) => return Ok(None),
         (prev_hash, kind, decision_id) => (prev_hash, kind, decision_id),
     };
-    if let Some(signature) = store.entry_signature(seq)? {
+    if let Some(signature) = lookups.signature(seq)? {
         if !timeline.key_at(seq).verify_entry(bytes, &signature) {
             return Ok(None);
         }
     }
     if let (Text::Plain("decision"), Text::Plain(id)) = (kind, decision_id) {
-        if indexed_seq(store, id)? != Some(seq) {
+        if indexed_seq(lookups, id)? != Some(seq) {
             return Ok(None);
         }
     }
@@ -111,7 +130,7 @@ pub(super) fn fast_facts(
 /// Parses, re-serializes and checks each fact in turn; the first failure
 /// is the reason reported.
 pub(super) fn slow_facts(
-    store: &dyn LedgerStore,
+    lookups: &(impl Lookups + ?Sized),
     seq: u64,
     origin: &str,
     timeline: &KeyTimeline,
@@ -131,13 +150,13 @@ pub(super) fn slow_facts(
             format!("origin {} is not {origin}", entry["origin"]),
         ));
     }
-    if let Some(signature) = store.entry_signature(seq)? {
+    if let Some(signature) = lookups.signature(seq)? {
         if !timeline.key_at(seq).verify_entry(bytes, &signature) {
             return Err(bad(seq, "per-entry signature does not verify"));
         }
     }
     if let (Some("decision"), Some(id)) = (entry["kind"].as_str(), entry["decision_id"].as_str()) {
-        if indexed_seq(store, id)? != Some(seq) {
+        if indexed_seq(lookups, id)? != Some(seq) {
             return Err(bad(
                 seq,
                 format!("decision index does not point at this entry for {id}"),
@@ -153,9 +172,9 @@ pub(super) fn slow_facts(
 }
 
 /// The seq the decision index holds for decision id `id` (in its text form).
-fn indexed_seq(store: &dyn LedgerStore, id: &str) -> Result<Option<u64>, VerifyError> {
+fn indexed_seq(lookups: &(impl Lookups + ?Sized), id: &str) -> Result<Option<u64>, VerifyError> {
     Ok(crate::decision::DecisionId::parse(id)
-        .map(|id| store.decision_seq(id.as_bytes()))
+        .map(|id| lookups.decision_seq(id.as_bytes()))
         .transpose()?
         .flatten())
 }

@@ -4,11 +4,13 @@
 //! while the other threads already read this round's entries.
 
 use super::facts::{EntryFacts, entry_facts};
+use super::index::{BlockLookups, DecisionIndex, Local};
 use super::{KeyTimeline, Verified, VerifyError, bad};
 use crate::ledger::checkpoint::{Checkpoint, NoteVerifier};
 use crate::ledger::entry::GENESIS_PREV_HASH;
-use crate::ledger::store::LedgerStore;
+use crate::ledger::store::{LedgerStore, StoreError};
 use crate::ledger::tree::{Hash, empty_root, node_hash};
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Entries per round: bounds memory whatever the log's size (the facts of
@@ -48,13 +50,16 @@ pub(super) fn check_log(
         // INVARIANT: the genesis value is 64 zeros, valid hex.
         prev_hash: super::facts::hex32(GENESIS_PREV_HASH).unwrap_or_default(),
         keys,
+        stored_nodes: Vec::new(),
+        node_ends: Vec::new(),
     };
     let reader = Reader {
         store,
         origin,
         timeline,
+        index: DecisionIndex::new(store),
     };
-    let mut pending: Option<(u64, Vec<Block>)> = None;
+    let mut pending: Option<(u64, u64, Vec<Block>)> = None;
     let mut start = 0;
     while start < size || pending.is_some() {
         let end = start.saturating_add(CHUNK).min(size);
@@ -67,8 +72,8 @@ pub(super) fn check_log(
                 .map(|_| scope.spawn(|| reader.blocks(&next, end)))
                 .collect();
             let carry_on = match pending.take() {
-                Some((first, blocks)) => {
-                    ordered.check_chunk(first, blocks.into_iter().flat_map(|(_, facts)| facts))
+                Some((first, end, blocks)) => {
+                    ordered.check_chunk(first, end, blocks.into_iter().flat_map(|(_, facts)| facts))
                 }
                 None => Ok(true),
             };
@@ -95,8 +100,9 @@ pub(super) fn check_log(
             return Err(bad(start, "a verification thread failed"));
         }
         blocks.sort_unstable_by_key(|(from, _)| *from);
-        pending = (start < end).then_some((start, blocks));
+        pending = (start < end).then_some((start, end, blocks));
         start = end;
+        reader.index.next_round();
     }
     if let Some((checkpoint_size, _)) = ordered.checkpoints.next() {
         return Err(bad(
@@ -122,7 +128,7 @@ pub(super) fn check_log(
 
 /// Entries per unit of work handed to a thread: small enough that the
 /// threads finish a chunk together, large enough to cost nothing to hand out.
-const BLOCK: u64 = 64;
+pub(super) const BLOCK: u64 = 64;
 
 /// Consecutive facts from the seq that starts them.
 type Block = (u64, Vec<Facts>);
@@ -132,11 +138,13 @@ struct Reader<'a> {
     store: &'a dyn LedgerStore,
     origin: &'a str,
     timeline: &'a KeyTimeline,
+    index: DecisionIndex<'a>,
 }
 
 impl Reader<'_> {
     /// Takes blocks of seqs from `next` until `end`, and checks them.
     fn blocks(&self, next: &AtomicU64, end: u64) -> Vec<Block> {
+        let index = Local::new(&self.index);
         let mut done = Vec::new();
         loop {
             let from = next.fetch_add(BLOCK, Ordering::Relaxed);
@@ -144,11 +152,50 @@ impl Reader<'_> {
                 return done;
             }
             let to = from.saturating_add(BLOCK).min(end);
-            let facts = (from..to)
-                .map(|seq| entry_facts(self.store, seq, self.origin, self.timeline))
-                .collect();
-            done.push((from, facts));
+            done.push((from, self.block(from, to, &index)));
         }
+    }
+
+    /// The facts of seqs `from..to` (at most [`BLOCK`]), one per seq.
+    fn block(&self, from: u64, to: u64, index: &Local<'_>) -> Vec<Facts> {
+        let count = (to - from) as usize;
+        let mut facts: Vec<Facts> = Vec::with_capacity(count);
+        let mut signatures = [None; BLOCK as usize];
+        let read = self.store.signatures_in(from, to, &mut |seq, signature| {
+            if let Some(slot) = signatures.get_mut((seq - from) as usize) {
+                *slot = Some(*signature);
+            }
+        });
+        let lookups = BlockLookups {
+            from,
+            signatures: &signatures,
+            index,
+        };
+        let read = read.and_then(|()| {
+            self.store.entries_in(from, to, &mut |seq, bytes| {
+                let expected = from + facts.len() as u64;
+                if seq < expected || seq >= to {
+                    return ControlFlow::Continue(());
+                }
+                facts.extend((expected..seq).map(|missing| Err(bad(missing, "entry missing"))));
+                facts.push(entry_facts(
+                    &lookups,
+                    seq,
+                    self.origin,
+                    self.timeline,
+                    bytes,
+                ));
+                ControlFlow::Continue(())
+            })
+        });
+        if let Err(err) = read {
+            facts.push(Err(VerifyError::Store(err)));
+        }
+        // Seqs after a store error are never looked at: the error comes first.
+        while facts.len() < count {
+            facts.push(Err(bad(from + facts.len() as u64, "entry missing")));
+        }
+        facts
     }
 }
 
@@ -160,16 +207,34 @@ struct Ordered<'a> {
     peaks: Peaks,
     prev_hash: [u8; 32],
     keys: Keys,
+    /// The stored nodes of the chunk's leaves, in append order...
+    stored_nodes: Vec<Hash>,
+    /// ...where each leaf's end.
+    node_ends: Vec<usize>,
 }
 
 impl Ordered<'_> {
-    /// Checks the facts of seqs `first..`; `Ok(false)` if the pass must stop.
+    /// Reads the stored nodes the leaves `first..end` finished.
+    fn read_nodes(&mut self, first: u64, end: u64) -> Result<(), StoreError> {
+        let (nodes, ends) = (&mut self.stored_nodes, &mut self.node_ends);
+        nodes.clear();
+        ends.clear();
+        self.store.leaf_nodes_in(first, end, &mut |_, stored| {
+            nodes.extend_from_slice(stored);
+            ends.push(nodes.len());
+        })
+    }
+
+    /// Checks the facts of seqs `first..end`; `Ok(false)` if the pass must stop.
     fn check_chunk(
         &mut self,
         first: u64,
+        end: u64,
         facts: impl Iterator<Item = Facts>,
     ) -> Result<bool, VerifyError> {
-        for (seq, facts) in (first..).zip(facts) {
+        self.read_nodes(first, end)?;
+        let mut node_start = 0;
+        for (i, (seq, facts)) in (first..).zip(facts).enumerate() {
             let facts = facts?;
             if facts.rotation && self.keys == Keys::AssumedUnrotated {
                 return Ok(false);
@@ -181,9 +246,15 @@ impl Ordered<'_> {
                 ));
             }
             self.prev_hash = facts.entry_hash;
-            let store = self.store;
+            // A leaf the store did not report has no stored nodes.
+            let node_end = self.node_ends.get(i).copied().unwrap_or(node_start);
+            let stored = self
+                .stored_nodes
+                .get(node_start..node_end)
+                .unwrap_or_default();
+            node_start = node_end;
             self.peaks.push(facts.leaf, |level, index, hash| {
-                if store.node(level, index)?.as_ref() != Some(hash) {
+                if stored.get(usize::from(level)) != Some(hash) {
                     return Err(bad(
                         seq,
                         format!("stored tree node ({level}, {index}) does not match the entries"),

@@ -102,6 +102,7 @@ fn opening_discards_uncommitted_packs_and_refuses_other_layouts() {
                 decisions: vec![([5; 16], 0)],
                 payloads: vec![(0, b"p".to_vec())],
                 signatures: vec![],
+                governance: vec![],
             })
             .unwrap();
         // The first half of the next commit, then a crash.
