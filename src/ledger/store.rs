@@ -130,3 +130,6 @@ impl<S: LedgerStore + ?Sized> NodeSource for StoreNodes<'_, S> {
             .ok_or_else(|| StoreError::Corrupt(format!("missing tree node ({level}, {index})")))
     }
 }
+
+#[cfg(test)]
+mod conformance_tests;

@@ -167,7 +167,7 @@ impl SledStore {
             payloads,
             dir: dir.to_path_buf(),
             data_file,
-            recent: index::Recent::default(),
+            recent: index::Recent::new(index::RECENT),
         };
         store.remove_uncommitted()?;
         store.sync()?;

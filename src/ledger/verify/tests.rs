@@ -277,3 +277,28 @@ async fn a_rotated_log_verifies_under_its_new_key_only() {
     assert_eq!(seq, 13);
     assert!(reason.contains("per-entry signature"), "{reason}");
 }
+
+/// The index is read a second at a time; a row pointing elsewhere is
+/// still named by the entry it should point at.
+#[tokio::test]
+async fn a_decision_index_row_pointing_elsewhere_is_named() {
+    let store = ledger_with([1; 32], 4).await;
+    let entry: serde_json::Value =
+        serde_json::from_slice(&store.entry(7).unwrap().unwrap()).unwrap();
+    let id = entry["decision_id"].as_str().unwrap().to_owned();
+    let mut moved = crate::ledger::store::CommitBatch::default();
+    moved
+        .decisions
+        .push((*DecisionId::parse(&id).unwrap().as_bytes(), 3));
+    store.commit(&moved).unwrap();
+    // That commit of no entries also stored an empty checkpoint at size 0.
+    store.tamper(|_, checkpoints| {
+        checkpoints.remove(&0);
+    });
+    let (seq, reason) = first_bad(&store, [1; 32]);
+    assert_eq!(seq, 7, "{reason}");
+    assert_eq!(
+        reason,
+        format!("decision index does not point at this entry for {id}")
+    );
+}

@@ -107,9 +107,9 @@ pub(super) fn each(
     Ok(())
 }
 
-/// The last [`RECENT`] decisions committed, forgotten oldest first.
-#[derive(Default)]
+/// The last `capacity` decisions committed, forgotten oldest first.
 pub(super) struct Recent {
+    capacity: usize,
     inner: Mutex<RecentInner>,
 }
 
@@ -120,13 +120,20 @@ struct RecentInner {
 }
 
 impl Recent {
+    pub(super) fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            inner: Mutex::default(),
+        }
+    }
+
     /// Remembers a commit's decisions; call only once it is durable.
     pub(super) fn add(&self, decisions: &[([u8; 16], u64)]) {
         let mut inner = self.lock();
         for &(id, seq) in decisions {
             // Forget before remembering, so the queue never outgrows
-            // RECENT (it would double its allocation).
-            if inner.order.len() == RECENT {
+            // its capacity (it would double its allocation).
+            if inner.order.len() >= self.capacity {
                 if let Some((old, old_seq)) = inner.order.pop_front() {
                     // A later row for the same id stays.
                     if inner.seqs.get(&old) == Some(&old_seq) {
@@ -148,5 +155,50 @@ impl Recent {
         self.inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u8) -> [u8; 16] {
+        [n; 16]
+    }
+
+    #[test]
+    fn recent_decisions_are_forgotten_oldest_first() {
+        let recent = Recent::new(3);
+        recent.add(&[(id(1), 10), (id(2), 20)]);
+        recent.add(&[(id(3), 30), (id(1), 11)]);
+        // id 1's first row went; its later one stays.
+        assert_eq!(recent.get(&id(1)), Some(11));
+        recent.add(&[(id(4), 40)]);
+        assert_eq!(recent.get(&id(2)), None);
+        assert_eq!(recent.get(&id(3)), Some(30));
+        assert_eq!(recent.get(&id(4)), Some(40));
+        recent.add(&[(id(5), 50)]);
+        assert_eq!(recent.get(&id(3)), None);
+        assert_eq!(recent.get(&id(1)), Some(11));
+        assert_eq!(recent.lock().order.len(), 3);
+    }
+
+    #[test]
+    fn rows_group_by_second_and_find_by_suffix() {
+        let mut a = [0u8; 16];
+        a[3] = 1;
+        let (mut b, mut c) = (a, a);
+        b[15] = 9;
+        c[3] = 2;
+        let rows = rows(&[(b, 5), (c, 6), (a, 7), (b, 8)]);
+        assert_eq!(rows.len(), 2);
+        let (second, value) = &rows[0];
+        assert_eq!(*second, [0, 0, 0, 1]);
+        assert_eq!(value.len(), 2 * PAIR, "one pair per id, the later kept");
+        assert_eq!(find(value, &split(&a).1).unwrap(), Some(7));
+        assert_eq!(find(value, &split(&b).1).unwrap(), Some(8));
+        assert_eq!(find(&rows[1].1, &split(&c).1).unwrap(), Some(6));
+        assert_eq!(find(&rows[1].1, &split(&b).1).unwrap(), None);
+        assert!(find(&value[1..], &split(&a).1).is_err(), "torn row");
     }
 }

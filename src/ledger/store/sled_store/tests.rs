@@ -20,8 +20,9 @@ fn node_offsets_count_finished_nodes() {
     }
 }
 
-/// Batches of uneven sizes on the real sled store: everything verifies,
-/// every proof checks out, and it all survives reopening.
+/// Batches of uneven sizes on the real sled store, every other entry a
+/// decision: everything verifies (index included), every proof checks
+/// out, and it all survives reopening.
 #[tokio::test]
 async fn uneven_batches_verify_and_survive_reopening() {
     let dir = tempfile::tempdir().unwrap();
@@ -42,7 +43,13 @@ async fn uneven_batches_verify_and_survive_reopening() {
         let (ledger, writer) = Ledger::open(store.clone(), config(7)).unwrap();
         for burst in [1usize, 3, 7, 2, 13, 1, 30] {
             let appends: Vec<_> = (0..burst)
-                .map(|_| ledger.append(EntryBody::GatewayStopped))
+                .map(|i| {
+                    ledger.append(if i % 2 == 1 {
+                        EntryBody::Decision(Box::new(payloads::decision(b"q", b"a")))
+                    } else {
+                        EntryBody::GatewayStopped
+                    })
+                })
                 .collect();
             for append in appends {
                 append.await.unwrap();
@@ -125,9 +132,15 @@ fn opening_discards_uncommitted_packs_and_refuses_other_layouts() {
         assert_eq!(store.payload(1).unwrap(), None);
         assert_eq!(store.payload(0).unwrap(), Some(b"p".to_vec()));
         assert_eq!(store.decision_seq(&[5; 16]).unwrap(), Some(0));
+        assert_eq!(
+            store.decision_seq(&[6; 16]).unwrap(),
+            None,
+            "a decision of the discarded commit"
+        );
+        // The layout before the index was packed per commit.
         store
             .main
-            .insert(FORMAT_KEY, &b"govgate-ledger-sled/1"[..])
+            .insert(FORMAT_KEY, &b"govgate-ledger-sled/2"[..])
             .unwrap();
         store.sync().unwrap();
     }
@@ -135,7 +148,7 @@ fn opening_discards_uncommitted_packs_and_refuses_other_layouts() {
         .err()
         .expect("other layout refused");
     assert!(
-        refused.to_string().contains("govgate-ledger-sled/1"),
+        refused.to_string().contains("govgate-ledger-sled/2"),
         "{refused}"
     );
 }
@@ -151,7 +164,7 @@ mod payloads {
     use ed25519_dalek::SigningKey;
     use std::sync::Arc;
 
-    fn decision(request: &'static [u8], response: &'static [u8]) -> Decision {
+    pub(super) fn decision(request: &'static [u8], response: &'static [u8]) -> Decision {
         Decision {
             id: DecisionId::random(),
             caller: "c".into(),

@@ -1,0 +1,209 @@
+//! Both stores answer the same: the decision index across commits and id
+//! seconds, governance seqs, and range reads that agree with the lookups
+//! one seq at a time. The sled store is checked again after reopening,
+//! with nothing in memory.
+
+use super::{CommitBatch, LedgerStore, SledStore};
+use crate::ledger::memstore::MemStore;
+use crate::ledger::tree::{Frontier, Hash, leaf_hash};
+use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
+
+/// The second every commit also writes ids of: spread across all commits.
+const LONG_SECOND: u32 = 1_795_000_000;
+
+fn id(second: u32, n: u64) -> [u8; 16] {
+    let mut id = [0; 16];
+    id[..4].copy_from_slice(&second.to_be_bytes());
+    id[4..].copy_from_slice(&blake3::hash(&n.to_be_bytes()).as_bytes()[..12]);
+    id
+}
+
+/// What was committed, to check the store against.
+#[derive(Default)]
+struct Expected {
+    size: u64,
+    decisions: HashMap<[u8; 16], u64>,
+    governance: Vec<u64>,
+}
+
+/// 40 commits of 1 to 13 entries. Decision ids of a new second every three
+/// commits, with every fifth one of [`LONG_SECOND`]; every seventh entry a
+/// governance event; entries of even commits signed. The last commit gives
+/// an id already used a new seq (the later row holds).
+fn fill(store: &dyn LedgerStore) -> Expected {
+    let mut expected = Expected::default();
+    let mut frontier = Frontier::new();
+    let mut seq = 0u64;
+    for commit in 0..40u32 {
+        let mut batch = CommitBatch::default();
+        for _ in 0..1 + (commit * 7) % 13 {
+            let entry = format!("{{\"seq\":{seq}}}").into_bytes();
+            batch.nodes.extend(frontier.push(leaf_hash(&entry)));
+            batch.entries.push((seq, entry));
+            if seq % 4 != 3 {
+                let second = if seq % 5 == 0 {
+                    LONG_SECOND
+                } else {
+                    LONG_SECOND + 10 + commit / 3
+                };
+                batch.decisions.push((id(second, seq), seq));
+            }
+            if seq % 7 == 0 {
+                batch.governance.push(seq);
+            }
+            if commit % 2 == 0 {
+                batch.signatures.push([seq as u8; 64]);
+            }
+            seq += 1;
+        }
+        if commit == 39 {
+            batch.decisions.push((id(LONG_SECOND, 0), seq - 1));
+        }
+        batch.checkpoint = (seq, format!("note {seq}"));
+        store.commit(&batch).unwrap();
+        expected.decisions.extend(batch.decisions.iter().copied());
+        expected.governance.extend(&batch.governance);
+    }
+    expected.size = seq;
+    expected
+}
+
+fn check(store: &dyn LedgerStore, expected: &Expected) {
+    assert_eq!(store.size().unwrap(), expected.size);
+    check_index(store, expected);
+    assert_eq!(store.governance_seqs().unwrap(), expected.governance);
+    check_ranges(store, expected.size);
+}
+
+fn check_index(store: &dyn LedgerStore, expected: &Expected) {
+    assert!(
+        expected.decisions.len() > 200,
+        "{}",
+        expected.decisions.len()
+    );
+    assert_eq!(expected.decisions[&id(LONG_SECOND, 0)], expected.size - 1);
+    for (id, seq) in &expected.decisions {
+        assert_eq!(store.decision_seq(id).unwrap(), Some(*seq), "{id:?}");
+    }
+    // Never committed, sharing a second with committed ids: below, above
+    // and between their suffixes; and seconds with no rows.
+    for second in [LONG_SECOND, LONG_SECOND + 12, LONG_SECOND + 5, 0] {
+        for n in 10_000..10_050 {
+            assert_eq!(store.decision_seq(&id(second, n)).unwrap(), None);
+        }
+        for fill in [0x00, 0xff] {
+            let mut missing = [fill; 16];
+            missing[..4].copy_from_slice(&second.to_be_bytes());
+            assert_eq!(store.decision_seq(&missing).unwrap(), None);
+        }
+    }
+    // Each second's rows, read whole, give the same answers.
+    let mut by_second: BTreeMap<[u8; 4], HashMap<[u8; 16], u64>> = BTreeMap::new();
+    for (id, seq) in &expected.decisions {
+        let second = [id[0], id[1], id[2], id[3]];
+        by_second.entry(second).or_default().insert(*id, *seq);
+    }
+    assert!(by_second.len() > 10);
+    for (second, ids) in by_second {
+        let mut read = HashMap::new();
+        store
+            .decisions_of_second(second, &mut |id, seq| {
+                assert_eq!(id[..4], second);
+                read.insert(*id, seq);
+            })
+            .unwrap();
+        assert_eq!(read, ids, "second {second:?}");
+    }
+}
+
+fn check_ranges(store: &dyn LedgerStore, size: u64) {
+    for (from, to) in [
+        (0, size),
+        (1, 2),
+        (5, 70),
+        (63, 65),
+        (size - 3, size + 10),
+        (7, 7),
+    ] {
+        let mut entries = Vec::new();
+        store
+            .entries_in(from, to, &mut |seq, bytes| {
+                entries.push((seq, bytes.to_vec()));
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        let one_by_one: Vec<(u64, Vec<u8>)> = (from..to)
+            .filter_map(|seq| Some((seq, store.entry(seq).unwrap()?)))
+            .collect();
+        assert_eq!(entries, one_by_one, "entries {from}..{to}");
+
+        let mut leaves = Vec::new();
+        store
+            .leaf_nodes_in(from, to, &mut |leaf, nodes| {
+                leaves.push((leaf, nodes.to_vec()))
+            })
+            .unwrap();
+        let one_by_one: Vec<(u64, Vec<Hash>)> = (from..to)
+            .map(|leaf| {
+                let nodes = (0..=(leaf + 1).trailing_zeros())
+                    .map_while(|level| store.node(level as u8, leaf >> level).unwrap())
+                    .collect();
+                (leaf, nodes)
+            })
+            .collect();
+        assert_eq!(leaves, one_by_one, "nodes {from}..{to}");
+        if to <= size {
+            assert!(leaves.iter().all(|(_, nodes)| !nodes.is_empty()));
+        }
+
+        let mut signatures = Vec::new();
+        store
+            .signatures_in(from, to, &mut |seq, signature| {
+                signatures.push((seq, *signature))
+            })
+            .unwrap();
+        let one_by_one: Vec<(u64, [u8; 64])> = (from..to)
+            .filter_map(|seq| Some((seq, store.entry_signature(seq).unwrap()?)))
+            .collect();
+        assert_eq!(signatures, one_by_one, "signatures {from}..{to}");
+    }
+    assert!(store.entry_signature(0).unwrap().is_some());
+    assert!(
+        store.entry_signature(1).unwrap().is_none(),
+        "commit 1 unsigned"
+    );
+    let mut seen = Vec::new();
+    store
+        .entries_in(3, size, &mut |seq, _| {
+            seen.push(seq);
+            if seq == 9 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
+        .unwrap();
+    assert_eq!(seen, (3..=9).collect::<Vec<_>>(), "stops at Break");
+}
+
+#[test]
+fn the_memory_store_answers_lookups_and_ranges_alike() {
+    let store = MemStore::new();
+    let expected = fill(&store);
+    check(&store, &expected);
+}
+
+#[test]
+fn the_sled_store_answers_alike_before_and_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let expected = {
+        let store = SledStore::open(dir.path()).unwrap();
+        let expected = fill(&store);
+        check(&store, &expected);
+        expected
+    };
+    // Reopened: nothing remembered, every decision found from its rows.
+    let store = SledStore::open(dir.path()).unwrap();
+    check(&store, &expected);
+}
