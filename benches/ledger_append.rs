@@ -5,7 +5,7 @@
 //!   commits' worth in flight, as under load;
 //! - `bare_sled/same_bytes`: per entry, one sled insert (sequential key) of
 //!   a value as large as everything the ledger stores for that entry
-//!   (canonical entry, payload record, index row, tree nodes), flushed and
+//!   (canonical entry, payload record, index pair, tree nodes), flushed and
 //!   fsynced every 256;
 //! - `bare_sled/entry_bytes`: the same with values only as large as the
 //!   canonical entry.
@@ -76,9 +76,10 @@ fn bytes_per_entry() -> (usize, usize) {
     )
     .unwrap();
     let payload = govgate::ledger::sequencer::payload_record(&salts, &decision).len();
-    // Index row: 17-byte key, 8-byte seq. Tree: leaves 0..n finish 2n -
-    // popcount(n) nodes of 32 bytes, about 64 bytes per entry.
-    let all = sealed.canonical.len() + payload + 17 + 8 + 64;
+    // Index: 12 bytes of id and an 8-byte seq per decision (the row keys
+    // are per commit). Tree: leaves 0..n finish 2n - popcount(n) nodes of
+    // 32 bytes, about 64 bytes per entry.
+    let all = sealed.canonical.len() + payload + 12 + 8 + 64;
     (sealed.canonical.len(), all)
 }
 

@@ -35,6 +35,9 @@
 //! after opening; then it reads the rows of the id's second, latest first,
 //! with a binary search in each.
 //!
+//! Verification reads ranges (`ranges`): each pack or commit row once for
+//! all the seqs it holds, and an id second's index rows together.
+//!
 //! Durability: `sled::Db::flush` writes everything, then the data file is
 //! fdatasynced (sled's flush uses sync_file_range on Linux, which does not
 //! persist file metadata).

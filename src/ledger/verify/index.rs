@@ -76,28 +76,33 @@ impl<'a> DecisionIndex<'a> {
 }
 
 /// One thread's view for one round: the seconds it already holds, so most
-/// lookups take no lock.
+/// lookups take no lock. Few: a round's ids come from a few seconds.
 pub(super) struct Local<'a> {
     index: &'a DecisionIndex<'a>,
-    seconds: RefCell<HashMap<[u8; 4], Arc<Second>>>,
+    /// Most recently used last.
+    seconds: RefCell<Vec<([u8; 4], Arc<Second>)>>,
 }
 
 impl<'a> Local<'a> {
     pub(super) fn new(index: &'a DecisionIndex<'a>) -> Self {
         Self {
             index,
-            seconds: RefCell::new(HashMap::new()),
+            seconds: RefCell::new(Vec::new()),
         }
     }
 
     fn seq(&self, id: &[u8; 16]) -> Result<Option<u64>, StoreError> {
         let (second, rest) = split(id);
-        if let Some(map) = self.seconds.borrow().get(&second) {
-            return Ok(map.get(&rest).copied());
+        let mut seconds = self.seconds.borrow_mut();
+        // Consecutive entries mostly share a second: look from the end.
+        if let Some(at) = seconds.iter().rposition(|(s, _)| *s == second) {
+            let last = seconds.len() - 1;
+            seconds.swap(at, last);
+            return Ok(seconds[last].1.get(&rest).copied());
         }
         let map = self.index.second(second)?;
         let seq = map.get(&rest).copied();
-        self.seconds.borrow_mut().insert(second, map);
+        seconds.push((second, map));
         Ok(seq)
     }
 }

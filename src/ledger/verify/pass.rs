@@ -2,6 +2,11 @@
 //! on every core, and the checks that need order (chain, tree nodes,
 //! checkpoints) on the calling thread, over the previous round's facts
 //! while the other threads already read this round's entries.
+//!
+//! The store is read in ranges, not a lookup per seq: each thread reads a
+//! block's entries (lent, not copied) and signatures at once, the calling
+//! thread a round's stored nodes at once, and the decision index is read
+//! a whole id second at a time (`index`).
 
 use super::facts::{EntryFacts, entry_facts};
 use super::index::{BlockLookups, DecisionIndex, Local};
