@@ -174,23 +174,9 @@ pub fn replay_from_store(
     Ok(Registry::replay(models, events))
 }
 
-/// Seqs of the entries that may be registry events.
+/// Seqs of the governance entries, as the store indexes them.
 fn governance_seqs(
     store: &dyn crate::ledger::store::LedgerStore,
 ) -> Result<Vec<u64>, crate::ledger::store::StoreError> {
-    // Every entry is looked at; the kinds are recognised by their bytes
-    // before anything is parsed.
-    let size = store.size()?;
-    let mut seqs = Vec::new();
-    for seq in 0..size {
-        if let Some(bytes) = store.entry(seq)? {
-            let looks_like = bytes
-                .windows(16)
-                .any(|window| window == b"\"kind\":\"version_");
-            if looks_like {
-                seqs.push(seq);
-            }
-        }
-    }
-    Ok(seqs)
+    store.governance_seqs()
 }

@@ -181,6 +181,9 @@ fn seal_batch(
         )
         .map_err(|err| format!("entry {seq}: {err}"))?;
         batch.nodes.extend(head.frontier.push(sealed.leaf_hash));
+        if body.is_governance() {
+            batch.governance.push(seq);
+        }
         if let EntryBody::Decision(decision) = body {
             batch.decisions.push((*decision.id.as_bytes(), seq));
             if let (PayloadMode::Full, Some(salts)) = (config.payload_mode, &salts) {
