@@ -63,10 +63,25 @@ async fn propose_declared(config: &Config, service: &Arc<RegistryService>) -> Re
     let by = Principal::new(CONFIG_PRINCIPAL, vec![Role::Proposer]);
     for model in &config.models {
         for version in &model.versions {
-            let known = service
-                .read(|registry| registry.version(&model.name, &version.version).is_some())
+            let registered = service
+                .read(|registry| {
+                    registry
+                        .version(&model.name, &version.version)
+                        .map(|record| record.spec.upstream.clone())
+                })
                 .await;
-            if known {
+            if let Some(upstream) = registered {
+                // What was approved is what serves: a changed config does
+                // not change a registered version.
+                if upstream != version.upstream.to_string() {
+                    tracing::warn!(
+                        model = %model.name,
+                        version = %version.version,
+                        registered = %upstream,
+                        configured = %version.upstream,
+                        "the configuration names another upstream for a registered version; the registered one serves (propose a new version to change it)"
+                    );
+                }
                 continue;
             }
             let spec = VersionSpec {
