@@ -1,6 +1,6 @@
 //! Deciding a command: every check, no change. The result is the event to
 //! write to the ledger and then apply, or `None` when the command changes
-//! nothing (a repeated approval).
+//! nothing (a repeated approval, activating the active version).
 //!
 //! Checks run in this order: the principal's roles and the command's own
 //! fields (403, 400), the model and version (404), then the version's
@@ -55,6 +55,12 @@ impl Registry {
             Command::Activate {
                 version, reason, ..
             } => {
+                // Activating the active version again is a retry (a lost
+                // answer, a double click): answered with the current state
+                // and no second entry, like a repeated approval.
+                if cx.find(version)?.state == Active {
+                    return Ok(None);
+                }
                 let head = cx.transition(version, reason.as_ref(), Action::Activate, Active)?;
                 let switch = cx.switch(version, Action::Activate)?;
                 Event::Activated { head, switch }

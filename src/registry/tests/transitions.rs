@@ -81,6 +81,15 @@ fn every_invalid_transition_names_the_current_state() {
             let (mut world, label) = world_with(state);
             let before = world.registry.clone();
             let result = world.run(command(action, &label), &actor);
+            if action == Action::Activate && state == VersionState::Active {
+                assert_eq!(
+                    result,
+                    Ok(None),
+                    "activating the active version is a repeat"
+                );
+                assert_eq!(world.registry, before, "a repeat changes nothing");
+                continue;
+            }
             if allowed(action, state) {
                 let event = result.unwrap().unwrap();
                 assert_ne!(event.head().state, state, "{action} from {state}");
@@ -101,8 +110,8 @@ fn every_invalid_transition_names_the_current_state() {
             checked += 1;
         }
     }
-    // 6 states x 5 actions, 10 of them allowed.
-    assert_eq!(checked, 20);
+    // 6 states x 5 actions, 10 of them allowed, 1 a repeat.
+    assert_eq!(checked, 19);
 }
 
 #[test]
