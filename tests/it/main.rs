@@ -10,6 +10,7 @@ mod decisions;
 mod errors;
 mod export;
 mod failclosed;
+mod governance;
 mod ledger;
 mod streaming;
 mod support;

@@ -5,7 +5,7 @@ use super::client::Reply;
 use http::Method;
 
 /// `(principal, roles, token)` of every test gateway.
-pub const IDENTITIES: [(&str, &str, &str); 5] = [
+pub const IDENTITIES: [(&str, &str, &str); 6] = [
     ("ops", r#"["admin", "proposer"]"#, "test-token-ops"),
     ("ai-officer", r#"["approver:ai_officer"]"#, "test-token-ai"),
     (
@@ -15,6 +15,12 @@ pub const IDENTITIES: [(&str, &str, &str); 5] = [
     ),
     ("plain-approver", r#"["approver"]"#, "test-token-plain"),
     ("auditor", r#"["auditor"]"#, "test-token-auditor"),
+    // Both proposes and approves, so four eyes must stop it approving its own proposal.
+    (
+        "release-manager",
+        r#"["proposer", "approver"]"#,
+        "test-token-release",
+    ),
 ];
 
 /// The bearer token of `principal`.
