@@ -1,4 +1,5 @@
-//! The command line: `serve`, `check-config`, `demo`.
+//! The command line: `serve`, `check-config`, `demo`, the offline ledger
+//! tools, and `models`, a client of a running gateway's admin API.
 //!
 //! `anyhow` is used here and nowhere below: this is where errors end up as
 //! messages for a person.
@@ -7,6 +8,7 @@ mod admin_client;
 mod demo;
 mod keys;
 mod ledger;
+mod models;
 mod progress;
 
 use crate::app::{self, App};
@@ -58,6 +60,11 @@ enum Command {
     },
     /// Start the gateway with built-in sample models and print commands to try.
     Demo(demo::DemoArgs),
+    /// Model versions on a running gateway, through its admin API: list,
+    /// show, propose, approve, reject, activate, rollback, retire, revoke.
+    /// The token is read from GOVGATE_TOKEN. Exit 0: done, 1: the API
+    /// refused (its code on stderr), 2: usage, token or connection problem.
+    Models(models::ModelsArgs),
     /// Verify the whole ledger of a (stopped) gateway: chain, tree,
     /// checkpoints; or, with --bundle, an export bundle. Exit 0: verified,
     /// 1: does not verify (the first bad seq is named), 2: cannot check.
@@ -182,6 +189,7 @@ pub fn main() -> ExitCode {
             },
         ),
         Command::Demo(args) => demo::run(args),
+        Command::Models(args) => return models::run(args),
         Command::Verify {
             config,
             bundle,
