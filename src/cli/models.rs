@@ -238,9 +238,12 @@ fn refusal(
     body: &[u8],
     json: bool,
 ) -> Failure {
+    // `route_not_found` is the public listener's answer to an unknown
+    // path (the admin API's own unknown paths answer an empty 404): the
+    // URL points at the wrong port, a usage problem, not a refusal.
     let Some(error) = value
         .map(|value| &value["error"])
-        .filter(|error| error["code"].is_string())
+        .filter(|error| error["code"].is_string() && error["code"] != "route_not_found")
     else {
         return not_the_api(client, status).into();
     };

@@ -12,6 +12,7 @@ mod export;
 mod failclosed;
 mod governance;
 mod ledger;
+mod models_cli;
 mod streaming;
 mod support;
 mod tls;
