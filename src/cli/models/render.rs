@@ -53,9 +53,9 @@ pub(super) fn model(answer: &Value) -> String {
     let previous = if previous.is_empty() {
         "-".to_owned()
     } else {
-        previous.join(", ")
+        format!("{} (a rollback goes to the last)", previous.join(", "))
     };
-    let _ = writeln!(out, "previously active  {previous} (most recent last)");
+    let _ = writeln!(out, "previously active  {previous}");
     out.push('\n');
     let rows: Vec<Vec<String>> = versions(answer)
         .into_iter()

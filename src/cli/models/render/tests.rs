@@ -51,6 +51,24 @@ fn list_rows_follow_proposal_order_and_mark_the_active_version() {
 }
 
 #[test]
+fn a_model_shows_its_active_version_and_rollback_line() {
+    let mut answer = listing()["models"][0].clone();
+    answer["activation_history"] = json!(["7", "8"]);
+    let text = model(&answer);
+    assert!(
+        text.starts_with("model              credit-scoring\nactive version     9\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("previously active  7, 8 (a rollback goes to the last)\n"),
+        "{text}"
+    );
+    assert!(text.contains("\nVERSION  STATE"), "{text}");
+    answer["activation_history"] = json!([]);
+    assert!(model(&answer).contains("previously active  -\n"));
+}
+
+#[test]
 fn a_version_shows_details_approvals_and_history() {
     let mut version = record("approved", 1, &["dana", "sam"]);
     version["model"] = json!("credit-scoring");
