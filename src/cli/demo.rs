@@ -17,7 +17,10 @@ pub(crate) struct DemoArgs {
     /// Admin listen address (`/metrics`).
     #[arg(long, default_value = "127.0.0.1:9090")]
     admin_listen: SocketAddr,
-    /// Data directory (default: `govgate-demo` in the system temp directory).
+    /// Data directory (default: a new `govgate-demo-<unix seconds>` in the
+    /// system temp directory). The sample models listen on a new port each
+    /// run and their versions are registered with it, so reuse a directory
+    /// only while the same demo runs.
     #[arg(long)]
     data_dir: Option<PathBuf>,
 }
@@ -25,7 +28,13 @@ pub(crate) struct DemoArgs {
 pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
     let data_dir = args
         .data_dir
-        .unwrap_or_else(|| std::env::temp_dir().join("govgate-demo"));
+        .unwrap_or_else(|| {
+            let seconds = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_secs());
+            std::env::temp_dir().join(format!("govgate-demo-{seconds}"))
+        });
+    eprintln!("govgate demo: data in {}", data_dir.display());
     let runtime = super::runtime(None)?;
     runtime.block_on(async move {
         let upstream = tokio::net::TcpListener::bind("127.0.0.1:0")
