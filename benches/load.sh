@@ -374,6 +374,24 @@ key_file = "$WORK/govgate/bench.key"
 [timeouts]
 shutdown_grace_ms = 2000
 
+[governance.approval]
+approvers = 2
+
+[[admin.tokens]]
+principal = "bench-ops"
+roles = ["admin"]
+token_sha256 = "$(printf '%s' bench-ops | sha256sum | cut -d' ' -f1)"
+
+[[admin.tokens]]
+principal = "bench-approver-a"
+roles = ["approver"]
+token_sha256 = "$(printf '%s' bench-a | sha256sum | cut -d' ' -f1)"
+
+[[admin.tokens]]
+principal = "bench-approver-b"
+roles = ["approver"]
+token_sha256 = "$(printf '%s' bench-b | sha256sum | cut -d' ' -f1)"
+
 [[models]]
 name = "bench"
 protocol = "http"
@@ -382,7 +400,11 @@ path_prefix = "/m"
 [[models.versions]]
 version = "v1"
 upstream = "http://127.0.0.1:$UPSTREAM_PORT"
+risk_class = "limited"
 EOF
+# Created here, so the readiness loop never reads a file the child has
+# not opened yet.
+: >"$WORK/govgate/stdout.log"
 GOVGATE_LOG=warn setsid "${PIN_SERVER[@]}" "$BIN" serve --config "$WORK/govgate/govgate.toml" \
     >"$WORK/govgate/stdout.log" 2>"$WORK/govgate/stderr.log" &
 GOVGATE_PID=$!
@@ -399,6 +421,13 @@ if [[ -z $GOVGATE_URL ]]; then
     die "govgate did not become ready"
 fi
 GOVGATE_PORT=${GOVGATE_URL##*:}
+GOVGATE_ADMIN=$(sed -n 's/^govgate ready public=[^ ]* admin=\(http:[^ ]*\).*/\1/p' "$WORK/govgate/stdout.log")
+# Full governance: the version serves only once approved and activated.
+for step in "bench-a approve" "bench-b approve" "bench-ops activate"; do
+    read -r token action <<<"$step"
+    GOVGATE_TOKEN=$token "$BIN" models "$action" bench v1 --admin-url "$GOVGATE_ADMIN" >/dev/null ||
+        die "govgate models $action failed"
+done
 wait_ok govgate "$GOVGATE_PORT" /m/ "$GOVGATE_PID" || {
     cat "$WORK/govgate/stderr.log" >&2
     die "govgate does not proxy to the upstream"
