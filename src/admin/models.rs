@@ -138,12 +138,7 @@ impl IntoResponse for ApiError {
         if let Some((name, value)) = extra {
             error[name] = value;
         }
-        let mut response = (status, json!({ "error": error }).to_string()).into_response();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        response
+        json_response(status, &json!({ "error": error }))
     }
 }
 
