@@ -11,18 +11,21 @@
 //! - [`config`]: TOML -> `RawConfig` -> checked `Config`; the only reader of
 //!   config files, credential files and environment variables.
 //! - [`proxy`]: the request path: axum ingress, upstream client, protocol
-//!   adapters, decision drafts. Uses `decision` and `config` values.
+//!   adapters, decision drafts, the serving table. Uses `decision` and
+//!   `config` values and registry snapshots.
 //! - [`ledger`]: the signed, hash-chained, Merkle-tree decision ledger on sled.
 //! - [`metrics`]: the shared Prometheus registry.
 //! - [`registry`]: model versions, approval states and the four-eyes rules;
-//!   decides commands, applies ledger events, publishes snapshots.
-//! - [`admin`]: the admin listener's router (`/metrics`); the ledger adds
-//!   its read routes.
+//!   decides commands, applies ledger events, publishes snapshots; its
+//!   service records every event through the ledger before applying it.
+//! - [`admin`]: the admin listener's router (`/metrics`), bearer-token
+//!   authentication and the model-version API; the ledger adds its read
+//!   routes.
 //! - [`demo`]: the built-in sample model servers used by `govgate demo`.
 //! - [`app`]: wiring and shutdown; [`cli`]: the command line.
 //!
-//! Dependencies point one way: `decision` <- `config` <- `proxy`, `ledger`
-//! <- `app` <- `cli`.
+//! Dependencies point one way: `decision` <- `config` <- `ledger` <-
+//! `registry` <- `proxy`, `admin` <- `app` <- `cli`.
 
 pub mod admin;
 pub mod app;
