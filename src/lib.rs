@@ -24,8 +24,9 @@
 //! - [`demo`]: the built-in sample model servers used by `govgate demo`.
 //! - [`app`]: wiring and shutdown; [`cli`]: the command line.
 //!
-//! Dependencies point one way: `decision` <- `config` <- `ledger` <-
-//! `registry` <- `proxy`, `admin` <- `app` <- `cli`.
+//! Dependencies point one way: everything may use `decision` and `config`
+//! values; `ledger` <- `registry` <- `proxy` and `admin`; only `app` and
+//! `cli` wire them together.
 
 pub mod admin;
 pub mod app;
