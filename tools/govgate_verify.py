@@ -15,7 +15,9 @@ It checks, from the published formats alone:
     prefix subtrees to the signed root, payloads against their BLAKE3
     commitments, and per-entry signatures (signatures.jsonl); and sparse
     bundles (govgate export --since/--until/--model): the selected entries,
-    each with an inclusion proof into the signed checkpoint;
+    each with an inclusion proof into the signed checkpoint, and with a
+    model filter each decision's approval_seq leading to its
+    version_approved entry in the bundle;
   * per-entry Ed25519 signatures over "govgate-entry-signature/v1" LF ||
     the entry's canonical bytes (ledger.entry_signatures = "on");
   * key rotation: from the log's first key, key_rotated entries are
@@ -1592,27 +1594,80 @@ def _sparse_manifest(manifest: dict, origin: str, problems: list):
 
 
 def _sparse_selection(entries: list, start: int, end: int, size: int, model) -> str | None:
-    """Seqs increase; selected entries in start..end matching the model; key_rotated ones in start..size;
-    without a model filter, every seq of start..end present. The first problem, or None."""
-    expected = start
+    """Seqs increase; key_rotated entries in start..size. Without a model filter, every seq of
+    start..end present (and nothing else but key_rotated entries); with one, the model's decisions
+    in start..end and its model-version entries (version_*) anywhere in 0..size. The first
+    problem, or None."""
+    expected = 0 if model is not None else start  # a model's version entries may precede `from`
     for number, (seq, entry) in enumerate(entries, 1):
         if seq < expected:
             return f"seq {seq}: line {number}: out of order or repeated (seqs must increase)"
-        rotation = entry.get("kind") == KEY_ROTATED
+        kind = entry.get("kind")
+        kind = kind if isinstance(kind, str) else ""
         if model is None and seq > expected and expected < end:
             return (
                 f"seq {expected}: missing: the bundle has no model filter, so it holds every seq of "
                 f"{start}..{end - 1}, but entries.jsonl goes from seq {expected - 1} to seq {seq}"
             )
-        limit = size if rotation else end
-        if seq >= limit:
-            return f"seq {seq}: line {number}: outside the bundle's range {start}..{limit}"
-        if model is not None and not rotation and (entry.get("kind") != "decision" or entry.get("model") != model):
-            return f"seq {seq}: line {number}: not a decision of model {model!r}, which the filter selects"
+        if kind == KEY_ROTATED:
+            low, limit = start, size
+        elif model is None:
+            low, limit = start, end
+        elif entry.get("model") == model and kind.startswith("version_"):
+            low, limit = 0, size
+        elif entry.get("model") == model and kind == "decision":
+            low, limit = start, end
+        else:
+            return (
+                f"seq {seq}: line {number}: not a decision nor a model-version entry of model {model!r}, "
+                "which the filter selects"
+            )
+        if not low <= seq < limit:
+            return f"seq {seq}: line {number}: outside the bundle's range {low}..{limit}"
         expected = seq + 1
     if model is None and expected < end:
         return f"seq {expected}: missing: entries.jsonl ends before seq {expected}, the bundle covers {start}..{end - 1}"
     return None
+
+
+def _sparse_approvals(entries: list, model: str) -> list:
+    """With a model filter: each decision's non-null approval_seq is the seq of an entry in the
+    bundle that is a version_approved of the same model and version with state approved.
+    Problems, each naming the decision's seq."""
+    problems = []
+    by_seq = dict(entries)
+    for seq, decision in entries:
+        if decision.get("kind") != "decision":
+            continue
+        approval_seq = decision.get("approval_seq")
+        if approval_seq is None:
+            continue
+        if entry_int(approval_seq) is None:
+            problems.append(f"seq {seq}: approval_seq {approval_seq!r} is not a seq (a non-negative integer) or null")
+            continue
+        approval_seq = entry_int(approval_seq)
+        approval = by_seq.get(approval_seq)
+        if approval is None:
+            problems.append(
+                f"seq {seq}: approval_seq {approval_seq} is not in the bundle, which holds every "
+                f"model-version entry of model {model!r} (removed?)"
+            )
+            continue
+        wrong = []
+        if approval.get("kind") != "version_approved":
+            wrong.append(f"its kind is {approval.get('kind')!r}")
+        if approval.get("model") != decision.get("model"):
+            wrong.append(f"its model is {approval.get('model')!r}, the decision's {decision.get('model')!r}")
+        if approval.get("version") != decision.get("version"):
+            wrong.append(f"its version is {approval.get('version')!r}, the decision's {decision.get('version')!r}")
+        if approval.get("state") != "approved":
+            wrong.append(f"its state is {approval.get('state')!r}")
+        if wrong:
+            problems.append(
+                f"seq {seq}: approval_seq {approval_seq} is not a version_approved entry with state approved "
+                "of the decision's model and version: " + "; ".join(wrong)
+            )
+    return problems
 
 
 def _sparse_chain(entries: list, raws: dict) -> str | None:
@@ -1656,8 +1711,11 @@ def verify_sparse_bundle(
 
     Every entry must come with an inclusion proof into the checkpoint of
     tree size `size`; entries with consecutive seqs must be chained. With
-    no model filter the bundle must hold every seq of from..to. Key
-    rotations in the bundle are followed from the key in force at `from`.
+    no model filter the bundle must hold every seq of from..to; with one,
+    it holds the model's decisions of from..to and its model-version
+    entries of 0..size, and each decision's approval_seq must lead to its
+    version_approved entry in the bundle. Key rotations in the bundle are
+    followed from the key in force at `from`.
     """
     problems: list = []
     warnings: list = []
@@ -1741,6 +1799,8 @@ def verify_sparse_bundle(
     problem = _sparse_chain(entries, raws)
     if problem:
         problems.append(problem)
+    if filt["model"] is not None:
+        problems.extend(_sparse_approvals(entries, filt["model"]))
 
     # Rotations, then the checkpoint with the key they say.
     schedule = follow_rotations(
@@ -1804,6 +1864,12 @@ def verify_sparse_bundle(
             seen[sig.seq] = number
             if sig.seq not in raws:
                 problems.append(f"{where}: line {number}: for an entry that is not in the bundle")
+                continue
+            if sig.seq < start:
+                problems.append(
+                    f"seq {sig.seq}: signatures.jsonl line {number}: a signature for an entry before from ({start}), "
+                    "where the bundle does not say which key was in force"
+                )
                 continue
             if not entry_signature_verifies(schedule.entry_key(sig.seq).public_key, raws[sig.seq], sig.signature):
                 problems.append(f"seq {sig.seq}: per-entry signature does not verify (signatures.jsonl line {number})")

@@ -1423,7 +1423,7 @@ def rechain(objects) -> list:
     return out
 
 
-class SparseBundleTests(LogTestCase):
+class SparseTestCase(LogTestCase):
     """Sparse bundles (docs/audit-format.md section 8.2) over a log whose odd
     decisions are of model "fraud" and even ones of "credit-scoring"; the
     checkpoint has size 12, the whole log."""
@@ -1441,7 +1441,8 @@ class SparseBundleTests(LogTestCase):
         """A sparse bundle holding `seqs` with their proofs into the checkpoint of `size`.
 
         `drop` removes those seqs' entry lines only (their proofs stay);
-        `edit` maps a seq to replacement entry bytes.
+        `edit` maps a seq to replacement entry bytes; `signatures` is True
+        (sign every seq) or the seqs to sign.
         """
         size = self.N if size is None else size
         self.count = getattr(self, "count", 0) + 1
@@ -1473,15 +1474,14 @@ class SparseBundleTests(LogTestCase):
                 json.dumps(payload_record(s)).encode() + b"\n" for s in seqs if s > 0
             )
         if signatures:
+            signed = seqs if signatures is True else signatures
             files["signatures.jsonl"] = b"".join(
-                canonical({"seq": s, "signature": b64(entry_signature(SEED, self.entries[s]))}) + b"\n" for s in seqs
+                canonical({"seq": s, "signature": b64(entry_signature(SEED, self.entries[s]))}) + b"\n" for s in signed
             )
         for name, data in files.items():
             with open(os.path.join(d, name), "wb") as f:
                 f.write(data)
         return d
-
-    FRAUD = [1, 3, 5, 7, 9, 11]
 
     def problems(self, d, vkey=None):
         return gv.verify_bundle(gv.parse_vkey(vkey or self.vkey), d)[0]
@@ -1491,6 +1491,10 @@ class SparseBundleTests(LogTestCase):
         self.assertTrue(found, f"accepted, expected {prefix}")
         self.assertTrue(found[0].startswith(prefix), found)
         self.assertIn(contains, found[0])
+
+
+class SparseBundleTests(SparseTestCase):
+    FRAUD = [1, 3, 5, 7, 9, 11]
 
     def test_valid_model_bundle(self):
         d = self.sparse(self.FRAUD, 0, 12, model="fraud", payloads=True, signatures=True)
@@ -1555,11 +1559,14 @@ class SparseBundleTests(LogTestCase):
 
     def test_selection_rules(self):
         # An entry the model filter does not select, though genuinely in the log.
-        self.assertFirst(self.sparse([1, 2, 3], 0, 12, model="fraud"), "seq 2:", "not a decision of model")
+        self.assertFirst(
+            self.sparse([1, 2, 3], 0, 12, model="fraud"), "seq 2:", "not a decision nor a model-version entry of model"
+        )
         # Out of order, and outside from..to.
         self.assertFirst(self.sparse([3, 1], 0, 12, model="fraud"), "seq 1:", "out of order")
         self.assertFirst(self.sparse([1, 3, 9], 0, 8, model="fraud"), "seq 9:", "outside")
-        self.assertFirst(self.sparse([1, 3], 2, 8, model="fraud"), "seq 1:", "out of order")
+        # A decision of the model before from (only its model-version entries may be there).
+        self.assertFirst(self.sparse([1, 3], 2, 8, model="fraud"), "seq 1:", "outside the bundle's range 2..8")
 
     def test_manifest_and_files(self):
         d = self.sparse(self.FRAUD, 0, 12, model="fraud", manifest={"size": 11, "to": 11})
@@ -1602,6 +1609,112 @@ class SparseBundleTests(LogTestCase):
         # Without the rotation the checkpoint's key cannot be explained.
         d = self.sparse([1, 3, 5], 0, 6, model="fraud", note=note)
         self.assertFirst(d, "checkpoint:")
+
+
+class SparseApprovalTests(SparseTestCase):
+    """Model-filtered bundles hold the model's model-version entries wherever they are in the log,
+    and each decision's approval_seq must lead to its version_approved entry in the bundle.
+
+    The log: 0 gateway_started; 1 version_proposed fraud/1; 2 version_approved fraud/1 (approved);
+    4 version_approved credit-scoring/1 (approved); 11 version_retired fraud/1; decisions of fraud
+    at 3, 5, 7, 9 naming approval 2, of credit-scoring at 6, 8, 10 naming approval 4."""
+
+    FRAUD_ALL = [1, 2, 3, 5, 7, 9, 11]
+
+    def setUp(self):
+        super().setUp()
+        self.relog({})
+
+    def relog(self, changes):
+        """Rebuild the log, `changes` mapping a seq to members to set on its decision."""
+        objects = [json.loads(e) for e in self.entries]
+        for obj in objects:
+            if obj["kind"] == "decision":
+                obj["approval_seq"] = 2 if obj["model"] == "fraud" else 4
+        for seq, kind, model, state in (
+            (1, "version_proposed", "fraud", "proposed"),
+            (2, "version_approved", "fraud", "approved"),
+            (4, "version_approved", "credit-scoring", "approved"),
+            (11, "version_retired", "fraud", "retired"),
+        ):
+            objects[seq] = {
+                "approvals": [],
+                "change_ref": "CHG-1",
+                "kind": kind,
+                "model": model,
+                "origin": ORIGIN,
+                "principal": "root",
+                "principal_roles": ["admin"],
+                "risk_class": "limited",
+                "seq": seq,
+                "state": state,
+                "time": objects[seq]["time"],
+                "version": "1",
+            }
+        for seq, members in changes.items():
+            objects[seq].update(members)
+        self.entries = rechain(objects)
+        self.leaves = [t_leaf(e) for e in self.entries]
+
+    def test_valid_bundles_with_version_entries(self):
+        d = self.sparse(self.FRAUD_ALL, 0, 12, model="fraud", signatures=True)
+        self.assertEqual(self.problems(d), [])
+        # From 5: the proposal and the approval come before it, the retirement after `to`.
+        d = self.sparse([1, 2, 5, 7, 11], 5, 9, model="fraud", signatures=[5, 7, 11])
+        self.assertEqual(self.problems(d), [])
+        rc, out, err = run("bundle", "--vkey", self.vkey, d)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("from=5 to=9 size=12 entries=5 filter=[model=fraud]", out)
+        # A time range is unchanged: gap-free from..to, approvals not followed.
+        self.assertEqual(self.problems(self.sparse(range(5, 9), 5, 9)), [])
+
+    def test_removed_approval_names_each_decision(self):
+        d = self.sparse([1, 3, 5, 7, 9, 11], 0, 12, model="fraud")
+        found = self.problems(d)
+        self.assertEqual([p.split(":")[0] for p in found], ["seq 3", "seq 5", "seq 7", "seq 9"], found)
+        self.assertIn("approval_seq 2 is not in the bundle", found[0])
+
+    def test_approval_seq_must_be_a_completed_approval_of_the_same_version(self):
+        for target, members, needle in (
+            (1, {}, "its kind is 'version_proposed'"),
+            (2, {"version": "2"}, "its version is '1', the decision's '2'"),
+            (3, {}, "its kind is 'decision'"),
+            (2, {"approval_seq": "2"}, "is not a seq"),
+        ):
+            with self.subTest(target=target, members=members):
+                self.relog({5: dict({"approval_seq": target}, **members)})
+                self.assertFirst(self.sparse(self.FRAUD_ALL, 0, 12, model="fraud"), "seq 5:", needle)
+        self.relog({2: {"state": "proposed"}})
+        self.assertFirst(self.sparse(self.FRAUD_ALL, 0, 12, model="fraud"), "seq 3:", "its state is 'proposed'")
+        self.relog({2: {"model": "other"}, 3: {"approval_seq": 2}})
+        found = self.problems(self.sparse([1, 3, 5, 7, 9, 11], 0, 12, model="fraud"))
+        self.assertTrue(found[0].startswith("seq 3:") and "not in the bundle" in found[0], found)
+        self.relog({5: {"approval_seq": None}})
+        d = self.sparse(self.FRAUD_ALL, 0, 12, model="fraud")
+        self.assertEqual(self.problems(d), [], "a null approval_seq has nothing to follow")
+
+    def test_selection_of_version_entries(self):
+        # Another model's approval, though genuinely in the log.
+        self.assertFirst(
+            self.sparse([1, 2, 3, 4, 5], 0, 12, model="fraud"), "seq 4:", "not a decision nor a model-version entry"
+        )
+        # A model-version entry before from is selected; a decision there is not.
+        self.assertEqual(self.problems(self.sparse([1, 2, 5], 5, 6, model="fraud")), [])
+        self.assertFirst(self.sparse([1, 2, 3, 5], 5, 6, model="fraud"), "seq 3:", "outside the bundle's range 5..6")
+        # Past `to`, up to size: still selected; past size, not.
+        self.assertEqual(self.problems(self.sparse([2, 3, 11], 3, 4, model="fraud")), [])
+        self.assertFirst(
+            self.sparse([2, 3, 11], 3, 4, size=11, model="fraud"), "seq 11:", "outside the bundle's range 0..11"
+        )
+        # Seqs still strictly increase.
+        self.assertFirst(self.sparse([2, 1, 3], 0, 12, model="fraud"), "seq 1:", "out of order")
+        self.assertFirst(self.sparse([1, 2, 2, 3], 0, 12, model="fraud"), "seq 2:", "out of order")
+        # A version entry before from in a time-range bundle: not part of it.
+        self.assertFirst(self.sparse([2, 5, 6], 5, 7), "seq 2:", "out of order")
+
+    def test_no_signature_before_from(self):
+        d = self.sparse([1, 2, 5, 7], 5, 9, model="fraud", signatures=[2, 5, 7])
+        self.assertFirst(d, "seq 2:", "before from")
 
 
 class UsageTests(unittest.TestCase):

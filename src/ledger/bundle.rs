@@ -145,7 +145,7 @@ pub fn verify_bundle(
         BundleForm::Contiguous => contiguous(&manifest, &claimed, &entries, start_key, &note)?,
         BundleForm::Sparse => sparse::check(dir, &manifest, &claimed, &entries, start_key, &note)?,
     };
-    let signatures = lines::check_signatures(dir, &entries, &schedule)?;
+    let signatures = lines::check_signatures(dir, &entries, &schedule, manifest.from)?;
     let payloads = lines::check_payloads(dir, &entries, manifest.payloads)?;
     let mut warnings = Vec::new();
     let known = std::iter::once(first).chain(current).chain(schedule.keys());

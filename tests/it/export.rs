@@ -1,6 +1,7 @@
 //! Filtered exports and `govgate verify --bundle`: a time range gives
 //! exactly the entries in it, a model filter exactly that model's
-//! decisions; both verifiers (this one and the independent Python one)
+//! decisions and model-version entries (so approvals can be followed);
+//! both verifiers (this one and the independent Python one)
 //! accept them, and reject an altered byte, a removed entry, a wrong key
 //! and a modified proof, naming the seq.
 
@@ -219,7 +220,8 @@ async fn export_by_time_range_holds_exactly_the_entries_in_it_and_both_verifiers
 }
 
 #[tokio::test]
-async fn export_by_model_holds_exactly_its_decisions_and_tampering_is_named_by_both_verifiers() {
+async fn export_by_model_holds_exactly_its_decisions_and_approvals_and_tampering_is_named_by_both_verifiers()
+ {
     let upstream = TestUpstream::start().await;
     let mut gateway = Gateway::start(&models(&upstream.url())).await;
     for i in 0..9 {
@@ -237,14 +239,47 @@ async fn export_by_model_holds_exactly_its_decisions_and_tampering_is_named_by_b
     export(&gateway, &whole, &[]);
     let expected: Vec<Value> = entries(&whole)
         .into_iter()
-        .filter(|e| e["kind"] == "decision" && e["model"] == "scorer")
+        .filter(|e| {
+            let kind = e["kind"].as_str().unwrap();
+            e["model"] == "scorer" && (kind == "decision" || kind.starts_with("version_"))
+        })
         .collect();
-    assert_eq!(expected.len(), 6);
+    // Line indexes of the decisions; the rest are scorer's model-version
+    // entries, written at start before any decision.
+    let decisions: Vec<usize> = (0..expected.len())
+        .filter(|i| expected[*i]["kind"] == "decision")
+        .collect();
+    assert_eq!(decisions.len(), 6);
+    assert!(
+        decisions[0] > 0,
+        "the gateway approved scorer's versions at start"
+    );
 
     let scorer = bundles.path().join("scorer");
     export(&gateway, &scorer, &["--model", "scorer"]);
-    assert_eq!(entries(&scorer), expected, "exactly the scorer decisions");
-    assert_eq!(lines(&scorer, "proofs.jsonl").len(), 6);
+    let got = entries(&scorer);
+    assert_eq!(
+        got, expected,
+        "exactly the scorer decisions and model-version entries"
+    );
+    assert_eq!(lines(&scorer, "proofs.jsonl").len(), expected.len());
+    assert_eq!(lines(&scorer, "payloads.jsonl").len(), 6);
+    // Each decision's approval is in the bundle: a completed approval of
+    // its model and version.
+    for &i in &decisions {
+        let decision = &got[i];
+        let approval_seq = decision["approval_seq"]
+            .as_u64()
+            .expect("served by an approved version");
+        let approval = got
+            .iter()
+            .find(|e| e["seq"] == approval_seq)
+            .unwrap_or_else(|| panic!("approval {approval_seq} in the bundle"));
+        assert_eq!(approval["kind"], "version_approved");
+        assert_eq!(approval["state"], "approved");
+        assert_eq!(approval["model"], "scorer");
+        assert_eq!(approval["version"], decision["version"]);
+    }
     both_accept(&gateway, &scorer);
     let ok = rust_bundle(&gateway, &gateway.vkey, &scorer);
     assert!(
@@ -253,11 +288,28 @@ async fn export_by_model_holds_exactly_its_decisions_and_tampering_is_named_by_b
         said(&ok)
     );
 
-    let seq_of = |i: usize| expected[i]["seq"].as_u64().unwrap();
+    // From the third decision on: the approvals, before it, still come along.
+    let later = bundles.path().join("later");
+    let from = expected[decisions[2]]["seq"].as_u64().unwrap().to_string();
+    export(&gateway, &later, &["--model", "scorer", "--from", &from]);
+    let versions = |bundle: &[Value]| -> Vec<Value> {
+        bundle
+            .iter()
+            .filter(|e| e["kind"] != "decision")
+            .cloned()
+            .collect()
+    };
+    let later_entries = entries(&later);
+    assert_eq!(versions(&later_entries), versions(&expected));
+    assert_eq!(later_entries.len(), expected.len() - 2);
+    both_accept(&gateway, &later);
+
+    let seq_of = |i: usize| expected[decisions[i]]["seq"].as_u64().unwrap();
     // One byte of an entry.
     let altered = copy(&scorer, "altered");
     let mut all = lines(&altered, "entries.jsonl");
-    all[1] = all[1].replacen("\"served\"", "\"denied\"", 1);
+    let line = decisions[1];
+    all[line] = all[line].replacen("\"served\"", "\"denied\"", 1);
     write_lines(&altered, "entries.jsonl", &all);
     both_reject(
         &gateway,
@@ -268,9 +320,9 @@ async fn export_by_model_holds_exactly_its_decisions_and_tampering_is_named_by_b
 
     // An entry removed, its proof left behind.
     let removed = copy(&scorer, "removed");
-    for file in ["entries.jsonl", "payloads.jsonl"] {
+    for (file, line) in [("entries.jsonl", decisions[3]), ("payloads.jsonl", 3)] {
         let mut kept = lines(&removed, file);
-        kept.remove(3);
+        kept.remove(line);
         write_lines(&removed, file, &kept);
     }
     both_reject(
@@ -280,14 +332,37 @@ async fn export_by_model_holds_exactly_its_decisions_and_tampering_is_named_by_b
         &format!("seq {}", seq_of(3)),
     );
 
+    // The first decision's approval removed with its proof: nothing is
+    // missing a proof, but the decision's approval_seq leads nowhere.
+    let unapproved = copy(&scorer, "unapproved");
+    let approval_seq = got[decisions[0]]["approval_seq"].as_u64().unwrap();
+    let approval_line = got.iter().position(|e| e["seq"] == approval_seq).unwrap();
+    for file in ["entries.jsonl", "proofs.jsonl"] {
+        let mut kept = lines(&unapproved, file);
+        kept.remove(approval_line);
+        write_lines(&unapproved, file, &kept);
+    }
+    both_reject(
+        &gateway,
+        &gateway.vkey,
+        &unapproved,
+        &format!("seq {}", seq_of(0)),
+    );
+    let rust = said(&rust_bundle(&gateway, &gateway.vkey, &unapproved));
+    assert!(
+        rust.contains(&format!("approval_seq {approval_seq} is not in the bundle")),
+        "{rust}"
+    );
+
     // One hash of a proof.
     let proof = copy(&scorer, "proof");
     let mut all = lines(&proof, "proofs.jsonl");
-    let mut line: Value = serde_json::from_str(&all[4]).unwrap();
+    let at = decisions[4];
+    let mut line: Value = serde_json::from_str(&all[at]).unwrap();
     let hash = line["path"][0].as_str().unwrap().to_owned();
     let flipped = if hash.starts_with('A') { "B" } else { "A" };
     line["path"][0] = Value::String(format!("{flipped}{}", &hash[1..]));
-    all[4] = line.to_string();
+    all[at] = line.to_string();
     write_lines(&proof, "proofs.jsonl", &all);
     both_reject(
         &gateway,

@@ -173,12 +173,15 @@ fn line_object(
 }
 
 /// Each line of `signatures.jsonl`, when present, is a valid per-entry
-/// signature (section 10) of a bundled entry by the key in force for its
-/// batch. Returns how many were checked.
+/// signature (section 10) of a bundled entry at or after `from` by the key
+/// in force for its batch (before `from`, which a model-filtered sparse
+/// bundle may reach, the bundle does not say which key was in force).
+/// Returns how many were checked.
 pub(crate) fn check_signatures(
     dir: &Path,
     entries: &[BundleEntry],
     schedule: &KeySchedule,
+    from: u64,
 ) -> Result<u64, BundleError> {
     const FILE: &str = "signatures.jsonl";
     let Some(bytes) = read_file(dir, FILE)? else {
@@ -211,6 +214,15 @@ pub(crate) fn check_signatures(
                 format!("{FILE} line {number}: a signature for an entry that is not in the bundle"),
             )
         })?;
+        if seq < from {
+            return Err(bad_seq(
+                seq,
+                format!(
+                    "{FILE} line {number}: a signature for an entry before from ({from}), \
+                     where the bundle does not say which key was in force"
+                ),
+            ));
+        }
         if !schedule
             .entry_key(seq)
             .verify_entry(&entry.bytes, &signature)

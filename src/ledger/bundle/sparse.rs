@@ -1,7 +1,10 @@
 //! The sparse form (`govgate-bundle-sparse/1`): entries selected by a
 //! filter, each with an RFC 6962 inclusion proof against the signed
 //! checkpoint of tree size `size`, plus every `key_rotated` entry in
-//! `from..size` so the checkpoint's key can be worked out.
+//! `from..size` so the checkpoint's key can be worked out. A model filter
+//! selects the model's decisions in `from..to` and its model-version
+//! entries anywhere in `0..size`; every decision's `approval_seq` must then
+//! lead to its `version_approved` entry in the bundle.
 //!
 //! What it proves: every entry in it is in the signed log at its seq, and
 //! with no model filter, that `from..to` is complete (gap-free, chained).
@@ -100,6 +103,9 @@ pub(super) fn check(
     check_selection(entries, from, to, size, filter.model.as_deref())?;
     check_proofs(dir, entries, size, &claimed.root)?;
     check_chain(entries)?;
+    if let Some(model) = filter.model.as_deref() {
+        check_approvals(entries, model)?;
+    }
     let schedule = KeySchedule::follow(start_key.clone(), entries, &claimed.origin)?;
     let checkpoint = open_checkpoint(&schedule, note, size)?;
     let report = BundleReport {
@@ -118,9 +124,11 @@ pub(super) fn check(
     Ok((report, schedule))
 }
 
-/// Entries in increasing seq order; the selected ones in `from..to` and
-/// matching the model filter; `key_rotated` ones anywhere in `from..size`;
-/// without a model filter, every seq of `from..to` present.
+/// Entries in increasing seq order; `key_rotated` ones anywhere in
+/// `from..size`. Without a model filter, every seq of `from..to` present
+/// (and nothing else but rotations). With one, the model's decisions in
+/// `from..to` and its model-version entries (`version_*`) anywhere in
+/// `0..size`.
 fn check_selection(
     entries: &[BundleEntry],
     from: u64,
@@ -128,7 +136,8 @@ fn check_selection(
     size: u64,
     model: Option<&str>,
 ) -> Result<(), BundleError> {
-    let mut expected = from;
+    // With a model filter, version entries may come before `from`.
+    let mut expected = if model.is_some() { 0 } else { from };
     for (i, entry) in entries.iter().enumerate() {
         let seq = entry.seq;
         let line = i + 1;
@@ -138,7 +147,8 @@ fn check_selection(
                 format!("entries.jsonl line {line}: out of order or repeated (seqs must increase)"),
             ));
         }
-        let rotation = entry.value["kind"] == "key_rotated";
+        let kind = entry.value["kind"].as_str().unwrap_or_default();
+        let rotation = kind == "key_rotated";
         if model.is_none() && seq > expected && expected < to {
             return Err(bad_seq(
                 expected,
@@ -150,22 +160,28 @@ fn check_selection(
                 ),
             ));
         }
-        let limit = if rotation { size } else { to };
-        if seq >= limit {
-            return Err(bad_seq(
-                seq,
-                format!("entries.jsonl line {line}: outside the bundle's range {from}..{limit}"),
-            ));
-        }
-        if let (Some(model), false) = (model, rotation) {
-            if entry.value["kind"] != "decision" || entry.value["model"] != model {
+        let (low, limit) = match model {
+            _ if rotation => (from, size),
+            Some(model) if entry.value["model"] == model && kind.starts_with("version_") => {
+                (0, size)
+            }
+            Some(model) if entry.value["model"] == model && kind == "decision" => (from, to),
+            Some(model) => {
                 return Err(bad_seq(
                     seq,
                     format!(
-                        "entries.jsonl line {line}: not a decision of model {model:?}, which the filter selects"
+                        "entries.jsonl line {line}: not a decision nor a model-version entry \
+                         of model {model:?}, which the filter selects"
                     ),
                 ));
             }
+            None => (from, to),
+        };
+        if seq < low || seq >= limit {
+            return Err(bad_seq(
+                seq,
+                format!("entries.jsonl line {line}: outside the bundle's range {low}..{limit}"),
+            ));
         }
         expected = seq + 1;
     }
@@ -177,6 +193,65 @@ fn check_selection(
                 to - 1
             ),
         ));
+    }
+    Ok(())
+}
+
+/// With a model filter: every decision's non-null `approval_seq` is the
+/// seq of an entry in the bundle that is a `version_approved` of the same
+/// model and version with `state` `approved`. A failure names the
+/// decision's seq.
+fn check_approvals(entries: &[BundleEntry], model: &str) -> Result<(), BundleError> {
+    let present: BTreeMap<u64, &Value> = entries.iter().map(|e| (e.seq, &e.value)).collect();
+    for entry in entries.iter().filter(|e| e.value["kind"] == "decision") {
+        let (seq, decision) = (entry.seq, &entry.value);
+        let approval_seq = match &decision["approval_seq"] {
+            Value::Null => continue,
+            value => value.as_u64().ok_or_else(|| {
+                bad_seq(
+                    seq,
+                    format!("approval_seq {value} is not a seq (a non-negative integer) or null"),
+                )
+            })?,
+        };
+        let Some(approval) = present.get(&approval_seq) else {
+            return Err(bad_seq(
+                seq,
+                format!(
+                    "approval_seq {approval_seq} is not in the bundle, which holds every \
+                     model-version entry of model {model:?} (removed?)"
+                ),
+            ));
+        };
+        let mut wrong = Vec::new();
+        if approval["kind"] != "version_approved" {
+            wrong.push(format!("its kind is {}", approval["kind"]));
+        }
+        if approval["model"] != decision["model"] {
+            wrong.push(format!(
+                "its model is {}, the decision's {}",
+                approval["model"], decision["model"]
+            ));
+        }
+        if approval["version"] != decision["version"] {
+            wrong.push(format!(
+                "its version is {}, the decision's {}",
+                approval["version"], decision["version"]
+            ));
+        }
+        if approval["state"] != "approved" {
+            wrong.push(format!("its state is {}", approval["state"]));
+        }
+        if !wrong.is_empty() {
+            return Err(bad_seq(
+                seq,
+                format!(
+                    "approval_seq {approval_seq} is not a version_approved entry with state \
+                     approved of the decision's model and version: {}",
+                    wrong.join("; ")
+                ),
+            ));
+        }
     }
     Ok(())
 }

@@ -296,6 +296,286 @@ async fn key_rotations_are_carried_and_followed_in_both_forms() {
     );
 }
 
+/// A model-version entry of `kind` for `model` version `version`, its
+/// state after the change `state` (members as section 12 lists them).
+fn version_entry(kind: &'static str, model: &str, version: &str, state: &str) -> EntryBody {
+    let members = serde_json::json!({
+        "model": model,
+        "version": version,
+        "principal": "root",
+        "principal_roles": ["admin"],
+        "change_ref": "CHG-1",
+        "risk_class": "limited",
+        "approvals": [],
+        "state": state,
+    });
+    let Value::Object(members) = members else {
+        unreachable!()
+    };
+    EntryBody::Governance { kind, members }
+}
+
+fn approved_decision(model: &str, approval_seq: u64) -> EntryBody {
+    let mut decision = decision(model);
+    decision.approval_seq = Some(approval_seq);
+    EntryBody::Decision(Box::new(decision))
+}
+
+/// 0-4: versions of `a` and `b` proposed, approved (a at 1, b at 3), a
+/// activated; 5-10: decisions of a and b in turn, each naming its
+/// approval; 11: a's version retired; 12: b's version 2 proposed.
+async fn governed_ledger() -> Arc<MemStore> {
+    let store = Arc::new(MemStore::new());
+    let mut bodies = vec![
+        version_entry("version_proposed", "a", "1", "proposed"),
+        version_entry("version_approved", "a", "1", "approved"),
+        version_entry("version_proposed", "b", "1", "proposed"),
+        version_entry("version_approved", "b", "1", "approved"),
+        version_entry("version_activated", "a", "1", "active"),
+    ];
+    for _ in 0..3 {
+        bodies.push(approved_decision("a", 1));
+        bodies.push(approved_decision("b", 3));
+    }
+    bodies.push(version_entry("version_retired", "a", "1", "retired"));
+    bodies.push(version_entry("version_proposed", "b", "2", "proposed"));
+    append(&store, KEY, bodies).await;
+    store
+}
+
+fn seqs_of(dir: &Path) -> Vec<u64> {
+    std::fs::read_to_string(dir.join("entries.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn copy_bundle(dir: &Path, name: &str) -> std::path::PathBuf {
+    let to = dir.with_file_name(name);
+    std::fs::create_dir(&to).unwrap();
+    for file in std::fs::read_dir(dir).unwrap() {
+        let file = file.unwrap();
+        std::fs::copy(file.path(), to.join(file.file_name())).unwrap();
+    }
+    to
+}
+
+/// Line `index` of a bundle file.
+fn line_of(dir: &Path, file: &str, index: usize) -> String {
+    std::fs::read_to_string(dir.join(file))
+        .unwrap()
+        .lines()
+        .nth(index)
+        .unwrap()
+        .to_owned()
+}
+
+/// Inserts `line` before line `index` of a bundle file.
+fn insert_line(dir: &Path, file: &str, index: usize, line: String) {
+    let text = std::fs::read_to_string(dir.join(file)).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines.insert(index, line);
+    std::fs::write(dir.join(file), lines.join("\n") + "\n").unwrap();
+}
+
+#[tokio::test]
+async fn a_model_bundle_holds_its_version_entries_wherever_they_are_and_approvals_resolve() {
+    let store = governed_ledger().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("a");
+    // From seq 7: the approval (1) and activation (4) of a come before it,
+    // the retirement (11) after the last decision.
+    let exported = export_filtered(
+        &*store,
+        &verifier(),
+        7,
+        Some(11),
+        &model_filter("a"),
+        true,
+        &dir,
+        |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(seqs_of(&dir), [0, 1, 4, 7, 9, 11]);
+    assert_eq!(exported.entries, 6);
+    let report = verify_bundle(&dir, &verifier(), None).unwrap();
+    assert_eq!((report.from, report.to, report.entries), (7, 11, 6));
+    assert_eq!(
+        (report.payloads, report.signatures),
+        (2, 3),
+        "no signature before from: the key in force there is not the bundle's to say"
+    );
+    let b = tmp.path().join("b");
+    export_filtered(
+        &*store,
+        &verifier(),
+        0,
+        None,
+        &model_filter("b"),
+        false,
+        &b,
+        |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(seqs_of(&b), [2, 3, 6, 8, 10, 12]);
+    assert!(verify_bundle(&b, &verifier(), None).is_ok());
+
+    // The approval removed with its proof: the first decision naming it fails.
+    let removed = copy_bundle(&dir, "removed");
+    edit_line(&removed, "entries.jsonl", 1, |_| None);
+    edit_line(&removed, "proofs.jsonl", 1, |_| None);
+    let (seq, why) = first_bad(&removed, &verifier());
+    assert_eq!(seq, Some(7), "{why}");
+    assert!(why.contains("approval_seq 1 is not in the bundle"), "{why}");
+
+    // Another model's version entry: not selected by the filter.
+    let foreign = copy_bundle(&dir, "foreign");
+    insert_line(
+        &foreign,
+        "entries.jsonl",
+        2,
+        line_of(&b, "entries.jsonl", 1),
+    );
+    let (seq, why) = first_bad(&foreign, &verifier());
+    assert_eq!(seq, Some(3), "{why}");
+    assert!(
+        why.contains("not a decision nor a model-version entry"),
+        "{why}"
+    );
+
+    // A decision of the model before from: outside the range.
+    let whole_a = tmp.path().join("whole-a");
+    export_filtered(
+        &*store,
+        &verifier(),
+        0,
+        None,
+        &model_filter("a"),
+        false,
+        &whole_a,
+        |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(seqs_of(&whole_a), [0, 1, 4, 5, 7, 9, 11]);
+    let early = copy_bundle(&dir, "early");
+    insert_line(
+        &early,
+        "entries.jsonl",
+        3,
+        line_of(&whole_a, "entries.jsonl", 3),
+    );
+    let (seq, why) = first_bad(&early, &verifier());
+    assert_eq!(seq, Some(5), "{why}");
+    assert!(why.contains("outside the bundle's range 7..11"), "{why}");
+
+    // Seqs out of order: the second one named.
+    let order = copy_bundle(&dir, "order");
+    let first = line_of(&order, "entries.jsonl", 0);
+    edit_line(&order, "entries.jsonl", 0, |_| None);
+    insert_line(&order, "entries.jsonl", 1, first);
+    let (seq, why) = first_bad(&order, &verifier());
+    assert_eq!(seq, Some(0), "{why}");
+
+    // A signature for an entry before from.
+    let signed = copy_bundle(&dir, "signed");
+    let signature = store.entry_signature(1).unwrap().unwrap();
+    insert_line(
+        &signed,
+        "signatures.jsonl",
+        0,
+        serde_json::json!({"seq": 1, "signature": base64_of(&signature)}).to_string(),
+    );
+    let (seq, why) = first_bad(&signed, &verifier());
+    assert_eq!(seq, Some(1), "{why}");
+    assert!(why.contains("before from"), "{why}");
+
+    // A time-range bundle stays gap-free and takes no entry before from.
+    let range = tmp.path().join("range");
+    let filter = Filter {
+        since: Some("1970-01-01T00:00:00Z".into()),
+        ..Filter::default()
+    };
+    export_filtered(
+        &*store,
+        &verifier(),
+        5,
+        Some(9),
+        &filter,
+        false,
+        &range,
+        |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(seqs_of(&range), [5, 6, 7, 8]);
+    assert!(verify_bundle(&range, &verifier(), None).is_ok());
+}
+
+#[tokio::test]
+async fn an_approval_seq_must_lead_to_the_approval_of_the_same_model_and_version() {
+    let store = Arc::new(MemStore::new());
+    append(
+        &store,
+        KEY,
+        vec![
+            version_entry("version_proposed", "a", "1", "proposed"), // 0
+            version_entry("version_approved", "a", "1", "proposed"), // 1: one of two approvals
+            version_entry("version_approved", "a", "1", "approved"), // 2
+            version_entry("version_approved", "a", "2", "approved"), // 3
+            approved_decision("a", 2),                               // 4: right
+            approved_decision("a", 0),                               // 5: a proposal
+            approved_decision("a", 1),                               // 6: approval incomplete
+            approved_decision("a", 3),                               // 7: another version
+            approved_decision("a", 8),                               // 8: a decision
+            EntryBody::Decision(Box::new(decision("a"))),            // 9: null
+        ],
+    )
+    .await;
+    let tmp = tempfile::tempdir().unwrap();
+    for (decision_seq, needle) in [
+        (5, "its kind is \"version_proposed\""),
+        (6, "its state is \"proposed\""),
+        (7, "its version is \"2\", the decision's \"1\""),
+        (8, "its kind is \"decision\""),
+    ] {
+        let dir = tmp.path().join(format!("d{decision_seq}"));
+        export_filtered(
+            &*store,
+            &verifier(),
+            decision_seq,
+            Some(decision_seq + 1),
+            &model_filter("a"),
+            false,
+            &dir,
+            |_, _| {},
+        )
+        .unwrap();
+        let (seq, why) = first_bad(&dir, &verifier());
+        assert_eq!(seq, Some(decision_seq), "{why}");
+        assert!(why.contains(needle), "{why}");
+    }
+    let fine = tmp.path().join("fine");
+    for (from, to) in [(4, 5), (9, 10)] {
+        let dir = fine.with_extension(format!("{from}"));
+        export_filtered(
+            &*store,
+            &verifier(),
+            from,
+            Some(to),
+            &model_filter("a"),
+            false,
+            &dir,
+            |_, _| {},
+        )
+        .unwrap();
+        assert!(verify_bundle(&dir, &verifier(), None).is_ok());
+    }
+}
+
 fn base64_of(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)

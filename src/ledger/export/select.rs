@@ -1,5 +1,5 @@
 //! What a filtered export selects: a seq range found from UTC times, and
-//! the entries of one model.
+//! the entries of one model (its decisions and model-version entries).
 //!
 //! Times locate seqs, they do not filter entries: the range is
 //! `first..last` where `first` is the first seq whose entry's `time` is at
@@ -154,7 +154,18 @@ pub(crate) fn first_at_or_after(
     Ok(lo)
 }
 
-/// Picks the decision entries of one model out of canonical entry bytes.
+/// What a model filter selects an entry as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Selected {
+    /// A `decision` of the model: selected inside the seq range.
+    Decision,
+    /// A model-version entry (`version_*`) of the model: selected wherever
+    /// it is in the log, so a decision's `approval_seq` can be followed.
+    Version,
+}
+
+/// Picks the entries of one model out of canonical entry bytes: its
+/// decisions and its model-version entries.
 pub(crate) struct ModelMatch {
     model: String,
     /// `"model":"<name>"` as the canonical bytes spell it: a cheap
@@ -173,13 +184,21 @@ impl ModelMatch {
         }
     }
 
-    /// Whether `entry` is a decision of this model.
-    pub(crate) fn matches(&self, entry: &[u8]) -> bool {
+    /// Whether `entry` is a decision or a model-version entry of this
+    /// model, and which.
+    pub(crate) fn selects(&self, entry: &[u8]) -> Option<Selected> {
         if !entry.windows(self.needle.len()).any(|w| w == self.needle) {
-            return false;
+            return None;
         }
-        serde_json::from_slice::<Value>(entry)
-            .is_ok_and(|value| value["kind"] == "decision" && value["model"] == self.model.as_str())
+        let value = serde_json::from_slice::<Value>(entry).ok()?;
+        if value["model"] != self.model.as_str() {
+            return None;
+        }
+        match value["kind"].as_str()? {
+            "decision" => Some(Selected::Decision),
+            kind if kind.starts_with("version_") => Some(Selected::Version),
+            _ => None,
+        }
     }
 }
 
@@ -226,15 +245,30 @@ mod tests {
     }
 
     #[test]
-    fn the_model_match_needs_the_exact_name_in_a_decision() {
+    fn the_model_match_needs_the_exact_name_in_a_decision_or_version_entry() {
         let matcher = ModelMatch::new("scorer");
         let entry = |kind: &str, model: &str| {
             format!(r#"{{"kind":"{kind}","model":"{model}","seq":1}}"#).into_bytes()
         };
-        assert!(matcher.matches(&entry("decision", "scorer")));
-        assert!(!matcher.matches(&entry("decision", "scorer-two")));
-        assert!(!matcher.matches(&entry("decision", "scor")));
-        assert!(!matcher.matches(&entry("gateway_started", "scorer")));
-        assert!(!matcher.matches(br#"{"kind":"decision","model":null}"#));
+        assert_eq!(
+            matcher.selects(&entry("decision", "scorer")),
+            Some(Selected::Decision)
+        );
+        assert_eq!(
+            matcher.selects(&entry("version_approved", "scorer")),
+            Some(Selected::Version)
+        );
+        assert_eq!(
+            matcher.selects(&entry("version_revoked", "scorer")),
+            Some(Selected::Version)
+        );
+        assert_eq!(matcher.selects(&entry("decision", "scorer-two")), None);
+        assert_eq!(matcher.selects(&entry("version_approved", "scor")), None);
+        assert_eq!(matcher.selects(&entry("gateway_started", "scorer")), None);
+        assert_eq!(matcher.selects(&entry("versioned", "scorer")), None);
+        assert_eq!(
+            matcher.selects(br#"{"kind":"decision","model":null}"#),
+            None
+        );
     }
 }

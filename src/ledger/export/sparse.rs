@@ -2,9 +2,11 @@
 //! docs/audit-format.md section 8.2): the entries a filter selects, each
 //! with its inclusion proof against one signed checkpoint, plus every
 //! `key_rotated` entry up to that checkpoint (a verifier needs them to know
-//! which key signed it).
+//! which key signed it). A model filter selects the model's decisions in
+//! the range and its model-version entries anywhere up to the checkpoint,
+//! so each decision's `approval_seq` leads to an entry of the bundle.
 
-use super::select::{ModelMatch, UtcTime, first_at_or_after};
+use super::select::{ModelMatch, Selected, UtcTime, first_at_or_after};
 use super::{ExportError, Exported, payload_line};
 use crate::ledger::bundle::SPARSE_FORMAT;
 use crate::ledger::checkpoint::NoteVerifier;
@@ -23,7 +25,8 @@ pub struct Filter {
     pub since: Option<String>,
     /// RFC 3339: the range ends before the first entry at or after it.
     pub until: Option<String>,
-    /// Only decisions of this model (plus the `key_rotated` entries).
+    /// Only decisions of this model in the range, and its model-version
+    /// entries anywhere in the log (plus the `key_rotated` entries).
     pub model: Option<String>,
 }
 
@@ -87,6 +90,54 @@ fn is_rotation(entry: &[u8]) -> bool {
         && crate::ledger::entry::key_rotation(entry).is_some()
 }
 
+/// The bundle's JSON-lines files, written one bundled entry at a time.
+struct Files {
+    entries: LazyLines,
+    proofs: LazyLines,
+    signatures: LazyLines,
+    payloads: LazyLines,
+    with_payloads: bool,
+    payload_count: u64,
+}
+
+impl Files {
+    /// Writes entry `seq`, its inclusion proof into the tree of
+    /// `checkpoint_size`, its payload (when asked for) and, with `sign`,
+    /// its per-entry signature. Entries before `from` go without their
+    /// signature: the bundle cannot tell which key was in force there
+    /// (its `key_rotated` entries start at `from`), while their inclusion
+    /// proofs need no key but the checkpoint's.
+    fn write(
+        &mut self,
+        store: &dyn LedgerStore,
+        seq: u64,
+        entry: &[u8],
+        checkpoint_size: u64,
+        sign: bool,
+    ) -> Result<(), ExportError> {
+        self.entries.line(entry)?;
+        let path = inclusion_proof(&StoreNodes(store), seq, checkpoint_size)
+            .map_err(|err| StoreError::Corrupt(format!("inclusion proof of {seq}: {err}")))?;
+        let path: Vec<String> = path.iter().map(|hash| BASE64.encode(hash)).collect();
+        self.proofs.line(
+            serde_json::json!({ "seq": seq, "path": path })
+                .to_string()
+                .as_bytes(),
+        )?;
+        if let (true, Some(signature)) = (sign, store.entry_signature(seq)?) {
+            let line = serde_json::json!({ "seq": seq, "signature": BASE64.encode(signature) });
+            self.signatures.line(line.to_string().as_bytes())?;
+        }
+        if let (true, Some(record)) = (self.with_payloads, store.payload(seq)?) {
+            let line = payload_line(seq, &record)
+                .ok_or_else(|| StoreError::Corrupt(format!("payload {seq}")))?;
+            self.payloads.line(line.trim_end().as_bytes())?;
+            self.payload_count += 1;
+        }
+        Ok(())
+    }
+}
+
 fn parse_time(text: &str) -> Result<UtcTime, ExportError> {
     UtcTime::parse(text).map_err(|err| ExportError::Range(err.to_string()))
 }
@@ -131,51 +182,62 @@ pub fn export_filtered(
         source,
     })?;
     let model = filter.model.as_deref().map(ModelMatch::new);
-    let (mut entries, mut proofs) = (
-        LazyLines::new(out, "entries.jsonl"),
-        LazyLines::new(out, "proofs.jsonl"),
-    );
-    let (mut signatures, mut payloads) = (
-        LazyLines::new(out, "signatures.jsonl"),
-        LazyLines::new(out, "payloads.jsonl"),
-    );
-    let (mut selected, mut payload_count) = (0u64, 0u64);
+    let mut out_files = Files {
+        entries: LazyLines::new(out, "entries.jsonl"),
+        proofs: LazyLines::new(out, "proofs.jsonl"),
+        signatures: LazyLines::new(out, "signatures.jsonl"),
+        payloads: LazyLines::new(out, "payloads.jsonl"),
+        with_payloads,
+        payload_count: 0,
+    };
+    let mut selected = 0u64;
+    // The model's version entries before the range: the approvals behind
+    // its decisions usually come before them. Only governance entries can
+    // be, so the store's index of them spares a scan of 0..start.
+    if let Some(model) = &model {
+        for seq in store.governance_seqs()?.into_iter().filter(|s| *s < start) {
+            let entry = store
+                .entry(seq)?
+                .ok_or_else(|| StoreError::Corrupt(format!("entry {seq} missing")))?;
+            if model.selects(&entry) == Some(Selected::Version) {
+                selected += 1;
+                out_files.write(store, seq, &entry, checkpoint_size, false)?;
+            }
+        }
+    }
     let total = checkpoint_size - start;
     for seq in start..checkpoint_size {
         let entry = store
             .entry(seq)?
             .ok_or_else(|| StoreError::Corrupt(format!("entry {seq} missing")))?;
-        let chosen = seq < end && model.as_ref().is_none_or(|m| m.matches(&entry));
+        let chosen = match &model {
+            None => seq < end,
+            Some(model) => match model.selects(&entry) {
+                Some(Selected::Decision) => seq < end,
+                Some(Selected::Version) => true,
+                None => false,
+            },
+        };
         if chosen || is_rotation(&entry) {
             selected += u64::from(chosen);
-            entries.line(&entry)?;
-            let path = inclusion_proof(&StoreNodes(store), seq, checkpoint_size)
-                .map_err(|err| StoreError::Corrupt(format!("inclusion proof of {seq}: {err}")))?;
-            let path: Vec<String> = path.iter().map(|hash| BASE64.encode(hash)).collect();
-            proofs.line(
-                serde_json::json!({ "seq": seq, "path": path })
-                    .to_string()
-                    .as_bytes(),
-            )?;
-            if let Some(signature) = store.entry_signature(seq)? {
-                let line = serde_json::json!({ "seq": seq, "signature": BASE64.encode(signature) });
-                signatures.line(line.to_string().as_bytes())?;
-            }
-            if let (true, Some(record)) = (with_payloads, store.payload(seq)?) {
-                let line = payload_line(seq, &record)
-                    .ok_or_else(|| StoreError::Corrupt(format!("payload {seq}")))?;
-                payloads.line(line.trim_end().as_bytes())?;
-                payload_count += 1;
-            }
+            out_files.write(store, seq, &entry, checkpoint_size, true)?;
         }
         progress(seq - start + 1, total);
     }
+    let Files {
+        entries,
+        proofs,
+        signatures,
+        payloads,
+        payload_count,
+        ..
+    } = out_files;
     if selected == 0 {
         // Nothing the filter asked for: no bundle rather than an empty one
         // that looks like an answer. Removing what we just created is safe.
         let _ = std::fs::remove_dir_all(out);
         return Err(ExportError::Range(format!(
-            "nothing to export: no decision of model {:?} in seq {start}..{end}",
+            "nothing to export: no decision or model-version entry of model {:?} in seq {start}..{end}",
             filter.model.as_deref().unwrap_or_default()
         )));
     }
