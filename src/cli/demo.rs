@@ -26,14 +26,12 @@ pub(crate) struct DemoArgs {
 }
 
 pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
-    let data_dir = args
-        .data_dir
-        .unwrap_or_else(|| {
-            let seconds = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |since| since.as_secs());
-            std::env::temp_dir().join(format!("govgate-demo-{seconds}"))
-        });
+    let data_dir = args.data_dir.unwrap_or_else(|| {
+        let seconds = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        std::env::temp_dir().join(format!("govgate-demo-{seconds}"))
+    });
     eprintln!("govgate demo: data in {}", data_dir.display());
     let runtime = super::runtime(None)?;
     runtime.block_on(async move {
