@@ -62,6 +62,30 @@ pub struct SequencerConfig {
     pub metrics: LedgerMetrics,
 }
 
+#[cfg(test)]
+impl SequencerConfig {
+    /// The settings tests use: full payloads, a metrics registry of its own.
+    pub(crate) fn for_tests(
+        origin: &str,
+        key: &ed25519_dalek::SigningKey,
+        entry_signatures: EntrySignatures,
+        queue_len: usize,
+        max_batch: usize,
+    ) -> Self {
+        SequencerConfig {
+            origin: origin.into(),
+            // INVARIANT: tests use valid origins.
+            signer: NoteSigner::new(origin, key.clone()).expect("a valid test origin"),
+            payload_mode: PayloadMode::Full,
+            entry_signatures,
+            queue_len,
+            max_batch,
+            // INVARIANT: a fresh registry has no families to clash with.
+            metrics: LedgerMetrics::new().expect("metrics"),
+        }
+    }
+}
+
 type Job = (EntryBody, oneshot::Sender<Result<Ack, SinkError>>);
 
 /// The appending half; implements [`DecisionSink`].

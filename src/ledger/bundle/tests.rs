@@ -2,10 +2,7 @@
 //! the right seq named.
 
 use super::*;
-use crate::decision::{
-    Capture, Decision, DecisionId, EntrySignatures, Outcome, PayloadMode, Route, Timings,
-};
-use crate::ledger::checkpoint::NoteSigner;
+use crate::decision::{Capture, Decision, DecisionId, EntrySignatures, Outcome, Route, Timings};
 use crate::ledger::entry::EntryBody;
 use crate::ledger::export::{Filter, export_bundle, export_filtered};
 use crate::ledger::memstore::MemStore;
@@ -45,15 +42,13 @@ fn verifier() -> NoteVerifier {
 async fn append(store: &Arc<MemStore>, key: [u8; 32], bodies: Vec<EntryBody>) {
     let (ledger, writer) = Ledger::open(
         store.clone(),
-        SequencerConfig {
-            origin: ORIGIN.into(),
-            signer: NoteSigner::new(ORIGIN, SigningKey::from_bytes(&key)).unwrap(),
-            payload_mode: PayloadMode::Full,
-            entry_signatures: EntrySignatures::On,
-            queue_len: 64,
-            max_batch: 3,
-            metrics: crate::ledger::metrics::LedgerMetrics::new().unwrap(),
-        },
+        SequencerConfig::for_tests(
+            ORIGIN,
+            &SigningKey::from_bytes(&key),
+            EntrySignatures::On,
+            64,
+            3,
+        ),
     )
     .unwrap();
     for batch in bodies.chunks(3) {

@@ -1,10 +1,7 @@
 //! Tampering of every kind is detected and the right seq named.
 
 use super::*;
-use crate::decision::{
-    Capture, Decision, DecisionId, EntrySignatures, Outcome, PayloadMode, Route, Timings,
-};
-use crate::ledger::checkpoint::NoteSigner;
+use crate::decision::{Capture, Decision, DecisionId, EntrySignatures, Outcome, Route, Timings};
 use crate::ledger::entry::EntryBody;
 use crate::ledger::memstore::MemStore;
 use crate::ledger::sequencer::{Ledger, SequencerConfig};
@@ -44,15 +41,13 @@ async fn ledger_signing(
     let store = Arc::new(MemStore::new());
     let (ledger, writer) = Ledger::open(
         store.clone(),
-        SequencerConfig {
-            origin: ORIGIN.into(),
-            signer: NoteSigner::new(ORIGIN, SigningKey::from_bytes(&key)).unwrap(),
-            payload_mode: PayloadMode::Full,
+        SequencerConfig::for_tests(
+            ORIGIN,
+            &SigningKey::from_bytes(&key),
             entry_signatures,
-            queue_len: 64,
-            max_batch: 3,
-            metrics: crate::ledger::metrics::LedgerMetrics::new().unwrap(),
-        },
+            64,
+            3,
+        ),
     )
     .unwrap();
     for _ in 0..batches {
@@ -166,15 +161,13 @@ async fn a_failing_store_acknowledges_nothing_and_recovers() {
     let store = Arc::new(MemStore::new());
     let (ledger, writer) = Ledger::open(
         store.clone(),
-        SequencerConfig {
-            origin: ORIGIN.into(),
-            signer: NoteSigner::new(ORIGIN, SigningKey::from_bytes(&[1; 32])).unwrap(),
-            payload_mode: PayloadMode::Full,
-            entry_signatures: crate::decision::EntrySignatures::Off,
-            queue_len: 8,
-            max_batch: 8,
-            metrics: crate::ledger::metrics::LedgerMetrics::new().unwrap(),
-        },
+        SequencerConfig::for_tests(
+            ORIGIN,
+            &SigningKey::from_bytes(&[1; 32]),
+            crate::decision::EntrySignatures::Off,
+            8,
+            8,
+        ),
     )
     .unwrap();
     ledger
@@ -225,15 +218,13 @@ async fn per_entry_signatures_verify_and_a_moved_one_is_named() {
 async fn append_under(store: &Arc<MemStore>, key: [u8; 32], bodies: Vec<EntryBody>) {
     let (ledger, writer) = Ledger::open(
         store.clone(),
-        SequencerConfig {
-            origin: ORIGIN.into(),
-            signer: NoteSigner::new(ORIGIN, SigningKey::from_bytes(&key)).unwrap(),
-            payload_mode: PayloadMode::Full,
-            entry_signatures: EntrySignatures::On,
-            queue_len: 64,
-            max_batch: 3,
-            metrics: crate::ledger::metrics::LedgerMetrics::new().unwrap(),
-        },
+        SequencerConfig::for_tests(
+            ORIGIN,
+            &SigningKey::from_bytes(&key),
+            EntrySignatures::On,
+            64,
+            3,
+        ),
     )
     .unwrap();
     for body in bodies {

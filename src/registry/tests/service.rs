@@ -2,8 +2,7 @@
 //! failed appends change nothing, and the store replays to the same state.
 
 use super::*;
-use crate::decision::{EntrySignatures, PayloadMode};
-use crate::ledger::checkpoint::NoteSigner;
+use crate::decision::EntrySignatures;
 use crate::ledger::memstore::MemStore;
 use crate::ledger::sequencer::{Ledger, LedgerWriter, SequencerConfig};
 use crate::ledger::store::LedgerStore;
@@ -16,16 +15,13 @@ const ORIGIN: &str = "test.example/registry";
 fn ledger(store: Arc<MemStore>) -> (Ledger, LedgerWriter) {
     Ledger::open(
         store,
-        SequencerConfig {
-            origin: ORIGIN.into(),
-            signer: NoteSigner::new(ORIGIN, ed25519_dalek::SigningKey::from_bytes(&[6; 32]))
-                .unwrap(),
-            payload_mode: PayloadMode::Full,
-            entry_signatures: EntrySignatures::Off,
-            queue_len: 64,
-            max_batch: 8,
-            metrics: crate::ledger::metrics::LedgerMetrics::new().unwrap(),
-        },
+        SequencerConfig::for_tests(
+            ORIGIN,
+            &ed25519_dalek::SigningKey::from_bytes(&[6; 32]),
+            EntrySignatures::Off,
+            64,
+            8,
+        ),
     )
     .unwrap()
 }

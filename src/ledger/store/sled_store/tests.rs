@@ -1,7 +1,7 @@
 //! The sled store on disk: batches, reopening, payloads, erasure.
 
 use super::*;
-use crate::ledger::checkpoint::{NoteSigner, NoteVerifier};
+use crate::ledger::checkpoint::NoteVerifier;
 use crate::ledger::entry::EntryBody;
 use crate::ledger::sequencer::{Ledger, SequencerConfig};
 use crate::ledger::store::StoreNodes;
@@ -29,14 +29,14 @@ async fn uneven_batches_verify_and_survive_reopening() {
     let origin = "test.example/sled";
     let key = SigningKey::from_bytes(&[9; 32]);
     let verifier = NoteVerifier::new(origin, key.verifying_key()).unwrap();
-    let config = |max_batch| SequencerConfig {
-        origin: origin.into(),
-        signer: NoteSigner::new(origin, key.clone()).unwrap(),
-        payload_mode: crate::decision::PayloadMode::Full,
-        entry_signatures: crate::decision::EntrySignatures::Off,
-        queue_len: 256,
-        max_batch,
-        metrics: crate::ledger::metrics::LedgerMetrics::new().unwrap(),
+    let config = |max_batch| {
+        SequencerConfig::for_tests(
+            origin,
+            &key,
+            crate::decision::EntrySignatures::Off,
+            256,
+            max_batch,
+        )
     };
     {
         let store = Arc::new(SledStore::open(dir.path()).unwrap());
@@ -156,8 +156,8 @@ fn opening_discards_uncommitted_packs_and_refuses_other_layouts() {
 mod payloads {
 
     use super::*;
-    use crate::decision::{Capture, Decision, DecisionId, Outcome, PayloadMode, Route, Timings};
-    use crate::ledger::checkpoint::{NoteSigner, NoteVerifier};
+    use crate::decision::{Capture, Decision, DecisionId, Outcome, Route, Timings};
+    use crate::ledger::checkpoint::NoteVerifier;
     use crate::ledger::entry::{EntryBody, commitment, hex};
     use crate::ledger::sequencer::{Ledger, SequencerConfig};
     use crate::ledger::verify::verify_store;
@@ -192,15 +192,7 @@ mod payloads {
         let store = Arc::new(SledStore::open(dir.path()).unwrap());
         let (ledger, writer) = Ledger::open(
             store.clone(),
-            SequencerConfig {
-                origin: origin.into(),
-                signer: NoteSigner::new(origin, key.clone()).unwrap(),
-                payload_mode: PayloadMode::Full,
-                entry_signatures: crate::decision::EntrySignatures::Off,
-                queue_len: 16,
-                max_batch: 16,
-                metrics: crate::ledger::metrics::LedgerMetrics::new().unwrap(),
-            },
+            SequencerConfig::for_tests(origin, &key, crate::decision::EntrySignatures::Off, 16, 16),
         )
         .unwrap();
         let acks = [
