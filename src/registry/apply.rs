@@ -79,6 +79,7 @@ impl Registry {
                     }
                 }
                 model.active = Some(head.version.clone());
+                model.revoked_active = None;
             }
             Event::RolledBack { switch, .. } => {
                 deactivate(model, head, switch, history(VersionState::Approved));
@@ -87,10 +88,14 @@ impl Registry {
                     stack.truncate(at);
                 }
                 model.active = Some(head.version.clone());
+                model.revoked_active = None;
             }
             Event::Rejected { .. } | Event::Retired { .. } | Event::Revoked { .. } => {
                 if model.active.as_deref() == Some(head.version.as_str()) {
                     model.active = None;
+                    if matches!(event, Event::Revoked { .. }) {
+                        model.revoked_active = Some(head.version.clone());
+                    }
                 }
                 model
                     .activation_history

@@ -69,4 +69,8 @@ pub struct ModelRecord {
     /// approved (a version leaves this stack when it is activated again,
     /// rolled back to, retired or revoked).
     pub activation_history: Vec<String>,
+    /// The version that was active when it was revoked, until another is
+    /// activated: calls naming no version are told it was revoked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revoked_active: Option<String>,
 }

@@ -50,6 +50,8 @@ struct VersionView {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct ModelView {
     active: Option<String>,
+    /// Set while the model has no active version because it was revoked.
+    revoked_active: Option<String>,
     versions: HashMap<String, VersionView>,
 }
 
@@ -57,6 +59,7 @@ impl ModelView {
     pub(crate) fn of(record: &ModelRecord) -> Self {
         ModelView {
             active: record.active.clone(),
+            revoked_active: record.revoked_active.clone(),
             versions: record
                 .versions
                 .iter()
@@ -143,6 +146,7 @@ impl Snapshot {
                 .and_then(|label| Some((label, view.versions.get(label)?)))
             {
                 Some(found) => found,
+                None if view.revoked_active.is_some() => return Resolution::Revoked,
                 None => return Resolution::NotApproved { state: None },
             },
         };

@@ -143,7 +143,8 @@ fn full_lifecycle_with_four_eyes_and_rollback() {
     );
     assert_eq!(
         world.registry.resolve("fraud", None),
-        Resolution::NotApproved { state: None }
+        Resolution::Revoked,
+        "calls naming no version are told the active one was revoked"
     );
     assert_eq!(world.registry.model("fraud").unwrap().active, None);
 

@@ -160,10 +160,7 @@ fn rollback_restores_service_after_the_active_version_is_revoked() {
         world.ok(activate("m", label), &paula);
     }
     world.ok(revoke("m", "2", "incident"), &bob);
-    assert_eq!(
-        world.registry.resolve("m", None),
-        Resolution::NotApproved { state: None }
-    );
+    assert_eq!(world.registry.resolve("m", None), Resolution::Revoked);
     let event = world.run(roll_back("m"), &paula).unwrap().unwrap();
     match event {
         Event::RolledBack { head, switch } => {
@@ -299,4 +296,33 @@ fn error_codes_are_stable() {
         err.to_string(),
         "cannot activate a model version that is retired"
     );
+}
+
+#[test]
+fn a_revoked_active_version_is_named_until_another_is_active() {
+    let mut world = World::new(&["m"], simple_policy());
+    let paula = who("paula", &["proposer", "admin"]);
+    let bob = who("bob", &["approver"]);
+    for label in ["1", "2"] {
+        world.ok(propose("m", label, RiskClass::Minimal), &paula);
+        world.ok(approve("m", label), &bob);
+    }
+    world.ok(activate("m", "1"), &paula);
+    // Retiring the active version is not a revocation.
+    world.ok(retire("m", "1"), &paula);
+    assert_eq!(
+        world.registry.resolve("m", None),
+        Resolution::NotApproved { state: None }
+    );
+    world.ok(activate("m", "2"), &paula);
+    world.ok(revoke("m", "2", "incident"), &bob);
+    assert_eq!(world.registry.resolve("m", None), Resolution::Revoked);
+    // A revoked version that was not active changes nothing for unversioned calls.
+    world.ok(propose("m", "3", RiskClass::Minimal), &paula);
+    world.ok(approve("m", "3"), &bob);
+    world.ok(activate("m", "3"), &paula);
+    assert!(matches!(
+        world.registry.resolve("m", None),
+        Resolution::Serve { version: "3", .. }
+    ));
 }
