@@ -15,8 +15,29 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-/// One second's ids (without the second) and their seqs.
-type Second = HashMap<[u8; 12], u64>;
+/// One second's ids (without the second) and their seqs. The keys are 96
+/// random bits already, so their first 8 bytes are the hash: SipHash
+/// (the default, there against chosen keys) cost more than the lookup.
+type Second = HashMap<[u8; 12], u64, std::hash::BuildHasherDefault<RandomBitsHasher>>;
+
+/// Hashes random keys by taking their first 8 bytes.
+#[derive(Default)]
+struct RandomBitsHasher(u64);
+
+impl std::hash::Hasher for RandomBitsHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // `[u8; 12]` hashes as its length then its bytes: keep the bytes.
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+        }
+    }
+}
 
 /// Each second read, and the last round that used it.
 type Seconds = HashMap<[u8; 4], (Arc<Second>, u64)>;
@@ -59,7 +80,7 @@ impl<'a> DecisionIndex<'a> {
         }
         // Read without the lock so the other threads go on; two threads
         // may read the same second once each.
-        let mut map = Second::new();
+        let mut map = Second::default();
         self.store.decisions_of_second(second, &mut |id, seq| {
             // Later rows for an id come last and win, as in `decision_seq`.
             map.insert(split(id).1, seq);
