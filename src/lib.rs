@@ -21,6 +21,9 @@
 //! - [`admin`]: the admin listener's router (`/metrics`), bearer-token
 //!   authentication and the model-version API; the ledger adds its read
 //!   routes.
+//! - [`review`]: the policy engine: Rego policies (regorus) that turn a
+//!   request or a response into a verdict (allow, deny, hold, flag). Pure:
+//!   no HTTP, no ledger.
 //! - [`demo`]: the built-in sample model servers used by `govgate demo`.
 //! - [`app`]: wiring and shutdown; [`cli`]: the command line.
 //!
@@ -38,3 +41,4 @@ pub mod ledger;
 pub mod metrics;
 pub mod proxy;
 pub mod registry;
+pub mod review;

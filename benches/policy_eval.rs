@@ -1,0 +1,2 @@
+//! Policy evaluation benchmarks.
+fn main() {}

@@ -1,0 +1,293 @@
+//! [`PolicySet`]: the loaded `*.rego` files, a prepared `regorus` engine and
+//! one clone of it per evaluating thread.
+//!
+//! `regorus::Engine` is `Send` (with the crate's `arc` feature) but not
+//! `Sync`, and evaluation needs `&mut`. The prepared engine is kept behind
+//! a mutex only to be cloned once per thread; after that each thread
+//! evaluates on its own clone without any lock. Cloning is cheap (the
+//! parsed modules are shared), and a lock-free per-thread clone measured
+//! cheaper than a pool of engines behind a mutex under contention.
+
+use super::error::{EvalError, PolicyError, locate};
+use super::input::PolicyInput;
+use super::verdict::{ReasonSets, Verdict};
+use regorus::{Engine, Value};
+use sha2::{Digest, Sha256};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::Duration;
+use thread_local::ThreadLocal;
+
+/// The rule sets, in precedence order.
+const RULES: [(&str, Set); 3] = [
+    ("data.govgate.deny", Set::Deny),
+    ("data.govgate.hold", Set::Hold),
+    ("data.govgate.flag", Set::Flag),
+];
+
+/// Wall-clock limit of one evaluation; a policy that runs longer fails
+/// with [`EvalError::Engine`].
+const EVAL_LIMIT: Duration = Duration::from_millis(100);
+
+#[derive(Clone, Copy)]
+enum Set {
+    Deny,
+    Hold,
+    Flag,
+}
+
+/// The policies of one folder, ready to evaluate from many threads at
+/// once. Reloading means loading a new `PolicySet` and swapping it in.
+pub struct PolicySet {
+    /// `(file name, SHA-256 hex)`, sorted by name.
+    hashes: Vec<(String, String)>,
+    /// Which rule sets any file declares; the others are always empty.
+    declared: [bool; 3],
+    /// The prepared engine every thread clones from.
+    template: Mutex<Engine>,
+    /// Each thread's own clone.
+    engines: ThreadLocal<RefCell<Engine>>,
+}
+
+impl std::fmt::Debug for PolicySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicySet")
+            .field("files", &self.hashes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicySet {
+    /// Loads every `*.rego` file of `dir` (not recursing), parses it,
+    /// checks that it is in package `govgate` (or below it), and evaluates
+    /// the set once on sample inputs of both stages. Any failure names the
+    /// file and line.
+    pub fn load(dir: &Path) -> Result<PolicySet, PolicyError> {
+        let read_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source| PolicyError::Read { path, source }
+        };
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(read_err(dir))? {
+            let path = entry.map_err(read_err(dir))?.path();
+            if path.extension().is_some_and(|e| e == "rego") && path.is_file() {
+                files.push(path);
+            }
+        }
+        if files.is_empty() {
+            return Err(PolicyError::Empty(dir.to_path_buf()));
+        }
+        files.sort();
+
+        let mut engine = Engine::new();
+        engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
+            limit: EVAL_LIMIT,
+            check_interval: NonZeroU32::MIN.saturating_add(63),
+        });
+        let mut hashes = Vec::with_capacity(files.len());
+        let mut in_root = Vec::new();
+        for path in &files {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let text = std::fs::read_to_string(path).map_err(read_err(path))?;
+            hashes.push((name.clone(), hex(&Sha256::digest(text.as_bytes()))));
+            let package = engine
+                .add_policy(name.clone(), text.clone())
+                .map_err(|e| parse_error(&name, &e))?;
+            if package == "data.govgate" {
+                in_root.push(name.clone());
+            } else if !package.starts_with("data.govgate.") {
+                return Err(PolicyError::Parse {
+                    line: package_line(&text),
+                    file: name,
+                    message: format!(
+                        "package {} is outside govgate",
+                        package.trim_start_matches("data.")
+                    ),
+                });
+            }
+        }
+
+        // Only files of package `govgate` itself can define its rule sets.
+        let mut declared = [false; 3];
+        for (slot, rule) in declared.iter_mut().zip(["deny", "hold", "flag"]) {
+            for name in &in_root {
+                let found = engine
+                    .has_declared_rule_rooted_at(name, rule)
+                    .map_err(|e| parse_error(name, &e))?;
+                *slot |= found;
+            }
+        }
+
+        let set = PolicySet {
+            hashes,
+            declared,
+            template: Mutex::new(engine),
+            engines: ThreadLocal::new(),
+        };
+        for trial in trial_inputs() {
+            if let Err(e) = set.evaluate(&trial) {
+                let stage = trial.stage.as_str();
+                let text = match &e {
+                    EvalError::Engine { message, .. } => message.clone(),
+                    other => other.to_string(),
+                };
+                let (file, line, message) = locate(&text);
+                return Err(PolicyError::Trial {
+                    file: file.unwrap_or_else(|| "*".to_string()),
+                    line,
+                    stage,
+                    message,
+                });
+            }
+        }
+        Ok(set)
+    }
+
+    /// `(file name, SHA-256 of its bytes as lower-case hex)` for every
+    /// loaded file, sorted by name: what a ledger entry records to say
+    /// which policies decided.
+    pub fn content_hashes(&self) -> Vec<(String, String)> {
+        self.hashes.clone()
+    }
+
+    /// Evaluates the policies on `input`. Safe to call from many threads
+    /// at once; each thread evaluates on its own engine.
+    pub fn evaluate(&self, input: &PolicyInput) -> Result<Verdict, EvalError> {
+        let json = serde_json::to_value(input).map_err(|e| EvalError::Input(e.to_string()))?;
+        let value = Value::from(json);
+        let cell = self.engines.get_or_try(|| {
+            let template = self.template.lock().map_err(|_| EvalError::Poisoned)?;
+            Ok::<_, EvalError>(RefCell::new(template.clone()))
+        })?;
+        // INVARIANT: nothing below calls back into `evaluate`, so the
+        // thread's engine is never borrowed twice; a failed borrow would be
+        // a bug, reported as an error rather than a panic.
+        let mut engine = cell.try_borrow_mut().map_err(|_| EvalError::Engine {
+            rule: "data.govgate",
+            message: "engine already in use on this thread".to_string(),
+        })?;
+        engine.set_input(value);
+        let mut sets = ReasonSets::default();
+        for ((rule, which), declared) in RULES.into_iter().zip(self.declared) {
+            if !declared {
+                continue;
+            }
+            let result = engine
+                .eval_rule(rule.to_string())
+                .map_err(|e| EvalError::Engine {
+                    rule,
+                    message: format!("{e:#}"),
+                })?;
+            let reasons = reasons(rule, &result)?;
+            match which {
+                Set::Deny => sets.deny = reasons,
+                Set::Hold => sets.hold = reasons,
+                Set::Flag => sets.flag = reasons,
+            }
+        }
+        Ok(Verdict::from_sets(sets))
+    }
+}
+
+/// A rule set's value as reasons: undefined is empty, a set of strings is
+/// taken as is, anything else is the policy's mistake.
+fn reasons(rule: &'static str, value: &Value) -> Result<BTreeSet<String>, EvalError> {
+    match value {
+        Value::Undefined => Ok(BTreeSet::new()),
+        Value::Set(items) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(s) => Ok(s.to_string()),
+                other => Err(EvalError::Shape {
+                    rule,
+                    got: format!("a set holding {}", kind(other)),
+                }),
+            })
+            .collect(),
+        other => Err(EvalError::Shape {
+            rule,
+            got: kind(other).to_string(),
+        }),
+    }
+}
+
+fn kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Set(_) => "a set",
+        Value::Object(_) => "an object",
+        Value::Undefined => "undefined",
+    }
+}
+
+fn parse_error(name: &str, err: &anyhow::Error) -> PolicyError {
+    let (file, line, message) = locate(&format!("{err:#}"));
+    PolicyError::Parse {
+        file: file.unwrap_or_else(|| name.to_string()),
+        line,
+        message,
+    }
+}
+
+/// The 1-based line of the `package` statement.
+fn package_line(text: &str) -> Option<u32> {
+    let index = text
+        .lines()
+        .position(|l| l.trim_start().starts_with("package"))?;
+    u32::try_from(index + 1).ok()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{b:02x}");
+    }
+    out
+}
+
+/// Inputs every policy set must evaluate without error: a KServe V2 and an
+/// OpenAI-style request, their answers, and bodies that are not JSON.
+fn trial_inputs() -> Vec<PolicyInput> {
+    use serde_json::json;
+    let id = "00000000000000000000000000000000";
+    let kserve = PolicyInput::request(
+        "trial-model",
+        "v1",
+        "high",
+        "trial-caller",
+        id,
+        json!({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [0.5, 1.0]}]}),
+    );
+    let openai = PolicyInput::request(
+        "trial-model",
+        "v1",
+        "low",
+        "svc-trial",
+        id,
+        json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}),
+    );
+    let opaque = PolicyInput::request("trial-model", "v1", "", "", id, serde_json::Value::Null);
+    let mut out = vec![kserve.clone(), openai.clone(), opaque.clone()];
+    out.push(kserve.into_response(
+        200,
+        json!({"model_name": "m", "outputs": [{"name": "score", "shape": [1], "datatype": "FP32", "data": [0.5]}]}),
+    ));
+    out.push(openai.into_response(
+        200,
+        json!({"choices": [{"message": {"role": "assistant", "content": "hello"}}]}),
+    ));
+    out.push(opaque.into_response(502, serde_json::Value::Null));
+    out
+}
