@@ -27,6 +27,8 @@ mod input;
 mod verdict;
 
 #[cfg(test)]
+mod sample_tests;
+#[cfg(test)]
 mod tests;
 
 pub use engine::PolicySet;
