@@ -67,9 +67,6 @@ pub enum EvalError {
         /// A short description of what it was.
         got: String,
     },
-    /// The shared prepared engine is unusable after a panic elsewhere.
-    #[error("policy engine poisoned by an earlier panic")]
-    Poisoned,
 }
 
 fn line_text(line: Option<u32>) -> String {
