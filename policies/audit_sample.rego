@@ -2,13 +2,11 @@
 #
 # input.sample is derived from the decision id (see docs/policies.md), so
 # an auditor can recompute which decisions were sampled. Flagged answers
-# go out at once; a review item is queued.
+# go out at once; a review item is queued. To change the rate, change both
+# the bound and the reason.
 package govgate
 
-audit_rate := 0.05
-
-flag contains reason if {
+flag contains "audit sample (rate 0.05)" if {
 	input.stage == "response"
-	input.sample < audit_rate
-	reason := sprintf("audit sample (rate %v)", [audit_rate])
+	input.sample < 0.05
 }

@@ -1,16 +1,16 @@
 # Hold borderline credit scores for a human decision.
 #
 # A KServe V2 response carries its results in outputs[_].data. A score in
-# the band [0.45, 0.55] is too close to the cut-off to release unreviewed,
-# so the answer is held until a reviewer releases or overrides it.
+# the band [0.45, 0.55] (both ends included) is too close to the cut-off
+# to release unreviewed, so the answer is held until a reviewer releases
+# or overrides it.
+#
+# The band is written inline rather than as named constants: each rule
+# referenced costs a few microseconds per decision in the interpreter.
 package govgate
 
 # Models whose outputs are credit scores.
 score_models := {"credit-scoring"}
-
-borderline_low := 0.45
-
-borderline_high := 0.55
 
 hold contains reason if {
 	input.stage == "response"
@@ -18,7 +18,7 @@ hold contains reason if {
 	some output in input.response.outputs
 	some score in output.data
 	is_number(score)
-	score >= borderline_low
-	score <= borderline_high
-	reason := sprintf("borderline credit score in output %s: within [%v, %v]", [output.name, borderline_low, borderline_high])
+	score >= 0.45
+	score <= 0.55
+	reason := sprintf("borderline credit score in output %s: within [0.45, 0.55]", [output.name])
 }
