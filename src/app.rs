@@ -37,6 +37,21 @@ fn quarantine(dir: &std::path::Path) -> Result<std::path::PathBuf, AppError> {
     Ok(target)
 }
 
+/// The `policy_set_loaded` entry: every policy file and its SHA-256.
+fn policy_set_entry(policies: &crate::review::PolicySet) -> EntryBody {
+    let files: Vec<serde_json::Value> = policies
+        .content_hashes()
+        .into_iter()
+        .map(|(file, sha256)| serde_json::json!({ "file": file, "sha256": sha256 }))
+        .collect();
+    let mut members = serde_json::Map::new();
+    members.insert("files".to_owned(), serde_json::Value::Array(files));
+    EntryBody::Governance {
+        kind: "policy_set_loaded",
+        members,
+    }
+}
+
 /// Errors building or running the gateway.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -73,6 +88,9 @@ pub enum AppError {
         /// The cause.
         source: std::io::Error,
     },
+    /// The policies do not load (the message names file and line).
+    #[error("policies: {0}")]
+    Policy(#[from] crate::review::PolicyError),
     /// The model registry could not be rebuilt from the ledger.
     #[error("model registry: {0}")]
     Registry(crate::registry::service::ReplayError),
@@ -161,6 +179,12 @@ impl App {
         store: Arc<dyn LedgerStore>,
         first: Option<EntryBody>,
     ) -> Result<App, AppError> {
+        // Before anything is written: a policy that does not load stops
+        // the start with its file and line.
+        let policies = match &config.policies_dir {
+            Some(dir) => Some(crate::review::PolicySet::load(dir)?),
+            None => None,
+        };
         let metrics = Metrics::new();
         let proxy_metrics = ProxyMetrics::register(metrics.registry())?;
         let ledger_metrics = LedgerMetrics::new()?;
@@ -189,6 +213,12 @@ impl App {
             })
             .await
             .map_err(AppError::Append)?;
+        if let Some(policies) = &policies {
+            ledger
+                .append(policy_set_entry(policies))
+                .await
+                .map_err(AppError::Append)?;
+        }
         let reader = LedgerReader::new(store.clone(), verifier);
         let serving = Arc::new(Serving::new(ServingTable::default()));
         let registry =

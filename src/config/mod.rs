@@ -52,6 +52,8 @@ pub struct Config {
     pub admin_tokens: Vec<AdminToken>,
     /// The default approval policy (`[governance.approval]`).
     pub approval: ApprovalConfig,
+    /// Folder of the Rego policies (`[review] policies_dir`), if any.
+    pub policies_dir: Option<PathBuf>,
 }
 
 /// One admin API principal: its name, roles and the SHA-256 of its bearer

@@ -24,6 +24,16 @@ pub(crate) struct RawConfig {
     pub(crate) admin: RawAdmin,
     #[serde(default)]
     pub(crate) governance: RawGovernance,
+    #[serde(default)]
+    pub(crate) review: RawReview,
+}
+
+/// `[review]`: the human-in-the-loop policies.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReview {
+    #[serde(default)]
+    pub(crate) policies_dir: Option<PathBuf>,
 }
 
 /// `[admin]`: who may call the admin API.

@@ -168,6 +168,7 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
         models,
         admin_tokens,
         approval,
+        policies_dir: raw.review.policies_dir.map(|dir| env.base_dir.join(dir)),
     })
 }
 

@@ -13,6 +13,7 @@ mod failclosed;
 mod governance;
 mod ledger;
 mod models_cli;
+mod policies;
 mod streaming;
 mod support;
 mod tls;
