@@ -785,6 +785,24 @@ def check_entries_detail(lines: list, origin: str | None, start: int = 0) -> tup
     return None, len(lines)
 
 
+def unique_lines(data, parse, name, problems):
+    """(line number, parsed line) of a payloads or signatures file, in order.
+    A line that does not parse, or repeats an earlier line's seq, is
+    reported in `problems` and skipped."""
+    seen = {}
+    for number, raw in enumerate(split_jsonl(data), 1):
+        try:
+            item = parse(raw)
+        except VerifyError as err:
+            problems.append(f"{name} line {number}: {err}")
+            continue
+        if item.seq in seen:
+            problems.append(f"{name} seq {item.seq}: line {number} repeats the {name} of line {seen[item.seq]}")
+            continue
+        seen[item.seq] = number
+        yield number, item
+
+
 def split_jsonl(data: bytes) -> list:
     """Lines of a JSON-lines file; each entry ends with LF (the last one may omit it)."""
     if not data:
@@ -1464,18 +1482,8 @@ def verify_bundle(
                 by_seq[start + i] = parse_json(raw)
             except VerifyError:
                 by_seq[start + i] = None
-        seen: dict = {}
-        for number, raw in enumerate(split_jsonl(payload_bytes), 1):
-            try:
-                payload = parse_payload_line(raw)
-            except VerifyError as err:
-                problems.append(f"payload line {number}: {err}")
-                continue
+        for number, payload in unique_lines(payload_bytes, parse_payload_line, "payload", problems):
             where = f"payload seq {payload.seq}"
-            if payload.seq in seen:
-                problems.append(f"{where}: line {number} repeats the payload of line {seen[payload.seq]}")
-                continue
-            seen[payload.seq] = number
             if not start <= payload.seq < end:
                 problems.append(
                     f"{where}: line {number}: outside the bundle's range seq {start}..{end - 1}"
@@ -1495,18 +1503,8 @@ def verify_bundle(
     # before the mode was on) are fine.
     signature_count = 0
     if signature_bytes is not None:
-        seen = {}
-        for number, raw in enumerate(split_jsonl(signature_bytes), 1):
-            try:
-                sig = parse_signature_line(raw)
-            except VerifyError as err:
-                problems.append(f"signature line {number}: {err}")
-                continue
+        for number, sig in unique_lines(signature_bytes, parse_signature_line, "signature", problems):
             where = f"signature seq {sig.seq}"
-            if sig.seq in seen:
-                problems.append(f"{where}: line {number} repeats the signature of line {seen[sig.seq]}")
-                continue
-            seen[sig.seq] = number
             if not start <= sig.seq < end:
                 problems.append(
                     f"{where}: line {number}: outside the bundle's range seq {start}..{end - 1}"
@@ -1827,18 +1825,8 @@ def verify_sparse_bundle(
     else:
         if payloads_flag is False:
             problems.append("payloads: the manifest says payloads: false but payloads.jsonl is present")
-        seen: dict = {}
-        for number, raw in enumerate(split_jsonl(payload_bytes), 1):
-            try:
-                payload = parse_payload_line(raw)
-            except VerifyError as err:
-                problems.append(f"payload line {number}: {err}")
-                continue
+        for number, payload in unique_lines(payload_bytes, parse_payload_line, "payload", problems):
             where = f"payload seq {payload.seq}"
-            if payload.seq in seen:
-                problems.append(f"{where}: line {number} repeats the payload of line {seen[payload.seq]}")
-                continue
-            seen[payload.seq] = number
             if payload.seq not in by_seq:
                 problems.append(f"{where}: line {number}: for an entry that is not in the bundle")
                 continue
@@ -1850,18 +1838,8 @@ def verify_sparse_bundle(
 
     signature_count = 0
     if signature_bytes is not None:
-        seen = {}
-        for number, raw in enumerate(split_jsonl(signature_bytes), 1):
-            try:
-                sig = parse_signature_line(raw)
-            except VerifyError as err:
-                problems.append(f"signature line {number}: {err}")
-                continue
+        for number, sig in unique_lines(signature_bytes, parse_signature_line, "signature", problems):
             where = f"signature seq {sig.seq}"
-            if sig.seq in seen:
-                problems.append(f"{where}: line {number} repeats the signature of line {seen[sig.seq]}")
-                continue
-            seen[sig.seq] = number
             if sig.seq not in raws:
                 problems.append(f"{where}: line {number}: for an entry that is not in the bundle")
                 continue
