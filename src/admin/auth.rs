@@ -138,10 +138,7 @@ impl Tokens {
 
 /// The SHA-256 of a token, as `token_sha256` in the config wants it.
 pub fn token_hash_hex(token: &str) -> String {
-    Sha256::digest(token.as_bytes())
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    crate::ledger::entry::hex(&Sha256::digest(token.as_bytes()))
 }
 
 #[cfg(test)]

@@ -51,9 +51,7 @@ pub(super) fn admin_token(principal: &str, roles: &[String]) -> String {
     use rand::RngCore;
     let mut raw = [0u8; 32];
     rand::rng().fill_bytes(&mut raw);
-    let token: String = std::iter::once("gg_".to_owned())
-        .chain(raw.iter().map(|byte| format!("{byte:02x}")))
-        .collect();
+    let token = format!("gg_{}", crate::ledger::entry::hex(&raw));
     let roles: Vec<String> = roles.iter().map(|role| format!("{role:?}")).collect();
     format!(
         "token for {principal} (give it to them; it is not stored anywhere):\n{token}\n\n\

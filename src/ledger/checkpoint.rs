@@ -15,6 +15,7 @@
 //! base64 hash per line (the leaf's sibling first), an empty line, then the
 //! signed checkpoint verbatim. No `extra` line is written.
 
+use super::entry::hex;
 use super::tree::Hash;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -352,10 +353,6 @@ impl TlogProof {
             signed_checkpoint: rest.to_owned(),
         })
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -137,8 +137,14 @@ fn resolve_version(
     draft: &mut Draft,
     requested: Option<&str>,
 ) -> Result<Arc<ServableVersion>, ProxyError> {
-    draft.version = requested.map(str::to_owned);
-    let version = state.serving.current().resolve(&model.name, requested)?;
+    let version = match state.serving.current().resolve(&model.name, requested) {
+        Ok(version) => version,
+        Err(err) => {
+            // The refusal's decision names the version that was asked for.
+            draft.version = requested.map(str::to_owned);
+            return Err(err);
+        }
+    };
     draft.version = Some(version.version.clone());
     draft.approval_seq = version.approval_seq;
     Ok(version)
