@@ -55,36 +55,6 @@ pub struct ServingTable {
 }
 
 impl ServingTable {
-    /// Every version declared in `models` servable, each model's default
-    /// version active, no approvals cited.
-    pub fn from_config(models: &[ModelConfig]) -> Self {
-        let models = models
-            .iter()
-            .map(|model| {
-                let versions = model
-                    .versions
-                    .iter()
-                    .map(|version| {
-                        let servable = ServableVersion {
-                            version: version.version.clone(),
-                            upstream: version.upstream.clone(),
-                            upstream_model: version.upstream_model.clone(),
-                            credential: version.credential.clone(),
-                            approval_seq: None,
-                        };
-                        (version.version.clone(), Ok(Arc::new(servable)))
-                    })
-                    .collect();
-                let serving = ModelServing {
-                    versions,
-                    active: Some(model.default_version.clone()),
-                };
-                (model.name.clone(), serving)
-            })
-            .collect();
-        Self { models }
-    }
-
     /// The table the registry allows: for each configured model, every
     /// version the snapshot knows, servable (with its approval) or
     /// refused with its state. Credentials come from the configuration:

@@ -87,10 +87,7 @@ impl RegistryService {
 
     async fn run(&self, command: Command, by: &Principal) -> Result<Done, ServiceError> {
         let mut registry = self.registry.lock().await;
-        let policy = self
-            .policies
-            .get(command.model())
-            .unwrap_or(&self.default_policy);
+        let policy = self.policy(command.model());
         let Some(event) = registry.decide(&command, by, policy)? else {
             return Ok(Done {
                 entry_seq: None,
@@ -124,7 +121,7 @@ impl RegistryService {
     }
 
     /// The policy a model's versions are approved under.
-    pub fn policy(&self, model: &str) -> &PolicySet {
+    fn policy(&self, model: &str) -> &PolicySet {
         self.policies.get(model).unwrap_or(&self.default_policy)
     }
 }
