@@ -148,7 +148,7 @@ pub fn replay_from_store(
     models: impl IntoIterator<Item = String>,
 ) -> Result<Registry, ReplayError> {
     let mut events = Vec::new();
-    for seq in governance_seqs(store)? {
+    for seq in store.governance_seqs()? {
         let bytes = store.entry(seq)?.ok_or_else(|| ReplayError::Entry {
             seq,
             problem: "missing".to_owned(),
@@ -169,11 +169,4 @@ pub fn replay_from_store(
         events.push((seq, time, event));
     }
     Ok(Registry::replay(models, events))
-}
-
-/// Seqs of the governance entries, as the store indexes them.
-fn governance_seqs(
-    store: &dyn crate::ledger::store::LedgerStore,
-) -> Result<Vec<u64>, crate::ledger::store::StoreError> {
-    store.governance_seqs()
 }
