@@ -181,7 +181,7 @@ impl App {
     ) -> Result<App, AppError> {
         // Before anything is written: a policy that does not load stops
         // the start with its file and line.
-        let policies = match &config.policies_dir {
+        let policies = match &config.review.policies_dir {
             Some(dir) => Some(crate::review::PolicySet::load(dir)?),
             None => None,
         };

@@ -7,6 +7,7 @@
 //! configuration: credentials are resolved here and handed on as values.
 
 mod governance;
+mod review;
 mod raw;
 mod validate;
 
@@ -17,6 +18,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use review::{OnPolicyError, OnTimeout, ReviewConfig, TimeoutRule};
 pub use validate::Environment;
 
 /// A configuration error: which file, which key, what is wrong.
@@ -52,8 +54,8 @@ pub struct Config {
     pub admin_tokens: Vec<AdminToken>,
     /// The default approval policy (`[governance.approval]`).
     pub approval: ApprovalConfig,
-    /// Folder of the Rego policies (`[review] policies_dir`), if any.
-    pub policies_dir: Option<PathBuf>,
+    /// Human review: policies, holds and their timeouts (`[review]`).
+    pub review: ReviewConfig,
 }
 
 /// One admin API principal: its name, roles and the SHA-256 of its bearer

@@ -34,6 +34,34 @@ pub(crate) struct RawConfig {
 pub(crate) struct RawReview {
     #[serde(default)]
     pub(crate) policies_dir: Option<PathBuf>,
+    #[serde(default)]
+    pub(crate) on_error: Option<String>,
+    #[serde(default)]
+    pub(crate) timeout_secs: Option<u64>,
+    #[serde(default)]
+    pub(crate) on_timeout: Option<String>,
+    #[serde(default)]
+    pub(crate) max_wait_secs: Option<u64>,
+    #[serde(default)]
+    pub(crate) keep_decided_secs: Option<u64>,
+    #[serde(default)]
+    pub(crate) max_held_bytes: Option<u64>,
+    #[serde(default)]
+    pub(crate) timeouts: Vec<RawTimeoutRule>,
+}
+
+/// `[[review.timeouts]]`: a timeout for the holds of one model and/or
+/// one reason.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTimeoutRule {
+    #[serde(default)]
+    pub(crate) model: Option<String>,
+    #[serde(default)]
+    pub(crate) reason_prefix: Option<String>,
+    pub(crate) timeout_secs: u64,
+    #[serde(default)]
+    pub(crate) on_timeout: Option<String>,
 }
 
 /// `[admin]`: who may call the admin API.

@@ -158,6 +158,7 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
         }
         models.push(model);
     }
+    let review = super::review::check(&checker, raw.review, &env.base_dir, &models)?;
     Ok(Config {
         source: file.to_owned(),
         server,
@@ -168,7 +169,7 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
         models,
         admin_tokens,
         approval,
-        policies_dir: raw.review.policies_dir.map(|dir| env.base_dir.join(dir)),
+        review,
     })
 }
 

@@ -176,6 +176,8 @@ pub struct Decision {
     pub version: Option<String>,
     /// Seq of the ledger entry whose approval made `version` servable.
     pub approval_seq: Option<u64>,
+    /// The policy verdicts, when the gateway runs with policies.
+    pub policy: Option<PolicyRecord>,
     /// What happened.
     pub outcome: Outcome,
     /// HTTP status the client received (or was receiving, for a stream).
@@ -188,4 +190,32 @@ pub struct Decision {
     pub request: Capture,
     /// Bounded capture of the response body.
     pub response: Capture,
+}
+
+/// The policy verdicts behind one decision, as the ledger records them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PolicyRecord {
+    /// Seq of the `policy_set_loaded` entry of the policies that judged it.
+    pub set_seq: u64,
+    /// The request stage's verdict.
+    pub request: StageVerdict,
+    /// The response stage's verdict; none when the request never got an
+    /// upstream answer (denied at the request stage, upstream failure).
+    pub response: Option<StageVerdict>,
+}
+
+/// One stage's verdict: the winning action and every rule set's reasons.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StageVerdict {
+    /// `allow`, `flag`, `hold` or `deny`.
+    pub action: &'static str,
+    /// Reasons of `deny` rules, sorted.
+    pub deny: Vec<String>,
+    /// Reasons of `hold` rules, sorted.
+    pub hold: Vec<String>,
+    /// Reasons of `flag` rules, sorted.
+    pub flag: Vec<String>,
+    /// Why the evaluation failed (then `action` is the configured default
+    /// and the sets are empty).
+    pub error: Option<String>,
 }

@@ -11,8 +11,8 @@ mod object;
 
 use super::canonical::CanonicalError;
 use super::tree::{Hash, leaf_hash};
-use crate::decision::{Capture, Decision, PayloadMode};
-use object::CanonicalObject;
+use crate::decision::{Capture, Decision, PayloadMode, PolicyRecord, StageVerdict};
+use object::{CanonicalObject, Member};
 use serde_json::Value;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -248,6 +248,13 @@ fn decision_members<'a>(
     entry.push("model", decision.model.as_deref());
     entry.push("version", decision.version.as_deref());
     entry.push("approval_seq", decision.approval_seq);
+    entry.push(
+        "policy",
+        decision
+            .policy
+            .as_ref()
+            .map_or(Member::Null, |policy| policy_member(policy).into()),
+    );
     entry.push("outcome", decision.outcome.as_str());
     entry.push("status", u64::from(decision.status));
     entry.push("error_code", decision.error_code);
@@ -261,6 +268,31 @@ fn decision_members<'a>(
         "response",
         payload(&decision.response, salts.map(|s| &s.response)),
     );
+}
+
+/// The `policy` member of a decision entry.
+fn policy_member(policy: &PolicyRecord) -> CanonicalObject<'_> {
+    let mut member = CanonicalObject::with_capacity(3);
+    member.push("set_seq", policy.set_seq);
+    member.push("request", stage_member(&policy.request));
+    member.push(
+        "response",
+        policy
+            .response
+            .as_ref()
+            .map_or(Member::Null, |verdict| stage_member(verdict).into()),
+    );
+    member
+}
+
+fn stage_member(verdict: &StageVerdict) -> CanonicalObject<'_> {
+    let mut member = CanonicalObject::with_capacity(5);
+    member.push("action", verdict.action);
+    member.push("deny", verdict.deny.as_slice());
+    member.push("hold", verdict.hold.as_slice());
+    member.push("flag", verdict.flag.as_slice());
+    member.push("error", verdict.error.as_deref());
+    member
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` in UTC.

@@ -5,8 +5,8 @@ use super::error::ProxyError;
 use super::metrics::ProxyMetrics;
 use crate::config::OnLedgerFailure;
 use crate::decision::{
-    Ack, Capture, Decision, DecisionId, DecisionSink, Outcome, Protocol, RecordFuture, Route,
-    SinkError, Timings,
+    Ack, Capture, Decision, DecisionId, DecisionSink, Outcome, PolicyRecord, Protocol,
+    RecordFuture, Route, SinkError, Timings,
 };
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -62,11 +62,11 @@ impl Recorder {
 
     /// Submits and waits, mapping sink failures to the proxy's errors.
     /// Cancel-safe in the sense that a dropped wait leaves the record queued.
-    pub(crate) async fn record(&self, draft: Draft, end: Ending) -> Result<(), ProxyError> {
+    pub(crate) async fn record(&self, draft: Draft, end: Ending) -> Result<Ack, ProxyError> {
         let label = draft.model_label().to_owned();
         let id = draft.id;
         let decision = draft.complete(end);
-        self.submit(decision, &label).await.map(|_| ()).map_err(|err| {
+        self.submit(decision, &label).await.map_err(|err| {
             tracing::error!(decision_id = %id, error = %err, "decision not recorded; answer withheld");
             sink_error(err)
         })
@@ -112,6 +112,8 @@ pub(crate) struct Draft {
     pub version: Option<String>,
     /// Seq of the approval that made `version` servable.
     pub approval_seq: Option<u64>,
+    /// The policy verdicts so far, when policies apply.
+    pub policy: Option<PolicyRecord>,
     /// Bounded capture of the request body.
     pub request: Capture,
     received: Instant,
@@ -134,6 +136,7 @@ impl Draft {
             model_known: false,
             version: None,
             approval_seq: None,
+            policy: None,
             request: Capture::default(),
             received: Instant::now(),
             received_unix_ms,
@@ -164,6 +167,7 @@ impl Draft {
             model: self.model,
             version: self.version,
             approval_seq: self.approval_seq,
+            policy: self.policy,
             outcome: end.outcome,
             status: end.status,
             error_code: end.error_code,

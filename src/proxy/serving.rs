@@ -24,6 +24,8 @@ pub struct ServableVersion {
     pub credential: Option<Credential>,
     /// Seq of the ledger entry that approved it (none before governance applies).
     pub approval_seq: Option<u64>,
+    /// Its risk class as registered (`minimal`, `limited`, `high`).
+    pub risk_class: &'static str,
 }
 
 /// Why a known version may not be served.
@@ -138,6 +140,7 @@ fn servable(
                 upstream_model: spec.upstream_model.clone(),
                 credential,
                 approval_seq: Some(approval_seq),
+                risk_class: spec.risk_class.as_str(),
             }))
         }
         Resolution::Revoked => Err(Refusal::Revoked),
@@ -191,6 +194,7 @@ mod tests {
             upstream_model: None,
             credential: None,
             approval_seq: Some(approval_seq),
+            risk_class: "high",
         }))
     }
 

@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 pub const SAMPLE_DOMAIN: &[u8] = b"govgate-sample/v1";
 
 /// When the policies run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     /// Before the request is forwarded upstream.

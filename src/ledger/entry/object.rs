@@ -22,6 +22,8 @@ pub(crate) enum Member<'a> {
     String(String),
     /// A nested object.
     Object(CanonicalObject<'a>),
+    /// An array of strings, in the given order.
+    Strings(&'a [String]),
     /// Any JSON value, written by the reference canonicalizer.
     Value(&'a Value),
 }
@@ -87,6 +89,16 @@ impl<'a> CanonicalObject<'a> {
                 Member::Str(text) => write_string(out, text),
                 Member::String(text) => write_string(out, &text),
                 Member::Object(object) => object.write(out)?,
+                Member::Strings(items) => {
+                    out.push(b'[');
+                    for (i, item) in items.iter().enumerate() {
+                        if i > 0 {
+                            out.push(b',');
+                        }
+                        write_string(out, item);
+                    }
+                    out.push(b']');
+                }
                 Member::Value(value) => out.extend_from_slice(&to_canonical(value)?),
             }
         }
@@ -110,6 +122,12 @@ impl From<String> for Member<'_> {
 impl<'a> From<&'a Value> for Member<'a> {
     fn from(value: &'a Value) -> Self {
         Member::Value(value)
+    }
+}
+
+impl<'a> From<&'a [String]> for Member<'a> {
+    fn from(items: &'a [String]) -> Self {
+        Member::Strings(items)
     }
 }
 

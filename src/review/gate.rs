@@ -1,0 +1,216 @@
+//! [`PolicyGate`]: the policy set in force, evaluated on the request path,
+//! and its reloads. Each set that loads is recorded in the ledger
+//! (`policy_set_loaded`, with every file's SHA-256) before it applies, and
+//! decisions name that entry's seq; a set that does not load leaves the
+//! one in force untouched.
+
+use super::engine::PolicySet;
+use super::error::PolicyError;
+use super::input::PolicyInput;
+use super::metrics::ReviewMetrics;
+use super::verdict::{Action, Verdict};
+use crate::config::OnPolicyError;
+use crate::decision::{SinkError, StageVerdict};
+use crate::ledger::entry::EntryBody;
+use crate::ledger::sequencer::Ledger;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+
+/// A loaded set and the seq of the entry that recorded it.
+#[derive(Debug)]
+pub struct LoadedPolicies {
+    /// The policies.
+    pub set: PolicySet,
+    /// Seq of its `policy_set_loaded` entry.
+    pub set_seq: u64,
+}
+
+/// One stage's outcome: what to do, and what the ledger records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    /// What the gateway does.
+    pub action: Action,
+    /// The winning action's reasons (for a failed evaluation, one
+    /// reason saying so).
+    pub reasons: Vec<String>,
+    /// The verdict as recorded in the decision.
+    pub record: StageVerdict,
+}
+
+/// Why a reload left the set in force.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The new files do not load (the message names file and line).
+    #[error("{error}; policy set {kept_seq} stays in force")]
+    Invalid {
+        /// What is wrong.
+        error: PolicyError,
+        /// Seq of the set that stays.
+        kept_seq: u64,
+    },
+    /// The ledger could not record the new set, so it does not apply.
+    #[error("the ledger could not record the new policy set ({0}); the old set stays in force")]
+    Ledger(SinkError),
+}
+
+/// The policy set in force; shared by every request.
+pub struct PolicyGate {
+    dir: PathBuf,
+    current: RwLock<Arc<LoadedPolicies>>,
+    on_error: OnPolicyError,
+    ledger: Ledger,
+    metrics: ReviewMetrics,
+    reloading: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for PolicyGate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PolicyGate")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The `policy_set_loaded` entry: every policy file and its SHA-256.
+pub fn policy_set_entry(policies: &PolicySet) -> EntryBody {
+    let files: Vec<serde_json::Value> = policies
+        .content_hashes()
+        .into_iter()
+        .map(|(file, sha256)| serde_json::json!({ "file": file, "sha256": sha256 }))
+        .collect();
+    let mut members = serde_json::Map::new();
+    members.insert("files".to_owned(), serde_json::Value::Array(files));
+    EntryBody::Governance {
+        kind: "policy_set_loaded",
+        members,
+    }
+}
+
+impl PolicyGate {
+    /// Records `set` (loaded from `dir` before the ledger opened) and puts it in force.
+    pub async fn start(
+        dir: &Path,
+        set: PolicySet,
+        on_error: OnPolicyError,
+        ledger: Ledger,
+        metrics: ReviewMetrics,
+    ) -> Result<Self, SinkError> {
+        let ack = ledger.append(policy_set_entry(&set)).await?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            current: RwLock::new(Arc::new(LoadedPolicies {
+                set,
+                set_seq: ack.seq.unwrap_or_default(),
+            })),
+            on_error,
+            ledger,
+            metrics,
+            reloading: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The folder the policies are read from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The set in force; a request uses one set for both its stages.
+    pub fn current(&self) -> Arc<LoadedPolicies> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Evaluates `input` with `policies`; a failed evaluation is logged,
+    /// counted and decided by the configured default.
+    pub fn evaluate(&self, policies: &LoadedPolicies, input: &PolicyInput) -> Evaluation {
+        let stage = input.stage.as_str();
+        match policies.set.evaluate(input) {
+            Ok(verdict) => {
+                self.metrics
+                    .verdict(&input.model, stage, verdict.action.as_str(), &verdict.reasons);
+                evaluation(verdict)
+            }
+            Err(err) => {
+                let action = match self.on_error {
+                    OnPolicyError::Deny => Action::Deny,
+                    OnPolicyError::Hold => Action::Hold,
+                    OnPolicyError::Allow => Action::Allow,
+                };
+                tracing::error!(decision_id = %input.decision_id, stage, error = %err, default = action.as_str(), "policy evaluation failed; the configured default applies");
+                self.metrics.eval_error(stage, action.as_str());
+                let reason = format!("policy evaluation failed at the {stage} stage");
+                self.metrics
+                    .verdict(&input.model, stage, action.as_str(), &[reason.clone()]);
+                Evaluation {
+                    action,
+                    reasons: vec![reason],
+                    record: StageVerdict {
+                        action: action.as_str(),
+                        deny: Vec::new(),
+                        hold: Vec::new(),
+                        flag: Vec::new(),
+                        error: Some(err.to_string()),
+                    },
+                }
+            }
+        }
+    }
+
+    /// Loads the folder again. If it loads, records it and puts it in
+    /// force; otherwise the set in force stays and the error says why.
+    /// One reload at a time.
+    pub async fn reload(&self) -> Result<Arc<LoadedPolicies>, ReloadError> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let dir = self.dir.clone();
+        let loaded = tokio::task::spawn_blocking(move || PolicySet::load(&dir))
+            .await
+            .unwrap_or_else(|join| {
+                Err(PolicyError::Read {
+                    path: self.dir.clone(),
+                    source: std::io::Error::other(join.to_string()),
+                })
+            });
+        let set = match loaded {
+            Ok(set) => set,
+            Err(error) => {
+                let kept_seq = self.current().set_seq;
+                tracing::error!(%error, kept_seq, "policy reload failed; the set in force stays");
+                self.metrics.reload(false);
+                return Err(ReloadError::Invalid { error, kept_seq });
+            }
+        };
+        let ack = self
+            .ledger
+            .append(policy_set_entry(&set))
+            .await
+            .map_err(|err| {
+                self.metrics.reload(false);
+                ReloadError::Ledger(err)
+            })?;
+        let loaded = Arc::new(LoadedPolicies {
+            set,
+            set_seq: ack.seq.unwrap_or_default(),
+        });
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = loaded.clone();
+        self.metrics.reload(true);
+        tracing::info!(set_seq = loaded.set_seq, files = ?loaded.set.content_hashes(), "policies reloaded");
+        Ok(loaded)
+    }
+}
+
+fn evaluation(verdict: Verdict) -> Evaluation {
+    let sorted = |set: &std::collections::BTreeSet<String>| set.iter().cloned().collect();
+    Evaluation {
+        action: verdict.action,
+        record: StageVerdict {
+            action: verdict.action.as_str(),
+            deny: sorted(&verdict.all.deny),
+            hold: sorted(&verdict.all.hold),
+            flag: sorted(&verdict.all.flag),
+            error: None,
+        },
+        reasons: verdict.reasons,
+    }
+}

@@ -1,0 +1,690 @@
+//! [`ReviewQueue`]: the open reviews, their files and their ledger
+//! entries, reviewers' verdicts, timeouts, and the polls of clients
+//! waiting for a held answer.
+//!
+//! Every step is written in the same order: first the item's file (so a
+//! crash never loses a held answer or an override), then the ledger entry
+//! (the step happened only once it is there), then memory and waiting
+//! polls. At start, [`ReviewQueue::start`] reconciles files with the
+//! ledger: a file whose step the ledger lacks goes back one step.
+
+use super::files::{FileError, ReviewFiles};
+use super::item::{
+    Closing, OnTimeoutName, ReviewItem, ReviewKind, ReviewState, ReviewVerdict, StoredAnswer,
+    StoredBody, now_unix_ms,
+};
+use super::input::Stage;
+use super::metrics::ReviewMetrics;
+use super::replay::LedgerReview;
+use crate::config::ReviewConfig;
+use crate::decision::{DecisionId, SinkError};
+use crate::ledger::sequencer::Ledger;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// What opens a review.
+#[derive(Debug, Clone)]
+pub struct NewReview {
+    /// The decision under review.
+    pub decision_id: String,
+    /// Hold or flag.
+    pub kind: ReviewKind,
+    /// Model name.
+    pub model: String,
+    /// Version label.
+    pub version: String,
+    /// Who asked.
+    pub caller: String,
+    /// The stage whose verdict opens it.
+    pub stage: Stage,
+    /// The reasons.
+    pub reasons: Vec<String>,
+    /// Seq of the policy set that judged it.
+    pub set_seq: u64,
+    /// The request as forwarded.
+    pub request: StoredBody,
+    /// The upstream's answer.
+    pub answer: StoredAnswer,
+}
+
+/// A hold whose file is written but whose decision is not yet recorded.
+#[derive(Debug)]
+pub struct PreparedHold {
+    item: ReviewItem,
+}
+
+impl PreparedHold {
+    /// The review's id.
+    pub fn review_id(&self) -> &str {
+        &self.item.review_id
+    }
+}
+
+/// A review could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// Its file could not be written.
+    #[error(transparent)]
+    Storage(#[from] FileError),
+    /// The ledger could not record it.
+    #[error("ledger: {0}")]
+    Ledger(SinkError),
+}
+
+/// A verdict that was not applied; nothing changed.
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    /// No such review (or it was forgotten after its retention).
+    #[error("no review {0}")]
+    NotFound(String),
+    /// It is no longer pending.
+    #[error("the review is already {}", .0.as_str())]
+    AlreadyDecided(ReviewState),
+    /// The reviewer made the request under review.
+    #[error("a reviewer may not review a request they made")]
+    OwnRequest,
+    /// A flagged answer already went out; it cannot be replaced.
+    #[error("a flagged answer was already released; it cannot be overridden")]
+    OverrideNotAllowed,
+    /// Reject and override need a reason.
+    #[error("a reason is required to {0}")]
+    ReasonRequired(&'static str),
+    /// The item's file could not be written.
+    #[error(transparent)]
+    Storage(#[from] FileError),
+    /// The ledger could not record the verdict.
+    #[error("ledger: {0}")]
+    Ledger(SinkError),
+}
+
+/// Which reviews a list shows.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Pending only (`Some(true)`), decided only (`Some(false)`), or all.
+    pub pending: Option<bool>,
+    /// One model.
+    pub model: Option<String>,
+    /// One kind.
+    pub kind: Option<ReviewKind>,
+    /// Opened at least this long ago.
+    pub older_than: Option<Duration>,
+    /// At most this many, oldest first.
+    pub limit: usize,
+}
+
+struct Slot {
+    item: tokio::sync::Mutex<ReviewItem>,
+    state: watch::Sender<ReviewState>,
+    decision_id: String,
+    model: String,
+    kind: ReviewKind,
+    opened_unix_ms: u64,
+}
+
+struct Inner {
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    by_decision: Mutex<HashMap<String, String>>,
+    files: ReviewFiles,
+    ledger: Ledger,
+    config: ReviewConfig,
+    metrics: ReviewMetrics,
+}
+
+/// The open and recently closed reviews; cheap to clone.
+#[derive(Clone)]
+pub struct ReviewQueue {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ReviewQueue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReviewQueue").finish_non_exhaustive()
+    }
+}
+
+/// Runs blocking file work off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, FileError> + Send + 'static,
+) -> Result<T, FileError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|join| {
+            Err(FileError {
+                path: Default::default(),
+                source: std::io::Error::other(join.to_string()),
+            })
+        })
+}
+
+impl ReviewQueue {
+    /// Loads the stored items, reconciles them with the ledger's review
+    /// entries (`recorded`) and decisions (`decision_seq`), and starts the
+    /// timers of pending holds and of the retention of closed ones.
+    pub async fn start(
+        files: ReviewFiles,
+        ledger: Ledger,
+        config: ReviewConfig,
+        metrics: ReviewMetrics,
+        recorded: HashMap<String, LedgerReview>,
+        decision_seq: impl Fn(&DecisionId) -> Option<u64>,
+    ) -> Result<Self, QueueError> {
+        let queue = Self {
+            inner: Arc::new(Inner {
+                slots: Mutex::default(),
+                by_decision: Mutex::default(),
+                files: files.clone(),
+                ledger,
+                config,
+                metrics,
+            }),
+        };
+        let loader = files.clone();
+        let (items, unreadable) = blocking(move || loader.load_all()).await?;
+        for err in unreadable {
+            tracing::error!(error = %err, "a stored review does not parse; left in place, not loaded");
+        }
+        for item in items {
+            let seq = DecisionId::parse(&item.decision_id).and_then(|id| decision_seq(&id));
+            let recorded = recorded.get(&item.review_id).cloned();
+            queue.restore(item, recorded, seq).await?;
+        }
+        queue.refresh_gauges();
+        queue.start_gauge_ticker();
+        Ok(queue)
+    }
+
+    /// Brings one stored item in line with the ledger, then tracks it.
+    async fn restore(
+        &self,
+        mut item: ReviewItem,
+        recorded: Option<LedgerReview>,
+        decision_seq: Option<u64>,
+    ) -> Result<(), QueueError> {
+        let files = self.inner.files.clone();
+        let Some(recorded) = recorded else {
+            if decision_seq.is_none() {
+                // Its decision was never recorded, so no client was told
+                // about it: the review never existed.
+                tracing::warn!(review_id = %item.review_id, "dropping a stored review whose decision is not in the ledger");
+                let id = item.review_id.clone();
+                return Ok(blocking(move || files.remove(&id)).await?);
+            }
+            // The decision is recorded but its review_opened is not.
+            item.decision_seq = decision_seq;
+            item.state = ReviewState::Pending;
+            item.closing = None;
+            let ack = self
+                .inner
+                .ledger
+                .append(item.opened_entry())
+                .await
+                .map_err(QueueError::Ledger)?;
+            item.opened_seq = ack.seq;
+            tracing::info!(review_id = %item.review_id, "recorded the review_opened entry a crash had left out");
+            let saved = item.clone();
+            blocking(move || files.save(&saved)).await?;
+            self.track(item);
+            return Ok(());
+        };
+        item.opened_seq = Some(recorded.opened_seq);
+        item.decision_seq = item.decision_seq.or(decision_seq);
+        match (recorded.closing_seq, item.state) {
+            (Some(seq), state) if state != ReviewState::Pending => {
+                if let Some(closing) = item.closing.as_mut() {
+                    closing.entry_seq = Some(seq);
+                }
+            }
+            (Some(seq), _) => {
+                // Cannot happen in the write order; keep the answer
+                // withheld rather than guess a release.
+                tracing::error!(review_id = %item.review_id, closing_seq = seq, "the ledger closed a review its file shows pending; treating it as rejected");
+                item.state = ReviewState::Rejected;
+                item.closing = Some(Closing {
+                    verdict: recorded.verdict.unwrap_or_else(|| "reject".to_owned()),
+                    reviewer: None,
+                    reason: Some("restored from the ledger".to_owned()),
+                    at_unix_ms: now_unix_ms(),
+                    entry_seq: Some(seq),
+                    override_answer: None,
+                });
+            }
+            (None, ReviewState::Pending) => {}
+            (None, _) => {
+                // The verdict's file was written but the ledger never
+                // recorded it: the verdict did not happen.
+                tracing::warn!(review_id = %item.review_id, "a verdict the ledger did not record is undone; the review is pending again");
+                item.state = ReviewState::Pending;
+                item.closing = None;
+                let saved = item.clone();
+                blocking(move || files.save(&saved)).await?;
+            }
+        }
+        self.track(item);
+        Ok(())
+    }
+
+    /// Adds an item to memory and starts its timer.
+    fn track(&self, item: ReviewItem) {
+        let review_id = item.review_id.clone();
+        let deadline = item.deadline_unix_ms;
+        let state = item.state;
+        let closed_at = item.closing.as_ref().map(|closing| closing.at_unix_ms);
+        let slot = Arc::new(Slot {
+            state: watch::channel(item.state).0,
+            decision_id: item.decision_id.clone(),
+            model: item.model.clone(),
+            kind: item.kind,
+            opened_unix_ms: item.opened_unix_ms,
+            item: tokio::sync::Mutex::new(item),
+        });
+        lock(&self.inner.by_decision).insert(slot.decision_id.clone(), review_id.clone());
+        lock(&self.inner.slots).insert(review_id.clone(), slot);
+        match (state, deadline, closed_at) {
+            (ReviewState::Pending, Some(deadline), _) => self.schedule_timeout(review_id, deadline),
+            (ReviewState::Pending, None, _) => {}
+            (_, _, Some(closed_at)) => self.schedule_forget(review_id, closed_at),
+            (_, _, None) => {}
+        }
+    }
+
+    fn new_item(&self, new: NewReview) -> ReviewItem {
+        let opened_unix_ms = now_unix_ms();
+        let (deadline, on_timeout) = match new.kind {
+            ReviewKind::Hold => {
+                let (timeout, outcome) = self.inner.config.timeout_for(&new.model, &new.reasons);
+                (
+                    Some(opened_unix_ms + timeout.as_millis() as u64),
+                    Some(OnTimeoutName::from(outcome)),
+                )
+            }
+            ReviewKind::Flag => (None, None),
+        };
+        ReviewItem {
+            review_id: DecisionId::random().to_string(),
+            decision_id: new.decision_id,
+            decision_seq: None,
+            opened_seq: None,
+            kind: new.kind,
+            model: new.model,
+            version: new.version,
+            caller: new.caller,
+            stage: new.stage,
+            reasons: new.reasons,
+            set_seq: new.set_seq,
+            opened_unix_ms,
+            deadline_unix_ms: deadline,
+            on_timeout,
+            request: new.request,
+            answer: new.answer,
+            state: ReviewState::Pending,
+            closing: None,
+        }
+    }
+
+    /// Stores a held answer before its decision is recorded. Follow with
+    /// [`ReviewQueue::open`] once recorded, or [`ReviewQueue::abandon`].
+    pub async fn prepare_hold(&self, new: NewReview) -> Result<PreparedHold, QueueError> {
+        let item = self.new_item(new);
+        let files = self.inner.files.clone();
+        let saved = item.clone();
+        blocking(move || files.save(&saved)).await?;
+        Ok(PreparedHold { item })
+    }
+
+    /// Records `review_opened` for a prepared hold whose decision is at
+    /// `decision_seq`, and queues it. Cancel-safe: the work runs in its own task.
+    pub async fn open(
+        &self,
+        prepared: PreparedHold,
+        decision_seq: Option<u64>,
+    ) -> Result<String, QueueError> {
+        let queue = self.clone();
+        tokio::spawn(async move { queue.open_item(prepared.item, decision_seq).await })
+            .await
+            .unwrap_or_else(|join| Err(QueueError::Ledger(SinkError::Unavailable(join.to_string()))))
+    }
+
+    async fn open_item(
+        &self,
+        mut item: ReviewItem,
+        decision_seq: Option<u64>,
+    ) -> Result<String, QueueError> {
+        item.decision_seq = decision_seq;
+        match self.inner.ledger.append(item.opened_entry()).await {
+            Ok(ack) => {
+                item.opened_seq = ack.seq;
+                let review_id = item.review_id.clone();
+                self.track(item);
+                self.refresh_gauges();
+                Ok(review_id)
+            }
+            Err(err) => {
+                self.abandon(PreparedHold { item }).await;
+                Err(QueueError::Ledger(err))
+            }
+        }
+    }
+
+    /// Drops a prepared hold whose decision could not be recorded.
+    pub async fn abandon(&self, prepared: PreparedHold) {
+        let files = self.inner.files.clone();
+        let id = prepared.item.review_id;
+        if let Err(err) = blocking(move || files.remove(&id)).await {
+            tracing::error!(error = %err, "could not remove an abandoned hold");
+        }
+    }
+
+    /// Queues a post-hoc review of a released answer, in the background:
+    /// the answer is not delayed; a failure is logged.
+    pub fn flag(&self, new: NewReview, decision_seq: Option<u64>) {
+        let queue = self.clone();
+        tokio::spawn(async move {
+            let item = queue.new_item(new);
+            let files = queue.inner.files.clone();
+            let saved = item.clone();
+            let opened = match blocking(move || files.save(&saved)).await {
+                Ok(()) => queue.open_item(item, decision_seq).await.map(|_| ()),
+                Err(err) => Err(err.into()),
+            };
+            if let Err(err) = opened {
+                tracing::error!(error = %err, "a flagged decision could not be queued for review");
+            }
+        });
+    }
+
+    /// Applies a reviewer's verdict. Cancel-safe: the work runs in its own task.
+    pub async fn decide(
+        &self,
+        review_id: &str,
+        reviewer: &str,
+        verdict: ReviewVerdict,
+        reason: Option<String>,
+    ) -> Result<ReviewItem, DecideError> {
+        let queue = self.clone();
+        let (review_id, reviewer) = (review_id.to_owned(), reviewer.to_owned());
+        tokio::spawn(async move {
+            queue
+                .close(&review_id, Some(reviewer), Some(verdict), reason)
+                .await
+        })
+        .await
+        .unwrap_or_else(|join| Err(DecideError::Ledger(SinkError::Unavailable(join.to_string()))))
+    }
+
+    /// Closes a pending review: with a verdict, or (`None`) by timeout.
+    async fn close(
+        &self,
+        review_id: &str,
+        reviewer: Option<String>,
+        verdict: Option<ReviewVerdict>,
+        reason: Option<String>,
+    ) -> Result<ReviewItem, DecideError> {
+        let slot = self
+            .slot(review_id)
+            .ok_or_else(|| DecideError::NotFound(review_id.to_owned()))?;
+        let mut item = slot.item.lock().await;
+        if item.state != ReviewState::Pending {
+            return Err(DecideError::AlreadyDecided(item.state));
+        }
+        if reviewer.as_deref() == Some(item.caller.as_str()) {
+            return Err(DecideError::OwnRequest);
+        }
+        let reason = reason.filter(|text| !text.trim().is_empty());
+        let (state, override_answer) = match verdict.clone() {
+            None => (ReviewState::TimedOut, None),
+            Some(ReviewVerdict::Approve) => (ReviewState::Approved, None),
+            Some(ReviewVerdict::Reject) if reason.is_none() => {
+                return Err(DecideError::ReasonRequired("reject"));
+            }
+            Some(ReviewVerdict::Reject) => (ReviewState::Rejected, None),
+            Some(ReviewVerdict::Override(_)) if item.kind == ReviewKind::Flag => {
+                return Err(DecideError::OverrideNotAllowed);
+            }
+            Some(ReviewVerdict::Override(_)) if reason.is_none() => {
+                return Err(DecideError::ReasonRequired("override"));
+            }
+            Some(ReviewVerdict::Override(answer)) => (ReviewState::Overridden, Some(answer)),
+        };
+        let mut closed = item.clone();
+        closed.state = state;
+        closed.closing = Some(Closing {
+            verdict: verdict.as_ref().map_or("timeout", ReviewVerdict::as_str).to_owned(),
+            reviewer,
+            reason,
+            at_unix_ms: now_unix_ms(),
+            entry_seq: None,
+            override_answer,
+        });
+        let files = self.inner.files.clone();
+        let saved = closed.clone();
+        blocking(move || files.save(&saved)).await?;
+        // INVARIANT: `closed` has a closing, so it has a closing entry.
+        let Some(entry) = closed.closing_entry() else {
+            return Err(DecideError::NotFound(review_id.to_owned()));
+        };
+        match self.inner.ledger.append(entry).await {
+            Ok(ack) => {
+                if let Some(closing) = closed.closing.as_mut() {
+                    closing.entry_seq = ack.seq;
+                }
+            }
+            Err(err) => {
+                let files = self.inner.files.clone();
+                let pending = item.clone();
+                if let Err(undo) = blocking(move || files.save(&pending)).await {
+                    tracing::error!(error = %undo, "could not undo an unrecorded verdict on disk; the next start undoes it");
+                }
+                return Err(DecideError::Ledger(err));
+            }
+        }
+        let waited = closed
+            .closing
+            .as_ref()
+            .map_or(0, |c| c.at_unix_ms.saturating_sub(closed.opened_unix_ms));
+        let verdict_name = closed.closing.as_ref().map_or("timeout", |c| c.verdict.as_str());
+        self.inner.metrics.review_decided(
+            &closed.model,
+            closed.kind.as_str(),
+            verdict_name,
+            waited as f64 / 1000.0,
+        );
+        *item = closed.clone();
+        drop(item);
+        slot.state.send_replace(state);
+        self.refresh_gauges();
+        let at = closed.closing.as_ref().map_or(0, |c| c.at_unix_ms);
+        self.schedule_forget(review_id.to_owned(), at);
+        Ok(closed)
+    }
+
+    /// The review of a decision as it stands, after waiting up to `wait`
+    /// for a pending one to close. Cancel-safe.
+    pub async fn poll(&self, decision_id: &str, wait: Duration) -> Option<ReviewItem> {
+        let review_id = lock(&self.inner.by_decision).get(decision_id).cloned()?;
+        let slot = self.slot(&review_id)?;
+        if !wait.is_zero() {
+            let mut changes = slot.state.subscribe();
+            let _ = tokio::time::timeout(
+                wait,
+                changes.wait_for(|state| *state != ReviewState::Pending),
+            )
+            .await;
+        }
+        let item = slot.item.lock().await;
+        Some(item.clone())
+    }
+
+    /// The longest wait a poll may ask for.
+    pub fn max_wait(&self) -> Duration {
+        self.inner.config.max_wait
+    }
+
+    /// One review, with its bodies.
+    pub async fn get(&self, review_id: &str) -> Option<ReviewItem> {
+        let slot = self.slot(review_id)?;
+        let item = slot.item.lock().await;
+        Some(item.clone())
+    }
+
+    /// Reviews matching `filter`, oldest first, without their bodies.
+    pub async fn list(&self, filter: &ListFilter) -> Vec<ReviewItem> {
+        let now = now_unix_ms();
+        let mut slots: Vec<Arc<Slot>> = lock(&self.inner.slots)
+            .values()
+            .filter(|slot| {
+                let pending = *slot.state.borrow() == ReviewState::Pending;
+                filter.pending.is_none_or(|wanted| wanted == pending)
+                    && filter.model.as_ref().is_none_or(|m| *m == slot.model)
+                    && filter.kind.is_none_or(|k| k == slot.kind)
+                    && filter.older_than.is_none_or(|age| {
+                        now.saturating_sub(slot.opened_unix_ms) >= age.as_millis() as u64
+                    })
+            })
+            .cloned()
+            .collect();
+        slots.sort_by_key(|slot| slot.opened_unix_ms);
+        slots.truncate(filter.limit);
+        let mut items = Vec::with_capacity(slots.len());
+        for slot in slots {
+            items.push(without_bodies(&*slot.item.lock().await));
+        }
+        items
+    }
+
+    fn slot(&self, review_id: &str) -> Option<Arc<Slot>> {
+        lock(&self.inner.slots).get(review_id).cloned()
+    }
+
+    fn schedule_timeout(&self, review_id: String, deadline_unix_ms: u64) {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let wait = deadline_unix_ms.saturating_sub(now_unix_ms());
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            let Some(queue) = upgrade(&weak) else { return };
+            match queue.close(&review_id, None, None, None).await {
+                Ok(item) => {
+                    tracing::info!(%review_id, outcome = ?item.on_timeout, "review timed out");
+                }
+                Err(DecideError::AlreadyDecided(_) | DecideError::NotFound(_)) => {}
+                Err(err) => {
+                    tracing::error!(%review_id, error = %err, "review timeout not recorded; retrying in 5 s");
+                    queue.schedule_timeout(review_id, now_unix_ms() + 5_000);
+                }
+            }
+        });
+    }
+
+    /// Forgets a closed review (memory and file) once its retention is over.
+    fn schedule_forget(&self, review_id: String, closed_unix_ms: u64) {
+        let weak = Arc::downgrade(&self.inner);
+        let keep = self.inner.config.keep_decided.as_millis() as u64;
+        tokio::spawn(async move {
+            let wait = (closed_unix_ms + keep).saturating_sub(now_unix_ms());
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            let Some(queue) = upgrade(&weak) else { return };
+            let Some(slot) = lock(&queue.inner.slots).remove(&review_id) else {
+                return;
+            };
+            lock(&queue.inner.by_decision).remove(&slot.decision_id);
+            let files = queue.inner.files.clone();
+            if let Err(err) = blocking(move || files.remove(&review_id)).await {
+                tracing::error!(error = %err, "could not remove a closed review's file");
+            }
+        });
+    }
+
+    /// Sets the pending-count and oldest-age gauges.
+    fn refresh_gauges(&self) {
+        let now = now_unix_ms();
+        let mut by_key: HashMap<(String, ReviewKind), (usize, u64)> = HashMap::new();
+        for model in self.inner.reviewed_models() {
+            for kind in [ReviewKind::Hold, ReviewKind::Flag] {
+                by_key.insert((model.clone(), kind), (0, now));
+            }
+        }
+        for slot in lock(&self.inner.slots).values() {
+            if *slot.state.borrow() != ReviewState::Pending {
+                continue;
+            }
+            let entry = by_key
+                .entry((slot.model.clone(), slot.kind))
+                .or_insert((0, now));
+            entry.0 += 1;
+            entry.1 = entry.1.min(slot.opened_unix_ms);
+        }
+        for ((model, kind), (count, oldest)) in by_key {
+            let age = now.saturating_sub(oldest) as f64 / 1000.0;
+            self.inner.metrics.queue(&model, kind.as_str(), count, age);
+        }
+    }
+
+    /// Keeps the oldest-age gauges current between changes.
+    fn start_gauge_ticker(&self) {
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                let Some(queue) = upgrade(&weak) else { return };
+                queue.refresh_gauges();
+            }
+        });
+    }
+}
+
+impl Inner {
+    /// Models that have had a review, so their gauges drop back to 0.
+    fn reviewed_models(&self) -> Vec<String> {
+        let mut models: Vec<String> = lock(&self.slots)
+            .values()
+            .map(|slot| slot.model.clone())
+            .collect();
+        models.sort();
+        models.dedup();
+        models
+    }
+}
+
+fn upgrade(weak: &Weak<Inner>) -> Option<ReviewQueue> {
+    weak.upgrade().map(|inner| ReviewQueue { inner })
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A copy of `item` without its (possibly large) bodies.
+fn without_bodies(item: &ReviewItem) -> ReviewItem {
+    ReviewItem {
+        review_id: item.review_id.clone(),
+        decision_id: item.decision_id.clone(),
+        decision_seq: item.decision_seq,
+        opened_seq: item.opened_seq,
+        kind: item.kind,
+        model: item.model.clone(),
+        version: item.version.clone(),
+        caller: item.caller.clone(),
+        stage: item.stage,
+        reasons: item.reasons.clone(),
+        set_seq: item.set_seq,
+        opened_unix_ms: item.opened_unix_ms,
+        deadline_unix_ms: item.deadline_unix_ms,
+        on_timeout: item.on_timeout,
+        request: StoredBody {
+            content_type: item.request.content_type.clone(),
+            bytes: Vec::new(),
+        },
+        answer: StoredAnswer {
+            status: item.answer.status,
+            headers: item.answer.headers.clone(),
+            body: Vec::new(),
+        },
+        state: item.state,
+        closing: item.closing.as_ref().map(|closing| Closing {
+            override_answer: None,
+            ..closing.clone()
+        }),
+    }
+}
