@@ -3,6 +3,7 @@
 //! in-flight requests within the grace period, flush the decision log).
 
 mod governance;
+mod oversight;
 
 use crate::admin::auth::Tokens;
 use crate::config::Config;
@@ -14,6 +15,7 @@ use crate::ledger::sequencer::{Ledger, LedgerError, LedgerWriter, SequencerConfi
 use crate::ledger::store::{LedgerStore, SledStore, StoreError};
 use crate::metrics::Metrics;
 use crate::proxy::{self, ProxyMetrics, ProxyState, Serving, ServingTable};
+use crate::review::PolicyGate;
 use axum::Router;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -35,21 +37,6 @@ fn quarantine(dir: &std::path::Path) -> Result<std::path::PathBuf, AppError> {
         source,
     })?;
     Ok(target)
-}
-
-/// The `policy_set_loaded` entry: every policy file and its SHA-256.
-fn policy_set_entry(policies: &crate::review::PolicySet) -> EntryBody {
-    let files: Vec<serde_json::Value> = policies
-        .content_hashes()
-        .into_iter()
-        .map(|(file, sha256)| serde_json::json!({ "file": file, "sha256": sha256 }))
-        .collect();
-    let mut members = serde_json::Map::new();
-    members.insert("files".to_owned(), serde_json::Value::Array(files));
-    EntryBody::Governance {
-        kind: "policy_set_loaded",
-        members,
-    }
 }
 
 /// Errors building or running the gateway.
@@ -91,6 +78,12 @@ pub enum AppError {
     /// The policies do not load (the message names file and line).
     #[error("policies: {0}")]
     Policy(#[from] crate::review::PolicyError),
+    /// The review queue could not be restored.
+    #[error("reviews: {0}")]
+    Reviews(#[from] crate::review::QueueError),
+    /// The review store could not be opened.
+    #[error("reviews: {0}")]
+    ReviewFiles(#[from] crate::review::FileError),
     /// The model registry could not be rebuilt from the ledger.
     #[error("model registry: {0}")]
     Registry(crate::registry::service::ReplayError),
@@ -114,6 +107,7 @@ pub struct App {
     ledger: Ledger,
     writer: LedgerWriter,
     shutdown_grace: Duration,
+    policies: Option<Arc<PolicyGate>>,
 }
 
 /// How to start, beyond the configuration.
@@ -213,28 +207,45 @@ impl App {
             })
             .await
             .map_err(AppError::Append)?;
-        if let Some(policies) = &policies {
-            ledger
-                .append(policy_set_entry(policies))
-                .await
-                .map_err(AppError::Append)?;
-        }
+        let oversight = match policies {
+            Some(set) => {
+                Some(oversight::start(config, set, store.as_ref(), ledger.clone(), &metrics).await?)
+            }
+            None => None,
+        };
         let reader = LedgerReader::new(store.clone(), verifier);
         let serving = Arc::new(Serving::new(ServingTable::default()));
         let registry =
             governance::start(config, store.as_ref(), ledger.clone(), serving.clone()).await?;
-        let state = ProxyState::new(config, Arc::new(ledger.clone()), proxy_metrics, serving);
+        let tokens = Tokens::new(config.admin_tokens.clone());
+        let mut public = reader::public_routes(reader.clone());
+        let mut admin = crate::admin::router(metrics)
+            .merge(reader::admin_routes(reader))
+            .merge(crate::admin::models::routes(registry, tokens.clone()));
+        let mut gate = None;
+        if let Some(oversight) = &oversight {
+            public = public.merge(proxy::poll_routes(oversight.queue.clone()));
+            admin = admin.merge(crate::admin::reviews::routes(
+                oversight.queue.clone(),
+                oversight.gate.clone(),
+                tokens,
+            ));
+            gate = Some(oversight.gate.clone());
+        }
+        let state = ProxyState::new(
+            config,
+            Arc::new(ledger.clone()),
+            proxy_metrics,
+            serving,
+            oversight,
+        );
         Ok(App {
-            public: proxy::router(state).merge(reader::public_routes(reader.clone())),
-            admin: crate::admin::router(metrics)
-                .merge(reader::admin_routes(reader))
-                .merge(crate::admin::models::routes(
-                    registry,
-                    Tokens::new(config.admin_tokens.clone()),
-                )),
+            public: proxy::router(state).merge(public),
+            admin,
             ledger,
             writer,
             shutdown_grace: config.timeouts.shutdown_grace,
+            policies: gate,
         })
     }
 
@@ -260,6 +271,9 @@ impl App {
         .with_graceful_shutdown(stopped(stop_rx.clone()));
         let admin_server = axum::serve(admin, self.admin).with_graceful_shutdown(stopped(stop_rx));
         let mut public_task = tokio::spawn(async move { public_server.await });
+        if let Some(gate) = self.policies.clone() {
+            oversight::reload_on_sighup(gate);
+        }
         let mut admin_task = tokio::spawn(async move { admin_server.await });
 
         let early_exit = tokio::select! {

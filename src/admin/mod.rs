@@ -4,6 +4,7 @@
 use crate::metrics::Metrics;
 pub mod auth;
 pub mod models;
+pub mod reviews;
 
 use axum::Router;
 use axum::extract::State;
@@ -35,4 +36,55 @@ async fn render_metrics(State(metrics): State<Metrics>) -> Response {
             (StatusCode::INTERNAL_SERVER_ERROR, "metrics unavailable\n").into_response()
         }
     }
+}
+
+/// A JSON answer.
+pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// The admin API's error body, `{"error": {"code", "message", ...extra}}`.
+pub(crate) fn error_response(
+    status: StatusCode,
+    code: &str,
+    message: &str,
+    extra: Option<(&str, serde_json::Value)>,
+) -> Response {
+    let mut error = serde_json::json!({ "code": code, "message": message });
+    if let Some((name, value)) = extra {
+        error[name] = value;
+    }
+    json_response(status, &serde_json::json!({ "error": error }))
+}
+
+/// A request body that is not JSON, or not the expected fields.
+#[derive(Debug)]
+pub(crate) enum BodyError {
+    /// Not JSON (400 `malformed_body`).
+    Syntax(String),
+    /// JSON with wrong or missing fields (422 `invalid_body`).
+    Fields(String),
+}
+
+/// The body as `T`; an empty body reads as `{}`.
+pub(crate) fn parse_body<T: for<'de> serde::Deserialize<'de>>(
+    body: &bytes::Bytes,
+) -> Result<T, BodyError> {
+    let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        body
+    };
+    serde_json::from_slice(text).map_err(|err| {
+        if err.is_data() {
+            BodyError::Fields(err.to_string())
+        } else {
+            BodyError::Syntax(format!("the body is not JSON: {err}"))
+        }
+    })
 }

@@ -10,6 +10,7 @@
 //! Nothing is recorded or changed when a call fails.
 
 use super::auth::{AuthError, Caller, Tokens};
+use super::{BodyError, error_response, json_response, parse_body};
 use crate::registry::service::{Done, RegistryService, ServiceError};
 use crate::registry::{Command, Principal, Registry, RegistryError, RiskClass, VersionSpec};
 use axum::Router;
@@ -17,7 +18,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -134,21 +135,17 @@ impl IntoResponse for ApiError {
                 None,
             ),
         };
-        let mut error = json!({ "code": code, "message": message });
-        if let Some((name, value)) = extra {
-            error[name] = value;
-        }
-        json_response(status, &json!({ "error": error }))
+        error_response(status, code, &message, extra)
     }
 }
 
-fn json_response(status: StatusCode, body: &Value) -> Response {
-    let mut response = (status, body.to_string()).into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
+impl From<BodyError> for ApiError {
+    fn from(err: BodyError) -> Self {
+        match err {
+            BodyError::Syntax(message) => ApiError::Syntax(message),
+            BodyError::Fields(message) => ApiError::Fields(message),
+        }
+    }
 }
 
 impl Api {
@@ -160,22 +157,6 @@ impl Api {
         let caller = self.caller(headers)?;
         Principal::parse(caller.principal, &caller.roles).map_err(ApiError::Registry)
     }
-}
-
-/// The body as `T`; an empty body reads as `{}`.
-fn parse_body<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, ApiError> {
-    let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        body
-    };
-    serde_json::from_slice(text).map_err(|err| {
-        if err.is_data() {
-            ApiError::Fields(err.to_string())
-        } else {
-            ApiError::Syntax(format!("the body is not JSON: {err}"))
-        }
-    })
 }
 
 fn model_json(registry: &Registry, name: &str) -> Option<Value> {

@@ -7,8 +7,8 @@
 //! configuration: credentials are resolved here and handed on as values.
 
 mod governance;
-mod review;
 mod raw;
+mod review;
 mod validate;
 
 use crate::decision::Protocol;

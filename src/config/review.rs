@@ -181,8 +181,12 @@ fn check_rule(
             "needs `model`, `reason_prefix` or both (the default is `review.timeout_secs`)",
         ));
     }
-    let timeout = seconds(checker, &format!("{key}.timeout_secs"), Some(raw.timeout_secs))?
-        .unwrap_or_default();
+    let timeout = seconds(
+        checker,
+        &format!("{key}.timeout_secs"),
+        Some(raw.timeout_secs),
+    )?
+    .unwrap_or_default();
     Ok(TimeoutRule {
         model: raw.model,
         reason_prefix: raw.reason_prefix,
@@ -223,7 +227,12 @@ fn on_timeout(
 mod tests {
     use super::*;
 
-    fn rule(model: Option<&str>, prefix: Option<&str>, secs: u64, outcome: OnTimeout) -> TimeoutRule {
+    fn rule(
+        model: Option<&str>,
+        prefix: Option<&str>,
+        secs: u64,
+        outcome: OnTimeout,
+    ) -> TimeoutRule {
         TimeoutRule {
             model: model.map(str::to_owned),
             reason_prefix: prefix.map(str::to_owned),

@@ -106,6 +106,25 @@ pub enum ProxyError {
     /// The decision log cannot record: nothing is served (fail closed).
     #[error("decision log is unavailable")]
     LedgerUnavailable,
+    /// A policy denied the request or its answer.
+    #[error("denied by policy: {}", .reasons.join("; "))]
+    PolicyDenied {
+        /// The reasons of the rules that fired, sorted.
+        reasons: Vec<String>,
+    },
+    /// A held answer is larger than `review.max_held_bytes`.
+    #[error(
+        "the answer of model `{model}` is larger than the {limit} bytes that can be held for review"
+    )]
+    HeldAnswerTooLarge {
+        /// Model name.
+        model: String,
+        /// The configured limit.
+        limit: usize,
+    },
+    /// The review store could not keep a held answer.
+    #[error("the answer could not be held for review")]
+    HoldFailed(String),
     /// A fault of the gateway itself.
     #[error("internal gateway error")]
     Internal(String),
@@ -133,6 +152,9 @@ impl ProxyError {
             ProxyError::UpstreamFailed { .. } => "upstream_failed",
             ProxyError::LedgerOverloaded => "ledger_overloaded",
             ProxyError::LedgerUnavailable => "ledger_unavailable",
+            ProxyError::PolicyDenied { .. } => "policy_denied",
+            ProxyError::HeldAnswerTooLarge { .. } => "held_answer_too_large",
+            ProxyError::HoldFailed(_) => "hold_failed",
             ProxyError::Internal(_) => "internal_error",
         }
     }
@@ -145,7 +167,10 @@ impl ProxyError {
             | ProxyError::UnknownModelVersion { .. } => StatusCode::NOT_FOUND,
             ProxyError::VersionNotApproved { .. }
             | ProxyError::VersionRevoked { .. }
-            | ProxyError::NoActiveVersion(_) => StatusCode::FORBIDDEN,
+            | ProxyError::NoActiveVersion(_)
+            | ProxyError::PolicyDenied { .. } => StatusCode::FORBIDDEN,
+            ProxyError::HeldAnswerTooLarge { .. } => StatusCode::BAD_GATEWAY,
+            ProxyError::HoldFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::MalformedBody(_) | ProxyError::RequestBodyUnreadable => {
                 StatusCode::BAD_REQUEST
@@ -172,6 +197,8 @@ impl ProxyError {
             | ProxyError::UpstreamFailed { .. } => Fault::Upstream,
             ProxyError::LedgerOverloaded
             | ProxyError::LedgerUnavailable
+            | ProxyError::HeldAnswerTooLarge { .. }
+            | ProxyError::HoldFailed(_)
             | ProxyError::Internal(_) => Fault::Gateway,
             _ => Fault::Client,
         }
@@ -195,6 +222,7 @@ impl ProxyError {
         match self {
             ProxyError::UpstreamUnreachable { detail, .. }
             | ProxyError::UpstreamFailed { detail, .. }
+            | ProxyError::HoldFailed(detail)
             | ProxyError::Internal(detail) => Some(detail),
             _ => None,
         }
@@ -213,14 +241,27 @@ impl ProxyError {
 }
 
 /// The JSON error body `{"error":{"code":...,"message":...}}`.
-pub(super) fn error_body(code: &str, message: &str) -> String {
+fn error_body(code: &str, message: &str) -> String {
     serde_json::json!({ "error": { "code": code, "message": message } }).to_string()
+}
+
+impl ProxyError {
+    /// The client's JSON body: code and message, and for a policy denial
+    /// the reasons.
+    pub(super) fn body(&self) -> String {
+        match self {
+            ProxyError::PolicyDenied { reasons } => serde_json::json!({
+                "error": { "code": self.code(), "message": self.to_string(), "reasons": reasons }
+            })
+            .to_string(),
+            _ => error_body(self.code(), &self.to_string()),
+        }
+    }
 }
 
 impl IntoResponse for ProxyError {
     fn into_response(self) -> Response {
-        let mut response =
-            (self.status(), error_body(self.code(), &self.to_string())).into_response();
+        let mut response = (self.status(), self.body()).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

@@ -6,7 +6,7 @@ use super::error::ProxyError;
 use super::headers::{self, DECISION_ID_HEADER, RECEIPT_HEADER};
 use super::recorder::{Draft, Ending};
 use super::serving::ServableVersion;
-use super::stream::RecordingBody;
+use super::stream::{OnRecorded, RecordingBody};
 use crate::decision::{Capture, Outcome};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
@@ -39,14 +39,16 @@ pub(super) struct Forward {
 pub(super) async fn refuse(state: &ProxyState, draft: Draft, err: ProxyError) -> Response {
     let id = decision_header(&draft);
     err.log(&draft.id.to_string());
-    let outcome = if err.is_governance_refusal() {
+    let outcome = if matches!(err, ProxyError::PolicyDenied { .. }) {
+        Outcome::Denied
+    } else if err.is_governance_refusal() {
         Outcome::Blocked
     } else {
         Outcome::Error
     };
     let status = err.status().as_u16();
     let code = err.code();
-    let body = Bytes::from(super::error::error_body(code, &err.to_string()));
+    let body = Bytes::from(err.body());
     let mut response = err.into_response();
     let ending = Ending {
         outcome,
@@ -61,11 +63,20 @@ pub(super) async fn refuse(state: &ProxyState, draft: Draft, err: ProxyError) ->
     response
 }
 
-/// Sends the request upstream and builds the client's response.
+/// Sends the request upstream and builds the client's response. With
+/// policies, the request stage judges first (a denial never reaches the
+/// upstream) and `oversight::answer` judges and releases the answer.
 pub(super) async fn forward(state: &ProxyState, mut draft: Draft, forward: Forward) -> Response {
     let model = draft.model.clone().unwrap_or_default();
     let version = forward.version.clone();
     let credential = version.credential.as_ref();
+    let judged = match &state.oversight {
+        Some(oversight) => match oversight.judge_request(&mut draft, &forward) {
+            Ok(judged) => Some(judged),
+            Err(denied) => return refuse(state, draft, denied).await,
+        },
+        None => None,
+    };
     let request = match build_request(forward) {
         Ok(request) => request,
         Err(err) => return refuse(state, draft, err).await,
@@ -77,41 +88,76 @@ pub(super) async fn forward(state: &ProxyState, mut draft: Draft, forward: Forwa
     draft.mark_upstream_head();
     let (mut parts, body) = response.into_parts();
     parts.headers = headers::to_client(parts.headers, credential);
-    let decision_id = decision_header(&draft);
-    let status = parts.status.as_u16();
-    let declared_len = content_length(&parts.headers);
-    let buffered = declared_len
-        .is_some_and(|len| len <= state.limits.max_buffered_response_bytes as u64)
-        && !is_event_stream(&parts.headers);
-    let mut response = if buffered {
-        let bytes = match read_whole(body, state.timeouts.idle, &model).await {
+    if let Some(judged) = judged {
+        return super::oversight::answer(state, draft, judged, parts, body).await;
+    }
+    if is_bufferable(state, &parts.headers) {
+        let bytes = match read_whole(body, state.timeouts.idle, &model, usize::MAX).await {
             Ok(bytes) => bytes,
             Err(err) => return refuse(state, draft, err).await,
         };
-        let ending = Ending {
-            outcome: Outcome::Served,
-            status,
-            error_code: None,
-            response: Capture::of_complete(&bytes, state.limits.capture_bytes),
-        };
-        if let Err(err) = state.recorder.record(draft, ending).await {
-            let mut response = err.into_response();
-            set_decision_headers(&mut response, decision_id);
-            return response;
-        }
-        Response::from_parts(parts, Body::new(Full::new(bytes)))
+        release_whole(state, draft, parts, bytes).await.0
     } else {
-        let streamed = RecordingBody::new(
-            body,
-            declared_len,
-            draft,
-            state.recorder.clone(),
-            status,
-            state.timeouts.idle,
-            state.limits.capture_bytes,
-        );
-        Response::from_parts(parts, Body::new(streamed))
+        release_stream(state, draft, parts, body, None)
+    }
+}
+
+/// Whether an answer is read whole before release: a declared length
+/// within the buffering limit, and not an event stream.
+pub(super) fn is_bufferable(state: &ProxyState, headers: &HeaderMap) -> bool {
+    content_length(headers)
+        .is_some_and(|len| len <= state.limits.max_buffered_response_bytes as u64)
+        && !is_event_stream(headers)
+}
+
+/// Records the decision of a whole answer, then releases it; the ack
+/// comes back too (none when recording failed and the client gets 503).
+pub(super) async fn release_whole(
+    state: &ProxyState,
+    draft: Draft,
+    parts: http::response::Parts,
+    bytes: Bytes,
+) -> (Response, Option<crate::decision::Ack>) {
+    let decision_id = decision_header(&draft);
+    let ending = Ending {
+        outcome: Outcome::Served,
+        status: parts.status.as_u16(),
+        error_code: None,
+        response: Capture::of_complete(&bytes, state.limits.capture_bytes),
     };
+    let (mut response, ack) = match state.recorder.record(draft, ending).await {
+        Ok(ack) => (
+            Response::from_parts(parts, Body::new(Full::new(bytes))),
+            Some(ack),
+        ),
+        Err(err) => (err.into_response(), None),
+    };
+    set_decision_headers(&mut response, decision_id);
+    (response, ack)
+}
+
+/// Streams the answer, recording its decision before the stream's end.
+pub(super) fn release_stream(
+    state: &ProxyState,
+    draft: Draft,
+    parts: http::response::Parts,
+    body: Incoming,
+    on_recorded: Option<OnRecorded>,
+) -> Response {
+    let decision_id = decision_header(&draft);
+    let mut streamed = RecordingBody::new(
+        body,
+        content_length(&parts.headers),
+        draft,
+        state.recorder.clone(),
+        parts.status.as_u16(),
+        state.timeouts.idle,
+        state.limits.capture_bytes,
+    );
+    if let Some(hook) = on_recorded {
+        streamed = streamed.on_recorded(hook);
+    }
+    let mut response = Response::from_parts(parts, Body::new(streamed));
     set_decision_headers(&mut response, decision_id);
     response
 }
@@ -136,7 +182,7 @@ fn build_request(forward: Forward) -> Result<Request<Full<Bytes>>, ProxyError> {
 }
 
 /// Names the decision and where its receipt is.
-fn set_decision_headers(response: &mut Response, id: HeaderValue) {
+pub(super) fn set_decision_headers(response: &mut Response, id: HeaderValue) {
     let receipt = format!("/govgate/receipts/{}", id.to_str().unwrap_or_default());
     if let Ok(receipt) = HeaderValue::from_str(&receipt) {
         response.headers_mut().insert(RECEIPT_HEADER, receipt);
@@ -145,7 +191,7 @@ fn set_decision_headers(response: &mut Response, id: HeaderValue) {
 }
 
 /// The `govgate-decision-id` header value for a draft.
-fn decision_header(draft: &Draft) -> HeaderValue {
+pub(super) fn decision_header(draft: &Draft) -> HeaderValue {
     let hex = draft.id.hex();
     // INVARIANT: 32 ASCII hex digits are a valid header value.
     HeaderValue::from_bytes(&hex).unwrap_or(HeaderValue::from_static("invalid"))
@@ -167,22 +213,29 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
         .is_some_and(|value| value.starts_with("text/event-stream"))
 }
 
-/// Reads a whole (declared, bounded) upstream body, with the idle timeout
-/// between chunks. Cancel-safe: dropping it drops the upstream body.
-async fn read_whole(
+/// Reads a whole upstream body of at most `limit` bytes, with the idle
+/// timeout between chunks. Cancel-safe: dropping it drops the upstream body.
+pub(super) async fn read_whole(
     mut body: Incoming,
     idle: std::time::Duration,
     model: &str,
+    limit: usize,
 ) -> Result<Bytes, ProxyError> {
     let mut buf = BytesMut::new();
     loop {
         match tokio::time::timeout(idle, body.frame()).await {
             Ok(Some(Ok(frame))) => {
                 if let Ok(data) = frame.into_data() {
-                    if buf.is_empty() && body.is_end_stream() {
+                    if buf.is_empty() && body.is_end_stream() && data.len() <= limit {
                         return Ok(data);
                     }
                     buf.extend_from_slice(&data);
+                    if buf.len() > limit {
+                        return Err(ProxyError::HeldAnswerTooLarge {
+                            model: model.to_owned(),
+                            limit,
+                        });
+                    }
                 }
             }
             Ok(Some(Err(err))) => {

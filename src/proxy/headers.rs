@@ -17,6 +17,12 @@ pub const DECISION_ID_HEADER: &str = "govgate-decision-id";
 /// Response header with the path of the decision's receipt on the public listener.
 pub const RECEIPT_HEADER: &str = "govgate-receipt";
 
+/// Response header naming the review of a held or released decision.
+pub const REVIEW_ID_HEADER: &str = "govgate-review-id";
+
+/// Response header of a poll: the review's state (`approved`, `overridden`, `timed_out`).
+pub const REVIEW_STATE_HEADER: &str = "govgate-review-state";
+
 /// Hop-by-hop headers that never cross a proxy.
 const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,

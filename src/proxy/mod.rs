@@ -9,14 +9,20 @@ mod forward;
 mod headers;
 mod ingress;
 mod metrics;
+mod oversight;
+mod poll;
 mod recorder;
 mod serving;
 mod stream;
 mod upstream;
 
 pub use error::ProxyError;
-pub use headers::{DECISION_ID_HEADER, MODEL_VERSION_HEADER, RECEIPT_HEADER};
+pub use headers::{
+    DECISION_ID_HEADER, MODEL_VERSION_HEADER, RECEIPT_HEADER, REVIEW_ID_HEADER, REVIEW_STATE_HEADER,
+};
 pub use metrics::ProxyMetrics;
+pub use oversight::Oversight;
+pub use poll::routes as poll_routes;
 pub use serving::{ModelServing, Refusal, ServableVersion, Serving, ServingTable};
 
 use crate::config::{Config, Limits, ModelConfig, Timeouts};
@@ -43,6 +49,7 @@ pub struct Shared {
     pub(crate) client: UpstreamClient,
     pub(crate) recorder: Recorder,
     pub(crate) serving: Arc<Serving>,
+    pub(crate) oversight: Option<Oversight>,
 }
 
 impl std::ops::Deref for ProxyState {
@@ -60,6 +67,7 @@ impl ProxyState {
         sink: Arc<dyn DecisionSink>,
         metrics: ProxyMetrics,
         serving: Arc<Serving>,
+        oversight: Option<Oversight>,
     ) -> Self {
         let client = UpstreamClient::new(
             config.timeouts.connect,
@@ -76,6 +84,7 @@ impl ProxyState {
                 client,
                 recorder: Recorder::new(sink, metrics, config.ledger.on_failure),
                 serving,
+                oversight,
             }),
         }
     }

@@ -18,6 +18,10 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
+/// Called once the stream's decision is recorded, with its seq and the
+/// bounded capture of the answer (queues a flagged stream's review).
+pub(super) type OnRecorded = Box<dyn FnOnce(Option<u64>, Bytes) + Send>;
+
 /// Boxed error type of the client-facing body.
 pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -54,6 +58,7 @@ pub(super) struct RecordingBody {
     capture: Option<CaptureBuilder>,
     remaining: Option<u64>,
     pending: Option<(Draft, Recorder, u16)>,
+    on_recorded: Option<(OnRecorded, Bytes)>,
     state: State,
 }
 
@@ -75,8 +80,15 @@ impl RecordingBody {
             capture: Some(CaptureBuilder::new(capture_limit)),
             remaining: declared_len,
             pending: Some((draft, recorder, status)),
+            on_recorded: None,
             state: State::Streaming,
         }
+    }
+
+    /// Calls `hook` once the decision is recorded (not when the stream fails).
+    pub(super) fn on_recorded(mut self, hook: OnRecorded) -> Self {
+        self.on_recorded = Some((hook, Bytes::new()));
+        self
     }
 
     /// Completes the decision and starts recording it.
@@ -91,6 +103,9 @@ impl RecordingBody {
             .take()
             .map(CaptureBuilder::finish)
             .unwrap_or_default();
+        if let Some((_, captured)) = &mut self.on_recorded {
+            *captured = response.bytes().clone();
+        }
         let label = draft.model_label().to_owned();
         let decision = draft.complete(Ending {
             outcome,
@@ -103,6 +118,7 @@ impl RecordingBody {
 
     /// Records a failure in the background: the stream is cut either way.
     fn record_failure(&mut self, error_code: &'static str) {
+        self.on_recorded = None;
         if let Some(record) = self.start_record(Outcome::Error, Some(error_code)) {
             spawn_record(record);
         }
@@ -178,10 +194,16 @@ impl Body for RecordingBody {
                 State::Recording { record, held } => {
                     let result = ready!(record.as_mut().poll(cx));
                     let held = held.take();
-                    if let Err(err) = result {
-                        tracing::error!(error = %err, "decision not recorded; stream cut before its end");
-                        this.state = State::Closed;
-                        return Poll::Ready(Some(Err(Box::new(StreamError::NotRecorded))));
+                    let ack = match result {
+                        Ok(ack) => ack,
+                        Err(err) => {
+                            tracing::error!(error = %err, "decision not recorded; stream cut before its end");
+                            this.state = State::Closed;
+                            return Poll::Ready(Some(Err(Box::new(StreamError::NotRecorded))));
+                        }
+                    };
+                    if let Some((hook, captured)) = this.on_recorded.take() {
+                        hook(ack.seq, captured);
                     }
                     match held {
                         Some(frame) => {

@@ -128,8 +128,12 @@ impl PolicyGate {
         let stage = input.stage.as_str();
         match policies.set.evaluate(input) {
             Ok(verdict) => {
-                self.metrics
-                    .verdict(&input.model, stage, verdict.action.as_str(), &verdict.reasons);
+                self.metrics.verdict(
+                    &input.model,
+                    stage,
+                    verdict.action.as_str(),
+                    &verdict.reasons,
+                );
                 evaluation(verdict)
             }
             Err(err) => {

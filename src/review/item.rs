@@ -206,7 +206,7 @@ impl OnTimeoutName {
 }
 
 /// Now, in Unix milliseconds.
-pub(super) fn now_unix_ms() -> u64 {
+pub fn now_unix_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |since| since.as_millis() as u64)
@@ -259,10 +259,7 @@ impl ReviewItem {
         members.insert("stage".into(), json!(self.stage.as_str()));
         members.insert("reasons".into(), json!(self.reasons));
         members.insert("answer_sha256".into(), json!(self.answer.sha256()));
-        members.insert(
-            "deadline".into(),
-            json!(self.deadline_unix_ms.map(rfc3339)),
-        );
+        members.insert("deadline".into(), json!(self.deadline_unix_ms.map(rfc3339)));
         members.insert(
             "on_timeout".into(),
             json!(self.on_timeout.map(OnTimeoutName::as_str)),
@@ -314,7 +311,9 @@ mod base64_bytes {
         serializer.serialize_str(&STANDARD.encode(bytes))
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<u8>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<u8>, D::Error> {
         let text = String::deserialize(deserializer)?;
         STANDARD.decode(text).map_err(serde::de::Error::custom)
     }

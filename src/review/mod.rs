@@ -41,12 +41,12 @@ pub use engine::PolicySet;
 pub use error::{EvalError, PolicyError};
 pub use files::{FileError, ReviewFiles};
 pub use gate::{Evaluation, LoadedPolicies, PolicyGate, ReloadError, policy_set_entry};
+pub use input::{PolicyInput, SAMPLE_DOMAIN, Stage, sample_of};
 pub use item::{
     Closing, OnTimeoutName, ReviewItem, ReviewKind, ReviewState, ReviewVerdict, StoredAnswer,
-    StoredBody, rfc3339,
+    StoredBody, now_unix_ms, rfc3339,
 };
 pub use metrics::ReviewMetrics;
 pub use queue::{DecideError, ListFilter, NewReview, PreparedHold, QueueError, ReviewQueue};
 pub use replay::{LedgerReview, ledger_reviews};
-pub use input::{PolicyInput, SAMPLE_DOMAIN, Stage, sample_of};
 pub use verdict::{Action, ReasonSets, Verdict};

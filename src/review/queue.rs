@@ -9,11 +9,11 @@
 //! ledger: a file whose step the ledger lacks goes back one step.
 
 use super::files::{FileError, ReviewFiles};
+use super::input::Stage;
 use super::item::{
     Closing, OnTimeoutName, ReviewItem, ReviewKind, ReviewState, ReviewVerdict, StoredAnswer,
     StoredBody, now_unix_ms,
 };
-use super::input::Stage;
 use super::metrics::ReviewMetrics;
 use super::replay::LedgerReview;
 use crate::config::ReviewConfig;
@@ -343,7 +343,9 @@ impl ReviewQueue {
         let queue = self.clone();
         tokio::spawn(async move { queue.open_item(prepared.item, decision_seq).await })
             .await
-            .unwrap_or_else(|join| Err(QueueError::Ledger(SinkError::Unavailable(join.to_string()))))
+            .unwrap_or_else(|join| {
+                Err(QueueError::Ledger(SinkError::Unavailable(join.to_string())))
+            })
     }
 
     async fn open_item(
@@ -410,7 +412,11 @@ impl ReviewQueue {
                 .await
         })
         .await
-        .unwrap_or_else(|join| Err(DecideError::Ledger(SinkError::Unavailable(join.to_string()))))
+        .unwrap_or_else(|join| {
+            Err(DecideError::Ledger(SinkError::Unavailable(
+                join.to_string(),
+            )))
+        })
     }
 
     /// Closes a pending review: with a verdict, or (`None`) by timeout.
@@ -450,7 +456,10 @@ impl ReviewQueue {
         let mut closed = item.clone();
         closed.state = state;
         closed.closing = Some(Closing {
-            verdict: verdict.as_ref().map_or("timeout", ReviewVerdict::as_str).to_owned(),
+            verdict: verdict
+                .as_ref()
+                .map_or("timeout", ReviewVerdict::as_str)
+                .to_owned(),
             reviewer,
             reason,
             at_unix_ms: now_unix_ms(),
@@ -483,7 +492,10 @@ impl ReviewQueue {
             .closing
             .as_ref()
             .map_or(0, |c| c.at_unix_ms.saturating_sub(closed.opened_unix_ms));
-        let verdict_name = closed.closing.as_ref().map_or("timeout", |c| c.verdict.as_str());
+        let verdict_name = closed
+            .closing
+            .as_ref()
+            .map_or("timeout", |c| c.verdict.as_str());
         self.inner.metrics.review_decided(
             &closed.model,
             closed.kind.as_str(),

@@ -18,7 +18,9 @@ pub struct LedgerReview {
 }
 
 /// Every review the ledger records, by review id.
-pub fn ledger_reviews(store: &dyn LedgerStore) -> Result<HashMap<String, LedgerReview>, StoreError> {
+pub fn ledger_reviews(
+    store: &dyn LedgerStore,
+) -> Result<HashMap<String, LedgerReview>, StoreError> {
     let mut reviews = HashMap::new();
     for seq in store.governance_seqs()? {
         let Some(bytes) = store.entry(seq)? else {

@@ -1,0 +1,74 @@
+//! Wiring of human oversight: the policy gate (its set recorded in the
+//! ledger), the review queue restored from its files and the ledger, and
+//! reloads on SIGHUP.
+
+use super::AppError;
+use crate::config::Config;
+use crate::decision::DecisionId;
+use crate::ledger::sequencer::Ledger;
+use crate::ledger::store::LedgerStore;
+use crate::metrics::Metrics;
+use crate::proxy::Oversight;
+use crate::review::{
+    PolicyGate, PolicySet, ReviewFiles, ReviewMetrics, ReviewQueue, ledger_reviews,
+};
+use std::sync::Arc;
+
+/// The gate and the queue, ready for the proxy and the admin API.
+pub(super) async fn start(
+    config: &Config,
+    set: PolicySet,
+    store: &dyn LedgerStore,
+    ledger: Ledger,
+    metrics: &Metrics,
+) -> Result<Oversight, AppError> {
+    let review = &config.review;
+    let review_metrics = ReviewMetrics::register(metrics.registry())?;
+    // INVARIANT: a set was loaded, so the folder is configured.
+    let dir = review.policies_dir.clone().unwrap_or_default();
+    let gate = PolicyGate::start(
+        &dir,
+        set,
+        review.on_error,
+        ledger.clone(),
+        review_metrics.clone(),
+    )
+    .await
+    .map_err(AppError::Append)?;
+    let files = ReviewFiles::open(&config.server.data_dir.join("reviews"))?;
+    let recorded = ledger_reviews(store)?;
+    let queue = ReviewQueue::start(
+        files,
+        ledger,
+        review.clone(),
+        review_metrics,
+        recorded,
+        |id: &DecisionId| store.decision_seq(id.as_bytes()).ok().flatten(),
+    )
+    .await?;
+    Ok(Oversight {
+        gate: Arc::new(gate),
+        queue,
+        max_held_bytes: review.max_held_bytes,
+    })
+}
+
+/// Reloads the policies on every SIGHUP; a set that does not load is
+/// logged and the one in force stays.
+pub(super) fn reload_on_sighup(gate: Arc<PolicyGate>) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::error!("cannot listen for SIGHUP; reload policies through the admin API");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: reloading policies");
+            // Success and failure are both logged by the gate.
+            let _ = gate.reload().await;
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = gate;
+}

@@ -1,0 +1,310 @@
+//! Human oversight on the request path: the policies judge each request
+//! before it is forwarded and each answer before it is released.
+//!
+//! - deny: 403 `policy_denied` with the reasons (at the request stage the
+//!   upstream is never called);
+//! - hold: the answer is kept in the review queue; the client gets 202 with
+//!   the decision id, the review id and a poll URL;
+//! - flag: the answer is released and a post-hoc review is queued.
+//!
+//! The stronger of the two stages' actions applies. The decision records
+//! both stages' verdicts and the policy set's seq.
+
+use super::ProxyState;
+use super::error::ProxyError;
+use super::forward::{
+    Forward, decision_header, is_bufferable, read_whole, refuse, release_stream, release_whole,
+    set_decision_headers,
+};
+use super::headers::REVIEW_ID_HEADER;
+use super::recorder::{Draft, Ending};
+use crate::decision::{Capture, Outcome, PolicyRecord};
+use crate::review::{
+    Action, Evaluation, LoadedPolicies, NewReview, PolicyGate, PolicyInput, ReviewKind,
+    ReviewQueue, Stage, StoredAnswer, StoredBody,
+};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use hyper::body::Incoming;
+use serde_json::Value;
+use std::sync::Arc;
+
+/// The policy gate and the review queue, when the gateway runs with policies.
+pub struct Oversight {
+    /// The policies in force.
+    pub gate: Arc<PolicyGate>,
+    /// Where holds and flags go.
+    pub queue: ReviewQueue,
+    /// The largest answer that can be held.
+    pub max_held_bytes: usize,
+}
+
+/// A request the request stage let through, and what the response stage needs.
+pub(super) struct Judged {
+    policies: Arc<LoadedPolicies>,
+    input: PolicyInput,
+    request: Evaluation,
+    request_body: Bytes,
+    request_type: Option<String>,
+    version: String,
+}
+
+/// The body parsed as JSON, or null when it is not JSON.
+fn parse_json(bytes: &[u8]) -> Value {
+    serde_json::from_slice(bytes).unwrap_or(Value::Null)
+}
+
+fn content_type(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
+
+impl Oversight {
+    /// The request stage: records its verdict in the draft; a denial is the error.
+    pub(super) fn judge_request(
+        &self,
+        draft: &mut Draft,
+        forward: &Forward,
+    ) -> Result<Judged, ProxyError> {
+        let policies = self.gate.current();
+        let input = PolicyInput::request(
+            draft.model.clone().unwrap_or_default(),
+            forward.version.version.clone(),
+            forward.version.risk_class,
+            draft.caller.clone(),
+            draft.id.to_string(),
+            parse_json(&forward.body),
+        );
+        let request = self.gate.evaluate(&policies, &input);
+        draft.policy = Some(PolicyRecord {
+            set_seq: policies.set_seq,
+            request: request.record.clone(),
+            response: None,
+        });
+        if request.action == Action::Deny {
+            return Err(ProxyError::PolicyDenied {
+                reasons: request.reasons,
+            });
+        }
+        Ok(Judged {
+            policies,
+            input,
+            request,
+            request_body: forward.body.clone(),
+            request_type: content_type(&forward.headers),
+            version: forward.version.version.clone(),
+        })
+    }
+}
+
+/// The response stage, then the answer the stronger verdict calls for.
+/// A streamed answer (an event stream, or longer than the buffering limit)
+/// is judged on its status alone (`input.response` is null); it is read
+/// whole only if it must be held.
+pub(super) async fn answer(
+    state: &ProxyState,
+    mut draft: Draft,
+    judged: Judged,
+    parts: http::response::Parts,
+    body: Incoming,
+) -> Response {
+    // INVARIANT: `judged` exists only when oversight is configured.
+    let Some(oversight) = state.oversight.as_ref() else {
+        return refuse(state, draft, ProxyError::Internal("no oversight".into())).await;
+    };
+    let model = draft.model.clone().unwrap_or_default();
+    let idle = state.timeouts.idle;
+    let (mut whole, mut stream) = (None, None);
+    if is_bufferable(state, &parts.headers) {
+        match read_whole(body, idle, &model, usize::MAX).await {
+            Ok(bytes) => whole = Some(bytes),
+            Err(err) => return refuse(state, draft, err).await,
+        }
+    } else {
+        stream = Some(body);
+    }
+    let status = parts.status.as_u16();
+    let seen = whole.as_deref().map_or(Value::Null, parse_json);
+    let input = judged.input.clone().into_response(status, seen);
+    let response = oversight.gate.evaluate(&judged.policies, &input);
+    if let Some(policy) = &mut draft.policy {
+        policy.response = Some(response.record.clone());
+    }
+    // The stronger action wins; on a tie the response stage, which saw more, gives the reasons.
+    let (action, stage, reasons) = if response.action >= judged.request.action {
+        (response.action, Stage::Response, response.reasons)
+    } else {
+        (
+            judged.request.action,
+            Stage::Request,
+            judged.request.reasons.clone(),
+        )
+    };
+    let review = |answer: StoredAnswer, kind: ReviewKind| NewReview {
+        decision_id: draft.id.to_string(),
+        kind,
+        model: model.clone(),
+        version: judged.version.clone(),
+        caller: draft.caller.clone(),
+        stage,
+        reasons: reasons.clone(),
+        set_seq: judged.policies.set_seq,
+        request: StoredBody {
+            content_type: judged.request_type.clone(),
+            bytes: judged.request_body.to_vec(),
+        },
+        answer,
+    };
+    match action {
+        Action::Deny => refuse(state, draft, ProxyError::PolicyDenied { reasons }).await,
+        Action::Hold => {
+            let bytes = match (whole, stream) {
+                (Some(bytes), _) => bytes,
+                (None, Some(body)) => {
+                    match read_whole(body, idle, &model, oversight.max_held_bytes).await {
+                        Ok(bytes) => bytes,
+                        Err(err) => return refuse(state, draft, err).await,
+                    }
+                }
+                // INVARIANT: the body is either read or still streaming.
+                (None, None) => Bytes::new(),
+            };
+            if bytes.len() > oversight.max_held_bytes {
+                let err = ProxyError::HeldAnswerTooLarge {
+                    model,
+                    limit: oversight.max_held_bytes,
+                };
+                return refuse(state, draft, err).await;
+            }
+            let new = review(stored_answer(&parts, &bytes), ReviewKind::Hold);
+            hold(state, &oversight.queue, draft, new, bytes).await
+        }
+        Action::Flag | Action::Allow => {
+            let flag = (action == Action::Flag)
+                .then(|| review(stored_answer(&parts, &[]), ReviewKind::Flag));
+            match (whole, stream) {
+                (Some(bytes), _) => {
+                    let answer = flag.map(|new| NewReview {
+                        answer: StoredAnswer {
+                            body: bytes.to_vec(),
+                            ..new.answer.clone()
+                        },
+                        ..new
+                    });
+                    let (response, ack) = release_whole(state, draft, parts, bytes).await;
+                    if let (Some(new), Some(ack)) = (answer, ack) {
+                        oversight.queue.flag(new, ack.seq);
+                    }
+                    response
+                }
+                (None, Some(body)) => {
+                    let hook = flag.map(|new| {
+                        let queue = oversight.queue.clone();
+                        Box::new(move |seq: Option<u64>, captured: Bytes| {
+                            let mut new = new;
+                            new.answer.body = captured.to_vec();
+                            queue.flag(new, seq);
+                        }) as super::stream::OnRecorded
+                    });
+                    release_stream(state, draft, parts, body, hook)
+                }
+                (None, None) => refuse(state, draft, ProxyError::Internal("no body".into())).await,
+            }
+        }
+    }
+}
+
+fn stored_answer(parts: &http::response::Parts, body: &[u8]) -> StoredAnswer {
+    StoredAnswer {
+        status: parts.status.as_u16(),
+        headers: parts
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                )
+            })
+            .collect(),
+        body: body.to_vec(),
+    }
+}
+
+/// Keeps the answer for review and tells the client where to poll. The
+/// held answer is on disk before the decision is recorded, and the
+/// review is in the ledger before the client hears of it.
+async fn hold(
+    state: &ProxyState,
+    queue: &ReviewQueue,
+    draft: Draft,
+    new: NewReview,
+    bytes: Bytes,
+) -> Response {
+    let reasons = new.reasons.clone();
+    let prepared = match queue.prepare_hold(new).await {
+        Ok(prepared) => prepared,
+        Err(err) => return refuse(state, draft, ProxyError::HoldFailed(err.to_string())).await,
+    };
+    let review_id = prepared.review_id().to_owned();
+    let decision_id = decision_header(&draft);
+    let id = draft.id.to_string();
+    let ending = Ending {
+        outcome: Outcome::Held,
+        status: StatusCode::ACCEPTED.as_u16(),
+        error_code: None,
+        // The decision commits to the answer that is held.
+        response: Capture::of_complete(&bytes, state.limits.capture_bytes),
+    };
+    let mut response = match state.recorder.record(draft, ending).await {
+        Err(err) => {
+            queue.abandon(prepared).await;
+            err.into_response()
+        }
+        Ok(ack) => match queue.open(prepared, ack.seq).await {
+            Ok(_) => pending_response(&id, &review_id, &reasons),
+            Err(err) => {
+                let err = ProxyError::HoldFailed(err.to_string());
+                err.log(&id);
+                err.into_response()
+            }
+        },
+    };
+    set_decision_headers(&mut response, decision_id);
+    response
+}
+
+/// The poll URL of a held decision.
+pub(super) fn poll_path(decision_id: &str) -> String {
+    format!("/govgate/decisions/{decision_id}")
+}
+
+/// 202: the answer is held; where to poll for it.
+pub(super) fn pending_response(decision_id: &str, review_id: &str, reasons: &[String]) -> Response {
+    let poll = poll_path(decision_id);
+    let body = serde_json::json!({
+        "decision_id": decision_id,
+        "review_id": review_id,
+        "status": "pending",
+        "poll": poll,
+        "reasons": reasons,
+    });
+    let mut response = (
+        StatusCode::ACCEPTED,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    if let Ok(location) = HeaderValue::from_str(&poll) {
+        headers.insert(header::LOCATION, location);
+    }
+    if let Ok(review) = HeaderValue::from_str(review_id) {
+        headers.insert(REVIEW_ID_HEADER, review);
+    }
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    response
+}
