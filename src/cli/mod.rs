@@ -9,7 +9,9 @@ mod demo;
 mod keys;
 mod ledger;
 mod models;
+mod policies;
 mod progress;
+mod reviews;
 
 use crate::app::{self, App};
 use crate::config::Config;
@@ -65,6 +67,13 @@ enum Command {
     /// The token is read from GOVGATE_TOKEN. Exit 0: done, 1: the API
     /// refused (its code on stderr), 2: usage, token or connection problem.
     Models(models::ModelsArgs),
+    /// The human review queue on a running gateway, through its admin API:
+    /// list, show, decide (approve, reject, override). Token and exit codes
+    /// as for `models`.
+    Reviews(reviews::ReviewsArgs),
+    /// The review policies on a running gateway, through its admin API:
+    /// show, reload. Token and exit codes as for `models`.
+    Policies(policies::PoliciesArgs),
     /// Verify the whole ledger of a (stopped) gateway: chain, tree,
     /// checkpoints; or, with --bundle, an export bundle. Exit 0: verified,
     /// 1: does not verify (the first bad seq is named), 2: cannot check.
@@ -191,6 +200,8 @@ pub fn main() -> ExitCode {
         ),
         Command::Demo(args) => demo::run(args),
         Command::Models(args) => return models::run(args),
+        Command::Reviews(args) => return reviews::run(args),
+        Command::Policies(args) => return policies::run(args),
         Command::Verify {
             config,
             bundle,

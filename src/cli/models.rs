@@ -5,8 +5,8 @@
 //! stderr), 2 the command could not be carried out (usage, no token, no
 //! connection, an answer that is not the admin API's).
 
-mod render;
-mod request;
+pub(super) mod render;
+pub(super) mod request;
 
 use super::admin_client::AdminClient;
 use anyhow::Context;
@@ -154,7 +154,7 @@ pub(crate) enum ModelsCommand {
 }
 
 /// Why a command did not succeed.
-enum Failure {
+pub(super) enum Failure {
     /// The API answered with an error, already printed.
     Refused,
     /// The command could not be carried out.
@@ -203,7 +203,7 @@ fn execute(args: ModelsArgs) -> Result<(), Failure> {
 }
 
 /// The token, or why there is none; its value never appears in messages.
-fn token() -> anyhow::Result<String> {
+pub(super) fn token() -> anyhow::Result<String> {
     match std::env::var(TOKEN_VARIABLE) {
         Ok(token) if !token.trim().is_empty() => Ok(token.trim().to_owned()),
         Ok(_) => anyhow::bail!("{TOKEN_VARIABLE} is empty; set it to your admin API token"),
@@ -218,7 +218,7 @@ fn token() -> anyhow::Result<String> {
 }
 
 /// Only plain `http://` is spoken; say so rather than fail obscurely.
-fn check_admin_url(url: &str) -> anyhow::Result<()> {
+pub(super) fn check_admin_url(url: &str) -> anyhow::Result<()> {
     let uri: http::Uri = url
         .parse()
         .with_context(|| format!("--admin-url {url:?} is not a URL"))?;
@@ -231,7 +231,7 @@ fn check_admin_url(url: &str) -> anyhow::Result<()> {
 
 /// Prints a refusal (code and message to stderr; with `--json`, the body
 /// to stdout too, for scripts), or reports an answer that is not the API's.
-fn refusal(
+pub(super) fn refusal(
     client: &AdminClient,
     status: StatusCode,
     value: Option<&Value>,
@@ -254,7 +254,7 @@ fn refusal(
     Failure::Refused
 }
 
-fn not_the_api(client: &AdminClient, status: StatusCode) -> anyhow::Error {
+pub(super) fn not_the_api(client: &AdminClient, status: StatusCode) -> anyhow::Error {
     anyhow::anyhow!(
         "{} answered {status} without the admin API's JSON; is it the gateway's admin port?",
         client.base()
@@ -270,7 +270,7 @@ fn render_answer(call: &Call, value: &Value) -> String {
     }
 }
 
-fn with_newline(body: &[u8]) -> String {
+pub(super) fn with_newline(body: &[u8]) -> String {
     let mut text = String::from_utf8_lossy(body).into_owned();
     if !text.ends_with('\n') {
         text.push('\n');

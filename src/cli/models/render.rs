@@ -232,7 +232,7 @@ fn version_row(model: &Value, label: &str, record: &Value) -> Vec<String> {
 }
 
 /// Left-aligned columns two spaces apart, no trailing blanks.
-fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(in crate::cli) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -253,7 +253,7 @@ fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// A member as text: strings without quotes, `-` for null or absent.
-fn text(value: &Value) -> String {
+pub(in crate::cli) fn text(value: &Value) -> String {
     match value {
         Value::Null => "-".to_owned(),
         Value::String(s) if s.is_empty() => "-".to_owned(),

@@ -128,7 +128,7 @@ fn version_path(model: &str, version: &str) -> String {
 /// `text` as one URL path segment: every byte but the unreserved ones
 /// percent-encoded, so that a name holding `/`, `?` or `#` still names
 /// that model instead of another route.
-fn segment(text: &str) -> String {
+pub(in crate::cli) fn segment(text: &str) -> String {
     text.bytes()
         .map(|byte| match byte {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
