@@ -14,6 +14,7 @@ mod governance;
 mod ledger;
 mod models_cli;
 mod policies;
+mod reviews;
 mod reviews_cli;
 mod streaming;
 mod support;

@@ -170,15 +170,20 @@ impl Gateway {
         self.child.wait().await.unwrap();
     }
 
-    /// Sends SIGTERM and waits for the process to exit.
-    pub async fn stop(&mut self) -> std::process::ExitStatus {
+    /// Sends the signal `name` (`TERM`, `HUP`) to the process.
+    pub fn signal(&self, name: &str) {
         let pid = self.child.id().expect("running");
         let status = std::process::Command::new("kill")
-            .arg("-TERM")
+            .arg(format!("-{name}"))
             .arg(pid.to_string())
             .status()
             .unwrap();
         assert!(status.success());
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub async fn stop(&mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
         tokio::time::timeout(Duration::from_secs(20), self.child.wait())
             .await
             .expect("gateway stops within 20 s of SIGTERM")
