@@ -23,6 +23,7 @@ pub(crate) fn decision() -> Decision {
         model: Some("credit-scoring".into()),
         version: Some("2".into()),
         approval_seq: None,
+        policy: None,
         outcome: Outcome::Served,
         status: 200,
         error_code: None,

@@ -23,6 +23,7 @@ fn decision(model: &str) -> Decision {
         model: Some(model.into()),
         version: Some("1".into()),
         approval_seq: None,
+        policy: None,
         outcome: Outcome::Served,
         status: 200,
         error_code: None,

@@ -205,6 +205,7 @@ fn sealed_store(origin: &str) -> (MemStore, Vec<Vec<u8>>) {
             model: (i % 3 != 0).then(|| format!("model-{i}")),
             version: Some(i.to_string()),
             approval_seq: (i % 4 == 0).then_some(u64::from(i) * 7),
+            policy: None,
             outcome: Outcome::Served,
             status: 200 + i,
             error_code: (i % 5 == 0).then_some("upstream_timeout"),

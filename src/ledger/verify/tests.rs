@@ -19,6 +19,7 @@ fn decision() -> Decision {
         model: Some("m".into()),
         version: Some("1".into()),
         approval_seq: None,
+        policy: None,
         outcome: Outcome::Served,
         status: 200,
         error_code: None,

@@ -173,6 +173,7 @@ mod payloads {
             model: None,
             version: None,
             approval_seq: None,
+            policy: None,
             outcome: Outcome::Served,
             status: 200,
             error_code: None,
