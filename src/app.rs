@@ -253,7 +253,7 @@ impl App {
     /// drains (at most the grace period), records `gateway_stopped` and
     /// waits for the ledger writer to finish.
     pub async fn run(
-        self,
+        mut self,
         public: TcpListener,
         admin: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -271,8 +271,8 @@ impl App {
         .with_graceful_shutdown(stopped(stop_rx.clone()));
         let admin_server = axum::serve(admin, self.admin).with_graceful_shutdown(stopped(stop_rx));
         let mut public_task = tokio::spawn(async move { public_server.await });
-        if let Some(gate) = self.policies.clone() {
-            oversight::reload_on_sighup(gate);
+        if let Some(gate) = self.policies.take() {
+            oversight::reload_on_sighup(&gate);
         }
         let mut admin_task = tokio::spawn(async move { admin_server.await });
 

@@ -54,8 +54,11 @@ pub(super) async fn start(
 }
 
 /// Reloads the policies on every SIGHUP; a set that does not load is
-/// logged and the one in force stays.
-pub(super) fn reload_on_sighup(gate: Arc<PolicyGate>) {
+/// logged and the one in force stays. Holds the gate weakly: the gate
+/// holds a ledger handle, and the ledger closes only once every handle
+/// is gone.
+pub(super) fn reload_on_sighup(gate: &Arc<PolicyGate>) {
+    let gate = Arc::downgrade(gate);
     #[cfg(unix)]
     tokio::spawn(async move {
         use tokio::signal::unix::{SignalKind, signal};
@@ -64,6 +67,7 @@ pub(super) fn reload_on_sighup(gate: Arc<PolicyGate>) {
             return;
         };
         while hangups.recv().await.is_some() {
+            let Some(gate) = gate.upgrade() else { return };
             tracing::info!("SIGHUP: reloading policies");
             // Success and failure are both logged by the gate.
             let _ = gate.reload().await;

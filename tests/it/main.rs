@@ -5,6 +5,7 @@
 // items between its modules.
 #![allow(unreachable_pub)]
 
+mod audit_sample;
 mod cli;
 mod decisions;
 mod errors;
