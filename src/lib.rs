@@ -11,24 +11,27 @@
 //! - [`config`]: TOML -> `RawConfig` -> checked `Config`; the only reader of
 //!   config files, credential files and environment variables.
 //! - [`proxy`]: the request path: axum ingress, upstream client, protocol
-//!   adapters, decision drafts, the serving table. Uses `decision` and
-//!   `config` values and registry snapshots.
+//!   adapters, decision drafts, the serving table, the policy stages and
+//!   the poll for held answers. Uses `decision` and `config` values,
+//!   registry snapshots, and the review gate and queue.
 //! - [`ledger`]: the signed, hash-chained, Merkle-tree decision ledger on sled.
 //! - [`metrics`]: the shared Prometheus registry.
 //! - [`registry`]: model versions, approval states and the four-eyes rules;
 //!   decides commands, applies ledger events, publishes snapshots; its
 //!   service records every event through the ledger before applying it.
 //! - [`admin`]: the admin listener's router (`/metrics`), bearer-token
-//!   authentication and the model-version API; the ledger adds its read
-//!   routes.
-//! - [`review`]: the policy engine: Rego policies (regorus) that turn a
-//!   request or a response into a verdict (allow, deny, hold, flag). Pure:
-//!   no HTTP, no ledger.
+//!   authentication, the model-version API and the reviewer API; the
+//!   ledger adds its read routes.
+//! - [`review`]: human review: the Rego policy engine (regorus) that turns
+//!   a request or a response into a verdict (allow, deny, hold, flag), the
+//!   policy gate (the set in force, reloads, each recorded in the ledger),
+//!   and the review queue (held answers on disk, reviewers' verdicts,
+//!   timeouts), which records every step through the ledger. No HTTP.
 //! - [`demo`]: the built-in sample model servers used by `govgate demo`.
 //! - [`app`]: wiring and shutdown; [`cli`]: the command line.
 //!
 //! Dependencies point one way: everything may use `decision` and `config`
-//! values; `ledger` <- `registry` <- `proxy` and `admin`; only `app` and
+//! values; `ledger` <- `registry` and `review` <- `proxy` and `admin`; only `app` and
 //! `cli` wire them together.
 
 pub mod admin;
