@@ -314,6 +314,27 @@ fn check_config(path: &std::path::Path) -> ExitCode {
                     model.default_version
                 );
             }
+            if let Some(dir) = &config.review.policies_dir {
+                match crate::review::PolicySet::load(dir) {
+                    Ok(set) => {
+                        let files: Vec<String> = set
+                            .content_hashes()
+                            .into_iter()
+                            .map(|(file, _)| file)
+                            .collect();
+                        let _ = writeln!(
+                            out,
+                            "  policies       {}: {}",
+                            dir.display(),
+                            files.join(", ")
+                        );
+                    }
+                    Err(err) => {
+                        eprintln!("govgate: invalid policies: {err}");
+                        return ExitCode::from(2);
+                    }
+                }
+            }
             print_out(&out);
             ExitCode::SUCCESS
         }

@@ -128,7 +128,7 @@ pub(super) async fn answer(
     }
     let status = parts.status.as_u16();
     let seen = whole.as_deref().map_or(Value::Null, parse_json);
-    let input = judged.input.clone().into_response(status, seen);
+    let input = judged.input.into_response(status, seen);
     let response = oversight.gate.evaluate(&judged.policies, &input);
     if let Some(policy) = &mut draft.policy {
         policy.response = Some(response.record.clone());

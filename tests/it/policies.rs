@@ -83,6 +83,17 @@ async fn a_broken_policy_stops_the_start_naming_file_and_line() {
     let text = std::fs::read_to_string(gateway.dir.path().join("govgate.toml")).unwrap()
         + &review_table(broken.path());
     std::fs::write(gateway.dir.path().join("broken.toml"), text).unwrap();
+    let checked = gateway.cli_with("broken.toml", &["check-config"]);
+    assert_eq!(
+        checked.status.code(),
+        Some(2),
+        "check-config refuses it too"
+    );
+    assert!(
+        String::from_utf8_lossy(&checked.stderr).contains("broken.rego:"),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
     let refused = gateway.cli_with("broken.toml", &["serve"]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "refused to start");
