@@ -33,6 +33,8 @@ mod replay;
 mod verdict;
 
 #[cfg(test)]
+mod queue_tests;
+#[cfg(test)]
 mod sample_tests;
 #[cfg(test)]
 mod tests;

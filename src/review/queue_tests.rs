@@ -1,0 +1,174 @@
+//! The review queue's restart reconciliation on a real sequencer over an
+//! in-memory store: stored files and ledger entries that a crash left out
+//! of step are brought back in line, one step back.
+
+use super::files::ReviewFiles;
+use super::input::Stage;
+use super::item::{
+    Closing, ReviewItem, ReviewKind, ReviewState, StoredAnswer, StoredBody, now_unix_ms,
+};
+use super::metrics::ReviewMetrics;
+use super::queue::ReviewQueue;
+use super::replay::ledger_reviews;
+use crate::config::ReviewConfig;
+use crate::decision::{Capture, Decision, DecisionId, EntrySignatures, Outcome, Route, Timings};
+use crate::ledger::entry::EntryBody;
+use crate::ledger::memstore::MemStore;
+use crate::ledger::sequencer::{Ledger, SequencerConfig};
+use crate::ledger::store::LedgerStore;
+use ed25519_dalek::SigningKey;
+use std::sync::Arc;
+
+fn item(decision_id: &str, state: ReviewState) -> ReviewItem {
+    ReviewItem {
+        review_id: DecisionId::random().to_string(),
+        decision_id: decision_id.to_owned(),
+        decision_seq: None,
+        opened_seq: None,
+        kind: ReviewKind::Hold,
+        model: "m".into(),
+        version: "1".into(),
+        caller: "svc".into(),
+        stage: Stage::Response,
+        reasons: vec!["why".into()],
+        set_seq: 0,
+        opened_unix_ms: now_unix_ms(),
+        deadline_unix_ms: None,
+        on_timeout: None,
+        request: StoredBody {
+            content_type: None,
+            bytes: b"{}".to_vec(),
+        },
+        answer: StoredAnswer {
+            status: 200,
+            headers: Vec::new(),
+            body: b"{\"score\":0.5}".to_vec(),
+        },
+        state,
+        closing: (state != ReviewState::Pending).then(|| Closing {
+            verdict: "approve".into(),
+            reviewer: Some("rita".into()),
+            reason: None,
+            at_unix_ms: now_unix_ms(),
+            entry_seq: None,
+            override_answer: None,
+        }),
+    }
+}
+
+fn held_decision(id: DecisionId) -> EntryBody {
+    EntryBody::Decision(Box::new(Decision {
+        id,
+        caller: "svc".into(),
+        route: Route::KserveInfer,
+        protocol: None,
+        model: Some("m".into()),
+        version: Some("1".into()),
+        approval_seq: None,
+        policy: None,
+        outcome: Outcome::Held,
+        status: 202,
+        error_code: None,
+        timings: Timings::default(),
+        request: Capture::default(),
+        response: Capture::default(),
+    }))
+}
+
+async fn restart(store: &Arc<MemStore>, ledger: &Ledger, files: &ReviewFiles) -> ReviewQueue {
+    let recorded = ledger_reviews(store.as_ref()).unwrap();
+    let metrics = ReviewMetrics::register(&prometheus::Registry::new()).unwrap();
+    ReviewQueue::start(
+        files.clone(),
+        ledger.clone(),
+        ReviewConfig::default(),
+        metrics,
+        recorded,
+        |id: &DecisionId| store.decision_seq(id.as_bytes()).ok().flatten(),
+    )
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn restart_brings_files_and_ledger_back_in_step() {
+    let store = Arc::new(MemStore::new());
+    let (ledger, writer) = Ledger::open(
+        store.clone(),
+        SequencerConfig::for_tests(
+            "test.example/reviews",
+            &SigningKey::from_bytes(&[5; 32]),
+            EntrySignatures::Off,
+            64,
+            8,
+        ),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let files = ReviewFiles::open(dir.path()).unwrap();
+
+    // 1. A held answer stored, but the crash came before its decision.
+    let never_recorded = item(&DecisionId::random().to_string(), ReviewState::Pending);
+    files.save(&never_recorded).unwrap();
+    // 2. The decision recorded, but not its review_opened.
+    let id = DecisionId::random();
+    let decision_seq = ledger.append(held_decision(id)).await.unwrap().seq;
+    let unopened = item(&id.to_string(), ReviewState::Pending);
+    files.save(&unopened).unwrap();
+    // 3. Opened in the ledger; a verdict on disk the ledger never got.
+    let id = DecisionId::random();
+    let mut undecided = item(&id.to_string(), ReviewState::Approved);
+    undecided.decision_seq = ledger.append(held_decision(id)).await.unwrap().seq;
+    let opened_seq = ledger.append(undecided.opened_entry()).await.unwrap().seq;
+    files.save(&undecided).unwrap();
+
+    let queue = restart(&store, &ledger, &files).await;
+    assert!(queue.get(&never_recorded.review_id).await.is_none());
+    assert!(
+        !dir.path()
+            .join(format!("{}.json", never_recorded.review_id))
+            .exists(),
+        "an answer no client heard of is dropped"
+    );
+    let opened = queue.get(&unopened.review_id).await.unwrap();
+    assert_eq!(opened.state, ReviewState::Pending);
+    assert_eq!(opened.decision_seq, decision_seq);
+    let recorded = ledger_reviews(store.as_ref()).unwrap();
+    assert_eq!(
+        recorded[&unopened.review_id].opened_seq,
+        opened.opened_seq.unwrap(),
+        "the missing review_opened is recorded at start"
+    );
+    let undone = queue.get(&undecided.review_id).await.unwrap();
+    assert_eq!(
+        undone.state,
+        ReviewState::Pending,
+        "unrecorded verdict undone"
+    );
+    assert!(undone.closing.is_none());
+    assert_eq!(undone.opened_seq, opened_seq);
+    // And it stays decidable: approve it, then a second start agrees.
+    let decided = queue
+        .decide(
+            &undecided.review_id,
+            "rita",
+            super::ReviewVerdict::Approve,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(decided.state, ReviewState::Approved);
+    drop(queue);
+    let queue = restart(&store, &ledger, &files).await;
+    let again = queue.get(&undecided.review_id).await.unwrap();
+    assert_eq!(again.state, ReviewState::Approved);
+    assert_eq!(
+        again.closing.unwrap().entry_seq,
+        ledger_reviews(store.as_ref()).unwrap()[&undecided.review_id].closing_seq
+    );
+    drop(queue);
+    drop(ledger);
+    tokio::task::spawn_blocking(move || writer.close())
+        .await
+        .unwrap();
+}
