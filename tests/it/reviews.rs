@@ -59,14 +59,18 @@ fn config(upstream: &str, policies: &Path, review_extra: &str) -> String {
     )
 }
 
-async fn start(review_extra: &str) -> (Gateway, TestUpstream, tempfile::TempDir) {
+pub(crate) async fn start(review_extra: &str) -> (Gateway, TestUpstream, tempfile::TempDir) {
     let upstream = TestUpstream::start().await;
     let policies = policy_dir(&[("test.rego", TEST_POLICY)]);
     let gateway = Gateway::start(&config(&upstream.url(), policies.path(), review_extra)).await;
     (gateway, upstream, policies)
 }
 
-async fn infer_as(gateway: &Gateway, caller: &str, body: &str) -> crate::support::client::Reply {
+pub(crate) async fn infer_as(
+    gateway: &Gateway,
+    caller: &str,
+    body: &str,
+) -> crate::support::client::Reply {
     send(
         Method::POST,
         &gateway.url("/v2/models/scorer/infer"),
@@ -79,7 +83,7 @@ async fn infer_as(gateway: &Gateway, caller: &str, body: &str) -> crate::support
     .await
 }
 
-async fn poll(
+pub(crate) async fn poll(
     gateway: &Gateway,
     decision_id: &str,
     wait: Option<u64>,
@@ -114,7 +118,7 @@ async fn decide(
     .await
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -130,7 +134,7 @@ fn review_entries<'a>(entries: &'a [Value], kind: &str, review_id: &str) -> Vec<
 }
 
 /// A held request: its 202 answer's decision id and review id.
-async fn held(gateway: &Gateway, body: &str) -> (String, String) {
+pub(crate) async fn held(gateway: &Gateway, body: &str) -> (String, String) {
     let reply = infer_as(gateway, "svc-app", body).await;
     assert_eq!(reply.status, 202, "{}", reply.text());
     let answer = reply.json();
