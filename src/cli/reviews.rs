@@ -67,7 +67,7 @@ pub(crate) struct AnswerOptions {
     #[arg(long, value_name = "JSON", value_parser = request::parse_json)]
     answer_json: Option<Value>,
     /// The answer's HTTP status [default: 200].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(100..=599))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(200..=599))]
     status: Option<u16>,
     /// The answer's content type [default: application/json, or
     /// text/plain; charset=utf-8 for a file that is not JSON].

@@ -145,8 +145,12 @@ impl PolicyGate {
                 tracing::error!(decision_id = %input.decision_id, stage, error = %err, default = action.as_str(), "policy evaluation failed; the configured default applies");
                 self.metrics.eval_error(stage, action.as_str());
                 let reason = format!("policy evaluation failed at the {stage} stage");
-                self.metrics
-                    .verdict(&input.model, stage, action.as_str(), &[reason.clone()]);
+                self.metrics.verdict(
+                    &input.model,
+                    stage,
+                    action.as_str(),
+                    std::slice::from_ref(&reason),
+                );
                 Evaluation {
                     action,
                     reasons: vec![reason],

@@ -110,6 +110,10 @@ pub(in crate::cli) fn files(files: &Value) -> String {
         .iter()
         .map(|file| vec![text(&file["file"]), text(&file["sha256"])])
         .collect();
+    if files.is_null() {
+        // An earlier set: the server names it by seq only.
+        return "files listed in that set's policy_set_loaded ledger entry\n".to_owned();
+    }
     if rows.is_empty() {
         return "no policy files\n".to_owned();
     }
