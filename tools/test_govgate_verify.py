@@ -13,7 +13,9 @@ code it does not share.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import io
 import json
 import math
 import os
@@ -1725,6 +1727,17 @@ class SparseApprovalTests(SparseTestCase):
 
 # --- policy verdicts and reviews (docs/audit-format.md section 13) -------------
 
+def run_here(*args: str) -> tuple[int, str, str]:
+    """As run(), in this process (the subprocess start-up is most of a run's time)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = gv.main(list(args))
+        except SystemExit as exit_:
+            rc = exit_.code
+    return rc, out.getvalue(), err.getvalue()
+
+
 BORDERLINE = "borderline credit score in output score: within [0.45, 0.55]"
 AUDIT = "audit sample (rate 0.05)"
 CALLER = "caller alice is not allowed to use credit-scoring (callers must start with svc-)"
@@ -1828,6 +1841,11 @@ def set_policy(**members):
     return lambda obj: obj["policy"].update(members)
 
 
+def held_policy_9() -> dict:
+    """The policy member of a decision held at the response stage under the set loaded at seq 9."""
+    return {"set_seq": 9, "request": verdict(), "response": verdict(hold=[BORDERLINE])}
+
+
 class ReviewTestCase(BundleWriter, SparseTestCase):
     N = 16
 
@@ -1867,7 +1885,11 @@ class ReviewLogTests(ReviewTestCase):
             "review_id": review_id(4), "decision_id": ids[3], "decision_seq": 3, "opened_seq": 4,
             "outcome": "released", "answer_sha256": sha_hex("answer 3"), "verdict": "approve", "override_sha256": None,
         }
-        held_14 = {"outcome": "held", "status": 202, "policy": {"set_seq": 9, "request": verdict(), "response": verdict(hold=[BORDERLINE])}}
+        held_14 = {"outcome": "held", "status": 202, "policy": held_policy_9()}
+        flag_review_6 = {"opened_seq": 6, "review_id": review_id(6), "decision_seq": 5, "decision_id": ids[5]}
+        unsorted_flags = {"action": "flag", "deny": [], "hold": [], "flag": ["b", "a"], "error": None}
+        no_error = {k: v for k, v in verdict().items() if k != "error"}
+        unsorted_files = [{"file": "b.rego", "sha256": sha_hex("b")}, {"file": "a.rego", "sha256": sha_hex("a")}]
         cases = [
             # review entry -> decision
             ("decision_seq of another decision", {6: {"decision_seq": 2}}, 6, "names decision", (13,)),
@@ -1902,29 +1924,29 @@ class ReviewLogTests(ReviewTestCase):
             ("opened_seq not below", {7: {"opened_seq": 7}}, 7, "not below", ()),
             ("closing names another decision", {7: {"decision_id": ids[5]}}, 7, "decision_id", ()),
             ("timed out against on_timeout", {12: {"outcome": "released"}}, 12, "on_timeout reject", ()),
-            ("flag review timed out", {12: {"opened_seq": 6, "review_id": review_id(6), "decision_seq": 5, "decision_id": ids[5]}}, 12, "cannot time out", (13,)),
+            ("flag review timed out", {12: flag_review_6}, 12, "cannot time out", (13,)),
             ("waited_ms not an integer", {12: {"waited_ms": "long"}}, 12, "waited_ms", ()),
             ("reviewer empty", {7: {"reviewer": ""}}, 7, "reviewer", ()),
             # decisions
             ("held decision with wrong status", {3: {"status": 200}}, 3, "status is 200, not 202", (4,)),
             ("denied decision with wrong status", {8: {"status": 200}}, 8, "not 403", ()),
-            ("held without a hold verdict", {10: set_policy(response=verdict(flag=[AUDIT]))}, 10, "no policy verdict's action is hold", (11,)),
+            ("held without a hold verdict", {10: set_policy(response=verdict(flag=[AUDIT]))}, 10, "is hold", (11,)),
             ("denied without a deny verdict", {8: set_policy(request=verdict(), response=verdict())}, 8, "action is deny", ()),
             ("held without policy", {3: {"policy": None}}, 3, "policy is null", ()),
             ("policy.set_seq not the latest set", {14: set_policy(set_seq=1)}, 14, "seq 9 was loaded after it", ()),
             ("policy.set_seq not a policy set", {2: set_policy(set_seq=0)}, 2, "'gateway_started' entry", ()),
             ("policy.set_seq not below", {2: set_policy(set_seq=9)}, 2, "not below", ()),
             ("policy members", {2: set_policy(extra=1)}, 2, "exactly the members", ()),
-            ("action not the strongest set", {5: set_policy(response=verdict("allow", flag=[AUDIT]))}, 5, "strongest non-empty set is 'flag'", (6,)),
+            ("action not the strongest set", {5: set_policy(response=verdict("allow", flag=[AUDIT]))}, 5, "is 'flag'", (6,)),
             ("hold beats flag", {2: set_policy(response=verdict("flag", hold=["h"], flag=["f"]))}, 2, "'hold'", ()),
             ("unknown action", {2: set_policy(request=verdict("maybe"))}, 2, "action 'maybe'", ()),
-            ("reasons unsorted in a verdict", {2: set_policy(request={"action": "flag", "deny": [], "hold": [], "flag": ["b", "a"], "error": None})}, 2, "sorted", ()),
+            ("reasons unsorted in a verdict", {2: set_policy(request=unsorted_flags)}, 2, "sorted", ()),
             ("error with reasons", {14: set_policy(request=verdict("allow", deny=["d"], error="boom"))}, 14, "error is set", ()),
-            ("verdict member missing", {2: set_policy(request={"action": "allow", "deny": [], "hold": [], "flag": []})}, 2, "members", ()),
+            ("verdict member missing", {2: set_policy(request=no_error)}, 2, "members", ()),
             ("request verdict missing", {2: set_policy(request=None)}, 2, "policy.request is not an object", ()),
             ("response after a request deny", {8: set_policy(response=verdict())}, 8, "never reached the response stage", ()),
             ("decision_id not hex", {2: {"decision_id": "X" * 32}}, 2, "decision_id", ()),
-            ("policy set unsorted", {1: {"files": [{"file": "b.rego", "sha256": sha_hex("b")}, {"file": "a.rego", "sha256": sha_hex("a")}]}}, 1, "sorted", ()),
+            ("policy set unsorted", {1: {"files": unsorted_files}}, 1, "sorted", ()),
             ("policy set digest", {9: {"files": [{"file": "a.rego", "sha256": "ABC"}]}}, 9, "sha256", ()),
             ("held decision without a review", {14: held_14}, 14, "no review_opened of review_kind hold", ()),
         ]
@@ -1934,28 +1956,30 @@ class ReviewLogTests(ReviewTestCase):
 
     def test_any_member_value_is_reported_not_a_crash(self):
         values = (None, [], {}, "x", 1.5, -1, True, [1], ["b", "a"])
-        for i, obj in enumerate(self.objects):
+        entries = [(seq, gv.parse_json(json.dumps(o))) for seq, o in enumerate(self.objects)]
+        for seq, obj in entries:
             paths = [(k,) for k in obj if k != "seq"]
             policy = obj.get("policy")
             if isinstance(policy, dict):
                 paths += [("policy", k) for k in policy]
                 paths += [("policy", st, k) for st in ("request", "response") if policy[st] for k in policy[st]]
             for path in paths:
+                target = obj
+                for k in path[:-1]:
+                    target = target[k]
+                kept = target[path[-1]]
                 for value in values:
-                    objects = json.loads(json.dumps(self.objects))
-                    target = objects[i]
-                    for k in path[:-1]:
-                        target = target[k]
                     target[path[-1]] = value
-                    entries = [(seq, gv.parse_json(json.dumps(o))) for seq, o in enumerate(objects)]
                     try:
                         gv.check_policies_and_reviews(entries)
                         gv.sample_report(entries, 0.5, AUDIT)
                     except Exception as err:  # noqa: BLE001 - any exception is the failure
-                        self.fail(f"seq {i} {'.'.join(path)} = {value!r}: {err!r}")
+                        self.fail(f"seq {seq} {'.'.join(path)} = {value!r}: {err!r}")
+                target[path[-1]] = kept
+        self.assertEqual(gv.check_policies_and_reviews(entries), [])
 
     def test_held_decision_without_review_only_in_a_finished_log(self):
-        held = {14: {"outcome": "held", "status": 202, "policy": {"set_seq": 9, "request": verdict(), "response": verdict(hold=[BORDERLINE])}}}
+        held = {14: {"outcome": "held", "status": 202, "policy": held_policy_9()}}
         self.assertNamed(self.log_problems(held), 14, "ends with gateway_stopped at seq 15")
         # The log goes on (no gateway_stopped yet): the review may still come.
         self.assertEqual(self.log_problems(held, count=15), [])
@@ -2114,12 +2138,12 @@ class SampleTests(ReviewTestCase):
              "missing": [], "unexpected": [], "verified": True},
         )
         self.assertEqual(summary["unevaluated"], [self.ids[self.denied]])
-        rc, out, err = run("sample", *self.entries_args(), "--below", SAMPLE_BELOW, "--reason", SAMPLE_REASON)
+        rc, out, err = run_here("sample", *self.entries_args(), "--below", SAMPLE_BELOW, "--reason", SAMPLE_REASON)
         self.assertEqual(rc, 0, out + err)
         self.assertIn(f"OK sample decisions=24 below=0.3 sampled={len(self.sampled)}", out)
         self.assertIn(f"note: seq {self.denied}: decision {self.ids[self.denied]}: sample", out)
         # From a contiguous bundle, too.
-        rc, out, err = run("sample", "--vkey", self.vkey, "--bundle", self.bundle(0, 27), "--below", SAMPLE_BELOW,
+        rc, out, err = run_here("sample", "--vkey", self.vkey, "--bundle", self.bundle(0, 27), "--below", SAMPLE_BELOW,
                            "--reason", SAMPLE_REASON, "--json")
         self.assertEqual(rc, 0, out + err)
         self.assertEqual(json.loads(out)["sampled"], len(self.sampled))
@@ -2137,7 +2161,7 @@ class SampleTests(ReviewTestCase):
         self.assertEqual((at.sampled, above.sampled), (len(self.sampled) - 1, len(self.sampled)))
         self.assertEqual([x.seq for x in at.unexpected], [last])
         self.assertEqual(above.unexpected, [])
-        rc, out, err = run("sample", *self.entries_args(), "--below", repr(value), "--reason", SAMPLE_REASON, "--json")
+        rc, out, err = run_here("sample", *self.entries_args(), "--below", repr(value), "--reason", SAMPLE_REASON, "--json")
         self.assertEqual((rc, json.loads(out)["unexpected"]), (1, [self.ids[last]]), out + err)
 
     def test_flag_set_missing_a_sampled_decision(self):
@@ -2146,13 +2170,13 @@ class SampleTests(ReviewTestCase):
         report = self.report(objects)
         self.assertEqual([x.seq for x in report.missing], [left_out])
         self.assertEqual(report.unexpected, [])
-        rc, out, err = run("sample", *self.entries_args(objects), "--below", SAMPLE_BELOW, "--reason", SAMPLE_REASON)
+        rc, out, err = run_here("sample", *self.entries_args(objects), "--below", SAMPLE_BELOW, "--reason", SAMPLE_REASON)
         self.assertEqual(rc, 1, out + err)
         self.assertEqual(
             [line.split(":")[0] for line in fail_lines(out)], [f"FAIL seq {left_out}"], out
         )
         self.assertIn(self.ids[left_out], fail_lines(out)[0])
-        rc, out, err = run("sample", *self.entries_args(objects), "--below", SAMPLE_BELOW, "--reason", SAMPLE_REASON, "--json")
+        rc, out, err = run_here("sample", *self.entries_args(objects), "--below", SAMPLE_BELOW, "--reason", SAMPLE_REASON, "--json")
         self.assertEqual(rc, 1, out + err)
         self.assertEqual(json.loads(out)["missing"], [self.ids[left_out]])
 
@@ -2161,7 +2185,7 @@ class SampleTests(ReviewTestCase):
         objects = sample_log_objects(flagged=set(self.sampled) | {extra})
         report = self.report(objects)
         self.assertEqual(([x.seq for x in report.missing], [x.seq for x in report.unexpected]), ([], [extra]))
-        rc, out, err = run("sample", *self.entries_args(objects), "--below", SAMPLE_BELOW, "--reason", SAMPLE_REASON, "--json")
+        rc, out, err = run_here("sample", *self.entries_args(objects), "--below", SAMPLE_BELOW, "--reason", SAMPLE_REASON, "--json")
         self.assertEqual(rc, 1, out + err)
         self.assertEqual(json.loads(out)["unexpected"], [self.ids[extra]])
 
@@ -2178,7 +2202,7 @@ class SampleTests(ReviewTestCase):
 
     def test_log_that_does_not_verify(self):
         note = signed_checkpoint(OTHER_SEED, 27, t_mth([t_leaf(x) for x in rechain(self.objects)]))
-        rc, out, err = run("sample", *self.entries_args(note=note), "--below", SAMPLE_BELOW, "--reason", SAMPLE_REASON, "--json")
+        rc, out, err = run_here("sample", *self.entries_args(note=note), "--below", SAMPLE_BELOW, "--reason", SAMPLE_REASON, "--json")
         self.assertEqual(rc, 1, out + err)
         summary = json.loads(out)
         self.assertFalse(summary["verified"])
@@ -2196,7 +2220,7 @@ class SampleTests(ReviewTestCase):
             ["--vkey", self.vkey, "--bundle", os.path.join(self.tmp.name, "nowhere"), "--below", "0.1", "--reason", "r"],
         ):
             with self.subTest(bad):
-                rc, out, err = run("sample", *bad)
+                rc, out, err = run_here("sample", *bad)
                 self.assertEqual(rc, 2, out + err)
 
 
