@@ -22,13 +22,22 @@ It checks, from the published formats alone:
     the entry's canonical bytes (ledger.entry_signatures = "on");
   * key rotation: from the log's first key, key_rotated entries are
     followed in order, and every checkpoint and per-entry signature is
-    checked with the key in force for its batch.
+    checked with the key in force for its batch;
+  * policy verdicts and reviews: each decision's policy member (its
+    verdicts, and the policy_set_loaded entry in force), and the
+    review_opened, review_decided and review_timed_out entries against the
+    decision and the review they name, as far as a bundle holds both ends;
+  * the audit sample (sample): every decision's sample recomputed from its
+    id and compared with the decisions a policy flagged for it.
 
 Commands (exit 0: everything verifies, 1: something does not, 2: usage):
 
   govgate_verify.py receipt --vkey VKEY --entry ENTRY_FILE --proof PROOF_FILE [--signature FILE]
   govgate_verify.py log --vkey VKEY --entries ENTRIES_JSONL --checkpoint FILE [--expect-final VKEY]
   govgate_verify.py bundle --vkey VKEY [--current-vkey VKEY] DIR
+  govgate_verify.py sample --vkey VKEY (--entries ENTRIES_JSONL --checkpoint FILE [--expect-final VKEY]
+                           | --bundle DIR [--current-vkey VKEY]) --below T --reason TEXT
+                           [--stage request|response|any] [--json]
   govgate_verify.py selftest [--vectors DIR]
 
 Dependencies: Python 3.11 standard library, `blake3` and `PyNaCl`.
@@ -39,6 +48,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import bisect
 import hashlib
 import json
 import math
@@ -803,6 +813,14 @@ def unique_lines(data, parse, name, problems):
         yield number, item
 
 
+def parsed_entries(lines: list, start: int, collect: list | None = None) -> list:
+    """(seq, entry) of lines already checked (line i holds seq start + i); also appended to `collect`."""
+    out = [(start + i, parse_json(raw)) for i, raw in enumerate(lines)]
+    if collect is not None:
+        collect.extend(out)
+    return out
+
+
 def split_jsonl(data: bytes) -> list:
     """Lines of a JSON-lines file; each entry ends with LF (the last one may omit it)."""
     if not data:
@@ -1123,13 +1141,19 @@ def _signer_why(schedule: KeySchedule, size: int, key: VerifierKey, why: str) ->
 
 
 def verify_log(
-    vkey: VerifierKey, entries_bytes: bytes, note: bytes, expect_final: VerifierKey | None = None
+    vkey: VerifierKey,
+    entries_bytes: bytes,
+    note: bytes,
+    expect_final: VerifierKey | None = None,
+    collect: list | None = None,
 ) -> tuple[list, list, str]:
     """Check a log from seq 0 against a checkpoint; returns (problems, notes, ok_line).
 
     `vkey` is the log's first key; key_rotated entries are followed from it
     (docs/audit-format.md section 11). With `expect_final`, the rotations
-    covered by the checkpoint must end at that key.
+    covered by the checkpoint must end at that key. The policy verdicts and
+    review entries of the sound entries are checked too (section 13); with
+    `collect`, those entries are appended to it as (seq, entry) pairs.
     """
     problems: list = []
     notes: list = []
@@ -1137,6 +1161,7 @@ def verify_log(
     claimed = peek_checkpoint(note)
     origin = claimed.origin if claimed is not None else vkey.name
     first_bad, sound = check_entries_detail(lines, origin)
+    checked = parsed_entries(lines[:sound], 0, collect)
     rotation_problems: list = []
     schedule = follow_rotations(lines[:sound], 0, vkey, "the first key (--vkey)", origin, rotation_problems)
     if claimed is not None:
@@ -1150,6 +1175,7 @@ def verify_log(
     if first_bad:
         problems.append(first_bad)
     if checkpoint is None:
+        problems.extend(check_policies_and_reviews(checked))
         return problems, notes, ""
     covered = checkpoint.size
     rotations = schedule.count(below=covered)
@@ -1196,6 +1222,7 @@ def verify_log(
             notes.append(
                 f"note: seq {checkpoint.size}..{n - 1} are chain-checked but not covered by this checkpoint"
             )
+    problems.extend(check_policies_and_reviews(checked))
     ok_line = f"OK log origin={checkpoint.origin} size={checkpoint.size} entries={n} rotations={rotations}"
     return problems, notes, ok_line
 
@@ -1281,14 +1308,17 @@ def check_payload(payload: BundlePayload, entry) -> list:
 
 
 def verify_bundle(
-    vkey: VerifierKey, directory: str, current: VerifierKey | None = None
+    vkey: VerifierKey, directory: str, current: VerifierKey | None = None, collect: list | None = None
 ) -> tuple[list, list, str]:
     """Check an export bundle (docs/audit-format.md section 8); returns (problems, warnings, ok_line).
 
     `vkey` is the log's first key. Key rotations inside the bundle are
     followed (section 11); those before `from` are not in it, so `current`
     is the key in force at `from` (default: `vkey`). With `from` 0 it must
-    be `vkey` itself.
+    be `vkey` itself. The policy verdicts and review entries in the bundle
+    are checked as far as the bundle holds both ends of a link (section
+    13); with `collect`, the sound entries are appended to it as (seq,
+    entry) pairs.
     """
     problems: list = []
     warnings: list = []
@@ -1352,7 +1382,7 @@ def verify_bundle(
             manifest = None
     if manifest is not None and manifest.get("format") == SPARSE_BUNDLE_FORMAT:
         return verify_sparse_bundle(
-            vkey, current, manifest, note, entries_bytes, payload_bytes, directory, signature_bytes
+            vkey, current, manifest, note, entries_bytes, payload_bytes, directory, signature_bytes, collect
         )
     start = end = prefix = payloads_flag = None
     if manifest is not None:
@@ -1426,6 +1456,7 @@ def verify_bundle(
     lines = split_jsonl(entries_bytes)
     expected, n = end - start, len(lines)
     first_bad, sound = check_entries_detail(lines[:expected], origin, start)
+    checked = parsed_entries(lines[:sound], start, collect)
     schedule = follow_rotations(lines[:sound], start, first, first_label, origin, problems)
     checkpoint = open_bundle_checkpoint(schedule)
     manifest_vkey_warning(schedule)
@@ -1521,6 +1552,9 @@ def verify_bundle(
                 )
             else:
                 signature_count += 1
+
+    # 6. Policy verdicts and reviews (section 13) within the range.
+    problems.extend(check_policies_and_reviews(checked))
 
     ok_line = ""
     if checkpoint is not None:
@@ -1704,6 +1738,7 @@ def verify_sparse_bundle(
     payload_bytes: bytes | None,
     directory: str,
     signature_bytes: bytes | None,
+    collect: list | None = None,
 ) -> tuple[list, list, str]:
     """Check a sparse bundle (govgate-bundle-sparse/1); returns (problems, warnings, ok_line).
 
@@ -1713,7 +1748,8 @@ def verify_sparse_bundle(
     it holds the model's decisions of from..to and its model-version
     entries of 0..size, and each decision's approval_seq must lead to its
     version_approved entry in the bundle. Key rotations in the bundle are
-    followed from the key in force at `from`.
+    followed from the key in force at `from`. Policy verdicts and reviews
+    are checked where the bundle holds both ends of a link (section 13).
     """
     problems: list = []
     warnings: list = []
@@ -1854,6 +1890,10 @@ def verify_sparse_bundle(
             else:
                 signature_count += 1
 
+    problems.extend(check_policies_and_reviews(entries))
+    if collect is not None:
+        collect.extend(entries)
+
     ok_line = ""
     if checkpoint is not None:
         described = " ".join(f"{k}={v}" for k, v in filt.items() if v is not None)
@@ -1863,6 +1903,474 @@ def verify_sparse_bundle(
             f"signatures={signature_count} rotations={schedule.count()}"
         )
     return problems, warnings, ok_line
+
+
+# ---------------------------------------------------------------------------
+# Policy verdicts and reviews (docs/audit-format.md section 13)
+# ---------------------------------------------------------------------------
+
+POLICY_SET_LOADED = "policy_set_loaded"
+REVIEW_OPENED = "review_opened"
+REVIEW_DECIDED = "review_decided"
+REVIEW_TIMED_OUT = "review_timed_out"
+ACTIONS = ("allow", "flag", "hold", "deny")  # weakest to strongest
+VERDICT_MEMBERS = frozenset(("action", "deny", "hold", "flag", "error"))
+POLICY_MEMBERS = frozenset(("set_seq", "request", "response"))
+REVIEW_KINDS = ("hold", "flag")
+STAGES = ("request", "response")
+REVIEW_VERDICTS = ("approve", "reject", "override")
+ON_TIMEOUT_OUTCOME = {"reject": "rejected", "release": "released"}
+_HEX32 = re.compile(r"[0-9a-f]{32}")
+_RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+def _plain(value):
+    """A parsed JSON value for a message: integral numbers (parsed as doubles) shown as integers."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_plain(x) for x in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _strictly_sorted(items: list) -> bool:
+    """Sorted by code point (UTF-8 byte order, as the gateway sorts) without duplicates."""
+    return all(a < b for a, b in zip(items, items[1:]))
+
+
+def _is_str_or_null(value) -> bool:
+    return value is None or isinstance(value, str)
+
+
+def verdict_problems(verdict, what: str) -> list:
+    """Reasons why `verdict` (a decision's policy.request or policy.response) is not a well-formed VERDICT.
+
+    {"action", "deny", "hold", "flag", "error"}: the reason arrays sorted
+    strings without duplicates; without an error, action is the strongest
+    non-empty set (deny > hold > flag > allow); with one, every set is
+    empty and action is the configured default (any of the four).
+    """
+    if not isinstance(verdict, dict):
+        return [f"{what} is not an object"]
+    if set(verdict) != VERDICT_MEMBERS:
+        return [f"{what} has the members {sorted(verdict)}, not {sorted(VERDICT_MEMBERS)}"]
+    reasons = []
+    sets_ok = True
+    for name in ("deny", "hold", "flag"):
+        items = verdict[name]
+        if not isinstance(items, list) or not all(isinstance(x, str) for x in items):
+            reasons.append(f"{what}.{name} is not a list of strings")
+            sets_ok = False
+        elif not _strictly_sorted(items):
+            reasons.append(f"{what}.{name} is not sorted without duplicates")
+    action, error = verdict["action"], verdict["error"]
+    if action not in ACTIONS:
+        reasons.append(f"{what}.action {_plain(action)!r} is not one of {', '.join(ACTIONS)}")
+    if not _is_str_or_null(error):
+        reasons.append(f"{what}.error is not a string or null")
+    elif sets_ok and error is not None:
+        filled = [name for name in ("deny", "hold", "flag") if verdict[name]]
+        if filled:
+            reasons.append(f"{what}.error is set (the evaluation failed) but {what}.{filled[0]} is not empty")
+    elif sets_ok and action in ACTIONS:
+        strongest = next((name for name in ("deny", "hold", "flag") if verdict[name]), "allow")
+        if action != strongest:
+            reasons.append(
+                f"{what}.action is {_plain(action)!r} but the strongest non-empty set is {strongest!r} "
+                "(deny > hold > flag > allow)"
+            )
+    return reasons
+
+
+def _valid_verdict(verdict) -> dict | None:
+    return verdict if isinstance(verdict, dict) and not verdict_problems(verdict, "") else None
+
+
+def _decision_policy_problems(seq: int, entry: dict, by_seq: dict, set_seqs: list) -> list:
+    """A decision's policy member, its set_seq, and its outcome against its verdicts."""
+    reasons = []
+    outcome, status = entry.get("outcome"), entry.get("status")
+    if outcome == "held" and entry_int(status) != 202:
+        reasons.append(f"outcome is held but status is {_plain(status)!r}, not 202")
+    if outcome == "denied" and entry_int(status) != 403:
+        reasons.append(f"outcome is denied but status is {_plain(status)!r}, not 403")
+    policy = entry.get("policy")
+    if policy is None:
+        if outcome in ("held", "denied"):
+            reasons.append(f"outcome is {outcome} but policy is {'null' if 'policy' in entry else 'absent'}")
+        return reasons
+    if not isinstance(policy, dict) or set(policy) != POLICY_MEMBERS:
+        got = sorted(policy) if isinstance(policy, dict) else type(policy).__name__
+        reasons.append(f"policy is not null nor an object with exactly the members {sorted(POLICY_MEMBERS)} ({got})")
+        return reasons
+    decision_id = entry.get("decision_id")
+    if not isinstance(decision_id, str) or not _HEX32.fullmatch(decision_id):
+        reasons.append(f"decision_id {_plain(decision_id)!r} is not 32 lowercase hex digits")
+    set_seq = entry_int(policy["set_seq"])
+    if set_seq is None:
+        reasons.append(f"policy.set_seq {_plain(policy['set_seq'])!r} is not a seq (a non-negative integer)")
+    elif set_seq >= seq:
+        reasons.append(f"policy.set_seq {set_seq} is not below the decision's seq {seq}")
+    else:
+        target = by_seq.get(set_seq)
+        if target is not None and target.get("kind") != POLICY_SET_LOADED:
+            reasons.append(
+                f"policy.set_seq {set_seq} names a {_plain(target.get('kind'))!r} entry, not a {POLICY_SET_LOADED}"
+            )
+        # The latest policy_set_loaded below the decision that is in the bundle.
+        i = bisect.bisect_left(set_seqs, seq) - 1
+        if i >= 0 and set_seqs[i] > set_seq:
+            reasons.append(
+                f"policy.set_seq {set_seq} is not the policy set in force: the {POLICY_SET_LOADED} at seq "
+                f"{set_seqs[i]} was loaded after it, before the decision"
+            )
+    request, response = policy["request"], policy["response"]
+    reasons.extend(verdict_problems(request, "policy.request"))
+    if response is not None:
+        reasons.extend(verdict_problems(response, "policy.response"))
+    request, response = _valid_verdict(request), _valid_verdict(response)
+    actions = [v["action"] for v in (request, response) if v is not None]
+    if request is not None and request["action"] == "deny" and policy["response"] is not None:
+        reasons.append(
+            "policy.request.action is deny, so the request never reached the response stage, "
+            "but policy.response is not null"
+        )
+    if outcome == "held" and "hold" not in actions:
+        reasons.append(f"outcome is held but no policy verdict's action is hold ({', '.join(actions) or 'none'})")
+    if outcome == "denied" and "deny" not in actions:
+        reasons.append(f"outcome is denied but no policy verdict's action is deny ({', '.join(actions) or 'none'})")
+    return reasons
+
+
+def _policy_set_problems(entry: dict) -> list:
+    """policy_set_loaded: files [{"file", "sha256"}], sorted by file, the SHA-256 lowercase hex."""
+    files = entry.get("files")
+    if not isinstance(files, list):
+        return ["files is missing or not a list"]
+    reasons = []
+    names = []
+    for i, item in enumerate(files):
+        if not isinstance(item, dict) or set(item) != {"file", "sha256"}:
+            reasons.append(f"files[{i}] is not an object with exactly the members file and sha256")
+            continue
+        if not isinstance(item["file"], str):
+            reasons.append(f"files[{i}].file is not a string")
+            continue
+        names.append(item["file"])
+        if not isinstance(item["sha256"], str) or not _HEX64.fullmatch(item["sha256"]):
+            reasons.append(f"files[{i}].sha256 is not 64 lowercase hex digits")
+    if not reasons and not _strictly_sorted(names):
+        reasons.append("files are not sorted by file name (or a name repeats)")
+    return reasons
+
+
+def _review_member_problems(entry: dict, kind: str) -> list:
+    """The members of a review entry on their own (types and values)."""
+    reasons = []
+
+    def need(name, ok, what):
+        if name not in entry:
+            reasons.append(f"{name} is missing")
+            return False
+        if not ok(entry[name]):
+            reasons.append(f"{name} {_plain(entry[name])!r} is not {what}")
+            return False
+        return True
+
+    hex32 = lambda v: isinstance(v, str) and _HEX32.fullmatch(v) is not None  # noqa: E731
+    hex64 = lambda v: isinstance(v, str) and _HEX64.fullmatch(v) is not None  # noqa: E731
+    seq_like = lambda v: entry_int(v) is not None  # noqa: E731
+    need("review_id", hex32, "32 lowercase hex digits")
+    need("decision_id", hex32, "32 lowercase hex digits")
+    need("decision_seq", seq_like, "a seq (a non-negative integer)")
+    if kind == REVIEW_OPENED:
+        has_kind = need("review_kind", lambda v: v in REVIEW_KINDS, "hold or flag")
+        need("model", _is_str_or_null, "a string or null")
+        need("version", _is_str_or_null, "a string or null")
+        need("stage", lambda v: v in STAGES, "request or response")
+        if need("reasons", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v), "a list of strings"):
+            if not _strictly_sorted(entry["reasons"]):
+                reasons.append("reasons are not sorted without duplicates")
+        need("answer_sha256", hex64, "64 lowercase hex digits (a SHA-256)")
+        need(
+            "deadline",
+            lambda v: v is None or (isinstance(v, str) and _RFC3339.fullmatch(v) is not None),
+            "an RFC 3339 time or null",
+        )
+        has_timeout = need("on_timeout", lambda v: v in (None, "reject", "release"), "reject, release or null")
+        if has_kind and has_timeout and entry["review_kind"] == "flag" and entry["on_timeout"] is not None:
+            reasons.append(f"on_timeout is {_plain(entry['on_timeout'])!r} but a flag review has none (null)")
+        return reasons
+    need("opened_seq", seq_like, "a seq (a non-negative integer)")
+    if kind == REVIEW_TIMED_OUT:
+        need("outcome", lambda v: v in ("released", "rejected"), "released or rejected")
+        need("waited_ms", seq_like, "a non-negative integer")
+        return reasons
+    need("reviewer", lambda v: isinstance(v, str) and v != "", "a principal name (a non-empty string)")
+    has_verdict = need("verdict", lambda v: v in REVIEW_VERDICTS, "approve, reject or override")
+    has_reason = need("reason", _is_str_or_null, "a string or null")
+    need("answer_sha256", hex64, "64 lowercase hex digits (a SHA-256)")
+    has_override = need("override_sha256", lambda v: v is None or hex64(v), "64 lowercase hex digits or null")
+    need("outcome", lambda v: v in ("released", "rejected", "reviewed"), "released, rejected or reviewed")
+    if has_verdict:
+        verdict = entry["verdict"]
+        if has_override and (verdict == "override") != (entry["override_sha256"] is not None):
+            reasons.append(
+                "verdict is override but override_sha256 is null"
+                if verdict == "override"
+                else f"override_sha256 is set but verdict is {verdict}, not override"
+            )
+        if has_reason and verdict in ("reject", "override") and entry["reason"] is None:
+            reasons.append(f"verdict is {verdict} but reason is null (a {verdict} needs one)")
+    return reasons
+
+
+def _decided_outcome(review_kind: str, verdict: str) -> str:
+    if review_kind == "flag":
+        return "reviewed"
+    return "rejected" if verdict == "reject" else "released"
+
+
+def check_policies_and_reviews(entries: list) -> list:
+    """Policy verdicts of decisions and the review entries (docs/audit-format.md section 13).
+
+    `entries` are (seq, entry) pairs in increasing seq order: a whole log, a
+    contiguous bundle's range or a sparse bundle's entries. A link to an
+    entry is followed only when that entry is present; a link to a seq
+    below the bundle's first is taken as given. A held decision without a
+    hold review is a problem only when the entries are a whole log from seq
+    0 that ends with gateway_stopped. Returns problems, each naming the
+    seq of the entry at fault, in seq order.
+    """
+    found: list = []  # (seq, message)
+    by_seq: dict = {}
+    for seq, entry in entries:
+        by_seq.setdefault(seq, entry)
+    set_seqs = [seq for seq, entry in entries if entry.get("kind") == POLICY_SET_LOADED]
+    opened_at: dict = {}  # review_id -> seq of its review_opened
+    closed_at: dict = {}  # review_id -> seq of its review_decided or review_timed_out
+    hold_reviewed: set = set()  # decision seqs a hold review was opened for
+
+    for seq, entry in entries:
+        kind = entry.get("kind")
+        if kind == "decision":
+            reasons = _decision_policy_problems(seq, entry, by_seq, set_seqs)
+        elif kind == POLICY_SET_LOADED:
+            reasons = _policy_set_problems(entry)
+        elif kind in (REVIEW_OPENED, REVIEW_DECIDED, REVIEW_TIMED_OUT):
+            reasons = _review_member_problems(entry, kind)
+            reasons.extend(_review_links(seq, entry, kind, by_seq, opened_at, closed_at, hold_reviewed))
+        else:
+            continue
+        if reasons:
+            found.append((seq, f"seq {seq}: {kind}: " + "; ".join(reasons)))
+
+    seqs = [seq for seq, _ in entries]
+    if seqs and seqs == list(range(len(seqs))) and entries[-1][1].get("kind") == "gateway_stopped":
+        last = seqs[-1]
+        for seq, entry in entries:
+            if entry.get("kind") == "decision" and entry.get("outcome") == "held" and seq not in hold_reviewed:
+                found.append((
+                    seq,
+                    f"seq {seq}: decision: outcome is held but no {REVIEW_OPENED} of review_kind hold names it "
+                    f"(decision_seq {seq}), and the log ends with gateway_stopped at seq {last}",
+                ))
+    found.sort(key=lambda item: item[0])
+    return [message for _, message in found]
+
+
+def _review_links(seq, entry, kind, by_seq, opened_at, closed_at, hold_reviewed) -> list:
+    """The links of a review entry to its decision, and of a closing entry to its review_opened."""
+    reasons = []
+    review_id = entry.get("review_id")
+    decision_seq = entry_int(entry.get("decision_seq"))
+    if decision_seq is not None:
+        if decision_seq >= seq:
+            reasons.append(f"decision_seq {decision_seq} is not below this entry's seq {seq}")
+            decision_seq = None
+    decision = by_seq.get(decision_seq) if decision_seq is not None else None
+    if decision is not None:
+        if decision.get("kind") != "decision":
+            reasons.append(
+                f"decision_seq {decision_seq} names a {_plain(decision.get('kind'))!r} entry, not a decision"
+            )
+            decision = None
+        elif decision.get("decision_id") != entry.get("decision_id"):
+            reasons.append(
+                f"decision_seq {decision_seq} names decision {_plain(decision.get('decision_id'))!r}, "
+                f"not decision_id {_plain(entry.get('decision_id'))!r}"
+            )
+    if kind == REVIEW_OPENED:
+        if isinstance(review_id, str):
+            if review_id in opened_at:
+                reasons.append(f"review {review_id} was already opened at seq {opened_at[review_id]}")
+            else:
+                opened_at[review_id] = seq
+        review_kind = entry.get("review_kind")
+        if review_kind == "hold" and decision_seq is not None:
+            hold_reviewed.add(decision_seq)
+        if decision is not None:
+            for name in ("model", "version"):
+                if name in entry and entry[name] != decision.get(name):
+                    reasons.append(
+                        f"{name} {_plain(entry[name])!r} is not the decision's {_plain(decision.get(name))!r}"
+                    )
+            if review_kind == "hold":
+                if decision.get("outcome") != "held":
+                    reasons.append(
+                        f"a hold review of a decision whose outcome is {_plain(decision.get('outcome'))!r}, not held"
+                    )
+                if entry_int(decision.get("status")) != 202:
+                    reasons.append(
+                        f"a hold review of a decision whose status is {_plain(decision.get('status'))!r}, not 202"
+                    )
+            policy = decision.get("policy")
+            stage = entry.get("stage")
+            if review_kind in REVIEW_KINDS and stage in STAGES and isinstance(policy, dict):
+                verdict = _valid_verdict(policy.get(stage))
+                if verdict is None:
+                    reasons.append(
+                        f"the decision has no valid policy.{stage} verdict for a review at the {stage} stage"
+                    )
+                elif verdict["error"] is None and entry.get("reasons") != verdict[review_kind]:
+                    reasons.append(
+                        f"reasons {_plain(entry.get('reasons'))!r} are not the decision's policy.{stage}.{review_kind} "
+                        f"{_plain(verdict[review_kind])!r}"
+                    )
+        return reasons
+
+    # review_decided, review_timed_out: one per review, after its review_opened.
+    if isinstance(review_id, str):
+        if review_id in closed_at:
+            reasons.append(
+                f"review {review_id} was already closed at seq {closed_at[review_id]} "
+                "(a review is decided or times out once)"
+            )
+        else:
+            closed_at[review_id] = seq
+    opened_seq = entry_int(entry.get("opened_seq"))
+    if opened_seq is None:
+        return reasons
+    if opened_seq >= seq:
+        reasons.append(f"opened_seq {opened_seq} is not below this entry's seq {seq}")
+        return reasons
+    opened = by_seq.get(opened_seq)
+    if opened is None:
+        if isinstance(review_id, str) and review_id in opened_at:
+            reasons.append(f"opened_seq {opened_seq}, but review {review_id} was opened at seq {opened_at[review_id]}")
+        return reasons
+    if opened.get("kind") != REVIEW_OPENED:
+        reasons.append(f"opened_seq {opened_seq} names a {_plain(opened.get('kind'))!r} entry, not a {REVIEW_OPENED}")
+        return reasons
+    for name in ("review_id", "decision_id", "decision_seq"):
+        if opened.get(name) != entry.get(name):
+            reasons.append(
+                f"{name} {_plain(entry.get(name))!r} is not the {REVIEW_OPENED}'s {_plain(opened.get(name))!r}"
+            )
+    review_kind = opened.get("review_kind")
+    if review_kind not in REVIEW_KINDS:
+        return reasons  # the review_opened entry is reported itself
+    outcome = entry.get("outcome")
+    if kind == REVIEW_DECIDED:
+        verdict = entry.get("verdict")
+        if verdict in REVIEW_VERDICTS:
+            want = _decided_outcome(review_kind, verdict)
+            if outcome != want:
+                reasons.append(
+                    f"outcome {_plain(outcome)!r} is not {want!r} for verdict {verdict} of a {review_kind} review"
+                )
+        if opened.get("answer_sha256") != entry.get("answer_sha256"):
+            reasons.append(
+                f"answer_sha256 {_plain(entry.get('answer_sha256'))!r} is not the {REVIEW_OPENED}'s "
+                f"{_plain(opened.get('answer_sha256'))!r}"
+            )
+    else:
+        on_timeout = opened.get("on_timeout")
+        if review_kind != "hold" or on_timeout not in ("reject", "release"):
+            reasons.append(
+                f"the review opened at seq {opened_seq} cannot time out (review_kind {review_kind}, "
+                f"on_timeout {'null' if on_timeout is None else repr(_plain(on_timeout))})"
+            )
+        elif outcome != ON_TIMEOUT_OUTCOME[on_timeout]:
+            reasons.append(
+                f"outcome {_plain(outcome)!r} is not {ON_TIMEOUT_OUTCOME[on_timeout]!r}, as on_timeout {on_timeout} "
+                f"of the review opened at seq {opened_seq} says"
+            )
+    return reasons
+
+
+# ---------------------------------------------------------------------------
+# The audit sample (docs/audit-format.md section 13)
+# ---------------------------------------------------------------------------
+
+SAMPLE_DOMAIN = b"govgate-sample/v1"
+SAMPLE_KNOWN_ANSWERS = (
+    ("00000000000000000000000000000000", 0.059758623695773117),
+    ("65a1b2c3d4e5f60718293a4b5c6d7e8f", 0.34989937761793855),
+    ("ffffffffffffffffffffffffffffffff", 0.47095991349324606),
+)
+
+
+def sample_of(decision_id: str) -> float:
+    """A decision's audit sample in [0, 1): the top 53 bits of
+    SHA-256("govgate-sample/v1" || lower-case hex decision id) over 2^53 (exact in a double)."""
+    digest = hashlib.sha256(SAMPLE_DOMAIN + decision_id.lower().encode("ascii")).digest()
+    return (int.from_bytes(digest[:8], "big") >> 11) / 2**53
+
+
+@dataclass
+class SampledDecision:
+    seq: int
+    decision_id: str
+    sample: float
+
+
+@dataclass
+class SampleReport:
+    decisions: int = 0
+    sampled: int = 0
+    flagged: int = 0
+    missing: list = field(default_factory=list)  # sampled, not flagged
+    unexpected: list = field(default_factory=list)  # flagged, not sampled
+    unevaluated: list = field(default_factory=list)  # sampled, the stage's verdict null or an error
+
+
+def sample_report(entries: list, below: float, reason: str, stage: str = "any") -> SampleReport:
+    """Compare the audit sample with the flag reason `reason` over every decision with a policy.
+
+    A decision is sampled when sample_of(decision_id) < `below`, flagged when
+    `reason` is in the flag set of its verdict at `stage` (request,
+    response, or either for any). A sampled decision that is not flagged is
+    missing, unless a verdict looked at is null (that stage was never
+    reached) or an error (no rule could fire): then it is unevaluated.
+    """
+    report = SampleReport()
+    stages = STAGES if stage == "any" else (stage,)
+    for seq, entry in entries:
+        if entry.get("kind") != "decision" or not isinstance(entry.get("policy"), dict):
+            continue
+        decision_id = entry.get("decision_id")
+        if not isinstance(decision_id, str) or not _HEX32.fullmatch(decision_id.lower()):
+            continue  # reported by check_policies_and_reviews
+        verdicts = [entry["policy"].get(name) for name in stages]
+        report.decisions += 1
+        item = SampledDecision(seq, decision_id, sample_of(decision_id))
+        in_sample = item.sample < below
+        flagged = any(
+            isinstance(v, dict) and isinstance(v.get("flag"), list) and reason in v["flag"] for v in verdicts
+        )
+        report.sampled += in_sample
+        report.flagged += flagged
+        if in_sample and not flagged:
+            evaluated = all(isinstance(v, dict) and v.get("error") is None for v in verdicts)
+            (report.missing if evaluated else report.unevaluated).append(item)
+        elif flagged and not in_sample:
+            report.unexpected.append(item)
+    return report
 
 
 def cmd_receipt(args) -> int:
@@ -1905,6 +2413,92 @@ def cmd_log(args) -> int:
     for line in notes:
         print(line)
     return _report(problems, ok_line)
+
+
+def _parse_below(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UsageError(f"--below {text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise UsageError(f"--below {text!r} is not a number from 0 to 1")
+    return value
+
+
+def _sample_line(item: SampledDecision) -> str:
+    return f"seq {item.seq}: decision {item.decision_id}: sample {item.sample!r}"
+
+
+def cmd_sample(args) -> int:
+    below = _parse_below(args.below)
+    vkey = _read_vkey(args.vkey)
+    entries: list = []
+    if args.entries is not None:
+        if args.checkpoint is None:
+            raise UsageError("--entries needs --checkpoint (the signed checkpoint note)")
+        if args.current_vkey:
+            raise UsageError("--current-vkey goes with --bundle, not --entries")
+        expect_final = _read_other_vkey(args.expect_final, "--expect-final", vkey) if args.expect_final else None
+        problems, notes, ok_line = verify_log(
+            vkey, _read(args.entries), _read(args.checkpoint), expect_final, collect=entries
+        )
+    else:
+        if args.checkpoint is not None or args.expect_final:
+            raise UsageError("--checkpoint and --expect-final go with --entries, not --bundle")
+        current = _read_other_vkey(args.current_vkey, "--current-vkey", vkey) if args.current_vkey else None
+        if not os.path.isdir(args.bundle):
+            raise UsageError(f"{args.bundle} is not a directory")
+        problems, notes, ok_line = verify_bundle(vkey, args.bundle, current, collect=entries)
+    report = sample_report(entries, below, args.reason, args.stage)
+    ok = not problems and not report.missing and not report.unexpected
+    if args.json:
+        summary = {
+            "decisions": report.decisions,
+            "sampled": report.sampled,
+            "flagged": report.flagged,
+            "missing": [item.decision_id for item in report.missing],
+            "unexpected": [item.decision_id for item in report.unexpected],
+            "unevaluated": [item.decision_id for item in report.unevaluated],
+            "below": below,
+            "reason": args.reason,
+            "stage": args.stage,
+            "verified": not problems,
+            "problems": problems,
+            "notes": notes,
+        }
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+        return EXIT_OK if ok else EXIT_FAIL
+    for line in notes:
+        print(line)
+    for problem in problems:
+        print(f"FAIL {problem}")
+    if not problems:
+        print(ok_line)
+    reason = repr(args.reason)
+    if args.stage == "any":
+        lacks = f"neither the request nor the response verdict's flag set holds {reason}"
+        holds = f"a verdict's flag set holds {reason}"
+        which = "request or response"
+    else:
+        lacks = f"the {args.stage} verdict's flag set does not hold {reason}"
+        holds = f"the {args.stage} verdict's flag set holds {reason}"
+        which = args.stage
+    differences = [(item, f"is below {below!r} but {lacks}") for item in report.missing]
+    differences += [(item, f"is not below {below!r} but {holds}") for item in report.unexpected]
+    for item, why in sorted(differences, key=lambda pair: pair[0].seq):
+        print(f"FAIL {_sample_line(item)} {why}")
+    for item in report.unevaluated:
+        print(
+            f"note: {_sample_line(item)} is below {below!r} but its {which} verdict is null "
+            "(the stage was not reached) or an evaluation error, so it could not be flagged"
+        )
+    counts = (
+        f"sample decisions={report.decisions} below={below!r} sampled={report.sampled} "
+        f"flagged={report.flagged} missing={len(report.missing)} unexpected={len(report.unexpected)} "
+        f"unevaluated={len(report.unevaluated)}"
+    )
+    print(f"OK {counts}" if ok else counts)
+    return EXIT_OK if ok else EXIT_FAIL
 
 
 # ---------------------------------------------------------------------------
@@ -2118,6 +2712,12 @@ def selftest_checks(vectors_dir: str):
 
     yield from _selftest_rotation_checks(seed_key, cp["key_name"])
 
+    # The audit sample: the known answers of docs/audit-format.md section 13.
+    for decision_id, want in SAMPLE_KNOWN_ANSWERS:
+        got = sample_of(decision_id)
+        yield f"sample {decision_id}", got == want, repr(got)
+    yield "sample of upper-case hex", sample_of(SAMPLE_KNOWN_ANSWERS[1][0].upper()) == SAMPLE_KNOWN_ANSWERS[1][1], ""
+
 
 def _selftest_rotation_checks(seed_key, name: str):
     """Key rotation (section 11): no published vectors either, so a three-entry log is built here.
@@ -2240,6 +2840,32 @@ def build_parser() -> argparse.ArgumentParser:
         "payloads.jsonl, signatures.jsonl)",
     )
     p.set_defaults(func=cmd_bundle)
+
+    p = sub.add_parser(
+        "sample",
+        help="verify a log or bundle, then recompute every decision's audit sample and compare it with a flag reason",
+    )
+    p.add_argument("--vkey", required=True, help=first_help)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--entries", metavar="FILE", help="canonical entries from seq 0, as for log (needs --checkpoint)"
+    )
+    source.add_argument("--bundle", metavar="DIR", help="an export bundle directory, as for bundle")
+    p.add_argument("--checkpoint", metavar="FILE", help="with --entries: the signed checkpoint note")
+    p.add_argument("--expect-final", metavar="VKEY", help="with --entries: as for log")
+    p.add_argument("--current-vkey", metavar="VKEY", help="with --bundle: as for bundle")
+    p.add_argument(
+        "--below", required=True, metavar="T", help="the sample bound: a decision is sampled when sample < T"
+    )
+    p.add_argument("--reason", required=True, metavar="TEXT", help="the flag reason the sampling policy gives")
+    p.add_argument(
+        "--stage",
+        choices=("request", "response", "any"),
+        default="any",
+        help="the policy verdict whose flag set is searched for the reason (default: any, either of them)",
+    )
+    p.add_argument("--json", action="store_true", help="print a JSON summary instead of lines")
+    p.set_defaults(func=cmd_sample)
 
     p = sub.add_parser("selftest", help="check this verifier against the published test vectors")
     p.add_argument("--vectors", help="directory with jcs_vectors.json and rfc6962_sha256_vectors.json")

@@ -13,14 +13,18 @@ code it does not share.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
+import io
 import json
+import math
 import os
 import struct
 import subprocess
 import sys
 import tempfile
 import unittest
+from fractions import Fraction
 
 import blake3
 import nacl.signing
@@ -688,7 +692,9 @@ def flip(data: bytes, i: int = -1) -> bytes:
     return data[:i] + bytes([data[i] ^ 1]) + data[i + 1 :]
 
 
-class BundleTests(LogTestCase):
+class BundleWriter:
+    """Writes contiguous export bundles of self.entries (a LogTestCase's log)."""
+
     def bundle(
         self, start, end, payloads=None, entries=None, prefix=None, note=None, manifest=None, signatures=None
     ) -> str:
@@ -726,6 +732,8 @@ class BundleTests(LogTestCase):
                 f.write(data)
         return d
 
+
+class BundleTests(BundleWriter, LogTestCase):
     def decisions(self, start, end) -> list:
         return [payload_record(seq) for seq in range(max(start, 1), end)]
 
@@ -1715,6 +1723,505 @@ class SparseApprovalTests(SparseTestCase):
     def test_no_signature_before_from(self):
         d = self.sparse([1, 2, 5, 7], 5, 9, model="fraud", signatures=[2, 5, 7])
         self.assertFirst(d, "seq 2:", "before from")
+
+
+# --- policy verdicts and reviews (docs/audit-format.md section 13) -------------
+
+def run_here(*args: str) -> tuple[int, str, str]:
+    """As run(), in this process (the subprocess start-up is most of a run's time)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = gv.main(list(args))
+        except SystemExit as exit_:
+            rc = exit_.code
+    return rc, out.getvalue(), err.getvalue()
+
+
+BORDERLINE = "borderline credit score in output score: within [0.45, 0.55]"
+AUDIT = "audit sample (rate 0.05)"
+CALLER = "caller alice is not allowed to use credit-scoring (callers must start with svc-)"
+DROP = object()  # a change that removes the member
+
+
+def verdict(action=None, deny=(), hold=(), flag=(), error=None) -> dict:
+    """A VERDICT as the gateway records it: sorted reason sets, action the strongest non-empty one."""
+    sets = {"deny": sorted(deny), "hold": sorted(hold), "flag": sorted(flag)}
+    if action is None:
+        action = next((name for name in ("deny", "hold", "flag") if sets[name]), "allow")
+    return dict(sets, action=action, error=error)
+
+
+def sha_hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def review_id(n: int) -> str:
+    return hashlib.sha256(b"review%d" % n).hexdigest()[:32]
+
+
+def review_log_objects() -> list:
+    """A log with policies and reviews (entry objects, prev_hash unset):
+
+    0 gateway_started; 1 policy_set_loaded; 2 decision allowed; 3 decision held (202);
+    4 review_opened hold of 3; 5 decision flagged; 6 review_opened flag of 5;
+    7 review_decided approve of 4 (released); 8 decision denied at the request stage (403);
+    9 policy_set_loaded (a reload); 10 decision held; 11 review_opened hold of 10 with a deadline;
+    12 review_timed_out of 11 (rejected); 13 review_decided override of 6 (reviewed);
+    14 decision whose request evaluation failed; 15 gateway_stopped.
+    """
+    objects = [json.loads(e) for e in build_entries(16)]
+    ids = {seq: obj.get("decision_id") for seq, obj in enumerate(objects)}
+
+    def common(seq, kind, **members):
+        return dict({"kind": kind, "origin": ORIGIN, "seq": seq, "time": objects[seq]["time"]}, **members)
+
+    def files(*names):
+        return [{"file": name, "sha256": sha_hex(name)} for name in names]
+
+    def opened(seq, n, decision_seq, kind, reasons, deadline=None, on_timeout=None):
+        return common(
+            seq, "review_opened", review_id=review_id(n), decision_id=ids[decision_seq], decision_seq=decision_seq,
+            review_kind=kind, model="credit-scoring", version="1", stage="response", reasons=reasons,
+            answer_sha256=sha_hex(f"answer {decision_seq}"), deadline=deadline, on_timeout=on_timeout,
+        )
+
+    def decided(seq, n, opened_seq, decision_seq, verdict_, outcome, reason=None, override=None):
+        return common(
+            seq, "review_decided", review_id=review_id(n), decision_id=ids[decision_seq], decision_seq=decision_seq,
+            opened_seq=opened_seq, reviewer="rita", verdict=verdict_, reason=reason,
+            answer_sha256=sha_hex(f"answer {decision_seq}"), override_sha256=override, outcome=outcome,
+        )
+
+    def policy(set_seq, request, response):
+        return {"set_seq": set_seq, "request": request, "response": response}
+
+    objects[1] = common(1, "policy_set_loaded", files=files("audit_sample.rego", "credit_borderline.rego"))
+    objects[2]["policy"] = policy(1, verdict(), verdict())
+    objects[3].update(outcome="held", status=202, policy=policy(1, verdict(), verdict(hold=[BORDERLINE])))
+    objects[4] = opened(4, 4, 3, "hold", [BORDERLINE])
+    objects[5]["policy"] = policy(1, verdict(), verdict(flag=[AUDIT]))
+    objects[6] = opened(6, 6, 5, "flag", [AUDIT])
+    objects[7] = decided(7, 4, 4, 3, "approve", "released")
+    objects[8].update(
+        outcome="denied", status=403, error_code="policy_denied", policy=policy(1, verdict(deny=[CALLER], flag=[AUDIT]), None)
+    )
+    objects[9] = common(9, "policy_set_loaded", files=files("audit_sample.rego", "caller_groups.rego"))
+    objects[10].update(outcome="held", status=202, policy=policy(9, verdict(), verdict(hold=[BORDERLINE])))
+    objects[11] = opened(11, 11, 10, "hold", [BORDERLINE], "2026-11-27T10:15:11.000Z", "reject")
+    objects[12] = common(
+        12, "review_timed_out", review_id=review_id(11), decision_id=ids[10], decision_seq=10, opened_seq=11,
+        outcome="rejected", waited_ms=900000,
+    )
+    objects[13] = decided(13, 6, 6, 5, "override", "reviewed", reason="wrong label", override=sha_hex("corrected"))
+    objects[14]["policy"] = policy(9, verdict("allow", error="evaluation timed out"), verdict())
+    objects[15] = common(15, "gateway_stopped")
+    for obj in objects:
+        if obj["kind"] == "decision" and "policy" not in obj:
+            obj["policy"] = None
+    return objects
+
+
+def apply_changes(objects, changes) -> list:
+    """A copy of `objects` with `changes` (seq -> {member: value, or DROP}, or a function of the object) applied."""
+    objects = json.loads(json.dumps(objects))
+    for seq, change in (changes or {}).items():
+        if callable(change):
+            change(objects[seq])
+            continue
+        for member, value in change.items():
+            if value is DROP:
+                objects[seq].pop(member, None)
+            else:
+                objects[seq][member] = value
+    return objects
+
+
+def set_policy(**members):
+    return lambda obj: obj["policy"].update(members)
+
+
+def held_policy_9() -> dict:
+    """The policy member of a decision held at the response stage under the set loaded at seq 9."""
+    return {"set_seq": 9, "request": verdict(), "response": verdict(hold=[BORDERLINE])}
+
+
+class ReviewTestCase(BundleWriter, SparseTestCase):
+    N = 16
+
+    def setUp(self):
+        LogTestCase.setUp(self)
+        self.objects = review_log_objects()
+        self.use(self.objects)
+
+    def use(self, objects):
+        self.entries = rechain(objects)
+        self.leaves = [t_leaf(e) for e in self.entries]
+        self.N = len(self.entries)
+
+    def log_problems(self, changes=None, count=None):
+        lines = rechain(apply_changes(self.objects, changes)[:count])
+        note = signed_checkpoint(SEED, len(lines), t_mth([t_leaf(x) for x in lines]))
+        return gv.verify_log(gv.parse_vkey(self.vkey), b"".join(x + b"\n" for x in lines), note)[0]
+
+    def assertNamed(self, problems, seq, needle, also=()):
+        """Every problem names `seq` (or a seq of `also`), and one naming `seq` says `needle`."""
+        named = {p.split(":")[0] for p in problems}
+        self.assertEqual(named, {f"seq {s}" for s in (seq, *also)}, problems)
+        self.assertTrue(any(p.startswith(f"seq {seq}:") and needle in p for p in problems), problems)
+
+
+class ReviewLogTests(ReviewTestCase):
+    def test_valid_log(self):
+        self.assertEqual(self.log_problems(), [])
+        rc, out, err = self.run_log(self.entries)
+        self.assertEqual(rc, 0, out + err)
+        # Logs without policies (no policy member, or null) are unchanged.
+        self.assertEqual(self.log_problems({2: {"policy": DROP}, 5: {"policy": None}}), [])
+
+    def test_broken_variants_name_the_seq(self):
+        ids = {seq: obj.get("decision_id") for seq, obj in enumerate(self.objects)}
+        close_review_4 = {
+            "review_id": review_id(4), "decision_id": ids[3], "decision_seq": 3, "opened_seq": 4,
+            "outcome": "released", "answer_sha256": sha_hex("answer 3"), "verdict": "approve", "override_sha256": None,
+        }
+        held_14 = {"outcome": "held", "status": 202, "policy": held_policy_9()}
+        flag_review_6 = {"opened_seq": 6, "review_id": review_id(6), "decision_seq": 5, "decision_id": ids[5]}
+        unsorted_flags = {"action": "flag", "deny": [], "hold": [], "flag": ["b", "a"], "error": None}
+        no_error = {k: v for k, v in verdict().items() if k != "error"}
+        unsorted_files = [{"file": "b.rego", "sha256": sha_hex("b")}, {"file": "a.rego", "sha256": sha_hex("a")}]
+        cases = [
+            # review entry -> decision
+            ("decision_seq of another decision", {6: {"decision_seq": 2}}, 6, "names decision", (13,)),
+            ("decision_seq of a non-decision", {6: {"decision_seq": 1}}, 6, "not a decision", (13,)),
+            ("decision_seq not below", {6: {"decision_seq": 7}}, 6, "not below", (13,)),
+            ("hold review moved to another decision", {4: {"decision_seq": 2, "decision_id": ids[2]}}, 4, "not held", (3, 7)),
+            ("review model differs", {4: {"model": "fraud"}}, 4, "model 'fraud'", ()),
+            ("review version differs", {11: {"version": "2"}}, 11, "version '2'", ()),
+            ("review reasons differ from the verdict", {4: {"reasons": ["something else"]}}, 4, "reasons", ()),
+            ("review stage without a verdict", {4: {"stage": "request"}}, 4, "reasons", ()),
+            # review_opened on its own
+            ("review opened twice", {11: {"review_id": review_id(4)}}, 11, "already opened at seq 4", (12,)),
+            ("flag review with on_timeout", {6: {"on_timeout": "release"}}, 6, "flag review", ()),
+            ("deadline not RFC 3339", {11: {"deadline": "tomorrow"}}, 11, "deadline", ()),
+            ("reasons unsorted", {4: {"reasons": ["b", "a"]}}, 4, "sorted", ()),
+            ("answer_sha256 not hex", {4: {"answer_sha256": "xyz"}}, 4, "answer_sha256", (7,)),
+            ("review_kind unknown", {6: {"review_kind": "later"}}, 6, "review_kind", ()),
+            ("review_id missing", {6: {"review_id": DROP}}, 6, "review_id is missing", (13,)),
+            # closing entries
+            ("review decided twice", {13: close_review_4}, 13, "already closed at seq 7", ()),
+            ("decided after timing out", {12: dict(close_review_4, outcome="rejected")}, 12, "already closed at seq 7", ()),
+            ("override without digest", {13: {"override_sha256": None}}, 13, "override_sha256 is null", ()),
+            ("digest without override", {7: {"override_sha256": sha_hex("x")}}, 7, "not override", ()),
+            ("reject without reason", {7: {"verdict": "reject", "outcome": "rejected"}}, 7, "reason is null", ()),
+            ("override without reason", {13: {"reason": None}}, 13, "reason is null", ()),
+            ("approve but rejected", {7: {"outcome": "rejected"}}, 7, "outcome 'rejected' is not 'released'", ()),
+            ("reject but released", {7: {"verdict": "reject", "reason": "no"}}, 7, "is not 'rejected'", ()),
+            ("flag review released", {13: {"outcome": "released"}}, 13, "is not 'reviewed'", ()),
+            ("answer digest changed", {7: {"answer_sha256": sha_hex("other")}}, 7, "answer_sha256", ()),
+            ("opened_seq of another review", {12: {"opened_seq": 4}}, 12, "review_id", ()),
+            ("opened_seq of a decision", {12: {"opened_seq": 10}}, 12, "not a review_opened", ()),
+            ("opened_seq not below", {7: {"opened_seq": 7}}, 7, "not below", ()),
+            ("closing names another decision", {7: {"decision_id": ids[5]}}, 7, "decision_id", ()),
+            ("timed out against on_timeout", {12: {"outcome": "released"}}, 12, "on_timeout reject", ()),
+            ("flag review timed out", {12: flag_review_6}, 12, "cannot time out", (13,)),
+            ("waited_ms not an integer", {12: {"waited_ms": "long"}}, 12, "waited_ms", ()),
+            ("reviewer empty", {7: {"reviewer": ""}}, 7, "reviewer", ()),
+            # decisions
+            ("held decision with wrong status", {3: {"status": 200}}, 3, "status is 200, not 202", (4,)),
+            ("denied decision with wrong status", {8: {"status": 200}}, 8, "not 403", ()),
+            ("held without a hold verdict", {10: set_policy(response=verdict(flag=[AUDIT]))}, 10, "is hold", (11,)),
+            ("denied without a deny verdict", {8: set_policy(request=verdict(), response=verdict())}, 8, "action is deny", ()),
+            ("held without policy", {3: {"policy": None}}, 3, "policy is null", ()),
+            ("policy.set_seq not the latest set", {14: set_policy(set_seq=1)}, 14, "seq 9 was loaded after it", ()),
+            ("policy.set_seq not a policy set", {2: set_policy(set_seq=0)}, 2, "'gateway_started' entry", ()),
+            ("policy.set_seq not below", {2: set_policy(set_seq=9)}, 2, "not below", ()),
+            ("policy members", {2: set_policy(extra=1)}, 2, "exactly the members", ()),
+            ("action not the strongest set", {5: set_policy(response=verdict("allow", flag=[AUDIT]))}, 5, "is 'flag'", (6,)),
+            ("hold beats flag", {2: set_policy(response=verdict("flag", hold=["h"], flag=["f"]))}, 2, "'hold'", ()),
+            ("unknown action", {2: set_policy(request=verdict("maybe"))}, 2, "action 'maybe'", ()),
+            ("reasons unsorted in a verdict", {2: set_policy(request=unsorted_flags)}, 2, "sorted", ()),
+            ("error with reasons", {14: set_policy(request=verdict("allow", deny=["d"], error="boom"))}, 14, "error is set", ()),
+            ("verdict member missing", {2: set_policy(request=no_error)}, 2, "members", ()),
+            ("request verdict missing", {2: set_policy(request=None)}, 2, "policy.request is not an object", ()),
+            ("response after a request deny", {8: set_policy(response=verdict())}, 8, "never reached the response stage", ()),
+            ("decision_id not hex", {2: {"decision_id": "X" * 32}}, 2, "decision_id", ()),
+            ("policy set unsorted", {1: {"files": unsorted_files}}, 1, "sorted", ()),
+            ("policy set digest", {9: {"files": [{"file": "a.rego", "sha256": "ABC"}]}}, 9, "sha256", ()),
+            ("held decision without a review", {14: held_14}, 14, "no review_opened of review_kind hold", ()),
+        ]
+        for name, changes, seq, needle, also in cases:
+            with self.subTest(name):
+                self.assertNamed(self.log_problems(changes), seq, needle, also)
+
+    def test_any_member_value_is_reported_not_a_crash(self):
+        values = (None, [], {}, "x", 1.5, -1, True, [1], ["b", "a"])
+        entries = [(seq, gv.parse_json(json.dumps(o))) for seq, o in enumerate(self.objects)]
+        for seq, obj in entries:
+            paths = [(k,) for k in obj if k != "seq"]
+            policy = obj.get("policy")
+            if isinstance(policy, dict):
+                paths += [("policy", k) for k in policy]
+                paths += [("policy", st, k) for st in ("request", "response") if policy[st] for k in policy[st]]
+            for path in paths:
+                target = obj
+                for k in path[:-1]:
+                    target = target[k]
+                kept = target[path[-1]]
+                for value in values:
+                    target[path[-1]] = value
+                    try:
+                        gv.check_policies_and_reviews(entries)
+                        gv.sample_report(entries, 0.5, AUDIT)
+                    except Exception as err:  # noqa: BLE001 - any exception is the failure
+                        self.fail(f"seq {seq} {'.'.join(path)} = {value!r}: {err!r}")
+                target[path[-1]] = kept
+        self.assertEqual(gv.check_policies_and_reviews(entries), [])
+
+    def test_held_decision_without_review_only_in_a_finished_log(self):
+        held = {14: {"outcome": "held", "status": 202, "policy": held_policy_9()}}
+        self.assertNamed(self.log_problems(held), 14, "ends with gateway_stopped at seq 15")
+        # The log goes on (no gateway_stopped yet): the review may still come.
+        self.assertEqual(self.log_problems(held, count=15), [])
+        # A bundle from 0 that ends with the gateway_stopped: as the log.
+        self.objects = apply_changes(self.objects, held)
+        self.use(self.objects)
+        found = self.check_bundle(self.bundle(0, 16))
+        self.assertNamed(found, 14, "no review_opened")
+        # A bundle from 1, or one ending before the stop: not a whole log.
+        self.assertEqual(self.check_bundle(self.bundle(1, 16)), [])
+        self.assertEqual(self.check_bundle(self.bundle(0, 15)), [])
+
+    def check_bundle(self, d):
+        return gv.verify_bundle(gv.parse_vkey(self.vkey), d)[0]
+
+    def test_contiguous_bundles(self):
+        for start, end in ((0, 16), (5, 16), (8, 13), (12, 16), (4, 8)):
+            with self.subTest(start=start, end=end):
+                self.assertEqual(self.check_bundle(self.bundle(start, end)), [])
+        rc, out, err = run("bundle", "--vkey", self.vkey, self.bundle(5, 16))
+        self.assertEqual(rc, 0, out + err)
+
+    def test_links_before_from_are_taken_as_given(self):
+        # Broken, but its review_opened (seq 4) is before the bundle: not seen.
+        self.use(apply_changes(self.objects, {7: {"answer_sha256": sha_hex("other")}}))
+        self.assertEqual(self.check_bundle(self.bundle(5, 16)), [])
+        self.assertNamed(self.check_bundle(self.bundle(4, 16)), 7, "answer_sha256")
+
+    def test_contiguous_bundle_from_k_names_the_seq(self):
+        for changes, seq, needle, also in (
+            # set_seq 1 is before from 5, but the reload at 9 is in the bundle.
+            ({14: set_policy(set_seq=1)}, 14, "seq 9 was loaded after it", ()),
+            # The review is opened at 11, in the bundle; opened_seq says 4, before it.
+            ({12: {"opened_seq": 4}}, 12, "was opened at seq 11", ()),
+            ({13: {"override_sha256": None}}, 13, "override_sha256 is null", ()),
+            ({10: {"status": 200}}, 10, "not 202", (11,)),
+            ({11: {"review_id": review_id(6)}}, 11, "already opened at seq 6", (12,)),
+        ):
+            with self.subTest(changes=changes):
+                self.use(apply_changes(self.objects, changes))
+                self.assertNamed(self.check_bundle(self.bundle(5, 16)), seq, needle, also)
+        rc, out, _ = run("bundle", "--vkey", self.vkey, self.bundle(5, 16))
+        self.assertEqual(rc, 1, out)
+        self.assertIn("FAIL seq 11: review_opened: ", out)
+
+    def test_sparse_bundles(self):
+        # A time range: gap-free from..to, links inside it checked.
+        self.assertEqual(self.problems(self.sparse(range(4, 16), 4, 16)), [])
+        self.use(apply_changes(self.objects, {14: set_policy(set_seq=1), 7: {"outcome": "rejected"}}))
+        found = self.problems(self.sparse(range(4, 16), 4, 16))
+        self.assertEqual([p.split(":")[0] for p in found], ["seq 7", "seq 14"], found)
+        # Its review_opened (4) is not in the bundle: not seen.
+        self.assertEqual([p.split(":")[0] for p in self.problems(self.sparse(range(5, 16), 5, 16))], ["seq 14"])
+        # A model filter selects decisions only: their verdicts are checked on their own.
+        self.use(apply_changes(self.objects, {5: set_policy(response=verdict("allow", flag=[AUDIT]))}))
+        found = self.problems(self.sparse([2, 3, 5, 8, 10, 14], 0, 16, model="credit-scoring"))
+        self.assertNamed(found, 5, "strongest")
+
+
+# --- the audit sample ----------------------------------------------------------
+
+
+def independent_sample(decision_id: str) -> Fraction:
+    """The sample as an exact rational: floor(first 8 bytes as an integer / 2^11) / 2^53."""
+    digest = hashlib.sha256("govgate-sample/v1".encode("ascii") + decision_id.lower().encode("ascii")).digest()
+    return Fraction(int.from_bytes(digest[:8], byteorder="big") // 2048, 2**53)
+
+
+SAMPLE_REASON = "audit sample (rate 0.3)"
+SAMPLE_BELOW = "0.3"
+
+
+def sample_log_objects(flagged=None, stage="response") -> list:
+    """gateway_started, policy_set_loaded, then 24 decisions with policies (seq 2..25), gateway_stopped.
+
+    A decision is flagged with SAMPLE_REASON at `stage` when its independently
+    computed sample is below 0.3 (or, with `flagged`, when its seq is in it).
+    The first sampled decision is denied at the request stage (no response verdict).
+    """
+    objects = [json.loads(e) for e in build_entries(27)]
+    objects[1] = {"files": [{"file": "audit.rego", "sha256": sha_hex("audit")}], "kind": "policy_set_loaded",
+                  "origin": ORIGIN, "seq": 1, "time": objects[1]["time"]}
+    objects[26] = {"kind": "gateway_stopped", "origin": ORIGIN, "seq": 26, "time": objects[26]["time"]}
+    denied = None
+    for obj in objects[2:26]:
+        in_sample = independent_sample(obj["decision_id"]) < Fraction(SAMPLE_BELOW)
+        flag = [SAMPLE_REASON] if (obj["seq"] in flagged if flagged is not None else in_sample) else []
+        request, response = verdict(flag=flag if stage == "request" else []), verdict(flag=flag if stage == "response" else [])
+        if in_sample and denied is None and stage == "response":
+            denied = obj["seq"]
+            request, response = verdict(deny=[CALLER]), None
+            obj.update(outcome="denied", status=403, error_code="policy_denied")
+        obj["policy"] = {"set_seq": 1, "request": request, "response": response}
+    return objects
+
+
+class SampleTests(ReviewTestCase):
+    KNOWN = (
+        ("00000000000000000000000000000000", 0.059758623695773117),
+        ("65a1b2c3d4e5f60718293a4b5c6d7e8f", 0.34989937761793855),
+        ("ffffffffffffffffffffffffffffffff", 0.47095991349324606),
+    )
+
+    def setUp(self):
+        LogTestCase.setUp(self)
+        self.objects = sample_log_objects()
+        self.use(self.objects)
+        self.ids = {obj["seq"]: obj["decision_id"] for obj in self.objects[2:26]}
+        self.sampled = [s for s, i in self.ids.items() if independent_sample(i) < Fraction(SAMPLE_BELOW)]
+        self.denied = self.sampled[0]
+        # The log must exercise both sides of the bound.
+        self.assertGreaterEqual(len(self.sampled), 3)
+        self.assertGreaterEqual(len(self.ids) - len(self.sampled), 3)
+
+    def test_known_answers(self):
+        for decision_id, want in self.KNOWN:
+            self.assertEqual(gv.sample_of(decision_id), want)
+            self.assertEqual(Fraction(want), independent_sample(decision_id))
+        self.assertEqual(gv.sample_of(self.KNOWN[1][0].upper()), self.KNOWN[1][1])
+
+    def test_against_the_independent_formula(self):
+        for n in range(500):
+            decision_id = hashlib.sha256(b"any%d" % n).hexdigest()[:32]
+            exact = independent_sample(decision_id)
+            got = gv.sample_of(decision_id)
+            self.assertEqual(Fraction(got), exact, decision_id)
+            self.assertTrue(0 <= got < 1)
+            for bound in (0.05, 0.3, 0.5):
+                self.assertEqual(got < bound, exact < Fraction(bound))
+
+    def entries_args(self, objects=None, note=None):
+        lines = rechain(objects or self.objects)
+        entries = self.write("sample.jsonl", b"".join(x + b"\n" for x in lines))
+        cp = self.write("sample-checkpoint", note or signed_checkpoint(SEED, len(lines), t_mth([t_leaf(x) for x in lines])))
+        return ["--vkey", self.vkey, "--entries", entries, "--checkpoint", cp]
+
+    def report(self, objects=None, stage="any"):
+        collected = []
+        lines = rechain(objects or self.objects)
+        note = signed_checkpoint(SEED, len(lines), t_mth([t_leaf(x) for x in lines]))
+        problems = gv.verify_log(gv.parse_vkey(self.vkey), b"".join(x + b"\n" for x in lines), note, collect=collected)[0]
+        self.assertEqual(problems, [])
+        return gv.sample_report(collected, float(SAMPLE_BELOW), SAMPLE_REASON, stage)
+
+    def test_matching_sample(self):
+        report = self.report()
+        self.assertEqual((report.decisions, report.sampled, report.flagged), (24, len(self.sampled), len(self.sampled) - 1))
+        self.assertEqual((report.missing, report.unexpected), ([], []))
+        self.assertEqual([x.seq for x in report.unevaluated], [self.denied])
+        rc, out, err = run("sample", *self.entries_args(), "--below", SAMPLE_BELOW, "--reason", SAMPLE_REASON, "--json")
+        self.assertEqual(rc, 0, out + err)
+        summary = json.loads(out)
+        self.assertEqual(
+            {k: summary[k] for k in ("decisions", "sampled", "flagged", "missing", "unexpected", "verified")},
+            {"decisions": 24, "sampled": len(self.sampled), "flagged": len(self.sampled) - 1,
+             "missing": [], "unexpected": [], "verified": True},
+        )
+        self.assertEqual(summary["unevaluated"], [self.ids[self.denied]])
+        rc, out, err = run_here("sample", *self.entries_args(), "--below", SAMPLE_BELOW, "--reason", SAMPLE_REASON)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn(f"OK sample decisions=24 below=0.3 sampled={len(self.sampled)}", out)
+        self.assertIn(f"note: seq {self.denied}: decision {self.ids[self.denied]}: sample", out)
+        # From a contiguous bundle, too.
+        rc, out, err = run_here("sample", "--vkey", self.vkey, "--bundle", self.bundle(0, 27), "--below", SAMPLE_BELOW,
+                           "--reason", SAMPLE_REASON, "--json")
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(json.loads(out)["sampled"], len(self.sampled))
+
+    def test_bound_is_strict(self):
+        # A bound equal to a decision's sample leaves it out (sample < T); the next double up takes it in.
+        last = max(self.sampled, key=lambda s: independent_sample(self.ids[s]))
+        value = float(independent_sample(self.ids[last]))
+        lines = rechain(self.objects)
+        note = signed_checkpoint(SEED, len(lines), t_mth([t_leaf(x) for x in lines]))
+        collected = []
+        gv.verify_log(gv.parse_vkey(self.vkey), b"".join(x + b"\n" for x in lines), note, collect=collected)
+        at = gv.sample_report(collected, value, SAMPLE_REASON)
+        above = gv.sample_report(collected, math.nextafter(value, 1), SAMPLE_REASON)
+        self.assertEqual((at.sampled, above.sampled), (len(self.sampled) - 1, len(self.sampled)))
+        self.assertEqual([x.seq for x in at.unexpected], [last])
+        self.assertEqual(above.unexpected, [])
+        rc, out, err = run_here("sample", *self.entries_args(), "--below", repr(value), "--reason", SAMPLE_REASON, "--json")
+        self.assertEqual((rc, json.loads(out)["unexpected"]), (1, [self.ids[last]]), out + err)
+
+    def test_flag_set_missing_a_sampled_decision(self):
+        left_out = self.sampled[1]
+        objects = sample_log_objects(flagged=set(self.sampled) - {left_out})
+        report = self.report(objects)
+        self.assertEqual([x.seq for x in report.missing], [left_out])
+        self.assertEqual(report.unexpected, [])
+        rc, out, err = run_here("sample", *self.entries_args(objects), "--below", SAMPLE_BELOW, "--reason", SAMPLE_REASON)
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(
+            [line.split(":")[0] for line in fail_lines(out)], [f"FAIL seq {left_out}"], out
+        )
+        self.assertIn(self.ids[left_out], fail_lines(out)[0])
+        rc, out, err = run_here("sample", *self.entries_args(objects), "--below", SAMPLE_BELOW, "--reason", SAMPLE_REASON, "--json")
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(json.loads(out)["missing"], [self.ids[left_out]])
+
+    def test_flagged_but_not_sampled(self):
+        extra = next(s for s in self.ids if s not in self.sampled)
+        objects = sample_log_objects(flagged=set(self.sampled) | {extra})
+        report = self.report(objects)
+        self.assertEqual(([x.seq for x in report.missing], [x.seq for x in report.unexpected]), ([], [extra]))
+        rc, out, err = run_here("sample", *self.entries_args(objects), "--below", SAMPLE_BELOW, "--reason", SAMPLE_REASON, "--json")
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(json.loads(out)["unexpected"], [self.ids[extra]])
+
+    def test_stage(self):
+        # Flagged at the response stage: looking at the request verdict finds none of them.
+        report = self.report(stage="request")
+        self.assertEqual(sorted(x.seq for x in report.missing), self.sampled)
+        self.assertEqual(len(self.report(stage="response").missing), 0)
+        # Flagged at the request stage (nothing denied): any and request agree, response finds none.
+        objects = sample_log_objects(stage="request")
+        self.assertEqual(self.report(objects, stage="request").missing, [])
+        self.assertEqual(self.report(objects).missing, [])
+        self.assertEqual(sorted(x.seq for x in self.report(objects, stage="response").missing), self.sampled)
+
+    def test_log_that_does_not_verify(self):
+        note = signed_checkpoint(OTHER_SEED, 27, t_mth([t_leaf(x) for x in rechain(self.objects)]))
+        rc, out, err = run_here("sample", *self.entries_args(note=note), "--below", SAMPLE_BELOW, "--reason", SAMPLE_REASON, "--json")
+        self.assertEqual(rc, 1, out + err)
+        summary = json.loads(out)
+        self.assertFalse(summary["verified"])
+        self.assertTrue(summary["problems"][0].startswith("checkpoint:"), summary)
+        self.assertEqual((summary["missing"], summary["unexpected"]), ([], []))
+
+    def test_usage(self):
+        args = self.entries_args()
+        for bad in (
+            args + ["--below", "2", "--reason", "r"],
+            args + ["--below", "x", "--reason", "r"],
+            args[:4] + ["--below", "0.1", "--reason", "r"],
+            args + ["--bundle", self.tmp.name, "--below", "0.1", "--reason", "r"],
+            args + ["--current-vkey", self.vkey, "--below", "0.1", "--reason", "r"],
+            ["--vkey", self.vkey, "--bundle", os.path.join(self.tmp.name, "nowhere"), "--below", "0.1", "--reason", "r"],
+        ):
+            with self.subTest(bad):
+                rc, out, err = run_here("sample", *bad)
+                self.assertEqual(rc, 2, out + err)
 
 
 class UsageTests(unittest.TestCase):
