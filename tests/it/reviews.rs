@@ -667,3 +667,79 @@ async fn a_broken_policy_on_reload_keeps_the_old_set_and_says_why() {
     assert_eq!(shown.json()["set_seq"], sets[1]["seq"]);
     assert!(upstream.seen().is_empty());
 }
+
+#[tokio::test]
+async fn the_independent_verifier_accepts_a_real_log_with_every_review_step() {
+    let extra = "[[review.timeouts]]\nreason_prefix = \"slow lane\"\ntimeout_secs = 1\non_timeout = \"release\"\n";
+    let (mut gateway, _upstream, _policies) = start(extra).await;
+    let (_, approved) = held(&gateway, r#"{"hold": true, "n": 1}"#).await;
+    let (_, overridden) = held(&gateway, r#"{"hold": true, "n": 2}"#).await;
+    let (_, rejected) = held(&gateway, r#"{"hold": true, "n": 3}"#).await;
+    let (timed_out, _) = held(&gateway, r#"{"slow_lane": true}"#).await;
+    let (_, left_pending) = held(&gateway, r#"{"hold": true, "n": 4}"#).await;
+    for (review, body) in [
+        (&approved, json!({"verdict": "approve"})),
+        (
+            &overridden,
+            json!({"verdict": "override", "reason": "r", "answer": {"body": "plain text"}}),
+        ),
+        (&rejected, json!({"verdict": "reject", "reason": "no"})),
+    ] {
+        let reply = decide(&gateway, "rita", review, body).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    assert_eq!(poll(&gateway, &timed_out, Some(10)).await.status, 200);
+    assert_eq!(infer_as(&gateway, "mallory", "{}").await.status, 403);
+    assert_eq!(
+        infer_as(&gateway, "svc-app", r#"{"flag": true}"#)
+            .await
+            .status,
+        200
+    );
+    let kinds: Vec<String> = gateway
+        .entries()
+        .await
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_owned())
+        .collect();
+    for kind in ["review_opened", "review_decided", "review_timed_out"] {
+        assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
+    }
+    gateway.stop().await;
+    let out = gateway.dir.path().join("bundle");
+    let export = gateway.cli(&["export", "--out", out.to_str().unwrap()]);
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+    let python = crate::support::python_verifier(&[
+        "bundle".as_ref(),
+        "--vkey".as_ref(),
+        gateway.vkey.as_ref(),
+        out.as_os_str(),
+    ]);
+    assert!(
+        python.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&python.stdout),
+        String::from_utf8_lossy(&python.stderr)
+    );
+    // A decided verdict changed afterwards is caught (the chain and the tree cover it).
+    let entries = out.join("entries.jsonl");
+    let text = std::fs::read_to_string(&entries).unwrap();
+    assert!(text.contains("\"verdict\":\"reject\""));
+    std::fs::write(
+        &entries,
+        text.replacen("\"verdict\":\"reject\"", "\"verdict\":\"approve\"", 1),
+    )
+    .unwrap();
+    let tampered = crate::support::python_verifier(&[
+        "bundle".as_ref(),
+        "--vkey".as_ref(),
+        gateway.vkey.as_ref(),
+        out.as_os_str(),
+    ]);
+    assert_eq!(tampered.status.code(), Some(1));
+    assert_eq!(left_pending.len(), 32, "a review left pending at the stop");
+}
