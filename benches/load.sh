@@ -26,6 +26,9 @@
 #                      others (default when taskset exists and there are at
 #                      least 2 CPUs); 0: no pinning
 #   BENCH_BUILD        0: do not run `cargo build --release` first
+#   BENCH_POLICIES     1: govgate runs the shipped policies (policies/*.rego,
+#                      both stages on every request; the 5 % audit sample
+#                      queues flag reviews); default 0
 #
 # Needs nginx and wrk (Debian: apt-get install -y nginx wrk).
 #
@@ -39,6 +42,7 @@ SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 WARMUP=${BENCH_WARMUP:-2}
 BUILD=${BENCH_BUILD:-1}
+POLICIES=${BENCH_POLICIES:-0}
 
 die() {
     echo "load.sh: $*" >&2
@@ -49,6 +53,7 @@ is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 if ! is_uint "$SECONDS_PER_RUN" || ((SECONDS_PER_RUN == 0)); then die "BENCH_SECONDS must be a positive integer"; fi
 if ! is_uint "$CONNECTIONS" || ((CONNECTIONS == 0)); then die "BENCH_CONNECTIONS must be a positive integer"; fi
 is_uint "$WARMUP" || die "BENCH_WARMUP must be an integer"
+[[ $POLICIES == 0 || $POLICIES == 1 ]] || die "BENCH_POLICIES must be 0 or 1"
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -402,6 +407,12 @@ version = "v1"
 upstream = "http://127.0.0.1:$UPSTREAM_PORT"
 risk_class = "limited"
 EOF
+if [[ $POLICIES == 1 ]]; then
+    printf '\n[review]\npolicies_dir = "%s"\n' "$ROOT/policies" >>"$WORK/govgate/govgate.toml"
+    POLICY_NOTE="shipped policies (both stages, 5 % flag sample)"
+else
+    POLICY_NOTE="no policies"
+fi
 # Created here, so the readiness loop never reads a file the child has
 # not opened yet.
 : >"$WORK/govgate/stdout.log"
@@ -521,7 +532,7 @@ NOTES=(
     "other processes during the measured runs: at most $MAX_OTHER% of one CPU"
     "load: wrk $WRK_VERSION -t$WRK_THREADS -c$CONNECTIONS -d${SECONDS_PER_RUN}s (saturation after ${WARMUP}s warm-up)"
     "upstream: nginx $NGINX_VERSION, 1 worker, return 200 {\"ok\":true}; proxy nginx: $PROXY_WORKERS worker(s), keepalive pool, HTTP/1.1, access_log off"
-    "govgate: release build, GOVGATE_LOG=warn, $GOVGATE_THREADS threads, ledger store $LEDGER_SIZE at the end, $GOVGATE_WARNINGS log lines"
+    "govgate: release build, GOVGATE_LOG=warn, $GOVGATE_THREADS threads, $POLICY_NOTE, ledger store $LEDGER_SIZE at the end, $GOVGATE_WARNINGS log lines"
     "server CPU: upstream and proxy together, in % of one CPU; p50/p99 as measured by wrk"
 )
 
