@@ -1,5 +1,6 @@
 //! `govgate demo`: the gateway in front of the built-in sample models, with
-//! commands to try printed once it is ready.
+//! the shipped review policies in force and commands to try printed once it
+//! is ready.
 
 use crate::config::{Config, Environment};
 use crate::demo;
@@ -50,6 +51,9 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
                 .with_context(|| format!("creating {}", data_dir.display()))?;
             super::keys::generate(&key_file, DEMO_ORIGIN)?;
         }
+        let policies = data_dir.join(DEMO_POLICIES_DIR);
+        demo::write_policies(&policies)
+            .with_context(|| format!("writing the demo policies to {}", policies.display()))?;
         let text = demo_config(
             args.public_listen,
             args.admin_listen,
@@ -69,7 +73,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
                 let (public, admin) = (public.to_owned(), admin.to_owned());
                 tokio::spawn(async move {
                     match approve_samples(&admin).await {
-                        Ok(()) => print_tour(&public, &admin),
+                        Ok(()) => print_tour(&public, &admin, &policies),
                         Err(err) => {
                             eprintln!("govgate demo: approving the sample versions failed: {err:#}")
                         }
@@ -85,12 +89,16 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
 /// The demo ledger's origin.
 const DEMO_ORIGIN: &str = "govgate.demo/local";
 
+/// The demo's policy folder, in its data directory.
+const DEMO_POLICIES_DIR: &str = "policies";
+
 /// The demo's admin identities: `(principal, roles, token)`. DEMO ONLY:
 /// these tokens are printed in the docs; never use them elsewhere.
-const DEMO_IDENTITIES: [(&str, &str, &str); 3] = [
+const DEMO_IDENTITIES: [(&str, &str, &str); 4] = [
     ("ops", r#"["admin", "proposer"]"#, "demo-token-ops"),
     ("dana", r#"["approver:ai_officer"]"#, "demo-token-dana"),
     ("sam", r#"["approver:security_officer"]"#, "demo-token-sam"),
+    ("rita", r#"["reviewer"]"#, "demo-token-rita"),
 ];
 
 fn token(principal: &str) -> &'static str {
@@ -156,6 +164,12 @@ key_file = "demo-signing.key"
 [governance.approval]
 approvers = 2
 required_roles = ["ai_officer", "security_officer"]
+
+[review]
+policies_dir = "{DEMO_POLICIES_DIR}"
+timeout_secs = 900
+on_timeout = "reject"
+max_wait_secs = 30
 {tokens}
 [[models]]
 name = "{credit}"
@@ -183,16 +197,48 @@ upstream = "http://{upstream}"
     )
 }
 
-fn print_tour(public: &str, admin: &str) {
+/// How to run this program from a shell: `govgate` when that is what
+/// `PATH` finds, else its full path (quoted for the shell if need be), so
+/// the printed commands work as printed after `cargo run` too.
+fn cli_command() -> String {
+    let Ok(this) = std::env::current_exe().and_then(std::fs::canonicalize) else {
+        return "govgate".to_owned();
+    };
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path)
+            .any(|dir| std::fs::canonicalize(dir.join("govgate")).is_ok_and(|found| found == this))
+    });
+    if on_path {
+        return "govgate".to_owned();
+    }
+    shell_quoted(&this.display().to_string())
+}
+
+/// `text` as one shell word: as it is when that is safe, else single-quoted.
+fn shell_quoted(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:,@%".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+fn print_tour(public: &str, admin: &str, policies: &std::path::Path) {
     let credit = demo::CREDIT_MODEL;
     let chat = demo::CHAT_MODEL;
+    let lending = demo::LENDING_CALLER;
+    let cli = cli_command();
+    let policies = policies.display();
+    let files = demo::DEMO_POLICIES.map(|(name, _)| name).join(", ");
     println!(
         r#"
 govgate demo is running. Sample models: `{credit}` (KServe V2) and `{chat}` (OpenAI chat).
+Review policies in force: {files} (in {policies}).
 Try these in another terminal (Ctrl-C here stops the demo):
 
 # 1. Score two credit applicants in one KServe V2 batch (columns: age_years, credit_amount, duration_months)
-curl -si {public}/v2/models/{credit}/infer -H 'content-type: application/json' -H 'x-govgate-caller: alice' \
+curl -si {public}/v2/models/{credit}/infer -H 'content-type: application/json' -H 'x-govgate-caller: {lending}' \
   -d '{{"inputs":[{{"name":"features","shape":[2,3],"datatype":"FP32","data":[45,1500,12,23,12000,48]}}]}}'
 
 # 2. Ask the chat model
@@ -207,13 +253,13 @@ curl -sN {public}/v1/chat/completions -H 'content-type: application/json' \
 curl -s {public}/v1/chat/completions -H 'content-type: application/json' -d '{{"model":"gpt-unknown","messages":[]}}'
 
 # 5. Model metadata and the gateway's own health and model list
-curl -s {public}/v2/models/{credit}
+curl -s {public}/v2/models/{credit} -H 'x-govgate-caller: {lending}'
 curl -s {public}/v2/health/ready
 curl -s {public}/v1/models
 
 # 6. Every request above is a signed ledger entry. Fetch a decision's entry and its receipt
 #    (a C2SP tlog-proof: inclusion proof plus signed checkpoint):
-id=$(curl -s -o /dev/null -D - {public}/v2/models/{credit}/infer -d '{{"inputs":[{{"name":"features","shape":[1,3],"datatype":"FP32","data":[30,4000,24]}}]}}' | tr -d '\r' | awk 'tolower($1)=="govgate-decision-id:" {{print $2}}')
+id=$(curl -s -o /dev/null -D - {public}/v2/models/{credit}/infer -H 'x-govgate-caller: {lending}' -d '{{"inputs":[{{"name":"features","shape":[1,3],"datatype":"FP32","data":[30,4000,24]}}]}}' | tr -d '\r' | awk 'tolower($1)=="govgate-decision-id:" {{print $2}}')
 curl -s {public}/govgate/receipts/$id/entry
 curl -s {public}/govgate/receipts/$id
 
@@ -224,6 +270,53 @@ curl -s {admin}/metrics | grep '^govgate_requests_total'
 
 # 8. The credit model's versions: who proposed and approved them, and the ledger entries
 curl -s {admin}/admin/models/{credit} -H 'authorization: Bearer demo-token-ops'
+
+# 9. Human review. {credit} serves lending services only (caller_groups.rego): any other caller
+#    is denied before the model is called, 403 policy_denied with the reasons
+curl -s {public}/v2/models/{credit}/infer -H 'content-type: application/json' -H 'x-govgate-caller: alice' \
+  -d '{{"inputs":[{{"name":"features","shape":[1,3],"datatype":"FP32","data":[30,4000,24]}}]}}'
+
+# 10. A borderline score (credit_borderline.rego: within [0.45, 0.55]) is held for a reviewer:
+#     202 with the decision id, the review id and the URL to poll; polling now gives 202 again
+held=$(curl -si {public}/v2/models/{credit}/infer -H 'content-type: application/json' -H 'x-govgate-caller: {lending}' \
+  -d '{{"inputs":[{{"name":"features","shape":[1,3],"datatype":"FP32","data":[28,5000,30]}}]}}')
+echo "$held"
+id=$(echo "$held" | tr -d '\r' | awk 'tolower($1)=="govgate-decision-id:" {{print $2}}')
+review=$(echo "$held" | tr -d '\r' | awk 'tolower($1)=="govgate-review-id:" {{print $2}}')
+curl -s {public}/govgate/decisions/$id
+
+# 11. The review queue, as rita (role reviewer) sees it: on the command line and on the admin API
+export GOVGATE_TOKEN=demo-token-rita GOVGATE_ADMIN_URL={admin}
+{cli} reviews list
+curl -s {admin}/admin/reviews -H 'authorization: Bearer demo-token-rita'
+{cli} reviews show $review
+
+# 12. rita approves (nobody may decide a request they made; rejecting or overriding needs --reason).
+#     The client's poll then gets the model's answer byte for byte, with govgate-review-state: approved
+{cli} reviews decide $review approve --reason 'score checked against the application file'
+curl -si {public}/govgate/decisions/$id -H 'prefer: wait=10'
+
+# 13. The held decision's ledger entry names the policy set and each stage's verdict; the policy
+#     set in force (each file's SHA-256, as recorded in the ledger); verdicts in the metrics
+curl -s {public}/govgate/receipts/$id/entry
+{cli} policies show
+curl -s {admin}/metrics | grep -E '^govgate_(policy_verdicts_total|review_verdicts_total|reviews_pending)'
 "#
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_quoted_only_when_the_shell_needs_it() {
+        assert_eq!(
+            shell_quoted("/home/me/govgate/target/release/govgate"),
+            "/home/me/govgate/target/release/govgate"
+        );
+        assert_eq!(shell_quoted("/tmp/my dir/govgate"), "'/tmp/my dir/govgate'");
+        assert_eq!(shell_quoted("/tmp/it's/govgate"), r"'/tmp/it'\''s/govgate'");
+        assert_eq!(shell_quoted(""), "''");
+    }
 }

@@ -3,7 +3,12 @@
 //! rows, and a small OpenAI-compatible chat model that can stream (SSE).
 //!
 //! They are real HTTP servers on loopback, nothing more: the gateway treats
-//! them like any other upstream.
+//! them like any other upstream. [`DEMO_POLICIES`] are the review policies
+//! the demo enforces in front of them.
+
+mod policies;
+
+pub use policies::{DEMO_POLICIES, LENDING_CALLER, write_policies};
 
 use axum::Router;
 use axum::body::Body;

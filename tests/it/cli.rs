@@ -101,7 +101,9 @@ fn check_config_refuses_a_typo_with_file_key_and_exit_code_2() {
 }
 
 /// Starts `govgate demo` on ephemeral ports and runs every command it
-/// prints, exactly as printed, with bash.
+/// prints, exactly as printed, with bash: the proxy and ledger tour, then
+/// human review (a denial, a hold, the reviewer's queue, the approval and
+/// the client's poll that gets the released answer).
 #[tokio::test]
 async fn demo_prints_commands_that_work_as_printed() {
     let dir = tempfile::tempdir().unwrap();
@@ -126,7 +128,7 @@ async fn demo_prints_commands_that_work_as_printed() {
         .unwrap()
         .unwrap()
         .unwrap();
-    let (public, _admin) = parse_ready_line(&ready);
+    let (public, admin) = parse_ready_line(&ready);
     let mut tour = String::new();
     while let Ok(Ok(Some(line))) =
         tokio::time::timeout(Duration::from_secs(2), lines.next_line()).await
@@ -135,11 +137,13 @@ async fn demo_prints_commands_that_work_as_printed() {
         tour.push('\n');
     }
     let commands = commands_in(&tour);
-    assert!(commands.len() >= 10, "tour:\n{tour}");
-    assert!(commands.iter().all(|c| c.contains(&public)
-        || c.contains("/metrics")
-        || c.contains("/ledger/")
-        || c.contains("/admin/")));
+    assert!(commands.len() >= 29, "tour:\n{tour}");
+    for command in commands.iter().filter(|c| c.contains("curl ")) {
+        assert!(
+            command.contains(&public) || command.contains(&admin),
+            "{command}"
+        );
+    }
     // The sample versions were approved through the workflow, visibly.
     for step in [
         "dana (approver:ai_officer) approves credit-scoring 1: now proposed, ledger entry",
@@ -155,6 +159,8 @@ async fn demo_prints_commands_that_work_as_printed() {
     let output = tokio::process::Command::new("bash")
         .arg("-c")
         .arg(&script)
+        .env_remove("GOVGATE_TOKEN")
+        .env_remove("GOVGATE_ADMIN_URL")
         .output()
         .await
         .unwrap();
@@ -167,10 +173,17 @@ async fn demo_prints_commands_that_work_as_printed() {
     let outputs: Vec<&str> = stdout.split(&format!("{MARK}\n")).collect();
     assert_eq!(outputs.len(), commands.len(), "{stdout}");
     for (command, output) in commands.iter().zip(&outputs) {
-        if !command.starts_with("id=") {
+        if !is_assignment(command) {
             assert!(!output.trim().is_empty(), "`{command}` printed nothing");
         }
     }
+    // The output of the one command matching `wanted`.
+    let output_of = |wanted: &dyn Fn(&str) -> bool| -> &str {
+        let mut found = commands.iter().zip(&outputs).filter(|(c, _)| wanted(c));
+        let (_, output) = found.next().expect("no such command");
+        assert!(found.next().is_none(), "several such commands");
+        output
+    };
     assert!(
         outputs[0].contains("govgate-decision-id") && outputs[0].contains("\"score\""),
         "{}",
@@ -189,23 +202,88 @@ async fn demo_prints_commands_that_work_as_printed() {
     );
     assert!(stdout.contains("\u{2014} govgate.demo/local "), "{stdout}");
     assert!(stdout.contains("govgate_requests_total{"), "{stdout}");
-    let model = outputs.last().unwrap();
+    let model = output_of(&|c| {
+        c.ends_with("/admin/models/credit-scoring -H 'authorization: Bearer demo-token-ops'")
+    });
     assert!(
         model.contains("\"approval_seq\"") && model.contains("\"principal\":\"dana\""),
         "{model}"
     );
+
+    // Human review. Only alice's call is denied: every other call was let through.
+    assert_eq!(
+        stdout.matches("\"code\":\"policy_denied\"").count(),
+        1,
+        "{stdout}"
+    );
+    let denied = output_of(&|c| c.contains("x-govgate-caller: alice"));
+    assert!(
+        denied.contains("\"code\":\"policy_denied\"")
+            && denied.contains("\"reasons\":[\"caller alice"),
+        "{denied}"
+    );
+    let held = output_of(&|c| c == "echo \"$held\"");
+    assert!(held.starts_with("HTTP/1.1 202 "), "{held}");
+    for part in [
+        "govgate-review-id: ",
+        "location: /govgate/decisions/",
+        "\"status\":\"pending\"",
+        "borderline credit score",
+    ] {
+        assert!(held.contains(part), "{part}\n{held}");
+    }
+    let pending = output_of(&|c| c.ends_with("/govgate/decisions/$id"));
+    assert!(pending.contains("\"status\":\"pending\""), "{pending}");
+    let queue = output_of(&|c| c.ends_with(" reviews list"));
+    assert!(
+        queue.contains("hold  pending  credit-scoring") && queue.contains("svc-loans"),
+        "{queue}"
+    );
+    let listed = output_of(&|c| c.contains("/admin/reviews -H"));
+    assert!(listed.contains("\"review_kind\":\"hold\""), "{listed}");
+    let shown = output_of(&|c| c.ends_with(" reviews show $review"));
+    assert!(shown.contains("decision         none yet"), "{shown}");
+    let decided = output_of(&|c| c.contains(" reviews decide $review approve"));
+    assert!(decided.contains(" approved (ledger entry "), "{decided}");
+    let released = output_of(&|c| c.contains("/govgate/decisions/$id -H 'prefer: wait="));
+    assert!(released.starts_with("HTTP/1.1 200 "), "{released}");
+    assert!(
+        released.contains("govgate-review-state: approved") && released.contains("\"score\""),
+        "{released}"
+    );
+    assert!(stdout.contains("\"outcome\":\"held\""), "{stdout}");
+    assert!(stdout.contains("credit_borderline.rego  "), "{stdout}");
+    assert!(
+        stdout.contains(
+            "govgate_review_verdicts_total{kind=\"hold\",model=\"credit-scoring\",verdict=\"approve\"} 1"
+        ),
+        "{stdout}"
+    );
 }
 
-/// The shell commands in the printed tour: lines starting with `curl` or
-/// an `id=` assignment, joined with their `\` continuation lines.
+/// A command that only sets variables, so prints nothing.
+fn is_assignment(command: &str) -> bool {
+    command.starts_with("export ")
+        || command.split_once('=').is_some_and(|(name, _)| {
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        })
+}
+
+/// The shell commands in the printed tour: after its "Try these" line,
+/// every line that is neither blank nor a comment, joined with its `\`
+/// continuation lines.
 fn commands_in(tour: &str) -> Vec<String> {
     let mut commands = Vec::new();
     let mut current: Option<String> = None;
-    for line in tour.lines() {
+    let after_heading = tour
+        .lines()
+        .skip_while(|line| !line.starts_with("Try these"))
+        .skip(1);
+    for line in after_heading {
         if let Some(command) = current.as_mut() {
             command.push('\n');
             command.push_str(line);
-        } else if line.starts_with("curl ") || line.starts_with("id=") {
+        } else if !line.trim().is_empty() && !line.starts_with('#') {
             current = Some(line.to_owned());
         }
         if current.as_ref().is_some_and(|c| !c.ends_with('\\')) {
