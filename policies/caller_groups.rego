@@ -12,5 +12,5 @@ deny contains reason if {
 	input.stage == "request"
 	prefix := caller_prefix[input.model]
 	not startswith(input.caller, prefix)
-	reason := sprintf("caller %s is not allowed to use %s (callers must start with %s)", [input.caller, input.model, prefix])
+	reason := concat("", ["caller ", input.caller, " is not allowed to use ", input.model, " (callers must start with ", prefix, ")"])
 }

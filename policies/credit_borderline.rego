@@ -20,5 +20,5 @@ hold contains reason if {
 	is_number(score)
 	score >= 0.45
 	score <= 0.55
-	reason := sprintf("borderline credit score in output %s: within [0.45, 0.55]", [output.name])
+	reason := concat("", ["borderline credit score in output ", output.name, ": within [0.45, 0.55]"])
 }

@@ -12,5 +12,5 @@ hold contains reason if {
 	input.stage == "response"
 	input.risk_class == "high"
 	input.model in review_high_risk
-	reason := sprintf("%s version %s is high risk: every answer is reviewed", [input.model, input.version])
+	reason := concat("", [input.model, " version ", input.version, " is high risk: every answer is reviewed"])
 }
