@@ -28,7 +28,8 @@
 #   BENCH_BUILD        0: do not run `cargo build --release` first
 #   BENCH_POLICIES     1: govgate runs the shipped policies (policies/*.rego,
 #                      both stages on every request; the 5 % audit sample
-#                      queues flag reviews); default 0
+#                      queues flag reviews); a directory: the policies in
+#                      it; default 0 (none)
 #
 # Needs nginx and wrk (Debian: apt-get install -y nginx wrk).
 #
@@ -53,7 +54,7 @@ is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 if ! is_uint "$SECONDS_PER_RUN" || ((SECONDS_PER_RUN == 0)); then die "BENCH_SECONDS must be a positive integer"; fi
 if ! is_uint "$CONNECTIONS" || ((CONNECTIONS == 0)); then die "BENCH_CONNECTIONS must be a positive integer"; fi
 is_uint "$WARMUP" || die "BENCH_WARMUP must be an integer"
-[[ $POLICIES == 0 || $POLICIES == 1 ]] || die "BENCH_POLICIES must be 0 or 1"
+[[ $POLICIES == 0 || $POLICIES == 1 || -d $POLICIES ]] || die "BENCH_POLICIES must be 0, 1 or a directory"
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -410,6 +411,10 @@ EOF
 if [[ $POLICIES == 1 ]]; then
     printf '\n[review]\npolicies_dir = "%s"\n' "$ROOT/policies" >>"$WORK/govgate/govgate.toml"
     POLICY_NOTE="shipped policies (both stages, 5 % flag sample)"
+elif [[ $POLICIES != 0 ]]; then
+    POLICIES=$(cd "$POLICIES" && pwd)
+    printf '\n[review]\npolicies_dir = "%s"\n' "$POLICIES" >>"$WORK/govgate/govgate.toml"
+    POLICY_NOTE="policies of $POLICIES"
 else
     POLICY_NOTE="no policies"
 fi

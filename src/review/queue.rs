@@ -19,7 +19,7 @@ use super::replay::LedgerReview;
 use crate::config::ReviewConfig;
 use crate::decision::{DecisionId, SinkError};
 use crate::ledger::sequencer::Ledger;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -126,6 +126,9 @@ struct Slot {
 struct Inner {
     slots: Mutex<HashMap<String, Arc<Slot>>>,
     by_decision: Mutex<HashMap<String, String>>,
+    /// Pending reviews by (model, kind), oldest first: the gauges read
+    /// it without walking every review.
+    pending: Mutex<HashMap<(String, ReviewKind), BTreeSet<(u64, String)>>>,
     files: ReviewFiles,
     ledger: Ledger,
     config: ReviewConfig,
@@ -174,6 +177,7 @@ impl ReviewQueue {
             inner: Arc::new(Inner {
                 slots: Mutex::default(),
                 by_decision: Mutex::default(),
+                pending: Mutex::default(),
                 files: files.clone(),
                 ledger,
                 config,
@@ -280,6 +284,12 @@ impl ReviewQueue {
             item: tokio::sync::Mutex::new(item),
         });
         lock(&self.inner.by_decision).insert(slot.decision_id.clone(), review_id.clone());
+        let mut pending = lock(&self.inner.pending);
+        let queued = pending.entry((slot.model.clone(), slot.kind)).or_default();
+        if state == ReviewState::Pending {
+            queued.insert((slot.opened_unix_ms, review_id.clone()));
+        }
+        drop(pending);
         lock(&self.inner.slots).insert(review_id.clone(), slot);
         match (state, deadline, closed_at) {
             (ReviewState::Pending, Some(deadline), _) => self.schedule_timeout(review_id, deadline),
@@ -505,6 +515,9 @@ impl ReviewQueue {
         *item = closed.clone();
         drop(item);
         slot.state.send_replace(state);
+        if let Some(queued) = lock(&self.inner.pending).get_mut(&(slot.model.clone(), slot.kind)) {
+            queued.remove(&(slot.opened_unix_ms, review_id.to_owned()));
+        }
         self.refresh_gauges();
         let at = closed.closing.as_ref().map_or(0, |c| c.at_unix_ms);
         self.schedule_forget(review_id.to_owned(), at);
@@ -607,28 +620,16 @@ impl ReviewQueue {
         });
     }
 
-    /// Sets the pending-count and oldest-age gauges.
+    /// Sets the pending-count and oldest-age gauges of every (model, kind)
+    /// that has had a review (back to 0 when none is pending).
     fn refresh_gauges(&self) {
         let now = now_unix_ms();
-        let mut by_key: HashMap<(String, ReviewKind), (usize, u64)> = HashMap::new();
-        for model in self.inner.reviewed_models() {
-            for kind in [ReviewKind::Hold, ReviewKind::Flag] {
-                by_key.insert((model.clone(), kind), (0, now));
-            }
-        }
-        for slot in lock(&self.inner.slots).values() {
-            if *slot.state.borrow() != ReviewState::Pending {
-                continue;
-            }
-            let entry = by_key
-                .entry((slot.model.clone(), slot.kind))
-                .or_insert((0, now));
-            entry.0 += 1;
-            entry.1 = entry.1.min(slot.opened_unix_ms);
-        }
-        for ((model, kind), (count, oldest)) in by_key {
+        for ((model, kind), queued) in lock(&self.inner.pending).iter() {
+            let oldest = queued.first().map_or(now, |(opened, _)| *opened);
             let age = now.saturating_sub(oldest) as f64 / 1000.0;
-            self.inner.metrics.queue(&model, kind.as_str(), count, age);
+            self.inner
+                .metrics
+                .queue(model, kind.as_str(), queued.len(), age);
         }
     }
 
@@ -643,19 +644,6 @@ impl ReviewQueue {
                 queue.refresh_gauges();
             }
         });
-    }
-}
-
-impl Inner {
-    /// Models that have had a review, so their gauges drop back to 0.
-    fn reviewed_models(&self) -> Vec<String> {
-        let mut models: Vec<String> = lock(&self.slots)
-            .values()
-            .map(|slot| slot.model.clone())
-            .collect();
-        models.sort();
-        models.dedup();
-        models
     }
 }
 
