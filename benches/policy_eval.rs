@@ -101,6 +101,18 @@ fn stages(c: &mut Criterion) {
     group.bench_function("response_allow", |b| {
         b.iter(|| set.evaluate(black_box(&released)))
     });
+    // The floor: one rule that never fires, as a measure of the engine's
+    // fixed cost per evaluation.
+    let floor_dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(
+        floor_dir.path().join("floor.rego"),
+        "package govgate\n\ndeny contains \"never\" if {\n\tinput.caller == \"nobody\"\n}\n",
+    )
+    .expect("writes");
+    let floor = PolicySet::load(floor_dir.path()).expect("loads");
+    group.bench_function("one_rule_floor", |b| {
+        b.iter(|| floor.evaluate(black_box(&resp)))
+    });
     group.bench_function("input_via_serde_json", |b| {
         b.iter(|| Value::from(serde_json::to_value(black_box(&resp)).expect("serializes")))
     });
