@@ -114,6 +114,9 @@ pub struct ListFilter {
     pub limit: usize,
 }
 
+/// Pending reviews of one (model, kind): (opened at, review id), oldest first.
+type PendingSet = BTreeSet<(u64, String)>;
+
 struct Slot {
     item: tokio::sync::Mutex<ReviewItem>,
     state: watch::Sender<ReviewState>,
@@ -128,7 +131,7 @@ struct Inner {
     by_decision: Mutex<HashMap<String, String>>,
     /// Pending reviews by (model, kind), oldest first: the gauges read
     /// it without walking every review.
-    pending: Mutex<HashMap<(String, ReviewKind), BTreeSet<(u64, String)>>>,
+    pending: Mutex<HashMap<(String, ReviewKind), PendingSet>>,
     files: ReviewFiles,
     ledger: Ledger,
     config: ReviewConfig,

@@ -19,6 +19,16 @@ fn check_config_accepts_the_shipped_example_after_keygen() {
         &config,
     )
     .unwrap();
+    // The example config reads the repository's example policies.
+    std::fs::create_dir_all(root.path().join("policies")).unwrap();
+    for file in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/policies")).unwrap() {
+        let path = file.unwrap().path();
+        std::fs::copy(
+            &path,
+            root.path().join("policies").join(path.file_name().unwrap()),
+        )
+        .unwrap();
+    }
     let refused = Command::new(BIN)
         .arg("check-config")
         .arg("--config")
@@ -76,6 +86,7 @@ fn check_config_accepts_the_shipped_example_after_keygen() {
         stdout.contains("model credit-scoring (kserve_v2): versions 1, 2 (default 2)"),
         "{stdout}"
     );
+    assert!(stdout.contains("audit_sample.rego"), "{stdout}");
 }
 
 #[test]
