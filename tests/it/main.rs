@@ -15,6 +15,7 @@ mod governance;
 mod ledger;
 mod models_cli;
 mod policies;
+mod promtool;
 mod reviews;
 mod reviews_cli;
 mod streaming;
