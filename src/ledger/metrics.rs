@@ -50,6 +50,10 @@ impl LedgerMetrics {
     pub fn register(&self, registry: &Registry) -> Result<(), prometheus::Error> {
         registry.register(Box::new(self.entries.clone()))?;
         registry.register(Box::new(self.commits.clone()))?;
+        // Both series exist from the start, so `increase()` sees the first failure.
+        for result in ["ok", "error"] {
+            self.commits.with_label_values(&[result]);
+        }
         registry.register(Box::new(self.batch_entries.clone()))?;
         registry.register(Box::new(self.commit_seconds.clone()))?;
         registry.register(Box::new(self.size.clone()))?;

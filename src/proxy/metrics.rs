@@ -26,9 +26,9 @@ impl ProxyMetrics {
         let requests = IntCounterVec::new(
             Opts::new(
                 "govgate_requests_total",
-                "Requests by route, model and outcome.",
+                "Requests by route, model, version (approved versions only, else empty) and outcome.",
             ),
-            &["route", "model", "outcome"],
+            &["route", "model", "version", "outcome"],
         )?;
         let duration = HistogramVec::new(
             HistogramOpts::new(
@@ -71,8 +71,14 @@ impl ProxyMetrics {
     /// `""` when the request named no known model.
     pub fn observe(&self, decision: &Decision, model_label: &str) {
         let route = decision.route.as_str();
+        // Only a version the registry resolved (it has an approval) is a
+        // label: a requested but unknown version is client text.
+        let version = match (&decision.version, decision.approval_seq) {
+            (Some(version), Some(_)) if !model_label.is_empty() => version.as_str(),
+            _ => "",
+        };
         self.requests
-            .with_label_values(&[route, model_label, decision.outcome.as_str()])
+            .with_label_values(&[route, model_label, version, decision.outcome.as_str()])
             .inc();
         self.duration
             .with_label_values(&[route])

@@ -257,7 +257,7 @@ async fn metrics_live_on_the_admin_port_only() {
     let text = String::from_utf8_lossy(&admin.body);
     assert!(
         text.contains(
-            r#"govgate_requests_total{model="scorer",outcome="served",route="kserve_v2.infer"} 1"#
+            r#"govgate_requests_total{model="scorer",outcome="served",route="kserve_v2.infer",version="2"} 1"#
         ),
         "{text}"
     );
