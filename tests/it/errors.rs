@@ -172,6 +172,16 @@ async fn unknown_model_and_version_are_404_and_blocked() {
         );
     }
     assert!(upstream.seen().is_empty());
+    // Requested versions that do not exist never become metric labels.
+    let metrics = send(Method::GET, &format!("{}/metrics", gateway.admin), &[], "")
+        .await
+        .text();
+    assert!(
+        metrics.contains(r#"model="scorer",outcome="blocked",route="kserve_v2.infer",version="""#),
+        "{metrics}"
+    );
+    assert!(!metrics.contains(r#"version="9""#), "{metrics}");
+    assert!(!metrics.contains(r#"version="v9""#), "{metrics}");
 }
 
 #[tokio::test]
