@@ -27,6 +27,8 @@
 //!   policy gate (the set in force, reloads, each recorded in the ledger),
 //!   and the review queue (held answers on disk, reviewers' verdicts,
 //!   timeouts), which records every step through the ledger. No HTTP.
+//! - [`kpi`]: fairness and drift KPIs: pure math over sliding windows of
+//!   rows (per-group rates and parity, PSI, Jensen-Shannon, KS). No I/O.
 //! - [`demo`]: the built-in sample model servers used by `govgate demo`.
 //! - [`app`]: wiring and shutdown; [`cli`]: the command line.
 //!
@@ -40,6 +42,7 @@ pub mod cli;
 pub mod config;
 pub mod decision;
 pub mod demo;
+pub mod kpi;
 pub mod ledger;
 pub mod metrics;
 pub mod proxy;

@@ -1,0 +1,57 @@
+//! Tests of the KPI math and windows: the golden German Credit values
+//! (`golden`), windows against from-scratch recomputation (`property`),
+//! and edge cases (`edges`). Shared here: the CSV reader and tolerances.
+
+mod edges;
+mod golden;
+mod property;
+
+/// The credit data as committed, parsed with plain std code.
+struct Csv {
+    header: Vec<&'static str>,
+    rows: Vec<Vec<&'static str>>,
+}
+
+const CREDIT_CSV: &str = include_str!("../../tests/data/german_credit.csv");
+
+impl Csv {
+    fn credit() -> Csv {
+        // The file: UTF-8, `\n` line ends, comma separated, no quoting.
+        let mut lines = CREDIT_CSV.lines();
+        let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+        let rows: Vec<Vec<&str>> = lines.map(|line| line.split(',').collect()).collect();
+        for (i, row) in rows.iter().enumerate() {
+            assert_eq!(row.len(), header.len(), "row {i}");
+        }
+        Csv { header, rows }
+    }
+
+    fn column(&self, name: &str) -> usize {
+        self.header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("no column {name}"))
+    }
+
+    fn text(&self, row: usize, name: &str) -> &'static str {
+        self.rows[row][self.column(name)]
+    }
+
+    fn number(&self, row: usize, name: &str) -> f64 {
+        self.text(row, name).parse().unwrap()
+    }
+}
+
+/// `|actual - expected| <= tolerance`, with JSON `null` as `None`.
+#[track_caller]
+fn assert_close(actual: Option<f64>, expected: &serde_json::Value, tolerance: f64, what: &str) {
+    match (actual, expected.as_f64()) {
+        (None, None) => assert!(expected.is_null(), "{what}: golden {expected} is no number"),
+        (Some(a), Some(e)) => assert!(
+            (a - e).abs() <= tolerance,
+            "{what}: {a} against golden {e} (off by {})",
+            (a - e).abs()
+        ),
+        (a, _) => panic!("{what}: {a:?} against golden {expected}"),
+    }
+}
