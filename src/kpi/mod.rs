@@ -60,6 +60,7 @@ mod fairness;
 mod fairness_window;
 mod reference;
 mod ring;
+mod selector;
 
 #[cfg(test)]
 mod tests;
@@ -76,6 +77,7 @@ pub use reference::{
     PSI_JS_PARTS, Reference,
 };
 pub use ring::RowSeq;
+pub use selector::{SelectError, Selector, SelectorError, Side};
 
 /// A predicted or an actual class of one row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
