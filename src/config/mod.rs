@@ -7,6 +7,7 @@
 //! configuration: credentials are resolved here and handed on as values.
 
 mod governance;
+mod kpi;
 mod raw;
 mod review;
 mod validate;
@@ -18,6 +19,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use kpi::{ATTRIBUTE_HEADER_PREFIX, FeatureKind, KpiConfig, KpiField, OutcomeRule, Source};
 pub use review::{OnPolicyError, OnTimeout, ReviewConfig, TimeoutRule};
 pub use validate::Environment;
 
@@ -205,6 +207,8 @@ pub struct ModelConfig {
     /// The model-wide credential (`[models.credential]`), for versions
     /// proposed through the admin API; declared versions have theirs.
     pub credential: Option<Credential>,
+    /// Fairness and drift KPIs (`[models.kpi]`), if configured.
+    pub kpi: Option<KpiConfig>,
 }
 
 /// One version of a model and where it is served.

@@ -224,7 +224,66 @@ pub(crate) struct RawModel {
     pub(crate) credential: Option<RawCredential>,
     #[serde(default)]
     pub(crate) approval: Option<RawApproval>,
+    #[serde(default)]
+    pub(crate) kpi: Option<RawKpi>,
     pub(crate) versions: Vec<RawVersion>,
+}
+
+/// `[models.kpi]`: where a model's rows, outcomes, protected attributes
+/// and drift features are.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawKpi {
+    #[serde(default)]
+    pub(crate) window: Option<u64>,
+    #[serde(default)]
+    pub(crate) min_group_size: Option<u64>,
+    #[serde(default)]
+    pub(crate) max_groups: Option<u64>,
+    #[serde(default)]
+    pub(crate) reference_rows: Option<u64>,
+    pub(crate) outcome: RawOutcome,
+    #[serde(default)]
+    pub(crate) attributes: Vec<RawKpiField>,
+    #[serde(default)]
+    pub(crate) features: Vec<RawKpiField>,
+}
+
+/// `[models.kpi.outcome]`: a selector plus a threshold or positive labels.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOutcome {
+    #[serde(default)]
+    pub(crate) pointer: Option<String>,
+    #[serde(default)]
+    pub(crate) tensor: Option<String>,
+    #[serde(default)]
+    pub(crate) column: Option<u64>,
+    #[serde(default)]
+    pub(crate) from: Option<String>,
+    #[serde(default)]
+    pub(crate) threshold: Option<f64>,
+    #[serde(default)]
+    pub(crate) positive: Option<Vec<String>>,
+}
+
+/// A protected attribute or a drift feature.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawKpiField {
+    pub(crate) name: String,
+    #[serde(default)]
+    pub(crate) kind: Option<String>,
+    #[serde(default)]
+    pub(crate) header: Option<bool>,
+    #[serde(default)]
+    pub(crate) pointer: Option<String>,
+    #[serde(default)]
+    pub(crate) tensor: Option<String>,
+    #[serde(default)]
+    pub(crate) column: Option<u64>,
+    #[serde(default)]
+    pub(crate) from: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -467,3 +467,107 @@ fn governance_mistakes_name_their_key() {
     ));
     assert_eq!(err.key, "models[0].approval.required_roles[0]", "{err}");
 }
+
+const KPI_MODEL: &str = r#"
+[[models]]
+name = "credit"
+protocol = "kserve_v2"
+[models.kpi]
+window = 500
+reference_rows = 500
+[models.kpi.outcome]
+tensor = "score"
+threshold = 0.5
+[[models.kpi.attributes]]
+name = "sex"
+header = true
+[[models.kpi.attributes]]
+name = "age_group"
+tensor = "protected"
+column = 1
+[[models.kpi.features]]
+name = "credit_amount"
+kind = "numeric"
+tensor = "numeric"
+column = 1
+[[models.kpi.features]]
+name = "purpose"
+kind = "categorical"
+pointer = "/parameters/purpose"
+[[models.versions]]
+version = "1"
+upstream = "http://127.0.0.1:9000"
+"#;
+
+#[test]
+fn kpi_settings_are_read_with_defaults() {
+    let config = parse(&format!("{SERVER}{KPI_MODEL}")).unwrap();
+    let kpi = config.models[0].kpi.clone().unwrap();
+    assert_eq!((kpi.window, kpi.reference_rows), (500, 500));
+    assert_eq!((kpi.min_group_size, kpi.max_groups), (30, 50));
+    assert_eq!(kpi.outcome_rule, OutcomeRule::Score { threshold: 0.5 });
+    assert_eq!(
+        kpi.attributes[0].source,
+        Source::Header("x-govgate-attr-sex".into())
+    );
+    assert_eq!(
+        kpi.attributes[1].source,
+        Source::Body {
+            side: crate::kpi::Side::Request,
+            selector: crate::kpi::Selector::Tensor {
+                name: "protected".into(),
+                column: Some(1)
+            }
+        }
+    );
+    assert_eq!(kpi.features[0].kind, FeatureKind::Numeric);
+    assert_eq!(kpi.features[1].kind, FeatureKind::Categorical);
+    assert!(
+        parse(&format!("{SERVER}{ONE_MODEL}")).unwrap().models[0]
+            .kpi
+            .is_none()
+    );
+}
+
+#[test]
+fn kpi_mistakes_name_their_key() {
+    let cases = [
+        (
+            "threshold = 0.5",
+            "threshold = 0.5\npositive = [\"yes\"]",
+            "models[0].kpi.outcome",
+        ),
+        (
+            "tensor = \"score\"\nthreshold",
+            "pointer = \"predictions\"\nthreshold",
+            "models[0].kpi.outcome.pointer",
+        ),
+        (
+            "name = \"sex\"\nheader = true",
+            "name = \"sex\"\nheader = true\ntensor = \"x\"",
+            "models[0].kpi.attributes[0]",
+        ),
+        (
+            "kind = \"numeric\"",
+            "kind = \"ordinal\"",
+            "models[0].kpi.features[0].kind",
+        ),
+        ("window = 500", "window = 0", "models[0].kpi.window"),
+        (
+            "name = \"age_group\"",
+            "name = \"sex\"",
+            "models[0].kpi.attributes[1].name",
+        ),
+        (
+            "pointer = \"/parameters/purpose\"",
+            "pointer = \"/a/*/b/*\"",
+            "models[0].kpi.features[1].pointer",
+        ),
+    ];
+    for (from, to, key) in cases {
+        let text = format!("{SERVER}{}", KPI_MODEL.replacen(from, to, 1));
+        assert_ne!(text, format!("{SERVER}{KPI_MODEL}"), "{from}");
+        let err = error(&text);
+        assert_eq!(err.key, key, "{from} -> {to}: {err}");
+    }
+}

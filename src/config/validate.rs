@@ -450,6 +450,10 @@ fn check_model(
         )?),
         None => None,
     };
+    let kpi = match raw.kpi {
+        Some(kpi) => Some(super::kpi::check(checker, &format!("{key}.kpi"), kpi)?),
+        None => None,
+    };
     let mut versions: Vec<VersionConfig> = Vec::with_capacity(raw.versions.len());
     for (index, raw_version) in raw.versions.into_iter().enumerate() {
         let version_key = format!("{key}.versions[{index}]");
@@ -492,6 +496,7 @@ fn check_model(
         versions,
         approval,
         credential: model_credential,
+        kpi,
     })
 }
 

@@ -3,7 +3,7 @@
 //! credentials added on the way up and the client's own copy of that header
 //! dropped.
 
-use crate::config::Credential;
+use crate::config::{ATTRIBUTE_HEADER_PREFIX, Credential};
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use std::net::IpAddr;
 
@@ -65,6 +65,7 @@ pub(super) fn to_upstream(
     // The body may be rewritten (model name); the client sets the true length.
     headers.remove(header::CONTENT_LENGTH);
     headers.remove(MODEL_VERSION_HEADER);
+    strip_attribute_headers(&mut headers);
     // The gateway has already received the whole body: nothing to wait for.
     headers.remove(header::EXPECT);
     if let Some(ip) = client_ip {
@@ -74,6 +75,20 @@ pub(super) fn to_upstream(
         headers.insert(credential.header.clone(), credential.value.clone());
     }
     headers
+}
+
+/// Removes the protected-attribute headers (`x-govgate-attr-<name>`):
+/// they are for the gateway's fairness KPIs, and the model must never see
+/// them.
+fn strip_attribute_headers(headers: &mut HeaderMap) {
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with(ATTRIBUTE_HEADER_PREFIX))
+        .cloned()
+        .collect();
+    for name in names {
+        headers.remove(name);
+    }
 }
 
 fn append_forwarded_for(headers: &mut HeaderMap, ip: IpAddr) {
@@ -126,5 +141,28 @@ mod tests {
         headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         let out = to_upstream(headers, Some("127.0.0.1".parse().unwrap()), None);
         assert_eq!(out["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+    }
+
+    #[test]
+    fn protected_attribute_headers_never_go_upstream() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-govgate-attr-sex", HeaderValue::from_static("female"));
+        headers.append(
+            "x-govgate-attr-age-group",
+            HeaderValue::from_static("young"),
+        );
+        headers.append(
+            "x-govgate-attr-age-group",
+            HeaderValue::from_static("again"),
+        );
+        headers.insert(
+            "x-govgate-attribute",
+            HeaderValue::from_static("kept: not the prefix"),
+        );
+        headers.insert("x-kept", HeaderValue::from_static("yes"));
+        let out = to_upstream(headers, None, None);
+        assert_eq!(out.len(), 2, "{out:?}");
+        assert_eq!(out["x-kept"], "yes");
+        assert!(out.contains_key("x-govgate-attribute"));
     }
 }

@@ -12,6 +12,7 @@ mod errors;
 mod export;
 mod failclosed;
 mod governance;
+mod kpi;
 mod ledger;
 mod models_cli;
 mod policies;
