@@ -213,6 +213,7 @@ impl App {
             }
             None => None,
         };
+        let kpi = crate::kpi::start(&config.models, metrics.registry())?;
         let reader = LedgerReader::new(store.clone(), verifier);
         let serving = Arc::new(Serving::new(ServingTable::default()));
         let registry =
@@ -232,12 +233,19 @@ impl App {
             ));
             gate = Some(oversight.gate.clone());
         }
+        if let Some(recorder) = &kpi {
+            public = public.merge(crate::kpi::feedback_routes(
+                recorder.clone(),
+                ledger.clone(),
+            ));
+        }
         let state = ProxyState::new(
             config,
             Arc::new(ledger.clone()),
             proxy_metrics,
             serving,
             oversight,
+            kpi,
         );
         Ok(App {
             public: proxy::router(state).merge(public),

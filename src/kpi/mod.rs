@@ -53,11 +53,14 @@
 //!    (first come, first kept); rows with further values are counted as
 //!    overflow, so memory and metric labels stay bounded.
 
+mod aggregator;
 mod drift;
 mod drift_window;
 mod error;
+mod extract;
 mod fairness;
 mod fairness_window;
+mod feedback;
 mod reference;
 mod ring;
 mod selector;
@@ -65,13 +68,16 @@ mod selector;
 #[cfg(test)]
 mod tests;
 
+pub use aggregator::{Feedback, FeedbackResult, KpiRecorder, Observation, start};
 pub use drift::{Ks, PSI_EPSILON, bin_index, js_distance, ks, psi, quantile, quantile_edges};
 pub use drift_window::{DriftSnapshot, DriftWindow, FeatureSnapshot};
 pub use error::KpiError;
+pub use extract::{Exchange, Extracted, extract};
 pub use fairness::{AttributeFairness, GroupCounts, GroupReport, evaluate};
 pub use fairness_window::{
     AttributeSnapshot, FairnessSnapshot, FairnessSpec, FairnessWindow, Labeled, Unassigned,
 };
+pub use feedback::routes as feedback_routes;
 pub use reference::{
     BinCounts, CategoricalReference, DriftKpis, KS_PARTS, NumericReference, OTHER_BUCKET,
     PSI_JS_PARTS, Reference,

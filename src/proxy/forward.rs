@@ -70,6 +70,7 @@ pub(super) async fn forward(state: &ProxyState, mut draft: Draft, forward: Forwa
     let model = draft.model.clone().unwrap_or_default();
     let version = forward.version.clone();
     let credential = version.credential.as_ref();
+    let kpi = kpi_capture(state, &draft, &forward);
     let judged = match &state.oversight {
         Some(oversight) => match oversight.judge_request(&mut draft, &forward) {
             Ok(judged) => Some(judged),
@@ -89,17 +90,75 @@ pub(super) async fn forward(state: &ProxyState, mut draft: Draft, forward: Forwa
     let (mut parts, body) = response.into_parts();
     parts.headers = headers::to_client(parts.headers, credential);
     if let Some(judged) = judged {
-        return super::oversight::answer(state, draft, judged, parts, body).await;
+        return super::oversight::answer(state, draft, judged, parts, body, kpi).await;
     }
     if is_bufferable(state, &parts.headers) {
         let bytes = match read_whole(body, state.timeouts.idle, &model, usize::MAX).await {
             Ok(bytes) => bytes,
             Err(err) => return refuse(state, draft, err).await,
         };
-        release_whole(state, draft, parts, bytes).await.0
+        let id = draft.id;
+        let (response, ack) = release_whole(state, draft, parts, bytes.clone()).await;
+        if ack.is_some() {
+            observe_kpi(state, kpi, id, bytes);
+        }
+        response
     } else {
         release_stream(state, draft, parts, body, None)
     }
+}
+
+/// What the KPIs need of a request, taken before it is forwarded (the
+/// attribute headers are stripped on the way).
+pub(super) struct KpiCapture {
+    model: String,
+    version: String,
+    request: Bytes,
+    headers: Vec<(String, String)>,
+}
+
+/// The capture for a model with `[models.kpi]`, when KPIs run.
+fn kpi_capture(state: &ProxyState, draft: &Draft, forward: &Forward) -> Option<KpiCapture> {
+    state.kpi.as_ref()?;
+    let model = draft.model.as_deref()?;
+    state.model(model)?.kpi.as_ref()?;
+    let headers = forward
+        .headers
+        .iter()
+        .filter(|(name, _)| {
+            name.as_str()
+                .starts_with(crate::config::ATTRIBUTE_HEADER_PREFIX)
+        })
+        .filter_map(|(name, value)| {
+            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+        })
+        .collect();
+    Some(KpiCapture {
+        model: model.to_owned(),
+        version: forward.version.version.clone(),
+        request: forward.body.clone(),
+        headers,
+    })
+}
+
+/// Hands a released answer to the KPI aggregator (never waits).
+pub(super) fn observe_kpi(
+    state: &ProxyState,
+    capture: Option<KpiCapture>,
+    id: crate::decision::DecisionId,
+    response: Bytes,
+) {
+    let (Some(recorder), Some(capture)) = (&state.kpi, capture) else {
+        return;
+    };
+    recorder.observe(crate::kpi::Observation {
+        model: capture.model,
+        version: capture.version,
+        decision_id: id.to_string(),
+        request: capture.request,
+        response,
+        headers: capture.headers,
+    });
 }
 
 /// Whether an answer is read whole before release: a declared length

@@ -50,6 +50,7 @@ pub struct Shared {
     pub(crate) recorder: Recorder,
     pub(crate) serving: Arc<Serving>,
     pub(crate) oversight: Option<Oversight>,
+    pub(crate) kpi: Option<crate::kpi::KpiRecorder>,
 }
 
 impl std::ops::Deref for ProxyState {
@@ -68,6 +69,7 @@ impl ProxyState {
         metrics: ProxyMetrics,
         serving: Arc<Serving>,
         oversight: Option<Oversight>,
+        kpi: Option<crate::kpi::KpiRecorder>,
     ) -> Self {
         let client = UpstreamClient::new(
             config.timeouts.connect,
@@ -85,6 +87,7 @@ impl ProxyState {
                 recorder: Recorder::new(sink, metrics, config.ledger.on_failure),
                 serving,
                 oversight,
+                kpi,
             }),
         }
     }

@@ -13,8 +13,8 @@
 use super::ProxyState;
 use super::error::ProxyError;
 use super::forward::{
-    Forward, decision_header, is_bufferable, read_whole, refuse, release_stream, release_whole,
-    set_decision_headers,
+    Forward, KpiCapture, decision_header, is_bufferable, observe_kpi, read_whole, refuse,
+    release_stream, release_whole, set_decision_headers,
 };
 use super::headers::REVIEW_ID_HEADER;
 use super::recorder::{Draft, Ending};
@@ -110,6 +110,7 @@ pub(super) async fn answer(
     judged: Judged,
     parts: http::response::Parts,
     body: Incoming,
+    kpi: Option<KpiCapture>,
 ) -> Response {
     // INVARIANT: `judged` exists only when oversight is configured.
     let Some(oversight) = state.oversight.as_ref() else {
@@ -194,9 +195,13 @@ pub(super) async fn answer(
                         },
                         ..new
                     });
-                    let (response, ack) = release_whole(state, draft, parts, bytes).await;
-                    if let (Some(new), Some(ack)) = (answer, ack) {
-                        oversight.queue.flag(new, ack.seq);
+                    let id = draft.id;
+                    let (response, ack) = release_whole(state, draft, parts, bytes.clone()).await;
+                    if let Some(ack) = ack {
+                        if let Some(new) = answer {
+                            oversight.queue.flag(new, ack.seq);
+                        }
+                        observe_kpi(state, kpi, id, bytes);
                     }
                     response
                 }

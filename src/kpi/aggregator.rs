@@ -1,0 +1,586 @@
+//! The KPI aggregator: one task that turns served exchanges into rows,
+//! keeps each model's fairness window and each version's drift window,
+//! joins ground-truth labels to the rows they belong to, and publishes the
+//! KPIs as Prometheus gauges.
+//!
+//! The request path only hands over an [`Observation`] (cheap clones of
+//! the bodies) through a bounded channel: when it is full the observation
+//! is dropped and counted, never waited for. Parsing, selectors and math
+//! run here.
+
+use super::extract::{Exchange, extract};
+use super::fairness_window::{FairnessSpec, FairnessWindow, Labeled};
+use super::reference::{CategoricalReference, NumericReference, Reference};
+use super::ring::RowSeq;
+use super::{Class, DriftWindow, FeatureValue, Row};
+use crate::config::{FeatureKind, KpiConfig, ModelConfig};
+use bytes::Bytes;
+use prometheus::{GaugeVec, IntCounter, IntCounterVec, Opts, Registry};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use tokio::sync::{mpsc, oneshot};
+
+/// Observations waiting for the aggregator; beyond this they are dropped.
+const QUEUE: usize = 4096;
+
+/// One served exchange of a model with KPIs.
+#[derive(Debug)]
+pub struct Observation {
+    /// The model.
+    pub model: String,
+    /// The version that answered.
+    pub version: String,
+    /// The decision, 32 hex digits.
+    pub decision_id: String,
+    /// The request body as forwarded.
+    pub request: Bytes,
+    /// The response body as released.
+    pub response: Bytes,
+    /// The request's `x-govgate-attr-*` headers (lower-case name, value).
+    pub headers: Vec<(String, String)>,
+}
+
+/// One ground-truth label for one row of one decision.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Feedback {
+    /// The decision.
+    pub decision_id: String,
+    /// The row's index within its request.
+    pub row: usize,
+    /// Whether the actual outcome was positive.
+    pub label: bool,
+}
+
+/// What became of one label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedbackResult {
+    /// Joined to its row and counted.
+    Applied,
+    /// The row already had a label.
+    AlreadyLabeled,
+    /// No such decision (unknown, not a KPI model's, or beyond retention).
+    UnknownDecision,
+    /// The decision has no such row.
+    UnknownRow,
+}
+
+impl FeedbackResult {
+    /// The name in answers, the ledger and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FeedbackResult::Applied => "applied",
+            FeedbackResult::AlreadyLabeled => "already_labeled",
+            FeedbackResult::UnknownDecision => "unknown_decision",
+            FeedbackResult::UnknownRow => "unknown_row",
+        }
+    }
+}
+
+enum Message {
+    Observe(Observation),
+    Feedback(
+        Vec<Feedback>,
+        oneshot::Sender<Vec<(Option<String>, FeedbackResult)>>,
+    ),
+}
+
+/// The request path's handle; cheap to clone.
+#[derive(Clone)]
+pub struct KpiRecorder {
+    tx: mpsc::Sender<Message>,
+    dropped: IntCounter,
+}
+
+impl std::fmt::Debug for KpiRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KpiRecorder").finish_non_exhaustive()
+    }
+}
+
+impl KpiRecorder {
+    /// Hands an exchange over without waiting; a full queue drops it (counted).
+    pub fn observe(&self, observation: Observation) {
+        if self.tx.try_send(Message::Observe(observation)).is_err() {
+            self.dropped.inc();
+        }
+    }
+
+    /// Joins labels to their rows; answers each label's result and model.
+    pub async fn feedback(&self, items: Vec<Feedback>) -> Vec<(Option<String>, FeedbackResult)> {
+        let n = items.len();
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Message::Feedback(items, tx)).await.is_err() {
+            return vec![(None, FeedbackResult::UnknownDecision); n];
+        }
+        rx.await
+            .unwrap_or_else(|_| vec![(None, FeedbackResult::UnknownDecision); n])
+    }
+}
+
+/// The families the aggregator publishes.
+#[derive(Clone)]
+struct KpiMetrics {
+    selection_rate: GaugeVec,
+    tpr: GaugeVec,
+    fpr: GaugeVec,
+    group_rows: GaugeVec,
+    dp_difference: GaugeVec,
+    dp_ratio: GaugeVec,
+    eo_difference: GaugeVec,
+    eodds_difference: GaugeVec,
+    psi: GaugeVec,
+    js: GaugeVec,
+    ks: GaugeVec,
+    rows: IntCounterVec,
+    misses: IntCounterVec,
+    feedback: IntCounterVec,
+}
+
+fn gauge(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<GaugeVec, prometheus::Error> {
+    let family = GaugeVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(family.clone()))?;
+    Ok(family)
+}
+
+fn counter(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, prometheus::Error> {
+    let family = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(family.clone()))?;
+    Ok(family)
+}
+
+impl KpiMetrics {
+    fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let group = ["model", "attribute", "group"];
+        let attribute = ["model", "attribute"];
+        let feature = ["model", "version", "feature"];
+        Ok(Self {
+            selection_rate: gauge(
+                registry,
+                "govgate_kpi_selection_rate",
+                "Share of the group's rows in the window predicted positive.",
+                &group,
+            )?,
+            tpr: gauge(
+                registry,
+                "govgate_kpi_tpr",
+                "True positive rate of the group's labeled rows in the window.",
+                &group,
+            )?,
+            fpr: gauge(
+                registry,
+                "govgate_kpi_fpr",
+                "False positive rate of the group's labeled rows in the window.",
+                &group,
+            )?,
+            group_rows: gauge(
+                registry,
+                "govgate_kpi_group_rows",
+                "Rows of the group in the window.",
+                &group,
+            )?,
+            dp_difference: gauge(
+                registry,
+                "govgate_kpi_demographic_parity_difference",
+                "Max minus min selection rate over eligible groups (absent with fewer than two).",
+                &attribute,
+            )?,
+            dp_ratio: gauge(
+                registry,
+                "govgate_kpi_demographic_parity_ratio",
+                "Min over max selection rate over eligible groups (absent with fewer than two).",
+                &attribute,
+            )?,
+            eo_difference: gauge(
+                registry,
+                "govgate_kpi_equal_opportunity_difference",
+                "Max minus min TPR over eligible groups.",
+                &attribute,
+            )?,
+            eodds_difference: gauge(
+                registry,
+                "govgate_kpi_equalized_odds_difference",
+                "The larger of the TPR and FPR spreads over eligible groups.",
+                &attribute,
+            )?,
+            psi: gauge(
+                registry,
+                "govgate_kpi_psi",
+                "Population stability index of the window against the version's reference.",
+                &feature,
+            )?,
+            js: gauge(
+                registry,
+                "govgate_kpi_js_distance",
+                "Jensen-Shannon distance (base 2) of the window against the reference.",
+                &feature,
+            )?,
+            ks: gauge(
+                registry,
+                "govgate_kpi_ks",
+                "Kolmogorov-Smirnov statistic at the reference's percentiles (numeric features).",
+                &feature,
+            )?,
+            rows: counter(
+                registry,
+                "govgate_kpi_rows_total",
+                "Rows fed to the KPIs.",
+                &["model"],
+            )?,
+            misses: counter(
+                registry,
+                "govgate_kpi_selector_misses_total",
+                "Exchanges where a selector found nothing usable.",
+                &["model", "selector"],
+            )?,
+            feedback: counter(
+                registry,
+                "govgate_feedback_total",
+                "Ground-truth labels by result.",
+                &["model", "result"],
+            )?,
+        })
+    }
+}
+
+/// A version's drift: collecting its reference, then windowed.
+enum Drift {
+    Collecting(Vec<Vec<FeatureValue>>),
+    Active(Box<DriftWindow>),
+    /// The reference could not be built (no usable value of any feature).
+    Off,
+}
+
+/// What a decision's rows need for a late label.
+struct Recent {
+    rows: Vec<(usize, RowSeq, Vec<Option<String>>, Class)>,
+}
+
+struct ModelKpi {
+    config: KpiConfig,
+    fairness: FairnessWindow,
+    drift: HashMap<String, Drift>,
+    recent: HashMap<String, Recent>,
+    order: VecDeque<(String, usize)>,
+    recent_rows: usize,
+    published_groups: BTreeSet<(String, String)>,
+}
+
+impl ModelKpi {
+    fn new(config: KpiConfig) -> Option<Self> {
+        let fairness = FairnessWindow::new(FairnessSpec {
+            attributes: config.attributes.iter().map(|a| a.name.clone()).collect(),
+            window: config.window,
+            min_group_size: config.min_group_size,
+            max_groups: config.max_groups,
+        })
+        .ok()?;
+        Some(Self {
+            config,
+            fairness,
+            drift: HashMap::new(),
+            recent: HashMap::new(),
+            order: VecDeque::new(),
+            recent_rows: 0,
+            published_groups: BTreeSet::new(),
+        })
+    }
+
+    /// Labels are joined for the rows of the last `2 x window` rows' decisions.
+    fn remember(
+        &mut self,
+        decision_id: String,
+        rows: Vec<(usize, RowSeq, Vec<Option<String>>, Class)>,
+    ) {
+        let n = rows.len();
+        self.recent.insert(decision_id.clone(), Recent { rows });
+        self.order.push_back((decision_id, n));
+        self.recent_rows += n;
+        while self.recent_rows > 2 * self.config.window {
+            let Some((old, count)) = self.order.pop_front() else {
+                break;
+            };
+            self.recent.remove(&old);
+            self.recent_rows -= count;
+        }
+    }
+
+    fn push_drift(&mut self, version: &str, row: &Row) {
+        let reference_rows = self.config.reference_rows;
+        let drift = self
+            .drift
+            .entry(version.to_owned())
+            .or_insert_with(|| Drift::Collecting(Vec::new()));
+        match drift {
+            Drift::Collecting(rows) => {
+                rows.push(row.features.clone());
+                if rows.len() >= reference_rows {
+                    *drift = build_drift(&self.config, rows);
+                }
+            }
+            Drift::Active(window) => {
+                let _ = window.push(row);
+            }
+            Drift::Off => {}
+        }
+    }
+}
+
+/// The reference from the first rows, and the window that follows it.
+fn build_drift(config: &KpiConfig, rows: &[Vec<FeatureValue>]) -> Drift {
+    let mut features = Vec::new();
+    for (i, field) in config.features.iter().enumerate() {
+        let reference = match field.kind {
+            FeatureKind::Numeric => {
+                let values: Vec<f64> = rows
+                    .iter()
+                    .filter_map(|row| match row.get(i) {
+                        Some(FeatureValue::Number(x)) => Some(*x),
+                        _ => None,
+                    })
+                    .collect();
+                NumericReference::new(&values).map(Reference::Numeric)
+            }
+            FeatureKind::Categorical => {
+                let values: Vec<&str> = rows
+                    .iter()
+                    .filter_map(|row| match row.get(i) {
+                        Some(FeatureValue::Category(c)) => Some(c.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                CategoricalReference::new(&values).map(Reference::Categorical)
+            }
+        };
+        match reference {
+            Ok(reference) => features.push((field.name.clone(), reference)),
+            Err(err) => {
+                tracing::warn!(feature = %field.name, error = %err, "no drift reference for this feature")
+            }
+        }
+    }
+    // Rows carry every configured feature; the window needs them all.
+    if features.len() != config.features.len() {
+        return Drift::Off;
+    }
+    match DriftWindow::new(features, config.window) {
+        Ok(window) => Drift::Active(Box::new(window)),
+        Err(err) => {
+            tracing::warn!(error = %err, "drift window not built");
+            Drift::Off
+        }
+    }
+}
+
+struct Aggregator {
+    models: HashMap<String, ModelKpi>,
+    metrics: KpiMetrics,
+}
+
+impl Aggregator {
+    fn observe(&mut self, observation: Observation) -> Option<String> {
+        let model = self.models.get_mut(&observation.model)?;
+        let extracted = extract(
+            &model.config,
+            &Exchange {
+                request: &observation.request,
+                response: &observation.response,
+                headers: &observation.headers,
+            },
+        );
+        for miss in &extracted.misses {
+            self.metrics
+                .misses
+                .with_label_values(&[&observation.model, miss])
+                .inc();
+        }
+        let mut remembered = Vec::with_capacity(extracted.rows.len());
+        for (index, row) in &extracted.rows {
+            if let Ok(seq) = model.fairness.push(row) {
+                remembered.push((*index, seq, row.groups.clone(), row.predicted));
+            }
+            model.push_drift(&observation.version, row);
+        }
+        self.metrics
+            .rows
+            .with_label_values(&[&observation.model])
+            .inc_by(extracted.rows.len() as u64);
+        model.remember(observation.decision_id, remembered);
+        Some(observation.model)
+    }
+
+    fn feedback(
+        &mut self,
+        items: Vec<Feedback>,
+    ) -> (Vec<(Option<String>, FeedbackResult)>, BTreeSet<String>) {
+        let mut touched = BTreeSet::new();
+        let results = items
+            .into_iter()
+            .map(|item| {
+                let found = self
+                    .models
+                    .iter_mut()
+                    .find(|(_, model)| model.recent.contains_key(&item.decision_id));
+                let Some((name, model)) = found else {
+                    return (None, FeedbackResult::UnknownDecision);
+                };
+                let label = if item.label {
+                    Class::Positive
+                } else {
+                    Class::Negative
+                };
+                // INVARIANT: `found` checked the key.
+                let Some(recent) = model.recent.get(&item.decision_id) else {
+                    return (Some(name.clone()), FeedbackResult::UnknownDecision);
+                };
+                let Some((_, seq, groups, predicted)) =
+                    recent.rows.iter().find(|(index, ..)| *index == item.row)
+                else {
+                    return (Some(name.clone()), FeedbackResult::UnknownRow);
+                };
+                let result = match model.fairness.label(*seq, label) {
+                    Labeled::Applied => FeedbackResult::Applied,
+                    Labeled::AlreadyLabeled => FeedbackResult::AlreadyLabeled,
+                    Labeled::Evicted => {
+                        let _ = model.fairness.record_late_label(groups, *predicted, label);
+                        FeedbackResult::Applied
+                    }
+                    Labeled::Unknown => FeedbackResult::UnknownRow,
+                };
+                self.metrics
+                    .feedback
+                    .with_label_values(&[name, result.as_str()])
+                    .inc();
+                touched.insert(name.clone());
+                (Some(name.clone()), result)
+            })
+            .collect();
+        (results, touched)
+    }
+
+    /// Sets every gauge of `name` from its windows' snapshots.
+    fn publish(&mut self, name: &str) {
+        let Some(model) = self.models.get_mut(name) else {
+            return;
+        };
+        let m = &self.metrics;
+        let snapshot = model.fairness.snapshot();
+        let mut groups_now = BTreeSet::new();
+        for attribute in &snapshot.attributes {
+            let a = attribute.name.as_str();
+            for (group, report) in &attribute.window.groups {
+                groups_now.insert((a.to_owned(), group.clone()));
+                let labels = [name, a, group.as_str()];
+                set(&m.selection_rate, &labels, report.selection_rate);
+                set(&m.tpr, &labels, report.tpr);
+                set(&m.fpr, &labels, report.fpr);
+                m.group_rows
+                    .with_label_values(&labels)
+                    .set(report.counts.rows as f64);
+            }
+            let labels = [name, a];
+            let w = &attribute.window;
+            set(&m.dp_difference, &labels, w.demographic_parity_difference);
+            set(&m.dp_ratio, &labels, w.demographic_parity_ratio);
+            set(&m.eo_difference, &labels, w.equal_opportunity_difference);
+            set(&m.eodds_difference, &labels, w.equalized_odds_difference);
+        }
+        // Groups that left the window leave the gauges too.
+        for (a, group) in model.published_groups.difference(&groups_now) {
+            let labels = [name, a.as_str(), group.as_str()];
+            for family in [&m.selection_rate, &m.tpr, &m.fpr, &m.group_rows] {
+                let _ = family.remove_label_values(&labels);
+            }
+        }
+        model.published_groups = groups_now;
+        for (version, drift) in &model.drift {
+            let Drift::Active(window) = drift else {
+                continue;
+            };
+            for feature in window.snapshot().features {
+                let labels = [name, version.as_str(), feature.name.as_str()];
+                let kpis = feature.kpis;
+                set(&m.psi, &labels, kpis.map(|k| k.psi));
+                set(&m.js, &labels, kpis.map(|k| k.js));
+                set(
+                    &m.ks,
+                    &labels,
+                    kpis.and_then(|k| k.ks).map(|ks| ks.statistic),
+                );
+            }
+        }
+    }
+}
+
+/// Sets a gauge, or removes its series when the value is undefined.
+fn set(family: &GaugeVec, labels: &[&str], value: Option<f64>) {
+    match value {
+        Some(value) => family.with_label_values(labels).set(value),
+        None => {
+            let _ = family.remove_label_values(labels);
+        }
+    }
+}
+
+/// Starts the aggregator for every model with `[models.kpi]`; `None`
+/// when no model has one.
+pub fn start(
+    models: &[ModelConfig],
+    registry: &Registry,
+) -> Result<Option<KpiRecorder>, prometheus::Error> {
+    let configured: HashMap<String, ModelKpi> = models
+        .iter()
+        .filter_map(|model| Some((model.name.clone(), ModelKpi::new(model.kpi.clone()?)?)))
+        .collect();
+    if configured.is_empty() {
+        return Ok(None);
+    }
+    let metrics = KpiMetrics::register(registry)?;
+    let dropped = IntCounter::new(
+        "govgate_kpi_dropped_total",
+        "Exchanges not fed to the KPIs because the aggregator's queue was full.",
+    )?;
+    registry.register(Box::new(dropped.clone()))?;
+    for name in configured.keys() {
+        metrics.rows.with_label_values(&[name]).inc_by(0);
+    }
+    let (tx, mut rx) = mpsc::channel(QUEUE);
+    let mut aggregator = Aggregator {
+        models: configured,
+        metrics,
+    };
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut dirty = BTreeSet::new();
+            let mut next = Some(first);
+            // Drain what is queued, then publish once per batch.
+            while let Some(message) = next.take() {
+                match message {
+                    Message::Observe(observation) => {
+                        dirty.extend(aggregator.observe(observation));
+                    }
+                    Message::Feedback(items, reply) => {
+                        let (results, touched) = aggregator.feedback(items);
+                        for name in &touched {
+                            aggregator.publish(name);
+                        }
+                        let _ = reply.send(results);
+                    }
+                }
+                next = rx.try_recv().ok();
+            }
+            for name in dirty {
+                aggregator.publish(&name);
+            }
+        }
+    });
+    Ok(Some(KpiRecorder { tx, dropped }))
+}
