@@ -30,3 +30,156 @@ async fn protected_attribute_headers_never_reach_the_upstream() {
     );
     assert_eq!(seen.headers["x-other"], "kept");
 }
+
+/// The echoing test upstream answers with the request, so the request
+/// carries the scores the KPIs read from the response.
+fn kpi_models(upstream: &str) -> String {
+    format!(
+        r#"
+[[models]]
+name = "scorer"
+protocol = "kserve_v2"
+[models.kpi]
+window = 4
+min_group_size = 1
+reference_rows = 2
+[models.kpi.outcome]
+pointer = "/scores/*"
+threshold = 0.5
+[[models.kpi.attributes]]
+name = "sex"
+pointer = "/sex/*"
+[[models.kpi.attributes]]
+name = "region"
+header = true
+[[models.kpi.features]]
+name = "amount"
+kind = "numeric"
+pointer = "/amount/*"
+[[models.versions]]
+version = "1"
+upstream = "{upstream}"
+"#
+    )
+}
+
+async fn metrics_when(gateway: &Gateway, ready: &str) -> String {
+    for _ in 0..100 {
+        let text = send(Method::GET, &format!("{}/metrics", gateway.admin), &[], "")
+            .await
+            .text();
+        if text.contains(ready) {
+            return text;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("metrics never showed {ready}");
+}
+
+#[tokio::test]
+async fn rows_feed_fairness_and_drift_and_labels_join_their_rows() {
+    let upstream = TestUpstream::start().await;
+    let gateway = Gateway::start(&kpi_models(&upstream.url())).await;
+    let mut ids = Vec::new();
+    for body in [
+        r#"{"scores": [0.9, 0.1], "sex": ["f", "m"], "amount": [10, 20]}"#,
+        r#"{"scores": [0.8, 0.7], "sex": ["f", "m"], "amount": [30, 40]}"#,
+    ] {
+        let reply = send(
+            Method::POST,
+            &gateway.url("/v2/models/scorer/infer"),
+            &[("x-govgate-attr-region", "north")],
+            body,
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        ids.push(reply.decision_id());
+    }
+    let text = metrics_when(&gateway, r#"govgate_kpi_rows_total{model="scorer"} 4"#).await;
+    for line in [
+        r#"govgate_kpi_selection_rate{attribute="sex",group="f",model="scorer"} 1"#,
+        r#"govgate_kpi_selection_rate{attribute="sex",group="m",model="scorer"} 0.5"#,
+        r#"govgate_kpi_demographic_parity_difference{attribute="sex",model="scorer"} 0.5"#,
+        r#"govgate_kpi_demographic_parity_ratio{attribute="sex",model="scorer"} 0.5"#,
+        r#"govgate_kpi_group_rows{attribute="region",group="north",model="scorer"} 4"#,
+        // Reference: the first 2 rows (10, 20); window: the 2 rows after.
+        r#"govgate_kpi_psi{feature="amount",model="scorer",version="1"}"#,
+    ] {
+        assert!(text.contains(line), "{line}\n{text}");
+    }
+    // Only one region: no aggregate to compare.
+    assert!(!text.contains(r#"govgate_kpi_demographic_parity_difference{attribute="region""#));
+    assert!(!text.contains("govgate_kpi_tpr{"), "no labels yet");
+
+    let feedback = |body: String| {
+        let url = gateway.url("/govgate/feedback");
+        async move { send(Method::POST, &url, &[], body).await }
+    };
+    let batch = serde_json::json!({"feedback": [
+        {"decision_id": ids[0], "row": 0, "label": true},
+        {"decision_id": ids[0], "row": 1, "label": true},
+        {"decision_id": ids[0], "row": 7, "label": true},
+        {"decision_id": ids[0], "row": 0, "label": false},
+    ]});
+    let reply = feedback(batch.to_string()).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let results: Vec<String> = reply.json()["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["result"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        results,
+        ["applied", "applied", "unknown_row", "already_labeled"]
+    );
+    let unknown = feedback(
+        serde_json::json!({"decision_id": "0123456789abcdef0123456789abcdef", "row": 0, "label": true})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(unknown.status, 404);
+    assert_eq!(unknown.error_code(), "decision_not_found");
+    assert_eq!(feedback("{\"row\": 1}".to_owned()).await.status, 400);
+    let text = metrics_when(
+        &gateway,
+        r#"govgate_feedback_total{model="scorer",result="applied"} 2"#,
+    )
+    .await;
+    // f: predicted 1, actual 1 -> TPR 1; m: predicted 0, actual 1 -> TPR 0.
+    assert!(
+        text.contains(r#"govgate_kpi_tpr{attribute="sex",group="f",model="scorer"} 1"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"govgate_kpi_tpr{attribute="sex",group="m",model="scorer"} 0"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            r#"govgate_kpi_equal_opportunity_difference{attribute="sex",model="scorer"} 1"#
+        ),
+        "{text}"
+    );
+    let entries = gateway.entries().await;
+    let recorded: Vec<_> = entries
+        .iter()
+        .filter(|e| e["kind"] == "feedback_received")
+        .collect();
+    assert_eq!(recorded.len(), 1, "the batch is one ledger entry");
+    assert_eq!(recorded[0]["labels"].as_array().unwrap().len(), 4);
+    // A body the selectors do not match is counted, not a crash.
+    let reply = send(
+        Method::POST,
+        &gateway.url("/v2/models/scorer/infer"),
+        &[],
+        "{\"other\": 1}",
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    metrics_when(
+        &gateway,
+        r#"govgate_kpi_selector_misses_total{model="scorer",selector="outcome"} 1"#,
+    )
+    .await;
+}
