@@ -131,6 +131,8 @@ struct KpiMetrics {
     js: GaugeVec,
     ks: GaugeVec,
     rows: IntCounterVec,
+    outcomes: IntCounterVec,
+    labels: IntCounterVec,
     misses: IntCounterVec,
     feedback: IntCounterVec,
 }
@@ -235,6 +237,18 @@ impl KpiMetrics {
                 "Rows fed to the KPIs.",
                 &["model"],
             )?,
+            outcomes: counter(
+                registry,
+                "govgate_kpi_outcomes_total",
+                "Rows by group and predicted outcome, for selection rates over any time range.",
+                &["model", "attribute", "group", "outcome"],
+            )?,
+            labels: counter(
+                registry,
+                "govgate_kpi_labels_total",
+                "Labeled rows by group, predicted and actual outcome, for TPR and FPR over any time range.",
+                &["model", "attribute", "group", "predicted", "actual"],
+            )?,
             misses: counter(
                 registry,
                 "govgate_kpi_selector_misses_total",
@@ -266,6 +280,9 @@ struct Recent {
 
 struct ModelKpi {
     config: KpiConfig,
+    /// Group values used as counter labels, per attribute (capped at
+    /// `max_groups`; later values count as `_other`).
+    group_labels: Vec<BTreeSet<String>>,
     fairness: FairnessWindow,
     drift: HashMap<String, Drift>,
     recent: HashMap<String, Recent>,
@@ -284,6 +301,7 @@ impl ModelKpi {
         })
         .ok()?;
         Some(Self {
+            group_labels: vec![BTreeSet::new(); config.attributes.len()],
             config,
             fairness,
             drift: HashMap::new(),
@@ -292,6 +310,20 @@ impl ModelKpi {
             recent_rows: 0,
             published_groups: BTreeSet::new(),
         })
+    }
+
+    /// The counter label of `group` for attribute `i`.
+    fn group_label(&mut self, i: usize, group: Option<&str>) -> String {
+        let Some(group) = group else {
+            return "_missing".to_owned();
+        };
+        let seen = &mut self.group_labels[i];
+        if seen.contains(group) || seen.len() < self.config.max_groups {
+            seen.insert(group.to_owned());
+            group.to_owned()
+        } else {
+            "_other".to_owned()
+        }
     }
 
     /// Labels are joined for the rows of the last `2 x window` rows' decisions.
@@ -408,6 +440,19 @@ impl Aggregator {
                 remembered.push((*index, seq, row.groups.clone(), row.predicted));
             }
             model.push_drift(&observation.version, row);
+            for (i, group) in row.groups.iter().enumerate() {
+                let label = model.group_label(i, group.as_deref());
+                let attribute = model.config.attributes[i].name.as_str();
+                self.metrics
+                    .outcomes
+                    .with_label_values(&[
+                        &observation.model,
+                        attribute,
+                        &label,
+                        class_name(row.predicted),
+                    ])
+                    .inc();
+            }
         }
         self.metrics
             .rows
@@ -446,11 +491,12 @@ impl Aggregator {
                 else {
                     return (Some(name.clone()), FeedbackResult::UnknownRow);
                 };
+                let (groups, predicted) = (groups.clone(), *predicted);
                 let result = match model.fairness.label(*seq, label) {
                     Labeled::Applied => FeedbackResult::Applied,
                     Labeled::AlreadyLabeled => FeedbackResult::AlreadyLabeled,
                     Labeled::Evicted => {
-                        let _ = model.fairness.record_late_label(groups, *predicted, label);
+                        let _ = model.fairness.record_late_label(&groups, predicted, label);
                         FeedbackResult::Applied
                     }
                     Labeled::Unknown => FeedbackResult::UnknownRow,
@@ -459,6 +505,22 @@ impl Aggregator {
                     .feedback
                     .with_label_values(&[name, result.as_str()])
                     .inc();
+                if result == FeedbackResult::Applied {
+                    for (i, group) in groups.iter().enumerate() {
+                        let group = model.group_label(i, group.as_deref());
+                        let attribute = model.config.attributes[i].name.as_str();
+                        self.metrics
+                            .labels
+                            .with_label_values(&[
+                                name,
+                                attribute,
+                                &group,
+                                class_name(predicted),
+                                class_name(label),
+                            ])
+                            .inc();
+                    }
+                }
                 touched.insert(name.clone());
                 (Some(name.clone()), result)
             })
@@ -517,6 +579,13 @@ impl Aggregator {
                 );
             }
         }
+    }
+}
+
+fn class_name(class: Class) -> &'static str {
+    match class {
+        Class::Positive => "positive",
+        Class::Negative => "negative",
     }
 }
 

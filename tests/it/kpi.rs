@@ -33,7 +33,7 @@ async fn protected_attribute_headers_never_reach_the_upstream() {
 
 /// The echoing test upstream answers with the request, so the request
 /// carries the scores the KPIs read from the response.
-fn kpi_models(upstream: &str) -> String {
+pub(crate) fn kpi_models(upstream: &str) -> String {
     format!(
         r#"
 [[models]]
@@ -63,7 +63,7 @@ upstream = "{upstream}"
     )
 }
 
-async fn metrics_when(gateway: &Gateway, ready: &str) -> String {
+pub(crate) async fn metrics_when(gateway: &Gateway, ready: &str) -> String {
     for _ in 0..100 {
         let text = send(Method::GET, &format!("{}/metrics", gateway.admin), &[], "")
             .await
@@ -102,6 +102,8 @@ async fn rows_feed_fairness_and_drift_and_labels_join_their_rows() {
         r#"govgate_kpi_demographic_parity_difference{attribute="sex",model="scorer"} 0.5"#,
         r#"govgate_kpi_demographic_parity_ratio{attribute="sex",model="scorer"} 0.5"#,
         r#"govgate_kpi_group_rows{attribute="region",group="north",model="scorer"} 4"#,
+        r#"govgate_kpi_outcomes_total{attribute="sex",group="f",model="scorer",outcome="positive"} 2"#,
+        r#"govgate_kpi_outcomes_total{attribute="sex",group="m",model="scorer",outcome="negative"} 1"#,
         // Reference: the first 2 rows (10, 20); window: the 2 rows after.
         r#"govgate_kpi_psi{feature="amount",model="scorer",version="1"}"#,
     ] {
