@@ -140,12 +140,6 @@ fn field(
         ));
     }
     let source = if raw.header == Some(true) {
-        if !attribute {
-            return Err(checker.error(
-                format!("{key}.header"),
-                "only protected attributes come from headers",
-            ));
-        }
         if raw.pointer.is_some() || raw.tensor.is_some() || raw.from.is_some() {
             return Err(checker.error(
                 key,
