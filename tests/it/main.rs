@@ -13,6 +13,7 @@ mod export;
 mod failclosed;
 mod governance;
 mod kpi;
+mod kpi_golden;
 mod ledger;
 mod models_cli;
 mod policies;
