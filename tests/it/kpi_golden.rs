@@ -868,9 +868,12 @@ fn assert_drift(scrape: &Scrape, model: &str, golden: &Value, protected: bool) {
         let labels = [("model", model), ("version", "1"), ("feature", feature)];
         let what = |kpi: &str| format!("{model} {feature} {kpi}");
         assert!(golden.is_object(), "{}: not in the golden file", what(""));
-        for kpi in ["psi", "js"] {
+        for (kpi, family) in [
+            ("psi", "govgate_kpi_psi"),
+            ("js", "govgate_kpi_js_distance"),
+        ] {
             assert_close(
-                scrape.value(&format!("govgate_kpi_{kpi}"), &labels),
+                scrape.value(family, &labels),
                 &golden[kpi],
                 DRIFT_TOLERANCE,
                 &what(kpi),
@@ -1004,8 +1007,12 @@ fn golden_exposition(golden: &Value) -> String {
             .chain(PROTECTED.iter().map(|f| (*f, &golden["protected"][f])));
         for (feature, g) in features {
             let labels = [("model", model), ("version", "1"), ("feature", feature)];
-            for kpi in ["psi", "js", "ks"] {
-                line(&format!("govgate_kpi_{kpi}"), &labels, &g[kpi]);
+            for (kpi, family) in [
+                ("psi", "govgate_kpi_psi"),
+                ("js", "govgate_kpi_js_distance"),
+                ("ks", "govgate_kpi_ks"),
+            ] {
+                line(family, &labels, &g[kpi]);
             }
         }
     }
