@@ -418,7 +418,9 @@ struct Aggregator {
 }
 
 impl Aggregator {
-    fn observe(&mut self, observation: Observation) -> Option<String> {
+    /// Feeds one answer's rows; returns the model and how many rows, to
+    /// be counted once the gauges show them.
+    fn observe(&mut self, observation: Observation) -> Option<(String, u64)> {
         let model = self.models.get_mut(&observation.model)?;
         let extracted = extract(
             &model.config,
@@ -454,12 +456,8 @@ impl Aggregator {
                     .inc();
             }
         }
-        self.metrics
-            .rows
-            .with_label_values(&[&observation.model])
-            .inc_by(extracted.rows.len() as u64);
         model.remember(observation.decision_id, remembered);
-        Some(observation.model)
+        Some((observation.model, extracted.rows.len() as u64))
     }
 
     fn feedback(
@@ -501,10 +499,6 @@ impl Aggregator {
                     }
                     Labeled::Unknown => FeedbackResult::UnknownRow,
                 };
-                self.metrics
-                    .feedback
-                    .with_label_values(&[name, result.as_str()])
-                    .inc();
                 if result == FeedbackResult::Applied {
                     for (i, group) in groups.iter().enumerate() {
                         let group = model.group_label(i, group.as_deref());
@@ -628,26 +622,46 @@ pub fn start(
     };
     tokio::spawn(async move {
         while let Some(first) = rx.recv().await {
-            let mut dirty = BTreeSet::new();
+            // Rows per model fed in this batch.
+            let mut dirty: std::collections::BTreeMap<String, u64> = Default::default();
             let mut next = Some(first);
             // Drain what is queued, then publish once per batch.
             while let Some(message) = next.take() {
                 match message {
                     Message::Observe(observation) => {
-                        dirty.extend(aggregator.observe(observation));
+                        if let Some((model, rows)) = aggregator.observe(observation) {
+                            *dirty.entry(model).or_default() += rows;
+                        }
                     }
                     Message::Feedback(items, reply) => {
                         let (results, touched) = aggregator.feedback(items);
                         for name in &touched {
                             aggregator.publish(name);
                         }
+                        // Counted after the gauges show the labels.
+                        for (model, result) in &results {
+                            if let Some(model) = model {
+                                aggregator
+                                    .metrics
+                                    .feedback
+                                    .with_label_values(&[model, result.as_str()])
+                                    .inc();
+                            }
+                        }
                         let _ = reply.send(results);
                     }
                 }
                 next = rx.try_recv().ok();
             }
-            for name in dirty {
+            // The row counter moves after the gauges, so a reader that
+            // sees N rows counted sees the KPIs of those N rows.
+            for (name, rows) in dirty {
                 aggregator.publish(&name);
+                aggregator
+                    .metrics
+                    .rows
+                    .with_label_values(&[&name])
+                    .inc_by(rows);
             }
         }
     });
