@@ -238,6 +238,21 @@ impl App {
                 recorder.clone(),
                 ledger.clone(),
             ));
+            let files =
+                crate::kpi::ReferenceFiles::new(&config.server.data_dir.join("kpi-references"));
+            let models: std::collections::HashMap<_, _> = config
+                .models
+                .iter()
+                .filter_map(|m| Some((m.name.clone(), m.kpi.clone()?)))
+                .collect();
+            restore_references(recorder, &files, &models).await;
+            admin = admin.merge(crate::admin::kpi::routes(
+                Tokens::new(config.admin_tokens.clone()),
+                recorder.clone(),
+                ledger.clone(),
+                files,
+                models,
+            ));
         }
         let state = ProxyState::new(
             config,
@@ -316,6 +331,38 @@ impl App {
         let _ = tokio::task::spawn_blocking(move || writer.close()).await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Gives the aggregator the drift references uploaded before this start.
+/// One that no longer parses (the configuration changed) is logged and
+/// skipped: the version then takes its first rows as reference.
+async fn restore_references(
+    recorder: &crate::kpi::KpiRecorder,
+    files: &crate::kpi::ReferenceFiles,
+    models: &std::collections::HashMap<String, crate::config::KpiConfig>,
+) {
+    let stored = match files.load_all() {
+        Ok(stored) => stored,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot read the stored drift references");
+            return;
+        }
+    };
+    for (model, version, format, bytes) in stored {
+        let Some(config) = models.get(&model) else {
+            continue;
+        };
+        let restored = match crate::kpi::parse_reference(config, format, &bytes) {
+            Ok(rows) => recorder.set_reference(&model, &version, rows).await,
+            Err(problem) => Err(problem),
+        };
+        match restored {
+            Ok(()) => tracing::info!(%model, %version, "drift reference restored"),
+            Err(problem) => {
+                tracing::error!(%model, %version, %problem, "stored drift reference not used")
+            }
+        }
     }
 }
 

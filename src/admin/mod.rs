@@ -3,6 +3,7 @@
 
 use crate::metrics::Metrics;
 pub mod auth;
+pub mod kpi;
 pub mod models;
 pub mod reviews;
 

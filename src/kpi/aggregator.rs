@@ -77,6 +77,12 @@ impl FeedbackResult {
 
 enum Message {
     Observe(Observation),
+    Reference {
+        model: String,
+        version: String,
+        rows: Vec<Vec<FeatureValue>>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     Feedback(
         Vec<Feedback>,
         oneshot::Sender<Vec<(Option<String>, FeedbackResult)>>,
@@ -102,6 +108,30 @@ impl KpiRecorder {
         if self.tx.try_send(Message::Observe(observation)).is_err() {
             self.dropped.inc();
         }
+    }
+
+    /// Makes `rows` (feature values in the configured order) the drift
+    /// reference of `model` `version`, replacing what it had; its window
+    /// starts empty.
+    pub async fn set_reference(
+        &self,
+        model: &str,
+        version: &str,
+        rows: Vec<Vec<FeatureValue>>,
+    ) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        let message = Message::Reference {
+            model: model.to_owned(),
+            version: version.to_owned(),
+            rows,
+            reply,
+        };
+        if self.tx.send(message).await.is_err() {
+            return Err("the KPI aggregator has stopped".to_owned());
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Err("the KPI aggregator has stopped".to_owned()))
     }
 
     /// Joins labels to their rows; answers each label's result and model.
@@ -460,6 +490,25 @@ impl Aggregator {
         Some((observation.model, extracted.rows.len() as u64))
     }
 
+    fn set_reference(
+        &mut self,
+        name: &str,
+        version: &str,
+        rows: &[Vec<FeatureValue>],
+    ) -> Result<(), String> {
+        let model = self
+            .models
+            .get_mut(name)
+            .ok_or_else(|| format!("model `{name}` has no [models.kpi]"))?;
+        match build_drift(&model.config, rows) {
+            Drift::Off => Err("the reference has no usable value for some feature".to_owned()),
+            drift => {
+                model.drift.insert(version.to_owned(), drift);
+                Ok(())
+            }
+        }
+    }
+
     fn feedback(
         &mut self,
         items: Vec<Feedback>,
@@ -632,6 +681,18 @@ pub fn start(
                         if let Some((model, rows)) = aggregator.observe(observation) {
                             *dirty.entry(model).or_default() += rows;
                         }
+                    }
+                    Message::Reference {
+                        model,
+                        version,
+                        rows,
+                        reply,
+                    } => {
+                        let set = aggregator.set_reference(&model, &version, &rows);
+                        if set.is_ok() {
+                            aggregator.publish(&model);
+                        }
+                        let _ = reply.send(set);
                     }
                     Message::Feedback(items, reply) => {
                         let (results, touched) = aggregator.feedback(items);

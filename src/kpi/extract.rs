@@ -82,7 +82,7 @@ fn class(rule: &OutcomeRule, value: &Value) -> Option<Class> {
     })
 }
 
-fn number(value: &Value) -> Option<f64> {
+pub(super) fn number(value: &Value) -> Option<f64> {
     match value {
         Value::Number(n) => n.as_f64().filter(|x| x.is_finite()),
         Value::String(s) => s.trim().parse::<f64>().ok().filter(|x| x.is_finite()),
@@ -90,7 +90,7 @@ fn number(value: &Value) -> Option<f64> {
     }
 }
 
-fn text(value: &Value) -> Option<String> {
+pub(super) fn text(value: &Value) -> Option<String> {
     match value {
         Value::String(s) => Some(s.clone()),
         Value::Number(_) | Value::Bool(_) => Some(value.to_string()),

@@ -64,6 +64,7 @@ mod feedback;
 mod reference;
 mod ring;
 mod selector;
+mod upload;
 
 #[cfg(test)]
 mod tests;
@@ -84,6 +85,7 @@ pub use reference::{
 };
 pub use ring::RowSeq;
 pub use selector::{SelectError, Selector, SelectorError, Side};
+pub use upload::{MAX_REFERENCE_ROWS, ReferenceFiles, ReferenceFormat, parse_reference};
 
 /// A predicted or an actual class of one row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -3,6 +3,7 @@
 use crate::models;
 use crate::support::{Gateway, TestUpstream, send};
 use http::Method;
+use sha2::{Digest, Sha256};
 
 #[tokio::test]
 async fn protected_attribute_headers_never_reach_the_upstream() {
@@ -184,4 +185,84 @@ async fn rows_feed_fairness_and_drift_and_labels_join_their_rows() {
         r#"govgate_kpi_selector_misses_total{model="scorer",selector="outcome"} 1"#,
     )
     .await;
+}
+
+async fn one_row(gateway: &Gateway) {
+    let body = r#"{"scores": [0.9], "sex": ["f"], "amount": [95]}"#;
+    let reply = send(
+        Method::POST,
+        &gateway.url("/v2/models/scorer/infer"),
+        &[],
+        body,
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+}
+
+#[tokio::test]
+async fn an_uploaded_reference_is_recorded_used_at_once_and_kept_across_a_restart() {
+    use crate::support::governance::token;
+    let upstream = TestUpstream::start().await;
+    let mut gateway = Gateway::start(&kpi_models(&upstream.url())).await;
+    let path = "/admin/models/scorer/versions/1/kpi-reference";
+    let csv = "amount,other\n10,a\n20,b\n30,c\n40,d\n50,e\n60,f\n70,g\n80,h\n90,i\n100,j\n";
+    let put = |who: &'static str, content_type: &'static str, body: &'static str| {
+        let url = format!("{}{path}", gateway.admin);
+        async move {
+            let bearer = format!("Bearer {}", token(who));
+            send(
+                Method::PUT,
+                &url,
+                &[
+                    ("authorization", bearer.as_str()),
+                    ("content-type", content_type),
+                ],
+                body,
+            )
+            .await
+        }
+    };
+    assert_eq!(
+        put("rita", "text/csv", csv).await.status,
+        403,
+        "admins only"
+    );
+    let bad = put("ops", "text/csv", "price\n1\n").await;
+    assert_eq!(bad.status, 422, "{}", bad.text());
+    assert_eq!(bad.error_code(), "invalid_reference");
+    assert_eq!(put("ops", "text/plain", csv).await.status, 415);
+    let done = put("ops", "text/csv", csv).await;
+    assert_eq!(done.status, 200, "{}", done.text());
+    let answer = done.json();
+    assert_eq!(answer["rows"], 10);
+    let digest: String = Sha256::digest(csv.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(answer["sha256"], digest.as_str());
+    let entries = gateway.entries().await;
+    let recorded = entries
+        .iter()
+        .find(|e| e["kind"] == "kpi_reference_set")
+        .expect("recorded");
+    assert_eq!(recorded["sha256"], digest.as_str());
+    assert_eq!(recorded["set_by"], "ops");
+    assert_eq!(recorded["seq"], answer["entry_seq"]);
+
+    // One row is enough now: the reference is there (without the upload
+    // the version would still be collecting its first 2 rows).
+    one_row(&gateway).await;
+    let text = metrics_when(&gateway, r#"govgate_kpi_rows_total{model="scorer"} 1"#).await;
+    assert!(
+        text.contains(r#"govgate_kpi_psi{feature="amount",model="scorer",version="1"}"#),
+        "{text}"
+    );
+    gateway.stop().await;
+    gateway.restart().await;
+    one_row(&gateway).await;
+    let text = metrics_when(&gateway, r#"govgate_kpi_rows_total{model="scorer"} 1"#).await;
+    assert!(
+        text.contains(r#"govgate_kpi_psi{feature="amount",model="scorer",version="1"}"#),
+        "the stored reference is used after a restart\n{text}"
+    );
 }
