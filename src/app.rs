@@ -349,7 +349,13 @@ async fn restore_references(
             return;
         }
     };
-    for (model, version, format, bytes) in stored {
+    for crate::kpi::StoredReference {
+        model,
+        version,
+        format,
+        bytes,
+    } in stored
+    {
         let Some(config) = models.get(&model) else {
             continue;
         };

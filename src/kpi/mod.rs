@@ -85,7 +85,9 @@ pub use reference::{
 };
 pub use ring::RowSeq;
 pub use selector::{SelectError, Selector, SelectorError, Side};
-pub use upload::{MAX_REFERENCE_ROWS, ReferenceFiles, ReferenceFormat, parse_reference};
+pub use upload::{
+    MAX_REFERENCE_ROWS, ReferenceFiles, ReferenceFormat, StoredReference, parse_reference,
+};
 
 /// A predicted or an actual class of one row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -130,6 +130,19 @@ fn parse_json(config: &KpiConfig, body: &[u8]) -> Result<Vec<Vec<FeatureValue>>,
         .collect()
 }
 
+/// One stored upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredReference {
+    /// The model.
+    pub model: String,
+    /// The version.
+    pub version: String,
+    /// CSV or JSON.
+    pub format: ReferenceFormat,
+    /// The upload as sent.
+    pub bytes: Vec<u8>,
+}
+
 /// Where uploads are kept: `<dir>/<model>/<version>.<csv|json>`.
 #[derive(Debug, Clone)]
 pub struct ReferenceFiles {
@@ -167,8 +180,8 @@ impl ReferenceFiles {
         std::fs::File::open(&dir)?.sync_all()
     }
 
-    /// Every stored upload: `(model, version, format, bytes)`.
-    pub fn load_all(&self) -> std::io::Result<Vec<(String, String, ReferenceFormat, Vec<u8>)>> {
+    /// Every stored upload.
+    pub fn load_all(&self) -> std::io::Result<Vec<StoredReference>> {
         let mut found = Vec::new();
         let Ok(models) = std::fs::read_dir(&self.dir) else {
             return Ok(found);
@@ -190,7 +203,12 @@ impl ReferenceFiles {
                 else {
                     continue;
                 };
-                found.push((model_name.clone(), version, format, std::fs::read(&path)?));
+                found.push(StoredReference {
+                    model: model_name.clone(),
+                    version,
+                    format,
+                    bytes: std::fs::read(&path)?,
+                });
             }
         }
         Ok(found)
