@@ -36,7 +36,7 @@ impl LedgerMetrics {
             commit_seconds: Histogram::with_opts(
                 HistogramOpts::new(
                     "govgate_ledger_commit_seconds",
-                    "Time to seal, sign, write and fsync one group commit.",
+                    "Time to write one group commit (entries, nodes, signed checkpoint) to the store and fsync it; sealing and signing happen before, pipelined.",
                 )
                 .buckets(vec![
                     0.000_25, 0.000_5, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.5,
