@@ -356,17 +356,23 @@ impl ModelKpi {
         }
     }
 
-    /// Labels are joined for the rows of the last `2 x window` rows' decisions.
+    /// Labels are joined for the rows of the last `2 x window` rows'
+    /// decisions (and at most `2 x window` decisions). An answer without a
+    /// row is not kept: there is nothing to label.
     fn remember(
         &mut self,
         decision_id: String,
         rows: Vec<(usize, RowSeq, Vec<Option<String>>, Class)>,
     ) {
+        if rows.is_empty() {
+            return;
+        }
         let n = rows.len();
         self.recent.insert(decision_id.clone(), Recent { rows });
         self.order.push_back((decision_id, n));
         self.recent_rows += n;
-        while self.recent_rows > 2 * self.config.window {
+        let limit = 2 * self.config.window;
+        while self.recent_rows > limit || self.order.len() > limit {
             let Some((old, count)) = self.order.pop_front() else {
                 break;
             };
@@ -727,4 +733,51 @@ pub fn start(
         }
     });
     Ok(Some(KpiRecorder { tx, dropped }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{OutcomeRule, Source};
+    use crate::kpi::{Selector, Side};
+
+    fn model(window: usize) -> ModelKpi {
+        ModelKpi::new(KpiConfig {
+            window,
+            min_group_size: 1,
+            max_groups: 10,
+            reference_rows: 1,
+            outcome: Source::Body {
+                side: Side::Response,
+                selector: Selector::pointer("/score").unwrap(),
+            },
+            outcome_rule: OutcomeRule::Score { threshold: 0.5 },
+            attributes: Vec::new(),
+            features: Vec::new(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn decisions_kept_for_labels_are_bounded() {
+        let mut kpi = model(5);
+        for i in 0..1000 {
+            // Answers without a row are not kept at all.
+            kpi.remember(format!("empty{i}"), Vec::new());
+        }
+        assert!(kpi.recent.is_empty() && kpi.order.is_empty());
+        let row = Row {
+            groups: Vec::new(),
+            predicted: Class::Positive,
+            label: None,
+            features: Vec::new(),
+        };
+        for i in 0..1000 {
+            let seq = kpi.fairness.push(&row).unwrap();
+            kpi.remember(format!("d{i}"), vec![(0, seq, Vec::new(), Class::Positive)]);
+        }
+        assert_eq!(kpi.recent.len(), 10, "2 x window rows");
+        assert_eq!(kpi.recent_rows, 10);
+        assert!(kpi.recent.contains_key("d999") && !kpi.recent.contains_key("d989"));
+    }
 }
