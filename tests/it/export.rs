@@ -14,15 +14,12 @@ use std::time::{Duration, SystemTime};
 
 /// Runs tools/govgate_verify.py `bundle --vkey VKEY DIR`.
 fn python_bundle(vkey: &str, dir: &Path) -> std::process::Output {
-    std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tools/govgate_verify.py"
-        ))
-        .args(["bundle", "--vkey", vkey])
-        .arg(dir)
-        .output()
-        .expect("python3 runs (pip install -r tools/requirements.txt)")
+    crate::support::python_verifier(&[
+        "bundle".as_ref(),
+        "--vkey".as_ref(),
+        vkey.as_ref(),
+        dir.as_os_str(),
+    ])
 }
 
 /// `govgate verify --bundle DIR --vkey VKEY`.

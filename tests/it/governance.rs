@@ -928,14 +928,11 @@ async fn an_auditor_follows_a_decision_to_its_approvers_in_an_export_bundle() {
     assert_eq!(proposal["upstream"], two.url());
     assert!(!principals(&approval["approvals"]).contains("ops"));
 
-    let python = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tools/govgate_verify.py"
-        ))
-        .args(["bundle", "--vkey", &gateway.vkey])
-        .arg(&out)
-        .output()
-        .expect("python3 runs (pip install -r tools/requirements.txt)");
+    let python = crate::support::python_verifier(&[
+        "bundle".as_ref(),
+        "--vkey".as_ref(),
+        gateway.vkey.as_ref(),
+        out.as_os_str(),
+    ]);
     assert!(python.status.success(), "python: {}", said(&python));
 }

@@ -181,26 +181,6 @@ async fn sigkill_under_load_loses_no_acknowledged_decision() {
     check_whole_log(&gateway).await;
 }
 
-/// Runs the independent Python verifier (tools/govgate_verify.py).
-fn python_verify(args: &[std::ffi::OsString]) -> std::process::Output {
-    let output = std::process::Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tools/govgate_verify.py"
-        ))
-        .args(args)
-        .output()
-        .expect(
-            "python3 runs (install the verifier's packages: pip install -r tools/requirements.txt)",
-        );
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        !stderr.contains("ModuleNotFoundError"),
-        "the verifier's packages are missing: pip install -r tools/requirements.txt\n{stderr}"
-    );
-    output
-}
-
 #[tokio::test]
 async fn the_independent_python_verifier_accepts_real_logs_and_receipts_and_rejects_tampering() {
     let upstream = TestUpstream::start().await;
@@ -263,7 +243,7 @@ async fn the_independent_python_verifier_accepts_real_logs_and_receipts_and_reje
         ]
     };
 
-    let accepted = python_verify(&log_args(&entries_file));
+    let accepted = crate::support::python_verifier(&log_args(&entries_file));
     assert!(
         accepted.status.success(),
         "{}{}",
@@ -287,7 +267,7 @@ async fn the_independent_python_verifier_accepts_real_logs_and_receipts_and_reje
             "--proof".into(),
             proof_file.into(),
         ];
-        let receipt = python_verify(&args);
+        let receipt = crate::support::python_verifier(&args);
         assert!(
             receipt.status.success(),
             "receipt of {id}: {}",
@@ -303,7 +283,7 @@ async fn the_independent_python_verifier_accepts_real_logs_and_receipts_and_reje
     lines[first_decision] = lines[first_decision].replacen("quoted", "qu0ted", 1);
     let tampered_file = dir.path().join("tampered.jsonl");
     std::fs::write(&tampered_file, lines.join("\n") + "\n").unwrap();
-    let rejected = python_verify(&log_args(&tampered_file));
+    let rejected = crate::support::python_verifier(&log_args(&tampered_file));
     let said = String::from_utf8_lossy(&rejected.stdout).into_owned()
         + &String::from_utf8_lossy(&rejected.stderr);
     assert_eq!(rejected.status.code(), Some(1), "{said}");
@@ -495,7 +475,7 @@ async fn exported_bundles_verify_independently_whole_and_in_part() {
         "5 = 4 + 1: two subtrees left of the range"
     );
     for dir in [&whole, &part] {
-        let checked = python_verify(&bundle_args(&gateway.vkey, dir));
+        let checked = crate::support::python_verifier(&bundle_args(&gateway.vkey, dir));
         assert!(
             checked.status.success(),
             "{}{}",
@@ -514,7 +494,7 @@ async fn exported_bundles_verify_independently_whole_and_in_part() {
     lines[3]["request"] = serde_json::Value::String(base64_of(b"{\"inputs\":[]}"));
     let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
     std::fs::write(whole.join("payloads.jsonl"), text).unwrap();
-    let rejected = python_verify(&bundle_args(&gateway.vkey, &whole));
+    let rejected = crate::support::python_verifier(&bundle_args(&gateway.vkey, &whole));
     let said = String::from_utf8_lossy(&rejected.stdout).into_owned()
         + &String::from_utf8_lossy(&rejected.stderr);
     assert_eq!(rejected.status.code(), Some(1), "{said}");
@@ -572,7 +552,7 @@ async fn erase_removes_the_payload_logs_the_erasure_and_everything_still_verifie
     assert_eq!(last["decision_id"], id.as_str());
     assert_eq!(last["reason"], "data subject request DSR-17");
     assert!(entries.contains(&kept.decision_id()));
-    let checked = python_verify(&bundle_args(&gateway.vkey, &out));
+    let checked = crate::support::python_verifier(&bundle_args(&gateway.vkey, &out));
     assert!(
         checked.status.success(),
         "{}",
@@ -675,7 +655,7 @@ async fn per_entry_signatures_are_served_exported_and_verified() {
         total,
         "the start's entries, the decision and gateway_stopped: every entry signed"
     );
-    let checked = python_verify(&bundle_args(&gateway.vkey, &out));
+    let checked = crate::support::python_verifier(&bundle_args(&gateway.vkey, &out));
     let said = String::from_utf8_lossy(&checked.stdout);
     assert!(
         checked.status.success() && said.contains(&format!("signatures={total}")),
@@ -733,7 +713,7 @@ async fn key_rotation_is_an_entry_under_the_old_key_and_verification_follows_it(
             .status
             .success()
     );
-    let checked = python_verify(&bundle_args(&original_vkey, &out));
+    let checked = crate::support::python_verifier(&bundle_args(&original_vkey, &out));
     let said = String::from_utf8_lossy(&checked.stdout);
     assert!(
         checked.status.success() && said.contains("rotations=1"),

@@ -11,7 +11,7 @@ pub use gateway::Gateway;
 pub use upstream::TestUpstream;
 
 /// Runs the independent Python verifier (tools/govgate_verify.py) with `args`.
-pub fn python_verifier(args: &[&std::ffi::OsStr]) -> std::process::Output {
+pub fn python_verifier<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
     let output = std::process::Command::new("python3")
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
