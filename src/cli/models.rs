@@ -22,18 +22,8 @@ const TOKEN_VARIABLE: &str = "GOVGATE_TOKEN";
 /// Options of `govgate models`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct ModelsArgs {
-    /// The gateway's admin API (plain HTTP).
-    #[arg(
-        long,
-        value_name = "URL",
-        env = "GOVGATE_ADMIN_URL",
-        default_value = "http://127.0.0.1:9090",
-        global = true
-    )]
-    admin_url: String,
-    /// Print the admin API's JSON answer as it came, instead of a table.
-    #[arg(long, global = true)]
-    json: bool,
+    #[command(flatten)]
+    admin: super::reviews::exchange::AdminOptions,
     #[command(subcommand)]
     command: ModelsCommand,
 }
@@ -181,20 +171,20 @@ pub(crate) fn run(args: ModelsArgs) -> ExitCode {
 
 fn execute(args: ModelsArgs) -> Result<(), Failure> {
     let token = token()?;
-    check_admin_url(&args.admin_url)?;
+    check_admin_url(&args.admin.admin_url)?;
     let call = request::build(&args.command);
     let runtime = super::runtime(std::num::NonZeroUsize::new(1))?;
-    let client = AdminClient::new(&args.admin_url, &token);
+    let client = AdminClient::new(&args.admin.admin_url, &token);
     let (status, body) =
         runtime.block_on(client.call_raw(call.method.clone(), &call.path, call.body.as_ref()))?;
     let value: Option<Value> = serde_json::from_slice(&body).ok();
     if !status.is_success() {
-        return Err(refusal(&client, status, value.as_ref(), &body, args.json));
+        return Err(refusal(&client, status, value.as_ref(), &body, args.admin.json));
     }
     let Some(value) = value.filter(Value::is_object) else {
         return Err(not_the_api(&client, status).into());
     };
-    if args.json {
+    if args.admin.json {
         super::print_out(&with_newline(&body));
     } else {
         super::print_out(&render_answer(&call, &value));

@@ -18,10 +18,10 @@ pub(in crate::cli) struct AdminOptions {
         default_value = "http://127.0.0.1:9090",
         global = true
     )]
-    admin_url: String,
-    /// Print the admin API's JSON answer as it came, instead of text.
+    pub(in crate::cli) admin_url: String,
+    /// Print the admin API's JSON answer as it came, instead of text or a table.
     #[arg(long, global = true)]
-    json: bool,
+    pub(in crate::cli) json: bool,
 }
 
 /// Calls `method path` with `body` and prints the answer: as it came with
