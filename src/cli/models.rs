@@ -179,7 +179,13 @@ fn execute(args: ModelsArgs) -> Result<(), Failure> {
         runtime.block_on(client.call_raw(call.method.clone(), &call.path, call.body.as_ref()))?;
     let value: Option<Value> = serde_json::from_slice(&body).ok();
     if !status.is_success() {
-        return Err(refusal(&client, status, value.as_ref(), &body, args.admin.json));
+        return Err(refusal(
+            &client,
+            status,
+            value.as_ref(),
+            &body,
+            args.admin.json,
+        ));
     }
     let Some(value) = value.filter(Value::is_object) else {
         return Err(not_the_api(&client, status).into());
