@@ -3,7 +3,7 @@
 //! as docs/audit-format.md section 8 specifies. Filtered exports (by time,
 //! by model) write the sparse form instead ([`export_filtered`]).
 
-mod select;
+pub(crate) mod select;
 mod sparse;
 
 pub use select::{TimeError, UtcTime};

@@ -1,8 +1,12 @@
 //! The ledger's metric families (no labels but the commit result).
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
+use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Counted by the sequencer once per commit.
+/// Counted by the sequencer once per commit, and by the appending half
+/// when the queue is full.
 #[derive(Clone)]
 pub struct LedgerMetrics {
     entries: IntCounter,
@@ -10,6 +14,27 @@ pub struct LedgerMetrics {
     batch_entries: Histogram,
     commit_seconds: Histogram,
     size: IntGauge,
+    checkpoints: IntCounter,
+    checkpoint_time: Gauge,
+    entry_bytes: IntCounter,
+    payload_bytes: IntCounter,
+    store_bytes: IntGauge,
+    queue_depth: IntGauge,
+    overloaded: IntCounter,
+}
+
+/// What one successful commit wrote.
+pub(crate) struct Committed {
+    /// Entries in the batch.
+    pub entries: usize,
+    /// Tree size after it: the signed checkpoint's size.
+    pub size: u64,
+    /// The time its entries and checkpoint carry.
+    pub time: SystemTime,
+    /// Canonical entry bytes written.
+    pub entry_bytes: u64,
+    /// Payload bytes (salts and captures) written.
+    pub payload_bytes: u64,
 }
 
 impl LedgerMetrics {
@@ -43,6 +68,34 @@ impl LedgerMetrics {
                 ]),
             )?,
             size: IntGauge::new("govgate_ledger_size_entries", "Entries in the ledger.")?,
+            checkpoints: IntCounter::new(
+                "govgate_ledger_checkpoints_total",
+                "Signed checkpoints made durable (one per successful group commit).",
+            )?,
+            checkpoint_time: Gauge::new(
+                "govgate_ledger_checkpoint_timestamp_seconds",
+                "Unix time the latest durable signed checkpoint's entries carry.",
+            )?,
+            entry_bytes: IntCounter::new(
+                "govgate_ledger_entry_bytes_total",
+                "Canonical entry bytes committed (what the hash chain and the tree cover).",
+            )?,
+            payload_bytes: IntCounter::new(
+                "govgate_ledger_payload_bytes_total",
+                "Payload bytes committed (salts and body captures, erasable).",
+            )?,
+            store_bytes: IntGauge::new(
+                "govgate_ledger_store_bytes",
+                "Size of the ledger's store on disk, read at most once a second after a commit.",
+            )?,
+            queue_depth: IntGauge::new(
+                "govgate_ledger_queue_entries",
+                "Entries waiting to be sealed, as the sealer last saw them.",
+            )?,
+            overloaded: IntCounter::new(
+                "govgate_ledger_overloaded_total",
+                "Entries refused because the ledger's queue was full (the client got 503 ledger_overloaded).",
+            )?,
         })
     }
 
@@ -57,19 +110,62 @@ impl LedgerMetrics {
         registry.register(Box::new(self.batch_entries.clone()))?;
         registry.register(Box::new(self.commit_seconds.clone()))?;
         registry.register(Box::new(self.size.clone()))?;
+        registry.register(Box::new(self.checkpoints.clone()))?;
+        registry.register(Box::new(self.checkpoint_time.clone()))?;
+        registry.register(Box::new(self.entry_bytes.clone()))?;
+        registry.register(Box::new(self.payload_bytes.clone()))?;
+        registry.register(Box::new(self.store_bytes.clone()))?;
+        registry.register(Box::new(self.queue_depth.clone()))?;
+        registry.register(Box::new(self.overloaded.clone()))?;
         Ok(())
     }
 
-    /// Records one commit attempt.
-    pub(crate) fn observe_commit(&self, entries: usize, seconds: f64, ok: bool, size: u64) {
-        self.commit_seconds.observe(seconds);
-        if ok {
-            self.commits.with_label_values(&["ok"]).inc();
-            self.entries.inc_by(entries as u64);
-            self.batch_entries.observe(entries as f64);
-            self.size.set(size as i64);
-        } else {
-            self.commits.with_label_values(&["error"]).inc();
+    /// The state found when the ledger opens: its size and the Unix time
+    /// of its latest checkpoint (none for an empty ledger).
+    pub(crate) fn observe_open(&self, size: u64, checkpoint_unix_seconds: Option<f64>) {
+        self.size.set(size as i64);
+        if let Some(seconds) = checkpoint_unix_seconds {
+            self.checkpoint_time.set(seconds);
         }
     }
+
+    /// Records one successful commit that took `seconds`.
+    pub(crate) fn observe_commit(&self, committed: &Committed, seconds: f64) {
+        self.commit_seconds.observe(seconds);
+        self.commits.with_label_values(&["ok"]).inc();
+        self.entries.inc_by(committed.entries as u64);
+        self.batch_entries.observe(committed.entries as f64);
+        self.size.set(committed.size as i64);
+        self.checkpoints.inc();
+        self.checkpoint_time.set(unix_seconds(committed.time));
+        self.entry_bytes.inc_by(committed.entry_bytes);
+        self.payload_bytes.inc_by(committed.payload_bytes);
+    }
+
+    /// Records one failed commit that took `seconds`.
+    pub(crate) fn observe_failed_commit(&self, seconds: f64) {
+        self.commit_seconds.observe(seconds);
+        self.commits.with_label_values(&["error"]).inc();
+    }
+
+    /// The store's size on disk.
+    pub(crate) fn set_store_bytes(&self, bytes: u64) {
+        self.store_bytes.set(bytes as i64);
+    }
+
+    /// Entries waiting in the queue.
+    pub(crate) fn set_queue_depth(&self, entries: usize) {
+        self.queue_depth.set(entries as i64);
+    }
+
+    /// Counts one entry refused for a full queue.
+    pub(crate) fn count_overloaded(&self) {
+        self.overloaded.inc();
+    }
+}
+
+/// Seconds since 1970 to the millisecond, as entries carry their time.
+fn unix_seconds(time: SystemTime) -> f64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |since| since.as_millis() as f64 / 1000.0)
 }

@@ -92,6 +92,7 @@ type Job = (EntryBody, oneshot::Sender<Result<Ack, SinkError>>);
 #[derive(Clone)]
 pub struct Ledger {
     queue: mpsc::Sender<Job>,
+    metrics: LedgerMetrics,
 }
 
 /// Owns the writer thread; `close` drains it.
@@ -116,13 +117,21 @@ impl Ledger {
         config: SequencerConfig,
     ) -> Result<(Ledger, LedgerWriter), LedgerError> {
         let head = load_head(store.as_ref(), &config.origin, &config.signer.verifier())?;
+        let metrics = config.metrics.clone();
+        metrics.observe_open(
+            head.next_seq,
+            last_entry_unix_seconds(store.as_ref(), head.next_seq),
+        );
+        if let Some(bytes) = store.disk_bytes() {
+            metrics.set_store_bytes(bytes);
+        }
         let (queue, jobs) = mpsc::channel(config.queue_len.max(1));
         let thread = std::thread::Builder::new()
             .name("govgate-ledger".to_owned())
             .spawn(move || writer::run(store, config, head, jobs))
             .map_err(LedgerError::Thread)?;
         Ok((
-            Ledger { queue },
+            Ledger { queue, metrics },
             LedgerWriter {
                 thread: Some(thread),
             },
@@ -138,6 +147,9 @@ impl Ledger {
     fn submit(&self, body: EntryBody) -> RecordFuture {
         let (ack, acked) = oneshot::channel();
         let queued = self.queue.try_send((body, ack));
+        if let Err(mpsc::error::TrySendError::Full(_)) = queued {
+            self.metrics.count_overloaded();
+        }
         Box::pin(async move {
             match queued {
                 Ok(()) => acked.await.unwrap_or_else(|_| {
@@ -175,6 +187,16 @@ fn corrupt(seq: u64, reason: impl Into<String>) -> LedgerError {
         seq,
         reason: reason.into(),
     }
+}
+
+/// The Unix time of the last of `size` entries, which the latest
+/// checkpoint carries too (none for an empty or unreadable log: the head
+/// check that follows names the problem).
+fn last_entry_unix_seconds(store: &dyn LedgerStore, size: u64) -> Option<f64> {
+    let bytes = store.entry(size.checked_sub(1)?).ok()??;
+    let value: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let time = super::export::select::UtcTime::parse(value["time"].as_str()?).ok()?;
+    Some(time.unix_seconds())
 }
 
 /// Rebuilds the head from the store and checks it against the latest checkpoint.

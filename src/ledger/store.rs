@@ -59,6 +59,10 @@ pub struct CommitBatch {
 pub trait LedgerStore: Send + Sync + 'static {
     /// Number of committed entries: the size of the latest checkpoint.
     fn size(&self) -> Result<u64, StoreError>;
+    /// Bytes the store takes on disk, for a store that has a disk.
+    fn disk_bytes(&self) -> Option<u64> {
+        None
+    }
     /// Writes a batch durably.
     fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError>;
     /// The canonical bytes of entry `seq`.

@@ -82,6 +82,7 @@ pub(super) async fn forward(state: &ProxyState, mut draft: Draft, forward: Forwa
         Ok(request) => request,
         Err(err) => return refuse(state, draft, err).await,
     };
+    draft.mark_upstream_sent();
     let response = match state.client.send(request, &model).await {
         Ok(response) => response,
         Err(err) => return refuse(state, draft, err).await,
@@ -97,6 +98,7 @@ pub(super) async fn forward(state: &ProxyState, mut draft: Draft, forward: Forwa
             Ok(bytes) => bytes,
             Err(err) => return refuse(state, draft, err).await,
         };
+        draft.mark_upstream_done();
         let id = draft.id;
         let (response, ack) = release_whole(state, draft, parts, bytes.clone()).await;
         if ack.is_some() {

@@ -1,7 +1,7 @@
 //! The request path's metric families. Labels are bounded: route templates,
 //! configured model names (unknown names become `""`) and outcomes.
 
-use crate::decision::Decision;
+use crate::decision::{Decision, Route};
 use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 
 /// Latency buckets in seconds, fine-grained below a millisecond where the
@@ -18,7 +18,15 @@ pub struct ProxyMetrics {
     requests: IntCounterVec,
     duration: HistogramVec,
     upstream_head: HistogramVec,
+    gateway_added: HistogramVec,
 }
+
+/// Buckets for the time the gateway adds: tens of microseconds when the
+/// ledger's group commit is quick, milliseconds when fsync dominates.
+const ADDED_BUCKETS: [f64; 15] = [
+    0.000_025, 0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0,
+];
 
 impl ProxyMetrics {
     /// Registers the families in `registry`.
@@ -46,6 +54,14 @@ impl ProxyMetrics {
             .buckets(LATENCY_BUCKETS.to_vec()),
             &["model"],
         )?;
+        let gateway_added = HistogramVec::new(
+            HistogramOpts::new(
+                "govgate_gateway_added_seconds",
+                "Time the gateway added to a forwarded answer read whole: from request received to release (after the ledger's acknowledgement), less the time from sending upstream to the upstream's last byte.",
+            )
+            .buckets(ADDED_BUCKETS.to_vec()),
+            &["route"],
+        )?;
         let unlogged = IntCounter::new(
             "govgate_unlogged_answers_total",
             "Answers served although the ledger could not record their decision (ledger.on_failure = serve).",
@@ -54,17 +70,26 @@ impl ProxyMetrics {
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(upstream_head.clone()))?;
+        registry.register(Box::new(gateway_added.clone()))?;
         Ok(Self {
             unlogged,
             requests,
             duration,
             upstream_head,
+            gateway_added,
         })
     }
 
     /// Counts an answer served without its ledger entry.
     pub fn count_unlogged(&self) {
         self.unlogged.inc();
+    }
+
+    /// Observes the time the gateway added to one forwarded answer.
+    pub fn observe_gateway_added(&self, route: Route, added: std::time::Duration) {
+        self.gateway_added
+            .with_label_values(&[route.as_str()])
+            .observe(added.as_secs_f64());
     }
 
     /// Counts one decision. `model_label` is the configured model name, or

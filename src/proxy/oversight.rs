@@ -124,6 +124,7 @@ pub(super) async fn answer(
             Ok(bytes) => whole = Some(bytes),
             Err(err) => return refuse(state, draft, err).await,
         }
+        draft.mark_upstream_done();
     } else {
         stream = Some(body);
     }
@@ -144,12 +145,13 @@ pub(super) async fn answer(
             judged.request.reasons.clone(),
         )
     };
+    let (decision_id, caller) = (draft.id.to_string(), draft.caller.clone());
     let review = |answer: StoredAnswer, kind: ReviewKind| NewReview {
-        decision_id: draft.id.to_string(),
+        decision_id: decision_id.clone(),
         kind,
         model: model.clone(),
         version: judged.version.clone(),
-        caller: draft.caller.clone(),
+        caller: caller.clone(),
         stage,
         reasons: reasons.clone(),
         set_seq: judged.policies.set_seq,
@@ -165,10 +167,13 @@ pub(super) async fn answer(
             let bytes = match (whole, stream) {
                 (Some(bytes), _) => bytes,
                 (None, Some(body)) => {
-                    match read_whole(body, idle, &model, oversight.max_held_bytes).await {
+                    let bytes = match read_whole(body, idle, &model, oversight.max_held_bytes).await
+                    {
                         Ok(bytes) => bytes,
                         Err(err) => return refuse(state, draft, err).await,
-                    }
+                    };
+                    draft.mark_upstream_done();
+                    bytes
                 }
                 // INVARIANT: the body is either read or still streaming.
                 (None, None) => Bytes::new(),

@@ -9,7 +9,7 @@ use crate::decision::{
     RecordFuture, Route, SinkError, Timings,
 };
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Completes decisions and submits them; cheap to clone.
 #[derive(Clone)]
@@ -62,14 +62,22 @@ impl Recorder {
 
     /// Submits and waits, mapping sink failures to the proxy's errors.
     /// Cancel-safe in the sense that a dropped wait leaves the record queued.
+    /// A forwarded answer read whole also counts the time the gateway
+    /// added to it, measured once the ledger has acknowledged.
     pub(crate) async fn record(&self, draft: Draft, end: Ending) -> Result<Ack, ProxyError> {
         let label = draft.model_label().to_owned();
         let id = draft.id;
+        let route = draft.route;
+        let added_clock = draft.added_clock();
         let decision = draft.complete(end);
-        self.submit(decision, &label).await.map_err(|err| {
+        let ack = self.submit(decision, &label).await.map_err(|err| {
             tracing::error!(decision_id = %id, error = %err, "decision not recorded; answer withheld");
             sink_error(err)
-        })
+        })?;
+        if let Some(clock) = added_clock {
+            self.metrics.observe_gateway_added(route, clock.added());
+        }
+        Ok(ack)
     }
 }
 
@@ -119,6 +127,23 @@ pub(crate) struct Draft {
     received: Instant,
     received_unix_ms: u64,
     upstream_head_us: Option<u64>,
+    upstream_sent: Option<Instant>,
+    upstream_spent: Option<Duration>,
+}
+
+/// What the gateway added to a forwarded answer: the time since the
+/// request arrived, less the time spent waiting on the upstream.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AddedClock {
+    received: Instant,
+    upstream_spent: Duration,
+}
+
+impl AddedClock {
+    /// The time added so far.
+    pub(crate) fn added(&self) -> Duration {
+        self.received.elapsed().saturating_sub(self.upstream_spent)
+    }
 }
 
 impl Draft {
@@ -141,7 +166,28 @@ impl Draft {
             received: Instant::now(),
             received_unix_ms,
             upstream_head_us: None,
+            upstream_sent: None,
+            upstream_spent: None,
         }
+    }
+
+    /// Notes that the request is being sent upstream now.
+    pub(crate) fn mark_upstream_sent(&mut self) {
+        self.upstream_sent = Some(Instant::now());
+    }
+
+    /// Notes that the upstream's whole answer has been read now.
+    pub(crate) fn mark_upstream_done(&mut self) {
+        self.upstream_spent = self.upstream_sent.map(|sent| sent.elapsed());
+    }
+
+    /// The clock of the time the gateway added, once the upstream's
+    /// answer has been read whole.
+    pub(crate) fn added_clock(&self) -> Option<AddedClock> {
+        Some(AddedClock {
+            received: self.received,
+            upstream_spent: self.upstream_spent?,
+        })
     }
 
     /// Notes that the upstream's response head arrived now.

@@ -16,6 +16,7 @@ mod kpi;
 mod kpi_golden;
 mod ledger;
 mod models_cli;
+mod operations;
 mod policies;
 mod promtool;
 mod reviews;

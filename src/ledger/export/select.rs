@@ -25,6 +25,11 @@ pub struct UtcTime(i128);
 pub struct TimeError(String);
 
 impl UtcTime {
+    /// Seconds since 1970-01-01T00:00:00Z.
+    pub fn unix_seconds(self) -> f64 {
+        self.0 as f64 / 1e9
+    }
+
     /// Parses RFC 3339 `date-time`: `YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)`
     /// (`T` and `Z` in either case, as RFC 3339 section 5.6 allows).
     pub fn parse(text: &str) -> Result<Self, TimeError> {

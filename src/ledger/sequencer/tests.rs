@@ -138,3 +138,124 @@ async fn per_entry_signatures_of_large_batches_stay_in_order() {
         200
     );
 }
+
+/// The value of the unlabelled family `name` in `registry`.
+fn metric(registry: &prometheus::Registry, name: &str) -> f64 {
+    let family = registry
+        .gather()
+        .into_iter()
+        .find(|family| family.name() == name)
+        .unwrap_or_else(|| panic!("{name} is not registered"));
+    let sample = &family.get_metric()[0];
+    match family.get_field_type() {
+        prometheus::proto::MetricType::COUNTER => sample.get_counter().get_value(),
+        _ => sample.get_gauge().get_value(),
+    }
+}
+
+#[tokio::test]
+async fn metrics_count_refusals_checkpoints_and_bytes_as_the_store_holds_them() {
+    let store = Arc::new(MemStore::new());
+    let metrics = super::super::metrics::LedgerMetrics::new().unwrap();
+    let registry = prometheus::Registry::new();
+    metrics.register(&registry).unwrap();
+    let (ledger, writer) = Ledger::open(
+        store.clone(),
+        SequencerConfig {
+            origin: ORIGIN.into(),
+            signer: NoteSigner::new(ORIGIN, SigningKey::from_bytes(&[4; 32])).unwrap(),
+            payload_mode: PayloadMode::Full,
+            entry_signatures: EntrySignatures::Off,
+            queue_len: 2,
+            max_batch: 1,
+            metrics,
+        },
+    )
+    .unwrap();
+    // A slow disk and a queue of two: most of twenty appends made at once
+    // are refused, each counted once.
+    store.slow_commits(Duration::from_millis(100));
+    let appends: Vec<_> = (0..20)
+        .map(|_| ledger.append(EntryBody::GatewayStopped))
+        .collect();
+    let mut refused = 0u32;
+    for append in appends {
+        match append.await {
+            Ok(_) => {}
+            Err(SinkError::Overloaded) => refused += 1,
+            Err(other) => panic!("{other}"),
+        }
+    }
+    assert!(refused > 0, "a queue of two took twenty appends");
+    assert_eq!(
+        metric(&registry, "govgate_ledger_overloaded_total"),
+        f64::from(refused)
+    );
+    store.slow_commits(Duration::ZERO);
+    drop(ledger);
+    tokio::task::spawn_blocking(move || writer.close())
+        .await
+        .unwrap();
+
+    let size = store.size().unwrap();
+    assert_eq!(size, 20 - u64::from(refused));
+    let entries: Vec<Vec<u8>> = (0..size)
+        .map(|seq| store.entry(seq).unwrap().unwrap())
+        .collect();
+    let bytes: usize = entries.iter().map(Vec::len).sum();
+    assert_eq!(
+        metric(&registry, "govgate_ledger_entry_bytes_total"),
+        bytes as f64
+    );
+    assert_eq!(
+        metric(&registry, "govgate_ledger_checkpoints_total"),
+        store.checkpoints().unwrap().len() as f64,
+        "one checkpoint per commit"
+    );
+    assert_eq!(
+        metric(&registry, "govgate_ledger_size_entries"),
+        size as f64
+    );
+    let last: serde_json::Value = serde_json::from_slice(entries.last().unwrap()).unwrap();
+    let at = metric(&registry, "govgate_ledger_checkpoint_timestamp_seconds");
+    let at = std::time::UNIX_EPOCH + Duration::from_millis((at * 1000.0).round() as u64);
+    assert_eq!(
+        crate::ledger::entry::rfc3339_millis(at),
+        last["time"].as_str().unwrap()
+    );
+    assert_eq!(metric(&registry, "govgate_ledger_queue_entries"), 0.0);
+}
+
+#[tokio::test]
+async fn opening_a_ledger_sets_its_size_and_checkpoint_time() {
+    let store = Arc::new(MemStore::new());
+    let (ledger, writer) = open(store.clone());
+    for _ in 0..3 {
+        ledger.append(EntryBody::GatewayStopped).await.unwrap();
+    }
+    drop(ledger);
+    tokio::task::spawn_blocking(move || writer.close())
+        .await
+        .unwrap();
+    let metrics = super::super::metrics::LedgerMetrics::new().unwrap();
+    let registry = prometheus::Registry::new();
+    metrics.register(&registry).unwrap();
+    let mut config = SequencerConfig::for_tests(
+        ORIGIN,
+        &SigningKey::from_bytes(&[4; 32]),
+        EntrySignatures::Off,
+        8,
+        8,
+    );
+    config.metrics = metrics;
+    let (_reopened, _writer) = Ledger::open(store.clone(), config).unwrap();
+    assert_eq!(metric(&registry, "govgate_ledger_size_entries"), 3.0);
+    let last: serde_json::Value =
+        serde_json::from_slice(&store.entry(2).unwrap().unwrap()).unwrap();
+    let at = metric(&registry, "govgate_ledger_checkpoint_timestamp_seconds");
+    let at = std::time::UNIX_EPOCH + Duration::from_millis((at * 1000.0).round() as u64);
+    assert_eq!(
+        crate::ledger::entry::rfc3339_millis(at),
+        last["time"].as_str().unwrap()
+    );
+}

@@ -18,12 +18,17 @@ use super::{Head, Job, SequencerConfig};
 use crate::decision::{Ack, EntrySignatures, PayloadMode, SinkError};
 use crate::ledger::checkpoint::Checkpoint;
 use crate::ledger::entry::{EntryBody, Salts, seal};
+use crate::ledger::metrics::Committed;
 use crate::ledger::store::{CommitBatch, LedgerStore};
 use rand::RngCore;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How often at most the committer asks the store for its size on disk
+/// (a directory listing and a `stat` per file).
+const DISK_BYTES_EVERY: Duration = Duration::from_secs(1);
 use tokio::sync::{mpsc, oneshot};
 
 /// What the committer tells the sealer.
@@ -72,6 +77,7 @@ pub(super) fn seal_loop(
                 Err(_) => break,
             }
         }
+        config.metrics.set_queue_depth(jobs.len());
         let current = durable.epoch.load(Ordering::Acquire);
         if current != epoch {
             head = durable
@@ -113,6 +119,7 @@ pub(super) fn commit_loop(
     durable: &Durable,
     sealed: Receiver<Sealed>,
 ) {
+    let mut disk_bytes_read: Option<Instant> = None;
     for next in sealed {
         let entries = next.acks.len();
         if next.epoch != durable.epoch.load(Ordering::Acquire) {
@@ -121,14 +128,16 @@ pub(super) fn commit_loop(
         }
         let started = std::time::Instant::now();
         let result = store.commit(&next.batch);
-        config.metrics.observe_commit(
-            entries,
-            started.elapsed().as_secs_f64(),
-            result.is_ok(),
-            next.head.next_seq,
-        );
+        let seconds = started.elapsed().as_secs_f64();
         match result {
             Ok(()) => {
+                config.metrics.observe_commit(&committed(&next), seconds);
+                if disk_bytes_read.is_none_or(|at| at.elapsed() >= DISK_BYTES_EVERY) {
+                    disk_bytes_read = Some(Instant::now());
+                    if let Some(bytes) = store.disk_bytes() {
+                        config.metrics.set_store_bytes(bytes);
+                    }
+                }
                 let first_seq = next.head.next_seq - entries as u64;
                 *durable.head.lock().unwrap_or_else(PoisonError::into_inner) = next.head;
                 for (index, ack) in next.acks.into_iter().enumerate() {
@@ -140,6 +149,7 @@ pub(super) fn commit_loop(
                 }
             }
             Err(err) => {
+                config.metrics.observe_failed_commit(seconds);
                 tracing::error!(error = %err, entries, "ledger commit failed; answers withheld");
                 // The durable head is unchanged; a new epoch sends the
                 // sealer back to it.
@@ -147,6 +157,18 @@ pub(super) fn commit_loop(
                 fail(next.acks, &err.to_string());
             }
         }
+    }
+}
+
+/// What a sealed batch adds to the ledger's metrics once durable.
+fn committed(sealed: &Sealed) -> Committed {
+    let bytes = |records: &[(u64, Vec<u8>)]| records.iter().map(|(_, b)| b.len() as u64).sum();
+    Committed {
+        entries: sealed.acks.len(),
+        size: sealed.head.next_seq,
+        time: sealed.time,
+        entry_bytes: bytes(&sealed.batch.entries),
+        payload_bytes: bytes(&sealed.batch.payloads),
     }
 }
 

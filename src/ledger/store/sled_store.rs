@@ -270,6 +270,25 @@ impl LedgerStore for SledStore {
         Ok(self.latest_checkpoint()?.map_or(0, |(size, _)| size))
     }
 
+    fn disk_bytes(&self) -> Option<u64> {
+        // Every file of the directory: sled's data file, its snapshots and
+        // blobs (a file that vanishes while counting counts as nothing).
+        fn bytes_under(dir: &Path) -> u64 {
+            let Ok(listing) = std::fs::read_dir(dir) else {
+                return 0;
+            };
+            listing
+                .filter_map(Result::ok)
+                .map(|item| match item.metadata() {
+                    Ok(meta) if meta.is_dir() => bytes_under(&item.path()),
+                    Ok(meta) => meta.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        }
+        Some(bytes_under(&self.dir))
+    }
+
     fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError> {
         let Some((first_seq, _)) = batch.entries.first() else {
             return Err(StoreError::Corrupt("an empty commit batch".to_owned()));

@@ -1,5 +1,5 @@
 //! A real model server for tests: records what it receives and answers by
-//! path (echo, fixed status, slow, SSE with a pause, endless SSE).
+//! path (echo, fixed status, slow, paused, SSE with a pause, endless SSE).
 
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -13,6 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Notify;
+
+/// How long `/pause` waits before it answers.
+pub const PAUSE: Duration = Duration::from_millis(250);
 
 /// One request as the upstream received it.
 #[derive(Debug, Clone)]
@@ -146,6 +149,10 @@ async fn handle(State(state): State<Arc<UpstreamState>>, request: Request) -> Re
     if path.ends_with("/slow") {
         tokio::time::sleep(Duration::from_secs(3)).await;
         return (StatusCode::OK, "late").into_response();
+    }
+    if path.ends_with("/pause") {
+        tokio::time::sleep(PAUSE).await;
+        return (StatusCode::OK, "paused").into_response();
     }
     if path.ends_with("/hop") {
         let mut response = (StatusCode::OK, "hop").into_response();
