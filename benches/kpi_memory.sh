@@ -48,6 +48,8 @@
 #   BENCH_BUILD        0: do not run `cargo build --release` first
 #   BENCH_KPI          1: the model has [models.kpi] (default); 0: the same
 #                      model and traffic without it (baseline)
+#   BENCH_LEDGER_CACHE_MB  the ledger store's page cache (ledger.cache_mb,
+#                      default 64): how much of the growth is that cache
 #   BENCH_OUTCOME      score: the upstream answers {"score": ...} (default);
 #                      miss: it answers {"other": ...}, so the outcome
 #                      selector never matches and no answer yields a row
@@ -278,6 +280,7 @@ data_dir = "$WORK/govgate/data"
 [ledger]
 origin = "bench.govgate.example/kpi-memory"
 key_file = "$WORK/govgate/bench.key"
+cache_mb = ${BENCH_LEDGER_CACHE_MB:-64}
 
 [timeouts]
 shutdown_grace_ms = 2000

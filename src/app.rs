@@ -130,7 +130,7 @@ impl App {
     /// [`App::build`], with `options`.
     pub async fn build_with(config: &Config, options: StartOptions) -> Result<App, AppError> {
         let dir = config.server.data_dir.join("ledger");
-        let opened = match SledStore::open(&dir) {
+        let opened = match SledStore::open_with_cache(&dir, config.ledger.cache_bytes) {
             Ok(store) => Self::build_on(config, Arc::new(store)).await,
             Err(err) => Err(err.into()),
         };
@@ -150,7 +150,7 @@ impl App {
             %reason,
             "the ledger does not verify; moved it aside and starting a new ledger"
         );
-        let store = Arc::new(SledStore::open(&dir)?);
+        let store = Arc::new(SledStore::open_with_cache(&dir, config.ledger.cache_bytes)?);
         let restarted = EntryBody::LedgerRestarted {
             damaged_store: moved
                 .file_name()

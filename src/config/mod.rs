@@ -154,6 +154,8 @@ pub struct LedgerConfig {
     pub on_failure: OnLedgerFailure,
     /// Whether every entry is signed on its own too (besides the checkpoints).
     pub entry_signatures: crate::decision::EntrySignatures,
+    /// The store's page cache, in bytes.
+    pub cache_bytes: u64,
 }
 
 /// What the gateway does with an answer whose decision the ledger could
@@ -177,6 +179,7 @@ impl fmt::Debug for LedgerConfig {
             .field("max_batch", &self.max_batch)
             .field("on_failure", &self.on_failure)
             .field("entry_signatures", &self.entry_signatures)
+            .field("cache_bytes", &self.cache_bytes)
             .finish()
     }
 }

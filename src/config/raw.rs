@@ -124,6 +124,12 @@ pub(crate) struct RawLedger {
     pub(crate) on_failure: String,
     #[serde(default = "default_entry_signatures")]
     pub(crate) entry_signatures: String,
+    #[serde(default = "default_cache_mb")]
+    pub(crate) cache_mb: u64,
+}
+
+fn default_cache_mb() -> u64 {
+    64
 }
 
 fn default_entry_signatures() -> String {

@@ -241,6 +241,8 @@ fn check_ledger(
         payload_mode,
         queue_len: positive(checker, "ledger.queue_len", raw.queue_len)?,
         max_batch: positive(checker, "ledger.max_batch", raw.max_batch)?,
+        cache_bytes: (positive(checker, "ledger.cache_mb", raw.cache_mb)? as u64)
+            .saturating_mul(1 << 20),
         entry_signatures: match raw.entry_signatures.as_str() {
             "off" => EntrySignatures::Off,
             "on" => EntrySignatures::On,

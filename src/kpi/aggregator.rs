@@ -94,6 +94,7 @@ enum Message {
 pub struct KpiRecorder {
     tx: mpsc::Sender<Message>,
     dropped: IntCounter,
+    unread: IntCounterVec,
 }
 
 impl std::fmt::Debug for KpiRecorder {
@@ -108,6 +109,12 @@ impl KpiRecorder {
         if self.tx.try_send(Message::Observe(observation)).is_err() {
             self.dropped.inc();
         }
+    }
+
+    /// Counts an answer of `model` the KPIs could not read: `event_stream`
+    /// (not one JSON document) or `too_large` (beyond the buffering limit).
+    pub fn count_unread(&self, model: &str, reason: &'static str) {
+        self.unread.with_label_values(&[model, reason]).inc();
     }
 
     /// Makes `rows` (feature values in the configured order) the drift
@@ -667,8 +674,19 @@ pub fn start(
         "Exchanges not fed to the KPIs because the aggregator's queue was full.",
     )?;
     registry.register(Box::new(dropped.clone()))?;
+    let unread = IntCounterVec::new(
+        prometheus::Opts::new(
+            "govgate_kpi_unread_answers_total",
+            "Streamed answers of a KPI model not fed to the KPIs, by reason: event_stream (not one JSON document) or too_large (beyond limits.max_buffered_response_bytes).",
+        ),
+        &["model", "reason"],
+    )?;
+    registry.register(Box::new(unread.clone()))?;
     for name in configured.keys() {
         metrics.rows.with_label_values(&[name]).inc_by(0);
+        for reason in ["event_stream", "too_large"] {
+            unread.with_label_values(&[name, reason]).inc_by(0);
+        }
     }
     let (tx, mut rx) = mpsc::channel(QUEUE);
     let mut aggregator = Aggregator {
@@ -732,7 +750,11 @@ pub fn start(
             }
         }
     });
-    Ok(Some(KpiRecorder { tx, dropped }))
+    Ok(Some(KpiRecorder {
+        tx,
+        dropped,
+        unread,
+    }))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use super::headers::{self, DECISION_ID_HEADER, RECEIPT_HEADER};
 use super::recorder::{Draft, Ending};
 use super::serving::ServableVersion;
 use super::stream::{OnRecorded, RecordingBody};
-use crate::decision::{Capture, Outcome};
+use crate::decision::{Capture, DecisionId, Outcome};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
@@ -106,7 +106,7 @@ pub(super) async fn forward(state: &ProxyState, mut draft: Draft, forward: Forwa
         }
         response
     } else {
-        release_stream(state, draft, parts, body, None)
+        release_stream(state, draft, parts, body, None, kpi)
     }
 }
 
@@ -143,24 +143,58 @@ fn kpi_capture(state: &ProxyState, draft: &Draft, forward: &Forward) -> Option<K
     })
 }
 
-/// Hands a released answer to the KPI aggregator (never waits).
+impl KpiCapture {
+    fn observation(self, id: DecisionId, response: Bytes) -> crate::kpi::Observation {
+        crate::kpi::Observation {
+            model: self.model,
+            version: self.version,
+            decision_id: id.to_string(),
+            request: self.request,
+            response,
+            headers: self.headers,
+        }
+    }
+}
+
+/// Hands an answer read whole to the KPI aggregator (never waits): a
+/// released one, or one held for review (the model's answer, whatever the
+/// reviewer decides).
 pub(super) fn observe_kpi(
     state: &ProxyState,
     capture: Option<KpiCapture>,
-    id: crate::decision::DecisionId,
+    id: DecisionId,
     response: Bytes,
 ) {
     let (Some(recorder), Some(capture)) = (&state.kpi, capture) else {
         return;
     };
-    recorder.observe(crate::kpi::Observation {
-        model: capture.model,
-        version: capture.version,
-        decision_id: id.to_string(),
-        request: capture.request,
-        response,
-        headers: capture.headers,
-    });
+    recorder.observe(capture.observation(id, response));
+}
+
+/// Feeds a streamed answer to the KPIs once its decision is recorded: the
+/// whole answer when it is one document within the buffering limit;
+/// event streams and larger answers are counted as unread.
+fn observe_kpi_streamed(
+    state: &ProxyState,
+    capture: Option<KpiCapture>,
+    id: DecisionId,
+    headers: &HeaderMap,
+    body: RecordingBody,
+) -> RecordingBody {
+    let (Some(recorder), Some(capture)) = (state.kpi.clone(), capture) else {
+        return body;
+    };
+    if is_event_stream(headers) {
+        recorder.count_unread(&capture.model, "event_stream");
+        return body;
+    }
+    body.on_whole(
+        state.limits.max_buffered_response_bytes,
+        Box::new(move |whole| match whole {
+            Some(bytes) => recorder.observe(capture.observation(id, bytes)),
+            None => recorder.count_unread(&capture.model, "too_large"),
+        }),
+    )
 }
 
 /// Whether an answer is read whole before release: a declared length
@@ -204,8 +238,10 @@ pub(super) fn release_stream(
     parts: http::response::Parts,
     body: Incoming,
     on_recorded: Option<OnRecorded>,
+    kpi: Option<KpiCapture>,
 ) -> Response {
     let decision_id = decision_header(&draft);
+    let id = draft.id;
     let mut streamed = RecordingBody::new(
         body,
         content_length(&parts.headers),
@@ -218,6 +254,7 @@ pub(super) fn release_stream(
     if let Some(hook) = on_recorded {
         streamed = streamed.on_recorded(hook);
     }
+    streamed = observe_kpi_streamed(state, kpi, id, &parts.headers, streamed);
     let mut response = Response::from_parts(parts, Body::new(streamed));
     set_decision_headers(&mut response, decision_id);
     response

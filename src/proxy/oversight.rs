@@ -186,7 +186,7 @@ pub(super) async fn answer(
                 return refuse(state, draft, err).await;
             }
             let new = review(stored_answer(&parts, &bytes), ReviewKind::Hold);
-            hold(state, &oversight.queue, draft, new, bytes).await
+            hold(state, &oversight.queue, draft, new, bytes, kpi).await
         }
         Action::Flag | Action::Allow => {
             let flag = (action == Action::Flag)
@@ -219,7 +219,7 @@ pub(super) async fn answer(
                             queue.flag(new, seq);
                         }) as super::stream::OnRecorded
                     });
-                    release_stream(state, draft, parts, body, hook)
+                    release_stream(state, draft, parts, body, hook, kpi)
                 }
                 (None, None) => refuse(state, draft, ProxyError::Internal("no body".into())).await,
             }
@@ -253,6 +253,7 @@ async fn hold(
     draft: Draft,
     new: NewReview,
     bytes: Bytes,
+    kpi: Option<KpiCapture>,
 ) -> Response {
     let reasons = new.reasons.clone();
     let prepared = match queue.prepare_hold(new).await {
@@ -261,7 +262,9 @@ async fn hold(
     };
     let review_id = prepared.review_id().to_owned();
     let decision_id = decision_header(&draft);
-    let id = draft.id.to_string();
+    let draft_id = draft.id;
+    let id = draft_id.to_string();
+    let kpi_answer = bytes.clone();
     let ending = Ending {
         outcome: Outcome::Held,
         status: StatusCode::ACCEPTED.as_u16(),
@@ -275,7 +278,10 @@ async fn hold(
             err.into_response()
         }
         Ok(ack) => match queue.open(prepared, ack.seq).await {
-            Ok(_) => pending_response(&id, &review_id, &reasons),
+            Ok(_) => {
+                observe_kpi(state, kpi, draft_id, kpi_answer);
+                pending_response(&id, &review_id, &reasons)
+            }
             Err(err) => {
                 let err = ProxyError::HoldFailed(err.to_string());
                 err.log(&id);

@@ -10,7 +10,7 @@
 
 use super::recorder::{Draft, Ending, Recorder};
 use crate::decision::{CaptureBuilder, Outcome, RecordFuture};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use std::pin::Pin;
@@ -21,6 +21,34 @@ use tokio::time::{Instant, Sleep};
 /// Called once the stream's decision is recorded, with its seq and the
 /// bounded capture of the answer (queues a flagged stream's review).
 pub(super) type OnRecorded = Box<dyn FnOnce(Option<u64>, Bytes) + Send>;
+
+/// Called once the stream's decision is recorded with the whole answer, or
+/// `None` when it grew beyond the tee's limit (feeds the KPIs).
+pub(super) type OnWhole = Box<dyn FnOnce(Option<Bytes>) + Send>;
+
+/// A copy of the whole answer up to a limit, for [`OnWhole`].
+struct WholeTee {
+    bytes: Option<BytesMut>,
+    limit: usize,
+    hook: OnWhole,
+}
+
+impl WholeTee {
+    fn push(&mut self, data: &Bytes) {
+        if let Some(bytes) = &mut self.bytes {
+            if bytes.len() + data.len() > self.limit {
+                // Past the limit the copy is of no use; stop paying for it.
+                self.bytes = None;
+            } else {
+                bytes.extend_from_slice(data);
+            }
+        }
+    }
+
+    fn finish(self) {
+        (self.hook)(self.bytes.map(BytesMut::freeze));
+    }
+}
 
 /// Boxed error type of the client-facing body.
 pub(super) type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -59,6 +87,7 @@ pub(super) struct RecordingBody {
     remaining: Option<u64>,
     pending: Option<(Draft, Recorder, u16)>,
     on_recorded: Option<(OnRecorded, Bytes)>,
+    whole: Option<WholeTee>,
     state: State,
 }
 
@@ -81,6 +110,7 @@ impl RecordingBody {
             remaining: declared_len,
             pending: Some((draft, recorder, status)),
             on_recorded: None,
+            whole: None,
             state: State::Streaming,
         }
     }
@@ -88,6 +118,17 @@ impl RecordingBody {
     /// Calls `hook` once the decision is recorded (not when the stream fails).
     pub(super) fn on_recorded(mut self, hook: OnRecorded) -> Self {
         self.on_recorded = Some((hook, Bytes::new()));
+        self
+    }
+
+    /// Calls `hook` once the decision is recorded with the whole answer if
+    /// it is at most `limit` bytes (not when the stream fails).
+    pub(super) fn on_whole(mut self, limit: usize, hook: OnWhole) -> Self {
+        self.whole = Some(WholeTee {
+            bytes: Some(BytesMut::new()),
+            limit,
+            hook,
+        });
         self
     }
 
@@ -119,6 +160,7 @@ impl RecordingBody {
     /// Records a failure in the background: the stream is cut either way.
     fn record_failure(&mut self, error_code: &'static str) {
         self.on_recorded = None;
+        self.whole = None;
         if let Some(record) = self.start_record(Outcome::Error, Some(error_code)) {
             spawn_record(record);
         }
@@ -153,6 +195,9 @@ impl Body for RecordingBody {
                         if let Some(data) = frame.data_ref() {
                             if let Some(capture) = &mut this.capture {
                                 capture.push(data);
+                            }
+                            if let Some(whole) = &mut this.whole {
+                                whole.push(data);
                             }
                             if let Some(remaining) = &mut this.remaining {
                                 *remaining = remaining.saturating_sub(data.len() as u64);
@@ -204,6 +249,9 @@ impl Body for RecordingBody {
                     };
                     if let Some((hook, captured)) = this.on_recorded.take() {
                         hook(ack.seq, captured);
+                    }
+                    if let Some(whole) = this.whole.take() {
+                        whole.finish();
                     }
                     match held {
                         Some(frame) => {

@@ -266,3 +266,93 @@ async fn an_uploaded_reference_is_recorded_used_at_once_and_kept_across_a_restar
         "the stored reference is used after a restart\n{text}"
     );
 }
+
+/// `kpi_models` with answers above 100 bytes streamed, and a policy that
+/// holds answers carrying `"hold": true`.
+fn streaming_and_holding(upstream: &str, policies: &std::path::Path) -> String {
+    format!(
+        "[limits]\nmax_buffered_response_bytes = 100\n{}\n[review]\npolicies_dir = \"{}\"\n",
+        kpi_models(upstream),
+        policies.display()
+    )
+}
+
+const HOLD_POLICY: &str = r#"package govgate
+
+hold contains "held for review" if {
+	input.stage == "response"
+	input.response.hold == true
+}
+"#;
+
+#[tokio::test]
+async fn streamed_and_held_answers_feed_the_kpis_and_unreadable_ones_are_counted() {
+    let upstream = TestUpstream::start().await;
+    let policies = crate::reviews::policy_dir(&[("hold.rego", HOLD_POLICY)]);
+    let gateway = Gateway::start(&streaming_and_holding(&upstream.url(), policies.path())).await;
+    let infer = |answer: &'static str, body: &'static str| {
+        let url = gateway.url("/v2/models/scorer/infer");
+        async move { send(Method::POST, &url, &[("x-test-answer", answer)], body).await }
+    };
+    // Chunked, without a length: streamed, then read by the KPIs whole.
+    let chunked = infer(
+        "chunked",
+        r#"{"scores": [0.9, 0.2], "sex": ["f", "m"], "amount": [1, 2]}"#,
+    )
+    .await;
+    assert_eq!(chunked.status, 200, "{}", chunked.text());
+    assert!(chunked.headers.get("content-length").is_none());
+    metrics_when(&gateway, r#"govgate_kpi_rows_total{model="scorer"} 2"#).await;
+
+    // Held for review: the model's answer counts when it is held.
+    let held = infer(
+        "",
+        r#"{"scores": [0.7], "sex": ["m"], "amount": [3], "hold": true}"#,
+    )
+    .await;
+    assert_eq!(held.status, 202, "{}", held.text());
+    let text = metrics_when(&gateway, r#"govgate_kpi_rows_total{model="scorer"} 3"#).await;
+    assert!(
+        text.contains(
+            r#"govgate_kpi_selection_rate{attribute="sex",group="m",model="scorer"} 0.5"#
+        ),
+        "{text}"
+    );
+    // Feedback joins a held decision's row like any other.
+    let reply = send(
+        Method::POST,
+        &gateway.url("/govgate/feedback"),
+        &[],
+        serde_json::json!({"decision_id": held.json()["decision_id"], "row": 0, "label": true})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.json()["results"][0]["result"], "applied");
+
+    // An event stream is not one JSON document; an answer over the
+    // buffering limit is not copied: both counted, neither a row.
+    let sse = infer("sse", r#"{"scores": [0.9], "sex": ["f"], "amount": [4]}"#).await;
+    assert_eq!(sse.status, 200);
+    let large = infer(
+        "chunked",
+        r#"{"scores": [0.9], "sex": ["f"], "amount": [5], "padding": "over the hundred bytes that answers may take to be copied whole"}"#,
+    )
+    .await;
+    assert_eq!(large.status, 200);
+    let text = metrics_when(
+        &gateway,
+        r#"govgate_kpi_unread_answers_total{model="scorer",reason="too_large"} 1"#,
+    )
+    .await;
+    assert!(
+        text.contains(
+            r#"govgate_kpi_unread_answers_total{model="scorer",reason="event_stream"} 1"#
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"govgate_kpi_rows_total{model="scorer"} 3"#),
+        "{text}"
+    );
+}

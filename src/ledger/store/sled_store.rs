@@ -63,6 +63,10 @@ impl From<sled::Error> for StoreError {
     }
 }
 
+/// sled's default page cache is 1 GiB; the ledger reads little (receipts,
+/// proofs), so a small cache keeps memory flat.
+const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
+
 /// The sled-backed store.
 pub struct SledStore {
     db: sled::Db,
@@ -123,8 +127,15 @@ fn remove_packs_from(tree: &sled::Tree, size: u64) -> Result<u64, StoreError> {
 }
 
 impl SledStore {
-    /// Opens (creating if needed) the store in `dir`.
+    /// Opens (creating if needed) the store in `dir`, with the default
+    /// page cache.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with_cache(dir, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Opens (creating if needed) the store in `dir`, with a page cache of
+    /// `cache_bytes`.
+    pub fn open_with_cache(dir: &Path, cache_bytes: u64) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir).map_err(|source| StoreError::Sync {
             path: dir.to_path_buf(),
             source,
@@ -133,9 +144,7 @@ impl SledStore {
             .path(dir)
             .mode(sled::Mode::HighThroughput)
             .segment_size(8 << 20)
-            // sled's default page cache is 1 GiB; the ledger reads little
-            // (receipts, proofs), so a small cache keeps memory flat.
-            .cache_capacity(64 << 20)
+            .cache_capacity(cache_bytes)
             .open()?;
         let main = db.open_tree("ledger")?;
         let entries = db.open_tree("entries")?;

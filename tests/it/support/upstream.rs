@@ -174,6 +174,30 @@ async fn handle(State(state): State<Arc<UpstreamState>>, request: Request) -> Re
     if path.ends_with("/forever") {
         return endless_stream(state);
     }
+    // Asked for by the test: the echo without a length, in two chunks, or
+    // as one server-sent event.
+    match parts
+        .headers
+        .get("x-test-answer")
+        .map(HeaderValue::as_bytes)
+    {
+        Some(b"chunked") => {
+            let half = body.len() / 2;
+            let chunks = [body.slice(..half), body.slice(half..)];
+            let stream = futures_util::stream::iter(chunks.map(Ok::<_, std::convert::Infallible>));
+            return (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                Body::from_stream(stream),
+            )
+                .into_response();
+        }
+        Some(b"sse") => {
+            let event = format!("data: {}\n\n", String::from_utf8_lossy(&body));
+            return sse(Body::from(event));
+        }
+        _ => {}
+    }
     let wants_stream = serde_json::from_slice::<serde_json::Value>(&body)
         .map(|value| value["stream"] == serde_json::json!(true))
         .unwrap_or(false);
