@@ -27,7 +27,7 @@
 #   - every request is also a decision entry in the ledger: the ledger
 #     store grows on disk with the traffic (its size is reported at the
 #     end). That is expected; resident memory is what this is about.
-#   - sled's page cache (capped at 64 MiB by the gateway) is part of the
+#   - sled's page cache (ledger.cache_mb, 64 MiB by default) is part of the
 #     RSS, and fills as the ledger is written: part of any early growth is
 #     that cache, not the KPIs. BENCH_KPI=0 runs the same traffic against
 #     the same model without [models.kpi], as a baseline for the proxy and
@@ -72,6 +72,7 @@ CONNECTIONS=${BENCH_CONNECTIONS:-32}
 BUILD=${BENCH_BUILD:-1}
 KPI=${BENCH_KPI:-1}
 OUTCOME=${BENCH_OUTCOME:-score}
+CACHE_MB=${BENCH_LEDGER_CACHE_MB:-64}
 
 # The KPI configuration (also printed in the notes).
 KPI_WINDOW=10000
@@ -280,7 +281,7 @@ data_dir = "$WORK/govgate/data"
 [ledger]
 origin = "bench.govgate.example/kpi-memory"
 key_file = "$WORK/govgate/bench.key"
-cache_mb = ${BENCH_LEDGER_CACHE_MB:-64}
+cache_mb = $CACHE_MB
 
 [timeouts]
 shutdown_grace_ms = 2000
@@ -565,7 +566,7 @@ NOTES=(
     "$GROWTH_FROM: $GROWTH_NOTE"
     "$TREND_NOTE"
     "peak RSS (VmHWM): $(awk -v h="$HWM" 'BEGIN { printf "%.1f", h / 1024 }') MB"
-    "ledger store on disk at the end of the traffic: $LEDGER_MB MB (every request is a decision entry: it grows with the traffic, on disk; sled's page cache, capped at 64 MiB, is part of the RSS)"
+    "ledger store on disk at the end of the traffic: $LEDGER_MB MB (every request is a decision entry: it grows with the traffic, on disk; sled's page cache, ledger.cache_mb = $CACHE_MB MiB, is part of the RSS)"
     "RSS: VmRSS; anon: RssAnon (heap, without the mapped binary); what the allocator keeps after a peak stays resident"
 )
 

@@ -70,6 +70,7 @@ NGINX=$(command -v nginx || true)
 [[ -z $NGINX && -x /usr/sbin/nginx ]] && NGINX=/usr/sbin/nginx
 [[ -n $NGINX ]] || missing+=(nginx)
 command -v wrk >/dev/null || missing+=(wrk)
+command -v curl >/dev/null || missing+=(curl)
 if ((${#missing[@]})); then
     echo "load.sh: missing: ${missing[*]}" >&2
     echo "  install them first, on Debian/Ubuntu: sudo apt-get install -y ${missing[*]}" >&2
@@ -424,12 +425,41 @@ done
 
 # ---- 2. fixed rate: half of govgate's saturation ----
 
+# The cumulative buckets of govgate's own govgate_gateway_added_seconds
+# histogram (route "http") as "le count" lines.
+added_buckets() {
+    curl -sf "$GOVGATE_ADMIN/metrics" |
+        awk '/^govgate_gateway_added_seconds_bucket\{route="http",le="/ {
+            match($0, /le="[^"]*"/); print substr($0, RSTART + 4, RLENGTH - 5), $NF }'
+}
+# added_quantile Q BEFORE AFTER: the Q quantile of the requests between
+# the two bucket snapshots, interpolated within its bucket as PromQL's
+# histogram_quantile does; in microseconds.
+added_quantile() {
+    paste -d' ' <(echo "$2") <(echo "$3") | awk -v q="$1" '
+        { le[NR] = $1; n[NR] = $4 - $2 }
+        END {
+            if (NR == 0 || n[NR] <= 0) { print "n/a"; exit }
+            rank = q * n[NR]; low = 0; below = 0
+            for (i = 1; i <= NR; i++) {
+                if (n[i] >= rank) {
+                    if (le[i] == "+Inf") { printf "over %d us", low * 1e6; exit }
+                    printf "%d us", (low + (le[i] - low) * (rank - below) / (n[i] - below)) * 1e6; exit
+                }
+                low = le[i]; below = n[i]
+            }
+        }'
+}
+
 RATE=$(awk -v r="${R[sat.govgate.rps]}" 'BEGIN { printf "%d", r / 2 }')
 ((RATE > 0)) || die "govgate served nothing at saturation"
 for target in "${TARGETS[@]}"; do
     echo "load: $target: fixed rate $RATE req/s (${SECONDS_PER_RUN}s)..." >&2
+    if [[ $target == govgate ]]; then ADDED_BEFORE=$(added_buckets); fi
     record "rate.$target" "$(run_wrk "$target fixed rate" "${URL[$target]}" "$SECONDS_PER_RUN" "$RATE")"
+    if [[ $target == govgate ]]; then ADDED_AFTER=$(added_buckets); fi
 done
+ADDED_NOTE="p50 $(added_quantile 0.5 "$ADDED_BEFORE" "$ADDED_AFTER"), p99 $(added_quantile 0.99 "$ADDED_BEFORE" "$ADDED_AFTER")"
 
 # ---- report ----
 
@@ -495,6 +525,7 @@ NOTES=(
     "upstream: nginx $NGINX_VERSION, 1 worker, return 200 {\"ok\":true}; proxy nginx: $PROXY_WORKERS worker(s), keepalive pool, HTTP/1.1, access_log off"
     "govgate: release build, GOVGATE_LOG=warn, $GOVGATE_THREADS threads, $POLICY_NOTE, ledger store $LEDGER_SIZE at the end, $GOVGATE_WARNINGS log lines"
     "server CPU: upstream and proxy together, in % of one CPU; p50/p99 as measured by wrk"
+    "govgate's own view at the fixed rate (govgate_gateway_added_seconds: request to release, less the time waiting on the upstream): $ADDED_NOTE"
 )
 
 
