@@ -153,6 +153,17 @@ fn metric(registry: &prometheus::Registry, name: &str) -> f64 {
     }
 }
 
+/// The checkpoint time gauge shows the time `last_entry` carries.
+fn assert_checkpoint_time_is_of(registry: &prometheus::Registry, last_entry: &[u8]) {
+    let last: serde_json::Value = serde_json::from_slice(last_entry).unwrap();
+    let at = metric(registry, "govgate_ledger_checkpoint_timestamp_seconds");
+    let at = std::time::UNIX_EPOCH + Duration::from_millis((at * 1000.0).round() as u64);
+    assert_eq!(
+        crate::ledger::entry::rfc3339_millis(at),
+        last["time"].as_str().unwrap()
+    );
+}
+
 #[tokio::test]
 async fn metrics_count_refusals_checkpoints_and_bytes_as_the_store_holds_them() {
     let store = Arc::new(MemStore::new());
@@ -216,13 +227,7 @@ async fn metrics_count_refusals_checkpoints_and_bytes_as_the_store_holds_them() 
         metric(&registry, "govgate_ledger_size_entries"),
         size as f64
     );
-    let last: serde_json::Value = serde_json::from_slice(entries.last().unwrap()).unwrap();
-    let at = metric(&registry, "govgate_ledger_checkpoint_timestamp_seconds");
-    let at = std::time::UNIX_EPOCH + Duration::from_millis((at * 1000.0).round() as u64);
-    assert_eq!(
-        crate::ledger::entry::rfc3339_millis(at),
-        last["time"].as_str().unwrap()
-    );
+    assert_checkpoint_time_is_of(&registry, entries.last().unwrap());
     assert_eq!(metric(&registry, "govgate_ledger_queue_entries"), 0.0);
 }
 
@@ -250,12 +255,5 @@ async fn opening_a_ledger_sets_its_size_and_checkpoint_time() {
     config.metrics = metrics;
     let (_reopened, _writer) = Ledger::open(store.clone(), config).unwrap();
     assert_eq!(metric(&registry, "govgate_ledger_size_entries"), 3.0);
-    let last: serde_json::Value =
-        serde_json::from_slice(&store.entry(2).unwrap().unwrap()).unwrap();
-    let at = metric(&registry, "govgate_ledger_checkpoint_timestamp_seconds");
-    let at = std::time::UNIX_EPOCH + Duration::from_millis((at * 1000.0).round() as u64);
-    assert_eq!(
-        crate::ledger::entry::rfc3339_millis(at),
-        last["time"].as_str().unwrap()
-    );
+    assert_checkpoint_time_is_of(&registry, &store.entry(2).unwrap().unwrap());
 }
