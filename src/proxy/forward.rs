@@ -100,9 +100,10 @@ pub(super) async fn forward(state: &ProxyState, mut draft: Draft, forward: Forwa
         };
         draft.mark_upstream_done();
         let id = draft.id;
+        let status = parts.status.as_u16();
         let (response, ack) = release_whole(state, draft, parts, bytes.clone()).await;
         if ack.is_some() {
-            observe_kpi(state, kpi, id, bytes);
+            observe_kpi(state, kpi, id, status, bytes);
         }
         response
     } else {
@@ -156,6 +157,12 @@ impl KpiCapture {
     }
 }
 
+/// Whether an upstream answer with `status` is a prediction the KPIs
+/// read: an error answer is no outcome, and no selector miss either.
+fn is_prediction(status: u16) -> bool {
+    (200..300).contains(&status)
+}
+
 /// Hands an answer read whole to the KPI aggregator (never waits): a
 /// released one, or one held for review (the model's answer, whatever the
 /// reviewer decides).
@@ -163,11 +170,15 @@ pub(super) fn observe_kpi(
     state: &ProxyState,
     capture: Option<KpiCapture>,
     id: DecisionId,
+    status: u16,
     response: Bytes,
 ) {
     let (Some(recorder), Some(capture)) = (&state.kpi, capture) else {
         return;
     };
+    if !is_prediction(status) {
+        return;
+    }
     recorder.observe(capture.observation(id, response));
 }
 
@@ -178,12 +189,16 @@ fn observe_kpi_streamed(
     state: &ProxyState,
     capture: Option<KpiCapture>,
     id: DecisionId,
-    headers: &HeaderMap,
+    parts: &http::response::Parts,
     body: RecordingBody,
 ) -> RecordingBody {
     let (Some(recorder), Some(capture)) = (state.kpi.clone(), capture) else {
         return body;
     };
+    if !is_prediction(parts.status.as_u16()) {
+        return body;
+    }
+    let headers = &parts.headers;
     if is_event_stream(headers) {
         recorder.count_unread(&capture.model, "event_stream");
         return body;
@@ -254,7 +269,7 @@ pub(super) fn release_stream(
     if let Some(hook) = on_recorded {
         streamed = streamed.on_recorded(hook);
     }
-    streamed = observe_kpi_streamed(state, kpi, id, &parts.headers, streamed);
+    streamed = observe_kpi_streamed(state, kpi, id, &parts, streamed);
     let mut response = Response::from_parts(parts, Body::new(streamed));
     set_decision_headers(&mut response, decision_id);
     response

@@ -206,7 +206,7 @@ pub(super) async fn answer(
                         if let Some(new) = answer {
                             oversight.queue.flag(new, ack.seq);
                         }
-                        observe_kpi(state, kpi, id, bytes);
+                        observe_kpi(state, kpi, id, status, bytes);
                     }
                     response
                 }
@@ -256,6 +256,7 @@ async fn hold(
     kpi: Option<KpiCapture>,
 ) -> Response {
     let reasons = new.reasons.clone();
+    let kpi_status = new.answer.status;
     let prepared = match queue.prepare_hold(new).await {
         Ok(prepared) => prepared,
         Err(err) => return refuse(state, draft, ProxyError::HoldFailed(err.to_string())).await,
@@ -279,7 +280,7 @@ async fn hold(
         }
         Ok(ack) => match queue.open(prepared, ack.seq).await {
             Ok(_) => {
-                observe_kpi(state, kpi, draft_id, kpi_answer);
+                observe_kpi(state, kpi, draft_id, kpi_status, kpi_answer);
                 pending_response(&id, &review_id, &reasons)
             }
             Err(err) => {

@@ -330,6 +330,16 @@ async fn streamed_and_held_answers_feed_the_kpis_and_unreadable_ones_are_counted
     assert_eq!(reply.status, 200, "{}", reply.text());
     assert_eq!(reply.json()["results"][0]["result"], "applied");
 
+    // An upstream error is no prediction: neither a row nor a selector
+    // miss (its body has no scores). The answer after it shows the queue
+    // has been worked through.
+    let error = infer("error", r#"{"detail": "model crashed"}"#).await;
+    assert_eq!(error.status, 500);
+    let after = infer("", r#"{"scores": [0.1], "sex": ["f"], "amount": [6]}"#).await;
+    assert_eq!(after.status, 200);
+    let text = metrics_when(&gateway, r#"govgate_kpi_rows_total{model="scorer"} 4"#).await;
+    assert!(!text.contains(r#"selector="outcome""#), "{text}");
+
     // An event stream is not one JSON document; an answer over the
     // buffering limit is not copied: both counted, neither a row.
     let sse = infer("sse", r#"{"scores": [0.9], "sex": ["f"], "amount": [4]}"#).await;
@@ -352,7 +362,7 @@ async fn streamed_and_held_answers_feed_the_kpis_and_unreadable_ones_are_counted
         "{text}"
     );
     assert!(
-        text.contains(r#"govgate_kpi_rows_total{model="scorer"} 3"#),
+        text.contains(r#"govgate_kpi_rows_total{model="scorer"} 4"#),
         "{text}"
     );
 }

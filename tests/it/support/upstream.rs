@@ -174,8 +174,8 @@ async fn handle(State(state): State<Arc<UpstreamState>>, request: Request) -> Re
     if path.ends_with("/forever") {
         return endless_stream(state);
     }
-    // Asked for by the test: the echo without a length, in two chunks, or
-    // as one server-sent event.
+    // Asked for by the test: the echo without a length, in two chunks, as
+    // a 500, or as one server-sent event.
     match parts
         .headers
         .get("x-test-answer")
@@ -189,6 +189,14 @@ async fn handle(State(state): State<Arc<UpstreamState>>, request: Request) -> Re
                 StatusCode::OK,
                 [(header::CONTENT_TYPE, "application/json")],
                 Body::from_stream(stream),
+            )
+                .into_response();
+        }
+        Some(b"error") => {
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
             )
                 .into_response();
         }
