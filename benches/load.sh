@@ -426,9 +426,10 @@ done
 # ---- 2. fixed rate: half of govgate's saturation ----
 
 # The cumulative buckets of govgate's own govgate_gateway_added_seconds
-# histogram (route "http") as "le count" lines.
+# histogram (route "http") as "le count" lines; nothing when the scrape
+# fails (the figure is then "n/a", the benchmark goes on).
 added_buckets() {
-    curl -sf "$GOVGATE_ADMIN/metrics" |
+    { curl -sf "$GOVGATE_ADMIN/metrics" || true; } |
         awk '/^govgate_gateway_added_seconds_bucket\{route="http",le="/ {
             match($0, /le="[^"]*"/); print substr($0, RSTART + 4, RLENGTH - 5), $NF }'
 }
@@ -436,6 +437,10 @@ added_buckets() {
 # the two bucket snapshots, interpolated within its bucket as PromQL's
 # histogram_quantile does; in microseconds.
 added_quantile() {
+    if [[ -z $2 || -z $3 ]]; then
+        echo "n/a"
+        return
+    fi
     paste -d' ' <(echo "$2") <(echo "$3") | awk -v q="$1" '
         { le[NR] = $1; n[NR] = $4 - $2 }
         END {

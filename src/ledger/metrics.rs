@@ -90,11 +90,11 @@ impl LedgerMetrics {
             )?,
             queue_depth: IntGauge::new(
                 "govgate_ledger_queue_entries",
-                "Entries waiting to be sealed, as the sealer last saw them.",
+                "Entries waiting to be sealed ahead of the latest append.",
             )?,
             overloaded: IntCounter::new(
                 "govgate_ledger_overloaded_total",
-                "Entries refused because the ledger's queue was full (the client got 503 ledger_overloaded).",
+                "Entries refused because the ledger's queue was full (decisions, reviews, governance changes alike).",
             )?,
         })
     }
@@ -153,7 +153,7 @@ impl LedgerMetrics {
         self.store_bytes.set(bytes as i64);
     }
 
-    /// Entries waiting in the queue.
+    /// Entries waiting ahead of the latest append.
     pub(crate) fn set_queue_depth(&self, entries: usize) {
         self.queue_depth.set(entries as i64);
     }

@@ -146,6 +146,10 @@ impl Ledger {
 
     fn submit(&self, body: EntryBody) -> RecordFuture {
         let (ack, acked) = oneshot::channel();
+        // The entries ahead of this one, read on every append, so a
+        // stalled disk shows as a growing queue.
+        self.metrics
+            .set_queue_depth(self.queue.max_capacity() - self.queue.capacity());
         let queued = self.queue.try_send((body, ack));
         if let Err(mpsc::error::TrySendError::Full(_)) = queued {
             self.metrics.count_overloaded();

@@ -182,6 +182,23 @@ pub(super) fn observe_kpi(
     recorder.observe(capture.observation(id, response));
 }
 
+/// The capture of an answer held whole, unless it is an event stream,
+/// which is not one JSON document (counted as unread).
+pub(super) fn readable_kpi(
+    state: &ProxyState,
+    capture: Option<KpiCapture>,
+    headers: &HeaderMap,
+) -> Option<KpiCapture> {
+    let capture = capture?;
+    if is_event_stream(headers) {
+        if let Some(recorder) = &state.kpi {
+            recorder.count_unread(&capture.model, "event_stream");
+        }
+        return None;
+    }
+    Some(capture)
+}
+
 /// Feeds a streamed answer to the KPIs once its decision is recorded: the
 /// whole answer when it is one document within the buffering limit;
 /// event streams and larger answers are counted as unread.
@@ -203,8 +220,14 @@ fn observe_kpi_streamed(
         recorder.count_unread(&capture.model, "event_stream");
         return body;
     }
+    let limit = state.limits.max_buffered_response_bytes;
+    if content_length(headers).is_some_and(|len| len > limit as u64) {
+        // Declared too long: no copy that would be thrown away.
+        recorder.count_unread(&capture.model, "too_large");
+        return body;
+    }
     body.on_whole(
-        state.limits.max_buffered_response_bytes,
+        limit,
         Box::new(move |whole| match whole {
             Some(bytes) => recorder.observe(capture.observation(id, bytes)),
             None => recorder.count_unread(&capture.model, "too_large"),

@@ -57,7 +57,7 @@ impl ProxyMetrics {
         let gateway_added = HistogramVec::new(
             HistogramOpts::new(
                 "govgate_gateway_added_seconds",
-                "Time the gateway added to a forwarded answer read whole: from request received to release (after the ledger's acknowledgement), less the time from sending upstream to the upstream's last byte.",
+                "Time the gateway added to a forwarded answer read whole (released, held or refused): from request received to the answer's release after the ledger's acknowledgement, less the time from sending upstream to the upstream's last byte.",
             )
             .buckets(ADDED_BUCKETS.to_vec()),
             &["route"],

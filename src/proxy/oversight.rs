@@ -13,8 +13,8 @@
 use super::ProxyState;
 use super::error::ProxyError;
 use super::forward::{
-    Forward, KpiCapture, decision_header, is_bufferable, observe_kpi, read_whole, refuse,
-    release_stream, release_whole, set_decision_headers,
+    Forward, KpiCapture, decision_header, is_bufferable, observe_kpi, read_whole, readable_kpi,
+    refuse, release_stream, release_whole, set_decision_headers,
 };
 use super::headers::REVIEW_ID_HEADER;
 use super::recorder::{Draft, Ending};
@@ -186,6 +186,7 @@ pub(super) async fn answer(
                 return refuse(state, draft, err).await;
             }
             let new = review(stored_answer(&parts, &bytes), ReviewKind::Hold);
+            let kpi = readable_kpi(state, kpi, &parts.headers);
             hold(state, &oversight.queue, draft, new, bytes, kpi).await
         }
         Action::Flag | Action::Allow => {

@@ -350,9 +350,17 @@ async fn streamed_and_held_answers_feed_the_kpis_and_unreadable_ones_are_counted
     )
     .await;
     assert_eq!(large.status, 200);
+    // The same with a declared length: known too long before any copy.
+    let declared = infer(
+        "",
+        r#"{"scores": [0.9], "sex": ["f"], "amount": [5], "padding": "over the hundred bytes that answers may take to be read whole"}"#,
+    )
+    .await;
+    assert_eq!(declared.status, 200);
+    assert!(declared.headers.get("content-length").is_some());
     let text = metrics_when(
         &gateway,
-        r#"govgate_kpi_unread_answers_total{model="scorer",reason="too_large"} 1"#,
+        r#"govgate_kpi_unread_answers_total{model="scorer",reason="too_large"} 2"#,
     )
     .await;
     assert!(
@@ -361,8 +369,8 @@ async fn streamed_and_held_answers_feed_the_kpis_and_unreadable_ones_are_counted
         ),
         "{text}"
     );
-    assert!(
-        text.contains(r#"govgate_kpi_rows_total{model="scorer"} 4"#),
-        "{text}"
-    );
+    // None was fed: the next readable answer is row 5.
+    let last = infer("", r#"{"scores": [0.2], "sex": ["m"], "amount": [7]}"#).await;
+    assert_eq!(last.status, 200);
+    metrics_when(&gateway, r#"govgate_kpi_rows_total{model="scorer"} 5"#).await;
 }

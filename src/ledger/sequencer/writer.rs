@@ -77,7 +77,6 @@ pub(super) fn seal_loop(
                 Err(_) => break,
             }
         }
-        config.metrics.set_queue_depth(jobs.len());
         let current = durable.epoch.load(Ordering::Acquire);
         if current != epoch {
             head = durable
@@ -132,12 +131,6 @@ pub(super) fn commit_loop(
         match result {
             Ok(()) => {
                 config.metrics.observe_commit(&committed(&next), seconds);
-                if disk_bytes_read.is_none_or(|at| at.elapsed() >= DISK_BYTES_EVERY) {
-                    disk_bytes_read = Some(Instant::now());
-                    if let Some(bytes) = store.disk_bytes() {
-                        config.metrics.set_store_bytes(bytes);
-                    }
-                }
                 let first_seq = next.head.next_seq - entries as u64;
                 *durable.head.lock().unwrap_or_else(PoisonError::into_inner) = next.head;
                 for (index, ack) in next.acks.into_iter().enumerate() {
@@ -146,6 +139,13 @@ pub(super) fn commit_loop(
                         seq: Some(first_seq + index as u64),
                         time: Some(next.time),
                     }));
+                }
+                // After the acks: no answer waits for the directory walk.
+                if disk_bytes_read.is_none_or(|at| at.elapsed() >= DISK_BYTES_EVERY) {
+                    disk_bytes_read = Some(Instant::now());
+                    if let Some(bytes) = store.disk_bytes() {
+                        config.metrics.set_store_bytes(bytes);
+                    }
                 }
             }
             Err(err) => {
