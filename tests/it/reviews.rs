@@ -652,19 +652,30 @@ async fn a_broken_policy_on_reload_keeps_the_old_set_and_says_why() {
     }
     assert_eq!(sets.len(), 2, "the reload is recorded");
     assert_eq!(sets[1]["files"].as_array().unwrap().len(), 2);
+    // The set is recorded first and put in force just after: wait until
+    // the admin API shows it in force.
+    let mut in_force = Value::Null;
+    for _ in 0..100 {
+        in_force = admin_call(
+            &gateway.admin,
+            Some("auditor"),
+            Method::GET,
+            "/admin/policies",
+            "",
+        )
+        .await
+        .json()["set_seq"]
+            .clone();
+        if in_force == sets[1]["seq"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(in_force, sets[1]["seq"], "the reloaded set is in force");
     let eve = infer_as(&gateway, "eve", "{}").await;
     assert_eq!(eve.error_code(), "policy_denied");
     let decision = gateway.wait_for_decision(&eve.decision_id()).await;
     assert_eq!(decision["policy"]["set_seq"], sets[1]["seq"]);
-    let shown = admin_call(
-        &gateway.admin,
-        Some("auditor"),
-        Method::GET,
-        "/admin/policies",
-        "",
-    )
-    .await;
-    assert_eq!(shown.json()["set_seq"], sets[1]["seq"]);
     assert!(upstream.seen().is_empty());
 }
 
