@@ -42,7 +42,6 @@ trap 'echo "load.sh: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 WARMUP=${BENCH_WARMUP:-2}
-BUILD=${BENCH_BUILD:-1}
 POLICIES=${BENCH_POLICIES:-0}
 
 die() {
@@ -50,71 +49,32 @@ die() {
     exit 1
 }
 
-is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=benches/lib/shared.sh
+source "$HERE/lib/shared.sh"
+
 if ! is_uint "$SECONDS_PER_RUN" || ((SECONDS_PER_RUN == 0)); then die "BENCH_SECONDS must be a positive integer"; fi
 if ! is_uint "$CONNECTIONS" || ((CONNECTIONS == 0)); then die "BENCH_CONNECTIONS must be a positive integer"; fi
 is_uint "$WARMUP" || die "BENCH_WARMUP must be an integer"
 [[ $POLICIES == 0 || $POLICIES == 1 || -d $POLICIES ]] || die "BENCH_POLICIES must be 0, 1 or a directory"
 
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=benches/lib/shared.sh
-source "$HERE/lib/shared.sh"
 ROOT=$(cd "$HERE/.." && pwd)
 LUA="$HERE/load/wrk.lua"
 [[ -f $LUA ]] || die "missing $LUA"
 
 # ---- tools ----
 
-missing=()
-NGINX=$(command -v nginx || true)
-[[ -z $NGINX && -x /usr/sbin/nginx ]] && NGINX=/usr/sbin/nginx
-[[ -n $NGINX ]] || missing+=(nginx)
-command -v wrk >/dev/null || missing+=(wrk)
-command -v curl >/dev/null || missing+=(curl)
-if ((${#missing[@]})); then
-    echo "load.sh: missing: ${missing[*]}" >&2
-    echo "  install them first, on Debian/Ubuntu: sudo apt-get install -y ${missing[*]}" >&2
-    exit 1
-fi
-for tool in timeout setsid awk; do
-    command -v "$tool" >/dev/null || die "missing $tool (coreutils/util-linux/awk)"
-done
+require_tools timeout setsid awk curl
 
 # ---- CPUs and pinning ----
 
-mapfile -t CPUS < <(allowed_cpus)
-NCPU=${#CPUS[@]}
-
-if [[ -z ${BENCH_PIN:-} ]]; then
-    if command -v taskset >/dev/null && ((NCPU >= 2)); then BENCH_PIN=1; else BENCH_PIN=0; fi
-fi
-if [[ $BENCH_PIN == 1 ]]; then
-    command -v taskset >/dev/null || die "BENCH_PIN=1 needs taskset (util-linux)"
-    ((NCPU >= 2)) || die "BENCH_PIN=1 needs at least 2 CPUs"
-    LOAD_CPUS=${CPUS[0]}
-    SERVER_CPUS=$(IFS=,; echo "${CPUS[*]:1}")
-    PIN_LOAD=(taskset -c "$LOAD_CPUS")
-    PIN_SERVER=(taskset -c "$SERVER_CPUS")
-    WRK_THREADS=1
-    PROXY_WORKERS=$((NCPU - 1))
-    PIN_NOTE="wrk on CPU $LOAD_CPUS; upstream, nginx and govgate on CPU $SERVER_CPUS"
-else
-    PIN_LOAD=()
-    PIN_SERVER=()
-    WRK_THREADS=$((NCPU < 2 ? 1 : 2))
-    PROXY_WORKERS=$NCPU
-    PIN_NOTE="no pinning: wrk, upstream and proxy share all $NCPU CPUs"
-fi
+set_pinning "upstream, nginx and govgate"
+PROXY_WORKERS=$((BENCH_PIN == 1 ? NCPU - 1 : NCPU))
 ((CONNECTIONS >= WRK_THREADS)) || die "BENCH_CONNECTIONS must be at least $WRK_THREADS"
 
 # ---- build ----
 
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/govgate"
-if [[ $BUILD != 0 ]]; then
-    echo "building govgate (cargo build --release)..." >&2
-    (cd "$ROOT" && timeout 1800 cargo build --release) || die "cargo build --release failed"
-fi
-[[ -x $BIN ]] || die "no binary at $BIN (run cargo build --release)"
+build_release "$ROOT"
 
 # ---- scratch directory and cleanup ----
 
@@ -134,29 +94,6 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---- helpers ----
-
-# http_get PORT PATH: prints the status code and body of one request.
-http_get() {
-    # shellcheck disable=SC2016 # the inner script expands its own arguments
-    timeout 5 bash -c '
-        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-        printf "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" "$2" >&3
-        cat <&3' _ "$1" "$2" 2>/dev/null |
-        tr -d '\r' | awk 'NR == 1 { printf "%s ", $2 } body { printf "%s", $0 } /^$/ { body = 1 }'
-}
-
-# wait_ok NAME PORT PATH PID: until PATH answers 200 {"ok":true} (10 s).
-wait_ok() {
-    local name=$1 port=$2 path=$3 pid=$4 i answer=
-    for ((i = 0; i < 100; i++)); do
-        answer=$(http_get "$port" "$path" || true)
-        [[ $answer == '200 {"ok":true}' ]] && return 0
-        kill -0 "$pid" 2>/dev/null || return 1
-        sleep 0.1
-    done
-    echo "load.sh: $name: GET $path answered: ${answer:-nothing}" >&2
-    return 1
-}
 
 nginx_common() {
     local dir=$1
@@ -251,11 +188,6 @@ $(nginx_http_common "$dir")
 EOF
 }
 
-# idle_ticks: idle and iowait time (clock ticks) of all CPUs so far. The
-# busy time of the machine is taken as wall time x CPUs minus this: the
-# kernel tracks idle time precisely, while its busy counters are sampled.
-idle_ticks() { awk '/^cpu / { print $5 + $6 }' /proc/stat; }
-ONLINE_CPUS=$(grep -c '^cpu[0-9]' /proc/stat)
 
 # servers_ticks: CPU time (clock ticks) of our servers so far: every process
 # in their process groups (nginx masters and workers, govgate's threads).

@@ -69,3 +69,99 @@ md_table() { # HEADER ROWS...
     local row
     for row in "$@"; do echo "| ${row//|/ | } |"; done
 }
+
+# ---- set-up steps both benchmark scripts take ----
+# They use `die` and set globals the scripts read; SCRIPT names the script
+# in messages.
+SCRIPT=${0##*/}
+
+is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
+
+# require_tools EXTRA...: nginx (found also in /usr/sbin), wrk, then the
+# coreutils-like EXTRA tools; sets NGINX. Exits with the apt-get line
+# when nginx or wrk is missing.
+require_tools() {
+    local missing=() tool
+    NGINX=$(command -v nginx || true)
+    [[ -z $NGINX && -x /usr/sbin/nginx ]] && NGINX=/usr/sbin/nginx
+    [[ -n $NGINX ]] || missing+=(nginx)
+    command -v wrk >/dev/null || missing+=(wrk)
+    if ((${#missing[@]})); then
+        echo "$SCRIPT: missing: ${missing[*]}" >&2
+        echo "  install them first, on Debian/Ubuntu: sudo apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+    for tool in "$@"; do
+        command -v "$tool" >/dev/null || die "missing $tool (coreutils/util-linux/awk/curl)"
+    done
+}
+
+# set_pinning SERVERS: with BENCH_PIN=1 (the default when taskset exists
+# and there are 2 CPUs or more) wrk runs on the first allowed CPU and the
+# servers on the others. Sets CPUS, NCPU, PIN_LOAD, PIN_SERVER,
+# WRK_THREADS and PIN_NOTE (SERVERS names the servers in it).
+# shellcheck disable=SC2034 # sets globals the sourcing script reads
+set_pinning() {
+    local servers=$1 load_cpus server_cpus
+    mapfile -t CPUS < <(allowed_cpus)
+    NCPU=${#CPUS[@]}
+    if [[ -z ${BENCH_PIN:-} ]]; then
+        if command -v taskset >/dev/null && ((NCPU >= 2)); then BENCH_PIN=1; else BENCH_PIN=0; fi
+    fi
+    if [[ $BENCH_PIN == 1 ]]; then
+        command -v taskset >/dev/null || die "BENCH_PIN=1 needs taskset (util-linux)"
+        ((NCPU >= 2)) || die "BENCH_PIN=1 needs at least 2 CPUs"
+        load_cpus=${CPUS[0]}
+        server_cpus=$(IFS=,; echo "${CPUS[*]:1}")
+        PIN_LOAD=(taskset -c "$load_cpus")
+        PIN_SERVER=(taskset -c "$server_cpus")
+        WRK_THREADS=1
+        PIN_NOTE="wrk on CPU $load_cpus; $servers on CPU $server_cpus"
+    else
+        PIN_LOAD=()
+        PIN_SERVER=()
+        WRK_THREADS=$((NCPU < 2 ? 1 : 2))
+        PIN_NOTE="no pinning: wrk, $servers share all $NCPU CPUs"
+    fi
+}
+
+# build_release ROOT: `cargo build --release` unless BENCH_BUILD=0; sets BIN.
+build_release() {
+    local root=$1
+    BIN="${CARGO_TARGET_DIR:-$root/target}/release/govgate"
+    if [[ ${BENCH_BUILD:-1} != 0 ]]; then
+        echo "building govgate (cargo build --release)..." >&2
+        (cd "$root" && timeout 1800 cargo build --release) || die "cargo build --release failed"
+    fi
+    [[ -x $BIN ]] || die "no binary at $BIN (run cargo build --release)"
+}
+
+# http_get PORT PATH: prints the status code and body of one request.
+http_get() {
+    # shellcheck disable=SC2016 # the inner script expands its own arguments
+    timeout 5 bash -c '
+        exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
+        printf "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" "$2" >&3
+        cat <&3' _ "$1" "$2" 2>/dev/null |
+        tr -d '\r' | awk 'NR == 1 { printf "%s ", $2 } body { print } /^$/ { body = 1 }'
+}
+
+# wait_ok NAME PORT PATH PID: until PATH answers 200 {"ok":true} (10 s).
+wait_ok() {
+    local name=$1 port=$2 path=$3 pid=$4 i answer=
+    for ((i = 0; i < 100; i++)); do
+        answer=$(http_get "$port" "$path" || true)
+        [[ $answer == '200 {"ok":true}' ]] && return 0
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.1
+    done
+    echo "$SCRIPT: $name: GET $path answered: ${answer:-nothing}" >&2
+    return 1
+}
+
+# idle_ticks: idle and iowait time (clock ticks) of all CPUs so far. The
+# busy time of the machine is taken as wall time x CPUs minus this: the
+# kernel tracks idle time precisely, while its busy counters are sampled.
+idle_ticks() { awk '/^cpu / { print $5 + $6 }' /proc/stat; }
+# shellcheck disable=SC2034 # read by the scripts that source this
+ONLINE_CPUS=$(grep -c '^cpu[0-9]' /proc/stat)
