@@ -64,19 +64,6 @@ upstream = "{upstream}"
     )
 }
 
-pub(crate) async fn metrics_when(gateway: &Gateway, ready: &str) -> String {
-    for _ in 0..100 {
-        let text = send(Method::GET, &format!("{}/metrics", gateway.admin), &[], "")
-            .await
-            .text();
-        if text.contains(ready) {
-            return text;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("metrics never showed {ready}");
-}
-
 #[tokio::test]
 async fn rows_feed_fairness_and_drift_and_labels_join_their_rows() {
     let upstream = TestUpstream::start().await;
@@ -96,7 +83,9 @@ async fn rows_feed_fairness_and_drift_and_labels_join_their_rows() {
         assert_eq!(reply.status, 200, "{}", reply.text());
         ids.push(reply.decision_id());
     }
-    let text = metrics_when(&gateway, r#"govgate_kpi_rows_total{model="scorer"} 4"#).await;
+    let text = gateway
+        .metrics_when(r#"govgate_kpi_rows_total{model="scorer"} 4"#)
+        .await;
     for line in [
         r#"govgate_kpi_selection_rate{attribute="sex",group="f",model="scorer"} 1"#,
         r#"govgate_kpi_selection_rate{attribute="sex",group="m",model="scorer"} 0.5"#,
@@ -144,11 +133,9 @@ async fn rows_feed_fairness_and_drift_and_labels_join_their_rows() {
     assert_eq!(unknown.status, 404);
     assert_eq!(unknown.error_code(), "decision_not_found");
     assert_eq!(feedback("{\"row\": 1}".to_owned()).await.status, 400);
-    let text = metrics_when(
-        &gateway,
-        r#"govgate_feedback_total{model="scorer",result="applied"} 2"#,
-    )
-    .await;
+    let text = gateway
+        .metrics_when(r#"govgate_feedback_total{model="scorer",result="applied"} 2"#)
+        .await;
     // f: predicted 1, actual 1 -> TPR 1; m: predicted 0, actual 1 -> TPR 0.
     assert!(
         text.contains(r#"govgate_kpi_tpr{attribute="sex",group="f",model="scorer"} 1"#),
@@ -180,11 +167,9 @@ async fn rows_feed_fairness_and_drift_and_labels_join_their_rows() {
     )
     .await;
     assert_eq!(reply.status, 200);
-    metrics_when(
-        &gateway,
-        r#"govgate_kpi_selector_misses_total{model="scorer",selector="outcome"} 1"#,
-    )
-    .await;
+    gateway
+        .metrics_when(r#"govgate_kpi_selector_misses_total{model="scorer",selector="outcome"} 1"#)
+        .await;
 }
 
 async fn one_row(gateway: &Gateway) {
@@ -252,7 +237,9 @@ async fn an_uploaded_reference_is_recorded_used_at_once_and_kept_across_a_restar
     // One row is enough now: the reference is there (without the upload
     // the version would still be collecting its first 2 rows).
     one_row(&gateway).await;
-    let text = metrics_when(&gateway, r#"govgate_kpi_rows_total{model="scorer"} 1"#).await;
+    let text = gateway
+        .metrics_when(r#"govgate_kpi_rows_total{model="scorer"} 1"#)
+        .await;
     assert!(
         text.contains(r#"govgate_kpi_psi{feature="amount",model="scorer",version="1"}"#),
         "{text}"
@@ -260,7 +247,9 @@ async fn an_uploaded_reference_is_recorded_used_at_once_and_kept_across_a_restar
     gateway.stop().await;
     gateway.restart().await;
     one_row(&gateway).await;
-    let text = metrics_when(&gateway, r#"govgate_kpi_rows_total{model="scorer"} 1"#).await;
+    let text = gateway
+        .metrics_when(r#"govgate_kpi_rows_total{model="scorer"} 1"#)
+        .await;
     assert!(
         text.contains(r#"govgate_kpi_psi{feature="amount",model="scorer",version="1"}"#),
         "the stored reference is used after a restart\n{text}"
@@ -302,7 +291,9 @@ async fn streamed_and_held_answers_feed_the_kpis_and_unreadable_ones_are_counted
     .await;
     assert_eq!(chunked.status, 200, "{}", chunked.text());
     assert!(chunked.headers.get("content-length").is_none());
-    metrics_when(&gateway, r#"govgate_kpi_rows_total{model="scorer"} 2"#).await;
+    gateway
+        .metrics_when(r#"govgate_kpi_rows_total{model="scorer"} 2"#)
+        .await;
 
     // Held for review: the model's answer counts when it is held.
     let held = infer(
@@ -311,7 +302,9 @@ async fn streamed_and_held_answers_feed_the_kpis_and_unreadable_ones_are_counted
     )
     .await;
     assert_eq!(held.status, 202, "{}", held.text());
-    let text = metrics_when(&gateway, r#"govgate_kpi_rows_total{model="scorer"} 3"#).await;
+    let text = gateway
+        .metrics_when(r#"govgate_kpi_rows_total{model="scorer"} 3"#)
+        .await;
     assert!(
         text.contains(
             r#"govgate_kpi_selection_rate{attribute="sex",group="m",model="scorer"} 0.5"#
@@ -337,7 +330,9 @@ async fn streamed_and_held_answers_feed_the_kpis_and_unreadable_ones_are_counted
     assert_eq!(error.status, 500);
     let after = infer("", r#"{"scores": [0.1], "sex": ["f"], "amount": [6]}"#).await;
     assert_eq!(after.status, 200);
-    let text = metrics_when(&gateway, r#"govgate_kpi_rows_total{model="scorer"} 4"#).await;
+    let text = gateway
+        .metrics_when(r#"govgate_kpi_rows_total{model="scorer"} 4"#)
+        .await;
     assert!(!text.contains(r#"selector="outcome""#), "{text}");
 
     // An event stream is not one JSON document; an answer over the
@@ -358,11 +353,9 @@ async fn streamed_and_held_answers_feed_the_kpis_and_unreadable_ones_are_counted
     .await;
     assert_eq!(declared.status, 200);
     assert!(declared.headers.get("content-length").is_some());
-    let text = metrics_when(
-        &gateway,
-        r#"govgate_kpi_unread_answers_total{model="scorer",reason="too_large"} 2"#,
-    )
-    .await;
+    let text = gateway
+        .metrics_when(r#"govgate_kpi_unread_answers_total{model="scorer",reason="too_large"} 2"#)
+        .await;
     assert!(
         text.contains(
             r#"govgate_kpi_unread_answers_total{model="scorer",reason="event_stream"} 1"#
@@ -372,5 +365,7 @@ async fn streamed_and_held_answers_feed_the_kpis_and_unreadable_ones_are_counted
     // None was fed: the next readable answer is row 5.
     let last = infer("", r#"{"scores": [0.2], "sex": ["m"], "amount": [7]}"#).await;
     assert_eq!(last.status, 200);
-    metrics_when(&gateway, r#"govgate_kpi_rows_total{model="scorer"} 5"#).await;
+    gateway
+        .metrics_when(r#"govgate_kpi_rows_total{model="scorer"} 5"#)
+        .await;
 }

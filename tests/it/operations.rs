@@ -3,14 +3,7 @@
 
 use crate::models;
 use crate::support::upstream::PAUSE;
-use crate::support::{Gateway, TestUpstream, send};
-use http::Method;
-
-async fn scrape(gateway: &Gateway) -> String {
-    let reply = send(Method::GET, &format!("{}/metrics", gateway.admin), &[], "").await;
-    assert_eq!(reply.status, 200);
-    reply.text()
-}
+use crate::support::{Gateway, TestUpstream};
 
 /// The value of the sample written exactly as `series` (name and labels).
 fn sample(text: &str, series: &str) -> f64 {
@@ -31,7 +24,7 @@ async fn gateway_added_time_leaves_out_the_time_spent_waiting_on_the_upstream() 
         let reply = gateway.get("/m/pause").await;
         assert_eq!(reply.status, 200);
     }
-    let text = scrape(&gateway).await;
+    let text = gateway.metrics().await;
     assert_eq!(
         sample(
             &text,
@@ -66,7 +59,7 @@ async fn ledger_metrics_match_the_entries_the_ledger_serves() {
         assert_eq!(gateway.infer("{}").await.status, 200);
     }
     // Admin calls are not decisions: nothing is appended from here on.
-    let text = scrape(&gateway).await;
+    let text = gateway.metrics().await;
     let lines = gateway.entry_lines().await;
     let bytes: usize = lines.iter().map(Vec::len).sum();
     assert_eq!(
@@ -101,7 +94,7 @@ async fn ledger_metrics_match_the_entries_the_ledger_serves() {
     let bytes: usize = gateway.entry_lines().await.iter().map(Vec::len).sum();
     let mut on_disk = before;
     for _ in 0..50 {
-        on_disk = sample(&scrape(&gateway).await, "govgate_ledger_store_bytes");
+        on_disk = sample(&gateway.metrics().await, "govgate_ledger_store_bytes");
         if on_disk != before {
             break;
         }

@@ -15,7 +15,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
 
 /// A file of the repository.
 fn repo_file(path: &str) -> PathBuf {
@@ -366,11 +365,9 @@ async fn kpi_scrape() -> String {
     )
     .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
-    crate::kpi::metrics_when(
-        &gateway,
-        r#"govgate_feedback_total{model="scorer",result="applied"} 4"#,
-    )
-    .await
+    gateway
+        .metrics_when(r#"govgate_feedback_total{model="scorer",result="applied"} 4"#)
+        .await
 }
 
 #[tokio::test]
@@ -415,17 +412,7 @@ async fn promtool_lints_a_real_scrape_clean_and_docs_list_every_family() {
 
     // The flag is queued after its answer; wait until the gauge shows it.
     let flag_queued = "govgate_reviews_pending{kind=\"flag\",model=\"scorer\"} 1";
-    let mut scrape = String::new();
-    for _ in 0..100 {
-        scrape = send(Method::GET, &format!("{}/metrics", gateway.admin), &[], "")
-            .await
-            .text();
-        if scrape.contains(flag_queued) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(scrape.contains(flag_queued), "{scrape}");
+    let scrape = gateway.metrics_when(flag_queued).await;
     assert!(
         scrape.contains("govgate_reviews_pending{kind=\"hold\",model=\"scorer\"} 1"),
         "{scrape}"

@@ -253,6 +253,28 @@ impl Gateway {
         .await
     }
 
+    /// One scrape of `/metrics` on the admin port.
+    pub async fn metrics(&self) -> String {
+        let url = format!("{}/metrics", self.admin);
+        let reply = crate::support::send(http::Method::GET, &url, &[], "").await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        reply.text()
+    }
+
+    /// Scrapes `/metrics` until it contains `ready` (work done in the
+    /// background shows up a little later), for up to 5 s.
+    pub async fn metrics_when(&self, ready: &str) -> String {
+        let mut text = String::new();
+        for _ in 0..100 {
+            text = self.metrics().await;
+            if text.contains(ready) {
+                return text;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("metrics never showed {ready}:\n{text}");
+    }
+
     /// `GET path` on the public listener.
     pub async fn get(&self, path: &str) -> crate::support::client::Reply {
         crate::support::send(http::Method::GET, &self.url(path), &[], "").await
