@@ -254,49 +254,8 @@ WAIT_PATH=/m/
 start_nginx nginx proxy_conf
 PROXY_PORT=$NGINX_PORT
 
-mkdir -p "$WORK/govgate/data"
-"$BIN" keygen --out "$WORK/govgate/bench.key" --origin bench.govgate.example/load >/dev/null
-cat >"$WORK/govgate/govgate.toml" <<EOF
-[server]
-public_listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-data_dir = "$WORK/govgate/data"
-
-[ledger]
-origin = "bench.govgate.example/load"
-key_file = "$WORK/govgate/bench.key"
-
-[timeouts]
-shutdown_grace_ms = 2000
-
-[governance.approval]
-approvers = 2
-
-[[admin.tokens]]
-principal = "bench-ops"
-roles = ["admin"]
-token_sha256 = "$(printf '%s' bench-ops | sha256sum | cut -d' ' -f1)"
-
-[[admin.tokens]]
-principal = "bench-approver-a"
-roles = ["approver"]
-token_sha256 = "$(printf '%s' bench-a | sha256sum | cut -d' ' -f1)"
-
-[[admin.tokens]]
-principal = "bench-approver-b"
-roles = ["approver"]
-token_sha256 = "$(printf '%s' bench-b | sha256sum | cut -d' ' -f1)"
-
-[[models]]
-name = "bench"
-protocol = "http"
-path_prefix = "/m"
-
-[[models.versions]]
-version = "v1"
-upstream = "http://127.0.0.1:$UPSTREAM_PORT"
-risk_class = "limited"
-EOF
+write_govgate_config bench.govgate.example/load
+govgate_version_section "$UPSTREAM_PORT" >>"$WORK/govgate/govgate.toml"
 if [[ $POLICIES == 1 ]]; then
     printf '\n[review]\npolicies_dir = "%s"\n' "$ROOT/policies" >>"$WORK/govgate/govgate.toml"
     POLICY_NOTE="shipped policies (both stages, 5 % flag sample)"
@@ -307,36 +266,7 @@ elif [[ $POLICIES != 0 ]]; then
 else
     POLICY_NOTE="no policies"
 fi
-# Created here, so the readiness loop never reads a file the child has
-# not opened yet.
-: >"$WORK/govgate/stdout.log"
-GOVGATE_LOG=warn setsid "${PIN_SERVER[@]}" "$BIN" serve --config "$WORK/govgate/govgate.toml" \
-    >"$WORK/govgate/stdout.log" 2>"$WORK/govgate/stderr.log" &
-GOVGATE_PID=$!
-PIDS+=("$GOVGATE_PID")
-GOVGATE_URL=
-for ((i = 0; i < 300; i++)); do
-    GOVGATE_URL=$(sed -n 's/^govgate ready public=\(http:[^ ]*\) .*/\1/p' "$WORK/govgate/stdout.log")
-    [[ -n $GOVGATE_URL ]] && break
-    kill -0 "$GOVGATE_PID" 2>/dev/null || break
-    sleep 0.1
-done
-if [[ -z $GOVGATE_URL ]]; then
-    cat "$WORK/govgate/stdout.log" "$WORK/govgate/stderr.log" >&2
-    die "govgate did not become ready"
-fi
-GOVGATE_PORT=${GOVGATE_URL##*:}
-GOVGATE_ADMIN=$(sed -n 's/^govgate ready public=[^ ]* admin=\(http:[^ ]*\).*/\1/p' "$WORK/govgate/stdout.log")
-# Full governance: the version serves only once approved and activated.
-for step in "bench-a approve" "bench-b approve" "bench-ops activate"; do
-    read -r token action <<<"$step"
-    GOVGATE_TOKEN=$token "$BIN" models "$action" bench v1 --admin-url "$GOVGATE_ADMIN" >/dev/null ||
-        die "govgate models $action failed"
-done
-wait_ok govgate "$GOVGATE_PORT" /m/ "$GOVGATE_PID" || {
-    cat "$WORK/govgate/stderr.log" >&2
-    die "govgate does not proxy to the upstream"
-}
+start_govgate /m/
 
 TARGETS=(direct nginx govgate)
 declare -A URL=(

@@ -165,3 +165,106 @@ wait_ok() {
 idle_ticks() { awk '/^cpu / { print $5 + $6 }' /proc/stat; }
 # shellcheck disable=SC2034 # read by the scripts that source this
 ONLINE_CPUS=$(grep -c '^cpu[0-9]' /proc/stat)
+
+# ---- the benchmark gateway ($WORK/govgate) ----
+
+# write_govgate_config ORIGIN [LEDGER_LINE...]: a signing key and the
+# start of $WORK/govgate/govgate.toml: listeners on free ports, the ledger
+# (with the extra lines), two approvers and an operator, and the `http`
+# model "bench" at /m. The caller appends the model's sections, then
+# `govgate_version_section`.
+write_govgate_config() {
+    local origin=$1
+    shift
+    mkdir -p "$WORK/govgate/data"
+    "$BIN" keygen --out "$WORK/govgate/bench.key" --origin "$origin" >/dev/null
+    {
+        cat <<EOF
+[server]
+public_listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+data_dir = "$WORK/govgate/data"
+
+[ledger]
+origin = "$origin"
+key_file = "$WORK/govgate/bench.key"
+EOF
+        printf '%s\n' "$@"
+        cat <<EOF
+
+[timeouts]
+shutdown_grace_ms = 2000
+
+[governance.approval]
+approvers = 2
+
+[[admin.tokens]]
+principal = "bench-ops"
+roles = ["admin"]
+token_sha256 = "$(printf '%s' bench-ops | sha256sum | cut -d' ' -f1)"
+
+[[admin.tokens]]
+principal = "bench-approver-a"
+roles = ["approver"]
+token_sha256 = "$(printf '%s' bench-a | sha256sum | cut -d' ' -f1)"
+
+[[admin.tokens]]
+principal = "bench-approver-b"
+roles = ["approver"]
+token_sha256 = "$(printf '%s' bench-b | sha256sum | cut -d' ' -f1)"
+
+[[models]]
+name = "bench"
+protocol = "http"
+path_prefix = "/m"
+EOF
+    } >"$WORK/govgate/govgate.toml"
+}
+
+# govgate_version_section UPSTREAM_PORT: the model's one version.
+govgate_version_section() {
+    cat <<EOF
+
+[[models.versions]]
+version = "v1"
+upstream = "http://127.0.0.1:$1"
+risk_class = "limited"
+EOF
+}
+
+# start_govgate CHECK_PATH: starts the gateway on the server CPUs, waits
+# for its ready line, approves (two approvers) and activates the version,
+# then waits until CHECK_PATH answers 200 {"ok":true} through it. Sets
+# GOVGATE_PID, GOVGATE_PORT and GOVGATE_ADMIN (http://host:port).
+start_govgate() {
+    local check_path=$1 url='' i step token action
+    # Created here, so the readiness loop never reads a file the child
+    # has not opened yet.
+    : >"$WORK/govgate/stdout.log"
+    GOVGATE_LOG=warn setsid "${PIN_SERVER[@]}" "$BIN" serve --config "$WORK/govgate/govgate.toml" \
+        >"$WORK/govgate/stdout.log" 2>"$WORK/govgate/stderr.log" &
+    GOVGATE_PID=$!
+    PIDS+=("$GOVGATE_PID")
+    for ((i = 0; i < 300; i++)); do
+        url=$(sed -n 's/^govgate ready public=\(http:[^ ]*\) .*/\1/p' "$WORK/govgate/stdout.log")
+        [[ -n $url ]] && break
+        kill -0 "$GOVGATE_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if [[ -z $url ]]; then
+        cat "$WORK/govgate/stdout.log" "$WORK/govgate/stderr.log" >&2
+        die "govgate did not become ready"
+    fi
+    GOVGATE_PORT=${url##*:}
+    GOVGATE_ADMIN=$(sed -n 's/^govgate ready public=[^ ]* admin=\(http:[^ ]*\).*/\1/p' "$WORK/govgate/stdout.log")
+    # Full governance: the version serves only once approved and activated.
+    for step in "bench-a approve" "bench-b approve" "bench-ops activate"; do
+        read -r token action <<<"$step"
+        GOVGATE_TOKEN=$token "$BIN" models "$action" bench v1 --admin-url "$GOVGATE_ADMIN" >/dev/null ||
+            die "govgate models $action failed"
+    done
+    wait_ok govgate "$GOVGATE_PORT" "$check_path" "$GOVGATE_PID" || {
+        cat "$WORK/govgate/stderr.log" >&2
+        die "govgate does not proxy to the upstream"
+    }
+}
