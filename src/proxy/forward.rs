@@ -100,10 +100,10 @@ pub(super) async fn forward(state: &ProxyState, mut draft: Draft, forward: Forwa
         };
         draft.mark_upstream_done();
         let id = draft.id;
-        let status = parts.status.as_u16();
+        let kpi = readable_kpi(state, kpi, &parts);
         let (response, ack) = release_whole(state, draft, parts, bytes.clone()).await;
         if ack.is_some() {
-            observe_kpi(state, kpi, id, status, bytes);
+            observe_kpi(state, kpi, id, bytes);
         }
         response
     } else {
@@ -157,46 +157,39 @@ impl KpiCapture {
     }
 }
 
-/// Whether an upstream answer with `status` is a prediction the KPIs
-/// read: an error answer is no outcome, and no selector miss either.
-fn is_prediction(status: u16) -> bool {
-    (200..300).contains(&status)
-}
-
-/// Hands an answer read whole to the KPI aggregator (never waits): a
-/// released one, or one held for review (the model's answer, whatever the
-/// reviewer decides).
-pub(super) fn observe_kpi(
-    state: &ProxyState,
-    capture: Option<KpiCapture>,
-    id: DecisionId,
-    status: u16,
-    response: Bytes,
-) {
-    let (Some(recorder), Some(capture)) = (&state.kpi, capture) else {
-        return;
-    };
-    if !is_prediction(status) {
-        return;
-    }
-    recorder.observe(capture.observation(id, response));
-}
-
-/// The capture of an answer held whole, unless it is an event stream,
-/// which is not one JSON document (counted as unread).
+/// The capture, if the KPIs can read this answer: a 2xx answer (an error
+/// is no prediction, and no selector miss either) that is not an event
+/// stream (not one JSON document; counted as unread).
 pub(super) fn readable_kpi(
     state: &ProxyState,
     capture: Option<KpiCapture>,
-    headers: &HeaderMap,
+    parts: &http::response::Parts,
 ) -> Option<KpiCapture> {
     let capture = capture?;
-    if is_event_stream(headers) {
+    if !parts.status.is_success() {
+        return None;
+    }
+    if is_event_stream(&parts.headers) {
         if let Some(recorder) = &state.kpi {
             recorder.count_unread(&capture.model, "event_stream");
         }
         return None;
     }
     Some(capture)
+}
+
+/// Hands an answer read whole to the KPI aggregator (never waits): a
+/// released one, or one held for review (the model's answer, whatever the
+/// reviewer decides). `capture` comes from [`readable_kpi`].
+pub(super) fn observe_kpi(
+    state: &ProxyState,
+    capture: Option<KpiCapture>,
+    id: DecisionId,
+    response: Bytes,
+) {
+    if let (Some(recorder), Some(capture)) = (&state.kpi, capture) {
+        recorder.observe(capture.observation(id, response));
+    }
 }
 
 /// Feeds a streamed answer to the KPIs once its decision is recorded: the
@@ -209,19 +202,12 @@ fn observe_kpi_streamed(
     parts: &http::response::Parts,
     body: RecordingBody,
 ) -> RecordingBody {
-    let (Some(recorder), Some(capture)) = (state.kpi.clone(), capture) else {
+    let (Some(recorder), Some(capture)) = (state.kpi.clone(), readable_kpi(state, capture, parts))
+    else {
         return body;
     };
-    if !is_prediction(parts.status.as_u16()) {
-        return body;
-    }
-    let headers = &parts.headers;
-    if is_event_stream(headers) {
-        recorder.count_unread(&capture.model, "event_stream");
-        return body;
-    }
     let limit = state.limits.max_buffered_response_bytes;
-    if content_length(headers).is_some_and(|len| len > limit as u64) {
+    if content_length(&parts.headers).is_some_and(|len| len > limit as u64) {
         // Declared too long: no copy that would be thrown away.
         recorder.count_unread(&capture.model, "too_large");
         return body;

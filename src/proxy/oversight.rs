@@ -186,7 +186,7 @@ pub(super) async fn answer(
                 return refuse(state, draft, err).await;
             }
             let new = review(stored_answer(&parts, &bytes), ReviewKind::Hold);
-            let kpi = readable_kpi(state, kpi, &parts.headers);
+            let kpi = readable_kpi(state, kpi, &parts);
             hold(state, &oversight.queue, draft, new, bytes, kpi).await
         }
         Action::Flag | Action::Allow => {
@@ -202,12 +202,13 @@ pub(super) async fn answer(
                         ..new
                     });
                     let id = draft.id;
+                    let kpi = readable_kpi(state, kpi, &parts);
                     let (response, ack) = release_whole(state, draft, parts, bytes.clone()).await;
                     if let Some(ack) = ack {
                         if let Some(new) = answer {
                             oversight.queue.flag(new, ack.seq);
                         }
-                        observe_kpi(state, kpi, id, status, bytes);
+                        observe_kpi(state, kpi, id, bytes);
                     }
                     response
                 }
@@ -257,7 +258,6 @@ async fn hold(
     kpi: Option<KpiCapture>,
 ) -> Response {
     let reasons = new.reasons.clone();
-    let kpi_status = new.answer.status;
     let prepared = match queue.prepare_hold(new).await {
         Ok(prepared) => prepared,
         Err(err) => return refuse(state, draft, ProxyError::HoldFailed(err.to_string())).await,
@@ -281,7 +281,7 @@ async fn hold(
         }
         Ok(ack) => match queue.open(prepared, ack.seq).await {
             Ok(_) => {
-                observe_kpi(state, kpi, draft_id, kpi_status, kpi_answer);
+                observe_kpi(state, kpi, draft_id, kpi_answer);
                 pending_response(&id, &review_id, &reasons)
             }
             Err(err) => {
