@@ -256,6 +256,9 @@ pub(crate) struct RawKpi {
 }
 
 /// `[models.kpi.outcome]`: a selector plus a threshold or positive labels.
+/// The selector keys (`pointer`, `tensor`, `column`, `from`) are spelled
+/// out here and in [`RawKpiField`]: serde's `flatten` would lose
+/// `deny_unknown_fields`, and with it the error naming a misspelt key.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawOutcome {
