@@ -95,6 +95,10 @@ pub enum Outcome {
     Released,
     /// Failed: bad request, upstream failure, gateway fault or client abort.
     Error,
+    /// The answer is released as a stream: this decision was recorded
+    /// before its first byte left; how the stream ended is in a
+    /// [`StreamEnd`] that names this decision.
+    Streaming,
 }
 
 impl Outcome {
@@ -107,6 +111,7 @@ impl Outcome {
             Outcome::Held => "held",
             Outcome::Released => "released",
             Outcome::Error => "error",
+            Outcome::Streaming => "streaming",
         }
     }
 }
@@ -189,6 +194,32 @@ pub struct Decision {
     /// Bounded capture of the request body.
     pub request: Capture,
     /// Bounded capture of the response body.
+    pub response: Capture,
+}
+
+/// How a streamed answer ended: the second record of a decision whose
+/// outcome is [`Outcome::Streaming`], written once the stream is over
+/// (or cut), linked to the decision by its seq.
+#[derive(Debug, Clone)]
+pub struct StreamEnd {
+    /// The decision whose stream this ends.
+    pub decision_id: DecisionId,
+    /// The seq of that decision's entry.
+    pub decision_seq: u64,
+    /// The decision's model, as recorded there (so exports by model keep both).
+    pub model: Option<String>,
+    /// The decision's version, as recorded there.
+    pub version: Option<String>,
+    /// `Served` when the whole answer went out, `Error` when it was cut.
+    pub outcome: Outcome,
+    /// Why it was cut (`client_disconnected`, `upstream_failed`,
+    /// `upstream_timeout`, `ledger_unavailable`), none when served whole.
+    pub error_code: Option<&'static str>,
+    /// Bytes of the answer's body handed to the client connection.
+    pub released_bytes: u64,
+    /// Microseconds from the request's arrival to the stream's end.
+    pub complete_us: u64,
+    /// Bounded capture of the response body as received from the upstream.
     pub response: Capture,
 }
 

@@ -1,6 +1,6 @@
 //! The seam between the request path and the ledger.
 
-use super::Decision;
+use super::{Decision, StreamEnd};
 use std::future::Future;
 use std::pin::Pin;
 
@@ -38,7 +38,16 @@ pub type RecordFuture = Pin<Box<dyn Future<Output = Result<Ack, SinkError>> + Se
 ///   returned future.
 /// - The proxy MUST await the future before releasing the answer (or the
 ///   end of a stream), and MUST record exactly one decision per request.
+///
+/// A streamed answer has two records: its decision (outcome `streaming`),
+/// which MUST be acknowledged before the first byte of the answer is
+/// released, and its [`StreamEnd`], which MUST be acknowledged before the
+/// stream's end is released (a client must never take a stream for
+/// complete when its end is not recorded).
 pub trait DecisionSink: Send + Sync + 'static {
     /// Submits one decision; the future resolves when it is recorded.
     fn record(&self, decision: Decision) -> RecordFuture;
+
+    /// Submits the end of a streamed decision; resolves when it is recorded.
+    fn record_end(&self, end: StreamEnd) -> RecordFuture;
 }

@@ -11,7 +11,9 @@ mod object;
 
 use super::canonical::CanonicalError;
 use super::tree::{Hash, leaf_hash};
-use crate::decision::{Capture, Decision, PayloadMode, PolicyRecord, StageVerdict};
+use crate::decision::{
+    Capture, Decision, Outcome, PayloadMode, PolicyRecord, StageVerdict, StreamEnd,
+};
 use object::{CanonicalObject, Member};
 use serde_json::Value;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -58,6 +60,9 @@ pub enum EntryBody {
         /// Why it was set aside: the first bad seq and what is wrong.
         reason: String,
     },
+    /// How a streamed decision's answer ended (its decision's outcome is
+    /// `streaming`).
+    StreamEnded(Box<StreamEnd>),
     /// A decision's payload (salts and captures) was erased; its
     /// commitments stay in its entry and everything still verifies.
     PayloadErased {
@@ -190,6 +195,10 @@ pub fn seal(
                 entry.push(name, value);
             }
         }
+        EntryBody::StreamEnded(end) => {
+            entry.push("kind", "stream_ended");
+            stream_end_members(&mut entry, end, mode, salts);
+        }
         EntryBody::LedgerRestarted {
             damaged_store,
             reason,
@@ -219,23 +228,31 @@ pub fn seal(
     })
 }
 
+/// The `request` or `response` member: length, and unless mode `none` the
+/// captured length and the salted commitment.
+fn payload_member(
+    capture: &Capture,
+    mode: PayloadMode,
+    salt: Option<&[u8; 32]>,
+) -> CanonicalObject<'static> {
+    let mut member = CanonicalObject::with_capacity(3);
+    member.push("length", capture.total_len());
+    if mode != PayloadMode::None {
+        member.push("captured", capture.bytes().len() as u64);
+        if let Some(salt) = salt {
+            member.push("commitment", hex(&commitment(salt, capture.bytes())));
+        }
+    }
+    member
+}
+
 fn decision_members<'a>(
     entry: &mut CanonicalObject<'a>,
     decision: &'a Decision,
     mode: PayloadMode,
     salts: Option<&Salts>,
 ) {
-    let payload = |capture: &Capture, salt: Option<&[u8; 32]>| {
-        let mut member = CanonicalObject::with_capacity(3);
-        member.push("length", capture.total_len());
-        if mode != PayloadMode::None {
-            member.push("captured", capture.bytes().len() as u64);
-            if let Some(salt) = salt {
-                member.push("commitment", hex(&commitment(salt, capture.bytes())));
-            }
-        }
-        member
-    };
+    let payload = |capture: &Capture, salt: Option<&[u8; 32]>| payload_member(capture, mode, salt);
     let timings = &decision.timings;
     let mut timing_members = CanonicalObject::with_capacity(3);
     timing_members.push("received_unix_ms", timings.received_unix_ms);
@@ -264,9 +281,40 @@ fn decision_members<'a>(
         "request",
         payload(&decision.request, salts.map(|s| &s.request)),
     );
+    // A stream's answer is not known yet when its decision is recorded:
+    // its `stream_ended` entry commits to it.
     entry.push(
         "response",
-        payload(&decision.response, salts.map(|s| &s.response)),
+        if decision.outcome == Outcome::Streaming {
+            Member::Null
+        } else {
+            payload(&decision.response, salts.map(|s| &s.response)).into()
+        },
+    );
+}
+
+/// The members of a `stream_ended` entry. Its payload record has the same
+/// layout as a decision's, with an empty request capture (docs/audit-format.md).
+fn stream_end_members<'a>(
+    entry: &mut CanonicalObject<'a>,
+    end: &'a StreamEnd,
+    mode: PayloadMode,
+    salts: Option<&Salts>,
+) {
+    let mut timing_members = CanonicalObject::with_capacity(1);
+    timing_members.push("complete_us", end.complete_us);
+    entry.push("decision_id", end.decision_id.to_string());
+    entry.push("decision_seq", end.decision_seq);
+    entry.push("model", end.model.as_deref());
+    entry.push("version", end.version.as_deref());
+    entry.push("outcome", end.outcome.as_str());
+    entry.push("error_code", end.error_code);
+    entry.push("released_bytes", end.released_bytes);
+    entry.push("timings", timing_members);
+    entry.push("payload_mode", mode.as_str());
+    entry.push(
+        "response",
+        payload_member(&end.response, mode, salts.map(|s| &s.response)),
     );
 }
 

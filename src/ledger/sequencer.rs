@@ -20,7 +20,8 @@ use super::metrics::LedgerMetrics;
 use super::store::{LedgerStore, StoreError, StoreNodes};
 use super::tree::{Frontier, NodeSource, leaf_hash};
 use crate::decision::{
-    Ack, Decision, DecisionSink, EntrySignatures, PayloadMode, RecordFuture, SinkError,
+    Ack, Capture, Decision, DecisionSink, EntrySignatures, PayloadMode, RecordFuture, SinkError,
+    StreamEnd,
 };
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
@@ -172,6 +173,10 @@ impl DecisionSink for Ledger {
     fn record(&self, decision: Decision) -> RecordFuture {
         self.submit(EntryBody::Decision(Box::new(decision)))
     }
+
+    fn record_end(&self, end: StreamEnd) -> RecordFuture {
+        self.submit(EntryBody::StreamEnded(Box::new(end)))
+    }
 }
 
 impl LedgerWriter {
@@ -284,8 +289,18 @@ fn load_head(
 /// The erasable payload record: `request salt (32) || response salt (32) ||
 /// request capture length (u32 BE) || request capture || response capture`.
 pub fn payload_record(salts: &Salts, decision: &Decision) -> Vec<u8> {
-    let request = decision.request.bytes();
-    let response = decision.response.bytes();
+    payload_record_of(salts, &decision.request, &decision.response)
+}
+
+/// The payload record of a `stream_ended` entry: the same layout, with an
+/// empty request capture (its request is in the decision's record).
+pub fn stream_end_payload_record(salts: &Salts, end: &StreamEnd) -> Vec<u8> {
+    payload_record_of(salts, &Capture::default(), &end.response)
+}
+
+fn payload_record_of(salts: &Salts, request: &Capture, response: &Capture) -> Vec<u8> {
+    let request = request.bytes();
+    let response = response.bytes();
     let mut record = Vec::with_capacity(68 + request.len() + response.len());
     record.extend_from_slice(&salts.request);
     record.extend_from_slice(&salts.response);

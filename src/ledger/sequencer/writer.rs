@@ -206,13 +206,21 @@ fn seal_batch(
         if body.is_governance() {
             batch.governance.push(seq);
         }
-        if let EntryBody::Decision(decision) = body {
-            batch.decisions.push((*decision.id.as_bytes(), seq));
-            if let (PayloadMode::Full, Some(salts)) = (config.payload_mode, &salts) {
+        match (body, config.payload_mode, &salts) {
+            (EntryBody::Decision(decision), mode, salts) => {
+                batch.decisions.push((*decision.id.as_bytes(), seq));
+                if let (PayloadMode::Full, Some(salts)) = (mode, salts) {
+                    batch
+                        .payloads
+                        .push((seq, super::payload_record(salts, decision)));
+                }
+            }
+            (EntryBody::StreamEnded(end), PayloadMode::Full, Some(salts)) => {
                 batch
                     .payloads
-                    .push((seq, super::payload_record(salts, decision)));
+                    .push((seq, super::stream_end_payload_record(salts, end)));
             }
+            _ => {}
         }
         head.prev_hash = sealed.entry_hash;
         head.next_seq += 1;
