@@ -106,6 +106,7 @@ pub struct App {
     admin: Router,
     ledger: Ledger,
     writer: LedgerWriter,
+    backlog: proxy::Backlog,
     shutdown_grace: Duration,
     policies: Option<Arc<PolicyGate>>,
 }
@@ -262,7 +263,9 @@ impl App {
             oversight,
             kpi,
         );
+        let backlog = state.backlog();
         Ok(App {
+            backlog,
             public: proxy::router(state).merge(public),
             admin,
             ledger,
@@ -323,6 +326,12 @@ impl App {
         if drained.is_err() {
             tracing::warn!("grace period over; remaining requests are cut");
         }
+        // Records of requests that ended while the ledger could not take
+        // them (or whose client left) are written before the log closes.
+        self.backlog.drain(self.shutdown_grace).await;
+        // The backlog holds a handle on the ledger; the writer closes once
+        // every handle is gone.
+        drop(self.backlog);
         if let Err(err) = self.ledger.append(EntryBody::GatewayStopped).await {
             tracing::error!(error = %err, "gateway_stopped not recorded");
         }

@@ -117,6 +117,9 @@ pub struct Limits {
     /// Responses with a declared length up to this are read whole before
     /// they are recorded and released; longer or unsized ones are streamed.
     pub max_buffered_response_bytes: usize,
+    /// The memory budget shared by every body held whole (request bodies,
+    /// answers read before release, held answers, copies for the KPIs).
+    pub max_buffered_total_bytes: usize,
     /// How much of each body the decision record captures.
     pub capture_bytes: usize,
 }

@@ -182,6 +182,7 @@ fn default_caller_header() -> String {
 pub(crate) struct RawLimits {
     pub(crate) max_request_body_bytes: u64,
     pub(crate) max_buffered_response_bytes: u64,
+    pub(crate) max_buffered_total_bytes: u64,
     pub(crate) capture_bytes: u64,
 }
 
@@ -190,6 +191,7 @@ impl Default for RawLimits {
         Self {
             max_request_body_bytes: 4 * 1024 * 1024,
             max_buffered_response_bytes: 4 * 1024 * 1024,
+            max_buffered_total_bytes: 256 * 1024 * 1024,
             capture_bytes: 64 * 1024,
         }
     }

@@ -106,6 +106,11 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
             "limits.max_buffered_response_bytes",
             raw.limits.max_buffered_response_bytes,
         )?,
+        max_buffered_total_bytes: positive(
+            &checker,
+            "limits.max_buffered_total_bytes",
+            raw.limits.max_buffered_total_bytes,
+        )?,
         capture_bytes: raw.limits.capture_bytes as usize,
     };
     let timeouts = Timeouts {

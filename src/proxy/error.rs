@@ -125,6 +125,12 @@ pub enum ProxyError {
     /// The review store could not keep a held answer.
     #[error("the answer could not be held for review")]
     HoldFailed(String),
+    /// The memory budget for buffered bodies is spent; retry shortly.
+    #[error("the gateway is at its memory limit for buffered bodies ({what}), retry shortly")]
+    Overloaded {
+        /// What could not be buffered: `request body` or `held answer`.
+        what: &'static str,
+    },
     /// A fault of the gateway itself.
     #[error("internal gateway error")]
     Internal(String),
@@ -155,6 +161,7 @@ impl ProxyError {
             ProxyError::PolicyDenied { .. } => "policy_denied",
             ProxyError::HeldAnswerTooLarge { .. } => "held_answer_too_large",
             ProxyError::HoldFailed(_) => "hold_failed",
+            ProxyError::Overloaded { .. } => "overloaded",
             ProxyError::Internal(_) => "internal_error",
         }
     }
@@ -182,9 +189,9 @@ impl ProxyError {
                 StatusCode::BAD_GATEWAY
             }
             ProxyError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
-            ProxyError::LedgerOverloaded | ProxyError::LedgerUnavailable => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ProxyError::LedgerOverloaded
+            | ProxyError::LedgerUnavailable
+            | ProxyError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -199,6 +206,7 @@ impl ProxyError {
             | ProxyError::LedgerUnavailable
             | ProxyError::HeldAnswerTooLarge { .. }
             | ProxyError::HoldFailed(_)
+            | ProxyError::Overloaded { .. }
             | ProxyError::Internal(_) => Fault::Gateway,
             _ => Fault::Client,
         }
@@ -267,7 +275,10 @@ impl IntoResponse for ProxyError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        if matches!(self, ProxyError::LedgerOverloaded) {
+        if matches!(
+            self,
+            ProxyError::LedgerOverloaded | ProxyError::Overloaded { .. }
+        ) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
         response

@@ -2,12 +2,14 @@
 //! after its decision is recorded.
 
 use super::ProxyState;
+use super::backlog::Detached;
+use super::budget::{BufferUse, Reservation};
 use super::error::ProxyError;
 use super::headers::{self, DECISION_ID_HEADER, RECEIPT_HEADER};
-use super::recorder::{Draft, Ending};
+use super::recorder::{Draft, Ending, Forwarded, StreamDraft, as_refusal, sink_error};
 use super::serving::ServableVersion;
-use super::stream::{OnRecorded, RecordingBody};
-use crate::decision::{Capture, DecisionId, Outcome};
+use super::stream::{Abort, OnRecorded, RecordingBody};
+use crate::decision::{Ack, Capture, DecisionId, Outcome, RecordFuture, SinkError};
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
@@ -37,6 +39,32 @@ pub(super) struct Forward {
 /// Answers a refused request: logs it, records its decision, releases the
 /// JSON error only after the record is acknowledged.
 pub(super) async fn refuse(state: &ProxyState, draft: Draft, err: ProxyError) -> Response {
+    refuse_as(state, draft, err, Forwarding::NotYet).await
+}
+
+/// [`refuse`] for a request that was forwarded: if the ledger cannot take
+/// the decision now, it is recorded once it can (the model was called).
+pub(super) async fn refuse_forwarded(
+    state: &ProxyState,
+    draft: Draft,
+    err: ProxyError,
+) -> Response {
+    refuse_as(state, draft, err, Forwarding::Done).await
+}
+
+/// Whether the upstream was called for a request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Forwarding {
+    NotYet,
+    Done,
+}
+
+async fn refuse_as(
+    state: &ProxyState,
+    draft: Draft,
+    err: ProxyError,
+    forwarding: Forwarding,
+) -> Response {
     let id = decision_header(&draft);
     err.log(&draft.id.to_string());
     let outcome = if matches!(err, ProxyError::PolicyDenied { .. }) {
@@ -56,7 +84,11 @@ pub(super) async fn refuse(state: &ProxyState, draft: Draft, err: ProxyError) ->
         error_code: Some(code),
         response: Capture::of_complete(&body, state.limits.capture_bytes),
     };
-    if let Err(sink_err) = state.recorder.record(draft, ending).await {
+    let recorded = match forwarding {
+        Forwarding::NotYet => state.recorder.record(draft, ending).await,
+        Forwarding::Done => state.recorder.record_forwarded(draft, ending).await,
+    };
+    if let Err(sink_err) = recorded {
         response = sink_err.into_response();
     }
     set_decision_headers(&mut response, id);
@@ -83,32 +115,46 @@ pub(super) async fn forward(state: &ProxyState, mut draft: Draft, forward: Forwa
         Err(err) => return refuse(state, draft, err).await,
     };
     draft.mark_upstream_sent();
+    // From here the model is called: the decision is recorded whatever
+    // the client does, even if this future is dropped at an await.
+    let mut forwarded = Forwarded::new(draft, state.recorder.clone());
     let response = match state.client.send(request, &model).await {
         Ok(response) => response,
-        Err(err) => return refuse(state, draft, err).await,
+        Err(err) => return refuse_forwarded(state, forwarded.take(), err).await,
     };
-    draft.mark_upstream_head();
+    forwarded.draft().mark_upstream_head();
     let (mut parts, body) = response.into_parts();
     parts.headers = headers::to_client(parts.headers, credential);
     if let Some(judged) = judged {
-        return super::oversight::answer(state, draft, judged, parts, body, kpi).await;
+        return super::oversight::answer(state, forwarded, judged, parts, body, kpi).await;
     }
-    if is_bufferable(state, &parts.headers) {
-        let bytes = match read_whole(body, state.timeouts.idle, &model, usize::MAX).await {
-            Ok(bytes) => bytes,
-            Err(err) => return refuse(state, draft, err).await,
-        };
-        draft.mark_upstream_done();
-        let id = draft.id;
-        let kpi = readable_kpi(state, kpi, &parts);
-        let (response, ack) = release_whole(state, draft, parts, bytes.clone()).await;
-        if ack.is_some() {
-            observe_kpi(state, kpi, id, bytes);
-        }
-        response
-    } else {
-        release_stream(state, draft, parts, body, None, kpi)
+    let Some(reservation) = buffer_reservation(state, &parts.headers) else {
+        return release_stream(state, forwarded, parts, body, None, kpi).await;
+    };
+    let bytes = match read_whole(body, state.timeouts.idle, &model, usize::MAX, reservation).await {
+        Ok(bytes) => bytes,
+        Err(err) => return refuse_forwarded(state, forwarded.take(), err).await,
+    };
+    forwarded.draft().mark_upstream_done();
+    let draft = forwarded.take();
+    let id = draft.id;
+    let kpi = readable_kpi(state, kpi, &parts);
+    let (response, ack) = release_whole(state, draft, parts, bytes.clone()).await;
+    if ack.is_some() {
+        observe_kpi(state, kpi, id, bytes);
     }
+    response
+}
+
+/// The budget for reading an answer whole, when it should be: a declared
+/// length within the buffering limit, not an event stream, and room in
+/// the memory budget (else it streams).
+pub(super) fn buffer_reservation(state: &ProxyState, headers: &HeaderMap) -> Option<Reservation> {
+    if !is_bufferable(state, headers) {
+        return None;
+    }
+    let len = content_length(headers)? as usize;
+    state.budget.reserve(len, BufferUse::Answer)
 }
 
 /// What the KPIs need of a request, taken before it is forwarded (the
@@ -212,11 +258,15 @@ fn observe_kpi_streamed(
         recorder.count_unread(&capture.model, "too_large");
         return body;
     }
+    let Some(reservation) = state.budget.reserve(0, BufferUse::Kpi) else {
+        return body;
+    };
     body.on_whole(
         limit,
+        reservation,
         Box::new(move |whole| match whole {
-            Some(bytes) => recorder.observe(capture.observation(id, bytes)),
-            None => recorder.count_unread(&capture.model, "too_large"),
+            Ok(bytes) => recorder.observe(capture.observation(id, bytes)),
+            Err(why) => recorder.count_unread(&capture.model, why.as_str()),
         }),
     )
 }
@@ -244,7 +294,7 @@ pub(super) async fn release_whole(
         error_code: None,
         response: Capture::of_complete(&bytes, state.limits.capture_bytes),
     };
-    let (mut response, ack) = match state.recorder.record(draft, ending).await {
+    let (mut response, ack) = match state.recorder.record_forwarded(draft, ending).await {
         Ok(ack) => (
             Response::from_parts(parts, Body::new(Full::new(bytes))),
             Some(ack),
@@ -255,25 +305,46 @@ pub(super) async fn release_whole(
     (response, ack)
 }
 
-/// Streams the answer, recording its decision before the stream's end.
-pub(super) fn release_stream(
+/// Streams the answer: its decision (outcome `streaming`) is recorded
+/// before the first byte is released (if it cannot be, the client gets 503
+/// and the upstream's answer is dropped); the stream's end is recorded
+/// before the end is released.
+pub(super) async fn release_stream(
     state: &ProxyState,
-    draft: Draft,
+    forwarded: Forwarded,
     parts: http::response::Parts,
     body: Incoming,
     on_recorded: Option<OnRecorded>,
     kpi: Option<KpiCapture>,
 ) -> Response {
+    let draft = forwarded.take();
     let decision_id = decision_header(&draft);
     let id = draft.id;
+    let (head, stream) = draft.begin_stream(parts.status.as_u16());
+    let refusal = as_refusal(head.clone(), &ProxyError::LedgerUnavailable);
+    let record = state.recorder.submit(head, &stream.model_label);
+    let mut in_flight = HeadInFlight {
+        record: Some(record),
+        then: Some((refusal, stream)),
+        state,
+    };
+    let (ack, stream) = match in_flight.wait().await {
+        (Ok(ack), stream) => (ack, stream),
+        (Err(err), _) => {
+            let mut response = sink_error(err).into_response();
+            set_decision_headers(&mut response, decision_id);
+            return response;
+        }
+    };
+    let recorded = ack.seq.map(|seq| (stream, seq));
     let mut streamed = RecordingBody::new(
         body,
         content_length(&parts.headers),
-        draft,
+        recorded,
         state.recorder.clone(),
-        parts.status.as_u16(),
         state.timeouts.idle,
         state.limits.capture_bytes,
+        None::<Abort>,
     );
     if let Some(hook) = on_recorded {
         streamed = streamed.on_recorded(hook);
@@ -282,6 +353,62 @@ pub(super) fn release_stream(
     let mut response = Response::from_parts(parts, Body::new(streamed));
     set_decision_headers(&mut response, decision_id);
     response
+}
+
+/// A stream's decision on its way to the ledger. If the request future is
+/// dropped while it waits (the client left), what must follow is written
+/// in the background: the stream's end (`client_disconnected`, nothing
+/// released) once the decision is recorded, or the refusal the client
+/// would have got if the ledger refuses it.
+struct HeadInFlight<'a> {
+    record: Option<RecordFuture>,
+    then: Option<(crate::decision::Decision, StreamDraft)>,
+    state: &'a ProxyState,
+}
+
+impl HeadInFlight<'_> {
+    /// Waits for the decision's ack. On a refusal the client's 503 is
+    /// recorded through the backlog. Cancel-safe (see the type's docs).
+    async fn wait(&mut self) -> (Result<Ack, SinkError>, StreamDraft) {
+        let result = match self.record.as_mut() {
+            Some(record) => record.await,
+            None => Err(SinkError::Unavailable("no record".to_owned())),
+        };
+        self.record = None;
+        // INVARIANT: `then` is taken only here or in drop, each at most once.
+        let Some((refusal, stream)) = self.then.take() else {
+            unreachable!("a stream's decision is awaited once")
+        };
+        if let Err(err) = &result {
+            tracing::error!(decision_id = %refusal.id, error = %err, "stream's decision not recorded; answer dropped, the refusal is recorded once the ledger takes it");
+            let refusal = as_refusal(refusal, &sink_error(err.clone()));
+            self.state
+                .recorder
+                .detach_decision(refusal, &stream.model_label);
+        }
+        (result, stream)
+    }
+}
+
+impl Drop for HeadInFlight<'_> {
+    fn drop(&mut self) {
+        if let (Some(record), Some((refusal, stream))) = (self.record.take(), self.then.take()) {
+            let end = move |seq| {
+                stream.end(
+                    seq,
+                    Outcome::Error,
+                    Some("client_disconnected"),
+                    0,
+                    Capture::default(),
+                )
+            };
+            let instead = Detached::Decision(Box::new(refusal));
+            self.state
+                .recorder
+                .backlog()
+                .finish_head(record, instead, end);
+        }
+    }
 }
 
 fn build_request(forward: Forward) -> Result<Request<Full<Bytes>>, ProxyError> {
@@ -336,28 +463,37 @@ fn is_event_stream(headers: &HeaderMap) -> bool {
 }
 
 /// Reads a whole upstream body of at most `limit` bytes, with the idle
-/// timeout between chunks. Cancel-safe: dropping it drops the upstream body.
+/// timeout between chunks, growing `reservation` as it goes (503
+/// `overloaded` when the memory budget is spent). The bytes keep the
+/// reservation. Cancel-safe: dropping it drops the upstream body.
 pub(super) async fn read_whole(
     mut body: Incoming,
     idle: std::time::Duration,
     model: &str,
     limit: usize,
+    mut reservation: Reservation,
 ) -> Result<Bytes, ProxyError> {
     let mut buf = BytesMut::new();
     loop {
         match tokio::time::timeout(idle, body.frame()).await {
             Ok(Some(Ok(frame))) => {
                 if let Ok(data) = frame.into_data() {
-                    if buf.is_empty() && body.is_end_stream() && data.len() <= limit {
-                        return Ok(data);
-                    }
-                    buf.extend_from_slice(&data);
-                    if buf.len() > limit {
+                    let len = buf.len() + data.len();
+                    if len > limit {
                         return Err(ProxyError::HeldAnswerTooLarge {
                             model: model.to_owned(),
                             limit,
                         });
                     }
+                    if len > reservation.bytes() && !reservation.grow(len - reservation.bytes()) {
+                        return Err(ProxyError::Overloaded {
+                            what: "answer to hold",
+                        });
+                    }
+                    if buf.is_empty() && body.is_end_stream() {
+                        return Ok(reservation.attach(data));
+                    }
+                    buf.extend_from_slice(&data);
                 }
             }
             Ok(Some(Err(err))) => {
@@ -366,7 +502,7 @@ pub(super) async fn read_whole(
                     detail: err.to_string(),
                 });
             }
-            Ok(None) => return Ok(buf.freeze()),
+            Ok(None) => return Ok(reservation.into_bytes(buf)),
             Err(_) => {
                 return Err(ProxyError::UpstreamTimeout {
                     model: model.to_owned(),

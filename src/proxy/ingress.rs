@@ -3,6 +3,7 @@
 //! stops a request goes through `forward::refuse`, so it is recorded too.
 
 use super::ProxyState;
+use super::budget::BufferUse;
 use super::error::ProxyError;
 use super::forward::{Forward, forward, refuse};
 use super::headers::MODEL_VERSION_HEADER;
@@ -18,7 +19,8 @@ use axum::routing::{get, post};
 use bytes::{Bytes, BytesMut};
 use http::request::Parts;
 use http::{HeaderMap, StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body::Body as _;
+use http_body_util::BodyExt;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use std::net::SocketAddr;
@@ -83,7 +85,8 @@ fn path_and_query(path: &str, parts: &Parts) -> String {
     }
 }
 
-/// Reads the whole request body within the size limit and the body timeout.
+/// Reads the whole request body within the size limit, the body timeout
+/// and the memory budget (503 `overloaded` when it is spent).
 async fn read_body(
     state: &ProxyState,
     headers: &HeaderMap,
@@ -97,19 +100,40 @@ async fn read_body(
     if declared.is_some_and(|len| len > limit as u64) {
         return Err(ProxyError::BodyTooLarge { limit });
     }
-    match tokio::time::timeout(
-        state.timeouts.request_body,
-        Limited::new(body, limit).collect(),
-    )
-    .await
-    {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(ProxyError::BodyTooLarge { limit })
+    let declared = declared.unwrap_or(0) as usize;
+    let overloaded = || ProxyError::Overloaded {
+        what: "request body",
+    };
+    let mut reservation = state
+        .budget
+        .reserve(declared, BufferUse::Request)
+        .ok_or_else(overloaded)?;
+    let read = async move {
+        let mut body = body;
+        let mut buf = BytesMut::new();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| ProxyError::RequestBodyUnreadable)?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            let len = buf.len() + data.len();
+            if len > limit {
+                return Err(ProxyError::BodyTooLarge { limit });
+            }
+            if len > reservation.bytes() && !reservation.grow(len - reservation.bytes()) {
+                return Err(overloaded());
+            }
+            if buf.is_empty() && body.is_end_stream() {
+                // One frame: keep it as it is, no copy.
+                return Ok(reservation.attach(data));
+            }
+            buf.extend_from_slice(&data);
         }
-        Ok(Err(_)) => Err(ProxyError::RequestBodyUnreadable),
-        Err(_) => Err(ProxyError::RequestBodyTimeout(state.timeouts.request_body)),
-    }
+        Ok(reservation.into_bytes(buf))
+    };
+    tokio::time::timeout(state.timeouts.request_body, read)
+        .await
+        .map_err(|_| ProxyError::RequestBodyTimeout(state.timeouts.request_body))?
 }
 
 /// The model a request names, checked against config and protocol.

@@ -1,7 +1,8 @@
 //! The request path's metric families. Labels are bounded: route templates,
 //! configured model names (unknown names become `""`) and outcomes.
 
-use crate::decision::{Decision, Route};
+use super::recorder::StreamDraft;
+use crate::decision::{Decision, Outcome, Route, StreamEnd};
 use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry};
 
 /// Latency buckets in seconds, fine-grained below a millisecond where the
@@ -14,6 +15,8 @@ const LATENCY_BUCKETS: [f64; 16] = [
 /// Families recorded once per decision.
 #[derive(Clone)]
 pub struct ProxyMetrics {
+    pub(crate) backlog: super::backlog::BacklogMetrics,
+    pub(crate) budget: super::budget::BudgetMetrics,
     unlogged: IntCounter,
     requests: IntCounterVec,
     duration: HistogramVec,
@@ -72,6 +75,8 @@ impl ProxyMetrics {
         registry.register(Box::new(upstream_head.clone()))?;
         registry.register(Box::new(gateway_added.clone()))?;
         Ok(Self {
+            backlog: super::backlog::BacklogMetrics::register(registry)?,
+            budget: super::budget::BudgetMetrics::register(registry)?,
             unlogged,
             requests,
             duration,
@@ -95,20 +100,57 @@ impl ProxyMetrics {
     /// Counts one decision. `model_label` is the configured model name, or
     /// `""` when the request named no known model.
     pub fn observe(&self, decision: &Decision, model_label: &str) {
-        let route = decision.route.as_str();
         // Only a version the registry resolved (it has an approval) is a
         // label: a requested but unknown version is client text.
         let version = match (&decision.version, decision.approval_seq) {
             (Some(version), Some(_)) if !model_label.is_empty() => version.as_str(),
             _ => "",
         };
+        self.count(
+            decision.route,
+            model_label,
+            version,
+            decision.outcome,
+            decision.timings.complete_us,
+            decision.timings.upstream_head_us,
+        );
+    }
+
+    /// Counts a streamed request once its stream has ended.
+    pub(crate) fn observe_stream_end(&self, stream: &StreamDraft, end: &StreamEnd) {
+        let version = match &stream.version {
+            Some(version) if stream.version_label && !stream.model_label.is_empty() => {
+                version.as_str()
+            }
+            _ => "",
+        };
+        self.count(
+            stream.route,
+            &stream.model_label,
+            version,
+            end.outcome,
+            end.complete_us,
+            stream.upstream_head_us,
+        );
+    }
+
+    fn count(
+        &self,
+        route: Route,
+        model_label: &str,
+        version: &str,
+        outcome: Outcome,
+        complete_us: u64,
+        upstream_head_us: Option<u64>,
+    ) {
+        let route = route.as_str();
         self.requests
-            .with_label_values(&[route, model_label, version, decision.outcome.as_str()])
+            .with_label_values(&[route, model_label, version, outcome.as_str()])
             .inc();
         self.duration
             .with_label_values(&[route])
-            .observe(decision.timings.complete_us as f64 / 1e6);
-        if let Some(head_us) = decision.timings.upstream_head_us {
+            .observe(complete_us as f64 / 1e6);
+        if let Some(head_us) = upstream_head_us {
             self.upstream_head
                 .with_label_values(&[model_label])
                 .observe(head_us as f64 / 1e6);

@@ -4,6 +4,8 @@
 //! Uses `decision` and `config` values only; it never names the store or
 //! the admin API. Decisions leave through a [`DecisionSink`].
 
+mod backlog;
+mod budget;
 mod error;
 mod forward;
 mod headers;
@@ -16,6 +18,7 @@ mod serving;
 mod stream;
 mod upstream;
 
+pub use backlog::Backlog;
 pub use error::ProxyError;
 pub use headers::{
     DECISION_ID_HEADER, MODEL_VERSION_HEADER, RECEIPT_HEADER, REVIEW_ID_HEADER, REVIEW_STATE_HEADER,
@@ -48,6 +51,7 @@ pub struct Shared {
     pub(crate) require_caller: bool,
     pub(crate) client: UpstreamClient,
     pub(crate) recorder: Recorder,
+    pub(crate) budget: Arc<budget::BodyBudget>,
     pub(crate) serving: Arc<Serving>,
     pub(crate) oversight: Option<Oversight>,
     pub(crate) kpi: Option<crate::kpi::KpiRecorder>,
@@ -84,12 +88,26 @@ impl ProxyState {
                 caller_header: config.server.caller_header.clone(),
                 require_caller: config.server.require_caller,
                 client,
-                recorder: Recorder::new(sink, metrics, config.ledger.on_failure),
+                budget: budget::BodyBudget::new(
+                    config.limits.max_buffered_total_bytes,
+                    &metrics.budget,
+                ),
+                recorder: Recorder::new(
+                    sink.clone(),
+                    metrics.clone(),
+                    config.ledger.on_failure,
+                    Backlog::new(sink, metrics.backlog.clone()),
+                ),
                 serving,
                 oversight,
                 kpi,
             }),
         }
+    }
+
+    /// The records written in the background (drained at shutdown).
+    pub fn backlog(&self) -> Backlog {
+        self.recorder.backlog().clone()
     }
 
     fn model(&self, name: &str) -> Option<&ModelConfig> {

@@ -11,13 +11,14 @@
 //! both stages' verdicts and the policy set's seq.
 
 use super::ProxyState;
+use super::budget::BufferUse;
 use super::error::ProxyError;
 use super::forward::{
-    Forward, KpiCapture, decision_header, is_bufferable, observe_kpi, read_whole, readable_kpi,
-    refuse, release_stream, release_whole, set_decision_headers,
+    Forward, KpiCapture, buffer_reservation, decision_header, observe_kpi, read_whole,
+    readable_kpi, refuse_forwarded, release_stream, release_whole, set_decision_headers,
 };
 use super::headers::REVIEW_ID_HEADER;
-use super::recorder::{Draft, Ending};
+use super::recorder::{Draft, Ending, Forwarded};
 use crate::decision::{Capture, Outcome, PolicyRecord};
 use crate::review::{
     Action, Evaluation, LoadedPolicies, NewReview, PolicyGate, PolicyInput, ReviewKind,
@@ -106,7 +107,7 @@ impl Oversight {
 /// whole only if it must be held.
 pub(super) async fn answer(
     state: &ProxyState,
-    mut draft: Draft,
+    mut forwarded: Forwarded,
     judged: Judged,
     parts: http::response::Parts,
     body: Incoming,
@@ -114,20 +115,22 @@ pub(super) async fn answer(
 ) -> Response {
     // INVARIANT: `judged` exists only when oversight is configured.
     let Some(oversight) = state.oversight.as_ref() else {
-        return refuse(state, draft, ProxyError::Internal("no oversight".into())).await;
+        let err = ProxyError::Internal("no oversight".into());
+        return refuse_forwarded(state, forwarded.take(), err).await;
     };
-    let model = draft.model.clone().unwrap_or_default();
+    let model = forwarded.draft().model.clone().unwrap_or_default();
     let idle = state.timeouts.idle;
     let (mut whole, mut stream) = (None, None);
-    if is_bufferable(state, &parts.headers) {
-        match read_whole(body, idle, &model, usize::MAX).await {
+    if let Some(reservation) = buffer_reservation(state, &parts.headers) {
+        match read_whole(body, idle, &model, usize::MAX, reservation).await {
             Ok(bytes) => whole = Some(bytes),
-            Err(err) => return refuse(state, draft, err).await,
+            Err(err) => return refuse_forwarded(state, forwarded.take(), err).await,
         }
-        draft.mark_upstream_done();
+        forwarded.draft().mark_upstream_done();
     } else {
         stream = Some(body);
     }
+    let draft = forwarded.draft();
     let status = parts.status.as_u16();
     let seen = whole.as_deref().map_or(Value::Null, parse_json);
     let input = judged.input.into_response(status, seen);
@@ -162,17 +165,26 @@ pub(super) async fn answer(
         answer,
     };
     match action {
-        Action::Deny => refuse(state, draft, ProxyError::PolicyDenied { reasons }).await,
+        Action::Deny => {
+            let err = ProxyError::PolicyDenied { reasons };
+            refuse_forwarded(state, forwarded.take(), err).await
+        }
         Action::Hold => {
             let bytes = match (whole, stream) {
                 (Some(bytes), _) => bytes,
                 (None, Some(body)) => {
-                    let bytes = match read_whole(body, idle, &model, oversight.max_held_bytes).await
-                    {
-                        Ok(bytes) => bytes,
-                        Err(err) => return refuse(state, draft, err).await,
+                    let limit = oversight.max_held_bytes;
+                    let Some(reservation) = state.budget.reserve(0, BufferUse::Hold) else {
+                        let err = ProxyError::Overloaded {
+                            what: "answer to hold",
+                        };
+                        return refuse_forwarded(state, forwarded.take(), err).await;
                     };
-                    draft.mark_upstream_done();
+                    let bytes = match read_whole(body, idle, &model, limit, reservation).await {
+                        Ok(bytes) => bytes,
+                        Err(err) => return refuse_forwarded(state, forwarded.take(), err).await,
+                    };
+                    forwarded.draft().mark_upstream_done();
                     bytes
                 }
                 // INVARIANT: the body is either read or still streaming.
@@ -183,11 +195,28 @@ pub(super) async fn answer(
                     model,
                     limit: oversight.max_held_bytes,
                 };
-                return refuse(state, draft, err).await;
+                return refuse_forwarded(state, forwarded.take(), err).await;
             }
             let new = review(stored_answer(&parts, &bytes), ReviewKind::Hold);
             let kpi = readable_kpi(state, kpi, &parts);
-            hold(state, &oversight.queue, draft, new, bytes, kpi).await
+            // Storing the answer, recording the decision and opening the
+            // review run to the end even if the client leaves meanwhile:
+            // a held decision without its review would be invisible.
+            let (task_state, draft) = (state.clone(), forwarded.take());
+            let held = state.recorder.backlog().spawn(async move {
+                let queue = match &task_state.oversight {
+                    Some(oversight) => oversight.queue.clone(),
+                    None => unreachable!("oversight is configured (checked above)"),
+                };
+                hold(&task_state, &queue, draft, new, bytes, kpi).await
+            });
+            match held.await {
+                Ok(response) => response,
+                Err(err) => {
+                    tracing::error!(error = %err, "hold task failed");
+                    ProxyError::Internal("hold task failed".into()).into_response()
+                }
+            }
         }
         Action::Flag | Action::Allow => {
             let flag = (action == Action::Flag)
@@ -201,6 +230,7 @@ pub(super) async fn answer(
                         },
                         ..new
                     });
+                    let draft = forwarded.take();
                     let id = draft.id;
                     let kpi = readable_kpi(state, kpi, &parts);
                     let (response, ack) = release_whole(state, draft, parts, bytes.clone()).await;
@@ -215,15 +245,18 @@ pub(super) async fn answer(
                 (None, Some(body)) => {
                     let hook = flag.map(|new| {
                         let queue = oversight.queue.clone();
-                        Box::new(move |seq: Option<u64>, captured: Bytes| {
+                        Box::new(move |seq: u64, captured: Bytes| {
                             let mut new = new;
                             new.answer.body = captured.to_vec();
-                            queue.flag(new, seq);
+                            queue.flag(new, Some(seq));
                         }) as super::stream::OnRecorded
                     });
-                    release_stream(state, draft, parts, body, hook, kpi)
+                    release_stream(state, forwarded, parts, body, hook, kpi).await
                 }
-                (None, None) => refuse(state, draft, ProxyError::Internal("no body".into())).await,
+                (None, None) => {
+                    let err = ProxyError::Internal("no body".into());
+                    refuse_forwarded(state, forwarded.take(), err).await
+                }
             }
         }
     }
@@ -260,7 +293,9 @@ async fn hold(
     let reasons = new.reasons.clone();
     let prepared = match queue.prepare_hold(new).await {
         Ok(prepared) => prepared,
-        Err(err) => return refuse(state, draft, ProxyError::HoldFailed(err.to_string())).await,
+        Err(err) => {
+            return refuse_forwarded(state, draft, ProxyError::HoldFailed(err.to_string())).await;
+        }
     };
     let review_id = prepared.review_id().to_owned();
     let decision_id = decision_header(&draft);
@@ -274,7 +309,7 @@ async fn hold(
         // The decision commits to the answer that is held.
         response: Capture::of_complete(&bytes, state.limits.capture_bytes),
     };
-    let mut response = match state.recorder.record(draft, ending).await {
+    let mut response = match state.recorder.record_forwarded(draft, ending).await {
         Err(err) => {
             queue.abandon(prepared).await;
             err.into_response()

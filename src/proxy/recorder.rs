@@ -1,12 +1,13 @@
 //! Drafts of decisions while a request is in flight, and the recorder that
 //! completes them, counts them and hands them to the sink.
 
+use super::backlog::{Backlog, Detached};
 use super::error::ProxyError;
 use super::metrics::ProxyMetrics;
 use crate::config::OnLedgerFailure;
 use crate::decision::{
     Ack, Capture, Decision, DecisionId, DecisionSink, Outcome, PolicyRecord, Protocol,
-    RecordFuture, Route, SinkError, Timings,
+    RecordFuture, Route, SinkError, StreamEnd, Timings,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -17,6 +18,7 @@ pub(crate) struct Recorder {
     sink: Arc<dyn DecisionSink>,
     metrics: ProxyMetrics,
     on_failure: OnLedgerFailure,
+    backlog: Backlog,
 }
 
 impl Recorder {
@@ -26,12 +28,19 @@ impl Recorder {
         sink: Arc<dyn DecisionSink>,
         metrics: ProxyMetrics,
         on_failure: OnLedgerFailure,
+        backlog: Backlog,
     ) -> Self {
         Self {
             sink,
             metrics,
             on_failure,
+            backlog,
         }
+    }
+
+    /// The backlog of records written in the background.
+    pub(crate) fn backlog(&self) -> &Backlog {
+        &self.backlog
     }
 
     /// Counts the decision and submits it. The returned future resolves
@@ -39,9 +48,43 @@ impl Recorder {
     /// `on_failure = serve` a failure resolves `Ok` too, logged and counted.
     /// This is the one place that policy lives, for whole and streamed answers alike.
     pub(crate) fn submit(&self, decision: Decision, model_label: &str) -> RecordFuture {
-        self.metrics.observe(&decision, model_label);
+        // A stream is counted once, when it ends, with how it ended.
+        if decision.outcome != Outcome::Streaming {
+            self.metrics.observe(&decision, model_label);
+        }
         let id = decision.id;
         let record = self.sink.record(decision);
+        self.apply_failure_policy(id, record)
+    }
+
+    /// Submits the end of a stream and counts the request, as
+    /// [`Recorder::submit`] does for a decision.
+    pub(crate) fn submit_end(&self, end: StreamEnd, stream: &StreamDraft) -> RecordFuture {
+        self.metrics.observe_stream_end(stream, &end);
+        let id = end.decision_id;
+        let record = self.sink.record_end(end);
+        self.apply_failure_policy(id, record)
+    }
+
+    /// Counts a stream that was cut and hands its end to the backlog.
+    pub(crate) fn detach_end(&self, end: StreamEnd, stream: &StreamDraft) {
+        self.metrics.observe_stream_end(stream, &end);
+        self.detach(Detached::End(Box::new(end)));
+    }
+
+    /// Counts a decision and hands it to the backlog.
+    pub(crate) fn detach_decision(&self, decision: Decision, model_label: &str) {
+        self.metrics.observe(&decision, model_label);
+        self.detach(Detached::Decision(Box::new(decision)));
+    }
+
+    /// Hands a record to the backlog: written in the background, retried
+    /// while the ledger cannot take it, whatever the request does.
+    pub(crate) fn detach(&self, record: Detached) {
+        self.backlog.push(record);
+    }
+
+    fn apply_failure_policy(&self, id: DecisionId, record: RecordFuture) -> RecordFuture {
         match self.on_failure {
             OnLedgerFailure::Refuse => record,
             OnLedgerFailure::Serve => {
@@ -78,6 +121,147 @@ impl Recorder {
             self.metrics.observe_gateway_added(route, clock.added());
         }
         Ok(ack)
+    }
+
+    /// [`Recorder::record`] for a request that was forwarded: if the
+    /// ledger cannot take the decision now, the client gets 503 and the
+    /// decision, as that refusal, goes to the backlog (the model was called;
+    /// exactly one decision per request).
+    pub(crate) async fn record_forwarded(
+        &self,
+        draft: Draft,
+        end: Ending,
+    ) -> Result<Ack, ProxyError> {
+        let label = draft.model_label().to_owned();
+        let route = draft.route;
+        let added_clock = draft.added_clock();
+        let decision = draft.complete(end);
+        let copy = decision.clone();
+        match self.submit(decision, &label).await {
+            Ok(ack) => {
+                if let Some(clock) = added_clock {
+                    self.metrics.observe_gateway_added(route, clock.added());
+                }
+                Ok(ack)
+            }
+            Err(err) => {
+                tracing::error!(decision_id = %copy.id, error = %err, "decision not recorded; answer withheld, the refusal is recorded once the ledger takes it");
+                let err = sink_error(err);
+                self.detach(Detached::Decision(Box::new(as_refusal(copy, &err))));
+                Err(err)
+            }
+        }
+    }
+}
+
+/// A decision rewritten as the refusal its client received instead.
+pub(super) fn as_refusal(mut decision: Decision, err: &ProxyError) -> Decision {
+    let body = bytes::Bytes::from(err.body());
+    decision.outcome = Outcome::Error;
+    decision.status = err.status().as_u16();
+    decision.error_code = Some(err.code());
+    decision.response = Capture::of_complete(&body, body.len());
+    decision
+}
+
+/// Status recorded for a request whose client left before any answer
+/// (the convention of nginx's 499, "client closed request").
+pub(crate) const CLIENT_CLOSED_STATUS: u16 = 499;
+
+/// The draft of a request once it has been forwarded. The request future
+/// can be dropped at any await (the client left); dropping this guard
+/// before the draft was handed on records the decision anyway, as
+/// `client_disconnected` with what is known, through the backlog.
+pub(crate) struct Forwarded {
+    draft: Option<Draft>,
+    recorder: Recorder,
+}
+
+impl Forwarded {
+    /// Guards `draft` from now on.
+    pub(crate) fn new(draft: Draft, recorder: Recorder) -> Self {
+        Self {
+            draft: Some(draft),
+            recorder,
+        }
+    }
+
+    /// The draft.
+    pub(crate) fn draft(&mut self) -> &mut Draft {
+        // INVARIANT: `draft` is `Some` until `take` consumes the guard.
+        match &mut self.draft {
+            Some(draft) => draft,
+            None => unreachable!("a forwarded draft is present until taken"),
+        }
+    }
+
+    /// Hands the draft on; from here its recording is the caller's job.
+    pub(crate) fn take(mut self) -> Draft {
+        // INVARIANT: as in `draft`.
+        match self.draft.take() {
+            Some(draft) => draft,
+            None => unreachable!("a forwarded draft is present until taken"),
+        }
+    }
+}
+
+impl Drop for Forwarded {
+    fn drop(&mut self) {
+        if let Some(draft) = self.draft.take() {
+            let label = draft.model_label().to_owned();
+            let decision = draft.complete(Ending {
+                outcome: Outcome::Error,
+                status: CLIENT_CLOSED_STATUS,
+                error_code: Some("client_disconnected"),
+                response: Capture::default(),
+            });
+            self.recorder.detach_decision(decision, &label);
+        }
+    }
+}
+
+/// What the end of a stream needs of its request once the decision
+/// (outcome `streaming`) is recorded.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamDraft {
+    /// The decision's id.
+    pub id: DecisionId,
+    /// Its route.
+    pub route: Route,
+    /// Its model, as recorded.
+    pub model: Option<String>,
+    /// Its version, as recorded.
+    pub version: Option<String>,
+    /// The metrics label of the model.
+    pub model_label: String,
+    /// Whether the version is a label (it was resolved and approved).
+    pub version_label: bool,
+    /// Until the upstream's head arrived.
+    pub upstream_head_us: Option<u64>,
+    received: Instant,
+}
+
+impl StreamDraft {
+    /// The end of this stream as of now.
+    pub(crate) fn end(
+        &self,
+        decision_seq: u64,
+        outcome: Outcome,
+        error_code: Option<&'static str>,
+        released_bytes: u64,
+        response: Capture,
+    ) -> StreamEnd {
+        StreamEnd {
+            decision_id: self.id,
+            decision_seq,
+            model: self.model.clone(),
+            version: self.version.clone(),
+            outcome,
+            error_code,
+            released_bytes,
+            complete_us: self.received.elapsed().as_micros() as u64,
+            response,
+        }
     }
 }
 
@@ -201,6 +385,28 @@ impl Draft {
             (Some(model), true) => model,
             _ => "",
         }
+    }
+
+    /// The decision of a streamed answer (outcome `streaming`, recorded
+    /// before the first byte leaves) and what its end will need.
+    pub(crate) fn begin_stream(self, status: u16) -> (Decision, StreamDraft) {
+        let stream = StreamDraft {
+            id: self.id,
+            route: self.route,
+            model: self.model.clone(),
+            version: self.version.clone(),
+            model_label: self.model_label().to_owned(),
+            version_label: self.approval_seq.is_some(),
+            upstream_head_us: self.upstream_head_us,
+            received: self.received,
+        };
+        let decision = self.complete(Ending {
+            outcome: Outcome::Streaming,
+            status,
+            error_code: None,
+            response: Capture::default(),
+        });
+        (decision, stream)
     }
 
     /// Completes the decision as of now.

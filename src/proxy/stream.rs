@@ -1,15 +1,20 @@
-//! The streamed response body: passes the upstream's frames through as they
-//! arrive, tees a bounded capture, and holds back the end of the stream
-//! (the frame that completes a declared length, the trailers, or the end
-//! marker) until the decision is recorded.
+//! The streamed response body. Its decision (outcome `streaming`) is
+//! recorded before this body exists; this body passes the upstream's
+//! frames through as they arrive, tees a bounded capture, and holds back
+//! the end of the stream (the frame that completes a declared length, the
+//! trailers, or the end marker) until the stream's end is recorded too.
 //!
-//! If the client goes away mid-stream, dropping this body drops the
-//! upstream body too, which closes that upstream connection instead of
-//! returning it to the pool; the decision is still recorded, as
-//! `client_disconnected`.
+//! If the end cannot be recorded, the connection is cut (reset, not
+//! closed), so no client can take the stream for complete, and the end is
+//! recorded through the backlog once the ledger takes it. If the client
+//! goes away mid-stream, dropping this body drops the upstream body too,
+//! which closes that upstream connection instead of returning it to the
+//! pool; the end is still recorded, as `client_disconnected`.
 
-use super::recorder::{Draft, Ending, Recorder};
-use crate::decision::{CaptureBuilder, Outcome, RecordFuture};
+use super::backlog::Detached;
+use super::budget::Reservation;
+use super::recorder::{Recorder, StreamDraft};
+use crate::decision::{CaptureBuilder, Outcome, RecordFuture, StreamEnd};
 use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
@@ -18,35 +23,63 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
-/// Called once the stream's decision is recorded, with its seq and the
-/// bounded capture of the answer (queues a flagged stream's review).
-pub(super) type OnRecorded = Box<dyn FnOnce(Option<u64>, Bytes) + Send>;
+/// Called once the stream's end is recorded, with its decision's seq and
+/// the bounded capture of the answer (queues a flagged stream's review).
+pub(super) type OnRecorded = Box<dyn FnOnce(u64, Bytes) + Send>;
 
-/// Called once the stream's decision is recorded with the whole answer, or
-/// `None` when it grew beyond the tee's limit (feeds the KPIs).
-pub(super) type OnWhole = Box<dyn FnOnce(Option<Bytes>) + Send>;
+/// Why a copy of the whole answer is not available.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NoCopy {
+    /// Longer than the copy's limit.
+    TooLarge,
+    /// The memory budget for buffered bodies was spent.
+    OverBudget,
+}
 
-/// A copy of the whole answer up to a limit, for [`OnWhole`].
+impl NoCopy {
+    /// The reason label of the KPIs' unread counter.
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            NoCopy::TooLarge => "too_large",
+            NoCopy::OverBudget => "over_budget",
+        }
+    }
+}
+
+/// Called once the stream's end is recorded with the whole answer, or why
+/// there is no copy of it (feeds the KPIs).
+pub(super) type OnWhole = Box<dyn FnOnce(Result<Bytes, NoCopy>) + Send>;
+
+/// A copy of the whole answer up to a limit, within the memory budget.
 struct WholeTee {
-    bytes: Option<BytesMut>,
+    bytes: Result<BytesMut, NoCopy>,
+    reservation: Reservation,
     limit: usize,
     hook: OnWhole,
 }
 
 impl WholeTee {
     fn push(&mut self, data: &Bytes) {
-        if let Some(bytes) = &mut self.bytes {
-            if bytes.len() + data.len() > self.limit {
-                // Past the limit the copy is of no use; stop paying for it.
-                self.bytes = None;
-            } else {
-                bytes.extend_from_slice(data);
-            }
+        let Ok(bytes) = &mut self.bytes else {
+            return;
+        };
+        let len = bytes.len() + data.len();
+        if len > self.limit {
+            // Past the limit the copy is of no use; stop paying for it.
+            self.bytes = Err(NoCopy::TooLarge);
+        } else if len > self.reservation.bytes() && !self.reservation.grow(data.len()) {
+            self.bytes = Err(NoCopy::OverBudget);
+        } else {
+            bytes.extend_from_slice(data);
         }
     }
 
     fn finish(self) {
-        (self.hook)(self.bytes.map(BytesMut::freeze));
+        let whole = match self.bytes {
+            Ok(bytes) => Ok(self.reservation.into_bytes(bytes)),
+            Err(why) => Err(why),
+        };
+        (self.hook)(whole);
     }
 }
 
@@ -60,14 +93,14 @@ enum StreamError {
     Idle(Duration),
     #[error("upstream body failed: {0}")]
     Upstream(hyper::Error),
-    #[error("decision could not be recorded; end of stream withheld")]
+    #[error("end of stream not recorded; end withheld and connection cut")]
     NotRecorded,
 }
 
 enum State {
     /// Frames flow through.
     Streaming,
-    /// The last frame (or end) is held until the record is acknowledged.
+    /// The last frame (or end) is held until the end is acknowledged.
     Recording {
         record: RecordFuture,
         held: Option<Frame<Bytes>>,
@@ -78,6 +111,13 @@ enum State {
     Closed,
 }
 
+/// What the stream's end needs: its decision and where ends go.
+struct Pending {
+    stream: StreamDraft,
+    decision_seq: u64,
+    recorder: Recorder,
+}
+
 /// Streams an upstream body to the client while recording it.
 pub(super) struct RecordingBody {
     inner: Incoming,
@@ -85,22 +125,33 @@ pub(super) struct RecordingBody {
     idle_timer: Pin<Box<Sleep>>,
     capture: Option<CaptureBuilder>,
     remaining: Option<u64>,
-    pending: Option<(Draft, Recorder, u16)>,
+    /// Bytes of the body handed to the client connection so far.
+    released: u64,
+    pending: Option<Pending>,
+    /// The end as submitted, to record as cut if the ledger refuses it.
+    submitted: Option<StreamEnd>,
     on_recorded: Option<(OnRecorded, Bytes)>,
     whole: Option<WholeTee>,
+    abort: Option<Abort>,
     state: State,
 }
 
+/// Resets the client connection this body is sent on.
+pub(super) type Abort = Box<dyn Fn() + Send + Sync>;
+
 impl RecordingBody {
-    /// Wraps `inner`. `declared_len` is the response's Content-Length, if any.
+    /// Wraps `inner`, whose decision is recorded at `decision_seq` (none
+    /// only when `ledger.on_failure = serve` let it through unrecorded).
+    /// `declared_len` is the response's Content-Length, if any; `abort`
+    /// resets the client connection when the stream must be cut.
     pub(super) fn new(
         inner: Incoming,
         declared_len: Option<u64>,
-        draft: Draft,
+        recorded: Option<(StreamDraft, u64)>,
         recorder: Recorder,
-        status: u16,
         idle: Duration,
         capture_limit: usize,
+        abort: Option<Abort>,
     ) -> Self {
         Self {
             inner,
@@ -108,37 +159,66 @@ impl RecordingBody {
             idle_timer: Box::pin(tokio::time::sleep(idle)),
             capture: Some(CaptureBuilder::new(capture_limit)),
             remaining: declared_len,
-            pending: Some((draft, recorder, status)),
+            released: 0,
+            pending: recorded.map(|(stream, decision_seq)| Pending {
+                stream,
+                decision_seq,
+                recorder,
+            }),
+            submitted: None,
             on_recorded: None,
             whole: None,
+            abort,
             state: State::Streaming,
         }
     }
 
-    /// Calls `hook` once the decision is recorded (not when the stream fails).
+    /// Calls `hook` once the end is recorded (not when the stream fails).
     pub(super) fn on_recorded(mut self, hook: OnRecorded) -> Self {
         self.on_recorded = Some((hook, Bytes::new()));
         self
     }
 
-    /// Calls `hook` once the decision is recorded with the whole answer if
-    /// it is at most `limit` bytes (not when the stream fails).
-    pub(super) fn on_whole(mut self, limit: usize, hook: OnWhole) -> Self {
+    /// Calls `hook` once the end is recorded with the whole answer if it is
+    /// at most `limit` bytes and fits `reservation`'s budget (not when the
+    /// stream fails).
+    pub(super) fn on_whole(
+        mut self,
+        limit: usize,
+        reservation: Reservation,
+        hook: OnWhole,
+    ) -> Self {
         self.whole = Some(WholeTee {
-            bytes: Some(BytesMut::new()),
+            bytes: Ok(BytesMut::new()),
+            reservation,
             limit,
             hook,
         });
         self
     }
 
-    /// Completes the decision and starts recording it.
-    fn start_record(
+    /// Submits the end of a stream that ran to its end; `held` waits for
+    /// it. Without an end to record, `held` comes back.
+    fn submit(&mut self, held: Option<Frame<Bytes>>) -> Result<(), Option<Frame<Bytes>>> {
+        let Some((end, pending)) = self.end(Outcome::Served, None) else {
+            return Err(held);
+        };
+        self.submitted = Some(end.clone());
+        self.state = State::Recording {
+            record: pending.recorder.submit_end(end, &pending.stream),
+            held,
+        };
+        self.pending = Some(pending);
+        Ok(())
+    }
+
+    /// The end as of now, and where it goes.
+    fn end(
         &mut self,
         outcome: Outcome,
         error_code: Option<&'static str>,
-    ) -> Option<RecordFuture> {
-        let (draft, recorder, status) = self.pending.take()?;
+    ) -> Option<(StreamEnd, Pending)> {
+        let pending = self.pending.take()?;
         let response = self
             .capture
             .take()
@@ -147,33 +227,40 @@ impl RecordingBody {
         if let Some((_, captured)) = &mut self.on_recorded {
             *captured = response.bytes().clone();
         }
-        let label = draft.model_label().to_owned();
-        let decision = draft.complete(Ending {
+        let end = pending.stream.end(
+            pending.decision_seq,
             outcome,
-            status,
             error_code,
+            self.released,
             response,
-        });
-        Some(recorder.submit(decision, &label))
+        );
+        Some((end, pending))
     }
 
-    /// Records a failure in the background: the stream is cut either way.
+    /// Records a cut stream through the backlog: the stream ends either way.
     fn record_failure(&mut self, error_code: &'static str) {
         self.on_recorded = None;
         self.whole = None;
-        if let Some(record) = self.start_record(Outcome::Error, Some(error_code)) {
-            spawn_record(record);
+        if let Some((end, pending)) = self.end(Outcome::Error, Some(error_code)) {
+            pending.recorder.detach_end(end, &pending.stream);
         }
     }
-}
 
-fn spawn_record(record: RecordFuture) {
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        runtime.spawn(async move {
-            if let Err(err) = record.await {
-                tracing::error!(error = %err, "decision of a broken stream not recorded");
-            }
-        });
+    /// Resets the client connection: a cut stream must never look complete
+    /// (for HTTP/1.0 a clean close would end the body as if whole).
+    fn cut(&mut self) {
+        if let Some(abort) = &self.abort {
+            abort();
+        }
+        self.state = State::Closed;
+    }
+
+    /// Counts a frame about to be released.
+    fn release(&mut self, frame: Frame<Bytes>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(data) = frame.data_ref() {
+            self.released += data.len() as u64;
+        }
+        Poll::Ready(Some(Ok(frame)))
     }
 }
 
@@ -205,50 +292,51 @@ impl Body for RecordingBody {
                             }
                         }
                         if !completes {
-                            return Poll::Ready(Some(Ok(frame)));
+                            return this.release(frame);
                         }
-                        match this.start_record(Outcome::Served, None) {
-                            Some(record) => {
-                                this.state = State::Recording {
-                                    record,
-                                    held: Some(frame),
-                                }
-                            }
-                            None => return Poll::Ready(Some(Ok(frame))),
+                        if let Err(Some(frame)) = this.submit(Some(frame)) {
+                            return this.release(frame);
                         }
                     }
                     Poll::Ready(Some(Err(err))) => {
                         this.record_failure("upstream_failed");
-                        this.state = State::Closed;
+                        this.cut();
                         return Poll::Ready(Some(Err(Box::new(StreamError::Upstream(err)))));
                     }
-                    Poll::Ready(None) => match this.start_record(Outcome::Served, None) {
-                        Some(record) => this.state = State::Recording { record, held: None },
-                        None => {
+                    Poll::Ready(None) => {
+                        if this.submit(None).is_err() {
                             this.state = State::Closed;
                             return Poll::Ready(None);
                         }
-                    },
+                    }
                     Poll::Pending => {
                         ready!(this.idle_timer.as_mut().poll(cx));
                         this.record_failure("upstream_timeout");
-                        this.state = State::Closed;
+                        this.cut();
                         return Poll::Ready(Some(Err(Box::new(StreamError::Idle(this.idle)))));
                     }
                 },
                 State::Recording { record, held } => {
                     let result = ready!(record.as_mut().poll(cx));
                     let held = held.take();
-                    let ack = match result {
-                        Ok(ack) => ack,
-                        Err(err) => {
-                            tracing::error!(error = %err, "decision not recorded; stream cut before its end");
-                            this.state = State::Closed;
-                            return Poll::Ready(Some(Err(Box::new(StreamError::NotRecorded))));
+                    // The end's recording is settled here.
+                    let pending = this.pending.take();
+                    let submitted = this.submitted.take();
+                    let decision_seq = submitted.as_ref().map_or(0, |end| end.decision_seq);
+                    if let Err(err) = result {
+                        tracing::error!(error = %err, "end of stream not recorded; end withheld, connection cut, recorded as cut once the ledger takes it");
+                        if let (Some(pending), Some(end)) = (pending, submitted) {
+                            pending
+                                .recorder
+                                .detach(Detached::End(Box::new(cut_by_ledger(end))));
                         }
-                    };
+                        this.on_recorded = None;
+                        this.whole = None;
+                        this.cut();
+                        return Poll::Ready(Some(Err(Box::new(StreamError::NotRecorded))));
+                    }
                     if let Some((hook, captured)) = this.on_recorded.take() {
-                        hook(ack.seq, captured);
+                        hook(decision_seq, captured);
                     }
                     if let Some(whole) = this.whole.take() {
                         whole.finish();
@@ -256,7 +344,7 @@ impl Body for RecordingBody {
                     match held {
                         Some(frame) => {
                             this.state = State::Released;
-                            return Poll::Ready(Some(Ok(frame)));
+                            return this.release(frame);
                         }
                         None => {
                             this.state = State::Closed;
@@ -266,7 +354,7 @@ impl Body for RecordingBody {
                 }
                 State::Released => {
                     return match ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
-                        Some(Ok(frame)) => Poll::Ready(Some(Ok(frame))),
+                        Some(Ok(frame)) => this.release(frame),
                         Some(Err(err)) => {
                             Poll::Ready(Some(Err(Box::new(StreamError::Upstream(err)))))
                         }
@@ -290,11 +378,31 @@ impl Body for RecordingBody {
     }
 }
 
+/// An end the ledger refused, as it is recorded later: the stream was
+/// cut before its end.
+fn cut_by_ledger(mut end: StreamEnd) -> StreamEnd {
+    end.outcome = Outcome::Error;
+    end.error_code = Some("ledger_unavailable");
+    end
+}
+
 impl Drop for RecordingBody {
     fn drop(&mut self) {
-        // The client left before the end: the request still gets its one decision.
-        if self.pending.is_some() {
-            self.record_failure("client_disconnected");
+        match std::mem::replace(&mut self.state, State::Closed) {
+            // The end is submitted but not yet acknowledged: if the ledger
+            // refuses it, it is recorded as cut once the ledger takes it.
+            State::Recording { record, .. } => {
+                if let (Some(pending), Some(end)) = (self.pending.take(), self.submitted.take()) {
+                    let cut = Detached::End(Box::new(cut_by_ledger(end)));
+                    pending.recorder.backlog().finish(record, cut);
+                }
+            }
+            // The client left before the end: the stream still gets its end.
+            _ => {
+                if self.pending.is_some() {
+                    self.record_failure("client_disconnected");
+                }
+            }
         }
     }
 }

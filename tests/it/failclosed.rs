@@ -1,12 +1,11 @@
 //! Fail closed: when the ledger cannot write, nothing is served.
 
 use crate::models;
-use crate::support::{TestUpstream, open, send};
+use crate::support::{TestUpstream, send};
 use govgate::app::{self, App};
 use govgate::config::{Config, Environment};
 use govgate::ledger::memstore::MemStore;
 use http::Method;
-use http_body_util::BodyExt;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -83,19 +82,23 @@ async fn a_failing_store_yields_503_and_no_answer_without_its_entry() {
         "the upstream answered; the gateway did not pass it on"
     );
 
-    // A stream whose end cannot be recorded is cut, never completed.
-    let streamed = open(
+    // A stream's decision is recorded before its first byte leaves: with
+    // the store failing, the stream is refused whole, no byte of it sent.
+    let streamed = send(
         Method::POST,
         &format!("{base}/v1/chat/completions"),
         &[],
         r#"{"model":"chat","stream":true}"#,
     )
     .await;
-    upstream.state.release.notify_one();
+    assert_eq!(streamed.status, 503);
+    assert_eq!(streamed.error_code(), "ledger_unavailable");
     assert!(
-        streamed.into_body().collect().await.is_err(),
-        "an unrecorded stream must not end cleanly"
+        !String::from_utf8_lossy(&streamed.body).contains("data:"),
+        "no event of the stream was released"
     );
+    assert_eq!(upstream.seen().len(), 3, "the model was called");
+    upstream.state.release.notify_one();
 
     store.fail_commits(false);
     let again = send(Method::POST, &infer, &[], body).await;

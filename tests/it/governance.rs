@@ -310,9 +310,12 @@ async fn rollback_and_revocation_take_effect_for_the_next_request() {
         .to_bytes();
     assert_eq!(rest, "data: second\n\ndata: [DONE]\n\n");
     let decision = gateway.decision(&stream_id).await;
-    assert_eq!(decision["outcome"], "served");
+    assert_eq!(decision["outcome"], "streaming");
     assert_eq!(decision["version"], "v1");
     assert_eq!(decision["approval_seq"], v1_approval);
+    let end = gateway.wait_for_stream_end(&stream_id).await;
+    assert_eq!(end["outcome"], "served");
+    assert_eq!(end["version"], "v1");
 }
 
 #[tokio::test]

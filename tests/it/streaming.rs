@@ -1,5 +1,6 @@
-//! Streams reach the client as the upstream sends them; a client that
-//! leaves mid-stream does not leak the upstream connection.
+//! Streams reach the client as the upstream sends them, recorded twice:
+//! the decision before the first byte, the end before the stream's end. A
+//! client that leaves mid-stream does not leak the upstream connection.
 
 use crate::models;
 use crate::support::{Gateway, TestUpstream, open};
@@ -36,13 +37,19 @@ async fn sse_first_event_arrives_while_the_upstream_pauses() {
         .unwrap()
         .unwrap();
     assert_eq!(first.into_data().unwrap(), "data: first\n\n");
+    // The decision was recorded before the first byte left; its end is not.
+    let decision = gateway.decision(&id).await;
+    assert_eq!(decision["outcome"], "streaming");
+    assert_eq!(decision["status"], 200);
+    assert_eq!(decision["response"], serde_json::Value::Null);
+    assert!(decision["request"]["commitment"].is_string());
     assert!(
         gateway
-            .decisions()
+            .entries()
             .await
             .iter()
-            .all(|d| d["decision_id"] != id.as_str()),
-        "not recorded before the stream ends"
+            .all(|e| e["kind"] != "stream_ended"),
+        "the end is not recorded before the stream ends"
     );
 
     upstream.state.release.notify_one();
@@ -53,11 +60,15 @@ async fn sse_first_event_arrives_while_the_upstream_pauses() {
         .to_bytes();
     assert_eq!(rest, "data: second\n\ndata: [DONE]\n\n");
 
-    // The end of the stream was released only after the decision was recorded.
-    let decision = gateway.decision(&id).await;
-    assert_eq!(decision["outcome"], "served");
+    // The end of the stream was released only after its end was recorded.
+    let end = gateway.wait_for_stream_end(&id).await;
+    assert_eq!(end["decision_seq"], decision["seq"]);
+    assert_eq!(end["outcome"], "served");
+    assert_eq!(end["error_code"], serde_json::Value::Null);
+    assert_eq!(end["model"], "chat");
     let whole = "data: first\n\ndata: second\n\ndata: [DONE]\n\n";
-    assert_eq!(decision["response"]["length"], whole.len());
+    assert_eq!(end["response"]["length"], whole.len());
+    assert_eq!(end["released_bytes"], whole.len());
 }
 
 #[tokio::test]
@@ -89,10 +100,12 @@ async fn client_leaving_mid_stream_closes_the_upstream_connection() {
         released,
         "upstream stream still open 3 s after the client left"
     );
-    let decision = gateway.wait_for_decision(&id).await;
-    assert_eq!(decision["outcome"], "error");
-    assert_eq!(decision["error_code"], "client_disconnected");
-    assert!(decision["response"]["length"].as_u64().unwrap() > 0);
+    assert_eq!(gateway.decision(&id).await["outcome"], "streaming");
+    let end = gateway.wait_for_stream_end(&id).await;
+    assert_eq!(end["outcome"], "error");
+    assert_eq!(end["error_code"], "client_disconnected");
+    assert!(end["response"]["length"].as_u64().unwrap() > 0);
+    assert!(end["released_bytes"].as_u64().unwrap() > 0);
 }
 
 #[tokio::test]
@@ -120,6 +133,7 @@ async fn upstream_going_silent_mid_stream_is_cut_after_the_idle_timeout() {
         result.is_err(),
         "an incomplete stream must not look complete"
     );
-    let decision = gateway.wait_for_decision(&id).await;
-    assert_eq!(decision["error_code"], "upstream_timeout");
+    let end = gateway.wait_for_stream_end(&id).await;
+    assert_eq!(end["outcome"], "error");
+    assert_eq!(end["error_code"], "upstream_timeout");
 }

@@ -164,6 +164,22 @@ impl Gateway {
         panic!("decision {id} never recorded");
     }
 
+    /// Waits until the `stream_ended` entry of a streamed decision appears.
+    pub async fn wait_for_stream_end(&self, id: &str) -> serde_json::Value {
+        for _ in 0..100 {
+            let found = self
+                .entries()
+                .await
+                .into_iter()
+                .find(|entry| entry["kind"] == "stream_ended" && entry["decision_id"] == id);
+            if let Some(entry) = found {
+                return entry;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("stream of decision {id} never ended in the ledger");
+    }
+
     /// Kills the process with SIGKILL (no chance to clean up) and waits.
     pub async fn kill(&mut self) {
         self.child.start_kill().unwrap();
