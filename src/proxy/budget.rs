@@ -33,6 +33,15 @@ impl BudgetMetrics {
             ),
             &["use"],
         )?;
+        // Every series exists from the start, at 0.
+        for usage in [
+            BufferUse::Request,
+            BufferUse::Answer,
+            BufferUse::Hold,
+            BufferUse::Kpi,
+        ] {
+            refusals.with_label_values(&[usage.as_str()]);
+        }
         registry.register(Box::new(gauge.clone()))?;
         registry.register(Box::new(refusals.clone()))?;
         Ok(Self { gauge, refusals })
