@@ -20,6 +20,9 @@ use std::time::Duration;
 
 type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
+/// Most bytes read ahead from one upstream connection.
+const UPSTREAM_READ_BUFFER: usize = 64 * 1024;
+
 /// A cheap-to-clone handle on the shared connection pool.
 #[derive(Clone)]
 pub(crate) struct UpstreamClient {
@@ -47,6 +50,10 @@ impl UpstreamClient {
             .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(90))
+            // Bounds what one upstream connection buffers (and the size of
+            // the frames a stream passes on): a slow client holds at most
+            // this much of its answer here, not the whole answer.
+            .http1_max_buf_size(UPSTREAM_READ_BUFFER)
             .build(connector);
         Self {
             client,

@@ -17,6 +17,7 @@ mod kpi_golden;
 mod ledger;
 mod models_cli;
 mod operations;
+mod outlive;
 mod policies;
 mod promtool;
 mod reviews;

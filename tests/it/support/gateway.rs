@@ -180,6 +180,11 @@ impl Gateway {
         panic!("stream of decision {id} never ended in the ledger");
     }
 
+    /// The process id of the running gateway.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
     /// Kills the process with SIGKILL (no chance to clean up) and waits.
     pub async fn kill(&mut self) {
         self.child.start_kill().unwrap();

@@ -146,6 +146,13 @@ async fn handle(State(state): State<Arc<UpstreamState>>, request: Request) -> Re
         )
             .into_response();
     }
+    if let Some(len) = path
+        .rsplit_once("/big/")
+        .and_then(|(_, len)| len.parse::<usize>().ok())
+    {
+        // A large answer of a declared length.
+        return (StatusCode::OK, vec![b'x'; len]).into_response();
+    }
     if path.ends_with("/slow") {
         tokio::time::sleep(Duration::from_secs(3)).await;
         return (StatusCode::OK, "late").into_response();
