@@ -382,6 +382,7 @@ async fn serve_config(
     options: app::StartOptions,
     on_ready: Option<OnReady>,
 ) -> anyhow::Result<()> {
+    survive_file_size_limit();
     let public = app::bind("public", config.server.public_listen).await?;
     let admin = app::bind("admin", config.server.admin_listen).await?;
     let public_url = format!("http://{}", public.local_addr()?);
@@ -394,6 +395,21 @@ async fn serve_config(
     }
     gateway.run(public, admin, shutdown_signal()).await?;
     Ok(())
+}
+
+/// Takes over SIGXFSZ, whose default action kills the process: a write
+/// past the file-size limit (`ulimit -f`, RLIMIT_FSIZE) then fails with
+/// EFBIG like any other I/O error, so the ledger refuses and retries as on
+/// a full disk instead of the whole gateway dying mid-commit. tokio keeps
+/// its handler installed for the life of the process once registered, so
+/// the stream itself can be dropped.
+fn survive_file_size_limit() {
+    #[cfg(unix)]
+    if let Err(err) =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ))
+    {
+        tracing::warn!(error = %err, "cannot take over SIGXFSZ: a file-size limit will kill the gateway");
+    }
 }
 
 /// Resolves on SIGINT (Ctrl-C) or SIGTERM.

@@ -202,6 +202,37 @@ impl Gateway {
         assert!(status.success());
     }
 
+    /// Fills the gateway's disk, as far as its ledger can tell: lowers the
+    /// process's soft file-size limit (RLIMIT_FSIZE) to the size of the
+    /// largest file of its ledger store (sled's data file), so the next
+    /// write that would grow that file fails with EFBIG, as on a full disk.
+    /// Writes inside existing files and smaller files still succeed. The
+    /// gateway survives the SIGXFSZ that comes with EFBIG. Undo with
+    /// [`Gateway::free_disk`]. Returns the limit set.
+    #[cfg(target_os = "linux")]
+    pub fn fill_disk(&self) -> u64 {
+        let limit = largest_file_under(&self.dir.path().join("data/ledger"));
+        self.set_file_size_limit(limit);
+        limit
+    }
+
+    /// Lifts the limit [`Gateway::fill_disk`] set: the soft limit goes
+    /// back up to the hard one.
+    #[cfg(target_os = "linux")]
+    pub fn free_disk(&self) {
+        self.set_file_size_limit(u64::MAX);
+    }
+
+    /// Sets the child's soft RLIMIT_FSIZE to `bytes` (at most its hard limit).
+    #[cfg(target_os = "linux")]
+    fn set_file_size_limit(&self, bytes: u64) {
+        use rlimit::{Resource, prlimit};
+        let pid = self.child.id().expect("running") as i32;
+        let (mut soft, mut hard) = (0, 0);
+        prlimit(pid, Resource::FSIZE, None, Some((&mut soft, &mut hard))).unwrap();
+        prlimit(pid, Resource::FSIZE, Some((bytes.min(hard), hard)), None).unwrap();
+    }
+
     /// Sends SIGTERM and waits for the process to exit.
     pub async fn stop(&mut self) -> std::process::ExitStatus {
         self.signal("TERM");
@@ -210,6 +241,24 @@ impl Gateway {
             .expect("gateway stops within 20 s of SIGTERM")
             .unwrap()
     }
+}
+
+/// Bytes of the largest file in `dir` and below.
+#[cfg(target_os = "linux")]
+fn largest_file_under(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|item| {
+            let item = item.unwrap();
+            let meta = item.metadata().unwrap();
+            if meta.is_dir() {
+                largest_file_under(&item.path())
+            } else {
+                meta.len()
+            }
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// Runs `govgate keygen`; returns the verifier key it prints.
