@@ -11,6 +11,7 @@ mod decisions;
 mod errors;
 mod export;
 mod failclosed;
+mod full_disk;
 mod governance;
 mod kpi;
 mod kpi_golden;
