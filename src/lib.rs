@@ -31,6 +31,8 @@
 //!   rows (per-group rates and parity, PSI, Jensen-Shannon, KS). No I/O.
 //! - [`demo`]: the built-in sample model servers used by `govgate demo`.
 //! - [`app`]: wiring and shutdown; [`cli`]: the command line.
+//! - `fuzzing` (hidden, not an API): fuzz targets for the parsers a client
+//!   reaches, for `tests/fuzz.rs` and the cargo-fuzz targets in `fuzz/`.
 //!
 //! Dependencies point one way: everything may use `decision` and `config`
 //! values; `ledger` <- `registry` and `review` <- `proxy` and `admin`; only `app` and
@@ -42,6 +44,8 @@ pub mod cli;
 pub mod config;
 pub mod decision;
 pub mod demo;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod kpi;
 pub mod ledger;
 pub mod metrics;

@@ -48,14 +48,38 @@ impl Bodies {
     }
 }
 
+/// The longest text, in bytes, that a row keeps as a group or a category,
+/// or reads as a number; a longer value counts as not found (like a value
+/// of the wrong type). Groups become metric labels, and a single value (a
+/// header, a pointer without `*`) is read for every row: without a bound,
+/// one long header times many rows would be unbounded work and memory.
+pub const MAX_VALUE_BYTES: usize = 256;
+
+/// One field's values for the rows of an exchange.
+enum Column {
+    /// One value per row.
+    PerRow(Vec<Value>),
+    /// One value for every row (kept once, not copied per row).
+    Every(Value),
+}
+
+impl Column {
+    fn get(&self, row: usize) -> Option<&Value> {
+        match self {
+            Column::PerRow(values) => values.get(row),
+            Column::Every(value) => Some(value),
+        }
+    }
+}
+
 /// The values a source gives for `rows` rows; `None` on a miss.
 fn values(
     source: &Source,
     bodies: &Bodies,
     exchange: &Exchange<'_>,
     rows: usize,
-) -> Option<Vec<Value>> {
-    let found = match source {
+) -> Option<Column> {
+    let mut found = match source {
         Source::Header(name) => {
             let value = exchange.headers.iter().find(|(n, _)| n == name)?;
             vec![Value::String(value.1.clone())]
@@ -63,9 +87,8 @@ fn values(
         Source::Body { side, selector } => selector.select(*side, bodies.of(*side)).ok()?,
     };
     match found.len() {
-        n if n == rows => Some(found),
-        // INVARIANT: the length is 1, so the first value exists.
-        1 => Some(vec![found[0].clone(); rows]),
+        n if n == rows => Some(Column::PerRow(found)),
+        1 => found.pop().map(Column::Every),
         _ => None,
     }
 }
@@ -85,14 +108,16 @@ fn class(rule: &OutcomeRule, value: &Value) -> Option<Class> {
 pub(super) fn number(value: &Value) -> Option<f64> {
     match value {
         Value::Number(n) => n.as_f64().filter(|x| x.is_finite()),
-        Value::String(s) => s.trim().parse::<f64>().ok().filter(|x| x.is_finite()),
+        Value::String(s) if s.len() <= MAX_VALUE_BYTES => {
+            s.trim().parse::<f64>().ok().filter(|x| x.is_finite())
+        }
         _ => None,
     }
 }
 
 pub(super) fn text(value: &Value) -> Option<String> {
     match value {
-        Value::String(s) => Some(s.clone()),
+        Value::String(s) if s.len() <= MAX_VALUE_BYTES => Some(s.clone()),
         Value::Number(_) | Value::Bool(_) => Some(value.to_string()),
         _ => None,
     }
@@ -115,7 +140,7 @@ fn columns(
     exchange: &Exchange<'_>,
     rows: usize,
     misses: &mut Vec<String>,
-) -> Vec<Option<Vec<Value>>> {
+) -> Vec<Option<Column>> {
     fields
         .iter()
         .map(|field| {
@@ -169,16 +194,17 @@ pub fn extract(config: &KpiConfig, exchange: &Exchange<'_>) -> Extracted {
         };
         let groups = attributes
             .iter()
-            .map(|column| column.as_ref().and_then(|values| text(&values[index])))
+            .map(|column| column.as_ref()?.get(index).and_then(text))
             .collect();
         let features = config
             .features
             .iter()
             .zip(&features)
             .map(|(field, column)| {
-                column.as_ref().map_or(FeatureValue::Missing, |values| {
-                    feature(field.kind, &values[index])
-                })
+                column
+                    .as_ref()
+                    .and_then(|column| column.get(index))
+                    .map_or(FeatureValue::Missing, |value| feature(field.kind, value))
             })
             .collect();
         extracted.rows.push((
@@ -292,6 +318,53 @@ mod tests {
             );
             assert!(extracted.rows.is_empty());
             assert!(extracted.misses.contains(&"outcome".to_owned()));
+        }
+    }
+
+    #[test]
+    fn values_longer_than_the_bound_are_not_found() {
+        let mut config = config();
+        config.features[1].source = body(Side::Request, "/purpose");
+        let long = "x".repeat(MAX_VALUE_BYTES + 1);
+        let request = serde_json::json!({
+            "instances": [{"age_group": "y", "amount": long}, {"age_group": long, "amount": "7"}],
+            "purpose": long,
+        })
+        .to_string();
+        let headers = [("x-govgate-attr-sex".to_owned(), long.clone())];
+        let extracted = extract(
+            &config,
+            &Exchange {
+                request: request.as_bytes(),
+                response: br#"{"predictions": [0.7, 0.1]}"#,
+                headers: &headers,
+            },
+        );
+        assert_eq!(extracted.rows.len(), 2);
+        let (_, first) = &extracted.rows[0];
+        assert_eq!(first.groups, vec![None, Some("y".into())]);
+        assert_eq!(
+            first.features,
+            vec![FeatureValue::Missing, FeatureValue::Missing]
+        );
+        let (_, second) = &extracted.rows[1];
+        assert_eq!(second.groups, vec![None, None]);
+        assert_eq!(second.features[0], FeatureValue::Number(7.0));
+        // At the bound, a value is kept, for every row.
+        let kept = "k".repeat(MAX_VALUE_BYTES);
+        let headers = [("x-govgate-attr-sex".to_owned(), kept.clone())];
+        let extracted = extract(
+            &config,
+            &Exchange {
+                request: br#"{"purpose": "car"}"#,
+                response: br#"{"predictions": [0.7, 0.1, 0.2]}"#,
+                headers: &headers,
+            },
+        );
+        assert_eq!(extracted.rows.len(), 3);
+        for (_, row) in &extracted.rows {
+            assert_eq!(row.groups[0].as_deref(), Some(kept.as_str()));
+            assert_eq!(row.features[1], FeatureValue::Category("car".into()));
         }
     }
 

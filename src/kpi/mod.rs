@@ -73,7 +73,7 @@ pub use aggregator::{Feedback, FeedbackResult, KpiRecorder, Observation, start};
 pub use drift::{Ks, PSI_EPSILON, bin_index, js_distance, ks, psi, quantile, quantile_edges};
 pub use drift_window::{DriftSnapshot, DriftWindow, FeatureSnapshot};
 pub use error::KpiError;
-pub use extract::{Exchange, Extracted, extract};
+pub use extract::{Exchange, Extracted, MAX_VALUE_BYTES, extract};
 pub use fairness::{AttributeFairness, GroupCounts, GroupReport, evaluate};
 pub use fairness_window::{
     AttributeSnapshot, FairnessSnapshot, FairnessSpec, FairnessWindow, Labeled, Unassigned,

@@ -118,8 +118,12 @@ impl Selector {
 fn step<'a>(value: &'a Value, token: &str) -> Option<&'a Value> {
     match value {
         Value::Object(members) => members.get(token),
-        // SPEC: RFC 6901 section 4: array indexes are decimal, no leading zeros.
-        Value::Array(items) if token == "0" || !token.starts_with('0') => {
+        // SPEC: RFC 6901 section 4: array-index = %x30 / ( %x31-39 *(%x30-39) ):
+        // decimal digits only (no sign, which `parse` would take), no leading zeros.
+        Value::Array(items)
+            if token.bytes().all(|b| b.is_ascii_digit())
+                && (token == "0" || !token.starts_with('0')) =>
+        {
             items.get(token.parse::<usize>().ok()?)
         }
         _ => None,
@@ -254,6 +258,8 @@ mod tests {
             "/n/*",
             "/missing/*",
             "/instances/01",
+            "/instances/+1",
+            "/instances/ 1",
             "/instances/9",
         ] {
             assert!(
