@@ -1,5 +1,5 @@
 //! Fuzz targets for the parsers an unauthenticated client reaches. Not part
-//! of the gateway's API: `tests/fuzz.rs` (stable Rust) and the cargo-fuzz
+//! of the gateway's API: `tests/fuzz/` (stable Rust) and the cargo-fuzz
 //! targets in `fuzz/` call them; docs/fuzzing.md says how to run both.
 //!
 //! Each target takes arbitrary bytes, drives one parser through the real

@@ -32,7 +32,7 @@
 //! - [`demo`]: the built-in sample model servers used by `govgate demo`.
 //! - [`app`]: wiring and shutdown; [`cli`]: the command line.
 //! - `fuzzing` (hidden, not an API): fuzz targets for the parsers a client
-//!   reaches, for `tests/fuzz.rs` and the cargo-fuzz targets in `fuzz/`.
+//!   reaches, for `tests/fuzz/` and the cargo-fuzz targets in `fuzz/`.
 //!
 //! Dependencies point one way: everything may use `decision` and `config`
 //! values; `ledger` <- `registry` and `review` <- `proxy` and `admin`; only `app` and

@@ -102,7 +102,9 @@ pub fn openai_splice(data: &[u8]) -> String {
                 "404 for a configured model"
             );
         }
-        return format!("{status}");
+        // What the oracle's parser makes of it: one label per kind of refusal.
+        let kind = serde_json::from_slice::<Oracle<'_>>(data).err();
+        return format!("{status} {:?}", kind.map(|err| err.classify()));
     }
     let Some((name, span)) = expected else {
         panic!("forwarded a body without a string `model` member");

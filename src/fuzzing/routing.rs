@@ -92,8 +92,8 @@ fn gateway() -> &'static Gateway {
 /// When an invariant breaks: a status outside the allowed set, an error
 /// that is not the documented JSON, a 200 from anything but the gateway's
 /// own endpoints, a refusal or forward without exactly one decision (with
-/// the status and code the client got), or a decision whose ledger entry
-/// is not canonical JSON.
+/// the status and code the client got), a forward to a version that is not
+/// approved, or a decision whose ledger entry is not canonical JSON.
 pub fn routing(data: &[u8]) -> String {
     let Some(request) = input::request(data) else {
         return "unbuildable".to_owned();
@@ -133,6 +133,16 @@ pub fn routing(data: &[u8]) -> String {
     );
     if status == 502 {
         assert_eq!(code, "upstream_unreachable", "502 is the failed forward");
+        // Only an approved version of a configured model is ever forwarded to.
+        assert!(
+            decision.protocol.is_some() && decision.approval_seq == Some(1),
+            "forwarded without an approved version"
+        );
+        let version = decision.version.as_deref().unwrap_or_default();
+        assert!(
+            !matches!(version, "" | "proposed" | "revoked"),
+            "forwarded to version {version:?}"
+        );
     }
     if let Some(id) = answer.parts.headers.get(DECISION_ID_HEADER) {
         assert_eq!(

@@ -109,7 +109,12 @@ fn run(name: &str) {
     }
     let budget = Duration::from_secs_f64(env_number("GOVGATE_FUZZ_SECONDS", 2.0));
     let hang = Duration::from_secs_f64(env_number("GOVGATE_FUZZ_HANG_SECONDS", 30.0));
-    let seed = env_number("GOVGATE_FUZZ_SEED", 0.0) as u64;
+    let seed: u64 = match std::env::var("GOVGATE_FUZZ_SEED") {
+        Ok(text) => text
+            .parse()
+            .unwrap_or_else(|_| panic!("GOVGATE_FUZZ_SEED={text} is not a whole number")),
+        Err(_) => 0,
+    };
     let watchdog = Watchdog::start(name, hang);
     let mut pool = corpus(name);
     let mut labels = HashSet::new();
