@@ -286,6 +286,35 @@ pub(super) fn verify_bundle(dir: &std::path::Path, vkey: &str, current: Option<&
     }
 }
 
+/// The line saying which streamed decisions have no end in what was
+/// verified (`where_missing` says where it was looked for); `None` when
+/// every stream ended. Not a failure: a gateway killed mid-stream leaves
+/// one. At most ten seqs are listed.
+fn open_streams_notice(seqs: &[u64], where_missing: &str) -> Option<String> {
+    const LISTED: usize = 10;
+    let (first, rest) = seqs.split_at(seqs.len().min(LISTED));
+    if first.is_empty() {
+        return None;
+    }
+    let listed: Vec<String> = first.iter().map(u64::to_string).collect();
+    let more = if rest.is_empty() {
+        String::new()
+    } else {
+        format!(" and {} more", rest.len())
+    };
+    Some(format!(
+        "open streams: {} streamed decision{} without {where_missing} (how {} ended is not recorded): seq {}{more}\n",
+        seqs.len(),
+        if seqs.len() == 1 { "" } else { "s" },
+        if seqs.len() == 1 {
+            "its answer"
+        } else {
+            "their answers"
+        },
+        listed.join(", ")
+    ))
+}
+
 /// Exit codes: 0 verified, 1 the ledger does not verify, 2 cannot check.
 pub(super) fn verify(path: &std::path::Path) -> ExitCode {
     use crate::ledger::verify::{VerifyError, verify_store};
@@ -312,6 +341,9 @@ pub(super) fn verify(path: &std::path::Path) -> ExitCode {
                 verified.latest_checkpoint_size,
                 config.ledger.origin
             ));
+            if let Some(notice) = open_streams_notice(&verified.open_streams, "a stream_ended") {
+                print_out(&notice);
+            }
             ExitCode::SUCCESS
         }
         Err(VerifyError::Bad { seq, reason }) => {

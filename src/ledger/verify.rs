@@ -1,13 +1,13 @@
 //! Full verification of a stored ledger: every entry canonical, seqs gap
 //! free, the BLAKE3 chain unbroken, every stored tree node and every signed
 //! checkpoint matching the tree recomputed from the entries, the decision
-//! index pointing at the right entries. The first problem found is named
-//! by its seq.
+//! index pointing at the right entries, every `stream_ended` linked to its
+//! streamed decision. The first problem found is named by its seq.
 //!
 //! Layout: `scan` checks canonical form in one pass over the bytes; `facts`
 //! checks what one entry shows on its own (falling back to parsing and
 //! re-serializing to name a reason); `pass` runs those on every core and
-//! the ordered checks (chain, tree nodes, checkpoints) on the way.
+//! the ordered checks (chain, tree nodes, checkpoints, `streams`) on the way.
 
 use super::checkpoint::NoteVerifier;
 use super::entry::key_rotation;
@@ -23,6 +23,10 @@ pub struct Verified {
     pub checkpoints: u64,
     /// The latest checkpoint's tree size.
     pub latest_checkpoint_size: u64,
+    /// Seqs of the streamed decisions with no `stream_ended` (the gateway
+    /// stopped before their streams ended): not a failure, but how those
+    /// answers ended is not recorded.
+    pub open_streams: Vec<u64>,
 }
 
 /// The first problem found.
@@ -165,8 +169,11 @@ mod facts;
 mod index;
 mod pass;
 mod scan;
+mod streams;
 
 #[cfg(test)]
 mod scan_tests;
+#[cfg(test)]
+mod stream_tests;
 #[cfg(test)]
 mod tests;

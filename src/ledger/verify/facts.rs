@@ -6,7 +6,8 @@
 //! parses and re-serializes and names the reason. So a bad entry is
 //! reported the same way whichever path saw it first.
 
-use super::scan::{Text, scan, small_u64};
+use super::scan::{Members, Text, scan, small_u64};
+use super::streams::{StreamFact, StreamNames, stream_fact};
 use super::{KeyTimeline, VerifyError, bad};
 use crate::ledger::canonical::{parse_strict, to_canonical};
 use crate::ledger::store::{LedgerStore, StoreError};
@@ -67,6 +68,8 @@ pub(super) struct EntryFacts {
     pub(super) leaf: Hash,
     /// The entry may be a key rotation (never `false` for one that is).
     pub(super) rotation: bool,
+    /// A stream's begin or end, for the link checked in seq order.
+    pub(super) stream: Option<StreamFact>,
 }
 
 /// Everything about entry `seq` (`bytes`) that needs no other entry.
@@ -116,6 +119,9 @@ pub(super) fn fast_facts(
             return Ok(None);
         }
     }
+    let Some(stream) = fast_stream_fact(kind, &members) else {
+        return Ok(None);
+    };
     Ok(Some(EntryFacts {
         prev_hash: match prev_hash {
             Text::Plain(text) => hex32(text),
@@ -124,7 +130,26 @@ pub(super) fn fast_facts(
         entry_hash: *blake3::hash(bytes).as_bytes(),
         leaf: leaf_hash(bytes),
         rotation: kind == Text::Plain("key_rotated"),
+        stream,
     }))
+}
+
+/// The stream fact from the scanned members: `Some(None)` for an entry
+/// that is no stream's; `None` when the slow path must decide (a
+/// `stream_ended` whose `decision_seq` is not a plain integer).
+fn fast_stream_fact(kind: Text<'_>, members: &Members<'_>) -> Option<Option<StreamFact>> {
+    let names = || StreamNames::of_tokens(members.decision_id, members.model, members.version);
+    match kind {
+        // Canonical JSON never escapes a letter: the token is exactly this.
+        Text::Plain("decision") if members.outcome == Some(br#""streaming""#.as_slice()) => {
+            Some(Some(StreamFact::Opened(names())))
+        }
+        Text::Plain("stream_ended") => Some(Some(StreamFact::Ended {
+            decision_seq: small_u64(members.decision_seq)?,
+            names: names(),
+        })),
+        _ => Some(None),
+    }
 }
 
 /// Parses, re-serializes and checks each fact in turn; the first failure
@@ -168,6 +193,7 @@ pub(super) fn slow_facts(
         entry_hash: *blake3::hash(bytes).as_bytes(),
         leaf: leaf_hash(bytes),
         rotation: contains_rotation_mark(bytes),
+        stream: stream_fact(seq, &entry)?,
     })
 }
 

@@ -10,6 +10,7 @@
 
 use super::facts::{EntryFacts, entry_facts};
 use super::index::{BlockLookups, DecisionIndex, Local};
+use super::streams::StreamLinks;
 use super::{KeyTimeline, Verified, VerifyError, bad};
 use crate::ledger::checkpoint::{Checkpoint, NoteVerifier};
 use crate::ledger::entry::GENESIS_PREV_HASH;
@@ -57,6 +58,7 @@ pub(super) fn check_log(
         keys,
         stored_nodes: Vec::new(),
         node_ends: Vec::new(),
+        streams: StreamLinks::default(),
     };
     let reader = Reader {
         store,
@@ -128,6 +130,7 @@ pub(super) fn check_log(
         entries: size,
         checkpoints: checkpoints.len() as u64,
         latest_checkpoint_size: latest,
+        open_streams: ordered.streams.open(),
     }))
 }
 
@@ -216,6 +219,8 @@ struct Ordered<'a> {
     stored_nodes: Vec<Hash>,
     /// ...where each leaf's end.
     node_ends: Vec<usize>,
+    /// Streamed decisions whose `stream_ended` has not come yet.
+    streams: StreamLinks,
 }
 
 impl Ordered<'_> {
@@ -251,6 +256,7 @@ impl Ordered<'_> {
                 ));
             }
             self.prev_hash = facts.entry_hash;
+            self.streams.see(self.store, seq, facts.stream)?;
             // A leaf the store did not report has no stored nodes.
             let node_end = self.node_ends.get(i).copied().unwrap_or(node_start);
             let stored = self

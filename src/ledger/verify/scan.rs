@@ -44,6 +44,14 @@ pub(super) struct Members<'a> {
     pub(super) kind: Option<&'a [u8]>,
     /// `decision_id`.
     pub(super) decision_id: Option<&'a [u8]>,
+    /// `outcome` (a streamed decision's is `streaming`).
+    pub(super) outcome: Option<&'a [u8]>,
+    /// `decision_seq` (a `stream_ended` entry's link to its decision).
+    pub(super) decision_seq: Option<&'a [u8]>,
+    /// `model`.
+    pub(super) model: Option<&'a [u8]>,
+    /// `version`.
+    pub(super) version: Option<&'a [u8]>,
 }
 
 /// A string member as the slow path's `Value::as_str` would see it.
@@ -183,6 +191,10 @@ impl<'a> Scanner<'a> {
             b"prev_hash" => &mut self.members.prev_hash,
             b"kind" => &mut self.members.kind,
             b"decision_id" => &mut self.members.decision_id,
+            b"outcome" => &mut self.members.outcome,
+            b"decision_seq" => &mut self.members.decision_seq,
+            b"model" => &mut self.members.model,
+            b"version" => &mut self.members.version,
             _ => return,
         };
         *slot = token;

@@ -5,7 +5,9 @@ use super::facts::{EntryFacts, fast_facts, hex32, slow_facts};
 use super::pass::Peaks;
 use super::scan::{MAX_DEPTH, Members, Text, scan, small_u64, special_bytes};
 use super::{KeyTimeline, NoteVerifier};
-use crate::decision::{Capture, Decision, DecisionId, Outcome, PayloadMode, Protocol, Route};
+use crate::decision::{
+    Capture, Decision, DecisionId, Outcome, PayloadMode, Protocol, Route, StreamEnd,
+};
 use crate::ledger::canonical::{parse_strict, to_canonical};
 use crate::ledger::entry::{EntryBody, Salts, seal};
 use crate::ledger::memstore::MemStore;
@@ -206,7 +208,11 @@ fn sealed_store(origin: &str) -> (MemStore, Vec<Vec<u8>>) {
             version: Some(i.to_string()),
             approval_seq: (i % 4 == 0).then_some(u64::from(i) * 7),
             policy: None,
-            outcome: Outcome::Served,
+            outcome: if i % 7 == 0 {
+                Outcome::Streaming
+            } else {
+                Outcome::Served
+            },
             status: 200 + i,
             error_code: (i % 5 == 0).then_some("upstream_timeout"),
             timings: crate::decision::Timings {
@@ -216,6 +222,25 @@ fn sealed_store(origin: &str) -> (MemStore, Vec<Vec<u8>>) {
             },
             request: Capture::of_complete(&bytes::Bytes::from(vec![b'r'; usize::from(i)]), 64),
             response: Capture::of_complete(&bytes::Bytes::from_static(b"{}"), 64),
+        })));
+    }
+    // Ends of some of the streamed decisions above (seq 4 + i), one with
+    // escapes in its model.
+    for i in (0..40u16).step_by(7) {
+        bodies.push(EntryBody::StreamEnded(Box::new(StreamEnd {
+            decision_id: DecisionId::random(),
+            decision_seq: 4 + u64::from(i),
+            model: (i % 3 != 0).then(|| format!("model-{i} \"\u{1F600}\t")),
+            version: Some(i.to_string()),
+            outcome: if i % 2 == 0 {
+                Outcome::Served
+            } else {
+                Outcome::Error
+            },
+            error_code: (i % 2 == 1).then_some("client_disconnected"),
+            released_bytes: u64::from(i) * 1000,
+            complete_us: 12,
+            response: Capture::of_complete(&bytes::Bytes::from_static(b"data: x"), 64),
         })));
     }
     let store = MemStore::new();
@@ -254,7 +279,7 @@ fn fast_and_slow_paths_agree_on_real_entries() {
     let origin = "test.example/log";
     let (store, entries) = sealed_store(origin);
     let timeline = timeline(origin);
-    let mut rotations = 0;
+    let (mut rotations, mut streams) = (0, 0);
     for (seq, bytes) in (0u64..).zip(&entries) {
         let slow: EntryFacts = slow_facts(&store, seq, origin, &timeline, bytes).unwrap();
         let fast = fast_facts(&store, seq, origin, &timeline, bytes)
@@ -262,6 +287,7 @@ fn fast_and_slow_paths_agree_on_real_entries() {
             .unwrap_or_else(|| panic!("seq {seq} took the slow path"));
         assert_eq!(fast, slow, "seq {seq}");
         rotations += usize::from(fast.rotation);
+        streams += usize::from(fast.stream.is_some());
         // Facts the fast path is not sure of send it to the slow path.
         assert_eq!(
             fast_facts(&store, seq + 1, origin, &timeline, bytes).unwrap(),
@@ -273,6 +299,7 @@ fn fast_and_slow_paths_agree_on_real_entries() {
         );
     }
     assert_eq!(rotations, 1);
+    assert_eq!(streams, 29 + 6, "streamed decisions and their ends");
 }
 
 #[test]
