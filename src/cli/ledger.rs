@@ -267,6 +267,10 @@ pub(super) fn verify_bundle(dir: &std::path::Path, vkey: &str, current: Option<&
                 report.signatures,
                 report.rotations
             ));
+            let why = "it lies beyond the bundle's range, or never came";
+            if let Some(notice) = open_streams_notice(&report.open_streams, why) {
+                print_out(&notice);
+            }
             ExitCode::SUCCESS
         }
         Err(BundleError::Bad { seq, item, reason }) => {
@@ -286,11 +290,11 @@ pub(super) fn verify_bundle(dir: &std::path::Path, vkey: &str, current: Option<&
     }
 }
 
-/// The line saying which streamed decisions have no end in what was
-/// verified (`where_missing` says where it was looked for); `None` when
-/// every stream ended. Not a failure: a gateway killed mid-stream leaves
-/// one. At most ten seqs are listed.
-fn open_streams_notice(seqs: &[u64], where_missing: &str) -> Option<String> {
+/// The line naming the streamed decisions whose `stream_ended` is missing
+/// from what was verified, and `why` that can be; `None` when there are
+/// none. Not a failure (a gateway killed mid-stream leaves one). At most
+/// ten seqs are listed.
+fn open_streams_notice(seqs: &[u64], why: &str) -> Option<String> {
     const LISTED: usize = 10;
     let (first, rest) = seqs.split_at(seqs.len().min(LISTED));
     if first.is_empty() {
@@ -303,14 +307,8 @@ fn open_streams_notice(seqs: &[u64], where_missing: &str) -> Option<String> {
         format!(" and {} more", rest.len())
     };
     Some(format!(
-        "open streams: {} streamed decision{} without {where_missing} (how {} ended is not recorded): seq {}{more}\n",
+        "open streams: {} (streamed decisions without their stream_ended: {why}): seq {}{more}\n",
         seqs.len(),
-        if seqs.len() == 1 { "" } else { "s" },
-        if seqs.len() == 1 {
-            "its answer"
-        } else {
-            "their answers"
-        },
         listed.join(", ")
     ))
 }
@@ -341,7 +339,9 @@ pub(super) fn verify(path: &std::path::Path) -> ExitCode {
                 verified.latest_checkpoint_size,
                 config.ledger.origin
             ));
-            if let Some(notice) = open_streams_notice(&verified.open_streams, "a stream_ended") {
+            let why = "the gateway stopped before the stream ended, so how the answer ended \
+                       is not recorded";
+            if let Some(notice) = open_streams_notice(&verified.open_streams, why) {
                 print_out(&notice);
             }
             ExitCode::SUCCESS

@@ -115,9 +115,10 @@ enum Command {
         /// time. Writes a sparse bundle.
         #[arg(long, value_name = "RFC3339", value_parser = parse_time)]
         until: Option<String>,
-        /// Only the decisions of this model, with the model's version
-        /// entries (so each decision's approval can be followed) and the key
-        /// rotations a verifier needs. Writes a sparse bundle.
+        /// Only the decisions of this model (with the ends of its streamed
+        /// answers), with the model's version entries (so each decision's
+        /// approval can be followed) and the key rotations a verifier needs.
+        /// Writes a sparse bundle.
         #[arg(long, value_name = "NAME")]
         model: Option<String>,
         /// Include the kept payloads (salts and captured bodies).

@@ -14,6 +14,9 @@ mod keys;
 mod lines;
 mod sparse;
 #[cfg(test)]
+mod stream_tests;
+mod streams;
+#[cfg(test)]
 mod tests;
 
 use super::checkpoint::{Checkpoint, NoteVerifier};
@@ -102,6 +105,9 @@ pub struct BundleReport {
     pub filter: Option<String>,
     /// Things worth saying that do not fail the bundle.
     pub warnings: Vec<String>,
+    /// Seqs of the streamed decisions whose `stream_ended` is not in the
+    /// bundle (it comes after the bundle's end, or never came).
+    pub open_streams: Vec<u64>,
 }
 
 /// The manifest members both forms share.
@@ -145,6 +151,7 @@ pub fn verify_bundle(
         BundleForm::Contiguous => contiguous(&manifest, &claimed, &entries, start_key, &note)?,
         BundleForm::Sparse => sparse::check(dir, &manifest, &claimed, &entries, start_key, &note)?,
     };
+    let open_streams = streams::check_streams(&entries)?;
     let signatures = lines::check_signatures(dir, &entries, &schedule, manifest.from)?;
     let payloads = lines::check_payloads(dir, &entries, manifest.payloads)?;
     let mut warnings = Vec::new();
@@ -161,6 +168,7 @@ pub fn verify_bundle(
         payloads,
         signatures,
         warnings,
+        open_streams,
         ..report
     })
 }
@@ -265,6 +273,7 @@ fn contiguous(
         rotations: schedule.count(),
         filter: None,
         warnings: Vec::new(),
+        open_streams: Vec::new(),
     };
     Ok((report, schedule))
 }

@@ -237,7 +237,9 @@ pub(crate) fn check_signatures(
 }
 
 /// `payloads.jsonl` is present exactly when the manifest says so, and every
-/// line opens its decision's commitments. Returns how many were checked.
+/// line opens its entry's commitments (a decision's, or a `stream_ended`'s
+/// response), the captures no commitment covers being empty. Returns how
+/// many were checked.
 pub(crate) fn check_payloads(
     dir: &Path,
     entries: &[BundleEntry],
@@ -280,13 +282,13 @@ pub(crate) fn check_payloads(
         let entry = entries
             .get(&seq)
             .ok_or_else(|| fail("for an entry that is not in the bundle".to_owned()))?;
-        if entry.value["kind"] != "decision" {
+        let Some(committed) = committed_sides(&entry.value) else {
             return Err(fail(format!(
-                "entry is a {} entry, not a decision",
+                "entry is a {} entry, not a decision nor a stream_ended",
                 entry.value["kind"]
             )));
-        }
-        for side in ["request", "response"] {
+        };
+        for (side, committed) in [("request", committed.0), ("response", committed.1)] {
             let salt = object[&format!("{side}_salt")]
                 .as_str()
                 .and_then(parse_hex32)
@@ -295,6 +297,17 @@ pub(crate) fn check_payloads(
                 .as_str()
                 .and_then(base64_exact)
                 .ok_or_else(|| fail(format!("{side} is not canonical base64")))?;
+            if !committed {
+                // Bytes no commitment covers would be unproven: refused.
+                if !data.is_empty() {
+                    return Err(fail(format!(
+                        "{side} is {} bytes, but this entry commits to no {side} \
+                         (it must be empty)",
+                        data.len()
+                    )));
+                }
+                continue;
+            }
             let meta = &entry.value[side];
             let Some(expected) = meta["commitment"].as_str() else {
                 return Err(fail(format!("the entry has no {side}.commitment")));
@@ -314,6 +327,19 @@ pub(crate) fn check_payloads(
         }
     }
     Ok(seen.len() as u64)
+}
+
+/// Which of its payload record's captures an entry commits to: (request,
+/// response). A decision commits to both, except a streamed one, whose
+/// answer its `stream_ended` commits to; a `stream_ended` commits to the
+/// response only (its request is its decision's). `None`: no payload.
+fn committed_sides(entry: &Value) -> Option<(bool, bool)> {
+    match entry["kind"].as_str()? {
+        "decision" if entry["outcome"] == "streaming" => Some((true, false)),
+        "decision" => Some((true, true)),
+        "stream_ended" => Some((false, true)),
+        _ => None,
+    }
 }
 
 fn parse_hex32(text: &str) -> Option<[u8; 32]> {

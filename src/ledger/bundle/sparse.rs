@@ -2,7 +2,8 @@
 //! filter, each with an RFC 6962 inclusion proof against the signed
 //! checkpoint of tree size `size`, plus every `key_rotated` entry in
 //! `from..size` so the checkpoint's key can be worked out. A model filter
-//! selects the model's decisions in `from..to` and its model-version
+//! selects the model's decisions and the ends of their streams
+//! (`stream_ended`) in `from..to` and its model-version
 //! entries anywhere in `0..size`; every decision's `approval_seq` must then
 //! lead to its `version_approved` entry in the bundle.
 //!
@@ -120,15 +121,16 @@ pub(super) fn check(
         rotations: schedule.count(),
         filter: Some(filter.describe()),
         warnings: Vec::new(),
+        open_streams: Vec::new(),
     };
     Ok((report, schedule))
 }
 
 /// Entries in increasing seq order; `key_rotated` ones anywhere in
 /// `from..size`. Without a model filter, every seq of `from..to` present
-/// (and nothing else but rotations). With one, the model's decisions in
-/// `from..to` and its model-version entries (`version_*`) anywhere in
-/// `0..size`.
+/// (and nothing else but rotations). With one, the model's decisions and
+/// `stream_ended` entries in `from..to` and its model-version entries
+/// (`version_*`) anywhere in `0..size`.
 fn check_selection(
     entries: &[BundleEntry],
     from: u64,
@@ -165,13 +167,18 @@ fn check_selection(
             Some(model) if entry.value["model"] == model && kind.starts_with("version_") => {
                 (0, size)
             }
-            Some(model) if entry.value["model"] == model && kind == "decision" => (from, to),
+            Some(model)
+                if entry.value["model"] == model
+                    && (kind == "decision" || kind == "stream_ended") =>
+            {
+                (from, to)
+            }
             Some(model) => {
                 return Err(bad_seq(
                     seq,
                     format!(
-                        "entries.jsonl line {line}: not a decision nor a model-version entry \
-                         of model {model:?}, which the filter selects"
+                        "entries.jsonl line {line}: not a decision, stream_ended nor \
+                         model-version entry of model {model:?}, which the filter selects"
                     ),
                 ));
             }

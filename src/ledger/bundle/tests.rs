@@ -448,7 +448,7 @@ async fn a_model_bundle_holds_its_version_entries_wherever_they_are_and_approval
     let (seq, why) = first_bad(&foreign, &verifier());
     assert_eq!(seq, Some(3), "{why}");
     assert!(
-        why.contains("not a decision nor a model-version entry"),
+        why.contains("not a decision, stream_ended nor model-version entry"),
         "{why}"
     );
 

@@ -1,5 +1,6 @@
 //! What a filtered export selects: a seq range found from UTC times, and
-//! the entries of one model (its decisions and model-version entries).
+//! the entries of one model (its decisions, the ends of their streams and
+//! its model-version entries).
 //!
 //! Times locate seqs, they do not filter entries: the range is
 //! `first..last` where `first` is the first seq whose entry's `time` is at
@@ -164,13 +165,17 @@ pub(crate) fn first_at_or_after(
 pub(crate) enum Selected {
     /// A `decision` of the model: selected inside the seq range.
     Decision,
+    /// The `stream_ended` of a streamed decision of the model (it repeats
+    /// the decision's `model`): selected inside the seq range, like a
+    /// decision, so a model's bundle holds how its streams ended.
+    StreamEnd,
     /// A model-version entry (`version_*`) of the model: selected wherever
     /// it is in the log, so a decision's `approval_seq` can be followed.
     Version,
 }
 
 /// Picks the entries of one model out of canonical entry bytes: its
-/// decisions and its model-version entries.
+/// decisions, their `stream_ended` entries and its model-version entries.
 pub(crate) struct ModelMatch {
     model: String,
     /// `"model":"<name>"` as the canonical bytes spell it: a cheap
@@ -189,8 +194,8 @@ impl ModelMatch {
         }
     }
 
-    /// Whether `entry` is a decision or a model-version entry of this
-    /// model, and which.
+    /// Whether `entry` is a decision, a `stream_ended` or a model-version
+    /// entry of this model, and which.
     pub(crate) fn selects(&self, entry: &[u8]) -> Option<Selected> {
         if !entry.windows(self.needle.len()).any(|w| w == self.needle) {
             return None;
@@ -201,6 +206,7 @@ impl ModelMatch {
         }
         match value["kind"].as_str()? {
             "decision" => Some(Selected::Decision),
+            "stream_ended" => Some(Selected::StreamEnd),
             kind if kind.starts_with("version_") => Some(Selected::Version),
             _ => None,
         }
@@ -250,7 +256,7 @@ mod tests {
     }
 
     #[test]
-    fn the_model_match_needs_the_exact_name_in_a_decision_or_version_entry() {
+    fn the_model_match_needs_the_exact_name_in_a_decision_stream_end_or_version_entry() {
         let matcher = ModelMatch::new("scorer");
         let entry = |kind: &str, model: &str| {
             format!(r#"{{"kind":"{kind}","model":"{model}","seq":1}}"#).into_bytes()
@@ -259,6 +265,11 @@ mod tests {
             matcher.selects(&entry("decision", "scorer")),
             Some(Selected::Decision)
         );
+        assert_eq!(
+            matcher.selects(&entry("stream_ended", "scorer")),
+            Some(Selected::StreamEnd)
+        );
+        assert_eq!(matcher.selects(&entry("stream_ended", "other")), None);
         assert_eq!(
             matcher.selects(&entry("version_approved", "scorer")),
             Some(Selected::Version)

@@ -2,8 +2,9 @@
 //! docs/audit-format.md section 8.2): the entries a filter selects, each
 //! with its inclusion proof against one signed checkpoint, plus every
 //! `key_rotated` entry up to that checkpoint (a verifier needs them to know
-//! which key signed it). A model filter selects the model's decisions in
-//! the range and its model-version entries anywhere up to the checkpoint,
+//! which key signed it). A model filter selects the model's decisions and
+//! their `stream_ended` entries in the range and its model-version entries
+//! anywhere up to the checkpoint,
 //! so each decision's `approval_seq` leads to an entry of the bundle.
 
 use super::select::{ModelMatch, Selected, UtcTime, first_at_or_after};
@@ -25,8 +26,9 @@ pub struct Filter {
     pub since: Option<String>,
     /// RFC 3339: the range ends before the first entry at or after it.
     pub until: Option<String>,
-    /// Only decisions of this model in the range, and its model-version
-    /// entries anywhere in the log (plus the `key_rotated` entries).
+    /// Only decisions of this model (and the `stream_ended` entries of its
+    /// streamed ones) in the range, and its model-version entries anywhere
+    /// in the log (plus the `key_rotated` entries).
     pub model: Option<String>,
 }
 
@@ -213,7 +215,7 @@ pub fn export_filtered(
         let chosen = match &model {
             None => seq < end,
             Some(model) => match model.selects(&entry) {
-                Some(Selected::Decision) => seq < end,
+                Some(Selected::Decision | Selected::StreamEnd) => seq < end,
                 Some(Selected::Version) => true,
                 None => false,
             },
