@@ -99,34 +99,40 @@ pub(super) fn rotate_key(path: &std::path::Path, new_key: &std::path::Path) -> a
 
 pub(super) fn erase(path: &std::path::Path, decision: &str, reason: &str) -> anyhow::Result<()> {
     use crate::ledger::entry::EntryBody;
-    use crate::ledger::store::LedgerStore;
     let config =
         Config::load(path).map_err(|err| anyhow::anyhow!("invalid configuration: {err}"))?;
     let id =
         crate::decision::DecisionId::parse(decision).context("a decision id is 32 hex digits")?;
     let (store, _) = open_ledger(&config)?;
     let store = std::sync::Arc::new(store);
-    let seq = store
-        .decision_seq(id.as_bytes())?
+    let seqs = crate::ledger::erase::payload_seqs(store.as_ref(), &id)?
         .with_context(|| format!("no decision {decision} in this ledger"))?;
-    // The erasure is logged first: a crash before the payload is gone
-    // leaves an entry saying so, and erasing again finishes the job.
-    let entry_seq = append_offline(
-        &config,
-        store.clone(),
-        EntryBody::PayloadErased {
-            decision_id: decision.to_owned(),
-            erased_seq: seq,
-            reason: reason.to_owned(),
-        },
-    )
-    .context("recording the erasure")?;
-    let erased = store.erase_payload(seq)?;
-    print_out(&format!(
-        "decision {decision} (seq {seq}): payload {}; erasure recorded at seq {}\n",
-        if erased { "erased" } else { "was already gone" },
-        entry_seq.map_or("?".to_owned(), |s| s.to_string())
-    ));
+    // A streamed decision's answer is in its stream_ended's payload: both
+    // go, each erasure logged by its own entry naming the seq it empties.
+    let mut said = Vec::new();
+    for (seq, what) in std::iter::once((seqs.decision, "payload"))
+        .chain(seqs.stream_end.map(|end| (end, "stream_ended payload")))
+    {
+        // The erasure is logged first: a crash before the payload is gone
+        // leaves an entry saying so, and erasing again finishes the job.
+        let entry_seq = append_offline(
+            &config,
+            store.clone(),
+            EntryBody::PayloadErased {
+                decision_id: decision.to_owned(),
+                erased_seq: seq,
+                reason: reason.to_owned(),
+            },
+        )
+        .context("recording the erasure")?;
+        let erased = store.erase_payload(seq)?;
+        said.push(format!(
+            "{what} {} (seq {seq}), erasure recorded at seq {}",
+            if erased { "erased" } else { "was already gone" },
+            entry_seq.map_or("?".to_owned(), |s| s.to_string())
+        ));
+    }
+    print_out(&format!("decision {decision}: {}\n", said.join("; ")));
     Ok(())
 }
 

@@ -9,7 +9,8 @@
 //! - [`store`]: the storage trait and its sled implementation;
 //! - [`sequencer`]: the single writer (signed group commit), a [`DecisionSink`];
 //! - [`reader`]: receipts, entries and proofs, and their HTTP routes;
-//! - [`export`]: writes audit bundles; [`bundle`]: checks them offline.
+//! - [`export`]: writes audit bundles; [`bundle`]: checks them offline;
+//! - [`verify`]: checks a whole store; [`erase`]: which payloads an erasure removes.
 //!
 //! [`DecisionSink`]: crate::decision::DecisionSink
 
@@ -17,6 +18,7 @@ pub mod bundle;
 pub mod canonical;
 pub mod checkpoint;
 pub mod entry;
+pub mod erase;
 pub mod export;
 pub mod memstore;
 pub mod metrics;
