@@ -27,6 +27,10 @@ It checks, from the published formats alone:
     verdicts, and the policy_set_loaded entry in force), and the
     review_opened, review_decided and review_timed_out entries against the
     decision and the review they name, as far as a bundle holds both ends;
+  * streamed decisions: each stream_ended entry against the decision
+    (outcome streaming) it ends, at most one per decision, its payload
+    opening the response commitment only; streams with no stream_ended
+    are named in a note (open streams), not failed;
   * the audit sample (sample): every decision's sample recomputed from its
     id and compared with the decisions a policy flagged for it.
 
@@ -1176,6 +1180,7 @@ def verify_log(
         problems.append(first_bad)
     if checkpoint is None:
         problems.extend(check_policies_and_reviews(checked))
+        check_streams_into(checked, problems, notes, LOG_OPEN_WHY)
         return problems, notes, ""
     covered = checkpoint.size
     rotations = schedule.count(below=covered)
@@ -1223,6 +1228,7 @@ def verify_log(
                 f"note: seq {checkpoint.size}..{n - 1} are chain-checked but not covered by this checkpoint"
             )
     problems.extend(check_policies_and_reviews(checked))
+    check_streams_into(checked, problems, notes, LOG_OPEN_WHY)
     ok_line = f"OK log origin={checkpoint.origin} size={checkpoint.size} entries={n} rotations={rotations}"
     return problems, notes, ok_line
 
@@ -1279,17 +1285,46 @@ def parse_payload_line(raw: bytes) -> BundlePayload:
     return BundlePayload(seq, salts[0], salts[1], bodies[0], bodies[1])
 
 
+def committed_sides(entry) -> tuple[bool, bool] | None:
+    """Which captures of its payload record an entry commits to: (request, response).
+
+    A decision commits to both, except a streamed one (outcome streaming),
+    whose answer its stream_ended commits to; a stream_ended commits to the
+    response only (its request is its decision's). None: the entry has no
+    payload.
+    """
+    if not isinstance(entry, dict):
+        return None
+    if entry.get("kind") == "decision":
+        return (True, entry.get("outcome") != "streaming")
+    if entry.get("kind") == STREAM_ENDED:
+        return (False, True)
+    return None
+
+
 def check_payload(payload: BundlePayload, entry) -> list:
-    """Reasons why `payload` does not match its decision entry (empty if it does)."""
+    """Reasons why `payload` does not match its decision or stream_ended entry (empty if it does)."""
     if not isinstance(entry, dict):
         return ["its entry is not readable, so the payload cannot be checked"]
-    if entry.get("kind") != "decision":
-        return [f"entry seq {payload.seq} is a {entry.get('kind')!r} entry, not a decision: it has no payload"]
+    sides = committed_sides(entry)
+    if sides is None:
+        return [
+            f"entry seq {payload.seq} is a {entry.get('kind')!r} entry, not a decision nor a {STREAM_ENDED}: "
+            "it has no payload"
+        ]
     reasons = []
-    for side, salt, data in (
-        ("request", payload.request_salt, payload.request),
-        ("response", payload.response_salt, payload.response),
+    for (side, salt, data), committed in zip(
+        (
+            ("request", payload.request_salt, payload.request),
+            ("response", payload.response_salt, payload.response),
+        ),
+        sides,
     ):
+        if not committed:
+            # Bytes no commitment covers would be unproven: refused.
+            if data:
+                reasons.append(f"{side} is {len(data)} bytes, but this entry commits to no {side} (it must be empty)")
+            continue
         meta = entry.get(side)
         if not isinstance(meta, dict) or not isinstance(meta.get("commitment"), str):
             reasons.append(
@@ -1553,8 +1588,10 @@ def verify_bundle(
             else:
                 signature_count += 1
 
-    # 6. Policy verdicts and reviews (section 13) within the range.
+    # 6. Policy verdicts and reviews (section 13) within the range, and the
+    # streamed decisions' links to their ends (section 14).
     problems.extend(check_policies_and_reviews(checked))
+    check_streams_into(checked, problems, warnings, BUNDLE_OPEN_WHY)
 
     ok_line = ""
     if checkpoint is not None:
@@ -1628,8 +1665,8 @@ def _sparse_manifest(manifest: dict, origin: str, problems: list):
 def _sparse_selection(entries: list, start: int, end: int, size: int, model) -> str | None:
     """Seqs increase; key_rotated entries in start..size. Without a model filter, every seq of
     start..end present (and nothing else but key_rotated entries); with one, the model's decisions
-    in start..end and its model-version entries (version_*) anywhere in 0..size. The first
-    problem, or None."""
+    and stream_ended entries in start..end and its model-version entries (version_*) anywhere in
+    0..size. The first problem, or None."""
     expected = 0 if model is not None else start  # a model's version entries may precede `from`
     for number, (seq, entry) in enumerate(entries, 1):
         if seq < expected:
@@ -1647,12 +1684,12 @@ def _sparse_selection(entries: list, start: int, end: int, size: int, model) -> 
             low, limit = start, end
         elif entry.get("model") == model and kind.startswith("version_"):
             low, limit = 0, size
-        elif entry.get("model") == model and kind == "decision":
+        elif entry.get("model") == model and kind in ("decision", STREAM_ENDED):
             low, limit = start, end
         else:
             return (
-                f"seq {seq}: line {number}: not a decision nor a model-version entry of model {model!r}, "
-                "which the filter selects"
+                f"seq {seq}: line {number}: not a decision, stream_ended nor model-version entry of model "
+                f"{model!r}, which the filter selects"
             )
         if not low <= seq < limit:
             return f"seq {seq}: line {number}: outside the bundle's range {low}..{limit}"
@@ -1891,6 +1928,7 @@ def verify_sparse_bundle(
                 signature_count += 1
 
     problems.extend(check_policies_and_reviews(entries))
+    check_streams_into(entries, problems, warnings, BUNDLE_OPEN_WHY)
     if collect is not None:
         collect.extend(entries)
 
@@ -2301,6 +2339,170 @@ def _review_links(seq, entry, kind, by_seq, opened_at, closed_at, hold_reviewed)
                 f"of the review opened at seq {opened_seq} says"
             )
     return reasons
+
+
+# ---------------------------------------------------------------------------
+# Streamed decisions (docs/audit-format.md section 14)
+# ---------------------------------------------------------------------------
+
+STREAM_ENDED = "stream_ended"
+STREAM_END_OUTCOMES = ("served", "error")
+PAYLOAD_MODES = ("full", "digest", "none")
+
+
+def is_streaming(entry) -> bool:
+    """A decision recorded before its streamed answer's first byte (outcome streaming)."""
+    return isinstance(entry, dict) and entry.get("kind") == "decision" and entry.get("outcome") == "streaming"
+
+
+def _payload_object_problems(value, mode, name: str) -> list:
+    """A request or response member: {length, captured, commitment} as payload_mode says."""
+    if not isinstance(value, dict):
+        return [f"{name} is not an object"]
+    reasons = []
+    expected = {"length"}
+    if mode != "none":
+        expected.add("captured")
+    if mode in ("full", "digest"):
+        expected.add("commitment")
+    if set(value) != expected:
+        reasons.append(f"{name} has the members {sorted(value)}, not {sorted(expected)} (payload_mode {mode})")
+    for member in ("length", "captured"):
+        if member in value and entry_int(value[member]) is None:
+            reasons.append(f"{name}.{member} {_plain(value[member])!r} is not a non-negative integer")
+    if "commitment" in value and not (isinstance(value["commitment"], str) and _HEX64.fullmatch(value["commitment"])):
+        reasons.append(f"{name}.commitment is not 64 lowercase hex digits")
+    return reasons
+
+
+def _stream_end_member_problems(entry: dict) -> list:
+    """The members of a stream_ended entry on their own (types and values)."""
+    reasons = []
+    decision_id = entry.get("decision_id")
+    if not isinstance(decision_id, str) or not _HEX32.fullmatch(decision_id):
+        reasons.append(f"decision_id {_plain(decision_id)!r} is not 32 lowercase hex digits")
+    if entry_int(entry.get("decision_seq")) is None:
+        reasons.append(f"decision_seq {_plain(entry.get('decision_seq'))!r} is not a seq (a non-negative integer)")
+    for name in ("model", "version"):
+        if name not in entry or not _is_str_or_null(entry[name]):
+            reasons.append(f"{name} is missing or not a string or null")
+    outcome, error_code = entry.get("outcome"), entry.get("error_code")
+    if outcome not in STREAM_END_OUTCOMES:
+        reasons.append(f"outcome {_plain(outcome)!r} is not served or error")
+    elif "error_code" not in entry:
+        reasons.append("error_code is missing")
+    elif outcome == "served" and error_code is not None:
+        reasons.append(f"outcome is served but error_code is {_plain(error_code)!r}, not null")
+    elif outcome == "error" and not (isinstance(error_code, str) and error_code):
+        reasons.append(f"outcome is error but error_code is {_plain(error_code)!r}, not an error code")
+    if entry_int(entry.get("released_bytes")) is None:
+        reasons.append(f"released_bytes {_plain(entry.get('released_bytes'))!r} is not a non-negative integer")
+    timings = entry.get("timings")
+    if not isinstance(timings, dict) or set(timings) != {"complete_us"} or entry_int(timings["complete_us"]) is None:
+        reasons.append("timings is not {\"complete_us\": a non-negative integer}")
+    mode = entry.get("payload_mode")
+    if mode not in PAYLOAD_MODES:
+        reasons.append(f"payload_mode {_plain(mode)!r} is not full, digest or none")
+    else:
+        reasons.extend(_payload_object_problems(entry.get("response"), mode, "response"))
+    return reasons
+
+
+def _stream_link_problems(end: dict, decision, decision_seq: int) -> list:
+    """Why `decision` (entry decision_seq) is not the streamed decision `end` ends."""
+    if not isinstance(decision, dict) or decision.get("kind") != "decision":
+        kind = decision.get("kind") if isinstance(decision, dict) else None
+        return [f"decision_seq {decision_seq} names a {_plain(kind)!r} entry, not a decision"]
+    if decision.get("outcome") != "streaming":
+        return [
+            f"decision_seq {decision_seq} names a decision with outcome {_plain(decision.get('outcome'))!r}, "
+            "not streaming"
+        ]
+    missing = object()
+
+    def show(value) -> str:
+        return "absent" if value is missing else repr(_plain(value))
+
+    differences = [
+        f"its {name} is {show(end.get(name, missing))}, the decision's {show(decision.get(name, missing))}"
+        for name in ("decision_id", "model", "version")
+        if end.get(name, missing) != decision.get(name, missing)
+    ]
+    if differences:
+        return [f"not the stream of the decision at seq {decision_seq}: " + "; ".join(differences)]
+    return []
+
+
+def check_streams(entries: list) -> tuple[list, list]:
+    """Streamed decisions and their stream_ended entries (docs/audit-format.md section 14).
+
+    `entries` are (seq, entry) pairs in increasing seq order: a whole log, a
+    contiguous bundle's range or a sparse bundle's entries. A streaming
+    decision's response is null. Each stream_ended has its members (14.1);
+    its decision_seq is below its own seq; where that seq is present it is
+    a decision with outcome streaming and the same decision_id, model and
+    version; no two stream_ended entries name the same decision (even one
+    that is not present). Returns (problems, open): problems name the seq
+    at fault; open are the seqs of streaming decisions whose stream_ended
+    is not among the entries (it comes later, or the gateway stopped
+    mid-stream): not a problem.
+    """
+    found: list = []  # (seq, message)
+    by_seq: dict = {}
+    for seq, entry in entries:
+        by_seq.setdefault(seq, entry)
+    ended: dict = {}  # decision seq -> seq of its stream_ended
+    for seq, entry in entries:
+        if is_streaming(entry):
+            if entry.get("response", 0) is not None:
+                found.append((seq, f"seq {seq}: decision: outcome is streaming but response is not null"))
+            continue
+        if entry.get("kind") != STREAM_ENDED:
+            continue
+        reasons = _stream_end_member_problems(entry)
+        decision_seq = entry_int(entry.get("decision_seq"))
+        if decision_seq is not None and decision_seq >= seq:
+            reasons.append(f"decision_seq {decision_seq} is not below its own seq")
+        elif decision_seq is not None:
+            if decision_seq in ended:
+                reasons.append(
+                    f"the stream of the decision at seq {decision_seq} already ended at seq "
+                    f"{ended[decision_seq]} (a second stream_ended)"
+                )
+            else:
+                ended[decision_seq] = seq
+                if decision_seq in by_seq:
+                    reasons.extend(_stream_link_problems(entry, by_seq[decision_seq], decision_seq))
+        if reasons:
+            found.append((seq, f"seq {seq}: {STREAM_ENDED}: " + "; ".join(reasons)))
+    found.sort(key=lambda item: item[0])
+    open_seqs = [seq for seq, entry in entries if is_streaming(entry) and seq not in ended]
+    return [message for _, message in found], open_seqs
+
+
+LOG_OPEN_WHY = "the gateway stopped before the stream ended, so how the answer ended is not recorded"
+BUNDLE_OPEN_WHY = "it lies beyond the bundle's range, or never came"
+
+
+def check_streams_into(entries: list, problems: list, notes: list, why: str) -> None:
+    """check_streams, its problems appended to `problems` and its open-streams note to `notes`."""
+    found, open_seqs = check_streams(entries)
+    problems.extend(found)
+    note = open_streams_note(open_seqs, why)
+    if note is not None:
+        notes.append(note)
+
+
+def open_streams_note(open_seqs: list, why: str) -> str | None:
+    """The note naming open streams (at most ten seqs), or None when there are none."""
+    if not open_seqs:
+        return None
+    listed = ", ".join(str(seq) for seq in open_seqs[:10])
+    more = f" and {len(open_seqs) - 10} more" if len(open_seqs) > 10 else ""
+    return (
+        f"note: open streams: {len(open_seqs)} (streamed decisions without their {STREAM_ENDED}: {why}): "
+        f"seq {listed}{more}"
+    )
 
 
 # ---------------------------------------------------------------------------

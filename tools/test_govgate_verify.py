@@ -1568,7 +1568,7 @@ class SparseBundleTests(SparseTestCase):
     def test_selection_rules(self):
         # An entry the model filter does not select, though genuinely in the log.
         self.assertFirst(
-            self.sparse([1, 2, 3], 0, 12, model="fraud"), "seq 2:", "not a decision nor a model-version entry of model"
+            self.sparse([1, 2, 3], 0, 12, model="fraud"), "seq 2:", "not a decision, stream_ended nor model-version entry of model"
         )
         # Out of order, and outside from..to.
         self.assertFirst(self.sparse([3, 1], 0, 12, model="fraud"), "seq 1:", "out of order")
@@ -1704,7 +1704,7 @@ class SparseApprovalTests(SparseTestCase):
     def test_selection_of_version_entries(self):
         # Another model's approval, though genuinely in the log.
         self.assertFirst(
-            self.sparse([1, 2, 3, 4, 5], 0, 12, model="fraud"), "seq 4:", "not a decision nor a model-version entry"
+            self.sparse([1, 2, 3, 4, 5], 0, 12, model="fraud"), "seq 4:", "not a decision, stream_ended nor model-version entry"
         )
         # A model-version entry before from is selected; a decision there is not.
         self.assertEqual(self.problems(self.sparse([1, 2, 5], 5, 6, model="fraud")), [])
@@ -2222,6 +2222,216 @@ class SampleTests(ReviewTestCase):
             with self.subTest(bad):
                 rc, out, err = run_here("sample", *bad)
                 self.assertEqual(rc, 2, out + err)
+
+
+# --- streamed decisions (docs/audit-format.md section 14) ---------------------
+
+STREAM_BODY = b'data: {"choices":[{"delta":{"content":"Hi"}}]}\n\ndata: [DONE]\n\n'
+
+
+def stream_salts(seq: int) -> tuple:
+    return hashlib.sha256(b"stream-rq%d" % seq).digest(), hashlib.sha256(b"stream-rs%d" % seq).digest()
+
+
+def stream_payload(seq: int, request: bytes = b"", response: bytes = b"") -> dict:
+    rq_salt, rs_salt = stream_salts(seq)
+    return {
+        "seq": seq,
+        "request_salt": rq_salt.hex(),
+        "response_salt": rs_salt.hex(),
+        "request": b64(request),
+        "response": b64(response),
+    }
+
+
+def streamed(obj: dict) -> dict:
+    """Decision `obj` made a streamed one of model chat: outcome streaming, response null."""
+    rq_salt, _ = stream_salts(obj["seq"])
+    _, _, rq, _ = payload_for(obj["seq"])
+    return dict(
+        obj,
+        model="chat",
+        version="2024-06",
+        outcome="streaming",
+        response=None,
+        request={"captured": len(rq), "commitment": commitment(rq_salt, rq), "length": 84},
+    )
+
+
+def stream_end(seq: int, decision: dict, **changes) -> dict:
+    """The stream_ended entry at `seq` of streamed decision `decision`."""
+    _, rs_salt = stream_salts(seq)
+    end = {
+        "decision_id": decision["decision_id"],
+        "decision_seq": decision["seq"],
+        "error_code": None,
+        "kind": "stream_ended",
+        "model": decision["model"],
+        "origin": ORIGIN,
+        "outcome": "served",
+        "payload_mode": "full",
+        "released_bytes": len(STREAM_BODY),
+        "response": {"captured": len(STREAM_BODY), "commitment": commitment(rs_salt, STREAM_BODY), "length": len(STREAM_BODY)},
+        "seq": seq,
+        "time": decision["time"],
+        "timings": {"complete_us": 250000},
+        "version": decision["version"],
+    }
+    end.update(changes)
+    return end
+
+
+class StreamTests(BundleWriter, SparseTestCase):
+    """A log with streamed decisions: seq 2 (chat) streamed and ended at seq 4, seq 5 (chat)
+    streamed and never ended, the rest served decisions of credit-scoring, and gateway_stopped at 7."""
+
+    N = 8
+
+    def setUp(self):
+        super().setUp()
+        self.objects = [json.loads(e) for e in build_entries(self.N)]
+        self.objects[2] = streamed(self.objects[2])
+        self.objects[5] = streamed(self.objects[5])
+        self.objects[4] = stream_end(4, self.objects[2])
+        self.objects[7] = {"kind": "gateway_stopped", "origin": ORIGIN, "seq": 7, "time": self.objects[7]["time"]}
+        self.relog()
+
+    def relog(self):
+        self.entries = rechain(self.objects)
+        self.leaves = [t_leaf(e) for e in self.entries]
+
+    def payloads(self) -> list:
+        return [
+            payload_record(1),
+            stream_payload(2, request=payload_for(2)[2]),
+            payload_record(3),
+            stream_payload(4, response=STREAM_BODY),
+            stream_payload(5, request=payload_for(5)[2]),
+            payload_record(6),
+        ]
+
+    def log_problems(self):
+        return gv.verify_log(gv.parse_vkey(self.vkey), b"".join(e + b"\n" for e in self.entries), self.checkpoint())
+
+    def with_entry(self, seq: int, obj: dict):
+        self.objects[seq] = obj
+        self.relog()
+
+    # acceptance
+
+    def test_log_verifies_and_names_the_open_stream(self):
+        rc, out, err = self.run_log(self.entries)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("note: open streams: 1 (streamed decisions without their stream_ended", out)
+        self.assertIn("): seq 5\n", out)
+        self.assertIn(f"OK log origin={ORIGIN} size=8 entries=8", out)
+
+    def test_bundles_with_stream_payloads_verify(self):
+        d = self.bundle(0, 8, payloads=self.payloads())
+        problems, notes, ok_line = gv.verify_bundle(gv.parse_vkey(self.vkey), d)
+        self.assertEqual(problems, [])
+        self.assertIn("payloads=6", ok_line)
+        self.assertEqual(len(notes), 1)
+        self.assertIn("seq 5", notes[0])
+        # Cut before seq 4: the stream of seq 2 is open there too.
+        problems, notes, _ = gv.verify_bundle(gv.parse_vkey(self.vkey), self.bundle(0, 4))
+        self.assertEqual(problems, [])
+        self.assertIn("open streams: 1", notes[0])
+        self.assertIn("seq 2", notes[0])
+        # From seq 3: the end of seq 2 without its decision is taken as given.
+        self.assertEqual(self.check_bundle(self.bundle(3, 8)), [])
+
+    def check_bundle(self, d):
+        return gv.verify_bundle(gv.parse_vkey(self.vkey), d)[0]
+
+    def test_model_bundle_holds_the_stream_ends(self):
+        d = self.sparse([2, 4, 5], 0, 8, model="chat")
+        problems, notes, ok_line = gv.verify_bundle(gv.parse_vkey(self.vkey), d)
+        self.assertEqual(problems, [])
+        self.assertIn("entries=3", ok_line)
+        self.assertIn("seq 5", notes[0])
+        # A stream_ended of another model is not selected.
+        self.assertFirst(
+            self.sparse([1, 3, 4], 0, 8, model="credit-scoring"), "seq 4:", "not a decision, stream_ended nor"
+        )
+
+    def test_old_logs_without_streams_verify_unchanged(self):
+        self.entries = build_entries(self.N)
+        self.leaves = [t_leaf(e) for e in self.entries]
+        problems, notes, _ = self.log_problems()
+        self.assertEqual((problems, notes), ([], []))
+
+    # rejections
+
+    def test_end_naming_no_streamed_decision(self):
+        self.with_entry(4, stream_end(4, self.objects[2], decision_seq=3))
+        problems = self.log_problems()[0]
+        self.assertTrue(problems[0].startswith("seq 4: stream_ended:"), problems)
+        self.assertIn("names a decision with outcome 'served', not streaming", problems[0])
+        self.with_entry(4, stream_end(4, self.objects[2], decision_seq=0))
+        self.assertIn("names a 'gateway_started' entry, not a decision", self.log_problems()[0][0])
+        self.with_entry(4, stream_end(4, self.objects[2], decision_seq=4))
+        self.assertIn("decision_seq 4 is not below its own seq", self.log_problems()[0][0])
+
+    def test_second_end_of_a_stream(self):
+        self.with_entry(6, stream_end(6, self.objects[2]))
+        problems = self.log_problems()[0]
+        self.assertEqual(len(problems), 1, problems)
+        self.assertTrue(problems[0].startswith("seq 6: stream_ended:"), problems)
+        self.assertIn("already ended at seq 4 (a second stream_ended)", problems[0])
+        # Also in a bundle that lacks the decision itself.
+        self.assertIn("a second stream_ended", self.check_bundle(self.bundle(3, 8))[0])
+
+    def test_end_of_another_model_version_or_id(self):
+        for member, value, said in (
+            ("model", "other", "its model is 'other', the decision's 'chat'"),
+            ("version", None, "its version is None, the decision's '2024-06'"),
+            ("decision_id", "ab" * 16, "its decision_id is 'abab"),
+        ):
+            with self.subTest(member):
+                self.with_entry(4, stream_end(4, self.objects[2], **{member: value}))
+                problems = self.log_problems()[0]
+                self.assertTrue(problems[0].startswith("seq 4: stream_ended: not the stream of the decision at seq 2"), problems)
+                self.assertIn(said, problems[0])
+
+    def test_stream_members(self):
+        _, rs_salt = stream_salts(4)
+        for changes, said in (
+            ({"outcome": "done"}, "outcome 'done' is not served or error"),
+            ({"outcome": "error"}, "outcome is error but error_code is None"),
+            ({"error_code": "client_disconnected"}, "outcome is served but error_code is 'client_disconnected'"),
+            ({"released_bytes": -1}, "released_bytes -1 is not a non-negative integer"),
+            ({"timings": {}}, "timings is not"),
+            ({"response": None}, "response is not an object"),
+            ({"response": {"length": 1}}, "response has the members ['length']"),
+            ({"decision_id": "XY"}, "decision_id 'XY' is not 32 lowercase hex digits"),
+        ):
+            with self.subTest(said):
+                self.with_entry(4, stream_end(4, self.objects[2], **changes))
+                problems = self.log_problems()[0]
+                self.assertTrue(problems and problems[0].startswith("seq 4: stream_ended:"), problems)
+                self.assertIn(said, problems[0])
+        self.setUp()
+        self.with_entry(4, stream_end(4, self.objects[2], outcome="error", error_code="upstream_failed"))
+        self.assertEqual(self.log_problems()[0], [])
+        self.with_entry(2, dict(self.objects[2], response={"length": 0}))
+        self.assertEqual(
+            self.log_problems()[0][0], "seq 2: decision: outcome is streaming but response is not null"
+        )
+
+    def test_payload_bytes_no_commitment_covers(self):
+        for seq, edit, said in (
+            (4, {"request": b64(b"x")}, "request is 1 bytes, but this entry commits to no request"),
+            (4, {"response": b64(b"y")}, "BLAKE3(response_salt || response) is"),
+            (2, {"response": b64(b"data")}, "response is 4 bytes, but this entry commits to no response"),
+            (2, {"request": b64(b"{}")}, "BLAKE3(request_salt || request) is"),
+        ):
+            with self.subTest(seq=seq, edit=edit):
+                payloads = [dict(p, **edit) if p["seq"] == seq else p for p in self.payloads()]
+                problems = self.check_bundle(self.bundle(0, 8, payloads=payloads))
+                self.assertEqual(len(problems), 1, problems)
+                self.assertTrue(problems[0].startswith(f"payload seq {seq}: line"), problems)
+                self.assertIn(said, problems[0])
 
 
 class UsageTests(unittest.TestCase):
