@@ -2434,6 +2434,42 @@ class StreamTests(BundleWriter, SparseTestCase):
                 self.assertIn(said, problems[0])
 
 
+class UpgradeTests(unittest.TestCase):
+    """Bundles written by govgate before streamed decisions had two entries
+    (tests/data/upgrade/v0.1-a2c4271, its README says how) verify unchanged."""
+
+    OLD = os.path.join(DATA, "upgrade", "v0.1-a2c4271")
+
+    def old(self, name: str) -> str:
+        return os.path.join(self.OLD, name)
+
+    def test_old_bundles_verify(self):
+        vkey = "@" + self.old("log.vkey")
+        for name, ok in (
+            ("bundle-full", "OK bundle origin=govgate.demo/local from=0 to=21 payloads=7 signatures=0 rotations=0\n"),
+            (
+                "bundle-model-support-chat",
+                "OK sparse bundle origin=govgate.demo/local from=0 to=21 size=21 entries=7 "
+                "filter=[model=support-chat] payloads=3 signatures=0 rotations=0\n",
+            ),
+        ):
+            with self.subTest(name):
+                rc, out, err = run("bundle", "--vkey", vkey, self.old(name))
+                self.assertEqual((rc, out), (0, ok), out + err)
+
+    def test_old_log_verifies(self):
+        rc, out, err = run(
+            "log",
+            "--vkey",
+            "@" + self.old("log.vkey"),
+            "--entries",
+            self.old("bundle-full/entries.jsonl"),
+            "--checkpoint",
+            self.old("bundle-full/checkpoint.txt"),
+        )
+        self.assertEqual((rc, out), (0, "OK log origin=govgate.demo/local size=21 entries=21 rotations=0\n"), out + err)
+
+
 class UsageTests(unittest.TestCase):
     def test_usage_errors(self):
         vkey = TREE["checkpoint"]["vkey"]

@@ -5,6 +5,7 @@
 // items between its modules.
 #![allow(unreachable_pub)]
 
+mod audit;
 mod audit_sample;
 mod cli;
 mod decisions;
@@ -27,6 +28,7 @@ mod streaming;
 mod support;
 mod tls;
 mod transparency;
+mod upgrade;
 
 /// Models every test gateway serves, all pointing at `upstream`.
 pub fn models(upstream: &str) -> String {
