@@ -43,6 +43,34 @@ async fn whole_streamed_and_cut_answers_pass_the_offline_audit() {
     gateway.stop().await;
     let audit = gateway.audit_offline(&["chat"]);
     assert!(audit.store.contains("ledger ok:"), "{}", audit.store);
+    assert!(!audit.store.contains("open streams"), "{}", audit.store);
+    // Both streams were recorded at their head and at their end.
+    let entries =
+        std::fs::read_to_string(gateway.dir.path().join("audit-whole/entries.jsonl")).unwrap();
+    let kinds: Vec<(String, String)> = entries
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .filter(|e| e["kind"] == "stream_ended" || e["outcome"] == "streaming")
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_owned(),
+                e["outcome"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let kinds: Vec<(&str, &str)> = kinds
+        .iter()
+        .map(|(k, o)| (k.as_str(), o.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("decision", "streaming"),
+            ("stream_ended", "served"),
+            ("decision", "streaming"),
+            ("stream_ended", "error"),
+        ]
+    );
     for (rust, python) in std::iter::once(&audit.whole).chain(&audit.models) {
         assert!(rust.contains(" ok: origin"), "{rust}");
         assert!(python.contains("OK "), "{python}");
