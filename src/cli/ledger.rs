@@ -362,3 +362,25 @@ pub(super) fn verify(path: &std::path::Path) -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::open_streams_notice;
+
+    #[test]
+    fn open_streams_are_named_up_to_ten() {
+        assert_eq!(open_streams_notice(&[], "why"), None);
+        assert_eq!(
+            open_streams_notice(&[7], "why").as_deref(),
+            Some("open streams: 1 (streamed decisions without their stream_ended: why): seq 7\n")
+        );
+        let many: Vec<u64> = (1..=12).collect();
+        assert_eq!(
+            open_streams_notice(&many, "why").as_deref(),
+            Some(
+                "open streams: 12 (streamed decisions without their stream_ended: why): \
+                 seq 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 2 more\n"
+            )
+        );
+    }
+}
