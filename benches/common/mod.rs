@@ -23,6 +23,8 @@ pub(crate) fn decision() -> Decision {
         model: Some("credit-scoring".into()),
         version: Some("2".into()),
         approval_seq: None,
+        path: "/v1/chat/completions".into(),
+        cut: Default::default(),
         policy: None,
         outcome: Outcome::Served,
         status: 200,

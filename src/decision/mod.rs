@@ -8,10 +8,12 @@
 mod capture;
 mod id;
 mod sink;
+mod text;
 
 pub use capture::{Capture, CaptureBuilder};
 pub use id::DecisionId;
 pub use sink::{Ack, DecisionSink, RecordFuture, SinkError};
+pub use text::{Capped, CutDigests, MAX_NAME_BYTES, MAX_PATH_BYTES};
 
 use serde::Serialize;
 
@@ -169,16 +171,23 @@ pub struct Timings {
 pub struct Decision {
     /// Unguessable id (a second, then 96 random bits), also sent to the client.
     pub id: DecisionId,
-    /// Caller identity (from the configured header), or `anonymous`.
+    /// Caller identity (from the configured header), or `anonymous`; at
+    /// most [`MAX_NAME_BYTES`] (see [`Capped`]).
     pub caller: String,
     /// Route template the request matched.
     pub route: Route,
     /// Protocol of the model, once known.
     pub protocol: Option<Protocol>,
-    /// Model name as the client asked for it, once known.
+    /// Model name as the client asked for it, once known; at most [`MAX_NAME_BYTES`].
     pub model: Option<String>,
-    /// Model version that served (or would have served) the request.
+    /// Model version that served (or would have served) the request; at
+    /// most [`MAX_NAME_BYTES`].
     pub version: Option<String>,
+    /// The request path as received, without the query (which may carry
+    /// secrets); at most [`MAX_PATH_BYTES`].
+    pub path: String,
+    /// Digests of the whole values of members cut to their caps.
+    pub cut: CutDigests,
     /// Seq of the ledger entry whose approval made `version` servable.
     pub approval_seq: Option<u64>,
     /// The policy verdicts, when the gateway runs with policies.

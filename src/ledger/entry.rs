@@ -265,6 +265,19 @@ fn decision_members<'a>(
     entry.push("model", decision.model.as_deref());
     entry.push("version", decision.version.as_deref());
     entry.push("approval_seq", decision.approval_seq);
+    entry.push("path", decision.path.as_str());
+    // Present only for a member cut to its cap (older entries have none).
+    let cut = &decision.cut;
+    for (name, digest) in [
+        ("caller_sha256", &cut.caller),
+        ("model_sha256", &cut.model),
+        ("version_sha256", &cut.version),
+        ("path_sha256", &cut.path),
+    ] {
+        if let Some(digest) = digest {
+            entry.push(name, digest.as_str());
+        }
+    }
     entry.push(
         "policy",
         decision
@@ -469,7 +482,20 @@ mod tests {
             "payload_mode": mode.as_str(),
             "request": payload(&decision.request, salts.map(|s| &s.request)),
             "response": payload(&decision.response, salts.map(|s| &s.response)),
+            "path": decision.path,
         });
+        let mut entry = entry;
+        let cut = &decision.cut;
+        for (name, digest) in [
+            ("caller_sha256", &cut.caller),
+            ("model_sha256", &cut.model),
+            ("version_sha256", &cut.version),
+            ("path_sha256", &cut.path),
+        ] {
+            if let Some(digest) = digest {
+                entry[name] = json!(digest);
+            }
+        }
         crate::ledger::canonical::to_canonical(&entry).unwrap()
     }
 
@@ -499,6 +525,13 @@ mod tests {
                     model: (j % 3 != 0).then(|| format!("m{caller}")),
                     version: (i % 2 == 0).then(|| "2".to_owned()),
                     approval_seq: (j % 2 == 0).then_some(*number),
+                    path: format!("/m/{caller}"),
+                    cut: crate::decision::CutDigests {
+                        caller: (j == 1).then(|| "a".repeat(64)),
+                        model: (j == 2).then(|| "b".repeat(64)),
+                        version: (j == 3).then(|| "c".repeat(64)),
+                        path: (j % 2 == 1).then(|| "d".repeat(64)),
+                    },
                     policy: (j % 3 == 1).then(|| PolicyRecord {
                         set_seq: *number,
                         request: StageVerdict {

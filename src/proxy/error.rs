@@ -23,6 +23,12 @@ pub enum ProxyError {
     /// No route matches the method and path.
     #[error("no route for this method and path")]
     RouteNotFound,
+    /// The path holds a dot segment, an encoded separator or a backslash.
+    #[error("the request path contains {0}; the gateway does not forward such paths")]
+    PathNotAllowed(&'static str),
+    /// The `govgate-model-version` header is not a plain version label.
+    #[error("the govgate-model-version header must be one ASCII version label")]
+    InvalidModelVersion,
     /// The route exists but not for this method.
     #[error("method not allowed on this path")]
     MethodNotAllowed,
@@ -141,6 +147,8 @@ impl ProxyError {
     pub fn code(&self) -> &'static str {
         match self {
             ProxyError::RouteNotFound => "route_not_found",
+            ProxyError::PathNotAllowed(_) => "path_not_allowed",
+            ProxyError::InvalidModelVersion => "invalid_model_version",
             ProxyError::MethodNotAllowed => "method_not_allowed",
             ProxyError::UnknownModel(_) => "unknown_model",
             ProxyError::UnknownModelVersion { .. } => "unknown_model_version",
@@ -179,9 +187,10 @@ impl ProxyError {
             ProxyError::HeldAnswerTooLarge { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::HoldFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ProxyError::MalformedBody(_) | ProxyError::RequestBodyUnreadable => {
-                StatusCode::BAD_REQUEST
-            }
+            ProxyError::MalformedBody(_)
+            | ProxyError::RequestBodyUnreadable
+            | ProxyError::PathNotAllowed(_)
+            | ProxyError::InvalidModelVersion => StatusCode::BAD_REQUEST,
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::RequestBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ProxyError::CallerMissing(_) => StatusCode::UNAUTHORIZED,

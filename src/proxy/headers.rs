@@ -1,7 +1,8 @@
 //! Header hygiene between client and upstream: hop-by-hop headers removed
 //! both ways (RFC 9110 section 7.6.1), `X-Forwarded-For` extended, upstream
 //! credentials added on the way up and the client's own copy of that header
-//! dropped.
+//! dropped, and the gateway's own `govgate-*` response headers kept for
+//! the gateway alone.
 
 use crate::config::{ATTRIBUTE_HEADER_PREFIX, Credential};
 use http::{HeaderMap, HeaderName, HeaderValue, header};
@@ -91,20 +92,49 @@ fn strip_attribute_headers(headers: &mut HeaderMap) {
     }
 }
 
+/// Appends the client's address to `X-Forwarded-For`. Several header
+/// lines form one comma-separated list (RFC 9110 section 5.3), so every
+/// line is kept in order and the address goes at the end of the last.
 fn append_forwarded_for(headers: &mut HeaderMap, ip: IpAddr) {
     const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
-    let value = match headers.get(&XFF).and_then(|prior| prior.to_str().ok()) {
-        Some(prior) => format!("{prior}, {ip}"),
-        None => ip.to_string(),
+    let mut lines: Vec<HeaderValue> = headers.get_all(&XFF).iter().cloned().collect();
+    let ip = ip.to_string();
+    // Bytes, not `to_str`: a line with obs-text is passed on, not dropped.
+    let last = match lines.pop() {
+        Some(prior) if !prior.as_bytes().trim_ascii().is_empty() => {
+            let mut bytes = prior.as_bytes().to_vec();
+            bytes.extend_from_slice(b", ");
+            bytes.extend_from_slice(ip.as_bytes());
+            HeaderValue::from_bytes(&bytes)
+        }
+        _ => HeaderValue::from_str(&ip),
     };
-    if let Ok(value) = HeaderValue::from_str(&value) {
-        headers.insert(XFF, value);
+    // INVARIANT: a valid value plus ", " and an address is a valid value.
+    let Ok(last) = last else { return };
+    headers.remove(&XFF);
+    for line in lines {
+        headers.append(&XFF, line);
     }
+    headers.append(XFF, last);
 }
+
+/// Prefix of the headers the gateway sets on its answers.
+const GATEWAY_HEADER_PREFIX: &str = "govgate-";
 
 /// Turns the upstream's response headers into the client's.
 pub(super) fn to_client(mut headers: HeaderMap, credential: Option<&Credential>) -> HeaderMap {
     strip_hop_by_hop(&mut headers);
+    // `govgate-*` answer headers (decision id, receipt, review id and
+    // state) are the gateway's word about the exchange: an upstream must
+    // not be able to set or pre-empt them.
+    let names: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| name.as_str().starts_with(GATEWAY_HEADER_PREFIX))
+        .cloned()
+        .collect();
+    for name in names {
+        headers.remove(name);
+    }
     // An upstream that echoes the credential header must not leak it.
     if let Some(credential) = credential {
         headers.remove(&credential.header);
@@ -141,6 +171,32 @@ mod tests {
         headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         let out = to_upstream(headers, Some("127.0.0.1".parse().unwrap()), None);
         assert_eq!(out["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
+    }
+
+    #[test]
+    fn every_forwarded_for_line_is_kept_and_the_last_extended() {
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("10.0.0.2, 10.0.0.3"),
+        );
+        let out = to_upstream(headers, Some("127.0.0.1".parse().unwrap()), None);
+        let lines: Vec<_> = out.get_all("x-forwarded-for").iter().collect();
+        assert_eq!(lines, ["10.0.0.1", "10.0.0.2, 10.0.0.3, 127.0.0.1"]);
+        let out = to_upstream(HeaderMap::new(), Some("::1".parse().unwrap()), None);
+        assert_eq!(out["x-forwarded-for"], "::1");
+    }
+
+    #[test]
+    fn gateway_headers_from_upstream_never_reach_the_client() {
+        let mut headers = HeaderMap::new();
+        headers.insert("govgate-review-id", HeaderValue::from_static("forged"));
+        headers.insert("govgate-decision-id", HeaderValue::from_static("forged"));
+        headers.insert("x-govgate-kept", HeaderValue::from_static("yes"));
+        let out = to_client(headers, None);
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out["x-govgate-kept"], "yes");
     }
 
     #[test]

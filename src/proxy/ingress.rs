@@ -1,8 +1,11 @@
 //! Routes and handlers: each handler resolves model and version from its
 //! protocol's request shape, then hands over to `forward`. Anything that
 //! stops a request goes through `forward::refuse`, so it is recorded too.
+//! A guard around every route refuses unsafe paths before routing
+//! (`path.rs`) and completes answers that have no body.
 
 use super::ProxyState;
+use super::body::check as check_json;
 use super::budget::BufferUse;
 use super::error::ProxyError;
 use super::forward::{Forward, forward, refuse};
@@ -10,7 +13,9 @@ use super::headers::MODEL_VERSION_HEADER;
 use super::recorder::Draft;
 use super::serving::ServableVersion;
 use crate::config::ModelConfig;
-use crate::decision::{Capture, DecisionId, Protocol, Route};
+use crate::decision::{
+    Capped, Capture, DecisionId, MAX_NAME_BYTES, MAX_PATH_BYTES, Protocol, Route,
+};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Request, State};
@@ -48,22 +53,44 @@ pub(super) fn routes(state: ProxyState) -> Router {
         )
         .fallback(http_prefix)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard))
         .with_state(state)
 }
 
-/// Starts the decision for a request: fresh id, caller identity.
+/// Runs around every route: refuses a path the gateway will not forward
+/// (recorded, before any handler or body read), and completes answers
+/// that carry no body.
+async fn guard(
+    State(state): State<ProxyState>,
+    request: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if let Err(bad) = super::path::check(request.uri().path()) {
+        let (parts, _body) = request.into_parts();
+        let draft = begin(&state, &parts, Route::Unmatched);
+        return refuse(&state, draft, ProxyError::PathNotAllowed(bad.describe())).await;
+    }
+    let head = request.method() == http::Method::HEAD;
+    let response = next.run(request).await;
+    super::bodiless::complete(head, response).await
+}
+
+/// Starts the decision for a request: fresh id, caller identity and
+/// path, each capped as the record keeps it.
 fn begin(state: &ProxyState, parts: &Parts, route: Route) -> Draft {
     let caller = parts
         .headers
         .get(&state.caller_header)
         .filter(|value| !value.is_empty())
         // Non-ASCII identities are kept (lossily decoded), not dropped to `anonymous`.
-        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned());
-    Draft::start(
-        DecisionId::random(),
-        caller.unwrap_or_else(|| "anonymous".to_owned()),
-        route,
-    )
+        .map(|value| Capped::new(&String::from_utf8_lossy(value.as_bytes()), MAX_NAME_BYTES));
+    let caller = caller.unwrap_or_else(|| Capped::new("anonymous", MAX_NAME_BYTES));
+    let mut draft = Draft::start(DecisionId::random(), caller.kept, route);
+    draft.cut.caller = caller.whole_sha256;
+    let path = Capped::new(parts.uri.path(), MAX_PATH_BYTES);
+    draft.path = path.kept;
+    draft.cut.path = path.whole_sha256;
+    draft
 }
 
 fn caller_missing(state: &ProxyState, draft: &Draft) -> Option<ProxyError> {
@@ -136,14 +163,21 @@ async fn read_body(
         .map_err(|_| ProxyError::RequestBodyTimeout(state.timeouts.request_body))?
 }
 
-/// The model a request names, checked against config and protocol.
+/// The model a request names, checked against config and protocol. A
+/// name longer than any configured one is refused without a look-up and
+/// recorded cut.
 fn resolve_model<'a>(
     state: &'a ProxyState,
     draft: &mut Draft,
     name: &str,
     protocol: Protocol,
 ) -> Result<&'a ModelConfig, ProxyError> {
-    draft.model = Some(name.to_owned());
+    let capped = Capped::new(name, MAX_NAME_BYTES);
+    draft.model = Some(capped.kept.clone());
+    draft.cut.model = capped.whole_sha256.clone();
+    if capped.was_cut() {
+        return Err(ProxyError::UnknownModel(capped.kept));
+    }
     let model = state
         .model(name)
         .filter(|model| model.protocol == protocol)
@@ -154,18 +188,32 @@ fn resolve_model<'a>(
 }
 
 /// The requested version (path or header), else the model's active one,
-/// if the serving table allows it.
+/// if the serving table allows it. A label longer than any version can
+/// be is refused without a look-up and recorded cut.
 fn resolve_version(
     state: &ProxyState,
     model: &ModelConfig,
     draft: &mut Draft,
     requested: Option<&str>,
 ) -> Result<Arc<ServableVersion>, ProxyError> {
+    let capped = requested.map(|label| Capped::new(label, MAX_NAME_BYTES));
+    if let Some(capped) = capped.as_ref().filter(|capped| capped.was_cut()) {
+        draft.version = Some(capped.kept.clone());
+        draft.cut.version = capped.whole_sha256.clone();
+        return Err(ProxyError::UnknownModelVersion {
+            model: model.name.clone(),
+            version: capped.kept.clone(),
+        });
+    }
     let version = match state.serving.current().resolve(&model.name, requested) {
         Ok(version) => version,
         Err(err) => {
-            // The refusal's decision names the version that was asked for.
-            draft.version = requested.map(str::to_owned);
+            // The refusal's decision names the version that was asked for,
+            // or the revoked one an unversioned call would have reached.
+            draft.version = match (&err, requested) {
+                (ProxyError::VersionRevoked { version, .. }, None) => Some(version.clone()),
+                _ => requested.map(str::to_owned),
+            };
             return Err(err);
         }
     };
@@ -174,11 +222,29 @@ fn resolve_version(
     Ok(version)
 }
 
-fn version_header(parts: &Parts) -> Option<&str> {
-    parts
-        .headers
-        .get(MODEL_VERSION_HEADER)
-        .and_then(|value| value.to_str().ok())
+/// The version a `govgate-model-version` header asks for. One header of
+/// visible ASCII, or none: anything else is refused rather than ignored
+/// (ignoring it would serve the active version to a caller who asked for
+/// another), and recorded as received (lossily decoded, capped).
+fn version_header<'a>(parts: &'a Parts, draft: &mut Draft) -> Result<Option<&'a str>, ProxyError> {
+    let mut values = parts.headers.get_all(MODEL_VERSION_HEADER).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(label) if values.next().is_none() => Ok(Some(label)),
+        _ => {
+            let capped = Capped::new(&String::from_utf8_lossy(value.as_bytes()), MAX_NAME_BYTES);
+            draft.version = Some(capped.kept);
+            draft.cut.version = capped.whole_sha256;
+            Err(ProxyError::InvalidModelVersion)
+        }
+    }
+}
+
+/// The JSON checks every OpenAI and KServe V2 body passes (`body.rs`).
+fn check_json_body(body: &[u8]) -> Result<(), ProxyError> {
+    check_json(body).map_err(|bad| ProxyError::MalformedBody(bad.to_string()))
 }
 
 // ---- openai ----
@@ -215,9 +281,11 @@ async fn openai_resolve(
     }
     let body = read_body(state, &parts.headers, body).await?;
     draft.request = Capture::of_complete(&body, state.limits.capture_bytes);
+    check_json_body(&body)?;
     let (name, span) = openai_model_field(&body)?;
     let model = resolve_model(state, draft, &name, Protocol::Openai)?;
-    let version = resolve_version(state, model, draft, version_header(parts))?;
+    let requested = version_header(parts, draft)?;
+    let version = resolve_version(state, model, draft, requested)?;
     let body = match &version.upstream_model {
         Some(upstream_name) if *upstream_name != name => replace_model(&body, span, upstream_name),
         _ => body,
@@ -354,6 +422,7 @@ async fn kserve_resolve(
     }
     let body = read_body(state, &parts.headers, body).await?;
     draft.request = Capture::of_complete(&body, state.limits.capture_bytes);
+    check_json_body(kserve_json_part(&parts.headers, &body)?)?;
     let model = resolve_model(state, draft, name, Protocol::KserveV2)?;
     let version = resolve_version(state, model, draft, requested_version)?;
     let upstream_name = version.upstream_model.as_deref().unwrap_or(&model.name);
@@ -369,6 +438,25 @@ async fn kserve_resolve(
         client_ip: client_ip(parts),
         body,
     })
+}
+
+/// The JSON part of a KServe V2 body: all of it, or with the binary data
+/// extension the first `Inference-Header-Content-Length` bytes (the rest
+/// is raw tensor data).
+fn kserve_json_part<'a>(headers: &HeaderMap, body: &'a [u8]) -> Result<&'a [u8], ProxyError> {
+    let Some(value) = headers.get("inference-header-content-length") else {
+        return Ok(body);
+    };
+    value
+        .to_str()
+        .ok()
+        .and_then(|text| text.trim().parse::<usize>().ok())
+        .and_then(|len| body.get(..len))
+        .ok_or_else(|| {
+            ProxyError::MalformedBody(
+                "Inference-Header-Content-Length is not a length within the body".to_owned(),
+            )
+        })
 }
 
 /// `GET /v2`: the gateway's own server metadata.
@@ -428,7 +516,8 @@ async fn http_resolve(
     let model = resolve_model(state, draft, name, Protocol::Http)?;
     let body = read_body(state, &parts.headers, body).await?;
     draft.request = Capture::of_complete(&body, state.limits.capture_bytes);
-    let version = resolve_version(state, model, draft, version_header(parts))?;
+    let requested = version_header(parts, draft)?;
+    let version = resolve_version(state, model, draft, requested)?;
     Ok(Forward {
         version,
         path_and_query: path_and_query(rest, parts),

@@ -5,6 +5,8 @@
 //! the admin API. Decisions leave through a [`DecisionSink`].
 
 mod backlog;
+mod bodiless;
+mod body;
 mod budget;
 mod error;
 mod forward;
@@ -12,6 +14,7 @@ mod headers;
 mod ingress;
 mod metrics;
 mod oversight;
+mod path;
 mod poll;
 mod recorder;
 mod serving;

@@ -6,7 +6,7 @@ use super::error::ProxyError;
 use super::metrics::ProxyMetrics;
 use crate::config::OnLedgerFailure;
 use crate::decision::{
-    Ack, Capture, Decision, DecisionId, DecisionSink, Outcome, PolicyRecord, Protocol,
+    Ack, Capture, CutDigests, Decision, DecisionId, DecisionSink, Outcome, PolicyRecord, Protocol,
     RecordFuture, Route, SinkError, StreamEnd, Timings,
 };
 use std::sync::Arc;
@@ -308,6 +308,10 @@ pub(crate) struct Draft {
     pub policy: Option<PolicyRecord>,
     /// Bounded capture of the request body.
     pub request: Capture,
+    /// Request path as received, capped (set by ingress).
+    pub path: String,
+    /// Digests of members kept cut (set by ingress).
+    pub cut: CutDigests,
     received: Instant,
     received_unix_ms: u64,
     upstream_head_us: Option<u64>,
@@ -347,6 +351,8 @@ impl Draft {
             approval_seq: None,
             policy: None,
             request: Capture::default(),
+            path: String::new(),
+            cut: CutDigests::default(),
             received: Instant::now(),
             received_unix_ms,
             upstream_head_us: None,
@@ -419,6 +425,8 @@ impl Draft {
             model: self.model,
             version: self.version,
             approval_seq: self.approval_seq,
+            path: self.path,
+            cut: self.cut,
             policy: self.policy,
             outcome: end.outcome,
             status: end.status,

@@ -47,6 +47,9 @@ pub struct ModelServing {
     pub versions: HashMap<String, Result<Arc<ServableVersion>, Refusal>>,
     /// The version that answers unversioned calls.
     pub active: Option<String>,
+    /// The version that was active when it was revoked, while none is
+    /// active: unversioned calls are told it was revoked.
+    pub revoked_active: Option<String>,
 }
 
 /// What the proxy may serve, per model name.
@@ -73,6 +76,7 @@ impl ServingTable {
                 let serving = ModelServing {
                     versions,
                     active: snapshot.active_version(&model.name).map(str::to_owned),
+                    revoked_active: snapshot.revoked_active(&model.name).map(str::to_owned),
                 };
                 (model.name.clone(), serving)
             })
@@ -91,7 +95,13 @@ impl ServingTable {
             .get(model)
             .ok_or_else(|| ProxyError::UnknownModel(model.to_owned()))?;
         let Some(wanted) = requested.or(serving.active.as_deref()) else {
-            return Err(ProxyError::NoActiveVersion(model.to_owned()));
+            return Err(match &serving.revoked_active {
+                Some(version) => ProxyError::VersionRevoked {
+                    model: model.to_owned(),
+                    version: version.clone(),
+                },
+                None => ProxyError::NoActiveVersion(model.to_owned()),
+            });
         };
         match serving.versions.get(wanted) {
             Some(Ok(version)) => Ok(version.clone()),
@@ -237,6 +247,25 @@ mod tests {
             (err.status().as_u16(), err.code()),
             (403, "model_version_not_approved")
         );
+        let mut revoked = super::tests::table(None);
+        revoked.models.get_mut("m").unwrap().revoked_active = Some("4".into());
+        let err = revoked.resolve("m", None).unwrap_err();
+        assert_eq!(
+            (err.status().as_u16(), err.code()),
+            (403, "model_version_revoked")
+        );
+        assert_eq!(
+            code_of(&revoked, Some("1")),
+            "served",
+            "a named version still serves"
+        );
+    }
+
+    fn code_of(table: &ServingTable, requested: Option<&str>) -> &'static str {
+        match table.resolve("m", requested) {
+            Ok(_) => "served",
+            Err(err) => err.code(),
+        }
     }
 
     #[test]

@@ -120,6 +120,12 @@ impl Snapshot {
         self.models.get(model)?.active.as_deref()
     }
 
+    /// The version that was active when it was revoked, while no other
+    /// has been activated since.
+    pub fn revoked_active(&self, model: &str) -> Option<&str> {
+        self.models.get(model)?.revoked_active.as_deref()
+    }
+
     /// The version labels of a model (empty for an unknown model).
     pub fn version_labels(&self, model: &str) -> Vec<&str> {
         self.models

@@ -25,6 +25,7 @@ mod engine;
 mod error;
 mod files;
 mod gate;
+mod identity;
 mod input;
 mod item;
 mod metrics;

@@ -447,7 +447,12 @@ impl ReviewQueue {
         if item.state != ReviewState::Pending {
             return Err(DecideError::AlreadyDecided(item.state));
         }
-        if reviewer.as_deref() == Some(item.caller.as_str()) {
+        // Compared in one normalised form, so a variant spelling of the
+        // reviewer's own name is still their own request.
+        if reviewer
+            .as_deref()
+            .is_some_and(|reviewer| super::identity::same(reviewer, &item.caller))
+        {
             return Err(DecideError::OwnRequest);
         }
         let reason = reason.filter(|text| !text.trim().is_empty());

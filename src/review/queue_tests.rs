@@ -65,6 +65,8 @@ fn held_decision(id: DecisionId) -> EntryBody {
         model: Some("m".into()),
         version: Some("1".into()),
         approval_seq: None,
+        path: "/v1/chat/completions".into(),
+        cut: Default::default(),
         policy: None,
         outcome: Outcome::Held,
         status: 202,

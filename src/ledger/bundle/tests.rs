@@ -24,6 +24,8 @@ fn decision(model: &str) -> Decision {
         model: Some(model.into()),
         version: Some("1".into()),
         approval_seq: None,
+        path: "/v1/chat/completions".into(),
+        cut: Default::default(),
         policy: None,
         outcome: Outcome::Served,
         status: 200,

@@ -207,6 +207,11 @@ fn sealed_store(origin: &str) -> (MemStore, Vec<Vec<u8>>) {
             model: (i % 3 != 0).then(|| format!("model-{i}")),
             version: Some(i.to_string()),
             approval_seq: (i % 4 == 0).then_some(u64::from(i) * 7),
+            path: format!("/v2/models/model-{i}/infer \u{e9}\"\\"),
+            cut: crate::decision::CutDigests {
+                path: (i % 7 == 0).then(|| "ab".repeat(32)),
+                ..Default::default()
+            },
             policy: None,
             outcome: if i % 7 == 0 {
                 Outcome::Streaming

@@ -19,6 +19,8 @@ fn decision() -> Decision {
         model: Some("m".into()),
         version: Some("1".into()),
         approval_seq: None,
+        path: "/v1/chat/completions".into(),
+        cut: Default::default(),
         policy: None,
         outcome: Outcome::Served,
         status: 200,

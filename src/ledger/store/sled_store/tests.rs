@@ -173,6 +173,8 @@ mod payloads {
             model: None,
             version: None,
             approval_seq: None,
+            path: "/v1/chat/completions".into(),
+            cut: Default::default(),
             policy: None,
             outcome: Outcome::Served,
             status: 200,
