@@ -287,13 +287,13 @@ async fn rollback_and_revocation_take_effect_for_the_next_request() {
     assert_eq!(revoked.json()["version"]["state"], "revoked");
     assert_eq!(revoked.json()["version"]["active"], false);
 
-    // The next request naming v1 is refused as revoked, and one naming no
-    // version finds nothing active; both are blocked decisions.
+    // The next request naming v1 is refused as revoked, and so is one
+    // naming no version (v1 was the active one); both are blocked decisions.
     let upstream_calls = one.seen().len();
     let named = chat(&gateway, Some("v1")).await;
     assert_refused(&named, 403, "model_version_revoked");
     let unversioned = chat(&gateway, None).await;
-    assert_refused(&unversioned, 403, "model_version_not_approved");
+    assert_refused(&unversioned, 403, "model_version_revoked");
     for reply in [&named, &unversioned] {
         let decision = gateway.decision(&reply.decision_id()).await;
         assert_eq!(decision["outcome"], "blocked");

@@ -9,6 +9,7 @@ mod audit;
 mod audit_sample;
 mod cli;
 mod decisions;
+mod edges;
 mod errors;
 mod export;
 mod failclosed;
