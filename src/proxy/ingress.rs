@@ -18,6 +18,7 @@ use crate::decision::{
 };
 use axum::Router;
 use axum::body::Body;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -353,47 +354,61 @@ async fn openai_models(State(state): State<ProxyState>) -> Response {
 
 // ---- kserve v2 ----
 
+/// A KServe route's path parameters, or why axum could not decode them.
+type Named<T> = Result<Path<T>, PathRejection>;
+
 async fn kserve_infer(
     State(state): State<ProxyState>,
-    Path(name): Path<String>,
+    params: Named<String>,
     request: Request,
 ) -> Response {
-    kserve(state, Route::KserveInfer, name, None, request).await
+    let named = params.map(|Path(name)| (name, None));
+    kserve(state, Route::KserveInfer, named, request).await
 }
 
 async fn kserve_infer_versioned(
     State(state): State<ProxyState>,
-    Path((name, version)): Path<(String, String)>,
+    params: Named<(String, String)>,
     request: Request,
 ) -> Response {
-    kserve(state, Route::KserveInfer, name, Some(version), request).await
+    let named = params.map(|Path((name, version))| (name, Some(version)));
+    kserve(state, Route::KserveInfer, named, request).await
 }
 
 async fn kserve_metadata(
     State(state): State<ProxyState>,
-    Path(name): Path<String>,
+    params: Named<String>,
     request: Request,
 ) -> Response {
-    kserve(state, Route::KserveMetadata, name, None, request).await
+    let named = params.map(|Path(name)| (name, None));
+    kserve(state, Route::KserveMetadata, named, request).await
 }
 
 async fn kserve_metadata_versioned(
     State(state): State<ProxyState>,
-    Path((name, version)): Path<(String, String)>,
+    params: Named<(String, String)>,
     request: Request,
 ) -> Response {
-    kserve(state, Route::KserveMetadata, name, Some(version), request).await
+    let named = params.map(|Path((name, version))| (name, Some(version)));
+    kserve(state, Route::KserveMetadata, named, request).await
 }
 
 async fn kserve(
     state: ProxyState,
     route: Route,
-    name: String,
-    version: Option<String>,
+    named: Result<(String, Option<String>), PathRejection>,
     request: Request,
 ) -> Response {
     let (mut parts, body) = request.into_parts();
     let mut draft = begin(&state, &parts, route);
+    let (name, version) = match named {
+        Ok(named) => named,
+        // axum's own answer would be plain text and unrecorded.
+        Err(_) => {
+            let err = ProxyError::PathNotAllowed("a percent-encoded segment that is not UTF-8");
+            return refuse(&state, draft, err).await;
+        }
+    };
     match kserve_resolve(
         &state,
         &mut draft,
@@ -422,8 +437,8 @@ async fn kserve_resolve(
     }
     let body = read_body(state, &parts.headers, body).await?;
     draft.request = Capture::of_complete(&body, state.limits.capture_bytes);
-    check_json_body(kserve_json_part(&parts.headers, &body)?)?;
     let model = resolve_model(state, draft, name, Protocol::KserveV2)?;
+    check_json_body(kserve_json_part(&parts.headers, &body)?)?;
     let version = resolve_version(state, model, draft, requested_version)?;
     let upstream_name = version.upstream_model.as_deref().unwrap_or(&model.name);
     let path = match draft.route {

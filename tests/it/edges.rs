@@ -213,6 +213,16 @@ async fn paths_that_could_leave_a_models_prefix_are_refused_recorded_and_never_f
             assert_eq!(decision["path"], without_query);
         }
     }
+    // A KServe path segment that decodes to no UTF-8 is refused as JSON
+    // and recorded (axum's own answer was plain text, unrecorded).
+    let reply = raw_request(&gateway, "POST", "/v2/models/%ff/infer").await;
+    assert_eq!(reply.status, 400, "{}", reply.head);
+    assert_eq!(reply.json()["error"]["code"], "path_not_allowed");
+    let decision = gateway
+        .decision(&reply.header("govgate-decision-id").unwrap())
+        .await;
+    assert_eq!(decision["route"], "kserve_v2.infer");
+    assert_eq!(decision["path"], "/v2/models/%ff/infer");
     assert_eq!(
         upstream.request_lines(),
         Vec::<String>::new(),
