@@ -172,7 +172,14 @@ fn serving_table(models: &[ModelConfig]) -> ServingTable {
                 })
                 .collect();
             let active = (!model.name.starts_with("idle")).then(|| model.default_version.clone());
-            (model.name.clone(), ModelServing { versions, active })
+            (
+                model.name.clone(),
+                ModelServing {
+                    versions,
+                    active,
+                    revoked_active: None,
+                },
+            )
         })
         .collect();
     ServingTable { models }
