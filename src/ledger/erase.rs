@@ -94,6 +94,8 @@ mod tests {
             model: Some("chat".into()),
             version: Some("1".into()),
             approval_seq: None,
+            path: "/m/x".into(),
+            cut: Default::default(),
             policy: None,
             outcome,
             status: 200,

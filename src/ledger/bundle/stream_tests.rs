@@ -30,6 +30,8 @@ fn decision(model: &str, outcome: Outcome) -> Decision {
         model: Some(model.into()),
         version: Some("1".into()),
         approval_seq: None,
+        path: "/m/x".into(),
+        cut: Default::default(),
         policy: None,
         outcome,
         status: 200,

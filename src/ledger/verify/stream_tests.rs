@@ -24,6 +24,8 @@ fn decision(outcome: Outcome) -> Decision {
         model: Some("chat".into()),
         version: Some("2024-06".into()),
         approval_seq: None,
+        path: "/m/x".into(),
+        cut: Default::default(),
         policy: None,
         outcome,
         status: 200,
