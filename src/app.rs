@@ -13,6 +13,7 @@ use crate::ledger::metrics::LedgerMetrics;
 use crate::ledger::reader::{self, LedgerReader};
 use crate::ledger::sequencer::{Ledger, LedgerError, LedgerWriter, SequencerConfig};
 use crate::ledger::store::{LedgerStore, SledStore, StoreError};
+use crate::listener::{self, Caps, ListenerMetrics};
 use crate::metrics::Metrics;
 use crate::proxy::{self, ProxyMetrics, ProxyState, Serving, ServingTable};
 use crate::review::PolicyGate;
@@ -90,13 +91,11 @@ pub enum AppError {
     /// A declared version could not be proposed.
     #[error("proposing a declared model version: {0}")]
     Propose(crate::registry::service::ServiceError),
-    /// A listener failed while serving.
-    #[error("serving {which}: {source}")]
+    /// A listener's accept loop ended before shutdown (it panicked).
+    #[error("serving {which}: the listener stopped unexpectedly")]
     Serve {
         /// `public` or `admin`.
         which: &'static str,
-        /// The cause.
-        source: std::io::Error,
     },
 }
 
@@ -104,6 +103,9 @@ pub enum AppError {
 pub struct App {
     public: Router,
     admin: Router,
+    public_listener: listener::Settings,
+    admin_listener: listener::Settings,
+    listener_metrics: ListenerMetrics,
     ledger: Ledger,
     writer: LedgerWriter,
     backlog: proxy::Backlog,
@@ -182,6 +184,7 @@ impl App {
         };
         let metrics = Metrics::new();
         let proxy_metrics = ProxyMetrics::register(metrics.registry())?;
+        let listener_metrics = ListenerMetrics::register(metrics.registry())?;
         let ledger_metrics = LedgerMetrics::new()?;
         ledger_metrics.register(metrics.registry())?;
         let signer = NoteSigner::new(&config.ledger.origin, config.ledger.signing_key.clone())
@@ -220,7 +223,9 @@ impl App {
         let registry =
             governance::start(config, store.as_ref(), ledger.clone(), serving.clone()).await?;
         let tokens = Tokens::new(config.admin_tokens.clone());
-        let mut public = reader::public_routes(reader.clone());
+        // axum's own plain-text errors become JSON on the gateway's own
+        // public routes too (not on the poll, which releases held answers).
+        let mut public = crate::admin::json_rejections(reader::public_routes(reader.clone()));
         let mut admin = crate::admin::router(metrics)
             .merge(reader::admin_routes(reader))
             .merge(crate::admin::models::routes(registry, tokens.clone()));
@@ -235,10 +240,10 @@ impl App {
             gate = Some(oversight.gate.clone());
         }
         if let Some(recorder) = &kpi {
-            public = public.merge(crate::kpi::feedback_routes(
+            public = public.merge(crate::admin::json_rejections(crate::kpi::feedback_routes(
                 recorder.clone(),
                 ledger.clone(),
-            ));
+            )));
             let files =
                 crate::kpi::ReferenceFiles::new(&config.server.data_dir.join("kpi-references"));
             let models: std::collections::HashMap<_, _> = config
@@ -264,10 +269,25 @@ impl App {
             kpi,
         );
         let backlog = state.backlog();
+        let caps = listener::fit_to_descriptor_limit(Caps {
+            public: config.limits.public_max_connections,
+            admin: config.limits.admin_max_connections,
+        });
+        let settings = |name, max_connections| listener::Settings {
+            name,
+            max_connections,
+            header_read_timeout: config.timeouts.header_read,
+            keep_alive_idle: config.timeouts.keep_alive_idle,
+            max_header_bytes: config.limits.max_header_bytes,
+            max_headers: config.limits.max_headers,
+        };
         Ok(App {
             backlog,
             public: proxy::router(state).merge(public),
-            admin,
+            admin: crate::admin::with_json_errors(admin),
+            public_listener: settings("public", caps.public),
+            admin_listener: settings("admin", caps.admin),
+            listener_metrics,
             ledger,
             writer,
             shutdown_grace: config.timeouts.shutdown_grace,
@@ -276,8 +296,9 @@ impl App {
     }
 
     /// Serves on already-bound listeners until `shutdown` resolves, then
-    /// drains (at most the grace period), records `gateway_stopped` and
-    /// waits for the ledger writer to finish.
+    /// drains (at most the grace period, then the connections left are
+    /// cut), records `gateway_stopped` and waits for the ledger writer to
+    /// finish.
     pub async fn run(
         mut self,
         public: TcpListener,
@@ -289,42 +310,50 @@ impl App {
             // Either a `true` or a dropped sender means stop.
             let _ = rx.wait_for(|stop| *stop).await;
         };
-        let public_server = axum::serve(
+        let public_server = listener::serve(
             public,
-            self.public
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stopped(stop_rx.clone()));
-        let admin_server = axum::serve(admin, self.admin).with_graceful_shutdown(stopped(stop_rx));
-        let mut public_task = tokio::spawn(async move { public_server.await });
+            self.public,
+            self.public_listener,
+            self.listener_metrics.clone(),
+            stopped(stop_rx.clone()),
+        );
+        let admin_server = listener::serve(
+            admin,
+            self.admin,
+            self.admin_listener,
+            self.listener_metrics,
+            stopped(stop_rx),
+        );
+        let mut public_task = tokio::spawn(public_server);
         if let Some(gate) = self.policies.take() {
             oversight::reload_on_sighup(&gate);
         }
-        let mut admin_task = tokio::spawn(async move { admin_server.await });
+        let mut admin_task = tokio::spawn(admin_server);
 
         let early_exit = tokio::select! {
             () = shutdown => None,
-            result = &mut public_task => Some(("public", result)),
-            result = &mut admin_task => Some(("admin", result)),
+            _ = &mut public_task => Some("public"),
+            _ = &mut admin_task => Some("admin"),
         };
         let _ = stop_tx.send(true);
-        if let Some((which, result)) = early_exit {
-            return match result {
-                Ok(Err(source)) => Err(AppError::Serve { which, source }),
-                _ => Err(AppError::Serve {
-                    which,
-                    source: std::io::Error::other("listener task ended unexpectedly"),
-                }),
-            };
+        if let Some(which) = early_exit {
+            public_task.abort();
+            admin_task.abort();
+            return Err(AppError::Serve { which });
         }
         tracing::info!(grace = ?self.shutdown_grace, "shutting down: draining in-flight requests");
         let drained = tokio::time::timeout(self.shutdown_grace, async {
-            let _ = public_task.await;
-            let _ = admin_task.await;
+            let _ = (&mut public_task).await;
+            let _ = (&mut admin_task).await;
         })
         .await;
         if drained.is_err() {
             tracing::warn!("grace period over; remaining requests are cut");
+            // Dropping a listener's loop aborts its connection tasks.
+            public_task.abort();
+            admin_task.abort();
+            let _ = public_task.await;
+            let _ = admin_task.await;
         }
         // Records of requests that ended while the ledger could not take
         // them (or whose client left) are written before the log closes.

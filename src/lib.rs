@@ -19,6 +19,10 @@
 //! - [`registry`]: model versions, approval states and the four-eyes rules;
 //!   decides commands, applies ledger events, publishes snapshots; its
 //!   service records every event through the ledger before applying it.
+//! - [`listener`]: the HTTP/1.1 accept loop on hyper behind both
+//!   listeners: header-read and keep-alive timeouts, connection caps fitted
+//!   to the open-file limit, JSON answers to unparsable heads, and the
+//!   per-connection abort handle. Uses nothing else of ours.
 //! - [`admin`]: the admin listener's router (`/metrics`), bearer-token
 //!   authentication, the model-version API and the reviewer API; the
 //!   ledger adds its read routes.
@@ -48,6 +52,7 @@ pub mod demo;
 pub mod fuzzing;
 pub mod kpi;
 pub mod ledger;
+pub mod listener;
 pub mod metrics;
 pub mod proxy;
 pub mod registry;

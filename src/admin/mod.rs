@@ -1,8 +1,10 @@
 //! The admin listener's router: `/metrics` and the admin health check.
-//! It never shares a port with proxy traffic.
+//! It never shares a port with proxy traffic. Every error it answers is
+//! JSON (`errors.rs` rewrites axum's own plain-text answers).
 
 use crate::metrics::Metrics;
 pub mod auth;
+mod errors;
 pub mod kpi;
 pub mod models;
 pub mod reviews;
@@ -12,6 +14,8 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{StatusCode, header};
+
+pub use errors::{json_rejections, with_json_errors};
 
 /// The admin router.
 pub fn router(metrics: Metrics) -> Router {
@@ -34,7 +38,12 @@ async fn render_metrics(State(metrics): State<Metrics>) -> Response {
             .into_response(),
         Err(err) => {
             tracing::error!(error = %err, "metrics rendering failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "metrics unavailable\n").into_response()
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "metrics unavailable",
+                None,
+            )
         }
     }
 }

@@ -122,6 +122,20 @@ pub struct Limits {
     pub max_buffered_total_bytes: usize,
     /// How much of each body the decision record captures.
     pub capture_bytes: usize,
+    /// Largest request head (request line and header fields); larger gets
+    /// 431 `headers_too_large`. Both listeners.
+    pub max_header_bytes: usize,
+    /// Most header fields in a request head; more gets 431
+    /// `headers_too_large`. Both listeners.
+    pub max_headers: usize,
+    /// Client connections the public listener serves at once (lowered at
+    /// start if the open-file limit cannot hold them); one more gets 503
+    /// `overloaded`.
+    pub public_max_connections: usize,
+    /// The same for the admin listener.
+    pub admin_max_connections: usize,
+    /// Idle connections kept open per upstream host for reuse.
+    pub upstream_pool_max_idle_per_host: usize,
 }
 
 /// Timeouts per phase; there is deliberately no total deadline, so long
@@ -138,6 +152,13 @@ pub struct Timeouts {
     pub request_body: Duration,
     /// How long shutdown waits for in-flight requests.
     pub shutdown_grace: Duration,
+    /// Longest time to receive a request head: from a new connection's
+    /// start, or from the first byte of a kept-alive connection's next request.
+    pub header_read: Duration,
+    /// Longest wait for the next request on a kept-alive client connection.
+    pub keep_alive_idle: Duration,
+    /// How long an idle upstream connection stays in the pool.
+    pub upstream_pool_idle: Duration,
 }
 
 /// The ledger's identity and settings.

@@ -184,6 +184,11 @@ pub(crate) struct RawLimits {
     pub(crate) max_buffered_response_bytes: u64,
     pub(crate) max_buffered_total_bytes: u64,
     pub(crate) capture_bytes: u64,
+    pub(crate) max_header_bytes: u64,
+    pub(crate) max_headers: u64,
+    pub(crate) public_max_connections: u64,
+    pub(crate) admin_max_connections: u64,
+    pub(crate) upstream_pool_max_idle_per_host: u64,
 }
 
 impl Default for RawLimits {
@@ -193,6 +198,11 @@ impl Default for RawLimits {
             max_buffered_response_bytes: 4 * 1024 * 1024,
             max_buffered_total_bytes: 256 * 1024 * 1024,
             capture_bytes: 64 * 1024,
+            max_header_bytes: 64 * 1024,
+            max_headers: 100,
+            public_max_connections: 10_000,
+            admin_max_connections: 256,
+            upstream_pool_max_idle_per_host: 256,
         }
     }
 }
@@ -205,6 +215,9 @@ pub(crate) struct RawTimeouts {
     pub(crate) idle_ms: u64,
     pub(crate) request_body_ms: u64,
     pub(crate) shutdown_grace_ms: u64,
+    pub(crate) header_read_ms: u64,
+    pub(crate) keep_alive_idle_ms: u64,
+    pub(crate) upstream_pool_idle_ms: u64,
 }
 
 impl Default for RawTimeouts {
@@ -215,6 +228,9 @@ impl Default for RawTimeouts {
             idle_ms: 60_000,
             request_body_ms: 30_000,
             shutdown_grace_ms: 30_000,
+            header_read_ms: 10_000,
+            keep_alive_idle_ms: 60_000,
+            upstream_pool_idle_ms: 30_000,
         }
     }
 }

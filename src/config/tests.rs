@@ -104,6 +104,14 @@ fn minimal_config_gets_defaults_and_normalized_upstream() {
         crate::decision::PayloadMode::Full
     );
     assert_eq!(config.limits.max_request_body_bytes, 4 * 1024 * 1024);
+    assert_eq!(config.limits.max_header_bytes, 64 * 1024);
+    assert_eq!(config.limits.max_headers, 100);
+    assert_eq!(config.limits.public_max_connections, 10_000);
+    assert_eq!(config.limits.admin_max_connections, 256);
+    assert_eq!(config.limits.upstream_pool_max_idle_per_host, 256);
+    assert_eq!(config.timeouts.header_read, Duration::from_secs(10));
+    assert_eq!(config.timeouts.keep_alive_idle, Duration::from_secs(60));
+    assert_eq!(config.timeouts.upstream_pool_idle, Duration::from_secs(30));
     let model = config.model("m").unwrap();
     assert_eq!(model.default_version, "v1");
     assert_eq!(
@@ -162,6 +170,26 @@ fn each_mistake_names_its_key() {
         (
             format!("{SERVER}[timeouts]\nidle_ms = 0\n"),
             "timeouts.idle_ms",
+            "greater than 0",
+        ),
+        (
+            format!("{SERVER}[timeouts]\nheader_read_ms = 0\n"),
+            "timeouts.header_read_ms",
+            "greater than 0",
+        ),
+        (
+            format!("{SERVER}[limits]\nmax_header_bytes = 100\n"),
+            "limits.max_header_bytes",
+            "between 1024 and 262144",
+        ),
+        (
+            format!("{SERVER}[limits]\nmax_headers = 0\n"),
+            "limits.max_headers",
+            "between 1 and 1000",
+        ),
+        (
+            format!("{SERVER}[limits]\npublic_max_connections = 0\n"),
+            "limits.public_max_connections",
             "greater than 0",
         ),
         (SERVER.to_owned(), "models", "no models"),

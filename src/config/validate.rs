@@ -112,6 +112,37 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
             raw.limits.max_buffered_total_bytes,
         )?,
         capture_bytes: raw.limits.capture_bytes as usize,
+        max_header_bytes: within(
+            &checker,
+            "limits.max_header_bytes",
+            raw.limits.max_header_bytes,
+            MIN_HEADER_BYTES..=MAX_HEADER_BYTES,
+        )?,
+        max_headers: within(
+            &checker,
+            "limits.max_headers",
+            raw.limits.max_headers,
+            1..=MAX_HEADERS,
+        )?,
+        public_max_connections: positive(
+            &checker,
+            "limits.public_max_connections",
+            raw.limits.public_max_connections,
+        )?,
+        admin_max_connections: positive(
+            &checker,
+            "limits.admin_max_connections",
+            raw.limits.admin_max_connections,
+        )?,
+        upstream_pool_max_idle_per_host: usize::try_from(
+            raw.limits.upstream_pool_max_idle_per_host,
+        )
+        .map_err(|_| {
+            checker.error(
+                "limits.upstream_pool_max_idle_per_host",
+                "is too large for this machine",
+            )
+        })?,
     };
     let timeouts = Timeouts {
         connect: millis(&checker, "timeouts.connect_ms", raw.timeouts.connect_ms)?,
@@ -127,6 +158,21 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
             raw.timeouts.request_body_ms,
         )?,
         shutdown_grace: Duration::from_millis(raw.timeouts.shutdown_grace_ms),
+        header_read: millis(
+            &checker,
+            "timeouts.header_read_ms",
+            raw.timeouts.header_read_ms,
+        )?,
+        keep_alive_idle: millis(
+            &checker,
+            "timeouts.keep_alive_idle_ms",
+            raw.timeouts.keep_alive_idle_ms,
+        )?,
+        upstream_pool_idle: millis(
+            &checker,
+            "timeouts.upstream_pool_idle_ms",
+            raw.timeouts.upstream_pool_idle_ms,
+        )?,
     };
     let upstream_tls = check_upstream_tls(&checker, raw.upstream_tls, env)?;
     let ledger = check_ledger(&checker, raw.ledger, env)?;
@@ -363,6 +409,34 @@ fn positive(checker: &Checker<'_>, key: &str, value: u64) -> Result<usize, Confi
         Ok(value) => Ok(value),
         Err(_) => Err(checker.error(key, "is too large for this machine")),
     }
+}
+
+/// Bounds of `limits.max_header_bytes`: below 1 KiB ordinary requests fail;
+/// above 256 KiB hyper's read buffer (about 400 KiB) would cut in first.
+const MIN_HEADER_BYTES: u64 = 1024;
+const MAX_HEADER_BYTES: u64 = 256 * 1024;
+
+/// Upper bound of `limits.max_headers` (beyond 100 the parser allocates
+/// its field array per request instead of using the stack).
+const MAX_HEADERS: u64 = 1000;
+
+fn within(
+    checker: &Checker<'_>,
+    key: &str,
+    value: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<usize, ConfigError> {
+    if !range.contains(&value) {
+        return Err(checker.error(
+            key,
+            format!(
+                "must be between {} and {} (got {value})",
+                range.start(),
+                range.end()
+            ),
+        ));
+    }
+    usize::try_from(value).map_err(|_| checker.error(key, "is too large for this machine"))
 }
 
 fn millis(checker: &Checker<'_>, key: &str, value: u64) -> Result<Duration, ConfigError> {

@@ -79,8 +79,12 @@ impl ProxyState {
         kpi: Option<crate::kpi::KpiRecorder>,
     ) -> Self {
         let client = UpstreamClient::new(
-            config.timeouts.connect,
-            config.timeouts.first_byte,
+            upstream::PoolSettings {
+                connect_timeout: config.timeouts.connect,
+                first_byte_timeout: config.timeouts.first_byte,
+                idle_timeout: config.timeouts.upstream_pool_idle,
+                max_idle_per_host: config.limits.upstream_pool_max_idle_per_host,
+            },
             &config.upstream_tls.extra_roots,
         );
         Self {

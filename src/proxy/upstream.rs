@@ -4,7 +4,9 @@
 //! Deliberately absent: redirect following, system proxy variables, body
 //! decompression, and any total deadline. Each phase has its own timeout:
 //! connect (in the connector), first byte (here), idle between chunks (in
-//! the response body wrapper).
+//! the response body wrapper). Idle pooled connections are bounded per
+//! host and closed after `timeouts.upstream_pool_idle_ms` (the pool needs a
+//! timer for that, else they stay open until the upstream closes them).
 
 use super::error::ProxyError;
 use bytes::Bytes;
@@ -13,7 +15,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls_pki_types::CertificateDer;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +24,19 @@ type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// Most bytes read ahead from one upstream connection.
 const UPSTREAM_READ_BUFFER: usize = 64 * 1024;
+
+/// How the pool connects and how long it keeps connections.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PoolSettings {
+    /// TCP (and TLS) connect.
+    pub(crate) connect_timeout: Duration,
+    /// From sending a request to the response head.
+    pub(crate) first_byte_timeout: Duration,
+    /// How long an idle connection stays in the pool.
+    pub(crate) idle_timeout: Duration,
+    /// Most idle connections kept per host.
+    pub(crate) max_idle_per_host: usize,
+}
 
 /// A cheap-to-clone handle on the shared connection pool.
 #[derive(Clone)]
@@ -34,11 +49,13 @@ impl UpstreamClient {
     /// Builds the pool. `extra_roots` are trusted for `https://` upstreams
     /// besides the platform's CA roots (read from the OS trust store here:
     /// it is the platform's, not configuration).
-    pub(crate) fn new(
-        connect_timeout: Duration,
-        first_byte_timeout: Duration,
-        extra_roots: &[CertificateDer<'static>],
-    ) -> Self {
+    pub(crate) fn new(pool: PoolSettings, extra_roots: &[CertificateDer<'static>]) -> Self {
+        let PoolSettings {
+            connect_timeout,
+            first_byte_timeout,
+            idle_timeout,
+            max_idle_per_host,
+        } = pool;
         let mut http = HttpConnector::new();
         http.set_connect_timeout(Some(connect_timeout));
         http.set_nodelay(true);
@@ -49,7 +66,9 @@ impl UpstreamClient {
             .enable_http1()
             .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(idle_timeout)
+            .pool_max_idle_per_host(max_idle_per_host)
             // Bounds what one upstream connection buffers (and the size of
             // the frames a stream passes on): a slow client holds at most
             // this much of its answer here, not the whole answer.

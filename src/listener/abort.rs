@@ -1,0 +1,36 @@
+//! [`ConnectionAbort`]: lets a handler cut its client connection with a
+//! TCP reset instead of a clean close.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// A handle on the client connection a request arrived on, found in every
+/// request's extensions (both listeners).
+///
+/// [`abort`](ConnectionAbort::abort) marks the connection: from then on
+/// nothing more is written to it, and it is closed with a TCP reset
+/// (`SO_LINGER` 0) rather than a FIN. A client can then never take a cut
+/// answer for a complete one, not even a close-delimited HTTP/1.0 body,
+/// whose only end marker is the FIN. Abort, then end the response body
+/// with an error: the connection closes at once.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionAbort {
+    aborted: Arc<AtomicBool>,
+}
+
+impl ConnectionAbort {
+    /// A fresh handle (one per connection).
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Marks the connection to be reset. Idempotent; never blocks.
+    pub fn abort(&self) {
+        self.aborted.store(true, Ordering::Release);
+    }
+
+    /// Whether [`abort`](ConnectionAbort::abort) was called.
+    pub fn is_aborted(&self) -> bool {
+        self.aborted.load(Ordering::Acquire)
+    }
+}

@@ -1,0 +1,88 @@
+//! One accepted connection, served by hyper until it closes or the
+//! listener shuts down.
+
+use super::Shared;
+use super::abort::ConnectionAbort;
+use super::io::ConnIo;
+use super::metrics::Reason;
+use super::service::ConnService;
+use super::timer::{ConnState, HeadTimer};
+use axum::Router;
+use hyper_util::rt::TokioIo;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+/// Serves one connection. When `stop` turns true (or its sender is gone)
+/// the connection finishes the request in flight and closes.
+pub(super) async fn serve_connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    // Small answers and stream chunks leave at once, not after an ACK.
+    if let Err(err) = stream.set_nodelay(true) {
+        tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+    }
+    let _open = OpenGuard::new(&shared.metrics.open);
+    let state = Arc::new(ConnState::default());
+    let abort = ConnectionAbort::new();
+    let io = TokioIo::new(ConnIo::new(
+        stream,
+        state.clone(),
+        abort.clone(),
+        shared.clone(),
+    ));
+    let service = ConnService::new(router, peer, abort, state.clone());
+    let mut http1 = shared.http1.clone();
+    http1.timer(HeadTimer::new(
+        state,
+        shared.settings.header_read_timeout,
+        shared.settings.keep_alive_idle,
+    ));
+    let connection = http1.serve_connection(io, service);
+    tokio::pin!(connection);
+    let served = tokio::select! {
+        served = connection.as_mut() => served,
+        () = stopped(&mut stop) => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    match served {
+        Ok(()) => {}
+        Err(err) if err.is_timeout() => {
+            shared.metrics.refused(Reason::HeaderTimeout);
+            tracing::debug!("closed: no complete request head in time");
+        }
+        // Resets, broken pipes, heads that do not parse (answered already):
+        // the client's doing, nothing to act on.
+        Err(err) => tracing::debug!(error = %err, "connection ended with an error"),
+    }
+}
+
+/// Resolves once `stop` turns true or its sender is gone. Cancel-safe.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns must not live across an await.
+    let _ = stop.wait_for(|stop| *stop).await.map(|_| ());
+}
+
+/// Counts the connection open until it is dropped (also when its task is
+/// aborted at the end of the shutdown grace).
+struct OpenGuard(prometheus::IntGauge);
+
+impl OpenGuard {
+    fn new(gauge: &prometheus::IntGauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

@@ -1,0 +1,92 @@
+//! The HTTP/1.1 listeners: our own accept loop on hyper, used for both the
+//! public and the admin listener, with the edges `axum::serve` leaves open.
+//!
+//! - A head must arrive within `timeouts.header_read_ms` (a new
+//!   connection: from its start; a kept-alive one: from the first byte of
+//!   its next request, after at most `timeouts.keep_alive_idle_ms` of
+//!   waiting), else the connection is closed: no slowloris holds a slot.
+//! - At most `limits.*_max_connections` connections are served at once,
+//!   never more than the open-file limit allows ([`fit_to_descriptor_limit`]).
+//!   One more is answered `503 overloaded` with `Retry-After` and closed,
+//!   not left hanging; when even accepting fails for lack of descriptors,
+//!   the listener answers with a descriptor it kept in reserve and backs
+//!   off instead of spinning.
+//! - A head larger than `limits.max_header_bytes`, with more than
+//!   `limits.max_headers` fields, or that does not parse, gets the
+//!   documented JSON error instead of hyper's empty answer.
+//! - A client that half-closes its socket after its request still gets
+//!   the answer.
+//! - Every request carries `ConnectInfo<SocketAddr>` and the connection's
+//!   [`ConnectionAbort`] in its extensions.
+//!
+//! Every connection task is owned by the listener; on shutdown the
+//! listener stops accepting, lets each connection finish its request in
+//! flight, and waits for them all (the caller bounds that wait).
+
+mod abort;
+mod accept;
+mod answers;
+mod conn;
+mod descriptors;
+mod io;
+mod metrics;
+mod service;
+mod timer;
+
+#[cfg(test)]
+mod tests;
+
+pub use abort::ConnectionAbort;
+pub use accept::serve;
+pub use descriptors::{Caps, fit_to_descriptor_limit};
+pub use metrics::ListenerMetrics;
+
+use answers::Answers;
+use metrics::ListenerCounters;
+use std::time::Duration;
+
+/// How one listener serves.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `public` or `admin`: the metric label and the log field.
+    pub name: &'static str,
+    /// Connections served at once; one more is answered 503 `overloaded`.
+    pub max_connections: usize,
+    /// Longest time to receive a request head, from its first byte (or the
+    /// connection's start).
+    pub header_read_timeout: Duration,
+    /// Longest wait for the next request on a kept-alive connection.
+    pub keep_alive_idle: Duration,
+    /// Largest request head (request line and header fields), in bytes.
+    pub max_header_bytes: usize,
+    /// Most header fields in a request head.
+    pub max_headers: usize,
+}
+
+/// What every connection of one listener shares.
+struct Shared {
+    settings: Settings,
+    answers: Answers,
+    metrics: ListenerCounters,
+    /// hyper's HTTP/1.1 settings; each connection adds its own timer.
+    http1: hyper::server::conn::http1::Builder,
+}
+
+impl Shared {
+    fn new(settings: Settings, metrics: &ListenerMetrics) -> Self {
+        let mut http1 = hyper::server::conn::http1::Builder::new();
+        http1
+            .half_close(true)
+            .keep_alive(true)
+            // Up to 100 the parser's field array stays on the stack.
+            .max_headers(settings.max_headers)
+            .max_header_size(settings.max_header_bytes)
+            .header_read_timeout(settings.header_read_timeout);
+        Self {
+            answers: Answers::new(settings.max_header_bytes, settings.max_headers),
+            metrics: metrics.listener(settings.name, settings.max_connections),
+            settings,
+            http1,
+        }
+    }
+}

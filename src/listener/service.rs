@@ -1,0 +1,122 @@
+//! The service hyper calls for each request of a connection: the axum
+//! router, with the peer address and the connection's abort handle in the
+//! request's extensions, and the answer's body watched so the IO knows
+//! when an exchange is over.
+
+use super::abort::ConnectionAbort;
+use super::timer::ConnState;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+use pin_project_lite::pin_project;
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use tower_service::Service as _;
+
+/// One connection's service.
+pub(super) struct ConnService {
+    router: Router,
+    peer: SocketAddr,
+    abort: ConnectionAbort,
+    state: Arc<ConnState>,
+}
+
+impl ConnService {
+    pub(super) fn new(
+        router: Router,
+        peer: SocketAddr,
+        abort: ConnectionAbort,
+        state: Arc<ConnState>,
+    ) -> Self {
+        Self {
+            router,
+            peer,
+            abort,
+            state,
+        }
+    }
+}
+
+impl hyper::service::Service<Request<Incoming>> for ConnService {
+    type Response = Response<ExchangeBody>;
+    type Error = Infallible;
+    type Future = ExchangeFuture;
+
+    fn call(&self, mut request: Request<Incoming>) -> ExchangeFuture {
+        self.state.open_exchange();
+        let extensions = request.extensions_mut();
+        extensions.insert(ConnectInfo(self.peer));
+        extensions.insert(self.abort.clone());
+        // Router's `call` takes `&mut self` but changes nothing; a clone is
+        // one reference count.
+        let future = self.router.clone().call(request);
+        ExchangeFuture {
+            future,
+            state: Some(self.state.clone()),
+        }
+    }
+}
+
+pin_project! {
+    /// The router's future; its answer's body is wrapped in [`ExchangeBody`].
+    pub(super) struct ExchangeFuture {
+        #[pin]
+        future: axum::routing::future::RouteFuture<Infallible>,
+        state: Option<Arc<ConnState>>,
+    }
+}
+
+impl Future for ExchangeFuture {
+    type Output = Result<Response<ExchangeBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(response) = ready!(this.future.poll(cx));
+        let state = this.state.take().unwrap_or_default();
+        Poll::Ready(Ok(response.map(|inner| ExchangeBody { inner, state })))
+    }
+}
+
+/// An answer's body; hyper drops it when the answer is written (or given
+/// up), which ends the exchange.
+pub(super) struct ExchangeBody {
+    inner: Body,
+    state: Arc<ConnState>,
+}
+
+impl http_body::Body for ExchangeBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    #[inline]
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    #[inline]
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    #[inline]
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for ExchangeBody {
+    fn drop(&mut self) {
+        self.state.close_exchange();
+    }
+}
