@@ -200,7 +200,7 @@ impl Default for RawLimits {
             capture_bytes: 64 * 1024,
             max_header_bytes: 64 * 1024,
             max_headers: 100,
-            public_max_connections: 10_000,
+            public_max_connections: 8_192,
             admin_max_connections: 256,
             upstream_pool_max_idle_per_host: 256,
         }

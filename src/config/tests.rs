@@ -106,7 +106,7 @@ fn minimal_config_gets_defaults_and_normalized_upstream() {
     assert_eq!(config.limits.max_request_body_bytes, 4 * 1024 * 1024);
     assert_eq!(config.limits.max_header_bytes, 64 * 1024);
     assert_eq!(config.limits.max_headers, 100);
-    assert_eq!(config.limits.public_max_connections, 10_000);
+    assert_eq!(config.limits.public_max_connections, 8_192);
     assert_eq!(config.limits.admin_max_connections, 256);
     assert_eq!(config.limits.upstream_pool_max_idle_per_host, 256);
     assert_eq!(config.timeouts.header_read, Duration::from_secs(10));

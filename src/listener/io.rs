@@ -54,7 +54,7 @@ impl ConnIo {
         if self.replacement.is_some() {
             return true;
         }
-        if self.state.exchange_open() {
+        if self.state.answering() {
             return false;
         }
         let Some(refusal) = Refusal::of_hyper_answer(buf) else {
@@ -148,7 +148,11 @@ impl AsyncWrite for ConnIo {
         if this.abort.is_aborted() {
             return Poll::Ready(Err(Self::aborted()));
         }
-        Pin::new(&mut this.stream).poll_flush(cx)
+        let flushed = Pin::new(&mut this.stream).poll_flush(cx);
+        if let Poll::Ready(Ok(())) = flushed {
+            this.state.flushed();
+        }
+        flushed
     }
 
     /// A clean close sends a FIN, which ends a close-delimited body as if

@@ -85,8 +85,8 @@ impl Future for ExchangeFuture {
     }
 }
 
-/// An answer's body; hyper drops it when the answer is written (or given
-/// up), which ends the exchange.
+/// An answer's body; hyper drops it once it took the last frame (or gave
+/// up), which ends the exchange at the next flush of the socket.
 pub(super) struct ExchangeBody {
     inner: Body,
     state: Arc<ConnState>,
@@ -117,6 +117,6 @@ impl http_body::Body for ExchangeBody {
 
 impl Drop for ExchangeBody {
     fn drop(&mut self) {
-        self.state.close_exchange();
+        self.state.end_exchange();
     }
 }

@@ -198,3 +198,34 @@ async fn a_silent_new_connection_gets_the_header_read_timeout() {
         "{waited:?}"
     );
 }
+
+#[tokio::test]
+async fn a_handler_answering_400_or_431_is_not_taken_for_hyper() {
+    // Only hyper's own answers to unparsable heads are replaced; a
+    // handler's 4xx (written after its body was dropped) passes unchanged.
+    let router = Router::new()
+        .route(
+            "/400",
+            get(|| async { (http::StatusCode::BAD_REQUEST, "mine") }),
+        )
+        .route(
+            "/431",
+            get(|| async { (http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "") }),
+        );
+    let addr = start(
+        router,
+        settings(Duration::from_secs(5), Duration::from_secs(5)),
+    )
+    .await;
+    let mut client = TcpStream::connect(addr).await.unwrap();
+    client
+        .write_all(b"GET /400 HTTP/1.1\r\nhost: x\r\n\r\nGET /431 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut received = Vec::new();
+    client.read_to_end(&mut received).await.unwrap();
+    let text = String::from_utf8(received).unwrap();
+    assert!(text.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{text}");
+    assert!(text.contains("\r\n\r\nmineHTTP/1.1 431 "), "{text}");
+    assert!(!text.contains("application/json"), "{text}");
+}

@@ -15,7 +15,7 @@ use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -25,12 +25,19 @@ use tokio::time::Instant;
 pub(super) struct ConnState {
     /// Reads that returned data; wraps. The timer compares two values.
     reads: AtomicU32,
-    /// A request was handed to the service and its answer's body has not
-    /// been dropped yet by hyper: anything written now is that answer.
-    exchange_open: AtomicBool,
+    /// Where the current exchange is: [`IDLE`], [`ANSWERING`] or [`ENDING`].
+    exchange: AtomicU8,
     /// At least one request was handed to the service.
     served: AtomicBool,
 }
+
+/// No request is being answered: what hyper writes now is its own answer.
+const IDLE: u8 = 0;
+/// A request was handed to the service and its answer is being written.
+const ANSWERING: u8 = 1;
+/// hyper dropped the answer's body; its last bytes may still sit in
+/// hyper's write buffer until the next flush of the socket.
+const ENDING: u8 = 2;
 
 impl ConnState {
     /// The IO read some bytes.
@@ -44,18 +51,28 @@ impl ConnState {
 
     /// hyper handed a request to the service.
     pub(super) fn open_exchange(&self) {
-        self.exchange_open.store(true, Ordering::Relaxed);
+        self.exchange.store(ANSWERING, Ordering::Relaxed);
         self.served.store(true, Ordering::Relaxed);
     }
 
-    /// hyper dropped the answer's body: the exchange is over.
-    pub(super) fn close_exchange(&self) {
-        self.exchange_open.store(false, Ordering::Relaxed);
+    /// hyper dropped the answer's body (it may not be flushed yet).
+    pub(super) fn end_exchange(&self) {
+        let _ =
+            self.exchange
+                .compare_exchange(ANSWERING, ENDING, Ordering::Relaxed, Ordering::Relaxed);
     }
 
-    /// Whether an answer of the service is being written.
-    pub(super) fn exchange_open(&self) -> bool {
-        self.exchange_open.load(Ordering::Relaxed)
+    /// The socket was flushed: an ended answer is out whole. hyper reads
+    /// (and may refuse) the next head only after this flush.
+    pub(super) fn flushed(&self) {
+        let _ = self
+            .exchange
+            .compare_exchange(ENDING, IDLE, Ordering::Relaxed, Ordering::Relaxed);
+    }
+
+    /// Whether bytes written now may belong to an answer of the service.
+    pub(super) fn answering(&self) -> bool {
+        self.exchange.load(Ordering::Relaxed) != IDLE
     }
 
     fn served(&self) -> bool {
@@ -180,7 +197,8 @@ mod tests {
     async fn a_kept_alive_connection_waits_idle_then_header_read_from_the_first_byte() {
         let state = Arc::new(ConnState::default());
         state.open_exchange();
-        state.close_exchange();
+        state.end_exchange();
+        state.flushed();
         let timer = HeadTimer::new(
             state.clone(),
             Duration::from_secs(10),

@@ -8,6 +8,7 @@
 mod audit;
 mod audit_sample;
 mod cli;
+mod connections;
 mod decisions;
 mod edges;
 mod errors;

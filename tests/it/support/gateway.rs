@@ -33,6 +33,19 @@ impl Gateway {
     /// Like [`Gateway::start_with`], but the declared versions are left as
     /// the gateway proposed them: nothing is approved or active.
     pub async fn start_pending(server_extra: &str, rest: &str) -> Gateway {
+        Self::start_pending_under(&[], server_extra, rest).await
+    }
+
+    /// Like [`Gateway::start_with`], with the binary run by the command
+    /// `wrapper` (e.g. `prlimit --nofile=256:256`), which must exec it.
+    pub async fn start_under(wrapper: &[&str], server_extra: &str, rest: &str) -> Gateway {
+        let gateway = Self::start_pending_under(wrapper, server_extra, rest).await;
+        let config = std::fs::read_to_string(gateway.dir.path().join("govgate.toml")).unwrap();
+        super::governance::approve_declared(&gateway.admin, &config).await;
+        gateway
+    }
+
+    async fn start_pending_under(wrapper: &[&str], server_extra: &str, rest: &str) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let keygen = std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
             .args(["keygen", "--origin", TEST_ORIGIN, "--out"])
@@ -56,7 +69,7 @@ impl Gateway {
             super::governance::token_tables()
         );
         std::fs::write(dir.path().join("govgate.toml"), config).unwrap();
-        let mut child = spawn(dir.path(), &[]);
+        let mut child = spawn(wrapper, dir.path(), &[]);
         let (public, admin) = read_ready_line(&mut child).await;
         Gateway {
             public,
@@ -75,7 +88,7 @@ impl Gateway {
     /// Starts the same gateway again after `stop`, with `args` after
     /// `serve --config FILE`.
     pub async fn restart_with(&mut self, args: &[&str]) {
-        let mut child = spawn(self.dir.path(), args);
+        let mut child = spawn(&[], self.dir.path(), args);
         let (public, admin) = read_ready_line(&mut child).await;
         self.child = child;
         self.public = public;
@@ -189,6 +202,11 @@ impl Gateway {
     pub async fn kill(&mut self) {
         self.child.start_kill().unwrap();
         self.child.wait().await.unwrap();
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("running")
     }
 
     /// Sends the signal `name` (`TERM`, `HUP`) to the process.
@@ -370,8 +388,17 @@ impl Gateway {
     }
 }
 
-fn spawn(dir: &Path, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_govgate"))
+fn spawn(wrapper: &[&str], dir: &Path, args: &[&str]) -> Child {
+    let binary = env!("CARGO_BIN_EXE_govgate");
+    let mut command = match wrapper.split_first() {
+        Some((program, wrapper_args)) => {
+            let mut command = Command::new(program);
+            command.args(wrapper_args).arg(binary);
+            command
+        }
+        None => Command::new(binary),
+    };
+    command
         .arg("serve")
         .arg("--config")
         .arg(dir.join("govgate.toml"))
