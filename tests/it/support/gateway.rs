@@ -204,11 +204,6 @@ impl Gateway {
         self.child.wait().await.unwrap();
     }
 
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id().expect("running")
-    }
-
     /// Sends the signal `name` (`TERM`, `HUP`) to the process.
     pub fn signal(&self, name: &str) {
         let pid = self.child.id().expect("running");
