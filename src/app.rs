@@ -280,6 +280,7 @@ impl App {
             keep_alive_idle: config.timeouts.keep_alive_idle,
             max_header_bytes: config.limits.max_header_bytes,
             max_headers: config.limits.max_headers,
+            half_close: config.server.half_close,
         };
         Ok(App {
             backlog,

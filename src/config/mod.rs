@@ -107,6 +107,10 @@ pub struct ServerConfig {
     pub require_caller: bool,
     /// Threads serving requests; `None` means one per available CPU.
     pub worker_threads: Option<std::num::NonZeroUsize>,
+    /// Whether a client that shuts down its sending side after its request
+    /// still gets the answer (else that ends the request, as a client that
+    /// left; the two cannot be told apart).
+    pub half_close: bool,
 }
 
 /// Size limits, in bytes.

@@ -171,6 +171,8 @@ pub(crate) struct RawServer {
     pub(crate) require_caller: bool,
     #[serde(default)]
     pub(crate) worker_threads: u64,
+    #[serde(default)]
+    pub(crate) half_close: bool,
 }
 
 fn default_caller_header() -> String {

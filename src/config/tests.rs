@@ -104,6 +104,7 @@ fn minimal_config_gets_defaults_and_normalized_upstream() {
         crate::decision::PayloadMode::Full
     );
     assert_eq!(config.limits.max_request_body_bytes, 4 * 1024 * 1024);
+    assert!(!config.server.half_close);
     assert_eq!(config.limits.max_header_bytes, 64 * 1024);
     assert_eq!(config.limits.max_headers, 100);
     assert_eq!(config.limits.public_max_connections, 8_192);

@@ -379,6 +379,7 @@ fn check_server(
         data_dir: env.base_dir.join(raw.data_dir),
         caller_header,
         require_caller: raw.require_caller,
+        half_close: raw.half_close,
         worker_threads: match raw.worker_threads {
             0 => None,
             n => Some(

@@ -116,7 +116,7 @@ fn refuse(stream: TcpStream, shared: &Arc<Shared>, refusals: &mut JoinSet<()>) {
     shared.metrics.refused(Reason::Refusal(Refusal::Overloaded));
     let answer = shared.answers.get(Refusal::Overloaded);
     if refusals.len() >= OVERFLOW_SLOTS {
-        let _ = stream.try_write(&answer);
+        send_now(&stream, &answer);
         return;
     }
     refusals.spawn(async move {
@@ -130,6 +130,15 @@ fn refuse(stream: TcpStream, shared: &Arc<Shared>, refusals: &mut JoinSet<()>) {
         })
         .await;
     });
+}
+
+/// Writes `answer` to a just-accepted socket in one non-blocking send, if
+/// the socket takes it (an empty send buffer does). Not through tokio: it
+/// has not seen the new socket writable yet and would refuse to try.
+fn send_now(stream: &TcpStream, answer: &[u8]) {
+    if let Err(err) = socket2::SockRef::from(stream).send(answer) {
+        tracing::debug!(error = %err, "overloaded answer not sent");
+    }
 }
 
 /// Accept errors about one connection (it was reset before we took it):
@@ -174,7 +183,7 @@ impl Reserve {
         let answered = match accepted {
             Poll::Ready(Ok((stream, _))) => {
                 shared.metrics.refused(Reason::Refusal(Refusal::Overloaded));
-                let _ = stream.try_write(&shared.answers.get(Refusal::Overloaded));
+                send_now(&stream, &shared.answers.get(Refusal::Overloaded));
                 true
             }
             _ => false,

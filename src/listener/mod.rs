@@ -14,8 +14,9 @@
 //! - A head larger than `limits.max_header_bytes`, with more than
 //!   `limits.max_headers` fields, or that does not parse, gets the
 //!   documented JSON error instead of hyper's empty answer.
-//! - A client that half-closes its socket after its request still gets
-//!   the answer.
+//! - With `server.half_close`, a client that half-closes its socket after
+//!   its request still gets the answer (without, that ends the request, as
+//!   a client that left: hyper cannot tell them apart).
 //! - Every request carries `ConnectInfo<SocketAddr>` and the connection's
 //!   [`ConnectionAbort`] in its extensions.
 //!
@@ -61,6 +62,10 @@ pub struct Settings {
     pub max_header_bytes: usize,
     /// Most header fields in a request head.
     pub max_headers: usize,
+    /// Whether a client's half-close (EOF after its request) lets the
+    /// request finish and the answer go out; if not, it ends the request
+    /// like a client that left (the two look the same until a write).
+    pub half_close: bool,
 }
 
 /// What every connection of one listener shares.
@@ -76,7 +81,7 @@ impl Shared {
     fn new(settings: Settings, metrics: &ListenerMetrics) -> Self {
         let mut http1 = hyper::server::conn::http1::Builder::new();
         http1
-            .half_close(true)
+            .half_close(settings.half_close)
             .keep_alive(true)
             // Up to 100 the parser's field array stays on the stack.
             .max_headers(settings.max_headers)

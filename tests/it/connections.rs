@@ -164,8 +164,15 @@ async fn served_again(gateway: &Gateway) {
 }
 
 fn short_heads(extra: &str, upstream: &str) -> String {
+    heads_within(1000, extra, upstream)
+}
+
+/// A config whose heads must arrive within `millis`. A flood of hundreds of
+/// sockets gets 2 s, so that opening them all (slow on a busy machine)
+/// takes less: the first ones are then still open when the last arrive.
+fn heads_within(millis: u64, extra: &str, upstream: &str) -> String {
     format!(
-        "[timeouts]\nheader_read_ms = 1000\n{extra}\n{}",
+        "[timeouts]\nheader_read_ms = {millis}\n{extra}\n{}",
         crate::models(upstream)
     )
 }
@@ -231,7 +238,8 @@ async fn slowloris_heads_are_closed_after_the_header_read_timeout() {
 #[tokio::test]
 async fn beyond_the_connection_cap_clients_get_503_until_idle_ones_time_out() {
     let upstream = TestUpstream::start().await;
-    let gateway = Gateway::start(&short_heads(
+    let gateway = Gateway::start(&heads_within(
+        2000,
         "[limits]\npublic_max_connections = 20\n",
         &upstream.url(),
     ))
@@ -264,7 +272,7 @@ async fn a_low_open_file_limit_lowers_the_cap_and_a_flood_is_still_answered() {
     let gateway = Gateway::start_under(
         &["prlimit", "--nofile=256:256"],
         "",
-        &short_heads("", &upstream.url()),
+        &heads_within(2000, "", &upstream.url()),
     )
     .await;
     // The default cap (8192) cannot be held with 256 descriptors.
@@ -278,7 +286,8 @@ async fn a_low_open_file_limit_lowers_the_cap_and_a_flood_is_still_answered() {
     answered_while_flooded(&gateway).await;
     let (overloaded, closed) = outcomes(flood).await;
     assert_eq!(overloaded + closed, 300);
-    assert!(overloaded >= 200, "{overloaded} answered overloaded");
+    // 70 served (then closed by the header-read timeout), the rest answered.
+    assert!(overloaded >= 150, "{overloaded} answered overloaded");
     served_again(&gateway).await;
 }
 
@@ -286,7 +295,7 @@ async fn a_low_open_file_limit_lowers_the_cap_and_a_flood_is_still_answered() {
 async fn running_out_of_descriptors_is_answered_not_hung() {
     allow_many_sockets();
     let upstream = TestUpstream::start().await;
-    let gateway = Gateway::start(&short_heads("", &upstream.url())).await;
+    let gateway = Gateway::start(&heads_within(2000, "", &upstream.url())).await;
     served_again(&gateway).await;
     // Lower the running gateway's limit below what its caps assumed:
     // accepting now fails with EMFILE once the flood fills it.
@@ -404,19 +413,29 @@ async fn malformed_heads_get_json_400_on_both_listeners() {
     );
 }
 
-#[tokio::test]
-async fn a_client_that_half_closes_after_its_request_gets_the_answer() {
-    let upstream = TestUpstream::start().await;
-    let gateway = Gateway::start(&crate::models(&upstream.url())).await;
+/// Sends a KServe infer request as `caller`, then shuts down the sending
+/// side of the socket; returns what came back before the connection ended.
+async fn half_closed_infer(gateway: &Gateway, caller: &str) -> Raw {
     let mut socket = TcpStream::connect(host(&gateway.public)).await.unwrap();
     socket
         .write_all(
-            b"POST /v2/models/scorer/infer HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}",
+            format!(
+                "POST /v2/models/scorer/infer HTTP/1.1\r\nhost: gateway\r\nx-govgate-caller: {caller}\r\n\
+                 content-type: application/json\r\ncontent-length: 2\r\n\r\n{{}}"
+            )
+            .as_bytes(),
         )
         .await
         .unwrap();
     socket.shutdown().await.unwrap();
-    let raw = read_until_closed(&mut socket).await;
+    read_until_closed(&mut socket).await
+}
+
+#[tokio::test]
+async fn with_half_close_a_client_that_shuts_down_its_sending_side_gets_the_answer() {
+    let upstream = TestUpstream::start().await;
+    let gateway = Gateway::start_with("half_close = true", &crate::models(&upstream.url())).await;
+    let raw = half_closed_infer(&gateway, "half").await;
     assert!(!raw.bytes.is_empty(), "no answer to a half-closed client");
     assert_eq!(raw.status(), 200, "{}", raw.text());
     let head = raw.head();
@@ -427,6 +446,25 @@ async fn a_client_that_half_closes_after_its_request_gets_the_answer() {
         .to_owned();
     assert_eq!(gateway.decision(&id).await["outcome"], "served");
     assert_eq!(upstream.seen().len(), 1);
+}
+
+#[tokio::test]
+async fn without_half_close_a_half_closed_client_counts_as_gone() {
+    // The default: a half-close cannot be told from a client that left, so
+    // it ends the request; the decision says so instead of `served`.
+    let upstream = TestUpstream::start().await;
+    let gateway = Gateway::start(&crate::models(&upstream.url())).await;
+    let raw = half_closed_infer(&gateway, "half").await;
+    assert!(raw.bytes.is_empty(), "{}", raw.text());
+    for _ in 0..100 {
+        let decisions = gateway.decisions().await;
+        if let Some(decision) = decisions.iter().find(|d| d["caller"] == "half") {
+            assert_eq!(decision["error_code"], "client_disconnected", "{decision}");
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the half-closed request left no decision");
 }
 
 #[tokio::test]
