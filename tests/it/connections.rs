@@ -454,7 +454,20 @@ async fn without_half_close_a_half_closed_client_counts_as_gone() {
     // it ends the request; the decision says so instead of `served`.
     let upstream = TestUpstream::start().await;
     let gateway = Gateway::start(&crate::models(&upstream.url())).await;
-    let raw = half_closed_infer(&gateway, "half").await;
+    let mut socket = TcpStream::connect(host(&gateway.public)).await.unwrap();
+    socket
+        .write_all(b"GET /m/slow HTTP/1.1\r\nhost: gateway\r\nx-govgate-caller: half\r\n\r\n")
+        .await
+        .unwrap();
+    for _ in 0..200 {
+        if !upstream.seen().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(upstream.seen().len(), 1, "the request was forwarded");
+    socket.shutdown().await.unwrap();
+    let raw = read_until_closed(&mut socket).await;
     assert!(raw.bytes.is_empty(), "{}", raw.text());
     for _ in 0..100 {
         let decisions = gateway.decisions().await;
