@@ -10,6 +10,7 @@ use super::recorder::{Draft, Ending, Forwarded, StreamDraft, as_refusal, sink_er
 use super::serving::ServableVersion;
 use super::stream::{Abort, OnRecorded, RecordingBody};
 use crate::decision::{Ack, Capture, DecisionId, Outcome, RecordFuture, SinkError};
+use crate::listener::ConnectionAbort;
 use axum::body::Body;
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
@@ -32,6 +33,8 @@ pub(super) struct Forward {
     pub headers: HeaderMap,
     /// The client's address, for `X-Forwarded-For`.
     pub client_ip: Option<IpAddr>,
+    /// Resets the client connection (a stream cut before its end).
+    pub abort: Option<ConnectionAbort>,
     /// The (possibly rewritten) body.
     pub body: Bytes,
 }
@@ -110,6 +113,7 @@ pub(super) async fn forward(state: &ProxyState, mut draft: Draft, forward: Forwa
         },
         None => None,
     };
+    let abort = forward.abort.clone();
     let request = match build_request(forward) {
         Ok(request) => request,
         Err(err) => return refuse(state, draft, err).await,
@@ -117,7 +121,7 @@ pub(super) async fn forward(state: &ProxyState, mut draft: Draft, forward: Forwa
     draft.mark_upstream_sent();
     // From here the model is called: the decision is recorded whatever
     // the client does, even if this future is dropped at an await.
-    let mut forwarded = Forwarded::new(draft, state.recorder.clone());
+    let mut forwarded = Forwarded::new(draft, state.recorder.clone(), abort);
     let response = match state.client.send(request, &model).await {
         Ok(response) => response,
         Err(err) => return refuse_forwarded(state, forwarded.take(), err).await,
@@ -317,7 +321,7 @@ pub(super) async fn release_stream(
     on_recorded: Option<OnRecorded>,
     kpi: Option<KpiCapture>,
 ) -> Response {
-    let draft = forwarded.take();
+    let (draft, abort) = forwarded.take_with_abort();
     let decision_id = decision_header(&draft);
     let id = draft.id;
     let (head, stream) = draft.begin_stream(parts.status.as_u16());
@@ -344,7 +348,7 @@ pub(super) async fn release_stream(
         state.recorder.clone(),
         state.timeouts.idle,
         state.limits.capture_bytes,
-        None::<Abort>,
+        abort.map(|abort| Box::new(move || abort.abort()) as Abort),
     );
     if let Some(hook) = on_recorded {
         streamed = streamed.on_recorded(hook);

@@ -16,6 +16,7 @@ use crate::config::ModelConfig;
 use crate::decision::{
     Capped, Capture, DecisionId, MAX_NAME_BYTES, MAX_PATH_BYTES, Protocol, Route,
 };
+use crate::listener::ConnectionAbort;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::PathRejection;
@@ -297,6 +298,7 @@ async fn openai_resolve(
         method: parts.method.clone(),
         headers: std::mem::take(&mut parts.headers),
         client_ip: client_ip(parts),
+        abort: parts.extensions.get::<ConnectionAbort>().cloned(),
         body,
     })
 }
@@ -451,6 +453,7 @@ async fn kserve_resolve(
         method: parts.method.clone(),
         headers: std::mem::take(&mut parts.headers),
         client_ip: client_ip(parts),
+        abort: parts.extensions.get::<ConnectionAbort>().cloned(),
         body,
     })
 }
@@ -539,6 +542,7 @@ async fn http_resolve(
         method: parts.method.clone(),
         headers: std::mem::take(&mut parts.headers),
         client_ip: client_ip(parts),
+        abort: parts.extensions.get::<ConnectionAbort>().cloned(),
         body,
     })
 }

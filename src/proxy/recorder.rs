@@ -175,15 +175,28 @@ pub(crate) const CLIENT_CLOSED_STATUS: u16 = 499;
 pub(crate) struct Forwarded {
     draft: Option<Draft>,
     recorder: Recorder,
+    abort: Option<crate::listener::ConnectionAbort>,
 }
 
 impl Forwarded {
     /// Guards `draft` from now on.
-    pub(crate) fn new(draft: Draft, recorder: Recorder) -> Self {
+    pub(crate) fn new(
+        draft: Draft,
+        recorder: Recorder,
+        abort: Option<crate::listener::ConnectionAbort>,
+    ) -> Self {
         Self {
             draft: Some(draft),
             recorder,
+            abort,
         }
+    }
+
+    /// [`Forwarded::take`], with the handle that resets the client
+    /// connection (for a stream that may have to be cut).
+    pub(crate) fn take_with_abort(mut self) -> (Draft, Option<crate::listener::ConnectionAbort>) {
+        let abort = self.abort.take();
+        (self.take(), abort)
     }
 
     /// The draft.
