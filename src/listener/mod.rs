@@ -68,6 +68,12 @@ pub struct Settings {
     pub half_close: bool,
 }
 
+/// Bytes one client connection may buffer: a whole head of the largest
+/// size allowed plus a little, at least 64 KiB.
+fn connection_buffer(max_header_bytes: usize) -> usize {
+    max_header_bytes.max(48 * 1024) + 16 * 1024
+}
+
 /// What every connection of one listener shares.
 struct Shared {
     settings: Settings,
@@ -86,6 +92,10 @@ impl Shared {
             // Up to 100 the parser's field array stays on the stack.
             .max_headers(settings.max_headers)
             .max_header_size(settings.max_header_bytes)
+            // What one connection buffers, read ahead and queued to write
+            // (hyper's default is about 400 KiB): room for a whole head,
+            // and little of an answer a slow client has not taken yet.
+            .max_buf_size(connection_buffer(settings.max_header_bytes))
             .header_read_timeout(settings.header_read_timeout);
         Self {
             answers: Answers::new(settings.max_header_bytes, settings.max_headers),

@@ -477,7 +477,8 @@ pub(super) async fn read_whole(
     limit: usize,
     mut reservation: Reservation,
 ) -> Result<Bytes, ProxyError> {
-    let mut buf = BytesMut::new();
+    // A declared length is reserved already: one allocation, no regrowth.
+    let mut buf = BytesMut::with_capacity(reservation.bytes());
     loop {
         match tokio::time::timeout(idle, body.frame()).await {
             Ok(Some(Ok(frame))) => {
