@@ -30,6 +30,9 @@
 #                      both stages on every request; the 5 % audit sample
 #                      queues flag reviews); a directory: the policies in
 #                      it; default 0 (none)
+#   BENCH_STREAM       1: govgate streams every answer (a buffering limit of
+#                      one byte): each answer is recorded at its head
+#                      before its first byte and at its end; default 0
 #
 # Needs nginx and wrk (Debian: apt-get install -y nginx wrk).
 #
@@ -43,6 +46,7 @@ SECONDS_PER_RUN=${BENCH_SECONDS:-10}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 WARMUP=${BENCH_WARMUP:-2}
 POLICIES=${BENCH_POLICIES:-0}
+STREAM=${BENCH_STREAM:-0}
 
 die() {
     echo "load.sh: $*" >&2
@@ -57,6 +61,7 @@ if ! is_uint "$SECONDS_PER_RUN" || ((SECONDS_PER_RUN == 0)); then die "BENCH_SEC
 if ! is_uint "$CONNECTIONS" || ((CONNECTIONS == 0)); then die "BENCH_CONNECTIONS must be a positive integer"; fi
 is_uint "$WARMUP" || die "BENCH_WARMUP must be an integer"
 [[ $POLICIES == 0 || $POLICIES == 1 || -d $POLICIES ]] || die "BENCH_POLICIES must be 0, 1 or a directory"
+[[ $STREAM == 0 || $STREAM == 1 ]] || die "BENCH_STREAM must be 0 or 1"
 
 ROOT=$(cd "$HERE/.." && pwd)
 LUA="$HERE/load/wrk.lua"
@@ -265,6 +270,10 @@ elif [[ $POLICIES != 0 ]]; then
     POLICY_NOTE="policies of $POLICIES"
 else
     POLICY_NOTE="no policies"
+fi
+if [[ $STREAM == 1 ]]; then
+    printf '\n[limits]\nmax_buffered_response_bytes = 1\n' >>"$WORK/govgate/govgate.toml"
+    POLICY_NOTE="$POLICY_NOTE, every answer streamed (two ledger entries each)"
 fi
 start_govgate /m/
 
