@@ -200,7 +200,12 @@ impl RecordingBody {
     /// Submits the end of a stream that ran to its end; `held` waits for
     /// it. Without an end to record, `held` comes back.
     fn submit(&mut self, held: Option<Frame<Bytes>>) -> Result<(), Option<Frame<Bytes>>> {
-        let Some((end, pending)) = self.end(Outcome::Served, None) else {
+        // Recorded as served whole: the held frame leaves right after.
+        let held_len = held
+            .as_ref()
+            .and_then(Frame::data_ref)
+            .map_or(0, |data| data.len() as u64);
+        let Some((end, pending)) = self.end(Outcome::Served, None, held_len) else {
             return Err(held);
         };
         self.submitted = Some(end.clone());
@@ -217,6 +222,7 @@ impl RecordingBody {
         &mut self,
         outcome: Outcome,
         error_code: Option<&'static str>,
+        held_len: u64,
     ) -> Option<(StreamEnd, Pending)> {
         let pending = self.pending.take()?;
         let response = self
@@ -231,7 +237,7 @@ impl RecordingBody {
             pending.decision_seq,
             outcome,
             error_code,
-            self.released,
+            self.released + held_len,
             response,
         );
         Some((end, pending))
@@ -241,7 +247,7 @@ impl RecordingBody {
     fn record_failure(&mut self, error_code: &'static str) {
         self.on_recorded = None;
         self.whole = None;
-        if let Some((end, pending)) = self.end(Outcome::Error, Some(error_code)) {
+        if let Some((end, pending)) = self.end(Outcome::Error, Some(error_code), 0) {
             pending.recorder.detach_end(end, &pending.stream);
         }
     }
@@ -328,7 +334,7 @@ impl Body for RecordingBody {
                         if let (Some(pending), Some(end)) = (pending, submitted) {
                             pending
                                 .recorder
-                                .detach(Detached::End(Box::new(cut_by_ledger(end))));
+                                .detach(Detached::End(Box::new(cut_by_ledger(end, this.released))));
                         }
                         this.on_recorded = None;
                         this.whole = None;
@@ -379,10 +385,11 @@ impl Body for RecordingBody {
 }
 
 /// An end the ledger refused, as it is recorded later: the stream was
-/// cut before its end.
-fn cut_by_ledger(mut end: StreamEnd) -> StreamEnd {
+/// cut before its end, after `released` bytes (the held frame never left).
+fn cut_by_ledger(mut end: StreamEnd, released: u64) -> StreamEnd {
     end.outcome = Outcome::Error;
     end.error_code = Some("ledger_unavailable");
+    end.released_bytes = released;
     end
 }
 
@@ -393,7 +400,7 @@ impl Drop for RecordingBody {
             // refuses it, it is recorded as cut once the ledger takes it.
             State::Recording { record, .. } => {
                 if let (Some(pending), Some(end)) = (self.pending.take(), self.submitted.take()) {
-                    let cut = Detached::End(Box::new(cut_by_ledger(end)));
+                    let cut = Detached::End(Box::new(cut_by_ledger(end, self.released)));
                     pending.recorder.backlog().finish(record, cut);
                 }
             }

@@ -137,3 +137,25 @@ async fn upstream_going_silent_mid_stream_is_cut_after_the_idle_timeout() {
     assert_eq!(end["outcome"], "error");
     assert_eq!(end["error_code"], "upstream_timeout");
 }
+
+#[tokio::test]
+async fn an_answer_longer_than_the_buffering_limit_streams_and_ends_served_whole() {
+    let upstream = TestUpstream::start().await;
+    let rest = format!(
+        "[limits]\nmax_buffered_response_bytes = 1000\n{}",
+        models(&upstream.url())
+    );
+    let gateway = Gateway::start(&rest).await;
+    let reply = crate::support::send(Method::GET, &gateway.url("/m/big/250000"), &[], "").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body.len(), 250_000);
+    let id = reply.decision_id();
+    let decision = gateway.decision(&id).await;
+    assert_eq!(decision["outcome"], "streaming");
+    let end = gateway.wait_for_stream_end(&id).await;
+    assert_eq!(end["outcome"], "served");
+    assert_eq!(end["response"]["length"], 250_000);
+    // The frame completing the declared length is held until the end is
+    // recorded, and counted as released with it.
+    assert_eq!(end["released_bytes"], 250_000);
+}
