@@ -241,3 +241,127 @@ async fn three_hundred_slow_readers_of_4_mb_answers_stay_within_the_memory_budge
         assert!(got.unwrap() >= ANSWER, "every reader got its whole answer");
     }
 }
+
+#[tokio::test]
+async fn clients_leaving_while_their_answer_is_held_leave_a_review_for_every_hold() {
+    const CLIENTS: usize = 60;
+    let upstream = TestUpstream::start().await;
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::write(policies.path().join("hold.rego"), HOLD_EVERYTHING).unwrap();
+    let config = format!(
+        "{}\n[review]\npolicies_dir = \"{}\"\n",
+        models(&upstream.url()),
+        policies.path().display()
+    );
+    let gateway = Gateway::start(&config).await;
+    let address = gateway.public.trim_start_matches("http://").to_owned();
+    // Each client waits until the model got its request, then leaves a
+    // little later than the one before: a few before the upstream's
+    // answer is in, many while the hold is being stored and recorded,
+    // some after the 202.
+    let upstream_state = upstream.state.clone();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|i| {
+            let address = address.clone();
+            let state = upstream_state.clone();
+            tokio::spawn(async move {
+                let caller = format!("holder-{i}");
+                let mut socket = TcpStream::connect(address).await.unwrap();
+                let request = request("POST", "/m/echo", &caller, "{}");
+                socket.write_all(request.as_bytes()).await.unwrap();
+                let seen = || {
+                    state.seen.lock().unwrap().iter().any(|seen| {
+                        seen.headers
+                            .get("x-govgate-caller")
+                            .is_some_and(|c| c.as_bytes() == caller.as_bytes())
+                    })
+                };
+                while !seen() {
+                    tokio::time::sleep(Duration::from_micros(200)).await;
+                }
+                tokio::time::sleep(Duration::from_micros(500 * i as u64)).await;
+                drop(socket);
+            })
+        })
+        .collect();
+    for client in clients {
+        tokio::time::timeout(Duration::from_secs(20), client)
+            .await
+            .expect("every request reaches the model")
+            .unwrap();
+    }
+    // Every request the model got has its one decision (a client that left
+    // before its request was forwarded owes none); every held one has its review.
+    let seen_holders = || {
+        upstream
+            .seen()
+            .iter()
+            .filter(|seen| {
+                seen.headers
+                    .get("x-govgate-caller")
+                    .is_some_and(|c| c.as_bytes().starts_with(b"holder-"))
+            })
+            .count()
+    };
+    let mut forwarded = seen_holders();
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = seen_holders();
+        if now == forwarded {
+            break;
+        }
+        forwarded = now;
+    }
+    assert!(forwarded > 0, "some requests reached the model");
+    let mut entries = Vec::new();
+    for _ in 0..100 {
+        entries = gateway.entries().await;
+        let decided = entries
+            .iter()
+            .filter(|e| {
+                e["kind"] == "decision"
+                    && e["caller"]
+                        .as_str()
+                        .is_some_and(|c| c.starts_with("holder-"))
+            })
+            .count();
+        if decided >= forwarded {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let holders: Vec<&Value> = entries
+        .iter()
+        .filter(|e| {
+            e["kind"] == "decision"
+                && e["caller"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with("holder-"))
+        })
+        .collect();
+    assert_eq!(
+        holders.len(),
+        forwarded,
+        "one decision per forwarded request"
+    );
+    let held: Vec<&&Value> = holders.iter().filter(|d| d["outcome"] == "held").collect();
+    assert!(
+        !held.is_empty(),
+        "some answers were held before their client left"
+    );
+    for decision in held {
+        assert!(
+            entries
+                .iter()
+                .any(|e| e["kind"] == "review_opened" && e["decision_seq"] == decision["seq"]),
+            "held decision {} has no review_opened",
+            decision["seq"]
+        );
+    }
+    for decision in &holders {
+        assert!(
+            decision["outcome"] == "held" || decision["error_code"] == "client_disconnected",
+            "{decision}"
+        );
+    }
+}
