@@ -226,7 +226,11 @@ impl App {
         // axum's own plain-text errors become JSON on the gateway's own
         // public routes too (not on the poll, which releases held answers).
         let mut public = crate::admin::json_rejections(reader::public_routes(reader.clone()));
+        let status = ledger.status();
         let mut admin = crate::admin::router(metrics)
+            .merge(crate::admin::readiness_route(Arc::new(move || {
+                status.check()
+            })))
             .merge(reader::admin_routes(reader))
             .merge(crate::admin::models::routes(registry, tokens.clone()));
         let mut gate = None;
@@ -268,6 +272,14 @@ impl App {
             oversight,
             kpi,
         );
+        // The public listener says why, but not the store's own message
+        // (paths, engine errors): that is on the admin listener's /readyz.
+        let status = ledger.status();
+        state.set_readiness(Arc::new(move || {
+            status
+                .check()
+                .map_err(|_| "ledger not committing".to_owned())
+        }));
         let backlog = state.backlog();
         let caps = listener::fit_to_descriptor_limit(Caps {
             public: config.limits.public_max_connections,

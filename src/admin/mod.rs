@@ -1,4 +1,4 @@
-//! The admin listener's router: `/metrics` and the admin health check.
+//! The admin listener's router: `/metrics` and the admin health checks.
 //! It never shares a port with proxy traffic. Every error it answers is
 //! JSON (`errors.rs` rewrites axum's own plain-text answers).
 
@@ -23,6 +23,23 @@ pub fn router(metrics: Metrics) -> Router {
         .route("/metrics", get(render_metrics))
         .route("/healthz", get(|| async { (StatusCode::OK, "ok\n") }))
         .with_state(metrics)
+}
+
+/// `GET /readyz`: 200 `{"status":"ok"}`, or 503 `{"status":"unavailable",
+/// "reason"}` while `readiness` says decisions cannot be recorded.
+pub fn readiness_route(readiness: crate::decision::Readiness) -> Router {
+    Router::new().route(
+        "/readyz",
+        get(move || async move {
+            match readiness() {
+                Ok(()) => json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
+                Err(reason) => json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &serde_json::json!({ "status": "unavailable", "reason": reason }),
+                ),
+            }
+        }),
+    )
 }
 
 async fn render_metrics(State(metrics): State<Metrics>) -> Response {

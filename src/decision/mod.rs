@@ -12,7 +12,7 @@ mod text;
 
 pub use capture::{Capture, CaptureBuilder};
 pub use id::DecisionId;
-pub use sink::{Ack, DecisionSink, RecordFuture, SinkError};
+pub use sink::{Ack, DecisionSink, Readiness, RecordFuture, SinkError};
 pub use text::{Capped, CutDigests, MAX_NAME_BYTES, MAX_PATH_BYTES};
 
 use serde::Serialize;

@@ -25,6 +25,10 @@ pub enum SinkError {
     Unavailable(String),
 }
 
+/// Whether decisions can be recorded now, for readiness checks:
+/// `Err(reason)` while they cannot (every request would be refused).
+pub type Readiness = std::sync::Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
 /// The future a sink returns for one record.
 pub type RecordFuture = Pin<Box<dyn Future<Output = Result<Ack, SinkError>> + Send + 'static>>;
 

@@ -19,8 +19,9 @@ struct Tables {
     /// Node `(level, index)` at `nodes[level][index]`.
     nodes: Vec<Vec<Option<Hash>>>,
     checkpoints: BTreeMap<u64, String>,
-    /// By id second, then the rest of the id, as the sled index groups them.
-    decisions: HashMap<[u8; 4], HashMap<[u8; 12], u64>>,
+    /// By id second, then the rest of the id, as the sled index groups
+    /// them; every seq an id was given, the one that holds last.
+    decisions: HashMap<[u8; 4], HashMap<[u8; 12], Vec<u64>>>,
     payloads: HashMap<u64, Vec<u8>>,
     signatures: Vec<Option<[u8; 64]>>,
     governance: BTreeSet<u64>,
@@ -46,6 +47,8 @@ fn split(id: &[u8; 16]) -> ([u8; 4], [u8; 12]) {
 pub struct MemStore {
     tables: RwLock<Tables>,
     failing: AtomicBool,
+    /// Commits to fail after writing them, as when only the fsync fails.
+    fail_after_write: AtomicU64,
     /// Milliseconds every commit takes, as a slow disk would.
     commit_delay_ms: AtomicU64,
 }
@@ -59,6 +62,12 @@ impl MemStore {
     /// While `true`, every commit fails as a broken disk would.
     pub fn fail_commits(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Makes the next `commits` commits write their batch and then fail,
+    /// as when the data reaches the disk but the fsync reports an error.
+    pub fn fail_after_write(&self, commits: u64) {
+        self.fail_after_write.store(commits, Ordering::SeqCst);
     }
 
     /// Makes every commit take `delay` before it succeeds or fails.
@@ -140,7 +149,9 @@ impl LedgerStore for MemStore {
                 .decisions
                 .entry(second)
                 .or_default()
-                .insert(rest, *seq);
+                .entry(rest)
+                .or_default()
+                .push(*seq);
         }
         for (seq, payload) in &batch.payloads {
             tables.payloads.insert(*seq, payload.clone());
@@ -149,7 +160,54 @@ impl LedgerStore for MemStore {
             put(&mut tables.signatures, *seq as usize, *signature);
         }
         tables.governance.extend(&batch.governance);
+        let after_write =
+            self.fail_after_write
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+                    left.checked_sub(1)
+                });
+        if after_write.is_ok() {
+            return Err(StoreError::Engine("injected sync failure".to_owned()));
+        }
         Ok(())
+    }
+
+    fn probe(&self) -> Result<(), StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Engine("injected write failure".to_owned()));
+        }
+        Ok(())
+    }
+
+    fn discard_above(&self, size: u64) -> Result<u64, StoreError> {
+        let mut tables = self.write();
+        let stored = tables.entries.len() as u64;
+        if stored <= size {
+            return Ok(0);
+        }
+        if size > 0 && !tables.checkpoints.contains_key(&size) {
+            return Err(StoreError::Corrupt(format!(
+                "no checkpoint of size {size} to go back to"
+            )));
+        }
+        let keep = size as usize;
+        tables.entries.truncate(keep);
+        tables.signatures.truncate(keep);
+        for (level, nodes) in tables.nodes.iter_mut().enumerate() {
+            // Node (level, i) is finished by leaf (i + 1) << level - 1.
+            nodes.truncate(keep >> level);
+        }
+        tables
+            .checkpoints
+            .retain(|checkpoint, _| *checkpoint <= size);
+        tables.payloads.retain(|seq, _| *seq < size);
+        tables.governance.retain(|seq| *seq < size);
+        for ids in tables.decisions.values_mut() {
+            for seqs in ids.values_mut() {
+                seqs.retain(|seq| *seq < size);
+            }
+            ids.retain(|_, seqs| !seqs.is_empty());
+        }
+        Ok(stored - size)
     }
 
     fn entry(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
@@ -202,7 +260,7 @@ impl LedgerStore for MemStore {
         Ok(tables
             .decisions
             .get(&second)
-            .and_then(|ids| ids.get(&rest).copied()))
+            .and_then(|ids| ids.get(&rest)?.last().copied()))
     }
 
     fn payload(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
@@ -293,9 +351,11 @@ impl LedgerStore for MemStore {
         let tables = self.read();
         let mut id = [0; 16];
         id[..4].copy_from_slice(&second);
-        for (rest, seq) in tables.decisions.get(&second).into_iter().flatten() {
+        for (rest, seqs) in tables.decisions.get(&second).into_iter().flatten() {
             id[4..].copy_from_slice(rest);
-            f(&id, *seq);
+            for seq in seqs {
+                f(&id, *seq);
+            }
         }
         Ok(())
     }

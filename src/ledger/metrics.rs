@@ -21,6 +21,8 @@ pub struct LedgerMetrics {
     store_bytes: IntGauge,
     queue_depth: IntGauge,
     overloaded: IntCounter,
+    committing: IntGauge,
+    recoveries: IntCounter,
 }
 
 /// What one successful commit wrote.
@@ -96,6 +98,14 @@ impl LedgerMetrics {
                 "govgate_ledger_overloaded_total",
                 "Entries refused because the ledger's queue was full (decisions, reviews, governance changes alike).",
             )?,
+            committing: IntGauge::new(
+                "govgate_ledger_committing",
+                "1 while the ledger commits; 0 from a failed commit until the store works again (every entry is refused meanwhile).",
+            )?,
+            recoveries: IntCounter::new(
+                "govgate_ledger_recoveries_total",
+                "Times the ledger resumed committing by itself after a failed commit.",
+            )?,
         })
     }
 
@@ -117,12 +127,15 @@ impl LedgerMetrics {
         registry.register(Box::new(self.store_bytes.clone()))?;
         registry.register(Box::new(self.queue_depth.clone()))?;
         registry.register(Box::new(self.overloaded.clone()))?;
+        registry.register(Box::new(self.committing.clone()))?;
+        registry.register(Box::new(self.recoveries.clone()))?;
         Ok(())
     }
 
     /// The state found when the ledger opens: its size and the Unix time
     /// of its latest checkpoint (none for an empty ledger).
     pub(crate) fn observe_open(&self, size: u64, checkpoint_unix_seconds: Option<f64>) {
+        self.committing.set(1);
         self.size.set(size as i64);
         if let Some(seconds) = checkpoint_unix_seconds {
             self.checkpoint_time.set(seconds);
@@ -146,6 +159,16 @@ impl LedgerMetrics {
     pub(crate) fn observe_failed_commit(&self, seconds: f64) {
         self.commit_seconds.observe(seconds);
         self.commits.with_label_values(&["error"]).inc();
+    }
+
+    /// Whether the ledger commits.
+    pub(crate) fn set_committing(&self, committing: bool) {
+        self.committing.set(i64::from(committing));
+    }
+
+    /// Counts one resumption after a failed commit.
+    pub(crate) fn count_recovery(&self) {
+        self.recoveries.inc();
     }
 
     /// The store's size on disk.

@@ -11,8 +11,17 @@
 //! unlogged is ever served and the next batch reuses the same seqs.
 //!
 //! The writer is two threads, not tasks: the fsync blocks for milliseconds.
+//!
+//! A failed commit stops the ledger until the store works again: appends
+//! are refused at once (`Unavailable`) while the committer retries with
+//! backoff and resumes by itself ([`recovery`]); [`LedgerStatus`] says
+//! which, for readiness checks.
 
+mod recovery;
+mod status;
 mod writer;
+
+pub use status::LedgerStatus;
 
 use super::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
 use super::entry::{EntryBody, Salts};
@@ -94,6 +103,7 @@ type Job = (EntryBody, oneshot::Sender<Result<Ack, SinkError>>);
 pub struct Ledger {
     queue: mpsc::Sender<Job>,
     metrics: LedgerMetrics,
+    status: LedgerStatus,
 }
 
 /// Owns the writer thread; `close` drains it.
@@ -127,12 +137,18 @@ impl Ledger {
             metrics.set_store_bytes(bytes);
         }
         let (queue, jobs) = mpsc::channel(config.queue_len.max(1));
+        let status = LedgerStatus::default();
+        let writer_status = status.clone();
         let thread = std::thread::Builder::new()
             .name("govgate-ledger".to_owned())
-            .spawn(move || writer::run(store, config, head, jobs))
+            .spawn(move || writer::run(store, config, head, writer_status, jobs))
             .map_err(LedgerError::Thread)?;
         Ok((
-            Ledger { queue, metrics },
+            Ledger {
+                queue,
+                metrics,
+                status,
+            },
             LedgerWriter {
                 thread: Some(thread),
             },
@@ -145,7 +161,16 @@ impl Ledger {
         self.submit(body)
     }
 
+    /// Whether the ledger commits, for readiness checks.
+    pub fn status(&self) -> LedgerStatus {
+        self.status.clone()
+    }
+
     fn submit(&self, body: EntryBody) -> RecordFuture {
+        // Nothing queues for a writer that cannot commit.
+        if let Err(reason) = self.status.check() {
+            return Box::pin(std::future::ready(Err(SinkError::Unavailable(reason))));
+        }
         let (ack, acked) = oneshot::channel();
         // The entries ahead of this one, read on every append, so a
         // stalled disk shows as a growing queue.
@@ -310,5 +335,7 @@ fn payload_record_of(salts: &Salts, request: &Capture, response: &Capture) -> Ve
     record
 }
 
+#[cfg(test)]
+mod recovery_tests;
 #[cfg(test)]
 mod tests;

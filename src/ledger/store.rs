@@ -56,6 +56,11 @@ pub struct CommitBatch {
 /// (its checkpoint is the commit mark) or its parts are not visible: the
 /// store discards what an interrupted commit left above the latest
 /// checkpoint when it opens.
+///
+/// After a failed `commit`, the writer calls `reopen`, `probe` and, where
+/// the failed batch reached the disk after all, `discard_above`, until
+/// the store works again; every other holder of the store keeps using the
+/// same handle throughout (its reads may fail meanwhile).
 pub trait LedgerStore: Send + Sync + 'static {
     /// Number of committed entries: the size of the latest checkpoint.
     fn size(&self) -> Result<u64, StoreError>;
@@ -65,6 +70,26 @@ pub trait LedgerStore: Send + Sync + 'static {
     }
     /// Writes a batch durably.
     fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError>;
+    /// Starts the engine afresh after a failure (an engine may keep a
+    /// failed batch in memory, or refuse everything after one I/O error)
+    /// and returns the size of the latest checkpoint it finds on stable
+    /// storage. Reads MUST NOT show more than before: what lies above is
+    /// for the writer to keep or discard.
+    fn reopen(&self) -> Result<u64, StoreError> {
+        self.size()
+    }
+    /// Writes and syncs something that changes no ledger content, to see
+    /// whether the store can commit again.
+    fn probe(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Removes, durably, every entry above `size` with all it brought
+    /// (payloads, tree nodes, signatures, index rows, checkpoints), so the
+    /// seqs can be written again; returns how many entries it removed.
+    /// `size` MUST be the size of a stored checkpoint (or 0). Only for
+    /// entries a commit that reported failure left on disk: they were
+    /// never acknowledged.
+    fn discard_above(&self, size: u64) -> Result<u64, StoreError>;
     /// The canonical bytes of entry `seq`.
     fn entry(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError>;
     /// A complete-subtree hash.

@@ -42,7 +42,7 @@ pub(super) fn routes(state: ProxyState) -> Router {
         .route("/v1/models", get(openai_models))
         .route("/v2", get(kserve_server_metadata))
         .route("/v2/health/live", get(health))
-        .route("/v2/health/ready", get(health))
+        .route("/v2/health/ready", get(ready))
         .route("/v2/models/{name}", get(kserve_metadata))
         .route(
             "/v2/models/{name}/versions/{version}",
@@ -485,9 +485,21 @@ async fn kserve_server_metadata() -> Response {
     )
 }
 
-/// `GET /v2/health/live|ready`: the gateway answers for itself.
+/// `GET /v2/health/live`: the gateway answers for itself.
 async fn health() -> Response {
     json_response(StatusCode::OK, serde_json::json!({ "status": "ok" }))
+}
+
+/// `GET /v2/health/ready`: 503 with the reason while no decision can be
+/// recorded (every model request would be refused).
+async fn ready(State(state): State<ProxyState>) -> Response {
+    match state.readiness.get().map_or(Ok(()), |check| check()) {
+        Ok(()) => health().await,
+        Err(reason) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({ "status": "unavailable", "reason": reason }),
+        ),
+    }
 }
 
 // ---- http prefixes, and everything unmatched ----

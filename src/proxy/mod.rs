@@ -58,6 +58,8 @@ pub struct Shared {
     pub(crate) serving: Arc<Serving>,
     pub(crate) oversight: Option<Oversight>,
     pub(crate) kpi: Option<crate::kpi::KpiRecorder>,
+    /// What `/v2/health/ready` asks; ready when unset.
+    pub(crate) readiness: std::sync::OnceLock<crate::decision::Readiness>,
 }
 
 impl std::ops::Deref for ProxyState {
@@ -108,6 +110,7 @@ impl ProxyState {
                 serving,
                 oversight,
                 kpi,
+                readiness: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -115,6 +118,12 @@ impl ProxyState {
     /// The records written in the background (drained at shutdown).
     pub fn backlog(&self) -> Backlog {
         self.recorder.backlog().clone()
+    }
+
+    /// Makes `/v2/health/ready` answer 503 while `readiness` says the
+    /// decisions cannot be recorded. Only the first call counts.
+    pub fn set_readiness(&self, readiness: crate::decision::Readiness) {
+        let _ = self.inner.readiness.set(readiness);
     }
 
     fn model(&self, name: &str) -> Option<&ModelConfig> {

@@ -101,6 +101,14 @@ async fn a_failing_store_yields_503_and_no_answer_without_its_entry() {
     upstream.state.release.notify_one();
 
     store.fail_commits(false);
+    // The ledger resumes by itself; readiness says when.
+    let ready = format!("{base}/v2/health/ready");
+    for _ in 0..250 {
+        if send(Method::GET, &ready, &[], "").await.status == 200 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let again = send(Method::POST, &infer, &[], body).await;
     assert_eq!(again.status, 200);
     assert_eq!(again.body, body.as_bytes());

@@ -19,6 +19,7 @@ mod governance;
 mod kpi;
 mod kpi_golden;
 mod ledger;
+mod ledger_faults;
 mod models_cli;
 mod operations;
 mod outlive;

@@ -62,6 +62,7 @@ async fn a_batch_sealed_on_a_failed_one_fails_too_and_seqs_are_reused() {
 
     store.fail_commits(false);
     store.slow_commits(Duration::ZERO);
+    until_committing(&ledger).await;
     let acks: Vec<_> = (0..20)
         .map(|_| ledger.append(EntryBody::GatewayStopped))
         .collect();
@@ -78,6 +79,17 @@ async fn a_batch_sealed_on_a_failed_one_fails_too_and_seqs_are_reused() {
         NoteVerifier::new(ORIGIN, SigningKey::from_bytes(&[4; 32]).verifying_key()).unwrap();
     let verified = verify_store(store.as_ref(), &verifier).unwrap();
     assert_eq!(verified.entries, 21);
+}
+
+/// Waits (up to 5 s) until the ledger commits again after a failure.
+pub(super) async fn until_committing(ledger: &Ledger) {
+    for _ in 0..250 {
+        if ledger.status().check().is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the ledger did not resume: {:?}", ledger.status().check());
 }
 
 /// Many batches in flight at once: every ack names its own seq and the
@@ -140,7 +152,7 @@ async fn per_entry_signatures_of_large_batches_stay_in_order() {
 }
 
 /// The value of the unlabelled family `name` in `registry`.
-fn metric(registry: &prometheus::Registry, name: &str) -> f64 {
+pub(super) fn metric(registry: &prometheus::Registry, name: &str) -> f64 {
     let family = registry
         .gather()
         .into_iter()

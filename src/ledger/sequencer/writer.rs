@@ -13,8 +13,15 @@
 //! durable batch. The committer fails batches of an older epoch unseen;
 //! the sealer, on seeing the new epoch, restarts from the published head,
 //! reusing the failed seqs.
+//!
+//! After a failed commit the ledger is not committing ([`LedgerStatus`]):
+//! the sealer fails what it takes without sealing it, the committer fails
+//! what reaches it, and between those it tries to resume ([`recovery`]),
+//! with backoff. Resuming starts a new epoch too, so the sealer goes back
+//! to the durable head whatever it sealed meanwhile.
 
-use super::{Head, Job, SequencerConfig};
+use super::recovery::{Backoff, Stuck, try_resume};
+use super::{Head, Job, LedgerStatus, SequencerConfig};
 use crate::decision::{Ack, EntrySignatures, PayloadMode, SinkError};
 use crate::ledger::checkpoint::Checkpoint;
 use crate::ledger::entry::{EntryBody, Salts, seal};
@@ -22,29 +29,39 @@ use crate::ledger::metrics::Committed;
 use crate::ledger::store::{CommitBatch, LedgerStore};
 use rand::RngCore;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{mpsc, oneshot};
 
 /// How often at most the committer asks the store for its size on disk
 /// (a directory listing and a `stat` per file).
 const DISK_BYTES_EVERY: Duration = Duration::from_secs(1);
-use tokio::sync::{mpsc, oneshot};
 
 /// What the committer tells the sealer.
 pub(super) struct Durable {
-    /// Bumped by every failed commit.
+    /// Bumped by every failed commit, and again on resuming.
     epoch: AtomicU64,
     /// The head after the last durable batch.
     head: Mutex<Head>,
+    /// Whether commits can happen at all.
+    status: LedgerStatus,
 }
 
 impl Durable {
-    pub(super) fn new(head: Head) -> Self {
+    pub(super) fn new(head: Head, status: LedgerStatus) -> Self {
         Self {
             epoch: AtomicU64::new(0),
             head: Mutex::new(head),
+            status,
         }
+    }
+
+    fn head(&self) -> Head {
+        self.head
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 }
 
@@ -77,13 +94,16 @@ pub(super) fn seal_loop(
                 Err(_) => break,
             }
         }
+        // Status before epoch: the committer bumps the epoch before it
+        // reports that it commits again.
+        if let Err(reason) = durable.status.check() {
+            let acks: Vec<_> = batch.drain(..).map(|(_, ack)| ack).collect();
+            fail(acks, &reason);
+            continue;
+        }
         let current = durable.epoch.load(Ordering::Acquire);
         if current != epoch {
-            head = durable
-                .head
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone();
+            head = durable.head();
             epoch = current;
         }
         let before = head.clone();
@@ -119,12 +139,38 @@ pub(super) fn commit_loop(
     sealed: Receiver<Sealed>,
 ) {
     let mut disk_bytes_read: Option<Instant> = None;
-    for next in sealed {
+    // `Some` while not committing.
+    let mut stopped: Option<Backoff> = None;
+    loop {
+        // Stopped, a retry is due after `wait`; committing, or given up
+        // (failing whatever still comes), nothing is due.
+        let received = match stopped.as_ref().and_then(Backoff::wait) {
+            Some(wait) => sealed.recv_timeout(wait),
+            None => sealed.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        let next = match (received, stopped.as_mut()) {
+            (Err(RecvTimeoutError::Disconnected), _) => return,
+            (Err(RecvTimeoutError::Timeout), Some(backoff)) => {
+                if retry(store, config, durable, backoff) {
+                    stopped = None;
+                }
+                continue;
+            }
+            (Err(RecvTimeoutError::Timeout), None) => continue,
+            (Ok(next), stopped) => {
+                if next.epoch != durable.epoch.load(Ordering::Acquire) {
+                    fail(next.acks, "an earlier ledger commit failed");
+                    continue;
+                }
+                if stopped.is_some() {
+                    let reason = durable.status.check().err().unwrap_or_default();
+                    fail(next.acks, &reason);
+                    continue;
+                }
+                next
+            }
+        };
         let entries = next.acks.len();
-        if next.epoch != durable.epoch.load(Ordering::Acquire) {
-            fail(next.acks, "an earlier ledger commit failed");
-            continue;
-        }
         let started = std::time::Instant::now();
         let result = store.commit(&next.batch);
         let seconds = started.elapsed().as_secs_f64();
@@ -150,12 +196,48 @@ pub(super) fn commit_loop(
             }
             Err(err) => {
                 config.metrics.observe_failed_commit(seconds);
-                tracing::error!(error = %err, entries, "ledger commit failed; answers withheld");
+                tracing::error!(error = %err, entries, "ledger commit failed; answers withheld; retrying");
                 // The durable head is unchanged; a new epoch sends the
                 // sealer back to it.
                 durable.epoch.fetch_add(1, Ordering::AcqRel);
+                durable.status.stop(err.to_string());
+                config.metrics.set_committing(false);
                 fail(next.acks, &err.to_string());
+                stopped = Some(Backoff::new());
             }
+        }
+    }
+}
+
+/// One try at resuming; `true` once the ledger commits again.
+fn retry(
+    store: &dyn LedgerStore,
+    config: &SequencerConfig,
+    durable: &Durable,
+    backoff: &mut Backoff,
+) -> bool {
+    match try_resume(store, config, &durable.head()) {
+        Ok(()) => {
+            // Whatever the sealer sealed meanwhile was failed: a new epoch
+            // sends it back to the durable head, before it may seal again.
+            durable.epoch.fetch_add(1, Ordering::AcqRel);
+            durable.status.resume();
+            config.metrics.set_committing(true);
+            config.metrics.count_recovery();
+            tracing::warn!(size = durable.head().next_seq, "ledger commits again");
+            true
+        }
+        Err(Stuck::Retry(err)) => {
+            backoff.failed();
+            tracing::warn!(error = %err, retry_in = ?backoff.wait().unwrap_or_default(), "ledger store still failing");
+            durable.status.stop(err.to_string());
+            false
+        }
+        Err(Stuck::GiveUp(reason)) => {
+            backoff.give_up();
+            tracing::error!(%reason, "CRITICAL: the ledger cannot resume; it stays stopped until the store is checked");
+            durable.status.stop(reason);
+            false
         }
     }
 }
@@ -307,9 +389,10 @@ pub(super) fn run(
     store: Arc<dyn LedgerStore>,
     config: SequencerConfig,
     head: Head,
+    status: LedgerStatus,
     jobs: mpsc::Receiver<Job>,
 ) {
-    let durable = Durable::new(head.clone());
+    let durable = Durable::new(head.clone(), status);
     let (to_committer, sealed) = std::sync::mpsc::sync_channel(1);
     std::thread::scope(|scope| {
         let committer = std::thread::Builder::new()

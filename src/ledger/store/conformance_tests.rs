@@ -20,7 +20,7 @@ fn id(second: u32, n: u64) -> [u8; 16] {
 }
 
 /// What was committed, to check the store against.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Expected {
     size: u64,
     decisions: HashMap<[u8; 16], u64>,
@@ -31,8 +31,8 @@ struct Expected {
 /// commits, with every fifth one of [`LONG_SECOND`]; every seventh entry a
 /// governance event; entries of even commits signed. The last commit gives
 /// an id already used a new seq (the later row holds).
-fn fill(store: &dyn LedgerStore) -> Expected {
-    let mut expected = Expected::default();
+fn commits() -> Vec<CommitBatch> {
+    let mut batches = Vec::new();
     let mut frontier = Frontier::new();
     let mut seq = 0u64;
     for commit in 0..40u32 {
@@ -61,12 +61,25 @@ fn fill(store: &dyn LedgerStore) -> Expected {
             batch.decisions.push((id(LONG_SECOND, 0), seq - 1));
         }
         batch.checkpoint = (seq, format!("note {seq}"));
-        store.commit(&batch).unwrap();
+        batches.push(batch);
+    }
+    batches
+}
+
+/// Commits `batches`; what the store then holds, together with `before`.
+fn commit_all(store: &dyn LedgerStore, batches: &[CommitBatch], before: Expected) -> Expected {
+    let mut expected = before;
+    for batch in batches {
+        store.commit(batch).unwrap();
         expected.decisions.extend(batch.decisions.iter().copied());
         expected.governance.extend(&batch.governance);
+        expected.size = batch.checkpoint.0;
     }
-    expected.size = seq;
     expected
+}
+
+fn fill(store: &dyn LedgerStore) -> Expected {
+    commit_all(store, &commits(), Expected::default())
 }
 
 fn check(store: &dyn LedgerStore, expected: &Expected) {
@@ -78,11 +91,10 @@ fn check(store: &dyn LedgerStore, expected: &Expected) {
 
 fn check_index(store: &dyn LedgerStore, expected: &Expected) {
     assert!(
-        expected.decisions.len() > 200,
+        expected.decisions.len() > 150,
         "{}",
         expected.decisions.len()
     );
-    assert_eq!(expected.decisions[&id(LONG_SECOND, 0)], expected.size - 1);
     for (id, seq) in &expected.decisions {
         assert_eq!(store.decision_seq(id).unwrap(), Some(*seq), "{id:?}");
     }
@@ -191,7 +203,44 @@ fn check_ranges(store: &dyn LedgerStore, size: u64) {
 fn the_memory_store_answers_lookups_and_ranges_alike() {
     let store = MemStore::new();
     let expected = fill(&store);
+    assert_eq!(expected.decisions[&id(LONG_SECOND, 0)], expected.size - 1);
     check(&store, &expected);
+}
+
+/// Commits all, discards the last 10 commits, checks the store holds the
+/// first 30 exactly, commits the 10 again and checks the whole.
+fn discard_and_commit_again(store: &dyn LedgerStore) {
+    let batches = commits();
+    let (first, rest) = batches.split_at(30);
+    let after_first = commit_all(&MemStore::new(), first, Expected::default());
+    commit_all(store, &batches, Expected::default());
+    assert!(
+        store.discard_above(after_first.size + 1).is_err(),
+        "only back to a checkpoint"
+    );
+    let removed = store.discard_above(after_first.size).unwrap();
+    assert_eq!(removed, batches[39].checkpoint.0 - after_first.size);
+    assert_eq!(store.discard_above(after_first.size).unwrap(), 0);
+    check(store, &after_first);
+    assert_eq!(
+        store.decision_seq(&id(LONG_SECOND, 0)).unwrap(),
+        Some(0),
+        "the earlier row of a reused id holds again"
+    );
+    assert_eq!(store.checkpoints().unwrap().len(), 30);
+    assert_eq!(store.entry(after_first.size).unwrap(), None);
+    assert_eq!(store.payload(after_first.size).unwrap(), None);
+    let whole = commit_all(store, rest, after_first);
+    check(store, &whole);
+}
+
+#[test]
+fn both_stores_discard_back_to_a_checkpoint_and_take_the_seqs_again() {
+    discard_and_commit_again(&MemStore::new());
+    let dir = tempfile::tempdir().unwrap();
+    discard_and_commit_again(&SledStore::open(dir.path()).unwrap());
+    let expected = fill(&MemStore::new());
+    check(&SledStore::open(dir.path()).unwrap(), &expected);
 }
 
 #[test]

@@ -41,12 +41,22 @@
 //! Durability: `sled::Db::flush` writes everything, then the data file is
 //! fdatasynced (sled's flush uses sync_file_range on Linux, which does not
 //! persist file metadata).
+//!
+//! Reads see nothing above the latest checkpoint known durable (`visible`):
+//! sled shows an insert at once, so without that bound a reader could see
+//! a batch before its fsync, or a batch whose fsync failed.
+//!
+//! After an I/O error sled keeps the error and fails every later
+//! operation, and its memory may hold the failed batch: the database is
+//! therefore behind a lock and `reopen` replaces it whole (`recovery`).
 
 use super::packing::{pack, packs, record_count, unpack};
 use super::{CommitBatch, Hash, LedgerStore, StoreError};
 use std::fs::File;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// The layout this code writes; other layouts are refused at open.
 const FORMAT: &[u8] = b"govgate-ledger-sled/3";
@@ -69,13 +79,12 @@ const DEFAULT_CACHE_BYTES: u64 = 64 << 20;
 
 /// The sled-backed store.
 pub struct SledStore {
-    db: sled::Db,
-    main: sled::Tree,
-    entries: sled::Tree,
-    payloads: sled::Tree,
+    /// The open database; `None` only after a `reopen` that failed.
+    engine: RwLock<Option<Arc<Engine>>>,
     dir: PathBuf,
-    /// sled's data file, kept open for fdatasync after every flush.
-    data_file: File,
+    cache_bytes: u64,
+    /// The size of the latest checkpoint known durable: reads stop below it.
+    visible: AtomicU64,
     recent: index::Recent,
 }
 
@@ -140,69 +149,32 @@ impl SledStore {
             path: dir.to_path_buf(),
             source,
         })?;
-        let db = sled::Config::new()
-            .path(dir)
-            .mode(sled::Mode::HighThroughput)
-            .segment_size(8 << 20)
-            .cache_capacity(cache_bytes)
-            .open()?;
-        let main = db.open_tree("ledger")?;
-        let entries = db.open_tree("entries")?;
-        let payloads = db.open_tree("payloads")?;
-        let data_path = dir.join("db");
-        let data_file = File::open(&data_path).map_err(|source| StoreError::Sync {
-            path: data_path,
-            source,
-        })?;
-        match main.get(FORMAT_KEY)? {
-            Some(format) if format == FORMAT => {}
-            Some(format) => {
-                return Err(StoreError::Corrupt(format!(
-                    "store format {:?}; this gateway reads {:?}",
-                    String::from_utf8_lossy(&format),
-                    String::from_utf8_lossy(FORMAT)
-                )));
-            }
-            None if main.is_empty() && entries.is_empty() => {
-                main.insert(FORMAT_KEY, FORMAT)?;
-            }
-            None => {
-                return Err(StoreError::Corrupt(
-                    "a store without a format mark (written by an older gateway)".to_owned(),
-                ));
-            }
-        }
-        let store = Self {
-            db,
-            main,
-            entries,
-            payloads,
-            dir: dir.to_path_buf(),
-            data_file,
-            recent: index::Recent::new(index::RECENT),
-        };
-        store.remove_uncommitted()?;
-        store.sync()?;
+        let engine = Engine::open(dir, cache_bytes)?;
+        let size = engine.stored_size()?;
         // The directory entries of sled's files are durable from here on;
         // commits only write inside the data file.
         sync_path(dir)?;
-        Ok(store)
+        Ok(Self {
+            engine: RwLock::new(Some(Arc::new(engine))),
+            dir: dir.to_path_buf(),
+            cache_bytes,
+            visible: AtomicU64::new(size),
+            recent: index::Recent::new(index::RECENT),
+        })
     }
 
-    /// Drops the packs an interrupted commit left above the latest
-    /// checkpoint: their answers were never released.
-    fn remove_uncommitted(&self) -> Result<(), StoreError> {
-        let size = self.size()?;
-        let entries = remove_packs_from(&self.entries, size)?;
-        remove_packs_from(&self.payloads, size)?;
-        if entries > 0 {
-            tracing::warn!(
-                committed = size,
-                discarded = entries,
-                "ledger store: discarded entries of an interrupted commit (never acknowledged)"
-            );
-        }
-        Ok(())
+    /// The open database, for one operation.
+    fn engine(&self) -> Result<Arc<Engine>, StoreError> {
+        self.engine
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or_else(|| StoreError::Engine("the store is closed for reopening".to_owned()))
+    }
+
+    /// Entries `0..visible` are readable.
+    fn visible(&self) -> u64 {
+        self.visible.load(Ordering::Acquire)
     }
 
     /// The `ledger` row `tag` with the greatest number at most `number`.
@@ -211,20 +183,13 @@ impl SledStore {
         tag: u8,
         number: u64,
     ) -> Result<Option<(u64, sled::IVec)>, StoreError> {
-        match self
-            .main
-            .get_lt(tagged_key(tag, number.saturating_add(1)))?
-        {
-            Some((key, value)) if key.first() == Some(&tag) && key.len() == 9 => {
-                Ok(Some((be_u64(&key[1..])?, value)))
-            }
-            _ => Ok(None),
-        }
+        self.engine()?.row_at_or_before(tag, number)
     }
 
     /// Removes a payload (erasure); durable on return. `false` if there was none.
     pub fn erase_payload(&self, seq: u64) -> Result<bool, StoreError> {
-        let Some((first, pack_bytes)) = pack_holding(&self.payloads, seq)? else {
+        let engine = self.engine()?;
+        let Some((first, pack_bytes)) = pack_holding(&engine.payloads, seq)? else {
             return Ok(false);
         };
         let count = record_count(&pack_bytes).unwrap_or(0);
@@ -240,28 +205,16 @@ impl SledStore {
                 }
             })
             .collect();
-        self.payloads
+        engine
+            .payloads
             .insert(first.to_be_bytes(), pack(records.iter().copied()))?;
-        self.sync()?;
+        engine.sync(&self.dir)?;
         Ok(true)
     }
 
+    #[cfg(test)]
     fn sync(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
-        // sled's flush is sync_file_range on Linux, which does not persist
-        // the file's metadata (its size, when it grew); fdatasync does.
-        self.data_file
-            .sync_data()
-            .map_err(|source| StoreError::Sync {
-                path: self.dir.join("db"),
-                source,
-            })?;
-        // Values too large for a segment go to files of their own in blobs/.
-        let blobs = self.dir.join("blobs");
-        if blobs.exists() {
-            sync_path(&blobs)?;
-        }
-        Ok(())
+        self.engine()?.sync(&self.dir)
     }
 }
 
@@ -303,9 +256,11 @@ impl LedgerStore for SledStore {
             return Err(StoreError::Corrupt("an empty commit batch".to_owned()));
         };
         let first_seq = *first_seq;
+        let engine = self.engine()?;
         let entries: Vec<&[u8]> = batch.entries.iter().map(|(_, e)| e.as_slice()).collect();
         for (offset, packed) in packs(&entries) {
-            self.entries
+            engine
+                .entries
                 .insert((first_seq + offset as u64).to_be_bytes(), packed)?;
         }
         if !batch.payloads.is_empty() {
@@ -320,7 +275,8 @@ impl LedgerStore for SledStore {
                 })
                 .collect();
             for (offset, packed) in packs(&records) {
-                self.payloads
+                engine
+                    .payloads
                     .insert((first_seq + offset as u64).to_be_bytes(), packed)?;
             }
         }
@@ -344,14 +300,30 @@ impl LedgerStore for SledStore {
         }
         let (size, note) = &batch.checkpoint;
         main.insert(&tagged_key(CHECKPOINT, *size), note.as_bytes());
-        self.main.apply_batch(main)?;
-        self.sync()?;
+        engine.main.apply_batch(main)?;
+        engine.sync(&self.dir)?;
+        self.visible.store(*size, Ordering::Release);
         self.recent.add(&batch.decisions);
         Ok(())
     }
 
+    fn reopen(&self) -> Result<u64, StoreError> {
+        recovery::reopen(self)
+    }
+
+    fn probe(&self) -> Result<(), StoreError> {
+        recovery::probe(self)
+    }
+
+    fn discard_above(&self, size: u64) -> Result<u64, StoreError> {
+        recovery::discard_above(self, size)
+    }
+
     fn entry(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some((first, pack_bytes)) = pack_holding(&self.entries, seq)? else {
+        if seq >= self.visible() {
+            return Ok(None);
+        }
+        let Some((first, pack_bytes)) = pack_holding(&self.engine()?.entries, seq)? else {
             return Ok(None);
         };
         Ok(unpack(&pack_bytes, seq - first).map(<[u8]>::to_vec))
@@ -363,6 +335,7 @@ impl LedgerStore for SledStore {
             .checked_add(1)
             .and_then(|n| n.checked_shl(u32::from(level)))
             .and_then(|n| n.checked_sub(1))
+            .filter(|leaf| *leaf < self.visible())
         else {
             return Ok(None);
         };
@@ -380,9 +353,14 @@ impl LedgerStore for SledStore {
     }
 
     fn checkpoint_covering(&self, seq: u64) -> Result<Option<(u64, String)>, StoreError> {
+        let visible = self.visible();
+        if seq >= visible {
+            return Ok(None);
+        }
         match self
+            .engine()?
             .main
-            .range(tagged_key(CHECKPOINT, seq + 1)..=tagged_key(CHECKPOINT, u64::MAX))
+            .range(tagged_key(CHECKPOINT, seq + 1)..=tagged_key(CHECKPOINT, visible))
             .next()
         {
             Some(row) => {
@@ -395,8 +373,9 @@ impl LedgerStore for SledStore {
 
     fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
         match self
+            .engine()?
             .main
-            .range(tagged_key(CHECKPOINT, 0)..=tagged_key(CHECKPOINT, u64::MAX))
+            .range(tagged_key(CHECKPOINT, 0)..=tagged_key(CHECKPOINT, self.visible()))
             .next_back()
         {
             Some(row) => {
@@ -408,8 +387,9 @@ impl LedgerStore for SledStore {
     }
 
     fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
-        self.main
-            .range(tagged_key(CHECKPOINT, 0)..=tagged_key(CHECKPOINT, u64::MAX))
+        self.engine()?
+            .main
+            .range(tagged_key(CHECKPOINT, 0)..=tagged_key(CHECKPOINT, self.visible()))
             .map(|row| {
                 let (key, value) = row?;
                 checkpoint_row(&key, &value)
@@ -418,14 +398,20 @@ impl LedgerStore for SledStore {
     }
 
     fn decision_seq(&self, id: &[u8; 16]) -> Result<Option<u64>, StoreError> {
-        if let Some(seq) = self.recent.get(id) {
+        let visible = self.visible();
+        if let Some(seq) = self.recent.get(id).filter(|seq| *seq < visible) {
             return Ok(Some(seq));
         }
         let (second, suffix) = index::split(id);
         // Latest commit first: where an id has two rows, the later one holds.
-        for row in self.main.scan_prefix(index::second_prefix(second)).rev() {
+        for row in self
+            .engine()?
+            .main
+            .scan_prefix(index::second_prefix(second))
+            .rev()
+        {
             let (_, value) = row?;
-            if let Some(seq) = index::find(&value, &suffix)? {
+            if let Some(seq) = index::find(&value, &suffix)?.filter(|seq| *seq < visible) {
                 return Ok(Some(seq));
             }
         }
@@ -433,8 +419,9 @@ impl LedgerStore for SledStore {
     }
 
     fn governance_seqs(&self) -> Result<Vec<u64>, StoreError> {
+        let visible = self.visible();
         let mut seqs = Vec::new();
-        for row in self.main.scan_prefix([GOVERNANCE]) {
+        for row in self.engine()?.main.scan_prefix([GOVERNANCE]) {
             let (key, value) = row?;
             if key.len() != 9 || value.len() % 8 != 0 {
                 return Err(StoreError::Corrupt("a governance row".to_owned()));
@@ -443,6 +430,7 @@ impl LedgerStore for SledStore {
                 seqs.push(be_u64(seq)?);
             }
         }
+        seqs.retain(|seq| *seq < visible);
         seqs.sort_unstable();
         seqs.dedup();
         Ok(seqs)
@@ -454,7 +442,7 @@ impl LedgerStore for SledStore {
         to: u64,
         f: &mut dyn FnMut(u64, &[u8]) -> ControlFlow<()>,
     ) -> Result<(), StoreError> {
-        ranges::entries_in(&self.entries, from, to, f)
+        ranges::entries_in(&self.engine()?.entries, from, to.min(self.visible()), f)
     }
 
     fn leaf_nodes_in(
@@ -463,7 +451,13 @@ impl LedgerStore for SledStore {
         to: u64,
         f: &mut dyn FnMut(u64, &[Hash]),
     ) -> Result<(), StoreError> {
-        ranges::leaf_nodes_in(self, from, to, f)
+        let visible = self.visible();
+        ranges::leaf_nodes_in(&*self.engine()?, from, to.min(visible), f)?;
+        // Leaves past the visible ones have no nodes, as `node` says.
+        for leaf in from.max(visible)..to {
+            f(leaf, &[]);
+        }
+        Ok(())
     }
 
     fn signatures_in(
@@ -472,7 +466,7 @@ impl LedgerStore for SledStore {
         to: u64,
         f: &mut dyn FnMut(u64, &[u8; 64]),
     ) -> Result<(), StoreError> {
-        ranges::signatures_in(self, from, to, f)
+        ranges::signatures_in(&*self.engine()?, from, to.min(self.visible()), f)
     }
 
     fn decisions_of_second(
@@ -480,14 +474,26 @@ impl LedgerStore for SledStore {
         second: [u8; 4],
         f: &mut dyn FnMut(&[u8; 16], u64),
     ) -> Result<(), StoreError> {
-        for row in self.main.scan_prefix(index::second_prefix(second)) {
+        let visible = self.visible();
+        for row in self
+            .engine()?
+            .main
+            .scan_prefix(index::second_prefix(second))
+        {
             let (_, value) = row?;
-            index::each(second, &value, f)?;
+            index::each(second, &value, &mut |id, seq| {
+                if seq < visible {
+                    f(id, seq);
+                }
+            })?;
         }
         Ok(())
     }
 
     fn entry_signature(&self, seq: u64) -> Result<Option<[u8; 64]>, StoreError> {
+        if seq >= self.visible() {
+            return Ok(None);
+        }
         let Some((first, signatures)) = self.row_at_or_before(SIGNATURES, seq)? else {
             return Ok(None);
         };
@@ -498,7 +504,10 @@ impl LedgerStore for SledStore {
     }
 
     fn payload(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        let Some((first, pack_bytes)) = pack_holding(&self.payloads, seq)? else {
+        if seq >= self.visible() {
+            return Ok(None);
+        }
+        let Some((first, pack_bytes)) = pack_holding(&self.engine()?.payloads, seq)? else {
             return Ok(None);
         };
         Ok(unpack(&pack_bytes, seq - first)
@@ -507,8 +516,12 @@ impl LedgerStore for SledStore {
     }
 }
 
+mod engine;
 mod index;
 mod ranges;
+mod recovery;
+
+use engine::Engine;
 
 #[cfg(test)]
 mod tests;

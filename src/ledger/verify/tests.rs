@@ -186,6 +186,10 @@ async fn a_failing_store_acknowledges_nothing_and_recovers() {
     );
     assert_eq!(store.size().unwrap(), 1, "nothing written");
     store.fail_commits(false);
+    // The writer retries on its own, within a few hundred milliseconds.
+    while ledger.status().check().is_err() {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let ack = ledger
         .append(EntryBody::Decision(Box::new(decision())))
         .await

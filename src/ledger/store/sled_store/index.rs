@@ -146,6 +146,13 @@ impl Recent {
         }
     }
 
+    /// Forgets every decision at `size` or above (they were discarded).
+    pub(super) fn forget_from(&self, size: u64) {
+        let mut inner = self.lock();
+        inner.order.retain(|(_, seq)| *seq < size);
+        inner.seqs.retain(|_, seq| *seq < size);
+    }
+
     pub(super) fn get(&self, id: &[u8; 16]) -> Option<u64> {
         self.lock().seqs.get(id).copied()
     }

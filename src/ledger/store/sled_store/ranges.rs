@@ -2,7 +2,7 @@
 //! all the seqs it holds, where a lookup per seq would walk the sled tree
 //! again every time.
 
-use super::{NODES, SIGNATURES, SledStore, be_u64, nodes_before, pack_holding, tagged_key};
+use super::{Engine, NODES, SIGNATURES, be_u64, nodes_before, pack_holding, tagged_key};
 use crate::ledger::store::packing::{record_count, unpack};
 use crate::ledger::store::{Hash, StoreError};
 use std::ops::ControlFlow;
@@ -40,7 +40,7 @@ pub(super) fn entries_in(
 /// The `ledger` rows `tag` that hold seqs of `from..to`, in order, each
 /// with the first seq of the next row (where its own seqs end at the latest).
 fn rows_for(
-    store: &SledStore,
+    store: &Engine,
     tag: u8,
     from: u64,
     to: u64,
@@ -64,7 +64,7 @@ fn rows_for(
 }
 
 pub(super) fn leaf_nodes_in(
-    store: &SledStore,
+    store: &Engine,
     from: u64,
     to: u64,
     f: &mut dyn FnMut(u64, &[Hash]),
@@ -92,7 +92,7 @@ pub(super) fn leaf_nodes_in(
 }
 
 pub(super) fn signatures_in(
-    store: &SledStore,
+    store: &Engine,
     from: u64,
     to: u64,
     f: &mut dyn FnMut(u64, &[u8; 64]),

@@ -114,14 +114,22 @@ fn opening_discards_uncommitted_packs_and_refuses_other_layouts() {
             .unwrap();
         // The first half of the next commit, then a crash.
         store
+            .engine()
+            .unwrap()
             .entries
             .insert(1u64.to_be_bytes(), pack([&b"{}"[..], b"{}"].into_iter()))
             .unwrap();
         store
+            .engine()
+            .unwrap()
             .payloads
             .insert(1u64.to_be_bytes(), pack([&b"q"[..], b"r"].into_iter()))
             .unwrap();
-        assert_eq!(store.entry(2).unwrap(), Some(b"{}".to_vec()));
+        assert_eq!(
+            store.entry(2).unwrap(),
+            None,
+            "nothing above the latest checkpoint is read"
+        );
         store.sync().unwrap();
     }
     {
@@ -139,6 +147,8 @@ fn opening_discards_uncommitted_packs_and_refuses_other_layouts() {
         );
         // The layout before the index was packed per commit.
         store
+            .engine()
+            .unwrap()
             .main
             .insert(FORMAT_KEY, &b"govgate-ledger-sled/2"[..])
             .unwrap();
@@ -250,4 +260,59 @@ mod payloads {
         let verifier = NoteVerifier::new(origin, key.verifying_key()).unwrap();
         verify_store(store.as_ref(), &verifier).unwrap();
     }
+}
+
+/// A one-entry commit at `seq` whose entry is `bytes`, with a decision.
+fn single(seq: u64, bytes: &[u8]) -> CommitBatch {
+    let mut id = [7; 16];
+    id[8..].copy_from_slice(&seq.to_be_bytes());
+    CommitBatch {
+        entries: vec![(seq, bytes.to_vec())],
+        nodes: vec![(0, seq, leaf_hash(bytes))],
+        checkpoint: (seq + 1, format!("note {}", seq + 1)),
+        decisions: vec![(id, seq)],
+        payloads: vec![(seq, b"p".to_vec())],
+        signatures: vec![],
+        governance: vec![seq],
+    }
+}
+
+/// A commit that reached the disk although it reported failure is never
+/// read; reopening finds it but still hides it; discarding it lets the seq
+/// be written again, durably.
+#[test]
+fn a_failed_commit_on_disk_stays_unread_until_discarded() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut decision_of_one = [7; 16];
+    decision_of_one[8..].copy_from_slice(&1u64.to_be_bytes());
+    {
+        let store = SledStore::open(dir.path()).unwrap();
+        store.commit(&single(0, b"{\"kept\":0}")).unwrap();
+        store.commit(&single(1, b"{\"failed\":1}")).unwrap();
+        // As if the second commit's fsync had reported an error.
+        store.visible.store(1, Ordering::SeqCst);
+        let hidden = |store: &SledStore| {
+            assert_eq!(store.size().unwrap(), 1);
+            assert_eq!(store.entry(1).unwrap(), None);
+            assert_eq!(store.payload(1).unwrap(), None);
+            assert_eq!(store.node(0, 1).unwrap(), None);
+            assert_eq!(store.decision_seq(&decision_of_one).unwrap(), None);
+            assert_eq!(store.governance_seqs().unwrap(), [0]);
+            assert_eq!(store.checkpoints().unwrap().len(), 1);
+            assert_eq!(store.checkpoint_covering(1).unwrap(), None);
+        };
+        hidden(&store);
+        assert_eq!(store.reopen().unwrap(), 2, "the disk holds it");
+        hidden(&store);
+        store.probe().unwrap();
+        assert_eq!(store.discard_above(1).unwrap(), 1);
+        hidden(&store);
+        store.commit(&single(1, b"{\"written\":1}")).unwrap();
+        assert_eq!(store.decision_seq(&decision_of_one).unwrap(), Some(1));
+    }
+    let store = SledStore::open(dir.path()).unwrap();
+    assert_eq!(store.size().unwrap(), 2);
+    assert_eq!(store.entry(1).unwrap().unwrap(), b"{\"written\":1}");
+    assert_eq!(store.checkpoints().unwrap().len(), 2);
+    assert_eq!(store.governance_seqs().unwrap(), [0, 1]);
 }
