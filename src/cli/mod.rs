@@ -284,6 +284,10 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A log line that cannot be written (stderr a file on a full disk)
+        // is dropped: reporting it would `eprintln!`, which panics when
+        // stderr fails, in whichever thread logged, the ledger's included.
+        .log_internal_errors(false)
         .init();
 }
 
