@@ -113,6 +113,11 @@ pub(super) async fn forward(state: &ProxyState, mut draft: Draft, forward: Forwa
         },
         None => None,
     };
+    // While the ledger cannot commit, the model is not called: its answer
+    // could not be released anyway.
+    if state.recorder.refuses_unlogged() && !state.ready() {
+        return refuse(state, draft, ProxyError::LedgerUnavailable).await;
+    }
     let abort = forward.abort.clone();
     let request = match build_request(forward) {
         Ok(request) => request,

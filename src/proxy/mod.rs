@@ -120,6 +120,11 @@ impl ProxyState {
         self.recorder.backlog().clone()
     }
 
+    /// Whether decisions can be recorded now (always, without a readiness check).
+    pub(crate) fn ready(&self) -> bool {
+        self.readiness.get().is_none_or(|check| check().is_ok())
+    }
+
     /// Makes `/v2/health/ready` answer 503 while `readiness` says the
     /// decisions cannot be recorded. Only the first call counts.
     pub fn set_readiness(&self, readiness: crate::decision::Readiness) {

@@ -38,6 +38,12 @@ impl Recorder {
         }
     }
 
+    /// Whether an answer whose decision cannot be recorded is withheld
+    /// (`ledger.on_failure = refuse`, the default).
+    pub(crate) fn refuses_unlogged(&self) -> bool {
+        self.on_failure == OnLedgerFailure::Refuse
+    }
+
     /// The backlog of records written in the background.
     pub(crate) fn backlog(&self) -> &Backlog {
         &self.backlog

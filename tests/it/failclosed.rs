@@ -82,8 +82,8 @@ async fn a_failing_store_yields_503_and_no_answer_without_its_entry() {
         "the upstream answered; the gateway did not pass it on"
     );
 
-    // A stream's decision is recorded before its first byte leaves: with
-    // the store failing, the stream is refused whole, no byte of it sent.
+    // Now the ledger is known not to commit: a stream is refused whole,
+    // no byte of it sent, and the model is not even called.
     let streamed = send(
         Method::POST,
         &format!("{base}/v1/chat/completions"),
@@ -97,7 +97,7 @@ async fn a_failing_store_yields_503_and_no_answer_without_its_entry() {
         !String::from_utf8_lossy(&streamed.body).contains("data:"),
         "no event of the stream was released"
     );
-    assert_eq!(upstream.seen().len(), 3, "the model was called");
+    assert_eq!(upstream.seen().len(), 2, "the model was not called");
     upstream.state.release.notify_one();
 
     store.fail_commits(false);
