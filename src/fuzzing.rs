@@ -10,14 +10,16 @@
 //!
 //! | target | parser | input |
 //! | --- | --- | --- |
-//! | [`routing`] | the public router: path matching, model and version resolution | a request: `METHOD target`, header lines, blank line, body |
-//! | [`openai_splice`] | the OpenAI body's `model` member, renamed for the upstream | a request body |
+//! | [`routing`] | the public router: path checks and matching, model and version resolution, what upstreams receive, decision entries | a request: `METHOD target`, header lines, blank line, body |
+//! | [`openai_splice`] | the OpenAI body's checks and `model` member, renamed for the upstream | a request body |
 //! | [`kserve_body`] | KPI rows from a KServe V2 exchange | request body, `\n---\n`, response body, `\n---\n`, header lines |
 //! | [`selector`] | KPI selectors (JSON pointers with `*`, tensors) | a pointer (or tensor name) line, then a JSON body |
 //! | [`jcs`] | RFC 8785 canonical JSON, as the ledger writes entries | JSON text |
 //!
 //! Seed inputs for each are in `fuzz/corpus/<target>/`.
 
+mod entry;
+mod forwarded;
 mod gateway;
 mod input;
 mod jcs;
@@ -25,6 +27,7 @@ mod kpi;
 mod openai;
 mod routing;
 mod setup;
+mod upstream;
 
 pub use jcs::jcs;
 pub use kpi::{kserve_body, selector};

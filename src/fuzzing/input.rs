@@ -41,6 +41,19 @@ pub(super) fn header_lines(text: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> 
     })
 }
 
+/// The head and the body of a [`request`] input.
+fn head_and_body(data: &[u8]) -> (&[u8], &[u8]) {
+    match find(data, b"\n\n") {
+        Some(at) => (&data[..at], &data[at + 2..]),
+        None => (data, &[][..]),
+    }
+}
+
+/// The body of a [`request`] input, as the request carries it.
+pub(super) fn request_body(data: &[u8]) -> &[u8] {
+    head_and_body(data).1
+}
+
 /// A request as hyper would hand it to the router: `METHOD target` on the
 /// first line, header lines, a blank line, the body. `None` when hyper
 /// would have refused it (no such method, target or header).
@@ -49,10 +62,7 @@ pub(super) fn header_lines(text: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> 
 /// `transfer-encoding` lines are dropped and the body's length is set, as
 /// hyper would have read it.
 pub(super) fn request(data: &[u8]) -> Option<Request<Body>> {
-    let (head, body) = match find(data, b"\n\n") {
-        Some(at) => (&data[..at], &data[at + 2..]),
-        None => (data, &[][..]),
-    };
+    let (head, body) = head_and_body(data);
     let (first, headers) = match head.iter().position(|b| *b == b'\n') {
         Some(at) => (&head[..at], &head[at + 1..]),
         None => (head, &[][..]),

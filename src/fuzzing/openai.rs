@@ -1,7 +1,9 @@
 //! The OpenAI body's `model` member: found without re-serializing and,
 //! for a version whose upstream knows the model by another name, replaced
 //! byte for byte. Driven through the public router to an upstream in the
-//! same process that answers with the body it received.
+//! same process that answers with the body it received. A body is
+//! forwarded exactly when an upstream's JSON parser can take it: valid
+//! UTF-8, nested at most [`MAX_DEPTH`] levels, with a string `model`.
 
 use super::gateway::{Gateway, runtime};
 use super::setup;
@@ -74,14 +76,23 @@ fn oracle(body: &[u8]) -> Option<(String, std::ops::Range<usize>)> {
     Some((name, start..start + model.get().len()))
 }
 
+/// Deepest nesting of arrays and objects a forwarded body may have
+/// (docs/errors.md, `malformed_body`).
+const MAX_DEPTH: usize = 127;
+
+/// `limits.max_request_body_bytes` of the targets' configuration (`setup`).
+const BODY_LIMIT: usize = 16 * 1024;
+
 /// Posts `data` as an OpenAI chat body and checks what the upstream got.
 ///
 /// # Panics
 /// When an invariant breaks: a body without a string `model` member was
-/// forwarded; a forwarded body differs from the client's in any byte but
-/// the model value (renamed) or at all (not renamed); the forwarded body
-/// does not name the upstream's model; or the status is not 200 or a
-/// client error (400, 404, 413).
+/// forwarded; a forwarded body is not UTF-8 or nests deeper than
+/// [`MAX_DEPTH`]; a body within the limit, UTF-8, within that depth and
+/// with a configured `model` was refused; a forwarded body differs from
+/// the client's in any byte but the model value (renamed) or at all (not
+/// renamed); the forwarded body does not name the upstream's model; or
+/// the status is not 200 or a client error (400, 404, 413).
 pub fn openai_splice(data: &[u8]) -> String {
     let request = Request::post("/v1/chat/completions")
         .header(header::CONTENT_TYPE, "application/json")
@@ -96,12 +107,19 @@ pub fn openai_splice(data: &[u8]) -> String {
     if status != 200 {
         assert!(matches!(status, 400 | 404 | 413), "status {status}");
         if status == 404 {
-            let name = expected.map(|(name, _)| name);
+            let name = expected.as_ref().map(|(name, _)| name);
             assert!(
                 name.is_some_and(|name| name != "renamed" && name != "same"),
                 "404 for a configured model"
             );
         }
+        let configured = expected
+            .as_ref()
+            .is_some_and(|(name, _)| name == "renamed" || name == "same");
+        assert!(
+            !(configured && data.len() <= BODY_LIMIT && forwardable(data).is_ok()),
+            "refused a body an upstream can parse ({status})"
+        );
         // What the oracle's parser makes of it: one label per kind of refusal.
         let kind = serde_json::from_slice::<Oracle<'_>>(data).err();
         return format!("{status} {:?}", kind.map(|err| err.classify()));
@@ -112,6 +130,9 @@ pub fn openai_splice(data: &[u8]) -> String {
     let Some(forwarded) = answer.body else {
         panic!("the echoed body broke off");
     };
+    if let Err(why) = forwardable(&forwarded) {
+        panic!("forwarded a body {why}");
+    }
     let value_text = serde_json::from_slice::<String>(&data[span.clone()]).ok();
     assert_eq!(
         value_text.as_deref(),
@@ -147,4 +168,72 @@ fn same_but_model(sent: &[u8], forwarded: &[u8]) {
     );
     sent.remove("model");
     assert!(sent == forwarded, "members besides `model` changed");
+}
+
+/// Whether an upstream's JSON parser can take `body` as far as encoding
+/// and nesting go: valid UTF-8 (RFC 8259 section 8.1), at most
+/// [`MAX_DEPTH`] levels of arrays and objects. The error says why not.
+///
+/// Its own reading, not the gateway's (`proxy::body`): the standard
+/// library's UTF-8 check, a count over characters outside strings, and
+/// serde_json's own recursion limit as a second opinion.
+fn forwardable(body: &[u8]) -> Result<(), String> {
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Err("that is not UTF-8".to_owned());
+    };
+    let depth = max_depth(text);
+    if depth > MAX_DEPTH {
+        return Err(format!("nested {depth} levels deep"));
+    }
+    // Into a value: serde_json skips what it ignores without a depth limit.
+    match serde_json::from_str::<Value>(text) {
+        Err(err) if err.to_string().contains("recursion limit") => {
+            Err("that serde_json finds too deep".to_owned())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The deepest nesting of `[` and `{` outside strings.
+fn max_depth(text: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                // Skip the string: to its closing quote, escapes and all.
+                while let Some(c) = chars.next() {
+                    match c {
+                        '\\' => {
+                            chars.next();
+                        }
+                        '"' => break,
+                        _ => {}
+                    }
+                }
+            }
+            '[' | '{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn depth_is_counted_outside_strings() {
+        assert_eq!(max_depth(r#"{"a":[1,{"b":[]}],"c":"[[[{"}"#), 4);
+        assert_eq!(max_depth(r#"["\"[[", ["\\"]]"#), 2);
+        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+        assert_eq!(forwardable(nested(MAX_DEPTH).as_bytes()), Ok(()));
+        assert!(forwardable(nested(MAX_DEPTH + 1).as_bytes()).is_err());
+        assert!(forwardable(b"{\"model\":\"same\",\"x\":\"\xff\"}").is_err());
+    }
 }
