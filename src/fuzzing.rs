@@ -23,6 +23,7 @@ mod forwarded;
 mod gateway;
 mod input;
 mod jcs;
+mod json;
 mod kpi;
 mod openai;
 mod routing;

@@ -3,6 +3,7 @@
 //! place than the one the gateway matched, and is exactly the client's
 //! path (after an `http` model's prefix) and query.
 
+use super::json::forwardable;
 use super::upstream::Received;
 use crate::decision::{Decision, Route};
 
@@ -80,9 +81,10 @@ fn percent_decode(bytes: &[u8]) -> Vec<u8> {
 /// When the request-target is under no version's base path, the version
 /// it reached is not approved or not the decision's, its path could
 /// resolve elsewhere ([`unsafe_path`]), it is not what the client asked
-/// for, or the method or body changed on the way (the targets' models
+/// for, the method or body changed on the way (the targets' models
 /// rename nothing in the bodies these paths carry, except an OpenAI
-/// `model`).
+/// `model`), or an OpenAI body or a KServe V2 body's JSON part is not
+/// UTF-8 or nests deeper than 127 levels.
 pub(super) fn check_forward(
     upstreams: &[Upstream],
     decision: &Decision,
@@ -157,6 +159,28 @@ pub(super) fn check_forward(
     {
         assert!(received.body == client_body, "the body changed on the way");
     }
+    let json = match decision.route {
+        Route::KserveInfer | Route::KserveMetadata => {
+            kserve_json_part(client.headers(), &received.body)
+        }
+        Route::Http => return,
+        _ => &received.body,
+    };
+    if let Err(why) = forwardable(json) {
+        panic!("forwarded JSON {why}");
+    }
+}
+
+/// The JSON part of a KServe V2 body: the first
+/// `Inference-Header-Content-Length` bytes (binary data extension), or all
+/// of it. The gateway refuses a length past the body's end, so any other
+/// is the whole body here.
+fn kserve_json_part<'a>(headers: &http::HeaderMap, body: &'a [u8]) -> &'a [u8] {
+    let length = headers
+        .get("inference-header-content-length")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.trim().parse::<usize>().ok());
+    length.and_then(|len| body.get(..len)).unwrap_or(body)
 }
 
 #[cfg(test)]

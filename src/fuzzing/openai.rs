@@ -3,9 +3,10 @@
 //! byte for byte. Driven through the public router to an upstream in the
 //! same process that answers with the body it received. A body is
 //! forwarded exactly when an upstream's JSON parser can take it: valid
-//! UTF-8, nested at most [`MAX_DEPTH`] levels, with a string `model`.
+//! UTF-8, nested at most [`MAX_DEPTH`](super::json::MAX_DEPTH) levels, with a string `model`.
 
 use super::gateway::{Gateway, runtime};
+use super::json::forwardable;
 use super::setup;
 use axum::Router;
 use bytes::Bytes;
@@ -76,10 +77,6 @@ fn oracle(body: &[u8]) -> Option<(String, std::ops::Range<usize>)> {
     Some((name, start..start + model.get().len()))
 }
 
-/// Deepest nesting of arrays and objects a forwarded body may have
-/// (docs/errors.md, `malformed_body`).
-const MAX_DEPTH: usize = 127;
-
 /// `limits.max_request_body_bytes` of the targets' configuration (`setup`).
 const BODY_LIMIT: usize = 16 * 1024;
 
@@ -88,7 +85,7 @@ const BODY_LIMIT: usize = 16 * 1024;
 /// # Panics
 /// When an invariant breaks: a body without a string `model` member was
 /// forwarded; a forwarded body is not UTF-8 or nests deeper than
-/// [`MAX_DEPTH`]; a body within the limit, UTF-8, within that depth and
+/// [`MAX_DEPTH`](super::json::MAX_DEPTH); a body within the limit, UTF-8, within that depth and
 /// with a configured `model` was refused; a forwarded body differs from
 /// the client's in any byte but the model value (renamed) or at all (not
 /// renamed); the forwarded body does not name the upstream's model; or
@@ -168,72 +165,4 @@ fn same_but_model(sent: &[u8], forwarded: &[u8]) {
     );
     sent.remove("model");
     assert!(sent == forwarded, "members besides `model` changed");
-}
-
-/// Whether an upstream's JSON parser can take `body` as far as encoding
-/// and nesting go: valid UTF-8 (RFC 8259 section 8.1), at most
-/// [`MAX_DEPTH`] levels of arrays and objects. The error says why not.
-///
-/// Its own reading, not the gateway's (`proxy::body`): the standard
-/// library's UTF-8 check, a count over characters outside strings, and
-/// serde_json's own recursion limit as a second opinion.
-fn forwardable(body: &[u8]) -> Result<(), String> {
-    let Ok(text) = std::str::from_utf8(body) else {
-        return Err("that is not UTF-8".to_owned());
-    };
-    let depth = max_depth(text);
-    if depth > MAX_DEPTH {
-        return Err(format!("nested {depth} levels deep"));
-    }
-    // Into a value: serde_json skips what it ignores without a depth limit.
-    match serde_json::from_str::<Value>(text) {
-        Err(err) if err.to_string().contains("recursion limit") => {
-            Err("that serde_json finds too deep".to_owned())
-        }
-        _ => Ok(()),
-    }
-}
-
-/// The deepest nesting of `[` and `{` outside strings.
-fn max_depth(text: &str) -> usize {
-    let (mut depth, mut deepest) = (0usize, 0usize);
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '"' => {
-                // Skip the string: to its closing quote, escapes and all.
-                while let Some(c) = chars.next() {
-                    match c {
-                        '\\' => {
-                            chars.next();
-                        }
-                        '"' => break,
-                        _ => {}
-                    }
-                }
-            }
-            '[' | '{' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            ']' | '}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    deepest
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn depth_is_counted_outside_strings() {
-        assert_eq!(max_depth(r#"{"a":[1,{"b":[]}],"c":"[[[{"}"#), 4);
-        assert_eq!(max_depth(r#"["\"[[", ["\\"]]"#), 2);
-        let nested = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
-        assert_eq!(forwardable(nested(MAX_DEPTH).as_bytes()), Ok(()));
-        assert!(forwardable(nested(MAX_DEPTH + 1).as_bytes()).is_err());
-        assert!(forwardable(b"{\"model\":\"same\",\"x\":\"\xff\"}").is_err());
-    }
 }

@@ -162,6 +162,7 @@ pub fn routing(data: &[u8]) -> String {
     let mut asked = http::Request::new(());
     *asked.method_mut() = request.method().clone();
     *asked.uri_mut() = request.uri().clone();
+    *asked.headers_mut() = request.headers().clone();
     let (method, path) = (asked.method(), asked.uri().path());
     let answer = gateway.send(request);
     let received = recorder.take();
