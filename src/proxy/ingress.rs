@@ -67,6 +67,14 @@ async fn guard(
     request: Request,
     next: axum::middleware::Next,
 ) -> Response {
+    // CONNECT opens a tunnel: the upstream client would turn it into
+    // `CONNECT host:port`, dropping the model's base path, and pass bytes
+    // the ledger cannot see. No model route takes it.
+    if request.method() == http::Method::CONNECT {
+        let (parts, _body) = request.into_parts();
+        let draft = begin(&state, &parts, Route::Unmatched);
+        return refuse(&state, draft, ProxyError::MethodNotAllowed).await;
+    }
     if let Err(bad) = super::path::check(request.uri().path()) {
         let (parts, _body) = request.into_parts();
         let draft = begin(&state, &parts, Route::Unmatched);

@@ -27,6 +27,7 @@ impl Rng {
 
 /// Request and JSON tokens the targets' parsers give meaning to.
 const DICTIONARY: &[&[u8]] = &[
+    b"CONNECT ",
     // paths and requests
     b"..",
     b"%2e",
