@@ -90,7 +90,8 @@ impl Serialize for Capture {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lower-case hex (the decision module's one encoder).
+pub(super) fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     let mut out = String::with_capacity(bytes.len() * 2);
     for byte in bytes {

@@ -64,10 +64,7 @@ pub struct CutDigests {
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    super::capture::hex(&Sha256::digest(bytes))
 }
 
 #[cfg(test)]
