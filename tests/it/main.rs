@@ -24,6 +24,7 @@ mod models_cli;
 mod operations;
 mod outlive;
 mod policies;
+mod prometheus_live;
 mod promtool;
 mod reviews;
 mod reviews_cli;

@@ -192,7 +192,7 @@ fn alert_rules_and_scrape_config_name_only_documented_families() {
 }
 
 /// Every `expr` in the dashboard, with the panel title it belongs to.
-fn exprs(value: &Value, title: &str, out: &mut Vec<(String, String)>) {
+pub(crate) fn exprs(value: &Value, title: &str, out: &mut Vec<(String, String)>) {
     match value {
         Value::Object(map) => {
             let title = map
