@@ -12,7 +12,7 @@
 //! ones, unchanged. An alert that would only be pending with the shipped
 //! `for:` fires here, so "inactive" is checked at least as strictly.
 
-use crate::reviews::{infer_as, policy_dir};
+use crate::reviews::policy_dir;
 use crate::support::governance::{admin_call, token};
 use crate::support::{Gateway, TestUpstream, send};
 use http::Method;
@@ -90,13 +90,13 @@ upstream = "{upstream}"
 /// those of a fair, undrifted model.
 fn rows(extra: &str) -> String {
     let amounts: Vec<u32> = (1..=10).map(|i| i * 10).collect();
-    let sex: Vec<&str> = (0..10).map(|i| if i % 2 == 0 { "f" } else { "m" }).collect();
+    let sex: Vec<&str> = (0..10)
+        .map(|i| if i % 2 == 0 { "f" } else { "m" })
+        .collect();
     let scores: Vec<f64> = (0..10)
         .map(|i| if (i / 2) % 2 == 0 { 0.9 } else { 0.1 })
         .collect();
-    format!(
-        r#"{{{extra}"scores": {scores:?}, "sex": {sex:?}, "amount": {amounts:?}}}"#
-    )
+    format!(r#"{{{extra}"scores": {scores:?}, "sex": {sex:?}, "amount": {amounts:?}}}"#)
 }
 
 /// A real Prometheus server with its own data directory; killed when dropped.
@@ -177,7 +177,8 @@ impl Prometheus {
         let reply = send(Method::GET, url.as_str(), &[], "").await;
         let answer = reply.json();
         assert_eq!(
-            answer["status"], "success",
+            answer["status"],
+            "success",
             "{path} {params:?}: {}",
             reply.text()
         );
@@ -231,7 +232,10 @@ impl Prometheus {
             .collect();
         let started = Instant::now();
         while seen.values().any(|(_, changes)| *changes < 2) {
-            assert!(started.elapsed() < PATIENCE, "rules not evaluated: {seen:?}");
+            assert!(
+                started.elapsed() < PATIENCE,
+                "rules not evaluated: {seen:?}"
+            );
             tokio::time::sleep(Duration::from_millis(200)).await;
             for (name, at) in last(&self.groups().await) {
                 let entry = seen.entry(name).or_insert((at.clone(), 0));
@@ -400,6 +404,20 @@ fn regex_quote(text: &str) -> String {
         .collect()
 }
 
+/// `POST /v2/models/credit/infer` as `caller`.
+async fn infer(gateway: &Gateway, caller: &str, body: &str) -> crate::support::client::Reply {
+    send(
+        Method::POST,
+        &gateway.url("/v2/models/credit/infer"),
+        &[
+            ("x-govgate-caller", caller),
+            ("content-type", "application/json"),
+        ],
+        body.to_owned(),
+    )
+    .await
+}
+
 /// A reviewer's verdict on a held answer.
 async fn decide(gateway: &Gateway, review_id: &str, verdict: Value) {
     let reply = admin_call(
@@ -415,7 +433,7 @@ async fn decide(gateway: &Gateway, review_id: &str, verdict: Value) {
 
 /// A held answer's review id.
 async fn held(gateway: &Gateway) -> String {
-    let reply = infer_as(gateway, "svc-app", &rows(r#""hold": true, "#)).await;
+    let reply = infer(gateway, "svc-app", &rows(r#""hold": true, "#)).await;
     assert_eq!(reply.status, 202, "{}", reply.text());
     reply.json()["review_id"].as_str().unwrap().to_owned()
 }
@@ -470,7 +488,7 @@ async fn alerts_stay_quiet_on_a_healthy_gateway_fire_on_faults_and_every_panel_g
     assert_eq!(uploaded.status, 200, "{}", uploaded.text());
     let mut labels = Vec::new();
     for _ in 0..3 {
-        let served = infer_as(&gateway, "svc-app", &rows("")).await;
+        let served = infer(&gateway, "svc-app", &rows("")).await;
         assert_eq!(served.status, 200, "{}", served.text());
         let id = served.decision_id();
         // Ground truth equal to the prediction: the same TPR (1) and FPR
@@ -497,9 +515,9 @@ async fn alerts_stay_quiet_on_a_healthy_gateway_fire_on_faults_and_every_panel_g
                "answer": {"body": {"scores": [0.9]}}}),
     )
     .await;
-    let flagged = infer_as(&gateway, "svc-app", &rows(r#""flag": true, "#)).await;
+    let flagged = infer(&gateway, "svc-app", &rows(r#""flag": true, "#)).await;
     assert_eq!(flagged.status, 200, "{}", flagged.text());
-    let denied = infer_as(&gateway, "mallory", &rows("")).await;
+    let denied = infer(&gateway, "mallory", &rows("")).await;
     assert_eq!(denied.status, 403, "{}", denied.text());
     let unknown = send(
         Method::POST,
@@ -540,9 +558,9 @@ async fn alerts_stay_quiet_on_a_healthy_gateway_fire_on_faults_and_every_panel_g
 
     // Warnings: a policy that fails at run time (its counter series is
     // new at 1), an answer the KPI selectors cannot read.
-    let failed = infer_as(&gateway, "svc-app", r#"{"explode": true, "zero": "x"}"#).await;
+    let failed = infer(&gateway, "svc-app", r#"{"explode": true, "zero": "x"}"#).await;
     assert_eq!(failed.status, 403, "{}", failed.text());
-    let unreadable = infer_as(&gateway, "svc-app", r#"{"other": 1}"#).await;
+    let unreadable = infer(&gateway, "svc-app", r#"{"other": 1}"#).await;
     assert_eq!(unreadable.status, 200, "{}", unreadable.text());
     prometheus
         .until_firing(
@@ -556,7 +574,7 @@ async fn alerts_stay_quiet_on_a_healthy_gateway_fire_on_faults_and_every_panel_g
     gateway.fill_disk();
     let started = Instant::now();
     loop {
-        let served = infer_as(&gateway, "svc-app", &rows("")).await;
+        let served = infer(&gateway, "svc-app", &rows("")).await;
         assert_eq!(served.status, 200, "{}", served.text());
         if sample(&gateway.metrics().await, "govgate_unlogged_answers_total") >= 1.0 {
             break;
