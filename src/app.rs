@@ -43,15 +43,16 @@ fn quarantine(dir: &std::path::Path) -> Result<std::path::PathBuf, AppError> {
 /// Errors building or running the gateway.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// A listener could not be bound.
-    #[error("cannot listen on {addr} ({which}): {source}")]
+    /// A listener could not be bound. The cause is part of the message,
+    /// not a `source`: reports that print the chain would say it twice.
+    #[error("cannot listen on {addr}: {cause}; {hint}")]
     Bind {
-        /// `public` or `admin`.
-        which: &'static str,
         /// The address.
         addr: SocketAddr,
-        /// The cause.
-        source: std::io::Error,
+        /// The cause, as the operating system says it.
+        cause: std::io::Error,
+        /// What to change, naming the config key or flag.
+        hint: String,
     },
     /// The ledger's store could not be opened.
     #[error("ledger store: {0}")]
@@ -232,7 +233,11 @@ impl App {
                 status.check()
             })))
             .merge(reader::admin_routes(reader))
-            .merge(crate::admin::models::routes(registry, tokens.clone()));
+            .merge(crate::admin::models::routes(
+                registry,
+                tokens.clone(),
+                governance::default_risk(config),
+            ));
         let mut gate = None;
         if let Some(oversight) = &oversight {
             public = public.merge(proxy::poll_routes(oversight.queue.clone()));
@@ -423,13 +428,18 @@ async fn restore_references(
     }
 }
 
-/// Binds a listener, naming which one failed.
-pub async fn bind(which: &'static str, addr: SocketAddr) -> Result<TcpListener, AppError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| AppError::Bind {
-            which,
-            addr,
-            source,
-        })
+/// Binds a listener; a failure names `key`, the config key or flag that
+/// sets its address.
+pub async fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, AppError> {
+    TcpListener::bind(addr).await.map_err(|cause| {
+        let hint = match cause.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                format!(
+                    "the address is in use: stop what listens there, or give {key} a free address"
+                )
+            }
+            _ => format!("give {key} an address this process may listen on"),
+        };
+        AppError::Bind { addr, cause, hint }
+    })
 }

@@ -9,10 +9,16 @@
 //! not JSON, 422 a body with wrong or missing fields, 503 ledger down.
 //! Nothing is recorded or changed when a call fails.
 
+mod annotate;
+
+pub use annotate::DefaultRisk;
+
 use super::auth::{AuthError, Caller, Tokens};
 use super::{BodyError, error_response, json_response, parse_body};
 use crate::registry::service::{Done, RegistryService, ServiceError};
-use crate::registry::{Command, Principal, Registry, RegistryError, RiskClass, VersionSpec};
+use crate::registry::{
+    Command, Principal, Registry, RegistryError, RiskClass, VersionRecord, VersionSpec,
+};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -27,10 +33,12 @@ use std::sync::Arc;
 struct Api {
     registry: Arc<RegistryService>,
     tokens: Tokens,
+    default_risk: Arc<DefaultRisk>,
 }
 
-/// The routes, under `/admin/models`.
-pub fn routes(registry: Arc<RegistryService>, tokens: Tokens) -> Router {
+/// The routes, under `/admin/models`. `default_risk` names the versions
+/// whose risk class the configuration leaves to its default.
+pub fn routes(registry: Arc<RegistryService>, tokens: Tokens, default_risk: DefaultRisk) -> Router {
     Router::new()
         .route("/admin/models", get(list))
         .route("/admin/models/{model}", get(show_model))
@@ -44,7 +52,11 @@ pub fn routes(registry: Arc<RegistryService>, tokens: Tokens) -> Router {
             post(act),
         )
         .route("/admin/models/{model}/rollback", post(rollback))
-        .with_state(Api { registry, tokens })
+        .with_state(Api {
+            registry,
+            tokens,
+            default_risk: Arc::new(default_risk),
+        })
 }
 
 /// A refused admin call.
@@ -157,12 +169,30 @@ impl Api {
         let caller = self.caller(headers)?;
         Principal::parse(caller.principal, &caller.roles).map_err(ApiError::Registry)
     }
+
+    /// Adds what [`annotate::annotate`] adds to `value`, the JSON of
+    /// `record`, version `version` of `model`.
+    fn annotate(&self, value: &mut Value, model: &str, version: &str, record: &VersionRecord) {
+        let policy = self.registry.approval_policy(model, record.spec.risk_class);
+        // The configuration's default is `high`: a version recorded as
+        // anything else was classified by someone.
+        let default = record.spec.risk_class == RiskClass::High
+            && self
+                .default_risk
+                .contains(&(model.to_owned(), version.to_owned()));
+        annotate::annotate(value, record, policy, default);
+    }
 }
 
-fn model_json(registry: &Registry, name: &str) -> Option<Value> {
+fn model_json(api: &Api, registry: &Registry, name: &str) -> Option<Value> {
     let record = registry.model(name)?;
     let mut value = serde_json::to_value(record).ok()?;
     value["name"] = json!(name);
+    for (label, version) in &record.versions {
+        if let Some(entry) = value["versions"].get_mut(label) {
+            api.annotate(entry, name, label, version);
+        }
+    }
     Some(value)
 }
 
@@ -174,7 +204,7 @@ async fn list(State(api): State<Api>, headers: HeaderMap) -> Result<Response, Ap
             registry
                 .models()
                 .keys()
-                .filter_map(|name| model_json(registry, name))
+                .filter_map(|name| model_json(&api, registry, name))
                 .collect::<Vec<_>>()
         })
         .await;
@@ -189,7 +219,7 @@ async fn show_model(
     api.caller(&headers)?;
     let found = api
         .registry
-        .read(|registry| model_json(registry, &model))
+        .read(|registry| model_json(&api, registry, &model))
         .await
         .ok_or(ApiError::Registry(RegistryError::UnknownModel { model }))?;
     Ok(json_response(StatusCode::OK, &found))
@@ -215,6 +245,7 @@ async fn version_json(api: &Api, model: &str, version: &str) -> Result<Value, Ap
             value["version"] = json!(version);
             value["active"] =
                 json!(registry.model(model).and_then(|m| m.active.as_deref()) == Some(version));
+            api.annotate(&mut value, model, version, record);
             Ok(value)
         })
         .await

@@ -57,6 +57,22 @@ pub(super) async fn start(
     Ok(service)
 }
 
+/// The declared versions whose risk class the configuration leaves to
+/// its default, for the admin API to say so.
+pub(super) fn default_risk(config: &Config) -> crate::admin::models::DefaultRisk {
+    config
+        .models
+        .iter()
+        .flat_map(|model| {
+            model
+                .versions
+                .iter()
+                .filter(|version| version.risk_class_default)
+                .map(|version| (model.name.clone(), version.version.clone()))
+        })
+        .collect()
+}
+
 /// Proposes every declared version the registry does not know yet.
 /// Approval only ever happens through an authenticated admin call.
 async fn propose_declared(config: &Config, service: &Arc<RegistryService>) -> Result<(), AppError> {

@@ -80,9 +80,9 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
                     }
                 });
             })),
+            super::ListenKeys::DEMO_FLAGS,
         )
         .await
-        .context("hint: pass --public-listen / --admin-listen if the default ports are taken")
     })
 }
 

@@ -1,4 +1,6 @@
-//! `govgate keygen`: a new Ed25519 signing key for the ledger.
+//! `govgate keygen`: a new Ed25519 signing key for the ledger; `govgate
+//! vkey`: the verifier key of an existing one; `govgate token`: an admin
+//! API token.
 
 use crate::ledger::checkpoint::NoteVerifier;
 use anyhow::Context;
@@ -9,6 +11,116 @@ use rand::TryRngCore;
 use std::io::Write;
 use std::path::Path;
 
+/// `govgate keygen`: writes the key (and the verifier key, if asked) and
+/// says what it wrote. An existing file is never replaced: both are
+/// checked before anything is written, so a refusal leaves nothing behind.
+pub(super) fn keygen(out: &Path, vkey_out: Option<&Path>, origin: &str) -> anyhow::Result<()> {
+    if out.exists() {
+        return Err(super::usage(format!(
+            "{} exists; keygen never overwrites a key (its verifier key: \
+             govgate vkey --key {} --origin {origin})",
+            out.display(),
+            out.display()
+        )));
+    }
+    if let Some(vkey_out) = vkey_out.filter(|path| path.exists()) {
+        return Err(super::usage(format!(
+            "{} exists; keygen never overwrites it (nothing was written)",
+            vkey_out.display()
+        )));
+    }
+    let (pem, vkey) = generate(out, origin)?;
+    let mut said = format!(
+        "wrote {} (keep it secret; mode 0600)\npublic key:\n{pem}\n\
+         verifier key (signed-note, for checkpoint verifiers):\n{vkey}\n",
+        out.display()
+    );
+    if let Some(vkey_out) = vkey_out {
+        create_new(vkey_out, 0o644, format!("{vkey}\n").as_bytes())?;
+        said.push_str(&format!(
+            "wrote the verifier key to {}\n",
+            vkey_out.display()
+        ));
+    }
+    super::print_out(&said);
+    Ok(())
+}
+
+/// `govgate vkey`: the verifier key of the key at `key` for `origin`,
+/// either taken from the config at `config` when not given.
+pub(super) fn vkey(
+    config: &Path,
+    key: Option<&Path>,
+    origin: Option<&str>,
+    out: Option<&Path>,
+) -> anyhow::Result<()> {
+    let vkey = match (key, origin) {
+        (Some(key), Some(origin)) => verifier_key(&read_key(key)?, origin)?,
+        (key, origin) => {
+            let config = super::load_config(config)?;
+            let signing_key = match key {
+                Some(key) => read_key(key)?,
+                None => config.ledger.signing_key.clone(),
+            };
+            verifier_key(&signing_key, origin.unwrap_or(&config.ledger.origin))?
+        }
+    };
+    match out {
+        Some(out) => {
+            std::fs::write(out, format!("{vkey}\n"))
+                .with_context(|| format!("writing {}", out.display()))?;
+            super::print_out(&format!("wrote {} ({vkey})\n", out.display()));
+        }
+        None => super::print_out(&format!("{vkey}\n")),
+    }
+    Ok(())
+}
+
+/// The signing key in a PKCS#8 PEM file; a file that is not one is a usage error.
+fn read_key(path: &Path) -> anyhow::Result<SigningKey> {
+    use ed25519_dalek::pkcs8::DecodePrivateKey;
+    let pem = std::fs::read_to_string(path)
+        .map_err(|err| super::usage(format!("cannot read {}: {err}", path.display())))?;
+    SigningKey::from_pkcs8_pem(&pem).map_err(|_| {
+        super::usage(format!(
+            "{} is not a PKCS#8 PEM Ed25519 private key (from govgate keygen)",
+            path.display()
+        ))
+    })
+}
+
+fn verifier_key(key: &SigningKey, origin: &str) -> anyhow::Result<String> {
+    Ok(NoteVerifier::new(origin, key.verifying_key())
+        .map_err(|err| super::usage(format!("origin: {err}")))?
+        .vkey())
+}
+
+/// Creates `path` (never replacing a file) with `mode` and `contents`, synced.
+fn create_new(path: &Path, mode: u32, contents: &[u8]) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut file = options.open(path).map_err(|err| {
+        if err.kind() == std::io::ErrorKind::AlreadyExists {
+            super::usage(format!(
+                "{} exists; it is never overwritten",
+                path.display()
+            ))
+        } else {
+            anyhow::Error::new(err).context(format!("cannot create {}", path.display()))
+        }
+    })?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 /// Writes a new PKCS#8 PEM private key to `out` (mode 0600, never
 /// overwriting) and returns the public key as PEM and as a signed-note
 /// verifier key for `origin`.
@@ -18,8 +130,7 @@ pub(crate) fn generate(out: &Path, origin: &str) -> anyhow::Result<(String, Stri
         .try_fill_bytes(&mut seed)
         .context("the operating system has no randomness to give")?;
     let key = SigningKey::from_bytes(&seed);
-    let verifier = NoteVerifier::new(origin, key.verifying_key())
-        .map_err(|err| anyhow::anyhow!("origin: {err}"))?;
+    let vkey = verifier_key(&key, origin)?;
     let private_pem = key
         .to_pkcs8_pem(LineEnding::LF)
         .context("encoding the key")?;
@@ -27,36 +138,29 @@ pub(crate) fn generate(out: &Path, origin: &str) -> anyhow::Result<(String, Stri
         .verifying_key()
         .to_public_key_pem(LineEnding::LF)
         .context("encoding the public key")?;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(out).with_context(|| {
-        format!(
-            "cannot create {} (an existing key is never overwritten)",
-            out.display()
-        )
-    })?;
-    file.write_all(private_pem.as_bytes())
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing {}", out.display()))?;
-    Ok((public_pem, verifier.vkey()))
+    create_new(out, 0o600, private_pem.as_bytes())?;
+    Ok((public_pem, vkey))
 }
 
 /// A fresh admin token and the config entry that admits it.
-pub(super) fn admin_token(principal: &str, roles: &[String]) -> String {
+pub(super) fn admin_token(principal: &str, roles: &[String]) -> anyhow::Result<String> {
     use rand::RngCore;
+    for role in roles {
+        if role.parse::<crate::registry::Role>().is_err() {
+            return Err(super::usage(format!(
+                "--roles: `{role}` is not a role; roles are admin, proposer, approver, \
+                 approver:<qualifier>, reviewer, auditor"
+            )));
+        }
+    }
     let mut raw = [0u8; 32];
     rand::rng().fill_bytes(&mut raw);
     let token = format!("gg_{}", crate::ledger::entry::hex(&raw));
     let roles: Vec<String> = roles.iter().map(|role| format!("{role:?}")).collect();
-    format!(
+    Ok(format!(
         "token for {principal} (give it to them; it is not stored anywhere):\n{token}\n\n\
          add to the config:\n[[admin.tokens]]\nprincipal = {principal:?}\nroles = [{}]\ntoken_sha256 = \"{}\"\n",
         roles.join(", "),
         crate::admin::auth::token_hash_hex(&token)
-    )
+    ))
 }

@@ -15,11 +15,11 @@ fn open_ledger(
     crate::ledger::checkpoint::NoteVerifier,
 )> {
     let dir = config.server.data_dir.join("ledger");
-    let store = crate::ledger::store::SledStore::open(&dir).with_context(|| {
-        format!(
-            "cannot open the ledger in {} (is the gateway still running?)",
-            dir.display()
-        )
+    let store = crate::ledger::store::SledStore::open(&dir).map_err(|err| match err {
+        // Says all there is to say in one sentence.
+        locked @ crate::ledger::store::StoreError::Locked { .. } => anyhow::Error::new(locked),
+        other => anyhow::Error::new(other)
+            .context(format!("cannot open the ledger in {}", dir.display())),
     })?;
     let verifier = crate::ledger::checkpoint::NoteVerifier::new(
         &config.ledger.origin,
@@ -61,8 +61,7 @@ fn append_offline(
 pub(super) fn rotate_key(path: &std::path::Path, new_key: &std::path::Path) -> anyhow::Result<()> {
     use crate::ledger::checkpoint::NoteVerifier;
     use ed25519_dalek::pkcs8::DecodePrivateKey;
-    let config =
-        Config::load(path).map_err(|err| anyhow::anyhow!("invalid configuration: {err}"))?;
+    let config = super::load_config(path)?;
     let pem = std::fs::read_to_string(new_key)
         .with_context(|| format!("reading {}", new_key.display()))?;
     let new = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).map_err(|_| {
@@ -99,10 +98,9 @@ pub(super) fn rotate_key(path: &std::path::Path, new_key: &std::path::Path) -> a
 
 pub(super) fn erase(path: &std::path::Path, decision: &str, reason: &str) -> anyhow::Result<()> {
     use crate::ledger::entry::EntryBody;
-    let config =
-        Config::load(path).map_err(|err| anyhow::anyhow!("invalid configuration: {err}"))?;
-    let id =
-        crate::decision::DecisionId::parse(decision).context("a decision id is 32 hex digits")?;
+    let config = super::load_config(path)?;
+    let id = crate::decision::DecisionId::parse(decision)
+        .ok_or_else(|| super::usage("--decision: a decision id is 32 hex digits"))?;
     let (store, _) = open_ledger(&config)?;
     let store = std::sync::Arc::new(store);
     let seqs = crate::ledger::erase::payload_seqs(store.as_ref(), &id)?
@@ -143,13 +141,12 @@ pub(super) fn proof(
 ) -> anyhow::Result<()> {
     use crate::ledger::store::{LedgerStore, StoreNodes};
     use base64::Engine;
-    let config =
-        Config::load(path).map_err(|err| anyhow::anyhow!("invalid configuration: {err}"))?;
+    let config = super::load_config(path)?;
     let (store, verifier) = open_ledger(&config)?;
     match (decision, sizes) {
         (Some(decision), _) => {
             let id = crate::decision::DecisionId::parse(decision)
-                .context("a decision id is 32 hex digits")?;
+                .ok_or_else(|| super::usage("--decision: a decision id is 32 hex digits"))?;
             let store: std::sync::Arc<dyn LedgerStore> = std::sync::Arc::new(store);
             let reader = crate::ledger::reader::LedgerReader::new(store, verifier);
             let receipt = reader
@@ -159,7 +156,11 @@ pub(super) fn proof(
         }
         (None, Some((old, new))) => {
             let size = store.size()?;
-            anyhow::ensure!(new <= size, "the log has only {size} entries");
+            if new > size {
+                return Err(super::usage(format!(
+                    "--new {new}: the log has only {size} entries"
+                )));
+            }
             let hashes = crate::ledger::tree::consistency_proof(&StoreNodes(&store), old, new)
                 .map_err(|err| anyhow::anyhow!("{err}"))?;
             let text: String = hashes
@@ -173,7 +174,7 @@ pub(super) fn proof(
                 .collect();
             print_out(&text);
         }
-        (None, None) => anyhow::bail!("say --decision ID, or --old M --new N"),
+        (None, None) => return Err(super::usage("say --decision ID, or --old M --new N")),
     }
     Ok(())
 }
@@ -187,8 +188,7 @@ pub(super) fn export(
     payloads: bool,
 ) -> anyhow::Result<()> {
     use crate::ledger::export::{export_bundle, export_filtered};
-    let config =
-        Config::load(path).map_err(|err| anyhow::anyhow!("invalid configuration: {err}"))?;
+    let config = super::load_config(path)?;
     let (store, verifier) = open_ledger(&config)?;
     let mut progress = super::progress::Progress::new("exporting");
     let update = |done, total| progress.update(done, total);
@@ -224,8 +224,17 @@ fn read_vkey(value: &str) -> anyhow::Result<crate::ledger::checkpoint::NoteVerif
         Some(file) => std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?,
         None => value.to_owned(),
     };
-    crate::ledger::checkpoint::NoteVerifier::parse(text.trim())
-        .map_err(|err| anyhow::anyhow!("{value} is not a verifier key: {err}"))
+    crate::ledger::checkpoint::NoteVerifier::parse(text.trim()).map_err(|err| {
+        // A file name given without its `@` is the likely slip.
+        if !value.starts_with('@') && std::path::Path::new(value).is_file() {
+            anyhow::anyhow!(
+                "{value} is not a verifier key, but a file of that name exists: \
+                 did you mean @{value}? (a key is given as its text or as @FILE)"
+            )
+        } else {
+            anyhow::anyhow!("{value} is not a verifier key: {err}")
+        }
+    })
 }
 
 /// `verify --bundle`: exit 0 verified, 1 the bundle does not verify, 2

@@ -54,8 +54,14 @@ enum Command {
         /// instead of refusing to start.
         #[arg(long)]
         quarantine_damaged_ledger: bool,
+        /// Start even though `[[admin.tokens]]` admits the example tokens
+        /// published with the shipped configuration (anyone can read them).
+        #[arg(long)]
+        allow_example_tokens: bool,
     },
-    /// Check a configuration file and print what it declares.
+    /// Check a configuration file and print what it declares. Exit 0: it
+    /// is valid (warnings, such as published example tokens, on stderr),
+    /// 2: it is not.
     CheckConfig {
         #[command(flatten)]
         config: ConfigFile,
@@ -162,14 +168,34 @@ enum Command {
         #[arg(long)]
         new_key: PathBuf,
     },
-    /// Create the Ed25519 key that signs the ledger's checkpoints.
+    /// Create the Ed25519 key that signs the ledger's checkpoints. Never
+    /// overwrites a file: exit 2 if --out or --vkey-out exists.
     Keygen {
-        /// Where to write the private key (PKCS#8 PEM, mode 0600); never overwritten.
-        #[arg(long)]
+        /// Where to write the private key (PKCS#8 PEM, mode 0600).
+        #[arg(long, value_name = "FILE")]
         out: PathBuf,
+        /// Also write the signed-note verifier key to this file.
+        #[arg(long, value_name = "FILE")]
+        vkey_out: Option<PathBuf>,
         /// The log's origin (the `ledger.origin` of the config), for the verifier key.
         #[arg(long)]
         origin: String,
+    },
+    /// Print the signed-note verifier key of a signing key (from
+    /// `govgate keygen`): with --key and --origin, or taking what is missing
+    /// from the config's `ledger.key_file` and `ledger.origin`.
+    Vkey {
+        #[command(flatten)]
+        config: ConfigFile,
+        /// The private key file (default: the config's `ledger.key_file`).
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// The log's origin (default: the config's `ledger.origin`).
+        #[arg(long)]
+        origin: Option<String>,
+        /// Write it to this file (replacing it) instead of printing it.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
     },
     /// Create an admin API token: prints the token (once) and the
     /// `[[admin.tokens]]` entry (with only its SHA-256) for the config.
@@ -184,7 +210,8 @@ enum Command {
 }
 
 /// Parses arguments, runs the command, and maps the result to an exit code:
-/// 0 success, 1 runtime failure, 2 bad configuration or usage.
+/// 0 success, 1 runtime failure, 2 bad usage or configuration
+/// ([`UsageError`] anywhere in the error's chain).
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
@@ -193,11 +220,13 @@ pub fn main() -> ExitCode {
         Command::Serve {
             config,
             quarantine_damaged_ledger,
+            allow_example_tokens,
         } => serve(
             &config.path,
             app::StartOptions {
                 quarantine_damaged_ledger,
             },
+            allow_example_tokens,
         ),
         Command::Demo(args) => demo::run(args),
         Command::Models(args) => return models::run(args),
@@ -246,24 +275,53 @@ pub fn main() -> ExitCode {
             ledger::export(&config.path, &out, from, to, &filter, payloads)
         }
         Command::Token { principal, roles } => {
-            print_out(&keys::admin_token(&principal, &roles));
-            Ok(())
+            keys::admin_token(&principal, &roles).map(|text| print_out(&text))
         }
-        Command::Keygen { out, origin } => keys::generate(&out, &origin).map(|(pem, vkey)| {
-            print_out(&format!(
-                "wrote {} (keep it secret; mode 0600)\npublic key:\n{pem}\n\
-                 verifier key (signed-note, for checkpoint verifiers):\n{vkey}\n",
-                out.display()
-            ));
-        }),
+        Command::Keygen {
+            out,
+            vkey_out,
+            origin,
+        } => keys::keygen(&out, vkey_out.as_deref(), &origin),
+        Command::Vkey {
+            config,
+            key,
+            origin,
+            out,
+        } => keys::vkey(
+            &config.path,
+            key.as_deref(),
+            origin.as_deref(),
+            out.as_deref(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("govgate: error: {err:#}");
-            ExitCode::FAILURE
+            if err.chain().any(|cause| cause.is::<UsageError>()) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
+}
+
+/// A problem the person running the command must fix in what they gave
+/// (arguments, configuration, files named): exit 2, as for clap's own
+/// usage errors, whichever command it comes from.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct UsageError(pub(crate) String);
+
+/// An error meaning exit 2 (see [`UsageError`]).
+pub(crate) fn usage(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(message.into()))
+}
+
+/// Loads the configuration; a file that does not load is a usage error.
+pub(crate) fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
+    Config::load(path).map_err(|err| usage(format!("invalid configuration: {err}")))
 }
 
 /// Checks an RFC 3339 time on the command line, keeping the text as given
@@ -284,11 +342,38 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour_logs())
         // A log line that cannot be written (stderr a file on a full disk)
         // is dropped: reporting it would `eprintln!`, which panics when
         // stderr fails, in whichever thread logged, the ledger's included.
         .log_internal_errors(false)
         .init();
+}
+
+/// Colours only for a person at a terminal: escape codes in a log file or
+/// a journal are noise, and `NO_COLOR` (any non-empty value, per
+/// no-color.org) turns them off everywhere.
+fn colour_logs() -> bool {
+    use std::io::IsTerminal;
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|value| !value.is_empty());
+    !no_color && std::io::stderr().is_terminal()
+}
+
+/// The warning for `[[admin.tokens]]` entries admitting the published
+/// example tokens, if any.
+fn example_tokens_warning(config: &Config) -> Option<String> {
+    let principals = config.example_token_principals();
+    if principals.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{}: [[admin.tokens]] of {} admit the example tokens published with govgate \
+         (\"example-ops\", ...): anyone who has read the repository can use them. \
+         Create your own with `govgate token --principal NAME --roles ROLES` and replace \
+         their token_sha256",
+        config.source,
+        principals.join(", ")
+    ))
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {
@@ -341,6 +426,12 @@ fn check_config(path: &std::path::Path) -> ExitCode {
                 }
             }
             print_out(&out);
+            if let Some(warning) = example_tokens_warning(&config) {
+                eprintln!(
+                    "govgate: warning: {warning}; `govgate serve` refuses to start with them \
+                     unless given --allow-example-tokens"
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(err) => {
@@ -350,10 +441,49 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     }
 }
 
-fn serve(path: &std::path::Path, options: app::StartOptions) -> anyhow::Result<()> {
-    let config =
-        Config::load(path).map_err(|err| anyhow::anyhow!("invalid configuration: {err}"))?;
-    runtime(config.server.worker_threads)?.block_on(serve_config(config, options, None))
+fn serve(
+    path: &std::path::Path,
+    options: app::StartOptions,
+    allow_example_tokens: bool,
+) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    if let Some(warning) = example_tokens_warning(&config) {
+        if !allow_example_tokens {
+            return Err(usage(format!(
+                "{warning}; or, to try govgate on this machine only, pass --allow-example-tokens"
+            )));
+        }
+        tracing::warn!("{warning}");
+    }
+    runtime(config.server.worker_threads)?.block_on(serve_config(
+        config,
+        options,
+        None,
+        ListenKeys::CONFIG,
+    ))
+}
+
+/// What a person changes to move a listener elsewhere: the config keys,
+/// or the demo's flags.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ListenKeys {
+    /// For the public listener.
+    pub(crate) public: &'static str,
+    /// For the admin listener.
+    pub(crate) admin: &'static str,
+}
+
+impl ListenKeys {
+    /// `serve`: the configuration's keys.
+    pub(crate) const CONFIG: ListenKeys = ListenKeys {
+        public: "server.public_listen",
+        admin: "server.admin_listen",
+    };
+    /// `demo`: its flags.
+    pub(crate) const DEMO_FLAGS: ListenKeys = ListenKeys {
+        public: "--public-listen",
+        admin: "--admin-listen",
+    };
 }
 
 /// The async runtime with `threads` workers (default: one per available
@@ -386,10 +516,11 @@ async fn serve_config(
     config: Config,
     options: app::StartOptions,
     on_ready: Option<OnReady>,
+    keys: ListenKeys,
 ) -> anyhow::Result<()> {
     survive_file_size_limit();
-    let public = app::bind("public", config.server.public_listen).await?;
-    let admin = app::bind("admin", config.server.admin_listen).await?;
+    let public = app::bind(keys.public, config.server.public_listen).await?;
+    let admin = app::bind(keys.admin, config.server.admin_listen).await?;
     let public_url = format!("http://{}", public.local_addr()?);
     let admin_url = format!("http://{}", admin.local_addr()?);
     let gateway = App::build_with(&config, options).await?;

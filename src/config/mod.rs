@@ -6,6 +6,7 @@
 //! This is the only module that reads files or environment variables for
 //! configuration: credentials are resolved here and handed on as values.
 
+mod example_tokens;
 mod governance;
 mod kpi;
 mod raw;
@@ -13,6 +14,7 @@ mod review;
 mod validate;
 
 use crate::decision::Protocol;
+pub use example_tokens::EXAMPLE_TOKENS;
 use http::{HeaderName, HeaderValue};
 use std::fmt;
 use std::net::SocketAddr;
@@ -256,6 +258,8 @@ pub struct VersionConfig {
     /// `minimal`, `limited` or `high` (default `high`: an unclassified
     /// version gets the strictest policy).
     pub risk_class: String,
+    /// Whether `risk_class` is the default, the file giving none.
+    pub risk_class_default: bool,
     /// Change reference (a ticket id) recorded when the gateway proposes
     /// this version at start (default `config`).
     pub change_ref: String,

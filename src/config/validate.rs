@@ -616,6 +616,7 @@ fn check_version(
     env: &Environment,
 ) -> Result<VersionConfig, ConfigError> {
     plain_name(checker, &format!("{key}.version"), &raw.version)?;
+    let risk_class_default = raw.risk_class.is_none();
     let (risk_class, change_ref, artifact_digest, description) =
         governance::check_version_governance(checker, key, &mut raw)?;
     let upstream = upstream_url(checker, &format!("{key}.upstream"), &raw.upstream)?;
@@ -641,6 +642,7 @@ fn check_version(
         upstream_model: raw.upstream_model,
         credential,
         risk_class,
+        risk_class_default,
         change_ref,
         artifact_digest,
         description,

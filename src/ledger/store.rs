@@ -27,6 +27,16 @@ pub enum StoreError {
     /// Stored data is not what this code writes.
     #[error("corrupt store at {0}")]
     Corrupt(String),
+    /// Another process (a running gateway) holds the store's lock.
+    #[error(
+        "the ledger at {} is in use by a running gateway (locked); stop it first, \
+         or use the running gateway's admin API",
+        path.display()
+    )]
+    Locked {
+        /// The store's directory.
+        path: PathBuf,
+    },
 }
 
 /// Everything one group commit writes.

@@ -17,6 +17,58 @@ pub enum Fault {
     Gateway,
 }
 
+/// The models served under one protocol, named in an `unknown_model`
+/// answer so that a caller who mistyped a name sees the right one: at
+/// most [`ServedModels::LISTED`] names (the answer stays small whatever
+/// the configuration), and how many more there are.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServedModels {
+    /// The first names, in configuration order.
+    pub names: Vec<String>,
+    /// How many more are served.
+    pub more: usize,
+    /// The protocol's listing route (`GET /v1/models`), if it has one.
+    pub listing: Option<&'static str>,
+}
+
+impl ServedModels {
+    /// How many names an answer lists.
+    pub const LISTED: usize = 20;
+
+    /// The first [`Self::LISTED`] of `names`, and the count of the rest.
+    pub fn new<'a>(names: impl Iterator<Item = &'a str>, listing: Option<&'static str>) -> Self {
+        let mut served = ServedModels {
+            listing,
+            ..ServedModels::default()
+        };
+        for name in names {
+            if served.names.len() < Self::LISTED {
+                served.names.push(name.to_owned());
+            } else {
+                served.more += 1;
+            }
+        }
+        served
+    }
+}
+
+impl std::fmt::Display for ServedModels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.names.is_empty() {
+            f.write_str("no model is served here under this protocol")?;
+        } else {
+            write!(f, "served here: {}", self.names.join(", "))?;
+            if self.more > 0 {
+                write!(f, " and {} more", self.more)?;
+            }
+        }
+        if let Some(listing) = self.listing {
+            write!(f, " (`{listing}` lists them)")?;
+        }
+        Ok(())
+    }
+}
+
 /// Everything that can stop a request before the upstream's answer is released.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -32,9 +84,14 @@ pub enum ProxyError {
     /// The route exists but not for this method.
     #[error("method not allowed on this path")]
     MethodNotAllowed,
-    /// The model is not configured.
-    #[error("unknown model `{0}`")]
-    UnknownModel(String),
+    /// The model is not configured (for the request's protocol).
+    #[error("unknown model `{name}`{}", served.as_ref().map(|s| format!("; {s}")).unwrap_or_default())]
+    UnknownModel {
+        /// The name asked for.
+        name: String,
+        /// What is served instead, when known.
+        served: Option<ServedModels>,
+    },
     /// The model exists but the requested version does not.
     #[error("model `{model}` has no version `{version}`")]
     UnknownModelVersion {
@@ -150,7 +207,7 @@ impl ProxyError {
             ProxyError::PathNotAllowed(_) => "path_not_allowed",
             ProxyError::InvalidModelVersion => "invalid_model_version",
             ProxyError::MethodNotAllowed => "method_not_allowed",
-            ProxyError::UnknownModel(_) => "unknown_model",
+            ProxyError::UnknownModel { .. } => "unknown_model",
             ProxyError::UnknownModelVersion { .. } => "unknown_model_version",
             ProxyError::VersionNotApproved { .. } | ProxyError::NoActiveVersion(_) => {
                 "model_version_not_approved"
@@ -178,7 +235,7 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::RouteNotFound
-            | ProxyError::UnknownModel(_)
+            | ProxyError::UnknownModel { .. }
             | ProxyError::UnknownModelVersion { .. } => StatusCode::NOT_FOUND,
             ProxyError::VersionNotApproved { .. }
             | ProxyError::VersionRevoked { .. }
@@ -226,7 +283,7 @@ impl ProxyError {
     pub fn is_governance_refusal(&self) -> bool {
         matches!(
             self,
-            ProxyError::UnknownModel(_)
+            ProxyError::UnknownModel { .. }
                 | ProxyError::UnknownModelVersion { .. }
                 | ProxyError::VersionNotApproved { .. }
                 | ProxyError::VersionRevoked { .. }
@@ -263,10 +320,22 @@ fn error_body(code: &str, message: &str) -> String {
 }
 
 impl ProxyError {
-    /// The client's JSON body: code and message, and for a policy denial
-    /// the reasons.
+    /// The client's JSON body: code and message, for a policy denial the
+    /// reasons, for an unknown model the (first) models served.
     pub(super) fn body(&self) -> String {
         match self {
+            ProxyError::UnknownModel {
+                served: Some(served),
+                ..
+            } => serde_json::json!({
+                "error": {
+                    "code": self.code(),
+                    "message": self.to_string(),
+                    "served_models": served.names,
+                    "more_served_models": served.more,
+                }
+            })
+            .to_string(),
             ProxyError::PolicyDenied { reasons } => serde_json::json!({
                 "error": { "code": self.code(), "message": self.to_string(), "reasons": reasons }
             })

@@ -7,7 +7,7 @@
 use super::ProxyState;
 use super::body::check as check_json;
 use super::budget::BufferUse;
-use super::error::ProxyError;
+use super::error::{ProxyError, ServedModels};
 use super::forward::{Forward, forward, refuse};
 use super::headers::MODEL_VERSION_HEADER;
 use super::recorder::Draft;
@@ -173,6 +173,20 @@ async fn read_body(
         .map_err(|_| ProxyError::RequestBodyTimeout(state.timeouts.request_body))?
 }
 
+/// The refusal of `name`, naming the models served under `protocol`.
+fn unknown_model(state: &ProxyState, name: String, protocol: Protocol) -> ProxyError {
+    let names = state
+        .models
+        .iter()
+        .filter(|model| model.protocol == protocol)
+        .map(|model| model.name.as_str());
+    let listing = (protocol == Protocol::Openai).then_some("GET /v1/models");
+    ProxyError::UnknownModel {
+        name,
+        served: Some(ServedModels::new(names, listing)),
+    }
+}
+
 /// The model a request names, checked against config and protocol. A
 /// name longer than any configured one is refused without a look-up and
 /// recorded cut.
@@ -186,12 +200,12 @@ fn resolve_model<'a>(
     draft.model = Some(capped.kept.clone());
     draft.cut.model = capped.whole_sha256.clone();
     if capped.was_cut() {
-        return Err(ProxyError::UnknownModel(capped.kept));
+        return Err(unknown_model(state, capped.kept, protocol));
     }
     let model = state
         .model(name)
         .filter(|model| model.protocol == protocol)
-        .ok_or_else(|| ProxyError::UnknownModel(name.to_owned()))?;
+        .ok_or_else(|| unknown_model(state, name.to_owned(), protocol))?;
     draft.model_known = true;
     draft.protocol = Some(protocol);
     Ok(model)

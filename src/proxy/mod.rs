@@ -22,7 +22,7 @@ mod stream;
 mod upstream;
 
 pub use backlog::Backlog;
-pub use error::ProxyError;
+pub use error::{ProxyError, ServedModels};
 pub use headers::{
     DECISION_ID_HEADER, MODEL_VERSION_HEADER, RECEIPT_HEADER, REVIEW_ID_HEADER, REVIEW_STATE_HEADER,
 };

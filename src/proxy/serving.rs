@@ -93,7 +93,10 @@ impl ServingTable {
         let serving = self
             .models
             .get(model)
-            .ok_or_else(|| ProxyError::UnknownModel(model.to_owned()))?;
+            .ok_or_else(|| ProxyError::UnknownModel {
+                name: model.to_owned(),
+                served: None,
+            })?;
         let Some(wanted) = requested.or(serving.active.as_deref()) else {
             return Err(match &serving.revoked_active {
                 Some(version) => ProxyError::VersionRevoked {

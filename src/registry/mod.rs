@@ -37,7 +37,7 @@ mod tests;
 pub use command::Command;
 pub use error::RegistryError;
 pub use event::{ApprovalMark, EVENT_KINDS, Event, EventHead, ProposalDetail, Switch};
-pub use policy::{ApprovalPolicy, PolicySet};
+pub use policy::{ApprovalPolicy, Outstanding, PolicySet, outstanding};
 pub use record::{ApprovalRecord, HistoryRecord, ModelRecord, VersionRecord};
 pub use snapshot::{Resolution, Snapshot};
 pub use types::{Action, Principal, RiskClass, Role, VersionSpec, VersionState};

@@ -103,6 +103,51 @@ pub(crate) fn assess(
     }
 }
 
+/// What a version still needs before its policy is met.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Outstanding {
+    /// Further approvals needed (0 once the policy is met).
+    pub approvals: usize,
+    /// Qualifiers still uncovered, sorted; each needs a different further
+    /// approver holding `approver:<qualifier>` (one needed twice is listed
+    /// twice). The other further approvals may come from any approver.
+    pub qualifiers: Vec<String>,
+}
+
+/// What approvals with the roles `so_far` (distinct principals) still
+/// lack to meet `policy`.
+pub fn outstanding(policy: &ApprovalPolicy, so_far: &[&[Role]]) -> Outstanding {
+    let slots = &policy.required_roles;
+    // Hypothetical approvers each holding one qualifier are added while
+    // one grows the matching: the qualifiers they hold are what is missing.
+    // Each round covers one more slot, so there are at most `slots` rounds.
+    let mut added: Vec<[Role; 1]> = Vec::new();
+    loop {
+        let mut with = so_far.to_vec();
+        with.extend(added.iter().map(|role| role.as_slice()));
+        let before = max_matching(slots, &with);
+        if before == slots.len() {
+            break;
+        }
+        let Some(qualifier) = coverable(slots, &with, before).into_iter().next() else {
+            break;
+        };
+        added.push([Role::QualifiedApprover(qualifier)]);
+    }
+    let mut qualifiers: Vec<String> = added
+        .into_iter()
+        .filter_map(|[role]| role.qualifier().map(str::to_owned))
+        .collect();
+    qualifiers.sort();
+    Outstanding {
+        approvals: policy
+            .needed()
+            .saturating_sub(so_far.len())
+            .max(qualifiers.len()),
+        qualifiers,
+    }
+}
+
 /// Whether approvals with these roles meet `policy`.
 #[cfg(test)]
 pub(crate) fn is_met(policy: &ApprovalPolicy, approvals: &[&[Role]]) -> bool {
@@ -249,6 +294,29 @@ mod tests {
             assess(&policy, &[&both], &sec),
             Assessment::Counts { complete: true }
         );
+    }
+
+    #[test]
+    fn outstanding_names_uncovered_qualifiers_and_the_count() {
+        let policy = ApprovalPolicy::new(3, ["ai", "sec"]);
+        let ai = roles(&["approver:ai"]);
+        let sec = roles(&["approver:sec"]);
+        let both = roles(&["approver:ai", "approver:sec"]);
+        let none = outstanding(&policy, &[]);
+        assert_eq!(none.approvals, 3);
+        assert_eq!(none.qualifiers, vec!["ai".to_owned(), "sec".to_owned()]);
+        let one = outstanding(&policy, &[&ai]);
+        assert_eq!((one.approvals, one.qualifiers), (2, vec!["sec".to_owned()]));
+        let two = outstanding(&policy, &[&ai, &sec]);
+        assert_eq!((two.approvals, two.qualifiers), (1, vec![]));
+        // A holder of both covers one slot only.
+        let dual = outstanding(&ApprovalPolicy::new(1, ["ai", "sec"]), &[&both]);
+        assert_eq!(dual.approvals, 1);
+        assert_eq!(dual.qualifiers.len(), 1);
+        let twice = outstanding(&ApprovalPolicy::new(1, ["ai", "ai"]), &[]);
+        assert_eq!((twice.approvals, twice.qualifiers.len()), (2, 2));
+        let met = outstanding(&policy, &[&ai, &sec, &both]);
+        assert_eq!(met, Outstanding::default());
     }
 
     #[test]

@@ -120,6 +120,11 @@ impl RegistryService {
         read(&*self.registry.lock().await)
     }
 
+    /// The policy a model's versions of `risk` are approved under now.
+    pub fn approval_policy(&self, model: &str, risk: super::RiskClass) -> &super::ApprovalPolicy {
+        self.policy(model).for_risk(risk)
+    }
+
     /// The policy a model's versions are approved under.
     fn policy(&self, model: &str) -> &PolicySet {
         self.policies.get(model).unwrap_or(&self.default_policy)

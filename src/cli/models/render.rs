@@ -94,7 +94,15 @@ pub(super) fn version(record: &Value) -> String {
         ""
     };
     field("state", format!("{}{active}", text(&record["state"])));
-    field("risk class", text(&spec["risk_class"]));
+    let risk_class = if record["risk_class_default"] == Value::Bool(true) {
+        format!(
+            "{} (the configuration sets no risk_class; the default is the strictest)",
+            text(&spec["risk_class"])
+        )
+    } else {
+        text(&spec["risk_class"])
+    };
+    field("risk class", risk_class);
     field("change ref", text(&spec["change_ref"]));
     field("upstream", text(&spec["upstream"]));
     field("upstream model", text(&spec["upstream_model"]));
@@ -128,6 +136,9 @@ pub(super) fn version(record: &Value) -> String {
             ),
         );
     }
+    if let Some(needed) = still_needed(record).filter(|_| record["state"] == "proposed") {
+        field("still needed", needed);
+    }
     // The entry every decision this version serves cites as its approval.
     field("approval entry", text(&record["approval_seq"]));
     out.push_str("\nhistory\n");
@@ -150,13 +161,10 @@ pub(super) fn version(record: &Value) -> String {
     out
 }
 
-/// A change's answer: what was recorded and where the version stands.
+/// A change's answer: what was recorded, where the version stands, and
+/// what it still needs or what comes next.
 pub(super) fn change(answer: &Value) -> String {
     let record = &answer["version"];
-    let approvals: Vec<String> = record["approvals"]
-        .as_array()
-        .map(|all| all.iter().map(|a| text(&a["principal"])).collect())
-        .unwrap_or_default();
     let what = if answer["changed"] == Value::Bool(true) {
         format!(
             "{} recorded as ledger entry {}",
@@ -167,19 +175,78 @@ pub(super) fn change(answer: &Value) -> String {
         // Only a repeated approval changes nothing: the first one stands.
         "already recorded, nothing changed".to_owned()
     };
-    let approved_by = if approvals.is_empty() {
-        String::new()
+    let (model, version) = (text(&record["model"]), text(&record["version"]));
+    let state = text(&record["state"]);
+    let mut out = format!(
+        "{model} {version}: {what}\n  now {state}: {}",
+        approved_by(record)
+    );
+    match (state.as_str(), still_needed(record)) {
+        ("proposed", Some(needed)) => {
+            let _ = write!(out, "; {needed}");
+        }
+        ("approved", _) => {
+            let _ = write!(
+                out,
+                " (approval entry {}); the approval policy is met: \
+                 make it serve calls naming no version with `govgate models activate {model} {version}`",
+                text(&record["approval_seq"])
+            );
+        }
+        ("active", _) => {
+            let _ = write!(out, " (approval entry {})", text(&record["approval_seq"]));
+        }
+        _ => {}
+    }
+    out.push('\n');
+    out
+}
+
+/// `approved by dana, sam`, or `no approvals yet`.
+fn approved_by(record: &Value) -> String {
+    let approvals: Vec<String> = record["approvals"]
+        .as_array()
+        .map(|all| all.iter().map(|a| text(&a["principal"])).collect())
+        .unwrap_or_default();
+    if approvals.is_empty() {
+        "no approvals yet".to_owned()
     } else {
-        format!(" ({})", approvals.join(", "))
-    };
-    format!(
-        "{} {}: {what}\n  now {}, {} approval(s){approved_by}, approval entry {}\n",
-        text(&record["model"]),
-        text(&record["version"]),
-        text(&record["state"]),
-        approvals.len(),
-        text(&record["approval_seq"]),
-    )
+        format!("approved by {}", approvals.join(", "))
+    }
+}
+
+/// What a proposed version still needs, from the API's `approvals_needed`
+/// and `missing_roles` (`None` when the API does not say, or nothing):
+/// `2 more approvals needed: role approver:ai_officer and 1 from any approver`.
+fn still_needed(record: &Value) -> Option<String> {
+    let needed = record["approvals_needed"].as_u64().filter(|n| *n > 0)?;
+    let roles: Vec<String> = record["missing_roles"]
+        .as_array()
+        .map(|roles| {
+            roles
+                .iter()
+                .map(|role| format!("role {}", text(role)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let plural = if needed == 1 { "" } else { "s" };
+    let head = format!("{needed} more approval{plural} needed");
+    let any = needed.saturating_sub(roles.len() as u64);
+    Some(match (roles.is_empty(), any) {
+        (true, _) => format!("{head} (any approver but the proposer)"),
+        (false, 0) => format!("{head}: {}", roles.join(", ")),
+        (false, any) => format!("{head}: {} and {any} from any approver", roles.join(", ")),
+    })
+}
+
+/// A version's risk class, marked when it is the configuration's default.
+fn risk(record: &Value) -> String {
+    let class = text(&record["spec"]["risk_class"]);
+    if record["risk_class_default"] == Value::Bool(true) {
+        format!("{class} (default)")
+    } else {
+        class
+    }
 }
 
 /// A refusal's code, message and details, for stderr.
@@ -219,14 +286,21 @@ fn versions(model: &Value) -> Vec<(String, &Value)> {
 }
 
 fn version_row(model: &Value, label: &str, record: &Value) -> Vec<String> {
-    let approvals = record["approvals"].as_array().map_or(0, Vec::len);
+    let given = record["approvals"].as_array().map_or(0, Vec::len);
+    // A proposed version shows how far it is: `2 of 3`.
+    let approvals = match record["approvals_needed"].as_u64() {
+        Some(more) if record["state"] == "proposed" => {
+            format!("{given} of {}", given as u64 + more)
+        }
+        _ => given.to_string(),
+    };
     let active = model["active"].as_str().map(clean).as_deref() == Some(label);
     vec![
         label.to_owned(),
         text(&record["state"]),
-        text(&record["spec"]["risk_class"]),
+        risk(record),
         text(&record["spec"]["change_ref"]),
-        approvals.to_string(),
+        approvals,
         if active { "*" } else { "" }.to_owned(),
     ]
 }

@@ -102,7 +102,28 @@ fn changes_say_what_was_recorded() {
         json!({"changed": true, "entry_seq": 12, "kind": "version_approved", "version": version});
     assert_eq!(
         change(&answer),
-        "m 2: version_approved recorded as ledger entry 12\n  now proposed, 1 approval(s) (dana), approval entry -\n"
+        "m 2: version_approved recorded as ledger entry 12\n  now proposed: approved by dana\n"
+    );
+    let mut answer = answer;
+    answer["version"]["approvals_needed"] = json!(2);
+    answer["version"]["missing_roles"] = json!(["approver:security_officer"]);
+    assert!(
+        change(&answer).ends_with(
+            "now proposed: approved by dana; 2 more approvals needed: \
+             role approver:security_officer and 1 from any approver\n"
+        ),
+        "{}",
+        change(&answer)
+    );
+    answer["version"]["approvals_needed"] = json!(1);
+    answer["version"]["missing_roles"] = json!([]);
+    assert!(change(&answer).ends_with("1 more approval needed (any approver but the proposer)\n"));
+    answer["version"]["state"] = json!("approved");
+    answer["version"]["approval_seq"] = json!(12);
+    assert!(
+        change(&answer).contains("(approval entry 12); the approval policy is met: make it serve calls naming no version with `govgate models activate m 2`"),
+        "{}",
+        change(&answer)
     );
     let repeat =
         json!({"changed": false, "entry_seq": null, "kind": null, "version": answer["version"]});

@@ -19,6 +19,20 @@ pub(super) struct Engine {
     data_file: File,
 }
 
+/// sled reports a lock held by another process (a running gateway) only
+/// as an I/O error whose text says so; it is told apart here so that the
+/// person at the command line reads one sentence instead of sled's text.
+fn locked_or(err: sled::Error, dir: &Path) -> StoreError {
+    match &err {
+        sled::Error::Io(io) if io.to_string().starts_with("could not acquire lock") => {
+            StoreError::Locked {
+                path: dir.to_path_buf(),
+            }
+        }
+        _ => err.into(),
+    }
+}
+
 impl Engine {
     /// Opens sled in `dir`, checks the layout mark, and drops what an
     /// interrupted commit left above the latest checkpoint.
@@ -28,7 +42,8 @@ impl Engine {
             .mode(sled::Mode::HighThroughput)
             .segment_size(8 << 20)
             .cache_capacity(cache_bytes)
-            .open()?;
+            .open()
+            .map_err(|err| locked_or(err, dir))?;
         let main = db.open_tree("ledger")?;
         let entries = db.open_tree("entries")?;
         let payloads = db.open_tree("payloads")?;
