@@ -45,10 +45,12 @@ fn quarantine(dir: &std::path::Path) -> Result<std::path::PathBuf, AppError> {
 pub enum AppError {
     /// A listener could not be bound. The cause is part of the message,
     /// not a `source`: reports that print the chain would say it twice.
-    #[error("cannot listen on {addr}: {cause}; {hint}")]
+    #[error("cannot listen on {addr} ({key}): {cause}; {hint}")]
     Bind {
         /// The address.
         addr: SocketAddr,
+        /// The config key or flag that sets it.
+        key: &'static str,
         /// The cause, as the operating system says it.
         cause: std::io::Error,
         /// What to change, naming the config key or flag.
@@ -434,12 +436,15 @@ pub async fn bind(key: &'static str, addr: SocketAddr) -> Result<TcpListener, Ap
     TcpListener::bind(addr).await.map_err(|cause| {
         let hint = match cause.kind() {
             std::io::ErrorKind::AddrInUse => {
-                format!(
-                    "the address is in use: stop what listens there, or give {key} a free address"
-                )
+                format!("stop what listens there, or set {key} to a free address")
             }
-            _ => format!("give {key} an address this process may listen on"),
+            _ => format!("set {key} to an address this process may listen on"),
         };
-        AppError::Bind { addr, cause, hint }
+        AppError::Bind {
+            addr,
+            key,
+            cause,
+            hint,
+        }
     })
 }

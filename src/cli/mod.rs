@@ -450,7 +450,8 @@ fn serve(
     if let Some(warning) = example_tokens_warning(&config) {
         if !allow_example_tokens {
             return Err(usage(format!(
-                "{warning}; or, to try govgate on this machine only, pass --allow-example-tokens"
+                "refusing to start: {warning}; or, to try govgate on this machine only, \
+                 pass --allow-example-tokens"
             )));
         }
         tracing::warn!("{warning}");

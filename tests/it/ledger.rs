@@ -313,7 +313,7 @@ async fn govgate_verify_checks_a_stopped_gateways_ledger_and_names_a_foreign_key
         Some(2),
         "the running gateway holds the store"
     );
-    assert!(String::from_utf8_lossy(&busy.stderr).contains("still running"));
+    assert!(String::from_utf8_lossy(&busy.stderr).contains("in use by a running gateway (locked)"));
     gateway.stop().await;
 
     let ok = gateway.cli(&["verify"]);

@@ -21,6 +21,7 @@ mod kpi_golden;
 mod ledger;
 mod ledger_faults;
 mod models_cli;
+mod newcomer;
 mod operations;
 mod outlive;
 mod policies;

@@ -102,7 +102,17 @@ async fn the_four_eyes_flow_runs_from_the_command_line() {
     let listed = models(&gateway, "auditor", &["list"]).await;
     assert_eq!(
         row(listed.ok(), &["scorer", "1"]),
-        ["scorer", "1", "proposed", "high", "config", "0"],
+        [
+            "scorer",
+            "1",
+            "proposed",
+            "high",
+            "(default)",
+            "config",
+            "0",
+            "of",
+            "2"
+        ],
         "declared versions start proposed, unapproved, inactive"
     );
 
@@ -111,7 +121,7 @@ async fn the_four_eyes_flow_runs_from_the_command_line() {
     assert!(
         first
             .ok()
-            .contains("now proposed, 1 approval(s) (ai-officer)"),
+            .contains("now proposed: approved by ai-officer; 1 more approval needed: role approver:security_officer"),
         "{}",
         first.stdout
     );
@@ -122,7 +132,13 @@ async fn the_four_eyes_flow_runs_from_the_command_line() {
             .contains("approver:security_officer")
     );
     let second = models(&gateway, "security-officer", &["approve", "scorer", "1"]).await;
-    assert!(second.ok().contains("now approved, 2 approval(s)"));
+    assert!(
+        second
+            .ok()
+            .contains("now approved: approved by ai-officer, security-officer"),
+        "{}",
+        second.stdout
+    );
     models(&gateway, "ops", &["activate", "scorer", "1"])
         .await
         .ok();
@@ -180,7 +196,15 @@ async fn the_four_eyes_flow_runs_from_the_command_line() {
     assert!(table.starts_with("MODEL"), "{table}");
     assert_eq!(
         row(table, &["scorer", "1"]),
-        ["scorer", "1", "approved", "high", "config", "2"]
+        [
+            "scorer",
+            "1",
+            "approved",
+            "high",
+            "(default)",
+            "config",
+            "2"
+        ]
     );
     assert_eq!(
         row(table, &["scorer", "2"]),
