@@ -537,11 +537,26 @@ async fn serve_refuses_the_published_example_tokens_unless_allowed() {
     );
     assert!(!dir.path().join("data/ledger").exists(), "nothing started");
 
-    // Allowed: it starts, and its log (a file here, not a terminal)
-    // carries no colour codes.
-    let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
+    // Allowed, it starts.
     let mut child = tokio::process::Command::new(BIN)
         .args(["serve", "--config", config, "--allow-example-tokens"])
+        .env("GOVGATE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    read_ready_line(&mut child).await;
+    child.kill().await.unwrap();
+}
+
+#[tokio::test]
+async fn logs_carry_no_colour_codes_off_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), EPHEMERAL, "");
+    let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
+    let mut child = tokio::process::Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
         .env("GOVGATE_LOG", "info")
         .env_remove("NO_COLOR")
         .stdout(Stdio::piped())
@@ -552,7 +567,6 @@ async fn serve_refuses_the_published_example_tokens_unless_allowed() {
     read_ready_line(&mut child).await;
     child.kill().await.unwrap();
     let logged = std::fs::read_to_string(dir.path().join("serve.log")).unwrap();
-    assert!(logged.contains("example tokens"), "{logged}");
     assert!(logged.contains("INFO"), "{logged}");
     assert!(!logged.contains('\u{1b}'), "no ANSI escapes: {logged:?}");
 }
