@@ -230,7 +230,9 @@ fn still_needed(record: &Value) -> Option<String> {
         })
         .unwrap_or_default();
     let plural = if needed == 1 { "" } else { "s" };
-    let head = format!("{needed} more approval{plural} needed");
+    let none_yet = record["approvals"].as_array().is_none_or(Vec::is_empty);
+    let more = if none_yet { "" } else { " more" };
+    let head = format!("{needed}{more} approval{plural} needed");
     let any = needed.saturating_sub(roles.len() as u64);
     Some(match (roles.is_empty(), any) {
         (true, _) => format!("{head} (any approver but the proposer)"),
