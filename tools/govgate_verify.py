@@ -1052,9 +1052,19 @@ def _read(path: str) -> bytes:
 
 def _read_vkey(value: str) -> VerifierKey:
     """The vkey itself, or @FILE for a file holding it."""
+    given = value
     if value.startswith("@"):
         value = _read(value[1:]).decode("utf-8", "replace")
-    return parse_vkey(value)
+    try:
+        return parse_vkey(value)
+    except UsageError as err:
+        # A file name given without its `@` is the likely slip.
+        if not given.startswith("@") and os.path.isfile(given):
+            raise UsageError(
+                f"{value} is not a verifier key, but a file of that name exists: "
+                f"did you mean @{value}? (a key is given as its text or as @FILE)"
+            ) from None
+        raise err
 
 
 def _report(problems: list, ok_line: str, out=sys.stdout) -> int:

@@ -473,6 +473,18 @@ fn a_vkey_file_named_without_its_at_sign_is_pointed_out() {
         "{}",
         stderr(&output)
     );
+    // The Python verifier says the same.
+    let file = dir.path().join("log.vkey");
+    let file = file.to_str().unwrap();
+    let bundle = dir.path().join("bundle");
+    let python =
+        crate::support::python_verifier(&["bundle", "--vkey", file, bundle.to_str().unwrap()]);
+    assert_eq!(python.status.code(), Some(2), "{}", stderr(&python));
+    assert!(
+        stderr(&python).contains(&format!("did you mean @{file}")),
+        "{}",
+        stderr(&python)
+    );
 }
 
 #[tokio::test]
