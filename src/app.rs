@@ -239,6 +239,10 @@ impl App {
                 registry,
                 tokens.clone(),
                 governance::default_risk(config),
+            ))
+            .merge(crate::admin::kpi_report::routes(
+                tokens.clone(),
+                kpi.clone(),
             ));
         let mut gate = None;
         if let Some(oversight) = &oversight {

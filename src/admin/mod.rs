@@ -6,6 +6,7 @@ use crate::metrics::Metrics;
 pub mod auth;
 mod errors;
 pub mod kpi;
+pub mod kpi_report;
 pub mod models;
 pub mod reviews;
 

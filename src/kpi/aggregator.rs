@@ -11,6 +11,7 @@
 use super::extract::{Exchange, extract};
 use super::fairness_window::{FairnessSpec, FairnessWindow, Labeled};
 use super::reference::{CategoricalReference, NumericReference, Reference};
+use super::report::{self, KpiReport, ReferenceSource, ReferenceState};
 use super::ring::RowSeq;
 use super::{Class, DriftWindow, FeatureValue, Row};
 use crate::config::{FeatureKind, KpiConfig, ModelConfig};
@@ -87,12 +88,14 @@ enum Message {
         Vec<Feedback>,
         oneshot::Sender<Vec<(Option<String>, FeedbackResult)>>,
     ),
+    Report(String, oneshot::Sender<Option<KpiReport>>),
 }
 
 /// The request path's handle; cheap to clone.
 #[derive(Clone)]
 pub struct KpiRecorder {
     tx: mpsc::Sender<Message>,
+    models: std::sync::Arc<[String]>,
     dropped: IntCounter,
     unread: IntCounterVec,
 }
@@ -150,6 +153,25 @@ impl KpiRecorder {
         }
         rx.await
             .unwrap_or_else(|_| vec![(None, FeedbackResult::UnknownDecision); n])
+    }
+}
+
+impl KpiRecorder {
+    /// The KPIs of `model` now, with the counts behind them (`None`: the
+    /// model has no `[models.kpi]`, or the aggregator stopped). Answered
+    /// in turn after every exchange handed over before.
+    pub async fn report(&self, model: &str) -> Option<KpiReport> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send(Message::Report(model.to_owned(), reply))
+            .await
+            .ok()?;
+        answer.await.ok().flatten()
+    }
+
+    /// The models with `[models.kpi]`, in name order.
+    pub fn models(&self) -> &[String] {
+        &self.models
     }
 }
 
@@ -305,9 +327,16 @@ impl KpiMetrics {
 /// A version's drift: collecting its reference, then windowed.
 enum Drift {
     Collecting(Vec<Vec<FeatureValue>>),
-    Active(Box<DriftWindow>),
+    Active {
+        window: Box<DriftWindow>,
+        /// Rows the reference was built from.
+        reference_rows: u64,
+        source: ReferenceSource,
+    },
     /// The reference could not be built (no usable value of any feature).
-    Off,
+    Off {
+        source: ReferenceSource,
+    },
 }
 
 /// What a decision's rows need for a late label.
@@ -398,19 +427,19 @@ impl ModelKpi {
             Drift::Collecting(rows) => {
                 rows.push(row.features.clone());
                 if rows.len() >= reference_rows {
-                    *drift = build_drift(&self.config, rows);
+                    *drift = build_drift(&self.config, rows, ReferenceSource::FirstRows);
                 }
             }
-            Drift::Active(window) => {
+            Drift::Active { window, .. } => {
                 let _ = window.push(row);
             }
-            Drift::Off => {}
+            Drift::Off { .. } => {}
         }
     }
 }
 
 /// The reference from the first rows, and the window that follows it.
-fn build_drift(config: &KpiConfig, rows: &[Vec<FeatureValue>]) -> Drift {
+fn build_drift(config: &KpiConfig, rows: &[Vec<FeatureValue>], source: ReferenceSource) -> Drift {
     let mut features = Vec::new();
     for (i, field) in config.features.iter().enumerate() {
         let reference = match field.kind {
@@ -444,13 +473,17 @@ fn build_drift(config: &KpiConfig, rows: &[Vec<FeatureValue>]) -> Drift {
     }
     // Rows carry every configured feature; the window needs them all.
     if features.len() != config.features.len() {
-        return Drift::Off;
+        return Drift::Off { source };
     }
     match DriftWindow::new(features, config.window) {
-        Ok(window) => Drift::Active(Box::new(window)),
+        Ok(window) => Drift::Active {
+            window: Box::new(window),
+            reference_rows: rows.len() as u64,
+            source,
+        },
         Err(err) => {
             tracing::warn!(error = %err, "drift window not built");
-            Drift::Off
+            Drift::Off { source }
         }
     }
 }
@@ -513,8 +546,10 @@ impl Aggregator {
             .models
             .get_mut(name)
             .ok_or_else(|| format!("model `{name}` has no [models.kpi]"))?;
-        match build_drift(&model.config, rows) {
-            Drift::Off => Err("the reference has no usable value for some feature".to_owned()),
+        match build_drift(&model.config, rows, ReferenceSource::Upload) {
+            Drift::Off { .. } => {
+                Err("the reference has no usable value for some feature".to_owned())
+            }
             drift => {
                 model.drift.insert(version.to_owned(), drift);
                 Ok(())
@@ -584,6 +619,41 @@ impl Aggregator {
         (results, touched)
     }
 
+    /// The KPIs of `name` with their counts. O(attributes x groups +
+    /// versions x features x bins), like [`Self::publish`].
+    fn report(&self, name: &str) -> Option<KpiReport> {
+        let model = self.models.get(name)?;
+        let mut versions: Vec<&String> = model.drift.keys().collect();
+        versions.sort();
+        let drift = versions
+            .into_iter()
+            .filter_map(|version| {
+                Some(match model.drift.get(version)? {
+                    Drift::Collecting(rows) => report::without_window(
+                        version,
+                        ReferenceState::Collecting,
+                        ReferenceSource::FirstRows,
+                        rows.len() as u64,
+                    ),
+                    Drift::Off { source } => {
+                        report::without_window(version, ReferenceState::Unavailable, *source, 0)
+                    }
+                    Drift::Active {
+                        window,
+                        reference_rows,
+                        source,
+                    } => report::with_window(version, *source, *reference_rows, &window.snapshot()),
+                })
+            })
+            .collect();
+        Some(KpiReport {
+            model: name.to_owned(),
+            settings: report::settings(&model.config),
+            fairness: report::fairness(&model.fairness.snapshot()),
+            drift,
+        })
+    }
+
     /// Sets every gauge of `name` from its windows' snapshots.
     fn publish(&mut self, name: &str) {
         let Some(model) = self.models.get_mut(name) else {
@@ -620,7 +690,7 @@ impl Aggregator {
         }
         model.published_groups = groups_now;
         for (version, drift) in &model.drift {
-            let Drift::Active(window) = drift else {
+            let Drift::Active { window, .. } = drift else {
                 continue;
             };
             for feature in window.snapshot().features {
@@ -689,6 +759,8 @@ pub fn start(
         }
     }
     let (tx, mut rx) = mpsc::channel(QUEUE);
+    let mut names: Vec<String> = configured.keys().cloned().collect();
+    names.sort();
     let mut aggregator = Aggregator {
         models: configured,
         metrics,
@@ -735,6 +807,9 @@ pub fn start(
                         }
                         let _ = reply.send(results);
                     }
+                    Message::Report(model, reply) => {
+                        let _ = reply.send(aggregator.report(&model));
+                    }
                 }
                 next = rx.try_recv().ok();
             }
@@ -752,6 +827,7 @@ pub fn start(
     });
     Ok(Some(KpiRecorder {
         tx,
+        models: names.into(),
         dropped,
         unread,
     }))

@@ -62,6 +62,7 @@ mod fairness;
 mod fairness_window;
 mod feedback;
 mod reference;
+mod report;
 mod ring;
 mod selector;
 mod upload;
@@ -82,6 +83,10 @@ pub use feedback::routes as feedback_routes;
 pub use reference::{
     BinCounts, CategoricalReference, DriftKpis, KS_PARTS, NumericReference, OTHER_BUCKET,
     PSI_JS_PARTS, Reference,
+};
+pub use report::{
+    AttributeReport, FairnessReport, FeatureJson, GroupJson, KpiReport, KsJson, ReferenceSource,
+    ReferenceState, Settings, VersionDrift,
 };
 pub use ring::RowSeq;
 pub use selector::{SelectError, Selector, SelectorError, Side};

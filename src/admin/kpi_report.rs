@@ -1,0 +1,83 @@
+//! Reading the KPIs with the counts behind them: `GET /admin/kpis` (the
+//! models with `[models.kpi]`) and `GET /admin/kpis/{model}` (fairness per
+//! attribute and group, drift per version and feature, as JSON). Any valid
+//! admin token may read them, as it may read the models.
+//!
+//! The aggregator builds the answer from its windows in its own task (as it
+//! does for `/metrics`), after every exchange handed to it before; the
+//! handler only waits for it and serialises a bounded report.
+
+use super::auth::Tokens;
+use super::{error_response, json_response};
+use crate::kpi::KpiRecorder;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use http::{HeaderMap, StatusCode};
+use serde_json::json;
+
+#[derive(Clone)]
+struct Api {
+    tokens: Tokens,
+    /// `None` when no model has `[models.kpi]`.
+    recorder: Option<KpiRecorder>,
+}
+
+/// The KPI read routes, on the admin listener (mounted whether or not a
+/// model has KPIs, so that the answer says so).
+pub fn routes(tokens: Tokens, recorder: Option<KpiRecorder>) -> Router {
+    Router::new()
+        .route("/admin/kpis", get(list))
+        .route("/admin/kpis/{model}", get(show))
+        .with_state(Api { tokens, recorder })
+}
+
+async fn list(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if let Err(err) = api.tokens.authenticate(&headers) {
+        return err.into_response();
+    }
+    let models = api.recorder.as_ref().map_or(&[][..], KpiRecorder::models);
+    json_response(StatusCode::OK, &json!({ "models": models }))
+}
+
+async fn show(State(api): State<Api>, Path(model): Path<String>, headers: HeaderMap) -> Response {
+    if let Err(err) = api.tokens.authenticate(&headers) {
+        return err.into_response();
+    }
+    let unknown = || {
+        let served = api.recorder.as_ref().map_or(&[][..], KpiRecorder::models);
+        error_response(
+            StatusCode::NOT_FOUND,
+            "unknown_model",
+            &format!("model `{model}` has no [models.kpi]"),
+            Some(("kpi_models", json!(served))),
+        )
+    };
+    let Some(recorder) = &api.recorder else {
+        return unknown();
+    };
+    if !recorder.models().iter().any(|name| *name == model) {
+        return unknown();
+    }
+    match recorder.report(&model).await {
+        Some(report) => match serde_json::to_value(&report) {
+            Ok(value) => json_response(StatusCode::OK, &value),
+            Err(err) => {
+                tracing::error!(error = %err, "KPI report not serialised");
+                error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "the KPI report could not be written",
+                    None,
+                )
+            }
+        },
+        None => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "kpi_unavailable",
+            "the KPI aggregator has stopped",
+            None,
+        ),
+    }
+}
