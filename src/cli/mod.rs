@@ -7,6 +7,7 @@
 mod admin_client;
 mod demo;
 mod keys;
+mod kpis;
 mod ledger;
 mod models;
 mod policies;
@@ -80,6 +81,10 @@ enum Command {
     /// The review policies on a running gateway, through its admin API:
     /// show, reload. Token and exit codes as for `models`.
     Policies(policies::PoliciesArgs),
+    /// Fairness and drift KPIs of a model on a running gateway, with the
+    /// counts behind them, through its admin API. Token and exit codes as
+    /// for `models`.
+    Kpis(kpis::KpisArgs),
     /// Verify the whole ledger of a (stopped) gateway: chain, tree,
     /// checkpoints; or, with --bundle, an export bundle. Exit 0: verified,
     /// 1: does not verify (the first bad seq is named), 2: cannot check.
@@ -232,6 +237,7 @@ pub fn main() -> ExitCode {
         Command::Models(args) => return models::run(args),
         Command::Reviews(args) => return reviews::run(args),
         Command::Policies(args) => return policies::run(args),
+        Command::Kpis(args) => return kpis::run(args),
         Command::Verify {
             config,
             bundle,
