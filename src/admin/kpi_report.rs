@@ -57,7 +57,7 @@ async fn show(State(api): State<Api>, Path(model): Path<String>, headers: Header
     let Some(recorder) = &api.recorder else {
         return unknown();
     };
-    if !recorder.models().iter().any(|name| *name == model) {
+    if !recorder.models().contains(&model) {
         return unknown();
     }
     match recorder.report(&model).await {

@@ -1,6 +1,7 @@
 //! `govgate demo`: the gateway in front of the built-in sample models, with
-//! the shipped review policies in force and commands to try printed once it
-//! is ready.
+//! the shipped review policies in force, fairness and drift KPIs fed by a
+//! set of sample applications, and commands to try printed once it is
+//! ready. The data directory goes when the demo ends, unless `--keep-data`.
 
 use crate::config::{Config, Environment};
 use crate::demo;
@@ -8,6 +9,8 @@ use anyhow::Context;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+mod kpi_tour;
 
 /// Options of `govgate demo`.
 #[derive(Debug, clap::Args)]
@@ -24,6 +27,37 @@ pub(crate) struct DemoArgs {
     /// only while the same demo runs.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Keep the data directory (ledger, keys, review files) when the demo
+    /// ends; by default it is removed on Ctrl-C, SIGTERM or a failed
+    /// start. A directory that held files before the demo started is
+    /// always kept.
+    #[arg(long)]
+    keep_data: bool,
+}
+
+/// Whether the demo may remove `dir` when it ends: it did not exist, or
+/// was empty, when the demo started.
+fn owned_by_demo(dir: &std::path::Path) -> bool {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => entries.next().is_none(),
+        Err(err) => err.kind() == std::io::ErrorKind::NotFound,
+    }
+}
+
+/// Removes the demo's data directory, or says where it is kept.
+fn leave_data(dir: &std::path::Path, remove: bool) {
+    if !remove {
+        eprintln!("govgate demo: data kept in {}", dir.display());
+        return;
+    }
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => eprintln!(
+            "govgate demo: removed {} (pass --keep-data to keep it)",
+            dir.display()
+        ),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+        Err(err) => eprintln!("govgate demo: could not remove {}: {err}", dir.display()),
+    }
 }
 
 pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
@@ -33,9 +67,11 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
             .map_or(0, |since| since.as_secs());
         std::env::temp_dir().join(format!("govgate-demo-{seconds}"))
     });
+    let remove = !args.keep_data && owned_by_demo(&data_dir);
     eprintln!("govgate demo: data in {}", data_dir.display());
     let runtime = super::runtime(None)?;
-    runtime.block_on(async move {
+    let dir = data_dir.clone();
+    let result = runtime.block_on(async move {
         let upstream = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .context("cannot bind the sample models' port")?;
@@ -72,18 +108,24 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
             Some(Box::new(|public: &str, admin: &str| {
                 let (public, admin) = (public.to_owned(), admin.to_owned());
                 tokio::spawn(async move {
-                    match approve_samples(&admin).await {
-                        Ok(()) => print_tour(&public, &admin, &policies),
-                        Err(err) => {
-                            eprintln!("govgate demo: approving the sample versions failed: {err:#}")
-                        }
+                    if let Err(err) = approve_samples(&admin).await {
+                        eprintln!("govgate demo: approving the sample versions failed: {err:#}");
+                        return;
                     }
+                    if let Err(err) = kpi_tour::run(&public, &admin, token("ops")).await {
+                        eprintln!("govgate demo: feeding the KPIs failed: {err:#}");
+                    }
+                    print_tour(&public, &admin, &policies);
                 });
             })),
             super::ListenKeys::DEMO_FLAGS,
         )
         .await
-    })
+    });
+    // The gateway has stopped and its files are closed with the runtime.
+    drop(runtime);
+    leave_data(&dir, remove);
+    result
 }
 
 /// The demo ledger's origin.
@@ -177,7 +219,7 @@ protocol = "kserve_v2"
 [[models.versions]]
 version = "1"
 upstream = "http://{upstream}"
-
+{kpi}
 [[models]]
 name = "{chat}"
 protocol = "openai"
@@ -187,6 +229,7 @@ upstream = "http://{upstream}"
 "#,
         credit = demo::CREDIT_MODEL,
         chat = demo::CHAT_MODEL,
+        kpi = kpi_tour::CONFIG,
         tokens = DEMO_IDENTITIES
             .iter()
             .map(|(principal, roles, token)| format!(
@@ -301,6 +344,15 @@ curl -si {public}/govgate/decisions/$id -H 'prefer: wait=10'
 curl -s {public}/govgate/receipts/$id/entry
 {cli} policies show
 curl -s {admin}/metrics | grep -E '^govgate_(policy_verdicts_total|review_verdicts_total|reviews_pending)'
+
+# 14. Fairness and drift KPIs. One more applicant, with the protected attributes the KPIs group by
+#     (x-govgate-attr-* headers, removed before the model is called), then the KPIs with the counts
+#     behind them (any admin token reads them), and the same figures as Prometheus gauges
+curl -s {public}/v2/models/{credit}/infer -H 'content-type: application/json' -H 'x-govgate-caller: {lending}' \
+  -H 'x-govgate-attr-sex: female' -H 'x-govgate-attr-age_group: under_30' \
+  -d '{{"inputs":[{{"name":"features","shape":[1,3],"datatype":"FP32","data":[26,2500,12]}}]}}'
+{cli} kpis {credit}
+curl -s {admin}/metrics | grep -E '^govgate_kpi_(demographic_parity_ratio|equalized_odds_difference|psi)'
 "#
     );
 }

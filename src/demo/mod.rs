@@ -1,13 +1,16 @@
 //! Built-in sample model servers for `govgate demo` (and anyone who wants a
 //! quick upstream): a credit-scoring model speaking KServe V2 with batched
-//! rows, and a small OpenAI-compatible chat model that can stream (SSE).
+//! rows, and a small OpenAI-compatible chat model that can stream (SSE);
+//! and the sample applications the demo sends for its KPIs.
 //!
 //! They are real HTTP servers on loopback, nothing more: the gateway treats
 //! them like any other upstream. [`DEMO_POLICIES`] are the review policies
 //! the demo enforces in front of them.
 
+mod applicants;
 mod policies;
 
+pub use applicants::{AGE_GROUP_ATTRIBUTE, Applicant, PER_BATCH, SEX_ATTRIBUTE, batch};
 pub use policies::{DEMO_POLICIES, LENDING_CALLER, write_policies};
 
 use axum::Router;
@@ -117,7 +120,9 @@ async fn credit_infer(Path(name): Path<String>, body: Bytes) -> Response {
     )
 }
 
-fn credit_score(row: &[f64]) -> f64 {
+/// The sample model's score of one row (`age_years`, `credit_amount`,
+/// `duration_months`): the probability of good credit, to 4 decimals.
+pub fn credit_score(row: &[f64]) -> f64 {
     let (age, amount, duration) = (row[0], row[1], row[2]);
     let logit =
         0.8 + 0.03 * (age - 35.0) - 0.000_15 * (amount - 3_000.0) - 0.03 * (duration - 20.0);
