@@ -18,6 +18,7 @@ mod full_disk;
 mod governance;
 mod kpi;
 mod kpi_golden;
+mod kpi_report;
 mod ledger;
 mod ledger_faults;
 mod models_cli;
