@@ -531,12 +531,13 @@ async fn serve_config(
     let public_url = format!("http://{}", public.local_addr()?);
     let admin_url = format!("http://{}", admin.local_addr()?);
     let gateway = App::build_with(&config, options).await?;
+    let shutdown = shutdown_signal();
     println!("govgate ready public={public_url} admin={admin_url}");
     tracing::info!(public = %public_url, admin = %admin_url, models = config.models.len(), "govgate ready");
     if let Some(on_ready) = on_ready {
         on_ready(&public_url, &admin_url);
     }
-    gateway.run(public, admin, shutdown_signal()).await?;
+    gateway.run(public, admin, shutdown).await?;
     Ok(())
 }
 
@@ -555,26 +556,34 @@ fn survive_file_size_limit() {
     }
 }
 
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM. The handlers are installed
+/// here, before the future is first polled: a signal that comes as soon as
+/// "ready" is printed then stops the gateway in order instead of killing it.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let interrupt = signal(SignalKind::interrupt()).ok();
+        let terminate = signal(SignalKind::terminate()).ok();
+        async move {
+            let wait = |stream: Option<tokio::signal::unix::Signal>| async move {
+                match stream {
+                    Some(mut stream) => {
+                        stream.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt) => {},
+                () = wait(terminate) => {},
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
 }

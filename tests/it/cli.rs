@@ -140,15 +140,20 @@ async fn demo_prints_commands_that_work_as_printed() {
         .unwrap()
         .unwrap();
     let (public, admin) = parse_ready_line(&ready);
+    // The tour ends with the KPI gauges' command.
     let mut tour = String::new();
-    while let Ok(Ok(Some(line))) =
-        tokio::time::timeout(Duration::from_secs(2), lines.next_line()).await
-    {
-        tour.push_str(&line);
-        tour.push('\n');
+    while !tour.contains("grep -E '^govgate_kpi_") {
+        match tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await {
+            Ok(Ok(Some(line))) => {
+                tour.push_str(&line);
+                tour.push('\n');
+            }
+            other => panic!("the tour stopped ({other:?}):\n{tour}"),
+        }
     }
     let commands = commands_in(&tour);
-    assert!(commands.len() >= 29, "tour:\n{tour}");
+    assert!(commands.len() >= 32, "tour:\n{tour}");
+    demo_kpis_are_those_of_its_sample_rows(&tour);
     for command in commands.iter().filter(|c| c.contains("curl ")) {
         assert!(
             command.contains(&public) || command.contains(&admin),
@@ -264,12 +269,98 @@ async fn demo_prints_commands_that_work_as_printed() {
     );
     assert!(stdout.contains("\"outcome\":\"held\""), "{stdout}");
     assert!(stdout.contains("credit_borderline.rego  "), "{stdout}");
+    // The KPIs again: govgate kpis and the gauges the dashboard reads.
+    let kpis = output_of(&|c| c.ends_with(" kpis credit-scoring"));
+    for part in [
+        "credit-scoring: fairness over the last 2",
+        "attribute age_group",
+        "under_30",
+        "drift of version 1: window of ",
+        "credit_amount",
+    ] {
+        assert!(kpis.contains(part), "{part}\n{kpis}");
+    }
+    let gauges = output_of(&|c| c.contains("grep -E '^govgate_kpi_"));
+    for part in [
+        r#"govgate_kpi_demographic_parity_ratio{attribute="age_group",model="credit-scoring"} 0."#,
+        r#"govgate_kpi_equalized_odds_difference{attribute="sex",model="credit-scoring"} 0."#,
+        r#"govgate_kpi_psi{feature="duration_months",model="credit-scoring",version="1"} "#,
+    ] {
+        assert!(gauges.contains(part), "{part}\n{gauges}");
+    }
     assert!(
         stdout.contains(
             "govgate_review_verdicts_total{kind=\"hold\",model=\"credit-scoring\",verdict=\"approve\"} 1"
         ),
         "{stdout}"
     );
+}
+
+/// The KPIs the demo prints before its tour are figures of its 240
+/// sample applications: every selection rate is the share of the group's
+/// rows scored at least 0.5, each aggregate is in range, and the drift
+/// figures are there for both features.
+fn demo_kpis_are_those_of_its_sample_rows(tour: &str) {
+    use govgate::demo::{batch, credit_score};
+    let rows: Vec<_> = batch(false).into_iter().chain(batch(true)).collect();
+    assert!(
+        tour.contains(&format!("fairness over the last {} rows:", rows.len())),
+        "{tour}"
+    );
+    let rate = |keep: &dyn Fn(&govgate::demo::Applicant) -> bool| {
+        let group: Vec<_> = rows.iter().filter(|a| keep(a)).collect();
+        let selected = group
+            .iter()
+            .filter(|a| credit_score(&a.features) >= 0.5)
+            .count();
+        selected as f64 / group.len() as f64
+    };
+    let rates = [
+        ("female", rate(&|a| a.sex == "female")),
+        ("male", rate(&|a| a.sex == "male")),
+        ("30_plus", rate(&|a| a.age_group == "30_plus")),
+        ("under_30", rate(&|a| a.age_group == "under_30")),
+    ];
+    for (group, rate) in rates {
+        let shown = format!("{group} {rate:.3} (tpr ");
+        assert!(tour.contains(&shown), "{shown}\n{tour}");
+    }
+    // Both attributes' aggregates: numbers in [0, 1], never NaN.
+    let aggregates: Vec<&str> = tour
+        .lines()
+        .filter(|l| l.trim_start().starts_with("demographic parity difference "))
+        .collect();
+    assert_eq!(aggregates.len(), 2, "{tour}");
+    for line in &aggregates {
+        let figures: Vec<f64> = line
+            .split(|c: char| c == ' ' || c == ',' || c == ';')
+            .filter_map(|word| word.parse().ok())
+            .collect();
+        assert_eq!(figures.len(), 4, "{line}");
+        assert!(figures.iter().all(|x| (0.0..=1.0).contains(x)), "{line}");
+    }
+    let (young, old) = (rates[3].1, rates[2].1);
+    let ratio = format!("ratio {:.3};", young / old);
+    assert!(aggregates[1].contains(&ratio), "{ratio}\n{tour}");
+    let drift = tour
+        .lines()
+        .find(|l| l.contains("drift of version 1 (120 rows against its first 120): "))
+        .unwrap_or_else(|| panic!("no drift line\n{tour}"));
+    for feature in ["credit_amount", "duration_months"] {
+        let at = drift.find(&format!("{feature} psi ")).expect(feature);
+        let figures: Vec<f64> = drift[at..]
+            .split(|c: char| c == ' ' || c == ',' || c == ';')
+            .filter_map(|word| word.parse().ok())
+            .take(3)
+            .collect();
+        assert_eq!(figures.len(), 3, "{drift}");
+        // The later applications ask for more, for longer: a real shift.
+        assert!(figures[0] > 0.1 && figures[0].is_finite(), "{drift}");
+        assert!(
+            figures[1..].iter().all(|x| *x > 0.0 && *x <= 1.0),
+            "{drift}"
+        );
+    }
 }
 
 /// A command that only sets variables, so prints nothing.
@@ -302,4 +393,71 @@ fn commands_in(tour: &str) -> Vec<String> {
         }
     }
     commands
+}
+
+/// Starts `govgate demo` on a new data directory, waits until it serves,
+/// stops it with SIGTERM and returns its stderr.
+async fn demo_stopped_by_sigterm(data_dir: &std::path::Path, extra: &[&str]) -> String {
+    let mut child = tokio::process::Command::new(BIN)
+        .args([
+            "demo",
+            "--public-listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .args(extra)
+        .env("GOVGATE_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(ready.starts_with("govgate ready "), "{ready}");
+    assert!(data_dir.join("demo-signing.key").exists());
+    let pid = child.id().unwrap().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+async fn the_demo_removes_its_data_on_sigterm_unless_told_to_keep_it() {
+    let root = tempfile::tempdir().unwrap();
+    let removed = root.path().join("removed");
+    let stderr = demo_stopped_by_sigterm(&removed, &[]).await;
+    assert!(!removed.exists(), "{stderr}");
+    assert!(
+        stderr.contains("removed ") && stderr.contains("--keep-data"),
+        "{stderr}"
+    );
+
+    let kept = root.path().join("kept");
+    let stderr = demo_stopped_by_sigterm(&kept, &["--keep-data"]).await;
+    assert!(kept.join("demo-signing.key").exists(), "{stderr}");
+    assert!(
+        stderr.contains(&format!("data kept in {}", kept.display())),
+        "{stderr}"
+    );
+    // A directory that held files before the demo is never removed.
+    let stderr = demo_stopped_by_sigterm(&kept, &[]).await;
+    assert!(kept.join("demo-signing.key").exists(), "{stderr}");
 }
