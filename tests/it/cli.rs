@@ -333,7 +333,7 @@ fn demo_kpis_are_those_of_its_sample_rows(tour: &str) {
     assert_eq!(aggregates.len(), 2, "{tour}");
     for line in &aggregates {
         let figures: Vec<f64> = line
-            .split(|c: char| c == ' ' || c == ',' || c == ';')
+            .split([' ', ',', ';'])
             .filter_map(|word| word.parse().ok())
             .collect();
         assert_eq!(figures.len(), 4, "{line}");
@@ -349,7 +349,7 @@ fn demo_kpis_are_those_of_its_sample_rows(tour: &str) {
     for feature in ["credit_amount", "duration_months"] {
         let at = drift.find(&format!("{feature} psi ")).expect(feature);
         let figures: Vec<f64> = drift[at..]
-            .split(|c: char| c == ' ' || c == ',' || c == ';')
+            .split([' ', ',', ';'])
             .filter_map(|word| word.parse().ok())
             .take(3)
             .collect();
