@@ -64,13 +64,12 @@ fn error(text: &str) -> ConfigError {
     parse(text).expect_err("config should be refused")
 }
 
-#[test]
-fn shipped_example_is_accepted() {
-    // As on a fresh checkout after the README's keygen step.
+/// Loads `example` (the shipped config's text, or a variant) as on a fresh
+/// checkout after the README's keygen step.
+fn load_example(example: &str) -> Result<Config, ConfigError> {
     let root = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(root.path().join("config")).unwrap();
     std::fs::create_dir_all(root.path().join("data")).unwrap();
-    let example = include_str!("../../config/govgate.toml");
     std::fs::write(root.path().join("config/govgate.toml"), example).unwrap();
     write_test_key(&root.path().join("data"));
     std::fs::rename(
@@ -78,7 +77,15 @@ fn shipped_example_is_accepted() {
         root.path().join("data/govgate.key"),
     )
     .unwrap();
-    let config = Config::load(&root.path().join("config/govgate.toml")).unwrap();
+    Config::load(&root.path().join("config/govgate.toml"))
+}
+
+const EXAMPLE: &str = include_str!("../../config/govgate.toml");
+
+#[test]
+fn shipped_example_is_accepted() {
+    let config = load_example(EXAMPLE).unwrap();
+    assert!(config.model("credit-scoring").unwrap().kpi.is_none());
     assert_eq!(config.ledger.origin, "govgate.example/local");
     assert_eq!(config.models.len(), 3);
     let credit = config.model("credit-scoring").unwrap();
@@ -90,6 +97,37 @@ fn shipped_example_is_accepted() {
     assert_eq!(
         config.model("fraud").unwrap().path_prefix.as_deref(),
         Some("/models/fraud")
+    );
+}
+
+#[test]
+fn shipped_example_kpi_section_is_valid_once_uncommented() {
+    // Every line from `# [models.kpi]` to the blank line after it.
+    let mut inside = false;
+    let text: String = EXAMPLE
+        .lines()
+        .map(|line| {
+            inside = (inside && !line.trim().is_empty()) || line == "# [models.kpi]";
+            let line = if inside {
+                line.strip_prefix("# ").unwrap_or(line)
+            } else {
+                line
+            };
+            format!("{line}\n")
+        })
+        .collect();
+    assert_ne!(text, EXAMPLE, "the example has a commented [models.kpi]");
+    let config = load_example(&text).unwrap();
+    let kpi = config.model("credit-scoring").unwrap().kpi.clone().unwrap();
+    assert_eq!((kpi.window, kpi.min_group_size), (10_000, 30));
+    let names = |fields: &[super::KpiField]| -> Vec<String> {
+        fields.iter().map(|f| f.name.clone()).collect()
+    };
+    assert_eq!(names(&kpi.attributes), ["sex", "age_group"]);
+    assert_eq!(names(&kpi.features), ["credit_amount", "duration_months"]);
+    assert_eq!(
+        kpi.attributes[1].source,
+        super::Source::Header("x-govgate-attr-age_group".to_owned())
     );
 }
 
