@@ -61,8 +61,15 @@ async fn show(State(api): State<Api>, Path(model): Path<String>, headers: Header
         return unknown();
     }
     match recorder.report(&model).await {
-        Some(report) => match serde_json::to_value(&report) {
-            Ok(value) => json_response(StatusCode::OK, &value),
+        // Serialised as the struct declares it (not through a `Value`,
+        // which would sort the keys): model, settings, fairness, drift.
+        Some(report) => match serde_json::to_string(&report) {
+            Ok(text) => (
+                StatusCode::OK,
+                [(http::header::CONTENT_TYPE, "application/json")],
+                text,
+            )
+                .into_response(),
             Err(err) => {
                 tracing::error!(error = %err, "KPI report not serialised");
                 error_response(
