@@ -250,7 +250,8 @@ fn summary(report: &Value) -> String {
         ));
     }
     out.push_str(
-        "  (a demographic parity ratio below 0.8 fails the four-fifths rule; a PSI above 0.25 is a large shift)\n",
+        "  (a demographic parity ratio below 0.8 fails the four-fifths rule; a PSI above 0.25 is a large\n  \
+         shift. Step 14 below shows them again, with the counts behind them.)\n",
     );
     out
 }
