@@ -109,7 +109,12 @@ mod tests {
                 assert!(rows.iter().filter(|a| a.age_group == group).count() >= 20);
             }
         }
-        let mean = |rows: &[Applicant]| rows.iter().map(|a| a.features[1]).sum::<f64>() / 120.0;
-        assert!(mean(&batch(true)) > 1.5 * mean(&batch(false)));
+        // The later batch asks for more (x 1.3), for longer (+ 6 months).
+        let mean = |rows: &[Applicant], column: usize| {
+            rows.iter().map(|a| a.features[column]).sum::<f64>() / PER_BATCH as f64
+        };
+        let (first, later) = (batch(false), batch(true));
+        assert!(mean(&later, 1) > 1.2 * mean(&first, 1));
+        assert!(mean(&later, 2) > mean(&first, 2) + 3.0);
     }
 }

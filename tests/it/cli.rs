@@ -281,6 +281,30 @@ async fn demo_prints_commands_that_work_as_printed() {
         assert!(kpis.contains(part), "{part}\n{kpis}");
     }
     let gauges = output_of(&|c| c.contains("grep -E '^govgate_kpi_"));
+    // Every KPI family the shipped Grafana dashboard draws has series.
+    let metrics = crate::support::send(http::Method::GET, &format!("{admin}/metrics"), &[], "")
+        .await
+        .text();
+    let dashboard = include_str!("../../config/grafana/govgate-dashboard.json");
+    let mut families: Vec<&str> = dashboard
+        .match_indices("govgate_kpi_")
+        .map(|(at, _)| {
+            let rest = &dashboard[at..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_lowercase() || c == '_'))
+                .unwrap_or(rest.len());
+            &rest[..end]
+        })
+        .collect();
+    families.sort_unstable();
+    families.dedup();
+    assert!(families.len() >= 10, "{families:?}");
+    for family in families {
+        assert!(
+            metrics.contains(&format!("\n{family}{{")),
+            "{family} has no series after the demo tour"
+        );
+    }
     for part in [
         r#"govgate_kpi_demographic_parity_ratio{attribute="age_group",model="credit-scoring"} 0."#,
         r#"govgate_kpi_equalized_odds_difference{attribute="sex",model="credit-scoring"} 0."#,
