@@ -5,28 +5,31 @@ pub mod audit;
 pub mod client;
 pub mod gateway;
 pub mod governance;
+pub mod pyenv;
 pub mod upstream;
 
 pub use client::{open, send};
 pub use gateway::Gateway;
 pub use upstream::TestUpstream;
 
-/// Runs the independent Python verifier (tools/govgate_verify.py) with `args`.
+/// Runs the independent Python verifier (tools/govgate_verify.py) with
+/// `args`, with the interpreter of [`pyenv::python`] (a virtual environment
+/// the tests provision themselves).
 pub fn python_verifier<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::Output {
-    let output = std::process::Command::new("python3")
+    let python = pyenv::python();
+    let output = std::process::Command::new(&python)
         .arg(concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tools/govgate_verify.py"
         ))
         .args(args)
         .output()
-        .expect(
-            "python3 runs (install the verifier's packages: pip install -r tools/requirements.txt)",
-        );
+        .unwrap_or_else(|err| panic!("{} could not run: {err}", python.display()));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         !stderr.contains("ModuleNotFoundError"),
-        "the verifier's packages are missing: pip install -r tools/requirements.txt\n{stderr}"
+        "the verifier's packages are missing from {}: {stderr}",
+        python.display()
     );
     output
 }
