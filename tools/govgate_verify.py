@@ -69,7 +69,9 @@ try:
 except ImportError as _err:  # pragma: no cover - environment problem
     sys.stderr.write(
         f"govgate_verify: missing dependency ({_err.name}); "
-        "install with: python3 -m pip install -r tools/requirements.txt\n"
+        "install it into a virtual environment (tools/README.md): "
+        "python3 -m venv .venv && .venv/bin/pip install -r tools/requirements.txt, "
+        "then run this with .venv/bin/python3\n"
     )
     sys.exit(2)
 
