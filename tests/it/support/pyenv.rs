@@ -79,9 +79,9 @@ fn find_or_provision() -> Result<PathBuf, String> {
         .open(&lock_path)
         .map_err(|err| format!("cannot open {}: {err}", lock_path.display()))?;
     // Held until this function returns: one process builds, the others
-    // wait here and then find the stamp. (Rust 1.89: the manifest's
-    // rust-version is older, but the locked dependencies already need a
-    // newer toolchain than this to build the tests.)
+    // wait here and then find the stamp. (File::lock is Rust 1.89, newer
+    // than the manifest's rust-version, but Cargo.lock's dependencies
+    // already need Rust 1.95.)
     #[allow(clippy::incompatible_msrv)]
     lock.lock()
         .map_err(|err| format!("cannot lock {}: {err}", lock_path.display()))?;
