@@ -28,6 +28,7 @@ mod outlive;
 mod policies;
 mod prometheus_live;
 mod promtool;
+mod readme;
 mod reviews;
 mod reviews_cli;
 mod streaming;
