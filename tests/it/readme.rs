@@ -13,7 +13,7 @@
 //! - `<!-- readme-test: stop -->`: the background command gets SIGINT (the
 //!   README's Ctrl-C) and must exit 0 before this block runs.
 //!
-//! Variables a block exports reach the later blocks, as in one terminal.
+//! Variables a block sets reach the later blocks, as in one terminal.
 //!
 //! The example configuration listens on fixed ports (8080, 9090), which
 //! another gateway on the machine may hold. The test runs on free ports
@@ -169,8 +169,17 @@ fn bash(dir: &Path, script: &str, ports: &[String; 2]) -> tokio::process::Comman
 /// Runs a foreground block; returns its stdout, panics with everything
 /// printed when it fails.
 async fn run_block(dir: &Path, block: &Block, ports: &[String; 2], serve_log: &Path) -> String {
+    // The variables this block and the ones before it set (not bash's
+    // own) go to ENV_FILE for the next block.
     let script = format!(
-        "set -eo pipefail\n[ -f {ENV_FILE} ] && source {ENV_FILE}\nset -x\n{}set +x\nexport -p > {ENV_FILE}\n",
+        "set -eo pipefail\n\
+         __names=$(compgen -v | sort)\n\
+         if [ -f {ENV_FILE} ]; then source {ENV_FILE}; fi\n\
+         set -x\n\
+         {}\
+         {{ set +x; }} 2>/dev/null\n\
+         __set=$(comm -13 <(echo \"$__names\") <(compgen -v | sort) | grep -v -e '^_' -e '^BASH' || true)\n\
+         if [ -n \"$__set\" ]; then declare -p $__set > {ENV_FILE}; fi\n",
         block.script
     );
     let output = tokio::time::timeout(Duration::from_secs(120), bash(dir, &script, ports).output())
