@@ -2,6 +2,7 @@
 //! 127.0.0.1 with ephemeral ports, a temp data directory per gateway.
 
 pub mod audit;
+pub mod blocks;
 pub mod client;
 pub mod gateway;
 pub mod governance;
