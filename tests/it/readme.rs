@@ -59,7 +59,9 @@ async fn readme_commands_work_as_printed_on_a_fresh_clone() {
     for wanted in [
         // check-config
         ": ok",
-        // the third approval completes the high-risk policy; activation
+        // each approval says what is still needed, the third completes
+        // the high-risk policy; activation
+        "now proposed: approved by dana, sam; 1 more approval needed",
         "now approved",
         "now active",
         "version_rolled_back",
