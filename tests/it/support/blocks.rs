@@ -15,7 +15,8 @@
 //! - `<!-- readme-test: exit N -->`: the block's last line is a command
 //!   shown for its refusal: it must exit with N, every line before it with 0.
 //!
-//! Variables a block sets reach the later blocks, as in one terminal.
+//! Variables a block sets or changes (`PATH` after `. .venv/bin/activate`)
+//! reach the later blocks, as in one terminal.
 //!
 //! The examples listen on fixed ports (8080, 9090), which another gateway
 //! on the machine may hold. The blocks run on free ports instead: the
@@ -34,6 +35,11 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 pub const EXAMPLE_ADDRESSES: [&str; 2] = ["127.0.0.1:8080", "127.0.0.1:9090"];
 /// Where blocks leave their variables for the next ones.
 const ENV_FILE: &str = ".blocks-test-env";
+/// Bash's own variables that change by themselves or are read-only
+/// (alternatives of a `grep` pattern).
+const BASH_OWN: &str = "RANDOM\\|SRANDOM\\|SECONDS\\|LINENO\\|EPOCHREALTIME\\|EPOCHSECONDS\\|\
+     PIPESTATUS\\|FUNCNAME\\|SHELLOPTS\\|PPID\\|UID\\|EUID\\|GROUPS\\|PWD\\|OLDPWD\\|SHLVL\\|HISTCMD\\|\
+     COLUMNS\\|LINES\\|DIRSTACK\\|OPTIND";
 
 /// One ```sh block and what its markers say.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -71,7 +77,14 @@ pub fn sh_blocks(name: &str, markdown: &str) -> Vec<Block> {
         } else if let Some(rest) = line.trim().strip_prefix("<!-- readme-test:") {
             let mut words = rest.split_whitespace();
             match words.next().unwrap_or_default() {
-                "skip" => pending.skip = true,
+                "skip" => {
+                    assert!(
+                        rest.contains("skip (") && rest.contains(") -->"),
+                        "{name}:{}: skip (why)",
+                        index + 1
+                    );
+                    pending.skip = true;
+                }
                 "background" => pending.background = true,
                 "stop" => pending.stop = true,
                 "restart" => pending.restart = true,
@@ -232,22 +245,26 @@ impl Session {
                 (body, Some(last))
             }
         };
-        // The variables this block and the ones before it set (not bash's
-        // own) go to ENV_FILE for the next block. The last line of an
+        // The variables this block and the ones before it set or changed
+        // (not bash's own) go to ENV_FILE for the next block. The last line of an
         // `exit N` block runs after -e is off and gives the block's status.
         let last = last
             .map(|line| format!("set +e\n{line}\n__status=$?\n"))
             .unwrap_or_else(|| "__status=0\n".to_owned());
         let script = format!(
             "set -eo pipefail\n\
-             __names=$(compgen -v | sort)\n\
+             declare -A __init=()\n\
+             for __n in $(compgen -v); do __init[$__n]=${{!__n}}; done\n\
              if [ -f {ENV_FILE} ]; then source {ENV_FILE}; fi\n\
              set -x\n\
              {body}\n\
              {last}\
              {{ set +x; }} 2>/dev/null\n\
-             __set=$(comm -13 <(echo \"$__names\") <(compgen -v | sort) | grep -v -e '^_' -e '^BASH' || true)\n\
-             if [ -n \"$__set\" ]; then declare -p $__set > {ENV_FILE}; fi\n\
+             __set=()\n\
+             for __n in $(compgen -v | grep -v -e '^_' -e '^BASH' -e '^\\({BASH_OWN}\\)$'); do\n\
+               if [[ ! -v __init[$__n] || \"${{__init[$__n]}}\" != \"${{!__n}}\" ]]; then __set+=(\"$__n\"); fi\n\
+             done\n\
+             if (( ${{#__set[@]}} )); then declare -p \"${{__set[@]}}\" > {ENV_FILE}; fi\n\
              exit $__status\n"
         );
         let output = tokio::time::timeout(Duration::from_secs(120), self.bash(&script).output())
