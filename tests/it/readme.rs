@@ -226,7 +226,8 @@ async fn kpi_doc_works_as_printed_against_the_demo() {
     assert_printed(
         &stdout,
         &[
-            "\"rows\":4,",
+            // the upload's answer
+            "\"rows\":4,\"sha256\":",
             "\"result\":\"applied\"",
             "\"fairness\":{",
             "credit-scoring: fairness over the last ",
