@@ -305,3 +305,18 @@ fn sh_blocks_take_their_markers_from_the_lines_just_before() {
         ]
     );
 }
+
+/// A block that changes PATH (as `. .venv/bin/activate` does) or sets a
+/// variable changes it for the blocks after it, as in one terminal.
+#[tokio::test]
+async fn blocks_carry_set_and_changed_variables_to_the_next_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks = sh_blocks(
+        "x.md",
+        "```sh\nmkdir bin && printf '#!/bin/sh\\necho from bin\\n' > bin/hello && chmod +x bin/hello\n\
+         export PATH=\"$PWD/bin:$PATH\"\nanswer=42\n```\n\n```sh\nhello\necho \"answer $answer\"\n```\n",
+    );
+    let mut session = Session::new("x.md", dir.path(), free_addresses());
+    let stdout = session.run_all(&blocks).await;
+    assert_eq!(stdout, "from bin\nanswer 42\n");
+}
