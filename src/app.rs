@@ -13,6 +13,7 @@ use crate::ledger::metrics::LedgerMetrics;
 use crate::ledger::reader::{self, LedgerReader};
 use crate::ledger::sequencer::{Ledger, LedgerError, LedgerWriter, SequencerConfig};
 use crate::ledger::store::{LedgerStore, SledStore, StoreError};
+use crate::ledger::wal::WalStore;
 use crate::listener::{self, Caps, ListenerMetrics};
 use crate::metrics::Metrics;
 use crate::proxy::{self, ProxyMetrics, ProxyState, Serving, ServingTable};
@@ -125,6 +126,13 @@ pub struct StartOptions {
     pub quarantine_damaged_ledger: bool,
 }
 
+/// The ledger store in `dir`: the sled store behind its write-ahead file
+/// (`dir/wal`), brought up to the file's durable tail.
+fn open_store(dir: &std::path::Path, cache_bytes: u64) -> Result<Arc<dyn LedgerStore>, StoreError> {
+    let sled = Arc::new(SledStore::open_with_cache(dir, cache_bytes)?);
+    Ok(Arc::new(WalStore::open(&crate::ledger::wal::dir_of(dir), sled)?))
+}
+
 impl App {
     /// Builds every part from the config: opens the ledger in
     /// `data_dir/ledger` (refusing a store that does not verify) and
@@ -136,8 +144,8 @@ impl App {
     /// [`App::build`], with `options`.
     pub async fn build_with(config: &Config, options: StartOptions) -> Result<App, AppError> {
         let dir = config.server.data_dir.join("ledger");
-        let opened = match SledStore::open_with_cache(&dir, config.ledger.cache_bytes) {
-            Ok(store) => Self::build_on(config, Arc::new(store)).await,
+        let opened = match open_store(&dir, config.ledger.cache_bytes) {
+            Ok(store) => Self::build_on(config, store).await,
             Err(err) => Err(err.into()),
         };
         let reason = match &opened {
@@ -156,7 +164,7 @@ impl App {
             %reason,
             "the ledger does not verify; moved it aside and starting a new ledger"
         );
-        let store = Arc::new(SledStore::open_with_cache(&dir, config.ledger.cache_bytes)?);
+        let store = open_store(&dir, config.ledger.cache_bytes)?;
         let restarted = EntryBody::LedgerRestarted {
             damaged_store: moved
                 .file_name()

@@ -21,6 +21,10 @@ fn open_ledger(
         other => anyhow::Error::new(other)
             .context(format!("cannot open the ledger in {}", dir.display())),
     })?;
+    // Entries acknowledged but not yet in the store are in the write-ahead
+    // file: bring the store up to it first.
+    crate::ledger::wal::replay(&crate::ledger::wal::dir_of(&dir), &store)
+        .with_context(|| format!("cannot replay the write-ahead file of {}", dir.display()))?;
     let verifier = crate::ledger::checkpoint::NoteVerifier::new(
         &config.ledger.origin,
         config.ledger.signing_key.verifying_key(),

@@ -23,6 +23,7 @@ pub struct LedgerMetrics {
     overloaded: IntCounter,
     committing: IntGauge,
     recoveries: IntCounter,
+    torn_tail_bytes: IntGauge,
 }
 
 /// What one successful commit wrote.
@@ -106,6 +107,10 @@ impl LedgerMetrics {
                 "govgate_ledger_recoveries_total",
                 "Times the ledger resumed committing by itself after a failed commit.",
             )?,
+            torn_tail_bytes: IntGauge::new(
+                "govgate_ledger_wal_torn_bytes",
+                "Bytes of a torn final write-ahead record cut at start (a write interrupted by a crash, never acknowledged); 0: none.",
+            )?,
         })
     }
 
@@ -129,11 +134,17 @@ impl LedgerMetrics {
         registry.register(Box::new(self.overloaded.clone()))?;
         registry.register(Box::new(self.committing.clone()))?;
         registry.register(Box::new(self.recoveries.clone()))?;
+        registry.register(Box::new(self.torn_tail_bytes.clone()))?;
         Ok(())
     }
 
     /// The state found when the ledger opens: its size and the Unix time
     /// of its latest checkpoint (none for an empty ledger).
+    /// The bytes of a torn final write-ahead record cut at open.
+    pub(crate) fn set_torn_tail(&self, bytes: u64) {
+        self.torn_tail_bytes.set(bytes as i64);
+    }
+
     pub(crate) fn observe_open(&self, size: u64, checkpoint_unix_seconds: Option<f64>) {
         self.committing.set(1);
         self.size.set(size as i64);

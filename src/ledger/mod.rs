@@ -7,6 +7,7 @@
 //! - [`entry`]: entry members and the chain rule;
 //! - [`checkpoint`]: C2SP signed notes, checkpoints, tlog-proofs;
 //! - [`store`]: the storage trait and its sled implementation;
+//! - [`wal`]: the write-ahead file, the commit point in front of the store;
 //! - [`sequencer`]: the single writer (signed group commit), a [`DecisionSink`];
 //! - [`reader`]: receipts, entries and proofs, and their HTTP routes;
 //! - [`export`]: writes audit bundles; [`bundle`]: checks them offline;
@@ -27,3 +28,4 @@ pub mod sequencer;
 pub mod store;
 pub mod tree;
 pub mod verify;
+pub mod wal;

@@ -136,6 +136,7 @@ impl Ledger {
         if let Some(bytes) = store.disk_bytes() {
             metrics.set_store_bytes(bytes);
         }
+        metrics.set_torn_tail(store.torn_tail_bytes());
         let (queue, jobs) = mpsc::channel(config.queue_len.max(1));
         let status = LedgerStatus::default();
         let writer_status = status.clone();

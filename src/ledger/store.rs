@@ -40,7 +40,7 @@ pub enum StoreError {
 }
 
 /// Everything one group commit writes.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct CommitBatch {
     /// `(seq, canonical bytes)`, consecutive.
     pub entries: Vec<(u64, Vec<u8>)>,
@@ -80,6 +80,19 @@ pub trait LedgerStore: Send + Sync + 'static {
     }
     /// Writes a batch durably.
     fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError>;
+    /// Writes a batch that is already durable elsewhere (the write-ahead
+    /// file): readable at once, durable here after the next `flush`.
+    fn apply(&self, batch: &CommitBatch) -> Result<(), StoreError> {
+        self.commit(batch)
+    }
+    /// Makes every batch applied so far durable.
+    fn flush(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Bytes of a torn final write-ahead record cut when the store opened.
+    fn torn_tail_bytes(&self) -> u64 {
+        0
+    }
     /// Starts the engine afresh after a failure (an engine may keep a
     /// failed batch in memory, or refuse everything after one I/O error)
     /// and returns the size of the latest checkpoint it finds on stable

@@ -4,6 +4,8 @@
 //! with nothing in memory.
 
 use super::{CommitBatch, LedgerStore, SledStore};
+use crate::ledger::wal::WalStore;
+use std::sync::Arc;
 use crate::ledger::memstore::MemStore;
 use crate::ledger::tree::{Frontier, Hash, leaf_hash};
 use std::collections::{BTreeMap, HashMap};
@@ -255,4 +257,41 @@ fn the_sled_store_answers_alike_before_and_after_reopening() {
     // Reopened: nothing remembered, every decision found from its rows.
     let store = SledStore::open(dir.path()).unwrap();
     check(&store, &expected);
+}
+
+/// Its store stays behind (a tick of an hour): reads come from memory, from
+/// the store, or both, as the test moves batches along.
+fn wal_over(dir: &std::path::Path, inner: Arc<dyn LedgerStore>) -> WalStore {
+    WalStore::open_flushing_every(
+        &crate::ledger::wal::dir_of(dir),
+        inner,
+        std::time::Duration::from_secs(3600),
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_write_ahead_store_answers_alike_from_memory_and_store_and_after_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let batches = commits();
+    let (first, rest) = batches.split_at(20);
+    let expected = {
+        let wal = wal_over(dir.path(), Arc::new(SledStore::open(dir.path()).unwrap()));
+        let half = commit_all(&wal, first, Expected::default());
+        // The first half goes to the store; the second stays in memory.
+        assert_eq!(wal.reopen().unwrap(), half.size);
+        let whole = commit_all(&wal, rest, half);
+        check(&wal, &whole);
+        // The store behind fails from here on: the file keeps everything.
+        wal.faults().fail_applies(u64::MAX);
+        whole
+    };
+    // The applier gave up on closing (injected failures): the store holds
+    // the first half only, the file all of it.
+    let sled = SledStore::open(dir.path()).unwrap();
+    assert_eq!(sled.size().unwrap(), batches[19].checkpoint.0);
+    drop(sled);
+    let wal = wal_over(dir.path(), Arc::new(SledStore::open(dir.path()).unwrap()));
+    assert!(wal.torn_tail().is_none());
+    check(&wal, &expected);
 }

@@ -212,46 +212,9 @@ impl SledStore {
         Ok(true)
     }
 
-    #[cfg(test)]
-    fn sync(&self) -> Result<(), StoreError> {
-        self.engine()?.sync(&self.dir)
-    }
-}
-
-fn sync_path(path: &Path) -> Result<(), StoreError> {
-    File::open(path)
-        .and_then(|file| file.sync_all())
-        .map_err(|source| StoreError::Sync {
-            path: path.to_path_buf(),
-            source,
-        })
-}
-
-impl LedgerStore for SledStore {
-    fn size(&self) -> Result<u64, StoreError> {
-        Ok(self.latest_checkpoint()?.map_or(0, |(size, _)| size))
-    }
-
-    fn disk_bytes(&self) -> Option<u64> {
-        // Every file of the directory: sled's data file, its snapshots and
-        // blobs (a file that vanishes while counting counts as nothing).
-        fn bytes_under(dir: &Path) -> u64 {
-            let Ok(listing) = std::fs::read_dir(dir) else {
-                return 0;
-            };
-            listing
-                .filter_map(Result::ok)
-                .map(|item| match item.metadata() {
-                    Ok(meta) if meta.is_dir() => bytes_under(&item.path()),
-                    Ok(meta) => meta.len(),
-                    Err(_) => 0,
-                })
-                .sum()
-        }
-        Some(bytes_under(&self.dir))
-    }
-
-    fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError> {
+    /// Writes a batch's rows (packs first, then the `ledger` batch whose
+    /// checkpoint marks it); durable only after the engine's sync.
+    fn write(&self, batch: &CommitBatch) -> Result<Arc<Engine>, StoreError> {
         let Some((first_seq, _)) = batch.entries.first() else {
             return Err(StoreError::Corrupt("an empty commit batch".to_owned()));
         };
@@ -301,10 +264,70 @@ impl LedgerStore for SledStore {
         let (size, note) = &batch.checkpoint;
         main.insert(&tagged_key(CHECKPOINT, *size), note.as_bytes());
         engine.main.apply_batch(main)?;
-        engine.sync(&self.dir)?;
-        self.visible.store(*size, Ordering::Release);
+        Ok(engine)
+    }
+
+    /// Lets readers see a written batch.
+    fn show(&self, batch: &CommitBatch) {
+        self.visible.store(batch.checkpoint.0, Ordering::Release);
         self.recent.add(&batch.decisions);
+    }
+
+    #[cfg(test)]
+    fn sync(&self) -> Result<(), StoreError> {
+        self.engine()?.sync(&self.dir)
+    }
+}
+
+fn sync_path(path: &Path) -> Result<(), StoreError> {
+    File::open(path)
+        .and_then(|file| file.sync_all())
+        .map_err(|source| StoreError::Sync {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+impl LedgerStore for SledStore {
+    fn size(&self) -> Result<u64, StoreError> {
+        Ok(self.latest_checkpoint()?.map_or(0, |(size, _)| size))
+    }
+
+    fn disk_bytes(&self) -> Option<u64> {
+        // Every file of the directory: sled's data file, its snapshots and
+        // blobs (a file that vanishes while counting counts as nothing).
+        fn bytes_under(dir: &Path) -> u64 {
+            let Ok(listing) = std::fs::read_dir(dir) else {
+                return 0;
+            };
+            listing
+                .filter_map(Result::ok)
+                .map(|item| match item.metadata() {
+                    Ok(meta) if meta.is_dir() => bytes_under(&item.path()),
+                    Ok(meta) => meta.len(),
+                    Err(_) => 0,
+                })
+                .sum()
+        }
+        Some(bytes_under(&self.dir))
+    }
+
+    fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError> {
+        let engine = self.write(batch)?;
+        engine.sync(&self.dir)?;
+        self.show(batch);
         Ok(())
+    }
+
+    fn apply(&self, batch: &CommitBatch) -> Result<(), StoreError> {
+        // Durable elsewhere (the write-ahead file): readable at once.
+        self.write(batch)?;
+        self.show(batch);
+        Ok(())
+    }
+
+    fn flush(&self) -> Result<(), StoreError> {
+        self.engine()?.sync(&self.dir)
     }
 
     fn reopen(&self) -> Result<u64, StoreError> {

@@ -1,0 +1,239 @@
+//! The write-ahead file's segments on disk: `<first seq, 20 digits>.wal`
+//! in the WAL directory, each a run of records ([`super::record`]). The
+//! last one is appended to; a new one starts once it passes
+//! [`SEGMENT_BYTES`]; whole segments below what the store has flushed are
+//! deleted.
+
+use super::Faults;
+use super::record::{self, Torn};
+use crate::ledger::store::{CommitBatch, StoreError};
+use std::fs::{File, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+/// A segment this long is closed and the next commit starts a new one.
+#[cfg(not(test))]
+pub(super) const SEGMENT_BYTES: u64 = 64 << 20;
+/// Small in tests, so rotation needs no large writes.
+#[cfg(test)]
+pub(super) const SEGMENT_BYTES: u64 = 64 << 10;
+
+fn io_error(path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::Sync {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    File::open(dir)
+        .and_then(|file| file.sync_all())
+        .map_err(|source| io_error(dir, source))
+}
+
+fn segment_path(dir: &Path, first: u64) -> PathBuf {
+    dir.join(format!("{first:020}.wal"))
+}
+
+/// What a torn final record was, once cut.
+#[derive(Debug, Clone)]
+pub struct TornTail {
+    /// The segment file.
+    pub path: PathBuf,
+    /// Where the good records end: the file's length now.
+    pub offset: u64,
+    /// How many bytes were cut.
+    pub bytes: u64,
+    /// Why they were not a record.
+    pub reason: String,
+}
+
+/// The records found at open, in order, with the segment each starts.
+pub(super) struct Scanned {
+    pub(super) segments: Vec<(u64, PathBuf)>,
+    pub(super) batches: Vec<CommitBatch>,
+    pub(super) torn: Option<TornTail>,
+}
+
+/// Reads every segment of `dir`; cuts a torn record at the end of the
+/// last one (a crash during its write). A bad record anywhere else is
+/// damage, not a crash: refused.
+pub(super) fn scan(dir: &Path) -> Result<Scanned, StoreError> {
+    std::fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
+    let mut segments = Vec::new();
+    for item in std::fs::read_dir(dir).map_err(|source| io_error(dir, source))? {
+        let item = item.map_err(|source| io_error(dir, source))?;
+        let name = item.file_name();
+        let Some(first) = name
+            .to_str()
+            .and_then(|n| n.strip_suffix(".wal"))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        segments.push((first, item.path()));
+    }
+    segments.sort_unstable_by_key(|(first, _)| *first);
+    let mut batches = Vec::new();
+    let mut torn = None;
+    let count = segments.len();
+    for (i, (_, path)) in segments.iter().enumerate() {
+        let bytes = std::fs::read(path).map_err(|source| io_error(path, source))?;
+        let mut at = 0;
+        while at < bytes.len() {
+            match record::decode(&bytes[at..]) {
+                Ok((batch, len)) => {
+                    batches.push(batch);
+                    at += len;
+                }
+                Err(err) if i + 1 == count => {
+                    torn = Some(cut(path, at as u64, bytes.len() as u64, &err)?);
+                    break;
+                }
+                Err(err) => {
+                    return Err(StoreError::Corrupt(format!(
+                        "{} at byte {at}: {err}",
+                        path.display()
+                    )));
+                }
+            }
+        }
+    }
+    Ok(Scanned {
+        segments,
+        batches,
+        torn,
+    })
+}
+
+fn cut(path: &Path, offset: u64, len: u64, why: &Torn) -> Result<TornTail, StoreError> {
+    let file = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|source| io_error(path, source))?;
+    file.set_len(offset)
+        .and_then(|()| file.sync_all())
+        .map_err(|source| io_error(path, source))?;
+    Ok(TornTail {
+        path: path.to_path_buf(),
+        offset,
+        bytes: len - offset,
+        reason: why.to_string(),
+    })
+}
+
+/// The segment being appended to, and the older ones still needed.
+pub(super) struct Appender {
+    dir: PathBuf,
+    /// `(first seq, path)` of every segment, the current one last.
+    segments: Vec<(u64, PathBuf)>,
+    file: File,
+    /// Bytes known durable in the current segment.
+    synced: u64,
+    /// Bytes possibly written (more than `synced` after a failure).
+    written: u64,
+}
+
+impl Appender {
+    /// Starts a fresh segment for the batch that begins at `first`, after
+    /// `kept` (older segments not yet flushed to the store).
+    pub(super) fn start(
+        dir: &Path,
+        kept: Vec<(u64, PathBuf)>,
+        first: u64,
+    ) -> Result<Self, StoreError> {
+        let mut appender = Self {
+            dir: dir.to_path_buf(),
+            segments: kept,
+            file: new_segment(dir, first)?,
+            synced: 0,
+            written: 0,
+        };
+        appender.segments.retain(|(seq, _)| *seq != first);
+        appender.segments.push((first, segment_path(dir, first)));
+        Ok(appender)
+    }
+
+    /// Appends one record and fdatasyncs it: the commit point.
+    pub(super) fn append(
+        &mut self,
+        first: u64,
+        record: &[u8],
+        faults: &Faults,
+    ) -> Result<(), StoreError> {
+        if self.written > self.synced {
+            return Err(StoreError::Engine(
+                "the write-ahead file was not repaired after a failure".to_owned(),
+            ));
+        }
+        if self.synced >= SEGMENT_BYTES {
+            self.file = new_segment(&self.dir, first)?;
+            self.segments.push((first, segment_path(&self.dir, first)));
+            self.synced = 0;
+            self.written = 0;
+        }
+        let path = self.current_path();
+        self.written = self.synced + record.len() as u64;
+        faults
+            .write()
+            .and_then(|()| self.file.write_all(record))
+            .map_err(|source| io_error(&path, source))?;
+        faults
+            .sync()
+            .and_then(|()| self.file.sync_data())
+            .map_err(|source| io_error(&path, source))?;
+        self.synced = self.written;
+        Ok(())
+    }
+
+    /// After a failed append: cuts what it may have left, so the file ends
+    /// at its last durable record again.
+    pub(super) fn repair(&mut self) -> Result<(), StoreError> {
+        let path = self.current_path();
+        self.file
+            .set_len(self.synced)
+            .and_then(|()| self.file.sync_all())
+            .and_then(|()| self.file.seek(SeekFrom::Start(self.synced)).map(drop))
+            .map_err(|source| io_error(&path, source))?;
+        self.written = self.synced;
+        Ok(())
+    }
+
+    /// Syncs the current segment: whether the file takes writes again.
+    pub(super) fn probe(&self) -> Result<(), StoreError> {
+        self.file
+            .sync_all()
+            .map_err(|source| io_error(&self.current_path(), source))
+    }
+
+    /// Deletes the segments wholly below `flushed` (every record in them
+    /// is in the store, durably); never the current one.
+    pub(super) fn remove_below(&mut self, flushed: u64) {
+        while self.segments.len() > 1 && self.segments[1].0 <= flushed {
+            let (_, path) = self.segments.remove(0);
+            if let Err(err) = std::fs::remove_file(&path) {
+                // Replay skips what the store already holds; only space is lost.
+                tracing::warn!(path = %path.display(), error = %err, "cannot delete a flushed write-ahead segment");
+            }
+        }
+    }
+
+    fn current_path(&self) -> PathBuf {
+        self.segments
+            .last()
+            .map_or_else(|| self.dir.clone(), |(_, path)| path.clone())
+    }
+}
+
+/// Creates (or empties) the segment for `first` and makes its name durable.
+fn new_segment(dir: &Path, first: u64) -> Result<File, StoreError> {
+    let path = segment_path(dir, first);
+    let file = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(&path)
+        .map_err(|source| io_error(&path, source))?;
+    sync_dir(dir)?;
+    Ok(file)
+}
