@@ -130,7 +130,10 @@ pub struct StartOptions {
 /// (`dir/wal`), brought up to the file's durable tail.
 fn open_store(dir: &std::path::Path, cache_bytes: u64) -> Result<Arc<dyn LedgerStore>, StoreError> {
     let sled = Arc::new(SledStore::open_with_cache(dir, cache_bytes)?);
-    Ok(Arc::new(WalStore::open(&crate::ledger::wal::dir_of(dir), sled)?))
+    Ok(Arc::new(WalStore::open(
+        &crate::ledger::wal::dir_of(dir),
+        sled,
+    )?))
 }
 
 impl App {

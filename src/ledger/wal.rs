@@ -387,7 +387,9 @@ impl LedgerStore for WalStore {
         lock(&self.shared.appender).append(*first, &record, &self.shared.faults)?;
         let mut state = lock(&self.shared.state);
         state.overlay.push(Arc::new(batch.clone()));
-        self.shared.size.store(batch.checkpoint.0, Ordering::Release);
+        self.shared
+            .size
+            .store(batch.checkpoint.0, Ordering::Release);
         let wake = state.overlay.entries() >= APPLY_FROM_ENTRIES;
         drop(state);
         if wake {
@@ -594,11 +596,13 @@ impl LedgerStore for WalStore {
         f: &mut dyn FnMut(&[u8; 16], u64),
     ) -> Result<(), StoreError> {
         let (start, batches) = self.snapshot();
-        self.shared.inner.decisions_of_second(second, &mut |id, seq| {
-            if seq < start {
-                f(id, seq);
-            }
-        })?;
+        self.shared
+            .inner
+            .decisions_of_second(second, &mut |id, seq| {
+                if seq < start {
+                    f(id, seq);
+                }
+            })?;
         for batch in &batches {
             for (id, seq) in &batch.decisions {
                 if id[..4] == second {

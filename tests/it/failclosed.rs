@@ -5,6 +5,7 @@ use crate::support::{TestUpstream, send};
 use govgate::app::{self, App};
 use govgate::config::{Config, Environment};
 use govgate::ledger::memstore::MemStore;
+use govgate::ledger::store::LedgerStore;
 use http::Method;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +23,23 @@ async fn start_on_memory_store(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 ) {
+    let store = Arc::new(MemStore::new());
+    let (base, admin, stop, server) = start_on_store(upstream, ledger_extra, store.clone()).await;
+    (base, admin, store, stop, server)
+}
+
+/// An in-process gateway on `store`, with `ledger_extra` lines in its
+/// `[ledger]` table. Returns its base URL, admin URL and a stop switch.
+pub async fn start_on_store(
+    upstream: &TestUpstream,
+    ledger_extra: &str,
+    store: Arc<dyn LedgerStore>,
+) -> (
+    String,
+    String,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
     let dir = tempfile::tempdir().unwrap();
     crate::support::gateway::keygen(&dir.path().join("k.key"), "test.example/failclosed");
     let text = format!(
@@ -35,8 +53,7 @@ async fn start_on_memory_store(
         dir.path(),
     );
     let config = Config::parse(&text, "test", &env).unwrap();
-    let store = Arc::new(MemStore::new());
-    let gateway = App::build_on(&config, store.clone()).await.unwrap();
+    let gateway = App::build_on(&config, store).await.unwrap();
     let public = app::bind("public", config.server.public_listen)
         .await
         .unwrap();
@@ -56,7 +73,7 @@ async fn start_on_memory_store(
             .unwrap();
     });
     crate::support::governance::approve_declared(&admin_url, &text).await;
-    (base, admin_url, store, stop, server)
+    (base, admin_url, stop, server)
 }
 
 #[tokio::test]

@@ -36,6 +36,7 @@ mod support;
 mod tls;
 mod transparency;
 mod upgrade;
+mod wal;
 
 /// Models every test gateway serves, all pointing at `upstream`.
 pub fn models(upstream: &str) -> String {

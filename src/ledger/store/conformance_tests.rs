@@ -4,12 +4,12 @@
 //! with nothing in memory.
 
 use super::{CommitBatch, LedgerStore, SledStore};
-use crate::ledger::wal::WalStore;
-use std::sync::Arc;
 use crate::ledger::memstore::MemStore;
 use crate::ledger::tree::{Frontier, Hash, leaf_hash};
+use crate::ledger::wal::WalStore;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 /// The second every commit also writes ids of: spread across all commits.
 const LONG_SECOND: u32 = 1_795_000_000;

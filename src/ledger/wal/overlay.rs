@@ -7,7 +7,10 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 fn first_seq(batch: &CommitBatch) -> u64 {
-    batch.entries.first().map_or(batch.checkpoint.0, |(s, _)| *s)
+    batch
+        .entries
+        .first()
+        .map_or(batch.checkpoint.0, |(s, _)| *s)
 }
 
 /// Batches in seq order, with their decision ids for receipt lookups.

@@ -212,7 +212,11 @@ pub(super) mod tests {
     fn every_cut_or_flipped_byte_is_a_torn_record() {
         let record = encode(&sample(0, 2));
         for cut in 0..record.len() {
-            assert_eq!(decode(&record[..cut]).unwrap_err(), Torn::Short, "cut at {cut}");
+            assert_eq!(
+                decode(&record[..cut]).unwrap_err(),
+                Torn::Short,
+                "cut at {cut}"
+            );
         }
         for at in 0..record.len() {
             let mut bad = record.clone();

@@ -177,7 +177,7 @@ impl Appender {
         faults
             .write()
             .and_then(|()| self.file.write_all(record))
-            .map_err(|source| io_error(&path, source))?;
+            .map_err(|err| StoreError::Engine(format!("write to {}: {err}", path.display())))?;
         faults
             .sync()
             .and_then(|()| self.file.sync_data())

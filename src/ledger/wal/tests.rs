@@ -62,8 +62,14 @@ fn a_damaged_record_before_the_last_segment_is_refused() {
         record::encode(&sample(3, 1)),
     )
     .unwrap();
-    let err = WalStore::open(dir.path(), Arc::new(MemStore::new())).err().unwrap();
-    assert!(err.to_string().contains("00000000000000000000.wal at byte 0"), "{err}");
+    let err = WalStore::open(dir.path(), Arc::new(MemStore::new()))
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string()
+            .contains("00000000000000000000.wal at byte 0"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -73,14 +79,31 @@ fn a_failed_write_or_fdatasync_fails_the_commit_and_reopen_cuts_it() {
     let wal = open_slow(dir.path(), inner.clone());
     wal.commit(&sample(0, 2)).unwrap();
     wal.faults().fail_syncs(1);
-    assert!(wal.commit(&sample(2, 2)).unwrap_err().to_string().contains("injected fdatasync failure"));
-    assert_eq!(wal.size().unwrap(), 2, "nothing of the failed batch is visible");
+    assert!(
+        wal.commit(&sample(2, 2))
+            .unwrap_err()
+            .to_string()
+            .contains("injected fdatasync failure")
+    );
+    assert_eq!(
+        wal.size().unwrap(),
+        2,
+        "nothing of the failed batch is visible"
+    );
     assert_eq!(wal.entry(2).unwrap(), None);
-    assert!(wal.commit(&sample(2, 2)).is_err(), "no commit before a repair");
+    assert!(
+        wal.commit(&sample(2, 2)).is_err(),
+        "no commit before a repair"
+    );
     assert_eq!(wal.reopen().unwrap(), 2);
     wal.probe().unwrap();
     wal.faults().fail_writes(1);
-    assert!(wal.commit(&sample(2, 2)).unwrap_err().to_string().contains("injected write failure"));
+    assert!(
+        wal.commit(&sample(2, 2))
+            .unwrap_err()
+            .to_string()
+            .contains("injected write failure")
+    );
     assert_eq!(wal.reopen().unwrap(), 2);
     wal.commit(&sample(2, 2)).unwrap();
     assert_eq!(inner.size().unwrap(), 2, "the reopen brought the store up");
@@ -96,8 +119,8 @@ fn a_failed_write_or_fdatasync_fails_the_commit_and_reopen_cuts_it() {
 fn a_failed_apply_stops_commits_until_reopen_replays_memory_into_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let inner = Arc::new(MemStore::new());
-    let wal = WalStore::open_flushing_every(dir.path(), inner.clone(), Duration::from_millis(1))
-        .unwrap();
+    let wal =
+        WalStore::open_flushing_every(dir.path(), inner.clone(), Duration::from_millis(1)).unwrap();
     wal.faults().fail_applies(1);
     wal.commit(&sample(0, 2)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -106,11 +129,18 @@ fn a_failed_apply_stops_commits_until_reopen_replays_memory_into_the_store() {
         std::thread::sleep(Duration::from_millis(1));
     }
     let refused = wal.commit(&sample(2, 1)).unwrap_err();
-    assert!(refused.to_string().contains("injected apply failure"), "{refused}");
+    assert!(
+        refused.to_string().contains("injected apply failure"),
+        "{refused}"
+    );
     assert_eq!(wal.size().unwrap(), 2, "acknowledged entries stay readable");
     assert_eq!(wal.entry(1).unwrap().unwrap(), b"{\"seq\":1}");
     assert_eq!(wal.reopen().unwrap(), 2);
-    assert_eq!(inner.size().unwrap(), 2, "nothing lost: replayed from memory");
+    assert_eq!(
+        inner.size().unwrap(),
+        2,
+        "nothing lost: replayed from memory"
+    );
     wal.commit(&sample(2, 1)).unwrap();
 }
 
@@ -127,7 +157,11 @@ fn segments_rotate_and_are_deleted_once_the_store_has_flushed_past_them() {
     wal.commit(&big(0)).unwrap();
     wal.commit(&big(1)).unwrap();
     wal.commit(&sample(2, 1)).unwrap();
-    assert_eq!(segments_in(dir.path()).len(), 3, "a new segment after each full one");
+    assert_eq!(
+        segments_in(dir.path()).len(),
+        3,
+        "a new segment after each full one"
+    );
     drop(wal);
     // Closing flushed everything to the store: only the current segment stays.
     assert_eq!(inner.size().unwrap(), 3);
