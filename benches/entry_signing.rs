@@ -1,7 +1,8 @@
 //! Per-entry signing mode against the bare Ed25519 signing rate, same run:
 //! `ledger` appends decisions through the real sequencer (commits of 256,
-//! two commits' worth in flight) with `entry_signatures = on` on an
-//! in-memory store (so storage does not hide the signing cost);
+//! two commits' worth in flight) with `entry_signatures = on`, through
+//! the write-ahead file (one record and fdatasync per commit) in front of
+//! an in-memory store (so sled does not hide the signing cost);
 //! `bare_ed25519` signs 256 messages of the same size on one core.
 //!
 //! Run: `cargo bench --bench entry_signing`
@@ -15,6 +16,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ed25519_dalek::{Signer, SigningKey};
 use govgate::decision::EntrySignatures;
 use govgate::ledger::memstore::MemStore;
+use govgate::ledger::wal::WalStore;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -30,13 +32,10 @@ fn signing(c: &mut Criterion) {
         .build()
         .unwrap();
     let key = SigningKey::from_bytes(&[4; 32]);
-    let (ledger, _writer) = common::sequencer(
-        Arc::new(MemStore::new()),
-        ORIGIN,
-        &key,
-        EntrySignatures::On,
-        BATCH,
-    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = WalStore::open(dir.path(), Arc::new(MemStore::new())).unwrap();
+    let (ledger, _writer) =
+        common::sequencer(Arc::new(store), ORIGIN, &key, EntrySignatures::On, BATCH);
     let mut group = c.benchmark_group("entry_signing");
     group.throughput(Throughput::Elements(BATCH as u64));
     group.bench_function("ledger/batch_256", |b| {

@@ -1,8 +1,15 @@
 //! Ledger append throughput against the bare store, same run, same flush
 //! cadence:
-//! - `ledger`: decision entries through the real sequencer (chain, tree,
-//!   signed checkpoint, sled commit, fsync) in commits of 256, with two
-//!   commits' worth in flight, as under load;
+//! - `ledger`: decision entries through the real sequencer and the
+//!   gateway's store (chain, tree, signed checkpoint, one write-ahead
+//!   record and its fdatasync per commit; the sled store written and
+//!   flushed in the background) in commits of 256, with two commits' worth
+//!   in flight, as under load;
+//! - `ledger_sled_commit`: the same with every commit written to sled and
+//!   fsynced before its acknowledgement (no write-ahead file);
+//! - `bare_file/same_bytes`: per 256 entries, one append of as many bytes
+//!   as the ledger stores for them to a file, and one fdatasync: the floor
+//!   of the write-ahead commit;
 //! - `bare_sled/same_bytes`: per entry, one sled insert (sequential key) of
 //!   a value as large as everything the ledger stores for that entry
 //!   (canonical entry, payload record, index pair, tree nodes), flushed and
@@ -20,8 +27,10 @@ mod common;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use govgate::decision::{EntrySignatures, PayloadMode};
 use govgate::ledger::entry::EntryBody;
-use govgate::ledger::store::SledStore;
+use govgate::ledger::store::{LedgerStore, SledStore};
+use govgate::ledger::wal::WalStore;
 use std::fs::File;
+use std::io::{Seek, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -36,25 +45,32 @@ fn ledger(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SledStore::open(dir.path()).unwrap());
     let origin = "bench.govgate.example/append";
     let key = ed25519_dalek::SigningKey::from_bytes(&[5; 32]);
-    let (ledger, _writer) = common::sequencer(store, origin, &key, EntrySignatures::Off, BATCH);
     let mut group = c.benchmark_group("ledger_append");
     group.throughput(Throughput::Elements(BATCH as u64));
     group
         .sample_size(20)
         .measurement_time(Duration::from_secs(10));
-    group.bench_function("ledger/batch_256", |b| {
-        b.iter_custom(|iters| {
-            runtime.block_on(async {
-                let started = Instant::now();
-                common::append_streaming(&ledger, iters as usize * BATCH, 2 * BATCH).await;
-                started.elapsed()
-            })
+    for name in ["ledger/batch_256", "ledger_sled_commit/batch_256"] {
+        let dir = tempfile::tempdir().unwrap();
+        let sled = Arc::new(SledStore::open(dir.path()).unwrap());
+        let store: Arc<dyn LedgerStore> = if name.starts_with("ledger/") {
+            Arc::new(WalStore::open(&govgate::ledger::wal::dir_of(dir.path()), sled).unwrap())
+        } else {
+            sled
+        };
+        let (ledger, _writer) = common::sequencer(store, origin, &key, EntrySignatures::Off, BATCH);
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                runtime.block_on(async {
+                    let started = Instant::now();
+                    common::append_streaming(&ledger, iters as usize * BATCH, 2 * BATCH).await;
+                    started.elapsed()
+                })
+            });
         });
-    });
+    }
     group.finish();
 }
 
@@ -120,6 +136,23 @@ fn bare_sled(c: &mut Criterion) {
             });
         });
     }
+    let dir = tempfile::tempdir().unwrap();
+    let mut file = File::create(dir.path().join("wal")).unwrap();
+    let record = vec![b'x'; all * BATCH];
+    let mut written = 0;
+    group.bench_function("bare_file/same_bytes", |b| {
+        b.iter(|| {
+            // Starts over at 16 MiB, as the write-ahead file's segments do.
+            if written >= 16 << 20 {
+                file.set_len(0).unwrap();
+                file.seek(std::io::SeekFrom::Start(0)).unwrap();
+                written = 0;
+            }
+            file.write_all(&record).unwrap();
+            file.sync_data().unwrap();
+            written += record.len();
+        });
+    });
     group.finish();
 }
 

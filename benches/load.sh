@@ -26,6 +26,10 @@
 #                      others (default when taskset exists and there are at
 #                      least 2 CPUs); 0: no pinning
 #   BENCH_BUILD        0: do not run `cargo build --release` first
+#   BENCH_RATE         the fixed rate in req/s (default: half of govgate's
+#                      saturation), e.g. the same rate for two builds
+#   BENCH_BIN          a govgate binary to measure instead (no build), e.g.
+#                      an earlier release build for a before/after pair
 #   BENCH_POLICIES     1: govgate runs the shipped policies (policies/*.rego,
 #                      both stages on every request; the 5 % audit sample
 #                      queues flag reviews); a directory: the policies in
@@ -204,19 +208,46 @@ servers_ticks() {
 }
 CLOCK_TICKS=$(getconf CLK_TCK 2>/dev/null || echo 100)
 
+# group_ticks PGID: CPU time (clock ticks) of one server's process group
+# (the proxy alone, without the upstream).
+group_ticks() {
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v group="$1" '
+        { sub(/^.*\) /, ""); if ($3 == group) total += $12 + $13 }
+        END { print total + 0 }'
+}
+# group_switches PGID: context switches (voluntary and involuntary) of
+# every thread of that process group so far: each one is a thread going
+# to sleep or being put aside, a hand-off's cost.
+group_switches() {
+    local pid total=0 n
+    for pid in $(awk -v group="$1" '{ sub(/^.*\) /, ""); if ($3 == group) print FILENAME }' \
+        /proc/[0-9]*/stat 2>/dev/null | sed 's|^/proc/||; s|/stat$||'); do
+        n=$(cat "/proc/$pid"/task/*/status 2>/dev/null |
+            awk '/^(voluntary|nonvoluntary)_ctxt_switches:/ { t += $2 } END { print t + 0 }')
+        total=$((total + n))
+    done
+    echo "$total"
+}
+
 LOG="$WORK/wrk.log"
 : >"$LOG"
 
-# run_wrk LABEL URL SECONDS [RATE]: one wrk run; prints its BENCH line,
-# with server_pct: the CPU that our servers (upstream and proxy) used, and
-# other_pct: the CPU that processes other than wrk and our servers used
-# meanwhile (other work on the machine disturbs the figures); both in
-# percent of one CPU.
+# run_wrk LABEL URL SECONDS [RATE [PGID]]: one wrk run; prints its BENCH
+# line, with server_pct: the CPU that our servers (upstream and proxy)
+# used, and other_pct: the CPU that processes other than wrk and our
+# servers used meanwhile (other work on the machine disturbs the figures);
+# both in percent of one CPU. With PGID (the proxy's process group) also
+# proxy_ticks and proxy_switches: its CPU ticks and context switches
+# during the run.
 run_wrk() {
-    local label=$1 url=$2 secs=$3 rate=${4:-} out line
+    local label=$1 url=$2 secs=$3 rate=${4:-} group=${5:-} out line ticks0=0 switches0=0
     local -a pace=()
     [[ -n $rate ]] && pace=(WRK_PACE_RATE="$rate" WRK_PACE_THREADS="$WRK_THREADS")
     local idle0 servers0 start idle1 servers1 end wrk_cpu other server
+    if [[ -n $group ]]; then
+        ticks0=$(group_ticks "$group")
+        switches0=$(group_switches "$group")
+    fi
     idle0=$(idle_ticks)
     servers0=$(servers_ticks)
     start=$EPOCHREALTIME
@@ -228,6 +259,10 @@ run_wrk() {
     end=$EPOCHREALTIME
     idle1=$(idle_ticks)
     servers1=$(servers_ticks)
+    local proxy=""
+    if [[ -n $group ]]; then
+        proxy=" proxy_ticks=$(($(group_ticks "$group") - ticks0)) proxy_switches=$(($(group_switches "$group") - switches0))"
+    fi
     wrk_cpu=$(awk '/^WRKCPU / { print $2 + $3 }' <<<"$out")
     other=$(awk -v idle=$((idle1 - idle0)) -v servers=$((servers1 - servers0)) -v wrk="${wrk_cpu:-0}" \
         -v hz="$CLOCK_TICKS" -v cpus="$ONLINE_CPUS" -v t0="$start" -v t1="$end" \
@@ -238,7 +273,7 @@ run_wrk() {
     printf '==== %s%s: %s\n%s\nupstream and proxy: %s%% of one CPU; other processes: %s%% of one CPU\n\n' \
         "$label" "${rate:+ (paced at $rate req/s)}" "$url" "$out" "$server" "$other" >>"$LOG"
     line=$(grep '^BENCH ' <<<"$out") || { echo "$out" >&2; die "no result from wrk ($label)"; }
-    echo "$line server_pct=$server other_pct=$other"
+    echo "$line server_pct=$server other_pct=$other$proxy"
 }
 
 declare -A R=()
@@ -258,6 +293,7 @@ UPSTREAM_PORT=$NGINX_PORT
 WAIT_PATH=/m/
 start_nginx nginx proxy_conf
 PROXY_PORT=$NGINX_PORT
+NGINX_PID=${PIDS[-1]}
 
 write_govgate_config bench.govgate.example/load
 govgate_version_section "$UPSTREAM_PORT" >>"$WORK/govgate/govgate.toml"
@@ -283,6 +319,8 @@ declare -A URL=(
     [nginx]="http://127.0.0.1:$PROXY_PORT/m/"
     [govgate]="http://127.0.0.1:$GOVGATE_PORT/m/"
 )
+# The proxy's own process group, for its CPU and context switches per request.
+declare -A GROUP=([direct]="" [nginx]="$NGINX_PID" [govgate]="$GOVGATE_PID")
 
 echo "load: upstream :$UPSTREAM_PORT, nginx :$PROXY_PORT, govgate :$GOVGATE_PORT; $PIN_NOTE" >&2
 
@@ -327,12 +365,15 @@ added_quantile() {
         }'
 }
 
-RATE=$(awk -v r="${R[sat.govgate.rps]}" 'BEGIN { printf "%d", r / 2 }')
+RATE=${BENCH_RATE:-$(awk -v r="${R[sat.govgate.rps]}" 'BEGIN { printf "%d", r / 2 }')}
+is_uint "$RATE" || die "BENCH_RATE must be a positive integer"
 ((RATE > 0)) || die "govgate served nothing at saturation"
+RATE_NOTE="half of govgate's saturation"
+if [[ -n ${BENCH_RATE:-} ]]; then RATE_NOTE="BENCH_RATE"; fi
 for target in "${TARGETS[@]}"; do
     echo "load: $target: fixed rate $RATE req/s (${SECONDS_PER_RUN}s)..." >&2
     if [[ $target == govgate ]]; then ADDED_BEFORE=$(added_buckets); fi
-    record "rate.$target" "$(run_wrk "$target fixed rate" "${URL[$target]}" "$SECONDS_PER_RUN" "$RATE")"
+    record "rate.$target" "$(run_wrk "$target fixed rate" "${URL[$target]}" "$SECONDS_PER_RUN" "$RATE" "${GROUP[$target]}")"
     if [[ $target == govgate ]]; then ADDED_AFTER=$(added_buckets); fi
 done
 ADDED_NOTE="p50 $(added_quantile 0.5 "$ADDED_BEFORE" "$ADDED_AFTER"), p99 $(added_quantile 0.99 "$ADDED_BEFORE" "$ADDED_AFTER")"
@@ -353,6 +394,10 @@ us() { awk -v v="$1" 'BEGIN { if (v < 10000) printf "%d us", v; else printf "%.1
 # plus_us A B: A - B, signed, in microseconds.
 plus_us() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+d us", a - b }'; }
 rps() { awk -v v="$1" 'BEGIN { printf "%.0f", v }'; }
+# per_request TOTAL REQUESTS SCALE FORMAT: TOTAL x SCALE / REQUESTS.
+per_request() {
+    awk -v t="$1" -v n="$2" -v f="$4" "BEGIN { if (n > 0) printf f, t * $3 / n; else print \"n/a\" }"
+}
 
 RATIO=$(awk -v g="${R[sat.govgate.rps]}" -v n="${R[sat.nginx.rps]}" 'BEGIN { printf "%.2f", g / n }')
 CPU_MODEL=$(awk -F': *' '/^model name/ { print $2; exit }' /proc/cpuinfo)
@@ -362,6 +407,7 @@ REVISION=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [[ -n $(git -C "$ROOT" status --porcelain --untracked-files=no 2>/dev/null) ]]; then
     REVISION="$REVISION (modified)"
 fi
+if [[ -n ${BENCH_BIN:-} ]]; then REVISION="binary $BENCH_BIN"; fi
 
 SAT_ROWS=()
 for target in "${TARGETS[@]}"; do
@@ -376,7 +422,14 @@ for target in "${TARGETS[@]}"; do
         add50=$(plus_us "${R[rate.$target.p50_us]}" "${R[rate.direct.p50_us]}")
         add99=$(plus_us "${R[rate.$target.p99_us]}" "${R[rate.direct.p99_us]}")
     fi
-    RATE_ROWS+=("$target|$(rps "${R[rate.$target.rps]}")|$(us "${R[rate.$target.p50_us]}")|$(us "${R[rate.$target.p99_us]}")|$add50|$add99|${R[rate.$target.server_pct]}%|${R[rate.$target.errors]}")
+    if [[ $target == direct ]]; then
+        cpu_per="-"
+        switches_per="-"
+    else
+        cpu_per=$(per_request "${R[rate.$target.proxy_ticks]}" "${R[rate.$target.requests]}" "1e6 / $CLOCK_TICKS" "%.0f us")
+        switches_per=$(per_request "${R[rate.$target.proxy_switches]}" "${R[rate.$target.requests]}" 1 "%.2f")
+    fi
+    RATE_ROWS+=("$target|$(rps "${R[rate.$target.rps]}")|$(us "${R[rate.$target.p50_us]}")|$(us "${R[rate.$target.p99_us]}")|$add50|$add99|${R[rate.$target.server_pct]}%|$cpu_per|$switches_per|${R[rate.$target.errors]}")
 done
 
 WARNINGS=()
@@ -401,13 +454,14 @@ NOTES=(
     "upstream: nginx $NGINX_VERSION, 1 worker, return 200 {\"ok\":true}; proxy nginx: $PROXY_WORKERS worker(s), keepalive pool, HTTP/1.1, access_log off"
     "govgate: release build, GOVGATE_LOG=warn, $GOVGATE_THREADS threads, $POLICY_NOTE, ledger store $LEDGER_SIZE at the end, $GOVGATE_WARNINGS log lines"
     "server CPU: upstream and proxy together, in % of one CPU; p50/p99 as measured by wrk"
+    "proxy CPU/req: the proxy's own CPU time (user + system, /proc/PID/stat of its process group) over the requests served at the fixed rate; switches/req: its threads' context switches (voluntary and involuntary, /proc/PID/task/*/status) per request"
     "govgate's own view at the fixed rate (govgate_gateway_added_seconds: request to release, less the time waiting on the upstream): $ADDED_NOTE"
 )
 
 
 
 SAT_HEADER="target|req/s|p50|p99|server CPU|errors"
-RATE_HEADER="target|req/s|p50|p99|added p50|added p99|server CPU|errors"
+RATE_HEADER="target|req/s|p50|p99|added p50|added p99|server CPU|proxy CPU/req|switches/req|errors"
 
 {
     echo
@@ -415,7 +469,7 @@ RATE_HEADER="target|req/s|p50|p99|added p50|added p99|server CPU|errors"
     table "$SAT_HEADER" "${SAT_ROWS[@]}"
     echo "govgate / nginx throughput: $RATIO"
     echo
-    echo "Fixed rate $RATE req/s (half of govgate's saturation), added latency vs direct"
+    echo "Fixed rate $RATE req/s ($RATE_NOTE), added latency vs direct"
     table "$RATE_HEADER" "${RATE_ROWS[@]}"
     echo
     printf '%s\n' "${NOTES[@]}"
@@ -433,7 +487,7 @@ mkdir -p "$OUT_DIR"
     echo
     echo "govgate / nginx throughput: **$RATIO**"
     echo
-    echo "Fixed rate $RATE req/s (half of govgate's saturation); added latency is the difference to direct at the same rate:"
+    echo "Fixed rate $RATE req/s ($RATE_NOTE); added latency is the difference to direct at the same rate:"
     echo
     md_table "$RATE_HEADER" "${RATE_ROWS[@]}"
     echo

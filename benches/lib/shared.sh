@@ -125,11 +125,12 @@ set_pinning() {
     fi
 }
 
-# build_release ROOT: `cargo build --release` unless BENCH_BUILD=0; sets BIN.
+# build_release ROOT: `cargo build --release` unless BENCH_BUILD=0 or
+# BENCH_BIN names a binary to measure instead; sets BIN.
 build_release() {
     local root=$1
-    BIN="${CARGO_TARGET_DIR:-$root/target}/release/govgate"
-    if [[ ${BENCH_BUILD:-1} != 0 ]]; then
+    BIN="${BENCH_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/govgate}"
+    if [[ ${BENCH_BUILD:-1} != 0 && -z ${BENCH_BIN:-} ]]; then
         echo "building govgate (cargo build --release)..." >&2
         (cd "$root" && timeout 1800 cargo build --release) || die "cargo build --release failed"
     fi

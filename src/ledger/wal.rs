@@ -24,10 +24,13 @@
 //!
 //! [`Faults`] injects write, fdatasync and apply failures for tests.
 
+mod applier;
+mod faults;
 mod overlay;
 mod record;
 mod segments;
 
+pub use faults::Faults;
 pub use segments::TornTail;
 
 use super::store::{CommitBatch, LedgerStore, StoreError};
@@ -38,7 +41,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How often the applier writes waiting batches to the store and flushes it.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
@@ -55,58 +58,6 @@ pub fn dir_of(store_dir: &Path) -> PathBuf {
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Failures to inject, each counted down as it is used.
-#[derive(Default)]
-pub struct Faults {
-    writes: AtomicU64,
-    syncs: AtomicU64,
-    applies: AtomicU64,
-}
-
-fn take_one(counter: &AtomicU64) -> bool {
-    counter
-        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
-        .is_ok()
-}
-
-impl Faults {
-    /// The next `n` record writes fail.
-    pub fn fail_writes(&self, n: u64) {
-        self.writes.store(n, Ordering::Release);
-    }
-
-    /// The next `n` fdatasyncs fail (after their record is written).
-    pub fn fail_syncs(&self, n: u64) {
-        self.syncs.store(n, Ordering::Release);
-    }
-
-    /// The next `n` applies of a batch to the store fail.
-    pub fn fail_applies(&self, n: u64) {
-        self.applies.store(n, Ordering::Release);
-    }
-
-    fn write(&self) -> std::io::Result<()> {
-        match take_one(&self.writes) {
-            true => Err(std::io::Error::other("injected write failure")),
-            false => Ok(()),
-        }
-    }
-
-    fn sync(&self) -> std::io::Result<()> {
-        match take_one(&self.syncs) {
-            true => Err(std::io::Error::other("injected fdatasync failure")),
-            false => Ok(()),
-        }
-    }
-
-    fn apply(&self) -> Result<(), StoreError> {
-        match take_one(&self.applies) {
-            true => Err(StoreError::Engine("injected apply failure".to_owned())),
-            false => Ok(()),
-        }
-    }
 }
 
 /// What [`replay`] did.
@@ -238,7 +189,7 @@ impl WalStore {
         let worker = shared.clone();
         let applier = std::thread::Builder::new()
             .name("govgate-ledger-apply".to_owned())
-            .spawn(move || apply_loop(&worker))
+            .spawn(move || applier::apply_loop(&worker))
             .map_err(|err| StoreError::Engine(format!("cannot start the store applier: {err}")))?;
         Ok(Self {
             shared,
@@ -285,70 +236,6 @@ impl Drop for WalStore {
             }
         }
     }
-}
-
-/// Writes waiting batches to the store behind and flushes it, on its tick
-/// or when many wait, until closing.
-fn apply_loop(shared: &Shared) {
-    let mut last_flush = Instant::now();
-    loop {
-        {
-            let mut state = lock(&shared.state);
-            loop {
-                let waiting = state.overlay.entries_above(state.applied);
-                if state.failed.is_none()
-                    && waiting > 0
-                    && (state.closing
-                        || waiting >= APPLY_FROM_ENTRIES
-                        || last_flush.elapsed() >= shared.flush_every)
-                {
-                    break;
-                }
-                if state.closing {
-                    return;
-                }
-                let wait = shared.flush_every.saturating_sub(last_flush.elapsed());
-                let wait = if waiting == 0 || wait.is_zero() {
-                    shared.flush_every
-                } else {
-                    wait
-                };
-                state = shared
-                    .changed
-                    .wait_timeout(state, wait)
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .0;
-            }
-        }
-        last_flush = Instant::now();
-        if let Err(err) = apply_waiting(shared) {
-            tracing::error!(error = %err, "ledger store behind the write-ahead file failed; the ledger stops acknowledging until it recovers (nothing acknowledged is lost: it is in the write-ahead file)");
-            lock(&shared.state).failed = Some(err.to_string());
-            shared.changed.notify_all();
-        }
-    }
-}
-
-/// Applies every waiting batch, flushes the store, forgets the batches and
-/// deletes the segments it now holds.
-fn apply_waiting(shared: &Shared) -> Result<(), StoreError> {
-    let _applying = lock(&shared.applying);
-    let (applied, waiting) = {
-        let state = lock(&shared.state);
-        (state.applied, state.overlay.batches_above(state.applied))
-    };
-    let mut through = applied;
-    for batch in &waiting {
-        shared.faults.apply()?;
-        shared.inner.apply(batch)?;
-        through = batch.checkpoint.0;
-        lock(&shared.state).applied = through;
-    }
-    shared.inner.flush()?;
-    lock(&shared.state).overlay.forget_through(through);
-    shared.changed.notify_all();
-    lock(&shared.appender).remove_below(through);
-    Ok(())
 }
 
 impl LedgerStore for WalStore {

@@ -60,3 +60,90 @@ fn the_whole_old_log_verifies_as_a_log_with_the_independent_verifier() {
         "OK log origin=govgate.demo/local size=21 entries=21 rotations=0\n"
     );
 }
+
+/// Appends `n` gateway_started entries to the stopped gateway's store the
+/// way earlier versions committed: straight to the sled store, flushed and
+/// fsynced per commit, with no write-ahead file.
+fn append_without_write_ahead_file(config: &std::path::Path, n: usize) {
+    use govgate::ledger::entry::EntryBody;
+    use govgate::ledger::sequencer::{Ledger, SequencerConfig};
+    let env = govgate::config::Environment::fixed(
+        std::collections::HashMap::from([("TEST_UPSTREAM_KEY".to_owned(), "s".to_owned())]),
+        config.parent().unwrap(),
+    );
+    let text = std::fs::read_to_string(config).unwrap();
+    let config = govgate::config::Config::parse(&text, "govgate.toml", &env).unwrap();
+    let store =
+        govgate::ledger::store::SledStore::open(&config.server.data_dir.join("ledger")).unwrap();
+    let (ledger, writer) = Ledger::open(
+        std::sync::Arc::new(store),
+        SequencerConfig {
+            origin: config.ledger.origin.clone(),
+            signer: govgate::ledger::checkpoint::NoteSigner::new(
+                &config.ledger.origin,
+                config.ledger.signing_key.clone(),
+            )
+            .unwrap(),
+            payload_mode: config.ledger.payload_mode,
+            entry_signatures: config.ledger.entry_signatures,
+            queue_len: 16,
+            max_batch: 4,
+            metrics: govgate::ledger::metrics::LedgerMetrics::new().unwrap(),
+        },
+    )
+    .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    for _ in 0..n {
+        runtime
+            .block_on(ledger.append(EntryBody::GatewayStarted {
+                version: "0.0.0-earlier".to_owned(),
+            }))
+            .unwrap();
+    }
+    drop(ledger);
+    writer.close();
+}
+
+#[tokio::test]
+async fn a_store_written_without_a_write_ahead_file_opens_continues_and_verifies() {
+    let upstream = crate::support::TestUpstream::start().await;
+    let mut gateway = crate::support::Gateway::start(&crate::models(&upstream.url())).await;
+    gateway.stop().await;
+    // The store as an earlier version leaves it: sled alone.
+    let ledger = gateway.dir.path().join("data/ledger");
+    assert!(gateway.cli(&["verify"]).status.success());
+    std::fs::remove_dir_all(ledger.join("wal")).unwrap();
+    let config = gateway.dir.path().join("govgate.toml");
+    // blocking: the writer threads and their own runtime.
+    tokio::task::spawn_blocking(move || append_without_write_ahead_file(&config, 5))
+        .await
+        .unwrap();
+    assert!(!ledger.join("wal").exists());
+
+    gateway.restart().await;
+    let entries = gateway.entries().await;
+    let earlier = entries
+        .iter()
+        .filter(|e| e["gateway_version"] == "0.0.0-earlier")
+        .count();
+    assert_eq!(earlier, 5, "the earlier entries are read");
+    let reply = gateway.infer("{}").await;
+    assert_eq!(reply.status, 200);
+    let receipt = gateway
+        .get(&format!("/govgate/receipts/{}", reply.decision_id()))
+        .await;
+    assert_eq!(receipt.status, 200);
+    assert!(
+        ledger.join("wal").is_dir(),
+        "the write-ahead file is new state"
+    );
+    gateway.stop().await;
+    let verified = gateway.cli(&["verify"]);
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+}

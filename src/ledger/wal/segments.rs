@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// A segment this long is closed and the next commit starts a new one.
 #[cfg(not(test))]
-pub(super) const SEGMENT_BYTES: u64 = 64 << 20;
+pub(super) const SEGMENT_BYTES: u64 = 16 << 20;
 /// Small in tests, so rotation needs no large writes.
 #[cfg(test)]
 pub(super) const SEGMENT_BYTES: u64 = 64 << 10;

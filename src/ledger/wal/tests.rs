@@ -5,6 +5,7 @@ use super::record::tests::sample;
 use super::*;
 use crate::ledger::memstore::MemStore;
 use std::io::Write;
+use std::time::Instant;
 
 fn segments_in(dir: &Path) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
