@@ -28,6 +28,9 @@
 #   BENCH_BUILD        0: do not run `cargo build --release` first
 #   BENCH_RATE         the fixed rate in req/s (default: half of govgate's
 #                      saturation), e.g. the same rate for two builds
+#   BENCH_PROFILE      1: after the measured runs, one more govgate run at
+#                      the fixed rate under `perf record -g` (needs perf);
+#                      its summary goes to bench-out/load-profile.txt
 #   BENCH_BIN          a govgate binary to measure instead (no build), e.g.
 #                      an earlier release build for a before/after pair
 #   BENCH_POLICIES     1: govgate runs the shipped policies (policies/*.rego,
@@ -378,6 +381,26 @@ for target in "${TARGETS[@]}"; do
 done
 ADDED_NOTE="p50 $(added_quantile 0.5 "$ADDED_BEFORE" "$ADDED_AFTER"), p99 $(added_quantile 0.99 "$ADDED_BEFORE" "$ADDED_AFTER")"
 
+# ---- 3. optional profile (not part of the figures above) ----
+
+PROFILE_OUT=""
+if [[ ${BENCH_PROFILE:-0} == 1 ]]; then
+    command -v perf >/dev/null || die "BENCH_PROFILE=1 needs perf (Debian: linux-perf)"
+    echo "load: govgate: fixed rate $RATE req/s under perf record (${SECONDS_PER_RUN}s)..." >&2
+    perf record -q -F 999 -g -p "$GOVGATE_PID" -o "$WORK/perf.data" -- sleep "$SECONDS_PER_RUN" \
+        >/dev/null 2>&1 &
+    PERF_PID=$!
+    run_wrk "govgate profiled" "${URL[govgate]}" "$SECONDS_PER_RUN" "$RATE" >/dev/null
+    wait "$PERF_PID" || true
+    PROFILE_OUT="$WORK/profile.txt"
+    {
+        echo "# govgate at $RATE req/s: perf record -F 999 -g; self time by thread and symbol"
+        perf report -i "$WORK/perf.data" --no-children --sort comm,dso --stdio 2>/dev/null | grep -v '^$' | head -40
+        echo
+        perf report -i "$WORK/perf.data" --no-children --sort sym --stdio -g none 2>/dev/null | grep -v '^$' | head -80
+    } >"$PROFILE_OUT"
+fi
+
 # ---- report ----
 
 MAX_OTHER=0
@@ -495,4 +518,5 @@ mkdir -p "$OUT_DIR"
     if ((${#WARNINGS[@]})); then printf -- '- **warning**: %s\n' "${WARNINGS[@]}"; fi
 } >"$OUT_DIR/load.md"
 cp "$LOG" "$OUT_DIR/load.log"
+if [[ -n $PROFILE_OUT ]]; then cp "$PROFILE_OUT" "$OUT_DIR/load-profile.txt"; fi
 echo "written: bench-out/load.md, bench-out/load.log" >&2
