@@ -4,7 +4,7 @@
 
 use super::{
     CHECKPOINT, FORMAT, FORMAT_KEY, StoreError, be_u64, checkpoint_row, remove_packs_from,
-    sync_path, tagged_key,
+    tagged_key,
 };
 use std::fs::File;
 use std::path::Path;
@@ -17,6 +17,10 @@ pub(super) struct Engine {
     pub(super) payloads: sled::Tree,
     /// sled's data file, kept open for fdatasync after every flush.
     data_file: File,
+    /// sled's `blobs/` directory, kept open too once it exists: a sync
+    /// then needs no new descriptor, so it works while the process is out
+    /// of them (a flood of connections).
+    blobs: std::sync::Mutex<Option<File>>,
 }
 
 /// sled reports a lock held by another process (a running gateway) only
@@ -76,6 +80,7 @@ impl Engine {
             entries,
             payloads,
             data_file,
+            blobs: std::sync::Mutex::new(File::open(dir.join("blobs")).ok()),
         };
         engine.remove_uncommitted()?;
         engine.sync(dir)?;
@@ -141,9 +146,20 @@ impl Engine {
                 source,
             })?;
         // Values too large for a segment go to files of their own in blobs/.
-        let blobs = dir.join("blobs");
-        if blobs.exists() {
-            sync_path(&blobs)?;
+        let mut blobs = self
+            .blobs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let path = dir.join("blobs");
+        let sync_error = |source| StoreError::Sync {
+            path: path.clone(),
+            source,
+        };
+        if blobs.is_none() && path.exists() {
+            *blobs = Some(File::open(&path).map_err(sync_error)?);
+        }
+        if let Some(handle) = blobs.as_ref() {
+            handle.sync_all().map_err(sync_error)?;
         }
         Ok(())
     }
