@@ -47,9 +47,13 @@ use std::time::Duration;
 pub const FLUSH_EVERY: Duration = Duration::from_millis(200);
 /// This many entries waiting make the applier start before its tick.
 const APPLY_FROM_ENTRIES: usize = 16_384;
-/// This many entries waiting make commits wait for the applier, so memory
-/// stays bounded when the store is slower than the file.
+/// So do this many bytes of entries and payloads.
+const APPLY_FROM_BYTES: usize = 16 << 20;
+/// This many entries, or bytes of entries and payloads, waiting make
+/// commits wait for the applier, so memory stays bounded when the store is
+/// slower than the file.
 const MAX_WAITING_ENTRIES: usize = 131_072;
+const MAX_WAITING_BYTES: usize = 64 << 20;
 
 /// The WAL directory inside a ledger store's directory.
 pub fn dir_of(store_dir: &Path) -> PathBuf {
@@ -257,7 +261,10 @@ impl LedgerStore for WalStore {
         };
         {
             let mut state = lock(&self.shared.state);
-            while state.failed.is_none() && state.overlay.entries() >= MAX_WAITING_ENTRIES {
+            while state.failed.is_none()
+                && (state.overlay.entries() >= MAX_WAITING_ENTRIES
+                    || state.overlay.bytes() >= MAX_WAITING_BYTES)
+            {
                 state = self
                     .shared
                     .changed
@@ -277,7 +284,8 @@ impl LedgerStore for WalStore {
         self.shared
             .size
             .store(batch.checkpoint.0, Ordering::Release);
-        let wake = state.overlay.entries() >= APPLY_FROM_ENTRIES;
+        let wake = state.overlay.entries() >= APPLY_FROM_ENTRIES
+            || state.overlay.bytes() >= APPLY_FROM_BYTES;
         drop(state);
         if wake {
             self.shared.changed.notify_all();

@@ -2,7 +2,7 @@
 //! behind the write-ahead file and flushes it, on its tick or when many
 //! wait; forgets them and deletes their segments once flushed.
 
-use super::{APPLY_FROM_ENTRIES, Shared, lock};
+use super::{APPLY_FROM_BYTES, APPLY_FROM_ENTRIES, Shared, lock};
 use crate::ledger::store::StoreError;
 use std::sync::PoisonError;
 use std::time::Instant;
@@ -20,6 +20,7 @@ pub(super) fn apply_loop(shared: &Shared) {
                     && waiting > 0
                     && (state.closing
                         || waiting >= APPLY_FROM_ENTRIES
+                        || state.overlay.bytes() >= APPLY_FROM_BYTES
                         || last_flush.elapsed() >= shared.flush_every)
                 {
                     break;

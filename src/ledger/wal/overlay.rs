@@ -20,11 +20,23 @@ pub(super) struct Overlay {
     /// Decision id to seq; a later batch's row wins, as in the store.
     ids: HashMap<[u8; 16], u64>,
     entries: usize,
+    /// Entry and payload bytes held.
+    bytes: usize,
+}
+
+fn bytes_of(batch: &CommitBatch) -> usize {
+    batch
+        .entries
+        .iter()
+        .chain(&batch.payloads)
+        .map(|(_, bytes)| bytes.len())
+        .sum()
 }
 
 impl Overlay {
     pub(super) fn push(&mut self, batch: Arc<CommitBatch>) {
         self.entries += batch.entries.len();
+        self.bytes += bytes_of(&batch);
         self.ids.extend(batch.decisions.iter().copied());
         self.batches.push_back(batch);
     }
@@ -32,6 +44,11 @@ impl Overlay {
     /// Entries held.
     pub(super) fn entries(&self) -> usize {
         self.entries
+    }
+
+    /// Entry and payload bytes held.
+    pub(super) fn bytes(&self) -> usize {
+        self.bytes
     }
 
     /// Entries held at or above seq `applied`.
@@ -73,6 +90,7 @@ impl Overlay {
                 }
             }
             self.entries -= batch.entries.len();
+            self.bytes -= bytes_of(batch);
             self.batches.pop_front();
         }
     }
