@@ -396,7 +396,7 @@ if [[ ${BENCH_PROFILE:-0} == 1 ]]; then
     {
         echo "# govgate at $RATE req/s: perf record -F 999 -g; self time by thread and symbol"
         # sed, not head: reading everything spares the pipe a SIGPIPE.
-        { perf report -i "$WORK/perf.data" --no-children --sort comm,dso --stdio 2>/dev/null || true; } |
+        { perf report -i "$WORK/perf.data" --no-children --sort comm,dso --stdio -g none 2>/dev/null || true; } |
             sed -n '/^$/d; 1,60p'
         echo
         { perf report -i "$WORK/perf.data" --no-children --sort sym --stdio -g none 2>/dev/null || true; } |
