@@ -7,9 +7,13 @@ use crate::config::Config;
 use anyhow::Context;
 use std::process::ExitCode;
 
-/// Opens a stopped gateway's ledger store and its verifier.
+/// Opens a stopped gateway's ledger store and its verifier. The store is
+/// first brought up to the write-ahead file; `tail` says whether a torn
+/// final record is cut and the file's segments deleted then (a command
+/// that appends) or the file left exactly as it is (one that only reads).
 fn open_ledger(
     config: &Config,
+    tail: crate::ledger::wal::Tail,
 ) -> anyhow::Result<(
     crate::ledger::store::SledStore,
     crate::ledger::checkpoint::NoteVerifier,
@@ -23,8 +27,23 @@ fn open_ledger(
     })?;
     // Entries acknowledged but not yet in the store are in the write-ahead
     // file: bring the store up to it first.
-    crate::ledger::wal::replay(&crate::ledger::wal::dir_of(&dir), &store)
+    let replayed = crate::ledger::wal::replay(&crate::ledger::wal::dir_of(&dir), &store, tail)
         .with_context(|| format!("cannot replay the write-ahead file of {}", dir.display()))?;
+    if let Some(torn) = replayed.torn {
+        eprintln!(
+            "govgate: notice: {} ends in a torn record at byte {} ({} bytes: {}), a write \
+             interrupted by a crash and never acknowledged; {}",
+            torn.path.display(),
+            torn.offset,
+            torn.bytes,
+            torn.reason,
+            if torn.cut {
+                "cut"
+            } else {
+                "left in place (the gateway cuts it when it starts)"
+            }
+        );
+    }
     let verifier = crate::ledger::checkpoint::NoteVerifier::new(
         &config.ledger.origin,
         config.ledger.signing_key.verifying_key(),
@@ -82,7 +101,7 @@ pub(super) fn rotate_key(path: &std::path::Path, new_key: &std::path::Path) -> a
         .map_err(|err| anyhow::anyhow!("{err}"))?
         .vkey();
     anyhow::ensure!(old_vkey != new_vkey, "the new key is the current key");
-    let (store, _) = open_ledger(&config)?;
+    let (store, _) = open_ledger(&config, crate::ledger::wal::Tail::Cut)?;
     let seq = append_offline(
         &config,
         std::sync::Arc::new(store),
@@ -105,7 +124,7 @@ pub(super) fn erase(path: &std::path::Path, decision: &str, reason: &str) -> any
     let config = super::load_config(path)?;
     let id = crate::decision::DecisionId::parse(decision)
         .ok_or_else(|| super::usage("--decision: a decision id is 32 hex digits"))?;
-    let (store, _) = open_ledger(&config)?;
+    let (store, _) = open_ledger(&config, crate::ledger::wal::Tail::Cut)?;
     let store = std::sync::Arc::new(store);
     let seqs = crate::ledger::erase::payload_seqs(store.as_ref(), &id)?
         .with_context(|| format!("no decision {decision} in this ledger"))?;
@@ -146,7 +165,7 @@ pub(super) fn proof(
     use crate::ledger::store::{LedgerStore, StoreNodes};
     use base64::Engine;
     let config = super::load_config(path)?;
-    let (store, verifier) = open_ledger(&config)?;
+    let (store, verifier) = open_ledger(&config, crate::ledger::wal::Tail::Keep)?;
     match (decision, sizes) {
         (Some(decision), _) => {
             let id = crate::decision::DecisionId::parse(decision)
@@ -193,7 +212,7 @@ pub(super) fn export(
 ) -> anyhow::Result<()> {
     use crate::ledger::export::{export_bundle, export_filtered};
     let config = super::load_config(path)?;
-    let (store, verifier) = open_ledger(&config)?;
+    let (store, verifier) = open_ledger(&config, crate::ledger::wal::Tail::Keep)?;
     let mut progress = super::progress::Progress::new("exporting");
     let update = |done, total| progress.update(done, total);
     let exported = if filter.is_empty() {
@@ -342,7 +361,7 @@ pub(super) fn verify(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let (store, verifier) = match open_ledger(&config) {
+    let (store, verifier) = match open_ledger(&config, crate::ledger::wal::Tail::Keep) {
         Ok(opened) => opened,
         Err(err) => {
             eprintln!("govgate: error: {err:#}");

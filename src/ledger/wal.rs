@@ -12,8 +12,9 @@
 //! are served from memory.
 //!
 //! At open the store is brought up to the file's durable tail ([`replay`]):
-//! a torn final record (a crash during its write) fails its checksum, is
-//! cut and reported; damage anywhere else is refused.
+//! a torn final record (a crash during its write: the last bytes of the
+//! last segment, no valid record after them) is cut and reported; damage
+//! anywhere else is refused.
 //!
 //! Failures fail closed: a failed append or fdatasync fails the commit
 //! (the sequencer answers 503 and retries through `reopen`, which cuts the
@@ -31,7 +32,7 @@ mod record;
 mod segments;
 
 pub use faults::Faults;
-pub use segments::TornTail;
+pub use segments::{Tail, TornTail};
 
 use super::store::{CommitBatch, LedgerStore, StoreError};
 use super::tree::Hash;
@@ -76,17 +77,20 @@ pub struct Replayed {
 }
 
 /// Brings `store` up to the durable tail of the write-ahead file in `dir`:
-/// cuts a torn final record, writes every batch the store lacks, flushes,
-/// then deletes the segments (the store holds all of them now).
-pub fn replay(dir: &Path, store: &dyn LedgerStore) -> Result<Replayed, StoreError> {
-    let scanned = segments::scan(dir)?;
+/// writes every batch the store lacks and flushes. With [`Tail::Cut`] (a
+/// start) it also cuts a torn final record and then deletes the segments
+/// (the store holds all of them now); with [`Tail::Keep`] (a command that
+/// only reads the ledger) the file stays exactly as it was.
+pub fn replay(dir: &Path, store: &dyn LedgerStore, tail: Tail) -> Result<Replayed, StoreError> {
+    let scanned = segments::scan(dir, tail)?;
     if let Some(torn) = &scanned.torn {
         tracing::warn!(
             segment = %torn.path.display(),
             offset = torn.offset,
             bytes = torn.bytes,
             reason = %torn.reason,
-            "ledger write-ahead file: cut a torn final record (a write interrupted by a crash; never acknowledged)"
+            cut = torn.cut,
+            "ledger write-ahead file: a torn final record (a write interrupted by a crash; never acknowledged)"
         );
     }
     let mut size = store.size()?;
@@ -111,6 +115,9 @@ pub fn replay(dir: &Path, store: &dyn LedgerStore) -> Result<Replayed, StoreErro
         size = end;
     }
     store.flush()?;
+    if tail == Tail::Keep {
+        return Ok(replayed);
+    }
     for (_, path) in &scanned.segments {
         std::fs::remove_file(path).map_err(|source| StoreError::Sync {
             path: path.clone(),
@@ -172,7 +179,7 @@ impl WalStore {
         inner: Arc<dyn LedgerStore>,
         flush_every: Duration,
     ) -> Result<Self, StoreError> {
-        let replayed = replay(dir, inner.as_ref())?;
+        let replayed = replay(dir, inner.as_ref(), Tail::Cut)?;
         let size = inner.size()?;
         let appender = Appender::start(dir, Vec::new(), size)?;
         let shared = Arc::new(Shared {

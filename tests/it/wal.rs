@@ -238,3 +238,47 @@ async fn repeated_sigkill_under_load_loses_no_acknowledged_decision_and_a_torn_r
         String::from_utf8_lossy(&verified.stderr)
     );
 }
+
+#[tokio::test]
+async fn a_damaged_record_with_good_ones_after_it_is_refused_by_verify_and_nothing_is_cut() {
+    let upstream = TestUpstream::start().await;
+    let mut gateway = Gateway::start(&models(&upstream.url())).await;
+    kill_under_load(&mut gateway, 30).await;
+    // The current segment holds the start's record and the load's after it.
+    let segment = last_segment(&gateway);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    bytes[30] ^= 0x01;
+    std::fs::write(&segment, &bytes).unwrap();
+    let verified = gateway.cli(&["verify"]);
+    let said = String::from_utf8_lossy(&verified.stderr).into_owned();
+    assert_eq!(verified.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains(&format!("{} at byte 0", segment.display())) && said.contains("damage"),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read(&segment).unwrap(),
+        bytes,
+        "verify cut nothing"
+    );
+}
+
+#[tokio::test]
+async fn verify_reports_a_torn_final_record_and_leaves_the_write_ahead_file_as_it_is() {
+    let upstream = TestUpstream::start().await;
+    let mut gateway = Gateway::start(&models(&upstream.url())).await;
+    kill_under_load(&mut gateway, 10).await;
+    let segment = last_segment(&gateway);
+    let mut bytes = std::fs::read(&segment).unwrap();
+    let good = bytes.len();
+    bytes.extend_from_slice(b"GWR1\xe8\x03\0\0 cut short");
+    std::fs::write(&segment, &bytes).unwrap();
+    let verified = gateway.cli(&["verify"]);
+    let said = String::from_utf8_lossy(&verified.stderr).into_owned();
+    assert!(verified.status.success(), "{said}");
+    assert!(
+        said.contains(&format!("torn record at byte {good}")) && said.contains("left in place"),
+        "{said}"
+    );
+    assert_eq!(std::fs::read(&segment).unwrap(), bytes, "nothing cut");
+}

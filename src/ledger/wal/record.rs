@@ -9,7 +9,7 @@
 
 use crate::ledger::store::CommitBatch;
 
-const MAGIC: &[u8; 4] = b"GWR1";
+pub(super) const MAGIC: &[u8; 4] = b"GWR1";
 /// Magic, body length, checksum.
 pub(super) const HEADER_BYTES: usize = 4 + 4 + 16;
 

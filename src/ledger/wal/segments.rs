@@ -35,17 +35,28 @@ fn segment_path(dir: &Path, first: u64) -> PathBuf {
     dir.join(format!("{first:020}.wal"))
 }
 
-/// What a torn final record was, once cut.
+/// What to do with a torn final record found at open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tail {
+    /// Cut it, so appends can follow the last good record (a start).
+    Cut,
+    /// Leave the file as it is (a command that only reads the ledger).
+    Keep,
+}
+
+/// A torn final record: a write a crash interrupted (never acknowledged).
 #[derive(Debug, Clone)]
 pub struct TornTail {
     /// The segment file.
     pub path: PathBuf,
-    /// Where the good records end: the file's length now.
+    /// Where the good records end (the file's length, once cut).
     pub offset: u64,
-    /// How many bytes were cut.
+    /// How many bytes the torn record took.
     pub bytes: u64,
     /// Why they were not a record.
     pub reason: String,
+    /// Whether they were cut ([`Tail::Cut`]) or left in the file.
+    pub cut: bool,
 }
 
 /// The records found at open, in order, with the segment each starts.
@@ -55,13 +66,27 @@ pub(super) struct Scanned {
     pub(super) torn: Option<TornTail>,
 }
 
-/// Reads every segment of `dir`; cuts a torn record at the end of the
-/// last one (a crash during its write). A bad record anywhere else is
-/// damage, not a crash: refused.
-pub(super) fn scan(dir: &Path) -> Result<Scanned, StoreError> {
-    std::fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
+/// Reads every segment of `dir` (none if it does not exist). A record
+/// that cannot be read is a torn write only when it is the last thing in
+/// the last segment: every append is fdatasynced before the next starts,
+/// so a crash can only interrupt the final one. Any other bad record
+/// (in an earlier segment, or followed by a valid record) is damage, not
+/// a crash: refused, naming the file and the byte. A torn record is cut
+/// or kept as `tail` says.
+pub(super) fn scan(dir: &Path, tail: Tail) -> Result<Scanned, StoreError> {
     let mut segments = Vec::new();
-    for item in std::fs::read_dir(dir).map_err(|source| io_error(dir, source))? {
+    let listing = match std::fs::read_dir(dir) {
+        Ok(listing) => listing,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Scanned {
+                segments,
+                batches: Vec::new(),
+                torn: None,
+            });
+        }
+        Err(source) => return Err(io_error(dir, source)),
+    };
+    for item in listing {
         let item = item.map_err(|source| io_error(dir, source))?;
         let name = item.file_name();
         let Some(first) = name
@@ -86,15 +111,23 @@ pub(super) fn scan(dir: &Path) -> Result<Scanned, StoreError> {
                     batches.push(batch);
                     at += len;
                 }
-                Err(err) if i + 1 == count => {
-                    torn = Some(cut(path, at as u64, bytes.len() as u64, &err)?);
-                    break;
-                }
                 Err(err) => {
-                    return Err(StoreError::Corrupt(format!(
-                        "{} at byte {at}: {err}",
-                        path.display()
-                    )));
+                    let damage = |more: &str| {
+                        StoreError::Corrupt(format!(
+                            "{} at byte {at}: {err}{more}; damage, not a write cut short by a crash",
+                            path.display()
+                        ))
+                    };
+                    if i + 1 != count {
+                        return Err(damage(" in a segment that is not the last"));
+                    }
+                    if let Some(next) = next_record(&bytes, at + 1) {
+                        return Err(damage(&format!(
+                            ", followed by a valid record at byte {next}"
+                        )));
+                    }
+                    torn = Some(torn_tail(path, at as u64, bytes.len() as u64, &err, tail)?);
+                    break;
                 }
             }
         }
@@ -106,19 +139,41 @@ pub(super) fn scan(dir: &Path) -> Result<Scanned, StoreError> {
     })
 }
 
-fn cut(path: &Path, offset: u64, len: u64, why: &Torn) -> Result<TornTail, StoreError> {
-    let file = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|source| io_error(path, source))?;
-    file.set_len(offset)
-        .and_then(|()| file.sync_all())
-        .map_err(|source| io_error(path, source))?;
+/// Where the first valid record at or after byte `from` starts.
+fn next_record(bytes: &[u8], from: usize) -> Option<usize> {
+    let mut at = from;
+    while let Some(found) = bytes.get(at..)?.windows(4).position(|w| w == record::MAGIC) {
+        let start = at + found;
+        if record::decode(&bytes[start..]).is_ok() {
+            return Some(start);
+        }
+        at = start + 1;
+    }
+    None
+}
+
+fn torn_tail(
+    path: &Path,
+    offset: u64,
+    len: u64,
+    why: &Torn,
+    tail: Tail,
+) -> Result<TornTail, StoreError> {
+    if tail == Tail::Cut {
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|source| io_error(path, source))?;
+        file.set_len(offset)
+            .and_then(|()| file.sync_all())
+            .map_err(|source| io_error(path, source))?;
+    }
     Ok(TornTail {
         path: path.to_path_buf(),
         offset,
         bytes: len - offset,
         reason: why.to_string(),
+        cut: tail == Tail::Cut,
     })
 }
 
@@ -142,6 +197,7 @@ impl Appender {
         kept: Vec<(u64, PathBuf)>,
         first: u64,
     ) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
         let mut appender = Self {
             dir: dir.to_path_buf(),
             segments: kept,

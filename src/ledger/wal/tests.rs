@@ -111,7 +111,7 @@ fn a_failed_write_or_fdatasync_fails_the_commit_and_reopen_cuts_it() {
     drop(wal);
     // The file holds the two good batches once each: the failed record was cut.
     let inner = Arc::new(MemStore::new());
-    let replayed = replay(dir.path(), inner.as_ref()).unwrap();
+    let replayed = replay(dir.path(), inner.as_ref(), Tail::Keep).unwrap();
     assert!(replayed.torn.is_none());
     assert_eq!(inner.size().unwrap(), 4);
 }
@@ -169,4 +169,79 @@ fn segments_rotate_and_are_deleted_once_the_store_has_flushed_past_them() {
     let left = segments_in(dir.path());
     assert_eq!(left.len(), 1);
     assert!(left[0].ends_with("00000000000000000002.wal"), "{left:?}");
+}
+
+/// A last segment of three good records; the offset where each starts.
+fn three_records(dir: &Path) -> (PathBuf, Vec<usize>) {
+    let path = dir.join("00000000000000000000.wal");
+    let mut bytes = Vec::new();
+    let mut starts = Vec::new();
+    for (first, n) in [(0, 2), (2, 3), (5, 1)] {
+        starts.push(bytes.len());
+        bytes.extend(record::encode(&sample(first, n)));
+    }
+    std::fs::write(&path, &bytes).unwrap();
+    (path, starts)
+}
+
+#[test]
+fn a_damaged_record_followed_by_a_good_one_in_the_last_segment_is_refused_and_nothing_cut() {
+    // A flipped byte in the body (checksum) and in the length field (the
+    // record seems to run on): both have a valid record after them.
+    for (record, byte) in [(0, record::HEADER_BYTES + 3), (1, 5), (0, 0)] {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, starts) = three_records(dir.path());
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[starts[record] + byte] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+        for tail in [Tail::Cut, Tail::Keep] {
+            let inner = Arc::new(MemStore::new());
+            let err = replay(dir.path(), inner.as_ref(), tail).unwrap_err();
+            let said = err.to_string();
+            assert!(
+                said.contains(&format!(
+                    "00000000000000000000.wal at byte {}",
+                    starts[record]
+                )) && said.contains("damage"),
+                "record {record} byte {byte}: {said}"
+            );
+            assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing cut");
+        }
+        assert!(WalStore::open(dir.path(), Arc::new(MemStore::new())).is_err());
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing cut");
+    }
+}
+
+#[test]
+fn a_final_record_that_fails_its_checksum_is_torn_cut_at_a_start_and_kept_when_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, starts) = three_records(dir.path());
+    let mut bytes = std::fs::read(&path).unwrap();
+    let end = bytes.len();
+    bytes[end - 1] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+
+    let inner = Arc::new(MemStore::new());
+    let kept = replay(dir.path(), inner.as_ref(), Tail::Keep).unwrap();
+    let torn = kept.torn.expect("reported");
+    assert_eq!(
+        (torn.offset, torn.bytes, torn.cut),
+        (starts[2] as u64, (end - starts[2]) as u64, false)
+    );
+    assert_eq!(
+        inner.size().unwrap(),
+        5,
+        "the durable records are in the store"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        bytes,
+        "the file left as it was"
+    );
+
+    let inner = Arc::new(MemStore::new());
+    let wal = open_slow(dir.path(), inner.clone());
+    let torn = wal.torn_tail().expect("reported");
+    assert_eq!((torn.offset, torn.cut), (starts[2] as u64, true));
+    assert_eq!(wal.size().unwrap(), 5);
 }
