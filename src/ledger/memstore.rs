@@ -145,13 +145,16 @@ impl LedgerStore for MemStore {
             .insert(batch.checkpoint.0, batch.checkpoint.1.clone());
         for (id, seq) in &batch.decisions {
             let (second, rest) = split(id);
-            tables
+            let seqs = tables
                 .decisions
                 .entry(second)
                 .or_default()
                 .entry(rest)
-                .or_default()
-                .push(*seq);
+                .or_default();
+            // Writing a batch again (a write-ahead reopen) adds no row.
+            if seqs.last() != Some(seq) {
+                seqs.push(*seq);
+            }
         }
         for (seq, payload) in &batch.payloads {
             tables.payloads.insert(*seq, payload.clone());

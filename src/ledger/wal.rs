@@ -19,8 +19,9 @@
 //! Failures fail closed: a failed append or fdatasync fails the commit
 //! (the sequencer answers 503 and retries through `reopen`, which cuts the
 //! failed record); a failed apply or flush of the store stops every later
-//! commit, and `reopen` replays the overlay into the reopened store before
-//! the ledger acknowledges again. Nothing acknowledged is only in memory:
+//! commit, and `reopen` writes every batch of the overlay into the
+//! reopened store again and flushes it (what the store reads back may be
+//! only in the page cache) before the ledger acknowledges again. Nothing acknowledged is only in memory:
 //! it is in the file until the store has it durably.
 //!
 //! [`Faults`] injects write, fdatasync and apply failures for tests.
@@ -303,22 +304,27 @@ impl LedgerStore for WalStore {
     fn reopen(&self) -> Result<u64, StoreError> {
         let _applying = lock(&self.shared.applying);
         lock(&self.shared.appender).repair()?;
-        let mut stored = self.shared.inner.reopen()?;
-        let waiting = lock(&self.shared.state).overlay.batches_above(stored);
+        let stored = self.shared.inner.reopen()?;
+        // What the store reads back after a failed flush may be in the page
+        // cache only (a failed fsync leaves its pages clean but never
+        // written): write every batch still in memory again (the same keys
+        // and values) and flush before forgetting any of them.
+        let waiting = lock(&self.shared.state).overlay.batches();
+        let mut through = stored;
         for batch in &waiting {
             let first = batch.entries.first().map_or(0, |(seq, _)| *seq);
-            if first != stored {
+            if first > through {
                 return Err(StoreError::Corrupt(format!(
-                    "the store holds {stored} entries; the write-ahead batches in memory start at {first}"
+                    "the store holds {through} entries; the write-ahead batches in memory go on at {first}"
                 )));
             }
             self.shared.inner.apply(batch)?;
-            stored = batch.checkpoint.0;
+            through = through.max(batch.checkpoint.0);
         }
         self.shared.inner.flush()?;
         let mut state = lock(&self.shared.state);
-        state.applied = stored;
-        state.overlay.forget_through(stored);
+        state.applied = through;
+        state.overlay.forget_through(through);
         state.failed = None;
         drop(state);
         self.shared.changed.notify_all();

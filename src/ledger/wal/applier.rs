@@ -65,6 +65,7 @@ fn apply_waiting(shared: &Shared) -> Result<(), StoreError> {
         through = batch.checkpoint.0;
         lock(&shared.state).applied = through;
     }
+    shared.faults.flush()?;
     shared.inner.flush()?;
     lock(&shared.state).overlay.forget_through(through);
     shared.changed.notify_all();

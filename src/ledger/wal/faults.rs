@@ -1,5 +1,5 @@
 //! Failures to inject into the write-ahead store, for tests: record
-//! writes, fdatasyncs, and applies to the store behind.
+//! writes, fdatasyncs, and applies to and flushes of the store behind.
 
 use crate::ledger::store::StoreError;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +10,7 @@ pub struct Faults {
     writes: AtomicU64,
     syncs: AtomicU64,
     applies: AtomicU64,
+    flushes: AtomicU64,
 }
 
 fn take_one(counter: &AtomicU64) -> bool {
@@ -34,6 +35,12 @@ impl Faults {
         self.applies.store(n, Ordering::Release);
     }
 
+    /// The next `n` flushes of the store behind fail (after their batches
+    /// were applied), as a failed fsync would.
+    pub fn fail_flushes(&self, n: u64) {
+        self.flushes.store(n, Ordering::Release);
+    }
+
     pub(super) fn write(&self) -> std::io::Result<()> {
         match take_one(&self.writes) {
             true => Err(std::io::Error::other("injected write failure")),
@@ -51,6 +58,13 @@ impl Faults {
     pub(super) fn apply(&self) -> Result<(), StoreError> {
         match take_one(&self.applies) {
             true => Err(StoreError::Engine("injected apply failure".to_owned())),
+            false => Ok(()),
+        }
+    }
+
+    pub(super) fn flush(&self) -> Result<(), StoreError> {
+        match take_one(&self.flushes) {
+            true => Err(StoreError::Engine("injected flush failure".to_owned())),
             false => Ok(()),
         }
     }

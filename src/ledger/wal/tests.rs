@@ -5,6 +5,7 @@ use super::record::tests::sample;
 use super::*;
 use crate::ledger::memstore::MemStore;
 use std::io::Write;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 fn segments_in(dir: &Path) -> Vec<PathBuf> {
@@ -244,4 +245,146 @@ fn a_final_record_that_fails_its_checksum_is_torn_cut_at_a_start_and_kept_when_r
     let torn = wal.torn_tail().expect("reported");
     assert_eq!((torn.offset, torn.cut), (starts[2] as u64, true));
     assert_eq!(wal.size().unwrap(), 5);
+}
+
+/// A store whose `reopen` forgets what was applied but not flushed, as an
+/// engine does after a failed fsync: the page cache still reads it back,
+/// the disk never got it. `durable` is what a crash would leave.
+struct PageCache {
+    mem: MemStore,
+    unflushed: Mutex<Option<u64>>,
+    durable: AtomicU64,
+}
+
+impl PageCache {
+    fn new() -> Self {
+        Self {
+            mem: MemStore::new(),
+            unflushed: Mutex::new(None),
+            durable: AtomicU64::new(0),
+        }
+    }
+}
+
+impl LedgerStore for PageCache {
+    fn size(&self) -> Result<u64, StoreError> {
+        self.mem.size()
+    }
+    fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError> {
+        self.mem.commit(batch)?;
+        self.durable.fetch_max(batch.checkpoint.0, Ordering::SeqCst);
+        Ok(())
+    }
+    fn apply(&self, batch: &CommitBatch) -> Result<(), StoreError> {
+        self.mem.commit(batch)?;
+        let mut unflushed = lock(&self.unflushed);
+        *unflushed = Some(unflushed.unwrap_or(0).max(batch.checkpoint.0));
+        Ok(())
+    }
+    fn flush(&self) -> Result<(), StoreError> {
+        if let Some(end) = lock(&self.unflushed).take() {
+            self.durable.fetch_max(end, Ordering::SeqCst);
+        }
+        Ok(())
+    }
+    fn reopen(&self) -> Result<u64, StoreError> {
+        *lock(&self.unflushed) = None;
+        self.mem.size()
+    }
+    fn discard_above(&self, size: u64) -> Result<u64, StoreError> {
+        self.mem.discard_above(size)
+    }
+    fn entry(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.mem.entry(seq)
+    }
+    fn node(&self, level: u8, index: u64) -> Result<Option<Hash>, StoreError> {
+        self.mem.node(level, index)
+    }
+    fn checkpoint_covering(&self, seq: u64) -> Result<Option<(u64, String)>, StoreError> {
+        self.mem.checkpoint_covering(seq)
+    }
+    fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
+        self.mem.latest_checkpoint()
+    }
+    fn checkpoints(&self) -> Result<Vec<(u64, String)>, StoreError> {
+        self.mem.checkpoints()
+    }
+    fn decision_seq(&self, id: &[u8; 16]) -> Result<Option<u64>, StoreError> {
+        self.mem.decision_seq(id)
+    }
+    fn payload(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        self.mem.payload(seq)
+    }
+    fn entry_signature(&self, seq: u64) -> Result<Option<[u8; 64]>, StoreError> {
+        self.mem.entry_signature(seq)
+    }
+    fn governance_seqs(&self) -> Result<Vec<u64>, StoreError> {
+        self.mem.governance_seqs()
+    }
+    fn entries_in(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(u64, &[u8]) -> ControlFlow<()>,
+    ) -> Result<(), StoreError> {
+        self.mem.entries_in(from, to, f)
+    }
+    fn leaf_nodes_in(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(u64, &[Hash]),
+    ) -> Result<(), StoreError> {
+        self.mem.leaf_nodes_in(from, to, f)
+    }
+    fn signatures_in(
+        &self,
+        from: u64,
+        to: u64,
+        f: &mut dyn FnMut(u64, &[u8; 64]),
+    ) -> Result<(), StoreError> {
+        self.mem.signatures_in(from, to, f)
+    }
+    fn decisions_of_second(
+        &self,
+        second: [u8; 4],
+        f: &mut dyn FnMut(&[u8; 16], u64),
+    ) -> Result<(), StoreError> {
+        self.mem.decisions_of_second(second, f)
+    }
+}
+
+/// Waits until the applier has failed.
+fn wait_failed(wal: &WalStore) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while lock(&wal.shared.state).failed.is_none() {
+        assert!(Instant::now() < deadline, "the applier never failed");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn after_a_failed_flush_reopen_writes_every_batch_in_memory_again_before_forgetting_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = Arc::new(PageCache::new());
+    let wal =
+        WalStore::open_flushing_every(dir.path(), inner.clone(), Duration::from_millis(1)).unwrap();
+    wal.faults().fail_flushes(1);
+    wal.commit(&sample(0, 2)).unwrap();
+    wal.commit(&sample(2, 3)).unwrap();
+    wait_failed(&wal);
+    assert!(
+        wal.commit(&sample(5, 1))
+            .unwrap_err()
+            .to_string()
+            .contains("injected flush failure")
+    );
+    assert_eq!(inner.durable.load(Ordering::SeqCst), 0);
+    assert_eq!(wal.reopen().unwrap(), 5);
+    assert_eq!(
+        inner.durable.load(Ordering::SeqCst),
+        5,
+        "the batches the failed flush left only in the page cache were written and flushed again"
+    );
+    wal.commit(&sample(5, 1)).unwrap();
 }
