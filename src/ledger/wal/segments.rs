@@ -197,7 +197,7 @@ impl Appender {
         kept: Vec<(u64, PathBuf)>,
         first: u64,
     ) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
+        create_dir(dir)?;
         let mut appender = Self {
             dir: dir.to_path_buf(),
             segments: kept,
@@ -278,6 +278,20 @@ impl Appender {
         self.segments
             .last()
             .map_or_else(|| self.dir.clone(), |(_, path)| path.clone())
+    }
+}
+
+/// Creates the WAL directory if it is missing, and makes its name durable
+/// in the parent (the store synced the parent before the directory was
+/// there; without this a crash could lose it with every segment in it).
+fn create_dir(dir: &Path) -> Result<(), StoreError> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir).map_err(|source| io_error(dir, source))?;
+    match dir.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_dir(parent),
+        _ => Ok(()),
     }
 }
 
