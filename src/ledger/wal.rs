@@ -21,10 +21,13 @@
 //! failed record); a failed apply or flush of the store stops every later
 //! commit, and `reopen` writes every batch of the overlay into the
 //! reopened store again and flushes it (what the store reads back may be
-//! only in the page cache) before the ledger acknowledges again. Nothing acknowledged is only in memory:
-//! it is in the file until the store has it durably.
+//! only in the page cache) before the ledger acknowledges again. A panic
+//! of the applier fails every later commit and every reopen (a restart
+//! replays the file). Nothing acknowledged is only in memory: it is in the
+//! file until the store has it durably.
 //!
-//! [`Faults`] injects write, fdatasync and apply failures for tests.
+//! [`Faults`] injects write, fdatasync, apply and flush failures and
+//! applier panics for tests.
 
 mod applier;
 mod faults;
@@ -157,8 +160,13 @@ struct State {
     applied: u64,
     /// Why the store behind failed; commits fail while this is set.
     failed: Option<String>,
+    /// The applier thread panicked: nothing writes the store any more.
+    applier_gone: bool,
     closing: bool,
 }
+
+/// Why commits fail once the applier thread has panicked.
+const APPLIER_GONE: &str = "the store applier thread panicked; restart the gateway";
 
 /// The write-ahead commit point in front of another store.
 pub struct WalStore {
@@ -189,6 +197,7 @@ impl WalStore {
                 overlay: Overlay::default(),
                 applied: size,
                 failed: None,
+                applier_gone: false,
                 closing: false,
             }),
             changed: Condvar::new(),
@@ -303,6 +312,9 @@ impl LedgerStore for WalStore {
 
     fn reopen(&self) -> Result<u64, StoreError> {
         let _applying = lock(&self.shared.applying);
+        if lock(&self.shared.state).applier_gone {
+            return Err(StoreError::Engine(APPLIER_GONE.to_owned()));
+        }
         lock(&self.shared.appender).repair()?;
         let stored = self.shared.inner.reopen()?;
         // What the store reads back after a failed flush may be in the page

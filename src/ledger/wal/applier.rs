@@ -7,9 +7,26 @@ use crate::ledger::store::StoreError;
 use std::sync::PoisonError;
 use std::time::Instant;
 
+/// Fails the store closed if the applier panics: commits would otherwise
+/// fill memory and then wait for an applier that is gone.
+struct FailOnPanic<'a>(&'a Shared);
+
+impl Drop for FailOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut state = lock(&self.0.state);
+            state.failed = Some(super::APPLIER_GONE.to_owned());
+            state.applier_gone = true;
+            drop(state);
+            self.0.changed.notify_all();
+        }
+    }
+}
+
 /// Writes waiting batches to the store behind and flushes it, on its tick
 /// or when many wait, until closing.
 pub(super) fn apply_loop(shared: &Shared) {
+    let _fail_on_panic = FailOnPanic(shared);
     let mut last_flush = Instant::now();
     loop {
         {

@@ -1,5 +1,6 @@
 //! Failures to inject into the write-ahead store, for tests: record
-//! writes, fdatasyncs, and applies to and flushes of the store behind.
+//! writes, fdatasyncs, and applies to (failing or panicking) and flushes
+//! of the store behind.
 
 use crate::ledger::store::StoreError;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +12,7 @@ pub struct Faults {
     syncs: AtomicU64,
     applies: AtomicU64,
     flushes: AtomicU64,
+    panics: AtomicU64,
 }
 
 fn take_one(counter: &AtomicU64) -> bool {
@@ -41,6 +43,12 @@ impl Faults {
         self.flushes.store(n, Ordering::Release);
     }
 
+    /// The next `n` applies of a batch to the store panic, as a bug in the
+    /// store behind would.
+    pub fn panic_applies(&self, n: u64) {
+        self.panics.store(n, Ordering::Release);
+    }
+
     pub(super) fn write(&self) -> std::io::Result<()> {
         match take_one(&self.writes) {
             true => Err(std::io::Error::other("injected write failure")),
@@ -56,6 +64,9 @@ impl Faults {
     }
 
     pub(super) fn apply(&self) -> Result<(), StoreError> {
+        if take_one(&self.panics) {
+            panic!("injected panic in an apply");
+        }
         match take_one(&self.applies) {
             true => Err(StoreError::Engine("injected apply failure".to_owned())),
             false => Ok(()),

@@ -388,3 +388,23 @@ fn after_a_failed_flush_reopen_writes_every_batch_in_memory_again_before_forgett
     );
     wal.commit(&sample(5, 1)).unwrap();
 }
+
+#[test]
+fn a_panic_in_the_applier_fails_commits_and_reopens_and_closing_does_not_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let inner = Arc::new(MemStore::new());
+    let wal =
+        WalStore::open_flushing_every(dir.path(), inner.clone(), Duration::from_millis(1)).unwrap();
+    wal.faults().panic_applies(1);
+    wal.commit(&sample(0, 2)).unwrap();
+    wait_failed(&wal);
+    let refused = wal.commit(&sample(2, 1)).unwrap_err().to_string();
+    assert!(refused.contains("applier thread panicked"), "{refused}");
+    assert!(wal.reopen().is_err(), "no applier to resume with");
+    assert!(wal.commit(&sample(2, 1)).is_err());
+    assert_eq!(wal.entry(1).unwrap().unwrap(), b"{\"seq\":1}");
+    drop(wal);
+    // The acknowledged batch is in the file: the next open replays it.
+    let inner = Arc::new(MemStore::new());
+    assert_eq!(open_slow(dir.path(), inner.clone()).size().unwrap(), 2);
+}
