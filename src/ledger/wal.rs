@@ -296,8 +296,10 @@ impl LedgerStore for WalStore {
         }
         let record = record::encode(batch);
         lock(&self.shared.appender).append(*first, &record, &self.shared.faults)?;
+        // Copied before the lock readers and the applier share.
+        let batch = Arc::new(batch.clone());
         let mut state = lock(&self.shared.state);
-        state.overlay.push(Arc::new(batch.clone()));
+        state.overlay.push(batch.clone());
         self.shared
             .size
             .store(batch.checkpoint.0, Ordering::Release);
@@ -316,6 +318,11 @@ impl LedgerStore for WalStore {
             return Err(StoreError::Engine(APPLIER_GONE.to_owned()));
         }
         lock(&self.shared.appender).repair()?;
+        if lock(&self.shared.state).failed.is_none() {
+            // Only the file failed; the store behind and the applier work
+            // on, so there is nothing to reopen or write again there.
+            return Ok(self.size_now());
+        }
         let stored = self.shared.inner.reopen()?;
         // What the store reads back after a failed flush may be in the page
         // cache only (a failed fsync leaves its pages clean but never
