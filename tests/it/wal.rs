@@ -1,7 +1,9 @@
 //! The write-ahead commit point: its failures answer 503 and release
 //! nothing, a failing store behind it stops acknowledging and loses
 //! nothing, and repeated SIGKILL under load (with a torn final record)
-//! loses no acknowledged decision.
+//! loses no acknowledged decision; a damaged record is refused, never cut,
+//! and `verify` leaves the write-ahead file as it is; a panicked applier
+//! answers 503 and lets the gateway stop.
 
 use crate::failclosed::start_on_store;
 use crate::models;
@@ -281,4 +283,43 @@ async fn verify_reports_a_torn_final_record_and_leaves_the_write_ahead_file_as_i
         "{said}"
     );
     assert_eq!(std::fs::read(&segment).unwrap(), bytes, "nothing cut");
+}
+
+#[tokio::test]
+async fn a_panic_in_the_store_applier_answers_503_and_shutdown_does_not_hang() {
+    let upstream = TestUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Arc::new(WalStore::open(dir.path(), Arc::new(MemStore::new())).unwrap());
+    // Shutdown waits this long for the refusals to be recorded, in vain.
+    let grace = "[timeouts]\nshutdown_grace_ms = 500";
+    let (base, _admin, stop, server) = start_on_store(&upstream, grace, wal.clone()).await;
+    let infer = format!("{base}/v2/models/scorer/infer");
+    wal.faults().panic_applies(1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let reply = tokio::time::timeout(
+            Duration::from_secs(10),
+            send(Method::POST, &infer, &[], BODY),
+        )
+        .await
+        .expect("a request hung");
+        if reply.status == 503 {
+            assert_eq!(reply.error_code(), "ledger_unavailable");
+            assert!(!String::from_utf8_lossy(&reply.body).contains("echoes this"));
+            break;
+        }
+        assert_eq!(reply.status, 200);
+        assert!(Instant::now() < deadline, "the panic was never noticed");
+    }
+    // Still refused later: nothing resumes without the applier.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(send(Method::POST, &infer, &[], BODY).await.status, 503);
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("shutdown hung")
+        .unwrap();
+    tokio::task::spawn_blocking(move || drop(wal))
+        .await
+        .unwrap();
 }
