@@ -224,6 +224,13 @@ impl WalStore {
         self.torn.as_ref()
     }
 
+    /// Writes the waiting batches to the store behind and flushes it now,
+    /// as the applier's tick would, for tests.
+    #[cfg(test)]
+    pub(crate) fn apply_now(&self) -> Result<(), StoreError> {
+        applier::apply_waiting(&self.shared)
+    }
+
     /// Failure injection, for tests.
     pub fn faults(&self) -> &Faults {
         &self.shared.faults

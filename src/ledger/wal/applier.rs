@@ -69,7 +69,7 @@ pub(super) fn apply_loop(shared: &Shared) {
 
 /// Applies every waiting batch, flushes the store, forgets the batches and
 /// deletes the segments it now holds.
-fn apply_waiting(shared: &Shared) -> Result<(), StoreError> {
+pub(super) fn apply_waiting(shared: &Shared) -> Result<(), StoreError> {
     let _applying = lock(&shared.applying);
     let (applied, waiting) = {
         let state = lock(&shared.state);
