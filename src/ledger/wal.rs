@@ -76,7 +76,7 @@ pub struct Replayed {
     pub batches: usize,
     /// Entries they held.
     pub entries: u64,
-    /// The torn final record cut, if there was one.
+    /// The torn final record found (cut or kept, as asked), if any.
     pub torn: Option<TornTail>,
 }
 
