@@ -18,6 +18,12 @@ pub(super) const SEGMENT_BYTES: u64 = 16 << 20;
 #[cfg(test)]
 pub(super) const SEGMENT_BYTES: u64 = 64 << 10;
 
+/// The file [`Appender::probe`] writes and removes; not a segment's name,
+/// so a probe left behind by a crash is ignored at open.
+const PROBE_FILE: &str = "probe.tmp";
+/// One file-system block.
+const PROBE_BYTES: usize = 4096;
+
 fn io_error(path: &Path, source: std::io::Error) -> StoreError {
     StoreError::Sync {
         path: path.to_path_buf(),
@@ -255,11 +261,26 @@ impl Appender {
         Ok(())
     }
 
-    /// Syncs the current segment: whether the file takes writes again.
+    /// Whether the disk takes writes again: syncs the current segment,
+    /// then writes, syncs and removes a block in a probe file next to it.
+    /// A sync alone succeeds on a full disk, and the resumed ledger would
+    /// fail its first commit again; a write that needs a new block does
+    /// not. Called only while resuming after a failure.
     pub(super) fn probe(&self) -> Result<(), StoreError> {
         self.file
             .sync_all()
-            .map_err(|source| io_error(&self.current_path(), source))
+            .map_err(|source| io_error(&self.current_path(), source))?;
+        let path = self.dir.join(PROBE_FILE);
+        let written = File::create(&path)
+            .and_then(|mut file| {
+                file.write_all(&[0; PROBE_BYTES])?;
+                file.sync_data()
+            })
+            .map_err(|source| io_error(&path, source));
+        // Removed even when the write failed: a full disk may have let it
+        // create the (empty) file.
+        let removed = std::fs::remove_file(&path).map_err(|source| io_error(&path, source));
+        written.and(removed)
     }
 
     /// Deletes the segments wholly below `flushed` (every record in them

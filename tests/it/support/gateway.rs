@@ -215,18 +215,16 @@ impl Gateway {
         assert!(status.success());
     }
 
-    /// Fills the gateway's disk, as far as its ledger can tell: lowers the
-    /// process's soft file-size limit (RLIMIT_FSIZE) to the size of the
-    /// largest file of its ledger store (sled's data file), so the next
-    /// write that would grow that file fails with EFBIG, as on a full disk.
-    /// Writes inside existing files and smaller files still succeed. The
-    /// gateway survives the SIGXFSZ that comes with EFBIG. Undo with
-    /// [`Gateway::free_disk`]. Returns the limit set.
+    /// Fills the gateway's disk: lowers the process's soft file-size limit
+    /// (RLIMIT_FSIZE) to 0, so every write to a file fails with EFBIG, as
+    /// on a full disk: the write-ahead file's next append, a new segment
+    /// opened to retry in, and the store's own writes alike. (A limit at
+    /// the size of the file the next commit appends to is not enough: a
+    /// retry in a new, empty segment would succeed.) The gateway survives
+    /// the SIGXFSZ that comes with EFBIG. Undo with [`Gateway::free_disk`].
     #[cfg(target_os = "linux")]
-    pub fn fill_disk(&self) -> u64 {
-        let limit = largest_file_under(&self.dir.path().join("data/ledger"));
-        self.set_file_size_limit(limit);
-        limit
+    pub fn fill_disk(&self) {
+        self.set_file_size_limit(0);
     }
 
     /// Lifts the limit [`Gateway::fill_disk`] set: the soft limit goes
@@ -254,24 +252,6 @@ impl Gateway {
             .expect("gateway stops within 20 s of SIGTERM")
             .unwrap()
     }
-}
-
-/// Bytes of the largest file in `dir` and below.
-#[cfg(target_os = "linux")]
-fn largest_file_under(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|item| {
-            let item = item.unwrap();
-            let meta = item.metadata().unwrap();
-            if meta.is_dir() {
-                largest_file_under(&item.path())
-            } else {
-                meta.len()
-            }
-        })
-        .max()
-        .unwrap_or(0)
 }
 
 /// Runs `govgate keygen`; returns the verifier key it prints.
