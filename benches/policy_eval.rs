@@ -113,10 +113,32 @@ fn stages(c: &mut Criterion) {
     group.bench_function("one_rule_floor", |b| {
         b.iter(|| floor.evaluate(black_box(&resp)))
     });
+    // One decision as the gateway makes it: the request stage, then the
+    // response stage on the same request (the policy input built from the
+    // request as the proxy has it).
+    let answer = json!({"model_name": "credit-scoring", "model_version": "v3",
+        "outputs": [{"name": "score", "shape": [1], "datatype": "FP32", "data": [0.91]}]});
+    let mut common = request();
+    common.risk_class = "limited".into();
+    group.bench_function("decision_both_stages", |b| {
+        b.iter(|| decide(&set, black_box(&common), &answer))
+    });
     group.bench_function("input_via_serde_json", |b| {
         b.iter(|| Value::from(serde_json::to_value(black_box(&resp)).expect("serializes")))
     });
     group.finish();
+}
+
+/// Both stages of one decision; the request input is cloned in, as the
+/// proxy builds it per request.
+fn decide(set: &PolicySet, request: &PolicyInput, answer: &serde_json::Value) -> Action {
+    let input = request.clone();
+    let asked = set.evaluate(&input).expect("evaluates").action;
+    let answered = set
+        .evaluate(&input.into_response(200, answer.clone()))
+        .expect("evaluates")
+        .action;
+    asked.max(answered)
 }
 
 /// A prepared engine with the shipped policies, as `PolicySet` keeps it.
