@@ -123,6 +123,14 @@ fn stages(c: &mut Criterion) {
     group.bench_function("decision_both_stages", |b| {
         b.iter(|| decide(&set, black_box(&common), &answer))
     });
+    // The same with a larger request body (1 000 features, about 5 KB of
+    // JSON), where converting the body dominates building the document.
+    let mut large = common.clone();
+    large.request = json!({"inputs": [{"name": "applicant", "shape": [1, 1000], "datatype": "FP32",
+        "data": (0..1000).map(|i| f64::from(i) / 1000.0).collect::<Vec<_>>()}]});
+    group.bench_function("decision_both_stages_1k_features", |b| {
+        b.iter(|| decide(&set, black_box(&large), &answer))
+    });
     group.bench_function("input_via_serde_json", |b| {
         b.iter(|| Value::from(serde_json::to_value(black_box(&resp)).expect("serializes")))
     });
