@@ -21,8 +21,8 @@ use super::headers::REVIEW_ID_HEADER;
 use super::recorder::{Draft, Ending, Forwarded};
 use crate::decision::{Capture, Outcome, PolicyRecord};
 use crate::review::{
-    Action, Evaluation, LoadedPolicies, NewReview, PolicyGate, PolicyInput, ReviewKind,
-    ReviewQueue, Stage, StoredAnswer, StoredBody,
+    Action, Evaluation, InputDocument, LoadedPolicies, NewReview, PolicyGate, PolicyInput,
+    ReviewKind, ReviewQueue, Stage, StoredAnswer, StoredBody,
 };
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -44,7 +44,8 @@ pub struct Oversight {
 /// A request the request stage let through, and what the response stage needs.
 pub(super) struct Judged {
     policies: Arc<LoadedPolicies>,
-    input: PolicyInput,
+    /// Built once: the response stage reuses its converted request body.
+    input: InputDocument,
     request: Evaluation,
     request_body: Bytes,
     request_type: Option<String>,
@@ -71,14 +72,14 @@ impl Oversight {
         forward: &Forward,
     ) -> Result<Judged, ProxyError> {
         let policies = self.gate.current();
-        let input = PolicyInput::request(
+        let input = InputDocument::new(PolicyInput::request(
             draft.model.clone().unwrap_or_default(),
             forward.version.version.clone(),
             forward.version.risk_class,
             draft.caller.clone(),
             draft.id.to_string(),
             parse_json(&forward.body),
-        );
+        ));
         let request = self.gate.evaluate(&policies, &input);
         draft.policy = Some(PolicyRecord {
             set_seq: policies.set_seq,

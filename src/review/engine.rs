@@ -16,13 +16,14 @@
 //! treats an error inside a rule body as "this body did not match", so a
 //! deny rule that errors would silently allow: not used.
 
+use super::document::{InputDocument, to_value};
 use super::error::{EvalError, PolicyError, locate};
 use super::input::PolicyInput;
 use super::verdict::{ReasonSets, Verdict};
 use regorus::{Engine, Value};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
@@ -134,7 +135,8 @@ impl PolicySet {
         // The trials run on the template itself, which also prepares it:
         // clones of a prepared engine evaluate without preparing again.
         for trial in trial_inputs() {
-            if let Err(e) = eval_on(&mut engine, declared, &trial) {
+            let value = to_value(&trial);
+            if let Err(e) = value.and_then(|value| eval_on(&mut engine, declared, &value)) {
                 let stage = trial.stage.as_str();
                 let text = match &e {
                     EvalError::Engine { message, .. } => message.clone(),
@@ -167,6 +169,16 @@ impl PolicySet {
     /// Evaluates the policies on `input`. Safe to call from many threads
     /// at once; each thread evaluates on its own clone of the engine.
     pub fn evaluate(&self, input: &PolicyInput) -> Result<Verdict, EvalError> {
+        self.eval_sets(self.declared, &to_value(input)?)
+    }
+
+    /// Evaluates the policies on a document built once per request (the
+    /// response stage reuses the request's conversion).
+    pub fn evaluate_document(&self, document: &InputDocument) -> Result<Verdict, EvalError> {
+        self.eval_sets(self.declared, document.value()?)
+    }
+
+    fn eval_sets(&self, sets: [bool; 3], value: &Value) -> Result<Verdict, EvalError> {
         let cell = self.engines.get_or(|| RefCell::new(self.template.clone()));
         // INVARIANT: nothing below calls back into `evaluate`, so the
         // thread's engine is never borrowed twice; a failed borrow would be
@@ -175,19 +187,15 @@ impl PolicySet {
             rule: "data.govgate",
             message: "engine already in use on this thread".to_string(),
         })?;
-        eval_on(&mut engine, self.declared, input)
+        eval_on(&mut engine, sets, value)
     }
 }
 
-/// Evaluates the declared rule sets on `engine`.
-fn eval_on(
-    engine: &mut Engine,
-    declared: [bool; 3],
-    input: &PolicyInput,
-) -> Result<Verdict, EvalError> {
-    engine.set_input(to_value(input)?);
+/// Evaluates the rule sets marked in `evaluated` on `engine`.
+fn eval_on(engine: &mut Engine, evaluated: [bool; 3], input: &Value) -> Result<Verdict, EvalError> {
+    engine.set_input(input.clone());
     let mut sets = ReasonSets::default();
-    for ((rule, which), declared) in RULES.into_iter().zip(declared) {
+    for ((rule, which), declared) in RULES.into_iter().zip(evaluated) {
         if !declared {
             continue;
         }
@@ -205,35 +213,6 @@ fn eval_on(
         }
     }
     Ok(Verdict::from_sets(sets))
-}
-
-/// The input document as the engine's value: the same document as
-/// `PolicyInput`'s JSON serialization, built directly (half the cost of
-/// going through `serde_json::Value`).
-fn to_value(input: &PolicyInput) -> Result<Value, EvalError> {
-    use serde::Deserialize;
-    let body =
-        |v: &serde_json::Value| Value::deserialize(v).map_err(|e| EvalError::Input(e.to_string()));
-    let mut map = BTreeMap::new();
-    let mut put = |key: &str, value: Value| {
-        map.insert(Value::from(key), value);
-    };
-    put("stage", Value::from(input.stage.as_str()));
-    put("model", Value::from(input.model.as_str()));
-    put("version", Value::from(input.version.as_str()));
-    put("risk_class", Value::from(input.risk_class.as_str()));
-    put("caller", Value::from(input.caller.as_str()));
-    put("decision_id", Value::from(input.decision_id.as_str()));
-    put("sample", Value::from(input.sample));
-    put("request", body(&input.request)?);
-    put("response", body(&input.response)?);
-    put(
-        "status",
-        input
-            .status
-            .map_or(Value::Null, |s| Value::from(u64::from(s))),
-    );
-    Ok(Value::from(map))
 }
 
 /// A rule set's value as reasons: undefined is empty, a set of strings is
@@ -338,7 +317,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn engine_value_equals_the_serialized_document() {
+    fn trial_inputs_convert_as_serialized() {
         for input in trial_inputs() {
             let direct = to_value(&input).unwrap();
             let via_json = Value::from(serde_json::to_value(&input).unwrap());

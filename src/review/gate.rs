@@ -4,9 +4,9 @@
 //! decisions name that entry's seq; a set that does not load leaves the
 //! one in force untouched.
 
+use super::document::InputDocument;
 use super::engine::PolicySet;
 use super::error::PolicyError;
-use super::input::PolicyInput;
 use super::metrics::ReviewMetrics;
 use super::verdict::{Action, Verdict};
 use crate::config::OnPolicyError;
@@ -122,11 +122,12 @@ impl PolicyGate {
             .clone()
     }
 
-    /// Evaluates `input` with `policies`; a failed evaluation is logged,
+    /// Evaluates `document` with `policies`; a failed evaluation is logged,
     /// counted and decided by the configured default.
-    pub fn evaluate(&self, policies: &LoadedPolicies, input: &PolicyInput) -> Evaluation {
+    pub fn evaluate(&self, policies: &LoadedPolicies, document: &InputDocument) -> Evaluation {
+        let input = document.input();
         let stage = input.stage.as_str();
-        match policies.set.evaluate(input) {
+        match policies.set.evaluate_document(document) {
             Ok(verdict) => {
                 self.metrics.verdict(
                     &input.model,

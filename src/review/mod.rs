@@ -21,6 +21,7 @@
 //! This module is pure: no HTTP, no ledger, no file reads outside
 //! [`PolicySet::load`], which the caller points at the configured folder.
 
+mod document;
 mod engine;
 mod error;
 mod files;
@@ -40,6 +41,7 @@ mod sample_tests;
 #[cfg(test)]
 mod tests;
 
+pub use document::InputDocument;
 pub use engine::PolicySet;
 pub use error::{EvalError, PolicyError};
 pub use files::{FileError, ReviewFiles};

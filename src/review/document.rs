@@ -1,0 +1,136 @@
+//! [`InputDocument`]: a [`PolicyInput`] together with its form as the
+//! engine's value, built once per request so that the response stage
+//! reuses the request stage's conversion.
+
+use super::error::EvalError;
+use super::input::{PolicyInput, Stage};
+use regorus::Value;
+use std::collections::BTreeMap;
+
+/// The input of one stage and the engine's value of it. The request body
+/// is converted once, at the request stage; the response stage shares that
+/// converted body and converts only the answer. Read-only: changing the
+/// input means building a new document, so the two cannot disagree.
+#[derive(Debug, Clone)]
+pub struct InputDocument {
+    input: PolicyInput,
+    /// The converted document, or why it could not be converted (reported
+    /// by each evaluation, as converting per evaluation did).
+    value: Result<Value, String>,
+}
+
+impl InputDocument {
+    /// Converts `input` for the engine.
+    pub fn new(input: PolicyInput) -> Self {
+        let value = to_value(&input).map_err(|e| e.to_string());
+        Self { input, value }
+    }
+
+    /// The input as the policies see it.
+    pub fn input(&self) -> &PolicyInput {
+        &self.input
+    }
+
+    /// The response-stage document that follows this one (see
+    /// [`PolicyInput::into_response`]): `stage`, `status` and `response`
+    /// replaced, everything else shared with this document's value.
+    pub fn into_response(self, status: u16, response: serde_json::Value) -> Self {
+        let value = self.value.and_then(|mut value| {
+            let answer = body(&response).map_err(|e| e.to_string())?;
+            let map = value.as_object_mut().map_err(|e| e.to_string())?;
+            map.insert(Value::from("stage"), Value::from(Stage::Response.as_str()));
+            map.insert(Value::from("status"), Value::from(u64::from(status)));
+            map.insert(Value::from("response"), answer);
+            Ok(value)
+        });
+        Self {
+            input: self.input.into_response(status, response),
+            value,
+        }
+    }
+
+    /// The engine's value of the document.
+    pub(super) fn value(&self) -> Result<&Value, EvalError> {
+        self.value
+            .as_ref()
+            .map_err(|message| EvalError::Input(message.clone()))
+    }
+}
+
+fn body(value: &serde_json::Value) -> Result<Value, EvalError> {
+    use serde::Deserialize;
+    Value::deserialize(value).map_err(|e| EvalError::Input(e.to_string()))
+}
+
+/// The input document as the engine's value: the same document as
+/// `PolicyInput`'s JSON serialization, built directly (half the cost of
+/// going through `serde_json::Value`).
+pub(super) fn to_value(input: &PolicyInput) -> Result<Value, EvalError> {
+    let mut map = BTreeMap::new();
+    let mut put = |key: &str, value: Value| {
+        map.insert(Value::from(key), value);
+    };
+    put("stage", Value::from(input.stage.as_str()));
+    put("model", Value::from(input.model.as_str()));
+    put("version", Value::from(input.version.as_str()));
+    put("risk_class", Value::from(input.risk_class.as_str()));
+    put("caller", Value::from(input.caller.as_str()));
+    put("decision_id", Value::from(input.decision_id.as_str()));
+    put("sample", Value::from(input.sample));
+    put("request", body(&input.request)?);
+    put("response", body(&input.response)?);
+    put(
+        "status",
+        input
+            .status
+            .map_or(Value::Null, |s| Value::from(u64::from(s))),
+    );
+    Ok(Value::from(map))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn request() -> PolicyInput {
+        PolicyInput::request(
+            "credit-scoring",
+            "v3",
+            "high",
+            "svc-loans",
+            "65a1b2c3d4e5f60718293a4b5c6d7e8f",
+            json!({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP32", "data": [0.5, 1.0]}]}),
+        )
+    }
+
+    #[test]
+    fn engine_value_equals_the_serialized_document() {
+        let answer = json!({"outputs": [{"name": "score", "data": [0.5]}]});
+        for input in [request(), request().into_response(200, answer)] {
+            let direct = to_value(&input).unwrap();
+            let via_json = Value::from(serde_json::to_value(&input).unwrap());
+            assert_eq!(direct, via_json, "{:?}", input.stage);
+        }
+    }
+
+    /// The response stage must see its own stage, status and answer, not
+    /// the request stage's values it shares the document with.
+    #[test]
+    fn the_response_document_is_the_response_input_converted_afresh() {
+        let asked = InputDocument::new(request());
+        let before = asked.value().unwrap().clone();
+        for (status, answer) in [
+            (200, json!({"outputs": [{"name": "score", "data": [0.51]}]})),
+            (502, serde_json::Value::Null),
+        ] {
+            let answered = asked.clone().into_response(status, answer.clone());
+            let fresh = request().into_response(status, answer);
+            assert_eq!(answered.input(), &fresh);
+            assert_eq!(answered.value().unwrap(), &to_value(&fresh).unwrap());
+        }
+        // The request stage's document is untouched by deriving the response's.
+        assert_eq!(asked.value().unwrap(), &before);
+        assert_eq!(before["stage"], Value::from("request"));
+    }
+}
