@@ -45,7 +45,8 @@ pub struct Oversight {
 pub(super) struct Judged {
     policies: Arc<LoadedPolicies>,
     /// Built once: the response stage reuses its converted request body.
-    input: InputDocument,
+    /// None when the policies have no rule for either stage.
+    input: Option<InputDocument>,
     request: Evaluation,
     request_body: Bytes,
     request_type: Option<String>,
@@ -72,15 +73,23 @@ impl Oversight {
         forward: &Forward,
     ) -> Result<Judged, ProxyError> {
         let policies = self.gate.current();
-        let input = InputDocument::new(PolicyInput::request(
-            draft.model.clone().unwrap_or_default(),
-            forward.version.version.clone(),
-            forward.version.risk_class,
-            draft.caller.clone(),
-            draft.id.to_string(),
-            parse_json(&forward.body),
-        ));
-        let request = self.gate.evaluate(&policies, &input);
+        let model = draft.model.clone().unwrap_or_default();
+        let judges = |stage| policies.set.judges(stage);
+        // No document when neither stage has a rule: nothing reads it.
+        let input = (judges(Stage::Request) || judges(Stage::Response)).then(|| {
+            InputDocument::new(PolicyInput::request(
+                model.clone(),
+                forward.version.version.clone(),
+                forward.version.risk_class,
+                draft.caller.clone(),
+                draft.id.to_string(),
+                parse_json(&forward.body),
+            ))
+        });
+        let request = match &input {
+            Some(document) if judges(Stage::Request) => self.gate.evaluate(&policies, document),
+            _ => self.gate.unjudged(&model, Stage::Request),
+        };
         draft.policy = Some(PolicyRecord {
             set_seq: policies.set_seq,
             request: request.record.clone(),
@@ -133,9 +142,15 @@ pub(super) async fn answer(
     }
     let draft = forwarded.draft();
     let status = parts.status.as_u16();
-    let seen = whole.as_deref().map_or(Value::Null, parse_json);
-    let input = judged.input.into_response(status, seen);
-    let response = oversight.gate.evaluate(&judged.policies, &input);
+    // A stage without rules is not evaluated and its answer not parsed.
+    let response = match judged.input {
+        Some(document) if judged.policies.set.judges(Stage::Response) => {
+            let seen = whole.as_deref().map_or(Value::Null, parse_json);
+            let input = document.into_response(status, seen);
+            oversight.gate.evaluate(&judged.policies, &input)
+        }
+        _ => oversight.gate.unjudged(&model, Stage::Response),
+    };
     if let Some(policy) = &mut draft.policy {
         policy.response = Some(response.record.clone());
     }

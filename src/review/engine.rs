@@ -18,7 +18,8 @@
 
 use super::document::{InputDocument, to_value};
 use super::error::{EvalError, PolicyError, locate};
-use super::input::PolicyInput;
+use super::input::{PolicyInput, Stage};
+use super::stages::{StageRules, index, stage_rules};
 use super::verdict::{ReasonSets, Verdict};
 use regorus::{Engine, Value};
 use sha2::{Digest, Sha256};
@@ -53,7 +54,11 @@ pub struct PolicySet {
     /// `(file name, SHA-256 hex)`, sorted by name.
     hashes: Vec<(String, String)>,
     /// Which rule sets any file declares; the others are always empty.
+    #[cfg(test)]
     declared: [bool; 3],
+    /// Which of those can fire at each stage; a stage where none can is
+    /// not evaluated.
+    stages: StageRules,
     /// The prepared engine each thread clones.
     template: Engine,
     /// Each thread's own clone.
@@ -132,9 +137,13 @@ impl PolicySet {
             }
         }
 
+        let stages = stage_rules(&mut engine, declared);
+
         // The trials run on the template itself, which also prepares it:
         // clones of a prepared engine evaluate without preparing again.
         for trial in trial_inputs() {
+            // Every declared set at both stages: a set that loads must not
+            // fail however it is evaluated.
             let value = to_value(&trial);
             if let Err(e) = value.and_then(|value| eval_on(&mut engine, declared, &value)) {
                 let stage = trial.stage.as_str();
@@ -153,7 +162,9 @@ impl PolicySet {
         }
         Ok(PolicySet {
             hashes,
+            #[cfg(test)]
             declared,
+            stages,
             template: engine,
             engines: ThreadLocal::new(),
         })
@@ -166,16 +177,43 @@ impl PolicySet {
         self.hashes.clone()
     }
 
+    /// Whether any rule can fire at `stage`. A stage where none can is
+    /// allowed with empty sets without evaluating, which is what
+    /// evaluating gives.
+    pub fn judges(&self, stage: Stage) -> bool {
+        self.stages[index(stage)].contains(&true)
+    }
+
     /// Evaluates the policies on `input`. Safe to call from many threads
     /// at once; each thread evaluates on its own clone of the engine.
     pub fn evaluate(&self, input: &PolicyInput) -> Result<Verdict, EvalError> {
-        self.eval_sets(self.declared, &to_value(input)?)
+        if !self.judges(input.stage) {
+            return Ok(Verdict::from_sets(ReasonSets::default()));
+        }
+        self.eval_sets(self.stages[index(input.stage)], &to_value(input)?)
     }
 
     /// Evaluates the policies on a document built once per request (the
     /// response stage reuses the request's conversion).
     pub fn evaluate_document(&self, document: &InputDocument) -> Result<Verdict, EvalError> {
-        self.eval_sets(self.declared, document.value()?)
+        let stage = document.input().stage;
+        if !self.judges(stage) {
+            return Ok(Verdict::from_sets(ReasonSets::default()));
+        }
+        self.eval_sets(self.stages[index(stage)], document.value()?)
+    }
+
+    /// Which rule sets (deny, hold, flag) are evaluated at `stage`.
+    #[cfg(test)]
+    pub(super) fn sets_at(&self, stage: Stage) -> [bool; 3] {
+        self.stages[index(stage)]
+    }
+
+    /// Evaluates every declared rule set, skipping nothing: what the
+    /// stage analysis is checked against.
+    #[cfg(test)]
+    pub(super) fn evaluate_unskipped(&self, input: &PolicyInput) -> Result<Verdict, EvalError> {
+        self.eval_sets(self.declared, &to_value(input)?)
     }
 
     fn eval_sets(&self, sets: [bool; 3], value: &Value) -> Result<Verdict, EvalError> {

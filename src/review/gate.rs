@@ -7,8 +7,9 @@
 use super::document::InputDocument;
 use super::engine::PolicySet;
 use super::error::PolicyError;
+use super::input::Stage;
 use super::metrics::ReviewMetrics;
-use super::verdict::{Action, Verdict};
+use super::verdict::{Action, ReasonSets, Verdict};
 use crate::config::OnPolicyError;
 use crate::decision::{SinkError, StageVerdict};
 use crate::ledger::entry::EntryBody;
@@ -167,6 +168,21 @@ impl PolicyGate {
         }
     }
 
+    /// The outcome of a stage the set in force has no rule for
+    /// ([`PolicySet::judges`] is false): allow with empty sets, exactly
+    /// what evaluating would give and record, counted the same way, with
+    /// no input document built and nothing evaluated.
+    pub fn unjudged(&self, model: &str, stage: Stage) -> Evaluation {
+        let verdict = Verdict::from_sets(ReasonSets::default());
+        self.metrics.verdict(
+            model,
+            stage.as_str(),
+            verdict.action.as_str(),
+            &verdict.reasons,
+        );
+        evaluation(verdict)
+    }
+
     /// Loads the folder again. If it loads, records it and puts it in
     /// force; otherwise the set in force stays and the error says why.
     /// One reload at a time.
@@ -209,7 +225,8 @@ impl PolicyGate {
     }
 }
 
-fn evaluation(verdict: Verdict) -> Evaluation {
+/// What the gateway does and records for `verdict`.
+pub(super) fn evaluation(verdict: Verdict) -> Evaluation {
     let sorted = |set: &std::collections::BTreeSet<String>| set.iter().cloned().collect();
     Evaluation {
         action: verdict.action,

@@ -32,12 +32,15 @@ mod item;
 mod metrics;
 mod queue;
 mod replay;
+mod stages;
 mod verdict;
 
 #[cfg(test)]
 mod queue_tests;
 #[cfg(test)]
 mod sample_tests;
+#[cfg(test)]
+mod stage_tests;
 #[cfg(test)]
 mod tests;
 
