@@ -26,6 +26,7 @@ mod newcomer;
 mod operations;
 mod outlive;
 mod policies;
+mod policy_stages;
 mod prometheus_live;
 mod promtool;
 mod readme;
