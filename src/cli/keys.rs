@@ -5,8 +5,8 @@
 use crate::ledger::checkpoint::NoteVerifier;
 use anyhow::Context;
 use ed25519_dalek::SigningKey;
+use ed25519_dalek::pkcs8::EncodePublicKey;
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use rand::TryRngCore;
 use std::io::Write;
 use std::path::Path;
@@ -78,10 +78,9 @@ pub(super) fn vkey(
 
 /// The signing key in a PKCS#8 PEM file; a file that is not one is a usage error.
 fn read_key(path: &Path) -> anyhow::Result<SigningKey> {
-    use ed25519_dalek::pkcs8::DecodePrivateKey;
     let pem = std::fs::read_to_string(path)
         .map_err(|err| super::usage(format!("cannot read {}: {err}", path.display())))?;
-    SigningKey::from_pkcs8_pem(&pem).map_err(|_| {
+    crate::config::keyfile::decode_pem(&pem).map_err(|_| {
         super::usage(format!(
             "{} is not a PKCS#8 PEM Ed25519 private key (from govgate keygen)",
             path.display()
@@ -121,7 +120,7 @@ fn create_new(path: &Path, mode: u32, contents: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// Writes a new PKCS#8 PEM private key to `out` (mode 0600, never
+/// Writes a new PKCS#8 v1 PEM private key to `out` (mode 0600, never
 /// overwriting) and returns the public key as PEM and as a signed-note
 /// verifier key for `origin`.
 pub(crate) fn generate(out: &Path, origin: &str) -> anyhow::Result<(String, String)> {
@@ -131,9 +130,7 @@ pub(crate) fn generate(out: &Path, origin: &str) -> anyhow::Result<(String, Stri
         .context("the operating system has no randomness to give")?;
     let key = SigningKey::from_bytes(&seed);
     let vkey = verifier_key(&key, origin)?;
-    let private_pem = key
-        .to_pkcs8_pem(LineEnding::LF)
-        .context("encoding the key")?;
+    let private_pem = crate::config::keyfile::encode_pem(&key).context("encoding the key")?;
     let public_pem = key
         .verifying_key()
         .to_public_key_pem(LineEnding::LF)

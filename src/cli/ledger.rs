@@ -83,11 +83,10 @@ fn append_offline(
 
 pub(super) fn rotate_key(path: &std::path::Path, new_key: &std::path::Path) -> anyhow::Result<()> {
     use crate::ledger::checkpoint::NoteVerifier;
-    use ed25519_dalek::pkcs8::DecodePrivateKey;
     let config = super::load_config(path)?;
     let pem = std::fs::read_to_string(new_key)
         .with_context(|| format!("reading {}", new_key.display()))?;
-    let new = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).map_err(|_| {
+    let new = crate::config::keyfile::decode_pem(&pem).map_err(|_| {
         anyhow::anyhow!(
             "{} is not a PKCS#8 PEM Ed25519 private key",
             new_key.display()

@@ -8,6 +8,7 @@
 
 mod example_tokens;
 mod governance;
+pub mod keyfile;
 mod kpi;
 mod raw;
 mod review;

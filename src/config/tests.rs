@@ -25,10 +25,8 @@ const LEDGER: &str = "\n[ledger]\norigin = \"test.example/log\"\nkey_file = \"te
 
 /// Writes a TEST-ONLY signing key (mode 0600) as `test.key` in `dir`.
 fn write_test_key(dir: &Path) {
-    use ed25519_dalek::pkcs8::EncodePrivateKey;
-    let pem = ed25519_dalek::SigningKey::from_bytes(&[42; 32])
-        .to_pkcs8_pem(ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF)
-        .unwrap();
+    let pem =
+        super::keyfile::encode_pem(&ed25519_dalek::SigningKey::from_bytes(&[42; 32])).unwrap();
     std::fs::write(dir.join("test.key"), pem.as_bytes()).unwrap();
     #[cfg(unix)]
     {

@@ -229,7 +229,6 @@ fn check_ledger(
     raw: super::raw::RawLedger,
     env: &Environment,
 ) -> Result<LedgerConfig, ConfigError> {
-    use ed25519_dalek::pkcs8::DecodePrivateKey;
     let origin_ok = !raw.origin.is_empty()
         && raw.origin.len() <= 256
         && !raw
@@ -277,7 +276,7 @@ fn check_ledger(
         }
     }
     // The key itself never goes into an error message.
-    let signing_key = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).map_err(|_| {
+    let signing_key = super::keyfile::decode_pem(&pem).map_err(|_| {
         checker.error(
             key,
             format!(

@@ -53,12 +53,10 @@ pub(super) fn config(models: &str) -> Config {
 
 /// A fixed, TEST-ONLY Ed25519 key (mode 0600) as `fuzz.key` in `dir`.
 fn write_key(dir: &std::path::Path) {
-    use ed25519_dalek::pkcs8::EncodePrivateKey;
-    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
     let written = std::fs::create_dir_all(dir).and_then(|()| {
-        let pem = ed25519_dalek::SigningKey::from_bytes(&[7; 32])
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(std::io::Error::other)?;
+        let pem =
+            crate::config::keyfile::encode_pem(&ed25519_dalek::SigningKey::from_bytes(&[7; 32]))
+                .map_err(std::io::Error::other)?;
         let path = dir.join("fuzz.key");
         std::fs::write(&path, pem.as_bytes())?;
         #[cfg(unix)]

@@ -16,6 +16,7 @@ mod export;
 mod failclosed;
 mod full_disk;
 mod governance;
+mod keys;
 mod kpi;
 mod kpi_golden;
 mod kpi_report;
