@@ -9,6 +9,7 @@ use crate::admin::auth::Tokens;
 use crate::config::Config;
 use crate::ledger::checkpoint::NoteSigner;
 use crate::ledger::entry::EntryBody;
+use crate::ledger::history::{self, HistoryError, HistoryRecord};
 use crate::ledger::metrics::LedgerMetrics;
 use crate::ledger::reader::{self, LedgerReader};
 use crate::ledger::sequencer::{Ledger, LedgerError, LedgerWriter, SequencerConfig};
@@ -57,6 +58,10 @@ pub enum AppError {
         /// What to change, naming the config key or flag.
         hint: String,
     },
+    /// The signing key's history forbids this start, or its record
+    /// cannot be kept.
+    #[error(transparent)]
+    History(#[from] HistoryError),
     /// The ledger's store could not be opened.
     #[error("ledger store: {0}")]
     Store(#[from] StoreError),
@@ -115,6 +120,40 @@ pub struct App {
     backlog: proxy::Backlog,
     shutdown_grace: Duration,
     policies: Option<Arc<PolicyGate>>,
+    /// Where the key's history record is rewritten at shutdown.
+    keeper: Option<HistoryKeeper>,
+}
+
+/// What rewrites the signing key's history record from the store.
+struct HistoryKeeper {
+    path: std::path::PathBuf,
+    store: Arc<dyn LedgerStore>,
+    public_key: [u8; 32],
+    origin: String,
+    left_origins: Vec<String>,
+}
+
+impl HistoryKeeper {
+    /// Records the store's latest checkpoint (blocking file I/O).
+    fn save(&self) -> Result<(), HistoryError> {
+        let current = history::current(
+            self.store.as_ref(),
+            &self.public_key,
+            &self.origin,
+            self.left_origins.clone(),
+        )?;
+        match current {
+            Some(record) => history::save(&self.path, &record),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The key's history record and where it lives, for a start on a store
+/// of `data_dir`.
+struct History {
+    path: std::path::PathBuf,
+    record: Option<HistoryRecord>,
 }
 
 /// How to start, beyond the configuration.
@@ -147,8 +186,14 @@ impl App {
     /// [`App::build`], with `options`.
     pub async fn build_with(config: &Config, options: StartOptions) -> Result<App, AppError> {
         let dir = config.server.data_dir.join("ledger");
+        let path = history::record_path(&config.ledger.key_file);
+        let record = history::load(&path)?;
+        let history = || History {
+            path: path.clone(),
+            record: record.clone(),
+        };
         let opened = match open_store(&dir, config.ledger.cache_bytes) {
-            Ok(store) => Self::build_on(config, store).await,
+            Ok(store) => Self::build_on_after(config, store, None, Some(history())).await,
             Err(err) => Err(err.into()),
         };
         let reason = match &opened {
@@ -161,6 +206,21 @@ impl App {
         if !options.quarantine_damaged_ledger {
             return opened;
         }
+        // A new tree under an origin this key signed before would be a
+        // second history: refused before anything is moved.
+        let public_key = config.ledger.signing_key.verifying_key().to_bytes();
+        if let Some(record) = record.as_ref().filter(|record| {
+            record.origin == config.ledger.origin && record.public_key == base64_of(&public_key)
+        }) {
+            return Err(HistoryError::NotExtended {
+                origin: record.origin.clone(),
+                size: record.size,
+                root: record.root.clone(),
+                path: path.clone(),
+                found: format!("does not verify ({reason})"),
+            }
+            .into());
+        }
         let moved = quarantine(&dir)?;
         tracing::error!(
             damaged = %moved.display(),
@@ -169,26 +229,32 @@ impl App {
         );
         let store = open_store(&dir, config.ledger.cache_bytes)?;
         let restarted = EntryBody::LedgerRestarted {
-            damaged_store: moved
-                .file_name()
-                .map(|name| name.to_string_lossy().into_owned())
-                .unwrap_or_default(),
+            damaged_store: Some(
+                moved
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            ),
             reason,
+            previous_checkpoint: None,
         };
-        Self::build_on_after(config, store, Some(restarted)).await
+        Self::build_on_after(config, store, Some(restarted), Some(history())).await
     }
 
     /// Builds every part on a given ledger store (another engine, or an
     /// in-memory one in tests).
     pub async fn build_on(config: &Config, store: Arc<dyn LedgerStore>) -> Result<App, AppError> {
-        Self::build_on_after(config, store, None).await
+        Self::build_on_after(config, store, None, None).await
     }
 
-    /// [`App::build_on`], appending `first` before `gateway_started`.
+    /// [`App::build_on`], appending `first` before `gateway_started`;
+    /// with `history`, the signing key's history is checked before
+    /// anything is written and recorded once `gateway_started` is durable.
     async fn build_on_after(
         config: &Config,
         store: Arc<dyn LedgerStore>,
-        first: Option<EntryBody>,
+        mut first: Option<EntryBody>,
+        history: Option<History>,
     ) -> Result<App, AppError> {
         // Before anything is written: a policy that does not load stops
         // the start with its file and line.
@@ -216,6 +282,10 @@ impl App {
                 metrics: ledger_metrics,
             },
         )?;
+        let keeper = match history {
+            Some(history) => Some(start_history(config, &store, history, &mut first).await?),
+            None => None,
+        };
         if let Some(first) = first {
             ledger.append(first).await.map_err(AppError::Append)?;
         }
@@ -225,6 +295,10 @@ impl App {
             })
             .await
             .map_err(AppError::Append)?;
+        let keeper = match keeper {
+            Some(keeper) => Some(save_history(keeper).await?),
+            None => None,
+        };
         let oversight = match policies {
             Some(set) => {
                 Some(oversight::start(config, set, store.as_ref(), ledger.clone(), &metrics).await?)
@@ -326,6 +400,7 @@ impl App {
             ledger,
             writer,
             shutdown_grace: config.timeouts.shutdown_grace,
+            keeper,
             policies: gate,
         })
     }
@@ -402,9 +477,100 @@ impl App {
         drop(self.ledger);
         let writer = self.writer;
         let _ = tokio::task::spawn_blocking(move || writer.close()).await;
+        if let Some(keeper) = self.keeper {
+            if let Err(err) = save_history(keeper).await {
+                tracing::error!(error = %err, "the signing key's history record not updated");
+            }
+        }
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Writes the key's history record off the async workers; gives the
+/// keeper back.
+async fn save_history(keeper: HistoryKeeper) -> Result<HistoryKeeper, AppError> {
+    let path = keeper.path.clone();
+    tokio::task::spawn_blocking(move || keeper.save().map(|()| keeper))
+        .await
+        .map_err(|_| HistoryError::File {
+            path,
+            reason: "the record's writer panicked".to_owned(),
+        })?
+        .map_err(AppError::History)
+}
+
+/// Checks the signing key's history against `store` before anything is
+/// written (refusing a second history under a recorded origin); a new
+/// origin's first entry cites the previous log's last checkpoint.
+async fn start_history(
+    config: &Config,
+    store: &Arc<dyn LedgerStore>,
+    history: History,
+    first: &mut Option<EntryBody>,
+) -> Result<HistoryKeeper, AppError> {
+    let public_key = config.ledger.signing_key.verifying_key().to_bytes();
+    let origin = config.ledger.origin.clone();
+    let checking = store.clone();
+    let path = history.path.clone();
+    let start = tokio::task::spawn_blocking(move || {
+        history::check_start(
+            checking.as_ref(),
+            history.record,
+            &public_key,
+            &origin,
+            &path,
+        )
+    })
+    .await
+    .map_err(|_| HistoryError::File {
+        path: history.path.clone(),
+        reason: "the check panicked".to_owned(),
+    })??;
+    let mut left_origins = Vec::new();
+    match start {
+        history::Start::Unrecorded => {}
+        history::Start::Continues(record) => {
+            left_origins = record.left_origins;
+            if record.origin != config.ledger.origin {
+                left_origins.push(record.origin);
+            }
+        }
+        history::Start::NewOrigin(record) => {
+            let why = format!(
+                "the signing key's log under `{}` (size {}) is not in this store; \
+                 this log continues under a new origin",
+                record.origin, record.size
+            );
+            match first {
+                Some(EntryBody::LedgerRestarted {
+                    previous_checkpoint,
+                    ..
+                }) => *previous_checkpoint = Some(record.checkpoint.clone()),
+                _ => {
+                    *first = Some(EntryBody::LedgerRestarted {
+                        damaged_store: None,
+                        reason: why,
+                        previous_checkpoint: Some(record.checkpoint.clone()),
+                    });
+                }
+            }
+            left_origins = record.left_origins;
+            left_origins.push(record.origin);
+        }
+    }
+    Ok(HistoryKeeper {
+        path: history.path,
+        store: store.clone(),
+        public_key,
+        origin: config.ledger.origin.clone(),
+        left_origins,
+    })
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// Gives the aggregator the drift references uploaded before this start.

@@ -175,6 +175,9 @@ pub struct LedgerConfig {
     pub origin: String,
     /// The Ed25519 key that signs checkpoints (read from `ledger.key_file`).
     pub signing_key: ed25519_dalek::SigningKey,
+    /// Where the key was read from (resolved against the config's
+    /// directory); its history record lives beside it.
+    pub key_file: std::path::PathBuf,
     /// What decision entries commit to and keep.
     pub payload_mode: crate::decision::PayloadMode,
     /// Entries that may wait for the writer before requests get 503.
@@ -205,6 +208,7 @@ impl fmt::Debug for LedgerConfig {
         f.debug_struct("LedgerConfig")
             .field("origin", &self.origin)
             .field("signing_key", &"<redacted>")
+            .field("key_file", &self.key_file)
             .field("payload_mode", &self.payload_mode)
             .field("queue_len", &self.queue_len)
             .field("max_batch", &self.max_batch)

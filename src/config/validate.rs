@@ -288,6 +288,7 @@ fn check_ledger(
     Ok(LedgerConfig {
         origin: raw.origin,
         signing_key,
+        key_file: path,
         payload_mode,
         queue_len: positive(checker, "ledger.queue_len", raw.queue_len)?,
         max_batch: positive(checker, "ledger.max_batch", raw.max_batch)?,

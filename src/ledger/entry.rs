@@ -51,14 +51,20 @@ pub enum EntryBody {
         /// The kind's members.
         members: serde_json::Map<String, Value>,
     },
-    /// The gateway found its ledger damaged (it does not verify), moved it
-    /// aside on the operator's explicit instruction, and began this new
-    /// ledger; the first entry of the new log.
+    /// The first entry of a new log: the gateway found its ledger damaged
+    /// (it does not verify) and moved it aside on the operator's explicit
+    /// instruction, or the signing key's previous log (under another
+    /// origin) was left.
     LedgerRestarted {
-        /// Directory name the damaged ledger was moved to (beside this one).
-        damaged_store: String,
-        /// Why it was set aside: the first bad seq and what is wrong.
+        /// Directory name the damaged ledger was moved to (beside this
+        /// one), when there was one.
+        damaged_store: Option<String>,
+        /// Why the old log was left: the first bad seq and what is wrong,
+        /// or the store the previous origin's log is missing from.
         reason: String,
+        /// The previous log's last checkpoint the key signed (signed
+        /// note, verbatim), when the key has a recorded history.
+        previous_checkpoint: Option<String>,
     },
     /// How a streamed decision's answer ended (its decision's outcome is
     /// `streaming`).
@@ -202,10 +208,16 @@ pub fn seal(
         EntryBody::LedgerRestarted {
             damaged_store,
             reason,
+            previous_checkpoint,
         } => {
             entry.push("kind", "ledger_restarted");
-            entry.push("damaged_store", damaged_store.as_str());
+            if let Some(damaged_store) = damaged_store {
+                entry.push("damaged_store", damaged_store.as_str());
+            }
             entry.push("reason", reason.as_str());
+            if let Some(previous) = previous_checkpoint {
+                entry.push("previous_checkpoint", previous.as_str());
+            }
         }
         EntryBody::PayloadErased {
             decision_id,

@@ -21,6 +21,7 @@ pub mod checkpoint;
 pub mod entry;
 pub mod erase;
 pub mod export;
+pub mod history;
 pub mod memstore;
 pub mod metrics;
 pub mod reader;

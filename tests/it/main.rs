@@ -16,6 +16,7 @@ mod export;
 mod failclosed;
 mod full_disk;
 mod governance;
+mod history;
 mod keys;
 mod kpi;
 mod kpi_golden;
