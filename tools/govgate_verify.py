@@ -1241,8 +1241,41 @@ def verify_log(
             )
     problems.extend(check_policies_and_reviews(checked))
     check_streams_into(checked, problems, notes, LOG_OPEN_WHY)
+    check_predecessor(checked, vkey, origin, problems, notes)
     ok_line = f"OK log origin={checkpoint.origin} size={checkpoint.size} entries={n} rotations={rotations}"
     return problems, notes, ok_line
+
+
+def check_predecessor(checked: list, vkey: VerifierKey, origin: str, problems: list, notes: list) -> None:
+    """Entry 0 `ledger_restarted` may cite the previous log's last checkpoint
+    (`previous_checkpoint`, docs/audit-format.md section 7): a signed note by
+    this log's first key under another origin. Check it when present."""
+    first = next((entry for seq, entry in checked if seq == 0), None)
+    if not isinstance(first, dict) or first.get("kind") != "ledger_restarted":
+        return
+    if "previous_checkpoint" not in first:
+        return
+    note = first["previous_checkpoint"]
+    if not isinstance(note, str):
+        problems.append("seq 0: previous_checkpoint: not a string")
+        return
+    old_origin = note.split("\n", 1)[0]
+    if old_origin == origin:
+        problems.append(f"seq 0: previous_checkpoint: cites a checkpoint of this log's own origin {old_origin!r}")
+        return
+    if _bad_key_name(old_origin):
+        problems.append(f"seq 0: previous_checkpoint: origin {old_origin!r} is not a key name")
+        return
+    old_key = VerifierKey(old_origin, key_id(old_origin, ED25519_SIG_TYPE, vkey.public_key), vkey.public_key)
+    try:
+        previous = parse_checkpoint(verify_note(note.encode("utf-8"), old_key))
+    except VerifyError as err:
+        problems.append(f"seq 0: previous_checkpoint: not signed by this log's first key under {old_origin!r}: {err}")
+        return
+    notes.append(
+        f"note: continues log {previous.origin} at size {previous.size} "
+        f"(root {base64.b64encode(previous.root).decode()}): its checkpoint in entry 0 is signed by this log's first key"
+    )
 
 
 BUNDLE_FORMAT = "govgate-bundle/1"

@@ -376,6 +376,15 @@ pub(super) fn verify(path: &std::path::Path) -> ExitCode {
                 verified.latest_checkpoint_size,
                 config.ledger.origin
             ));
+            if let Some(previous) = &verified.continues {
+                print_out(&format!(
+                    "continues log {} at size {} (root {}): its checkpoint in entry 0 is \
+                     signed by this log's first key\n",
+                    previous.origin,
+                    previous.size,
+                    previous.body().lines().nth(2).unwrap_or_default()
+                ));
+            }
             let why = "the gateway stopped before the stream ended, so how the answer ended \
                        is not recorded";
             if let Some(notice) = open_streams_notice(&verified.open_streams, why) {

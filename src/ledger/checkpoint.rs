@@ -175,6 +175,12 @@ impl NoteVerifier {
         })
     }
 
+    /// A verifier for the same public key under another key name (the
+    /// origin of a log the key signed before).
+    pub fn renamed(&self, name: &str) -> Result<Self, NoteError> {
+        Self::new(name, self.key)
+    }
+
     /// The verifier key text.
     pub fn vkey(&self) -> String {
         let mut raw = vec![ED25519_TYPE];

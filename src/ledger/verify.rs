@@ -27,6 +27,10 @@ pub struct Verified {
     /// stopped before their streams ended): not a failure, but how those
     /// answers ended is not recorded.
     pub open_streams: Vec<u64>,
+    /// The previous log this one continues (its entry 0 cites that log's
+    /// last checkpoint, signed by this log's first key under the old
+    /// origin): that checkpoint.
+    pub continues: Option<super::checkpoint::Checkpoint>,
 }
 
 /// The first problem found.
@@ -144,16 +148,18 @@ pub fn verify_store(
         size,
         Keys::AssumedUnrotated,
     );
-    if let Ok(Some(verified)) = assumed {
+    if let Ok(Some(mut verified)) = assumed {
+        verified.continues = predecessor(store, verifier)?;
         return Ok(verified);
     }
     let (keys, rotation_seqs) = key_history(store, size, verifier)?;
+    let first_key = keys.first().cloned().unwrap_or_else(|| verifier.clone());
     let timeline = KeyTimeline {
         keys,
         rotation_seqs,
         checkpoint_sizes,
     };
-    pass::check_log(
+    let mut verified = pass::check_log(
         store,
         verifier.name(),
         &timeline,
@@ -162,7 +168,51 @@ pub fn verify_store(
         Keys::Known,
     )?
     // Cannot happen: only a pass that assumes no rotation stops early.
-    .ok_or_else(|| bad(0, "verification stopped before the end"))
+    .ok_or_else(|| bad(0, "verification stopped before the end"))?;
+    verified.continues = predecessor(store, &first_key)?;
+    Ok(verified)
+}
+
+/// The previous log's checkpoint cited by entry 0 (`ledger_restarted`
+/// with `previous_checkpoint`), checked: a signed note by the log's first
+/// key under another origin (the key signs one history per origin).
+fn predecessor(
+    store: &dyn LedgerStore,
+    first_key: &NoteVerifier,
+) -> Result<Option<super::checkpoint::Checkpoint>, VerifyError> {
+    let Some(bytes) = store.entry(0)? else {
+        return Ok(None);
+    };
+    let Ok(entry) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Ok(None);
+    };
+    if entry["kind"] != "ledger_restarted" {
+        return Ok(None);
+    }
+    let Some(note) = entry.get("previous_checkpoint") else {
+        return Ok(None);
+    };
+    let why = |what: String| bad(0, format!("previous_checkpoint: {what}"));
+    let note = note
+        .as_str()
+        .ok_or_else(|| why("not a string".to_owned()))?;
+    let origin = note.split('\n').next().unwrap_or_default();
+    if origin == first_key.name() {
+        return Err(why(format!(
+            "cites a checkpoint of this log's own origin `{origin}`"
+        )));
+    }
+    let verifier = first_key
+        .renamed(origin)
+        .map_err(|err| why(format!("origin `{origin}`: {err}")))?;
+    let body = verifier.open(note).map_err(|err| {
+        why(format!(
+            "not signed by this log's first key under `{origin}`: {err}"
+        ))
+    })?;
+    super::checkpoint::Checkpoint::parse(body)
+        .map(Some)
+        .map_err(|err| why(err.to_string()))
 }
 
 mod facts;

@@ -88,7 +88,41 @@ async fn a_start_without_its_ledger_refuses_to_sign_a_second_history_under_the_o
     assert_eq!(entries[0]["kind"], "ledger_restarted");
     assert_eq!(entries[0]["previous_checkpoint"], old_checkpoint.as_str());
     assert_eq!(entries[1]["kind"], "gateway_started");
+    // The Python verifier checks the link: the cited checkpoint is signed
+    // by this log's key under the old origin.
+    let files = tempfile::tempdir().unwrap();
+    let (entries_file, checkpoint_file) = (
+        files.path().join("entries.jsonl"),
+        files.path().join("checkpoint.txt"),
+    );
+    let entries_url = format!("{}/ledger/entries?from=0&count=1000", gateway.admin);
+    let lines = crate::support::send(http::Method::GET, &entries_url, &[], "").await;
+    std::fs::write(&entries_file, &lines.body).unwrap();
+    let checkpoint_url = format!("{}/ledger/checkpoint", gateway.admin);
+    let checkpoint = crate::support::send(http::Method::GET, &checkpoint_url, &[], "").await;
+    std::fs::write(&checkpoint_file, &checkpoint.body).unwrap();
+    let python = crate::support::python_verifier(&[
+        std::ffi::OsStr::new("log"),
+        "--vkey".as_ref(),
+        gateway.vkey.as_ref(),
+        "--entries".as_ref(),
+        entries_file.as_os_str(),
+        "--checkpoint".as_ref(),
+        checkpoint_file.as_os_str(),
+    ]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&python.stdout),
+        String::from_utf8_lossy(&python.stderr)
+    );
+    assert!(python.status.success(), "{said}");
+    let continues = format!("continues log {TEST_ORIGIN} at size {size}");
+    assert!(said.contains(&continues), "{said}");
     gateway.stop().await;
+    let verify = gateway.cli(&["verify"]);
+    let said = String::from_utf8_lossy(&verify.stdout);
+    assert!(verify.status.success(), "{said}");
+    assert!(said.contains(&continues), "{said}");
     let recorded = record(&gateway);
     assert_eq!(recorded["origin"], new_origin.as_str());
     assert_eq!(recorded["left_origins"][0], TEST_ORIGIN);

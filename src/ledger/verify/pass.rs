@@ -131,6 +131,7 @@ pub(super) fn check_log(
         checkpoints: checkpoints.len() as u64,
         latest_checkpoint_size: latest,
         open_streams: ordered.streams.open(),
+        continues: None,
     }))
 }
 

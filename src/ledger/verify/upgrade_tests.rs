@@ -46,6 +46,7 @@ fn a_log_from_before_stream_entries_verifies_unchanged() {
             checkpoints: 1,
             latest_checkpoint_size: 21,
             open_streams: Vec::new(),
+            continues: None,
         }
     );
 }
