@@ -508,6 +508,34 @@ class LogTests(LogTestCase):
         self.assertFirstFail((rc, out, err), "checkpoint: origin")
 
 
+class PredecessorTests(unittest.TestCase):
+    """Entry 0 `ledger_restarted` citing the previous log's checkpoint."""
+
+    def check(self, first: dict, seed: bytes = SEED) -> tuple[list, list]:
+        problems: list = []
+        notes: list = []
+        vkey = gv.parse_vkey(vkey_for(SEED))
+        gv.check_predecessor([(0, first)], vkey, ORIGIN, problems, notes)
+        return problems, notes
+
+    def test_a_checkpoint_of_the_old_origin_by_the_same_key_is_named(self):
+        note = signed_checkpoint(SEED, 6, bytes(32), origin="old.example/log").decode()
+        problems, notes = self.check({"kind": "ledger_restarted", "previous_checkpoint": note})
+        self.assertEqual(problems, [])
+        self.assertIn("continues log old.example/log at size 6", notes[0])
+
+    def test_another_key_or_the_same_origin_fails(self):
+        forged = signed_checkpoint(OTHER_SEED, 6, bytes(32), origin="old.example/log").decode()
+        problems, _ = self.check({"kind": "ledger_restarted", "previous_checkpoint": forged})
+        self.assertIn("not signed by this log's first key", problems[0])
+        own = signed_checkpoint(SEED, 6, bytes(32)).decode()
+        problems, _ = self.check({"kind": "ledger_restarted", "previous_checkpoint": own})
+        self.assertIn("own origin", problems[0])
+
+    def test_without_the_member_nothing_is_checked(self):
+        self.assertEqual(self.check({"kind": "ledger_restarted", "reason": "x"}), ([], []))
+
+
 class ReceiptTests(LogTestCase):
     def receipt(self, k: int, size: int, index=None, path=None, entry=None, vkey=None, proof=None, signature=None):
         """Run `receipt` for seq k in a tree of `size`; `signature` (bytes) is written to a --signature file."""
