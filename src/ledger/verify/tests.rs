@@ -300,3 +300,58 @@ async fn a_decision_index_row_pointing_elsewhere_is_named() {
         format!("decision index does not point at this entry for {id}")
     );
 }
+
+#[tokio::test]
+async fn a_cited_previous_checkpoint_must_be_the_same_keys_under_another_origin() {
+    use crate::ledger::checkpoint::{Checkpoint, NoteSigner};
+    let note = |key: [u8; 32], origin: &str| {
+        let body = Checkpoint {
+            origin: origin.to_owned(),
+            size: 6,
+            root: [7; 32],
+        }
+        .body();
+        NoteSigner::new(origin, SigningKey::from_bytes(&key))
+            .unwrap()
+            .sign(&body)
+            .unwrap()
+    };
+    let restarted = |previous: String| EntryBody::LedgerRestarted {
+        damaged_store: None,
+        reason: "left".to_owned(),
+        previous_checkpoint: Some(previous),
+    };
+    let linked = Arc::new(MemStore::new());
+    append_under(
+        &linked,
+        [1; 32],
+        vec![restarted(note([1; 32], "old.example/log"))],
+    )
+    .await;
+    let verified = verify_store(linked.as_ref(), &verifier([1; 32])).unwrap();
+    let previous = verified.continues.unwrap();
+    assert_eq!(
+        (previous.origin.as_str(), previous.size),
+        ("old.example/log", 6)
+    );
+
+    let forged = Arc::new(MemStore::new());
+    append_under(
+        &forged,
+        [1; 32],
+        vec![restarted(note([2; 32], "old.example/log"))],
+    )
+    .await;
+    let (seq, reason) = first_bad(&forged, [1; 32]);
+    assert_eq!(seq, 0);
+    assert!(
+        reason.contains("not signed by this log's first key"),
+        "{reason}"
+    );
+
+    let own = Arc::new(MemStore::new());
+    append_under(&own, [1; 32], vec![restarted(note([1; 32], ORIGIN))]).await;
+    let (seq, reason) = first_bad(&own, [1; 32]);
+    assert_eq!(seq, 0);
+    assert!(reason.contains("own origin"), "{reason}");
+}
