@@ -121,7 +121,7 @@ pub struct App {
     shutdown_grace: Duration,
     policies: Option<Arc<PolicyGate>>,
     /// Where the key's history record is rewritten at shutdown.
-    keeper: Option<HistoryKeeper>,
+    keeper: Option<Arc<HistoryKeeper>>,
 }
 
 /// What rewrites the signing key's history record from the store.
@@ -296,7 +296,7 @@ impl App {
             .await
             .map_err(AppError::Append)?;
         let keeper = match keeper {
-            Some(keeper) => Some(save_history(keeper).await?),
+            Some(keeper) => Some(save_history(Arc::new(keeper)).await?),
             None => None,
         };
         let oversight = match policies {
@@ -439,6 +439,12 @@ impl App {
             oversight::reload_on_sighup(&gate);
         }
         let mut admin_task = tokio::spawn(admin_server);
+        // The key's history record follows the log while it runs (a crash
+        // then leaves it at most one interval behind), off the commit path.
+        let keeper_task = self.keeper.take().map(|keeper| {
+            let stop = stopped(stop_tx.subscribe());
+            tokio::spawn(keep_history(keeper, stop))
+        });
 
         let early_exit = tokio::select! {
             () = shutdown => None,
@@ -477,7 +483,11 @@ impl App {
         drop(self.ledger);
         let writer = self.writer;
         let _ = tokio::task::spawn_blocking(move || writer.close()).await;
-        if let Some(keeper) = self.keeper {
+        let keeper = match keeper_task {
+            Some(task) => task.await.ok(),
+            None => None,
+        };
+        if let Some(keeper) = keeper {
             if let Err(err) = save_history(keeper).await {
                 tracing::error!(error = %err, "the signing key's history record not updated");
             }
@@ -487,9 +497,34 @@ impl App {
     }
 }
 
+/// How often a running gateway rewrites the key's history record.
+const HISTORY_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Rewrites the key's history record every [`HISTORY_INTERVAL`] until
+/// `stop`; gives the keeper back for the record written at shutdown.
+async fn keep_history(
+    keeper: Arc<HistoryKeeper>,
+    stop: impl Future<Output = ()> + Send,
+) -> Arc<HistoryKeeper> {
+    let mut stop = std::pin::pin!(stop);
+    let mut ticks = tokio::time::interval(HISTORY_INTERVAL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is immediate; the record was just written at start.
+    ticks.tick().await;
+    loop {
+        tokio::select! {
+            () = &mut stop => return keeper,
+            _ = ticks.tick() => {}
+        }
+        if let Err(err) = save_history(keeper.clone()).await {
+            tracing::warn!(error = %err, "the signing key's history record not updated");
+        }
+    }
+}
+
 /// Writes the key's history record off the async workers; gives the
 /// keeper back.
-async fn save_history(keeper: HistoryKeeper) -> Result<HistoryKeeper, AppError> {
+async fn save_history(keeper: Arc<HistoryKeeper>) -> Result<Arc<HistoryKeeper>, AppError> {
     let path = keeper.path.clone();
     tokio::task::spawn_blocking(move || keeper.save().map(|()| keeper))
         .await

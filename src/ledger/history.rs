@@ -6,9 +6,10 @@
 //! tlog-checkpoint: a log must not sign a checkpoint inconsistent with one
 //! it signed before).
 //!
-//! The record is written at start (after `gateway_started` is durable) and
-//! at shutdown, never per commit: a record that lags (a crash) names an
-//! older checkpoint the store still extends, which keeps the check sound.
+//! The record is written at start (after `gateway_started` is durable),
+//! every 30 seconds while serving and at shutdown, never per commit: a
+//! record that lags (a crash) names an older checkpoint the store still
+//! extends, which keeps the check sound.
 
 use super::store::{LedgerStore, StoreError, StoreNodes};
 use super::tree;
