@@ -6,6 +6,8 @@
 //! depend on it.
 
 mod capture;
+#[cfg(test)]
+pub mod fixture;
 mod id;
 mod sink;
 mod text;

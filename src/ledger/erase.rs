@@ -78,7 +78,7 @@ fn stream_end_of(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decision::{Capture, Decision, EntrySignatures, Outcome, Route, StreamEnd, Timings};
+    use crate::decision::{Capture, Decision, EntrySignatures, Outcome, StreamEnd};
     use crate::ledger::entry::EntryBody;
     use crate::ledger::memstore::MemStore;
     use crate::ledger::sequencer::{Ledger, SequencerConfig};
@@ -87,22 +87,8 @@ mod tests {
 
     fn decision(outcome: Outcome) -> Decision {
         Decision {
-            id: DecisionId::random(),
-            caller: "alice".into(),
-            route: Route::OpenaiChatCompletions,
-            protocol: None,
-            model: Some("chat".into()),
-            version: Some("1".into()),
-            approval_seq: None,
-            path: "/m/x".into(),
-            cut: Default::default(),
-            policy: None,
             outcome,
-            status: 200,
-            error_code: None,
-            timings: Timings::default(),
-            request: Capture::of_complete(&bytes::Bytes::from_static(b"{}"), 64),
-            response: Capture::default(),
+            ..crate::decision::fixture::streamed_chat()
         }
     }
 

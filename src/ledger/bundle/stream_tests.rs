@@ -4,9 +4,7 @@
 //! commitment covers, are refused.
 
 use super::*;
-use crate::decision::{
-    Capture, Decision, DecisionId, EntrySignatures, Outcome, Route, StreamEnd, Timings,
-};
+use crate::decision::{Capture, Decision, EntrySignatures, Outcome, StreamEnd, fixture};
 use crate::ledger::entry::EntryBody;
 use crate::ledger::export::{Filter, export_bundle, export_filtered};
 use crate::ledger::memstore::MemStore;
@@ -23,25 +21,14 @@ fn verifier() -> NoteVerifier {
 
 fn decision(model: &str, outcome: Outcome) -> Decision {
     Decision {
-        id: DecisionId::random(),
-        caller: "alice".into(),
-        route: Route::OpenaiChatCompletions,
-        protocol: None,
         model: Some(model.into()),
-        version: Some("1".into()),
-        approval_seq: None,
-        path: "/m/x".into(),
-        cut: Default::default(),
-        policy: None,
         outcome,
-        status: 200,
-        error_code: None,
-        timings: Timings::default(),
-        request: Capture::of_complete(&bytes::Bytes::from_static(b"{\"stream\":true}"), 64),
+        request: fixture::captured(b"{\"stream\":true}"),
         response: match outcome {
             Outcome::Streaming => Capture::default(),
-            _ => Capture::of_complete(&bytes::Bytes::from_static(b"{\"out\":2}"), 64),
+            _ => fixture::captured(b"{\"out\":2}"),
         },
+        ..fixture::streamed_chat()
     }
 }
 

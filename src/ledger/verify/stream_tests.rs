@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::decision::{
-    Capture, Decision, DecisionId, EntrySignatures, Outcome, Route, StreamEnd, Timings,
+    Capture, Decision, DecisionId, EntrySignatures, Outcome, StreamEnd, fixture,
 };
 use crate::ledger::entry::EntryBody;
 use crate::ledger::memstore::MemStore;
@@ -17,22 +17,10 @@ const KEY: [u8; 32] = [5; 32];
 
 fn decision(outcome: Outcome) -> Decision {
     Decision {
-        id: DecisionId::random(),
-        caller: "alice".into(),
-        route: Route::OpenaiChatCompletions,
-        protocol: None,
-        model: Some("chat".into()),
         version: Some("2024-06".into()),
-        approval_seq: None,
-        path: "/m/x".into(),
-        cut: Default::default(),
-        policy: None,
         outcome,
-        status: 200,
-        error_code: None,
-        timings: Timings::default(),
-        request: Capture::of_complete(&bytes::Bytes::from_static(b"{\"stream\":true}"), 64),
-        response: Capture::default(),
+        request: fixture::captured(b"{\"stream\":true}"),
+        ..fixture::streamed_chat()
     }
 }
 
