@@ -371,10 +371,14 @@ impl App {
         // The public listener says why, but not the store's own message
         // (paths, engine errors): that is on the admin listener's /readyz.
         let status = ledger.status();
+        // Checked before every forward: the flag alone, not the reason
+        // (a lock and a formatted string).
         state.set_readiness(Arc::new(move || {
-            status
-                .check()
-                .map_err(|_| "ledger not committing".to_owned())
+            if status.is_committing() {
+                Ok(())
+            } else {
+                Err("ledger not committing".to_owned())
+            }
         }));
         let backlog = state.backlog();
         let caps = listener::fit_to_descriptor_limit(Caps {

@@ -20,10 +20,16 @@ struct Inner {
 }
 
 impl LedgerStatus {
+    /// Whether the ledger commits: one atomic read, for checks made per
+    /// request.
+    pub fn is_committing(&self) -> bool {
+        !self.inner.stopped.load(Ordering::Acquire)
+    }
+
     /// `Ok` while the ledger commits; otherwise why it does not, as
     /// `ledger not committing: <the store's error>`.
     pub fn check(&self) -> Result<(), String> {
-        if !self.inner.stopped.load(Ordering::Acquire) {
+        if self.is_committing() {
             return Ok(());
         }
         Err(format!("ledger not committing: {}", self.lock()))
