@@ -196,12 +196,13 @@ fn resolve_model<'a>(
     name: &str,
     protocol: Protocol,
 ) -> Result<&'a ModelConfig, ProxyError> {
-    let capped = Capped::new(name, MAX_NAME_BYTES);
-    draft.model = Some(capped.kept.clone());
-    draft.cut.model = capped.whole_sha256.clone();
-    if capped.was_cut() {
+    if name.len() > MAX_NAME_BYTES {
+        let capped = Capped::new(name, MAX_NAME_BYTES);
+        draft.model = Some(capped.kept.clone());
+        draft.cut.model = capped.whole_sha256;
         return Err(unknown_model(state, capped.kept, protocol));
     }
+    draft.model = Some(name.to_owned());
     let model = state
         .model(name)
         .filter(|model| model.protocol == protocol)
@@ -220,13 +221,14 @@ fn resolve_version(
     draft: &mut Draft,
     requested: Option<&str>,
 ) -> Result<Arc<ServableVersion>, ProxyError> {
-    let capped = requested.map(|label| Capped::new(label, MAX_NAME_BYTES));
-    if let Some(capped) = capped.as_ref().filter(|capped| capped.was_cut()) {
+    // Only a label over the cap needs cutting (and its digest).
+    if let Some(label) = requested.filter(|label| label.len() > MAX_NAME_BYTES) {
+        let capped = Capped::new(label, MAX_NAME_BYTES);
         draft.version = Some(capped.kept.clone());
-        draft.cut.version = capped.whole_sha256.clone();
+        draft.cut.version = capped.whole_sha256;
         return Err(ProxyError::UnknownModelVersion {
             model: model.name.clone(),
-            version: capped.kept.clone(),
+            version: capped.kept,
         });
     }
     let version = match state.serving.current().resolve(&model.name, requested) {
