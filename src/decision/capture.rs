@@ -90,13 +90,13 @@ impl Serialize for Capture {
     }
 }
 
-/// Lower-case hex (the decision module's one encoder).
-pub(super) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
+/// Lower-case hex: the crate's one encoder (also `ledger::entry::hex`).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for byte in bytes {
-        // INVARIANT: writing to a String cannot fail.
-        let _ = write!(out, "{byte:02x}");
+        out.push(DIGITS[usize::from(byte >> 4)] as char);
+        out.push(DIGITS[usize::from(byte & 0x0f)] as char);
     }
     out
 }

@@ -12,7 +12,7 @@ mod id;
 mod sink;
 mod text;
 
-pub use capture::{Capture, CaptureBuilder};
+pub use capture::{Capture, CaptureBuilder, hex};
 pub use id::DecisionId;
 pub use sink::{Ack, DecisionSink, Readiness, RecordFuture, SinkError};
 pub use text::{Capped, CutDigests, MAX_NAME_BYTES, MAX_PATH_BYTES};

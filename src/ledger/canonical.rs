@@ -217,13 +217,10 @@ impl<'de> serde::de::Visitor<'de> for StrictVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decision::hex;
 
     fn vectors() -> Value {
         serde_json::from_str(include_str!("../../tests/data/jcs_vectors.json")).unwrap()
-    }
-
-    fn hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 
     #[test]

@@ -123,16 +123,8 @@ pub fn key_rotation(canonical: &[u8]) -> Option<(String, String)> {
     ))
 }
 
-/// Lower-case hex.
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        out.push(DIGITS[usize::from(byte >> 4)] as char);
-        out.push(DIGITS[usize::from(byte & 0x0f)] as char);
-    }
-    out
-}
+/// Lower-case hex, as the ledger's members spell hashes.
+pub use crate::decision::hex;
 
 /// Domain separation of per-entry signatures: no checkpoint body (which
 /// starts with the origin) or other message can be mistaken for one.

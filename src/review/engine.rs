@@ -21,6 +21,7 @@ use super::error::{EvalError, PolicyError, locate};
 use super::input::{PolicyInput, Stage};
 use super::stages::{StageRules, index, stage_rules};
 use super::verdict::{ReasonSets, Verdict};
+use crate::decision::hex;
 use regorus::{Engine, Value};
 use sha2::{Digest, Sha256};
 use std::cell::RefCell;
@@ -303,16 +304,6 @@ fn package_line(text: &str) -> Option<u32> {
         .lines()
         .position(|l| l.trim_start().starts_with("package"))?;
     u32::try_from(index + 1).ok()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{b:02x}");
-    }
-    out
 }
 
 /// Inputs every policy set must evaluate without error: a KServe V2 and an
