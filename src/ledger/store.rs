@@ -59,6 +59,16 @@ pub struct CommitBatch {
     pub governance: Vec<u64>,
 }
 
+impl CommitBatch {
+    /// The seq of its first entry; for a batch without entries, where the
+    /// log stands after it (its checkpoint's size).
+    pub fn first_seq(&self) -> u64 {
+        self.entries
+            .first()
+            .map_or(self.checkpoint.0, |(seq, _)| *seq)
+    }
+}
+
 /// What the ledger needs from a storage engine.
 ///
 /// Contract: `commit` MUST NOT return `Ok` before every part of the batch

@@ -107,7 +107,7 @@ pub fn replay(dir: &Path, store: &dyn LedgerStore, tail: Tail) -> Result<Replaye
         if end <= size {
             continue;
         }
-        let first = batch.entries.first().map_or(end, |(seq, _)| *seq);
+        let first = batch.first_seq();
         if first != size {
             return Err(StoreError::Corrupt(format!(
                 "write-ahead file: a batch of seqs {first}..{end} follows a store of {size} entries"
@@ -245,10 +245,7 @@ impl WalStore {
     fn snapshot(&self) -> (u64, Vec<Arc<CommitBatch>>) {
         let state = lock(&self.shared.state);
         let batches = state.overlay.batches();
-        let start = batches
-            .first()
-            .and_then(|b| b.entries.first())
-            .map_or(self.size_now(), |(seq, _)| *seq);
+        let start = batches.first().map_or(self.size_now(), |b| b.first_seq());
         (start, batches)
     }
 }
@@ -338,7 +335,7 @@ impl LedgerStore for WalStore {
         let waiting = lock(&self.shared.state).overlay.batches();
         let mut through = stored;
         for batch in &waiting {
-            let first = batch.entries.first().map_or(0, |(seq, _)| *seq);
+            let first = batch.first_seq();
             if first > through {
                 return Err(StoreError::Corrupt(format!(
                     "the store holds {through} entries; the write-ahead batches in memory go on at {first}"

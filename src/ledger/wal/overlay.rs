@@ -6,13 +6,6 @@ use crate::ledger::tree::Hash;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-fn first_seq(batch: &CommitBatch) -> u64 {
-    batch
-        .entries
-        .first()
-        .map_or(batch.checkpoint.0, |(s, _)| *s)
-}
-
 /// Batches in seq order, with their decision ids for receipt lookups.
 #[derive(Default)]
 pub(super) struct Overlay {
@@ -97,7 +90,7 @@ impl Overlay {
 
     /// The batch holding entry `seq`.
     pub(super) fn holding(&self, seq: u64) -> Option<Arc<CommitBatch>> {
-        let after = self.batches.partition_point(|b| first_seq(b) <= seq);
+        let after = self.batches.partition_point(|b| b.first_seq() <= seq);
         let batch = self.batches.get(after.checked_sub(1)?)?;
         (seq < batch.checkpoint.0).then(|| batch.clone())
     }
@@ -108,7 +101,7 @@ impl Overlay {
 }
 
 pub(super) fn entry(batch: &CommitBatch, seq: u64) -> Option<&[u8]> {
-    let index = usize::try_from(seq.checked_sub(first_seq(batch))?).ok()?;
+    let index = usize::try_from(seq.checked_sub(batch.first_seq())?).ok()?;
     batch.entries.get(index).map(|(_, bytes)| bytes.as_slice())
 }
 
@@ -130,7 +123,7 @@ pub(super) fn payload(batch: &CommitBatch, seq: u64) -> Option<&[u8]> {
 }
 
 pub(super) fn signature(batch: &CommitBatch, seq: u64) -> Option<[u8; 64]> {
-    let index = usize::try_from(seq.checked_sub(first_seq(batch))?).ok()?;
+    let index = usize::try_from(seq.checked_sub(batch.first_seq())?).ok()?;
     batch.signatures.get(index).copied()
 }
 
