@@ -5,6 +5,7 @@
 //! the gateway alone.
 
 use crate::config::{ATTRIBUTE_HEADER_PREFIX, Credential};
+use http::header::Entry;
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 use std::net::IpAddr;
 
@@ -82,9 +83,14 @@ pub(super) fn to_upstream(
 /// they are for the gateway's fairness KPIs, and the model must never see
 /// them.
 fn strip_attribute_headers(headers: &mut HeaderMap) {
+    remove_prefixed(headers, ATTRIBUTE_HEADER_PREFIX);
+}
+
+/// Removes every header whose name starts with `prefix`.
+fn remove_prefixed(headers: &mut HeaderMap, prefix: &str) {
     let names: Vec<HeaderName> = headers
         .keys()
-        .filter(|name| name.as_str().starts_with(ATTRIBUTE_HEADER_PREFIX))
+        .filter(|name| name.as_str().starts_with(prefix))
         .cloned()
         .collect();
     for name in names {
@@ -97,25 +103,33 @@ fn strip_attribute_headers(headers: &mut HeaderMap) {
 /// line is kept in order and the address goes at the end of the last.
 fn append_forwarded_for(headers: &mut HeaderMap, ip: IpAddr) {
     const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
-    let mut lines: Vec<HeaderValue> = headers.get_all(&XFF).iter().cloned().collect();
     let ip = ip.to_string();
-    // Bytes, not `to_str`: a line with obs-text is passed on, not dropped.
-    let last = match lines.pop() {
-        Some(prior) if !prior.as_bytes().trim_ascii().is_empty() => {
-            let mut bytes = prior.as_bytes().to_vec();
-            bytes.extend_from_slice(b", ");
-            bytes.extend_from_slice(ip.as_bytes());
-            HeaderValue::from_bytes(&bytes)
+    let mut entry = match headers.entry(XFF) {
+        Entry::Vacant(vacant) => {
+            if let Ok(value) = HeaderValue::from_str(&ip) {
+                vacant.insert(value);
+            }
+            return;
         }
-        _ => HeaderValue::from_str(&ip),
+        Entry::Occupied(occupied) => occupied,
+    };
+    // Only the last line changes; the ones before stay where they are.
+    let Some(last) = entry.iter_mut().next_back() else {
+        return;
+    };
+    // Bytes, not `to_str`: a line with obs-text is passed on, not dropped.
+    let extended = if last.as_bytes().trim_ascii().is_empty() {
+        HeaderValue::from_str(&ip)
+    } else {
+        let mut bytes = last.as_bytes().to_vec();
+        bytes.extend_from_slice(b", ");
+        bytes.extend_from_slice(ip.as_bytes());
+        HeaderValue::from_bytes(&bytes)
     };
     // INVARIANT: a valid value plus ", " and an address is a valid value.
-    let Ok(last) = last else { return };
-    headers.remove(&XFF);
-    for line in lines {
-        headers.append(&XFF, line);
+    if let Ok(extended) = extended {
+        *last = extended;
     }
-    headers.append(XFF, last);
 }
 
 /// Prefix of the headers the gateway sets on its answers.
@@ -127,14 +141,7 @@ pub(super) fn to_client(mut headers: HeaderMap, credential: Option<&Credential>)
     // `govgate-*` answer headers (decision id, receipt, review id and
     // state) are the gateway's word about the exchange: an upstream must
     // not be able to set or pre-empt them.
-    let names: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| name.as_str().starts_with(GATEWAY_HEADER_PREFIX))
-        .cloned()
-        .collect();
-    for name in names {
-        headers.remove(name);
-    }
+    remove_prefixed(&mut headers, GATEWAY_HEADER_PREFIX);
     // An upstream that echoes the credential header must not leak it.
     if let Some(credential) = credential {
         headers.remove(&credential.header);
