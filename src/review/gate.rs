@@ -129,15 +129,7 @@ impl PolicyGate {
         let input = document.input();
         let stage = input.stage.as_str();
         match policies.set.evaluate_document(document) {
-            Ok(verdict) => {
-                self.metrics.verdict(
-                    &input.model,
-                    stage,
-                    verdict.action.as_str(),
-                    &verdict.reasons,
-                );
-                evaluation(verdict)
-            }
+            Ok(verdict) => self.counted(&input.model, stage, verdict),
             Err(err) => {
                 let action = match self.on_error {
                     OnPolicyError::Deny => Action::Deny,
@@ -173,13 +165,17 @@ impl PolicyGate {
     /// what evaluating would give and record, counted the same way, with
     /// no input document built and nothing evaluated.
     pub fn unjudged(&self, model: &str, stage: Stage) -> Evaluation {
-        let verdict = Verdict::from_sets(ReasonSets::default());
-        self.metrics.verdict(
+        self.counted(
             model,
             stage.as_str(),
-            verdict.action.as_str(),
-            &verdict.reasons,
-        );
+            Verdict::from_sets(ReasonSets::default()),
+        )
+    }
+
+    /// A verdict reached (evaluated or known without evaluating), counted.
+    fn counted(&self, model: &str, stage: &str, verdict: Verdict) -> Evaluation {
+        self.metrics
+            .verdict(model, stage, verdict.action.as_str(), &verdict.reasons);
         evaluation(verdict)
     }
 
