@@ -209,17 +209,13 @@ impl App {
         // A new tree under an origin this key signed before would be a
         // second history: refused before anything is moved.
         let public_key = config.ledger.signing_key.verifying_key().to_bytes();
-        if let Some(record) = record.as_ref().filter(|record| {
-            record.origin == config.ledger.origin && record.public_key == base64_of(&public_key)
-        }) {
-            return Err(HistoryError::NotExtended {
-                origin: record.origin.clone(),
-                size: record.size,
-                root: record.root.clone(),
-                path: path.clone(),
-                found: format!("does not verify ({reason})"),
-            }
-            .into());
+        if let Some(record) = record
+            .as_ref()
+            .filter(|record| record.origin == config.ledger.origin && record.is_of_key(&public_key))
+        {
+            return Err(record
+                .not_extended(&path, format!("does not verify ({reason})"))
+                .into());
         }
         let moved = quarantine(&dir)?;
         tracing::error!(
@@ -605,11 +601,6 @@ async fn start_history(
         origin: config.ledger.origin.clone(),
         left_origins,
     })
-}
-
-fn base64_of(bytes: &[u8]) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// Gives the aggregator the drift references uploaded before this start.

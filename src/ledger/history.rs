@@ -37,6 +37,26 @@ pub struct HistoryRecord {
     pub left_origins: Vec<String>,
 }
 
+impl HistoryRecord {
+    /// Whether this is the record of `public_key` (a record of another key
+    /// binds nothing).
+    pub fn is_of_key(&self, public_key: &[u8; 32]) -> bool {
+        self.public_key == STANDARD.encode(public_key)
+    }
+
+    /// The refusal of a store that does not extend this record, saying
+    /// what was `found` instead.
+    pub fn not_extended(&self, path: &Path, found: String) -> HistoryError {
+        HistoryError::NotExtended {
+            origin: self.origin.clone(),
+            size: self.size,
+            root: self.root.clone(),
+            path: path.to_path_buf(),
+            found,
+        }
+    }
+}
+
 /// Why the record cannot be read or written, or the store does not extend it.
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
@@ -168,13 +188,7 @@ pub fn check_extends(
     path: &Path,
 ) -> Result<(), HistoryError> {
     let size = store.size()?;
-    let not_extended = |found: String| HistoryError::NotExtended {
-        origin: record.origin.clone(),
-        size: record.size,
-        root: record.root.clone(),
-        path: path.to_path_buf(),
-        found,
-    };
+    let not_extended = |found: String| record.not_extended(path, found);
     if size < record.size {
         return Err(not_extended(format!("holds only {size} entries")));
     }
@@ -211,8 +225,7 @@ pub fn check_start(
     origin: &str,
     path: &Path,
 ) -> Result<Start, HistoryError> {
-    let Some(record) = record.filter(|record| record.public_key == STANDARD.encode(public_key))
-    else {
+    let Some(record) = record.filter(|record| record.is_of_key(public_key)) else {
         return Ok(Start::Unrecorded);
     };
     if record.origin == origin {
