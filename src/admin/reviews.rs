@@ -212,12 +212,19 @@ async fn show(
         .await
         .ok_or(ApiError::NotFound(review_id))?;
     let mut value = summary(&item);
-    value["request"] = body_json(
-        item.request.content_type.as_deref(),
-        &item.request.bytes,
-        None,
-    );
-    value["response"] = answer_json(&item.answer);
+    // A flag queued again after a restart has no bodies: null, not empty.
+    value["bodies_kept"] = json!(item.bodies_kept);
+    if item.bodies_kept {
+        value["request"] = body_json(
+            item.request.content_type.as_deref(),
+            &item.request.bytes,
+            None,
+        );
+        value["response"] = answer_json(&item.answer);
+    } else {
+        value["request"] = Value::Null;
+        value["response"] = Value::Null;
+    }
     let current = api.gate.current();
     let files: Value = if current.set_seq == item.set_seq {
         files_json(&current.set.content_hashes())

@@ -174,6 +174,16 @@ pub struct ReviewItem {
     pub state: ReviewState,
     /// How it was closed.
     pub closing: Option<Closing>,
+    /// Whether `request` and `answer` hold the bodies. A flag queued again
+    /// after a restart has none: flags keep their bodies in memory only
+    /// (the decision's payloads, if the ledger keeps them, are in the
+    /// ledger). Items stored before this field existed had their bodies.
+    #[serde(default = "bodies_kept_default")]
+    pub bodies_kept: bool,
+}
+
+fn bodies_kept_default() -> bool {
+    true
 }
 
 /// [`OnTimeout`] as stored.

@@ -2,11 +2,18 @@
 //! entries, reviewers' verdicts, timeouts, and the polls of clients
 //! waiting for a held answer.
 //!
-//! Every step is written in the same order: first the item's file (so a
-//! crash never loses a held answer or an override), then the ledger entry
-//! (the step happened only once it is there), then memory and waiting
-//! polls. At start, [`ReviewQueue::start`] reconciles files with the
-//! ledger: a file whose step the ledger lacks goes back one step.
+//! Every step of a hold is written in the same order: first the item's
+//! file (so a crash never loses a held answer or an override), then the
+//! ledger entry (the step happened only once it is there), then memory and
+//! waiting polls. At start, [`ReviewQueue::start`] reconciles files with
+//! the ledger: a file whose step the ledger lacks goes back one step.
+//!
+//! A flag has no file: its answer already went out, so there is nothing a
+//! crash could lose but the bodies shown to the reviewer, and its ledger
+//! entries are its durable record. Writing and syncing a file per flag
+//! cost more than the rest of the flagged request. At start, pending
+//! flags are queued again from their `review_opened` entries, without
+//! bodies.
 
 use super::files::{FileError, ReviewFiles};
 use super::input::Stage;
@@ -15,7 +22,7 @@ use super::item::{
     StoredBody, now_unix_ms,
 };
 use super::metrics::ReviewMetrics;
-use super::replay::LedgerReview;
+use super::replay::{LedgerReview, RecordedFlag};
 use crate::config::ReviewConfig;
 use crate::decision::{DecisionId, SinkError};
 use crate::ledger::sequencer::Ledger;
@@ -192,10 +199,17 @@ impl ReviewQueue {
         for err in unreadable {
             tracing::error!(error = %err, "a stored review does not parse; left in place, not loaded");
         }
+        let mut from_files = std::collections::HashSet::new();
         for item in items {
+            from_files.insert(item.review_id.clone());
             let seq = DecisionId::parse(&item.decision_id).and_then(|id| decision_seq(&id));
             let recorded = recorded.get(&item.review_id).cloned();
             queue.restore(item, recorded, seq).await?;
+        }
+        for (review_id, review) in recorded {
+            if let (Some(flag), false) = (review.flag, from_files.contains(&review_id)) {
+                queue.track(flag_from_ledger(review_id, review.opened_seq, flag));
+            }
         }
         queue.refresh_gauges();
         queue.start_gauge_ticker();
@@ -333,6 +347,7 @@ impl ReviewQueue {
             answer: new.answer,
             state: ReviewState::Pending,
             closing: None,
+            bodies_kept: true,
         }
     }
 
@@ -397,13 +412,7 @@ impl ReviewQueue {
         let queue = self.clone();
         tokio::spawn(async move {
             let item = queue.new_item(new);
-            let files = queue.inner.files.clone();
-            let saved = item.clone();
-            let opened = match blocking(move || files.save(&saved)).await {
-                Ok(()) => queue.open_item(item, decision_seq).await.map(|_| ()),
-                Err(err) => Err(err.into()),
-            };
-            if let Err(err) = opened {
+            if let Err(err) = queue.open_item(item, decision_seq).await {
                 tracing::error!(error = %err, "a flagged decision could not be queued for review");
             }
         });
@@ -484,9 +493,13 @@ impl ReviewQueue {
             entry_seq: None,
             override_answer,
         });
-        let files = self.inner.files.clone();
-        let saved = closed.clone();
-        blocking(move || files.save(&saved)).await?;
+        // A flag has no file: its closing entry is its record.
+        let has_file = closed.kind == ReviewKind::Hold;
+        if has_file {
+            let files = self.inner.files.clone();
+            let saved = closed.clone();
+            blocking(move || files.save(&saved)).await?;
+        }
         // INVARIANT: `closed` has a closing, so it has a closing entry.
         let Some(entry) = closed.closing_entry() else {
             return Err(DecideError::NotFound(review_id.to_owned()));
@@ -497,6 +510,7 @@ impl ReviewQueue {
                     closing.entry_seq = ack.seq;
                 }
             }
+            Err(err) if !has_file => return Err(DecideError::Ledger(err)),
             Err(err) => {
                 let files = self.inner.files.clone();
                 let pending = item.clone();
@@ -663,6 +677,43 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// The queue item of a pending flag that the ledger records, without its
+/// bodies (they were kept in memory only).
+fn flag_from_ledger(review_id: String, opened_seq: u64, flag: RecordedFlag) -> ReviewItem {
+    ReviewItem {
+        review_id,
+        decision_id: flag.decision_id,
+        decision_seq: flag.decision_seq,
+        opened_seq: Some(opened_seq),
+        kind: ReviewKind::Flag,
+        model: flag.model,
+        version: flag.version,
+        caller: flag.caller,
+        stage: if flag.stage == Stage::Request.as_str() {
+            Stage::Request
+        } else {
+            Stage::Response
+        },
+        reasons: flag.reasons,
+        set_seq: flag.set_seq,
+        opened_unix_ms: flag.opened_unix_ms,
+        deadline_unix_ms: None,
+        on_timeout: None,
+        request: StoredBody {
+            content_type: None,
+            bytes: Vec::new(),
+        },
+        answer: StoredAnswer {
+            status: 0,
+            headers: Vec::new(),
+            body: Vec::new(),
+        },
+        state: ReviewState::Pending,
+        closing: None,
+        bodies_kept: false,
+    }
+}
+
 /// A copy of `item` without its (possibly large) bodies.
 fn without_bodies(item: &ReviewItem) -> ReviewItem {
     ReviewItem {
@@ -694,5 +745,6 @@ fn without_bodies(item: &ReviewItem) -> ReviewItem {
             override_answer: None,
             ..closing.clone()
         }),
+        bodies_kept: item.bodies_kept,
     }
 }

@@ -53,6 +53,7 @@ fn item(decision_id: &str, state: ReviewState) -> ReviewItem {
             entry_seq: None,
             override_answer: None,
         }),
+        bodies_kept: true,
     }
 }
 

@@ -492,6 +492,109 @@ async fn flag_releases_the_answer_and_queues_a_review() {
     );
 }
 
+/// The flag reviews listed, once `n` are queued (they are queued in the
+/// background after the answer went out).
+async fn flags_listed(gateway: &Gateway, n: usize) -> Vec<Value> {
+    let mut flagged = Vec::new();
+    for _ in 0..100 {
+        let listed = admin_call(
+            &gateway.admin,
+            Some("rita"),
+            Method::GET,
+            "/admin/reviews?kind=flag&status=pending",
+            "",
+        )
+        .await;
+        flagged = listed.json()["reviews"].as_array().unwrap().clone();
+        if flagged.len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    flagged
+}
+
+#[tokio::test]
+async fn flags_have_no_file_and_pending_ones_are_queued_again_from_the_ledger_after_a_kill() {
+    let (mut gateway, _upstream, _policies) = start("").await;
+    let first = infer_as(&gateway, "svc-app", r#"{"flag": true, "n": 1}"#).await;
+    let second = infer_as(&gateway, "svc-app", r#"{"flag": true, "n": 2}"#).await;
+    assert_eq!((first.status.as_u16(), second.status.as_u16()), (200, 200));
+    let flagged = flags_listed(&gateway, 2).await;
+    assert_eq!(flagged.len(), 2, "{flagged:?}");
+    let review_of = |decision: &str| {
+        flagged
+            .iter()
+            .find(|r| r["decision_id"] == decision)
+            .unwrap()["review_id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (first_review, second_review) = (
+        review_of(&first.decision_id()),
+        review_of(&second.decision_id()),
+    );
+    let reviews_dir = gateway.dir.path().join("data").join("reviews");
+    let files = || std::fs::read_dir(&reviews_dir).map_or(0, |dir| dir.count());
+    assert_eq!(files(), 0, "a flag writes no file");
+    let approved = decide(
+        &gateway,
+        "rita",
+        &first_review,
+        json!({"verdict": "approve"}),
+    )
+    .await;
+    assert_eq!(approved.status, 200, "{}", approved.text());
+    assert_eq!(files(), 0, "nor does its verdict");
+
+    gateway.kill().await;
+    gateway.restart().await;
+
+    let pending = flags_listed(&gateway, 1).await;
+    assert_eq!(pending.len(), 1, "only the undecided flag: {pending:?}");
+    assert_eq!(pending[0]["review_id"], second_review.as_str());
+    assert_eq!(
+        pending[0]["caller"], "svc-app",
+        "caller from the decision entry"
+    );
+    assert_eq!(pending[0]["reasons"], json!(["flagged for a look"]));
+    assert_eq!(pending[0]["model"], "scorer");
+    let shown = admin_call(
+        &gateway.admin,
+        Some("rita"),
+        Method::GET,
+        &format!("/admin/reviews/{second_review}"),
+        "",
+    )
+    .await;
+    assert_eq!(shown.status, 200, "{}", shown.text());
+    assert_eq!(shown.json()["bodies_kept"], false);
+    assert_eq!(shown.json()["response"], Value::Null);
+    let rejected = decide(
+        &gateway,
+        "rita",
+        &second_review,
+        json!({"verdict": "reject", "reason": "a finding"}),
+    )
+    .await;
+    assert_eq!(rejected.status, 200, "{}", rejected.text());
+    let entries = gateway.entries().await;
+    let decided = review_entries(&entries, "review_decided", &second_review);
+    assert_eq!(decided.len(), 1);
+    assert_eq!(decided[0]["verdict"], "reject");
+    let decision = entries
+        .iter()
+        .find(|e| e["kind"] == "decision" && e["decision_id"] == second.decision_id().as_str())
+        .unwrap();
+    assert_eq!(
+        shown.json()["policy"]["set_seq"],
+        decision["policy"]["set_seq"],
+        "the policy set from the decision entry"
+    );
+    assert_eq!(flags_listed(&gateway, 0).await.len(), 0);
+}
+
 #[tokio::test]
 async fn deny_at_the_request_stage_never_calls_the_upstream() {
     let (gateway, upstream, _policies) = start("").await;
