@@ -387,20 +387,27 @@ PROFILE_OUT=""
 if [[ ${BENCH_PROFILE:-0} == 1 ]]; then
     command -v perf >/dev/null || die "BENCH_PROFILE=1 needs perf (Debian: linux-perf)"
     echo "load: govgate: fixed rate $RATE req/s under perf record (${SECONDS_PER_RUN}s)..." >&2
-    perf record -q -F 999 -g -p "$GOVGATE_PID" -o "$WORK/perf.data" -- sleep "$SECONDS_PER_RUN" \
+    # System-wide, then filtered to the gateway: `perf record -p` loses
+    # the threads a store starts and ends during the run, and with them
+    # the whole recording.
+    perf record -q -F 999 -g -a -o "$WORK/perf.data" -- sleep "$SECONDS_PER_RUN" \
         >/dev/null 2>&1 &
     PERF_PID=$!
     run_wrk "govgate profiled" "${URL[govgate]}" "$SECONDS_PER_RUN" "$RATE" >/dev/null
     wait "$PERF_PID" || true
     PROFILE_OUT="$WORK/profile.txt"
     {
-        echo "# govgate at $RATE req/s: perf record -F 999 -g; self time by thread and symbol"
-        # sed, not head: reading everything spares the pipe a SIGPIPE.
-        { perf report -i "$WORK/perf.data" --no-children --sort comm,dso --stdio -g none 2>/dev/null || true; } |
-            sed -n '/^$/d; 1,60p'
+        echo "# govgate at $RATE req/s: perf record -F 999 -g -a, samples of the gateway's process;"
+        echo "# percentages are of every sample on the machine (all CPUs)"
         echo
-        { perf report -i "$WORK/perf.data" --no-children --sort sym --stdio -g none 2>/dev/null || true; } |
-            sed -n '/^$/d; 1,120p'
+        echo "## by thread (self time)"
+        # sed, not head: reading everything spares the pipe a SIGPIPE.
+        { perf report -i "$WORK/perf.data" --pid "$GOVGATE_PID" --no-children --sort comm --stdio -g none 2>/dev/null || true; } |
+            sed -n '/^#/d; /^$/d; 1,40p'
+        echo
+        echo "## by symbol (self time)"
+        { perf report -i "$WORK/perf.data" --pid "$GOVGATE_PID" --no-children --sort sym --stdio -g none 2>/dev/null || true; } |
+            sed -n '/^#/d; /^$/d; 1,120p'
     } >"$PROFILE_OUT"
 fi
 

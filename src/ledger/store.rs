@@ -90,6 +90,12 @@ pub trait LedgerStore: Send + Sync + 'static {
     }
     /// Writes a batch durably.
     fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError>;
+    /// [`LedgerStore::commit`] of a batch the caller shares: a store that
+    /// keeps batches in memory (the write-ahead file) keeps this one
+    /// instead of a copy.
+    fn commit_shared(&self, batch: &std::sync::Arc<CommitBatch>) -> Result<(), StoreError> {
+        self.commit(batch)
+    }
     /// Writes a batch that is already durable elsewhere (the write-ahead
     /// file): readable at once, durable here after the next `flush`.
     fn apply(&self, batch: &CommitBatch) -> Result<(), StoreError> {

@@ -277,6 +277,10 @@ impl LedgerStore for WalStore {
     }
 
     fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError> {
+        self.commit_shared(&Arc::new(batch.clone()))
+    }
+
+    fn commit_shared(&self, batch: &Arc<CommitBatch>) -> Result<(), StoreError> {
         let Some((first, _)) = batch.entries.first() else {
             return Err(StoreError::Corrupt("an empty commit batch".to_owned()));
         };
@@ -300,8 +304,6 @@ impl LedgerStore for WalStore {
         }
         let record = record::encode(batch);
         lock(&self.shared.appender).append(*first, &record, &self.shared.faults)?;
-        // Copied before the lock readers and the applier share.
-        let batch = Arc::new(batch.clone());
         let mut state = lock(&self.shared.state);
         state.overlay.push(batch.clone());
         self.shared

@@ -68,7 +68,8 @@ impl Durable {
 /// A batch ready to be written.
 pub(super) struct Sealed {
     epoch: u64,
-    batch: CommitBatch,
+    /// Shared with the store, which may keep it in memory.
+    batch: Arc<CommitBatch>,
     acks: Vec<oneshot::Sender<Result<Ack, SinkError>>>,
     /// The head once this batch is durable.
     head: Head,
@@ -113,7 +114,7 @@ pub(super) fn seal_loop(
             Ok(commit) => {
                 let next = Sealed {
                     epoch,
-                    batch: commit,
+                    batch: Arc::new(commit),
                     acks,
                     head: head.clone(),
                     time,
@@ -172,7 +173,7 @@ pub(super) fn commit_loop(
         };
         let entries = next.acks.len();
         let started = std::time::Instant::now();
-        let result = store.commit(&next.batch);
+        let result = store.commit_shared(&next.batch);
         let seconds = started.elapsed().as_secs_f64();
         match result {
             Ok(()) => {

@@ -32,16 +32,21 @@ fn checksum(body: &[u8]) -> [u8; 16] {
 
 /// The record of `batch`, header included.
 pub(super) fn encode(batch: &CommitBatch) -> Vec<u8> {
+    // The header goes in front once the body is known; written in place,
+    // so the body is not copied a second time.
     let mut body = Vec::with_capacity(
-        256 + batch
-            .entries
-            .iter()
-            .chain(&batch.payloads)
-            .map(|(_, bytes)| bytes.len() + 12)
-            .sum::<usize>()
+        HEADER_BYTES
+            + 256
+            + batch
+                .entries
+                .iter()
+                .chain(&batch.payloads)
+                .map(|(_, bytes)| bytes.len() + 12)
+                .sum::<usize>()
             + batch.nodes.len() * 41
             + batch.signatures.len() * 64,
     );
+    body.resize(HEADER_BYTES, 0);
     let first = batch.entries.first().map_or(0, |(seq, _)| *seq);
     put_u64(&mut body, first);
     put_len(&mut body, batch.entries.len());
@@ -74,11 +79,12 @@ pub(super) fn encode(batch: &CommitBatch) -> Vec<u8> {
     for seq in &batch.governance {
         put_u64(&mut body, *seq);
     }
-    let mut record = Vec::with_capacity(HEADER_BYTES + body.len());
-    record.extend_from_slice(MAGIC);
-    put_len(&mut record, body.len());
-    record.extend_from_slice(&checksum(&body));
-    record.extend_from_slice(&body);
+    let mut record = body;
+    let sum = checksum(&record[HEADER_BYTES..]);
+    let len = ((record.len() - HEADER_BYTES) as u32).to_le_bytes();
+    record[..4].copy_from_slice(MAGIC);
+    record[4..8].copy_from_slice(&len);
+    record[8..HEADER_BYTES].copy_from_slice(&sum);
     record
 }
 
