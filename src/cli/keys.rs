@@ -57,7 +57,7 @@ pub(super) fn vkey(
     let vkey = match (key, origin) {
         (Some(key), Some(origin)) => verifier_key(&read_key(key)?, origin)?,
         (key, origin) => {
-            let config = super::load_config(config)?;
+            let config = super::load_offline_config(config)?;
             let signing_key = match key {
                 Some(key) => read_key(key)?,
                 None => config.ledger.signing_key.clone(),

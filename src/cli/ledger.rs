@@ -3,23 +3,76 @@
 //! They open a stopped gateway's store (a running gateway holds its lock).
 
 use super::{print_out, runtime};
-use crate::config::Config;
+use crate::config::OfflineConfig;
+use crate::ledger::checkpoint::NoteVerifier;
+use crate::ledger::store::SledStore;
 use anyhow::Context;
+use std::path::Path;
 use std::process::ExitCode;
 
-/// Opens a stopped gateway's ledger store and its verifier. The store is
-/// first brought up to the write-ahead file; `tail` says whether a torn
-/// final record is cut and the file's segments deleted then (a command
-/// that appends) or the file left exactly as it is (one that only reads).
+/// Where an offline command reads the ledger, and the key it checks it with.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Source<'a> {
+    /// The configuration file's data directory and ledger key (its upstream
+    /// credentials are not needed and not resolved).
+    Config(&'a Path),
+    /// A data directory and the log's current verifier key (text or @FILE):
+    /// no configuration at all.
+    Dir {
+        /// The gateway's `server.data_dir`.
+        data_dir: &'a Path,
+        /// The log's current verifier key.
+        vkey: &'a str,
+    },
+}
+
+impl Source<'_> {
+    /// Opens the ledger in a stopped gateway's store, and its verifier
+    /// (see [`open_ledger`]).
+    fn open(self, tail: crate::ledger::wal::Tail) -> anyhow::Result<(SledStore, NoteVerifier)> {
+        match self {
+            Source::Config(path) => {
+                let config = super::load_offline_config(path)?;
+                let verifier = NoteVerifier::new(
+                    &config.ledger.origin,
+                    config.ledger.signing_key.verifying_key(),
+                )
+                .map_err(|err| anyhow::anyhow!("ledger.origin: {err}"))?;
+                let whence = format!("server.data_dir of {}", config.source);
+                let store = open_ledger(&config.data_dir, &whence, tail)?;
+                Ok((store, verifier))
+            }
+            Source::Dir { data_dir, vkey } => {
+                let verifier = read_vkey(vkey).map_err(|err| super::usage(format!("{err:#}")))?;
+                let store = open_ledger(data_dir, "--data-dir", tail)?;
+                Ok((store, verifier))
+            }
+        }
+    }
+}
+
+/// Opens a stopped gateway's ledger store in `data_dir` (named by `whence`
+/// in errors). The store is first brought up to the write-ahead file;
+/// `tail` says whether a torn final record is cut and the file's segments
+/// deleted then (a command that appends) or the file left exactly as it is
+/// (one that only reads).
 fn open_ledger(
-    config: &Config,
+    data_dir: &Path,
+    whence: &str,
     tail: crate::ledger::wal::Tail,
-) -> anyhow::Result<(
-    crate::ledger::store::SledStore,
-    crate::ledger::checkpoint::NoteVerifier,
-)> {
-    let dir = config.server.data_dir.join("ledger");
-    let store = crate::ledger::store::SledStore::open(&dir).map_err(|err| match err {
+) -> anyhow::Result<SledStore> {
+    let dir = data_dir.join("ledger");
+    // Opening creates a store where there is none: an offline command
+    // would then report on an empty ledger instead of a wrong directory.
+    if !dir.is_dir() {
+        return Err(super::usage(format!(
+            "no ledger in {}: {} (`{}`) is not the data directory of a gateway that has run",
+            dir.display(),
+            whence,
+            data_dir.display()
+        )));
+    }
+    let store = SledStore::open(&dir).map_err(|err| match err {
         // Says all there is to say in one sentence.
         locked @ crate::ledger::store::StoreError::Locked { .. } => anyhow::Error::new(locked),
         other => anyhow::Error::new(other)
@@ -44,17 +97,12 @@ fn open_ledger(
             }
         );
     }
-    let verifier = crate::ledger::checkpoint::NoteVerifier::new(
-        &config.ledger.origin,
-        config.ledger.signing_key.verifying_key(),
-    )
-    .map_err(|err| anyhow::anyhow!("ledger.origin: {err}"))?;
-    Ok((store, verifier))
+    Ok(store)
 }
 
 /// Appends one entry to a stopped gateway's ledger, under its configured key.
 fn append_offline(
-    config: &Config,
+    config: &OfflineConfig,
     store: std::sync::Arc<crate::ledger::store::SledStore>,
     body: crate::ledger::entry::EntryBody,
 ) -> anyhow::Result<Option<u64>> {
@@ -82,8 +130,7 @@ fn append_offline(
 }
 
 pub(super) fn rotate_key(path: &std::path::Path, new_key: &std::path::Path) -> anyhow::Result<()> {
-    use crate::ledger::checkpoint::NoteVerifier;
-    let config = super::load_config(path)?;
+    let config = super::load_offline_config(path)?;
     let pem = std::fs::read_to_string(new_key)
         .with_context(|| format!("reading {}", new_key.display()))?;
     let new = crate::config::keyfile::decode_pem(&pem).map_err(|_| {
@@ -100,7 +147,8 @@ pub(super) fn rotate_key(path: &std::path::Path, new_key: &std::path::Path) -> a
         .map_err(|err| anyhow::anyhow!("{err}"))?
         .vkey();
     anyhow::ensure!(old_vkey != new_vkey, "the new key is the current key");
-    let (store, _) = open_ledger(&config, crate::ledger::wal::Tail::Cut)?;
+    let whence = format!("server.data_dir of {}", config.source);
+    let store = open_ledger(&config.data_dir, &whence, crate::ledger::wal::Tail::Cut)?;
     let seq = append_offline(
         &config,
         std::sync::Arc::new(store),
@@ -118,15 +166,20 @@ pub(super) fn rotate_key(path: &std::path::Path, new_key: &std::path::Path) -> a
     Ok(())
 }
 
-pub(super) fn erase(path: &std::path::Path, decision: &str, reason: &str) -> anyhow::Result<()> {
+pub(super) fn erase(path: &Path, decision: &str, reason: &str, quiet: bool) -> anyhow::Result<()> {
     use crate::ledger::entry::EntryBody;
-    let config = super::load_config(path)?;
+    let config = super::load_offline_config(path)?;
     let id = crate::decision::DecisionId::parse(decision)
         .ok_or_else(|| super::usage("--decision: a decision id is 32 hex digits"))?;
-    let (store, _) = open_ledger(&config, crate::ledger::wal::Tail::Cut)?;
+    let whence = format!("server.data_dir of {}", config.source);
+    let store = open_ledger(&config.data_dir, &whence, crate::ledger::wal::Tail::Cut)?;
     let store = std::sync::Arc::new(store);
-    let seqs = crate::ledger::erase::payload_seqs(store.as_ref(), &id)?
-        .with_context(|| format!("no decision {decision} in this ledger"))?;
+    let mut progress = super::progress::Progress::new("searching for the stream's end", quiet)?;
+    let seqs = crate::ledger::erase::payload_seqs(store.as_ref(), &id, &mut |done, total| {
+        progress.update(done, total);
+    });
+    progress.finish();
+    let seqs = seqs?.with_context(|| format!("no decision {decision} in this ledger"))?;
     // A streamed decision's answer is in its stream_ended's payload: both
     // go, each erasure logged by its own entry naming the seq it empties.
     let mut said = Vec::new();
@@ -157,14 +210,13 @@ pub(super) fn erase(path: &std::path::Path, decision: &str, reason: &str) -> any
 }
 
 pub(super) fn proof(
-    path: &std::path::Path,
+    source: Source<'_>,
     decision: Option<&str>,
     sizes: Option<(u64, u64)>,
 ) -> anyhow::Result<()> {
     use crate::ledger::store::{LedgerStore, StoreNodes};
     use base64::Engine;
-    let config = super::load_config(path)?;
-    let (store, verifier) = open_ledger(&config, crate::ledger::wal::Tail::Keep)?;
+    let (store, verifier) = source.open(crate::ledger::wal::Tail::Keep)?;
     match (decision, sizes) {
         (Some(decision), _) => {
             let id = crate::decision::DecisionId::parse(decision)
@@ -201,26 +253,47 @@ pub(super) fn proof(
     Ok(())
 }
 
+/// What to export: the CLI's range, filter and payload choice.
+pub(super) struct ExportRange<'a> {
+    /// First seq.
+    pub(super) from: u64,
+    /// Up to this seq (exclusive); default: all.
+    pub(super) to: Option<u64>,
+    /// Time and model filters (a sparse bundle when any is set).
+    pub(super) filter: &'a crate::ledger::export::Filter,
+    /// Whether the kept payloads go in.
+    pub(super) payloads: bool,
+}
+
 pub(super) fn export(
-    path: &std::path::Path,
-    out: &std::path::Path,
-    from: u64,
-    to: Option<u64>,
-    filter: &crate::ledger::export::Filter,
-    payloads: bool,
+    source: Source<'_>,
+    out: &Path,
+    what: &ExportRange<'_>,
+    quiet: bool,
 ) -> anyhow::Result<()> {
     use crate::ledger::export::{export_bundle, export_filtered};
-    let config = super::load_config(path)?;
-    let (store, verifier) = open_ledger(&config, crate::ledger::wal::Tail::Keep)?;
-    let mut progress = super::progress::Progress::new("exporting");
+    let (store, verifier) = source.open(crate::ledger::wal::Tail::Keep)?;
+    let staging = super::staging::Staging::begin(out)?;
+    let mut progress = super::progress::Progress::new("exporting", quiet)?;
     let update = |done, total| progress.update(done, total);
+    let (from, to, payloads, filter) = (what.from, what.to, what.payloads, what.filter);
+    let written = staging.bundle();
     let exported = if filter.is_empty() {
-        export_bundle(&store, &verifier, from, to, payloads, out, update)
+        export_bundle(&store, &verifier, from, to, payloads, written, update)
     } else {
-        export_filtered(&store, &verifier, from, to, filter, payloads, out, update)
+        export_filtered(
+            &store, &verifier, from, to, filter, payloads, written, update,
+        )
     };
     progress.finish();
-    let exported = exported?;
+    let exported = match exported {
+        Ok(exported) => exported,
+        Err(err) => {
+            staging.abandon();
+            return Err(err.into());
+        }
+    };
+    staging.complete()?;
     let form = if filter.is_empty() {
         String::new()
     } else {
@@ -241,12 +314,12 @@ pub(super) fn export(
 }
 
 /// A verifier key given as text or as `@FILE`.
-fn read_vkey(value: &str) -> anyhow::Result<crate::ledger::checkpoint::NoteVerifier> {
+fn read_vkey(value: &str) -> anyhow::Result<NoteVerifier> {
     let text = match value.strip_prefix('@') {
         Some(file) => std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?,
         None => value.to_owned(),
     };
-    crate::ledger::checkpoint::NoteVerifier::parse(text.trim()).map_err(|err| {
+    NoteVerifier::parse(text.trim()).map_err(|err| {
         // A file name given without its `@` is the likely slip.
         if !value.starts_with('@') && std::path::Path::new(value).is_file() {
             anyhow::anyhow!(
@@ -272,6 +345,9 @@ pub(super) fn verify_bundle(dir: &std::path::Path, vkey: &str, current: Option<&
                 current.name(),
                 first.name()
             );
+        }
+        if let Some(why) = super::staging::unfinished(dir) {
+            anyhow::bail!(why);
         }
         anyhow::ensure!(dir.is_dir(), "{} is not a directory", dir.display());
         Ok((first, current))
@@ -351,30 +427,30 @@ fn open_streams_notice(seqs: &[u64], why: &str) -> Option<String> {
 }
 
 /// Exit codes: 0 verified, 1 the ledger does not verify, 2 cannot check.
-pub(super) fn verify(path: &std::path::Path) -> ExitCode {
-    use crate::ledger::verify::{VerifyError, verify_store};
-    let config = match Config::load(path) {
-        Ok(config) => config,
-        Err(err) => {
-            eprintln!("govgate: invalid configuration: {err}");
-            return ExitCode::from(2);
-        }
-    };
-    let (store, verifier) = match open_ledger(&config, crate::ledger::wal::Tail::Keep) {
+pub(super) fn verify(source: Source<'_>, quiet: bool) -> ExitCode {
+    use crate::ledger::verify::{VerifyError, verify_store_with_progress};
+    let opened = source
+        .open(crate::ledger::wal::Tail::Keep)
+        .and_then(|opened| Ok((opened, super::progress::Progress::new("verifying", quiet)?)));
+    let ((store, verifier), mut progress) = match opened {
         Ok(opened) => opened,
         Err(err) => {
             eprintln!("govgate: error: {err:#}");
             return ExitCode::from(2);
         }
     };
-    match verify_store(&store, &verifier) {
+    let verified = verify_store_with_progress(&store, &verifier, &mut |done, total| {
+        progress.update(done, total);
+    });
+    progress.finish();
+    match verified {
         Ok(verified) => {
             print_out(&format!(
                 "ledger ok: {} entries, {} signed checkpoints, latest covers {} (origin {})\n",
                 verified.entries,
                 verified.checkpoints,
                 verified.latest_checkpoint_size,
-                config.ledger.origin
+                verifier.name()
             ));
             if let Some(previous) = &verified.continues {
                 print_out(&format!(

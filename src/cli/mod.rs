@@ -13,6 +13,7 @@ mod models;
 mod policies;
 mod progress;
 mod reviews;
+mod staging;
 
 use crate::app::{self, App};
 use crate::config::Config;
@@ -41,6 +42,32 @@ struct ConfigFile {
         default_value = "config/govgate.toml"
     )]
     path: PathBuf,
+}
+
+/// Where a read-only ledger command (`export`, `proof`) finds the ledger:
+/// the configuration's, or a data directory and the log's verifier key.
+#[derive(Debug, clap::Args)]
+struct LedgerArgs {
+    #[command(flatten)]
+    config: ConfigFile,
+    /// Read the ledger in this data directory (a stopped gateway's
+    /// `server.data_dir`) instead of the configuration's, which is then not
+    /// read. Needs --vkey.
+    #[arg(long, value_name = "DIR", requires = "vkey")]
+    data_dir: Option<PathBuf>,
+    /// With --data-dir: the log's current verifier key (as `govgate vkey`
+    /// prints it), or @FILE holding it.
+    #[arg(long, value_name = "VKEY", requires = "data_dir")]
+    vkey: Option<String>,
+}
+
+impl LedgerArgs {
+    fn source(&self) -> ledger::Source<'_> {
+        match (&self.data_dir, &self.vkey) {
+            (Some(data_dir), Some(vkey)) => ledger::Source::Dir { data_dir, vkey },
+            _ => ledger::Source::Config(&self.config.path),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,23 +118,35 @@ enum Command {
     Verify {
         #[command(flatten)]
         config: ConfigFile,
+        /// Verify the ledger in this data directory (a stopped gateway's
+        /// `server.data_dir`) against --vkey, the log's current verifier key;
+        /// the config is not read.
+        #[arg(long, value_name = "DIR", requires = "vkey", conflicts_with = "bundle")]
+        data_dir: Option<PathBuf>,
         /// Verify this export bundle directory instead (the config is not read).
         #[arg(long, value_name = "DIR", requires = "vkey")]
         bundle: Option<PathBuf>,
-        /// The log's first verifier key (name+keyid+base64, or @FILE holding
-        /// it), from the log's owner. Required with --bundle: the bundle's
-        /// manifest names a key too, but it is never trusted, only compared.
-        #[arg(long, value_name = "VKEY", requires = "bundle")]
+        /// A verifier key (name+keyid+base64, or @FILE holding it), from the
+        /// log's owner. With --bundle: the log's first key (the bundle's
+        /// manifest names a key too, but it is never trusted, only compared).
+        /// With --data-dir: the log's current key, as `govgate vkey` prints it.
+        #[arg(long, value_name = "VKEY")]
         vkey: Option<String>,
         /// The key in force at the bundle's `from`, when the log rotated its
         /// key before it (default: --vkey).
         #[arg(long, value_name = "VKEY", requires = "bundle")]
         current_vkey: Option<String>,
+        /// No progress on stderr.
+        #[arg(long, short = 'q')]
+        quiet: bool,
     },
-    /// Export an audit bundle from a (stopped) gateway's ledger.
+    /// Export an audit bundle from a (stopped) gateway's ledger. The bundle
+    /// is written beside --out (in `<out>.partial`) and renamed to --out when
+    /// complete; a partial one left by an interrupted export is removed by
+    /// the next export to the same --out.
     Export {
         #[command(flatten)]
-        config: ConfigFile,
+        ledger: LedgerArgs,
         /// New directory to write the bundle into.
         #[arg(long)]
         out: PathBuf,
@@ -135,6 +174,9 @@ enum Command {
         /// Include the kept payloads (salts and captured bodies).
         #[arg(long)]
         payloads: bool,
+        /// No progress on stderr.
+        #[arg(long, short = 'q')]
+        quiet: bool,
     },
     /// Erase a decision's payload (salts and captured bodies) from a
     /// (stopped) gateway's ledger, recording the erasure as an entry.
@@ -147,12 +189,15 @@ enum Command {
         /// Why (recorded in the erasure entry).
         #[arg(long)]
         reason: String,
+        /// No progress on stderr.
+        #[arg(long, short = 'q')]
+        quiet: bool,
     },
     /// Print a proof from a (stopped) gateway's ledger: a decision's receipt
     /// (C2SP tlog-proof), or a consistency proof between two tree sizes.
     Proof {
         #[command(flatten)]
-        config: ConfigFile,
+        ledger: LedgerArgs,
         /// The decision whose receipt to print.
         #[arg(long, conflicts_with_all = ["old", "new"])]
         decision: Option<String>,
@@ -240,31 +285,48 @@ pub fn main() -> ExitCode {
         Command::Kpis(args) => return kpis::run(args),
         Command::Verify {
             config,
+            data_dir,
             bundle,
             vkey,
             current_vkey,
+            quiet,
         } => {
-            return match (bundle, vkey) {
-                (Some(bundle), Some(vkey)) => {
+            return match (bundle, data_dir, vkey) {
+                (Some(bundle), _, Some(vkey)) => {
                     ledger::verify_bundle(&bundle, &vkey, current_vkey.as_deref())
                 }
-                _ => ledger::verify(&config.path),
+                (None, Some(data_dir), Some(vkey)) => ledger::verify(
+                    ledger::Source::Dir {
+                        data_dir: &data_dir,
+                        vkey: &vkey,
+                    },
+                    quiet,
+                ),
+                (None, None, Some(_)) => {
+                    eprintln!(
+                        "govgate: error: --vkey goes with --bundle DIR or --data-dir DIR \
+                         (without them, the config's ledger is verified with its own key)"
+                    );
+                    ExitCode::from(2)
+                }
+                _ => ledger::verify(ledger::Source::Config(&config.path), quiet),
             };
         }
         Command::RotateKey { config, new_key } => ledger::rotate_key(&config.path, &new_key),
         Command::Proof {
-            config,
+            ledger,
             decision,
             old,
             new,
-        } => ledger::proof(&config.path, decision.as_deref(), old.zip(new)),
+        } => ledger::proof(ledger.source(), decision.as_deref(), old.zip(new)),
         Command::Erase {
             config,
             decision,
             reason,
-        } => ledger::erase(&config.path, &decision, &reason),
+            quiet,
+        } => ledger::erase(&config.path, &decision, &reason, quiet),
         Command::Export {
-            config,
+            ledger,
             out,
             from,
             to,
@@ -272,13 +334,20 @@ pub fn main() -> ExitCode {
             until,
             model,
             payloads,
+            quiet,
         } => {
             let filter = crate::ledger::export::Filter {
                 since,
                 until,
                 model,
             };
-            ledger::export(&config.path, &out, from, to, &filter, payloads)
+            let what = ledger::ExportRange {
+                from,
+                to,
+                filter: &filter,
+                payloads,
+            };
+            ledger::export(ledger.source(), &out, &what, quiet)
         }
         Command::Token { principal, roles } => {
             keys::admin_token(&principal, &roles).map(|text| print_out(&text))
@@ -328,6 +397,16 @@ pub(crate) fn usage(message: impl Into<String>) -> anyhow::Error {
 /// Loads the configuration; a file that does not load is a usage error.
 pub(crate) fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
     Config::load(path).map_err(|err| usage(format!("invalid configuration: {err}")))
+}
+
+/// Loads what an offline command needs of the configuration (data
+/// directory and ledger key; no upstream credentials); a file that does not
+/// load is a usage error.
+pub(crate) fn load_offline_config(
+    path: &std::path::Path,
+) -> anyhow::Result<crate::config::OfflineConfig> {
+    crate::config::OfflineConfig::load(path)
+        .map_err(|err| usage(format!("invalid configuration: {err}")))
 }
 
 /// Checks an RFC 3339 time on the command line, keeping the text as given

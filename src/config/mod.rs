@@ -10,6 +10,7 @@ mod example_tokens;
 mod governance;
 pub mod keyfile;
 mod kpi;
+mod offline;
 mod raw;
 mod review;
 mod validate;
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use kpi::{ATTRIBUTE_HEADER_PREFIX, FeatureKind, KpiConfig, KpiField, OutcomeRule, Source};
+pub use offline::OfflineConfig;
 pub use review::{OnPolicyError, OnTimeout, ReviewConfig, TimeoutRule};
 pub use validate::Environment;
 

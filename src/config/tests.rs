@@ -636,3 +636,24 @@ fn kpi_mistakes_name_their_key() {
         assert_eq!(err.key, key, "{from} -> {to}: {err}");
     }
 }
+
+#[test]
+fn offline_commands_load_without_credentials() {
+    let text = format!(
+        "{SERVER}{ONE_MODEL}[models.credential]\nenv = \"NOPE\"\n\
+         [upstream_tls]\nca_file = \"missing.pem\"\n{LEDGER}"
+    );
+    // The gateway needs the credential and the CA file...
+    let err = Config::parse(&text, "test.toml", &test_env(&[])).unwrap_err();
+    assert_eq!(err.key, "upstream_tls.ca_file", "{err}");
+    // ...the offline commands need neither.
+    let offline = OfflineConfig::parse(&text, "test.toml", key_dir()).unwrap();
+    assert_eq!(offline.data_dir, key_dir().join("data"));
+    assert_eq!(offline.ledger.origin, "test.example/log");
+    // What they do need is still checked, and a typo is still an error.
+    let no_key = text.replace("test.key", "absent.key");
+    let err = OfflineConfig::parse(&no_key, "test.toml", key_dir()).unwrap_err();
+    assert_eq!(err.key, "ledger.key_file", "{err}");
+    let typo = text.replace("data_dir", "datadir");
+    assert!(OfflineConfig::parse(&typo, "test.toml", key_dir()).is_err());
+}

@@ -224,6 +224,23 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
     })
 }
 
+/// The `[server]` and `[ledger]` checks alone, for the offline commands
+/// (see [`super::OfflineConfig`]).
+pub(super) fn check_offline(
+    raw: RawConfig,
+    file: &str,
+    env: &Environment,
+) -> Result<super::OfflineConfig, ConfigError> {
+    let checker = Checker { file };
+    let server = check_server(&checker, raw.server, env)?;
+    let ledger = check_ledger(&checker, raw.ledger, env)?;
+    Ok(super::OfflineConfig {
+        source: file.to_owned(),
+        data_dir: server.data_dir,
+        ledger,
+    })
+}
+
 fn check_ledger(
     checker: &Checker<'_>,
     raw: super::raw::RawLedger,

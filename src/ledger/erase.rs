@@ -25,10 +25,12 @@ pub struct PayloadSeqs {
 }
 
 /// The payload records of decision `id`; `None` when the log has no such
-/// decision.
+/// decision. `progress` hears (entries searched, entries to search) during
+/// the search for a stream's end, which may read to the end of the log.
 pub fn payload_seqs(
     store: &dyn LedgerStore,
     id: &DecisionId,
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Option<PayloadSeqs>, StoreError> {
     let Some(decision) = store.decision_seq(id.as_bytes())? else {
         return Ok(None);
@@ -39,7 +41,7 @@ pub fn payload_seqs(
     let streamed =
         serde_json::from_slice::<Value>(&entry).is_ok_and(|entry| entry["outcome"] == "streaming");
     let stream_end = if streamed {
-        stream_end_of(store, decision, &id.to_string())?
+        stream_end_of(store, decision, &id.to_string(), progress)?
     } else {
         None
     };
@@ -55,11 +57,14 @@ fn stream_end_of(
     store: &dyn LedgerStore,
     decision_seq: u64,
     id: &str,
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Option<u64>, StoreError> {
     // Canonical bytes spell the kind exactly so; only these are parsed.
     const MARK: &[u8] = br#""kind":"stream_ended""#;
     let mut found = None;
-    store.entries_in(decision_seq + 1, store.size()?, &mut |seq, bytes| {
+    let (from, to) = (decision_seq + 1, store.size()?);
+    store.entries_in(from, to, &mut |seq, bytes| {
+        progress(seq + 1 - from, to - from);
         if !bytes.windows(MARK.len()).any(|w| w == MARK) {
             return ControlFlow::Continue(());
         }
@@ -140,7 +145,9 @@ mod tests {
         tokio::task::spawn_blocking(move || writer.close())
             .await
             .unwrap();
-        let seqs = |decision: &Decision| payload_seqs(store.as_ref(), &decision.id).unwrap();
+        let seqs = |decision: &Decision| {
+            payload_seqs(store.as_ref(), &decision.id, &mut |_, _| {}).unwrap()
+        };
         let plain = |decision, stream_end| {
             Some(PayloadSeqs {
                 decision,

@@ -127,6 +127,17 @@ pub fn verify_store(
     store: &dyn LedgerStore,
     verifier: &NoteVerifier,
 ) -> Result<Verified, VerifyError> {
+    verify_store_with_progress(store, verifier, &mut |_, _| {})
+}
+
+/// [`verify_store`], calling `progress` with (entries checked, entries in
+/// the log) as it goes, about every few thousand entries. A log that
+/// rotated its key is read again from the start, and counted again.
+pub fn verify_store_with_progress(
+    store: &dyn LedgerStore,
+    verifier: &NoteVerifier,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Verified, VerifyError> {
     let size = store.size()?;
     let checkpoints = store.checkpoints()?;
     let checkpoint_sizes: Vec<u64> = checkpoints.iter().map(|(size, _)| *size).collect();
@@ -147,6 +158,7 @@ pub fn verify_store(
         &checkpoints,
         size,
         Keys::AssumedUnrotated,
+        progress,
     );
     if let Ok(Some(mut verified)) = assumed {
         verified.continues = predecessor(store, verifier)?;
@@ -166,6 +178,7 @@ pub fn verify_store(
         &checkpoints,
         size,
         Keys::Known,
+        progress,
     )?
     // Cannot happen: only a pass that assumes no rotation stops early.
     .ok_or_else(|| bad(0, "verification stopped before the end"))?;

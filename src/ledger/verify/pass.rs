@@ -38,7 +38,8 @@ pub(super) enum Keys {
 
 /// Checks entries `0..size` and `checkpoints` (sorted by size). The first
 /// bad seq is named; with [`Keys::AssumedUnrotated`], `Ok(None)` means the
-/// assumption did not hold and nothing was concluded.
+/// assumption did not hold and nothing was concluded. `progress` hears
+/// (entries checked, `size`) after each chunk.
 pub(super) fn check_log(
     store: &dyn LedgerStore,
     origin: &str,
@@ -46,6 +47,7 @@ pub(super) fn check_log(
     checkpoints: &[(u64, String)],
     size: u64,
     keys: Keys,
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Option<Verified>, VerifyError> {
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let mut ordered = Ordered {
@@ -71,6 +73,7 @@ pub(super) fn check_log(
     while start < size || pending.is_some() {
         let end = start.saturating_add(CHUNK).min(size);
         let next = AtomicU64::new(start);
+        let checking = pending.as_ref().map(|(_, end, _)| *end);
         let (mut blocks, carry_on, helpers_ok) = std::thread::scope(|scope| {
             // One thread fewer than there are cores: this thread first does
             // the previous chunk's ordered checks, then joins in, so every
@@ -102,6 +105,9 @@ pub(super) fn check_log(
         });
         if !carry_on? {
             return Ok(None);
+        }
+        if let Some(checked) = checking {
+            progress(checked, size);
         }
         if !helpers_ok {
             return Err(bad(start, "a verification thread failed"));

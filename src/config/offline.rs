@@ -1,0 +1,45 @@
+//! The part of a configuration the offline ledger commands (`verify`,
+//! `export`, `proof`, `erase`, `rotate-key`, `vkey`) need: where the ledger
+//! is and its key. Loaded without resolving upstream credentials or reading
+//! anything else the running gateway needs, so that an operator or an
+//! auditor can read a ledger without holding the production model keys.
+
+use super::validate::{self, Environment};
+use super::{ConfigError, LedgerConfig};
+use std::path::{Path, PathBuf};
+
+/// What an offline ledger command takes from a configuration file.
+#[derive(Debug, Clone)]
+pub struct OfflineConfig {
+    /// Where the configuration came from (for messages).
+    pub source: String,
+    /// The gateway's data directory (`server.data_dir`): the ledger is in
+    /// its `ledger` subdirectory.
+    pub data_dir: PathBuf,
+    /// The ledger's origin, key and settings.
+    pub ledger: LedgerConfig,
+}
+
+impl OfflineConfig {
+    /// Reads the file at `path`. The whole file is parsed (a typo is still
+    /// an error) but only `[server]` and `[ledger]` are checked: models,
+    /// their credentials, TLS roots, tokens and policies are not looked at.
+    pub fn load(path: &Path) -> Result<OfflineConfig, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|err| ConfigError {
+            file: file.clone(),
+            key: "(file)".to_owned(),
+            message: format!("cannot read: {err}"),
+        })?;
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, &file, base_dir)
+    }
+
+    /// Parses configuration text; relative paths resolve against `base_dir`.
+    pub fn parse(text: &str, file: &str, base_dir: &Path) -> Result<OfflineConfig, ConfigError> {
+        let raw = validate::parse_raw(text, file)?;
+        // No variables: nothing checked here may read one.
+        let env = Environment::fixed(Default::default(), base_dir);
+        validate::check_offline(raw, file, &env)
+    }
+}
