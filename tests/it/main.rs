@@ -25,6 +25,7 @@ mod ledger;
 mod ledger_faults;
 mod models_cli;
 mod newcomer;
+mod offline;
 mod operations;
 mod outlive;
 mod policies;

@@ -4,6 +4,7 @@
 pub mod audit;
 pub mod blocks;
 pub mod client;
+pub mod filled;
 pub mod gateway;
 pub mod governance;
 pub mod pyenv;

@@ -1,0 +1,373 @@
+//! The offline ledger commands as an auditor or an operator on another
+//! machine runs them: without the upstream credentials the config names,
+//! or with only a data directory and the verifier key; with progress on a
+//! long run; and an export killed midway never leaves a bundle that looks
+//! complete.
+
+use crate::models;
+use crate::support::filled::Filled;
+use crate::support::{Gateway, TestUpstream};
+use std::io::{BufRead, BufReader};
+use std::process::{Output, Stdio};
+
+fn said(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
+}
+
+fn succeeds(output: Output, what: &str) -> String {
+    assert!(output.status.success(), "{what}: {}", said(&output));
+    said(&output)
+}
+
+#[tokio::test]
+async fn offline_commands_need_no_upstream_credentials() {
+    let upstream = TestUpstream::start().await;
+    let mut gateway = Gateway::start(&models(&upstream.url())).await;
+    let decision = gateway.infer("{}").await.decision_id();
+    gateway.infer("{}").await;
+    gateway.stop().await;
+    let dir = gateway.dir.path();
+    let config = dir.join("govgate.toml");
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
+            .env_remove("TEST_UPSTREAM_KEY")
+            .env_remove("GOVGATE_CONFIG")
+            .args(args)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    // The gateway itself does need it: the variable really is unset.
+    let refused = run(&["check-config"]);
+    assert_eq!(refused.status.code(), Some(2), "{}", said(&refused));
+    assert!(
+        said(&refused).contains("TEST_UPSTREAM_KEY"),
+        "{}",
+        said(&refused)
+    );
+
+    succeeds(run(&["verify"]), "verify");
+    let out = dir.join("bundle");
+    succeeds(
+        run(&["export", "--payloads", "--out", out.to_str().unwrap()]),
+        "export",
+    );
+    let receipt = succeeds(run(&["proof", "--decision", &decision]), "proof");
+    assert!(
+        receipt.contains(crate::support::gateway::TEST_ORIGIN),
+        "{receipt}"
+    );
+    let printed = succeeds(run(&["vkey"]), "vkey");
+    assert_eq!(printed.trim(), gateway.vkey);
+    let erased = succeeds(
+        run(&["erase", "--decision", &decision, "--reason", "DSR-1"]),
+        "erase",
+    );
+    assert!(erased.contains("payload erased"), "{erased}");
+    let next_key = dir.join("next.key");
+    let next_vkey =
+        crate::support::gateway::keygen(&next_key, crate::support::gateway::TEST_ORIGIN);
+    succeeds(
+        run(&["rotate-key", "--new-key", next_key.to_str().unwrap()]),
+        "rotate-key",
+    );
+    // The log now ends at the new key, before the config is changed to it.
+    let data = dir.join("data");
+    let verified = succeeds(
+        run(&[
+            "verify",
+            "--data-dir",
+            data.to_str().unwrap(),
+            "--vkey",
+            &next_vkey,
+        ]),
+        "verify after erase and rotation",
+    );
+    assert!(verified.contains("ledger ok"), "{verified}");
+}
+
+#[test]
+fn a_data_directory_and_the_verifier_key_are_enough_and_what_is_missing_is_named() {
+    let filled = Filled::new(30);
+    let data = filled.data_dir();
+    let data = data.to_str().unwrap();
+    let vkey_file = filled.dir.path().join("log.vkey");
+    std::fs::write(&vkey_file, format!("{}\n", filled.vkey)).unwrap();
+    let at_vkey = format!("@{}", vkey_file.display());
+    // No config at all: GOVGATE_CONFIG and the default path name nothing.
+    let nowhere = filled.dir.path().join("absent");
+    std::fs::create_dir(&nowhere).unwrap();
+    let run = |args: &[&str]| {
+        let mut command = filled.command(args);
+        command.current_dir(&nowhere);
+        command.output().unwrap()
+    };
+    let verified = succeeds(
+        run(&["verify", "--data-dir", data, "--vkey", &filled.vkey]),
+        "verify",
+    );
+    assert!(verified.contains("ledger ok: 30 entries"), "{verified}");
+    let out = filled.dir.path().join("bundle");
+    succeeds(
+        run(&[
+            "export",
+            "--data-dir",
+            data,
+            "--vkey",
+            &at_vkey,
+            "--out",
+            out.to_str().unwrap(),
+        ]),
+        "export",
+    );
+    let bundle = succeeds(
+        run(&[
+            "verify",
+            "--bundle",
+            out.to_str().unwrap(),
+            "--vkey",
+            &filled.vkey,
+        ]),
+        "verify --bundle",
+    );
+    assert!(bundle.contains("bundle ok"), "{bundle}");
+    succeeds(
+        run(&[
+            "proof",
+            "--data-dir",
+            data,
+            "--vkey",
+            &at_vkey,
+            "--old",
+            "10",
+            "--new",
+            "30",
+        ]),
+        "proof",
+    );
+
+    // A wrong key is a failed verification, not a pass.
+    let other = crate::support::gateway::keygen(
+        &filled.dir.path().join("other.key"),
+        crate::support::gateway::TEST_ORIGIN,
+    );
+    let wrong = run(&["verify", "--data-dir", data, "--vkey", &other]);
+    assert_eq!(wrong.status.code(), Some(1), "{}", said(&wrong));
+    // What is missing is named.
+    let no_key = run(&["verify", "--data-dir", data]);
+    assert_eq!(no_key.status.code(), Some(2), "{}", said(&no_key));
+    assert!(said(&no_key).contains("--vkey"), "{}", said(&no_key));
+    let empty = nowhere.to_str().unwrap();
+    for args in [
+        vec!["verify", "--data-dir", empty, "--vkey", &filled.vkey],
+        vec![
+            "export",
+            "--data-dir",
+            empty,
+            "--vkey",
+            &filled.vkey,
+            "--out",
+            "x",
+        ],
+    ] {
+        let missing = run(&args);
+        assert_eq!(
+            missing.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            said(&missing)
+        );
+        assert!(
+            said(&missing).contains("no ledger in") && said(&missing).contains("--data-dir"),
+            "{args:?}: {}",
+            said(&missing)
+        );
+        assert!(
+            !nowhere.join("ledger").exists(),
+            "no empty ledger is created"
+        );
+    }
+    let no_config = run(&["verify"]);
+    assert_eq!(no_config.status.code(), Some(2), "{}", said(&no_config));
+    assert!(
+        said(&no_config).contains("config/govgate.toml"),
+        "{}",
+        said(&no_config)
+    );
+}
+
+/// The lines of `what` progress ("verifying", "exporting") in `stderr`.
+fn progress_lines(output: &Output, what: &str) -> Vec<String> {
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .filter(|line| line.starts_with(&format!("govgate: {what} ")))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn long_offline_commands_write_periodic_progress_lines_when_not_on_a_terminal() {
+    // Store verification reports after each chunk of 4096 entries.
+    let filled = Filled::new(9_000);
+    let verify = filled
+        .cli(&["verify"])
+        .env("GOVGATE_PROGRESS_EVERY", "4000")
+        .output()
+        .unwrap();
+    let lines = progress_lines(&verify, "verifying");
+    assert!(verify.status.success(), "{}", said(&verify));
+    let counts: Vec<&str> = lines
+        .iter()
+        .map(|line| line.split_whitespace().nth(2).unwrap_or_default())
+        .collect();
+    assert_eq!(counts, ["4096/9000", "8192/9000"], "{}", said(&verify));
+    assert!(
+        lines
+            .iter()
+            .all(|line| line.contains("/s, ") && line.ends_with(" left")),
+        "{lines:?}"
+    );
+
+    let out = filled.dir.path().join("bundle");
+    let export = filled
+        .cli(&["export", "--payloads", "--out", out.to_str().unwrap()])
+        .env("GOVGATE_PROGRESS_EVERY", "2500")
+        .output()
+        .unwrap();
+    assert!(export.status.success(), "{}", said(&export));
+    let lines = progress_lines(&export, "exporting");
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert!(lines[0].contains(" 2500/9000 entries (28%), "), "{lines:?}");
+    assert!(
+        String::from_utf8_lossy(&export.stdout).starts_with("wrote "),
+        "the summary stays on stdout: {}",
+        said(&export)
+    );
+
+    // By default, a run shorter than the 10 s interval writes no line,
+    // and --quiet none at all.
+    let plain = filled.cli(&["verify"]).output().unwrap();
+    assert_eq!(progress_lines(&plain, "verifying"), Vec::<String>::new());
+    let quiet = filled
+        .cli(&["verify", "--quiet"])
+        .env("GOVGATE_PROGRESS_EVERY", "1")
+        .output()
+        .unwrap();
+    assert!(quiet.status.success(), "{}", said(&quiet));
+    assert_eq!(progress_lines(&quiet, "verifying"), Vec::<String>::new());
+    let bad = filled
+        .cli(&["verify"])
+        .env("GOVGATE_PROGRESS_EVERY", "often")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{}", said(&bad));
+    assert!(
+        said(&bad).contains("GOVGATE_PROGRESS_EVERY"),
+        "{}",
+        said(&bad)
+    );
+}
+
+/// Starts `export --payloads --out OUT`, waits for its first progress line
+/// and stops it with `signal` (`KILL`, `INT`). The export writes a line per
+/// entry and nobody drains the pipe after the first, so it is blocked, not
+/// finished, when the signal comes.
+fn interrupt_export(filled: &Filled, out: &std::path::Path, signal: &str) {
+    let mut child = filled
+        .cli(&["export", "--payloads", "--out", out.to_str().unwrap()])
+        .env("GOVGATE_PROGRESS_EVERY", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "export ended early"
+        );
+        if line.starts_with("govgate: exporting ") {
+            break;
+        }
+    }
+    let killed = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "the export was stopped by SIG{signal}");
+}
+
+#[test]
+fn an_export_killed_midway_leaves_no_bundle_and_the_next_one_cleans_up() {
+    let filled = Filled::new(3_000);
+    let out = filled.dir.path().join("bundle");
+    let out_arg = out.to_str().unwrap();
+    let partial = filled.dir.path().join("bundle.partial");
+    for signal in ["KILL", "INT"] {
+        interrupt_export(&filled, &out, signal);
+        assert!(!out.exists(), "SIG{signal}: nothing at --out");
+        assert!(
+            partial.join("GOVGATE-EXPORT-INCOMPLETE").is_file(),
+            "SIG{signal}: the partial export is marked"
+        );
+        // Both verifiers refuse what was left, saying why.
+        for dir in [&out, &partial, &partial.join("bundle")] {
+            let refused = filled
+                .command(&[
+                    "verify",
+                    "--bundle",
+                    dir.to_str().unwrap(),
+                    "--vkey",
+                    &filled.vkey,
+                ])
+                .output()
+                .unwrap();
+            assert_eq!(
+                refused.status.code(),
+                Some(2),
+                "{dir:?}: {}",
+                said(&refused)
+            );
+            assert!(
+                said(&refused).contains("did not finish"),
+                "{dir:?}: {}",
+                said(&refused)
+            );
+        }
+        let python = crate::support::python_verifier(&[
+            "bundle".as_ref(),
+            "--vkey".as_ref(),
+            filled.vkey.as_ref(),
+            partial.join("bundle").as_os_str(),
+        ]);
+        assert_ne!(python.status.code(), Some(0), "{}", said(&python));
+        assert!(
+            said(&python).contains("manifest.json is missing"),
+            "{}",
+            said(&python)
+        );
+    }
+    let again = filled
+        .cli(&["export", "--payloads", "--out", out_arg])
+        .output()
+        .unwrap();
+    let again = succeeds(again, "export after the interrupted ones");
+    assert!(again.contains("removing"), "{again}");
+    assert!(!partial.exists());
+    let verified = filled
+        .command(&["verify", "--bundle", out_arg, "--vkey", &filled.vkey])
+        .output()
+        .unwrap();
+    let verified = succeeds(verified, "verify --bundle");
+    assert!(verified.contains("entries 0..3000"), "{verified}");
+    // A finished bundle is never written over.
+    let twice = filled.cli(&["export", "--out", out_arg]).output().unwrap();
+    assert_eq!(twice.status.code(), Some(2), "{}", said(&twice));
+    assert!(said(&twice).contains("already exists"), "{}", said(&twice));
+}

@@ -1,0 +1,143 @@
+//! A stopped gateway's directory whose ledger holds many decisions (with
+//! payloads), written through the library's sequencer: the HTTP path would
+//! take far longer for the sizes the offline-command tests need. Its config
+//! declares a model whose credential comes from an environment variable
+//! that the commands run here never have.
+
+use super::gateway::{TEST_ORIGIN, keygen};
+use bytes::Bytes;
+use govgate::decision::{
+    Capture, Decision, DecisionId, EntrySignatures, Outcome, PayloadMode, Protocol, Route, Timings,
+};
+use govgate::ledger::checkpoint::NoteSigner;
+use govgate::ledger::entry::EntryBody;
+use govgate::ledger::metrics::LedgerMetrics;
+use govgate::ledger::sequencer::{Ledger, SequencerConfig};
+use govgate::ledger::store::{LedgerStore, SledStore};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+
+/// The variable the config's model credential names; never set here.
+pub const CREDENTIAL_VAR: &str = "GOVGATE_TEST_UNSET_UPSTREAM_KEY";
+
+/// The directory: `govgate.toml`, `test.key` and `data/ledger`.
+pub struct Filled {
+    pub dir: tempfile::TempDir,
+    /// The log's verifier key.
+    pub vkey: String,
+}
+
+impl Filled {
+    /// A ledger of `entries` decisions, each with its payload, committed
+    /// in batches of up to 1000 (each batch ends with a signed checkpoint).
+    pub fn new(entries: usize) -> Filled {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("test.key");
+        let vkey = keygen(&key_file, TEST_ORIGIN);
+        let pem = std::fs::read_to_string(&key_file).unwrap();
+        let key = govgate::config::keyfile::decode_pem(&pem).unwrap();
+        std::fs::write(
+            dir.path().join("govgate.toml"),
+            format!(
+                "[server]\npublic_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n\
+                 data_dir = \"data\"\n\
+                 [ledger]\norigin = \"{TEST_ORIGIN}\"\nkey_file = \"test.key\"\n\
+                 [[models]]\nname = \"scorer\"\nprotocol = \"kserve_v2\"\n\
+                 [models.credential]\nenv = \"{CREDENTIAL_VAR}\"\n\
+                 [[models.versions]]\nversion = \"1\"\nupstream = \"http://127.0.0.1:9\"\n"
+            ),
+        )
+        .unwrap();
+        let store: Arc<dyn LedgerStore> =
+            Arc::new(SledStore::open(&dir.path().join("data/ledger")).unwrap());
+        let (ledger, writer) = Ledger::open(
+            store,
+            SequencerConfig {
+                origin: TEST_ORIGIN.into(),
+                signer: NoteSigner::new(TEST_ORIGIN, key).unwrap(),
+                payload_mode: PayloadMode::Full,
+                entry_signatures: EntrySignatures::Off,
+                queue_len: 4096,
+                max_batch: 1000,
+                metrics: LedgerMetrics::new().unwrap(),
+            },
+        )
+        .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut left = entries;
+            while left > 0 {
+                let burst = left.min(1000);
+                let appends: Vec<_> = (0..burst)
+                    .map(|_| ledger.append(EntryBody::Decision(Box::new(decision()))))
+                    .collect();
+                for append in appends {
+                    append.await.unwrap();
+                }
+                left -= burst;
+            }
+        });
+        drop(ledger);
+        writer.close();
+        Filled { dir, vkey }
+    }
+
+    /// `govgate.toml`.
+    pub fn config(&self) -> PathBuf {
+        self.dir.path().join("govgate.toml")
+    }
+
+    /// The data directory (`server.data_dir`).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// `govgate ARGS`, without the model's credential in the environment
+    /// nor any progress setting from the caller's.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_govgate"));
+        command
+            .env_remove(CREDENTIAL_VAR)
+            .env_remove("GOVGATE_PROGRESS_EVERY")
+            .env_remove("GOVGATE_CONFIG")
+            .args(args);
+        command
+    }
+
+    /// `govgate ARGS --config govgate.toml`, as [`Filled::command`].
+    pub fn cli(&self, args: &[&str]) -> Command {
+        let mut command = self.command(args);
+        command.arg("--config").arg(self.config());
+        command
+    }
+}
+
+/// A served KServe decision with small bodies.
+fn decision() -> Decision {
+    Decision {
+        id: DecisionId::random(),
+        caller: "svc-loan-origination".into(),
+        route: Route::KserveInfer,
+        protocol: Some(Protocol::KserveV2),
+        model: Some("scorer".into()),
+        version: Some("1".into()),
+        approval_seq: None,
+        path: "/v2/models/scorer/infer".into(),
+        cut: Default::default(),
+        policy: None,
+        outcome: Outcome::Served,
+        status: 200,
+        error_code: None,
+        timings: Timings {
+            received_unix_ms: 1_795_779_308_556,
+            upstream_head_us: Some(1_109),
+            complete_us: 1_132,
+        },
+        request: Capture::of_complete(&Bytes::from_static(&[b'r'; 84]), 65_536),
+        response: Capture::of_complete(&Bytes::from_static(&[b's'; 138]), 65_536),
+    }
+}
