@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Audit tools at scale: wall time and peak resident memory of the offline
+# audit tools on a ledger of $BENCH_ENTRIES decisions with payloads.
+#
+#   1. examples/fill_ledger.rs writes the ledger through the real sequencer
+#      (a signed checkpoint every 1024 entries; no HTTP, no upstream);
+#   2. then, one after the other, each under /usr/bin/time -v:
+#      - govgate verify --config (the store)
+#      - govgate export --payloads (the whole log)
+#      - govgate verify --bundle (Rust)
+#      - tools/govgate_verify.py bundle (Python)
+#
+# Peak RSS is the maximum resident set size the kernel reports for the
+# process (its threads included). The ledger's disk size and the bundle's
+# are reported too. Nothing is timed against a target here: the table is
+# for reading, and for docs/performance.md.
+#
+# Usage: benches/audit_scale.sh      (from anywhere in the repository)
+#
+# Environment:
+#   BENCH_ENTRIES   decisions in the ledger                 (default 1000000)
+#   BENCH_DIR       where the ledger and bundle go; must not exist
+#                   (default: a new directory under target/)
+#   BENCH_KEEP      1: keep BENCH_DIR afterwards (default 0: removed)
+#   BENCH_BUILD     0: do not run `cargo build` first
+#   BENCH_PROFILE   release (default) or debug: which build to measure
+#   BENCH_PYTHON    the interpreter for the Python verifier (default: the
+#                   tests' virtual environment under target/, else python3);
+#                   BENCH_PYTHON=none skips it
+#
+# At the default size the ledger takes about 1 GB of disk and the bundle as
+# much again; run it on a machine nobody else is measuring on.
+set -euo pipefail
+
+die() {
+    echo "audit_scale.sh: $*" >&2
+    exit 1
+}
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ENTRIES=${BENCH_ENTRIES:-1000000}
+PROFILE=${BENCH_PROFILE:-release}
+[[ $ENTRIES =~ ^[1-9][0-9]*$ ]] || die "BENCH_ENTRIES=$ENTRIES: a positive number"
+[[ $PROFILE == release || $PROFILE == debug ]] || die "BENCH_PROFILE=$PROFILE: release or debug"
+[[ -x /usr/bin/time ]] || die "needs GNU time as /usr/bin/time (Debian: apt-get install -y time)"
+
+cd "$ROOT"
+if [[ ${BENCH_BUILD:-1} != 0 ]]; then
+    flag=()
+    [[ $PROFILE == release ]] && flag=(--release)
+    cargo build "${flag[@]}" --bin govgate --example fill_ledger
+fi
+BIN="$ROOT/target/$PROFILE/govgate"
+FILL="$ROOT/target/$PROFILE/examples/fill_ledger"
+[[ -x $BIN && -x $FILL ]] || die "no $PROFILE build of govgate and fill_ledger: run without BENCH_BUILD=0"
+
+PYTHON=${BENCH_PYTHON:-}
+if [[ -z $PYTHON ]]; then
+    if [[ -x $ROOT/target/govgate-test-python/bin/python ]]; then
+        PYTHON=$ROOT/target/govgate-test-python/bin/python
+    else
+        PYTHON=python3
+    fi
+fi
+
+DIR=${BENCH_DIR:-$ROOT/target/audit-scale-$$}
+[[ -e $DIR ]] && die "$DIR exists"
+if [[ ${BENCH_KEEP:-0} != 1 ]]; then
+    trap 'rm -rf "$DIR"' EXIT
+fi
+
+ROWS=()
+# measure NAME COMMAND...: runs it under GNU time, adds a row
+measure() {
+    local name=$1 report
+    shift
+    report=$(mktemp)
+    if ! /usr/bin/time -v -o "$report" "$@" >"$report.out" 2>"$report.err"; then
+        cat "$report.out" "$report.err" >&2
+        die "$name failed"
+    fi
+    local wall rss seconds rate
+    wall=$(sed -n 's/.*Elapsed (wall clock) time (h:mm:ss or m:ss): //p' "$report")
+    rss=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$report")
+    # h:mm:ss or m:ss(.ss) to seconds
+    seconds=$(awk -F: '{ s = 0; for (i = 1; i <= NF; i++) s = s * 60 + $i; printf "%.2f", s }' <<<"$wall")
+    rate=$(awk -v n="$ENTRIES" -v s="$seconds" 'BEGIN { printf "%.0f", (s > 0 ? n / s : 0) }')
+    ROWS+=("$name|$seconds s|$((rss / 1024)) MB|$rate")
+    echo "  $name: ${seconds} s, peak RSS $((rss / 1024)) MB" >&2
+    rm -f "$report" "$report.out" "$report.err"
+}
+
+echo "audit_scale.sh: $ENTRIES entries ($PROFILE build) in $DIR" >&2
+measure "fill (fill_ledger example)" "$FILL" "$DIR" "$ENTRIES"
+measure "govgate verify --config (store)" \
+    "$BIN" verify --quiet --config "$DIR/govgate.toml"
+measure "govgate export --payloads" \
+    "$BIN" export --quiet --payloads --config "$DIR/govgate.toml" --out "$DIR/bundle"
+measure "govgate verify --bundle" \
+    "$BIN" verify --bundle "$DIR/bundle" --vkey "@$DIR/govgate.vkey"
+if [[ $PYTHON != none ]]; then
+    measure "tools/govgate_verify.py bundle" \
+        "$PYTHON" "$ROOT/tools/govgate_verify.py" bundle --vkey "@$DIR/govgate.vkey" "$DIR/bundle"
+fi
+
+ledger_mb=$(du -sm "$DIR/data/ledger" | cut -f1)
+bundle_mb=$(du -sm "$DIR/bundle" | cut -f1)
+echo
+echo "$ENTRIES entries with payloads; ledger $ledger_mb MB on disk, bundle $bundle_mb MB; $(nproc) CPUs"
+echo
+header="tool|wall|peak RSS|entries/s"
+echo "| ${header//|/ | } |"
+echo "| --- | --: | --: | --: |"
+for row in "${ROWS[@]}"; do
+    echo "| ${row//|/ | } |"
+done
