@@ -347,11 +347,7 @@ fn an_export_killed_midway_leaves_no_bundle_and_the_next_one_cleans_up() {
             partial.join("bundle").as_os_str(),
         ]);
         assert_ne!(python.status.code(), Some(0), "{}", said(&python));
-        assert!(
-            said(&python).contains("manifest.json is missing"),
-            "{}",
-            said(&python)
-        );
+        assert!(said(&python).contains("manifest"), "{}", said(&python));
     }
     let again = filled
         .cli(&["export", "--payloads", "--out", out_arg])
