@@ -90,6 +90,13 @@ pub trait LedgerStore: Send + Sync + 'static {
     }
     /// Writes a batch durably.
     fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError>;
+    /// Why the store cannot take the next commit, when work in the
+    /// background found out before any commit did (the write-ahead
+    /// file's store behind failing); `None` otherwise. Cheap while all is
+    /// well: readiness checks ask before every forwarded request.
+    fn failure(&self) -> Option<String> {
+        None
+    }
     /// [`LedgerStore::commit`] of a batch the caller shares: a store that
     /// keeps batches in memory (the write-ahead file) keeps this one
     /// instead of a copy.

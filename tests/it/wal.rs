@@ -116,6 +116,38 @@ async fn a_failing_store_behind_the_write_ahead_file_stops_acknowledging_and_los
     }
 }
 
+#[tokio::test]
+async fn a_store_failing_in_the_background_makes_the_gateway_unready_and_it_recovers_without_traffic()
+ {
+    let upstream = TestUpstream::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let wal = Arc::new(WalStore::open(dir.path(), Arc::new(MemStore::new())).unwrap());
+    let (base, _admin, stop, server) = start_on_store(&upstream, "", wal.clone()).await;
+    let infer = format!("{base}/v2/models/scorer/infer");
+    wal.faults().fail_applies(1);
+    // Acknowledged from the write-ahead file; the store behind fails to
+    // take it on the applier's next tick. No request follows.
+    assert_eq!(send(Method::POST, &infer, &[], BODY).await.status, 200);
+    let ready = format!("{base}/v2/health/ready");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let reply = send(Method::GET, &ready, &[], "").await;
+        if reply.status == 503 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still ready with a failed store and no traffic"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Recovery (reopen and replay) needs no request either.
+    ready_again(&base).await;
+    assert_eq!(send(Method::POST, &infer, &[], BODY).await.status, 200);
+    let _ = stop.send(());
+    server.await.unwrap();
+}
+
 /// Runs 8 clients against the gateway until `n` answers are out, then
 /// kills it; the ids of every complete answer.
 async fn kill_under_load(gateway: &mut Gateway, n: usize) -> HashSet<String> {

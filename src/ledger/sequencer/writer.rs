@@ -37,6 +37,9 @@ use tokio::sync::{mpsc, oneshot};
 /// How often at most the committer asks the store for its size on disk
 /// (a directory listing and a `stat` per file).
 const DISK_BYTES_EVERY: Duration = Duration::from_secs(1);
+/// How often an idle committer asks the store whether it failed in the
+/// background.
+const FAILURE_CHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// What the committer tells the sealer.
 pub(super) struct Durable {
@@ -145,9 +148,10 @@ pub(super) fn commit_loop(
     loop {
         // Stopped, a retry is due after `wait`; committing, or given up
         // (failing whatever still comes), nothing is due.
-        let received = match stopped.as_ref().and_then(Backoff::wait) {
-            Some(wait) => sealed.recv_timeout(wait),
-            None => sealed.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        let received = match (stopped.as_ref(), stopped.as_ref().and_then(Backoff::wait)) {
+            (_, Some(wait)) => sealed.recv_timeout(wait),
+            (None, None) => sealed.recv_timeout(FAILURE_CHECK_EVERY),
+            (Some(_), None) => sealed.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         let next = match (received, stopped.as_mut()) {
             (Err(RecvTimeoutError::Disconnected), _) => return,
@@ -157,7 +161,19 @@ pub(super) fn commit_loop(
                 }
                 continue;
             }
-            (Err(RecvTimeoutError::Timeout), None) => continue,
+            (Err(RecvTimeoutError::Timeout), None) => {
+                // Idle: a store failing in the background stops the
+                // ledger now, not at the next request, so readiness says
+                // so and recovery starts without waiting for traffic.
+                if let Some(reason) = store.failure() {
+                    tracing::error!(%reason, "ledger store failed in the background; answers withheld; retrying");
+                    durable.epoch.fetch_add(1, Ordering::AcqRel);
+                    durable.status.stop(reason);
+                    config.metrics.set_committing(false);
+                    stopped = Some(Backoff::new());
+                }
+                continue;
+            }
             (Ok(next), stopped) => {
                 if next.epoch != durable.epoch.load(Ordering::Acquire) {
                     fail(next.acks, "an earlier ledger commit failed");
