@@ -293,9 +293,9 @@ impl LedgerStore for WalStore {
     }
 
     fn commit_shared(&self, batch: &Arc<CommitBatch>) -> Result<(), StoreError> {
-        let Some((first, _)) = batch.entries.first() else {
+        if batch.entries.is_empty() {
             return Err(StoreError::Corrupt("an empty commit batch".to_owned()));
-        };
+        }
         {
             let mut state = lock(&self.shared.state);
             while state.failed.is_none()
@@ -314,8 +314,7 @@ impl LedgerStore for WalStore {
                 )));
             }
         }
-        let record = record::encode(batch);
-        lock(&self.shared.appender).append(*first, &record, &self.shared.faults)?;
+        lock(&self.shared.appender).append(batch, &self.shared.faults)?;
         let mut state = lock(&self.shared.state);
         state.overlay.push(batch.clone());
         self.shared

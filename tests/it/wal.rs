@@ -278,16 +278,17 @@ async fn a_damaged_record_with_good_ones_after_it_is_refused_by_verify_and_nothi
     let upstream = TestUpstream::start().await;
     let mut gateway = Gateway::start(&models(&upstream.url())).await;
     kill_under_load(&mut gateway, 30).await;
-    // The current segment holds the start's record and the load's after it.
+    // The current segment holds its 36-byte header (magic and key), the
+    // start's record and the load's after it.
     let segment = last_segment(&gateway);
     let mut bytes = std::fs::read(&segment).unwrap();
-    bytes[30] ^= 0x01;
+    bytes[36 + 30] ^= 0x01;
     std::fs::write(&segment, &bytes).unwrap();
     let verified = gateway.cli(&["verify"]);
     let said = String::from_utf8_lossy(&verified.stderr).into_owned();
     assert_eq!(verified.status.code(), Some(2), "{said}");
     assert!(
-        said.contains(&format!("{} at byte 0", segment.display())) && said.contains("damage"),
+        said.contains(&format!("{} at byte 36", segment.display())) && said.contains("damage"),
         "{said}"
     );
     assert_eq!(

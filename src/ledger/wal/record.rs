@@ -1,15 +1,28 @@
 //! One sealed batch as a write-ahead record, and reading records back.
 //!
-//! A record is `magic "GWR1" (4) || body length (u32 LE) || checksum (16)
-//! || body`. The checksum is the first 16 bytes of the body's BLAKE3 hash:
-//! the ledger already depends on BLAKE3 (its chain), it hashes faster than
-//! the disk writes, and unlike a CRC it cannot be fooled by a torn write
-//! that happens to leave old bytes of the same file behind. The body holds
+//! A record is `magic "GWR2" (4) || body length (u32 LE) || checksum (16)
+//! || body`. The checksum is the first 16 bytes of the body's BLAKE3 hash
+//! keyed with the segment's key (a random key in the segment's header,
+//! `segments.rs`): the ledger already depends on BLAKE3 (its chain), it
+//! hashes faster than the disk writes, and unlike a CRC it cannot be fooled
+//! by a torn write that happens to leave old bytes of the same file
+//! behind. The key matters because a body holds what clients sent: an
+//! unkeyed checksum let a request body carry bytes that read as a valid
+//! record, which the check for "a valid record after a bad one" (damage,
+//! not a torn write) would then find inside a torn record. The body holds
 //! every part of a [`CommitBatch`], lengths as u32 LE, numbers as u64 LE.
+//!
+//! Segments written before segment keys (no header) hold `"GWR1"` records
+//! with the plain BLAKE3 checksum; they are still read.
 
 use crate::ledger::store::CommitBatch;
 
-pub(super) const MAGIC: &[u8; 4] = b"GWR1";
+/// Records of a keyed segment.
+pub(super) const MAGIC: &[u8; 4] = b"GWR2";
+/// Records of a segment without a key (written before segment keys).
+pub(super) const MAGIC_UNKEYED: &[u8; 4] = b"GWR1";
+/// A segment's checksum key.
+pub(super) type SegmentKey = [u8; 32];
 /// Magic, body length, checksum.
 pub(super) const HEADER_BYTES: usize = 4 + 4 + 16;
 
@@ -24,14 +37,27 @@ pub(super) enum Torn {
     Damaged,
 }
 
-fn checksum(body: &[u8]) -> [u8; 16] {
+fn checksum(key: Option<&SegmentKey>, body: &[u8]) -> [u8; 16] {
+    let hash = match key {
+        Some(key) => blake3::keyed_hash(key, body),
+        None => blake3::hash(body),
+    };
     let mut sum = [0; 16];
-    sum.copy_from_slice(&blake3::hash(body).as_bytes()[..16]);
+    sum.copy_from_slice(&hash.as_bytes()[..16]);
     sum
 }
 
-/// The record of `batch`, header included.
-pub(super) fn encode(batch: &CommitBatch) -> Vec<u8> {
+/// The magic of the records in a segment with (or without) a key.
+pub(super) fn magic(key: Option<&SegmentKey>) -> &'static [u8; 4] {
+    match key {
+        Some(_) => MAGIC,
+        None => MAGIC_UNKEYED,
+    }
+}
+
+/// The record of `batch`, header included, for a segment keyed `key`
+/// (`None`: the form of segments without a key, for tests of reading it).
+pub(super) fn encode(batch: &CommitBatch, key: Option<&SegmentKey>) -> Vec<u8> {
     // The header goes in front once the body is known; written in place,
     // so the body is not copied a second time.
     let mut body = Vec::with_capacity(
@@ -80,9 +106,9 @@ pub(super) fn encode(batch: &CommitBatch) -> Vec<u8> {
         put_u64(&mut body, *seq);
     }
     let mut record = body;
-    let sum = checksum(&record[HEADER_BYTES..]);
+    let sum = checksum(key, &record[HEADER_BYTES..]);
     let len = ((record.len() - HEADER_BYTES) as u32).to_le_bytes();
-    record[..4].copy_from_slice(MAGIC);
+    record[..4].copy_from_slice(magic(key));
     record[4..8].copy_from_slice(&len);
     record[8..HEADER_BYTES].copy_from_slice(&sum);
     record
@@ -103,17 +129,18 @@ fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
-/// The record at the start of `bytes`: the batch and the record's length.
-pub(super) fn decode(bytes: &[u8]) -> Result<(CommitBatch, usize), Torn> {
+/// The record at the start of `bytes` in a segment keyed `key`: the batch
+/// and the record's length.
+pub(super) fn decode(bytes: &[u8], key: Option<&SegmentKey>) -> Result<(CommitBatch, usize), Torn> {
     let header = bytes.get(..HEADER_BYTES).ok_or(Torn::Short)?;
-    if &header[..4] != MAGIC {
+    if &header[..4] != magic(key) {
         return Err(Torn::Damaged);
     }
     let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as usize;
     let body = bytes
         .get(HEADER_BYTES..HEADER_BYTES + len)
         .ok_or(Torn::Short)?;
-    if checksum(body) != header[8..HEADER_BYTES] {
+    if checksum(key, body) != header[8..HEADER_BYTES] {
         return Err(Torn::Damaged);
     }
     let batch = Reader(body).batch().ok_or(Torn::Damaged)?;
@@ -206,20 +233,24 @@ pub(super) mod tests {
     }
 
     #[test]
-    fn a_record_reads_back_as_the_batch_it_was() {
+    fn a_record_reads_back_as_the_batch_it_was_keyed_or_not() {
         let batch = sample(5, 3);
-        let record = encode(&batch);
-        let (read, len) = decode(&record).unwrap();
-        assert_eq!(len, record.len());
-        assert_eq!(format!("{read:?}"), format!("{batch:?}"));
+        for key in [Some(&KEY), None] {
+            let record = encode(&batch, key);
+            let (read, len) = decode(&record, key).unwrap();
+            assert_eq!(len, record.len());
+            assert_eq!(format!("{read:?}"), format!("{batch:?}"));
+        }
     }
+
+    const KEY: SegmentKey = [3; 32];
 
     #[test]
     fn every_cut_or_flipped_byte_is_a_torn_record() {
-        let record = encode(&sample(0, 2));
+        let record = encode(&sample(0, 2), Some(&KEY));
         for cut in 0..record.len() {
             assert_eq!(
-                decode(&record[..cut]).unwrap_err(),
+                decode(&record[..cut], Some(&KEY)).unwrap_err(),
                 Torn::Short,
                 "cut at {cut}"
             );
@@ -227,7 +258,17 @@ pub(super) mod tests {
         for at in 0..record.len() {
             let mut bad = record.clone();
             bad[at] ^= 1;
-            assert!(decode(&bad).is_err(), "flipped byte {at}");
+            assert!(decode(&bad, Some(&KEY)).is_err(), "flipped byte {at}");
         }
+    }
+
+    #[test]
+    fn a_record_made_without_the_segments_key_is_not_a_record_of_it() {
+        // What a client could build into a request body: a well-formed
+        // record, checksummed without the key it cannot know.
+        let forged = encode(&sample(0, 1), Some(&[4; 32]));
+        assert_eq!(decode(&forged, Some(&KEY)).unwrap_err(), Torn::Damaged);
+        let unkeyed = encode(&sample(0, 1), None);
+        assert_eq!(decode(&unkeyed, Some(&KEY)).unwrap_err(), Torn::Damaged);
     }
 }

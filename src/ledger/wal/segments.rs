@@ -1,12 +1,15 @@
 //! The write-ahead file's segments on disk: `<first seq, 20 digits>.wal`
-//! in the WAL directory, each a run of records ([`super::record`]). The
+//! in the WAL directory, each a header (`"GWS1"` and the segment's random
+//! 32-byte checksum key) and a run of records ([`super::record`]). The
 //! last one is appended to; a new one starts once it passes
 //! [`SEGMENT_BYTES`]; whole segments below what the store has flushed are
-//! deleted.
+//! deleted. Segments without a header (written before segment keys) are
+//! read as unkeyed records.
 
 use super::Faults;
-use super::record::{self, Torn};
+use super::record::{self, SegmentKey, Torn};
 use crate::ledger::store::{CommitBatch, StoreError};
+use rand::RngCore;
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -17,6 +20,41 @@ pub(super) const SEGMENT_BYTES: u64 = 16 << 20;
 /// Small in tests, so rotation needs no large writes.
 #[cfg(test)]
 pub(super) const SEGMENT_BYTES: u64 = 64 << 10;
+
+/// A keyed segment starts with this, then its key.
+const SEGMENT_MAGIC: &[u8; 4] = b"GWS1";
+/// Magic and key.
+const SEGMENT_HEADER_BYTES: usize = 4 + 32;
+
+/// How a segment's bytes start.
+enum Start {
+    /// A header: records from byte [`SEGMENT_HEADER_BYTES`], keyed.
+    Keyed(SegmentKey),
+    /// No header (a segment written before segment keys, or empty):
+    /// unkeyed records from byte 0.
+    Unkeyed,
+    /// The start of a header and nothing else: a crash while the segment
+    /// was being created, before any record.
+    TornHeader,
+}
+
+fn start_of(bytes: &[u8]) -> Start {
+    if let Some(key) = bytes
+        .strip_prefix(SEGMENT_MAGIC)
+        .and_then(|rest| rest.get(..32))
+        .and_then(|key| SegmentKey::try_from(key).ok())
+    {
+        return Start::Keyed(key);
+    }
+    let magic_part = &bytes[..bytes.len().min(SEGMENT_MAGIC.len())];
+    if !bytes.is_empty()
+        && bytes.len() < SEGMENT_HEADER_BYTES
+        && SEGMENT_MAGIC.starts_with(magic_part)
+    {
+        return Start::TornHeader;
+    }
+    Start::Unkeyed
+}
 
 /// The file [`Appender::probe`] writes and removes; not a segment's name,
 /// so a probe left behind by a crash is ignored at open.
@@ -110,9 +148,22 @@ pub(super) fn scan(dir: &Path, tail: Tail) -> Result<Scanned, StoreError> {
     let count = segments.len();
     for (i, (_, path)) in segments.iter().enumerate() {
         let bytes = std::fs::read(path).map_err(|source| io_error(path, source))?;
-        let mut at = 0;
+        let (key, mut at) = match start_of(&bytes) {
+            Start::Keyed(key) => (Some(key), SEGMENT_HEADER_BYTES),
+            Start::Unkeyed => (None, 0),
+            Start::TornHeader if i + 1 == count => {
+                torn = Some(torn_tail(path, 0, bytes.len() as u64, &Torn::Short, tail)?);
+                break;
+            }
+            Start::TornHeader => {
+                return Err(StoreError::Corrupt(format!(
+                    "{}: a segment header cut short in a segment that is not the last; damage, not a write cut short by a crash",
+                    path.display()
+                )));
+            }
+        };
         while at < bytes.len() {
-            match record::decode(&bytes[at..]) {
+            match record::decode(&bytes[at..], key.as_ref()) {
                 Ok((batch, len)) => {
                     batches.push(batch);
                     at += len;
@@ -127,7 +178,7 @@ pub(super) fn scan(dir: &Path, tail: Tail) -> Result<Scanned, StoreError> {
                     if i + 1 != count {
                         return Err(damage(" in a segment that is not the last"));
                     }
-                    if let Some(next) = next_record(&bytes, at + 1) {
+                    if let Some(next) = next_record(&bytes, at + 1, key.as_ref()) {
                         return Err(damage(&format!(
                             ", followed by a valid record at byte {next}"
                         )));
@@ -146,11 +197,12 @@ pub(super) fn scan(dir: &Path, tail: Tail) -> Result<Scanned, StoreError> {
 }
 
 /// Where the first valid record at or after byte `from` starts.
-fn next_record(bytes: &[u8], from: usize) -> Option<usize> {
+fn next_record(bytes: &[u8], from: usize, key: Option<&SegmentKey>) -> Option<usize> {
     let mut at = from;
-    while let Some(found) = bytes.get(at..)?.windows(4).position(|w| w == record::MAGIC) {
+    let magic = record::magic(key);
+    while let Some(found) = bytes.get(at..)?.windows(4).position(|w| w == magic) {
         let start = at + found;
-        if record::decode(&bytes[start..]).is_ok() {
+        if record::decode(&bytes[start..], key).is_ok() {
             return Some(start);
         }
         at = start + 1;
@@ -189,6 +241,8 @@ pub(super) struct Appender {
     /// `(first seq, path)` of every segment, the current one last.
     segments: Vec<(u64, PathBuf)>,
     file: File,
+    /// The current segment's checksum key.
+    key: SegmentKey,
     /// Bytes known durable in the current segment.
     synced: u64,
     /// Bytes possibly written (more than `synced` after a failure).
@@ -204,36 +258,42 @@ impl Appender {
         first: u64,
     ) -> Result<Self, StoreError> {
         create_dir(dir)?;
+        let (file, key) = new_segment(dir, first)?;
         let mut appender = Self {
             dir: dir.to_path_buf(),
             segments: kept,
-            file: new_segment(dir, first)?,
-            synced: 0,
-            written: 0,
+            file,
+            key,
+            synced: SEGMENT_HEADER_BYTES as u64,
+            written: SEGMENT_HEADER_BYTES as u64,
         };
         appender.segments.retain(|(seq, _)| *seq != first);
         appender.segments.push((first, segment_path(dir, first)));
         Ok(appender)
     }
 
-    /// Appends one record and fdatasyncs it: the commit point.
+    /// Appends `batch` as one record and fdatasyncs it: the commit point.
     pub(super) fn append(
         &mut self,
-        first: u64,
-        record: &[u8],
+        batch: &CommitBatch,
         faults: &Faults,
     ) -> Result<(), StoreError> {
+        let first = batch.first_seq();
         if self.written > self.synced {
             return Err(StoreError::Engine(
                 "the write-ahead file was not repaired after a failure".to_owned(),
             ));
         }
         if self.synced >= SEGMENT_BYTES {
-            self.file = new_segment(&self.dir, first)?;
+            let (file, key) = new_segment(&self.dir, first)?;
+            self.file = file;
+            self.key = key;
             self.segments.push((first, segment_path(&self.dir, first)));
-            self.synced = 0;
-            self.written = 0;
+            self.synced = SEGMENT_HEADER_BYTES as u64;
+            self.written = SEGMENT_HEADER_BYTES as u64;
         }
+        let record = record::encode(batch, Some(&self.key));
+        let record = record.as_slice();
         let path = self.current_path();
         self.written = self.synced + record.len() as u64;
         faults
@@ -316,15 +376,26 @@ fn create_dir(dir: &Path) -> Result<(), StoreError> {
     }
 }
 
-/// Creates (or empties) the segment for `first` and makes its name durable.
-fn new_segment(dir: &Path, first: u64) -> Result<File, StoreError> {
+/// Creates (or empties) the segment for `first` with a header holding a
+/// new random key, and makes both the header and its name durable.
+fn new_segment(dir: &Path, first: u64) -> Result<(File, SegmentKey), StoreError> {
     let path = segment_path(dir, first);
+    let mut key = [0; 32];
+    rand::rng().fill_bytes(&mut key);
+    let mut header = Vec::with_capacity(SEGMENT_HEADER_BYTES);
+    header.extend_from_slice(SEGMENT_MAGIC);
+    header.extend_from_slice(&key);
     let file = OpenOptions::new()
         .create(true)
         .write(true)
         .truncate(true)
         .open(&path)
+        .and_then(|mut file| {
+            file.write_all(&header)?;
+            file.sync_data()?;
+            Ok(file)
+        })
         .map_err(|source| io_error(&path, source))?;
     sync_dir(dir)?;
-    Ok(file)
+    Ok((file, key))
 }

@@ -34,8 +34,10 @@ fn a_torn_final_record_is_cut_and_reported_and_the_rest_replayed() {
     }
     let segment = segments_in(dir.path()).pop().unwrap();
     let good = std::fs::metadata(&segment).unwrap().len();
-    // A third record, cut by a crash halfway through its write.
-    let third = record::encode(&sample(5, 4));
+    // A third record, cut by a crash halfway through its write (with the
+    // segment's key, from its header).
+    let key: [u8; 32] = std::fs::read(&segment).unwrap()[4..36].try_into().unwrap();
+    let third = record::encode(&sample(5, 4), Some(&key));
     std::fs::OpenOptions::new()
         .append(true)
         .open(&segment)
@@ -61,7 +63,7 @@ fn a_damaged_record_before_the_last_segment_is_refused() {
     std::fs::write(dir.path().join("00000000000000000000.wal"), b"GWR1garbage").unwrap();
     std::fs::write(
         dir.path().join("00000000000000000003.wal"),
-        record::encode(&sample(3, 1)),
+        record::encode(&sample(3, 1), None),
     )
     .unwrap();
     let err = WalStore::open(dir.path(), Arc::new(MemStore::new()))
@@ -172,14 +174,23 @@ fn segments_rotate_and_are_deleted_once_the_store_has_flushed_past_them() {
     assert!(left[0].ends_with("00000000000000000002.wal"), "{left:?}");
 }
 
-/// A last segment of three good records; the offset where each starts.
-fn three_records(dir: &Path) -> (PathBuf, Vec<usize>) {
+/// A segment key for tests.
+const KEY: record::SegmentKey = [5; 32];
+
+/// A last segment of three good records, keyed by `key` (with the header
+/// that names it) or in the form written before segment keys; the offset
+/// where each record starts.
+fn three_records(dir: &Path, key: Option<&record::SegmentKey>) -> (PathBuf, Vec<usize>) {
     let path = dir.join("00000000000000000000.wal");
     let mut bytes = Vec::new();
+    if let Some(key) = key {
+        bytes.extend_from_slice(b"GWS1");
+        bytes.extend_from_slice(key);
+    }
     let mut starts = Vec::new();
     for (first, n) in [(0, 2), (2, 3), (5, 1)] {
         starts.push(bytes.len());
-        bytes.extend(record::encode(&sample(first, n)));
+        bytes.extend(record::encode(&sample(first, n), key));
     }
     std::fs::write(&path, &bytes).unwrap();
     (path, starts)
@@ -189,62 +200,150 @@ fn three_records(dir: &Path) -> (PathBuf, Vec<usize>) {
 fn a_damaged_record_followed_by_a_good_one_in_the_last_segment_is_refused_and_nothing_cut() {
     // A flipped byte in the body (checksum) and in the length field (the
     // record seems to run on): both have a valid record after them.
-    for (record, byte) in [(0, record::HEADER_BYTES + 3), (1, 5), (0, 0)] {
-        let dir = tempfile::tempdir().unwrap();
-        let (path, starts) = three_records(dir.path());
-        let mut bytes = std::fs::read(&path).unwrap();
-        bytes[starts[record] + byte] ^= 0x40;
-        std::fs::write(&path, &bytes).unwrap();
-        for tail in [Tail::Cut, Tail::Keep] {
-            let inner = Arc::new(MemStore::new());
-            let err = replay(dir.path(), inner.as_ref(), tail).unwrap_err();
-            let said = err.to_string();
-            assert!(
-                said.contains(&format!(
-                    "00000000000000000000.wal at byte {}",
-                    starts[record]
-                )) && said.contains("damage"),
-                "record {record} byte {byte}: {said}"
-            );
+    for key in [Some(&KEY), None] {
+        for (record, byte) in [(0, record::HEADER_BYTES + 3), (1, 5), (0, 0)] {
+            let dir = tempfile::tempdir().unwrap();
+            let (path, starts) = three_records(dir.path(), key);
+            let mut bytes = std::fs::read(&path).unwrap();
+            bytes[starts[record] + byte] ^= 0x40;
+            std::fs::write(&path, &bytes).unwrap();
+            for tail in [Tail::Cut, Tail::Keep] {
+                let inner = Arc::new(MemStore::new());
+                let err = replay(dir.path(), inner.as_ref(), tail).unwrap_err();
+                let said = err.to_string();
+                assert!(
+                    said.contains(&format!(
+                        "00000000000000000000.wal at byte {}",
+                        starts[record]
+                    )) && said.contains("damage"),
+                    "record {record} byte {byte}: {said}"
+                );
+                assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing cut");
+            }
+            assert!(WalStore::open(dir.path(), Arc::new(MemStore::new())).is_err());
             assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing cut");
         }
-        assert!(WalStore::open(dir.path(), Arc::new(MemStore::new())).is_err());
-        assert_eq!(std::fs::read(&path).unwrap(), bytes, "nothing cut");
     }
 }
 
 #[test]
 fn a_final_record_that_fails_its_checksum_is_torn_cut_at_a_start_and_kept_when_reading() {
+    for key in [Some(&KEY), None] {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, starts) = three_records(dir.path(), key);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let end = bytes.len();
+        bytes[end - 1] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+
+        let inner = Arc::new(MemStore::new());
+        let kept = replay(dir.path(), inner.as_ref(), Tail::Keep).unwrap();
+        let torn = kept.torn.expect("reported");
+        assert_eq!(
+            (torn.offset, torn.bytes, torn.cut),
+            (starts[2] as u64, (end - starts[2]) as u64, false)
+        );
+        assert_eq!(
+            inner.size().unwrap(),
+            5,
+            "the durable records are in the store"
+        );
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            bytes,
+            "the file left as it was"
+        );
+
+        let inner = Arc::new(MemStore::new());
+        let wal = open_slow(dir.path(), inner.clone());
+        let torn = wal.torn_tail().expect("reported");
+        assert_eq!((torn.offset, torn.cut), (starts[2] as u64, true));
+        assert_eq!(wal.size().unwrap(), 5);
+    }
+}
+
+#[test]
+fn a_torn_record_carrying_a_forged_record_in_its_payload_is_still_a_torn_record() {
+    // A client's request body is in a record's payload. A body built to
+    // read as a whole record (checksummed without the segment's key, which
+    // it cannot know) inside a record that a crash cut short must not
+    // count as "a valid record after a bad one" (damage, start refused).
     let dir = tempfile::tempdir().unwrap();
-    let (path, starts) = three_records(dir.path());
+    let (path, starts) = three_records(dir.path(), Some(&KEY));
     let mut bytes = std::fs::read(&path).unwrap();
-    let end = bytes.len();
-    bytes[end - 1] ^= 1;
-    std::fs::write(&path, &bytes).unwrap();
+    bytes.truncate(starts[2]);
+    let mut carrier = sample(5, 1);
+    for forged_key in [[5u8; 32], [6; 32]] {
+        let forged = record::encode(&sample(6, 1), Some(&forged_key));
+        carrier.payloads[0].1 = forged;
+        let real = record::encode(&carrier, Some(&KEY));
+        let mut torn = bytes.clone();
+        // Cut after the payload, before the record's end.
+        torn.extend_from_slice(&real[..real.len() - 8]);
+        std::fs::write(&path, &torn).unwrap();
+        let replayed = replay(dir.path(), &MemStore::new(), Tail::Keep);
+        if forged_key == KEY {
+            // Knowing the key, it would be found: what the key prevents.
+            assert!(replayed.is_err(), "a record made with the key is found");
+        } else {
+            let torn_tail = replayed.unwrap().torn.expect("a torn record");
+            assert_eq!(torn_tail.offset, starts[2] as u64);
+        }
+    }
+}
 
-    let inner = Arc::new(MemStore::new());
-    let kept = replay(dir.path(), inner.as_ref(), Tail::Keep).unwrap();
-    let torn = kept.torn.expect("reported");
-    assert_eq!(
-        (torn.offset, torn.bytes, torn.cut),
-        (starts[2] as u64, (end - starts[2]) as u64, false)
+#[test]
+fn a_segment_header_cut_short_is_a_torn_tail_in_the_last_segment_and_damage_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let last = dir.path().join("00000000000000000000.wal");
+    std::fs::write(&last, b"GWS1\x05\x05").unwrap();
+    let replayed = replay(dir.path(), &MemStore::new(), Tail::Keep).unwrap();
+    let torn = replayed.torn.expect("torn");
+    assert_eq!((torn.offset, torn.bytes), (0, 6));
+    std::fs::write(
+        dir.path().join("00000000000000000001.wal"),
+        record::encode(&sample(0, 1), None),
+    )
+    .unwrap();
+    let err = replay(dir.path(), &MemStore::new(), Tail::Keep).unwrap_err();
+    assert!(
+        err.to_string().contains("segment header cut short"),
+        "{err}"
     );
-    assert_eq!(
-        inner.size().unwrap(),
-        5,
-        "the durable records are in the store"
-    );
-    assert_eq!(
-        std::fs::read(&path).unwrap(),
-        bytes,
-        "the file left as it was"
-    );
+}
 
+#[test]
+fn segments_written_before_segment_keys_still_replay() {
+    // The current segment of a demo run by the release build of 25a49b3
+    // (tests/data/upgrade/wal-25a49b3/README.md), killed with SIGKILL.
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/upgrade/wal-25a49b3");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        fixture.join("00000000000000000000.wal"),
+        dir.path().join("00000000000000000000.wal"),
+    )
+    .unwrap();
     let inner = Arc::new(MemStore::new());
-    let wal = open_slow(dir.path(), inner.clone());
-    let torn = wal.torn_tail().expect("reported");
-    assert_eq!((torn.offset, torn.cut), (starts[2] as u64, true));
-    assert_eq!(wal.size().unwrap(), 5);
+    let replayed = replay(dir.path(), inner.as_ref(), Tail::Keep).unwrap();
+    assert!(replayed.torn.is_none());
+    assert_eq!(
+        (replayed.batches, replayed.entries),
+        (45, 45),
+        "{replayed:?}"
+    );
+    let size = inner.size().unwrap();
+    assert_eq!(size, replayed.entries);
+    let vkey = std::fs::read_to_string(fixture.join("log.vkey")).unwrap();
+    let verifier = crate::ledger::checkpoint::NoteVerifier::parse(vkey.trim()).unwrap();
+    let (at, note) = inner
+        .latest_checkpoint()
+        .unwrap()
+        .expect("the last checkpoint");
+    assert_eq!(at, size);
+    assert!(verifier.open(&note).is_ok(), "signed by the fixture's key");
+    let first: serde_json::Value =
+        serde_json::from_slice(&inner.entry(0).unwrap().unwrap()).unwrap();
+    assert_eq!(first["seq"], 0);
 }
 
 /// A store whose `reopen` forgets what was applied but not flushed, as an
