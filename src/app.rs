@@ -91,6 +91,9 @@ pub enum AppError {
     /// The review queue could not be restored.
     #[error("reviews: {0}")]
     Reviews(#[from] crate::review::QueueError),
+    /// Witnessing could not start.
+    #[error(transparent)]
+    Witness(#[from] crate::witness::WitnessError),
     /// The review store could not be opened.
     #[error("reviews: {0}")]
     ReviewFiles(#[from] crate::review::FileError),
@@ -122,6 +125,8 @@ pub struct App {
     policies: Option<Arc<PolicyGate>>,
     /// Where the key's history record is rewritten at shutdown.
     keeper: Option<Arc<HistoryKeeper>>,
+    /// Sends checkpoints to the witnesses, when there are any.
+    witnessing: Option<crate::witness::WitnessTask>,
 }
 
 /// What rewrites the signing key's history record from the store.
@@ -302,6 +307,12 @@ impl App {
             None => None,
         };
         let kpi = crate::kpi::start(&config.models, metrics.registry())?;
+        let witnessing = crate::witness::Witnesses::start(
+            config,
+            store.clone(),
+            verifier.clone(),
+            metrics.registry(),
+        )?;
         let reader = LedgerReader::new(store.clone(), verifier);
         let serving = Arc::new(Serving::new(ServingTable::default()));
         let registry =
@@ -325,6 +336,11 @@ impl App {
                 tokens.clone(),
                 kpi.clone(),
             ));
+        let witness_task = witnessing.map(|(witnesses, task)| {
+            admin =
+                std::mem::take(&mut admin).merge(crate::witness::routes(witnesses, tokens.clone()));
+            task
+        });
         let mut gate = None;
         if let Some(oversight) = &oversight {
             public = public.merge(proxy::poll_routes(oversight.queue.clone()));
@@ -402,6 +418,7 @@ impl App {
             shutdown_grace: config.timeouts.shutdown_grace,
             keeper,
             policies: gate,
+            witnessing: witness_task,
         })
     }
 
@@ -446,12 +463,22 @@ impl App {
             tokio::spawn(keep_history(keeper, stop))
         });
 
+        // Witnessing runs beside the listeners and stops with them (an
+        // unfinished round is dropped: a witness keeps its state either way).
+        let witness_task = self.witnessing.take().map(|task| {
+            let stop = stopped(stop_tx.subscribe());
+            tokio::spawn(task.run(stop))
+        });
+
         let early_exit = tokio::select! {
             () = shutdown => None,
             _ = &mut public_task => Some("public"),
             _ = &mut admin_task => Some("admin"),
         };
         let _ = stop_tx.send(true);
+        if let Some(task) = witness_task {
+            let _ = task.await;
+        }
         if let Some(which) = early_exit {
             public_task.abort();
             admin_task.abort();

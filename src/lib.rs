@@ -33,6 +33,9 @@
 //!   timeouts), which records every step through the ledger. No HTTP.
 //! - [`kpi`]: fairness and drift KPIs: pure math over sliding windows of
 //!   rows (per-group rates and parity, PSI, Jensen-Shannon, KS). No I/O.
+//! - [`witness`]: sends the latest checkpoint to C2SP tlog-witnesses (on
+//!   an interval and on demand, off the request path), keeps and serves
+//!   their verified cosignatures. Uses the ledger's store and formats.
 //! - [`demo`]: the built-in sample model servers used by `govgate demo`.
 //! - [`app`]: wiring and shutdown; [`cli`]: the command line.
 //! - `fuzzing` (hidden, not an API): fuzz targets for the parsers a client
@@ -57,3 +60,4 @@ pub mod metrics;
 pub mod proxy;
 pub mod registry;
 pub mod review;
+pub mod witness;

@@ -14,6 +14,7 @@ mod offline;
 mod raw;
 mod review;
 mod validate;
+mod witness;
 
 use crate::decision::Protocol;
 pub use example_tokens::EXAMPLE_TOKENS;
@@ -27,6 +28,7 @@ pub use kpi::{ATTRIBUTE_HEADER_PREFIX, FeatureKind, KpiConfig, KpiField, Outcome
 pub use offline::OfflineConfig;
 pub use review::{OnPolicyError, OnTimeout, ReviewConfig, TimeoutRule};
 pub use validate::Environment;
+pub use witness::{WitnessConfig, Witnessing};
 
 /// A configuration error: which file, which key, what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -192,6 +194,8 @@ pub struct LedgerConfig {
     pub entry_signatures: crate::decision::EntrySignatures,
     /// The store's page cache, in bytes.
     pub cache_bytes: u64,
+    /// The witnesses the latest checkpoint is sent to (`[[ledger.witnesses]]`).
+    pub witnesses: Witnessing,
 }
 
 /// What the gateway does with an answer whose decision the ledger could
@@ -217,6 +221,7 @@ impl fmt::Debug for LedgerConfig {
             .field("on_failure", &self.on_failure)
             .field("entry_signatures", &self.entry_signatures)
             .field("cache_bytes", &self.cache_bytes)
+            .field("witnesses", &self.witnesses)
             .finish()
     }
 }

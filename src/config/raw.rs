@@ -126,6 +126,12 @@ pub(crate) struct RawLedger {
     pub(crate) entry_signatures: String,
     #[serde(default = "default_cache_mb")]
     pub(crate) cache_mb: u64,
+    #[serde(default)]
+    pub(crate) witnesses: Vec<super::witness::RawWitness>,
+    #[serde(default)]
+    pub(crate) witness_interval_secs: Option<u64>,
+    #[serde(default)]
+    pub(crate) witness_threshold: Option<u64>,
 }
 
 fn default_cache_mb() -> u64 {

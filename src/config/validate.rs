@@ -302,7 +302,14 @@ fn check_ledger(
             ),
         )
     })?;
+    let witnesses = super::witness::check_witnesses(
+        checker,
+        raw.witnesses,
+        raw.witness_interval_secs,
+        raw.witness_threshold,
+    )?;
     Ok(LedgerConfig {
+        witnesses,
         origin: raw.origin,
         signing_key,
         key_file: path,

@@ -6,6 +6,7 @@
 //! - [`tree`]: pure RFC 6962 math; [`canonical`]: RFC 8785 bytes;
 //! - [`entry`]: entry members and the chain rule;
 //! - [`checkpoint`]: C2SP signed notes, checkpoints, tlog-proofs;
+//! - [`cosignature`]: witness cosignatures (`cosignature/v1`) and witness policies;
 //! - [`store`]: the storage trait and its sled implementation;
 //! - [`wal`]: the write-ahead file, the commit point in front of the store;
 //! - [`sequencer`]: the single writer (signed group commit), a [`DecisionSink`];
@@ -18,6 +19,7 @@
 pub mod bundle;
 pub mod canonical;
 pub mod checkpoint;
+pub mod cosignature;
 pub mod entry;
 pub mod erase;
 pub mod export;
