@@ -2645,9 +2645,13 @@ def cmd_bundle(args) -> int:
     current = _read_other_vkey(args.current_vkey, "--current-vkey", vkey) if args.current_vkey else None
     if not os.path.isdir(args.dir):
         raise UsageError(f"{args.dir} is not a directory")
+    witnesses, threshold = _witness_policy(args) if args.witness else ([], 0)
     problems, warnings, ok_line = verify_bundle(vkey, args.dir, current)
     for line in warnings:
         print(line)
+    if witnesses and not problems:
+        problems, witness_line = verify_bundle_cosigned(args.dir, [k for k in (current, vkey) if k], witnesses, threshold)
+        ok_line = f"{ok_line}\n{witness_line}"
     return _report(problems, ok_line)
 
 
@@ -3036,6 +3040,150 @@ def cmd_selftest(args) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------------------
+# Witness cosignatures (c2sp.org/tlog-cosignature, Ed25519 cosignature/v1)
+# and witness policies (k of n)
+# ---------------------------------------------------------------------------
+
+COSIGNATURE_SIG_TYPE = 0x04
+
+
+def parse_witness_arg(text: str) -> tuple[str, VerifierKey]:
+    """`NAME=VKEY` or `VKEY` (VKEY may be @FILE): a witness's cosignature/v1 key (type 0x04)."""
+    label, sep, value = text.partition("=")
+    if not sep or "+" in label:
+        label, value = "", text
+    if value.startswith("@"):
+        value = _read(value[1:]).decode("utf-8", "replace")
+    parts = value.strip().split("+", 2)
+    if len(parts) != 3 or _bad_key_name(parts[0]) or not re.fullmatch(r"[0-9a-fA-F]{8}", parts[1]):
+        raise UsageError(f"--witness {text}: not a name+keyid+key verifier key")
+    name, id_hex, key_b64 = parts
+    try:
+        key = b64decode_strict(key_b64, "witness key")
+    except VerifyError as err:
+        raise UsageError(f"--witness {text}: {err}") from None
+    if len(key) != 33 or key[0] != COSIGNATURE_SIG_TYPE:
+        raise UsageError(f"--witness {text}: not 0x04 (cosignature/v1) followed by a 32-byte Ed25519 key")
+    if key_id(name, COSIGNATURE_SIG_TYPE, key[1:]) != bytes.fromhex(id_hex):
+        raise UsageError(f"--witness {text}: key ID does not match its name and key")
+    return (label or name), VerifierKey(name, bytes.fromhex(id_hex), key[1:])
+
+
+def witness_policy_problems(note: bytes, witnesses: list, threshold: int, what: str) -> tuple[list, list]:
+    """(problems, cosigners) of `note` under `threshold` of `witnesses` [(label, key)]."""
+    body, signatures = split_note(note)
+    cosigners, problems = [], []
+    for label, key in witnesses:
+        found = None
+        for sig in signatures:
+            if sig.name != key.name or sig.key_id != key.key_id:
+                continue
+            if len(sig.signature) != 8 + 64:
+                problems.append(f"{what}: cosignature of {label} is not 8 + 64 bytes")
+                continue
+            timestamp = struct.unpack(">Q", sig.signature[:8])[0]
+            message = b"cosignature/v1\ntime %d\n" % timestamp + body
+            try:
+                _nacl_signing.VerifyKey(key.public_key).verify(message, sig.signature[8:])
+            except _nacl_exceptions.BadSignatureError:
+                problems.append(f"{what}: cosignature of {label} does not verify")
+                continue
+            found = timestamp
+            break
+        if found is not None:
+            cosigners.append(f"{label} (time {found})")
+    if len(cosigners) < threshold:
+        named = ", ".join(cosigners) or "none"
+        problems.insert(
+            0, f"{what}: witness policy not met: {len(cosigners)} of the {threshold} required valid cosignatures (valid: {named})"
+        )
+        return problems, cosigners
+    return [], cosigners
+
+
+def _witness_policy(args) -> tuple[list, int]:
+    witnesses = [parse_witness_arg(text) for text in args.witness or []]
+    threshold = args.witness_threshold if args.witness_threshold is not None else len(witnesses)
+    if not 1 <= threshold <= len(witnesses):
+        raise UsageError(f"--witness-threshold {threshold} is not between 1 and the number of --witness keys ({len(witnesses)})")
+    return witnesses, threshold
+
+
+def _open_checkpoint_any(note: bytes, vkeys: list, what: str) -> Checkpoint:
+    for vkey in vkeys:
+        try:
+            return parse_checkpoint(verify_note(note, vkey))
+        except VerifyError:
+            continue
+    raise VerifyError(f"{what} is not signed by the log's key")
+
+
+def verify_bundle_cosigned(directory: str, vkeys: list, witnesses: list, threshold: int) -> tuple[list, str]:
+    """The bundle's cosigned-checkpoint.txt meets the policy and is consistent with its checkpoint.txt."""
+    paths = {name: os.path.join(directory, name) for name in ("cosigned-checkpoint.txt", "cosigned-proof.txt")}
+    for name, path in paths.items():
+        if not os.path.exists(path):
+            return [f"the bundle carries no {name}, so no witness cosigned it"], ""
+    try:
+        note = _read(paths["cosigned-checkpoint.txt"])
+        witnessed = _open_checkpoint_any(note, vkeys, "cosigned-checkpoint.txt")
+        bundle = _open_checkpoint_any(_read(os.path.join(directory, "checkpoint.txt")), vkeys, "checkpoint.txt")
+        if witnessed.origin != bundle.origin:
+            return [f"cosigned-checkpoint.txt is of origin {witnessed.origin}, the bundle of {bundle.origin}"], ""
+        problems, cosigners = witness_policy_problems(note, witnesses, threshold, "cosigned-checkpoint.txt")
+        if problems:
+            return problems, ""
+        proof_text = _read(paths["cosigned-proof.txt"]).decode("ascii", "replace")
+        proof = [b64decode_strict(line, "cosigned-proof.txt line") for line in proof_text.splitlines()]
+        old, new = sorted((witnessed, bundle), key=lambda c: c.size)
+        try:
+            verify_consistency(old.size, new.size, old.root, new.root, proof)
+        except VerifyError as err:
+            return [
+                f"the cosigned checkpoint (size {witnessed.size}) and the bundle's (size {bundle.size}) "
+                f"are not consistent: {err}"
+            ], ""
+    except VerifyError as err:
+        return [str(err)], ""
+    return [], (
+        f"OK witness policy: {len(cosigners)} of {threshold} required cosignatures on the checkpoint of size "
+        f"{witnessed.size} ({', '.join(cosigners)}), consistent with the bundle's of size {bundle.size}"
+    )
+
+
+def cmd_cosigned(args) -> int:
+    vkey = _read_vkey(args.vkey)
+    witnesses, threshold = _witness_policy(args)
+    note = _read(args.checkpoint)
+    try:
+        checkpoint = _open_checkpoint_any(note, [vkey], "the checkpoint")
+    except VerifyError as err:
+        return _report([str(err)], "")
+    problems, cosigners = witness_policy_problems(note, witnesses, threshold, "the checkpoint")
+    return _report(
+        problems,
+        f"OK cosigned checkpoint {checkpoint.origin} size {checkpoint.size}: "
+        f"{len(cosigners)} of {threshold} required cosignatures ({', '.join(cosigners)})",
+    )
+
+
+def _witness_arguments(p, required: bool = False) -> None:
+    p.add_argument(
+        "--witness",
+        action="append",
+        required=required,
+        metavar="NAME=VKEY",
+        help="a witness whose cosignature/v1 key counts for the policy (repeat; VKEY may be @FILE)",
+    )
+    p.add_argument(
+        "--witness-threshold",
+        type=int,
+        metavar="K",
+        help="how many of the --witness keys must have cosigned (default: all)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="govgate_verify.py",
@@ -3086,7 +3234,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="the bundle directory (manifest.json, entries.jsonl, checkpoint.txt; proofs.jsonl in a sparse bundle; "
         "payloads.jsonl, signatures.jsonl)",
     )
+    _witness_arguments(p)
     p.set_defaults(func=cmd_bundle)
+
+    p = sub.add_parser(
+        "cosigned", help="check a cosigned checkpoint (GET /ledger/checkpoint/cosigned) against a witness policy"
+    )
+    p.add_argument("--vkey", required=True, help=vkey_help)
+    p.add_argument("--checkpoint", required=True, metavar="FILE", help="the checkpoint note with its cosignature lines")
+    _witness_arguments(p, required=True)
+    p.set_defaults(func=cmd_cosigned)
 
     p = sub.add_parser(
         "sample",

@@ -29,7 +29,10 @@ pub(super) enum Source<'a> {
 impl Source<'_> {
     /// Opens the ledger in a stopped gateway's store, and its verifier
     /// (see [`open_ledger`]).
-    fn open(self, tail: crate::ledger::wal::Tail) -> anyhow::Result<(SledStore, NoteVerifier)> {
+    pub(super) fn open(
+        self,
+        tail: crate::ledger::wal::Tail,
+    ) -> anyhow::Result<(SledStore, NoteVerifier)> {
         match self {
             Source::Config(path) => {
                 let config = super::load_offline_config(path)?;
@@ -293,6 +296,10 @@ pub(super) fn export(
             return Err(err.into());
         }
     };
+    if let Err(err) = super::witnesses::add_to_bundle(source, &store, &verifier, written) {
+        staging.abandon();
+        return Err(err);
+    }
     staging.complete()?;
     let form = if filter.is_empty() {
         String::new()
@@ -314,7 +321,7 @@ pub(super) fn export(
 }
 
 /// A verifier key given as text or as `@FILE`.
-fn read_vkey(value: &str) -> anyhow::Result<NoteVerifier> {
+pub(super) fn read_vkey(value: &str) -> anyhow::Result<NoteVerifier> {
     let text = match value.strip_prefix('@') {
         Some(file) => std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?,
         None => value.to_owned(),

@@ -14,6 +14,7 @@ mod policies;
 mod progress;
 mod reviews;
 mod staging;
+mod witnesses;
 
 use crate::app::{self, App};
 use crate::config::Config;
@@ -139,6 +140,14 @@ enum Command {
         /// No progress on stderr.
         #[arg(long, short = 'q')]
         quiet: bool,
+        /// A witness the bundle's cosigned checkpoint must carry a valid
+        /// cosignature of: NAME=VKEY (a cosignature/v1 key, or @FILE);
+        /// repeat for each witness of the policy.
+        #[arg(long, value_name = "NAME=VKEY", requires = "bundle")]
+        witness: Vec<String>,
+        /// How many of the --witness keys must have cosigned (default: all).
+        #[arg(long, value_name = "K", requires = "witness")]
+        witness_threshold: Option<usize>,
     },
     /// Export an audit bundle from a (stopped) gateway's ledger. The bundle
     /// is written beside --out (in `<out>.partial`) and renamed to --out when
@@ -290,10 +299,23 @@ pub fn main() -> ExitCode {
             vkey,
             current_vkey,
             quiet,
+            witness,
+            witness_threshold,
         } => {
             return match (bundle, data_dir, vkey) {
                 (Some(bundle), _, Some(vkey)) => {
-                    ledger::verify_bundle(&bundle, &vkey, current_vkey.as_deref())
+                    let code = ledger::verify_bundle(&bundle, &vkey, current_vkey.as_deref());
+                    if witness.is_empty() || code != ExitCode::SUCCESS {
+                        code
+                    } else {
+                        witnesses::verify_bundle(
+                            &bundle,
+                            &vkey,
+                            current_vkey.as_deref(),
+                            &witness,
+                            witness_threshold,
+                        )
+                    }
                 }
                 (None, Some(data_dir), Some(vkey)) => ledger::verify(
                     ledger::Source::Dir {

@@ -9,6 +9,7 @@
 //!
 //! Uses the ledger's store (read-only), its formats and `config` values.
 
+pub mod bundle;
 mod client;
 mod metrics;
 mod routes;

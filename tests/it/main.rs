@@ -41,6 +41,7 @@ mod tls;
 mod transparency;
 mod upgrade;
 mod wal;
+mod witness;
 
 /// Models every test gateway serves, all pointing at `upstream`.
 pub fn models(upstream: &str) -> String {
