@@ -206,9 +206,11 @@ async fn witnesses_cosign_the_log_and_verifiers_apply_a_k_of_n_policy() {
     assert!(metrics.contains(&format!(
         "govgate_witness_served_cosigned_size {grown_size}"
     )));
-    assert!(
-        metrics.contains(r#"govgate_witness_submissions_total{result="refused",witness="w1"} 1"#)
-    );
+    for result in ["refused", "cosigned"] {
+        let line =
+            format!("govgate_witness_submissions_total{{result=\"{result}\",witness=\"w1\"}}");
+        assert!(metrics.contains(&line), "{metrics}");
+    }
 
     // The Python verifier applies the policy to the served checkpoint.
     let file = gateway.dir.path().join("cosigned.txt");
