@@ -657,3 +657,72 @@ fn offline_commands_load_without_credentials() {
     let typo = text.replace("data_dir", "datadir");
     assert!(OfflineConfig::parse(&typo, "test.toml", key_dir()).is_err());
 }
+
+#[test]
+fn witnesses_are_read_with_defaults_and_their_mistakes_named() {
+    let vkey = crate::ledger::cosignature::Cosigner::new(
+        "w.example/1",
+        ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
+    )
+    .unwrap()
+    .public()
+    .vkey();
+    let with = |extra: &str| {
+        Config::parse(
+            &format!("{SERVER}{ONE_MODEL}{LEDGER}{extra}"),
+            "test.toml",
+            &test_env(&[]),
+        )
+    };
+    let table = |name: &str, url: &str, key: &str| {
+        format!("[[ledger.witnesses]]\nname = \"{name}\"\nurl = \"{url}\"\nvkey = \"{key}\"\n")
+    };
+    let config = with(&table("w1", "https://w.example/submit/", &vkey)).unwrap();
+    let witnessing = &config.ledger.witnesses;
+    assert_eq!(witnessing.interval, Duration::from_secs(10));
+    assert_eq!(witnessing.threshold, 1, "default: every witness");
+    assert_eq!(
+        witnessing.witnesses[0].add_checkpoint.to_string(),
+        "https://w.example/submit/add-checkpoint"
+    );
+    assert_eq!(witnessing.witnesses[0].timeout, Duration::from_secs(5));
+    assert!(with("").unwrap().ledger.witnesses.witnesses.is_empty());
+
+    // The log's own (signed-note, type 0x01) key is not a witness key.
+    let log_vkey = crate::ledger::checkpoint::NoteSigner::new(
+        "w.example/1",
+        ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
+    )
+    .unwrap()
+    .verifier()
+    .vkey();
+    let two = format!(
+        "{}{}",
+        table("w1", "http://a", &vkey),
+        table("w1", "http://b", &vkey)
+    );
+    let cases = [
+        (table("w1", "ftp://a", &vkey), "ledger.witnesses[0].url"),
+        (table("w 1", "http://a", &vkey), "ledger.witnesses[0].name"),
+        (
+            table("w1", "http://a", &log_vkey),
+            "ledger.witnesses[0].vkey",
+        ),
+        (two, "ledger.witnesses[1].name"),
+    ];
+    for (extra, key) in &cases {
+        let err = with(extra).unwrap_err();
+        assert_eq!(err.key, *key, "{err}");
+    }
+    let threshold = format!(
+        "{LEDGER}witness_threshold = 2\n{}",
+        table("w1", "http://a", &vkey)
+    );
+    let err = Config::parse(
+        &format!("{SERVER}{ONE_MODEL}{threshold}"),
+        "test.toml",
+        &test_env(&[]),
+    )
+    .unwrap_err();
+    assert_eq!(err.key, "ledger.witness_threshold", "{err}");
+}

@@ -378,11 +378,11 @@ async fn the_witness_refuses_a_split_view_signed_with_the_logs_key() {
         witness.config("w1"),
         models(&upstream.url())
     );
-    let gateway = Gateway::start(&rest).await;
+    let mut gateway = Gateway::start(&rest).await;
     witness.trust(&gateway.vkey);
     assert_eq!(results(&submit(&gateway).await), ["w1:cosigned"]);
-    let note = cosigned(&gateway).await.text();
-    let size = size_of(&note, &gateway.vkey);
+    let cosigned_before = cosigned(&gateway).await.text();
+    let size = size_of(&cosigned_before, &gateway.vkey);
 
     // Whoever holds the log's key (a copy of the store restarted
     // elsewhere) signs another root at the same size, and a larger tree
@@ -419,6 +419,16 @@ async fn the_witness_refuses_a_split_view_signed_with_the_logs_key() {
 
     // The real log still extends what the witness holds.
     assert_eq!(gateway.infer("{}").await.status, 200);
+    assert_eq!(results(&submit(&gateway).await), ["w1:cosigned"]);
+    let note = cosigned(&gateway).await.text();
+    let size = size_of(&note, &gateway.vkey);
+    assert!(size > size_of(&cosigned_before, &gateway.vkey));
+
+    // A gateway that lost its witness state asks from size 0, is told the
+    // size the witness holds (409) and proves consistency from there.
+    gateway.stop().await;
+    std::fs::remove_file(gateway.dir.path().join("data/witnesses/state.json")).unwrap();
+    gateway.restart().await;
     assert_eq!(results(&submit(&gateway).await), ["w1:cosigned"]);
     let note = cosigned(&gateway).await.text();
     assert!(size_of(&note, &gateway.vkey) > size);
