@@ -433,3 +433,49 @@ async fn the_witness_refuses_a_split_view_signed_with_the_logs_key() {
     let note = cosigned(&gateway).await.text();
     assert!(size_of(&note, &gateway.vkey) > size);
 }
+
+#[tokio::test]
+async fn a_second_log_under_the_same_origin_and_key_is_refused_by_the_witness() {
+    let upstream = TestUpstream::start().await;
+    let witness = Witness::start("w1.example/w", 1).await;
+    let rest = format!(
+        "witness_interval_secs = 3600\n{}{}",
+        witness.config("w1"),
+        models(&upstream.url())
+    );
+    let (first, mut second) = tokio::join!(Gateway::start(&rest), Gateway::start(&rest));
+    witness.trust(&first.vkey);
+    assert_eq!(results(&submit(&first).await), ["w1:cosigned"]);
+    let witnessed = size_of(&cosigned(&first).await.text(), &first.vkey);
+
+    // The second gateway becomes a copy of the first's key on another
+    // machine: no key record, no store, so it starts a new tree under the
+    // same origin and key, which its own history check cannot see.
+    second.stop().await;
+    let dir = second.dir.path();
+    std::fs::copy(first.dir.path().join("test.key"), dir.join("test.key")).unwrap();
+    std::fs::remove_file(dir.join("test.key.state")).unwrap();
+    std::fs::remove_dir_all(dir.join("data/ledger")).unwrap();
+    let _ = std::fs::remove_dir_all(dir.join("data/witnesses"));
+    second.restart().await;
+    second.vkey = first.vkey.clone();
+    // Its tree grows past the witnessed size (every request is recorded,
+    // refused ones too), so it can only be told apart by its root.
+    while second.checkpoint().await.size <= witnessed {
+        second.infer("{}").await;
+    }
+    let refused = submit(&second).await;
+    assert_eq!(results(&refused), ["w1:refused"], "{refused}");
+    assert!(
+        refused["witnesses"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("422"),
+        "{refused}"
+    );
+    let none = cosigned(&second).await;
+    assert_eq!(none.status, 404, "{}", none.text());
+
+    // The first log still extends what the witness holds.
+    assert_eq!(results(&submit(&first).await), ["w1:cosigned"]);
+}
