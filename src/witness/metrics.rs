@@ -50,7 +50,7 @@ impl WitnessMetrics {
         let metrics = Self {
             cosigned_size: IntGaugeVec::new(
                 Opts::new(
-                    "govgate_witness_cosigned_size",
+                    "govgate_witness_cosigned_size_entries",
                     "Tree size of the latest checkpoint each witness cosigned.",
                 ),
                 &["witness"],
@@ -70,7 +70,7 @@ impl WitnessMetrics {
                 &["witness", "result"],
             )?,
             served_size: IntGauge::new(
-                "govgate_witness_served_cosigned_size",
+                "govgate_witness_served_size_entries",
                 "Tree size of the cosigned checkpoint served (0: none yet).",
             )?,
         };

@@ -521,11 +521,24 @@ async fn promtool_lints_a_real_scrape_clean() {
     let kpi_scrape = kpi_scrape().await;
     let output = promtool(&["check", "metrics"], Some(&kpi_scrape));
     assert!(output.status.success(), "{}\n{kpi_scrape}", said(&output));
+    // The witness families, from a gateway whose witness cosigned.
+    let witness_scrape = crate::witness::cosigned_scrape().await;
+    let output = promtool(&["check", "metrics"], Some(&witness_scrape));
+    assert!(
+        output.status.success(),
+        "{}\n{witness_scrape}",
+        said(&output)
+    );
 }
 
 #[tokio::test]
 async fn a_real_scrape_exposes_exactly_the_documented_families() {
-    let scrape = format!("{}{}", review_scrape().await, kpi_scrape().await);
+    let scrape = format!(
+        "{}{}{}",
+        review_scrape().await,
+        kpi_scrape().await,
+        crate::witness::cosigned_scrape().await
+    );
 
     let families = documented();
     let exposed: BTreeMap<&str, &str> = scrape

@@ -198,14 +198,12 @@ async fn witnesses_cosign_the_log_and_verifiers_apply_a_k_of_n_policy() {
     for name in ["w1", "w2"] {
         assert!(
             metrics.contains(&format!(
-                "govgate_witness_cosigned_size{{witness=\"{name}\"}} {grown_size}"
+                "govgate_witness_cosigned_size_entries{{witness=\"{name}\"}} {grown_size}"
             )),
             "{metrics}"
         );
     }
-    assert!(metrics.contains(&format!(
-        "govgate_witness_served_cosigned_size {grown_size}"
-    )));
+    assert!(metrics.contains(&format!("govgate_witness_served_size_entries {grown_size}")));
     for result in ["refused", "cosigned"] {
         let line =
             format!("govgate_witness_submissions_total{{result=\"{result}\",witness=\"w1\"}}");
@@ -478,4 +476,20 @@ async fn a_second_log_under_the_same_origin_and_key_is_refused_by_the_witness() 
 
     // The first log still extends what the witness holds.
     assert_eq!(results(&submit(&first).await), ["w1:cosigned"]);
+}
+
+/// `/metrics` of a gateway whose witness has cosigned: every witness
+/// family (for the checks of docs/metrics.md in promtool.rs).
+pub(crate) async fn cosigned_scrape() -> String {
+    let upstream = TestUpstream::start().await;
+    let witness = Witness::start("w1.example/w", 1).await;
+    let rest = format!(
+        "witness_interval_secs = 3600\n{}{}",
+        witness.config("w1"),
+        models(&upstream.url())
+    );
+    let gateway = Gateway::start(&rest).await;
+    witness.trust(&gateway.vkey);
+    assert_eq!(results(&submit(&gateway).await), ["w1:cosigned"]);
+    gateway.metrics().await
 }
