@@ -170,6 +170,20 @@ impl Witnesses {
         self.shared.lock().stored.cosigned.clone()
     }
 
+    /// `note` with the cosignatures of the served cosigned checkpoint
+    /// appended when that is the same checkpoint, else `note` as it is
+    /// (for endpoints that serve the latest checkpoint, like a tiles
+    /// `/checkpoint`).
+    pub fn with_cosignatures(&self, note: &str) -> String {
+        let state = self.shared.lock();
+        let lines = state
+            .stored
+            .cosigned
+            .as_deref()
+            .and_then(|cosigned| state::cosignatures_on(cosigned, note));
+        format!("{note}{}", lines.unwrap_or_default())
+    }
+
     /// Asks the task for a round now (every witness, even one that holds
     /// the latest checkpoint) and waits for its reports. `None` if the
     /// task is not running or too many rounds are waiting. Cancel-safe:

@@ -147,6 +147,14 @@ fn state_error(path: &Path, reason: String) -> StateError {
     }
 }
 
+/// The cosignature lines `cosigned` adds to `note`, when it is that very
+/// note (same checkpoint, same log signature) with lines appended.
+pub(crate) fn cosignatures_on<'c>(cosigned: &'c str, note: &str) -> Option<&'c str> {
+    cosigned
+        .strip_prefix(note)
+        .filter(|lines| !lines.is_empty() && note.ends_with('\n'))
+}
+
 /// The tree size of a checkpoint note (unverified).
 pub(crate) fn note_size(note: &str) -> Option<u64> {
     let (body, _) = split_note(note).ok()?;
@@ -192,6 +200,14 @@ mod tests {
 
     fn note(size: u64) -> String {
         format!("o\n{size}\nAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n\n\u{2014} o sig\n")
+    }
+
+    #[test]
+    fn cosignatures_are_found_only_on_the_same_note() {
+        let served = format!("{}A5\nB5\n", note(5));
+        assert_eq!(cosignatures_on(&served, &note(5)), Some("A5\nB5\n"));
+        assert_eq!(cosignatures_on(&served, &note(6)), None);
+        assert_eq!(cosignatures_on(&note(5), &note(5)), None);
     }
 
     #[test]
