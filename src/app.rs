@@ -290,6 +290,15 @@ impl App {
         if let Some(first) = first {
             ledger.append(first).await.map_err(AppError::Append)?;
         }
+        // The signature setting is recorded before this run's first entry
+        // of its own, so a verifier knows which entries must be signed.
+        let setting = crate::ledger::setting::record_if_changed(
+            store.as_ref(),
+            config.ledger.entry_signatures,
+        )?;
+        if let Some(setting) = setting {
+            ledger.append(setting).await.map_err(AppError::Append)?;
+        }
         ledger
             .append(EntryBody::GatewayStarted {
                 version: env!("CARGO_PKG_VERSION").to_owned(),

@@ -110,6 +110,7 @@ fn append_offline(
     body: crate::ledger::entry::EntryBody,
 ) -> anyhow::Result<Option<u64>> {
     use crate::ledger::sequencer::{Ledger, SequencerConfig};
+    let store_ref = store.clone();
     let (ledger, writer) = Ledger::open(
         store,
         SequencerConfig {
@@ -126,7 +127,17 @@ fn append_offline(
             metrics: crate::ledger::metrics::LedgerMetrics::new()?,
         },
     )?;
-    let appended = runtime(None)?.block_on(ledger.append(body));
+    // An offline command may run with a changed setting: recorded first.
+    let setting = crate::ledger::setting::record_if_changed(
+        store_ref.as_ref(),
+        config.ledger.entry_signatures,
+    )?;
+    let appended = runtime(None)?.block_on(async {
+        if let Some(setting) = setting {
+            ledger.append(setting).await?;
+        }
+        ledger.append(body).await
+    });
     drop(ledger);
     writer.close();
     Ok(appended.map_err(|err| anyhow::anyhow!("{err}"))?.seq)
@@ -266,6 +277,8 @@ pub(super) struct ExportRange<'a> {
     pub(super) filter: &'a crate::ledger::export::Filter,
     /// Whether the kept payloads go in.
     pub(super) payloads: bool,
+    /// Every K-th batch checkpoint carried (contiguous bundles).
+    pub(super) checkpoints_every: u64,
 }
 
 pub(super) fn export(
@@ -282,7 +295,11 @@ pub(super) fn export(
     let (from, to, payloads, filter) = (what.from, what.to, what.payloads, what.filter);
     let written = staging.bundle();
     let exported = if filter.is_empty() {
-        export_bundle(&store, &verifier, from, to, payloads, written, update)
+        let options = crate::ledger::export::BundleOptions {
+            payloads,
+            checkpoints_every: what.checkpoints_every,
+        };
+        export_bundle(&store, &verifier, from, to, &options, written, update)
     } else {
         export_filtered(
             &store, &verifier, from, to, filter, payloads, written, update,

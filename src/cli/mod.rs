@@ -186,6 +186,13 @@ enum Command {
         /// No progress on stderr.
         #[arg(long, short = 'q')]
         quiet: bool,
+        /// Carry every K-th batch checkpoint of the range with the
+        /// consistency proofs between them (contiguous bundles; the last
+        /// checkpoint and each key rotation's are always carried). A
+        /// verifier locates an altered entry between two carried
+        /// checkpoints, so 1 locates it most precisely.
+        #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        checkpoints_every: u64,
     },
     /// Erase a decision's payload (salts and captured bodies) from a
     /// (stopped) gateway's ledger, recording the erasure as an entry.
@@ -357,6 +364,7 @@ pub fn main() -> ExitCode {
             model,
             payloads,
             quiet,
+            checkpoints_every,
         } => {
             let filter = crate::ledger::export::Filter {
                 since,
@@ -368,6 +376,7 @@ pub fn main() -> ExitCode {
                 to,
                 filter: &filter,
                 payloads,
+                checkpoints_every,
             };
             ledger::export(ledger.source(), &out, &what, quiet)
         }

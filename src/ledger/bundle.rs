@@ -10,6 +10,7 @@
 //! is never used to verify anything. The first problem found is returned,
 //! named by the seq of the entry it concerns when there is one.
 
+mod evidence;
 mod keys;
 mod lines;
 mod sparse;
@@ -20,14 +21,17 @@ mod streams;
 mod tests;
 
 use super::checkpoint::{Checkpoint, NoteVerifier};
-use super::tree::{Frontier, Hash, leaf_hash};
+use super::tree::{Frontier, Hash};
 use keys::KeySchedule;
 use lines::{BundleEntry, read_entries};
 use serde_json::Value;
 use std::path::Path;
 
-/// `format` of a contiguous bundle.
+/// `format` of a contiguous bundle written before bundles carried their
+/// checkpoints, context entries and file list (still read).
 pub const CONTIGUOUS_FORMAT: &str = "govgate-bundle/1";
+/// `format` of a contiguous bundle with checkpoints, context and file list.
+pub use super::export::CONTIGUOUS_FORMAT_2;
 /// `format` of a sparse (filtered) bundle.
 pub const SPARSE_FORMAT: &str = "govgate-bundle-sparse/1";
 
@@ -113,6 +117,8 @@ pub struct BundleReport {
 /// The manifest members both forms share.
 struct Manifest {
     form: BundleForm,
+    /// 2 for `govgate-bundle/2`, else 1.
+    version: u8,
     origin: Value,
     vkey: Value,
     from: u64,
@@ -143,18 +149,39 @@ pub fn verify_bundle(
             ),
         ));
     }
-    let start_key = key_at_from(manifest.from, first, current)?;
+    match manifest.raw.get("files") {
+        Some(files) => evidence::check_files(dir, files)?,
+        None if manifest.version >= 2 => return Err(bad("manifest", "files is missing")),
+        None => {}
+    }
     let entries_bytes = read_file(dir, "entries.jsonl")?
         .ok_or_else(|| bad("entries", "entries.jsonl is missing"))?;
     let entries = read_entries(&entries_bytes, &claimed.origin)?;
-    let (report, schedule) = match manifest.form {
-        BundleForm::Contiguous => contiguous(&manifest, &claimed, &entries, start_key, &note)?,
-        BundleForm::Sparse => sparse::check(dir, &manifest, &claimed, &entries, start_key, &note)?,
+    let (report, schedule, context) = match manifest.form {
+        BundleForm::Contiguous => {
+            contiguous(dir, &manifest, &claimed, &entries, first, current, &note)?
+        }
+        BundleForm::Sparse => {
+            let start_key = key_at_from(manifest.from, first, current)?;
+            let (report, schedule) =
+                sparse::check(dir, &manifest, &claimed, &entries, start_key, &note)?;
+            (report, schedule, Vec::new())
+        }
     };
     let open_streams = streams::check_streams(&entries)?;
-    let signatures = lines::check_signatures(dir, &entries, &schedule, manifest.from)?;
-    let payloads = lines::check_payloads(dir, &entries, manifest.payloads)?;
+    let signed = lines::check_signatures(dir, &entries, &schedule, manifest.from)?;
+    let paid = lines::check_payloads(dir, &entries, manifest.payloads)?;
+    if manifest.version >= 2 {
+        // What the ledger records (the signature setting, the erasures)
+        // turns an absent line into a provable omission.
+        evidence::check_signatures_present(&entries, &context, &signed)?;
+        if manifest.payloads {
+            evidence::check_payloads_present(&entries, &context, &paid)?;
+        }
+    }
+    let (signatures, payloads) = (signed.len() as u64, paid.len() as u64);
     let mut warnings = Vec::new();
+    check_key_chain(&manifest, first, &schedule, &mut warnings);
     let known = std::iter::once(first).chain(current).chain(schedule.keys());
     let manifest_key = manifest.vkey.as_str().unwrap_or_default();
     if !known.map(NoteVerifier::vkey).any(|key| key == manifest_key) {
@@ -193,15 +220,46 @@ fn key_at_from<'k>(
     }
 }
 
+/// The manifest's `first_vkey` and `rotations` (unsigned) are compared
+/// with the pinned first key and the rotations the bundle proves; a
+/// difference is a warning (the manifest is never trusted).
+fn check_key_chain(
+    manifest: &Manifest,
+    first: &NoteVerifier,
+    schedule: &KeySchedule,
+    warnings: &mut Vec<String>,
+) {
+    if let Some(named) = manifest.raw.get("first_vkey") {
+        if named.as_str() != Some(first.vkey().as_str()) {
+            warnings.push(format!(
+                "manifest: first_vkey {named} is not the given first key {} (the given key was used)",
+                first.vkey()
+            ));
+        }
+    }
+    if let Some(Value::Array(chain)) = manifest.raw.get("rotations") {
+        let named: std::collections::BTreeSet<u64> =
+            chain.iter().filter_map(|r| r["seq"].as_u64()).collect();
+        if let Some(seq) = schedule.rotation_seqs().find(|seq| !named.contains(seq)) {
+            warnings.push(format!(
+                "manifest: rotations does not list the key_rotated entry at seq {seq}"
+            ));
+        }
+    }
+}
+
 /// The contiguous form: gap-free `from..to`, the chain, and the tree of
-/// size `to` from the prefix subtrees.
+/// size `to` from the prefix subtrees; in `govgate-bundle/2` also the
+/// carried checkpoints and context entries.
 fn contiguous(
+    dir: &Path,
     manifest: &Manifest,
     claimed: &Checkpoint,
     entries: &[BundleEntry],
-    start_key: &NoteVerifier,
+    first: &NoteVerifier,
+    current: Option<&NoteVerifier>,
     note: &str,
-) -> Result<(BundleReport, KeySchedule), BundleError> {
+) -> Result<(BundleReport, KeySchedule, Vec<evidence::ContextEntry>), BundleError> {
     let (from, to) = (manifest.from, manifest.to);
     let prefix = prefix_hashes(manifest.raw.get("prefix"), from)?;
     if claimed.size != to {
@@ -240,27 +298,48 @@ fn contiguous(
         ));
     }
     lines::check_chain(entries)?;
-    let schedule = KeySchedule::follow(start_key.clone(), entries, &claimed.origin)?;
-    let checkpoint = open_checkpoint(&schedule, note, to)?;
-    let mut frontier = frontier_from_prefix(from, &prefix);
-    for entry in entries {
-        frontier.push(leaf_hash(&entry.bytes));
-    }
-    if frontier.root() != checkpoint.root {
-        let reason = "the Merkle root from the prefix and the entries is not the signed root";
-        // Every entry but the last is vouched for by its successor's
-        // prev_hash; with a prefix, the prefix hashes are suspects too.
-        return Err(match (from, entries.last()) {
-            (0, Some(last)) => bad_seq(
-                last.seq,
-                format!("entry altered: {reason} while the hash chain is intact"),
-            ),
-            _ => bad(
-                "root",
-                format!("{reason}: a prefix hash or the last entry was altered"),
-            ),
-        });
-    }
+    let (schedule, opened, context) = if manifest.version >= 2 {
+        // The rotations before `from` are proven context entries: the key
+        // in force at `from` follows from the first key.
+        let context = evidence::read_context(dir, &claimed.origin, from, to)?;
+        let lines = evidence::read_checkpoints(dir, to, note)?;
+        let (before, after): (Vec<_>, Vec<_>) = context.iter().partition(|c| c.entry.seq < from);
+        let schedule = KeySchedule::follow(
+            first.clone(),
+            before
+                .iter()
+                .map(|c| &c.entry)
+                .chain(entries)
+                .chain(after.iter().map(|c| &c.entry)),
+            &claimed.origin,
+        )?;
+        if let Some(current) = current {
+            let at_from = schedule.entry_key(from);
+            if at_from != current {
+                return Err(bad(
+                    "keys",
+                    format!(
+                        "--current-vkey {} is not the key in force at from, {} (from the first \
+                         key and the bundle's rotations)",
+                        current.vkey(),
+                        at_from.vkey()
+                    ),
+                ));
+            }
+        }
+        let opened = evidence::check_checkpoints(&lines, &schedule, &context)?;
+        (schedule, opened, context)
+    } else {
+        let start_key = key_at_from(from, first, current)?;
+        let schedule = KeySchedule::follow(start_key.clone(), entries, &claimed.origin)?;
+        let checkpoint = open_checkpoint(&schedule, note, to)?;
+        let opened = std::collections::BTreeMap::from([(to, checkpoint)]);
+        (schedule, opened, Vec::new())
+    };
+    evidence::locate_change(frontier_from_prefix(from, &prefix), entries, &opened)?;
+    let Some(checkpoint) = opened.get(&to).cloned() else {
+        return Err(bad("checkpoint", format!("no checkpoint of size {to}")));
+    };
     let report = BundleReport {
         form: BundleForm::Contiguous,
         origin: checkpoint.origin,
@@ -275,7 +354,7 @@ fn contiguous(
         warnings: Vec::new(),
         open_streams: Vec::new(),
     };
-    Ok((report, schedule))
+    Ok((report, schedule, context))
 }
 
 /// Opens the checkpoint with the key the schedule says signs size `size`.
@@ -374,13 +453,16 @@ fn read_manifest(dir: &Path) -> Result<Manifest, BundleError> {
     let Ok(Value::Object(raw)) = super::canonical::parse_strict(&text) else {
         return Err(bad("manifest", "not a JSON object"));
     };
-    let form = match raw.get("format").and_then(Value::as_str) {
-        Some(CONTIGUOUS_FORMAT) => BundleForm::Contiguous,
-        Some(SPARSE_FORMAT) => BundleForm::Sparse,
+    let (form, version) = match raw.get("format").and_then(Value::as_str) {
+        Some(CONTIGUOUS_FORMAT) => (BundleForm::Contiguous, 1),
+        Some(CONTIGUOUS_FORMAT_2) => (BundleForm::Contiguous, 2),
+        Some(SPARSE_FORMAT) => (BundleForm::Sparse, 1),
         other => {
             return Err(bad(
                 "manifest",
-                format!("format {other:?} is not {CONTIGUOUS_FORMAT} nor {SPARSE_FORMAT}"),
+                format!(
+                    "format {other:?} is not {CONTIGUOUS_FORMAT_2}, {CONTIGUOUS_FORMAT} nor {SPARSE_FORMAT}"
+                ),
             ));
         }
     };
@@ -404,6 +486,7 @@ fn read_manifest(dir: &Path) -> Result<Manifest, BundleError> {
     };
     Ok(Manifest {
         form,
+        version,
         origin: raw.get("origin").cloned().unwrap_or(Value::Null),
         vkey: raw.get("vkey").cloned().unwrap_or(Value::Null),
         from,

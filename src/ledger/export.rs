@@ -3,8 +3,11 @@
 //! as docs/audit-format.md section 8 specifies. Filtered exports (by time,
 //! by model) write the sparse form instead ([`export_filtered`]).
 
+mod evidence;
 pub(crate) mod select;
 mod sparse;
+
+pub use evidence::SIGNATURES_KIND;
 
 pub use select::{TimeError, UtcTime};
 pub use sparse::{Filter, export_filtered};
@@ -36,6 +39,40 @@ pub enum ExportError {
     Range(String),
 }
 
+/// `format` of the contiguous bundles this code writes.
+pub const CONTIGUOUS_FORMAT_2: &str = "govgate-bundle/2";
+
+/// Every file a bundle may hold besides `manifest.json`, as the manifest's
+/// `files` lists them.
+const BUNDLE_FILES: &[&str] = &[
+    "entries.jsonl",
+    "checkpoint.txt",
+    "checkpoints.jsonl",
+    "context.jsonl",
+    "proofs.jsonl",
+    "signatures.jsonl",
+    "payloads.jsonl",
+];
+
+/// How a contiguous bundle is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BundleOptions {
+    /// Include the kept payloads.
+    pub payloads: bool,
+    /// Carry every K-th batch checkpoint of the range (1: every one).
+    pub checkpoints_every: u64,
+}
+
+impl BundleOptions {
+    /// Every checkpoint; payloads as said.
+    pub fn payloads(payloads: bool) -> Self {
+        Self {
+            payloads,
+            checkpoints_every: 1,
+        }
+    }
+}
+
 /// What was exported.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exported {
@@ -60,10 +97,11 @@ pub fn export_bundle(
     verifier: &NoteVerifier,
     from: u64,
     to: Option<u64>,
-    with_payloads: bool,
+    options: &BundleOptions,
     out: &Path,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Exported, ExportError> {
+    let with_payloads = options.payloads;
     let size = store.size()?;
     let wanted = to.unwrap_or(size);
     if wanted == 0 || wanted > size || from >= wanted {
@@ -136,14 +174,36 @@ pub fn export_bundle(
     }
     let checkpoint_path = out.join("checkpoint.txt");
     std::fs::write(&checkpoint_path, note).map_err(write_error(&checkpoint_path))?;
+    let latest = store.latest_checkpoint()?.map_or(to, |(size, _)| size);
+    let found = evidence::scan(store, from, to, latest)?;
+    let evidence = evidence::build(store, &found, from, to, options.checkpoints_every)?;
+    let jsonl = |lines: &[String]| {
+        lines
+            .iter()
+            .map(|line| format!("{line}\n"))
+            .collect::<String>()
+    };
+    write_file(
+        out,
+        "checkpoints.jsonl",
+        jsonl(&evidence.checkpoints).as_bytes(),
+    )?;
+    if !evidence.context.is_empty() {
+        write_file(out, "context.jsonl", jsonl(&evidence.context).as_bytes())?;
+    }
+    let (first_vkey, rotations) = evidence::key_chain(&found, &verifier.vkey());
     let manifest = serde_json::json!({
-        "format": "govgate-bundle/1",
+        "format": CONTIGUOUS_FORMAT_2,
         "origin": verifier.name(),
         "vkey": verifier.vkey(),
+        "first_vkey": first_vkey,
+        "rotations": rotations,
         "from": from,
         "to": to,
         "prefix": prefix,
         "payloads": with_payloads,
+        "checkpoints_every": options.checkpoints_every.max(1),
+        "files": evidence::file_list(out)?,
     });
     let manifest_path = out.join("manifest.json");
     std::fs::write(&manifest_path, format!("{manifest:#}\n"))

@@ -12,6 +12,7 @@
 //! - [`sequencer`]: the single writer (signed group commit), a [`DecisionSink`];
 //! - [`reader`]: receipts, entries and proofs, and their HTTP routes;
 //! - [`export`]: writes audit bundles; [`bundle`]: checks them offline;
+//! - [`setting`]: the `entry_signatures` setting as the log records it;
 //! - [`verify`]: checks a whole store; [`erase`]: which payloads an erasure removes.
 //!
 //! [`DecisionSink`]: crate::decision::DecisionSink
@@ -28,6 +29,7 @@ pub mod memstore;
 pub mod metrics;
 pub mod reader;
 pub mod sequencer;
+pub mod setting;
 pub mod store;
 pub mod tree;
 pub mod verify;

@@ -16,6 +16,8 @@ use http::{StatusCode, header};
 use serde::Deserialize;
 use std::sync::Arc;
 
+mod keys;
+
 /// Most entries one `/ledger/entries` call returns.
 const MAX_ENTRIES_PER_CALL: u64 = 1000;
 
@@ -24,6 +26,7 @@ const MAX_ENTRIES_PER_CALL: u64 = 1000;
 pub struct LedgerReader {
     store: Arc<dyn LedgerStore>,
     verifier: NoteVerifier,
+    keys: Arc<keys::KeyCache>,
 }
 
 /// A decision's receipt.
@@ -39,7 +42,11 @@ pub struct Receipt {
 impl LedgerReader {
     /// A reader over `store`, whose checkpoints `verifier`'s key signs.
     pub fn new(store: Arc<dyn LedgerStore>, verifier: NoteVerifier) -> Self {
-        Self { store, verifier }
+        Self {
+            store,
+            verifier,
+            keys: Arc::default(),
+        }
     }
 
     /// The receipt of a decision, if it is in the log.
@@ -179,6 +186,7 @@ pub fn admin_routes(reader: LedgerReader) -> Router {
     Router::new()
         .route("/ledger/checkpoint", get(latest_checkpoint))
         .route("/ledger/key", get(public_key))
+        .route("/ledger/keys", get(keys::list))
         .route("/ledger/entries", get(entries))
         .route("/ledger/proofs/inclusion", get(inclusion))
         .route("/ledger/proofs/consistency", get(consistency))

@@ -23,16 +23,19 @@ impl KeySchedule {
     /// Follows the `key_rotated` entries among `entries` (in seq order) from
     /// `first`. Each must name two keys in canonical form, named after the
     /// log's origin, its `old_vkey` the key in force.
-    pub(crate) fn follow(
+    pub(crate) fn follow<'e>(
         first: NoteVerifier,
-        entries: &[BundleEntry],
+        entries: impl IntoIterator<Item = &'e BundleEntry>,
         origin: &str,
     ) -> Result<Self, BundleError> {
         let mut schedule = Self {
             first,
             rotations: Vec::new(),
         };
-        for entry in entries.iter().filter(|e| e.value["kind"] == "key_rotated") {
+        for entry in entries
+            .into_iter()
+            .filter(|e| e.value["kind"] == "key_rotated")
+        {
             let seq = entry.seq;
             let key = |member: &str| {
                 let text = entry.value[member].as_str().ok_or_else(|| {
@@ -114,6 +117,11 @@ impl KeySchedule {
             ),
             None => (&self.first, "the key in force at from".to_owned()),
         }
+    }
+
+    /// The seqs of the rotations followed.
+    pub(crate) fn rotation_seqs(&self) -> impl Iterator<Item = u64> + '_ {
+        self.rotations.iter().map(|r| r.seq)
     }
 
     /// Rotations followed.

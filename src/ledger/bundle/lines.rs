@@ -176,16 +176,16 @@ fn line_object(
 /// signature (section 10) of a bundled entry at or after `from` by the key
 /// in force for its batch (before `from`, which a model-filtered sparse
 /// bundle may reach, the bundle does not say which key was in force).
-/// Returns how many were checked.
+/// Returns the seqs whose signatures were checked.
 pub(crate) fn check_signatures(
     dir: &Path,
     entries: &[BundleEntry],
     schedule: &KeySchedule,
     from: u64,
-) -> Result<u64, BundleError> {
+) -> Result<std::collections::BTreeSet<u64>, BundleError> {
     const FILE: &str = "signatures.jsonl";
     let Some(bytes) = read_file(dir, FILE)? else {
-        return Ok(0);
+        return Ok(Default::default());
     };
     let entries = by_seq(entries);
     let mut seen = BTreeMap::new();
@@ -233,21 +233,21 @@ pub(crate) fn check_signatures(
             ));
         }
     }
-    Ok(seen.len() as u64)
+    Ok(seen.into_keys().collect())
 }
 
 /// `payloads.jsonl` is present exactly when the manifest says so, and every
 /// line opens its entry's commitments (a decision's, or a `stream_ended`'s
-/// response), the captures no commitment covers being empty. Returns how
-/// many were checked.
+/// response), the captures no commitment covers being empty. Returns the
+/// seqs whose payloads were checked.
 pub(crate) fn check_payloads(
     dir: &Path,
     entries: &[BundleEntry],
     declared: bool,
-) -> Result<u64, BundleError> {
+) -> Result<std::collections::BTreeSet<u64>, BundleError> {
     const FILE: &str = "payloads.jsonl";
     let bytes = match (read_file(dir, FILE)?, declared) {
-        (None, false) => return Ok(0),
+        (None, false) => return Ok(Default::default()),
         (None, true) => {
             return Err(bad(
                 "payloads",
@@ -326,7 +326,7 @@ pub(crate) fn check_payloads(
             }
         }
     }
-    Ok(seen.len() as u64)
+    Ok(seen.into_keys().collect())
 }
 
 /// Which of its payload record's captures an entry commits to: (request,

@@ -6,7 +6,7 @@
 use super::*;
 use crate::decision::{Capture, Decision, EntrySignatures, Outcome, StreamEnd, fixture};
 use crate::ledger::entry::EntryBody;
-use crate::ledger::export::{Filter, export_bundle, export_filtered};
+use crate::ledger::export::{BundleOptions, Filter, export_bundle, export_filtered};
 use crate::ledger::memstore::MemStore;
 use crate::ledger::sequencer::{Ledger, SequencerConfig};
 use ed25519_dalek::SigningKey;
@@ -104,7 +104,16 @@ async fn ledger() -> Arc<MemStore> {
 }
 
 fn contiguous(store: &MemStore, dir: &Path, from: u64, to: Option<u64>) {
-    export_bundle(store, &verifier(), from, to, true, dir, |_, _| {}).unwrap();
+    export_bundle(
+        store,
+        &verifier(),
+        from,
+        to,
+        &BundleOptions::payloads(true),
+        dir,
+        |_, _| {},
+    )
+    .unwrap();
 }
 
 fn seqs_of(dir: &Path) -> Vec<u64> {

@@ -4,7 +4,7 @@
 use super::*;
 use crate::decision::{Capture, Decision, DecisionId, EntrySignatures, Outcome, Route, Timings};
 use crate::ledger::entry::EntryBody;
-use crate::ledger::export::{Filter, export_bundle, export_filtered};
+use crate::ledger::export::{BundleOptions, Filter, export_bundle, export_filtered};
 use crate::ledger::memstore::MemStore;
 use crate::ledger::sequencer::{Ledger, SequencerConfig};
 use crate::ledger::store::LedgerStore;
@@ -113,7 +113,16 @@ async fn contiguous_bundles_verify_and_a_changed_entry_is_named() {
     let store = ledger().await;
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("b");
-    export_bundle(&*store, &verifier(), 5, Some(8), true, &dir, |_, _| {}).unwrap();
+    export_bundle(
+        &*store,
+        &verifier(),
+        5,
+        Some(8),
+        &BundleOptions::payloads(true),
+        &dir,
+        |_, _| {},
+    )
+    .unwrap();
     let report = verify_bundle(&dir, &verifier(), None).unwrap();
     // Batches are of up to 3: the export ends at the checkpoint covering seq 7.
     let to = store.checkpoint_covering(7).unwrap().unwrap().0;
@@ -256,7 +265,16 @@ async fn key_rotations_are_carried_and_followed_in_both_forms() {
     let tmp = tempfile::tempdir().unwrap();
 
     let whole = tmp.path().join("whole");
-    export_bundle(&*store, &next, 0, None, false, &whole, |_, _| {}).unwrap();
+    export_bundle(
+        &*store,
+        &next,
+        0,
+        None,
+        &BundleOptions::payloads(false),
+        &whole,
+        |_, _| {},
+    )
+    .unwrap();
     let report = verify_bundle(&whole, &verifier(), None).unwrap();
     assert_eq!((report.rotations, report.signatures), (1, 10));
     assert!(
@@ -286,7 +304,16 @@ async fn key_rotations_are_carried_and_followed_in_both_forms() {
     );
 
     let after = tmp.path().join("after");
-    export_bundle(&*store, &next, 7, None, false, &after, |_, _| {}).unwrap();
+    export_bundle(
+        &*store,
+        &next,
+        7,
+        None,
+        &BundleOptions::payloads(false),
+        &after,
+        |_, _| {},
+    )
+    .unwrap();
     assert!(verify_bundle(&after, &verifier(), Some(&next)).is_ok());
     let (_, why) = first_bad(&after, &verifier());
     assert!(

@@ -248,10 +248,15 @@ pub fn export_filtered(
     signatures.finish(false)?;
     payloads.finish(with_payloads)?;
     super::write_file(out, "checkpoint.txt", note.as_bytes())?;
+    let found = super::evidence::scan(store, start, end, checkpoint_size)?;
+    let (first_vkey, rotations) = super::evidence::key_chain(&found, &verifier.vkey());
     let manifest = serde_json::json!({
         "format": SPARSE_FORMAT,
         "origin": verifier.name(),
         "vkey": verifier.vkey(),
+        "first_vkey": first_vkey,
+        "rotations": rotations,
+        "files": super::evidence::file_list(out)?,
         "from": start,
         "to": end,
         "size": checkpoint_size,

@@ -1,0 +1,402 @@
+//! What a `govgate-bundle/2` bundle carries besides its entries
+//! (docs/audit-format.md section 8.1), checked: the manifest's file list,
+//! the batch checkpoints with the consistency proofs between them, the
+//! context entries with their inclusion proofs; and what they let a
+//! verifier say: where a change lies, which signatures and payloads must
+//! be there.
+
+use super::keys::KeySchedule;
+use super::lines::{BundleEntry, base64_exact, read_entries, split_jsonl};
+use super::{BundleError, bad, bad_seq, open_checkpoint, read_file};
+use crate::ledger::canonical::{parse_strict, to_canonical};
+use crate::ledger::checkpoint::Checkpoint;
+use crate::ledger::tree::{Frontier, Hash, leaf_hash, verify_consistency, verify_inclusion};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+/// The files a bundle may hold besides its manifest.
+const FILES: &[&str] = &[
+    "entries.jsonl",
+    "checkpoint.txt",
+    "checkpoints.jsonl",
+    "context.jsonl",
+    "proofs.jsonl",
+    "signatures.jsonl",
+    "payloads.jsonl",
+];
+
+/// The manifest's `files`: every listed file exists with that many lines
+/// and that SHA-256, and every bundle file present is listed. (The
+/// manifest is not signed: this finds files lost or cut in transit, not a
+/// forger, who would fix the list; what the ledger itself proves is
+/// checked by the signature and payload rules.)
+pub(super) fn check_files(dir: &Path, files: &Value) -> Result<(), BundleError> {
+    use sha2::Digest;
+    let Value::Object(files) = files else {
+        return Err(bad("manifest", "files is not an object"));
+    };
+    for (name, expected) in files {
+        if !FILES.contains(&name.as_str()) {
+            return Err(bad(
+                "manifest",
+                format!("files lists an unknown file {name}"),
+            ));
+        }
+        let bytes = read_file(dir, name)?.ok_or_else(|| {
+            bad(
+                "files",
+                format!("{name} is missing (the manifest lists it)"),
+            )
+        })?;
+        let lines = bytes.iter().filter(|b| **b == b'\n').count() as u64;
+        if expected["lines"].as_u64() != Some(lines) {
+            return Err(bad(
+                "files",
+                format!(
+                    "{name} has {lines} lines, the manifest says {}",
+                    expected["lines"]
+                ),
+            ));
+        }
+        let sha = crate::ledger::entry::hex(&sha2::Sha256::digest(&bytes));
+        if expected["sha256"].as_str() != Some(sha.as_str()) {
+            return Err(bad(
+                "files",
+                format!("{name}: its SHA-256 is not the manifest's"),
+            ));
+        }
+    }
+    for name in FILES {
+        if !files.contains_key(*name) && read_file(dir, name)?.is_some() {
+            return Err(bad(
+                "files",
+                format!("{name} is present but the manifest does not list it"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One line of `checkpoints.jsonl`.
+pub(super) struct CheckpointLine {
+    pub(super) size: u64,
+    note: String,
+    consistency: Vec<Hash>,
+}
+
+fn hashes(value: &Value) -> Option<Vec<Hash>> {
+    value
+        .as_array()?
+        .iter()
+        .map(|item| Hash::try_from(base64_exact(item.as_str()?)?).ok())
+        .collect()
+}
+
+/// `checkpoints.jsonl`: sizes strictly increasing, one of them `to` with
+/// the note of `checkpoint.txt`.
+pub(super) fn read_checkpoints(
+    dir: &Path,
+    to: u64,
+    note: &str,
+) -> Result<Vec<CheckpointLine>, BundleError> {
+    const FILE: &str = "checkpoints.jsonl";
+    let bytes =
+        read_file(dir, FILE)?.ok_or_else(|| bad("checkpoints", format!("{FILE} is missing")))?;
+    let mut lines: Vec<CheckpointLine> = Vec::new();
+    for (i, raw) in split_jsonl(&bytes).into_iter().enumerate() {
+        let item = format!("{FILE} line {}", i + 1);
+        let value = std::str::from_utf8(raw)
+            .ok()
+            .and_then(|text| parse_strict(text).ok())
+            .ok_or_else(|| bad(&item, "not JSON"))?;
+        let (Some(size), Some(note), Some(consistency)) = (
+            value["size"].as_u64(),
+            value["checkpoint"].as_str(),
+            hashes(&value["consistency"]),
+        ) else {
+            return Err(bad(
+                &item,
+                "needs size, checkpoint (a note) and consistency (base64 hashes)",
+            ));
+        };
+        if lines.last().is_some_and(|last| last.size >= size) {
+            return Err(bad(&item, "sizes do not increase"));
+        }
+        lines.push(CheckpointLine {
+            size,
+            note: note.to_owned(),
+            consistency,
+        });
+    }
+    match lines.iter().find(|line| line.size == to) {
+        Some(line) if line.note == note => Ok(lines),
+        Some(_) => Err(bad(
+            "checkpoints",
+            format!("the checkpoint of size {to} is not the note of checkpoint.txt"),
+        )),
+        None => Err(bad(
+            "checkpoints",
+            format!("no checkpoint of size {to} (the bundle's to)"),
+        )),
+    }
+}
+
+/// One line of `context.jsonl`: an entry outside the range, proven.
+pub(super) struct ContextEntry {
+    pub(super) entry: BundleEntry,
+    size: u64,
+    path: Vec<Hash>,
+}
+
+/// `context.jsonl`, when present: entries outside `from..to`, each with
+/// its inclusion path into the checkpoint of its `size` (the last line of
+/// `checkpoints.jsonl`).
+pub(super) fn read_context(
+    dir: &Path,
+    origin: &str,
+    from: u64,
+    to: u64,
+) -> Result<Vec<ContextEntry>, BundleError> {
+    const FILE: &str = "context.jsonl";
+    let Some(bytes) = read_file(dir, FILE)? else {
+        return Ok(Vec::new());
+    };
+    let mut out: Vec<ContextEntry> = Vec::new();
+    for (i, raw) in split_jsonl(&bytes).into_iter().enumerate() {
+        let item = format!("{FILE} line {}", i + 1);
+        let value = std::str::from_utf8(raw)
+            .ok()
+            .and_then(|text| parse_strict(text).ok())
+            .ok_or_else(|| bad(&item, "not JSON"))?;
+        let (Some(size), Some(path)) = (value["size"].as_u64(), hashes(&value["path"])) else {
+            return Err(bad(&item, "needs size, entry and path (base64 hashes)"));
+        };
+        let canonical = to_canonical(&value["entry"]).map_err(|err| bad(&item, err.to_string()))?;
+        let mut entries = read_entries(&canonical, origin)?;
+        let entry = entries
+            .pop()
+            .filter(|_| entries.is_empty())
+            .ok_or_else(|| bad(&item, "entry is not one entry"))?;
+        if value["seq"].as_u64() != Some(entry.seq) {
+            return Err(bad(&item, "seq is not the entry's"));
+        }
+        if (from..to).contains(&entry.seq) {
+            return Err(bad_seq(
+                entry.seq,
+                format!("{item}: a context entry inside the bundle's range"),
+            ));
+        }
+        if out.last().is_some_and(|last| last.entry.seq >= entry.seq) {
+            return Err(bad(&item, "seqs do not increase"));
+        }
+        out.push(ContextEntry { entry, size, path });
+    }
+    Ok(out)
+}
+
+/// Opens every checkpoint line with the key the schedule names and checks
+/// the consistency proof from the line before; each rotation's own
+/// checkpoint (size seq + 1) must be there, signed by its old key; every
+/// context entry's path must lead to the root of the last checkpoint.
+/// Returns the opened checkpoints by size.
+pub(super) fn check_checkpoints(
+    lines: &[CheckpointLine],
+    schedule: &KeySchedule,
+    context: &[ContextEntry],
+) -> Result<BTreeMap<u64, Checkpoint>, BundleError> {
+    let mut opened: BTreeMap<u64, Checkpoint> = BTreeMap::new();
+    let mut previous: Option<(u64, Hash)> = None;
+    for line in lines {
+        let checkpoint = open_checkpoint(schedule, &line.note, line.size)?;
+        if checkpoint.size != line.size {
+            return Err(bad(
+                &format!("checkpoint of size {}", line.size),
+                format!("its note says size {}", checkpoint.size),
+            ));
+        }
+        if let Some((old_size, old_root)) = previous {
+            if !verify_consistency(
+                old_size,
+                checkpoint.size,
+                &old_root,
+                &checkpoint.root,
+                &line.consistency,
+            ) {
+                return Err(bad(
+                    &format!("checkpoint of size {}", line.size),
+                    format!(
+                        "the consistency proof from size {old_size} does not verify: the two \
+                         checkpoints are not of one append-only log"
+                    ),
+                ));
+            }
+        }
+        previous = Some((checkpoint.size, checkpoint.root));
+        opened.insert(line.size, checkpoint);
+    }
+    let last = lines.last().map_or(0, |line| line.size);
+    for seq in schedule.rotation_seqs() {
+        if seq < last && !opened.contains_key(&(seq + 1)) {
+            return Err(bad_seq(
+                seq,
+                format!(
+                    "key_rotated: the bundle lacks its own checkpoint (size {}), signed by \
+                     its old key",
+                    seq + 1
+                ),
+            ));
+        }
+    }
+    for item in context {
+        let seq = item.entry.seq;
+        let root = opened
+            .get(&item.size)
+            .filter(|_| item.size == last)
+            .map(|checkpoint| checkpoint.root)
+            .ok_or_else(|| {
+                bad_seq(
+                    seq,
+                    format!(
+                        "context entry: proven into size {}, not the last carried checkpoint ({last})",
+                        item.size
+                    ),
+                )
+            })?;
+        if seq >= item.size
+            || !verify_inclusion(
+                &leaf_hash(&item.entry.bytes),
+                seq,
+                item.size,
+                &item.path,
+                &root,
+            )
+        {
+            return Err(bad_seq(
+                seq,
+                format!(
+                    "context entry: its inclusion proof into the checkpoint of size {} does not verify",
+                    item.size
+                ),
+            ));
+        }
+    }
+    Ok(opened)
+}
+
+/// Compares the root of the tree after each carried checkpoint's size
+/// inside the range with that checkpoint. The first that differs, with the
+/// last that matched, bounds where the bundle's entries first differ from
+/// the signed log: that is all the bundle proves, and all it says.
+pub(super) fn locate_change(
+    mut frontier: Frontier,
+    entries: &[BundleEntry],
+    opened: &BTreeMap<u64, Checkpoint>,
+) -> Result<(), BundleError> {
+    let from = frontier.size();
+    let mut last_match = from;
+    for entry in entries {
+        frontier.push(leaf_hash(&entry.bytes));
+        let size = frontier.size();
+        let Some(checkpoint) = opened.get(&size) else {
+            continue;
+        };
+        if frontier.root() == checkpoint.root {
+            last_match = size;
+            continue;
+        }
+        let (a, b) = (last_match, size - 1);
+        let matched = if last_match > from || from == 0 {
+            format!("the root of the first {last_match} entries is the signed one")
+        } else {
+            format!("the bundle starts at {from} from unsigned prefix hashes")
+        };
+        let prefix = if last_match == from && from > 0 {
+            " (or in the prefix hashes)"
+        } else {
+            ""
+        };
+        let why = format!(
+            "the hash chain is intact, but the Merkle root of the first {size} entries is not \
+             the signed root of the checkpoint of size {size}, while {matched}"
+        );
+        return Err(if a == b && prefix.is_empty() {
+            bad_seq(a, format!("entry altered: {why}"))
+        } else {
+            bad(
+                "root",
+                format!(
+                    "changed within seqs {a}..{b}{prefix}; cannot be located more precisely: {why}"
+                ),
+            )
+        });
+    }
+    Ok(())
+}
+
+/// The `entry_signatures` setting in force at each entry, from the
+/// `entry_signatures_set` entries of the bundle and its context.
+fn settings(entries: &[BundleEntry], context: &[ContextEntry]) -> BTreeMap<u64, bool> {
+    context
+        .iter()
+        .map(|item| &item.entry)
+        .chain(entries)
+        .filter(|e| e.value["kind"] == crate::ledger::export::SIGNATURES_KIND)
+        .map(|e| (e.seq, e.value["entry_signatures"] == "on"))
+        .collect()
+}
+
+/// With the setting `on` (recorded at or before an entry), the entry's
+/// signature must be in the bundle.
+pub(super) fn check_signatures_present(
+    entries: &[BundleEntry],
+    context: &[ContextEntry],
+    signed: &BTreeSet<u64>,
+) -> Result<(), BundleError> {
+    let settings = settings(entries, context);
+    for entry in entries {
+        if let Some((at, true)) = settings.range(..=entry.seq).next_back() {
+            if !signed.contains(&entry.seq) {
+                return Err(bad_seq(
+                    entry.seq,
+                    format!(
+                        "per-entry signature missing: entry_signatures is on here \
+                         (recorded at seq {at})"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every entry whose payload the log keeps (a decision or `stream_ended`
+/// in mode `full`) has its payload line, unless a `payload_erased` entry of
+/// the bundle or its context names it.
+pub(super) fn check_payloads_present(
+    entries: &[BundleEntry],
+    context: &[ContextEntry],
+    present: &BTreeSet<u64>,
+) -> Result<(), BundleError> {
+    let erased: BTreeSet<u64> = context
+        .iter()
+        .map(|item| &item.entry)
+        .chain(entries)
+        .filter(|e| e.value["kind"] == "payload_erased")
+        .filter_map(|e| e.value["erased_seq"].as_u64())
+        .collect();
+    for entry in entries {
+        let kept = matches!(
+            entry.value["kind"].as_str(),
+            Some("decision" | "stream_ended")
+        ) && entry.value["payload_mode"] == "full";
+        if kept && !present.contains(&entry.seq) && !erased.contains(&entry.seq) {
+            return Err(bad_seq(
+                entry.seq,
+                "payload missing: the entry's payload is kept (payload_mode full) and no \
+                 payload_erased entry in the bundle names it",
+            ));
+        }
+    }
+    Ok(())
+}

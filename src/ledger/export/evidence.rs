@@ -1,0 +1,219 @@
+//! What a contiguous bundle carries besides its entries so a verifier can
+//! say what it knows (docs/audit-format.md section 8.1): the batch
+//! checkpoints it covers with the consistency proofs between them, the
+//! entries outside its range it depends on (key rotations, the
+//! `entry_signatures` setting in force at `from`, erasures of its payloads
+//! recorded after `to`) each with an inclusion proof, and the log's key
+//! chain for the manifest.
+
+use super::ExportError;
+use crate::ledger::entry::key_rotation;
+use crate::ledger::store::{LedgerStore, StoreError, StoreNodes};
+use crate::ledger::tree::{consistency_proof, inclusion_proof};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+
+/// The `kind` of the entry recording the `entry_signatures` setting.
+pub const SIGNATURES_KIND: &str = "entry_signatures_set";
+
+/// A `key_rotated` entry of the log.
+pub(crate) struct Rotation {
+    pub(crate) seq: u64,
+    pub(crate) old_vkey: String,
+    pub(crate) new_vkey: String,
+}
+
+/// What one scan of the log found for a bundle of `from..to`.
+pub(crate) struct Scan {
+    /// Every `key_rotated` entry up to the latest checkpoint.
+    pub(crate) rotations: Vec<Rotation>,
+    /// The last `entry_signatures_set` entry before `from`.
+    pub(crate) setting_before: Option<u64>,
+    /// `payload_erased` entries at or after `to` naming a seq in `from..to`.
+    pub(crate) erasures_after: Vec<u64>,
+}
+
+fn has(entry: &[u8], mark: &[u8]) -> bool {
+    entry.windows(mark.len()).any(|w| w == mark)
+}
+
+/// Reads `0..end` once (a byte search spares parsing most entries).
+pub(crate) fn scan(
+    store: &dyn LedgerStore,
+    from: u64,
+    to: u64,
+    end: u64,
+) -> Result<Scan, StoreError> {
+    let mut found = Scan {
+        rotations: Vec::new(),
+        setting_before: None,
+        erasures_after: Vec::new(),
+    };
+    let setting_mark = format!("\"kind\":\"{SIGNATURES_KIND}\"");
+    store.entries_in(0, end, &mut |seq, entry| {
+        if has(entry, br#""kind":"key_rotated""#) {
+            if let Some((old_vkey, new_vkey)) = key_rotation(entry) {
+                found.rotations.push(Rotation {
+                    seq,
+                    old_vkey,
+                    new_vkey,
+                });
+            }
+        } else if seq < from && has(entry, setting_mark.as_bytes()) {
+            found.setting_before = Some(seq);
+        } else if seq >= to && has(entry, br#""kind":"payload_erased""#) {
+            let erased = serde_json::from_slice::<Value>(entry)
+                .ok()
+                .and_then(|value| value["erased_seq"].as_u64());
+            if erased.is_some_and(|erased| (from..to).contains(&erased)) {
+                found.erasures_after.push(seq);
+            }
+        }
+        ControlFlow::Continue(())
+    })?;
+    Ok(found)
+}
+
+/// The lines of `context.jsonl` and `checkpoints.jsonl`.
+pub(crate) struct Evidence {
+    pub(crate) context: Vec<String>,
+    pub(crate) checkpoints: Vec<String>,
+}
+
+/// Builds the evidence of a bundle `from..to` (`to` a checkpoint size).
+/// `every` thins the covered checkpoints to every K-th (the one of size
+/// `to` and each rotation's own are always kept). Context entries are
+/// proven into the last checkpoint listed: the latest one when erasures
+/// after `to` are carried, else the one of size `to`.
+pub(crate) fn build(
+    store: &dyn LedgerStore,
+    found: &Scan,
+    from: u64,
+    to: u64,
+    every: u64,
+) -> Result<Evidence, ExportError> {
+    let stored = store.checkpoints()?;
+    let latest = stored.last().map_or(to, |(size, _)| *size);
+    let target = if found.erasures_after.is_empty() {
+        to
+    } else {
+        latest
+    };
+    let outside = |seq: u64| seq < from || seq >= to;
+    let mut context: BTreeSet<u64> = found
+        .rotations
+        .iter()
+        .map(|r| r.seq)
+        .filter(|seq| outside(*seq) && *seq < target)
+        .collect();
+    context.extend(found.setting_before);
+    context.extend(found.erasures_after.iter().copied());
+
+    let mut sizes: BTreeSet<u64> = BTreeSet::from([to, target]);
+    let covered: Vec<u64> = stored
+        .iter()
+        .map(|(size, _)| *size)
+        .filter(|size| *size > from && *size <= to)
+        .collect();
+    let every = every.max(1) as usize;
+    sizes.extend(covered.iter().skip(every - 1).step_by(every).copied());
+    // Each rotation's own batch is signed by the old key: that checkpoint
+    // proves the rotation is the old key's doing.
+    sizes.extend(
+        found
+            .rotations
+            .iter()
+            .map(|r| r.seq + 1)
+            .filter(|size| *size <= target),
+    );
+    let notes: std::collections::BTreeMap<u64, &String> =
+        stored.iter().map(|(size, note)| (*size, note)).collect();
+    let nodes = StoreNodes(store);
+    let mut checkpoints = Vec::new();
+    let mut previous: Option<u64> = None;
+    for size in sizes {
+        let Some(note) = notes.get(&size) else {
+            continue; // not a batch end (a rotation batch always is)
+        };
+        let proof = match previous {
+            Some(old) => consistency_proof(&nodes, old, size).map_err(|err| {
+                StoreError::Corrupt(format!("consistency proof {old} -> {size}: {err}"))
+            })?,
+            None => Vec::new(),
+        };
+        let proof: Vec<String> = proof.iter().map(|hash| BASE64.encode(hash)).collect();
+        checkpoints.push(
+            serde_json::json!({ "size": size, "checkpoint": note, "consistency": proof })
+                .to_string(),
+        );
+        previous = Some(size);
+    }
+    let mut lines = Vec::new();
+    for seq in context {
+        let bytes = store
+            .entry(seq)?
+            .ok_or_else(|| StoreError::Corrupt(format!("entry {seq} missing")))?;
+        let entry: Value = serde_json::from_slice(&bytes)
+            .map_err(|_| StoreError::Corrupt(format!("entry {seq} is not JSON")))?;
+        let path = inclusion_proof(&nodes, seq, target)
+            .map_err(|err| StoreError::Corrupt(format!("inclusion proof of {seq}: {err}")))?;
+        let path: Vec<String> = path.iter().map(|hash| BASE64.encode(hash)).collect();
+        lines.push(
+            serde_json::json!({ "seq": seq, "size": target, "entry": entry, "path": path })
+                .to_string(),
+        );
+    }
+    Ok(Evidence {
+        context: lines,
+        checkpoints,
+    })
+}
+
+/// The manifest's `first_vkey` and `rotations`: the log's first key (the
+/// `old_vkey` of its first rotation, or `current` when it never rotated)
+/// and every rotation, in order.
+pub(crate) fn key_chain(found: &Scan, current: &str) -> (String, Value) {
+    let first = found
+        .rotations
+        .first()
+        .map_or(current.to_owned(), |r| r.old_vkey.clone());
+    let chain = found
+        .rotations
+        .iter()
+        .map(
+            |r| serde_json::json!({ "seq": r.seq, "old_vkey": r.old_vkey, "new_vkey": r.new_vkey }),
+        )
+        .collect();
+    (first, Value::Array(chain))
+}
+
+/// The manifest's `files`: for each bundle file, its line count and SHA-256.
+pub(crate) fn file_list(dir: &std::path::Path) -> Result<Value, ExportError> {
+    use sha2::Digest;
+    let mut files = serde_json::Map::new();
+    for name in super::BUNDLE_FILES {
+        let path = dir.join(name);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => {
+                return Err(ExportError::Write {
+                    path: path.display().to_string(),
+                    source,
+                });
+            }
+        };
+        let lines = bytes.iter().filter(|b| **b == b'\n').count();
+        files.insert(
+            (*name).to_owned(),
+            serde_json::json!({
+                "lines": lines,
+                "sha256": crate::ledger::entry::hex(&sha2::Sha256::digest(&bytes)),
+            }),
+        );
+    }
+    Ok(Value::Object(files))
+}
