@@ -1280,6 +1280,7 @@ def check_predecessor(checked: list, vkey: VerifierKey, origin: str, problems: l
 
 BUNDLE_FORMAT = "govgate-bundle/1"
 SPARSE_BUNDLE_FORMAT = "govgate-bundle-sparse/1"
+BUNDLE_FORMAT_2 = "govgate-bundle/2"
 _HEX_SALT = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -1387,6 +1388,293 @@ def check_payload(payload: BundlePayload, entry) -> list:
     return reasons
 
 
+# ---------------------------------------------------------------------------
+# What a govgate-bundle/2 bundle carries besides its entries (section 8.1)
+# ---------------------------------------------------------------------------
+
+BUNDLE_FILES = (
+    "entries.jsonl",
+    "checkpoint.txt",
+    "checkpoints.jsonl",
+    "context.jsonl",
+    "proofs.jsonl",
+    "signatures.jsonl",
+    "payloads.jsonl",
+)
+SIGNATURES_SET = "entry_signatures_set"
+LOCATE_WORDS = "cannot be located more precisely"
+
+
+def check_bundle_files(directory: str, files, problems: list) -> None:
+    """The manifest's `files`: each listed file with that line count and SHA-256; each present file listed.
+
+    The manifest is not signed: this finds files lost or cut in transit;
+    what the ledger proves is checked by the signature and payload rules.
+    """
+    if not isinstance(files, dict):
+        problems.append("manifest: files is not an object")
+        return
+    for name, expected in files.items():
+        if name not in BUNDLE_FILES:
+            problems.append(f"manifest: files lists an unknown file {name!r}")
+            continue
+        data = _read_bundle_file(directory, name)
+        if data is None:
+            problems.append(f"files: {name} is missing (the manifest lists it)")
+            continue
+        lines = data.count(b"\n")
+        if not isinstance(expected, dict) or entry_int(expected.get("lines")) != lines:
+            got = expected.get("lines") if isinstance(expected, dict) else expected
+            problems.append(f"files: {name} has {lines} lines, the manifest says {got!r}")
+        elif expected.get("sha256") != hashlib.sha256(data).hexdigest():
+            problems.append(f"files: {name}: its SHA-256 is not the manifest's")
+    for name in BUNDLE_FILES:
+        if name not in files and _read_bundle_file(directory, name) is not None:
+            problems.append(f"files: {name} is present but the manifest does not list it")
+
+
+def _hash_list(value) -> list | None:
+    if not isinstance(value, list):
+        return None
+    out = []
+    for item in value:
+        if not isinstance(item, str):
+            return None
+        try:
+            digest = b64decode_strict(item, "hash")
+        except VerifyError:
+            return None
+        if len(digest) != 32:
+            return None
+        out.append(digest)
+    return out
+
+
+def read_checkpoint_lines(data: bytes | None, end: int, note: bytes | None, problems: list) -> list:
+    """checkpoints.jsonl as (size, note bytes, consistency proof), sizes strictly increasing."""
+    if data is None:
+        problems.append("checkpoints: checkpoints.jsonl is missing")
+        return []
+    out: list = []
+    for number, raw in enumerate(split_jsonl(data), 1):
+        item = f"checkpoints.jsonl line {number}"
+        try:
+            value = parse_json(raw)
+        except VerifyError as err:
+            problems.append(f"{item}: {err}")
+            return []
+        size = entry_int(value.get("size")) if isinstance(value, dict) else None
+        text = value.get("checkpoint") if isinstance(value, dict) else None
+        proof = _hash_list(value.get("consistency")) if isinstance(value, dict) else None
+        if size is None or not isinstance(text, str) or proof is None:
+            problems.append(f"{item}: needs size, checkpoint (a note) and consistency (base64 hashes)")
+            return []
+        if out and out[-1][0] >= size:
+            problems.append(f"{item}: sizes do not increase")
+            return []
+        out.append((size, text.encode("utf-8"), proof))
+    match = [line for line in out if line[0] == end]
+    if not match:
+        problems.append(f"checkpoints: no checkpoint of size {end} (the bundle's to)")
+    elif match[0][1] != note:
+        problems.append(f"checkpoints: the checkpoint of size {end} is not the note of checkpoint.txt")
+    return out
+
+
+def read_context_lines(data: bytes | None, origin: str, start: int, end: int, problems: list) -> list:
+    """context.jsonl as (seq, canonical bytes, entry, size, path): entries outside start..end, proven."""
+    if data is None:
+        return []
+    out: list = []
+    for number, raw in enumerate(split_jsonl(data), 1):
+        item = f"context.jsonl line {number}"
+        try:
+            value = parse_json(raw)
+            if not isinstance(value, dict):
+                raise VerifyError("not a JSON object")
+            canonical = canonicalize(value.get("entry"))
+        except VerifyError as err:
+            problems.append(f"{item}: {err}")
+            continue
+        size, path = entry_int(value.get("size")), _hash_list(value.get("path"))
+        if size is None or path is None:
+            problems.append(f"{item}: needs size, entry and path (base64 hashes)")
+            continue
+        entry = value["entry"]
+        reason = check_entry_fields(entry)
+        seq = entry_int(entry.get("seq")) if isinstance(entry, dict) else None
+        if reason or seq is None:
+            problems.append(f"{item}: {reason or 'the entry has no seq'}")
+            continue
+        if entry.get("origin") != origin:
+            problems.append(f"seq {seq}: {item}: origin {entry.get('origin')!r} is not the checkpoint origin {origin!r}")
+            continue
+        if entry_int(value.get("seq")) != seq:
+            problems.append(f"{item}: seq is not the entry's")
+            continue
+        if start <= seq < end:
+            problems.append(f"seq {seq}: {item}: a context entry inside the bundle's range")
+            continue
+        if out and out[-1][0] >= seq:
+            problems.append(f"{item}: seqs do not increase")
+            continue
+        out.append((seq, canonical, entry, size, path))
+    return out
+
+
+def check_checkpoint_lines(lines: list, schedule: KeySchedule, context: list, problems: list) -> dict:
+    """Open each carried checkpoint with its key, check the consistency proofs between them,
+    each rotation's own checkpoint and the context entries' inclusion; return {size: checkpoint}."""
+    opened: dict = {}
+    previous = None
+    for size, note, proof in lines:
+        item = f"checkpoint of size {size}"
+        key, why = schedule.checkpoint_key(size)
+        checkpoint = open_checkpoint(
+            note, key, problems, item=item, why=_signer_why(schedule, size, key, why), others=schedule.keys()
+        )
+        if checkpoint is None:
+            return opened
+        if checkpoint.size != size:
+            problems.append(f"{item}: its note says size {checkpoint.size}")
+            return opened
+        if previous is not None:
+            try:
+                verify_consistency(previous.size, size, previous.root, checkpoint.root, proof)
+            except VerifyError as err:
+                problems.append(
+                    f"{item}: the consistency proof from size {previous.size} does not verify ({err}): "
+                    "the two checkpoints are not of one append-only log"
+                )
+        opened[size] = checkpoint
+        previous = checkpoint
+    last = lines[-1][0] if lines else 0
+    for rotation in schedule.rotations:
+        if rotation.seq < last and rotation.seq + 1 not in opened:
+            problems.append(
+                f"seq {rotation.seq}: key_rotated: the bundle lacks its own checkpoint "
+                f"(size {rotation.seq + 1}), signed by its old key"
+            )
+    for seq, canonical, _, size, path in context:
+        if size != last or size not in opened:
+            problems.append(
+                f"seq {seq}: context entry: proven into size {size}, not the last carried checkpoint ({last})"
+            )
+            continue
+        try:
+            verify_inclusion(seq, size, leaf_hash(canonical), path, opened[size].root)
+        except VerifyError as err:
+            problems.append(
+                f"seq {seq}: context entry: its inclusion proof into the checkpoint of size {size} "
+                f"does not verify ({err})"
+            )
+    return opened
+
+
+def locate_change(prefix: list, start: int, leaves: list, opened: dict) -> str | None:
+    """Where the entries first differ from the signed log, as far as the carried checkpoints prove it.
+
+    The tree is grown from the prefix subtrees one leaf at a time; at every
+    carried checkpoint inside the range its root is compared. The first that
+    differs and the last that matched bound the change; nothing narrower is
+    claimed.
+    """
+    stack = list(zip(subtree_sizes(start), prefix))
+    last_match, size = start, start
+    for leaf in leaves:
+        stack.append((1, leaf))
+        while len(stack) >= 2 and stack[-1][0] == stack[-2][0]:
+            width, right = stack.pop()
+            _, left = stack.pop()
+            stack.append((2 * width, node_hash(left, right)))
+        size += 1
+        checkpoint = opened.get(size)
+        if checkpoint is None:
+            continue
+        root = stack[-1][1]
+        for _, left in reversed(stack[:-1]):
+            root = node_hash(left, root)
+        if root == checkpoint.root:
+            last_match = size
+            continue
+        a, b = last_match, size - 1
+        if last_match > start:
+            matched = f"the checkpoint of size {last_match} matches the first {last_match} entries"
+        elif start == 0:
+            matched = "the bundle carries no smaller checkpoint"
+        else:
+            matched = f"the bundle starts at {start} from unsigned prefix hashes"
+        in_prefix = " (or in the prefix hashes)" if last_match == start and start > 0 else ""
+        why = (
+            f"the hash chain is intact, but the Merkle root of the first {size} entries is not "
+            f"the signed root of the checkpoint of size {size}, while {matched}"
+        )
+        if a == b and not in_prefix:
+            return f"seq {a}: entry altered: {why}"
+        return f"root: changed within seqs {a}..{b}{in_prefix}; {LOCATE_WORDS}: {why}"
+    return None
+
+
+def signature_settings(entries: list) -> list:
+    """(seq, on) of the entry_signatures_set entries among (seq, entry) pairs, in seq order."""
+    return sorted(
+        (seq, entry.get("entry_signatures") == "on")
+        for seq, entry in entries
+        if isinstance(entry, dict) and entry.get("kind") == SIGNATURES_SET
+    )
+
+
+def missing_signatures(entries: list, context_entries: list, signed: set) -> list:
+    """Problems for entries at which entry_signatures is on (recorded at or before them) without a signature."""
+    settings = signature_settings(context_entries + entries)
+    problems = []
+    for seq, _ in entries:
+        in_force = [s for s in settings if s[0] <= seq]
+        if in_force and in_force[-1][1] and seq not in signed:
+            problems.append(
+                f"seq {seq}: per-entry signature missing: entry_signatures is on here "
+                f"(recorded at seq {in_force[-1][0]})"
+            )
+    return problems
+
+
+def missing_payloads(entries: list, context_entries: list, present: set) -> list:
+    """Problems for kept payloads (decision or stream_ended in mode full) neither in the bundle nor erased."""
+    erased = {
+        entry.get("erased_seq")
+        for _, entry in context_entries + entries
+        if isinstance(entry, dict) and entry.get("kind") == "payload_erased"
+    }
+    problems = []
+    for seq, entry in entries:
+        kept = (
+            isinstance(entry, dict)
+            and entry.get("kind") in ("decision", "stream_ended")
+            and entry.get("payload_mode") == "full"
+        )
+        if kept and seq not in present and seq not in erased:
+            problems.append(
+                f"seq {seq}: payload missing: the entry's payload is kept (payload_mode full) "
+                "and no payload_erased entry in the bundle names it"
+            )
+    return problems
+
+
+def manifest_key_chain_warnings(manifest: dict, vkey: VerifierKey, schedule: KeySchedule) -> list:
+    """The manifest's first_vkey and rotations (unsigned) against the pinned key and the proven rotations."""
+    out = []
+    named = manifest.get("first_vkey")
+    if named is not None and named != vkey_text(vkey):
+        out.append(f"warning: manifest: first_vkey {named!r} is not the given first key {vkey.label()} (the given key was used)")
+    chain = manifest.get("rotations")
+    if isinstance(chain, list):
+        listed = {r.get("seq") for r in chain if isinstance(r, dict)}
+        for rotation in schedule.rotations:
+            if rotation.seq not in listed:
+                out.append(f"warning: manifest: rotations does not list the key_rotated entry at seq {rotation.seq}")
+    return out
+
+
 def verify_bundle(
     vkey: VerifierKey, directory: str, current: VerifierKey | None = None, collect: list | None = None
 ) -> tuple[list, list, str]:
@@ -1460,15 +1748,23 @@ def verify_bundle(
         if manifest is not None and not isinstance(manifest, dict):
             problems.append("manifest: not a JSON object")
             manifest = None
+    version = 2 if manifest is not None and manifest.get("format") == BUNDLE_FORMAT_2 else 1
+    if manifest is not None:
+        if "files" in manifest:
+            check_bundle_files(directory, manifest["files"], problems)
+        elif version == 2:
+            problems.append("manifest: files is missing")
     if manifest is not None and manifest.get("format") == SPARSE_BUNDLE_FORMAT:
-        return verify_sparse_bundle(
+        more, warnings, ok_line = verify_sparse_bundle(
             vkey, current, manifest, note, entries_bytes, payload_bytes, directory, signature_bytes, collect
         )
+        return problems + more, warnings, ok_line
     start = end = prefix = payloads_flag = None
     if manifest is not None:
-        if manifest.get("format") != BUNDLE_FORMAT:
+        if manifest.get("format") not in (BUNDLE_FORMAT, BUNDLE_FORMAT_2):
             problems.append(
-                f"manifest: format {manifest.get('format')!r} is not {BUNDLE_FORMAT!r} nor {SPARSE_BUNDLE_FORMAT!r}"
+                f"manifest: format {manifest.get('format')!r} is not {BUNDLE_FORMAT_2!r}, {BUNDLE_FORMAT!r} "
+                f"nor {SPARSE_BUNDLE_FORMAT!r}"
             )
         start, end = entry_int(manifest.get("from")), entry_int(manifest.get("to"))
         if start is None:
@@ -1537,9 +1833,39 @@ def verify_bundle(
     expected, n = end - start, len(lines)
     first_bad, sound = check_entries_detail(lines[:expected], origin, start)
     checked = parsed_entries(lines[:sound], start, collect)
-    schedule = follow_rotations(lines[:sound], start, first, first_label, origin, problems)
-    checkpoint = open_bundle_checkpoint(schedule)
+    context: list = []
+    opened: dict = {}
+    if version == 2:
+        # The rotations before `from` are proven context entries: the key
+        # in force at `from` follows from the first key.
+        context = read_context_lines(_read_bundle_file(directory, "context.jsonl"), origin, start, end, problems)
+        before = [c for c in context if c[0] < start]
+        after = [c for c in context if c[0] >= end]
+        schedule = follow_rotations(
+            [c[1] for c in before] + lines[:sound] + [c[1] for c in after],
+            start,
+            vkey,
+            "the first key (--vkey)",
+            origin,
+            problems,
+            seqs=[c[0] for c in before] + list(range(start, start + sound)) + [c[0] for c in after],
+        )
+        if current is not None and schedule.entry_key(start) != current:
+            problems.append(
+                f"keys: --current-vkey {current.label()} is not the key in force at from, "
+                f"{schedule.entry_key(start).label()} (from the first key and the bundle's rotations)"
+            )
+        carried = read_checkpoint_lines(_read_bundle_file(directory, "checkpoints.jsonl"), end, note, problems)
+        opened = check_checkpoint_lines(carried, schedule, context, problems)
+        checkpoint = opened.get(end)
+    else:
+        schedule = follow_rotations(lines[:sound], start, first, first_label, origin, problems)
+        checkpoint = open_bundle_checkpoint(schedule)
+        if checkpoint is not None:
+            opened = {end: checkpoint}
     manifest_vkey_warning(schedule)
+    warnings.extend(manifest_key_chain_warnings(manifest, vkey, schedule))
+    context_entries = [(c[0], c[2]) for c in context]
     if first_bad:
         problems.append(first_bad)
     if n < expected:
@@ -1566,21 +1892,16 @@ def verify_bundle(
                 problems.append(f"root: {mismatch}")
             elif expected == 0:
                 problems.append(f"prefix: {mismatch}: a prefix hash was altered")
-            elif start == 0:
-                # As for the log: every entry but the last is vouched for by
-                # its successor's prev_hash, and there is no prefix.
-                problems.append(
-                    f"seq {end - 1}: entry altered: {mismatch} while the hash chain is intact "
-                    f"(or the chain was rebuilt from an earlier seq)"
-                )
             else:
-                problems.append(
-                    f"root: {mismatch} while the hash chain is intact: a prefix hash or the last "
-                    f"entry, seq {end - 1}, was altered (or the chain was rebuilt from an earlier seq)"
-                )
+                # The chain is intact, so every entry is vouched for by its
+                # successor, yet one may have been rebuilt with all after
+                # it: only the carried checkpoints say where.
+                located = locate_change(prefix, start, [leaf_hash(raw) for raw in lines], opened)
+                problems.append(located or f"root: {mismatch}")
 
     # 4. Payloads against the commitments of their decision entries.
     payload_count = 0
+    present_payloads: set = set()
     if payload_bytes is None:
         if payloads_flag:
             problems.append("payloads: the manifest says payloads: true but payloads.jsonl is missing")
@@ -1594,6 +1915,7 @@ def verify_bundle(
             except VerifyError:
                 by_seq[start + i] = None
         for number, payload in unique_lines(payload_bytes, parse_payload_line, "payload", problems):
+            present_payloads.add(payload.seq)
             where = f"payload seq {payload.seq}"
             if not start <= payload.seq < end:
                 problems.append(
@@ -1613,8 +1935,10 @@ def verify_bundle(
     # line and the entry's line bytes. Entries without a signature (signed
     # before the mode was on) are fine.
     signature_count = 0
+    present_signatures: set = set()
     if signature_bytes is not None:
         for number, sig in unique_lines(signature_bytes, parse_signature_line, "signature", problems):
+            present_signatures.add(sig.seq)
             where = f"signature seq {sig.seq}"
             if not start <= sig.seq < end:
                 problems.append(
@@ -1632,6 +1956,13 @@ def verify_bundle(
                 )
             else:
                 signature_count += 1
+
+    # What the ledger records (the signature setting, the erasures) turns an
+    # absent line into a provable omission.
+    if version == 2:
+        problems.extend(missing_signatures(checked, context_entries, present_signatures))
+        if payloads_flag:
+            problems.extend(missing_payloads(checked, context_entries, present_payloads))
 
     # 6. Policy verdicts and reviews (section 13) within the range, and the
     # streamed decisions' links to their ends (section 14).

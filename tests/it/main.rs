@@ -7,6 +7,7 @@
 
 mod audit;
 mod audit_sample;
+mod bundle_evidence;
 mod cli;
 mod connections;
 mod decisions;

@@ -306,8 +306,10 @@ pub(super) fn locate_change(
             continue;
         }
         let (a, b) = (last_match, size - 1);
-        let matched = if last_match > from || from == 0 {
-            format!("the root of the first {last_match} entries is the signed one")
+        let matched = if last_match > from {
+            format!("the checkpoint of size {last_match} matches the first {last_match} entries")
+        } else if from == 0 {
+            "the bundle carries no smaller checkpoint".to_owned()
         } else {
             format!("the bundle starts at {from} from unsigned prefix hashes")
         };
