@@ -129,6 +129,7 @@ fn seqs_of(dir: &Path) -> Vec<u64> {
 }
 
 fn first_bad(dir: &Path) -> (Option<u64>, String) {
+    super::evidence::refresh_file_list(dir);
     match verify_bundle(dir, &verifier(), None) {
         Err(BundleError::Bad { seq, item, reason }) => (seq, format!("{item}: {reason}")),
         other => panic!("expected a bad bundle, got {other:?}"),
