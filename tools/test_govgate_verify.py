@@ -829,9 +829,10 @@ class BundleTests(BundleWriter, LogTestCase):
                     lines[i] = lines[i].replace(b":%02d.000Z" % k, b":59.000Z")
                     self.assertNotEqual(lines[i], self.entries[k])
                     d = self.bundle(start, end, entries=lines)
-                    if start > 0 and k == end - 1:
-                        # Only the root covers the last entry, and a prefix hash could explain it too.
-                        self.assertFirstProblem(d, "root:", f"seq {k}")
+                    if k == end - 1:
+                        # Only the root covers the last entry: with one checkpoint, the change
+                        # is proven to lie in the range (or a prefix hash), no nearer.
+                        self.assertFirstProblem(d, "root:", f"changed within seqs {start}..{end - 1}")
                     else:
                         self.assertFirstProblem(d, f"seq {k}:")
 
@@ -935,7 +936,7 @@ class BundleTests(BundleWriter, LogTestCase):
 
     def test_manifest_problems(self):
         for changes, expect in (
-            ({"format": "govgate-bundle/2"}, "format"),
+            ({"format": "govgate-bundle/3"}, "format"),
             ({"origin": "govgate.example/other"}, "origin"),
             ({"from": 13}, "larger than to"),
             ({"from": -1}, "from"),
