@@ -6,7 +6,9 @@
 //! verifiers, on bundles of the real binary.
 
 use crate::models;
-use crate::support::audit::{both_accept_bundle, python_bundle, rust_bundle, said};
+use crate::support::audit::{
+    both_accept_bundle, python_bundle, refresh_file_list, rust_bundle, said,
+};
 use crate::support::{Gateway, TestUpstream};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -32,28 +34,6 @@ fn write_lines(dir: &Path, file: &str, lines: &[String]) {
 
 fn manifest(dir: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
-}
-
-/// What a forger does after editing files: the manifest's file list
-/// (unsigned) made to match again.
-fn refresh_file_list(dir: &Path) {
-    use sha2::Digest;
-    let mut manifest = manifest(dir);
-    let files = manifest["files"].as_object_mut().unwrap();
-    for (name, item) in files.iter_mut() {
-        let bytes = std::fs::read(dir.join(name)).unwrap();
-        item["lines"] = bytecount(&bytes).into();
-        item["sha256"] = hex(&sha2::Sha256::digest(&bytes)).into();
-    }
-    std::fs::write(dir.join("manifest.json"), format!("{manifest:#}\n")).unwrap();
-}
-
-fn bytecount(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|b| **b == b'\n').count() as u64
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A copy of a bundle, to tamper with.

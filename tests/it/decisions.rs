@@ -115,6 +115,7 @@ async fn sigterm_drains_exits_cleanly_and_restart_continues_the_chain() {
     assert_eq!(
         kinds,
         [
+            "entry_signatures_set",
             "gateway_started",
             "decision",
             "gateway_stopped",

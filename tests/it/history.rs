@@ -87,7 +87,8 @@ async fn a_start_without_its_ledger_refuses_to_sign_a_second_history_under_the_o
     let entries = gateway.entries().await;
     assert_eq!(entries[0]["kind"], "ledger_restarted");
     assert_eq!(entries[0]["previous_checkpoint"], old_checkpoint.as_str());
-    assert_eq!(entries[1]["kind"], "gateway_started");
+    assert_eq!(entries[1]["kind"], "entry_signatures_set");
+    assert_eq!(entries[2]["kind"], "gateway_started");
     // The Python verifier checks the link: the cited checkpoint is signed
     // by this log's key under the old origin.
     let files = tempfile::tempdir().unwrap();

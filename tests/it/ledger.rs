@@ -391,10 +391,11 @@ async fn quarantine_moves_a_damaged_ledger_aside_only_when_told_and_starts_a_new
     assert_eq!(entries[0]["damaged_store"], names[1].as_str());
     let reason = entries[0]["reason"].as_str().unwrap();
     assert!(reason.contains("first bad seq"), "{reason}");
-    assert_eq!(entries[1]["kind"], "gateway_started");
+    assert_eq!(entries[1]["kind"], "entry_signatures_set");
+    assert_eq!(entries[2]["kind"], "gateway_started");
     // Approvals lived in the damaged ledger: the new one starts with the
     // declared versions proposed again, and nothing served until approved.
-    assert_eq!(entries[2]["kind"], "version_proposed");
+    assert_eq!(entries[3]["kind"], "version_proposed");
     assert_eq!(
         gateway.infer("{}").await.error_code(),
         "model_version_not_approved"

@@ -323,7 +323,10 @@ async fn key_rotations_are_carried_and_followed_in_both_forms() {
     match verify_bundle(&after, &verifier(), Some(&verifier())) {
         Err(BundleError::Bad { item, reason, .. }) => {
             assert_eq!(item, "keys");
-            assert!(reason.contains("is not the key in force at from"), "{reason}");
+            assert!(
+                reason.contains("is not the key in force at from"),
+                "{reason}"
+            );
         }
         other => panic!("{other:?}"),
     }

@@ -92,3 +92,32 @@ impl Gateway {
         }
     }
 }
+
+/// What a forger does after editing a bundle: the manifest's file list
+/// (not signed) made to match the files again, so the checks behind it
+/// are the ones that answer.
+pub fn refresh_file_list(dir: &Path) {
+    use sha2::Digest;
+    let path = dir.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let Some(files) = manifest["files"].as_object_mut() else {
+        return;
+    };
+    let names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|file| file.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name != "manifest.json")
+        .collect();
+    files.clear();
+    for name in names {
+        let bytes = std::fs::read(dir.join(&name)).unwrap();
+        let lines = bytes.iter().filter(|b| **b == b'\n').count();
+        let sha: String = sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        files.insert(name, serde_json::json!({ "lines": lines, "sha256": sha }));
+    }
+    std::fs::write(&path, format!("{manifest:#}\n")).unwrap();
+}
