@@ -12,19 +12,31 @@ use http::{StatusCode, header};
 use std::ops::ControlFlow;
 use std::sync::Mutex;
 
+/// A `key_rotated` entry: its seq, `old_vkey` and `new_vkey`.
+#[derive(Clone)]
+struct Rotation {
+    seq: u64,
+    old: String,
+    new: String,
+}
+
+/// How far the scan has read, and the rotations found there.
+#[derive(Default)]
+struct Scanned {
+    size: u64,
+    rotations: Vec<Rotation>,
+}
+
 /// The rotations found so far and how far the scan has read.
 #[derive(Default)]
 pub(super) struct KeyCache {
-    scanned: Mutex<(u64, Vec<(u64, String, String)>)>,
+    scanned: Mutex<Scanned>,
 }
 
 impl KeyCache {
     /// Scans the entries written since the last call; returns the log's
     /// size and every rotation `(seq, old_vkey, new_vkey)`. Blocking.
-    fn rotations(
-        &self,
-        reader: &LedgerReader,
-    ) -> Result<(u64, Vec<(u64, String, String)>), StoreError> {
+    fn rotations(&self, reader: &LedgerReader) -> Result<Scanned, StoreError> {
         // A poisoned lock only means a scan panicked midway: what it held
         // is still a prefix of the truth, so the scan resumes from it.
         let mut guard = self
@@ -35,37 +47,38 @@ impl KeyCache {
             .store
             .latest_checkpoint()?
             .map_or(0, |(size, _)| size);
-        let (scanned, rotations) = &mut *guard;
-        if *scanned < size {
-            reader.store.entries_in(*scanned, size, &mut |seq, entry| {
-                const MARK: &[u8] = br#""kind":"key_rotated""#;
-                if entry.windows(MARK.len()).any(|w| w == MARK) {
-                    if let Some((old, new)) = key_rotation(entry) {
-                        rotations.push((seq, old, new));
+        let scanned = &mut *guard;
+        if scanned.size < size {
+            let rotations = &mut scanned.rotations;
+            reader
+                .store
+                .entries_in(scanned.size, size, &mut |seq, entry| {
+                    const MARK: &[u8] = br#""kind":"key_rotated""#;
+                    if entry.windows(MARK.len()).any(|w| w == MARK) {
+                        if let Some((old, new)) = key_rotation(entry) {
+                            rotations.push(Rotation { seq, old, new });
+                        }
                     }
-                }
-                ControlFlow::Continue(())
-            })?;
-            *scanned = size;
+                    ControlFlow::Continue(())
+                })?;
+            scanned.size = size;
         }
-        Ok((size, rotations.clone()))
+        Ok(Scanned {
+            size,
+            rotations: scanned.rotations.clone(),
+        })
     }
 }
 
 /// The keys as JSON: each with the first and last seq it signed (its
 /// rotation entry is the old key's last), the current one last.
-fn keys_json(
-    current: &str,
-    origin: &str,
-    size: u64,
-    rotations: &[(u64, String, String)],
-) -> serde_json::Value {
+fn keys_json(current: &str, origin: &str, size: u64, rotations: &[Rotation]) -> serde_json::Value {
     let mut keys = Vec::new();
     let mut first_seq = 0;
     let mut vkey = rotations
         .first()
-        .map_or(current.to_owned(), |(_, old, _)| old.clone());
-    for (seq, _, new) in rotations {
+        .map_or(current.to_owned(), |r| r.old.clone());
+    for Rotation { seq, new, .. } in rotations {
         keys.push(serde_json::json!({
             "vkey": vkey, "first_seq": first_seq, "last_seq": seq, "rotated_at": seq,
         }));
@@ -85,7 +98,7 @@ pub(super) async fn list(State(reader): State<LedgerReader>) -> Response {
     // Blocking store reads: a first call on a long log reads every entry.
     let found = tokio::task::spawn_blocking(move || scan.keys.rotations(&scan)).await;
     match found {
-        Ok(Ok((size, rotations))) => (
+        Ok(Ok(Scanned { size, rotations })) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],
             keys_json(
@@ -110,7 +123,11 @@ pub(super) async fn list(State(reader): State<LedgerReader>) -> Response {
 mod tests {
     #[test]
     fn each_key_signs_up_to_and_including_its_rotation() {
-        let rotations = vec![(3, "k1".to_owned(), "k2".to_owned())];
+        let rotations = vec![super::Rotation {
+            seq: 3,
+            old: "k1".to_owned(),
+            new: "k2".to_owned(),
+        }];
         let json = super::keys_json("k2", "o", 6, &rotations);
         assert_eq!(
             json["keys"],
