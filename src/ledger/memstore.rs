@@ -98,6 +98,13 @@ impl MemStore {
         put(&mut self.write().signatures, seq as usize, signature);
     }
 
+    /// Removes entry `seq`'s per-entry signature (tests of verification).
+    pub fn drop_entry_signature(&self, seq: u64) {
+        if let Some(slot) = self.write().signatures.get_mut(seq as usize) {
+            *slot = None;
+        }
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Tables> {
         // A panic while holding the lock leaves plain data behind; keep using it.
         self.tables

@@ -101,9 +101,24 @@ struct KeyTimeline {
     keys: Vec<NoteVerifier>,
     rotation_seqs: Vec<u64>,
     checkpoint_sizes: Vec<u64>,
+    /// The `entry_signatures_set` entries: (seq, whether `on`), by seq.
+    signature_settings: Vec<(u64, bool)>,
 }
 
 impl KeyTimeline {
+    /// When the log records `entry_signatures` `on` at `seq` (its last
+    /// `entry_signatures_set` at or before it says so), that record's seq:
+    /// the entry's own signature must be there.
+    fn must_sign(&self, seq: u64) -> Option<u64> {
+        match self
+            .signature_settings
+            .partition_point(|(at, _)| *at <= seq)
+        {
+            0 => None,
+            i => Some(self.signature_settings[i - 1]).and_then(|(at, on)| on.then_some(at)),
+        }
+    }
+
     /// The key of the batch holding `seq`: the key in force when the batch
     /// began (a rotation switches keys for the batches after its own).
     fn key_at(&self, seq: u64) -> &NoteVerifier {
@@ -141,6 +156,7 @@ pub fn verify_store_with_progress(
     let size = store.size()?;
     let checkpoints = store.checkpoints()?;
     let checkpoint_sizes: Vec<u64> = checkpoints.iter().map(|(size, _)| *size).collect();
+    let signature_settings = signature_settings(store)?;
     // Most logs never rotate their key. Finding the rotations first costs a
     // whole extra read of the log, so first assume there are none; the pass
     // stops at any entry that may be a rotation. Any problem is also
@@ -150,6 +166,7 @@ pub fn verify_store_with_progress(
         keys: vec![verifier.clone()],
         rotation_seqs: Vec::new(),
         checkpoint_sizes: checkpoint_sizes.clone(),
+        signature_settings: signature_settings.clone(),
     };
     let assumed = pass::check_log(
         store,
@@ -170,6 +187,7 @@ pub fn verify_store_with_progress(
         keys,
         rotation_seqs,
         checkpoint_sizes,
+        signature_settings,
     };
     let mut verified = pass::check_log(
         store,
@@ -184,6 +202,23 @@ pub fn verify_store_with_progress(
     .ok_or_else(|| bad(0, "verification stopped before the end"))?;
     verified.continues = predecessor(store, &first_key)?;
     Ok(verified)
+}
+
+/// The `entry_signatures_set` entries (governance entries: the store's
+/// index finds them without a scan), by seq.
+fn signature_settings(store: &dyn LedgerStore) -> Result<Vec<(u64, bool)>, VerifyError> {
+    let mut settings = Vec::new();
+    for seq in store.governance_seqs()? {
+        let Some(bytes) = store.entry(seq)? else {
+            continue; // the pass names a missing entry
+        };
+        if let Ok(entry) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+            if entry["kind"] == super::export::SIGNATURES_KIND {
+                settings.push((seq, entry["entry_signatures"] == "on"));
+            }
+        }
+    }
+    Ok(settings)
 }
 
 /// The previous log's checkpoint cited by entry 0 (`ledger_restarted`

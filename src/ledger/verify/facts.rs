@@ -109,10 +109,12 @@ pub(super) fn fast_facts(
         (Text::Escaped, _, _) | (_, Text::Escaped, _) | (_, _, Text::Escaped) => return Ok(None),
         (prev_hash, kind, decision_id) => (prev_hash, kind, decision_id),
     };
-    if let Some(signature) = lookups.signature(seq)? {
-        if !timeline.key_at(seq).verify_entry(bytes, &signature) {
+    match lookups.signature(seq)? {
+        Some(signature) if !timeline.key_at(seq).verify_entry(bytes, &signature) => {
             return Ok(None);
         }
+        None if timeline.must_sign(seq).is_some() => return Ok(None),
+        _ => {}
     }
     if let (Text::Plain("decision"), Text::Plain(id)) = (kind, decision_id) {
         if indexed_seq(lookups, id)? != Some(seq) {
@@ -175,10 +177,21 @@ pub(super) fn slow_facts(
             format!("origin {} is not {origin}", entry["origin"]),
         ));
     }
-    if let Some(signature) = lookups.signature(seq)? {
-        if !timeline.key_at(seq).verify_entry(bytes, &signature) {
+    match lookups.signature(seq)? {
+        Some(signature) if !timeline.key_at(seq).verify_entry(bytes, &signature) => {
             return Err(bad(seq, "per-entry signature does not verify"));
         }
+        None => {
+            if let Some(at) = timeline.must_sign(seq) {
+                return Err(bad(
+                    seq,
+                    format!(
+                        "per-entry signature missing: entry_signatures is on here (recorded at seq {at})"
+                    ),
+                ));
+            }
+        }
+        _ => {}
     }
     if let (Some("decision"), Some(id)) = (entry["kind"].as_str(), entry["decision_id"].as_str()) {
         if indexed_seq(lookups, id)? != Some(seq) {

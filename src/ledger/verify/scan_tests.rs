@@ -23,6 +23,7 @@ fn timeline(origin: &str) -> KeyTimeline {
         ],
         rotation_seqs: Vec::new(),
         checkpoint_sizes: Vec::new(),
+        signature_settings: Vec::new(),
     }
 }
 

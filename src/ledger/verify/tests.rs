@@ -221,6 +221,41 @@ async fn per_entry_signatures_verify_and_a_moved_one_is_named() {
     assert!(reason.contains("per-entry signature"), "{reason}");
 }
 
+#[tokio::test]
+async fn a_missing_signature_fails_where_the_log_records_signatures_on() {
+    let store = Arc::new(MemStore::new());
+    let record = crate::ledger::setting::record_if_changed(store.as_ref(), EntrySignatures::On)
+        .unwrap()
+        .expect("a new log records its setting");
+    let decisions = || -> Vec<EntryBody> {
+        (0..3)
+            .map(|_| EntryBody::Decision(Box::new(decision())))
+            .collect()
+    };
+    append_under(&store, [1; 32], decisions()).await;
+    append_under(&store, [1; 32], vec![record]).await; // seq 3
+    append_under(&store, [1; 32], decisions()).await;
+    assert!(
+        crate::ledger::setting::record_if_changed(store.as_ref(), EntrySignatures::On)
+            .unwrap()
+            .is_none(),
+        "recorded once, until it changes"
+    );
+    verify_store(store.as_ref(), &verifier([1; 32])).unwrap();
+    // Before the record nothing says signatures were on.
+    store.drop_entry_signature(1);
+    verify_store(store.as_ref(), &verifier([1; 32])).unwrap();
+    store.drop_entry_signature(5);
+    let (seq, reason) = first_bad(&store, [1; 32]);
+    assert_eq!(seq, 5);
+    assert!(
+        reason.contains(
+            "per-entry signature missing: entry_signatures is on here (recorded at seq 3)"
+        ),
+        "{reason}"
+    );
+}
+
 /// Appends `count` entries to `store` under `key`, then closes the ledger.
 async fn append_under(store: &Arc<MemStore>, key: [u8; 32], bodies: Vec<EntryBody>) {
     let (ledger, writer) = Ledger::open(
