@@ -134,6 +134,20 @@ async fn a_rebuilt_chain_is_located_between_the_carried_checkpoints_never_at_a_g
         &format!("seq {altered}: entry altered"),
     );
 
+    // A carried checkpoint that is not of the same append-only log: its
+    // consistency proof from the one before fails.
+    let forked = copy(&every, "every-forked");
+    let mut checkpoints = lines(&forked, "checkpoints.jsonl");
+    let line = checkpoints.len() / 2;
+    let mut item: Value = serde_json::from_str(&checkpoints[line]).unwrap();
+    let proof = item["consistency"].as_array_mut().unwrap();
+    assert!(!proof.is_empty());
+    proof[0] = Value::String(format!("{}=", "A".repeat(43)));
+    checkpoints[line] = item.to_string();
+    write_lines(&forked, "checkpoints.jsonl", &checkpoints);
+    refresh_file_list(&forked);
+    both_reject(&gateway.vkey, &forked, "consistency proof from size");
+
     // Every third: the range between the carried checkpoints around it,
     // said as a range, and no single seq named.
     let sizes = carried(&third);
