@@ -111,11 +111,14 @@ pub(super) async fn list(State(reader): State<LedgerReader>) -> Response {
         )
             .into_response(),
         Ok(Err(err)) => store_failure(err),
-        Err(_) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            "the key scan failed",
-        ),
+        Err(join) => {
+            tracing::error!(error = %join, "the key scan failed");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "the key scan failed",
+            )
+        }
     }
 }
 
