@@ -2463,6 +2463,80 @@ class StreamTests(BundleWriter, SparseTestCase):
                 self.assertIn(said, problems[0])
 
 
+class EvidenceTests(unittest.TestCase):
+    """What a govgate-bundle/2 bundle lets a verifier prove (audit-format.md 8.1)."""
+
+    def leaves(self, n: int, altered: int | None = None) -> list:
+        return [gv.leaf_hash(b"entry %d%s" % (i, b"!" if i == altered else b"")) for i in range(n)]
+
+    def checkpoints(self, sizes) -> dict:
+        honest = self.leaves(12)
+        return {s: gv.Checkpoint("o", s, gv.merkle_root(honest[:s]), []) for s in sizes}
+
+    def test_a_change_is_located_between_the_carried_checkpoints(self):
+        opened = self.checkpoints([3, 6, 9, 12])
+        self.assertIsNone(gv.locate_change([], 0, self.leaves(12), opened))
+        said = gv.locate_change([], 0, self.leaves(12, altered=7), opened)
+        self.assertTrue(said.startswith("root: changed within seqs 6..8; cannot be located more precisely"), said)
+        said = gv.locate_change([], 0, self.leaves(12, altered=1), opened)
+        self.assertIn("changed within seqs 0..2;", said)
+        self.assertIn("no smaller checkpoint", said)
+        # Both batches around it carried: the seq is proven.
+        said = gv.locate_change([], 0, self.leaves(12, altered=6), self.checkpoints(range(1, 13)))
+        self.assertTrue(said.startswith("seq 6: entry altered"), said)
+
+    def test_with_a_prefix_the_prefix_is_a_suspect_until_a_checkpoint_matches(self):
+        honest = self.leaves(12)
+        prefix = [gv.merkle_root(honest[:4])]
+        altered = self.leaves(12, altered=5)
+        opened = self.checkpoints([6, 9, 12])
+        said = gv.locate_change(prefix, 4, altered[4:], opened)
+        self.assertIn("changed within seqs 4..5 (or in the prefix hashes)", said)
+        said = gv.locate_change(prefix, 4, self.leaves(12, altered=10)[4:], opened)
+        self.assertIn("changed within seqs 9..11;", said)
+
+    def test_signatures_are_required_where_the_log_records_them_on(self):
+        entries = [(0, {"kind": "gateway_started"}), (1, {"kind": "entry_signatures_set", "entry_signatures": "on"})]
+        entries += [(seq, {"kind": "decision"}) for seq in range(2, 5)]
+        self.assertEqual(gv.missing_signatures(entries, [], {1, 2, 3, 4}), [])
+        problems = gv.missing_signatures(entries, [], {1, 2, 4})
+        self.assertEqual(len(problems), 1)
+        self.assertTrue(problems[0].startswith("seq 3: per-entry signature missing"), problems)
+        # Off, or never recorded: nothing is required.
+        self.assertEqual(gv.missing_signatures(entries[:1] + entries[2:], [], set()), [])
+        off = [(9, {"kind": "entry_signatures_set", "entry_signatures": "off"})]
+        self.assertEqual(gv.missing_signatures([(s + 10, e) for s, e in entries[2:]], off, set()), [])
+        # Recorded before the bundle: the context entry says so.
+        on = [(1, {"kind": "entry_signatures_set", "entry_signatures": "on"})]
+        self.assertEqual(len(gv.missing_signatures(entries[2:], on, {2})), 2)
+
+    def test_a_kept_payload_must_be_there_unless_an_erasure_names_it(self):
+        full = {"kind": "decision", "payload_mode": "full"}
+        entries = [(5, full), (6, dict(full, payload_mode="digest")), (7, {"kind": "stream_ended", "payload_mode": "full"})]
+        self.assertEqual(gv.missing_payloads(entries, [], {5, 7}), [])
+        problems = gv.missing_payloads(entries, [], {7})
+        self.assertEqual([p.split(":")[0] for p in problems], ["seq 5"])
+        erased = [(40, {"kind": "payload_erased", "erased_seq": 5})]
+        self.assertEqual(gv.missing_payloads(entries, erased, {7}), [])
+
+    def test_the_file_list_finds_a_cut_or_unlisted_file(self):
+        with tempfile.TemporaryDirectory() as d:
+            data = b"a\nb\n"
+            with open(os.path.join(d, "entries.jsonl"), "wb") as f:
+                f.write(data)
+            listed = {"entries.jsonl": {"lines": 2, "sha256": hashlib.sha256(data).hexdigest()}}
+            problems: list = []
+            gv.check_bundle_files(d, listed, problems)
+            self.assertEqual(problems, [])
+            gv.check_bundle_files(d, {"entries.jsonl": {"lines": 3, "sha256": "00"}}, problems)
+            self.assertIn("files: entries.jsonl has 2 lines, the manifest says 3", problems)
+            with open(os.path.join(d, "payloads.jsonl"), "wb") as f:
+                f.write(b"")
+            problems = []
+            gv.check_bundle_files(d, listed, problems)
+            self.assertEqual(problems, ["files: payloads.jsonl is present but the manifest does not list it"])
+
+
 class UpgradeTests(unittest.TestCase):
     """Bundles written by govgate before streamed decisions had two entries
     (tests/data/upgrade/v0.1-a2c4271, its README says how) verify unchanged."""
@@ -2497,6 +2571,18 @@ class UpgradeTests(unittest.TestCase):
             self.old("bundle-full/checkpoint.txt"),
         )
         self.assertEqual((rc, out), (0, "OK log origin=govgate.demo/local size=21 entries=21 rotations=0\n"), out + err)
+
+    def test_bundles_from_before_carried_checkpoints_verify(self):
+        """tests/data/upgrade/v0.1-57d6b4f: one checkpoint, no file list, no signature record."""
+        old = os.path.join(DATA, "upgrade", "v0.1-57d6b4f")
+        vkey = "@" + os.path.join(old, "log.vkey")
+        for name, ok in (
+            ("bundle-full", "OK bundle origin=govgate.example/fixture from=0 to=18 payloads=8 signatures=18 rotations=1\n"),
+            ("bundle-from-3", "OK bundle origin=govgate.example/fixture from=3 to=9 payloads=2 signatures=6 rotations=1\n"),
+        ):
+            with self.subTest(name):
+                rc, out, err = run("bundle", "--vkey", vkey, os.path.join(old, name))
+                self.assertEqual((rc, out), (0, ok), out + err)
 
 
 class UsageTests(unittest.TestCase):
