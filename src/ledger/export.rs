@@ -176,21 +176,7 @@ pub fn export_bundle(
     std::fs::write(&checkpoint_path, note).map_err(write_error(&checkpoint_path))?;
     let latest = store.latest_checkpoint()?.map_or(to, |(size, _)| size);
     let found = evidence::scan(store, from, to, latest)?;
-    let evidence = evidence::build(store, &found, from, to, options.checkpoints_every)?;
-    let jsonl = |lines: &[String]| {
-        lines
-            .iter()
-            .map(|line| format!("{line}\n"))
-            .collect::<String>()
-    };
-    write_file(
-        out,
-        "checkpoints.jsonl",
-        jsonl(&evidence.checkpoints).as_bytes(),
-    )?;
-    if !evidence.context.is_empty() {
-        write_file(out, "context.jsonl", jsonl(&evidence.context).as_bytes())?;
-    }
+    evidence::write(out, store, &found, from, to, options.checkpoints_every)?;
     let (first_vkey, rotations) = evidence::key_chain(&found, &verifier.vkey());
     let manifest = serde_json::json!({
         "format": CONTIGUOUS_FORMAT_2,

@@ -77,26 +77,23 @@ pub(crate) fn scan(
     Ok(found)
 }
 
-/// The lines of `context.jsonl` and `checkpoints.jsonl`.
-pub(crate) struct Evidence {
-    pub(crate) context: Vec<String>,
-    pub(crate) checkpoints: Vec<String>,
-}
-
-/// Builds the evidence of a bundle `from..to` (`to` a checkpoint size).
-/// `every` thins the covered checkpoints to every K-th (the one of size
-/// `to` and each rotation's own are always kept). Context entries are
-/// proven into the last checkpoint listed: the latest one when erasures
-/// after `to` are carried, else the one of size `to`.
-pub(crate) fn build(
+/// Writes `checkpoints.jsonl` and, when it has lines, `context.jsonl` for
+/// a bundle `from..to` (`to` a checkpoint size) into `dir`. `every` thins
+/// the covered checkpoints to every K-th (the one of size `to` and each
+/// rotation's own are always kept). Context entries are proven into the
+/// last checkpoint listed: the latest one when erasures after `to` are
+/// carried, else the one of size `to`. The batches are walked one lookup
+/// at a time and the lines written as they come, so memory stays small
+/// whatever the log's length.
+pub(crate) fn write(
+    dir: &std::path::Path,
     store: &dyn LedgerStore,
     found: &Scan,
     from: u64,
     to: u64,
     every: u64,
-) -> Result<Evidence, ExportError> {
-    let stored = store.checkpoints()?;
-    let latest = stored.last().map_or(to, |(size, _)| *size);
+) -> Result<(), ExportError> {
+    let latest = store.latest_checkpoint()?.map_or(to, |(size, _)| size);
     let target = if found.erasures_after.is_empty() {
         to
     } else {
@@ -111,33 +108,20 @@ pub(crate) fn build(
         .collect();
     context.extend(found.setting_before);
     context.extend(found.erasures_after.iter().copied());
-
-    let mut sizes: BTreeSet<u64> = BTreeSet::from([to, target]);
-    let covered: Vec<u64> = stored
-        .iter()
-        .map(|(size, _)| *size)
-        .filter(|size| *size > from && *size <= to)
-        .collect();
-    let every = every.max(1) as usize;
-    sizes.extend(covered.iter().skip(every - 1).step_by(every).copied());
     // Each rotation's own batch is signed by the old key: that checkpoint
     // proves the rotation is the old key's doing.
-    sizes.extend(
-        found
-            .rotations
-            .iter()
-            .map(|r| r.seq + 1)
-            .filter(|size| *size <= target),
-    );
-    let notes: std::collections::BTreeMap<u64, &String> =
-        stored.iter().map(|(size, note)| (*size, note)).collect();
+    let mut always: BTreeSet<u64> = found
+        .rotations
+        .iter()
+        .map(|r| r.seq + 1)
+        .filter(|size| *size <= target)
+        .collect();
+    always.extend([to, target]);
+
+    let mut lines = Lines::create(dir, "checkpoints.jsonl")?;
     let nodes = StoreNodes(store);
-    let mut checkpoints = Vec::new();
     let mut previous: Option<u64> = None;
-    for size in sizes {
-        let Some(note) = notes.get(&size) else {
-            continue; // not a batch end (a rotation batch always is)
-        };
+    let mut emit = |size: u64, note: &str| -> Result<(), ExportError> {
         let proof = match previous {
             Some(old) => consistency_proof(&nodes, old, size).map_err(|err| {
                 StoreError::Corrupt(format!("consistency proof {old} -> {size}: {err}"))
@@ -145,31 +129,104 @@ pub(crate) fn build(
             None => Vec::new(),
         };
         let proof: Vec<String> = proof.iter().map(|hash| BASE64.encode(hash)).collect();
-        checkpoints.push(
-            serde_json::json!({ "size": size, "checkpoint": note, "consistency": proof })
-                .to_string(),
-        );
         previous = Some(size);
+        lines.line(&serde_json::json!({ "size": size, "checkpoint": note, "consistency": proof }))
+    };
+    // The checkpoint of exactly `size`, when a batch ends there.
+    let exactly = |size: u64| -> Result<Option<String>, StoreError> {
+        Ok(store
+            .checkpoint_covering(size - 1)?
+            .filter(|(found, _)| *found == size)
+            .map(|(_, note)| note))
+    };
+    for size in always.range(..=from) {
+        if let Some(note) = exactly(*size)? {
+            emit(*size, &note)?;
+        }
     }
-    let mut lines = Vec::new();
-    for seq in context {
+    let every = every.max(1);
+    let (mut at, mut count) = (from, 0u64);
+    while at < to {
+        let Some((size, note)) = store.checkpoint_covering(at)? else {
+            break;
+        };
+        count += 1;
+        if count % every == 0 || always.contains(&size) || size >= to {
+            emit(size, &note)?;
+        }
+        at = size;
+    }
+    for size in always.range(to + 1..) {
+        if let Some(note) = exactly(*size)? {
+            emit(*size, &note)?;
+        }
+    }
+    lines.finish()?;
+
+    let mut out = Lines::create(dir, "context.jsonl")?;
+    for seq in &context {
         let bytes = store
-            .entry(seq)?
+            .entry(*seq)?
             .ok_or_else(|| StoreError::Corrupt(format!("entry {seq} missing")))?;
         let entry: Value = serde_json::from_slice(&bytes)
             .map_err(|_| StoreError::Corrupt(format!("entry {seq} is not JSON")))?;
-        let path = inclusion_proof(&nodes, seq, target)
+        let path = inclusion_proof(&nodes, *seq, target)
             .map_err(|err| StoreError::Corrupt(format!("inclusion proof of {seq}: {err}")))?;
         let path: Vec<String> = path.iter().map(|hash| BASE64.encode(hash)).collect();
-        lines.push(
-            serde_json::json!({ "seq": seq, "size": target, "entry": entry, "path": path })
-                .to_string(),
-        );
+        out.line(&serde_json::json!({ "seq": seq, "size": target, "entry": entry, "path": path }))?;
     }
-    Ok(Evidence {
-        context: lines,
-        checkpoints,
-    })
+    if context.is_empty() {
+        out.remove()
+    } else {
+        out.finish()
+    }
+}
+
+/// A JSON-lines file written line by line.
+struct Lines {
+    path: std::path::PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+}
+
+impl Lines {
+    fn create(dir: &std::path::Path, name: &str) -> Result<Self, ExportError> {
+        let path = dir.join(name);
+        let file = std::fs::File::create(&path).map_err(|source| ExportError::Write {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Ok(Self {
+            path,
+            file: std::io::BufWriter::new(file),
+        })
+    }
+
+    fn fail(&self, source: std::io::Error) -> ExportError {
+        ExportError::Write {
+            path: self.path.display().to_string(),
+            source,
+        }
+    }
+
+    fn line(&mut self, value: &Value) -> Result<(), ExportError> {
+        use std::io::Write;
+        writeln!(self.file, "{value}").map_err(|err| self.fail(err))
+    }
+
+    fn finish(mut self) -> Result<(), ExportError> {
+        use std::io::Write;
+        self.file.flush().map_err(|err| self.fail(err))
+    }
+
+    /// Removes the file: it got no line (the bundle then has none).
+    fn remove(self) -> Result<(), ExportError> {
+        let Self { path, file } = self;
+        drop(file);
+        std::fs::remove_file(&path).map_err(|source| ExportError::Write {
+            path: path.display().to_string(),
+            source,
+        })
+    }
 }
 
 /// The manifest's `first_vkey` and `rotations`: the log's first key (the
