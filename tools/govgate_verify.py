@@ -1743,11 +1743,12 @@ def verify_bundle(
     else:
         try:
             manifest = parse_json(manifest_bytes)
+            if not isinstance(manifest, dict):
+                # `null` too: a manifest that parses to nothing is no manifest.
+                problems.append("manifest: not a JSON object")
+                manifest = None
         except VerifyError as err:
             problems.append(f"manifest: {err}")
-        if manifest is not None and not isinstance(manifest, dict):
-            problems.append("manifest: not a JSON object")
-            manifest = None
     version = 2 if manifest is not None and manifest.get("format") == BUNDLE_FORMAT_2 else 1
     if manifest is not None:
         if "files" in manifest:

@@ -2519,6 +2519,13 @@ class EvidenceTests(unittest.TestCase):
         erased = [(40, {"kind": "payload_erased", "erased_seq": 5})]
         self.assertEqual(gv.missing_payloads(entries, erased, {7}), [])
 
+    def test_a_null_manifest_is_no_manifest(self):
+        with tempfile.TemporaryDirectory() as d:
+            with open(os.path.join(d, "manifest.json"), "wb") as f:
+                f.write(b"null\n")
+            problems, _, _ = gv.verify_bundle(gv.parse_vkey(vkey_for(OTHER_SEED)), d)
+            self.assertIn("manifest: not a JSON object", problems)
+
     def test_the_file_list_finds_a_cut_or_unlisted_file(self):
         with tempfile.TemporaryDirectory() as d:
             data = b"a\nb\n"
