@@ -6,12 +6,13 @@ mod governance;
 mod oversight;
 
 use crate::admin::auth::Tokens;
-use crate::config::Config;
+use crate::config::{Config, TilesConfig};
 use crate::ledger::checkpoint::NoteSigner;
 use crate::ledger::entry::EntryBody;
 use crate::ledger::history::{self, HistoryError, HistoryRecord};
 use crate::ledger::metrics::LedgerMetrics;
 use crate::ledger::reader::{self, LedgerReader};
+use crate::ledger::tiles::{self, serve::Tiles};
 use crate::ledger::sequencer::{Ledger, LedgerError, LedgerWriter, SequencerConfig};
 use crate::ledger::store::{LedgerStore, SledStore, StoreError};
 use crate::ledger::wal::WalStore;
@@ -106,7 +107,7 @@ pub enum AppError {
     /// A listener's accept loop ended before shutdown (it panicked).
     #[error("serving {which}: the listener stopped unexpectedly")]
     Serve {
-        /// `public` or `admin`.
+        /// `public`, `admin` or `tiles`.
         which: &'static str,
     },
 }
@@ -117,6 +118,8 @@ pub struct App {
     admin: Router,
     public_listener: listener::Settings,
     admin_listener: listener::Settings,
+    /// The tiles' own listener's router and settings, when they have one.
+    tiles: Option<(Router, listener::Settings)>,
     listener_metrics: ListenerMetrics,
     ledger: Ledger,
     writer: LedgerWriter,
@@ -322,6 +325,15 @@ impl App {
             verifier.clone(),
             metrics.registry(),
         )?;
+        let tiles = match config.tiles {
+            TilesConfig::Off => None,
+            TilesConfig::Public { cache_bytes } | TilesConfig::Own { cache_bytes, .. } => Some(
+                crate::admin::json_rejections(tiles::serve::routes(Tiles::new(
+                    store.clone(),
+                    cache_bytes,
+                ))),
+            ),
+        };
         let reader = LedgerReader::new(store.clone(), verifier);
         let serving = Arc::new(Serving::new(ServingTable::default()));
         let registry =
@@ -330,6 +342,14 @@ impl App {
         // axum's own plain-text errors become JSON on the gateway's own
         // public routes too (not on the poll, which releases held answers).
         let mut public = crate::admin::json_rejections(reader::public_routes(reader.clone()));
+        let mut own_tiles = None;
+        match (&config.tiles, tiles) {
+            (TilesConfig::Own { .. }, Some(tiles)) => own_tiles = Some(tiles),
+            (_, Some(tiles)) => {
+                public = public.merge(Router::new().nest(tiles::serve::PUBLIC_PREFIX, tiles));
+            }
+            (_, None) => {}
+        }
         let status = ledger.status();
         let mut admin = crate::admin::router(metrics)
             .merge(crate::admin::readiness_route(Arc::new(move || {
@@ -405,6 +425,12 @@ impl App {
         let caps = listener::fit_to_descriptor_limit(Caps {
             public: config.limits.public_max_connections,
             admin: config.limits.admin_max_connections,
+            tiles: match config.tiles {
+                TilesConfig::Own {
+                    max_connections, ..
+                } => max_connections,
+                _ => 0,
+            },
         });
         let settings = |name, max_connections| listener::Settings {
             name,
@@ -421,6 +447,12 @@ impl App {
             admin: crate::admin::with_json_errors(admin),
             public_listener: settings("public", caps.public),
             admin_listener: settings("admin", caps.admin),
+            tiles: own_tiles.map(|router| {
+                (
+                    crate::admin::with_json_errors(router),
+                    settings("tiles", caps.tiles),
+                )
+            }),
             listener_metrics,
             ledger,
             writer,
@@ -431,7 +463,14 @@ impl App {
         })
     }
 
-    /// Serves on already-bound listeners until `shutdown` resolves, then
+    /// Whether the tiles have a listener of their own (`tiles.listen`),
+    /// which [`App::run`] then needs.
+    pub fn wants_tiles_listener(&self) -> bool {
+        self.tiles.is_some()
+    }
+
+    /// Serves on already-bound listeners (`tiles`: the tiles' own, when
+    /// [`App::wants_tiles_listener`]) until `shutdown` resolves, then
     /// drains (at most the grace period, then the connections left are
     /// cut), records `gateway_stopped` and waits for the ledger writer to
     /// finish.
@@ -439,6 +478,7 @@ impl App {
         mut self,
         public: TcpListener,
         admin: TcpListener,
+        tiles: Option<TcpListener>,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), AppError> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -457,14 +497,33 @@ impl App {
             admin,
             self.admin,
             self.admin_listener,
-            self.listener_metrics,
-            stopped(stop_rx),
+            self.listener_metrics.clone(),
+            stopped(stop_rx.clone()),
         );
         let mut public_task = tokio::spawn(public_server);
         if let Some(gate) = self.policies.take() {
             oversight::reload_on_sighup(&gate);
         }
         let mut admin_task = tokio::spawn(admin_server);
+        let tiles_server = match (tiles, self.tiles.take()) {
+            (Some(tiles), Some((router, settings))) => Some(listener::serve(
+                tiles,
+                router,
+                settings,
+                self.listener_metrics.clone(),
+                stopped(stop_rx.clone()),
+            )),
+            _ => None,
+        };
+        // Without a listener of its own, a task that waits for shutdown,
+        // so the select and the drain below treat all three alike.
+        let tiles_stopped = stopped(stop_rx.clone());
+        let mut tiles_task = tokio::spawn(async move {
+            match tiles_server {
+                Some(server) => server.await,
+                None => tiles_stopped.await,
+            }
+        });
         // The key's history record follows the log while it runs (a crash
         // then leaves it at most one interval behind), off the commit path.
         let keeper_task = self.keeper.take().map(|keeper| {
@@ -483,6 +542,7 @@ impl App {
             () = shutdown => None,
             _ = &mut public_task => Some("public"),
             _ = &mut admin_task => Some("admin"),
+            _ = &mut tiles_task => Some("tiles"),
         };
         let _ = stop_tx.send(true);
         if let Some(task) = witness_task {
@@ -491,12 +551,14 @@ impl App {
         if let Some(which) = early_exit {
             public_task.abort();
             admin_task.abort();
+            tiles_task.abort();
             return Err(AppError::Serve { which });
         }
         tracing::info!(grace = ?self.shutdown_grace, "shutting down: draining in-flight requests");
         let drained = tokio::time::timeout(self.shutdown_grace, async {
             let _ = (&mut public_task).await;
             let _ = (&mut admin_task).await;
+            let _ = (&mut tiles_task).await;
         })
         .await;
         if drained.is_err() {
@@ -504,8 +566,10 @@ impl App {
             // Dropping a listener's loop aborts its connection tasks.
             public_task.abort();
             admin_task.abort();
+            tiles_task.abort();
             let _ = public_task.await;
             let _ = admin_task.await;
+            let _ = tiles_task.await;
         }
         // Records of requests that ended while the ledger could not take
         // them (or whose client left) are written before the log closes.

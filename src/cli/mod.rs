@@ -638,16 +638,25 @@ async fn serve_config(
     survive_file_size_limit();
     let public = app::bind(keys.public, config.server.public_listen).await?;
     let admin = app::bind(keys.admin, config.server.admin_listen).await?;
+    let tiles = match config.tiles.listen() {
+        Some(addr) => Some(app::bind("tiles.listen", addr).await?),
+        None => None,
+    };
     let public_url = format!("http://{}", public.local_addr()?);
     let admin_url = format!("http://{}", admin.local_addr()?);
+    let tiles_url = match &tiles {
+        Some(tiles) => format!("http://{}", tiles.local_addr()?),
+        None if config.tiles == crate::config::TilesConfig::Off => "off".to_owned(),
+        None => format!("{public_url}{}", crate::ledger::tiles::serve::PUBLIC_PREFIX),
+    };
     let gateway = App::build_with(&config, options).await?;
     let shutdown = shutdown_signal();
-    println!("govgate ready public={public_url} admin={admin_url}");
-    tracing::info!(public = %public_url, admin = %admin_url, models = config.models.len(), "govgate ready");
+    println!("govgate ready public={public_url} admin={admin_url} tiles={tiles_url}");
+    tracing::info!(public = %public_url, admin = %admin_url, tiles = %tiles_url, models = config.models.len(), "govgate ready");
     if let Some(on_ready) = on_ready {
         on_ready(&public_url, &admin_url);
     }
-    gateway.run(public, admin, shutdown).await?;
+    gateway.run(public, admin, tiles, shutdown).await?;
     Ok(())
 }
 

@@ -65,6 +65,39 @@ pub struct Config {
     pub approval: ApprovalConfig,
     /// Human review: policies, holds and their timeouts (`[review]`).
     pub review: ReviewConfig,
+    /// The public tlog-tiles read API (`[tiles]`).
+    pub tiles: TilesConfig,
+}
+
+/// Where and how the ledger is served as C2SP tlog-tiles.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TilesConfig {
+    /// Not served (`tiles.enabled = false`).
+    Off,
+    /// Served on the public listener under `/govgate/log` (the default).
+    Public {
+        /// In-memory cache of tiles, in bytes.
+        cache_bytes: usize,
+    },
+    /// Served at the root of a listener of its own (`tiles.listen`).
+    Own {
+        /// Its address.
+        listen: SocketAddr,
+        /// Connections served at once.
+        max_connections: usize,
+        /// In-memory cache of tiles, in bytes.
+        cache_bytes: usize,
+    },
+}
+
+impl TilesConfig {
+    /// The own listener's address, if tiles have one.
+    pub fn listen(&self) -> Option<SocketAddr> {
+        match self {
+            TilesConfig::Own { listen, .. } => Some(*listen),
+            _ => None,
+        }
+    }
 }
 
 /// One admin API principal: its name, roles and the SHA-256 of its bearer

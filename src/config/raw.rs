@@ -26,6 +26,29 @@ pub(crate) struct RawConfig {
     pub(crate) governance: RawGovernance,
     #[serde(default)]
     pub(crate) review: RawReview,
+    #[serde(default)]
+    pub(crate) tiles: RawTiles,
+}
+
+/// `[tiles]`: the public C2SP tlog-tiles read API.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct RawTiles {
+    pub(crate) enabled: bool,
+    pub(crate) listen: Option<String>,
+    pub(crate) max_connections: u64,
+    pub(crate) cache_mb: u64,
+}
+
+impl Default for RawTiles {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: None,
+            max_connections: 1_024,
+            cache_mb: 32,
+        }
+    }
 }
 
 /// `[review]`: the human-in-the-loop policies.

@@ -4,7 +4,7 @@ use super::governance;
 use super::raw::{RawConfig, RawCredential, RawModel, RawVersion};
 use super::{
     Config, ConfigError, Credential, LedgerConfig, Limits, ModelConfig, OnLedgerFailure,
-    ServerConfig, Timeouts, UpstreamTls, UpstreamUrl, VersionConfig,
+    ServerConfig, TilesConfig, Timeouts, UpstreamTls, UpstreamUrl, VersionConfig,
 };
 use crate::decision::{EntrySignatures, PayloadMode, Protocol};
 use http::{HeaderName, HeaderValue};
@@ -210,6 +210,7 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
         models.push(model);
     }
     let review = super::review::check(&checker, raw.review, &env.base_dir, &models)?;
+    let tiles = check_tiles(&checker, raw.tiles, &server)?;
     Ok(Config {
         source: file.to_owned(),
         server,
@@ -221,6 +222,45 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
         admin_tokens,
         approval,
         review,
+        tiles,
+    })
+}
+
+/// Most MiB of tiles kept in memory.
+const MAX_TILES_CACHE_MB: u64 = 64 * 1024;
+
+fn check_tiles(
+    checker: &Checker<'_>,
+    raw: super::raw::RawTiles,
+    server: &ServerConfig,
+) -> Result<TilesConfig, ConfigError> {
+    if !raw.enabled {
+        return Ok(TilesConfig::Off);
+    }
+    let cache_mb = within(
+        checker,
+        "tiles.cache_mb",
+        raw.cache_mb,
+        0..=MAX_TILES_CACHE_MB,
+    )?;
+    let cache_bytes = cache_mb
+        .checked_mul(1024 * 1024)
+        .ok_or_else(|| checker.error("tiles.cache_mb", "is too large for this machine"))?;
+    let Some(listen) = raw.listen else {
+        return Ok(TilesConfig::Public { cache_bytes });
+    };
+    let listen = socket_addr(checker, "tiles.listen", &listen)?;
+    if listen.port() != 0 && (listen == server.public_listen || listen == server.admin_listen) {
+        return Err(checker.error(
+            "tiles.listen",
+            "must differ from server.public_listen and server.admin_listen \
+             (leave it out to serve tiles on the public listener under /govgate/log)",
+        ));
+    }
+    Ok(TilesConfig::Own {
+        listen,
+        max_connections: positive(checker, "tiles.max_connections", raw.max_connections)?,
+        cache_bytes,
     })
 }
 

@@ -11,6 +11,7 @@
 //! - [`wal`]: the write-ahead file, the commit point in front of the store;
 //! - [`sequencer`]: the single writer (signed group commit), a [`DecisionSink`];
 //! - [`reader`]: receipts, entries and proofs, and their HTTP routes;
+//! - [`tiles`]: the log as C2SP tlog-tiles (checkpoint, tiles, entry bundles);
 //! - [`export`]: writes audit bundles; [`bundle`]: checks them offline;
 //! - [`setting`]: the `entry_signatures` setting as the log records it;
 //! - [`verify`]: checks a whole store; [`erase`]: which payloads an erasure removes.
@@ -31,6 +32,7 @@ pub mod reader;
 pub mod sequencer;
 pub mod setting;
 pub mod store;
+pub mod tiles;
 pub mod tree;
 pub mod verify;
 pub mod wal;

@@ -83,12 +83,14 @@ fn proof_error(err: ProofError<StoreError>) -> StoreError {
     }
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
+/// A JSON error answer `{"error": {"code", "message"}}`.
+pub(super) fn error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-fn store_failure(err: StoreError) -> Response {
+/// 503 `ledger_unavailable`, the cause logged (never sent).
+pub(super) fn store_failure(err: StoreError) -> Response {
     tracing::error!(error = %err, "ledger read failed");
     error(
         StatusCode::SERVICE_UNAVAILABLE,

@@ -2,7 +2,7 @@
 //! (`RLIMIT_NOFILE`), read (and raised towards its hard limit) at start.
 //!
 //! Each public connection is counted twice (its own socket and the upstream
-//! connection it may hold), each admin connection once, plus the sockets
+//! connection it may hold), each admin or tiles connection once, plus the sockets
 //! the listeners use to answer `overloaded` and a reserve for the store,
 //! the listeners and the process itself.
 
@@ -13,6 +13,8 @@ pub struct Caps {
     pub public: usize,
     /// Admin listener.
     pub admin: usize,
+    /// The tiles' own listener (0 when it has none).
+    pub tiles: usize,
 }
 
 /// Descriptors kept for everything but client and upstream connections:
@@ -27,27 +29,39 @@ pub(super) const OVERFLOW_SLOTS: usize = 16;
 fn needed(caps: Caps) -> u64 {
     let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
     RESERVED
-        .saturating_add(2 * count(OVERFLOW_SLOTS))
+        .saturating_add(listeners(caps) * count(OVERFLOW_SLOTS))
         .saturating_add(count(caps.public).saturating_mul(2))
         .saturating_add(count(caps.admin))
+        .saturating_add(count(caps.tiles))
+}
+
+/// Listeners that answer `overloaded` with a descriptor of their own.
+fn listeners(caps: Caps) -> u64 {
+    if caps.tiles > 0 { 3 } else { 2 }
 }
 
 /// The caps that fit in `limit` descriptors: `wanted` if they fit, else
-/// lower ones (the admin listener gets at most an eighth), never below 1.
+/// lower ones (the admin and the tiles listener get at most an eighth
+/// each), never below 1.
 fn fit(limit: u64, wanted: Caps) -> Caps {
     if needed(wanted) <= limit {
         return wanted;
     }
-    let available = limit.saturating_sub(RESERVED + 2 * OVERFLOW_SLOTS as u64);
-    let admin = u64::try_from(wanted.admin)
-        .unwrap_or(u64::MAX)
-        .min((available / 8).max(1));
+    let available = limit.saturating_sub(RESERVED + listeners(wanted) * OVERFLOW_SLOTS as u64);
+    let eighth = |wanted: usize| {
+        u64::try_from(wanted)
+            .unwrap_or(u64::MAX)
+            .min((available / 8).max(1))
+    };
+    let admin = eighth(wanted.admin);
+    let tiles = if wanted.tiles > 0 { eighth(wanted.tiles) } else { 0 };
     let public = u64::try_from(wanted.public)
         .unwrap_or(u64::MAX)
-        .min((available.saturating_sub(admin) / 2).max(1));
+        .min((available.saturating_sub(admin + tiles) / 2).max(1));
     Caps {
         public: usize::try_from(public).unwrap_or(1),
         admin: usize::try_from(admin).unwrap_or(1),
+        tiles: usize::try_from(tiles).unwrap_or(1),
     }
 }
 
@@ -84,6 +98,7 @@ mod tests {
         let wanted = Caps {
             public: 10_000,
             admin: 256,
+            tiles: 0,
         };
         assert_eq!(fit(needed(wanted), wanted), wanted);
         assert_eq!(fit(1 << 20, wanted), wanted);
@@ -94,6 +109,7 @@ mod tests {
         let wanted = Caps {
             public: 10_000,
             admin: 256,
+            tiles: 0,
         };
         let fitted = fit(1024, wanted);
         assert!(needed(fitted) <= 1024, "{fitted:?}");
@@ -103,7 +119,8 @@ mod tests {
             tiny,
             Caps {
                 public: 70,
-                admin: 20
+                admin: 20,
+                tiles: 0
             }
         );
         assert!(needed(tiny) <= 256);
@@ -112,8 +129,17 @@ mod tests {
             fit(10, wanted),
             Caps {
                 public: 1,
-                admin: 1
+                admin: 1,
+                tiles: 0
             }
         );
+        // A tiles listener of its own is counted and lowered like the admin one.
+        let with_tiles = Caps {
+            tiles: 1_024,
+            ..wanted
+        };
+        let fitted = fit(1024, with_tiles);
+        assert!(needed(fitted) <= 1024, "{fitted:?}");
+        assert!(fitted.tiles >= 64 && fitted.tiles <= 120, "{fitted:?}");
     }
 }
