@@ -12,9 +12,9 @@ use crate::ledger::entry::EntryBody;
 use crate::ledger::history::{self, HistoryError, HistoryRecord};
 use crate::ledger::metrics::LedgerMetrics;
 use crate::ledger::reader::{self, LedgerReader};
-use crate::ledger::tiles::{self, serve::Tiles};
 use crate::ledger::sequencer::{Ledger, LedgerError, LedgerWriter, SequencerConfig};
 use crate::ledger::store::{LedgerStore, SledStore, StoreError};
+use crate::ledger::tiles::{self, serve::Tiles};
 use crate::ledger::wal::WalStore;
 use crate::listener::{self, Caps, ListenerMetrics};
 use crate::metrics::Metrics;
@@ -327,12 +327,11 @@ impl App {
         )?;
         let tiles = match config.tiles {
             TilesConfig::Off => None,
-            TilesConfig::Public { cache_bytes } | TilesConfig::Own { cache_bytes, .. } => Some(
-                crate::admin::json_rejections(tiles::serve::routes(Tiles::new(
-                    store.clone(),
-                    cache_bytes,
-                ))),
-            ),
+            TilesConfig::Public { cache_bytes } | TilesConfig::Own { cache_bytes, .. } => {
+                Some(crate::admin::json_rejections(tiles::serve::routes(
+                    Tiles::new(store.clone(), cache_bytes),
+                )))
+            }
         };
         let reader = LedgerReader::new(store.clone(), verifier);
         let serving = Arc::new(Serving::new(ServingTable::default()));

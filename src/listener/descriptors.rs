@@ -54,7 +54,11 @@ fn fit(limit: u64, wanted: Caps) -> Caps {
             .min((available / 8).max(1))
     };
     let admin = eighth(wanted.admin);
-    let tiles = if wanted.tiles > 0 { eighth(wanted.tiles) } else { 0 };
+    let tiles = if wanted.tiles > 0 {
+        eighth(wanted.tiles)
+    } else {
+        0
+    };
     let public = u64::try_from(wanted.public)
         .unwrap_or(u64::MAX)
         .min((available.saturating_sub(admin + tiles) / 2).max(1));

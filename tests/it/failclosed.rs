@@ -66,7 +66,7 @@ pub async fn start_on_store(
     let server = tokio::spawn(async move {
         let _keep_key_dir = dir;
         gateway
-            .run(public, admin, async {
+            .run(public, admin, None, async {
                 let _ = stopped.await;
             })
             .await

@@ -38,6 +38,7 @@ mod reviews;
 mod reviews_cli;
 mod streaming;
 mod support;
+mod tiles;
 mod tls;
 mod transparency;
 mod upgrade;

@@ -13,6 +13,9 @@ pub const TEST_ORIGIN: &str = "test.govgate.example/it";
 pub struct Gateway {
     pub public: String,
     pub admin: String,
+    /// Where the tlog-tiles are served (the ready line's `tiles=`): a URL
+    /// prefix, or `off`.
+    pub tiles: String,
     pub dir: tempfile::TempDir,
     /// The signed-note verifier key of the gateway's signing key.
     pub vkey: String,
@@ -70,10 +73,11 @@ impl Gateway {
         );
         std::fs::write(dir.path().join("govgate.toml"), config).unwrap();
         let mut child = spawn(wrapper, dir.path(), &[]);
-        let (public, admin) = read_ready_line(&mut child).await;
+        let (public, admin, tiles) = read_ready(&mut child).await;
         Gateway {
             public,
             admin,
+            tiles,
             dir,
             vkey,
             child,
@@ -89,10 +93,11 @@ impl Gateway {
     /// `serve --config FILE`.
     pub async fn restart_with(&mut self, args: &[&str]) {
         let mut child = spawn(&[], self.dir.path(), args);
-        let (public, admin) = read_ready_line(&mut child).await;
+        let (public, admin, tiles) = read_ready(&mut child).await;
         self.child = child;
         self.public = public;
         self.admin = admin;
+        self.tiles = tiles;
     }
 
     /// Starts with default `[server]` settings.
@@ -389,6 +394,12 @@ fn spawn(wrapper: &[&str], dir: &Path, args: &[&str]) -> Child {
 
 /// Reads `govgate ready public=... admin=...` from the child's stdout.
 pub async fn read_ready_line(child: &mut Child) -> (String, String) {
+    let (public, admin, _) = read_ready(child).await;
+    (public, admin)
+}
+
+/// Reads the ready line: public and admin URLs, and where tiles are served.
+async fn read_ready(child: &mut Child) -> (String, String, String) {
     let stdout = child.stdout.take().expect("stdout piped");
     let mut lines = BufReader::new(stdout).lines();
     let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
@@ -398,7 +409,13 @@ pub async fn read_ready_line(child: &mut Child) -> (String, String) {
         .expect("gateway printed a ready line");
     // Keep draining stdout so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    parse_ready_line(&line)
+    let (public, admin) = parse_ready_line(&line);
+    let tiles = line
+        .split_whitespace()
+        .find_map(|part| part.strip_prefix("tiles="))
+        .unwrap_or_else(|| panic!("no tiles= in ready line: {line}"))
+        .to_owned();
+    (public, admin, tiles)
 }
 
 pub fn parse_ready_line(line: &str) -> (String, String) {
