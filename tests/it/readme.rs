@@ -85,7 +85,7 @@ async fn readme_commands_work_as_printed_on_a_fresh_clone() {
 
 /// The files whose ```sh blocks a test here runs; in every other file
 /// each block must be marked `skip (why)`.
-const RUN: [&str; 9] = [
+const RUN: [&str; 10] = [
     "README.md",
     "docs/admin-api.md",
     "docs/reviews.md",
@@ -95,6 +95,7 @@ const RUN: [&str; 9] = [
     "docs/config.md",
     "docs/kpis.md",
     "docs/metrics.md",
+    "docs/tiles.md",
 ];
 
 /// Runs the files `names` one after the other in `session`, as one
@@ -131,6 +132,22 @@ fn demo_session(dir: &Path) -> Session {
     );
     session.ready_after = Some("Try these");
     session
+}
+
+/// docs/tiles.md's examples against the demo: the tiles hash to the
+/// checkpoint's root, with the headers the doc shows.
+#[tokio::test]
+async fn tiles_doc_works_as_printed_against_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let stdout = run_files(&mut demo_session(dir.path()), &["docs/tiles.md"]).await;
+    assert_printed(
+        &stdout,
+        &[
+            "govgate.demo/local\n",
+            "cache-control: public, max-age=60",
+            "tiles hash to the checkpoint root",
+        ],
+    );
 }
 
 /// The admin API's and the review docs' examples, each file in order
