@@ -726,3 +726,45 @@ fn witnesses_are_read_with_defaults_and_their_mistakes_named() {
     .unwrap_err();
     assert_eq!(err.key, "ledger.witness_threshold", "{err}");
 }
+
+#[test]
+fn tiles_default_to_the_public_listener_and_can_move_or_stop() {
+    let default = parse(&format!("{SERVER}{ONE_MODEL}")).unwrap();
+    assert_eq!(
+        default.tiles,
+        TilesConfig::Public {
+            cache_bytes: 32 * 1024 * 1024
+        }
+    );
+    let own = parse(&format!(
+        "{SERVER}[tiles]\nlisten = \"127.0.0.1:8443\"\nmax_connections = 10\ncache_mb = 0\n{ONE_MODEL}"
+    ))
+    .unwrap();
+    assert_eq!(
+        own.tiles,
+        TilesConfig::Own {
+            listen: "127.0.0.1:8443".parse().unwrap(),
+            max_connections: 10,
+            cache_bytes: 0
+        }
+    );
+    let off = parse(&format!("{SERVER}[tiles]\nenabled = false\n{ONE_MODEL}")).unwrap();
+    assert_eq!(off.tiles, TilesConfig::Off);
+    for (table, key) in [
+        ("listen = \"127.0.0.1:8080\"", "tiles.listen"),
+        ("listen = \"nowhere\"", "tiles.listen"),
+        (
+            "listen = \"127.0.0.1:1\"\nmax_connections = 0",
+            "tiles.max_connections",
+        ),
+        ("cache_mb = 70000", "tiles.cache_mb"),
+    ] {
+        let err = error(&format!("{SERVER}[tiles]\n{table}\n{ONE_MODEL}"));
+        assert_eq!(err.key, key, "{table}: {err}");
+    }
+    assert!(
+        error(&format!("{SERVER}[tiles]\nlisten_on = \"x\"\n{ONE_MODEL}"))
+            .message
+            .contains("unknown field")
+    );
+}
