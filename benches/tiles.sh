@@ -76,29 +76,37 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# ---- the gateway, with tiles on a listener of their own too ----
+# ---- the gateways ----
 
+# start_gateway DIR: starts govgate with DIR/govgate.toml on the server
+# CPUs and waits for its ready line; sets READY and GATEWAY_PID.
+start_gateway() {
+    local dir=$1 i
+    : >"$dir/stdout.log"
+    GOVGATE_LOG=warn setsid "${PIN_SERVER[@]}" "$BIN" serve --config "$dir/govgate.toml" \
+        >"$dir/stdout.log" 2>"$dir/stderr.log" &
+    GATEWAY_PID=$!
+    PIDS+=("$GATEWAY_PID")
+    READY=""
+    for ((i = 0; i < 300; i++)); do
+        READY=$(grep '^govgate ready ' "$dir/stdout.log" || true)
+        [[ -n $READY ]] && return 0
+        kill -0 "$GATEWAY_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    cat "$dir/stderr.log" >&2
+    die "govgate did not become ready"
+}
+field() { tr ' ' '\n' <<<"$READY" | sed -n "s/^$1=//p"; }
+
+# The default configuration: tiles on the public listener.
 write_govgate_config bench.govgate.example/tiles
 free_port UNUSED_PORT
 govgate_version_section "$UNUSED_PORT" >>"$WORK/govgate/govgate.toml"
-printf '\n[tiles]\nlisten = "127.0.0.1:0"\n' >>"$WORK/govgate/govgate.toml"
-: >"$WORK/govgate/stdout.log"
-GOVGATE_LOG=warn setsid "${PIN_SERVER[@]}" "$BIN" serve --config "$WORK/govgate/govgate.toml" \
-    >"$WORK/govgate/stdout.log" 2>"$WORK/govgate/stderr.log" &
-GOVGATE_PID=$!
-PIDS+=("$GOVGATE_PID")
-READY=""
-for ((i = 0; i < 300; i++)); do
-    READY=$(grep '^govgate ready ' "$WORK/govgate/stdout.log" || true)
-    [[ -n $READY ]] && break
-    kill -0 "$GOVGATE_PID" 2>/dev/null || break
-    sleep 0.1
-done
-[[ -n $READY ]] || { cat "$WORK/govgate/stderr.log" >&2; die "govgate did not become ready"; }
-field() { tr ' ' '\n' <<<"$READY" | sed -n "s/^$1=//p"; }
+start_gateway "$WORK/govgate"
 PUBLIC=$(field public)
-OWN=$(field tiles)
-[[ $OWN == http://* ]] || die "no tiles listener in: $READY"
+PUBLIC_TILES=$(field tiles)
+[[ $PUBLIC_TILES == "$PUBLIC/govgate/log" ]] || die "tiles not on the public listener: $READY"
 
 # ---- record entries: requests no model serves, one entry each ----
 
@@ -109,7 +117,7 @@ function request()
    return wrk.format("GET", "/no-model/" .. n)
 end
 LUA
-size() { curl -sf "$OWN/checkpoint" | sed -n 2p; }
+size() { curl -sf "$PUBLIC_TILES/checkpoint" | sed -n 2p; }
 echo "tiles: recording $ENTRIES ledger entries..." >&2
 for ((i = 0; i < 60; i++)); do
     (($(size) >= ENTRIES)) && break
@@ -117,6 +125,20 @@ for ((i = 0; i < 60; i++)); do
 done
 SIZE=$(size)
 ((SIZE >= ENTRIES)) || die "the log reached only $SIZE entries"
+
+# A second gateway on a copy of the same ledger, with tiles on a listener
+# of their own: its full tiles up to SIZE are the same bytes (each copy
+# then only appends its own start and stop entries).
+stop_group "$GATEWAY_PID"
+cp -a "$WORK/govgate" "$WORK/govgate-own"
+sed -i "s|$WORK/govgate/|$WORK/govgate-own/|g" "$WORK/govgate-own/govgate.toml"
+printf '\n[tiles]\nlisten = "127.0.0.1:0"\n' >>"$WORK/govgate-own/govgate.toml"
+start_gateway "$WORK/govgate"
+PUBLIC=$(field public)
+PUBLIC_TILES=$(field tiles)
+start_gateway "$WORK/govgate-own"
+OWN=$(field tiles)
+[[ $OWN == http://* && $OWN != "$PUBLIC"* ]] || die "no tiles listener of its own: $READY"
 
 # ---- the same tiles as files ----
 
@@ -137,7 +159,7 @@ for ((n = 0; n < SIZE / 256; n++)); do
     for kind in 0 entries; do
         path=$(tile_path "$kind" "$n")
         mkdir -p "$FILES/$(dirname "$path")"
-        curl -sf -o "$FILES/$path" "$OWN/$path" || die "GET $OWN/$path failed"
+        curl -sf -o "$FILES/$path" "$PUBLIC_TILES/$path" || die "GET $PUBLIC_TILES/$path failed"
     done
     echo "/$(tile_path 0 "$n")" >>"$WORK/hashes.paths"
     echo "/$(tile_path entries "$n")" >>"$WORK/bundles.paths"
@@ -145,7 +167,7 @@ done
 for ((n = 0; n < SIZE / 65536; n++)); do
     path=$(tile_path 1 "$n")
     mkdir -p "$FILES/$(dirname "$path")"
-    curl -sf -o "$FILES/$path" "$OWN/$path" || die "GET $OWN/$path failed"
+    curl -sf -o "$FILES/$path" "$PUBLIC_TILES/$path" || die "GET $PUBLIC_TILES/$path failed"
     echo "/$path" >>"$WORK/hashes.paths"
 done
 chmod -R a+rX "$FILES"
@@ -155,20 +177,33 @@ BUNDLE_BYTES=$(du -sb "$FILES/tile/entries" | cut -f1)
 
 # ---- nginx serving the files ----
 
+# nginx as a static file server, one worker (govgate gets the same one
+# CPU), as a CDN origin or a plain tile mirror would serve the files.
 static_conf() {
     local dir=$1 port=$2
-    nginx_common "$dir"
     cat <<NGINX
+daemon off;
+master_process on;
 worker_processes 1;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
 http {
-$(nginx_http_common "$dir")
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 75s;
+    client_body_temp_path $dir/client_body;
+    proxy_temp_path $dir/proxy;
+    fastcgi_temp_path $dir/fastcgi;
+    uwsgi_temp_path $dir/uwsgi;
+    scgi_temp_path $dir/scgi;
     sendfile on;
     tcp_nopush on;
     open_file_cache max=10000 inactive=60s;
     server {
         listen 127.0.0.1:$port;
         root $FILES;
-        location = / { return 200 '{"ok":true}'; }
+        location = / { default_type application/json; return 200 '{"ok":true}'; }
         location /tile/ {
             default_type application/octet-stream;
             add_header Cache-Control "public, max-age=31536000, immutable";
@@ -177,20 +212,38 @@ $(nginx_http_common "$dir")
 }
 NGINX
 }
-WAIT_PATH=/
-start_nginx nginx static_conf
+mkdir -p "$WORK/nginx"
+NGINX_PORT=""
+for ((attempt = 0; attempt < 5; attempt++)); do
+    free_port port
+    static_conf "$WORK/nginx" "$port" >"$WORK/nginx/nginx.conf"
+    setsid "${PIN_SERVER[@]}" "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" \
+        >"$WORK/nginx/stdout.log" 2>&1 &
+    pid=$!
+    if wait_ok nginx "$port" / "$pid"; then
+        PIDS+=("$pid")
+        NGINX_PORT=$port
+        break
+    fi
+    stop_group "$pid"
+    grep -q "Address already in use" "$WORK/nginx/error.log" "$WORK/nginx/stdout.log" 2>/dev/null || break
+done
+[[ -n $NGINX_PORT ]] || { cat "$WORK/nginx/stdout.log" "$WORK/nginx/error.log" >&2 2>/dev/null || true; die "nginx did not start"; }
 NGINX_URL="http://127.0.0.1:$NGINX_PORT"
 # The same bytes from all three.
 first=$(head -1 "$WORK/bundles.paths")
-for base in "$OWN" "$PUBLIC/govgate/log"; do
-    cmp -s <(curl -sf "$NGINX_URL$first") <(curl -sf "$base$first") || die "$base$first differs from the file"
+last=$(tail -1 "$WORK/bundles.paths")
+for base in "$OWN" "$PUBLIC_TILES"; do
+    for path in "$first" "$last"; do
+        cmp -s <(curl -sf "$NGINX_URL$path") <(curl -sf "$base$path") || die "$base$path differs from the file"
+    done
 done
 
 # ---- runs ----
 
 LOG="$WORK/wrk.log"
 : >"$LOG"
-declare -A BASE=([nginx]="$NGINX_URL" [govgate-own]="$OWN" [govgate-public]="$PUBLIC/govgate/log")
+declare -A BASE=([nginx]="$NGINX_URL" [govgate-own]="$OWN" [govgate-public]="$PUBLIC_TILES")
 TARGETS=(nginx govgate-own govgate-public)
 declare -A RPS=() MBPS=()
 
