@@ -86,3 +86,24 @@ fn tiles_hold_the_tree_nodes_and_bundles_the_leaf_inputs() {
     assert_eq!(&bundle[..2], &11u16.to_be_bytes());
     assert_eq!(&bundle[2..13], b"{\"seq\":256}");
 }
+
+#[test]
+fn every_path_written_parses_back_to_its_tile() {
+    let indexes = [0, 1, 999, 1000, 1001, 999_999, 1_000_000, 1 << 40, u64::MAX];
+    for index in indexes {
+        for width in [1, 2, 255, 256] {
+            for kind in [
+                TileKind::Entries,
+                TileKind::Hashes { level: 0 },
+                TileKind::Hashes { level: 63 },
+            ] {
+                let tile = TileRef::with_width(kind, index, width).unwrap();
+                let path = tile.path();
+                let below = path.strip_prefix("tile/").unwrap();
+                assert_eq!(TileRef::parse(below), Some(tile), "{path}");
+            }
+        }
+    }
+    assert_eq!(TileRef::with_width(TileKind::Entries, 0, 0), None);
+    assert_eq!(TileRef::with_width(TileKind::Entries, 0, 257), None);
+}
