@@ -14,7 +14,7 @@ use crate::ledger::metrics::LedgerMetrics;
 use crate::ledger::reader::{self, LedgerReader};
 use crate::ledger::sequencer::{Ledger, LedgerError, LedgerWriter, SequencerConfig};
 use crate::ledger::store::{LedgerStore, SledStore, StoreError};
-use crate::ledger::tiles::{self, serve::Tiles};
+use crate::ledger::tiles::{self, metrics::TileMetrics, serve::Tiles};
 use crate::ledger::wal::WalStore;
 use crate::listener::{self, Caps, ListenerMetrics};
 use crate::metrics::Metrics;
@@ -327,11 +327,13 @@ impl App {
         )?;
         let tiles = match config.tiles {
             TilesConfig::Off => None,
-            TilesConfig::Public { cache_bytes } | TilesConfig::Own { cache_bytes, .. } => {
-                Some(crate::admin::json_rejections(tiles::serve::routes(
-                    Tiles::new(store.clone(), cache_bytes),
-                )))
-            }
+            TilesConfig::Public { cache_bytes } | TilesConfig::Own { cache_bytes, .. } => Some(
+                crate::admin::json_rejections(tiles::serve::routes(Tiles::new(
+                    store.clone(),
+                    cache_bytes,
+                    TileMetrics::register(metrics.registry())?,
+                ))),
+            ),
         };
         let reader = LedgerReader::new(store.clone(), verifier);
         let serving = Arc::new(Serving::new(ServingTable::default()));

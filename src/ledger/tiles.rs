@@ -24,6 +24,7 @@
 //! length-prefixed; its bundle is refused ([`TileError::EntryTooLarge`]).
 
 pub mod cache;
+pub mod metrics;
 pub mod serve;
 
 use super::store::{LedgerStore, StoreError};

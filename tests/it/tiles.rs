@@ -167,9 +167,19 @@ async fn tiles_on_the_public_listener_hash_to_the_signed_checkpoint() {
     }
     let post = send(Method::POST, &format!("{prefix}/tile/0/000"), &[], "x").await;
     assert_eq!(post.status, 405);
+    assert_eq!(post.error_code(), "method_not_allowed");
     let head = send(Method::HEAD, &format!("{prefix}/tile/0/000"), &[], "").await;
     assert_eq!(head.status, 200);
     assert!(head.body.is_empty());
+    let metrics = gateway.metrics().await;
+    for counted in [
+        "govgate_tiles_requests_total{result=\"checkpoint\"} 1",
+        "govgate_tiles_requests_total{result=\"read\"} 6",
+        "govgate_tiles_requests_total{result=\"cached\"} 1",
+        "govgate_tiles_requests_total{result=\"not_found\"} 8",
+    ] {
+        assert!(metrics.contains(counted), "no `{counted}` in:\n{metrics}");
+    }
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@
 //! reads at once; tiles already read are answered from a bounded cache.
 
 use super::cache::TileCache;
+use super::metrics::{Served, TileMetrics};
 use super::{TileError, TileRef};
 use crate::ledger::reader::{error, store_failure};
 use crate::ledger::store::{LedgerStore, StoreError};
@@ -57,6 +58,7 @@ struct Inner {
     store: Arc<dyn LedgerStore>,
     cache: TileCache,
     reads: Arc<Semaphore>,
+    metrics: TileMetrics,
 }
 
 /// Why a tile request failed.
@@ -100,12 +102,13 @@ impl IntoResponse for Failure {
 
 impl Tiles {
     /// Tiles of `store`, caching at most `cache_bytes` of them in memory.
-    pub fn new(store: Arc<dyn LedgerStore>, cache_bytes: usize) -> Self {
+    pub fn new(store: Arc<dyn LedgerStore>, cache_bytes: usize, metrics: TileMetrics) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
                 cache: TileCache::new(cache_bytes),
                 reads: Arc::new(Semaphore::new(MAX_READS)),
+                metrics,
             }),
         }
     }
@@ -129,6 +132,7 @@ impl Tiles {
         }
         let bytes = Bytes::from(super::read(self.inner.store.as_ref(), tile)?);
         self.inner.cache.insert(tile, bytes.clone());
+        self.inner.metrics.set_cache_bytes(self.inner.cache.bytes());
         Ok(Some(bytes))
     }
 
@@ -161,7 +165,14 @@ pub fn routes(tiles: Tiles) -> Router {
 }
 
 async fn checkpoint(State(tiles): State<Tiles>) -> Response {
-    match tiles.blocking(|tiles| tiles.checkpoint()).await {
+    let result = tiles.blocking(|tiles| tiles.checkpoint()).await;
+    let served = match &result {
+        Some(Ok(Some(_))) => Served::Checkpoint,
+        Some(Ok(None)) => Served::NotFound,
+        Some(Err(_)) | None => Served::Error,
+    };
+    tiles.inner.metrics.count(served);
+    match result {
         Some(Ok(Some((_, note)))) => (
             StatusCode::OK,
             [
@@ -182,8 +193,14 @@ async fn checkpoint(State(tiles): State<Tiles>) -> Response {
 }
 
 async fn tile(State(tiles): State<Tiles>, Path(path): Path<String>) -> Response {
-    match find(&tiles, &path).await {
-        Ok((tile, bytes)) => {
+    let found = find(&tiles, &path).await;
+    tiles.inner.metrics.count(match &found {
+        Ok((_, _, served)) => *served,
+        Err(Failure::NotFound) => Served::NotFound,
+        Err(_) => Served::Error,
+    });
+    match found {
+        Ok((tile, bytes, _)) => {
             let cache = if tile.is_full() { IMMUTABLE } else { PARTIAL };
             (
                 StatusCode::OK,
@@ -199,10 +216,11 @@ async fn tile(State(tiles): State<Tiles>, Path(path): Path<String>) -> Response 
     }
 }
 
-async fn find(tiles: &Tiles, path: &str) -> Result<(TileRef, Bytes), Failure> {
+/// The tile at `path`, and whether it came from the cache or the store.
+async fn find(tiles: &Tiles, path: &str) -> Result<(TileRef, Bytes, Served), Failure> {
     let tile = TileRef::parse(path).ok_or(Failure::NotFound)?;
     if let Some(bytes) = tiles.inner.cache.get(&tile) {
-        return Ok((tile, bytes));
+        return Ok((tile, bytes, Served::Cached));
     }
     let bytes = tiles
         .blocking(move |tiles| tiles.read(tile))
@@ -210,5 +228,5 @@ async fn find(tiles: &Tiles, path: &str) -> Result<(TileRef, Bytes), Failure> {
         .ok_or(Failure::Lost)?
         .map_err(Failure::Tile)?
         .ok_or(Failure::NotFound)?;
-    Ok((tile, bytes))
+    Ok((tile, bytes, Served::Read))
 }
