@@ -250,7 +250,10 @@ declare -A RPS=() MBPS=()
 # run_wrk LABEL TARGET WORKLOAD SECONDS: one run; prints "req/s MB/s".
 run_wrk() {
     local label=$1 target=$2 workload=$3 secs=$4 out
-    out=$(TILES_PATHS="$WORK/$workload.paths" timeout $((secs + 30)) "${PIN_LOAD[@]}" \
+    # The path part of the target's URL, e.g. /govgate/log.
+    local base=${BASE[$target]#http://*/}
+    if [[ $base == "${BASE[$target]}" ]]; then base=""; else base="/$base"; fi
+    out=$(TILES_PATHS="$WORK/$workload.paths" TILES_PREFIX="$base" timeout $((secs + 30)) "${PIN_LOAD[@]}" \
         wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${secs}s" --timeout 5s -s "$LUA" "${BASE[$target]}" 2>&1) ||
         { echo "$out" >&2; die "wrk failed ($label)"; }
     printf '==== %s %s %s\n%s\n\n' "$label" "$target" "$workload" "$out" >>"$LOG"
