@@ -332,6 +332,11 @@ impl App {
                     store.clone(),
                     cache_bytes,
                     TileMetrics::register(metrics.registry())?,
+                    witnessing.as_ref().map(|(witnesses, _)| {
+                        let witnesses = witnesses.clone();
+                        Arc::new(move |note: &str| witnesses.with_cosignatures(note))
+                            as tiles::serve::Cosign
+                    }),
                 ))),
             ),
         };

@@ -8,7 +8,7 @@
 use crate::models;
 use crate::support::gateway::TEST_ORIGIN;
 use crate::support::governance::admin_call;
-use crate::support::{Gateway, TestUpstream};
+use crate::support::{Gateway, TestUpstream, send};
 use govgate::ledger::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
 use govgate::ledger::cosignature::{Cosigner, CosignerKey, WitnessPolicy};
 use http::Method;
@@ -194,6 +194,17 @@ async fn witnesses_cosign_the_log_and_verifiers_apply_a_k_of_n_policy() {
     assert!(grown_size > size, "{grown_size} > {size}");
     assert_eq!(grown["cosigned_size"], grown_size);
     both.check(&note).unwrap();
+    // The tiles' /checkpoint serves the latest checkpoint, which is the
+    // cosigned one, with the same cosignature lines.
+    let tiles_checkpoint = send(
+        Method::GET,
+        &format!("{}/govgate/log/checkpoint", gateway.public),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(tiles_checkpoint.status, 200);
+    assert_eq!(tiles_checkpoint.text(), note, "cosigned on /checkpoint too");
     let metrics = gateway.metrics().await;
     for name in ["w1", "w2"] {
         assert!(

@@ -56,6 +56,8 @@ pub struct Tiles {
 
 struct Inner {
     store: Arc<dyn LedgerStore>,
+    /// What the served checkpoint gets appended (witness cosignatures).
+    cosign: Option<Cosign>,
     cache: TileCache,
     reads: Arc<Semaphore>,
     metrics: TileMetrics,
@@ -100,12 +102,24 @@ impl IntoResponse for Failure {
     }
 }
 
+/// Turns a signed checkpoint into the note served: the same note with
+/// the witnesses' cosignature lines appended when they cosigned it. A
+/// function, so the ledger does not depend on the witness module.
+pub type Cosign = Arc<dyn Fn(&str) -> String + Send + Sync>;
+
 impl Tiles {
-    /// Tiles of `store`, caching at most `cache_bytes` of them in memory.
-    pub fn new(store: Arc<dyn LedgerStore>, cache_bytes: usize, metrics: TileMetrics) -> Self {
+    /// Tiles of `store`, caching at most `cache_bytes` of them in memory;
+    /// `/checkpoint` serves the latest checkpoint through `cosign`.
+    pub fn new(
+        store: Arc<dyn LedgerStore>,
+        cache_bytes: usize,
+        metrics: TileMetrics,
+        cosign: Option<Cosign>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
+                cosign,
                 cache: TileCache::new(cache_bytes),
                 reads: Arc::new(Semaphore::new(MAX_READS)),
                 metrics,
@@ -118,7 +132,11 @@ impl Tiles {
     /// size is served. Anything added to the served note (cosignatures)
     /// belongs here.
     pub fn checkpoint(&self) -> Result<Option<(u64, String)>, StoreError> {
-        self.inner.store.latest_checkpoint()
+        let latest = self.inner.store.latest_checkpoint()?;
+        Ok(match (latest, &self.inner.cosign) {
+            (Some((size, note)), Some(cosign)) => Some((size, cosign(&note))),
+            (latest, _) => latest,
+        })
     }
 
     /// The bytes of `tile`, `None` when the log is not that large yet
