@@ -40,6 +40,12 @@
 #   BENCH_STREAM       1: govgate streams every answer (a buffering limit of
 #                      one byte): each answer is recorded at its head
 #                      before its first byte and at its end; default 0
+#   BENCH_DURING       verify: after the measured runs, govgate's saturation
+#                      and fixed-rate runs once more while a full ledger
+#                      verification runs in the gateway (POST
+#                      /admin/ledger/verify); reports throughput and p99 as
+#                      ratios to the runs without it (targets: >= 0.9 x
+#                      throughput, p99 <= 1.5 x); default: none
 #
 # Needs nginx and wrk (Debian: apt-get install -y nginx wrk).
 #
@@ -54,6 +60,7 @@ CONNECTIONS=${BENCH_CONNECTIONS:-64}
 WARMUP=${BENCH_WARMUP:-2}
 POLICIES=${BENCH_POLICIES:-0}
 STREAM=${BENCH_STREAM:-0}
+DURING=${BENCH_DURING:-}
 
 die() {
     echo "load.sh: $*" >&2
@@ -69,6 +76,7 @@ if ! is_uint "$CONNECTIONS" || ((CONNECTIONS == 0)); then die "BENCH_CONNECTIONS
 is_uint "$WARMUP" || die "BENCH_WARMUP must be an integer"
 [[ $POLICIES == 0 || $POLICIES == 1 || -d $POLICIES ]] || die "BENCH_POLICIES must be 0, 1 or a directory"
 [[ $STREAM == 0 || $STREAM == 1 ]] || die "BENCH_STREAM must be 0 or 1"
+[[ -z $DURING || $DURING == verify ]] || die "BENCH_DURING must be empty or verify"
 
 ROOT=$(cd "$HERE/.." && pwd)
 LUA="$HERE/load/wrk.lua"
@@ -381,6 +389,39 @@ for target in "${TARGETS[@]}"; do
 done
 ADDED_NOTE="p50 $(added_quantile 0.5 "$ADDED_BEFORE" "$ADDED_AFTER"), p99 $(added_quantile 0.99 "$ADDED_BEFORE" "$ADDED_AFTER")"
 
+# ---- 2b. optional: govgate again while a full verification runs ----
+
+DURING_NOTE=""
+DURING_WARNINGS=()
+if [[ $DURING == verify ]]; then
+    # bench-ops holds the admin role (lib/shared.sh), which may verify.
+    start_verification() {
+        curl -sf -X POST -H "Authorization: Bearer bench-ops" "$GOVGATE_ADMIN/admin/ledger/verify" >/dev/null ||
+            die "POST /admin/ledger/verify failed"
+    }
+    still_verifying() {
+        curl -sf -H "Authorization: Bearer bench-ops" "$GOVGATE_ADMIN/admin/ledger/verification" |
+            grep -q '"running":{'
+    }
+    echo "load: govgate: saturation while a full verification runs (${SECONDS_PER_RUN}s)..." >&2
+    start_verification
+    record "satv.govgate" "$(run_wrk "govgate saturation, verifying" "${URL[govgate]}" "$SECONDS_PER_RUN")"
+    still_verifying || DURING_WARNINGS+=("the verification ended before the saturation run did (a small ledger): the ratio understates its cost")
+    echo "load: govgate: fixed rate $RATE req/s while a full verification runs (${SECONDS_PER_RUN}s)..." >&2
+    start_verification
+    record "ratev.govgate" "$(run_wrk "govgate fixed rate, verifying" "${URL[govgate]}" "$SECONDS_PER_RUN" "$RATE" "${GROUP[govgate]}")"
+    still_verifying || DURING_WARNINGS+=("the verification ended before the fixed-rate run did (a small ledger): the ratio understates its cost")
+    DURING_NOTE=$(awk -v s0="${R[sat.govgate.rps]}" -v s1="${R[satv.govgate.rps]}" \
+        -v p0="${R[rate.govgate.p99_us]}" -v p1="${R[ratev.govgate.p99_us]}" 'BEGIN {
+            printf "during a full verification: saturation throughput %.2f x (target >= 0.9), ", (s0 > 0 ? s1 / s0 : 0)
+            printf "p99 at the fixed rate %.2f x (target <= 1.5)", (p0 > 0 ? p1 / p0 : 0) }')
+    for key in satv.govgate ratev.govgate; do
+        if ((R[$key.errors] > 0)); then
+            DURING_WARNINGS+=("$key had ${R[$key.errors]} errors (see bench-out/load.log)")
+        fi
+    done
+fi
+
 # ---- 3. optional profile (not part of the figures above) ----
 
 PROFILE_OUT=""
@@ -478,6 +519,8 @@ for key in sat.direct sat.nginx sat.govgate rate.direct rate.nginx rate.govgate;
     fi
 done
 
+WARNINGS+=("${DURING_WARNINGS[@]}")
+
 NOTES=(
     "date: $(date -u '+%Y-%m-%d %H:%M UTC'), govgate $REVISION"
     "machine: $NCPU CPUs ($CPU_MODEL), $(uname -sr)"
@@ -490,6 +533,7 @@ NOTES=(
     "proxy CPU/req: the proxy's own CPU time (user + system, /proc/PID/stat of its process group) over the requests served at the fixed rate; switches/req: its threads' context switches (voluntary and involuntary, /proc/PID/task/*/status) per request"
     "govgate's own view at the fixed rate (govgate_gateway_added_seconds: request to release, less the time waiting on the upstream): $ADDED_NOTE"
 )
+if [[ -n $DURING_NOTE ]]; then NOTES+=("$DURING_NOTE"); fi
 
 
 

@@ -4,6 +4,7 @@
 
 mod governance;
 mod oversight;
+mod rotation;
 
 use crate::admin::auth::Tokens;
 use crate::config::{Config, TilesConfig};
@@ -130,13 +131,22 @@ pub struct App {
     keeper: Option<Arc<HistoryKeeper>>,
     /// Sends checkpoints to the witnesses, when there are any.
     witnessing: Option<crate::witness::WitnessTask>,
+    /// Continuous verification, started by `run`.
+    verification: Verification,
+}
+
+/// What the background verification task needs.
+struct Verification {
+    monitor: crate::ledger::monitor::Monitor,
+    store: Arc<dyn LedgerStore>,
 }
 
 /// What rewrites the signing key's history record from the store.
 struct HistoryKeeper {
     path: std::path::PathBuf,
     store: Arc<dyn LedgerStore>,
-    public_key: [u8; 32],
+    /// The key in force (an online rotation changes it).
+    public_key: Arc<std::sync::Mutex<[u8; 32]>>,
     origin: String,
     left_origins: Vec<String>,
 }
@@ -144,9 +154,13 @@ struct HistoryKeeper {
 impl HistoryKeeper {
     /// Records the store's latest checkpoint (blocking file I/O).
     fn save(&self) -> Result<(), HistoryError> {
+        let public_key = *self
+            .public_key
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let current = history::current(
             self.store.as_ref(),
-            &self.public_key,
+            &public_key,
             &self.origin,
             self.left_origins.clone(),
         )?;
@@ -267,6 +281,11 @@ impl App {
             None => None,
         };
         let metrics = Metrics::new();
+        let monitor = crate::ledger::monitor::Monitor::new(
+            config.ledger.verify_every,
+            config.ledger.verify_full_every,
+            metrics.registry(),
+        )?;
         let proxy_metrics = ProxyMetrics::register(metrics.registry())?;
         let listener_metrics = ListenerMetrics::register(metrics.registry())?;
         let ledger_metrics = LedgerMetrics::new()?;
@@ -274,6 +293,7 @@ impl App {
         let signer = NoteSigner::new(&config.ledger.origin, config.ledger.signing_key.clone())
             .map_err(AppError::Origin)?;
         let verifier = signer.verifier();
+        let public_key = config.ledger.signing_key.verifying_key().to_bytes();
         let (ledger, writer) = Ledger::open(
             store.clone(),
             SequencerConfig {
@@ -340,7 +360,12 @@ impl App {
                 ))),
             ),
         };
-        let reader = LedgerReader::new(store.clone(), verifier);
+        let verification = Verification {
+            monitor: monitor.clone(),
+            store: store.clone(),
+        };
+        let keys = ledger.keys();
+        let reader = LedgerReader::following(store.clone(), move || keys.get());
         let serving = Arc::new(Serving::new(ServingTable::default()));
         let registry =
             governance::start(config, store.as_ref(), ledger.clone(), serving.clone()).await?;
@@ -370,6 +395,22 @@ impl App {
             .merge(crate::admin::kpi_report::routes(
                 tokens.clone(),
                 kpi.clone(),
+            ))
+            .merge(crate::admin::verification::routes(tokens.clone(), monitor))
+            .merge(crate::admin::rotation::routes(
+                tokens.clone(),
+                Arc::new(rotation::Rotator {
+                    ledger: ledger.clone(),
+                    store: store.clone(),
+                    key_file: config.ledger.key_file.clone(),
+                    origin: config.ledger.origin.clone(),
+                    history_key: keeper.as_ref().map_or_else(
+                        || Arc::new(std::sync::Mutex::new(public_key)),
+                        |keeper| keeper.public_key.clone(),
+                    ),
+                    busy: std::sync::Mutex::new(()),
+                })
+                .handler(),
             ));
         let witness_task = witnessing.map(|(witnesses, task)| {
             admin =
@@ -466,6 +507,7 @@ impl App {
             keeper,
             policies: gate,
             witnessing: witness_task,
+            verification,
         })
     }
 
@@ -544,6 +586,12 @@ impl App {
             tokio::spawn(task.run(stop))
         });
 
+        // Owns a ledger handle: awaited before the writer closes.
+        let verification_task = {
+            let Verification { monitor, store } = self.verification;
+            tokio::spawn(monitor.run(store, self.ledger.clone(), stopped(stop_tx.subscribe())))
+        };
+
         let early_exit = tokio::select! {
             () = shutdown => None,
             _ = &mut public_task => Some("public"),
@@ -558,6 +606,7 @@ impl App {
             public_task.abort();
             admin_task.abort();
             tiles_task.abort();
+            let _ = verification_task.await;
             return Err(AppError::Serve { which });
         }
         tracing::info!(grace = ?self.shutdown_grace, "shutting down: draining in-flight requests");
@@ -583,6 +632,11 @@ impl App {
         // The backlog holds a handle on the ledger; the writer closes once
         // every handle is gone.
         drop(self.backlog);
+        // Told to stop with the listeners; a round in progress stops at
+        // its next chunk.
+        if verification_task.await.is_err() {
+            tracing::error!("the ledger verification task panicked");
+        }
         if let Err(err) = self.ledger.append(EntryBody::GatewayStopped).await {
             tracing::error!(error = %err, "gateway_stopped not recorded");
         }
@@ -703,7 +757,7 @@ async fn start_history(
     Ok(HistoryKeeper {
         path: history.path,
         store: store.clone(),
-        public_key,
+        public_key: Arc::new(std::sync::Mutex::new(public_key)),
         origin: config.ledger.origin.clone(),
         left_origins,
     })

@@ -9,6 +9,8 @@ pub mod kpi;
 pub mod kpi_report;
 pub mod models;
 pub mod reviews;
+pub mod rotation;
+pub mod verification;
 
 use axum::Router;
 use axum::extract::State;

@@ -496,7 +496,7 @@ pub(super) fn verify(source: Source<'_>, quiet: bool) -> ExitCode {
             eprintln!("govgate: ledger does NOT verify: first bad seq {seq}: {reason}");
             ExitCode::FAILURE
         }
-        Err(VerifyError::Store(err)) => {
+        Err(err @ (VerifyError::Store(_) | VerifyError::Stopped)) => {
             eprintln!("govgate: cannot read the ledger: {err}");
             ExitCode::from(2)
         }

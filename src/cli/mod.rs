@@ -10,6 +10,7 @@ mod keys;
 mod kpis;
 mod ledger;
 mod models;
+mod online;
 mod policies;
 mod progress;
 mod reviews;
@@ -137,6 +138,11 @@ enum Command {
         /// key before it (default: --vkey).
         #[arg(long, value_name = "VKEY", requires = "bundle")]
         current_vkey: Option<String>,
+        /// Verify the log of the gateway running behind this admin API
+        /// instead: a full verification is started there and followed to
+        /// its end (role auditor or admin; token from GOVGATE_TOKEN).
+        #[arg(long, value_name = "URL", conflicts_with_all = ["bundle", "data_dir", "vkey"])]
+        admin_url: Option<String>,
         /// No progress on stderr.
         #[arg(long, short = 'q')]
         quiet: bool,
@@ -226,13 +232,19 @@ enum Command {
     },
     /// Rotate the ledger's signing key on a (stopped) gateway: records a
     /// `key_rotated` entry under the current key naming the new one. Then
-    /// point `ledger.key_file` at the new key.
+    /// point `ledger.key_file` at the new key. With --admin-url, on a
+    /// running gateway instead.
     RotateKey {
         #[command(flatten)]
         config: ConfigFile,
-        /// The new key (from `govgate keygen`).
-        #[arg(long)]
-        new_key: PathBuf,
+        /// The new key (from `govgate keygen`), for a stopped gateway.
+        #[arg(long, required_unless_present = "admin_url")]
+        new_key: Option<PathBuf>,
+        /// Rotate the key of the gateway running behind this admin API
+        /// instead (role admin; token from GOVGATE_TOKEN): it makes a new
+        /// key, records the rotation and writes the key to its key file.
+        #[arg(long, value_name = "URL", conflicts_with = "new_key")]
+        admin_url: Option<String>,
     },
     /// Create the Ed25519 key that signs the ledger's checkpoints. Never
     /// overwrites a file: exit 2 if --out or --vkey-out exists.
@@ -305,10 +317,14 @@ pub fn main() -> ExitCode {
             bundle,
             vkey,
             current_vkey,
+            admin_url,
             quiet,
             witness,
             witness_threshold,
         } => {
+            if let Some(admin_url) = admin_url {
+                return online::verify(&admin_url, quiet);
+            }
             return match (bundle, data_dir, vkey) {
                 (Some(bundle), _, Some(vkey)) => {
                     let code = ledger::verify_bundle(&bundle, &vkey, current_vkey.as_deref());
@@ -341,7 +357,18 @@ pub fn main() -> ExitCode {
                 _ => ledger::verify(ledger::Source::Config(&config.path), quiet),
             };
         }
-        Command::RotateKey { config, new_key } => ledger::rotate_key(&config.path, &new_key),
+        Command::RotateKey {
+            admin_url: Some(admin_url),
+            ..
+        } => return online::rotate_key(&admin_url),
+        Command::RotateKey {
+            config,
+            new_key: Some(new_key),
+            ..
+        } => ledger::rotate_key(&config.path, &new_key),
+        Command::RotateKey { .. } => {
+            Err(usage("rotate-key needs --new-key FILE or --admin-url URL"))
+        }
         Command::Proof {
             ledger,
             decision,

@@ -229,6 +229,13 @@ pub struct LedgerConfig {
     pub cache_bytes: u64,
     /// The witnesses the latest checkpoint is sent to (`[[ledger.witnesses]]`).
     pub witnesses: Witnessing,
+    /// How often the running gateway re-verifies its log (`None`: only
+    /// when asked on the admin API).
+    pub verify_every: Option<std::time::Duration>,
+    /// How often a background round checks the whole log rather than what
+    /// was appended since the last one (`None`: only the first round, after
+    /// a failure, and when asked).
+    pub verify_full_every: Option<std::time::Duration>,
 }
 
 /// What the gateway does with an answer whose decision the ledger could
@@ -255,6 +262,8 @@ impl fmt::Debug for LedgerConfig {
             .field("entry_signatures", &self.entry_signatures)
             .field("cache_bytes", &self.cache_bytes)
             .field("witnesses", &self.witnesses)
+            .field("verify_every", &self.verify_every)
+            .field("verify_full_every", &self.verify_full_every)
             .finish()
     }
 }

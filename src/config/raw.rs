@@ -155,6 +155,18 @@ pub(crate) struct RawLedger {
     pub(crate) witness_interval_secs: Option<u64>,
     #[serde(default)]
     pub(crate) witness_threshold: Option<u64>,
+    #[serde(default = "default_verify_every_secs")]
+    pub(crate) verify_every_secs: u64,
+    #[serde(default = "default_verify_full_every_secs")]
+    pub(crate) verify_full_every_secs: u64,
+}
+
+fn default_verify_full_every_secs() -> u64 {
+    86_400
+}
+
+fn default_verify_every_secs() -> u64 {
+    300
 }
 
 fn default_cache_mb() -> u64 {

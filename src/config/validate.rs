@@ -358,6 +358,10 @@ fn check_ledger(
         max_batch: positive(checker, "ledger.max_batch", raw.max_batch)?,
         cache_bytes: (positive(checker, "ledger.cache_mb", raw.cache_mb)? as u64)
             .saturating_mul(1 << 20),
+        verify_every: (raw.verify_every_secs > 0)
+            .then(|| std::time::Duration::from_secs(raw.verify_every_secs)),
+        verify_full_every: (raw.verify_full_every_secs > 0)
+            .then(|| std::time::Duration::from_secs(raw.verify_full_every_secs)),
         entry_signatures: match raw.entry_signatures.as_str() {
             "off" => EntrySignatures::Off,
             "on" => EntrySignatures::On,

@@ -64,6 +64,7 @@ fn check_name(name: &str) -> Result<(), NoteError> {
 }
 
 /// Signs note bodies under a key name.
+#[derive(Clone)]
 pub struct NoteSigner {
     name: String,
     key: SigningKey,

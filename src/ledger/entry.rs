@@ -69,6 +69,21 @@ pub enum EntryBody {
     /// How a streamed decision's answer ended (its decision's outcome is
     /// `streaming`).
     StreamEnded(Box<StreamEnd>),
+    /// The running gateway verified its own log (the background check, or
+    /// one asked for on the admin API): which range, how, and the result.
+    LedgerVerified {
+        /// `full` (the whole log) or `incremental` (from the last verified
+        /// checkpoint).
+        mode: &'static str,
+        /// First seq checked.
+        from_seq: u64,
+        /// The checkpoint size verified up to (entries `from_seq..to_size`).
+        to_size: u64,
+        /// `ok` or `failed`.
+        result: &'static str,
+        /// On failure: the first bad seq and what is wrong.
+        failure: Option<(u64, String)>,
+    },
     /// A decision's payload (salts and captures) was erased; its
     /// commitments stay in its entry and everything still verifies.
     PayloadErased {
@@ -209,6 +224,23 @@ pub fn seal(
             entry.push("reason", reason.as_str());
             if let Some(previous) = previous_checkpoint {
                 entry.push("previous_checkpoint", previous.as_str());
+            }
+        }
+        EntryBody::LedgerVerified {
+            mode,
+            from_seq,
+            to_size,
+            result,
+            failure,
+        } => {
+            entry.push("kind", "ledger_verified");
+            entry.push("mode", *mode);
+            entry.push("from_seq", *from_seq);
+            entry.push("to_size", *to_size);
+            entry.push("result", *result);
+            if let Some((seq, reason)) = failure {
+                entry.push("bad_seq", *seq);
+                entry.push("reason", reason.as_str());
             }
         }
         EntryBody::PayloadErased {

@@ -14,7 +14,8 @@
 //! - [`tiles`]: the log as C2SP tlog-tiles (checkpoint, tiles, entry bundles);
 //! - [`export`]: writes audit bundles; [`bundle`]: checks them offline;
 //! - [`setting`]: the `entry_signatures` setting as the log records it;
-//! - [`verify`]: checks a whole store; [`erase`]: which payloads an erasure removes.
+//! - [`verify`]: checks a whole store; [`monitor`]: re-checks it while the
+//!   gateway runs; [`erase`]: which payloads an erasure removes.
 //!
 //! [`DecisionSink`]: crate::decision::DecisionSink
 
@@ -28,6 +29,7 @@ pub mod export;
 pub mod history;
 pub mod memstore;
 pub mod metrics;
+pub mod monitor;
 pub mod reader;
 pub mod sequencer;
 pub mod setting;

@@ -25,7 +25,8 @@ const MAX_ENTRIES_PER_CALL: u64 = 1000;
 #[derive(Clone)]
 pub struct LedgerReader {
     store: Arc<dyn LedgerStore>,
-    verifier: NoteVerifier,
+    /// The key in force now (an online rotation changes it).
+    key: Arc<dyn Fn() -> NoteVerifier + Send + Sync>,
     keys: Arc<keys::KeyCache>,
 }
 
@@ -42,9 +43,18 @@ pub struct Receipt {
 impl LedgerReader {
     /// A reader over `store`, whose checkpoints `verifier`'s key signs.
     pub fn new(store: Arc<dyn LedgerStore>, verifier: NoteVerifier) -> Self {
+        Self::following(store, move || verifier.clone())
+    }
+
+    /// A reader over `store` whose signing key may change while it runs
+    /// (an online key rotation): `key` says which one is in force.
+    pub fn following(
+        store: Arc<dyn LedgerStore>,
+        key: impl Fn() -> NoteVerifier + Send + Sync + 'static,
+    ) -> Self {
         Self {
             store,
-            verifier,
+            key: Arc::new(key),
             keys: Arc::default(),
         }
     }
@@ -200,7 +210,7 @@ async fn public_key(State(reader): State<LedgerReader>) -> Response {
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        format!("{}\n", reader.verifier.vkey()),
+        format!("{}\n", (reader.key)().vkey()),
     )
         .into_response()
 }

@@ -18,9 +18,11 @@
 //! which, for readiness checks.
 
 mod recovery;
+mod rotation;
 mod status;
 mod writer;
 
+pub use rotation::KeyInForce;
 pub use status::LedgerStatus;
 
 use super::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
@@ -52,6 +54,18 @@ pub enum LedgerError {
     /// The writer thread could not be started.
     #[error("cannot start the ledger writer: {0}")]
     Thread(std::io::Error),
+    /// The log's last entry rotated to another key than the one configured.
+    #[error(
+        "the ledger's last entry (seq {seq}) rotates its signing key to {new_vkey}, but \
+         ledger.key_file holds the key it rotated from: point ledger.key_file at the new key \
+         (after an interrupted online rotation it is in KEYFILE.next)"
+    )]
+    RotatedAway {
+        /// The rotation's seq.
+        seq: u64,
+        /// The key in force after it.
+        new_vkey: String,
+    },
 }
 
 /// Settings of the sequencer.
@@ -104,6 +118,18 @@ pub struct Ledger {
     queue: mpsc::Sender<Job>,
     metrics: LedgerMetrics,
     status: LedgerStatus,
+    keys: Arc<rotation::KeySwitch>,
+}
+
+/// Why a key rotation is refused before anything is appended.
+#[derive(Debug, thiserror::Error)]
+pub enum RotateError {
+    /// Another rotation has not completed yet.
+    #[error("another key rotation is in progress")]
+    InProgress,
+    /// The new key is the key in force.
+    #[error("the new key is the key in force")]
+    SameKey,
 }
 
 /// Owns the writer thread; `close` drains it.
@@ -117,6 +143,9 @@ struct Head {
     next_seq: u64,
     prev_hash: [u8; 32],
     frontier: Frontier,
+    /// Signs the next batch (a key rotation changes it); shared, as
+    /// heads are copied per batch.
+    signer: Arc<NoteSigner>,
 }
 
 impl Ledger {
@@ -127,7 +156,12 @@ impl Ledger {
         store: Arc<dyn LedgerStore>,
         config: SequencerConfig,
     ) -> Result<(Ledger, LedgerWriter), LedgerError> {
-        let head = load_head(store.as_ref(), &config.origin, &config.signer.verifier())?;
+        let head = load_head(
+            store.as_ref(),
+            &config.origin,
+            &Arc::new(config.signer.clone()),
+        )?;
+        let keys = Arc::new(rotation::KeySwitch::new(config.signer.verifier()));
         let metrics = config.metrics.clone();
         metrics.observe_open(
             head.next_seq,
@@ -140,15 +174,17 @@ impl Ledger {
         let (queue, jobs) = mpsc::channel(config.queue_len.max(1));
         let status = LedgerStatus::default();
         let writer_status = status.clone();
+        let writer_keys = keys.clone();
         let thread = std::thread::Builder::new()
             .name("govgate-ledger".to_owned())
-            .spawn(move || writer::run(store, config, head, writer_status, jobs))
+            .spawn(move || writer::run(store, config, head, writer_status, writer_keys, jobs))
             .map_err(LedgerError::Thread)?;
         Ok((
             Ledger {
                 queue,
                 metrics,
                 status,
+                keys,
             },
             LedgerWriter {
                 thread: Some(thread),
@@ -160,6 +196,40 @@ impl Ledger {
     /// returns a future that resolves once it is durable.
     pub fn append(&self, body: EntryBody) -> RecordFuture {
         self.submit(body)
+    }
+
+    /// Rotates the signing key between two batches: appends `key_rotated`
+    /// (committed in a batch the key in force signs); every later batch is
+    /// signed by `new`. The future resolves once the entry is durable; on
+    /// an error nothing was switched.
+    pub fn rotate_key(&self, new: NoteSigner) -> Result<RecordFuture, RotateError> {
+        let old_vkey = self.keys.in_force().vkey();
+        let new_vkey = new.verifier().vkey();
+        if old_vkey == new_vkey {
+            return Err(RotateError::SameKey);
+        }
+        if !self.keys.park(new) {
+            return Err(RotateError::InProgress);
+        }
+        let appended = self.submit(EntryBody::KeyRotated { old_vkey, new_vkey });
+        let keys = self.keys.clone();
+        Ok(Box::pin(async move {
+            let acked = appended.await;
+            // Sealed and switched, or failed and rolled back: either way
+            // nothing is parked any more (a no-op after the switch).
+            keys.clear();
+            acked
+        }))
+    }
+
+    /// The key signing the log now (changed by [`Ledger::rotate_key`]).
+    pub fn key_in_force(&self) -> NoteVerifier {
+        self.keys.in_force()
+    }
+
+    /// A view of the key in force that holds no ledger handle.
+    pub fn keys(&self) -> KeyInForce {
+        KeyInForce(self.keys.clone())
     }
 
     /// Whether the ledger commits, for readiness checks.
@@ -238,14 +308,16 @@ fn last_entry_unix_seconds(store: &dyn LedgerStore, size: u64) -> Option<f64> {
 fn load_head(
     store: &dyn LedgerStore,
     origin: &str,
-    verifier: &NoteVerifier,
+    signer: &Arc<NoteSigner>,
 ) -> Result<Head, LedgerError> {
+    let verifier = &signer.verifier();
     let size = store.size()?;
     if size == 0 {
         return Ok(Head {
             next_seq: 0,
             prev_hash: [0; 32],
             frontier: Frontier::new(),
+            signer: signer.clone(),
         });
     }
     let (checkpoint_size, note) = store
@@ -254,6 +326,16 @@ fn load_head(
     let last = store
         .entry(size - 1)?
         .ok_or_else(|| corrupt(size - 1, "entry missing"))?;
+    // Signing on with the key the log rotated away from would leave a log
+    // whose rotations do not lead to its signer.
+    if let Some((old_vkey, new_vkey)) = super::entry::key_rotation(&last) {
+        if old_vkey == verifier.vkey() && new_vkey != old_vkey {
+            return Err(LedgerError::RotatedAway {
+                seq: size - 1,
+                new_vkey,
+            });
+        }
+    }
     // Right after a key rotation, the latest checkpoint is still signed by
     // the old key, which the rotation entry names.
     let rotated_from = super::entry::key_rotation(&last)
@@ -309,6 +391,7 @@ fn load_head(
         next_seq: size,
         prev_hash: *blake3::hash(&last).as_bytes(),
         frontier,
+        signer: signer.clone(),
     })
 }
 
@@ -338,5 +421,7 @@ fn payload_record_of(salts: &Salts, request: &Capture, response: &Capture) -> Ve
 
 #[cfg(test)]
 mod recovery_tests;
+#[cfg(test)]
+mod rotation_tests;
 #[cfg(test)]
 mod tests;

@@ -13,6 +13,7 @@ use super::checkpoint::NoteVerifier;
 use super::entry::key_rotation;
 use super::store::{LedgerStore, StoreError};
 use pass::Keys;
+pub use pass::Limits;
 
 /// What a successful verification covered.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +48,9 @@ pub enum VerifyError {
     /// The store could not be read.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Stopped before the end on request ([`Limits::stop`]): nothing concluded.
+    #[error("verification stopped before the end")]
+    Stopped,
 }
 
 fn bad(seq: u64, reason: impl Into<String>) -> VerifyError {
@@ -153,6 +157,17 @@ pub fn verify_store_with_progress(
     verifier: &NoteVerifier,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Verified, VerifyError> {
+    verify_store_limited(store, verifier, &Limits::default(), progress)
+}
+
+/// [`verify_store_with_progress`] within `limits`: on fewer threads (a
+/// running gateway keeps its cores for requests), and stopping early.
+pub fn verify_store_limited(
+    store: &dyn LedgerStore,
+    verifier: &NoteVerifier,
+    limits: &Limits<'_>,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Verified, VerifyError> {
     let size = store.size()?;
     let checkpoints = store.checkpoints()?;
     let checkpoint_sizes: Vec<u64> = checkpoints.iter().map(|(size, _)| *size).collect();
@@ -175,11 +190,16 @@ pub fn verify_store_with_progress(
         &checkpoints,
         size,
         Keys::AssumedUnrotated,
+        limits,
         progress,
     );
-    if let Ok(Some(mut verified)) = assumed {
-        verified.continues = predecessor(store, verifier)?;
-        return Ok(verified);
+    match assumed {
+        Ok(Some(mut verified)) => {
+            verified.continues = predecessor(store, verifier)?;
+            return Ok(verified);
+        }
+        Err(VerifyError::Stopped) => return Err(VerifyError::Stopped),
+        _ => {}
     }
     let (keys, rotation_seqs) = key_history(store, size, verifier)?;
     let first_key = keys.first().cloned().unwrap_or_else(|| verifier.clone());
@@ -196,6 +216,7 @@ pub fn verify_store_with_progress(
         &checkpoints,
         size,
         Keys::Known,
+        limits,
         progress,
     )?
     // Cannot happen: only a pass that assumes no rotation stops early.

@@ -42,6 +42,7 @@ mod tiles;
 mod tls;
 mod transparency;
 mod upgrade;
+mod verification;
 mod wal;
 mod witness;
 

@@ -102,8 +102,8 @@ pub(super) async fn list(State(reader): State<LedgerReader>) -> Response {
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],
             keys_json(
-                &reader.verifier.vkey(),
-                reader.verifier.name(),
+                &(reader.key)().vkey(),
+                (reader.key)().name(),
                 size,
                 &rotations,
             )

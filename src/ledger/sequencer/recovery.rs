@@ -92,7 +92,7 @@ pub(super) fn try_resume(
              (never acknowledged, their answers withheld); their seqs are reused"
         );
     }
-    let found = match load_head(store, &config.origin, &config.signer.verifier()) {
+    let found = match load_head(store, &config.origin, &head.signer) {
         Ok(found) => found,
         Err(LedgerError::Store(err)) => return Err(Stuck::Retry(err)),
         Err(err) => return Err(Stuck::GiveUp(err.to_string())),

@@ -21,9 +21,10 @@
 //! to the durable head whatever it sealed meanwhile.
 
 use super::recovery::{Backoff, Stuck, try_resume};
+use super::rotation::KeySwitch;
 use super::{Head, Job, LedgerStatus, SequencerConfig};
 use crate::decision::{Ack, EntrySignatures, PayloadMode, SinkError};
-use crate::ledger::checkpoint::Checkpoint;
+use crate::ledger::checkpoint::{Checkpoint, NoteSigner};
 use crate::ledger::entry::{EntryBody, Salts, seal};
 use crate::ledger::metrics::Committed;
 use crate::ledger::store::{CommitBatch, LedgerStore};
@@ -85,6 +86,7 @@ pub(super) fn seal_loop(
     config: &SequencerConfig,
     mut head: Head,
     durable: &Durable,
+    keys: &KeySwitch,
     mut jobs: mpsc::Receiver<Job>,
     sealed: SyncSender<Sealed>,
 ) {
@@ -92,7 +94,9 @@ pub(super) fn seal_loop(
     let mut batch: Vec<Job> = Vec::with_capacity(config.max_batch);
     while let Some(job) = jobs.blocking_recv() {
         batch.push(job);
-        while batch.len() < config.max_batch {
+        // A key rotation ends its batch: the checkpoint the old key signs
+        // last then ends with it, as the log's readers expect.
+        while batch.len() < config.max_batch && !ends_batch(&batch) {
             match jobs.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
@@ -109,12 +113,14 @@ pub(super) fn seal_loop(
         if current != epoch {
             head = durable.head();
             epoch = current;
+            keys.set_in_force(head.signer.verifier());
         }
         let before = head.clone();
         let (bodies, acks): (Vec<EntryBody>, Vec<_>) = batch.drain(..).unzip();
         let time = SystemTime::now();
         match seal_batch(config, &mut head, &bodies, time) {
             Ok(commit) => {
+                switch_key(keys, &mut head, &bodies);
                 let next = Sealed {
                     epoch,
                     batch: Arc::new(commit),
@@ -131,6 +137,22 @@ pub(super) fn seal_loop(
                 head = before;
                 fail(acks, &err);
             }
+        }
+    }
+}
+
+/// Whether the batch's last job is a key rotation.
+fn ends_batch(batch: &[Job]) -> bool {
+    matches!(batch.last(), Some((EntryBody::KeyRotated { .. }, _)))
+}
+
+/// After sealing a batch that rotates the key: later batches are signed
+/// by the new key.
+fn switch_key(keys: &KeySwitch, head: &mut Head, bodies: &[EntryBody]) {
+    if let Some(EntryBody::KeyRotated { new_vkey, .. }) = bodies.last() {
+        if let Some(signer) = keys.take(new_vkey) {
+            keys.set_in_force(signer.verifier());
+            head.signer = Arc::new(signer);
         }
     }
 }
@@ -326,14 +348,14 @@ fn seal_batch(
         batch.entries.push((seq, sealed.canonical));
     }
     if config.entry_signatures == EntrySignatures::On {
-        batch.signatures = sign_entries(config, &batch.entries)?;
+        batch.signatures = sign_entries(&head.signer, &batch.entries)?;
     }
     let checkpoint = Checkpoint {
         origin: config.origin.clone(),
         size: head.next_seq,
         root: head.frontier.root(),
     };
-    let note = config
+    let note = head
         .signer
         .sign(&checkpoint.body())
         .map_err(|err| err.to_string())?;
@@ -348,13 +370,10 @@ const PARALLEL_SIGNING_FROM: usize = 32;
 /// about ten times the sealing of an entry, so a large batch is split
 /// across the available cores (the chain is already sealed; signatures
 /// depend on nothing but their entry).
-fn sign_entries(
-    config: &SequencerConfig,
-    entries: &[(u64, Vec<u8>)],
-) -> Result<Vec<[u8; 64]>, String> {
+fn sign_entries(signer: &NoteSigner, entries: &[(u64, Vec<u8>)]) -> Result<Vec<[u8; 64]>, String> {
     let sign = |part: &[(u64, Vec<u8>)]| -> Vec<[u8; 64]> {
         part.iter()
-            .map(|(_, entry)| config.signer.sign_entry(entry))
+            .map(|(_, entry)| signer.sign_entry(entry))
             .collect()
     };
     let workers = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
@@ -407,6 +426,7 @@ pub(super) fn run(
     config: SequencerConfig,
     head: Head,
     status: LedgerStatus,
+    keys: Arc<KeySwitch>,
     jobs: mpsc::Receiver<Job>,
 ) {
     let durable = Durable::new(head.clone(), status);
@@ -418,7 +438,7 @@ pub(super) fn run(
                 commit_loop(store.as_ref(), &config, &durable, sealed)
             });
         match committer {
-            Ok(_) => seal_loop(&config, head, &durable, jobs, to_committer),
+            Ok(_) => seal_loop(&config, head, &durable, &keys, jobs, to_committer),
             Err(err) => {
                 tracing::error!(error = %err, "cannot start the ledger committer");
             }

@@ -36,10 +36,23 @@ pub(super) enum Keys {
     AssumedUnrotated,
 }
 
+/// How much of the machine one pass may take.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limits<'a> {
+    /// Threads reading and checking entries; `None`: one per core.
+    pub threads: Option<usize>,
+    /// Once set, the pass stops at the next round ([`VerifyError::Stopped`]).
+    pub stop: Option<&'a std::sync::atomic::AtomicBool>,
+}
+
 /// Checks entries `0..size` and `checkpoints` (sorted by size). The first
 /// bad seq is named; with [`Keys::AssumedUnrotated`], `Ok(None)` means the
 /// assumption did not hold and nothing was concluded. `progress` hears
 /// (entries checked, `size`) after each chunk.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "two private call sites; the log, its keys and how to run are each one argument"
+)]
 pub(super) fn check_log(
     store: &dyn LedgerStore,
     origin: &str,
@@ -47,9 +60,12 @@ pub(super) fn check_log(
     checkpoints: &[(u64, String)],
     size: u64,
     keys: Keys,
+    limits: &Limits<'_>,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Option<Verified>, VerifyError> {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let threads = limits.threads.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
     let mut ordered = Ordered {
         store,
         timeline,
@@ -71,6 +87,9 @@ pub(super) fn check_log(
     let mut pending: Option<(u64, u64, Vec<Block>)> = None;
     let mut start = 0;
     while start < size || pending.is_some() {
+        if limits.stop.is_some_and(|stop| stop.load(Ordering::Acquire)) {
+            return Err(VerifyError::Stopped);
+        }
         let end = start.saturating_add(CHUNK).min(size);
         let next = AtomicU64::new(start);
         let checking = pending.as_ref().map(|(_, end, _)| *end);
