@@ -36,6 +36,8 @@ mod stages;
 mod verdict;
 
 #[cfg(test)]
+mod builtin_tests;
+#[cfg(test)]
 mod queue_tests;
 #[cfg(test)]
 mod sample_tests;
