@@ -12,6 +12,8 @@ mod ledger;
 mod models;
 mod online;
 mod policies;
+mod policy_eval;
+mod policy_test;
 mod progress;
 mod reviews;
 mod staging;
@@ -108,7 +110,9 @@ enum Command {
     /// as for `models`.
     Reviews(reviews::ReviewsArgs),
     /// The review policies on a running gateway, through its admin API:
-    /// show, reload. Token and exit codes as for `models`.
+    /// show, reload (token and exit codes as for `models`); and offline, on
+    /// a policy folder: test (its test_* rules), eval (on a recorded
+    /// decision, an input file, or a replay of a range of decisions).
     Policies(policies::PoliciesArgs),
     /// Fairness and drift KPIs of a model on a running gateway, with the
     /// counts behind them, through its admin API. Token and exit codes as
@@ -427,6 +431,12 @@ pub fn main() -> ExitCode {
             out.as_deref(),
         ),
     };
+    exit_code(result)
+}
+
+/// Exit 0 on success; else the error on stderr and exit 2 for a
+/// [`UsageError`] anywhere in its chain, 1 otherwise.
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

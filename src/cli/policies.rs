@@ -1,13 +1,17 @@
 //! `govgate policies ...`: the review policies a running gateway enforces,
-//! as a client of its admin API. Exit codes as for `govgate models`; a
-//! reload the gateway refuses (a policy does not compile) exits 1 and says
-//! which policy set stays in force.
+//! as a client of its admin API (`show`, `reload`), and two offline
+//! commands on a policy folder: `test` (policy_test.rs) and `eval`
+//! (policy_eval.rs). Exit codes as for `govgate models`; a reload the
+//! gateway refuses (a policy does not compile) exits 1 and says which
+//! policy set stays in force.
 
 use super::models::render::text;
 use super::reviews::exchange::{self, AdminOptions};
 use super::reviews::render::files;
+use super::{LedgerArgs, policy_eval, policy_test};
 use http::Method;
 use serde_json::{Value, json};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Options of `govgate policies`.
@@ -19,7 +23,7 @@ pub(crate) struct PoliciesArgs {
     command: PoliciesCommand,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::Subcommand)]
+#[derive(Debug, clap::Subcommand)]
 pub(crate) enum PoliciesCommand {
     /// The policy folder, the policy set in force and its files' SHA-256
     /// (roles admin, reviewer or auditor).
@@ -27,36 +31,97 @@ pub(crate) enum PoliciesCommand {
     /// Load the policy folder again (role admin). If a policy does not
     /// compile, the gateway keeps the set in force and names the file.
     Reload,
+    /// Offline: run the `test_*` rules of a policy folder (usually in its
+    /// *_test.rego files) as `opa test` does, with the policy lines they
+    /// cover. Exit 0: all pass, 1: a test failed, 2: the folder does not
+    /// load or holds no test.
+    Test {
+        /// The policy folder.
+        dir: PathBuf,
+    },
+    /// Offline: evaluate a policy folder, both stages, on a recorded
+    /// decision of a stopped gateway's ledger (payloads kept), on an input
+    /// document in a JSON file, or with --replay on a range of decisions,
+    /// counting the verdicts that would change. Exit 0: evaluated, 1: an
+    /// evaluation failed or the decision cannot be rebuilt, 2: usage,
+    /// folder or ledger problem.
+    Eval {
+        /// The policy folder to evaluate (a candidate set, or the one in force).
+        dir: PathBuf,
+        /// The recorded decision to evaluate on.
+        #[arg(long, value_name = "ID", group = "target")]
+        decision: Option<String>,
+        /// An input document (docs/policies.md) to evaluate on.
+        #[arg(long, value_name = "FILE", group = "target")]
+        input: Option<PathBuf>,
+        /// Every decision of the seqs FROM..TO (TO exclusive).
+        #[arg(long, value_name = "FROM..TO", group = "target", value_parser = policy_eval::parse_range)]
+        replay: Option<(u64, u64)>,
+        #[command(flatten)]
+        ledger: LedgerArgs,
+    },
+}
+
+/// The admin API commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AdminCall {
+    Show,
+    Reload,
 }
 
 /// Runs a `govgate policies` command; see the module docs for exit codes.
 pub(crate) fn run(args: PoliciesArgs) -> ExitCode {
-    let (method, path, body) = call(args.command);
+    let command = match args.command {
+        PoliciesCommand::Show => AdminCall::Show,
+        PoliciesCommand::Reload => AdminCall::Reload,
+        PoliciesCommand::Test { dir } => return policy_test::run(&dir),
+        PoliciesCommand::Eval {
+            dir,
+            decision,
+            input,
+            replay,
+            ledger,
+        } => {
+            let target = match (&decision, &input, replay) {
+                (Some(id), _, _) => policy_eval::Target::Decision(id),
+                (_, Some(path), _) => policy_eval::Target::File(path),
+                (_, _, Some((from, to))) => policy_eval::Target::Replay { from, to },
+                _ => {
+                    eprintln!(
+                        "govgate: error: say --decision ID, --input FILE or --replay FROM..TO"
+                    );
+                    return ExitCode::from(2);
+                }
+            };
+            return super::exit_code(policy_eval::run(&dir, target, ledger.source()));
+        }
+    };
+    let (method, path, body) = call(command);
     exchange::exit_code(exchange::perform(
         &args.admin,
         &method,
         path,
         body.as_ref(),
-        |answer| render(args.command, answer),
+        |answer| render(command, answer),
     ))
 }
 
 /// The admin API call `command` makes.
-fn call(command: PoliciesCommand) -> (Method, &'static str, Option<Value>) {
+fn call(command: AdminCall) -> (Method, &'static str, Option<Value>) {
     match command {
-        PoliciesCommand::Show => (Method::GET, "/admin/policies", None),
-        PoliciesCommand::Reload => (Method::POST, "/admin/policies/reload", Some(json!({}))),
+        AdminCall::Show => (Method::GET, "/admin/policies", None),
+        AdminCall::Reload => (Method::POST, "/admin/policies/reload", Some(json!({}))),
     }
 }
 
-fn render(command: PoliciesCommand, answer: &Value) -> String {
+fn render(command: AdminCall, answer: &Value) -> String {
     let heading = match command {
-        PoliciesCommand::Show => format!(
+        AdminCall::Show => format!(
             "dir              {}\npolicy set       {}\n",
             text(&answer["dir"]),
             text(&answer["set_seq"])
         ),
-        PoliciesCommand::Reload => format!("loaded policy set {}\n", text(&answer["set_seq"])),
+        AdminCall::Reload => format!("loaded policy set {}\n", text(&answer["set_seq"])),
     };
     heading + &files(&answer["files"])
 }
@@ -75,11 +140,11 @@ mod tests {
     #[test]
     fn calls_show_with_get_and_reload_with_post() {
         assert_eq!(
-            call(PoliciesCommand::Show),
+            call(AdminCall::Show),
             (Method::GET, "/admin/policies", None)
         );
         assert_eq!(
-            call(PoliciesCommand::Reload),
+            call(AdminCall::Reload),
             (Method::POST, "/admin/policies/reload", Some(json!({})))
         );
     }
@@ -89,7 +154,7 @@ mod tests {
         let mut answer = files_answer();
         answer["dir"] = json!("/etc/govgate/policies");
         assert_eq!(
-            render(PoliciesCommand::Show, &answer),
+            render(AdminCall::Show, &answer),
             "dir              /etc/govgate/policies\n\
              policy set       9\n\
              FILE                    SHA256\n\
@@ -100,12 +165,9 @@ mod tests {
 
     #[test]
     fn reload_prints_the_new_set() {
-        let text = render(PoliciesCommand::Reload, &files_answer());
+        let text = render(AdminCall::Reload, &files_answer());
         assert!(text.starts_with("loaded policy set 9\nFILE"), "{text}");
-        let empty = render(
-            PoliciesCommand::Reload,
-            &json!({"set_seq": 10, "files": []}),
-        );
+        let empty = render(AdminCall::Reload, &json!({"set_seq": 10, "files": []}));
         assert_eq!(empty, "loaded policy set 10\nno policy files\n");
     }
 }

@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::num::NonZeroU32;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use thread_local::ThreadLocal;
 
@@ -75,32 +75,18 @@ impl std::fmt::Debug for PolicySet {
 }
 
 impl PolicySet {
-    /// Loads every `*.rego` file of `dir` (not recursing), parses it,
+    /// Loads every `*.rego` file of `dir` (not recursing) except the
+    /// tests (`*_test.rego`, run by `govgate policies test`), parses it,
     /// checks that it is in package `govgate` (or below it), and evaluates
     /// the set once on sample inputs of both stages. Any failure names the
     /// file and line.
     pub fn load(dir: &Path) -> Result<PolicySet, PolicyError> {
-        let read_err = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| PolicyError::Read { path, source }
-        };
-        let mut files = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(read_err(dir))? {
-            let path = entry.map_err(read_err(dir))?.path();
-            if path.extension().is_some_and(|e| e == "rego") && path.is_file() {
-                files.push(path);
-            }
-        }
+        let files = rego_files(dir, Files::Serving)?;
         if files.is_empty() {
             return Err(PolicyError::Empty(dir.to_path_buf()));
         }
-        files.sort();
 
-        let mut engine = Engine::new();
-        engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
-            limit: EVAL_LIMIT,
-            check_interval: NonZeroU32::MIN.saturating_add(63),
-        });
+        let mut engine = new_engine();
         let mut hashes = Vec::with_capacity(files.len());
         let mut in_root = Vec::new();
         for path in &files {
@@ -108,7 +94,10 @@ impl PolicySet {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
-            let text = std::fs::read_to_string(path).map_err(read_err(path))?;
+            let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+                path: path.clone(),
+                source,
+            })?;
             hashes.push((name.clone(), hex(&Sha256::digest(text.as_bytes()))));
             let package = engine
                 .add_policy(name.clone(), text.clone())
@@ -228,6 +217,52 @@ impl PolicySet {
         })?;
         eval_on(&mut engine, sets, value)
     }
+}
+
+/// Which files of a policy folder [`rego_files`] lists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Files {
+    /// The policies the gateway serves: `*.rego` except `*_test.rego`.
+    Serving,
+    /// Those and the tests, as `govgate policies test` loads them.
+    WithTests,
+}
+
+/// Whether `name` is a test file (`*_test.rego`), never served.
+pub(super) fn is_test_file(name: &str) -> bool {
+    name.ends_with("_test.rego")
+}
+
+/// The `*.rego` files directly in `dir` (no recursion), sorted by path.
+pub(super) fn rego_files(dir: &Path, which: Files) -> Result<Vec<PathBuf>, PolicyError> {
+    let read_err = |source| PolicyError::Read {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read_err)? {
+        let path = entry.map_err(read_err)?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let test = name.as_deref().is_some_and(is_test_file);
+        if path.extension().is_some_and(|e| e == "rego")
+            && path.is_file()
+            && (which == Files::WithTests || !test)
+        {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// An engine with the evaluation time limit every policy runs under.
+pub(super) fn new_engine() -> Engine {
+    let mut engine = Engine::new();
+    engine.set_execution_timer_config(regorus::utils::limits::ExecutionTimerConfig {
+        limit: EVAL_LIMIT,
+        check_interval: NonZeroU32::MIN.saturating_add(63),
+    });
+    engine
 }
 
 /// Evaluates the rule sets marked in `evaluated` on `engine`.

@@ -31,8 +31,10 @@ mod input;
 mod item;
 mod metrics;
 mod queue;
+mod recorded;
 mod replay;
 mod stages;
+mod testing;
 mod verdict;
 
 #[cfg(test)]
@@ -58,5 +60,7 @@ pub use item::{
 };
 pub use metrics::ReviewMetrics;
 pub use queue::{DecideError, ListFilter, NewReview, PreparedHold, QueueError, ReviewQueue};
+pub use recorded::{NotReplayable, RecordedInput, recorded_input};
 pub use replay::{LedgerReview, ledger_reviews};
+pub use testing::{FileCoverage, TestError, TestOutcome, TestReport, TestResult, run_tests};
 pub use verdict::{Action, ReasonSets, Verdict};

@@ -285,3 +285,51 @@ fn runtime_error_is_an_eval_error() {
         Err(EvalError::Engine { .. })
     ));
 }
+
+#[test]
+fn test_files_are_not_served_and_run_as_tests() {
+    let dir = dir_with(&[
+        (
+            "p.rego",
+            "package govgate\n\ndeny contains \"x\" if {\n\tinput.caller == \"x\"\n}\n\nflag contains \"y\" if {\n\tinput.caller == \"z\"\n\tinput.sample < 2\n}\n",
+        ),
+        (
+            "p_test.rego",
+            "package govgate_test\n\nimport data.govgate\n\ntest_x if {\n\tgovgate.deny == {\"x\"} with input as {\"caller\": \"x\"}\n}\n\ntest_wrong if {\n\tgovgate.deny == {\"x\"} with input as {\"caller\": \"y\"}\n}\n\ntest_error if {\n\t1 / 0 == 1\n}\n",
+        ),
+    ]);
+    let set = PolicySet::load(dir.path()).unwrap();
+    let names: Vec<_> = set.content_hashes().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["p.rego"]);
+
+    let report = run_tests(dir.path()).unwrap();
+    let outcomes: Vec<_> = report
+        .results
+        .iter()
+        .map(|r| (r.name.as_str(), r.outcome.clone()))
+        .collect();
+    assert_eq!(outcomes[0].0, "data.govgate_test.test_error");
+    assert!(
+        matches!(outcomes[0].1, TestOutcome::Error(_)),
+        "{outcomes:?}"
+    );
+    assert_eq!(
+        outcomes[1..],
+        [
+            (
+                "data.govgate_test.test_wrong",
+                TestOutcome::Fail("undefined".into())
+            ),
+            ("data.govgate_test.test_x", TestOutcome::Pass),
+        ]
+    );
+    assert!(!report.passed());
+    // Only the policy file is covered: no test got past the flag rule's
+    // first statement.
+    assert_eq!(report.coverage.len(), 1);
+    let file = &report.coverage[0];
+    assert_eq!(file.file, "p.rego");
+    assert!(file.covered.contains(&4), "{file:?}");
+    // A rule head counts as covered once the rule produced a value.
+    assert_eq!(file.not_covered, [7, 9].into(), "{file:?}");
+}

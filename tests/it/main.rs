@@ -31,6 +31,7 @@ mod operations;
 mod outlive;
 mod policies;
 mod policy_stages;
+mod policy_tools;
 mod prometheus_live;
 mod promtool;
 mod readme;
