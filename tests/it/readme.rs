@@ -85,7 +85,7 @@ async fn readme_commands_work_as_printed_on_a_fresh_clone() {
 
 /// The files whose ```sh blocks a test here runs; in every other file
 /// each block must be marked `skip (why)`.
-const RUN: [&str; 10] = [
+const RUN: [&str; 11] = [
     "README.md",
     "docs/admin-api.md",
     "docs/reviews.md",
@@ -96,6 +96,7 @@ const RUN: [&str; 10] = [
     "docs/kpis.md",
     "docs/metrics.md",
     "docs/tiles.md",
+    "docs/policies.md",
 ];
 
 /// Runs the files `names` one after the other in `session`, as one
@@ -232,6 +233,26 @@ async fn config_doc_works_as_printed_on_a_fresh_clone() {
     assert!(vkey.starts_with("govgate.example/local+"), "{vkey:?}");
     // keygen, `vkey --key` and `vkey --out` print the key the file holds.
     assert_eq!(stdout.matches(vkey.trim()).count(), 3, "{stdout}");
+}
+
+/// docs/policies.md on a fresh clone: the shipped policies' tests, a
+/// policy with a failing test (exit 1), an input document evaluated.
+#[tokio::test]
+async fn policies_doc_works_as_printed_on_a_fresh_clone() {
+    let addresses = free_addresses();
+    let clone = fresh_clone(&addresses);
+    let mut session = Session::new("", clone.path(), addresses);
+    let stdout = run_files(&mut session, &["docs/policies.md"]).await;
+    assert_printed(
+        &stdout,
+        &[
+            "14 tests: 14 passed, 0 failed, 0 errors",
+            "  credit_borderline.rego       100.0% (10 of 10 lines)",
+            "FAIL  callers_test.rego: data.govgate_test.test_responses_are_not_checked: undefined",
+            "3 tests: 2 passed, 1 failed, 0 errors",
+            "response  hold\n  hold: borderline credit score in output score: within [0.45, 0.55]\n",
+        ],
+    );
 }
 
 /// docs/kpis.md against the demo: a reference upload, a label for a
