@@ -181,6 +181,9 @@ fn recorded_sets(recorded: &Value) -> Value {
     out
 }
 
+/// How many changed decisions a replay lists (all are counted).
+const LISTED: usize = 100;
+
 fn replay(set: &PolicySet, ledger: Source<'_>, from: u64, to: u64) -> anyhow::Result<()> {
     let (store, _) = ledger.open(crate::ledger::wal::Tail::Keep)?;
     let to = to.min(store.size()?);
@@ -231,9 +234,12 @@ fn replay(set: &PolicySet, ledger: Source<'_>, from: u64, to: u64) -> anyhow::Re
         changed.len(),
         skipped.len()
     );
-    for line in &changed {
+    for line in changed.iter().take(LISTED) {
         out.push_str(line);
         out.push('\n');
+    }
+    if changed.len() > LISTED {
+        let _ = writeln!(out, "  ... and {} more", changed.len() - LISTED);
     }
     let mut reasons: std::collections::BTreeMap<&str, usize> = Default::default();
     for why in &skipped {
