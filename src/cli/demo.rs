@@ -21,7 +21,7 @@ pub(crate) struct DemoArgs {
     /// Admin listen address (`/metrics`).
     #[arg(long, default_value = "127.0.0.1:9090")]
     admin_listen: SocketAddr,
-    /// Data directory (default: a new `govgate-demo-<unix seconds>` in the
+    /// Data directory (default: a new `govgate-demo-<unix seconds>-<pid>` in the
     /// system temp directory). The sample models listen on a new port each
     /// run and their versions are registered with it, so reuse a directory
     /// only while the same demo runs.
@@ -65,7 +65,9 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
         let seconds = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
-        std::env::temp_dir().join(format!("govgate-demo-{seconds}"))
+        // The process id too: two demos started in the same second (tests
+        // in parallel, two terminals) must not share a ledger.
+        std::env::temp_dir().join(format!("govgate-demo-{seconds}-{}", std::process::id()))
     });
     let remove = !args.keep_data && owned_by_demo(&data_dir);
     eprintln!("govgate demo: data in {}", data_dir.display());
