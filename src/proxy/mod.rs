@@ -19,7 +19,7 @@ mod poll;
 mod recorder;
 mod serving;
 mod stream;
-mod upstream;
+pub(crate) mod upstream;
 
 pub use backlog::Backlog;
 pub use error::{ProxyError, ServedModels};

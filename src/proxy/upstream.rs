@@ -108,7 +108,7 @@ impl UpstreamClient {
 /// rustls (ring provider, TLS 1.2 and 1.3) trusting the platform's roots
 /// plus `extra_roots`. Without any root, `https://` upstreams fail to
 /// connect (502, logged) and plain HTTP is unaffected.
-fn tls_config(extra_roots: &[CertificateDer<'static>]) -> rustls::ClientConfig {
+pub(crate) fn tls_config(extra_roots: &[CertificateDer<'static>]) -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     for err in &native.errors {
@@ -137,7 +137,7 @@ fn tls_config(extra_roots: &[CertificateDer<'static>]) -> rustls::ClientConfig {
 }
 
 /// The error and its sources on one line, for the log.
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

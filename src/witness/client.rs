@@ -9,6 +9,7 @@
 //! 422 the proof does not verify.
 
 use crate::ledger::tree::Hash;
+use crate::proxy::upstream::{error_chain, tls_config};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
@@ -18,7 +19,6 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls_pki_types::CertificateDer;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Most bytes of a witness's answer read (cosignature lines are ~120 bytes).
@@ -143,33 +143,6 @@ fn classify(status: StatusCode, text: &str) -> Answer {
     let mut start: String = text.chars().take(200).collect();
     start = start.trim().to_owned();
     Answer::Refused(status, start)
-}
-
-/// rustls (ring, TLS 1.2 and 1.3) trusting the platform's roots and `extra_roots`.
-fn tls_config(extra_roots: &[CertificateDer<'static>]) -> rustls::ClientConfig {
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    let _ = roots.add_parsable_certificates(native.certs);
-    let _ = roots.add_parsable_certificates(extra_roots.iter().cloned());
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    match rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-    {
-        Ok(builder) => builder.with_root_certificates(roots).with_no_client_auth(),
-        // INVARIANT: the ring provider supports rustls' default protocol versions.
-        Err(err) => unreachable!("ring provider rejected the default protocol versions: {err}"),
-    }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
