@@ -7,10 +7,10 @@
 //! DIR (new) gets `govgate.toml`, `govgate.key`, `govgate.vkey` and
 //! `data/ledger`.
 
-use bytes::Bytes;
-use govgate::decision::{
-    Capture, Decision, DecisionId, EntrySignatures, Outcome, PayloadMode, Protocol, Route, Timings,
-};
+#[path = "../benches/common/sample.rs"]
+mod sample;
+
+use govgate::decision::{EntrySignatures, PayloadMode};
 use govgate::ledger::checkpoint::NoteSigner;
 use govgate::ledger::entry::EntryBody;
 use govgate::ledger::metrics::LedgerMetrics;
@@ -83,7 +83,9 @@ fn main() -> anyhow::Result<()> {
                     acked.map_err(|err| anyhow::anyhow!("append: {err}"))?;
                 }
             }
-            pending.push_back(ledger.append(EntryBody::Decision(Box::new(decision()))));
+            pending.push_back(ledger.append(EntryBody::Decision(Box::new(
+                sample::served_decision("credit-scoring", "2"),
+            ))));
             if done % 100_000 == 99_999 {
                 eprintln!("fill_ledger: {} entries", done + 1);
             }
@@ -99,30 +101,4 @@ fn main() -> anyhow::Result<()> {
     writer.close();
     println!("{}", dir.display());
     Ok(())
-}
-
-/// A served KServe decision with bodies of typical size (84 and 138 bytes).
-fn decision() -> Decision {
-    Decision {
-        id: DecisionId::random(),
-        caller: "svc-loan-origination".into(),
-        route: Route::KserveInfer,
-        protocol: Some(Protocol::KserveV2),
-        model: Some("credit-scoring".into()),
-        version: Some("2".into()),
-        approval_seq: None,
-        path: "/v2/models/credit-scoring/infer".into(),
-        cut: Default::default(),
-        policy: None,
-        outcome: Outcome::Served,
-        status: 200,
-        error_code: None,
-        timings: Timings {
-            received_unix_ms: 1_795_779_308_556,
-            upstream_head_us: Some(1_109),
-            complete_us: 1_132,
-        },
-        request: Capture::of_complete(&Bytes::from_static(&[b'r'; 84]), 65_536),
-        response: Capture::of_complete(&Bytes::from_static(&[b's'; 138]), 65_536),
-    }
 }

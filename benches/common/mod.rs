@@ -1,11 +1,8 @@
 //! Pieces the ledger benches share: a typical decision, a sequencer on a
 //! given store, and one commit's worth of concurrent appends.
 
-use bytes::Bytes;
 use ed25519_dalek::SigningKey;
-use govgate::decision::{
-    Capture, Decision, DecisionId, EntrySignatures, Outcome, PayloadMode, Protocol, Route, Timings,
-};
+use govgate::decision::{Decision, EntrySignatures, PayloadMode};
 use govgate::ledger::checkpoint::NoteSigner;
 use govgate::ledger::entry::EntryBody;
 use govgate::ledger::metrics::LedgerMetrics;
@@ -13,30 +10,11 @@ use govgate::ledger::sequencer::{Ledger, LedgerWriter, SequencerConfig};
 use govgate::ledger::store::LedgerStore;
 use std::sync::Arc;
 
+mod sample;
+
 /// A served KServe decision with bodies of typical size (84 and 138 bytes).
 pub(crate) fn decision() -> Decision {
-    Decision {
-        id: DecisionId::random(),
-        caller: "svc-loan-origination".into(),
-        route: Route::KserveInfer,
-        protocol: Some(Protocol::KserveV2),
-        model: Some("credit-scoring".into()),
-        version: Some("2".into()),
-        approval_seq: None,
-        path: "/v1/chat/completions".into(),
-        cut: Default::default(),
-        policy: None,
-        outcome: Outcome::Served,
-        status: 200,
-        error_code: None,
-        timings: Timings {
-            received_unix_ms: 1_795_779_308_556,
-            upstream_head_us: Some(1_109),
-            complete_us: 1_132,
-        },
-        request: Capture::of_complete(&Bytes::from_static(&[b'r'; 84]), 65_536),
-        response: Capture::of_complete(&Bytes::from_static(&[b's'; 138]), 65_536),
-    }
+    sample::served_decision("credit-scoring", "2")
 }
 
 /// The real sequencer on `store`, committing at most `batch` entries at once.

@@ -424,22 +424,7 @@ async fn flag_releases_the_answer_and_queues_a_review() {
     assert_eq!(&reply.body[..], body.as_bytes(), "released at once");
     let decision_id = reply.decision_id();
     // Queued in the background: wait for it.
-    let mut flagged = Vec::new();
-    for _ in 0..100 {
-        let listed = admin_call(
-            &gateway.admin,
-            Some("rita"),
-            Method::GET,
-            "/admin/reviews?kind=flag",
-            "",
-        )
-        .await;
-        flagged = listed.json()["reviews"].as_array().unwrap().clone();
-        if !flagged.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let flagged = flags_listed(&gateway, 1).await;
     assert_eq!(flagged.len(), 1, "one flag queued");
     assert_eq!(flagged[0]["decision_id"], decision_id.as_str());
     assert_eq!(flagged[0]["reasons"], json!(["flagged for a look"]));

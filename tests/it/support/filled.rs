@@ -5,10 +5,10 @@
 //! that the commands run here never have.
 
 use super::gateway::{TEST_ORIGIN, keygen};
-use bytes::Bytes;
-use govgate::decision::{
-    Capture, Decision, DecisionId, EntrySignatures, Outcome, PayloadMode, Protocol, Route, Timings,
-};
+#[path = "../../../benches/common/sample.rs"]
+mod sample;
+
+use govgate::decision::{EntrySignatures, PayloadMode};
 use govgate::ledger::checkpoint::NoteSigner;
 use govgate::ledger::entry::EntryBody;
 use govgate::ledger::metrics::LedgerMetrics;
@@ -73,7 +73,11 @@ impl Filled {
             while left > 0 {
                 let burst = left.min(1000);
                 let appends: Vec<_> = (0..burst)
-                    .map(|_| ledger.append(EntryBody::Decision(Box::new(decision()))))
+                    .map(|_| {
+                        ledger.append(EntryBody::Decision(Box::new(sample::served_decision(
+                            "scorer", "1",
+                        ))))
+                    })
                     .collect();
                 for append in appends {
                     append.await.unwrap();
@@ -113,31 +117,5 @@ impl Filled {
         let mut command = self.command(args);
         command.arg("--config").arg(self.config());
         command
-    }
-}
-
-/// A served KServe decision with small bodies.
-fn decision() -> Decision {
-    Decision {
-        id: DecisionId::random(),
-        caller: "svc-loan-origination".into(),
-        route: Route::KserveInfer,
-        protocol: Some(Protocol::KserveV2),
-        model: Some("scorer".into()),
-        version: Some("1".into()),
-        approval_seq: None,
-        path: "/v2/models/scorer/infer".into(),
-        cut: Default::default(),
-        policy: None,
-        outcome: Outcome::Served,
-        status: 200,
-        error_code: None,
-        timings: Timings {
-            received_unix_ms: 1_795_779_308_556,
-            upstream_head_us: Some(1_109),
-            complete_us: 1_132,
-        },
-        request: Capture::of_complete(&Bytes::from_static(&[b'r'; 84]), 65_536),
-        response: Capture::of_complete(&Bytes::from_static(&[b's'; 138]), 65_536),
     }
 }
