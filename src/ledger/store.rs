@@ -92,8 +92,8 @@ pub trait LedgerStore: Send + Sync + 'static {
     fn commit(&self, batch: &CommitBatch) -> Result<(), StoreError>;
     /// Why the store cannot take the next commit, when work in the
     /// background found out before any commit did (the write-ahead
-    /// file's store behind failing); `None` otherwise. Cheap while all is
-    /// well: readiness checks ask before every forwarded request.
+    /// file's store behind failing); `None` otherwise. The idle committer
+    /// asks once a second.
     fn failure(&self) -> Option<String> {
         None
     }

@@ -44,7 +44,7 @@ use overlay::Overlay;
 use segments::Appender;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -152,17 +152,6 @@ struct Shared {
     applying: Mutex<()>,
     faults: Faults,
     flush_every: Duration,
-    /// Whether `state.failed` is set: read without the lock by readiness
-    /// checks. Set and cleared under the lock, beside `failed`.
-    failing: AtomicBool,
-}
-
-impl Shared {
-    /// Records why the store behind failed (under the state lock).
-    fn fail(&self, state: &mut State, reason: String) {
-        state.failed = Some(reason);
-        self.failing.store(true, Ordering::Release);
-    }
 }
 
 struct State {
@@ -217,7 +206,6 @@ impl WalStore {
             applying: Mutex::new(()),
             faults: Faults::default(),
             flush_every,
-            failing: AtomicBool::new(false),
         });
         let worker = shared.clone();
         let applier = std::thread::Builder::new()
@@ -330,9 +318,6 @@ impl LedgerStore for WalStore {
     }
 
     fn failure(&self) -> Option<String> {
-        if !self.shared.failing.load(Ordering::Acquire) {
-            return None;
-        }
         lock(&self.shared.state).failed.clone()
     }
 
@@ -369,7 +354,6 @@ impl LedgerStore for WalStore {
         state.applied = through;
         state.overlay.forget_through(through);
         state.failed = None;
-        self.shared.failing.store(false, Ordering::Release);
         drop(state);
         self.shared.changed.notify_all();
         Ok(self.size_now())

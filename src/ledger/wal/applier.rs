@@ -15,7 +15,7 @@ impl Drop for FailOnPanic<'_> {
     fn drop(&mut self) {
         if std::thread::panicking() {
             let mut state = lock(&self.0.state);
-            self.0.fail(&mut state, super::APPLIER_GONE.to_owned());
+            state.failed = Some(super::APPLIER_GONE.to_owned());
             state.applier_gone = true;
             drop(state);
             self.0.changed.notify_all();
@@ -61,7 +61,7 @@ pub(super) fn apply_loop(shared: &Shared) {
         last_flush = Instant::now();
         if let Err(err) = apply_waiting(shared) {
             tracing::error!(error = %err, "ledger store behind the write-ahead file failed; the ledger stops acknowledging until it recovers (nothing acknowledged is lost: it is in the write-ahead file)");
-            shared.fail(&mut lock(&shared.state), err.to_string());
+            lock(&shared.state).failed = Some(err.to_string());
             shared.changed.notify_all();
         }
     }
