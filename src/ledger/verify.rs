@@ -169,7 +169,16 @@ pub fn verify_store_limited(
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<Verified, VerifyError> {
     let size = store.size()?;
-    let checkpoints = store.checkpoints()?;
+    let mut checkpoints = store.checkpoints()?;
+    // A running gateway keeps committing between the two reads: checkpoints
+    // past `size` that the store now holds entries for came after it, and
+    // this pass verifies the log as it was at `size`. Past what the store
+    // holds even now, they stay, and the pass reports the truncation.
+    if checkpoints.last().is_some_and(|(latest, _)| *latest > size)
+        && store.size()? >= checkpoints.last().map_or(0, |(latest, _)| *latest)
+    {
+        checkpoints.retain(|(covered, _)| *covered <= size);
+    }
     let checkpoint_sizes: Vec<u64> = checkpoints.iter().map(|(size, _)| *size).collect();
     let signature_settings = signature_settings(store)?;
     // Most logs never rotate their key. Finding the rotations first costs a
@@ -290,6 +299,8 @@ mod pass;
 mod scan;
 mod streams;
 
+#[cfg(test)]
+mod live_tests;
 #[cfg(test)]
 mod scan_tests;
 #[cfg(test)]

@@ -32,7 +32,7 @@ fn decision() -> Decision {
 }
 
 /// A store with `batches` commits of 3 decisions each, written by the real sequencer.
-async fn ledger_with(key: [u8; 32], batches: usize) -> Arc<MemStore> {
+pub(super) async fn ledger_with(key: [u8; 32], batches: usize) -> Arc<MemStore> {
     ledger_signing(key, batches, EntrySignatures::Off).await
 }
 
@@ -68,7 +68,7 @@ async fn ledger_signing(
     store
 }
 
-fn verifier(key: [u8; 32]) -> NoteVerifier {
+pub(super) fn verifier(key: [u8; 32]) -> NoteVerifier {
     NoteVerifier::new(ORIGIN, SigningKey::from_bytes(&key).verifying_key()).unwrap()
 }
 
