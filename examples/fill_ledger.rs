@@ -77,11 +77,11 @@ fn main() -> anyhow::Result<()> {
         // At most two batches waiting: the writer stays busy, memory flat.
         let mut pending = std::collections::VecDeque::with_capacity(2 * BATCH);
         for done in 0..entries {
-            if pending.len() == 2 * BATCH {
-                if let Some(oldest) = pending.pop_front() {
-                    let acked: Result<_, _> = oldest.await;
-                    acked.map_err(|err| anyhow::anyhow!("append: {err}"))?;
-                }
+            if pending.len() == 2 * BATCH
+                && let Some(oldest) = pending.pop_front()
+            {
+                let acked: Result<_, _> = oldest.await;
+                acked.map_err(|err| anyhow::anyhow!("append: {err}"))?;
             }
             pending.push_back(ledger.append(EntryBody::Decision(Box::new(
                 sample::served_decision("credit-scoring", "2"),

@@ -5,6 +5,7 @@
 mod governance;
 mod oversight;
 mod rotation;
+mod tls;
 
 use crate::admin::auth::Tokens;
 use crate::config::{Config, TilesConfig};
@@ -105,6 +106,14 @@ pub enum AppError {
     /// A declared version could not be proposed.
     #[error("proposing a declared model version: {0}")]
     Propose(crate::registry::service::ServiceError),
+    /// A listener's certificate or key cannot be used.
+    #[error("TLS on the {listener} listener: {source}")]
+    Tls {
+        /// `public` or `admin`.
+        listener: &'static str,
+        /// Why.
+        source: crate::listener::TlsError,
+    },
     /// A listener's accept loop ended before shutdown (it panicked).
     #[error("serving {which}: the listener stopped unexpectedly")]
     Serve {
@@ -133,6 +142,8 @@ pub struct App {
     witnessing: Option<crate::witness::WitnessTask>,
     /// Continuous verification, started by `run`.
     verification: Verification,
+    /// The listeners' TLS, reloaded by a task of `run`.
+    tls: Vec<tls::Reloading>,
 }
 
 /// What the background verification task needs.
@@ -479,7 +490,18 @@ impl App {
                 _ => 0,
             },
         });
-        let settings = |name, max_connections| listener::Settings {
+        for name in ["public", "admin"] {
+            listener_metrics.expose_tls_reloads(name);
+        }
+        let public_tls = tls::listener_tls("public", config.server.public_tls.as_ref())?;
+        let admin_tls = tls::listener_tls("admin", config.server.admin_tls.as_ref())?;
+        if admin_tls.is_none() && !config.server.admin_listen.ip().is_loopback() {
+            tracing::warn!(
+                addr = %config.server.admin_listen,
+                "the admin listener speaks plain HTTP on a non-loopback address: admin tokens and approvals cross the network in clear; set [server.admin_tls]"
+            );
+        }
+        let settings = |name, max_connections, tls: Option<&tls::Reloading>| listener::Settings {
             name,
             max_connections,
             header_read_timeout: config.timeouts.header_read,
@@ -487,17 +509,18 @@ impl App {
             max_header_bytes: config.limits.max_header_bytes,
             max_headers: config.limits.max_headers,
             half_close: config.server.half_close,
+            tls: tls.map(|reloading| reloading.tls.clone()),
         };
         Ok(App {
             backlog,
             public: proxy::router(state).merge(public),
             admin: crate::admin::with_json_errors(admin),
-            public_listener: settings("public", caps.public),
-            admin_listener: settings("admin", caps.admin),
+            public_listener: settings("public", caps.public, public_tls.as_ref()),
+            admin_listener: settings("admin", caps.admin, admin_tls.as_ref()),
             tiles: own_tiles.map(|router| {
                 (
                     crate::admin::with_json_errors(router),
-                    settings("tiles", caps.tiles),
+                    settings("tiles", caps.tiles, None),
                 )
             }),
             listener_metrics,
@@ -508,6 +531,7 @@ impl App {
             policies: gate,
             witnessing: witness_task,
             verification,
+            tls: public_tls.into_iter().chain(admin_tls).collect(),
         })
     }
 
@@ -586,6 +610,12 @@ impl App {
             tokio::spawn(task.run(stop))
         });
 
+        let tls_task = tokio::spawn(tls::reload_certificates(
+            std::mem::take(&mut self.tls),
+            self.listener_metrics.clone(),
+            stopped(stop_tx.subscribe()),
+        ));
+
         // Owns a ledger handle: awaited before the writer closes.
         let verification_task = {
             let Verification { monitor, store } = self.verification;
@@ -602,6 +632,7 @@ impl App {
         if let Some(task) = witness_task {
             let _ = task.await;
         }
+        let _ = tls_task.await;
         if let Some(which) = early_exit {
             public_task.abort();
             admin_task.abort();
@@ -647,10 +678,10 @@ impl App {
             Some(task) => task.await.ok(),
             None => None,
         };
-        if let Some(keeper) = keeper {
-            if let Err(err) = save_history(keeper).await {
-                tracing::error!(error = %err, "the signing key's history record not updated");
-            }
+        if let Some(keeper) = keeper
+            && let Err(err) = save_history(keeper).await
+        {
+            tracing::error!(error = %err, "the signing key's history record not updated");
         }
         tracing::info!("stopped");
         Ok(())

@@ -58,11 +58,11 @@ pub(crate) async fn append_decisions(ledger: &Ledger, count: usize) {
 pub(crate) async fn append_streaming(ledger: &Ledger, count: usize, window: usize) {
     let mut pending = std::collections::VecDeque::with_capacity(window);
     for _ in 0..count {
-        if pending.len() == window {
-            if let Some(oldest) = pending.pop_front() {
-                let ack: Result<_, _> = oldest.await;
-                ack.unwrap();
-            }
+        if pending.len() == window
+            && let Some(oldest) = pending.pop_front()
+        {
+            let ack: Result<_, _> = oldest.await;
+            ack.unwrap();
         }
         pending.push_back(ledger.append(EntryBody::Decision(Box::new(decision()))));
     }

@@ -679,8 +679,18 @@ async fn serve_config(
         Some(addr) => Some(app::bind("tiles.listen", addr).await?),
         None => None,
     };
-    let public_url = format!("http://{}", public.local_addr()?);
-    let admin_url = format!("http://{}", admin.local_addr()?);
+    let scheme =
+        |tls: &Option<crate::config::TlsFiles>| if tls.is_some() { "https" } else { "http" };
+    let public_url = format!(
+        "{}://{}",
+        scheme(&config.server.public_tls),
+        public.local_addr()?
+    );
+    let admin_url = format!(
+        "{}://{}",
+        scheme(&config.server.admin_tls),
+        admin.local_addr()?
+    );
     let tiles_url = match &tiles {
         Some(tiles) => format!("http://{}", tiles.local_addr()?),
         None if config.tiles == crate::config::TilesConfig::Off => "off".to_owned(),

@@ -13,6 +13,7 @@ mod kpi;
 mod offline;
 mod raw;
 mod review;
+mod tls;
 mod validate;
 mod witness;
 
@@ -27,6 +28,7 @@ use std::time::Duration;
 pub use kpi::{ATTRIBUTE_HEADER_PREFIX, FeatureKind, KpiConfig, KpiField, OutcomeRule, Source};
 pub use offline::OfflineConfig;
 pub use review::{OnPolicyError, OnTimeout, ReviewConfig, TimeoutRule};
+pub use tls::{TlsFileError, TlsFiles, TlsIdentity};
 pub use validate::Environment;
 pub use witness::{WitnessConfig, Witnessing};
 
@@ -139,6 +141,10 @@ pub struct ServerConfig {
     pub public_listen: SocketAddr,
     /// Admin API and `/metrics`; never the same port as the public one.
     pub admin_listen: SocketAddr,
+    /// TLS on the public listener (`[server.public_tls]`); plain HTTP without.
+    pub public_tls: Option<TlsFiles>,
+    /// TLS on the admin listener (`[server.admin_tls]`); plain HTTP without.
+    pub admin_tls: Option<TlsFiles>,
     /// Where the embedded store and decision log live.
     pub data_dir: PathBuf,
     /// Request header carrying the caller's identity (lower case).

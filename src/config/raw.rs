@@ -214,6 +214,19 @@ pub(crate) struct RawServer {
     pub(crate) worker_threads: u64,
     #[serde(default)]
     pub(crate) half_close: bool,
+    #[serde(default)]
+    pub(crate) public_tls: Option<RawTls>,
+    #[serde(default)]
+    pub(crate) admin_tls: Option<RawTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTls {
+    pub(crate) cert_file: PathBuf,
+    pub(crate) key_file: PathBuf,
+    #[serde(default)]
+    pub(crate) reload_check_secs: Option<u64>,
 }
 
 fn default_caller_header() -> String {

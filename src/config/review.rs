@@ -167,13 +167,13 @@ fn check_rule(
     raw: RawTimeoutRule,
     models: &[ModelConfig],
 ) -> Result<TimeoutRule, ConfigError> {
-    if let Some(model) = &raw.model {
-        if !models.iter().any(|m| &m.name == model) {
-            return Err(checker.error(
-                format!("{key}.model"),
-                format!("no model is named `{model}`"),
-            ));
-        }
+    if let Some(model) = &raw.model
+        && !models.iter().any(|m| &m.name == model)
+    {
+        return Err(checker.error(
+            format!("{key}.model"),
+            format!("no model is named `{model}`"),
+        ));
     }
     if raw.model.is_none() && raw.reason_prefix.is_none() {
         return Err(checker.error(

@@ -25,6 +25,11 @@ pub struct Environment {
 }
 
 impl Environment {
+    /// The directory relative paths resolve against.
+    pub(super) fn base_dir(&self) -> &Path {
+        &self.base_dir
+    }
+
     /// The real process environment.
     pub fn process(base_dir: &Path) -> Self {
         Self {
@@ -95,6 +100,8 @@ impl Checker<'_> {
 pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Config, ConfigError> {
     let checker = Checker { file };
     let server = check_server(&checker, raw.server, env)?;
+    super::tls::check_files(&checker, "server.public_tls", server.public_tls.as_ref())?;
+    super::tls::check_files(&checker, "server.admin_tls", server.admin_tls.as_ref())?;
     let limits = Limits {
         max_request_body_bytes: positive(
             &checker,
@@ -199,13 +206,13 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
                 format!("model `{}` is declared twice", model.name),
             ));
         }
-        if let Some(prefix) = &model.path_prefix {
-            if !prefixes.insert(prefix.clone()) {
-                return Err(checker.error(
-                    format!("{key}.path_prefix"),
-                    format!("prefix `{prefix}` is used by another model"),
-                ));
-            }
+        if let Some(prefix) = &model.path_prefix
+            && !prefixes.insert(prefix.clone())
+        {
+            return Err(checker.error(
+                format!("{key}.path_prefix"),
+                format!("prefix `{prefix}` is used by another model"),
+            ));
         }
         models.push(model);
     }
@@ -323,13 +330,13 @@ fn check_ledger(
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(&path) {
-            if meta.permissions().mode() & 0o077 != 0 {
-                return Err(checker.error(
-                    key,
-                    format!("`{}` is readable by others; `chmod 600` it", path.display()),
-                ));
-            }
+        if let Ok(meta) = std::fs::metadata(&path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            return Err(checker.error(
+                key,
+                format!("`{}` is readable by others; `chmod 600` it", path.display()),
+            ));
         }
     }
     // The key itself never goes into an error message.
@@ -441,9 +448,13 @@ fn check_server(
             format!("`{}` is not a valid HTTP header name", raw.caller_header),
         )
     })?;
+    let public_tls = super::tls::check(checker, "server.public_tls", raw.public_tls, env)?;
+    let admin_tls = super::tls::check(checker, "server.admin_tls", raw.admin_tls, env)?;
     Ok(ServerConfig {
         public_listen,
         admin_listen,
+        public_tls,
+        admin_tls,
         data_dir: env.base_dir.join(raw.data_dir),
         caller_header,
         require_caller: raw.require_caller,

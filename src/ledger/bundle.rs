@@ -229,13 +229,13 @@ fn check_key_chain(
     schedule: &KeySchedule,
     warnings: &mut Vec<String>,
 ) {
-    if let Some(named) = manifest.raw.get("first_vkey") {
-        if named.as_str() != Some(first.vkey().as_str()) {
-            warnings.push(format!(
-                "manifest: first_vkey {named} is not the given first key {} (the given key was used)",
-                first.vkey()
-            ));
-        }
+    if let Some(named) = manifest.raw.get("first_vkey")
+        && named.as_str() != Some(first.vkey().as_str())
+    {
+        warnings.push(format!(
+            "manifest: first_vkey {named} is not the given first key {} (the given key was used)",
+            first.vkey()
+        ));
     }
     if let Some(Value::Array(chain)) = manifest.raw.get("rotations") {
         let named: std::collections::BTreeSet<u64> =

@@ -279,10 +279,10 @@ impl LedgerWriter {
     /// Waits until every queued entry is committed. Every [`Ledger`]
     /// handle must be dropped first.
     pub fn close(mut self) {
-        if let Some(thread) = self.thread.take() {
-            if thread.join().is_err() {
-                tracing::error!("ledger writer panicked");
-            }
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!("ledger writer panicked");
         }
     }
 }
@@ -328,13 +328,14 @@ fn load_head(
         .ok_or_else(|| corrupt(size - 1, "entry missing"))?;
     // Signing on with the key the log rotated away from would leave a log
     // whose rotations do not lead to its signer.
-    if let Some((old_vkey, new_vkey)) = super::entry::key_rotation(&last) {
-        if old_vkey == verifier.vkey() && new_vkey != old_vkey {
-            return Err(LedgerError::RotatedAway {
-                seq: size - 1,
-                new_vkey,
-            });
-        }
+    if let Some((old_vkey, new_vkey)) = super::entry::key_rotation(&last)
+        && old_vkey == verifier.vkey()
+        && new_vkey != old_vkey
+    {
+        return Err(LedgerError::RotatedAway {
+            seq: size - 1,
+            new_vkey,
+        });
     }
     // Right after a key rotation, the latest checkpoint is still signed by
     // the old key, which the rotation entry names.

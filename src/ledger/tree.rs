@@ -58,7 +58,7 @@ fn split(n: u64) -> u64 {
 /// multiple of the largest power of two not above `end - start`.
 fn range_hash<S: NodeSource>(source: &S, start: u64, end: u64) -> Result<Hash, S::Error> {
     let width = end - start;
-    if width.is_power_of_two() && start % width == 0 {
+    if width.is_power_of_two() && start.is_multiple_of(width) {
         let level = width.trailing_zeros() as u8;
         return source.node(level, start >> level);
     }

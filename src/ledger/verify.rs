@@ -70,10 +70,10 @@ fn key_history(
     let mut rotations = Vec::new();
     store.entries_in(0, size, &mut |seq, bytes| {
         // A cheap pre-filter: parse only entries that can be rotations.
-        if facts::may_be_rotation(bytes) {
-            if let Some(rotation) = key_rotation(bytes) {
-                rotations.push((seq, rotation));
-            }
+        if facts::may_be_rotation(bytes)
+            && let Some(rotation) = key_rotation(bytes)
+        {
+            rotations.push((seq, rotation));
         }
         std::ops::ControlFlow::Continue(())
     })?;
@@ -242,10 +242,10 @@ fn signature_settings(store: &dyn LedgerStore) -> Result<Vec<(u64, bool)>, Verif
         let Some(bytes) = store.entry(seq)? else {
             continue; // the pass names a missing entry
         };
-        if let Ok(entry) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-            if entry["kind"] == super::export::SIGNATURES_KIND {
-                settings.push((seq, entry["entry_signatures"] == "on"));
-            }
+        if let Ok(entry) = serde_json::from_slice::<serde_json::Value>(&bytes)
+            && entry["kind"] == super::export::SIGNATURES_KIND
+        {
+            settings.push((seq, entry["entry_signatures"] == "on"));
         }
     }
     Ok(settings)

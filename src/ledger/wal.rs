@@ -255,10 +255,10 @@ impl Drop for WalStore {
     fn drop(&mut self) {
         lock(&self.shared.state).closing = true;
         self.shared.changed.notify_all();
-        if let Some(applier) = lock(&self.applier).take() {
-            if applier.join().is_err() {
-                tracing::error!("ledger store applier panicked");
-            }
+        if let Some(applier) = lock(&self.applier).take()
+            && applier.join().is_err()
+        {
+            tracing::error!("ledger store applier panicked");
         }
     }
 }
@@ -516,10 +516,10 @@ impl LedgerStore for WalStore {
         self.shared.inner.signatures_in(from, to.min(start), f)?;
         for batch in &batches {
             for (seq, _) in &batch.entries {
-                if let Some(signature) = overlay::signature(batch, *seq) {
-                    if (from..to).contains(seq) {
-                        f(*seq, &signature);
-                    }
+                if let Some(signature) = overlay::signature(batch, *seq)
+                    && (from..to).contains(seq)
+                {
+                    f(*seq, &signature);
                 }
             }
         }

@@ -53,11 +53,10 @@ pub async fn serve(
             () = &mut shutdown => break,
             // Reaping first keeps `connections.len()` the number open.
             Some(joined) = connections.join_next(), if !connections.is_empty() => {
-                if let Err(err) = joined {
-                    if err.is_panic() {
+                if let Err(err) = joined
+                    && err.is_panic() {
                         tracing::error!(listener = shared.settings.name, "a connection task panicked");
                     }
-                }
             }
             Some(_) = refusals.join_next(), if !refusals.is_empty() => {}
             accepted = listener.accept() => match accepted {
@@ -97,13 +96,13 @@ pub async fn serve(
     refusals.abort_all();
     let _ = stop_tx.send(true);
     while let Some(joined) = connections.join_next().await {
-        if let Err(err) = joined {
-            if err.is_panic() {
-                tracing::error!(
-                    listener = shared.settings.name,
-                    "a connection task panicked"
-                );
-            }
+        if let Err(err) = joined
+            && err.is_panic()
+        {
+            tracing::error!(
+                listener = shared.settings.name,
+                "a connection task panicked"
+            );
         }
     }
 }

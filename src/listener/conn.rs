@@ -7,6 +7,7 @@ use super::io::ConnIo;
 use super::metrics::Reason;
 use super::service::ConnService;
 use super::timer::{ConnState, HeadTimer};
+use super::transport::Transport;
 use axum::Router;
 use hyper_util::rt::TokioIo;
 use std::net::SocketAddr;
@@ -28,6 +29,26 @@ pub(super) async fn serve_connection(
         tracing::debug!(error = %err, "cannot set TCP_NODELAY");
     }
     let _open = OpenGuard::new(&shared.metrics.open);
+    let stream = match &shared.settings.tls {
+        None => Transport::Plain(stream),
+        Some(tls) => {
+            // The head's deadline covers the handshake too: a client that
+            // never finishes it holds a slot no longer than a slow head.
+            let handshake = tls.accept(stream, shared.settings.header_read_timeout);
+            let shaken = tokio::select! {
+                shaken = handshake => shaken,
+                () = stopped(&mut stop) => return,
+            };
+            match shaken {
+                Ok(tls_stream) => Transport::Tls(Box::new(tls_stream)),
+                Err(err) => {
+                    shared.metrics.refused(Reason::TlsHandshake);
+                    tracing::debug!(error = %err, "closed: TLS handshake failed");
+                    return;
+                }
+            }
+        }
+    };
     let state = Arc::new(ConnState::default());
     let abort = ConnectionAbort::new();
     let io = TokioIo::new(ConnIo::new(

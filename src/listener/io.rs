@@ -5,6 +5,7 @@
 use super::abort::ConnectionAbort;
 use super::answers::Refusal;
 use super::timer::ConnState;
+use super::transport::Transport;
 use super::{Shared, metrics::Reason};
 use bytes::Bytes;
 use std::io::{self, IoSlice};
@@ -13,11 +14,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 /// The socket of one accepted connection.
 pub(super) struct ConnIo {
-    stream: TcpStream,
+    stream: Transport,
     state: Arc<ConnState>,
     abort: ConnectionAbort,
     shared: Arc<Shared>,
@@ -33,7 +33,7 @@ struct Replacement {
 
 impl ConnIo {
     pub(super) fn new(
-        stream: TcpStream,
+        stream: Transport,
         state: Arc<ConnState>,
         abort: ConnectionAbort,
         shared: Arc<Shared>,
@@ -170,7 +170,8 @@ impl Drop for ConnIo {
     fn drop(&mut self) {
         if self.abort.is_aborted() {
             // SO_LINGER 0: close() then sends a RST and drops unsent data.
-            if let Err(err) = socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO))
+            if let Err(err) =
+                socket2::SockRef::from(self.stream.tcp()).set_linger(Some(Duration::ZERO))
             {
                 tracing::warn!(error = %err, "cannot reset an aborted connection");
             }

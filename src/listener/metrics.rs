@@ -10,6 +10,7 @@ pub struct ListenerMetrics {
     open: IntGaugeVec,
     cap: IntGaugeVec,
     refused: IntCounterVec,
+    tls_reloads: IntCounterVec,
 }
 
 impl ListenerMetrics {
@@ -32,14 +33,42 @@ impl ListenerMetrics {
         let refused = IntCounterVec::new(
             Opts::new(
                 "govgate_connections_refused_total",
-                "Connections the listener answered or closed itself, by listener and reason: overloaded (at the cap), headers_too_large, uri_too_long, malformed_request, header_timeout (head not received in time).",
+                "Connections the listener answered or closed itself, by listener and reason: overloaded (at the cap), headers_too_large, uri_too_long, malformed_request, header_timeout (head not received in time), tls_handshake (the TLS handshake failed or took longer than the header-read timeout).",
             ),
             &["listener", "reason"],
+        )?;
+        let tls_reloads = IntCounterVec::new(
+            Opts::new(
+                "govgate_tls_reloads_total",
+                "Reloads of a listener's TLS certificate (files changed, or SIGHUP), by listener and result: ok, or failed (the certificate in use stays).",
+            ),
+            &["listener", "result"],
         )?;
         registry.register(Box::new(open.clone()))?;
         registry.register(Box::new(cap.clone()))?;
         registry.register(Box::new(refused.clone()))?;
-        Ok(Self { open, cap, refused })
+        registry.register(Box::new(tls_reloads.clone()))?;
+        Ok(Self {
+            open,
+            cap,
+            refused,
+            tls_reloads,
+        })
+    }
+
+    /// Shows `listener`'s reload counters at 0 before any reload, so a
+    /// rate or an alert on them has a series from the start.
+    pub fn expose_tls_reloads(&self, listener: &str) {
+        for result in ["ok", "failed"] {
+            self.tls_reloads.with_label_values(&[listener, result]);
+        }
+    }
+
+    /// Counts one reload of `listener`'s certificate.
+    pub fn tls_reloaded(&self, listener: &str, ok: bool) {
+        self.tls_reloads
+            .with_label_values(&[listener, if ok { "ok" } else { "failed" }])
+            .inc();
     }
 
     /// The handles of one listener, labels resolved once.
@@ -55,6 +84,7 @@ impl ListenerMetrics {
             uri_too_long: refused(Refusal::UriTooLong.code()),
             malformed_request: refused(Refusal::MalformedRequest.code()),
             header_timeout: refused("header_timeout"),
+            tls_handshake: refused("tls_handshake"),
         }
     }
 }
@@ -66,6 +96,8 @@ pub(super) enum Reason {
     Refusal(Refusal),
     /// No complete head within the header-read (or keep-alive) timeout.
     HeaderTimeout,
+    /// The TLS handshake failed or did not finish in time.
+    TlsHandshake,
 }
 
 /// One listener's metric handles.
@@ -77,6 +109,7 @@ pub(super) struct ListenerCounters {
     uri_too_long: IntCounter,
     malformed_request: IntCounter,
     header_timeout: IntCounter,
+    tls_handshake: IntCounter,
 }
 
 impl ListenerCounters {
@@ -87,6 +120,7 @@ impl ListenerCounters {
             Reason::Refusal(Refusal::UriTooLong) => &self.uri_too_long,
             Reason::Refusal(Refusal::MalformedRequest) => &self.malformed_request,
             Reason::HeaderTimeout => &self.header_timeout,
+            Reason::TlsHandshake => &self.tls_handshake,
         }
         .inc();
     }

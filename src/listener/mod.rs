@@ -17,6 +17,9 @@
 //! - With `server.half_close`, a client that half-closes its socket after
 //!   its request still gets the answer (without, that ends the request, as
 //!   a client that left: hyper cannot tell them apart).
+//! - With [`Settings::tls`], each connection first shakes hands (TLS 1.2
+//!   or 1.3, ALPN `http/1.1`) within `timeouts.header_read_ms`; the
+//!   certificate can be reloaded while serving ([`ListenerTls::reload`]).
 //! - Every request carries `ConnectInfo<SocketAddr>` and the connection's
 //!   [`ConnectionAbort`] in its extensions.
 //!
@@ -33,6 +36,8 @@ mod io;
 mod metrics;
 mod service;
 mod timer;
+mod tls;
+mod transport;
 
 #[cfg(test)]
 mod tests;
@@ -41,9 +46,11 @@ pub use abort::ConnectionAbort;
 pub use accept::serve;
 pub use descriptors::{Caps, fit_to_descriptor_limit};
 pub use metrics::ListenerMetrics;
+pub use tls::{CertificateSource, ListenerTls, TlsError};
 
 use answers::Answers;
 use metrics::ListenerCounters;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How one listener serves.
@@ -66,6 +73,8 @@ pub struct Settings {
     /// request finish and the answer go out; if not, it ends the request
     /// like a client that left (the two look the same until a write).
     pub half_close: bool,
+    /// TLS: `None` serves plain HTTP.
+    pub tls: Option<Arc<ListenerTls>>,
 }
 
 /// Bytes one client connection may buffer: a whole head of the largest

@@ -21,6 +21,7 @@ fn settings(header_read: Duration, keep_alive_idle: Duration) -> Settings {
         max_header_bytes: 8192,
         max_headers: 32,
         half_close: false,
+        tls: None,
     }
 }
 

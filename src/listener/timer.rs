@@ -160,13 +160,13 @@ impl Future for HeadSleep {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
-        if let Phase::Idle { reads_seen } = *this.phase {
-            if this.state.reads() != reads_seen {
-                *this.phase = Phase::Head;
-                this.sleep
-                    .as_mut()
-                    .reset(Instant::now() + *this.header_read);
-            }
+        if let Phase::Idle { reads_seen } = *this.phase
+            && this.state.reads() != reads_seen
+        {
+            *this.phase = Phase::Head;
+            this.sleep
+                .as_mut()
+                .reset(Instant::now() + *this.header_read);
         }
         this.sleep.poll(cx)
     }

@@ -73,10 +73,10 @@ impl Registry {
                 model
                     .activation_history
                     .retain(|label| *label != head.version);
-                if let Some(previous) = &switch.deactivated {
-                    if *previous != head.version {
-                        model.activation_history.push(previous.clone());
-                    }
+                if let Some(previous) = &switch.deactivated
+                    && *previous != head.version
+                {
+                    model.activation_history.push(previous.clone());
                 }
                 model.active = Some(head.version.clone());
                 model.revoked_active = None;

@@ -323,10 +323,10 @@ impl Shared {
     async fn submit(&self, witness: &WitnessConfig, note: &str, size: u64, forced: bool) -> Report {
         let report = |outcome: Outcome, detail: Option<String>| {
             self.metrics.outcome(&witness.name, outcome);
-            if let Some(detail) = &detail {
-                if outcome != Outcome::Cosigned {
-                    tracing::warn!(witness = %witness.name, size, %detail, "witness did not cosign");
-                }
+            if let Some(detail) = &detail
+                && outcome != Outcome::Cosigned
+            {
+                tracing::warn!(witness = %witness.name, size, %detail, "witness did not cosign");
             }
             Report {
                 witness: witness.name.clone(),

@@ -132,10 +132,10 @@ impl Stored {
             .find(|(_, lines)| lines.len() >= threshold)
             .map(|((_, note), lines)| format!("{note}{}", lines.concat()));
         let previous_size = self.cosigned.as_deref().and_then(note_size);
-        if let Some(best) = best {
-            if previous_size.is_none_or(|size| note_size(&best).is_some_and(|new| new >= size)) {
-                self.cosigned = Some(best);
-            }
+        if let Some(best) = best
+            && previous_size.is_none_or(|size| note_size(&best).is_some_and(|new| new >= size))
+        {
+            self.cosigned = Some(best);
         }
     }
 }

@@ -231,16 +231,16 @@ impl Watchdog {
             while !stopped.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(100));
                 let guard = watched.lock().unwrap_or_else(|e| e.into_inner());
-                if let Some((began, input)) = guard.as_ref() {
-                    if began.elapsed() > hang {
-                        let path = save_crash(&name, input);
-                        eprintln!(
-                            "fuzz target {name}: an input ran over {hang:?} (saved as {}):\n{}",
-                            path.display(),
-                            hex(input)
-                        );
-                        std::process::abort();
-                    }
+                if let Some((began, input)) = guard.as_ref()
+                    && began.elapsed() > hang
+                {
+                    let path = save_crash(&name, input);
+                    eprintln!(
+                        "fuzz target {name}: an input ran over {hang:?} (saved as {}):\n{}",
+                        path.display(),
+                        hex(input)
+                    );
+                    std::process::abort();
                 }
             }
         });

@@ -24,6 +24,7 @@ mod kpi_golden;
 mod kpi_report;
 mod ledger;
 mod ledger_faults;
+mod listener_tls;
 mod models_cli;
 mod newcomer;
 mod offline;

@@ -140,10 +140,10 @@ const TEXT: &str = "text/plain; charset=utf-8";
 /// A file's answer body and its default content type: its JSON value when
 /// it parses and the content type is JSON or not given, else its text.
 fn file_body(bytes: &[u8], content_type: Option<&str>) -> anyhow::Result<(Value, &'static str)> {
-    if content_type.is_none_or(is_json) {
-        if let Ok(value) = serde_json::from_slice(bytes) {
-            return Ok((value, JSON));
-        }
+    if content_type.is_none_or(is_json)
+        && let Ok(value) = serde_json::from_slice(bytes)
+    {
+        return Ok((value, JSON));
     }
     let text = std::str::from_utf8(bytes)
         .context("is neither JSON nor UTF-8 text; the API takes a JSON value or a string")?;

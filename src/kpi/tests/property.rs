@@ -110,10 +110,11 @@ fn recount(
 ) -> (BTreeMap<String, GroupCounts>, Unassigned) {
     let mut tracked: Vec<&str> = Vec::new();
     for fed in all {
-        if let Some(value) = fed.row.groups[attribute].as_deref() {
-            if !tracked.contains(&value) && tracked.len() < max_groups {
-                tracked.push(value);
-            }
+        if let Some(value) = fed.row.groups[attribute].as_deref()
+            && !tracked.contains(&value)
+            && tracked.len() < max_groups
+        {
+            tracked.push(value);
         }
     }
     let mut groups: BTreeMap<String, GroupCounts> = BTreeMap::new();

@@ -215,22 +215,22 @@ pub(super) fn check_checkpoints(
                 format!("its note says size {}", checkpoint.size),
             ));
         }
-        if let Some((old_size, old_root)) = previous {
-            if !verify_consistency(
+        if let Some((old_size, old_root)) = previous
+            && !verify_consistency(
                 old_size,
                 checkpoint.size,
                 &old_root,
                 &checkpoint.root,
                 &line.consistency,
-            ) {
-                return Err(bad(
-                    &format!("checkpoint of size {}", line.size),
-                    format!(
-                        "the consistency proof from size {old_size} does not verify: the two \
+            )
+        {
+            return Err(bad(
+                &format!("checkpoint of size {}", line.size),
+                format!(
+                    "the consistency proof from size {old_size} does not verify: the two \
                          checkpoints are not of one append-only log"
-                    ),
-                ));
-            }
+                ),
+            ));
         }
         previous = Some((checkpoint.size, checkpoint.root));
         opened.insert(line.size, checkpoint);
@@ -357,16 +357,16 @@ pub(super) fn check_signatures_present(
 ) -> Result<(), BundleError> {
     let settings = settings(entries, context);
     for entry in entries {
-        if let Some((at, true)) = settings.range(..=entry.seq).next_back() {
-            if !signed.contains(&entry.seq) {
-                return Err(bad_seq(
-                    entry.seq,
-                    format!(
-                        "per-entry signature missing: entry_signatures is on here \
+        if let Some((at, true)) = settings.range(..=entry.seq).next_back()
+            && !signed.contains(&entry.seq)
+        {
+            return Err(bad_seq(
+                entry.seq,
+                format!(
+                    "per-entry signature missing: entry_signatures is on here \
                          (recorded at seq {at})"
-                    ),
-                ));
-            }
+                ),
+            ));
         }
     }
     Ok(())

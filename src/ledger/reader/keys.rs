@@ -54,10 +54,10 @@ impl KeyCache {
                 .store
                 .entries_in(scanned.size, size, &mut |seq, entry| {
                     const MARK: &[u8] = br#""kind":"key_rotated""#;
-                    if entry.windows(MARK.len()).any(|w| w == MARK) {
-                        if let Some((old, new)) = key_rotation(entry) {
-                            rotations.push(Rotation { seq, old, new });
-                        }
+                    if entry.windows(MARK.len()).any(|w| w == MARK)
+                        && let Some((old, new)) = key_rotation(entry)
+                    {
+                        rotations.push(Rotation { seq, old, new });
                     }
                     ControlFlow::Continue(())
                 })?;

@@ -149,11 +149,11 @@ fn ends_batch(batch: &[Job]) -> bool {
 /// After sealing a batch that rotates the key: later batches are signed
 /// by the new key.
 fn switch_key(keys: &KeySwitch, head: &mut Head, bodies: &[EntryBody]) {
-    if let Some(EntryBody::KeyRotated { new_vkey, .. }) = bodies.last() {
-        if let Some(signer) = keys.take(new_vkey) {
-            keys.set_in_force(signer.verifier());
-            head.signer = Arc::new(signer);
-        }
+    if let Some(EntryBody::KeyRotated { new_vkey, .. }) = bodies.last()
+        && let Some(signer) = keys.take(new_vkey)
+    {
+        keys.set_in_force(signer.verifier());
+        head.signer = Arc::new(signer);
     }
 }
 

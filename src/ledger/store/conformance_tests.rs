@@ -44,14 +44,14 @@ fn commits() -> Vec<CommitBatch> {
             batch.nodes.extend(frontier.push(leaf_hash(&entry)));
             batch.entries.push((seq, entry));
             if seq % 4 != 3 {
-                let second = if seq % 5 == 0 {
+                let second = if seq.is_multiple_of(5) {
                     LONG_SECOND
                 } else {
                     LONG_SECOND + 10 + commit / 3
                 };
                 batch.decisions.push((id(second, seq), seq));
             }
-            if seq % 7 == 0 {
+            if seq.is_multiple_of(7) {
                 batch.governance.push(seq);
             }
             if commit % 2 == 0 {

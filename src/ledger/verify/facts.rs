@@ -116,10 +116,10 @@ pub(super) fn fast_facts(
         None if timeline.must_sign(seq).is_some() => return Ok(None),
         _ => {}
     }
-    if let (Text::Plain("decision"), Text::Plain(id)) = (kind, decision_id) {
-        if indexed_seq(lookups, id)? != Some(seq) {
-            return Ok(None);
-        }
+    if let (Text::Plain("decision"), Text::Plain(id)) = (kind, decision_id)
+        && indexed_seq(lookups, id)? != Some(seq)
+    {
+        return Ok(None);
     }
     let Some(stream) = fast_stream_fact(kind, &members) else {
         return Ok(None);
@@ -193,13 +193,13 @@ pub(super) fn slow_facts(
         }
         _ => {}
     }
-    if let (Some("decision"), Some(id)) = (entry["kind"].as_str(), entry["decision_id"].as_str()) {
-        if indexed_seq(lookups, id)? != Some(seq) {
-            return Err(bad(
-                seq,
-                format!("decision index does not point at this entry for {id}"),
-            ));
-        }
+    if let (Some("decision"), Some(id)) = (entry["kind"].as_str(), entry["decision_id"].as_str())
+        && indexed_seq(lookups, id)? != Some(seq)
+    {
+        return Err(bad(
+            seq,
+            format!("decision index does not point at this entry for {id}"),
+        ));
     }
     Ok(EntryFacts {
         prev_hash: entry["prev_hash"].as_str().and_then(hex32),

@@ -160,10 +160,10 @@ impl<'a> Scanner<'a> {
                 // leave to the slow path.
                 return None;
             }
-            if let Some(previous) = previous {
-                if !utf16_less(previous, name)? {
-                    return None;
-                }
+            if let Some(previous) = previous
+                && !utf16_less(previous, name)?
+            {
+                return None;
             }
             previous = Some(name);
             self.eat(b':')?;

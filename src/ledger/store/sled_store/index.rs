@@ -70,7 +70,7 @@ pub(super) fn rows(decisions: &[([u8; 16], u64)]) -> Vec<([u8; 4], Vec<u8>)> {
 }
 
 fn pairs(value: &[u8]) -> Result<std::slice::ChunksExact<'_, u8>, StoreError> {
-    if value.len() % PAIR != 0 {
+    if !value.len().is_multiple_of(PAIR) {
         return Err(StoreError::Corrupt("a decision index row".to_owned()));
     }
     Ok(value.chunks_exact(PAIR))
@@ -133,12 +133,12 @@ impl Recent {
         for &(id, seq) in decisions {
             // Forget before remembering, so the queue never outgrows
             // its capacity (it would double its allocation).
-            if inner.order.len() >= self.capacity {
-                if let Some((old, old_seq)) = inner.order.pop_front() {
-                    // A later row for the same id stays.
-                    if inner.seqs.get(&old) == Some(&old_seq) {
-                        inner.seqs.remove(&old);
-                    }
+            if inner.order.len() >= self.capacity
+                && let Some((old, old_seq)) = inner.order.pop_front()
+            {
+                // A later row for the same id stays.
+                if inner.seqs.get(&old) == Some(&old_seq) {
+                    inner.seqs.remove(&old);
                 }
             }
             inner.seqs.insert(id, seq);

@@ -27,10 +27,10 @@ pub(super) fn entries_in(
                 return Ok(());
             }
             // A record that does not unpack is not there, as for `entry`.
-            if let Some(bytes) = unpack(&pack, index) {
-                if f(seq, bytes).is_break() {
-                    return Ok(());
-                }
+            if let Some(bytes) = unpack(&pack, index)
+                && f(seq, bytes).is_break()
+            {
+                return Ok(());
             }
         }
     }
@@ -100,10 +100,10 @@ pub(super) fn signatures_in(
     for (first, signatures, next) in rows_for(store, SIGNATURES, from, to)? {
         // As `entry_signature` finds them: seq in the last row at or below it.
         for (seq, signature) in (first..next.min(to)).zip(signatures.chunks_exact(64)) {
-            if seq >= from {
-                if let Ok(signature) = <&[u8; 64]>::try_from(signature) {
-                    f(seq, signature);
-                }
+            if seq >= from
+                && let Ok(signature) = <&[u8; 64]>::try_from(signature)
+            {
+                f(seq, signature);
             }
         }
     }
