@@ -11,6 +11,7 @@ mod governance;
 pub mod keyfile;
 mod kpi;
 mod offline;
+mod rate;
 mod raw;
 mod review;
 mod tls;
@@ -27,6 +28,7 @@ use std::time::Duration;
 
 pub use kpi::{ATTRIBUTE_HEADER_PREFIX, FeatureKind, KpiConfig, KpiField, OutcomeRule, Source};
 pub use offline::OfflineConfig;
+pub use rate::{RateLimit, RateLimits};
 pub use review::{OnPolicyError, OnTimeout, ReviewConfig, TimeoutRule};
 pub use tls::{TlsFileError, TlsFiles, TlsIdentity};
 pub use validate::Environment;
@@ -69,6 +71,8 @@ pub struct Config {
     pub review: ReviewConfig,
     /// The public tlog-tiles read API (`[tiles]`).
     pub tiles: TilesConfig,
+    /// Requests per caller and model (`[rate_limit]`).
+    pub rate_limits: RateLimits,
 }
 
 /// Where and how the ledger is served as C2SP tlog-tiles.
@@ -302,6 +306,9 @@ pub struct ModelConfig {
     pub credential: Option<Credential>,
     /// Fairness and drift KPIs (`[models.kpi]`), if configured.
     pub kpi: Option<KpiConfig>,
+    /// This model's own rate limit (`[models.rate_limit]`): `Some(None)`
+    /// turns the gateway-wide one off for it; `None` follows it.
+    pub rate_limit: Option<Option<RateLimit>>,
 }
 
 /// One version of a model and where it is served.

@@ -28,6 +28,8 @@ pub(crate) struct RawConfig {
     pub(crate) review: RawReview,
     #[serde(default)]
     pub(crate) tiles: RawTiles,
+    #[serde(default)]
+    pub(crate) rate_limit: super::rate::RawRateLimits,
 }
 
 /// `[tiles]`: the public C2SP tlog-tiles read API.
@@ -306,6 +308,8 @@ pub(crate) struct RawModel {
     pub(crate) approval: Option<RawApproval>,
     #[serde(default)]
     pub(crate) kpi: Option<RawKpi>,
+    #[serde(default)]
+    pub(crate) rate_limit: Option<super::rate::RawModelRateLimit>,
     pub(crate) versions: Vec<RawVersion>,
 }
 

@@ -218,6 +218,7 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
     }
     let review = super::review::check(&checker, raw.review, &env.base_dir, &models)?;
     let tiles = check_tiles(&checker, raw.tiles, &server)?;
+    let rate_limits = super::rate::check(&checker, raw.rate_limit)?;
     Ok(Config {
         source: file.to_owned(),
         server,
@@ -230,6 +231,7 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
         approval,
         review,
         tiles,
+        rate_limits,
     })
 }
 
@@ -615,6 +617,8 @@ fn check_model(
         Some(kpi) => Some(super::kpi::check(checker, &format!("{key}.kpi"), kpi)?),
         None => None,
     };
+    let rate_limit =
+        super::rate::check_model(checker, &format!("{key}.rate_limit"), raw.rate_limit)?;
     let mut versions: Vec<VersionConfig> = Vec::with_capacity(raw.versions.len());
     for (index, raw_version) in raw.versions.into_iter().enumerate() {
         let version_key = format!("{key}.versions[{index}]");
@@ -658,6 +662,7 @@ fn check_model(
         approval,
         credential: model_credential,
         kpi,
+        rate_limit,
     })
 }
 

@@ -136,6 +136,14 @@ pub enum ProxyError {
     /// The client's body broke off.
     #[error("request body could not be read")]
     RequestBodyUnreadable,
+    /// The caller sent more requests to the model than its rate limit allows.
+    #[error("rate limit of model `{model}` exceeded for this caller; retry in {} s", retry_after_secs(*.retry_after))]
+    RateLimited {
+        /// Model name.
+        model: String,
+        /// Until the caller's next request would pass.
+        retry_after: Duration,
+    },
     /// Config requires a caller identity and none was sent.
     #[error("caller identity header `{0}` is required")]
     CallerMissing(String),
@@ -213,6 +221,7 @@ impl ProxyError {
                 "model_version_not_approved"
             }
             ProxyError::VersionRevoked { .. } => "model_version_revoked",
+            ProxyError::RateLimited { .. } => "rate_limited",
             ProxyError::MalformedBody(_) => "malformed_body",
             ProxyError::BodyTooLarge { .. } => "body_too_large",
             ProxyError::RequestBodyTimeout(_) => "request_body_timeout",
@@ -251,6 +260,7 @@ impl ProxyError {
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::RequestBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             ProxyError::CallerMissing(_) => StatusCode::UNAUTHORIZED,
+            ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::UpstreamUnreachable { .. } | ProxyError::UpstreamFailed { .. } => {
                 StatusCode::BAD_GATEWAY
             }
@@ -288,6 +298,7 @@ impl ProxyError {
                 | ProxyError::VersionNotApproved { .. }
                 | ProxyError::VersionRevoked { .. }
                 | ProxyError::NoActiveVersion(_)
+                | ProxyError::RateLimited { .. }
         )
     }
 
@@ -359,6 +370,18 @@ impl IntoResponse for ProxyError {
         ) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        if let ProxyError::RateLimited { retry_after, .. } = &self {
+            headers.insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs(*retry_after)),
+            );
+        }
         response
     }
+}
+
+/// Whole seconds for `Retry-After`, rounded up: a client that waits that
+/// long finds a token.
+fn retry_after_secs(wait: Duration) -> u64 {
+    wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
 }

@@ -209,6 +209,13 @@ fn resolve_model<'a>(
         .ok_or_else(|| unknown_model(state, name.to_owned(), protocol))?;
     draft.model_known = true;
     draft.protocol = Some(protocol);
+    state
+        .rate
+        .take(&draft.caller, &model.name)
+        .map_err(|retry_after| ProxyError::RateLimited {
+            model: model.name.clone(),
+            retry_after,
+        })?;
     Ok(model)
 }
 

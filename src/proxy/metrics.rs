@@ -17,6 +17,7 @@ const LATENCY_BUCKETS: [f64; 16] = [
 pub struct ProxyMetrics {
     pub(crate) backlog: super::backlog::BacklogMetrics,
     pub(crate) budget: super::budget::BudgetMetrics,
+    pub(crate) rate: super::rate::RateMetrics,
     unlogged: IntCounter,
     requests: IntCounterVec,
     duration: HistogramVec,
@@ -77,6 +78,7 @@ impl ProxyMetrics {
         Ok(Self {
             backlog: super::backlog::BacklogMetrics::register(registry)?,
             budget: super::budget::BudgetMetrics::register(registry)?,
+            rate: super::rate::RateMetrics::register(registry)?,
             unlogged,
             requests,
             duration,

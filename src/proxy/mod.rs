@@ -16,6 +16,7 @@ mod metrics;
 mod oversight;
 mod path;
 mod poll;
+mod rate;
 mod recorder;
 mod serving;
 mod stream;
@@ -58,6 +59,8 @@ pub struct Shared {
     pub(crate) serving: Arc<Serving>,
     pub(crate) oversight: Option<Oversight>,
     pub(crate) kpi: Option<crate::kpi::KpiRecorder>,
+    /// Requests per caller and model (`[rate_limit]`).
+    pub(crate) rate: rate::RateLimiter,
     /// What `/v2/health/ready` asks; ready when unset.
     pub(crate) readiness: std::sync::OnceLock<crate::decision::Readiness>,
 }
@@ -110,6 +113,11 @@ impl ProxyState {
                 serving,
                 oversight,
                 kpi,
+                rate: rate::RateLimiter::new(
+                    &config.rate_limits,
+                    &config.models,
+                    metrics.rate.clone(),
+                ),
                 readiness: std::sync::OnceLock::new(),
             }),
         }

@@ -35,6 +35,7 @@ mod policy_stages;
 mod policy_tools;
 mod prometheus_live;
 mod promtool;
+mod rate_limits;
 mod readme;
 mod reviews;
 mod reviews_cli;

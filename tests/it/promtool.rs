@@ -463,7 +463,8 @@ async fn kpi_scrape() -> String {
 /// flagged one, a denied one, a failed policy evaluation, an unknown model
 /// and a plain request: every family of the gateway then has samples.
 async fn review_scrape() -> String {
-    let (gateway, _upstream, _policies) = start("").await;
+    // A rate limit no request reaches, so its families are exposed.
+    let (gateway, _upstream, _policies) = start("[rate_limit]\nrequests_per_second = 1000\n").await;
     let (_, approved) = held(&gateway, r#"{"hold": true, "n": 1}"#).await;
     let decided = admin_call(
         &gateway.admin,

@@ -1,0 +1,119 @@
+//! Rate limits per caller and model (`[rate_limit]`, `[models.rate_limit]`):
+//! 429 `rate_limited` with `Retry-After`, recorded as a blocked decision;
+//! other callers and unlimited models unaffected.
+
+use crate::support::{Gateway, TestUpstream, send};
+use http::Method;
+
+fn config(upstream: &str) -> String {
+    format!(
+        r#"
+[rate_limit]
+requests_per_second = 0.2
+burst = 2
+
+[[models]]
+name = "scorer"
+protocol = "kserve_v2"
+[[models.versions]]
+version = "1"
+upstream = "{upstream}"
+
+[[models]]
+name = "bulk"
+protocol = "kserve_v2"
+[models.rate_limit]
+requests_per_second = 0
+[[models.versions]]
+version = "1"
+upstream = "{upstream}"
+"#
+    )
+}
+
+async fn infer(gateway: &Gateway, model: &str, caller: &str) -> crate::support::client::Reply {
+    send(
+        Method::POST,
+        &gateway.url(&format!("/v2/models/{model}/infer")),
+        &[("x-govgate-caller", caller)],
+        r#"{"inputs":[1]}"#,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_caller_over_its_rate_gets_429_with_retry_after_and_the_refusal_is_recorded() {
+    let upstream = TestUpstream::start().await;
+    let gateway = Gateway::start(&config(&upstream.url())).await;
+
+    for _ in 0..2 {
+        assert_eq!(
+            infer(&gateway, "scorer", "svc-a").await.status,
+            200,
+            "within the burst"
+        );
+    }
+    let refused = infer(&gateway, "scorer", "svc-a").await;
+    assert_eq!(refused.status, 429);
+    assert_eq!(refused.error_code(), "rate_limited");
+    let retry_after: u64 = refused.headers["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (1..=5).contains(&retry_after),
+        "one token every 5 s: {retry_after}"
+    );
+
+    assert_eq!(
+        infer(&gateway, "scorer", "svc-b").await.status,
+        200,
+        "each caller has its own bucket"
+    );
+    for _ in 0..5 {
+        assert_eq!(
+            infer(&gateway, "bulk", "svc-a").await.status,
+            200,
+            "rate 0: this model is not limited"
+        );
+    }
+    assert_eq!(
+        upstream.seen().len(),
+        2 + 1 + 5,
+        "the refused request never reached the model"
+    );
+
+    let entry = gateway.decision(&refused.decision_id()).await;
+    assert_eq!(entry["outcome"], "blocked");
+    assert_eq!(entry["error_code"], "rate_limited");
+    assert_eq!(entry["status"], 429);
+    assert_eq!(entry["caller"], "svc-a");
+    assert_eq!(entry["model"], "scorer");
+    let metrics = gateway.metrics().await;
+    assert!(
+        metrics.contains("govgate_rate_limited_total{model=\"scorer\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("govgate_rate_limited_total{model=\"bulk\"}"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn a_burst_without_a_rate_is_refused_by_check_config() {
+    let upstream = TestUpstream::start().await;
+    let mut gateway = Gateway::start(&config(&upstream.url())).await;
+    gateway.stop().await;
+    let path = gateway.dir.path().join("govgate.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("requests_per_second = 0.2\n", "")).unwrap();
+    let checked = gateway.cli(&["check-config"]);
+    assert!(!checked.status.success());
+    let said = String::from_utf8_lossy(&checked.stderr);
+    assert!(
+        said.contains("rate_limit.burst: needs rate_limit.requests_per_second"),
+        "{said}"
+    );
+}
