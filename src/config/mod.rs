@@ -6,6 +6,7 @@
 //! This is the only module that reads files or environment variables for
 //! configuration: credentials are resolved here and handed on as values.
 
+mod auth;
 mod example_tokens;
 mod governance;
 pub mod keyfile;
@@ -26,6 +27,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use auth::AuthConfig;
 pub use kpi::{ATTRIBUTE_HEADER_PREFIX, FeatureKind, KpiConfig, KpiField, OutcomeRule, Source};
 pub use offline::OfflineConfig;
 pub use rate::{RateLimit, RateLimits};
@@ -73,6 +75,8 @@ pub struct Config {
     pub tiles: TilesConfig,
     /// Requests per caller and model (`[rate_limit]`).
     pub rate_limits: RateLimits,
+    /// How callers are identified (`[auth]`).
+    pub auth: AuthConfig,
 }
 
 /// Where and how the ledger is served as C2SP tlog-tiles.

@@ -30,6 +30,8 @@ pub(crate) struct RawConfig {
     pub(crate) tiles: RawTiles,
     #[serde(default)]
     pub(crate) rate_limit: super::rate::RawRateLimits,
+    #[serde(default)]
+    pub(crate) auth: super::auth::RawAuth,
 }
 
 /// `[tiles]`: the public C2SP tlog-tiles read API.

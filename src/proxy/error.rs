@@ -144,6 +144,9 @@ pub enum ProxyError {
         /// Until the caller's next request would pass.
         retry_after: Duration,
     },
+    /// The caller header came from a peer outside `auth.trusted_header.networks`.
+    #[error("caller identity header `{0}` is only accepted from the trusted networks")]
+    CallerUnauthenticated(String),
     /// Config requires a caller identity and none was sent.
     #[error("caller identity header `{0}` is required")]
     CallerMissing(String),
@@ -222,6 +225,7 @@ impl ProxyError {
             }
             ProxyError::VersionRevoked { .. } => "model_version_revoked",
             ProxyError::RateLimited { .. } => "rate_limited",
+            ProxyError::CallerUnauthenticated(_) => "caller_unauthenticated",
             ProxyError::MalformedBody(_) => "malformed_body",
             ProxyError::BodyTooLarge { .. } => "body_too_large",
             ProxyError::RequestBodyTimeout(_) => "request_body_timeout",
@@ -259,7 +263,9 @@ impl ProxyError {
             | ProxyError::InvalidModelVersion => StatusCode::BAD_REQUEST,
             ProxyError::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::RequestBodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            ProxyError::CallerMissing(_) => StatusCode::UNAUTHORIZED,
+            ProxyError::CallerMissing(_) | ProxyError::CallerUnauthenticated(_) => {
+                StatusCode::UNAUTHORIZED
+            }
             ProxyError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ProxyError::UpstreamUnreachable { .. } | ProxyError::UpstreamFailed { .. } => {
                 StatusCode::BAD_GATEWAY

@@ -88,14 +88,20 @@ async fn guard(
 /// Starts the decision for a request: fresh id, caller identity and
 /// path, each capped as the record keeps it.
 fn begin(state: &ProxyState, parts: &Parts, route: Route) -> Draft {
-    let caller = parts
+    let claimed = parts
         .headers
         .get(&state.caller_header)
-        .filter(|value| !value.is_empty())
+        .filter(|value| !value.is_empty());
+    // A name claimed from outside the trusted networks is not recorded as
+    // the caller: the request is refused, as `anonymous`.
+    let untrusted = claimed.is_some() && !state.auth.trusts_header_from(client_ip(parts));
+    let caller = claimed
+        .filter(|_| !untrusted)
         // Non-ASCII identities are kept (lossily decoded), not dropped to `anonymous`.
         .map(|value| Capped::new(&String::from_utf8_lossy(value.as_bytes()), MAX_NAME_BYTES));
     let caller = caller.unwrap_or_else(|| Capped::new("anonymous", MAX_NAME_BYTES));
     let mut draft = Draft::start(DecisionId::random(), caller.kept, route);
+    draft.caller_untrusted = untrusted;
     draft.cut.caller = caller.whole_sha256;
     let path = Capped::new(parts.uri.path(), MAX_PATH_BYTES);
     draft.path = path.kept;
@@ -103,7 +109,13 @@ fn begin(state: &ProxyState, parts: &Parts, route: Route) -> Draft {
     draft
 }
 
+/// A caller header from an untrusted peer, or none where one is required.
 fn caller_missing(state: &ProxyState, draft: &Draft) -> Option<ProxyError> {
+    if draft.caller_untrusted {
+        return Some(ProxyError::CallerUnauthenticated(
+            state.caller_header.to_string(),
+        ));
+    }
     (state.require_caller && draft.caller == "anonymous")
         .then(|| ProxyError::CallerMissing(state.caller_header.to_string()))
 }

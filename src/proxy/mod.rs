@@ -53,6 +53,8 @@ pub struct Shared {
     pub(crate) timeouts: Timeouts,
     pub(crate) caller_header: HeaderName,
     pub(crate) require_caller: bool,
+    /// Whose caller header is believed (`[auth]`).
+    pub(crate) auth: crate::config::AuthConfig,
     pub(crate) client: UpstreamClient,
     pub(crate) recorder: Recorder,
     pub(crate) budget: Arc<budget::BodyBudget>,
@@ -99,6 +101,7 @@ impl ProxyState {
                 timeouts: config.timeouts.clone(),
                 caller_header: config.server.caller_header.clone(),
                 require_caller: config.server.require_caller,
+                auth: config.auth.clone(),
                 client,
                 budget: budget::BodyBudget::new(
                     config.limits.max_buffered_total_bytes,

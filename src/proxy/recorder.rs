@@ -311,6 +311,9 @@ pub(crate) struct Draft {
     pub id: DecisionId,
     /// Caller identity or `anonymous`.
     pub caller: String,
+    /// The request named its caller by header from a peer outside
+    /// `auth.trusted_header.networks`: refused, recorded as `anonymous`.
+    pub caller_untrusted: bool,
     /// Matched route.
     pub route: Route,
     /// Protocol, once the model is known.
@@ -362,6 +365,7 @@ impl Draft {
         Self {
             id,
             caller,
+            caller_untrusted: false,
             route,
             protocol: None,
             model: None,

@@ -8,6 +8,7 @@
 mod audit;
 mod audit_sample;
 mod bundle_evidence;
+mod callers;
 mod cli;
 mod connections;
 mod decisions;
@@ -35,7 +36,6 @@ mod policy_stages;
 mod policy_tools;
 mod prometheus_live;
 mod promtool;
-mod rate_limits;
 mod readme;
 mod reviews;
 mod reviews_cli;

@@ -1,6 +1,7 @@
-//! Rate limits per caller and model (`[rate_limit]`, `[models.rate_limit]`):
-//! 429 `rate_limited` with `Retry-After`, recorded as a blocked decision;
-//! other callers and unlimited models unaffected.
+//! Callers: the caller header believed only from `[auth.trusted_header]`
+//! networks, and rate limits per caller and model (`[rate_limit]`,
+//! `[models.rate_limit]`): 429 `rate_limited` with `Retry-After`, recorded
+//! as a blocked decision; other callers and unlimited models unaffected.
 
 use crate::support::{Gateway, TestUpstream, send};
 use http::Method;
@@ -115,5 +116,53 @@ async fn a_burst_without_a_rate_is_refused_by_check_config() {
     assert!(
         said.contains("rate_limit.burst: needs rate_limit.requests_per_second"),
         "{said}"
+    );
+}
+
+#[tokio::test]
+async fn a_caller_header_from_outside_the_trusted_networks_is_refused_and_recorded_as_anonymous() {
+    let upstream = TestUpstream::start().await;
+    // The test client connects from 127.0.0.1, outside this network.
+    let gateway = Gateway::start(&format!(
+        "[auth.trusted_header]\nnetworks = [\"192.0.2.0/24\", \"fd00::/8\"]\n{}",
+        config(&upstream.url())
+    ))
+    .await;
+    let claimed = infer(&gateway, "bulk", "svc-loans").await;
+    assert_eq!(claimed.status, 401);
+    assert_eq!(claimed.error_code(), "caller_unauthenticated");
+    let entry = gateway.decision(&claimed.decision_id()).await;
+    assert_eq!(
+        entry["caller"], "anonymous",
+        "a claim not believed is not recorded as the caller"
+    );
+    assert_eq!(entry["error_code"], "caller_unauthenticated");
+    assert!(upstream.seen().is_empty(), "nothing reached the model");
+    let unnamed = send(
+        Method::POST,
+        &gateway.url("/v2/models/bulk/infer"),
+        &[],
+        r#"{"inputs":[1]}"#,
+    )
+    .await;
+    assert_eq!(
+        unnamed.status, 200,
+        "no claim: served as anonymous (require_caller is off)"
+    );
+    let mut gateway = gateway;
+    gateway.stop().await;
+
+    let path = gateway.dir.path().join("govgate.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("\"192.0.2.0/24\"", "\"127.0.0.0/8\"")).unwrap();
+    gateway.restart().await;
+    let trusted = infer(&gateway, "bulk", "svc-loans").await;
+    assert_eq!(
+        trusted.status, 200,
+        "from a trusted network the header names the caller"
+    );
+    assert_eq!(
+        gateway.decision(&trusted.decision_id()).await["caller"],
+        "svc-loans"
     );
 }
