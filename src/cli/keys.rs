@@ -161,3 +161,41 @@ pub(super) fn admin_token(principal: &str, roles: &[String]) -> anyhow::Result<S
         crate::admin::auth::token_hash_hex(&token)
     ))
 }
+
+/// A new API key for callers of the public listener, and its
+/// `[[auth.api_keys]]` entry.
+pub(super) fn api_key(
+    caller: &str,
+    id: &str,
+    models: &[String],
+    expires: Option<&str>,
+) -> anyhow::Result<String> {
+    use rand::RngCore;
+    use sha2::Digest;
+    if let Some(expires) = expires {
+        crate::ledger::export::UtcTime::parse(expires)
+            .map_err(|err| super::usage(format!("--expires: {err}")))?;
+    }
+    let mut raw = [0u8; 32];
+    rand::rng().fill_bytes(&mut raw);
+    let key = format!(
+        "{}{}",
+        crate::proxy::API_KEY_PREFIX,
+        crate::ledger::entry::hex(&raw)
+    );
+    let digest: [u8; 32] = sha2::Sha256::digest(key.as_bytes()).into();
+    let hash = crate::ledger::entry::hex(&digest);
+    let mut entry =
+        format!("[[auth.api_keys]]\nid = {id:?}\ncaller = {caller:?}\nkey_sha256 = \"{hash}\"\n");
+    if !models.is_empty() {
+        let models: Vec<String> = models.iter().map(|m| format!("{m:?}")).collect();
+        entry.push_str(&format!("models = [{}]\n", models.join(", ")));
+    }
+    if let Some(expires) = expires {
+        entry.push_str(&format!("expires = {expires:?}\n"));
+    }
+    Ok(format!(
+        "API key {id} for {caller} (give it to them; it is not stored anywhere; they send it as `Authorization: Bearer <key>`):\n{key}\n\n\
+         add to the config:\n{entry}"
+    ))
+}

@@ -279,15 +279,29 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
-    /// Create an admin API token: prints the token (once) and the
-    /// `[[admin.tokens]]` entry (with only its SHA-256) for the config.
+    /// Create an admin API token (`--principal`, `--roles`) or an API key
+    /// for callers of the public listener (`--caller`, `--id`): prints it
+    /// (once) and the `[[admin.tokens]]` or `[[auth.api_keys]]` entry, with
+    /// only its SHA-256, for the config.
     Token {
-        /// Who will hold it (recorded in the ledger for every change they make).
-        #[arg(long)]
-        principal: String,
-        /// Comma-separated roles: admin, proposer, approver, approver:<qualifier>, reviewer, auditor.
-        #[arg(long, value_delimiter = ',', required = true)]
+        /// Admin token: who will hold it (recorded in the ledger for every change they make).
+        #[arg(long, required_unless_present = "caller", conflicts_with = "caller")]
+        principal: Option<String>,
+        /// Admin token: comma-separated roles: admin, proposer, approver, approver:<qualifier>, reviewer, auditor.
+        #[arg(long, value_delimiter = ',', required_unless_present = "caller")]
         roles: Vec<String>,
+        /// API key: the caller it authenticates (recorded in every decision it makes).
+        #[arg(long, requires = "id")]
+        caller: Option<String>,
+        /// API key: its id, named in the ledger and the logs instead of the key.
+        #[arg(long, requires = "caller")]
+        id: Option<String>,
+        /// API key: comma-separated models it may call (default: every model).
+        #[arg(long, value_delimiter = ',', requires = "caller")]
+        models: Vec<String>,
+        /// API key: refused from this RFC 3339 time on (e.g. 2027-06-30T00:00:00Z).
+        #[arg(long, requires = "caller")]
+        expires: Option<String>,
     },
 }
 
@@ -411,9 +425,23 @@ pub fn main() -> ExitCode {
             };
             ledger::export(ledger.source(), &out, &what, quiet)
         }
-        Command::Token { principal, roles } => {
-            keys::admin_token(&principal, &roles).map(|text| print_out(&text))
-        }
+        Command::Token {
+            principal,
+            roles,
+            caller,
+            id,
+            models,
+            expires,
+        } => match (principal, caller, id) {
+            (Some(principal), _, _) => {
+                keys::admin_token(&principal, &roles).map(|text| print_out(&text))
+            }
+            (None, Some(caller), Some(id)) => {
+                keys::api_key(&caller, &id, &models, expires.as_deref())
+                    .map(|text| print_out(&text))
+            }
+            _ => Err(usage("give --principal and --roles, or --caller and --id")),
+        },
         Command::Keygen {
             out,
             vkey_out,

@@ -1,6 +1,7 @@
-//! `[auth]`: how the public listener establishes who is calling. Today one
-//! method: the caller header (`server.caller_header`), trusted only from
-//! the networks of `[auth.trusted_header]` when that table is present.
+//! `[auth]`: how the public listener establishes who is calling: API keys
+//! (`[[auth.api_keys]]`, presented as `Authorization: Bearer`), and the
+//! caller header (`server.caller_header`), trusted only from the networks
+//! of `[auth.trusted_header]` when that table is present.
 
 use super::ConfigError;
 use super::validate::Checker;
@@ -12,6 +13,23 @@ pub struct AuthConfig {
     /// Peers (the TCP source address) whose caller header is believed;
     /// `None`: every peer's (no `[auth.trusted_header]`).
     pub trusted_header_networks: Option<Vec<ipnet::IpNet>>,
+    /// The API keys, by the SHA-256 of the key.
+    pub api_keys: std::collections::HashMap<[u8; 32], std::sync::Arc<ApiKey>>,
+    /// Refuse requests without a valid API key (`auth.require_api_key`).
+    pub require_api_key: bool,
+}
+
+/// One `[[auth.api_keys]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    /// Names the key in the ledger and the logs (the key itself never).
+    pub id: String,
+    /// The caller it authenticates, as recorded.
+    pub caller: String,
+    /// After this instant (seconds since 1970) the key is refused.
+    pub expires_unix: Option<i64>,
+    /// The models it may call; `None`: every model.
+    pub models: Option<Vec<String>>,
 }
 
 impl AuthConfig {
@@ -39,6 +57,23 @@ impl AuthConfig {
 pub(crate) struct RawAuth {
     #[serde(default)]
     pub(crate) trusted_header: Option<RawTrustedHeader>,
+    #[serde(default)]
+    pub(crate) require_api_key: bool,
+    #[serde(default)]
+    pub(crate) api_keys: Vec<RawApiKey>,
+}
+
+/// `[[auth.api_keys]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApiKey {
+    pub(crate) id: String,
+    pub(crate) caller: String,
+    pub(crate) key_sha256: String,
+    #[serde(default)]
+    pub(crate) expires: Option<String>,
+    #[serde(default)]
+    pub(crate) models: Option<Vec<String>>,
 }
 
 /// `[auth.trusted_header]`.
@@ -48,10 +83,116 @@ pub(crate) struct RawTrustedHeader {
     pub(crate) networks: Vec<String>,
 }
 
-pub(super) fn check(checker: &Checker<'_>, raw: RawAuth) -> Result<AuthConfig, ConfigError> {
-    let Some(trusted) = raw.trusted_header else {
-        return Ok(AuthConfig::default());
+pub(super) fn check(
+    checker: &Checker<'_>,
+    raw: RawAuth,
+    models: &[super::ModelConfig],
+) -> Result<AuthConfig, ConfigError> {
+    let trusted_header_networks = match raw.trusted_header {
+        Some(trusted) => Some(networks(checker, trusted)?),
+        None => None,
     };
+    let mut api_keys = std::collections::HashMap::new();
+    let mut ids = std::collections::HashSet::new();
+    for (index, key) in raw.api_keys.into_iter().enumerate() {
+        let (hash, key) = api_key(checker, &format!("auth.api_keys[{index}]"), key, models)?;
+        if !ids.insert(key.id.clone()) {
+            return Err(checker.error(
+                format!("auth.api_keys[{index}].id"),
+                format!("`{}` is used by another key", key.id),
+            ));
+        }
+        if api_keys.insert(hash, std::sync::Arc::new(key)).is_some() {
+            return Err(checker.error(
+                format!("auth.api_keys[{index}].key_sha256"),
+                "the same key is listed twice",
+            ));
+        }
+    }
+    if raw.require_api_key && api_keys.is_empty() {
+        return Err(checker.error(
+            "auth.require_api_key",
+            "no [[auth.api_keys]] are configured: every request would be refused",
+        ));
+    }
+    Ok(AuthConfig {
+        trusted_header_networks,
+        api_keys,
+        require_api_key: raw.require_api_key,
+    })
+}
+
+fn api_key(
+    checker: &Checker<'_>,
+    key: &str,
+    raw: RawApiKey,
+    models: &[super::ModelConfig],
+) -> Result<([u8; 32], ApiKey), ConfigError> {
+    let id_ok = (1..=64).contains(&raw.id.len())
+        && raw
+            .id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+    if !id_ok {
+        return Err(checker.error(format!("{key}.id"), "1-64 of A-Z a-z 0-9 . _ -"));
+    }
+    if raw.caller.is_empty() || raw.caller.len() > crate::decision::MAX_NAME_BYTES {
+        return Err(checker.error(
+            format!("{key}.caller"),
+            format!("1 to {} bytes", crate::decision::MAX_NAME_BYTES),
+        ));
+    }
+    let hash = hex32(&raw.key_sha256).ok_or_else(|| {
+        checker.error(
+            format!("{key}.key_sha256"),
+            "64 hex digits: the SHA-256 of the key, as `govgate token --caller` prints it",
+        )
+    })?;
+    let expires_unix = match raw.expires {
+        Some(text) => Some(
+            crate::ledger::export::UtcTime::parse(&text)
+                .map_err(|err| checker.error(format!("{key}.expires"), err.to_string()))?
+                .unix_seconds()
+                .floor() as i64,
+        ),
+        None => None,
+    };
+    if let Some(names) = &raw.models
+        && let Some(unknown) = names
+            .iter()
+            .find(|name| !models.iter().any(|m| &m.name == *name))
+    {
+        return Err(checker.error(
+            format!("{key}.models"),
+            format!("`{unknown}` is not a configured model"),
+        ));
+    }
+    Ok((
+        hash,
+        ApiKey {
+            id: raw.id,
+            caller: raw.caller,
+            expires_unix,
+            models: raw.models,
+        },
+    ))
+}
+
+fn hex32(text: &str) -> Option<[u8; 32]> {
+    if text.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+fn networks(
+    checker: &Checker<'_>,
+    trusted: RawTrustedHeader,
+) -> Result<Vec<ipnet::IpNet>, ConfigError> {
     let key = "auth.trusted_header.networks";
     if trusted.networks.is_empty() {
         return Err(checker.error(
@@ -59,7 +200,7 @@ pub(super) fn check(checker: &Checker<'_>, raw: RawAuth) -> Result<AuthConfig, C
             "list at least one network (e.g. \"10.0.0.0/8\"); to trust no one's header, set server.require_caller and put no header in front",
         ));
     }
-    let networks = trusted
+    trusted
         .networks
         .iter()
         .map(|text| {
@@ -73,10 +214,7 @@ pub(super) fn check(checker: &Checker<'_>, raw: RawAuth) -> Result<AuthConfig, C
                     )
                 })
         })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(AuthConfig {
-        trusted_header_networks: Some(networks),
-    })
+        .collect()
 }
 
 #[cfg(test)]
@@ -90,6 +228,7 @@ mod tests {
                 "10.1.0.0/16".parse().unwrap(),
                 "192.0.2.7/32".parse().unwrap(),
             ]),
+            ..AuthConfig::default()
         };
         let trusts = |ip: &str| auth.trusts_header_from(Some(ip.parse().unwrap()));
         assert!(trusts("10.1.200.3"));

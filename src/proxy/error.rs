@@ -144,9 +144,16 @@ pub enum ProxyError {
         /// Until the caller's next request would pass.
         retry_after: Duration,
     },
-    /// The caller header came from a peer outside `auth.trusted_header.networks`.
-    #[error("caller identity header `{0}` is only accepted from the trusted networks")]
-    CallerUnauthenticated(String),
+    /// The caller's claim is refused: a caller header from outside the
+    /// trusted networks, an unknown or expired API key, or none required.
+    #[error("{}", .0.describe())]
+    CallerUnauthenticated(super::callers::Refusal),
+    /// The API key may not call this model.
+    #[error("this API key may not call model `{model}`")]
+    CallerForbidden {
+        /// Model name.
+        model: String,
+    },
     /// Config requires a caller identity and none was sent.
     #[error("caller identity header `{0}` is required")]
     CallerMissing(String),
@@ -226,6 +233,7 @@ impl ProxyError {
             ProxyError::VersionRevoked { .. } => "model_version_revoked",
             ProxyError::RateLimited { .. } => "rate_limited",
             ProxyError::CallerUnauthenticated(_) => "caller_unauthenticated",
+            ProxyError::CallerForbidden { .. } => "caller_forbidden",
             ProxyError::MalformedBody(_) => "malformed_body",
             ProxyError::BodyTooLarge { .. } => "body_too_large",
             ProxyError::RequestBodyTimeout(_) => "request_body_timeout",
@@ -253,7 +261,8 @@ impl ProxyError {
             ProxyError::VersionNotApproved { .. }
             | ProxyError::VersionRevoked { .. }
             | ProxyError::NoActiveVersion(_)
-            | ProxyError::PolicyDenied { .. } => StatusCode::FORBIDDEN,
+            | ProxyError::PolicyDenied { .. }
+            | ProxyError::CallerForbidden { .. } => StatusCode::FORBIDDEN,
             ProxyError::HeldAnswerTooLarge { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::HoldFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -375,6 +384,19 @@ impl IntoResponse for ProxyError {
             ProxyError::LedgerOverloaded | ProxyError::Overloaded { .. }
         ) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if let ProxyError::CallerUnauthenticated(refusal) = &self
+            && refusal.is_about_keys()
+        {
+            let challenge = if matches!(refusal, super::callers::Refusal::NoKey) {
+                "Bearer realm=\"govgate\""
+            } else {
+                "Bearer realm=\"govgate\", error=\"invalid_token\""
+            };
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
         }
         if let ProxyError::RateLimited { retry_after, .. } = &self {
             headers.insert(

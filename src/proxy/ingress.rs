@@ -88,20 +88,23 @@ async fn guard(
 /// Starts the decision for a request: fresh id, caller identity and
 /// path, each capped as the record keeps it.
 fn begin(state: &ProxyState, parts: &Parts, route: Route) -> Draft {
-    let claimed = parts
-        .headers
-        .get(&state.caller_header)
-        .filter(|value| !value.is_empty());
-    // A name claimed from outside the trusted networks is not recorded as
-    // the caller: the request is refused, as `anonymous`.
-    let untrusted = claimed.is_some() && !state.auth.trusts_header_from(client_ip(parts));
-    let caller = claimed
-        .filter(|_| !untrusted)
-        // Non-ASCII identities are kept (lossily decoded), not dropped to `anonymous`.
-        .map(|value| Capped::new(&String::from_utf8_lossy(value.as_bytes()), MAX_NAME_BYTES));
-    let caller = caller.unwrap_or_else(|| Capped::new("anonymous", MAX_NAME_BYTES));
+    let now_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs() as i64);
+    let identified = super::callers::identify(
+        &state.auth,
+        &state.caller_header,
+        &parts.headers,
+        client_ip(parts),
+        now_unix,
+    );
+    let caller = Capped::new(
+        identified.caller.as_deref().unwrap_or("anonymous"),
+        MAX_NAME_BYTES,
+    );
     let mut draft = Draft::start(DecisionId::random(), caller.kept, route);
-    draft.caller_untrusted = untrusted;
+    draft.caller_refusal = identified.refusal;
+    draft.api_key = identified.key;
     draft.cut.caller = caller.whole_sha256;
     let path = Capped::new(parts.uri.path(), MAX_PATH_BYTES);
     draft.path = path.kept;
@@ -109,12 +112,14 @@ fn begin(state: &ProxyState, parts: &Parts, route: Route) -> Draft {
     draft
 }
 
-/// A caller header from an untrusted peer, or none where one is required.
-fn caller_missing(state: &ProxyState, draft: &Draft) -> Option<ProxyError> {
-    if draft.caller_untrusted {
-        return Some(ProxyError::CallerUnauthenticated(
-            state.caller_header.to_string(),
-        ));
+/// A caller whose claim is refused, or none where one is required. A
+/// gateway API key is the gateway's: it never goes to the upstream.
+fn caller_missing(state: &ProxyState, draft: &Draft, parts: &mut Parts) -> Option<ProxyError> {
+    if let Some(refusal) = draft.caller_refusal {
+        return Some(ProxyError::CallerUnauthenticated(refusal));
+    }
+    if draft.api_key.is_some() {
+        parts.headers.remove(http::header::AUTHORIZATION);
     }
     (state.require_caller && draft.caller == "anonymous")
         .then(|| ProxyError::CallerMissing(state.caller_header.to_string()))
@@ -221,6 +226,16 @@ fn resolve_model<'a>(
         .ok_or_else(|| unknown_model(state, name.to_owned(), protocol))?;
     draft.model_known = true;
     draft.protocol = Some(protocol);
+    if let Some(key) = &draft.api_key
+        && key
+            .models
+            .as_ref()
+            .is_some_and(|models| !models.iter().any(|allowed| allowed == name))
+    {
+        return Err(ProxyError::CallerForbidden {
+            model: model.name.clone(),
+        });
+    }
     state
         .rate
         .take(&draft.caller, &model.name)
@@ -321,7 +336,7 @@ async fn openai_resolve(
     parts: &mut Parts,
     body: Body,
 ) -> Result<Forward, ProxyError> {
-    if let Some(err) = caller_missing(state, draft) {
+    if let Some(err) = caller_missing(state, draft, parts) {
         return Err(err);
     }
     let body = read_body(state, &parts.headers, body).await?;
@@ -477,7 +492,7 @@ async fn kserve_resolve(
     name: &str,
     requested_version: Option<&str>,
 ) -> Result<Forward, ProxyError> {
-    if let Some(err) = caller_missing(state, draft) {
+    if let Some(err) = caller_missing(state, draft, parts) {
         return Err(err);
     }
     let body = read_body(state, &parts.headers, body).await?;
@@ -583,7 +598,7 @@ async fn http_resolve(
     name: &str,
     rest: &str,
 ) -> Result<Forward, ProxyError> {
-    if let Some(err) = caller_missing(state, draft) {
+    if let Some(err) = caller_missing(state, draft, parts) {
         return Err(err);
     }
     let model = resolve_model(state, draft, name, Protocol::Http)?;

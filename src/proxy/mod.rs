@@ -7,6 +7,8 @@
 mod backlog;
 mod bodiless;
 mod body;
+mod callers;
+pub use callers::API_KEY_PREFIX;
 mod budget;
 mod error;
 mod forward;

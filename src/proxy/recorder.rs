@@ -311,9 +311,10 @@ pub(crate) struct Draft {
     pub id: DecisionId,
     /// Caller identity or `anonymous`.
     pub caller: String,
-    /// The request named its caller by header from a peer outside
-    /// `auth.trusted_header.networks`: refused, recorded as `anonymous`.
-    pub caller_untrusted: bool,
+    /// Why the caller's claim is refused (recorded as `anonymous`).
+    pub caller_refusal: Option<super::callers::Refusal>,
+    /// The API key that named the caller, if one did.
+    pub api_key: Option<std::sync::Arc<crate::config::ApiKey>>,
     /// Matched route.
     pub route: Route,
     /// Protocol, once the model is known.
@@ -365,7 +366,8 @@ impl Draft {
         Self {
             id,
             caller,
-            caller_untrusted: false,
+            caller_refusal: None,
+            api_key: None,
             route,
             protocol: None,
             model: None,

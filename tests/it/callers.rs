@@ -166,3 +166,139 @@ async fn a_caller_header_from_outside_the_trusted_networks_is_refused_and_record
         "svc-loans"
     );
 }
+
+/// `govgate token --caller ...`: the key it prints and the config entry.
+fn new_key(args: &[&str]) -> (String, String) {
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
+        .arg("token")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let said = String::from_utf8(made.stdout).unwrap();
+    let key = said
+        .lines()
+        .find(|line| line.starts_with("ggk_"))
+        .expect("the key")
+        .to_owned();
+    let entry = said
+        .split_once("add to the config:\n")
+        .expect("the entry")
+        .1
+        .to_owned();
+    (key, entry)
+}
+
+async fn infer_with_key(
+    gateway: &Gateway,
+    model: &str,
+    key: &str,
+) -> crate::support::client::Reply {
+    let bearer = format!("Bearer {key}");
+    send(
+        Method::POST,
+        &gateway.url(&format!("/v2/models/{model}/infer")),
+        &[("authorization", &bearer), ("x-govgate-caller", "root")],
+        r#"{"inputs":[1]}"#,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn api_keys_name_the_caller_are_scoped_to_models_expire_and_never_reach_the_upstream() {
+    let upstream = TestUpstream::start().await;
+    let (loans, loans_entry) = new_key(&[
+        "--caller",
+        "svc-loans",
+        "--id",
+        "loans-1",
+        "--models",
+        "bulk",
+    ]);
+    let (old, old_entry) = new_key(&[
+        "--caller",
+        "svc-old",
+        "--id",
+        "old-1",
+        "--expires",
+        "2020-01-01T00:00:00Z",
+    ]);
+    let gateway = Gateway::start(&format!(
+        "[auth]\nrequire_api_key = true\n{loans_entry}{old_entry}{}",
+        config(&upstream.url())
+    ))
+    .await;
+
+    let served = infer_with_key(&gateway, "bulk", &loans).await;
+    assert_eq!(served.status, 200, "{}", served.text());
+    let entry = gateway.decision(&served.decision_id()).await;
+    assert_eq!(
+        entry["caller"], "svc-loans",
+        "the key names the caller, not the header"
+    );
+    let sent = upstream.only_request();
+    assert!(
+        sent.headers.get("authorization").is_none(),
+        "the gateway's key is not forwarded: {:?}",
+        sent.headers
+    );
+
+    let elsewhere = infer_with_key(&gateway, "scorer", &loans).await;
+    assert_eq!(elsewhere.status, 403);
+    assert_eq!(elsewhere.error_code(), "caller_forbidden");
+    assert_eq!(
+        gateway.decision(&elsewhere.decision_id()).await["caller"],
+        "svc-loans"
+    );
+
+    for (key, said) in [
+        (old.as_str(), "expired"),
+        ("ggk_00000000000000000000000000000000", "not valid"),
+    ] {
+        let refused = infer_with_key(&gateway, "bulk", key).await;
+        assert_eq!(refused.status, 401, "{key}");
+        assert_eq!(refused.error_code(), "caller_unauthenticated");
+        assert!(refused.text().contains(said), "{}", refused.text());
+        assert_eq!(
+            refused.headers["www-authenticate"],
+            "Bearer realm=\"govgate\", error=\"invalid_token\""
+        );
+        assert_eq!(
+            gateway.decision(&refused.decision_id()).await["caller"],
+            "anonymous"
+        );
+    }
+    let keyless = infer(&gateway, "bulk", "svc-loans").await;
+    assert_eq!(
+        keyless.status, 401,
+        "require_api_key: the header alone is not enough"
+    );
+    assert_eq!(
+        keyless.headers["www-authenticate"],
+        "Bearer realm=\"govgate\""
+    );
+    assert_eq!(
+        upstream.seen().len(),
+        1,
+        "only the authenticated call reached a model"
+    );
+
+    let mut gateway = gateway;
+    gateway.stop().await;
+    for key in [&loans, &old] {
+        let found = std::process::Command::new("grep")
+            .args(["-r", "-l", "-F", key.as_str()])
+            .arg(gateway.dir.path().join("data"))
+            .output()
+            .unwrap();
+        assert!(
+            found.stdout.is_empty(),
+            "the key is stored: {}",
+            String::from_utf8_lossy(&found.stdout)
+        );
+    }
+}
