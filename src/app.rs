@@ -493,8 +493,16 @@ impl App {
         for name in ["public", "admin"] {
             listener_metrics.expose_tls_reloads(name);
         }
-        let public_tls = tls::listener_tls("public", config.server.public_tls.as_ref())?;
-        let admin_tls = tls::listener_tls("admin", config.server.admin_tls.as_ref())?;
+        let client_auth = config.auth.mtls.as_ref().map(|mtls| listener::ClientAuth {
+            roots: mtls.roots.clone(),
+            required: mtls.required,
+        });
+        let public_tls = tls::listener_tls(
+            "public",
+            config.server.public_tls.as_ref(),
+            client_auth.as_ref(),
+        )?;
+        let admin_tls = tls::listener_tls("admin", config.server.admin_tls.as_ref(), None)?;
         if admin_tls.is_none() && !config.server.admin_listen.ip().is_loopback() {
             tracing::warn!(
                 addr = %config.server.admin_listen,

@@ -2,7 +2,7 @@
 //! and the task that reloads them when they change or on SIGHUP.
 
 use crate::config::TlsFiles;
-use crate::listener::{CertificateSource, ListenerMetrics, ListenerTls};
+use crate::listener::{CertificateSource, ClientAuth, ListenerMetrics, ListenerTls};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::future::Future;
 use std::sync::Arc;
@@ -27,13 +27,16 @@ impl CertificateSource for TlsFiles {
 pub(super) fn listener_tls(
     name: &'static str,
     files: Option<&TlsFiles>,
+    client_auth: Option<&ClientAuth>,
 ) -> Result<Option<Reloading>, super::AppError> {
     let Some(files) = files else {
         return Ok(None);
     };
-    let tls = ListenerTls::new(Arc::new(files.clone())).map_err(|source| super::AppError::Tls {
-        listener: name,
-        source,
+    let tls = ListenerTls::new(Arc::new(files.clone()), client_auth).map_err(|source| {
+        super::AppError::Tls {
+            listener: name,
+            source,
+        }
     })?;
     Ok(Some(Reloading {
         name,

@@ -17,6 +17,30 @@ pub struct AuthConfig {
     pub api_keys: std::collections::HashMap<[u8; 32], std::sync::Arc<ApiKey>>,
     /// Refuse requests without a valid API key (`auth.require_api_key`).
     pub require_api_key: bool,
+    /// Client certificates on the public listener (`[auth.mtls]`).
+    pub mtls: Option<MtlsConfig>,
+}
+
+/// `[auth.mtls]`: callers named by their TLS client certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MtlsConfig {
+    /// The CA certificates client certificates must chain to.
+    pub roots: Vec<rustls_pki_types::CertificateDer<'static>>,
+    /// Which part of the certificate is the caller's name.
+    pub identity: CertificateIdentity,
+    /// Refuse the TLS handshake of a client without a certificate.
+    pub required: bool,
+}
+
+/// Which part of a client certificate names the caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertificateIdentity {
+    /// The first URI subject alternative name (a SPIFFE ID).
+    SanUri,
+    /// The first DNS subject alternative name.
+    SanDns,
+    /// The subject's common name.
+    SubjectCn,
 }
 
 /// One `[[auth.api_keys]]` entry.
@@ -61,6 +85,19 @@ pub(crate) struct RawAuth {
     pub(crate) require_api_key: bool,
     #[serde(default)]
     pub(crate) api_keys: Vec<RawApiKey>,
+    #[serde(default)]
+    pub(crate) mtls: Option<RawMtls>,
+}
+
+/// `[auth.mtls]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMtls {
+    pub(crate) ca_file: std::path::PathBuf,
+    #[serde(default)]
+    pub(crate) identity: Option<String>,
+    #[serde(default)]
+    pub(crate) required: bool,
 }
 
 /// `[[auth.api_keys]]`.
@@ -87,7 +124,13 @@ pub(super) fn check(
     checker: &Checker<'_>,
     raw: RawAuth,
     models: &[super::ModelConfig],
+    server: &super::ServerConfig,
+    env: &super::Environment,
 ) -> Result<AuthConfig, ConfigError> {
+    let mtls = match raw.mtls {
+        Some(mtls) => Some(check_mtls(checker, mtls, server, env)?),
+        None => None,
+    };
     let trusted_header_networks = match raw.trusted_header {
         Some(trusted) => Some(networks(checker, trusted)?),
         None => None,
@@ -119,6 +162,57 @@ pub(super) fn check(
         trusted_header_networks,
         api_keys,
         require_api_key: raw.require_api_key,
+        mtls,
+    })
+}
+
+fn check_mtls(
+    checker: &Checker<'_>,
+    raw: RawMtls,
+    server: &super::ServerConfig,
+    env: &super::Environment,
+) -> Result<MtlsConfig, ConfigError> {
+    use rustls_pki_types::CertificateDer;
+    use rustls_pki_types::pem::PemObject;
+    if server.public_tls.is_none() {
+        return Err(checker.error(
+            "auth.mtls",
+            "client certificates need TLS on the public listener: add [server.public_tls]",
+        ));
+    }
+    let key = "auth.mtls.ca_file";
+    let path = env.base_dir().join(&raw.ca_file);
+    let pem = std::fs::read(&path)
+        .map_err(|err| checker.error(key, format!("cannot read `{}`: {err}", path.display())))?;
+    let roots = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|err| {
+            checker.error(
+                key,
+                format!("`{}` is not PEM certificates: {err}", path.display()),
+            )
+        })?;
+    if roots.is_empty() {
+        return Err(checker.error(
+            key,
+            format!("`{}` holds no PEM certificate", path.display()),
+        ));
+    }
+    let identity = match raw.identity.as_deref().unwrap_or("san_uri") {
+        "san_uri" => CertificateIdentity::SanUri,
+        "san_dns" => CertificateIdentity::SanDns,
+        "subject_cn" => CertificateIdentity::SubjectCn,
+        other => {
+            return Err(checker.error(
+                "auth.mtls.identity",
+                format!("`{other}`: one of san_uri, san_dns, subject_cn"),
+            ));
+        }
+    };
+    Ok(MtlsConfig {
+        roots,
+        identity,
+        required: raw.required,
     })
 }
 

@@ -219,7 +219,7 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
     let review = super::review::check(&checker, raw.review, &env.base_dir, &models)?;
     let tiles = check_tiles(&checker, raw.tiles, &server)?;
     let rate_limits = super::rate::check(&checker, raw.rate_limit)?;
-    let auth = super::auth::check(&checker, raw.auth, &models)?;
+    let auth = super::auth::check(&checker, raw.auth, &models, &server, env)?;
     Ok(Config {
         source: file.to_owned(),
         server,

@@ -49,6 +49,15 @@ pub(super) async fn serve_connection(
             }
         }
     };
+    let client_certificate = match &stream {
+        Transport::Tls(tls) => tls
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(<[_]>::first)
+            .map(|leaf| super::ClientCertificate(Arc::new(leaf.clone().into_owned()))),
+        Transport::Plain(_) => None,
+    };
     let state = Arc::new(ConnState::default());
     let abort = ConnectionAbort::new();
     let io = TokioIo::new(ConnIo::new(
@@ -57,7 +66,7 @@ pub(super) async fn serve_connection(
         abort.clone(),
         shared.clone(),
     ));
-    let service = ConnService::new(router, peer, abort, state.clone());
+    let service = ConnService::new(router, peer, abort, state.clone(), client_certificate);
     let mut http1 = shared.http1.clone();
     http1.timer(HeadTimer::new(
         state,

@@ -46,12 +46,18 @@ pub use abort::ConnectionAbort;
 pub use accept::serve;
 pub use descriptors::{Caps, fit_to_descriptor_limit};
 pub use metrics::ListenerMetrics;
-pub use tls::{CertificateSource, ListenerTls, TlsError};
+pub use tls::{CertificateSource, ClientAuth, ListenerTls, TlsError};
 
 use answers::Answers;
 use metrics::ListenerCounters;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// The certificate a client presented and the listener verified (mutual
+/// TLS), in the extensions of each request on that connection: the leaf,
+/// DER.
+#[derive(Debug, Clone)]
+pub struct ClientCertificate(pub Arc<rustls_pki_types::CertificateDer<'static>>);
 
 /// How one listener serves.
 #[derive(Debug, Clone)]

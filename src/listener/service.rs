@@ -27,6 +27,8 @@ pub(super) struct ConnService {
     peer: SocketAddr,
     abort: ConnectionAbort,
     state: Arc<ConnState>,
+    /// The client's verified certificate, on a TLS connection that has one.
+    client_certificate: Option<super::ClientCertificate>,
 }
 
 impl ConnService {
@@ -35,12 +37,14 @@ impl ConnService {
         peer: SocketAddr,
         abort: ConnectionAbort,
         state: Arc<ConnState>,
+        client_certificate: Option<super::ClientCertificate>,
     ) -> Self {
         Self {
             router,
             peer,
             abort,
             state,
+            client_certificate,
         }
     }
 }
@@ -55,6 +59,9 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
         let extensions = request.extensions_mut();
         extensions.insert(ConnectInfo(self.peer));
         extensions.insert(self.abort.clone());
+        if let Some(certificate) = &self.client_certificate {
+            extensions.insert(certificate.clone());
+        }
         // Router's `call` takes `&mut self` but changes nothing; a clone is
         // one reference count.
         let future = self.router.clone().call(request);

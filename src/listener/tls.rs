@@ -33,6 +33,9 @@ pub enum TlsError {
     /// The source could not be read.
     #[error("{0}")]
     Source(String),
+    /// The client CA roots cannot verify anything.
+    #[error("client CA roots: {0}")]
+    ClientRoots(String),
     /// rustls refused the key or the chain.
     #[error("{what}: {source}")]
     Rustls {
@@ -41,6 +44,16 @@ pub enum TlsError {
         /// rustls' reason.
         source: rustls::Error,
     },
+}
+
+/// Mutual TLS: the roots client certificates must chain to.
+#[derive(Debug, Clone)]
+pub struct ClientAuth {
+    /// Trusted CA certificates for client certificates.
+    pub roots: Vec<CertificateDer<'static>>,
+    /// Refuse the handshake of a client without a certificate; else such
+    /// a client is served and other ways of naming the caller apply.
+    pub required: bool,
 }
 
 /// One listener's TLS: the handshake, and the certificate it presents.
@@ -62,19 +75,27 @@ impl std::fmt::Debug for ListenerTls {
 
 impl ListenerTls {
     /// Reads the certificate and builds the TLS settings.
-    pub fn new(source: Arc<dyn CertificateSource>) -> Result<Self, TlsError> {
+    pub fn new(
+        source: Arc<dyn CertificateSource>,
+        client_auth: Option<&ClientAuth>,
+    ) -> Result<Self, TlsError> {
         let stamp = source.stamp();
         let certified = certified_key(source.as_ref())?;
         let current = Arc::new(CurrentCertificate(RwLock::new(Arc::new(certified))));
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
             .map_err(|source| TlsError::Rustls {
                 what: "TLS versions",
                 source,
-            })?
-            .with_no_client_auth()
-            .with_cert_resolver(current.clone());
+            })?;
+        let builder = match client_auth {
+            None => builder.with_no_client_auth(),
+            Some(client_auth) => {
+                builder.with_client_cert_verifier(client_verifier(client_auth, provider)?)
+            }
+        };
+        let mut config = builder.with_cert_resolver(current.clone());
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Self {
             source,
@@ -131,6 +152,30 @@ impl ListenerTls {
             )),
         }
     }
+}
+
+/// Verifies client certificates against `client_auth`'s roots.
+fn client_verifier(
+    client_auth: &ClientAuth,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for root in &client_auth.roots {
+        roots.add(root.clone()).map_err(|source| TlsError::Rustls {
+            what: "a client CA certificate",
+            source,
+        })?;
+    }
+    let builder =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+    let builder = if client_auth.required {
+        builder
+    } else {
+        builder.allow_unauthenticated()
+    };
+    builder
+        .build()
+        .map_err(|err| TlsError::ClientRoots(err.to_string()))
 }
 
 /// The certificate handed to every new handshake.

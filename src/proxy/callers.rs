@@ -1,11 +1,13 @@
-//! Who is calling: an API key presented as `Authorization: Bearer`
-//! (`[[auth.api_keys]]`), else the caller header where it is believed
-//! (`[auth.trusted_header]`), else `anonymous`. A key is looked up by the
+//! Who is calling: a verified TLS client certificate (`[auth.mtls]`), else
+//! an API key presented as `Authorization: Bearer` (`[[auth.api_keys]]`),
+//! else the caller header where it is believed (`[auth.trusted_header]`),
+//! else `anonymous`. A key is looked up by the
 //! SHA-256 of what was presented; the key itself is never kept, logged or
 //! recorded, only its id.
 
-use crate::config::{ApiKey, AuthConfig};
+use crate::config::{ApiKey, AuthConfig, CertificateIdentity};
 use http::{HeaderMap, HeaderName, header};
+use rustls_pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -26,6 +28,8 @@ pub enum Refusal {
     ExpiredKey,
     /// `auth.require_api_key` and no key.
     NoKey,
+    /// A verified client certificate without the configured name in it.
+    CertificateWithoutName,
 }
 
 impl Refusal {
@@ -36,12 +40,15 @@ impl Refusal {
             Self::UnknownKey => "the API key is not valid",
             Self::ExpiredKey => "the API key has expired",
             Self::NoKey => "an API key is required (Authorization: Bearer ggk_...)",
+            Self::CertificateWithoutName => {
+                "the client certificate does not carry the name the gateway identifies callers by"
+            }
         }
     }
 
     /// Whether the answer names the Bearer scheme (`WWW-Authenticate`).
     pub(crate) fn is_about_keys(self) -> bool {
-        !matches!(self, Self::UntrustedHeader)
+        matches!(self, Self::UnknownKey | Self::ExpiredKey | Self::NoKey)
     }
 }
 
@@ -56,14 +63,29 @@ pub(crate) struct Identified {
     pub(crate) refusal: Option<Refusal>,
 }
 
-/// Identifies a request from its headers and its TCP peer.
+/// Identifies a request from its client certificate, its headers and its
+/// TCP peer.
 pub(crate) fn identify(
     auth: &AuthConfig,
     caller_header: &HeaderName,
     headers: &HeaderMap,
     peer: Option<IpAddr>,
+    client_certificate: Option<&CertificateDer<'_>>,
     now_unix: i64,
 ) -> Identified {
+    if let (Some(mtls), Some(certificate)) = (&auth.mtls, client_certificate) {
+        // The listener verified the chain; only the name is read here.
+        return match certificate_name(certificate, mtls.identity) {
+            Some(name) => Identified {
+                caller: Some(name),
+                ..Identified::default()
+            },
+            None => Identified {
+                refusal: Some(Refusal::CertificateWithoutName),
+                ..Identified::default()
+            },
+        };
+    }
     if !auth.api_keys.is_empty()
         && let Some(token) = gateway_key(headers)
     {
@@ -107,6 +129,38 @@ pub(crate) fn identify(
     }
 }
 
+/// The caller's name in a client certificate.
+pub(crate) fn certificate_name(
+    certificate: &CertificateDer<'_>,
+    identity: CertificateIdentity,
+) -> Option<String> {
+    use x509_parser::extensions::GeneralName;
+    let (_, parsed) = x509_parser::parse_x509_certificate(certificate.as_ref()).ok()?;
+    match identity {
+        CertificateIdentity::SubjectCn => parsed
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .map(str::to_owned),
+        CertificateIdentity::SanUri | CertificateIdentity::SanDns => {
+            let names = parsed.subject_alternative_name().ok()??;
+            names
+                .value
+                .general_names
+                .iter()
+                .find_map(|name| match (identity, name) {
+                    (CertificateIdentity::SanUri, GeneralName::URI(uri)) => Some((*uri).to_owned()),
+                    (CertificateIdentity::SanDns, GeneralName::DNSName(dns)) => {
+                        Some((*dns).to_owned())
+                    }
+                    _ => None,
+                })
+        }
+    }
+    .filter(|name| !name.is_empty())
+}
+
 /// The bearer token of `Authorization`, when it is a gateway key.
 pub(crate) fn gateway_key(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -146,7 +200,7 @@ mod tests {
 
     fn who(auth: &AuthConfig, pairs: &[(&'static str, &str)]) -> Identified {
         let caller_header = HeaderName::from_static("x-govgate-caller");
-        identify(auth, &caller_header, &headers(pairs), None, 1_000)
+        identify(auth, &caller_header, &headers(pairs), None, None, 1_000)
     }
 
     #[test]

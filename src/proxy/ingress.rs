@@ -96,6 +96,10 @@ fn begin(state: &ProxyState, parts: &Parts, route: Route) -> Draft {
         &state.caller_header,
         &parts.headers,
         client_ip(parts),
+        parts
+            .extensions
+            .get::<crate::listener::ClientCertificate>()
+            .map(|certificate| certificate.0.as_ref()),
         now_unix,
     );
     let caller = Capped::new(

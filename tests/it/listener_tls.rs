@@ -20,6 +20,7 @@ use tokio_rustls::client::TlsStream;
 struct Ca {
     issuer: Issuer<'static, KeyPair>,
     der: CertificateDer<'static>,
+    pem: String,
 }
 
 impl Ca {
@@ -31,6 +32,7 @@ impl Ca {
         Self {
             issuer: Issuer::new(params, key),
             der: cert.der().clone(),
+            pem: cert.pem(),
         }
     }
 
@@ -46,6 +48,44 @@ impl Ca {
         replace(&dir.join("server.key"), key.serialize_pem().as_bytes());
         replace(&dir.join("server.crt"), cert.pem().as_bytes());
         cert.der().clone()
+    }
+
+    /// A client certificate whose only name is the URI `uri`, and its key.
+    fn client_identity(
+        &self,
+        uri: &str,
+    ) -> (
+        CertificateDer<'static>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ) {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.subject_alt_names = vec![rcgen::SanType::URI(uri.try_into().unwrap())];
+        let cert = params.signed_by(&key, &self.issuer).unwrap();
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        (cert.der().clone(), key)
+    }
+
+    /// A client that trusts `server_ca` and presents `identity`.
+    fn client_with_roots_of(
+        &self,
+        server_ca: &Ca,
+        identity: (
+            CertificateDer<'static>,
+            rustls::pki_types::PrivateKeyDer<'static>,
+        ),
+    ) -> TlsConnector {
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(server_ca.der.clone()).unwrap();
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_client_auth_cert(vec![identity.0], identity.1)
+        .unwrap();
+        TlsConnector::from(Arc::new(config))
     }
 
     fn client(&self, versions: &[&'static rustls::SupportedProtocolVersion]) -> TlsConnector {
@@ -410,4 +450,113 @@ async fn a_key_that_does_not_fit_the_certificate_is_refused_by_check_config_and_
     let said = String::from_utf8_lossy(&serve.stderr);
     assert!(said.contains("server.public_tls"), "{said}");
     assert!(said.contains("does not fit"), "{said}");
+}
+
+#[tokio::test]
+async fn a_client_certificate_names_the_caller_and_one_from_another_ca_is_refused() {
+    let upstream = TestUpstream::start().await;
+    let ca = Ca::new();
+    let certs = tempfile::tempdir().unwrap();
+    ca.issue_into(certs.path());
+    let clients = Ca::new();
+    let client_ca = certs.path().join("clients.pem");
+    std::fs::write(&client_ca, &clients.pem).unwrap();
+    let mtls = |required: bool| {
+        format!(
+            "[auth.mtls]\nca_file = \"{}\"\nidentity = \"san_uri\"\nrequired = {required}\n",
+            client_ca.display()
+        )
+    };
+    let gateway = Gateway::start_with(
+        &tls_section("public_tls", certs.path(), 0),
+        &format!("{}{}", mtls(false), models(&upstream.url())),
+    )
+    .await;
+    let spiffe = "spiffe://bank.example/ns/lending/sa/svc-loans";
+    let mut stream = connect(
+        &clients.client_with_roots_of(&ca, clients.client_identity(spiffe)),
+        &gateway.public,
+    )
+    .await;
+    let (status, body) = exchange(
+        &mut stream,
+        "POST",
+        "/v2/models/scorer/infer",
+        r#"{"inputs":[1]}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(last_decision(&gateway).await["caller"], spiffe);
+
+    // Without a certificate (not required): served, the caller as before.
+    let mut stream = connect(&ca.client(&[&rustls::version::TLS13]), &gateway.public).await;
+    let (status, _) = exchange(
+        &mut stream,
+        "POST",
+        "/v2/models/scorer/infer",
+        r#"{"inputs":[2]}"#,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    // A certificate from a CA the gateway does not trust: no handshake.
+    let stranger = Ca::new();
+    let tcp = TcpStream::connect(addr_of(&gateway.public)).await.unwrap();
+    let refused = stranger
+        .client_with_roots_of(
+            &ca,
+            stranger.client_identity("spiffe://evil.example/svc-loans"),
+        )
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await;
+    let refused = match refused {
+        Err(_) => true,
+        // TLS 1.3: the server's refusal arrives with the first read.
+        Ok(mut stream) => {
+            let _ = stream
+                .write_all(b"GET /v2/health/live HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await;
+            let mut buf = [0u8; 64];
+            !matches!(stream.read(&mut buf).await, Ok(n) if n > 0)
+        }
+    };
+    assert!(refused, "a certificate from an unknown CA was accepted");
+
+    let mut gateway = gateway;
+    gateway.stop().await;
+    let path = gateway.dir.path().join("govgate.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("required = false", "required = true")).unwrap();
+    gateway.restart().await;
+    let tcp = TcpStream::connect(addr_of(&gateway.public)).await.unwrap();
+    let without = ca
+        .client(&[&rustls::version::TLS13])
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await;
+    let refused = match without {
+        Err(_) => true,
+        Ok(mut stream) => {
+            let _ = stream
+                .write_all(b"GET /v2/health/live HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await;
+            let mut buf = [0u8; 64];
+            !matches!(stream.read(&mut buf).await, Ok(n) if n > 0)
+        }
+    };
+    assert!(
+        refused,
+        "required: a client without a certificate was served"
+    );
+    let mut stream = connect(
+        &clients.client_with_roots_of(&ca, clients.client_identity(spiffe)),
+        &gateway.public,
+    )
+    .await;
+    let (status, _) = exchange(&mut stream, "GET", "/v2/health/live", "").await;
+    assert_eq!(status, 200);
+}
+
+/// The latest decision entry, read on the (plain) admin listener.
+async fn last_decision(gateway: &Gateway) -> serde_json::Value {
+    gateway.decisions().await.pop().expect("a decision")
 }
