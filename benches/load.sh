@@ -46,8 +46,14 @@
 #                      /admin/ledger/verify); reports throughput and p99 as
 #                      ratios to the runs without it (targets: >= 0.9 x
 #                      throughput, p99 <= 1.5 x); default: none
+#   BENCH_TLS          1: nginx and govgate both terminate TLS (a P-256
+#                      certificate from a CA made for the run, TLS 1.3,
+#                      keep-alive connections, so the handshake cost is
+#                      spread over each connection's requests); the
+#                      upstream and the direct run stay plain; default 0
 #
-# Needs nginx and wrk (Debian: apt-get install -y nginx wrk).
+# Needs nginx and wrk (Debian: apt-get install -y nginx wrk); with
+# BENCH_TLS=1 also openssl.
 #
 # Output: a table on stdout, the same as markdown in bench-out/load.md, and
 # the raw wrk output of every run in bench-out/load.log.
@@ -61,6 +67,7 @@ WARMUP=${BENCH_WARMUP:-2}
 POLICIES=${BENCH_POLICIES:-0}
 STREAM=${BENCH_STREAM:-0}
 DURING=${BENCH_DURING:-}
+TLS=${BENCH_TLS:-0}
 
 die() {
     echo "load.sh: $*" >&2
@@ -76,6 +83,7 @@ if ! is_uint "$CONNECTIONS" || ((CONNECTIONS == 0)); then die "BENCH_CONNECTIONS
 is_uint "$WARMUP" || die "BENCH_WARMUP must be an integer"
 [[ $POLICIES == 0 || $POLICIES == 1 || -d $POLICIES ]] || die "BENCH_POLICIES must be 0, 1 or a directory"
 [[ $STREAM == 0 || $STREAM == 1 ]] || die "BENCH_STREAM must be 0 or 1"
+[[ $TLS == 0 || $TLS == 1 ]] || die "BENCH_TLS must be 0 or 1"
 [[ -z $DURING || $DURING == verify ]] || die "BENCH_DURING must be empty or verify"
 
 ROOT=$(cd "$HERE/.." && pwd)
@@ -197,7 +205,8 @@ $(nginx_http_common "$dir")
         keepalive_requests 1000000;
     }
     server {
-        listen 127.0.0.1:$port;
+        listen 127.0.0.1:$port$PROXY_LISTEN_EXTRA;
+        $PROXY_TLS_LINES
         location /m/ {
             proxy_pass http://backend/;
             proxy_http_version 1.1;
@@ -295,6 +304,34 @@ record() {
     R[$key.errors]=$((R[$key.connect] + R[$key.read] + R[$key.write] + R[$key.status] + R[$key.timeout]))
 }
 
+# ---- TLS (BENCH_TLS=1): a CA and a server certificate for 127.0.0.1 ----
+
+if [[ $TLS == 1 ]]; then
+    require_tools openssl
+    mkdir -p "$WORK/tls"
+    (
+        cd "$WORK/tls"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+            -subj /CN=bench-ca -keyout ca.key -out ca.crt 2>/dev/null
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+            -keyout server.key -out server.csr 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1\n' >san.ext
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile san.ext -out server.crt 2>/dev/null
+    ) || die "cannot make the TLS certificates (openssl)"
+    chmod 755 "$WORK/tls"
+    chmod 644 "$WORK/tls"/*
+    GOVGATE_SERVER_EXTRA=$(printf '[server.public_tls]\ncert_file = "%s"\nkey_file = "%s"\n' \
+        "$WORK/tls/server.crt" "$WORK/tls/server.key")
+    PROXY_LISTEN_EXTRA=" ssl"
+    PROXY_TLS_LINES="ssl_certificate $WORK/tls/server.crt; ssl_certificate_key $WORK/tls/server.key; ssl_protocols TLSv1.3;"
+    SCHEME=https
+else
+    PROXY_LISTEN_EXTRA=""
+    PROXY_TLS_LINES=""
+    SCHEME=http
+fi
+
 # ---- start the servers ----
 
 WAIT_PATH=/
@@ -302,8 +339,13 @@ start_nginx upstream upstream_conf
 UPSTREAM_PORT=$NGINX_PORT
 
 WAIT_PATH=/m/
+if [[ $TLS == 1 ]]; then
+    # Ports about to be tried are TLS: http_get (readiness) speaks TLS to them.
+    TLS_PORTS=any
+fi
 start_nginx nginx proxy_conf
 PROXY_PORT=$NGINX_PORT
+if [[ $TLS == 1 ]]; then TLS_PORTS="$PROXY_PORT"; fi
 NGINX_PID=${PIDS[-1]}
 
 write_govgate_config bench.govgate.example/load
@@ -322,13 +364,14 @@ if [[ $STREAM == 1 ]]; then
     printf '\n[limits]\nmax_buffered_response_bytes = 1\n' >>"$WORK/govgate/govgate.toml"
     POLICY_NOTE="$POLICY_NOTE, every answer streamed (two ledger entries each)"
 fi
+if [[ $TLS == 1 ]]; then POLICY_NOTE="$POLICY_NOTE, TLS 1.3 on nginx and govgate (keep-alive)"; fi
 start_govgate /m/
 
 TARGETS=(direct nginx govgate)
 declare -A URL=(
     [direct]="http://127.0.0.1:$UPSTREAM_PORT/"
-    [nginx]="http://127.0.0.1:$PROXY_PORT/m/"
-    [govgate]="http://127.0.0.1:$GOVGATE_PORT/m/"
+    [nginx]="$SCHEME://127.0.0.1:$PROXY_PORT/m/"
+    [govgate]="$SCHEME://127.0.0.1:$GOVGATE_PORT/m/"
 )
 # The proxy's own process group, for its CPU and context switches per request.
 declare -A GROUP=([direct]="" [nginx]="$NGINX_PID" [govgate]="$GOVGATE_PID")

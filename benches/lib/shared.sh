@@ -139,6 +139,13 @@ build_release() {
 
 # http_get PORT PATH: prints the status code and body of one request.
 http_get() {
+    if [[ ${BENCH_TLS:-0} == 1 && (${TLS_PORTS:-} == any || " ${TLS_PORTS:-} " == *" $1 "*) ]]; then
+        # A TLS listener (BENCH_TLS=1): curl, trusting the bench's own CA.
+        curl -s --max-time 5 --cacert "$WORK/tls/ca.crt" -o /dev/stdout -w '\n%{http_code}' \
+            "https://127.0.0.1:$1$2" 2>/dev/null |
+            awk '{ lines[NR] = $0 } END { printf "%s ", lines[NR]; for (i = 1; i < NR; i++) print lines[i] }'
+        return
+    fi
     # shellcheck disable=SC2016 # the inner script expands its own arguments
     timeout 5 bash -c '
         exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
@@ -185,6 +192,7 @@ write_govgate_config() {
 public_listen = "127.0.0.1:0"
 admin_listen = "127.0.0.1:0"
 data_dir = "$WORK/govgate/data"
+${GOVGATE_SERVER_EXTRA:-}
 
 [ledger]
 origin = "$origin"
@@ -247,7 +255,7 @@ start_govgate() {
     GOVGATE_PID=$!
     PIDS+=("$GOVGATE_PID")
     for ((i = 0; i < 300; i++)); do
-        url=$(sed -n 's/^govgate ready public=\(http:[^ ]*\) .*/\1/p' "$WORK/govgate/stdout.log")
+        url=$(sed -n 's/^govgate ready public=\(https\{0,1\}:[^ ]*\) .*/\1/p' "$WORK/govgate/stdout.log")
         [[ -n $url ]] && break
         kill -0 "$GOVGATE_PID" 2>/dev/null || break
         sleep 0.1
@@ -257,6 +265,7 @@ start_govgate() {
         die "govgate did not become ready"
     fi
     GOVGATE_PORT=${url##*:}
+    if [[ $url == https:* ]]; then TLS_PORTS="${TLS_PORTS:-} $GOVGATE_PORT"; fi
     GOVGATE_ADMIN=$(sed -n 's/^govgate ready public=[^ ]* admin=\(http:[^ ]*\).*/\1/p' "$WORK/govgate/stdout.log")
     # Full governance: the version serves only once approved and activated.
     for step in "bench-a approve" "bench-b approve" "bench-ops activate"; do
