@@ -54,12 +54,16 @@ import base64
 import binascii
 import bisect
 import hashlib
+import heapq
 import json
 import math
 import os
 import re
+import shutil
+import sqlite3
 import struct
 import sys
+import tempfile
 from dataclasses import dataclass, field
 
 try:
@@ -729,17 +733,6 @@ def _seq_of(raw: bytes) -> int | None:
     return entry_int(value.get("seq")) if isinstance(value, dict) else None
 
 
-def _prev_hash_of(raw: bytes) -> str | None:
-    """Best-effort prev_hash of a line (for locating a chain break); None if unreadable."""
-    try:
-        value = parse_json(raw)
-    except VerifyError:
-        return None
-    if isinstance(value, dict) and isinstance(value.get("prev_hash"), str):
-        return value["prev_hash"]
-    return None
-
-
 def check_entries(lines: list, origin: str | None, start: int = 0) -> str | None:
     """Check canonical form, seq, origin and the BLAKE3 chain; return the first problem or None.
 
@@ -756,49 +749,155 @@ def check_entries_detail(lines: list, origin: str | None, start: int = 0) -> tup
     The sound lines are the ones a later check (key rotations) may rely on:
     every line before the first bad one, and before both ends of a broken link.
     """
-    prev_hex = ZERO_HASH_HEX if start == 0 else None
-    for i, raw in enumerate(lines):
-        s = start + i
+    chain = ChainChecker(origin, start)
+    sound = 0
+    for raw in lines:
+        for item in chain.push(raw):
+            sound += item.sound
+    for item in chain.finish():
+        sound += item.sound
+    return chain.first_bad, sound
+
+
+@dataclass
+class SettledLine:
+    """A line of entries whose soundness is known: `value` is the parsed entry (None if it does not parse)."""
+
+    index: int
+    raw: bytes
+    value: object
+    sound: bool
+
+
+def _try_parse(raw: bytes):
+    try:
+        return parse_json(raw)
+    except VerifyError:
+        return None
+
+
+class ChainChecker:
+    """check_entries one line at a time, in bounded memory.
+
+    push() takes the next line and returns the lines whose soundness is now
+    known, in order: a line is sound until a later check can still condemn
+    it (a broken link condemns the line before it too, and naming which end
+    was altered needs the line after it), so a line is settled one or two
+    lines late. finish() settles the rest. `first_bad` is the first problem.
+    """
+
+    def __init__(self, origin: str | None, start: int = 0):
+        self.origin, self.start = origin, start
+        self.prev_hex = ZERO_HASH_HEX if start == 0 else None
+        self.first_bad: str | None = None
+        self.count = 0
+        self.pending: SettledLine | None = None  # the last good line, not settled yet
+        self.broken: tuple | None = None  # (line, its BLAKE3, its prev_hash) at a broken link, awaiting the next line
+
+    def push(self, raw: bytes, checked=None) -> list:
+        """`checked`, when given, is (entry or problem text, BLAKE3 hex) worked out elsewhere for this line."""
+        i = self.count
+        self.count += 1
+        if self.first_bad is not None:
+            if self.broken is not None:
+                return self._settle_break(raw, i)
+            return [SettledLine(i, raw, _try_parse(raw), False)]
+        s = self.start + i
         where = f"seq {s}: line {i + 1}"
-        try:
-            entry = parse_canonical(raw)
-        except VerifyError as err:
-            return f"{where}: {err}", i
-        problem = check_entry_fields(entry)
+        if checked is None:
+            try:
+                entry = parse_canonical(raw)
+            except VerifyError as err:
+                return self._bad(f"{where}: {err}", SettledLine(i, raw, _try_parse(raw), False))
+            problem = check_entry_fields(entry)
+            this_hex = None
+        else:
+            entry, this_hex = checked
+            if isinstance(entry, str):
+                return self._bad(f"{where}: {entry}", SettledLine(i, raw, _try_parse(raw), False))
+            problem = None
         if problem:
-            return f"{where}: {problem}", i
+            return self._bad(f"{where}: {problem}", SettledLine(i, raw, entry, False))
         seq = entry_int(entry["seq"])
         if seq != s:
-            return (
-                f"seq {s}: line {i + 1} holds seq {seq} instead "
-                "(entries missing, duplicated or out of order)"
-            ), i
-        if origin is not None and entry["origin"] != origin:
-            return f"seq {s}: origin {entry['origin']!r} is not the checkpoint origin {origin!r}", i
-        this_hex = blake3_hex(raw)
-        if prev_hex is not None and entry["prev_hash"] != prev_hex:
+            return self._bad(
+                f"seq {s}: line {i + 1} holds seq {seq} instead (entries missing, duplicated or out of order)",
+                SettledLine(i, raw, entry, False),
+            )
+        if self.origin is not None and entry["origin"] != self.origin:
+            return self._bad(
+                f"seq {s}: origin {entry['origin']!r} is not the checkpoint origin {self.origin!r}",
+                SettledLine(i, raw, entry, False),
+            )
+        if this_hex is None:
+            this_hex = blake3_hex(raw)
+        line = SettledLine(i, raw, entry, True)
+        if self.prev_hex is not None and entry["prev_hash"] != self.prev_hex:
             if s == 0:
-                return f"seq 0: prev_hash must be 64 zeros, found {entry['prev_hash']}", i
-            # The link from seq s-1 to seq s is broken. If seq s+1 still
-            # commits to seq s, seq s is as written and seq s-1 was changed;
-            # if that link is broken too, seq s itself (its prev_hash) was.
-            next_prev = _prev_hash_of(lines[i + 1]) if i + 1 < len(lines) else None
-            if next_prev == this_hex:
-                return (
-                    f"seq {s - 1}: entry altered: its BLAKE3 hash {prev_hex} differs from "
-                    f"the prev_hash {entry['prev_hash']} that seq {s} records"
-                ), i - 1
-            if next_prev is not None:
-                return (
-                    f"seq {s}: entry altered: its prev_hash {entry['prev_hash']} is not the BLAKE3 hash "
-                    f"of seq {s - 1} ({prev_hex}) and seq {s + 1} does not record its hash either"
-                ), i - 1
-            return (
+                return self._bad(f"seq 0: prev_hash must be 64 zeros, found {entry['prev_hash']}", line)
+            # Which end of the link was altered is told by the next line.
+            line.sound = False
+            self.first_bad = ""
+            self.broken = (line, this_hex, self.prev_hex)
+            return []
+        self.prev_hex = this_hex
+        out = [self.pending] if self.pending is not None else []
+        self.pending = line
+        return out
+
+    def _bad(self, problem: str, line: SettledLine) -> list:
+        """The first bad line: the pending line before it is sound, this one and all after are not."""
+        self.first_bad = problem
+        out = [self.pending] if self.pending is not None else []
+        self.pending = None
+        line.sound = False
+        return out + [line]
+
+    def _settle_break(self, next_raw: bytes | None, next_index: int | None) -> list:
+        """The link into the broken line fails: name the altered end, with the line after it if there is one."""
+        line, this_hex, prev_hex = self.broken
+        self.broken = None
+        s, entry = self.start + line.index, line.value
+        # If seq s+1 still commits to seq s, seq s is as written and seq s-1
+        # was changed; if that link is broken too, seq s itself (its
+        # prev_hash) was.
+        next_prev = None
+        if next_raw is not None:
+            value = _try_parse(next_raw)
+            if isinstance(value, dict) and isinstance(value.get("prev_hash"), str):
+                next_prev = value["prev_hash"]
+        if next_prev == this_hex:
+            self.first_bad = (
+                f"seq {s - 1}: entry altered: its BLAKE3 hash {prev_hex} differs from "
+                f"the prev_hash {entry['prev_hash']} that seq {s} records"
+            )
+        elif next_prev is not None:
+            self.first_bad = (
+                f"seq {s}: entry altered: its prev_hash {entry['prev_hash']} is not the BLAKE3 hash "
+                f"of seq {s - 1} ({prev_hex}) and seq {s + 1} does not record its hash either"
+            )
+        else:
+            self.first_bad = (
                 f"seq {s - 1}: hash chain broken: BLAKE3 of seq {s - 1} is {prev_hex} but seq {s} "
                 f"records prev_hash {entry['prev_hash']} (seq {s - 1} or seq {s} altered)"
-            ), i - 1
-        prev_hex = this_hex
-    return None, len(lines)
+            )
+        out = []
+        if self.pending is not None:
+            self.pending.sound = False
+            out.append(self.pending)
+            self.pending = None
+        out.append(line)
+        if next_raw is not None:
+            out.append(SettledLine(next_index, next_raw, _try_parse(next_raw), False))
+        return out
+
+    def finish(self) -> list:
+        """Settle the lines still held (after the last line)."""
+        if self.broken is not None:
+            return self._settle_break(None, None)
+        out = [self.pending] if self.pending is not None else []
+        self.pending = None
+        return out
 
 
 def unique_lines(data, parse, name, problems):
@@ -835,6 +934,155 @@ def split_jsonl(data: bytes) -> list:
     if lines[-1] == b"":
         lines.pop()
     return lines
+
+
+# ---------------------------------------------------------------------------
+# Bounded memory: state that grows with a bundle spills to disk
+# ---------------------------------------------------------------------------
+
+# Items a SpillMap keeps in a dict, and problems a Spool keeps in a list,
+# before the rest goes to a scratch file: past these, memory stays flat
+# however large the bundle (the spilled state costs disk, not memory).
+SPILL_LIMIT = 50_000
+SPOOL_LIMIT = 10_000
+
+
+class ScratchStore:
+    """A scratch directory holding one SQLite database and spill files; made on first use, removed by close().
+
+    SQLite (standard library) is the on-disk map: keyed look-ups and sorted
+    walks in bounded memory (its page cache is capped below), with no
+    external sort to write.
+    """
+
+    def __init__(self):
+        self.dir: str | None = None
+        self.db = None
+        self.tables = 0
+
+    def path(self, name: str) -> str:
+        if self.dir is None:
+            self.dir = tempfile.mkdtemp(prefix="govgate_verify-")
+        return os.path.join(self.dir, name)
+
+    def table(self) -> tuple:
+        """A new table (k PRIMARY KEY, v): (connection, table name)."""
+        if self.db is None:
+            self.db = sqlite3.connect(self.path("spill.sqlite"), isolation_level=None)
+            for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-16384", "temp_store=FILE"):
+                self.db.execute(f"PRAGMA {pragma}")
+            self.db.execute("BEGIN")
+        self.tables += 1
+        name = f"t{self.tables}"
+        self.db.execute(f"CREATE TABLE {name} (k PRIMARY KEY, v) WITHOUT ROWID")
+        return self.db, name
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+        if self.dir is not None:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            self.dir = None
+
+
+class SpillMap:
+    """A map (ints or strings to ints, strings or None) kept in a dict up to `limit` items, then in SQLite.
+
+    Without a store it is a plain dict (a log or sparse bundle held in memory anyway).
+    """
+
+    def __init__(self, store: ScratchStore | None = None, limit: int = SPILL_LIMIT):
+        self.store, self.limit = store, limit
+        self.data: dict = {}
+        self.db = None
+        self.name = ""
+        self.size = 0
+
+    def _spill(self) -> None:
+        self.db, self.name = self.store.table()
+        self.db.executemany(f"INSERT INTO {self.name} VALUES (?, ?)", self.data.items())
+        self.data = {}
+
+    def __setitem__(self, key, value) -> None:
+        if self.db is None:
+            if key not in self.data:
+                self.size += 1
+            self.data[key] = value
+            if self.store is not None and len(self.data) > self.limit:
+                self._spill()
+            return
+        if key not in self:
+            self.size += 1
+        self.db.execute(f"INSERT OR REPLACE INTO {self.name} VALUES (?, ?)", (key, value))
+
+    def add(self, key) -> None:
+        self[key] = None
+
+    def __contains__(self, key) -> bool:
+        if self.db is None:
+            return key in self.data
+        return self.db.execute(f"SELECT 1 FROM {self.name} WHERE k = ?", (key,)).fetchone() is not None
+
+    def __getitem__(self, key):
+        if self.db is None:
+            return self.data[key]
+        row = self.db.execute(f"SELECT v FROM {self.name} WHERE k = ?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        return row[0]
+
+    def get(self, key, default=None):
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def __len__(self) -> int:
+        return self.size
+
+    def sorted_items(self):
+        """(key, value) by increasing key (keys of one type)."""
+        if self.db is None:
+            yield from sorted(self.data.items(), key=lambda item: item[0])
+            return
+        yield from self.db.execute(f"SELECT k, v FROM {self.name} ORDER BY k")
+
+
+class Spool:
+    """Problems in order: a list up to `limit` items, the rest in a scratch file (one JSON text a line)."""
+
+    def __init__(self, store: ScratchStore | None = None, limit: int = SPOOL_LIMIT):
+        self.store, self.limit = store, limit
+        self.head: list = []
+        self.file = None
+        self.count = 0
+
+    def append(self, item) -> None:
+        self.count += 1
+        if self.store is None or len(self.head) < self.limit:
+            self.head.append(item)
+            return
+        if self.file is None:
+            self.file = open(self.store.path(f"spool{id(self)}.jsonl"), "w+", encoding="utf-8")
+        self.file.write(json.dumps(item) + "\n")
+
+    def extend(self, items) -> None:
+        for item in items:
+            self.append(item)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __iter__(self):
+        yield from self.head
+        if self.file is not None:
+            self.file.flush()
+            self.file.seek(0)
+            for line in self.file:
+                item = json.loads(line)
+                yield tuple(item) if isinstance(item, list) else item
+            self.file.seek(0, os.SEEK_END)
 
 
 # ---------------------------------------------------------------------------
@@ -1005,27 +1253,37 @@ def follow_rotations(
     unchanged. `seqs`, when given, holds each line's seq (a sparse bundle's
     lines are not consecutive); otherwise line i holds seq `start + i`.
     """
-    schedule = KeySchedule(first, start, first_label)
-    key, why = first, first_label
+    follower = RotationFollower(first, start, first_label, origin, problems)
     for i, raw in enumerate(lines):
         try:
             entry = parse_json(raw)
         except VerifyError:
             continue
+        follower.feed(seqs[i] if seqs is not None else start + i, entry)
+    return follower.schedule
+
+
+class RotationFollower:
+    """follow_rotations one entry at a time: feed() every parsed entry in seq order."""
+
+    def __init__(self, first: VerifierKey, start: int, first_label: str, origin: str, problems):
+        self.schedule = KeySchedule(first, start, first_label)
+        self.origin, self.problems = origin, problems
+        self.key, self.why = first, first_label
+
+    def feed(self, seq: int, entry) -> None:
         if not isinstance(entry, dict) or entry.get("kind") != KEY_ROTATED:
-            continue
-        seq = seqs[i] if seqs is not None else start + i
+            return
         reasons: list = []
-        old = _rotation_key(entry, "old_vkey", origin, reasons)
-        new = _rotation_key(entry, "new_vkey", origin, reasons)
-        if old is not None and old != key:
-            reasons.insert(0, f"old_vkey {old.label()} is not the key in force, {key.label()} ({why})")
+        old = _rotation_key(entry, "old_vkey", self.origin, reasons)
+        new = _rotation_key(entry, "new_vkey", self.origin, reasons)
+        if old is not None and old != self.key:
+            reasons.insert(0, f"old_vkey {old.label()} is not the key in force, {self.key.label()} ({self.why})")
         if reasons:
-            problems.append(f"seq {seq}: key_rotated: " + "; ".join(reasons))
-        schedule.rotations.append(Rotation(seq, old, new))
+            self.problems.append(f"seq {seq}: key_rotated: " + "; ".join(reasons))
+        self.schedule.rotations.append(Rotation(seq, old, new))
         if new is not None:
-            key, why = new, f"the new_vkey of the key_rotated at seq {seq}"
-    return schedule
+            self.key, self.why = new, f"the new_vkey of the key_rotated at seq {seq}"
 
 
 def peek_checkpoint(note: bytes | None) -> Checkpoint | None:
@@ -2561,41 +2819,74 @@ def check_policies_and_reviews(entries: list) -> list:
     0 that ends with gateway_stopped. Returns problems, each naming the
     seq of the entry at fault, in seq order.
     """
-    found: list = []  # (seq, message)
     by_seq: dict = {}
     for seq, entry in entries:
         by_seq.setdefault(seq, entry)
-    set_seqs = [seq for seq, entry in entries if entry.get("kind") == POLICY_SET_LOADED]
-    opened_at: dict = {}  # review_id -> seq of its review_opened
-    closed_at: dict = {}  # review_id -> seq of its review_decided or review_timed_out
-    hold_reviewed: set = set()  # decision seqs a hold review was opened for
-
+    checker = PolicyChecker(by_seq)
     for seq, entry in entries:
+        checker.feed(seq, entry)
+    return list(checker.finish())
+
+
+class PolicyChecker:
+    """check_policies_and_reviews one entry at a time, in seq order.
+
+    `by_seq.get(seq)` gives an earlier entry (None when it is not present):
+    every link names a lower seq, so only entries already fed are asked for.
+    The review and held-decision sets are SpillMaps of `store`.
+    """
+
+    def __init__(self, by_seq, store: ScratchStore | None = None):
+        self.by_seq = by_seq
+        self.found = Spool(store)  # (seq, message), in seq order
+        self.set_seq: int | None = None  # the latest policy_set_loaded fed
+        self.opened_at = SpillMap(store)  # review_id -> seq of its review_opened
+        self.closed_at = SpillMap(store)  # review_id -> seq of its review_decided or review_timed_out
+        self.hold_reviewed = SpillMap(store)  # decision seqs a hold review was opened for
+        self.held = SpillMap(store)  # seqs of decisions with outcome held
+        self.count = 0
+        self.from_zero = True  # the seqs fed are 0, 1, 2, ...
+        self.last_kind = None
+
+    def feed(self, seq: int, entry: dict) -> None:
+        self.from_zero = self.from_zero and seq == self.count
+        self.count += 1
         kind = entry.get("kind")
+        self.last_kind = kind
         if kind == "decision":
-            reasons = _decision_policy_problems(seq, entry, by_seq, set_seqs)
+            set_seqs = [self.set_seq] if self.set_seq is not None else []
+            reasons = _decision_policy_problems(seq, entry, self.by_seq, set_seqs)
+            if entry.get("outcome") == "held":
+                self.held.add(seq)
         elif kind == POLICY_SET_LOADED:
             reasons = _policy_set_problems(entry)
+            self.set_seq = seq
         elif kind in (REVIEW_OPENED, REVIEW_DECIDED, REVIEW_TIMED_OUT):
             reasons = _review_member_problems(entry, kind)
-            reasons.extend(_review_links(seq, entry, kind, by_seq, opened_at, closed_at, hold_reviewed))
+            reasons.extend(
+                _review_links(seq, entry, kind, self.by_seq, self.opened_at, self.closed_at, self.hold_reviewed)
+            )
         else:
-            continue
+            return
         if reasons:
-            found.append((seq, f"seq {seq}: {kind}: " + "; ".join(reasons)))
+            self.found.append((seq, f"seq {seq}: {kind}: " + "; ".join(reasons)))
 
-    seqs = [seq for seq, _ in entries]
-    if seqs and seqs == list(range(len(seqs))) and entries[-1][1].get("kind") == "gateway_stopped":
-        last = seqs[-1]
-        for seq, entry in entries:
-            if entry.get("kind") == "decision" and entry.get("outcome") == "held" and seq not in hold_reviewed:
-                found.append((
+    def finish(self):
+        """The problems, in seq order."""
+        unreviewed: list = []
+        if self.count and self.from_zero and self.last_kind == "gateway_stopped":
+            last = self.count - 1
+            unreviewed = (
+                (
                     seq,
                     f"seq {seq}: decision: outcome is held but no {REVIEW_OPENED} of review_kind hold names it "
                     f"(decision_seq {seq}), and the log ends with gateway_stopped at seq {last}",
-                ))
-    found.sort(key=lambda item: item[0])
-    return [message for _, message in found]
+                )
+                for seq, _ in self.held.sorted_items()
+                if seq not in self.hold_reviewed
+            )
+        for _, message in heapq.merge(self.found, unreviewed, key=lambda item: item[0]):
+            yield message
 
 
 def _review_links(seq, entry, kind, by_seq, opened_at, closed_at, hold_reviewed) -> list:
@@ -2824,37 +3115,61 @@ def check_streams(entries: list) -> tuple[list, list]:
     is not among the entries (it comes later, or the gateway stopped
     mid-stream): not a problem.
     """
-    found: list = []  # (seq, message)
     by_seq: dict = {}
     for seq, entry in entries:
         by_seq.setdefault(seq, entry)
-    ended: dict = {}  # decision seq -> seq of its stream_ended
+    checker = StreamChecker(by_seq)
     for seq, entry in entries:
+        checker.feed(seq, entry)
+    count, open_seqs = checker.open_streams(limit=None)
+    return list(checker.found), open_seqs
+
+
+class StreamChecker:
+    """check_streams one entry at a time, in seq order (`by_seq` as for PolicyChecker)."""
+
+    def __init__(self, by_seq, store: ScratchStore | None = None):
+        self.by_seq = by_seq
+        self.found = Spool(store)  # messages, in seq order
+        self.ended = SpillMap(store)  # decision seq -> seq of its stream_ended
+        self.streaming = SpillMap(store)  # seqs of streaming decisions
+
+    def feed(self, seq: int, entry: dict) -> None:
         if is_streaming(entry):
+            self.streaming.add(seq)
             if entry.get("response", 0) is not None:
-                found.append((seq, f"seq {seq}: decision: outcome is streaming but response is not null"))
-            continue
+                self.found.append(f"seq {seq}: decision: outcome is streaming but response is not null")
+            return
         if entry.get("kind") != STREAM_ENDED:
-            continue
+            return
         reasons = _stream_end_member_problems(entry)
         decision_seq = entry_int(entry.get("decision_seq"))
         if decision_seq is not None and decision_seq >= seq:
             reasons.append(f"decision_seq {decision_seq} is not below its own seq")
         elif decision_seq is not None:
-            if decision_seq in ended:
+            ended = self.ended.get(decision_seq)
+            if ended is not None:
                 reasons.append(
                     f"the stream of the decision at seq {decision_seq} already ended at seq "
-                    f"{ended[decision_seq]} (a second stream_ended)"
+                    f"{ended} (a second stream_ended)"
                 )
             else:
-                ended[decision_seq] = seq
-                if decision_seq in by_seq:
-                    reasons.extend(_stream_link_problems(entry, by_seq[decision_seq], decision_seq))
+                self.ended[decision_seq] = seq
+                decision = self.by_seq.get(decision_seq)
+                if decision is not None:
+                    reasons.extend(_stream_link_problems(entry, decision, decision_seq))
         if reasons:
-            found.append((seq, f"seq {seq}: {STREAM_ENDED}: " + "; ".join(reasons)))
-    found.sort(key=lambda item: item[0])
-    open_seqs = [seq for seq, entry in entries if is_streaming(entry) and seq not in ended]
-    return [message for _, message in found], open_seqs
+            self.found.append(f"seq {seq}: {STREAM_ENDED}: " + "; ".join(reasons))
+
+    def open_streams(self, limit: int | None = 10) -> tuple[int, list]:
+        """How many streaming decisions have no stream_ended, and the first `limit` of their seqs (all: None)."""
+        count, first = 0, []
+        for seq, _ in self.streaming.sorted_items():
+            if seq not in self.ended:
+                count += 1
+                if limit is None or len(first) < limit:
+                    first.append(seq)
+        return count, first
 
 
 LOG_OPEN_WHY = "the gateway stopped before the stream ended, so how the answer ended is not recorded"
