@@ -606,14 +606,15 @@ def parse_checkpoint(body: bytes) -> Checkpoint:
 
 
 def open_checkpoint(
-    note: bytes, vkey: VerifierKey, problems: list, item: str = "checkpoint", why: str = "", others=()
+    note: bytes, vkey: VerifierKey, problems: list, item: str = "checkpoint", why: str = "", others=(), late=False
 ):
     """Verify the signature and the origin line; return the parsed checkpoint (or None).
 
     Problems go to `problems`; a checkpoint whose signature fails is still
     parsed so that the remaining checks can report too. `why` (which key the
     checkpoint needs, and why) is added to a signature problem, and so is the
-    first of `others` (other keys of the log) that does sign the note.
+    first of `others` (other keys of the log) that does sign the note; with
+    `late`, a LateProblem names it once every key of the log is known.
     """
     try:
         body = verify_note(note, vkey)
@@ -621,16 +622,10 @@ def open_checkpoint(
         message = f"{item}: {err}"
         if why:
             message += f"; {why}"
-        for other in others:
-            if other == vkey:
-                continue
-            try:
-                verify_note(note, other)
-            except VerifyError:
-                continue
-            message += f"; it is signed by {other.label()} instead"
-            break
-        problems.append(message)
+        if late:
+            problems.append(LateProblem(message, note, vkey))
+        else:
+            problems.append(message + _signed_instead(note, vkey, others))
         try:
             body, _ = split_note(note)
         except VerifyError:
@@ -1663,11 +1658,12 @@ SIGNATURES_SET = "entry_signatures_set"
 LOCATE_WORDS = "cannot be located more precisely"
 
 
-def check_bundle_files(directory: str, files, problems: list) -> None:
+def check_bundle_files(directory: str, files, problems: list, digests: dict | None = None) -> None:
     """The manifest's `files`: each listed file with that line count and SHA-256; each present file listed.
 
     The manifest is not signed: this finds files lost or cut in transit;
     what the ledger proves is checked by the signature and payload rules.
+    `digests` holds (LF count, SHA-256 hex) of files already read.
     """
     if not isinstance(files, dict):
         problems.append("manifest: files is not an object")
@@ -1676,18 +1672,18 @@ def check_bundle_files(directory: str, files, problems: list) -> None:
         if name not in BUNDLE_FILES:
             problems.append(f"manifest: files lists an unknown file {name!r}")
             continue
-        data = _read_bundle_file(directory, name)
-        if data is None:
+        digest = (digests or {}).get(name) or file_digest(directory, name)
+        if digest is None:
             problems.append(f"files: {name} is missing (the manifest lists it)")
             continue
-        lines = data.count(b"\n")
+        lines, sha256_hex = digest
         if not isinstance(expected, dict) or entry_int(expected.get("lines")) != lines:
             got = expected.get("lines") if isinstance(expected, dict) else expected
             problems.append(f"files: {name} has {lines} lines, the manifest says {got!r}")
-        elif expected.get("sha256") != hashlib.sha256(data).hexdigest():
+        elif expected.get("sha256") != sha256_hex:
             problems.append(f"files: {name}: its SHA-256 is not the manifest's")
     for name in BUNDLE_FILES:
-        if name not in files and _read_bundle_file(directory, name) is not None:
+        if name not in files and os.path.exists(os.path.join(directory, name)):
             problems.append(f"files: {name} is present but the manifest does not list it")
 
 
@@ -1855,22 +1851,27 @@ def locate_change(prefix: list, start: int, leaves: list, opened: dict) -> str |
         if root == checkpoint.root:
             last_match = size
             continue
-        a, b = last_match, size - 1
-        if last_match > start:
-            matched = f"the checkpoint of size {last_match} matches the first {last_match} entries"
-        elif start == 0:
-            matched = "the bundle carries no smaller checkpoint"
-        else:
-            matched = f"the bundle starts at {start} from unsigned prefix hashes"
-        in_prefix = " (or in the prefix hashes)" if last_match == start and start > 0 else ""
-        why = (
-            f"the hash chain is intact, but the Merkle root of the first {size} entries is not "
-            f"the signed root of the checkpoint of size {size}, while {matched}"
-        )
-        if a == b and not in_prefix:
-            return f"seq {a}: entry altered: {why}"
-        return f"root: changed within seqs {a}..{b}{in_prefix}; {LOCATE_WORDS}: {why}"
+        return _located(start, last_match, size)
     return None
+
+
+def _located(start: int, last_match: int, size: int) -> str:
+    """The problem locate_change names: the checkpoint of `size` differs, the one of `last_match` matched."""
+    a, b = last_match, size - 1
+    if last_match > start:
+        matched = f"the checkpoint of size {last_match} matches the first {last_match} entries"
+    elif start == 0:
+        matched = "the bundle carries no smaller checkpoint"
+    else:
+        matched = f"the bundle starts at {start} from unsigned prefix hashes"
+    in_prefix = " (or in the prefix hashes)" if last_match == start and start > 0 else ""
+    why = (
+        f"the hash chain is intact, but the Merkle root of the first {size} entries is not "
+        f"the signed root of the checkpoint of size {size}, while {matched}"
+    )
+    if a == b and not in_prefix:
+        return f"seq {a}: entry altered: {why}"
+    return f"root: changed within seqs {a}..{b}{in_prefix}; {LOCATE_WORDS}: {why}"
 
 
 def signature_settings(entries: list) -> list:
@@ -1933,6 +1934,814 @@ def manifest_key_chain_warnings(manifest: dict, vkey: VerifierKey, schedule: Key
     return out
 
 
+# ---------------------------------------------------------------------------
+# Contiguous bundles in one streaming pass (docs/audit-format.md section 8.1)
+# ---------------------------------------------------------------------------
+
+# Recently settled entries kept parsed, for the links (reviews, streams,
+# policy sets) that mostly name a recent seq; older ones are read again.
+RECENT_ENTRIES = 1024
+
+
+class BundleFile:
+    """A bundle file read once, line by line (the lines split_jsonl gives), its SHA-256 and LF count taken on the way."""
+
+    def __init__(self, directory: str, name: str, digests: dict, opened: list | None = None):
+        self.name, self.digests = name, digests
+        self.path = os.path.join(directory, name)
+        try:
+            self.file = open(self.path, "rb", buffering=1 << 20)
+        except FileNotFoundError:
+            self.file = None
+        except OSError as err:
+            raise UsageError(f"cannot read {self.path}: {err.strerror}") from None
+        if opened is not None:
+            opened.append(self)
+
+    @property
+    def exists(self) -> bool:
+        return self.file is not None
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+
+    def lines(self):
+        """(byte offset, line without its LF) of every line; the digest is recorded at the end."""
+        if self.file is None:
+            return
+        sha, newlines, offset = hashlib.sha256(), 0, 0
+        with self.file:
+            for line in self.file:
+                sha.update(line)
+                size = len(line)
+                if line[-1:] == b"\n":
+                    newlines += 1
+                    line = line[:-1]
+                yield offset, line
+                offset += size
+        self.digests[self.name] = (newlines, sha.hexdigest())
+
+
+def file_digest(directory: str, name: str) -> tuple | None:
+    """(LF count, SHA-256 hex) of a bundle file, read in chunks; None when it does not exist."""
+    path = os.path.join(directory, name)
+    sha, newlines = hashlib.sha256(), 0
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                sha.update(chunk)
+                newlines += chunk.count(b"\n")
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise UsageError(f"cannot read {path}: {err.strerror}") from None
+    return newlines, sha.hexdigest()
+
+
+class Frontier:
+    """The right edge of an RFC 6962 tree (one hash per complete subtree): appends leaves, gives the root."""
+
+    def __init__(self, prefix: list, prefix_size: int):
+        self.stack = list(zip(subtree_sizes(prefix_size), prefix))
+        self.size = prefix_size
+
+    def append(self, leaf: bytes) -> None:
+        stack = self.stack
+        width = 1
+        while stack and stack[-1][0] == width:
+            _, left = stack.pop()
+            leaf = node_hash(left, leaf)
+            width *= 2
+        stack.append((width, leaf))
+        self.size += 1
+
+    def root(self) -> bytes:
+        if not self.stack:
+            return EMPTY_ROOT
+        root = self.stack[-1][1]
+        for _, left in reversed(self.stack[:-1]):
+            root = node_hash(left, root)
+        return root
+
+
+class LateProblem:
+    """A checkpoint that does not open: which other key of the log signs it is told once every key is known."""
+
+    def __init__(self, message: str, note: bytes, vkey: VerifierKey):
+        self.message, self.note, self.vkey = message, note, vkey
+
+    def resolve(self, others) -> str:
+        return self.message + _signed_instead(self.note, self.vkey, others)
+
+
+def _signed_instead(note: bytes, vkey: VerifierKey, others) -> str:
+    """'; it is signed by K instead' for the first of `others` (not `vkey`) that signs `note`, else ''."""
+    for other in others:
+        if other == vkey:
+            continue
+        try:
+            verify_note(note, other)
+        except VerifyError:
+            continue
+        return f"; it is signed by {other.label()} instead"
+    return ""
+
+
+class EntryIndex:
+    """Lines of entries.jsonl found again by their index: (offset, length) in a scratch file, not in memory."""
+
+    def __init__(self, path: str, store: ScratchStore):
+        self.path, self.store = path, store
+        self.index = None
+        self.pending = bytearray()
+        self.count = 0
+        self.reader = None
+
+    def add(self, offset: int, length: int) -> None:
+        self.pending += struct.pack("<QQ", offset, length)
+        self.count += 1
+        if len(self.pending) >= 1 << 16:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self.index is None:
+            self.index = open(self.store.path("entries.index"), "w+b")
+        self.index.seek(0, os.SEEK_END)
+        self.index.write(self.pending)
+        self.pending = bytearray()
+
+    def line(self, i: int) -> bytes:
+        self._flush()
+        self.index.seek(16 * i)
+        offset, length = struct.unpack("<QQ", self.index.read(16))
+        if self.reader is None:
+            self.reader = open(self.path, "rb")
+        self.reader.seek(offset)
+        return self.reader.read(length)
+
+    def close(self) -> None:
+        for f in (self.index, self.reader):
+            if f is not None:
+                f.close()
+
+
+class EarlierEntries:
+    """by_seq for the streaming checks: a settled entry by its seq (the recent ones parsed, older ones read again)."""
+
+    def __init__(self, index: EntryIndex, start: int):
+        self.index, self.start = index, start
+        self.recent: dict = {}
+        self.limit = start  # seqs below it are settled
+        self.sound_end = start  # seqs start..sound_end-1 are sound
+
+    def settle(self, seq: int, value, sound: bool) -> None:
+        self.limit = seq + 1
+        if sound:
+            self.sound_end = seq + 1
+        self.recent[seq] = value
+        if len(self.recent) > RECENT_ENTRIES:
+            del self.recent[next(iter(self.recent))]
+
+    def value(self, seq: int):
+        """The parsed line of `seq` (None if it does not parse or is not settled)."""
+        if not self.start <= seq < self.limit:
+            return None
+        if seq in self.recent:
+            return self.recent[seq]
+        return _try_parse(self.index.line(seq - self.start))
+
+    def get(self, seq, default=None):
+        """A sound entry (what check_policies_and_reviews and check_streams may follow a link to)."""
+        if not isinstance(seq, int) or not self.start <= seq < self.sound_end:
+            return default
+        return self.value(seq)
+
+
+class LineCursor:
+    """A payloads or signatures file read alongside the entries: unique_lines, each line held until its entry is settled."""
+
+    def __init__(self, file: BundleFile, parse, name: str, problems, seen: SpillMap):
+        self.lines = file.lines()
+        self.parse, self.name, self.problems, self.seen = parse, name, problems, seen
+        self.number = 0
+        self.held = None
+
+    def ready(self, upto: int | None):
+        """(line number, parsed line) in file order while the line's seq is at most `upto` (None: every line)."""
+        while True:
+            if self.held is None:
+                item = next(self.lines, None)
+                if item is None:
+                    return
+                self.number += 1
+                try:
+                    parsed = self.parse(item[1])
+                except VerifyError as err:
+                    self.problems.append(f"{self.name} line {self.number}: {err}")
+                    continue
+                first = self.seen.get(parsed.seq)
+                if first is not None:
+                    self.problems.append(
+                        f"{self.name} seq {parsed.seq}: line {self.number} repeats the {self.name} of line {first}"
+                    )
+                    continue
+                self.seen[parsed.seq] = self.number
+                self.held = (self.number, parsed)
+            if upto is not None and self.held[1].seq > upto:
+                return
+            held, self.held = self.held, None
+            yield held
+
+
+_VERIFY_KEYS: dict = {}
+
+
+def entry_signature_verifies_cached(public_key: bytes, entry_bytes: bytes, signature: bytes) -> bool:
+    """entry_signature_verifies, the key object made once per key."""
+    verifier = _VERIFY_KEYS.get(public_key)
+    if verifier is None:
+        verifier = _VERIFY_KEYS[public_key] = _nacl_signing.VerifyKey(public_key)
+    try:
+        verifier.verify(ENTRY_SIGNATURE_CONTEXT + entry_bytes, signature)
+    except (_nacl_exceptions.BadSignatureError, _nacl_exceptions.ValueError, _nacl_exceptions.TypeError):
+        return False
+    return True
+
+
+class CarriedCheckpoints:
+    """checkpoints.jsonl: read_checkpoint_lines as a first pass (it holds no entries: small), then
+    check_checkpoint_lines one note at a time, each opened once the entries below its size are settled."""
+
+    def __init__(self, directory: str, end: int, note: bytes | None, problems: list, digests: dict):
+        self.directory, self.digests = directory, digests
+        self.valid = False
+        self.last = 0
+        file = BundleFile(directory, "checkpoints.jsonl", digests)
+        if not file.exists:
+            problems.append("checkpoints: checkpoints.jsonl is missing")
+            return
+        failed, previous, match = False, None, None
+        for number, (_, raw) in enumerate(file.lines(), 1):
+            if failed:
+                continue  # read on for the file's digest
+            item = f"checkpoints.jsonl line {number}"
+            parsed = self._parse(raw, item)
+            if isinstance(parsed, str):
+                problems.append(parsed)
+                failed = True
+                continue
+            size, text, _ = parsed
+            if previous is not None and previous >= size:
+                problems.append(f"{item}: sizes do not increase")
+                failed = True
+                continue
+            previous = size
+            if size == end and match is None:
+                match = text
+        if failed:
+            return
+        self.valid, self.last = True, previous or 0
+        if match is None:
+            problems.append(f"checkpoints: no checkpoint of size {end} (the bundle's to)")
+        elif match != note:
+            problems.append(f"checkpoints: the checkpoint of size {end} is not the note of checkpoint.txt")
+
+    @staticmethod
+    def _parse(raw: bytes, item: str):
+        """(size, note bytes, consistency proof), or the problem."""
+        try:
+            value = parse_json(raw)
+        except VerifyError as err:
+            return f"{item}: {err}"
+        size = entry_int(value.get("size")) if isinstance(value, dict) else None
+        text = value.get("checkpoint") if isinstance(value, dict) else None
+        proof = _hash_list(value.get("consistency")) if isinstance(value, dict) else None
+        if size is None or not isinstance(text, str) or proof is None:
+            return f"{item}: needs size, checkpoint (a note) and consistency (base64 hashes)"
+        return size, text.encode("utf-8"), proof
+
+    def notes(self):
+        """(size, note, proof) in order (the file passed the first pass)."""
+        if not self.valid:
+            return
+        for number, (_, raw) in enumerate(BundleFile(self.directory, "checkpoints.jsonl", {}).lines(), 1):
+            yield self._parse(raw, f"checkpoints.jsonl line {number}")
+
+
+class BundleCheck:
+    """verify_bundle in one pass over the entries, in memory that does not grow with the bundle.
+
+    Problems are kept in sections, in the order verify_bundle has always
+    reported them; a section that can grow with the bundle is a Spool.
+    """
+
+    def __init__(self, vkey: VerifierKey, directory: str, current: VerifierKey | None = None, collect=None):
+        self.vkey, self.directory, self.current, self.collect = vkey, directory, current, collect
+        self.store = ScratchStore()
+        self.head: list = []  # problems before the entries' (a handful)
+        self.sections: list = [self.head]
+        self.warnings: list = []
+        self.ok_line = ""
+        self.digests: dict = {}
+        self.files = None  # the manifest's files member, checked at the end
+        self.files_at = 0
+        self.keys: list = []  # every key of the log, once known (for LateProblem)
+        self.index: EntryIndex | None = None
+        self.opened: list = []  # BundleFiles, closed at the end even when not read to their end
+
+    def close(self) -> None:
+        for file in self.opened:
+            file.close()
+        if self.index is not None:
+            self.index.close()
+        self.store.close()
+
+    def problems(self):
+        """Every problem, in order (an iterator: a spilled section is read back from disk)."""
+        for section in self.sections:
+            for item in section:
+                yield item.resolve(self.keys) if isinstance(item, LateProblem) else item
+
+    def has_problems(self) -> bool:
+        return any(len(section) for section in self.sections)
+
+    def _section(self, spool: bool = False):
+        section = Spool(self.store) if spool else []
+        self.sections.append(section)
+        return section
+
+    def run(self) -> None:
+        try:
+            self._run()
+        finally:
+            if self.files is not None:
+                found: list = []
+                check_bundle_files(self.directory, self.files, found, self.digests)
+                self.head[self.files_at : self.files_at] = found
+
+    def _run(self) -> None:
+        directory, vkey, current, problems = self.directory, self.vkey, self.current, self.head
+        manifest_bytes = _read_bundle_file(directory, "manifest.json")
+        note = _read_bundle_file(directory, "checkpoint.txt")
+
+        # 1. The checkpoint: which key must have signed it depends on the
+        # rotations in the entries, so it is opened once they are followed
+        # (below); its problems still come first.
+        claimed = peek_checkpoint(note)
+        if note is None:
+            problems.append("checkpoint: checkpoint.txt is missing")
+        origin = claimed.origin if claimed is not None else vkey.name
+        given_vkey = None
+
+        def open_bundle_checkpoint(schedule: KeySchedule) -> Checkpoint | None:
+            """Open checkpoint.txt with the key the schedule says; its problems go first."""
+            if note is None:
+                return None
+            opened: list = []
+            if claimed is not None:
+                key, why = schedule.checkpoint_key(claimed.size)
+                found = open_checkpoint(
+                    note, key, opened, why=_signer_why(schedule, claimed.size, key, why), others=schedule.keys()
+                )
+            else:
+                found = open_checkpoint(note, schedule.first, opened)
+            problems[0:0] = opened
+            self.files_at += len(opened)
+            return found
+
+        def manifest_vkey_warning(schedule: KeySchedule) -> None:
+            # The manifest names the key configured at export time: any key the
+            # log is known to have used is fine, but it is never trusted.
+            if manifest is None:
+                return
+            try:
+                same_key = isinstance(given_vkey, str) and parse_vkey(given_vkey) in [vkey] + schedule.keys()
+            except UsageError:
+                same_key = False
+            if not same_key:
+                self.warnings.append(
+                    f"warning: manifest: vkey {given_vkey!r} is not the given vkey {vkey.label()} "
+                    "nor a key the bundle's rotations name "
+                    "(the given vkey was used; the manifest's is never trusted)"
+                )
+
+        # The manifest: not signed, so every value in it is checked or only compared.
+        manifest = None
+        if manifest_bytes is None:
+            problems.append("manifest: manifest.json is missing")
+        else:
+            try:
+                manifest = parse_json(manifest_bytes)
+                if not isinstance(manifest, dict):
+                    # `null` too: a manifest that parses to nothing is no manifest.
+                    problems.append("manifest: not a JSON object")
+                    manifest = None
+            except VerifyError as err:
+                problems.append(f"manifest: {err}")
+        version = 2 if manifest is not None and manifest.get("format") == BUNDLE_FORMAT_2 else 1
+        if manifest is not None:
+            if "files" in manifest:
+                self.files, self.files_at = manifest["files"], len(problems)
+            elif version == 2:
+                problems.append("manifest: files is missing")
+        if manifest is not None and manifest.get("format") == SPARSE_BUNDLE_FORMAT:
+            # A sparse bundle is a selection: it is checked in memory.
+            more, self.warnings, self.ok_line = verify_sparse_bundle(
+                vkey,
+                current,
+                manifest,
+                note,
+                _read_bundle_file(directory, "entries.jsonl"),
+                _read_bundle_file(directory, "payloads.jsonl"),
+                directory,
+                _read_bundle_file(directory, "signatures.jsonl"),
+                self.collect,
+            )
+            problems.extend(more)
+            return
+        start = end = prefix = payloads_flag = None
+        if manifest is not None:
+            if manifest.get("format") not in (BUNDLE_FORMAT, BUNDLE_FORMAT_2):
+                problems.append(
+                    f"manifest: format {manifest.get('format')!r} is not {BUNDLE_FORMAT_2!r}, {BUNDLE_FORMAT!r} "
+                    f"nor {SPARSE_BUNDLE_FORMAT!r}"
+                )
+            start, end = entry_int(manifest.get("from")), entry_int(manifest.get("to"))
+            if start is None:
+                problems.append(f"manifest: from {manifest.get('from')!r} is not a non-negative integer")
+            if end is None:
+                problems.append(f"manifest: to {manifest.get('to')!r} is not a non-negative integer")
+            if start is not None and end is not None and start > end:
+                problems.append(f"manifest: from {start} is larger than to {end}")
+                start = end = None
+            if manifest.get("origin") != origin:
+                problems.append(f"manifest: origin {manifest.get('origin')!r} is not the checkpoint origin {origin!r}")
+            given_vkey = manifest.get("vkey")
+            raw_prefix = manifest.get("prefix")
+            if not isinstance(raw_prefix, list) or not all(isinstance(x, str) for x in raw_prefix):
+                problems.append("manifest: prefix is not a list of base64 strings")
+            else:
+                try:
+                    prefix = []
+                    for i, text in enumerate(raw_prefix):
+                        digest = b64decode_strict(text, f"prefix hash {i}")
+                        if len(digest) != 32:
+                            raise VerifyError(f"prefix hash {i} is {len(digest)} bytes, not 32")
+                        prefix.append(digest)
+                    if start is not None and len(prefix) != len(subtree_sizes(start)):
+                        raise VerifyError(
+                            f"prefix has {len(prefix)} hashes but from {start} needs {len(subtree_sizes(start))} "
+                            f"(one per set bit, subtrees {subtree_sizes(start)})"
+                        )
+                except VerifyError as err:
+                    problems.append(f"manifest: {err}")
+                    prefix = None
+            payloads_flag = manifest.get("payloads")
+            if not isinstance(payloads_flag, bool):
+                problems.append(f"manifest: payloads {payloads_flag!r} is not true or false")
+                payloads_flag = None
+
+        # The key in force at `from`: the first key at 0, else --current-vkey.
+        if start == 0 or current is None:
+            first, first_label = vkey, "the first key (--vkey)"
+            if start is None and current is not None:
+                first, first_label = current, "the key in force at from (--current-vkey)"
+            elif start:
+                first_label = "the key in force at from (--vkey, as no --current-vkey was given)"
+        else:
+            first, first_label = current, "the key in force at from (--current-vkey)"
+        if start == 0 and current is not None and current != vkey:
+            problems.append(
+                f"keys: from is 0, where the key in force is the first key {vkey.label()} (--vkey), "
+                f"not the --current-vkey {current.label()}"
+            )
+
+        if claimed is not None and end is not None and claimed.size != end:
+            problems.append(f"checkpoint: size {claimed.size} is not the bundle's to {end}")
+
+        entries_file = BundleFile(directory, "entries.jsonl", self.digests, self.opened)
+        if not entries_file.exists:
+            problems.append("entries: entries.jsonl is missing")
+        if start is None or end is None or not entries_file.exists:
+            schedule = KeySchedule(first, start or 0, first_label)
+            open_bundle_checkpoint(schedule)
+            manifest_vkey_warning(schedule)
+            return
+
+        # 2. Context entries, then the key rotations in seq order (the
+        # context's before `from`, the entries', the context's after `to`),
+        # and with them the carried checkpoints, each opened as soon as the
+        # entries below its size are settled.
+        context: list = []
+        context_problems = self._section()
+        rotation_problems = self._section(spool=True)
+        key_problems = self._section()
+        checkpoint_read = self._section()
+        checkpoint_problems = self._section()
+        checkpoint_after = self._section()
+        entry_problems = self._section()
+        if version == 2:
+            context = read_context_lines(
+                _read_bundle_file(directory, "context.jsonl"), origin, start, end, context_problems
+            )
+            follower = RotationFollower(vkey, start, "the first key (--vkey)", origin, rotation_problems)
+            for seq, _, entry, _, _ in context:
+                if seq < start:
+                    follower.feed(seq, entry)
+            schedule = follower.schedule
+            if current is not None and schedule.entry_key(start) != current:
+                key_problems.append(
+                    f"keys: --current-vkey {current.label()} is not the key in force at from, "
+                    f"{schedule.entry_key(start).label()} (from the first key and the bundle's rotations)"
+                )
+            carried = CarriedCheckpoints(directory, end, note, checkpoint_read, self.digests)
+            notes = carried.notes()
+        else:
+            follower = RotationFollower(first, start, first_label, origin, rotation_problems)
+            schedule = follower.schedule
+            carried, notes = None, iter(())
+        expected = end - start
+        frontier = Frontier(prefix, start) if prefix is not None else None
+        self.index = EntryIndex(entries_file.path, self.store)
+        earlier = EarlierEntries(self.index, start)
+
+        state = {"next": next(notes, None), "previous": None, "stopped": False, "checkpoint": None}
+        located = {"last": start, "mismatch": None}  # what the carried checkpoints say, for locate_change
+        rotation_checkpoints: set = set()  # sizes of carried checkpoints that end a rotation's batch
+
+        def observe(size: int, checkpoint: Checkpoint) -> None:
+            """A carried checkpoint as the tree reaches its size (locate_change, step by step)."""
+            if frontier is None or frontier.size != size or not start < size <= end:
+                return
+            if located["mismatch"] is None:
+                if frontier.root() == checkpoint.root:
+                    located["last"] = size
+                else:
+                    located["mismatch"] = size
+
+        def open_carried(upto: int | None) -> None:
+            """check_checkpoint_lines for the carried notes of size at most `upto` (None: all)."""
+            while state["next"] is not None and not state["stopped"]:
+                size, note_bytes, proof = state["next"]
+                if upto is not None and size > upto:
+                    return
+                state["next"] = next(notes, None)
+                item = f"checkpoint of size {size}"
+                key, why = schedule.checkpoint_key(size)
+                checkpoint = open_checkpoint(
+                    note_bytes, key, checkpoint_problems, item=item, why=_signer_why(schedule, size, key, why), late=True
+                )
+                if checkpoint is None:
+                    state["stopped"] = True
+                    return
+                if checkpoint.size != size:
+                    checkpoint_problems.append(f"{item}: its note says size {checkpoint.size}")
+                    state["stopped"] = True
+                    return
+                previous = state["previous"]
+                if previous is not None:
+                    try:
+                        verify_consistency(previous.size, size, previous.root, checkpoint.root, proof)
+                    except VerifyError as err:
+                        checkpoint_problems.append(
+                            f"{item}: the consistency proof from size {previous.size} does not verify ({err}): "
+                            "the two checkpoints are not of one append-only log"
+                        )
+                if any(r.seq == size - 1 for r in schedule.rotations):
+                    rotation_checkpoints.add(size)
+                if size == end:
+                    state["checkpoint"] = checkpoint
+                observe(size, checkpoint)
+                state["previous"] = checkpoint
+
+        # Payloads and signatures are read alongside the entries.
+        payload_problems = self._section(spool=True)
+        signature_problems = self._section(spool=True)
+        missing_signature_problems = self._section(spool=True)
+        missing_payload_problems = self._section(spool=True)
+        payloads_file = BundleFile(directory, "payloads.jsonl", self.digests, self.opened)
+        signatures_file = BundleFile(directory, "signatures.jsonl", self.digests, self.opened)
+        if not payloads_file.exists:
+            if payloads_flag:
+                payload_problems.append("payloads: the manifest says payloads: true but payloads.jsonl is missing")
+        elif payloads_flag is False:
+            payload_problems.append("payloads: the manifest says payloads: false but payloads.jsonl is present")
+        present_payloads = SpillMap(self.store)
+        present_signatures = SpillMap(self.store)
+        payloads = LineCursor(payloads_file, parse_payload_line, "payload", payload_problems, present_payloads)
+        signatures = LineCursor(signatures_file, parse_signature_line, "signature", signature_problems, present_signatures)
+        counts = {"payloads": 0, "signatures": 0, "lines": 0}
+
+        def check_payloads(upto: int | None, current_seq: int | None = None, current_value=None) -> None:
+            for number, payload in payloads.ready(upto):
+                where = f"payload seq {payload.seq}"
+                if not start <= payload.seq < end:
+                    payload_problems.append(
+                        f"{where}: line {number}: outside the bundle's range seq {start}..{end - 1}"
+                        if expected
+                        else f"{where}: line {number}: the bundle holds no entries"
+                    )
+                    continue
+                value = current_value if payload.seq == current_seq else earlier.value(payload.seq)
+                reasons = check_payload(payload, value)
+                if reasons:
+                    payload_problems.append(f"{where}: line {number}: " + "; ".join(reasons))
+                else:
+                    counts["payloads"] += 1
+
+        def check_signatures(upto: int | None, current_seq: int | None = None, current_raw=None) -> None:
+            for number, sig in signatures.ready(upto):
+                where = f"signature seq {sig.seq}"
+                if not start <= sig.seq < end:
+                    signature_problems.append(
+                        f"{where}: line {number}: outside the bundle's range seq {start}..{end - 1}"
+                        if expected
+                        else f"{where}: line {number}: the bundle holds no entries"
+                    )
+                    continue
+                i = sig.seq - start
+                if i >= earlier.limit - start:
+                    continue  # the entry is missing from entries.jsonl, reported above
+                raw = current_raw if sig.seq == current_seq else self.index.line(i)
+                if not entry_signature_verifies_cached(schedule.entry_key(sig.seq).public_key, raw, sig.signature):
+                    signature_problems.append(
+                        f"seq {sig.seq}: per-entry signature does not verify (signatures.jsonl line {number})"
+                    )
+                else:
+                    counts["signatures"] += 1
+
+        # What the ledger records (the signature setting, the erasures)
+        # turns an absent line into a provable omission; a line may still
+        # come later in its file, so the suspects are decided at the end.
+        setting = None  # (seq, on) of the entry_signatures_set in force
+        for seq, _, entry, _, _ in context:
+            if isinstance(entry, dict) and entry.get("kind") == SIGNATURES_SET and seq < start:
+                setting = (seq, entry.get("entry_signatures") == "on")
+        erased = SpillMap(self.store)
+        for _, _, entry, _, _ in context:
+            _note_erasure(entry, erased)
+        unsigned = SpillMap(self.store)  # seq -> seq of the setting that requires its signature
+        unpaid = SpillMap(self.store)  # seqs of kept payloads not (yet) seen
+        policies = PolicyChecker(earlier, self.store)
+        streams = StreamChecker(earlier, self.store)
+
+        chain = ChainChecker(origin, start)
+        open_carried(start)
+
+        def settle(item: SettledLine) -> None:
+            nonlocal setting
+            seq, raw, value = start + item.index, item.raw, item.value
+            if frontier is not None:
+                frontier.append(leaf_hash(raw))
+            earlier.settle(seq, value, item.sound)
+            if item.sound:
+                follower.feed(seq, value)
+                if self.collect is not None:
+                    self.collect.append((seq, value))
+                policies.feed(seq, value)
+                streams.feed(seq, value)
+            open_carried(seq + 1)
+            check_payloads(seq, seq, value)
+            check_signatures(seq, seq, raw)
+            if not item.sound or version != 2:
+                return
+            kind = value.get("kind")
+            if kind == SIGNATURES_SET:
+                setting = (seq, value.get("entry_signatures") == "on")
+            if setting is not None and setting[1] and seq not in present_signatures:
+                unsigned[seq] = setting[0]
+            if payloads_flag and kind in ("decision", "stream_ended") and value.get("payload_mode") == "full":
+                if seq not in present_payloads:
+                    unpaid.add(seq)
+            elif kind == "payload_erased":
+                _note_erasure(value, erased)
+
+        n = 0
+        for offset, raw in entries_file.lines():
+            n += 1
+            if n > expected:
+                continue  # counted only
+            self.index.add(offset, len(raw))
+            for item in chain.push(raw):
+                settle(item)
+        for item in chain.finish():
+            settle(item)
+
+        # Context entries after `to` (their rotations), then the rest of the
+        # carried checkpoints, payloads and signatures.
+        if version == 2:
+            for seq, _, entry, _, _ in context:
+                if seq >= end:
+                    follower.feed(seq, entry)
+        open_carried(None)
+        check_payloads(None)
+        check_signatures(None)
+        self.keys = schedule.keys()
+        checkpoint = state["checkpoint"]
+        if version == 2:
+            if not state["stopped"] and carried.valid:
+                last = carried.last
+                for rotation in schedule.rotations:
+                    if rotation.seq < last and rotation.seq + 1 not in rotation_checkpoints:
+                        checkpoint_after.append(
+                            f"seq {rotation.seq}: key_rotated: the bundle lacks its own checkpoint "
+                            f"(size {rotation.seq + 1}), signed by its old key"
+                        )
+                last_checkpoint = state["previous"] if state["previous"] is not None and state["previous"].size == last else None
+                for seq, canonical, _, size, path in context:
+                    if size != last or last_checkpoint is None:
+                        checkpoint_after.append(
+                            f"seq {seq}: context entry: proven into size {size}, not the last carried checkpoint ({last})"
+                        )
+                        continue
+                    try:
+                        verify_inclusion(seq, size, leaf_hash(canonical), path, last_checkpoint.root)
+                    except VerifyError as err:
+                        checkpoint_after.append(
+                            f"seq {seq}: context entry: its inclusion proof into the checkpoint of size {size} "
+                            f"does not verify ({err})"
+                        )
+        else:
+            checkpoint = open_bundle_checkpoint(schedule)
+            if checkpoint is not None:
+                observe(end, checkpoint)
+        manifest_vkey_warning(schedule)
+        self.warnings.extend(manifest_key_chain_warnings(manifest, vkey, schedule))
+        first_bad = chain.first_bad
+        if first_bad:
+            entry_problems.append(first_bad)
+        if n < expected:
+            entry_problems.append(
+                f"seq {start + n}: missing: the bundle covers seq {start}..{end - 1} "
+                f"but entries.jsonl ends after {n} lines"
+            )
+        elif n > expected:
+            entry_problems.append(
+                f"seq {end}: line {expected + 1}: beyond the bundle's range "
+                f"(to is {end}; entries.jsonl has {n} lines, not {expected})"
+            )
+
+        # 3. The tree of size `to` from the prefix subtrees and the entries' leaves.
+        if checkpoint is not None and checkpoint.size == end and n == expected and prefix is not None:
+            root = frontier.root()
+            if root != checkpoint.root:
+                over = f"seq {start}..{end - 1}" if expected else "no entries"
+                mismatch = (
+                    f"Merkle root from the prefix ({start} leaves) and {over} is {root.hex()}, "
+                    f"the signed root is {checkpoint.root.hex()}"
+                )
+                if first_bad or end == 0:
+                    entry_problems.append(f"root: {mismatch}")
+                elif expected == 0:
+                    entry_problems.append(f"prefix: {mismatch}: a prefix hash was altered")
+                elif located["mismatch"] is not None:
+                    # The chain is intact, so every entry is vouched for by its
+                    # successor, yet one may have been rebuilt with all after
+                    # it: only the carried checkpoints say where.
+                    entry_problems.append(_located(start, located["last"], located["mismatch"]))
+                else:
+                    entry_problems.append(f"root: {mismatch}")
+
+        # 7, 8. Signatures and payloads the ledger says must be there.
+        for seq, setting_seq in unsigned.sorted_items():
+            if seq not in present_signatures:
+                missing_signature_problems.append(
+                    f"seq {seq}: per-entry signature missing: entry_signatures is on here (recorded at seq {setting_seq})"
+                )
+        for seq, _ in unpaid.sorted_items():
+            if seq not in present_payloads and seq not in erased:
+                missing_payload_problems.append(
+                    f"seq {seq}: payload missing: the entry's payload is kept (payload_mode full) "
+                    "and no payload_erased entry in the bundle names it"
+                )
+
+        # 6. Policy verdicts and reviews (section 13) within the range, and the
+        # streamed decisions' links to their ends (section 14).
+        self._section(spool=True).extend(policies.finish())
+        self.sections.append(streams.found)
+        count, first_open = streams.open_streams()
+        if count:
+            listed = ", ".join(str(seq) for seq in first_open)
+            more = f" and {count - 10} more" if count > 10 else ""
+            self.warnings.append(
+                f"note: open streams: {count} (streamed decisions without their {STREAM_ENDED}: {BUNDLE_OPEN_WHY}): "
+                f"seq {listed}{more}"
+            )
+        if checkpoint is not None:
+            self.ok_line = (
+                f"OK bundle origin={checkpoint.origin} from={start} to={end} payloads={counts['payloads']} "
+                f"signatures={counts['signatures']} rotations={schedule.count()}"
+            )
+
+
+def _note_erasure(entry, erased: SpillMap) -> None:
+    if isinstance(entry, dict) and entry.get("kind") == "payload_erased":
+        seq = entry_int(entry.get("erased_seq"))
+        if seq is not None:
+            erased.add(seq)
+
+
 def verify_bundle(
     vkey: VerifierKey, directory: str, current: VerifierKey | None = None, collect: list | None = None
 ) -> tuple[list, list, str]:
@@ -1944,297 +2753,14 @@ def verify_bundle(
     be `vkey` itself. The policy verdicts and review entries in the bundle
     are checked as far as the bundle holds both ends of a link (section
     13); with `collect`, the sound entries are appended to it as (seq,
-    entry) pairs.
+    entry) pairs. A contiguous bundle is read in one pass (BundleCheck).
     """
-    problems: list = []
-    warnings: list = []
-    manifest_bytes = _read_bundle_file(directory, "manifest.json")
-    entries_bytes = _read_bundle_file(directory, "entries.jsonl")
-    note = _read_bundle_file(directory, "checkpoint.txt")
-    payload_bytes = _read_bundle_file(directory, "payloads.jsonl")
-    signature_bytes = _read_bundle_file(directory, "signatures.jsonl")
-
-    # 1. The checkpoint: which key must have signed it depends on the
-    # rotations in the entries, so it is opened once they are followed
-    # (below); its problems still come first.
-    claimed = peek_checkpoint(note)
-    if note is None:
-        problems.append("checkpoint: checkpoint.txt is missing")
-    origin = claimed.origin if claimed is not None else vkey.name
-    given_vkey = None
-
-    def open_bundle_checkpoint(schedule: KeySchedule) -> Checkpoint | None:
-        """Open checkpoint.txt with the key the schedule says; its problems go first."""
-        if note is None:
-            return None
-        opened: list = []
-        if claimed is not None:
-            key, why = schedule.checkpoint_key(claimed.size)
-            found = open_checkpoint(
-                note, key, opened, why=_signer_why(schedule, claimed.size, key, why), others=schedule.keys()
-            )
-        else:
-            found = open_checkpoint(note, schedule.first, opened)
-        problems[0:0] = opened
-        return found
-
-    def manifest_vkey_warning(schedule: KeySchedule) -> None:
-        # The manifest names the key configured at export time: any key the
-        # log is known to have used is fine, but it is never trusted.
-        if manifest is None:
-            return
-        try:
-            same_key = isinstance(given_vkey, str) and parse_vkey(given_vkey) in [vkey] + schedule.keys()
-        except UsageError:
-            same_key = False
-        if not same_key:
-            warnings.append(
-                f"warning: manifest: vkey {given_vkey!r} is not the given vkey {vkey.label()} "
-                "nor a key the bundle's rotations name "
-                "(the given vkey was used; the manifest's is never trusted)"
-            )
-
-    # The manifest: not signed, so every value in it is checked or only compared.
-    manifest = None
-    if manifest_bytes is None:
-        problems.append("manifest: manifest.json is missing")
-    else:
-        try:
-            manifest = parse_json(manifest_bytes)
-            if not isinstance(manifest, dict):
-                # `null` too: a manifest that parses to nothing is no manifest.
-                problems.append("manifest: not a JSON object")
-                manifest = None
-        except VerifyError as err:
-            problems.append(f"manifest: {err}")
-    version = 2 if manifest is not None and manifest.get("format") == BUNDLE_FORMAT_2 else 1
-    if manifest is not None:
-        if "files" in manifest:
-            check_bundle_files(directory, manifest["files"], problems)
-        elif version == 2:
-            problems.append("manifest: files is missing")
-    if manifest is not None and manifest.get("format") == SPARSE_BUNDLE_FORMAT:
-        more, warnings, ok_line = verify_sparse_bundle(
-            vkey, current, manifest, note, entries_bytes, payload_bytes, directory, signature_bytes, collect
-        )
-        return problems + more, warnings, ok_line
-    start = end = prefix = payloads_flag = None
-    if manifest is not None:
-        if manifest.get("format") not in (BUNDLE_FORMAT, BUNDLE_FORMAT_2):
-            problems.append(
-                f"manifest: format {manifest.get('format')!r} is not {BUNDLE_FORMAT_2!r}, {BUNDLE_FORMAT!r} "
-                f"nor {SPARSE_BUNDLE_FORMAT!r}"
-            )
-        start, end = entry_int(manifest.get("from")), entry_int(manifest.get("to"))
-        if start is None:
-            problems.append(f"manifest: from {manifest.get('from')!r} is not a non-negative integer")
-        if end is None:
-            problems.append(f"manifest: to {manifest.get('to')!r} is not a non-negative integer")
-        if start is not None and end is not None and start > end:
-            problems.append(f"manifest: from {start} is larger than to {end}")
-            start = end = None
-        if manifest.get("origin") != origin:
-            problems.append(f"manifest: origin {manifest.get('origin')!r} is not the checkpoint origin {origin!r}")
-        given_vkey = manifest.get("vkey")
-        raw_prefix = manifest.get("prefix")
-        if not isinstance(raw_prefix, list) or not all(isinstance(x, str) for x in raw_prefix):
-            problems.append("manifest: prefix is not a list of base64 strings")
-        else:
-            try:
-                prefix = []
-                for i, text in enumerate(raw_prefix):
-                    digest = b64decode_strict(text, f"prefix hash {i}")
-                    if len(digest) != 32:
-                        raise VerifyError(f"prefix hash {i} is {len(digest)} bytes, not 32")
-                    prefix.append(digest)
-                if start is not None and len(prefix) != len(subtree_sizes(start)):
-                    raise VerifyError(
-                        f"prefix has {len(prefix)} hashes but from {start} needs {len(subtree_sizes(start))} "
-                        f"(one per set bit, subtrees {subtree_sizes(start)})"
-                    )
-            except VerifyError as err:
-                problems.append(f"manifest: {err}")
-                prefix = None
-        payloads_flag = manifest.get("payloads")
-        if not isinstance(payloads_flag, bool):
-            problems.append(f"manifest: payloads {payloads_flag!r} is not true or false")
-            payloads_flag = None
-
-    # The key in force at `from`: the first key at 0, else --current-vkey.
-    if start == 0 or current is None:
-        first, first_label = vkey, "the first key (--vkey)"
-        if start is None and current is not None:
-            first, first_label = current, "the key in force at from (--current-vkey)"
-        elif start:
-            first_label = "the key in force at from (--vkey, as no --current-vkey was given)"
-    else:
-        first, first_label = current, "the key in force at from (--current-vkey)"
-    if start == 0 and current is not None and current != vkey:
-        problems.append(
-            f"keys: from is 0, where the key in force is the first key {vkey.label()} (--vkey), "
-            f"not the --current-vkey {current.label()}"
-        )
-
-    if claimed is not None and end is not None and claimed.size != end:
-        problems.append(f"checkpoint: size {claimed.size} is not the bundle's to {end}")
-
-    if entries_bytes is None:
-        problems.append("entries: entries.jsonl is missing")
-    if start is None or end is None or entries_bytes is None:
-        schedule = KeySchedule(first, start or 0, first_label)
-        open_bundle_checkpoint(schedule)
-        manifest_vkey_warning(schedule)
-        return problems, warnings, ""
-
-    # 2. Entries from..to-1: canonical, seq, origin, chain; then the key
-    # rotations among them, and with those the checkpoint.
-    lines = split_jsonl(entries_bytes)
-    expected, n = end - start, len(lines)
-    first_bad, sound = check_entries_detail(lines[:expected], origin, start)
-    checked = parsed_entries(lines[:sound], start, collect)
-    context: list = []
-    opened: dict = {}
-    if version == 2:
-        # The rotations before `from` are proven context entries: the key
-        # in force at `from` follows from the first key.
-        context = read_context_lines(_read_bundle_file(directory, "context.jsonl"), origin, start, end, problems)
-        before = [c for c in context if c[0] < start]
-        after = [c for c in context if c[0] >= end]
-        schedule = follow_rotations(
-            [c[1] for c in before] + lines[:sound] + [c[1] for c in after],
-            start,
-            vkey,
-            "the first key (--vkey)",
-            origin,
-            problems,
-            seqs=[c[0] for c in before] + list(range(start, start + sound)) + [c[0] for c in after],
-        )
-        if current is not None and schedule.entry_key(start) != current:
-            problems.append(
-                f"keys: --current-vkey {current.label()} is not the key in force at from, "
-                f"{schedule.entry_key(start).label()} (from the first key and the bundle's rotations)"
-            )
-        carried = read_checkpoint_lines(_read_bundle_file(directory, "checkpoints.jsonl"), end, note, problems)
-        opened = check_checkpoint_lines(carried, schedule, context, problems)
-        checkpoint = opened.get(end)
-    else:
-        schedule = follow_rotations(lines[:sound], start, first, first_label, origin, problems)
-        checkpoint = open_bundle_checkpoint(schedule)
-        if checkpoint is not None:
-            opened = {end: checkpoint}
-    manifest_vkey_warning(schedule)
-    warnings.extend(manifest_key_chain_warnings(manifest, vkey, schedule))
-    context_entries = [(c[0], c[2]) for c in context]
-    if first_bad:
-        problems.append(first_bad)
-    if n < expected:
-        problems.append(
-            f"seq {start + n}: missing: the bundle covers seq {start}..{end - 1} "
-            f"but entries.jsonl ends after {n} lines"
-        )
-    elif n > expected:
-        problems.append(
-            f"seq {end}: line {expected + 1}: beyond the bundle's range "
-            f"(to is {end}; entries.jsonl has {n} lines, not {expected})"
-        )
-
-    # 3. The tree of size `to` from the prefix subtrees and the entries' leaves.
-    if checkpoint is not None and checkpoint.size == end and n == expected and prefix is not None:
-        root = root_from_prefix(prefix, start, [leaf_hash(raw) for raw in lines])
-        if root != checkpoint.root:
-            over = f"seq {start}..{end - 1}" if expected else "no entries"
-            mismatch = (
-                f"Merkle root from the prefix ({start} leaves) and {over} is {root.hex()}, "
-                f"the signed root is {checkpoint.root.hex()}"
-            )
-            if first_bad or end == 0:
-                problems.append(f"root: {mismatch}")
-            elif expected == 0:
-                problems.append(f"prefix: {mismatch}: a prefix hash was altered")
-            else:
-                # The chain is intact, so every entry is vouched for by its
-                # successor, yet one may have been rebuilt with all after
-                # it: only the carried checkpoints say where.
-                located = locate_change(prefix, start, [leaf_hash(raw) for raw in lines], opened)
-                problems.append(located or f"root: {mismatch}")
-
-    # 4. Payloads against the commitments of their decision entries.
-    payload_count = 0
-    present_payloads: set = set()
-    if payload_bytes is None:
-        if payloads_flag:
-            problems.append("payloads: the manifest says payloads: true but payloads.jsonl is missing")
-    else:
-        if payloads_flag is False:
-            problems.append("payloads: the manifest says payloads: false but payloads.jsonl is present")
-        by_seq = {}
-        for i, raw in enumerate(lines[:expected]):
-            try:
-                by_seq[start + i] = parse_json(raw)
-            except VerifyError:
-                by_seq[start + i] = None
-        for number, payload in unique_lines(payload_bytes, parse_payload_line, "payload", problems):
-            present_payloads.add(payload.seq)
-            where = f"payload seq {payload.seq}"
-            if not start <= payload.seq < end:
-                problems.append(
-                    f"{where}: line {number}: outside the bundle's range seq {start}..{end - 1}"
-                    if expected
-                    else f"{where}: line {number}: the bundle holds no entries"
-                )
-                continue
-            reasons = check_payload(payload, by_seq.get(payload.seq))
-            if reasons:
-                problems.append(f"{where}: line {number}: " + "; ".join(reasons))
-            else:
-                payload_count += 1
-
-    # 5. Per-entry signatures (section 10), when the bundle has them: each by
-    # the key in force for the entry's batch (section 11) over the context
-    # line and the entry's line bytes. Entries without a signature (signed
-    # before the mode was on) are fine.
-    signature_count = 0
-    present_signatures: set = set()
-    if signature_bytes is not None:
-        for number, sig in unique_lines(signature_bytes, parse_signature_line, "signature", problems):
-            present_signatures.add(sig.seq)
-            where = f"signature seq {sig.seq}"
-            if not start <= sig.seq < end:
-                problems.append(
-                    f"{where}: line {number}: outside the bundle's range seq {start}..{end - 1}"
-                    if expected
-                    else f"{where}: line {number}: the bundle holds no entries"
-                )
-                continue
-            i = sig.seq - start
-            if i >= n:
-                continue  # the entry is missing from entries.jsonl, reported above
-            if not entry_signature_verifies(schedule.entry_key(sig.seq).public_key, lines[i], sig.signature):
-                problems.append(
-                    f"seq {sig.seq}: per-entry signature does not verify (signatures.jsonl line {number})"
-                )
-            else:
-                signature_count += 1
-
-    # What the ledger records (the signature setting, the erasures) turns an
-    # absent line into a provable omission.
-    if version == 2:
-        problems.extend(missing_signatures(checked, context_entries, present_signatures))
-        if payloads_flag:
-            problems.extend(missing_payloads(checked, context_entries, present_payloads))
-
-    # 6. Policy verdicts and reviews (section 13) within the range, and the
-    # streamed decisions' links to their ends (section 14).
-    problems.extend(check_policies_and_reviews(checked))
-    check_streams_into(checked, problems, warnings, BUNDLE_OPEN_WHY)
-
-    ok_line = ""
-    if checkpoint is not None:
-        ok_line = (
-            f"OK bundle origin={checkpoint.origin} from={start} to={end} payloads={payload_count} "
-            f"signatures={signature_count} rotations={schedule.count()}"
-        )
-    return problems, warnings, ok_line
+    check = BundleCheck(vkey, directory, current, collect)
+    try:
+        check.run()
+        return list(check.problems()), check.warnings, check.ok_line
+    finally:
+        check.close()
 
 
 # ---------------------------------------------------------------------------
@@ -3293,13 +3819,24 @@ def cmd_bundle(args) -> int:
     if not os.path.isdir(args.dir):
         raise UsageError(f"{args.dir} is not a directory")
     witnesses, threshold = _witness_policy(args) if args.witness else ([], 0)
-    problems, warnings, ok_line = verify_bundle(vkey, args.dir, current)
-    for line in warnings:
-        print(line)
-    if witnesses and not problems:
+    check = BundleCheck(vkey, args.dir, current)
+    try:
+        check.run()
+        for line in check.warnings:
+            print(line)
+        ok_line = check.ok_line
+        if check.has_problems():
+            # Printed as they are read back: a spilled list never comes into memory whole.
+            for problem in check.problems():
+                print(f"FAIL {problem}")
+            return EXIT_FAIL
+    finally:
+        check.close()
+    if witnesses:
         problems, witness_line = verify_bundle_cosigned(args.dir, [k for k in (current, vkey) if k], witnesses, threshold)
         ok_line = f"{ok_line}\n{witness_line}"
-    return _report(problems, ok_line)
+        return _report(problems, ok_line)
+    return _report([], ok_line)
 
 
 def cmd_log(args) -> int:
