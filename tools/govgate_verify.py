@@ -987,8 +987,8 @@ class SpillMap:
     Without a store it is a plain dict (a log or sparse bundle held in memory anyway).
     """
 
-    def __init__(self, store: ScratchStore | None = None, limit: int = SPILL_LIMIT):
-        self.store, self.limit = store, limit
+    def __init__(self, store: ScratchStore | None = None, limit: int | None = None):
+        self.store, self.limit = store, SPILL_LIMIT if limit is None else limit
         self.data: dict = {}
         self.db = None
         self.name = ""
@@ -1047,8 +1047,8 @@ class SpillMap:
 class Spool:
     """Problems in order: a list up to `limit` items, the rest in a scratch file (one JSON text a line)."""
 
-    def __init__(self, store: ScratchStore | None = None, limit: int = SPOOL_LIMIT):
-        self.store, self.limit = store, limit
+    def __init__(self, store: ScratchStore | None = None, limit: int | None = None):
+        self.store, self.limit = store, SPOOL_LIMIT if limit is None else limit
         self.head: list = []
         self.file = None
         self.count = 0

@@ -19,6 +19,7 @@ import io
 import json
 import math
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -2590,6 +2591,116 @@ class UpgradeTests(unittest.TestCase):
             with self.subTest(name):
                 rc, out, err = run("bundle", "--vkey", vkey, os.path.join(old, name))
                 self.assertEqual((rc, out), (0, ok), out + err)
+
+
+class ScaleTests(unittest.TestCase):
+    """A bundle far larger than the memory the verifier is given: it is read in one pass, not held.
+
+    3000 decisions with 32 KiB request and response captures make a bundle
+    of about 270 MB; the verifier runs with its address space limited to
+    less than that (RLIMIT_AS), so reading any of its large files whole fails.
+    """
+
+    N = 3000
+    CAPTURE = 32 * 1024
+    LIMIT = 160 * 1024 * 1024
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.dir = os.path.join(cls.tmp.name, "bundle")
+        os.mkdir(cls.dir)
+        leaves, prev = [], "0" * 64
+        with open(os.path.join(cls.dir, "entries.jsonl"), "wb") as entries, open(
+            os.path.join(cls.dir, "payloads.jsonl"), "wb"
+        ) as payloads:
+            for seq in range(cls.N):
+                rq_salt, rs_salt = hashlib.sha256(b"rq%d" % seq).digest(), hashlib.sha256(b"rs%d" % seq).digest()
+                rq = (b"%08d" % seq) * (cls.CAPTURE // 8)
+                rs = (b"%08x" % seq) * (cls.CAPTURE // 8)
+                entry = {
+                    "decision_id": hashlib.sha256(b"id%d" % seq).hexdigest()[:32],
+                    "kind": "decision",
+                    "model": "m",
+                    "origin": ORIGIN,
+                    "outcome": "served",
+                    "payload_mode": "full",
+                    "prev_hash": prev,
+                    "request": {"captured": len(rq), "commitment": commitment(rq_salt, rq), "length": len(rq)},
+                    "response": {"captured": len(rs), "commitment": commitment(rs_salt, rs), "length": len(rs)},
+                    "seq": seq,
+                    "status": 200,
+                    "time": "2026-12-06T10:00:00.000Z",
+                    "version": "1",
+                }
+                raw = canonical(entry)
+                entries.write(raw + b"\n")
+                leaves.append(t_leaf(raw))
+                prev = blake3.blake3(raw).hexdigest()
+                record = {"seq": seq, "request_salt": rq_salt.hex(), "response_salt": rs_salt.hex()}
+                record.update(request=b64(rq), response=b64(rs))
+                payloads.write(json.dumps(record).encode() + b"\n")
+        manifest = {
+            "format": "govgate-bundle/1",
+            "origin": ORIGIN,
+            "vkey": vkey_for(SEED),
+            "from": 0,
+            "to": cls.N,
+            "prefix": [],
+            "payloads": True,
+        }
+        with open(os.path.join(cls.dir, "manifest.json"), "w") as f:
+            json.dump(manifest, f)
+        with open(os.path.join(cls.dir, "checkpoint.txt"), "wb") as f:
+            f.write(signed_checkpoint(SEED, cls.N, t_mth(leaves)))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def run_limited(self, directory: str) -> tuple:
+        def limit():
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_AS, (self.LIMIT, self.LIMIT))
+
+        proc = subprocess.run(
+            [sys.executable, TOOL, "bundle", "--vkey", vkey_for(SEED), directory],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            preexec_fn=limit,
+        )
+        return proc.returncode, proc.stdout, proc.stderr
+
+    def test_a_bundle_larger_than_the_memory_limit_verifies(self):
+        size = sum(os.path.getsize(os.path.join(self.dir, name)) for name in os.listdir(self.dir))
+        self.assertGreater(size, self.LIMIT)
+        rc, out, err = self.run_limited(self.dir)
+        self.assertEqual(
+            (rc, out), (0, f"OK bundle origin={ORIGIN} from=0 to={self.N} payloads={self.N} signatures=0 rotations=0\n"), err
+        )
+
+    def test_a_corrupted_payload_line_is_named_by_file_and_seq(self):
+        copy = os.path.join(self.tmp.name, "corrupted")
+        os.mkdir(copy)
+        for name in os.listdir(self.dir):
+            if name != "payloads.jsonl":
+                shutil.copy(os.path.join(self.dir, name), copy)
+        bad = 2345
+        with open(os.path.join(self.dir, "payloads.jsonl"), "rb") as src, open(
+            os.path.join(copy, "payloads.jsonl"), "wb"
+        ) as dst:
+            for number, line in enumerate(src, 1):
+                if number == bad + 1:
+                    line = line.replace(b'"request": "', b'"request": "QUJD', 1)
+                dst.write(line)
+        rc, out, err = self.run_limited(copy)
+        self.assertEqual(rc, 1, out + err)
+        fails = fail_lines(out)
+        self.assertEqual(len(fails), 1, out)
+        self.assertTrue(fails[0].startswith(f"FAIL payload seq {bad}: line {bad + 1}: BLAKE3(request_salt || request) is "), out)
+        self.assertIn(f"request is {self.CAPTURE + 3} bytes, the entry's request.captured is {self.CAPTURE}", out)
 
 
 class UsageTests(unittest.TestCase):
