@@ -283,8 +283,53 @@ def canonicalize(value) -> bytes:
         raise JCSError("string contains a lone surrogate") from None
 
 
+class _NotFast(Exception):
+    """The line is not one the fast path can judge: the full check decides."""
+
+
+def _small_int(text: str) -> int:
+    # Up to 15 digits an integer is exact as a double and prints the same in JCS and in Python.
+    if len(text) > 15:
+        raise _NotFast
+    return int(text)
+
+
+def _not_fast(_text: str):
+    raise _NotFast
+
+
+_FAST_DECODER = json.JSONDecoder(parse_int=_small_int, parse_float=_not_fast, parse_constant=_not_fast)
+_DOUBLE_DECODER = json.JSONDecoder(parse_int=float, parse_float=float, parse_constant=_not_fast)
+_SORTED_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False, allow_nan=False
+)
+_FOUR_BYTE_UTF8 = re.compile(rb"[\xf0-\xff]")
+
+
+def fast_canonical(data: bytes) -> bool:
+    """True when `data` is certainly JCS canonical, judged by the standard library's C JSON codec.
+
+    For text without floating-point numbers, integers over 15 digits or
+    characters beyond the BMP (where UTF-16 key order could differ from
+    code point order), JCS and json.dumps(sort_keys, compact, no ASCII
+    escaping) write the same bytes: when they round-trip the line is
+    canonical. Anything else (False) goes through the full check, which
+    alone words the problems.
+    """
+    if not data.isascii() and _FOUR_BYTE_UTF8.search(data):
+        return False
+    try:
+        value = _FAST_DECODER.decode(data.decode("utf-8"))
+        return _SORTED_ENCODER.encode(value).encode("utf-8") == data
+    except (_NotFast, ValueError, RecursionError, UnicodeError):
+        return False
+
+
 def parse_canonical(data: bytes):
     """Parse `data` and check it is byte-for-byte its own JCS form; return the value."""
+    if fast_canonical(data):
+        # The same value parse_json gives: every number a double.
+        return _DOUBLE_DECODER.decode(data.decode("utf-8"))
     value = parse_json(data)
     canon = canonicalize(value)
     if canon != data:
@@ -982,8 +1027,11 @@ class ScratchStore:
 
 
 class SpillMap:
-    """A map (ints or strings to ints, strings or None) kept in a dict up to `limit` items, then in SQLite.
+    """A map (ints or strings to ints, strings or None): a dict of up to `limit` items in front of a SQLite table.
 
+    When the dict is full it is written to the table in one statement and
+    emptied, so a map that is filled in key order (the usual case) costs a
+    look-up in SQLite only for a key below the largest one written there.
     Without a store it is a plain dict (a log or sparse bundle held in memory anyway).
     """
 
@@ -992,37 +1040,46 @@ class SpillMap:
         self.data: dict = {}
         self.db = None
         self.name = ""
-        self.size = 0
+        self.written_max = None  # the largest int key in the table (None: none, or a string key was written)
+        self.strings = False  # a string key is in the table
 
     def _spill(self) -> None:
-        self.db, self.name = self.store.table()
-        self.db.executemany(f"INSERT INTO {self.name} VALUES (?, ?)", self.data.items())
+        if self.db is None:
+            self.db, self.name = self.store.table()
+        self.db.executemany(f"INSERT OR REPLACE INTO {self.name} VALUES (?, ?)", self.data.items())
+        for key in self.data:
+            if isinstance(key, str):
+                self.strings = True
+            elif self.written_max is None or key > self.written_max:
+                self.written_max = key
         self.data = {}
 
     def __setitem__(self, key, value) -> None:
-        if self.db is None:
-            if key not in self.data:
-                self.size += 1
-            self.data[key] = value
-            if self.store is not None and len(self.data) > self.limit:
-                self._spill()
-            return
-        if key not in self:
-            self.size += 1
-        self.db.execute(f"INSERT OR REPLACE INTO {self.name} VALUES (?, ?)", (key, value))
+        self.data[key] = value
+        if self.store is not None and len(self.data) > self.limit:
+            self._spill()
 
     def add(self, key) -> None:
         self[key] = None
 
-    def __contains__(self, key) -> bool:
+    def _row(self, key):
+        """The table's row for `key`, or None."""
         if self.db is None:
-            return key in self.data
-        return self.db.execute(f"SELECT 1 FROM {self.name} WHERE k = ?", (key,)).fetchone() is not None
+            return None
+        if isinstance(key, str):
+            if not self.strings:
+                return None
+        elif self.written_max is None or key > self.written_max:
+            return None
+        return self.db.execute(f"SELECT v FROM {self.name} WHERE k = ?", (key,)).fetchone()
+
+    def __contains__(self, key) -> bool:
+        return key in self.data or self._row(key) is not None
 
     def __getitem__(self, key):
-        if self.db is None:
+        if key in self.data:
             return self.data[key]
-        row = self.db.execute(f"SELECT v FROM {self.name} WHERE k = ?", (key,)).fetchone()
+        row = self._row(key)
         if row is None:
             raise KeyError(key)
         return row[0]
@@ -1033,14 +1090,13 @@ class SpillMap:
         except KeyError:
             return default
 
-    def __len__(self) -> int:
-        return self.size
-
     def sorted_items(self):
         """(key, value) by increasing key (keys of one type)."""
         if self.db is None:
             yield from sorted(self.data.items(), key=lambda item: item[0])
             return
+        if self.data:
+            self._spill()
         yield from self.db.execute(f"SELECT k, v FROM {self.name} ORDER BY k")
 
 
