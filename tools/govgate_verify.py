@@ -53,10 +53,12 @@ import argparse
 import base64
 import binascii
 import bisect
+import collections
 import hashlib
 import heapq
 import json
 import math
+import multiprocessing
 import os
 import re
 import shutil
@@ -999,11 +1001,22 @@ class ScratchStore:
         self.dir: str | None = None
         self.db = None
         self.tables = 0
+        self.files: list = []
 
     def path(self, name: str) -> str:
         if self.dir is None:
             self.dir = tempfile.mkdtemp(prefix="govgate_verify-")
         return os.path.join(self.dir, name)
+
+    def open(self, name: str, mode: str):
+        """A scratch file, closed by close()."""
+        return self.open_path(self.path(name), mode)
+
+    def open_path(self, path: str, mode: str):
+        """A file closed by close()."""
+        f = open(path, mode, **({} if "b" in mode else {"encoding": "utf-8"}))
+        self.files.append(f)
+        return f
 
     def table(self) -> tuple:
         """A new table (k PRIMARY KEY, v): (connection, table name)."""
@@ -1018,6 +1031,9 @@ class ScratchStore:
         return self.db, name
 
     def close(self) -> None:
+        for f in self.files:
+            f.close()
+        self.files = []
         if self.db is not None:
             self.db.close()
             self.db = None
@@ -1115,7 +1131,7 @@ class Spool:
             self.head.append(item)
             return
         if self.file is None:
-            self.file = open(self.store.path(f"spool{id(self)}.jsonl"), "w+", encoding="utf-8")
+            self.file = self.store.open(f"spool{id(self)}.jsonl", "w+")
         self.file.write(json.dumps(item) + "\n")
 
     def extend(self, items) -> None:
@@ -1613,6 +1629,30 @@ class BundlePayload:
     request: bytes
     response: bytes
 
+    def sides(self) -> tuple:
+        """(side, capture length, its commitment BLAKE3(salt || capture) when asked) for request and response."""
+        return (
+            ("request", len(self.request), lambda: blake3_hex(self.request_salt + self.request)),
+            ("response", len(self.response), lambda: blake3_hex(self.response_salt + self.response)),
+        )
+
+
+@dataclass
+class PayloadDigest:
+    """A payloads.jsonl line as a worker process leaves it: lengths and commitments, the captures dropped."""
+
+    seq: int
+    request_length: int
+    response_length: int
+    request_commitment: str
+    response_commitment: str
+
+    def sides(self) -> tuple:
+        return (
+            ("request", self.request_length, lambda: self.request_commitment),
+            ("response", self.response_length, lambda: self.response_commitment),
+        )
+
 
 def parse_payload_line(raw: bytes) -> BundlePayload:
     """One line of payloads.jsonl: {"seq","request_salt","response_salt","request","response"}."""
@@ -1668,17 +1708,11 @@ def check_payload(payload: BundlePayload, entry) -> list:
             "it has no payload"
         ]
     reasons = []
-    for (side, salt, data), committed in zip(
-        (
-            ("request", payload.request_salt, payload.request),
-            ("response", payload.response_salt, payload.response),
-        ),
-        sides,
-    ):
+    for (side, length, commitment_of), committed in zip(payload.sides(), sides):
         if not committed:
             # Bytes no commitment covers would be unproven: refused.
-            if data:
-                reasons.append(f"{side} is {len(data)} bytes, but this entry commits to no {side} (it must be empty)")
+            if length:
+                reasons.append(f"{side} is {length} bytes, but this entry commits to no {side} (it must be empty)")
             continue
         meta = entry.get(side)
         if not isinstance(meta, dict) or not isinstance(meta.get("commitment"), str):
@@ -1686,14 +1720,14 @@ def check_payload(payload: BundlePayload, entry) -> list:
                 f"the entry has no {side}.commitment (payload_mode {entry.get('payload_mode')!r})"
             )
             continue
-        commitment = blake3_hex(salt + data)
+        commitment = commitment_of()
         if commitment != meta["commitment"]:
             reasons.append(
                 f"BLAKE3({side}_salt || {side}) is {commitment}, the entry's {side}.commitment is {meta['commitment']}"
             )
         captured = entry_int(meta.get("captured"))
-        if captured != len(data):
-            reasons.append(f"{side} is {len(data)} bytes, the entry's {side}.captured is {meta.get('captured')!r}")
+        if captured != length:
+            reasons.append(f"{side} is {length} bytes, the entry's {side}.captured is {meta.get('captured')!r}")
     return reasons
 
 
@@ -2122,7 +2156,7 @@ class EntryIndex:
 
     def _flush(self) -> None:
         if self.index is None:
-            self.index = open(self.store.path("entries.index"), "w+b")
+            self.index = self.store.open("entries.index", "w+b")
         self.index.seek(0, os.SEEK_END)
         self.index.write(self.pending)
         self.pending = bytearray()
@@ -2132,14 +2166,10 @@ class EntryIndex:
         self.index.seek(16 * i)
         offset, length = struct.unpack("<QQ", self.index.read(16))
         if self.reader is None:
-            self.reader = open(self.path, "rb")
+            self.reader = self.store.open_path(self.path, "rb")
         self.reader.seek(offset)
         return self.reader.read(length)
 
-    def close(self) -> None:
-        for f in (self.index, self.reader):
-            if f is not None:
-                f.close()
 
 
 class EarlierEntries:
@@ -2177,8 +2207,8 @@ class EarlierEntries:
 class LineCursor:
     """A payloads or signatures file read alongside the entries: unique_lines, each line held until its entry is settled."""
 
-    def __init__(self, file: BundleFile, parse, name: str, problems, seen: SpillMap):
-        self.lines = file.lines()
+    def __init__(self, lines, parse, name: str, problems, seen: SpillMap):
+        self.lines = lines
         self.parse, self.name, self.problems, self.seen = parse, name, problems, seen
         self.number = 0
         self.held = None
@@ -2192,7 +2222,12 @@ class LineCursor:
                     return
                 self.number += 1
                 try:
-                    parsed = self.parse(item[1])
+                    if len(item) > 2:  # parsed by a worker process
+                        if isinstance(item[2], str):
+                            raise VerifyError(item[2])
+                        parsed = item[2]
+                    else:
+                        parsed = self.parse(item[1])
                 except VerifyError as err:
                     self.problems.append(f"{self.name} line {self.number}: {err}")
                     continue
@@ -2223,6 +2258,163 @@ def entry_signature_verifies_cached(public_key: bytes, entry_bytes: bytes, signa
     except (_nacl_exceptions.BadSignatureError, _nacl_exceptions.ValueError, _nacl_exceptions.TypeError):
         return False
     return True
+
+
+# ---------------------------------------------------------------------------
+# Worker processes (--jobs): the per-line work, in order, a bounded window ahead
+# ---------------------------------------------------------------------------
+
+# A batch of lines sent to a worker process: at most this many lines or
+# bytes; at most WINDOW_PER_JOB batches per worker are in flight per file.
+BATCH_LINES = 512
+BATCH_BYTES = 4 << 20
+WINDOW_PER_JOB = 2
+DEFAULT_JOBS = 1  # verify_bundle's, when not given
+
+
+def _entry_work(lines: list) -> list:
+    """Per entry line: (problem or None, BLAKE3 hex (None with a problem), leaf hash)."""
+    out = []
+    for raw in lines:
+        leaf = leaf_hash(raw)
+        try:
+            entry = parse_canonical(raw)
+        except VerifyError as err:
+            out.append((str(err), None, leaf))
+            continue
+        problem = check_entry_fields(entry)
+        out.append((problem, None if problem else blake3_hex(raw), leaf))
+    return out
+
+
+def _payload_work(lines: list) -> list:
+    """Per payloads.jsonl line: its PayloadDigest, or the problem text."""
+    out = []
+    for raw in lines:
+        try:
+            payload = parse_payload_line(raw)
+        except VerifyError as err:
+            out.append(str(err))
+            continue
+        out.append(
+            PayloadDigest(
+                payload.seq,
+                len(payload.request),
+                len(payload.response),
+                blake3_hex(payload.request_salt + payload.request),
+                blake3_hex(payload.response_salt + payload.response),
+            )
+        )
+    return out
+
+
+def _signature_work(tasks: list) -> list:
+    """Per (public key, entry bytes, signature): whether it verifies."""
+    return [entry_signature_verifies_cached(key, raw, signature) for key, raw, signature in tasks]
+
+
+def prefetched(lines, pool, work, window: int):
+    """(offset, line, work's result for it) of `lines`, in order; `window` batches at most in flight."""
+    pending: collections.deque = collections.deque()
+    done = False
+
+    def fill() -> None:
+        nonlocal done
+        while not done and len(pending) < window:
+            batch, size = [], 0
+            for item in lines:
+                batch.append(item)
+                size += len(item[1])
+                if len(batch) >= BATCH_LINES or size >= BATCH_BYTES:
+                    break
+            else:
+                done = True
+            if batch:
+                pending.append((batch, pool.apply_async(work, ([raw for _, raw in batch],))))
+
+    fill()
+    while pending:
+        batch, result = pending.popleft()
+        outs = result.get()
+        fill()
+        for (offset, raw), out in zip(batch, outs):
+            yield offset, raw, out
+
+
+class SignatureChecks:
+    """The signatures section in file order, with the Ed25519 checks done in batches by worker processes.
+
+    Problems and checks are queued in the order verify_bundle reports them;
+    a batch's problems are written once its checks are back.
+    """
+
+    def __init__(self, problems: Spool, pool, window: int):
+        self.problems, self.pool, self.window = problems, pool, window
+        self.verified = 0
+        self.items: list = []  # str problems and (seq, line number, key, entry bytes, signature)
+        self.tasks = 0
+        self.pending: collections.deque = collections.deque()
+
+    def append(self, problem: str) -> None:
+        self.items.append(problem)
+
+    def check(self, seq: int, number: int, public_key: bytes, raw: bytes, signature: bytes) -> None:
+        self.items.append((seq, number, public_key, raw, signature))
+        self.tasks += 1
+        if self.tasks >= BATCH_LINES:
+            self._send()
+
+    def _send(self) -> None:
+        tasks = [item[2:] for item in self.items if not isinstance(item, str)]
+        result = self.pool.apply_async(_signature_work, (tasks,)) if tasks else None
+        self.pending.append((self.items, result))
+        self.items, self.tasks = [], 0
+        while len(self.pending) > self.window:
+            self._receive()
+
+    def _receive(self) -> None:
+        items, result = self.pending.popleft()
+        oks = iter(result.get() if result is not None else ())
+        for item in items:
+            if isinstance(item, str):
+                self.problems.append(item)
+            elif next(oks):
+                self.verified += 1
+            else:
+                self.problems.append(
+                    f"seq {item[0]}: per-entry signature does not verify (signatures.jsonl line {item[1]})"
+                )
+
+    def finish(self) -> None:
+        self._send()
+        while self.pending:
+            self._receive()
+
+
+class InlineSignatureChecks(SignatureChecks):
+    """SignatureChecks without worker processes: each check done at once."""
+
+    def __init__(self, problems: Spool):
+        super().__init__(problems, None, 0)
+
+    def append(self, problem: str) -> None:
+        self.problems.append(problem)
+
+    def check(self, seq: int, number: int, public_key: bytes, raw: bytes, signature: bytes) -> None:
+        if entry_signature_verifies_cached(public_key, raw, signature):
+            self.verified += 1
+        else:
+            self.problems.append(f"seq {seq}: per-entry signature does not verify (signatures.jsonl line {number})")
+
+    def finish(self) -> None:
+        pass
+
+
+def worker_pool(jobs: int):
+    """`jobs` worker processes (forked where the platform allows: nothing to import again)."""
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else None)
+    return context.Pool(jobs)
 
 
 class CarriedCheckpoints:
@@ -2292,8 +2484,11 @@ class BundleCheck:
     reported them; a section that can grow with the bundle is a Spool.
     """
 
-    def __init__(self, vkey: VerifierKey, directory: str, current: VerifierKey | None = None, collect=None):
-        self.vkey, self.directory, self.current, self.collect = vkey, directory, current, collect
+    def __init__(
+        self, vkey: VerifierKey, directory: str, current: VerifierKey | None = None, collect=None, jobs: int = 1
+    ):
+        self.vkey, self.directory, self.current, self.collect, self.jobs = vkey, directory, current, collect, jobs
+        self.pool = None
         self.store = ScratchStore()
         self.head: list = []  # problems before the entries' (a handful)
         self.sections: list = [self.head]
@@ -2307,10 +2502,12 @@ class BundleCheck:
         self.opened: list = []  # BundleFiles, closed at the end even when not read to their end
 
     def close(self) -> None:
+        if self.pool is not None:
+            self.pool.terminate()
+            self.pool.join()
+            self.pool = None
         for file in self.opened:
             file.close()
-        if self.index is not None:
-            self.index.close()
         self.store.close()
 
     def problems(self):
@@ -2585,9 +2782,25 @@ class BundleCheck:
             payload_problems.append("payloads: the manifest says payloads: false but payloads.jsonl is present")
         present_payloads = SpillMap(self.store)
         present_signatures = SpillMap(self.store)
-        payloads = LineCursor(payloads_file, parse_payload_line, "payload", payload_problems, present_payloads)
-        signatures = LineCursor(signatures_file, parse_signature_line, "signature", signature_problems, present_signatures)
-        counts = {"payloads": 0, "signatures": 0, "lines": 0}
+        if self.jobs > 1:
+            # The per-line work (entries' JCS and hashes, payloads' commitments,
+            # signatures) goes to worker processes; what depends on the order
+            # (chain, tree, keys, checkpoints, links) stays here.
+            self.pool = pool = worker_pool(self.jobs)
+            window = WINDOW_PER_JOB * self.jobs
+            entry_lines = prefetched(entries_file.lines(), pool, _entry_work, window)
+            payload_lines = prefetched(payloads_file.lines(), pool, _payload_work, window)
+            signature_checks = SignatureChecks(signature_problems, pool, window)
+        else:
+            entry_lines = ((offset, raw, None) for offset, raw in entries_file.lines())
+            payload_lines = payloads_file.lines()
+            signature_checks = InlineSignatureChecks(signature_problems)
+        payloads = LineCursor(payload_lines, parse_payload_line, "payload", payload_problems, present_payloads)
+        signatures = LineCursor(
+            signatures_file.lines(), parse_signature_line, "signature", signature_checks, present_signatures
+        )
+        counts = {"payloads": 0}
+        leaves: dict = {}  # leaf hashes a worker made, by line index, until the line is settled
 
         def check_payloads(upto: int | None, current_seq: int | None = None, current_value=None) -> None:
             for number, payload in payloads.ready(upto):
@@ -2610,7 +2823,7 @@ class BundleCheck:
             for number, sig in signatures.ready(upto):
                 where = f"signature seq {sig.seq}"
                 if not start <= sig.seq < end:
-                    signature_problems.append(
+                    signature_checks.append(
                         f"{where}: line {number}: outside the bundle's range seq {start}..{end - 1}"
                         if expected
                         else f"{where}: line {number}: the bundle holds no entries"
@@ -2620,12 +2833,7 @@ class BundleCheck:
                 if i >= earlier.limit - start:
                     continue  # the entry is missing from entries.jsonl, reported above
                 raw = current_raw if sig.seq == current_seq else self.index.line(i)
-                if not entry_signature_verifies_cached(schedule.entry_key(sig.seq).public_key, raw, sig.signature):
-                    signature_problems.append(
-                        f"seq {sig.seq}: per-entry signature does not verify (signatures.jsonl line {number})"
-                    )
-                else:
-                    counts["signatures"] += 1
+                signature_checks.check(sig.seq, number, schedule.entry_key(sig.seq).public_key, raw, sig.signature)
 
         # What the ledger records (the signature setting, the erasures)
         # turns an absent line into a provable omission; a line may still
@@ -2649,7 +2857,7 @@ class BundleCheck:
             nonlocal setting
             seq, raw, value = start + item.index, item.raw, item.value
             if frontier is not None:
-                frontier.append(leaf_hash(raw))
+                frontier.append(leaves.pop(item.index, None) or leaf_hash(raw))
             earlier.settle(seq, value, item.sound)
             if item.sound:
                 follower.feed(seq, value)
@@ -2674,12 +2882,17 @@ class BundleCheck:
                 _note_erasure(value, erased)
 
         n = 0
-        for offset, raw in entries_file.lines():
+        for offset, raw, work in entry_lines:
             n += 1
             if n > expected:
                 continue  # counted only
             self.index.add(offset, len(raw))
-            for item in chain.push(raw):
+            checked = None
+            if work is not None:
+                problem, blake3_of, leaves[n - 1] = work
+                # Canonical: the value parse_canonical gives, from the C decoder.
+                checked = (_DOUBLE_DECODER.decode(raw.decode("utf-8")), blake3_of) if problem is None else (problem, None)
+            for item in chain.push(raw, checked):
                 settle(item)
         for item in chain.finish():
             settle(item)
@@ -2693,6 +2906,7 @@ class BundleCheck:
         open_carried(None)
         check_payloads(None)
         check_signatures(None)
+        signature_checks.finish()
         self.keys = schedule.keys()
         checkpoint = state["checkpoint"]
         if version == 2:
@@ -2787,7 +3001,7 @@ class BundleCheck:
         if checkpoint is not None:
             self.ok_line = (
                 f"OK bundle origin={checkpoint.origin} from={start} to={end} payloads={counts['payloads']} "
-                f"signatures={counts['signatures']} rotations={schedule.count()}"
+                f"signatures={signature_checks.verified} rotations={schedule.count()}"
             )
 
 
@@ -2799,7 +3013,7 @@ def _note_erasure(entry, erased: SpillMap) -> None:
 
 
 def verify_bundle(
-    vkey: VerifierKey, directory: str, current: VerifierKey | None = None, collect: list | None = None
+    vkey: VerifierKey, directory: str, current: VerifierKey | None = None, collect: list | None = None, jobs: int | None = None
 ) -> tuple[list, list, str]:
     """Check an export bundle (docs/audit-format.md section 8); returns (problems, warnings, ok_line).
 
@@ -2809,9 +3023,10 @@ def verify_bundle(
     be `vkey` itself. The policy verdicts and review entries in the bundle
     are checked as far as the bundle holds both ends of a link (section
     13); with `collect`, the sound entries are appended to it as (seq,
-    entry) pairs. A contiguous bundle is read in one pass (BundleCheck).
+    entry) pairs. A contiguous bundle is read in one pass (BundleCheck),
+    with `jobs` > 1 by that many worker processes for the per-line work.
     """
-    check = BundleCheck(vkey, directory, current, collect)
+    check = BundleCheck(vkey, directory, current, collect, DEFAULT_JOBS if jobs is None else jobs)
     try:
         check.run()
         return list(check.problems()), check.warnings, check.ok_line
@@ -3875,7 +4090,7 @@ def cmd_bundle(args) -> int:
     if not os.path.isdir(args.dir):
         raise UsageError(f"{args.dir} is not a directory")
     witnesses, threshold = _witness_policy(args) if args.witness else ([], 0)
-    check = BundleCheck(vkey, args.dir, current)
+    check = BundleCheck(vkey, args.dir, current, jobs=args.jobs)
     try:
         check.run()
         for line in check.warnings:
@@ -4424,6 +4639,16 @@ def _witness_arguments(p, required: bool = False) -> None:
     )
 
 
+def _jobs(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is negative")
+    return value or os.cpu_count() or 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="govgate_verify.py",
@@ -4473,6 +4698,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="the bundle directory (manifest.json, entries.jsonl, checkpoint.txt; proofs.jsonl in a sparse bundle; "
         "payloads.jsonl, signatures.jsonl)",
+    )
+    p.add_argument(
+        "--jobs",
+        type=_jobs,
+        default=1,
+        metavar="N",
+        help="worker processes for the per-entry work of a contiguous bundle (JCS, hashes, payload commitments, "
+        "signatures); 1 (default): none, everything in this process; 0: one per CPU",
     )
     _witness_arguments(p)
     p.set_defaults(func=cmd_bundle)

@@ -2593,6 +2593,68 @@ class UpgradeTests(unittest.TestCase):
                 self.assertEqual((rc, out), (0, ok), out + err)
 
 
+class Spilled:
+    """Runs a test class's in-process bundle checks with every SpillMap and Spool limit at one item,
+    so the state a large bundle keeps on disk (SQLite, spool files) is what is checked."""
+
+    def setUp(self):
+        super().setUp()
+        saved = (gv.SPILL_LIMIT, gv.SPOOL_LIMIT)
+        gv.SPILL_LIMIT = gv.SPOOL_LIMIT = 1
+
+        def restore():
+            gv.SPILL_LIMIT, gv.SPOOL_LIMIT = saved
+
+        self.addCleanup(restore)
+
+
+class SpilledBundleTests(Spilled, BundleTests):
+    test_every_range = None  # 91 bundles: the plain run covers it
+
+
+class SpilledRotationTests(Spilled, RotationTests):
+    pass
+
+
+class SpilledReviewLogTests(Spilled, ReviewLogTests):
+    pass
+
+
+class SpilledStreamTests(Spilled, StreamTests):
+    pass
+
+
+class SpilledEvidenceTests(Spilled, EvidenceTests):
+    pass
+
+
+class Parallel:
+    """Runs a test class's in-process bundle checks with two worker processes and batches of three lines,
+    so every problem must come out the same, in the same order, from the --jobs path."""
+
+    def setUp(self):
+        super().setUp()
+        saved = (gv.DEFAULT_JOBS, gv.BATCH_LINES)
+        gv.DEFAULT_JOBS, gv.BATCH_LINES = 2, 3
+
+        def restore():
+            gv.DEFAULT_JOBS, gv.BATCH_LINES = saved
+
+        self.addCleanup(restore)
+
+
+class ParallelBundleTests(Parallel, BundleTests):
+    test_every_range = None  # 91 bundles: the plain run covers it
+
+
+class ParallelRotationTests(Parallel, RotationTests):
+    pass
+
+
+class ParallelEvidenceTests(Parallel, EvidenceTests):
+    pass
+
+
 class ScaleTests(unittest.TestCase):
     """A bundle far larger than the memory the verifier is given: it is read in one pass, not held.
 
@@ -2658,14 +2720,14 @@ class ScaleTests(unittest.TestCase):
     def tearDownClass(cls):
         cls.tmp.cleanup()
 
-    def run_limited(self, directory: str) -> tuple:
+    def run_limited(self, directory: str, *options: str) -> tuple:
         def limit():
             import resource
 
             resource.setrlimit(resource.RLIMIT_AS, (self.LIMIT, self.LIMIT))
 
         proc = subprocess.run(
-            [sys.executable, TOOL, "bundle", "--vkey", vkey_for(SEED), directory],
+            [sys.executable, TOOL, "bundle", *options, "--vkey", vkey_for(SEED), directory],
             capture_output=True,
             text=True,
             timeout=120,
@@ -2695,7 +2757,7 @@ class ScaleTests(unittest.TestCase):
                 if number == bad + 1:
                     line = line.replace(b'"request": "', b'"request": "QUJD', 1)
                 dst.write(line)
-        rc, out, err = self.run_limited(copy)
+        rc, out, err = self.run_limited(copy, "--jobs", "2")  # each worker process under the limit too
         self.assertEqual(rc, 1, out + err)
         fails = fail_lines(out)
         self.assertEqual(len(fails), 1, out)
