@@ -244,6 +244,32 @@ class JcsVectorTests(unittest.TestCase):
                 with self.assertRaises(gv.VerifyError):
                     gv.parse_canonical(text)
 
+    def test_fast_path_accepts_only_what_the_full_check_accepts(self):
+        """parse_canonical's fast path (the C JSON codec) says canonical only where RFC 8785 does."""
+
+        def full(data: bytes) -> bool:
+            try:
+                return gv.canonicalize(gv.parse_json(data)) == data
+            except gv.VerifyError:
+                return False
+
+        samples = [bytes.fromhex(v["canonical_utf8_hex"]) for v in JCS["vectors"]]
+        samples += [v["input"].encode("utf-8") for v in JCS["vectors"] + JCS["must_fail"]]
+        samples += [
+            b'{"a":1,"a":1}', b'{"a":"\\udead"}', b'{"a":-0}', b"12345678901234567", b"[9007199254740993]",
+            b'{"a":1e2}', b'{"a":100}', b'{"a":"\\u00e9"}', '{"a":"\u00e9"}'.encode(), b'{"a":"\\/"}',
+            '{"\U0001f600":1,"\ufb33":2}'.encode(), '{"\ufb33":2,"\U0001f600":1}'.encode(),
+            b'{"a":NaN}', b'{"a":Infinity}', b'{"a":"\x7f"}', b'{"a":"\\u007f"}', b'{"a":"\\u001f"}', b' {"a":1}',
+            b'{"a":1} ', b'{"a":"\\b\\f\\n\\r\\t"}', b'{"a":[1,2,{"b":null,"a":true}]}', b'\xff',
+        ]
+        samples += build_entries(5)
+        for data in samples:
+            with self.subTest(data):
+                if gv.fast_canonical(data):
+                    self.assertTrue(full(data))
+        # And it does take the usual entry, or the verifier is slow for nothing.
+        self.assertTrue(all(gv.fast_canonical(e) for e in build_entries(5) if e.isascii()))
+
     def test_integers_as_doubles(self):
         self.assertEqual(gv.canonicalize(gv.parse_json(b"[1E2,100,-0,9007199254740993]")), b"[100,100,0,9007199254740992]")
 
