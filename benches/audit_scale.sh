@@ -8,10 +8,12 @@
 #      - govgate verify --config (the store)
 #      - govgate export --payloads (the whole log)
 #      - govgate verify --bundle (Rust)
-#      - tools/govgate_verify.py bundle (Python)
+#      - tools/govgate_verify.py bundle (Python), and with --jobs $(nproc)
+#        when there is more than one CPU
 #
 # Peak RSS is the maximum resident set size the kernel reports for the
-# process (its threads included). The ledger's disk size and the bundle's
+# process (its threads included); for the Python verifier with --jobs, that
+# of its largest process (the parent or one worker), not their sum. The ledger's disk size and the bundle's
 # are reported too. Nothing is timed against a target here: the table is
 # for reading, and for docs/performance.md.
 #
@@ -101,6 +103,11 @@ measure "govgate verify --bundle" \
 if [[ $PYTHON != none ]]; then
     measure "tools/govgate_verify.py bundle" \
         "$PYTHON" "$ROOT/tools/govgate_verify.py" bundle --vkey "@$DIR/govgate.vkey" "$DIR/bundle"
+    jobs=$(nproc)
+    if ((jobs > 1)); then
+        measure "tools/govgate_verify.py bundle --jobs $jobs" \
+            "$PYTHON" "$ROOT/tools/govgate_verify.py" bundle --jobs "$jobs" --vkey "@$DIR/govgate.vkey" "$DIR/bundle"
+    fi
 fi
 
 ledger_mb=$(du -sm "$DIR/data/ledger" | cut -f1)
