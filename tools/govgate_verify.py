@@ -171,7 +171,9 @@ def parse_json(data: bytes | str):
         raise JCSError(f"not valid JSON: {err.msg} at char {err.pos}") from None
     except RecursionError:
         raise JCSError("JSON nested too deeply") from None
-    _check_strings(value)
+    if not isinstance(data, bytes) or "\\ud" in text or "\\uD" in text:
+        # Only a \uD800-\uDFFF escape makes a surrogate: text decoded from UTF-8 cannot hold one.
+        _check_strings(value)
     return value
 
 
@@ -289,19 +291,23 @@ class _NotFast(Exception):
     """The line is not one the fast path can judge: the full check decides."""
 
 
+def _small_int(text: str) -> int:
+    # Up to 15 digits an integer is exact as a double and prints the same in JCS and in Python.
+    if len(text) > 15:
+        raise _NotFast
+    return int(text)
+
+
 def _not_fast(_text: str):
     raise _NotFast
 
 
-_FAST_DECODER = json.JSONDecoder(parse_float=_not_fast, parse_constant=_not_fast)
+_FAST_DECODER = json.JSONDecoder(parse_int=_small_int, parse_float=_not_fast, parse_constant=_not_fast)
 _DOUBLE_DECODER = json.JSONDecoder(parse_int=float, parse_float=float, parse_constant=_not_fast)
 _SORTED_ENCODER = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False, allow_nan=False
 )
 _FOUR_BYTE_UTF8 = re.compile(rb"[\xf0-\xff]")
-# Up to 15 digits an integer is exact as a double and prints the same in JCS and in Python;
-# a longer number (or a run of digits after one of :,[ in a string) sends the line to the full check.
-_LONG_DIGITS = re.compile(rb"(?:^|[:,\[])-?[0-9]{16}")
 
 
 def fast_canonical(data: bytes) -> bool:
@@ -314,7 +320,7 @@ def fast_canonical(data: bytes) -> bool:
     canonical. Anything else (False) goes through the full check, which
     alone words the problems.
     """
-    if _LONG_DIGITS.search(data) or not data.isascii() and _FOUR_BYTE_UTF8.search(data):
+    if not data.isascii() and _FOUR_BYTE_UTF8.search(data):
         return False
     try:
         value = _FAST_DECODER.decode(data.decode("utf-8"))
