@@ -1796,37 +1796,6 @@ def _hash_list(value) -> list | None:
     return out
 
 
-def read_checkpoint_lines(data: bytes | None, end: int, note: bytes | None, problems: list) -> list:
-    """checkpoints.jsonl as (size, note bytes, consistency proof), sizes strictly increasing."""
-    if data is None:
-        problems.append("checkpoints: checkpoints.jsonl is missing")
-        return []
-    out: list = []
-    for number, raw in enumerate(split_jsonl(data), 1):
-        item = f"checkpoints.jsonl line {number}"
-        try:
-            value = parse_json(raw)
-        except VerifyError as err:
-            problems.append(f"{item}: {err}")
-            return []
-        size = entry_int(value.get("size")) if isinstance(value, dict) else None
-        text = value.get("checkpoint") if isinstance(value, dict) else None
-        proof = _hash_list(value.get("consistency")) if isinstance(value, dict) else None
-        if size is None or not isinstance(text, str) or proof is None:
-            problems.append(f"{item}: needs size, checkpoint (a note) and consistency (base64 hashes)")
-            return []
-        if out and out[-1][0] >= size:
-            problems.append(f"{item}: sizes do not increase")
-            return []
-        out.append((size, text.encode("utf-8"), proof))
-    match = [line for line in out if line[0] == end]
-    if not match:
-        problems.append(f"checkpoints: no checkpoint of size {end} (the bundle's to)")
-    elif match[0][1] != note:
-        problems.append(f"checkpoints: the checkpoint of size {end} is not the note of checkpoint.txt")
-    return out
-
-
 def read_context_lines(data: bytes | None, origin: str, start: int, end: int, problems: list) -> list:
     """context.jsonl as (seq, canonical bytes, entry, size, path): entries outside start..end, proven."""
     if data is None:
@@ -1868,62 +1837,14 @@ def read_context_lines(data: bytes | None, origin: str, start: int, end: int, pr
     return out
 
 
-def check_checkpoint_lines(lines: list, schedule: KeySchedule, context: list, problems: list) -> dict:
-    """Open each carried checkpoint with its key, check the consistency proofs between them,
-    each rotation's own checkpoint and the context entries' inclusion; return {size: checkpoint}."""
-    opened: dict = {}
-    previous = None
-    for size, note, proof in lines:
-        item = f"checkpoint of size {size}"
-        key, why = schedule.checkpoint_key(size)
-        checkpoint = open_checkpoint(
-            note, key, problems, item=item, why=_signer_why(schedule, size, key, why), others=schedule.keys()
-        )
-        if checkpoint is None:
-            return opened
-        if checkpoint.size != size:
-            problems.append(f"{item}: its note says size {checkpoint.size}")
-            return opened
-        if previous is not None:
-            try:
-                verify_consistency(previous.size, size, previous.root, checkpoint.root, proof)
-            except VerifyError as err:
-                problems.append(
-                    f"{item}: the consistency proof from size {previous.size} does not verify ({err}): "
-                    "the two checkpoints are not of one append-only log"
-                )
-        opened[size] = checkpoint
-        previous = checkpoint
-    last = lines[-1][0] if lines else 0
-    for rotation in schedule.rotations:
-        if rotation.seq < last and rotation.seq + 1 not in opened:
-            problems.append(
-                f"seq {rotation.seq}: key_rotated: the bundle lacks its own checkpoint "
-                f"(size {rotation.seq + 1}), signed by its old key"
-            )
-    for seq, canonical, _, size, path in context:
-        if size != last or size not in opened:
-            problems.append(
-                f"seq {seq}: context entry: proven into size {size}, not the last carried checkpoint ({last})"
-            )
-            continue
-        try:
-            verify_inclusion(seq, size, leaf_hash(canonical), path, opened[size].root)
-        except VerifyError as err:
-            problems.append(
-                f"seq {seq}: context entry: its inclusion proof into the checkpoint of size {size} "
-                f"does not verify ({err})"
-            )
-    return opened
-
-
 def locate_change(prefix: list, start: int, leaves: list, opened: dict) -> str | None:
     """Where the entries first differ from the signed log, as far as the carried checkpoints prove it.
 
     The tree is grown from the prefix subtrees one leaf at a time; at every
     carried checkpoint inside the range its root is compared. The first that
     differs and the last that matched bound the change; nothing narrower is
-    claimed.
+    claimed. (BundleCheck compares each carried checkpoint as its tree
+    reaches the size, and names the change with _located too.)
     """
     stack = list(zip(subtree_sizes(start), prefix))
     last_match, size = start, start
@@ -1976,21 +1897,28 @@ def signature_settings(entries: list) -> list:
 
 
 def missing_signatures(entries: list, context_entries: list, signed: set) -> list:
-    """Problems for entries at which entry_signatures is on (recorded at or before them) without a signature."""
+    """Problems for entries at which entry_signatures is on (recorded at or before them) without a signature.
+
+    The rule over whole lists; BundleCheck applies it entry by entry, with the same messages.
+    """
     settings = signature_settings(context_entries + entries)
     problems = []
     for seq, _ in entries:
         in_force = [s for s in settings if s[0] <= seq]
         if in_force and in_force[-1][1] and seq not in signed:
-            problems.append(
-                f"seq {seq}: per-entry signature missing: entry_signatures is on here "
-                f"(recorded at seq {in_force[-1][0]})"
-            )
+            problems.append(missing_signature_problem(seq, in_force[-1][0]))
     return problems
 
 
+def missing_signature_problem(seq: int, setting_seq: int) -> str:
+    return f"seq {seq}: per-entry signature missing: entry_signatures is on here (recorded at seq {setting_seq})"
+
+
 def missing_payloads(entries: list, context_entries: list, present: set) -> list:
-    """Problems for kept payloads (decision or stream_ended in mode full) neither in the bundle nor erased."""
+    """Problems for kept payloads (decision or stream_ended in mode full) neither in the bundle nor erased.
+
+    The rule over whole lists; BundleCheck applies it entry by entry, with the same messages.
+    """
     erased = {
         entry.get("erased_seq")
         for _, entry in context_entries + entries
@@ -2004,11 +1932,15 @@ def missing_payloads(entries: list, context_entries: list, present: set) -> list
             and entry.get("payload_mode") == "full"
         )
         if kept and seq not in present and seq not in erased:
-            problems.append(
-                f"seq {seq}: payload missing: the entry's payload is kept (payload_mode full) "
-                "and no payload_erased entry in the bundle names it"
-            )
+            problems.append(missing_payload_problem(seq))
     return problems
+
+
+def missing_payload_problem(seq: int) -> str:
+    return (
+        f"seq {seq}: payload missing: the entry's payload is kept (payload_mode full) "
+        "and no payload_erased entry in the bundle names it"
+    )
 
 
 def manifest_key_chain_warnings(manifest: dict, vkey: VerifierKey, schedule: KeySchedule) -> list:
@@ -2978,15 +2910,10 @@ class BundleCheck:
         # 7, 8. Signatures and payloads the ledger says must be there.
         for seq, setting_seq in unsigned.sorted_items():
             if seq not in present_signatures:
-                missing_signature_problems.append(
-                    f"seq {seq}: per-entry signature missing: entry_signatures is on here (recorded at seq {setting_seq})"
-                )
+                missing_signature_problems.append(missing_signature_problem(seq, setting_seq))
         for seq, _ in unpaid.sorted_items():
             if seq not in present_payloads and seq not in erased:
-                missing_payload_problems.append(
-                    f"seq {seq}: payload missing: the entry's payload is kept (payload_mode full) "
-                    "and no payload_erased entry in the bundle names it"
-                )
+                missing_payload_problems.append(missing_payload_problem(seq))
 
         # 6. Policy verdicts and reviews (section 13) within the range, and the
         # streamed decisions' links to their ends (section 14).
