@@ -1197,10 +1197,23 @@ class BundleTests(BundleWriter, LogTestCase):
             ("bundle", "--vkey", self.vkey, os.path.join(self.tmp.name, "nonexistent")),
             ("bundle", "--vkey", self.vkey, os.path.join(d, "manifest.json")),
             ("bundle", "--vkey", "@" + os.path.join(self.tmp.name, "nonexistent.vkey"), d),
+            ("bundle", "--jobs", "-1", "--vkey", self.vkey, d),
+            ("bundle", "--jobs", "two", "--vkey", self.vkey, d),
         ):
             with self.subTest(args):
                 rc, out, err = run(*args)
                 self.assertEqual(rc, 2, out + err)
+
+    def test_jobs_print_the_same(self):
+        lines = self.entries[0:12]
+        lines[5] = lines[5].replace(b'"caller":"alice"', b'"caller":"alicf"')
+        payloads = [p for p in self.decisions(0, 12) if p["seq"] != 9]
+        payloads[2]["request"] = b64(b"x")
+        for d in (self.bundle(0, 12), self.bundle(0, 12, entries=lines, payloads=payloads, signatures=self.signed(0, 11))):
+            with self.subTest(d):
+                once = run("bundle", "--vkey", self.vkey, d)
+                self.assertEqual(run("bundle", "--jobs", "2", "--vkey", self.vkey, d), once)
+                self.assertEqual(run("bundle", "--jobs", "0", "--vkey", self.vkey, d), once)
 
 
 # --- key rotation (docs/audit-format.md section 11) -------------------------
