@@ -663,7 +663,7 @@ def open_checkpoint(
     parsed so that the remaining checks can report too. `why` (which key the
     checkpoint needs, and why) is added to a signature problem, and so is the
     first of `others` (other keys of the log) that does sign the note; with
-    `late`, a LateProblem names it once every key of the log is known.
+    `late`, a late_problem names it once every key of the log is known.
     """
     try:
         body = verify_note(note, vkey)
@@ -672,7 +672,7 @@ def open_checkpoint(
         if why:
             message += f"; {why}"
         if late:
-            problems.append(LateProblem(message, note, vkey))
+            problems.append(late_problem(message, note, vkey))
         else:
             problems.append(message + _signed_instead(note, vkey, others))
         try:
@@ -2049,14 +2049,21 @@ class Frontier:
         return root
 
 
-class LateProblem:
-    """A checkpoint that does not open: which other key of the log signs it is told once every key is known."""
+LATE = "late"
 
-    def __init__(self, message: str, note: bytes, vkey: VerifierKey):
-        self.message, self.note, self.vkey = message, note, vkey
 
-    def resolve(self, others) -> str:
-        return self.message + _signed_instead(self.note, self.vkey, others)
+def late_problem(message: str, note: bytes, vkey: VerifierKey) -> tuple:
+    """A checkpoint that does not open, as a Spool item: which other key of the log
+    signs it is told once every key is known (resolve_late)."""
+    return (LATE, message, note.decode("utf-8", "surrogateescape"), vkey_text(vkey))
+
+
+def resolve_late(item, keys) -> str:
+    """The message of a late_problem item (other items are messages already)."""
+    if not isinstance(item, tuple):
+        return item
+    _, message, note, vkey = item
+    return message + _signed_instead(note.encode("utf-8", "surrogateescape"), parse_vkey(vkey), keys)
 
 
 def _signed_instead(note: bytes, vkey: VerifierKey, others) -> str:
@@ -2431,7 +2438,7 @@ class BundleCheck:
         self.digests: dict = {}
         self.files = None  # the manifest's files member, checked at the end
         self.files_at = 0
-        self.keys: list = []  # every key of the log, once known (for LateProblem)
+        self.keys: list = []  # every key of the log, once known (for late problems)
         self.index: EntryIndex | None = None
         self.opened: list = []  # BundleFiles, closed at the end even when not read to their end
 
@@ -2448,7 +2455,7 @@ class BundleCheck:
         """Every problem, in order (an iterator: a spilled section is read back from disk)."""
         for section in self.sections:
             for item in section:
-                yield item.resolve(self.keys) if isinstance(item, LateProblem) else item
+                yield resolve_late(item, self.keys)
 
     def has_problems(self) -> bool:
         return any(len(section) for section in self.sections)
@@ -2459,13 +2466,12 @@ class BundleCheck:
         return section
 
     def run(self) -> None:
-        try:
-            self._run()
-        finally:
-            if self.files is not None:
-                found: list = []
-                check_bundle_files(self.directory, self.files, found, self.digests)
-                self.head[self.files_at : self.files_at] = found
+        self._run()
+        if self.files is not None:
+            # Checked last, with the digests taken while the files were read, but reported where it always was.
+            found: list = []
+            check_bundle_files(self.directory, self.files, found, self.digests)
+            self.head[self.files_at : self.files_at] = found
 
     def _run(self) -> None:
         directory, vkey, current, problems = self.directory, self.vkey, self.current, self.head
@@ -2625,7 +2631,7 @@ class BundleCheck:
         rotation_problems = self._section(spool=True)
         key_problems = self._section()
         checkpoint_read = self._section()
-        checkpoint_problems = self._section()
+        checkpoint_problems = self._section(spool=True)  # up to one per carried checkpoint
         checkpoint_after = self._section()
         entry_problems = self._section()
         if version == 2:
