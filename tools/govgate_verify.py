@@ -2118,7 +2118,10 @@ class EarlierEntries:
 
     def __init__(self, index: EntryIndex, start: int):
         self.index, self.start = index, start
-        self.recent: dict = {}
+        # The last RECENT_ENTRIES settled entries, by seq modulo their number.
+        self.size = RECENT_ENTRIES
+        self.recent: list = [None] * self.size
+        self.recent_seqs: list = [-1] * self.size
         self.limit = start  # seqs below it are settled
         self.sound_end = start  # seqs start..sound_end-1 are sound
 
@@ -2126,16 +2129,16 @@ class EarlierEntries:
         self.limit = seq + 1
         if sound:
             self.sound_end = seq + 1
-        self.recent[seq] = value
-        if len(self.recent) > RECENT_ENTRIES:
-            del self.recent[next(iter(self.recent))]
+        slot = seq % self.size
+        self.recent[slot], self.recent_seqs[slot] = value, seq
 
     def value(self, seq: int):
         """The parsed line of `seq` (None if it does not parse or is not settled)."""
         if not self.start <= seq < self.limit:
             return None
-        if seq in self.recent:
-            return self.recent[seq]
+        slot = seq % self.size
+        if self.recent_seqs[slot] == seq:
+            return self.recent[slot]
         return _try_parse(self.index.line(seq - self.start))
 
     def get(self, seq, default=None):

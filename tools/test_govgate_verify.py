@@ -2633,16 +2633,17 @@ class UpgradeTests(unittest.TestCase):
 
 
 class Spilled:
-    """Runs a test class's in-process bundle checks with every SpillMap and Spool limit at one item,
-    so the state a large bundle keeps on disk (SQLite, spool files) is what is checked."""
+    """Runs a test class's in-process bundle checks with every SpillMap and Spool limit at one item
+    and one recent entry kept parsed, so the state a large bundle keeps on disk (SQLite, spool
+    files, earlier entries read again from entries.jsonl) is what is checked."""
 
     def setUp(self):
         super().setUp()
-        saved = (gv.SPILL_LIMIT, gv.SPOOL_LIMIT)
-        gv.SPILL_LIMIT = gv.SPOOL_LIMIT = 1
+        saved = (gv.SPILL_LIMIT, gv.SPOOL_LIMIT, gv.RECENT_ENTRIES)
+        gv.SPILL_LIMIT = gv.SPOOL_LIMIT = gv.RECENT_ENTRIES = 1
 
         def restore():
-            gv.SPILL_LIMIT, gv.SPOOL_LIMIT = saved
+            gv.SPILL_LIMIT, gv.SPOOL_LIMIT, gv.RECENT_ENTRIES = saved
 
         self.addCleanup(restore)
 
