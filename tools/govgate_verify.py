@@ -1396,7 +1396,8 @@ def _read_vkey(value: str) -> VerifierKey:
         raise err
 
 
-def _report(problems: list, ok_line: str, out=sys.stdout) -> int:
+def _report(problems: list, ok_line: str, out=None) -> int:
+    out = out or sys.stdout  # looked up now: a caller may have redirected it
     if problems:
         for problem in problems:
             print(f"FAIL {problem}", file=out)

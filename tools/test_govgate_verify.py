@@ -2632,6 +2632,17 @@ class UpgradeTests(unittest.TestCase):
                 self.assertEqual((rc, out), (0, ok), out + err)
 
 
+def run_in_process(*args: str) -> tuple[int, str, str]:
+    """run(), in this process: what a test class patched in the module applies to the command too."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            rc = gv.main(list(args))
+        except SystemExit as exit:
+            rc = exit.code
+    return rc, out.getvalue(), err.getvalue()
+
+
 class Spilled:
     """Runs a test class's in-process bundle checks with every SpillMap and Spool limit at one item
     and one recent entry kept parsed, so the state a large bundle keeps on disk (SQLite, spool
@@ -2650,6 +2661,10 @@ class Spilled:
 
 class SpilledBundleTests(Spilled, BundleTests):
     test_every_range = None  # 91 bundles: the plain run covers it
+    test_usage = test_jobs_print_the_same = None  # about the command line only
+
+    def run_bundle(self, d, vkey=None):
+        return run_in_process("bundle", "--vkey", vkey or self.vkey, d)
 
 
 class SpilledRotationTests(Spilled, RotationTests):
@@ -2685,6 +2700,10 @@ class Parallel:
 
 class ParallelBundleTests(Parallel, BundleTests):
     test_every_range = None  # 91 bundles: the plain run covers it
+    test_usage = test_jobs_print_the_same = None  # about the command line only
+
+    def run_bundle(self, d, vkey=None):
+        return run_in_process("bundle", "--vkey", vkey or self.vkey, d)
 
 
 class ParallelRotationTests(Parallel, RotationTests):
