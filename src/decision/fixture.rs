@@ -17,6 +17,7 @@ pub fn streamed_chat() -> Decision {
         approval_seq: None,
         path: "/m/x".into(),
         cut: Default::default(),
+        subject: None,
         policy: None,
         outcome: Outcome::Served,
         status: 200,

@@ -10,11 +10,13 @@ mod capture;
 pub mod fixture;
 mod id;
 mod sink;
+mod subject;
 mod text;
 
 pub use capture::{Capture, CaptureBuilder, hex};
 pub use id::DecisionId;
 pub use sink::{Ack, DecisionSink, Readiness, RecordFuture, SinkError};
+pub use subject::{SubjectHash, SubjectKey};
 pub use text::{Capped, CutDigests, MAX_NAME_BYTES, MAX_PATH_BYTES};
 
 use serde::Serialize;
@@ -190,6 +192,9 @@ pub struct Decision {
     pub path: String,
     /// Digests of the whole values of members cut to their caps.
     pub cut: CutDigests,
+    /// The keyed hash of the data subject the request names, when its
+    /// model has a subject selector and the request carries a subject.
+    pub subject: Option<SubjectHash>,
     /// Seq of the ledger entry whose approval made `version` servable.
     pub approval_seq: Option<u64>,
     /// The policy verdicts, when the gateway runs with policies.

@@ -154,6 +154,7 @@ mod tests {
                 version: digest.clone(),
                 path: digest,
             },
+            subject: Some(crate::decision::SubjectHash([0xff; 32])),
             approval_seq: Some(u64::MAX),
             policy: None,
             outcome: Outcome::Released,

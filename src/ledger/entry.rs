@@ -314,6 +314,11 @@ fn decision_members<'a>(
             entry.push(name, digest.as_str());
         }
     }
+    // Present only when the model has a subject selector and the request
+    // named a subject: every other entry keeps its exact bytes.
+    if let Some(subject) = &decision.subject {
+        entry.push("subject", subject.to_string());
+    }
     entry.push(
         "policy",
         decision
@@ -532,6 +537,9 @@ mod tests {
                 entry[name] = json!(digest);
             }
         }
+        if let Some(subject) = &decision.subject {
+            entry["subject"] = json!(subject.to_string());
+        }
         crate::ledger::canonical::to_canonical(&entry).unwrap()
     }
 
@@ -568,6 +576,7 @@ mod tests {
                         version: (j == 3).then(|| "c".repeat(64)),
                         path: (j % 2 == 1).then(|| "d".repeat(64)),
                     },
+                    subject: (j % 2 == 0).then_some(crate::decision::SubjectHash([j as u8; 32])),
                     policy: (j % 3 == 1).then(|| PolicyRecord {
                         set_seq: *number,
                         request: StageVerdict {

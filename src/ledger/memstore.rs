@@ -25,6 +25,8 @@ struct Tables {
     payloads: HashMap<u64, Vec<u8>>,
     signatures: Vec<Option<[u8; 64]>>,
     governance: BTreeSet<u64>,
+    /// Subject index rows.
+    subjects: BTreeSet<([u8; 32], u64)>,
 }
 
 /// Puts `value` at `index`, growing `slots` as needed.
@@ -170,6 +172,7 @@ impl LedgerStore for MemStore {
             put(&mut tables.signatures, *seq as usize, *signature);
         }
         tables.governance.extend(&batch.governance);
+        tables.subjects.extend(batch.subjects.iter().copied());
         let after_write =
             self.fail_after_write
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
@@ -211,6 +214,7 @@ impl LedgerStore for MemStore {
             .retain(|checkpoint, _| *checkpoint <= size);
         tables.payloads.retain(|seq, _| *seq < size);
         tables.governance.retain(|seq| *seq < size);
+        tables.subjects.retain(|(_, seq)| *seq < size);
         for ids in tables.decisions.values_mut() {
             for seqs in ids.values_mut() {
                 seqs.retain(|seq| *seq < size);
@@ -287,6 +291,23 @@ impl LedgerStore for MemStore {
 
     fn governance_seqs(&self) -> Result<Vec<u64>, StoreError> {
         Ok(self.read().governance.iter().copied().collect())
+    }
+
+    fn subject_seqs(&self, subject: &[u8; 32]) -> Result<Vec<u64>, StoreError> {
+        Ok(self
+            .read()
+            .subjects
+            .range((*subject, 0)..=(*subject, u64::MAX))
+            .map(|(_, seq)| *seq)
+            .collect())
+    }
+
+    fn erase_payload(&self, seq: u64) -> Result<bool, StoreError> {
+        Ok(self
+            .write()
+            .payloads
+            .remove(&seq)
+            .is_some_and(|payload| !payload.is_empty()))
     }
 
     fn entries_in(

@@ -57,6 +57,10 @@ pub struct CommitBatch {
     /// Seqs of the entries that are governance events, ascending, so the
     /// registry can replay them at start without reading the whole log.
     pub governance: Vec<u64>,
+    /// `(subject hash, seq)` index rows: the decisions that carry a
+    /// `subject` member, so a data subject's decisions are found without
+    /// reading the log.
+    pub subjects: Vec<([u8; 32], u64)>,
 }
 
 impl CommitBatch {
@@ -154,6 +158,34 @@ pub trait LedgerStore: Send + Sync + 'static {
     fn entry_signature(&self, seq: u64) -> Result<Option<[u8; 64]>, StoreError>;
     /// Seqs of every governance entry committed, ascending.
     fn governance_seqs(&self) -> Result<Vec<u64>, StoreError>;
+    /// Seqs of the decisions whose `subject` member is `subject` (64 hex
+    /// digits), ascending. The default reads the whole log; stores with a
+    /// subject index answer from it.
+    fn subject_seqs(&self, subject: &[u8; 32]) -> Result<Vec<u64>, StoreError> {
+        let wanted = format!(r#""subject":"{}""#, crate::decision::hex(subject));
+        let mut seqs = Vec::new();
+        self.entries_in(0, self.size()?, &mut |seq, bytes| {
+            // Canonical bytes: a member's quotes are never escaped, a
+            // string's inner quotes always are.
+            if bytes
+                .windows(wanted.len())
+                .any(|w| w == wanted.as_bytes())
+            {
+                seqs.push(seq);
+            }
+            ControlFlow::Continue(())
+        })?;
+        Ok(seqs)
+    }
+    /// Removes the payload of entry `seq` (an erasure) while the store is
+    /// in use; durable on return, and no later write brings it back.
+    /// `false` if there was none.
+    fn erase_payload(&self, seq: u64) -> Result<bool, StoreError> {
+        let _ = seq;
+        Err(StoreError::Engine(
+            "this store cannot erase payloads".to_owned(),
+        ))
+    }
 
     // Range reads, for verification: a whole log read one lookup per
     // entry costs about as much as hashing it. Only `entries_in` lets its

@@ -26,10 +26,16 @@
 //! replays the file). Nothing acknowledged is only in memory: it is in the
 //! file until the store has it durably.
 //!
+//! Erasing a payload while the gateway runs (`erasure.rs`) first brings
+//! the batch holding it into the store behind and out of memory, so no
+//! later write puts it back, then erases it there and retires the segment
+//! file holding its bytes.
+//!
 //! [`Faults`] injects write, fdatasync, apply and flush failures and
 //! applier panics for tests.
 
 mod applier;
+mod erasure;
 mod faults;
 mod overlay;
 mod record;
@@ -448,6 +454,23 @@ impl LedgerStore for WalStore {
             return Ok(overlay::signature(&batch, seq));
         }
         self.shared.inner.entry_signature(seq)
+    }
+
+    fn subject_seqs(&self, subject: &[u8; 32]) -> Result<Vec<u64>, StoreError> {
+        // Memory first: a batch leaves it only once the store behind shows
+        // it, so one of the two reads holds every batch.
+        let mut seqs = lock(&self.shared.state).overlay.subject_seqs(subject);
+        seqs.extend(self.shared.inner.subject_seqs(subject)?);
+        seqs.sort_unstable();
+        seqs.dedup();
+        Ok(seqs)
+    }
+
+    fn erase_payload(&self, seq: u64) -> Result<bool, StoreError> {
+        if seq >= self.size_now() {
+            return Ok(false);
+        }
+        erasure::erase(&self.shared, seq)
     }
 
     fn governance_seqs(&self) -> Result<Vec<u64>, StoreError> {

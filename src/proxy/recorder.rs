@@ -335,6 +335,9 @@ pub(crate) struct Draft {
     pub path: String,
     /// Digests of members kept cut (set by ingress).
     pub cut: CutDigests,
+    /// The request's data subject, hashed (set by ingress when the model
+    /// has a subject selector).
+    pub subject: Option<crate::decision::SubjectHash>,
     received: Instant,
     received_unix_ms: u64,
     upstream_head_us: Option<u64>,
@@ -378,6 +381,7 @@ impl Draft {
             request: Capture::default(),
             path: String::new(),
             cut: CutDigests::default(),
+            subject: None,
             received: Instant::now(),
             received_unix_ms,
             upstream_head_us: None,
@@ -452,6 +456,7 @@ impl Draft {
             approval_seq: self.approval_seq,
             path: self.path,
             cut: self.cut,
+            subject: self.subject,
             policy: self.policy,
             outcome: end.outcome,
             status: end.status,

@@ -68,6 +68,7 @@ fn held_decision(id: DecisionId) -> EntryBody {
         approval_seq: None,
         path: "/v1/chat/completions".into(),
         cut: Default::default(),
+        subject: None,
         policy: None,
         outcome: Outcome::Held,
         status: 202,

@@ -26,6 +26,7 @@ fn decision(model: &str) -> Decision {
         approval_seq: None,
         path: "/v1/chat/completions".into(),
         cut: Default::default(),
+        subject: None,
         policy: None,
         outcome: Outcome::Served,
         status: 200,

@@ -330,6 +330,9 @@ fn seal_batch(
         match (body, config.payload_mode, &salts) {
             (EntryBody::Decision(decision), mode, salts) => {
                 batch.decisions.push((*decision.id.as_bytes(), seq));
+                if let Some(subject) = &decision.subject {
+                    batch.subjects.push((subject.0, seq));
+                }
                 if let (PayloadMode::Full, Some(salts)) = (mode, salts) {
                     batch
                         .payloads

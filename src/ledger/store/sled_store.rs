@@ -11,6 +11,7 @@
 //! | `ledger` | `c` size (u64 BE) | signed checkpoint note (UTF-8) |
 //! | `ledger` | `d` id second (4 bytes) first seq (u64 BE) | a commit's decisions whose id begins with that second: (id bytes 4..16, seq u64 BE) pairs sorted by id |
 //! | `ledger` | `g` first seq (u64 BE) | seqs of a commit's governance entries (u64 BE each), when it has any |
+//! | `ledger` | `u` subject hash (32 bytes) seq (u64 BE) | empty: the decision at seq carries that `subject` |
 //! | `ledger` | `format` | [`FORMAT`] |
 //!
 //! Packs are laid out as `packing` says. Leaf `i` finishes the nodes of
@@ -34,6 +35,10 @@
 //! asked for right after the answer), forgotten oldest first and empty
 //! after opening; then it reads the rows of the id's second, latest first,
 //! with a binary search in each.
+//!
+//! The subject index has one row per decision that carries a `subject`
+//! (only models with a subject selector write any); stores written before
+//! it have no such rows, and their decisions carry no subject either.
 //!
 //! Verification reads ranges (`ranges`): each pack or commit row once for
 //! all the seqs it holds, and an id second's index rows together.
@@ -66,6 +71,15 @@ const NODES: u8 = b'N';
 const SIGNATURES: u8 = b'S';
 const CHECKPOINT: u8 = b'c';
 const GOVERNANCE: u8 = b'g';
+const SUBJECT: u8 = b'u';
+
+/// `u` + subject hash + seq.
+fn subject_key(subject: &[u8; 32], seq: u64) -> [u8; 41] {
+    let mut key = [SUBJECT; 41];
+    key[1..33].copy_from_slice(subject);
+    key[33..].copy_from_slice(&seq.to_be_bytes());
+    key
+}
 
 impl From<sled::Error> for StoreError {
     fn from(err: sled::Error) -> Self {
@@ -186,32 +200,6 @@ impl SledStore {
         self.engine()?.row_at_or_before(tag, number)
     }
 
-    /// Removes a payload (erasure); durable on return. `false` if there was none.
-    pub fn erase_payload(&self, seq: u64) -> Result<bool, StoreError> {
-        let engine = self.engine()?;
-        let Some((first, pack_bytes)) = pack_holding(&engine.payloads, seq)? else {
-            return Ok(false);
-        };
-        let count = record_count(&pack_bytes).unwrap_or(0);
-        if seq - first >= count || unpack(&pack_bytes, seq - first).is_none_or(<[u8]>::is_empty) {
-            return Ok(false);
-        }
-        let records: Vec<&[u8]> = (0..count)
-            .map(|i| {
-                if first + i == seq {
-                    &[][..]
-                } else {
-                    unpack(&pack_bytes, i).unwrap_or_default()
-                }
-            })
-            .collect();
-        engine
-            .payloads
-            .insert(first.to_be_bytes(), pack(records.iter().copied()))?;
-        engine.sync(&self.dir)?;
-        Ok(true)
-    }
-
     /// Writes a batch's rows (packs first, then the `ledger` batch whose
     /// checkpoint marks it); durable only after the engine's sync.
     fn write(&self, batch: &CommitBatch) -> Result<Arc<Engine>, StoreError> {
@@ -260,6 +248,9 @@ impl SledStore {
                 .flat_map(|s| s.to_be_bytes())
                 .collect();
             main.insert(&tagged_key(GOVERNANCE, first_seq), seqs);
+        }
+        for (subject, seq) in &batch.subjects {
+            main.insert(subject_key(subject, *seq).to_vec(), Vec::new());
         }
         let (size, note) = &batch.checkpoint;
         main.insert(&tagged_key(CHECKPOINT, *size), note.as_bytes());
@@ -524,6 +515,46 @@ impl LedgerStore for SledStore {
         Ok(signatures
             .get(start..start + 64)
             .and_then(|s| <[u8; 64]>::try_from(s).ok()))
+    }
+
+    fn erase_payload(&self, seq: u64) -> Result<bool, StoreError> {
+        let engine = self.engine()?;
+        let Some((first, pack_bytes)) = pack_holding(&engine.payloads, seq)? else {
+            return Ok(false);
+        };
+        let count = record_count(&pack_bytes).unwrap_or(0);
+        if seq - first >= count || unpack(&pack_bytes, seq - first).is_none_or(<[u8]>::is_empty) {
+            return Ok(false);
+        }
+        let records: Vec<&[u8]> = (0..count)
+            .map(|i| {
+                if first + i == seq {
+                    &[][..]
+                } else {
+                    unpack(&pack_bytes, i).unwrap_or_default()
+                }
+            })
+            .collect();
+        engine
+            .payloads
+            .insert(first.to_be_bytes(), pack(records.iter().copied()))?;
+        engine.sync(&self.dir)?;
+        Ok(true)
+    }
+
+    fn subject_seqs(&self, subject: &[u8; 32]) -> Result<Vec<u64>, StoreError> {
+        let visible = self.visible();
+        let mut prefix = [SUBJECT; 33];
+        prefix[1..].copy_from_slice(subject);
+        let mut seqs = Vec::new();
+        for row in self.engine()?.main.scan_prefix(prefix) {
+            let (key, _) = row?;
+            let seq = be_u64(key.get(33..).unwrap_or_default())?;
+            if seq < visible {
+                seqs.push(seq);
+            }
+        }
+        Ok(seqs)
     }
 
     fn payload(&self, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {

@@ -213,6 +213,7 @@ fn sealed_store(origin: &str) -> (MemStore, Vec<Vec<u8>>) {
                 path: (i % 7 == 0).then(|| "ab".repeat(32)),
                 ..Default::default()
             },
+            subject: (i % 3 == 0).then_some(crate::decision::SubjectHash([i as u8; 32])),
             policy: None,
             outcome: if i % 7 == 0 {
                 Outcome::Streaming

@@ -21,6 +21,7 @@ fn decision() -> Decision {
         approval_seq: None,
         path: "/v1/chat/completions".into(),
         cut: Default::default(),
+        subject: None,
         policy: None,
         outcome: Outcome::Served,
         status: 200,

@@ -71,6 +71,11 @@ pub(super) fn apply_loop(shared: &Shared) {
 /// deletes the segments it now holds.
 pub(super) fn apply_waiting(shared: &Shared) -> Result<(), StoreError> {
     let _applying = lock(&shared.applying);
+    apply_waiting_held(shared)
+}
+
+/// [`apply_waiting`], for a caller that holds `shared.applying`.
+pub(super) fn apply_waiting_held(shared: &Shared) -> Result<(), StoreError> {
     let (applied, waiting) = {
         let state = lock(&shared.state);
         (state.applied, state.overlay.batches_above(state.applied))

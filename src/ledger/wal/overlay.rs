@@ -98,6 +98,16 @@ impl Overlay {
     pub(super) fn decision(&self, id: &[u8; 16]) -> Option<u64> {
         self.ids.get(id).copied()
     }
+
+    /// The seqs of the decisions held that carry `subject`, ascending.
+    pub(super) fn subject_seqs(&self, subject: &[u8; 32]) -> Vec<u64> {
+        self.batches
+            .iter()
+            .flat_map(|batch| batch.subjects.iter())
+            .filter(|(hash, _)| hash == subject)
+            .map(|(_, seq)| *seq)
+            .collect()
+    }
 }
 
 pub(super) fn entry(batch: &CommitBatch, seq: u64) -> Option<&[u8]> {

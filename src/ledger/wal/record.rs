@@ -11,6 +11,8 @@
 //! record, which the check for "a valid record after a bad one" (damage,
 //! not a torn write) would then find inside a torn record. The body holds
 //! every part of a [`CommitBatch`], lengths as u32 LE, numbers as u64 LE.
+//! The subject index rows come last and only when the batch has any, so a
+//! batch without them is written exactly as before they existed.
 //!
 //! Segments written before segment keys (no header) hold `"GWR1"` records
 //! with the plain BLAKE3 checksum; they are still read.
@@ -104,6 +106,13 @@ pub(super) fn encode(batch: &CommitBatch, key: Option<&SegmentKey>) -> Vec<u8> {
     put_len(&mut body, batch.governance.len());
     for seq in &batch.governance {
         put_u64(&mut body, *seq);
+    }
+    if !batch.subjects.is_empty() {
+        put_len(&mut body, batch.subjects.len());
+        for (subject, seq) in &batch.subjects {
+            body.extend_from_slice(subject);
+            put_u64(&mut body, *seq);
+        }
     }
     let mut record = body;
     let sum = checksum(key, &record[HEADER_BYTES..]);
@@ -202,6 +211,11 @@ impl<'a> Reader<'a> {
         let payloads = self.many(|r| Some((r.u64()?, r.bytes()?)))?;
         let signatures = self.many(Self::array)?;
         let governance = self.many(Self::u64)?;
+        let subjects = if self.0.is_empty() {
+            Vec::new()
+        } else {
+            self.many(|r| Some((r.array()?, r.u64()?)))?
+        };
         self.0.is_empty().then_some(CommitBatch {
             entries,
             nodes,
@@ -210,6 +224,7 @@ impl<'a> Reader<'a> {
             payloads,
             signatures,
             governance,
+            subjects,
         })
     }
 }
@@ -229,6 +244,7 @@ pub(super) mod tests {
             payloads: vec![(first, vec![1, 2, 3])],
             signatures: vec![[9; 64]; n as usize],
             governance: vec![first],
+            subjects: vec![([first as u8; 32], first)],
         }
     }
 
@@ -244,6 +260,22 @@ pub(super) mod tests {
     }
 
     const KEY: SegmentKey = [3; 32];
+
+    #[test]
+    fn a_batch_without_subject_rows_is_written_as_before_them() {
+        let mut batch = sample(5, 3);
+        let with = encode(&batch, Some(&KEY));
+        batch.subjects.clear();
+        let without = encode(&batch, Some(&KEY));
+        // The old layout ends with the governance rows: 4 + 8 bytes here,
+        // and the subject rows take 4 + 40 more.
+        assert_eq!(with.len(), without.len() + 4 + 40);
+        let (read, _) = decode(&without, Some(&KEY)).unwrap();
+        assert!(read.subjects.is_empty());
+        assert_eq!(read.governance, vec![5]);
+        let (read, _) = decode(&with, Some(&KEY)).unwrap();
+        assert_eq!(read.subjects, vec![([5; 32], 5)]);
+    }
 
     #[test]
     fn every_cut_or_flipped_byte_is_a_torn_record() {

@@ -247,6 +247,9 @@ pub(super) struct Appender {
     synced: u64,
     /// Bytes possibly written (more than `synced` after a failure).
     written: u64,
+    /// Where the log stands after the last durable record: the first seq
+    /// of the next one.
+    end: u64,
 }
 
 impl Appender {
@@ -266,6 +269,7 @@ impl Appender {
             key,
             synced: SEGMENT_HEADER_BYTES as u64,
             written: SEGMENT_HEADER_BYTES as u64,
+            end: first,
         };
         appender.segments.retain(|(seq, _)| *seq != first);
         appender.segments.push((first, segment_path(dir, first)));
@@ -305,6 +309,36 @@ impl Appender {
             .and_then(|()| self.file.sync_data())
             .map_err(|source| io_error(&path, source))?;
         self.synced = self.written;
+        self.end = batch.checkpoint.0;
+        Ok(())
+    }
+
+    /// Whether a segment still on disk holds the record of entry `seq`,
+    /// and if so whether it is the current one.
+    pub(super) fn holding(&self, seq: u64) -> Option<bool> {
+        let at = self.segments.partition_point(|(first, _)| *first <= seq);
+        let index = at.checked_sub(1)?;
+        // The current segment holds `seq` only once it was written there.
+        let current = index + 1 == self.segments.len();
+        (!current || seq < self.end).then_some(current)
+    }
+
+    /// Closes the current segment and starts the next one at once (it
+    /// would otherwise take records until it is full): the closed one is
+    /// deleted as soon as the store has flushed past it.
+    pub(super) fn roll(&mut self) -> Result<(), StoreError> {
+        if self.written > self.synced {
+            return Err(StoreError::Engine(
+                "the write-ahead file was not repaired after a failure".to_owned(),
+            ));
+        }
+        let (file, key) = new_segment(&self.dir, self.end)?;
+        self.file = file;
+        self.key = key;
+        self.segments.retain(|(first, _)| *first != self.end);
+        self.segments.push((self.end, segment_path(&self.dir, self.end)));
+        self.synced = SEGMENT_HEADER_BYTES as u64;
+        self.written = SEGMENT_HEADER_BYTES as u64;
         Ok(())
     }
 

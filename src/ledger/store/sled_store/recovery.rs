@@ -4,7 +4,7 @@
 
 use super::index::DECISION;
 use super::{
-    CHECKPOINT, Engine, FORMAT, FORMAT_KEY, GOVERNANCE, NODES, SIGNATURES, SledStore,
+    CHECKPOINT, Engine, FORMAT, FORMAT_KEY, GOVERNANCE, NODES, SIGNATURES, SUBJECT, SledStore,
     remove_packs_from, tagged_key,
 };
 use crate::ledger::store::StoreError;
@@ -82,6 +82,16 @@ pub(super) fn discard_above(store: &SledStore, size: u64) -> Result<u64, StoreEr
             .and_then(|seq| <[u8; 8]>::try_from(seq).ok())
             .map(u64::from_be_bytes);
         if first_seq.is_some_and(|first| first >= size) {
+            rows.remove(key);
+        }
+    }
+    for row in engine.main.scan_prefix([SUBJECT]) {
+        let (key, _) = row?;
+        let seq = key
+            .get(33..41)
+            .and_then(|seq| <[u8; 8]>::try_from(seq).ok())
+            .map(u64::from_be_bytes);
+        if seq.is_some_and(|seq| seq >= size) {
             rows.remove(key);
         }
     }

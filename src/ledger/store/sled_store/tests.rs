@@ -185,6 +185,7 @@ mod payloads {
             approval_seq: None,
             path: "/v1/chat/completions".into(),
             cut: Default::default(),
+            subject: None,
             policy: None,
             outcome: Outcome::Served,
             status: 200,
