@@ -2,6 +2,7 @@
 //! and admin listeners, and shuts down in order (stop accepting, drain
 //! in-flight requests within the grace period, flush the decision log).
 
+mod erasure;
 mod governance;
 mod oversight;
 mod rotation;
@@ -65,6 +66,9 @@ pub enum AppError {
     /// cannot be kept.
     #[error(transparent)]
     History(#[from] HistoryError),
+    /// The subject key cannot be read or made.
+    #[error("ledger.subject_key_file: {0}")]
+    SubjectKey(#[from] crate::config::subject::SubjectKeyError),
     /// The ledger's store could not be opened.
     #[error("ledger store: {0}")]
     Store(#[from] StoreError),
@@ -208,6 +212,29 @@ fn open_store(dir: &std::path::Path, cache_bytes: u64) -> Result<Arc<dyn LedgerS
     )?))
 }
 
+/// The subject key: the configured file (which must exist), else
+/// `data_dir/subject.key`, made at the first start a model needs it and
+/// read when it exists (erasure by subject of older decisions).
+fn subject_key(config: &Config) -> Result<Option<crate::decision::SubjectKey>, AppError> {
+    use crate::config::subject;
+    let path = subject::key_path(
+        config.ledger.subject_key_file.as_deref(),
+        &config.server.data_dir,
+    );
+    let needed = config.models.iter().any(|model| model.subject.is_some());
+    let key = match (&config.ledger.subject_key_file, needed) {
+        (Some(_), _) => Some(subject::read_key(&path)?.ok_or_else(|| {
+            subject::SubjectKeyError::Io {
+                path: path.clone(),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            }
+        })?),
+        (None, true) => Some(subject::read_or_create_key(&path)?),
+        (None, false) => subject::read_key(&path)?,
+    };
+    Ok(key)
+}
+
 impl App {
     /// Builds every part from the config: opens the ledger in
     /// `data_dir/ledger` (refusing a store that does not verify) and
@@ -349,6 +376,7 @@ impl App {
             }
             None => None,
         };
+        let subject_key = subject_key(config)?;
         let kpi = crate::kpi::start(&config.models, metrics.registry())?;
         let witnessing = crate::witness::Witnesses::start(
             config,
@@ -422,6 +450,16 @@ impl App {
                     busy: std::sync::Mutex::new(()),
                 })
                 .handler(),
+            ))
+            .merge(crate::admin::erasure::routes(
+                tokens.clone(),
+                Arc::new(erasure::Eraser {
+                    ledger: ledger.clone(),
+                    store: store.clone(),
+                    busy: std::sync::Mutex::new(()),
+                })
+                .handler(),
+                subject_key.clone(),
             ));
         let witness_task = witnessing.map(|(witnesses, task)| {
             admin =
@@ -466,6 +504,7 @@ impl App {
             serving,
             oversight,
             kpi,
+            subject_key,
         );
         // The public listener says why, but not the store's own message
         // (paths, engine errors): that is on the admin listener's /readyz.

@@ -9,6 +9,7 @@ pub mod kpi;
 pub mod kpi_report;
 pub mod models;
 pub mod reviews;
+pub mod erasure;
 pub mod rotation;
 pub mod verification;
 

@@ -212,7 +212,8 @@ pub(super) fn erase(path: &Path, decision: &str, reason: &str, quiet: bool) -> a
             },
         )
         .context("recording the erasure")?;
-        let erased = crate::ledger::store::LedgerStore::erase_payload(store.as_ref(), seq)?;
+        let erased = crate::ledger::store::LedgerStore::erase_payloads(store.as_ref(), &[seq])?
+            .contains(&true);
         said.push(format!(
             "{what} {} (seq {seq}), erasure recorded at seq {}",
             if erased { "erased" } else { "was already gone" },

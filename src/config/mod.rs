@@ -15,6 +15,7 @@ mod offline;
 mod rate;
 mod raw;
 mod review;
+pub mod subject;
 mod tls;
 mod validate;
 mod witness;
@@ -250,6 +251,10 @@ pub struct LedgerConfig {
     /// was appended since the last one (`None`: only the first round, after
     /// a failure, and when asked).
     pub verify_full_every: Option<std::time::Duration>,
+    /// The subject key file as configured (`ledger.subject_key_file`,
+    /// resolved against the config's directory); `None`: `subject.key` in
+    /// the data directory, made at the first start a model needs it.
+    pub subject_key_file: Option<std::path::PathBuf>,
 }
 
 /// What the gateway does with an answer whose decision the ledger could
@@ -313,6 +318,9 @@ pub struct ModelConfig {
     /// This model's own rate limit (`[models.rate_limit]`): `Some(None)`
     /// turns the gateway-wide one off for it; `None` follows it.
     pub rate_limit: Option<Option<RateLimit>>,
+    /// Where requests name their data subject (`[models.subject]`), if
+    /// configured: their decisions then carry its keyed hash.
+    pub subject: Option<subject::SubjectSelector>,
 }
 
 /// One version of a model and where it is served.

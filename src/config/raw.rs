@@ -163,6 +163,8 @@ pub(crate) struct RawLedger {
     pub(crate) verify_every_secs: u64,
     #[serde(default = "default_verify_full_every_secs")]
     pub(crate) verify_full_every_secs: u64,
+    #[serde(default)]
+    pub(crate) subject_key_file: Option<PathBuf>,
 }
 
 fn default_verify_full_every_secs() -> u64 {
@@ -312,7 +314,18 @@ pub(crate) struct RawModel {
     pub(crate) kpi: Option<RawKpi>,
     #[serde(default)]
     pub(crate) rate_limit: Option<super::rate::RawModelRateLimit>,
+    pub(crate) subject: Option<RawSubject>,
     pub(crate) versions: Vec<RawVersion>,
+}
+
+/// `[models.subject]`: where a request names its data subject.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSubject {
+    #[serde(default)]
+    pub(crate) header: Option<String>,
+    #[serde(default)]
+    pub(crate) pointer: Option<String>,
 }
 
 /// `[models.kpi]`: where a model's rows, outcomes, protected attributes

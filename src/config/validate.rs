@@ -360,6 +360,7 @@ fn check_ledger(
         raw.witness_threshold,
     )?;
     Ok(LedgerConfig {
+        subject_key_file: raw.subject_key_file.map(|file| env.base_dir.join(file)),
         witnesses,
         origin: raw.origin,
         signing_key,
@@ -621,6 +622,14 @@ fn check_model(
     };
     let rate_limit =
         super::rate::check_model(checker, &format!("{key}.rate_limit"), raw.rate_limit)?;
+    let subject = match raw.subject {
+        Some(subject) => Some(super::subject::check(
+            checker,
+            &format!("{key}.subject"),
+            subject,
+        )?),
+        None => None,
+    };
     let mut versions: Vec<VersionConfig> = Vec::with_capacity(raw.versions.len());
     for (index, raw_version) in raw.versions.into_iter().enumerate() {
         let version_key = format!("{key}.versions[{index}]");
@@ -665,6 +674,7 @@ fn check_model(
         credential: model_credential,
         kpi,
         rate_limit,
+        subject,
     })
 }
 

@@ -91,7 +91,7 @@ impl Gateway {
         // The runtime must be current for anything the state spawns.
         let state = {
             let _guard = runtime.enter();
-            ProxyState::new(config, sink.clone(), metrics, serving, None, None)
+            ProxyState::new(config, sink.clone(), metrics, serving, None, None, None)
         };
         Self {
             router: crate::proxy::router(state),

@@ -1,7 +1,8 @@
 //! Which payload records erasing a decision's payload removes
 //! (docs/audit-format.md section 9): the decision's own, and for a
 //! streamed decision also its `stream_ended` entry's, which holds the
-//! captured answer.
+//! captured answer; and which decisions a selection (ids, caller, time
+//! range, data subject) names ([`select`]).
 //!
 //! The decision index maps ids to decision entries only: a `stream_ended`
 //! is found by reading forward from its decision's seq (it always comes
@@ -10,7 +11,7 @@
 //! (the gateway stopped mid-stream) costs a read to the end of the log.
 
 use super::store::{LedgerStore, StoreError};
-use crate::decision::DecisionId;
+use crate::decision::{DecisionId, SubjectHash};
 use serde_json::Value;
 use std::ops::ControlFlow;
 
@@ -78,6 +79,178 @@ fn stream_end_of(
         ControlFlow::Continue(())
     })?;
     Ok(found)
+}
+
+/// Which decisions an erasure is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selection {
+    /// These decisions.
+    Decisions(Vec<DecisionId>),
+    /// Every decision of this caller (read from the whole log).
+    Caller(String),
+    /// Every decision received in `from_ms..to_ms` (Unix milliseconds,
+    /// `timings.received_unix_ms`; read from the whole log).
+    Received {
+        /// First millisecond in.
+        from_ms: u64,
+        /// First millisecond out.
+        to_ms: u64,
+    },
+    /// Every decision whose `subject` member is this hash (from the index).
+    Subject(SubjectHash),
+}
+
+/// One selected decision that still has payloads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selected {
+    /// The decision.
+    pub id: DecisionId,
+    /// Its payload records.
+    pub seqs: PayloadSeqs,
+    /// The seqs among them whose payload is still there, ascending.
+    pub present: Vec<u64>,
+}
+
+/// What [`select`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Found {
+    /// Decisions with payloads left, in log order, at most the limit.
+    pub decisions: Vec<Selected>,
+    /// More decisions with payloads left match beyond the limit.
+    pub more: bool,
+    /// Decisions that match but have no payload left (erased before, or
+    /// recorded without one).
+    pub empty: u64,
+    /// Ids asked for that are not in the log.
+    pub unknown: Vec<DecisionId>,
+}
+
+/// The decisions `selection` names that still have payloads, at most
+/// `limit` of them. `progress` hears (entries read, entries to read) while
+/// a selection reads the log.
+pub fn select(
+    store: &dyn LedgerStore,
+    selection: &Selection,
+    limit: usize,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Found, StoreError> {
+    let mut found = Found::default();
+    let take = |found: &mut Found, id: DecisionId, seqs: PayloadSeqs| {
+        let present: Vec<u64> = std::iter::once(seqs.decision)
+            .chain(seqs.stream_end)
+            .filter(|seq| store.payload(*seq).is_ok_and(|payload| payload.is_some()))
+            .collect();
+        if present.is_empty() {
+            found.empty += 1;
+        } else if found.decisions.len() < limit {
+            found.decisions.push(Selected { id, seqs, present });
+        } else {
+            found.more = true;
+        }
+    };
+    match selection {
+        Selection::Decisions(ids) => {
+            for id in ids {
+                match payload_seqs(store, id, &mut |_, _| {})? {
+                    Some(seqs) => take(&mut found, *id, seqs),
+                    None => found.unknown.push(*id),
+                }
+                if found.more {
+                    break;
+                }
+            }
+        }
+        Selection::Subject(subject) => {
+            let wanted = subject.to_string();
+            for seq in store.subject_seqs(subject.as_bytes())? {
+                let entry = store
+                    .entry(seq)?
+                    .ok_or_else(|| StoreError::Corrupt(format!("entry {seq} missing")))?;
+                let Ok(entry) = serde_json::from_slice::<Value>(&entry) else {
+                    continue;
+                };
+                // The index names decisions; the entry has the last word.
+                if entry["kind"] != "decision" || entry["subject"] != wanted.as_str() {
+                    continue;
+                }
+                if let Some(seqs) = decision_of(store, seq, &entry, progress)? {
+                    take(&mut found, seqs.0, seqs.1);
+                }
+                if found.more {
+                    break;
+                }
+            }
+        }
+        Selection::Caller(_) | Selection::Received { .. } => {
+            // Canonical bytes spell the kind exactly so; only these are parsed.
+            const MARK: &[u8] = br#""kind":"decision""#;
+            let size = store.size()?;
+            let mut failed = None;
+            store.entries_in(0, size, &mut |seq, bytes| {
+                if seq % 4096 == 0 {
+                    progress(seq, size);
+                }
+                if !bytes.windows(MARK.len()).any(|w| w == MARK) {
+                    return ControlFlow::Continue(());
+                }
+                let Ok(entry) = serde_json::from_slice::<Value>(bytes) else {
+                    return ControlFlow::Continue(());
+                };
+                let matches = match selection {
+                    Selection::Caller(caller) => entry["caller"] == caller.as_str(),
+                    Selection::Received { from_ms, to_ms } => entry["timings"]["received_unix_ms"]
+                        .as_u64()
+                        .is_some_and(|at| (*from_ms..*to_ms).contains(&at)),
+                    _ => false,
+                };
+                if !matches {
+                    return ControlFlow::Continue(());
+                }
+                match decision_of(store, seq, &entry, &mut |_, _| {}) {
+                    Ok(Some((id, seqs))) => take(&mut found, id, seqs),
+                    Ok(None) => {}
+                    Err(err) => {
+                        failed = Some(err);
+                        return ControlFlow::Break(());
+                    }
+                }
+                if found.more {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })?;
+            if let Some(err) = failed {
+                return Err(err);
+            }
+            progress(size, size);
+        }
+    }
+    Ok(found)
+}
+
+/// The id and payload records of the decision entry `entry` at `seq`.
+fn decision_of(
+    store: &dyn LedgerStore,
+    seq: u64,
+    entry: &Value,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<Option<(DecisionId, PayloadSeqs)>, StoreError> {
+    let Some(id) = entry["decision_id"].as_str().and_then(DecisionId::parse) else {
+        return Ok(None);
+    };
+    let stream_end = if entry["outcome"] == "streaming" {
+        stream_end_of(store, seq, &id.to_string(), progress)?
+    } else {
+        None
+    };
+    Ok(Some((
+        id,
+        PayloadSeqs {
+            decision: seq,
+            stream_end,
+        },
+    )))
 }
 
 #[cfg(test)]

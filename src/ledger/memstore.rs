@@ -302,12 +302,17 @@ impl LedgerStore for MemStore {
             .collect())
     }
 
-    fn erase_payload(&self, seq: u64) -> Result<bool, StoreError> {
-        Ok(self
-            .write()
-            .payloads
-            .remove(&seq)
-            .is_some_and(|payload| !payload.is_empty()))
+    fn erase_payloads(&self, seqs: &[u64]) -> Result<Vec<bool>, StoreError> {
+        let mut tables = self.write();
+        Ok(seqs
+            .iter()
+            .map(|seq| {
+                tables
+                    .payloads
+                    .remove(seq)
+                    .is_some_and(|payload| !payload.is_empty())
+            })
+            .collect())
     }
 
     fn entries_in(

@@ -177,11 +177,11 @@ pub trait LedgerStore: Send + Sync + 'static {
         })?;
         Ok(seqs)
     }
-    /// Removes the payload of entry `seq` (an erasure) while the store is
-    /// in use; durable on return, and no later write brings it back.
-    /// `false` if there was none.
-    fn erase_payload(&self, seq: u64) -> Result<bool, StoreError> {
-        let _ = seq;
+    /// Removes the payloads of entries `seqs` (an erasure) while the
+    /// store is in use; durable on return, and no later write brings them
+    /// back. For each seq, whether there was a payload to remove.
+    fn erase_payloads(&self, seqs: &[u64]) -> Result<Vec<bool>, StoreError> {
+        let _ = seqs;
         Err(StoreError::Engine(
             "this store cannot erase payloads".to_owned(),
         ))

@@ -466,11 +466,8 @@ impl LedgerStore for WalStore {
         Ok(seqs)
     }
 
-    fn erase_payload(&self, seq: u64) -> Result<bool, StoreError> {
-        if seq >= self.size_now() {
-            return Ok(false);
-        }
-        erasure::erase(&self.shared, seq)
+    fn erase_payloads(&self, seqs: &[u64]) -> Result<Vec<bool>, StoreError> {
+        erasure::erase(&self.shared, seqs, self.size_now())
     }
 
     fn governance_seqs(&self) -> Result<Vec<u64>, StoreError> {

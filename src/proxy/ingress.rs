@@ -348,6 +348,7 @@ async fn openai_resolve(
     check_json_body(&body)?;
     let (name, span) = openai_model_field(&body)?;
     let model = resolve_model(state, draft, &name, Protocol::Openai)?;
+    super::subject::note(state, draft, model, &parts.headers, &body);
     let requested = version_header(parts, draft)?;
     let version = resolve_version(state, model, draft, requested)?;
     let body = match &version.upstream_model {
@@ -502,7 +503,9 @@ async fn kserve_resolve(
     let body = read_body(state, &parts.headers, body).await?;
     draft.request = Capture::of_complete(&body, state.limits.capture_bytes);
     let model = resolve_model(state, draft, name, Protocol::KserveV2)?;
-    check_json_body(kserve_json_part(&parts.headers, &body)?)?;
+    let json = kserve_json_part(&parts.headers, &body)?;
+    check_json_body(json)?;
+    super::subject::note(state, draft, model, &parts.headers, json);
     let version = resolve_version(state, model, draft, requested_version)?;
     let upstream_name = version.upstream_model.as_deref().unwrap_or(&model.name);
     let path = match draft.route {
@@ -608,6 +611,7 @@ async fn http_resolve(
     let model = resolve_model(state, draft, name, Protocol::Http)?;
     let body = read_body(state, &parts.headers, body).await?;
     draft.request = Capture::of_complete(&body, state.limits.capture_bytes);
+    super::subject::note(state, draft, model, &parts.headers, &body);
     let requested = version_header(parts, draft)?;
     let version = resolve_version(state, model, draft, requested)?;
     Ok(Forward {

@@ -19,6 +19,7 @@ pub struct ProxyMetrics {
     pub(crate) budget: super::budget::BudgetMetrics,
     pub(crate) rate: super::rate::RateMetrics,
     unlogged: IntCounter,
+    subject_missing: IntCounterVec,
     requests: IntCounterVec,
     duration: HistogramVec,
     upstream_head: HistogramVec,
@@ -70,6 +71,14 @@ impl ProxyMetrics {
             "govgate_unlogged_answers_total",
             "Answers served although the ledger could not record their decision (ledger.on_failure = serve).",
         )?;
+        let subject_missing = IntCounterVec::new(
+            Opts::new(
+                "govgate_subject_missing_total",
+                "Requests to a model with a subject selector that named no usable subject (recorded without one), by model.",
+            ),
+            &["model"],
+        )?;
+        registry.register(Box::new(subject_missing.clone()))?;
         registry.register(Box::new(unlogged.clone()))?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
@@ -80,6 +89,7 @@ impl ProxyMetrics {
             budget: super::budget::BudgetMetrics::register(registry)?,
             rate: super::rate::RateMetrics::register(registry)?,
             unlogged,
+            subject_missing,
             requests,
             duration,
             upstream_head,
@@ -90,6 +100,12 @@ impl ProxyMetrics {
     /// Counts an answer served without its ledger entry.
     pub fn count_unlogged(&self) {
         self.unlogged.inc();
+    }
+
+    /// Counts a request to `model` (a configured name) that named no usable
+    /// subject although the model has a subject selector.
+    pub(crate) fn count_subject_missing(&self, model: &str) {
+        self.subject_missing.with_label_values(&[model]).inc();
     }
 
     /// Observes the time the gateway added to one forwarded answer.

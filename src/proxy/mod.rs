@@ -22,6 +22,7 @@ mod rate;
 mod recorder;
 mod serving;
 mod stream;
+mod subject;
 pub(crate) mod upstream;
 
 pub use backlog::Backlog;
@@ -65,6 +66,8 @@ pub struct Shared {
     pub(crate) kpi: Option<crate::kpi::KpiRecorder>,
     /// Requests per caller and model (`[rate_limit]`).
     pub(crate) rate: rate::RateLimiter,
+    /// The key of subject hashes, when a model has a subject selector.
+    pub(crate) subject_key: Option<crate::decision::SubjectKey>,
     /// What `/v2/health/ready` asks; ready when unset.
     pub(crate) readiness: std::sync::OnceLock<crate::decision::Readiness>,
 }
@@ -86,6 +89,7 @@ impl ProxyState {
         serving: Arc<Serving>,
         oversight: Option<Oversight>,
         kpi: Option<crate::kpi::KpiRecorder>,
+        subject_key: Option<crate::decision::SubjectKey>,
     ) -> Self {
         let client = UpstreamClient::new(
             upstream::PoolSettings {
@@ -123,6 +127,7 @@ impl ProxyState {
                     &config.models,
                     metrics.rate.clone(),
                 ),
+                subject_key,
                 readiness: std::sync::OnceLock::new(),
             }),
         }

@@ -44,6 +44,11 @@ impl Recorder {
         self.on_failure == OnLedgerFailure::Refuse
     }
 
+    /// The request path's metric families.
+    pub(crate) fn metrics(&self) -> &ProxyMetrics {
+        &self.metrics
+    }
+
     /// The backlog of records written in the background.
     pub(crate) fn backlog(&self) -> &Backlog {
         &self.backlog

@@ -137,6 +137,29 @@ fn pack_holding(tree: &sled::Tree, seq: u64) -> Result<Option<(u64, sled::IVec)>
     }
 }
 
+/// Empties the payload record of `seq` in its pack (not yet durable);
+/// `false` if it was empty already.
+fn erase_in(payloads: &sled::Tree, seq: u64) -> Result<bool, StoreError> {
+    let Some((first, pack_bytes)) = pack_holding(payloads, seq)? else {
+        return Ok(false);
+    };
+    let count = record_count(&pack_bytes).unwrap_or(0);
+    if seq - first >= count || unpack(&pack_bytes, seq - first).is_none_or(<[u8]>::is_empty) {
+        return Ok(false);
+    }
+    let records: Vec<&[u8]> = (0..count)
+        .map(|i| {
+            if first + i == seq {
+                &[][..]
+            } else {
+                unpack(&pack_bytes, i).unwrap_or_default()
+            }
+        })
+        .collect();
+payloads.insert(first.to_be_bytes(), pack(records.iter().copied()))?;
+    Ok(true)
+}
+
 /// Removes every pack of `tree` that starts at or above `size`; returns
 /// how many records they held.
 fn remove_packs_from(tree: &sled::Tree, size: u64) -> Result<u64, StoreError> {
@@ -517,29 +540,16 @@ impl LedgerStore for SledStore {
             .and_then(|s| <[u8; 64]>::try_from(s).ok()))
     }
 
-    fn erase_payload(&self, seq: u64) -> Result<bool, StoreError> {
+    fn erase_payloads(&self, seqs: &[u64]) -> Result<Vec<bool>, StoreError> {
         let engine = self.engine()?;
-        let Some((first, pack_bytes)) = pack_holding(&engine.payloads, seq)? else {
-            return Ok(false);
-        };
-        let count = record_count(&pack_bytes).unwrap_or(0);
-        if seq - first >= count || unpack(&pack_bytes, seq - first).is_none_or(<[u8]>::is_empty) {
-            return Ok(false);
+        let erased = seqs
+            .iter()
+            .map(|seq| erase_in(&engine.payloads, *seq))
+            .collect::<Result<Vec<bool>, StoreError>>()?;
+        if erased.contains(&true) {
+            engine.sync(&self.dir)?;
         }
-        let records: Vec<&[u8]> = (0..count)
-            .map(|i| {
-                if first + i == seq {
-                    &[][..]
-                } else {
-                    unpack(&pack_bytes, i).unwrap_or_default()
-                }
-            })
-            .collect();
-        engine
-            .payloads
-            .insert(first.to_be_bytes(), pack(records.iter().copied()))?;
-        engine.sync(&self.dir)?;
-        Ok(true)
+        Ok(erased)
     }
 
     fn subject_seqs(&self, subject: &[u8; 32]) -> Result<Vec<u64>, StoreError> {

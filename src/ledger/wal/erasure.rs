@@ -22,8 +22,13 @@ use crate::ledger::store::StoreError;
 /// commit racing the roll can leave its batch out of the first flush.
 const RETIRE_ATTEMPTS: usize = 3;
 
-/// Erases the payload of entry `seq` (durable in the file); see the module.
-pub(super) fn erase(shared: &Shared, seq: u64) -> Result<bool, StoreError> {
+/// Erases the payloads of entries `seqs` (of a log of `size` entries);
+/// see the module.
+pub(super) fn erase(shared: &Shared, seqs: &[u64], size: u64) -> Result<Vec<bool>, StoreError> {
+    let durable: Vec<u64> = seqs.iter().copied().filter(|seq| *seq < size).collect();
+    if durable.is_empty() {
+        return Ok(vec![false; seqs.len()]);
+    }
     let _applying = lock(&shared.applying);
     if let Some(reason) = &lock(&shared.state).failed {
         return Err(StoreError::Engine(format!(
@@ -31,21 +36,24 @@ pub(super) fn erase(shared: &Shared, seq: u64) -> Result<bool, StoreError> {
         )));
     }
     apply(shared)?;
-    let erased = shared.inner.erase_payload(seq)?;
+    let erased = shared.inner.erase_payloads(seqs)?;
+    let holding = |shared: &Shared| {
+        let appender = lock(&shared.appender);
+        let mut held = durable.iter().filter_map(|seq| appender.holding(*seq));
+        held.next().map(|current| current || held.any(|current| current))
+    };
     for _ in 0..RETIRE_ATTEMPTS {
-        let holding = lock(&shared.appender).holding(seq);
-        match holding {
+        match holding(shared) {
             None => return Ok(erased),
             Some(true) => lock(&shared.appender).roll()?,
             Some(false) => {}
         }
         apply(shared)?;
     }
-    if lock(&shared.appender).holding(seq).is_some() {
+    if holding(shared).is_some() {
         // Not current any more, so the applier deletes it with its next flush.
         tracing::warn!(
-            seq,
-            "erased payload: its write-ahead segment is deleted with the next flush"
+            "erased payloads: their write-ahead segment is deleted with the next flush"
         );
     }
     Ok(erased)

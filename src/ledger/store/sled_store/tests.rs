@@ -251,8 +251,8 @@ mod payloads {
         }
         assert!(store.payload(0).unwrap().is_none());
 
-        assert!(store.erase_payload(1).unwrap());
-        assert!(!store.erase_payload(1).unwrap(), "already erased");
+        assert!(store.erase_payloads(&[1]).unwrap()[0]);
+        assert!(!store.erase_payloads(&[1]).unwrap()[0], "already erased");
         assert!(store.payload(1).unwrap().is_none());
         assert!(
             store.payload(2).unwrap().is_some(),

@@ -1,0 +1,223 @@
+//! Online payload erasure: the decisions a selection names are found on a
+//! blocking thread (a caller or time selection reads the whole log), then
+//! for each group of them the `payload_erased` entries are appended
+//! through the running ledger and, once durable, the payloads are removed
+//! from the store (`LedgerStore::erase_payloads`, which on the gateway's
+//! write-ahead store also retires the file holding them). The order is the
+//! offline command's: a crash in between leaves entries saying so, and
+//! erasing again finishes. A caller that goes away does not stop it.
+
+use crate::admin::erasure::{Erase, ErasureFailure, ErasureRequest, MAX_DECISIONS, selection_kind};
+use crate::decision::SinkError;
+use crate::ledger::entry::EntryBody;
+use crate::ledger::erase::{Found, select};
+use crate::ledger::sequencer::Ledger;
+use crate::ledger::store::LedgerStore;
+use http::StatusCode;
+use serde_json::json;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Decisions whose entries are appended together before their payloads
+/// go: small beside the ledger's queue, so live requests keep their room.
+const GROUP: usize = 32;
+/// How long an erasure entry is retried while the ledger's queue is full.
+const OVERLOADED_FOR: Duration = Duration::from_secs(10);
+
+/// What an erasure needs.
+pub(super) struct Eraser {
+    pub(super) ledger: Ledger,
+    pub(super) store: Arc<dyn LedgerStore>,
+    /// One erasure at a time.
+    pub(super) busy: Mutex<()>,
+}
+
+fn ours(code: &'static str, status: StatusCode, message: String) -> ErasureFailure {
+    tracing::error!(%message, "payload erasure");
+    ErasureFailure {
+        status,
+        code,
+        message,
+    }
+}
+
+impl Eraser {
+    /// The route's handler.
+    pub(super) fn handler(self: Arc<Self>) -> Erase {
+        Arc::new(move |request| {
+            let eraser = self.clone();
+            let handle = tokio::runtime::Handle::current();
+            Box::pin(async move {
+                tokio::task::spawn_blocking(move || eraser.run(&handle, &request))
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ours(
+                            "erasure_failed",
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "the erasure thread panicked".to_owned(),
+                        ))
+                    })
+            })
+        })
+    }
+
+    /// One erasure, on a blocking thread.
+    fn run(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        request: &ErasureRequest,
+    ) -> Result<serde_json::Value, ErasureFailure> {
+        let Ok(_one) = self.busy.try_lock() else {
+            return Err(ErasureFailure {
+                status: StatusCode::CONFLICT,
+                code: "erasure_in_progress",
+                message: "another erasure is running; try again when it is done".to_owned(),
+            });
+        };
+        let kind = selection_kind(&request.selection);
+        let started = Instant::now();
+        let mut logged = Instant::now();
+        let found = select(
+            self.store.as_ref(),
+            &request.selection,
+            MAX_DECISIONS,
+            &mut |done, total| {
+                if logged.elapsed() >= Duration::from_secs(5) {
+                    logged = Instant::now();
+                    tracing::info!(selection = kind, done, total, "payload erasure: reading the log");
+                }
+            },
+        )
+        .map_err(|err| {
+            ours(
+                "erasure_failed",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("reading the ledger: {err}"),
+            )
+        })?;
+        tracing::info!(
+            selection = kind,
+            decisions = found.decisions.len(),
+            more = found.more,
+            dry_run = request.dry_run,
+            "payload erasure: decisions selected"
+        );
+        let mut erasures: Vec<Vec<u64>> = Vec::with_capacity(found.decisions.len());
+        if !request.dry_run {
+            for (i, group) in found.decisions.chunks(GROUP).enumerate() {
+                erasures.extend(self.erase_group(runtime, group, &request.reason)?);
+                tracing::info!(
+                    selection = kind,
+                    done = (i * GROUP + group.len()),
+                    of = found.decisions.len(),
+                    "payload erasure: progress"
+                );
+            }
+            tracing::info!(
+                selection = kind,
+                decisions = found.decisions.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "payload erasure: done"
+            );
+        }
+        Ok(answer(&found, &erasures, request.dry_run))
+    }
+
+    /// Appends the erasure entries of `group`, then erases its payloads;
+    /// for each decision, the seqs of its erasure entries.
+    fn erase_group(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        group: &[crate::ledger::erase::Selected],
+        reason: &str,
+    ) -> Result<Vec<Vec<u64>>, ErasureFailure> {
+        let bodies: Vec<(usize, EntryBody)> = group
+            .iter()
+            .enumerate()
+            .flat_map(|(i, selected)| {
+                selected.present.iter().map(move |seq| {
+                    (
+                        i,
+                        EntryBody::PayloadErased {
+                            decision_id: selected.id.to_string(),
+                            erased_seq: *seq,
+                            reason: reason.to_owned(),
+                        },
+                    )
+                })
+            })
+            .collect();
+        let appended = runtime.block_on(futures_util::future::join_all(
+            bodies
+                .into_iter()
+                .map(|(i, body)| async move { (i, self.append(body).await) }),
+        ));
+        let mut entry_seqs = vec![Vec::new(); group.len()];
+        for (i, appended) in appended {
+            let seq = appended.map_err(|err| {
+                ours(
+                    "ledger_unavailable",
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("an erasure entry could not be recorded; nothing of this group was erased: {err}"),
+                )
+            })?;
+            entry_seqs[i].extend(seq);
+        }
+        let seqs: Vec<u64> = group.iter().flat_map(|s| s.present.iter().copied()).collect();
+        self.store.erase_payloads(&seqs).map_err(|err| {
+            ours(
+                "erasure_failed",
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "the erasure entries are recorded but the payloads could not be removed \
+                     (erase again to finish): {err}"
+                ),
+            )
+        })?;
+        Ok(entry_seqs)
+    }
+
+    /// Appends one entry, waiting while the ledger's queue is full (live
+    /// requests come first).
+    async fn append(&self, body: EntryBody) -> Result<Option<u64>, SinkError> {
+        let deadline = Instant::now() + OVERLOADED_FOR;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match self.ledger.append(body.clone()).await {
+                Ok(ack) => return Ok(ack.seq),
+                Err(SinkError::Overloaded) if Instant::now() < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+}
+
+/// The answer: each decision with its payload seqs (and, unless a dry
+/// run, its erasure entries' seqs).
+fn answer(found: &Found, erasures: &[Vec<u64>], dry_run: bool) -> serde_json::Value {
+    let decisions: Vec<serde_json::Value> = found
+        .decisions
+        .iter()
+        .enumerate()
+        .map(|(i, selected)| {
+            let mut item = json!({
+                "decision_id": selected.id.to_string(),
+                "payload_seqs": selected.present,
+            });
+            if !dry_run {
+                item["erasure_seqs"] = json!(erasures.get(i).cloned().unwrap_or_default());
+            }
+            item
+        })
+        .collect();
+    json!({
+        "dry_run": dry_run,
+        "decisions": decisions,
+        "more": found.more,
+        "already_empty": found.empty,
+        "unknown": found.unknown.iter().map(ToString::to_string).collect::<Vec<_>>(),
+    })
+}
