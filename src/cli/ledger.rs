@@ -180,47 +180,82 @@ pub(super) fn rotate_key(path: &std::path::Path, new_key: &std::path::Path) -> a
     Ok(())
 }
 
-pub(super) fn erase(path: &Path, decision: &str, reason: &str, quiet: bool) -> anyhow::Result<()> {
+pub(super) fn erase(path: &Path, asked: &super::erase::Asked, quiet: bool) -> anyhow::Result<()> {
     use crate::ledger::entry::EntryBody;
+    use crate::ledger::store::LedgerStore;
     let config = super::load_offline_config(path)?;
-    let id = crate::decision::DecisionId::parse(decision)
-        .ok_or_else(|| super::usage("--decision: a decision id is 32 hex digits"))?;
+    let selection = super::erase::offline_selection(asked, &config)?;
     let whence = format!("server.data_dir of {}", config.source);
-    let store = open_ledger(&config.data_dir, &whence, crate::ledger::wal::Tail::Cut)?;
+    let tail = if asked.dry_run {
+        crate::ledger::wal::Tail::Keep
+    } else {
+        crate::ledger::wal::Tail::Cut
+    };
+    let store = open_ledger(&config.data_dir, &whence, tail)?;
     let store = std::sync::Arc::new(store);
-    let mut progress = super::progress::Progress::new("searching for the stream's end", quiet)?;
-    let seqs = crate::ledger::erase::payload_seqs(store.as_ref(), &id, &mut |done, total| {
-        progress.update(done, total);
-    });
+    let mut progress = super::progress::Progress::new("searching the ledger", quiet)?;
+    // Offline there is no request to keep short: every selected decision.
+    let found = crate::ledger::erase::select(
+        store.as_ref(),
+        &selection,
+        usize::MAX,
+        &mut |done, total| progress.update(done, total),
+    );
     progress.finish();
-    let seqs = seqs?.with_context(|| format!("no decision {decision} in this ledger"))?;
-    // A streamed decision's answer is in its stream_ended's payload: both
-    // go, each erasure logged by its own entry naming the seq it empties.
-    let mut said = Vec::new();
-    for (seq, what) in std::iter::once((seqs.decision, "payload"))
-        .chain(seqs.stream_end.map(|end| (end, "stream_ended payload")))
-    {
-        // The erasure is logged first: a crash before the payload is gone
-        // leaves an entry saying so, and erasing again finishes the job.
-        let entry_seq = append_offline(
-            &config,
-            store.clone(),
-            EntryBody::PayloadErased {
-                decision_id: decision.to_owned(),
-                erased_seq: seq,
-                reason: reason.to_owned(),
-            },
-        )
-        .context("recording the erasure")?;
-        let erased = crate::ledger::store::LedgerStore::erase_payloads(store.as_ref(), &[seq])?
-            .contains(&true);
-        said.push(format!(
-            "{what} {} (seq {seq}), erasure recorded at seq {}",
-            if erased { "erased" } else { "was already gone" },
-            entry_seq.map_or("?".to_owned(), |s| s.to_string())
+    let found = found?;
+    let mut out = String::new();
+    for unknown in &found.unknown {
+        out.push_str(&format!("no decision {unknown} in this ledger\n"));
+    }
+    if found.decisions.is_empty() && found.unknown.is_empty() {
+        out.push_str(&format!(
+            "no payload to erase ({} selected decision(s) have none left)\n",
+            found.empty
         ));
     }
-    print_out(&format!("decision {decision}: {}\n", said.join("; ")));
+    for selected in &found.decisions {
+        let id = selected.id.to_string();
+        if asked.dry_run {
+            out.push_str(&format!(
+                "would erase decision {id}: payload seqs {:?}\n",
+                selected.present
+            ));
+            continue;
+        }
+        // A streamed decision's answer is in its stream_ended's payload: both
+        // go, each erasure logged by its own entry naming the seq it empties.
+        let mut said = Vec::new();
+        for seq in &selected.present {
+            let what = if *seq == selected.seqs.decision {
+                "payload"
+            } else {
+                "stream_ended payload"
+            };
+            // The erasure is logged first: a crash before the payload is gone
+            // leaves an entry saying so, and erasing again finishes the job.
+            let entry_seq = append_offline(
+                &config,
+                store.clone(),
+                EntryBody::PayloadErased {
+                    decision_id: id.clone(),
+                    erased_seq: *seq,
+                    reason: asked.reason.clone(),
+                },
+            )
+            .context("recording the erasure")?;
+            let erased = store.erase_payloads(&[*seq])?.contains(&true);
+            said.push(format!(
+                "{what} {} (seq {seq}), erasure recorded at seq {}",
+                if erased { "erased" } else { "was already gone" },
+                entry_seq.map_or("?".to_owned(), |s| s.to_string())
+            ));
+        }
+        out.push_str(&format!("decision {id}: {}\n", said.join("; ")));
+    }
+    print_out(&out);
+    if found.decisions.is_empty() && !found.unknown.is_empty() {
+        anyhow::bail!("no decision of --decision is in this ledger");
+    }
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 
 mod admin_client;
 mod demo;
+mod erase;
 mod keys;
 mod kpis;
 mod ledger;
@@ -204,17 +205,38 @@ enum Command {
         #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
         checkpoints_every: u64,
     },
-    /// Erase a decision's payload (salts and captured bodies) from a
-    /// (stopped) gateway's ledger, recording the erasure as an entry.
+    /// Erase decisions' payloads (salts and captured bodies), each erasure
+    /// recorded as an entry first: on a (stopped) gateway's ledger, or with
+    /// --admin-url on a running one. Select with --decision (repeatable),
+    /// --caller, --from and --to, or --subject.
     Erase {
         #[command(flatten)]
         config: ConfigFile,
-        /// The decision id.
+        /// A decision id (repeat for several).
+        #[arg(long, value_name = "ID")]
+        decision: Vec<String>,
+        /// Every decision of this caller identity.
         #[arg(long)]
-        decision: String,
-        /// Why (recorded in the erasure entry).
+        caller: Option<String>,
+        /// Every decision received from this time (RFC 3339) ...
+        #[arg(long, requires = "to", value_name = "TIME")]
+        from: Option<String>,
+        /// ... until (before) this time.
+        #[arg(long, requires = "from", value_name = "TIME")]
+        to: Option<String>,
+        /// Every decision about this data subject (models with a subject selector).
+        #[arg(long)]
+        subject: Option<String>,
+        /// Why (recorded in the erasure entries).
         #[arg(long)]
         reason: String,
+        /// List what would be erased; erase nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Erase on the gateway running behind this admin API instead (role
+        /// admin; token from GOVGATE_TOKEN).
+        #[arg(long, value_name = "URL")]
+        admin_url: Option<String>,
         /// No progress on stderr.
         #[arg(long, short = 'q')]
         quiet: bool,
@@ -396,9 +418,29 @@ pub fn main() -> ExitCode {
         Command::Erase {
             config,
             decision,
+            caller,
+            from,
+            to,
+            subject,
             reason,
+            dry_run,
+            admin_url,
             quiet,
-        } => ledger::erase(&config.path, &decision, &reason, quiet),
+        } => {
+            let asked = erase::Asked {
+                decisions: decision,
+                caller,
+                from,
+                to,
+                subject,
+                reason,
+                dry_run,
+            };
+            match admin_url {
+                Some(admin_url) => return erase::online(&admin_url, &asked),
+                None => ledger::erase(&config.path, &asked, quiet),
+            }
+        }
         Command::Export {
             ledger,
             out,
