@@ -18,6 +18,7 @@ pub(crate) fn served_decision(model: &str, version: &str) -> Decision {
         approval_seq: None,
         path: format!("/v2/models/{model}/infer"),
         cut: Default::default(),
+        subject: None,
         policy: None,
         outcome: Outcome::Served,
         status: 200,

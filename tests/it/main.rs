@@ -13,6 +13,7 @@ mod cli;
 mod connections;
 mod decisions;
 mod edges;
+mod erasure;
 mod errors;
 mod export;
 mod failclosed;

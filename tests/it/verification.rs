@@ -15,13 +15,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 /// Requests sent one after another by a few clients until stopped.
-struct Load {
+pub(crate) struct Load {
     stop: Arc<AtomicBool>,
     clients: Vec<tokio::task::JoinHandle<(u64, Vec<String>)>>,
 }
 
 impl Load {
-    fn start(infer: &str) -> Load {
+    pub(crate) fn start(infer: &str) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let clients = (0..3)
             .map(|_| {
@@ -44,7 +44,7 @@ impl Load {
     }
 
     /// Stops; every answer must have been a 200.
-    async fn stop_all_served(self) -> u64 {
+    pub(crate) async fn stop_all_served(self) -> u64 {
         self.stop.store(true, Ordering::Relaxed);
         let mut served = 0;
         for client in self.clients {
