@@ -333,4 +333,85 @@ mod tests {
         assert_eq!(seqs(&unended), plain(3, None));
         assert_eq!(seqs(&decision(Outcome::Served)), None);
     }
+
+    #[tokio::test]
+    async fn selections_find_their_decisions_with_payloads_left_up_to_the_limit() {
+        let key = crate::decision::SubjectKey::from_bytes([3; 32]);
+        let of = |caller: &str, subject: Option<&str>, at_ms: u64, outcome| Decision {
+            caller: caller.to_owned(),
+            subject: subject.map(|s| key.hash(s)),
+            timings: crate::decision::Timings {
+                received_unix_ms: at_ms,
+                ..Default::default()
+            },
+            ..decision(outcome)
+        };
+        let decisions = [
+            of("ann", Some("s1"), 1_000, Outcome::Served),
+            of("bob", Some("s2"), 2_000, Outcome::Served),
+            of("ann", None, 3_000, Outcome::Served),
+            of("ann", Some("s1"), 4_000, Outcome::Streaming),
+            of("cy", Some("s1"), 5_000, Outcome::Served),
+        ];
+        let store = Arc::new(MemStore::new());
+        let (ledger, writer) = Ledger::open(
+            store.clone(),
+            SequencerConfig::for_tests(
+                "test.example/select",
+                &SigningKey::from_bytes(&[4; 32]),
+                EntrySignatures::Off,
+                64,
+                8,
+            ),
+        )
+        .unwrap();
+        for decision in &decisions {
+            ledger
+                .append(EntryBody::Decision(Box::new(decision.clone())))
+                .await
+                .unwrap();
+        }
+        ledger.append(end_of(&decisions[3], 3)).await.unwrap();
+        drop(ledger);
+        tokio::task::spawn_blocking(move || writer.close())
+            .await
+            .unwrap();
+        let ids = |found: &Found| found.decisions.iter().map(|s| s.id).collect::<Vec<_>>();
+        let find = |selection: &Selection, limit| {
+            select(store.as_ref(), selection, limit, &mut |_, _| {}).unwrap()
+        };
+        let by_s1 = find(&Selection::Subject(key.hash("s1")), 10);
+        assert_eq!(ids(&by_s1), [decisions[0].id, decisions[3].id, decisions[4].id]);
+        assert_eq!(by_s1.decisions[1].present, [3, 5], "the stream's end too");
+        let by_ann = find(&Selection::Caller("ann".to_owned()), 10);
+        assert_eq!(ids(&by_ann), [decisions[0].id, decisions[2].id, decisions[3].id]);
+        let by_time = find(
+            &Selection::Received {
+                from_ms: 2_000,
+                to_ms: 4_000,
+            },
+            10,
+        );
+        assert_eq!(ids(&by_time), [decisions[1].id, decisions[2].id]);
+        // The limit: the first ones, and word of more.
+        let limited = find(&Selection::Subject(key.hash("s1")), 2);
+        assert_eq!(ids(&limited), [decisions[0].id, decisions[3].id]);
+        assert!(limited.more);
+        // Erased decisions are no longer selected, only counted: the next
+        // call gets the next ones.
+        store.erase_payloads(&[0, 3, 5]).unwrap();
+        let next = find(&Selection::Subject(key.hash("s1")), 2);
+        assert_eq!(ids(&next), [decisions[4].id]);
+        assert_eq!((next.more, next.empty), (false, 2));
+        let unknown = decision(Outcome::Served).id;
+        let by_id = find(&Selection::Decisions(vec![decisions[1].id, unknown]), 10);
+        assert_eq!(ids(&by_id), [decisions[1].id]);
+        assert_eq!(by_id.unknown, [unknown]);
+        // A store without an index finds the same by reading the log.
+        assert_eq!(
+            crate::ledger::store::scan_subject_seqs(store.as_ref(), key.hash("s1").as_bytes())
+                .unwrap(),
+            store.subject_seqs(key.hash("s1").as_bytes()).unwrap()
+        );
+    }
 }

@@ -162,20 +162,7 @@ pub trait LedgerStore: Send + Sync + 'static {
     /// digits), ascending. The default reads the whole log; stores with a
     /// subject index answer from it.
     fn subject_seqs(&self, subject: &[u8; 32]) -> Result<Vec<u64>, StoreError> {
-        let wanted = format!(r#""subject":"{}""#, crate::decision::hex(subject));
-        let mut seqs = Vec::new();
-        self.entries_in(0, self.size()?, &mut |seq, bytes| {
-            // Canonical bytes: a member's quotes are never escaped, a
-            // string's inner quotes always are.
-            if bytes
-                .windows(wanted.len())
-                .any(|w| w == wanted.as_bytes())
-            {
-                seqs.push(seq);
-            }
-            ControlFlow::Continue(())
-        })?;
-        Ok(seqs)
+        scan_subject_seqs(self, subject)
     }
     /// Removes the payloads of entries `seqs` (an erasure) while the
     /// store is in use; durable on return, and no later write brings them
@@ -224,6 +211,26 @@ pub trait LedgerStore: Send + Sync + 'static {
         second: [u8; 4],
         f: &mut dyn FnMut(&[u8; 16], u64),
     ) -> Result<(), StoreError>;
+}
+
+/// The seqs of the decisions whose `subject` member is `subject`, read
+/// from every entry of the log (the default of
+/// [`LedgerStore::subject_seqs`]).
+pub fn scan_subject_seqs<S: LedgerStore + ?Sized>(
+    store: &S,
+    subject: &[u8; 32],
+) -> Result<Vec<u64>, StoreError> {
+    let wanted = format!(r#""subject":"{}""#, crate::decision::hex(subject));
+    let mut seqs = Vec::new();
+    store.entries_in(0, store.size()?, &mut |seq, bytes| {
+        // Canonical bytes: a member's quotes are never escaped, a string's
+        // inner quotes always are.
+        if bytes.windows(wanted.len()).any(|w| w == wanted.as_bytes()) {
+            seqs.push(seq);
+        }
+        ControlFlow::Continue(())
+    })?;
+    Ok(seqs)
 }
 
 /// Reads nodes through a store for the tree math.

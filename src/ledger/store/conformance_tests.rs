@@ -27,6 +27,7 @@ struct Expected {
     size: u64,
     decisions: HashMap<[u8; 16], u64>,
     governance: Vec<u64>,
+    subjects: BTreeMap<[u8; 32], Vec<u64>>,
 }
 
 /// 40 commits of 1 to 13 entries. Decision ids of a new second every three
@@ -50,6 +51,9 @@ fn commits() -> Vec<CommitBatch> {
                     LONG_SECOND + 10 + commit / 3
                 };
                 batch.decisions.push((id(second, seq), seq));
+                if seq % 3 == 0 {
+                    batch.subjects.push(([(seq % 4) as u8; 32], seq));
+                }
             }
             if seq.is_multiple_of(7) {
                 batch.governance.push(seq);
@@ -75,6 +79,9 @@ fn commit_all(store: &dyn LedgerStore, batches: &[CommitBatch], before: Expected
         store.commit(batch).unwrap();
         expected.decisions.extend(batch.decisions.iter().copied());
         expected.governance.extend(&batch.governance);
+        for (subject, seq) in &batch.subjects {
+            expected.subjects.entry(*subject).or_default().push(*seq);
+        }
         expected.size = batch.checkpoint.0;
     }
     expected
@@ -88,6 +95,11 @@ fn check(store: &dyn LedgerStore, expected: &Expected) {
     assert_eq!(store.size().unwrap(), expected.size);
     check_index(store, expected);
     assert_eq!(store.governance_seqs().unwrap(), expected.governance);
+    assert_eq!(expected.subjects.len(), 3);
+    for (subject, seqs) in &expected.subjects {
+        assert_eq!(&store.subject_seqs(subject).unwrap(), seqs, "{subject:?}");
+    }
+    assert!(store.subject_seqs(&[9; 32]).unwrap().is_empty());
     check_ranges(store, expected.size);
 }
 

@@ -110,6 +110,7 @@ fn opening_discards_uncommitted_packs_and_refuses_other_layouts() {
                 payloads: vec![(0, b"p".to_vec())],
                 signatures: vec![],
                 governance: vec![],
+                subjects: vec![],
             })
             .unwrap();
         // The first half of the next commit, then a crash.
@@ -275,6 +276,7 @@ fn single(seq: u64, bytes: &[u8]) -> CommitBatch {
         payloads: vec![(seq, b"p".to_vec())],
         signatures: vec![],
         governance: vec![seq],
+        subjects: vec![([1; 32], seq)],
     }
 }
 
@@ -299,6 +301,7 @@ fn a_failed_commit_on_disk_stays_unread_until_discarded() {
             assert_eq!(store.node(0, 1).unwrap(), None);
             assert_eq!(store.decision_seq(&decision_of_one).unwrap(), None);
             assert_eq!(store.governance_seqs().unwrap(), [0]);
+            assert_eq!(store.subject_seqs(&[1; 32]).unwrap(), [0]);
             assert_eq!(store.checkpoints().unwrap().len(), 1);
             assert_eq!(store.checkpoint_covering(1).unwrap(), None);
         };
@@ -308,6 +311,10 @@ fn a_failed_commit_on_disk_stays_unread_until_discarded() {
         store.probe().unwrap();
         assert_eq!(store.discard_above(1).unwrap(), 1);
         hidden(&store);
+        // The discarded commit's subject row is gone, not only hidden.
+        store.visible.store(2, Ordering::SeqCst);
+        assert_eq!(store.subject_seqs(&[1; 32]).unwrap(), [0]);
+        store.visible.store(1, Ordering::SeqCst);
         store.commit(&single(1, b"{\"written\":1}")).unwrap();
         assert_eq!(store.decision_seq(&decision_of_one).unwrap(), Some(1));
     }
