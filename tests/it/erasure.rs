@@ -253,6 +253,19 @@ async fn erasure_by_subject_under_load_removes_exactly_that_subjects_payloads() 
         .collect();
     assert_eq!(erasures.len(), 5, "one entry per payload erased");
     assert!(erasures.iter().all(|e| e["reason"] == "DSR-1"));
+    let rust = gateway.cli(&[
+        "verify",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--vkey",
+        &gateway.vkey,
+    ]);
+    assert!(
+        rust.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&rust.stdout),
+        String::from_utf8_lossy(&rust.stderr)
+    );
     let checked = crate::support::python_verifier(&[
         std::ffi::OsString::from("bundle"),
         "--vkey".into(),
