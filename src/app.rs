@@ -223,12 +223,14 @@ fn subject_key(config: &Config) -> Result<Option<crate::decision::SubjectKey>, A
     );
     let needed = config.models.iter().any(|model| model.subject.is_some());
     let key = match (&config.ledger.subject_key_file, needed) {
-        (Some(_), _) => Some(subject::read_key(&path)?.ok_or_else(|| {
-            subject::SubjectKeyError::Io {
-                path: path.clone(),
-                source: std::io::Error::from(std::io::ErrorKind::NotFound),
-            }
-        })?),
+        (Some(_), _) => {
+            Some(
+                subject::read_key(&path)?.ok_or_else(|| subject::SubjectKeyError::Io {
+                    path: path.clone(),
+                    source: std::io::Error::from(std::io::ErrorKind::NotFound),
+                })?,
+            )
+        }
         (None, true) => Some(subject::read_or_create_key(&path)?),
         (None, false) => subject::read_key(&path)?,
     };

@@ -214,7 +214,12 @@ async fn erase_payloads(State(api): State<Api>, headers: HeaderMap, body: Bytes)
             return error_response(StatusCode::BAD_REQUEST, "malformed_body", &message, None);
         }
         Err(BodyError::Fields(message)) => {
-            return error_response(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", &message, None);
+            return error_response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                &message,
+                None,
+            );
         }
     };
     let request = match check(raw, api.subject_key.as_ref()) {
@@ -260,17 +265,33 @@ mod tests {
         assert_eq!(code(r#"{"subject":"a"}"#), "reason_required");
         assert_eq!(code(r#"{"subject":"a","reason":" "}"#), "reason_required");
         assert_eq!(code(r#"{"reason":"r"}"#), "selection_required");
-        assert_eq!(code(r#"{"reason":"r","subject":"a","caller":"b"}"#), "selection_required");
-        assert_eq!(code(r#"{"reason":"r","from":"2026-01-01T00:00:00Z"}"#), "selection_required");
+        assert_eq!(
+            code(r#"{"reason":"r","subject":"a","caller":"b"}"#),
+            "selection_required"
+        );
+        assert_eq!(
+            code(r#"{"reason":"r","from":"2026-01-01T00:00:00Z"}"#),
+            "selection_required"
+        );
         assert_eq!(
             code(r#"{"reason":"r","from":"2026-01-02T00:00:00Z","to":"2026-01-01T00:00:00Z"}"#),
             "invalid_time"
         );
-        assert_eq!(code(r#"{"reason":"r","decision_ids":["x"]}"#), "invalid_decision_id");
-        assert_eq!(code(r#"{"reason":"r","decision_ids":[]}"#), "too_many_decisions");
+        assert_eq!(
+            code(r#"{"reason":"r","decision_ids":["x"]}"#),
+            "invalid_decision_id"
+        );
+        assert_eq!(
+            code(r#"{"reason":"r","decision_ids":[]}"#),
+            "too_many_decisions"
+        );
         let no_key = check(raw(r#"{"reason":"r","subject":"a"}"#), None).unwrap_err();
         assert_eq!(no_key.code, "subject_key_missing");
-        let ok = check(raw(r#"{"reason":"r","subject":"a","dry_run":true}"#), Some(&key)).unwrap();
+        let ok = check(
+            raw(r#"{"reason":"r","subject":"a","dry_run":true}"#),
+            Some(&key),
+        )
+        .unwrap();
         assert_eq!(ok.selection, Selection::Subject(key.hash("a")));
         assert!(ok.dry_run);
         let range = check(

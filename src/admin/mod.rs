@@ -4,12 +4,12 @@
 
 use crate::metrics::Metrics;
 pub mod auth;
+pub mod erasure;
 mod errors;
 pub mod kpi;
 pub mod kpi_report;
 pub mod models;
 pub mod reviews;
-pub mod erasure;
 pub mod rotation;
 pub mod verification;
 

@@ -84,7 +84,12 @@ impl Eraser {
             &mut |done, total| {
                 if logged.elapsed() >= Duration::from_secs(5) {
                     logged = Instant::now();
-                    tracing::info!(selection = kind, done, total, "payload erasure: reading the log");
+                    tracing::info!(
+                        selection = kind,
+                        done,
+                        total,
+                        "payload erasure: reading the log"
+                    );
                 }
             },
         )
@@ -163,7 +168,10 @@ impl Eraser {
             })?;
             entry_seqs[i].extend(seq);
         }
-        let seqs: Vec<u64> = group.iter().flat_map(|s| s.present.iter().copied()).collect();
+        let seqs: Vec<u64> = group
+            .iter()
+            .flat_map(|s| s.present.iter().copied())
+            .collect();
         self.store.erase_payloads(&seqs).map_err(|err| {
             ours(
                 "erasure_failed",

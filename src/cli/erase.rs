@@ -71,7 +71,9 @@ fn call_until_done(admin_url: &str, asked: &Asked) -> Result<(), Failure> {
             let id = decision["decision_id"].as_str().unwrap_or_default();
             let payloads = seqs(&decision["payload_seqs"]);
             if asked.dry_run {
-                out.push_str(&format!("would erase decision {id}: payload seqs {payloads}\n"));
+                out.push_str(&format!(
+                    "would erase decision {id}: payload seqs {payloads}\n"
+                ));
             } else {
                 out.push_str(&format!(
                     "decision {id}: payload erased (seqs {payloads}), erasure recorded at seqs {}\n",
@@ -98,7 +100,11 @@ fn call_until_done(admin_url: &str, asked: &Asked) -> Result<(), Failure> {
     }
     super::print_out(&format!(
         "{total} decision(s) {}\n",
-        if asked.dry_run { "would be erased" } else { "erased" }
+        if asked.dry_run {
+            "would be erased"
+        } else {
+            "erased"
+        }
     ));
     Ok(())
 }
@@ -120,7 +126,13 @@ async fn call(client: &AdminClient, body: &Value) -> Result<Value, Failure> {
         .await?;
     let value: Option<Value> = serde_json::from_slice(&bytes).ok();
     if !status.is_success() {
-        return Err(models::refusal(client, status, value.as_ref(), &bytes, false));
+        return Err(models::refusal(
+            client,
+            status,
+            value.as_ref(),
+            &bytes,
+            false,
+        ));
     }
     value
         .filter(Value::is_object)
@@ -184,4 +196,3 @@ pub(super) fn offline_selection(
         to_ms: ms("--to", to)?,
     })
 }
-

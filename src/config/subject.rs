@@ -47,12 +47,11 @@ pub(super) fn check(
             let selector = Selector::pointer(&pointer)
                 .map_err(|err| checker.error(format!("{key}.pointer"), err.to_string()))?;
             match &selector {
-                Selector::Pointer(tokens) if tokens.iter().any(Option::is_none) => {
-                    Err(checker.error(
+                Selector::Pointer(tokens) if tokens.iter().any(Option::is_none) => Err(checker
+                    .error(
                         format!("{key}.pointer"),
                         "a subject is one value: `*` is not allowed here",
-                    ))
-                }
+                    )),
                 _ => Ok(SubjectSelector::Body(selector)),
             }
         }
@@ -131,7 +130,9 @@ fn parse_key(bytes: &[u8]) -> Option<SubjectKey> {
     if let Ok(raw) = <[u8; 32]>::try_from(bytes) {
         return Some(SubjectKey::from_bytes(raw));
     }
-    let text = std::str::from_utf8(bytes).ok()?.trim_end_matches(['\n', '\r']);
+    let text = std::str::from_utf8(bytes)
+        .ok()?
+        .trim_end_matches(['\n', '\r']);
     crate::decision::SubjectHash::parse(text).map(|hash| SubjectKey::from_bytes(hash.0))
 }
 

@@ -100,6 +100,9 @@ mod tests {
         // BLAKE3 keyed_hash test vector shape: key 0..32, input "abc".
         let key: [u8; 32] = std::array::from_fn(|i| i as u8);
         let hash = SubjectKey::from_bytes(key).hash("abc");
-        assert_eq!(hash.to_string(), blake3::keyed_hash(&key, b"abc").to_hex().as_str());
+        assert_eq!(
+            hash.to_string(),
+            blake3::keyed_hash(&key, b"abc").to_hex().as_str()
+        );
     }
 }

@@ -381,10 +381,16 @@ mod tests {
             select(store.as_ref(), selection, limit, &mut |_, _| {}).unwrap()
         };
         let by_s1 = find(&Selection::Subject(key.hash("s1")), 10);
-        assert_eq!(ids(&by_s1), [decisions[0].id, decisions[3].id, decisions[4].id]);
+        assert_eq!(
+            ids(&by_s1),
+            [decisions[0].id, decisions[3].id, decisions[4].id]
+        );
         assert_eq!(by_s1.decisions[1].present, [3, 5], "the stream's end too");
         let by_ann = find(&Selection::Caller("ann".to_owned()), 10);
-        assert_eq!(ids(&by_ann), [decisions[0].id, decisions[2].id, decisions[3].id]);
+        assert_eq!(
+            ids(&by_ann),
+            [decisions[0].id, decisions[2].id, decisions[3].id]
+        );
         let by_time = find(
             &Selection::Received {
                 from_ms: 2_000,

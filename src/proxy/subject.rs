@@ -35,10 +35,7 @@ pub(super) fn note(
     };
     match id.filter(|id| !id.is_empty() && id.len() <= MAX_SUBJECT_BYTES) {
         Some(id) => draft.subject = Some(key.hash(&id)),
-        None => state
-            .recorder
-            .metrics()
-            .count_subject_missing(&model.name),
+        None => state.recorder.metrics().count_subject_missing(&model.name),
     }
 }
 
@@ -88,12 +85,26 @@ mod tests {
 
     #[test]
     fn a_pointer_finds_strings_and_numbers_and_nothing_else() {
-        let body = br#"{"user":{"id":"cust-7","n":42,"x":null},"list":[{"a~b":"first"}],"s":"\u00e9"}"#;
-        assert_eq!(at_pointer(body, &pointer("/user/id")).as_deref(), Some("cust-7"));
+        let body =
+            br#"{"user":{"id":"cust-7","n":42,"x":null},"list":[{"a~b":"first"}],"s":"\u00e9"}"#;
+        assert_eq!(
+            at_pointer(body, &pointer("/user/id")).as_deref(),
+            Some("cust-7")
+        );
         assert_eq!(at_pointer(body, &pointer("/user/n")).as_deref(), Some("42"));
-        assert_eq!(at_pointer(body, &pointer("/list/0/a~0b")).as_deref(), Some("first"));
+        assert_eq!(
+            at_pointer(body, &pointer("/list/0/a~0b")).as_deref(),
+            Some("first")
+        );
         assert_eq!(at_pointer(body, &pointer("/s")).as_deref(), Some("\u{e9}"));
-        for missing in ["/user/x", "/user", "/list/1", "/list/00", "/nope", "/user/id/deeper"] {
+        for missing in [
+            "/user/x",
+            "/user",
+            "/list/1",
+            "/list/00",
+            "/nope",
+            "/user/id/deeper",
+        ] {
             assert_eq!(at_pointer(body, &pointer(missing)), None, "{missing}");
         }
         assert_eq!(at_pointer(b"not json", &pointer("/a")), None);

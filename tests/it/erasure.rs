@@ -29,7 +29,12 @@ fn models_with_subjects(upstream: &str) -> String {
 
 /// A scorer request naming `subject` (none: no header), with a body that
 /// says whose it is.
-async fn infer_as(gateway: &Gateway, subject: Option<&str>, n: usize, extra: &[(&str, &str)]) -> String {
+async fn infer_as(
+    gateway: &Gateway,
+    subject: Option<&str>,
+    n: usize,
+    extra: &[(&str, &str)],
+) -> String {
     let mut headers: Vec<(&str, &str)> = extra.to_vec();
     if let Some(subject) = subject {
         headers.push(("x-subject-id", subject));
@@ -130,7 +135,11 @@ async fn erasure_by_subject_under_load_removes_exactly_that_subjects_payloads() 
         } else {
             None
         };
-        assert_eq!(decision["subject"].as_str().map(str::to_owned), expected, "{decision}");
+        assert_eq!(
+            decision["subject"].as_str().map(str::to_owned),
+            expected,
+            "{decision}"
+        );
     }
     assert!(
         gateway
@@ -143,7 +152,12 @@ async fn erasure_by_subject_under_load_removes_exactly_that_subjects_payloads() 
     let load = Load::start(&gateway.url("/v2/models/scorer/infer"));
 
     // Only an admin may erase, and only with a reason.
-    let refused = erase(&gateway, "auditor", json!({"subject": "cust-a", "reason": "DSR-1"})).await;
+    let refused = erase(
+        &gateway,
+        "auditor",
+        json!({"subject": "cust-a", "reason": "DSR-1"}),
+    )
+    .await;
     assert_eq!(refused.status, 403, "{}", refused.text());
     let no_reason = erase(&gateway, "ops", json!({"subject": "cust-a"})).await;
     assert_eq!(no_reason.status, 400, "{}", no_reason.text());
@@ -190,7 +204,10 @@ async fn erasure_by_subject_under_load_removes_exactly_that_subjects_payloads() 
         String::from_utf8_lossy(&erased.stderr)
     );
     for id in &a {
-        assert!(said.contains(&format!("decision {id}: payload erased")), "{said}");
+        assert!(
+            said.contains(&format!("decision {id}: payload erased")),
+            "{said}"
+        );
     }
     // The streamed decision's two payloads, one entry each.
     let line = said.lines().find(|l| l.contains(&streamed)).unwrap();
@@ -200,7 +217,12 @@ async fn erasure_by_subject_under_load_removes_exactly_that_subjects_payloads() 
     let wal = gateway.dir.path().join("data/ledger/wal");
     assert_eq!(files_holding(&wal, b"payload-of-subject-a").len(), 0);
     // Again: nothing left to erase.
-    let again = erase(&gateway, "ops", json!({"subject": "cust-a", "reason": "DSR-1"})).await;
+    let again = erase(
+        &gateway,
+        "ops",
+        json!({"subject": "cust-a", "reason": "DSR-1"}),
+    )
+    .await;
     assert_eq!(again.status, 200, "{}", again.text());
     let again = again.json();
     assert!(ids_of(&again).is_empty(), "{again}");
@@ -231,7 +253,11 @@ async fn erasure_by_subject_under_load_removes_exactly_that_subjects_payloads() 
     let payload_seqs: BTreeSet<u64> = std::fs::read_to_string(bundle.join("payloads.jsonl"))
         .unwrap()
         .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["seq"].as_u64().unwrap())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
         .collect();
     let seq_of = |id: &str, kind: &str| {
         entries
@@ -241,7 +267,10 @@ async fn erasure_by_subject_under_load_removes_exactly_that_subjects_payloads() 
             .unwrap()
     };
     for id in &a {
-        assert!(!payload_seqs.contains(&seq_of(id, "decision")), "{id} erased");
+        assert!(
+            !payload_seqs.contains(&seq_of(id, "decision")),
+            "{id} erased"
+        );
     }
     assert!(!payload_seqs.contains(&seq_of(&streamed, "stream_ended")));
     for id in b.iter().chain(&others).chain([&c]) {
@@ -280,6 +309,12 @@ async fn erasure_by_subject_under_load_removes_exactly_that_subjects_payloads() 
     // The subject ids in clear are nowhere in the data directory (B's
     // payloads are all still there).
     let data = gateway.dir.path().join("data");
-    assert_eq!(files_holding(&data, b"cust-a"), Vec::<std::path::PathBuf>::new());
-    assert_eq!(files_holding(&data, b"cust-b"), Vec::<std::path::PathBuf>::new());
+    assert_eq!(
+        files_holding(&data, b"cust-a"),
+        Vec::<std::path::PathBuf>::new()
+    );
+    assert_eq!(
+        files_holding(&data, b"cust-b"),
+        Vec::<std::path::PathBuf>::new()
+    );
 }

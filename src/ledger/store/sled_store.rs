@@ -156,7 +156,7 @@ fn erase_in(payloads: &sled::Tree, seq: u64) -> Result<bool, StoreError> {
             }
         })
         .collect();
-payloads.insert(first.to_be_bytes(), pack(records.iter().copied()))?;
+    payloads.insert(first.to_be_bytes(), pack(records.iter().copied()))?;
     Ok(true)
 }
 

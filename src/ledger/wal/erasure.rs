@@ -40,7 +40,8 @@ pub(super) fn erase(shared: &Shared, seqs: &[u64], size: u64) -> Result<Vec<bool
     let holding = |shared: &Shared| {
         let appender = lock(&shared.appender);
         let mut held = durable.iter().filter_map(|seq| appender.holding(*seq));
-        held.next().map(|current| current || held.any(|current| current))
+        held.next()
+            .map(|current| current || held.any(|current| current))
     };
     for _ in 0..RETIRE_ATTEMPTS {
         match holding(shared) {
@@ -52,9 +53,7 @@ pub(super) fn erase(shared: &Shared, seqs: &[u64], size: u64) -> Result<Vec<bool
     }
     if holding(shared).is_some() {
         // Not current any more, so the applier deletes it with its next flush.
-        tracing::warn!(
-            "erased payloads: their write-ahead segment is deleted with the next flush"
-        );
+        tracing::warn!("erased payloads: their write-ahead segment is deleted with the next flush");
     }
     Ok(erased)
 }

@@ -336,7 +336,8 @@ impl Appender {
         self.file = file;
         self.key = key;
         self.segments.retain(|(first, _)| *first != self.end);
-        self.segments.push((self.end, segment_path(&self.dir, self.end)));
+        self.segments
+            .push((self.end, segment_path(&self.dir, self.end)));
         self.synced = SEGMENT_HEADER_BYTES as u64;
         self.written = SEGMENT_HEADER_BYTES as u64;
         Ok(())

@@ -556,9 +556,16 @@ fn an_erased_payload_leaves_memory_store_and_segment_and_never_comes_back() {
         // Both batches are in memory only, and in the current segment.
         assert_eq!(inner.size().unwrap(), 0);
         assert_eq!(files_holding(dir.path(), b"secret-zero"), 1);
-        assert_eq!(wal.erase_payloads(&[0, 1, 9]).unwrap(), [true, false, false]);
+        assert_eq!(
+            wal.erase_payloads(&[0, 1, 9]).unwrap(),
+            [true, false, false]
+        );
         assert_eq!(wal.payload(0).unwrap(), None);
-        assert_eq!(inner.payload(0).unwrap(), None, "erased in the store behind");
+        assert_eq!(
+            inner.payload(0).unwrap(),
+            None,
+            "erased in the store behind"
+        );
         assert_eq!(wal.payload(2).unwrap().unwrap(), b"kept-two");
         assert_eq!(
             files_holding(dir.path(), b"secret-zero"),
