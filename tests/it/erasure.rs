@@ -232,6 +232,25 @@ async fn erasure_by_subject_under_load_removes_exactly_that_subjects_payloads() 
     assert!(served > 0);
     gateway.stop().await;
 
+    // The offline form selects the same way, on the stopped gateway.
+    let listed = gateway.cli(&[
+        "erase",
+        "--subject",
+        "cust-b",
+        "--reason",
+        "DSR-2",
+        "--dry-run",
+    ]);
+    let said = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(listed.status.success(), "{said}");
+    assert_eq!(
+        said.lines()
+            .filter(|l| l.starts_with("would erase"))
+            .count(),
+        3,
+        "{said}"
+    );
+    assert!(b.iter().all(|id| said.contains(id.as_str())), "{said}");
     let verified = gateway.cli(&["verify"]);
     assert!(
         verified.status.success(),
