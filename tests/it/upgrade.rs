@@ -196,3 +196,126 @@ fn bundles_from_before_carried_checkpoints_verify_with_both_verifiers() {
     );
     assert!(python.starts_with("OK sparse bundle"), "{python}");
 }
+
+/// The data directory (and key) written by the code before subjects.
+fn before_subjects(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/upgrade/store-c7eabc9")
+        .join(name)
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for item in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(item.file_name());
+        if item.path().is_dir() {
+            copy_dir(&item.path(), &target);
+        } else {
+            std::fs::copy(item.path(), &target).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_from_before_subjects_opens_takes_subjects_and_erases_online() {
+    use http::Method;
+    use serde_json::json;
+    let upstream = crate::support::TestUpstream::start().await;
+    let models = format!(
+        "[[models]]\nname = \"fresh\"\nprotocol = \"kserve_v2\"\n[models.subject]\nheader = \"x-subject-id\"\n\
+         [[models.versions]]\nversion = \"1\"\nupstream = \"{}\"\n",
+        upstream.url()
+    );
+    let mut gateway = crate::support::Gateway::start_pending("", &models).await;
+    gateway.stop().await;
+    // The old gateway's data directory and key in place of the new one's.
+    let dir = gateway.dir.path().to_path_buf();
+    std::fs::remove_dir_all(dir.join("data")).unwrap();
+    copy_dir(&before_subjects("data"), &dir.join("data"));
+    std::fs::copy(before_subjects("test.key"), dir.join("test.key")).unwrap();
+    std::fs::remove_file(dir.join("test.key.state")).ok();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let private = std::fs::Permissions::from_mode(0o600);
+        std::fs::set_permissions(dir.join("test.key"), private).unwrap();
+    }
+    let vkey = std::fs::read_to_string(before_subjects("log.vkey")).unwrap();
+    let vkey = vkey.trim();
+
+    gateway.restart().await;
+    let config = std::fs::read_to_string(dir.join("govgate.toml")).unwrap();
+    crate::support::governance::approve_declared(&gateway.admin, &config).await;
+    let old = gateway.decisions().await;
+    assert_eq!(old.len(), 3, "the old decisions are read");
+    assert!(old.iter().all(|d| d.get("subject").is_none()));
+    let mut new = std::collections::BTreeSet::new();
+    for n in 0..2 {
+        let reply = crate::support::send(
+            Method::POST,
+            &gateway.url("/v2/models/fresh/infer"),
+            &[("x-subject-id", "new-subject")],
+            format!(r#"{{"inputs":[],"n":{n}}}"#),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+        new.insert(reply.decision_id());
+    }
+    let erase = |body: serde_json::Value| {
+        let admin = gateway.admin.clone();
+        async move {
+            let reply = crate::support::governance::admin_call(
+                &admin,
+                Some("ops"),
+                Method::POST,
+                "/admin/payloads/erase",
+                &body.to_string(),
+            )
+            .await;
+            assert_eq!(reply.status, 200, "{}", reply.text());
+            reply.json()["decisions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["decision_id"].as_str().unwrap().to_owned())
+                .collect::<std::collections::BTreeSet<_>>()
+        }
+    };
+    assert_eq!(
+        erase(json!({"subject": "new-subject", "reason": "DSR-9"})).await,
+        new
+    );
+    let anns: std::collections::BTreeSet<String> = old
+        .iter()
+        .filter(|d| d["caller"] == "ann")
+        .map(|d| d["decision_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(anns.len(), 2);
+    assert_eq!(
+        erase(json!({"caller": "ann", "reason": "DSR-9"})).await,
+        anns
+    );
+    gateway.stop().await;
+
+    let verified = gateway.cli(&["verify"]);
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let bundle = dir.join("bundle");
+    let exported = gateway.cli(&["export", "--payloads", "--out", bundle.to_str().unwrap()]);
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    let payloads = std::fs::read_to_string(bundle.join("payloads.jsonl")).unwrap();
+    assert_eq!(
+        payloads.lines().count(),
+        1,
+        "bob's payload is all that is left"
+    );
+    let (rust, python) = both_accept_bundle(vkey, &bundle);
+    assert!(rust.contains("bundle ok"), "{rust}");
+    assert!(python.starts_with("OK bundle"), "{python}");
+}
