@@ -163,6 +163,9 @@ fn check(raw: RawRequest, key: Option<&SubjectKey>) -> Result<ErasureRequest, Er
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // An id named twice is erased (and recorded) once.
+        let mut seen = std::collections::HashSet::new();
+        let ids = ids.into_iter().filter(|id| seen.insert(*id)).collect();
         Selection::Decisions(ids)
     } else if let Some(caller) = raw.caller {
         Selection::Caller(caller)

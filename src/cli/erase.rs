@@ -165,6 +165,8 @@ pub(super) fn offline_selection(
                     .ok_or_else(|| super::usage("--decision: a decision id is 32 hex digits"))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
+        let mut seen = std::collections::HashSet::new();
+        let ids = ids.into_iter().filter(|id| seen.insert(*id)).collect();
         return Ok(Selection::Decisions(ids));
     }
     if let Some(caller) = &asked.caller {
