@@ -51,7 +51,7 @@ fn commits() -> Vec<CommitBatch> {
                     LONG_SECOND + 10 + commit / 3
                 };
                 batch.decisions.push((id(second, seq), seq));
-                if seq % 3 == 0 {
+                if seq.is_multiple_of(3) {
                     batch.subjects.push(([(seq % 4) as u8; 32], seq));
                 }
             }
