@@ -10,10 +10,14 @@
 //! is never used to verify anything. The first problem found is returned,
 //! named by the seq of the entry it concerns when there is one.
 
+mod digest;
 mod evidence;
+mod first;
 mod keys;
 mod lines;
+mod ordered;
 mod sparse;
+mod stream;
 #[cfg(test)]
 mod stream_tests;
 mod streams;
@@ -149,22 +153,60 @@ pub fn verify_bundle(
             ),
         ));
     }
-    match manifest.raw.get("files") {
-        Some(files) => evidence::check_files(dir, files)?,
-        None if manifest.version >= 2 => return Err(bad("manifest", "files is missing")),
-        None => {}
+    if manifest.version >= 2 && !manifest.raw.contains_key("files") {
+        return Err(bad("manifest", "files is missing"));
+    }
+    let streamed = match manifest.form {
+        BundleForm::Contiguous => {
+            stream::contiguous(dir, &manifest, &claimed, first, current, &note)?
+        }
+        BundleForm::Sparse => stream::Outcome::InMemory,
+    };
+    let (report, schedule) = match streamed {
+        stream::Outcome::Verified(report, schedule) => (report, schedule),
+        stream::Outcome::InMemory => in_memory(dir, &manifest, &claimed, first, current, &note)?,
+    };
+    let mut warnings = Vec::new();
+    check_key_chain(&manifest, first, &schedule, &mut warnings);
+    let known = std::iter::once(first).chain(current).chain(schedule.keys());
+    let manifest_key = manifest.vkey.as_str().unwrap_or_default();
+    if !known.map(NoteVerifier::vkey).any(|key| key == manifest_key) {
+        warnings.push(format!(
+            "manifest: vkey {} is not the given key nor one the bundle's rotations name \
+             (the given key was used; the manifest's is never trusted)",
+            manifest.vkey
+        ));
+    }
+    Ok(BundleReport { warnings, ..report })
+}
+
+/// The whole bundle in memory: the sparse form, and a contiguous bundle
+/// whose signature or payload lines are not in increasing seq order
+/// (which `govgate export` never writes), so cannot be paired with their
+/// entries in one pass.
+fn in_memory(
+    dir: &Path,
+    manifest: &Manifest,
+    claimed: &Checkpoint,
+    first: &NoteVerifier,
+    current: Option<&NoteVerifier>,
+    note: &str,
+) -> Result<(BundleReport, KeySchedule), BundleError> {
+    if let Some(files) = manifest.raw.get("files") {
+        digest::check_listed(files, &mut |name| digest::digest_file(dir, name))?;
     }
     let entries_bytes = read_file(dir, "entries.jsonl")?
         .ok_or_else(|| bad("entries", "entries.jsonl is missing"))?;
     let entries = read_entries(&entries_bytes, &claimed.origin)?;
+    drop(entries_bytes);
     let (report, schedule, context) = match manifest.form {
         BundleForm::Contiguous => {
-            contiguous(dir, &manifest, &claimed, &entries, first, current, &note)?
+            contiguous(dir, manifest, claimed, &entries, first, current, note)?
         }
         BundleForm::Sparse => {
             let start_key = key_at_from(manifest.from, first, current)?;
             let (report, schedule) =
-                sparse::check(dir, &manifest, &claimed, &entries, start_key, &note)?;
+                sparse::check(dir, manifest, claimed, &entries, start_key, note)?;
             (report, schedule, Vec::new())
         }
     };
@@ -179,25 +221,13 @@ pub fn verify_bundle(
             evidence::check_payloads_present(&entries, &context, &paid)?;
         }
     }
-    let (signatures, payloads) = (signed.len() as u64, paid.len() as u64);
-    let mut warnings = Vec::new();
-    check_key_chain(&manifest, first, &schedule, &mut warnings);
-    let known = std::iter::once(first).chain(current).chain(schedule.keys());
-    let manifest_key = manifest.vkey.as_str().unwrap_or_default();
-    if !known.map(NoteVerifier::vkey).any(|key| key == manifest_key) {
-        warnings.push(format!(
-            "manifest: vkey {} is not the given key nor one the bundle's rotations name \
-             (the given key was used; the manifest's is never trusted)",
-            manifest.vkey
-        ));
-    }
-    Ok(BundleReport {
-        payloads,
-        signatures,
-        warnings,
+    let report = BundleReport {
+        payloads: paid.len() as u64,
+        signatures: signed.len() as u64,
         open_streams,
         ..report
-    })
+    };
+    Ok((report, schedule))
 }
 
 /// The key in force at `from`: the first key at 0, else the given current key.
@@ -363,25 +393,59 @@ fn open_checkpoint(
     note: &str,
     size: u64,
 ) -> Result<Checkpoint, BundleError> {
+    open_unhinted(schedule, note, size).map_err(|failed| failed.hinted(schedule))
+}
+
+/// Why a checkpoint did not open: its signature (for which the message
+/// names the key that did sign it, once every key is known), or the rest.
+enum Unopened {
+    Signature {
+        item: String,
+        reason: String,
+        note: String,
+    },
+    Other(BundleError),
+}
+
+impl Unopened {
+    /// The error, naming a key of `schedule` that opens the note if any.
+    fn hinted(self, schedule: &KeySchedule) -> BundleError {
+        match self {
+            Unopened::Signature {
+                item,
+                mut reason,
+                note,
+            } => {
+                if let Some(other) = schedule.keys().find(|other| other.open(&note).is_ok()) {
+                    reason.push_str(&format!("; it is signed by {} instead", other.vkey()));
+                }
+                bad(&item, reason)
+            }
+            Unopened::Other(err) => err,
+        }
+    }
+}
+
+/// [`open_checkpoint`] without the hint (the schedule may not be whole yet).
+fn open_unhinted(schedule: &KeySchedule, note: &str, size: u64) -> Result<Checkpoint, Unopened> {
     let item = format!("checkpoint of size {size}");
     let (key, why) = schedule.checkpoint_key(size);
-    let body = key.open(note).map_err(|err| {
-        let mut reason = format!("{err} ({why})");
-        if let Some(other) = schedule.keys().find(|other| other.open(note).is_ok()) {
-            reason.push_str(&format!("; it is signed by {} instead", other.vkey()));
-        }
-        bad(&item, reason)
+    let body = key.open(note).map_err(|err| Unopened::Signature {
+        item: item.clone(),
+        reason: format!("{err} ({why})"),
+        note: note.to_owned(),
     })?;
-    let checkpoint = Checkpoint::parse(body).map_err(|err| bad(&item, err.to_string()))?;
+    let checkpoint =
+        Checkpoint::parse(body).map_err(|err| Unopened::Other(bad(&item, err.to_string())))?;
     if checkpoint.origin != key.name() {
-        return Err(bad(
+        return Err(Unopened::Other(bad(
             &item,
             format!(
                 "origin {:?} is not the key name {:?}",
                 checkpoint.origin,
                 key.name()
             ),
-        ));
+        )));
     }
     Ok(checkpoint)
 }

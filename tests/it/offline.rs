@@ -367,3 +367,89 @@ fn an_export_killed_midway_leaves_no_bundle_and_the_next_one_cleans_up() {
     assert_eq!(twice.status.code(), Some(2), "{}", said(&twice));
     assert!(said(&twice).contains("already exists"), "{}", said(&twice));
 }
+
+/// The address space `verify --bundle` is given in the test below: what
+/// the debug binary needs on its own (its mapped code, a stack and a
+/// thread-local heap per thread: it runs one thread per core, at most the
+/// two passed by `--threads`) with room for a few rounds of bundle lines,
+/// and far below the bundle's size, which a verifier holding the whole
+/// bundle (or its payload file) in memory needs at least.
+const VERIFY_ADDRESS_SPACE: u64 = 512 << 20;
+
+#[test]
+fn verify_bundle_streams_a_bundle_much_larger_than_the_memory_it_may_use() {
+    // 2 500 decisions with 48 KB request and response bodies: a bundle of
+    // about 330 MB, almost all of it payloads.jsonl.
+    let t = std::time::Instant::now();
+    let filled = Filled::with_payloads(2_500, Some(48 << 10));
+    eprintln!("TMP fill {:?}", t.elapsed());
+    let out = filled.dir.path().join("bundle");
+    let export = filled
+        .cli(&["export", "--quiet", "--payloads", "--out", out.to_str().unwrap()])
+        .output()
+        .unwrap();
+    succeeds(export, "export");
+    eprintln!("TMP export {:?}", t.elapsed());
+    if std::env::var("TMP_KEEP").is_ok() { eprintln!("TMP {:?} {}", filled.dir.path(), filled.vkey); std::mem::forget(filled); return; }
+    let size: u64 = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|file| file.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(
+        size > VERIFY_ADDRESS_SPACE / 2 * 3,
+        "the bundle ({size} bytes) must be far larger than the verifier's address space"
+    );
+    let verify = |dir: &std::path::Path| {
+        // prlimit(1) sets the limit before the binary starts (no race with
+        // its first allocations); mimalloc is told not to reserve large
+        // arenas up front, which it does not need to.
+        std::process::Command::new("prlimit")
+            .arg(format!("--as={VERIFY_ADDRESS_SPACE}"))
+            .arg("--")
+            .arg(env!("CARGO_BIN_EXE_govgate"))
+            .args(["verify", "--bundle", dir.to_str().unwrap(), "--vkey", &filled.vkey])
+            .env_remove("GOVGATE_CONFIG")
+            .output()
+            .unwrap()
+    };
+    let verified = verify(&out);
+    let said_ok = succeeds(verified, "verify --bundle under the memory limit");
+    assert!(
+        said_ok.contains("bundle ok: ") && said_ok.contains(" 2500 payloads,"),
+        "{said_ok}"
+    );
+
+    // A damaged line deep in the bundle is still named by its file, line
+    // and seq (the manifest's file list made to match, as a forger would).
+    let entries = out.join("entries.jsonl");
+    let text = std::fs::read_to_string(&entries).unwrap();
+    let damaged: String = text
+        .lines()
+        .enumerate()
+        .map(|(i, line)| match i {
+            2_345 => line.replacen("{", "{ ", 1) + "\n",
+            _ => format!("{line}\n"),
+        })
+        .collect();
+    std::fs::write(&entries, &damaged).unwrap();
+    let manifest_path = out.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    use sha2::Digest;
+    manifest["files"]["entries.jsonl"]["sha256"] = serde_json::Value::String(
+        sha2::Sha256::digest(damaged.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    );
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    let refused = verify(&out);
+    assert_eq!(refused.status.code(), Some(1), "{}", said(&refused));
+    assert!(
+        said(&refused).contains(
+            "first bad seq 2345: entries.jsonl line 2346: bytes are not RFC 8785 canonical JSON"
+        ),
+        "{}",
+        said(&refused)
+    );
+}

@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// The files a bundle may hold besides its manifest.
-const FILES: &[&str] = &[
+pub(super) const FILES: &[&str] = &[
     "entries.jsonl",
     "checkpoint.txt",
     "checkpoints.jsonl",
@@ -26,62 +26,10 @@ const FILES: &[&str] = &[
     "payloads.jsonl",
 ];
 
-/// The manifest's `files`: every listed file exists with that many lines
-/// and that SHA-256, and every bundle file present is listed. (The
-/// manifest is not signed: this finds files lost or cut in transit, not a
-/// forger, who would fix the list; what the ledger itself proves is
-/// checked by the signature and payload rules.)
-pub(super) fn check_files(dir: &Path, files: &Value) -> Result<(), BundleError> {
-    use sha2::Digest;
-    let Value::Object(files) = files else {
-        return Err(bad("manifest", "files is not an object"));
-    };
-    for (name, expected) in files {
-        if !FILES.contains(&name.as_str()) {
-            return Err(bad(
-                "manifest",
-                format!("files lists an unknown file {name}"),
-            ));
-        }
-        let bytes = read_file(dir, name)?.ok_or_else(|| {
-            bad(
-                "files",
-                format!("{name} is missing (the manifest lists it)"),
-            )
-        })?;
-        let lines = bytes.iter().filter(|b| **b == b'\n').count() as u64;
-        if expected["lines"].as_u64() != Some(lines) {
-            return Err(bad(
-                "files",
-                format!(
-                    "{name} has {lines} lines, the manifest says {}",
-                    expected["lines"]
-                ),
-            ));
-        }
-        let sha = crate::ledger::entry::hex(&sha2::Sha256::digest(&bytes));
-        if expected["sha256"].as_str() != Some(sha.as_str()) {
-            return Err(bad(
-                "files",
-                format!("{name}: its SHA-256 is not the manifest's"),
-            ));
-        }
-    }
-    for name in FILES {
-        if !files.contains_key(*name) && read_file(dir, name)?.is_some() {
-            return Err(bad(
-                "files",
-                format!("{name} is present but the manifest does not list it"),
-            ));
-        }
-    }
-    Ok(())
-}
-
 /// One line of `checkpoints.jsonl`.
 pub(super) struct CheckpointLine {
     pub(super) size: u64,
-    note: String,
+    pub(super) note: String,
     consistency: Vec<Hash>,
 }
 
@@ -105,32 +53,49 @@ pub(super) fn read_checkpoints(
         read_file(dir, FILE)?.ok_or_else(|| bad("checkpoints", format!("{FILE} is missing")))?;
     let mut lines: Vec<CheckpointLine> = Vec::new();
     for (i, raw) in split_jsonl(&bytes).into_iter().enumerate() {
-        let item = format!("{FILE} line {}", i + 1);
-        let value = std::str::from_utf8(raw)
-            .ok()
-            .and_then(|text| parse_strict(text).ok())
-            .ok_or_else(|| bad(&item, "not JSON"))?;
-        let (Some(size), Some(note), Some(consistency)) = (
-            value["size"].as_u64(),
-            value["checkpoint"].as_str(),
-            hashes(&value["consistency"]),
-        ) else {
-            return Err(bad(
-                &item,
-                "needs size, checkpoint (a note) and consistency (base64 hashes)",
-            ));
-        };
-        if lines.last().is_some_and(|last| last.size >= size) {
-            return Err(bad(&item, "sizes do not increase"));
-        }
-        lines.push(CheckpointLine {
-            size,
-            note: note.to_owned(),
-            consistency,
-        });
+        lines.push(checkpoint_line(i + 1, raw, lines.last().map(|last| last.size))?);
     }
-    match lines.iter().find(|line| line.size == to) {
-        Some(line) if line.note == note => Ok(lines),
+    let of_to = lines.iter().find(|line| line.size == to);
+    checkpoint_of_to(of_to.map(|line| line.note.as_str()), to, note)?;
+    Ok(lines)
+}
+
+/// Line `number` of `checkpoints.jsonl`, after a line of size `previous`.
+pub(super) fn checkpoint_line(
+    number: usize,
+    raw: &[u8],
+    previous: Option<u64>,
+) -> Result<CheckpointLine, BundleError> {
+    let item = format!("checkpoints.jsonl line {number}");
+    let value = std::str::from_utf8(raw)
+        .ok()
+        .and_then(|text| parse_strict(text).ok())
+        .ok_or_else(|| bad(&item, "not JSON"))?;
+    let (Some(size), Some(note), Some(consistency)) = (
+        value["size"].as_u64(),
+        value["checkpoint"].as_str(),
+        hashes(&value["consistency"]),
+    ) else {
+        return Err(bad(
+            &item,
+            "needs size, checkpoint (a note) and consistency (base64 hashes)",
+        ));
+    };
+    if previous.is_some_and(|last| last >= size) {
+        return Err(bad(&item, "sizes do not increase"));
+    }
+    Ok(CheckpointLine {
+        size,
+        note: note.to_owned(),
+        consistency,
+    })
+}
+
+/// The line of size `to` (`found`, its note) is there, with the note of
+/// `checkpoint.txt`.
+pub(super) fn checkpoint_of_to(found: Option<&str>, to: u64, note: &str) -> Result<(), BundleError> {
+    match found {
+        Some(found) if found == note => Ok(()),
         Some(_) => Err(bad(
             "checkpoints",
             format!("the checkpoint of size {to} is not the note of checkpoint.txt"),
@@ -209,79 +174,105 @@ pub(super) fn check_checkpoints(
     let mut previous: Option<(u64, Hash)> = None;
     for line in lines {
         let checkpoint = open_checkpoint(schedule, &line.note, line.size)?;
-        if checkpoint.size != line.size {
-            return Err(bad(
-                &format!("checkpoint of size {}", line.size),
-                format!("its note says size {}", checkpoint.size),
-            ));
-        }
-        if let Some((old_size, old_root)) = previous
-            && !verify_consistency(
-                old_size,
-                checkpoint.size,
-                &old_root,
-                &checkpoint.root,
-                &line.consistency,
-            )
-        {
-            return Err(bad(
-                &format!("checkpoint of size {}", line.size),
-                format!(
-                    "the consistency proof from size {old_size} does not verify: the two \
-                         checkpoints are not of one append-only log"
-                ),
-            ));
-        }
+        link_checkpoint(line, &checkpoint, previous)?;
         previous = Some((checkpoint.size, checkpoint.root));
         opened.insert(line.size, checkpoint);
     }
     let last = lines.last().map_or(0, |line| line.size);
     for seq in schedule.rotation_seqs() {
-        if seq < last && !opened.contains_key(&(seq + 1)) {
-            return Err(bad_seq(
-                seq,
-                format!(
-                    "key_rotated: the bundle lacks its own checkpoint (size {}), signed by \
-                     its old key",
-                    seq + 1
-                ),
-            ));
-        }
+        rotation_checkpoint(seq, last, opened.contains_key(&(seq + 1)))?;
     }
+    let last_root = opened.get(&last).map(|checkpoint| checkpoint.root);
     for item in context {
-        let seq = item.entry.seq;
-        let root = opened
-            .get(&item.size)
-            .filter(|_| item.size == last)
-            .map(|checkpoint| checkpoint.root)
-            .ok_or_else(|| {
-                bad_seq(
-                    seq,
-                    format!(
-                        "context entry: proven into size {}, not the last carried checkpoint ({last})",
-                        item.size
-                    ),
-                )
-            })?;
-        if seq >= item.size
-            || !verify_inclusion(
-                &leaf_hash(&item.entry.bytes),
-                seq,
-                item.size,
-                &item.path,
-                &root,
-            )
-        {
-            return Err(bad_seq(
-                seq,
-                format!(
-                    "context entry: its inclusion proof into the checkpoint of size {} does not verify",
-                    item.size
-                ),
-            ));
-        }
+        context_proven(item, last, last_root.as_ref())?;
     }
     Ok(opened)
+}
+
+/// An opened carried checkpoint (`line`) says its line's size and is
+/// consistent with the line before (`previous`: its size and root).
+pub(super) fn link_checkpoint(
+    line: &CheckpointLine,
+    checkpoint: &Checkpoint,
+    previous: Option<(u64, Hash)>,
+) -> Result<(), BundleError> {
+    if checkpoint.size != line.size {
+        return Err(bad(
+            &format!("checkpoint of size {}", line.size),
+            format!("its note says size {}", checkpoint.size),
+        ));
+    }
+    if let Some((old_size, old_root)) = previous {
+        if !verify_consistency(
+            old_size,
+            checkpoint.size,
+            &old_root,
+            &checkpoint.root,
+            &line.consistency,
+        ) {
+            return Err(bad(
+                &format!("checkpoint of size {}", line.size),
+                format!(
+                    "the consistency proof from size {old_size} does not verify: the two \
+                     checkpoints are not of one append-only log"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The rotation at `seq` has its own checkpoint (`carried`), unless it
+/// is at or after the last carried one (`last`, its size).
+pub(super) fn rotation_checkpoint(seq: u64, last: u64, carried: bool) -> Result<(), BundleError> {
+    if seq < last && !carried {
+        return Err(bad_seq(
+            seq,
+            format!(
+                "key_rotated: the bundle lacks its own checkpoint (size {}), signed by \
+                 its old key",
+                seq + 1
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A context entry's path leads to the root of the last carried
+/// checkpoint (`last`, its size; `root`, its root).
+pub(super) fn context_proven(
+    item: &ContextEntry,
+    last: u64,
+    root: Option<&Hash>,
+) -> Result<(), BundleError> {
+    let seq = item.entry.seq;
+    let root = root.filter(|_| item.size == last).ok_or_else(|| {
+        bad_seq(
+            seq,
+            format!(
+                "context entry: proven into size {}, not the last carried checkpoint ({last})",
+                item.size
+            ),
+        )
+    })?;
+    if seq >= item.size
+        || !verify_inclusion(
+            &leaf_hash(&item.entry.bytes),
+            seq,
+            item.size,
+            &item.path,
+            root,
+        )
+    {
+        return Err(bad_seq(
+            seq,
+            format!(
+                "context entry: its inclusion proof into the checkpoint of size {} does not verify",
+                item.size
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Compares the root of the tree after each carried checkpoint's size
@@ -305,35 +296,39 @@ pub(super) fn locate_change(
             last_match = size;
             continue;
         }
-        let (a, b) = (last_match, size - 1);
-        let matched = if last_match > from {
-            format!("the checkpoint of size {last_match} matches the first {last_match} entries")
-        } else if from == 0 {
-            "the bundle carries no smaller checkpoint".to_owned()
-        } else {
-            format!("the bundle starts at {from} from unsigned prefix hashes")
-        };
-        let prefix = if last_match == from && from > 0 {
-            " (or in the prefix hashes)"
-        } else {
-            ""
-        };
-        let why = format!(
-            "the hash chain is intact, but the Merkle root of the first {size} entries is not \
-             the signed root of the checkpoint of size {size}, while {matched}"
-        );
-        return Err(if a == b && prefix.is_empty() {
-            bad_seq(a, format!("entry altered: {why}"))
-        } else {
-            bad(
-                "root",
-                format!(
-                    "changed within seqs {a}..{b}{prefix}; cannot be located more precisely: {why}"
-                ),
-            )
-        });
+        return Err(changed(from, last_match, size));
     }
     Ok(())
+}
+
+/// The root of the first `size` entries is not the signed one, while the
+/// first `last_match` matched (`from`: none was checked yet).
+pub(super) fn changed(from: u64, last_match: u64, size: u64) -> BundleError {
+    let (a, b) = (last_match, size - 1);
+    let matched = if last_match > from {
+        format!("the checkpoint of size {last_match} matches the first {last_match} entries")
+    } else if from == 0 {
+        "the bundle carries no smaller checkpoint".to_owned()
+    } else {
+        format!("the bundle starts at {from} from unsigned prefix hashes")
+    };
+    let prefix = if last_match == from && from > 0 {
+        " (or in the prefix hashes)"
+    } else {
+        ""
+    };
+    let why = format!(
+        "the hash chain is intact, but the Merkle root of the first {size} entries is not \
+         the signed root of the checkpoint of size {size}, while {matched}"
+    );
+    if a == b && prefix.is_empty() {
+        bad_seq(a, format!("entry altered: {why}"))
+    } else {
+        bad(
+            "root",
+            format!("changed within seqs {a}..{b}{prefix}; cannot be located more precisely: {why}"),
+        )
+    }
 }
 
 /// The `entry_signatures` setting in force at each entry, from the

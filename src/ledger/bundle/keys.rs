@@ -21,67 +21,79 @@ pub(crate) struct KeySchedule {
 
 impl KeySchedule {
     /// Follows the `key_rotated` entries among `entries` (in seq order) from
-    /// `first`. Each must name two keys in canonical form, named after the
-    /// log's origin, its `old_vkey` the key in force.
+    /// `first`, as [`KeySchedule::push`] each.
     pub(crate) fn follow<'e>(
         first: NoteVerifier,
         entries: impl IntoIterator<Item = &'e BundleEntry>,
         origin: &str,
     ) -> Result<Self, BundleError> {
-        let mut schedule = Self {
+        let mut schedule = Self::new(first);
+        for entry in entries {
+            schedule.push(entry, origin)?;
+        }
+        Ok(schedule)
+    }
+
+    /// No rotation yet: `first` is in force.
+    pub(crate) fn new(first: NoteVerifier) -> Self {
+        Self {
             first,
             rotations: Vec::new(),
-        };
-        for entry in entries
-            .into_iter()
-            .filter(|e| e.value["kind"] == "key_rotated")
-        {
-            let seq = entry.seq;
-            let key = |member: &str| {
-                let text = entry.value[member].as_str().ok_or_else(|| {
-                    bad_seq(
-                        seq,
-                        format!("key_rotated: {member} is missing or not a string"),
-                    )
-                })?;
-                let key = NoteVerifier::parse(text).map_err(|err| {
-                    bad_seq(
-                        seq,
-                        format!("key_rotated: {member} is not a verifier key: {err}"),
-                    )
-                })?;
-                if key.vkey() != text {
-                    return Err(bad_seq(
-                        seq,
-                        format!(
-                            "key_rotated: {member} is not in canonical form ({})",
-                            key.vkey()
-                        ),
-                    ));
-                }
-                if key.name() != origin {
-                    return Err(bad_seq(
-                        seq,
-                        format!("key_rotated: {member} is not named after the origin {origin:?}"),
-                    ));
-                }
-                Ok(key)
-            };
-            let (old, new) = (key("old_vkey")?, key("new_vkey")?);
-            let in_force = schedule.key_after(seq);
-            if old != *in_force {
+        }
+    }
+
+    /// Takes in the next entry (in seq order); a `key_rotated` one must name
+    /// two keys in canonical form, named after the log's origin, its
+    /// `old_vkey` the key in force.
+    pub(crate) fn push(&mut self, entry: &BundleEntry, origin: &str) -> Result<(), BundleError> {
+        if entry.value["kind"] != "key_rotated" {
+            return Ok(());
+        }
+        let seq = entry.seq;
+        let key = |member: &str| {
+            let text = entry.value[member].as_str().ok_or_else(|| {
+                bad_seq(
+                    seq,
+                    format!("key_rotated: {member} is missing or not a string"),
+                )
+            })?;
+            let key = NoteVerifier::parse(text).map_err(|err| {
+                bad_seq(
+                    seq,
+                    format!("key_rotated: {member} is not a verifier key: {err}"),
+                )
+            })?;
+            if key.vkey() != text {
                 return Err(bad_seq(
                     seq,
                     format!(
-                        "key_rotated: old_vkey {} is not the key in force, {}",
-                        old.vkey(),
-                        in_force.vkey()
+                        "key_rotated: {member} is not in canonical form ({})",
+                        key.vkey()
                     ),
                 ));
             }
-            schedule.rotations.push(Rotation { seq, old, new });
+            if key.name() != origin {
+                return Err(bad_seq(
+                    seq,
+                    format!("key_rotated: {member} is not named after the origin {origin:?}"),
+                ));
+            }
+            Ok(key)
+        };
+        let (old, new) = (key("old_vkey")?, key("new_vkey")?);
+        let in_force = self.key_after(seq);
+        if old != *in_force {
+            return Err(bad_seq(
+                seq,
+                format!(
+                    "key_rotated: old_vkey {} is not the key in force, {}",
+                    old.vkey(),
+                    in_force.vkey()
+                ),
+            ));
         }
-        Ok(schedule)
+        self.rotations.push(Rotation { seq, old, new });
+        Ok(())
     }
 
     /// The key in force after every rotation below seq `below`.

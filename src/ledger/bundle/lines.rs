@@ -45,8 +45,20 @@ pub(crate) fn read_entries(bytes: &[u8], origin: &str) -> Result<Vec<BundleEntry
     split_jsonl(bytes)
         .into_iter()
         .enumerate()
-        .map(|(i, line)| read_entry(line, origin).map_err(|reason| name_line(line, i, reason)))
+        .map(|(i, line)| read_entry_line(line.to_vec(), i, origin))
         .collect()
+}
+
+/// Line `index` (from 0) of `entries.jsonl`, checked on its own.
+pub(crate) fn read_entry_line(
+    line: Vec<u8>,
+    index: usize,
+    origin: &str,
+) -> Result<BundleEntry, BundleError> {
+    match read_entry(&line, origin) {
+        Ok(entry) => Ok(BundleEntry { bytes: line, ..entry }),
+        Err(reason) => Err(name_line(&line, index, reason)),
+    }
 }
 
 /// Names a bad line by the seq it claims, when it can be read at all.
@@ -88,7 +100,7 @@ fn read_entry(line: &[u8], origin: &str) -> Result<BundleEntry, String> {
     Ok(BundleEntry {
         seq,
         hash: hex(blake3::hash(line).as_bytes()),
-        bytes: line.to_vec(),
+        bytes: Vec::new(),
         value,
     })
 }
@@ -117,31 +129,41 @@ pub(crate) fn check_chain(entries: &[BundleEntry]) -> Result<(), BundleError> {
             continue;
         }
         let next = entries.get(i + 1).filter(|next| next.seq == entry.seq + 1);
-        let (s, p) = (entry.seq, prev.seq);
-        return Err(
-            match next.map(|next| next.value["prev_hash"] == entry.hash.as_str()) {
-                Some(true) => bad_seq(
-                    p,
-                    format!(
-                        "entry altered: its BLAKE3 hash {} is not the prev_hash {prev_hash} that seq {s} records",
-                        prev.hash
-                    ),
-                ),
-                Some(false) => bad_seq(
-                    s,
-                    format!(
-                        "entry altered: its prev_hash is not the BLAKE3 hash of seq {p} and seq {} does not record its hash either",
-                        s + 1
-                    ),
-                ),
-                None => bad_seq(
-                    p,
-                    format!("hash chain broken between seq {p} and seq {s} (one of them altered)"),
-                ),
-            },
-        );
+        let records = next.map(|next| next.value["prev_hash"] == entry.hash.as_str());
+        return Err(broken_link(prev.seq, &prev.hash, prev_hash, entry.seq, records));
     }
     Ok(())
+}
+
+/// The link into seq `s` (whose `prev_hash` is `prev_hash`) from seq `p`
+/// (whose BLAKE3 hash is `p_hash`) is broken; `records`: whether seq
+/// `s + 1` records the hash of `s` (`None` when it is not there).
+pub(crate) fn broken_link(
+    p: u64,
+    p_hash: &str,
+    prev_hash: &str,
+    s: u64,
+    records: Option<bool>,
+) -> BundleError {
+    match records {
+        Some(true) => bad_seq(
+            p,
+            format!(
+                "entry altered: its BLAKE3 hash {p_hash} is not the prev_hash {prev_hash} that seq {s} records"
+            ),
+        ),
+        Some(false) => bad_seq(
+            s,
+            format!(
+                "entry altered: its prev_hash is not the BLAKE3 hash of seq {p} and seq {} does not record its hash either",
+                s + 1
+            ),
+        ),
+        None => bad_seq(
+            p,
+            format!("hash chain broken between seq {p} and seq {s} (one of them altered)"),
+        ),
+    }
 }
 
 fn by_seq(entries: &[BundleEntry]) -> BTreeMap<u64, &BundleEntry> {
@@ -183,57 +205,98 @@ pub(crate) fn check_signatures(
     schedule: &KeySchedule,
     from: u64,
 ) -> Result<std::collections::BTreeSet<u64>, BundleError> {
-    const FILE: &str = "signatures.jsonl";
-    let Some(bytes) = read_file(dir, FILE)? else {
+    let Some(bytes) = read_file(dir, SIGNATURES)? else {
         return Ok(Default::default());
     };
     let entries = by_seq(entries);
     let mut seen = BTreeMap::new();
     for (i, raw) in split_jsonl(&bytes).into_iter().enumerate() {
         let number = i + 1;
-        let (seq, object) = line_object(FILE, number, raw, &["seq", "signature"])?;
-        let signature = object["signature"]
-            .as_str()
-            .and_then(base64_exact)
-            .and_then(|raw| <[u8; 64]>::try_from(raw).ok())
-            .ok_or_else(|| {
-                bad_seq(
-                    seq,
-                    format!("{FILE} line {number}: signature is not canonical base64 of 64 bytes"),
-                )
-            })?;
+        let (seq, object) = signature_line(number, raw)?;
+        let signature = signature_of(seq, number, &object)?;
         if let Some(first) = seen.insert(seq, number) {
             return Err(bad_seq(
                 seq,
-                format!("{FILE} line {number} repeats the signature of line {first}"),
+                format!("{SIGNATURES} line {number} repeats the signature of line {first}"),
             ));
         }
-        let entry = entries.get(&seq).ok_or_else(|| {
-            bad_seq(
-                seq,
-                format!("{FILE} line {number}: a signature for an entry that is not in the bundle"),
-            )
-        })?;
-        if seq < from {
-            return Err(bad_seq(
-                seq,
-                format!(
-                    "{FILE} line {number}: a signature for an entry before from ({from}), \
-                     where the bundle does not say which key was in force"
-                ),
-            ));
-        }
-        if !schedule
-            .entry_key(seq)
-            .verify_entry(&entry.bytes, &signature)
-        {
-            return Err(bad_seq(
-                seq,
-                format!("per-entry signature does not verify ({FILE} line {number})"),
-            ));
-        }
+        check_signature(
+            seq,
+            number,
+            &signature,
+            entries.get(&seq).copied(),
+            schedule,
+            from,
+        )?;
     }
     Ok(seen.into_keys().collect())
+}
+
+const SIGNATURES: &str = "signatures.jsonl";
+const PAYLOADS: &str = "payloads.jsonl";
+
+/// Line `number` of `signatures.jsonl`: its seq and its object.
+pub(crate) fn signature_line(
+    number: usize,
+    raw: &[u8],
+) -> Result<(u64, serde_json::Map<String, Value>), BundleError> {
+    line_object(SIGNATURES, number, raw, &["seq", "signature"])
+}
+
+/// The signature a `signatures.jsonl` line holds.
+pub(crate) fn signature_of(
+    seq: u64,
+    number: usize,
+    object: &serde_json::Map<String, Value>,
+) -> Result<[u8; 64], BundleError> {
+    object["signature"]
+        .as_str()
+        .and_then(base64_exact)
+        .and_then(|raw| <[u8; 64]>::try_from(raw).ok())
+        .ok_or_else(|| {
+            bad_seq(
+                seq,
+                format!(
+                    "{SIGNATURES} line {number}: signature is not canonical base64 of 64 bytes"
+                ),
+            )
+        })
+}
+
+/// A signature line's rules past its form: `entry` (the bundled entry of
+/// its seq, if any) is there, at or after `from`, and signed by the key
+/// in force for its batch.
+pub(crate) fn check_signature(
+    seq: u64,
+    number: usize,
+    signature: &[u8; 64],
+    entry: Option<&BundleEntry>,
+    schedule: &KeySchedule,
+    from: u64,
+) -> Result<(), BundleError> {
+    const FILE: &str = SIGNATURES;
+    let entry = entry.ok_or_else(|| {
+        bad_seq(
+            seq,
+            format!("{FILE} line {number}: a signature for an entry that is not in the bundle"),
+        )
+    })?;
+    if seq < from {
+        return Err(bad_seq(
+            seq,
+            format!(
+                "{FILE} line {number}: a signature for an entry before from ({from}), \
+                 where the bundle does not say which key was in force"
+            ),
+        ));
+    }
+    if !schedule.entry_key(seq).verify_entry(&entry.bytes, signature) {
+        return Err(bad_seq(
+            seq,
+            format!("per-entry signature does not verify ({FILE} line {number})"),
+        ));
+    }
+    Ok(())
 }
 
 /// `payloads.jsonl` is present exactly when the manifest says so, and every
@@ -245,25 +308,49 @@ pub(crate) fn check_payloads(
     entries: &[BundleEntry],
     declared: bool,
 ) -> Result<std::collections::BTreeSet<u64>, BundleError> {
-    const FILE: &str = "payloads.jsonl";
-    let bytes = match (read_file(dir, FILE)?, declared) {
-        (None, false) => return Ok(Default::default()),
-        (None, true) => {
-            return Err(bad(
-                "payloads",
-                "the manifest says payloads: true but payloads.jsonl is missing",
-            ));
-        }
-        (Some(_), false) => {
-            return Err(bad(
-                "payloads",
-                "the manifest says payloads: false but payloads.jsonl is present",
-            ));
-        }
-        (Some(bytes), true) => bytes,
-    };
+    let bytes = read_file(dir, PAYLOADS)?;
+    if !payloads_declared(bytes.is_some(), declared)? {
+        return Ok(Default::default());
+    }
+    let bytes = bytes.unwrap_or_default();
     let entries = by_seq(entries);
     let mut seen = BTreeMap::new();
+    for (i, raw) in split_jsonl(&bytes).into_iter().enumerate() {
+        let number = i + 1;
+        let (seq, object) = payload_line(number, raw)?;
+        if let Some(first) = seen.insert(seq, number) {
+            return Err(bad_seq(
+                seq,
+                format!("payload ({PAYLOADS} line {number}): repeats the payload of line {first}"),
+            ));
+        }
+        check_payload(seq, number, &object, entries.get(&seq).copied())?;
+    }
+    Ok(seen.into_keys().collect())
+}
+
+/// Whether `payloads.jsonl` is to be read: it is present exactly when the
+/// manifest says `payloads: true`.
+pub(crate) fn payloads_declared(present: bool, declared: bool) -> Result<bool, BundleError> {
+    match (present, declared) {
+        (false, false) => Ok(false),
+        (false, true) => Err(bad(
+            "payloads",
+            "the manifest says payloads: true but payloads.jsonl is missing",
+        )),
+        (true, false) => Err(bad(
+            "payloads",
+            "the manifest says payloads: false but payloads.jsonl is present",
+        )),
+        (true, true) => Ok(true),
+    }
+}
+
+/// Line `number` of `payloads.jsonl`: its seq and its object.
+pub(crate) fn payload_line(
+    number: usize,
+    raw: &[u8],
+) -> Result<(u64, serde_json::Map<String, Value>), BundleError> {
     let members = [
         "seq",
         "request_salt",
@@ -271,62 +358,64 @@ pub(crate) fn check_payloads(
         "request",
         "response",
     ];
-    for (i, raw) in split_jsonl(&bytes).into_iter().enumerate() {
-        let number = i + 1;
-        let (seq, object) = line_object(FILE, number, raw, &members)?;
-        let fail =
-            |reason: String| bad_seq(seq, format!("payload ({FILE} line {number}): {reason}"));
-        if let Some(first) = seen.insert(seq, number) {
-            return Err(fail(format!("repeats the payload of line {first}")));
+    line_object(PAYLOADS, number, raw, &members)
+}
+
+/// A payload line's rules past its form: `entry` (the bundled entry of
+/// its seq, if any) is there and the line opens its commitments.
+pub(crate) fn check_payload(
+    seq: u64,
+    number: usize,
+    object: &serde_json::Map<String, Value>,
+    entry: Option<&BundleEntry>,
+) -> Result<(), BundleError> {
+    const FILE: &str = PAYLOADS;
+    let fail = |reason: String| bad_seq(seq, format!("payload ({FILE} line {number}): {reason}"));
+    let entry = entry.ok_or_else(|| fail("for an entry that is not in the bundle".to_owned()))?;
+    let Some(committed) = committed_sides(&entry.value) else {
+        return Err(fail(format!(
+            "entry is a {} entry, not a decision nor a stream_ended",
+            entry.value["kind"]
+        )));
+    };
+    for (side, committed) in [("request", committed.0), ("response", committed.1)] {
+        let salt = object[&format!("{side}_salt")]
+            .as_str()
+            .and_then(parse_hex32)
+            .ok_or_else(|| fail(format!("{side}_salt is not 64 hex digits")))?;
+        let data = object[side]
+            .as_str()
+            .and_then(base64_exact)
+            .ok_or_else(|| fail(format!("{side} is not canonical base64")))?;
+        if !committed {
+            // Bytes no commitment covers would be unproven: refused.
+            if !data.is_empty() {
+                return Err(fail(format!(
+                    "{side} is {} bytes, but this entry commits to no {side} \
+                     (it must be empty)",
+                    data.len()
+                )));
+            }
+            continue;
         }
-        let entry = entries
-            .get(&seq)
-            .ok_or_else(|| fail("for an entry that is not in the bundle".to_owned()))?;
-        let Some(committed) = committed_sides(&entry.value) else {
-            return Err(fail(format!(
-                "entry is a {} entry, not a decision nor a stream_ended",
-                entry.value["kind"]
-            )));
+        let meta = &entry.value[side];
+        let Some(expected) = meta["commitment"].as_str() else {
+            return Err(fail(format!("the entry has no {side}.commitment")));
         };
-        for (side, committed) in [("request", committed.0), ("response", committed.1)] {
-            let salt = object[&format!("{side}_salt")]
-                .as_str()
-                .and_then(parse_hex32)
-                .ok_or_else(|| fail(format!("{side}_salt is not 64 hex digits")))?;
-            let data = object[side]
-                .as_str()
-                .and_then(base64_exact)
-                .ok_or_else(|| fail(format!("{side} is not canonical base64")))?;
-            if !committed {
-                // Bytes no commitment covers would be unproven: refused.
-                if !data.is_empty() {
-                    return Err(fail(format!(
-                        "{side} is {} bytes, but this entry commits to no {side} \
-                         (it must be empty)",
-                        data.len()
-                    )));
-                }
-                continue;
-            }
-            let meta = &entry.value[side];
-            let Some(expected) = meta["commitment"].as_str() else {
-                return Err(fail(format!("the entry has no {side}.commitment")));
-            };
-            if hex(&commitment(&salt, &data)) != expected {
-                return Err(fail(format!(
-                    "BLAKE3({side}_salt || {side}) is not the entry's {side}.commitment"
-                )));
-            }
-            if meta["captured"].as_u64() != Some(data.len() as u64) {
-                return Err(fail(format!(
-                    "{side} is {} bytes, the entry's {side}.captured is {}",
-                    data.len(),
-                    meta["captured"]
-                )));
-            }
+        if hex(&commitment(&salt, &data)) != expected {
+            return Err(fail(format!(
+                "BLAKE3({side}_salt || {side}) is not the entry's {side}.commitment"
+            )));
+        }
+        if meta["captured"].as_u64() != Some(data.len() as u64) {
+            return Err(fail(format!(
+                "{side} is {} bytes, the entry's {side}.captured is {}",
+                data.len(),
+                meta["captured"]
+            )));
         }
     }
-    Ok(seen.into_keys().collect())
+    Ok(())
 }
 
 /// Which of its payload record's captures an entry commits to: (request,

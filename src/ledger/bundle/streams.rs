@@ -60,12 +60,12 @@ pub(super) fn check_streams(entries: &[BundleEntry]) -> Result<Vec<u64>, BundleE
         .collect())
 }
 
-fn is_streaming(entry: &Value) -> bool {
+pub(super) fn is_streaming(entry: &Value) -> bool {
     entry["kind"] == "decision" && entry["outcome"] == "streaming"
 }
 
 /// Why `decision` (entry `decision_seq`) is not the decision `end` ends.
-fn link_problem(end: &Value, decision: &Value, decision_seq: u64) -> Option<String> {
+pub(super) fn link_problem(end: &Value, decision: &Value, decision_seq: u64) -> Option<String> {
     if decision["kind"] != "decision" {
         return Some(format!(
             "decision_seq {decision_seq} names a {} entry, not a decision",

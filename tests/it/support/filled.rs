@@ -8,7 +8,7 @@ use super::gateway::{TEST_ORIGIN, keygen};
 #[path = "../../../benches/common/sample.rs"]
 mod sample;
 
-use govgate::decision::{EntrySignatures, PayloadMode};
+use govgate::decision::{Capture, EntrySignatures, PayloadMode};
 use govgate::ledger::checkpoint::NoteSigner;
 use govgate::ledger::entry::EntryBody;
 use govgate::ledger::metrics::LedgerMetrics;
@@ -32,6 +32,13 @@ impl Filled {
     /// A ledger of `entries` decisions, each with its payload, committed
     /// in batches of up to 1000 (each batch ends with a signed checkpoint).
     pub fn new(entries: usize) -> Filled {
+        Self::with_payloads(entries, None)
+    }
+
+    /// As [`Filled::new`], with request and response bodies of `body`
+    /// bytes each when given (captured whole), instead of the typical
+    /// small ones: a bundle far larger than its entry count suggests.
+    pub fn with_payloads(entries: usize, body: Option<usize>) -> Filled {
         let dir = tempfile::tempdir().unwrap();
         let key_file = dir.path().join("test.key");
         let vkey = keygen(&key_file, TEST_ORIGIN);
@@ -64,6 +71,11 @@ impl Filled {
             },
         )
         .unwrap();
+        // Shared, so a body costs its bytes once however many entries hold it.
+        let bodies = (
+            bytes::Bytes::from(vec![b'r'; body.unwrap_or(0)]),
+            bytes::Bytes::from(vec![b's'; body.unwrap_or(0)]),
+        );
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -74,9 +86,12 @@ impl Filled {
                 let burst = left.min(1000);
                 let appends: Vec<_> = (0..burst)
                     .map(|_| {
-                        ledger.append(EntryBody::Decision(Box::new(sample::served_decision(
-                            "scorer", "1",
-                        ))))
+                        let mut decision = sample::served_decision("scorer", "1");
+                        if let Some(len) = body {
+                            decision.request = Capture::of_complete(&bodies.0, len);
+                            decision.response = Capture::of_complete(&bodies.1, len);
+                        }
+                        ledger.append(EntryBody::Decision(Box::new(decision)))
                     })
                     .collect();
                 for append in appends {

@@ -1,0 +1,561 @@
+//! The checks of a contiguous bundle that go in seq order, fed one entry
+//! at a time: seqs, the chain, the key schedule, the carried checkpoints
+//! (read from `checkpoints.jsonl` as the tree reaches their size), the
+//! tree's root at each, the stream links, and which signatures and
+//! payloads must be there. What it keeps is bounded by the bundle's
+//! context, its key rotations and its streams in flight, not its size:
+//! the tree's right edge, the previous entry's hash, one checkpoint line.
+
+use super::digest::Lines;
+use super::evidence::{self, CheckpointLine, ContextEntry};
+use super::first::{Check, First, Found};
+use super::keys::KeySchedule;
+use super::lines::BundleEntry;
+use super::{BundleError, bad, bad_seq, open_unhinted};
+use crate::ledger::checkpoint::Checkpoint;
+use crate::ledger::entry::GENESIS_PREV_HASH;
+use crate::ledger::tree::{Frontier, Hash};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+
+/// An entry as the ordered checks take it: parsed, and its leaf hash.
+pub(super) struct Parsed {
+    pub(super) entry: BundleEntry,
+    pub(super) leaf: Hash,
+}
+
+/// A link into seq `s` found broken, waiting for seq `s + 1` to say which
+/// side changed.
+struct Broken {
+    line: u64,
+    p: u64,
+    p_hash: String,
+    prev_hash: String,
+    s: u64,
+    s_hash: String,
+}
+
+/// `checkpoints.jsonl` as the pass reaches each line's size.
+struct CarriedLines {
+    lines: Lines,
+    /// The next line, read and not yet reached, with its number.
+    next: Option<(usize, CheckpointLine)>,
+    /// The size of the last line read, for "sizes do not increase".
+    last_read: Option<u64>,
+    /// Whether a line of size `to` was read, and its note.
+    of_to: Option<String>,
+    /// The last line opened: its size and root.
+    previous: Option<(u64, Hash)>,
+    /// Sizes of the lines that are a rotation's own checkpoint.
+    of_rotations: BTreeSet<u64>,
+    /// No more lines are read (the end, or a line that is not one).
+    done: bool,
+}
+
+/// The state of the ordered checks.
+pub(super) struct Ordered<'a> {
+    pub(super) first: First,
+    from: u64,
+    to: u64,
+    origin: &'a str,
+    /// `govgate-bundle/2`: carried checkpoints, context, presence rules.
+    evidence: bool,
+    payloads: bool,
+    lines: u64,
+    last: Option<(u64, String)>,
+    broken: Option<Broken>,
+    pub(super) schedule: KeySchedule,
+    following: bool,
+    frontier: Frontier,
+    last_match: u64,
+    carried: Option<CarriedLines>,
+    /// The checkpoint of size `to`, once opened.
+    of_to: Option<Checkpoint>,
+    context: Vec<ContextEntry>,
+    /// Streamed decisions not yet ended: their kind, outcome and names.
+    open: BTreeMap<u64, Value>,
+    /// Decisions before `from` whose stream ended, and where.
+    ended_before: BTreeMap<u64, u64>,
+    /// The `entry_signatures` setting in force: where recorded, and on.
+    setting: Option<(u64, bool)>,
+    /// Seqs named by a `payload_erased` entry not yet reached.
+    erased: BTreeSet<u64>,
+    /// Entries whose payload must be there and is not (unless erased later).
+    unpaid: BTreeSet<u64>,
+}
+
+/// What the ordered checks start from.
+pub(super) struct Start<'a> {
+    pub(super) from: u64,
+    pub(super) to: u64,
+    pub(super) origin: &'a str,
+    pub(super) evidence: bool,
+    pub(super) payloads: bool,
+    pub(super) schedule: KeySchedule,
+    pub(super) frontier: Frontier,
+    pub(super) checkpoints: Option<Lines>,
+    pub(super) context: Vec<ContextEntry>,
+}
+
+impl<'a> Ordered<'a> {
+    /// Before the first entry: the context's rotations and settings, and
+    /// the carried checkpoints at or below `from`.
+    pub(super) fn new(start: Start<'a>, first: First) -> Result<Self, BundleError> {
+        let mut ordered = Self {
+            first,
+            from: start.from,
+            to: start.to,
+            origin: start.origin,
+            evidence: start.evidence,
+            payloads: start.payloads,
+            lines: 0,
+            last: None,
+            broken: None,
+            schedule: start.schedule,
+            following: true,
+            last_match: start.frontier.size(),
+            frontier: start.frontier,
+            carried: start.checkpoints.map(|lines| CarriedLines {
+                lines,
+                next: None,
+                last_read: None,
+                of_to: None,
+                previous: None,
+                of_rotations: BTreeSet::new(),
+                done: false,
+            }),
+            of_to: None,
+            context: start.context,
+            open: BTreeMap::new(),
+            ended_before: BTreeMap::new(),
+            setting: None,
+            erased: BTreeSet::new(),
+            unpaid: BTreeSet::new(),
+        };
+        let context = std::mem::take(&mut ordered.context);
+        let from = ordered.from;
+        for item in context.iter().filter(|item| item.entry.seq < from) {
+            ordered.follow(&item.entry);
+        }
+        for item in &context {
+            let entry = &item.entry;
+            if entry.seq < ordered.from
+                && entry.value["kind"] == crate::ledger::export::SIGNATURES_KIND
+            {
+                ordered.setting = Some((entry.seq, entry.value["entry_signatures"] == "on"));
+            }
+            if entry.value["kind"] == "payload_erased" {
+                if let Some(erased) = entry.value["erased_seq"].as_u64() {
+                    ordered.erased.insert(erased);
+                }
+            }
+        }
+        ordered.context = context;
+        ordered.reach_checkpoints(ordered.from)?;
+        Ok(ordered)
+    }
+
+    /// The next entry; `signed` and `paid`: whether `signatures.jsonl` and
+    /// `payloads.jsonl` have a line for it.
+    pub(super) fn take(
+        &mut self,
+        parsed: &Parsed,
+        signed: bool,
+        paid: bool,
+    ) -> Result<(), BundleError> {
+        let (entry, line) = (&parsed.entry, self.lines);
+        self.lines += 1;
+        let expected = self.from + line;
+        if self.first.wants(Check::Seqs) {
+            if expected >= self.to {
+                self.first.error(
+                    Check::Seqs,
+                    line,
+                    bad_seq(
+                        expected,
+                        format!(
+                            "line {}: beyond the bundle's range (to is {})",
+                            line + 1,
+                            self.to
+                        ),
+                    ),
+                );
+            } else if entry.seq != expected {
+                self.first.error(
+                    Check::Seqs,
+                    line,
+                    bad_seq(
+                        expected,
+                        format!(
+                            "line {} holds seq {} instead (entries missing, duplicated or out of order)",
+                            line + 1,
+                            entry.seq
+                        ),
+                    ),
+                );
+            }
+        }
+        if !self.first.wants(Check::Chain) {
+            return Ok(());
+        }
+        self.chain(entry, line);
+        self.follow(entry);
+        self.frontier.push(parsed.leaf);
+        self.reach_checkpoints(self.frontier.size())?;
+        self.stream(entry);
+        if self.evidence {
+            self.presence(entry, signed, paid);
+        }
+        Ok(())
+    }
+
+    /// The BLAKE3 chain, as `lines::check_chain` over the lines so far.
+    fn chain(&mut self, entry: &BundleEntry, line: u64) {
+        let prev_hash = entry.value["prev_hash"].as_str().unwrap_or_default();
+        if let Some(broken) = self.broken.take() {
+            let records = (entry.seq == broken.s + 1).then(|| prev_hash == broken.s_hash);
+            self.report_broken(broken, records);
+        }
+        let last = self.last.replace((entry.seq, entry.hash.clone()));
+        if entry.seq == 0 {
+            if prev_hash != GENESIS_PREV_HASH {
+                self.first.error(
+                    Check::Chain,
+                    line,
+                    bad_seq(0, "prev_hash must be 64 zeros at seq 0"),
+                );
+            }
+            return;
+        }
+        match last {
+            Some((p, p_hash)) if p + 1 == entry.seq && prev_hash != p_hash => {
+                self.broken = Some(Broken {
+                    line,
+                    p,
+                    p_hash,
+                    prev_hash: prev_hash.to_owned(),
+                    s: entry.seq,
+                    s_hash: entry.hash.clone(),
+                });
+            }
+            _ => {}
+        }
+    }
+
+    fn report_broken(&mut self, broken: Broken, records: Option<bool>) {
+        let error = super::lines::broken_link(
+            broken.p,
+            &broken.p_hash,
+            &broken.prev_hash,
+            broken.s,
+            records,
+        );
+        self.first.error(Check::Chain, broken.line, error);
+    }
+
+    /// The key schedule (a rotation's `old_vkey` must be the key in force).
+    fn follow(&mut self, entry: &BundleEntry) {
+        if !self.following || !self.first.wants(Check::Follow) {
+            return;
+        }
+        if let Err(err) = self.schedule.push(entry, self.origin) {
+            self.following = false;
+            self.first.error(Check::Follow, entry.seq, err);
+        }
+    }
+
+    /// Reads, opens and links the carried checkpoints up to size `size`
+    /// (all of them with `u64::MAX`), comparing the tree's root at each.
+    fn reach_checkpoints(&mut self, size: u64) -> Result<(), BundleError> {
+        loop {
+            let Some(carried) = self.carried.as_mut() else {
+                return Ok(());
+            };
+            if carried.next.is_none() && !carried.done {
+                match carried.lines.next_line()? {
+                    None => carried.done = true,
+                    Some((number, raw)) => {
+                        match evidence::checkpoint_line(number, &raw, carried.last_read) {
+                            Ok(line) => {
+                                if line.size == self.to {
+                                    carried.of_to = Some(line.note.clone());
+                                }
+                                carried.last_read = Some(line.size);
+                                carried.next = Some((number, line));
+                            }
+                            Err(err) => {
+                                carried.done = true;
+                                self.first
+                                    .error(Check::CheckpointLines, number as u64, err);
+                            }
+                        }
+                    }
+                }
+            }
+            let carried = self.carried.as_mut().expect("INVARIANT: checked above");
+            let Some((number, line)) = carried.next.take_if(|(_, line)| line.size <= size) else {
+                return Ok(());
+            };
+            self.open_carried(number, &line);
+        }
+    }
+
+    /// Opens one carried checkpoint with the key in force for its size and
+    /// links it to the one before; at sizes inside the range, the tree's
+    /// root must be its root.
+    fn open_carried(&mut self, number: usize, line: &CheckpointLine) {
+        if !self.first.wants(Check::Checkpoints) {
+            return;
+        }
+        let at = number as u64;
+        let checkpoint = match open_unhinted(&self.schedule, &line.note, line.size) {
+            Ok(checkpoint) => checkpoint,
+            Err(unopened) => {
+                self.first
+                    .found(Check::Checkpoints, at, Found::Unopened(unopened));
+                return;
+            }
+        };
+        let Some(carried) = self.carried.as_mut() else {
+            return;
+        };
+        if let Err(err) = evidence::link_checkpoint(line, &checkpoint, carried.previous) {
+            self.first.error(Check::Checkpoints, at, err);
+            return;
+        }
+        carried.previous = Some((checkpoint.size, checkpoint.root));
+        if line.size > 0 && self.schedule.rotation_seqs().any(|seq| seq + 1 == line.size) {
+            carried.of_rotations.insert(line.size);
+        }
+        self.compare_root(line.size, &checkpoint);
+        if line.size == self.to {
+            self.of_to = Some(checkpoint);
+        }
+    }
+
+    /// At a signed size inside the range the tree has reached, its root
+    /// must be the signed one (`evidence::locate_change`).
+    fn compare_root(&mut self, size: u64, checkpoint: &Checkpoint) {
+        if size <= self.from || size != self.frontier.size() || !self.first.wants(Check::Locate) {
+            return;
+        }
+        if self.frontier.root() == checkpoint.root {
+            self.last_match = size;
+        } else {
+            let error = evidence::changed(self.from, self.last_match, size);
+            self.first.error(Check::Locate, 0, error);
+        }
+    }
+
+    /// The links between streamed decisions and their ends
+    /// (`streams::check_streams`), holding only the streams not yet ended.
+    fn stream(&mut self, entry: &BundleEntry) {
+        if !self.first.wants(Check::Streams) {
+            return;
+        }
+        let (seq, value) = (entry.seq, &entry.value);
+        if super::streams::is_streaming(value) {
+            let names: serde_json::Map<String, Value> =
+                ["kind", "outcome", "decision_id", "model", "version"]
+                    .into_iter()
+                    .filter_map(|name| Some((name.to_owned(), value.get(name)?.clone())))
+                    .collect();
+            self.open.insert(seq, Value::Object(names));
+        }
+        if value["kind"] != "stream_ended" {
+            return;
+        }
+        let problem = |reason: String| bad_seq(seq, format!("stream_ended: {reason}"));
+        let Some(decision_seq) = value["decision_seq"].as_u64() else {
+            let reason = format!(
+                "decision_seq {} is not a seq (a non-negative integer)",
+                value["decision_seq"]
+            );
+            return self.first.error(Check::Streams, seq, problem(reason));
+        };
+        if decision_seq >= seq {
+            let reason = format!("decision_seq {decision_seq} is not below its own seq");
+            return self.first.error(Check::Streams, seq, problem(reason));
+        }
+        if decision_seq < self.from {
+            // Outside the bundle: taken as given, but ended only once.
+            if let Some(first) = self.ended_before.insert(decision_seq, seq) {
+                let reason = format!(
+                    "the stream of the decision at seq {decision_seq} already ended at seq \
+                     {first} (a second stream_ended)"
+                );
+                self.first.error(Check::Streams, seq, problem(reason));
+            }
+            return;
+        }
+        match self.open.remove(&decision_seq) {
+            Some(decision) => {
+                if let Some(reason) = super::streams::link_problem(value, &decision, decision_seq)
+                {
+                    self.first.error(Check::Streams, seq, problem(reason));
+                }
+            }
+            None => self.first.found(
+                Check::Streams,
+                seq,
+                Found::NotOpen { seq, decision_seq },
+            ),
+        }
+    }
+
+    /// Which signatures and payloads the log says must be there
+    /// (`evidence::check_signatures_present`, `check_payloads_present`).
+    fn presence(&mut self, entry: &BundleEntry, signed: bool, paid: bool) {
+        let (seq, value) = (entry.seq, &entry.value);
+        if value["kind"] == crate::ledger::export::SIGNATURES_KIND {
+            self.setting = Some((seq, value["entry_signatures"] == "on"));
+        }
+        if let Some((at, true)) = self.setting {
+            if !signed && self.first.wants(Check::SignaturesPresent) {
+                self.first.error(
+                    Check::SignaturesPresent,
+                    seq,
+                    bad_seq(
+                        seq,
+                        format!(
+                            "per-entry signature missing: entry_signatures is on here \
+                             (recorded at seq {at})"
+                        ),
+                    ),
+                );
+            }
+        }
+        if !self.payloads || !self.first.wants(Check::PayloadsPresent) {
+            return;
+        }
+        if value["kind"] == "payload_erased" {
+            if let Some(erased) = value["erased_seq"].as_u64() {
+                if !self.unpaid.remove(&erased) {
+                    self.erased.insert(erased);
+                }
+            }
+        }
+        let kept = matches!(value["kind"].as_str(), Some("decision" | "stream_ended"))
+            && value["payload_mode"] == "full";
+        if kept && !paid && !self.erased.remove(&seq) {
+            self.unpaid.insert(seq);
+        }
+    }
+
+    /// After the last entry: what only the whole range decides. Returns
+    /// the checkpoint of size `to` and the streams left open.
+    pub(super) fn finish(mut self, note: &str) -> Result<Finished, BundleError> {
+        let entries = self.lines;
+        let (from, to) = (self.from, self.to);
+        if entries < to - from {
+            self.first.error(
+                Check::Seqs,
+                u64::MAX,
+                bad_seq(
+                    from + entries,
+                    format!(
+                        "missing: the bundle covers seq {from}..{} but entries.jsonl ends after \
+                         {entries} lines",
+                        to - 1
+                    ),
+                ),
+            );
+        }
+        if let Some(broken) = self.broken.take() {
+            self.report_broken(broken, None);
+        }
+        let context = std::mem::take(&mut self.context);
+        for item in context.iter().filter(|item| item.entry.seq >= to) {
+            self.follow(&item.entry);
+        }
+        let mut checkpoint_lines = None;
+        if self.evidence {
+            self.reach_checkpoints(u64::MAX)?;
+            if let Some(carried) = self.carried.take() {
+                self.finish_carried(&carried, &context, note);
+                checkpoint_lines = Some(carried.lines);
+            }
+        } else if self.first.wants(Check::Checkpoints) {
+            match open_unhinted(&self.schedule, note, to) {
+                Ok(checkpoint) => {
+                    self.compare_root(to, &checkpoint);
+                    self.of_to = Some(checkpoint);
+                }
+                Err(unopened) => self
+                    .first
+                    .found(Check::Checkpoints, 0, Found::Unopened(unopened)),
+            }
+        }
+        if self.of_to.is_none() && self.first.kept().is_none() {
+            let error = bad("checkpoint", format!("no checkpoint of size {to}"));
+            self.first.error(Check::Locate, u64::MAX, error);
+        }
+        if let Some(&seq) = self.unpaid.first() {
+            self.first.error(
+                Check::PayloadsPresent,
+                seq,
+                bad_seq(
+                    seq,
+                    "payload missing: the entry's payload is kept (payload_mode full) and no \
+                     payload_erased entry in the bundle names it",
+                ),
+            );
+        }
+        Ok(Finished {
+            open_streams: self.open.keys().copied().collect(),
+            first: self.first,
+            schedule: self.schedule,
+            of_to: self.of_to,
+            checkpoint_lines,
+        })
+    }
+
+    /// `checkpoints.jsonl` as a whole: the line of size `to` is
+    /// `checkpoint.txt`, each rotation has its own, the context is proven.
+    fn finish_carried(&mut self, carried: &CarriedLines, context: &[ContextEntry], note: &str) {
+        if let Err(err) = evidence::checkpoint_of_to(carried.of_to.as_deref(), self.to, note) {
+            self.first.error(Check::CheckpointLines, u64::MAX, err);
+        }
+        if !self.first.wants(Check::Checkpoints) {
+            return;
+        }
+        let (last, root) = match carried.previous {
+            Some((size, root)) => (size, Some(root)),
+            None => (0, None),
+        };
+        for (i, seq) in self.schedule.rotation_seqs().enumerate() {
+            let own = carried.of_rotations.contains(&(seq + 1));
+            if let Err(err) = evidence::rotation_checkpoint(seq, last, own) {
+                self.first
+                    .error(Check::Checkpoints, (1 << 62) + i as u64, err);
+                return;
+            }
+        }
+        for (i, item) in context.iter().enumerate() {
+            if let Err(err) = evidence::context_proven(item, last, root.as_ref()) {
+                self.first
+                    .error(Check::Checkpoints, (1 << 63) + i as u64, err);
+                return;
+            }
+        }
+    }
+
+    /// Entries taken.
+    pub(super) fn entries(&self) -> u64 {
+        self.lines
+    }
+}
+
+/// What the ordered checks conclude.
+pub(super) struct Finished {
+    /// The first problem.
+    pub(super) first: First,
+    /// Every rotation followed.
+    pub(super) schedule: KeySchedule,
+    /// The checkpoint of size `to`.
+    pub(super) of_to: Option<Checkpoint>,
+    /// Streamed decisions whose end is not in the bundle.
+    pub(super) open_streams: Vec<u64>,
+    /// `checkpoints.jsonl`, to be read to its end for the file list.
+    pub(super) checkpoint_lines: Option<Lines>,
+}
