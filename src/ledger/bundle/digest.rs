@@ -37,6 +37,9 @@ pub(super) struct Lines {
     lfs: u64,
     /// Lines handed out so far.
     number: usize,
+    /// Where a line is read into: it grows to the longest line once, and
+    /// each line handed out is a copy of its exact length.
+    buffer: Vec<u8>,
 }
 
 impl Lines {
@@ -50,6 +53,7 @@ impl Lines {
                 sha: sha2::Sha256::new(),
                 lfs: 0,
                 number: 0,
+                buffer: Vec::new(),
             })),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(unreadable(&path, source)),
@@ -59,21 +63,22 @@ impl Lines {
     /// The next line without its LF, and its number (from 1); `None` at
     /// the end. As `lines::split_jsonl`: the last line may lack its LF.
     pub(super) fn next_line(&mut self) -> Result<Option<(usize, Vec<u8>)>, BundleError> {
-        let mut line = Vec::new();
+        self.buffer.clear();
         let read = self
             .reader
-            .read_until(b'\n', &mut line)
+            .read_until(b'\n', &mut self.buffer)
             .map_err(|err| unreadable(&self.path, err))?;
         if read == 0 {
             return Ok(None);
         }
-        self.sha.update(&line);
-        if line.last() == Some(&b'\n') {
+        self.sha.update(&self.buffer);
+        let mut line = self.buffer.as_slice();
+        if let Some(content) = line.strip_suffix(b"\n") {
             self.lfs += 1;
-            line.pop();
+            line = content;
         }
         self.number += 1;
-        Ok(Some((self.number, line)))
+        Ok(Some((self.number, line.to_vec())))
     }
 
     /// Reads what is left and says what the whole file is.
@@ -167,11 +172,7 @@ pub(super) fn peek_seq(line: &[u8]) -> Option<u64> {
         return matches!(after.first(), Some(b',' | b'}')).then_some(seq);
     }
     if let Some(body) = line.strip_suffix(b"}") {
-        let digits = body
-            .iter()
-            .rev()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
+        let digits = body.iter().rev().take_while(|b| b.is_ascii_digit()).count();
         if body[..body.len() - digits].ends_with(br#","seq":"#) {
             return integer(&body[body.len() - digits..]).map(|(seq, _)| seq);
         }
@@ -236,7 +237,10 @@ mod tests {
         for (line, seq) in [
             (&br#"{"seq":12,"signature":"x"}"#[..], Some(12)),
             (br#"{"request":"a","seq":7}"#, Some(7)),
-            (br#"{"a":{"seq":1},"b":"\"seq\":2","seq":3,"z":[{"seq":4}]}"#, Some(3)),
+            (
+                br#"{"a":{"seq":1},"b":"\"seq\":2","seq":3,"z":[{"seq":4}]}"#,
+                Some(3),
+            ),
             (br#"{ "x" : [1,2] , "seq" : 9 }"#, Some(9)),
             (br#"{"seq":1.5}"#, None),
             (br#"{"seq":"1"}"#, None),

@@ -53,7 +53,11 @@ pub(super) fn read_checkpoints(
         read_file(dir, FILE)?.ok_or_else(|| bad("checkpoints", format!("{FILE} is missing")))?;
     let mut lines: Vec<CheckpointLine> = Vec::new();
     for (i, raw) in split_jsonl(&bytes).into_iter().enumerate() {
-        lines.push(checkpoint_line(i + 1, raw, lines.last().map(|last| last.size))?);
+        lines.push(checkpoint_line(
+            i + 1,
+            raw,
+            lines.last().map(|last| last.size),
+        )?);
     }
     let of_to = lines.iter().find(|line| line.size == to);
     checkpoint_of_to(of_to.map(|line| line.note.as_str()), to, note)?;
@@ -93,7 +97,11 @@ pub(super) fn checkpoint_line(
 
 /// The line of size `to` (`found`, its note) is there, with the note of
 /// `checkpoint.txt`.
-pub(super) fn checkpoint_of_to(found: Option<&str>, to: u64, note: &str) -> Result<(), BundleError> {
+pub(super) fn checkpoint_of_to(
+    found: Option<&str>,
+    to: u64,
+    note: &str,
+) -> Result<(), BundleError> {
     match found {
         Some(found) if found == note => Ok(()),
         Some(_) => Err(bad(
@@ -326,7 +334,9 @@ pub(super) fn changed(from: u64, last_match: u64, size: u64) -> BundleError {
     } else {
         bad(
             "root",
-            format!("changed within seqs {a}..{b}{prefix}; cannot be located more precisely: {why}"),
+            format!(
+                "changed within seqs {a}..{b}{prefix}; cannot be located more precisely: {why}"
+            ),
         )
     }
 }

@@ -56,7 +56,10 @@ pub(crate) fn read_entry_line(
     origin: &str,
 ) -> Result<BundleEntry, BundleError> {
     match read_entry(&line, origin) {
-        Ok(entry) => Ok(BundleEntry { bytes: line, ..entry }),
+        Ok(entry) => Ok(BundleEntry {
+            bytes: line,
+            ..entry
+        }),
         Err(reason) => Err(name_line(&line, index, reason)),
     }
 }
@@ -130,7 +133,9 @@ pub(crate) fn check_chain(entries: &[BundleEntry]) -> Result<(), BundleError> {
         }
         let next = entries.get(i + 1).filter(|next| next.seq == entry.seq + 1);
         let records = next.map(|next| next.value["prev_hash"] == entry.hash.as_str());
-        return Err(broken_link(prev.seq, &prev.hash, prev_hash, entry.seq, records));
+        return Err(broken_link(
+            prev.seq, &prev.hash, prev_hash, entry.seq, records,
+        ));
     }
     Ok(())
 }
@@ -290,7 +295,10 @@ pub(crate) fn check_signature(
             ),
         ));
     }
-    if !schedule.entry_key(seq).verify_entry(&entry.bytes, signature) {
+    if !schedule
+        .entry_key(seq)
+        .verify_entry(&entry.bytes, signature)
+    {
         return Err(bad_seq(
             seq,
             format!("per-entry signature does not verify ({FILE} line {number})"),

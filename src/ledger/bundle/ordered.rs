@@ -285,8 +285,7 @@ impl<'a> Ordered<'a> {
                             }
                             Err(err) => {
                                 carried.done = true;
-                                self.first
-                                    .error(Check::CheckpointLines, number as u64, err);
+                                self.first.error(Check::CheckpointLines, number as u64, err);
                             }
                         }
                     }
@@ -324,7 +323,12 @@ impl<'a> Ordered<'a> {
             return;
         }
         carried.previous = Some((checkpoint.size, checkpoint.root));
-        if line.size > 0 && self.schedule.rotation_seqs().any(|seq| seq + 1 == line.size) {
+        if line.size > 0
+            && self
+                .schedule
+                .rotation_seqs()
+                .any(|seq| seq + 1 == line.size)
+        {
             carried.of_rotations.insert(line.size);
         }
         self.compare_root(line.size, &checkpoint);
@@ -390,16 +394,13 @@ impl<'a> Ordered<'a> {
         }
         match self.open.remove(&decision_seq) {
             Some(decision) => {
-                if let Some(reason) = super::streams::link_problem(value, &decision, decision_seq)
-                {
+                if let Some(reason) = super::streams::link_problem(value, &decision, decision_seq) {
                     self.first.error(Check::Streams, seq, problem(reason));
                 }
             }
-            None => self.first.found(
-                Check::Streams,
-                seq,
-                Found::NotOpen { seq, decision_seq },
-            ),
+            None => self
+                .first
+                .found(Check::Streams, seq, Found::NotOpen { seq, decision_seq }),
         }
     }
 

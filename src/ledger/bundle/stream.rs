@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 const CHUNK: usize = 4096;
 /// Bytes of lines per round at most (beyond the lines of its last entry):
 /// with two rounds alive, and the parsed form of one, this bounds memory.
-const ROUND_BYTES: usize = 8 << 20;
+const ROUND_BYTES: usize = 4 << 20;
 /// Entry lines per unit of work handed to a thread.
 const BLOCK: usize = 64;
 /// Signature or payload lines per unit of work handed to a thread.
@@ -112,7 +112,13 @@ impl Paired {
         while !self.stopped && (taken == 0 || taken < limit) {
             let line = match self.held.take() {
                 Some(line) => line,
-                None => match self.lines.as_mut().map(Lines::next_line).transpose()?.flatten() {
+                None => match self
+                    .lines
+                    .as_mut()
+                    .map(Lines::next_line)
+                    .transpose()?
+                    .flatten()
+                {
                     Some((number, bytes)) => Line {
                         number,
                         seq: peek_seq(&bytes),
@@ -168,7 +174,9 @@ impl Reader {
             let left = ROUND_BYTES.saturating_sub(round.bytes);
             if self.entries_done {
                 // Lines beyond the last entry: each is refused.
-                let taken = self.signatures.pull(u64::MAX, &mut round.signatures, left)?
+                let taken = self
+                    .signatures
+                    .pull(u64::MAX, &mut round.signatures, left)?
                     + self.payloads.pull(u64::MAX, &mut round.payloads, left)?;
                 if taken == 0 {
                     break;
@@ -493,7 +501,11 @@ fn run(
     let mut round = reader.round()?;
     let mut checking: Option<Checking> = None;
     while !round.is_empty() || checking.is_some() {
-        if ordered.first.kept().is_some_and(|kept| kept <= Check::Parse) {
+        if ordered
+            .first
+            .kept()
+            .is_some_and(|kept| kept <= Check::Parse)
+        {
             // Nothing but the file list can come first now.
             break;
         }
@@ -515,12 +527,15 @@ fn run(
             }),
             next_check: AtomicUsize::new(0),
         };
-        let more =
-            !reader.entries_done || !reader.signatures.stopped || !reader.payloads.stopped;
+        let more = !reader.entries_done || !reader.signatures.stopped || !reader.payloads.stopped;
         let (next, dones, threads_ok) = std::thread::scope(|scope| {
             let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(|| work(&jobs))).collect();
             // This thread reads the next round, then joins in.
-            let next = if more { reader.round() } else { Ok(Round::default()) };
+            let next = if more {
+                reader.round()
+            } else {
+                Ok(Round::default())
+            };
             let mut dones = vec![work(&jobs)];
             let mut threads_ok = true;
             for helper in helpers {
@@ -578,9 +593,14 @@ fn run(
 /// bundle that begins no open stream: it is no streaming decision, or
 /// its stream already ended. Read back from `entries.jsonl` (only when
 /// this is the problem reported).
-fn not_open(dir: &Path, from: u64, seq: u64, decision_seq: u64) -> Result<BundleError, BundleError> {
-    let mut entries =
-        Lines::open(dir, "entries.jsonl")?.ok_or_else(|| bad("entries", "entries.jsonl is missing"))?;
+fn not_open(
+    dir: &Path,
+    from: u64,
+    seq: u64,
+    decision_seq: u64,
+) -> Result<BundleError, BundleError> {
+    let mut entries = Lines::open(dir, "entries.jsonl")?
+        .ok_or_else(|| bad("entries", "entries.jsonl is missing"))?;
     let mut decision = serde_json::Value::Null;
     let mut ended_at = None;
     // The seqs check passed: line `n` holds seq `from + n - 1`.
