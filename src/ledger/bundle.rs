@@ -16,6 +16,8 @@ mod first;
 mod keys;
 mod lines;
 mod ordered;
+#[cfg(test)]
+mod pass_tests;
 mod sparse;
 mod stream;
 #[cfg(test)]
