@@ -165,7 +165,7 @@ pub fn verify_bundle(
         BundleForm::Sparse => stream::Outcome::InMemory,
     };
     let (report, schedule) = match streamed {
-        stream::Outcome::Verified(report, schedule) => (report, schedule),
+        stream::Outcome::Verified(verified) => *verified,
         stream::Outcome::InMemory => in_memory(dir, &manifest, &claimed, first, current, &note)?,
     };
     let mut warnings = Vec::new();

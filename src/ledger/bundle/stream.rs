@@ -39,7 +39,7 @@ const LINES: usize = 8;
 /// How the pass ended.
 pub(super) enum Outcome {
     /// Verified: the report (no warnings yet) and the key schedule.
-    Verified(BundleReport, KeySchedule),
+    Verified(Box<(BundleReport, KeySchedule)>),
     /// Not verified: a signature or payload file is not in increasing
     /// seq order, so the bundle is to be verified in memory.
     InMemory,
@@ -485,7 +485,7 @@ fn pass(
         warnings: Vec::new(),
         open_streams: finished.open_streams,
     };
-    Ok(Outcome::Verified(report, finished.schedule))
+    Ok(Outcome::Verified(Box::new((report, finished.schedule))))
 }
 
 /// The rounds: each parsed (and the previous one's signatures and
