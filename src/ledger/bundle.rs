@@ -29,7 +29,7 @@ mod tests;
 use super::checkpoint::{Checkpoint, NoteVerifier};
 use super::tree::{Frontier, Hash};
 use keys::KeySchedule;
-use lines::{BundleEntry, read_entries};
+use lines::BundleEntry;
 use serde_json::Value;
 use std::path::Path;
 
@@ -182,10 +182,11 @@ pub fn verify_bundle(
     Ok(BundleReport { warnings, ..report })
 }
 
-/// The whole bundle in memory: the sparse form, and a contiguous bundle
-/// whose signature or payload lines are not in increasing seq order
-/// (which `govgate export` never writes), so cannot be paired with their
-/// entries in one pass.
+/// The bundle's entries in memory (the signature and payload lines are
+/// read one at a time): the sparse form, and a contiguous bundle whose
+/// signature or payload lines are not in increasing seq order (which
+/// `govgate export` never writes), so cannot be paired with their entries
+/// in one pass.
 fn in_memory(
     dir: &Path,
     manifest: &Manifest,
@@ -197,10 +198,12 @@ fn in_memory(
     if let Some(files) = manifest.raw.get("files") {
         digest::check_listed(files, &mut |name| digest::digest_file(dir, name))?;
     }
-    let entries_bytes = read_file(dir, "entries.jsonl")?
+    let mut lines = digest::Lines::open(dir, "entries.jsonl")?
         .ok_or_else(|| bad("entries", "entries.jsonl is missing"))?;
-    let entries = read_entries(&entries_bytes, &claimed.origin)?;
-    drop(entries_bytes);
+    let mut entries = Vec::new();
+    while let Some((number, line)) = lines.next_line()? {
+        entries.push(lines::read_entry_line(line, number - 1, &claimed.origin)?);
+    }
     let (report, schedule, context) = match manifest.form {
         BundleForm::Contiguous => {
             contiguous(dir, manifest, claimed, &entries, first, current, note)?

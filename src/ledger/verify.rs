@@ -293,6 +293,15 @@ fn predecessor(
         .map_err(|err| why(err.to_string()))
 }
 
+/// Whether `text` is vouched to be RFC 8785 canonical JSON by one scan
+/// (no parse, no re-serialization): `false` means "not vouched for", and
+/// the caller parses and re-serializes to decide. Every text vouched for
+/// here is one `canonical::parse_strict` accepts and `to_canonical`
+/// writes back byte for byte.
+pub(crate) fn vouched_canonical(text: &str) -> bool {
+    scan::scan(text).is_some()
+}
+
 mod facts;
 mod index;
 mod pass;
