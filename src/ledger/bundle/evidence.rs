@@ -210,22 +210,22 @@ pub(super) fn link_checkpoint(
             format!("its note says size {}", checkpoint.size),
         ));
     }
-    if let Some((old_size, old_root)) = previous {
-        if !verify_consistency(
+    if let Some((old_size, old_root)) = previous
+        && !verify_consistency(
             old_size,
             checkpoint.size,
             &old_root,
             &checkpoint.root,
             &line.consistency,
-        ) {
-            return Err(bad(
-                &format!("checkpoint of size {}", line.size),
-                format!(
-                    "the consistency proof from size {old_size} does not verify: the two \
+        )
+    {
+        return Err(bad(
+            &format!("checkpoint of size {}", line.size),
+            format!(
+                "the consistency proof from size {old_size} does not verify: the two \
                      checkpoints are not of one append-only log"
-                ),
-            ));
-        }
+            ),
+        ));
     }
     Ok(())
 }

@@ -144,10 +144,10 @@ impl<'a> Ordered<'a> {
             {
                 ordered.setting = Some((entry.seq, entry.value["entry_signatures"] == "on"));
             }
-            if entry.value["kind"] == "payload_erased" {
-                if let Some(erased) = entry.value["erased_seq"].as_u64() {
-                    ordered.erased.insert(erased);
-                }
+            if entry.value["kind"] == "payload_erased"
+                && let Some(erased) = entry.value["erased_seq"].as_u64()
+            {
+                ordered.erased.insert(erased);
             }
         }
         ordered.context = context;
@@ -411,30 +411,30 @@ impl<'a> Ordered<'a> {
         if value["kind"] == crate::ledger::export::SIGNATURES_KIND {
             self.setting = Some((seq, value["entry_signatures"] == "on"));
         }
-        if let Some((at, true)) = self.setting {
-            if !signed && self.first.wants(Check::SignaturesPresent) {
-                self.first.error(
-                    Check::SignaturesPresent,
+        if let Some((at, true)) = self.setting
+            && !signed
+            && self.first.wants(Check::SignaturesPresent)
+        {
+            self.first.error(
+                Check::SignaturesPresent,
+                seq,
+                bad_seq(
                     seq,
-                    bad_seq(
-                        seq,
-                        format!(
-                            "per-entry signature missing: entry_signatures is on here \
+                    format!(
+                        "per-entry signature missing: entry_signatures is on here \
                              (recorded at seq {at})"
-                        ),
                     ),
-                );
-            }
+                ),
+            );
         }
         if !self.payloads || !self.first.wants(Check::PayloadsPresent) {
             return;
         }
-        if value["kind"] == "payload_erased" {
-            if let Some(erased) = value["erased_seq"].as_u64() {
-                if !self.unpaid.remove(&erased) {
-                    self.erased.insert(erased);
-                }
-            }
+        if value["kind"] == "payload_erased"
+            && let Some(erased) = value["erased_seq"].as_u64()
+            && !self.unpaid.remove(&erased)
+        {
+            self.erased.insert(erased);
         }
         let kept = matches!(value["kind"].as_str(), Some("decision" | "stream_ended"))
             && value["payload_mode"] == "full";
