@@ -30,6 +30,7 @@ fn decision() -> EntryBody {
         approval_seq: None,
         path: "/v2/models/m/infer".into(),
         cut: Default::default(),
+        subject: None,
         policy: None,
         outcome: Outcome::Served,
         status: 200,
