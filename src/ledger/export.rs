@@ -1,11 +1,16 @@
 //! Export bundles: a range of entries, the signed checkpoint that covers
 //! them, the subtree hashes left of the range, and optionally the payloads,
 //! as docs/audit-format.md section 8 specifies. Filtered exports (by time,
-//! by model) write the sparse form instead ([`export_filtered`]).
+//! by model) write the sparse form instead ([`export_filtered`]). Both are
+//! produced through [`out::BundleOut`]: into a directory here, or as a
+//! tar stream from a running gateway ([`stream`]).
 
+mod contiguous;
 mod evidence;
+pub(crate) mod out;
 pub(crate) mod select;
 mod sparse;
+pub mod stream;
 
 pub use evidence::SIGNATURES_KIND;
 
@@ -13,11 +18,9 @@ pub use select::{TimeError, UtcTime};
 pub use sparse::{Filter, export_filtered};
 
 use super::checkpoint::NoteVerifier;
-use super::store::{LedgerStore, StoreError, StoreNodes};
-use super::tree::Frontier;
+use super::store::{LedgerStore, StoreError};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use std::io::Write;
 use std::path::Path;
 
 /// Why an export failed.
@@ -37,6 +40,10 @@ pub enum ExportError {
     /// The range asked for is not in the log.
     #[error("{0}")]
     Range(String),
+    /// The caller stopped it (the gateway is shutting down, or the client
+    /// of an online export went away).
+    #[error("the export was stopped")]
+    Stopped,
 }
 
 /// `format` of the contiguous bundles this code writes.
@@ -101,106 +108,95 @@ pub fn export_bundle(
     out: &Path,
     mut progress: impl FnMut(u64, u64),
 ) -> Result<Exported, ExportError> {
-    let with_payloads = options.payloads;
-    let size = store.size()?;
-    let wanted = to.unwrap_or(size);
-    if wanted == 0 || wanted > size || from >= wanted {
-        return Err(ExportError::Range(format!(
-            "cannot export {from}..{wanted} from a log of {size} entries"
-        )));
-    }
-    let (to, note) = store
-        .checkpoint_covering(wanted - 1)?
-        .ok_or_else(|| ExportError::Range(format!("no checkpoint covers entry {}", wanted - 1)))?;
-    let write_error = |path: &Path| {
-        let path = path.display().to_string();
-        move |source| ExportError::Write { path, source }
-    };
-    std::fs::create_dir(out).map_err(write_error(out))?;
-    let prefix: Vec<String> = Frontier::load(&StoreNodes(store), from)?
-        .peaks()
-        .map(|hash| BASE64.encode(hash))
-        .collect();
+    let plan = contiguous::Plan::new(store, from, to, *options)?;
+    std::fs::create_dir(out).map_err(|source| ExportError::Write {
+        path: out.display().to_string(),
+        source,
+    })?;
+    let mut files = out::DirOut::new(out);
+    let exported = plan.write(store, &mut files, &mut |done, total| {
+        progress(done, total);
+        Ok(())
+    })?;
+    let tallies = files.finish()?;
+    let manifest = plan.manifest(store, verifier, &tallies)?;
+    write_file(out, "manifest.json", format!("{manifest:#}\n").as_bytes())?;
+    Ok(exported)
+}
 
-    let entries_path = out.join("entries.jsonl");
-    let mut entries = std::io::BufWriter::new(
-        std::fs::File::create(&entries_path).map_err(write_error(&entries_path))?,
-    );
-    let payloads_path = out.join("payloads.jsonl");
-    let mut payloads = if with_payloads {
-        Some(std::io::BufWriter::new(
-            std::fs::File::create(&payloads_path).map_err(write_error(&payloads_path))?,
-        ))
-    } else {
-        None
-    };
-    let signatures_path = out.join("signatures.jsonl");
-    let mut signatures: Option<std::io::BufWriter<std::fs::File>> = None;
-    let mut payload_count = 0u64;
-    for seq in from..to {
-        if let Some(signature) = store.entry_signature(seq)? {
-            if signatures.is_none() {
-                let file = std::fs::File::create(&signatures_path)
-                    .map_err(write_error(&signatures_path))?;
-                signatures = Some(std::io::BufWriter::new(file));
-            }
-            if let Some(out) = signatures.as_mut() {
-                let line = serde_json::json!({ "seq": seq, "signature": BASE64.encode(signature) });
-                writeln!(out, "{line}").map_err(write_error(&signatures_path))?;
-            }
+/// What an export selects, as the CLI and the admin API take it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExportRequest {
+    /// First seq.
+    pub from: u64,
+    /// Up to this seq (exclusive); `None`: the whole log.
+    pub to: Option<u64>,
+    /// Time and model filters (the sparse form when any is set).
+    pub filter: Filter,
+    /// Whether the kept payloads go in.
+    pub payloads: bool,
+    /// Every K-th batch checkpoint carried (contiguous bundles; 0 reads as 1).
+    pub checkpoints_every: u64,
+}
+
+/// A bundle about to be produced: its range resolved against a store, in
+/// either form. Producing it twice on a store that does not change below
+/// its checkpoint gives the same bytes (the online export's two passes).
+pub(crate) enum Plan {
+    /// `govgate-bundle/2`.
+    Contiguous(contiguous::Plan),
+    /// `govgate-bundle-sparse/1`.
+    Sparse(sparse::Plan),
+}
+
+impl Plan {
+    /// Resolves `request` against `store`; a range not in the log is
+    /// [`ExportError::Range`].
+    pub(crate) fn new(store: &dyn LedgerStore, request: &ExportRequest) -> Result<Self, ExportError> {
+        if request.filter.is_empty() {
+            let options = BundleOptions {
+                payloads: request.payloads,
+                checkpoints_every: request.checkpoints_every.max(1),
+            };
+            contiguous::Plan::new(store, request.from, request.to, options).map(Plan::Contiguous)
+        } else {
+            sparse::Plan::new(
+                store,
+                request.from,
+                request.to,
+                &request.filter,
+                request.payloads,
+            )
+            .map(Plan::Sparse)
         }
-        let entry = store
-            .entry(seq)?
-            .ok_or_else(|| StoreError::Corrupt(format!("entry {seq} missing")))?;
-        entries
-            .write_all(&entry)
-            .and_then(|()| entries.write_all(b"\n"))
-            .map_err(write_error(&entries_path))?;
-        if let (Some(out), Some(record)) = (payloads.as_mut(), store.payload(seq)?) {
-            let line = payload_line(seq, &record)
-                .ok_or_else(|| StoreError::Corrupt(format!("payload {seq}")))?;
-            out.write_all(line.as_bytes())
-                .map_err(write_error(&payloads_path))?;
-            payload_count += 1;
+    }
+
+    /// Produces every file but the manifest into `out`, calling `progress`
+    /// with (entries done, entries to do).
+    pub(crate) fn write(
+        &self,
+        store: &dyn LedgerStore,
+        out: &mut dyn out::BundleOut,
+        progress: &mut dyn FnMut(u64, u64) -> Result<(), ExportError>,
+    ) -> Result<Exported, ExportError> {
+        match self {
+            Plan::Contiguous(plan) => plan.write(store, out, progress),
+            Plan::Sparse(plan) => plan.write(store, out, progress),
         }
-        progress(seq - from + 1, to - from);
     }
-    entries.flush().map_err(write_error(&entries_path))?;
-    if let Some(mut out) = payloads {
-        out.flush().map_err(write_error(&payloads_path))?;
+
+    /// The manifest of the files `tallies` describes.
+    pub(crate) fn manifest(
+        &self,
+        store: &dyn LedgerStore,
+        verifier: &NoteVerifier,
+        tallies: &out::Tallies,
+    ) -> Result<serde_json::Value, ExportError> {
+        match self {
+            Plan::Contiguous(plan) => plan.manifest(store, verifier, tallies),
+            Plan::Sparse(plan) => plan.manifest(store, verifier, tallies),
+        }
     }
-    if let Some(mut out) = signatures {
-        out.flush().map_err(write_error(&signatures_path))?;
-    }
-    let checkpoint_path = out.join("checkpoint.txt");
-    std::fs::write(&checkpoint_path, note).map_err(write_error(&checkpoint_path))?;
-    let latest = store.latest_checkpoint()?.map_or(to, |(size, _)| size);
-    let found = evidence::scan(store, from, to, latest)?;
-    evidence::write(out, store, &found, from, to, options.checkpoints_every)?;
-    let (first_vkey, rotations) = evidence::key_chain(&found, &verifier.vkey());
-    let manifest = serde_json::json!({
-        "format": CONTIGUOUS_FORMAT_2,
-        "origin": verifier.name(),
-        "vkey": verifier.vkey(),
-        "first_vkey": first_vkey,
-        "rotations": rotations,
-        "from": from,
-        "to": to,
-        "prefix": prefix,
-        "payloads": with_payloads,
-        "checkpoints_every": options.checkpoints_every.max(1),
-        "files": evidence::file_list(out)?,
-    });
-    let manifest_path = out.join("manifest.json");
-    std::fs::write(&manifest_path, format!("{manifest:#}\n"))
-        .map_err(write_error(&manifest_path))?;
-    Ok(Exported {
-        from,
-        to,
-        size: to,
-        entries: to - from,
-        payloads: payload_count,
-    })
 }
 
 /// Writes a whole bundle file.

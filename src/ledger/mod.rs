@@ -12,10 +12,12 @@
 //! - [`sequencer`]: the single writer (signed group commit), a [`DecisionSink`];
 //! - [`reader`]: receipts, entries and proofs, and their HTTP routes;
 //! - [`tiles`]: the log as C2SP tlog-tiles (checkpoint, tiles, entry bundles);
-//! - [`export`]: writes audit bundles; [`bundle`]: checks them offline;
+//! - [`export`]: writes audit bundles (into a directory, or as a tar
+//!   stream from a running gateway); [`bundle`]: checks them offline;
 //! - [`setting`]: the `entry_signatures` setting as the log records it;
 //! - [`verify`]: checks a whole store; [`monitor`]: re-checks it while the
-//!   gateway runs; [`erase`]: which payloads an erasure removes.
+//!   gateway runs; [`erase`]: which payloads an erasure removes;
+//! - `pace`: the pacing of long reads on a running gateway.
 //!
 //! [`DecisionSink`]: crate::decision::DecisionSink
 
@@ -30,6 +32,7 @@ pub mod history;
 pub mod memstore;
 pub mod metrics;
 pub mod monitor;
+mod pace;
 pub mod reader;
 pub mod sequencer;
 pub mod setting;

@@ -449,25 +449,6 @@ impl Outcome {
     }
 }
 
-/// Sleeps after each chunk of work, [`REST_PER_BUSY`] times its length.
-struct Pace {
-    since: Instant,
-}
-
-impl Pace {
-    fn rest(&mut self, halt: &AtomicBool) {
-        let busy = self.since.elapsed();
-        let mut left = busy.saturating_mul(REST_PER_BUSY);
-        // In short naps, so a stop is seen soon.
-        while !left.is_zero() && !halt.load(Ordering::Acquire) {
-            let nap = left.min(Duration::from_millis(50));
-            std::thread::sleep(nap);
-            left -= nap;
-        }
-        self.since = Instant::now();
-    }
-}
-
 /// One round, on a blocking thread.
 fn round(
     store: &dyn LedgerStore,
@@ -478,10 +459,10 @@ fn round(
     monitor: &Monitor,
 ) -> Finished {
     let started = Instant::now();
-    let mut pace = Pace { since: started };
+    let mut pace = super::pace::Pace::new(REST_PER_BUSY);
     let mut rest = |checked: u64, total: u64| {
         monitor.progress(checked, total);
-        pace.rest(halt);
+        pace.rest(&|| halt.load(Ordering::Acquire));
     };
     let (from_seq, result, anchor) = match (mode, previous) {
         (Mode::Incremental, Some(mut anchor)) => {

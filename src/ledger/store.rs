@@ -1,9 +1,12 @@
 //! Storage of the ledger behind [`LedgerStore`], and its sled
-//! implementation ([`SledStore`], the only code that names sled).
+//! implementation ([`SledStore`], the only code that names sled);
+//! [`Pinned`] shows a running store as it stood at one checkpoint.
 
 mod packing;
+mod pinned;
 mod sled_store;
 
+pub use pinned::Pinned;
 pub use sled_store::SledStore;
 
 use super::tree::{Hash, NodeSource};

@@ -7,6 +7,7 @@
 //! chain for the manifest.
 
 use super::ExportError;
+use super::out::BundleOut;
 use crate::ledger::entry::key_rotation;
 use crate::ledger::store::{LedgerStore, StoreError, StoreNodes};
 use crate::ledger::tree::{consistency_proof, inclusion_proof};
@@ -86,7 +87,7 @@ pub(crate) fn scan(
 /// at a time and the lines written as they come, so memory stays small
 /// whatever the log's length.
 pub(crate) fn write(
-    dir: &std::path::Path,
+    out: &mut dyn BundleOut,
     store: &dyn LedgerStore,
     found: &Scan,
     from: u64,
@@ -118,7 +119,41 @@ pub(crate) fn write(
         .collect();
     always.extend([to, target]);
 
-    let mut lines = Lines::create(dir, "checkpoints.jsonl")?;
+    let nodes = StoreNodes(store);
+    let want_checkpoints = out.wants("checkpoints.jsonl");
+    if want_checkpoints {
+        write_checkpoints(out, store, &always, from, to, every)?;
+    }
+    if !out.wants("context.jsonl") {
+        return Ok(());
+    }
+    for seq in &context {
+        let bytes = store
+            .entry(*seq)?
+            .ok_or_else(|| StoreError::Corrupt(format!("entry {seq} missing")))?;
+        let entry: Value = serde_json::from_slice(&bytes)
+            .map_err(|_| StoreError::Corrupt(format!("entry {seq} is not JSON")))?;
+        let path = inclusion_proof(&nodes, *seq, target)
+            .map_err(|err| StoreError::Corrupt(format!("inclusion proof of {seq}: {err}")))?;
+        let path: Vec<String> = path.iter().map(|hash| BASE64.encode(hash)).collect();
+        let line = serde_json::json!({ "seq": seq, "size": target, "entry": entry, "path": path });
+        out.append("context.jsonl", format!("{line}\n").as_bytes())?;
+    }
+    Ok(())
+}
+
+/// `checkpoints.jsonl`: the batch checkpoints of `from..to`, every
+/// `every`-th, those of `always` besides, each with its consistency proof
+/// from the one before.
+fn write_checkpoints(
+    out: &mut dyn BundleOut,
+    store: &dyn LedgerStore,
+    always: &BTreeSet<u64>,
+    from: u64,
+    to: u64,
+    every: u64,
+) -> Result<(), ExportError> {
+    out.touch("checkpoints.jsonl")?;
     let nodes = StoreNodes(store);
     let mut previous: Option<u64> = None;
     let mut emit = |size: u64, note: &str| -> Result<(), ExportError> {
@@ -130,7 +165,8 @@ pub(crate) fn write(
         };
         let proof: Vec<String> = proof.iter().map(|hash| BASE64.encode(hash)).collect();
         previous = Some(size);
-        lines.line(&serde_json::json!({ "size": size, "checkpoint": note, "consistency": proof }))
+        let line = serde_json::json!({ "size": size, "checkpoint": note, "consistency": proof });
+        out.append("checkpoints.jsonl", format!("{line}\n").as_bytes())
     };
     // The checkpoint of exactly `size`, when a batch ends there.
     let exactly = |size: u64| -> Result<Option<String>, StoreError> {
@@ -161,72 +197,7 @@ pub(crate) fn write(
             emit(*size, &note)?;
         }
     }
-    lines.finish()?;
-
-    let mut out = Lines::create(dir, "context.jsonl")?;
-    for seq in &context {
-        let bytes = store
-            .entry(*seq)?
-            .ok_or_else(|| StoreError::Corrupt(format!("entry {seq} missing")))?;
-        let entry: Value = serde_json::from_slice(&bytes)
-            .map_err(|_| StoreError::Corrupt(format!("entry {seq} is not JSON")))?;
-        let path = inclusion_proof(&nodes, *seq, target)
-            .map_err(|err| StoreError::Corrupt(format!("inclusion proof of {seq}: {err}")))?;
-        let path: Vec<String> = path.iter().map(|hash| BASE64.encode(hash)).collect();
-        out.line(&serde_json::json!({ "seq": seq, "size": target, "entry": entry, "path": path }))?;
-    }
-    if context.is_empty() {
-        out.remove()
-    } else {
-        out.finish()
-    }
-}
-
-/// A JSON-lines file written line by line.
-struct Lines {
-    path: std::path::PathBuf,
-    file: std::io::BufWriter<std::fs::File>,
-}
-
-impl Lines {
-    fn create(dir: &std::path::Path, name: &str) -> Result<Self, ExportError> {
-        let path = dir.join(name);
-        let file = std::fs::File::create(&path).map_err(|source| ExportError::Write {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Ok(Self {
-            path,
-            file: std::io::BufWriter::new(file),
-        })
-    }
-
-    fn fail(&self, source: std::io::Error) -> ExportError {
-        ExportError::Write {
-            path: self.path.display().to_string(),
-            source,
-        }
-    }
-
-    fn line(&mut self, value: &Value) -> Result<(), ExportError> {
-        use std::io::Write;
-        writeln!(self.file, "{value}").map_err(|err| self.fail(err))
-    }
-
-    fn finish(mut self) -> Result<(), ExportError> {
-        use std::io::Write;
-        self.file.flush().map_err(|err| self.fail(err))
-    }
-
-    /// Removes the file: it got no line (the bundle then has none).
-    fn remove(self) -> Result<(), ExportError> {
-        let Self { path, file } = self;
-        drop(file);
-        std::fs::remove_file(&path).map_err(|source| ExportError::Write {
-            path: path.display().to_string(),
-            source,
-        })
-    }
+    Ok(())
 }
 
 /// The manifest's `first_vkey` and `rotations`: the log's first key (the
@@ -245,32 +216,4 @@ pub(crate) fn key_chain(found: &Scan, current: &str) -> (String, Value) {
         )
         .collect();
     (first, Value::Array(chain))
-}
-
-/// The manifest's `files`: for each bundle file, its line count and SHA-256.
-pub(crate) fn file_list(dir: &std::path::Path) -> Result<Value, ExportError> {
-    use sha2::Digest;
-    let mut files = serde_json::Map::new();
-    for name in super::BUNDLE_FILES {
-        let path = dir.join(name);
-        let bytes = match std::fs::read(&path) {
-            Ok(bytes) => bytes,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(source) => {
-                return Err(ExportError::Write {
-                    path: path.display().to_string(),
-                    source,
-                });
-            }
-        };
-        let lines = bytes.iter().filter(|b| **b == b'\n').count();
-        files.insert(
-            (*name).to_owned(),
-            serde_json::json!({
-                "lines": lines,
-                "sha256": crate::ledger::entry::hex(&sha2::Sha256::digest(&bytes)),
-            }),
-        );
-    }
-    Ok(Value::Object(files))
 }

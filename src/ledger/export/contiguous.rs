@@ -1,0 +1,151 @@
+//! The contiguous bundle (`govgate-bundle/2`, docs/audit-format.md
+//! section 8.1): every entry of `from..to`, `to` the size of a signed
+//! checkpoint, with the subtree hashes left of the range, the carried
+//! checkpoints and the context entries ([`super::evidence`]).
+
+use super::evidence::{self, Scan};
+use super::out::{BundleOut, Tallies};
+use super::{BundleOptions, CONTIGUOUS_FORMAT_2, ExportError, Exported, payload_line};
+use crate::ledger::checkpoint::NoteVerifier;
+use crate::ledger::store::{LedgerStore, StoreError, StoreNodes};
+use crate::ledger::tree::Frontier;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use std::cell::OnceCell;
+
+/// A contiguous bundle resolved against a store.
+pub(crate) struct Plan {
+    from: u64,
+    /// The size of the bundle's checkpoint.
+    to: u64,
+    note: String,
+    options: BundleOptions,
+    /// Read once, when first needed.
+    scan: OnceCell<Scan>,
+}
+
+impl Plan {
+    /// Entries `from..` up to the first checkpoint covering `to` (default:
+    /// the latest).
+    pub(crate) fn new(
+        store: &dyn LedgerStore,
+        from: u64,
+        to: Option<u64>,
+        options: BundleOptions,
+    ) -> Result<Self, ExportError> {
+        let size = store.size()?;
+        let wanted = to.unwrap_or(size);
+        if wanted == 0 || wanted > size || from >= wanted {
+            return Err(ExportError::Range(format!(
+                "cannot export {from}..{wanted} from a log of {size} entries"
+            )));
+        }
+        let (to, note) = store.checkpoint_covering(wanted - 1)?.ok_or_else(|| {
+            ExportError::Range(format!("no checkpoint covers entry {}", wanted - 1))
+        })?;
+        Ok(Self {
+            from,
+            to,
+            note,
+            options,
+            scan: OnceCell::new(),
+        })
+    }
+
+    fn scan(&self, store: &dyn LedgerStore) -> Result<&Scan, ExportError> {
+        if let Some(scan) = self.scan.get() {
+            return Ok(scan);
+        }
+        let latest = store.latest_checkpoint()?.map_or(self.to, |(size, _)| size);
+        let found = evidence::scan(store, self.from, self.to, latest)?;
+        Ok(self.scan.get_or_init(|| found))
+    }
+
+    /// Produces entries, signatures, payloads, checkpoint, carried
+    /// checkpoints and context (each only when `out` wants it).
+    pub(crate) fn write(
+        &self,
+        store: &dyn LedgerStore,
+        out: &mut dyn BundleOut,
+        progress: &mut dyn FnMut(u64, u64) -> Result<(), ExportError>,
+    ) -> Result<Exported, ExportError> {
+        let (from, to) = (self.from, self.to);
+        let with_payloads = self.options.payloads;
+        out.touch("entries.jsonl")?;
+        if with_payloads {
+            out.touch("payloads.jsonl")?;
+        }
+        let want_entries = out.wants("entries.jsonl");
+        let want_signatures = out.wants("signatures.jsonl");
+        let want_payloads = with_payloads && out.wants("payloads.jsonl");
+        let mut payload_count = 0u64;
+        if want_entries || want_signatures || want_payloads {
+            for seq in from..to {
+                if want_signatures {
+                    if let Some(signature) = store.entry_signature(seq)? {
+                        let line = serde_json::json!({ "seq": seq, "signature": BASE64.encode(signature) });
+                        out.append("signatures.jsonl", format!("{line}\n").as_bytes())?;
+                    }
+                }
+                if want_entries {
+                    let mut entry = store
+                        .entry(seq)?
+                        .ok_or_else(|| StoreError::Corrupt(format!("entry {seq} missing")))?;
+                    entry.push(b'\n');
+                    out.append("entries.jsonl", &entry)?;
+                }
+                if want_payloads {
+                    if let Some(record) = store.payload(seq)? {
+                        let line = payload_line(seq, &record)
+                            .ok_or_else(|| StoreError::Corrupt(format!("payload {seq}")))?;
+                        out.append("payloads.jsonl", line.as_bytes())?;
+                        payload_count += 1;
+                    }
+                }
+                progress(seq - from + 1, to - from)?;
+            }
+        }
+        if out.wants("checkpoint.txt") {
+            out.append("checkpoint.txt", self.note.as_bytes())?;
+        }
+        if out.wants("checkpoints.jsonl") || out.wants("context.jsonl") {
+            let found = self.scan(store)?;
+            evidence::write(out, store, found, from, to, self.options.checkpoints_every)?;
+        }
+        Ok(Exported {
+            from,
+            to,
+            size: to,
+            entries: to - from,
+            payloads: payload_count,
+        })
+    }
+
+    /// The manifest of the files `tallies` describes.
+    pub(crate) fn manifest(
+        &self,
+        store: &dyn LedgerStore,
+        verifier: &NoteVerifier,
+        tallies: &Tallies,
+    ) -> Result<serde_json::Value, ExportError> {
+        let prefix: Vec<String> = Frontier::load(&StoreNodes(store), self.from)?
+            .peaks()
+            .map(|hash| BASE64.encode(hash))
+            .collect();
+        let found = self.scan(store)?;
+        let (first_vkey, rotations) = evidence::key_chain(found, &verifier.vkey());
+        Ok(serde_json::json!({
+            "format": CONTIGUOUS_FORMAT_2,
+            "origin": verifier.name(),
+            "vkey": verifier.vkey(),
+            "first_vkey": first_vkey,
+            "rotations": rotations,
+            "from": self.from,
+            "to": self.to,
+            "prefix": prefix,
+            "payloads": self.options.payloads,
+            "checkpoints_every": self.options.checkpoints_every.max(1),
+            "files": tallies.file_list(),
+        }))
+    }
+}
