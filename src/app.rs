@@ -148,6 +148,8 @@ pub struct App {
     verification: Verification,
     /// The listeners' TLS, reloaded by a task of `run`.
     tls: Vec<tls::Reloading>,
+    /// The online exports' threads, stopped and drained by `run`.
+    exports: crate::admin::export::Exports,
 }
 
 /// What the background verification task needs.
@@ -405,6 +407,7 @@ impl App {
             monitor: monitor.clone(),
             store: store.clone(),
         };
+        let exports = crate::admin::export::Exports::new(store.clone(), ledger.keys());
         let keys = ledger.keys();
         let reader = LedgerReader::following(store.clone(), move || keys.get());
         let serving = Arc::new(Serving::new(ServingTable::default()));
@@ -438,6 +441,10 @@ impl App {
                 kpi.clone(),
             ))
             .merge(crate::admin::verification::routes(tokens.clone(), monitor))
+            .merge(crate::admin::export::routes(
+                tokens.clone(),
+                exports.clone(),
+            ))
             .merge(crate::admin::rotation::routes(
                 tokens.clone(),
                 Arc::new(rotation::Rotator {
@@ -581,6 +588,7 @@ impl App {
             witnessing: witness_task,
             verification,
             tls: public_tls.into_iter().chain(admin_tls).collect(),
+            exports,
         })
     }
 
@@ -678,6 +686,9 @@ impl App {
             _ = &mut tiles_task => Some("tiles"),
         };
         let _ = stop_tx.send(true);
+        // An export in progress breaks off now (its client sees an
+        // incomplete archive) rather than hold the drain for the grace.
+        self.exports.stop();
         if let Some(task) = witness_task {
             let _ = task.await;
         }
@@ -687,6 +698,7 @@ impl App {
             admin_task.abort();
             tiles_task.abort();
             let _ = verification_task.await;
+            self.exports.drained().await;
             return Err(AppError::Serve { which });
         }
         tracing::info!(grace = ?self.shutdown_grace, "shutting down: draining in-flight requests");
@@ -717,6 +729,8 @@ impl App {
         if verification_task.await.is_err() {
             tracing::error!("the ledger verification task panicked");
         }
+        // Their threads read the store: ended before it closes.
+        self.exports.drained().await;
         if let Err(err) = self.ledger.append(EntryBody::GatewayStopped).await {
             tracing::error!(error = %err, "gateway_stopped not recorded");
         }

@@ -6,6 +6,7 @@ use crate::metrics::Metrics;
 pub mod auth;
 pub mod erasure;
 mod errors;
+pub mod export;
 pub mod kpi;
 pub mod kpi_report;
 pub mod models;

@@ -69,20 +69,7 @@ impl AdminClient {
         path: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<(StatusCode, Bytes)> {
-        let url = format!("{}{path}", self.base);
-        let payload = body.map(Value::to_string).unwrap_or_default();
-        // Checked on its own so that the error can say what is wrong
-        // without echoing the token.
-        let bearer = HeaderValue::try_from(format!("Bearer {}", self.token))
-            .ok()
-            .context("the admin token holds characters an HTTP header cannot carry")?;
-        let request = Request::builder()
-            .method(method)
-            .uri(&url)
-            .header(header::AUTHORIZATION, bearer)
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(Full::new(Bytes::from(payload)))
-            .with_context(|| format!("bad admin URL {url}"))?;
+        let request = self.request(method, path, body)?;
         let exchange = async {
             let response = self
                 .client
@@ -107,5 +94,49 @@ impl AdminClient {
                     CALL_TIMEOUT.as_secs()
                 )
             })?
+    }
+
+    /// The request for `method path` with a JSON `body` and the token.
+    fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<Request<Full<Bytes>>> {
+        let url = format!("{}{path}", self.base);
+        let payload = body.map(Value::to_string).unwrap_or_default();
+        // Checked on its own so that the error can say what is wrong
+        // without echoing the token.
+        let bearer = HeaderValue::try_from(format!("Bearer {}", self.token))
+            .ok()
+            .context("the admin token holds characters an HTTP header cannot carry")?;
+        Request::builder()
+            .method(method)
+            .uri(&url)
+            .header(header::AUTHORIZATION, bearer)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(payload)))
+            .with_context(|| format!("bad admin URL {url}"))
+    }
+
+    /// `GET path`, answered by a body to read as it comes (a download):
+    /// the head must arrive within `head_timeout`; reading the body is the
+    /// caller's, with its own timeouts.
+    pub(crate) async fn get_streaming(
+        &self,
+        path: &str,
+        head_timeout: Duration,
+    ) -> anyhow::Result<http::Response<hyper::body::Incoming>> {
+        let request = self.request(Method::GET, path, None)?;
+        tokio::time::timeout(head_timeout, self.client.request(request))
+            .await
+            .with_context(|| {
+                format!(
+                    "the admin API at {} did not answer within {} s",
+                    self.base,
+                    head_timeout.as_secs()
+                )
+            })?
+            .with_context(|| format!("cannot reach the admin API at {}", self.base))
     }
 }

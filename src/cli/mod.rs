@@ -12,6 +12,7 @@ mod kpis;
 mod ledger;
 mod models;
 mod online;
+mod online_export;
 mod policies;
 mod policy_eval;
 mod policy_test;
@@ -160,16 +161,24 @@ enum Command {
         #[arg(long, value_name = "K", requires = "witness")]
         witness_threshold: Option<usize>,
     },
-    /// Export an audit bundle from a (stopped) gateway's ledger. The bundle
-    /// is written beside --out (in `<out>.partial`) and renamed to --out when
-    /// complete; a partial one left by an interrupted export is removed by
-    /// the next export to the same --out.
+    /// Export an audit bundle from a (stopped) gateway's ledger, or with
+    /// --admin-url from a running one. The bundle is written beside --out
+    /// (in `<out>.partial`) and renamed to --out when complete; a partial
+    /// one left by an interrupted export is removed by the next export to
+    /// the same --out.
     Export {
         #[command(flatten)]
         ledger: LedgerArgs,
         /// New directory to write the bundle into.
         #[arg(long)]
         out: PathBuf,
+        /// Export from the gateway running behind this admin API instead
+        /// (role auditor or admin; token from GOVGATE_TOKEN): the bundle is
+        /// cut at its latest checkpoint when the export starts, while it
+        /// keeps serving. Exit 0: written, 1: the API refused, 2: could not
+        /// be carried out.
+        #[arg(long, value_name = "URL", conflicts_with_all = ["data_dir", "vkey"])]
+        admin_url: Option<String>,
         /// First seq to export.
         #[arg(long, default_value_t = 0)]
         from: u64,
@@ -444,6 +453,7 @@ pub fn main() -> ExitCode {
         Command::Export {
             ledger,
             out,
+            admin_url,
             from,
             to,
             since,
@@ -458,6 +468,16 @@ pub fn main() -> ExitCode {
                 until,
                 model,
             };
+            if let Some(admin_url) = admin_url {
+                let request = crate::ledger::export::ExportRequest {
+                    from,
+                    to,
+                    filter,
+                    payloads,
+                    checkpoints_every,
+                };
+                return online_export::export(&admin_url, &out, &request, quiet);
+            }
             let what = ledger::ExportRange {
                 from,
                 to,

@@ -152,7 +152,10 @@ pub(crate) enum Plan {
 impl Plan {
     /// Resolves `request` against `store`; a range not in the log is
     /// [`ExportError::Range`].
-    pub(crate) fn new(store: &dyn LedgerStore, request: &ExportRequest) -> Result<Self, ExportError> {
+    pub(crate) fn new(
+        store: &dyn LedgerStore,
+        request: &ExportRequest,
+    ) -> Result<Self, ExportError> {
         if request.filter.is_empty() {
             let options = BundleOptions {
                 payloads: request.payloads,

@@ -32,7 +32,7 @@ pub mod history;
 pub mod memstore;
 pub mod metrics;
 pub mod monitor;
-mod pace;
+pub(crate) mod pace;
 pub mod reader;
 pub mod sequencer;
 pub mod setting;

@@ -133,9 +133,9 @@ impl Plan {
                 "nothing to export: the selection is seq {start}..{end} of a log of {size} entries"
             )));
         }
-        let (checkpoint_size, note) = store.checkpoint_covering(end - 1)?.ok_or_else(|| {
-            ExportError::Range(format!("no checkpoint covers entry {}", end - 1))
-        })?;
+        let (checkpoint_size, note) = store
+            .checkpoint_covering(end - 1)?
+            .ok_or_else(|| ExportError::Range(format!("no checkpoint covers entry {}", end - 1)))?;
         Ok(Self {
             start,
             end,
@@ -175,8 +175,15 @@ impl Plan {
                     .ok_or_else(|| StoreError::Corrupt(format!("entry {seq} missing")))?;
                 if model.selects(&entry) == Some(Selected::Version) {
                     selected += 1;
-                    let wrote =
-                        write_one(out, store, seq, &entry, checkpoint_size, false, with_payloads)?;
+                    let wrote = write_one(
+                        out,
+                        store,
+                        seq,
+                        &entry,
+                        checkpoint_size,
+                        false,
+                        with_payloads,
+                    )?;
                     payloads += u64::from(wrote);
                 }
             }
@@ -196,8 +203,15 @@ impl Plan {
             };
             if chosen || is_rotation(&entry) {
                 selected += u64::from(chosen);
-                let wrote =
-                    write_one(out, store, seq, &entry, checkpoint_size, true, with_payloads)?;
+                let wrote = write_one(
+                    out,
+                    store,
+                    seq,
+                    &entry,
+                    checkpoint_size,
+                    true,
+                    with_payloads,
+                )?;
                 payloads += u64::from(wrote);
             }
             progress(seq - start + 1, total)?;
@@ -227,8 +241,7 @@ impl Plan {
         verifier: &NoteVerifier,
         tallies: &Tallies,
     ) -> Result<serde_json::Value, ExportError> {
-        let found =
-            super::evidence::scan(store, self.start, self.end, self.checkpoint_size)?;
+        let found = super::evidence::scan(store, self.start, self.end, self.checkpoint_size)?;
         let (first_vkey, rotations) = super::evidence::key_chain(&found, &verifier.vkey());
         Ok(serde_json::json!({
             "format": SPARSE_FORMAT,

@@ -140,8 +140,7 @@ impl Prepared {
                 Err(ExportError::Write { source, .. }) => return Err(StreamError::Closed(source)),
                 Err(err) => return Err(err.into()),
             }
-            if one.tally.bytes != expected.bytes
-                || one.tally.sha256_hex() != expected.sha256_hex()
+            if one.tally.bytes != expected.bytes || one.tally.sha256_hex() != expected.sha256_hex()
             {
                 return Err(StreamError::Changed(name));
             }
@@ -159,9 +158,7 @@ impl Prepared {
     fn header(&self, sink: &mut dyn Write, name: &str, len: u64) -> Result<(), StreamError> {
         let mut header = tar::Header::new_ustar();
         // INVARIANT: bundle file names are short relative ASCII names.
-        header
-            .set_path(name)
-            .map_err(StreamError::Closed)?;
+        header.set_path(name).map_err(StreamError::Closed)?;
         header.set_size(len);
         header.set_mode(0o644);
         header.set_mtime(self.mtime);

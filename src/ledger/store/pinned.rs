@@ -128,20 +128,21 @@ impl LedgerStore for Pinned {
         f: &mut dyn FnMut(u64, &[Hash]),
     ) -> Result<(), StoreError> {
         let size = self.size;
-        self.inner.leaf_nodes_in(from, to.min(size), &mut |leaf, nodes| {
-            // Only the nodes finished within the pinned size.
-            let kept = nodes
-                .iter()
-                .enumerate()
-                .take_while(|(level, _)| {
-                    (leaf >> level)
-                        .checked_add(1)
-                        .and_then(|next| next.checked_shl(*level as u32))
-                        .is_some_and(|end| end <= size)
-                })
-                .count();
-            f(leaf, &nodes[..kept]);
-        })
+        self.inner
+            .leaf_nodes_in(from, to.min(size), &mut |leaf, nodes| {
+                // Only the nodes finished within the pinned size.
+                let kept = nodes
+                    .iter()
+                    .enumerate()
+                    .take_while(|(level, _)| {
+                        (leaf >> level)
+                            .checked_add(1)
+                            .and_then(|next| next.checked_shl(*level as u32))
+                            .is_some_and(|end| end <= size)
+                    })
+                    .count();
+                f(leaf, &nodes[..kept]);
+            })
     }
 
     fn signatures_in(
@@ -208,7 +209,13 @@ mod tests {
         assert!(pinned.entry(4).unwrap().is_some());
         assert_eq!(pinned.checkpoint_covering(5).unwrap(), None);
         assert_eq!(pinned.checkpoint_covering(4).unwrap().unwrap().0, 5);
-        assert!(pinned.checkpoints().unwrap().iter().all(|(size, _)| *size <= 5));
+        assert!(
+            pinned
+                .checkpoints()
+                .unwrap()
+                .iter()
+                .all(|(size, _)| *size <= 5)
+        );
         // (2, 1) covers leaves 4..8: not finished at size 5.
         assert_eq!(pinned.node(2, 1).unwrap(), None);
         assert!(store.node(2, 1).unwrap().is_some());
@@ -223,7 +230,9 @@ mod tests {
         assert_eq!(seen, vec![0, 1, 2, 3, 4]);
         let mut finished = Vec::new();
         pinned
-            .leaf_nodes_in(0, 100, &mut |leaf, nodes| finished.push((leaf, nodes.len())))
+            .leaf_nodes_in(0, 100, &mut |leaf, nodes| {
+                finished.push((leaf, nodes.len()))
+            })
             .unwrap();
         // Leaf 3 finishes levels 0, 1, 2; leaf 4 only its own level 0.
         assert_eq!(finished, vec![(0, 1), (1, 2), (2, 1), (3, 3), (4, 1)]);
