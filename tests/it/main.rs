@@ -30,6 +30,7 @@ mod listener_tls;
 mod models_cli;
 mod newcomer;
 mod offline;
+mod online_export;
 mod operations;
 mod outlive;
 mod policies;
