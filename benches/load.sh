@@ -43,7 +43,10 @@
 #   BENCH_DURING       verify: after the measured runs, govgate's saturation
 #                      and fixed-rate runs once more while a full ledger
 #                      verification runs in the gateway (POST
-#                      /admin/ledger/verify); reports throughput and p99 as
+#                      /admin/ledger/verify); export: the same while an
+#                      online export of the whole log with payloads is
+#                      downloaded (GET /admin/ledger/export, by curl into
+#                      the work directory); reports throughput and p99 as
 #                      ratios to the runs without it (targets: >= 0.9 x
 #                      throughput, p99 <= 1.5 x); default: none
 #   BENCH_TLS          1: nginx and govgate both terminate TLS (a P-256
@@ -84,7 +87,7 @@ is_uint "$WARMUP" || die "BENCH_WARMUP must be an integer"
 [[ $POLICIES == 0 || $POLICIES == 1 || -d $POLICIES ]] || die "BENCH_POLICIES must be 0, 1 or a directory"
 [[ $STREAM == 0 || $STREAM == 1 ]] || die "BENCH_STREAM must be 0 or 1"
 [[ $TLS == 0 || $TLS == 1 ]] || die "BENCH_TLS must be 0 or 1"
-[[ -z $DURING || $DURING == verify ]] || die "BENCH_DURING must be empty or verify"
+[[ -z $DURING || $DURING == verify || $DURING == export ]] || die "BENCH_DURING must be empty, verify or export"
 
 ROOT=$(cd "$HERE/.." && pwd)
 LUA="$HERE/load/wrk.lua"
@@ -432,31 +435,56 @@ for target in "${TARGETS[@]}"; do
 done
 ADDED_NOTE="p50 $(added_quantile 0.5 "$ADDED_BEFORE" "$ADDED_AFTER"), p99 $(added_quantile 0.99 "$ADDED_BEFORE" "$ADDED_AFTER")"
 
-# ---- 2b. optional: govgate again while a full verification runs ----
+# ---- 2b. optional: govgate again while a verification or an export runs ----
 
 DURING_NOTE=""
 DURING_WARNINGS=()
-if [[ $DURING == verify ]]; then
-    # bench-ops holds the admin role (lib/shared.sh), which may verify.
-    start_verification() {
+# bench-ops holds the admin role (lib/shared.sh), which may verify and export.
+EXPORT_PID=""
+case $DURING in
+verify)
+    DURING_WHAT="a full verification"
+    start_operation() {
         curl -sf -X POST -H "Authorization: Bearer bench-ops" "$GOVGATE_ADMIN/admin/ledger/verify" >/dev/null ||
             die "POST /admin/ledger/verify failed"
     }
-    still_verifying() {
+    still_running() {
         curl -sf -H "Authorization: Bearer bench-ops" "$GOVGATE_ADMIN/admin/ledger/verification" |
             grep -q '"running":{'
     }
-    echo "load: govgate: saturation while a full verification runs (${SECONDS_PER_RUN}s)..." >&2
-    start_verification
-    record "satv.govgate" "$(run_wrk "govgate saturation, verifying" "${URL[govgate]}" "$SECONDS_PER_RUN")"
-    still_verifying || DURING_WARNINGS+=("the verification ended before the saturation run did (a small ledger): the ratio understates its cost")
-    echo "load: govgate: fixed rate $RATE req/s while a full verification runs (${SECONDS_PER_RUN}s)..." >&2
-    start_verification
-    record "ratev.govgate" "$(run_wrk "govgate fixed rate, verifying" "${URL[govgate]}" "$SECONDS_PER_RUN" "$RATE" "${GROUP[govgate]}")"
-    still_verifying || DURING_WARNINGS+=("the verification ended before the fixed-rate run did (a small ledger): the ratio understates its cost")
+    end_operation() { :; }
+    ;;
+export)
+    DURING_WHAT="an online export"
+    # One export at a time: the previous one is waited for first.
+    start_operation() {
+        end_operation
+        curl -sf -H "Authorization: Bearer bench-ops" -o "$WORK/export.tar" \
+            "$GOVGATE_ADMIN/admin/ledger/export?payloads=true" &
+        EXPORT_PID=$!
+    }
+    still_running() { [[ -n $EXPORT_PID ]] && kill -0 "$EXPORT_PID" 2>/dev/null; }
+    end_operation() {
+        if [[ -n $EXPORT_PID ]]; then
+            wait "$EXPORT_PID" || DURING_WARNINGS+=("an online export failed (curl exit $?)")
+            EXPORT_PID=""
+        fi
+    }
+    ;;
+esac
+if [[ -n $DURING ]]; then
+    echo "load: govgate: saturation while $DURING_WHAT runs (${SECONDS_PER_RUN}s)..." >&2
+    start_operation
+    record "satv.govgate" "$(run_wrk "govgate saturation, during $DURING" "${URL[govgate]}" "$SECONDS_PER_RUN")"
+    still_running || DURING_WARNINGS+=("$DURING_WHAT ended before the saturation run did (a small ledger): the ratio understates its cost")
+    echo "load: govgate: fixed rate $RATE req/s while $DURING_WHAT runs (${SECONDS_PER_RUN}s)..." >&2
+    start_operation
+    record "ratev.govgate" "$(run_wrk "govgate fixed rate, during $DURING" "${URL[govgate]}" "$SECONDS_PER_RUN" "$RATE" "${GROUP[govgate]}")"
+    still_running || DURING_WARNINGS+=("$DURING_WHAT ended before the fixed-rate run did (a small ledger): the ratio understates its cost")
+    end_operation
     DURING_NOTE=$(awk -v s0="${R[sat.govgate.rps]}" -v s1="${R[satv.govgate.rps]}" \
-        -v p0="${R[rate.govgate.p99_us]}" -v p1="${R[ratev.govgate.p99_us]}" 'BEGIN {
-            printf "during a full verification: saturation throughput %.2f x (target >= 0.9), ", (s0 > 0 ? s1 / s0 : 0)
+        -v p0="${R[rate.govgate.p99_us]}" -v p1="${R[ratev.govgate.p99_us]}" -v what="$DURING_WHAT" 'BEGIN {
+            printf "during %s: saturation throughput %.2f x (target >= 0.9), ", what, (s0 > 0 ? s1 / s0 : 0)
             printf "p99 at the fixed rate %.2f x (target <= 1.5)", (p0 > 0 ? p1 / p0 : 0) }')
     for key in satv.govgate ratev.govgate; do
         if ((R[$key.errors] > 0)); then

@@ -85,7 +85,7 @@ async fn readme_commands_work_as_printed_on_a_fresh_clone() {
 
 /// The files whose ```sh blocks a test here runs; in every other file
 /// each block must be marked `skip (why)`.
-const RUN: [&str; 11] = [
+const RUN: [&str; 12] = [
     "README.md",
     "docs/admin-api.md",
     "docs/reviews.md",
@@ -97,6 +97,7 @@ const RUN: [&str; 11] = [
     "docs/metrics.md",
     "docs/tiles.md",
     "docs/policies.md",
+    "docs/operations.md",
 ];
 
 /// Runs the files `names` one after the other in `session`, as one
@@ -165,6 +166,15 @@ async fn docs_commands_work_as_printed_against_the_demo() {
         let stdout = run_files(&mut demo_session(dir.path()), &[name]).await;
         assert!(!stdout.is_empty(), "{name} printed nothing");
     }
+}
+
+/// docs/operations.md against the demo: an export from the running
+/// gateway, checked by `govgate verify --bundle`.
+#[tokio::test]
+async fn operations_doc_works_as_printed_against_the_demo() {
+    let dir = tempfile::tempdir().unwrap();
+    let stdout = run_files(&mut demo_session(dir.path()), &["docs/operations.md"]).await;
+    assert_printed(&stdout, &["wrote evidence: entries 2..", "bundle ok: "]);
 }
 
 /// docs/verification.md on a fresh clone: keygen, a gateway that records
