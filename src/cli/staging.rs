@@ -5,9 +5,10 @@
 //! export killed midway never leaves `--out` looking complete. The next
 //! export to the same `--out` removes what an interrupted one left.
 //!
-//! Two exports of one ledger never run at once (the first holds the store's
-//! lock until its bundle is renamed), so a partial directory found at the
-//! start is always a dead export's.
+//! Two offline exports of one ledger never run at once (the first holds the
+//! store's lock until its bundle is renamed), and a gateway runs one online
+//! export at a time, so a partial directory found at the start is a dead
+//! export's, unless two commands were given the same `--out` at once.
 
 use anyhow::Context;
 use std::fs::File;
