@@ -199,3 +199,213 @@ impl Write for Limited<'_> {
         self.inner.flush()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decision::{
+        Capture, Decision, DecisionId, EntrySignatures, Outcome, Route, Timings,
+    };
+    use crate::ledger::entry::EntryBody;
+    use crate::ledger::export::{BundleOptions, Filter, export_bundle, export_filtered};
+    use crate::ledger::memstore::MemStore;
+    use crate::ledger::sequencer::{Ledger, SequencerConfig};
+    use crate::ledger::store::Pinned;
+    use ed25519_dalek::SigningKey;
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    const ORIGIN: &str = "test.example/log";
+
+    fn decision(model: &str) -> EntryBody {
+        EntryBody::Decision(Box::new(Decision {
+            id: DecisionId::random(),
+            caller: "alice".into(),
+            route: Route::KserveInfer,
+            protocol: None,
+            model: Some(model.into()),
+            version: Some("1".into()),
+            approval_seq: None,
+            path: "/v2/models/m/infer".into(),
+            cut: Default::default(),
+            policy: None,
+            outcome: Outcome::Served,
+            status: 200,
+            error_code: None,
+            timings: Timings::default(),
+            request: Capture::of_complete(&bytes::Bytes::from_static(b"{\"in\":1}"), 64),
+            response: Capture::of_complete(&bytes::Bytes::from_static(b"{\"out\":2}"), 64),
+        }))
+    }
+
+    /// Appends `n` decisions of models `a` and `b` in turn, three at a time.
+    async fn append(ledger: &Ledger, n: usize) {
+        let bodies: Vec<EntryBody> = (0..n)
+            .map(|i| decision(if i % 2 == 0 { "a" } else { "b" }))
+            .collect();
+        for batch in bodies.chunks(3) {
+            let appends: Vec<_> = batch.iter().map(|b| ledger.append(b.clone())).collect();
+            for append in appends {
+                append.await.unwrap();
+            }
+        }
+    }
+
+    fn files(dir: &std::path::Path) -> BTreeMap<String, Vec<u8>> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|entry| {
+                let entry = entry.unwrap();
+                let name = entry.file_name().into_string().unwrap();
+                (name, std::fs::read(entry.path()).unwrap())
+            })
+            .collect()
+    }
+
+    /// The archive's members, in order, as the tar crate reads them.
+    fn members(archive: &[u8]) -> Vec<(String, Vec<u8>)> {
+        let mut archive = tar::Archive::new(archive);
+        archive
+            .entries()
+            .unwrap()
+            .map(|entry| {
+                let mut entry = entry.unwrap();
+                assert_eq!(entry.header().entry_type(), tar::EntryType::Regular);
+                let name = entry.path().unwrap().to_str().unwrap().to_owned();
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+                (name, bytes)
+            })
+            .collect()
+    }
+
+    fn no_stop(_: u64, _: u64) -> Result<(), ExportError> {
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn the_archive_holds_the_directory_export_of_the_pinned_store_while_the_log_grows() {
+        let store = Arc::new(MemStore::new());
+        let key = SigningKey::from_bytes(&[7; 32]);
+        let verifier = NoteVerifier::new(ORIGIN, key.verifying_key()).unwrap();
+        let (ledger, writer) = Ledger::open(
+            store.clone(),
+            SequencerConfig::for_tests(ORIGIN, &key, EntrySignatures::On, 64, 3),
+        )
+        .unwrap();
+        append(&ledger, 20).await;
+        let pinned = Pinned::at_latest(store.clone()).unwrap().unwrap();
+        let size = pinned.size_pinned();
+        let requests = [
+            ExportRequest {
+                from: 2,
+                to: Some(14),
+                payloads: true,
+                checkpoints_every: 2,
+                ..ExportRequest::default()
+            },
+            ExportRequest::default(),
+            ExportRequest {
+                from: 1,
+                filter: Filter {
+                    model: Some("a".into()),
+                    ..Filter::default()
+                },
+                payloads: true,
+                ..ExportRequest::default()
+            },
+        ];
+        let mut prepared = Vec::new();
+        for request in &requests {
+            prepared.push(
+                Prepared::prepare(&pinned, &verifier, request, 1_800_000_000, &mut no_stop)
+                    .unwrap(),
+            );
+        }
+        // The log grows between the two passes and after them.
+        append(&ledger, 9).await;
+        assert!(store.size().unwrap() > size);
+        let root = tempfile::tempdir().unwrap();
+        for (i, (request, prepared)) in requests.iter().zip(&prepared).enumerate() {
+            let mut archive = Vec::new();
+            prepared
+                .stream(&pinned, &mut archive, &mut no_stop)
+                .unwrap();
+            assert_eq!(archive.len() as u64, prepared.archive_len(), "request {i}");
+            let members = members(&archive);
+            let names: Vec<&str> = members.iter().map(|(name, _)| name.as_str()).collect();
+            assert_eq!(names.last(), Some(&MANIFEST), "request {i}: {names:?}");
+            let mut expected: Vec<&str> = ARCHIVE_ORDER
+                .iter()
+                .copied()
+                .filter(|name| names.contains(name))
+                .collect();
+            expected.push(MANIFEST);
+            assert_eq!(names, expected, "request {i}: fixed order");
+
+            let dir = root.path().join(format!("dir-{i}"));
+            if request.filter.is_empty() {
+                let options = BundleOptions {
+                    payloads: request.payloads,
+                    checkpoints_every: request.checkpoints_every.max(1),
+                };
+                export_bundle(
+                    &pinned,
+                    &verifier,
+                    request.from,
+                    request.to,
+                    &options,
+                    &dir,
+                    |_, _| {},
+                )
+                .unwrap();
+            } else {
+                export_filtered(
+                    &pinned,
+                    &verifier,
+                    request.from,
+                    request.to,
+                    &request.filter,
+                    request.payloads,
+                    &dir,
+                    |_, _| {},
+                )
+                .unwrap();
+            }
+            let streamed: BTreeMap<String, Vec<u8>> = members.into_iter().collect();
+            assert_eq!(streamed, files(&dir), "request {i}");
+        }
+        assert_eq!(
+            prepared[1].exported().to,
+            size,
+            "the whole log is the pinned one"
+        );
+        assert!(prepared[2].is_sparse());
+
+        // An entry changed underneath between the passes is caught, never sent as if whole.
+        store.tamper(|entries, _| {
+            let entry = entries.get_mut(&5).unwrap();
+            let at = entry.len() - 3;
+            entry[at] ^= 1;
+        });
+        let mut archive = Vec::new();
+        let changed = prepared[0].stream(&pinned, &mut archive, &mut no_stop);
+        assert!(
+            matches!(changed, Err(StreamError::Changed("entries.jsonl"))),
+            "{changed:?}"
+        );
+        assert!((archive.len() as u64) < prepared[0].archive_len());
+
+        // A stop asked for by the caller ends the pass.
+        let mut stop = |_: u64, _: u64| Err(ExportError::Stopped);
+        let stopped = prepared[1].stream(&pinned, &mut Vec::new(), &mut stop);
+        assert!(matches!(
+            stopped,
+            Err(StreamError::Export(ExportError::Stopped))
+        ));
+        drop(ledger);
+        tokio::task::spawn_blocking(move || writer.close())
+            .await
+            .unwrap();
+    }
+}
