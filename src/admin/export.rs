@@ -298,7 +298,6 @@ impl Job {
             }
         };
         tracing::info!(
-            size = pinned.size_pinned(),
             request = ?self.request,
             "export: started at the checkpoint of size {}",
             pinned.size_pinned()
