@@ -407,7 +407,8 @@ impl App {
             monitor: monitor.clone(),
             store: store.clone(),
         };
-        let exports = crate::admin::export::Exports::new(store.clone(), ledger.keys());
+        let exports =
+            crate::admin::export::Exports::new(store.clone(), ledger.keys(), metrics.registry())?;
         let keys = ledger.keys();
         let reader = LedgerReader::following(store.clone(), move || keys.get());
         let serving = Arc::new(Serving::new(ServingTable::default()));

@@ -28,6 +28,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
+use prometheus::{IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -68,6 +69,7 @@ pub struct Exports {
 }
 
 struct Inner {
+    metrics: ExportMetrics,
     store: Arc<dyn LedgerStore>,
     keys: KeyInForce,
     slots: Arc<Semaphore>,
@@ -76,11 +78,61 @@ struct Inner {
     next_id: AtomicU64,
 }
 
+/// The metric families of the online exports.
+#[derive(Clone)]
+struct ExportMetrics {
+    exports: IntCounterVec,
+    running: IntGauge,
+    bytes: IntCounter,
+}
+
+/// The `result` label values of `govgate_ledger_exports_total`.
+const RESULTS: [&str; 5] = ["sent", "client_left", "cut", "refused", "busy"];
+
+impl ExportMetrics {
+    fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let metrics = Self {
+            exports: IntCounterVec::new(
+                Opts::new(
+                    "govgate_ledger_exports_total",
+                    "Online exports (GET /admin/ledger/export) by result.",
+                ),
+                &["result"],
+            )?,
+            running: IntGauge::new(
+                "govgate_ledger_exports_running",
+                "Online exports running now.",
+            )?,
+            bytes: IntCounter::new(
+                "govgate_ledger_export_bytes_total",
+                "Archive bytes the online exports handed to their clients.",
+            )?,
+        };
+        registry.register(Box::new(metrics.exports.clone()))?;
+        registry.register(Box::new(metrics.running.clone()))?;
+        registry.register(Box::new(metrics.bytes.clone()))?;
+        for result in RESULTS {
+            metrics.exports.with_label_values(&[result]);
+        }
+        Ok(metrics)
+    }
+
+    fn count(&self, result: &str) {
+        self.exports.with_label_values(&[result]).inc();
+    }
+}
+
 impl Exports {
-    /// Exports of `store`, whose key in force `keys` tells.
-    pub fn new(store: Arc<dyn LedgerStore>, keys: KeyInForce) -> Self {
-        Self {
+    /// Exports of `store`, whose key in force `keys` tells, their metric
+    /// families registered in `registry`.
+    pub fn new(
+        store: Arc<dyn LedgerStore>,
+        keys: KeyInForce,
+        registry: &Registry,
+    ) -> Result<Self, prometheus::Error> {
+        Ok(Self {
             inner: Arc::new(Inner {
+                metrics: ExportMetrics::register(registry)?,
                 store,
                 keys,
                 slots: Arc::new(Semaphore::new(MAX_EXPORTS)),
@@ -88,7 +140,7 @@ impl Exports {
                 stop: CancellationToken::new(),
                 next_id: AtomicU64::new(1),
             }),
-        }
+        })
     }
 
     /// Refuses new exports and stops those running at their next chunk
@@ -205,6 +257,7 @@ async fn export(
         refused
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        inner.metrics.count("busy");
         return refused;
     };
     let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
@@ -218,10 +271,14 @@ async fn export(
         request,
         stop: inner.stop.clone(),
         handle: tokio::runtime::Handle::current(),
+        metrics: inner.metrics.clone(),
     };
     inner.tracker.spawn_blocking(move || {
         let _permit = permit;
-        job.run(ready_tx, body_tx);
+        job.metrics.running.inc();
+        let result = job.run(ready_tx, body_tx);
+        job.metrics.running.dec();
+        job.metrics.count(result);
     });
     // Dropping this future (the client left) drops `ready_rx`: the first
     // pass sees it at its next chunk and stops.
@@ -277,12 +334,18 @@ struct Job {
     request: ExportRequest,
     stop: CancellationToken,
     handle: tokio::runtime::Handle,
+    metrics: ExportMetrics,
 }
 
 type BodyChunk = Result<Bytes, std::io::Error>;
 
 impl Job {
-    fn run(self, ready: oneshot::Sender<Result<Ready, Refusal>>, body: mpsc::Sender<BodyChunk>) {
+    /// Runs the export; its `result` label.
+    fn run(
+        &self,
+        ready: oneshot::Sender<Result<Ready, Refusal>>,
+        body: mpsc::Sender<BodyChunk>,
+    ) -> &'static str {
         let span = tracing::info_span!("export", id = self.id, principal = %self.principal);
         let _entered = span.enter();
         let started = std::time::Instant::now();
@@ -290,11 +353,11 @@ impl Job {
             Ok(Some(pinned)) => pinned,
             Ok(None) => {
                 let _ = ready.send(Err(Refusal::Range("the log is empty".to_owned())));
-                return;
+                return "refused";
             }
             Err(err) => {
                 let _ = ready.send(Err(Refusal::Store(err)));
-                return;
+                return "refused";
             }
         };
         tracing::info!(
@@ -324,11 +387,16 @@ impl Job {
                     ExportError::Store(err) => Refusal::Store(err),
                     ExportError::Stopped | ExportError::Write { .. } => Refusal::Stopping,
                 };
-                if let Refusal::Stopping = refusal {
-                    tracing::info!("export: stopped before it was sent");
+                let result = match refusal {
+                    Refusal::Stopping if ready.is_closed() => "client_left",
+                    Refusal::Stopping => "cut",
+                    _ => "refused",
+                };
+                if result != "refused" {
+                    tracing::info!("export: stopped before it was sent ({result})");
                 }
                 let _ = ready.send(Err(refusal));
-                return;
+                return result;
             }
         };
         let exported = prepared.exported().clone();
@@ -362,7 +430,7 @@ impl Job {
             .is_err()
         {
             tracing::info!("export: the client went away before the archive started");
-            return;
+            return "client_left";
         }
         let mut sink = ChannelWriter {
             tx: body.clone(),
@@ -379,18 +447,23 @@ impl Job {
             })
         };
         let sent = sink.sent;
+        self.metrics.bytes.inc_by(sent);
         let seconds = started.elapsed().as_secs_f64();
         match streamed {
-            Ok(()) => tracing::info!(
-                bytes = sent,
-                seconds,
-                "export: sent entries {}..{} (checkpoint of size {})",
-                exported.from,
-                exported.to,
-                exported.size
-            ),
+            Ok(()) => {
+                tracing::info!(
+                    bytes = sent,
+                    seconds,
+                    "export: sent entries {}..{} (checkpoint of size {})",
+                    exported.from,
+                    exported.to,
+                    exported.size
+                );
+                "sent"
+            }
             Err(_) if body.is_closed() => {
                 tracing::info!(bytes = sent, "export: the client went away; stopped");
+                "client_left"
             }
             Err(err) => {
                 if self.stop.is_cancelled() {
@@ -404,6 +477,7 @@ impl Job {
                 // The body ends in an error: the connection is closed
                 // before the declared length, never looking complete.
                 let _ = body.try_send(Err(std::io::Error::other("export failed")));
+                "cut"
             }
         }
     }

@@ -245,6 +245,21 @@ async fn online_export_refuses_other_roles_runs_one_at_a_time_and_survives_a_cli
     assert!(verified.status.success(), "{}", said(&verified));
     let ready = send(Method::GET, &format!("{}/readyz", gateway.admin), &[], "").await;
     assert_eq!(ready.status, 200, "{}", ready.text());
+    let metrics = gateway
+        .metrics_when(r#"govgate_ledger_exports_total{result="sent"} 1"#)
+        .await;
+    // Busy at least once (the retries above may add more).
+    assert!(
+        !metrics.contains(r#"govgate_ledger_exports_total{result="busy"} 0"#),
+        "{metrics}"
+    );
+    for counted in [
+        r#"govgate_ledger_exports_total{result="client_left"} 1"#,
+        r#"govgate_ledger_exports_total{result="refused"} 1"#,
+        "govgate_ledger_exports_running 0",
+    ] {
+        assert!(metrics.contains(counted), "{counted} in {metrics}");
+    }
 
     // Shutdown cuts a held export rather than wait out the grace (30 s:
     // `stop` gives up after 20).
