@@ -407,8 +407,12 @@ impl App {
             monitor: monitor.clone(),
             store: store.clone(),
         };
-        let exports =
-            crate::admin::export::Exports::new(store.clone(), ledger.keys(), metrics.registry())?;
+        let exports = crate::admin::export::Exports::new(
+            store.clone(),
+            ledger.keys(),
+            witnessing.as_ref().map(|(witnesses, _)| witnesses.clone()),
+            metrics.registry(),
+        )?;
         let keys = ledger.keys();
         let reader = LedgerReader::following(store.clone(), move || keys.get());
         let serving = Arc::new(Serving::new(ServingTable::default()));

@@ -71,6 +71,7 @@ pub struct Exports {
 struct Inner {
     metrics: ExportMetrics,
     store: Arc<dyn LedgerStore>,
+    witnesses: Option<crate::witness::Witnesses>,
     keys: KeyInForce,
     slots: Arc<Semaphore>,
     tracker: TaskTracker,
@@ -123,17 +124,20 @@ impl ExportMetrics {
 }
 
 impl Exports {
-    /// Exports of `store`, whose key in force `keys` tells, their metric
+    /// Exports of `store`, whose key in force `keys` tells, with the
+    /// cosigned checkpoint `witnesses` keep (when configured), their metric
     /// families registered in `registry`.
     pub fn new(
         store: Arc<dyn LedgerStore>,
         keys: KeyInForce,
+        witnesses: Option<crate::witness::Witnesses>,
         registry: &Registry,
     ) -> Result<Self, prometheus::Error> {
         Ok(Self {
             inner: Arc::new(Inner {
                 metrics: ExportMetrics::register(registry)?,
                 store,
+                witnesses,
                 keys,
                 slots: Arc::new(Semaphore::new(MAX_EXPORTS)),
                 tracker: TaskTracker::new(),
@@ -268,6 +272,10 @@ async fn export(
         principal: caller.principal,
         store: inner.store.clone(),
         keys: inner.keys.clone(),
+        cosigned: inner
+            .witnesses
+            .as_ref()
+            .and_then(crate::witness::Witnesses::cosigned),
         request,
         stop: inner.stop.clone(),
         handle: tokio::runtime::Handle::current(),
@@ -331,6 +339,8 @@ struct Job {
     principal: String,
     store: Arc<dyn LedgerStore>,
     keys: KeyInForce,
+    /// The latest cosigned checkpoint when the export started.
+    cosigned: Option<String>,
     request: ExportRequest,
     stop: CancellationToken,
     handle: tokio::runtime::Handle,
@@ -399,6 +409,8 @@ impl Job {
                 return result;
             }
         };
+        let mut prepared = prepared;
+        let cosigned_size = self.add_cosigned(&mut prepared, &verifier);
         let exported = prepared.exported().clone();
         let archive_len = prepared.archive_len();
         let form = if prepared.is_sparse() {
@@ -406,7 +418,7 @@ impl Job {
         } else {
             "contiguous"
         };
-        let headers = vec![
+        let mut headers = vec![
             ("govgate-export-form", form.to_owned()),
             ("govgate-export-from", exported.from.to_string()),
             ("govgate-export-to", exported.to.to_string()),
@@ -422,6 +434,9 @@ impl Job {
                 ),
             ),
         ];
+        if let Some(size) = cosigned_size {
+            headers.push(("govgate-export-cosigned-size", size.to_string()));
+        }
         if ready
             .send(Ok(Ready {
                 archive_len,
@@ -478,6 +493,31 @@ impl Job {
                 // before the declared length, never looking complete.
                 let _ = body.try_send(Err(std::io::Error::other("export failed")));
                 "cut"
+            }
+        }
+    }
+
+    /// Adds the cosigned checkpoint and its consistency proof to the
+    /// bundle's, as the offline export does; its size. The proof is read
+    /// from the whole store: the cosigned checkpoint may be newer than the
+    /// bundle's. One that does not link is left out, with a warning.
+    fn add_cosigned(
+        &self,
+        prepared: &mut Prepared,
+        verifier: &crate::ledger::checkpoint::NoteVerifier,
+    ) -> Option<u64> {
+        use crate::witness::bundle::{COSIGNED_FILE, PROOF_FILE, contents};
+        let cosigned = self.cosigned.as_deref()?;
+        let note = prepared.checkpoint_note().to_owned();
+        match contents(self.store.as_ref(), verifier, &note, cosigned) {
+            Ok((size, proof)) => {
+                prepared.add_member(COSIGNED_FILE, cosigned.as_bytes().to_vec());
+                prepared.add_member(PROOF_FILE, proof.into_bytes());
+                Some(size)
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "export: no cosigned checkpoint added");
+                None
             }
         }
     }

@@ -11,6 +11,7 @@ use super::models::{self, Failure};
 use super::progress::Progress;
 use crate::ledger::export::ExportRequest;
 use crate::ledger::export::stream::{ARCHIVE_ORDER, MANIFEST};
+use crate::witness::bundle::{COSIGNED_FILE, PROOF_FILE};
 use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -63,6 +64,12 @@ fn run(admin_url: &str, out: &Path, request: &ExportRequest, quiet: bool) -> Res
         }
     };
     staging.complete()?;
+    if let Some(size) = summary.headers.get("govgate-export-cosigned-size") {
+        super::print_out(&format!(
+            "added the cosigned checkpoint of size {} ({COSIGNED_FILE})\n",
+            size.to_str().unwrap_or("?")
+        ));
+    }
     let form = if summary.header("govgate-export-form") == "sparse" {
         format!(
             " (sparse: {} selected entries with inclusion proofs)",
@@ -267,7 +274,8 @@ fn unpack(
             .ok()
             .and_then(|path| path.to_str().map(str::to_owned))
             .unwrap_or_default();
-        let known = name == MANIFEST || ARCHIVE_ORDER.contains(&name.as_str());
+        let known = [MANIFEST, COSIGNED_FILE, PROOF_FILE].contains(&name.as_str())
+            || ARCHIVE_ORDER.contains(&name.as_str());
         anyhow::ensure!(
             known && entry.header().entry_type() == tar::EntryType::Regular,
             "the archive holds {name:?}, which is not a bundle file"

@@ -188,6 +188,14 @@ impl Plan {
         }
     }
 
+    /// The bundle's checkpoint (its `checkpoint.txt`).
+    pub(crate) fn note(&self) -> &str {
+        match self {
+            Plan::Contiguous(plan) => plan.note(),
+            Plan::Sparse(plan) => plan.note(),
+        }
+    }
+
     /// The manifest of the files `tallies` describes.
     pub(crate) fn manifest(
         &self,

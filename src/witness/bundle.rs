@@ -39,19 +39,34 @@ pub fn write(
     dir: &Path,
     cosigned: &str,
 ) -> Result<u64, CosignedError> {
+    let bundle_note = std::fs::read_to_string(dir.join(CHECKPOINT_FILE)).map_err(|err| {
+        CosignedError::Io(format!("{}: {err}", dir.join(CHECKPOINT_FILE).display()))
+    })?;
+    let (witnessed, proof) = contents(store, log, &bundle_note, cosigned)?;
+    for (name, content) in [(COSIGNED_FILE, cosigned), (PROOF_FILE, proof.as_str())] {
+        std::fs::write(dir.join(name), content)
+            .map_err(|err| CosignedError::Io(format!("{}: {err}", dir.join(name).display())))?;
+    }
+    Ok(witnessed)
+}
+
+/// The size of `cosigned` and the text of [`PROOF_FILE`] linking it to a
+/// bundle whose checkpoint is `bundle_note`, read from `store` (which must
+/// hold both sizes).
+pub fn contents(
+    store: &dyn LedgerStore,
+    log: &NoteVerifier,
+    bundle_note: &str,
+    cosigned: &str,
+) -> Result<(u64, String), CosignedError> {
     let bad = |what: String| CosignedError::Bad(what);
-    let read = |name: &str| {
-        std::fs::read_to_string(dir.join(name))
-            .map_err(|err| CosignedError::Io(format!("{}: {err}", dir.join(name).display())))
-    };
-    let bundle_note = read(CHECKPOINT_FILE)?;
     let size_of = |note: &str| {
         log.open(note)
             .ok()
             .and_then(|body| Checkpoint::parse(body).ok())
             .map(|c| c.size)
     };
-    let bundle = size_of(&bundle_note).ok_or_else(|| bad("the bundle's checkpoint".into()))?;
+    let bundle = size_of(bundle_note).ok_or_else(|| bad("the bundle's checkpoint".into()))?;
     let witnessed = size_of(cosigned).ok_or_else(|| {
         bad("the kept cosigned checkpoint is not signed by this log's key".into())
     })?;
@@ -66,11 +81,7 @@ pub fn write(
         .iter()
         .map(|hash| format!("{}\n", BASE64.encode(hash)))
         .collect();
-    for (name, content) in [(COSIGNED_FILE, cosigned), (PROOF_FILE, text.as_str())] {
-        std::fs::write(dir.join(name), content)
-            .map_err(|err| CosignedError::Io(format!("{}: {err}", dir.join(name).display())))?;
-    }
-    Ok(witnessed)
+    Ok((witnessed, text))
 }
 
 /// What a checked cosigned checkpoint says.

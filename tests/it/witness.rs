@@ -269,6 +269,55 @@ async fn witnesses_cosign_the_log_and_verifiers_apply_a_k_of_n_policy() {
         "{after}"
     );
     assert_eq!(cosigned(&gateway).await.text(), note);
+
+    // An export from the running gateway carries it too, with the proof
+    // linking it to the bundle's checkpoint, and meets the policy.
+    let online = gateway.dir.path().join("online-bundle");
+    let admin = gateway.admin.clone();
+    let out = online.clone();
+    let exported = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
+            .args(["export", "--admin-url", &admin, "--out"])
+            .arg(&out)
+            .env(
+                "GOVGATE_TOKEN",
+                crate::support::governance::token("auditor"),
+            )
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        exported.status.success(),
+        "{}",
+        String::from_utf8_lossy(&exported.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&exported.stdout).contains("added the cosigned checkpoint"),
+        "{}",
+        String::from_utf8_lossy(&exported.stdout)
+    );
+    assert_eq!(
+        std::fs::read_to_string(online.join("cosigned-checkpoint.txt")).unwrap(),
+        note
+    );
+    let online_policy = std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
+        .args([
+            "verify",
+            "--bundle",
+            online.to_str().unwrap(),
+            "--vkey",
+            &gateway.vkey,
+        ])
+        .args(["--witness", &w1_arg, "--witness-threshold", "1"])
+        .output()
+        .unwrap();
+    assert!(
+        online_policy.status.success(),
+        "{}",
+        String::from_utf8_lossy(&online_policy.stderr)
+    );
     gateway.stop().await;
 
     // The bundle carries it, with the consistency proof to its own checkpoint.

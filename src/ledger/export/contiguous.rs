@@ -52,6 +52,11 @@ impl Plan {
         })
     }
 
+    /// The bundle's checkpoint (its `checkpoint.txt`).
+    pub(crate) fn note(&self) -> &str {
+        &self.note
+    }
+
     fn scan(&self, store: &dyn LedgerStore) -> Result<&Scan, ExportError> {
         if let Some(scan) = self.scan.get() {
             return Ok(scan);

@@ -146,6 +146,11 @@ impl Plan {
         })
     }
 
+    /// The bundle's checkpoint (its `checkpoint.txt`).
+    pub(crate) fn note(&self) -> &str {
+        &self.note
+    }
+
     /// Produces entries, proofs, signatures, payloads and checkpoint (each
     /// only when `out` wants it). Nothing selected is
     /// [`ExportError::Range`]: no bundle rather than an empty one that

@@ -12,7 +12,9 @@
 //! is known before its first byte (the HTTP answer's `Content-Length`).
 //!
 //! Archive layout (POSIX ustar, docs/operations.md): the bundle's files in
-//! the fixed order of [`ARCHIVE_ORDER`], those the bundle has, then
+//! the fixed order of [`ARCHIVE_ORDER`], those the bundle has, then the
+//! members added beside the bundle ([`Prepared::add_member`]: the cosigned
+//! checkpoint and its proof, as the offline export adds them), then
 //! `manifest.json` last, then the two zero blocks that end an archive.
 //! Every member is a regular file of mode 0644 with no directory part.
 
@@ -51,6 +53,8 @@ pub struct Prepared {
     plan: Plan,
     /// `(name, tally)` of each file of the bundle, in archive order.
     files: Vec<(&'static str, Tally)>,
+    /// Members beside the bundle's files, not in its manifest.
+    extra: Vec<(&'static str, Vec<u8>)>,
     manifest: Vec<u8>,
     exported: Exported,
     mtime: u64,
@@ -80,10 +84,22 @@ impl Prepared {
         Ok(Prepared {
             plan,
             files,
+            extra: Vec::new(),
             manifest: format!("{manifest:#}\n").into_bytes(),
             exported,
             mtime,
         })
+    }
+
+    /// The bundle's checkpoint (its `checkpoint.txt`).
+    pub fn checkpoint_note(&self) -> &str {
+        self.plan.note()
+    }
+
+    /// Adds a file beside the bundle's own (written after them, before
+    /// the manifest, which does not list it).
+    pub fn add_member(&mut self, name: &'static str, bytes: Vec<u8>) {
+        self.extra.push((name, bytes));
     }
 
     /// What the bundle holds.
@@ -110,6 +126,11 @@ impl Prepared {
         self.files
             .iter()
             .map(|(_, tally)| member(tally.bytes))
+            .chain(
+                self.extra
+                    .iter()
+                    .map(|(_, bytes)| member(bytes.len() as u64)),
+            )
             .sum::<u64>()
             + member(self.manifest.len() as u64)
             + 2 * BLOCK
@@ -146,10 +167,15 @@ impl Prepared {
             }
             pad(sink, expected.bytes)?;
         }
-        self.header(sink, MANIFEST, self.manifest.len() as u64)?;
-        sink.write_all(&self.manifest)
-            .map_err(StreamError::Closed)?;
-        pad(sink, self.manifest.len() as u64)?;
+        let extra = self
+            .extra
+            .iter()
+            .map(|(name, bytes)| (*name, bytes.as_slice()));
+        for (name, bytes) in extra.chain(std::iter::once((MANIFEST, self.manifest.as_slice()))) {
+            self.header(sink, name, bytes.len() as u64)?;
+            sink.write_all(bytes).map_err(StreamError::Closed)?;
+            pad(sink, bytes.len() as u64)?;
+        }
         sink.write_all(&[0; 2 * BLOCK as usize])
             .and_then(|()| sink.flush())
             .map_err(StreamError::Closed)
