@@ -613,7 +613,7 @@ impl<'s> Paced<'s> {
         if (self.stop)() {
             return Err(ExportError::Stopped);
         }
-        if done % PACE_EVERY == 0 {
+        if done.is_multiple_of(PACE_EVERY) {
             self.pace.rest(self.stop);
             if self.logged.elapsed() >= LOG_EVERY {
                 tracing::info!("export: {} entries, {done} of {total}", self.what);

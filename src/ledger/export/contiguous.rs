@@ -86,11 +86,10 @@ impl Plan {
         let mut payload_count = 0u64;
         if want_entries || want_signatures || want_payloads {
             for seq in from..to {
-                if want_signatures {
-                    if let Some(signature) = store.entry_signature(seq)? {
-                        let line = serde_json::json!({ "seq": seq, "signature": BASE64.encode(signature) });
-                        out.append("signatures.jsonl", format!("{line}\n").as_bytes())?;
-                    }
+                if want_signatures && let Some(signature) = store.entry_signature(seq)? {
+                    let line =
+                        serde_json::json!({ "seq": seq, "signature": BASE64.encode(signature) });
+                    out.append("signatures.jsonl", format!("{line}\n").as_bytes())?;
                 }
                 if want_entries {
                     let mut entry = store
@@ -99,13 +98,11 @@ impl Plan {
                     entry.push(b'\n');
                     out.append("entries.jsonl", &entry)?;
                 }
-                if want_payloads {
-                    if let Some(record) = store.payload(seq)? {
-                        let line = payload_line(seq, &record)
-                            .ok_or_else(|| StoreError::Corrupt(format!("payload {seq}")))?;
-                        out.append("payloads.jsonl", line.as_bytes())?;
-                        payload_count += 1;
-                    }
+                if want_payloads && let Some(record) = store.payload(seq)? {
+                    let line = payload_line(seq, &record)
+                        .ok_or_else(|| StoreError::Corrupt(format!("payload {seq}")))?;
+                    out.append("payloads.jsonl", line.as_bytes())?;
+                    payload_count += 1;
                 }
                 progress(seq - from + 1, to - from)?;
             }

@@ -74,19 +74,21 @@ fn write_one(
         let line = serde_json::json!({ "seq": seq, "path": path });
         out.append("proofs.jsonl", format!("{line}\n").as_bytes())?;
     }
-    if sign && out.wants("signatures.jsonl") {
-        if let Some(signature) = store.entry_signature(seq)? {
-            let line = serde_json::json!({ "seq": seq, "signature": BASE64.encode(signature) });
-            out.append("signatures.jsonl", format!("{line}\n").as_bytes())?;
-        }
+    if sign
+        && out.wants("signatures.jsonl")
+        && let Some(signature) = store.entry_signature(seq)?
+    {
+        let line = serde_json::json!({ "seq": seq, "signature": BASE64.encode(signature) });
+        out.append("signatures.jsonl", format!("{line}\n").as_bytes())?;
     }
-    if with_payloads && out.wants("payloads.jsonl") {
-        if let Some(record) = store.payload(seq)? {
-            let line = payload_line(seq, &record)
-                .ok_or_else(|| StoreError::Corrupt(format!("payload {seq}")))?;
-            out.append("payloads.jsonl", line.as_bytes())?;
-            return Ok(true);
-        }
+    if with_payloads
+        && out.wants("payloads.jsonl")
+        && let Some(record) = store.payload(seq)?
+    {
+        let line = payload_line(seq, &record)
+            .ok_or_else(|| StoreError::Corrupt(format!("payload {seq}")))?;
+        out.append("payloads.jsonl", line.as_bytes())?;
+        return Ok(true);
     }
     Ok(false)
 }
