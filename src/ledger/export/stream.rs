@@ -158,6 +158,12 @@ impl Prepared {
             };
             match self.plan.write(store, &mut one, progress) {
                 Ok(_) => {}
+                // `Limited` refused bytes beyond the first pass's length.
+                Err(ExportError::Write { source, .. })
+                    if source.kind() == std::io::ErrorKind::InvalidData =>
+                {
+                    return Err(StreamError::Changed(name));
+                }
                 Err(ExportError::Write { source, .. }) => return Err(StreamError::Closed(source)),
                 Err(err) => return Err(err.into()),
             }
@@ -212,7 +218,8 @@ struct Limited<'w> {
 impl Write for Limited<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         if buf.len() as u64 > self.left {
-            return Err(std::io::Error::other(
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
                 "a bundle file is longer than in the first pass",
             ));
         }
@@ -421,6 +428,19 @@ mod tests {
             "{changed:?}"
         );
         assert!((archive.len() as u64) < prepared[0].archive_len());
+
+        // One that grew is refused before it runs over its member's length.
+        store.tamper(|entries, _| {
+            entries.get_mut(&5).unwrap().extend_from_slice(b"  ");
+        });
+        let mut archive = Vec::new();
+        let grown = prepared[1].stream(&pinned, &mut archive, &mut no_stop);
+        assert!(
+            matches!(grown, Err(StreamError::Changed("entries.jsonl"))),
+            "{grown:?}"
+        );
+        let entries_len = prepared[1].files[0].1.bytes;
+        assert!((archive.len() as u64) <= BLOCK + entries_len);
 
         // A stop asked for by the caller ends the pass.
         let mut stop = |_: u64, _: u64| Err(ExportError::Stopped);
