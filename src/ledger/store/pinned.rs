@@ -5,8 +5,11 @@
 //! that size, however many batches are committed meanwhile.
 //!
 //! Everything at or below a committed checkpoint is immutable (entries,
-//! tree nodes, signatures, index rows; payloads change only by an offline
-//! `erase`), so passing reads through under the size is enough.
+//! tree nodes, signatures, index rows), so passing reads through under the
+//! size is enough. Payloads are the exception: an erasure removes them,
+//! online too, so a reader that reads one twice may find it gone (the
+//! online export then stops rather than send a bundle that disagrees with
+//! itself).
 
 use super::{CommitBatch, LedgerStore, StoreError};
 use crate::ledger::tree::Hash;
