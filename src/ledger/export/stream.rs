@@ -254,6 +254,7 @@ mod tests {
         EntryBody::Decision(Box::new(Decision {
             id: DecisionId::random(),
             caller: "alice".into(),
+            subject: None,
             route: Route::KserveInfer,
             protocol: None,
             model: Some(model.into()),
