@@ -122,7 +122,9 @@ fn caller_missing(state: &ProxyState, draft: &Draft, parts: &mut Parts) -> Optio
     if let Some(refusal) = draft.caller_refusal {
         return Some(ProxyError::CallerUnauthenticated(refusal));
     }
-    if draft.api_key.is_some() {
+    // Whichever way the caller was named (a client certificate wins), a
+    // gateway key stays here.
+    if !state.auth.api_keys.is_empty() && super::callers::gateway_key(&parts.headers).is_some() {
         parts.headers.remove(http::header::AUTHORIZATION);
     }
     (state.require_caller && draft.caller == "anonymous")

@@ -7,6 +7,7 @@ use crate::models;
 use crate::support::{Gateway, TestUpstream};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls::pki_types::{CertificateDer, ServerName};
+use sha2::Digest;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -467,9 +468,16 @@ async fn a_client_certificate_names_the_caller_and_one_from_another_ca_is_refuse
             client_ca.display()
         )
     };
+    // An API key too, which the certificate outranks; it never goes upstream.
+    let key = "ggk_certificate-and-key";
+    let key_sha256 = format!("{:x}", sha2::Sha256::digest(key.as_bytes()));
     let gateway = Gateway::start_with(
         &tls_section("public_tls", certs.path(), 0),
-        &format!("{}{}", mtls(false), models(&upstream.url())),
+        &format!(
+            "{}[[auth.api_keys]]\nid = \"k1\"\ncaller = \"svc-key\"\nkey_sha256 = \"{key_sha256}\"\n{}",
+            mtls(false),
+            models(&upstream.url())
+        ),
     )
     .await;
     let spiffe = "spiffe://bank.example/ns/lending/sa/svc-loans";
@@ -487,6 +495,32 @@ async fn a_client_certificate_names_the_caller_and_one_from_another_ca_is_refuse
     .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(last_decision(&gateway).await["caller"], spiffe);
+    let mut stream = connect(
+        &clients.client_with_roots_of(&ca, clients.client_identity(spiffe)),
+        &gateway.public,
+    )
+    .await;
+    let request = format!(
+        "POST /v2/models/scorer/infer HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Bearer {key}\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert_eq!(
+        last_decision(&gateway).await["caller"],
+        spiffe,
+        "the certificate outranks the key"
+    );
+    let sent = upstream.seen().pop().unwrap();
+    assert!(
+        sent.headers.get("authorization").is_none(),
+        "the gateway key went upstream"
+    );
 
     // Without a certificate (not required): served, the caller as before.
     let mut stream = connect(&ca.client(&[&rustls::version::TLS13]), &gateway.public).await;
