@@ -121,9 +121,20 @@ async fn a_store_failing_in_the_background_makes_the_gateway_unready_and_it_reco
  {
     let upstream = TestUpstream::start().await;
     let dir = tempfile::tempdir().unwrap();
-    let wal = Arc::new(WalStore::open(dir.path(), Arc::new(MemStore::new())).unwrap());
+    let inner = Arc::new(MemStore::new());
+    let wal = Arc::new(WalStore::open(dir.path(), inner.clone()).unwrap());
     let (base, _admin, stop, server) = start_on_store(&upstream, "", wal.clone()).await;
     let infer = format!("{base}/v2/models/scorer/infer");
+    // The start's own entries reach the store behind first (the applier's
+    // tick): the fault is meant for the request's batch, not for them.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while inner.size().unwrap() < wal.size().unwrap() {
+        assert!(
+            Instant::now() < deadline,
+            "the start's entries were never applied"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     wal.faults().fail_applies(1);
     // Acknowledged from the write-ahead file; the store behind fails to
     // take it on the applier's next tick. No request follows.
