@@ -71,7 +71,7 @@ pub(crate) fn identify(
     headers: &HeaderMap,
     peer: Option<IpAddr>,
     client_certificate: Option<&CertificateDer<'_>>,
-    now_unix: i64,
+    now_unix: impl Fn() -> i64,
 ) -> Identified {
     if let (Some(mtls), Some(certificate)) = (&auth.mtls, client_certificate) {
         // The listener verified the chain; only the name is read here.
@@ -91,7 +91,7 @@ pub(crate) fn identify(
     {
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         return match auth.api_keys.get(&hash) {
-            Some(key) if key.expires_unix.is_some_and(|at| now_unix >= at) => Identified {
+            Some(key) if key.expires_unix.is_some_and(|at| now_unix() >= at) => Identified {
                 refusal: Some(Refusal::ExpiredKey),
                 ..Identified::default()
             },
@@ -200,7 +200,7 @@ mod tests {
 
     fn who(auth: &AuthConfig, pairs: &[(&'static str, &str)]) -> Identified {
         let caller_header = HeaderName::from_static("x-govgate-caller");
-        identify(auth, &caller_header, &headers(pairs), None, None, 1_000)
+        identify(auth, &caller_header, &headers(pairs), None, None, || 1_000)
     }
 
     #[test]

@@ -88,9 +88,6 @@ async fn guard(
 /// Starts the decision for a request: fresh id, caller identity and
 /// path, each capped as the record keeps it.
 fn begin(state: &ProxyState, parts: &Parts, route: Route) -> Draft {
-    let now_unix = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs() as i64);
     let identified = super::callers::identify(
         &state.auth,
         &state.caller_header,
@@ -100,7 +97,12 @@ fn begin(state: &ProxyState, parts: &Parts, route: Route) -> Draft {
             .extensions
             .get::<crate::listener::ClientCertificate>()
             .map(|certificate| certificate.0.as_ref()),
-        now_unix,
+        // Read only for a key with an expiry: most requests need no clock.
+        || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_secs() as i64)
+        },
     );
     let caller = Capped::new(
         identified.caller.as_deref().unwrap_or("anonymous"),

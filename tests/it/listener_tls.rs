@@ -535,25 +535,11 @@ async fn a_client_certificate_names_the_caller_and_one_from_another_ca_is_refuse
 
     // A certificate from a CA the gateway does not trust: no handshake.
     let stranger = Ca::new();
-    let tcp = TcpStream::connect(addr_of(&gateway.public)).await.unwrap();
-    let refused = stranger
-        .client_with_roots_of(
-            &ca,
-            stranger.client_identity("spiffe://evil.example/svc-loans"),
-        )
-        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
-        .await;
-    let refused = match refused {
-        Err(_) => true,
-        // TLS 1.3: the server's refusal arrives with the first read.
-        Ok(mut stream) => {
-            let _ = stream
-                .write_all(b"GET /v2/health/live HTTP/1.1\r\nhost: x\r\n\r\n")
-                .await;
-            let mut buf = [0u8; 64];
-            !matches!(stream.read(&mut buf).await, Ok(n) if n > 0)
-        }
-    };
+    let connector = stranger.client_with_roots_of(
+        &ca,
+        stranger.client_identity("spiffe://evil.example/svc-loans"),
+    );
+    let refused = handshake_refused(&connector, &gateway.public).await;
     assert!(refused, "a certificate from an unknown CA was accepted");
 
     let mut gateway = gateway;
@@ -562,21 +548,7 @@ async fn a_client_certificate_names_the_caller_and_one_from_another_ca_is_refuse
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, text.replace("required = false", "required = true")).unwrap();
     gateway.restart().await;
-    let tcp = TcpStream::connect(addr_of(&gateway.public)).await.unwrap();
-    let without = ca
-        .client(&[&rustls::version::TLS13])
-        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
-        .await;
-    let refused = match without {
-        Err(_) => true,
-        Ok(mut stream) => {
-            let _ = stream
-                .write_all(b"GET /v2/health/live HTTP/1.1\r\nhost: x\r\n\r\n")
-                .await;
-            let mut buf = [0u8; 64];
-            !matches!(stream.read(&mut buf).await, Ok(n) if n > 0)
-        }
-    };
+    let refused = handshake_refused(&ca.client(&[&rustls::version::TLS13]), &gateway.public).await;
     assert!(
         refused,
         "required: a client without a certificate was served"
@@ -588,6 +560,25 @@ async fn a_client_certificate_names_the_caller_and_one_from_another_ca_is_refuse
     .await;
     let (status, _) = exchange(&mut stream, "GET", "/v2/health/live", "").await;
     assert_eq!(status, 200);
+}
+
+/// Whether the gateway refuses `connector`'s handshake: at once, or (TLS
+/// 1.3, where the client finishes first) with the first read.
+async fn handshake_refused(connector: &TlsConnector, url: &str) -> bool {
+    let tcp = TcpStream::connect(addr_of(url)).await.unwrap();
+    let shaken = connector
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await;
+    match shaken {
+        Err(_) => true,
+        Ok(mut stream) => {
+            let _ = stream
+                .write_all(b"GET /v2/health/live HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await;
+            let mut buf = [0u8; 64];
+            !matches!(stream.read(&mut buf).await, Ok(n) if n > 0)
+        }
+    }
 }
 
 /// The latest decision entry, read on the (plain) admin listener.

@@ -4,7 +4,7 @@
 //! (which the exporter never writes) are verified in memory instead.
 
 use super::*;
-use crate::decision::{Capture, Decision, DecisionId, EntrySignatures, Outcome, Route, Timings};
+use crate::decision::{Decision, EntrySignatures, fixture};
 use crate::ledger::entry::EntryBody;
 use crate::ledger::export::{BundleOptions, export_bundle};
 use crate::ledger::memstore::MemStore;
@@ -21,23 +21,9 @@ fn verifier() -> NoteVerifier {
 
 fn decision() -> EntryBody {
     EntryBody::Decision(Box::new(Decision {
-        id: DecisionId::random(),
-        caller: "alice".into(),
-        route: Route::KserveInfer,
-        protocol: None,
-        model: Some("m".into()),
-        version: Some("1".into()),
-        approval_seq: None,
-        path: "/v2/models/m/infer".into(),
-        cut: Default::default(),
-        subject: None,
-        policy: None,
-        outcome: Outcome::Served,
-        status: 200,
-        error_code: None,
-        timings: Timings::default(),
-        request: Capture::of_complete(&bytes::Bytes::from_static(b"{\"in\":1}"), 64),
-        response: Capture::of_complete(&bytes::Bytes::from_static(b"{\"out\":2}"), 64),
+        request: fixture::captured(b"{\"in\":1}"),
+        response: fixture::captured(b"{\"out\":2}"),
+        ..fixture::streamed_chat()
     }))
 }
 
