@@ -315,6 +315,8 @@ pub(super) struct ExportRange<'a> {
     pub(super) payloads: bool,
     /// Every K-th batch checkpoint carried (contiguous bundles).
     pub(super) checkpoints_every: u64,
+    /// Chunked (`govgate-bundle/3`), contiguous bundles only.
+    pub(super) chunks: Option<crate::ledger::export::Chunking>,
 }
 
 pub(super) fn export(
@@ -334,6 +336,7 @@ pub(super) fn export(
         let options = crate::ledger::export::BundleOptions {
             payloads,
             checkpoints_every: what.checkpoints_every,
+            chunks: what.chunks,
         };
         export_bundle(&store, &verifier, from, to, &options, written, update)
     } else {
@@ -354,7 +357,13 @@ pub(super) fn export(
         return Err(err);
     }
     staging.complete()?;
-    let form = if filter.is_empty() {
+    let form = if let Some(chunks) = what.chunks.filter(|_| filter.is_empty()) {
+        format!(
+            " (chunked: at most {} entries a chunk, compression {})",
+            chunks.entries,
+            chunks.compression.name()
+        )
+    } else if filter.is_empty() {
         String::new()
     } else {
         format!(

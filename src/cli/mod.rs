@@ -213,6 +213,17 @@ enum Command {
         /// checkpoints, so 1 locates it most precisely.
         #[arg(long, value_name = "K", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
         checkpoints_every: u64,
+        /// Split the entries, signatures and payloads into chunks of at
+        /// most N entries each, every chunk ending at a carried checkpoint
+        /// (a `govgate-bundle/3` bundle; contiguous offline exports only).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..),
+              conflicts_with_all = ["since", "until", "model", "admin_url"])]
+        chunk_entries: Option<u64>,
+        /// Compress each chunk file (zstd, gzip, or none); alone, it
+        /// implies --chunk-entries 1000000.
+        #[arg(long, value_name = "zstd|gzip|none", value_parser = parse_compression,
+              conflicts_with_all = ["since", "until", "model", "admin_url"])]
+        compress: Option<crate::ledger::export::Compression>,
     },
     /// Erase decisions' payloads (salts and captured bodies), each erasure
     /// recorded as an entry first: on a (stopped) gateway's ledger, or with
@@ -462,7 +473,15 @@ pub fn main() -> ExitCode {
             payloads,
             quiet,
             checkpoints_every,
+            chunk_entries,
+            compress,
         } => {
+            let chunks = (chunk_entries.is_some() || compress.is_some()).then(|| {
+                crate::ledger::export::Chunking {
+                    entries: chunk_entries.unwrap_or(crate::ledger::export::DEFAULT_CHUNK_ENTRIES),
+                    compression: compress.unwrap_or(crate::ledger::export::Compression::None),
+                }
+            });
             let filter = crate::ledger::export::Filter {
                 since,
                 until,
@@ -484,6 +503,7 @@ pub fn main() -> ExitCode {
                 filter: &filter,
                 payloads,
                 checkpoints_every,
+                chunks,
             };
             ledger::export(ledger.source(), &out, &what, quiet)
         }
@@ -569,6 +589,11 @@ pub(crate) fn load_offline_config(
 
 /// Checks an RFC 3339 time on the command line, keeping the text as given
 /// (a bundle's manifest repeats it).
+fn parse_compression(text: &str) -> Result<crate::ledger::export::Compression, String> {
+    crate::ledger::export::Compression::parse(text)
+        .ok_or_else(|| format!("{text:?}: zstd, gzip or none"))
+}
+
 fn parse_time(text: &str) -> Result<String, crate::ledger::export::TimeError> {
     crate::ledger::export::UtcTime::parse(text).map(|_| text.to_owned())
 }

@@ -143,12 +143,16 @@ fn remove_interrupted(dir: &Path, out: &Path) -> anyhow::Result<()> {
     std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))
 }
 
-/// Syncs every file in `dir` (a bundle has no subdirectories), then `dir`.
+/// Syncs every file in `dir` and its subdirectories (a chunked bundle's
+/// `chunks/A/`), then each directory.
 fn sync_dir_files(dir: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        if entry.file_type()?.is_file() {
+        let kind = entry.file_type()?;
+        if kind.is_file() {
             File::open(entry.path())?.sync_all()?;
+        } else if kind.is_dir() {
+            sync_dir_files(&entry.path())?;
         }
     }
     File::open(dir)?.sync_all()

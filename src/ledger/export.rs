@@ -5,6 +5,8 @@
 //! produced through [`out::BundleOut`]: into a directory here, or as a
 //! tar stream from a running gateway ([`stream`]).
 
+mod chunked;
+mod compress;
 mod contiguous;
 mod evidence;
 pub(crate) mod out;
@@ -12,6 +14,8 @@ pub(crate) mod select;
 mod sparse;
 pub mod stream;
 
+pub use chunked::{Chunking, DEFAULT_CHUNK_ENTRIES};
+pub use compress::Compression;
 pub use evidence::SIGNATURES_KIND;
 
 pub use select::{TimeError, UtcTime};
@@ -48,6 +52,8 @@ pub enum ExportError {
 
 /// `format` of the contiguous bundles this code writes.
 pub const CONTIGUOUS_FORMAT_2: &str = "govgate-bundle/2";
+/// `format` of the chunked contiguous bundles (section 8.4).
+pub const CONTIGUOUS_FORMAT_3: &str = "govgate-bundle/3";
 
 /// Every file a bundle may hold besides `manifest.json`, as the manifest's
 /// `files` lists them.
@@ -68,14 +74,18 @@ pub struct BundleOptions {
     pub payloads: bool,
     /// Carry every K-th batch checkpoint of the range (1: every one).
     pub checkpoints_every: u64,
+    /// Split into chunks (`govgate-bundle/3`); `None`: one file each
+    /// (`govgate-bundle/2`).
+    pub chunks: Option<Chunking>,
 }
 
 impl BundleOptions {
-    /// Every checkpoint; payloads as said.
+    /// Every checkpoint; payloads as said; not chunked.
     pub fn payloads(payloads: bool) -> Self {
         Self {
             payloads,
             checkpoints_every: 1,
+            chunks: None,
         }
     }
 }
@@ -114,12 +124,24 @@ pub fn export_bundle(
         source,
     })?;
     let mut files = out::DirOut::new(out);
-    let exported = plan.write(store, &mut files, &mut |done, total| {
+    let mut progress = |done, total| {
         progress(done, total);
         Ok(())
-    })?;
-    let tallies = files.finish()?;
-    let manifest = plan.manifest(store, verifier, &tallies)?;
+    };
+    let (exported, manifest) = match options.chunks {
+        None => {
+            let exported = plan.write(store, &mut files, &mut progress)?;
+            let tallies = files.finish()?;
+            (exported, plan.manifest(store, verifier, &tallies)?)
+        }
+        Some(chunking) => {
+            let (exported, chunks) =
+                plan.write_chunked(store, &mut files, chunking, &mut progress)?;
+            let tallies = files.finish()?;
+            let manifest = plan.manifest_chunked(store, verifier, &tallies, chunking, &chunks)?;
+            (exported, manifest)
+        }
+    };
     write_file(out, "manifest.json", format!("{manifest:#}\n").as_bytes())?;
     Ok(exported)
 }
@@ -157,9 +179,11 @@ impl Plan {
         request: &ExportRequest,
     ) -> Result<Self, ExportError> {
         if request.filter.is_empty() {
+            // The online export writes one tar stream: never chunked.
             let options = BundleOptions {
                 payloads: request.payloads,
                 checkpoints_every: request.checkpoints_every.max(1),
+                chunks: None,
             };
             contiguous::Plan::new(store, request.from, request.to, options).map(Plan::Contiguous)
         } else {

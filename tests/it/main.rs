@@ -9,6 +9,7 @@ mod audit;
 mod audit_sample;
 mod bundle_evidence;
 mod callers;
+mod chunked_export;
 mod cli;
 mod connections;
 mod decisions;

@@ -3,9 +3,12 @@
 //! checkpoint, with the subtree hashes left of the range, the carried
 //! checkpoints and the context entries ([`super::evidence`]).
 
+use super::chunked::{self, Chunk, Chunking};
 use super::evidence::{self, Scan};
 use super::out::{BundleOut, Tallies};
-use super::{BundleOptions, CONTIGUOUS_FORMAT_2, ExportError, Exported, payload_line};
+use super::{
+    BundleOptions, CONTIGUOUS_FORMAT_2, CONTIGUOUS_FORMAT_3, ExportError, Exported, payload_line,
+};
 use crate::ledger::checkpoint::NoteVerifier;
 use crate::ledger::store::{LedgerStore, StoreError, StoreNodes};
 use crate::ledger::tree::Frontier;
@@ -121,6 +124,73 @@ impl Plan {
             entries: to - from,
             payloads: payload_count,
         })
+    }
+
+    /// Produces the chunks of a `govgate-bundle/3` bundle into `out`'s
+    /// directory, then checkpoint, carried checkpoints and context as
+    /// [`Plan::write`] does; the chunks written, for the manifest.
+    pub(crate) fn write_chunked(
+        &self,
+        store: &dyn LedgerStore,
+        out: &mut super::out::DirOut,
+        chunking: Chunking,
+        progress: &mut dyn FnMut(u64, u64) -> Result<(), ExportError>,
+    ) -> Result<(Exported, Vec<Chunk>), ExportError> {
+        let (from, to) = (self.from, self.to);
+        let found = self.scan(store)?;
+        let job = chunked::Job {
+            store,
+            found,
+            from,
+            to,
+            every: self.options.checkpoints_every,
+            payloads: self.options.payloads,
+            chunking,
+            dir: out.dir(),
+        };
+        let written = job.write(progress)?;
+        out.append("checkpoint.txt", self.note.as_bytes())?;
+        evidence::write(out, store, found, from, to, self.options.checkpoints_every)?;
+        let exported = Exported {
+            from,
+            to,
+            size: to,
+            entries: to - from,
+            payloads: written.payloads,
+        };
+        Ok((exported, written.chunks))
+    }
+
+    /// The manifest of a `govgate-bundle/3` bundle: that of
+    /// [`Plan::manifest`] with its format, compression and chunks, and
+    /// every file (the chunks' too) listed with its stored length.
+    pub(crate) fn manifest_chunked(
+        &self,
+        store: &dyn LedgerStore,
+        verifier: &NoteVerifier,
+        tallies: &Tallies,
+        chunking: Chunking,
+        chunks: &[Chunk],
+    ) -> Result<serde_json::Value, ExportError> {
+        let mut manifest = self.manifest(store, verifier, tallies)?;
+        let mut files = tallies.file_list_with_bytes();
+        for chunk in chunks {
+            for (name, stored) in &chunk.files {
+                files.insert(
+                    name.clone(),
+                    serde_json::json!({
+                        "lines": stored.lines,
+                        "sha256": stored.sha256,
+                        "bytes": stored.bytes,
+                    }),
+                );
+            }
+        }
+        manifest["format"] = CONTIGUOUS_FORMAT_3.into();
+        manifest["compression"] = chunking.compression.name().into();
+        manifest["chunks"] = chunks.iter().map(Chunk::member).collect();
+        manifest["files"] = serde_json::Value::Object(files);
+        Ok(manifest)
     }
 
     /// The manifest of the files `tallies` describes.

@@ -37,7 +37,7 @@ pub(crate) struct Scan {
     pub(crate) erasures_after: Vec<u64>,
 }
 
-fn has(entry: &[u8], mark: &[u8]) -> bool {
+pub(super) fn has(entry: &[u8], mark: &[u8]) -> bool {
     entry.windows(mark.len()).any(|w| w == mark)
 }
 
@@ -94,12 +94,7 @@ pub(crate) fn write(
     to: u64,
     every: u64,
 ) -> Result<(), ExportError> {
-    let latest = store.latest_checkpoint()?.map_or(to, |(size, _)| size);
-    let target = if found.erasures_after.is_empty() {
-        to
-    } else {
-        latest
-    };
+    let target = target(store, found, to)?;
     let outside = |seq: u64| seq < from || seq >= to;
     let mut context: BTreeSet<u64> = found
         .rotations
@@ -109,20 +104,12 @@ pub(crate) fn write(
         .collect();
     context.extend(found.setting_before);
     context.extend(found.erasures_after.iter().copied());
-    // Each rotation's own batch is signed by the old key: that checkpoint
-    // proves the rotation is the old key's doing.
-    let mut always: BTreeSet<u64> = found
-        .rotations
-        .iter()
-        .map(|r| r.seq + 1)
-        .filter(|size| *size <= target)
-        .collect();
-    always.extend([to, target]);
 
     let nodes = StoreNodes(store);
     let want_checkpoints = out.wants("checkpoints.jsonl");
     if want_checkpoints {
-        write_checkpoints(out, store, &always, from, to, every)?;
+        let always = always(found, to, target);
+        write_checkpoints(out, store, always, from, to, every)?;
     }
     if !out.wants("context.jsonl") {
         return Ok(());
@@ -142,13 +129,116 @@ pub(crate) fn write(
     Ok(())
 }
 
+/// The size of the last checkpoint listed: the latest one when erasures
+/// after `to` are carried, else `to`.
+fn target(store: &dyn LedgerStore, found: &Scan, to: u64) -> Result<u64, StoreError> {
+    Ok(if found.erasures_after.is_empty() {
+        to
+    } else {
+        store.latest_checkpoint()?.map_or(to, |(size, _)| size)
+    })
+}
+
+/// The checkpoint sizes carried whatever `every` says: `to`, `target`,
+/// and each rotation's own batch up to `target`.
+fn always(found: &Scan, to: u64, target: u64) -> BTreeSet<u64> {
+    // Each rotation's own batch is signed by the old key: that checkpoint
+    // proves the rotation is the old key's doing.
+    let mut always: BTreeSet<u64> = found
+        .rotations
+        .iter()
+        .map(|r| r.seq + 1)
+        .filter(|size| *size <= target)
+        .collect();
+    always.extend([to, target]);
+    always
+}
+
+/// The carried checkpoints of a size in `from + 1..=to`, in order, as
+/// `checkpoints.jsonl` lists them: every `every`-th batch checkpoint, and
+/// those carried always. Walked one lookup at a time, nothing held.
+pub(crate) struct InRange<'s> {
+    store: &'s dyn LedgerStore,
+    always: BTreeSet<u64>,
+    to: u64,
+    every: u64,
+    at: u64,
+    count: u64,
+}
+
+impl<'s> InRange<'s> {
+    /// The carried checkpoints inside `from..to` of a bundle whose scan
+    /// found `found`.
+    pub(crate) fn new(
+        store: &'s dyn LedgerStore,
+        found: &Scan,
+        from: u64,
+        to: u64,
+        every: u64,
+    ) -> Result<Self, StoreError> {
+        let target = target(store, found, to)?;
+        Ok(Self::with(
+            store,
+            always(found, to, target),
+            from,
+            to,
+            every,
+        ))
+    }
+
+    fn with(
+        store: &'s dyn LedgerStore,
+        always: BTreeSet<u64>,
+        from: u64,
+        to: u64,
+        every: u64,
+    ) -> Self {
+        Self {
+            store,
+            always,
+            to,
+            every: every.max(1),
+            at: from,
+            count: 0,
+        }
+    }
+}
+
+impl Iterator for InRange<'_> {
+    /// `(size, note)`.
+    type Item = Result<(u64, String), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.at < self.to {
+            let (size, note) = match self.store.checkpoint_covering(self.at) {
+                Ok(Some(found)) => found,
+                Ok(None) => break,
+                Err(err) => {
+                    self.at = self.to;
+                    return Some(Err(err));
+                }
+            };
+            self.count += 1;
+            self.at = size;
+            if self.count.is_multiple_of(self.every)
+                || self.always.contains(&size)
+                || size >= self.to
+            {
+                return Some(Ok((size, note)));
+            }
+        }
+        self.at = self.to;
+        None
+    }
+}
+
 /// `checkpoints.jsonl`: the batch checkpoints of `from..to`, every
 /// `every`-th, those of `always` besides, each with its consistency proof
 /// from the one before.
 fn write_checkpoints(
     out: &mut dyn BundleOut,
     store: &dyn LedgerStore,
-    always: &BTreeSet<u64>,
+    always: BTreeSet<u64>,
     from: u64,
     to: u64,
     every: u64,
@@ -180,21 +270,14 @@ fn write_checkpoints(
             emit(*size, &note)?;
         }
     }
-    let every = every.max(1);
-    let (mut at, mut count) = (from, 0u64);
-    while at < to {
-        let Some((size, note)) = store.checkpoint_covering(at)? else {
-            break;
-        };
-        count += 1;
-        if count % every == 0 || always.contains(&size) || size >= to {
-            emit(size, &note)?;
-        }
-        at = size;
+    let after: Vec<u64> = always.range(to + 1..).copied().collect();
+    for carried in InRange::with(store, always, from, to, every) {
+        let (size, note) = carried?;
+        emit(size, &note)?;
     }
-    for size in always.range(to + 1..) {
-        if let Some(note) = exactly(*size)? {
-            emit(*size, &note)?;
+    for size in after {
+        if let Some(note) = exactly(size)? {
+            emit(size, &note)?;
         }
     }
     Ok(())

@@ -67,6 +67,24 @@ impl Tallies {
             .collect();
         serde_json::Value::Object(files)
     }
+
+    /// As [`Tallies::file_list`], each file with its length too
+    /// (`govgate-bundle/3`).
+    pub(crate) fn file_list_with_bytes(&self) -> serde_json::Map<String, serde_json::Value> {
+        self.0
+            .iter()
+            .map(|(name, tally)| {
+                (
+                    (*name).to_owned(),
+                    serde_json::json!({
+                        "lines": tally.lines,
+                        "sha256": tally.sha256_hex(),
+                        "bytes": tally.bytes,
+                    }),
+                )
+            })
+            .collect()
+    }
 }
 
 /// The files written into a directory.
@@ -84,6 +102,11 @@ impl DirOut {
             files: BTreeMap::new(),
             tallies: Tallies::default(),
         }
+    }
+
+    /// The directory the files go into.
+    pub(crate) fn dir(&self) -> &Path {
+        &self.dir
     }
 
     fn fail(&self, file: &str, source: std::io::Error) -> ExportError {

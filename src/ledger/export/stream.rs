@@ -382,6 +382,7 @@ mod tests {
                 let options = BundleOptions {
                     payloads: request.payloads,
                     checkpoints_every: request.checkpoints_every.max(1),
+                    chunks: None,
                 };
                 export_bundle(
                     &pinned,

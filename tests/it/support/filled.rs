@@ -39,6 +39,16 @@ impl Filled {
     /// bytes each when given (captured whole), instead of the typical
     /// small ones: a bundle far larger than its entry count suggests.
     pub fn with_payloads(entries: usize, body: Option<usize>) -> Filled {
+        Self::fill(entries, body, EntrySignatures::Off)
+    }
+
+    /// As [`Filled::new`], the log recording `entry_signatures` `on` in its
+    /// first entry and every decision signed.
+    pub fn signed(entries: usize) -> Filled {
+        Self::fill(entries, None, EntrySignatures::On)
+    }
+
+    fn fill(entries: usize, body: Option<usize>, signatures: EntrySignatures) -> Filled {
         let dir = tempfile::tempdir().unwrap();
         let key_file = dir.path().join("test.key");
         let vkey = keygen(&key_file, TEST_ORIGIN);
@@ -58,13 +68,16 @@ impl Filled {
         .unwrap();
         let store: Arc<dyn LedgerStore> =
             Arc::new(SledStore::open(&dir.path().join("data/ledger")).unwrap());
+        let setting = govgate::ledger::setting::record_if_changed(store.as_ref(), signatures)
+            .unwrap()
+            .filter(|_| signatures == EntrySignatures::On);
         let (ledger, writer) = Ledger::open(
             store,
             SequencerConfig {
                 origin: TEST_ORIGIN.into(),
                 signer: NoteSigner::new(TEST_ORIGIN, key).unwrap(),
                 payload_mode: PayloadMode::Full,
-                entry_signatures: EntrySignatures::Off,
+                entry_signatures: signatures,
                 queue_len: 4096,
                 max_batch: 1000,
                 metrics: LedgerMetrics::new().unwrap(),
@@ -81,6 +94,9 @@ impl Filled {
             .build()
             .unwrap();
         runtime.block_on(async {
+            if let Some(setting) = setting {
+                ledger.append(setting).await.unwrap();
+            }
             let mut left = entries;
             while left > 0 {
                 let burst = left.min(1000);
