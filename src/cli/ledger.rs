@@ -325,8 +325,11 @@ pub(super) fn export(
     what: &ExportRange<'_>,
     quiet: bool,
 ) -> anyhow::Result<()> {
-    use crate::ledger::export::{export_bundle, export_filtered};
+    use crate::ledger::export::{Relieved, export_bundle, export_filtered};
     let (store, verifier) = source.open(crate::ledger::wal::Tail::Keep)?;
+    // An export reads the whole log once or twice: in bounded memory only
+    // if sled lets go of what was read (see `Relieved`).
+    let store = Relieved::new(store);
     let staging = super::staging::Staging::begin(out)?;
     let mut progress = super::progress::Progress::new("exporting", quiet)?;
     let update = |done, total| progress.update(done, total);
@@ -352,7 +355,7 @@ pub(super) fn export(
             return Err(err.into());
         }
     };
-    if let Err(err) = super::witnesses::add_to_bundle(source, &store, &verifier, written) {
+    if let Err(err) = super::witnesses::add_to_bundle(source, store.inner(), &verifier, written) {
         staging.abandon();
         return Err(err);
     }

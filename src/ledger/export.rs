@@ -10,6 +10,7 @@ mod compress;
 mod contiguous;
 mod evidence;
 pub(crate) mod out;
+mod relief;
 pub(crate) mod select;
 mod sparse;
 pub mod stream;
@@ -17,6 +18,7 @@ pub mod stream;
 pub use chunked::{Chunking, DEFAULT_CHUNK_ENTRIES};
 pub use compress::Compression;
 pub use evidence::SIGNATURES_KIND;
+pub use relief::{RELIEF_BUDGET, Relieved};
 
 pub use select::{TimeError, UtcTime};
 pub use sparse::{Filter, export_filtered};

@@ -17,6 +17,7 @@ mod edges;
 mod erasure;
 mod errors;
 mod export;
+mod export_scale;
 mod failclosed;
 mod full_disk;
 mod governance;
