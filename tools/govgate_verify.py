@@ -147,6 +147,15 @@ def _check_strings(value) -> None:
             stack.extend(item)
 
 
+# Made once: json.loads with hooks builds a new decoder on every call.
+_STRICT_DECODER = json.JSONDecoder(
+    object_pairs_hook=_unique_object,
+    parse_float=_to_double,
+    parse_int=_to_double,
+    parse_constant=_reject_constant,
+)
+
+
 def parse_json(data: bytes | str):
     """Parse one JSON text strictly: UTF-8, unique names, finite numbers, no lone surrogates.
 
@@ -160,13 +169,7 @@ def parse_json(data: bytes | str):
     else:
         text = data
     try:
-        value = json.loads(
-            text,
-            object_pairs_hook=_unique_object,
-            parse_float=_to_double,
-            parse_int=_to_double,
-            parse_constant=_reject_constant,
-        )
+        value = _STRICT_DECODER.decode(text)
     except json.JSONDecodeError as err:
         raise JCSError(f"not valid JSON: {err.msg} at char {err.pos}") from None
     except RecursionError:
@@ -291,49 +294,76 @@ class _NotFast(Exception):
     """The line is not one the fast path can judge: the full check decides."""
 
 
-def _small_int(text: str) -> int:
-    # Up to 15 digits an integer is exact as a double and prints the same in JCS and in Python.
-    if len(text) > 15:
-        raise _NotFast
-    return int(text)
-
-
 def _not_fast(_text: str):
     raise _NotFast
 
 
-_FAST_DECODER = json.JSONDecoder(parse_int=_small_int, parse_float=_not_fast, parse_constant=_not_fast)
-_DOUBLE_DECODER = json.JSONDecoder(parse_int=float, parse_float=float, parse_constant=_not_fast)
+# Integers are parsed by the C scanner itself (no per-number callback): a
+# float or a constant (NaN, Infinity) is what the fast path cannot judge.
+_FAST_DECODER = json.JSONDecoder(parse_float=_not_fast, parse_constant=_not_fast)
 _SORTED_ENCODER = json.JSONEncoder(
     sort_keys=True, separators=(",", ":"), ensure_ascii=False, check_circular=False, allow_nan=False
 )
 _FOUR_BYTE_UTF8 = re.compile(rb"[\xf0-\xff]")
+# In the compact form json.dumps writes, a number starts the text or
+# follows ':', ',' or '['; one of 16 digits or more may print differently
+# in JCS (every JSON number is a double there).
+_LONG_INTEGER = re.compile(rb"(?:^|[:,\[])-?[0-9]{16}")
+# A cheap first look for it: any run of 16 digits (in a string too).
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_SIXTEEN_ZEROS = b"0" * 16
 
 
-def fast_canonical(data: bytes) -> bool:
-    """True when `data` is certainly JCS canonical, judged by the standard library's C JSON codec.
+def _long_integer(data: bytes) -> bool:
+    """Whether a number of 16 digits or more may be in `data` (a JSON text in compact form)."""
+    return _SIXTEEN_ZEROS in data.translate(_DIGITS_AS_ZERO) and _LONG_INTEGER.search(data) is not None
+
+
+def fast_parse_canonical(data: bytes):
+    """The value of `data` when it is certainly JCS canonical, judged by the standard library's C JSON codec; else None.
 
     For text without floating-point numbers, integers over 15 digits or
     characters beyond the BMP (where UTF-16 key order could differ from
     code point order), JCS and json.dumps(sort_keys, compact, no ASCII
     escaping) write the same bytes: when they round-trip the line is
-    canonical. Anything else (False) goes through the full check, which
-    alone words the problems.
+    canonical. Anything else (None) goes through the full check, which
+    alone words the problems. The value's integers are Python ints (the
+    full check's are floats of the same value: nothing here tells them
+    apart, every reader goes through entry_int or compares by value).
     """
     if not data.isascii() and _FOUR_BYTE_UTF8.search(data):
-        return False
+        return None
     try:
         value = _FAST_DECODER.decode(data.decode("utf-8"))
-        return _SORTED_ENCODER.encode(value).encode("utf-8") == data
+        if _SORTED_ENCODER.encode(value).encode("utf-8") != data:
+            return None
     except (_NotFast, ValueError, RecursionError, UnicodeError):
-        return False
+        return None
+    if _long_integer(data):
+        return None
+    return value
+
+
+def parse_checked(data: bytes):
+    """The value of a line already found canonical (by a worker process): what parse_canonical gives for it."""
+    if not _long_integer(data):
+        try:
+            return _FAST_DECODER.decode(data.decode("utf-8"))
+        except _NotFast:
+            pass
+    return parse_json(data)
+
+
+def fast_canonical(data: bytes) -> bool:
+    """True when `data` is certainly JCS canonical (fast_parse_canonical's judgement)."""
+    return fast_parse_canonical(data) is not None
 
 
 def parse_canonical(data: bytes):
     """Parse `data` and check it is byte-for-byte its own JCS form; return the value."""
-    if fast_canonical(data):
-        # The same value parse_json gives: every number a double.
-        return _DOUBLE_DECODER.decode(data.decode("utf-8"))
+    value = fast_parse_canonical(data)
+    if value is not None:
+        return value
     value = parse_json(data)
     canon = canonicalize(value)
     if canon != data:
@@ -342,7 +372,8 @@ def parse_canonical(data: bytes):
             f"bytes are not RFC 8785 canonical JSON (first difference at byte {pos}: "
             f"got {data[pos:pos + 12]!r}, canonical {canon[pos:pos + 12]!r})"
         )
-    return value
+    # The value the fast path gives where it could have judged (integers as ints), whichever path judged.
+    return parse_checked(data)
 
 
 # ---------------------------------------------------------------------------
@@ -746,6 +777,8 @@ _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 def entry_int(value) -> int | None:
     """A JSON number that is a non-negative integer, as int; None otherwise."""
+    if type(value) is int:  # the usual case, first
+        return value if value >= 0 else None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     if isinstance(value, float) and not value.is_integer():
@@ -1657,8 +1690,33 @@ class PayloadDigest:
         )
 
 
+# A payloads.jsonl line as govgate writes it (canonical: members sorted,
+# no spaces): matched whole, it needs no JSON parse. Any other spelling of
+# the same object takes the full parse below, with the same result.
+_PAYLOAD_LINE = re.compile(
+    rb'\{"request":"([A-Za-z0-9+/=]*)","request_salt":"([0-9a-fA-F]{64})",'
+    rb'"response":"([A-Za-z0-9+/=]*)","response_salt":"([0-9a-fA-F]{64})","seq":(0|[1-9][0-9]{0,14})\}'
+)
+
+
+def _b64_canonical(data: bytes) -> bytes | None:
+    """Standard base64 with padding that re-encodes to itself, decoded; None otherwise (b64decode_strict words why)."""
+    try:
+        raw = binascii.a2b_base64(data, strict_mode=True)
+    except binascii.Error:
+        return None
+    return raw if binascii.b2a_base64(raw, newline=False) == data else None
+
+
 def parse_payload_line(raw: bytes) -> BundlePayload:
     """One line of payloads.jsonl: {"seq","request_salt","response_salt","request","response"}."""
+    match = _PAYLOAD_LINE.fullmatch(raw)
+    if match is not None:
+        request, response = _b64_canonical(match[1]), _b64_canonical(match[3])
+        if request is not None and response is not None:
+            return BundlePayload(
+                int(match[5]), bytes.fromhex(match[2].decode()), bytes.fromhex(match[4].decode()), request, response
+            )
     value = parse_json(raw)
     if not isinstance(value, dict):
         raise VerifyError("not a JSON object")
@@ -1700,8 +1758,37 @@ def committed_sides(entry) -> tuple[bool, bool] | None:
     return None
 
 
+def _payload_matches(payload, entry) -> bool:
+    """The usual case at once: a decision committing to both captures, both matching (False: check_payload words it)."""
+    if type(entry) is not dict or entry.get("kind") != "decision" or entry.get("outcome") == "streaming":
+        return False
+    request, response = entry.get("request"), entry.get("response")
+    if type(request) is not dict or type(response) is not dict:
+        return False
+    if type(payload) is BundlePayload:
+        lengths = (len(payload.request), len(payload.response))
+        commitments = (
+            _blake3.blake3(payload.request_salt + payload.request).hexdigest(),
+            _blake3.blake3(payload.response_salt + payload.response).hexdigest(),
+        )
+    elif type(payload) is PayloadDigest:
+        lengths = (payload.request_length, payload.response_length)
+        commitments = (payload.request_commitment, payload.response_commitment)
+    else:
+        return False
+    captured = (request.get("captured"), response.get("captured"))
+    return (
+        type(captured[0]) is int
+        and type(captured[1]) is int
+        and captured == lengths
+        and commitments == (request.get("commitment"), response.get("commitment"))
+    )
+
+
 def check_payload(payload: BundlePayload, entry) -> list:
     """Reasons why `payload` does not match its decision or stream_ended entry (empty if it does)."""
+    if _payload_matches(payload, entry):
+        return []
     if not isinstance(entry, dict):
         return ["its entry is not readable, so the payload cannot be checked"]
     sides = committed_sides(entry)
@@ -1995,17 +2082,43 @@ class BundleFile:
         """(byte offset, line without its LF) of every line; the digest is recorded at the end."""
         if self.file is None:
             return
-        sha, newlines, offset = hashlib.sha256(), 0, 0
+        sha, newlines = hashlib.sha256(), 0
         with self.file:
-            for line in self.file:
-                sha.update(line)
-                size = len(line)
-                if line[-1:] == b"\n":
-                    newlines += 1
-                    line = line[:-1]
-                yield offset, line
-                offset += size
+            for offset, line, block in read_lines(self.file):
+                if block is not None:
+                    sha.update(block)
+                    newlines += block.count(b"\n")
+                if line is not None:
+                    yield offset, line
         self.digests[self.name] = (newlines, sha.hexdigest())
+
+
+READ_BLOCK = 1 << 20
+
+
+def read_lines(file):
+    """(offset, line without its LF, None) of every line of a binary file, read in blocks, and
+    (0, None, block) for each block read before its lines: a line never sits in memory longer
+    than it is, however long, and a block is hashed once, not line by line."""
+    offset, carry = 0, []
+    while True:
+        block = file.read(READ_BLOCK)
+        if not block:
+            break
+        yield 0, None, block
+        parts = block.split(b"\n")
+        if carry:
+            carry.append(parts[0])
+            parts[0] = b"".join(carry)
+            carry = []
+        last = parts.pop()
+        for line in parts:
+            yield offset, line, None
+            offset += len(line) + 1
+        if last:
+            carry.append(last)
+    if carry:
+        yield offset, b"".join(carry), None
 
 
 def file_digest(directory: str, name: str) -> tuple | None:
@@ -2140,7 +2253,9 @@ class EarlierEntries:
         slot = seq % self.size
         if self.recent_seqs[slot] == seq:
             return self.recent[slot]
-        return _try_parse(self.index.line(seq - self.start))
+        raw = self.index.line(seq - self.start)
+        # A sound line is canonical: parsed as when it was first read.
+        return parse_checked(raw) if seq < self.sound_end else _try_parse(raw)
 
     def get(self, seq, default=None):
         """A sound entry (what check_policies_and_reviews and check_streams may follow a link to)."""
@@ -2835,7 +2950,7 @@ class BundleCheck:
             if work is not None:
                 problem, blake3_of, leaves[n - 1] = work
                 # Canonical: the value parse_canonical gives, from the C decoder.
-                checked = (_DOUBLE_DECODER.decode(raw.decode("utf-8")), blake3_of) if problem is None else (problem, None)
+                checked = (parse_checked(raw), blake3_of) if problem is None else (problem, None)
             for item in chain.push(raw, checked):
                 settle(item)
         for item in chain.finish():
