@@ -2824,6 +2824,102 @@ class ScaleTests(unittest.TestCase):
         self.assertIn(f"request is {self.CAPTURE + 3} bytes, the entry's request.captured is {self.CAPTURE}", out)
 
 
+# --- chunked bundles (docs/audit-format.md section 8.4) ---------------------
+
+
+def chunk_bundle(src: str, dst: str, entries_per_chunk: int, compression: str = "zstd") -> list:
+    """Rewrite a govgate-bundle/2 directory as govgate-bundle/3 (8.4), as govgate export --chunk-entries does:
+    chunks end at carried checkpoints, at most `entries_per_chunk` entries unless those are further apart.
+    Written with this file's own tree code. Returns the chunk members."""
+    import gzip as gz
+
+    suffix = {"none": "", "gzip": ".gz", "zstd": ".zst"}[compression]
+
+    def compress(data: bytes) -> bytes:
+        if compression == "gzip":
+            return gz.compress(data, mtime=0)
+        if compression == "zstd":
+            import zstandard
+
+            return zstandard.ZstdCompressor().compress(data)
+        return data
+
+    with open(os.path.join(src, "manifest.json")) as f:
+        manifest = json.load(f)
+    start, end = manifest["from"], manifest["to"]
+    with open(os.path.join(src, "checkpoints.jsonl")) as f:
+        sizes = [json.loads(line)["size"] for line in f]
+
+    def read_lines(name):
+        path = os.path.join(src, name)
+        if not os.path.exists(path):
+            return []
+        with open(path, "rb") as f:
+            return f.read().splitlines()
+
+    entries = read_lines("entries.jsonl")
+    by_seq = {"signatures": {}, "payloads": {}}
+    for kind in by_seq:
+        for line in read_lines(f"{kind}.jsonl"):
+            by_seq[kind].setdefault(json.loads(line)["seq"], []).append(line)
+    setting = "off"
+    for line in read_lines("context.jsonl"):
+        entry = json.loads(line)["entry"]
+        if entry["kind"] == "entry_signatures_set" and entry["seq"] < start:
+            setting = entry["entry_signatures"]
+    # The right edge of the tree, as (width, hash) pairs, from the manifest's prefix.
+    edge = []
+    rest = start
+    for prefix_hash in manifest["prefix"]:
+        width = 1 << (rest.bit_length() - 1)
+        edge.append((width, base64.b64decode(prefix_hash)))
+        rest -= width
+    bounds, a = [], start
+    while a < end:
+        inside = [s for s in sizes if a < s <= a + entries_per_chunk]
+        b = inside[-1] if inside else min(s for s in sizes if s > a)
+        bounds.append((a, b))
+        a = b
+    if not bounds:
+        bounds = [(start, end)]
+    files, chunks = {}, []
+    for a, b in bounds:
+        member = {"entry_signatures": setting, "files": [], "from": a, "prefix": [b64(h) for _, h in edge], "to": b}
+        contents = {"entries": entries[a - start : b - start]}
+        for kind in ("signatures", "payloads"):
+            contents[kind] = [line for seq in range(a, b) for line in by_seq[kind].get(seq, [])]
+        for kind in ("entries", "signatures", "payloads"):
+            if kind != "entries" and not contents[kind]:
+                continue
+            name = f"chunks/{a:012d}/{kind}.jsonl{suffix}"
+            data = b"".join(line + b"\n" for line in contents[kind])
+            stored = compress(data)
+            os.makedirs(os.path.join(dst, os.path.dirname(name)), exist_ok=True)
+            with open(os.path.join(dst, name), "wb") as f:
+                f.write(stored)
+            files[name] = {"bytes": len(stored), "lines": len(contents[kind]), "sha256": hashlib.sha256(stored).hexdigest()}
+            member["files"].append(name)
+        for raw in contents["entries"]:
+            entry = json.loads(raw)
+            if entry["kind"] == "entry_signatures_set":
+                setting = entry["entry_signatures"]
+            leaf, width = t_leaf(raw), 1
+            while edge and edge[-1][0] == width:
+                leaf = t_node(edge.pop()[1], leaf)
+                width *= 2
+            edge.append((width, leaf))
+        chunks.append(member)
+    for name in ("checkpoint.txt", "checkpoints.jsonl", "context.jsonl"):
+        if os.path.exists(os.path.join(src, name)):
+            shutil.copy(os.path.join(src, name), os.path.join(dst, name))
+            if name in manifest.get("files", {}):
+                files[name] = manifest["files"][name]
+    manifest.update(format="govgate-bundle/3", compression=compression, chunks=chunks, files=files)
+    with open(os.path.join(dst, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
+    return chunks
+
+
 class UsageTests(unittest.TestCase):
     def test_usage_errors(self):
         vkey = TREE["checkpoint"]["vkey"]
