@@ -1864,7 +1864,9 @@ def check_chunked_files(directory: str, files, problems: list, digests: dict, co
         match = _CHUNK_NAME.fullmatch(name) if isinstance(name, str) else None
         if name in TOP_FILES_CHUNKED:
             digest = digests.get(name) or file_digest(directory, name)
-        elif match is not None and compression is not None and (match[3] or "") == COMPRESSION_SUFFIX[compression]:
+        elif match is not None and compression is None:
+            continue  # the chunks are not readable (named above): nor are their files
+        elif match is not None and (match[3] or "") == COMPRESSION_SUFFIX[compression]:
             if only is not None and name not in mine:
                 continue  # another chunk's: not handed on with this one
             digest = digests.get(name) or chunk_file_digest(directory, name, compression)
@@ -2699,6 +2701,11 @@ def chunk_name(start: int, kind: str, compression: str) -> str:
     return f"chunks/{start:012d}/{kind}.jsonl{COMPRESSION_SUFFIX[compression]}"
 
 
+def _number(value):
+    """A manifest value as written: an integral double as the integer it is."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
 def parse_chunks(manifest: dict, start: int, end: int, problems: list) -> tuple:
     """(compression, chunks) of a govgate-bundle/3 manifest, or (None, None) with the problems (8.4)."""
     compression = manifest.get("compression")
@@ -2719,7 +2726,7 @@ def parse_chunks(manifest: dict, start: int, end: int, problems: list) -> tuple:
         a, b = entry_int(member.get("from")), entry_int(member.get("to"))
         if a is None or b is None or a != at or b < a or (b == a and len(members) > 1):
             problems.append(
-                f"{item}: from {member.get('from')!r} to {member.get('to')!r} does not continue the chunks "
+                f"{item}: from {_number(member.get('from'))!r} to {_number(member.get('to'))!r} does not continue the chunks "
                 f"before it at {at} (each chunk's to is the next one's from, the first's from the manifest's)"
             )
             return None, None
@@ -3206,6 +3213,8 @@ class BundleCheck:
 
         state = {"next": next(notes, None), "previous": None, "stopped": False, "checkpoint": None}
         located = {"last": start, "mismatch": None}  # what the carried checkpoints say, for locate_change
+        # SPEC (8.4): "Every chunk but the last ends at the size of a checkpoint carried in checkpoints.jsonl".
+        chunk_ends = {c.end for c in self.chunks if c.end != bundle_end}
         rotation_checkpoints: set = set()  # sizes of carried checkpoints that end a rotation's batch
 
         def observe(size: int, checkpoint: Checkpoint) -> None:
@@ -3250,6 +3259,7 @@ class BundleCheck:
                     rotation_checkpoints.add(size)
                 if size == end:
                     state["checkpoint"] = checkpoint
+                chunk_ends.discard(size)
                 observe(size, checkpoint)
                 state["previous"] = checkpoint
 
@@ -3519,7 +3529,14 @@ class BundleCheck:
             self.not_made.append(
                 "kept payloads without their payloads line: a payload_erased entry of a later chunk may name them"
             )
-        # Each chunk holds its own seqs, no more, no fewer.
+        # Each chunk holds its own seqs, no more, no fewer, and reaches a signed root.
+        if not state["stopped"] and carried is not None and carried.valid:
+            for chunk in self.chunks:
+                if chunk.end in chunk_ends:
+                    join_problems.append(
+                        f"{chunk.files.get('entries', 'chunk ' + str(chunk.start))}: the chunk ends at {chunk.end}, "
+                        "where checkpoints.jsonl carries no checkpoint"
+                    )
         for chunk in self.chunks if version == 3 else ():
             name = chunk.files.get("entries")
             got = entries_file.counts.get(name) if name else 0

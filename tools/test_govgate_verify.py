@@ -2827,6 +2827,24 @@ class ScaleTests(unittest.TestCase):
 # --- chunked bundles (docs/audit-format.md section 8.4) ---------------------
 
 
+def file_entry(path: str) -> dict:
+    """A file's member of a manifest's files: its bytes, LF-terminated lines and SHA-256."""
+    with open(path, "rb") as f:
+        data = f.read()
+    return {"bytes": len(data), "lines": data.count(b"\n"), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def carried_checkpoints(directory: str, leaves: list, sizes, seed: bytes = SEED) -> None:
+    """checkpoints.jsonl (8.1) for the trees of `sizes`, each line's consistency proof from the line before."""
+    with open(os.path.join(directory, "checkpoints.jsonl"), "wb") as f:
+        previous = None
+        for size in sizes:
+            proof = [] if previous is None else t_subproof(previous, leaves[:size], True)
+            note = signed_checkpoint(seed, size, t_mth(leaves[:size])).decode()
+            f.write(canonical({"checkpoint": note, "consistency": [b64(p) for p in proof], "size": size}) + b"\n")
+            previous = size
+
+
 def chunk_bundle(src: str, dst: str, entries_per_chunk: int, compression: str = "zstd") -> list:
     """Rewrite a govgate-bundle/2 directory as govgate-bundle/3 (8.4), as govgate export --chunk-entries does:
     chunks end at carried checkpoints, at most `entries_per_chunk` entries unless those are further apart.
@@ -2912,12 +2930,170 @@ def chunk_bundle(src: str, dst: str, entries_per_chunk: int, compression: str = 
     for name in ("checkpoint.txt", "checkpoints.jsonl", "context.jsonl"):
         if os.path.exists(os.path.join(src, name)):
             shutil.copy(os.path.join(src, name), os.path.join(dst, name))
-            if name in manifest.get("files", {}):
-                files[name] = manifest["files"][name]
+            files[name] = file_entry(os.path.join(src, name))
     manifest.update(format="govgate-bundle/3", compression=compression, chunks=chunks, files=files)
     with open(os.path.join(dst, "manifest.json"), "w") as f:
         json.dump(manifest, f, indent=1)
     return chunks
+
+
+class ChunkedTests(LogTestCase):
+    """govgate-bundle/3 (audit-format.md 8.4): the chunks of a bundle, compressed, each checkable alone."""
+
+    N = 40
+
+    def setUp(self):
+        super().setUp()
+        self.source = os.path.join(self.tmp.name, "source")
+        os.mkdir(self.source)
+        payloads = b"".join(json.dumps(payload_record(seq)).encode() + b"\n" for seq in range(1, self.N))
+        with open(os.path.join(self.source, "entries.jsonl"), "wb") as f:
+            f.write(b"".join(e + b"\n" for e in self.entries))
+        with open(os.path.join(self.source, "payloads.jsonl"), "wb") as f:
+            f.write(payloads)
+        with open(os.path.join(self.source, "checkpoint.txt"), "wb") as f:
+            f.write(self.checkpoint())
+        carried_checkpoints(self.source, self.leaves, range(5, self.N + 1, 5))
+        manifest = {"format": "govgate-bundle/2", "origin": ORIGIN, "vkey": self.vkey, "from": 0, "to": self.N}
+        files = {n: file_entry(os.path.join(self.source, n)) for n in sorted(os.listdir(self.source))}
+        for entry in files.values():
+            del entry["bytes"]  # as in 8.1
+        manifest.update(prefix=[], payloads=True, checkpoints_every=1, first_vkey=self.vkey, rotations=[], files=files)
+        with open(os.path.join(self.source, "manifest.json"), "w") as f:
+            json.dump(manifest, f)
+        self.ok = f"OK bundle origin={ORIGIN} from=0 to={self.N} payloads={self.N - 1} signatures=0 rotations=0\n"
+
+    def chunked(self, compression: str = "zstd", per_chunk: int = 10) -> str:
+        self.count = getattr(self, "count", 0) + 1
+        d = os.path.join(self.tmp.name, f"chunked-{self.count}")
+        os.mkdir(d)
+        chunk_bundle(self.source, d, per_chunk, compression)
+        return d
+
+    def rewrite(self, d: str, name: str, change) -> None:
+        """Change a chunk file's content and record its new digest in the manifest, so only the content is wrong."""
+        import gzip as gz
+
+        import zstandard
+
+        path = os.path.join(d, name)
+        with open(path, "rb") as f:
+            data = f.read()
+        if name.endswith(".zst"):
+            stored = zstandard.ZstdCompressor().compress(change(zstandard.ZstdDecompressor().decompress(data)))
+        elif name.endswith(".gz"):
+            stored = gz.compress(change(gz.decompress(data)))
+        else:
+            stored = change(data)
+        with open(path, "wb") as f:
+            f.write(stored)
+        manifest = self.manifest(d)
+        manifest["files"][name].update(bytes=len(stored), sha256=hashlib.sha256(stored).hexdigest())
+        self.write_manifest(d, manifest)
+
+    def manifest(self, d: str) -> dict:
+        with open(os.path.join(d, "manifest.json")) as f:
+            return json.load(f)
+
+    def write_manifest(self, d: str, manifest: dict) -> None:
+        with open(os.path.join(d, "manifest.json"), "w") as f:
+            json.dump(manifest, f)
+
+    def test_zstd_gzip_and_plain_chunks_verify(self):
+        self.assertEqual(run("bundle", "--vkey", self.vkey, self.source), (0, self.ok, ""))
+        for compression in ("zstd", "gzip", "none"):
+            with self.subTest(compression):
+                d = self.chunked(compression)
+                self.assertEqual(
+                    [c["from"] for c in self.manifest(d)["chunks"]], [0, 10, 20, 30], "four chunks of 10"
+                )
+                self.assertEqual(run("bundle", "--vkey", self.vkey, d), (0, self.ok, ""))
+                self.assertEqual(run("bundle", "--jobs", "2", "--vkey", self.vkey, d), (0, self.ok, ""))
+
+    def test_a_corrupted_chunk_is_named_by_file_and_seq(self):
+        d = self.chunked("zstd")
+        name = "chunks/000000000010/entries.jsonl.zst"
+        self.rewrite(d, name, lambda data: data.replace(b'"caller":"alice"', b'"caller":"alicf"', 2))
+        rc, out, err = run("bundle", "--vkey", self.vkey, d)
+        self.assertEqual(rc, 1, out + err)
+        fails = fail_lines(out)
+        self.assertTrue(fails[0].startswith(f"FAIL {name}: seq 11: entry altered"), out)
+        # Bytes changed in transit: the file list names the file.
+        d = self.chunked("gzip")
+        name = "chunks/000000000020/payloads.jsonl.gz"
+        with open(os.path.join(d, name), "r+b") as f:
+            f.seek(30)
+            f.write(b"\x00\x01")
+        rc, out, err = run("bundle", "--vkey", self.vkey, d)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn(f"FAIL files: {name}: cannot be read as gzip: ", out)
+        # A payload line that does not match its entry: named by its own file and line.
+        d = self.chunked("none", per_chunk=20)
+        name = "chunks/000000000020/payloads.jsonl"
+        self.rewrite(d, name, lambda data: data.replace(b'"seq": 25', b'"seq": 26', 1))
+        rc, out, err = run("bundle", "--vkey", self.vkey, d)
+        self.assertIn(f"FAIL {name}: payload seq 26: line 6: BLAKE3(request_salt || request) is ", out)
+        self.assertIn(f"FAIL {name}: payload seq 26: line 7 repeats the payload of line 6", out)
+        self.assertIn("FAIL chunks/000000000020/entries.jsonl: seq 25: payload missing", out)
+
+    def test_one_chunk_alone(self):
+        d = self.chunked("zstd")
+        shutil.rmtree(os.path.join(d, "chunks", "000000000000"))
+        shutil.rmtree(os.path.join(d, "chunks", "000000000030"))
+        rc, out, err = run("bundle", "--chunk", "000000000010", "--vkey", self.vkey, d)
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("note: not made with --chunk: the joins with the chunks before and after it", out)
+        self.assertTrue(out.endswith(f"OK chunk 10..20 of bundle origin={ORIGIN} from=10 to=20 payloads=10 signatures=0 rotations=0\n"), out)
+        # The whole bundle without those chunks does not verify; a chunk altered alone does not either.
+        self.assertEqual(run("bundle", "--vkey", self.vkey, d)[0], 1)
+        self.rewrite(d, "chunks/000000000020/entries.jsonl.zst", lambda data: data.replace(b"alice", b"alicf", 1))
+        rc, out, err = run("bundle", "--chunk", "20", "--vkey", self.vkey, d)
+        self.assertEqual(rc, 1, out + err)
+        self.assertTrue(fail_lines(out)[0].startswith("FAIL chunks/000000000020/entries.jsonl.zst: seq 21: "), out)
+        # No such chunk, or not a chunked bundle: usage errors.
+        self.assertEqual(run("bundle", "--chunk", "15", "--vkey", self.vkey, d)[0], 2)
+        self.assertEqual(run("bundle", "--chunk", "0", "--vkey", self.vkey, self.source)[0], 2)
+
+    def test_a_broken_join_is_refused(self):
+        d = self.chunked("gzip")
+        manifest = self.manifest(d)
+        manifest["chunks"][2]["prefix"][0] = b64(bytes(32))
+        self.write_manifest(d, manifest)
+        rc, out, err = run("bundle", "--vkey", self.vkey, d)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn(
+            "FAIL chunks/000000000020/entries.jsonl.gz: join at seq 20: the chunk's prefix is not the right edge", out
+        )
+        # Alone, the chunk's tree from that prefix does not reach the signed roots.
+        rc, out, err = run("bundle", "--chunk", "20", "--vkey", self.vkey, d)
+        self.assertEqual(rc, 1, out + err)
+        # Chunks that do not continue each other, or a setting that is not the one in force.
+        for change, expected in (
+            (lambda m: m["chunks"][1].update({"from": 11}), "FAIL manifest: chunks[1]: from 11 to 20 does not continue"),
+            (lambda m: m["chunks"][3].update({"entry_signatures": "on"}), "join at seq 30: the chunk's entry_signatures is on"),
+        ):
+            d = self.chunked("gzip", per_chunk=10)
+            manifest = self.manifest(d)
+            change(manifest)
+            self.write_manifest(d, manifest)
+            rc, out, err = run("bundle", "--vkey", self.vkey, d)
+            self.assertEqual(rc, 1, out + err)
+            self.assertIn(expected, out)
+            shutil.rmtree(d)
+        # Entries moved from one chunk into the next: each chunk holds its own seqs.
+        d = self.chunked("none")
+        first, second = "chunks/000000000000/entries.jsonl", "chunks/000000000010/entries.jsonl"
+        with open(os.path.join(d, first), "rb") as f:
+            lines = f.read().splitlines(keepends=True)
+        self.rewrite(d, first, lambda data: b"".join(lines[:-1]))
+        self.rewrite(d, second, lambda data: lines[-1] + data)
+        manifest = self.manifest(d)
+        manifest["files"][first]["lines"] -= 1
+        manifest["files"][second]["lines"] += 1
+        self.write_manifest(d, manifest)
+        rc, out, err = run("bundle", "--vkey", self.vkey, d)
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn(f"FAIL {first}: holds 9 entries, the chunk is seqs 0..9 (10)", out)
 
 
 class UsageTests(unittest.TestCase):
