@@ -963,7 +963,7 @@ class BundleTests(BundleWriter, LogTestCase):
 
     def test_manifest_problems(self):
         for changes, expect in (
-            ({"format": "govgate-bundle/3"}, "format"),
+            ({"format": "govgate-bundle/9"}, "format"),
             ({"origin": "govgate.example/other"}, "origin"),
             ({"from": 13}, "larger than to"),
             ({"from": -1}, "from"),
@@ -2801,6 +2801,33 @@ class ScaleTests(unittest.TestCase):
         self.assertEqual(
             (rc, out), (0, f"OK bundle origin={ORIGIN} from=0 to={self.N} payloads={self.N} signatures=0 rotations=0\n"), err
         )
+
+    def test_a_chunked_bundle_larger_than_the_memory_limit_verifies(self):
+        """The same content as govgate-bundle/3 in zstd chunks of 1000 entries: decompressed as it is read."""
+        source = os.path.join(self.tmp.name, "carried")
+        os.mkdir(source)
+        for name in ("entries.jsonl", "payloads.jsonl", "checkpoint.txt"):
+            os.link(os.path.join(self.dir, name), os.path.join(source, name))
+        with open(os.path.join(self.dir, "entries.jsonl"), "rb") as f:
+            leaves = [t_leaf(line.rstrip(b"\n")) for line in f]
+        carried_checkpoints(source, leaves, (1000, 2000, self.N))
+        with open(os.path.join(self.dir, "manifest.json")) as f:
+            manifest = json.load(f)
+        manifest.update(format="govgate-bundle/2", first_vkey=manifest["vkey"], rotations=[], checkpoints_every=1)
+        with open(os.path.join(source, "manifest.json"), "w") as f:
+            json.dump(manifest, f)
+        chunked = os.path.join(self.tmp.name, "chunked")
+        os.mkdir(chunked)
+        chunks = chunk_bundle(source, chunked, 1000, "zstd")
+        self.assertEqual([c["from"] for c in chunks], [0, 1000, 2000])
+        content = sum(os.path.getsize(os.path.join(source, name)) for name in ("entries.jsonl", "payloads.jsonl"))
+        self.assertGreater(content, self.LIMIT)
+        rc, out, err = self.run_limited(chunked)
+        self.assertEqual(
+            (rc, out), (0, f"OK bundle origin={ORIGIN} from=0 to={self.N} payloads={self.N} signatures=0 rotations=0\n"), err
+        )
+        shutil.rmtree(chunked)
+        shutil.rmtree(source)
 
     def test_a_corrupted_payload_line_is_named_by_file_and_seq(self):
         copy = os.path.join(self.tmp.name, "corrupted")
