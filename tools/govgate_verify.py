@@ -3049,18 +3049,12 @@ class BundleCheck:
                 problems.append("manifest: files is missing")
         if manifest is not None and manifest.get("format") == SPARSE_BUNDLE_FORMAT:
             # A sparse bundle is a selection: it is checked in memory.
-            more, self.warnings, self.ok_line = verify_sparse_bundle(
-                vkey,
-                current,
-                manifest,
-                note,
-                _read_bundle_file(directory, "entries.jsonl"),
-                _read_bundle_file(directory, "payloads.jsonl"),
-                directory,
-                _read_bundle_file(directory, "signatures.jsonl"),
-                self.collect,
+            # A sparse bundle is a selection, each entry proven on its own: read line by line too.
+            sections, self.warnings, self.ok_line = verify_sparse_bundle(
+                vkey, current, manifest, note, directory, self.store, self.digests, self.collect
             )
-            problems.extend(more)
+            problems.extend(sections[0])
+            self.sections.extend(sections[1:])
             return
         start = end = prefix = payloads_flag = None
         if manifest is not None:
@@ -3661,13 +3655,21 @@ def _sparse_manifest(manifest: dict, origin: str, problems: list):
     return start, end, size, filt, payloads_flag
 
 
-def _sparse_selection(entries: list, start: int, end: int, size: int, model) -> str | None:
-    """Seqs increase; key_rotated entries in start..size. Without a model filter, every seq of
-    start..end present (and nothing else but key_rotated entries); with one, the model's decisions
-    and stream_ended entries in start..end and its model-version entries (version_*) anywhere in
-    0..size. The first problem, or None."""
-    expected = 0 if model is not None else start  # a model's version entries may precede `from`
-    for number, (seq, entry) in enumerate(entries, 1):
+class SparseSelection:
+    """_sparse_selection one entry at a time: feed() each (seq, entry) in file order; the first problem is kept."""
+
+    def __init__(self, start: int, end: int, size: int, model):
+        self.start, self.end, self.size, self.model = start, end, size, model
+        self.expected = 0 if model is not None else start  # a model's version entries may precede `from`
+        self.problem: str | None = None
+
+    def feed(self, number: int, seq: int, entry: dict) -> None:
+        if self.problem is not None:
+            return
+        self.problem = self._check(number, seq, entry)
+
+    def _check(self, number: int, seq: int, entry: dict) -> str | None:
+        start, end, size, model, expected = self.start, self.end, self.size, self.model, self.expected
         if seq < expected:
             return f"seq {seq}: line {number}: out of order or repeated (seqs must increase)"
         kind = entry.get("kind")
@@ -3692,77 +3694,138 @@ def _sparse_selection(entries: list, start: int, end: int, size: int, model) -> 
             )
         if not low <= seq < limit:
             return f"seq {seq}: line {number}: outside the bundle's range {low}..{limit}"
-        expected = seq + 1
-    if model is None and expected < end:
-        return f"seq {expected}: missing: entries.jsonl ends before seq {expected}, the bundle covers {start}..{end - 1}"
-    return None
+        self.expected = seq + 1
+        return None
 
-
-def _sparse_approvals(entries: list, model: str) -> list:
-    """With a model filter: each decision's non-null approval_seq is the seq of an entry in the
-    bundle that is a version_approved of the same model and version with state approved.
-    Problems, each naming the decision's seq."""
-    problems = []
-    by_seq = dict(entries)
-    for seq, decision in entries:
-        if decision.get("kind") != "decision":
-            continue
-        approval_seq = decision.get("approval_seq")
-        if approval_seq is None:
-            continue
-        if entry_int(approval_seq) is None:
-            problems.append(f"seq {seq}: approval_seq {approval_seq!r} is not a seq (a non-negative integer) or null")
-            continue
-        approval_seq = entry_int(approval_seq)
-        approval = by_seq.get(approval_seq)
-        if approval is None:
-            problems.append(
-                f"seq {seq}: approval_seq {approval_seq} is not in the bundle, which holds every "
-                f"model-version entry of model {model!r} (removed?)"
+    def finish(self) -> str | None:
+        if self.problem is None and self.model is None and self.expected < self.end:
+            self.problem = (
+                f"seq {self.expected}: missing: entries.jsonl ends before seq {self.expected}, "
+                f"the bundle covers {self.start}..{self.end - 1}"
             )
-            continue
-        wrong = []
-        if approval.get("kind") != "version_approved":
-            wrong.append(f"its kind is {approval.get('kind')!r}")
-        if approval.get("model") != decision.get("model"):
-            wrong.append(f"its model is {approval.get('model')!r}, the decision's {decision.get('model')!r}")
-        if approval.get("version") != decision.get("version"):
-            wrong.append(f"its version is {approval.get('version')!r}, the decision's {decision.get('version')!r}")
-        if approval.get("state") != "approved":
-            wrong.append(f"its state is {approval.get('state')!r}")
-        if wrong:
-            problems.append(
-                f"seq {seq}: approval_seq {approval_seq} is not a version_approved entry with state approved "
-                "of the decision's model and version: " + "; ".join(wrong)
-            )
-    return problems
+        return self.problem
 
 
-def _sparse_chain(entries: list, raws: dict) -> str | None:
-    """The BLAKE3 link between every two bundled entries with consecutive seqs; zeros at seq 0."""
-    for i, (seq, entry) in enumerate(entries):
+class SparseChain:
+    """_sparse_chain one entry at a time: the BLAKE3 link between entries with consecutive seqs; the first problem."""
+
+    def __init__(self):
+        self.problem: str | None = None
+        self.prev: tuple | None = None  # (seq, BLAKE3 hex) of the previous entry
+        self.broken: tuple | None = None  # (seq, entry, its BLAKE3, the previous BLAKE3): awaiting the next entry
+
+    def feed(self, seq: int, entry: dict, this_hex: str) -> None:
+        if self.problem is not None:
+            return
+        if self.broken is not None:
+            self._settle(seq, entry)
+            if self.problem is not None:
+                return
         if seq == 0:
             if entry["prev_hash"] != ZERO_HASH_HEX:
-                return f"seq 0: prev_hash must be 64 zeros, found {entry['prev_hash']}"
-            continue
-        if i == 0 or entries[i - 1][0] != seq - 1:
-            continue  # a gap: the link is taken as given
-        prev_hex = blake3_hex(raws[seq - 1])
-        if entry["prev_hash"] == prev_hex:
-            continue
-        nxt = entries[i + 1] if i + 1 < len(entries) and entries[i + 1][0] == seq + 1 else None
-        if nxt is not None and nxt[1]["prev_hash"] == blake3_hex(raws[seq]):
-            return (
+                self.problem = f"seq 0: prev_hash must be 64 zeros, found {entry['prev_hash']}"
+        elif self.prev is not None and self.prev[0] == seq - 1 and entry["prev_hash"] != self.prev[1]:
+            self.broken = (seq, entry, this_hex, self.prev[1])
+        self.prev = (seq, this_hex)
+
+    def _settle(self, next_seq, next_entry) -> None:
+        seq, entry, this_hex, prev_hex = self.broken
+        self.broken = None
+        if next_seq == seq + 1 and next_entry["prev_hash"] == this_hex:
+            self.problem = (
                 f"seq {seq - 1}: entry altered: its BLAKE3 hash {prev_hex} differs from "
                 f"the prev_hash {entry['prev_hash']} that seq {seq} records"
             )
-        if nxt is not None:
-            return (
+        elif next_seq == seq + 1:
+            self.problem = (
                 f"seq {seq}: entry altered: its prev_hash {entry['prev_hash']} is not the BLAKE3 hash "
                 f"of seq {seq - 1} ({prev_hex}) and seq {seq + 1} does not record its hash either"
             )
-        return f"seq {seq - 1}: hash chain broken between seq {seq - 1} and seq {seq} (one of them altered)"
+        else:
+            self.problem = f"seq {seq - 1}: hash chain broken between seq {seq - 1} and seq {seq} (one of them altered)"
+
+    def finish(self) -> str | None:
+        if self.broken is not None:
+            self._settle(None, None)
+        return self.problem
+
+
+def _approval_problem(seq: int, decision: dict, approval_seq: int, approval, model: str) -> str | None:
+    """_sparse_approvals for one decision whose approval_seq is an integer; `approval` the entry at it (or None)."""
+    if approval is None:
+        return (
+            f"seq {seq}: approval_seq {approval_seq} is not in the bundle, which holds every "
+            f"model-version entry of model {model!r} (removed?)"
+        )
+    wrong = []
+    if approval.get("kind") != "version_approved":
+        wrong.append(f"its kind is {approval.get('kind')!r}")
+    if approval.get("model") != decision.get("model"):
+        wrong.append(f"its model is {approval.get('model')!r}, the decision's {decision.get('model')!r}")
+    if approval.get("version") != decision.get("version"):
+        wrong.append(f"its version is {approval.get('version')!r}, the decision's {decision.get('version')!r}")
+    if approval.get("state") != "approved":
+        wrong.append(f"its state is {approval.get('state')!r}")
+    if wrong:
+        return (
+            f"seq {seq}: approval_seq {approval_seq} is not a version_approved entry with state approved "
+            "of the decision's model and version: " + "; ".join(wrong)
+        )
     return None
+
+
+class SparseEntries:
+    """A sparse bundle's entries by seq, for the links and the payload and signature lines: the recent ones
+    parsed, the others read again from entries.jsonl through an index (seq -> offset, length) that spills to disk."""
+
+    def __init__(self, path: str, store: ScratchStore):
+        self.path, self.store = path, store
+        self.index = SpillMap(store)
+        self.recent: collections.OrderedDict = collections.OrderedDict()
+        self.reader = None
+
+    def add(self, seq: int, offset: int, length: int, entry) -> None:
+        if seq not in self.index:  # the first line of a seq counts (a repeat is a selection problem)
+            self.index[seq] = struct.pack("<QQ", offset, length)
+            self.recent[seq] = entry
+            while len(self.recent) > RECENT_ENTRIES:
+                self.recent.popitem(last=False)
+
+    def __contains__(self, seq) -> bool:
+        return isinstance(seq, int) and seq in self.index
+
+    def raw(self, seq: int) -> bytes:
+        offset, length = struct.unpack("<QQ", self.index[seq])
+        if self.reader is None:
+            self.reader = self.store.open_path(self.path, "rb")
+        self.reader.seek(offset)
+        return self.reader.read(length)
+
+    def get(self, seq, default=None):
+        if not isinstance(seq, int) or isinstance(seq, bool):
+            return default
+        if seq in self.recent:
+            return self.recent[seq]
+        if seq not in self.index:
+            return default
+        return parse_checked(self.raw(seq))
+
+
+def sparse_lines(file: BundleFile, parse, name: str, problems, store: ScratchStore):
+    """unique_lines over a file read line by line (the seqs seen spill to disk)."""
+    seen = SpillMap(store)
+    for number, (_, raw) in enumerate(file.lines(), 1):
+        try:
+            item = parse(raw)
+        except VerifyError as err:
+            problems.append(f"{name} line {number}: {err}")
+            continue
+        first = seen.get(item.seq)
+        if first is not None:
+            problems.append(f"{name} seq {item.seq}: line {number} repeats the {name} of line {first}")
+            continue
+        seen[item.seq] = number
+        yield number, item
 
 
 def verify_sparse_bundle(
@@ -3770,13 +3833,12 @@ def verify_sparse_bundle(
     current: VerifierKey | None,
     manifest: dict,
     note: bytes | None,
-    entries_bytes: bytes | None,
-    payload_bytes: bytes | None,
     directory: str,
-    signature_bytes: bytes | None,
+    store: ScratchStore,
+    digests: dict,
     collect: list | None = None,
 ) -> tuple[list, list, str]:
-    """Check a sparse bundle (govgate-bundle-sparse/1); returns (problems, warnings, ok_line).
+    """Check a sparse bundle (govgate-bundle-sparse/1); returns (problem sections, warnings, ok_line).
 
     Every entry must come with an inclusion proof into the checkpoint of
     tree size `size`; entries with consecutive seqs must be chained. With
@@ -3786,10 +3848,12 @@ def verify_sparse_bundle(
     version_approved entry in the bundle. Key rotations in the bundle are
     followed from the key in force at `from`. Policy verdicts and reviews
     are checked where the bundle holds both ends of a link (section 13).
+    The files are read line by line: what grows with the bundle (the
+    proofs, where each entry is, the seqs seen, the problems) spills to
+    `store`, so memory does not grow with it.
     """
     problems: list = []
     warnings: list = []
-    proof_bytes = _read_bundle_file(directory, "proofs.jsonl")
     claimed = peek_checkpoint(note)
     if note is None:
         problems.append("checkpoint: checkpoint.txt is missing")
@@ -3806,17 +3870,60 @@ def verify_sparse_bundle(
         first, first_label = vkey, "the first key (--vkey)"
     else:
         first, first_label = current, "the key in force at from (--current-vkey)"
-    if entries_bytes is None:
+    entries_file = BundleFile(directory, "entries.jsonl", digests)
+    proofs_file = BundleFile(directory, "proofs.jsonl", digests)
+    if not entries_file.exists:
         problems.append("entries: entries.jsonl is missing")
-    if proof_bytes is None:
+    if not proofs_file.exists:
         problems.append("proofs: proofs.jsonl is missing")
-    if None in (start, end, size, filt, entries_bytes, proof_bytes, claimed):
-        return problems, warnings, ""
+    files = [entries_file, proofs_file]
+    try:
+        if None in (start, end, size, filt, claimed) or not entries_file.exists or not proofs_file.exists:
+            return [problems], warnings, ""
+        sections, ok_line = _sparse_pass(
+            vkey, manifest, note, directory, store, digests, collect, problems, warnings, files,
+            (start, end, size, filt, payloads_flag, origin, first, first_label, claimed),
+        )
+        return sections, warnings, ok_line
+    finally:
+        for file in files:
+            file.close()
 
-    # Entries on their own: canonical, common members, origin.
-    entries: list = []  # (seq, parsed)
-    raws: dict = {}
-    for number, raw in enumerate(split_jsonl(entries_bytes), 1):
+
+def _sparse_pass(vkey, manifest, note, directory, store, digests, collect, problems, warnings, files, params):
+    """verify_sparse_bundle once the manifest is usable: the proofs, then the entries in one pass, then the
+    payload and signature lines; the problem sections in the order they have always been reported."""
+    start, end, size, filt, payloads_flag, origin, first, first_label, claimed = params
+    entries_file, proofs_file = files
+    model = filt["model"]
+
+    # Inclusion proofs, by seq (a proofs.jsonl line per entry, matched by seq).
+    proof_problems = Spool(store)
+    proofs = SpillMap(store)
+    for number, (_, raw) in enumerate(proofs_file.lines(), 1):
+        try:
+            proof = parse_proof_line(raw)
+        except VerifyError as err:
+            proof_problems.append(f"proof line {number}: {err}")
+            continue
+        if proof.seq in proofs:
+            proof_problems.append(f"seq {proof.seq}: proofs.jsonl line {number}: a second proof for this seq")
+            continue
+        proofs[proof.seq] = struct.pack("<Q", number) + b"".join(proof.path)
+
+    # The entries, in one pass.
+    by_seq = SparseEntries(entries_file.path, store)
+    selection = SparseSelection(start, end, size, model)
+    chain = SparseChain()
+    inclusion = SpillMap(store)  # seq -> its inclusion problem
+    approvals = SpillMap(store)  # decision seq -> its approval problem
+    later_approvals = SpillMap(store)  # decision seq -> approval_seq, for an approval_seq not below it
+    rotation_problems = Spool(store)
+    follower = RotationFollower(first, start, first_label, origin, rotation_problems)
+    policies = PolicyChecker(by_seq, store)
+    streams = StreamChecker(by_seq, store)
+    count = 0
+    for number, (offset, raw) in enumerate(entries_file.lines(), 1):
         try:
             entry = parse_canonical(raw)
             problem = check_entry_fields(entry)
@@ -3827,57 +3934,79 @@ def verify_sparse_bundle(
         if problem:
             seq = _seq_of(raw)
             problems.append(f"{'seq %d' % seq if seq is not None else 'entries'}: line {number}: {problem}")
-            return problems, warnings, ""
+            return [problems], ""
         seq = entry_int(entry["seq"])
-        entries.append((seq, entry))
-        raws.setdefault(seq, raw)
-    problem = _sparse_selection(entries, start, end, size, filt["model"])
-    if problem:
-        problems.append(problem)
-        return problems, warnings, ""
-
-    # Inclusion proofs, matched by seq, checked in seq order.
-    proofs: dict = {}
-    for number, raw in enumerate(split_jsonl(proof_bytes), 1):
-        try:
-            proof = parse_proof_line(raw)
-        except VerifyError as err:
-            problems.append(f"proof line {number}: {err}")
-            continue
-        if proof.seq in proofs:
-            problems.append(f"seq {proof.seq}: proofs.jsonl line {number}: a second proof for this seq")
-            continue
-        proofs[proof.seq] = (number, proof.path)
-    for seq in sorted(set(raws) | set(proofs)):
-        if seq not in proofs:
-            problems.append(f"seq {seq}: no inclusion proof for this entry in proofs.jsonl")
-        elif seq not in raws:
-            problems.append(
-                f"seq {seq}: proofs.jsonl line {proofs[seq][0]} proves this seq but entries.jsonl "
-                "has no such entry (removed?)"
-            )
+        count += 1
+        selection.feed(number, seq, entry)
+        if selection.problem is not None:
+            continue  # only a later unreadable line is reported before it
+        by_seq.add(seq, offset, len(raw), entry)
+        chain.feed(seq, entry, blake3_hex(raw))
+        proof = proofs.get(seq)
+        if proof is None:
+            inclusion[seq] = f"seq {seq}: no inclusion proof for this entry in proofs.jsonl"
         else:
-            number, path = proofs[seq]
+            proof_number = struct.unpack("<Q", proof[:8])[0]
+            path = [proof[i : i + 32] for i in range(8, len(proof), 32)]
             try:
-                verify_inclusion(seq, size, leaf_hash(raws[seq]), path, claimed.root)
+                verify_inclusion(seq, size, leaf_hash(raw), path, claimed.root)
             except VerifyError as err:
-                problems.append(
-                    f"seq {seq}: inclusion proof (proofs.jsonl line {number}) does not lead from this entry "
+                inclusion[seq] = (
+                    f"seq {seq}: inclusion proof (proofs.jsonl line {proof_number}) does not lead from this entry "
                     f"to the checkpoint's root: the entry or its proof was altered ({err})"
                 )
-
-    problem = _sparse_chain(entries, raws)
+        if model is not None and entry.get("kind") == "decision" and entry.get("approval_seq") is not None:
+            approval_seq = entry.get("approval_seq")
+            if entry_int(approval_seq) is None:
+                approvals[seq] = f"seq {seq}: approval_seq {approval_seq!r} is not a seq (a non-negative integer) or null"
+            elif entry_int(approval_seq) >= seq:
+                later_approvals[seq] = entry_int(approval_seq)  # decided once every entry is read
+            else:
+                found = _approval_problem(seq, entry, entry_int(approval_seq), by_seq.get(entry_int(approval_seq)), model)
+                if found:
+                    approvals[seq] = found
+        follower.feed(seq, entry)
+        policies.feed(seq, entry)
+        streams.feed(seq, entry)
+        if collect is not None:
+            collect.append((seq, entry))
+    problem = selection.finish()
     if problem:
         problems.append(problem)
-    if filt["model"] is not None:
-        problems.extend(_sparse_approvals(entries, filt["model"]))
+        return [problems], ""
+    for seq, proof in proofs.sorted_items():
+        if seq not in by_seq:
+            inclusion[seq] = (
+                f"seq {seq}: proofs.jsonl line {struct.unpack('<Q', proof[:8])[0]} proves this seq but entries.jsonl "
+                "has no such entry (removed?)"
+            )
+    for seq, approval_seq in later_approvals.sorted_items():
+        found = _approval_problem(seq, by_seq.get(seq), approval_seq, by_seq.get(approval_seq), model)
+        if found:
+            approvals[seq] = found
 
-    # Rotations, then the checkpoint with the key they say.
-    schedule = follow_rotations(
-        [raws[seq] for seq, _ in entries], start, first, first_label, origin, problems, seqs=[s for s, _ in entries]
-    )
+    sections: list = [problems, proof_problems]
+    found_inclusion = Spool(store)
+    found_inclusion.extend(message for _, message in inclusion.sorted_items())
+    sections.append(found_inclusion)
+    tail: list = []
+    problem = chain.finish()
+    if problem:
+        tail.append(problem)
+    sections.append(tail)
+    found_approvals = Spool(store)
+    found_approvals.extend(message for _, message in approvals.sorted_items())
+    sections.append(found_approvals)
+    sections.append(rotation_problems)
+
+    # The checkpoint, with the key the rotations say.
+    schedule = follower.schedule
+    checkpoint_problems: list = []
+    sections.append(checkpoint_problems)
     key, why = schedule.checkpoint_key(size)
-    checkpoint = open_checkpoint(note, key, problems, why=_signer_why(schedule, size, key, why), others=schedule.keys())
+    checkpoint = open_checkpoint(
+        note, key, checkpoint_problems, why=_signer_why(schedule, size, key, why), others=schedule.keys()
+    )
     given_vkey = manifest.get("vkey")
     try:
         known = isinstance(given_vkey, str) and parse_vkey(given_vkey) in [vkey] + schedule.keys()
@@ -3889,57 +4018,69 @@ def verify_sparse_bundle(
             "nor a key the bundle's rotations name (the given vkey was used; the manifest's is never trusted)"
         )
 
-    by_seq = dict(entries)
+    line_problems = Spool(store)
+    sections.append(line_problems)
+    payloads_file = BundleFile(directory, "payloads.jsonl", digests)
     payload_count = 0
-    if payload_bytes is None:
+    if not payloads_file.exists:
         if payloads_flag:
-            problems.append("payloads: the manifest says payloads: true but payloads.jsonl is missing")
+            line_problems.append("payloads: the manifest says payloads: true but payloads.jsonl is missing")
     else:
         if payloads_flag is False:
-            problems.append("payloads: the manifest says payloads: false but payloads.jsonl is present")
-        for number, payload in unique_lines(payload_bytes, parse_payload_line, "payload", problems):
+            line_problems.append("payloads: the manifest says payloads: false but payloads.jsonl is present")
+        for number, payload in sparse_lines(payloads_file, parse_payload_line, "payload", line_problems, store):
             where = f"payload seq {payload.seq}"
             if payload.seq not in by_seq:
-                problems.append(f"{where}: line {number}: for an entry that is not in the bundle")
+                line_problems.append(f"{where}: line {number}: for an entry that is not in the bundle")
                 continue
-            reasons = check_payload(payload, by_seq[payload.seq])
+            reasons = check_payload(payload, by_seq.get(payload.seq))
             if reasons:
-                problems.append(f"{where}: line {number}: " + "; ".join(reasons))
+                line_problems.append(f"{where}: line {number}: " + "; ".join(reasons))
             else:
                 payload_count += 1
+    payloads_file.close()
 
     signature_count = 0
-    if signature_bytes is not None:
-        for number, sig in unique_lines(signature_bytes, parse_signature_line, "signature", problems):
-            where = f"signature seq {sig.seq}"
-            if sig.seq not in raws:
-                problems.append(f"{where}: line {number}: for an entry that is not in the bundle")
-                continue
-            if sig.seq < start:
-                problems.append(
-                    f"seq {sig.seq}: signatures.jsonl line {number}: a signature for an entry before from ({start}), "
-                    "where the bundle does not say which key was in force"
-                )
-                continue
-            if not entry_signature_verifies(schedule.entry_key(sig.seq).public_key, raws[sig.seq], sig.signature):
-                problems.append(f"seq {sig.seq}: per-entry signature does not verify (signatures.jsonl line {number})")
-            else:
-                signature_count += 1
+    signatures_file = BundleFile(directory, "signatures.jsonl", digests)
+    for number, sig in sparse_lines(signatures_file, parse_signature_line, "signature", line_problems, store):
+        where = f"signature seq {sig.seq}"
+        if sig.seq not in by_seq:
+            line_problems.append(f"{where}: line {number}: for an entry that is not in the bundle")
+            continue
+        if sig.seq < start:
+            line_problems.append(
+                f"seq {sig.seq}: signatures.jsonl line {number}: a signature for an entry before from ({start}), "
+                "where the bundle does not say which key was in force"
+            )
+            continue
+        if not entry_signature_verifies_cached(schedule.entry_key(sig.seq).public_key, by_seq.raw(sig.seq), sig.signature):
+            line_problems.append(f"seq {sig.seq}: per-entry signature does not verify (signatures.jsonl line {number})")
+        else:
+            signature_count += 1
+    signatures_file.close()
 
-    problems.extend(check_policies_and_reviews(entries))
-    check_streams_into(entries, problems, warnings, BUNDLE_OPEN_WHY)
-    if collect is not None:
-        collect.extend(entries)
+    found_policies = Spool(store)
+    found_policies.extend(policies.finish())
+    sections.append(found_policies)
+    sections.append(streams.found)
+    open_count, open_seqs = streams.open_streams()
+    if open_count:
+        # open_streams_note's words, from the count and the first ten (all of them may not fit in memory).
+        more = f" and {open_count - 10} more" if open_count > 10 else ""
+        warnings.append(
+            f"note: open streams: {open_count} (streamed decisions without their {STREAM_ENDED}: {BUNDLE_OPEN_WHY}): "
+            f"seq {', '.join(str(seq) for seq in open_seqs)}{more}"
+        )
 
     ok_line = ""
     if checkpoint is not None:
         described = " ".join(f"{k}={v}" for k, v in filt.items() if v is not None)
         ok_line = (
             f"OK sparse bundle origin={checkpoint.origin} from={start} to={end} size={size} "
-            f"entries={len(entries)} filter=[{described}] payloads={payload_count} "
+            f"entries={count} filter=[{described}] payloads={payload_count} "
             f"signatures={signature_count} rotations={schedule.count()}"
         )
-    return problems, warnings, ok_line
+    return sections, ok_line
 
 
 # ---------------------------------------------------------------------------

@@ -2829,6 +2829,47 @@ class ScaleTests(unittest.TestCase):
         shutil.rmtree(chunked)
         shutil.rmtree(source)
 
+    def test_a_sparse_bundle_larger_than_the_memory_limit_verifies(self):
+        """The same entries as govgate-bundle-sparse/1 (no filter: every seq, each with its inclusion proof)."""
+        sparse = os.path.join(self.tmp.name, "sparse")
+        os.mkdir(sparse)
+        for name in ("entries.jsonl", "payloads.jsonl", "checkpoint.txt"):
+            os.link(os.path.join(self.dir, name), os.path.join(sparse, name))
+        with open(os.path.join(self.dir, "entries.jsonl"), "rb") as f:
+            leaves = [t_leaf(line.rstrip(b"\n")) for line in f]
+        subtrees: dict = {}
+
+        def mth(lo: int, hi: int) -> bytes:  # t_mth of leaves[lo:hi], each subtree hashed once
+            if (lo, hi) not in subtrees:
+                subtrees[lo, hi] = leaves[lo] if hi - lo == 1 else t_node(mth(lo, lo + t_split(hi - lo)), mth(lo + t_split(hi - lo), hi))
+            return subtrees[lo, hi]
+
+        def path(m: int, lo: int, hi: int) -> list:  # t_path over leaves[lo:hi]
+            if hi - lo <= 1:
+                return []
+            k = t_split(hi - lo)
+            return path(m, lo, lo + k) + [mth(lo + k, hi)] if m < k else path(m - k, lo + k, hi) + [mth(lo, lo + k)]
+
+        self.assertEqual(mth(0, self.N), t_mth(leaves))
+        with open(os.path.join(sparse, "proofs.jsonl"), "wb") as f:
+            for seq in range(self.N):
+                f.write(canonical({"path": [b64(h) for h in path(seq, 0, self.N)], "seq": seq}) + b"\n")
+        manifest = {"format": "govgate-bundle-sparse/1", "origin": ORIGIN, "vkey": vkey_for(SEED), "from": 0}
+        manifest.update(to=self.N, size=self.N, filter={"model": None, "since": None, "until": None}, payloads=True)
+        with open(os.path.join(sparse, "manifest.json"), "w") as f:
+            json.dump(manifest, f)
+        rc, out, err = self.run_limited(sparse)
+        self.assertEqual(
+            (rc, out),
+            (
+                0,
+                f"OK sparse bundle origin={ORIGIN} from=0 to={self.N} size={self.N} entries={self.N} filter=[] "
+                f"payloads={self.N} signatures=0 rotations=0\n",
+            ),
+            err,
+        )
+        shutil.rmtree(sparse)
+
     def test_a_corrupted_payload_line_is_named_by_file_and_seq(self):
         copy = os.path.join(self.tmp.name, "corrupted")
         os.mkdir(copy)
