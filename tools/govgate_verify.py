@@ -11,7 +11,8 @@ It checks, from the published formats alone:
   * C2SP checkpoints (c2sp.org/tlog-checkpoint) signed as C2SP signed notes
     with Ed25519, against a signed-note verifier key (vkey);
   * receipts in the C2SP tlog-proof form (c2sp.org/tlog-proof@v1);
-  * export bundles (govgate export): entries from..to continued from the
+  * export bundles (govgate export), chunked and compressed ones too
+    (govgate-bundle/3, one chunk alone with --chunk): entries from..to continued from the
     prefix subtrees to the signed root, payloads against their BLAKE3
     commitments, and per-entry signatures (signatures.jsonl); and sparse
     bundles (govgate export --since/--until/--model): the selected entries,
@@ -38,13 +39,14 @@ Commands (exit 0: everything verifies, 1: something does not, 2: usage):
 
   govgate_verify.py receipt --vkey VKEY --entry ENTRY_FILE --proof PROOF_FILE [--signature FILE]
   govgate_verify.py log --vkey VKEY --entries ENTRIES_JSONL --checkpoint FILE [--expect-final VKEY]
-  govgate_verify.py bundle --vkey VKEY [--current-vkey VKEY] DIR
+  govgate_verify.py bundle --vkey VKEY [--current-vkey VKEY] [--jobs N] [--chunk A] DIR
   govgate_verify.py sample --vkey VKEY (--entries ENTRIES_JSONL --checkpoint FILE [--expect-final VKEY]
                            | --bundle DIR [--current-vkey VKEY]) --below T --reason TEXT
                            [--stage request|response|any] [--json]
   govgate_verify.py selftest [--vectors DIR]
 
-Dependencies: Python 3.11 standard library, `blake3` and `PyNaCl`.
+Dependencies: Python 3.11 standard library, `blake3` and `PyNaCl`; `zstandard`
+for zstd-compressed chunked bundles (govgate-bundle/3) only.
 """
 
 from __future__ import annotations
@@ -882,21 +884,20 @@ class ChainChecker:
                 return self._settle_break(raw, i)
             return [SettledLine(i, raw, _try_parse(raw), False)]
         s = self.start + i
-        where = f"seq {s}: line {i + 1}"
         if checked is None:
             try:
                 entry = parse_canonical(raw)
             except VerifyError as err:
-                return self._bad(f"{where}: {err}", SettledLine(i, raw, _try_parse(raw), False))
+                return self._bad(f"seq {s}: line {i + 1}: {err}", SettledLine(i, raw, _try_parse(raw), False))
             problem = check_entry_fields(entry)
             this_hex = None
         else:
             entry, this_hex = checked
             if isinstance(entry, str):
-                return self._bad(f"{where}: {entry}", SettledLine(i, raw, _try_parse(raw), False))
+                return self._bad(f"seq {s}: line {i + 1}: {entry}", SettledLine(i, raw, _try_parse(raw), False))
             problem = None
         if problem:
-            return self._bad(f"{where}: {problem}", SettledLine(i, raw, entry, False))
+            return self._bad(f"seq {s}: line {i + 1}: {problem}", SettledLine(i, raw, entry, False))
         seq = entry_int(entry["seq"])
         if seq != s:
             return self._bad(
@@ -2340,6 +2341,11 @@ class LineCursor:
         self.parse, self.name, self.problems, self.seen = parse, name, problems, seen
         self.number = 0
         self.held = None
+        self.done = False  # every line read
+
+    def waiting(self, upto: int) -> bool:
+        """Nothing is ready at `upto` (the usual answer, given without a generator): the next line is further on."""
+        return self.done or (self.held is not None and self.held[1].seq > upto)
 
     def ready(self, upto: int | None):
         """(line number, parsed line) in file order while the line's seq is at most `upto` (None: every line)."""
@@ -2347,6 +2353,7 @@ class LineCursor:
             if self.held is None:
                 item = next(self.lines, None)
                 if item is None:
+                    self.done = True
                     return
                 self.number += 1
                 try:
@@ -3294,6 +3301,8 @@ class BundleCheck:
         leaves: dict = {}  # leaf hashes a worker made, by line index, until the line is settled
 
         def check_payloads(upto: int | None, current_seq: int | None = None, current_value=None) -> None:
+            if upto is not None and payloads.waiting(upto):
+                return
             for number, payload in payloads.ready(upto):
                 at, number = payloads.at(number)
                 where = f"{at}payload seq {payload.seq}"
@@ -3312,6 +3321,8 @@ class BundleCheck:
                     counts["payloads"] += 1
 
         def check_signatures(upto: int | None, current_seq: int | None = None, current_raw=None) -> None:
+            if upto is not None and signatures.waiting(upto):
+                return
             for number, sig in signatures.ready(upto):
                 name, local = signatures_file.place(number)
                 at, number = signatures.at(number)

@@ -40,6 +40,7 @@ mod policy_stages;
 mod policy_tools;
 mod prometheus_live;
 mod promtool;
+mod python_chunked;
 mod readme;
 mod reviews;
 mod reviews_cli;
