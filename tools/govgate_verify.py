@@ -3405,7 +3405,9 @@ class BundleCheck:
                 if item.sound and version >= 2 and value.get("kind") == SIGNATURES_SET:
                     setting = (seq, value.get("entry_signatures") == "on")
                 join(seq + 1)
-            open_carried(seq + 1)
+            upcoming_note = state["next"]
+            if upcoming_note is not None and upcoming_note[0] <= seq + 1:
+                open_carried(seq + 1)
             check_payloads(seq, seq, value)
             check_signatures(seq, seq, raw)
             if not item.sound or version < 2:

@@ -14,10 +14,20 @@ fn said(output: &Output) -> String {
 }
 
 fn export(filled: &Filled, out: &Path, extra: &[&str]) {
-    let mut args = vec!["export", "--quiet", "--payloads", "--out", out.to_str().unwrap()];
+    let mut args = vec![
+        "export",
+        "--quiet",
+        "--payloads",
+        "--out",
+        out.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     let output = filled.cli(&args).output().unwrap();
-    assert!(output.status.success(), "export {extra:?}: {}", said(&output));
+    assert!(
+        output.status.success(),
+        "export {extra:?}: {}",
+        said(&output)
+    );
 }
 
 /// tools/govgate_verify.py `bundle [extra...] --vkey VKEY DIR`.
@@ -46,18 +56,33 @@ fn the_python_verifier_checks_real_chunked_bundles_whole_and_chunk_by_chunk() {
     let root = filled.dir.path();
 
     let zstd = root.join("zstd");
-    export(&filled, &zstd, &["--chunk-entries", "700", "--compress", "zstd"]);
+    export(
+        &filled,
+        &zstd,
+        &["--chunk-entries", "700", "--compress", "zstd"],
+    );
     let chunks = manifest(&zstd)["chunks"].as_array().unwrap().clone();
     assert!(chunks.len() >= 3, "{chunks:?}");
     let whole = python_bundle(&filled, &zstd, &[]);
     assert!(whole.status.success(), "{}", said(&whole));
-    assert!(said(&whole).contains("OK bundle origin="), "{}", said(&whole));
+    assert!(
+        said(&whole).contains("OK bundle origin="),
+        "{}",
+        said(&whole)
+    );
 
     let gzip = root.join("gzip");
-    export(&filled, &gzip, &["--chunk-entries", "450", "--compress", "gzip"]);
+    export(
+        &filled,
+        &gzip,
+        &["--chunk-entries", "450", "--compress", "gzip"],
+    );
     let parallel = python_bundle(&filled, &gzip, &["--jobs", "2"]);
     assert!(parallel.status.success(), "{}", said(&parallel));
-    assert_eq!(parallel.stdout, whole.stdout, "the same bundle content, the same result");
+    assert_eq!(
+        parallel.stdout, whole.stdout,
+        "the same bundle content, the same result"
+    );
 
     // Each chunk alone, with the checks it cannot make named.
     for chunk in &chunks {
@@ -65,7 +90,10 @@ fn the_python_verifier_checks_real_chunked_bundles_whole_and_chunk_by_chunk() {
         let alone = python_bundle(&filled, &zstd, &["--chunk", &format!("{from:012}")]);
         assert!(alone.status.success(), "chunk {from}: {}", said(&alone));
         let out = said(&alone);
-        assert!(out.contains("note: not made with --chunk: the joins"), "{out}");
+        assert!(
+            out.contains("note: not made with --chunk: the joins"),
+            "{out}"
+        );
         assert!(out.contains(&format!("OK chunk {from}..")), "{out}");
     }
 
@@ -79,17 +107,28 @@ fn the_python_verifier_checks_real_chunked_bundles_whole_and_chunk_by_chunk() {
     let mut lines: Vec<Vec<u8>> = content.split(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
     let line = String::from_utf8(lines[4].clone()).unwrap();
     assert!(line.contains("\"status\":200"), "{line}");
-    lines[4] = line.replacen("\"status\":200", "\"status\":201", 1).into_bytes();
+    lines[4] = line
+        .replacen("\"status\":200", "\"status\":201", 1)
+        .into_bytes();
     let stored = zstd::stream::encode_all(&lines.join(&b'\n')[..], 3).unwrap();
     std::fs::write(&path, &stored).unwrap();
     let mut mended = manifest(&zstd);
     mended["files"][&name]["sha256"] = sha256_hex(&stored).into();
     mended["files"][&name]["bytes"] = stored.len().into();
-    std::fs::write(zstd.join("manifest.json"), serde_json::to_vec(&mended).unwrap()).unwrap();
+    std::fs::write(
+        zstd.join("manifest.json"),
+        serde_json::to_vec(&mended).unwrap(),
+    )
+    .unwrap();
     let seq = from + 4;
     for extra in [&[][..], &["--chunk", &from.to_string()][..]] {
         let checked = python_bundle(&filled, &zstd, extra);
-        assert_eq!(checked.status.code(), Some(1), "{extra:?}: {}", said(&checked));
+        assert_eq!(
+            checked.status.code(),
+            Some(1),
+            "{extra:?}: {}",
+            said(&checked)
+        );
         let out = said(&checked);
         assert!(
             out.contains(&format!("FAIL {name}: seq {seq}: entry altered")),

@@ -224,6 +224,7 @@ async fn verifier_docs_work_as_printed_on_a_fresh_clone() {
             " signature=ok",
             "OK log origin=govgate.example/local",
             "OK bundle origin=govgate.example/local from=0",
+            "OK chunk 0..",
             "bundle ok: ",
             "OK sample decisions=",
             "\"verified\": true",
