@@ -3122,6 +3122,20 @@ class ChunkedTests(LogTestCase):
         self.assertEqual(run("bundle", "--chunk", "15", "--vkey", self.vkey, d)[0], 2)
         self.assertEqual(run("bundle", "--chunk", "0", "--vkey", self.vkey, self.source)[0], 2)
 
+    def test_without_the_zstandard_package_a_zstd_bundle_cannot_be_checked(self):
+        zstd, gzip = self.chunked("zstd"), self.chunked("gzip")
+        import zstandard
+
+        sys.modules["zstandard"] = None  # import zstandard now fails
+        try:
+            rc, out, err = run_in_process("bundle", "--vkey", self.vkey, zstd)
+            # gzip needs only the standard library.
+            self.assertEqual(run_in_process("bundle", "--vkey", self.vkey, gzip), (0, self.ok, ""))
+        finally:
+            sys.modules["zstandard"] = zstandard
+        self.assertEqual(rc, 2, out + err)
+        self.assertIn("needs the zstandard package: install it with pip install -r tools/requirements.txt", err)
+
     def test_a_broken_join_is_refused(self):
         d = self.chunked("gzip")
         manifest = self.manifest(d)
