@@ -2159,7 +2159,7 @@ class BundleFile:
         self.digests[self.name] = (newlines, sha.hexdigest())
 
 
-READ_BLOCK = 1 << 20
+READ_BLOCK = 256 << 10
 
 
 def read_lines(file):
@@ -2413,7 +2413,7 @@ def entry_signature_verifies_cached(public_key: bytes, entry_bytes: bytes, signa
 # A batch of lines sent to a worker process: at most this many lines or
 # bytes; at most WINDOW_PER_JOB batches per worker are in flight per file.
 BATCH_LINES = 512
-BATCH_BYTES = 4 << 20
+BATCH_BYTES = 1 << 20
 WINDOW_PER_JOB = 2
 DEFAULT_JOBS = 1  # verify_bundle's, when not given
 
@@ -2431,6 +2431,23 @@ def _entry_work(lines: list) -> list:
         problem = check_entry_fields(entry)
         out.append((problem, None if problem else blake3_hex(raw), leaf))
     return out
+
+
+@dataclass
+class PayloadSeq:
+    """A payloads.jsonl line as the pass beside the chunk workers reads it: its seq alone."""
+
+    seq: int
+
+
+_PAYLOAD_SEQ = re.compile(rb'"seq":(0|[1-9][0-9]{0,14})\}')
+
+
+def parse_payload_seq(raw: bytes) -> PayloadSeq:
+    match = _PAYLOAD_SEQ.search(raw, max(0, len(raw) - 24))
+    if match is not None and match.end() == len(raw):
+        return PayloadSeq(int(match[1]))
+    return PayloadSeq(parse_payload_line(raw).seq)
 
 
 def _payload_work(lines: list) -> list:
@@ -2552,6 +2569,17 @@ class InlineSignatureChecks(SignatureChecks):
 
     def finish(self) -> None:
         pass
+
+
+def _chunk_worker(task) -> tuple:
+    """In a worker process: one chunk checked alone (--chunk); (passed, what the joins need)."""
+    (vkey, current), directory, start = task
+    check = BundleCheck(parse_vkey(vkey), directory, parse_vkey(current) if current else None, chunk=start)
+    try:
+        check.run()
+        return (not check.has_problems() and bool(check.ok_line) and bool(check.summary)), check.summary
+    finally:
+        check.close()
 
 
 def worker_pool(jobs: int):
@@ -2937,6 +2965,12 @@ class BundleCheck:
         self.compression = "none"
         self.version = 1
         self.not_made: list = []  # with --chunk: the checks it cannot make
+        # light: the pass beside the chunk workers (--jobs), making only the checks that span chunks
+        # (entries parsed, not judged: the workers judge them); summary: what a chunk worker hands back.
+        self.light = False
+        self.summary: dict = {}
+        self.summary_first = None  # the first entry's prev_hash
+        self.rotations: list = []  # (seq, old vkey, new vkey) of the rotations followed
         self.pool = None
         self.store = ScratchStore()
         self.head: list = []  # problems before the entries' (a handful)
@@ -2959,6 +2993,58 @@ class BundleCheck:
             file.close()
         self.store.close()
 
+    def _chunks_in_parallel(self) -> bool:
+        """--jobs with a chunked bundle (8.4): worker processes check whole chunks (--chunk A each) while this
+        process makes the checks that span chunks on the entries parsed alone (the light pass), then the joins
+        from what the workers hand back. True when all of it passed: the bundle verifies, the OK line is set.
+        False (a problem anywhere, or not a bundle of several chunks): the one-pass check runs, and it alone
+        words the problems, so the report is the same with --jobs as without."""
+        try:
+            manifest = parse_json(_read_bundle_file(self.directory, "manifest.json") or b"null")
+        except VerifyError:
+            return False
+        if not isinstance(manifest, dict) or manifest.get("format") != CHUNKED_FORMAT:
+            return False
+        start, end = entry_int(manifest.get("from")), entry_int(manifest.get("to"))
+        if start is None or end is None:
+            return False
+        _, chunks = parse_chunks(manifest, start, end, [])
+        if chunks is None or len(chunks) < 2:
+            return False
+        keys = (vkey_text(self.vkey), vkey_text(self.current) if self.current is not None else None)
+        self.pool = pool = worker_pool(min(self.jobs, len(chunks)))
+        tasks = pool.map_async(_chunk_worker, [(keys, self.directory, c.start) for c in chunks], chunksize=1)
+        light = BundleCheck(self.vkey, self.directory, self.current)
+        light.light = True
+        try:
+            light.run()
+            passed = not light.has_problems() and bool(light.ok_line)
+            rotations, warnings, ok_line = light.rotations, light.warnings, light.ok_line
+        finally:
+            light.close()
+        results = tasks.get()
+        if not passed or not all(ok for ok, _ in results):
+            return False
+        for i in range(1, len(chunks)):
+            before, after = results[i - 1][1], results[i][1]
+            if (
+                after["first"] != before["last"]
+                or chunks[i].prefix != before["edge"]
+                or chunks[i].signatures_on != before["signatures_on"]
+            ):
+                return False
+        # The workers took the keys of other chunks' rotations from the manifest: they must be the proven ones.
+        claimed = [
+            (r["seq"], r.get("old_vkey"), r.get("new_vkey")) for r in manifest_rotations(manifest) if start <= r["seq"] < end
+        ]
+        if claimed != [r for r in rotations if start <= r[0] < end]:
+            return False
+        payloads = sum(summary["payloads"] for _, summary in results)
+        signatures = sum(summary["signatures"] for _, summary in results)
+        self.warnings = warnings
+        self.ok_line = re.sub(r" payloads=\d+ signatures=\d+ ", f" payloads={payloads} signatures={signatures} ", ok_line)
+        return True
+
     def problems(self):
         """Every problem, in order (an iterator: a spilled section is read back from disk)."""
         for section in self.sections:
@@ -2974,6 +3060,8 @@ class BundleCheck:
         return section
 
     def run(self) -> None:
+        if self.jobs > 1 and self.chunk is None and not self.light and self._chunks_in_parallel():
+            return
         self._run()
         if self.files is not None:
             # Checked last, with the digests taken while the files were read, but reported where it always was.
@@ -3205,7 +3293,7 @@ class BundleCheck:
             schedule = follower.schedule
             carried, notes = None, iter(())
         expected = end - start
-        frontier = Frontier(prefix, start) if prefix is not None else None
+        frontier = Frontier(prefix, start) if prefix is not None and not self.light else None
         if version == 3:
             self.index = EntryIndex("", self.store, entries_file.read_at)
         else:
@@ -3292,7 +3380,12 @@ class BundleCheck:
             payload_lines = payloads_file.lines()
             signature_checks = InlineSignatureChecks(signature_problems)
         payloads = LineCursor(
-            payload_lines, parse_payload_line, "payload", payload_problems, present_payloads, payloads_file
+            payload_lines,
+            parse_payload_seq if self.light else parse_payload_line,
+            "payload",
+            payload_problems,
+            present_payloads,
+            payloads_file,
         )
         signatures = LineCursor(
             signatures_file.lines(), parse_signature_line, "signature", signature_checks, present_signatures, signatures_file
@@ -3313,6 +3406,8 @@ class BundleCheck:
                         else f"{where}: line {number}: the bundle holds no entries"
                     )
                     continue
+                if self.light:
+                    continue  # a chunk worker checks it
                 value = current_value if payload.seq == current_seq else earlier.value(payload.seq)
                 reasons = check_payload(payload, value)
                 if reasons:
@@ -3335,8 +3430,8 @@ class BundleCheck:
                     )
                     continue
                 i = sig.seq - start
-                if i >= earlier.limit - start:
-                    continue  # the entry is missing from entries.jsonl, reported above
+                if i >= earlier.limit - start or self.light:
+                    continue  # the entry is missing from entries.jsonl, reported above (or a chunk worker checks it)
                 raw = current_raw if sig.seq == current_seq else self.index.line(i)
                 ref = f"{name} line {local}"
                 signature_checks.check(sig.seq, ref, schedule.entry_key(sig.seq).public_key, raw, sig.signature)
@@ -3392,6 +3487,8 @@ class BundleCheck:
         def settle(item: SettledLine) -> None:
             nonlocal setting
             seq, raw, value = start + item.index, item.raw, item.value
+            if item.index == 0 and isinstance(value, dict):
+                self.summary_first = value.get("prev_hash")
             if frontier is not None:
                 frontier.append(leaves.pop(item.index, None) or leaf_hash(raw))
             earlier.settle(seq, value, item.sound)
@@ -3415,7 +3512,7 @@ class BundleCheck:
             kind = value.get("kind")
             if kind == SIGNATURES_SET:
                 setting = (seq, value.get("entry_signatures") == "on")
-            if setting is not None and setting[1] and seq not in present_signatures:
+            if setting is not None and setting[1] and seq not in present_signatures and not self.light:
                 unsigned[seq] = setting[0]
             if payloads_flag and kind in ("decision", "stream_ended") and value.get("payload_mode") == "full":
                 if seq not in present_payloads:
@@ -3429,6 +3526,13 @@ class BundleCheck:
             if n > expected:
                 continue  # counted only
             self.index.add(offset, len(raw))
+            if self.light:
+                try:
+                    value = parse_checked(raw)  # judged by a chunk worker: parsed here for the links only
+                except (ValueError, RecursionError, UnicodeError, VerifyError):
+                    value = None
+                settle(SettledLine(n - 1, raw, value, isinstance(value, dict) and entry_int(value.get("seq")) is not None))
+                continue
             checked = None
             if work is not None:
                 problem, blake3_of, leaves[n - 1] = work
@@ -3504,7 +3608,7 @@ class BundleCheck:
             )
 
         # 3. The tree of size `to` from the prefix subtrees and the entries' leaves.
-        if checkpoint is not None and checkpoint.size == end and n == expected and prefix is not None:
+        if checkpoint is not None and checkpoint.size == end and n == expected and frontier is not None:
             root = frontier.root()
             if root != checkpoint.root:
                 over = f"seq {start}..{end - 1}" if expected else "no entries"
@@ -3571,6 +3675,18 @@ class BundleCheck:
                 "the links to entries of other chunks (reviews, streams, policy sets): taken as given",
             ]
             self.warnings.extend(f"note: not made with --chunk: {what}" for what in self.not_made)
+        self.rotations = [
+            (r.seq, vkey_text(r.old) if r.old else None, vkey_text(r.new) if r.new else None) for r in schedule.rotations
+        ]
+        if self.chunk is not None and frontier is not None:
+            self.summary = {
+                "first": self.summary_first,
+                "last": chain.prev_hex,
+                "edge": [h for _, h in frontier.stack],
+                "signatures_on": bool(setting and setting[1]),
+                "payloads": counts["payloads"],
+                "signatures": signature_checks.verified,
+            }
         if checkpoint is not None:
             what = f"chunk {start}..{end} of bundle" if self.chunk is not None else "bundle"
             self.ok_line = (
@@ -5432,7 +5548,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=1,
         metavar="N",
         help="worker processes for the per-entry work of a contiguous bundle (JCS, hashes, payload commitments, "
-        "signatures); 1 (default): none, everything in this process; 0: one per CPU",
+        "signatures), or for whole chunks of a chunked one; 1 (default): none, everything in this process; "
+        "0: one per CPU",
     )
     p.add_argument(
         "--chunk",

@@ -3078,6 +3078,37 @@ class ChunkedTests(LogTestCase):
                 self.assertEqual(run("bundle", "--vkey", self.vkey, d), (0, self.ok, ""))
                 self.assertEqual(run("bundle", "--jobs", "2", "--vkey", self.vkey, d), (0, self.ok, ""))
 
+    def test_jobs_check_whole_chunks_in_worker_processes(self):
+        """--jobs: workers check whole chunks, this process what spans them; any problem, and the one-pass
+        check reports it, so the output is the same as without --jobs."""
+
+        def parallel(d: str) -> bool:
+            check = gv.BundleCheck(gv.parse_vkey(self.vkey), d, jobs=2)
+            try:
+                return check._chunks_in_parallel()
+            finally:
+                check.close()
+
+        d = self.chunked("zstd")
+        self.assertTrue(parallel(d))
+        broken = self.chunked("gzip")
+        manifest = self.manifest(broken)
+        manifest["chunks"][2]["prefix"][0] = b64(bytes(32))
+        self.write_manifest(broken, manifest)
+        self.assertFalse(parallel(broken))
+        self.assertEqual(run("bundle", "--jobs", "2", "--vkey", self.vkey, broken), run("bundle", "--vkey", self.vkey, broken))
+        # A payload line taken out: the light pass finds it missing; a payload altered: its chunk's worker.
+        for change in (
+            lambda data: data.replace(data.splitlines(keepends=True)[3], b"", 1),
+            lambda data: data.replace(b'"request": "', b'"request": "QUJD', 1),
+        ):
+            d = self.chunked("none")
+            self.rewrite(d, "chunks/000000000030/payloads.jsonl", change)
+            self.assertFalse(parallel(d))
+            serial = run("bundle", "--vkey", self.vkey, d)
+            self.assertEqual(serial[0], 1, serial)
+            self.assertEqual(run("bundle", "--jobs", "2", "--vkey", self.vkey, d), serial)
+
     def test_a_corrupted_chunk_is_named_by_file_and_seq(self):
         d = self.chunked("zstd")
         name = "chunks/000000000010/entries.jsonl.zst"
