@@ -802,6 +802,37 @@ def check_entry_fields(entry) -> str | None:
             return f"{name} is missing or not a string"
     if not _HEX64.fullmatch(entry["prev_hash"]):
         return f"prev_hash {entry['prev_hash'][:70]!r} is not 64 lowercase hex digits"
+    return check_decision_auth(entry)
+
+
+# The `auth` member of a decision entry: each method, its required and optional members.
+_AUTH_METHODS = {
+    "none": ((), ()),
+    "header": ((), ("network",)),
+    "api_key": (("key_id",), ()),
+    "mtls": (("cert_sha256",), ()),
+    "jwt": (("issuer",), ("subject", "jti")),
+}
+
+
+def check_decision_auth(entry: dict) -> str | None:
+    """A decision's `auth` member, when present (older entries have none): its shape; None if sound."""
+    if entry["kind"] != "decision" or "auth" not in entry:
+        return None
+    auth = entry["auth"]
+    if not isinstance(auth, dict) or auth.get("method") not in _AUTH_METHODS:
+        return f"auth {str(auth)[:70]!r} is not an object with a known method"
+    required, optional = _AUTH_METHODS[auth["method"]]
+    for name in auth:
+        if name != "method" and name not in required and name not in optional:
+            return f"auth method {auth['method']} has an unexpected member {name[:40]!r}"
+        if not isinstance(auth[name], str):
+            return f"auth.{name} is not a string"
+    for name in required:
+        if name not in auth:
+            return f"auth method {auth['method']} lacks {name}"
+    if "cert_sha256" in auth and not _HEX64.fullmatch(auth["cert_sha256"]):
+        return "auth.cert_sha256 is not 64 lowercase hex digits"
     return None
 
 

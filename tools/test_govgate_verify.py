@@ -3224,5 +3224,42 @@ class UsageTests(unittest.TestCase):
                 self.assertEqual(rc, 2, out + err)
 
 
+class DecisionAuthTests(unittest.TestCase):
+    """The `auth` member of decision entries: every method's shape; absent in older entries."""
+
+    def check(self, auth):
+        entry = {"seq": 1, "time": "t", "kind": "decision", "origin": "o", "prev_hash": "0" * 64}
+        if auth is not None:
+            entry["auth"] = auth
+        return gv.check_entry_fields(entry)
+
+    def test_sound_members_pass(self):
+        for auth in (
+            None,
+            {"method": "none"},
+            {"method": "header"},
+            {"method": "header", "network": "10.0.0.0/8"},
+            {"method": "api_key", "key_id": "k1"},
+            {"method": "mtls", "cert_sha256": "ab" * 32},
+            {"method": "jwt", "issuer": "https://idp", "subject": "s", "jti": "j"},
+            {"method": "jwt", "issuer": "https://idp"},
+        ):
+            with self.subTest(auth):
+                self.assertIsNone(self.check(auth))
+
+    def test_bad_members_are_named(self):
+        for auth in (
+            "api_key",
+            {"method": "password"},
+            {"method": "api_key"},
+            {"method": "api_key", "key_id": 7},
+            {"method": "mtls", "cert_sha256": "AB" * 32},
+            {"method": "none", "key_id": "k1"},
+            {"method": "jwt", "subject": "s"},
+        ):
+            with self.subTest(auth):
+                self.assertIn("auth", self.check(auth) or "")
+
+
 if __name__ == "__main__":
     unittest.main()

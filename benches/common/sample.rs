@@ -19,6 +19,7 @@ pub(crate) fn served_decision(model: &str, version: &str) -> Decision {
         path: format!("/v2/models/{model}/infer"),
         cut: Default::default(),
         subject: None,
+        auth: Default::default(),
         policy: None,
         outcome: Outcome::Served,
         status: 200,

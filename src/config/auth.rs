@@ -56,22 +56,42 @@ pub struct ApiKey {
     pub models: Option<Vec<String>>,
 }
 
+/// Whether a peer's caller header is believed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeaderTrust {
+    /// No `[auth.trusted_header]`: every peer's header is.
+    Anyone,
+    /// The peer is in this configured network.
+    Network(ipnet::IpNet),
+    /// The peer is outside every configured network.
+    Refused,
+}
+
 impl AuthConfig {
     /// Whether a request from `peer` may name its caller by header.
     pub fn trusts_header_from(&self, peer: Option<std::net::IpAddr>) -> bool {
-        match &self.trusted_header_networks {
-            None => true,
-            Some(networks) => peer.is_some_and(|ip| {
-                // An IPv4 peer on a dual-stack socket arrives as ::ffff:a.b.c.d.
-                let ip = match ip {
-                    std::net::IpAddr::V6(v6) => {
-                        v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4)
-                    }
-                    v4 => v4,
-                };
-                networks.iter().any(|network| network.contains(&ip))
-            }),
-        }
+        self.header_trust(peer) != HeaderTrust::Refused
+    }
+
+    /// Whether, and through which network, `peer`'s caller header is believed.
+    pub fn header_trust(&self, peer: Option<std::net::IpAddr>) -> HeaderTrust {
+        let Some(networks) = &self.trusted_header_networks else {
+            return HeaderTrust::Anyone;
+        };
+        let Some(ip) = peer else {
+            return HeaderTrust::Refused;
+        };
+        // An IPv4 peer on a dual-stack socket arrives as ::ffff:a.b.c.d.
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        networks
+            .iter()
+            .find(|network| network.contains(&ip))
+            .map_or(HeaderTrust::Refused, |network| {
+                HeaderTrust::Network(*network)
+            })
     }
 }
 

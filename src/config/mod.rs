@@ -28,7 +28,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-pub use auth::{ApiKey, AuthConfig, CertificateIdentity, MtlsConfig};
+pub use auth::{ApiKey, AuthConfig, CertificateIdentity, HeaderTrust, MtlsConfig};
 pub use kpi::{ATTRIBUTE_HEADER_PREFIX, FeatureKind, KpiConfig, KpiField, OutcomeRule, Source};
 pub use offline::OfflineConfig;
 pub use rate::{RateLimit, RateLimits};

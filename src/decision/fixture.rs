@@ -18,6 +18,7 @@ pub fn streamed_chat() -> Decision {
         path: "/m/x".into(),
         cut: Default::default(),
         subject: None,
+        auth: Default::default(),
         policy: None,
         outcome: Outcome::Served,
         status: 200,

@@ -5,6 +5,7 @@
 //! This module uses nothing else of the crate, so every other module may
 //! depend on it.
 
+mod auth;
 mod capture;
 #[cfg(test)]
 pub mod fixture;
@@ -13,6 +14,7 @@ mod sink;
 mod subject;
 mod text;
 
+pub use auth::CallerAuth;
 pub use capture::{Capture, CaptureBuilder, hex};
 pub use id::DecisionId;
 pub use sink::{Ack, DecisionSink, Readiness, RecordFuture, SinkError};
@@ -178,6 +180,9 @@ pub struct Decision {
     /// Caller identity (from the configured header), or `anonymous`; at
     /// most [`MAX_NAME_BYTES`] (see [`Capped`]).
     pub caller: String,
+    /// How the caller was established (the entry's `auth` member).
+    #[serde(skip)]
+    pub auth: CallerAuth,
     /// Route template the request matched.
     pub route: Route,
     /// Protocol of the model, once known.

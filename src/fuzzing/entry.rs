@@ -28,17 +28,19 @@ const MAX_ESCAPE: usize = 6;
 /// most: member names and punctuation, the origin, numbers (each at most
 /// 20 characters), hashes and ids of fixed length, the static route,
 /// outcome and error code, the four `<member>_sha256` digests, the
-/// `subject` hash (a keyed hash, whatever the subject id's length), and the
-/// two payload members. Those hold the body's length, the captured length and
+/// `subject` hash (a keyed hash, whatever the subject id's length), the
+/// `auth` member (at its widest a certificate's 64-digit fingerprint; a key
+/// id and a header's network come from the configuration, and the targets
+/// configure no JWT), and the two payload members. Those hold the body's length, the captured length and
 /// a 64-digit commitment, never the captured bytes (they go to the payload
 /// store), so the entry's size does not depend on `capture_bytes`.
 /// `policy` is null: the targets configure no policies, and a policy's
 /// reasons come from its rules, not from the client. `fixed_part_fits`
-/// below measures the widest such entry (about 1330 bytes).
-const FIXED_BYTES: usize = 1360;
+/// below measures the widest such entry (about 1420 bytes).
+const FIXED_BYTES: usize = 1460;
 
 /// The most bytes a decision entry may take, whatever the request:
-/// 1360 + 6 x (3 x 128 + 256) = 5 200 bytes. Before the caps, one long path,
+/// 1460 + 6 x (3 x 128 + 256) = 5 300 bytes. Before the caps, one long path,
 /// header or model name went into the entry whole.
 const MAX_ENTRY_BYTES: usize = FIXED_BYTES + MAX_ESCAPE * (3 * NAME_CAP + PATH_CAP);
 
@@ -156,6 +158,9 @@ mod tests {
                 path: digest,
             },
             subject: Some(crate::decision::SubjectHash([0xff; 32])),
+            auth: crate::decision::CallerAuth::Mtls {
+                cert_sha256: [0xff; 32],
+            },
             approval_seq: Some(u64::MAX),
             policy: None,
             outcome: Outcome::Released,

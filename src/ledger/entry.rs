@@ -12,7 +12,7 @@ mod object;
 use super::canonical::CanonicalError;
 use super::tree::{Hash, leaf_hash};
 use crate::decision::{
-    Capture, Decision, Outcome, PayloadMode, PolicyRecord, StageVerdict, StreamEnd,
+    CallerAuth, Capture, Decision, Outcome, PayloadMode, PolicyRecord, StageVerdict, StreamEnd,
 };
 use object::{CanonicalObject, Member};
 use serde_json::Value;
@@ -296,6 +296,7 @@ fn decision_members<'a>(
     timing_members.push("complete_us", timings.complete_us);
     entry.push("decision_id", decision.id.to_string());
     entry.push("caller", decision.caller.as_str());
+    entry.push("auth", auth_member(&decision.auth));
     entry.push("route", decision.route.as_str());
     entry.push("protocol", decision.protocol.map(|p| p.as_str()));
     entry.push("model", decision.model.as_deref());
@@ -370,6 +371,39 @@ fn stream_end_members<'a>(
         "response",
         payload_member(&end.response, mode, salts.map(|s| &s.response)),
     );
+}
+
+/// The `auth` member of a decision entry: the method, and what names the
+/// credential (a key id, a certificate fingerprint, a token's issuer,
+/// subject and id), never the credential. Entries written before it have
+/// no `auth` member.
+fn auth_member(auth: &CallerAuth) -> CanonicalObject<'_> {
+    let mut member = CanonicalObject::with_capacity(4);
+    member.push("method", auth.method());
+    match auth {
+        CallerAuth::None => {}
+        CallerAuth::Header { network } => {
+            if let Some(network) = network {
+                member.push("network", network.as_str());
+            }
+        }
+        CallerAuth::ApiKey { key_id } => member.push("key_id", key_id.as_str()),
+        CallerAuth::Mtls { cert_sha256 } => member.push("cert_sha256", hex(cert_sha256)),
+        CallerAuth::Jwt {
+            issuer,
+            subject,
+            jti,
+        } => {
+            member.push("issuer", issuer.as_str());
+            if let Some(subject) = subject {
+                member.push("subject", subject.as_str());
+            }
+            if let Some(jti) = jti {
+                member.push("jti", jti.as_str());
+            }
+        }
+    }
+    member
 }
 
 /// The `policy` member of a decision entry.
@@ -540,6 +574,29 @@ mod tests {
         if let Some(subject) = &decision.subject {
             entry["subject"] = json!(subject.to_string());
         }
+        entry["auth"] = match &decision.auth {
+            CallerAuth::None => json!({"method": "none"}),
+            CallerAuth::Header { network: None } => json!({"method": "header"}),
+            CallerAuth::Header { network: Some(n) } => json!({"method": "header", "network": n}),
+            CallerAuth::ApiKey { key_id } => json!({"method": "api_key", "key_id": key_id}),
+            CallerAuth::Mtls { cert_sha256 } => {
+                json!({"method": "mtls", "cert_sha256": hex(cert_sha256)})
+            }
+            CallerAuth::Jwt {
+                issuer,
+                subject,
+                jti,
+            } => {
+                let mut member = json!({"method": "jwt", "issuer": issuer});
+                if let Some(subject) = subject {
+                    member["subject"] = json!(subject);
+                }
+                if let Some(jti) = jti {
+                    member["jti"] = json!(jti);
+                }
+                member
+            }
+        };
         crate::ledger::canonical::to_canonical(&entry).unwrap()
     }
 
@@ -577,6 +634,23 @@ mod tests {
                         path: (j % 2 == 1).then(|| "d".repeat(64)),
                     },
                     subject: (j % 2 == 0).then_some(crate::decision::SubjectHash([j as u8; 32])),
+                    auth: match j {
+                        0 => CallerAuth::None,
+                        1 => CallerAuth::Header {
+                            network: (i % 2 == 0).then(|| "10.0.0.0/8".to_owned()),
+                        },
+                        2 => CallerAuth::ApiKey {
+                            key_id: (*caller).to_owned(),
+                        },
+                        3 => CallerAuth::Mtls {
+                            cert_sha256: [i as u8; 32],
+                        },
+                        _ => CallerAuth::Jwt {
+                            issuer: format!("https://{caller}"),
+                            subject: (i % 2 == 0).then(|| (*caller).to_owned()),
+                            jti: (j == 5).then(|| "\u{1F600}".to_owned()),
+                        },
+                    },
                     policy: (j % 3 == 1).then(|| PolicyRecord {
                         set_seq: *number,
                         request: StageVerdict {

@@ -5,7 +5,8 @@
 //! SHA-256 of what was presented; the key itself is never kept, logged or
 //! recorded, only its id.
 
-use crate::config::{ApiKey, AuthConfig, CertificateIdentity};
+use crate::config::{ApiKey, AuthConfig, CertificateIdentity, HeaderTrust};
+use crate::decision::CallerAuth;
 use http::{HeaderMap, HeaderName, header};
 use rustls_pki_types::CertificateDer;
 use sha2::{Digest, Sha256};
@@ -59,6 +60,8 @@ pub(crate) struct Identified {
     pub(crate) caller: Option<String>,
     /// The key that established it.
     pub(crate) key: Option<Arc<ApiKey>>,
+    /// How it was established, as the decision records it.
+    pub(crate) auth: CallerAuth,
     /// Why the request must be refused, if it must.
     pub(crate) refusal: Option<Refusal>,
 }
@@ -78,6 +81,9 @@ pub(crate) fn identify(
         return match certificate_name(certificate, mtls.identity) {
             Some(name) => Identified {
                 caller: Some(name),
+                auth: CallerAuth::Mtls {
+                    cert_sha256: Sha256::digest(certificate.as_ref()).into(),
+                },
                 ..Identified::default()
             },
             None => Identified {
@@ -97,6 +103,9 @@ pub(crate) fn identify(
             },
             Some(key) => Identified {
                 caller: Some(key.caller.clone()),
+                auth: CallerAuth::ApiKey {
+                    key_id: key.id.clone(),
+                },
                 key: Some(key.clone()),
                 refusal: None,
             },
@@ -112,20 +121,26 @@ pub(crate) fn identify(
             ..Identified::default()
         };
     }
-    let claimed = headers.get(caller_header).filter(|value| !value.is_empty());
-    match claimed {
+    let Some(claimed) = headers.get(caller_header).filter(|value| !value.is_empty()) else {
+        return Identified::default();
+    };
+    let network = match auth.header_trust(peer) {
         // A name claimed from outside the trusted networks is not the
         // caller: the request is refused, as `anonymous`.
-        Some(_) if !auth.trusts_header_from(peer) => Identified {
-            refusal: Some(Refusal::UntrustedHeader),
-            ..Identified::default()
-        },
+        HeaderTrust::Refused => {
+            return Identified {
+                refusal: Some(Refusal::UntrustedHeader),
+                ..Identified::default()
+            };
+        }
+        HeaderTrust::Anyone => None,
+        HeaderTrust::Network(network) => Some(network.to_string()),
+    };
+    Identified {
         // Non-ASCII identities are kept (lossily decoded).
-        Some(value) => Identified {
-            caller: Some(String::from_utf8_lossy(value.as_bytes()).into_owned()),
-            ..Identified::default()
-        },
-        None => Identified::default(),
+        caller: Some(String::from_utf8_lossy(claimed.as_bytes()).into_owned()),
+        auth: CallerAuth::Header { network },
+        ..Identified::default()
     }
 }
 
@@ -213,6 +228,12 @@ mod tests {
             ],
         );
         assert_eq!(found.caller.as_deref(), Some("svc-loans"));
+        assert_eq!(
+            found.auth,
+            CallerAuth::ApiKey {
+                key_id: "k1".into()
+            }
+        );
         assert_eq!(found.key.unwrap().id, "k1");
         assert_eq!(found.refusal, None);
     }

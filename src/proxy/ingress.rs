@@ -111,6 +111,7 @@ fn begin(state: &ProxyState, parts: &Parts, route: Route) -> Draft {
     let mut draft = Draft::start(DecisionId::random(), caller.kept, route);
     draft.caller_refusal = identified.refusal;
     draft.api_key = identified.key;
+    draft.auth = identified.auth;
     draft.cut.caller = caller.whole_sha256;
     let path = Capped::new(parts.uri.path(), MAX_PATH_BYTES);
     draft.path = path.kept;

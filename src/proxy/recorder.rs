@@ -320,6 +320,8 @@ pub(crate) struct Draft {
     pub caller_refusal: Option<super::callers::Refusal>,
     /// The API key that named the caller, if one did.
     pub api_key: Option<std::sync::Arc<crate::config::ApiKey>>,
+    /// How the caller was established.
+    pub auth: crate::decision::CallerAuth,
     /// Matched route.
     pub route: Route,
     /// Protocol, once the model is known.
@@ -376,6 +378,7 @@ impl Draft {
             caller,
             caller_refusal: None,
             api_key: None,
+            auth: crate::decision::CallerAuth::None,
             route,
             protocol: None,
             model: None,
@@ -462,6 +465,7 @@ impl Draft {
             path: self.path,
             cut: self.cut,
             subject: self.subject,
+            auth: self.auth,
             policy: self.policy,
             outcome: end.outcome,
             status: end.status,

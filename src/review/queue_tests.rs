@@ -69,6 +69,7 @@ fn held_decision(id: DecisionId) -> EntryBody {
         path: "/v1/chat/completions".into(),
         cut: Default::default(),
         subject: None,
+        auth: Default::default(),
         policy: None,
         outcome: Outcome::Held,
         status: 202,

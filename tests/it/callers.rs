@@ -302,3 +302,91 @@ async fn api_keys_name_the_caller_are_scoped_to_models_expire_and_never_reach_th
         );
     }
 }
+
+/// One request for `bulk` on a new TLS connection with extra header lines
+/// (each ending in CRLF); the decision it made.
+async fn bulk_over_tls(
+    gateway: &Gateway,
+    connector: &tokio_rustls::TlsConnector,
+    headers: &str,
+) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = crate::listener_tls::connect(connector, &gateway.public).await;
+    let request = format!(
+        "POST /v2/models/bulk/infer HTTP/1.1\r\nhost: 127.0.0.1\r\n{headers}content-length: 2\r\nconnection: close\r\n\r\n{{}}"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer).await;
+    assert!(
+        answer.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    gateway.decisions().await.pop().expect("a decision")
+}
+
+#[tokio::test]
+async fn each_decision_records_how_its_caller_was_established_and_both_verifiers_accept_it() {
+    use crate::listener_tls::{Ca, tls_section};
+    use sha2::Digest;
+    let upstream = TestUpstream::start().await;
+    let ca = Ca::new();
+    let certs = tempfile::tempdir().unwrap();
+    ca.issue_into(certs.path());
+    let clients = Ca::new();
+    let client_ca = certs.path().join("clients.pem");
+    std::fs::write(&client_ca, &clients.pem).unwrap();
+    let (key, key_entry) = new_key(&["--caller", "svc-loans", "--id", "loans-1"]);
+    let mut gateway = Gateway::start_with(
+        &tls_section("public_tls", certs.path(), 0),
+        &format!(
+            "[auth.mtls]\nca_file = \"{}\"\n[auth.trusted_header]\nnetworks = [\"127.0.0.0/8\"]\n{key_entry}{}",
+            client_ca.display(),
+            config(&upstream.url())
+        ),
+    )
+    .await;
+
+    let spiffe = "spiffe://bank.example/ns/lending/sa/svc-loans";
+    let identity = clients.client_identity(spiffe);
+    let fingerprint = format!("{:x}", sha2::Sha256::digest(identity.0.as_ref()));
+    let by_certificate =
+        bulk_over_tls(&gateway, &clients.client_with_roots_of(&ca, identity), "").await;
+    assert_eq!(by_certificate["caller"], spiffe);
+    assert_eq!(
+        by_certificate["auth"],
+        serde_json::json!({"method": "mtls", "cert_sha256": fingerprint})
+    );
+
+    let plain = ca.client(&[&rustls::version::TLS13]);
+    let by_key = bulk_over_tls(
+        &gateway,
+        &plain,
+        &format!("authorization: Bearer {key}\r\nx-govgate-caller: root\r\n"),
+    )
+    .await;
+    assert_eq!(by_key["caller"], "svc-loans");
+    assert_eq!(
+        by_key["auth"],
+        serde_json::json!({"method": "api_key", "key_id": "loans-1"})
+    );
+
+    let by_header = bulk_over_tls(&gateway, &plain, "x-govgate-caller: svc-front\r\n").await;
+    assert_eq!(by_header["caller"], "svc-front");
+    assert_eq!(
+        by_header["auth"],
+        serde_json::json!({"method": "header", "network": "127.0.0.0/8"})
+    );
+
+    let nobody = bulk_over_tls(&gateway, &plain, "").await;
+    assert_eq!(nobody["caller"], "anonymous");
+    assert_eq!(nobody["auth"], serde_json::json!({"method": "none"}));
+
+    gateway.stop().await;
+    let audit = gateway.audit_offline(&[]);
+    assert!(
+        !audit.whole.1.is_empty(),
+        "the Python verifier said nothing"
+    );
+}

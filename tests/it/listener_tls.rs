@@ -18,14 +18,14 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 /// A private CA that issues certificates for 127.0.0.1.
-struct Ca {
+pub(crate) struct Ca {
     issuer: Issuer<'static, KeyPair>,
     der: CertificateDer<'static>,
-    pem: String,
+    pub(crate) pem: String,
 }
 
 impl Ca {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let key = KeyPair::generate().unwrap();
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
@@ -40,7 +40,7 @@ impl Ca {
     /// Writes a new server certificate and key to `dir/server.crt` and
     /// `dir/server.key` (each replaced whole, by rename); returns the
     /// certificate.
-    fn issue_into(&self, dir: &Path) -> CertificateDer<'static> {
+    pub(crate) fn issue_into(&self, dir: &Path) -> CertificateDer<'static> {
         let key = KeyPair::generate().unwrap();
         let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
             .unwrap()
@@ -52,7 +52,7 @@ impl Ca {
     }
 
     /// A client certificate whose only name is the URI `uri`, and its key.
-    fn client_identity(
+    pub(crate) fn client_identity(
         &self,
         uri: &str,
     ) -> (
@@ -68,7 +68,7 @@ impl Ca {
     }
 
     /// A client that trusts `server_ca` and presents `identity`.
-    fn client_with_roots_of(
+    pub(crate) fn client_with_roots_of(
         &self,
         server_ca: &Ca,
         identity: (
@@ -89,7 +89,10 @@ impl Ca {
         TlsConnector::from(Arc::new(config))
     }
 
-    fn client(&self, versions: &[&'static rustls::SupportedProtocolVersion]) -> TlsConnector {
+    pub(crate) fn client(
+        &self,
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> TlsConnector {
         let mut roots = rustls::RootCertStore::empty();
         roots.add(self.der.clone()).unwrap();
         let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
@@ -113,7 +116,7 @@ fn replace(path: &Path, bytes: &[u8]) {
     std::fs::rename(&staged, path).unwrap();
 }
 
-fn tls_section(table: &str, dir: &Path, reload_check_secs: u64) -> String {
+pub(crate) fn tls_section(table: &str, dir: &Path, reload_check_secs: u64) -> String {
     format!(
         "[server.{table}]\ncert_file = \"{}\"\nkey_file = \"{}\"\nreload_check_secs = {reload_check_secs}\n",
         dir.join("server.crt").display(),
@@ -129,7 +132,7 @@ fn addr_of(url: &str) -> String {
         .to_owned()
 }
 
-async fn connect(connector: &TlsConnector, url: &str) -> TlsStream<TcpStream> {
+pub(crate) async fn connect(connector: &TlsConnector, url: &str) -> TlsStream<TcpStream> {
     assert!(
         url.starts_with("https://"),
         "the ready line says https: {url}"

@@ -27,6 +27,7 @@ fn decision(model: &str) -> Decision {
         path: "/v1/chat/completions".into(),
         cut: Default::default(),
         subject: None,
+        auth: Default::default(),
         policy: None,
         outcome: Outcome::Served,
         status: 200,

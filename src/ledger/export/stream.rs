@@ -255,6 +255,7 @@ mod tests {
             id: DecisionId::random(),
             caller: "alice".into(),
             subject: None,
+            auth: Default::default(),
             route: Route::KserveInfer,
             protocol: None,
             model: Some(model.into()),

@@ -203,6 +203,7 @@ fn sealed_store(origin: &str) -> (MemStore, Vec<Vec<u8>>) {
         bodies.push(EntryBody::Decision(Box::new(Decision {
             id: DecisionId::random(),
             caller: format!("caller-{i} \u{e9}\u{FB01}\u{1F600}\t\"\\"),
+            auth: Default::default(),
             route: Route::KserveInfer,
             protocol: (i % 2 == 0).then_some(Protocol::KserveV2),
             model: (i % 3 != 0).then(|| format!("model-{i}")),

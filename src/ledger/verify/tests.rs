@@ -22,6 +22,7 @@ fn decision() -> Decision {
         path: "/v1/chat/completions".into(),
         cut: Default::default(),
         subject: None,
+        auth: Default::default(),
         policy: None,
         outcome: Outcome::Served,
         status: 200,

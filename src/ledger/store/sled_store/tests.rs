@@ -187,6 +187,7 @@ mod payloads {
             path: "/v1/chat/completions".into(),
             cut: Default::default(),
             subject: None,
+            auth: Default::default(),
             policy: None,
             outcome: Outcome::Served,
             status: 200,
