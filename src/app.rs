@@ -150,6 +150,8 @@ pub struct App {
     tls: Vec<tls::Reloading>,
     /// The online exports' threads, stopped and drained by `run`.
     exports: crate::admin::export::Exports,
+    /// Keeps `auth.jwt.jwks_url`'s key set, run by `run` until shutdown.
+    jwks: Option<proxy::jwks::JwksFetcher>,
 }
 
 /// What the background verification task needs.
@@ -520,6 +522,7 @@ impl App {
             kpi,
             subject_key,
         );
+        let jwks = state.take_jwks_fetcher();
         // The public listener says why, but not the store's own message
         // (paths, engine errors): that is on the admin listener's /readyz.
         let status = ledger.status();
@@ -594,6 +597,7 @@ impl App {
             verification,
             tls: public_tls.into_iter().chain(admin_tls).collect(),
             exports,
+            jwks,
         })
     }
 
@@ -678,6 +682,16 @@ impl App {
             stopped(stop_tx.subscribe()),
         ));
 
+        // The issuer's key set, fetched beside the listeners; a fetch in
+        // progress is dropped at shutdown.
+        let jwks_task = self.jwks.take().map(|fetcher| {
+            let stop = stopped(stop_tx.subscribe());
+            tokio::spawn(tracing::Instrument::instrument(
+                fetcher.run(stop),
+                tracing::info_span!("jwks"),
+            ))
+        });
+
         // Owns a ledger handle: awaited before the writer closes.
         let verification_task = {
             let Verification { monitor, store } = self.verification;
@@ -698,6 +712,9 @@ impl App {
             let _ = task.await;
         }
         let _ = tls_task.await;
+        if let Some(task) = jwks_task {
+            let _ = task.await;
+        }
         if let Some(which) = early_exit {
             public_task.abort();
             admin_task.abort();

@@ -1,5 +1,6 @@
 //! `[auth]`: how the public listener establishes who is calling: API keys
-//! (`[[auth.api_keys]]`, presented as `Authorization: Bearer`), and the
+//! (`[[auth.api_keys]]`, presented as `Authorization: Bearer`), JWT bearer
+//! tokens (`[auth.jwt]`, in jwt.rs), client certificates (`[auth.mtls]`), and the
 //! caller header (`server.caller_header`), trusted only from the networks
 //! of `[auth.trusted_header]` when that table is present.
 
@@ -19,6 +20,8 @@ pub struct AuthConfig {
     pub require_api_key: bool,
     /// Client certificates on the public listener (`[auth.mtls]`).
     pub mtls: Option<MtlsConfig>,
+    /// JWT bearer tokens (`[auth.jwt]`).
+    pub jwt: Option<super::jwt::JwtConfig>,
 }
 
 /// `[auth.mtls]`: callers named by their TLS client certificate.
@@ -107,6 +110,8 @@ pub(crate) struct RawAuth {
     pub(crate) api_keys: Vec<RawApiKey>,
     #[serde(default)]
     pub(crate) mtls: Option<RawMtls>,
+    #[serde(default)]
+    pub(crate) jwt: Option<super::jwt::RawJwt>,
 }
 
 /// `[auth.mtls]`.
@@ -151,6 +156,10 @@ pub(super) fn check(
         Some(mtls) => Some(check_mtls(checker, mtls, server, env)?),
         None => None,
     };
+    let jwt = match raw.jwt {
+        Some(jwt) => Some(super::jwt::check(checker, jwt, env)?),
+        None => None,
+    };
     let trusted_header_networks = match raw.trusted_header {
         Some(trusted) => Some(networks(checker, trusted)?),
         None => None,
@@ -183,6 +192,7 @@ pub(super) fn check(
         api_keys,
         require_api_key: raw.require_api_key,
         mtls,
+        jwt,
     })
 }
 

@@ -9,6 +9,7 @@
 mod auth;
 mod example_tokens;
 mod governance;
+mod jwt;
 pub mod keyfile;
 mod kpi;
 mod offline;
@@ -29,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use auth::{ApiKey, AuthConfig, CertificateIdentity, HeaderTrust, MtlsConfig};
+pub use jwt::{JwksSource, JwksUrl, JwtConfig, MAX_JWKS_BYTES, parse_jwks};
 pub use kpi::{ATTRIBUTE_HEADER_PREFIX, FeatureKind, KpiConfig, KpiField, OutcomeRule, Source};
 pub use offline::OfflineConfig;
 pub use rate::{RateLimit, RateLimits};

@@ -768,3 +768,31 @@ fn tiles_default_to_the_public_listener_and_can_move_or_stop() {
             .contains("unknown field")
     );
 }
+
+#[test]
+fn jwt_accepts_only_asymmetric_algorithms_and_exactly_one_key_source() {
+    let jwt = |extra: &str| {
+        parse(&format!(
+            "{SERVER}{ONE_MODEL}\n[auth.jwt]\nissuer = \"https://idp\"\naudience = \"gw\"\n{extra}"
+        ))
+    };
+    let url = "jwks_url = \"https://idp/jwks.json\"\n";
+    let ok = jwt(url).unwrap();
+    let checked = ok.auth.jwt.unwrap();
+    assert_eq!(checked.leeway_secs, 60);
+    assert_eq!(checked.caller_claim, "sub");
+    assert_eq!(checked.algorithms.len(), 3);
+    for refused in ["none", "HS256", "RS384"] {
+        let err = jwt(&format!("{url}algorithms = [\"{refused}\"]\n")).unwrap_err();
+        assert!(
+            err.to_string().contains("auth.jwt.algorithms"),
+            "{refused}: {err}"
+        );
+    }
+    for sources in ["", "jwks_url = \"https://idp/j\"\njwks_file = \"j.json\"\n"] {
+        let err = jwt(sources).unwrap_err();
+        assert!(err.to_string().contains("exactly one"), "{err}");
+    }
+    let err = jwt("jwks_url = \"ftp://idp/j\"\n").unwrap_err();
+    assert!(err.to_string().contains("auth.jwt.jwks_url"), "{err}");
+}

@@ -1,6 +1,6 @@
 //! Who is calling: a verified TLS client certificate (`[auth.mtls]`), else
 //! an API key presented as `Authorization: Bearer` (`[[auth.api_keys]]`),
-//! else the caller header where it is believed (`[auth.trusted_header]`),
+//! else a JWT presented so (`[auth.jwt]`, verified in jwt.rs), else the caller header where it is believed (`[auth.trusted_header]`),
 //! else `anonymous`. A key is looked up by the
 //! SHA-256 of what was presented; the key itself is never kept, logged or
 //! recorded, only its id.
@@ -31,6 +31,8 @@ pub enum Refusal {
     NoKey,
     /// A verified client certificate without the configured name in it.
     CertificateWithoutName,
+    /// A JWT bearer token that does not verify.
+    InvalidToken(super::jwt::TokenProblem),
 }
 
 impl Refusal {
@@ -44,12 +46,16 @@ impl Refusal {
             Self::CertificateWithoutName => {
                 "the client certificate does not carry the name the gateway identifies callers by"
             }
+            Self::InvalidToken(problem) => problem.describe(),
         }
     }
 
     /// Whether the answer names the Bearer scheme (`WWW-Authenticate`).
     pub(crate) fn is_about_keys(self) -> bool {
-        matches!(self, Self::UnknownKey | Self::ExpiredKey | Self::NoKey)
+        matches!(
+            self,
+            Self::UnknownKey | Self::ExpiredKey | Self::NoKey | Self::InvalidToken(_)
+        )
     }
 }
 
@@ -62,6 +68,8 @@ pub(crate) struct Identified {
     pub(crate) key: Option<Arc<ApiKey>>,
     /// How it was established, as the decision records it.
     pub(crate) auth: CallerAuth,
+    /// A verified token's claims for the policies (`auth.jwt.policy_claims`).
+    pub(crate) claims: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
     /// Why the request must be refused, if it must.
     pub(crate) refusal: Option<Refusal>,
 }
@@ -74,6 +82,7 @@ pub(crate) fn identify(
     headers: &HeaderMap,
     peer: Option<IpAddr>,
     client_certificate: Option<&CertificateDer<'_>>,
+    jwt: Option<&super::jwt::JwtAuth>,
     now_unix: impl Fn() -> i64,
 ) -> Identified {
     if let (Some(mtls), Some(certificate)) = (&auth.mtls, client_certificate) {
@@ -107,10 +116,26 @@ pub(crate) fn identify(
                     key_id: key.id.clone(),
                 },
                 key: Some(key.clone()),
-                refusal: None,
+                ..Identified::default()
             },
             None => Identified {
                 refusal: Some(Refusal::UnknownKey),
+                ..Identified::default()
+            },
+        };
+    }
+    if let Some(jwt) = jwt
+        && let Some(token) = super::jwt::bearer_jwt(headers)
+    {
+        return match jwt.verify(token) {
+            Ok(verified) => Identified {
+                caller: Some(verified.caller),
+                auth: verified.auth,
+                claims: Some(verified.claims),
+                ..Identified::default()
+            },
+            Err(problem) => Identified {
+                refusal: Some(Refusal::InvalidToken(problem)),
                 ..Identified::default()
             },
         };
@@ -215,7 +240,15 @@ mod tests {
 
     fn who(auth: &AuthConfig, pairs: &[(&'static str, &str)]) -> Identified {
         let caller_header = HeaderName::from_static("x-govgate-caller");
-        identify(auth, &caller_header, &headers(pairs), None, None, || 1_000)
+        identify(
+            auth,
+            &caller_header,
+            &headers(pairs),
+            None,
+            None,
+            None,
+            || 1_000,
+        )
     }
 
     #[test]

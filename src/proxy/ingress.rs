@@ -80,6 +80,13 @@ async fn guard(
         let draft = begin(&state, &parts, Route::Unmatched);
         return refuse(&state, draft, ProxyError::PathNotAllowed(bad.describe())).await;
     }
+    // A token signed by a key the set in force lacks (a rotation at the
+    // issuer) may wait here for a fresh key set, before any handler runs.
+    if let Some(jwt) = &state.jwt
+        && let Some(token) = super::jwt::bearer_jwt(request.headers())
+    {
+        jwt.prepare(token).await;
+    }
     let head = request.method() == http::Method::HEAD;
     let response = next.run(request).await;
     super::bodiless::complete(head, response).await
@@ -97,6 +104,7 @@ fn begin(state: &ProxyState, parts: &Parts, route: Route) -> Draft {
             .extensions
             .get::<crate::listener::ClientCertificate>()
             .map(|certificate| certificate.0.as_ref()),
+        state.jwt.as_ref(),
         // Read only for a key with an expiry: most requests need no clock.
         || {
             std::time::SystemTime::now()
@@ -112,6 +120,7 @@ fn begin(state: &ProxyState, parts: &Parts, route: Route) -> Draft {
     draft.caller_refusal = identified.refusal;
     draft.api_key = identified.key;
     draft.auth = identified.auth;
+    draft.claims = identified.claims;
     draft.cut.caller = caller.whole_sha256;
     let path = Capped::new(parts.uri.path(), MAX_PATH_BYTES);
     draft.path = path.kept;
@@ -126,8 +135,11 @@ fn caller_missing(state: &ProxyState, draft: &Draft, parts: &mut Parts) -> Optio
         return Some(ProxyError::CallerUnauthenticated(refusal));
     }
     // Whichever way the caller was named (a client certificate wins), a
-    // gateway key stays here.
-    if !state.auth.api_keys.is_empty() && super::callers::gateway_key(&parts.headers).is_some() {
+    // gateway key or token stays here.
+    let gateways = (!state.auth.api_keys.is_empty()
+        && super::callers::gateway_key(&parts.headers).is_some())
+        || (state.jwt.is_some() && super::jwt::bearer_jwt(&parts.headers).is_some());
+    if gateways {
         parts.headers.remove(http::header::AUTHORIZATION);
     }
     (state.require_caller && draft.caller == "anonymous")

@@ -14,6 +14,8 @@ mod error;
 mod forward;
 mod headers;
 mod ingress;
+pub mod jwks;
+pub mod jwt;
 mod metrics;
 mod oversight;
 mod path;
@@ -58,6 +60,10 @@ pub struct Shared {
     pub(crate) require_caller: bool,
     /// Whose caller header is believed (`[auth]`).
     pub(crate) auth: crate::config::AuthConfig,
+    /// JWT bearer tokens (`[auth.jwt]`).
+    pub(crate) jwt: Option<jwt::JwtAuth>,
+    /// The fetcher of `auth.jwt.jwks_url`, until the app takes it to run.
+    jwks_fetcher: std::sync::Mutex<Option<jwks::JwksFetcher>>,
     pub(crate) client: UpstreamClient,
     pub(crate) recorder: Recorder,
     pub(crate) budget: Arc<budget::BodyBudget>,
@@ -100,8 +106,17 @@ impl ProxyState {
             },
             &config.upstream_tls.extra_roots,
         );
+        let (jwt, jwks_fetcher) = match &config.auth.jwt {
+            Some(jwt) => {
+                let (auth, fetcher) = jwt::JwtAuth::new(jwt);
+                (Some(auth), fetcher)
+            }
+            None => (None, None),
+        };
         Self {
             inner: Arc::new(Shared {
+                jwt,
+                jwks_fetcher: std::sync::Mutex::new(jwks_fetcher),
                 models: config.models.clone(),
                 limits: config.limits.clone(),
                 timeouts: config.timeouts.clone(),
@@ -136,6 +151,12 @@ impl ProxyState {
     /// The records written in the background (drained at shutdown).
     pub fn backlog(&self) -> Backlog {
         self.recorder.backlog().clone()
+    }
+
+    /// The task that keeps `auth.jwt.jwks_url`'s key set, once: the app
+    /// runs it until shutdown and waits for it.
+    pub fn take_jwks_fetcher(&self) -> Option<jwks::JwksFetcher> {
+        self.jwks_fetcher.lock().ok()?.take()
     }
 
     /// Whether decisions can be recorded now (always, without a readiness check).

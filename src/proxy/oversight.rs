@@ -77,14 +77,18 @@ impl Oversight {
         let judges = |stage| policies.set.judges(stage);
         // No document when neither stage has a rule: nothing reads it.
         let input = (judges(Stage::Request) || judges(Stage::Response)).then(|| {
-            InputDocument::new(PolicyInput::request(
+            let input = PolicyInput::request(
                 model.clone(),
                 forward.version.version.clone(),
                 forward.version.risk_class,
                 draft.caller.clone(),
                 draft.id.to_string(),
                 parse_json(&forward.body),
-            ))
+            );
+            InputDocument::new(match &draft.claims {
+                Some(claims) => input.with_claims(claims.as_ref().clone()),
+                None => input,
+            })
         });
         let request = match &input {
             Some(document) if judges(Stage::Request) => self.gate.evaluate(&policies, document),

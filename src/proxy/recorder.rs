@@ -322,6 +322,8 @@ pub(crate) struct Draft {
     pub api_key: Option<std::sync::Arc<crate::config::ApiKey>>,
     /// How the caller was established.
     pub auth: crate::decision::CallerAuth,
+    /// A verified token's claims for the policies.
+    pub claims: Option<std::sync::Arc<serde_json::Map<String, serde_json::Value>>>,
     /// Matched route.
     pub route: Route,
     /// Protocol, once the model is known.
@@ -379,6 +381,7 @@ impl Draft {
             caller_refusal: None,
             api_key: None,
             auth: crate::decision::CallerAuth::None,
+            claims: None,
             route,
             protocol: None,
             model: None,

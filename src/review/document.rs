@@ -79,6 +79,7 @@ pub(super) fn to_value(input: &PolicyInput) -> Result<Value, EvalError> {
     put("sample", Value::from(input.sample));
     put("request", body(&input.request)?);
     put("response", body(&input.response)?);
+    put("claims", body(&input.claims)?);
     put(
         "status",
         input

@@ -53,6 +53,9 @@ pub struct PolicyInput {
     pub response: Value,
     /// The upstream HTTP status; null at the request stage.
     pub status: Option<u16>,
+    /// The caller's verified token claims named by `auth.jwt.policy_claims`
+    /// (an empty object when the caller was not established by a token).
+    pub claims: Value,
 }
 
 impl PolicyInput {
@@ -77,6 +80,15 @@ impl PolicyInput {
             request,
             response: Value::Null,
             status: None,
+            claims: Value::Object(serde_json::Map::new()),
+        }
+    }
+
+    /// The same input with the caller's verified token claims.
+    pub fn with_claims(self, claims: serde_json::Map<String, Value>) -> Self {
+        Self {
+            claims: Value::Object(claims),
+            ..self
         }
     }
 
@@ -147,6 +159,6 @@ mod tests {
         assert_eq!(json["stage"], "response");
         assert_eq!(json["status"], 200);
         let keys: Vec<_> = json.as_object().unwrap().keys().cloned().collect();
-        assert_eq!(keys.len(), 10);
+        assert_eq!(keys.len(), 11);
     }
 }

@@ -22,6 +22,7 @@ mod failclosed;
 mod full_disk;
 mod governance;
 mod history;
+mod jwt;
 mod keys;
 mod kpi;
 mod kpi_golden;

@@ -1,0 +1,383 @@
+//! JWT bearer tokens (`[auth.jwt]`): a token's signature checked against
+//! the issuer's key set, then its `iss`, `aud`, `exp` and `nbf` (with the
+//! configured leeway); the caller is the configured claim. The key set is
+//! a file read at start or a URL that [`super::jwks`] fetches in the
+//! background; a token whose `kid` is not in the set may ask for a fetch
+//! (at most once per `jwks_min_refresh_secs`) and wait for it.
+//!
+//! Tokens are never kept, logged or recorded: the decision names the
+//! token's issuer, subject and id (`jti`).
+
+use crate::config::{JwksSource, JwtConfig};
+use crate::decision::{CallerAuth, MAX_NAME_BYTES};
+use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, watch};
+
+/// Most bytes of a token the gateway looks at.
+const MAX_TOKEN_BYTES: usize = 16 * 1024;
+
+/// Why a token is refused (said to the client; never the token).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenProblem {
+    /// Not three base64url parts with a JSON header, or too long.
+    Malformed,
+    /// Signed with an algorithm that is not accepted (`none`, HS*, ...).
+    Algorithm,
+    /// No key of the issuer's set has the token's `kid`.
+    UnknownKey,
+    /// The signature does not verify.
+    BadSignature,
+    /// Past `exp` (beyond the leeway).
+    Expired,
+    /// Before `nbf` (beyond the leeway).
+    NotYetValid,
+    /// `iss` is not the configured issuer.
+    WrongIssuer,
+    /// `aud` does not name the configured audience.
+    WrongAudience,
+    /// A required claim (`exp`, `iss`, `aud`) is missing or mistyped.
+    MissingClaim,
+    /// The caller claim is missing, not a string, empty or over 128 bytes
+    /// (or `sub`/`jti` is over 128 bytes).
+    NoCaller,
+}
+
+impl TokenProblem {
+    /// Said to the client.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Malformed => "the bearer token is not a well-formed JWT",
+            Self::Algorithm => "the token's algorithm is not accepted",
+            Self::UnknownKey => "the token's signing key (kid) is not known",
+            Self::BadSignature => "the token's signature does not verify",
+            Self::Expired => "the token has expired",
+            Self::NotYetValid => "the token is not valid yet",
+            Self::WrongIssuer => "the token's issuer is not accepted",
+            Self::WrongAudience => "the token is not for this gateway (audience)",
+            Self::MissingClaim => "the token lacks a required claim (exp, iss, aud)",
+            Self::NoCaller => "the token does not name a caller the gateway can record",
+        }
+    }
+}
+
+/// A verified token: who it names and what the policies may see.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    /// The caller claim's value.
+    pub caller: String,
+    /// As the decision records it.
+    pub auth: CallerAuth,
+    /// The configured `policy_claims` the token carries.
+    pub claims: Arc<Map<String, Value>>,
+}
+
+/// One usable key: its decoding key and the checks that go with it.
+struct VerifyKey {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+/// The keys in force, by `kid`; `attempt` counts fetch attempts (also
+/// failed ones), so a waiting request sees when one has ended.
+#[derive(Default)]
+pub(crate) struct KeySet {
+    by_kid: HashMap<String, Arc<VerifyKey>>,
+    /// Keys without a `kid` (usable only by tokens without one).
+    unnamed: Vec<Arc<VerifyKey>>,
+    pub(crate) attempt: u64,
+}
+
+impl KeySet {
+    /// The usable keys of `set` for `config`: asymmetric keys of an
+    /// accepted algorithm's family; others are skipped.
+    pub(crate) fn of(set: &JwkSet, config: &JwtConfig, attempt: u64) -> Self {
+        let mut keys = KeySet {
+            attempt,
+            ..KeySet::default()
+        };
+        for jwk in &set.keys {
+            let family: &[Algorithm] = match &jwk.algorithm {
+                AlgorithmParameters::RSA(_) => &[Algorithm::RS256],
+                AlgorithmParameters::EllipticCurve(_) => &[Algorithm::ES256],
+                AlgorithmParameters::OctetKeyPair(_) => &[Algorithm::EdDSA],
+                // Symmetric keys never verify a caller's token.
+                AlgorithmParameters::OctetKey(_) => continue,
+            };
+            let mut algorithms: Vec<Algorithm> = config
+                .algorithms
+                .iter()
+                .copied()
+                .filter(|a| family.contains(a))
+                .collect();
+            // A key that names its algorithm is used for that one only.
+            if let Some(named) = jwk.common.key_algorithm {
+                let Ok(named) = named.to_string().parse::<Algorithm>() else {
+                    continue;
+                };
+                algorithms.retain(|a| *a == named);
+            }
+            if algorithms.is_empty() {
+                continue;
+            }
+            let Ok(key) = DecodingKey::from_jwk(jwk) else {
+                continue;
+            };
+            let mut validation = Validation::new(algorithms[0]);
+            validation.algorithms = algorithms;
+            validation.leeway = config.leeway_secs;
+            validation.validate_nbf = true;
+            validation.set_issuer(&[&config.issuer]);
+            validation.set_audience(&[&config.audience]);
+            validation.set_required_spec_claims(&["exp", "iss", "aud"]);
+            let key = Arc::new(VerifyKey { key, validation });
+            match &jwk.common.key_id {
+                Some(kid) => {
+                    keys.by_kid.insert(kid.clone(), key);
+                }
+                None => keys.unnamed.push(key),
+            }
+        }
+        keys
+    }
+
+    fn find(&self, kid: Option<&str>) -> Option<&VerifyKey> {
+        match kid {
+            Some(kid) => self.by_kid.get(kid).map(Arc::as_ref),
+            // A token without a kid: the set's only key, if it has one.
+            None => match (self.unnamed.as_slice(), self.by_kid.len()) {
+                ([only], 0) => Some(only),
+                ([], 1) => self.by_kid.values().next().map(Arc::as_ref),
+                _ => None,
+            },
+        }
+    }
+
+    /// The same keys after another fetch attempt (one that failed).
+    pub(crate) fn retried(&self, attempt: u64) -> Self {
+        Self {
+            by_kid: self.by_kid.clone(),
+            unnamed: self.unnamed.clone(),
+            attempt,
+        }
+    }
+
+    /// How many usable keys the set holds.
+    pub(crate) fn len(&self) -> usize {
+        self.by_kid.len() + self.unnamed.len()
+    }
+}
+
+/// Asks the fetcher for a new key set when a token names an unknown key,
+/// at most once per `min_refresh`.
+pub(crate) struct RefreshGate {
+    pub(crate) wake: Arc<Notify>,
+    min_refresh: Duration,
+    fetch_timeout: Duration,
+    /// When a fetch was last asked for, and the attempt count then.
+    asked: Mutex<Option<(Instant, u64)>>,
+}
+
+/// Verifies tokens against the key set in force; cheap to clone.
+#[derive(Clone)]
+pub struct JwtAuth {
+    config: Arc<JwtConfig>,
+    keys: watch::Receiver<Arc<KeySet>>,
+    refresh: Option<Arc<RefreshGate>>,
+}
+
+impl std::fmt::Debug for JwtAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtAuth")
+            .field("issuer", &self.config.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwtAuth {
+    /// The verifier of `config`, and for a `jwks_url` the fetcher that
+    /// keeps its key set (to be run by the caller, see [`super::jwks`]).
+    pub fn new(config: &JwtConfig) -> (Self, Option<super::jwks::JwksFetcher>) {
+        let config = Arc::new(config.clone());
+        match &config.keys {
+            JwksSource::File(set) => {
+                let (_, keys) = watch::channel(Arc::new(KeySet::of(set, &config, 0)));
+                (
+                    Self {
+                        config,
+                        keys,
+                        refresh: None,
+                    },
+                    None,
+                )
+            }
+            JwksSource::Url(url) => {
+                let (sender, keys) = watch::channel(Arc::new(KeySet::default()));
+                let wake = Arc::new(Notify::new());
+                let gate = Arc::new(RefreshGate {
+                    wake: wake.clone(),
+                    min_refresh: url.min_refresh,
+                    fetch_timeout: url.fetch_timeout,
+                    asked: Mutex::new(None),
+                });
+                let fetcher =
+                    super::jwks::JwksFetcher::new(config.clone(), url.clone(), sender, wake);
+                (
+                    Self {
+                        config,
+                        keys,
+                        refresh: Some(gate),
+                    },
+                    Some(fetcher),
+                )
+            }
+        }
+    }
+
+    /// Waits (at most the fetch timeout) for a new key set when `token`
+    /// names a key the set in force lacks and a fetch may be asked for now.
+    /// Cancel-safe: a dropped wait leaves the fetch to run.
+    pub async fn prepare(&self, token: &str) {
+        let Some(gate) = &self.refresh else {
+            return;
+        };
+        let Ok(header) = jsonwebtoken::decode_header(token) else {
+            return;
+        };
+        let mut keys = self.keys.clone();
+        let current = keys.borrow_and_update().clone();
+        if current.find(header.kid.as_deref()).is_some() {
+            return;
+        }
+        let wait = {
+            let Ok(mut asked) = gate.asked.lock() else {
+                return;
+            };
+            match *asked {
+                // The fetch at start has not ended: wait for it, ask nothing.
+                _ if current.attempt == 0 => true,
+                // A fetch asked for recently: wait for it if it has not ended.
+                Some((at, attempt)) if at.elapsed() < gate.min_refresh => {
+                    attempt == current.attempt
+                }
+                _ => {
+                    *asked = Some((Instant::now(), current.attempt));
+                    gate.wake.notify_one();
+                    true
+                }
+            }
+        };
+        if wait {
+            let _ = tokio::time::timeout(gate.fetch_timeout, keys.changed()).await;
+        }
+    }
+
+    /// Verifies `token` against the key set in force. CPU only (one
+    /// signature check), no waiting.
+    pub fn verify(&self, token: &str) -> Result<Verified, TokenProblem> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenProblem::Malformed);
+        }
+        let header = jsonwebtoken::decode_header(token).map_err(|_| header_problem(token))?;
+        if !self.config.algorithms.contains(&header.alg) {
+            return Err(TokenProblem::Algorithm);
+        }
+        let keys = self.keys.borrow().clone();
+        let key = keys
+            .find(header.kid.as_deref())
+            .ok_or(TokenProblem::UnknownKey)?;
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &key.validation)
+            .map_err(|err| problem(&err))?;
+        self.identity(data.claims)
+    }
+
+    /// The caller and the recorded identity of verified claims.
+    fn identity(&self, mut claims: Map<String, Value>) -> Result<Verified, TokenProblem> {
+        let text = |claims: &Map<String, Value>,
+                    name: &str|
+         -> Result<Option<String>, TokenProblem> {
+            match claims.get(name) {
+                None => Ok(None),
+                Some(Value::String(text)) if text.len() <= MAX_NAME_BYTES => Ok(Some(text.clone())),
+                Some(_) => Err(TokenProblem::NoCaller),
+            }
+        };
+        let caller = text(&claims, &self.config.caller_claim)?
+            .filter(|caller| !caller.is_empty())
+            .ok_or(TokenProblem::NoCaller)?;
+        let issuer = text(&claims, "iss")?.ok_or(TokenProblem::MissingClaim)?;
+        let auth = CallerAuth::Jwt {
+            issuer,
+            subject: text(&claims, "sub")?,
+            jti: text(&claims, "jti")?,
+        };
+        let policy: Map<String, Value> = self
+            .config
+            .policy_claims
+            .iter()
+            .filter_map(|name| Some((name.clone(), claims.remove(name)?)))
+            .collect();
+        Ok(Verified {
+            caller,
+            auth,
+            claims: Arc::new(policy),
+        })
+    }
+}
+
+/// Why a token's header does not parse: an algorithm the library does not
+/// even name (`none`) is an algorithm refusal, anything else malformed.
+fn header_problem(token: &str) -> TokenProblem {
+    use base64::Engine;
+    let named_alg = token
+        .split('.')
+        .next()
+        .and_then(|part| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(part)
+                .ok()
+        })
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .is_some_and(|header| header["alg"].is_string());
+    if named_alg {
+        TokenProblem::Algorithm
+    } else {
+        TokenProblem::Malformed
+    }
+}
+
+fn problem(err: &jsonwebtoken::errors::Error) -> TokenProblem {
+    use jsonwebtoken::errors::ErrorKind;
+    match err.kind() {
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => TokenProblem::Algorithm,
+        ErrorKind::InvalidSignature | ErrorKind::InvalidEcdsaKey | ErrorKind::InvalidRsaKey(_) => {
+            TokenProblem::BadSignature
+        }
+        ErrorKind::ExpiredSignature => TokenProblem::Expired,
+        ErrorKind::ImmatureSignature => TokenProblem::NotYetValid,
+        ErrorKind::InvalidIssuer => TokenProblem::WrongIssuer,
+        ErrorKind::InvalidAudience => TokenProblem::WrongAudience,
+        ErrorKind::MissingRequiredClaim(_) => TokenProblem::MissingClaim,
+        _ => TokenProblem::Malformed,
+    }
+}
+
+/// The bearer token of `Authorization` when it has the shape of a JWT
+/// (three dot-separated base64url parts) and is not a gateway API key.
+pub(crate) fn bearer_jwt(headers: &http::HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    let looks = token.split('.').count() == 3
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+    (scheme.eq_ignore_ascii_case("bearer")
+        && looks
+        && !token.starts_with(super::callers::API_KEY_PREFIX))
+    .then_some(token)
+}
