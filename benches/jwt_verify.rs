@@ -69,6 +69,7 @@ fn verification(c: &mut Criterion) {
         leeway_secs: 60,
         caller_claim: "sub".into(),
         policy_claims: vec!["groups".into()],
+        required: false,
     };
     let (auth, _) = JwtAuth::new(&config);
     let now = std::time::SystemTime::now()

@@ -254,7 +254,8 @@ fn replay(set: &PolicySet, ledger: Source<'_>, from: u64, to: u64) -> anyhow::Re
 
 /// An input document from a file: the fields of docs/policies.md's input
 /// table. `stage`, `response` and `status` say whether there was an
-/// answer; `sample` defaults to the one the decision id gives.
+/// answer; `sample` defaults to the one the decision id gives; `claims`
+/// to none.
 fn from_document(doc: &Value) -> Result<RecordedInput, String> {
     let text = |key: &str| doc[key].as_str().unwrap_or_default().to_owned();
     if !doc.is_object() {
@@ -274,6 +275,11 @@ fn from_document(doc: &Value) -> Result<RecordedInput, String> {
     );
     if let Some(sample) = doc["sample"].as_f64() {
         request.sample = sample;
+    }
+    match &doc["claims"] {
+        Value::Null => {}
+        Value::Object(claims) => request = request.with_claims(claims.clone()),
+        _ => return Err("claims must be an object".to_owned()),
     }
     let status = match &doc["status"] {
         Value::Null => None,

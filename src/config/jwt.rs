@@ -36,6 +36,8 @@ pub struct JwtConfig {
     pub caller_claim: String,
     /// Claims handed to the policies as `input.claims`.
     pub policy_claims: Vec<String>,
+    /// Refuse requests that establish no caller by token, key or certificate.
+    pub required: bool,
 }
 
 /// The key set's source.
@@ -84,6 +86,8 @@ pub(crate) struct RawJwt {
     caller_claim: String,
     #[serde(default)]
     policy_claims: Vec<String>,
+    #[serde(default)]
+    required: bool,
 }
 
 fn default_min_refresh() -> u64 {
@@ -171,6 +175,7 @@ pub(super) fn check(
         leeway_secs: raw.leeway_secs,
         caller_claim: raw.caller_claim,
         policy_claims: raw.policy_claims,
+        required: raw.required,
     })
 }
 

@@ -33,6 +33,8 @@ pub enum Refusal {
     CertificateWithoutName,
     /// A JWT bearer token that does not verify.
     InvalidToken(super::jwt::TokenProblem),
+    /// `auth.jwt.required` and no token, key or client certificate.
+    NoToken,
 }
 
 impl Refusal {
@@ -47,6 +49,7 @@ impl Refusal {
                 "the client certificate does not carry the name the gateway identifies callers by"
             }
             Self::InvalidToken(problem) => problem.describe(),
+            Self::NoToken => "a bearer token is required (Authorization: Bearer <JWT>)",
         }
     }
 
@@ -54,7 +57,11 @@ impl Refusal {
     pub(crate) fn is_about_keys(self) -> bool {
         matches!(
             self,
-            Self::UnknownKey | Self::ExpiredKey | Self::NoKey | Self::InvalidToken(_)
+            Self::UnknownKey
+                | Self::ExpiredKey
+                | Self::NoKey
+                | Self::InvalidToken(_)
+                | Self::NoToken
         )
     }
 }
@@ -143,6 +150,12 @@ pub(crate) fn identify(
     if auth.require_api_key {
         return Identified {
             refusal: Some(Refusal::NoKey),
+            ..Identified::default()
+        };
+    }
+    if auth.jwt.as_ref().is_some_and(|jwt| jwt.required) {
+        return Identified {
+            refusal: Some(Refusal::NoToken),
             ..Identified::default()
         };
     }

@@ -388,7 +388,10 @@ impl IntoResponse for ProxyError {
         if let ProxyError::CallerUnauthenticated(refusal) = &self
             && refusal.is_about_keys()
         {
-            let challenge = if matches!(refusal, super::callers::Refusal::NoKey) {
+            let challenge = if matches!(
+                refusal,
+                super::callers::Refusal::NoKey | super::callers::Refusal::NoToken
+            ) {
                 "Bearer realm=\"govgate\""
             } else {
                 "Bearer realm=\"govgate\", error=\"invalid_token\""

@@ -136,11 +136,27 @@ async fn a_token_names_the_caller_and_expired_misaddressed_unsigned_hmac_and_unk
     let file = dir.path().join("jwks.json");
     std::fs::write(&file, jwks(&[&ed, &ec])).unwrap();
     let gateway = Gateway::start(&format!(
-        "[auth.jwt]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\njwks_file = \"{}\"\n{}",
+        "[auth.jwt]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\njwks_file = \"{}\"\nrequired = true\n{}",
         file.display(),
         models(&upstream.url())
     ))
     .await;
+
+    let headers_only = send(
+        Method::POST,
+        &gateway.url("/v2/models/scorer/infer"),
+        &[("x-govgate-caller", "svc-loans")],
+        r#"{"inputs":[1]}"#,
+    )
+    .await;
+    assert_eq!(
+        headers_only.status, 401,
+        "required: the header is not enough"
+    );
+    assert_eq!(
+        headers_only.headers["www-authenticate"],
+        "Bearer realm=\"govgate\""
+    );
 
     for key in [&ed, &ec] {
         let served = infer_with_token(&gateway, &key.sign(&claims("svc-loans", json!({})))).await;

@@ -262,6 +262,7 @@ async fn policies_doc_works_as_printed_on_a_fresh_clone() {
             "FAIL  callers_test.rego: data.govgate_test.test_responses_are_not_checked: undefined",
             "3 tests: 2 passed, 1 failed, 0 errors",
             "response  hold\n  hold: borderline credit score in output score: within [0.45, 0.55]\n",
+            "request   deny\n  deny: credit-scoring is for the lending group; svc-marketing is in [\"marketing\"]\n",
         ],
     );
 }
