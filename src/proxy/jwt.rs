@@ -381,3 +381,93 @@ pub(crate) fn bearer_jwt(headers: &http::HeaderMap) -> Option<&str> {
         && !token.starts_with(super::callers::API_KEY_PREFIX))
     .then_some(token)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+    use ring::signature::KeyPair;
+    use serde_json::json;
+
+    /// A verifier whose set holds one Ed25519 key (`kid` as given, or none),
+    /// and that key for signing.
+    fn one_key(kid: Option<&str>) -> (JwtAuth, jsonwebtoken::EncodingKey) {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+        let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+        let mut jwk = json!({"kty": "OKP", "crv": "Ed25519",
+                             "x": B64.encode(pair.public_key().as_ref())});
+        if let Some(kid) = kid {
+            jwk["kid"] = json!(kid);
+        }
+        let set = crate::config::parse_jwks(json!({"keys": [jwk]}).to_string().as_bytes());
+        let config = JwtConfig {
+            issuer: "https://idp".into(),
+            audience: "gw".into(),
+            algorithms: vec![Algorithm::EdDSA],
+            keys: JwksSource::File(set.unwrap()),
+            leeway_secs: 60,
+            caller_claim: "sub".into(),
+            policy_claims: vec!["groups".into()],
+            required: false,
+        };
+        let encoding = jsonwebtoken::EncodingKey::from_ed_der(pkcs8.as_ref());
+        (JwtAuth::new(&config).0, encoding)
+    }
+
+    fn sign(key: &jsonwebtoken::EncodingKey, kid: Option<&str>, claims: Value) -> String {
+        let mut header = jsonwebtoken::Header::new(Algorithm::EdDSA);
+        header.kid = kid.map(str::to_owned);
+        jsonwebtoken::encode(&header, &claims, key).unwrap()
+    }
+
+    fn claims(sub: &str) -> Value {
+        let exp = jsonwebtoken::get_current_timestamp() + 60;
+        json!({"iss": "https://idp", "aud": "gw", "sub": sub, "exp": exp,
+               "groups": ["a"], "email": "x@example"})
+    }
+
+    #[test]
+    fn a_token_without_kid_uses_the_only_key_and_hands_on_only_the_listed_claims() {
+        let (auth, key) = one_key(None);
+        let verified = auth.verify(&sign(&key, None, claims("svc"))).unwrap();
+        assert_eq!(verified.caller, "svc");
+        assert_eq!(
+            verified.auth,
+            CallerAuth::Jwt {
+                issuer: "https://idp".into(),
+                subject: Some("svc".into()),
+                jti: None
+            }
+        );
+        assert_eq!(
+            Value::Object(verified.claims.as_ref().clone()),
+            json!({"groups": ["a"]})
+        );
+        assert_eq!(
+            auth.verify(&sign(&key, Some("other"), claims("svc"))),
+            Err(TokenProblem::UnknownKey)
+        );
+    }
+
+    #[test]
+    fn a_caller_the_ledger_cannot_hold_and_broken_tokens_are_refused() {
+        let (auth, key) = one_key(Some("k"));
+        let long = "x".repeat(MAX_NAME_BYTES + 1);
+        assert_eq!(
+            auth.verify(&sign(&key, Some("k"), claims(&long))),
+            Err(TokenProblem::NoCaller)
+        );
+        assert_eq!(
+            auth.verify(&sign(&key, Some("k"), claims(""))),
+            Err(TokenProblem::NoCaller)
+        );
+        let mut token = sign(&key, Some("k"), claims("svc"));
+        token.push('A');
+        assert_eq!(auth.verify(&token), Err(TokenProblem::BadSignature));
+        assert_eq!(auth.verify("a.b.c"), Err(TokenProblem::Malformed));
+        let none = format!("{}.e30.", B64.encode(br#"{"alg":"none"}"#));
+        assert_eq!(auth.verify(&none), Err(TokenProblem::Algorithm));
+    }
+}
