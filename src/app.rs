@@ -328,6 +328,7 @@ impl App {
         let monitor = crate::ledger::monitor::Monitor::new(
             config.ledger.verify_every,
             config.ledger.verify_full_every,
+            config.ledger.verify_cpu_share,
             metrics.registry(),
         )?;
         let proxy_metrics = ProxyMetrics::register(metrics.registry())?;
@@ -336,7 +337,6 @@ impl App {
         ledger_metrics.register(metrics.registry())?;
         let signer = NoteSigner::new(&config.ledger.origin, config.ledger.signing_key.clone())
             .map_err(AppError::Origin)?;
-        let verifier = signer.verifier();
         let public_key = config.ledger.signing_key.verifying_key().to_bytes();
         let (ledger, writer) = Ledger::open(
             store.clone(),
@@ -384,10 +384,11 @@ impl App {
         };
         let subject_key = subject_key(config)?;
         let kpi = crate::kpi::start(&config.models, metrics.registry())?;
+        let witness_keys = ledger.keys();
         let witnessing = crate::witness::Witnesses::start(
             config,
             store.clone(),
-            verifier.clone(),
+            move || witness_keys.get(),
             metrics.registry(),
         )?;
         let tiles = match config.tiles {

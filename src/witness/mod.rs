@@ -88,10 +88,15 @@ pub struct WitnessTask {
     requests: mpsc::Receiver<oneshot::Sender<Vec<Report>>>,
 }
 
+/// The key signing the log now (it changes with an online rotation).
+type KeyInForce = Arc<dyn Fn() -> NoteVerifier + Send + Sync>;
+
 struct Shared {
     config: Witnessing,
     store: Arc<dyn LedgerStore>,
-    log: NoteVerifier,
+    /// Read at each round: checkpoints after a rotation are signed by the
+    /// new key, and the witnesses' cosignatures are over those.
+    key: KeyInForce,
     client: WitnessClient,
     metrics: WitnessMetrics,
     path: PathBuf,
@@ -108,17 +113,20 @@ struct State {
 
 impl Witnesses {
     /// Loads the kept state (blocking file read: call before serving) and
-    /// builds the handle and its task. `None` without witnesses.
+    /// builds the handle and its task. `None` without witnesses. `key`
+    /// says which key signs the log now (it follows online rotations).
     pub fn start(
         config: &crate::config::Config,
         store: Arc<dyn LedgerStore>,
-        log: NoteVerifier,
+        key: impl Fn() -> NoteVerifier + Send + Sync + 'static,
         registry: &prometheus::Registry,
     ) -> Result<Option<(Witnesses, WitnessTask)>, WitnessError> {
         let witnessing = config.ledger.witnesses.clone();
         if witnessing.witnesses.is_empty() {
             return Ok(None);
         }
+        let key: KeyInForce = Arc::new(key);
+        let log = key();
         let path = state_path(&config.server.data_dir);
         let stored = Stored::load(
             &path,
@@ -140,7 +148,7 @@ impl Witnesses {
         let shared = Arc::new(Shared {
             config: witnessing,
             store,
-            log,
+            key,
             client: WitnessClient::new(&config.upstream_tls.extra_roots),
             metrics,
             path,
@@ -279,8 +287,12 @@ impl Shared {
                 return Vec::new();
             }
         };
-        let size = match self.log.open(&note).map(Checkpoint::parse) {
-            Ok(Ok(checkpoint)) => checkpoint.size,
+        // The key in force now, not the one at startup: after a rotation
+        // the latest checkpoint is signed by the new key.
+        let log = (self.key)();
+        let opened = log.open(&note).map(|body| (body, Checkpoint::parse(body)));
+        let (body, size) = match opened {
+            Ok((body, Ok(checkpoint))) => (body, checkpoint.size),
             _ => {
                 tracing::error!("witnessing: the latest checkpoint does not verify; not sent");
                 return Vec::new();
@@ -290,7 +302,7 @@ impl Shared {
             .config
             .witnesses
             .iter()
-            .map(|witness| self.submit(witness, &note, size, forced));
+            .map(|witness| self.submit(witness, &note, body, size, forced));
         let reports = futures_util::future::join_all(submissions).await;
         let changed = reports.iter().any(|r| r.result == "cosigned");
         let snapshot = {
@@ -318,9 +330,17 @@ impl Shared {
         reports
     }
 
-    /// Sends `note` (of `size`) to one witness, following a 409 to the
-    /// size it holds (twice at most); keeps a cosignature that verifies.
-    async fn submit(&self, witness: &WitnessConfig, note: &str, size: u64, forced: bool) -> Report {
+    /// Sends `note` (of `size`, its signed text `signed`) to one witness,
+    /// following a 409 to the size it holds (twice at most); keeps a
+    /// cosignature that verifies.
+    async fn submit(
+        &self,
+        witness: &WitnessConfig,
+        note: &str,
+        signed: &str,
+        size: u64,
+        forced: bool,
+    ) -> Report {
         let report = |outcome: Outcome, detail: Option<String>| {
             self.metrics.outcome(&witness.name, outcome);
             if let Some(detail) = &detail
@@ -367,11 +387,8 @@ impl Shared {
                 .await;
             match answer {
                 Ok(Answer::Cosigned(text)) => {
-                    let Ok(body) = self.log.open(note) else {
-                        return report(Outcome::Failed, Some("checkpoint does not verify".into()));
-                    };
                     let lines: Vec<&str> = text.lines().collect();
-                    let Some((line, time)) = witness.key.find(body, &lines) else {
+                    let Some((line, time)) = witness.key.find(signed, &lines) else {
                         return report(
                             Outcome::InvalidCosignature,
                             Some(format!(

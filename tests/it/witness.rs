@@ -553,3 +553,49 @@ pub(crate) async fn cosigned_scrape() -> String {
     assert_eq!(results(&submit(&gateway).await), ["w1:cosigned"]);
     gateway.metrics().await
 }
+
+/// After an online key rotation the checkpoints are signed by the new key:
+/// witnessing sends those (and checks the cosignatures over them) rather
+/// than refusing them as not signed by the key the gateway started with.
+#[tokio::test]
+async fn witnessing_follows_an_online_key_rotation() {
+    let upstream = TestUpstream::start().await;
+    let witness = Witness::start("w1.example/w", 1).await;
+    let rest = format!(
+        "witness_interval_secs = 3600\n{}{}",
+        witness.config("w1"),
+        models(&upstream.url())
+    );
+    let gateway = Gateway::start(&rest).await;
+    witness.trust(&gateway.vkey);
+    let first = submit(&gateway).await;
+    assert_eq!(results(&first), ["w1:cosigned"], "{first}");
+    let before = size_of(&cosigned(&gateway).await.text(), &gateway.vkey);
+
+    let rotated = admin_call(
+        &gateway.admin,
+        Some("ops"),
+        Method::POST,
+        "/admin/ledger/rotate-key",
+        "",
+    )
+    .await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text());
+    let new_vkey = rotated.json()["new_vkey"].as_str().unwrap().to_owned();
+    assert_ne!(new_vkey, gateway.vkey);
+    // The witness is told of the new key, as its operator would be.
+    std::fs::write(
+        witness.dir.path().join("logs"),
+        format!("{}\n{new_vkey}\n", gateway.vkey),
+    )
+    .unwrap();
+    assert_eq!(gateway.infer("{}").await.status, 200);
+
+    let after = submit(&gateway).await;
+    assert_eq!(results(&after), ["w1:cosigned"], "{after}");
+    let note = cosigned(&gateway).await.text();
+    let size = size_of(&note, &new_vkey);
+    assert!(size > before, "{size} > {before}");
+    let policy = WitnessPolicy::new(vec![("w1".into(), witness.key())], 1).unwrap();
+    assert_eq!(policy.check(&note).unwrap().len(), 1, "{note}");
+}
