@@ -253,6 +253,9 @@ pub struct LedgerConfig {
     /// was appended since the last one (`None`: only the first round, after
     /// a failure, and when asked).
     pub verify_full_every: Option<std::time::Duration>,
+    /// The share of one core a background verification round takes while
+    /// the gateway records requests (`ledger.verify_cpu_share`).
+    pub verify_cpu_share: crate::ledger::monitor::CpuShare,
     /// The subject key file as configured (`ledger.subject_key_file`,
     /// resolved against the config's directory); `None`: `subject.key` in
     /// the data directory, made at the first start a model needs it.
@@ -285,6 +288,7 @@ impl fmt::Debug for LedgerConfig {
             .field("witnesses", &self.witnesses)
             .field("verify_every", &self.verify_every)
             .field("verify_full_every", &self.verify_full_every)
+            .field("verify_cpu_share", &self.verify_cpu_share)
             .finish()
     }
 }

@@ -164,6 +164,8 @@ pub(crate) struct RawLedger {
     #[serde(default = "default_verify_full_every_secs")]
     pub(crate) verify_full_every_secs: u64,
     #[serde(default)]
+    pub(crate) verify_cpu_share: Option<f64>,
+    #[serde(default)]
     pub(crate) subject_key_file: Option<PathBuf>,
 }
 

@@ -796,3 +796,23 @@ fn jwt_accepts_only_asymmetric_algorithms_and_exactly_one_key_source() {
     let err = jwt("jwks_url = \"ftp://idp/j\"\n").unwrap_err();
     assert!(err.to_string().contains("auth.jwt.jwks_url"), "{err}");
 }
+
+#[test]
+fn the_background_verification_takes_a_share_of_one_core_above_zero_and_at_most_one() {
+    let with = |extra: &str| {
+        Config::parse(
+            &format!("{SERVER}{ONE_MODEL}{LEDGER}{extra}"),
+            "test.toml",
+            &test_env(&[]),
+        )
+    };
+    let default = with("").unwrap();
+    assert_eq!(default.ledger.verify_cpu_share.get(), 0.05);
+    let half = with("verify_cpu_share = 0.5\n").unwrap();
+    assert_eq!(half.ledger.verify_cpu_share.get(), 0.5);
+    for refused in ["0", "1.5", "-0.1"] {
+        let err = with(&format!("verify_cpu_share = {refused}\n")).unwrap_err();
+        assert_eq!(err.key, "ledger.verify_cpu_share", "{err}");
+        assert!(err.to_string().contains("share of one core"), "{err}");
+    }
+}

@@ -7,6 +7,7 @@ use super::{
     ServerConfig, TilesConfig, Timeouts, UpstreamTls, UpstreamUrl, VersionConfig,
 };
 use crate::decision::{EntrySignatures, PayloadMode, Protocol};
+use crate::ledger::monitor::CpuShare;
 use http::{HeaderName, HeaderValue};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -374,6 +375,17 @@ fn check_ledger(
             .then(|| std::time::Duration::from_secs(raw.verify_every_secs)),
         verify_full_every: (raw.verify_full_every_secs > 0)
             .then(|| std::time::Duration::from_secs(raw.verify_full_every_secs)),
+        verify_cpu_share: match raw.verify_cpu_share {
+            None => CpuShare::VERIFY_DEFAULT,
+            Some(share) => CpuShare::new(share).ok_or_else(|| {
+                checker.error(
+                    "ledger.verify_cpu_share",
+                    format!(
+                        "{share} is not a share of one core: give a number above 0 and at most 1"
+                    ),
+                )
+            })?,
+        },
         entry_signatures: match raw.entry_signatures.as_str() {
             "off" => EntrySignatures::Off,
             "on" => EntrySignatures::On,

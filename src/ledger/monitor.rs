@@ -5,19 +5,25 @@
 //! entries damaged underneath are found only so), after a failure and on
 //! demand ([`Monitor::request_full`]).
 //!
-//! The checking runs on a blocking thread, one thread at a time, paced:
-//! after each chunk it sleeps [`REST_PER_BUSY`] times as long as the chunk
-//! took, so a verification takes at most a fraction of one core and the
-//! request path keeps its latency. Each completed round that checked
+//! The checking runs on a blocking thread, one thread at a time, paced to
+//! `ledger.verify_cpu_share` of one core: after each chunk it sleeps
+//! `(1 - share) / share` times as long as the chunk took, so the request
+//! path keeps its throughput and latency. The pacing holds only while the
+//! log grows (requests are being recorded): on an idle gateway a round runs
+//! at the speed of one core. Each completed round that checked
 //! something new is recorded as a `ledger_verified` entry (so at most one
 //! per round; an idle log adds none), its result is on
 //! `GET /admin/ledger/verification` and in the metrics, and a failure
 //! sets `govgate_ledger_verification_failed` (the shipped critical alert).
 
 mod incremental;
+#[cfg(test)]
+mod pace_tests;
 
 use super::checkpoint::NoteVerifier;
 use super::entry::{EntryBody, rfc3339_millis};
+pub use super::pace::CpuShare;
+use super::pace::{Clock, Pace};
 use super::sequencer::Ledger;
 use super::store::LedgerStore;
 use super::verify::{Limits, VerifyError, verify_store_limited};
@@ -27,10 +33,6 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
-
-/// Time slept per unit of checking: 3 means a verification uses at most a
-/// quarter of one core.
-const REST_PER_BUSY: u32 = 3;
 
 /// Entries an incremental round checks between rests.
 const CHUNK: u64 = 1024;
@@ -104,6 +106,8 @@ pub struct Outcome {
 pub struct Status {
     /// Seconds between background rounds; `None`: only on demand.
     pub every_secs: Option<u64>,
+    /// The share of one core a round takes while requests are served.
+    pub cpu_share: f64,
     /// Rounds started since the gateway started.
     pub runs_started: u64,
     /// Whether a full round was asked for and has not started yet.
@@ -169,6 +173,7 @@ struct Shared {
     metrics: MonitorMetrics,
     every: Option<Duration>,
     full_every: Option<Duration>,
+    share: CpuShare,
 }
 
 /// The handle on continuous verification: status, requests for a round.
@@ -180,11 +185,13 @@ pub struct Monitor {
 impl Monitor {
     /// A monitor running a round every `every` (`None`: only on demand),
     /// a full one when `full_every` has passed since the last full one,
-    /// its metric families registered in `registry`. Nothing runs until
+    /// each taking `share` of one core while the log grows, its metric
+    /// families registered in `registry`. Nothing runs until
     /// [`Monitor::run`].
     pub fn new(
         every: Option<Duration>,
         full_every: Option<Duration>,
+        share: CpuShare,
         registry: &Registry,
     ) -> Result<Monitor, prometheus::Error> {
         let metrics = MonitorMetrics::register(registry)?;
@@ -192,12 +199,14 @@ impl Monitor {
             shared: Arc::new(Shared {
                 status: Mutex::new(Status {
                     every_secs: every.map(|every| every.as_secs()),
+                    cpu_share: share.get(),
                     ..Status::default()
                 }),
                 wake: tokio::sync::Notify::new(),
                 metrics,
                 every,
                 full_every,
+                share,
             }),
         })
     }
@@ -294,7 +303,15 @@ impl Monitor {
                     (store.clone(), verifier.clone(), halt.clone(), self.clone());
                 let previous = anchor.clone();
                 tokio::task::spawn_blocking(move || {
-                    round(store.as_ref(), &verifier, mode, previous, &halt, &monitor)
+                    let mut pace = Pace::sharing(monitor.shared.share);
+                    let mut grows = growth(store.as_ref());
+                    let round = Round {
+                        store: store.as_ref(),
+                        verifier: &verifier,
+                        halt: &halt,
+                        monitor: &monitor,
+                    };
+                    round.run(mode, previous, &mut pace, &mut grows)
                 })
             };
             let mut job = std::pin::pin!(job);
@@ -449,53 +466,82 @@ impl Outcome {
     }
 }
 
-/// One round, on a blocking thread.
-fn round(
-    store: &dyn LedgerStore,
-    verifier: &NoteVerifier,
-    mode: Mode,
-    previous: Option<Anchor>,
-    halt: &AtomicBool,
-    monitor: &Monitor,
-) -> Finished {
-    let started = Instant::now();
-    let mut pace = super::pace::Pace::new(REST_PER_BUSY);
-    let mut rest = |checked: u64, total: u64| {
-        monitor.progress(checked, total);
-        pace.rest(&|| halt.load(Ordering::Acquire));
-    };
-    let (from_seq, result, anchor) = match (mode, previous) {
-        (Mode::Incremental, Some(mut anchor)) => {
-            let from = anchor.size;
-            match anchor.advance(store, CHUNK, halt, &mut rest) {
-                Ok(covered) => (from, Ok(covered.others), Some(anchor)),
-                Err(err) => (from, Err(err), None),
+/// Whether the log grew since the last call: requests are being recorded,
+/// so the gateway is under load and a round keeps to its share.
+fn growth(store: &dyn LedgerStore) -> impl FnMut() -> bool + '_ {
+    let mut seen = store.size().ok();
+    move || {
+        let now = store.size().ok();
+        // A store that cannot say counts as loaded: pacing is the safe side.
+        let grew = now.is_none() || now != seen;
+        seen = now;
+        grew
+    }
+}
+
+/// What one round reads and reports to.
+struct Round<'r> {
+    store: &'r dyn LedgerStore,
+    verifier: &'r NoteVerifier,
+    halt: &'r AtomicBool,
+    monitor: &'r Monitor,
+}
+
+impl Round<'_> {
+    /// One round, on a blocking thread: after each chunk it reports its
+    /// progress and rests on `pace` when `loaded` says the gateway is busy.
+    fn run<C: Clock>(
+        &self,
+        mode: Mode,
+        previous: Option<Anchor>,
+        pace: &mut Pace<C>,
+        loaded: &mut dyn FnMut() -> bool,
+    ) -> Finished {
+        let Round {
+            store,
+            verifier,
+            halt,
+            monitor,
+        } = *self;
+        let started = Instant::now();
+        let mut rest = |checked: u64, total: u64| {
+            monitor.progress(checked, total);
+            pace.rest_if(loaded(), &|| halt.load(Ordering::Acquire));
+        };
+        let (from_seq, result, anchor) = match (mode, previous) {
+            (Mode::Incremental, Some(mut anchor)) => {
+                let from = anchor.size;
+                match anchor.advance(store, CHUNK, halt, &mut rest) {
+                    Ok(covered) => (from, Ok(covered.others), Some(anchor)),
+                    Err(err) => (from, Err(err), None),
+                }
             }
-        }
-        _ => {
-            let limits = Limits {
-                threads: Some(1),
-                stop: Some(halt),
-            };
-            let verified =
-                verify_store_limited(store, verifier, &limits, &mut rest).and_then(|verified| {
-                    let anchor = Anchor::after_full(
-                        store,
-                        verified.latest_checkpoint_size,
-                        verifier.clone(),
-                    )?;
-                    Ok((verified.entries, anchor))
-                });
-            match verified {
-                Ok((entries, anchor)) => (0, Ok(entries), Some(anchor)),
-                Err(err) => (0, Err(err), None),
+            _ => {
+                let limits = Limits {
+                    threads: Some(1),
+                    stop: Some(halt),
+                };
+                let verified = verify_store_limited(store, verifier, &limits, &mut rest).and_then(
+                    |verified| {
+                        let anchor = Anchor::after_full(
+                            store,
+                            verified.latest_checkpoint_size,
+                            verifier.clone(),
+                        )?;
+                        Ok((verified.entries, anchor))
+                    },
+                );
+                match verified {
+                    Ok((entries, anchor)) => (0, Ok(entries), Some(anchor)),
+                    Err(err) => (0, Err(err), None),
+                }
             }
+        };
+        Finished {
+            result,
+            from_seq,
+            anchor,
+            seconds: started.elapsed().as_secs_f64(),
         }
-    };
-    Finished {
-        result,
-        from_seq,
-        anchor,
-        seconds: started.elapsed().as_secs_f64(),
     }
 }
