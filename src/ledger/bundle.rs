@@ -19,6 +19,9 @@ mod ordered;
 #[cfg(test)]
 mod pass_tests;
 mod sparse;
+mod sparse_stream;
+#[cfg(test)]
+mod sparse_stream_tests;
 mod stream;
 #[cfg(test)]
 mod stream_tests;
@@ -162,7 +165,12 @@ pub fn verify_bundle(
         BundleForm::Contiguous => {
             stream::contiguous(dir, &manifest, &claimed, first, current, &note)?
         }
-        BundleForm::Sparse => stream::Outcome::InMemory,
+        BundleForm::Sparse => {
+            match sparse_stream::verify(dir, &manifest, &claimed, first, current, &note)? {
+                Some(verified) => stream::Outcome::Verified(Box::new(verified)),
+                None => stream::Outcome::InMemory,
+            }
+        }
     };
     let (report, schedule) = match streamed {
         stream::Outcome::Verified(verified) => *verified,

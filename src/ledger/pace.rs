@@ -156,7 +156,6 @@ pub(crate) mod tests {
         for _ in 0..5 {
             pace.rest(&|| false);
         }
-        drop(pace);
         // 10 ms of work per slice at a fifth of a core: 40 ms at rest.
         let napped = clock.napped.as_secs_f64();
         assert!((napped - 0.2).abs() < 1e-6, "{napped}");
@@ -172,16 +171,13 @@ pub(crate) mod tests {
         };
         let mut whole = Pace::on(&mut clock, CpuShare::new(1.0).unwrap().rest_per_busy());
         whole.rest(&|| false);
-        drop(whole);
         assert_eq!(clock.naps, 0);
         let mut idle = Pace::on(&mut clock, CpuShare::VERIFY_DEFAULT.rest_per_busy());
         idle.rest_if(false, &|| false);
         idle.rest_if(true, &|| true);
-        drop(idle);
         assert_eq!(clock.naps, 0);
         let mut loaded = Pace::on(&mut clock, CpuShare::VERIFY_DEFAULT.rest_per_busy());
         loaded.rest_if(true, &|| false);
-        drop(loaded);
         // 10 ms at a twentieth of a core: 190 ms, in naps of 50 ms.
         assert_eq!(clock.naps, 4);
         let napped = clock.napped.as_secs_f64();

@@ -474,3 +474,53 @@ fn verify_bundle_streams_a_bundle_much_larger_than_the_memory_it_may_use() {
         said(&refused)
     );
 }
+
+#[test]
+fn verify_bundle_streams_a_sparse_bundle_much_larger_than_the_memory_it_may_use() {
+    // 18 000 decisions with 3 KB request and response bodies, exported by
+    // model (the sparse form: each entry with its inclusion proof): about
+    // 180 MB. Held in memory, 15 000 such entries with their proofs
+    // already need more than the verifier's address space.
+    let filled = Filled::with_payloads(18_000, Some(3 << 10));
+    let out = filled.dir.path().join("sparse");
+    let export = filled
+        .cli(&[
+            "export",
+            "--quiet",
+            "--payloads",
+            "--model",
+            "scorer",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    succeeds(export, "export --model");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["format"], "govgate-bundle-sparse/1");
+    let size: u64 = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|file| file.unwrap().metadata().unwrap().len())
+        .sum();
+    assert!(
+        size > VERIFY_ADDRESS_SPACE,
+        "the bundle ({size} bytes) must be larger than the verifier's address space"
+    );
+    // As above: the limit set before the binary starts, one core.
+    let verified = std::process::Command::new("taskset")
+        .args(["--cpu-list", &a_core(), "prlimit"])
+        .arg(format!("--as={VERIFY_ADDRESS_SPACE}"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_govgate"))
+        .args(["verify", "--bundle", out.to_str().unwrap()])
+        .args(["--vkey", &filled.vkey])
+        .env_remove("GOVGATE_CONFIG")
+        .output()
+        .unwrap();
+    let said_ok = succeeds(verified, "verify --bundle (sparse) under the memory limit");
+    assert!(
+        said_ok.contains("sparse bundle (model=scorer) ok") && said_ok.contains(" 18000 payloads"),
+        "{said_ok}"
+    );
+}

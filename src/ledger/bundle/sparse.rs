@@ -24,8 +24,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// The manifest's `filter`: each member a string or null.
-struct Filter {
-    model: Option<String>,
+pub(super) struct Filter {
+    pub(super) model: Option<String>,
     since: Option<String>,
     until: Option<String>,
 }
@@ -60,7 +60,7 @@ impl Filter {
     }
 
     /// For messages: `model=M since=S until=U`, the members given.
-    fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         [
             ("model", &self.model),
             ("since", &self.since),
@@ -73,16 +73,12 @@ impl Filter {
     }
 }
 
-/// Checks a sparse bundle's own rules; returns its report and key schedule.
-pub(super) fn check(
-    dir: &Path,
+/// The manifest's `size` and `filter`, checked against the checkpoint.
+pub(super) fn header(
     manifest: &Manifest,
     claimed: &Checkpoint,
-    entries: &[BundleEntry],
-    start_key: &NoteVerifier,
-    note: &str,
-) -> Result<(BundleReport, KeySchedule), BundleError> {
-    let (from, to) = (manifest.from, manifest.to);
+) -> Result<(u64, Filter), BundleError> {
+    let to = manifest.to;
     let size = manifest
         .raw
         .get("size")
@@ -101,6 +97,20 @@ pub(super) fn check(
             format!("size {} is not the bundle's size {size}", claimed.size),
         ));
     }
+    Ok((size, filter))
+}
+
+/// Checks a sparse bundle's own rules; returns its report and key schedule.
+pub(super) fn check(
+    dir: &Path,
+    manifest: &Manifest,
+    claimed: &Checkpoint,
+    entries: &[BundleEntry],
+    start_key: &NoteVerifier,
+    note: &str,
+) -> Result<(BundleReport, KeySchedule), BundleError> {
+    let (from, to) = (manifest.from, manifest.to);
+    let (size, filter) = header(manifest, claimed)?;
     check_selection(entries, from, to, size, filter.model.as_deref())?;
     check_proofs(dir, entries, size, &claimed.root)?;
     check_chain(entries)?;
@@ -138,18 +148,46 @@ fn check_selection(
     size: u64,
     model: Option<&str>,
 ) -> Result<(), BundleError> {
-    // With a model filter, version entries may come before `from`.
-    let mut expected = if model.is_some() { 0 } else { from };
+    let mut selection = Selection::new(from, to, size, model);
     for (i, entry) in entries.iter().enumerate() {
-        let seq = entry.seq;
-        let line = i + 1;
+        selection.next(i + 1, entry.seq, &entry.value)?;
+    }
+    selection.end()
+}
+
+/// [`check_selection`] one entry at a time.
+pub(super) struct Selection<'m> {
+    from: u64,
+    to: u64,
+    size: u64,
+    model: Option<&'m str>,
+    /// The lowest seq the next entry may have.
+    expected: u64,
+}
+
+impl<'m> Selection<'m> {
+    pub(super) fn new(from: u64, to: u64, size: u64, model: Option<&'m str>) -> Self {
+        Self {
+            from,
+            to,
+            size,
+            model,
+            // With a model filter, version entries may come before `from`.
+            expected: if model.is_some() { 0 } else { from },
+        }
+    }
+
+    /// The entry on line `line` (from 1) of `entries.jsonl`.
+    pub(super) fn next(&mut self, line: usize, seq: u64, value: &Value) -> Result<(), BundleError> {
+        let (from, to, size, model, expected) =
+            (self.from, self.to, self.size, self.model, self.expected);
         if seq < expected {
             return Err(bad_seq(
                 seq,
                 format!("entries.jsonl line {line}: out of order or repeated (seqs must increase)"),
             ));
         }
-        let kind = entry.value["kind"].as_str().unwrap_or_default();
+        let kind = value["kind"].as_str().unwrap_or_default();
         let rotation = kind == "key_rotated";
         if model.is_none() && seq > expected && expected < to {
             return Err(bad_seq(
@@ -164,12 +202,9 @@ fn check_selection(
         }
         let (low, limit) = match model {
             _ if rotation => (from, size),
-            Some(model) if entry.value["model"] == model && kind.starts_with("version_") => {
-                (0, size)
-            }
+            Some(model) if value["model"] == model && kind.starts_with("version_") => (0, size),
             Some(model)
-                if entry.value["model"] == model
-                    && (kind == "decision" || kind == "stream_ended") =>
+                if value["model"] == model && (kind == "decision" || kind == "stream_ended") =>
             {
                 (from, to)
             }
@@ -190,18 +225,24 @@ fn check_selection(
                 format!("entries.jsonl line {line}: outside the bundle's range {low}..{limit}"),
             ));
         }
-        expected = seq + 1;
+        self.expected = seq + 1;
+        Ok(())
     }
-    if model.is_none() && expected < to {
-        return Err(bad_seq(
-            expected,
-            format!(
-                "missing: entries.jsonl ends before seq {expected}, the bundle covers {from}..{}",
-                to - 1
-            ),
-        ));
+
+    /// After the last entry.
+    pub(super) fn end(&self) -> Result<(), BundleError> {
+        let (from, to, expected) = (self.from, self.to, self.expected);
+        if self.model.is_none() && expected < to {
+            return Err(bad_seq(
+                expected,
+                format!(
+                    "missing: entries.jsonl ends before seq {expected}, the bundle covers {from}..{}",
+                    to - 1
+                ),
+            ));
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// With a model filter: every decision's non-null `approval_seq` is the
@@ -211,56 +252,80 @@ fn check_selection(
 fn check_approvals(entries: &[BundleEntry], model: &str) -> Result<(), BundleError> {
     let present: BTreeMap<u64, &Value> = entries.iter().map(|e| (e.seq, &e.value)).collect();
     for entry in entries.iter().filter(|e| e.value["kind"] == "decision") {
-        let (seq, decision) = (entry.seq, &entry.value);
-        let approval_seq = match &decision["approval_seq"] {
-            Value::Null => continue,
-            value => value.as_u64().ok_or_else(|| {
-                bad_seq(
-                    seq,
-                    format!("approval_seq {value} is not a seq (a non-negative integer) or null"),
-                )
-            })?,
+        let Some(approval_seq) = approval_seq_of(entry.seq, &entry.value)? else {
+            continue;
         };
-        let Some(approval) = present.get(&approval_seq) else {
-            return Err(bad_seq(
-                seq,
-                format!(
-                    "approval_seq {approval_seq} is not in the bundle, which holds every \
-                     model-version entry of model {model:?} (removed?)"
-                ),
-            ));
-        };
-        let mut wrong = Vec::new();
-        if approval["kind"] != "version_approved" {
-            wrong.push(format!("its kind is {}", approval["kind"]));
-        }
-        if approval["model"] != decision["model"] {
-            wrong.push(format!(
-                "its model is {}, the decision's {}",
-                approval["model"], decision["model"]
-            ));
-        }
-        if approval["version"] != decision["version"] {
-            wrong.push(format!(
-                "its version is {}, the decision's {}",
-                approval["version"], decision["version"]
-            ));
-        }
-        if approval["state"] != "approved" {
-            wrong.push(format!("its state is {}", approval["state"]));
-        }
-        if !wrong.is_empty() {
-            return Err(bad_seq(
-                seq,
-                format!(
-                    "approval_seq {approval_seq} is not a version_approved entry with state \
-                     approved of the decision's model and version: {}",
-                    wrong.join("; ")
-                ),
-            ));
+        let approval = present.get(&approval_seq).copied();
+        if let Some(problem) =
+            approval_problem(entry.seq, &entry.value, approval_seq, approval, model)
+        {
+            return Err(problem);
         }
     }
     Ok(())
+}
+
+/// A decision's (at `seq`) `approval_seq`: `None` when null.
+pub(super) fn approval_seq_of(seq: u64, decision: &Value) -> Result<Option<u64>, BundleError> {
+    match &decision["approval_seq"] {
+        Value::Null => Ok(None),
+        value => value.as_u64().map(Some).ok_or_else(|| {
+            bad_seq(
+                seq,
+                format!("approval_seq {value} is not a seq (a non-negative integer) or null"),
+            )
+        }),
+    }
+}
+
+/// Why `approval` (the bundle's entry at `approval_seq`, `None` when it
+/// has none) is not the approval the decision at `seq` names. Only its
+/// `kind`, `model`, `version` and `state` are looked at.
+pub(super) fn approval_problem(
+    seq: u64,
+    decision: &Value,
+    approval_seq: u64,
+    approval: Option<&Value>,
+    model: &str,
+) -> Option<BundleError> {
+    let Some(approval) = approval else {
+        return Some(bad_seq(
+            seq,
+            format!(
+                "approval_seq {approval_seq} is not in the bundle, which holds every \
+                 model-version entry of model {model:?} (removed?)"
+            ),
+        ));
+    };
+    let mut wrong = Vec::new();
+    if approval["kind"] != "version_approved" {
+        wrong.push(format!("its kind is {}", approval["kind"]));
+    }
+    if approval["model"] != decision["model"] {
+        wrong.push(format!(
+            "its model is {}, the decision's {}",
+            approval["model"], decision["model"]
+        ));
+    }
+    if approval["version"] != decision["version"] {
+        wrong.push(format!(
+            "its version is {}, the decision's {}",
+            approval["version"], decision["version"]
+        ));
+    }
+    if approval["state"] != "approved" {
+        wrong.push(format!("its state is {}", approval["state"]));
+    }
+    (!wrong.is_empty()).then(|| {
+        bad_seq(
+            seq,
+            format!(
+                "approval_seq {approval_seq} is not a version_approved entry with state \
+                 approved of the decision's model and version: {}",
+                wrong.join("; ")
+            ),
+        )
+    })
 }
 
 /// `proofs.jsonl`: one `{"seq":N,"path":[base64,...]}` line per entry, in
@@ -272,22 +337,13 @@ fn check_proofs(
     size: u64,
     root: &Hash,
 ) -> Result<(), BundleError> {
-    const FILE: &str = "proofs.jsonl";
-    let bytes = read_file(dir, FILE)?.ok_or_else(|| bad("proofs", "proofs.jsonl is missing"))?;
+    let bytes = read_file(dir, PROOFS)?.ok_or_else(proofs_missing)?;
     let mut proofs = BTreeMap::new();
     for (i, raw) in split_jsonl(&bytes).into_iter().enumerate() {
         let number = i + 1;
-        let (seq, path) = proof_line(raw).ok_or_else(|| {
-            bad(
-                &format!("{FILE} line {number}"),
-                "not {\"seq\":N,\"path\":[base64 of 32 bytes, ...]}",
-            )
-        })?;
+        let (seq, path) = proof_line(raw).ok_or_else(|| proof_malformed(number))?;
         if proofs.insert(seq, (number, path)).is_some() {
-            return Err(bad_seq(
-                seq,
-                format!("{FILE} line {number}: a second proof for this seq"),
-            ));
+            return Err(proof_repeated(seq, number));
         }
     }
     let present: BTreeMap<u64, &BundleEntry> = entries.iter().map(|e| (e.seq, e)).collect();
@@ -297,37 +353,74 @@ fn check_proofs(
     for seq in seqs {
         match (present.get(&seq), proofs.get(&seq)) {
             (Some(entry), Some((number, path))) => {
-                if !verify_inclusion(&leaf_hash(&entry.bytes), seq, size, path, root) {
-                    return Err(bad_seq(
-                        seq,
-                        format!(
-                            "inclusion proof ({FILE} line {number}) does not lead from this entry \
-                             to the checkpoint's root: the entry or its proof was altered"
-                        ),
-                    ));
-                }
+                check_inclusion(&entry.bytes, seq, *number, path, size, root)?;
             }
-            (Some(_), None) => {
-                return Err(bad_seq(
-                    seq,
-                    format!("no inclusion proof for this entry in {FILE}"),
-                ));
-            }
-            (None, Some((number, _))) => {
-                return Err(bad_seq(
-                    seq,
-                    format!(
-                        "{FILE} line {number} proves this seq but entries.jsonl has no such entry (removed?)"
-                    ),
-                ));
-            }
+            (Some(_), None) => return Err(proof_absent(seq)),
+            (None, Some((number, _))) => return Err(proof_orphan(seq, *number)),
             (None, None) => {}
         }
     }
     Ok(())
 }
 
-fn proof_line(raw: &[u8]) -> Option<(u64, Vec<Hash>)> {
+pub(super) const PROOFS: &str = "proofs.jsonl";
+
+pub(super) fn proofs_missing() -> BundleError {
+    bad("proofs", "proofs.jsonl is missing")
+}
+
+pub(super) fn proof_malformed(number: usize) -> BundleError {
+    bad(
+        &format!("{PROOFS} line {number}"),
+        "not {\"seq\":N,\"path\":[base64 of 32 bytes, ...]}",
+    )
+}
+
+pub(super) fn proof_repeated(seq: u64, number: usize) -> BundleError {
+    bad_seq(
+        seq,
+        format!("{PROOFS} line {number}: a second proof for this seq"),
+    )
+}
+
+pub(super) fn proof_absent(seq: u64) -> BundleError {
+    bad_seq(
+        seq,
+        format!("no inclusion proof for this entry in {PROOFS}"),
+    )
+}
+
+pub(super) fn proof_orphan(seq: u64, number: usize) -> BundleError {
+    bad_seq(
+        seq,
+        format!(
+            "{PROOFS} line {number} proves this seq but entries.jsonl has no such entry (removed?)"
+        ),
+    )
+}
+
+/// The proof on line `number` leads from the entry `bytes` at `seq` to `root`.
+pub(super) fn check_inclusion(
+    bytes: &[u8],
+    seq: u64,
+    number: usize,
+    path: &[Hash],
+    size: u64,
+    root: &Hash,
+) -> Result<(), BundleError> {
+    if verify_inclusion(&leaf_hash(bytes), seq, size, path, root) {
+        return Ok(());
+    }
+    Err(bad_seq(
+        seq,
+        format!(
+            "inclusion proof ({PROOFS} line {number}) does not lead from this entry \
+             to the checkpoint's root: the entry or its proof was altered"
+        ),
+    ))
+}
+
+pub(super) fn proof_line(raw: &[u8]) -> Option<(u64, Vec<Hash>)> {
     let value = crate::ledger::canonical::parse_strict(std::str::from_utf8(raw).ok()?).ok()?;
     let object = value.as_object()?;
     if object.len() != 2 {

@@ -76,7 +76,6 @@ fn paced_round(
         monitor: &monitor,
     };
     let finished = round.run(mode, previous, &mut pace, &mut load);
-    drop(pace);
     (finished, clock, slices)
 }
 
