@@ -62,13 +62,19 @@ fn bad(seq: u64, reason: impl Into<String>) -> VerifyError {
 
 /// The keys a log was signed with, oldest first, and the seqs of the
 /// `key_rotated` entries between them; the last key must be `current`.
+/// `progress` hears how far the scan is every [`KEY_SCAN_STEP`] entries
+/// (a paced caller rests there: the scan reads the whole log).
 fn key_history(
     store: &dyn LedgerStore,
     size: u64,
     current: &NoteVerifier,
+    progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(Vec<NoteVerifier>, Vec<u64>), VerifyError> {
     let mut rotations = Vec::new();
     store.entries_in(0, size, &mut |seq, bytes| {
+        if (seq + 1).is_multiple_of(KEY_SCAN_STEP) {
+            progress(seq + 1, size);
+        }
         // A cheap pre-filter: parse only entries that can be rotations.
         if facts::may_be_rotation(bytes)
             && let Some(rotation) = key_rotation(bytes)
@@ -99,6 +105,9 @@ fn key_history(
     }
     Ok((keys, rotations.into_iter().map(|(seq, _)| seq).collect()))
 }
+
+/// Entries the key scan reads between two progress calls.
+const KEY_SCAN_STEP: u64 = 4096;
 
 /// Which key signed the batch holding each seq.
 struct KeyTimeline {
@@ -151,7 +160,8 @@ pub fn verify_store(
 
 /// [`verify_store`], calling `progress` with (entries checked, entries in
 /// the log) as it goes, about every few thousand entries. A log that
-/// rotated its key is read again from the start, and counted again.
+/// rotated its key is read again from the start, and counted again (once
+/// for its key history, once for the checks).
 pub fn verify_store_with_progress(
     store: &dyn LedgerStore,
     verifier: &NoteVerifier,
@@ -210,7 +220,7 @@ pub fn verify_store_limited(
         Err(VerifyError::Stopped) => return Err(VerifyError::Stopped),
         _ => {}
     }
-    let (keys, rotation_seqs) = key_history(store, size, verifier)?;
+    let (keys, rotation_seqs) = key_history(store, size, verifier, progress)?;
     let first_key = keys.first().cloned().unwrap_or_else(|| verifier.clone());
     let timeline = KeyTimeline {
         keys,

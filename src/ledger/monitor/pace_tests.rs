@@ -54,6 +54,18 @@ fn paced_round(
     share: f64,
     loaded: bool,
 ) -> (Finished, Counting, u64) {
+    let key = NoteVerifier::new(ORIGIN, SigningKey::from_bytes(&KEY).verifying_key()).unwrap();
+    paced_round_with(store, &key, mode, previous, share, loaded)
+}
+
+fn paced_round_with(
+    store: &MemStore,
+    verifier: &NoteVerifier,
+    mode: Mode,
+    previous: Option<Anchor>,
+    share: f64,
+    loaded: bool,
+) -> (Finished, Counting, u64) {
     let monitor =
         Monitor::new(None, None, CpuShare::new(share).unwrap(), &Registry::new()).unwrap();
     let mut clock = Counting {
@@ -67,11 +79,10 @@ fn paced_round(
         slices += 1;
         loaded
     };
-    let verifier = NoteVerifier::new(ORIGIN, SigningKey::from_bytes(&KEY).verifying_key()).unwrap();
     let halt = AtomicBool::new(false);
     let round = Round {
         store,
-        verifier: &verifier,
+        verifier,
         halt: &halt,
         monitor: &monitor,
     };
@@ -123,6 +134,30 @@ async fn the_gateway_counts_as_loaded_while_its_log_grows() {
     append(&ledger, 1).await;
     assert!(grew(), "an entry was recorded");
     assert!(!grew());
+    drop(ledger);
+    tokio::task::spawn_blocking(move || writer.close())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_full_round_of_a_log_that_rotated_its_key_rests_while_it_reads_the_key_history() {
+    let store = Arc::new(MemStore::new());
+    let (ledger, writer) = open(store.clone());
+    append(&ledger, 1).await;
+    let new = SigningKey::from_bytes(&[8; 32]);
+    let signer = crate::ledger::checkpoint::NoteSigner::new(ORIGIN, new.clone()).unwrap();
+    ledger.rotate_key(signer).unwrap().await.unwrap();
+    let entries = 2 * FULL_CHUNK + 500;
+    append(&ledger, entries).await;
+    let current = NoteVerifier::new(ORIGIN, new.verifying_key()).unwrap();
+    let (full, clock, slices) = paced_round_with(&store, &current, Mode::Full, None, 0.25, true);
+    assert!(full.result.is_ok(), "{:?}", full.result.err());
+    // The log is read twice (its key history, then the checks), resting
+    // after every chunk of each: not only after the checks' chunks.
+    let size = entries + 2;
+    assert!(slices >= 2 * (size / FULL_CHUNK) + 1, "{slices}");
+    assert_eq!(clock.napped, Duration::from_millis(30) * slices as u32);
     drop(ledger);
     tokio::task::spawn_blocking(move || writer.close())
         .await
