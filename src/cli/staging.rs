@@ -135,8 +135,11 @@ fn remove_interrupted(dir: &Path, out: &Path) -> anyhow::Result<()> {
             dir.display()
         )));
     }
+    // Not resumed: the log may have grown or the options changed since,
+    // and a bundle is cheap to write again next to a verification of it.
     eprintln!(
-        "govgate: notice: removing {}, left by an export to {} that did not finish",
+        "govgate: notice: removing {}, left by an export to {} that did not finish; \
+         exporting again from the start",
         dir.display(),
         out.display()
     );

@@ -110,3 +110,79 @@ fn exports_stream_a_ledger_much_larger_than_the_memory_they_may_use() {
     let verified = self::said(&verified);
     assert!(verified.contains(" 2600 payloads,"), "{verified}");
 }
+
+#[test]
+fn a_chunked_export_killed_midway_is_never_complete_and_the_same_command_starts_over() {
+    use std::io::{BufRead, BufReader};
+    let filled = Filled::new(3_000);
+    let out = filled.dir.path().join("bundle");
+    let partial = filled.dir.path().join("bundle.partial");
+    let args = [
+        "export",
+        "--payloads",
+        "--chunk-entries",
+        "500",
+        "--compress",
+        "gzip",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    // A progress line per entry, and nobody drains the pipe after the
+    // first ones: the export is blocked mid-way, with chunks begun, when
+    // SIGKILL comes.
+    let mut child = filled
+        .cli(&args)
+        .env("GOVGATE_PROGRESS_EVERY", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("govgate: exporting ") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "export ended early"
+        );
+    }
+    child.kill().unwrap();
+    assert!(!child.wait().unwrap().success());
+    assert!(!out.exists(), "nothing at --out");
+    assert!(partial.join("GOVGATE-EXPORT-INCOMPLETE").is_file());
+    assert!(
+        partial.join("bundle/chunks").is_dir(),
+        "killed while writing chunks"
+    );
+    assert!(!partial.join("bundle/manifest.json").exists());
+    let refused = filled
+        .command(&[
+            "verify",
+            "--bundle",
+            out.to_str().unwrap(),
+            "--vkey",
+            &filled.vkey,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2), "{}", said(&refused));
+    assert!(
+        said(&refused).contains("did not finish"),
+        "{}",
+        said(&refused)
+    );
+
+    // The same command again: it says what it does with what was left.
+    let again = filled.cli(&args).output().unwrap();
+    assert!(again.status.success(), "{}", said(&again));
+    assert!(
+        said(&again).contains("that did not finish; exporting again from the start"),
+        "{}",
+        said(&again)
+    );
+    assert!(!partial.exists());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["format"], "govgate-bundle/3");
+    assert_eq!(manifest["to"], 3000);
+}
