@@ -6,7 +6,8 @@
 #      (a signed checkpoint every 1024 entries; no HTTP, no upstream);
 #   2. then, one after the other, each under /usr/bin/time -v:
 #      - govgate verify --config (the store)
-#      - govgate export --payloads (the whole log)
+#      - govgate export --payloads (the whole log; chunked and compressed
+#        with BENCH_CHUNK / BENCH_COMPRESS)
 #      - govgate verify --bundle (Rust)
 #      - tools/govgate_verify.py bundle (Python), and with --jobs $(nproc)
 #        when there is more than one CPU
@@ -29,9 +30,16 @@
 #   BENCH_PYTHON    the interpreter for the Python verifier (default: the
 #                   tests' virtual environment under target/, else python3);
 #                   BENCH_PYTHON=none skips it
+#   BENCH_CHUNK     export a chunked bundle (govgate-bundle/3) of at most
+#                   this many entries a chunk (default: one-file bundle)
+#   BENCH_COMPRESS  zstd, gzip or none: compress the chunks (implies
+#                   BENCH_CHUNK=1000000 when that is not set)
 #
-# At the default size the ledger takes about 1 GB of disk and the bundle as
-# much again; run it on a machine nobody else is measuring on.
+# The ledger takes about 2.1 KB of disk per entry and the bundle about
+# 1.3 KB more uncompressed (about 2 GB and 1.3 GB at the default size, 21
+# and 13 GB at 10 000 000); the script refuses to start when the file
+# system of BENCH_DIR has less free space than that plus a tenth. Run it on
+# a machine nobody else is measuring on.
 set -euo pipefail
 
 die() {
@@ -45,7 +53,26 @@ PROFILE=${BENCH_PROFILE:-release}
 [[ $ENTRIES =~ ^[1-9][0-9]*$ ]] || die "BENCH_ENTRIES=$ENTRIES: a positive number"
 [[ $PROFILE == release || $PROFILE == debug ]] || die "BENCH_PROFILE=$PROFILE: release or debug"
 [[ -x /usr/bin/time ]] || die "needs GNU time as /usr/bin/time (Debian: apt-get install -y time)"
+CHUNK=${BENCH_CHUNK:-}
+COMPRESS=${BENCH_COMPRESS:-}
+[[ -z $CHUNK || $CHUNK =~ ^[1-9][0-9]*$ ]] || die "BENCH_CHUNK=$CHUNK: a positive number of entries"
+[[ -z $COMPRESS || $COMPRESS =~ ^(zstd|gzip|none)$ ]] || die "BENCH_COMPRESS=$COMPRESS: zstd, gzip or none"
+CHUNK_FLAGS=()
+[[ -n $CHUNK ]] && CHUNK_FLAGS+=(--chunk-entries "$CHUNK")
+[[ -n $COMPRESS ]] && CHUNK_FLAGS+=(--compress "$COMPRESS")
 
+DIR=${BENCH_DIR:-$ROOT/target/audit-scale-$$}
+[[ -e $DIR ]] && die "$DIR exists"
+# Disk: about 2.1 KB per entry for the ledger and 1.3 KB for the bundle
+# (uncompressed; a compressed one is smaller), and a tenth to spare.
+parent=$(dirname "$DIR")
+[[ -d $parent ]] || die "$parent (where BENCH_DIR goes) does not exist"
+need_kb=$(( ENTRIES * (21 + 13) / 10 * 11 / 10 ))
+free_kb=$(df -Pk "$parent" | awk 'NR == 2 { print $4 }')
+if (( free_kb < need_kb )); then
+    die "$ENTRIES entries need about $(( need_kb / 1024 )) MB of disk (ledger and bundle), \
+but $parent has $(( free_kb / 1024 )) MB free: set BENCH_DIR elsewhere or BENCH_ENTRIES lower"
+fi
 cd "$ROOT"
 if [[ ${BENCH_BUILD:-1} != 0 ]]; then
     flag=()
@@ -65,8 +92,6 @@ if [[ -z $PYTHON ]]; then
     fi
 fi
 
-DIR=${BENCH_DIR:-$ROOT/target/audit-scale-$$}
-[[ -e $DIR ]] && die "$DIR exists"
 if [[ ${BENCH_KEEP:-0} != 1 ]]; then
     trap 'rm -rf "$DIR"' EXIT
 fi
@@ -96,8 +121,10 @@ echo "audit_scale.sh: $ENTRIES entries ($PROFILE build) in $DIR" >&2
 measure "fill (fill_ledger example)" "$FILL" "$DIR" "$ENTRIES"
 measure "govgate verify --config (store)" \
     "$BIN" verify --quiet --config "$DIR/govgate.toml"
-measure "govgate export --payloads" \
-    "$BIN" export --quiet --payloads --config "$DIR/govgate.toml" --out "$DIR/bundle"
+export_name="govgate export --payloads"
+((${#CHUNK_FLAGS[@]})) && export_name+=" ${CHUNK_FLAGS[*]}"
+measure "$export_name" \
+    "$BIN" export --quiet --payloads "${CHUNK_FLAGS[@]}" --config "$DIR/govgate.toml" --out "$DIR/bundle"
 measure "govgate verify --bundle" \
     "$BIN" verify --bundle "$DIR/bundle" --vkey "@$DIR/govgate.vkey"
 if [[ $PYTHON != none ]]; then
@@ -112,8 +139,13 @@ fi
 
 ledger_mb=$(du -sm "$DIR/data/ledger" | cut -f1)
 bundle_mb=$(du -sm "$DIR/bundle" | cut -f1)
+form=$(sed -n 's/.*"format": *"\([^"]*\)".*/\1/p' "$DIR/bundle/manifest.json" | head -1)
+compression=$(sed -n 's/.*"compression": *"\([^"]*\)".*/\1/p' "$DIR/bundle/manifest.json" | head -1)
+chunks=$(find "$DIR/bundle/chunks" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | wc -l)
+about="$form"
+[[ -n $compression ]] && about+=", $chunks chunks, compression $compression"
 echo
-echo "$ENTRIES entries with payloads; ledger $ledger_mb MB on disk, bundle $bundle_mb MB; $(nproc) CPUs"
+echo "$ENTRIES entries with payloads; ledger $ledger_mb MB on disk, bundle $bundle_mb MB on disk ($about); $(nproc) CPUs"
 echo
 header="tool|wall|peak RSS|entries/s"
 echo "| ${header//|/ | } |"
