@@ -7,6 +7,14 @@
 //! entry, less one), without which no stored node or checkpoint root can
 //! be checked. It reads nothing from the store.
 //!
+//! `bundle` runs `verify_bundle` over the same entries exported with their
+//! payloads (`export_bundle`, as `govgate export --payloads` does) into a
+//! temporary directory; `bundle_hash_limit` only hashes what any verifier
+//! of that bundle must hash, on all cores: the SHA-256 of every file's
+//! bytes (the manifest's file list; one file's digest is one stream), the
+//! leaves and interior nodes, the BLAKE3 chain, and the BLAKE3 commitment
+//! of each payload's request and response (decoded beforehand).
+//!
 //! Run: `cargo bench --bench verify`
 
 // criterion's macros generate undocumented items.
@@ -16,12 +24,17 @@ mod common;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use govgate::decision::EntrySignatures;
+use govgate::ledger::bundle::verify_bundle;
 use govgate::ledger::checkpoint::NoteSigner;
+use govgate::ledger::entry::commitment;
+use govgate::ledger::export::{BundleOptions, export_bundle};
 use govgate::ledger::memstore::MemStore;
 use govgate::ledger::store::LedgerStore;
 use govgate::ledger::tree::{Hash, leaf_hash, node_hash};
 use govgate::ledger::verify::verify_store;
+use sha2::Digest as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 #[global_allocator]
@@ -68,31 +81,130 @@ fn verify(c: &mut Criterion) {
         b.iter(|| {
             std::thread::scope(|scope| {
                 for part in entries.chunks(entries.len().div_ceil(workers)) {
-                    scope.spawn(move || {
-                        let mut level: Vec<Hash> = part
-                            .iter()
-                            .map(|bytes| {
-                                std::hint::black_box(blake3::hash(bytes));
-                                leaf_hash(bytes)
-                            })
-                            .collect();
-                        // Pairwise up to this part's root: as many interior
-                        // nodes as the whole tree has, less a few per part.
-                        while level.len() > 1 {
-                            let pairs = level.chunks_exact(2);
-                            let odd = pairs.remainder().first().copied();
-                            level = pairs
-                                .map(|pair| node_hash(&pair[0], &pair[1]))
-                                .chain(odd)
-                                .collect();
-                        }
-                        std::hint::black_box(level)
-                    });
+                    scope.spawn(move || tree_and_chain(part));
                 }
             })
         });
     });
+
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("bundle");
+    let options = BundleOptions::payloads(true);
+    export_bundle(
+        store.as_ref(),
+        &verifier,
+        0,
+        None,
+        &options,
+        &bundle,
+        |_, _| {},
+    )
+    .unwrap();
+    drop(store);
+    let files: Vec<Vec<u8>> = [
+        "entries.jsonl",
+        "signatures.jsonl",
+        "payloads.jsonl",
+        "checkpoints.jsonl",
+    ]
+    .iter()
+    .filter_map(|name| std::fs::read(bundle.join(name)).ok())
+    .collect();
+    let payloads = decoded_payloads(&std::fs::read(bundle.join("payloads.jsonl")).unwrap());
+    let report = verify_bundle(&bundle, &verifier, None).unwrap();
+    assert_eq!((report.entries, report.payloads), (ENTRIES, ENTRIES));
+    group.bench_function("bundle/100k", |b| {
+        b.iter(|| verify_bundle(&bundle, &verifier, None).unwrap());
+    });
+    group.bench_function("bundle_hash_limit/100k", |b| {
+        b.iter(|| bundle_hash_limit(&files, &entries, &payloads, workers));
+    });
     group.finish();
+}
+
+/// The leaves, the interior nodes up to `part`'s root (as many as the
+/// whole tree has, less a few per part) and the BLAKE3 chain hashes.
+fn tree_and_chain(part: &[Vec<u8>]) -> Vec<Hash> {
+    let mut level: Vec<Hash> = part
+        .iter()
+        .map(|bytes| {
+            std::hint::black_box(blake3::hash(bytes));
+            leaf_hash(bytes)
+        })
+        .collect();
+    while level.len() > 1 {
+        let pairs = level.chunks_exact(2);
+        let odd = pairs.remainder().first().copied();
+        level = pairs
+            .map(|pair| node_hash(&pair[0], &pair[1]))
+            .chain(odd)
+            .collect();
+    }
+    std::hint::black_box(level)
+}
+
+/// One payload line's salts and captures, decoded.
+type Payload = ([u8; 32], Vec<u8>, [u8; 32], Vec<u8>);
+
+fn decoded_payloads(file: &[u8]) -> Vec<Payload> {
+    use base64::Engine as _;
+    let hex32 = |value: &serde_json::Value| -> [u8; 32] {
+        let text = value.as_str().unwrap();
+        std::array::from_fn(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16).unwrap())
+    };
+    let base64 = |value: &serde_json::Value| {
+        base64::engine::general_purpose::STANDARD
+            .decode(value.as_str().unwrap())
+            .unwrap()
+    };
+    file.split(|b| *b == b'\n')
+        .filter(|line| !line.is_empty())
+        .map(|line| {
+            let line: serde_json::Value = serde_json::from_slice(line).unwrap();
+            (
+                hex32(&line["request_salt"]),
+                base64(&line["request"]),
+                hex32(&line["response_salt"]),
+                base64(&line["response"]),
+            )
+        })
+        .collect()
+}
+
+/// What verifying the bundle must hash, on `workers` threads taking jobs
+/// in turn: each file's SHA-256 (one job per file: a digest is one
+/// stream), and per part of the entries their tree, chain and payload
+/// commitments.
+fn bundle_hash_limit(files: &[Vec<u8>], entries: &[Vec<u8>], payloads: &[Payload], workers: usize) {
+    let parts = 4 * workers;
+    let entry_parts: Vec<&[Vec<u8>]> = entries.chunks(entries.len().div_ceil(parts)).collect();
+    let payload_parts: Vec<&[Payload]> = payloads.chunks(payloads.len().div_ceil(parts)).collect();
+    let jobs = files.len() + entry_parts.len() + payload_parts.len();
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            scope.spawn(|| {
+                loop {
+                    let job = next.fetch_add(1, Ordering::Relaxed);
+                    if job >= jobs {
+                        break;
+                    }
+                    if let Some(file) = files.get(job) {
+                        std::hint::black_box(sha2::Sha256::digest(file));
+                    } else if let Some(part) = entry_parts.get(job - files.len()) {
+                        tree_and_chain(part);
+                    } else if let Some(part) =
+                        payload_parts.get(job - files.len() - entry_parts.len())
+                    {
+                        for (request_salt, request, response_salt, response) in *part {
+                            std::hint::black_box(commitment(request_salt, request));
+                            std::hint::black_box(commitment(response_salt, response));
+                        }
+                    }
+                }
+            });
+        }
+    });
 }
 
 criterion_group! {

@@ -12,6 +12,7 @@
 
 mod digest;
 mod evidence;
+mod fields;
 mod first;
 mod keys;
 mod lines;

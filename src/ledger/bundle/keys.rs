@@ -46,7 +46,8 @@ impl KeySchedule {
     /// two keys in canonical form, named after the log's origin, its
     /// `old_vkey` the key in force.
     pub(crate) fn push(&mut self, entry: &BundleEntry, origin: &str) -> Result<(), BundleError> {
-        if entry.value["kind"] != "key_rotated" {
+        // A scanned entry (`fields`) is a decision or a stream's end.
+        if entry.kind() != Some("key_rotated") {
             return Ok(());
         }
         let seq = entry.seq;

@@ -1,6 +1,7 @@
 //! The JSON-lines files of a bundle: entries (canonical form, common
 //! members, the BLAKE3 chain), per-entry signatures and payloads.
 
+use super::fields::{LineObject, Member, Side, Spans, scan_line};
 use super::keys::KeySchedule;
 use super::{BundleError, bad, bad_seq};
 use crate::ledger::canonical::{parse_strict, to_canonical};
@@ -17,10 +18,14 @@ pub(crate) struct BundleEntry {
     pub(crate) seq: u64,
     /// Its exact bytes (the line without its LF).
     pub(crate) bytes: Vec<u8>,
-    /// Parsed.
+    /// Parsed whole; `null` when read by the scan (`spans`), whose
+    /// accessors (`fields`) the checks of the one-pass verification use.
     pub(crate) value: Value,
     /// BLAKE3 of the bytes, lower-case hex (the next entry's `prev_hash`).
     pub(crate) hash: String,
+    /// Where the members the checks read lie in `bytes`, when the scan
+    /// read the line (`fields::read_entry_scanned`).
+    pub(crate) spans: Option<Spans>,
 }
 
 /// Lines of a JSON-lines file; each ends with LF (the last one may omit it).
@@ -109,6 +114,7 @@ fn read_entry(line: &[u8], origin: &str) -> Result<BundleEntry, String> {
         hash: hex(blake3::hash(line).as_bytes()),
         bytes: Vec::new(),
         value,
+        spans: None,
     })
 }
 
@@ -118,7 +124,7 @@ fn read_entry(line: &[u8], origin: &str) -> Result<BundleEntry, String> {
 /// `s + 1` still records the hash of `s`, then `s - 1` was altered.
 pub(crate) fn check_chain(entries: &[BundleEntry]) -> Result<(), BundleError> {
     for (i, entry) in entries.iter().enumerate() {
-        let prev_hash = entry.value["prev_hash"].as_str().unwrap_or_default();
+        let prev_hash = entry.prev_hash();
         if entry.seq == 0 {
             if prev_hash != GENESIS_PREV_HASH {
                 return Err(bad_seq(0, "prev_hash must be 64 zeros at seq 0"));
@@ -136,7 +142,7 @@ pub(crate) fn check_chain(entries: &[BundleEntry]) -> Result<(), BundleError> {
             continue;
         }
         let next = entries.get(i + 1).filter(|next| next.seq == entry.seq + 1);
-        let records = next.map(|next| next.value["prev_hash"] == entry.hash.as_str());
+        let records = next.map(|next| next.prev_hash() == entry.hash.as_str());
         return Err(broken_link(
             prev.seq, &prev.hash, prev_hash, entry.seq, records,
         ));
@@ -183,13 +189,18 @@ fn bad_line(file: &str, number: usize, reason: impl Into<String>) -> BundleError
     bad(&format!("{file} line {number}"), reason)
 }
 
-/// The `seq` member of a line's object, and the object.
-fn line_object(
+/// The `seq` member of a line's object, and the object: read by the scan
+/// when it vouches for the line, else parsed whole (which names why a line
+/// is bad).
+fn line_object<'a>(
     file: &str,
     number: usize,
-    raw: &[u8],
+    raw: &'a [u8],
     members: &[&str],
-) -> Result<(u64, serde_json::Map<String, Value>), BundleError> {
+) -> Result<(u64, LineObject<'a>), BundleError> {
+    if let Some(scanned) = scan_line(raw, members) {
+        return Ok(scanned);
+    }
     let text = std::str::from_utf8(raw).map_err(|_| bad_line(file, number, "not UTF-8"))?;
     let Ok(Value::Object(object)) = parse_strict(text) else {
         return Err(bad_line(file, number, "not a JSON object"));
@@ -200,7 +211,7 @@ fn line_object(
     let seq = object["seq"]
         .as_u64()
         .ok_or_else(|| bad_line(file, number, "seq is not a non-negative integer"))?;
-    Ok((seq, object))
+    Ok((seq, LineObject::Parsed(object)))
 }
 
 /// Each line of `signatures.jsonl`, when present, is a valid per-entry
@@ -247,7 +258,7 @@ const PAYLOADS: &str = "payloads.jsonl";
 pub(crate) fn signature_line(
     number: usize,
     raw: &[u8],
-) -> Result<(u64, serde_json::Map<String, Value>), BundleError> {
+) -> Result<(u64, LineObject<'_>), BundleError> {
     line_object(SIGNATURES, number, raw, &["seq", "signature"])
 }
 
@@ -255,10 +266,10 @@ pub(crate) fn signature_line(
 pub(crate) fn signature_of(
     seq: u64,
     number: usize,
-    object: &serde_json::Map<String, Value>,
+    object: &LineObject<'_>,
 ) -> Result<[u8; 64], BundleError> {
-    object["signature"]
-        .as_str()
+    object
+        .str("signature")
         .and_then(base64_exact)
         .and_then(|raw| <[u8; 64]>::try_from(raw).ok())
         .ok_or_else(|| {
@@ -362,7 +373,7 @@ pub(crate) fn payloads_declared(present: bool, declared: bool) -> Result<bool, B
 pub(crate) fn payload_line(
     number: usize,
     raw: &[u8],
-) -> Result<(u64, serde_json::Map<String, Value>), BundleError> {
+) -> Result<(u64, LineObject<'_>), BundleError> {
     let members = [
         "seq",
         "request_salt",
@@ -378,25 +389,26 @@ pub(crate) fn payload_line(
 pub(crate) fn check_payload(
     seq: u64,
     number: usize,
-    object: &serde_json::Map<String, Value>,
+    object: &LineObject<'_>,
     entry: Option<&BundleEntry>,
 ) -> Result<(), BundleError> {
     const FILE: &str = PAYLOADS;
     let fail = |reason: String| bad_seq(seq, format!("payload ({FILE} line {number}): {reason}"));
     let entry = entry.ok_or_else(|| fail("for an entry that is not in the bundle".to_owned()))?;
-    let Some(committed) = committed_sides(&entry.value) else {
+    let Some(committed) = committed_sides(entry) else {
         return Err(fail(format!(
             "entry is a {} entry, not a decision nor a stream_ended",
-            entry.value["kind"]
+            entry.json(Member::Kind)
         )));
     };
-    for (side, committed) in [("request", committed.0), ("response", committed.1)] {
-        let salt = object[&format!("{side}_salt")]
-            .as_str()
+    for (captured, committed) in [(Side::Request, committed.0), (Side::Response, committed.1)] {
+        let side = captured.name();
+        let salt = object
+            .str(&format!("{side}_salt"))
             .and_then(parse_hex32)
             .ok_or_else(|| fail(format!("{side}_salt is not 64 hex digits")))?;
-        let data = object[side]
-            .as_str()
+        let data = object
+            .str(side)
             .and_then(base64_exact)
             .ok_or_else(|| fail(format!("{side} is not canonical base64")))?;
         if !committed {
@@ -410,8 +422,7 @@ pub(crate) fn check_payload(
             }
             continue;
         }
-        let meta = &entry.value[side];
-        let Some(expected) = meta["commitment"].as_str() else {
+        let Some(expected) = entry.commitment(captured) else {
             return Err(fail(format!("the entry has no {side}.commitment")));
         };
         if hex(&commitment(&salt, &data)) != expected {
@@ -419,11 +430,11 @@ pub(crate) fn check_payload(
                 "BLAKE3({side}_salt || {side}) is not the entry's {side}.commitment"
             )));
         }
-        if meta["captured"].as_u64() != Some(data.len() as u64) {
+        if entry.captured(captured) != Some(data.len() as u64) {
             return Err(fail(format!(
                 "{side} is {} bytes, the entry's {side}.captured is {}",
                 data.len(),
-                meta["captured"]
+                entry.captured_json(captured)
             )));
         }
     }
@@ -434,9 +445,9 @@ pub(crate) fn check_payload(
 /// response). A decision commits to both, except a streamed one, whose
 /// answer its `stream_ended` commits to; a `stream_ended` commits to the
 /// response only (its request is its decision's). `None`: no payload.
-fn committed_sides(entry: &Value) -> Option<(bool, bool)> {
-    match entry["kind"].as_str()? {
-        "decision" if entry["outcome"] == "streaming" => Some((true, false)),
+fn committed_sides(entry: &BundleEntry) -> Option<(bool, bool)> {
+    match entry.kind()? {
+        "decision" if entry.text(Member::Outcome) == Some("streaming") => Some((true, false)),
         "decision" => Some((true, true)),
         "stream_ended" => Some((false, true)),
         _ => None,

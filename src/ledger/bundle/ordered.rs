@@ -8,6 +8,7 @@
 
 use super::digest::Lines;
 use super::evidence::{self, CheckpointLine, ContextEntry};
+use super::fields::Member;
 use super::first::{Check, First, Found};
 use super::keys::KeySchedule;
 use super::lines::BundleEntry;
@@ -211,7 +212,7 @@ impl<'a> Ordered<'a> {
 
     /// The BLAKE3 chain, as `lines::check_chain` over the lines so far.
     fn chain(&mut self, entry: &BundleEntry, line: u64) {
-        let prev_hash = entry.value["prev_hash"].as_str().unwrap_or_default();
+        let prev_hash = entry.prev_hash();
         if let Some(broken) = self.broken.take() {
             let records = (entry.seq == broken.s + 1).then(|| prev_hash == broken.s_hash);
             self.report_broken(broken, records);
@@ -357,23 +358,18 @@ impl<'a> Ordered<'a> {
         if !self.first.wants(Check::Streams) {
             return;
         }
-        let (seq, value) = (entry.seq, &entry.value);
-        if super::streams::is_streaming(value) {
-            let names: serde_json::Map<String, Value> =
-                ["kind", "outcome", "decision_id", "model", "version"]
-                    .into_iter()
-                    .filter_map(|name| Some((name.to_owned(), value.get(name)?.clone())))
-                    .collect();
-            self.open.insert(seq, Value::Object(names));
+        let seq = entry.seq;
+        if entry.is_streaming() {
+            self.open.insert(seq, entry.stream_names());
         }
-        if value["kind"] != "stream_ended" {
+        if entry.kind() != Some("stream_ended") {
             return;
         }
         let problem = |reason: String| bad_seq(seq, format!("stream_ended: {reason}"));
-        let Some(decision_seq) = value["decision_seq"].as_u64() else {
+        let Some(decision_seq) = entry.decision_seq() else {
             let reason = format!(
                 "decision_seq {} is not a seq (a non-negative integer)",
-                value["decision_seq"]
+                entry.json(Member::DecisionSeq)
             );
             return self.first.error(Check::Streams, seq, problem(reason));
         };
@@ -394,7 +390,8 @@ impl<'a> Ordered<'a> {
         }
         match self.open.remove(&decision_seq) {
             Some(decision) => {
-                if let Some(reason) = super::streams::link_problem(value, &decision, decision_seq) {
+                let end = entry.stream_names();
+                if let Some(reason) = super::streams::link_problem(&end, &decision, decision_seq) {
                     self.first.error(Check::Streams, seq, problem(reason));
                 }
             }
@@ -407,8 +404,10 @@ impl<'a> Ordered<'a> {
     /// Which signatures and payloads the log says must be there
     /// (`evidence::check_signatures_present`, `check_payloads_present`).
     fn presence(&mut self, entry: &BundleEntry, signed: bool, paid: bool) {
-        let (seq, value) = (entry.seq, &entry.value);
-        if value["kind"] == crate::ledger::export::SIGNATURES_KIND {
+        // A scanned entry (`fields`) is a decision or a stream's end; the
+        // other kinds are parsed whole, so `value` holds their members.
+        let (seq, value, kind) = (entry.seq, &entry.value, entry.kind());
+        if kind == Some(crate::ledger::export::SIGNATURES_KIND) {
             self.setting = Some((seq, value["entry_signatures"] == "on"));
         }
         if let Some((at, true)) = self.setting
@@ -430,14 +429,14 @@ impl<'a> Ordered<'a> {
         if !self.payloads || !self.first.wants(Check::PayloadsPresent) {
             return;
         }
-        if value["kind"] == "payload_erased"
+        if kind == Some("payload_erased")
             && let Some(erased) = value["erased_seq"].as_u64()
             && !self.unpaid.remove(&erased)
         {
             self.erased.insert(erased);
         }
-        let kept = matches!(value["kind"].as_str(), Some("decision" | "stream_ended"))
-            && value["payload_mode"] == "full";
+        let kept = matches!(kind, Some("decision" | "stream_ended"))
+            && entry.text(Member::PayloadMode) == Some("full");
         if kept && !paid && !self.erased.remove(&seq) {
             self.unpaid.insert(seq);
         }

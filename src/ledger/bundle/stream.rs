@@ -14,6 +14,7 @@
 //! way: the pass then says so, and the bundle is verified in memory.
 
 use super::digest::{self, Digest, Lines, peek_seq};
+use super::fields;
 use super::first::{Check, First, Found};
 use super::keys::KeySchedule;
 use super::lines::{self, BundleEntry};
@@ -255,7 +256,7 @@ fn work(jobs: &Jobs<'_>) -> Done {
         let parsed = lines
             .into_iter()
             .map(|line| {
-                lines::read_entry_line(line.bytes, line.number - 1, jobs.origin).map(|entry| {
+                fields::read_entry_scanned(line.bytes, line.number - 1, jobs.origin).map(|entry| {
                     Parsed {
                         leaf: leaf_hash(&entry.bytes),
                         entry,

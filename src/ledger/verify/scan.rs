@@ -31,32 +31,52 @@ pub(super) const MAX_DEPTH: usize = 64;
 const EXACT_INTEGER_LIMIT: u64 = 1 << 53;
 
 /// The raw bytes of the top-level members verification looks at: each the
-/// member's whole value token (`"..."` with its quotes for strings).
+/// member's whole value token (`"..."` with its quotes for strings). The
+/// store's verification reads an entry's; a bundle's also a capture's
+/// commitment and the members of its signature and payload lines.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Members<'a> {
+pub(crate) struct Members<'a> {
     /// `seq`.
-    pub(super) seq: Option<&'a [u8]>,
+    pub(crate) seq: Option<&'a [u8]>,
     /// `origin`.
-    pub(super) origin: Option<&'a [u8]>,
+    pub(crate) origin: Option<&'a [u8]>,
     /// `prev_hash`.
-    pub(super) prev_hash: Option<&'a [u8]>,
+    pub(crate) prev_hash: Option<&'a [u8]>,
     /// `kind`.
-    pub(super) kind: Option<&'a [u8]>,
+    pub(crate) kind: Option<&'a [u8]>,
     /// `decision_id`.
-    pub(super) decision_id: Option<&'a [u8]>,
+    pub(crate) decision_id: Option<&'a [u8]>,
     /// `outcome` (a streamed decision's is `streaming`).
-    pub(super) outcome: Option<&'a [u8]>,
+    pub(crate) outcome: Option<&'a [u8]>,
     /// `decision_seq` (a `stream_ended` entry's link to its decision).
-    pub(super) decision_seq: Option<&'a [u8]>,
+    pub(crate) decision_seq: Option<&'a [u8]>,
     /// `model`.
-    pub(super) model: Option<&'a [u8]>,
+    pub(crate) model: Option<&'a [u8]>,
     /// `version`.
-    pub(super) version: Option<&'a [u8]>,
+    pub(crate) version: Option<&'a [u8]>,
+    /// `time`.
+    pub(crate) time: Option<&'a [u8]>,
+    /// `payload_mode`.
+    pub(crate) payload_mode: Option<&'a [u8]>,
+    /// `request` (an entry's capture, a payload line's bytes).
+    pub(crate) request: Option<&'a [u8]>,
+    /// `response` (an entry's capture, a payload line's bytes).
+    pub(crate) response: Option<&'a [u8]>,
+    /// `commitment` (of a capture).
+    pub(crate) commitment: Option<&'a [u8]>,
+    /// `captured` (of a capture).
+    pub(crate) captured: Option<&'a [u8]>,
+    /// `request_salt` (of a payload line).
+    pub(crate) request_salt: Option<&'a [u8]>,
+    /// `response_salt` (of a payload line).
+    pub(crate) response_salt: Option<&'a [u8]>,
+    /// `signature` (of a signature line).
+    pub(crate) signature: Option<&'a [u8]>,
 }
 
 /// A string member as the slow path's `Value::as_str` would see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Text<'a> {
+pub(crate) enum Text<'a> {
     /// Absent, or not a string.
     NotString,
     /// A string with no escapes: its bytes are its value.
@@ -67,7 +87,7 @@ pub(super) enum Text<'a> {
 
 impl<'a> Text<'a> {
     /// Classifies a value token from [`Members`].
-    pub(super) fn of(token: Option<&'a [u8]>) -> Self {
+    pub(crate) fn of(token: Option<&'a [u8]>) -> Self {
         let Some(inner) = token
             .and_then(|t| t.strip_prefix(b"\""))
             .and_then(|t| t.strip_suffix(b"\""))
@@ -85,7 +105,7 @@ impl<'a> Text<'a> {
 
 /// The value of a number token if it is a plain non-negative integer the
 /// slow path reads back exactly (`Value::as_u64`).
-pub(super) fn small_u64(token: Option<&[u8]>) -> Option<u64> {
+pub(crate) fn small_u64(token: Option<&[u8]>) -> Option<u64> {
     let token = token?;
     if token.is_empty() || !token.iter().all(u8::is_ascii_digit) {
         return None;
@@ -95,7 +115,7 @@ pub(super) fn small_u64(token: Option<&[u8]>) -> Option<u64> {
 
 /// Checks that `text` is one canonical JSON object and returns its
 /// interesting top-level members; `None` if that cannot be vouched for.
-pub(super) fn scan(text: &str) -> Option<Members<'_>> {
+pub(crate) fn scan(text: &str) -> Option<Members<'_>> {
     let mut scanner = Scanner {
         bytes: text.as_bytes(),
         pos: 0,
@@ -195,6 +215,15 @@ impl<'a> Scanner<'a> {
             b"decision_seq" => &mut self.members.decision_seq,
             b"model" => &mut self.members.model,
             b"version" => &mut self.members.version,
+            b"time" => &mut self.members.time,
+            b"payload_mode" => &mut self.members.payload_mode,
+            b"request" => &mut self.members.request,
+            b"response" => &mut self.members.response,
+            b"commitment" => &mut self.members.commitment,
+            b"captured" => &mut self.members.captured,
+            b"request_salt" => &mut self.members.request_salt,
+            b"response_salt" => &mut self.members.response_salt,
+            b"signature" => &mut self.members.signature,
             _ => return,
         };
         *slot = token;

@@ -1,0 +1,350 @@
+//! An entry's members as the bundle's checks read them, without building
+//! a tree of values for most entries: a canonical decision or
+//! `stream_ended` (nearly every line of a bundle) is read by the store
+//! verifier's one-pass scan (`ledger::verify::scan`), which keeps where
+//! each member the checks read lies in the line. Any other entry, and any
+//! line the scan does not vouch for or whose members are not plainly what
+//! the checks expect, is parsed whole, as before: that path decides and
+//! names every problem, so both report a line the same way.
+//!
+//! The signature and payload lines are read the same way ([`LineObject`]).
+
+use super::lines::{BundleEntry, read_entry_line};
+use super::BundleError;
+use crate::ledger::canonical::parse_strict;
+use crate::ledger::entry::hex;
+use crate::ledger::verify::{Members, Text, scan, small_u64};
+use serde_json::Value;
+
+/// Where a member's value token lies in the line: start and end.
+type Span = Option<(u32, u32)>;
+
+/// A capture's members (`request` or `response`).
+#[derive(Debug, Default, Clone, Copy)]
+struct CaptureSpans {
+    commitment: Span,
+    captured: Span,
+}
+
+/// Where the members the checks read lie in a scanned entry's line.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Spans {
+    kind: Span,
+    prev_hash: Span,
+    outcome: Span,
+    payload_mode: Span,
+    decision_id: Span,
+    model: Span,
+    version: Span,
+    decision_seq: Span,
+    request: CaptureSpans,
+    response: CaptureSpans,
+}
+
+/// A top-level member of an entry the checks read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Member {
+    Kind,
+    Outcome,
+    PayloadMode,
+    DecisionId,
+    Model,
+    Version,
+    DecisionSeq,
+}
+
+impl Member {
+    fn name(self) -> &'static str {
+        match self {
+            Member::Kind => "kind",
+            Member::Outcome => "outcome",
+            Member::PayloadMode => "payload_mode",
+            Member::DecisionId => "decision_id",
+            Member::Model => "model",
+            Member::Version => "version",
+            Member::DecisionSeq => "decision_seq",
+        }
+    }
+}
+
+/// A capture of a decision or `stream_ended`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    Request,
+    Response,
+}
+
+impl Side {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Side::Request => "request",
+            Side::Response => "response",
+        }
+    }
+}
+
+/// Line `index` (from 0) of `entries.jsonl`, checked on its own: read by
+/// the scan when it vouches for it, else parsed whole (`read_entry_line`).
+/// The same entry, the same problem named, either way.
+pub(crate) fn read_entry_scanned(
+    line: Vec<u8>,
+    index: usize,
+    origin: &str,
+) -> Result<BundleEntry, BundleError> {
+    match scanned(&line, origin) {
+        Some((seq, spans)) => Ok(BundleEntry {
+            seq,
+            hash: hex(blake3::hash(&line).as_bytes()),
+            bytes: line,
+            value: Value::Null,
+            spans: Some(spans),
+        }),
+        None => read_entry_line(line, index, origin),
+    }
+}
+
+fn not_escaped(token: Option<&[u8]>) -> bool {
+    Text::of(token) != Text::Escaped
+}
+
+/// The seq and spans of a canonical decision or `stream_ended` that
+/// `lines::read_entry` accepts, whose members the checks read are plain;
+/// `None` for anything else.
+fn scanned(line: &[u8], origin: &str) -> Option<(u64, Spans)> {
+    let text = std::str::from_utf8(line).ok()?;
+    let members = scan(text)?;
+    let seq = small_u64(members.seq)?;
+    let plain = |token| match Text::of(token) {
+        Text::Plain(text) => Some(text),
+        _ => None,
+    };
+    // `read_entry`'s rules: these are strings, prev_hash lower-case hex.
+    if Text::of(members.time) == Text::NotString || plain(members.origin)? != origin {
+        return None;
+    }
+    let prev_hash = plain(members.prev_hash)?;
+    if prev_hash.len() != 64 || !prev_hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return None;
+    }
+    if !matches!(plain(members.kind)?, "decision" | "stream_ended")
+        || !not_escaped(members.outcome)
+        || !not_escaped(members.payload_mode)
+        || (members.decision_seq.is_some() && small_u64(members.decision_seq).is_none())
+    {
+        return None;
+    }
+    let span = |token: Option<&[u8]>| {
+        token.and_then(|token| {
+            let start = (token.as_ptr() as usize).checked_sub(line.as_ptr() as usize)?;
+            Some((
+                u32::try_from(start).ok()?,
+                u32::try_from(start + token.len()).ok()?,
+            ))
+        })
+    };
+    let capture = |token: Option<&[u8]>| -> Option<CaptureSpans> {
+        let Some(token) = token.filter(|token| token.first() == Some(&b'{')) else {
+            // Absent or not an object: no commitment, nothing captured.
+            return Some(CaptureSpans::default());
+        };
+        let inner: Members<'_> = scan(std::str::from_utf8(token).ok()?)?;
+        if !not_escaped(inner.commitment)
+            || (inner.captured.is_some() && small_u64(inner.captured).is_none())
+        {
+            return None;
+        }
+        Some(CaptureSpans {
+            commitment: span(inner.commitment),
+            captured: span(inner.captured),
+        })
+    };
+    let spans = Spans {
+        kind: span(members.kind),
+        prev_hash: span(members.prev_hash),
+        outcome: span(members.outcome),
+        payload_mode: span(members.payload_mode),
+        decision_id: span(members.decision_id),
+        model: span(members.model),
+        version: span(members.version),
+        decision_seq: span(members.decision_seq),
+        request: capture(members.request)?,
+        response: capture(members.response)?,
+    };
+    Some((seq, spans))
+}
+
+impl BundleEntry {
+    fn token(&self, span: Span) -> Option<&[u8]> {
+        let (start, end) = span?;
+        self.bytes.get(start as usize..end as usize)
+    }
+
+    /// A plain string token's text (the scan vouched for no escapes).
+    fn plain(&self, span: Span) -> Option<&str> {
+        match Text::of(self.token(span)) {
+            Text::Plain(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// A token as JSON; `None` when absent.
+    fn parsed(&self, span: Span) -> Option<Value> {
+        let text = std::str::from_utf8(self.token(span)?).ok()?;
+        parse_strict(text).ok()
+    }
+
+    fn span(spans: &Spans, member: Member) -> Span {
+        match member {
+            Member::Kind => spans.kind,
+            Member::Outcome => spans.outcome,
+            Member::PayloadMode => spans.payload_mode,
+            Member::DecisionId => spans.decision_id,
+            Member::Model => spans.model,
+            Member::Version => spans.version,
+            Member::DecisionSeq => spans.decision_seq,
+        }
+    }
+
+    /// `kind`, if a string.
+    pub(crate) fn kind(&self) -> Option<&str> {
+        self.text(Member::Kind)
+    }
+
+    /// A member's text, if a string (`Value::as_str`).
+    pub(crate) fn text(&self, member: Member) -> Option<&str> {
+        match &self.spans {
+            Some(spans) => self.plain(Self::span(spans, member)),
+            None => self.value[member.name()].as_str(),
+        }
+    }
+
+    /// A member's value (`Value::get`).
+    pub(crate) fn get(&self, member: Member) -> Option<Value> {
+        match &self.spans {
+            Some(spans) => self.parsed(Self::span(spans, member)),
+            None => self.value.get(member.name()).cloned(),
+        }
+    }
+
+    /// A member's value, `null` when absent (`value[name]`), to name it.
+    pub(crate) fn json(&self, member: Member) -> Value {
+        self.get(member).unwrap_or(Value::Null)
+    }
+
+    /// `prev_hash` (`read_entry` checked it is 64 lower-case hex digits).
+    pub(crate) fn prev_hash(&self) -> &str {
+        match &self.spans {
+            Some(spans) => self.plain(spans.prev_hash).unwrap_or_default(),
+            None => self.value["prev_hash"].as_str().unwrap_or_default(),
+        }
+    }
+
+    /// `decision_seq`, if a seq (`Value::as_u64`).
+    pub(crate) fn decision_seq(&self) -> Option<u64> {
+        match &self.spans {
+            Some(spans) => small_u64(self.token(spans.decision_seq)),
+            None => self.value["decision_seq"].as_u64(),
+        }
+    }
+
+    /// A decision whose answer streams.
+    pub(crate) fn is_streaming(&self) -> bool {
+        self.kind() == Some("decision") && self.text(Member::Outcome) == Some("streaming")
+    }
+
+    /// The members that tie a stream's end to its decision, as an object.
+    pub(crate) fn stream_names(&self) -> Value {
+        let names = [
+            Member::Kind,
+            Member::Outcome,
+            Member::DecisionId,
+            Member::Model,
+            Member::Version,
+        ];
+        Value::Object(
+            names
+                .into_iter()
+                .filter_map(|member| Some((member.name().to_owned(), self.get(member)?)))
+                .collect(),
+        )
+    }
+
+    fn capture(&self, side: Side) -> Option<&CaptureSpans> {
+        let spans = self.spans.as_ref()?;
+        Some(match side {
+            Side::Request => &spans.request,
+            Side::Response => &spans.response,
+        })
+    }
+
+    /// `request.commitment` or `response.commitment`, if a string.
+    pub(crate) fn commitment(&self, side: Side) -> Option<&str> {
+        match self.capture(side) {
+            Some(capture) => self.plain(capture.commitment),
+            None => self.value[side.name()]["commitment"].as_str(),
+        }
+    }
+
+    /// `request.captured` or `response.captured`, if a count.
+    pub(crate) fn captured(&self, side: Side) -> Option<u64> {
+        match self.capture(side) {
+            Some(capture) => small_u64(self.token(capture.captured)),
+            None => self.value[side.name()]["captured"].as_u64(),
+        }
+    }
+
+    /// `request.captured` or `response.captured` as JSON, to name it.
+    pub(crate) fn captured_json(&self, side: Side) -> Value {
+        match self.capture(side) {
+            Some(capture) => self.parsed(capture.captured).unwrap_or(Value::Null),
+            None => self.value[side.name()]["captured"].clone(),
+        }
+    }
+}
+
+/// A signature or payload line's object: scanned, or parsed whole.
+pub(crate) enum LineObject<'a> {
+    Scanned(Members<'a>),
+    Parsed(serde_json::Map<String, Value>),
+}
+
+/// The token of a signature or payload line's member in a scan.
+fn line_token<'a>(members: &Members<'a>, name: &str) -> Option<&'a [u8]> {
+    match name {
+        "seq" => members.seq,
+        "signature" => members.signature,
+        "request" => members.request,
+        "response" => members.response,
+        "request_salt" => members.request_salt,
+        "response_salt" => members.response_salt,
+        _ => None,
+    }
+}
+
+impl LineObject<'_> {
+    /// Member `name`'s text, if a string (`Value::as_str`).
+    pub(crate) fn str(&self, name: &str) -> Option<&str> {
+        match self {
+            LineObject::Scanned(members) => match Text::of(line_token(members, name)) {
+                Text::Plain(text) => Some(text),
+                _ => None,
+            },
+            LineObject::Parsed(object) => object.get(name)?.as_str(),
+        }
+    }
+}
+
+/// A signature or payload line with `members` and a seq, read by the scan
+/// when it vouches for it and its members are plain; `None` otherwise,
+/// which the caller then parses whole.
+pub(crate) fn scan_line<'a>(raw: &'a [u8], members: &[&str]) -> Option<(u64, LineObject<'a>)> {
+    let found = scan(std::str::from_utf8(raw).ok()?)?;
+    for name in members {
+        let token = line_token(&found, name)?;
+        if Text::of(Some(token)) == Text::Escaped {
+            return None;
+        }
+    }
+    Some((small_u64(found.seq)?, LineObject::Scanned(found)))
+}
