@@ -37,9 +37,9 @@ pub(super) struct Lines {
     lfs: u64,
     /// Lines handed out so far.
     number: usize,
-    /// Where a line is read into: it grows to the longest line once, and
-    /// each line handed out is a copy of its exact length.
-    buffer: Vec<u8>,
+    /// The longest line read so far (with its LF): each line is read into
+    /// a buffer of that capacity.
+    longest: usize,
 }
 
 impl Lines {
@@ -53,7 +53,7 @@ impl Lines {
                 sha: sha2::Sha256::new(),
                 lfs: 0,
                 number: 0,
-                buffer: Vec::new(),
+                longest: 0,
             })),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(unreadable(&path, source)),
@@ -63,22 +63,24 @@ impl Lines {
     /// The next line without its LF, and its number (from 1); `None` at
     /// the end. As `lines::split_jsonl`: the last line may lack its LF.
     pub(super) fn next_line(&mut self) -> Result<Option<(usize, Vec<u8>)>, BundleError> {
-        self.buffer.clear();
+        // Read straight into the line handed out (one copy, not two), as
+        // long as the longest line so far, so it rarely grows.
+        let mut line = Vec::with_capacity(self.longest);
         let read = self
             .reader
-            .read_until(b'\n', &mut self.buffer)
+            .read_until(b'\n', &mut line)
             .map_err(|err| unreadable(&self.path, err))?;
         if read == 0 {
             return Ok(None);
         }
-        self.sha.update(&self.buffer);
-        let mut line = self.buffer.as_slice();
-        if let Some(content) = line.strip_suffix(b"\n") {
+        self.sha.update(&line);
+        self.longest = self.longest.max(line.len());
+        if line.last() == Some(&b'\n') {
             self.lfs += 1;
-            line = content;
+            line.pop();
         }
         self.number += 1;
-        Ok(Some((self.number, line.to_vec())))
+        Ok(Some((self.number, line)))
     }
 
     /// Reads what is left and says what the whole file is.

@@ -303,9 +303,10 @@ impl BundleEntry {
     }
 }
 
-/// A signature or payload line's object: scanned, or parsed whole.
+/// A signature or payload line's object: scanned (its text and members),
+/// or parsed whole.
 pub(crate) enum LineObject<'a> {
-    Scanned(Members<'a>),
+    Scanned(&'a str, Members<'a>),
     Parsed(serde_json::Map<String, Value>),
 }
 
@@ -322,29 +323,38 @@ fn line_token<'a>(members: &Members<'a>, name: &str) -> Option<&'a [u8]> {
     }
 }
 
+/// A string token of `text` without escapes, as text: cut from `text`
+/// (already UTF-8) rather than checked again, as payloads are long.
+fn plain_in<'a>(text: &'a str, token: Option<&[u8]>) -> Option<&'a str> {
+    let inner = token?.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if inner.contains(&b'\\') {
+        return None;
+    }
+    let start = (inner.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    text.get(start..start + inner.len())
+}
+
 impl LineObject<'_> {
     /// Member `name`'s text, if a string (`Value::as_str`).
     pub(crate) fn str(&self, name: &str) -> Option<&str> {
         match self {
-            LineObject::Scanned(members) => match Text::of(line_token(members, name)) {
-                Text::Plain(text) => Some(text),
-                _ => None,
-            },
+            LineObject::Scanned(text, members) => plain_in(text, line_token(members, name)),
             LineObject::Parsed(object) => object.get(name)?.as_str(),
         }
     }
 }
 
 /// A signature or payload line with `members` and a seq, read by the scan
-/// when it vouches for it and its members are plain; `None` otherwise,
-/// which the caller then parses whole.
+/// when it vouches for it and its string members hold no escapes; `None`
+/// otherwise, which the caller then parses whole.
 pub(crate) fn scan_line<'a>(raw: &'a [u8], members: &[&str]) -> Option<(u64, LineObject<'a>)> {
-    let found = scan(std::str::from_utf8(raw).ok()?)?;
+    let text = std::str::from_utf8(raw).ok()?;
+    let found = scan(text)?;
     for name in members {
         let token = line_token(&found, name)?;
-        if Text::of(Some(token)) == Text::Escaped {
+        if token.first() == Some(&b'"') && token.contains(&b'\\') {
             return None;
         }
     }
-    Some((small_u64(found.seq)?, LineObject::Scanned(found)))
+    Some((small_u64(found.seq)?, LineObject::Scanned(text, found)))
 }

@@ -7,6 +7,7 @@ use super::{BundleError, bad_seq};
 use crate::ledger::checkpoint::NoteVerifier;
 
 /// A followed `key_rotated` entry.
+#[derive(Clone)]
 struct Rotation {
     seq: u64,
     old: NoteVerifier,
@@ -14,6 +15,7 @@ struct Rotation {
 }
 
 /// The key in force at the start, and the rotations after it, in seq order.
+#[derive(Clone)]
 pub(crate) struct KeySchedule {
     first: NoteVerifier,
     rotations: Vec<Rotation>,

@@ -40,8 +40,11 @@ pub(crate) fn split_jsonl(bytes: &[u8]) -> Vec<&[u8]> {
 /// Standard base64 with padding, refused unless it re-encodes to `text`
 /// (so one value has one spelling).
 pub(crate) fn base64_exact(text: &str) -> Option<Vec<u8>> {
+    // `STANDARD` decodes only canonical text (padding required and
+    // canonical, trailing bits zero), so what it decodes re-encodes to
+    // `text`; the length check says so without writing it out again.
     let raw = BASE64.decode(text).ok()?;
-    (BASE64.encode(&raw) == text).then_some(raw)
+    (base64::encoded_len(raw.len(), true) == Some(text.len())).then_some(raw)
 }
 
 /// Every line of `entries.jsonl`: canonical (RFC 8785), with the common
@@ -425,7 +428,7 @@ pub(crate) fn check_payload(
         let Some(expected) = entry.commitment(captured) else {
             return Err(fail(format!("the entry has no {side}.commitment")));
         };
-        if hex(&commitment(&salt, &data)) != expected {
+        if !hex_is(&commitment(&salt, &data), expected) {
             return Err(fail(format!(
                 "BLAKE3({side}_salt || {side}) is not the entry's {side}.commitment"
             )));
@@ -452,6 +455,16 @@ fn committed_sides(entry: &BundleEntry) -> Option<(bool, bool)> {
         "stream_ended" => Some((false, true)),
         _ => None,
     }
+}
+
+/// Whether `text` is `bytes` in lower-case hex (as `hex(bytes) == text`,
+/// without allocating).
+fn hex_is(bytes: &[u8; 32], text: &str) -> bool {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    text.len() == 64
+        && bytes.iter().zip(text.as_bytes().chunks_exact(2)).all(|(byte, pair)| {
+            pair[0] == DIGITS[usize::from(byte >> 4)] && pair[1] == DIGITS[usize::from(byte & 0x0f)]
+        })
 }
 
 fn parse_hex32(text: &str) -> Option<[u8; 32]> {

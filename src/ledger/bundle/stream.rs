@@ -207,7 +207,16 @@ impl Reader {
     }
 }
 
-/// A parsed round whose signature and payload lines are checked next.
+/// A parsed round, its entries not yet taken by the ordered checks.
+struct Pending {
+    /// In line order; the first problem ends them.
+    parsed: Vec<Result<Parsed, BundleError>>,
+    signatures: Vec<Line>,
+    payloads: Vec<Line>,
+}
+
+/// A round taken by the ordered checks, whose signature and payload lines
+/// are checked next.
 struct Checking {
     entries: Vec<Parsed>,
     signatures: Vec<Line>,
@@ -489,9 +498,12 @@ fn pass(
     Ok(Outcome::Verified(Box::new((report, finished.schedule))))
 }
 
-/// The rounds: each parsed (and the previous one's signatures and
-/// payloads checked) on every core while the next is read, then taken by
-/// the ordered checks.
+/// The rounds, three at a time: while this thread hands the previous
+/// round's parsed entries to the ordered checks and reads the next round,
+/// the other threads (this one too, when done) parse this round and check
+/// the signatures and payloads of the round before the previous one. So
+/// the checks in seq order (the tree's nodes, the chain) run beside the
+/// parallel work rather than after it.
 fn run(
     reader: &mut Reader,
     ordered: &mut Ordered<'_>,
@@ -500,8 +512,9 @@ fn run(
 ) -> Result<(), Stop> {
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let mut round = reader.round()?;
+    let mut pending: Option<Pending> = None;
     let mut checking: Option<Checking> = None;
-    while !round.is_empty() || checking.is_some() {
+    while !round.is_empty() || pending.is_some() || checking.is_some() {
         if ordered
             .first
             .kept()
@@ -515,13 +528,16 @@ fn run(
         while entries.peek().is_some() {
             blocks.push(Mutex::new(Some(entries.by_ref().take(BLOCK).collect())));
         }
+        // The key schedule as of the entries taken: the round checked now
+        // was taken before, so it holds every rotation before its seqs.
+        let schedule = ordered.schedule.clone();
         let jobs = Jobs {
             origin,
             blocks,
             next_block: AtomicUsize::new(0),
             checks: checking.as_ref().map(|round| Checks {
                 round,
-                schedule: &ordered.schedule,
+                schedule: &schedule,
                 from,
                 signatures: ordered.first.wants(Check::Signatures),
                 payloads: ordered.first.wants(Check::Payloads),
@@ -529,9 +545,12 @@ fn run(
             next_check: AtomicUsize::new(0),
         };
         let more = !reader.entries_done || !reader.signatures.stopped || !reader.payloads.stopped;
-        let (next, dones, threads_ok) = std::thread::scope(|scope| {
+        let previous = pending.take();
+        let (taken, next, dones, threads_ok) = std::thread::scope(|scope| {
             let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(|| work(&jobs))).collect();
-            // This thread reads the next round, then joins in.
+            // This thread takes the previous round and reads the next one,
+            // then joins in.
+            let taken = previous.map(|previous| take(ordered, previous)).transpose();
             let next = if more {
                 reader.round()
             } else {
@@ -545,12 +564,13 @@ fn run(
                     Err(_) => threads_ok = false,
                 }
             }
-            (next, dones, threads_ok)
+            (taken, next, dones, threads_ok)
         });
+        drop(jobs);
         if !threads_ok {
             return Err(bad("bundle", "a verification thread failed").into());
         }
-        let next = next?;
+        let (taken, next) = (taken?, next?);
         let mut parsed = Vec::new();
         for done in dones {
             if done.reordered {
@@ -562,32 +582,45 @@ fn run(
             parsed.extend(done.parsed);
         }
         parsed.sort_unstable_by_key(|(index, _)| *index);
-        let mut taken = Vec::with_capacity(parsed.iter().map(|(_, p)| p.len()).sum());
-        for result in parsed.into_iter().flat_map(|(_, parsed)| parsed) {
-            match result {
-                Ok(parsed) => {
-                    let seq = parsed.entry.seq;
-                    let signed = has_line(&round.signatures, seq);
-                    let paid = has_line(&round.payloads, seq);
-                    ordered.take(&parsed, signed, paid)?;
-                    taken.push(parsed);
-                }
-                Err(err) => {
-                    let line = ordered.entries();
-                    ordered.first.error(Check::Parse, line, err);
-                    break;
-                }
-            }
-        }
-        checking = Some(Checking {
-            entries: taken,
+        checking = taken.filter(|c| {
+            !(c.entries.is_empty() && c.signatures.is_empty() && c.payloads.is_empty())
+        });
+        pending = Some(Pending {
+            parsed: parsed.into_iter().flat_map(|(_, parsed)| parsed).collect(),
             signatures: round.signatures,
             payloads: round.payloads,
         })
-        .filter(|c| !(c.entries.is_empty() && c.signatures.is_empty() && c.payloads.is_empty()));
+        .filter(|p| !(p.parsed.is_empty() && p.signatures.is_empty() && p.payloads.is_empty()));
         round = next;
     }
     Ok(())
+}
+
+/// Hands a parsed round's entries to the ordered checks, up to the first
+/// that did not parse.
+fn take(ordered: &mut Ordered<'_>, pending: Pending) -> Result<Checking, Stop> {
+    let mut taken = Vec::with_capacity(pending.parsed.len());
+    for result in pending.parsed {
+        match result {
+            Ok(parsed) => {
+                let seq = parsed.entry.seq;
+                let signed = has_line(&pending.signatures, seq);
+                let paid = has_line(&pending.payloads, seq);
+                ordered.take(&parsed, signed, paid)?;
+                taken.push(parsed);
+            }
+            Err(err) => {
+                let line = ordered.entries();
+                ordered.first.error(Check::Parse, line, err);
+                break;
+            }
+        }
+    }
+    Ok(Checking {
+        entries: taken,
+        signatures: pending.signatures,
+        payloads: pending.payloads,
+    })
 }
 
 /// Why the `stream_ended` at `seq` names `decision_seq`, an entry of the
