@@ -81,6 +81,14 @@ impl Side {
             Side::Response => "response",
         }
     }
+
+    /// The payload line's member holding its salt.
+    pub(crate) fn salt_name(self) -> &'static str {
+        match self {
+            Side::Request => "request_salt",
+            Side::Response => "response_salt",
+        }
+    }
 }
 
 /// Line `index` (from 0) of `entries.jsonl`, checked on its own: read by

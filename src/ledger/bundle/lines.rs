@@ -407,7 +407,7 @@ pub(crate) fn check_payload(
     for (captured, committed) in [(Side::Request, committed.0), (Side::Response, committed.1)] {
         let side = captured.name();
         let salt = object
-            .str(&format!("{side}_salt"))
+            .str(captured.salt_name())
             .and_then(parse_hex32)
             .ok_or_else(|| fail(format!("{side}_salt is not 64 hex digits")))?;
         let data = object
@@ -468,12 +468,18 @@ fn hex_is(bytes: &[u8; 32], text: &str) -> bool {
 }
 
 fn parse_hex32(text: &str) -> Option<[u8; 32]> {
-    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
+    fn nibble(digit: u8) -> Option<u8> {
+        match digit {
+            b'0'..=b'9' => Some(digit - b'0'),
+            b'a'..=b'f' => Some(digit - b'a' + 10),
+            b'A'..=b'F' => Some(digit - b'A' + 10),
+            _ => None,
+        }
     }
+    let digits: &[u8; 64] = text.as_bytes().try_into().ok()?;
     let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(text.get(2 * i..2 * i + 2)?, 16).ok()?;
+    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        *byte = (nibble(pair[0])? << 4) | nibble(pair[1])?;
     }
     Some(out)
 }
