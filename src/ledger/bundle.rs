@@ -13,6 +13,8 @@
 mod digest;
 mod evidence;
 mod fields;
+#[cfg(test)]
+mod fields_tests;
 mod first;
 mod keys;
 mod lines;
