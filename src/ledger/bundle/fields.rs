@@ -9,8 +9,8 @@
 //!
 //! The signature and payload lines are read the same way ([`LineObject`]).
 
-use super::lines::{BundleEntry, read_entry_line};
 use super::BundleError;
+use super::lines::{BundleEntry, read_entry_line};
 use crate::ledger::canonical::parse_strict;
 use crate::ledger::entry::hex;
 use crate::ledger::verify::{Members, Text, scan, small_u64};
@@ -116,8 +116,8 @@ fn not_escaped(token: Option<&[u8]>) -> bool {
 }
 
 /// The seq and spans of a canonical decision or `stream_ended` that
-/// `lines::read_entry` accepts, whose members the checks read are plain;
-/// `None` for anything else.
+/// `lines::read_entry` accepts, whose string members the checks read hold
+/// no escapes (so their text is their bytes); `None` for anything else.
 fn scanned(line: &[u8], origin: &str) -> Option<(u64, Spans)> {
     let text = std::str::from_utf8(line).ok()?;
     let members = scan(text)?;
@@ -131,13 +131,23 @@ fn scanned(line: &[u8], origin: &str) -> Option<(u64, Spans)> {
         return None;
     }
     let prev_hash = plain(members.prev_hash)?;
-    if prev_hash.len() != 64 || !prev_hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    if prev_hash.len() != 64
+        || !prev_hash
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
     {
         return None;
     }
     if !matches!(plain(members.kind)?, "decision" | "stream_ended")
-        || !not_escaped(members.outcome)
-        || !not_escaped(members.payload_mode)
+        || [
+            members.outcome,
+            members.payload_mode,
+            members.decision_id,
+            members.model,
+            members.version,
+        ]
+        .into_iter()
+        .any(|token| !not_escaped(token))
         || (members.decision_seq.is_some() && small_u64(members.decision_seq).is_none())
     {
         return None;

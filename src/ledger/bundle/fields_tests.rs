@@ -88,7 +88,7 @@ fn a_scanned_entry_answers_as_the_parsed_one() {
         (decision(), true),
         (streaming, true),
         (end, true),
-        (escaped, true),
+        (escaped, false),
         (odd, true),
         (big, false),
         (rotation, false),

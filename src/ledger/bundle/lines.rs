@@ -462,9 +462,13 @@ fn committed_sides(entry: &BundleEntry) -> Option<(bool, bool)> {
 fn hex_is(bytes: &[u8; 32], text: &str) -> bool {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     text.len() == 64
-        && bytes.iter().zip(text.as_bytes().chunks_exact(2)).all(|(byte, pair)| {
-            pair[0] == DIGITS[usize::from(byte >> 4)] && pair[1] == DIGITS[usize::from(byte & 0x0f)]
-        })
+        && bytes
+            .iter()
+            .zip(text.as_bytes().chunks_exact(2))
+            .all(|(byte, pair)| {
+                pair[0] == DIGITS[usize::from(byte >> 4)]
+                    && pair[1] == DIGITS[usize::from(byte & 0x0f)]
+            })
 }
 
 fn parse_hex32(text: &str) -> Option<[u8; 32]> {
