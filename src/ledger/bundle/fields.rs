@@ -323,6 +323,10 @@ impl BundleEntry {
 
 /// A signature or payload line's object: scanned (its text and members),
 /// or parsed whole.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "one lives on the stack per line being checked; boxing the scan would allocate per line, which it is there to avoid"
+)]
 pub(crate) enum LineObject<'a> {
     Scanned(&'a str, Members<'a>),
     Parsed(serde_json::Map<String, Value>),
