@@ -204,6 +204,17 @@ fn line_object<'a>(
     if let Some(scanned) = scan_line(raw, members) {
         return Ok(scanned);
     }
+    let (seq, object) = parsed_line_object(file, number, raw, members)?;
+    Ok((seq, LineObject::Parsed(object)))
+}
+
+/// [`line_object`] parsed whole, owning its members.
+fn parsed_line_object(
+    file: &str,
+    number: usize,
+    raw: &[u8],
+    members: &[&str],
+) -> Result<(u64, serde_json::Map<String, Value>), BundleError> {
     let text = std::str::from_utf8(raw).map_err(|_| bad_line(file, number, "not UTF-8"))?;
     let Ok(Value::Object(object)) = parse_strict(text) else {
         return Err(bad_line(file, number, "not a JSON object"));
@@ -214,7 +225,7 @@ fn line_object<'a>(
     let seq = object["seq"]
         .as_u64()
         .ok_or_else(|| bad_line(file, number, "seq is not a non-negative integer"))?;
-    Ok((seq, LineObject::Parsed(object)))
+    Ok((seq, object))
 }
 
 /// Each line of `signatures.jsonl`, when present, is a valid per-entry
@@ -256,6 +267,13 @@ pub(crate) fn check_signatures(
 
 const SIGNATURES: &str = "signatures.jsonl";
 const PAYLOADS: &str = "payloads.jsonl";
+const PAYLOAD_MEMBERS: [&str; 5] = [
+    "seq",
+    "request_salt",
+    "response_salt",
+    "request",
+    "response",
+];
 
 /// Line `number` of `signatures.jsonl`: its seq and its object.
 pub(crate) fn signature_line(
@@ -377,14 +395,16 @@ pub(crate) fn payload_line(
     number: usize,
     raw: &[u8],
 ) -> Result<(u64, LineObject<'_>), BundleError> {
-    let members = [
-        "seq",
-        "request_salt",
-        "response_salt",
-        "request",
-        "response",
-    ];
-    line_object(PAYLOADS, number, raw, &members)
+    line_object(PAYLOADS, number, raw, &PAYLOAD_MEMBERS)
+}
+
+/// [`payload_line`] parsed whole, for a reader that keeps the object
+/// beyond the line's bytes.
+pub(crate) fn payload_line_parsed(
+    number: usize,
+    raw: &[u8],
+) -> Result<(u64, serde_json::Map<String, Value>), BundleError> {
+    parsed_line_object(PAYLOADS, number, raw, &PAYLOAD_MEMBERS)
 }
 
 /// A payload line's rules past its form: `entry` (the bundled entry of

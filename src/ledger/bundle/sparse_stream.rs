@@ -19,6 +19,7 @@
 //! paired in one pass: then the caller verifies the bundle in memory.
 
 use super::digest::Lines;
+use super::fields::LineObject;
 use super::keys::KeySchedule;
 use super::lines::{self, BundleEntry};
 use super::sparse::{self, Selection};
@@ -238,7 +239,7 @@ fn parse_signature(number: usize, raw: &[u8]) -> Result<(u64, [u8; 64]), BundleE
 }
 
 fn parse_payload(number: usize, raw: &[u8]) -> Result<(u64, Map<String, Value>), BundleError> {
-    lines::payload_line(number, raw)
+    lines::payload_line_parsed(number, raw)
 }
 
 fn proof_repeated(seq: u64, number: usize, _first: usize) -> BundleError {
@@ -605,7 +606,8 @@ fn pass(
         if let Some(side) = payloads.as_mut() {
             while let Some((number, line_seq, object)) = side.next_upto(seq, &mut kept)? {
                 let entry = (line_seq == seq).then_some(&entry);
-                let checked = lines::check_payload(line_seq, number, &object, entry);
+                let checked =
+                    lines::check_payload(line_seq, number, &LineObject::Parsed(object), entry);
                 kept.check(Rank::Payloads(number as u64), checked);
             }
         }
@@ -690,7 +692,7 @@ fn pass(
     }
     if let Some(side) = payloads.as_mut() {
         while let Some((number, seq, object)) = side.next_upto(u64::MAX, &mut kept)? {
-            let checked = lines::check_payload(seq, number, &object, None);
+            let checked = lines::check_payload(seq, number, &LineObject::Parsed(object), None);
             kept.check(Rank::Payloads(number as u64), checked);
         }
     }
