@@ -7,6 +7,29 @@ use crate::ledger::store::packing::{record_count, unpack};
 use crate::ledger::store::{Hash, StoreError};
 use std::ops::ControlFlow;
 
+/// Extra lookups of each row a range read returns (see [`touch`]).
+const TOUCHES: usize = 15;
+
+/// Looks `key` up [`TOUCHES`] more times, so that sled lets go of the
+/// pages a long read has passed.
+///
+/// sled 0.34's page cache is 256 LRU shards (by page id), and it records
+/// each page access in its shard's queue, applying the queue (and paging
+/// out what is over capacity) only once 64 accesses are waiting there.
+/// A scan touches each leaf page about once, so up to 256 x 64 pages
+/// stay in memory whatever `cache_capacity` says: about 400 MB of 32 KB
+/// packs, measured (heaptrack: live heap of deserialised nodes). Looking
+/// the row up again fills its page's queue, so the shard applies it and
+/// evicts within a few rows; the pages are then bounded by the cache
+/// capacity (measured: a whole-log verify of 300 000 entries peaks at
+/// 196 MB instead of 398 MB, at the same speed).
+fn touch(tree: &sled::Tree, key: &[u8]) -> Result<(), StoreError> {
+    for _ in 0..TOUCHES {
+        tree.contains_key(key)?;
+    }
+    Ok(())
+}
+
 pub(super) fn entries_in(
     tree: &sled::Tree,
     from: u64,
@@ -20,6 +43,7 @@ pub(super) fn entries_in(
     let start = pack_holding(tree, from)?.map_or(from, |(first, _)| first);
     for row in tree.range(start.to_be_bytes()..to.to_be_bytes()) {
         let (key, pack) = row?;
+        touch(tree, &key)?;
         let first = be_u64(&key)?;
         for index in from.saturating_sub(first)..record_count(&pack).unwrap_or(0) {
             let seq = first + index;
@@ -54,6 +78,7 @@ fn rows_for(
         .range(tagged_key(tag, start)..tagged_key(tag, to))
     {
         let (key, value) = row?;
+        touch(&store.main, &key)?;
         let first = be_u64(&key[1..])?;
         if let Some(last) = rows.last_mut() {
             last.2 = first;
