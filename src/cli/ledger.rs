@@ -465,7 +465,8 @@ pub(super) fn verify_bundle(dir: &std::path::Path, vkey: &str, current: Option<&
         }
         Err(BundleError::Bad { seq, item, reason }) => {
             let first = seq.map_or(String::new(), |seq| format!("first bad seq {seq}: "));
-            let what = if seq.is_some() {
+            // A chunked bundle's item also names the chunk file.
+            let what = if seq.is_some_and(|seq| item == format!("seq {seq}")) {
                 reason
             } else {
                 format!("{item}: {reason}")

@@ -10,6 +10,7 @@
 //! is never used to verify anything. The first problem found is returned,
 //! named by the seq of the entry it concerns when there is one.
 
+mod chunks;
 mod digest;
 mod evidence;
 mod fields;
@@ -44,6 +45,8 @@ use std::path::Path;
 pub const CONTIGUOUS_FORMAT: &str = "govgate-bundle/1";
 /// `format` of a contiguous bundle with checkpoints, context and file list.
 pub use super::export::CONTIGUOUS_FORMAT_2;
+/// `format` of a contiguous bundle split into (compressed) chunks.
+pub use super::export::CONTIGUOUS_FORMAT_3;
 /// `format` of a sparse (filtered) bundle.
 pub const SPARSE_FORMAT: &str = "govgate-bundle-sparse/1";
 
@@ -129,7 +132,7 @@ pub struct BundleReport {
 /// The manifest members both forms share.
 struct Manifest {
     form: BundleForm,
-    /// 2 for `govgate-bundle/2`, else 1.
+    /// 3 for `govgate-bundle/3`, 2 for `govgate-bundle/2`, else 1.
     version: u8,
     origin: Value,
     vkey: Value,
@@ -177,6 +180,12 @@ pub fn verify_bundle(
     };
     let (report, schedule) = match streamed {
         stream::Outcome::Verified(verified) => *verified,
+        stream::Outcome::InMemory if manifest.version >= 3 => {
+            return Err(bad(
+                "bundle",
+                "signature or payload lines are not in increasing seq order",
+            ));
+        }
         stream::Outcome::InMemory => in_memory(dir, &manifest, &claimed, first, current, &note)?,
     };
     let mut warnings = Vec::new();
@@ -536,12 +545,13 @@ fn read_manifest(dir: &Path) -> Result<Manifest, BundleError> {
     let (form, version) = match raw.get("format").and_then(Value::as_str) {
         Some(CONTIGUOUS_FORMAT) => (BundleForm::Contiguous, 1),
         Some(CONTIGUOUS_FORMAT_2) => (BundleForm::Contiguous, 2),
+        Some(CONTIGUOUS_FORMAT_3) => (BundleForm::Contiguous, 3),
         Some(SPARSE_FORMAT) => (BundleForm::Sparse, 1),
         other => {
             return Err(bad(
                 "manifest",
                 format!(
-                    "format {other:?} is not {CONTIGUOUS_FORMAT_2}, {CONTIGUOUS_FORMAT} nor {SPARSE_FORMAT}"
+                    "format {other:?} is not {CONTIGUOUS_FORMAT_3}, {CONTIGUOUS_FORMAT_2}, {CONTIGUOUS_FORMAT} nor {SPARSE_FORMAT}"
                 ),
             ));
         }

@@ -32,7 +32,7 @@ fn unreadable(path: &Path, source: std::io::Error) -> BundleError {
 /// A bundle file read line by line, hashed as it is read.
 pub(super) struct Lines {
     path: PathBuf,
-    reader: BufReader<std::fs::File>,
+    reader: BufReader<Box<dyn Read + Send>>,
     sha: sha2::Sha256,
     lfs: u64,
     /// Lines handed out so far.
@@ -47,16 +47,21 @@ impl Lines {
     pub(super) fn open(dir: &Path, name: &str) -> Result<Option<Self>, BundleError> {
         let path = dir.join(name);
         match std::fs::File::open(&path) {
-            Ok(file) => Ok(Some(Self {
-                reader: BufReader::with_capacity(BUFFER, file),
-                path,
-                sha: sha2::Sha256::new(),
-                lfs: 0,
-                number: 0,
-                longest: 0,
-            })),
+            Ok(file) => Ok(Some(Self::from_reader(path, Box::new(file)))),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(source) => Err(unreadable(&path, source)),
+        }
+    }
+
+    /// Lines read from `reader`; `path` names it in errors.
+    pub(super) fn from_reader(path: PathBuf, reader: Box<dyn Read + Send>) -> Self {
+        Self {
+            reader: BufReader::with_capacity(BUFFER, reader),
+            path,
+            sha: sha2::Sha256::new(),
+            lfs: 0,
+            number: 0,
+            longest: 0,
         }
     }
 

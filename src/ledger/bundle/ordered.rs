@@ -83,6 +83,8 @@ pub(super) struct Ordered<'a> {
     erased: BTreeSet<u64>,
     /// Entries whose payload must be there and is not (unless erased later).
     unpaid: BTreeSet<u64>,
+    /// Chunks not yet reached: their `from`, `prefix` and setting.
+    marks: std::collections::VecDeque<(u64, Frontier, bool)>,
 }
 
 /// What the ordered checks start from.
@@ -96,6 +98,9 @@ pub(super) struct Start<'a> {
     pub(super) frontier: Frontier,
     pub(super) checkpoints: Option<Lines>,
     pub(super) context: Vec<ContextEntry>,
+    /// A chunked bundle's chunks: each one's `from`, the tree's right edge
+    /// its manifest member gives there, and its `entry_signatures` is on.
+    pub(super) marks: Vec<(u64, Frontier, bool)>,
 }
 
 impl<'a> Ordered<'a> {
@@ -132,6 +137,7 @@ impl<'a> Ordered<'a> {
             setting: None,
             erased: BTreeSet::new(),
             unpaid: BTreeSet::new(),
+            marks: start.marks.into(),
         };
         let context = std::mem::take(&mut ordered.context);
         let from = ordered.from;
@@ -199,6 +205,7 @@ impl<'a> Ordered<'a> {
         if !self.first.wants(Check::Chain) {
             return Ok(());
         }
+        self.join(expected);
         self.chain(entry, line);
         self.follow(entry);
         self.frontier.push(parsed.leaf);
@@ -208,6 +215,35 @@ impl<'a> Ordered<'a> {
             self.presence(entry, signed, paid);
         }
         Ok(())
+    }
+
+    /// At a chunk's first entry: its manifest member's `prefix` and
+    /// `entry_signatures` against the tree and the setting the entries
+    /// before it leave.
+    fn join(&mut self, seq: u64) {
+        let Some((from, prefix, signing)) = self.marks.front() else {
+            return;
+        };
+        if *from != seq {
+            return;
+        }
+        if *prefix != self.frontier {
+            let reason =
+                format!("the chunk from {from}: its prefix is not the tree's right edge at {from}");
+            self.first
+                .error(Check::Chain, seq - self.from, bad_seq(seq, reason));
+        }
+        let on = self.setting.is_some_and(|(_, on)| on);
+        if *signing != on {
+            let reason = format!(
+                "the chunk from {from}: its entry_signatures is {}, the setting in force there {}",
+                if *signing { "on" } else { "off" },
+                if on { "on" } else { "off" }
+            );
+            self.first
+                .error(Check::Chain, seq - self.from, bad_seq(seq, reason));
+        }
+        self.marks.pop_front();
     }
 
     /// The BLAKE3 chain, as `lines::check_chain` over the lines so far.

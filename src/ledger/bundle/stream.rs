@@ -13,6 +13,7 @@
 //! increase (never written so by `govgate export`) cannot be paired this
 //! way: the pass then says so, and the bundle is verified in memory.
 
+use super::chunks::Chunked;
 use super::digest::{self, Digest, Lines, peek_seq};
 use super::fields;
 use super::first::{Check, First, Found};
@@ -358,7 +359,45 @@ pub(super) fn contiguous(
     match pass(dir, manifest, claimed, first_key, current, note) {
         Ok(outcome) => Ok(outcome),
         Err(Stop::Reordered) => Ok(Outcome::InMemory),
-        Err(Stop::Bundle(err)) => Err(err),
+        Err(Stop::Bundle(err)) => Err(name_chunk(manifest, err)),
+    }
+}
+
+/// A chunked bundle's problem with an entry, named by the chunk file that
+/// holds its line too (docs/audit-format.md section 8.4).
+fn name_chunk(manifest: &Manifest, err: BundleError) -> BundleError {
+    let BundleError::Bad {
+        seq: Some(seq),
+        item,
+        reason,
+    } = err
+    else {
+        return err;
+    };
+    let file = (manifest.version >= 3)
+        .then(|| super::chunks::read(manifest).ok())
+        .flatten();
+    let item = match file.as_ref().and_then(|chunked| chunked.file_of(seq)) {
+        Some(file) => format!("{file}: {item}"),
+        None => item,
+    };
+    BundleError::Bad {
+        seq: Some(seq),
+        item,
+        reason,
+    }
+}
+
+/// The lines of `kind` (`entries`, `signatures`, `payloads`): the one
+/// file, or the chunks' files one after the other.
+fn open_lines(
+    dir: &Path,
+    chunked: Option<&Chunked>,
+    kind: &str,
+) -> Result<Option<Lines>, BundleError> {
+    match chunked {
+        Some(chunked) => chunked.lines(dir, kind),
+        None => Lines::open(dir, &format!("{kind}.jsonl")),
     }
 }
 
@@ -373,7 +412,18 @@ fn pass(
     let (from, to, origin) = (manifest.from, manifest.to, claimed.origin.as_str());
     let evidence = manifest.version >= 2;
     let files = manifest.raw.get("files");
-    let Some(entries) = Lines::open(dir, "entries.jsonl")? else {
+    let chunked = if manifest.version >= 3 {
+        Some(super::chunks::read(manifest)?)
+    } else {
+        None
+    };
+    let chunked = chunked.as_ref();
+    // Step 1 first for chunks: a changed compressed file is then named by
+    // its SHA-256 rather than by what decompressing it meets.
+    if let (Some(files), Some(chunked)) = (files, chunked) {
+        chunked.check_files(dir, files)?;
+    }
+    let Some(entries) = open_lines(dir, chunked, "entries")? else {
         if let Some(files) = files {
             digest::check_listed(files, &mut |name| digest::digest_file(dir, name))?;
         }
@@ -405,9 +455,12 @@ fn pass(
         let start = first.check(Check::StartKey, 0, start).unwrap_or(first_key);
         (KeySchedule::new(start.clone()), Vec::new(), None)
     };
-    let payloads_present = dir.join("payloads.jsonl").exists();
+    let payloads_present = match chunked {
+        Some(chunked) => chunked.has("payloads"),
+        None => dir.join("payloads.jsonl").exists(),
+    };
     let payloads = match lines::payloads_declared(payloads_present, manifest.payloads) {
-        Ok(true) => Lines::open(dir, "payloads.jsonl")?,
+        Ok(true) => open_lines(dir, chunked, "payloads")?,
         Ok(false) => None,
         Err(err) => {
             first.error(Check::Payloads, 0, err);
@@ -424,6 +477,15 @@ fn pass(
         frontier,
         checkpoints,
         context,
+        marks: chunked
+            .map(|chunked| {
+                chunked
+                    .chunks
+                    .iter()
+                    .map(|chunk| (chunk.from, chunk.prefix.clone(), chunk.signing))
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     let mut ordered = Ordered::new(start, first)?;
     if let Some(current) = current.filter(|_| evidence) {
@@ -443,7 +505,7 @@ fn pass(
         entries_done: false,
         taken: 0,
         from,
-        signatures: Paired::new(Lines::open(dir, "signatures.jsonl")?),
+        signatures: Paired::new(open_lines(dir, chunked, "signatures")?),
         payloads: Paired::new(payloads),
     };
     run(&mut reader, &mut ordered, origin, from)?;
@@ -463,7 +525,9 @@ fn pass(
         digests.insert("checkpoints.jsonl", Some(lines.finish()?));
     }
     let mut first = finished.first;
-    if let Some(files) = files {
+    if chunked.is_some() {
+        // Checked before the pass.
+    } else if let Some(files) = files {
         let listed = digest::check_listed(files, &mut |name| match digests.get(name) {
             Some(found) => Ok(found.clone()),
             None => digest::digest_file(dir, name),
@@ -475,7 +539,7 @@ fn pass(
         Some(Found::Ready(err)) => return Err(err.into()),
         Some(Found::Unopened(unopened)) => return Err(unopened.hinted(&finished.schedule).into()),
         Some(Found::NotOpen { seq, decision_seq }) => {
-            return Err(not_open(dir, from, seq, decision_seq)?.into());
+            return Err(not_open(dir, chunked, from, seq, decision_seq)?.into());
         }
     }
     let Some(checkpoint) = finished.of_to else {
@@ -629,11 +693,12 @@ fn take(ordered: &mut Ordered<'_>, pending: Pending) -> Result<Checking, Stop> {
 /// this is the problem reported).
 fn not_open(
     dir: &Path,
+    chunked: Option<&Chunked>,
     from: u64,
     seq: u64,
     decision_seq: u64,
 ) -> Result<BundleError, BundleError> {
-    let mut entries = Lines::open(dir, "entries.jsonl")?
+    let mut entries = open_lines(dir, chunked, "entries")?
         .ok_or_else(|| bad("entries", "entries.jsonl is missing"))?;
     let mut decision = serde_json::Value::Null;
     let mut ended_at = None;
