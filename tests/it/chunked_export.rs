@@ -3,34 +3,12 @@
 //! section 8.4) holds exactly the lines of the one-file bundle of the same
 //! range, split at carried checkpoints, each file as the manifest says.
 
+use crate::support::audit::said;
 use crate::support::filled::Filled;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;
-use std::process::Output;
-
-fn said(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
-}
-
-fn export(filled: &Filled, out: &Path, extra: &[&str]) -> String {
-    let mut args = vec![
-        "export",
-        "--quiet",
-        "--payloads",
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let output = filled.cli(&args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "export {extra:?}: {}",
-        said(&output)
-    );
-    said(&output)
-}
 
 fn manifest(dir: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap()
@@ -210,24 +188,16 @@ fn chunked_exports_hold_the_one_file_bundles_lines_split_at_carried_checkpoints(
     let filled = Filled::signed(3_000);
     let root = filled.dir.path();
     let whole = root.join("whole");
-    export(&filled, &whole, &[]);
+    filled.export(&whole, &[]);
     assert_eq!(manifest(&whole)["format"], "govgate-bundle/2");
 
     let zstd = root.join("zstd");
-    let said = export(
-        &filled,
-        &zstd,
-        &["--chunk-entries", "700", "--compress", "zstd"],
-    );
+    let said = filled.export(&zstd, &["--chunk-entries", "700", "--compress", "zstd"]);
     assert!(said.contains("chunked"), "{said}");
     same_as_whole(&zstd, &whole, "zstd", 700);
 
     let gzip = root.join("gzip");
-    export(
-        &filled,
-        &gzip,
-        &["--chunk-entries", "450", "--compress", "gzip"],
-    );
+    filled.export(&gzip, &["--chunk-entries", "450", "--compress", "gzip"]);
     same_as_whole(&gzip, &whole, "gzip", 450);
 
     // A chunk's prefix is the subtrees left of it, as a bundle starting
@@ -236,12 +206,12 @@ fn chunked_exports_hold_the_one_file_bundles_lines_split_at_carried_checkpoints(
     let second = &chunks[1];
     let from = second["from"].as_u64().unwrap().to_string();
     let tail = root.join("tail");
-    export(&filled, &tail, &["--from", &from]);
+    filled.export(&tail, &["--from", &from]);
     assert_eq!(manifest(&tail)["prefix"], second["prefix"]);
 
     // --compress alone: chunks of a million entries, so one here.
     let one = root.join("one");
-    export(&filled, &one, &["--compress", "gzip"]);
+    filled.export(&one, &["--compress", "gzip"]);
     let m = manifest(&one);
     assert_eq!(m["chunks"].as_array().unwrap().len(), 1);
     assert_eq!(m["chunks"][0]["to"], m["to"]);

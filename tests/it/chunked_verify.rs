@@ -3,31 +3,14 @@
 //! changed chunk file, a changed entry (file list recomputed) and a
 //! changed chunk prefix are refused, named by file (and seq).
 
+use crate::support::audit::said;
 use crate::support::filled::Filled;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Output;
 
-fn said(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
-}
-
 fn export(filled: &Filled, out: &Path, compress: &str) {
-    let output = filled
-        .cli(&[
-            "export",
-            "--quiet",
-            "--payloads",
-            "--chunk-entries",
-            "300",
-            "--compress",
-            compress,
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "export: {}", said(&output));
+    filled.export(out, &["--chunk-entries", "300", "--compress", compress]);
 }
 
 fn verify(filled: &Filled, dir: &Path) -> Output {

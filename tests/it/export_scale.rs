@@ -3,13 +3,10 @@
 //! midway never leaves `--out` looking complete and is finished by the
 //! next run of the same command.
 
+use crate::support::audit::said;
 use crate::support::filled::Filled;
 use std::path::Path;
 use std::process::Output;
-
-fn said(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
-}
 
 /// The peak resident memory each export may reach below: the debug binary
 /// with the store open takes about 90 MB on its own; an export that keeps

@@ -4,31 +4,11 @@
 //! processes and chunk by chunk, and a changed entry in a chunk is named
 //! by the chunk's file and the seq.
 
+use crate::support::audit::said;
 use crate::support::filled::Filled;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Output;
-
-fn said(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)
-}
-
-fn export(filled: &Filled, out: &Path, extra: &[&str]) {
-    let mut args = vec![
-        "export",
-        "--quiet",
-        "--payloads",
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let output = filled.cli(&args).output().unwrap();
-    assert!(
-        output.status.success(),
-        "export {extra:?}: {}",
-        said(&output)
-    );
-}
 
 /// tools/govgate_verify.py `bundle [extra...] --vkey VKEY DIR`.
 fn python_bundle(filled: &Filled, dir: &Path, extra: &[&str]) -> Output {
@@ -56,11 +36,7 @@ fn the_python_verifier_checks_real_chunked_bundles_whole_and_chunk_by_chunk() {
     let root = filled.dir.path();
 
     let zstd = root.join("zstd");
-    export(
-        &filled,
-        &zstd,
-        &["--chunk-entries", "700", "--compress", "zstd"],
-    );
+    filled.export(&zstd, &["--chunk-entries", "700", "--compress", "zstd"]);
     let chunks = manifest(&zstd)["chunks"].as_array().unwrap().clone();
     assert!(chunks.len() >= 3, "{chunks:?}");
     let whole = python_bundle(&filled, &zstd, &[]);
@@ -72,11 +48,7 @@ fn the_python_verifier_checks_real_chunked_bundles_whole_and_chunk_by_chunk() {
     );
 
     let gzip = root.join("gzip");
-    export(
-        &filled,
-        &gzip,
-        &["--chunk-entries", "450", "--compress", "gzip"],
-    );
+    filled.export(&gzip, &["--chunk-entries", "450", "--compress", "gzip"]);
     let parallel = python_bundle(&filled, &gzip, &["--jobs", "2"]);
     assert!(parallel.status.success(), "{}", said(&parallel));
     assert_eq!(

@@ -149,4 +149,16 @@ impl Filled {
         command.arg("--config").arg(self.config());
         command
     }
+
+    /// `govgate export --quiet --payloads --out OUT EXTRA...`, which must
+    /// succeed; what it said.
+    pub fn export(&self, out: &std::path::Path, extra: &[&str]) -> String {
+        let out = out.to_str().unwrap();
+        let mut args = vec!["export", "--quiet", "--payloads", "--out", out];
+        args.extend_from_slice(extra);
+        let output = self.cli(&args).output().unwrap();
+        let said = super::audit::said(&output);
+        assert!(output.status.success(), "export {extra:?}: {said}");
+        said
+    }
 }
