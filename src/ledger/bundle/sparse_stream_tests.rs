@@ -66,22 +66,29 @@ fn end_of(decision: &Decision, decision_seq: u64) -> EntryBody {
     }))
 }
 
+/// A store holding `bodies`, appended in order by a ledger with per-entry
+/// signatures `signatures`.
+async fn written(signatures: EntrySignatures, bodies: Vec<EntryBody>) -> Arc<MemStore> {
+    let store = Arc::new(MemStore::new());
+    let (ledger, writer) = Ledger::open(
+        store.clone(),
+        SequencerConfig::for_tests(ORIGIN, &SigningKey::from_bytes(&KEY), signatures, 64, 4),
+    )
+    .unwrap();
+    for body in bodies {
+        ledger.append(body).await.unwrap();
+    }
+    drop(ledger);
+    tokio::task::spawn_blocking(move || writer.close())
+        .await
+        .unwrap();
+    store
+}
+
 /// 0-1 model `a` proposed and approved; decisions of `a` (naming the
 /// approval) and `b`, streamed ones ended later, one never; `a` retired.
 /// Entries signed, payloads kept.
 async fn ledger() -> Arc<MemStore> {
-    let store = Arc::new(MemStore::new());
-    let (ledger, writer) = Ledger::open(
-        store.clone(),
-        SequencerConfig::for_tests(
-            ORIGIN,
-            &SigningKey::from_bytes(&KEY),
-            EntrySignatures::On,
-            64,
-            4,
-        ),
-    )
-    .unwrap();
     let a3 = decision("a", Outcome::Streaming, Some(1));
     let b5 = decision("b", Outcome::Streaming, None);
     let bodies = vec![
@@ -97,14 +104,7 @@ async fn ledger() -> Arc<MemStore> {
         EntryBody::Decision(Box::new(decision("a", Outcome::Streaming, Some(1)))),
         version("version_retired", "retired"),
     ];
-    for body in bodies {
-        ledger.append(body).await.unwrap();
-    }
-    drop(ledger);
-    tokio::task::spawn_blocking(move || writer.close())
-        .await
-        .unwrap();
-    store
+    written(EntrySignatures::On, bodies).await
 }
 
 /// What a verification concluded, for comparing the two.
@@ -258,18 +258,6 @@ async fn one_pass_and_in_memory_agree_on_every_spoiled_line_of_every_file() {
 /// another id, an end naming itself, approvals naming a proposal and an
 /// approval further on.
 async fn miswritten() -> Arc<MemStore> {
-    let store = Arc::new(MemStore::new());
-    let (ledger, writer) = Ledger::open(
-        store.clone(),
-        SequencerConfig::for_tests(
-            ORIGIN,
-            &SigningKey::from_bytes(&KEY),
-            EntrySignatures::Off,
-            64,
-            4,
-        ),
-    )
-    .unwrap();
     let s2 = decision("a", Outcome::Streaming, Some(1));
     let served5 = decision("a", Outcome::Served, Some(0));
     let s9 = decision("a", Outcome::Streaming, Some(1));
@@ -294,14 +282,7 @@ async fn miswritten() -> Arc<MemStore> {
         ends_itself,                                    // 12
         end_of(&stranger, 4),                           // 13: an end
     ];
-    for body in bodies {
-        ledger.append(body).await.unwrap();
-    }
-    drop(ledger);
-    tokio::task::spawn_blocking(move || writer.close())
-        .await
-        .unwrap();
-    store
+    written(EntrySignatures::Off, bodies).await
 }
 
 #[tokio::test]
