@@ -64,7 +64,12 @@ fn call_until_done(admin_url: &str, asked: &Asked) -> Result<(), Failure> {
     let body = asked.body();
     let mut total = 0usize;
     loop {
-        let answer = runtime.block_on(call(&client, &body))?;
+        let answer = runtime.block_on(super::online::call(
+            &client,
+            http::Method::POST,
+            "/admin/payloads/erase",
+            Some(&body),
+        ))?;
         let decisions = answer["decisions"].as_array().cloned().unwrap_or_default();
         let mut out = String::new();
         for decision in &decisions {
@@ -118,25 +123,6 @@ fn seqs(value: &Value) -> String {
         .map(|seq| seq.to_string())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-async fn call(client: &AdminClient, body: &Value) -> Result<Value, Failure> {
-    let (status, bytes) = client
-        .call_raw(http::Method::POST, "/admin/payloads/erase", Some(body))
-        .await?;
-    let value: Option<Value> = serde_json::from_slice(&bytes).ok();
-    if !status.is_success() {
-        return Err(models::refusal(
-            client,
-            status,
-            value.as_ref(),
-            &bytes,
-            false,
-        ));
-    }
-    value
-        .filter(Value::is_object)
-        .ok_or_else(|| models::not_the_api(client, status).into())
 }
 
 /// The offline form's selection, as the running gateway's would be.

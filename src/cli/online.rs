@@ -45,7 +45,12 @@ fn rotate(admin_url: &str) -> Result<(), Failure> {
     models::check_admin_url(admin_url)?;
     let runtime = super::runtime(std::num::NonZeroUsize::new(1))?;
     let client = AdminClient::new(admin_url, &token);
-    let rotated = runtime.block_on(call(&client, Method::POST, "/admin/ledger/rotate-key"))?;
+    let rotated = runtime.block_on(call(
+        &client,
+        Method::POST,
+        "/admin/ledger/rotate-key",
+        None,
+    ))?;
     let text = |name: &str| rotated[name].as_str().unwrap_or_default().to_owned();
     super::print_out(&format!(
         "key rotated at seq {} (the entry is signed by the old key); the new key is in {}.\n\
@@ -59,9 +64,15 @@ fn rotate(admin_url: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-/// One admin call; a refusal is printed and becomes [`Failure::Refused`].
-async fn call(client: &AdminClient, method: Method, path: &str) -> Result<Value, Failure> {
-    let (status, bytes) = client.call_raw(method, path, None).await?;
+/// One admin call (with a JSON `body` when given); a refusal is printed and
+/// becomes [`Failure::Refused`].
+pub(super) async fn call(
+    client: &AdminClient,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+) -> Result<Value, Failure> {
+    let (status, bytes) = client.call_raw(method, path, body).await?;
     let value: Option<Value> = serde_json::from_slice(&bytes).ok();
     if !status.is_success() {
         return Err(models::refusal(
@@ -84,12 +95,12 @@ fn follow(admin_url: &str, quiet: bool) -> Result<ExitCode, Failure> {
     let client = AdminClient::new(admin_url, &token);
     let mut progress = Progress::new("verifying", quiet)?;
     let outcome: Result<Value, Failure> = runtime.block_on(async {
-        let started = call(&client, Method::POST, "/admin/ledger/verify").await?;
+        let started = call(&client, Method::POST, "/admin/ledger/verify", None).await?;
         let Some(run) = started["run"].as_u64() else {
             return Err(models::not_the_api(&client, http::StatusCode::ACCEPTED).into());
         };
         loop {
-            let status = call(&client, Method::GET, "/admin/ledger/verification").await?;
+            let status = call(&client, Method::GET, "/admin/ledger/verification", None).await?;
             let full = &status["last_full"];
             if full["run"].as_u64().is_some_and(|done| done >= run) {
                 return Ok(full.clone());
