@@ -54,9 +54,14 @@
 #                      keep-alive connections, so the handshake cost is
 #                      spread over each connection's requests); the
 #                      upstream and the direct run stay plain; default 0
+#   BENCH_JWT          1: every request carries a JWT bearer token (EdDSA,
+#                      signed for the run with a key made by openssl) and
+#                      govgate checks it ([auth.jwt] with a key set file,
+#                      `required = true`); nginx and the direct run get the
+#                      same header and ignore it; default 0
 #
 # Needs nginx and wrk (Debian: apt-get install -y nginx wrk); with
-# BENCH_TLS=1 also openssl.
+# BENCH_TLS=1 or BENCH_JWT=1 also openssl.
 #
 # Output: a table on stdout, the same as markdown in bench-out/load.md, and
 # the raw wrk output of every run in bench-out/load.log.
@@ -71,6 +76,7 @@ POLICIES=${BENCH_POLICIES:-0}
 STREAM=${BENCH_STREAM:-0}
 DURING=${BENCH_DURING:-}
 TLS=${BENCH_TLS:-0}
+JWT=${BENCH_JWT:-0}
 
 die() {
     echo "load.sh: $*" >&2
@@ -87,6 +93,7 @@ is_uint "$WARMUP" || die "BENCH_WARMUP must be an integer"
 [[ $POLICIES == 0 || $POLICIES == 1 || -d $POLICIES ]] || die "BENCH_POLICIES must be 0, 1 or a directory"
 [[ $STREAM == 0 || $STREAM == 1 ]] || die "BENCH_STREAM must be 0 or 1"
 [[ $TLS == 0 || $TLS == 1 ]] || die "BENCH_TLS must be 0 or 1"
+[[ $JWT == 0 || $JWT == 1 ]] || die "BENCH_JWT must be 0 or 1"
 [[ -z $DURING || $DURING == verify || $DURING == export ]] || die "BENCH_DURING must be empty, verify or export"
 
 ROOT=$(cd "$HERE/.." && pwd)
@@ -277,7 +284,8 @@ run_wrk() {
     local TIMEFORMAT='WRKCPU %3U %3S'
     out=$({ time env -u WRK_PACE_RATE -u WRK_PACE_THREADS "${pace[@]}" \
         timeout $((secs + 30)) "${PIN_LOAD[@]}" \
-        wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${secs}s" --timeout 5s --latency -s "$LUA" "$url" 2>&1; } 2>&1) ||
+        wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"${secs}s" --timeout 5s --latency "${WRK_HEADERS[@]}" \
+        -s "$LUA" "$url" 2>&1; } 2>&1) ||
         { echo "$out" >&2; die "wrk failed ($label)"; }
     end=$EPOCHREALTIME
     idle1=$(idle_ticks)
@@ -335,6 +343,34 @@ else
     SCHEME=http
 fi
 
+# ---- JWT (BENCH_JWT=1): an EdDSA key, its key set and one token ----
+
+WRK_HEADERS=()
+JWT_CONFIG=""
+# base64url without padding, of stdin.
+b64url() { base64 -w0 | tr '+/' '-_' | tr -d '='; }
+if [[ $JWT == 1 ]]; then
+    require_tools openssl base64
+    mkdir -p "$WORK/jwt"
+    openssl genpkey -algorithm ed25519 -out "$WORK/jwt/issuer.key" 2>/dev/null ||
+        die "cannot make the JWT key (openssl)"
+    # The DER public key ends with the 32 raw bytes of the Ed25519 key.
+    JWT_X=$(openssl pkey -in "$WORK/jwt/issuer.key" -pubout -outform DER | tail -c 32 | b64url)
+    printf '{"keys":[{"kty":"OKP","crv":"Ed25519","alg":"EdDSA","kid":"bench","x":"%s"}]}\n' "$JWT_X" \
+        >"$WORK/jwt/jwks.json"
+    JWT_NOW=$(date +%s)
+    JWT_SIGNED="$(printf '{"alg":"EdDSA","typ":"JWT","kid":"bench"}' | b64url).$(printf \
+        '{"iss":"https://idp.bench.example","aud":"govgate","sub":"svc-bench","iat":%d,"exp":%d}' \
+        "$JWT_NOW" $((JWT_NOW + 3600)) | b64url)"
+    printf '%s' "$JWT_SIGNED" >"$WORK/jwt/signed"
+    JWT_SIGNATURE=$(openssl pkeyutl -sign -inkey "$WORK/jwt/issuer.key" -rawin -in "$WORK/jwt/signed" | b64url) ||
+        die "cannot sign the JWT (openssl pkeyutl -rawin)"
+    AUTH_HEADER="Authorization: Bearer $JWT_SIGNED.$JWT_SIGNATURE"
+    WRK_HEADERS=(-H "$AUTH_HEADER")
+    JWT_CONFIG=$(printf '\n[auth.jwt]\nissuer = "https://idp.bench.example"\naudience = "govgate"\nalgorithms = ["EdDSA"]\njwks_file = "%s"\nrequired = true\n' \
+        "$WORK/jwt/jwks.json")
+fi
+
 # ---- start the servers ----
 
 WAIT_PATH=/
@@ -368,6 +404,10 @@ if [[ $STREAM == 1 ]]; then
     POLICY_NOTE="$POLICY_NOTE, every answer streamed (two ledger entries each)"
 fi
 if [[ $TLS == 1 ]]; then POLICY_NOTE="$POLICY_NOTE, TLS 1.3 on nginx and govgate (keep-alive)"; fi
+if [[ $JWT == 1 ]]; then
+    printf '%s\n' "$JWT_CONFIG" >>"$WORK/govgate/govgate.toml"
+    POLICY_NOTE="$POLICY_NOTE, a JWT bearer token on every request (one token, EdDSA), checked by govgate"
+fi
 start_govgate /m/
 
 TARGETS=(direct nginx govgate)

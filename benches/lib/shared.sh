@@ -137,11 +137,14 @@ build_release() {
     [[ -x $BIN ]] || die "no binary at $BIN (run cargo build --release)"
 }
 
-# http_get PORT PATH: prints the status code and body of one request.
+# http_get PORT PATH: prints the status code and body of one request (with
+# the header line $AUTH_HEADER when that is set, e.g. a bearer token).
 http_get() {
+    local auth=()
+    if [[ -n ${AUTH_HEADER:-} ]]; then auth=(-H "$AUTH_HEADER"); fi
     if [[ ${BENCH_TLS:-0} == 1 && (${TLS_PORTS:-} == any || " ${TLS_PORTS:-} " == *" $1 "*) ]]; then
         # A TLS listener (BENCH_TLS=1): curl, trusting the bench's own CA.
-        curl -s --max-time 5 --cacert "$WORK/tls/ca.crt" -o /dev/stdout -w '\n%{http_code}' \
+        curl -s --max-time 5 --cacert "$WORK/tls/ca.crt" "${auth[@]}" -o /dev/stdout -w '\n%{http_code}' \
             "https://127.0.0.1:$1$2" 2>/dev/null |
             awk '{ lines[NR] = $0 } END { printf "%s ", lines[NR]; for (i = 1; i < NR; i++) print lines[i] }'
         return
@@ -149,8 +152,8 @@ http_get() {
     # shellcheck disable=SC2016 # the inner script expands its own arguments
     timeout 5 bash -c '
         exec 3<>"/dev/tcp/127.0.0.1/$1" || exit 1
-        printf "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n" "$2" >&3
-        cat <&3' _ "$1" "$2" 2>/dev/null |
+        printf "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s%bConnection: close\r\n\r\n" "$2" "$3" "${3:+\r\n}" >&3
+        cat <&3' _ "$1" "$2" "${AUTH_HEADER:-}" 2>/dev/null |
         tr -d '\r' | awk 'NR == 1 { printf "%s ", $2 } body { print } /^$/ { body = 1 }'
 }
 
