@@ -59,6 +59,10 @@
 #                      govgate checks it ([auth.jwt] with a key set file,
 #                      `required = true`); nginx and the direct run get the
 #                      same header and ignore it; default 0
+#   BENCH_NEW_CONNECTION  1: every request on a new connection (wrk sends
+#                      `Connection: close` and reconnects), so with
+#                      BENCH_TLS=1 every request pays a full handshake;
+#                      default 0
 #
 # Needs nginx and wrk (Debian: apt-get install -y nginx wrk); with
 # BENCH_TLS=1 or BENCH_JWT=1 also openssl.
@@ -77,6 +81,7 @@ STREAM=${BENCH_STREAM:-0}
 DURING=${BENCH_DURING:-}
 TLS=${BENCH_TLS:-0}
 JWT=${BENCH_JWT:-0}
+NEW_CONNECTION=${BENCH_NEW_CONNECTION:-0}
 
 die() {
     echo "load.sh: $*" >&2
@@ -94,6 +99,7 @@ is_uint "$WARMUP" || die "BENCH_WARMUP must be an integer"
 [[ $STREAM == 0 || $STREAM == 1 ]] || die "BENCH_STREAM must be 0 or 1"
 [[ $TLS == 0 || $TLS == 1 ]] || die "BENCH_TLS must be 0 or 1"
 [[ $JWT == 0 || $JWT == 1 ]] || die "BENCH_JWT must be 0 or 1"
+[[ $NEW_CONNECTION == 0 || $NEW_CONNECTION == 1 ]] || die "BENCH_NEW_CONNECTION must be 0 or 1"
 [[ -z $DURING || $DURING == verify || $DURING == export ]] || die "BENCH_DURING must be empty, verify or export"
 
 ROOT=$(cd "$HERE/.." && pwd)
@@ -371,6 +377,8 @@ if [[ $JWT == 1 ]]; then
         "$WORK/jwt/jwks.json")
 fi
 
+if [[ $NEW_CONNECTION == 1 ]]; then WRK_HEADERS+=(-H "Connection: close"); fi
+
 # ---- start the servers ----
 
 WAIT_PATH=/
@@ -404,6 +412,7 @@ if [[ $STREAM == 1 ]]; then
     POLICY_NOTE="$POLICY_NOTE, every answer streamed (two ledger entries each)"
 fi
 if [[ $TLS == 1 ]]; then POLICY_NOTE="$POLICY_NOTE, TLS 1.3 on nginx and govgate (keep-alive)"; fi
+if [[ $NEW_CONNECTION == 1 ]]; then POLICY_NOTE="$POLICY_NOTE, a new connection for every request"; fi
 if [[ $JWT == 1 ]]; then
     printf '%s\n' "$JWT_CONFIG" >>"$WORK/govgate/govgate.toml"
     POLICY_NOTE="$POLICY_NOTE, a JWT bearer token on every request (one token, EdDSA), checked by govgate"
