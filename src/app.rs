@@ -95,6 +95,9 @@ pub enum AppError {
     /// The policies do not load (the message names file and line).
     #[error("policies: {0}")]
     Policy(#[from] crate::review::PolicyError),
+    /// The policy sets could not be rebuilt from the ledger.
+    #[error("policy sets: {0}")]
+    PolicySets(String),
     /// The review queue could not be restored.
     #[error("reviews: {0}")]
     Reviews(#[from] crate::review::QueueError),
@@ -488,6 +491,10 @@ impl App {
             public = public.merge(proxy::poll_routes(oversight.queue.clone()));
             admin = admin.merge(crate::admin::reviews::routes(
                 oversight.queue.clone(),
+                oversight.gate.clone(),
+                tokens.clone(),
+            ));
+            admin = admin.merge(crate::admin::policy_sets::routes(
                 oversight.gate.clone(),
                 tokens,
             ));

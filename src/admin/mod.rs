@@ -10,6 +10,7 @@ pub mod export;
 pub mod kpi;
 pub mod kpi_report;
 pub mod models;
+pub mod policy_sets;
 pub mod reviews;
 pub mod rotation;
 pub mod verification;

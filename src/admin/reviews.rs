@@ -13,8 +13,8 @@
 use super::auth::{AuthError, Tokens};
 use super::{BodyError, error_response, json_response, parse_body};
 use crate::review::{
-    DecideError, ListFilter, PolicyGate, ReloadError, ReviewItem, ReviewKind, ReviewQueue,
-    ReviewVerdict, StoredAnswer, rfc3339,
+    DecideError, ListFilter, PolicyGate, ReloadError, Reloaded, ReviewItem, ReviewKind,
+    ReviewQueue, ReviewVerdict, StoredAnswer, rfc3339,
 };
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -133,6 +133,12 @@ impl IntoResponse for ApiError {
                 "policy_invalid",
                 error.to_string(),
                 Some(("kept_set_seq", json!(kept_seq))),
+            ),
+            ApiError::Reload(err @ ReloadError::Refused(_)) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_policy_set",
+                err.to_string(),
+                None,
             ),
             ApiError::Reload(err @ ReloadError::Ledger(_)) => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -363,14 +369,27 @@ async fn policies(State(api): State<Api>, headers: HeaderMap) -> Result<Response
 
 async fn reload(State(api): State<Api>, headers: HeaderMap) -> Result<Response, ApiError> {
     api.tokens.authenticate(&headers)?.require(&["admin"])?;
-    let loaded = api.gate.reload().await.map_err(ApiError::Reload)?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({
+    let body = match api.gate.reload().await.map_err(ApiError::Reload)? {
+        Reloaded::Loaded(loaded) => json!({
             "set_seq": loaded.set_seq,
             "files": files_json(&loaded.set.content_hashes()),
         }),
-    ))
+        // Under change control the folder is proposed; the set in force
+        // is unchanged and is what the answer shows.
+        Reloaded::Proposed(done) => {
+            let current = api.gate.current();
+            json!({
+                "set_seq": current.set_seq,
+                "files": files_json(&current.set.content_hashes()),
+                "proposed": {
+                    "proposal_seq": done.proposal_seq,
+                    "changed": done.entry_seq.is_some(),
+                    "entry_seq": done.entry_seq,
+                },
+            })
+        }
+    };
+    Ok(json_response(StatusCode::OK, &body))
 }
 
 /// A review without its bodies, as lists show it.

@@ -9,8 +9,10 @@ use crate::ledger::sequencer::Ledger;
 use crate::ledger::store::LedgerStore;
 use crate::metrics::Metrics;
 use crate::proxy::Oversight;
+use crate::registry::ApprovalPolicy;
 use crate::review::{
-    PolicyGate, PolicySet, ReviewFiles, ReviewMetrics, ReviewQueue, ledger_reviews,
+    PolicyGate, PolicySet, ReviewFiles, ReviewMetrics, ReviewQueue, StartError, ledger_reviews,
+    read_sources, recorded_changes,
 };
 use std::sync::Arc;
 
@@ -26,15 +28,49 @@ pub(super) async fn start(
     let review_metrics = ReviewMetrics::register(metrics.registry())?;
     // INVARIANT: a set was loaded, so the folder is configured.
     let dir = review.policies_dir.clone().unwrap_or_default();
-    let gate = PolicyGate::start(
-        &dir,
-        set,
-        review.on_error,
-        ledger.clone(),
-        review_metrics.clone(),
-    )
-    .await
-    .map_err(AppError::Append)?;
+    let gate = match &review.policy_approval {
+        None => Arc::new(
+            PolicyGate::start(
+                &dir,
+                set,
+                review.on_error,
+                ledger.clone(),
+                review_metrics.clone(),
+            )
+            .await
+            .map_err(AppError::Append)?,
+        ),
+        Some(level) => {
+            // Under change control the folder is only proposed; the set in
+            // force is the one the ledger says was activated.
+            drop(set);
+            let changes =
+                recorded_changes(store).map_err(|err| AppError::PolicySets(err.to_string()))?;
+            let folder = match read_sources(&dir) {
+                Ok(files) => Some(files),
+                Err(error) => {
+                    tracing::error!(%error, "the policy folder cannot be read; nothing proposed");
+                    None
+                }
+            };
+            let approval =
+                ApprovalPolicy::new(level.approvers, level.required_roles.iter().cloned());
+            PolicyGate::start_governed(
+                &dir,
+                folder,
+                approval,
+                changes,
+                review.on_error,
+                ledger.clone(),
+                review_metrics.clone(),
+            )
+            .await
+            .map_err(|err| match err {
+                StartError::Ledger(err) => AppError::Append(err),
+                StartError::Policy(err) => AppError::Policy(err),
+            })?
+        }
+    };
     let files = ReviewFiles::open(&config.server.data_dir.join("reviews"))?;
     let recorded = ledger_reviews(store)?;
     let queue = ReviewQueue::start(
@@ -47,7 +83,7 @@ pub(super) async fn start(
     )
     .await?;
     Ok(Oversight {
-        gate: Arc::new(gate),
+        gate,
         queue,
         max_held_bytes: review.max_held_bytes,
     })
@@ -68,7 +104,7 @@ pub(super) fn reload_on_sighup(gate: &Arc<PolicyGate>) {
         };
         while hangups.recv().await.is_some() {
             let Some(gate) = gate.upgrade() else { return };
-            tracing::info!("SIGHUP: reloading policies");
+            tracing::info!("SIGHUP: reloading policies (under change control: proposing them)");
             // Success and failure are both logged by the gate.
             let _ = gate.reload().await;
         }

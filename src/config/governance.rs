@@ -122,7 +122,7 @@ fn parse_sha256(text: &str) -> Option<[u8; 32]> {
     Some(out)
 }
 
-fn check_level(
+pub(super) fn check_level(
     checker: &Checker<'_>,
     key: &str,
     approvers: u64,

@@ -75,6 +75,18 @@ pub(crate) struct RawReview {
     pub(crate) max_held_bytes: Option<u64>,
     #[serde(default)]
     pub(crate) timeouts: Vec<RawTimeoutRule>,
+    #[serde(default)]
+    pub(crate) policy_approval: Option<RawPolicyApproval>,
+}
+
+/// `review.policy_approval`: `"none"`, or `{ approvers, required_roles }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum RawPolicyApproval {
+    /// A word (only `"none"` is accepted).
+    Word(String),
+    /// The approval policy of policy sets.
+    Level(RawApprovalLevel),
 }
 
 /// `[[review.timeouts]]`: a timeout for the holds of one model and/or

@@ -1,7 +1,7 @@
 //! `[review]`: where the Rego policies are, what a failed evaluation
 //! means, and how long a held answer waits for a reviewer.
 
-use super::raw::{RawReview, RawTimeoutRule};
+use super::raw::{RawPolicyApproval, RawReview, RawTimeoutRule};
 use super::validate::Checker;
 use super::{ConfigError, ModelConfig};
 use std::path::{Path, PathBuf};
@@ -83,6 +83,9 @@ pub struct ReviewConfig {
     pub keep_decided: Duration,
     /// The largest answer that can be held (default 16 MiB).
     pub max_held_bytes: usize,
+    /// Who must approve a policy set before it is evaluated; `None`
+    /// (`policy_approval = "none"`, the default) loads sets as they are.
+    pub policy_approval: Option<super::ApprovalLevel>,
 }
 
 impl Default for ReviewConfig {
@@ -96,6 +99,7 @@ impl Default for ReviewConfig {
             max_wait: Duration::from_secs(60),
             keep_decided: Duration::from_secs(86_400),
             max_held_bytes: 16 << 20,
+            policy_approval: None,
         }
     }
 }
@@ -158,7 +162,34 @@ pub(super) fn check(
                 .map_err(|_| checker.error("review.max_held_bytes", "is too large"))?,
             None => defaults.max_held_bytes,
         },
+        policy_approval: policy_approval(checker, raw.policy_approval)?,
     })
+}
+
+/// `review.policy_approval`: `"none"` (or absent) for no change control,
+/// else the approval policy of policy sets, checked as
+/// `[governance.approval]` is.
+fn policy_approval(
+    checker: &Checker<'_>,
+    raw: Option<RawPolicyApproval>,
+) -> Result<Option<super::ApprovalLevel>, ConfigError> {
+    match raw {
+        None => Ok(None),
+        Some(RawPolicyApproval::Word(word)) if word == "none" => Ok(None),
+        Some(RawPolicyApproval::Word(word)) => Err(checker.error(
+            "review.policy_approval",
+            format!(
+                "`{word}` is not \"none\" nor a table {{ approvers = N, required_roles = [...] }}"
+            ),
+        )),
+        Some(RawPolicyApproval::Level(level)) => super::governance::check_level(
+            checker,
+            "review.policy_approval",
+            level.approvers,
+            level.required_roles,
+        )
+        .map(Some),
+    }
 }
 
 fn check_rule(

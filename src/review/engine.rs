@@ -81,23 +81,25 @@ impl PolicySet {
     /// the set once on sample inputs of both stages. Any failure names the
     /// file and line.
     pub fn load(dir: &Path) -> Result<PolicySet, PolicyError> {
-        let files = rego_files(dir, Files::Serving)?;
-        if files.is_empty() {
+        let sources = read_sources(dir)?;
+        if sources.is_empty() {
             return Err(PolicyError::Empty(dir.to_path_buf()));
         }
+        PolicySet::from_sources(&sources)
+    }
 
+    /// Compiles policies given as `(file name, text)` pairs, sorted by
+    /// name (a proposed set's files, as the ledger holds them), with the
+    /// checks of [`PolicySet::load`]. An empty list is refused.
+    pub fn from_sources(sources: &[(String, String)]) -> Result<PolicySet, PolicyError> {
+        if sources.is_empty() {
+            return Err(PolicyError::Empty(PathBuf::from("(policy set)")));
+        }
         let mut engine = new_engine();
-        let mut hashes = Vec::with_capacity(files.len());
+        let mut hashes = Vec::with_capacity(sources.len());
         let mut in_root = Vec::new();
-        for path in &files {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
-                path: path.clone(),
-                source,
-            })?;
+        for (name, text) in sources {
+            let (name, text) = (name.clone(), text.clone());
             hashes.push((name.clone(), hex(&Sha256::digest(text.as_bytes()))));
             let package = engine
                 .add_policy(name.clone(), text.clone())
@@ -253,6 +255,24 @@ pub(super) fn rego_files(dir: &Path, which: Files) -> Result<Vec<PathBuf>, Polic
     }
     files.sort();
     Ok(files)
+}
+
+/// The served `*.rego` files of `dir` as `(file name, text)`, sorted by
+/// name: what [`PolicySet::from_sources`] compiles and a proposal records.
+pub fn read_sources(dir: &Path) -> Result<Vec<(String, String)>, PolicyError> {
+    let mut sources = Vec::new();
+    for path in rego_files(dir, Files::Serving)? {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text = std::fs::read_to_string(&path).map_err(|source| PolicyError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        sources.push((name, text));
+    }
+    Ok(sources)
 }
 
 /// An engine with the evaluation time limit every policy runs under.

@@ -3,6 +3,10 @@
 //! (`policy_set_loaded`, with every file's SHA-256) before it applies, and
 //! decisions name that entry's seq; a set that does not load leaves the
 //! one in force untouched.
+//!
+//! Under change control (`review.policy_approval` configured) a set loaded
+//! from the folder is only proposed; the gate evaluates the set activated
+//! through approval (changes.rs), and decisions name that activation.
 
 use super::document::InputDocument;
 use super::engine::PolicySet;
@@ -14,16 +18,29 @@ use crate::config::OnPolicyError;
 use crate::decision::{SinkError, StageVerdict};
 use crate::ledger::entry::EntryBody;
 use crate::ledger::sequencer::Ledger;
+use crate::registry::ApprovalPolicy;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
+
+mod changes;
+
+pub use changes::{
+    ChangeDone, ChangeFailure, FOLDER_PRINCIPAL, Reloaded, ReplayError, StartError,
+    recorded_changes,
+};
 
 /// A loaded set and the seq of the entry that recorded it.
 #[derive(Debug)]
 pub struct LoadedPolicies {
     /// The policies.
     pub set: PolicySet,
-    /// Seq of its `policy_set_loaded` entry.
+    /// Seq of the entry that put it in force: its `policy_set_loaded`
+    /// entry, or under change control its `policy_set_activated` or
+    /// `policy_set_rolled_back` entry (`policy_approval_configured` for
+    /// the built-in set that denies everything while none is active).
     pub set_seq: u64,
+    /// The set's proposal seq, under change control.
+    pub proposal_seq: Option<u64>,
 }
 
 /// One stage's outcome: what to do, and what the ledger records.
@@ -52,6 +69,9 @@ pub enum ReloadError {
     /// The ledger could not record the new set, so it does not apply.
     #[error("the ledger could not record the new policy set ({0}); the old set stays in force")]
     Ledger(SinkError),
+    /// Under change control: the folder's set could not be proposed.
+    #[error("the policy folder was not proposed: {0}")]
+    Refused(String),
 }
 
 /// The policy set in force; shared by every request.
@@ -62,6 +82,10 @@ pub struct PolicyGate {
     ledger: Ledger,
     metrics: ReviewMetrics,
     reloading: tokio::sync::Mutex<()>,
+    /// `None`: no change control (`policy_approval = "none"`).
+    approval: Option<ApprovalPolicy>,
+    /// The proposed sets; also the lock that orders every change.
+    changes: tokio::sync::Mutex<super::change::PolicyChanges>,
 }
 
 impl std::fmt::Debug for PolicyGate {
@@ -72,7 +96,9 @@ impl std::fmt::Debug for PolicyGate {
     }
 }
 
-/// The `policy_set_loaded` entry: every policy file and its SHA-256.
+/// The `policy_set_loaded` entry: every policy file and its SHA-256, and
+/// `approval: "none"`, saying no change control applies (the set is in
+/// force as loaded).
 pub fn policy_set_entry(policies: &PolicySet) -> EntryBody {
     let files: Vec<serde_json::Value> = policies
         .content_hashes()
@@ -81,6 +107,7 @@ pub fn policy_set_entry(policies: &PolicySet) -> EntryBody {
         .collect();
     let mut members = serde_json::Map::new();
     members.insert("files".to_owned(), serde_json::Value::Array(files));
+    members.insert("approval".to_owned(), serde_json::Value::from("none"));
     EntryBody::Governance {
         kind: "policy_set_loaded",
         members,
@@ -102,12 +129,24 @@ impl PolicyGate {
             current: RwLock::new(Arc::new(LoadedPolicies {
                 set,
                 set_seq: ack.seq.unwrap_or_default(),
+                proposal_seq: None,
             })),
             on_error,
             ledger,
             metrics,
             reloading: tokio::sync::Mutex::new(()),
+            approval: None,
+            changes: tokio::sync::Mutex::default(),
         })
+    }
+
+    /// The approval policy of policy sets; `None` without change control.
+    pub fn approval(&self) -> Option<&ApprovalPolicy> {
+        self.approval.as_ref()
+    }
+
+    fn put_in_force(&self, loaded: Arc<LoadedPolicies>) {
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = loaded;
     }
 
     /// The folder the policies are read from.
@@ -180,9 +219,17 @@ impl PolicyGate {
     }
 
     /// Loads the folder again. If it loads, records it and puts it in
-    /// force; otherwise the set in force stays and the error says why.
-    /// One reload at a time.
-    pub async fn reload(&self) -> Result<Arc<LoadedPolicies>, ReloadError> {
+    /// force (under change control: proposes it, [`Reloaded::Proposed`]);
+    /// otherwise the set in force stays and the error says why. One
+    /// reload at a time.
+    pub async fn reload(&self) -> Result<Reloaded, ReloadError> {
+        if self.approval.is_some() {
+            return self.propose_folder().await.map(Reloaded::Proposed);
+        }
+        self.load_in_force().await.map(Reloaded::Loaded)
+    }
+
+    async fn load_in_force(&self) -> Result<Arc<LoadedPolicies>, ReloadError> {
         let _one_at_a_time = self.reloading.lock().await;
         let dir = self.dir.clone();
         let loaded = tokio::task::spawn_blocking(move || PolicySet::load(&dir))
@@ -213,8 +260,9 @@ impl PolicyGate {
         let loaded = Arc::new(LoadedPolicies {
             set,
             set_seq: ack.seq.unwrap_or_default(),
+            proposal_seq: None,
         });
-        *self.current.write().unwrap_or_else(PoisonError::into_inner) = loaded.clone();
+        self.put_in_force(loaded.clone());
         self.metrics.reload(true);
         tracing::info!(set_seq = loaded.set_seq, files = ?loaded.set.content_hashes(), "policies reloaded");
         Ok(loaded)

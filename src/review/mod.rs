@@ -21,6 +21,7 @@
 //! This module is pure: no HTTP, no ledger, no file reads outside
 //! [`PolicySet::load`], which the caller points at the configured folder.
 
+pub mod change;
 mod document;
 mod engine;
 mod error;
@@ -50,9 +51,14 @@ mod tests;
 
 pub use document::InputDocument;
 pub use engine::PolicySet;
+pub use engine::read_sources;
 pub use error::{EvalError, PolicyError};
 pub use files::{FileError, ReviewFiles};
-pub use gate::{Evaluation, LoadedPolicies, PolicyGate, ReloadError, policy_set_entry};
+pub use gate::{
+    ChangeDone, ChangeFailure, Evaluation, FOLDER_PRINCIPAL, LoadedPolicies, PolicyGate,
+    ReloadError, Reloaded, ReplayError as ChangeReplayError, StartError, policy_set_entry,
+    recorded_changes,
+};
 pub use input::{PolicyInput, SAMPLE_DOMAIN, Stage, sample_of};
 pub use item::{
     Closing, OnTimeoutName, ReviewItem, ReviewKind, ReviewState, ReviewVerdict, StoredAnswer,
