@@ -4355,9 +4355,10 @@ def _decision_policy_problems(seq: int, entry: dict, by_seq: dict, set_seqs: lis
         reasons.append(f"policy.set_seq {set_seq} is not below the decision's seq {seq}")
     else:
         target = by_seq.get(set_seq)
-        if target is not None and target.get("kind") != POLICY_SET_LOADED:
+        if target is not None and target.get("kind") not in POLICY_IN_FORCE_KINDS:
             reasons.append(
-                f"policy.set_seq {set_seq} names a {_plain(target.get('kind'))!r} entry, not a {POLICY_SET_LOADED}"
+                f"policy.set_seq {set_seq} names a {_plain(target.get('kind'))!r} entry, not one that put a "
+                f"policy set in force ({', '.join(POLICY_IN_FORCE_KINDS)})"
             )
         # The latest policy_set_loaded below the decision that is in the bundle.
         i = bisect.bisect_left(set_seqs, seq) - 1
@@ -4404,6 +4405,214 @@ def _policy_set_problems(entry: dict) -> list:
     if not reasons and not _strictly_sorted(names):
         reasons.append("files are not sorted by file name (or a name repeats)")
     return reasons
+
+
+# ---------------------------------------------------------------------------
+# Policy sets under change control (docs/audit-format.md section 13.4)
+# ---------------------------------------------------------------------------
+
+POLICY_SET_PROPOSED = "policy_set_proposed"
+POLICY_SET_APPROVED = "policy_set_approved"
+POLICY_SET_ACTIVATED = "policy_set_activated"
+POLICY_SET_ROLLED_BACK = "policy_set_rolled_back"
+POLICY_APPROVAL_CONFIGURED = "policy_approval_configured"
+POLICY_CHANGE_KINDS = (
+    POLICY_SET_PROPOSED, POLICY_SET_APPROVED, POLICY_SET_ACTIVATED, POLICY_SET_ROLLED_BACK, POLICY_APPROVAL_CONFIGURED,
+)
+# Entries a decision's policy.set_seq may name: what put a policy set in force.
+POLICY_IN_FORCE_KINDS = (POLICY_SET_LOADED, POLICY_SET_ACTIVATED, POLICY_SET_ROLLED_BACK, POLICY_APPROVAL_CONFIGURED)
+
+
+def policy_set_digest(files: list) -> str:
+    """SHA-256 hex of the lines `FILE SP SHA256 LF` of a set's files, in their (sorted) order."""
+    h = hashlib.sha256()
+    for name, sha in files:
+        h.update(name.encode("utf-8") + b" " + sha.encode("ascii") + b"\n")
+    return h.hexdigest()
+
+
+def _covers(required: list, approvals: list) -> bool:
+    """Whether each required qualifier is held (approver:<q>) by a different approver (a bipartite matching)."""
+    owner: dict = {}
+
+    def place(slot, seen):
+        for i, roles in enumerate(approvals):
+            if i in seen or f"approver:{required[slot]}" not in roles:
+                continue
+            seen.add(i)
+            if i not in owner or place(owner[i], seen):
+                owner[i] = slot
+                return True
+        return False
+
+    return all(place(slot, set()) for slot in range(len(required)))
+
+
+class PolicySetChecker:
+    """The policy-set change entries, in seq order: their members, and that an
+    activation cites a proposal whose approvals met its policy (distinct
+    approvers, never the proposer, the required qualifiers covered), a rollback
+    an earlier active set. A link to an entry not fed is taken as given."""
+
+    def __init__(self):
+        self.proposals: dict = {}  # proposal seq -> facts
+        self.active = None  # proposal seq in force, once known
+        self.contiguous = True  # the seqs fed have no gap
+        self.last = None
+
+    def feed(self, seq: int, kind: str, entry: dict):
+        """(problems, the seq that puts a set in force or None)."""
+        self.contiguous = self.contiguous and (self.last is None or seq == self.last + 1)
+        self.last = seq
+        if kind == POLICY_APPROVAL_CONFIGURED:
+            return self._configured(seq, entry)
+        reasons = []
+        who = entry.get("principal")
+        roles = entry.get("principal_roles")
+        if not isinstance(who, str) or not who:
+            reasons.append("principal is not a non-empty string")
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            reasons.append("principal_roles is not a list of strings")
+            roles = []
+        if "reason" in entry and not isinstance(entry["reason"], str):
+            reasons.append("reason is not a string")
+        digest = entry.get("set_sha256")
+        if not isinstance(digest, str) or not _HEX64.fullmatch(digest):
+            reasons.append("set_sha256 is not 64 lowercase hex digits")
+        if kind == POLICY_SET_PROPOSED:
+            reasons.extend(self._proposed(seq, entry, who, digest))
+            return reasons, None
+        target = entry_int(entry.get("proposal_seq"))
+        if target is None or target >= seq:
+            reasons.append(f"proposal_seq {_plain(entry.get('proposal_seq'))!r} is not a seq below {seq}")
+            return reasons, (seq if kind != POLICY_SET_APPROVED else None)
+        proposal = self.proposals.get(target)
+        if proposal is not None and digest != proposal["digest"]:
+            reasons.append(f"set_sha256 is not that of the set proposed at seq {target}")
+        if kind == POLICY_SET_APPROVED:
+            reasons.extend(self._approved(seq, entry, who, roles, proposal))
+            return reasons, None
+        reasons.extend(self._switch(seq, kind, entry, target, proposal))
+        return reasons, seq
+
+    def _proposed(self, seq, entry, who, digest) -> list:
+        reasons = []
+        if entry.get("source") not in ("folder", "upload"):
+            reasons.append(f"source {_plain(entry.get('source'))!r} is not folder or upload")
+        files = entry.get("files")
+        pairs = []
+        if not isinstance(files, list) or not files:
+            return reasons + ["files is not a non-empty list"]
+        for i, item in enumerate(files):
+            if not isinstance(item, dict) or set(item) != {"file", "sha256", "text"}:
+                reasons.append(f"files[{i}] is not an object with exactly the members file, sha256 and text")
+                continue
+            if not all(isinstance(item[k], str) for k in ("file", "sha256", "text")):
+                reasons.append(f"files[{i}] has a member that is not a string")
+                continue
+            if hashlib.sha256(item["text"].encode("utf-8")).hexdigest() != item["sha256"]:
+                reasons.append(f"files[{i}].sha256 is not the SHA-256 of its text")
+            pairs.append((item["file"], item["sha256"]))
+        if not reasons and not _strictly_sorted([name for name, _ in pairs]):
+            reasons.append("files are not sorted by file name (or a name repeats)")
+        if not reasons and digest != policy_set_digest(pairs):
+            reasons.append("set_sha256 is not the digest of the files")
+        self.proposals[seq] = {"digest": digest, "proposer": who, "files": pairs, "approvers": [], "met": None}
+        return reasons
+
+    def _approved(self, seq, entry, who, roles, proposal) -> list:
+        reasons = []
+        policy = entry.get("policy")
+        approvals = entry.get("approvals")
+        state = entry.get("state")
+        if state not in ("proposed", "approved"):
+            reasons.append(f"state {_plain(state)!r} is not proposed or approved")
+        ok_policy = (
+            isinstance(policy, dict)
+            and set(policy) == {"approvers", "required_roles"}
+            and entry_int(policy["approvers"]) is not None
+            and isinstance(policy["required_roles"], list)
+            and all(isinstance(r, str) for r in policy["required_roles"])
+        )
+        if not ok_policy:
+            reasons.append("policy is not {approvers, required_roles}")
+        ok_approvals = isinstance(approvals, list) and all(
+            isinstance(a, dict) and set(a) == {"principal", "roles"} and isinstance(a["principal"], str)
+            and isinstance(a["roles"], list) for a in approvals
+        )
+        if not ok_approvals or not approvals:
+            reasons.append("approvals is not a non-empty list of {principal, roles}")
+            return reasons
+        names = [a["principal"] for a in approvals]
+        if names[-1] != who:
+            reasons.append("the last of approvals is not this entry's principal")
+        if len(set(names)) != len(names):
+            reasons.append("approvals name a principal twice (approvers must be distinct)")
+        if proposal is not None:
+            if proposal["proposer"] in names:
+                reasons.append(f"approvals include the set's proposer {proposal['proposer']!r} (four eyes)")
+            if names[:-1] != proposal["approvers"]:
+                reasons.append("approvals before this one are not the set's earlier approvals")
+            if proposal["met"] is not None:
+                reasons.append(f"the set was already approved at seq {proposal['met']}")
+        if ok_policy and state == "approved":
+            required = policy["required_roles"]
+            needed = max(entry_int(policy["approvers"]), len(required), 1)
+            if len(approvals) < needed or not _covers(required, [a["roles"] for a in approvals]):
+                reasons.append(
+                    f"state is approved but {len(approvals)} approval(s) do not meet the policy "
+                    f"({needed} distinct approvers covering {required})"
+                )
+        if proposal is not None and not reasons:
+            proposal["approvers"] = names
+            if state == "approved":
+                proposal["met"] = seq
+        return reasons
+
+    def _switch(self, seq, kind, entry, target, proposal) -> list:
+        reasons = []
+        approval_seq = entry_int(entry.get("approval_seq"))
+        deactivated = entry.get("deactivated")
+        if approval_seq is None or approval_seq >= seq:
+            reasons.append(f"approval_seq {_plain(entry.get('approval_seq'))!r} is not a seq below {seq}")
+        if deactivated is not None and entry_int(deactivated) is None:
+            reasons.append("deactivated is not a seq")
+        files = entry.get("files")
+        pairs = None
+        if isinstance(files, list) and all(isinstance(f, dict) and set(f) == {"file", "sha256"} for f in files):
+            pairs = [(f["file"], f["sha256"]) for f in files]
+        else:
+            reasons.append("files is not a list of {file, sha256}")
+        if proposal is not None:
+            if proposal["met"] is None or approval_seq != proposal["met"]:
+                reasons.append(
+                    f"the set proposed at seq {target} has no approval meeting its policy "
+                    f"at approval_seq {_plain(entry.get('approval_seq'))}"
+                )
+            if pairs is not None and pairs != proposal["files"]:
+                reasons.append(f"files are not those proposed at seq {target}")
+            if kind == POLICY_SET_ROLLED_BACK and self.contiguous and not proposal.get("was_active"):
+                reasons.append(f"rolls back to the set proposed at seq {target}, which was never in force")
+            if self.contiguous and self.active is not None and deactivated != self.active:
+                reasons.append(f"deactivated is {_plain(deactivated)!r}, but the set in force was {self.active}")
+            proposal["was_active"] = True
+        self.active = target
+        return reasons
+
+    def _configured(self, seq, entry):
+        reasons = []
+        if entry_int(entry.get("approvers")) is None or entry_int(entry.get("approvers")) < 1:
+            reasons.append("approvers is not a positive integer")
+        roles = entry.get("required_roles")
+        if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+            reasons.append("required_roles is not a list of strings")
+        active = entry.get("active_seq")
+        if active is None:
+            return reasons, seq
+        active = entry_int(active)
+        if active is None or active >= seq:
+            return reasons + [f"active_seq {_plain(entry.get('active_seq'))!r} is not a seq below {seq}"], seq
+        return reasons, active
 
 
 def _review_member_problems(entry: dict, kind: str) -> list:
@@ -4504,7 +4713,8 @@ class PolicyChecker:
     def __init__(self, by_seq, store: ScratchStore | None = None):
         self.by_seq = by_seq
         self.found = Spool(store)  # (seq, message), in seq order
-        self.set_seq: int | None = None  # the latest policy_set_loaded fed
+        self.set_seq: int | None = None  # the seq of the entry that put the latest set in force
+        self.policy_sets = PolicySetChecker()
         self.opened_at = SpillMap(store)  # review_id -> seq of its review_opened
         self.closed_at = SpillMap(store)  # review_id -> seq of its review_decided or review_timed_out
         self.hold_reviewed = SpillMap(store)  # decision seqs a hold review was opened for
@@ -4526,6 +4736,9 @@ class PolicyChecker:
         elif kind == POLICY_SET_LOADED:
             reasons = _policy_set_problems(entry)
             self.set_seq = seq
+        elif kind in POLICY_CHANGE_KINDS:
+            reasons, in_force = self.policy_sets.feed(seq, kind, entry)
+            self.set_seq = in_force if in_force is not None else self.set_seq
         elif kind in (REVIEW_OPENED, REVIEW_DECIDED, REVIEW_TIMED_OUT):
             reasons = _review_member_problems(entry, kind)
             reasons.extend(

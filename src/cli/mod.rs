@@ -15,6 +15,7 @@ mod online;
 mod online_export;
 mod policies;
 mod policy_eval;
+mod policy_sets;
 mod policy_test;
 mod progress;
 mod reviews;

@@ -6,6 +6,7 @@
 //! policy set stays in force.
 
 use super::models::render::text;
+use super::policy_sets::{self, SetCall};
 use super::reviews::exchange::{self, AdminOptions};
 use super::reviews::render::files;
 use super::{LedgerArgs, policy_eval, policy_test};
@@ -30,7 +31,45 @@ pub(crate) enum PoliciesCommand {
     Show,
     /// Load the policy folder again (role admin). If a policy does not
     /// compile, the gateway keeps the set in force and names the file.
+    /// Under change control (review.policy_approval) the folder is only
+    /// proposed.
     Reload,
+    /// The proposed policy sets, their approvals and the set in force
+    /// (any role).
+    Sets,
+    /// Propose a policy set (roles admin or proposer): the served *.rego
+    /// files of DIR, uploaded, or without DIR the gateway's own folder.
+    /// It judges nothing until approved and activated.
+    Propose {
+        /// A policy folder on this machine to upload.
+        dir: Option<PathBuf>,
+        /// Comment recorded with the proposal.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Approve a proposed set (an approver other than its proposer).
+    Approve {
+        /// The set: the seq of its proposal.
+        set: u64,
+        /// Comment recorded with the approval.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Put an approved set in force (roles admin or proposer).
+    Activate {
+        /// The set: the seq of its proposal.
+        set: u64,
+        /// Comment recorded with the activation.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Put the set in force before the current one back (roles admin or
+    /// proposer).
+    Rollback {
+        /// Comment recorded with the rollback.
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
     /// Offline: run the `test_*` rules of a policy folder (usually in its
     /// *_test.rego files) as `opa test` does, with the policy lines they
     /// cover. Exit 0: all pass, 1: a test failed, 2: the folder does not
@@ -75,6 +114,26 @@ pub(crate) fn run(args: PoliciesArgs) -> ExitCode {
         PoliciesCommand::Show => AdminCall::Show,
         PoliciesCommand::Reload => AdminCall::Reload,
         PoliciesCommand::Test { dir } => return policy_test::run(&dir),
+        PoliciesCommand::Sets => return policy_sets::run(&args.admin, SetCall::List),
+        PoliciesCommand::Propose { dir, reason } => {
+            let files = match dir.as_deref().map(policy_sets::read_dir).transpose() {
+                Ok(files) => files,
+                Err(err) => {
+                    eprintln!("govgate: error: {err:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            return policy_sets::run(&args.admin, SetCall::Propose { files, reason });
+        }
+        PoliciesCommand::Approve { set, reason } => {
+            return policy_sets::run(&args.admin, SetCall::Approve { seq: set, reason });
+        }
+        PoliciesCommand::Activate { set, reason } => {
+            return policy_sets::run(&args.admin, SetCall::Activate { seq: set, reason });
+        }
+        PoliciesCommand::Rollback { reason } => {
+            return policy_sets::run(&args.admin, SetCall::Rollback { reason });
+        }
         PoliciesCommand::Eval {
             dir,
             decision,
@@ -119,6 +178,16 @@ fn render(command: AdminCall, answer: &Value) -> String {
         AdminCall::Show => format!(
             "dir              {}\npolicy set       {}\n",
             text(&answer["dir"]),
+            text(&answer["set_seq"])
+        ),
+        AdminCall::Reload if answer.get("proposed").is_some() => format!(
+            "proposed the policy folder as set {} ({}); it judges nothing until approved and activated\npolicy set in force {}\n",
+            text(&answer["proposed"]["proposal_seq"]),
+            if answer["proposed"]["changed"] == json!(true) {
+                "recorded"
+            } else {
+                "already proposed"
+            },
             text(&answer["set_seq"])
         ),
         AdminCall::Reload => format!("loaded policy set {}\n", text(&answer["set_seq"])),

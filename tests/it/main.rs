@@ -38,6 +38,7 @@ mod online_export;
 mod operations;
 mod outlive;
 mod policies;
+mod policy_changes;
 mod policy_stages;
 mod policy_tools;
 mod prometheus_live;
