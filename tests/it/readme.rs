@@ -247,7 +247,8 @@ async fn config_doc_works_as_printed_on_a_fresh_clone() {
 }
 
 /// docs/policies.md on a fresh clone: the shipped policies' tests, a
-/// policy with a failing test (exit 1), an input document evaluated.
+/// policy with a failing test (exit 1), an input document evaluated, and
+/// policy sets under change control on a gateway it starts.
 #[tokio::test]
 async fn policies_doc_works_as_printed_on_a_fresh_clone() {
     let addresses = free_addresses();
@@ -263,6 +264,13 @@ async fn policies_doc_works_as_printed_on_a_fresh_clone() {
             "3 tests: 2 passed, 1 failed, 0 errors",
             "response  hold\n  hold: borderline credit score in output score: within [0.45, 0.55]\n",
             "request   deny\n  deny: credit-scoring is for the lending group; svc-marketing is in [\"marketing\"]\n",
+            // change control: the folder's set approved and activated, a
+            // change activated and rolled back, a reload only proposing
+            "needs 2 more approval(s)",
+            "recorded policy_set_activated",
+            "recorded policy_set_rolled_back",
+            "(already proposed); it judges nothing until approved and activated",
+            "ledger ok: ",
         ],
     );
 }
