@@ -4408,7 +4408,7 @@ def _policy_set_problems(entry: dict) -> list:
 
 
 # ---------------------------------------------------------------------------
-# Policy sets under change control (docs/audit-format.md section 13.4)
+# Policy sets under change control (docs/audit-format.md section 13.6)
 # ---------------------------------------------------------------------------
 
 POLICY_SET_PROPOSED = "policy_set_proposed"

@@ -5,7 +5,7 @@ Run from the repository root:
     python3 -m unittest tools/test_policy_sets.py
 
 The entries are built here by hand (the members docs/audit-format.md section
-13.4 specifies), independently of the gateway, and checked with
+13.6 specifies), independently of the gateway, and checked with
 check_policies_and_reviews, the function every log and bundle check calls.
 """
 

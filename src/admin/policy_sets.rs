@@ -6,7 +6,7 @@
 //! need admin or proposer, approving a plain or qualified approver other
 //! than the proposer, reading any role. Errors are JSON
 //! `{"error": {"code", "message"}}`: 401 no or bad token, 403 `forbidden`,
-//! `proposer_cannot_approve`, `role_required` (with `missing_roles`), 404
+//! `proposer_cannot_approve`, `approver_role_required` (with `missing_roles`), 404
 //! `unknown_policy_set`, 409 `invalid_transition` (with `current_state`),
 //! `nothing_to_roll_back`, `policy_approval_off`, 400 `malformed_body`,
 //! 422 `invalid_body`, `invalid_policy_set`, 503 `ledger_unavailable`.

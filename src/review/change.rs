@@ -285,7 +285,7 @@ impl ChangeError {
             ChangeError::Forbidden { .. } => "forbidden",
             ChangeError::InvalidTransition { .. } => "invalid_transition",
             ChangeError::ProposerCannotApprove => "proposer_cannot_approve",
-            ChangeError::RoleRequired { .. } => "role_required",
+            ChangeError::RoleRequired { .. } => "approver_role_required",
             ChangeError::NothingToRollBack => "nothing_to_roll_back",
             ChangeError::InvalidFiles(_) => "invalid_policy_set",
         }
