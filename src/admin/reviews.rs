@@ -235,7 +235,8 @@ async fn show(
     let files: Value = if current.set_seq == item.set_seq {
         files_json(&current.set.content_hashes())
     } else {
-        // An earlier set: its files are in its policy_set_loaded entry.
+        // An earlier set: its files are in its policy_set_loaded entry (under
+        // change control, in its proposal).
         Value::Null
     };
     value["policy"] = json!({ "set_seq": item.set_seq, "files": files });

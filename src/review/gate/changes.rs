@@ -20,6 +20,10 @@ use crate::review::{PolicyError, PolicySet, ReviewMetrics};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+/// Most bytes of an entry's members: the whole entry (with the ledger's
+/// own members) must stay below 65,536 bytes to fit a C2SP entry bundle.
+const MAX_ENTRY_MEMBERS_BYTES: usize = 60_000;
+
 /// Who proposes the folder's set (at start, on SIGHUP, on a reload call).
 pub const FOLDER_PRINCIPAL: &str = "govgate-config";
 
@@ -82,7 +86,6 @@ impl PolicyGate {
     /// everything. Records `policy_approval_configured`, then proposes
     /// `folder` (the folder's files, when they load) unless a set with the
     /// same files exists.
-    #[allow(clippy::too_many_arguments)] // reason: the gate's parts, each given once at start
     pub async fn start_governed(
         dir: &Path,
         folder: Option<Vec<(String, String)>>,
@@ -252,6 +255,16 @@ impl PolicyGate {
                 proposal_seq: target_of(&changes, &command),
             });
         };
+        let members = event.to_members();
+        let size = serde_json::to_vec(&members).map_or(0, |bytes| bytes.len());
+        if size > MAX_ENTRY_MEMBERS_BYTES {
+            // Escaped text (tabs, quotes, control characters) can outgrow
+            // the raw bytes that check_files bounds.
+            return Err(ChangeError::InvalidFiles(format!(
+                "the proposal's ledger entry would hold {size} bytes; at most {MAX_ENTRY_MEMBERS_BYTES} fit"
+            ))
+            .into());
+        }
         let switching = match &event {
             ChangeEvent::Activated { switch, .. } | ChangeEvent::RolledBack { switch, .. } => {
                 let sources = changes
@@ -269,7 +282,7 @@ impl PolicyGate {
             .ledger
             .append(EntryBody::Governance {
                 kind: event.kind(),
-                members: event.to_members(),
+                members,
             })
             .await
             .map_err(ChangeFailure::Ledger)?;
