@@ -816,3 +816,32 @@ fn the_background_verification_takes_a_share_of_one_core_above_zero_and_at_most_
         assert!(err.to_string().contains("share of one core"), "{err}");
     }
 }
+
+#[test]
+fn policy_approval_is_none_by_default_a_word_or_a_checked_policy() {
+    let with = |review: &str| parse(&format!("{SERVER}{ONE_MODEL}\n[review]\n{review}\n"));
+    assert_eq!(with("").unwrap().review.policy_approval, None);
+    assert_eq!(
+        with("policy_approval = \"none\"")
+            .unwrap()
+            .review
+            .policy_approval,
+        None
+    );
+    let level = with("policy_approval = { approvers = 2, required_roles = [\"ai_officer\"] }")
+        .unwrap()
+        .review
+        .policy_approval
+        .unwrap();
+    assert_eq!(
+        (level.approvers, level.required_roles),
+        (2, vec!["ai_officer".to_owned()])
+    );
+    // A typo must not switch change control off.
+    let word = with("policy_approval = \"nope\"").unwrap_err().to_string();
+    assert!(word.contains("review.policy_approval"), "{word}");
+    let zero = with("policy_approval = { approvers = 0 }")
+        .unwrap_err()
+        .to_string();
+    assert!(zero.contains("review.policy_approval.approvers"), "{zero}");
+}
