@@ -24,11 +24,13 @@
 //!   to the open-file limit, JSON answers to unparsable heads, and the
 //!   per-connection abort handle. Uses nothing else of ours.
 //! - [`admin`]: the admin listener's router (`/metrics`), bearer-token
-//!   authentication, the model-version API and the reviewer API; the
+//!   authentication, the model-version API, the reviewer API and the
+//!   policy-set API; the
 //!   ledger adds its read routes.
 //! - [`review`]: human review: the Rego policy engine (regorus) that turns
 //!   a request or a response into a verdict (allow, deny, hold, flag), the
-//!   policy gate (the set in force, reloads, each recorded in the ledger),
+//!   policy gate (the set in force, reloads, each recorded in the ledger;
+//!   under change control only a set proposed, approved and activated),
 //!   and the review queue (held answers on disk, reviewers' verdicts,
 //!   timeouts), which records every step through the ledger. No HTTP.
 //! - [`kpi`]: fairness and drift KPIs: pure math over sliding windows of

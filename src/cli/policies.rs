@@ -1,5 +1,6 @@
 //! `govgate policies ...`: the review policies a running gateway enforces,
-//! as a client of its admin API (`show`, `reload`), and two offline
+//! as a client of its admin API (`show`, `reload`; the policy sets under
+//! change control in policy_sets.rs), and two offline
 //! commands on a policy folder: `test` (policy_test.rs) and `eval`
 //! (policy_eval.rs). Exit codes as for `govgate models`; a reload the
 //! gateway refuses (a policy does not compile) exits 1 and says which
