@@ -70,6 +70,7 @@ fn verification(c: &mut Criterion) {
         caller_claim: "sub".into(),
         policy_claims: vec!["groups".into()],
         required: false,
+        cache_entries: 10_000,
     };
     let (auth, _) = JwtAuth::new(&config);
     let now = std::time::SystemTime::now()

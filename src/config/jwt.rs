@@ -16,6 +16,9 @@ const ALGORITHMS: [&str; 3] = ["RS256", "ES256", "EdDSA"];
 /// Most keys kept from one key set.
 const MAX_KEYS: usize = 64;
 
+/// Most entries `auth.jwt.cache_entries` may ask for (about 300 bytes each).
+const MAX_CACHE_ENTRIES: usize = 1_000_000;
+
 /// Most bytes of a fetched (or read) key set.
 pub const MAX_JWKS_BYTES: usize = 256 * 1024;
 
@@ -38,6 +41,9 @@ pub struct JwtConfig {
     pub policy_claims: Vec<String>,
     /// Refuse requests that establish no caller by token, key or certificate.
     pub required: bool,
+    /// How many verified tokens are remembered (by their hash) so a token
+    /// seen again skips the signature check; 0 turns the cache off.
+    pub cache_entries: usize,
 }
 
 /// The key set's source.
@@ -88,6 +94,8 @@ pub(crate) struct RawJwt {
     policy_claims: Vec<String>,
     #[serde(default)]
     required: bool,
+    #[serde(default = "default_cache_entries")]
+    cache_entries: usize,
 }
 
 fn default_min_refresh() -> u64 {
@@ -101,6 +109,9 @@ fn default_fetch_timeout() -> u64 {
 }
 fn default_leeway() -> u64 {
     60
+}
+fn default_cache_entries() -> usize {
+    10_000
 }
 fn default_caller_claim() -> String {
     "sub".to_owned()
@@ -167,6 +178,12 @@ pub(super) fn check(
     if raw.policy_claims.len() > 32 {
         return Err(checker.error("auth.jwt.policy_claims", "at most 32 claims"));
     }
+    if raw.cache_entries > MAX_CACHE_ENTRIES {
+        return Err(checker.error(
+            "auth.jwt.cache_entries",
+            format!("at most {MAX_CACHE_ENTRIES} (0 turns the cache off)"),
+        ));
+    }
     Ok(JwtConfig {
         issuer: raw.issuer,
         audience: raw.audience,
@@ -176,6 +193,7 @@ pub(super) fn check(
         caller_claim: raw.caller_claim,
         policy_claims: raw.policy_claims,
         required: raw.required,
+        cache_entries: raw.cache_entries,
     })
 }
 

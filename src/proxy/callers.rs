@@ -90,6 +90,7 @@ pub(crate) fn identify(
     peer: Option<IpAddr>,
     client_certificate: Option<&CertificateDer<'_>>,
     jwt: Option<&super::jwt::JwtAuth>,
+    checked: Option<&super::jwt::TokenChecked>,
     now_unix: impl Fn() -> i64,
 ) -> Identified {
     if let (Some(mtls), Some(certificate)) = (&auth.mtls, client_certificate) {
@@ -134,7 +135,12 @@ pub(crate) fn identify(
     if let Some(jwt) = jwt
         && let Some(token) = super::jwt::bearer_jwt(headers)
     {
-        return match jwt.verify(token) {
+        // Checked before the handler ran, else here.
+        let result = match checked {
+            Some(checked) => checked.0.clone(),
+            None => jwt.verify(token),
+        };
+        return match result {
             Ok(verified) => Identified {
                 caller: Some(verified.caller),
                 auth: verified.auth,
@@ -257,6 +263,7 @@ mod tests {
             auth,
             &caller_header,
             &headers(pairs),
+            None,
             None,
             None,
             None,

@@ -64,7 +64,7 @@ pub(super) fn routes(state: ProxyState) -> Router {
 /// that carry no body.
 async fn guard(
     State(state): State<ProxyState>,
-    request: Request,
+    mut request: Request,
     next: axum::middleware::Next,
 ) -> Response {
     // CONNECT opens a tunnel: the upstream client would turn it into
@@ -80,12 +80,15 @@ async fn guard(
         let draft = begin(&state, &parts, Route::Unmatched);
         return refuse(&state, draft, ProxyError::PathNotAllowed(bad.describe())).await;
     }
-    // A token signed by a key the set in force lacks (a rotation at the
-    // issuer) may wait here for a fresh key set, before any handler runs.
+    // The bearer token is checked here, before any handler runs: a token
+    // signed by a key the set in force lacks (a rotation at the issuer)
+    // may wait for a fresh key set, and a signature check leaves the
+    // async worker. The handler reads the result.
     if let Some(jwt) = &state.jwt
         && let Some(token) = super::jwt::bearer_jwt(request.headers())
     {
-        jwt.prepare(token).await;
+        let checked = super::jwt::TokenChecked(jwt.verify_request(token).await);
+        request.extensions_mut().insert(checked);
     }
     let head = request.method() == http::Method::HEAD;
     let response = next.run(request).await;
@@ -105,6 +108,7 @@ fn begin(state: &ProxyState, parts: &Parts, route: Route) -> Draft {
             .get::<crate::listener::ClientCertificate>()
             .map(|certificate| certificate.0.as_ref()),
         state.jwt.as_ref(),
+        parts.extensions.get::<super::jwt::TokenChecked>(),
         // Read only for a key with an expiry: most requests need no clock.
         || {
             std::time::SystemTime::now()

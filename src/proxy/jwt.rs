@@ -5,9 +5,19 @@
 //! background; a token whose `kid` is not in the set may ask for a fetch
 //! (at most once per `jwks_min_refresh_secs`) and wait for it.
 //!
+//! A verified token is remembered by its hash ([`cache`]) so the same
+//! token seen again skips the signature check; on the request path a
+//! check that misses the cache runs under `block_in_place`
+//! ([`JwtAuth::verify_request`]).
+//!
 //! Tokens are never kept, logged or recorded: the decision names the
 //! token's issuer, subject and id (`jti`).
 
+mod cache;
+mod metrics;
+
+pub(crate) use self::metrics::FetchResult;
+pub use self::metrics::JwtMetrics;
 use crate::config::{JwksSource, JwtConfig};
 use crate::decision::{CallerAuth, MAX_NAME_BYTES};
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
@@ -90,6 +100,10 @@ pub(crate) struct KeySet {
     /// Keys without a `kid` (usable only by tokens without one).
     unnamed: Vec<Arc<VerifyKey>>,
     pub(crate) attempt: u64,
+    /// Changes whenever the keys change (not on a failed fetch, nor on a
+    /// fetch that brings the same set): a cached token verified under
+    /// another generation is checked again.
+    pub(crate) generation: u64,
 }
 
 impl KeySet {
@@ -163,6 +177,7 @@ impl KeySet {
             by_kid: self.by_kid.clone(),
             unnamed: self.unnamed.clone(),
             attempt,
+            generation: self.generation,
         }
     }
 
@@ -182,13 +197,29 @@ pub(crate) struct RefreshGate {
     asked: Mutex<Option<(Instant, u64)>>,
 }
 
-/// Verifies tokens against the key set in force; cheap to clone.
+/// Verifies tokens against the key set in force; cheap to clone (clones
+/// share the verified-token cache).
 #[derive(Clone)]
 pub struct JwtAuth {
     config: Arc<JwtConfig>,
     keys: watch::Receiver<Arc<KeySet>>,
     refresh: Option<Arc<RefreshGate>>,
+    cache: Option<Arc<cache::TokenCache>>,
+    metrics: JwtMetrics,
 }
+
+/// What the cache knows of a token.
+enum Cached {
+    /// The answer, without a signature check.
+    Known(Result<Verified, TokenProblem>),
+    /// Check it; remember it under this hash (none: no cache).
+    Unknown(Option<cache::TokenHash>),
+}
+
+/// The check of the request's bearer token, made before the handler
+/// runs (a request extension), so it is made once.
+#[derive(Clone)]
+pub(crate) struct TokenChecked(pub(crate) Result<Verified, TokenProblem>);
 
 impl std::fmt::Debug for JwtAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -201,16 +232,30 @@ impl std::fmt::Debug for JwtAuth {
 impl JwtAuth {
     /// The verifier of `config`, and for a `jwks_url` the fetcher that
     /// keeps its key set (to be run by the caller, see [`super::jwks`]).
+    /// Its metrics are served by no registry: see [`Self::with_metrics`].
     pub fn new(config: &JwtConfig) -> (Self, Option<super::jwks::JwksFetcher>) {
+        Self::with_metrics(config, JwtMetrics::detached())
+    }
+
+    /// As [`Self::new`], counting into `metrics`.
+    pub fn with_metrics(
+        config: &JwtConfig,
+        metrics: JwtMetrics,
+    ) -> (Self, Option<super::jwks::JwksFetcher>) {
         let config = Arc::new(config.clone());
+        let cache = cache::TokenCache::new(config.cache_entries, config.leeway_secs).map(Arc::new);
         match &config.keys {
             JwksSource::File(set) => {
-                let (_, keys) = watch::channel(Arc::new(KeySet::of(set, &config, 0)));
+                let keys = KeySet::of(set, &config, 0);
+                metrics.set_keys(keys.len());
+                let (_, keys) = watch::channel(Arc::new(keys));
                 (
                     Self {
                         config,
                         keys,
                         refresh: None,
+                        cache,
+                        metrics,
                     },
                     None,
                 )
@@ -224,13 +269,20 @@ impl JwtAuth {
                     fetch_timeout: url.fetch_timeout,
                     asked: Mutex::new(None),
                 });
-                let fetcher =
-                    super::jwks::JwksFetcher::new(config.clone(), url.clone(), sender, wake);
+                let fetcher = super::jwks::JwksFetcher::new(
+                    config.clone(),
+                    url.clone(),
+                    sender,
+                    wake,
+                    metrics.clone(),
+                );
                 (
                     Self {
                         config,
                         keys,
                         refresh: Some(gate),
+                        cache,
+                        metrics,
                     },
                     Some(fetcher),
                 )
@@ -276,23 +328,100 @@ impl JwtAuth {
         }
     }
 
-    /// Verifies `token` against the key set in force. CPU only (one
-    /// signature check), no waiting.
+    /// Verifies `token` against the key set in force: from the cache when
+    /// it was verified under this key set and is valid now, else one
+    /// signature check on this thread. No waiting.
     pub fn verify(&self, token: &str) -> Result<Verified, TokenProblem> {
+        let keys = self.keys.borrow().clone();
+        let result = match self.cached(token, keys.generation) {
+            Cached::Known(result) => result,
+            Cached::Unknown(hash) => self.check(token, &keys, hash),
+        };
+        self.metrics.count_token(&result);
+        result
+    }
+
+    /// Verifies the request's `token`: from the cache, else after waiting
+    /// for a fresh key set where the token names an unknown key (see
+    /// [`Self::prepare`]) with the signature check moved off the async
+    /// worker. Cancel-safe.
+    pub async fn verify_request(&self, token: &str) -> Result<Verified, TokenProblem> {
+        let generation = self.keys.borrow().generation;
+        let hash = match self.cached(token, generation) {
+            Cached::Known(result) => {
+                self.metrics.count_token(&result);
+                return result;
+            }
+            Cached::Unknown(hash) => hash,
+        };
+        self.prepare(token).await;
+        let keys = self.keys.borrow().clone();
+        let result = off_worker(|| self.check(token, &keys, hash));
+        self.metrics.count_token(&result);
+        result
+    }
+
+    /// How many verified tokens the cache holds.
+    pub fn cached_tokens(&self) -> usize {
+        self.cache.as_ref().map_or(0, |cache| cache.len())
+    }
+
+    /// The cache's answer for `token` under key-set `generation`.
+    fn cached(&self, token: &str, generation: u64) -> Cached {
         if token.len() > MAX_TOKEN_BYTES {
-            return Err(TokenProblem::Malformed);
+            return Cached::Known(Err(TokenProblem::Malformed));
         }
+        let Some(cache) = &self.cache else {
+            return Cached::Unknown(None);
+        };
+        let hash = cache::hash(token);
+        let now = jsonwebtoken::get_current_timestamp();
+        match cache.lookup(&hash, generation, now) {
+            cache::Lookup::Hit(verified) => {
+                self.metrics.count_cache(true);
+                Cached::Known(Ok(verified))
+            }
+            cache::Lookup::Refused(problem) => {
+                self.metrics.count_cache(true);
+                Cached::Known(Err(problem))
+            }
+            cache::Lookup::Miss => {
+                self.metrics.count_cache(false);
+                Cached::Unknown(Some(hash))
+            }
+        }
+    }
+
+    /// The full check of `token` against `keys` (one signature check);
+    /// a verified token is remembered under `hash`.
+    fn check(
+        &self,
+        token: &str,
+        keys: &KeySet,
+        hash: Option<cache::TokenHash>,
+    ) -> Result<Verified, TokenProblem> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| header_problem(token))?;
         if !self.config.algorithms.contains(&header.alg) {
             return Err(TokenProblem::Algorithm);
         }
-        let keys = self.keys.borrow().clone();
         let key = keys
             .find(header.kid.as_deref())
             .ok_or(TokenProblem::UnknownKey)?;
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key.key, &key.validation)
             .map_err(|err| problem(&err))?;
-        self.identity(data.claims)
+        let exp = seconds(&data.claims, "exp");
+        let nbf = seconds(&data.claims, "nbf");
+        let verified = self.identity(data.claims)?;
+        if let (Some(cache), Some(hash), Some(exp)) = (&self.cache, hash, exp) {
+            let entry = cache::Entry {
+                verified: verified.clone(),
+                exp,
+                nbf,
+                generation: keys.generation,
+            };
+            cache.insert(hash, entry);
+        }
+        Ok(verified)
     }
 
     /// The caller and the recorded identity of verified claims.
@@ -327,6 +456,34 @@ impl JwtAuth {
             claims: Arc::new(policy),
         })
     }
+}
+
+/// Runs one signature check (about 100 us, more on a busy machine) from
+/// the request path. `block_in_place` hands this worker's other tasks to
+/// another worker and runs the check here; measured with
+/// `cargo bench --bench jwt_verify` (group `jwt_miss_dispatch`) it adds
+/// about a microsecond to a miss, where `spawn_blocking` adds a thread
+/// handoff and wake-up each way (tens of microseconds on a busy machine)
+/// and staying inline stalls the worker's other requests for the whole
+/// check. A single-threaded runtime has no other worker: inline there.
+fn off_worker<T>(check: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|handle| handle.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(check),
+        _ => check(),
+    }
+}
+
+/// A time claim as the check reads it: whole seconds, a fractional value
+/// rounded (jsonwebtoken's `numeric_type`); `None` when absent or unusable.
+fn seconds(claims: &Map<String, Value>, name: &str) -> Option<u64> {
+    let value = claims.get(name)?;
+    if let Some(whole) = value.as_u64() {
+        return Some(whole);
+    }
+    let fractional = value.as_f64()?;
+    (fractional.is_finite() && fractional >= 0.0 && fractional < u64::MAX as f64)
+        .then(|| fractional.round() as u64)
 }
 
 /// Why a token's header does not parse: an algorithm the library does not
@@ -411,6 +568,7 @@ mod tests {
             caller_claim: "sub".into(),
             policy_claims: vec!["groups".into()],
             required: false,
+            cache_entries: 16,
         };
         let encoding = jsonwebtoken::EncodingKey::from_ed_der(pkcs8.as_ref());
         (JwtAuth::new(&config).0, encoding)

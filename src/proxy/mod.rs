@@ -108,7 +108,7 @@ impl ProxyState {
         );
         let (jwt, jwks_fetcher) = match &config.auth.jwt {
             Some(jwt) => {
-                let (auth, fetcher) = jwt::JwtAuth::new(jwt);
+                let (auth, fetcher) = jwt::JwtAuth::with_metrics(jwt, metrics.jwt.clone());
                 (Some(auth), fetcher)
             }
             None => (None, None),
