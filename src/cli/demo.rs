@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 mod kpi_tour;
+mod tokens;
 
 /// Options of `govgate demo`.
 #[derive(Debug, clap::Args)]
@@ -92,6 +93,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
         let policies = data_dir.join(DEMO_POLICIES_DIR);
         demo::write_policies(&policies)
             .with_context(|| format!("writing the demo policies to {}", policies.display()))?;
+        let issuer = tokens::Issuer::create(&data_dir, &policies)?;
         let text = demo_config(
             args.public_listen,
             args.admin_listen,
@@ -118,6 +120,9 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
                         eprintln!("govgate demo: feeding the KPIs failed: {err:#}");
                     }
                     print_tour(&public, &admin, &policies);
+                    if let Err(err) = print_token_step(&public, &admin, &issuer) {
+                        eprintln!("govgate demo: minting the demo tokens failed: {err:#}");
+                    }
                 });
             })),
             super::ListenKeys::DEMO_FLAGS,
@@ -214,7 +219,7 @@ policies_dir = "{DEMO_POLICIES_DIR}"
 timeout_secs = 900
 on_timeout = "reject"
 max_wait_secs = 30
-{tokens}
+{tokens}{jwt}
 [[models]]
 name = "{credit}"
 protocol = "kserve_v2"
@@ -232,6 +237,7 @@ upstream = "http://{upstream}"
         credit = demo::CREDIT_MODEL,
         chat = demo::CHAT_MODEL,
         kpi = kpi_tour::CONFIG,
+        jwt = tokens::CONFIG,
         tokens = DEMO_IDENTITIES
             .iter()
             .map(|(principal, roles, token)| format!(
@@ -357,6 +363,31 @@ curl -s {public}/v2/models/{credit}/infer -H 'content-type: application/json' -H
 curl -s {admin}/metrics | grep -E '^govgate_kpi_(demographic_parity_ratio|equalized_odds_difference|psi)'
 "#
     );
+}
+
+/// The tour's last step: two callers with tokens the demo signed, one in
+/// the lending group (served, its ledger entry names the token), one not
+/// (denied by `token_groups.rego` on its `groups` claim).
+fn print_token_step(public: &str, admin: &str, issuer: &tokens::Issuer) -> anyhow::Result<()> {
+    let credit = demo::CREDIT_MODEL;
+    let (lending, exp) = issuer.mint("svc-underwriting", &["lending"])?;
+    let (marketing, _) = issuer.mint("svc-marketing", &["marketing"])?;
+    let minutes = tokens::TOKEN_MINUTES;
+    let until = tokens::clock(exp);
+    println!(
+        r#"# 15. Callers with tokens. The demo is its own identity provider: it made an Ed25519 key
+#     (public half in demo-jwks.json, read by [auth.jwt]) and signed two tokens, valid for
+#     {minutes} minutes (until {until}). The token's `sub` is the caller, and token_groups.rego
+#     reads its `groups` claim: svc-underwriting (group lending) is served and its ledger entry
+#     names the token's issuer, subject and id; svc-marketing (group marketing) is denied
+id=$(curl -s -o /dev/null -D - {public}/v2/models/{credit}/infer -H 'authorization: Bearer {lending}' -d '{{"inputs":[{{"name":"features","shape":[1,3],"datatype":"FP32","data":[30,4000,24]}}]}}' | tr -d '
+' | awk 'tolower($1)=="govgate-decision-id:" {{print $2}}')
+curl -s {public}/govgate/receipts/$id/entry
+curl -s {public}/v2/models/{credit}/infer -H 'content-type: application/json' -H 'authorization: Bearer {marketing}'   -d '{{"inputs":[{{"name":"features","shape":[1,3],"datatype":"FP32","data":[30,4000,24]}}]}}'
+curl -s {admin}/metrics | grep -E '^govgate_(jwt|jwks)_'
+"#
+    );
+    Ok(())
 }
 
 #[cfg(test)]

@@ -114,7 +114,9 @@ fn check_config_refuses_a_typo_with_file_key_and_exit_code_2() {
 /// Starts `govgate demo` on ephemeral ports and runs every command it
 /// prints, exactly as printed, with bash: the proxy and ledger tour, then
 /// human review (a denial, a hold, the reviewer's queue, the approval and
-/// the client's poll that gets the released answer).
+/// the client's poll that gets the released answer), the KPIs, and callers
+/// with the tokens the demo signed (the ledger names the token's caller,
+/// a policy denies on its `groups` claim).
 #[tokio::test]
 async fn demo_prints_commands_that_work_as_printed() {
     let dir = tempfile::tempdir().unwrap();
@@ -140,9 +142,9 @@ async fn demo_prints_commands_that_work_as_printed() {
         .unwrap()
         .unwrap();
     let (public, admin) = parse_ready_line(&ready);
-    // The tour ends with the KPI gauges' command.
+    // The tour ends with the JWT metrics' command.
     let mut tour = String::new();
-    while !tour.contains("grep -E '^govgate_kpi_") {
+    while !tour.contains("grep -E '^govgate_(jwt|jwks)_'") {
         match tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await {
             Ok(Ok(Some(line))) => {
                 tour.push_str(&line);
@@ -226,10 +228,11 @@ async fn demo_prints_commands_that_work_as_printed() {
         "{model}"
     );
 
-    // Human review. Only alice's call is denied: every other call was let through.
+    // Human review. Only alice's call, and svc-marketing's token (step 15),
+    // are denied: every other call was let through.
     assert_eq!(
         stdout.matches("\"code\":\"policy_denied\"").count(),
-        1,
+        2,
         "{stdout}"
     );
     let denied = output_of(&|c| c.contains("x-govgate-caller: alice"));
@@ -317,6 +320,36 @@ async fn demo_prints_commands_that_work_as_printed() {
             "govgate_review_verdicts_total{kind=\"hold\",model=\"credit-scoring\",verdict=\"approve\"} 1"
         ),
         "{stdout}"
+    );
+    demo_tokens_name_their_callers(&commands, &outputs);
+}
+
+/// The tour's last step: the decision made with svc-underwriting's token
+/// names that caller and the token; svc-marketing's token is denied on
+/// its `groups` claim; the JWT metrics count both.
+fn demo_tokens_name_their_callers(commands: &[String], outputs: &[&str]) {
+    let served = commands
+        .iter()
+        .position(|c| c.starts_with("id=$(") && c.contains("authorization: Bearer ey"))
+        .expect("no request with a demo token");
+    assert!(commands[served + 1].ends_with("/govgate/receipts/$id/entry"));
+    let entry: serde_json::Value = serde_json::from_str(outputs[served + 1].trim())
+        .unwrap_or_else(|err| panic!("{err}: {}", outputs[served + 1]));
+    assert_eq!(entry["caller"], "svc-underwriting", "{entry}");
+    assert_eq!(entry["auth"]["method"], "jwt", "{entry}");
+    assert_eq!(entry["auth"]["subject"], "svc-underwriting", "{entry}");
+    assert_eq!(entry["outcome"], "served", "{entry}");
+    let denied = outputs[served + 2];
+    assert!(
+        denied.contains("\"code\":\"policy_denied\"")
+            && denied.contains("credit-scoring is for the lending group; svc-marketing is in"),
+        "{denied}"
+    );
+    let metrics = outputs[served + 3];
+    assert!(
+        metrics.contains("govgate_jwt_tokens_total{result=\"accepted\"} 2")
+            && metrics.contains("govgate_jwks_keys 1"),
+        "{metrics}"
     );
 }
 

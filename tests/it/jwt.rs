@@ -5,7 +5,9 @@
 //! `WWW-Authenticate: Bearer ... error="invalid_token"`; a `jwks_url` key
 //! set served by a test server is rotated (a new kid picked up, the old
 //! one gone) and a failed fetch keeps the last good set; the configured
-//! claims reach the policies as `input.claims`.
+//! claims reach the policies as `input.claims`. A token seen again comes
+//! from the verified-token cache, which never outlives the token's `exp`
+//! nor the key that signed it; the JWT and JWKS metrics move.
 
 use crate::support::{Gateway, TestUpstream, send};
 use base64::Engine;
@@ -106,6 +108,14 @@ async fn infer_with_token(gateway: &Gateway, token: &str) -> crate::support::cli
         r#"{"inputs":[1]}"#,
     )
     .await
+}
+
+/// The value of the series `series` (name and labels, as exposed) in a
+/// `/metrics` scrape, 0 when absent.
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |value| value.trim().parse().unwrap())
 }
 
 async fn assert_refused(gateway: &Gateway, token: &str, said: &str) {
@@ -274,14 +284,26 @@ async fn a_rotated_key_set_is_fetched_on_an_unknown_kid_at_most_so_often_and_a_f
     let token = |key: &SigningKey| key.sign(&claims("user-7", json!({"client_id": "svc-loans"})));
 
     // The set fetched at start (a token may arrive before it: it then
-    // waits for that fetch).
-    let served = infer_with_token(&gateway, &token(&first)).await;
-    assert_eq!(served.status, 200, "{}", served.text());
+    // waits for that fetch). The same token again comes from the cache.
+    let old = token(&first);
+    for _ in 0..2 {
+        let served = infer_with_token(&gateway, &old).await;
+        assert_eq!(served.status, 200, "{}", served.text());
+        assert_eq!(
+            gateway.decision(&served.decision_id()).await["caller"],
+            "svc-loans",
+            "caller_claim names the caller"
+        );
+    }
+    let text = gateway.metrics().await;
     assert_eq!(
-        gateway.decision(&served.decision_id()).await["caller"],
-        "svc-loans",
-        "caller_claim names the caller"
+        metric(&text, r#"govgate_jwt_cache_lookups_total{result="hit"}"#),
+        1.0
     );
+    assert_eq!(metric(&text, r#"govgate_jwks_fetches_total{result="ok"}"#), 1.0);
+    assert_eq!(metric(&text, "govgate_jwks_keys"), 1.0);
+    let fetched_at = metric(&text, "govgate_jwks_last_success_timestamp_seconds");
+    assert!((fetched_at - now() as f64).abs() < 60.0, "{text}");
     let at_start = server.fetches();
 
     // The issuer rotates: the new kid is fetched and accepted, the old one is gone.
@@ -289,6 +311,8 @@ async fn a_rotated_key_set_is_fetched_on_an_unknown_kid_at_most_so_often_and_a_f
     let served = infer_with_token(&gateway, &token(&second)).await;
     assert_eq!(served.status, 200, "{}", served.text());
     assert_eq!(server.fetches(), at_start + 1);
+    // A cached token signed by the removed key is refused too.
+    assert_refused(&gateway, &old, "kid").await;
     assert_refused(&gateway, &token(&first), "kid").await;
     assert_eq!(
         server.fetches(),
@@ -303,6 +327,85 @@ async fn a_rotated_key_set_is_fetched_on_an_unknown_kid_at_most_so_often_and_a_f
     assert_eq!(server.fetches(), at_start + 2, "a fetch after the interval");
     let served = infer_with_token(&gateway, &token(&second)).await;
     assert_eq!(served.status, 200, "{}", served.text());
+
+    // A set that is not JSON: kept too.
+    server.serve(Some("not a key set".to_owned()));
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    assert_refused(&gateway, &token(&third), "kid").await;
+    let text = gateway.metrics().await;
+    for (series, value) in [
+        (r#"govgate_jwks_fetches_total{result="ok"}"#, 2.0),
+        (r#"govgate_jwks_fetches_total{result="http_error"}"#, 1.0),
+        (r#"govgate_jwks_fetches_total{result="parse_error"}"#, 1.0),
+        ("govgate_jwks_keys", 1.0),
+        (r#"govgate_jwt_tokens_total{result="unknown_kid"}"#, 4.0),
+    ] {
+        assert_eq!(metric(&text, series), value, "{series}\n{text}");
+    }
+    assert!(metric(&text, r#"govgate_jwt_tokens_total{result="accepted"}"#) >= 4.0);
+}
+
+#[tokio::test]
+async fn a_cached_token_is_refused_as_soon_as_it_expires() {
+    let upstream = TestUpstream::start().await;
+    let key = SigningKey::ed25519("ed-1");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jwks.json");
+    std::fs::write(&file, jwks(&[&key])).unwrap();
+    let gateway = Gateway::start(&format!(
+        "[auth.jwt]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\njwks_file = \"{}\"\nleeway_secs = 0\n{}",
+        file.display(),
+        models(&upstream.url())
+    ))
+    .await;
+    let exp = now() + 1;
+    let token = key.sign(&claims("svc-loans", json!({"exp": exp})));
+    for _ in 0..2 {
+        let served = infer_with_token(&gateway, &token).await;
+        assert_eq!(served.status, 200, "{}", served.text());
+    }
+    // Past `exp` (no leeway): the next second.
+    while now() <= exp {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_refused(&gateway, &token, "expired").await;
+    let text = gateway.metrics().await;
+    for (series, value) in [
+        (r#"govgate_jwt_cache_lookups_total{result="miss"}"#, 1.0),
+        (r#"govgate_jwt_cache_lookups_total{result="hit"}"#, 2.0),
+        (r#"govgate_jwt_tokens_total{result="accepted"}"#, 2.0),
+        (r#"govgate_jwt_tokens_total{result="expired"}"#, 1.0),
+        ("govgate_jwks_keys", 1.0),
+    ] {
+        assert_eq!(metric(&text, series), value, "{series}\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn a_key_set_url_that_does_not_answer_counts_a_timeout() {
+    // Accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks.json", silent.local_addr().unwrap());
+    let _held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            open.push(socket);
+        }
+    });
+    let upstream = TestUpstream::start().await;
+    let gateway = Gateway::start(&format!(
+        "[auth.jwt]\nissuer = \"{ISSUER}\"\naudience = \"{AUDIENCE}\"\njwks_url = \"{url}\"\njwks_fetch_timeout_ms = 200\n{}",
+        models(&upstream.url())
+    ))
+    .await;
+    let text = gateway
+        .metrics_when(r#"govgate_jwks_fetches_total{result="timeout"} 1"#)
+        .await;
+    assert_eq!(metric(&text, "govgate_jwks_keys"), 0.0, "{text}");
+    assert_eq!(
+        metric(&text, "govgate_jwks_last_success_timestamp_seconds"),
+        0.0
+    );
 }
 
 const LENDING_ONLY: &str = r#"package govgate
@@ -331,16 +434,24 @@ async fn the_configured_claims_reach_the_policies() {
     ))
     .await;
     let lending = key.sign(&claims("ana", json!({"groups": ["lending", "staff"]})));
-    let served = infer_with_token(&gateway, &lending).await;
-    assert_eq!(served.status, 200, "{}", served.text());
     let marketing = key.sign(&claims("bob", json!({"groups": ["marketing"]})));
-    let denied = infer_with_token(&gateway, &marketing).await;
-    assert_eq!(denied.status, 403, "{}", denied.text());
-    assert_eq!(denied.error_code(), "policy_denied");
-    let entry = gateway.decision(&denied.decision_id()).await;
-    assert_eq!(entry["caller"], "bob");
+    // The second time each token comes from the cache, claims and all.
+    for _ in 0..2 {
+        let served = infer_with_token(&gateway, &lending).await;
+        assert_eq!(served.status, 200, "{}", served.text());
+        let denied = infer_with_token(&gateway, &marketing).await;
+        assert_eq!(denied.status, 403, "{}", denied.text());
+        assert_eq!(denied.error_code(), "policy_denied");
+        let entry = gateway.decision(&denied.decision_id()).await;
+        assert_eq!(entry["caller"], "bob");
+        assert_eq!(
+            entry["policy"]["request"]["deny"],
+            json!(["only the lending group may call the scorer"])
+        );
+    }
+    let text = gateway.metrics().await;
     assert_eq!(
-        entry["policy"]["request"]["deny"],
-        json!(["only the lending group may call the scorer"])
+        metric(&text, r#"govgate_jwt_cache_lookups_total{result="hit"}"#),
+        2.0
     );
 }
