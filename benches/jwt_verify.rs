@@ -129,7 +129,10 @@ fn verification(c: &mut Criterion) {
     for (alg, key, jwk) in &keys {
         let token = token(*alg, key, "a1b2c3d4");
         let other = token_other(*alg, key);
-        assert!(cached.verify(&token).is_ok(), "{alg:?} token does not verify");
+        assert!(
+            cached.verify(&token).is_ok(),
+            "{alg:?} token does not verify"
+        );
         group.bench_function(format!("{alg:?}/hit"), |b| {
             b.iter(|| cached.verify(std::hint::black_box(&token)).unwrap())
         });

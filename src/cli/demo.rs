@@ -380,8 +380,7 @@ fn print_token_step(public: &str, admin: &str, issuer: &tokens::Issuer) -> anyho
 #     {minutes} minutes (until {until}). The token's `sub` is the caller, and token_groups.rego
 #     reads its `groups` claim: svc-underwriting (group lending) is served and its ledger entry
 #     names the token's issuer, subject and id; svc-marketing (group marketing) is denied
-id=$(curl -s -o /dev/null -D - {public}/v2/models/{credit}/infer -H 'authorization: Bearer {lending}' -d '{{"inputs":[{{"name":"features","shape":[1,3],"datatype":"FP32","data":[30,4000,24]}}]}}' | tr -d '
-' | awk 'tolower($1)=="govgate-decision-id:" {{print $2}}')
+id=$(curl -s -o /dev/null -D - {public}/v2/models/{credit}/infer -H 'authorization: Bearer {lending}' -d '{{"inputs":[{{"name":"features","shape":[1,3],"datatype":"FP32","data":[30,4000,24]}}]}}' | tr -d '\r' | awk 'tolower($1)=="govgate-decision-id:" {{print $2}}')
 curl -s {public}/govgate/receipts/$id/entry
 curl -s {public}/v2/models/{credit}/infer -H 'content-type: application/json' -H 'authorization: Bearer {marketing}'   -d '{{"inputs":[{{"name":"features","shape":[1,3],"datatype":"FP32","data":[30,4000,24]}}]}}'
 curl -s {admin}/metrics | grep -E '^govgate_(jwt|jwks)_'

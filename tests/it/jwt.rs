@@ -300,7 +300,10 @@ async fn a_rotated_key_set_is_fetched_on_an_unknown_kid_at_most_so_often_and_a_f
         metric(&text, r#"govgate_jwt_cache_lookups_total{result="hit"}"#),
         1.0
     );
-    assert_eq!(metric(&text, r#"govgate_jwks_fetches_total{result="ok"}"#), 1.0);
+    assert_eq!(
+        metric(&text, r#"govgate_jwks_fetches_total{result="ok"}"#),
+        1.0
+    );
     assert_eq!(metric(&text, "govgate_jwks_keys"), 1.0);
     let fetched_at = metric(&text, "govgate_jwks_last_success_timestamp_seconds");
     assert!((fetched_at - now() as f64).abs() < 60.0, "{text}");

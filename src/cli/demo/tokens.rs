@@ -136,8 +136,7 @@ mod tests {
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
         validation.set_issuer(&[ISSUER]);
         validation.set_audience(&[AUDIENCE]);
-        let data =
-            jsonwebtoken::decode::<serde_json::Value>(&token, &key, &validation).unwrap();
+        let data = jsonwebtoken::decode::<serde_json::Value>(&token, &key, &validation).unwrap();
         assert_eq!(data.claims["sub"], "svc-underwriting");
         assert_eq!(data.claims["exp"], exp);
         assert!(dir.path().join(POLICY.0).exists());
