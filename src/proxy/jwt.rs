@@ -458,14 +458,15 @@ impl JwtAuth {
     }
 }
 
-/// Runs one signature check (about 100 us, more on a busy machine) from
-/// the request path. `block_in_place` hands this worker's other tasks to
-/// another worker and runs the check here; measured with
-/// `cargo bench --bench jwt_verify` (group `jwt_miss_dispatch`) it adds
-/// about a microsecond to a miss, where `spawn_blocking` adds a thread
-/// handoff and wake-up each way (tens of microseconds on a busy machine)
-/// and staying inline stalls the worker's other requests for the whole
-/// check. A single-threaded runtime has no other worker: inline there.
+/// Runs one signature check (30-75 us, more on a busy machine) from the
+/// request path. `block_in_place` hands this worker's other tasks to
+/// another worker and runs the check here. Measured with `cargo bench
+/// --bench jwt_verify` (group `jwt_miss_dispatch`, docs/performance.md):
+/// a miss took 114 us inline, 130 us under `block_in_place` and 158 us
+/// with `spawn_blocking` (a handoff to the blocking pool and back); inline
+/// is quickest for this request but stalls every request queued on the
+/// worker for the whole check, so `block_in_place` it is. A
+/// single-threaded runtime has no other worker: inline there.
 fn off_worker<T>(check: impl FnOnce() -> T) -> T {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current().map(|handle| handle.runtime_flavor()) {
