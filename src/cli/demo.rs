@@ -282,6 +282,7 @@ fn print_tour(public: &str, admin: &str, policies: &std::path::Path) {
     let cli = cli_command();
     let policies = policies.display();
     let files = demo::DEMO_POLICIES.map(|(name, _)| name).join(", ");
+    let files = format!("{files}, {}", tokens::POLICY_FILE);
     println!(
         r#"
 govgate demo is running. Sample models: `{credit}` (KServe V2) and `{chat}` (OpenAI chat).

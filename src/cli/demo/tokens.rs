@@ -24,9 +24,12 @@ const KID: &str = "demo-1";
 /// How long a printed token is good for.
 pub(super) const TOKEN_MINUTES: u64 = 10;
 
+/// The file name of the demo's policy on token claims.
+pub(super) const POLICY_FILE: &str = "token_groups.rego";
+
 /// The demo's policy on token claims, next to the shipped ones.
 const POLICY: (&str, &str) = (
-    "token_groups.rego",
+    POLICY_FILE,
     r#"# Decide on what the identity provider says of a caller: a caller that
 # brings a token (the demo's [auth.jwt]) may use credit-scoring only when
 # its `groups` claim names the lending group. Callers without a token have
