@@ -29,6 +29,29 @@ impl FetchResult {
     }
 }
 
+/// Every `result` of a token's check.
+const TOKEN_RESULTS: [&str; 11] = [
+    "accepted",
+    "malformed",
+    "algorithm",
+    "unknown_kid",
+    "signature",
+    "expired",
+    "not_yet_valid",
+    "issuer",
+    "audience",
+    "missing_claim",
+    "no_caller",
+];
+
+/// Every way a fetch ends.
+const FETCH_RESULTS: [FetchResult; 4] = [
+    FetchResult::Ok,
+    FetchResult::HttpError,
+    FetchResult::ParseError,
+    FetchResult::Timeout,
+];
+
 /// The `result` label of a token's check.
 fn token_result(result: Result<(), TokenProblem>) -> &'static str {
     match result {
@@ -43,6 +66,33 @@ fn token_result(result: Result<(), TokenProblem>) -> &'static str {
         Err(TokenProblem::WrongAudience) => "audience",
         Err(TokenProblem::MissingClaim) => "missing_claim",
         Err(TokenProblem::NoCaller) => "no_caller",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_token_result_has_a_series_from_the_start() {
+        let problems = [
+            TokenProblem::Malformed,
+            TokenProblem::Algorithm,
+            TokenProblem::UnknownKey,
+            TokenProblem::BadSignature,
+            TokenProblem::Expired,
+            TokenProblem::NotYetValid,
+            TokenProblem::WrongIssuer,
+            TokenProblem::WrongAudience,
+            TokenProblem::MissingClaim,
+            TokenProblem::NoCaller,
+        ];
+        let mut named: Vec<&str> = problems.map(|p| token_result(Err(p))).to_vec();
+        named.push(token_result(Ok(())));
+        named.sort_unstable();
+        let mut listed = TOKEN_RESULTS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(named, listed);
     }
 }
 
@@ -92,9 +142,19 @@ impl JwtMetrics {
         })
     }
 
-    /// Registers the families in `registry`.
+    /// Registers the families in `registry`, every series from 0 (so a
+    /// rate over them exists before the first token or fetch).
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let metrics = Self::families()?;
+        for result in TOKEN_RESULTS {
+            metrics.tokens.with_label_values(&[result]);
+        }
+        for result in ["hit", "miss"] {
+            metrics.cache.with_label_values(&[result]);
+        }
+        for result in FETCH_RESULTS {
+            metrics.fetches.with_label_values(&[result.as_str()]);
+        }
         registry.register(Box::new(metrics.tokens.clone()))?;
         registry.register(Box::new(metrics.cache.clone()))?;
         registry.register(Box::new(metrics.fetches.clone()))?;
