@@ -795,6 +795,11 @@ fn jwt_accepts_only_asymmetric_algorithms_and_exactly_one_key_source() {
     }
     let err = jwt("jwks_url = \"ftp://idp/j\"\n").unwrap_err();
     assert!(err.to_string().contains("auth.jwt.jwks_url"), "{err}");
+    assert_eq!(checked.cache_entries, 10_000);
+    let off = jwt(&format!("{url}cache_entries = 0\n")).unwrap();
+    assert_eq!(off.auth.jwt.unwrap().cache_entries, 0);
+    let err = jwt(&format!("{url}cache_entries = 1000001\n")).unwrap_err();
+    assert!(err.to_string().contains("auth.jwt.cache_entries"), "{err}");
 }
 
 #[test]
