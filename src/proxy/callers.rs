@@ -89,8 +89,7 @@ pub(crate) fn identify(
     headers: &HeaderMap,
     peer: Option<IpAddr>,
     client_certificate: Option<&CertificateDer<'_>>,
-    jwt: Option<&super::jwt::JwtAuth>,
-    checked: Option<&super::jwt::TokenChecked>,
+    jwt: Option<super::jwt::RequestToken<'_>>,
     now_unix: impl Fn() -> i64,
 ) -> Identified {
     if let (Some(mtls), Some(certificate)) = (&auth.mtls, client_certificate) {
@@ -135,12 +134,7 @@ pub(crate) fn identify(
     if let Some(jwt) = jwt
         && let Some(token) = super::jwt::bearer_jwt(headers)
     {
-        // Checked before the handler ran, else here.
-        let result = match checked {
-            Some(checked) => checked.0.clone(),
-            None => jwt.verify(token),
-        };
-        return match result {
+        return match jwt.verify(token) {
             Ok(verified) => Identified {
                 caller: Some(verified.caller),
                 auth: verified.auth,
@@ -263,7 +257,6 @@ mod tests {
             auth,
             &caller_header,
             &headers(pairs),
-            None,
             None,
             None,
             None,

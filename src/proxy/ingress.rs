@@ -107,8 +107,10 @@ fn begin(state: &ProxyState, parts: &Parts, route: Route) -> Draft {
             .extensions
             .get::<crate::listener::ClientCertificate>()
             .map(|certificate| certificate.0.as_ref()),
-        state.jwt.as_ref(),
-        parts.extensions.get::<super::jwt::TokenChecked>(),
+        state.jwt.as_ref().map(|auth| super::jwt::RequestToken {
+            auth,
+            checked: parts.extensions.get::<super::jwt::TokenChecked>(),
+        }),
         // Read only for a key with an expiry: most requests need no clock.
         || {
             std::time::SystemTime::now()

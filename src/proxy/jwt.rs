@@ -221,6 +221,24 @@ enum Cached {
 #[derive(Clone)]
 pub(crate) struct TokenChecked(pub(crate) Result<Verified, TokenProblem>);
 
+/// A request's bearer token check: made before the handler ran, or to
+/// make now.
+#[derive(Clone, Copy)]
+pub(crate) struct RequestToken<'a> {
+    pub(crate) auth: &'a JwtAuth,
+    pub(crate) checked: Option<&'a TokenChecked>,
+}
+
+impl RequestToken<'_> {
+    /// The check's result.
+    pub(crate) fn verify(self, token: &str) -> Result<Verified, TokenProblem> {
+        match self.checked {
+            Some(checked) => checked.0.clone(),
+            None => self.auth.verify(token),
+        }
+    }
+}
+
 impl std::fmt::Debug for JwtAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwtAuth")
