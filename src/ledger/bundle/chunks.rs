@@ -206,8 +206,15 @@ impl Chunked {
     /// present with its `lines`, `sha256` and (where given) `bytes`; the
     /// chunks' files all listed, their line counts their seq ranges; no
     /// other file of section 8.4 present unlisted. Every chunk but the last
-    /// ends at a carried checkpoint's size.
-    pub(super) fn check_files(&self, dir: &Path, files: &Value) -> Result<(), BundleError> {
+    /// ends at a carried checkpoint's size. With `read_chunks` false the
+    /// chunks' own files are not read here (each is compared as its chunk
+    /// is checked, read once: `chunk_read`).
+    pub(super) fn check_files(
+        &self,
+        dir: &Path,
+        files: &Value,
+        read_chunks: bool,
+    ) -> Result<(), BundleError> {
         let Value::Object(files) = files else {
             return Err(bad("manifest", "files is not an object"));
         };
@@ -218,6 +225,9 @@ impl Chunked {
                     "manifest",
                     format!("files lists an unknown file {name}"),
                 ));
+            }
+            if chunked && !read_chunks {
+                continue;
             }
             // The stored bytes first: a changed compressed file is named
             // by its SHA-256, not by what decompressing it meets.
@@ -388,12 +398,18 @@ fn decompressed_lines(
 /// The decompressed content of the file at `path`.
 fn decoder(path: &Path, compression: Compression) -> Result<Box<dyn Read + Send>, BundleError> {
     let file = std::fs::File::open(path).map_err(|err| unreadable(path, err))?;
+    decode(file, compression).map_err(|err| unreadable(path, err))
+}
+
+/// The decompressed content of `stored`.
+pub(super) fn decode<R: Read + Send + 'static>(
+    stored: R,
+    compression: Compression,
+) -> std::io::Result<Box<dyn Read + Send>> {
     Ok(match compression {
-        Compression::None => Box::new(file),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(file))),
-        Compression::Zstd => {
-            Box::new(zstd::stream::read::Decoder::new(file).map_err(|err| unreadable(path, err))?)
-        }
+        Compression::None => Box::new(stored),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(BufReader::new(stored))),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(stored)?),
     })
 }
 

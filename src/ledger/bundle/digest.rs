@@ -40,6 +40,9 @@ pub(super) struct Lines {
     /// The longest line read so far (with its LF): each line is read into
     /// a buffer of that capacity.
     longest: usize,
+    /// Whether the content is hashed (a chunk file's SHA-256 is of its
+    /// stored bytes instead: `chunk_read`).
+    hash: bool,
 }
 
 impl Lines {
@@ -62,6 +65,16 @@ impl Lines {
             lfs: 0,
             number: 0,
             longest: 0,
+            hash: true,
+        }
+    }
+
+    /// [`Lines::from_reader`] without hashing the content: only its
+    /// lines are counted.
+    pub(super) fn unhashed(path: PathBuf, reader: Box<dyn Read + Send>) -> Self {
+        Self {
+            hash: false,
+            ..Self::from_reader(path, reader)
         }
     }
 
@@ -78,7 +91,9 @@ impl Lines {
         if read == 0 {
             return Ok(None);
         }
-        self.sha.update(&line);
+        if self.hash {
+            self.sha.update(&line);
+        }
         self.longest = self.longest.max(line.len());
         if line.last() == Some(&b'\n') {
             self.lfs += 1;
@@ -99,7 +114,9 @@ impl Lines {
                 Err(err) => return Err(unreadable(&self.path, err)),
             };
             let bytes = &chunk[..read];
-            self.sha.update(bytes);
+            if self.hash {
+                self.sha.update(bytes);
+            }
             self.lfs += bytes.iter().filter(|b| **b == b'\n').count() as u64;
         }
         Ok(Digest {

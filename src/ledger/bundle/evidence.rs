@@ -116,6 +116,7 @@ pub(super) fn checkpoint_of_to(
 }
 
 /// One line of `context.jsonl`: an entry outside the range, proven.
+#[derive(Clone)]
 pub(super) struct ContextEntry {
     pub(super) entry: BundleEntry,
     size: u64,

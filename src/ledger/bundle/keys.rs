@@ -139,6 +139,15 @@ impl KeySchedule {
         self.rotations.iter().map(|r| r.seq)
     }
 
+    /// The rotations followed with a seq in `range`: seq, old and new key.
+    pub(crate) fn rotations_in(&self, range: std::ops::Range<u64>) -> Vec<(u64, String, String)> {
+        self.rotations
+            .iter()
+            .filter(|r| range.contains(&r.seq))
+            .map(|r| (r.seq, r.old.vkey(), r.new.vkey()))
+            .collect()
+    }
+
     /// Rotations followed.
     pub(crate) fn count(&self) -> u64 {
         self.rotations.len() as u64

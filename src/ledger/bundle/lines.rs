@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// One line of `entries.jsonl`, checked on its own.
+#[derive(Clone)]
 pub(crate) struct BundleEntry {
     /// Its `seq`.
     pub(crate) seq: u64,

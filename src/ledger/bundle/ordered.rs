@@ -85,6 +85,47 @@ pub(super) struct Ordered<'a> {
     unpaid: BTreeSet<u64>,
     /// Chunks not yet reached: their `from`, `prefix` and setting.
     marks: std::collections::VecDeque<(u64, Frontier, bool)>,
+    /// One chunk checked alone (`chunk_pass`): the links that lead before
+    /// it are handed back rather than judged.
+    alone: Option<Alone>,
+}
+
+/// What a chunk checked alone keeps for the step that joins the chunks.
+#[derive(Default)]
+struct Alone {
+    /// Roots the carried checkpoints in the chunk's range claim (their
+    /// signatures are checked once for the whole bundle): size and root.
+    roots: std::collections::VecDeque<(u64, Hash)>,
+    /// The first entry's `prev_hash`.
+    first_prev: Option<String>,
+    /// `stream_ended` entries naming a decision before the chunk: the
+    /// decision's seq, their own seq, their names.
+    ends: Vec<(u64, u64, Value)>,
+}
+
+/// What one chunk checked alone hands to the step that joins the chunks:
+/// bounded by its rotations, erasures, streams in flight and problems,
+/// never by its entries.
+pub(super) struct ChunkEnd {
+    pub(super) first: First,
+    pub(super) entries: u64,
+    /// The first entry's `prev_hash`, the last entry's hash.
+    pub(super) first_prev: Option<String>,
+    pub(super) last_hash: Option<String>,
+    /// The tree's right edge after the chunk.
+    pub(super) frontier: Frontier,
+    /// The `entry_signatures` setting the chunk leaves (`on`).
+    pub(super) signing: bool,
+    /// The key schedule followed through the chunk.
+    pub(super) schedule: KeySchedule,
+    /// Streamed decisions of the chunk not ended in it: seq and names.
+    pub(super) open: BTreeMap<u64, Value>,
+    /// `stream_ended` entries naming a decision before the chunk.
+    pub(super) ends: Vec<(u64, u64, Value)>,
+    /// Seqs named by `payload_erased` entries of the chunk, not in it.
+    pub(super) erased: BTreeSet<u64>,
+    /// Kept payloads without their line, no erasure in the chunk naming them.
+    pub(super) unpaid: BTreeSet<u64>,
 }
 
 /// What the ordered checks start from.
@@ -101,6 +142,9 @@ pub(super) struct Start<'a> {
     /// A chunked bundle's chunks: each one's `from`, the tree's right edge
     /// its manifest member gives there, and its `entry_signatures` is on.
     pub(super) marks: Vec<(u64, Frontier, bool)>,
+    /// One chunk checked alone: the roots its carried checkpoints claim
+    /// (size, root) and the `entry_signatures` setting at its `from`.
+    pub(super) alone: Option<(Vec<(u64, Hash)>, bool)>,
 }
 
 impl<'a> Ordered<'a> {
@@ -138,6 +182,7 @@ impl<'a> Ordered<'a> {
             erased: BTreeSet::new(),
             unpaid: BTreeSet::new(),
             marks: start.marks.into(),
+            alone: None,
         };
         let context = std::mem::take(&mut ordered.context);
         let from = ordered.from;
@@ -158,6 +203,13 @@ impl<'a> Ordered<'a> {
             }
         }
         ordered.context = context;
+        if let Some((roots, signing)) = start.alone {
+            ordered.setting = Some((ordered.from, signing));
+            ordered.alone = Some(Alone {
+                roots: roots.into(),
+                ..Alone::default()
+            });
+        }
         ordered.reach_checkpoints(ordered.from)?;
         Ok(ordered)
     }
@@ -206,10 +258,16 @@ impl<'a> Ordered<'a> {
             return Ok(());
         }
         self.join(expected);
+        if line == 0
+            && let Some(alone) = self.alone.as_mut()
+        {
+            alone.first_prev = Some(entry.prev_hash().to_owned());
+        }
         self.chain(entry, line);
         self.follow(entry);
         self.frontier.push(parsed.leaf);
         self.reach_checkpoints(self.frontier.size())?;
+        self.claimed_roots();
         self.stream(entry);
         if self.evidence {
             self.presence(entry, signed, paid);
@@ -413,6 +471,13 @@ impl<'a> Ordered<'a> {
             let reason = format!("decision_seq {decision_seq} is not below its own seq");
             return self.first.error(Check::Streams, seq, problem(reason));
         }
+        if decision_seq < self.from
+            && let Some(alone) = self.alone.as_mut()
+        {
+            // Before the chunk: for the step that joins the chunks.
+            alone.ends.push((decision_seq, seq, entry.stream_names()));
+            return;
+        }
         if decision_seq < self.from {
             // Outside the bundle: taken as given, but ended only once.
             if let Some(first) = self.ended_before.insert(decision_seq, seq) {
@@ -576,9 +641,93 @@ impl<'a> Ordered<'a> {
         }
     }
 
+    /// The first seq.
+    pub(super) fn from(&self) -> u64 {
+        self.from
+    }
+
     /// Entries taken.
     pub(super) fn entries(&self) -> u64 {
         self.lines
+    }
+
+    /// A chunk checked alone: the tree's root at each carried checkpoint
+    /// size it reaches must be the root that checkpoint claims.
+    fn claimed_roots(&mut self) {
+        let size = self.frontier.size();
+        let Some(alone) = self.alone.as_mut() else {
+            return;
+        };
+        while let Some(&(at, root)) = alone.roots.front() {
+            if at > size {
+                return;
+            }
+            alone.roots.pop_front();
+            if at < size || !self.first.wants(Check::Locate) {
+                continue;
+            }
+            if self.frontier.root() == root {
+                self.last_match = at;
+            } else {
+                let error = evidence::changed(self.from, self.last_match, at);
+                self.first.error(Check::Locate, 0, error);
+            }
+        }
+    }
+
+    /// The whole bundle's carried checkpoints without its entries (checked
+    /// chunk by chunk elsewhere): the `key_rotated` entries of the range
+    /// followed, and `entries` taken as read.
+    pub(super) fn entries_elsewhere(&mut self, rotations: &[BundleEntry], entries: u64) {
+        for entry in rotations {
+            self.follow(entry);
+        }
+        self.lines = entries;
+    }
+
+    /// After a chunk checked alone: what the step that joins the chunks
+    /// needs.
+    pub(super) fn finish_chunk(mut self) -> ChunkEnd {
+        let entries = self.lines;
+        let (from, to) = (self.from, self.to);
+        if entries < to - from {
+            self.first.error(
+                Check::Seqs,
+                u64::MAX,
+                bad_seq(
+                    from + entries,
+                    format!(
+                        "missing: the chunk covers seq {from}..{} but its entries end after \
+                         {entries} lines",
+                        to - 1
+                    ),
+                ),
+            );
+        }
+        if let Some(broken) = self.broken.take() {
+            self.report_broken(broken, None);
+        }
+        let alone = self.alone.take().unwrap_or_default();
+        if let Some(&(size, _)) = alone.roots.front()
+            && size <= to
+        {
+            let reason = format!("the tree did not reach the carried checkpoint of size {size}");
+            self.first
+                .error(Check::Locate, u64::MAX, bad("root", reason));
+        }
+        ChunkEnd {
+            first: self.first,
+            entries,
+            first_prev: alone.first_prev,
+            last_hash: self.last.map(|(_, hash)| hash),
+            frontier: self.frontier,
+            signing: self.setting.is_some_and(|(_, on)| on),
+            schedule: self.schedule,
+            open: self.open,
+            ends: alone.ends,
+            erased: self.erased,
+            unpaid: self.unpaid,
+        }
     }
 }
 

@@ -421,7 +421,7 @@ fn pass(
     // Step 1 first for chunks: a changed compressed file is then named by
     // its SHA-256 rather than by what decompressing it meets.
     if let (Some(files), Some(chunked)) = (files, chunked) {
-        chunked.check_files(dir, files)?;
+        chunked.check_files(dir, files, true)?;
     }
     let Some(entries) = open_lines(dir, chunked, "entries")? else {
         if let Some(files) = files {
@@ -477,6 +477,7 @@ fn pass(
         frontier,
         checkpoints,
         context,
+        alone: None,
         marks: chunked
             .map(|chunked| {
                 chunked
@@ -508,7 +509,8 @@ fn pass(
         signatures: Paired::new(open_lines(dir, chunked, "signatures")?),
         payloads: Paired::new(payloads),
     };
-    run(&mut reader, &mut ordered, origin, from)?;
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    run(&mut reader, &mut ordered, origin, from, threads)?;
     let entries = ordered.entries();
     let finished = ordered.finish(note)?;
     let (signatures, payloads) = (reader.signatures.taken, reader.payloads.taken);
@@ -573,8 +575,8 @@ fn run(
     ordered: &mut Ordered<'_>,
     origin: &str,
     from: u64,
+    threads: usize,
 ) -> Result<(), Stop> {
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let mut round = reader.round()?;
     let mut pending: Option<Pending> = None;
     let mut checking: Option<Checking> = None;
@@ -658,6 +660,55 @@ fn run(
         round = next;
     }
     Ok(())
+}
+
+/// One chunk's lines through the ordered checks (`chunk_pass`): its
+/// entries, and its signature and payload lines when it has them, on
+/// `threads` threads. Returns the three files, read to the end of what the
+/// pass took, and the signature and payload lines taken.
+pub(super) fn run_chunk(
+    entries: Lines,
+    signatures: Option<Lines>,
+    payloads: Option<Lines>,
+    ordered: &mut Ordered<'_>,
+    origin: &str,
+    threads: usize,
+) -> Result<ChunkLines, BundleError> {
+    let from = ordered.from();
+    let mut reader = Reader {
+        entries,
+        entries_done: false,
+        taken: 0,
+        from,
+        signatures: Paired::new(signatures),
+        payloads: Paired::new(payloads),
+    };
+    match run(&mut reader, ordered, origin, from, threads) {
+        Ok(()) => {}
+        Err(Stop::Bundle(err)) => return Err(err),
+        Err(Stop::Reordered) => {
+            return Err(bad(
+                "bundle",
+                "signature or payload lines are not in increasing seq order",
+            ));
+        }
+    }
+    Ok(ChunkLines {
+        signatures_taken: reader.signatures.taken,
+        payloads_taken: reader.payloads.taken,
+        entries: reader.entries,
+        signatures: reader.signatures.lines,
+        payloads: reader.payloads.lines,
+    })
+}
+
+/// A chunk's files after [`run_chunk`].
+pub(super) struct ChunkLines {
+    pub(super) entries: Lines,
+    pub(super) signatures: Option<Lines>,
+    pub(super) payloads: Option<Lines>,
+    pub(super) signatures_taken: u64,
+    pub(super) payloads_taken: u64,
 }
 
 /// Hands a parsed round's entries to the ordered checks, up to the first

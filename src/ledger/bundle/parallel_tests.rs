@@ -1,0 +1,143 @@
+//! The parallel check of a chunked bundle takes the bundles the exporter
+//! writes (key rotations, payloads, signatures, a range after a rotation)
+//! on its own, with the report of the one-stream pass, whatever the number
+//! of threads; and each chunk checks alone.
+
+use super::*;
+use crate::decision::{Capture, Decision, DecisionId, EntrySignatures, Outcome, Route, Timings};
+use crate::ledger::entry::EntryBody;
+use crate::ledger::export::{BundleOptions, Chunking, Compression, export_bundle};
+use crate::ledger::memstore::MemStore;
+use crate::ledger::sequencer::{Ledger, SequencerConfig};
+use ed25519_dalek::SigningKey;
+use std::sync::Arc;
+
+const ORIGIN: &str = "test.example/log";
+const KEY: [u8; 32] = [7; 32];
+const NEXT: [u8; 32] = [8; 32];
+
+fn key(seed: [u8; 32]) -> NoteVerifier {
+    NoteVerifier::new(ORIGIN, SigningKey::from_bytes(&seed).verifying_key()).unwrap()
+}
+
+fn decision() -> EntryBody {
+    EntryBody::Decision(Box::new(Decision {
+        id: DecisionId::random(),
+        caller: "alice".into(),
+        route: Route::KserveInfer,
+        protocol: None,
+        model: Some("m".into()),
+        version: Some("1".into()),
+        approval_seq: None,
+        path: "/v1/chat/completions".into(),
+        cut: Default::default(),
+        subject: None,
+        auth: Default::default(),
+        policy: None,
+        outcome: Outcome::Served,
+        status: 200,
+        error_code: None,
+        timings: Timings::default(),
+        request: Capture::of_complete(&bytes::Bytes::from_static(b"{\"in\":1}"), 64),
+        response: Capture::of_complete(&bytes::Bytes::from_static(b"{\"out\":2}"), 64),
+    }))
+}
+
+async fn append(store: &Arc<MemStore>, seed: [u8; 32], bodies: Vec<EntryBody>) {
+    let (ledger, writer) = Ledger::open(
+        store.clone(),
+        SequencerConfig::for_tests(
+            ORIGIN,
+            &SigningKey::from_bytes(&seed),
+            EntrySignatures::On,
+            64,
+            3,
+        ),
+    )
+    .unwrap();
+    for batch in bodies.chunks(3) {
+        let appends: Vec<_> = batch.iter().map(|b| ledger.append(b.clone())).collect();
+        for append in appends {
+            append.await.unwrap();
+        }
+    }
+    drop(ledger);
+    tokio::task::spawn_blocking(move || writer.close())
+        .await
+        .unwrap();
+}
+
+/// 12 decisions, a rotation at seq 12, 12 more under the next key.
+async fn rotated() -> Arc<MemStore> {
+    let store = Arc::new(MemStore::new());
+    append(&store, KEY, (0..12).map(|_| decision()).collect()).await;
+    let rotation = EntryBody::KeyRotated {
+        old_vkey: key(KEY).vkey(),
+        new_vkey: key(NEXT).vkey(),
+    };
+    append(&store, KEY, vec![rotation]).await;
+    append(&store, NEXT, (0..12).map(|_| decision()).collect()).await;
+    store
+}
+
+/// The parallel check on `jobs` threads, `None` when it passed the bundle on.
+fn parallel_on(dir: &Path, jobs: usize) -> Option<BundleReport> {
+    let manifest = read_manifest(dir).unwrap();
+    let note = read_text(dir, "checkpoint.txt").unwrap().unwrap();
+    let claimed = peek_checkpoint(&note).unwrap();
+    parallel::verify(dir, &manifest, &claimed, &key(KEY), None, &note, jobs)
+        .map(|(report, _)| report)
+}
+
+/// The one-stream pass alone.
+fn one_stream(dir: &Path) -> BundleReport {
+    let manifest = read_manifest(dir).unwrap();
+    let note = read_text(dir, "checkpoint.txt").unwrap().unwrap();
+    let claimed = peek_checkpoint(&note).unwrap();
+    match stream::contiguous(dir, &manifest, &claimed, &key(KEY), None, &note) {
+        Ok(stream::Outcome::Verified(verified)) => verified.0,
+        _ => panic!("the one-stream pass does not verify {}", dir.display()),
+    }
+}
+
+#[tokio::test]
+async fn chunked_bundles_are_checked_chunk_by_chunk_with_the_one_stream_report() {
+    let store = rotated().await;
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, compression, from) in [
+        ("zstd", Compression::Zstd, 0),
+        ("none", Compression::None, 0),
+        ("after", Compression::Gzip, 15),
+    ] {
+        let dir = tmp.path().join(name);
+        let options = BundleOptions {
+            chunks: Some(Chunking {
+                entries: 4,
+                compression,
+            }),
+            ..BundleOptions::payloads(true)
+        };
+        export_bundle(&*store, &key(NEXT), from, None, &options, &dir, |_, _| {}).unwrap();
+        let whole = one_stream(&dir);
+        assert_eq!(whole.rotations, 1, "{name}");
+        for jobs in [1, 2, 3] {
+            assert_eq!(
+                parallel_on(&dir, jobs).as_ref(),
+                Some(&whole),
+                "{name} on {jobs}"
+            );
+        }
+        let manifest = read_manifest(&dir).unwrap();
+        let chunks = manifest.raw["chunks"].as_array().unwrap().clone();
+        assert!(chunks.len() >= 3, "{name}: {chunks:?}");
+        let mut entries = 0;
+        for chunk in &chunks {
+            let at = chunk["from"].as_u64().unwrap();
+            let report = verify_chunk(&dir, &key(KEY), None, at, 2).unwrap();
+            assert_eq!(report.from, at);
+            assert!(!report.not_made.is_empty(), "{name} {at}");
+            entries += report.entries;
+        }
+        assert_eq!(entries, whole.entries, "{name}");
+    }
+}
