@@ -409,10 +409,22 @@ pub(super) fn read_vkey(value: &str) -> anyhow::Result<NoteVerifier> {
     })
 }
 
+/// How `verify --bundle` runs: `--jobs` (0: every core), `--chunk`.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct BundleRun {
+    pub(super) jobs: usize,
+    pub(super) chunk: Option<u64>,
+}
+
 /// `verify --bundle`: exit 0 verified, 1 the bundle does not verify, 2
-/// cannot check (unreadable bundle, malformed key).
-pub(super) fn verify_bundle(dir: &std::path::Path, vkey: &str, current: Option<&str>) -> ExitCode {
-    use crate::ledger::bundle::{BundleError, BundleForm, verify_bundle};
+/// cannot check (unreadable bundle, malformed key, no such chunk).
+pub(super) fn verify_bundle(
+    dir: &std::path::Path,
+    vkey: &str,
+    current: Option<&str>,
+    how: BundleRun,
+) -> ExitCode {
+    use crate::ledger::bundle::{BundleForm, verify_bundle_on};
     let keys = read_vkey(vkey).and_then(|first| {
         let current = current.map(read_vkey).transpose()?;
         if let Some(current) = &current {
@@ -436,7 +448,10 @@ pub(super) fn verify_bundle(dir: &std::path::Path, vkey: &str, current: Option<&
             return ExitCode::from(2);
         }
     };
-    match verify_bundle(dir, &first, current.as_ref()) {
+    if let Some(at) = how.chunk {
+        return verify_chunk(dir, &first, current.as_ref(), at, how.jobs);
+    }
+    match verify_bundle_on(dir, &first, current.as_ref(), how.jobs) {
         Ok(report) => {
             for warning in &report.warnings {
                 eprintln!("govgate: warning: {warning}");
@@ -463,21 +478,73 @@ pub(super) fn verify_bundle(dir: &std::path::Path, vkey: &str, current: Option<&
             }
             ExitCode::SUCCESS
         }
-        Err(BundleError::Bad { seq, item, reason }) => {
+        Err(err) => bundle_failed(&err, "bundle"),
+    }
+}
+
+/// A bundle (or chunk, `what`) that did not verify: exit 1 with its first
+/// problem, or 2 when it cannot be checked.
+fn bundle_failed(err: &crate::ledger::bundle::BundleError, what: &str) -> ExitCode {
+    use crate::ledger::bundle::BundleError;
+    match err {
+        BundleError::Bad { seq, item, reason } => {
             let first = seq.map_or(String::new(), |seq| format!("first bad seq {seq}: "));
             // A chunked bundle's item also names the chunk file.
-            let what = if seq.is_some_and(|seq| item == format!("seq {seq}")) {
-                reason
+            let what_failed = if seq.is_some_and(|seq| *item == format!("seq {seq}")) {
+                reason.clone()
             } else {
                 format!("{item}: {reason}")
             };
-            eprintln!("govgate: bundle does NOT verify: {first}{what}");
+            eprintln!("govgate: {what} does NOT verify: {first}{what_failed}");
             ExitCode::FAILURE
         }
-        Err(err @ BundleError::Unreadable { .. }) => {
-            eprintln!("govgate: cannot check the bundle: {err}");
+        BundleError::Unreadable { .. } => {
+            eprintln!("govgate: cannot check the {what}: {err}");
             ExitCode::from(2)
         }
+        BundleError::NoChunk(_) => {
+            eprintln!("govgate: error: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// `verify --bundle DIR --chunk A`: exit 0 the chunk verified (the checks
+/// that need the other chunks listed as not made), 1 it does not verify, 2
+/// cannot check (unreadable, not a chunked bundle, no chunk starts at A).
+fn verify_chunk(
+    dir: &std::path::Path,
+    first: &crate::ledger::checkpoint::NoteVerifier,
+    current: Option<&crate::ledger::checkpoint::NoteVerifier>,
+    at: u64,
+    jobs: usize,
+) -> ExitCode {
+    match crate::ledger::bundle::verify_chunk(dir, first, current, at, jobs) {
+        Ok(report) => {
+            print_out(&format!(
+                "chunk {}..{} of bundle ok: origin {}, entries {}..{} ({} checked), checkpoint \
+                 of size {}, {} payloads, {} signatures, {} key rotations\n",
+                report.from,
+                report.to,
+                report.origin,
+                report.from,
+                report.to,
+                report.entries,
+                report.size,
+                report.payloads,
+                report.signatures,
+                report.rotations
+            ));
+            for what in &report.not_made {
+                print_out(&format!("note: not made with --chunk: {what}\n"));
+            }
+            let why = "it lies in a later chunk or beyond the bundle's range, or never came";
+            if let Some(notice) = open_streams_notice(&report.open_streams, why) {
+                print_out(&notice);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(err) => bundle_failed(&err, &format!("chunk {at}")),
     }
 }
 

@@ -145,6 +145,23 @@ enum Command {
         /// key before it (default: --vkey).
         #[arg(long, value_name = "VKEY", requires = "bundle")]
         current_vkey: Option<String>,
+        /// With --bundle: threads to verify on (default: every core). A
+        /// chunked bundle's chunks are checked in parallel, at most N at
+        /// once; the outcome does not depend on N.
+        #[arg(long, value_name = "N", requires = "bundle", value_parser = clap::value_parser!(u64).range(1..=1024))]
+        jobs: Option<u64>,
+        /// With --bundle: check only the chunk of a chunked bundle that
+        /// starts at seq A (its directory `chunks/A/` with 12 digits), with
+        /// the bundle's manifest.json, checkpoint.txt and checkpoints.jsonl;
+        /// the other chunks need not be there. The joins with the other
+        /// chunks and the checks that span chunks are reported as not made.
+        #[arg(
+            long,
+            value_name = "A",
+            requires = "bundle",
+            conflicts_with = "witness"
+        )]
+        chunk: Option<u64>,
         /// Verify the log of the gateway running behind this admin API
         /// instead: a full verification is started there and followed to
         /// its end (role auditor or admin; token from GOVGATE_TOKEN).
@@ -378,6 +395,8 @@ pub fn main() -> ExitCode {
             bundle,
             vkey,
             current_vkey,
+            jobs,
+            chunk,
             admin_url,
             quiet,
             witness,
@@ -388,7 +407,11 @@ pub fn main() -> ExitCode {
             }
             return match (bundle, data_dir, vkey) {
                 (Some(bundle), _, Some(vkey)) => {
-                    let code = ledger::verify_bundle(&bundle, &vkey, current_vkey.as_deref());
+                    let how = ledger::BundleRun {
+                        jobs: jobs.map_or(0, |jobs| jobs as usize),
+                        chunk,
+                    };
+                    let code = ledger::verify_bundle(&bundle, &vkey, current_vkey.as_deref(), how);
                     if witness.is_empty() || code != ExitCode::SUCCESS {
                         code
                     } else {

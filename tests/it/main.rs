@@ -10,6 +10,7 @@ mod audit_sample;
 mod bundle_evidence;
 mod callers;
 mod chunked_export;
+mod chunked_parallel;
 mod chunked_verify;
 mod cli;
 mod connections;

@@ -473,6 +473,33 @@ fn verify_bundle_streams_a_bundle_much_larger_than_the_memory_it_may_use() {
         "{}",
         said(&refused)
     );
+
+    // The same ledger chunked (govgate-bundle/3), its chunks checked by
+    // the parallel pass (one at a time on the one core), under the same
+    // limit.
+    let chunked = filled.dir.path().join("chunked");
+    let export = filled
+        .cli(&[
+            "export",
+            "--quiet",
+            "--payloads",
+            "--chunk-entries",
+            "400",
+            "--out",
+            chunked.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    succeeds(export, "export --chunk-entries");
+    std::fs::remove_dir_all(&out).unwrap();
+    let said_ok = succeeds(
+        verify(&chunked),
+        "verify --bundle (chunked) under the memory limit",
+    );
+    assert!(
+        said_ok.contains("bundle ok: ") && said_ok.contains(" 1300 payloads,"),
+        "{said_ok}"
+    );
 }
 
 #[test]
