@@ -15,6 +15,16 @@
 //! leaves and interior nodes, the BLAKE3 chain, and the BLAKE3 commitment
 //! of each payload's request and response (decoded beforehand).
 //!
+//! `bundle_chunked_zstd` and `bundle_chunked_none` run `verify_bundle`
+//! over the same entries exported as a chunked bundle (`govgate-bundle/3`,
+//! chunks of 10 000 entries, zstd or uncompressed), whose chunks are
+//! checked in parallel; their `..._hash_limit` hashes what any verifier of
+//! that bundle must hash, split per chunk across all cores: the SHA-256 of
+//! each chunk file's stored bytes, the leaves, nodes and chain of each
+//! chunk's entries, and its payloads' commitments; with zstd also the
+//! decompression of every chunk file (no verifier can read a line without
+//! it).
+//!
 //! Run: `cargo bench --bench verify`
 
 // criterion's macros generate undocumented items.
@@ -27,7 +37,7 @@ use govgate::decision::EntrySignatures;
 use govgate::ledger::bundle::verify_bundle;
 use govgate::ledger::checkpoint::NoteSigner;
 use govgate::ledger::entry::commitment;
-use govgate::ledger::export::{BundleOptions, export_bundle};
+use govgate::ledger::export::{BundleOptions, Chunking, Compression, export_bundle};
 use govgate::ledger::memstore::MemStore;
 use govgate::ledger::store::LedgerStore;
 use govgate::ledger::tree::{Hash, leaf_hash, node_hash};
@@ -100,7 +110,7 @@ fn verify(c: &mut Criterion) {
         |_, _| {},
     )
     .unwrap();
-    drop(store);
+    let source = store;
     let files: Vec<Vec<u8>> = [
         "entries.jsonl",
         "signatures.jsonl",
@@ -119,7 +129,116 @@ fn verify(c: &mut Criterion) {
     group.bench_function("bundle_hash_limit/100k", |b| {
         b.iter(|| bundle_hash_limit(&files, &entries, &payloads, workers));
     });
+    for (name, compression) in [("zstd", Compression::Zstd), ("none", Compression::None)] {
+        let chunked = dir.path().join(name);
+        let options = BundleOptions {
+            chunks: Some(Chunking {
+                entries: 10_000,
+                compression,
+            }),
+            ..BundleOptions::payloads(true)
+        };
+        export_bundle(
+            source.as_ref(),
+            &verifier,
+            0,
+            None,
+            &options,
+            &chunked,
+            |_, _| {},
+        )
+        .unwrap();
+        let report = verify_bundle(&chunked, &verifier, None).unwrap();
+        assert_eq!((report.entries, report.payloads), (ENTRIES, ENTRIES));
+        let limit = ChunkedLimit::read(&chunked, &entries, compression);
+        group.bench_function(format!("bundle_chunked_{name}/100k"), |b| {
+            b.iter(|| verify_bundle(&chunked, &verifier, None).unwrap());
+        });
+        group.bench_function(format!("bundle_chunked_{name}_hash_limit/100k"), |b| {
+            b.iter(|| limit.run(workers));
+        });
+    }
     group.finish();
+}
+
+/// What any verifier of a chunked bundle must hash (and decompress), per
+/// chunk.
+struct ChunkedLimit<'a> {
+    /// Every chunk file as stored.
+    stored: Vec<Vec<u8>>,
+    compression: Compression,
+    /// Each chunk's entries and its payloads, decoded.
+    chunks: Vec<(&'a [Vec<u8>], Vec<Payload>)>,
+}
+
+impl<'a> ChunkedLimit<'a> {
+    fn read(dir: &std::path::Path, entries: &'a [Vec<u8>], compression: Compression) -> Self {
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+        let mut stored = Vec::new();
+        let mut chunks = Vec::new();
+        for chunk in manifest["chunks"].as_array().unwrap() {
+            let (from, to) = (
+                chunk["from"].as_u64().unwrap(),
+                chunk["to"].as_u64().unwrap(),
+            );
+            let mut payloads = Vec::new();
+            for file in chunk["files"].as_array().unwrap() {
+                let file = file.as_str().unwrap();
+                let bytes = std::fs::read(dir.join(file)).unwrap();
+                if file.contains("/payloads.") {
+                    let content = match compression {
+                        Compression::Zstd => zstd::decode_all(bytes.as_slice()).unwrap(),
+                        _ => bytes.clone(),
+                    };
+                    payloads = decoded_payloads(&content);
+                }
+                stored.push(bytes);
+            }
+            chunks.push((&entries[from as usize..to as usize], payloads));
+        }
+        Self {
+            stored,
+            compression,
+            chunks,
+        }
+    }
+
+    /// On `workers` threads taking jobs in turn: one per chunk file (its
+    /// SHA-256, and its decompression), one per chunk (tree, chain,
+    /// commitments).
+    fn run(&self, workers: usize) {
+        let jobs = self.stored.len() + self.chunks.len();
+        let next = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    loop {
+                        let job = next.fetch_add(1, Ordering::Relaxed);
+                        if job >= jobs {
+                            break;
+                        }
+                        if let Some(file) = self.stored.get(job) {
+                            std::hint::black_box(sha2::Sha256::digest(file));
+                            if self.compression == Compression::Zstd {
+                                let mut decoder =
+                                    zstd::stream::read::Decoder::new(file.as_slice()).unwrap();
+                                std::io::copy(&mut decoder, &mut std::io::sink()).unwrap();
+                            }
+                        } else if let Some((entries, payloads)) =
+                            self.chunks.get(job - self.stored.len())
+                        {
+                            tree_and_chain(entries);
+                            for (request_salt, request, response_salt, response) in payloads {
+                                std::hint::black_box(commitment(request_salt, request));
+                                std::hint::black_box(commitment(response_salt, response));
+                            }
+                        }
+                    }
+                });
+            }
+        });
+    }
 }
 
 /// The leaves, the interior nodes up to `part`'s root (as many as the

@@ -259,7 +259,7 @@ pub fn verify_chunk(
             ),
         ));
     }
-    parallel::verify_chunk(dir, &manifest, &claimed, first, current, &note, at, jobs)
+    parallel::verify_chunk(dir, &manifest, &claimed, first, current, &note, (at, jobs))
 }
 
 /// The bundle's entries in memory (the signature and payload lines are

@@ -345,7 +345,7 @@ fn unreadable(path: &Path, source: std::io::Error) -> BundleError {
 }
 
 /// The SHA-256 and size of a chunk file's stored bytes.
-fn stored(dir: &Path, name: &str) -> Result<(String, u64), BundleError> {
+pub(super) fn stored(dir: &Path, name: &str) -> Result<(String, u64), BundleError> {
     let path = dir.join(name);
     let raw = match std::fs::File::open(&path) {
         Ok(file) => file,

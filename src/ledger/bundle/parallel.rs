@@ -135,13 +135,45 @@ fn run_task(
         schedule: schedule_at(shared, chunk.from)?,
         threads,
     };
-    let mut done = super::chunk_pass::check(task)?;
-    let first = std::mem::take(&mut done.end.first);
-    if let Some(found) = first.take() {
-        let file = &chunk.files[0];
-        return Err(named(file, found_error(found, &done.end.schedule)));
+    let checked = super::chunk_pass::check(task).and_then(|mut done| {
+        let first = std::mem::take(&mut done.end.first);
+        match first.take() {
+            Some(found) => Err(named(
+                &chunk.files[0],
+                found_error(found, &done.end.schedule),
+            )),
+            None => Ok(Done::Chunk(Box::new(done))),
+        }
+    });
+    // A chunk file changed as stored is named by its SHA-256 rather than
+    // by what decompressing or reading it met.
+    if checked.is_err() {
+        stored_as_listed(shared, chunk)?;
     }
-    Ok(Done::Chunk(Box::new(done)))
+    checked
+}
+
+/// A chunk's files' stored bytes against the manifest's `files`.
+fn stored_as_listed(shared: &Shared<'_>, chunk: &super::chunks::Chunk) -> Result<(), BundleError> {
+    for name in &chunk.files {
+        let (sha256, bytes) = super::chunks::stored(shared.dir, name)?;
+        let expected = shared.files.get(name);
+        if expected.and_then(|e| e["sha256"].as_str()) != Some(sha256.as_str()) {
+            return Err(bad(
+                "files",
+                format!("{name}: its SHA-256 is not the manifest's"),
+            ));
+        }
+        if let Some(said) = expected.and_then(|e| e.get("bytes"))
+            && said.as_u64() != Some(bytes)
+        {
+            return Err(bad(
+                "files",
+                format!("{name} has {bytes} bytes, the manifest says {said}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Runs `work` over `tasks` on `jobs` threads, each taking the next task
@@ -499,7 +531,7 @@ fn combine(shared: &Shared<'_>, dones: Vec<Done>) -> Option<(BundleReport, KeySc
 }
 
 /// `--chunk A`: the chunk of the bundle in `dir` that starts at `at`,
-/// checked alone, on `jobs` threads.
+/// checked alone, on `jobs` threads (0: every core).
 pub(super) fn verify_chunk(
     dir: &Path,
     manifest: &Manifest,
@@ -507,8 +539,7 @@ pub(super) fn verify_chunk(
     first_key: &NoteVerifier,
     current: Option<&NoteVerifier>,
     note: &str,
-    at: u64,
-    jobs: usize,
+    (at, jobs): (u64, usize),
 ) -> Result<ChunkReport, BundleError> {
     let shared = prepare(dir, manifest, claimed, first_key, current, true)?;
     let Some(index) = shared.chunked.chunks.iter().position(|c| c.from == at) else {
