@@ -193,7 +193,7 @@ pub fn verify_bundle_on(
     let streamed = match (parallel, manifest.form) {
         (Some(verified), _) => stream::Outcome::Verified(Box::new(verified)),
         (None, BundleForm::Contiguous) => {
-            stream::contiguous(dir, &manifest, &claimed, first, current, &note)?
+            stream::contiguous(dir, &manifest, &claimed, first, current, &note, jobs)?
         }
         (None, BundleForm::Sparse) => {
             match sparse_stream::verify(dir, &manifest, &claimed, first, current, &note)? {

@@ -557,7 +557,7 @@ pub(super) fn verify_chunk(
     let chunk = &shared.chunked.chunks[index];
     let jobs = threads(jobs);
     let dones = run(jobs, &[0, index + 1], |task| {
-        run_task(&shared, note, task, jobs.saturating_sub(1).max(1))
+        run_task(&shared, note, task, jobs)
     })?;
     let mut dones = dones.into_iter();
     let (Some(Done::Carried(carried)), Some(Done::Chunk(done))) = (dones.next(), dones.next())

@@ -94,7 +94,7 @@ fn one_stream(dir: &Path) -> BundleReport {
     let manifest = read_manifest(dir).unwrap();
     let note = read_text(dir, "checkpoint.txt").unwrap().unwrap();
     let claimed = peek_checkpoint(&note).unwrap();
-    match stream::contiguous(dir, &manifest, &claimed, &key(KEY), None, &note) {
+    match stream::contiguous(dir, &manifest, &claimed, &key(KEY), None, &note, 0) {
         Ok(stream::Outcome::Verified(verified)) => verified.0,
         _ => panic!("the one-stream pass does not verify {}", dir.display()),
     }

@@ -355,8 +355,9 @@ pub(super) fn contiguous(
     first_key: &NoteVerifier,
     current: Option<&NoteVerifier>,
     note: &str,
+    jobs: usize,
 ) -> Result<Outcome, BundleError> {
-    match pass(dir, manifest, claimed, first_key, current, note) {
+    match pass(dir, manifest, claimed, first_key, current, note, jobs) {
         Ok(outcome) => Ok(outcome),
         Err(Stop::Reordered) => Ok(Outcome::InMemory),
         Err(Stop::Bundle(err)) => Err(name_chunk(manifest, err)),
@@ -408,6 +409,7 @@ fn pass(
     first_key: &NoteVerifier,
     current: Option<&NoteVerifier>,
     note: &str,
+    jobs: usize,
 ) -> Result<Outcome, Stop> {
     let (from, to, origin) = (manifest.from, manifest.to, claimed.origin.as_str());
     let evidence = manifest.version >= 2;
@@ -509,7 +511,7 @@ fn pass(
         signatures: Paired::new(open_lines(dir, chunked, "signatures")?),
         payloads: Paired::new(payloads),
     };
-    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let threads = super::parallel::threads(jobs);
     run(&mut reader, &mut ordered, origin, from, threads)?;
     let entries = ordered.entries();
     let finished = ordered.finish(note)?;
