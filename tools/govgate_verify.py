@@ -1098,6 +1098,9 @@ def split_jsonl(data: bytes) -> list:
 # before the rest goes to a scratch file: past these, memory stays flat
 # however large the bundle (the spilled state costs disk, not memory).
 SPILL_LIMIT = 50_000
+# Kept payloads without their line that a chunk worker (--jobs) hands back for the erasures of other
+# chunks to excuse; past this many, the one-pass check decides.
+LACKING_LIMIT = 10_000
 SPOOL_LIMIT = 10_000
 
 
@@ -1933,9 +1936,12 @@ def manifest_rotations(manifest) -> list:
 TOP_FILES_CHUNKED = ("checkpoint.txt", "checkpoints.jsonl", "context.jsonl")
 
 
-def check_chunked_files(directory: str, files, problems: list, digests: dict, compression, chunks: list, only) -> None:
+def check_chunked_files(
+    directory: str, files, problems: list, digests: dict, compression, chunks: list, only, unread_checked: bool = False
+) -> None:
     """check_bundle_files for a chunked bundle (8.4): chunk files with their stored SHA-256 and bytes and their
-    content's lines; every chunk's files listed; with --chunk (`only`), the other chunks' files are not asked for."""
+    content's lines; every chunk's files listed; with --chunk (`only`), the other chunks' files are not asked for.
+    unread_checked: a chunk's file not read here (the light pass's payloads) is checked by its chunk's worker."""
     if not isinstance(files, dict):
         problems.append("manifest: files is not an object")
         return
@@ -1949,6 +1955,8 @@ def check_chunked_files(directory: str, files, problems: list, digests: dict, co
         elif match is not None and (match[3] or "") == COMPRESSION_SUFFIX[compression]:
             if only is not None and name not in mine:
                 continue  # another chunk's: not handed on with this one
+            if unread_checked and name in mine and name not in digests:
+                continue
             digest = digests.get(name) or chunk_file_digest(directory, name, compression)
         else:
             problems.append(f"manifest: files lists an unknown file {name!r}")
@@ -2227,43 +2235,47 @@ class BundleFile:
         """(byte offset, line without its LF) of every line; the digest is recorded at the end."""
         if self.file is None:
             return
-        sha, newlines = hashlib.sha256(), 0
+        sha, newlines = hashlib.sha256(), [0]
+
+        def on_block(block: bytes) -> None:
+            sha.update(block)
+            newlines[0] += block.count(b"\n")
+
         with self.file:
-            for offset, line, block in read_lines(self.file):
-                if block is not None:
-                    sha.update(block)
-                    newlines += block.count(b"\n")
-                if line is not None:
-                    yield offset, line
-        self.digests[self.name] = (newlines, sha.hexdigest())
+            yield from read_lines(self.file, on_block)
+        self.digests[self.name] = (newlines[0], sha.hexdigest())
 
 
 READ_BLOCK = 256 << 10
 
 
-def read_lines(file):
-    """(offset, line without its LF, None) of every line of a binary file, read in blocks, and
-    (0, None, block) for each block read before its lines: a line never sits in memory longer
-    than it is, however long, and a block is hashed once, not line by line."""
-    offset, carry = 0, []
+def read_lines(file, on_block, base: int = 0):
+    """(base + offset, line without its LF) of every line of a binary file, read in blocks; each block
+    is handed to on_block before its lines (hashed once, not line by line), and a line never sits in
+    memory longer than it is, however long. Returns the number of lines (the generator's value)."""
+    offset, carry, count = base, [], 0
     while True:
         block = file.read(READ_BLOCK)
         if not block:
             break
-        yield 0, None, block
+        on_block(block)
         parts = block.split(b"\n")
         if carry:
             carry.append(parts[0])
             parts[0] = b"".join(carry)
             carry = []
         last = parts.pop()
+        count += len(parts)
+        # One generator between the file and the checks: this loop is run once per line of the bundle.
         for line in parts:
-            yield offset, line, None
+            yield offset, line
             offset += len(line) + 1
         if last:
             carry.append(last)
     if carry:
-        yield offset, b"".join(carry), None
+        yield offset, b"".join(carry)
+        count += 1
+    return count
 
 
 def file_digest(directory: str, name: str) -> tuple | None:
@@ -2918,22 +2930,23 @@ class ChunkedFile:
             self.starts.append((number + 1, base, name))
             self.offsets.append(base)
             first = number
-            newlines, size = 0, 0
+            counted = [0, 0]  # LFs and bytes of the content
+
+            def on_block(block: bytes) -> None:
+                counted[0] += block.count(b"\n")
+                counted[1] += len(block)
+
             try:
                 reader = decompressed(raw, self.compression)
-                for offset, line, block in read_lines(reader):
-                    if block is not None:
-                        newlines += block.count(b"\n")
-                        size += len(block)
-                    else:
-                        number += 1
-                        yield base + offset, line
+                number += yield from read_lines(reader, on_block, base)
                 raw.drain()
             except errors as err:
                 self.problems.append(f"files: {name}: cannot be read as {self.compression}: {err}")
+                number = first + counted[0]  # the lines of the blocks read before it, each yielded
                 raw.drain()
             finally:
                 raw.close()
+            newlines, size = counted
             self.digests[name] = (newlines, raw.sha.hexdigest(), raw.bytes)
             self.counts[name] = number - first
             base += size
@@ -3048,6 +3061,7 @@ class BundleCheck:
         # (entries parsed, not judged: the workers judge them); summary: what a chunk worker hands back.
         self.light = False
         self.summary: dict = {}
+        self.erased: SpillMap | None = None  # every payload_erased entry's erased_seq (the light pass's)
         self.summary_first = None  # the first entry's prev_hash
         self.rotations: list = []  # (seq, old vkey, new vkey) of the rotations followed
         self.pool = None
@@ -3099,11 +3113,17 @@ class BundleCheck:
             light.run()
             passed = not light.has_problems() and bool(light.ok_line)
             rotations, warnings, ok_line = light.rotations, light.warnings, light.ok_line
+            results = tasks.get()
+            if not passed or not all(ok for ok, _ in results):
+                return False
+            # A kept payload a chunk lacks is a problem unless a payload_erased entry (of any chunk) names it.
+            for _, summary in results:
+                lacking = summary["lacking"]
+                erased = light.erased if light.erased is not None else set()
+                if lacking is None or any(seq not in erased for seq in lacking):
+                    return False
         finally:
             light.close()
-        results = tasks.get()
-        if not passed or not all(ok for ok, _ in results):
-            return False
         for i in range(1, len(chunks)):
             before, after = results[i - 1][1], results[i][1]
             if (
@@ -3146,7 +3166,9 @@ class BundleCheck:
             # Checked last, with the digests taken while the files were read, but reported where it always was.
             found: list = []
             if self.version == 3:
-                check_chunked_files(self.directory, self.files, found, self.digests, self.compression, self.chunks, self.chunk)
+                check_chunked_files(
+                    self.directory, self.files, found, self.digests, self.compression, self.chunks, self.chunk, self.light
+                )
             else:
                 check_bundle_files(self.directory, self.files, found, self.digests)
             self.head[self.files_at : self.files_at] = found
@@ -3455,8 +3477,10 @@ class BundleCheck:
             payload_lines = prefetched(payloads_file.lines(), pool, _payload_work, window)
             signature_checks = SignatureChecks(signature_problems, pool, window)
         else:
-            entry_lines = ((offset, raw, None) for offset, raw in entries_file.lines())
-            payload_lines = payloads_file.lines()
+            entry_lines = entries_file.lines()  # (offset, line): no work done elsewhere
+            # The light pass reads no payload line: each chunk worker checks its chunk's (range, duplicates,
+            # commitments, files) and hands back the kept payloads it lacks (summary "unpaid"), judged here.
+            payload_lines = iter(()) if self.light else payloads_file.lines()
             signature_checks = InlineSignatureChecks(signature_problems)
         payloads = LineCursor(
             payload_lines,
@@ -3596,13 +3620,15 @@ class BundleCheck:
             if setting is not None and setting[1] and seq not in present_signatures and not self.light:
                 unsigned[seq] = setting[0]
             if payloads_flag and kind in ("decision", "stream_ended") and value.get("payload_mode") == "full":
-                if seq not in present_payloads:
+                if seq not in present_payloads and not self.light:
                     unpaid.add(seq)
             elif kind == "payload_erased":
                 _note_erasure(value, erased)
 
         n = 0
-        for offset, raw, work in entry_lines:
+        for item in entry_lines:
+            offset, raw = item[0], item[1]
+            work = item[2] if len(item) > 2 else None  # from a worker process (--jobs)
             n += 1
             if n > expected:
                 continue  # counted only
@@ -3713,11 +3739,18 @@ class BundleCheck:
         for seq, setting_seq in unsigned.sorted_items():
             if seq not in present_signatures:
                 missing_signature_problems.append(missing_signature_problem(seq, setting_seq))
+        lacking: list | None = []  # with --chunk: kept payloads without a line, unless a later chunk erased them
         if self.chunk is None:
             for seq, _ in unpaid.sorted_items():
                 if seq not in present_payloads and seq not in erased:
                     missing_payload_problems.append(missing_payload_problem(seq))
         elif payloads_flag:
+            for seq, _ in unpaid.sorted_items():
+                if seq not in present_payloads and seq not in erased:
+                    if len(lacking) == LACKING_LIMIT:
+                        lacking = None  # too many to hand back: the one-pass check decides
+                        break
+                    lacking.append(seq)
             self.not_made.append(
                 "kept payloads without their payloads line: a payload_erased entry of a later chunk may name them"
             )
@@ -3767,7 +3800,9 @@ class BundleCheck:
                 "signatures_on": bool(setting and setting[1]),
                 "payloads": counts["payloads"],
                 "signatures": signature_checks.verified,
+                "lacking": lacking,
             }
+        self.erased = erased  # the light pass's, for the chunks' lacking payloads
         if checkpoint is not None:
             what = f"chunk {start}..{end} of bundle" if self.chunk is not None else "bundle"
             self.ok_line = (

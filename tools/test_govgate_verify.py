@@ -3012,9 +3012,13 @@ class ChunkedTests(LogTestCase):
 
     def setUp(self):
         super().setUp()
+        self.write_source(range(1, self.N))
+
+    def write_source(self, payload_seqs) -> None:
+        """The govgate-bundle/2 bundle of self.entries that chunked() rewrites, with the payload lines of `payload_seqs`."""
         self.source = os.path.join(self.tmp.name, "source")
-        os.mkdir(self.source)
-        payloads = b"".join(json.dumps(payload_record(seq)).encode() + b"\n" for seq in range(1, self.N))
+        os.makedirs(self.source, exist_ok=True)
+        payloads = b"".join(json.dumps(payload_record(seq)).encode() + b"\n" for seq in payload_seqs)
         with open(os.path.join(self.source, "entries.jsonl"), "wb") as f:
             f.write(b"".join(e + b"\n" for e in self.entries))
         with open(os.path.join(self.source, "payloads.jsonl"), "wb") as f:
@@ -3108,6 +3112,53 @@ class ChunkedTests(LogTestCase):
             serial = run("bundle", "--vkey", self.vkey, d)
             self.assertEqual(serial[0], 1, serial)
             self.assertEqual(run("bundle", "--jobs", "2", "--vkey", self.vkey, d), serial)
+
+    def test_jobs_a_payload_erased_in_a_later_chunk_excuses_the_missing_line(self):
+        """--jobs: a chunk worker hands back the kept payloads its chunk lacks; a payload_erased entry of a later
+        chunk (seen by this process's pass) excuses them, as in the one-pass check; without it they fail."""
+        objects = [json.loads(e) for e in self.entries]
+        erasure = {"kind": "payload_erased", "erased_seq": 12, "reason": "test", "origin": ORIGIN, "seq": 35}
+        objects[35] = dict(erasure, decision_id=objects[12]["decision_id"], time=objects[35]["time"])
+        self.entries = rechain(objects)
+        self.leaves = [t_leaf(e) for e in self.entries]
+        self.write_source([seq for seq in range(1, self.N) if seq not in (12, 35)])
+
+        def parallel(d: str) -> bool:
+            check = gv.BundleCheck(gv.parse_vkey(self.vkey), d, jobs=2)
+            try:
+                return check._chunks_in_parallel()
+            finally:
+                check.close()
+
+        ok = f"OK bundle origin={ORIGIN} from=0 to={self.N} payloads={self.N - 3} signatures=0 rotations=0\n"
+        d = self.chunked("zstd")
+        self.assertEqual(run("bundle", "--vkey", self.vkey, d), (0, ok, ""))
+        self.assertTrue(parallel(d), "the erasure in chunk 30 excuses chunk 10's missing line")
+        self.assertEqual(run("bundle", "--jobs", "2", "--vkey", self.vkey, d), (0, ok, ""))
+        # The erasure names another seq: seq 12's line is missing, in both paths.
+        objects[35]["erased_seq"] = 13
+        self.entries = rechain(objects)
+        self.leaves = [t_leaf(e) for e in self.entries]
+        self.write_source([seq for seq in range(1, self.N) if seq not in (12, 13, 35)])
+        d = self.chunked("zstd")
+        self.assertFalse(parallel(d))
+        serial = run("bundle", "--vkey", self.vkey, d)
+        self.assertEqual(serial[0], 1, serial)
+        self.assertIn("seq 12", "".join(fail_lines(serial[1])))
+        self.assertEqual(run("bundle", "--jobs", "2", "--vkey", self.vkey, d), serial)
+
+    def test_jobs_hand_back_at_most_lacking_limit_payloads(self):
+        """Past LACKING_LIMIT kept payloads without a line in a chunk, its worker hands back none: the one-pass check decides."""
+        d = self.chunked("none")
+        self.rewrite(d, "chunks/000000000010/payloads.jsonl", lambda data: b"".join(data.splitlines(keepends=True)[3:]))
+        summary = gv._chunk_worker(((self.vkey, None), d, 10))[1]
+        self.assertEqual(summary["lacking"], [10, 11, 12])
+        limit = gv.LACKING_LIMIT
+        try:
+            gv.LACKING_LIMIT = 2
+            self.assertIsNone(gv._chunk_worker(((self.vkey, None), d, 10))[1]["lacking"])
+        finally:
+            gv.LACKING_LIMIT = limit
 
     def test_a_corrupted_chunk_is_named_by_file_and_seq(self):
         d = self.chunked("zstd")
