@@ -26,6 +26,7 @@ import sys
 import tempfile
 import unittest
 from fractions import Fraction
+from unittest import mock
 
 import blake3
 import nacl.signing
@@ -244,15 +245,8 @@ class JcsVectorTests(unittest.TestCase):
                 with self.assertRaises(gv.VerifyError):
                     gv.parse_canonical(text)
 
-    def test_fast_path_accepts_only_what_the_full_check_accepts(self):
-        """parse_canonical's fast path (the C JSON codec) says canonical only where RFC 8785 does."""
-
-        def full(data: bytes) -> bool:
-            try:
-                return gv.canonicalize(gv.parse_json(data)) == data
-            except gv.VerifyError:
-                return False
-
+    @staticmethod
+    def fast_path_samples() -> list:
         samples = [bytes.fromhex(v["canonical_utf8_hex"]) for v in JCS["vectors"]]
         samples += [v["input"].encode("utf-8") for v in JCS["vectors"] + JCS["must_fail"]]
         samples += [
@@ -263,12 +257,48 @@ class JcsVectorTests(unittest.TestCase):
             b'{"a":1} ', b'{"a":"\\b\\f\\n\\r\\t"}', b'{"a":[1,2,{"b":null,"a":true}]}', b'\xff',
         ]
         samples += build_entries(5)
-        for data in samples:
-            with self.subTest(data):
-                if gv.fast_canonical(data):
-                    self.assertTrue(full(data))
-        # And it does take the usual entry, or the verifier is slow for nothing.
-        self.assertTrue(all(gv.fast_canonical(e) for e in build_entries(5) if e.isascii()))
+        # Every character of the BMP but the surrogates, in a name and in a value, and its escape.
+        for cp in range(0x10000):
+            if not 0xD800 <= cp <= 0xDFFF:
+                c = chr(cp)
+                samples.append(json.dumps({"a" + c: c, c: [c]}, ensure_ascii=False, separators=(",", ":")).encode())
+                samples.append(b'["\\u%04x","\\u%04X"]' % (cp, cp))
+        return samples
+
+    def test_fast_path_accepts_only_what_the_full_check_accepts(self):
+        """parse_canonical's fast path (a C JSON codec: msgspec's when installed, else the standard
+        library's; both tried) says canonical only where RFC 8785 does."""
+
+        def full(data: bytes) -> bool:
+            try:
+                return gv.canonicalize(gv.parse_json(data)) == data
+            except gv.VerifyError:
+                return False
+
+        samples = self.fast_path_samples()
+        paths = [("installed", gv._round_trip), ("standard library", gv._stdlib_round_trip)]
+        for name, round_trip in paths:
+            with mock.patch.object(gv, "_round_trip", round_trip):
+                accepted = 0
+                for data in samples:
+                    if gv.fast_canonical(data):
+                        accepted += 1
+                        if not full(data):
+                            self.fail(f"{name}: the fast path takes {data!r}, which is not canonical")
+                # And it does take the usual entry, or the verifier is slow for nothing.
+                self.assertTrue(all(gv.fast_canonical(e) for e in build_entries(5) if e.isascii()), name)
+                self.assertGreater(accepted, 60000, name)
+
+    @unittest.skipIf(gv._msgspec is None, "msgspec is not installed (the standard library's codec is used)")
+    def test_msgspec_and_the_standard_library_judge_alike(self):
+        """With msgspec the round trip is its codec's: the same lines pass, with the same values
+        (and the values of lines found canonical, parse_checked's, are the same too)."""
+        for data in self.fast_path_samples():
+            value = gv._msgspec_round_trip(data)
+            if value != gv._stdlib_round_trip(data):
+                self.fail(f"{data!r}: msgspec gives {value!r}, the standard library {gv._stdlib_round_trip(data)!r}")
+            if value is not None:
+                self.assertEqual(gv._decode_fast(data), gv._stdlib_decode(data))
 
     def test_integers_as_doubles(self):
         self.assertEqual(gv.canonicalize(gv.parse_json(b"[1E2,100,-0,9007199254740993]")), b"[100,100,0,9007199254740992]")
