@@ -834,8 +834,11 @@ def entry_int(value) -> int | None:
     return value if value >= 0 else None
 
 
-def check_entry_fields(entry) -> str | None:
-    """The members every entry has; returns the first problem or None."""
+def check_entry_fields(entry, expected_prev: str | None = None) -> str | None:
+    """The members every entry has; returns the first problem or None.
+
+    expected_prev: the hash the chain expects as prev_hash (lowercase hex): a prev_hash equal to it is
+    64 lowercase hex digits without the regular expression (the usual case, once per entry)."""
     if not isinstance(entry, dict):
         return "entry is not a JSON object"
     if "seq" not in entry or entry_int(entry["seq"]) is None:
@@ -843,7 +846,7 @@ def check_entry_fields(entry) -> str | None:
     for name in ("time", "kind", "origin", "prev_hash"):
         if not isinstance(entry.get(name), str):
             return f"{name} is missing or not a string"
-    if not _HEX64.fullmatch(entry["prev_hash"]):
+    if entry["prev_hash"] != expected_prev and not _HEX64.fullmatch(entry["prev_hash"]):
         return f"prev_hash {entry['prev_hash'][:70]!r} is not 64 lowercase hex digits"
     return check_decision_auth(entry)
 
@@ -963,7 +966,7 @@ class ChainChecker:
                 entry = parse_canonical(raw)
             except VerifyError as err:
                 return self._bad(f"seq {s}: line {i + 1}: {err}", SettledLine(i, raw, _try_parse(raw), False))
-            problem = check_entry_fields(entry)
+            problem = check_entry_fields(entry, self.prev_hex)
             this_hex = None
         else:
             entry, this_hex = checked

@@ -461,6 +461,17 @@ class LogTests(LogTestCase):
         self.assertEqual(rc, 0, out + err)
         self.assertIn(f"OK log origin={ORIGIN} size={self.N} entries={self.N}", out)
 
+    def test_prev_hash_must_be_lowercase_hex(self):
+        """The chain compares prev_hash with the hash it expects before the hex check: a prev_hash that is the
+        same hash in capitals is still refused for its form (not taken for the expected one)."""
+        lines = list(self.entries)
+        entry = json.loads(lines[2])
+        self.assertNotEqual(entry["prev_hash"], entry["prev_hash"].upper())
+        entry["prev_hash"] = entry["prev_hash"].upper()
+        lines[2] = canonical(entry)
+        self.assertFirstFail(self.run_log(lines), "seq 2: line 3: prev_hash ")
+        self.assertIn("is not 64 lowercase hex digits", self.run_log(lines)[1])
+
     def test_checkpoint_smaller_than_log(self):
         rc, out, err = self.run_log(self.entries, note=self.checkpoint(size=7))
         self.assertEqual(rc, 0, out + err)
