@@ -1802,9 +1802,9 @@ def parse_payload_line(raw: bytes) -> BundlePayload:
     if match is not None:
         request, response = _b64_canonical(match[1]), _b64_canonical(match[3])
         if request is not None and response is not None:
-            return BundlePayload(
-                int(match[5]), bytes.fromhex(match[2].decode()), bytes.fromhex(match[4].decode()), request, response
-            )
+            # unhexlify takes the matched bytes as they are (bytes.fromhex wants them decoded first).
+            unhex = binascii.unhexlify
+            return BundlePayload(int(match[5]), unhex(match[2]), unhex(match[4]), request, response)
     value = parse_json(raw)
     if not isinstance(value, dict):
         raise VerifyError("not a JSON object")
