@@ -46,7 +46,8 @@ Commands (exit 0: everything verifies, 1: something does not, 2: usage):
   govgate_verify.py selftest [--vectors DIR]
 
 Dependencies: Python 3.11 standard library, `blake3` and `PyNaCl`; `zstandard`
-for zstd-compressed chunked bundles (govgate-bundle/3) only.
+for zstd-compressed chunked bundles (govgate-bundle/3) only; `msgspec`, optional,
+for speed (the canonical-form check of each entry line).
 """
 
 from __future__ import annotations
