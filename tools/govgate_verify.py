@@ -2528,23 +2528,6 @@ def _entry_work(lines: list) -> list:
     return out
 
 
-@dataclass(slots=True)  # made once a line: slots make it smaller and quicker
-class PayloadSeq:
-    """A payloads.jsonl line as the pass beside the chunk workers reads it: its seq alone."""
-
-    seq: int
-
-
-_PAYLOAD_SEQ = re.compile(rb'"seq":(0|[1-9][0-9]{0,14})\}')
-
-
-def parse_payload_seq(raw: bytes) -> PayloadSeq:
-    match = _PAYLOAD_SEQ.search(raw, max(0, len(raw) - 24))
-    if match is not None and match.end() == len(raw):
-        return PayloadSeq(int(match[1]))
-    return PayloadSeq(parse_payload_line(raw).seq)
-
-
 def _payload_work(lines: list) -> list:
     """Per payloads.jsonl line: its PayloadDigest, or the problem text."""
     out = []
@@ -3488,7 +3471,7 @@ class BundleCheck:
             signature_checks = InlineSignatureChecks(signature_problems)
         payloads = LineCursor(
             payload_lines,
-            parse_payload_seq if self.light else parse_payload_line,
+            parse_payload_line,
             "payload",
             payload_problems,
             present_payloads,
@@ -3513,8 +3496,6 @@ class BundleCheck:
                         else f"{where}: line {number}: the bundle holds no entries"
                     )
                     continue
-                if self.light:
-                    continue  # a chunk worker checks it
                 value = current_value if payload.seq == current_seq else earlier.value(payload.seq)
                 reasons = check_payload(payload, value)
                 if reasons:
