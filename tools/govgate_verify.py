@@ -433,12 +433,13 @@ def sha256(data: bytes) -> bytes:
     return hashlib.sha256(data).digest()
 
 
+# leaf_hash and node_hash call hashlib directly (not sha256()): about two of them per entry.
 def leaf_hash(data: bytes) -> bytes:
-    return sha256(b"\x00" + data)
+    return hashlib.sha256(b"\x00" + data).digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
-    return sha256(b"\x01" + left + right)
+    return hashlib.sha256(b"\x01" + left + right).digest()
 
 
 EMPTY_ROOT = sha256(b"")
