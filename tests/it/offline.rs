@@ -274,8 +274,26 @@ fn long_offline_commands_write_periodic_progress_lines_when_not_on_a_terminal() 
 /// entry and nobody drains the pipe after the first, so it is blocked, not
 /// finished, when the signal comes.
 fn interrupt_export(filled: &Filled, out: &std::path::Path, signal: &str) {
-    let mut child = filled
-        .cli(&["export", "--payloads", "--out", out.to_str().unwrap()])
+    let export = filled.cli(&["export", "--payloads", "--out", out.to_str().unwrap()]);
+    // A test run started in the background of a non-interactive shell
+    // inherits SIGINT ignored, and exec keeps that: the export would
+    // outlive its SIGINT. Ctrl-C reaches a user's export with the default
+    // action, so the export runs under `env --default-signal=INT`.
+    let mut defaulted = std::process::Command::new("env");
+    defaulted
+        .arg("--default-signal=INT")
+        .arg(export.get_program())
+        .args(export.get_args());
+    for (key, value) in export.get_envs() {
+        match value {
+            Some(value) => defaulted.env(key, value),
+            None => defaulted.env_remove(key),
+        };
+    }
+    if let Some(dir) = export.get_current_dir() {
+        defaulted.current_dir(dir);
+    }
+    let mut child = defaulted
         .env("GOVGATE_PROGRESS_EVERY", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -293,6 +311,9 @@ fn interrupt_export(filled: &Filled, out: &std::path::Path, signal: &str) {
             break;
         }
     }
+    // The rest of its progress lines are read, so a full pipe never holds
+    // the export up.
+    let drained = std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
     let killed = std::process::Command::new("kill")
         .arg(format!("-{signal}"))
         .arg(child.id().to_string())
@@ -300,6 +321,7 @@ fn interrupt_export(filled: &Filled, out: &std::path::Path, signal: &str) {
         .unwrap();
     assert!(killed.success());
     let status = child.wait().unwrap();
+    let _ = drained.join();
     assert!(!status.success(), "the export was stopped by SIG{signal}");
 }
 
