@@ -155,6 +155,8 @@ pub struct App {
     exports: crate::admin::export::Exports,
     /// Keeps `auth.jwt.jwks_url`'s key set, run by `run` until shutdown.
     jwks: Option<proxy::jwks::JwksFetcher>,
+    /// The same for `admin.jwt.jwks_url`.
+    admin_jwks: Option<proxy::jwks::JwksFetcher>,
 }
 
 /// What the background verification task needs.
@@ -425,6 +427,13 @@ impl App {
         let registry =
             governance::start(config, store.as_ref(), ledger.clone(), serving.clone()).await?;
         let tokens = Tokens::new(config.admin_tokens.clone());
+        // People's tokens (`[admin.jwt]`); a `jwks_url` key set is kept by
+        // a task `run` owns, like the public listener's.
+        let (tokens, admin_jwks) = match &config.admin_jwt {
+            Some(jwt) => tokens.with_people(jwt),
+            None => (tokens, None),
+        };
+        let kpi_tokens = tokens.clone();
         // axum's own plain-text errors become JSON on the gateway's own
         // public routes too (not on the poll, which releases held answers).
         let mut public = crate::admin::json_rejections(reader::public_routes(reader.clone()));
@@ -514,7 +523,7 @@ impl App {
                 .collect();
             restore_references(recorder, &files, &models).await;
             admin = admin.merge(crate::admin::kpi::routes(
-                Tokens::new(config.admin_tokens.clone()),
+                kpi_tokens,
                 recorder.clone(),
                 ledger.clone(),
                 files,
@@ -606,6 +615,7 @@ impl App {
             tls: public_tls.into_iter().chain(admin_tls).collect(),
             exports,
             jwks,
+            admin_jwks,
         })
     }
 
@@ -699,6 +709,13 @@ impl App {
                 tracing::info_span!("jwks"),
             ))
         });
+        let admin_jwks_task = self.admin_jwks.take().map(|fetcher| {
+            let stop = stopped(stop_tx.subscribe());
+            tokio::spawn(tracing::Instrument::instrument(
+                fetcher.run(stop),
+                tracing::info_span!("admin_jwks"),
+            ))
+        });
 
         // Owns a ledger handle: awaited before the writer closes.
         let verification_task = {
@@ -721,6 +738,9 @@ impl App {
         }
         let _ = tls_task.await;
         if let Some(task) = jwks_task {
+            let _ = task.await;
+        }
+        if let Some(task) = admin_jwks_task {
             let _ = task.await;
         }
         if let Some(which) = early_exit {

@@ -204,7 +204,7 @@ fn check(raw: RawRequest, key: Option<&SubjectKey>) -> Result<ErasureRequest, Er
 }
 
 async fn erase_payloads(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Response {
-    let caller = match api.tokens.authenticate(&headers) {
+    let caller = match api.tokens.authenticate(&headers).await {
         Ok(caller) => caller,
         Err(err) => return err.into_response(),
     };

@@ -203,7 +203,7 @@ async fn export(
 ) -> Response {
     let caller = match api
         .tokens
-        .authenticate(&headers)
+        .authenticate(&headers).await
         .and_then(|caller| caller.require(ROLES).map(|()| caller))
     {
         Ok(caller) => caller,

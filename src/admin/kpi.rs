@@ -65,7 +65,7 @@ async fn upload(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let caller = match api.tokens.authenticate(&headers) {
+    let caller = match api.tokens.authenticate(&headers).await {
         Ok(caller) => caller,
         Err(err) => return refused(err),
     };
@@ -142,6 +142,9 @@ async fn upload(
     members.insert("rows".into(), json!(count));
     members.insert("format".into(), json!(format.extension()));
     members.insert("set_by".into(), json!(caller.principal));
+    if let Some(issuer) = &caller.issuer {
+        members.insert("set_by_issuer".into(), json!(issuer));
+    }
     let entry_seq = match api
         .ledger
         .append(EntryBody::Governance {

@@ -34,7 +34,7 @@ pub fn routes(tokens: Tokens, recorder: Option<KpiRecorder>) -> Router {
 }
 
 async fn list(State(api): State<Api>, headers: HeaderMap) -> Response {
-    if let Err(err) = api.tokens.authenticate(&headers) {
+    if let Err(err) = api.tokens.authenticate(&headers).await {
         return err.into_response();
     }
     let models = api.recorder.as_ref().map_or(&[][..], KpiRecorder::models);
@@ -42,7 +42,7 @@ async fn list(State(api): State<Api>, headers: HeaderMap) -> Response {
 }
 
 async fn show(State(api): State<Api>, Path(model): Path<String>, headers: HeaderMap) -> Response {
-    if let Err(err) = api.tokens.authenticate(&headers) {
+    if let Err(err) = api.tokens.authenticate(&headers).await {
         return err.into_response();
     }
     let unknown = || {

@@ -11,6 +11,7 @@ pub mod kpi;
 pub mod kpi_report;
 pub mod models;
 pub mod policy_sets;
+mod people;
 pub mod reviews;
 pub mod rotation;
 pub mod verification;

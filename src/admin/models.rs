@@ -161,13 +161,17 @@ impl From<BodyError> for ApiError {
 }
 
 impl Api {
-    fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
-        Ok(self.tokens.authenticate(headers)?)
+    async fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        Ok(self.tokens.authenticate(headers).await?)
     }
 
-    fn principal(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
-        let caller = self.caller(headers)?;
-        Principal::parse(caller.principal, &caller.roles).map_err(ApiError::Registry)
+    /// The caller as the registry records them: name, roles and, for a
+    /// person with a JWT, the token's issuer.
+    async fn principal(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
+        let caller = self.caller(headers).await?;
+        Ok(Principal::parse(caller.principal, &caller.roles)
+            .map_err(ApiError::Registry)?
+            .with_issuer(caller.issuer))
     }
 
     /// Adds what [`annotate::annotate`] adds to `value`, the JSON of
@@ -197,7 +201,7 @@ fn model_json(api: &Api, registry: &Registry, name: &str) -> Option<Value> {
 }
 
 async fn list(State(api): State<Api>, headers: HeaderMap) -> Result<Response, ApiError> {
-    api.caller(&headers)?;
+    api.caller(&headers).await?;
     let models = api
         .registry
         .read(|registry| {
@@ -216,7 +220,7 @@ async fn show_model(
     Path(model): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    api.caller(&headers)?;
+    api.caller(&headers).await?;
     let found = api
         .registry
         .read(|registry| model_json(&api, registry, &model))
@@ -257,7 +261,7 @@ async fn show_version(
     Path((model, version)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    api.caller(&headers)?;
+    api.caller(&headers).await?;
     Ok(json_response(
         StatusCode::OK,
         &version_json(&api, &model, &version).await?,
@@ -296,7 +300,7 @@ async fn propose(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let by = api.principal(&headers)?;
+    let by = api.principal(&headers).await?;
     let body: ProposeBody = parse_body(&body)?;
     let risk_class = RiskClass::parse(&body.risk_class).ok_or_else(|| {
         ApiError::Fields(format!(
@@ -330,7 +334,7 @@ async fn act(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let by = api.principal(&headers)?;
+    let by = api.principal(&headers).await?;
     let ReasonBody { reason } = parse_body(&body)?;
     let (m, v) = (model.clone(), version.clone());
     let command = match action.as_str() {
@@ -371,7 +375,7 @@ async fn rollback(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let by = api.principal(&headers)?;
+    let by = api.principal(&headers).await?;
     let ReasonBody { reason } = parse_body(&body)?;
     let command = Command::RollBack {
         model: model.clone(),

@@ -14,7 +14,7 @@ use super::auth::{AuthError, Tokens};
 use super::{BodyError, error_response, json_response, parse_body};
 use crate::review::{
     DecideError, ListFilter, PolicyGate, ReloadError, Reloaded, ReviewItem, ReviewKind,
-    ReviewQueue, ReviewVerdict, StoredAnswer, rfc3339,
+    ReviewQueue, ReviewVerdict, Reviewer, StoredAnswer, rfc3339,
 };
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -196,7 +196,7 @@ async fn list(
     headers: HeaderMap,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    api.tokens.authenticate(&headers)?.require(READERS)?;
+    api.tokens.authenticate(&headers).await?.require(READERS)?;
     let Query(query) = query.map_err(|err| ApiError::Query(err.body_text()))?;
     let items = api.queue.list(&filter(query)?).await;
     let reviews: Vec<Value> = items.iter().map(summary).collect();
@@ -211,7 +211,7 @@ async fn show(
     headers: HeaderMap,
     Path(review_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    api.tokens.authenticate(&headers)?.require(READERS)?;
+    api.tokens.authenticate(&headers).await?.require(READERS)?;
     let item = api
         .queue
         .get(&review_id)
@@ -244,6 +244,7 @@ async fn show(
         json!({
             "verdict": closing.verdict,
             "reviewer": closing.reviewer,
+            "reviewer_issuer": closing.reviewer_issuer,
             "reason": closing.reason,
             "decided_at": rfc3339(closing.at_unix_ms),
             "entry_seq": closing.entry_seq,
@@ -311,7 +312,7 @@ async fn decide(
     Path(review_id): Path<String>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let caller = api.tokens.authenticate(&headers)?;
+    let caller = api.tokens.authenticate(&headers).await?;
     caller.require(&["reviewer"])?;
     let body: DecideBody = parse_body(&body)?;
     let verdict = match (body.verdict.as_str(), body.answer) {
@@ -334,7 +335,16 @@ async fn decide(
     };
     let item = api
         .queue
-        .decide(&review_id, &caller.principal, verdict, body.reason)
+        .decide(
+            &review_id,
+            Reviewer {
+                principal: caller.principal,
+                issuer: caller.issuer,
+                subject: caller.subject,
+            },
+            verdict,
+            body.reason,
+        )
         .await
         .map_err(ApiError::Decide)?;
     Ok(json_response(
@@ -356,7 +366,7 @@ fn files_json(hashes: &[(String, String)]) -> Value {
 }
 
 async fn policies(State(api): State<Api>, headers: HeaderMap) -> Result<Response, ApiError> {
-    api.tokens.authenticate(&headers)?.require(READERS)?;
+    api.tokens.authenticate(&headers).await?.require(READERS)?;
     let current = api.gate.current();
     Ok(json_response(
         StatusCode::OK,
@@ -369,7 +379,7 @@ async fn policies(State(api): State<Api>, headers: HeaderMap) -> Result<Response
 }
 
 async fn reload(State(api): State<Api>, headers: HeaderMap) -> Result<Response, ApiError> {
-    api.tokens.authenticate(&headers)?.require(&["admin"])?;
+    api.tokens.authenticate(&headers).await?.require(&["admin"])?;
     let body = match api.gate.reload().await.map_err(ApiError::Reload)? {
         Reloaded::Loaded(loaded) => json!({
             "set_seq": loaded.set_seq,

@@ -46,7 +46,7 @@ pub fn routes(tokens: Tokens, rotate: Rotate) -> Router {
 }
 
 async fn rotate_key(State(api): State<Api>, headers: HeaderMap) -> Response {
-    let caller = match api.tokens.authenticate(&headers) {
+    let caller = match api.tokens.authenticate(&headers).await {
         Ok(caller) => caller,
         Err(err) => return err.into_response(),
     };

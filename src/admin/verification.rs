@@ -30,12 +30,12 @@ pub fn routes(tokens: Tokens, monitor: Monitor) -> Router {
         .with_state(Api { tokens, monitor })
 }
 
-fn allowed(api: &Api, headers: &HeaderMap) -> Result<(), AuthError> {
-    api.tokens.authenticate(headers)?.require(ROLES)
+async fn allowed(api: &Api, headers: &HeaderMap) -> Result<(), AuthError> {
+    api.tokens.authenticate(headers).await?.require(ROLES)
 }
 
 async fn show(State(api): State<Api>, headers: HeaderMap) -> Response {
-    if let Err(refused) = allowed(&api, &headers) {
+    if let Err(refused) = allowed(&api, &headers).await {
         return refused.into_response();
     }
     match serde_json::to_value(api.monitor.status()) {
@@ -53,7 +53,7 @@ async fn show(State(api): State<Api>, headers: HeaderMap) -> Response {
 }
 
 async fn start(State(api): State<Api>, headers: HeaderMap) -> Response {
-    if let Err(refused) = allowed(&api, &headers) {
+    if let Err(refused) = allowed(&api, &headers).await {
         return refused.into_response();
     }
     let run = api.monitor.request_full();

@@ -72,77 +72,89 @@ pub struct JwksUrl {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawJwt {
-    issuer: String,
-    audience: String,
+    pub(super) issuer: String,
+    pub(super) audience: String,
     #[serde(default)]
-    algorithms: Option<Vec<String>>,
+    pub(super) algorithms: Option<Vec<String>>,
     #[serde(default)]
-    jwks_file: Option<std::path::PathBuf>,
+    pub(super) jwks_file: Option<std::path::PathBuf>,
     #[serde(default)]
-    jwks_url: Option<String>,
+    pub(super) jwks_url: Option<String>,
     #[serde(default = "default_min_refresh")]
-    jwks_min_refresh_secs: u64,
+    pub(super) jwks_min_refresh_secs: u64,
     #[serde(default = "default_refresh")]
-    jwks_refresh_secs: u64,
+    pub(super) jwks_refresh_secs: u64,
     #[serde(default = "default_fetch_timeout")]
-    jwks_fetch_timeout_ms: u64,
+    pub(super) jwks_fetch_timeout_ms: u64,
     #[serde(default = "default_leeway")]
-    leeway_secs: u64,
+    pub(super) leeway_secs: u64,
     #[serde(default = "default_caller_claim")]
-    caller_claim: String,
+    pub(super) caller_claim: String,
     #[serde(default)]
-    policy_claims: Vec<String>,
+    pub(super) policy_claims: Vec<String>,
     #[serde(default)]
-    required: bool,
+    pub(super) required: bool,
     #[serde(default = "default_cache_entries")]
-    cache_entries: usize,
+    pub(super) cache_entries: usize,
 }
 
-fn default_min_refresh() -> u64 {
+pub(super) fn default_min_refresh() -> u64 {
     30
 }
-fn default_refresh() -> u64 {
+pub(super) fn default_refresh() -> u64 {
     600
 }
-fn default_fetch_timeout() -> u64 {
+pub(super) fn default_fetch_timeout() -> u64 {
     5_000
 }
-fn default_leeway() -> u64 {
+pub(super) fn default_leeway() -> u64 {
     60
 }
-fn default_cache_entries() -> usize {
+pub(super) fn default_cache_entries() -> usize {
     10_000
 }
-fn default_caller_claim() -> String {
+pub(super) fn default_caller_claim() -> String {
     "sub".to_owned()
 }
 
 pub(super) fn check(
     checker: &Checker<'_>,
+    raw: RawJwt,
+    env: &super::Environment,
+) -> Result<JwtConfig, ConfigError> {
+    check_in(checker, "auth.jwt", raw, env)
+}
+
+/// [`check`] for the table `section` (`auth.jwt`, `admin.jwt`), whose
+/// name the errors give.
+pub(super) fn check_in(
+    checker: &Checker<'_>,
+    section: &str,
     mut raw: RawJwt,
     env: &super::Environment,
 ) -> Result<JwtConfig, ConfigError> {
+    let key = |name: &str| format!("{section}.{name}");
     if raw.issuer.is_empty() || raw.issuer.len() > crate::decision::MAX_NAME_BYTES {
         return Err(checker.error(
-            "auth.jwt.issuer",
+            key("issuer"),
             format!("1 to {} bytes", crate::decision::MAX_NAME_BYTES),
         ));
     }
     if raw.audience.is_empty() {
-        return Err(checker.error("auth.jwt.audience", "must not be empty"));
+        return Err(checker.error(key("audience"), "must not be empty"));
     }
     let names = raw
         .algorithms
         .take()
         .unwrap_or_else(|| ALGORITHMS.iter().map(|a| (*a).to_owned()).collect());
     if names.is_empty() {
-        return Err(checker.error("auth.jwt.algorithms", "list at least one algorithm"));
+        return Err(checker.error(key("algorithms"), "list at least one algorithm"));
     }
     let mut algorithms = Vec::new();
     for name in &names {
         if !ALGORITHMS.contains(&name.as_str()) {
             return Err(checker.error(
-                "auth.jwt.algorithms",
+                key("algorithms"),
                 format!(
                     "`{name}` is not accepted: one of {} (never `none` or HS*: a token must be signed by the issuer's private key)",
                     ALGORITHMS.join(", ")
@@ -151,36 +163,36 @@ pub(super) fn check(
         }
         let algorithm = name
             .parse::<jsonwebtoken::Algorithm>()
-            .map_err(|err| checker.error("auth.jwt.algorithms", err.to_string()))?;
+            .map_err(|err| checker.error(key("algorithms"), err.to_string()))?;
         if !algorithms.contains(&algorithm) {
             algorithms.push(algorithm);
         }
     }
     let keys = match (raw.jwks_file.take(), raw.jwks_url.take()) {
         (Some(file), None) => {
-            let key = "auth.jwt.jwks_file";
+            let key = key("jwks_file");
             let path = env.base_dir().join(&file);
             let bytes = std::fs::read(&path).map_err(|err| {
-                checker.error(key, format!("cannot read `{}`: {err}", path.display()))
+                checker.error(&key, format!("cannot read `{}`: {err}", path.display()))
             })?;
             let set = parse_jwks(&bytes)
-                .map_err(|err| checker.error(key, format!("`{}`: {err}", path.display())))?;
+                .map_err(|err| checker.error(&key, format!("`{}`: {err}", path.display())))?;
             JwksSource::File(set)
         }
-        (None, Some(url)) => JwksSource::Url(jwks_url(checker, &url, &raw)?),
+        (None, Some(url)) => JwksSource::Url(jwks_url(checker, section, &url, &raw)?),
         _ => {
-            return Err(checker.error("auth.jwt", "set exactly one of jwks_file and jwks_url"));
+            return Err(checker.error(section, "set exactly one of jwks_file and jwks_url"));
         }
     };
     if raw.caller_claim.is_empty() {
-        return Err(checker.error("auth.jwt.caller_claim", "must not be empty"));
+        return Err(checker.error(key("caller_claim"), "must not be empty"));
     }
     if raw.policy_claims.len() > 32 {
-        return Err(checker.error("auth.jwt.policy_claims", "at most 32 claims"));
+        return Err(checker.error(key("policy_claims"), "at most 32 claims"));
     }
     if raw.cache_entries > MAX_CACHE_ENTRIES {
         return Err(checker.error(
-            "auth.jwt.cache_entries",
+            key("cache_entries"),
             format!("at most {MAX_CACHE_ENTRIES} (0 turns the cache off)"),
         ));
     }
@@ -197,24 +209,30 @@ pub(super) fn check(
     })
 }
 
-fn jwks_url(checker: &Checker<'_>, url: &str, raw: &RawJwt) -> Result<JwksUrl, ConfigError> {
+fn jwks_url(
+    checker: &Checker<'_>,
+    section: &str,
+    url: &str,
+    raw: &RawJwt,
+) -> Result<JwksUrl, ConfigError> {
+    let key = |name: &str| format!("{section}.{name}");
     let parsed: http::Uri = url
         .parse()
-        .map_err(|err| checker.error("auth.jwt.jwks_url", format!("`{url}`: {err}")))?;
+        .map_err(|err| checker.error(key("jwks_url"), format!("`{url}`: {err}")))?;
     if !matches!(parsed.scheme_str(), Some("https" | "http")) || parsed.host().is_none() {
         return Err(checker.error(
-            "auth.jwt.jwks_url",
+            key("jwks_url"),
             format!("`{url}`: an https:// (or http://) URL with a host"),
         ));
     }
     if raw.jwks_min_refresh_secs == 0 || raw.jwks_refresh_secs == 0 {
         return Err(checker.error(
-            "auth.jwt.jwks_min_refresh_secs",
+            key("jwks_min_refresh_secs"),
             "jwks_min_refresh_secs and jwks_refresh_secs must be at least 1",
         ));
     }
     if raw.jwks_fetch_timeout_ms == 0 {
-        return Err(checker.error("auth.jwt.jwks_fetch_timeout_ms", "must be at least 1"));
+        return Err(checker.error(key("jwks_fetch_timeout_ms"), "must be at least 1"));
     }
     Ok(JwksUrl {
         url: parsed,

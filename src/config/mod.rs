@@ -6,6 +6,7 @@
 //! This is the only module that reads files or environment variables for
 //! configuration: credentials are resolved here and handed on as values.
 
+mod admin_jwt;
 mod auth;
 mod example_tokens;
 mod governance;
@@ -29,6 +30,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use admin_jwt::AdminJwtConfig;
 pub use auth::{ApiKey, AuthConfig, CertificateIdentity, HeaderTrust, MtlsConfig};
 pub use jwt::{JwksSource, JwksUrl, JwtConfig, MAX_JWKS_BYTES, parse_jwks};
 pub use kpi::{ATTRIBUTE_HEADER_PREFIX, FeatureKind, KpiConfig, KpiField, OutcomeRule, Source};
@@ -70,6 +72,8 @@ pub struct Config {
     pub models: Vec<ModelConfig>,
     /// Admin API principals (`[[admin.tokens]]`).
     pub admin_tokens: Vec<AdminToken>,
+    /// Admin API people by JWT bearer token (`[admin.jwt]`).
+    pub admin_jwt: Option<AdminJwtConfig>,
     /// The default approval policy (`[governance.approval]`).
     pub approval: ApprovalConfig,
     /// Human review: policies, holds and their timeouts (`[review]`).

@@ -109,6 +109,8 @@ pub(crate) struct RawTimeoutRule {
 pub(crate) struct RawAdmin {
     #[serde(default)]
     pub(crate) tokens: Vec<RawToken>,
+    #[serde(default)]
+    pub(crate) jwt: Option<super::admin_jwt::RawAdminJwt>,
 }
 
 /// `[[admin.tokens]]`: one principal; the token itself is never in the file.

@@ -185,6 +185,10 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
     let upstream_tls = check_upstream_tls(&checker, raw.upstream_tls, env)?;
     let ledger = check_ledger(&checker, raw.ledger, env)?;
     let admin_tokens = governance::check_tokens(&checker, raw.admin.tokens)?;
+    let admin_jwt = match raw.admin.jwt {
+        Some(jwt) => Some(super::admin_jwt::check(&checker, jwt, env)?),
+        None => None,
+    };
     let approval = match raw.governance.approval {
         Some(approval) => governance::check_approval(&checker, "governance.approval", approval)?,
         None => governance::default_approval(),
@@ -230,6 +234,7 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
         ledger,
         models,
         admin_tokens,
+        admin_jwt,
         approval,
         review,
         tiles,

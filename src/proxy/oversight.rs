@@ -169,12 +169,14 @@ pub(super) async fn answer(
         )
     };
     let (decision_id, caller) = (draft.id.to_string(), draft.caller.clone());
+    let caller_token = crate::review::TokenIdentity::of(&draft.auth);
     let review = |answer: StoredAnswer, kind: ReviewKind| NewReview {
         decision_id: decision_id.clone(),
         kind,
         model: model.clone(),
         version: judged.version.clone(),
         caller: caller.clone(),
+        caller_token: caller_token.clone(),
         stage,
         reasons: reasons.clone(),
         set_seq: judged.policies.set_seq,

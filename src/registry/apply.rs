@@ -31,6 +31,7 @@ impl Registry {
             seq,
             kind: event.kind(),
             principal: head.principal.name.clone(),
+            issuer: head.principal.issuer.clone(),
             reason: head.reason.clone(),
             time: time.to_owned(),
             state,
@@ -61,6 +62,7 @@ impl Registry {
                 version.approvals.push(ApprovalRecord {
                     principal: head.principal.name.clone(),
                     roles: head.principal.roles.clone(),
+                    issuer: head.principal.issuer.clone(),
                     seq,
                     time: time.to_owned(),
                 });

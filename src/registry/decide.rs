@@ -139,6 +139,7 @@ impl<'a> Context<'a> {
                 .map(|approval| ApprovalMark {
                     principal: approval.principal.clone(),
                     roles: approval.roles.clone(),
+                    issuer: approval.issuer.clone(),
                 })
                 .collect(),
             state,
@@ -230,6 +231,7 @@ impl<'a> Context<'a> {
         head.approvals.push(ApprovalMark {
             principal: self.by.name.clone(),
             roles: self.by.roles.clone(),
+            issuer: self.by.issuer.clone(),
         });
         Ok(Some(Event::Approved {
             head,

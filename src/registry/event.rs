@@ -17,6 +17,10 @@ pub struct ApprovalMark {
     pub principal: String,
     /// Their roles when they approved.
     pub roles: Vec<Role>,
+    /// The issuer of their JWT; absent for a configured token (and in
+    /// entries written before people could sign in with one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
 }
 
 /// Members every registry event has.

@@ -4,9 +4,11 @@
 //! `origin` and `prev_hash`:
 //!
 //! - every kind: `model`, `version`, `principal`, `principal_roles`
-//!   (array of role strings), `reason` (absent when none), `change_ref`,
-//!   `risk_class`, `approvals` (array of `{"principal", "roles"}`),
-//!   `state` (the version's state after the event);
+//!   (array of role strings), `principal_issuer` (the issuer of a person's
+//!   JWT; absent for a configured token), `reason` (absent when none),
+//!   `change_ref`, `risk_class`, `approvals` (array of `{"principal",
+//!   "roles"}`, with `"issuer"` for a person with a JWT), `state` (the
+//!   version's state after the event);
 //! - `version_proposed`: `upstream`, `upstream_model` and
 //!   `artifact_digest` (each absent when none), `description`;
 //! - `version_approved`: `policy` (`{"approvers", "required_roles"}`);
@@ -33,6 +35,10 @@ struct Wire {
     version: String,
     principal: String,
     principal_roles: Vec<Role>,
+    // Absent, not null, for a configured token: entries written before
+    // people could sign in with a JWT keep their bytes and their hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    principal_issuer: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
     change_ref: String,
@@ -62,6 +68,7 @@ impl Wire {
             version: head.version.clone(),
             principal: head.principal.name.clone(),
             principal_roles: head.principal.roles.clone(),
+            principal_issuer: head.principal.issuer.clone(),
             reason: head.reason.clone(),
             change_ref: head.change_ref.clone(),
             risk_class: head.risk_class,
@@ -81,7 +88,8 @@ impl Wire {
         EventHead {
             model: self.model.clone(),
             version: self.version.clone(),
-            principal: Principal::new(self.principal.clone(), self.principal_roles.clone()),
+            principal: Principal::new(self.principal.clone(), self.principal_roles.clone())
+                .with_issuer(self.principal_issuer.clone()),
             reason: self.reason.clone(),
             change_ref: self.change_ref.clone(),
             risk_class: self.risk_class,

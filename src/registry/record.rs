@@ -12,6 +12,9 @@ pub struct ApprovalRecord {
     pub principal: String,
     /// Their roles when they approved.
     pub roles: Vec<Role>,
+    /// The issuer of their JWT, when they signed in with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
     /// Seq of the `version_approved` entry.
     pub seq: u64,
     /// Time of that entry.
@@ -28,6 +31,9 @@ pub struct HistoryRecord {
     pub kind: &'static str,
     /// Who acted.
     pub principal: String,
+    /// The issuer of their JWT, when they signed in with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
     /// Reason or comment.
     pub reason: Option<String>,
     /// Time of the entry.

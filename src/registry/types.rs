@@ -194,6 +194,10 @@ pub struct Principal {
     pub name: String,
     /// Roles granted to the token.
     pub roles: Vec<Role>,
+    /// The issuer of a person's JWT (`[admin.jwt]`); `None` for a
+    /// configured token. Recorded only: approvers are told apart by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
 }
 
 impl Principal {
@@ -202,7 +206,13 @@ impl Principal {
         Principal {
             name: name.into(),
             roles,
+            issuer: None,
         }
+    }
+
+    /// The same principal, authenticated by a token of `issuer`.
+    pub fn with_issuer(self, issuer: Option<String>) -> Self {
+        Principal { issuer, ..self }
     }
 
     /// A principal whose roles are given as text (`"approver:ai_officer"`);

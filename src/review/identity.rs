@@ -9,6 +9,10 @@
 //! with the Unicode `Dash` property made `-`, lower case, and white space
 //! at both ends and full stops at the end trimmed. It is used only to
 //! compare; records keep the raw names.
+//!
+//! Names are not all: where both the request's caller and the reviewer
+//! were established by a JWT of the same issuer, the same `sub` is the
+//! same person whatever the names say ([`decides_own`]).
 
 use icu_normalizer::ComposingNormalizerBorrowed;
 use icu_properties::CodePointSetData;
@@ -36,6 +40,82 @@ pub(crate) fn same(a: &str, b: &str) -> bool {
     normalized(a) == normalized(b)
 }
 
+/// Who decides a review, as the admin API authenticated them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reviewer {
+    /// The principal's name (a configured token's, or a person's claim).
+    pub principal: String,
+    /// For a person with a JWT (`[admin.jwt]`): the token's `iss`.
+    pub issuer: Option<String>,
+    /// For a person with a JWT: the token's `sub`, when it has one.
+    pub subject: Option<String>,
+}
+
+impl From<&str> for Reviewer {
+    /// A reviewer with a configured token: a name only.
+    fn from(principal: &str) -> Self {
+        Reviewer {
+            principal: principal.to_owned(),
+            issuer: None,
+            subject: None,
+        }
+    }
+}
+
+/// A request's caller as a verified JWT established it (the decision's
+/// `auth` member: method `jwt` with an `issuer` and a `subject`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TokenIdentity {
+    /// The token's `iss`.
+    pub issuer: String,
+    /// The token's `sub`.
+    pub subject: String,
+}
+
+impl TokenIdentity {
+    /// The JWT identity of `auth`, if a token with a subject established it.
+    pub fn of(auth: &crate::decision::CallerAuth) -> Option<Self> {
+        match auth {
+            crate::decision::CallerAuth::Jwt {
+                issuer,
+                subject: Some(subject),
+                ..
+            } => Some(TokenIdentity {
+                issuer: issuer.clone(),
+                subject: subject.clone(),
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// Whether `reviewer` would decide their own request, the request of
+/// `caller` (its recorded name) established by `token` (docs/reviews.md):
+/// - the names are the same in the compared form, however each was
+///   established; or
+/// - both are JWT identities of the same issuer with the same `sub`
+///   (compared exactly: a subject is an opaque id, unique per issuer),
+///   whatever the names. Subjects of different issuers never compare.
+///
+/// An API key, a client certificate or the caller header name a caller
+/// by a name only, so with those (and with configured admin tokens) the
+/// names decide.
+pub(crate) fn decides_own(
+    reviewer: &Reviewer,
+    caller: &str,
+    token: Option<&TokenIdentity>,
+) -> bool {
+    if same(&reviewer.principal, caller) {
+        return true;
+    }
+    match (token, &reviewer.issuer, &reviewer.subject) {
+        (Some(token), Some(issuer), Some(subject)) => {
+            token.issuer == *issuer && token.subject == *subject
+        }
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -59,6 +139,31 @@ mod tests {
         ] {
             assert!(same("svc-alice", variant), "{variant:?}");
         }
+    }
+
+    #[test]
+    fn one_token_identity_is_one_person_whatever_the_names() {
+        let person = Reviewer {
+            principal: "rita".into(),
+            issuer: Some("https://idp".into()),
+            subject: Some("u-17".into()),
+        };
+        let token = |issuer: &str, subject: &str| TokenIdentity {
+            issuer: issuer.into(),
+            subject: subject.into(),
+        };
+        assert!(decides_own(&person, "svc-x", Some(&token("https://idp", "u-17"))));
+        assert!(decides_own(&person, "Rita", None), "names still count");
+        assert!(!decides_own(&person, "svc-x", Some(&token("https://idp", "u-18"))));
+        assert!(
+            !decides_own(&person, "svc-x", Some(&token("https://other", "u-17"))),
+            "subjects of different issuers are different people"
+        );
+        assert!(!decides_own(
+            &Reviewer::from("u-17"),
+            "svc-x",
+            Some(&token("https://idp", "u-17"))
+        ));
     }
 
     #[test]

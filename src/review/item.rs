@@ -125,6 +125,9 @@ pub struct Closing {
     pub verdict: String,
     /// Who decided; none for a timeout.
     pub reviewer: Option<String>,
+    /// The issuer of the reviewer's JWT, when they signed in with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewer_issuer: Option<String>,
     /// Why.
     pub reason: Option<String>,
     /// When, in Unix milliseconds.
@@ -154,6 +157,10 @@ pub struct ReviewItem {
     pub version: String,
     /// Who asked (a reviewer may not decide their own request).
     pub caller: String,
+    /// The caller's JWT identity, when a token established it (compared
+    /// with the reviewer's). Absent in items stored before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_token: Option<super::TokenIdentity>,
     /// The stage whose verdict opened it.
     pub stage: Stage,
     /// The reasons of the rules that fired.
@@ -297,6 +304,10 @@ impl ReviewItem {
             });
         }
         members.insert("reviewer".into(), json!(closing.reviewer));
+        // Absent, not null, for a configured token (as before it existed).
+        if let Some(issuer) = &closing.reviewer_issuer {
+            members.insert("reviewer_issuer".into(), json!(issuer));
+        }
         members.insert("verdict".into(), json!(closing.verdict));
         members.insert("reason".into(), json!(closing.reason));
         members.insert("answer_sha256".into(), json!(self.answer.sha256()));

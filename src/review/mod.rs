@@ -59,6 +59,7 @@ pub use gate::{
     ReloadError, Reloaded, ReplayError as ChangeReplayError, StartError, policy_set_entry,
     recorded_changes,
 };
+pub use identity::{Reviewer, TokenIdentity};
 pub use input::{PolicyInput, SAMPLE_DOMAIN, Stage, sample_of};
 pub use item::{
     Closing, OnTimeoutName, ReviewItem, ReviewKind, ReviewState, ReviewVerdict, StoredAnswer,

@@ -44,6 +44,8 @@ pub struct NewReview {
     pub version: String,
     /// Who asked.
     pub caller: String,
+    /// The caller's JWT identity, when a token established it.
+    pub caller_token: Option<super::TokenIdentity>,
     /// The stage whose verdict opens it.
     pub stage: Stage,
     /// The reasons.
@@ -265,6 +267,7 @@ impl ReviewQueue {
                 item.closing = Some(Closing {
                     verdict: recorded.verdict.unwrap_or_else(|| "reject".to_owned()),
                     reviewer: None,
+                    reviewer_issuer: None,
                     reason: Some("restored from the ledger".to_owned()),
                     at_unix_ms: now_unix_ms(),
                     entry_seq: Some(seq),
@@ -337,6 +340,7 @@ impl ReviewQueue {
             model: new.model,
             version: new.version,
             caller: new.caller,
+            caller_token: new.caller_token,
             stage: new.stage,
             reasons: new.reasons,
             set_seq: new.set_seq,
@@ -422,12 +426,12 @@ impl ReviewQueue {
     pub async fn decide(
         &self,
         review_id: &str,
-        reviewer: &str,
+        reviewer: impl Into<super::Reviewer>,
         verdict: ReviewVerdict,
         reason: Option<String>,
     ) -> Result<ReviewItem, DecideError> {
         let queue = self.clone();
-        let (review_id, reviewer) = (review_id.to_owned(), reviewer.to_owned());
+        let (review_id, reviewer) = (review_id.to_owned(), reviewer.into());
         tokio::spawn(async move {
             queue
                 .close(&review_id, Some(reviewer), Some(verdict), reason)
@@ -445,7 +449,7 @@ impl ReviewQueue {
     async fn close(
         &self,
         review_id: &str,
-        reviewer: Option<String>,
+        reviewer: Option<super::Reviewer>,
         verdict: Option<ReviewVerdict>,
         reason: Option<String>,
     ) -> Result<ReviewItem, DecideError> {
@@ -456,12 +460,12 @@ impl ReviewQueue {
         if item.state != ReviewState::Pending {
             return Err(DecideError::AlreadyDecided(item.state));
         }
-        // Compared in one normalised form, so a variant spelling of the
-        // reviewer's own name is still their own request.
-        if reviewer
-            .as_deref()
-            .is_some_and(|reviewer| super::identity::same(reviewer, &item.caller))
-        {
+        // Names compared in one normalised form (a variant spelling of the
+        // reviewer's own name is still their own request), and one JWT
+        // identity is one person whatever the names.
+        if reviewer.as_ref().is_some_and(|reviewer| {
+            super::identity::decides_own(reviewer, &item.caller, item.caller_token.as_ref())
+        }) {
             return Err(DecideError::OwnRequest);
         }
         let reason = reason.filter(|text| !text.trim().is_empty());
@@ -487,7 +491,8 @@ impl ReviewQueue {
                 .as_ref()
                 .map_or("timeout", ReviewVerdict::as_str)
                 .to_owned(),
-            reviewer,
+            reviewer_issuer: reviewer.as_ref().and_then(|r| r.issuer.clone()),
+            reviewer: reviewer.map(|r| r.principal),
             reason,
             at_unix_ms: now_unix_ms(),
             entry_seq: None,
@@ -689,6 +694,7 @@ fn flag_from_ledger(review_id: String, opened_seq: u64, flag: RecordedFlag) -> R
         model: flag.model,
         version: flag.version,
         caller: flag.caller,
+        caller_token: flag.caller_token,
         stage: if flag.stage == Stage::Request.as_str() {
             Stage::Request
         } else {
@@ -725,6 +731,7 @@ fn without_bodies(item: &ReviewItem) -> ReviewItem {
         model: item.model.clone(),
         version: item.version.clone(),
         caller: item.caller.clone(),
+        caller_token: item.caller_token.clone(),
         stage: item.stage,
         reasons: item.reasons.clone(),
         set_seq: item.set_seq,

@@ -42,6 +42,8 @@ pub struct RecordedFlag {
     pub opened_unix_ms: u64,
     /// Who asked, from the decision entry (empty once erased).
     pub caller: String,
+    /// The caller's JWT identity, from the decision entry's `auth`.
+    pub caller_token: Option<super::TokenIdentity>,
     /// Seq of the policy set that judged the decision, from its entry.
     pub set_seq: u64,
 }
@@ -74,6 +76,7 @@ fn recorded_flag(entry: &Value) -> Option<RecordedFlag> {
             .unwrap_or_default(),
         opened_unix_ms,
         caller: String::new(),
+        caller_token: None,
         set_seq: 0,
     })
 }
@@ -88,6 +91,17 @@ fn complete_flag(store: &dyn LedgerStore, flag: &mut RecordedFlag) -> Result<(),
     };
     if let Ok(decision) = serde_json::from_slice::<Value>(&bytes) {
         flag.caller = decision["caller"].as_str().unwrap_or_default().to_owned();
+        let auth = &decision["auth"];
+        if let (Some("jwt"), Some(issuer), Some(subject)) = (
+            auth["method"].as_str(),
+            auth["issuer"].as_str(),
+            auth["subject"].as_str(),
+        ) {
+            flag.caller_token = Some(super::TokenIdentity {
+                issuer: issuer.to_owned(),
+                subject: subject.to_owned(),
+            });
+        }
         flag.set_seq = decision["policy"]["set_seq"].as_u64().unwrap_or_default();
     }
     Ok(())

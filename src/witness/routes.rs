@@ -50,7 +50,7 @@ async fn status(State(api): State<Api>) -> Response {
 }
 
 async fn submit(State(api): State<Api>, headers: HeaderMap) -> Response {
-    let caller = match api.tokens.authenticate(&headers) {
+    let caller = match api.tokens.authenticate(&headers).await {
         Ok(caller) => caller,
         Err(err) => return err.into_response(),
     };

@@ -16,10 +16,12 @@ fn head(state: VersionState, reason: Option<&str>) -> EventHead {
             ApprovalMark {
                 principal: "bob".to_owned(),
                 roles: vec![Role::Approver],
+                issuer: None,
             },
             ApprovalMark {
                 principal: "erin \u{e9}\"quoted\"".to_owned(),
                 roles: vec![Role::QualifiedApprover("ai_officer".to_owned())],
+                issuer: Some("https://idp.example".to_owned()),
             },
         ],
         state,
@@ -76,6 +78,13 @@ fn samples() -> Vec<Event> {
         },
         Event::Retired {
             head: head(VersionState::Retired, None),
+        },
+        Event::Retired {
+            head: EventHead {
+                principal: who("erin", &["admin"])
+                    .with_issuer(Some("https://idp.example".to_owned())),
+                ..head(VersionState::Retired, None)
+            },
         },
         Event::Revoked {
             head: head(VersionState::Revoked, Some("incident 12")),
