@@ -850,7 +850,7 @@ def check_entry_fields(entry, expected_prev: str | None = None) -> str | None:
             return f"{name} is missing or not a string"
     if entry["prev_hash"] != expected_prev and not _HEX64.fullmatch(entry["prev_hash"]):
         return f"prev_hash {entry['prev_hash'][:70]!r} is not 64 lowercase hex digits"
-    return check_decision_auth(entry)
+    return check_decision_auth(entry) or check_admin_issuers(entry)
 
 
 # The `auth` member of a decision entry: each method, its required and optional members.
@@ -881,6 +881,28 @@ def check_decision_auth(entry: dict) -> str | None:
             return f"auth method {auth['method']} lacks {name}"
     if "cert_sha256" in auth and not _HEX64.fullmatch(auth["cert_sha256"]):
         return "auth.cert_sha256 is not 64 lowercase hex digits"
+    return None
+
+
+# The issuer of a person's JWT beside the admin principal who acted (docs/audit-format.md
+# sections 12, 13.3, 15); absent for a configured admin token and in older entries.
+_ISSUER_MEMBERS = ("principal_issuer", "reviewer_issuer", "set_by_issuer")
+
+
+def _is_issuer(value) -> bool:
+    return isinstance(value, str) and 0 < len(value.encode("utf-8", "surrogatepass")) <= 128
+
+
+def check_admin_issuers(entry: dict) -> str | None:
+    """The issuer members of an admin action, when present: non-empty strings of at most 128 bytes; None if sound."""
+    for name in _ISSUER_MEMBERS:
+        if name in entry and not _is_issuer(entry[name]):
+            return f"{name} is not a non-empty string of at most 128 bytes"
+    approvals = entry.get("approvals")
+    if isinstance(approvals, list):
+        for approval in approvals:
+            if isinstance(approval, dict) and "issuer" in approval and not _is_issuer(approval["issuer"]):
+                return "an approval's issuer is not a non-empty string of at most 128 bytes"
     return None
 
 

@@ -203,7 +203,8 @@ async fn export(
 ) -> Response {
     let caller = match api
         .tokens
-        .authenticate(&headers).await
+        .authenticate(&headers)
+        .await
         .and_then(|caller| caller.require(ROLES).map(|()| caller))
     {
         Ok(caller) => caller,

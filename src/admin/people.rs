@@ -155,10 +155,7 @@ mod tests {
             people.roles_of(Some(&json!(["reviewers", "ai-officers", 7, "other"]))),
             vec!["approver:ai_officer", "reviewer"]
         );
-        assert_eq!(
-            people.roles_of(Some(&json!("reviewers"))),
-            vec!["reviewer"]
-        );
+        assert_eq!(people.roles_of(Some(&json!("reviewers"))), vec!["reviewer"]);
         assert!(people.roles_of(Some(&json!(["other"]))).is_empty());
         assert!(people.roles_of(Some(&json!({"x": 1}))).is_empty());
         assert!(people.roles_of(None).is_empty());

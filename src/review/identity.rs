@@ -152,9 +152,17 @@ mod tests {
             issuer: issuer.into(),
             subject: subject.into(),
         };
-        assert!(decides_own(&person, "svc-x", Some(&token("https://idp", "u-17"))));
+        assert!(decides_own(
+            &person,
+            "svc-x",
+            Some(&token("https://idp", "u-17"))
+        ));
         assert!(decides_own(&person, "Rita", None), "names still count");
-        assert!(!decides_own(&person, "svc-x", Some(&token("https://idp", "u-18"))));
+        assert!(!decides_own(
+            &person,
+            "svc-x",
+            Some(&token("https://idp", "u-18"))
+        ));
         assert!(
             !decides_own(&person, "svc-x", Some(&token("https://other", "u-17"))),
             "subjects of different issuers are different people"

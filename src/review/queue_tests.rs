@@ -29,6 +29,7 @@ fn item(decision_id: &str, state: ReviewState) -> ReviewItem {
         model: "m".into(),
         version: "1".into(),
         caller: "svc".into(),
+        caller_token: None,
         stage: Stage::Response,
         reasons: vec!["why".into()],
         set_seq: 0,
@@ -48,6 +49,7 @@ fn item(decision_id: &str, state: ReviewState) -> ReviewItem {
         closing: (state != ReviewState::Pending).then(|| Closing {
             verdict: "approve".into(),
             reviewer: Some("rita".into()),
+            reviewer_issuer: None,
             reason: None,
             at_unix_ms: now_unix_ms(),
             entry_seq: None,

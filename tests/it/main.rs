@@ -5,6 +5,7 @@
 // items between its modules.
 #![allow(unreachable_pub)]
 
+mod admin_people;
 mod audit;
 mod audit_sample;
 mod bundle_evidence;
