@@ -115,7 +115,6 @@ impl IntoResponse for AuthError {
                 problem.describe()
             ))
             .unwrap_or_else(|_| HeaderValue::from_static("Bearer error=\"invalid_token\"")),
-            AuthError::Invalid => HeaderValue::from_static("Bearer error=\"invalid_token\""),
             _ => HeaderValue::from_static("Bearer"),
         };
         let body =

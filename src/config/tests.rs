@@ -803,6 +803,44 @@ fn jwt_accepts_only_asymmetric_algorithms_and_exactly_one_key_source() {
 }
 
 #[test]
+fn admin_jwt_maps_claim_values_to_known_roles_and_names_its_keys() {
+    let admin = |extra: &str| {
+        parse(&format!(
+            "{SERVER}{ONE_MODEL}\n[admin.jwt]\nissuer = \"https://idp\"\naudience = \"gw-admin\"\n\
+             jwks_url = \"https://idp/jwks.json\"\n{extra}"
+        ))
+    };
+    let ok =
+        admin("[admin.jwt.roles]\n\"ai-officers\" = [\"approver:ai_officer\", \"reviewer\"]\n")
+            .unwrap();
+    let people = ok.admin_jwt.unwrap();
+    assert_eq!(
+        people.jwt.caller_claim, "sub",
+        "principal_claim defaults to sub"
+    );
+    assert_eq!(people.roles_claim, "groups");
+    assert_eq!(people.jwt.policy_claims, vec!["groups"]);
+    assert_eq!(
+        people.roles["ai-officers"],
+        vec!["approver:ai_officer", "reviewer"]
+    );
+
+    let err = admin("").unwrap_err();
+    assert_eq!(err.key, "admin.jwt.roles", "{err}");
+    let err = admin("[admin.jwt.roles]\n\"x\" = [\"superuser\"]\n").unwrap_err();
+    assert!(err.key.starts_with("admin.jwt.roles"), "{err}");
+    let err =
+        admin("algorithms = [\"HS256\"]\n[admin.jwt.roles]\n\"x\" = [\"auditor\"]\n").unwrap_err();
+    assert_eq!(err.key, "admin.jwt.algorithms", "{err}");
+    let err =
+        admin("caller_claim = \"sub\"\n[admin.jwt.roles]\n\"x\" = [\"auditor\"]\n").unwrap_err();
+    assert!(
+        err.to_string().contains("caller_claim"),
+        "unknown keys refused: {err}"
+    );
+}
+
+#[test]
 fn the_background_verification_takes_a_share_of_one_core_above_zero_and_at_most_one() {
     let with = |extra: &str| {
         Config::parse(
