@@ -159,8 +159,8 @@ impl IntoResponse for ApiError {
 }
 
 impl Api {
-    fn principal(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
-        let caller = self.tokens.authenticate(headers)?;
+    async fn principal(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
+        let caller = self.tokens.authenticate(headers).await?;
         Principal::parse(caller.principal, &caller.roles).map_err(ApiError::Role)
     }
 }
@@ -198,7 +198,7 @@ fn in_force(gate: &PolicyGate) -> Value {
 }
 
 async fn list(State(api): State<Api>, headers: HeaderMap) -> Result<Response, ApiError> {
-    api.tokens.authenticate(&headers)?;
+    api.tokens.authenticate(&headers).await?;
     let gate = &api.gate;
     let sets = gate
         .read_changes(|changes| {
@@ -229,7 +229,7 @@ async fn show(
     Path(seq): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    api.tokens.authenticate(&headers)?;
+    api.tokens.authenticate(&headers).await?;
     let seq = seq_of(&seq)?;
     let gate = &api.gate;
     let found = gate
@@ -272,7 +272,7 @@ async fn propose(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let by = api.principal(&headers)?;
+    let by = api.principal(&headers).await?;
     let body: ProposeBody = parse_body(&body)?;
     let (source, mut files) = match body.files {
         Some(files) => (
@@ -303,7 +303,7 @@ async fn act(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let by = api.principal(&headers)?;
+    let by = api.principal(&headers).await?;
     let ReasonBody { reason } = parse_body(&body)?;
     let proposal_seq = seq_of(&seq)?;
     let command = match action.as_str() {
@@ -326,7 +326,7 @@ async fn rollback(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let by = api.principal(&headers)?;
+    let by = api.principal(&headers).await?;
     let ReasonBody { reason } = parse_body(&body)?;
     let done = api
         .gate

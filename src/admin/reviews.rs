@@ -379,7 +379,10 @@ async fn policies(State(api): State<Api>, headers: HeaderMap) -> Result<Response
 }
 
 async fn reload(State(api): State<Api>, headers: HeaderMap) -> Result<Response, ApiError> {
-    api.tokens.authenticate(&headers).await?.require(&["admin"])?;
+    api.tokens
+        .authenticate(&headers)
+        .await?
+        .require(&["admin"])?;
     let body = match api.gate.reload().await.map_err(ApiError::Reload)? {
         Reloaded::Loaded(loaded) => json!({
             "set_seq": loaded.set_seq,

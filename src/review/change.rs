@@ -468,11 +468,14 @@ impl PolicyChanges {
                     .map(|a| ApprovalMark {
                         principal: a.principal.clone(),
                         roles: a.roles.clone(),
+                        issuer: None,
                     })
                     .collect();
                 approvals.push(ApprovalMark {
                     principal: by.name.clone(),
                     roles: by.roles.clone(),
+                    // Policy-set entries do not record issuers yet.
+                    issuer: None,
                 });
                 Ok(Some(ChangeEvent::Approved {
                     proposal_seq: *proposal_seq,
