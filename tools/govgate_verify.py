@@ -57,6 +57,7 @@ import base64
 import binascii
 import bisect
 import collections
+import datetime
 import gzip
 import hashlib
 import heapq
@@ -4421,7 +4422,48 @@ def _valid_verdict(verdict) -> dict | None:
     return verdict if isinstance(verdict, dict) and not verdict_problems(verdict, "") else None
 
 
-def _decision_policy_problems(seq: int, entry: dict, by_seq: dict, set_seqs: list) -> list:
+def _unix_ms(time) -> int | None:
+    """An entry's `time` (RFC 3339, UTC, milliseconds) in Unix milliseconds, or None."""
+    if not isinstance(time, str):
+        return None
+    try:
+        parsed = datetime.datetime.strptime(time, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc)
+    except ValueError:
+        return None
+    return int(parsed.timestamp() * 1000 + 0.5)
+
+
+def _received_unix_ms(entry: dict) -> int | None:
+    timings = entry.get("timings")
+    return entry_int(timings.get("received_unix_ms")) if isinstance(timings, dict) else None
+
+
+class SetsInForce:
+    """The entries that put a policy set in force so far, in seq order.
+
+    One per policy change (not per request), so as many as the log's changes.
+    """
+
+    def __init__(self):
+        self.entry_seqs: list = []  # the switching entries' seqs, ascending
+        self.times: list = []  # their times, Unix ms (None if unreadable)
+        self.last_of: dict = {}  # cited set_seq -> index of the last switch to it
+
+    def put(self, entry_seq: int, set_seq: int, entry: dict) -> None:
+        """The entry at `entry_seq` put the set cited as `set_seq` in force."""
+        self.last_of[set_seq] = len(self.entry_seqs)
+        self.entry_seqs.append(entry_seq)
+        self.times.append(_unix_ms(entry.get("time")))
+
+    def superseding(self, set_seq: int) -> tuple | None:
+        """(seq, time) of the entry that replaced the set `set_seq` put in force; None while it is in force."""
+        i = self.last_of.get(set_seq)
+        # A set put in force before the entries seen: replaced by the first switch after it.
+        j = i + 1 if i is not None else bisect.bisect_right(self.entry_seqs, set_seq)
+        return (self.entry_seqs[j], self.times[j]) if j < len(self.entry_seqs) else None
+
+
+def _decision_policy_problems(seq: int, entry: dict, by_seq: dict, in_force: SetsInForce) -> list:
     """A decision's policy member, its set_seq, and its outcome against its verdicts."""
     reasons = []
     outcome, status = entry.get("outcome"), entry.get("status")
@@ -4453,13 +4495,21 @@ def _decision_policy_problems(seq: int, entry: dict, by_seq: dict, set_seqs: lis
                 f"policy.set_seq {set_seq} names a {_plain(target.get('kind'))!r} entry, not one that put a "
                 f"policy set in force ({', '.join(POLICY_IN_FORCE_KINDS)})"
             )
-        # The latest policy_set_loaded below the decision that is in the bundle.
-        i = bisect.bisect_left(set_seqs, seq) - 1
-        if i >= 0 and set_seqs[i] > set_seq:
-            reasons.append(
-                f"policy.set_seq {set_seq} is not the policy set in force: the {POLICY_SET_LOADED} at seq "
-                f"{set_seqs[i]} was loaded after it, before the decision"
-            )
+        # A request reads the set in force when it begins and is recorded when
+        # it ends, so a set superseded while it ran is still its set: allowed
+        # when the request was received no later than the superseding entry's
+        # time (the gateway holds new requests' reads while a change is
+        # recorded, so one that read the old set began before that time).
+        superseding = in_force.superseding(set_seq)
+        if superseding is not None:
+            at_seq, at = superseding
+            received = _received_unix_ms(entry)
+            if at is None or received is None or received > at:
+                began = "" if received is None else f", and the request was received at {received} ms, after it"
+                reasons.append(
+                    f"policy.set_seq {set_seq} is not the policy set in force: the entry at seq {at_seq} "
+                    f"put another set in force after it, before the decision{began}"
+                )
     request, response = policy["request"], policy["response"]
     reasons.extend(verdict_problems(request, "policy.request"))
     if response is not None:
@@ -4807,6 +4857,7 @@ class PolicyChecker:
         self.by_seq = by_seq
         self.found = Spool(store)  # (seq, message), in seq order
         self.set_seq: int | None = None  # the seq of the entry that put the latest set in force
+        self.in_force = SetsInForce()
         self.policy_sets = PolicySetChecker()
         self.opened_at = SpillMap(store)  # review_id -> seq of its review_opened
         self.closed_at = SpillMap(store)  # review_id -> seq of its review_decided or review_timed_out
@@ -4822,16 +4873,16 @@ class PolicyChecker:
         kind = entry.get("kind")
         self.last_kind = kind
         if kind == "decision":
-            set_seqs = [self.set_seq] if self.set_seq is not None else []
-            reasons = _decision_policy_problems(seq, entry, self.by_seq, set_seqs)
+            reasons = _decision_policy_problems(seq, entry, self.by_seq, self.in_force)
             if entry.get("outcome") == "held":
                 self.held.add(seq)
         elif kind == POLICY_SET_LOADED:
             reasons = _policy_set_problems(entry)
-            self.set_seq = seq
+            self.put_in_force(seq, seq, entry)
         elif kind in POLICY_CHANGE_KINDS:
             reasons, in_force = self.policy_sets.feed(seq, kind, entry)
-            self.set_seq = in_force if in_force is not None else self.set_seq
+            if in_force is not None and in_force != self.set_seq:
+                self.put_in_force(seq, in_force, entry)
         elif kind in (REVIEW_OPENED, REVIEW_DECIDED, REVIEW_TIMED_OUT):
             reasons = _review_member_problems(entry, kind)
             reasons.extend(
@@ -4841,6 +4892,11 @@ class PolicyChecker:
             return
         if reasons:
             self.found.append((seq, f"seq {seq}: {kind}: " + "; ".join(reasons)))
+
+    def put_in_force(self, seq: int, set_seq: int, entry: dict) -> None:
+        """`entry` at `seq` put the set cited as `set_seq` in force (a restart's configured entry names an earlier one)."""
+        self.set_seq = set_seq
+        self.in_force.put(seq, set_seq, entry)
 
     def finish(self):
         """The problems, in seq order."""

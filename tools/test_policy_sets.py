@@ -21,6 +21,7 @@ sys.path.insert(0, HERE)
 import govgate_verify as gv  # noqa: E402
 
 TIME = "2026-12-06T10:00:00.000Z"
+RECEIVED = 1796551200000  # TIME in Unix milliseconds: requests received as the entries are written
 DENY_ALL = 'package govgate\n\ndeny contains "frozen" if {\n\tinput.stage == "request"\n}\n'
 GENTLE = 'package govgate\n\ndeny contains "blocked" if {\n\tinput.caller == "mallory"\n}\n'
 
@@ -75,10 +76,11 @@ class Log:
             members["deactivated"] = deactivated
         return self.add(kind, **members)
 
-    def decision(self, set_seq, deny=()):
+    def decision(self, set_seq, deny=(), received_unix_ms=RECEIVED):
         return self.add(
             "decision", decision_id="%032x" % len(self.entries), outcome="denied" if deny else "served",
             status=403 if deny else 200, policy={"set_seq": set_seq, "request": verdict(deny), "response": None},
+            timings={"received_unix_ms": received_unix_ms, "upstream_head_us": None, "complete_us": 1},
         )
 
     def problems(self):
@@ -186,10 +188,62 @@ class PolicySetTests(unittest.TestCase):
     def test_a_decision_citing_a_set_no_longer_in_force_is_named(self):
         log = self.flow()
         activated = [seq for seq, e in log.entries if e["kind"] == "policy_set_activated"]
-        bad = log.decision(activated[0])
+        bad = log.decision(activated[0], received_unix_ms=RECEIVED + 1)
         problems = log.problems()
         self.assertTrue(any(f"seq {bad}: decision" in p and "not the policy set in force" in p for p in problems),
                         problems)
+
+    def slow_request_across(self, kind):
+        """A request received with one set in force, recorded after `kind` put another in force."""
+        log = Log()
+        log.add("gateway_started", version="0")
+        if kind == "policy_set_loaded":
+            old = log.add(kind, files=[{"file": "gentle.rego", "sha256": sha(GENTLE)}])
+            log.add(kind, files=[{"file": "freeze.rego", "sha256": sha(DENY_ALL)}])
+        else:
+            log.add("policy_approval_configured", approvers=2, required_roles=[], active_seq=None)
+            gentle, gentle_files, gentle_met = approved_set(log, "gentle.rego", GENTLE)
+            old = log.switch("policy_set_activated", gentle, gentle_files, gentle_met)
+            frozen, frozen_files, frozen_met = approved_set(log, "freeze.rego", DENY_ALL)
+            log.switch("policy_set_activated", frozen, frozen_files, frozen_met, deactivated=gentle)
+        # The change's entry is at TIME; the slow request began 5 s before it.
+        return log, old, log.decision(old, received_unix_ms=RECEIVED - 5000)
+
+    def test_a_request_that_began_before_an_activation_may_cite_the_old_set(self):
+        log, _, _ = self.slow_request_across("policy_set_activated")
+        self.assertEqual(log.problems(), [])
+
+    def test_a_request_that_began_before_a_reload_may_cite_the_old_set(self):
+        log, _, _ = self.slow_request_across("policy_set_loaded")
+        self.assertEqual(log.problems(), [])
+
+    def test_a_request_received_at_the_change_time_may_cite_the_old_set(self):
+        # Times are whole milliseconds: received and recorded in the same one.
+        log, old, _ = self.slow_request_across("policy_set_activated")
+        log.decision(old, received_unix_ms=RECEIVED)
+        self.assertEqual(log.problems(), [])
+
+    def test_a_request_that_began_after_the_change_may_not_cite_the_old_set(self):
+        log, old, _ = self.slow_request_across("policy_set_loaded")
+        bad = log.decision(old, received_unix_ms=RECEIVED + 1)
+        problems = log.problems()
+        self.assertEqual(len(problems), 1, problems)
+        self.assertIn(f"seq {bad}: decision", problems[0])
+        self.assertIn("received at 1796551200001 ms, after it", problems[0])
+
+    def test_a_decision_without_a_received_time_may_not_cite_a_replaced_set(self):
+        log, old, _ = self.slow_request_across("policy_set_activated")
+        bad = log.decision(old, received_unix_ms="soon")
+        problems = log.problems()
+        self.assertTrue(any(f"seq {bad}: decision" in p and "not the policy set in force" in p for p in problems),
+                        problems)
+
+    def test_a_decision_may_never_cite_a_later_set(self):
+        log, old, _ = self.slow_request_across("policy_set_activated")
+        later = log.entries[-2][0]
+        log.entries[-1][1]["policy"]["set_seq"] = later + 5
+        problems = log.problems()
+        self.assertTrue(any("is not below the decision's seq" in p for p in problems), problems)
 
 
 if __name__ == "__main__":

@@ -107,10 +107,13 @@ pub(super) async fn forward(state: &ProxyState, mut draft: Draft, forward: Forwa
     let credential = version.credential.as_ref();
     let kpi = kpi_capture(state, &draft, &forward);
     let judged = match &state.oversight {
-        Some(oversight) => match oversight.judge_request(&mut draft, &forward) {
-            Ok(judged) => Some(judged),
-            Err(denied) => return refuse(state, draft, denied).await,
-        },
+        Some(oversight) => {
+            match oversight.judge_request(&mut draft, &forward, oversight.gate.for_request().await)
+            {
+                Ok(judged) => Some(judged),
+                Err(denied) => return refuse(state, draft, denied).await,
+            }
+        }
         None => None,
     };
     // While the ledger cannot commit, the model is not called: its answer

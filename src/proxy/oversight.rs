@@ -66,13 +66,15 @@ fn content_type(headers: &HeaderMap) -> Option<String> {
 }
 
 impl Oversight {
-    /// The request stage: records its verdict in the draft; a denial is the error.
+    /// The request stage, judged by `policies` (the set in force when the
+    /// request began, from `PolicyGate::for_request`): records its verdict
+    /// in the draft; a denial is the error.
     pub(super) fn judge_request(
         &self,
         draft: &mut Draft,
         forward: &Forward,
+        policies: Arc<LoadedPolicies>,
     ) -> Result<Judged, ProxyError> {
-        let policies = self.gate.current();
         let model = draft.model.clone().unwrap_or_default();
         let judges = |stage| policies.set.judges(stage);
         // No document when neither stage has a rule: nothing reads it.

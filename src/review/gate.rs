@@ -82,6 +82,11 @@ pub struct PolicyGate {
     ledger: Ledger,
     metrics: ReviewMetrics,
     reloading: tokio::sync::Mutex<()>,
+    /// Held for writing from just before a change's entry is stamped until
+    /// its set is in force, and for reading while a request takes its set:
+    /// a request that got the replaced set was received before the entry's
+    /// time, which is what the verifiers accept a replaced set for.
+    switching: tokio::sync::RwLock<()>,
     /// `None`: no change control (`policy_approval = "none"`).
     approval: Option<ApprovalPolicy>,
     /// The proposed sets; also the lock that orders every change.
@@ -135,6 +140,7 @@ impl PolicyGate {
             ledger,
             metrics,
             reloading: tokio::sync::Mutex::new(()),
+            switching: tokio::sync::RwLock::new(()),
             approval: None,
             changes: tokio::sync::Mutex::default(),
         })
@@ -152,6 +158,14 @@ impl PolicyGate {
     /// The folder the policies are read from.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The set in force for a request that was received before this call:
+    /// waits out a change being recorded (one ledger append), so the set
+    /// is the new one once its entry is stamped.
+    pub async fn for_request(&self) -> Arc<LoadedPolicies> {
+        let _settled = self.switching.read().await;
+        self.current()
     }
 
     /// The set in force; a request uses one set for both its stages.
@@ -249,6 +263,7 @@ impl PolicyGate {
                 return Err(ReloadError::Invalid { error, kept_seq });
             }
         };
+        let _switching = self.switching.write().await;
         let ack = self
             .ledger
             .append(policy_set_entry(&set))

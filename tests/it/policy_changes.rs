@@ -357,3 +357,63 @@ async fn a_data_directory_from_before_change_control_opens_under_it_and_verifies
     let (_, python) = crate::support::audit::both_accept_bundle(&vkey, &out);
     assert!(python.starts_with("OK bundle"), "{python}");
 }
+
+/// A request takes the set in force when it begins and is recorded when it
+/// ends: one held at a slow upstream while a new set is activated cites the
+/// set it was judged by, after the activation's entry, and both verifiers
+/// accept the ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_across_an_activation_cites_its_set_and_verifies() {
+    let upstream = TestUpstream::start().await;
+    let folder = policy_dir(&[("gentle.rego", GENTLE)]);
+    let approval = "policy_approval = { approvers = 2, required_roles = [\"ai_officer\"] }";
+    let mut gateway = Gateway::start(&config(&upstream.url(), folder.path(), approval)).await;
+    let gentle = set_of(&sets(&gateway).await, "gentle.rego");
+    let first = approve_and_activate(&gateway, gentle).await;
+    let freeze = policy_dir(&[("freeze.rego", DENY_ALL)]);
+    let (ok, said) = policies(
+        &gateway,
+        "ops",
+        &["propose", freeze.path().to_str().unwrap()],
+    )
+    .await;
+    assert!(ok, "{said}");
+    let deny_all = set_of(&sets(&gateway).await, "freeze.rego");
+
+    // The upstream answers /slow after 3 s: activate while it holds the request.
+    let url = gateway.url("/m/slow");
+    let slow = tokio::spawn(async move {
+        crate::support::send(Method::GET, &url, &[("x-govgate-caller", "ann")], "").await
+    });
+    while !upstream
+        .seen()
+        .iter()
+        .any(|s| s.path_and_query.ends_with("/slow"))
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let second = approve_and_activate(&gateway, deny_all).await;
+    let reply = slow.await.unwrap();
+    assert_eq!(
+        reply.status, 200,
+        "judged by the set in force when it began"
+    );
+    let decision = gateway.wait_for_decision(&reply.decision_id()).await;
+    assert_eq!(decision["policy"]["set_seq"], first);
+    assert!(
+        decision["seq"].as_u64().unwrap() > second,
+        "the upstream answered before the activation: {decision}"
+    );
+    assert_eq!(verdict(&gateway, "ann").await, (403, second));
+
+    gateway.stop().await;
+    let out = gateway.dir.path().join("bundle");
+    let export = gateway.cli(&["export", "--out", out.to_str().unwrap()]);
+    assert!(
+        export.status.success(),
+        "{}",
+        crate::support::audit::said(&export)
+    );
+    let (_, python) = crate::support::audit::both_accept_bundle(&gateway.vkey, &out);
+    assert!(python.starts_with("OK bundle"), "{python}");
+}

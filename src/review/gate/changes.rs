@@ -147,6 +147,7 @@ impl PolicyGate {
             ledger,
             metrics,
             reloading: tokio::sync::Mutex::new(()),
+            switching: tokio::sync::RwLock::new(()),
             approval: Some(approval),
             changes: tokio::sync::Mutex::new(changes),
         });
@@ -277,6 +278,12 @@ impl PolicyGate {
                 Some((set, switch.proposal_seq))
             }
             _ => None,
+        };
+        // Requests wait from before the entry is stamped until its set is
+        // in force (see PolicyGate::for_request); only for a switch.
+        let _switching = match switching {
+            Some(_) => Some(self.switching.write().await),
+            None => None,
         };
         let ack = self
             .ledger
