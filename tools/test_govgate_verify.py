@@ -2043,7 +2043,7 @@ class ReviewLogTests(ReviewTestCase):
             ("held without a hold verdict", {10: set_policy(response=verdict(flag=[AUDIT]))}, 10, "is hold", (11,)),
             ("denied without a deny verdict", {8: set_policy(request=verdict(), response=verdict())}, 8, "action is deny", ()),
             ("held without policy", {3: {"policy": None}}, 3, "policy is null", ()),
-            ("policy.set_seq not the latest set", {14: set_policy(set_seq=1)}, 14, "seq 9 was loaded after it", ()),
+            ("policy.set_seq not the latest set", {14: set_policy(set_seq=1)}, 14, "entry at seq 9 put another set in force after it", ()),
             ("policy.set_seq not a policy set", {2: set_policy(set_seq=0)}, 2, "'gateway_started' entry", ()),
             ("policy.set_seq not below", {2: set_policy(set_seq=9)}, 2, "not below", ()),
             ("policy members", {2: set_policy(extra=1)}, 2, "exactly the members", ()),
@@ -2121,7 +2121,7 @@ class ReviewLogTests(ReviewTestCase):
     def test_contiguous_bundle_from_k_names_the_seq(self):
         for changes, seq, needle, also in (
             # set_seq 1 is before from 5, but the reload at 9 is in the bundle.
-            ({14: set_policy(set_seq=1)}, 14, "seq 9 was loaded after it", ()),
+            ({14: set_policy(set_seq=1)}, 14, "entry at seq 9 put another set in force after it", ()),
             # The review is opened at 11, in the bundle; opened_seq says 4, before it.
             ({12: {"opened_seq": 4}}, 12, "was opened at seq 11", ()),
             ({13: {"override_sha256": None}}, 13, "override_sha256 is null", ()),
