@@ -103,9 +103,25 @@ pub fn sh_blocks(name: &str, markdown: &str) -> Vec<Block> {
 }
 
 /// Two loopback addresses nothing listens on (just now).
+///
+/// The ports are taken below Linux's ephemeral range (32768 and up): a
+/// port the kernel hands out for `127.0.0.1:0` (the demo's own sample
+/// models, other tests running at the same time) could otherwise be the
+/// one picked here, freed, and taken again before the command binds it.
 pub fn free_addresses() -> [String; 2] {
-    let listeners = [(); 2].map(|()| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
-    listeners.map(|listener| listener.local_addr().unwrap().to_string())
+    use std::hash::{BuildHasher, Hasher};
+    const LOW: u64 = 20_000;
+    const SPAN: u64 = 12_000;
+    let mut listeners = Vec::new();
+    while listeners.len() < 2 {
+        let mut random = std::collections::hash_map::RandomState::new().build_hasher();
+        random.write_usize(listeners.len());
+        let port = LOW + random.finish() % SPAN;
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port as u16)) {
+            listeners.push(listener);
+        }
+    }
+    [0, 1].map(|i| listeners[i].local_addr().unwrap().to_string())
 }
 
 /// Copies the directory `from` to `to`, recursively.
