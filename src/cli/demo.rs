@@ -1,7 +1,9 @@
 //! `govgate demo`: the gateway in front of the built-in sample models, with
-//! the shipped review policies in force, fairness and drift KPIs fed by a
-//! set of sample applications, and commands to try printed once it is
-//! ready. The data directory goes when the demo ends, unless `--keep-data`.
+//! the shipped review policies in force under four-eyes change control
+//! (approved and activated through the admin API at start), fairness and
+//! drift KPIs fed by a set of sample applications, and commands to try
+//! printed once it is ready. The data directory goes when the demo ends,
+//! unless `--keep-data`.
 
 use crate::config::{Config, Environment};
 use crate::demo;
@@ -11,6 +13,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 mod kpi_tour;
+mod policy_change;
 mod tokens;
 
 /// Options of `govgate demo`.
@@ -94,6 +97,10 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
         demo::write_policies(&policies)
             .with_context(|| format!("writing the demo policies to {}", policies.display()))?;
         let issuer = tokens::Issuer::create(&data_dir, &policies)?;
+        // The tour's policy change; a demo without it still runs.
+        let change = policy_change::write_change(&data_dir, &policies)
+            .inspect_err(|err| eprintln!("govgate demo: no policy change to try: {err:#}"))
+            .ok();
         let text = demo_config(
             args.public_listen,
             args.admin_listen,
@@ -116,12 +123,19 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
                         eprintln!("govgate demo: approving the sample versions failed: {err:#}");
                         return;
                     }
+                    if let Err(err) = policy_change::approve_folder_set(&admin).await {
+                        eprintln!("govgate demo: approving the review policies failed: {err:#}");
+                        return;
+                    }
                     if let Err(err) = kpi_tour::run(&public, &admin, token("ops")).await {
                         eprintln!("govgate demo: feeding the KPIs failed: {err:#}");
                     }
                     print_tour(&public, &admin, &policies);
                     if let Err(err) = print_token_step(&public, &admin, &issuer) {
                         eprintln!("govgate demo: minting the demo tokens failed: {err:#}");
+                    }
+                    if let Some(change) = &change {
+                        policy_change::print_step(&public, &admin, &cli_command(), change);
                     }
                 });
             })),
@@ -219,7 +233,7 @@ policies_dir = "{DEMO_POLICIES_DIR}"
 timeout_secs = 900
 on_timeout = "reject"
 max_wait_secs = 30
-{tokens}{jwt}
+{policy_approval}{tokens}{jwt}
 [[models]]
 name = "{credit}"
 protocol = "kserve_v2"
@@ -238,6 +252,7 @@ upstream = "http://{upstream}"
         chat = demo::CHAT_MODEL,
         kpi = kpi_tour::CONFIG,
         jwt = tokens::CONFIG,
+        policy_approval = policy_change::CONFIG,
         tokens = DEMO_IDENTITIES
             .iter()
             .map(|(principal, roles, token)| format!(

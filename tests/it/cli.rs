@@ -142,9 +142,9 @@ async fn demo_prints_commands_that_work_as_printed() {
         .unwrap()
         .unwrap();
     let (public, admin) = parse_ready_line(&ready);
-    // The tour ends with the JWT metrics' command.
+    // The tour ends with the policy change's ledger entries.
     let mut tour = String::new();
-    while !tour.contains("grep -E '^govgate_(jwt|jwks)_'") {
+    while !tour.contains("/ledger/entries?from=$set&count=7\"") {
         match tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await {
             Ok(Ok(Some(line))) => {
                 tour.push_str(&line);
@@ -167,6 +167,10 @@ async fn demo_prints_commands_that_work_as_printed() {
         "dana (approver:ai_officer) approves credit-scoring 1: now proposed, ledger entry",
         "sam (approver:security_officer) approves credit-scoring 1: now approved, ledger entry",
         "ops (admin) activates credit-scoring 1: now active, ledger entry",
+        // and so were the review policies, which judge nothing before
+        "dana (approver:ai_officer) approves policy set ",
+        "sam (approver:security_officer) approves policy set ",
+        "ops (admin) activates policy set ",
     ] {
         assert!(tour.contains(step), "{step}\n{tour}");
     }
@@ -228,11 +232,12 @@ async fn demo_prints_commands_that_work_as_printed() {
         "{model}"
     );
 
-    // Human review. Only alice's call, and svc-marketing's token (step 15),
-    // are denied: every other call was let through.
+    // Human review. Only alice's call, svc-marketing's token (step 15) and
+    // bob's chat call under the policy change (step 16) are denied: every
+    // other call was let through.
     assert_eq!(
         stdout.matches("\"code\":\"policy_denied\"").count(),
-        2,
+        3,
         "{stdout}"
     );
     let denied = output_of(&|c| c.contains("x-govgate-caller: alice"));
@@ -322,6 +327,105 @@ async fn demo_prints_commands_that_work_as_printed() {
         "{stdout}"
     );
     demo_tokens_name_their_callers(&commands, &outputs);
+    demo_policy_change_is_approved_by_two_officers(&commands, &outputs);
+}
+
+/// The tour's policy change (step 16): proposed, not in force until dana
+/// and sam approved it and ops activated it, then it denies bob's chat
+/// call; rolled back, bob is served again; each step a ledger entry, and
+/// the decisions name the set that judged them.
+fn demo_policy_change_is_approved_by_two_officers(commands: &[String], outputs: &[&str]) {
+    let output_of = |wanted: &dyn Fn(&str) -> bool| -> &str {
+        let at = commands
+            .iter()
+            .position(|c| wanted(c))
+            .expect("no such command");
+        outputs[at]
+    };
+    let proposed = output_of(&|c| c.contains(" policies propose "));
+    assert!(
+        proposed.contains("recorded policy_set_proposed at seq "),
+        "{proposed}"
+    );
+    // Not in force: still the folder's set, the change waiting for two.
+    let listed = output_of(&|c| c.ends_with(" policies sets"));
+    assert!(
+        listed.contains("proposed  ops") && listed.contains("needs 2 more approval(s)"),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("active    govgate-config   approvals: dana, sam"),
+        "{listed}"
+    );
+    let activated = output_of(&|c| c.contains(" policies activate $set"));
+    assert!(
+        activated.contains("recorded policy_set_activated"),
+        "{activated}"
+    );
+    let denied = output_of(&|c| c.contains("Am I still served?"));
+    assert!(
+        denied.contains("\"code\":\"policy_denied\"")
+            && denied.contains("caller bob is not allowed to use support-chat"),
+        "{denied}"
+    );
+    let rolled_back = output_of(&|c| c.contains(" policies rollback "));
+    assert!(
+        rolled_back.contains("recorded policy_set_rolled_back"),
+        "{rolled_back}"
+    );
+    let served = output_of(&|c| c.contains("And after the rollback?"));
+    assert!(
+        served.contains("You wrote: And after the rollback?"),
+        "{served}"
+    );
+
+    let entries: Vec<serde_json::Value> = output_of(&|c| c.contains("/ledger/entries?from=$set"))
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{err}: {line}")))
+        .collect();
+    let kinds: Vec<&str> = entries
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "policy_set_proposed",
+            "policy_set_approved",
+            "policy_set_approved",
+            "policy_set_activated",
+            "decision",
+            "policy_set_rolled_back",
+            "decision",
+        ],
+        "{entries:#?}"
+    );
+    let set = &entries[0]["seq"];
+    assert_eq!(entries[0]["principal"], "ops");
+    for (entry, officer) in entries[1..3].iter().zip(["dana", "sam"]) {
+        assert_eq!(entry["principal"], officer, "{entry}");
+        assert_eq!(&entry["proposal_seq"], set, "{entry}");
+    }
+    assert_eq!(entries[2]["state"], "approved", "{}", entries[2]);
+    assert_eq!(&entries[3]["proposal_seq"], set, "{}", entries[3]);
+    assert_eq!(
+        entries[3]["approval_seq"], entries[2]["seq"],
+        "{}",
+        entries[3]
+    );
+    assert_eq!(entries[4]["outcome"], "denied", "{}", entries[4]);
+    assert_eq!(
+        entries[4]["policy"]["set_seq"], entries[3]["seq"],
+        "{}",
+        entries[4]
+    );
+    assert_eq!(entries[5]["deactivated"], *set, "{}", entries[5]);
+    assert_eq!(entries[6]["outcome"], "served", "{}", entries[6]);
+    assert_eq!(
+        entries[6]["policy"]["set_seq"], entries[5]["seq"],
+        "{}",
+        entries[6]
+    );
 }
 
 /// The tour's last step: the decision made with svc-underwriting's token
