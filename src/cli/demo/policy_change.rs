@@ -128,8 +128,9 @@ pub(super) fn print_step(public: &str, admin: &str, cli: &str, change: &Path) {
     println!(
         r#"
 # 16. A policy change under four eyes. The policies in force are a set two officers approved
-#     (`policies sets`: each set, its approvals, the one in force). {change} holds a copy
-#     with one rule changed (caller_groups.rego: {chat} too serves service accounts only).
+#     (`policies sets`: each set, its approvals, the one in force). A copy with one rule changed
+#     (caller_groups.rego: {chat} too serves service accounts only) is in
+#     {change}
 #     ops proposes it; it judges nothing until dana and sam approved it and ops activated it.
 #     Then bob's chat call is denied; a rollback puts the set before back in one call, and
 #     bob is served again. The ledger holds each step, and the decisions name the set in force
