@@ -10,6 +10,21 @@ use crate::ledger::verify::verify_store;
 use ed25519_dalek::SigningKey;
 use std::sync::Arc;
 
+/// Opens the store in `dir`. A store just closed in this process may hold
+/// sled's file lock a moment longer (sled lets its background threads go
+/// after the last handle is dropped), so a lock is waited out, briefly.
+fn opened(dir: &std::path::Path) -> SledStore {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match SledStore::open(dir) {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            opened => return opened.unwrap(),
+        }
+    }
+}
+
 #[test]
 fn node_offsets_count_finished_nodes() {
     // Leaves 0..n finish 2n - popcount(n) nodes.
@@ -39,7 +54,7 @@ async fn uneven_batches_verify_and_survive_reopening() {
         )
     };
     {
-        let store = Arc::new(SledStore::open(dir.path()).unwrap());
+        let store = Arc::new(opened(dir.path()));
         let (ledger, writer) = Ledger::open(store.clone(), config(7)).unwrap();
         for burst in [1usize, 3, 7, 2, 13, 1, 30] {
             let appends: Vec<_> = (0..burst)
@@ -60,7 +75,7 @@ async fn uneven_batches_verify_and_survive_reopening() {
             .await
             .unwrap();
     }
-    let store = Arc::new(SledStore::open(dir.path()).unwrap());
+    let store = Arc::new(opened(dir.path()));
     assert_eq!(store.size().unwrap(), 57);
     verify_store(store.as_ref(), &verifier).unwrap();
     let nodes = StoreNodes(store.as_ref());
@@ -100,7 +115,7 @@ async fn uneven_batches_verify_and_survive_reopening() {
 fn opening_discards_uncommitted_packs_and_refuses_other_layouts() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = opened(dir.path());
         store
             .commit(&CommitBatch {
                 entries: vec![(0, b"{\"a\":1}".to_vec())],
@@ -134,7 +149,7 @@ fn opening_discards_uncommitted_packs_and_refuses_other_layouts() {
         store.sync().unwrap();
     }
     {
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = opened(dir.path());
         assert_eq!(store.size().unwrap(), 1);
         assert_eq!(store.entry(0).unwrap(), Some(b"{\"a\":1}".to_vec()));
         assert_eq!(store.entry(1).unwrap(), None);
@@ -205,7 +220,7 @@ mod payloads {
         let dir = tempfile::tempdir().unwrap();
         let origin = "test.example/payloads";
         let key = SigningKey::from_bytes(&[3; 32]);
-        let store = Arc::new(SledStore::open(dir.path()).unwrap());
+        let store = Arc::new(opened(dir.path()));
         let (ledger, writer) = Ledger::open(
             store.clone(),
             SequencerConfig::for_tests(origin, &key, crate::decision::EntrySignatures::Off, 16, 16),
@@ -290,7 +305,7 @@ fn a_failed_commit_on_disk_stays_unread_until_discarded() {
     let mut decision_of_one = [7; 16];
     decision_of_one[8..].copy_from_slice(&1u64.to_be_bytes());
     {
-        let store = SledStore::open(dir.path()).unwrap();
+        let store = opened(dir.path());
         store.commit(&single(0, b"{\"kept\":0}")).unwrap();
         store.commit(&single(1, b"{\"failed\":1}")).unwrap();
         // As if the second commit's fsync had reported an error.
@@ -319,7 +334,7 @@ fn a_failed_commit_on_disk_stays_unread_until_discarded() {
         store.commit(&single(1, b"{\"written\":1}")).unwrap();
         assert_eq!(store.decision_seq(&decision_of_one).unwrap(), Some(1));
     }
-    let store = SledStore::open(dir.path()).unwrap();
+    let store = opened(dir.path());
     assert_eq!(store.size().unwrap(), 2);
     assert_eq!(store.entry(1).unwrap().unwrap(), b"{\"written\":1}");
     assert_eq!(store.checkpoints().unwrap().len(), 2);
