@@ -105,6 +105,15 @@ pub(crate) enum BodyError {
     Fields(String),
 }
 
+/// The body of a change that carries nothing but its reason (approve,
+/// activate, roll back, ...).
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReasonBody {
+    #[serde(default)]
+    pub(crate) reason: Option<String>,
+}
+
 /// The body as `T`; an empty body reads as `{}`.
 pub(crate) fn parse_body<T: for<'de> serde::Deserialize<'de>>(
     body: &bytes::Bytes,

@@ -14,7 +14,7 @@ mod annotate;
 pub use annotate::DefaultRisk;
 
 use super::auth::{AuthError, Caller, Tokens};
-use super::{BodyError, error_response, json_response, parse_body};
+use super::{BodyError, ReasonBody, error_response, json_response, parse_body};
 use crate::registry::service::{Done, RegistryService, ServiceError};
 use crate::registry::{
     Command, Principal, Registry, RegistryError, RiskClass, VersionRecord, VersionSpec,
@@ -282,14 +282,6 @@ struct ProposeBody {
     change_ref: String,
     #[serde(default)]
     description: String,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-/// The body of every other change.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReasonBody {
     #[serde(default)]
     reason: Option<String>,
 }

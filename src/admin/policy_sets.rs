@@ -13,7 +13,7 @@
 //! Nothing is recorded or changed when a call fails.
 
 use super::auth::{AuthError, Tokens};
-use super::{BodyError, error_response, json_response, parse_body};
+use super::{BodyError, ReasonBody, error_response, json_response, parse_body};
 use crate::registry::{Principal, RegistryError};
 use crate::review::change::{ChangeCommand, ChangeError, PolicyChanges, ProposedSet};
 use crate::review::{ChangeDone, ChangeFailure, PolicyGate};
@@ -255,14 +255,6 @@ struct UploadedFile {
 struct ProposeBody {
     #[serde(default)]
     files: Option<Vec<UploadedFile>>,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
-/// The body of the other changes.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReasonBody {
     #[serde(default)]
     reason: Option<String>,
 }

@@ -150,6 +150,24 @@ struct Manifest {
     raw: serde_json::Map<String, Value>,
 }
 
+/// The bundle's `checkpoint.txt` and what it claims, unverified; its
+/// origin must be the manifest's.
+fn checkpoint_of(dir: &Path, manifest: &Manifest) -> Result<(String, Checkpoint), BundleError> {
+    let note = read_text(dir, "checkpoint.txt")?
+        .ok_or_else(|| bad("checkpoint", "checkpoint.txt is missing"))?;
+    let claimed = peek_checkpoint(&note)?;
+    if manifest.origin != claimed.origin.as_str() {
+        return Err(bad(
+            "manifest",
+            format!(
+                "origin {} is not the checkpoint origin {:?}",
+                manifest.origin, claimed.origin
+            ),
+        ));
+    }
+    Ok((note, claimed))
+}
+
 /// Verifies the bundle in `dir`. `first` is the log's first key (the trust
 /// anchor); `current` the key in force at the bundle's `from` when the log
 /// rotated its key before it (default: `first`). Key rotations inside the
@@ -172,18 +190,7 @@ pub fn verify_bundle_on(
     jobs: usize,
 ) -> Result<BundleReport, BundleError> {
     let manifest = read_manifest(dir)?;
-    let note = read_text(dir, "checkpoint.txt")?
-        .ok_or_else(|| bad("checkpoint", "checkpoint.txt is missing"))?;
-    let claimed = peek_checkpoint(&note)?;
-    if manifest.origin != claimed.origin.as_str() {
-        return Err(bad(
-            "manifest",
-            format!(
-                "origin {} is not the checkpoint origin {:?}",
-                manifest.origin, claimed.origin
-            ),
-        ));
-    }
+    let (note, claimed) = checkpoint_of(dir, &manifest)?;
     if manifest.version >= 2 && !manifest.raw.contains_key("files") {
         return Err(bad("manifest", "files is missing"));
     }
@@ -247,18 +254,7 @@ pub fn verify_chunk(
             manifest.raw.get("format").unwrap_or(&Value::Null)
         )));
     }
-    let note = read_text(dir, "checkpoint.txt")?
-        .ok_or_else(|| bad("checkpoint", "checkpoint.txt is missing"))?;
-    let claimed = peek_checkpoint(&note)?;
-    if manifest.origin != claimed.origin.as_str() {
-        return Err(bad(
-            "manifest",
-            format!(
-                "origin {} is not the checkpoint origin {:?}",
-                manifest.origin, claimed.origin
-            ),
-        ));
-    }
+    let (note, claimed) = checkpoint_of(dir, &manifest)?;
     parallel::verify_chunk(dir, &manifest, &claimed, first, current, &note, (at, jobs))
 }
 

@@ -131,13 +131,14 @@ impl RegistryService {
     }
 }
 
-/// Why the registry could not be rebuilt from the ledger.
+/// Why the registry (or the policy sets, `review::gate`) could not be
+/// rebuilt from the ledger.
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     /// The store could not be read.
     #[error(transparent)]
     Store(#[from] crate::ledger::store::StoreError),
-    /// A registry entry does not decode.
+    /// A registry or policy-set entry does not decode.
     #[error("ledger entry {seq}: {problem}")]
     Entry {
         /// Its seq.

@@ -4,6 +4,7 @@
 //! manifest's `sha256` and `bytes`, the decompressed content's line count
 //! and every check of its lines all come from one read.
 
+use super::chunks::{check_lines, check_stored};
 use super::digest::Lines;
 use super::{BundleError, bad};
 use crate::ledger::export::Compression;
@@ -135,28 +136,6 @@ pub(super) fn compare(
     let Some(expected) = expected else {
         return Err(bad("manifest", format!("files does not list {name}")));
     };
-    if expected["sha256"].as_str() != Some(read.sha256.as_str()) {
-        return Err(bad(
-            "files",
-            format!("{name}: its SHA-256 is not the manifest's"),
-        ));
-    }
-    if let Some(said) = expected.get("bytes")
-        && said.as_u64() != Some(read.bytes)
-    {
-        return Err(bad(
-            "files",
-            format!("{name} has {} bytes, the manifest says {said}", read.bytes),
-        ));
-    }
-    if expected["lines"].as_u64() != Some(lines) {
-        return Err(bad(
-            "files",
-            format!(
-                "{name} has {lines} lines, the manifest says {}",
-                expected["lines"]
-            ),
-        ));
-    }
-    Ok(())
+    check_stored(name, expected, &read.sha256, Some(read.bytes))?;
+    check_lines(name, expected, lines)
 }

@@ -239,33 +239,12 @@ impl Chunked {
                 let bytes = std::fs::metadata(dir.join(name)).map_or(0, |m| m.len());
                 (found.sha256, bytes, Some(found.lines))
             };
-            if expected["sha256"].as_str() != Some(sha256.as_str()) {
-                return Err(bad(
-                    "files",
-                    format!("{name}: its SHA-256 is not the manifest's"),
-                ));
-            }
-            if let Some(said) = expected.get("bytes")
-                && said.as_u64() != Some(bytes)
-            {
-                return Err(bad(
-                    "files",
-                    format!("{name} has {bytes} bytes, the manifest says {said}"),
-                ));
-            }
+            check_stored(name, expected, &sha256, Some(bytes))?;
             let lines = match lines {
                 Some(lines) => lines,
                 None => decompressed_lines(dir, name, self.compression)?,
             };
-            if expected["lines"].as_u64() != Some(lines) {
-                return Err(bad(
-                    "files",
-                    format!(
-                        "{name} has {lines} lines, the manifest says {}",
-                        expected["lines"]
-                    ),
-                ));
-            }
+            check_lines(name, expected, lines)?;
         }
         for chunk in &self.chunks {
             for file in &chunk.files {
@@ -441,4 +420,44 @@ impl Read for Chain {
             }
         }
     }
+}
+
+/// A file's stored SHA-256 (and its size, when known) against its member
+/// of the manifest's `files`.
+pub(super) fn check_stored(
+    name: &str,
+    expected: &Value,
+    sha256: &str,
+    bytes: Option<u64>,
+) -> Result<(), BundleError> {
+    if expected["sha256"].as_str() != Some(sha256) {
+        return Err(bad(
+            "files",
+            format!("{name}: its SHA-256 is not the manifest's"),
+        ));
+    }
+    if let (Some(said), Some(bytes)) = (expected.get("bytes"), bytes)
+        && said.as_u64() != Some(bytes)
+    {
+        return Err(bad(
+            "files",
+            format!("{name} has {bytes} bytes, the manifest says {said}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A file's line count (of its content, decompressed) against its member
+/// of the manifest's `files`.
+pub(super) fn check_lines(name: &str, expected: &Value, lines: u64) -> Result<(), BundleError> {
+    if expected["lines"].as_u64() != Some(lines) {
+        return Err(bad(
+            "files",
+            format!(
+                "{name} has {lines} lines, the manifest says {}",
+                expected["lines"]
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -353,21 +353,8 @@ fn check_top_files(dir: &Path, files: &Map<String, Value>) -> Result<(), BundleE
             }
         };
         let Digest { lines, sha256 } = found;
-        if expected["lines"].as_u64() != Some(lines) {
-            return Err(bad(
-                "files",
-                format!(
-                    "{name} has {lines} lines, the manifest says {}",
-                    expected["lines"]
-                ),
-            ));
-        }
-        if expected["sha256"].as_str() != Some(sha256.as_str()) {
-            return Err(bad(
-                "files",
-                format!("{name}: its SHA-256 is not the manifest's"),
-            ));
-        }
+        super::chunks::check_lines(name, expected, lines)?;
+        super::chunks::check_stored(name, expected, &sha256, None)?;
     }
     Ok(())
 }

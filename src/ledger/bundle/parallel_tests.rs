@@ -3,12 +3,11 @@
 //! on its own, with the report of the one-stream pass, whatever the number
 //! of threads; and each chunk checks alone.
 
+use super::tests::append;
 use super::*;
-use crate::decision::{Capture, Decision, DecisionId, EntrySignatures, Outcome, Route, Timings};
 use crate::ledger::entry::EntryBody;
 use crate::ledger::export::{BundleOptions, Chunking, Compression, export_bundle};
 use crate::ledger::memstore::MemStore;
-use crate::ledger::sequencer::{Ledger, SequencerConfig};
 use ed25519_dalek::SigningKey;
 use std::sync::Arc;
 
@@ -20,51 +19,9 @@ fn key(seed: [u8; 32]) -> NoteVerifier {
     NoteVerifier::new(ORIGIN, SigningKey::from_bytes(&seed).verifying_key()).unwrap()
 }
 
+/// A decision of model `m` with its payloads.
 fn decision() -> EntryBody {
-    EntryBody::Decision(Box::new(Decision {
-        id: DecisionId::random(),
-        caller: "alice".into(),
-        route: Route::KserveInfer,
-        protocol: None,
-        model: Some("m".into()),
-        version: Some("1".into()),
-        approval_seq: None,
-        path: "/v1/chat/completions".into(),
-        cut: Default::default(),
-        subject: None,
-        auth: Default::default(),
-        policy: None,
-        outcome: Outcome::Served,
-        status: 200,
-        error_code: None,
-        timings: Timings::default(),
-        request: Capture::of_complete(&bytes::Bytes::from_static(b"{\"in\":1}"), 64),
-        response: Capture::of_complete(&bytes::Bytes::from_static(b"{\"out\":2}"), 64),
-    }))
-}
-
-async fn append(store: &Arc<MemStore>, seed: [u8; 32], bodies: Vec<EntryBody>) {
-    let (ledger, writer) = Ledger::open(
-        store.clone(),
-        SequencerConfig::for_tests(
-            ORIGIN,
-            &SigningKey::from_bytes(&seed),
-            EntrySignatures::On,
-            64,
-            3,
-        ),
-    )
-    .unwrap();
-    for batch in bodies.chunks(3) {
-        let appends: Vec<_> = batch.iter().map(|b| ledger.append(b.clone())).collect();
-        for append in appends {
-            append.await.unwrap();
-        }
-    }
-    drop(ledger);
-    tokio::task::spawn_blocking(move || writer.close())
-        .await
-        .unwrap();
+    EntryBody::Decision(Box::new(super::tests::decision("m")))
 }
 
 /// 12 decisions, a rotation at seq 12, 12 more under the next key.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 const ORIGIN: &str = "test.example/log";
 const KEY: [u8; 32] = [7; 32];
 
-fn decision(model: &str) -> Decision {
+pub(super) fn decision(model: &str) -> Decision {
     Decision {
         id: DecisionId::random(),
         caller: "alice".into(),
@@ -45,7 +45,7 @@ fn verifier() -> NoteVerifier {
 /// Appends `bodies` to `store` under `key`, three at a time, so they are
 /// committed in batches of up to 3 (fewer when the writer wakes between
 /// two of them).
-async fn append(store: &Arc<MemStore>, key: [u8; 32], bodies: Vec<EntryBody>) {
+pub(super) async fn append(store: &Arc<MemStore>, key: [u8; 32], bodies: Vec<EntryBody>) {
     let (ledger, writer) = Ledger::open(
         store.clone(),
         SequencerConfig::for_tests(

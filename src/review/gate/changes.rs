@@ -327,21 +327,9 @@ impl PolicyGate {
     }
 }
 
-/// Why the policy sets could not be rebuilt from the ledger.
-#[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
-    /// The store could not be read.
-    #[error(transparent)]
-    Store(#[from] crate::ledger::store::StoreError),
-    /// A policy-set entry does not decode.
-    #[error("ledger entry {seq}: {problem}")]
-    Entry {
-        /// Its seq.
-        seq: u64,
-        /// What is wrong.
-        problem: String,
-    },
-}
+/// Why the policy sets could not be rebuilt from the ledger: the same
+/// two causes as for the registry's rebuild.
+pub use crate::registry::service::ReplayError;
 
 /// The policy sets as the ledger's policy-set entries leave them. Runs at
 /// start, before the gate serves (reads every governance entry once).
