@@ -4679,16 +4679,19 @@ class PolicySetChecker:
         )
         if not ok_policy:
             reasons.append("policy is not {approvers, required_roles}")
+        # issuer: a person's JWT issuer (its shape is check_admin_issuers'); absent in older entries.
         ok_approvals = isinstance(approvals, list) and all(
-            isinstance(a, dict) and set(a) == {"principal", "roles"} and isinstance(a["principal"], str)
+            isinstance(a, dict) and set(a) - {"issuer"} == {"principal", "roles"} and isinstance(a["principal"], str)
             and isinstance(a["roles"], list) for a in approvals
         )
         if not ok_approvals or not approvals:
-            reasons.append("approvals is not a non-empty list of {principal, roles}")
+            reasons.append("approvals is not a non-empty list of {principal, roles[, issuer]}")
             return reasons
         names = [a["principal"] for a in approvals]
         if names[-1] != who:
             reasons.append("the last of approvals is not this entry's principal")
+        elif approvals[-1].get("issuer") != entry.get("principal_issuer"):
+            reasons.append("the last of approvals does not have this entry's principal_issuer as its issuer")
         if len(set(names)) != len(names):
             reasons.append("approvals name a principal twice (approvers must be distinct)")
         if proposal is not None:

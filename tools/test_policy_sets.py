@@ -57,14 +57,18 @@ class Log:
             set_sha256=digest(files), files=[{"file": name, "sha256": sha(text), "text": text}],
         )
 
-    def approve(self, proposal, files, so_far, who, roles, approvers=2, required=(), state=None):
-        approvals = so_far + [{"principal": who, "roles": roles}]
+    def approve(self, proposal, files, so_far, who, roles, approvers=2, required=(), state=None, issuer=None):
+        mark = {"principal": who, "roles": roles}
+        by = {}
+        if issuer is not None:  # a person signed in with a JWT
+            mark["issuer"] = by["principal_issuer"] = issuer
+        approvals = so_far + [mark]
         if state is None:
             state = "approved" if len(approvals) >= approvers else "proposed"
         return self.add(
             "policy_set_approved", principal=who, principal_roles=roles, set_sha256=digest(files),
             proposal_seq=proposal, approvals=approvals,
-            policy={"approvers": approvers, "required_roles": list(required)}, state=state,
+            policy={"approvers": approvers, "required_roles": list(required)}, state=state, **by,
         )
 
     def switch(self, kind, proposal, files, approval_seq, deactivated=None):
@@ -121,6 +125,31 @@ class PolicySetTests(unittest.TestCase):
         log.add("policy_approval_configured", approvers=2, required_roles=[], active_seq=active)
         log.decision(active)
         self.assertEqual(log.problems(), [])
+
+    def test_approvals_by_people_with_a_jwt_name_their_issuer(self):
+        log = Log()
+        files = [("freeze.rego", DENY_ALL)]
+        proposal = log.propose("freeze.rego", DENY_ALL)
+        idp = "https://login.example"
+        log.approve(proposal, files, [], "ann", ["approver"], issuer=idp)
+        ann = {"principal": "ann", "roles": ["approver"], "issuer": idp}
+        met = log.approve(proposal, files, [ann], "bob", ["approver"])
+        log.switch("policy_set_activated", proposal, files, met)
+        self.assertEqual(log.problems(), [])
+        # The last approval's issuer must be the entry's principal_issuer.
+        log = Log()
+        proposal = log.propose("freeze.rego", DENY_ALL)
+        bad = log.approve(proposal, files, [], "ann", ["approver"], issuer=idp)
+        del log.entries[bad][1]["principal_issuer"]
+        problems = log.problems()
+        self.assertTrue(any(f"seq {bad}" in p and "principal_issuer" in p for p in problems), problems)
+        # No other member in an approval.
+        log = Log()
+        proposal = log.propose("freeze.rego", DENY_ALL)
+        bad = log.approve(proposal, files, [], "ann", ["approver"])
+        log.entries[bad][1]["approvals"][0]["email"] = "ann@example"
+        problems = log.problems()
+        self.assertTrue(any(f"seq {bad}" in p and "approvals is not" in p for p in problems), problems)
 
     def test_an_activation_without_enough_approvals_is_named(self):
         log = Log()

@@ -44,6 +44,15 @@ impl Caller {
         })
     }
 
+    /// The caller as a ledger entry records who acted.
+    pub fn acted_by(&self) -> crate::ledger::entry::ActedBy {
+        crate::ledger::entry::ActedBy {
+            principal: self.principal.clone(),
+            roles: self.roles.clone(),
+            issuer: self.issuer.clone(),
+        }
+    }
+
     /// `Ok` if any of `roles` is held, else the 403 naming them.
     pub fn require(&self, roles: &[&str]) -> Result<(), AuthError> {
         if self.has_any(roles) {

@@ -8,6 +8,7 @@
 use super::auth::Tokens;
 use super::{BodyError, error_response, json_response, parse_body};
 use crate::decision::{DecisionId, SubjectKey};
+use crate::ledger::entry::ActedBy;
 use crate::ledger::erase::Selection;
 use crate::ledger::export::UtcTime;
 use axum::Router;
@@ -36,6 +37,8 @@ pub struct ErasureRequest {
     pub reason: String,
     /// List only.
     pub dry_run: bool,
+    /// Who asked (recorded in each `payload_erased` entry).
+    pub by: ActedBy,
 }
 
 /// Why an erasure did not happen (or did not complete).
@@ -119,7 +122,11 @@ fn unix_ms(name: &str, text: &str) -> Result<u64, ErasureFailure> {
     Ok(if ms <= 0.0 { 0 } else { ms.round() as u64 })
 }
 
-fn check(raw: RawRequest, key: Option<&SubjectKey>) -> Result<ErasureRequest, ErasureFailure> {
+fn check(
+    raw: RawRequest,
+    key: Option<&SubjectKey>,
+    by: ActedBy,
+) -> Result<ErasureRequest, ErasureFailure> {
     let reason = raw.reason.unwrap_or_default();
     if reason.trim().is_empty() {
         return Err(bad(
@@ -200,6 +207,7 @@ fn check(raw: RawRequest, key: Option<&SubjectKey>) -> Result<ErasureRequest, Er
         selection,
         reason,
         dry_run: raw.dry_run,
+        by,
     })
 }
 
@@ -225,7 +233,7 @@ async fn erase_payloads(State(api): State<Api>, headers: HeaderMap, body: Bytes)
             );
         }
     };
-    let request = match check(raw, api.subject_key.as_ref()) {
+    let request = match check(raw, api.subject_key.as_ref(), caller.acted_by()) {
         Ok(request) => request,
         Err(failure) => {
             return error_response(failure.status, failure.code, &failure.message, None);
@@ -261,10 +269,23 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
+    fn admin() -> ActedBy {
+        ActedBy {
+            principal: "ops".into(),
+            roles: vec!["admin".into()],
+            issuer: None,
+        }
+    }
+
     #[test]
     fn a_request_needs_a_reason_and_exactly_one_selection() {
         let key = SubjectKey::from_bytes([1; 32]);
-        let code = |json: &str| check(raw(json), Some(&key)).map(|_| ()).unwrap_err().code;
+        let code = |json: &str| {
+            check(raw(json), Some(&key), admin())
+                .map(|_| ())
+                .unwrap_err()
+                .code
+        };
         assert_eq!(code(r#"{"subject":"a"}"#), "reason_required");
         assert_eq!(code(r#"{"subject":"a","reason":" "}"#), "reason_required");
         assert_eq!(code(r#"{"reason":"r"}"#), "selection_required");
@@ -288,11 +309,12 @@ mod tests {
             code(r#"{"reason":"r","decision_ids":[]}"#),
             "too_many_decisions"
         );
-        let no_key = check(raw(r#"{"reason":"r","subject":"a"}"#), None).unwrap_err();
+        let no_key = check(raw(r#"{"reason":"r","subject":"a"}"#), None, admin()).unwrap_err();
         assert_eq!(no_key.code, "subject_key_missing");
         let ok = check(
             raw(r#"{"reason":"r","subject":"a","dry_run":true}"#),
             Some(&key),
+            admin(),
         )
         .unwrap();
         assert_eq!(ok.selection, Selection::Subject(key.hash("a")));
@@ -300,6 +322,7 @@ mod tests {
         let range = check(
             raw(r#"{"reason":"r","from":"1970-01-01T00:00:01Z","to":"1970-01-01T00:00:02.5Z"}"#),
             Some(&key),
+            admin(),
         )
         .unwrap();
         assert_eq!(

@@ -161,7 +161,9 @@ impl IntoResponse for ApiError {
 impl Api {
     async fn principal(&self, headers: &HeaderMap) -> Result<Principal, ApiError> {
         let caller = self.tokens.authenticate(headers).await?;
-        Principal::parse(caller.principal, &caller.roles).map_err(ApiError::Role)
+        Ok(Principal::parse(caller.principal, &caller.roles)
+            .map_err(ApiError::Role)?
+            .with_issuer(caller.issuer))
     }
 }
 

@@ -5,6 +5,7 @@
 
 use super::auth::Tokens;
 use super::{error_response, json_response};
+use crate::ledger::entry::ActedBy;
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -25,9 +26,13 @@ pub struct RotationFailure {
     pub message: String,
 }
 
-/// Rotates the key; the JSON answer (seq, old and new verifier keys).
+/// Rotates the key on behalf of the principal given (recorded in the
+/// `key_rotated` entry); the JSON answer (seq, old and new verifier keys).
 pub type Rotate = Arc<
-    dyn Fn() -> Pin<Box<dyn Future<Output = Result<serde_json::Value, RotationFailure>> + Send>>
+    dyn Fn(
+            ActedBy,
+        )
+            -> Pin<Box<dyn Future<Output = Result<serde_json::Value, RotationFailure>> + Send>>
         + Send
         + Sync,
 >;
@@ -53,7 +58,7 @@ async fn rotate_key(State(api): State<Api>, headers: HeaderMap) -> Response {
     if let Err(err) = caller.require(&["admin"]) {
         return err.into_response();
     }
-    match (api.rotate)().await {
+    match (api.rotate)(caller.acted_by()).await {
         Ok(answer) => json_response(StatusCode::OK, &answer),
         Err(failure) => error_response(failure.status, failure.code, &failure.message, None),
     }

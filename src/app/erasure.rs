@@ -110,7 +110,7 @@ impl Eraser {
         let mut erasures: Vec<Vec<u64>> = Vec::with_capacity(found.decisions.len());
         if !request.dry_run {
             for (i, group) in found.decisions.chunks(GROUP).enumerate() {
-                erasures.extend(self.erase_group(runtime, group, &request.reason)?);
+                erasures.extend(self.erase_group(runtime, group, request)?);
                 tracing::info!(
                     selection = kind,
                     done = (i * GROUP + group.len()),
@@ -134,7 +134,7 @@ impl Eraser {
         &self,
         runtime: &tokio::runtime::Handle,
         group: &[crate::ledger::erase::Selected],
-        reason: &str,
+        request: &ErasureRequest,
     ) -> Result<Vec<Vec<u64>>, ErasureFailure> {
         let bodies: Vec<(usize, EntryBody)> = group
             .iter()
@@ -146,7 +146,8 @@ impl Eraser {
                         EntryBody::PayloadErased {
                             decision_id: selected.id.to_string(),
                             erased_seq: *seq,
-                            reason: reason.to_owned(),
+                            reason: request.reason.clone(),
+                            by: Some(request.by.clone()),
                         },
                     )
                 })

@@ -72,11 +72,11 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 impl Rotator {
     /// The route's handler.
     pub(super) fn handler(self: Arc<Self>) -> Rotate {
-        Arc::new(move || {
+        Arc::new(move |by| {
             let rotator = self.clone();
             let handle = tokio::runtime::Handle::current();
             Box::pin(async move {
-                tokio::task::spawn_blocking(move || rotator.rotate(&handle))
+                tokio::task::spawn_blocking(move || rotator.rotate(&handle, by))
                     .await
                     .unwrap_or_else(|_| Err(ours("the rotation thread panicked".to_owned())))
             })
@@ -87,6 +87,7 @@ impl Rotator {
     fn rotate(
         &self,
         runtime: &tokio::runtime::Handle,
+        by: crate::ledger::entry::ActedBy,
     ) -> Result<serde_json::Value, RotationFailure> {
         let _one = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
         let mut seed = [0u8; 32];
@@ -105,7 +106,7 @@ impl Rotator {
             .map_err(|err| ours(format!("writing {}: {err}", next.display())))?;
         let appended = self
             .ledger
-            .rotate_key(signer)
+            .rotate_key(signer, Some(by))
             .map_err(|err| RotationFailure {
                 status: StatusCode::CONFLICT,
                 code: match err {

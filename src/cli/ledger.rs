@@ -174,6 +174,7 @@ pub(super) fn rotate_key(path: &std::path::Path, new_key: &std::path::Path) -> a
         crate::ledger::entry::EntryBody::KeyRotated {
             old_vkey,
             new_vkey: new_vkey.clone(),
+            by: None,
         },
     )?;
     print_out(&format!(
@@ -245,6 +246,7 @@ pub(super) fn erase(path: &Path, asked: &super::erase::Asked, quiet: bool) -> an
                     decision_id: id.clone(),
                     erased_seq: *seq,
                     reason: asked.reason.clone(),
+                    by: None,
                 },
             )
             .context("recording the erasure")?;

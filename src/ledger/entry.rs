@@ -41,6 +41,9 @@ pub enum EntryBody {
         old_vkey: String,
         /// Verifier key of the key that signs every later batch.
         new_vkey: String,
+        /// Who asked for it on the admin API; `None` for the offline
+        /// command (whoever ran it held the store and the key file).
+        by: Option<ActedBy>,
     },
     /// A governance event (a model version proposed, approved, activated,
     /// ...): its kind and members, as the module that owns the event
@@ -93,7 +96,33 @@ pub enum EntryBody {
         erased_seq: u64,
         /// Why (a ticket, a data-subject request).
         reason: String,
+        /// Who asked for it on the admin API; `None` for the offline
+        /// command.
+        by: Option<ActedBy>,
     },
+}
+
+/// The admin principal behind an entry, as the model registry's entries
+/// record theirs: `principal`, `principal_roles` and, for a person signed
+/// in with a JWT, `principal_issuer`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActedBy {
+    /// The principal's name.
+    pub principal: String,
+    /// Its roles when it acted.
+    pub roles: Vec<String>,
+    /// The issuer of its JWT; `None` for a configured admin token.
+    pub issuer: Option<String>,
+}
+
+impl ActedBy {
+    fn push_members<'a>(&'a self, entry: &mut CanonicalObject<'a>) {
+        entry.push("principal", self.principal.as_str());
+        entry.push("principal_roles", Member::Strings(&self.roles));
+        if let Some(issuer) = &self.issuer {
+            entry.push("principal_issuer", issuer.as_str());
+        }
+    }
 }
 
 impl EntryBody {
@@ -197,10 +226,17 @@ pub fn seal(
         EntryBody::GatewayStopped => {
             entry.push("kind", "gateway_stopped");
         }
-        EntryBody::KeyRotated { old_vkey, new_vkey } => {
+        EntryBody::KeyRotated {
+            old_vkey,
+            new_vkey,
+            by,
+        } => {
             entry.push("kind", "key_rotated");
             entry.push("old_vkey", old_vkey.as_str());
             entry.push("new_vkey", new_vkey.as_str());
+            if let Some(by) = by {
+                by.push_members(&mut entry);
+            }
         }
         EntryBody::Governance { kind, members } => {
             entry.push("kind", *kind);
@@ -247,11 +283,15 @@ pub fn seal(
             decision_id,
             erased_seq,
             reason,
+            by,
         } => {
             entry.push("kind", "payload_erased");
             entry.push("decision_id", decision_id.as_str());
             entry.push("erased_seq", *erased_seq);
             entry.push("reason", reason.as_str());
+            if let Some(by) = by {
+                by.push_members(&mut entry);
+            }
         }
     }
     let mut canonical = Vec::with_capacity(768);

@@ -200,9 +200,14 @@ impl Ledger {
 
     /// Rotates the signing key between two batches: appends `key_rotated`
     /// (committed in a batch the key in force signs); every later batch is
-    /// signed by `new`. The future resolves once the entry is durable; on
-    /// an error nothing was switched.
-    pub fn rotate_key(&self, new: NoteSigner) -> Result<RecordFuture, RotateError> {
+    /// signed by `new`. `by` is the admin principal who asked, recorded in
+    /// the entry. The future resolves once the entry is durable; on an
+    /// error nothing was switched.
+    pub fn rotate_key(
+        &self,
+        new: NoteSigner,
+        by: Option<crate::ledger::entry::ActedBy>,
+    ) -> Result<RecordFuture, RotateError> {
         let old_vkey = self.keys.in_force().vkey();
         let new_vkey = new.verifier().vkey();
         if old_vkey == new_vkey {
@@ -211,7 +216,11 @@ impl Ledger {
         if !self.keys.park(new) {
             return Err(RotateError::InProgress);
         }
-        let appended = self.submit(EntryBody::KeyRotated { old_vkey, new_vkey });
+        let appended = self.submit(EntryBody::KeyRotated {
+            old_vkey,
+            new_vkey,
+            by,
+        });
         let keys = self.keys.clone();
         Ok(Box::pin(async move {
             let acked = appended.await;

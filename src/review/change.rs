@@ -67,6 +67,10 @@ pub struct SetApproval {
     pub principal: String,
     /// Their roles when they approved.
     pub roles: Vec<Role>,
+    /// The issuer of their JWT; absent for a configured token (and in
+    /// entries written before policy-set entries recorded issuers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
     /// Seq of the `policy_set_approved` entry.
     pub seq: u64,
 }
@@ -468,14 +472,13 @@ impl PolicyChanges {
                     .map(|a| ApprovalMark {
                         principal: a.principal.clone(),
                         roles: a.roles.clone(),
-                        issuer: None,
+                        issuer: a.issuer.clone(),
                     })
                     .collect();
                 approvals.push(ApprovalMark {
                     principal: by.name.clone(),
                     roles: by.roles.clone(),
-                    // Policy-set entries do not record issuers yet.
-                    issuer: None,
+                    issuer: by.issuer.clone(),
                 });
                 Ok(Some(ChangeEvent::Approved {
                     proposal_seq: *proposal_seq,
@@ -592,6 +595,7 @@ impl PolicyChanges {
                     set.approvals.push(SetApproval {
                         principal: principal.name.clone(),
                         roles: principal.roles.clone(),
+                        issuer: principal.issuer.clone(),
                         seq,
                     });
                     if *state == SetState::Approved && set.state == SetState::Proposed {

@@ -336,3 +336,98 @@ async fn a_reviewer_with_the_callers_jwt_identity_may_not_decide_whatever_the_na
     assert_eq!(decision["caller"], "svc-batch");
     assert_eq!(decision["auth"]["subject"], "00u-dana");
 }
+
+/// Allows every request (the set a person approves below).
+const ALLOW_ALL: &str = "package govgate\n\nflag contains \"seen\" if {\n\tinput.stage == \"request\"\n\tinput.caller == \"nobody-at-all\"\n}\n";
+
+#[tokio::test]
+async fn a_persons_policy_set_approval_erasure_and_key_rotation_name_principal_and_issuer() {
+    let idp = Idp::new();
+    let upstream = TestUpstream::start().await;
+    let policies = crate::reviews::policy_dir(&[("allow.rego", ALLOW_ALL)]);
+    let mut gateway = Gateway::start(&format!(
+        "{}\n[review]\npolicies_dir = \"{}\"\n\
+         policy_approval = {{ approvers = 2, required_roles = [\"ai_officer\"] }}\n{}\"admins\" = [\"admin\"]\n",
+        crate::models(&upstream.url()),
+        policies.path().display(),
+        idp.admin_jwt()
+    ))
+    .await;
+
+    // Two people approve the set proposed at start; one of them activates.
+    let dana = idp.person("00u-dana", "dana", &["ai-officers"]);
+    let lee = idp.person("00u-lee", "lee", &["risk", "admins"]);
+    let sets = as_person(&gateway, &dana, Method::GET, "/admin/policies/sets", "").await;
+    assert_eq!(sets.status, 200, "{}", sets.text());
+    let set = sets.json()["sets"][0]["seq"].as_u64().unwrap();
+    for person in [&dana, &lee] {
+        let path = format!("/admin/policies/sets/{set}/approve");
+        let approved = as_person(&gateway, person, Method::POST, &path, "").await;
+        assert_eq!(approved.status, 200, "{}", approved.text());
+    }
+    let path = format!("/admin/policies/sets/{set}/activate");
+    let activated = as_person(&gateway, &lee, Method::POST, &path, "").await;
+    assert_eq!(activated.status, 200, "{}", activated.text());
+
+    // Lee, an admin by group, erases a decision's payload and rotates the key.
+    let served = gateway.infer(r#"{"inputs":[7]}"#).await;
+    assert_eq!(served.status, 200, "{}", served.text());
+    let id = served.decision_id();
+    gateway.wait_for_decision(&id).await;
+    let body = json!({"reason": "DSR-7", "decision_ids": [id]}).to_string();
+    let erased = as_person(&gateway, &lee, Method::POST, "/admin/payloads/erase", &body).await;
+    assert_eq!(erased.status, 200, "{}", erased.text());
+    let path = "/admin/ledger/rotate-key";
+    let rotated = as_person(&gateway, &lee, Method::POST, path, "").await;
+    assert_eq!(rotated.status, 200, "{}", rotated.text());
+
+    let entries = gateway.entries().await;
+    let of = |kind: &str| -> Vec<Value> {
+        entries
+            .iter()
+            .filter(|e| e["kind"] == kind)
+            .cloned()
+            .collect()
+    };
+    let approvals = of("policy_set_approved");
+    assert_eq!(approvals.len(), 2);
+    assert_eq!(approvals[0]["principal"], "dana");
+    assert_eq!(approvals[0]["principal_issuer"], ISSUER);
+    assert_eq!(
+        approvals[1]["approvals"],
+        json!([
+            {"principal": "dana", "roles": ["approver:ai_officer"], "issuer": ISSUER},
+            {"principal": "lee", "roles": ["admin", "approver:security_officer"], "issuer": ISSUER},
+        ])
+    );
+    assert_eq!(of("policy_set_activated")[0]["principal_issuer"], ISSUER);
+    for kind in ["payload_erased", "key_rotated"] {
+        let entry = &of(kind)[0];
+        assert_eq!(entry["principal"], "lee", "{entry}");
+        assert_eq!(entry["principal_issuer"], ISSUER, "{entry}");
+        assert_eq!(
+            entry["principal_roles"],
+            json!(["admin", "approver:security_officer"]),
+            "{entry}"
+        );
+    }
+
+    assert!(gateway.stop().await.success());
+    let out = gateway.dir.path().join("bundle");
+    let export = gateway.cli(&["export", "--out", out.to_str().unwrap()]);
+    assert!(export.status.success());
+    both_accept_bundle(&gateway.vkey, &out);
+    // The policy sets replay at start with their approvers' issuers.
+    gateway.restart().await;
+    let sets = admin_call(
+        &gateway.admin,
+        Some("auditor"),
+        Method::GET,
+        "/admin/policies/sets",
+        "",
+    )
+    .await
+    .json();
+    assert_eq!(sets["sets"][0]["state"], "active", "{sets}");
+    assert_eq!(sets["sets"][0]["approvals"][1]["issuer"], ISSUER, "{sets}");
+}

@@ -31,6 +31,7 @@ async fn rotated() -> Arc<MemStore> {
     let rotation = EntryBody::KeyRotated {
         old_vkey: key(KEY).vkey(),
         new_vkey: key(NEXT).vkey(),
+        by: None,
     };
     append(&store, KEY, vec![rotation]).await;
     append(&store, NEXT, (0..12).map(|_| decision()).collect()).await;

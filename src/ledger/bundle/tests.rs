@@ -262,6 +262,11 @@ async fn key_rotations_are_carried_and_followed_in_both_forms() {
     let rotation = EntryBody::KeyRotated {
         old_vkey: verifier().vkey(),
         new_vkey: next.vkey(),
+        by: Some(crate::ledger::entry::ActedBy {
+            principal: "ops-lead".into(),
+            roles: vec!["admin".into()],
+            issuer: Some("https://id.example".into()),
+        }),
     };
     append(&store, KEY, vec![rotation]).await; // seq 6, alone under the old key
     append(&store, NEXT, decisions(&["a", "b", "a"])).await; // seqs 7..10

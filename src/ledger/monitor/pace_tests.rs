@@ -147,7 +147,7 @@ async fn a_full_round_of_a_log_that_rotated_its_key_rests_while_it_reads_the_key
     append(&ledger, 1).await;
     let new = SigningKey::from_bytes(&[8; 32]);
     let signer = crate::ledger::checkpoint::NoteSigner::new(ORIGIN, new.clone()).unwrap();
-    ledger.rotate_key(signer).unwrap().await.unwrap();
+    ledger.rotate_key(signer, None).unwrap().await.unwrap();
     let entries = 2 * FULL_CHUNK + 500;
     append(&ledger, entries).await;
     let current = NoteVerifier::new(ORIGIN, new.verifying_key()).unwrap();

@@ -34,7 +34,7 @@ async fn later_batches_are_signed_by_the_new_key_and_the_log_verifies() {
     let (ledger, writer) = open(store.clone());
     ledger.append(EntryBody::GatewayStopped).await.unwrap();
     // Entries queued behind the rotation go into the next batch.
-    let rotated = ledger.rotate_key(signer(2)).unwrap();
+    let rotated = ledger.rotate_key(signer(2), None).unwrap();
     let behind: Vec<_> = (0..5)
         .map(|_| ledger.append(EntryBody::GatewayStopped))
         .collect();
@@ -44,7 +44,7 @@ async fn later_batches_are_signed_by_the_new_key_and_the_log_verifies() {
     }
     assert_eq!(ledger.key_in_force().vkey(), signer(2).verifier().vkey());
     assert!(matches!(
-        ledger.rotate_key(signer(2)),
+        ledger.rotate_key(signer(2), None),
         Err(RotateError::SameKey)
     ));
     let (size, _) = store.checkpoint_covering(rotation_seq).unwrap().unwrap();
@@ -61,7 +61,11 @@ async fn a_rotation_whose_commit_fails_leaves_the_old_key_in_force() {
     let (ledger, writer) = open(store.clone());
     ledger.append(EntryBody::GatewayStopped).await.unwrap();
     store.fail_commits(true);
-    ledger.rotate_key(signer(2)).unwrap().await.unwrap_err();
+    ledger
+        .rotate_key(signer(2), None)
+        .unwrap()
+        .await
+        .unwrap_err();
     store.fail_commits(false);
     // The writer resumes by itself; then entries are signed by the old key.
     let mut appended = false;
@@ -75,7 +79,7 @@ async fn a_rotation_whose_commit_fails_leaves_the_old_key_in_force() {
     assert!(appended, "the ledger resumed");
     assert_eq!(ledger.key_in_force().vkey(), signer(1).verifier().vkey());
     // Nothing is left parked: another rotation may go ahead.
-    ledger.rotate_key(signer(3)).unwrap().await.unwrap();
+    ledger.rotate_key(signer(3), None).unwrap().await.unwrap();
     drop(ledger);
     writer.close();
     verify_store(store.as_ref(), &signer(3).verifier()).unwrap();
@@ -86,7 +90,7 @@ async fn the_key_rotated_from_is_refused_at_the_next_open() {
     let store = Arc::new(MemStore::new());
     let (ledger, writer) = open(store.clone());
     ledger.append(EntryBody::GatewayStopped).await.unwrap();
-    ledger.rotate_key(signer(2)).unwrap().await.unwrap();
+    ledger.rotate_key(signer(2), None).unwrap().await.unwrap();
     drop(ledger);
     writer.close();
     // As after a crash before the new key reached the key file.

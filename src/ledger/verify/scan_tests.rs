@@ -191,11 +191,17 @@ fn sealed_store(origin: &str) -> (MemStore, Vec<Vec<u8>>) {
         EntryBody::KeyRotated {
             old_vkey: "a+1+b".into(),
             new_vkey: "c+2+d".into(),
+            by: None,
         },
         EntryBody::PayloadErased {
             decision_id: "ab".repeat(16),
             erased_seq: 1,
             reason: "ticket \\ 42 \u{1F600}".into(),
+            by: Some(crate::ledger::entry::ActedBy {
+                principal: "dpo \u{e9}".into(),
+                roles: vec!["admin".into(), "approver:dpo".into()],
+                issuer: Some("https://id.example/\"x\"".into()),
+            }),
         },
         EntryBody::GatewayStopped,
     ];

@@ -292,6 +292,7 @@ async fn a_rotated_log_verifies_under_its_new_key_only() {
     let rotation = EntryBody::KeyRotated {
         old_vkey: verifier([1; 32]).vkey(),
         new_vkey: verifier([2; 32]).vkey(),
+        by: None,
     };
     append_under(&store, [1; 32], vec![rotation]).await;
     append_under(&store, [2; 32], decisions()).await;

@@ -4,12 +4,14 @@
 //! Members, besides the ledger's own `seq`, `time`, `kind`, `origin` and
 //! `prev_hash`:
 //!
-//! - every kind: `principal`, `principal_roles`, `reason` (absent when
-//!   none), `set_sha256`;
+//! - every kind: `principal`, `principal_roles`, `principal_issuer` (the
+//!   issuer of a person's JWT; absent for a configured token and in
+//!   older entries), `reason` (absent when none), `set_sha256`;
 //! - `policy_set_proposed`: `source` (`folder`, `upload`), `files`
 //!   (`[{"file", "sha256", "text"}]`, sorted by file);
 //! - `policy_set_approved`: `proposal_seq`, `approvals`
-//!   (`[{"principal", "roles"}]`, this one last), `policy`
+//!   (`[{"principal", "roles", "issuer"}]`, `issuer` as `principal_issuer`,
+//!   this one last), `policy`
 //!   (`{"approvers", "required_roles"}`), `state` (`proposed`, `approved`);
 //! - `policy_set_activated`, `policy_set_rolled_back`: `proposal_seq`,
 //!   `approval_seq`, `files` (`[{"file", "sha256"}]`), `deactivated` (the
@@ -40,6 +42,8 @@ struct Wire {
     principal: String,
     principal_roles: Vec<Role>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    principal_issuer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
     set_sha256: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -65,6 +69,7 @@ impl Wire {
         Wire {
             principal: principal.name.clone(),
             principal_roles: principal.roles.clone(),
+            principal_issuer: principal.issuer.clone(),
             reason: reason.clone(),
             set_sha256: set_sha256.to_owned(),
             source: None,
@@ -167,7 +172,8 @@ impl ChangeEvent {
             .collect();
         let wire: Wire =
             serde_json::from_value(Value::Object(members)).map_err(|err| err.to_string())?;
-        let principal = Principal::new(wire.principal.clone(), wire.principal_roles.clone());
+        let principal = Principal::new(wire.principal.clone(), wire.principal_roles.clone())
+            .with_issuer(wire.principal_issuer.clone());
         let need = |name: &str| format!("{kind} without {name}");
         let files = wire.files.unwrap_or_default();
         let switch = || -> Result<SetSwitch, String> {
