@@ -509,8 +509,9 @@ impl App {
             ));
             gate = Some(oversight.gate.clone());
         }
+        let mut feedback = None;
         if let Some(recorder) = &kpi {
-            public = public.merge(crate::admin::json_rejections(crate::kpi::feedback_routes(
+            feedback = Some(crate::admin::json_rejections(crate::kpi::feedback_routes(
                 recorder.clone(),
                 ledger.clone(),
             )));
@@ -539,6 +540,11 @@ impl App {
             kpi,
             subject_key,
         );
+        if let Some(feedback) = feedback {
+            // Labels move the fairness figures: their senders authenticate
+            // as callers do.
+            public = public.merge(proxy::with_senders(feedback, &state));
+        }
         let jwks = state.take_jwks_fetcher();
         // The public listener says why, but not the store's own message
         // (paths, engine errors): that is on the admin listener's /readyz.

@@ -865,8 +865,9 @@ _AUTH_METHODS = {
 
 
 def check_decision_auth(entry: dict) -> str | None:
-    """A decision's `auth` member, when present (older entries have none): its shape; None if sound."""
-    if entry["kind"] != "decision" or "auth" not in entry:
+    """The `auth` member of a decision or of a feedback_received (its sender), when present (older entries
+    have none): its shape; None if sound."""
+    if entry["kind"] not in ("decision", "feedback_received") or "auth" not in entry:
         return None
     auth = entry["auth"]
     if not isinstance(auth, dict) or auth.get("method") not in _AUTH_METHODS:

@@ -2625,6 +2625,29 @@ class EvidenceTests(unittest.TestCase):
             self.assertEqual(problems, ["files: payloads.jsonl is present but the manifest does not list it"])
 
 
+class EntryAuthTests(unittest.TestCase):
+    """The `auth` member naming how a caller (a decision's, a feedback sender's) was established."""
+
+    def entry(self, kind, auth):
+        return {"kind": kind, "seq": 3, "time": "2026-12-06T00:00:00.000Z", "origin": "o",
+                "prev_hash": "0" * 64, "auth": auth}
+
+    def test_a_known_method_with_its_members_is_sound_on_decisions_and_feedback(self):
+        for kind in ("decision", "feedback_received"):
+            for auth in ({"method": "api_key", "key_id": "bo-1"}, {"method": "none"},
+                         {"method": "jwt", "issuer": "https://id.example", "subject": "s"}):
+                self.assertIsNone(gv.check_entry_fields(self.entry(kind, auth)), (kind, auth))
+
+    def test_an_unknown_method_or_member_is_named_on_decisions_and_feedback(self):
+        for kind in ("decision", "feedback_received"):
+            problem = gv.check_entry_fields(self.entry(kind, {"method": "password"}))
+            self.assertIn("known method", problem or "")
+            problem = gv.check_entry_fields(self.entry(kind, {"method": "api_key", "key_id": "k", "key": "x"}))
+            self.assertIn("unexpected member", problem or "")
+            problem = gv.check_entry_fields(self.entry(kind, {"method": "api_key"}))
+            self.assertIn("lacks key_id", problem or "")
+
+
 class UpgradeTests(unittest.TestCase):
     """Bundles written by govgate before streamed decisions had two entries
     (tests/data/upgrade/v0.1-a2c4271, its README says how) verify unchanged."""

@@ -49,3 +49,50 @@ impl CallerAuth {
         }
     }
 }
+
+impl CallerAuth {
+    /// The `auth` member as JSON, for entries built from JSON members
+    /// (`feedback_received`); the same shape as a decision's.
+    pub fn to_json(&self) -> serde_json::Value {
+        let mut member = serde_json::Map::new();
+        member.insert("method".into(), self.method().into());
+        match self {
+            Self::None | Self::Header { network: None } => {}
+            Self::Header {
+                network: Some(network),
+            } => {
+                member.insert("network".into(), network.as_str().into());
+            }
+            Self::ApiKey { key_id } => {
+                member.insert("key_id".into(), key_id.as_str().into());
+            }
+            Self::Mtls { cert_sha256 } => {
+                member.insert("cert_sha256".into(), super::hex(cert_sha256).into());
+            }
+            Self::Jwt {
+                issuer,
+                subject,
+                jti,
+            } => {
+                member.insert("issuer".into(), issuer.as_str().into());
+                for (name, value) in [("subject", subject), ("jti", jti)] {
+                    if let Some(value) = value {
+                        member.insert(name.into(), value.as_str().into());
+                    }
+                }
+            }
+        }
+        serde_json::Value::Object(member)
+    }
+}
+
+/// Who sent a call to one of the gateway's own public routes (`POST
+/// /govgate/feedback`), established as a model request's caller is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sender {
+    /// Its name (`anonymous` when none was established and none is
+    /// required), capped as a decision's caller is.
+    pub caller: String,
+    /// How it was established.
+    pub auth: CallerAuth,
+}

@@ -14,7 +14,7 @@ mod sink;
 mod subject;
 mod text;
 
-pub use auth::CallerAuth;
+pub use auth::{CallerAuth, Sender};
 pub use capture::{Capture, CaptureBuilder, hex};
 pub use id::DecisionId;
 pub use sink::{Ack, DecisionSink, Readiness, RecordFuture, SinkError};

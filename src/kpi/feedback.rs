@@ -9,13 +9,18 @@
 //! `applied`, `already_labeled`, `unknown_decision` or `unknown_row`; a
 //! single label for an unknown decision answers 404 `decision_not_found`.
 //! Decisions are kept for labels for the last two windows of rows.
+//!
+//! The sender is established as a model request's caller is (the public
+//! listener's `[auth]`, proxy/senders.rs) and named in the entry
+//! (`caller`, `auth`), so labels that move the fairness figures are as
+//! accountable as the decisions they label.
 
 use super::aggregator::{Feedback, FeedbackResult, KpiRecorder};
-use crate::decision::DecisionId;
+use crate::decision::{DecisionId, Sender};
 use crate::ledger::entry::EntryBody;
 use crate::ledger::sequencer::Ledger;
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use bytes::Bytes;
@@ -67,7 +72,11 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
     answer(status, json!({"error": {"code": code, "message": message}}))
 }
 
-async fn feedback(State(api): State<Api>, body: Bytes) -> Response {
+async fn feedback(
+    State(api): State<Api>,
+    sender: Option<Extension<Sender>>,
+    body: Bytes,
+) -> Response {
     let (items, single) = match serde_json::from_slice::<Body>(&body) {
         Ok(Body::Batch { feedback }) => (feedback, false),
         Ok(Body::One(item)) => (vec![item], true),
@@ -127,6 +136,10 @@ async fn feedback(State(api): State<Api>, body: Bytes) -> Response {
     if !recorded.is_empty() {
         let mut members = serde_json::Map::new();
         members.insert("labels".to_owned(), Value::Array(recorded));
+        if let Some(Extension(sender)) = &sender {
+            members.insert("caller".to_owned(), json!(sender.caller));
+            members.insert("auth".to_owned(), sender.auth.to_json());
+        }
         let entry = EntryBody::Governance {
             kind: "feedback_received",
             members,

@@ -22,6 +22,7 @@ mod path;
 mod poll;
 mod rate;
 mod recorder;
+mod senders;
 mod serving;
 mod stream;
 mod subject;
@@ -174,6 +175,8 @@ impl ProxyState {
         self.models.iter().find(|model| model.name == name)
     }
 }
+
+pub use senders::with_senders;
 
 /// The public router: proxy routes plus the gateway's own health endpoints.
 pub fn router(state: ProxyState) -> Router {

@@ -390,3 +390,79 @@ async fn each_decision_records_how_its_caller_was_established_and_both_verifiers
         "the Python verifier said nothing"
     );
 }
+
+/// Ground-truth labels move the fairness figures: with keys required,
+/// `POST /govgate/feedback` takes them only from a caller with a key (401
+/// `caller_unauthenticated` otherwise, nothing recorded or counted), and
+/// the `feedback_received` entry names the sender and how it was
+/// established, which both verifiers accept.
+#[tokio::test]
+async fn feedback_labels_need_an_authenticated_sender_who_is_named_in_the_entry() {
+    let upstream = TestUpstream::start().await;
+    let (key, key_entry) = new_key(&["--caller", "svc-backoffice", "--id", "bo-1"]);
+    let mut gateway = Gateway::start(&format!(
+        "[auth]\nrequire_api_key = true\n{key_entry}{}",
+        crate::kpi::kpi_models(&upstream.url())
+    ))
+    .await;
+    let bearer = format!("Bearer {key}");
+    let served = send(
+        Method::POST,
+        &gateway.url("/v2/models/scorer/infer"),
+        &[("authorization", &bearer)],
+        r#"{"scores": [0.9], "sex": ["f"], "amount": [10]}"#,
+    )
+    .await;
+    assert_eq!(served.status, 200, "{}", served.text());
+    let label = format!(
+        r#"{{"decision_id": "{}", "row": 0, "label": true}}"#,
+        served.decision_id()
+    );
+    let feedback = |headers: Vec<(&'static str, String)>| {
+        let url = gateway.url("/govgate/feedback");
+        let body = label.clone();
+        async move {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            send(Method::POST, &url, &headers, body).await
+        }
+    };
+
+    for headers in [
+        vec![("x-govgate-caller", "svc-backoffice".to_owned())],
+        vec![(
+            "authorization",
+            "Bearer ggk_00000000000000000000000000000000".to_owned(),
+        )],
+    ] {
+        let refused = feedback(headers).await;
+        assert_eq!(refused.status, 401, "{}", refused.text());
+        assert_eq!(refused.error_code(), "caller_unauthenticated");
+        assert!(refused.headers.contains_key("www-authenticate"));
+    }
+    let applied = feedback(vec![("authorization", bearer.clone())]).await;
+    assert_eq!(applied.status, 200, "{}", applied.text());
+    assert_eq!(
+        applied.json()["results"][0]["result"],
+        "applied",
+        "{}",
+        applied.text()
+    );
+
+    let entries = gateway.entries().await;
+    let received: Vec<&serde_json::Value> = entries
+        .iter()
+        .filter(|e| e["kind"] == "feedback_received")
+        .collect();
+    assert_eq!(received.len(), 1, "the refused labels were not recorded");
+    assert_eq!(received[0]["caller"], "svc-backoffice");
+    assert_eq!(
+        received[0]["auth"],
+        serde_json::json!({"method": "api_key", "key_id": "bo-1"})
+    );
+    assert!(gateway.stop().await.success());
+    let out = gateway.dir.path().join("bundle");
+    let export = gateway.cli(&["export", "--out", out.to_str().unwrap()]);
+    assert!(export.status.success());
+    crate::support::audit::both_accept_bundle(&gateway.vkey, &out);
+}
