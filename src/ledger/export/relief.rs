@@ -21,6 +21,9 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Bytes read, or resident memory grown, between reopens.
 pub const RELIEF_BUDGET: u64 = 64 << 20;
+/// How long a reopen waits out sled's own lock, still held by the threads
+/// of the database just closed.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 /// Resident memory is looked at after this many reads (it costs a read of
 /// a small /proc file).
 const LOOK_EVERY: u64 = 256;
@@ -93,13 +96,29 @@ impl<S: LedgerStore> Relieved<S> {
             over = resident().is_some_and(|now| base > 0 && now > base + self.budget);
         }
         if over {
-            self.inner.reopen()?;
+            self.reopen_waiting()?;
             self.reopens.fetch_add(1, Ordering::Relaxed);
             self.read.store(0, Ordering::Relaxed);
             self.base_rss
                 .store(resident().unwrap_or(0), Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Reopens the store. sled lets its background threads go after the
+    /// last handle is dropped, and they hold its file lock a moment
+    /// longer: a lock is waited out for [`LOCK_WAIT`]; one held longer is
+    /// another process's (a gateway that started), and the error stands.
+    fn reopen_waiting(&self) -> Result<u64, StoreError> {
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match self.inner.reopen() {
+                Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                reopened => return reopened,
+            }
+        }
     }
 
     /// Runs a range read over `from..to` in windows, with a chance to
