@@ -5,6 +5,7 @@
 mod erasure;
 mod governance;
 mod oversight;
+mod retention;
 mod rotation;
 mod tls;
 
@@ -149,6 +150,8 @@ pub struct App {
     witnessing: Option<crate::witness::WitnessTask>,
     /// Continuous verification, started by `run`.
     verification: Verification,
+    /// Payload retention, when a model has a setting; started by `run`.
+    retention: Option<Arc<retention::Retention>>,
     /// The listeners' TLS, reloaded by a task of `run`.
     tls: Vec<tls::Reloading>,
     /// The online exports' threads, stopped and drained by `run`.
@@ -445,6 +448,19 @@ impl App {
             }
             (_, None) => {}
         }
+        let eraser = Arc::new(erasure::Eraser {
+            ledger: ledger.clone(),
+            store: store.clone(),
+            busy: std::sync::Mutex::new(()),
+        });
+        let retention = retention::Retention::new(
+            config,
+            eraser.clone(),
+            store.clone(),
+            ledger.clone(),
+            metrics.registry(),
+        )?
+        .map(Arc::new);
         let status = ledger.status();
         let mut admin = crate::admin::router(metrics)
             .merge(crate::admin::readiness_route(Arc::new(move || {
@@ -482,12 +498,7 @@ impl App {
             ))
             .merge(crate::admin::erasure::routes(
                 tokens.clone(),
-                Arc::new(erasure::Eraser {
-                    ledger: ledger.clone(),
-                    store: store.clone(),
-                    busy: std::sync::Mutex::new(()),
-                })
-                .handler(),
+                eraser.clone().handler(),
                 subject_key.clone(),
             ));
         let witness_task = witnessing.map(|(witnesses, task)| {
@@ -618,6 +629,7 @@ impl App {
             policies: gate,
             witnessing: witness_task,
             verification,
+            retention,
             tls: public_tls.into_iter().chain(admin_tls).collect(),
             exports,
             jwks,
@@ -723,6 +735,13 @@ impl App {
             ))
         });
 
+        // Owns a ledger handle: awaited before the writer closes. A run in
+        // progress finishes first.
+        let retention_task = self.retention.take().map(|retention| {
+            let stop = stopped(stop_tx.subscribe());
+            tokio::spawn(retention.run(stop))
+        });
+
         // Owns a ledger handle: awaited before the writer closes.
         let verification_task = {
             let Verification { monitor, store } = self.verification;
@@ -748,6 +767,11 @@ impl App {
         }
         if let Some(task) = admin_jwks_task {
             let _ = task.await;
+        }
+        if let Some(task) = retention_task
+            && task.await.is_err()
+        {
+            tracing::error!("the payload retention task panicked");
         }
         if let Some(which) = early_exit {
             public_task.abort();

@@ -851,7 +851,7 @@ def check_entry_fields(entry, expected_prev: str | None = None) -> str | None:
             return f"{name} is missing or not a string"
     if entry["prev_hash"] != expected_prev and not _HEX64.fullmatch(entry["prev_hash"]):
         return f"prev_hash {entry['prev_hash'][:70]!r} is not 64 lowercase hex digits"
-    return check_decision_auth(entry) or check_admin_issuers(entry)
+    return check_decision_auth(entry) or check_admin_issuers(entry) or check_retention_run(entry)
 
 
 # The `auth` member of a decision entry: each method, its required and optional members.
@@ -905,6 +905,30 @@ def check_admin_issuers(entry: dict) -> str | None:
         for approval in approvals:
             if isinstance(approval, dict) and "issuer" in approval and not _is_issuer(approval["issuer"]):
                 return "an approval's issuer is not a non-empty string of at most 128 bytes"
+    return None
+
+
+_RETENTION_MODEL = {"model": str, "payloads": str, "cutoff": str, "erased": int, "through_seq": int}
+
+
+def check_retention_run(entry: dict) -> str | None:
+    """A retention_run entry (docs/audit-format.md section 9.1): its shape; None if sound."""
+    if entry["kind"] != "retention_run":
+        return None
+    models = entry.get("models")
+    if not isinstance(models, list) or not models:
+        return "retention_run: models is not a non-empty list"
+    for model in models:
+        if not isinstance(model, dict) or set(model) != set(_RETENTION_MODEL):
+            return "retention_run: a model is not {model, payloads, cutoff, erased, through_seq}"
+        for name, kind in _RETENTION_MODEL.items():
+            value = model[name]
+            if kind is int and entry_int(value) is None or kind is str and not isinstance(value, str):
+                return f"retention_run: {name} of a model is not a {'non-negative integer' if kind is int else 'string'}"
+        if model["through_seq"] > entry["seq"]:
+            return "retention_run: a model's through_seq is after the run"
+    if not isinstance(entry.get("more"), bool):
+        return "retention_run: more is not true or false"
     return None
 
 

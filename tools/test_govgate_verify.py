@@ -2648,6 +2648,32 @@ class EntryAuthTests(unittest.TestCase):
             self.assertIn("lacks key_id", problem or "")
 
 
+class RetentionRunTests(unittest.TestCase):
+    def entry(self, **changes):
+        model = {"model": "scorer", "payloads": "200d", "cutoff": "2026-06-01T00:00:00.000Z", "erased": 3,
+                 "through_seq": 9}
+        entry = {"kind": "retention_run", "seq": 12, "time": "2026-12-06T00:00:00.000Z", "origin": "o",
+                 "prev_hash": "0" * 64, "models": [model], "more": False}
+        for name, value in changes.items():
+            if name in model:
+                model[name] = value
+            else:
+                entry[name] = value
+        return entry
+
+    def test_a_run_with_its_models_is_sound(self):
+        self.assertIsNone(gv.check_entry_fields(self.entry()))
+
+    def test_a_malformed_run_is_named(self):
+        for changes, words in [
+            ({"models": []}, "models is not"),
+            ({"erased": -1}, "erased of a model"),
+            ({"through_seq": 13}, "after the run"),
+            ({"more": "no"}, "more is not"),
+        ]:
+            self.assertIn(words, gv.check_entry_fields(self.entry(**changes)) or "", changes)
+
+
 class UpgradeTests(unittest.TestCase):
     """Bundles written by govgate before streamed decisions had two entries
     (tests/data/upgrade/v0.1-a2c4271, its README says how) verify unchanged."""

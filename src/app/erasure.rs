@@ -15,7 +15,7 @@ use crate::ledger::sequencer::Ledger;
 use crate::ledger::store::LedgerStore;
 use http::StatusCode;
 use serde_json::json;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 /// Decisions whose entries are appended together before their payloads
@@ -110,7 +110,12 @@ impl Eraser {
         let mut erasures: Vec<Vec<u64>> = Vec::with_capacity(found.decisions.len());
         if !request.dry_run {
             for (i, group) in found.decisions.chunks(GROUP).enumerate() {
-                erasures.extend(self.erase_group(runtime, group, request)?);
+                erasures.extend(self.erase_group(
+                    runtime,
+                    group,
+                    &request.reason,
+                    Some(&request.by),
+                )?);
                 tracing::info!(
                     selection = kind,
                     done = (i * GROUP + group.len()),
@@ -128,13 +133,33 @@ impl Eraser {
         Ok(answer(&found, &erasures, request.dry_run))
     }
 
-    /// Appends the erasure entries of `group`, then erases its payloads;
-    /// for each decision, the seqs of its erasure entries.
+    /// Erases the payloads of `decisions` for payload retention (no
+    /// principal: the configuration asked), in groups, after any erasure
+    /// asked for on the admin API; the number of payload records erased.
+    pub(super) fn erase_expired(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        decisions: &[crate::ledger::erase::Selected],
+        reason: &str,
+    ) -> Result<u64, ErasureFailure> {
+        let _one = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut erased = 0;
+        for group in decisions.chunks(GROUP) {
+            let entries = self.erase_group(runtime, group, reason, None)?;
+            erased += entries.iter().map(|seqs| seqs.len() as u64).sum::<u64>();
+        }
+        Ok(erased)
+    }
+
+    /// Appends the erasure entries of `group` (`reason`, and who asked
+    /// when someone did), then erases its payloads; for each decision, the
+    /// seqs of its erasure entries.
     fn erase_group(
         &self,
         runtime: &tokio::runtime::Handle,
         group: &[crate::ledger::erase::Selected],
-        request: &ErasureRequest,
+        reason: &str,
+        by: Option<&crate::ledger::entry::ActedBy>,
     ) -> Result<Vec<Vec<u64>>, ErasureFailure> {
         let bodies: Vec<(usize, EntryBody)> = group
             .iter()
@@ -146,8 +171,8 @@ impl Eraser {
                         EntryBody::PayloadErased {
                             decision_id: selected.id.to_string(),
                             erased_seq: *seq,
-                            reason: request.reason.clone(),
-                            by: Some(request.by.clone()),
+                            reason: reason.to_owned(),
+                            by: by.cloned(),
                         },
                     )
                 })

@@ -16,6 +16,7 @@ mod kpi;
 mod offline;
 mod rate;
 mod raw;
+mod retention;
 mod review;
 pub mod subject;
 mod tls;
@@ -36,6 +37,7 @@ pub use jwt::{JwksSource, JwksUrl, JwtConfig, MAX_JWKS_BYTES, parse_jwks};
 pub use kpi::{ATTRIBUTE_HEADER_PREFIX, FeatureKind, KpiConfig, KpiField, OutcomeRule, Source};
 pub use offline::OfflineConfig;
 pub use rate::{RateLimit, RateLimits};
+pub use retention::{PayloadRetention, RetentionConfig};
 pub use review::{OnPolicyError, OnTimeout, ReviewConfig, TimeoutRule};
 pub use tls::{TlsFileError, TlsFiles, TlsIdentity};
 pub use validate::Environment;
@@ -84,6 +86,8 @@ pub struct Config {
     pub rate_limits: RateLimits,
     /// How callers are identified (`[auth]`).
     pub auth: AuthConfig,
+    /// How often payload retention runs (`[retention]`).
+    pub retention: RetentionConfig,
 }
 
 /// Where and how the ledger is served as C2SP tlog-tiles.
@@ -331,6 +335,8 @@ pub struct ModelConfig {
     /// Where requests name their data subject (`[models.subject]`), if
     /// configured: their decisions then carry its keyed hash.
     pub subject: Option<subject::SubjectSelector>,
+    /// Payload retention (`[models.retention]`).
+    pub retention: Option<PayloadRetention>,
 }
 
 /// One version of a model and where it is served.

@@ -32,6 +32,8 @@ pub(crate) struct RawConfig {
     pub(crate) rate_limit: super::rate::RawRateLimits,
     #[serde(default)]
     pub(crate) auth: super::auth::RawAuth,
+    #[serde(default)]
+    pub(crate) retention: super::retention::RawRetention,
 }
 
 /// `[tiles]`: the public C2SP tlog-tiles read API.
@@ -331,6 +333,8 @@ pub(crate) struct RawModel {
     #[serde(default)]
     pub(crate) rate_limit: Option<super::rate::RawModelRateLimit>,
     pub(crate) subject: Option<RawSubject>,
+    #[serde(default)]
+    pub(crate) retention: Option<super::retention::RawModelRetention>,
     pub(crate) versions: Vec<RawVersion>,
 }
 

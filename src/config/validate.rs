@@ -224,6 +224,7 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
     let review = super::review::check(&checker, raw.review, &env.base_dir, &models)?;
     let tiles = check_tiles(&checker, raw.tiles, &server)?;
     let rate_limits = super::rate::check(&checker, raw.rate_limit)?;
+    let retention = super::retention::check(&checker, raw.retention)?;
     let auth = super::auth::check(&checker, raw.auth, &models, &server, env)?;
     Ok(Config {
         source: file.to_owned(),
@@ -239,6 +240,7 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
         review,
         tiles,
         rate_limits,
+        retention,
         auth,
     })
 }
@@ -647,6 +649,14 @@ fn check_model(
         )?),
         None => None,
     };
+    let retention = match raw.retention {
+        Some(retention) => Some(super::retention::check_model(
+            checker,
+            &format!("{key}.retention"),
+            retention,
+        )?),
+        None => None,
+    };
     let mut versions: Vec<VersionConfig> = Vec::with_capacity(raw.versions.len());
     for (index, raw_version) in raw.versions.into_iter().enumerate() {
         let version_key = format!("{key}.versions[{index}]");
@@ -692,6 +702,7 @@ fn check_model(
         kpi,
         rate_limit,
         subject,
+        retention,
     })
 }
 

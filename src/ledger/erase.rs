@@ -136,10 +136,7 @@ pub fn select(
 ) -> Result<Found, StoreError> {
     let mut found = Found::default();
     let take = |found: &mut Found, id: DecisionId, seqs: PayloadSeqs| {
-        let present: Vec<u64> = std::iter::once(seqs.decision)
-            .chain(seqs.stream_end)
-            .filter(|seq| store.payload(*seq).is_ok_and(|payload| payload.is_some()))
-            .collect();
+        let present = present_payloads(store, seqs);
         if present.is_empty() {
             found.empty += 1;
         } else if found.decisions.len() < limit {
@@ -227,6 +224,80 @@ pub fn select(
         }
     }
     Ok(found)
+}
+
+/// What [`expired`] found for one model.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Expired {
+    /// Decisions with payloads left, in log order, at most the limit.
+    pub decisions: Vec<Selected>,
+    /// Where the next look starts: every decision of the model before it
+    /// was recorded before the cutoff and is taken (or had no payload).
+    pub next_seq: u64,
+    /// The limit stopped the look before the cutoff.
+    pub more: bool,
+}
+
+/// Payload retention's look: the decisions of `model` from `from_seq` on
+/// whose entry was recorded before `cutoff` (its `time`) and that still
+/// have payloads, at most `limit`. Entries are sequenced in time order, so
+/// the look ends at the first entry at or after the cutoff, found by
+/// binary search; only that model's decisions are parsed.
+pub fn expired(
+    store: &dyn LedgerStore,
+    model: &str,
+    from_seq: u64,
+    cutoff: super::export::UtcTime,
+    limit: usize,
+) -> Result<Expired, StoreError> {
+    let size = store.size()?;
+    let from = from_seq.min(size);
+    let end = super::export::select::first_at_or_after(store, cutoff, from, size)?;
+    let matcher = super::export::select::ModelMatch::new(model);
+    let mut found = Expired {
+        next_seq: end,
+        ..Expired::default()
+    };
+    let mut failed = None;
+    store.entries_in(from, end, &mut |seq, bytes| {
+        if matcher.selects(bytes) != Some(super::export::select::Selected::Decision) {
+            return ControlFlow::Continue(());
+        }
+        let Ok(entry) = serde_json::from_slice::<Value>(bytes) else {
+            return ControlFlow::Continue(());
+        };
+        if found.decisions.len() == limit {
+            found.next_seq = seq;
+            found.more = true;
+            return ControlFlow::Break(());
+        }
+        match decision_of(store, seq, &entry, &mut |_, _| {}) {
+            Ok(Some((id, seqs))) => {
+                let present = present_payloads(store, seqs);
+                if !present.is_empty() {
+                    found.decisions.push(Selected { id, seqs, present });
+                }
+                ControlFlow::Continue(())
+            }
+            Ok(None) => ControlFlow::Continue(()),
+            Err(err) => {
+                failed = Some(err);
+                ControlFlow::Break(())
+            }
+        }
+    })?;
+    match failed {
+        Some(err) => Err(err),
+        None => Ok(found),
+    }
+}
+
+/// The seqs of `seqs` whose payload record is still there.
+fn present_payloads(store: &dyn LedgerStore, seqs: PayloadSeqs) -> Vec<u64> {
+    std::iter::once(seqs.decision)
+        .chain(seqs.stream_end)
+        .filter(|seq| store.payload(*seq).is_ok_and(|payload| payload.is_some()))
+        .collect()
 }
 
 /// The id and payload records of the decision entry `entry` at `seq`.
@@ -418,6 +489,83 @@ mod tests {
             crate::ledger::store::scan_subject_seqs(store.as_ref(), key.hash("s1").as_bytes())
                 .unwrap(),
             store.subject_seqs(key.hash("s1").as_bytes()).unwrap()
+        );
+    }
+
+    /// Retention's look: one model's decisions recorded before the
+    /// cutoff, with a streamed one's end, up to the limit, and where the
+    /// next look starts.
+    #[tokio::test]
+    async fn expired_finds_one_models_decisions_recorded_before_the_cutoff() {
+        let store = Arc::new(MemStore::new());
+        let (ledger, writer) = Ledger::open(
+            store.clone(),
+            SequencerConfig::for_tests(
+                "test.example/retention",
+                &SigningKey::from_bytes(&[4; 32]),
+                EntrySignatures::Off,
+                64,
+                8,
+            ),
+        )
+        .unwrap();
+        let other = Decision {
+            model: Some("other".into()),
+            ..decision(Outcome::Served)
+        };
+        let (old, streamed, new) = (
+            decision(Outcome::Served),
+            decision(Outcome::Streaming),
+            decision(Outcome::Served),
+        );
+        for body in [
+            EntryBody::Decision(Box::new(old.clone())),
+            EntryBody::Decision(Box::new(other.clone())),
+            EntryBody::Decision(Box::new(streamed.clone())),
+            end_of(&streamed, 2),
+        ] {
+            ledger.append(body).await.unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        let cutoff = crate::ledger::export::UtcTime::from_unix_ms(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64,
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        ledger
+            .append(EntryBody::Decision(Box::new(new.clone())))
+            .await
+            .unwrap();
+        drop(ledger);
+        tokio::task::spawn_blocking(move || writer.close())
+            .await
+            .unwrap();
+        let look = |from, limit| expired(store.as_ref(), "chat", from, cutoff, limit).unwrap();
+        let ids = |found: &Expired| found.decisions.iter().map(|s| s.id).collect::<Vec<_>>();
+
+        let all = look(0, 10);
+        assert_eq!(
+            ids(&all),
+            [old.id, streamed.id],
+            "not `other`'s, not the new one"
+        );
+        assert_eq!(all.decisions[1].present, [2, 3], "the stream's end too");
+        assert_eq!((all.next_seq, all.more), (4, false));
+        let first = look(0, 1);
+        assert_eq!(ids(&first), [old.id]);
+        assert_eq!((first.next_seq, first.more), (2, true));
+        assert_eq!(ids(&look(first.next_seq, 1)), [streamed.id]);
+        // Erased payloads are not found again.
+        store.erase_payloads(&[0]).unwrap();
+        assert_eq!(ids(&look(0, 10)), [streamed.id]);
+        assert_eq!(
+            look(4, 10),
+            Expired {
+                next_seq: 4,
+                ..Expired::default()
+            }
         );
     }
 }

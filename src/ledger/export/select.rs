@@ -26,6 +26,11 @@ pub struct UtcTime(i128);
 pub struct TimeError(String);
 
 impl UtcTime {
+    /// The instant `ms` milliseconds after 1970-01-01T00:00:00Z.
+    pub fn from_unix_ms(ms: u64) -> Self {
+        UtcTime(i128::from(ms) * 1_000_000)
+    }
+
     /// Seconds since 1970-01-01T00:00:00Z.
     pub fn unix_seconds(self) -> f64 {
         self.0 as f64 / 1e9
