@@ -421,10 +421,11 @@ fn promtool_parses_every_dashboard_query() {
 async fn kpi_scrape() -> String {
     let upstream = crate::support::TestUpstream::start().await;
     // With a subject selector the requests below do not satisfy, so the
-    // family of requests without a subject is filled too.
+    // family of requests without a subject is filled too; with a payload
+    // retention, whose first run (at start) fills its families.
     let models = crate::kpi::kpi_models(&upstream.url()).replacen(
         "[models.kpi]\n",
-        "[models.subject]\nheader = \"x-subject-id\"\n[models.kpi]\n",
+        "[models.subject]\nheader = \"x-subject-id\"\n[models.retention]\npayloads = \"200d\"\n[models.kpi]\n",
         1,
     );
     let gateway = crate::support::Gateway::start(&models).await;
@@ -461,6 +462,9 @@ async fn kpi_scrape() -> String {
     )
     .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
+    gateway
+        .metrics_when(r#"govgate_retention_payloads_erased_total{model="scorer"} 0"#)
+        .await;
     gateway
         .metrics_when(r#"govgate_feedback_total{model="scorer",result="applied"} 4"#)
         .await
