@@ -38,6 +38,8 @@
 //! - [`witness`]: sends the latest checkpoint to C2SP tlog-witnesses (on
 //!   an interval and on demand, off the request path), keeps and serves
 //!   their verified cosignatures. Uses the ledger's store and formats.
+//! - [`report`]: the period report (`govgate report`): pure folds over a
+//!   period's entries, one module per section, run on a store or a bundle.
 //! - [`demo`]: the built-in sample model servers used by `govgate demo`.
 //! - [`app`]: wiring and shutdown; [`cli`]: the command line.
 //! - `fuzzing` (hidden, not an API): fuzz targets for the parsers a client
@@ -61,5 +63,6 @@ pub mod listener;
 pub mod metrics;
 pub mod proxy;
 pub mod registry;
+pub mod report;
 pub mod review;
 pub mod witness;

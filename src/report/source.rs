@@ -1,0 +1,155 @@
+//! Where a report's entries come from: a stopped gateway's store (for
+//! `govgate report`) or a contiguous bundle (for `govgate verify
+//! --report`). Both feed the same [`Run`] one entry at a time.
+
+use super::{Fed, Outside, Period, ReportError, Run, controls::ControlMap};
+use crate::ledger::store::LedgerStore;
+use serde_json::Value;
+use std::io::BufRead;
+use std::ops::ControlFlow;
+use std::path::Path;
+
+/// The report of `period` from `store`, whose entries were verified
+/// (`verified`). `progress` is called with (entries read, entries to
+/// read at most) as it goes.
+pub fn from_store(
+    store: &dyn LedgerStore,
+    period: Period,
+    controls: ControlMap,
+    verified: bool,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(Value, u64), ReportError> {
+    let size = store.size()?;
+    let first = crate::ledger::export::select::first_at_or_after(store, period.start(), 0, size)?;
+    let mut run = Run::new(period, controls);
+    let mut failed = None;
+    store.entries_in(first, size, &mut |seq, bytes| {
+        if seq % 4096 == 0 {
+            progress(seq - first, size - first);
+        }
+        match run.feed(seq, bytes) {
+            Ok(Fed::More) => ControlFlow::Continue(()),
+            Ok(Fed::Done) => ControlFlow::Break(()),
+            Err(err) => {
+                failed = Some(err);
+                ControlFlow::Break(())
+            }
+        }
+    })?;
+    if let Some(err) = failed {
+        return Err(err);
+    }
+    let checkpoint = match run.last_seq() {
+        Some(last) => store.checkpoint_covering(last)?.ok_or_else(|| {
+            ReportError::Bundle(format!("no signed checkpoint covers seq {last} yet"))
+        })?,
+        None => (0, String::new()),
+    };
+    let report = run.finish(&Outside {
+        checkpoint,
+        verified,
+    })?;
+    Ok((report, first))
+}
+
+/// The report of `period` recomputed from the contiguous bundle in
+/// `dir` (verified before: `verified`).
+pub fn from_bundle(
+    dir: &Path,
+    period: Period,
+    controls: ControlMap,
+    verified: bool,
+) -> Result<Value, ReportError> {
+    let mut run = Run::new(period, controls);
+    let mut entries = BundleEntries::open(dir)?;
+    while let Some((seq, line)) = entries.next_line()? {
+        if run.feed(seq, &line)? == Fed::Done {
+            break;
+        }
+    }
+    let checkpoint = match run.last_seq() {
+        Some(last) => checkpoint_covering(dir, last)?,
+        None => (0, String::new()),
+    };
+    run.finish(&Outside {
+        checkpoint,
+        verified,
+    })
+}
+
+/// The entries of a contiguous bundle (`govgate-bundle/2`), read one line
+/// at a time.
+pub struct BundleEntries {
+    lines: std::io::BufReader<std::fs::File>,
+    path: String,
+    seq: u64,
+    buffer: Vec<u8>,
+}
+
+impl BundleEntries {
+    /// Opens `dir/entries.jsonl` of the contiguous bundle in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, ReportError> {
+        let manifest_path = dir.join("manifest.json");
+        let manifest: Value = std::fs::read(&manifest_path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .ok_or_else(|| ReportError::Bundle(format!("cannot read {}", manifest_path.display())))?;
+        if manifest["format"] != crate::ledger::export::CONTIGUOUS_FORMAT_2 {
+            return Err(ReportError::Bundle(format!(
+                "{}: a report's bundle is a contiguous bundle ({}), this is {}",
+                dir.display(),
+                crate::ledger::export::CONTIGUOUS_FORMAT_2,
+                manifest["format"]
+            )));
+        }
+        let path = dir.join("entries.jsonl");
+        let file = std::fs::File::open(&path)
+            .map_err(|err| ReportError::Bundle(format!("{}: {err}", path.display())))?;
+        Ok(Self {
+            lines: std::io::BufReader::new(file),
+            path: path.display().to_string(),
+            seq: manifest["from"].as_u64().unwrap_or(0),
+            buffer: Vec::new(),
+        })
+    }
+
+    /// The next entry: its seq and canonical bytes.
+    pub fn next_line(&mut self) -> Result<Option<(u64, Vec<u8>)>, ReportError> {
+        self.buffer.clear();
+        let read = self
+            .lines
+            .read_until(b'\n', &mut self.buffer)
+            .map_err(|err| ReportError::Bundle(format!("{}: {err}", self.path)))?;
+        if read == 0 {
+            return Ok(None);
+        }
+        if self.buffer.last() == Some(&b'\n') {
+            self.buffer.pop();
+        }
+        let seq = self.seq;
+        self.seq += 1;
+        Ok(Some((seq, std::mem::take(&mut self.buffer))))
+    }
+}
+
+/// The first checkpoint of the bundle's `checkpoints.jsonl` (every batch
+/// checkpoint of the range) whose tree holds `seq`.
+fn checkpoint_covering(dir: &Path, seq: u64) -> Result<(u64, String), ReportError> {
+    let path = dir.join("checkpoints.jsonl");
+    let file = std::fs::File::open(&path)
+        .map_err(|err| ReportError::Bundle(format!("{}: {err}", path.display())))?;
+    for line in std::io::BufReader::new(file).lines() {
+        let line = line.map_err(|err| ReportError::Bundle(format!("{}: {err}", path.display())))?;
+        let carried: Value = serde_json::from_str(&line)
+            .map_err(|err| ReportError::Bundle(format!("{}: {err}", path.display())))?;
+        let size = carried["size"].as_u64().unwrap_or(0);
+        if size > seq {
+            let note = carried["checkpoint"].as_str().unwrap_or_default().to_owned();
+            return Ok((size, note));
+        }
+    }
+    Err(ReportError::Bundle(format!(
+        "{}: no carried checkpoint covers seq {seq}",
+        path.display()
+    )))
+}
