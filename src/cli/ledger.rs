@@ -64,7 +64,7 @@ const OFFLINE_CACHE_BYTES: u64 = 16 << 20;
 /// `tail` says whether a torn final record is cut and the file's segments
 /// deleted then (a command that appends) or the file left exactly as it is
 /// (one that only reads).
-fn open_ledger(
+pub(super) fn open_ledger(
     data_dir: &Path,
     whence: &str,
     tail: crate::ledger::wal::Tail,
@@ -109,7 +109,7 @@ fn open_ledger(
 }
 
 /// Appends one entry to a stopped gateway's ledger, under its configured key.
-fn append_offline(
+pub(super) fn append_offline(
     config: &OfflineConfig,
     store: std::sync::Arc<crate::ledger::store::SledStore>,
     body: crate::ledger::entry::EntryBody,

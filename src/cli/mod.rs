@@ -18,6 +18,7 @@ mod policy_eval;
 mod policy_sets;
 mod policy_test;
 mod progress;
+mod report;
 mod reviews;
 mod staging;
 mod witnesses;
@@ -135,6 +136,13 @@ enum Command {
         /// Verify this export bundle directory instead (the config is not read).
         #[arg(long, value_name = "DIR", requires = "vkey")]
         bundle: Option<PathBuf>,
+        /// Verify the report in this directory (from `govgate report`)
+        /// instead: its bundle (as --bundle), every figure of report.json
+        /// recomputed from the bundle's entries, report.html rendered again
+        /// from it, and both files' SHA-256 against their `report_issued`
+        /// entry. Needs --vkey, the log's first key.
+        #[arg(long, value_name = "DIR", requires = "vkey", conflicts_with_all = ["bundle", "data_dir", "chunk", "witness"])]
+        report: Option<PathBuf>,
         /// A verifier key (name+keyid+base64, or @FILE holding it), from the
         /// log's owner. With --bundle: the log's first key (the bundle's
         /// manifest names a key too, but it is never trusted, only compared).
@@ -179,6 +187,14 @@ enum Command {
         #[arg(long, value_name = "K", requires = "witness")]
         witness_threshold: Option<usize>,
     },
+    /// Write the period report of a (stopped) gateway's ledger into a new
+    /// directory: report.json (every figure with the seqs it comes from),
+    /// report.html (rendered from it, self-contained) and bundle/ (the
+    /// period's entries up to the `report_issued` entry that records both
+    /// files' SHA-256). Check it with `verify --report DIR`. Exit 0:
+    /// written, 1: could not be done (a ledger that does not verify), 2:
+    /// usage (times, an empty period, the configuration).
+    Report(report::ReportArgs),
     /// Export an audit bundle from a (stopped) gateway's ledger, or with
     /// --admin-url from a running one. The bundle is written beside --out
     /// (in `<out>.partial`) and renamed to --out when complete; a partial
@@ -393,6 +409,7 @@ pub fn main() -> ExitCode {
             config,
             data_dir,
             bundle,
+            report,
             vkey,
             current_vkey,
             jobs,
@@ -404,6 +421,9 @@ pub fn main() -> ExitCode {
         } => {
             if let Some(admin_url) = admin_url {
                 return online::verify(&admin_url, quiet);
+            }
+            if let (Some(dir), Some(vkey)) = (&report, &vkey) {
+                return report::verify(dir, vkey, current_vkey.as_deref());
             }
             return match (bundle, data_dir, vkey) {
                 (Some(bundle), _, Some(vkey)) => {
@@ -453,6 +473,7 @@ pub fn main() -> ExitCode {
         Command::RotateKey { .. } => {
             Err(usage("rotate-key needs --new-key FILE or --admin-url URL"))
         }
+        Command::Report(args) => report::run(&args),
         Command::Proof {
             ledger,
             decision,

@@ -179,6 +179,7 @@ pub struct Run {
     origin: Option<String>,
     first_seq: Option<u64>,
     last_seq: Option<u64>,
+    until_seq: Option<u64>,
 }
 
 impl Run {
@@ -191,7 +192,16 @@ impl Run {
             origin: None,
             first_seq: None,
             last_seq: None,
+            until_seq: None,
         }
+    }
+
+    /// Ends the period at seq `last` too: a period that runs into the
+    /// future ends where the log ended when the report was made (its
+    /// `report_issued` entry records that seq).
+    pub fn until(mut self, last: Option<u64>) -> Self {
+        self.until_seq = last;
+        self
     }
 
     /// Takes entry `seq`'s canonical bytes.
@@ -201,7 +211,7 @@ impl Run {
             // Before the period (a bundle that starts earlier).
             return Ok(Fed::More);
         }
-        if entry.time >= self.period.to_at {
+        if entry.time >= self.period.to_at || self.until_seq.is_some_and(|last| seq > last) {
             return Ok(Fed::Done);
         }
         if self.origin.is_none() {

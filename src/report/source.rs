@@ -53,14 +53,16 @@ pub fn from_store(
 }
 
 /// The report of `period` recomputed from the contiguous bundle in
-/// `dir` (verified before: `verified`).
+/// `dir` (verified before: `verified`), up to seq `last` at most (the
+/// `report_issued` entry's `last_seq`).
 pub fn from_bundle(
     dir: &Path,
     period: Period,
     controls: ControlMap,
     verified: bool,
+    last: Option<u64>,
 ) -> Result<Value, ReportError> {
-    let mut run = Run::new(period, controls);
+    let mut run = Run::new(period, controls).until(last);
     let mut entries = BundleEntries::open(dir)?;
     while let Some((seq, line)) = entries.next_line()? {
         if run.feed(seq, &line)? == Fed::Done {

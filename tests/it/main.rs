@@ -47,6 +47,7 @@ mod prometheus_live;
 mod promtool;
 mod python_chunked;
 mod readme;
+mod report;
 mod retention;
 mod reviews;
 mod reviews_cli;

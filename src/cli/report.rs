@@ -1,0 +1,302 @@
+//! `govgate report`: the period report of a stopped gateway's ledger
+//! (report.json, report.html and the bundle that proves them, recorded
+//! by a `report_issued` entry); and `govgate verify --report DIR`, which
+//! recomputes every figure from that bundle.
+
+use super::ledger::{append_offline, open_ledger};
+use crate::ledger::entry::EntryBody;
+use crate::report::{self, Period};
+use anyhow::Context;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// `govgate report`'s arguments.
+#[derive(Debug, clap::Args)]
+pub(super) struct ReportArgs {
+    #[command(flatten)]
+    config: super::ConfigFile,
+    /// Start of the period (RFC 3339, e.g. 2026-11-01T00:00:00Z): the
+    /// first entry at or after it.
+    #[arg(long, value_name = "RFC3339")]
+    from: String,
+    /// End of the period (RFC 3339): entries before it.
+    #[arg(long, value_name = "RFC3339")]
+    to: String,
+    /// New directory to write report.json, report.html and bundle/ into.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// A control map of your own (TOML, as config/control-map.toml): its
+    /// controls are added to the shipped ones, replacing those of the
+    /// same framework and id.
+    #[arg(long, value_name = "FILE")]
+    control_map: Option<PathBuf>,
+    /// No progress on stderr.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+}
+
+/// The files of a report directory.
+const REPORT_JSON: &str = "report.json";
+const REPORT_HTML: &str = "report.html";
+const BUNDLE: &str = "bundle";
+
+pub(super) fn run(args: &ReportArgs) -> anyhow::Result<()> {
+    use crate::ledger::verify::verify_store_with_progress;
+    let config = super::load_offline_config(&args.config.path)?;
+    let period = Period::new(&args.from, &args.to).map_err(|err| super::usage(err.to_string()))?;
+    let controls = control_map(args.control_map.as_deref())?;
+    let verifier = crate::ledger::checkpoint::NoteVerifier::new(
+        &config.ledger.origin,
+        config.ledger.signing_key.verifying_key(),
+    )
+    .map_err(|err| anyhow::anyhow!("ledger.origin: {err}"))?;
+    let whence = format!("server.data_dir of {}", config.source);
+    let store = std::sync::Arc::new(open_ledger(
+        &config.data_dir,
+        &whence,
+        crate::ledger::wal::Tail::Cut,
+    )?);
+    let staging = super::staging::Staging::begin(&args.out)?;
+    let written = (|| -> anyhow::Result<String> {
+        // The period's entries are reported only from a log that verifies.
+        let mut progress = super::progress::Progress::new("verifying", args.quiet)?;
+        let verified = verify_store_with_progress(store.as_ref(), &verifier, &mut |done, total| {
+            progress.update(done, total);
+        });
+        progress.finish();
+        verified.map_err(|err| anyhow::anyhow!("the ledger does not verify, so no report: {err}"))?;
+        let mut progress = super::progress::Progress::new("reading the period", args.quiet)?;
+        let computed = report::from_store(store.as_ref(), period, controls, true, &mut |done, total| {
+            progress.update(done, total);
+        });
+        progress.finish();
+        let (report, first) = computed.map_err(|err| match err {
+            report::ReportError::EmptyPeriod { .. } => super::usage(err.to_string()),
+            other => anyhow::Error::new(other),
+        })?;
+        let dir = staging.bundle();
+        std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let json_bytes = report::to_bytes(&report);
+        let html_bytes = report::html::render(&report).into_bytes();
+        write(&dir.join(REPORT_JSON), &json_bytes)?;
+        write(&dir.join(REPORT_HTML), &html_bytes)?;
+        let members = issued_members(&report, &json_bytes, &html_bytes);
+        let seq = append_offline(
+            &config,
+            store.clone(),
+            EntryBody::Governance {
+                kind: report::REPORT_ISSUED,
+                members,
+            },
+        )
+        .context("recording the report_issued entry")?;
+        // The bundle ends at the latest checkpoint: the report_issued entry's.
+        let mut progress = super::progress::Progress::new("exporting", args.quiet)?;
+        crate::ledger::export::export_bundle(
+            store.as_ref(),
+            &verifier,
+            first,
+            None,
+            &crate::ledger::export::BundleOptions::payloads(false),
+            &dir.join(BUNDLE),
+            |done, total| progress.update(done, total),
+        )?;
+        progress.finish();
+        Ok(format!(
+            "report of {} .. {} written to {}: entries {}..={}, report_issued at seq {}\n",
+            args.from,
+            args.to,
+            args.out.display(),
+            report["scope"]["first_seq"],
+            report["scope"]["last_seq"],
+            seq.map_or("?".to_owned(), |seq| seq.to_string())
+        ))
+    })();
+    match written {
+        Ok(said) => {
+            staging.complete()?;
+            super::print_out(&said);
+            Ok(())
+        }
+        Err(err) => {
+            staging.abandon();
+            Err(err)
+        }
+    }
+}
+
+/// The shipped control map, extended by `file`.
+fn control_map(file: Option<&Path>) -> anyhow::Result<report::controls::ControlMap> {
+    let shipped = report::controls::ControlMap::shipped();
+    let Some(file) = file else {
+        return Ok(shipped);
+    };
+    let text = std::fs::read_to_string(file)
+        .map_err(|err| super::usage(format!("--control-map {}: {err}", file.display())))?;
+    let own = report::controls::ControlMap::parse(&file.display().to_string(), &text)
+        .map_err(|err| super::usage(err.to_string()))?;
+    Ok(shipped.extended(own))
+}
+
+/// The `report_issued` entry's members (docs/audit-format.md).
+fn issued_members(report: &Value, json_bytes: &[u8], html_bytes: &[u8]) -> Map<String, Value> {
+    let scope = &report["scope"];
+    let mut members = Map::new();
+    members.insert("report_format".to_owned(), json!(report::FORMAT));
+    members.insert("period_from".to_owned(), scope["period"]["from"].clone());
+    members.insert("period_to".to_owned(), scope["period"]["to"].clone());
+    members.insert("first_seq".to_owned(), scope["first_seq"].clone());
+    members.insert("last_seq".to_owned(), scope["last_seq"].clone());
+    members.insert("checkpoint_size".to_owned(), scope["checkpoint"]["size"].clone());
+    members.insert("checkpoint_root".to_owned(), scope["checkpoint"]["root"].clone());
+    members.insert("report_json_sha256".to_owned(), json!(sha256_hex(json_bytes)));
+    members.insert("report_html_sha256".to_owned(), json!(sha256_hex(html_bytes)));
+    members
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// `govgate verify --report DIR`: exit 0 every figure recomputes from the
+/// bundle and both files match their `report_issued` entry, 1 they do
+/// not (the first difference named), 2 cannot check.
+pub(super) fn verify(dir: &Path, vkey: &str, current: Option<&str>) -> ExitCode {
+    let bundle = dir.join(BUNDLE);
+    let how = super::ledger::BundleRun {
+        jobs: 0,
+        chunk: None,
+    };
+    let code = super::ledger::verify_bundle(&bundle, vkey, current, how);
+    if code != ExitCode::SUCCESS {
+        return code;
+    }
+    match check(dir, &bundle) {
+        Ok(said) => {
+            super::print_out(&said);
+            ExitCode::SUCCESS
+        }
+        Err(Check::Differs(why)) => {
+            eprintln!("govgate: report does NOT verify: {why}");
+            ExitCode::FAILURE
+        }
+        Err(Check::Cannot(why)) => {
+            eprintln!("govgate: cannot check the report: {why}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Why `verify --report` failed.
+enum Check {
+    /// The report is not what its bundle gives (exit 1).
+    Differs(String),
+    /// Something could not be read (exit 2).
+    Cannot(String),
+}
+
+fn check(dir: &Path, bundle: &Path) -> Result<String, Check> {
+    let read = |name: &str| {
+        std::fs::read(dir.join(name))
+            .map_err(|err| Check::Cannot(format!("{}: {err}", dir.join(name).display())))
+    };
+    let (json_bytes, html_bytes) = (read(REPORT_JSON)?, read(REPORT_HTML)?);
+    let found: Value = serde_json::from_slice(&json_bytes)
+        .map_err(|err| Check::Differs(format!("{REPORT_JSON} is not JSON: {err}")))?;
+    let period = Period::new(
+        found["scope"]["period"]["from"].as_str().unwrap_or_default(),
+        found["scope"]["period"]["to"].as_str().unwrap_or_default(),
+    )
+    .map_err(|err| Check::Differs(format!("{REPORT_JSON}: scope.period: {err}")))?;
+    let controls = report::controls::ControlMap::from_report(&found)
+        .map_err(|err| Check::Differs(err.to_string()))?;
+    // The report_issued entry (signed, in the bundle) says where the
+    // period ended in the log; report.json is only a claim.
+    let issued = issued_entry(bundle, &found).map_err(Check::Cannot)?;
+    let Some((seq, entry)) = issued else {
+        return Err(Check::Differs(format!(
+            "no report_issued entry of the bundle is for the period {} .. {}",
+            found["scope"]["period"]["from"], found["scope"]["period"]["to"]
+        )));
+    };
+    let last = entry["last_seq"].as_u64();
+    let recomputed = report::from_bundle(bundle, period, controls, true, last).map_err(|err| match err {
+        report::ReportError::EmptyPeriod { .. } => Check::Differs(err.to_string()),
+        other => Check::Cannot(other.to_string()),
+    })?;
+    if let Some(difference) = report::first_difference(&recomputed, &found) {
+        return Err(Check::Differs(format!("{REPORT_JSON}: {difference}")));
+    }
+    if report::to_bytes(&recomputed) != json_bytes {
+        return Err(Check::Differs(format!(
+            "{REPORT_JSON}: the figures are right but the bytes are not as govgate writes them \
+             (layout changed), so its SHA-256 cannot match"
+        )));
+    }
+    let rendered = report::html::render(&recomputed);
+    if rendered.as_bytes() != html_bytes {
+        let line = first_differing_line(rendered.as_bytes(), &html_bytes);
+        return Err(Check::Differs(format!(
+            "{REPORT_HTML}: line {line} differs from the rendering of {REPORT_JSON}"
+        )));
+    }
+    for (name, bytes, member) in [
+        (REPORT_JSON, &json_bytes, "report_json_sha256"),
+        (REPORT_HTML, &html_bytes, "report_html_sha256"),
+    ] {
+        if entry[member].as_str() != Some(sha256_hex(bytes).as_str()) {
+            return Err(Check::Differs(format!(
+                "{name}: its SHA-256 is not the {member} of the report_issued entry at seq {seq}"
+            )));
+        }
+    }
+    Ok(format!(
+        "report ok: every figure recomputes from the bundle's entries {}..={}, and report.json \
+         and report.html are those recorded by the report_issued entry at seq {seq}\n",
+        found["scope"]["first_seq"], found["scope"]["last_seq"]
+    ))
+}
+
+/// The last `report_issued` entry of the bundle for this report's period.
+fn issued_entry(bundle: &Path, found: &Value) -> Result<Option<(u64, Value)>, String> {
+    let mut entries = report::BundleEntries::open(bundle).map_err(|err| err.to_string())?;
+    let mut issued = None;
+    while let Some((seq, line)) = entries.next_line().map_err(|err| err.to_string())? {
+        // Only report_issued lines are parsed.
+        const NEEDLE: &[u8] = b"\"kind\":\"report_issued\"";
+        if !line.windows(NEEDLE.len()).any(|window| window == NEEDLE) {
+            continue;
+        }
+        let Ok(entry) = serde_json::from_slice::<Value>(&line) else {
+            continue;
+        };
+        let scope = &found["scope"];
+        if entry["kind"] == report::REPORT_ISSUED
+            && entry["period_from"] == scope["period"]["from"]
+            && entry["period_to"] == scope["period"]["to"]
+        {
+            issued = Some((seq, entry));
+        }
+    }
+    Ok(issued)
+}
+
+/// The 1-based number of the first line where `a` and `b` differ.
+fn first_differing_line(a: &[u8], b: &[u8]) -> usize {
+    let same = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    a[..same].iter().filter(|byte| **byte == b'\n').count() + 1
+}
