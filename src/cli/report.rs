@@ -66,11 +66,18 @@ pub(super) fn run(args: &ReportArgs) -> anyhow::Result<()> {
             progress.update(done, total);
         });
         progress.finish();
-        verified.map_err(|err| anyhow::anyhow!("the ledger does not verify, so no report: {err}"))?;
+        verified
+            .map_err(|err| anyhow::anyhow!("the ledger does not verify, so no report: {err}"))?;
         let mut progress = super::progress::Progress::new("reading the period", args.quiet)?;
-        let computed = report::from_store(store.as_ref(), period, controls, true, &mut |done, total| {
-            progress.update(done, total);
-        });
+        let computed = report::from_store(
+            store.as_ref(),
+            period,
+            controls,
+            true,
+            &mut |done, total| {
+                progress.update(done, total);
+            },
+        );
         progress.finish();
         let (report, first) = computed.map_err(|err| match err {
             report::ReportError::EmptyPeriod { .. } => super::usage(err.to_string()),
@@ -149,10 +156,22 @@ fn issued_members(report: &Value, json_bytes: &[u8], html_bytes: &[u8]) -> Map<S
     members.insert("period_to".to_owned(), scope["period"]["to"].clone());
     members.insert("first_seq".to_owned(), scope["first_seq"].clone());
     members.insert("last_seq".to_owned(), scope["last_seq"].clone());
-    members.insert("checkpoint_size".to_owned(), scope["checkpoint"]["size"].clone());
-    members.insert("checkpoint_root".to_owned(), scope["checkpoint"]["root"].clone());
-    members.insert("report_json_sha256".to_owned(), json!(sha256_hex(json_bytes)));
-    members.insert("report_html_sha256".to_owned(), json!(sha256_hex(html_bytes)));
+    members.insert(
+        "checkpoint_size".to_owned(),
+        scope["checkpoint"]["size"].clone(),
+    );
+    members.insert(
+        "checkpoint_root".to_owned(),
+        scope["checkpoint"]["root"].clone(),
+    );
+    members.insert(
+        "report_json_sha256".to_owned(),
+        json!(sha256_hex(json_bytes)),
+    );
+    members.insert(
+        "report_html_sha256".to_owned(),
+        json!(sha256_hex(html_bytes)),
+    );
     members
 }
 
@@ -218,7 +237,9 @@ fn check(dir: &Path, bundle: &Path) -> Result<String, Check> {
     let found: Value = serde_json::from_slice(&json_bytes)
         .map_err(|err| Check::Differs(format!("{REPORT_JSON} is not JSON: {err}")))?;
     let period = Period::new(
-        found["scope"]["period"]["from"].as_str().unwrap_or_default(),
+        found["scope"]["period"]["from"]
+            .as_str()
+            .unwrap_or_default(),
         found["scope"]["period"]["to"].as_str().unwrap_or_default(),
     )
     .map_err(|err| Check::Differs(format!("{REPORT_JSON}: scope.period: {err}")))?;
@@ -234,10 +255,11 @@ fn check(dir: &Path, bundle: &Path) -> Result<String, Check> {
         )));
     };
     let last = entry["last_seq"].as_u64();
-    let recomputed = report::from_bundle(bundle, period, controls, true, last).map_err(|err| match err {
-        report::ReportError::EmptyPeriod { .. } => Check::Differs(err.to_string()),
-        other => Check::Cannot(other.to_string()),
-    })?;
+    let recomputed =
+        report::from_bundle(bundle, period, controls, true, last).map_err(|err| match err {
+            report::ReportError::EmptyPeriod { .. } => Check::Differs(err.to_string()),
+            other => Check::Cannot(other.to_string()),
+        })?;
     if let Some(difference) = report::first_difference(&recomputed, &found) {
         return Err(Check::Differs(format!("{REPORT_JSON}: {difference}")));
     }

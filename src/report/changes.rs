@@ -125,7 +125,8 @@ impl Section for Changes {
             "version_approved" | "policy_set_approved"
                 if entry.str("state") == Some("approved") && judged.approved.is_none() =>
             {
-                judged.approved = Some((entry.seq, entry.value("approvals"), entry.value("policy")));
+                judged.approved =
+                    Some((entry.seq, entry.value("approvals"), entry.value("policy")));
             }
             _ => {}
         }
@@ -178,13 +179,14 @@ impl Section for Changes {
 /// Four eyes for one approved change: `approvals` (`[{"principal",
 /// "roles"}]`) against `policy` (`{"approvers", "required_roles"}`).
 fn judge(proposer: Option<&(String, u64)>, approvals: &Value, policy: &Value) -> Value {
-    let approvals: Vec<(String, Vec<String>)> = approvals
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
+    let listed = approvals.as_array().map(Vec::as_slice).unwrap_or_default();
+    let approvals: Vec<(String, Vec<String>)> = listed
         .iter()
         .map(|approval| {
-            let principal = approval["principal"].as_str().unwrap_or_default().to_owned();
+            let principal = approval["principal"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             let roles = strings(&approval["roles"]);
             (principal, roles)
         })
@@ -200,7 +202,7 @@ fn judge(proposer: Option<&(String, u64)>, approvals: &Value, policy: &Value) ->
     let roles_covered = covers(&approvals, &required);
     json!({
         "approvers": names,
-        "approvals": approvals.iter().map(|(name, roles)| json!({"principal": name, "roles": roles})).collect::<Vec<_>>(),
+        "approvals": listed,
         "approvers_needed": needed,
         "required_roles": required,
         "proposer": proposer.map(|(who, _)| who),
@@ -225,7 +227,11 @@ fn strings(value: &Value) -> Vec<String> {
 /// different approver: a matching, found by trying each approver for the
 /// first role left (policies name a handful of roles).
 fn covers(approvals: &[(String, Vec<String>)], required: &[String]) -> bool {
-    fn assign(approvals: &[(String, Vec<String>)], required: &[String], used: &mut Vec<bool>) -> bool {
+    fn assign(
+        approvals: &[(String, Vec<String>)],
+        required: &[String],
+        used: &mut Vec<bool>,
+    ) -> bool {
         let Some((role, rest)) = required.split_first() else {
             return true;
         };
@@ -252,7 +258,10 @@ mod tests {
     use super::covers;
 
     fn approval(name: &str, roles: &[&str]) -> (String, Vec<String>) {
-        (name.to_owned(), roles.iter().map(|r| (*r).to_owned()).collect())
+        (
+            name.to_owned(),
+            roles.iter().map(|r| (*r).to_owned()).collect(),
+        )
     }
 
     #[test]
@@ -260,7 +269,10 @@ mod tests {
         let roles = ["ai".to_owned(), "sec".to_owned()];
         let both = approval("a", &["approver:ai", "approver:sec"]);
         assert!(!covers(std::slice::from_ref(&both), &roles));
-        assert!(covers(&[both.clone(), approval("b", &["approver:ai"])], &roles));
+        assert!(covers(
+            &[both.clone(), approval("b", &["approver:ai"])],
+            &roles
+        ));
         assert!(!covers(&[approval("b", &["approver"])], &roles[..1]));
         assert!(covers(&[], &[]));
     }

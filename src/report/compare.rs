@@ -11,7 +11,13 @@ pub fn first_difference(expected: &Value, found: &Value) -> Option<String> {
 }
 
 fn walk(expected: &Value, found: &Value, path: &mut String) -> Option<String> {
-    let here = |path: &str| if path.is_empty() { "(the whole report)".to_owned() } else { path.to_owned() };
+    let here = |path: &str| {
+        if path.is_empty() {
+            "(the whole report)".to_owned()
+        } else {
+            path.to_owned()
+        }
+    };
     match (expected, found) {
         (Value::Object(want), Value::Object(have)) => {
             for (name, value) in want {
@@ -30,7 +36,12 @@ fn walk(expected: &Value, found: &Value, path: &mut String) -> Option<String> {
             }
             have.keys()
                 .find(|name| !want.contains_key(*name))
-                .map(|name| format!("{}: not a figure the bundle gives", here(&format!("{path}.{name}"))))
+                .map(|name| {
+                    format!(
+                        "{}: not a figure the bundle gives",
+                        here(&format!("{path}.{name}"))
+                    )
+                })
         }
         (Value::Array(want), Value::Array(have)) => {
             for (index, (value, other)) in want.iter().zip(have).enumerate() {

@@ -95,10 +95,11 @@ impl ControlMap {
     /// links): a verifier links the same controls again.
     pub fn from_report(report: &Value) -> Result<Self, ControlMapError> {
         let controls = report["control_map"]["controls"].clone();
-        let controls: Vec<Value> = serde_json::from_value(controls).map_err(|err| ControlMapError {
-            source_name: "report.json".to_owned(),
-            why: err.to_string(),
-        })?;
+        let controls: Vec<Value> =
+            serde_json::from_value(controls).map_err(|err| ControlMapError {
+                source_name: "report.json".to_owned(),
+                why: err.to_string(),
+            })?;
         let controls = controls
             .into_iter()
             .map(|control| {
@@ -147,9 +148,11 @@ impl ControlMap {
                         None => json!({"section": name, "in_report": false, "seqs": []}),
                     })
                     .collect();
-                let evidenced = sections
-                    .iter()
-                    .any(|section| section["seqs"].as_array().is_some_and(|seqs| !seqs.is_empty()));
+                let evidenced = sections.iter().any(|section| {
+                    section["seqs"]
+                        .as_array()
+                        .is_some_and(|seqs| !seqs.is_empty())
+                });
                 json!({
                     "framework": control.framework,
                     "id": control.id,

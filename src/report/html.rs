@@ -20,7 +20,7 @@ const TITLES: &[(&str, &str)] = &[
     ("control_map", "Control map"),
 ];
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:70em;color:#222}\
+const STYLE: &str = "section{overflow-x:auto}body{font-family:system-ui,sans-serif;margin:2em auto;max-width:70em;color:#222}\
 h1{font-size:1.6em}h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:2em}\
 table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ddd;padding:.2em .5em;text-align:left;vertical-align:top;font-size:.9em}\
 th{background:#f4f4f4}.k{color:#555}.n{text-align:right;font-variant-numeric:tabular-nums}\
@@ -52,7 +52,11 @@ pub fn render(report: &Value) -> String {
         scope["first_seq"],
         scope["last_seq"],
         scope["checkpoint"]["size"],
-        if scope["verification"]["result"] == "ok" { "ok" } else { "bad" },
+        if scope["verification"]["result"] == "ok" {
+            "ok"
+        } else {
+            "bad"
+        },
         esc(scope["verification"]["result"].as_str().unwrap_or_default())
     );
     let Some(sections) = report.as_object() else {
@@ -60,14 +64,24 @@ pub fn render(report: &Value) -> String {
         return out;
     };
     let mut names: Vec<&String> = sections.keys().filter(|name| *name != "format").collect();
-    let rank = |name: &str| TITLES.iter().position(|(known, _)| *known == name).unwrap_or(TITLES.len());
+    let rank = |name: &str| {
+        TITLES
+            .iter()
+            .position(|(known, _)| *known == name)
+            .unwrap_or(TITLES.len())
+    };
     names.sort_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
     for name in names {
         let title = TITLES
             .iter()
             .find(|(known, _)| known == name)
             .map_or(name.as_str(), |(_, title)| title);
-        let _ = writeln!(out, "<section id=\"{}\">\n<h2>{}</h2>", esc(name), esc(title));
+        let _ = writeln!(
+            out,
+            "<section id=\"{}\">\n<h2>{}</h2>",
+            esc(name),
+            esc(title)
+        );
         if name == "control_map" {
             controls(&mut out, &sections[name]);
         } else {
@@ -103,7 +117,11 @@ fn controls(out: &mut String, map: &Value) {
                 esc(name),
                 esc(name),
                 if section["in_report"] == true {
-                    if seqs.is_empty() { "none in the period".to_owned() } else { seqs.join(", ") }
+                    if seqs.is_empty() {
+                        "none in the period".to_owned()
+                    } else {
+                        seqs.join(", ")
+                    }
                 } else {
                     "not in this report".to_owned()
                 }
@@ -127,7 +145,9 @@ fn controls(out: &mut String, map: &Value) {
 /// Bar charts of a section's count tables (members with `counts`), and of
 /// verdicts by reviewer.
 fn charts(out: &mut String, section: &str, value: &Value) {
-    let Some(members) = value.as_object() else { return };
+    let Some(members) = value.as_object() else {
+        return;
+    };
     for (name, member) in members {
         if let Some(counts) = member["counts"].as_object() {
             let mut bars: Vec<(String, u64)> = counts
@@ -144,9 +164,14 @@ fn charts(out: &mut String, section: &str, value: &Value) {
         let bars: Vec<(String, u64)> = reviewers
             .iter()
             .flat_map(|(reviewer, verdicts)| {
-                ["approve", "reject", "override"].into_iter().map(move |verdict| {
-                    (format!("{reviewer} {verdict}"), verdicts[verdict].as_u64().unwrap_or(0))
-                })
+                ["approve", "reject", "override"]
+                    .into_iter()
+                    .map(move |verdict| {
+                        (
+                            format!("{reviewer} {verdict}"),
+                            verdicts[verdict].as_u64().unwrap_or(0),
+                        )
+                    })
             })
             .collect();
         bar_chart(out, "verdicts by reviewer", &bars);
@@ -159,7 +184,12 @@ fn bar_chart(out: &mut String, title: &str, bars: &[(String, u64)]) {
         return;
     }
     let bars = &bars[..bars.len().min(60)];
-    let max = bars.iter().map(|(_, count)| *count).max().unwrap_or(0).max(1);
+    let max = bars
+        .iter()
+        .map(|(_, count)| *count)
+        .max()
+        .unwrap_or(0)
+        .max(1);
     let (label_w, bar_w, row) = (220u64, 420u64, 20u64);
     let height = row * bars.len() as u64 + 24;
     let _ = writeln!(
@@ -168,7 +198,11 @@ fn bar_chart(out: &mut String, title: &str, bars: &[(String, u64)]) {
         label_w + bar_w + 80,
         esc(title)
     );
-    let _ = writeln!(out, "<text x=\"0\" y=\"14\" font-weight=\"bold\">{}</text>", esc(title));
+    let _ = writeln!(
+        out,
+        "<text x=\"0\" y=\"14\" font-weight=\"bold\">{}</text>",
+        esc(title)
+    );
     for (index, (label, count)) in bars.iter().enumerate() {
         let y = 24 + row * index as u64;
         let width = bar_w * count / max;
@@ -228,7 +262,11 @@ fn value(out: &mut String, value: &Value) {
 fn object(out: &mut String, members: &Map<String, Value>) {
     out.push_str("<table>\n");
     for (name, member) in members {
-        let class = if member.is_number() { " class=\"n\"" } else { "" };
+        let class = if member.is_number() {
+            " class=\"n\""
+        } else {
+            ""
+        };
         let _ = write!(out, "<tr><th class=\"k\">{}</th><td{class}>", esc(name));
         scalar_or_value(out, member);
         out.push_str("</td></tr>\n");
@@ -289,6 +327,10 @@ mod tests {
         assert!(page.contains("<svg"));
         assert!(page.contains(">7<"));
         assert!(!page.contains("<script"));
-        assert!(!page.contains("http://") || page.matches("http://").count() == page.matches("http://www.w3.org/2000/svg").count());
+        assert!(
+            !page.contains("http://")
+                || page.matches("http://").count()
+                    == page.matches("http://www.w3.org/2000/svg").count()
+        );
     }
 }

@@ -78,7 +78,9 @@ impl Section for Incidents {
                 "revocation",
                 &["model", "version", "reason", "principal"],
             ),
-            "ledger_restarted" => self.list(entry, "ledger_restarted", &["reason", "damaged_store"]),
+            "ledger_restarted" => {
+                self.list(entry, "ledger_restarted", &["reason", "damaged_store"])
+            }
             "ledger_verified" if entry.str("result") != Some("ok") => self.list(
                 entry,
                 "ledger_verification_failed",

@@ -41,11 +41,15 @@ impl Section for Inventory {
             ))
         };
         if kind.starts_with("version_") {
-            if let Some(key) = key() {
-                if self.recorded.len() < MAX_VERSIONS || self.recorded.contains_key(&key) {
-                    let record = (entry.value("risk_class"), entry.value("change_ref"), entry.seq);
-                    self.recorded.insert(key, record);
-                }
+            if let Some(key) = key()
+                && (self.recorded.len() < MAX_VERSIONS || self.recorded.contains_key(&key))
+            {
+                let record = (
+                    entry.value("risk_class"),
+                    entry.value("change_ref"),
+                    entry.seq,
+                );
+                self.recorded.insert(key, record);
             }
             return;
         }

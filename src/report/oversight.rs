@@ -92,7 +92,9 @@ impl Section for Oversight {
                 if entry.str("outcome") == Some("reviewed") {
                     self.flags_reviewed += 1;
                 }
-                let opened = entry.str("review_id").and_then(|id| self.opened_ms.remove(id));
+                let opened = entry
+                    .str("review_id")
+                    .and_then(|id| self.opened_ms.remove(id));
                 if let Some(opened) = opened {
                     self.durations.push(entry.time_ms - opened);
                 }
@@ -131,10 +133,19 @@ impl Section for Oversight {
         let mut object = Map::new();
         object.insert("holds".to_owned(), json!(self.holds_total));
         object.insert("flags".to_owned(), json!(self.flags_total));
-        object.insert("holds_by_model_and_reason".to_owned(), json!(by_model_reason));
-        object.insert("holds_by_model_and_reason_others".to_owned(), holds["others"].clone());
+        object.insert(
+            "holds_by_model_and_reason".to_owned(),
+            json!(by_model_reason),
+        );
+        object.insert(
+            "holds_by_model_and_reason_others".to_owned(),
+            holds["others"].clone(),
+        );
         object.insert("verdicts_by_reviewer".to_owned(), Value::Object(verdicts));
-        object.insert("reviewers_left_off".to_owned(), json!(self.reviewers_left_off));
+        object.insert(
+            "reviewers_left_off".to_owned(),
+            json!(self.reviewers_left_off),
+        );
         object.insert(
             "time_to_decision_ms".to_owned(),
             json!({
@@ -148,7 +159,10 @@ impl Section for Oversight {
         );
         object.insert("timeouts".to_owned(), json!(self.timeouts));
         object.insert("undecided_at_end".to_owned(), json!(self.opened_ms.len()));
-        object.insert("flagged_answers_reviewed".to_owned(), json!(self.flags_reviewed));
+        object.insert(
+            "flagged_answers_reviewed".to_owned(),
+            json!(self.flags_reviewed),
+        );
         self.evidence.put(&mut object);
         Value::Object(object)
     }

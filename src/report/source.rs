@@ -95,7 +95,9 @@ impl BundleEntries {
         let manifest: Value = std::fs::read(&manifest_path)
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
-            .ok_or_else(|| ReportError::Bundle(format!("cannot read {}", manifest_path.display())))?;
+            .ok_or_else(|| {
+                ReportError::Bundle(format!("cannot read {}", manifest_path.display()))
+            })?;
         if manifest["format"] != crate::ledger::export::CONTIGUOUS_FORMAT_2 {
             return Err(ReportError::Bundle(format!(
                 "{}: a report's bundle is a contiguous bundle ({}), this is {}",
@@ -146,7 +148,10 @@ fn checkpoint_covering(dir: &Path, seq: u64) -> Result<(u64, String), ReportErro
             .map_err(|err| ReportError::Bundle(format!("{}: {err}", path.display())))?;
         let size = carried["size"].as_u64().unwrap_or(0);
         if size > seq {
-            let note = carried["checkpoint"].as_str().unwrap_or_default().to_owned();
+            let note = carried["checkpoint"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             return Ok((size, note));
         }
     }

@@ -52,7 +52,8 @@ impl Section for Traffic {
         let model = entry.str("model").unwrap_or("(none)");
         let version = entry.str("version").unwrap_or("(none)");
         self.by_model_version.add(&format!("{model} {version}"));
-        self.by_outcome.add(entry.str("outcome").unwrap_or_default());
+        self.by_outcome
+            .add(entry.str("outcome").unwrap_or_default());
         if let Some(code) = entry.str("error_code") {
             self.by_error_code.add(code);
         }
@@ -64,7 +65,10 @@ impl Section for Traffic {
         object.insert("decisions".to_owned(), json!(self.decisions));
         object.insert("first_decision_seq".to_owned(), json!(self.first_seq));
         object.insert("last_decision_seq".to_owned(), json!(self.last_seq));
-        object.insert("by_model_version".to_owned(), self.by_model_version.to_json(TRACKED_MODELS));
+        object.insert(
+            "by_model_version".to_owned(),
+            self.by_model_version.to_json(TRACKED_MODELS),
+        );
         object.insert("by_outcome".to_owned(), self.by_outcome.to_json(64));
         object.insert("by_error_code".to_owned(), self.by_error_code.to_json(256));
         object.insert("by_caller".to_owned(), self.by_caller.to_json(TOP_CALLERS));

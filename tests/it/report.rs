@@ -75,7 +75,13 @@ async fn a_period_report_states_what_happened_and_verify_report_recomputes_it() 
     ids.push(served(&gateway, "svc-a", r#"{"n":2}"#, 200).await);
     ids.push(served(&gateway, "svc-b", r#"{"n":3}"#, 200).await);
     // v2 goes live, serves once, and is rolled back to v1.
-    admin(&gateway, "ops", "/admin/models/scorer/versions/v2/activate", "").await;
+    admin(
+        &gateway,
+        "ops",
+        "/admin/models/scorer/versions/v2/activate",
+        "",
+    )
+    .await;
     ids.push(served(&gateway, "svc-a", r#"{"n":4}"#, 200).await);
     admin(
         &gateway,
@@ -164,7 +170,10 @@ async fn a_period_report_states_what_happened_and_verify_report_recomputes_it() 
     assert_eq!(four_eyes["approved_changes"], 2);
     assert_eq!(four_eyes["compliant"], 2);
     for change in four_eyes["changes"].as_array().unwrap() {
-        assert_eq!(change["approvers"], json!(["ai-officer", "security-officer"]));
+        assert_eq!(
+            change["approvers"],
+            json!(["ai-officer", "security-officer"])
+        );
         assert_eq!(change["proposer"], "govgate-config");
         assert_eq!(change["required_roles_covered"], true);
     }
@@ -246,10 +255,18 @@ async fn a_period_report_states_what_happened_and_verify_report_recomputes_it() 
     );
 
     let edited_html = copy("edited-html");
-    let changed = html.replacen(">svc-a</th><td class=\"n\">4<", ">svc-a</th><td class=\"n\">5<", 1);
+    let changed = html.replacen(
+        ">svc-a</th><td class=\"n\">4<",
+        ">svc-a</th><td class=\"n\">5<",
+        1,
+    );
     assert_ne!(html, changed);
     std::fs::write(edited_html.join("report.html"), changed).unwrap();
     let refused = verify(&edited_html);
     assert_eq!(refused.status.code(), Some(1), "{}", said(&refused));
-    assert!(said(&refused).contains("report.html: line"), "{}", said(&refused));
+    assert!(
+        said(&refused).contains("report.html: line"),
+        "{}",
+        said(&refused)
+    );
 }
