@@ -85,7 +85,7 @@ async fn readme_commands_work_as_printed_on_a_fresh_clone() {
 
 /// The files whose ```sh blocks a test here runs; in every other file
 /// each block must be marked `skip (why)`.
-const RUN: [&str; 12] = [
+const RUN: [&str; 13] = [
     "README.md",
     "docs/admin-api.md",
     "docs/reviews.md",
@@ -98,6 +98,7 @@ const RUN: [&str; 12] = [
     "docs/tiles.md",
     "docs/policies.md",
     "docs/operations.md",
+    "docs/evidence.md",
 ];
 
 /// Runs the files `names` one after the other in `session`, as one
@@ -305,6 +306,17 @@ async fn metrics_doc_works_as_printed_against_the_demo() {
         &stdout,
         &["# TYPE govgate_requests_total counter", "SUCCESS"],
     );
+}
+
+/// docs/evidence.md on a fresh clone: a gateway that records a call and
+/// is stopped, the period report, and `verify --report`.
+#[tokio::test]
+async fn evidence_doc_works_as_printed_on_a_fresh_clone() {
+    let addresses = free_addresses();
+    let clone = fresh_clone(&addresses);
+    let mut session = Session::new("", clone.path(), addresses);
+    let stdout = run_files(&mut session, &["docs/evidence.md"]).await;
+    assert_printed(&stdout, &["report of ", "report ok: "]);
 }
 
 /// A file whose examples no test runs cannot slip in: every ```sh block
