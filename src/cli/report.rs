@@ -43,7 +43,6 @@ const REPORT_HTML: &str = "report.html";
 const BUNDLE: &str = "bundle";
 
 pub(super) fn run(args: &ReportArgs) -> anyhow::Result<()> {
-    use crate::ledger::verify::verify_store_with_progress;
     let config = super::load_offline_config(&args.config.path)?;
     let period = Period::new(&args.from, &args.to).map_err(|err| super::usage(err.to_string()))?;
     let controls = control_map(args.control_map.as_deref())?;
@@ -59,69 +58,16 @@ pub(super) fn run(args: &ReportArgs) -> anyhow::Result<()> {
         crate::ledger::wal::Tail::Cut,
     )?);
     let staging = super::staging::Staging::begin(&args.out)?;
-    let written = (|| -> anyhow::Result<String> {
-        // The period's entries are reported only from a log that verifies.
-        let mut progress = super::progress::Progress::new("verifying", args.quiet)?;
-        let verified = verify_store_with_progress(store.as_ref(), &verifier, &mut |done, total| {
-            progress.update(done, total);
-        });
-        progress.finish();
-        verified
-            .map_err(|err| anyhow::anyhow!("the ledger does not verify, so no report: {err}"))?;
-        let mut progress = super::progress::Progress::new("reading the period", args.quiet)?;
-        let computed = report::from_store(
-            store.as_ref(),
-            period,
-            controls,
-            true,
-            &mut |done, total| {
-                progress.update(done, total);
-            },
-        );
-        progress.finish();
-        let (report, first) = computed.map_err(|err| match err {
-            report::ReportError::EmptyPeriod { .. } => super::usage(err.to_string()),
-            other => anyhow::Error::new(other),
-        })?;
-        let dir = staging.bundle();
-        std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let json_bytes = report::to_bytes(&report);
-        let html_bytes = report::html::render(&report).into_bytes();
-        write(&dir.join(REPORT_JSON), &json_bytes)?;
-        write(&dir.join(REPORT_HTML), &html_bytes)?;
-        let members = issued_members(&report, &json_bytes, &html_bytes);
-        let seq = append_offline(
-            &config,
-            store.clone(),
-            EntryBody::Governance {
-                kind: report::REPORT_ISSUED,
-                members,
-            },
-        )
-        .context("recording the report_issued entry")?;
-        // The bundle ends at the latest checkpoint: the report_issued entry's.
-        let mut progress = super::progress::Progress::new("exporting", args.quiet)?;
-        crate::ledger::export::export_bundle(
-            store.as_ref(),
-            &verifier,
-            first,
-            None,
-            &crate::ledger::export::BundleOptions::payloads(false),
-            &dir.join(BUNDLE),
-            |done, total| progress.update(done, total),
-        )?;
-        progress.finish();
-        Ok(format!(
-            "report of {} .. {} written to {}: entries {}..={}, report_issued at seq {}\n",
-            args.from,
-            args.to,
-            args.out.display(),
-            report["scope"]["first_seq"],
-            report["scope"]["last_seq"],
-            seq.map_or("?".to_owned(), |seq| seq.to_string())
-        ))
-    })();
-    match written {
+    let made = make(
+        args,
+        &config,
+        &verifier,
+        store,
+        staging.bundle(),
+        period,
+        controls,
+    );
+    match made {
         Ok(said) => {
             staging.complete()?;
             super::print_out(&said);
@@ -132,6 +78,97 @@ pub(super) fn run(args: &ReportArgs) -> anyhow::Result<()> {
             Err(err)
         }
     }
+}
+
+/// Verifies the log, writes the report into `dir`, records it, exports
+/// its bundle; returns what to print.
+fn make(
+    args: &ReportArgs,
+    config: &crate::config::OfflineConfig,
+    verifier: &crate::ledger::checkpoint::NoteVerifier,
+    store: std::sync::Arc<crate::ledger::store::SledStore>,
+    dir: &Path,
+    period: Period,
+    controls: report::controls::ControlMap,
+) -> anyhow::Result<String> {
+    use crate::ledger::export::{BundleOptions, Relieved, export_bundle};
+    use crate::ledger::verify::verify_store_with_progress;
+    // The period's entries are reported only from a log that verifies.
+    let mut progress = super::progress::Progress::new("verifying", args.quiet)?;
+    let verified = verify_store_with_progress(store.as_ref(), verifier, &mut |done, total| {
+        progress.update(done, total);
+    });
+    progress.finish();
+    verified.map_err(|err| anyhow::anyhow!("the ledger does not verify, so no report: {err}"))?;
+    let mut progress = super::progress::Progress::new("reading the period", args.quiet)?;
+    let computed = report::from_store(
+        store.as_ref(),
+        period,
+        controls,
+        true,
+        // A stopped gateway's store, ours alone: read in bounded memory.
+        true,
+        &mut |done, total| {
+            progress.update(done, total);
+        },
+    );
+    progress.finish();
+    let (report, first) = computed.map_err(|err| match err {
+        report::ReportError::EmptyPeriod { .. } => super::usage(err.to_string()),
+        other => anyhow::Error::new(other),
+    })?;
+    std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let json_bytes = report::to_bytes(&report);
+    let html_bytes = report::html::render(&report).into_bytes();
+    write(&dir.join(REPORT_JSON), &json_bytes)?;
+    write(&dir.join(REPORT_HTML), &html_bytes)?;
+    let members = issued_members(&report, &json_bytes, &html_bytes);
+    let seq = append_offline(
+        config,
+        store.clone(),
+        EntryBody::Governance {
+            kind: report::REPORT_ISSUED,
+            members,
+        },
+    )
+    .context("recording the report_issued entry")?;
+    // The bundle ends at the latest checkpoint: the report_issued entry's.
+    let mut progress = super::progress::Progress::new("exporting", args.quiet)?;
+    let out = dir.join(BUNDLE);
+    let options = BundleOptions::payloads(false);
+    let update = |done, total| progress.update(done, total);
+    // Relieved (bounded memory, see `govgate export`) needs the store alone.
+    let exported = match std::sync::Arc::try_unwrap(store) {
+        Ok(store) => export_bundle(
+            &Relieved::new(store),
+            verifier,
+            first,
+            None,
+            &options,
+            &out,
+            update,
+        ),
+        Err(store) => export_bundle(
+            store.as_ref(),
+            verifier,
+            first,
+            None,
+            &options,
+            &out,
+            update,
+        ),
+    };
+    progress.finish();
+    exported?;
+    Ok(format!(
+        "report of {} .. {} written to {}: entries {}..={}, report_issued at seq {}\n",
+        args.from,
+        args.to,
+        args.out.display(),
+        report["scope"]["first_seq"],
+        report["scope"]["last_seq"],
+        seq.map_or("?".to_owned(), |seq| seq.to_string())
+    ))
 }
 
 /// The shipped control map, extended by `file`.

@@ -22,6 +22,8 @@ mod oversight;
 mod rollbacks;
 mod scope;
 mod source;
+#[cfg(test)]
+mod tests;
 mod traffic;
 
 pub use compare::first_difference;

@@ -3,39 +3,61 @@
 //! --report`). Both feed the same [`Run`] one entry at a time.
 
 use super::{Fed, Outside, Period, ReportError, Run, controls::ControlMap};
+use crate::ledger::export::RELIEF_BUDGET;
 use crate::ledger::store::LedgerStore;
 use serde_json::Value;
 use std::io::BufRead;
 use std::ops::ControlFlow;
 use std::path::Path;
 
+/// Entries read between chances to let the store go of what it read.
+const WINDOW: u64 = 4096;
+
 /// The report of `period` from `store`, whose entries were verified
 /// (`verified`). `progress` is called with (entries read, entries to
-/// read at most) as it goes.
+/// read at most) as it goes. With `relieve`, the store is reopened
+/// whenever [`RELIEF_BUDGET`] bytes were read since the last time, so a
+/// long period is read in bounded memory (sled keeps what it read until
+/// then): only for a store no one else uses (a stopped gateway's).
+/// Returns the report and the period's first seq.
 pub fn from_store(
     store: &dyn LedgerStore,
     period: Period,
     controls: ControlMap,
     verified: bool,
+    relieve: bool,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<(Value, u64), ReportError> {
     let size = store.size()?;
     let first = crate::ledger::export::select::first_at_or_after(store, period.start(), 0, size)?;
     let mut run = Run::new(period, controls);
     let mut failed = None;
-    store.entries_in(first, size, &mut |seq, bytes| {
-        if seq % 4096 == 0 {
-            progress(seq - first, size - first);
-        }
-        match run.feed(seq, bytes) {
-            Ok(Fed::More) => ControlFlow::Continue(()),
-            Ok(Fed::Done) => ControlFlow::Break(()),
-            Err(err) => {
-                failed = Some(err);
-                ControlFlow::Break(())
+    let mut done = false;
+    let (mut at, mut read) = (first, 0u64);
+    while at < size && !done {
+        let end = at.saturating_add(WINDOW).min(size);
+        store.entries_in(at, end, &mut |seq, bytes| {
+            read += bytes.len() as u64;
+            match run.feed(seq, bytes) {
+                Ok(Fed::More) => ControlFlow::Continue(()),
+                Ok(Fed::Done) => {
+                    done = true;
+                    ControlFlow::Break(())
+                }
+                Err(err) => {
+                    failed = Some(err);
+                    done = true;
+                    ControlFlow::Break(())
+                }
             }
+        })?;
+        progress(end - first, size - first);
+        at = end;
+        if relieve && read >= RELIEF_BUDGET {
+            store.reopen()?;
+            read = 0;
         }
-    })?;
+    }
     if let Some(err) = failed {
         return Err(err);
     }
