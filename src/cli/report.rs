@@ -32,6 +32,21 @@ pub(super) struct ReportArgs {
     /// same framework and id.
     #[arg(long, value_name = "FILE")]
     control_map: Option<PathBuf>,
+    /// Report from this bundle instead of a ledger (the configuration is
+    /// not read): a contiguous bundle (`govgate export` without filters,
+    /// or a report's `bundle/`) that starts before the period or at the
+    /// log's start. Checked first with --vkey; the report is recorded
+    /// nowhere (a bundle is not a ledger), and its directory gets a copy
+    /// of the bundle.
+    #[arg(long, value_name = "DIR", requires = "vkey")]
+    bundle: Option<PathBuf>,
+    /// With --bundle: the log's first verifier key (text or @FILE).
+    #[arg(long, value_name = "VKEY", requires = "bundle")]
+    vkey: Option<String>,
+    /// With --bundle: the key in force at the bundle's start, when the
+    /// log rotated its key before it.
+    #[arg(long, value_name = "VKEY", requires = "bundle")]
+    current_vkey: Option<String>,
     /// No progress on stderr.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -43,6 +58,9 @@ const REPORT_HTML: &str = "report.html";
 const BUNDLE: &str = "bundle";
 
 pub(super) fn run(args: &ReportArgs) -> anyhow::Result<()> {
+    if let (Some(bundle), Some(vkey)) = (&args.bundle, &args.vkey) {
+        return from_bundle(args, bundle, vkey);
+    }
     let config = super::load_offline_config(&args.config.path)?;
     let period = Period::new(&args.from, &args.to).map_err(|err| super::usage(err.to_string()))?;
     let controls = control_map(args.control_map.as_deref())?;
@@ -171,6 +189,74 @@ fn make(
     ))
 }
 
+/// `govgate report --bundle`: the bundle verified, the report computed
+/// from it, written with a copy of the bundle.
+fn from_bundle(args: &ReportArgs, bundle: &Path, vkey: &str) -> anyhow::Result<()> {
+    let period = Period::new(&args.from, &args.to).map_err(|err| super::usage(err.to_string()))?;
+    let controls = control_map(args.control_map.as_deref())?;
+    let how = super::ledger::BundleRun {
+        jobs: 0,
+        chunk: None,
+    };
+    // Says `bundle ok: ...` or why not.
+    let code = super::ledger::verify_bundle(bundle, vkey, args.current_vkey.as_deref(), how);
+    anyhow::ensure!(
+        code == ExitCode::SUCCESS,
+        "the bundle does not verify, so no report"
+    );
+    let report = report::from_bundle(
+        bundle,
+        period,
+        controls,
+        true,
+        None,
+        report::MADE_FROM_BUNDLE,
+    )
+    .map_err(|err| match err {
+        report::ReportError::EmptyPeriod { .. } | report::ReportError::Bundle(_) => {
+            super::usage(err.to_string())
+        }
+        other => anyhow::Error::new(other),
+    })?;
+    let staging = super::staging::Staging::begin(&args.out)?;
+    let dir = staging.bundle();
+    let written = (|| -> anyhow::Result<()> {
+        std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+        write(&dir.join(REPORT_JSON), &report::to_bytes(&report))?;
+        write(
+            &dir.join(REPORT_HTML),
+            report::html::render(&report).as_bytes(),
+        )?;
+        let copy = dir.join(BUNDLE);
+        std::fs::create_dir(&copy).with_context(|| format!("creating {}", copy.display()))?;
+        for item in
+            std::fs::read_dir(bundle).with_context(|| format!("reading {}", bundle.display()))?
+        {
+            let item = item?;
+            if item.file_type()?.is_file() {
+                std::fs::copy(item.path(), copy.join(item.file_name()))
+                    .with_context(|| format!("copying {}", item.path().display()))?;
+            }
+        }
+        Ok(())
+    })();
+    if let Err(err) = written {
+        staging.abandon();
+        return Err(err);
+    }
+    staging.complete()?;
+    super::print_out(&format!(
+        "report of {} .. {} written to {} from the bundle {}: entries {}..={} (recorded in no ledger)\n",
+        args.from,
+        args.to,
+        args.out.display(),
+        bundle.display(),
+        report["scope"]["first_seq"],
+        report["scope"]["last_seq"],
+    ));
+    Ok(())
+}
+
 /// The shipped control map, extended by `file`.
 fn control_map(file: Option<&Path>) -> anyhow::Result<report::controls::ControlMap> {
     let shipped = report::controls::ControlMap::shipped();
@@ -282,20 +368,37 @@ fn check(dir: &Path, bundle: &Path) -> Result<String, Check> {
     .map_err(|err| Check::Differs(format!("{REPORT_JSON}: scope.period: {err}")))?;
     let controls = report::controls::ControlMap::from_report(&found)
         .map_err(|err| Check::Differs(err.to_string()))?;
-    // The report_issued entry (signed, in the bundle) says where the
-    // period ended in the log; report.json is only a claim.
-    let issued = issued_entry(bundle, &found).map_err(Check::Cannot)?;
-    let Some((seq, entry)) = issued else {
-        return Err(Check::Differs(format!(
-            "no report_issued entry of the bundle is for the period {} .. {}",
-            found["scope"]["period"]["from"], found["scope"]["period"]["to"]
-        )));
+    // A report made on a ledger is recorded by its report_issued entry
+    // (signed, in the bundle), which also says where the period ended in
+    // the log; report.json is only a claim. One made from a bundle is
+    // recorded nowhere.
+    let from_bundle = found["scope"]["made_from"] == report::MADE_FROM_BUNDLE;
+    let issued = if from_bundle {
+        None
+    } else {
+        let issued = issued_entry(bundle, &found).map_err(Check::Cannot)?;
+        let Some(issued) = issued else {
+            return Err(Check::Differs(format!(
+                "no report_issued entry of the bundle is for the period {} .. {}",
+                found["scope"]["period"]["from"], found["scope"]["period"]["to"]
+            )));
+        };
+        Some(issued)
     };
-    let last = entry["last_seq"].as_u64();
+    let last = issued
+        .as_ref()
+        .and_then(|(_, entry)| entry["last_seq"].as_u64());
+    let made_from = if from_bundle {
+        report::MADE_FROM_BUNDLE
+    } else {
+        report::MADE_FROM_LEDGER
+    };
     let recomputed =
-        report::from_bundle(bundle, period, controls, true, last).map_err(|err| match err {
-            report::ReportError::EmptyPeriod { .. } => Check::Differs(err.to_string()),
-            other => Check::Cannot(other.to_string()),
+        report::from_bundle(bundle, period, controls, true, last, made_from).map_err(|err| {
+            match err {
+                report::ReportError::EmptyPeriod { .. } => Check::Differs(err.to_string()),
+                other => Check::Cannot(other.to_string()),
+            }
         })?;
     if let Some(difference) = report::first_difference(&recomputed, &found) {
         return Err(Check::Differs(format!("{REPORT_JSON}: {difference}")));
@@ -313,6 +416,16 @@ fn check(dir: &Path, bundle: &Path) -> Result<String, Check> {
             "{REPORT_HTML}: line {line} differs from the rendering of {REPORT_JSON}"
         )));
     }
+    let range = format!(
+        "{}..={}",
+        found["scope"]["first_seq"], found["scope"]["last_seq"]
+    );
+    let Some((seq, entry)) = issued else {
+        return Ok(format!(
+            "report ok: every figure recomputes from the bundle's entries {range}; it was made \
+             from a bundle, so no report_issued entry records it\n"
+        ));
+    };
     for (name, bytes, member) in [
         (REPORT_JSON, &json_bytes, "report_json_sha256"),
         (REPORT_HTML, &html_bytes, "report_html_sha256"),
@@ -324,9 +437,8 @@ fn check(dir: &Path, bundle: &Path) -> Result<String, Check> {
         }
     }
     Ok(format!(
-        "report ok: every figure recomputes from the bundle's entries {}..={}, and report.json \
-         and report.html are those recorded by the report_issued entry at seq {seq}\n",
-        found["scope"]["first_seq"], found["scope"]["last_seq"]
+        "report ok: every figure recomputes from the bundle's entries {range}, and report.json \
+         and report.html are those recorded by the report_issued entry at seq {seq}\n"
     ))
 }
 

@@ -121,7 +121,16 @@ pub struct Outside {
     pub checkpoint: (u64, String),
     /// The period's entries verified (chain, tree, checkpoints).
     pub verified: bool,
+    /// What the report was made from: [`MADE_FROM_LEDGER`] (and recorded
+    /// by a `report_issued` entry) or [`MADE_FROM_BUNDLE`] (recorded
+    /// nowhere).
+    pub made_from: &'static str,
 }
+
+/// `scope.made_from` of a report made on a ledger.
+pub const MADE_FROM_LEDGER: &str = "ledger";
+/// `scope.made_from` of a report made from a bundle.
+pub const MADE_FROM_BUNDLE: &str = "bundle";
 
 /// What the sections' `finish` may read besides their own state.
 pub struct Facts<'a> {

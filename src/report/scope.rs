@@ -24,6 +24,7 @@ impl Section for Scope {
         let root = note.lines().nth(2).unwrap_or_default();
         json!({
             "origin": facts.origin,
+            "made_from": facts.outside.made_from,
             "period": {"from": facts.period.from, "to": facts.period.to},
             "first_seq": facts.first_seq,
             "last_seq": facts.last_seq,

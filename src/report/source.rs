@@ -70,23 +70,41 @@ pub fn from_store(
     let report = run.finish(&Outside {
         checkpoint,
         verified,
+        made_from: super::MADE_FROM_LEDGER,
     })?;
     Ok((report, first))
 }
 
 /// The report of `period` recomputed from the contiguous bundle in
 /// `dir` (verified before: `verified`), up to seq `last` at most (the
-/// `report_issued` entry's `last_seq`).
+/// `report_issued` entry's `last_seq`). `made_from`: what the report
+/// says it was made from (the report being checked says).
 pub fn from_bundle(
     dir: &Path,
     period: Period,
     controls: ControlMap,
     verified: bool,
     last: Option<u64>,
+    made_from: &'static str,
 ) -> Result<Value, ReportError> {
+    let start = period.start();
     let mut run = Run::new(period, controls).until(last);
     let mut entries = BundleEntries::open(dir)?;
+    let mut first = true;
     while let Some((seq, line)) = entries.next_line()? {
+        if std::mem::take(&mut first) && seq > 0 {
+            // Entries before the bundle may lie in the period: only a
+            // bundle that starts before it (or at the log's start) holds
+            // all of the period's beginning.
+            let entry = super::Entry::parse(seq, &line)?;
+            if entry.time >= start && made_from == super::MADE_FROM_BUNDLE {
+                return Err(ReportError::Bundle(format!(
+                    "the bundle starts inside the period (its first entry, seq {seq}, is at {}): \
+                     the entries before it may belong to the period too; export from an earlier seq",
+                    entry.time_text()
+                )));
+            }
+        }
         if run.feed(seq, &line)? == Fed::Done {
             break;
         }
@@ -98,6 +116,7 @@ pub fn from_bundle(
     run.finish(&Outside {
         checkpoint,
         verified,
+        made_from,
     })
 }
 

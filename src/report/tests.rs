@@ -31,6 +31,7 @@ fn outside() -> Outside {
     Outside {
         checkpoint: (100, "o\n100\nROOT=\n\n— o sig\n".to_owned()),
         verified: true,
+        made_from: super::MADE_FROM_LEDGER,
     }
 }
 

@@ -269,4 +269,38 @@ async fn a_period_report_states_what_happened_and_verify_report_recomputes_it() 
         "{}",
         said(&refused)
     );
+
+    // A report from the bundle alone (recorded nowhere): the same traffic.
+    let again = gateway.dir.path().join("from-bundle");
+    let bundle = out.join("bundle");
+    let made = run(&[
+        "report",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--vkey",
+        &vkey,
+        "--from",
+        "2000-01-01T00:00:00Z",
+        "--to",
+        "2100-01-01T00:00:00Z",
+        "--out",
+        again.to_str().unwrap(),
+    ]);
+    assert!(made.status.success(), "{}", said(&made));
+    let from_bundle: Value =
+        serde_json::from_slice(&std::fs::read(again.join("report.json")).unwrap()).unwrap();
+    assert_eq!(from_bundle["scope"]["made_from"], "bundle");
+    assert_eq!(report["scope"]["made_from"], "ledger");
+    assert_eq!(from_bundle["traffic"], report["traffic"]);
+    assert_eq!(
+        from_bundle["changes"]["four_eyes"],
+        report["changes"]["four_eyes"]
+    );
+    let checked = verify(&again);
+    assert!(checked.status.success(), "{}", said(&checked));
+    assert!(
+        said(&checked).contains("made from a bundle, so no report_issued entry records it"),
+        "{}",
+        said(&checked)
+    );
 }
