@@ -17,6 +17,7 @@ const TITLES: &[(&str, &str)] = &[
     ("rollback_performance", "Rollback performance"),
     ("human_oversight", "Human oversight"),
     ("traffic", "Traffic"),
+    ("retention", "Retention and erasure"),
     ("control_map", "Control map"),
 ];
 

@@ -19,6 +19,7 @@ pub mod html;
 mod incidents;
 mod inventory;
 mod oversight;
+mod retention;
 mod rollbacks;
 mod scope;
 mod source;
@@ -168,6 +169,7 @@ fn sections() -> Vec<Box<dyn Section>> {
         Box::new(rollbacks::Rollbacks::default()),
         Box::new(oversight::Oversight::default()),
         Box::new(traffic::Traffic::default()),
+        Box::new(retention::Retention::default()),
     ]
 }
 

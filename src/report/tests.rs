@@ -130,3 +130,35 @@ fn an_empty_period_is_refused() {
     assert!(Period::new("2026-12-06T10:00:01Z", "2026-12-06T10:00:01Z").is_err());
     assert!(Period::new("yesterday", "2026-12-06T10:00:01Z").is_err());
 }
+
+#[test]
+fn erasures_are_told_apart_by_who_asked() {
+    let entries = vec![
+        entry(
+            0,
+            1,
+            "payload_erased",
+            json!({"reason": "retention: m keeps payloads 200d (models.retention.payloads)", "erased_seq": 0}),
+        ),
+        entry(
+            1,
+            2,
+            "payload_erased",
+            json!({"reason": "ticket 7", "erased_seq": 0, "principal": "ops"}),
+        ),
+        entry(
+            2,
+            3,
+            "retention_run",
+            json!({"more": false, "models": [{"model": "m", "payloads": "200d", "cutoff": "2026-06-06T10:00:00.000Z", "erased": 1, "through_seq": 1}]}),
+        ),
+    ];
+    let made = report(&entries, 0, 59, None);
+    let retention = &made["retention"];
+    assert_eq!(
+        retention["payloads_erased"],
+        json!({"by_retention": 1, "on_request": 1, "on_request_by_admin_api": 1})
+    );
+    assert_eq!(retention["retention_by_model"]["m"]["erased"], 1);
+    assert_eq!(retention["seqs"], json!([0, 1, 2]));
+}
