@@ -144,6 +144,33 @@ async fn a_period_report_states_what_happened_and_verify_report_recomputes_it() 
     assert!(made.status.success(), "{}", said(&made));
     let report: Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    // A period without entries, or not a time: usage errors, nothing written.
+    let config_path = config.to_str().unwrap();
+    for (from, to, said_) in [
+        (
+            "2001-01-01T00:00:00Z",
+            "2001-02-01T00:00:00Z",
+            "no entry of the ledger lies in the period",
+        ),
+        ("yesterday", "2001-02-01T00:00:00Z", "--from"),
+    ] {
+        let empty = gateway.dir.path().join("empty");
+        let refused = run(&[
+            "report",
+            "--config",
+            config_path,
+            "--from",
+            from,
+            "--to",
+            to,
+            "--out",
+            empty.to_str().unwrap(),
+            "--quiet",
+        ]);
+        assert_eq!(refused.status.code(), Some(2), "{}", said(&refused));
+        assert!(said(&refused).contains(said_), "{}", said(&refused));
+        assert!(!empty.exists());
+    }
 
     // Traffic: exactly the decisions made above.
     let traffic = &report["traffic"];
