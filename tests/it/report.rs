@@ -129,8 +129,17 @@ async fn a_period_report_states_what_happened_and_verify_report_recomputes_it() 
 
     let out = gateway.dir.path().join("report-2026");
     let config = gateway.dir.path().join("govgate.toml");
+    let own_map = gateway.dir.path().join("controls.toml");
+    std::fs::write(
+        &own_map,
+        "[[controls]]\nframework = \"Internal AI policy\"\nid = \"AIP-4\"\n\
+         title = \"Two officers approve every model change\"\nsections = [\"changes\"]\n",
+    )
+    .unwrap();
     let made = run(&[
         "report",
+        "--control-map",
+        own_map.to_str().unwrap(),
         "--config",
         config.to_str().unwrap(),
         "--from",
@@ -246,6 +255,9 @@ async fn a_period_report_states_what_happened_and_verify_report_recomputes_it() 
     assert_eq!(report["scope"]["first_seq"], 0);
     assert_eq!(report["scope"]["verification"]["result"], "ok");
     let controls = report["control_map"]["controls"].as_array().unwrap();
+    let own = controls.iter().find(|c| c["id"] == "AIP-4").unwrap();
+    assert_eq!(own["sections"][0]["section"], "changes");
+    assert_eq!(own["evidence_in_period"], true);
     let art14 = controls.iter().find(|c| c["id"] == "Art. 14").unwrap();
     assert_eq!(art14["sections"][0]["section"], "human_oversight");
     assert!(!art14["sections"][0]["seqs"].as_array().unwrap().is_empty());
