@@ -18,6 +18,7 @@ mod rate;
 mod raw;
 mod retention;
 mod review;
+mod risks;
 pub mod subject;
 mod tls;
 mod validate;
@@ -39,6 +40,9 @@ pub use offline::OfflineConfig;
 pub use rate::{RateLimit, RateLimits};
 pub use retention::{PayloadRetention, RetentionConfig};
 pub use review::{OnPolicyError, OnTimeout, ReviewConfig, TimeoutRule};
+pub use risks::{
+    Direction, Indicator, MAX_INDICATORS, MAX_RISKS, Risk, RiskKpi, RiskModel, RiskRegister,
+};
 pub use tls::{TlsFileError, TlsFiles, TlsIdentity};
 pub use validate::Environment;
 pub use witness::{WitnessConfig, Witnessing};
@@ -88,6 +92,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// How often payload retention runs (`[retention]`).
     pub retention: RetentionConfig,
+    /// The risk register (`[[risks]]` or `risks_file`) and its evaluation.
+    pub risks: RiskRegister,
 }
 
 /// Where and how the ledger is served as C2SP tlog-tiles.

@@ -34,6 +34,16 @@ pub(crate) struct RawConfig {
     pub(crate) auth: super::auth::RawAuth,
     #[serde(default)]
     pub(crate) retention: super::retention::RawRetention,
+    /// `[[risks]]`: the risk register.
+    #[serde(default)]
+    pub(crate) risks: Vec<super::risks::RawRisk>,
+    /// A file holding the `[[risks]]` tables instead.
+    #[serde(default)]
+    pub(crate) risks_file: Option<PathBuf>,
+    #[serde(default)]
+    pub(crate) risk_eval_every_secs: Option<u64>,
+    #[serde(default)]
+    pub(crate) risk_window_secs: Option<u64>,
 }
 
 /// `[tiles]`: the public C2SP tlog-tiles read API.

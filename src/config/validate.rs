@@ -53,6 +53,14 @@ impl Environment {
 const RESERVED_PREFIXES: [&str; 3] = ["/v1", "/v2", "/govgate"];
 
 pub(super) fn parse_raw(text: &str, file: &str) -> Result<RawConfig, ConfigError> {
+    parse_raw_as(text, file)
+}
+
+/// Parses TOML text into any raw type, errors naming the key and position.
+pub(super) fn parse_raw_as<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &str,
+) -> Result<T, ConfigError> {
     let deserializer = toml::Deserializer::parse(text).map_err(|err| ConfigError {
         file: file.to_owned(),
         key: position(text, err.span()),
@@ -88,7 +96,17 @@ pub(super) struct Checker<'a> {
     file: &'a str,
 }
 
-impl Checker<'_> {
+impl<'a> Checker<'a> {
+    /// A checker whose errors name `file`.
+    pub(super) fn for_file(file: &'a str) -> Self {
+        Checker { file }
+    }
+
+    /// The file errors name.
+    pub(super) fn file(&self) -> &'a str {
+        self.file
+    }
+
     pub(super) fn error(&self, key: impl Into<String>, message: impl Into<String>) -> ConfigError {
         ConfigError {
             file: self.file.to_owned(),
@@ -226,6 +244,17 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
     let rate_limits = super::rate::check(&checker, raw.rate_limit)?;
     let retention = super::retention::check(&checker, raw.retention)?;
     let auth = super::auth::check(&checker, raw.auth, &models, &server, env)?;
+    let risks = super::risks::check(
+        &checker,
+        super::risks::RawRegister {
+            risks: raw.risks,
+            risks_file: raw.risks_file,
+            eval_every_secs: raw.risk_eval_every_secs,
+            window_secs: raw.risk_window_secs,
+        },
+        &models,
+        env,
+    )?;
     Ok(Config {
         source: file.to_owned(),
         server,
@@ -242,6 +271,7 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
         rate_limits,
         retention,
         auth,
+        risks,
     })
 }
 
