@@ -85,6 +85,9 @@ pub enum AppError {
     /// Metric families could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The risk register could not be recorded or evaluated.
+    #[error("risk register: {0}")]
+    Risks(#[from] crate::risk::RiskError),
     /// The damaged ledger could not be moved aside.
     #[error("cannot move the damaged ledger {path} aside: {source}")]
     Quarantine {
@@ -160,6 +163,8 @@ pub struct App {
     jwks: Option<proxy::jwks::JwksFetcher>,
     /// The same for `admin.jwt.jwks_url`.
     admin_jwks: Option<proxy::jwks::JwksFetcher>,
+    /// Evaluates the risk register's indicators, run by `run` until shutdown.
+    risks: Option<crate::risk::RiskTask>,
 }
 
 /// What the background verification task needs.
@@ -392,6 +397,14 @@ impl App {
         };
         let subject_key = subject_key(config)?;
         let kpi = crate::kpi::start(&config.models, metrics.registry())?;
+        let risks = crate::risk::start(
+            &config.risks,
+            store.clone(),
+            ledger.clone(),
+            &metrics,
+            kpi.clone(),
+        )
+        .await?;
         let witness_keys = ledger.keys();
         let witnessing = crate::witness::Witnesses::start(
             config,
@@ -634,6 +647,7 @@ impl App {
             exports,
             jwks,
             admin_jwks,
+            risks: Some(risks),
         })
     }
 
@@ -743,6 +757,14 @@ impl App {
         });
 
         // Owns a ledger handle: awaited before the writer closes.
+        let risk_task = self.risks.take().map(|task| {
+            let stop = stopped(stop_tx.subscribe());
+            tokio::spawn(tracing::Instrument::instrument(
+                task.run(stop),
+                tracing::info_span!("risks"),
+            ))
+        });
+        // Owns a ledger handle: awaited before the writer closes.
         let verification_task = {
             let Verification { monitor, store } = self.verification;
             tokio::spawn(monitor.run(store, self.ledger.clone(), stopped(stop_tx.subscribe())))
@@ -772,6 +794,12 @@ impl App {
             && task.await.is_err()
         {
             tracing::error!("the payload retention task panicked");
+        }
+        // Stops between rounds: its entries are in before the ledger closes.
+        if let Some(task) = risk_task
+            && task.await.is_err()
+        {
+            tracing::error!("the risk evaluation task panicked");
         }
         if let Some(which) = early_exit {
             public_task.abort();

@@ -35,6 +35,10 @@
 //!   timeouts), which records every step through the ledger. No HTTP.
 //! - [`kpi`]: fairness and drift KPIs: pure math over sliding windows of
 //!   rows (per-group rates and parity, PSI, Jensen-Shannon, KS). No I/O.
+//! - [`risk`]: the risk register at run time: recorded in the ledger when
+//!   it changes, its KPI indicators evaluated by an owned task that records
+//!   breaches and recoveries. Reads `kpi` reports and the `metrics`
+//!   registry, appends through the `ledger`.
 //! - [`witness`]: sends the latest checkpoint to C2SP tlog-witnesses (on
 //!   an interval and on demand, off the request path), keeps and serves
 //!   their verified cosignatures. Uses the ledger's store and formats.
@@ -65,4 +69,5 @@ pub mod proxy;
 pub mod registry;
 pub mod report;
 pub mod review;
+pub mod risk;
 pub mod witness;

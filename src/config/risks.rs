@@ -274,7 +274,10 @@ pub(crate) fn check(
         (Some(path), true) => {
             let path = env.base_dir().join(path);
             let text = std::fs::read_to_string(&path).map_err(|err| {
-                checker.error("risks_file", format!("cannot read {}: {err}", path.display()))
+                checker.error(
+                    "risks_file",
+                    format!("cannot read {}: {err}", path.display()),
+                )
             })?;
             let name = path.display().to_string();
             let file: RawRisksFile = super::validate::parse_raw_as(&text, &name)?;
