@@ -92,7 +92,7 @@ pub struct Config {
     pub auth: AuthConfig,
     /// How often payload retention runs (`[retention]`).
     pub retention: RetentionConfig,
-    /// The risk register (`[[risks]]` or `risks_file`) and its evaluation.
+    /// The risk register (`[[risks]]` or `risk_register.file`) and its evaluation.
     pub risks: RiskRegister,
 }
 

@@ -37,13 +37,9 @@ pub(crate) struct RawConfig {
     /// `[[risks]]`: the risk register.
     #[serde(default)]
     pub(crate) risks: Vec<super::risks::RawRisk>,
-    /// A file holding the `[[risks]]` tables instead.
+    /// `[risk_register]`: the register's file and its evaluation.
     #[serde(default)]
-    pub(crate) risks_file: Option<PathBuf>,
-    #[serde(default)]
-    pub(crate) risk_eval_every_secs: Option<u64>,
-    #[serde(default)]
-    pub(crate) risk_window_secs: Option<u64>,
+    pub(crate) risk_register: super::risks::RawRiskSettings,
 }
 
 /// `[tiles]`: the public C2SP tlog-tiles read API.

@@ -1,4 +1,4 @@
-//! `[[risks]]` (or the file `risks_file` names): the risk register, each
+//! `[[risks]]` (or the file `risk_register.file` names): the risk register, each
 //! risk with the models it concerns, its controls and the KPI indicators
 //! the gateway watches for it; checked against the models and their
 //! `[models.kpi]` so an indicator can only name a KPI the gateway computes.
@@ -29,7 +29,7 @@ const MAX_FOR_SECS: u64 = 7 * 86_400;
 /// Most evaluation rounds one rate window spans (bounds the samples kept).
 const MAX_ROUNDS_PER_WINDOW: u64 = 1_000;
 
-/// `[[risks]]` as written (also the tables of `risks_file`).
+/// `[[risks]]` as written (also the tables of `risk_register.file`).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRisk {
@@ -60,7 +60,7 @@ pub(crate) struct RawIndicator {
     pub(crate) min_count: Option<u64>,
 }
 
-/// The file `risks_file` names: `[[risks]]` tables only.
+/// The file `risk_register.file` names: `[[risks]]` tables only.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRisksFile {
@@ -73,9 +73,9 @@ struct RawRisksFile {
 pub struct RiskRegister {
     /// The risks, in file order.
     pub risks: Vec<Risk>,
-    /// How often every indicator is evaluated (`risk_eval_every_secs`, default 30).
+    /// How often every indicator is evaluated (`risk_register.eval_every_secs`, default 30).
     pub eval_every: Duration,
-    /// The traffic a rate or latency indicator covers (`risk_window_secs`, default 300).
+    /// The traffic a rate or latency indicator covers (`risk_register.window_secs`, default 300).
     pub window: Duration,
 }
 
@@ -234,48 +234,58 @@ pub struct Indicator {
 /// Default `min_count`.
 const DEFAULT_MIN_COUNT: u64 = 10;
 
-/// The register's raw parts from the main file.
-pub(crate) struct RawRegister {
-    pub(crate) risks: Vec<RawRisk>,
-    pub(crate) risks_file: Option<PathBuf>,
+/// `[risk_register]` as written: where the `[[risks]]` tables are, if
+/// not in the main file, and how often and over what span they are
+/// evaluated.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRiskSettings {
+    #[serde(default)]
+    pub(crate) file: Option<PathBuf>,
+    #[serde(default)]
     pub(crate) eval_every_secs: Option<u64>,
+    #[serde(default)]
     pub(crate) window_secs: Option<u64>,
 }
 
 /// Checks the register against the checked models.
 pub(crate) fn check(
     checker: &Checker<'_>,
-    raw: RawRegister,
+    risks: Vec<RawRisk>,
+    settings: RawRiskSettings,
     models: &[ModelConfig],
     env: &Environment,
 ) -> Result<RiskRegister, ConfigError> {
-    let eval_every_secs = raw.eval_every_secs.unwrap_or(30);
+    let eval_every_secs = settings.eval_every_secs.unwrap_or(30);
     if !(1..=3_600).contains(&eval_every_secs) {
-        return Err(checker.error("risk_eval_every_secs", "must be between 1 and 3600 seconds"));
+        return Err(checker.error(
+            "risk_register.eval_every_secs",
+            "must be between 1 and 3600 seconds",
+        ));
     }
-    let window_secs = raw.window_secs.unwrap_or(300);
+    let window_secs = settings.window_secs.unwrap_or(300);
     if window_secs < eval_every_secs || window_secs > eval_every_secs * MAX_ROUNDS_PER_WINDOW {
         return Err(checker.error(
-            "risk_window_secs",
+            "risk_register.window_secs",
             format!(
-                "must be between risk_eval_every_secs ({eval_every_secs}) and {} times it",
+                "must be between eval_every_secs ({eval_every_secs}) and {} times it",
                 MAX_ROUNDS_PER_WINDOW
             ),
         ));
     }
     // Errors about the tables name the file they are in.
-    let (risks, file_name) = match (raw.risks_file, raw.risks.is_empty()) {
+    let (risks, file_name) = match (settings.file, risks.is_empty()) {
         (Some(_), false) => {
             return Err(checker.error(
-                "risks_file",
-                "give [[risks]] tables or risks_file, not both",
+                "risk_register.file",
+                "give [[risks]] tables or risk_register.file, not both",
             ));
         }
         (Some(path), true) => {
             let path = env.base_dir().join(path);
             let text = std::fs::read_to_string(&path).map_err(|err| {
                 checker.error(
-                    "risks_file",
+                    "risk_register.file",
                     format!("cannot read {}: {err}", path.display()),
                 )
             })?;
@@ -283,7 +293,7 @@ pub(crate) fn check(
             let file: RawRisksFile = super::validate::parse_raw_as(&text, &name)?;
             (file.risks, name)
         }
-        (None, _) => (raw.risks, checker.file().to_owned()),
+        (None, _) => (risks, checker.file().to_owned()),
     };
     let checker = Checker::for_file(&file_name);
     let prefix = "risks";
@@ -424,6 +434,23 @@ fn check_indicator(
     risk_models: &[RiskModel],
     models: &[ModelConfig],
 ) -> Result<Indicator, ConfigError> {
+    const KNOWN: [&str; 9] = [
+        "demographic_parity_difference",
+        "equal_opportunity_difference",
+        "psi",
+        "js",
+        "ks",
+        "hold_rate",
+        "override_rate",
+        "error_rate",
+        "latency_p95_ms",
+    ];
+    if !KNOWN.contains(&raw.kpi.as_str()) {
+        return Err(checker.error(
+            format!("{key}.kpi"),
+            format!("unknown KPI `{}` (known: {})", raw.kpi, KNOWN.join(", ")),
+        ));
+    }
     let fairness = matches!(
         raw.kpi.as_str(),
         "demographic_parity_difference" | "equal_opportunity_difference"
@@ -475,13 +502,10 @@ fn check_indicator(
         ("override_rate", ..) => RiskKpi::OverrideRate,
         ("error_rate", ..) => RiskKpi::ErrorRate,
         ("latency_p95_ms", ..) => RiskKpi::LatencyP95Ms,
+        // Known names were matched above: only a fairness or drift KPI
+        // without its attribute or feature is left, refused there too.
         (other, ..) => {
-            return Err(checker.error(
-                format!("{key}.kpi"),
-                format!(
-                    "unknown KPI `{other}` (known: demographic_parity_difference, equal_opportunity_difference, psi, js, ks, hold_rate, override_rate, error_rate, latency_p95_ms)"
-                ),
-            ));
+            return Err(checker.error(format!("{key}.kpi"), format!("`{other}` is incomplete")));
         }
     };
     for risk_model in risk_models {

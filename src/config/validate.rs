@@ -244,17 +244,7 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
     let rate_limits = super::rate::check(&checker, raw.rate_limit)?;
     let retention = super::retention::check(&checker, raw.retention)?;
     let auth = super::auth::check(&checker, raw.auth, &models, &server, env)?;
-    let risks = super::risks::check(
-        &checker,
-        super::risks::RawRegister {
-            risks: raw.risks,
-            risks_file: raw.risks_file,
-            eval_every_secs: raw.risk_eval_every_secs,
-            window_secs: raw.risk_window_secs,
-        },
-        &models,
-        env,
-    )?;
+    let risks = super::risks::check(&checker, raw.risks, raw.risk_register, &models, env)?;
     Ok(Config {
         source: file.to_owned(),
         server,

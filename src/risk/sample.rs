@@ -1,4 +1,4 @@
-//! Rates and latency over the last `risk_window_secs` of traffic, from
+//! Rates and latency over the last `risk_register.window_secs` of traffic, from
 //! the gateway's own Prometheus counters: each round reads the cumulative
 //! counts an indicator needs, and the window is the difference between
 //! the newest reading and the one at (or just before) the window's start.

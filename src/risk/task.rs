@@ -1,4 +1,4 @@
-//! The evaluation task: every `risk_eval_every_secs` each indicator of each
+//! The evaluation task: every `risk_register.eval_every_secs` each indicator of each
 //! model a risk names is read; a value beyond its threshold for `for_secs`
 //! is recorded as `risk_indicator_breached`, a value back within it as
 //! `risk_indicator_recovered` citing the breach. An unknown value (too

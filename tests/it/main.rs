@@ -51,6 +51,7 @@ mod report;
 mod retention;
 mod reviews;
 mod reviews_cli;
+mod risks;
 mod streaming;
 mod support;
 mod tiles;
