@@ -4891,6 +4891,7 @@ class PolicyChecker:
         self.closed_at = SpillMap(store)  # review_id -> seq of its review_decided or review_timed_out
         self.hold_reviewed = SpillMap(store)  # decision seqs a hold review was opened for
         self.held = SpillMap(store)  # seqs of decisions with outcome held
+        self.risks = RiskChecker()  # a few entries per indicator: kept in memory
         self.count = 0
         self.from_zero = True  # the seqs fed are 0, 1, 2, ...
         self.last_kind = None
@@ -4916,6 +4917,8 @@ class PolicyChecker:
             reasons.extend(
                 _review_links(seq, entry, kind, self.by_seq, self.opened_at, self.closed_at, self.hold_reviewed)
             )
+        elif kind in RISK_KINDS:
+            reasons = self.risks.feed(seq, kind, entry, self.by_seq, self.from_zero)
         else:
             return
         if reasons:
@@ -4942,6 +4945,171 @@ class PolicyChecker:
             )
         for _, message in heapq.merge(self.found, unreviewed, key=lambda item: item[0]):
             yield message
+
+
+# ---------------------------------------------------------------------------
+# The risk register and its indicators (docs/audit-format.md, "Risk register")
+# ---------------------------------------------------------------------------
+
+RISK_REGISTER_SET = "risk_register_set"
+RISK_INDICATOR_BREACHED = "risk_indicator_breached"
+RISK_INDICATOR_RECOVERED = "risk_indicator_recovered"
+RISK_KINDS = (RISK_REGISTER_SET, RISK_INDICATOR_BREACHED, RISK_INDICATOR_RECOVERED)
+RISK_FAIRNESS_KPIS = ("demographic_parity_difference", "equal_opportunity_difference")
+RISK_DRIFT_KPIS = ("psi", "js", "ks")
+RISK_KPIS = RISK_FAIRNESS_KPIS + RISK_DRIFT_KPIS + ("hold_rate", "override_rate", "error_rate", "latency_p95_ms")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _risk_indicator_problems(item: dict, where: str) -> list:
+    """An indicator as every risk entry records it: kpi, attribute or feature, threshold, direction, for_secs, min_count."""
+    reasons = []
+    kpi = item.get("kpi")
+    if kpi not in RISK_KPIS:
+        return [f"{where}kpi {kpi!r} is not a known KPI"]
+    for name, needed in (("attribute", kpi in RISK_FAIRNESS_KPIS), ("feature", kpi in RISK_DRIFT_KPIS)):
+        if needed and not isinstance(item.get(name), str):
+            reasons.append(f"{where}{kpi} needs {name} (a string)")
+        if not needed and name in item:
+            reasons.append(f"{where}{kpi} takes no {name}")
+    if not _is_number(item.get("threshold")):
+        reasons.append(f"{where}threshold is not a number")
+    if item.get("direction") not in ("above", "below"):
+        reasons.append(f"{where}direction is not above or below")
+    for name in ("for_secs", "min_count"):
+        if not _is_count(item.get(name)):
+            reasons.append(f"{where}{name} is not a non-negative integer")
+    return reasons
+
+
+def _risk_register_problems(entry: dict) -> list:
+    """risk_register_set: risks, eval_every_secs, window_secs and the SHA-256 of those three, canonical."""
+    risks = entry.get("risks")
+    if not isinstance(risks, list):
+        return ["risks is missing or not a list"]
+    reasons = []
+    ids = set()
+    for i, risk in enumerate(risks):
+        where = f"risks[{i}]."
+        if not isinstance(risk, dict):
+            reasons.append(f"risks[{i}] is not an object")
+            continue
+        for name in ("id", "title", "owner"):
+            if not isinstance(risk.get(name), str) or not risk.get(name):
+                reasons.append(f"{where}{name} is not a non-empty string")
+        if risk.get("id") in ids:
+            reasons.append(f"{where}id {risk.get('id')!r} repeats")
+        ids.add(risk.get("id"))
+        for name in ("models", "controls"):
+            value = risk.get(name)
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                reasons.append(f"{where}{name} is not a list of strings")
+        indicators = risk.get("indicators")
+        if not isinstance(indicators, list) or not all(isinstance(v, dict) for v in indicators):
+            reasons.append(f"{where}indicators is not a list of objects")
+            continue
+        for j, item in enumerate(indicators):
+            reasons.extend(_risk_indicator_problems(item, f"{where}indicators[{j}]."))
+    for name in ("eval_every_secs", "window_secs"):
+        if not _is_count(entry.get(name)):
+            reasons.append(f"{name} is not a non-negative integer")
+    sha256 = entry.get("sha256")
+    if not isinstance(sha256, str) or not _HEX64.fullmatch(sha256):
+        reasons.append("sha256 is not 64 lowercase hex digits")
+    elif not reasons:
+        covered = {name: entry[name] for name in ("risks", "eval_every_secs", "window_secs")}
+        try:
+            digest = hashlib.sha256(canonicalize(covered)).hexdigest()
+        except JCSError as err:
+            return [f"the register has no canonical form: {err}"]
+        if digest != sha256:
+            reasons.append(f"sha256 {sha256} is not the SHA-256 of the register's canonical JSON ({digest})")
+    return reasons
+
+
+def _risk_transition_problems(entry: dict, kind: str) -> list:
+    """risk_indicator_breached / _recovered: the indicator, the value on the right side of its threshold, the counts."""
+    reasons = []
+    if not isinstance(entry.get("risk"), str):
+        reasons.append("risk is not a string")
+    if not _is_count(entry.get("indicator")):
+        reasons.append("indicator is not a non-negative integer")
+    if not isinstance(entry.get("model"), str):
+        reasons.append("model is not a string")
+    if "version" in entry and not isinstance(entry["version"], str):
+        reasons.append("version is not a string")
+    reasons.extend(_risk_indicator_problems(entry, ""))
+    if not isinstance(entry.get("counts"), dict):
+        reasons.append("counts is not an object")
+    if not _is_count(entry.get("window_secs")):
+        reasons.append("window_secs is not a non-negative integer")
+    sha256 = entry.get("register_sha256")
+    if not isinstance(sha256, str) or not _HEX64.fullmatch(sha256):
+        reasons.append("register_sha256 is not 64 lowercase hex digits")
+    extra = ("beyond_secs",) if kind == RISK_INDICATOR_BREACHED else ("breach_seq", "breached_secs")
+    for name in extra:
+        if not _is_count(entry.get(name)):
+            reasons.append(f"{name} is not a non-negative integer")
+    value, threshold, direction = entry.get("value"), entry.get("threshold"), entry.get("direction")
+    if not _is_number(value):
+        reasons.append("value is not a number")
+    elif _is_number(threshold) and direction in ("above", "below"):
+        beyond = value > threshold if direction == "above" else value < threshold
+        if kind == RISK_INDICATOR_BREACHED and not beyond:
+            reasons.append(f"value {value} is not {direction} the threshold {threshold}")
+        if kind == RISK_INDICATOR_RECOVERED and beyond:
+            reasons.append(f"value {value} is still {direction} the threshold {threshold}")
+    return reasons
+
+
+def _risk_key(entry: dict) -> tuple:
+    """What identifies an indicator across entries: risk, indicator, model, kpi and its attribute or feature."""
+    return tuple(entry.get(name) for name in ("risk", "indicator", "model", "kpi", "attribute", "feature"))
+
+
+class RiskChecker:
+    """The risk entries in seq order: shapes, and each recovery citing an open breach of its indicator."""
+
+    def __init__(self):
+        self.open: dict = {}  # _risk_key -> seq of the breach not yet recovered
+        self.recovered: dict = {}  # breach seq -> seq of its recovery
+
+    def feed(self, seq: int, kind: str, entry: dict, by_seq, from_zero: bool) -> list:
+        if kind == RISK_REGISTER_SET:
+            return _risk_register_problems(entry)
+        reasons = _risk_transition_problems(entry, kind)
+        if reasons:
+            return reasons
+        key = _risk_key(entry)
+        if kind == RISK_INDICATOR_BREACHED:
+            if key in self.open:
+                reasons.append(f"the indicator's breach at seq {self.open[key]} is not recovered yet")
+            self.open[key] = seq
+            return reasons
+        cited = entry["breach_seq"]
+        if cited >= seq:
+            return [f"breach_seq {cited} is not an earlier entry"]
+        if cited in self.recovered:
+            return [f"breach_seq {cited} was already recovered at seq {self.recovered[cited]}"]
+        breach = by_seq.get(cited)
+        if breach is None:
+            if from_zero:
+                reasons.append(f"breach_seq {cited} is not a {RISK_INDICATOR_BREACHED} entry")
+        elif breach.get("kind") != RISK_INDICATOR_BREACHED:
+            reasons.append(f"breach_seq {cited} is a {breach.get('kind')}, not a {RISK_INDICATOR_BREACHED}")
+        elif _risk_key(breach) != key:
+            reasons.append(f"breach_seq {cited} is a breach of another indicator (risk, indicator, model, kpi differ)")
+        self.recovered[cited] = seq
+        if self.open.get(key) == cited:
+            del self.open[key]
+        return reasons
 
 
 def _review_links(seq, entry, kind, by_seq, opened_at, closed_at, hold_reviewed) -> list:

@@ -3404,3 +3404,90 @@ class DecisionAuthTests(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+class RiskEntryTests(unittest.TestCase):
+    """risk_register_set, risk_indicator_breached and risk_indicator_recovered."""
+
+    INDICATOR = {
+        "kpi": "demographic_parity_difference", "attribute": "sex", "threshold": 0.3,
+        "direction": "above", "for_secs": 0, "min_count": 8,
+    }
+
+    def register(self, **changes) -> dict:
+        covered = {
+            "risks": [{
+                "id": "credit-bias", "title": "Unequal approval rates", "owner": "cro",
+                "models": ["scorer"], "controls": ["quarterly review"], "indicators": [dict(self.INDICATOR)],
+            }],
+            "eval_every_secs": 30, "window_secs": 300,
+        }
+        entry = {"kind": "risk_register_set", **covered}
+        entry["sha256"] = hashlib.sha256(gv.canonicalize(covered)).hexdigest()
+        entry.update(changes)
+        return entry
+
+    def transition(self, kind: str, value, **changes) -> dict:
+        entry = {
+            "kind": kind, "risk": "credit-bias", "indicator": 0, "model": "scorer", **self.INDICATOR,
+            "value": value, "counts": {"rows_in_window": 8}, "window_secs": 0, "register_sha256": "a" * 64,
+        }
+        if kind == "risk_indicator_breached":
+            entry["beyond_secs"] = 0
+        else:
+            entry.update({"breach_seq": 1, "breached_secs": 60})
+        entry.update(changes)
+        return entry
+
+    def problems(self, *entries) -> list:
+        return gv.check_policies_and_reviews(list(enumerate(entries)))
+
+    def test_a_register_breach_and_recovery_pass(self):
+        self.assertEqual(
+            self.problems(self.register(), self.transition("risk_indicator_breached", 1.0),
+                          self.transition("risk_indicator_recovered", 0.0)),
+            [],
+        )
+
+    def test_a_register_whose_digest_does_not_match_fails(self):
+        found = self.problems(self.register(window_secs=60))
+        self.assertEqual(len(found), 1)
+        self.assertIn("is not the SHA-256 of the register's canonical JSON", found[0])
+
+    def test_shapes_are_checked(self):
+        register = self.register()
+        register["risks"][0]["indicators"][0]["kpi"] = "accuracy"
+        self.assertIn("kpi 'accuracy' is not a known KPI", self.problems(register)[0])
+        found = self.problems(self.transition("risk_indicator_breached", 0.1))
+        self.assertIn("value 0.1 is not above the threshold 0.3", found[0])
+        found = self.problems(self.transition("risk_indicator_breached", 1.0, feature="amount"))
+        self.assertIn("takes no feature", found[0])
+        found = self.problems(self.transition("risk_indicator_breached", 1.0, counts=[]))
+        self.assertIn("counts is not an object", found[0])
+
+    def test_a_recovery_must_cite_an_open_breach_of_its_indicator(self):
+        register = self.register()
+        breach = self.transition("risk_indicator_breached", 1.0)
+        # Cites an entry that is not a breach.
+        found = self.problems(register, breach, self.transition("risk_indicator_recovered", 0.0, breach_seq=0))
+        self.assertIn("breach_seq 0 is a risk_register_set", found[0])
+        # Cites a breach of another model.
+        other = self.transition("risk_indicator_breached", 1.0, model="credit")
+        found = self.problems(register, other, self.transition("risk_indicator_recovered", 0.0))
+        self.assertIn("a breach of another indicator", found[0])
+        # Recovered twice.
+        found = self.problems(
+            register, breach, self.transition("risk_indicator_recovered", 0.0),
+            self.transition("risk_indicator_recovered", 0.0),
+        )
+        self.assertEqual(len(found), 1)
+        self.assertIn("breach_seq 1 was already recovered at seq 2", found[0])
+        # Cites no earlier entry; or one missing from a log read from seq 0.
+        found = self.problems(register, self.transition("risk_indicator_recovered", 0.0, breach_seq=5))
+        self.assertIn("breach_seq 5 is not an earlier entry", found[0])
+        # Still beyond the threshold.
+        found = self.problems(register, breach, self.transition("risk_indicator_recovered", 0.5))
+        self.assertIn("value 0.5 is still above the threshold 0.3", found[0])
+        # A second breach while the first is open.
+        found = self.problems(register, breach, self.transition("risk_indicator_breached", 1.0))
+        self.assertIn("the indicator's breach at seq 1 is not recovered yet", found[0])

@@ -83,6 +83,23 @@ pub fn register_entry(register: &RiskRegister) -> Result<EntryBody, RiskError> {
     })
 }
 
+/// An indicator's KPI with its attribute or feature: `error_rate`,
+/// `demographic_parity_difference:sex`.
+pub(super) fn identity(kpi: &str, subject: Option<&str>) -> String {
+    match subject {
+        Some(subject) => format!("{kpi}:{subject}"),
+        None => kpi.to_owned(),
+    }
+}
+
+/// [`identity`] of a configured indicator.
+pub(super) fn identity_of(indicator: &Indicator) -> String {
+    identity(
+        indicator.kpi.name(),
+        indicator.kpi.attribute().or(indicator.kpi.feature()),
+    )
+}
+
 /// Identifies an indicator on one model: risk id, indicator index, model
 /// (as named in the register, `credit` or `credit@v2`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -102,7 +119,8 @@ pub struct OpenBreach {
     pub seq: u64,
     /// That entry's time, in seconds since the epoch.
     pub unix_seconds: f64,
-    /// Its `kpi` member (an indicator whose KPI changed is another one).
+    /// Its KPI with the attribute or feature (`psi:amount`): an indicator
+    /// whose KPI changed is another one.
     pub kpi: String,
 }
 
@@ -159,7 +177,10 @@ pub fn read_recorded(store: &dyn LedgerStore) -> Result<Recorded, RiskError> {
                     OpenBreach {
                         seq,
                         unix_seconds,
-                        kpi: text("kpi").unwrap_or("").to_owned(),
+                        kpi: identity(
+                            text("kpi").unwrap_or(""),
+                            text("attribute").or(text("feature")),
+                        ),
                     },
                 );
             }

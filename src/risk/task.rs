@@ -7,7 +7,9 @@
 
 use super::fairness::{self, Reading};
 use super::metrics::RiskMetrics;
-use super::register::{BREACHED, IndicatorKey, OpenBreach, RECOVERED, Recorded, indicator_json};
+use super::register::{
+    BREACHED, IndicatorKey, OpenBreach, RECOVERED, Recorded, identity_of, indicator_json,
+};
 use super::sample::{self, Window};
 use crate::config::{Indicator, RiskModel, RiskRegister};
 use crate::kpi::{KpiRecorder, KpiReport};
@@ -44,11 +46,7 @@ pub struct RiskTask {
 }
 
 fn labels_of(key: &IndicatorKey, indicator: &Indicator) -> [String; 3] {
-    let mut name = format!("{}:{}", key.indicator, indicator.kpi.name());
-    if let Some(subject) = indicator.kpi.attribute().or(indicator.kpi.feature()) {
-        name.push(':');
-        name.push_str(subject);
-    }
+    let name = format!("{}:{}", key.indicator, identity_of(indicator));
     [key.risk.clone(), name, key.model.clone()]
 }
 
@@ -82,7 +80,7 @@ impl RiskTask {
                     let open = recorded
                         .open
                         .remove(&key)
-                        .filter(|open| open.kpi == indicator.kpi.name());
+                        .filter(|open| open.kpi == identity_of(indicator));
                     let labels = labels_of(&key, indicator);
                     families.expose(&labels.each_ref().map(String::as_str), open.is_some());
                     watched.push(Watched {
@@ -212,7 +210,7 @@ impl RiskTask {
                 watched.open = Some(OpenBreach {
                     seq: ack.seq.unwrap_or_default(),
                     unix_seconds: at,
-                    kpi: watched.indicator.kpi.name().to_owned(),
+                    kpi: identity_of(&watched.indicator),
                 });
                 self.families.breached(&labels);
             }
