@@ -4965,7 +4965,7 @@ def _is_number(value) -> bool:
 
 
 def _is_count(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return entry_int(value) is not None
 
 
 def _risk_indicator_problems(item: dict, where: str) -> list:
@@ -5063,9 +5063,9 @@ def _risk_transition_problems(entry: dict, kind: str) -> list:
     elif _is_number(threshold) and direction in ("above", "below"):
         beyond = value > threshold if direction == "above" else value < threshold
         if kind == RISK_INDICATOR_BREACHED and not beyond:
-            reasons.append(f"value {value} is not {direction} the threshold {threshold}")
+            reasons.append(f"value {_plain(value)} is not {direction} the threshold {_plain(threshold)}")
         if kind == RISK_INDICATOR_RECOVERED and beyond:
-            reasons.append(f"value {value} is still {direction} the threshold {threshold}")
+            reasons.append(f"value {_plain(value)} is still {direction} the threshold {_plain(threshold)}")
     return reasons
 
 
@@ -5093,7 +5093,7 @@ class RiskChecker:
                 reasons.append(f"the indicator's breach at seq {self.open[key]} is not recovered yet")
             self.open[key] = seq
             return reasons
-        cited = entry["breach_seq"]
+        cited = entry_int(entry["breach_seq"])
         if cited >= seq:
             return [f"breach_seq {cited} is not an earlier entry"]
         if cited in self.recovered:
