@@ -375,6 +375,8 @@ fn dashboard_parses_and_queries_only_documented_families() {
         "govgate_ledger_entries_total",
         "govgate_ledger_commits_total",
         "govgate_ledger_size_entries",
+        "govgate_risk_indicator_value",
+        "govgate_risk_indicator_breached",
     ] {
         assert!(used.contains(family), "no panel shows {family}");
     }
@@ -541,15 +543,20 @@ async fn promtool_lints_a_real_scrape_clean() {
         "{}\n{witness_scrape}",
         said(&output)
     );
+    // The risk families, from a gateway with a risk register.
+    let risk_scrape = crate::risks::register_scrape().await;
+    let output = promtool(&["check", "metrics"], Some(&risk_scrape));
+    assert!(output.status.success(), "{}\n{risk_scrape}", said(&output));
 }
 
 #[tokio::test]
 async fn a_real_scrape_exposes_exactly_the_documented_families() {
     let scrape = format!(
-        "{}{}{}",
+        "{}{}{}{}",
         review_scrape().await,
         kpi_scrape().await,
-        crate::witness::cosigned_scrape().await
+        crate::witness::cosigned_scrape().await,
+        crate::risks::register_scrape().await
     );
 
     let families = documented();

@@ -51,6 +51,16 @@ upstream = "{upstream}"
     )
 }
 
+/// A scrape of a gateway with a risk register (every risk family has
+/// its series from the start).
+pub(crate) async fn register_scrape() -> String {
+    let upstream = TestUpstream::start().await;
+    let gateway = Gateway::start(&config(&upstream.url())).await;
+    gateway
+        .metrics_when("govgate_risk_indicator_breaches_total{")
+        .await
+}
+
 /// Sends 8 rows: 4 of each sex, scored as given.
 async fn rows(gateway: &Gateway, f: f64, m: f64) {
     let body = serde_json::json!({
