@@ -52,9 +52,10 @@ pub(super) fn read(
             } else {
                 found.equal_opportunity_difference
             };
+            // The fairness window holds every version's rows.
             Reading {
                 value: value.filter(|_| rows >= min_count),
-                version: model.version.clone(),
+                version: None,
                 counts: json!({ "rows_in_window": rows, "eligible_groups": groups }),
             }
         }

@@ -136,9 +136,15 @@ impl RiskTask {
                 Some(cumulative) => {
                     let delta = watched.window.push(now, cumulative, self.span);
                     let (value, counts) = sample::value(kpi, &delta, watched.indicator.min_count);
+                    // Only the error rate counts a pinned version's
+                    // requests alone; the others are the model's.
+                    let version = match kpi {
+                        crate::config::RiskKpi::ErrorRate => watched.model.version.clone(),
+                        _ => None,
+                    };
                     Reading {
                         value,
-                        version: watched.model.version.clone(),
+                        version,
                         counts,
                     }
                 }
@@ -254,7 +260,9 @@ impl RiskTask {
         let mut members = Map::new();
         members.insert("risk".into(), json!(watched.key.risk));
         members.insert("indicator".into(), json!(watched.key.indicator));
-        members.insert("model".into(), json!(watched.model.model));
+        // As the register names it (`credit` or `credit@v2`), as in the
+        // metric labels; `version` is the version the value is about.
+        members.insert("model".into(), json!(watched.key.model));
         if let Some(version) = &reading.version {
             members.insert("version".into(), json!(version));
         }
