@@ -285,3 +285,124 @@ async fn a_register_in_its_own_file_is_recorded_as_written() {
     assert_eq!(registers[0]["eval_every_secs"], 30);
     assert_eq!(registers[0]["window_secs"], 300);
 }
+
+/// An upstream that drops every connection unanswered while `failing`,
+/// and answers `200 {}` otherwise.
+async fn flaky_upstream(failing: std::sync::Arc<std::sync::atomic::AtomicBool>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else {
+                return;
+            };
+            if failing.load(std::sync::atomic::Ordering::SeqCst) {
+                drop(socket);
+                continue;
+            }
+            tokio::spawn(async move {
+                // The head, then as much body as it declares.
+                let mut seen = Vec::new();
+                let mut buf = [0u8; 4096];
+                let end = loop {
+                    let Ok(n) = socket.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                    if let Some(at) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break at + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&seen[..end]).to_ascii_lowercase();
+                let length: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                while seen.len() < end + length {
+                    let Ok(n) = socket.read(&mut buf).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    seen.extend_from_slice(&buf[..n]);
+                }
+                let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+                let _ = socket.write_all(answer.as_bytes()).await;
+            });
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn an_error_rate_over_a_time_window_breaches_and_recovers_for_a_pinned_version() {
+    let failing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let upstream = flaky_upstream(failing.clone()).await;
+    let gateway = Gateway::start(&format!(
+        r#"
+[risk_register]
+eval_every_secs = 1
+window_secs = 2
+
+[[risks]]
+id = "svc-outage"
+title = "The service fails"
+owner = "on-call"
+models = ["scorer@1"]
+[[risks.indicators]]
+kpi = "error_rate"
+threshold = 0.5
+direction = "above"
+min_count = 4
+
+[[models]]
+name = "scorer"
+protocol = "kserve_v2"
+[[models.versions]]
+version = "1"
+upstream = "{upstream}"
+"#
+    ))
+    .await;
+    let infer = || gateway.infer("{}");
+    for _ in 0..4 {
+        assert_eq!(infer().await.status, 502);
+    }
+    let entries = entries_with(&gateway, "risk_indicator_breached").await;
+    let breach = of_kind(&entries, "risk_indicator_breached")[0].clone();
+    assert_eq!(breach["model"], "scorer@1");
+    assert_eq!(breach["version"], "1");
+    assert_eq!(breach["kpi"], "error_rate");
+    assert_eq!(breach["value"], 1.0);
+    assert_eq!(
+        breach["counts"],
+        serde_json::json!({"errors": 4, "requests": 4})
+    );
+    assert_eq!(breach["window_secs"], 2);
+    gateway
+        .metrics_when(
+            r#"govgate_risk_indicator_breached{indicator="0:error_rate",model="scorer@1",risk="svc-outage"} 1"#,
+        )
+        .await;
+
+    // Answers again: whether or not the window still holds the errors,
+    // the share is at most 4 in 16.
+    failing.store(false, std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..12 {
+        assert_eq!(infer().await.status, 200);
+    }
+    let entries = entries_with(&gateway, "risk_indicator_recovered").await;
+    assert_eq!(of_kind(&entries, "risk_indicator_breached").len(), 1);
+    let recovered = of_kind(&entries, "risk_indicator_recovered")[0];
+    assert_eq!(recovered["breach_seq"], breach["seq"]);
+    let value = recovered["value"].as_f64().unwrap();
+    let errors = recovered["counts"]["errors"].as_f64().unwrap();
+    let requests = recovered["counts"]["requests"].as_f64().unwrap();
+    assert!(value <= 0.25 && requests >= 4.0, "{recovered}");
+    assert_eq!(value, errors / requests, "{recovered}");
+}
