@@ -888,3 +888,71 @@ fn policy_approval_is_none_by_default_a_word_or_a_checked_policy() {
         .to_string();
     assert!(zero.contains("review.policy_approval.approvers"), "{zero}");
 }
+
+const RISK: &str = r#"
+[[risks]]
+id = "r1"
+title = "Errors"
+owner = "ops"
+models = ["m@v2"]
+[[risks.indicators]]
+kpi = "error_rate"
+threshold = 0.05
+direction = "above"
+"#;
+
+#[test]
+fn a_risk_register_gets_defaults_and_keeps_a_pinned_version() {
+    let config = parse(&format!("{SERVER}{ONE_MODEL}{RISK}")).unwrap();
+    let register = &config.risks;
+    assert_eq!(register.eval_every, Duration::from_secs(30));
+    assert_eq!(register.window, Duration::from_secs(300));
+    let risk = &register.risks[0];
+    assert_eq!(risk.models[0].to_string(), "m@v2");
+    assert_eq!(risk.indicators[0].kpi, RiskKpi::ErrorRate);
+    assert_eq!(risk.indicators[0].min_count, 10);
+    assert_eq!(risk.indicators[0].for_secs, 0);
+    assert!(risk.indicators[0].direction.beyond(0.06, 0.05));
+    assert!(!risk.indicators[0].direction.beyond(0.05, 0.05));
+    assert!(
+        parse(&format!("{SERVER}{ONE_MODEL}"))
+            .unwrap()
+            .risks
+            .risks
+            .is_empty()
+    );
+}
+
+#[test]
+fn risk_register_settings_and_sources_are_checked() {
+    let with = |table: &str| error(&format!("{table}\n{SERVER}{ONE_MODEL}{RISK}"));
+    let err = with("[risk_register]\neval_every_secs = 0");
+    assert_eq!(err.key, "risk_register.eval_every_secs");
+    let err = with("[risk_register]\neval_every_secs = 60\nwindow_secs = 30");
+    assert_eq!(err.key, "risk_register.window_secs");
+    let err = with("[risk_register]\nfile = \"risks.toml\"");
+    assert_eq!(err.key, "risk_register.file");
+    assert!(err.message.contains("not both"), "{err}");
+    let err = error(&format!(
+        "[risk_register]\nfile = \"missing-risks.toml\"\n{SERVER}{ONE_MODEL}"
+    ));
+    assert!(err.message.contains("cannot read"), "{err}");
+    let err = error(&format!(
+        "{SERVER}{ONE_MODEL}{}",
+        RISK.replace("kpi = \"error_rate\"", "kpi = \"psi\"")
+    ));
+    assert_eq!(err.key, "risks[0].indicators[0].feature");
+    let err = error(&format!(
+        "{SERVER}{ONE_MODEL}{}",
+        RISK.replace(
+            "kpi = \"error_rate\"",
+            "kpi = \"error_rate\"\nfeature = \"x\""
+        )
+    ));
+    assert!(err.message.contains("takes no feature"), "{err}");
+    let err = error(&format!(
+        "{SERVER}{ONE_MODEL}{}",
+        RISK.replace("\"r1\"", "\"r 1\"")
+    ));
+    assert_eq!(err.key, "risks[0].id");
+}
