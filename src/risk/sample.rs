@@ -110,10 +110,12 @@ pub(super) fn read(
             &|m| label(m, "verdict") == "override",
         )),
         RiskKpi::LatencyP95Ms => {
-            let metric = family(UPSTREAM_HEAD)?
-                .get_metric()
-                .iter()
-                .find(|m| label(m, "model") == model.model);
+            // No series yet (no answer so far): nothing observed.
+            let metric = family(UPSTREAM_HEAD).and_then(|f| {
+                f.get_metric()
+                    .iter()
+                    .find(|m| label(m, "model") == model.model)
+            });
             let Some(metric) = metric else {
                 return Some(Cumulative::Buckets {
                     bounds: Vec::new(),
