@@ -280,6 +280,110 @@ mod tests {
         assert_eq!(quantile(0.95, &[0.1], &[0], 0), None);
     }
 
+    /// The gateway's families as the proxy and review modules name them.
+    fn families() -> Vec<MetricFamily> {
+        use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+        let registry = Registry::new();
+        let counter = |name: &str, labels: &[&str]| {
+            let family = IntCounterVec::new(Opts::new(name, "x"), labels).unwrap();
+            registry.register(Box::new(family.clone())).unwrap();
+            family
+        };
+        let requests = counter(REQUESTS, &["route", "model", "version", "outcome"]);
+        requests
+            .with_label_values(&["http", "m", "1", "error"])
+            .inc_by(2);
+        requests
+            .with_label_values(&["http", "m", "1", "served"])
+            .inc_by(6);
+        requests
+            .with_label_values(&["http", "m", "2", "served"])
+            .inc_by(8);
+        requests
+            .with_label_values(&["http", "other", "1", "error"])
+            .inc_by(50);
+        let verdicts = counter(POLICY_VERDICTS, &["model", "stage", "action"]);
+        verdicts
+            .with_label_values(&["m", "request", "allow"])
+            .inc_by(9);
+        verdicts
+            .with_label_values(&["m", "request", "hold"])
+            .inc_by(1);
+        verdicts
+            .with_label_values(&["m", "response", "hold"])
+            .inc_by(2);
+        verdicts
+            .with_label_values(&["m", "response", "allow"])
+            .inc_by(7);
+        let reviews = counter(REVIEW_VERDICTS, &["model", "kind", "verdict"]);
+        reviews
+            .with_label_values(&["m", "hold", "override"])
+            .inc_by(1);
+        reviews
+            .with_label_values(&["m", "hold", "approve"])
+            .inc_by(3);
+        reviews
+            .with_label_values(&["m", "flag", "override"])
+            .inc_by(5);
+        let head = HistogramVec::new(
+            HistogramOpts::new(UPSTREAM_HEAD, "x").buckets(vec![0.1, 0.2]),
+            &["model"],
+        )
+        .unwrap();
+        registry.register(Box::new(head.clone())).unwrap();
+        for seconds in [0.05; 10].into_iter().chain([0.15; 10]) {
+            head.with_label_values(&["m"]).observe(seconds);
+        }
+        registry.gather()
+    }
+
+    #[test]
+    fn each_rate_reads_its_counters() {
+        let families = families();
+        let model = |text: &str| match text.split_once('@') {
+            Some((model, version)) => RiskModel {
+                model: model.into(),
+                version: Some(version.into()),
+            },
+            None => RiskModel {
+                model: text.into(),
+                version: None,
+            },
+        };
+        let ratio = |part, whole| Some(Cumulative::Ratio { part, whole });
+        assert_eq!(
+            read(&families, &RiskKpi::ErrorRate, &model("m")),
+            ratio(2.0, 16.0)
+        );
+        assert_eq!(
+            read(&families, &RiskKpi::ErrorRate, &model("m@1")),
+            ratio(2.0, 8.0)
+        );
+        // Holds at either stage among the request-stage verdicts.
+        assert_eq!(
+            read(&families, &RiskKpi::HoldRate, &model("m")),
+            ratio(3.0, 10.0)
+        );
+        // Overridden holds among decided holds; flags do not count.
+        assert_eq!(
+            read(&families, &RiskKpi::OverrideRate, &model("m")),
+            ratio(1.0, 4.0)
+        );
+        assert_eq!(
+            read(&families, &RiskKpi::ErrorRate, &model("none")),
+            ratio(0.0, 0.0)
+        );
+        let latency = read(&families, &RiskKpi::LatencyP95Ms, &model("m")).unwrap();
+        let (p95, counts) = value(&RiskKpi::LatencyP95Ms, &latency, 10);
+        // Rank 19 of 20: 9 tenths into the (0.1, 0.2] bucket.
+        assert!((p95.unwrap() - 190.0).abs() < 1e-6, "{p95:?}");
+        assert_eq!(counts, json!({"observations": 20}));
+        let psi = RiskKpi::Psi {
+            feature: "x".into(),
+        };
+        assert_eq!(read(&families, &psi, &model("m")), None);
+    }
+
     #[test]
     fn a_window_counts_only_its_span() {
         let mut window = Window::default();
