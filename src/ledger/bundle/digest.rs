@@ -7,11 +7,14 @@
 use super::{BundleError, bad};
 use serde_json::Value;
 use sha2::Digest as _;
-use std::io::{BufRead, BufReader, Read};
+use bytes::{Bytes, BytesMut};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// Bytes read from a file at a time.
-const BUFFER: usize = 1 << 20;
+/// Bytes read from a file at a time: each line handed out is a slice of
+/// such a block (no copy, no allocation per line); a block is freed once
+/// its last line is.
+const BUFFER: usize = 1 << 16;
 
 /// What the manifest's file list says of a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,14 +35,20 @@ fn unreadable(path: &Path, source: std::io::Error) -> BundleError {
 /// A bundle file read line by line, hashed as it is read.
 pub(super) struct Lines {
     path: PathBuf,
-    reader: BufReader<Box<dyn Read + Send>>,
+    reader: Box<dyn Read + Send>,
+    /// The block being read: `block[..filled]` holds bytes read and not
+    /// yet handed out (the start of the next line), the rest is zeroed
+    /// room for the next read (zeroed once, not before every read).
+    block: BytesMut,
+    filled: usize,
+    /// `block[..searched]` holds no LF.
+    searched: usize,
+    /// The reader said its end.
+    ended: bool,
     sha: sha2::Sha256,
     lfs: u64,
     /// Lines handed out so far.
     number: usize,
-    /// The longest line read so far (with its LF): each line is read into
-    /// a buffer of that capacity.
-    longest: usize,
     /// Whether the content is hashed (a chunk file's SHA-256 is of its
     /// stored bytes instead: `chunk_read`).
     hash: bool,
@@ -59,12 +68,15 @@ impl Lines {
     /// Lines read from `reader`; `path` names it in errors.
     pub(super) fn from_reader(path: PathBuf, reader: Box<dyn Read + Send>) -> Self {
         Self {
-            reader: BufReader::with_capacity(BUFFER, reader),
+            reader,
             path,
+            block: BytesMut::new(),
+            filled: 0,
+            searched: 0,
+            ended: false,
             sha: sha2::Sha256::new(),
             lfs: 0,
             number: 0,
-            longest: 0,
             hash: true,
         }
     }
@@ -78,46 +90,75 @@ impl Lines {
         }
     }
 
+    /// Reads more into the block (a new block when this one is full, the
+    /// unfinished line moved into it); `false` at the end of the reader.
+    fn fill(&mut self) -> Result<bool, BundleError> {
+        if self.ended {
+            return Ok(false);
+        }
+        if self.filled == self.block.len() {
+            // `reserve` moves the unfinished line to a new block when
+            // lines of this one are still held (as they usually are).
+            self.block.truncate(self.filled);
+            self.block.reserve(BUFFER.max(self.filled));
+            self.block.resize(self.block.capacity(), 0);
+        }
+        loop {
+            match self.reader.read(&mut self.block[self.filled..]) {
+                Ok(0) => {
+                    self.ended = true;
+                    return Ok(false);
+                }
+                Ok(read) => {
+                    let new = &self.block[self.filled..self.filled + read];
+                    if self.hash {
+                        self.sha.update(new);
+                    }
+                    self.filled += read;
+                    return Ok(true);
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(unreadable(&self.path, err)),
+            }
+        }
+    }
+
     /// The next line without its LF, and its number (from 1); `None` at
     /// the end. As `lines::split_jsonl`: the last line may lack its LF.
-    pub(super) fn next_line(&mut self) -> Result<Option<(usize, Vec<u8>)>, BundleError> {
-        // Read straight into the line handed out (one copy, not two), as
-        // long as the longest line so far, so it rarely grows.
-        let mut line = Vec::with_capacity(self.longest);
-        let read = self
-            .reader
-            .read_until(b'\n', &mut line)
-            .map_err(|err| unreadable(&self.path, err))?;
-        if read == 0 {
-            return Ok(None);
+    pub(super) fn next_line(&mut self) -> Result<Option<(usize, Bytes)>, BundleError> {
+        loop {
+            if let Some(at) = memchr::memchr(b'\n', &self.block[self.searched..self.filled]) {
+                let end = self.searched + at;
+                let line = self.block.split_to(end + 1).freeze().slice(..end);
+                self.filled -= end + 1;
+                self.searched = 0;
+                self.lfs += 1;
+                self.number += 1;
+                return Ok(Some((self.number, line)));
+            }
+            self.searched = self.filled;
+            if !self.fill()? {
+                if self.filled == 0 {
+                    return Ok(None);
+                }
+                let line = self.block.split_to(self.filled).freeze();
+                (self.filled, self.searched) = (0, 0);
+                self.number += 1;
+                return Ok(Some((self.number, line)));
+            }
         }
-        if self.hash {
-            self.sha.update(&line);
-        }
-        self.longest = self.longest.max(line.len());
-        if line.last() == Some(&b'\n') {
-            self.lfs += 1;
-            line.pop();
-        }
-        self.number += 1;
-        Ok(Some((self.number, line)))
     }
 
     /// Reads what is left and says what the whole file is.
     pub(super) fn finish(mut self) -> Result<Digest, BundleError> {
-        let mut chunk = vec![0u8; BUFFER];
         loop {
-            let read = match self.reader.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(read) => read,
-                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(err) => return Err(unreadable(&self.path, err)),
-            };
-            let bytes = &chunk[..read];
-            if self.hash {
-                self.sha.update(bytes);
+            let rest = &self.block[self.searched..self.filled];
+            self.lfs += memchr::memchr_iter(b'\n', rest).count() as u64;
+            self.block.truncate(0);
+            (self.filled, self.searched) = (0, 0);
+            if !self.fill()? {
+                break;
             }
-            self.lfs += bytes.iter().filter(|b| **b == b'\n').count() as u64;
         }
         Ok(Digest {
             lines: self.lfs,

@@ -29,6 +29,14 @@ struct CaptureSpans {
 /// Where the members the checks read lie in a scanned entry's line.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Spans {
+    /// `kind`'s text, one of the two the scan reads (`decision`,
+    /// `stream_ended`): read by several checks of every entry, so said
+    /// once rather than cut from the line each time.
+    kind_text: &'static str,
+    /// `outcome` is `streaming` (a decision whose answer streams).
+    streaming: bool,
+    /// `payload_mode` is `full`.
+    full: bool,
     kind: Span,
     prev_hash: Span,
     outcome: Span,
@@ -95,7 +103,7 @@ impl Side {
 /// the scan when it vouches for it, else parsed whole (`read_entry_line`).
 /// The same entry, the same problem named, either way.
 pub(crate) fn read_entry_scanned(
-    line: Vec<u8>,
+    line: bytes::Bytes,
     index: usize,
     origin: &str,
 ) -> Result<BundleEntry, BundleError> {
@@ -119,7 +127,7 @@ fn not_escaped(token: Option<&[u8]>) -> bool {
 /// `lines::read_entry` accepts, whose string members the checks read hold
 /// no escapes (so their text is their bytes); `None` for anything else.
 fn scanned(line: &[u8], origin: &str) -> Option<(u64, Spans)> {
-    let text = std::str::from_utf8(line).ok()?;
+    let text = simdutf8::basic::from_utf8(line).ok()?;
     let members = scan(text)?;
     let seq = small_u64(members.seq)?;
     let plain = |token| match Text::of(token) {
@@ -138,8 +146,12 @@ fn scanned(line: &[u8], origin: &str) -> Option<(u64, Spans)> {
     {
         return None;
     }
-    if !matches!(plain(members.kind)?, "decision" | "stream_ended")
-        || [
+    let kind_text = match plain(members.kind)? {
+        "decision" => "decision",
+        "stream_ended" => "stream_ended",
+        _ => return None,
+    };
+    if [
             members.outcome,
             members.payload_mode,
             members.decision_id,
@@ -178,6 +190,9 @@ fn scanned(line: &[u8], origin: &str) -> Option<(u64, Spans)> {
         })
     };
     let spans = Spans {
+        kind_text,
+        streaming: plain(members.outcome) == Some("streaming"),
+        full: plain(members.payload_mode) == Some("full"),
         kind: span(members.kind),
         prev_hash: span(members.prev_hash),
         outcome: span(members.outcome),
@@ -198,12 +213,12 @@ impl BundleEntry {
         self.bytes.get(start as usize..end as usize)
     }
 
-    /// A plain string token's text (the scan vouched for no escapes).
+    /// A string token's text: `scanned` keeps the spans of string
+    /// members only when they hold no escapes, so the text is the bytes
+    /// between the quotes (`None` for a token that is not a string).
     fn plain(&self, span: Span) -> Option<&str> {
-        match Text::of(self.token(span)) {
-            Text::Plain(text) => Some(text),
-            _ => None,
-        }
+        let inner = self.token(span)?.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+        std::str::from_utf8(inner).ok()
     }
 
     /// A token as JSON; `None` when absent.
@@ -232,6 +247,7 @@ impl BundleEntry {
     /// A member's text, if a string (`Value::as_str`).
     pub(crate) fn text(&self, member: Member) -> Option<&str> {
         match &self.spans {
+            Some(spans) if member == Member::Kind => Some(spans.kind_text),
             Some(spans) => self.plain(Self::span(spans, member)),
             None => self.value[member.name()].as_str(),
         }
@@ -268,7 +284,20 @@ impl BundleEntry {
 
     /// A decision whose answer streams.
     pub(crate) fn is_streaming(&self) -> bool {
-        self.kind() == Some("decision") && self.text(Member::Outcome) == Some("streaming")
+        match &self.spans {
+            Some(spans) => spans.kind_text == "decision" && spans.streaming,
+            None => {
+                self.kind() == Some("decision") && self.text(Member::Outcome) == Some("streaming")
+            }
+        }
+    }
+
+    /// `payload_mode` is `full` (its captures are kept).
+    pub(crate) fn keeps_payload(&self) -> bool {
+        match &self.spans {
+            Some(spans) => spans.full,
+            None => self.text(Member::PayloadMode) == Some("full"),
+        }
     }
 
     /// The members that tie a stream's end to its decision, as an object.
@@ -370,7 +399,7 @@ impl LineObject<'_> {
 /// when it vouches for it and its string members hold no escapes; `None`
 /// otherwise, which the caller then parses whole.
 pub(crate) fn scan_line<'a>(raw: &'a [u8], members: &[&str]) -> Option<(u64, LineObject<'a>)> {
-    let text = std::str::from_utf8(raw).ok()?;
+    let text = simdutf8::basic::from_utf8(raw).ok()?;
     let found = scan(text)?;
     for name in members {
         let token = line_token(&found, name)?;

@@ -96,8 +96,8 @@ fn a_scanned_entry_answers_as_the_parsed_one() {
     ];
     for (i, (value, scanned)) in cases.into_iter().enumerate() {
         let line = canonical(&value);
-        let fast = read_entry_scanned(line.clone(), 6, ORIGIN).unwrap();
-        let whole = read_entry_line(line, 6, ORIGIN).unwrap();
+        let fast = read_entry_scanned(line.clone().into(), 6, ORIGIN).unwrap();
+        let whole = read_entry_line(line.into(), 6, ORIGIN).unwrap();
         assert_eq!(fast.spans.is_some(), scanned, "case {i}");
         assert!(whole.spans.is_none());
         assert_eq!(answers(&fast), answers(&whole), "case {i}");
@@ -120,8 +120,8 @@ fn a_bad_entry_is_named_as_before() {
         not_canonical,
     ];
     for line in lines {
-        let fast = read_entry_scanned(line.clone(), 0, ORIGIN).err().unwrap();
-        let whole = read_entry_line(line, 0, ORIGIN).err().unwrap();
+        let fast = read_entry_scanned(line.clone().into(), 0, ORIGIN).err().unwrap();
+        let whole = read_entry_line(line.into(), 0, ORIGIN).err().unwrap();
         assert_eq!(fast.to_string(), whole.to_string());
     }
 }

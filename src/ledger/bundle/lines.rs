@@ -7,6 +7,7 @@ use super::{BundleError, bad, bad_seq};
 use crate::ledger::canonical::{parse_strict, to_canonical};
 use crate::ledger::entry::{GENESIS_PREV_HASH, commitment, hex};
 use base64::Engine;
+use bytes::Bytes;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -18,7 +19,8 @@ pub(crate) struct BundleEntry {
     /// Its `seq`.
     pub(crate) seq: u64,
     /// Its exact bytes (the line without its LF).
-    pub(crate) bytes: Vec<u8>,
+    /// A slice of the block it was read in, or its own copy.
+    pub(crate) bytes: Bytes,
     /// Parsed whole; `null` when read by the scan (`spans`), whose
     /// accessors (`fields`) the checks of the one-pass verification use.
     pub(crate) value: Value,
@@ -54,13 +56,13 @@ pub(crate) fn read_entries(bytes: &[u8], origin: &str) -> Result<Vec<BundleEntry
     split_jsonl(bytes)
         .into_iter()
         .enumerate()
-        .map(|(i, line)| read_entry_line(line.to_vec(), i, origin))
+        .map(|(i, line)| read_entry_line(Bytes::copy_from_slice(line), i, origin))
         .collect()
 }
 
 /// Line `index` (from 0) of `entries.jsonl`, checked on its own.
 pub(crate) fn read_entry_line(
-    line: Vec<u8>,
+    line: Bytes,
     index: usize,
     origin: &str,
 ) -> Result<BundleEntry, BundleError> {
@@ -116,7 +118,7 @@ fn read_entry(line: &[u8], origin: &str) -> Result<BundleEntry, String> {
     Ok(BundleEntry {
         seq,
         hash: hex(blake3::hash(line).as_bytes()),
-        bytes: Vec::new(),
+        bytes: Bytes::new(),
         value,
         spans: None,
     })
@@ -471,7 +473,7 @@ pub(crate) fn check_payload(
 /// response only (its request is its decision's). `None`: no payload.
 fn committed_sides(entry: &BundleEntry) -> Option<(bool, bool)> {
     match entry.kind()? {
-        "decision" if entry.text(Member::Outcome) == Some("streaming") => Some((true, false)),
+        "decision" if entry.is_streaming() => Some((true, false)),
         "decision" => Some((true, true)),
         "stream_ended" => Some((false, true)),
         _ => None,

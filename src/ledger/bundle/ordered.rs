@@ -537,7 +537,7 @@ impl<'a> Ordered<'a> {
             self.erased.insert(erased);
         }
         let kept = matches!(kind, Some("decision" | "stream_ended"))
-            && entry.text(Member::PayloadMode) == Some("full");
+            && entry.keeps_payload();
         if kept && !paid && !self.erased.remove(&seq) {
             self.unpaid.insert(seq);
         }

@@ -383,7 +383,7 @@ fn hints(manifest: &Manifest, from: u64, to: u64) -> Result<Vec<BundleEntry>, Bu
         value["kind"] = "key_rotated".into();
         hints.push(BundleEntry {
             seq,
-            bytes: Vec::new(),
+            bytes: bytes::Bytes::new(),
             value,
             hash: String::new(),
             spans: None,

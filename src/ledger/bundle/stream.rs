@@ -65,7 +65,7 @@ struct Line {
     number: usize,
     /// Its `seq` as [`peek_seq`] finds it (signatures and payloads).
     seq: Option<u64>,
-    bytes: Vec<u8>,
+    bytes: bytes::Bytes,
 }
 
 /// The lines one round reads.
