@@ -13,7 +13,7 @@ use super::BundleError;
 use super::lines::{BundleEntry, read_entry_line};
 use crate::ledger::canonical::parse_strict;
 use crate::ledger::entry::hex;
-use crate::ledger::verify::{Members, Text, scan, small_u64};
+use crate::ledger::verify::{Members, Slot, Text, scan, small_u64};
 use serde_json::Value;
 
 /// Where a member's value token lies in the line: start and end.
@@ -361,24 +361,27 @@ pub(crate) enum LineObject<'a> {
     Parsed(serde_json::Map<String, Value>),
 }
 
-/// The token of a signature or payload line's member in a scan.
-fn line_token<'a>(members: &Members<'a>, name: &str) -> Option<&'a [u8]> {
-    match name {
-        "seq" => members.seq,
-        "signature" => members.signature,
-        "request" => members.request,
-        "response" => members.response,
-        "request_salt" => members.request_salt,
-        "response_salt" => members.response_salt,
-        _ => None,
-    }
+/// The token of a signature or payload line's member in a scan, and
+/// whether it is a string holding an escape.
+fn line_token<'a>(members: &Members<'a>, name: &str) -> Option<(&'a [u8], bool)> {
+    let (token, slot) = match name {
+        "seq" => (members.seq, Slot::Other),
+        "signature" => (members.signature, Slot::Signature),
+        "request" => (members.request, Slot::Request),
+        "response" => (members.response, Slot::Response),
+        "request_salt" => (members.request_salt, Slot::RequestSalt),
+        "response_salt" => (members.response_salt, Slot::ResponseSalt),
+        _ => (None, Slot::Other),
+    };
+    Some((token?, members.has_escape(slot)))
 }
 
 /// A string token of `text` without escapes, as text: cut from `text`
 /// (already UTF-8) rather than checked again, as payloads are long.
-fn plain_in<'a>(text: &'a str, token: Option<&[u8]>) -> Option<&'a str> {
-    let inner = token?.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
-    if inner.contains(&b'\\') {
+fn plain_in<'a>(text: &'a str, token: Option<(&[u8], bool)>) -> Option<&'a str> {
+    let (token, escaped) = token?;
+    let inner = token.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    if escaped {
         return None;
     }
     let start = (inner.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
@@ -402,8 +405,8 @@ pub(crate) fn scan_line<'a>(raw: &'a [u8], members: &[&str]) -> Option<(u64, Lin
     let text = simdutf8::basic::from_utf8(raw).ok()?;
     let found = scan(text)?;
     for name in members {
-        let token = line_token(&found, name)?;
-        if token.first() == Some(&b'"') && token.contains(&b'\\') {
+        let (_, escaped) = line_token(&found, name)?;
+        if escaped {
             return None;
         }
     }

@@ -72,6 +72,28 @@ pub(crate) struct Members<'a> {
     pub(crate) response_salt: Option<&'a [u8]>,
     /// `signature` (of a signature line).
     pub(crate) signature: Option<&'a [u8]>,
+    /// Which kept members are strings holding an escape, by [`Slot`]
+    /// bit: so a reader need not search a long token for `\` again.
+    pub(crate) escaped: u32,
+}
+
+/// A kept member's bit in [`Members::escaped`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Request = 0,
+    Response,
+    RequestSalt,
+    ResponseSalt,
+    Signature,
+    Other,
+}
+
+impl Members<'_> {
+    /// Whether the string kept in `slot` holds an escape (`false` for a
+    /// token that is no string, or absent).
+    pub(crate) fn has_escape(&self, slot: Slot) -> bool {
+        self.escaped & (1 << slot as u32) != 0
+    }
 }
 
 /// A string member as the slow path's `Value::as_str` would see it.
@@ -120,6 +142,7 @@ pub(crate) fn scan(text: &str) -> Option<Members<'_>> {
         bytes: text.as_bytes(),
         pos: 0,
         members: Members::default(),
+        escaped: false,
     };
     if scanner.peek()? != b'{' {
         return None;
@@ -132,6 +155,8 @@ struct Scanner<'a> {
     bytes: &'a [u8],
     pos: usize,
     members: Members<'a>,
+    /// The last string value read held an escape.
+    escaped: bool,
 }
 
 impl<'a> Scanner<'a> {
@@ -149,7 +174,7 @@ impl<'a> Scanner<'a> {
         match self.peek()? {
             b'{' => self.object(depth + 1),
             b'[' => self.array(depth + 1),
-            b'"' => self.string().map(drop),
+            b'"' => self.string().map(|(_, escaped)| self.escaped = escaped),
             b't' => self.literal(b"true"),
             b'f' => self.literal(b"false"),
             b'n' => self.literal(b"null"),
@@ -188,6 +213,7 @@ impl<'a> Scanner<'a> {
             previous = Some(name);
             self.eat(b':')?;
             let start = self.pos;
+            self.escaped = false;
             self.value(depth)?;
             if depth == 0 {
                 self.keep(name, start);
@@ -205,6 +231,19 @@ impl<'a> Scanner<'a> {
 
     fn keep(&mut self, name: &[u8], start: usize) {
         let token = self.bytes.get(start..self.pos);
+        let bit = match name {
+            b"request" => Slot::Request,
+            b"response" => Slot::Response,
+            b"request_salt" => Slot::RequestSalt,
+            b"response_salt" => Slot::ResponseSalt,
+            b"signature" => Slot::Signature,
+            _ => Slot::Other,
+        };
+        // `escaped` tells of the member's value when it is a string (a
+        // nested value's strings are not its own).
+        if self.escaped && token.is_some_and(|t| t.first() == Some(&b'"')) {
+            self.members.escaped |= 1 << bit as u32;
+        }
         let slot = match name {
             b"seq" => &mut self.members.seq,
             b"origin" => &mut self.members.origin,
@@ -368,6 +407,25 @@ fn parse_digits(digits: &[u8]) -> Option<u64> {
 /// exit on every string.
 #[inline(always)]
 fn skip_plain(bytes: &[u8], mut pos: usize) -> usize {
+    // Sixteen bytes a round while they last: one branch for two words
+    // (payloads' base64 and the hashes' hex are long plain strings).
+    while let Some(Ok(pair)) = bytes.get(pos..pos + 16).map(<[u8; 16]>::try_from) {
+        let (low, high) = pair.split_at(8);
+        let (Ok(low), Ok(high)) = (<[u8; 8]>::try_from(low), <[u8; 8]>::try_from(high)) else {
+            break;
+        };
+        let low = special_bytes(u64::from_le_bytes(low));
+        let high = special_bytes(u64::from_le_bytes(high));
+        if low | high != 0 {
+            let at = if low != 0 {
+                low.trailing_zeros() / 8
+            } else {
+                8 + high.trailing_zeros() / 8
+            };
+            return pos + at as usize;
+        }
+        pos += 16;
+    }
     while let Some(Ok(word)) = bytes.get(pos..pos + 8).map(<[u8; 8]>::try_from) {
         let special = special_bytes(u64::from_le_bytes(word));
         if special != 0 {
