@@ -5,9 +5,9 @@
 //! `signatures.jsonl` and `payloads.jsonl` with their entries.
 
 use super::{BundleError, bad};
+use bytes::{Bytes, BytesMut};
 use serde_json::Value;
 use sha2::Digest as _;
-use bytes::{Bytes, BytesMut};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 

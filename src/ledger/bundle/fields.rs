@@ -152,14 +152,14 @@ fn scanned(line: &[u8], origin: &str) -> Option<(u64, Spans)> {
         _ => return None,
     };
     if [
-            members.outcome,
-            members.payload_mode,
-            members.decision_id,
-            members.model,
-            members.version,
-        ]
-        .into_iter()
-        .any(|token| !not_escaped(token))
+        members.outcome,
+        members.payload_mode,
+        members.decision_id,
+        members.model,
+        members.version,
+    ]
+    .into_iter()
+    .any(|token| !not_escaped(token))
         || (members.decision_seq.is_some() && small_u64(members.decision_seq).is_none())
     {
         return None;

@@ -120,7 +120,9 @@ fn a_bad_entry_is_named_as_before() {
         not_canonical,
     ];
     for line in lines {
-        let fast = read_entry_scanned(line.clone().into(), 0, ORIGIN).err().unwrap();
+        let fast = read_entry_scanned(line.clone().into(), 0, ORIGIN)
+            .err()
+            .unwrap();
         let whole = read_entry_line(line.into(), 0, ORIGIN).err().unwrap();
         assert_eq!(fast.to_string(), whole.to_string());
     }

@@ -536,8 +536,7 @@ impl<'a> Ordered<'a> {
         {
             self.erased.insert(erased);
         }
-        let kept = matches!(kind, Some("decision" | "stream_ended"))
-            && entry.keeps_payload();
+        let kept = matches!(kind, Some("decision" | "stream_ended")) && entry.keeps_payload();
         if kept && !paid && !self.erased.remove(&seq) {
             self.unpaid.insert(seq);
         }
