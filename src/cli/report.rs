@@ -1,5 +1,5 @@
 //! `govgate report`: the period report of a stopped gateway's ledger
-//! (report.json, report.html and the bundle that proves them, recorded
+//! (report.json, report.html, report.oscal.json and the bundle that proves them, recorded
 //! by a `report_issued` entry); and `govgate verify --report DIR`, which
 //! recomputes every figure from that bundle.
 
@@ -24,7 +24,8 @@ pub(super) struct ReportArgs {
     /// End of the period (RFC 3339): entries before it.
     #[arg(long, value_name = "RFC3339")]
     to: String,
-    /// New directory to write report.json, report.html and bundle/ into.
+    /// New directory to write report.json, report.html, report.oscal.json
+    /// and bundle/ into.
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
     /// A control map of your own (TOML, as config/control-map.toml): its
@@ -55,6 +56,7 @@ pub(super) struct ReportArgs {
 /// The files of a report directory.
 const REPORT_JSON: &str = "report.json";
 const REPORT_HTML: &str = "report.html";
+const REPORT_OSCAL: &str = "report.oscal.json";
 const BUNDLE: &str = "bundle";
 
 pub(super) fn run(args: &ReportArgs) -> anyhow::Result<()> {
@@ -178,6 +180,16 @@ fn make(
     };
     progress.finish();
     exported?;
+    // The OSCAL document names the issue time: the entry just appended,
+    // read back from the bundle as `verify --report` will read it.
+    let issued = issued_entry(&out, &report)
+        .map_err(|err| anyhow::anyhow!("reading the bundle just exported: {err}"))?
+        .and_then(|(_, entry)| entry["time"].as_str().map(str::to_owned))
+        .context("the bundle just exported has no report_issued entry for the period")?;
+    write(
+        &dir.join(REPORT_OSCAL),
+        &report::oscal::render(&json_bytes, &report, &issued),
+    )?;
     Ok(format!(
         "report of {} .. {} written to {}: entries {}..={}, report_issued at seq {}\n",
         args.from,
@@ -222,10 +234,16 @@ fn from_bundle(args: &ReportArgs, bundle: &Path, vkey: &str) -> anyhow::Result<(
     let dir = staging.bundle();
     let written = (|| -> anyhow::Result<()> {
         std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
-        write(&dir.join(REPORT_JSON), &report::to_bytes(&report))?;
+        let json_bytes = report::to_bytes(&report);
+        write(&dir.join(REPORT_JSON), &json_bytes)?;
         write(
             &dir.join(REPORT_HTML),
             report::html::render(&report).as_bytes(),
+        )?;
+        // Recorded nowhere, so no issue time: the period's end stands in.
+        write(
+            &dir.join(REPORT_OSCAL),
+            &report::oscal::render(&json_bytes, &report, &args.to),
         )?;
         let copy = dir.join(BUNDLE);
         std::fs::create_dir(&copy).with_context(|| format!("creating {}", copy.display()))?;
@@ -416,6 +434,14 @@ fn check(dir: &Path, bundle: &Path) -> Result<String, Check> {
             "{REPORT_HTML}: line {line} differs from the rendering of {REPORT_JSON}"
         )));
     }
+    let issued_at = match &issued {
+        Some((_, entry)) => entry["time"].as_str().unwrap_or_default().to_owned(),
+        None => found["scope"]["period"]["to"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    let oscal = check_oscal(dir, &json_bytes, &recomputed, &issued_at)?;
     let range = format!(
         "{}..={}",
         found["scope"]["first_seq"], found["scope"]["last_seq"]
@@ -423,7 +449,7 @@ fn check(dir: &Path, bundle: &Path) -> Result<String, Check> {
     let Some((seq, entry)) = issued else {
         return Ok(format!(
             "report ok: every figure recomputes from the bundle's entries {range}; it was made \
-             from a bundle, so no report_issued entry records it\n"
+             from a bundle, so no report_issued entry records it{oscal}\n"
         ));
     };
     for (name, bytes, member) in [
@@ -438,8 +464,35 @@ fn check(dir: &Path, bundle: &Path) -> Result<String, Check> {
     }
     Ok(format!(
         "report ok: every figure recomputes from the bundle's entries {range}, and report.json \
-         and report.html are those recorded by the report_issued entry at seq {seq}\n"
+         and report.html are those recorded by the report_issued entry at seq {seq}{oscal}\n"
     ))
+}
+
+/// report.oscal.json, derived again from report.json and compared byte
+/// for byte; a report without one (made before govgate wrote it) still
+/// verifies, and says so. Returns what to add to the verdict.
+fn check_oscal(
+    dir: &Path,
+    json_bytes: &[u8],
+    report: &Value,
+    issued: &str,
+) -> Result<&'static str, Check> {
+    let path = dir.join(REPORT_OSCAL);
+    let found = match std::fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Ok("; it has no report.oscal.json");
+        }
+        Err(err) => return Err(Check::Cannot(format!("{}: {err}", path.display()))),
+    };
+    let derived = report::oscal::render(json_bytes, report, issued);
+    if derived != found {
+        let line = first_differing_line(&derived, &found);
+        return Err(Check::Differs(format!(
+            "{REPORT_OSCAL}: line {line} differs from the OSCAL document derived from {REPORT_JSON}"
+        )));
+    }
+    Ok("; report.oscal.json is the one derived from report.json")
 }
 
 /// The last `report_issued` entry of the bundle for this report's period.

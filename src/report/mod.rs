@@ -18,6 +18,7 @@ mod entry;
 pub mod html;
 mod incidents;
 mod inventory;
+pub mod oscal;
 mod oversight;
 mod retention;
 mod rollbacks;
