@@ -1,18 +1,20 @@
 //! The Python interpreter the tests run tools/govgate_verify.py with: a
 //! virtual environment under the target directory
 //! (`<target>/govgate-test-python`), created by the first test that needs
-//! it and filled from tools/requirements.txt, so `cargo test` needs no pip
-//! install by hand (Debian's own Python refuses one: PEP 668).
+//! it and filled from tools/requirements-test.txt (the verifier's
+//! tools/requirements.txt and the tests' own packages, e.g. jsonschema for
+//! the OSCAL check), so `cargo test` needs no pip install by hand
+//! (Debian's own Python refuses one: PEP 668).
 //!
 //! Test processes run in parallel (nextest starts one per test), so the
 //! environment is built under an exclusive file lock and marked complete by
-//! a stamp holding the requirements' hash: a changed requirements.txt
+//! a stamp holding the requirements' hash: a changed requirements file
 //! rebuilds it, a half-built one (a killed run) is never used. Provisioning
 //! never skips: when it fails, every test that needs the verifier fails
 //! with one message saying what was tried and how to fix it.
 //!
 //! `GOVGATE_TEST_PYTHON=/path/to/python3` uses that interpreter instead (it
-//! must have the packages of tools/requirements.txt), for machines that
+//! must have the packages of tools/requirements-test.txt), for machines that
 //! cannot reach a package index.
 
 use sha2::{Digest, Sha256};
@@ -22,7 +24,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-const REQUIREMENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/requirements.txt");
+const REQUIREMENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/requirements-test.txt");
+/// The file REQUIREMENTS includes (`-r`): hashed too.
+const VERIFIER_REQUIREMENTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/requirements.txt");
 const VERIFIER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tools/govgate_verify.py");
 /// The interpreter the environment is made from.
 const BASE: &str = "python3";
@@ -63,7 +67,7 @@ fn find_or_provision() -> Result<PathBuf, String> {
                 &tried,
                 &format!(
                     "{OVERRIDE} names an interpreter that cannot run the verifier: install the \
-                     packages into it ({} -m pip install -r tools/requirements.txt), or unset \
+                     packages into it ({} -m pip install -r tools/requirements-test.txt), or unset \
                      {OVERRIDE} to let the tests build their own environment",
                     python.display()
                 ),
@@ -97,9 +101,13 @@ fn find_or_provision() -> Result<PathBuf, String> {
 }
 
 fn requirements_hash() -> Result<String, String> {
-    let text = std::fs::read(REQUIREMENTS).map_err(|err| format!("{REQUIREMENTS}: {err}"))?;
+    let mut hash = Sha256::new();
+    for file in [REQUIREMENTS, VERIFIER_REQUIREMENTS] {
+        let text = std::fs::read(file).map_err(|err| format!("{file}: {err}"))?;
+        hash.update(Sha256::digest(&text));
+    }
     let mut hex = String::with_capacity(64);
-    for byte in Sha256::digest(&text) {
+    for byte in hash.finalize() {
         let _ = write!(hex, "{byte:02x}");
     }
     Ok(hex)
@@ -196,7 +204,7 @@ fn fix() -> String {
     format!(
         "python3 (Python 3.11 or later) with its venv module and pip is needed: on Debian, \
          `apt-get install python3-venv python3-pip`; the package index must be reachable for \
-         tools/requirements.txt. Or point {OVERRIDE} at a python3 that has those packages."
+         tools/requirements-test.txt. Or point {OVERRIDE} at a python3 that has those packages."
     )
 }
 
