@@ -331,4 +331,28 @@ mod tests {
         assert_eq!(uuid, ids.uuid("result"));
         assert_ne!(uuid, ids.uuid("finding/0"));
     }
+
+    #[test]
+    fn a_change_without_four_eyes_makes_the_changes_controls_not_satisfied() {
+        let report = |compliant: u64| {
+            json!({
+                "format": "govgate-report/1",
+                "scope": {"origin": "o", "period": {"from": "2026-01-01T00:00:00Z",
+                    "to": "2026-04-01T00:00:00Z"}, "first_seq": 1, "last_seq": 9,
+                    "verification": {"result": "ok"}},
+                "changes": {"four_eyes": {"approved_changes": 2, "compliant": compliant}},
+                "control_map": {"controls": [{"framework": "Own", "id": "C-1", "title": "Four eyes",
+                    "evidence_in_period": true,
+                    "sections": [{"section": "changes", "in_report": true, "seqs": [3, 4]}]}]},
+            })
+        };
+        let state = |compliant: u64| {
+            let bytes = render(b"{}", &report(compliant), "2026-04-02T00:00:00Z");
+            let document: Value = serde_json::from_slice(&bytes).unwrap();
+            let finding = &document["assessment-results"]["results"][0]["findings"][0];
+            finding["target"]["status"]["state"].clone()
+        };
+        assert_eq!(state(2), "satisfied");
+        assert_eq!(state(1), "not-satisfied");
+    }
 }
