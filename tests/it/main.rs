@@ -48,6 +48,7 @@ mod promtool;
 mod python_chunked;
 mod readme;
 mod report;
+mod report_browser;
 mod report_oscal;
 mod retention;
 mod reviews;

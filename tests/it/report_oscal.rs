@@ -44,8 +44,9 @@ fn validate(documents: &[&Path]) -> (Option<i32>, String) {
 }
 
 /// A gateway that served a few calls and changed its live version, then
-/// stopped, and its report of everything: the report's directory.
-async fn a_report() -> (Gateway, PathBuf) {
+/// stopped, and its report of everything: the report's directory (also
+/// the browser test's report).
+pub(crate) async fn a_report() -> (Gateway, PathBuf) {
     let upstream = TestUpstream::start().await;
     let config = format!(
         "[[models]]\nname = \"scorer\"\nprotocol = \"kserve_v2\"\ndefault_version = \"v1\"\n\
