@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 pub const OSCAL_VERSION: &str = "1.0.6";
 
 /// Namespace of govgate's own props (OSCAL's own names have none).
-const NS: &str = "https://govgate.dev/ns/oscal";
+const NS: &str = "https://govgate.example/ns/oscal";
 
 /// report.oscal.json's bytes for report.json's `json_bytes` (parsed:
 /// `report`), issued at `issued` (the `report_issued` entry's time; for a
