@@ -81,7 +81,7 @@ pub fn render(json_bytes: &[u8], report: &Value, issued: &str) -> Vec<u8> {
                 "version": report["format"].as_str().unwrap_or(super::FORMAT),
                 "oscal-version": OSCAL_VERSION,
                 "props": [prop("report-json-sha256", &digest)],
-                "remarks": "Derived from report.json alone by govgate; `govgate verify --report` derives it again and compares it byte for byte.",
+                "remarks": "Derived by govgate from report.json and the time of its report_issued entry; `govgate verify --report` derives it again and compares it byte for byte.",
             },
             "import-ap": {
                 "href": "report.json",
