@@ -146,6 +146,7 @@ fn config() -> KpiConfig {
         min_group_size: 30,
         max_groups: 50,
         reference_rows: 1000,
+        snapshot_every: None,
         outcome: pointer(Side::Response, "/score"),
         outcome_rule: OutcomeRule::Score { threshold: 0.5 },
         attributes: vec![

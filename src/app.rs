@@ -165,6 +165,8 @@ pub struct App {
     admin_jwks: Option<proxy::jwks::JwksFetcher>,
     /// Evaluates the risk register's indicators, run by `run` until shutdown.
     risks: Option<crate::risk::RiskTask>,
+    /// Writes `kpi_snapshot` entries, run by `run` until the requests drained.
+    kpi_snapshots: Option<crate::kpi::KpiSnapshots>,
 }
 
 /// What the background verification task needs.
@@ -405,6 +407,19 @@ impl App {
             kpi.clone(),
         )
         .await?;
+        // `kpi_snapshot` entries: on a timer, at version changes, at stop.
+        let (kpi_snapshots, snapshot_handle) = match &kpi {
+            Some(recorder) => {
+                let (task, handle) = crate::kpi::KpiSnapshots::new(
+                    recorder.clone(),
+                    ledger.clone(),
+                    &config.models,
+                    metrics.registry(),
+                )?;
+                (Some(task), Some(handle))
+            }
+            None => (None, None),
+        };
         let witness_keys = ledger.keys();
         let witnessing = crate::witness::Witnesses::start(
             config,
@@ -440,8 +455,14 @@ impl App {
         let keys = ledger.keys();
         let reader = LedgerReader::following(store.clone(), move || keys.get());
         let serving = Arc::new(Serving::new(ServingTable::default()));
-        let registry =
-            governance::start(config, store.as_ref(), ledger.clone(), serving.clone()).await?;
+        let registry = governance::start(
+            config,
+            store.as_ref(),
+            ledger.clone(),
+            serving.clone(),
+            snapshot_handle,
+        )
+        .await?;
         let tokens = Tokens::new(config.admin_tokens.clone());
         // People's tokens (`[admin.jwt]`); a `jwks_url` key set is kept by
         // a task `run` owns, like the public listener's.
@@ -648,6 +669,7 @@ impl App {
             jwks,
             admin_jwks,
             risks: Some(risks),
+            kpi_snapshots,
         })
     }
 
@@ -770,6 +792,26 @@ impl App {
             tokio::spawn(monitor.run(store, self.ledger.clone(), stopped(stop_tx.subscribe())))
         };
 
+        // Stopped after the requests drained, so the `stop` snapshot holds
+        // their rows; owns a ledger handle, so awaited before the writer closes.
+        let (snapshots_stop, snapshots_stopped) = tokio::sync::oneshot::channel::<()>();
+        let snapshot_task = self.kpi_snapshots.take().map(|task| {
+            tokio::spawn(tracing::Instrument::instrument(
+                task.run(async move {
+                    let _ = snapshots_stopped.await;
+                }),
+                tracing::info_span!("kpi_snapshots"),
+            ))
+        });
+        let stop_snapshots = |task: Option<tokio::task::JoinHandle<()>>| async move {
+            let _ = snapshots_stop.send(());
+            if let Some(task) = task
+                && task.await.is_err()
+            {
+                tracing::error!("the KPI snapshot task panicked");
+            }
+        };
+
         let early_exit = tokio::select! {
             () = shutdown => None,
             _ = &mut public_task => Some("public"),
@@ -807,6 +849,7 @@ impl App {
             tiles_task.abort();
             let _ = verification_task.await;
             self.exports.drained().await;
+            stop_snapshots(snapshot_task).await;
             return Err(AppError::Serve { which });
         }
         tracing::info!(grace = ?self.shutdown_grace, "shutting down: draining in-flight requests");
@@ -832,6 +875,7 @@ impl App {
         // The backlog holds a handle on the ledger; the writer closes once
         // every handle is gone.
         drop(self.backlog);
+        stop_snapshots(snapshot_task).await;
         // Told to stop with the listeners; a round in progress stops at
         // its next chunk.
         if verification_task.await.is_err() {
@@ -991,7 +1035,16 @@ async fn restore_references(
             continue;
         };
         let restored = match crate::kpi::parse_reference(config, format, &bytes) {
-            Ok(rows) => recorder.set_reference(&model, &version, rows).await,
+            Ok(rows) => {
+                // The digest its `kpi_reference_set` entry recorded.
+                let upload = crate::kpi::ReferenceUpload {
+                    sha256: crate::ledger::entry::hex(&<sha2::Sha256 as sha2::Digest>::digest(
+                        &bytes,
+                    )),
+                    seq: None,
+                };
+                recorder.set_reference(&model, &version, rows, upload).await
+            }
             Err(problem) => Err(problem),
         };
         match restored {

@@ -145,7 +145,7 @@ async fn upload(
     if let Some(issuer) = &caller.issuer {
         members.insert("set_by_issuer".into(), json!(issuer));
     }
-    let entry_seq = match api
+    let entry_seq: Option<u64> = match api
         .ledger
         .append(EntryBody::Governance {
             kind: "kpi_reference_set",
@@ -164,7 +164,15 @@ async fn upload(
             );
         }
     };
-    if let Err(problem) = api.recorder.set_reference(&model, &version, rows).await {
+    let upload = crate::kpi::ReferenceUpload {
+        sha256: sha256.clone(),
+        seq: entry_seq,
+    };
+    if let Err(problem) = api
+        .recorder
+        .set_reference(&model, &version, rows, upload)
+        .await
+    {
         return error_response(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_reference",

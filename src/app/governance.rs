@@ -28,18 +28,25 @@ fn policy_set(config: &ApprovalConfig) -> PolicySet {
     }
 }
 
-/// The registry service, with `serving` following every change.
+/// The registry service, with `serving` (and the KPI snapshots, when
+/// there are any) following every change.
 pub(super) async fn start(
     config: &Config,
     store: &dyn LedgerStore,
     ledger: Ledger,
     serving: Arc<Serving>,
+    kpi_snapshots: Option<crate::kpi::SnapshotHandle>,
 ) -> Result<Arc<RegistryService>, AppError> {
     let names = config.models.iter().map(|model| model.name.clone());
     let registry = replay_from_store(store, names).map_err(AppError::Registry)?;
     let models = config.models.clone();
     let on_change = Box::new(move |snapshot: Arc<crate::registry::Snapshot>| {
         serving.publish(ServingTable::from_registry(&models, &snapshot));
+        // A serving version that changed gets a KPI snapshot citing the
+        // entry that changed it.
+        if let Some(handle) = &kpi_snapshots {
+            handle.registry_changed(|model| snapshot.active_version(model), snapshot.last_seq());
+        }
     });
     let policies: HashMap<String, PolicySet> = config
         .models

@@ -71,6 +71,9 @@ pub struct KpiConfig {
     pub max_groups: usize,
     /// The first rows a version serves form its drift reference (default 1000).
     pub reference_rows: usize,
+    /// Seconds between `kpi_snapshot` ledger entries (default 3600); `None`
+    /// (configured as 0): only at version changes and at a clean stop.
+    pub snapshot_every: Option<std::time::Duration>,
     /// Where the outcome is (always in the response).
     pub outcome: Source,
     /// How it is read.
@@ -290,6 +293,12 @@ pub(super) fn check(
             1000,
         )?)
         .map_err(|_| too_large("reference_rows"))?,
+        snapshot_every: match raw.snapshot_every_secs.unwrap_or(3600) {
+            0 => None,
+            // More than a year apart is a typo, not a schedule.
+            secs if secs > 366 * 24 * 3600 => return Err(too_large("snapshot_every_secs")),
+            secs => Some(std::time::Duration::from_secs(secs)),
+        },
         outcome,
         outcome_rule,
         attributes,

@@ -367,6 +367,8 @@ pub(crate) struct RawKpi {
     pub(crate) max_groups: Option<u64>,
     #[serde(default)]
     pub(crate) reference_rows: Option<u64>,
+    #[serde(default)]
+    pub(crate) snapshot_every_secs: Option<u64>,
     pub(crate) outcome: RawOutcome,
     #[serde(default)]
     pub(crate) attributes: Vec<RawKpiField>,

@@ -82,6 +82,7 @@ enum Message {
         model: String,
         version: String,
         rows: Vec<Vec<FeatureValue>>,
+        upload: ReferenceUpload,
         reply: oneshot::Sender<Result<(), String>>,
     },
     Feedback(
@@ -89,6 +90,18 @@ enum Message {
         oneshot::Sender<Vec<(Option<String>, FeedbackResult)>>,
     ),
     Report(String, oneshot::Sender<Option<KpiReport>>),
+}
+
+/// Which upload a version's drift reference is: named in the KPI report
+/// and in `kpi_snapshot` entries, so a reader finds its
+/// `kpi_reference_set` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferenceUpload {
+    /// SHA-256 (hex) of the uploaded bytes, as `kpi_reference_set` records.
+    pub sha256: String,
+    /// Seq of its `kpi_reference_set` entry, when this run recorded it
+    /// (`None` for a reference restored from its file at start).
+    pub seq: Option<u64>,
 }
 
 /// The request path's handle; cheap to clone.
@@ -122,18 +135,20 @@ impl KpiRecorder {
 
     /// Makes `rows` (feature values in the configured order) the drift
     /// reference of `model` `version`, replacing what it had; its window
-    /// starts empty.
+    /// starts empty. `upload` names the upload.
     pub async fn set_reference(
         &self,
         model: &str,
         version: &str,
         rows: Vec<Vec<FeatureValue>>,
+        upload: ReferenceUpload,
     ) -> Result<(), String> {
         let (reply, answer) = oneshot::channel();
         let message = Message::Reference {
             model: model.to_owned(),
             version: version.to_owned(),
             rows,
+            upload,
             reply,
         };
         if self.tx.send(message).await.is_err() {
@@ -332,6 +347,8 @@ enum Drift {
         /// Rows the reference was built from.
         reference_rows: u64,
         source: ReferenceSource,
+        /// The upload, when the reference is one.
+        upload: Option<ReferenceUpload>,
     },
     /// The reference could not be built (no usable value of any feature).
     Off {
@@ -480,6 +497,7 @@ fn build_drift(config: &KpiConfig, rows: &[Vec<FeatureValue>], source: Reference
             window: Box::new(window),
             reference_rows: rows.len() as u64,
             source,
+            upload: None,
         },
         Err(err) => {
             tracing::warn!(error = %err, "drift window not built");
@@ -541,6 +559,7 @@ impl Aggregator {
         name: &str,
         version: &str,
         rows: &[Vec<FeatureValue>],
+        upload: ReferenceUpload,
     ) -> Result<(), String> {
         let model = self
             .models
@@ -550,7 +569,10 @@ impl Aggregator {
             Drift::Off { .. } => {
                 Err("the reference has no usable value for some feature".to_owned())
             }
-            drift => {
+            mut drift => {
+                if let Drift::Active { upload: named, .. } = &mut drift {
+                    *named = Some(upload);
+                }
                 model.drift.insert(version.to_owned(), drift);
                 Ok(())
             }
@@ -642,7 +664,20 @@ impl Aggregator {
                         window,
                         reference_rows,
                         source,
-                    } => report::with_window(version, *source, *reference_rows, &window.snapshot()),
+                        upload,
+                    } => {
+                        let mut drift = report::with_window(
+                            version,
+                            *source,
+                            *reference_rows,
+                            &window.snapshot(),
+                        );
+                        if let Some(upload) = upload {
+                            drift.reference_sha256 = Some(upload.sha256.clone());
+                            drift.reference_seq = upload.seq;
+                        }
+                        drift
+                    }
                 })
             })
             .collect();
@@ -782,9 +817,10 @@ pub fn start(
                         model,
                         version,
                         rows,
+                        upload,
                         reply,
                     } => {
-                        let set = aggregator.set_reference(&model, &version, &rows);
+                        let set = aggregator.set_reference(&model, &version, &rows, upload);
                         if set.is_ok() {
                             aggregator.publish(&model);
                         }
@@ -845,6 +881,7 @@ mod tests {
             min_group_size: 1,
             max_groups: 10,
             reference_rows: 1,
+            snapshot_every: None,
             outcome: Source::Body {
                 side: Side::Response,
                 selector: Selector::pointer("/score").unwrap(),

@@ -241,6 +241,7 @@ mod tests {
             min_group_size: 1,
             max_groups: 10,
             reference_rows: 5,
+            snapshot_every: None,
             outcome: body(Side::Response, "/predictions/*"),
             outcome_rule: OutcomeRule::Score { threshold: 0.5 },
             attributes: vec![

@@ -65,12 +65,14 @@ mod reference;
 mod report;
 mod ring;
 mod selector;
+mod snapshot;
+mod snapshot_task;
 mod upload;
 
 #[cfg(test)]
 mod tests;
 
-pub use aggregator::{Feedback, FeedbackResult, KpiRecorder, Observation, start};
+pub use aggregator::{Feedback, FeedbackResult, KpiRecorder, Observation, ReferenceUpload, start};
 pub use drift::{Ks, PSI_EPSILON, bin_index, js_distance, ks, psi, quantile, quantile_edges};
 pub use drift_window::{DriftSnapshot, DriftWindow, FeatureSnapshot};
 pub use error::KpiError;
@@ -90,6 +92,8 @@ pub use report::{
 };
 pub use ring::RowSeq;
 pub use selector::{SelectError, Selector, SelectorError, Side};
+pub use snapshot::{MAX_MEMBERS_BYTES, Trigger};
+pub use snapshot_task::{KpiSnapshots, ServingChange, SnapshotHandle};
 pub use upload::{
     MAX_REFERENCE_ROWS, ReferenceFiles, ReferenceFormat, StoredReference, parse_reference,
 };

@@ -137,6 +137,14 @@ pub struct VersionDrift {
     pub reference_source: ReferenceSource,
     /// Rows in the reference (collected so far, while collecting).
     pub reference_rows: u64,
+    /// An uploaded reference: SHA-256 of the upload, as its
+    /// `kpi_reference_set` entry records it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_sha256: Option<String>,
+    /// An uploaded reference: seq of its `kpi_reference_set` entry, when
+    /// recorded since the gateway started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reference_seq: Option<u64>,
     /// Rows in the drift window now (0 until the reference is ready).
     pub rows_in_window: u64,
     /// Rows fed to the drift window since the reference was ready.
@@ -262,6 +270,8 @@ pub(super) fn without_window(
         reference_state: state,
         reference_source: source,
         reference_rows,
+        reference_sha256: None,
+        reference_seq: None,
         rows_in_window: 0,
         rows_total: 0,
         features: Vec::new(),
@@ -319,6 +329,8 @@ pub(super) fn with_window(
         reference_state: ReferenceState::Ready,
         reference_source: source,
         reference_rows,
+        reference_sha256: None,
+        reference_seq: None,
         rows_in_window: snapshot.rows_in_window,
         rows_total: snapshot.rows_total,
         features,

@@ -235,6 +235,7 @@ mod tests {
             min_group_size: 1,
             max_groups: 10,
             reference_rows: 5,
+            snapshot_every: None,
             outcome: field("score", FeatureKind::Numeric).source,
             outcome_rule: OutcomeRule::Score { threshold: 0.5 },
             attributes: Vec::new(),
