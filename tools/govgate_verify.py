@@ -851,7 +851,8 @@ def check_entry_fields(entry, expected_prev: str | None = None) -> str | None:
             return f"{name} is missing or not a string"
     if entry["prev_hash"] != expected_prev and not _HEX64.fullmatch(entry["prev_hash"]):
         return f"prev_hash {entry['prev_hash'][:70]!r} is not 64 lowercase hex digits"
-    return check_decision_auth(entry) or check_admin_issuers(entry) or check_retention_run(entry)
+    return (check_decision_auth(entry) or check_admin_issuers(entry) or check_retention_run(entry)
+            or check_kpi_snapshot(entry))
 
 
 # The `auth` member of a decision entry: each method, its required and optional members.
@@ -929,6 +930,256 @@ def check_retention_run(entry: dict) -> str | None:
             return "retention_run: a model's through_seq is after the run"
     if not isinstance(entry.get("more"), bool):
         return "retention_run: more is not true or false"
+    return None
+
+
+# kpi_snapshot entries (docs/audit-format.md section 16): every rate and aggregate recomputes from the
+# counts in the same entry. Rates, fairness aggregates and KS exactly (IEEE 754 doubles, the operations in
+# the documented order); PSI and the JS distance within 1e-9 (logarithms may differ in the last bit
+# between maths libraries).
+_KPI_TRIGGERS = ("interval", "version_change", "stop")
+_KPI_OMITTED = ("ks_bins", "groups", "drift_bins", "figures")
+_KPI_AGGREGATES = (
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "equal_opportunity_difference",
+    "equalized_odds_difference",
+)
+_KPI_DRIFT_TOLERANCE = 1e-9
+_PSI_EPSILON = 1e-4
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _ratio(numerator: int, denominator: int):
+    return numerator / denominator if denominator > 0 else None
+
+
+def _same(recorded, computed, tolerance: float = 0.0) -> bool:
+    """A recorded figure (a number or null) against its recomputation (a float or None)."""
+    if computed is None or recorded is None:
+        return computed is None and recorded is None
+    if not _is_number(recorded):
+        return False
+    return float(recorded) == computed if tolerance == 0.0 else abs(float(recorded) - computed) <= tolerance
+
+
+def _spread(values: list):
+    """(min, max) of the defined values; None if fewer than two are defined."""
+    defined = [v for v in values if v is not None]
+    return (min(defined), max(defined)) if len(defined) >= 2 else None
+
+
+def _kpi_aggregates(eligible: list) -> dict:
+    """The four aggregates over the eligible groups' (selection rate, tpr, fpr)."""
+    if len(eligible) < 2:
+        return {name: None for name in _KPI_AGGREGATES}
+    selection = _spread([g[0] for g in eligible])
+    tpr = _spread([g[1] for g in eligible])
+    fpr = _spread([g[2] for g in eligible])
+    return {
+        "demographic_parity_difference": selection[1] - selection[0] if selection else None,
+        "demographic_parity_ratio": selection[0] / selection[1] if selection and selection[1] > 0 else None,
+        "equal_opportunity_difference": tpr[1] - tpr[0] if tpr else None,
+        "equalized_odds_difference": max(tpr[1] - tpr[0], fpr[1] - fpr[0]) if tpr and fpr else None,
+    }
+
+
+def _counts(value) -> bool:
+    return isinstance(value, list) and all(entry_int(c) is not None for c in value)
+
+
+def _psi(reference: list, current: list):
+    n, m = sum(reference), sum(current)
+    if n == 0 or m == 0:
+        return None
+    total = 0.0
+    for r, c in zip(reference, current):
+        p, q = max(r / n, _PSI_EPSILON), max(c / m, _PSI_EPSILON)
+        total += (q - p) * math.log(q / p)
+    return total
+
+
+def _js(reference: list, current: list):
+    n, m = sum(reference), sum(current)
+    if n == 0 or m == 0:
+        return None
+    p = [r / n for r in reference]
+    q = [c / m for c in current]
+    mid = [(a + b) / 2.0 for a, b in zip(p, q)]
+
+    def kl(xs):
+        return sum(x * math.log2(x / mm) for x, mm in zip(xs, mid) if x > 0.0)
+
+    return math.sqrt(max(0.5 * kl(p) + 0.5 * kl(q), 0.0))
+
+
+def _ks(edges: list, reference: list, current: list):
+    """(statistic, at_edge), or None if either sample is empty."""
+    n, m = sum(reference), sum(current)
+    if n == 0 or m == 0:
+        return None
+    statistic, at_edge, below_r, below_c = 0.0, None, 0, 0
+    for edge, r, c in zip(edges, reference, current):
+        below_r += r
+        below_c += c
+        d = abs(below_r / n - below_c / m)
+        if d > statistic:
+            statistic, at_edge = d, edge
+    return statistic, at_edge
+
+
+def _kpi_group(group, min_group_size: int) -> tuple[str | None, tuple | None]:
+    """A group's problem, or its (selection rate, tpr, fpr) as recomputed."""
+    if not isinstance(group, dict) or not isinstance(group.get("group"), str):
+        return "a group is not an object with a group name", None
+    name = group["group"][:40]
+    counts = {k: entry_int(group.get(k)) for k in ("rows", "selected", "labeled", "tp", "fp", "tn", "fn")}
+    if any(v is None for v in counts.values()) or not isinstance(group.get("eligible"), bool):
+        return f"group {name!r} lacks a count or eligible", None
+    rows, tp, fp, tn, fn = counts["rows"], counts["tp"], counts["fp"], counts["tn"], counts["fn"]
+    if rows == 0 or counts["selected"] > rows or counts["labeled"] != tp + fp + tn + fn or counts["labeled"] > rows:
+        return f"group {name!r}: its counts do not add up", None
+    if group["eligible"] != (rows >= min_group_size):
+        return f"group {name!r}: eligible does not follow rows >= min_group_size", None
+    rates = (_ratio(counts["selected"], rows), _ratio(tp, tp + fn), _ratio(fp, fp + tn))
+    for member, computed in zip(("selection_rate", "tpr", "fpr"), rates):
+        if not _same(group.get(member), computed):
+            return f"group {name!r}: {member} {group.get(member)!r} does not recompute from its counts ({computed!r})", None
+    return None, rates
+
+
+def _kpi_attribute(attribute, min_group_size: int, rows_in_window: int) -> str | None:
+    if not isinstance(attribute, dict) or not isinstance(attribute.get("name"), str):
+        return "an attribute is not an object with a name"
+    name = attribute["name"][:40]
+    groups = attribute.get("groups")
+    if not isinstance(groups, list):
+        return f"attribute {name!r}: groups is not a list"
+    extra = {k: entry_int(attribute.get(k, 0)) for k in ("missing_rows", "overflow_rows", "rows_omitted",
+                                                         "groups_omitted", "eligible_groups_omitted")}
+    if any(v is None for v in extra.values()) or "missing_rows" not in attribute or "overflow_rows" not in attribute:
+        return f"attribute {name!r}: a row count is missing or not a count"
+    eligible, rows, previous = [], 0, None
+    for group in groups:
+        problem, rates = _kpi_group(group, min_group_size)
+        if problem:
+            return f"attribute {name!r}: {problem}"
+        if previous is not None and group["group"].encode("utf-8", "surrogatepass") <= previous:
+            return f"attribute {name!r}: groups are not in byte order"
+        previous = group["group"].encode("utf-8", "surrogatepass")
+        rows += group["rows"]
+        if group["eligible"]:
+            eligible.append(rates)
+    if rows + extra["missing_rows"] + extra["overflow_rows"] + extra["rows_omitted"] != rows_in_window:
+        return f"attribute {name!r}: its groups' rows do not add up to rows_in_window"
+    for member in _KPI_AGGREGATES:
+        if member not in attribute or (attribute[member] is not None and not _is_number(attribute[member])):
+            return f"attribute {name!r}: {member} is missing or not a number or null"
+    if extra["eligible_groups_omitted"] == 0:
+        for member, computed in _kpi_aggregates(eligible).items():
+            if not _same(attribute[member], computed):
+                return (f"attribute {name!r}: {member} {attribute[member]!r} does not recompute from "
+                        f"its groups' counts ({computed!r})")
+    return None
+
+
+def _kpi_feature(feature, rows_in_window: int) -> str | None:
+    if not isinstance(feature, dict) or not isinstance(feature.get("name"), str):
+        return "a feature is not an object with a name"
+    name = feature["name"][:40]
+    kind = feature.get("kind")
+    if kind not in ("numeric", "categorical") or entry_int(feature.get("window_missing")) is None:
+        return f"feature {name!r}: kind or window_missing is missing"
+    for member in ("psi", "js_distance"):
+        if member not in feature or (feature[member] is not None and not _is_number(feature[member])):
+            return f"feature {name!r}: {member} is missing or not a number or null"
+    reference, window = feature.get("reference_counts"), feature.get("window_counts")
+    if reference is not None or window is not None:
+        labels = feature.get("edges") if kind == "numeric" else feature.get("buckets")
+        if not _counts(reference) or not _counts(window) or len(reference) != len(window) or not reference:
+            return f"feature {name!r}: reference_counts and window_counts are not counts of the same bins"
+        if not isinstance(labels, list) or len(labels) != len(reference) - (1 if kind == "numeric" else 0):
+            return f"feature {name!r}: its {'edges' if kind == 'numeric' else 'buckets'} do not match its bins"
+        if sum(window) + feature["window_missing"] != rows_in_window:
+            return f"feature {name!r}: window_counts and window_missing do not add up to rows_in_window"
+        for member, computed in (("psi", _psi(reference, window)), ("js_distance", _js(reference, window))):
+            if not _same(feature[member], computed, _KPI_DRIFT_TOLERANCE):
+                return f"feature {name!r}: {member} {feature[member]!r} does not recompute from its bins ({computed!r})"
+    ks = feature.get("ks")
+    if kind == "numeric" and not isinstance(ks, dict):
+        return f"feature {name!r}: a numeric feature lacks ks"
+    if isinstance(ks, dict) and any(k in ks for k in ("edges", "reference_counts", "window_counts")):
+        edges, r, c = ks.get("edges"), ks.get("reference_counts"), ks.get("window_counts")
+        if (not isinstance(edges, list) or not all(_is_number(e) for e in edges) or not _counts(r)
+                or not _counts(c) or not len(r) == len(c) == len(edges) + 1):
+            return f"feature {name!r}: the KS edges and bins do not match"
+        computed = _ks(edges, r, c)
+        statistic, at_edge = computed if computed else (None, None)
+        if not _same(ks.get("statistic"), statistic) or not _same(ks.get("at_edge"), at_edge):
+            return f"feature {name!r}: the KS statistic {ks.get('statistic')!r} does not recompute from its bins ({statistic!r})"
+    return None
+
+
+def check_kpi_snapshot(entry: dict) -> str | None:
+    """A kpi_snapshot entry's shape, and every figure in it against the counts it carries; None if sound."""
+    if entry["kind"] != "kpi_snapshot":
+        return None
+    if not isinstance(entry.get("model"), str) or entry.get("trigger") not in _KPI_TRIGGERS:
+        return "kpi_snapshot: model or trigger is missing or unknown"
+    if entry["trigger"] == "version_change":
+        cause = entry_int(entry.get("cause_seq"))
+        if cause is None or cause >= entry_int(entry["seq"]):
+            return "kpi_snapshot: a version change's cause_seq is missing or not an earlier seq"
+        if not (entry.get("previous_version") is None or isinstance(entry.get("previous_version"), str)):
+            return "kpi_snapshot: previous_version is not a string or null"
+    if "serving_version" not in entry or not (entry["serving_version"] is None or isinstance(entry["serving_version"], str)):
+        return "kpi_snapshot: serving_version is missing or not a string or null"
+    omitted = entry.get("omitted")
+    if not isinstance(omitted, list) or any(o not in _KPI_OMITTED for o in omitted):
+        return "kpi_snapshot: omitted is not a list of known parts"
+    settings = entry.get("settings")
+    names = ("window", "min_group_size", "max_groups", "reference_rows", "snapshot_every_secs")
+    if not isinstance(settings, dict) or any(entry_int(settings.get(k)) is None for k in names):
+        return "kpi_snapshot: settings lack a count"
+    fairness = entry.get("fairness")
+    if not isinstance(fairness, dict):
+        return "kpi_snapshot: fairness is not an object"
+    rows_in_window, rows_total = entry_int(fairness.get("rows_in_window")), entry_int(fairness.get("rows_total"))
+    if rows_in_window is None or rows_total is None or rows_in_window > min(rows_total, settings["window"]):
+        return "kpi_snapshot: fairness rows_in_window or rows_total is missing or impossible"
+    attributes = fairness.get("attributes")
+    if not isinstance(attributes, list):
+        return "kpi_snapshot: fairness attributes is not a list"
+    for attribute in attributes:
+        problem = _kpi_attribute(attribute, settings["min_group_size"], rows_in_window)
+        if problem:
+            return f"kpi_snapshot: {problem}"
+    drift = entry.get("drift")
+    if not isinstance(drift, list):
+        return "kpi_snapshot: drift is not a list"
+    for version in drift:
+        if not isinstance(version, dict) or not isinstance(version.get("version"), str):
+            return "kpi_snapshot: a drift entry is not an object with a version"
+        label = version["version"][:40]
+        if (version.get("reference_state") not in ("collecting", "ready", "unavailable")
+                or version.get("reference_source") not in ("first_rows", "upload")
+                or any(entry_int(version.get(k)) is None for k in ("reference_rows", "rows_in_window", "rows_total"))):
+            return f"kpi_snapshot: drift of version {label!r}: its reference or row counts are missing"
+        if "reference_sha256" in version and not (isinstance(version["reference_sha256"], str)
+                                                  and _HEX64.fullmatch(version["reference_sha256"])):
+            return f"kpi_snapshot: drift of version {label!r}: reference_sha256 is not 64 lowercase hex digits"
+        if "reference_seq" in version and entry_int(version["reference_seq"]) is None:
+            return f"kpi_snapshot: drift of version {label!r}: reference_seq is not a seq"
+        features = version.get("features")
+        if not isinstance(features, list):
+            return f"kpi_snapshot: drift of version {label!r}: features is not a list"
+        for feature in features:
+            problem = _kpi_feature(feature, version["rows_in_window"])
+            if problem:
+                return f"kpi_snapshot: drift of version {label!r}: {problem}"
     return None
 
 

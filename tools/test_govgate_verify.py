@@ -2674,6 +2674,182 @@ class RetentionRunTests(unittest.TestCase):
             self.assertIn(words, gv.check_entry_fields(self.entry(**changes)) or "", changes)
 
 
+def kpi_snapshot_members() -> dict:
+    """A kpi_snapshot's members worked out by hand: two groups of three rows, all labeled, and one numeric
+    feature whose reference is (10, 20) and window (30, 40, 50, 60). The figures are computed here from the
+    documented formulas, not by the verifier."""
+    f_sel, m_sel = 1 / 3, 2 / 3
+    p, q = [0.5] + [0.0] * 8 + [0.5], [0.0] * 9 + [1.0]
+    psi = sum((max(b, 1e-4) - max(a, 1e-4)) * math.log(max(b, 1e-4) / max(a, 1e-4)) for a, b in zip(p, q))
+    mid = [(a + b) / 2 for a, b in zip(p, q)]
+    js = math.sqrt(0.5 * sum(a * math.log2(a / m) for a, m in zip(p, mid) if a > 0)
+                   + 0.5 * sum(b * math.log2(b / m) for b, m in zip(q, mid) if b > 0))
+    return {
+        "model": "scorer",
+        "trigger": "version_change",
+        "cause_seq": 3,
+        "previous_version": "1",
+        "serving_version": "2",
+        "settings": {"window": 6, "min_group_size": 2, "max_groups": 50, "reference_rows": 2,
+                     "snapshot_every_secs": 3600},
+        "fairness": {
+            "rows_in_window": 6,
+            "rows_total": 8,
+            "attributes": [{
+                "name": "sex",
+                "groups": [
+                    {"group": "f", "rows": 3, "selected": 1, "labeled": 3, "tp": 1, "fp": 0, "tn": 1, "fn": 1,
+                     "eligible": True, "selection_rate": f_sel, "tpr": 0.5, "fpr": 0},
+                    {"group": "m", "rows": 3, "selected": 2, "labeled": 3, "tp": 1, "fp": 1, "tn": 1, "fn": 0,
+                     "eligible": True, "selection_rate": m_sel, "tpr": 1, "fpr": 0.5},
+                ],
+                "missing_rows": 0,
+                "overflow_rows": 0,
+                "demographic_parity_difference": m_sel - f_sel,
+                "demographic_parity_ratio": f_sel / m_sel,
+                "equal_opportunity_difference": 0.5,
+                "equalized_odds_difference": 0.5,
+            }],
+        },
+        "drift": [{
+            "version": "1",
+            "reference_state": "ready",
+            "reference_source": "first_rows",
+            "reference_rows": 2,
+            "rows_in_window": 4,
+            "rows_total": 4,
+            "features": [{
+                "name": "amount",
+                "kind": "numeric",
+                "edges": list(range(11, 20)),
+                "reference_counts": [1] + [0] * 8 + [1],
+                "window_counts": [0] * 9 + [4],
+                "window_missing": 0,
+                "psi": psi,
+                "js_distance": js,
+                # F_R is 1/2 and F_C 0 from the first edge on.
+                "ks": {"statistic": 0.5, "at_edge": 11, "edges": list(range(11, 20)),
+                       "reference_counts": [1] + [0] * 8 + [1], "window_counts": [0] * 9 + [4]},
+            }],
+        }],
+        "omitted": [],
+    }
+
+
+class KpiSnapshotTests(LogTestCase):
+    """kpi_snapshot entries: their shape, and every rate and aggregate against the counts beside it."""
+
+    def entry(self, members: dict, seq: int = 7) -> dict:
+        return {"kind": "kpi_snapshot", "seq": seq, "time": "2026-12-06T00:00:00.000Z", "origin": ORIGIN,
+                "prev_hash": "0" * 64, **members}
+
+    def problem(self, edit) -> str:
+        members = kpi_snapshot_members()
+        edit(members)
+        return gv.check_entry_fields(self.entry(members)) or ""
+
+    def test_a_snapshot_whose_figures_follow_from_its_counts_is_sound(self):
+        self.assertIsNone(gv.check_entry_fields(self.entry(kpi_snapshot_members())))
+        for trigger in ("interval", "stop"):
+            members = kpi_snapshot_members()
+            members["trigger"] = trigger
+            del members["cause_seq"], members["previous_version"]
+            self.assertIsNone(gv.check_entry_fields(self.entry(members)), trigger)
+
+    def test_an_edited_rate_or_aggregate_is_named(self):
+        def rate(m):
+            m["fairness"]["attributes"][0]["groups"][1]["selection_rate"] = 0.7
+
+        def aggregate(m):
+            m["fairness"]["attributes"][0]["demographic_parity_ratio"] = 0.4
+
+        def tpr(m):
+            m["fairness"]["attributes"][0]["groups"][0]["tpr"] = None
+
+        def count(m):
+            m["fairness"]["attributes"][0]["groups"][0]["tp"] = 2
+
+        self.assertIn("'m': selection_rate 0.7 does not recompute", self.problem(rate))
+        self.assertIn("demographic_parity_ratio 0.4 does not recompute", self.problem(aggregate))
+        self.assertIn("'f': tpr None does not recompute", self.problem(tpr))
+        self.assertIn("counts do not add up", self.problem(count))
+
+    def test_drift_figures_recompute_within_their_tolerance(self):
+        def nudged(m):
+            m["drift"][0]["features"][0]["psi"] += 1e-12
+
+        def edited(m):
+            m["drift"][0]["features"][0]["psi"] += 1e-6
+
+        def ks(m):
+            m["drift"][0]["features"][0]["ks"]["statistic"] = 0.25
+
+        def bins(m):
+            m["drift"][0]["features"][0]["window_counts"][0] = 1
+
+        self.assertEqual(self.problem(nudged), "")
+        self.assertIn("psi", self.problem(edited))
+        self.assertIn("does not recompute from its bins", self.problem(edited))
+        self.assertIn("KS statistic 0.25", self.problem(ks))
+        self.assertIn("do not add up to rows_in_window", self.problem(bins))
+
+    def test_bounded_parts_are_not_recomputed_but_the_rest_is(self):
+        def bounded(m):
+            m["omitted"] = ["ks_bins", "groups"]
+            attribute = m["fairness"]["attributes"][0]
+            del attribute["groups"][0]
+            attribute.update(groups_omitted=1, rows_omitted=3, eligible_groups_omitted=1)
+            for name in ("edges", "reference_counts", "window_counts"):
+                del m["drift"][0]["features"][0]["ks"][name]
+
+        self.assertEqual(self.problem(bounded), "")
+
+        def uncounted(m):
+            bounded(m)
+            m["fairness"]["attributes"][0]["rows_omitted"] = 2
+
+        self.assertIn("do not add up to rows_in_window", self.problem(uncounted))
+
+    def test_shape_problems_are_named(self):
+        def cause(m):
+            m["cause_seq"] = 7
+
+        def trigger(m):
+            m["trigger"] = "hourly"
+
+        def omitted(m):
+            m["omitted"] = ["everything"]
+
+        self.assertIn("cause_seq", self.problem(cause))
+        self.assertIn("trigger", self.problem(trigger))
+        self.assertIn("omitted", self.problem(omitted))
+
+    def test_a_log_with_an_edited_snapshot_fails_naming_its_seq(self):
+        for edit, expect_ok in ((lambda m: None, True),
+                                (lambda m: m["fairness"]["attributes"][0].update(equal_opportunity_difference=0.25),
+                                 False)):
+            lines, prev = [], "0" * 64
+            for raw in build_entries(self.N):
+                entry = json.loads(raw)
+                if entry["seq"] == 5:
+                    members = kpi_snapshot_members()
+                    edit(members)
+                    entry = self.entry(members, seq=5)
+                    entry["time"] = "2026-11-27T10:00:05.000Z"
+                entry["prev_hash"] = prev
+                line = canonical(entry)
+                lines.append(line)
+                prev = gv.blake3_hex(line)
+            self.entries = lines
+            self.leaves = [t_leaf(e) for e in lines]
+            result = self.run_log(lines)
+            if expect_ok:
+                self.assertEqual(result[0], 0, result[1] + result[2])
+            else:
+                self.assertFirstFail(result, "seq 5")
+                self.assertIn("equal_opportunity_difference 0.25 does not recompute", result[1])
+
+
 class UpgradeTests(unittest.TestCase):
     """Bundles written by govgate before streamed decisions had two entries
     (tests/data/upgrade/v0.1-a2c4271, its README says how) verify unchanged."""
