@@ -30,6 +30,7 @@ mod keys;
 mod kpi;
 mod kpi_golden;
 mod kpi_report;
+mod kpi_snapshots;
 mod ledger;
 mod ledger_faults;
 mod listener_tls;
