@@ -933,7 +933,7 @@ def check_retention_run(entry: dict) -> str | None:
     return None
 
 
-# kpi_snapshot entries (docs/audit-format.md section 16): every rate and aggregate recomputes from the
+# kpi_snapshot entries (docs/audit-format.md section 17): every rate and aggregate recomputes from the
 # counts in the same entry. Rates, fairness aggregates and KS exactly (IEEE 754 doubles, the operations in
 # the documented order); PSI and the JS distance within 1e-9 (logarithms may differ in the last bit
 # between maths libraries).
