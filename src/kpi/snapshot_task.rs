@@ -42,6 +42,9 @@ pub struct ServingChange {
     pub cause_seq: Option<u64>,
 }
 
+/// Each KPI model's serving version.
+type ServingVersions = HashMap<String, Option<String>>;
+
 #[derive(Clone)]
 struct Failures(IntCounterVec);
 
@@ -58,7 +61,7 @@ pub struct SnapshotHandle {
     models: Arc<[String]>,
     /// Each model's serving version as last seen; `None` before the first
     /// registry snapshot.
-    seen: Arc<Mutex<Option<HashMap<String, Option<String>>>>>,
+    seen: Arc<Mutex<Option<ServingVersions>>>,
     failures: Failures,
 }
 
@@ -298,7 +301,7 @@ impl KpiSnapshots {
 #[derive(Default)]
 struct State {
     /// Each model's serving version.
-    serving: HashMap<String, Option<String>>,
+    serving: ServingVersions,
     /// Each model's figures in its last snapshot.
     last: HashMap<String, (Option<Value>, Option<Value>)>,
 }
