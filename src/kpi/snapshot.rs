@@ -13,9 +13,10 @@
 //! and named in `omitted`:
 //!
 //! 1. `ks_bins`: the KS edges and bin counts (the statistic stays);
-//! 2. `groups`: per attribute, the groups beyond a cap (halved until the
+//! 2. `groups`: per attribute, the groups beyond a cap (lowered until the
 //!    members fit), the ineligible and smallest first; the attribute then
-//!    says how many groups, rows and eligible groups were left out;
+//!    says how many groups, rows and eligible groups were left out. Only
+//!    if leaving groups out makes the members fit; else after step 3;
 //! 3. `drift_bins`: the PSI/JS edges, buckets and bin counts (the values
 //!    stay);
 //! 4. `figures`: the attributes and the drift (the row counts stay).
@@ -153,27 +154,9 @@ fn bound(mut members: Map<String, Value>, max_bytes: usize) -> Map<String, Value
     if size(&members) <= max_bytes {
         return members;
     }
-    // 2. Groups beyond a cap, halved until the members fit.
-    let most = attributes(&mut members)
-        .filter_map(|a| a.get("groups")?.as_array().map(Vec::len))
-        .max()
-        .unwrap_or(0);
-    let mut cap = most / 2;
-    let mut capped = members.clone();
-    omit(&mut capped, "groups");
-    loop {
-        let mut trial = capped.clone();
-        for attribute in attributes(&mut trial) {
-            cap_groups(attribute, cap);
-        }
-        if size(&trial) <= max_bytes || cap == 0 {
-            members = trial;
-            break;
-        }
-        cap /= 2;
-    }
-    if size(&members) <= max_bytes {
-        return members;
+    // 2. Groups beyond a cap, if that is enough.
+    if let Some(capped) = cap_to_fit(&members, max_bytes) {
+        return capped;
     }
     // 3. PSI/JS bins.
     for feature in features(&mut members) {
@@ -185,6 +168,10 @@ fn bound(mut members: Map<String, Value>, max_bytes: usize) -> Map<String, Value
     if size(&members) <= max_bytes {
         return members;
     }
+    // 2 again, without the drift bins.
+    if let Some(capped) = cap_to_fit(&members, max_bytes) {
+        return capped;
+    }
     // 4. The figures themselves.
     if let Some(Value::Object(fairness)) = members.get_mut("fairness") {
         fairness.insert("attributes".into(), json!([]));
@@ -192,6 +179,45 @@ fn bound(mut members: Map<String, Value>, max_bytes: usize) -> Map<String, Value
     members.insert("drift".into(), json!([]));
     omit(&mut members, "figures");
     members
+}
+
+/// The members with every attribute's groups capped, the cap as high as
+/// lets them fit (guessed from the groups' average size, then lowered);
+/// `None` if they do not fit even without any group.
+fn cap_to_fit(members: &Map<String, Value>, max_bytes: usize) -> Option<Map<String, Value>> {
+    let mut members = members.clone();
+    let now = size(&members);
+    let counts: Vec<usize> = attributes(&mut members)
+        .filter_map(|a| a.get("groups")?.as_array().map(Vec::len))
+        .collect();
+    let most = counts.iter().copied().max().unwrap_or(0);
+    let total: usize = counts.iter().sum();
+    let with_groups = counts.iter().filter(|n| **n > 0).count().max(1);
+    omit(&mut members, "groups");
+    let capped = |cap: usize| {
+        let mut trial = members.clone();
+        for attribute in attributes(&mut trial) {
+            cap_groups(attribute, cap);
+        }
+        trial
+    };
+    let bare = capped(0);
+    let bare_size = size(&bare);
+    if bare_size > max_bytes {
+        return None;
+    }
+    let per_group = (now.saturating_sub(bare_size) / total.max(1)).max(1);
+    let mut cap = (max_bytes.saturating_sub(bare_size) / per_group / with_groups).min(most);
+    loop {
+        if cap == 0 {
+            return Some(bare);
+        }
+        let trial = capped(cap);
+        if size(&trial) <= max_bytes {
+            return Some(trial);
+        }
+        cap = cap * 3 / 4;
+    }
 }
 
 /// Keeps at most `cap` groups of an attribute: eligible before ineligible,

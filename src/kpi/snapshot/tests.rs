@@ -213,9 +213,13 @@ fn many_groups_are_capped_eligible_and_largest_first() {
 
 #[test]
 fn however_large_the_report_the_entry_fits_a_bundle() {
-    for (attributes, groups, versions, features) in
-        [(50, 1000, 1, 1), (2, 10, 40, 100), (300, 3, 1, 1)]
-    {
+    for ((attributes, groups, versions, features), omitted) in [
+        ((50, 300, 1, 1), json!(["ks_bins", "groups"])),
+        // Groups are kept when leaving them out would not be enough.
+        ((2, 10, 10, 30), json!(["ks_bins", "drift_bins"])),
+        ((20, 40, 10, 30), json!(["ks_bins", "drift_bins", "groups"])),
+        ((300, 3, 1, 1), json!(["ks_bins", "drift_bins", "figures"])),
+    ] {
         let report = report(attributes, groups, versions, features);
         let members = members(&report, &Trigger::Stop, None, None, MAX_MEMBERS_BYTES);
         let len = sealed_len(&members);
@@ -223,7 +227,10 @@ fn however_large_the_report_the_entry_fits_a_bundle() {
             len < 65_536,
             "{attributes} x {groups}, {versions} x {features}: {len} bytes"
         );
-        assert_eq!(members["omitted"][0], "ks_bins");
+        assert_eq!(
+            members["omitted"], omitted,
+            "{attributes} x {groups}, {versions} x {features}"
+        );
         assert_eq!(
             members["fairness"]["rows_total"],
             json!(report.fairness.rows_total)
