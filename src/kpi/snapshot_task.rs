@@ -305,3 +305,6 @@ struct State {
     /// Each model's figures in its last snapshot.
     last: HashMap<String, (Option<Value>, Option<Value>)>,
 }
+
+#[cfg(test)]
+mod tests;
