@@ -34,7 +34,9 @@
 //!   and the review queue (held answers on disk, reviewers' verdicts,
 //!   timeouts), which records every step through the ledger. No HTTP.
 //! - [`kpi`]: fairness and drift KPIs: pure math over sliding windows of
-//!   rows (per-group rates and parity, PSI, Jensen-Shannon, KS). No I/O.
+//!   rows (per-group rates and parity, PSI, Jensen-Shannon, KS), the
+//!   aggregator task, and the task that keeps their history in the ledger
+//!   (`kpi_snapshot` entries, snapshot.rs and snapshot_task.rs).
 //! - [`risk`]: the risk register at run time: recorded in the ledger when
 //!   it changes, its KPI indicators evaluated by an owned task that records
 //!   breaches and recoveries. Reads `kpi` reports and the `metrics`
