@@ -2824,6 +2824,12 @@ class KpiSnapshotTests(LogTestCase):
         self.assertIn("trigger", self.problem(trigger))
         self.assertIn("omitted", self.problem(omitted))
 
+    def test_the_documented_example_is_sound(self):
+        with open(os.path.join(HERE, os.pardir, "docs", "audit-format.md"), encoding="utf-8") as f:
+            text = f.read()
+        example = text[text.index("### 15.2 Example"):].split("```json\n", 1)[1].split("```", 1)[0]
+        self.assertIsNone(gv.check_entry_fields(json.loads(example)))
+
     def test_a_log_with_an_edited_snapshot_fails_naming_its_seq(self):
         for edit, expect_ok in ((lambda m: None, True),
                                 (lambda m: m["fairness"]["attributes"][0].update(equal_opportunity_difference=0.25),
