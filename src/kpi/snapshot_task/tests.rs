@@ -41,6 +41,7 @@ fn model() -> ModelConfig {
         }),
         rate_limit: None,
         subject: None,
+        retention: None,
     }
 }
 
