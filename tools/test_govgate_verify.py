@@ -2827,7 +2827,7 @@ class KpiSnapshotTests(LogTestCase):
     def test_the_documented_example_is_sound(self):
         with open(os.path.join(HERE, os.pardir, "docs", "audit-format.md"), encoding="utf-8") as f:
             text = f.read()
-        example = text[text.index("### 16.2 Example"):].split("```json\n", 1)[1].split("```", 1)[0]
+        example = text[text.index("### 17.2 Example"):].split("```json\n", 1)[1].split("```", 1)[0]
         self.assertIsNone(gv.check_entry_fields(json.loads(example)))
 
     def test_a_log_with_an_edited_snapshot_fails_naming_its_seq(self):
