@@ -411,13 +411,16 @@ fn check(dir: &Path, bundle: &Path) -> Result<String, Check> {
     } else {
         report::MADE_FROM_LEDGER
     };
+    // An older report is recomputed in its own format (its sections).
+    let format = found["format"].as_str().unwrap_or_default();
     let recomputed =
-        report::from_bundle(bundle, period, controls, true, last, made_from).map_err(|err| {
-            match err {
-                report::ReportError::EmptyPeriod { .. } => Check::Differs(err.to_string()),
+        report::from_bundle_in_format(bundle, period, controls, true, last, made_from, format)
+            .map_err(|err| match err {
+                report::ReportError::EmptyPeriod { .. } | report::ReportError::Format(_) => {
+                    Check::Differs(err.to_string())
+                }
                 other => Check::Cannot(other.to_string()),
-            }
-        })?;
+            })?;
     if let Some(difference) = report::first_difference(&recomputed, &found) {
         return Err(Check::Differs(format!("{REPORT_JSON}: {difference}")));
     }

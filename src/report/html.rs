@@ -14,6 +14,7 @@ const TITLES: &[(&str, &str)] = &[
     ("inventory", "Inventory: models and versions served"),
     ("changes", "Changes and four-eyes compliance"),
     ("incidents", "Incidents and nonconformities"),
+    ("risks", "Risk register and indicator breaches"),
     ("rollback_performance", "Rollback performance"),
     ("human_oversight", "Human oversight"),
     ("traffic", "Traffic"),
@@ -85,6 +86,9 @@ pub fn render(report: &Value) -> String {
         );
         if name == "control_map" {
             controls(&mut out, &sections[name]);
+        } else if name == "risks" {
+            risks(&mut out, &sections[name]);
+            value(&mut out, &sections[name]);
         } else {
             charts(&mut out, name, &sections[name]);
             value(&mut out, &sections[name]);
@@ -141,6 +145,34 @@ fn controls(out: &mut String, map: &Value) {
     if let Some(note) = map["note"].as_str() {
         let _ = writeln!(out, "<p class=\"k\">{}</p>", esc(note));
     }
+}
+
+/// The risk register at a glance: one row per indicator of each risk,
+/// then (below, by `value`) every figure.
+fn risks(out: &mut String, section: &Value) {
+    out.push_str("<table>\n<tr><th>risk</th><th>owner</th><th>indicator</th><th>threshold</th><th>breaches</th><th>recoveries</th><th>open at end</th><th>breached in period (ms)</th></tr>\n");
+    for risk in section["risks"].as_array().into_iter().flatten() {
+        for indicator in risk["indicators"].as_array().into_iter().flatten() {
+            let open = indicator["open_at_end"].as_array().map_or(0, Vec::len);
+            let _ = writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{} {} {}</td><td>{} {}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n{}\">{}</td><td class=\"n\">{}</td></tr>",
+                esc(&text(&risk["id"])),
+                esc(&text(&risk["owner"])),
+                esc(&text(&indicator["index"])),
+                esc(&text(&indicator["kpi"])),
+                esc(&text(&indicator["subject"])),
+                esc(&text(&indicator["direction"])),
+                esc(&text(&indicator["threshold"])),
+                esc(&text(&indicator["breach_count"])),
+                esc(&text(&indicator["recovery_count"])),
+                if open > 0 { " bad" } else { "" },
+                open,
+                esc(&text(&indicator["breached_ms_in_period"])),
+            );
+        }
+    }
+    out.push_str("</table>\n");
 }
 
 /// Bar charts of a section's count tables (members with `counts`), and of

@@ -1,8 +1,8 @@
 //! Incidents and nonconformities: rollbacks and revocations with their
 //! reasons, answers the gateway refused through its own fault (ledger
 //! unavailable or overloaded, upstream failures, holds that could not be
-//! stored), restarts on a new ledger, failed self-verifications and
-//! review timeouts.
+//! stored), restarts on a new ledger, failed self-verifications, review
+//! timeouts and breaches of the risk register's indicators.
 
 use super::{Entry, Evidence, Facts, Section};
 use serde_json::{Map, Value, json};
@@ -33,9 +33,19 @@ pub(super) struct Incidents {
     by_kind: BTreeMap<String, u64>,
     refused: BTreeMap<String, (u64, u64, u64)>,
     evidence: Evidence,
+    /// Whether indicator breaches are listed (not in reports of format 1).
+    risks: bool,
 }
 
 impl Incidents {
+    /// The section; `risks`: list indicator breaches.
+    pub(super) fn new(risks: bool) -> Self {
+        Self {
+            risks,
+            ..Self::default()
+        }
+    }
+
     fn list(&mut self, entry: &Entry, what: &str, members: &[&str]) {
         *self.by_kind.entry(what.to_owned()).or_default() += 1;
         self.evidence.add(entry.seq);
@@ -90,6 +100,20 @@ impl Section for Incidents {
                 entry,
                 "review_timeout",
                 &["review_id", "decision_seq", "outcome", "waited_ms"],
+            ),
+            "risk_indicator_breached" if self.risks => self.list(
+                entry,
+                "risk_indicator_breach",
+                &[
+                    "risk",
+                    "indicator",
+                    "model",
+                    "version",
+                    "kpi",
+                    "value",
+                    "threshold",
+                    "direction",
+                ],
             ),
             "decision" => {
                 let Some(code) = entry.str("error_code") else {

@@ -1,6 +1,7 @@
 //! Inventory: the models and versions that served in the period (from
 //! its decisions), with the risk class and change reference their
-//! model-version entries record.
+//! model-version entries record, and the risks of the register linked to
+//! them.
 
 use super::{Entry, Evidence, Facts, Section};
 use serde_json::{Map, Value, json};
@@ -18,6 +19,9 @@ struct Served {
     approval_seqs: Vec<u64>,
 }
 
+/// At most this many risks are linked to one version.
+const MAX_LINKED: usize = 64;
+
 /// The inventory section.
 #[derive(Debug, Default)]
 pub(super) struct Inventory {
@@ -25,6 +29,68 @@ pub(super) struct Inventory {
     left_off: u64,
     /// `(risk_class, change_ref, seq)` of each version's latest entry.
     recorded: BTreeMap<(String, String), (Value, Value, u64)>,
+    /// Whether risks are linked (not in reports of format 1).
+    risks: bool,
+    /// `(risk id, model as the risk names it)`: from the period's last
+    /// register and its breach and recovery entries (bounded like the
+    /// register: one per risk and model named).
+    linked: std::collections::BTreeSet<(String, String)>,
+}
+
+impl Inventory {
+    /// The section; `risks`: link the risks to the versions.
+    pub(super) fn new(risks: bool) -> Self {
+        Self {
+            risks,
+            ..Self::default()
+        }
+    }
+
+    fn link(&mut self, entry: &Entry) {
+        match entry.kind() {
+            "risk_register_set" => {
+                // The register in force replaces the earlier one's links.
+                self.linked.clear();
+                for risk in entry
+                    .get("risks")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    let id = risk["id"].as_str().unwrap_or_default();
+                    for model in risk["models"].as_array().into_iter().flatten() {
+                        if self.linked.len() < MAX_VERSIONS {
+                            self.linked.insert((
+                                id.to_owned(),
+                                model.as_str().unwrap_or_default().to_owned(),
+                            ));
+                        }
+                    }
+                }
+            }
+            "risk_indicator_breached" | "risk_indicator_recovered" => {
+                if let (Some(id), Some(model)) = (entry.str("risk"), entry.str("model"))
+                    && self.linked.len() < MAX_VERSIONS
+                {
+                    self.linked.insert((id.to_owned(), model.to_owned()));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The risks linked to `model` `version`: those naming the model, or
+    /// this version of it (`model@version`).
+    fn linked_to(&self, model: &str, version: &str) -> Vec<&str> {
+        let pinned = format!("{model}@{version}");
+        let ids: std::collections::BTreeSet<&str> = self
+            .linked
+            .iter()
+            .filter(|(_, named)| *named == model || *named == pinned)
+            .map(|(id, _)| id.as_str())
+            .collect();
+        ids.into_iter().take(MAX_LINKED).collect()
+    }
 }
 
 impl Section for Inventory {
@@ -34,6 +100,10 @@ impl Section for Inventory {
 
     fn observe(&mut self, entry: &Entry) {
         let kind = entry.kind();
+        if self.risks && kind.starts_with("risk_") {
+            self.link(entry);
+            return;
+        }
         let key = || {
             Some((
                 entry.str("model")?.to_owned(),
@@ -89,7 +159,7 @@ impl Section for Inventory {
             if let Some(seq) = version_seq.as_u64() {
                 evidence.add(seq);
             }
-            versions.push(json!({
+            let mut item = json!({
                 "model": model,
                 "version": version,
                 "decisions": served.decisions,
@@ -99,7 +169,11 @@ impl Section for Inventory {
                 "risk_class": risk_class,
                 "change_ref": change_ref,
                 "version_entry_seq": version_seq,
-            }));
+            });
+            if self.risks {
+                item["linked_risks"] = json!(self.linked_to(model, version));
+            }
+            versions.push(item);
         }
         let models: std::collections::BTreeSet<&String> =
             self.served.keys().map(|(model, _)| model).collect();
@@ -107,10 +181,12 @@ impl Section for Inventory {
         object.insert("models".to_owned(), json!(models));
         object.insert("versions".to_owned(), Value::Array(versions));
         object.insert("versions_left_off".to_owned(), json!(self.left_off));
-        object.insert(
-            "note".to_owned(),
-            json!("risk_class and change_ref come from the version's latest model-version entry in the period; null when its entries all lie before the period (follow approval_seqs)"),
-        );
+        let note = if self.risks {
+            "risk_class and change_ref come from the version's latest model-version entry in the period; null when its entries all lie before the period (follow approval_seqs); linked_risks: the risks of the period's last risk register, and of its indicator breaches and recoveries, naming the model or this version (the risks section)"
+        } else {
+            "risk_class and change_ref come from the version's latest model-version entry in the period; null when its entries all lie before the period (follow approval_seqs)"
+        };
+        object.insert("note".to_owned(), json!(note));
         evidence.put(&mut object);
         Value::Object(object)
     }

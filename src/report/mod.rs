@@ -21,6 +21,7 @@ mod inventory;
 pub mod oscal;
 mod oversight;
 mod retention;
+mod risks;
 mod rollbacks;
 mod scope;
 mod source;
@@ -30,13 +31,19 @@ mod traffic;
 
 pub use compare::first_difference;
 pub use entry::Entry;
-pub use source::{BundleEntries, from_bundle, from_store};
+pub use source::{BundleEntries, from_bundle, from_bundle_in_format, from_store};
 
 use crate::ledger::export::UtcTime;
 use serde_json::{Map, Value, json};
 
 /// `format` of report.json.
-pub const FORMAT: &str = "govgate-report/1";
+pub const FORMAT: &str = "govgate-report/2";
+
+/// The format before the risk register came into the report (no `risks`
+/// section, no `linked_risks` in the inventory, no indicator breaches
+/// among the incidents): `verify --report` recomputes a report of this
+/// format as it was made.
+pub const FORMAT_1: &str = "govgate-report/1";
 
 /// Kind of the entry that records an issued report.
 pub const REPORT_ISSUED: &str = "report_issued";
@@ -70,6 +77,9 @@ pub enum ReportError {
     /// The store could not be read.
     #[error(transparent)]
     Store(#[from] crate::ledger::store::StoreError),
+    /// report.json's `format` is none this version computes.
+    #[error("report format {0:?} is not one this govgate computes ({FORMAT_1}, {FORMAT})")]
+    Format(String),
     /// A bundle's file could not be read, or is not what a report's
     /// bundle holds.
     #[error("{0}")]
@@ -159,19 +169,24 @@ pub trait Section {
     fn finish(self: Box<Self>, facts: &Facts<'_>) -> Value;
 }
 
-/// Every section, in report order. The control map comes last: it links
-/// controls to the others' evidence.
-fn sections() -> Vec<Box<dyn Section>> {
-    vec![
+/// Every section of a report in `format`, in report order. The control
+/// map comes last: it links controls to the others' evidence.
+fn sections(format: &str) -> Vec<Box<dyn Section>> {
+    let risks = format != FORMAT_1;
+    let mut sections: Vec<Box<dyn Section>> = vec![
         Box::new(scope::Scope::default()),
-        Box::new(inventory::Inventory::default()),
+        Box::new(inventory::Inventory::new(risks)),
         Box::new(changes::Changes::default()),
-        Box::new(incidents::Incidents::default()),
+        Box::new(incidents::Incidents::new(risks)),
         Box::new(rollbacks::Rollbacks::default()),
         Box::new(oversight::Oversight::default()),
         Box::new(traffic::Traffic::default()),
         Box::new(retention::Retention::default()),
-    ]
+    ];
+    if risks {
+        sections.push(Box::new(risks::Risks::default()));
+    }
+    sections
 }
 
 /// Whether the run takes more entries.
@@ -187,6 +202,7 @@ pub enum Fed {
 /// (at or before) the period's start; it stops at the first entry at or
 /// after the period's end.
 pub struct Run {
+    format: &'static str,
     period: Period,
     controls: controls::ControlMap,
     sections: Vec<Box<dyn Section>>,
@@ -200,14 +216,27 @@ impl Run {
     /// A run over `period`, linking the controls of `controls`.
     pub fn new(period: Period, controls: controls::ControlMap) -> Self {
         Self {
+            format: FORMAT,
             period,
             controls,
-            sections: sections(),
+            sections: sections(FORMAT),
             origin: None,
             first_seq: None,
             last_seq: None,
             until_seq: None,
         }
+    }
+
+    /// Computes a report of `format` ([`FORMAT`] or an older one still
+    /// recomputed, [`FORMAT_1`]) instead of the current one.
+    pub fn in_format(mut self, format: &str) -> Result<Self, ReportError> {
+        self.format = match format {
+            FORMAT => FORMAT,
+            FORMAT_1 => FORMAT_1,
+            other => return Err(ReportError::Format(other.to_owned())),
+        };
+        self.sections = sections(self.format);
+        Ok(self)
     }
 
     /// Ends the period at seq `last` too: a period that runs into the
@@ -261,7 +290,7 @@ impl Run {
             outside,
         };
         let mut report = Map::new();
-        report.insert("format".to_owned(), json!(FORMAT));
+        report.insert("format".to_owned(), json!(self.format));
         for section in self.sections {
             let name = section.name();
             report.insert(name.to_owned(), section.finish(&facts));

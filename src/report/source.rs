@@ -87,8 +87,30 @@ pub fn from_bundle(
     last: Option<u64>,
     made_from: &'static str,
 ) -> Result<Value, ReportError> {
+    from_bundle_in_format(
+        dir,
+        period,
+        controls,
+        verified,
+        last,
+        made_from,
+        super::FORMAT,
+    )
+}
+
+/// [`from_bundle`], computing a report of `format` (the one being checked
+/// says which: an older report is recomputed as it was made).
+pub fn from_bundle_in_format(
+    dir: &Path,
+    period: Period,
+    controls: ControlMap,
+    verified: bool,
+    last: Option<u64>,
+    made_from: &'static str,
+    format: &str,
+) -> Result<Value, ReportError> {
     let start = period.start();
-    let mut run = Run::new(period, controls).until(last);
+    let mut run = Run::new(period, controls).in_format(format)?.until(last);
     let mut entries = BundleEntries::open(dir)?;
     let mut first = true;
     while let Some((seq, line)) = entries.next_line()? {
