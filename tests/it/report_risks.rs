@@ -228,11 +228,50 @@ async fn a_breach_and_its_recovery_in_the_period_are_reported_and_verified() {
         "{}",
         said(&refused)
     );
-    if let Ok(keep) = std::env::var("GOVGATE_IT_KEEP_DIR") {
-        let status = std::process::Command::new("cp")
-            .args(["-r", gateway.dir.path().to_str().unwrap(), &keep])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
+}
+
+#[test]
+fn a_report_of_the_format_before_the_risks_section_still_verifies() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/upgrade/report-v1-9a7ffc2");
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["format"], "govgate-report/1");
+    assert!(report.get("risks").is_none());
+    let vkey = std::fs::read_to_string(dir.join("log.vkey")).unwrap();
+    let checked = run(&[
+        "verify",
+        "--report",
+        dir.to_str().unwrap(),
+        "--vkey",
+        vkey.trim(),
+    ]);
+    assert!(checked.status.success(), "{}", said(&checked));
+    assert!(
+        said(&checked).contains("recorded by the report_issued entry at seq 13"),
+        "{}",
+        said(&checked)
+    );
+    // A report of a format this govgate does not compute: refused, named.
+    let copy = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(dir.join("report.json")).unwrap();
+    std::fs::write(
+        copy.path().join("report.json"),
+        text.replace("govgate-report/1", "govgate-report/9"),
+    )
+    .unwrap();
+    std::fs::copy(dir.join("report.html"), copy.path().join("report.html")).unwrap();
+    std::os::unix::fs::symlink(dir.join("bundle"), copy.path().join("bundle")).unwrap();
+    let refused = run(&[
+        "verify",
+        "--report",
+        copy.path().to_str().unwrap(),
+        "--vkey",
+        vkey.trim(),
+    ]);
+    assert_eq!(refused.status.code(), Some(1), "{}", said(&refused));
+    assert!(
+        said(&refused).contains("report format \"govgate-report/9\""),
+        "{}",
+        said(&refused)
+    );
 }
