@@ -366,4 +366,24 @@ mod tests {
                     == page.matches("http://www.w3.org/2000/svg").count()
         );
     }
+
+    #[test]
+    fn the_risks_get_one_row_per_indicator_before_their_figures() {
+        let report = json!({
+            "format": "govgate-report/2",
+            "scope": {"origin": "o", "period": {"from": "a", "to": "b"}},
+            "risks": {"risks": [{"id": "r<1>", "owner": "o", "indicators": [
+                {"index": 0, "kpi": "error_rate", "subject": null, "direction": "above",
+                 "threshold": 0.1, "breach_count": 2, "recovery_count": 1,
+                 "open_at_end": [7], "breached_ms_in_period": 9000}]}]},
+        });
+        let page = render(&report);
+        assert_eq!(page, render(&report));
+        assert!(page.contains("<h2>Risk register and indicator breaches</h2>"));
+        assert!(page.contains(
+            "<tr><td>r&lt;1&gt;</td><td>o</td><td>0 error_rate -</td><td>above 0.1</td>\
+             <td class=\"n\">2</td><td class=\"n\">1</td><td class=\"n bad\">1</td>\
+             <td class=\"n\">9000</td></tr>"
+        ));
+    }
 }

@@ -162,3 +162,166 @@ fn erasures_are_told_apart_by_who_asked() {
     assert_eq!(retention["retention_by_model"]["m"]["erased"], 1);
     assert_eq!(retention["seqs"], json!([0, 1, 2]));
 }
+
+fn register(seq: u64, second: u32, sha: &str) -> Vec<u8> {
+    entry(
+        seq,
+        second,
+        "risk_register_set",
+        json!({"sha256": sha, "eval_every_secs": 1, "window_secs": 2,
+               "risks": [{"id": "r", "title": "T", "owner": "o", "models": ["m@v1"],
+                          "controls": ["c"],
+                          "indicators": [{"kpi": "error_rate", "threshold": 0.1, "direction": "above"},
+                                         {"kpi": "psi", "feature": "age", "threshold": 0.2, "direction": "above"}]}]}),
+    )
+}
+
+fn breached(seq: u64, second: u32, risk: &str, indicator: u64, model: &str) -> Vec<u8> {
+    entry(
+        seq,
+        second,
+        "risk_indicator_breached",
+        json!({"risk": risk, "indicator": indicator, "model": model, "kpi": "error_rate",
+               "threshold": 0.1, "direction": "above", "value": 0.5,
+               "counts": {"errors": 5, "requests": 10}, "register_sha256": "aa"}),
+    )
+}
+
+fn recovered(seq: u64, second: u32, breach_seq: u64, model: &str) -> Vec<u8> {
+    entry(
+        seq,
+        second,
+        "risk_indicator_recovered",
+        json!({"risk": "r", "indicator": 0, "model": model, "kpi": "error_rate",
+               "threshold": 0.1, "direction": "above", "value": 0.0, "breach_seq": breach_seq,
+               "breached_secs": 3, "register_sha256": "aa"}),
+    )
+}
+
+#[test]
+fn breaches_pair_with_their_recoveries_and_open_ones_are_timed_to_the_period_end() {
+    let entries = vec![
+        register(0, 1, "aa"),
+        breached(1, 2, "r", 0, "m@v1"),
+        breached(2, 3, "r", 0, "m"),
+        recovered(3, 5, 1, "m@v1"),
+        decision(4, 9, "a", "served", "v1"),
+    ];
+    let made = report(&entries, 0, 59, None);
+    let risks = &made["risks"];
+    assert_eq!(risks["register"]["seq"], 0);
+    assert_eq!(risks["register"]["sha256"], "aa");
+    assert_eq!(
+        (
+            &risks["breaches"],
+            &risks["recoveries"],
+            &risks["open_at_end"]
+        ),
+        (&json!(2), &json!(1), &json!(1))
+    );
+    let risk = &risks["risks"][0];
+    assert_eq!(risk["in_register"], true);
+    assert_eq!(risk["owner"], "o");
+    let indicator = &risk["indicators"][0];
+    assert_eq!(indicator["breach_count"], 2);
+    assert_eq!(indicator["recoveries"][0]["breach_seq"], 1);
+    assert_eq!(indicator["recoveries"][0]["duration_ms"], 3000);
+    assert_eq!(indicator["open_at_end"], json!([2]));
+    // 3 s for the recovered breach, 6 s for the one open at the last entry.
+    assert_eq!(indicator["breached_ms_in_period"], 9000);
+    let second = &risk["indicators"][1];
+    assert_eq!(
+        (&second["kpi"], &second["subject"], &second["breach_count"]),
+        (&json!("psi"), &json!("age"), &json!(0))
+    );
+    assert_eq!(second["breached_ms_in_period"], 0);
+    // Linked to v1 (pinned) and to every version (breach on the model).
+    assert_eq!(
+        made["inventory"]["versions"][0]["linked_risks"],
+        json!(["r"])
+    );
+    assert_eq!(made["incidents"]["by_kind"]["risk_indicator_breach"], 2);
+    assert_eq!(risks["seqs"], json!([0, 1, 2, 3]));
+}
+
+#[test]
+fn a_breach_before_the_period_is_timed_from_its_start_and_the_register_is_named_by_digest() {
+    let entries = vec![
+        register(0, 1, "aa"),
+        breached(1, 5, "r", 0, "m"),
+        recovered(2, 12, 1, "m"),
+        decision(3, 14, "a", "served", "v1"),
+    ];
+    let made = report(&entries, 10, 59, None);
+    let risks = &made["risks"];
+    assert_eq!(risks["register"], Value::Null);
+    assert_eq!(risks["register_sha256_cited"], json!(["aa"]));
+    let risk = &risks["risks"][0];
+    assert_eq!(risk["in_register"], false);
+    assert_eq!(risk["title"], Value::Null);
+    let indicator = &risk["indicators"][0];
+    assert_eq!(indicator["kpi"], "error_rate");
+    assert_eq!(indicator["recoveries"][0]["duration_ms"], Value::Null);
+    assert_eq!(indicator["recoveries"][0]["breached_secs"], 3);
+    assert_eq!(indicator["breached_ms_in_period"], 2000);
+    assert_eq!(indicator["open_at_end"], json!([]));
+}
+
+#[test]
+fn the_risks_figures_are_capped() {
+    // More indicators than followed: the rest counted.
+    let mut entries: Vec<Vec<u8>> = (0..1_001)
+        .map(|seq| breached(seq, 1, &format!("r{seq:04}"), 0, "m"))
+        .collect();
+    // A breach whose counts list more groups than shown.
+    let groups: Vec<Value> = (0..20)
+        .map(|g| json!({"group": format!("g{g:02}"), "rows": 1, "selected": 1}))
+        .collect();
+    entries.push(entry(
+        1_001,
+        2,
+        "risk_indicator_breached",
+        json!({"risk": "r0000", "indicator": 0, "model": "m", "value": 1,
+               "counts": {"rows_in_window": 20, "eligible_groups": groups}}),
+    ));
+    let made = report(&entries, 0, 59, None);
+    let risks = &made["risks"];
+    assert_eq!(risks["breaches"], 1_002);
+    assert_eq!(risks["indicators_left_off"], 1);
+    assert_eq!(risks["risks"].as_array().unwrap().len(), 1_000);
+    let counts = &risks["risks"][0]["indicators"][0]["breaches"][1]["counts"];
+    assert_eq!(counts["eligible_groups"].as_array().unwrap().len(), 16);
+    assert_eq!(counts["eligible_groups_left_off"], 4);
+    assert_eq!(counts["rows_in_window"], 20);
+}
+
+#[test]
+fn a_report_of_format_1_is_computed_without_the_risks() {
+    let entries = vec![
+        register(0, 1, "aa"),
+        breached(1, 2, "r", 0, "m"),
+        decision(2, 3, "a", "served", "v1"),
+    ];
+    let period = Period::new("2026-12-06T10:00:00Z", "2026-12-06T10:00:59Z").unwrap();
+    let mut run = Run::new(period, ControlMap::shipped())
+        .in_format(super::FORMAT_1)
+        .unwrap();
+    for (seq, bytes) in entries.iter().enumerate() {
+        run.feed(seq as u64, bytes).unwrap();
+    }
+    let made = run.finish(&outside()).unwrap();
+    assert_eq!(made["format"], super::FORMAT_1);
+    assert!(made.get("risks").is_none());
+    assert!(
+        made["inventory"]["versions"][0]
+            .get("linked_risks")
+            .is_none()
+    );
+    assert_eq!(made["incidents"]["by_kind"], json!({}));
+    let period = Period::new("2026-12-06T10:00:00Z", "2026-12-06T10:00:59Z").unwrap();
+    assert!(
+        Run::new(period, ControlMap::shipped())
+            .in_format("govgate-report/0")
+            .is_err()
+    );
+}
