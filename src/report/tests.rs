@@ -297,7 +297,7 @@ fn the_risks_figures_are_capped() {
 
 #[test]
 fn a_report_of_format_1_is_computed_without_the_risks() {
-    let entries = vec![
+    let entries = [
         register(0, 1, "aa"),
         breached(1, 2, "r", 0, "m"),
         decision(2, 3, "a", "served", "v1"),
