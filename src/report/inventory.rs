@@ -31,10 +31,11 @@ pub(super) struct Inventory {
     recorded: BTreeMap<(String, String), (Value, Value, u64)>,
     /// Whether risks are linked (not in reports of format 1).
     risks: bool,
-    /// `(risk id, model as the risk names it)`: from the period's last
-    /// register and its breach and recovery entries (bounded like the
-    /// register: one per risk and model named).
-    linked: std::collections::BTreeSet<(String, String)>,
+    /// `(risk id, model as the risk names it)` of the period's last
+    /// register (bounded like the register: one per risk and model named).
+    registered: std::collections::BTreeSet<(String, String)>,
+    /// The same, of the period's breach and recovery entries.
+    breached: std::collections::BTreeSet<(String, String)>,
 }
 
 impl Inventory {
@@ -50,7 +51,7 @@ impl Inventory {
         match entry.kind() {
             "risk_register_set" => {
                 // The register in force replaces the earlier one's links.
-                self.linked.clear();
+                self.registered.clear();
                 for risk in entry
                     .get("risks")
                     .and_then(Value::as_array)
@@ -59,20 +60,18 @@ impl Inventory {
                 {
                     let id = risk["id"].as_str().unwrap_or_default();
                     for model in risk["models"].as_array().into_iter().flatten() {
-                        if self.linked.len() < MAX_VERSIONS {
-                            self.linked.insert((
-                                id.to_owned(),
-                                model.as_str().unwrap_or_default().to_owned(),
-                            ));
+                        if self.registered.len() < MAX_VERSIONS {
+                            let model = model.as_str().unwrap_or_default();
+                            self.registered.insert((id.to_owned(), model.to_owned()));
                         }
                     }
                 }
             }
             "risk_indicator_breached" | "risk_indicator_recovered" => {
                 if let (Some(id), Some(model)) = (entry.str("risk"), entry.str("model"))
-                    && self.linked.len() < MAX_VERSIONS
+                    && self.breached.len() < MAX_VERSIONS
                 {
-                    self.linked.insert((id.to_owned(), model.to_owned()));
+                    self.breached.insert((id.to_owned(), model.to_owned()));
                 }
             }
             _ => {}
@@ -84,8 +83,9 @@ impl Inventory {
     fn linked_to(&self, model: &str, version: &str) -> Vec<&str> {
         let pinned = format!("{model}@{version}");
         let ids: std::collections::BTreeSet<&str> = self
-            .linked
+            .registered
             .iter()
+            .chain(&self.breached)
             .filter(|(_, named)| *named == model || *named == pinned)
             .map(|(id, _)| id.as_str())
             .collect();

@@ -74,6 +74,7 @@ pub(super) struct Risks {
     breaches_total: u64,
     recoveries_total: u64,
     digests: BTreeSet<String>,
+    first_seq: Option<u64>,
     last_ms: i64,
     evidence: Evidence,
 }
@@ -127,16 +128,20 @@ fn counts_summary(counts: Value) -> Value {
 
 impl Risks {
     /// The indicator an entry is about (`None`: not followed, past the cap).
-    fn followed(&mut self, entry: &Entry) -> Option<((String, u64), &mut Followed)> {
+    fn followed<'a>(
+        map: &'a mut BTreeMap<(String, u64), Followed>,
+        left_off: &mut u64,
+        entry: &Entry,
+    ) -> Option<((String, u64), &'a mut Followed)> {
         let key = (
             entry.str("risk").unwrap_or_default().to_owned(),
             entry.u64("indicator").unwrap_or(0),
         );
-        if self.followed.len() >= MAX_INDICATORS && !self.followed.contains_key(&key) {
-            self.indicators_left_off += 1;
+        if map.len() >= MAX_INDICATORS && !map.contains_key(&key) {
+            *left_off += 1;
             return None;
         }
-        let followed = self.followed.entry(key.clone()).or_default();
+        let followed = map.entry(key.clone()).or_default();
         if followed.seen_as.is_none() {
             followed.seen_as = Some(indicator_of(&Value::Object(
                 ["kpi", "attribute", "feature", "threshold", "direction"]
@@ -148,12 +153,13 @@ impl Risks {
         Some((key, followed))
     }
 
-    fn may_list(&mut self) -> bool {
-        if self.listed < MAX_LISTED {
-            self.listed += 1;
+    /// Whether one more breach or recovery is listed (counted when not).
+    fn may_list(listed: &mut usize, left_off: &mut u64) -> bool {
+        if *listed < MAX_LISTED {
+            *listed += 1;
             true
         } else {
-            self.listed_left_off += 1;
+            *left_off += 1;
             false
         }
     }
@@ -194,11 +200,13 @@ impl Risks {
     fn breached(&mut self, entry: &Entry) {
         self.cite(entry);
         self.breaches_total += 1;
-        let listed = self.may_list();
-        let Some((key, followed)) = self.followed(entry) else {
+        let Some((key, followed)) =
+            Self::followed(&mut self.followed, &mut self.indicators_left_off, entry)
+        else {
             return;
         };
         followed.breach_count += 1;
+        let listed = Self::may_list(&mut self.listed, &mut self.listed_left_off);
         if listed {
             let mut item = json!({
                 "seq": entry.seq,
@@ -222,10 +230,14 @@ impl Risks {
     fn recovered(&mut self, entry: &Entry) {
         self.cite(entry);
         self.recoveries_total += 1;
-        let listed = self.may_list();
         let breach_seq = entry.u64("breach_seq");
         let opened = breach_seq.and_then(|seq| self.open.remove(&seq));
-        let Some((_, followed)) = self.followed(entry) else {
+        // A breach of the period that was not followed (past the cap) is
+        // not timed; one before the period is, from the period's start.
+        let before = breach_seq.is_some_and(|seq| self.first_seq.is_none_or(|first| seq < first));
+        let Some((_, followed)) =
+            Self::followed(&mut self.followed, &mut self.indicators_left_off, entry)
+        else {
             return;
         };
         followed.recovery_count += 1;
@@ -236,13 +248,15 @@ impl Risks {
                 json!(ms)
             }
             None => {
-                // Breached before the period (or past the cap): from the
-                // period's start, added at the end.
-                followed.early_recoveries.0 += 1;
-                followed.early_recoveries.1 += entry.time_ms;
+                if before {
+                    // Added at the end, from the period's start.
+                    followed.early_recoveries.0 += 1;
+                    followed.early_recoveries.1 += entry.time_ms;
+                }
                 Value::Null
             }
         };
+        let listed = Self::may_list(&mut self.listed, &mut self.listed_left_off);
         if listed {
             followed.recoveries.push(json!({
                 "seq": entry.seq,
@@ -290,6 +304,7 @@ impl Section for Risks {
     }
 
     fn observe(&mut self, entry: &Entry) {
+        self.first_seq.get_or_insert(entry.seq);
         self.last_ms = entry.time_ms;
         match entry.kind() {
             "risk_register_set" => self.register(entry),

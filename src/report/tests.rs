@@ -325,3 +325,21 @@ fn a_report_of_format_1_is_computed_without_the_risks() {
             .is_err()
     );
 }
+
+#[test]
+fn a_breach_of_the_period_past_the_cap_is_counted_not_timed() {
+    // One breach more than are followed to their recovery, then its recovery.
+    let mut entries: Vec<Vec<u8>> = (0..10_001)
+        .map(|seq| breached(seq, 1, "r", 0, "m"))
+        .collect();
+    entries.push(recovered(10_001, 3, 10_000, "m"));
+    let made = report(&entries, 0, 59, None);
+    let risks = &made["risks"];
+    assert_eq!(risks["open_left_off"], 1);
+    assert_eq!(risks["open_at_end"], 10_000);
+    assert_eq!(risks["listed_left_off"], 2);
+    let indicator = &risks["risks"][0]["indicators"][0];
+    assert_eq!(indicator["recovery_count"], 1);
+    // 10 000 open breaches of 2 s each; the unfollowed one adds nothing.
+    assert_eq!(indicator["breached_ms_in_period"], 20_000_000);
+}
