@@ -61,6 +61,22 @@ fn config(upstream: &str, policies: &Path) -> String {
 [review]
 policies_dir = "{}"
 
+[risk_register]
+eval_every_secs = 1
+
+# A fair model's parity stays within it: the risk panels get data, the
+# breach alert stays quiet.
+[[risks]]
+id = "credit-bias"
+title = "Unequal approval rates between sexes"
+owner = "head-of-credit-risk"
+models = ["credit"]
+[[risks.indicators]]
+kpi = "demographic_parity_difference"
+attribute = "sex"
+threshold = 0.5
+direction = "above"
+
 [[models]]
 name = "credit"
 protocol = "kserve_v2"
