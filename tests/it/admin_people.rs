@@ -7,7 +7,6 @@
 //! JWT identity (issuer and `sub`) as a held request's caller may not
 //! decide it, whatever the names.
 
-use crate::support::audit::both_accept_bundle;
 use crate::support::governance::admin_call;
 use crate::support::{Gateway, TestUpstream, send};
 use base64::Engine;
@@ -182,10 +181,7 @@ async fn a_person_approves_with_a_jwt_and_both_verifiers_accept_the_entry_naming
     assert!(approvals[1].get("principal_issuer").is_none());
 
     assert!(gateway.stop().await.success());
-    let out = gateway.dir.path().join("bundle");
-    let export = gateway.cli(&["export", "--out", out.to_str().unwrap()]);
-    assert!(export.status.success());
-    both_accept_bundle(&gateway.vkey, &out);
+    gateway.export_both_accept("bundle", &[]);
     // And the registry replays the entries at start.
     gateway.restart().await;
     let record = admin_call(
@@ -413,10 +409,7 @@ async fn a_persons_policy_set_approval_erasure_and_key_rotation_name_principal_a
     }
 
     assert!(gateway.stop().await.success());
-    let out = gateway.dir.path().join("bundle");
-    let export = gateway.cli(&["export", "--out", out.to_str().unwrap()]);
-    assert!(export.status.success());
-    both_accept_bundle(&gateway.vkey, &out);
+    gateway.export_both_accept("bundle", &[]);
     // The policy sets replay at start with their approvers' issuers.
     gateway.restart().await;
     let sets = admin_call(

@@ -461,8 +461,5 @@ async fn feedback_labels_need_an_authenticated_sender_who_is_named_in_the_entry(
         serde_json::json!({"method": "api_key", "key_id": "bo-1"})
     );
     assert!(gateway.stop().await.success());
-    let out = gateway.dir.path().join("bundle");
-    let export = gateway.cli(&["export", "--out", out.to_str().unwrap()]);
-    assert!(export.status.success());
-    crate::support::audit::both_accept_bundle(&gateway.vkey, &out);
+    gateway.export_both_accept("bundle", &[]);
 }

@@ -48,19 +48,35 @@ async fn served(gateway: &Gateway, caller: &str, body: &str, status: u16) -> Str
     reply.decision_id()
 }
 
-fn run(args: &[&str]) -> std::process::Output {
+/// Runs `govgate ARGS`.
+pub(crate) fn run(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
         .args(args)
         .output()
         .unwrap()
 }
 
-fn said(output: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
+pub(crate) use crate::support::audit::said;
+
+/// Runs `govgate report` over the whole log of the stopped `gateway` into
+/// its directory's `name`; that directory.
+pub(crate) fn report_everything(gateway: &Gateway, name: &str) -> std::path::PathBuf {
+    let out = gateway.dir.path().join(name);
+    let config = gateway.dir.path().join("govgate.toml");
+    let made = run(&[
+        "report",
+        "--config",
+        config.to_str().unwrap(),
+        "--from",
+        "2000-01-01T00:00:00Z",
+        "--to",
+        "2100-01-01T00:00:00Z",
+        "--out",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(made.status.success(), "{}", said(&made));
+    out
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 //! one is refused, a report without one (written before govgate made
 //! them) still verifies.
 
+use crate::report::{report_everything, run, said};
 use crate::reviews::infer_as;
 use crate::support::governance::admin_call;
 use crate::support::{Gateway, TestUpstream};
@@ -15,21 +16,6 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 const SCHEMA_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/oscal");
-
-fn run(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn said(output: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
 
 /// Validates `documents` against the vendored schema: (exit code, output).
 fn validate(documents: &[&Path]) -> (Option<i32>, String) {
@@ -63,21 +49,7 @@ pub(crate) async fn a_report() -> (Gateway, PathBuf) {
     let reply = admin_call(&gateway.admin, Some("ops"), Method::POST, path, "").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     gateway.stop().await;
-    let out = gateway.dir.path().join("review");
-    let config = gateway.dir.path().join("govgate.toml");
-    let made = run(&[
-        "report",
-        "--config",
-        config.to_str().unwrap(),
-        "--from",
-        "2000-01-01T00:00:00Z",
-        "--to",
-        "2100-01-01T00:00:00Z",
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert!(made.status.success(), "{}", said(&made));
+    let out = report_everything(&gateway, "review");
     (gateway, out)
 }
 

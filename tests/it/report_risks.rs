@@ -5,6 +5,7 @@
 //! report whose risk figure was edited). A report of the format before
 //! the risks section, made by the previous govgate, still verifies.
 
+use crate::report::{report_everything, run, said};
 use crate::support::{Gateway, TestUpstream, send};
 use http::Method;
 use serde_json::{Value, json};
@@ -86,21 +87,6 @@ async fn one_of(gateway: &Gateway, kind: &str) -> Value {
     panic!("no {kind} entry within 10 s");
 }
 
-fn run(args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn said(output: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 fn time_ms(entry: &Value) -> i64 {
     let time = govgate::ledger::export::UtcTime::parse(entry["time"].as_str().unwrap()).unwrap();
     (time.unix_seconds() * 1000.0).round() as i64
@@ -118,21 +104,7 @@ async fn a_breach_and_its_recovery_in_the_period_are_reported_and_verified() {
     let register = one_of(&gateway, "risk_register_set").await;
     gateway.stop().await;
 
-    let out = gateway.dir.path().join("report");
-    let config = gateway.dir.path().join("govgate.toml");
-    let made = run(&[
-        "report",
-        "--config",
-        config.to_str().unwrap(),
-        "--from",
-        "2000-01-01T00:00:00Z",
-        "--to",
-        "2100-01-01T00:00:00Z",
-        "--out",
-        out.to_str().unwrap(),
-        "--quiet",
-    ]);
-    assert!(made.status.success(), "{}", said(&made));
+    let out = report_everything(&gateway, "report");
     let report: Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["format"], "govgate-report/2");

@@ -53,14 +53,7 @@ async fn entries_after_runs(gateway: &Gateway, runs: usize) -> Vec<Value> {
 
 /// The seqs whose payload an export with payloads still holds.
 fn exported_payload_seqs(gateway: &Gateway) -> BTreeSet<u64> {
-    let out = gateway.dir.path().join(format!("bundle-{}", rand_suffix()));
-    let export = gateway.cli(&["export", "--payloads", "--out", out.to_str().unwrap()]);
-    assert!(
-        export.status.success(),
-        "{}",
-        String::from_utf8_lossy(&export.stderr)
-    );
-    crate::support::audit::both_accept_bundle(&gateway.vkey, &out);
+    let out = gateway.export_both_accept(&format!("bundle-{}", rand_suffix()), &["--payloads"]);
     std::fs::read_to_string(out.join("payloads.jsonl"))
         .unwrap()
         .lines()

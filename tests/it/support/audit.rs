@@ -63,6 +63,23 @@ pub struct Audit {
 }
 
 impl Gateway {
+    /// For a stopped gateway: its log exported into its directory's `name`
+    /// with `extra` options, and accepted by both verifiers (panics
+    /// otherwise); the bundle's directory.
+    pub fn export_both_accept(&self, name: &str, extra: &[&str]) -> std::path::PathBuf {
+        let out = self.dir.path().join(name);
+        let mut args = vec!["export", "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let exported = self.cli(&args);
+        assert!(
+            exported.status.success(),
+            "export {extra:?}: {}",
+            said(&exported)
+        );
+        both_accept_bundle(&self.vkey, &out);
+        out
+    }
+
     /// For a stopped gateway: `govgate verify` of its store, then the whole
     /// log exported with payloads and, for each of `models`, a model bundle,
     /// each accepted by both verifiers (panics otherwise). The bundles are
