@@ -98,26 +98,7 @@ async fn guard(
 /// Starts the decision for a request: fresh id, caller identity and
 /// path, each capped as the record keeps it.
 fn begin(state: &ProxyState, parts: &Parts, route: Route) -> Draft {
-    let identified = super::callers::identify(
-        &state.auth,
-        &state.caller_header,
-        &parts.headers,
-        client_ip(parts),
-        parts
-            .extensions
-            .get::<crate::listener::ClientCertificate>()
-            .map(|certificate| certificate.0.as_ref()),
-        state.jwt.as_ref().map(|auth| super::jwt::RequestToken {
-            auth,
-            checked: parts.extensions.get::<super::jwt::TokenChecked>(),
-        }),
-        // Read only for a key with an expiry: most requests need no clock.
-        || {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |since| since.as_secs() as i64)
-        },
-    );
+    let identified = identify(state, &parts.headers, &parts.extensions);
     let caller = Capped::new(
         identified.caller.as_deref().unwrap_or("anonymous"),
         MAX_NAME_BYTES,
@@ -132,6 +113,36 @@ fn begin(state: &ProxyState, parts: &Parts, route: Route) -> Draft {
     draft.path = path.kept;
     draft.cut.path = path.whole_sha256;
     draft
+}
+
+/// Who is calling, from the request's headers, TCP peer, client
+/// certificate and bearer token (checked by [`guard`] beforehand).
+pub(super) fn identify(
+    state: &ProxyState,
+    headers: &HeaderMap,
+    extensions: &http::Extensions,
+) -> super::callers::Identified {
+    super::callers::identify(
+        &state.auth,
+        &state.caller_header,
+        headers,
+        extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip()),
+        extensions
+            .get::<crate::listener::ClientCertificate>()
+            .map(|certificate| certificate.0.as_ref()),
+        state.jwt.as_ref().map(|auth| super::jwt::RequestToken {
+            auth,
+            checked: extensions.get::<super::jwt::TokenChecked>(),
+        }),
+        // Read only for a key with an expiry: most requests need no clock.
+        || {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_secs() as i64)
+        },
+    )
 }
 
 /// A caller whose claim is refused, or none where one is required. A

@@ -9,9 +9,8 @@ use super::ProxyState;
 use super::error::ProxyError;
 use crate::decision::{Capped, MAX_NAME_BYTES, Sender};
 use axum::Router;
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use std::net::SocketAddr;
 
 /// `routes` with every call's sender established first.
 pub fn with_senders(routes: Router, state: &ProxyState) -> Router {
@@ -26,32 +25,12 @@ async fn identify(
     mut request: Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let checked = match (&state.jwt, super::jwt::bearer_jwt(request.headers())) {
-        (Some(jwt), Some(token)) => Some(super::jwt::TokenChecked(jwt.verify_request(token).await)),
-        _ => None,
-    };
-    let identified = super::callers::identify(
-        &state.auth,
-        &state.caller_header,
-        request.headers(),
-        request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip()),
-        request
-            .extensions()
-            .get::<crate::listener::ClientCertificate>()
-            .map(|certificate| certificate.0.as_ref()),
-        state.jwt.as_ref().map(|auth| super::jwt::RequestToken {
-            auth,
-            checked: checked.as_ref(),
-        }),
-        || {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |since| since.as_secs() as i64)
-        },
-    );
+    // As the proxy's guard does: the token is checked off the handler.
+    if let (Some(jwt), Some(token)) = (&state.jwt, super::jwt::bearer_jwt(request.headers())) {
+        let checked = super::jwt::TokenChecked(jwt.verify_request(token).await);
+        request.extensions_mut().insert(checked);
+    }
+    let identified = super::ingress::identify(&state, request.headers(), request.extensions());
     if let Some(refusal) = identified.refusal {
         return ProxyError::CallerUnauthenticated(refusal).into_response();
     }
