@@ -49,8 +49,8 @@ pub(super) struct Retention {
 /// What one run did.
 #[derive(Debug, Default)]
 struct RunOutcome {
-    /// Payload records erased per model, in config order.
-    erased: Vec<(String, u64, u64)>,
+    /// Payload records erased, all models together.
+    erased: u64,
     /// A model has more expired decisions than one run takes.
     more: bool,
 }
@@ -174,7 +174,7 @@ impl Retention {
                     "payload retention"
                 );
             }
-            outcome.erased.push((model.clone(), erased, found.next_seq));
+            outcome.erased += erased;
             run_models.push(json!({
                 "model": model,
                 "payloads": retention.written,
@@ -183,7 +183,7 @@ impl Retention {
                 "through_seq": found.next_seq,
             }));
         }
-        if outcome.erased.iter().any(|(_, erased, _)| *erased > 0) {
+        if outcome.erased > 0 {
             let mut members = serde_json::Map::new();
             members.insert("models".into(), Value::Array(run_models));
             members.insert("more".into(), json!(outcome.more));
