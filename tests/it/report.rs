@@ -1,7 +1,8 @@
 //! `govgate report` and `govgate verify --report` on a scripted period:
 //! two versions approved by two officers, an activation, a rollback,
-//! decisions of several outcomes and callers, a hold decided by a
-//! reviewer. The report's figures must be exactly what the test did, and
+//! decisions of several outcomes and callers, holds decided by two
+//! reviewers, a drift breach of the risk register, a ledger outage and an
+//! erasure. The report's figures must be exactly what the test did, and
 //! `verify --report` must recompute them from the bundle and refuse a
 //! report with one number changed.
 
@@ -25,15 +26,67 @@ hold contains "held for review" if {
 }
 "#;
 
+/// Two approved versions of a model whose drift in `amount` is a risk:
+/// a PSI above 1 over at least two rows of a version's window.
 fn config(upstream: &str, policies: &Path) -> String {
     format!(
-        "[governance.approval]\napprovers = 2\nrequired_roles = [\"ai_officer\", \"security_officer\"]\n\
-         [[models]]\nname = \"scorer\"\nprotocol = \"kserve_v2\"\ndefault_version = \"v1\"\n\
-         [[models.versions]]\nversion = \"v1\"\nupstream = \"{upstream}\"\nrisk_class = \"high\"\n\
-         [[models.versions]]\nversion = \"v2\"\nupstream = \"{upstream}\"\nrisk_class = \"high\"\n\
-         [review]\npolicies_dir = \"{}\"\n",
+        r#"
+[governance.approval]
+approvers = 2
+required_roles = ["ai_officer", "security_officer"]
+
+[risk_register]
+eval_every_secs = 1
+window_secs = 2
+
+[[risks]]
+id = "amount-drift"
+title = "Applications unlike those the model was validated on"
+owner = "model-risk"
+models = ["scorer"]
+controls = ["revalidate the model on drift"]
+[[risks.indicators]]
+kpi = "psi"
+feature = "amount"
+threshold = 1.0
+direction = "above"
+min_count = 2
+
+[[models]]
+name = "scorer"
+protocol = "kserve_v2"
+default_version = "v1"
+[models.kpi]
+window = 4
+min_group_size = 1
+reference_rows = 2
+[models.kpi.outcome]
+pointer = "/scores/*"
+threshold = 0.5
+[[models.kpi.features]]
+name = "amount"
+kind = "numeric"
+pointer = "/amount/*"
+[[models.versions]]
+version = "v1"
+upstream = "{upstream}"
+risk_class = "high"
+[[models.versions]]
+version = "v2"
+upstream = "{upstream}"
+risk_class = "high"
+
+[review]
+policies_dir = "{}"
+"#,
         policies.display()
     )
+}
+
+/// A request body: one row of `amount` (the echoing upstream answers
+/// it, so the answer holds the score and the feature).
+fn row(n: u32, amount: u32) -> String {
+    format!(r#"{{"n":{n},"amount":[{amount}],"scores":[0.9]}}"#)
 }
 
 async fn admin(gateway: &Gateway, who: &str, path: &str, body: &str) -> Value {
@@ -85,11 +138,12 @@ async fn a_period_report_states_what_happened_and_verify_report_recomputes_it() 
     let policies = crate::reviews::policy_dir(&[("test.rego", POLICY)]);
     let mut gateway = Gateway::start(&config(&upstream.url(), policies.path())).await;
 
-    // Three decisions on v1, by two callers.
+    // Three decisions on v1, by two callers; the first two are v1's
+    // drift reference.
     let mut ids = Vec::new();
-    ids.push(served(&gateway, "svc-a", r#"{"n":1}"#, 200).await);
-    ids.push(served(&gateway, "svc-a", r#"{"n":2}"#, 200).await);
-    ids.push(served(&gateway, "svc-b", r#"{"n":3}"#, 200).await);
+    ids.push(served(&gateway, "svc-a", &row(1, 10), 200).await);
+    ids.push(served(&gateway, "svc-a", &row(2, 12), 200).await);
+    ids.push(served(&gateway, "svc-b", &row(3, 11), 200).await);
     // v2 goes live, serves once, and is rolled back to v1.
     admin(
         &gateway,
@@ -98,7 +152,7 @@ async fn a_period_report_states_what_happened_and_verify_report_recomputes_it() 
         "",
     )
     .await;
-    ids.push(served(&gateway, "svc-a", r#"{"n":4}"#, 200).await);
+    ids.push(served(&gateway, "svc-a", &row(4, 11), 200).await);
     admin(
         &gateway,
         "ops",
@@ -106,19 +160,27 @@ async fn a_period_report_states_what_happened_and_verify_report_recomputes_it() 
         r#"{"reason":"v2 scores drift"}"#,
     )
     .await;
-    let restored = served(&gateway, "svc-b", r#"{"n":5}"#, 200).await;
-    // A hold that rita approves; a denied caller; an unknown model.
-    let held = infer_as(&gateway, "svc-a", r#"{"hold":true}"#).await;
-    assert_eq!(held.status, 202, "{}", held.text());
-    let review_id = held.json()["review_id"].as_str().unwrap().to_owned();
-    admin(
-        &gateway,
-        "rita",
-        &format!("/admin/reviews/{review_id}/decide"),
-        r#"{"verdict":"approve"}"#,
-    )
-    .await;
-    served(&gateway, "mallory", r#"{"n":6}"#, 403).await;
+    let restored = served(&gateway, "svc-b", &row(5, 11), 200).await;
+    // Two holds: rita approves one, rob rejects the other.
+    for (caller, reviewer, verdict) in [("svc-a", "rita", "approve"), ("svc-b", "rob", "reject")] {
+        let held = infer_as(
+            &gateway,
+            caller,
+            r#"{"hold":true,"amount":[11],"scores":[0.9]}"#,
+        )
+        .await;
+        assert_eq!(held.status, 202, "{}", held.text());
+        let review_id = held.json()["review_id"].as_str().unwrap().to_owned();
+        admin(
+            &gateway,
+            reviewer,
+            &format!("/admin/reviews/{review_id}/decide"),
+            &json!({"verdict": verdict, "reason": "checked"}).to_string(),
+        )
+        .await;
+    }
+    // A denied caller; an unknown model.
+    served(&gateway, "mallory", &row(6, 11), 403).await;
     let unknown = crate::support::send(
         Method::POST,
         &gateway.url("/v2/models/nope/infer"),
@@ -127,6 +189,44 @@ async fn a_period_report_states_what_happened_and_verify_report_recomputes_it() 
     )
     .await;
     assert_eq!(unknown.status, 404, "{}", unknown.text());
+    // v1 drifts: four applications a hundred times larger than its
+    // reference fill its window, and the register records the breach.
+    for n in 7..11 {
+        served(&gateway, "svc-b", &row(n, 1500), 200).await;
+    }
+    let breach = crate::report_risks::one_of(&gateway, "risk_indicator_breached").await;
+    assert_eq!(breach["risk"], "amount-drift");
+    assert_eq!(breach["version"], "v1");
+
+    // The ledger stops committing: the request in flight reaches the
+    // model, is refused, and is recorded once the ledger is back.
+    gateway.fill_disk();
+    let refused = infer_as(&gateway, "svc-a", &row(11, 11)).await;
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(refused.error_code(), "ledger_unavailable");
+    gateway.free_disk();
+    let freed = std::time::Instant::now();
+    while gateway.get("/v2/health/ready").await.status != 200 {
+        assert!(freed.elapsed() < std::time::Duration::from_secs(10));
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let refused_seq = gateway.wait_for_decision(&refused.decision_id()).await["seq"]
+        .as_u64()
+        .unwrap();
+
+    // The first decision's payload is erased on its subject's request.
+    let erased = admin(
+        &gateway,
+        "ops",
+        "/admin/payloads/erase",
+        &json!({"decision_ids": [ids[0]], "reason": "DSR-7"}).to_string(),
+    )
+    .await;
+    assert_eq!(
+        erased["decisions"].as_array().map(Vec::len),
+        Some(1),
+        "{erased}"
+    );
 
     let entries = gateway.entries().await;
     let seq_of = |kind: &str| -> Vec<u64> {
@@ -140,7 +240,8 @@ async fn a_period_report_states_what_happened_and_verify_report_recomputes_it() 
     assert_eq!(rollback_seqs.len(), 1);
     let restored_seq = gateway.decision(&restored).await["seq"].as_u64().unwrap();
     let decisions = seq_of("decision").len();
-    assert_eq!(decisions, 8, "the test made eight decisions");
+    assert_eq!(decisions, 14, "the test made fourteen decisions");
+    let erasure_seqs = seq_of("payload_erased");
     gateway.stop().await;
 
     let out = gateway.dir.path().join("report-2026");
@@ -199,18 +300,19 @@ async fn a_period_report_states_what_happened_and_verify_report_recomputes_it() 
 
     // Traffic: exactly the decisions made above.
     let traffic = &report["traffic"];
-    assert_eq!(traffic["decisions"], 8);
+    assert_eq!(traffic["decisions"], 14);
     assert_eq!(
         traffic["by_outcome"]["counts"],
-        json!({"served": 5, "held": 1, "denied": 1, "blocked": 1})
+        json!({"served": 9, "held": 2, "denied": 1, "blocked": 1, "error": 1})
     );
     assert_eq!(
         traffic["by_caller"]["counts"],
-        json!({"svc-a": 4, "svc-b": 3, "mallory": 1})
+        json!({"svc-a": 5, "svc-b": 8, "mallory": 1})
     );
     assert_eq!(traffic["by_model_version"]["counts"]["scorer v2"], 1);
     assert_eq!(traffic["by_error_code"]["counts"]["policy_denied"], 1);
     assert_eq!(traffic["by_error_code"]["counts"]["unknown_model"], 1);
+    assert_eq!(traffic["by_error_code"]["counts"]["ledger_unavailable"], 1);
 
     // Changes: both versions approved by the two officers, never by their proposer.
     let changes = &report["changes"];
@@ -251,21 +353,56 @@ async fn a_period_report_states_what_happened_and_verify_report_recomputes_it() 
     assert_eq!(rollback["first_decision_seq"], restored_seq);
     assert!(rollback["restore_ms"].as_i64().unwrap() >= 0);
     let incidents = &report["incidents"];
-    assert_eq!(incidents["by_kind"], json!({"rollback": 1}));
+    assert_eq!(
+        incidents["by_kind"],
+        json!({"rollback": 1, "risk_indicator_breach": 1})
+    );
     assert_eq!(incidents["listed"][0]["reason"], "v2 scores drift");
+    let listed_breach = &incidents["listed"][1];
+    assert_eq!(listed_breach["seq"], breach["seq"]);
+    assert_eq!(listed_breach["risk"], "amount-drift");
+    assert_eq!(listed_breach["kpi"], "psi");
+    assert_eq!(listed_breach["value"], breach["value"]);
+    // The answer refused while the ledger was down.
+    assert_eq!(
+        incidents["refused_answers"]["by_error_code"],
+        json!({"ledger_unavailable": {"decisions": 1, "first_seq": refused_seq, "last_seq": refused_seq}})
+    );
+    assert_eq!(incidents["refused_answers"]["total"], 1);
+    // The drift breach, open at the period's end.
+    let risks = &report["risks"];
+    assert_eq!(
+        (risks["breaches"].clone(), risks["open_at_end"].clone()),
+        (json!(1), json!(1)),
+        "{risks:#}"
+    );
+    // The erasure: one payload, on request, through the admin API.
+    let retention = &report["retention"];
+    assert_eq!(
+        retention["payloads_erased"]["on_request"], 1,
+        "{retention:#}"
+    );
+    assert_eq!(
+        retention["payloads_erased"]["on_request_by_admin_api"], 1,
+        "{retention:#}"
+    );
+    assert_eq!(retention["seqs"], json!(erasure_seqs));
 
-    // Oversight: one hold, approved by rita.
+    // Oversight: two holds, one approved by rita, one rejected by rob.
     let oversight = &report["human_oversight"];
-    assert_eq!(oversight["holds"], 1);
+    assert_eq!(oversight["holds"], 2);
     assert_eq!(
         oversight["holds_by_model_and_reason"],
-        json!([{"model": "scorer", "reason": "held for review", "holds": 1}])
+        json!([{"model": "scorer", "reason": "held for review", "holds": 2}])
     );
     assert_eq!(
         oversight["verdicts_by_reviewer"],
-        json!({"rita": {"approve": 1, "reject": 0, "override": 0}})
+        json!({
+            "rita": {"approve": 1, "reject": 0, "override": 0},
+            "rob": {"approve": 0, "reject": 1, "override": 0},
+        })
     );
-    assert_eq!(oversight["time_to_decision_ms"]["reviews"], 1);
+    assert_eq!(oversight["time_to_decision_ms"]["reviews"], 2);
 
     // Scope and control map.
     assert_eq!(report["scope"]["first_seq"], 0);
@@ -298,21 +435,21 @@ async fn a_period_report_states_what_happened_and_verify_report_recomputes_it() 
     };
     let edited_json = copy("edited-json");
     let text = std::fs::read_to_string(edited_json.join("report.json")).unwrap();
-    let changed = text.replacen("\"svc-a\": 4", "\"svc-a\": 5", 1);
+    let changed = text.replacen("\"svc-a\": 5", "\"svc-a\": 6", 1);
     assert_ne!(text, changed);
     std::fs::write(edited_json.join("report.json"), changed).unwrap();
     let refused = verify(&edited_json);
     assert_eq!(refused.status.code(), Some(1), "{}", said(&refused));
     assert!(
-        said(&refused).contains("traffic.by_caller.counts.svc-a: the report says 5"),
+        said(&refused).contains("traffic.by_caller.counts.svc-a: the report says 6"),
         "{}",
         said(&refused)
     );
 
     let edited_html = copy("edited-html");
     let changed = html.replacen(
-        ">svc-a</th><td class=\"n\">4<",
         ">svc-a</th><td class=\"n\">5<",
+        ">svc-a</th><td class=\"n\">6<",
         1,
     );
     assert_ne!(html, changed);

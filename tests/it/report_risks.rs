@@ -70,7 +70,7 @@ async fn rows(gateway: &Gateway, f: f64, m: f64) {
 }
 
 /// The one entry of `kind`, once there (the register is evaluated every second).
-async fn one_of(gateway: &Gateway, kind: &str) -> Value {
+pub(crate) async fn one_of(gateway: &Gateway, kind: &str) -> Value {
     for _ in 0..100 {
         let found: Vec<Value> = gateway
             .entries()

@@ -5,7 +5,7 @@ use super::client::Reply;
 use http::Method;
 
 /// `(principal, roles, token)` of every test gateway.
-pub const IDENTITIES: [(&str, &str, &str); 7] = [
+pub const IDENTITIES: [(&str, &str, &str); 8] = [
     ("ops", r#"["admin", "proposer"]"#, "test-token-ops"),
     ("ai-officer", r#"["approver:ai_officer"]"#, "test-token-ai"),
     (
@@ -16,6 +16,7 @@ pub const IDENTITIES: [(&str, &str, &str); 7] = [
     ("plain-approver", r#"["approver"]"#, "test-token-plain"),
     ("auditor", r#"["auditor"]"#, "test-token-auditor"),
     ("rita", r#"["reviewer"]"#, "test-token-rita"),
+    ("rob", r#"["reviewer"]"#, "test-token-rob"),
     // Both proposes and approves, so four eyes must stop it approving its own proposal.
     (
         "release-manager",
