@@ -4,6 +4,7 @@
 
 mod erasure;
 mod governance;
+mod outages;
 mod oversight;
 mod retention;
 mod rotation;
@@ -778,6 +779,13 @@ impl App {
             tokio::spawn(retention.run(stop))
         });
 
+        // Owns a ledger handle: awaited before the writer closes. Looks
+        // once more when told to stop.
+        let outage_task = tokio::spawn(tracing::Instrument::instrument(
+            outages::record_outages(self.ledger.clone(), stopped(stop_tx.subscribe())),
+            tracing::info_span!("ledger_outages"),
+        ));
+
         // Owns a ledger handle: awaited before the writer closes.
         let risk_task = self.risks.take().map(|task| {
             let stop = stopped(stop_tx.subscribe());
@@ -836,6 +844,9 @@ impl App {
             && task.await.is_err()
         {
             tracing::error!("the payload retention task panicked");
+        }
+        if outage_task.await.is_err() {
+            tracing::error!("the ledger outage task panicked");
         }
         // Stops between rounds: its entries are in before the ledger closes.
         if let Some(task) = risk_task

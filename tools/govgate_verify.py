@@ -852,7 +852,7 @@ def check_entry_fields(entry, expected_prev: str | None = None) -> str | None:
     if entry["prev_hash"] != expected_prev and not _HEX64.fullmatch(entry["prev_hash"]):
         return f"prev_hash {entry['prev_hash'][:70]!r} is not 64 lowercase hex digits"
     return (check_decision_auth(entry) or check_admin_issuers(entry) or check_retention_run(entry)
-            or check_kpi_snapshot(entry))
+            or check_ledger_outage(entry) or check_kpi_snapshot(entry))
 
 
 # The `auth` member of a decision entry: each method, its required and optional members.
@@ -906,6 +906,23 @@ def check_admin_issuers(entry: dict) -> str | None:
         for approval in approvals:
             if isinstance(approval, dict) and "issuer" in approval and not _is_issuer(approval["issuer"]):
                 return "an approval's issuer is not a non-empty string of at most 128 bytes"
+    return None
+
+
+def check_ledger_outage(entry: dict) -> str | None:
+    """A ledger_outage entry (docs/audit-format.md section 7): since <= until <= its own time, and
+    duration_ms their difference; None if sound."""
+    if entry["kind"] != "ledger_outage":
+        return None
+    since, until, own = _unix_ms(entry.get("since")), _unix_ms(entry.get("until")), _unix_ms(entry["time"])
+    if since is None or until is None:
+        return "ledger_outage: since or until is not an RFC 3339 UTC time with milliseconds"
+    if not since <= until or own is not None and until > own:
+        return "ledger_outage: since, until and the entry's time are not in order"
+    if entry_int(entry.get("duration_ms")) != until - since:
+        return f"ledger_outage: duration_ms is not until - since ({until - since})"
+    if not isinstance(entry.get("reason"), str):
+        return "ledger_outage: reason is not a string"
     return None
 
 

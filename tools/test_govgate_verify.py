@@ -2674,6 +2674,28 @@ class RetentionRunTests(unittest.TestCase):
             self.assertIn(words, gv.check_entry_fields(self.entry(**changes)) or "", changes)
 
 
+class LedgerOutageTests(unittest.TestCase):
+    def entry(self, **changes):
+        entry = {"kind": "ledger_outage", "seq": 41, "time": "2026-12-06T10:00:03.620Z", "origin": "o",
+                 "prev_hash": "0" * 64, "since": "2026-12-06T10:00:01.120Z", "until": "2026-12-06T10:00:03.500Z",
+                 "duration_ms": 2380, "reason": "File too large (os error 27)"}
+        entry.update(changes)
+        return entry
+
+    def test_an_outage_is_sound(self):
+        self.assertIsNone(gv.check_entry_fields(self.entry()))
+
+    def test_a_malformed_outage_is_named(self):
+        for changes, words in [
+            ({"since": "yesterday"}, "not an RFC 3339"),
+            ({"until": "2026-12-06T10:00:00.000Z"}, "not in order"),
+            ({"until": "2026-12-06T10:00:04.000Z", "duration_ms": 2880}, "not in order"),
+            ({"duration_ms": 2381}, "duration_ms is not until - since (2380)"),
+            ({"reason": None}, "reason is not"),
+        ]:
+            self.assertIn(words, gv.check_entry_fields(self.entry(**changes)) or "", changes)
+
+
 def kpi_snapshot_members() -> dict:
     """A kpi_snapshot's members worked out by hand: two groups of three rows, all labeled, and one numeric
     feature whose reference is (10, 20) and window (30, 40, 50, 60). The figures are computed here from the

@@ -23,7 +23,7 @@ mod status;
 mod writer;
 
 pub use rotation::KeyInForce;
-pub use status::LedgerStatus;
+pub use status::{LedgerStatus, Outage};
 
 use super::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
 use super::entry::{EntryBody, Salts};

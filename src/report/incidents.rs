@@ -1,8 +1,9 @@
 //! Incidents and nonconformities: rollbacks and revocations with their
-//! reasons, answers the gateway refused through its own fault (ledger
-//! unavailable or overloaded, upstream failures, holds that could not be
-//! stored), restarts on a new ledger, failed self-verifications, review
-//! timeouts and breaches of the risk register's indicators.
+//! reasons, times the ledger did not commit, answers the gateway refused
+//! through its own fault (ledger unavailable or overloaded, upstream
+//! failures, holds that could not be stored), restarts on a new ledger,
+//! failed self-verifications, review timeouts and breaches of the risk
+//! register's indicators.
 
 use super::{Entry, Evidence, Facts, Section};
 use serde_json::{Map, Value, json};
@@ -87,6 +88,11 @@ impl Section for Incidents {
                 entry,
                 "revocation",
                 &["model", "version", "reason", "principal"],
+            ),
+            "ledger_outage" => self.list(
+                entry,
+                "ledger_outage",
+                &["since", "until", "duration_ms", "reason"],
             ),
             "ledger_restarted" => {
                 self.list(entry, "ledger_restarted", &["reason", "damaged_store"])

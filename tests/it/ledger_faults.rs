@@ -129,6 +129,14 @@ async fn after_a_full_disk_the_ledger_resumes_without_restart_and_the_log_verifi
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    // The outage itself, once, from the first failure to the recovery.
+    let outage = crate::report_risks::one_of(&gateway, "ledger_outage").await;
+    assert!(
+        outage["reason"].as_str().unwrap().contains("too large"),
+        "{outage}"
+    );
+    assert!(outage["duration_ms"].as_u64().unwrap() > 0, "{outage}");
+
     // The whole log: no gap, no duplicate, and its decisions are what the
     // clients got: every answer has its entry, once, and no refusal
     // claims it was served.

@@ -213,6 +213,12 @@ async fn a_period_report_states_what_happened_and_verify_report_recomputes_it() 
     let refused_seq = gateway.wait_for_decision(&refused.decision_id()).await["seq"]
         .as_u64()
         .unwrap();
+    let outage = crate::report_risks::one_of(&gateway, "ledger_outage").await;
+    assert!(
+        outage["reason"].as_str().unwrap().contains("too large"),
+        "{outage}"
+    );
+    assert!(outage["duration_ms"].as_u64().unwrap() > 0, "{outage}");
 
     // The first decision's payload is erased on its subject's request.
     let erased = admin(
@@ -355,7 +361,7 @@ async fn a_period_report_states_what_happened_and_verify_report_recomputes_it() 
     let incidents = &report["incidents"];
     assert_eq!(
         incidents["by_kind"],
-        json!({"rollback": 1, "risk_indicator_breach": 1})
+        json!({"rollback": 1, "risk_indicator_breach": 1, "ledger_outage": 1})
     );
     assert_eq!(incidents["listed"][0]["reason"], "v2 scores drift");
     let listed_breach = &incidents["listed"][1];
@@ -363,7 +369,12 @@ async fn a_period_report_states_what_happened_and_verify_report_recomputes_it() 
     assert_eq!(listed_breach["risk"], "amount-drift");
     assert_eq!(listed_breach["kpi"], "psi");
     assert_eq!(listed_breach["value"], breach["value"]);
-    // The answer refused while the ledger was down.
+    // The outage, as its entry says, and the answer refused meanwhile.
+    let listed_outage = &incidents["listed"][2];
+    assert_eq!(listed_outage["seq"], outage["seq"]);
+    for member in ["since", "until", "duration_ms", "reason"] {
+        assert_eq!(listed_outage[member], outage[member], "{member}");
+    }
     assert_eq!(
         incidents["refused_answers"]["by_error_code"],
         json!({"ledger_unavailable": {"decisions": 1, "first_seq": refused_seq, "last_seq": refused_seq}})
