@@ -125,10 +125,19 @@ impl ActedBy {
     }
 }
 
+/// Governance kinds that nothing replays at start and that are written
+/// often (one per ground-truth label; one per model every snapshot
+/// interval): kept out of the store's governance index, so a start reads
+/// only the entries it replays, however many labels and snapshots the log
+/// holds. Stores written before keep them in the index, which costs only
+/// time at start.
+const NOT_REPLAYED: &[&str] = &["feedback_received", "kpi_snapshot"];
+
 impl EntryBody {
-    /// Whether the entry is a governance event (indexed for replay at start).
+    /// Whether the entry is a governance event the start replays: the
+    /// store indexes these, so the start finds them without a scan.
     pub fn is_governance(&self) -> bool {
-        matches!(self, EntryBody::Governance { .. })
+        matches!(self, EntryBody::Governance { kind, .. } if !NOT_REPLAYED.contains(kind))
     }
 }
 
@@ -762,6 +771,13 @@ mod tests {
         assert_eq!(parsed["kind"], "version_approved");
         assert_eq!(parsed["approvals"][0]["principal"], "bob");
         assert!(body.is_governance());
+        for kind in ["feedback_received", "kpi_snapshot"] {
+            let frequent = EntryBody::Governance {
+                kind,
+                members: members(serde_json::json!({ "model": "m" })),
+            };
+            assert!(!frequent.is_governance(), "{kind} is not replayed at start");
+        }
 
         let clash = EntryBody::Governance {
             kind: "version_approved",
