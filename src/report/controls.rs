@@ -182,6 +182,11 @@ mod tests {
         ] {
             assert!(map.controls.iter().any(|c| c.id == id), "{id}");
         }
+        // The KPI trends evidence monitoring and post-market monitoring.
+        for id in ["A.6.2.6", "Art. 72", "Art. 9", "8.16"] {
+            let control = map.controls.iter().find(|c| c.id == id).unwrap();
+            assert!(control.sections.iter().any(|s| s == "kpi_trends"), "{id}");
+        }
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //! file, inline CSS, bar charts as inline SVG, no script, nothing fetched.
 //! Every figure of report.json appears in it; sections it has no special
 //! layout for are rendered as their figures, so a new section needs no
-//! change here.
+//! change here. The KPI trends get line charts (`trends`).
 
 use serde_json::{Map, Value};
 use std::fmt::Write;
+
+mod trends;
 
 /// Headings of the known sections, in report order.
 const TITLES: &[(&str, &str)] = &[
@@ -15,6 +17,7 @@ const TITLES: &[(&str, &str)] = &[
     ("changes", "Changes and four-eyes compliance"),
     ("incidents", "Incidents and nonconformities"),
     ("risks", "Risk register and indicator breaches"),
+    ("kpi_trends", "Fairness and drift: KPI trends"),
     ("rollback_performance", "Rollback performance"),
     ("human_oversight", "Human oversight"),
     ("traffic", "Traffic"),
@@ -88,6 +91,9 @@ pub fn render(report: &Value) -> String {
             controls(&mut out, &sections[name]);
         } else if name == "risks" {
             risks(&mut out, &sections[name]);
+            value(&mut out, &sections[name]);
+        } else if name == "kpi_trends" {
+            trends::render(&mut out, &sections[name]);
             value(&mut out, &sections[name]);
         } else {
             charts(&mut out, name, &sections[name]);

@@ -18,6 +18,7 @@ mod entry;
 pub mod html;
 mod incidents;
 mod inventory;
+mod kpi_trends;
 pub mod oscal;
 mod oversight;
 mod retention;
@@ -37,7 +38,12 @@ use crate::ledger::export::UtcTime;
 use serde_json::{Map, Value, json};
 
 /// `format` of report.json.
-pub const FORMAT: &str = "govgate-report/2";
+pub const FORMAT: &str = "govgate-report/3";
+
+/// The format before the fairness and drift trends came into the report
+/// (no `kpi_trends` section): `verify --report` recomputes a report of
+/// this format as it was made.
+pub const FORMAT_2: &str = "govgate-report/2";
 
 /// The format before the risk register came into the report (no `risks`
 /// section, no `linked_risks` in the inventory, no indicator breaches
@@ -78,7 +84,9 @@ pub enum ReportError {
     #[error(transparent)]
     Store(#[from] crate::ledger::store::StoreError),
     /// report.json's `format` is none this version computes.
-    #[error("report format {0:?} is not one this govgate computes ({FORMAT_1}, {FORMAT})")]
+    #[error(
+        "report format {0:?} is not one this govgate computes ({FORMAT_1}, {FORMAT_2}, {FORMAT})"
+    )]
     Format(String),
     /// A bundle's file could not be read, or is not what a report's
     /// bundle holds.
@@ -173,6 +181,7 @@ pub trait Section {
 /// map comes last: it links controls to the others' evidence.
 fn sections(format: &str) -> Vec<Box<dyn Section>> {
     let risks = format != FORMAT_1;
+    let trends = format != FORMAT_1 && format != FORMAT_2;
     let mut sections: Vec<Box<dyn Section>> = vec![
         Box::new(scope::Scope::default()),
         Box::new(inventory::Inventory::new(risks)),
@@ -185,6 +194,9 @@ fn sections(format: &str) -> Vec<Box<dyn Section>> {
     ];
     if risks {
         sections.push(Box::new(risks::Risks::default()));
+    }
+    if trends {
+        sections.push(Box::new(kpi_trends::KpiTrends::default()));
     }
     sections
 }
@@ -228,10 +240,11 @@ impl Run {
     }
 
     /// Computes a report of `format` ([`FORMAT`] or an older one still
-    /// recomputed, [`FORMAT_1`]) instead of the current one.
+    /// recomputed, [`FORMAT_2`], [`FORMAT_1`]) instead of the current one.
     pub fn in_format(mut self, format: &str) -> Result<Self, ReportError> {
         self.format = match format {
             FORMAT => FORMAT,
+            FORMAT_2 => FORMAT_2,
             FORMAT_1 => FORMAT_1,
             other => return Err(ReportError::Format(other.to_owned())),
         };

@@ -50,6 +50,7 @@ mod python_chunked;
 mod readme;
 mod report;
 mod report_browser;
+mod report_kpi_trends;
 mod report_oscal;
 mod report_risks;
 mod retention;

@@ -65,7 +65,7 @@ async fn the_oscal_export_validates_against_the_oscal_schema_and_verify_report_d
     // finding per control, the evidence's seqs.
     let results = &oscal["assessment-results"];
     assert_eq!(results["metadata"]["oscal-version"], "1.0.6");
-    assert_eq!(results["metadata"]["version"], "govgate-report/2");
+    assert_eq!(results["metadata"]["version"], "govgate-report/3");
     assert_eq!(results["import-ap"]["href"], "report.json");
     let issued = results["metadata"]["last-modified"].as_str().unwrap();
     assert!(

@@ -107,7 +107,7 @@ async fn a_breach_and_its_recovery_in_the_period_are_reported_and_verified() {
     let out = report_everything(&gateway, "report");
     let report: Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
-    assert_eq!(report["format"], "govgate-report/2");
+    assert_eq!(report["format"], "govgate-report/3");
 
     let risks = &report["risks"];
     assert_eq!(risks["register"]["seq"], register["seq"], "{risks:#}");
