@@ -20,7 +20,7 @@
 //! says so. Memory is bounded: at most [`MAX_SERIES`] series, each
 //! listing its first [`MAX_POINTS`] points (its figures count every one).
 
-use super::{Entry, Evidence, Facts, Section};
+use super::{CappedCounts, Entry, Evidence, Facts, Section};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
@@ -37,6 +37,9 @@ const MAX_MODELS: usize = 64;
 const MAX_SETTINGS: usize = 100;
 /// `risk_register_set` entries of the period listed (all counted).
 const MAX_REGISTERS: usize = 100;
+/// Triggers told apart per model (the gateway writes three); others are
+/// counted together.
+const MAX_TRIGGERS: usize = 8;
 /// Indicators followed per series (over all registers of the period).
 const MAX_WATCHES: usize = 32;
 /// Seqs of points beyond a threshold listed per indicator.
@@ -254,10 +257,10 @@ impl Series {
 }
 
 /// One model's snapshots.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Model {
     count: u64,
-    by_trigger: BTreeMap<String, u64>,
+    by_trigger: CappedCounts,
     listed: Vec<Value>,
     settings: Vec<Value>,
     settings_left_off: u64,
@@ -265,6 +268,22 @@ struct Model {
     with_omitted: u64,
     before_register: u64,
     series: BTreeMap<SeriesKey, Series>,
+}
+
+impl Model {
+    fn new() -> Self {
+        Self {
+            count: 0,
+            by_trigger: CappedCounts::new(MAX_TRIGGERS),
+            listed: Vec::new(),
+            settings: Vec::new(),
+            settings_left_off: 0,
+            last_settings: None,
+            with_omitted: 0,
+            before_register: 0,
+            series: BTreeMap::new(),
+        }
+    }
 }
 
 /// The fairness and drift trends section.
@@ -347,14 +366,13 @@ impl KpiTrends {
             return;
         }
         self.evidence.add(entry.seq);
-        let model = self.models.entry(name.to_owned()).or_default();
+        let model = self
+            .models
+            .entry(name.to_owned())
+            .or_insert_with(Model::new);
         model.count += 1;
         let trigger = entry.str("trigger").unwrap_or_default();
-        if let Some(count) = model.by_trigger.get_mut(trigger) {
-            *count += 1;
-        } else if model.by_trigger.len() < 8 {
-            model.by_trigger.insert(trigger.to_owned(), 1);
-        }
+        model.by_trigger.add(trigger);
         if model.listed.len() < MAX_SNAPSHOTS {
             model.listed.push(json!({
                 "seq": entry.seq,
@@ -468,7 +486,7 @@ impl Section for KpiTrends {
                 json!({
                     "model": name,
                     "snapshots": model.count,
-                    "by_trigger": model.by_trigger,
+                    "by_trigger": model.by_trigger.to_json(MAX_TRIGGERS),
                     "listed": model.listed,
                     "listed_left_off": model.count - model.listed.len() as u64,
                     "settings": model.settings,

@@ -257,7 +257,7 @@ async fn the_kpi_trends_are_the_snapshots_figures_against_the_thresholds_and_ver
         .collect();
     assert_eq!(model["listed"], json!(listed));
     // Version changes (activating 1 at start, then 2), the interval, the stop.
-    let triggers = &model["by_trigger"];
+    let triggers = &model["by_trigger"]["counts"];
     assert_eq!(triggers["version_change"], 2, "{triggers}");
     assert_eq!(triggers["stop"], 1, "{triggers}");
     assert!(triggers["interval"].as_u64() >= Some(2), "{triggers}");

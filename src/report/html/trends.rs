@@ -286,6 +286,51 @@ fn number(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::number;
+    use serde_json::json;
+
+    #[test]
+    fn a_series_is_a_line_chart_with_its_threshold_broken_at_a_missing_value() {
+        let report = json!({
+            "format": "govgate-report/3",
+            "scope": {"origin": "o", "period": {"from": "a", "to": "b"}},
+            "kpi_trends": {"note": "n", "models": [{"model": "m<1>", "snapshots": 4,
+                "settings": [{"seq": 3, "settings": {"window": 8, "min_group_size": 2,
+                              "reference_rows": 2, "snapshot_every_secs": 60}}],
+                "series": [{"kind": "fairness", "kpi": "demographic_parity_difference",
+                    "subject": "sex", "version": null, "points": 4, "defined": 3,
+                    "min": 0, "min_seq": 9, "max": 1, "max_seq": 5, "last": 0, "last_seq": 9,
+                    "listed": [
+                        {"seq": 3, "time": "2026-12-06T10:00:00.000Z", "value": 0.5, "rows": 8},
+                        {"seq": 5, "time": "2026-12-06T10:00:10.000Z", "value": 1, "rows": 8},
+                        {"seq": 7, "time": "2026-12-06T10:00:20.000Z", "value": null, "rows": 1},
+                        {"seq": 9, "time": "2026-12-06T10:00:40.000Z", "value": 0, "rows": 8}],
+                    "indicators": [{"register_seq": 2, "risk": "bias", "indicator": 0,
+                        "threshold": 0.3, "direction": "above", "beyond_seqs": [3, 5]}]}]}]},
+        });
+        let page = crate::report::html::render(&report);
+        assert_eq!(page, crate::report::html::render(&report));
+        assert!(page.contains("<h2>Fairness and drift: KPI trends</h2>"));
+        assert!(page.contains("<h3>Model m&lt;1&gt;: 4 snapshots</h3>"));
+        assert!(page.contains("from seq 3: window 8 rows, minimum group size 2"));
+        // Values 0..1 and the threshold: the axis runs from -0.05 to 1.05
+        // over 150 px (y 190 to 40); x by time, 40 s over 80 to 700 px.
+        assert!(
+            page.contains(
+                "<line x1=\"80\" y1=\"142.3\" x2=\"700\" y2=\"142.3\" stroke=\"#a40000\" \
+             stroke-dasharray=\"6 4\"/><text x=\"698.0\" y=\"138.3\" text-anchor=\"end\" \
+             fill=\"#a40000\">threshold above 0.3 (risk bias #0, register seq 2)</text>"
+            ),
+            "{page}"
+        );
+        // The line breaks at the snapshot without a value: one segment of
+        // two points, the last point alone.
+        assert_eq!(page.matches("<polyline").count(), 1);
+        assert!(page.contains("points=\"80.0,115.0 235.0,46.8\""), "{page}");
+        assert!(page.contains("<circle cx=\"235.0\" cy=\"46.8\" r=\"3\" fill=\"#a40000\"><title>seq 5 at 2026-12-06T10:00:10.000Z: 1 (beyond a threshold)</title></circle>"));
+        assert!(page.contains("<circle cx=\"700.0\" cy=\"183.2\" r=\"3\" fill=\"#4a78b5\">"));
+        assert!(page.contains("2026-12-06T10:00:00.000Z (seq 3)</text>"));
+        assert!(page.contains("min 0 (seq 9), max 1 (seq 5), last 0 (seq 9)."));
+    }
 
     #[test]
     fn axis_labels_are_short() {

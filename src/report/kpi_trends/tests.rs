@@ -102,7 +102,10 @@ fn series_copy_the_figures_and_count_points_beyond_the_register_in_force() {
     assert_eq!(model["model"], "m");
     assert_eq!(model["snapshots"], 5);
     assert_eq!(model["before_register"], 1);
-    assert_eq!(model["by_trigger"], json!({"interval": 5}));
+    assert_eq!(
+        model["by_trigger"],
+        json!({"counts": {"interval": 5}, "others": 0})
+    );
     // The settings of the first snapshot and the change of the window.
     let settings = model["settings"].as_array().unwrap();
     assert_eq!(settings.len(), 2);
