@@ -460,6 +460,21 @@ impl KpiTrends {
     }
 }
 
+impl KpiTrends {
+    /// Whether some series checked a point against `indicator`.
+    fn checked_against(&self, indicator: &Indicator) -> bool {
+        self.models.values().any(|model| {
+            model.series.values().any(|series| {
+                series.watches.iter().any(|watch| {
+                    watch.indicator.register_seq == indicator.register_seq
+                        && watch.indicator.risk == indicator.risk
+                        && watch.indicator.index == indicator.index
+                })
+            })
+        })
+    }
+}
+
 impl Section for KpiTrends {
     fn name(&self) -> &'static str {
         "kpi_trends"
@@ -497,8 +512,32 @@ impl Section for KpiTrends {
                 })
             })
             .collect();
+        // The last register's indicators that no point was checked
+        // against: an auditor sees a threshold with no trend behind it.
+        let unwatched: Vec<Value> = self
+            .in_force
+            .iter()
+            .flatten()
+            .filter(|indicator| !self.checked_against(indicator))
+            .map(|indicator| {
+                json!({
+                    "register_seq": indicator.register_seq,
+                    "risk": indicator.risk,
+                    "indicator": indicator.index,
+                    "kpi": indicator.kpi,
+                    "subject": indicator.subject,
+                    "models": indicator.models,
+                    "threshold": indicator.threshold,
+                    "direction": indicator.direction,
+                })
+            })
+            .collect();
         let mut object = Map::new();
         object.insert("models".to_owned(), Value::Array(models));
+        object.insert(
+            "indicators_without_points".to_owned(),
+            Value::Array(unwatched),
+        );
         object.insert("models_left_off".to_owned(), json!(self.models_left_off));
         object.insert("values_left_off".to_owned(), json!(self.values_left_off));
         object.insert("registers_set".to_owned(), Value::Array(self.registers));

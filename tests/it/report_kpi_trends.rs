@@ -278,6 +278,7 @@ async fn the_kpi_trends_are_the_snapshots_figures_against_the_thresholds_and_ver
         json!([{"seq": register["seq"], "time": register["time"], "sha256": register["sha256"]}])
     );
     assert_eq!(model["before_register"], 0);
+    assert_eq!(trends["indicators_without_points"], json!([]));
 
     // Parity difference of sex: 1 while version 1's rows fill the window,
     // 0 once version 2's alike rows replace them; beyond 0.3 from 8 rows.

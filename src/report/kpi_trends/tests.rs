@@ -183,6 +183,13 @@ fn series_copy_the_figures_and_count_points_beyond_the_register_in_force() {
     assert_eq!(js["indicators"][0]["direction"], "below");
     assert_eq!(js["indicators"][0]["beyond"], 3);
     assert_eq!(series(model, "ks")["max"], 0.5);
+    // The last register's PSI indicator on `m@2` watched no point.
+    assert_eq!(
+        made["indicators_without_points"],
+        json!([{"register_seq": 5, "risk": "drift", "indicator": 0, "kpi": "psi",
+                "subject": "amount", "models": ["m@2"], "threshold": 0.2,
+                "direction": "above"}])
+    );
 }
 
 #[test]
