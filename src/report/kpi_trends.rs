@@ -101,6 +101,13 @@ impl Indicator {
         })
     }
 
+    /// Whether it is `other`: the same indicator of the same register.
+    fn is(&self, other: &Indicator) -> bool {
+        self.register_seq == other.register_seq
+            && self.risk == other.risk
+            && self.index == other.index
+    }
+
     /// Whether `value` from a window of `rows` rows is beyond the
     /// threshold: the gateway's rule (a window with fewer than
     /// `min_count` rows is unknown, never beyond; equal is within).
@@ -166,11 +173,10 @@ impl Series {
             }
         }
         for indicator in watching {
-            let found = self.watches.iter().position(|watch| {
-                watch.indicator.register_seq == indicator.register_seq
-                    && watch.indicator.risk == indicator.risk
-                    && watch.indicator.index == indicator.index
-            });
+            let found = self
+                .watches
+                .iter()
+                .position(|watch| watch.indicator.is(indicator));
             let at = match found {
                 Some(at) => at,
                 None if self.watches.len() < MAX_WATCHES => {
@@ -306,6 +312,18 @@ fn text<'a>(object: &'a Value, name: &str) -> &'a str {
 }
 
 impl KpiTrends {
+    /// Whether some series checked a point against `indicator`.
+    fn checked_against(&self, indicator: &Indicator) -> bool {
+        self.models.values().any(|model| {
+            model.series.values().any(|series| {
+                series
+                    .watches
+                    .iter()
+                    .any(|watch| watch.indicator.is(indicator))
+            })
+        })
+    }
+
     fn register(&mut self, entry: &Entry) {
         self.evidence.add(entry.seq);
         self.registers_count += 1;
@@ -457,21 +475,6 @@ impl KpiTrends {
             let series = model.series.entry(key).or_default();
             series.add(entry, value, rows, &watching);
         }
-    }
-}
-
-impl KpiTrends {
-    /// Whether some series checked a point against `indicator`.
-    fn checked_against(&self, indicator: &Indicator) -> bool {
-        self.models.values().any(|model| {
-            model.series.values().any(|series| {
-                series.watches.iter().any(|watch| {
-                    watch.indicator.register_seq == indicator.register_seq
-                        && watch.indicator.risk == indicator.risk
-                        && watch.indicator.index == indicator.index
-                })
-            })
-        })
     }
 }
 
