@@ -160,6 +160,8 @@ pub struct App {
     tls: Vec<tls::Reloading>,
     /// The online exports' threads, stopped and drained by `run`.
     exports: crate::admin::export::Exports,
+    /// The report jobs' threads, stopped and drained by `run`.
+    reports: crate::admin::reports::Reports,
     /// Keeps `auth.jwt.jwks_url`'s key set, run by `run` until shutdown.
     jwks: Option<proxy::jwks::JwksFetcher>,
     /// The same for `admin.jwt.jwks_url`.
@@ -453,6 +455,12 @@ impl App {
             witnessing.as_ref().map(|(witnesses, _)| witnesses.clone()),
             metrics.registry(),
         )?;
+        let reports = crate::admin::reports::Reports::new(
+            store.clone(),
+            ledger.clone(),
+            ledger.keys(),
+            exports.clone(),
+        );
         let keys = ledger.keys();
         let reader = LedgerReader::following(store.clone(), move || keys.get());
         let serving = Arc::new(Serving::new(ServingTable::default()));
@@ -515,6 +523,10 @@ impl App {
             .merge(crate::admin::export::routes(
                 tokens.clone(),
                 exports.clone(),
+            ))
+            .merge(crate::admin::reports::routes(
+                tokens.clone(),
+                reports.clone(),
             ))
             .merge(crate::admin::rotation::routes(
                 tokens.clone(),
@@ -667,6 +679,7 @@ impl App {
             retention,
             tls: public_tls.into_iter().chain(admin_tls).collect(),
             exports,
+            reports,
             jwks,
             admin_jwks,
             risks: Some(risks),
@@ -830,6 +843,8 @@ impl App {
         // An export in progress breaks off now (its client sees an
         // incomplete archive) rather than hold the drain for the grace.
         self.exports.stop();
+        // A report job stops at its next chunk and records nothing.
+        self.reports.stop();
         if let Some(task) = witness_task {
             let _ = task.await;
         }
@@ -860,6 +875,7 @@ impl App {
             tiles_task.abort();
             let _ = verification_task.await;
             self.exports.drained().await;
+            self.reports.drained().await;
             stop_snapshots(snapshot_task).await;
             return Err(AppError::Serve { which });
         }
@@ -894,6 +910,7 @@ impl App {
         }
         // Their threads read the store: ended before it closes.
         self.exports.drained().await;
+        self.reports.drained().await;
         if let Err(err) = self.ledger.append(EntryBody::GatewayStopped).await {
             tracing::error!(error = %err, "gateway_stopped not recorded");
         }

@@ -218,7 +218,19 @@ async fn export(
         Ok(request) => request,
         Err(why) => return error_response(StatusCode::BAD_REQUEST, "invalid_query", &why, None),
     };
-    let inner = &api.exports.inner;
+    api.exports.answer(caller.principal, request).await
+}
+
+impl Exports {
+    /// Exports `request` for `principal` (already allowed to): the tar
+    /// archive as the answer's body, or the refusal. Also serves the
+    /// bundle of a report made on the admin API (reports.rs).
+    pub(crate) async fn answer(&self, principal: String, request: ExportRequest) -> Response {
+        answer(&self.inner, principal, request).await
+    }
+}
+
+async fn answer(inner: &Inner, principal: String, request: ExportRequest) -> Response {
     if inner.stop.is_cancelled() {
         return stopping();
     }
@@ -240,7 +252,7 @@ async fn export(
     let (body_tx, body_rx) = mpsc::channel(QUEUED_CHUNKS);
     let job = Job {
         id,
-        principal: caller.principal,
+        principal,
         store: inner.store.clone(),
         keys: inner.keys.clone(),
         cosigned: inner

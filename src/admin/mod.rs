@@ -12,6 +12,7 @@ pub mod kpi_report;
 pub mod models;
 mod people;
 pub mod policy_sets;
+pub mod reports;
 pub mod reviews;
 pub mod rotation;
 pub mod verification;

@@ -7,8 +7,7 @@ use super::ledger::{append_offline, open_ledger};
 use crate::ledger::entry::EntryBody;
 use crate::report::{self, Period};
 use anyhow::Context;
-use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
+use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -288,39 +287,14 @@ fn control_map(file: Option<&Path>) -> anyhow::Result<report::controls::ControlM
     Ok(shipped.extended(own))
 }
 
-/// The `report_issued` entry's members (docs/audit-format.md).
+/// The `report_issued` entry's members (docs/audit-format.md): the
+/// offline command records no principal.
 fn issued_members(report: &Value, json_bytes: &[u8], html_bytes: &[u8]) -> Map<String, Value> {
-    let scope = &report["scope"];
-    let mut members = Map::new();
-    members.insert("report_format".to_owned(), json!(report::FORMAT));
-    members.insert("period_from".to_owned(), scope["period"]["from"].clone());
-    members.insert("period_to".to_owned(), scope["period"]["to"].clone());
-    members.insert("first_seq".to_owned(), scope["first_seq"].clone());
-    members.insert("last_seq".to_owned(), scope["last_seq"].clone());
-    members.insert(
-        "checkpoint_size".to_owned(),
-        scope["checkpoint"]["size"].clone(),
-    );
-    members.insert(
-        "checkpoint_root".to_owned(),
-        scope["checkpoint"]["root"].clone(),
-    );
-    members.insert(
-        "report_json_sha256".to_owned(),
-        json!(sha256_hex(json_bytes)),
-    );
-    members.insert(
-        "report_html_sha256".to_owned(),
-        json!(sha256_hex(html_bytes)),
-    );
-    members
+    report::issued::members(report, json_bytes, html_bytes, None)
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    report::issued::sha256_hex(bytes)
 }
 
 fn write(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {

@@ -18,6 +18,7 @@ mod entry;
 pub mod html;
 mod incidents;
 mod inventory;
+pub mod issued;
 mod kpi_trends;
 pub mod oscal;
 mod oversight;
