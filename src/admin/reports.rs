@@ -164,7 +164,10 @@ async fn start(State(api): State<Api>, headers: HeaderMap, body: Bytes) -> Respo
     let period = match Period::new(&body.from, &body.to) {
         Ok(period) => period,
         Err(err) => {
-            let message = err.to_string().replace("--from", "from").replace("--to", "to");
+            let message = err
+                .to_string()
+                .replace("--from", "from")
+                .replace("--to", "to");
             return error_response(StatusCode::BAD_REQUEST, "invalid_period", &message, None);
         }
     };
@@ -265,7 +268,11 @@ fn made(record: &board::Record) -> Result<&Arc<board::Made>, Response> {
         error_response(
             StatusCode::CONFLICT,
             "report_not_ready",
-            &format!("report {} is {}: it has no files", record.id, record.state()),
+            &format!(
+                "report {} is {}: it has no files",
+                record.id,
+                record.state()
+            ),
             None,
         )
     })

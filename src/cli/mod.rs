@@ -19,6 +19,7 @@ mod policy_sets;
 mod policy_test;
 mod progress;
 mod report;
+mod report_online;
 mod reviews;
 mod staging;
 mod witnesses;
@@ -188,12 +189,14 @@ enum Command {
         witness_threshold: Option<usize>,
     },
     /// Write the period report of a (stopped) gateway's ledger into a new
-    /// directory: report.json (every figure with the seqs it comes from),
+    /// directory, or with --admin-url have a running gateway make it:
+    /// report.json (every figure with the seqs it comes from),
     /// report.html (rendered from it, self-contained) and bundle/ (the
     /// period's entries up to the `report_issued` entry that records both
     /// files' SHA-256). Check it with `verify --report DIR`. Exit 0:
-    /// written, 1: could not be done (a ledger that does not verify), 2:
-    /// usage (times, an empty period, the configuration).
+    /// written, 1: could not be done (a ledger that does not verify, or
+    /// the admin API refused), 2: usage (times, an empty period, the
+    /// configuration, the token or connection).
     Report(report::ReportArgs),
     /// Export an audit bundle from a (stopped) gateway's ledger, or with
     /// --admin-url from a running one. The bundle is written beside --out
@@ -473,7 +476,10 @@ pub fn main() -> ExitCode {
         Command::RotateKey { .. } => {
             Err(usage("rotate-key needs --new-key FILE or --admin-url URL"))
         }
-        Command::Report(args) => report::run(&args),
+        Command::Report(args) => match report::online(&args) {
+            Some(code) => return code,
+            None => report::run(&args),
+        },
         Command::Proof {
             ledger,
             decision,

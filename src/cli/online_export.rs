@@ -129,7 +129,7 @@ fn encode(value: &str) -> String {
 }
 
 /// The answer's head, for the summary.
-struct Summary {
+pub(super) struct Summary {
     headers: http::HeaderMap,
 }
 
@@ -142,7 +142,7 @@ impl Summary {
     }
 }
 
-async fn download(
+pub(super) async fn download(
     client: &AdminClient,
     path: &str,
     bundle: &Path,

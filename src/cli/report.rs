@@ -47,6 +47,18 @@ pub(super) struct ReportArgs {
     /// log rotated its key before it.
     #[arg(long, value_name = "VKEY", requires = "bundle")]
     current_vkey: Option<String>,
+    /// Have the gateway running behind this admin API make the report
+    /// instead (role auditor, admin or approver:ai_officer; token from
+    /// GOVGATE_TOKEN): its `report_issued` entry names who asked, and
+    /// the report and its bundle are downloaded into --out. The
+    /// configuration is not read.
+    #[arg(
+        long,
+        visible_alias = "url",
+        value_name = "URL",
+        conflicts_with_all = ["bundle", "control_map"]
+    )]
+    admin_url: Option<String>,
     /// No progress on stderr.
     #[arg(long, short = 'q')]
     quiet: bool,
@@ -57,6 +69,19 @@ const REPORT_JSON: &str = "report.json";
 const REPORT_HTML: &str = "report.html";
 const REPORT_OSCAL: &str = "report.oscal.json";
 const BUNDLE: &str = "bundle";
+
+/// `govgate report --admin-url`: made by the running gateway
+/// (report_online.rs); `None` without --admin-url.
+pub(super) fn online(args: &ReportArgs) -> Option<ExitCode> {
+    let admin_url = args.admin_url.as_deref()?;
+    Some(super::report_online::report(&super::report_online::Asked {
+        admin_url,
+        from: &args.from,
+        to: &args.to,
+        out: &args.out,
+        quiet: args.quiet,
+    }))
+}
 
 pub(super) fn run(args: &ReportArgs) -> anyhow::Result<()> {
     if let (Some(bundle), Some(vkey)) = (&args.bundle, &args.vkey) {

@@ -51,6 +51,7 @@ mod readme;
 mod report;
 mod report_browser;
 mod report_kpi_trends;
+mod report_online;
 mod report_oscal;
 mod report_risks;
 mod retention;

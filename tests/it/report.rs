@@ -13,7 +13,7 @@ use http::Method;
 use serde_json::{Value, json};
 use std::path::Path;
 
-const POLICY: &str = r#"package govgate
+pub(crate) const POLICY: &str = r#"package govgate
 
 deny contains "caller mallory is blocked" if {
 	input.stage == "request"
@@ -28,7 +28,7 @@ hold contains "held for review" if {
 
 /// Two approved versions of a model whose drift in `amount` is a risk:
 /// a PSI above 1 over at least two rows of a version's window.
-fn config(upstream: &str, policies: &Path) -> String {
+pub(crate) fn config(upstream: &str, policies: &Path) -> String {
     format!(
         r#"
 [governance.approval]
@@ -89,13 +89,13 @@ fn row(n: u32, amount: u32) -> String {
     format!(r#"{{"n":{n},"amount":[{amount}],"scores":[0.9]}}"#)
 }
 
-async fn admin(gateway: &Gateway, who: &str, path: &str, body: &str) -> Value {
+pub(crate) async fn admin(gateway: &Gateway, who: &str, path: &str, body: &str) -> Value {
     let reply = admin_call(&gateway.admin, Some(who), Method::POST, path, body).await;
     assert_eq!(reply.status, 200, "{path}: {}", reply.text());
     reply.json()
 }
 
-async fn served(gateway: &Gateway, caller: &str, body: &str, status: u16) -> String {
+pub(crate) async fn served(gateway: &Gateway, caller: &str, body: &str, status: u16) -> String {
     let reply = infer_as(gateway, caller, body).await;
     assert_eq!(reply.status, status, "{}", reply.text());
     reply.decision_id()

@@ -165,10 +165,12 @@ impl Job {
         let json = report::to_bytes(&report);
         let html = report::html::render(&report).into_bytes();
         let members = report::issued::members(&report, &json, &html, Some(&self.by));
-        let appended = self.handle.block_on(self.ledger.append(EntryBody::Governance {
-            kind: report::REPORT_ISSUED,
-            members,
-        }));
+        let appended = self
+            .handle
+            .block_on(self.ledger.append(EntryBody::Governance {
+                kind: report::REPORT_ISSUED,
+                members,
+            }));
         let seq = match appended {
             Ok(ack) => ack.seq,
             Err(err) => {
@@ -201,7 +203,12 @@ impl Job {
             .store
             .entry(seq)
             .map_err(|err| unreadable(&err))?
-            .ok_or_else(|| failure("ledger_unavailable", "the report_issued entry is not stored"))?;
+            .ok_or_else(|| {
+                failure(
+                    "ledger_unavailable",
+                    "the report_issued entry is not stored",
+                )
+            })?;
         let entry: serde_json::Value = serde_json::from_slice(&bytes)
             .map_err(|err| failure("ledger_unavailable", err.to_string()))?;
         entry["time"]
