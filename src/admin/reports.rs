@@ -235,21 +235,37 @@ async fn list(State(api): State<Api>, headers: HeaderMap) -> Response {
     )
 }
 
-/// The job `id` names, or the 404.
-fn record(api: &Api, id: &str) -> Result<board::Record, Response> {
+/// Why a call on a job is refused after its caller was allowed.
+#[derive(Debug, thiserror::Error)]
+enum Refused {
+    /// 404 `report_not_found`.
+    #[error("no report job {0} (the last {MAX_KEPT} are kept, until the gateway stops)")]
+    NotFound(String),
+    /// 409 `report_not_ready`.
+    #[error("report {id} is {state}: it has no files")]
+    NotReady { id: u64, state: &'static str },
+    /// 404 `report_file_not_found`.
+    #[error("a report has the files {files} (and its bundle at /admin/reports/{id}/bundle)", files = FILES.join(", "))]
+    NoSuchFile { id: u64 },
+}
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            Refused::NotFound(_) => (StatusCode::NOT_FOUND, "report_not_found"),
+            Refused::NotReady { .. } => (StatusCode::CONFLICT, "report_not_ready"),
+            Refused::NoSuchFile { .. } => (StatusCode::NOT_FOUND, "report_file_not_found"),
+        };
+        error_response(status, code, &self.to_string(), None)
+    }
+}
+
+/// The job `id` names.
+fn record(api: &Api, id: &str) -> Result<board::Record, Refused> {
     id.parse::<u64>()
         .ok()
         .and_then(|id| api.reports.inner.board.get(id))
-        .ok_or_else(|| {
-            error_response(
-                StatusCode::NOT_FOUND,
-                "report_not_found",
-                &format!(
-                    "no report job {id} (the last {MAX_KEPT} are kept, until the gateway stops)"
-                ),
-                None,
-            )
-        })
+        .ok_or_else(|| Refused::NotFound(id.to_owned()))
 }
 
 async fn show(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>) -> Response {
@@ -258,24 +274,20 @@ async fn show(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>
     }
     match record(&api, &id) {
         Ok(record) => json_response(StatusCode::OK, &record.to_json()),
-        Err(missing) => missing,
+        Err(refused) => refused.into_response(),
     }
 }
 
-/// The report's files, once made; the 409 while it is not.
-fn made(record: &board::Record) -> Result<&Arc<board::Made>, Response> {
-    record.made.as_ref().ok_or_else(|| {
-        error_response(
-            StatusCode::CONFLICT,
-            "report_not_ready",
-            &format!(
-                "report {} is {}: it has no files",
-                record.id,
-                record.state()
-            ),
-            None,
-        )
-    })
+/// The report job `id` names, once made.
+fn made(api: &Api, id: &str) -> Result<(u64, Arc<board::Made>), Refused> {
+    let record = record(api, id)?;
+    match &record.made {
+        Some(made) => Ok((record.id, made.clone())),
+        None => Err(Refused::NotReady {
+            id: record.id,
+            state: record.state(),
+        }),
+    }
 }
 
 async fn file(
@@ -286,29 +298,15 @@ async fn file(
     if let Err(refused) = allowed(&api, &headers).await {
         return refused;
     }
-    let record = match record(&api, &id) {
-        Ok(record) => record,
-        Err(missing) => return missing,
-    };
-    let made = match made(&record) {
+    let (id, made) = match made(&api, &id) {
         Ok(made) => made,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let (bytes, kind) = match name.as_str() {
         "report.json" => (&made.json, "application/json"),
         "report.html" => (&made.html, "text/html; charset=utf-8"),
         "report.oscal.json" => (&made.oscal, "application/json"),
-        _ => {
-            return error_response(
-                StatusCode::NOT_FOUND,
-                "report_file_not_found",
-                &format!(
-                    "a report has the files {} (and its bundle at /admin/reports/{id}/bundle)",
-                    FILES.join(", ")
-                ),
-                None,
-            );
-        }
+        _ => return Refused::NoSuchFile { id }.into_response(),
     };
     ([(header::CONTENT_TYPE, kind)], bytes.clone()).into_response()
 }
@@ -321,13 +319,9 @@ async fn bundle(State(api): State<Api>, headers: HeaderMap, Path(id): Path<Strin
         Ok(caller) => caller,
         Err(refused) => return refused,
     };
-    let record = match record(&api, &id) {
-        Ok(record) => record,
-        Err(missing) => return missing,
-    };
-    let made = match made(&record) {
+    let (_, made) = match made(&api, &id) {
         Ok(made) => made,
-        Err(refused) => return refused,
+        Err(refused) => return refused.into_response(),
     };
     let request = ExportRequest {
         from: made.first_seq,

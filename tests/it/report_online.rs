@@ -282,7 +282,7 @@ async fn a_report_from_the_running_gateway_verifies_names_who_asked_and_is_the_o
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_report_is_made_at_a_time() {
     let upstream = TestUpstream::start().await;
-    let gateway = Gateway::start(&format!(
+    let mut gateway = Gateway::start(&format!(
         "verify_every_secs = 0\n{}",
         crate::models(&upstream.url())
     ))
@@ -332,4 +332,15 @@ async fn one_report_is_made_at_a_time() {
     let third = post("ops").await;
     assert_eq!(third.status, 202, "{}", third.text());
     assert_eq!(ended(&gateway, "ops", id + 1).await["state"], "done");
+
+    // A job running at shutdown is stopped, records nothing, and the
+    // gateway stops cleanly with a log that verifies.
+    let running = post("auditor").await;
+    assert_eq!(running.status, 202, "{}", running.text());
+    drop(post);
+    let stopping = std::time::Instant::now();
+    assert!(gateway.stop().await.success());
+    assert!(stopping.elapsed() < Duration::from_secs(20));
+    let checked = gateway.cli(&["verify"]);
+    assert!(checked.status.success(), "{}", said(&checked));
 }
