@@ -45,7 +45,8 @@
 //!   an interval and on demand, off the request path), keeps and serves
 //!   their verified cosignatures. Uses the ledger's store and formats.
 //! - [`report`]: the period report (`govgate report`): pure folds over a
-//!   period's entries, one module per section, run on a store or a bundle.
+//!   period's entries, one module per section, run on a store or a bundle
+//!   (by the offline command, and by `admin` for a running gateway).
 //! - [`demo`]: the built-in sample model servers used by `govgate demo`.
 //! - [`app`]: wiring and shutdown; [`cli`]: the command line.
 //! - `fuzzing` (hidden, not an API): fuzz targets for the parsers a client
