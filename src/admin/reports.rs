@@ -265,7 +265,8 @@ fn record(api: &Api, id: &str) -> Result<board::Record, Refused> {
     id.parse::<u64>()
         .ok()
         .and_then(|id| api.reports.inner.board.get(id))
-        .ok_or_else(|| Refused::NotFound(id.to_owned()))
+        // A path segment is the client's: echoed only as far as an id goes.
+        .ok_or_else(|| Refused::NotFound(id.chars().take(20).collect()))
 }
 
 async fn show(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>) -> Response {
