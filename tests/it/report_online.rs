@@ -337,7 +337,6 @@ async fn one_report_is_made_at_a_time() {
     // gateway stops cleanly with a log that verifies.
     let running = post("auditor").await;
     assert_eq!(running.status, 202, "{}", running.text());
-    drop(post);
     let stopping = std::time::Instant::now();
     assert!(gateway.stop().await.success());
     assert!(stopping.elapsed() < Duration::from_secs(20));
