@@ -5,7 +5,8 @@
 //! asked and their roles, a role that does not read reports is refused,
 //! and it is byte for byte the report the offline command makes of the
 //! same period once the gateway has stopped. One report is made at a time
-//! (another is 409 `report_running`).
+//! (another is 409 `report_running`), and a period that runs into the
+//! future ends where the job read the log, as its entry records.
 
 use crate::report::{POLICY, admin, config, run, said, served};
 use crate::reviews::infer_as;
@@ -332,6 +333,24 @@ async fn one_report_is_made_at_a_time() {
     let third = post("ops").await;
     assert_eq!(third.status, 202, "{}", third.text());
     assert_eq!(ended(&gateway, "ops", id + 1).await["state"], "done");
+
+    // A period that runs into the future ends at the checkpoint the job
+    // read up to: the entry says where, and verify --report follows it.
+    let out = gateway.dir.path().join("to-the-future");
+    let (from, to) = ("2000-01-01T00:00:00Z", "2100-01-01T00:00:00Z");
+    let made = report_online(&gateway, "ai-officer", from, to, &out).await;
+    assert!(made.status.success(), "{}", said(&made));
+    let checked = run(&[
+        "verify",
+        "--report",
+        out.to_str().unwrap(),
+        "--vkey",
+        &gateway.vkey,
+    ]);
+    assert!(checked.status.success(), "{}", said(&checked));
+    let report: Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["traffic"]["decisions"], 2000);
 
     // A job running at shutdown is stopped, records nothing, and the
     // gateway stops cleanly with a log that verifies.
