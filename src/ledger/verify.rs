@@ -314,7 +314,7 @@ pub(crate) fn vouched_canonical(text: &str) -> bool {
 
 /// The one-pass scan of canonical JSON, which bundle verification reads
 /// entries and lines with too.
-pub(crate) use scan::{Members, Slot, Text, scan, small_u64};
+pub(crate) use scan::{Members, Slot, Text, scan, scan_top, small_u64};
 
 mod facts;
 mod index;

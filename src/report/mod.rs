@@ -33,7 +33,10 @@ mod traffic;
 
 pub use compare::first_difference;
 pub use entry::Entry;
-pub use source::{BundleEntries, from_bundle, from_bundle_in_format, from_store};
+pub use source::{
+    BundleEntries, StoreReportError, from_bundle, from_bundle_in_format, from_store,
+    from_verified_store,
+};
 
 use crate::ledger::export::UtcTime;
 use serde_json::{Map, Value, json};

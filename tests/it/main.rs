@@ -53,6 +53,7 @@ mod report_browser;
 mod report_kpi_trends;
 mod report_online;
 mod report_oscal;
+mod report_pipeline;
 mod report_risks;
 mod retention;
 mod reviews;

@@ -143,6 +143,7 @@ pub(crate) fn scan(text: &str) -> Option<Members<'_>> {
         pos: 0,
         members: Members::default(),
         escaped: false,
+        every: None,
     };
     if scanner.peek()? != b'{' {
         return None;
@@ -151,12 +152,39 @@ pub(crate) fn scan(text: &str) -> Option<Members<'_>> {
     (scanner.pos == scanner.bytes.len()).then_some(scanner.members)
 }
 
+/// Top-level members of an entry, each `(name, value token)`, at most
+/// this many (an entry has about twenty; more goes to the slow path).
+pub(crate) const MAX_TOP_MEMBERS: usize = 64;
+
+/// Like [`scan`], but keeps every top-level member: `(name, value
+/// token)` in the text's order, names as written (none has an escape:
+/// those are left to the slow path). For a reader that wants any member
+/// of a canonical entry without a tree (the period report); `None`, as
+/// for [`scan`], means "not vouched for": parse it instead.
+pub(crate) fn scan_top(text: &str) -> Option<Vec<(&[u8], &[u8])>> {
+    let mut scanner = Scanner {
+        bytes: text.as_bytes(),
+        pos: 0,
+        members: Members::default(),
+        escaped: false,
+        every: Some(Vec::with_capacity(32)),
+    };
+    if scanner.peek()? != b'{' {
+        return None;
+    }
+    scanner.object(0)?;
+    let every = scanner.every.take()?;
+    (scanner.pos == scanner.bytes.len() && every.len() <= MAX_TOP_MEMBERS).then_some(every)
+}
+
 struct Scanner<'a> {
     bytes: &'a [u8],
     pos: usize,
     members: Members<'a>,
     /// The last string value read held an escape.
     escaped: bool,
+    /// Every top-level member, when asked for ([`scan_top`]).
+    every: Option<Vec<(&'a [u8], &'a [u8])>>,
 }
 
 impl<'a> Scanner<'a> {
@@ -229,8 +257,11 @@ impl<'a> Scanner<'a> {
         }
     }
 
-    fn keep(&mut self, name: &[u8], start: usize) {
+    fn keep(&mut self, name: &'a [u8], start: usize) {
         let token = self.bytes.get(start..self.pos);
+        if let (Some(every), Some(token)) = (&mut self.every, token) {
+            every.push((name, token));
+        }
         let bit = match name {
             b"request" => Slot::Request,
             b"response" => Slot::Response,
