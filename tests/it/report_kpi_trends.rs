@@ -9,6 +9,7 @@
 //! verifies.
 
 use crate::report::{report_everything, run, said};
+use crate::report_pipeline::bundle_entries;
 use crate::support::governance::admin_call;
 use crate::support::{Gateway, TestUpstream, send};
 use http::Method;
@@ -131,14 +132,6 @@ async fn drive(gateway: &mut Gateway) {
     assert!(gateway.stop().await.success());
 }
 
-fn entries(bundle: &Path) -> Vec<Value> {
-    std::fs::read_to_string(bundle.join("entries.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
-}
-
 /// A series as the ledger gives it: for each snapshot of the period
 /// (`value_of` reads the figure and its window's rows, `None`: not in
 /// that snapshot), and the threshold `(risk, above, min_count)` of the
@@ -238,7 +231,7 @@ async fn the_kpi_trends_are_the_snapshots_figures_against_the_thresholds_and_ver
     let report: Value =
         serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["format"], "govgate-report/3");
-    let ledger = entries(&out.join("bundle"));
+    let ledger = bundle_entries(&out.join("bundle"));
     let last_seq = report["scope"]["last_seq"].as_u64().unwrap();
     let snapshots: Vec<&Value> = ledger
         .iter()
@@ -423,7 +416,7 @@ fn a_report_of_the_format_before_the_trends_still_verifies() {
         serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(report["format"], "govgate-report/2");
     assert!(report.get("kpi_trends").is_none());
-    let bundle = entries(&dir.join("bundle"));
+    let bundle = bundle_entries(&dir.join("bundle"));
     assert!(bundle.iter().any(|e| e["kind"] == "kpi_snapshot"));
     let vkey = std::fs::read_to_string(dir.join("log.vkey")).unwrap();
     let checked = run(&[

@@ -204,7 +204,7 @@ fn a_period_at_the_end_reads_its_entries_only_but_the_whole_log_is_verified() {
 
 /// Every entry of the (chunked) bundle in `dir`, as JSON, read as the
 /// report's verification reads them.
-fn bundle_entries(dir: &Path) -> Vec<Value> {
+pub(crate) fn bundle_entries(dir: &Path) -> Vec<Value> {
     let mut entries = govgate::report::BundleEntries::open(dir).unwrap();
     let mut read = Vec::new();
     while let Some((seq, line)) = entries.next_line().unwrap() {
