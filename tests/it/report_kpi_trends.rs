@@ -438,7 +438,9 @@ fn a_report_of_the_format_before_the_trends_still_verifies() {
 /// of that commit (`GOVGATE_OLD_BIN`) into `GOVGATE_FIXTURE_OUT`: the
 /// period of the test above, reported by the old binary. Run by hand:
 /// `GOVGATE_OLD_BIN=... GOVGATE_FIXTURE_OUT=... cargo nextest run
-/// --run-ignored only make_the_report_v2_fixture`.
+/// --features upgrade-fixtures --run-ignored only make_the_report_v2_fixture`.
+/// Not a test of this code, so built only with that feature.
+#[cfg(feature = "upgrade-fixtures")]
 #[tokio::test]
 #[ignore = "makes a fixture with an older binary"]
 async fn make_the_report_v2_fixture() {
