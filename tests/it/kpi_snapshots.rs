@@ -58,7 +58,7 @@ fn same(a: &Value, b: &Value) -> bool {
 }
 
 /// The first `kpi_snapshot` entry `wanted` accepts, waiting for it.
-async fn snapshot(gateway: &Gateway, wanted: impl Fn(&Value) -> bool) -> Value {
+pub(crate) async fn snapshot(gateway: &Gateway, wanted: impl Fn(&Value) -> bool) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     loop {
         let found = gateway

@@ -8,6 +8,7 @@
 //! the format before this section, made by the previous govgate, still
 //! verifies.
 
+use crate::kpi_snapshots::snapshot;
 use crate::report::{report_everything, run, said};
 use crate::report_pipeline::bundle_entries;
 use crate::support::governance::admin_call;
@@ -15,7 +16,6 @@ use crate::support::{Gateway, TestUpstream, send};
 use http::Method;
 use serde_json::{Value, json};
 use std::path::Path;
-use std::time::Duration;
 
 /// Two versions of `scorer` with fairness by `sex` and drift of `amount`,
 /// a snapshot every second; a risk on each, evaluated every second.
@@ -96,28 +96,12 @@ async fn rows(gateway: &Gateway, f: f64, m: f64, amounts: [u32; 8]) {
     assert_eq!(reply.status, 200, "{}", reply.text());
 }
 
-/// Waits for a `kpi_snapshot` that `wanted` accepts.
-async fn snapshot_where(gateway: &Gateway, wanted: impl Fn(&Value) -> bool) {
-    for _ in 0..150 {
-        if gateway
-            .entries()
-            .await
-            .iter()
-            .any(|e| e["kind"] == "kpi_snapshot" && wanted(e))
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("no such kpi_snapshot within 15 s");
-}
-
 /// The period the report covers: version 1 takes rows scored apart by sex
 /// (a parity difference of 1), version 2 is activated and takes rows
 /// scored alike (0) with larger amounts; then a clean stop.
 async fn drive(gateway: &mut Gateway) {
     rows(gateway, 0.9, 0.1, [10, 20, 30, 40, 50, 60, 70, 80]).await;
-    snapshot_where(gateway, |e| {
+    snapshot(gateway, |e| {
         e["trigger"] == "interval" && e["fairness"]["rows_total"] == 8
     })
     .await;
@@ -125,7 +109,7 @@ async fn drive(gateway: &mut Gateway) {
     let activated = admin_call(&gateway.admin, Some("ops"), Method::POST, path, "").await;
     assert_eq!(activated.status, 200, "{}", activated.text());
     rows(gateway, 0.9, 0.9, [100, 200, 300, 400, 500, 600, 700, 800]).await;
-    snapshot_where(gateway, |e| {
+    snapshot(gateway, |e| {
         e["trigger"] == "interval" && e["fairness"]["rows_total"] == 16
     })
     .await;

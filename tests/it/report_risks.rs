@@ -14,7 +14,7 @@ use std::time::Duration;
 
 /// A model whose fairness window holds 8 rows, and a risk on its
 /// demographic parity for `sex`, evaluated every second.
-fn config(upstream: &str) -> String {
+pub(crate) fn config(upstream: &str) -> String {
     format!(
         r#"
 [risk_register]
@@ -54,7 +54,7 @@ upstream = "{upstream}"
 }
 
 /// Sends 8 rows: 4 of each sex, scored as given.
-async fn rows(gateway: &Gateway, f: f64, m: f64) {
+pub(crate) async fn rows(gateway: &Gateway, f: f64, m: f64) {
     let body = json!({
         "scores": [f, f, f, f, m, m, m, m],
         "sex": ["f", "f", "f", "f", "m", "m", "m", "m"],

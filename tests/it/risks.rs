@@ -3,53 +3,11 @@
 //! restart), shown as metrics and accepted by both verifiers; a register
 //! naming what the gateway does not compute is refused at start.
 
+use crate::report_risks::{config, rows};
 use crate::support::audit::said;
-use crate::support::{Gateway, TestUpstream, send};
-use http::Method;
+use crate::support::{Gateway, TestUpstream};
 use serde_json::Value;
 use std::time::Duration;
-
-/// A KServe model whose fairness window holds 8 rows (the echoing test
-/// upstream answers with the request, so the request carries the scores),
-/// and a risk on its demographic parity for `sex`, evaluated every second.
-fn config(upstream: &str) -> String {
-    format!(
-        r#"
-[risk_register]
-eval_every_secs = 1
-window_secs = 2
-
-[[risks]]
-id = "credit-bias"
-title = "Unequal approval rates between sexes"
-owner = "head-of-credit-risk"
-models = ["scorer"]
-controls = ["fairness review every quarter", "hold policy for borderline scores"]
-[[risks.indicators]]
-kpi = "demographic_parity_difference"
-attribute = "sex"
-threshold = 0.3
-direction = "above"
-min_count = 8
-
-[[models]]
-name = "scorer"
-protocol = "kserve_v2"
-[models.kpi]
-window = 8
-min_group_size = 2
-[models.kpi.outcome]
-pointer = "/scores/*"
-threshold = 0.5
-[[models.kpi.attributes]]
-name = "sex"
-pointer = "/sex/*"
-[[models.versions]]
-version = "1"
-upstream = "{upstream}"
-"#
-    )
-}
 
 /// A scrape of a gateway with a risk register (every risk family has
 /// its series from the start).
@@ -62,21 +20,6 @@ pub(crate) async fn register_scrape() -> String {
 }
 
 /// Sends 8 rows: 4 of each sex, scored as given.
-async fn rows(gateway: &Gateway, f: f64, m: f64) {
-    let body = serde_json::json!({
-        "scores": [f, f, f, f, m, m, m, m],
-        "sex": ["f", "f", "f", "f", "m", "m", "m", "m"],
-    });
-    let reply = send(
-        Method::POST,
-        &gateway.url("/v2/models/scorer/infer"),
-        &[],
-        body.to_string(),
-    )
-    .await;
-    assert_eq!(reply.status, 200, "{}", reply.text());
-}
-
 fn of_kind<'a>(entries: &'a [Value], kind: &str) -> Vec<&'a Value> {
     entries.iter().filter(|e| e["kind"] == kind).collect()
 }
