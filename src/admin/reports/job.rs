@@ -45,15 +45,18 @@ fn failure(code: &'static str, message: impl Into<String>) -> Failure {
     }
 }
 
-fn unreadable(err: &StoreError) -> Failure {
-    if err.to_string().contains(STOPPED) {
-        return failure("shutting_down", STOPPED);
-    }
-    tracing::error!(error = %err, "report: the ledger could not be read");
-    failure("ledger_unavailable", "the ledger could not be read")
-}
 
 impl Job {
+    /// Why a store read failed: the gateway stopping (the stopping store
+    /// refuses reads once told), or the store itself.
+    fn unreadable(&self, err: &StoreError) -> Failure {
+        if self.stop.load(Ordering::Acquire) {
+            return failure("shutting_down", STOPPED);
+        }
+        tracing::error!(error = %err, "report: the ledger could not be read");
+        failure("ledger_unavailable", "the ledger could not be read")
+    }
+
     /// Runs the job to its end, which the board records.
     pub(super) fn run(self) {
         let span = tracing::info_span!("report", id = self.id, principal = %self.by.principal);
@@ -89,7 +92,7 @@ impl Job {
         for _ in 0..3 {
             let before = self.keys.get();
             let Some(pinned) =
-                Pinned::at_latest(self.store.clone()).map_err(|err| unreadable(&err))?
+                Pinned::at_latest(self.store.clone()).map_err(|err| self.unreadable(&err))?
             else {
                 return Err(failure(
                     "empty_period",
@@ -121,7 +124,7 @@ impl Job {
         match verified {
             Ok(_) => Ok(()),
             Err(VerifyError::Stopped) => Err(failure("shutting_down", STOPPED)),
-            Err(VerifyError::Store(err)) => Err(unreadable(&err)),
+            Err(VerifyError::Store(err)) => Err(self.unreadable(&err)),
             Err(err) => {
                 tracing::error!(error = %err, "report: the ledger does not verify");
                 Err(failure(
@@ -147,7 +150,7 @@ impl Job {
         );
         computed.map_err(|err| match err {
             ReportError::EmptyPeriod { .. } => failure("empty_period", err.to_string()),
-            ReportError::Store(err) => unreadable(&err),
+            ReportError::Store(err) => self.unreadable(&err),
             other => {
                 tracing::error!(error = %other, "report: not computed");
                 failure("report_failed", other.to_string())
@@ -202,7 +205,7 @@ impl Job {
         let bytes = self
             .store
             .entry(seq)
-            .map_err(|err| unreadable(&err))?
+            .map_err(|err| self.unreadable(&err))?
             .ok_or_else(|| {
                 failure(
                     "ledger_unavailable",
