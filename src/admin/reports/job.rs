@@ -45,7 +45,6 @@ fn failure(code: &'static str, message: impl Into<String>) -> Failure {
     }
 }
 
-
 impl Job {
     /// Why a store read failed: the gateway stopping (the stopping store
     /// refuses reads once told), or the store itself.
