@@ -136,7 +136,8 @@ fn make(
     controls: report::controls::ControlMap,
 ) -> anyhow::Result<String> {
     use crate::ledger::export::{
-        BundleOptions, Chunking, Compression, DEFAULT_CHUNK_ENTRIES, Relieved, export_bundle,
+        BundleOptions, Chunking, Compression, DEFAULT_CHUNK_ENTRIES, Relieved,
+        export_bundle_knowing,
     };
     // The whole log verified and the period's entries read at once; the
     // period is reported only from a log that verifies.
@@ -150,7 +151,11 @@ fn make(
         &mut |done, total| progress.update(done, total),
     );
     progress.finish();
-    let (report, first) = computed.map_err(|err| match err {
+    let report::VerifiedReport {
+        report,
+        first,
+        rotations,
+    } = computed.map_err(|err| match err {
         report::StoreReportError::Report(report::ReportError::EmptyPeriod { .. }) => {
             super::usage(err.to_string())
         }
@@ -171,6 +176,16 @@ fn make(
         },
     )
     .context("recording the report_issued entry")?;
+    // The OSCAL document names the issue time: the entry just appended,
+    // whose bytes the bundle below carries as they are stored (`verify
+    // --report` reads them from there).
+    let issued = seq
+        .map(|seq| crate::ledger::store::LedgerStore::entry(store.as_ref(), seq))
+        .transpose()?
+        .flatten()
+        .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        .and_then(|entry| entry["time"].as_str().map(str::to_owned))
+        .context("the report_issued entry just appended cannot be read back")?;
     // The bundle ends at the latest checkpoint: the report_issued entry's.
     let mut progress = super::progress::Progress::new("exporting", args.quiet)?;
     let out = dir.join(BUNDLE);
@@ -185,34 +200,30 @@ fn make(
     };
     let update = |done, total| progress.update(done, total);
     // Relieved (bounded memory, see `govgate export`) needs the store alone.
+    // The verification above found the key rotations: the export does not
+    // read the log once more for them.
     let exported = match std::sync::Arc::try_unwrap(store) {
-        Ok(store) => export_bundle(
+        Ok(store) => export_bundle_knowing(
             &Relieved::new(store),
             verifier,
             first,
-            None,
             &options,
+            rotations,
             &out,
             update,
         ),
-        Err(store) => export_bundle(
+        Err(store) => export_bundle_knowing(
             store.as_ref(),
             verifier,
             first,
-            None,
             &options,
+            rotations,
             &out,
             update,
         ),
     };
     progress.finish();
     exported?;
-    // The OSCAL document names the issue time: the entry just appended,
-    // read back from the bundle as `verify --report` will read it.
-    let issued = issued_entry(&out, &report)
-        .map_err(|err| anyhow::anyhow!("reading the bundle just exported: {err}"))?
-        .and_then(|(_, entry)| entry["time"].as_str().map(str::to_owned))
-        .context("the bundle just exported has no report_issued entry for the period")?;
     write(
         &dir.join(REPORT_OSCAL),
         &report::oscal::render(&json_bytes, &report, &issued),

@@ -20,6 +20,8 @@ mod fields;
 mod fields_tests;
 mod first;
 mod keys;
+#[cfg(test)]
+mod knowing_tests;
 mod lines;
 mod ordered;
 mod parallel;

@@ -17,7 +17,7 @@ pub mod stream;
 
 pub use chunked::{Chunking, DEFAULT_CHUNK_ENTRIES};
 pub use compress::Compression;
-pub use evidence::SIGNATURES_KIND;
+pub use evidence::{KnownRotations, SIGNATURES_KIND};
 pub use relief::{RELIEF_BUDGET, Relieved};
 
 pub use select::{TimeError, UtcTime};
@@ -118,9 +118,36 @@ pub fn export_bundle(
     to: Option<u64>,
     options: &BundleOptions,
     out: &Path,
-    mut progress: impl FnMut(u64, u64),
+    progress: impl FnMut(u64, u64),
 ) -> Result<Exported, ExportError> {
     let plan = contiguous::Plan::new(store, from, to, *options)?;
+    write_bundle(store, verifier, plan, options, out, progress)
+}
+
+/// [`export_bundle`] right after a verification of the log that found
+/// `known`: the bundle is the same, the log is not read once more for the
+/// entries the bundle depends on.
+pub fn export_bundle_knowing(
+    store: &dyn LedgerStore,
+    verifier: &NoteVerifier,
+    from: u64,
+    options: &BundleOptions,
+    known: KnownRotations,
+    out: &Path,
+    progress: impl FnMut(u64, u64),
+) -> Result<Exported, ExportError> {
+    let plan = contiguous::Plan::new(store, from, None, *options)?.knowing(known);
+    write_bundle(store, verifier, plan, options, out, progress)
+}
+
+fn write_bundle(
+    store: &dyn LedgerStore,
+    verifier: &NoteVerifier,
+    plan: contiguous::Plan,
+    options: &BundleOptions,
+    out: &Path,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<Exported, ExportError> {
     std::fs::create_dir(out).map_err(|source| ExportError::Write {
         path: out.display().to_string(),
         source,

@@ -32,6 +32,9 @@ pub struct Verified {
     /// last checkpoint, signed by this log's first key under the old
     /// origin): that checkpoint.
     pub continues: Option<super::checkpoint::Checkpoint>,
+    /// The seqs of the log's `key_rotated` entries (none when it never
+    /// rotated its key), ascending.
+    pub rotation_seqs: Vec<u64>,
 }
 
 /// The first problem found.
@@ -224,7 +227,7 @@ pub fn verify_store_limited(
     let first_key = keys.first().cloned().unwrap_or_else(|| verifier.clone());
     let timeline = KeyTimeline {
         keys,
-        rotation_seqs,
+        rotation_seqs: rotation_seqs.clone(),
         checkpoint_sizes,
         signature_settings,
     };
@@ -241,6 +244,7 @@ pub fn verify_store_limited(
     // Cannot happen: only a pass that assumes no rotation stops early.
     .ok_or_else(|| bad(0, "verification stopped before the end"))?;
     verified.continues = predecessor(store, &first_key)?;
+    verified.rotation_seqs = rotation_seqs;
     Ok(verified)
 }
 

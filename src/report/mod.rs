@@ -34,8 +34,8 @@ mod traffic;
 pub use compare::first_difference;
 pub use entry::Entry;
 pub use source::{
-    BundleEntries, StoreReportError, from_bundle, from_bundle_in_format, from_store,
-    from_verified_store,
+    BundleEntries, StoreReportError, VerifiedReport, from_bundle, from_bundle_in_format,
+    from_store, from_verified_store,
 };
 
 use crate::ledger::export::UtcTime;

@@ -3,7 +3,7 @@
 //! --report`). Both feed the same [`Run`] one entry at a time.
 
 use super::{Fed, Outside, Period, ReportError, Run, controls::ControlMap};
-use crate::ledger::export::{Compression, RELIEF_BUDGET};
+use crate::ledger::export::{Compression, KnownRotations, RELIEF_BUDGET};
 use crate::ledger::store::LedgerStore;
 use serde_json::Value;
 use std::io::BufRead;
@@ -97,15 +97,14 @@ const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(100
 /// the whole log verifies: the verification (its own threads) and the
 /// period's fold run at once, each reading the store, so the command takes
 /// about the longer of the two rather than their sum. `progress` hears
-/// (entries done, entries to do) summed over both. Returns the report
-/// and the period's first seq.
+/// (entries done, entries to do) summed over both.
 pub fn from_verified_store<S: LedgerStore + Sync>(
     store: &S,
     verifier: &crate::ledger::checkpoint::NoteVerifier,
     period: Period,
     controls: ControlMap,
     progress: &mut dyn FnMut(u64, u64),
-) -> Result<(Value, u64), StoreReportError> {
+) -> Result<VerifiedReport, StoreReportError> {
     use std::sync::atomic::{AtomicU64, Ordering};
     let (checked, to_check) = (
         AtomicU64::new(0),
@@ -145,8 +144,28 @@ pub fn from_verified_store<S: LedgerStore + Sync>(
         // Every entry checked: the bar reaches its total.
         checked.store(verified.entries, Ordering::Relaxed);
         show();
-        Ok(folded?)
+        let (report, first) = folded?;
+        Ok(VerifiedReport {
+            report,
+            first,
+            rotations: KnownRotations {
+                below: verified.entries,
+                seqs: verified.rotation_seqs,
+            },
+        })
     })
+}
+
+/// What [`from_verified_store`] made.
+#[derive(Debug)]
+pub struct VerifiedReport {
+    /// The report.
+    pub report: Value,
+    /// The period's first seq.
+    pub first: u64,
+    /// The key rotations the verification found (the bundle's export needs
+    /// them and need not read the log again to find them).
+    pub rotations: KnownRotations,
 }
 
 /// The report of `period` recomputed from the contiguous bundle in

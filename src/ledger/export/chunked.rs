@@ -12,6 +12,7 @@ use crate::ledger::tree::Frontier;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use std::iter::Peekable;
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 /// `--chunk-entries` when only `--compress` is given.
@@ -98,7 +99,6 @@ impl Ends<'_> {
 /// The chunk being written.
 struct Open {
     chunk: Chunk,
-    end: u64,
     dir: PathBuf,
     entries: ChunkFile,
     signatures: Option<ChunkFile>,
@@ -149,45 +149,75 @@ impl Job<'_> {
             chunks: Vec::new(),
             payloads: 0,
         };
-        let mut open: Option<Open> = None;
         let mark = format!("\"kind\":\"{SIGNATURES_KIND}\"");
-        for seq in self.from..self.to {
-            let chunk = match &mut open {
-                Some(chunk) if seq < chunk.end => chunk,
-                _ => {
-                    if let Some(done) = open.take() {
-                        written.chunks.push(self.close(done)?);
-                    }
-                    let end = ends.after(seq)?;
-                    open.insert(self.open(seq, end, setting)?)
+        let mut start = self.from;
+        while start < self.to {
+            let end = ends.after(start)?;
+            let mut chunk = self.open(start, end, setting)?;
+            // Each file of the chunk from one range read of the store: a
+            // lookup per entry costs about as much as compressing it.
+            let mut next = start;
+            let mut failed = None;
+            self.store.entries_in(start, end, &mut |seq, bytes| {
+                if seq != next {
+                    failed = Some(StoreError::Corrupt(format!("entry {next} missing")).into());
+                    return ControlFlow::Break(());
                 }
-            };
-            let mut bytes = entry(store, seq)?;
-            if evidence::has(&bytes, mark.as_bytes())
-                && let Some(now) = setting_of(&bytes)
-            {
-                setting = now;
+                next += 1;
+                if evidence::has(bytes, mark.as_bytes())
+                    && let Some(now) = setting_of(bytes)
+                {
+                    setting = now;
+                }
+                let written = chunk
+                    .entries
+                    .append(bytes)
+                    .and_then(|()| chunk.entries.append(b"\n"))
+                    .and_then(|()| progress(seq - self.from + 1, self.to - self.from));
+                match written {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(err) => {
+                        failed = Some(err);
+                        ControlFlow::Break(())
+                    }
+                }
+            })?;
+            if let Some(err) = failed {
+                return Err(err);
             }
-            bytes.push(b'\n');
-            chunk.entries.append(&bytes)?;
-            if let Some(signature) = store.entry_signature(seq)? {
-                let line = serde_json::json!({ "seq": seq, "signature": BASE64.encode(signature) });
-                self.file(&chunk.dir, "signatures", &mut chunk.signatures)?
-                    .append(format!("{line}\n").as_bytes())?;
+            if next != end {
+                return Err(StoreError::Corrupt(format!("entry {next} missing")).into());
             }
-            if self.payloads
-                && let Some(record) = store.payload(seq)?
-            {
-                let line = payload_line(seq, &record)
-                    .ok_or_else(|| StoreError::Corrupt(format!("payload {seq}")))?;
-                self.file(&chunk.dir, "payloads", &mut chunk.payloads)?
-                    .append(line.as_bytes())?;
-                written.payloads += 1;
+            let mut line = String::with_capacity(128);
+            let mut failed = None;
+            self.store
+                .signatures_in(start, end, &mut |seq, signature| {
+                    if failed.is_some() {
+                        return;
+                    }
+                    line.clear();
+                    signature_line(&mut line, seq, signature);
+                    let file = self.file(&chunk.dir, "signatures", &mut chunk.signatures);
+                    if let Err(err) = file.and_then(|file| file.append(line.as_bytes())) {
+                        failed = Some(err);
+                    }
+                })?;
+            if let Some(err) = failed {
+                return Err(err);
             }
-            progress(seq - self.from + 1, self.to - self.from)?;
-        }
-        if let Some(done) = open.take() {
-            written.chunks.push(self.close(done)?);
+            if self.payloads {
+                for seq in start..end {
+                    if let Some(record) = store.payload(seq)? {
+                        let line = payload_line(seq, &record)
+                            .ok_or_else(|| StoreError::Corrupt(format!("payload {seq}")))?;
+                        self.file(&chunk.dir, "payloads", &mut chunk.payloads)?
+                            .append(line.as_bytes())?;
+                        written.payloads += 1;
+                    }
+                }
+            }
+            written.chunks.push(self.close(chunk)?);
+            start = end;
         }
         Ok(written)
     }
@@ -240,7 +270,6 @@ impl Job<'_> {
                 entry_signatures: setting,
                 files: Vec::new(),
             },
-            end,
             dir,
             entries,
             signatures: None,
@@ -261,6 +290,15 @@ impl Job<'_> {
         }
         Ok(chunk)
     }
+}
+
+/// A line of a chunk's `signatures.jsonl`: `{"seq":N,"signature":"BASE64"}`
+/// and LF, the members in their canonical order.
+fn signature_line(line: &mut String, seq: u64, signature: &[u8; 64]) {
+    use std::fmt::Write;
+    let _ = write!(line, "{{\"seq\":{seq},\"signature\":\"");
+    BASE64.encode_string(signature, line);
+    line.push_str("\"}\n");
 }
 
 fn entry(store: &dyn LedgerStore, seq: u64) -> Result<Vec<u8>, StoreError> {

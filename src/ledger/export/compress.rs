@@ -88,8 +88,15 @@ enum Encoder {
     Zstd(zstd::stream::write::Encoder<'static, Hashing>),
 }
 
-/// zstd's default level: about gzip's ratio at several times its speed.
-const ZSTD_LEVEL: i32 = 3;
+/// zstd's fastest regular level: on bundle lines about the ratio of its
+/// default level 3 (118 against 135 MB for 859 MB of entries) at twice its
+/// speed, and several times gzip's.
+const ZSTD_LEVEL: i32 = 1;
+
+/// zstd worker threads per chunk file: one per core.
+fn compress_workers() -> u32 {
+    std::thread::available_parallelism().map_or(1, |cores| cores.get() as u32)
+}
 
 /// One chunk file being written.
 pub(crate) struct ChunkFile {
@@ -122,7 +129,12 @@ impl ChunkFile {
                 flate2::Compression::default(),
             )),
             Compression::Zstd => {
-                Encoder::Zstd(zstd::stream::write::Encoder::new(sink, ZSTD_LEVEL).map_err(fail)?)
+                let mut encoder =
+                    zstd::stream::write::Encoder::new(sink, ZSTD_LEVEL).map_err(fail)?;
+                // libzstd's own workers compress while this thread reads
+                // the store (joined when the encoder is dropped).
+                encoder.multithread(compress_workers()).map_err(fail)?;
+                Encoder::Zstd(encoder)
             }
         };
         Ok(Self {
@@ -141,7 +153,7 @@ impl ChunkFile {
 
     /// Appends content (whole lines).
     pub(crate) fn append(&mut self, bytes: &[u8]) -> Result<(), ExportError> {
-        self.lines += bytes.iter().filter(|b| **b == b'\n').count() as u64;
+        self.lines += memchr::memchr_iter(b'\n', bytes).count() as u64;
         let written = match &mut self.encoder {
             Encoder::Plain(out) => out.write_all(bytes),
             Encoder::Gzip(out) => out.write_all(bytes),

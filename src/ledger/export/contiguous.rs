@@ -25,6 +25,8 @@ pub(crate) struct Plan {
     options: BundleOptions,
     /// Read once, when first needed.
     scan: OnceCell<Scan>,
+    /// What a verification just before found (spares most of the scan).
+    known: Option<evidence::KnownRotations>,
 }
 
 impl Plan {
@@ -52,7 +54,15 @@ impl Plan {
             note,
             options,
             scan: OnceCell::new(),
+            known: None,
         })
+    }
+
+    /// The plan, reading only what `known` leaves open of the log when it
+    /// looks for the entries the bundle depends on.
+    pub(crate) fn knowing(mut self, known: evidence::KnownRotations) -> Self {
+        self.known = Some(known);
+        self
     }
 
     /// The bundle's checkpoint (its `checkpoint.txt`).
@@ -65,7 +75,10 @@ impl Plan {
             return Ok(scan);
         }
         let latest = store.latest_checkpoint()?.map_or(self.to, |(size, _)| size);
-        let found = evidence::scan(store, self.from, self.to, latest)?;
+        let found = match &self.known {
+            Some(known) => evidence::scan_known(store, self.from, self.to, latest, known)?,
+            None => evidence::scan(store, self.from, self.to, latest)?,
+        };
         Ok(self.scan.get_or_init(|| found))
     }
 

@@ -43,6 +43,17 @@ pub(super) fn has(entry: &[u8], mark: &[u8]) -> bool {
     memchr::memmem::find(entry, mark).is_some()
 }
 
+/// What a full verification of `0..below` found out on its way: the seqs
+/// of its `key_rotated` entries (none when the log never rotated), so an
+/// export right after it need not read those entries again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KnownRotations {
+    /// The verification read `0..below`.
+    pub below: u64,
+    /// Every `key_rotated` entry in `0..below`, ascending.
+    pub seqs: Vec<u64>,
+}
+
 /// Reads `0..end` once (a byte search spares parsing most entries).
 pub(crate) fn scan(
     store: &dyn LedgerStore,
@@ -57,27 +68,74 @@ pub(crate) fn scan(
     };
     let setting_mark = format!("\"kind\":\"{SIGNATURES_KIND}\"");
     store.entries_in(0, end, &mut |seq, entry| {
-        if has(entry, br#""kind":"key_rotated""#) {
-            if let Some((old_vkey, new_vkey)) = key_rotation(entry) {
-                found.rotations.push(Rotation {
-                    seq,
-                    old_vkey,
-                    new_vkey,
-                });
-            }
-        } else if seq < from && has(entry, setting_mark.as_bytes()) {
-            found.setting_before = Some(seq);
-        } else if seq >= to && has(entry, br#""kind":"payload_erased""#) {
-            let erased = serde_json::from_slice::<Value>(entry)
-                .ok()
-                .and_then(|value| value["erased_seq"].as_u64());
-            if erased.is_some_and(|erased| (from..to).contains(&erased)) {
-                found.erasures_after.push(seq);
-            }
-        }
+        look(&mut found, seq, entry, from, to, setting_mark.as_bytes());
         ControlFlow::Continue(())
     })?;
     Ok(found)
+}
+
+/// [`scan`] reading only what `known` leaves open: the rotations below
+/// `known.below` from their seqs, the setting before `from` from the
+/// store's governance index (`entry_signatures_set` entries are
+/// governance entries), and every entry from `known.below` or `to`,
+/// whichever is first, on. Finds what [`scan`] finds.
+pub(crate) fn scan_known(
+    store: &dyn LedgerStore,
+    from: u64,
+    to: u64,
+    end: u64,
+    known: &KnownRotations,
+) -> Result<Scan, StoreError> {
+    let mut found = Scan {
+        rotations: Vec::new(),
+        setting_before: None,
+        erasures_after: Vec::new(),
+    };
+    let setting_mark = format!("\"kind\":\"{SIGNATURES_KIND}\"");
+    let rest = known.below.min(to).min(end);
+    for &seq in known.seqs.iter().filter(|seq| **seq < rest) {
+        let entry = store
+            .entry(seq)?
+            .ok_or_else(|| StoreError::Corrupt(format!("entry {seq} missing")))?;
+        look(&mut found, seq, &entry, from, to, setting_mark.as_bytes());
+    }
+    for seq in store.governance_seqs()? {
+        if seq >= from.min(rest) {
+            break;
+        }
+        if let Some(entry) = store.entry(seq)?
+            && has(&entry, setting_mark.as_bytes())
+        {
+            found.setting_before = Some(seq);
+        }
+    }
+    store.entries_in(rest, end, &mut |seq, entry| {
+        look(&mut found, seq, entry, from, to, setting_mark.as_bytes());
+        ControlFlow::Continue(())
+    })?;
+    Ok(found)
+}
+
+/// What entry `seq` adds to `found`.
+fn look(found: &mut Scan, seq: u64, entry: &[u8], from: u64, to: u64, setting_mark: &[u8]) {
+    if has(entry, br#""kind":"key_rotated""#) {
+        if let Some((old_vkey, new_vkey)) = key_rotation(entry) {
+            found.rotations.push(Rotation {
+                seq,
+                old_vkey,
+                new_vkey,
+            });
+        }
+    } else if seq < from && has(entry, setting_mark) {
+        found.setting_before = Some(seq);
+    } else if seq >= to && has(entry, br#""kind":"payload_erased""#) {
+        let erased = serde_json::from_slice::<Value>(entry)
+            .ok()
+            .and_then(|value| value["erased_seq"].as_u64());
+        if erased.is_some_and(|erased| (from..to).contains(&erased)) {
+            found.erasures_after.push(seq);
+        }
+    }
 }
 
 /// Writes `checkpoints.jsonl` and, when it has lines, `context.jsonl` for

@@ -157,6 +157,8 @@ pub(super) fn check_log(
         latest_checkpoint_size: latest,
         open_streams: ordered.streams.open(),
         continues: None,
+        // The caller, which knows the key history, says.
+        rotation_seqs: Vec::new(),
     }))
 }
 

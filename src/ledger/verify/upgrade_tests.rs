@@ -47,6 +47,7 @@ fn a_log_from_before_stream_entries_verifies_unchanged() {
             latest_checkpoint_size: 21,
             open_streams: Vec::new(),
             continues: None,
+            rotation_seqs: Vec::new(),
         }
     );
 }
