@@ -504,6 +504,7 @@ impl App {
             metrics.registry(),
         )?
         .map(Arc::new);
+        let console_tokens = tokens.clone();
         let status = ledger.status();
         let mut admin = crate::admin::router(metrics)
             .merge(crate::admin::readiness_route(Arc::new(move || {
@@ -589,6 +590,14 @@ impl App {
                 models,
             ));
         }
+        // The console calls the admin API in process, as the person signed
+        // in: the API as built so far, without the console itself.
+        let console = crate::admin::console::Console::new(
+            admin.clone(),
+            console_tokens,
+            config.server.admin_tls.is_some(),
+        );
+        admin = admin.merge(crate::admin::console::routes(console));
         let state = ProxyState::new(
             config,
             Arc::new(ledger.clone()),

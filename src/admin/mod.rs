@@ -4,6 +4,7 @@
 
 use crate::metrics::Metrics;
 pub mod auth;
+pub mod console;
 pub mod erasure;
 mod errors;
 pub mod export;

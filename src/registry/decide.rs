@@ -15,6 +15,18 @@ use super::types::{Action, Principal, Role, VersionSpec, VersionState};
 use super::{Command, Registry, RegistryError};
 use VersionState::{Active, Approved, Proposed, Rejected, Retired, Revoked};
 
+/// Whether the roles named `roles` allow `action` at all (the role rules
+/// [`Registry::decide`] applies first; the version's state and the
+/// four-eyes rules may still refuse). For showing only what may work.
+pub fn roles_allow(action: Action, roles: &[String]) -> bool {
+    let by = Principal {
+        name: "-".to_owned(),
+        roles: roles.iter().filter_map(|role| role.parse().ok()).collect(),
+        issuer: None,
+    };
+    checks::check_roles(action, &by).is_ok()
+}
+
 impl Registry {
     /// Checks `command` by `by` against the current state and `policy`
     /// (the approval policies of the command's model) and returns the

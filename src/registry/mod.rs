@@ -35,6 +35,7 @@ pub mod types;
 mod tests;
 
 pub use command::Command;
+pub use decide::roles_allow;
 pub use error::RegistryError;
 pub use event::{ApprovalMark, EVENT_KINDS, Event, EventHead, ProposalDetail, Switch};
 pub use policy::{ApprovalPolicy, Outstanding, PolicySet, outstanding};

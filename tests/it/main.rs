@@ -15,6 +15,7 @@ mod chunked_parallel;
 mod chunked_verify;
 mod cli;
 mod connections;
+mod console;
 mod decisions;
 mod edges;
 mod erasure;

@@ -1,0 +1,664 @@
+//! The governance console (docs/console.md): web pages on the admin
+//! listener under `/console/` for the people who govern. Every page and
+//! every change is an admin API call made in process as the signed-in
+//! person ([`api`]), so roles, four-eyes rules and errors are the API's
+//! own and every change is recorded under that person's name. Sessions
+//! are cookies (`HttpOnly`, `SameSite=Strict`, `Secure` with TLS); every
+//! change carries the session's CSRF token and must come from the
+//! console's own origin. Assets are embedded; the content rules allow no
+//! inline script or style and no framing.
+
+mod api;
+mod pages;
+mod session;
+
+use crate::admin::auth::Tokens;
+use crate::registry::{Action, roles_allow};
+use axum::Router;
+use axum::extract::{Form, Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use pages::{Notice, Offer, seg};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use session::{COOKIE, Session, Sessions};
+use std::sync::Arc;
+
+/// What the console's handlers share.
+#[derive(Clone)]
+pub struct Console {
+    /// The admin API, called in process.
+    api: Router,
+    tokens: Tokens,
+    sessions: Arc<Sessions>,
+    /// The admin listener speaks TLS: cookies are `Secure`.
+    secure: bool,
+}
+
+impl Console {
+    /// The console over `api` (the admin router without the console),
+    /// signing people in with `tokens`.
+    pub fn new(api: Router, tokens: Tokens, secure: bool) -> Self {
+        Self {
+            api,
+            tokens,
+            sessions: Arc::new(Sessions::default()),
+            secure,
+        }
+    }
+}
+
+/// The console's routes, with its security headers on every answer.
+pub fn routes(console: Console) -> Router {
+    Router::new()
+        .route("/console", get(|| async { Redirect::to("/console/") }))
+        .route("/console/", get(overview))
+        .route("/console/sign-in", get(sign_in_page).post(sign_in))
+        .route("/console/sign-out", post(sign_out))
+        .route("/console/models", get(models))
+        .route("/console/models/{model}", get(model))
+        .route("/console/models/{model}/versions/{version}", get(version))
+        .route(
+            "/console/models/{model}/versions/{version}/{action}",
+            post(change_version),
+        )
+        .route("/console/reviews", get(reviews))
+        .route("/console/reviews/state", get(queue_state))
+        .route("/console/reviews/{review_id}", get(review))
+        .route("/console/reviews/{review_id}/decide", post(decide))
+        .route("/console/assets/{name}", get(asset))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(console)
+}
+
+/// No inline script or style, nothing from elsewhere, no framing, no
+/// referrer (decision ids are in URLs).
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+fn html(status: StatusCode, page: String) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        page,
+    )
+        .into_response()
+}
+
+/// The session cookie's value in `headers`.
+fn cookie(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(';'))
+        .find_map(|pair| {
+            let (name, value) = pair.trim().split_once('=')?;
+            (name == COOKIE).then(|| value.to_owned())
+        })
+}
+
+/// Why a page or change was not served.
+enum Refusal {
+    /// No live session: to the sign-in page.
+    NotSignedIn,
+    /// A change from elsewhere than a console page of this gateway.
+    CrossSite,
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Refusal::NotSignedIn => Redirect::to("/console/sign-in").into_response(),
+            Refusal::CrossSite => forbidden_change(),
+        }
+    }
+}
+
+/// The signed-in session.
+fn signed_in(console: &Console, headers: &HeaderMap) -> Result<Session, Refusal> {
+    cookie(headers)
+        .and_then(|cookie| console.sessions.find(&cookie))
+        .ok_or(Refusal::NotSignedIn)
+}
+
+/// A change is refused unless it comes from the console's own origin
+/// (the `Origin` and `Sec-Fetch-Site` headers browsers send) and, once
+/// signed in, carries the session's CSRF token.
+fn same_origin(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site")
+        && site != "same-origin"
+        && site != "none"
+    {
+        return false;
+    }
+    let Some(origin) = headers.get(header::ORIGIN) else {
+        return true;
+    };
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin = origin.to_str().unwrap_or("");
+    host.is_some_and(|host| {
+        origin == format!("http://{host}") || origin == format!("https://{host}")
+    })
+}
+
+fn forbidden_change() -> Response {
+    html(
+        StatusCode::FORBIDDEN,
+        pages::page(
+            "Refused",
+            None,
+            Some(&Notice::Problem(
+                "This change did not come from a console page of this gateway (cross-site request refused)."
+                    .to_owned(),
+            )),
+            "<p><a href=\"/console/\">Back to the console</a></p>",
+        ),
+    )
+}
+
+/// The session a change may act in: signed in, same origin, its token.
+fn change_session(console: &Console, headers: &HeaderMap, csrf: &str) -> Result<Session, Refusal> {
+    if !same_origin(headers) {
+        return Err(Refusal::CrossSite);
+    }
+    let session = signed_in(console, headers)?;
+    if !session.csrf_matches(csrf) {
+        return Err(Refusal::CrossSite);
+    }
+    Ok(session)
+}
+
+#[derive(Deserialize, Default)]
+struct NoticeQuery {
+    #[serde(default)]
+    done: Option<String>,
+    #[serde(default)]
+    problem: Option<String>,
+}
+
+impl NoticeQuery {
+    fn notice(&self) -> Option<Notice> {
+        match (&self.done, &self.problem) {
+            (_, Some(problem)) => Some(Notice::Problem(problem.clone())),
+            (Some(done), None) => Some(Notice::Done(done.clone())),
+            _ => None,
+        }
+    }
+}
+
+/// Back to `path` with what happened.
+fn back(path: &str, notice: Notice) -> Response {
+    let (name, text) = match &notice {
+        Notice::Done(text) => ("done", text),
+        Notice::Problem(text) => ("problem", text),
+    };
+    let query = serde_urlencoded::to_string([(name, text)]).unwrap_or_default();
+    Redirect::to(&format!("{path}?{query}")).into_response()
+}
+
+async fn sign_in_page() -> Response {
+    html(StatusCode::OK, pages::sign_in(None))
+}
+
+#[derive(Deserialize)]
+struct SignIn {
+    token: String,
+}
+
+async fn sign_in(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Form(form): Form<SignIn>,
+) -> Response {
+    if !same_origin(&headers) {
+        return forbidden_change();
+    }
+    let token = form.token.trim().to_owned();
+    let mut bearer = HeaderMap::new();
+    let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) else {
+        return html(
+            StatusCode::UNAUTHORIZED,
+            pages::sign_in(Some("That is not a token.")),
+        );
+    };
+    bearer.insert(header::AUTHORIZATION, value);
+    let caller = match console.tokens.authenticate(&bearer).await {
+        Ok(caller) => caller,
+        Err(err) => {
+            tracing::info!(code = err.code(), "console sign-in refused");
+            return html(
+                StatusCode::UNAUTHORIZED,
+                pages::sign_in(Some("The admin API does not accept that token.")),
+            );
+        }
+    };
+    tracing::info!(principal = %caller.principal, "console sign-in");
+    let cookie = console.sessions.open(token, caller);
+    let secure = if console.secure { "; Secure" } else { "" };
+    let set = format!(
+        "{COOKIE}={cookie}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        session::ABSOLUTE.as_secs()
+    );
+    let mut response = Redirect::to("/console/").into_response();
+    if let Ok(value) = HeaderValue::from_str(&set) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn sign_out(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Form(form): Form<CsrfOnly>,
+) -> Response {
+    if let Err(refused) = change_session(&console, &headers, &form.csrf) {
+        return refused.into_response();
+    }
+    if let Some(cookie) = cookie(&headers) {
+        console.sessions.close(&cookie);
+    }
+    let mut response = Redirect::to("/console/sign-in").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static(
+            "govgate_console=; Path=/console; HttpOnly; SameSite=Strict; Max-Age=0",
+        ),
+    );
+    response
+}
+
+/// An admin API GET as the session's person.
+async fn read(console: &Console, session: &Session, path: &str) -> api::Answer {
+    api::call(&console.api, &session.credential, Method::GET, path, None).await
+}
+
+fn api_problem(session: &Session, title: &str, answer: &api::Answer) -> Response {
+    let status = if answer.status.is_client_error() || answer.status.is_server_error() {
+        answer.status
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    html(
+        status,
+        pages::page(
+            title,
+            Some(session),
+            Some(&Notice::Problem(answer.problem())),
+            "",
+        ),
+    )
+}
+
+async fn overview(State(console): State<Console>, headers: HeaderMap) -> Response {
+    let session = match signed_in(&console, &headers) {
+        Ok(session) => session,
+        Err(refused) => return refused.into_response(),
+    };
+    let models = read(&console, &session, "/admin/models").await;
+    if !models.status.is_success() {
+        return api_problem(&session, "Overview", &models);
+    }
+    let reviews = read(&console, &session, "/admin/reviews?status=pending").await;
+    let checkpoint = read(&console, &session, "/ledger/checkpoint").await;
+    let body = pages::overview(
+        &models.json,
+        reviews.status.is_success().then_some(&reviews.json),
+        checkpoint
+            .status
+            .is_success()
+            .then_some(checkpoint.text.as_str()),
+    );
+    html(
+        StatusCode::OK,
+        pages::page("Overview", Some(&session), None, &body),
+    )
+}
+
+async fn models(State(console): State<Console>, headers: HeaderMap) -> Response {
+    let session = match signed_in(&console, &headers) {
+        Ok(session) => session,
+        Err(refused) => return refused.into_response(),
+    };
+    let answer = read(&console, &session, "/admin/models").await;
+    if !answer.status.is_success() {
+        return api_problem(&session, "Models", &answer);
+    }
+    let body = pages::models(&answer.json);
+    html(
+        StatusCode::OK,
+        pages::page("Models", Some(&session), None, &body),
+    )
+}
+
+async fn model(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    let session = match signed_in(&console, &headers) {
+        Ok(session) => session,
+        Err(refused) => return refused.into_response(),
+    };
+    let answer = read(&console, &session, &format!("/admin/models/{}", seg(&name))).await;
+    if !answer.status.is_success() {
+        return api_problem(&session, &name, &answer);
+    }
+    let body = pages::versions_table(&name, &answer.json);
+    html(
+        StatusCode::OK,
+        pages::page(&name, Some(&session), None, &body),
+    )
+}
+
+/// The version changes a page may offer, each shown only to roles the
+/// registry's role rules allow it (the API still decides).
+const VERSION_ACTIONS: [(Action, &str, &str, bool); 5] = [
+    (Action::Approve, "approve", "Approve", false),
+    (Action::Reject, "reject", "Reject", true),
+    (Action::Activate, "activate", "Activate", false),
+    (Action::Retire, "retire", "Retire", false),
+    (Action::Revoke, "revoke", "Revoke", true),
+];
+
+/// Which actions fit a version in `state`.
+fn fits(action: Action, state: &str) -> bool {
+    match action {
+        Action::Approve | Action::Reject => state == "proposed",
+        Action::Activate => state == "approved",
+        Action::Retire => state == "approved" || state == "active",
+        Action::Revoke => state != "revoked" && state != "rejected" && state != "retired",
+        Action::Propose | Action::RollBack => false,
+    }
+}
+
+async fn version(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path((model, label)): Path<(String, String)>,
+    Query(query): Query<NoticeQuery>,
+) -> Response {
+    let session = match signed_in(&console, &headers) {
+        Ok(session) => session,
+        Err(refused) => return refused.into_response(),
+    };
+    let path = format!("/admin/models/{}/versions/{}", seg(&model), seg(&label));
+    let answer = read(&console, &session, &path).await;
+    if !answer.status.is_success() {
+        return api_problem(&session, &format!("{model} {label}"), &answer);
+    }
+    let state = answer.json["state"].as_str().unwrap_or("");
+    let offers: Vec<Offer> = VERSION_ACTIONS
+        .iter()
+        .filter(|(action, ..)| fits(*action, state) && roles_allow(*action, &session.caller.roles))
+        .map(|(_, action, label, reason_required)| Offer {
+            action,
+            label,
+            reason_required: *reason_required,
+        })
+        .collect();
+    let body = pages::version(&answer.json, &session, &offers);
+    html(
+        StatusCode::OK,
+        pages::page(
+            &format!("{model} version {label}"),
+            Some(&session),
+            query.notice().as_ref(),
+            &body,
+        ),
+    )
+}
+
+#[derive(Deserialize)]
+struct ReasonForm {
+    // Missing reads as empty, refused as a wrong token (not 422).
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    reason: String,
+}
+
+async fn change_version(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path((model, label, action)): Path<(String, String, String)>,
+    Form(form): Form<ReasonForm>,
+) -> Response {
+    let session = match change_session(&console, &headers, &form.csrf) {
+        Ok(session) => session,
+        Err(refused) => return refused.into_response(),
+    };
+    let page = format!("/console/models/{}/versions/{}", seg(&model), seg(&label));
+    if !VERSION_ACTIONS.iter().any(|(_, name, ..)| *name == action) {
+        return back(&page, Notice::Problem(format!("no such change: {action}")));
+    }
+    let reason = form.reason.trim();
+    let body = if reason.is_empty() {
+        json!({})
+    } else {
+        json!({ "reason": reason })
+    };
+    let path = format!(
+        "/admin/models/{}/versions/{}/{}",
+        seg(&model),
+        seg(&label),
+        action
+    );
+    let answer = api::call(
+        &console.api,
+        &session.credential,
+        Method::POST,
+        &path,
+        Some(&body),
+    )
+    .await;
+    if answer.status.is_success() {
+        let seq = &answer.json["entry_seq"];
+        let what = if seq.is_u64() {
+            format!("{action}: recorded as ledger entry {seq}")
+        } else {
+            format!("{action}: nothing changed")
+        };
+        back(&page, Notice::Done(what))
+    } else {
+        back(&page, Notice::Problem(answer.problem()))
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct QueueQuery {
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    kind: String,
+}
+
+impl QueueQuery {
+    fn api_path(&self) -> String {
+        let mut pairs = vec![("status", "pending")];
+        if !self.model.is_empty() {
+            pairs.push(("model", &self.model));
+        }
+        if !self.kind.is_empty() {
+            pairs.push(("kind", &self.kind));
+        }
+        format!(
+            "/admin/reviews?{}",
+            serde_urlencoded::to_string(pairs).unwrap_or_default()
+        )
+    }
+}
+
+/// What changes when the queue changes: its review ids, in order.
+fn fingerprint(items: &[Value]) -> String {
+    let ids: Vec<&str> = items
+        .iter()
+        .filter_map(|item| item["review_id"].as_str())
+        .collect();
+    crate::ledger::entry::hex(&<sha2::Sha256 as sha2::Digest>::digest(ids.join(",")))[..16]
+        .to_owned()
+}
+
+async fn reviews(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Query(query): Query<QueueQuery>,
+) -> Response {
+    let session = match signed_in(&console, &headers) {
+        Ok(session) => session,
+        Err(refused) => return refused.into_response(),
+    };
+    let answer = read(&console, &session, &query.api_path()).await;
+    if !answer.status.is_success() {
+        return api_problem(&session, "Reviews", &answer);
+    }
+    let items = answer.json["reviews"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let body = pages::reviews(&items, &query.model, &query.kind, &fingerprint(&items));
+    html(
+        StatusCode::OK,
+        pages::page("Reviews", Some(&session), None, &body),
+    )
+}
+
+/// `{"fingerprint"}` of the pending queue: the queue page polls it and
+/// reloads when it changes.
+async fn queue_state(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Query(query): Query<QueueQuery>,
+) -> Response {
+    let Some(session) = cookie(&headers).and_then(|cookie| console.sessions.find(&cookie)) else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    let answer = read(&console, &session, &query.api_path()).await;
+    let items = answer.json["reviews"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    crate::admin::json_response(
+        answer.status,
+        &json!({ "fingerprint": fingerprint(&items), "waiting": items.len() }),
+    )
+}
+
+async fn review(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path(review_id): Path<String>,
+    Query(query): Query<NoticeQuery>,
+) -> Response {
+    let session = match signed_in(&console, &headers) {
+        Ok(session) => session,
+        Err(refused) => return refused.into_response(),
+    };
+    let answer = read(
+        &console,
+        &session,
+        &format!("/admin/reviews/{}", seg(&review_id)),
+    )
+    .await;
+    if !answer.status.is_success() {
+        return api_problem(&session, "Review", &answer);
+    }
+    let may_decide = session.caller.has_any(&["reviewer"]);
+    let body = pages::review(&answer.json, &session, may_decide);
+    html(
+        StatusCode::OK,
+        pages::page("Review", Some(&session), query.notice().as_ref(), &body),
+    )
+}
+
+#[derive(Deserialize)]
+struct VerdictForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    verdict: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    answer: String,
+}
+
+async fn decide(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path(review_id): Path<String>,
+    Form(form): Form<VerdictForm>,
+) -> Response {
+    let session = match change_session(&console, &headers, &form.csrf) {
+        Ok(session) => session,
+        Err(refused) => return refused.into_response(),
+    };
+    let page = format!("/console/reviews/{}", seg(&review_id));
+    let mut body = json!({ "verdict": form.verdict });
+    if !form.reason.trim().is_empty() {
+        body["reason"] = form.reason.trim().into();
+    }
+    if form.verdict == "override" {
+        match serde_json::from_str::<Value>(&form.answer) {
+            Ok(answer) => body["answer"] = json!({ "body": answer }),
+            Err(err) => {
+                return back(
+                    &page,
+                    Notice::Problem(format!("the answer to send is not JSON: {err}")),
+                );
+            }
+        }
+    }
+    let path = format!("/admin/reviews/{}/decide", seg(&review_id));
+    let answer = api::call(
+        &console.api,
+        &session.credential,
+        Method::POST,
+        &path,
+        Some(&body),
+    )
+    .await;
+    if answer.status.is_success() {
+        back(&page, Notice::Done(format!("{}: recorded", form.verdict)))
+    } else {
+        back(&page, Notice::Problem(answer.problem()))
+    }
+}
+
+/// The embedded assets.
+async fn asset(Path(name): Path<String>) -> Response {
+    let (body, content_type) = match name.as_str() {
+        "console.css" => (
+            include_str!("console/assets/console.css"),
+            "text/css; charset=utf-8",
+        ),
+        "console.js" => (
+            include_str!("console/assets/console.js"),
+            "text/javascript; charset=utf-8",
+        ),
+        _ => return StatusCode::NOT_FOUND.into_response(),
+    };
+    ([(header::CONTENT_TYPE, content_type)], body).into_response()
+}

@@ -1,0 +1,453 @@
+//! The console's pages as HTML: server-rendered from the admin API's
+//! answers, no inline script or style (the content rules forbid both), a
+//! stable URL per page.
+
+use super::session::Session;
+use serde_json::Value;
+use std::fmt::Write;
+
+/// Text made safe for HTML content and attribute values.
+pub(crate) fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// A path segment made safe for a URL (percent-encoded).
+pub(crate) fn seg(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Null => "-".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// A whole page: `title`, the navigation for `session`, a notice, `body`.
+pub(crate) fn page(
+    title: &str,
+    session: Option<&Session>,
+    notice: Option<&Notice>,
+    body: &str,
+) -> String {
+    let mut html = String::with_capacity(body.len() + 2048);
+    let _ = write!(
+        html,
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{} · govgate console</title>\
+         <link rel=\"stylesheet\" href=\"/console/assets/console.css\">\
+         <script src=\"/console/assets/console.js\" defer></script></head><body>",
+        esc(title)
+    );
+    html.push_str("<header><a class=\"brand\" href=\"/console/\">govgate</a>");
+    if let Some(session) = session {
+        html.push_str(
+            "<nav aria-label=\"Sections\"><a href=\"/console/\">Overview</a>\
+             <a href=\"/console/models\">Models</a><a href=\"/console/reviews\">Reviews</a></nav>",
+        );
+        let _ = write!(
+            html,
+            "<form class=\"who\" method=\"post\" action=\"/console/sign-out\">\
+             <span id=\"principal\">{} ({})</span>{}<button type=\"submit\">Sign out</button></form>",
+            esc(&session.caller.principal),
+            esc(&session.caller.roles.join(", ")),
+            csrf_field(session)
+        );
+    }
+    html.push_str("</header><main>");
+    if let Some(notice) = notice {
+        let (class, role) = match notice {
+            Notice::Done(_) => ("notice done", "status"),
+            Notice::Problem(_) => ("notice problem", "alert"),
+        };
+        let _ = write!(
+            html,
+            "<p class=\"{class}\" role=\"{role}\" id=\"notice\">{}</p>",
+            esc(notice.text())
+        );
+    }
+    let _ = writeln!(html, "<h1>{}</h1>{body}</main></body></html>", esc(title));
+    html
+}
+
+/// What a change led to, shown on the page it returns to.
+pub(crate) enum Notice {
+    Done(String),
+    Problem(String),
+}
+
+impl Notice {
+    fn text(&self) -> &str {
+        match self {
+            Notice::Done(text) | Notice::Problem(text) => text,
+        }
+    }
+}
+
+/// The hidden field every form of `session` carries.
+pub(crate) fn csrf_field(session: &Session) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        esc(&session.csrf)
+    )
+}
+
+/// The sign-in form.
+pub(crate) fn sign_in(problem: Option<&str>) -> String {
+    let notice = problem.map(|problem| Notice::Problem(problem.to_owned()));
+    page(
+        "Sign in",
+        None,
+        notice.as_ref(),
+        "<form method=\"post\" action=\"/console/sign-in\" class=\"card\">\
+         <label for=\"token\">Admin token</label>\
+         <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required autofocus>\
+         <button type=\"submit\" id=\"sign-in\">Sign in</button></form>\
+         <p class=\"hint\">The token the gateway's <code>[[admin.tokens]]</code> (or its identity \
+         provider) gave you. Everything you do here is an admin API call made as you, recorded \
+         in the ledger under your name.</p>",
+    )
+}
+
+/// The overview: models and their active versions, reviews waiting, the
+/// ledger's latest checkpoint.
+pub(crate) fn overview(
+    models: &Value,
+    reviews: Option<&Value>,
+    checkpoint: Option<&str>,
+) -> String {
+    let mut body = String::from(
+        "<section><h2>Models</h2><table><thead><tr><th scope=\"col\">Model</th><th scope=\"col\">Active version</th><th scope=\"col\">Versions</th><th scope=\"col\">Waiting for approval</th></tr></thead><tbody>",
+    );
+    for model in models["models"].as_array().into_iter().flatten() {
+        let name = model["name"].as_str().unwrap_or("");
+        let versions = model["versions"].as_object();
+        let waiting = versions
+            .into_iter()
+            .flatten()
+            .filter(|(_, version)| version["state"] == "proposed")
+            .count();
+        let _ = write!(
+            body,
+            "<tr><td><a href=\"/console/models/{}\">{}</a></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            seg(name),
+            esc(name),
+            esc(&text(&model["active"])),
+            versions.map_or(0, |v| v.len()),
+            waiting
+        );
+    }
+    body.push_str("</tbody></table></section>");
+    if let Some(reviews) = reviews {
+        let items = reviews["reviews"].as_array().cloned().unwrap_or_default();
+        let _ = write!(
+            body,
+            "<section><h2>Reviews waiting</h2><p id=\"waiting\">{} waiting</p>",
+            items.len()
+        );
+        body.push_str(&review_table(&items));
+        body.push_str("</section>");
+    }
+    if let Some(note) = checkpoint {
+        let mut lines = note.lines();
+        let origin = lines.next().unwrap_or("");
+        let size = lines.next().unwrap_or("");
+        let _ = write!(
+            body,
+            "<section><h2>Ledger</h2><dl><dt>Origin</dt><dd>{}</dd><dt>Entries under the latest signed checkpoint</dt><dd id=\"ledger-size\">{}</dd></dl></section>",
+            esc(origin),
+            esc(size)
+        );
+    }
+    body
+}
+
+/// The models and every version's state.
+pub(crate) fn models(models: &Value) -> String {
+    let mut body = String::new();
+    for model in models["models"].as_array().into_iter().flatten() {
+        let name = model["name"].as_str().unwrap_or("");
+        let _ = write!(
+            body,
+            "<section><h2><a href=\"/console/models/{}\">{}</a></h2>",
+            seg(name),
+            esc(name)
+        );
+        body.push_str(&versions_table(name, model));
+        body.push_str("</section>");
+    }
+    body
+}
+
+/// One model's versions.
+pub(crate) fn versions_table(name: &str, model: &Value) -> String {
+    let mut body = String::from(
+        "<table><thead><tr><th scope=\"col\">Version</th><th scope=\"col\">State</th><th scope=\"col\">Risk class</th><th scope=\"col\">Approvals</th><th scope=\"col\">Proposed</th></tr></thead><tbody>",
+    );
+    for (label, version) in model["versions"].as_object().into_iter().flatten() {
+        let approvals: Vec<String> = version["approvals"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| text(&a["principal"]))
+            .collect();
+        let _ = write!(
+            body,
+            "<tr><td><a href=\"/console/models/{}/versions/{}\">{}</a></td><td class=\"state-{}\">{}</td><td>{}</td><td>{}</td><td>{} by {}</td></tr>",
+            seg(name),
+            seg(label),
+            esc(label),
+            esc(&text(&version["state"])),
+            esc(&text(&version["state"])),
+            esc(&text(&version["spec"]["risk_class"])),
+            esc(&approvals.join(", ")),
+            esc(&text(&version["proposed_time"])),
+            esc(&text(&version["proposer"]))
+        );
+    }
+    body.push_str("</tbody></table>");
+    body
+}
+
+/// An action a version page offers: its path segment, its label, whether
+/// the API requires a reason.
+pub(crate) struct Offer {
+    pub(crate) action: &'static str,
+    pub(crate) label: &'static str,
+    pub(crate) reason_required: bool,
+}
+
+/// One version: its record, what it still needs, its history and the
+/// changes `offers` lists.
+pub(crate) fn version(version: &Value, session: &Session, offers: &[Offer]) -> String {
+    let model = version["model"].as_str().unwrap_or("");
+    let label = version["version"].as_str().unwrap_or("");
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<dl class=\"facts\"><dt>State</dt><dd id=\"state\">{}</dd><dt>Risk class</dt><dd>{}</dd>\
+         <dt>Upstream</dt><dd>{}</dd><dt>Change</dt><dd>{}</dd><dt>Description</dt><dd>{}</dd></dl>",
+        esc(&text(&version["state"])),
+        esc(&text(&version["spec"]["risk_class"])),
+        esc(&text(&version["spec"]["upstream"])),
+        esc(&text(&version["spec"]["change_ref"])),
+        esc(&text(&version["spec"]["description"])),
+    );
+    if version["state"] == "proposed" {
+        let needed = version["approvals_needed"].as_u64().unwrap_or(0);
+        let missing: Vec<String> = version["missing_roles"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect();
+        let what = match (needed, missing.is_empty()) {
+            (0, _) => "no more approvals needed".to_owned(),
+            (1, true) => "1 more approval".to_owned(),
+            (n, true) => format!("{n} more approvals"),
+            (1, false) => format!("1 more approval: {}", missing.join(", ")),
+            (n, false) => format!("{n} more approvals: {}", missing.join(", ")),
+        };
+        let _ = write!(body, "<p id=\"needed\" class=\"needed\">{}</p>", esc(&what));
+    }
+    body.push_str("<h2>History</h2><table id=\"history\"><thead><tr><th scope=\"col\">Ledger entry</th><th scope=\"col\">What</th><th scope=\"col\">Who</th><th scope=\"col\">When</th><th scope=\"col\">Reason</th></tr></thead><tbody>");
+    for step in version["history"].as_array().into_iter().flatten() {
+        let _ = write!(
+            body,
+            "<tr><td>seq {}</td><td>{}</td><td class=\"principal\">{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&text(&step["seq"])),
+            esc(&text(&step["kind"])),
+            esc(&text(&step["principal"])),
+            esc(&text(&step["time"])),
+            esc(&text(&step["reason"]))
+        );
+    }
+    body.push_str("</tbody></table>");
+    if !offers.is_empty() {
+        body.push_str("<h2>Change</h2><div class=\"actions\">");
+        for offer in offers {
+            let _ = write!(
+                body,
+                "<form method=\"post\" action=\"/console/models/{}/versions/{}/{}\" class=\"card\" id=\"form-{}\">{}\
+                 <label for=\"reason-{}\">Reason{}</label>\
+                 <input id=\"reason-{}\" name=\"reason\" type=\"text\"{}>\
+                 <button type=\"submit\" id=\"do-{}\">{}</button></form>",
+                seg(model),
+                seg(label),
+                offer.action,
+                offer.action,
+                csrf_field(session),
+                offer.action,
+                if offer.reason_required {
+                    " (required)"
+                } else {
+                    ""
+                },
+                offer.action,
+                if offer.reason_required {
+                    " required"
+                } else {
+                    ""
+                },
+                offer.action,
+                offer.label
+            );
+        }
+        body.push_str("</div>");
+    }
+    body
+}
+
+/// The review queue's rows.
+pub(crate) fn review_table(items: &[Value]) -> String {
+    let mut body = String::from(
+        "<table id=\"queue\"><thead><tr><th scope=\"col\">Review</th><th scope=\"col\">Kind</th><th scope=\"col\">Model</th><th scope=\"col\">Caller</th><th scope=\"col\">Why</th><th scope=\"col\">Waiting</th><th scope=\"col\">Deadline</th></tr></thead><tbody>",
+    );
+    for item in items {
+        let id = item["review_id"].as_str().unwrap_or("");
+        let reasons: Vec<String> = item["reasons"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect();
+        let _ = write!(
+            body,
+            "<tr><td><a href=\"/console/reviews/{}\">{}</a></td><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td><td>{} s</td><td>{}</td></tr>",
+            seg(id),
+            esc(&id[..id.len().min(12)]),
+            esc(&text(&item["review_kind"])),
+            esc(&text(&item["model"])),
+            esc(&text(&item["version"])),
+            esc(&text(&item["caller"])),
+            esc(&reasons.join("; ")),
+            esc(&text(&item["age_seconds"])),
+            esc(&text(&item["deadline"]))
+        );
+    }
+    body.push_str("</tbody></table>");
+    body
+}
+
+/// The queue with its filters.
+pub(crate) fn reviews(items: &[Value], model: &str, kind: &str, fingerprint: &str) -> String {
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<form method=\"get\" action=\"/console/reviews\" class=\"filters\">\
+         <label for=\"model\">Model</label><input id=\"model\" name=\"model\" value=\"{}\">\
+         <label for=\"kind\">Kind</label><select id=\"kind\" name=\"kind\">\
+         <option value=\"\"{}>all</option><option value=\"hold\"{}>hold</option><option value=\"flag\"{}>flag</option></select>\
+         <button type=\"submit\">Filter</button></form>\
+         <p class=\"hint\" id=\"queue-state\" data-fingerprint=\"{}\">{} waiting, oldest first; this page updates when the queue changes.</p>",
+        esc(model),
+        if kind.is_empty() { " selected" } else { "" },
+        if kind == "hold" { " selected" } else { "" },
+        if kind == "flag" { " selected" } else { "" },
+        esc(fingerprint),
+        items.len()
+    );
+    body.push_str(&review_table(items));
+    body
+}
+
+/// A body of the review as people read it: chat messages as a
+/// conversation, JSON indented, anything else as text.
+fn readable(captured: &Value) -> String {
+    let body = &captured["body"];
+    if let Value::String(raw) = body {
+        return format!("<pre>{}</pre>", esc(raw));
+    }
+    if body.is_null() {
+        return "<p class=\"hint\">not kept</p>".to_owned();
+    }
+    if let Some(messages) = body["messages"].as_array() {
+        let mut out = String::from("<ol class=\"chat\">");
+        for message in messages {
+            let _ = write!(
+                out,
+                "<li><strong>{}</strong> {}</li>",
+                esc(&text(&message["role"])),
+                esc(&text(&message["content"]))
+            );
+        }
+        out.push_str("</ol>");
+        return out;
+    }
+    let pretty = serde_json::to_string_pretty(body).unwrap_or_default();
+    format!("<pre>{}</pre>", esc(&pretty))
+}
+
+/// One review: the call, the answer held, the policies' reasons, and the
+/// verdict forms when it is pending and `may_decide`.
+pub(crate) fn review(item: &Value, session: &Session, may_decide: bool) -> String {
+    let id = item["review_id"].as_str().unwrap_or("");
+    let mut body = String::new();
+    let reasons: Vec<String> = item["reasons"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect();
+    let _ = write!(
+        body,
+        "<dl class=\"facts\"><dt>Status</dt><dd id=\"status\">{}</dd><dt>Kind</dt><dd>{}</dd>\
+         <dt>Model</dt><dd>{} {}</dd><dt>Caller</dt><dd>{}</dd><dt>Why</dt><dd>{}</dd>\
+         <dt>Decision</dt><dd>{} (seq {})</dd><dt>Deadline</dt><dd>{}</dd></dl>",
+        esc(&text(&item["status"])),
+        esc(&text(&item["review_kind"])),
+        esc(&text(&item["model"])),
+        esc(&text(&item["version"])),
+        esc(&text(&item["caller"])),
+        esc(&reasons.join("; ")),
+        esc(&text(&item["decision_id"])),
+        esc(&text(&item["decision_seq"])),
+        esc(&text(&item["deadline"])),
+    );
+    let _ = write!(
+        body,
+        "<div class=\"pair\"><section><h2>Request</h2>{}</section><section><h2>Answer held</h2>{}</section></div>",
+        readable(&item["request"]),
+        readable(&item["response"])
+    );
+    if may_decide && item["status"] == "pending" {
+        let action = format!("/console/reviews/{}/decide", seg(id));
+        let _ = write!(
+            body,
+            "<h2>Verdict</h2><p class=\"hint\">Keys: <kbd>a</kbd> approve, <kbd>r</kbd> reject, <kbd>n</kbd> next in the queue.</p><div class=\"actions\">\
+             <form method=\"post\" action=\"{action}\" class=\"card\" id=\"form-approve\">{csrf}<input type=\"hidden\" name=\"verdict\" value=\"approve\">\
+             <label for=\"reason-approve\">Reason</label><input id=\"reason-approve\" name=\"reason\" type=\"text\">\
+             <button type=\"submit\" id=\"do-approve\">Approve: release the answer</button></form>\
+             <form method=\"post\" action=\"{action}\" class=\"card\" id=\"form-reject\">{csrf}<input type=\"hidden\" name=\"verdict\" value=\"reject\">\
+             <label for=\"reason-reject\">Reason (required)</label><input id=\"reason-reject\" name=\"reason\" type=\"text\" required>\
+             <button type=\"submit\" id=\"do-reject\">Reject: withhold it</button></form>\
+             <form method=\"post\" action=\"{action}\" class=\"card\" id=\"form-override\">{csrf}<input type=\"hidden\" name=\"verdict\" value=\"override\">\
+             <label for=\"reason-override\">Reason (required)</label><input id=\"reason-override\" name=\"reason\" type=\"text\" required>\
+             <label for=\"answer-override\">Answer to send instead (JSON)</label><textarea id=\"answer-override\" name=\"answer\" rows=\"4\" required></textarea>\
+             <button type=\"submit\" id=\"do-override\">Override: send this answer</button></form></div>",
+            csrf = csrf_field(session)
+        );
+    }
+    body
+}

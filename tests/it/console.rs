@@ -1,0 +1,269 @@
+//! The console over HTTP, as a browser speaks to it (the browser tests in
+//! console_browser.rs click through the same pages): signing in sets a
+//! session cookie that scripts cannot read and other sites do not send;
+//! pages carry content rules without inline script; a change without the
+//! session's CSRF token, or from another origin, is refused and records
+//! nothing; a change through the console is the admin API's, recorded
+//! under the person's name; buttons appear only for roles that may use
+//! them; signing out ends the session.
+
+use crate::support::governance::admin_call;
+use crate::support::{Gateway, TestUpstream, send};
+use http::Method;
+use serde_json::json;
+
+/// `chat` v1 active; v2 proposed by ops, needing two approvals (one of
+/// them the AI officer's).
+pub(crate) async fn gateway_with_a_proposal() -> (TestUpstream, Gateway) {
+    let upstream = TestUpstream::start().await;
+    let config = format!(
+        "[governance.approval]\napprovers = 2\nrequired_roles = [\"ai_officer\"]\n\
+         [[models]]\nname = \"chat\"\nprotocol = \"openai\"\ndefault_version = \"v1\"\n\
+         [[models.versions]]\nversion = \"v1\"\nupstream = \"{}\"\n",
+        upstream.url()
+    );
+    let gateway = Gateway::start(&config).await;
+    let body = json!({"version": "v2", "upstream": upstream.url(), "risk_class": "limited",
+                      "change_ref": "CHG-7", "description": "retrained"});
+    let proposed = admin_call(
+        &gateway.admin,
+        Some("ops"),
+        Method::POST,
+        "/admin/models/chat/versions",
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(proposed.status, 201, "{}", proposed.text());
+    (upstream, gateway)
+}
+
+/// Signs `principal` in; the session cookie (`name=value`).
+pub(crate) async fn sign_in(gateway: &Gateway, principal: &str) -> String {
+    let token = crate::support::governance::token(principal);
+    let reply = send(
+        Method::POST,
+        &format!("{}/console/sign-in", gateway.admin),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        format!("token={token}"),
+    )
+    .await;
+    assert_eq!(reply.status, 303, "{}", reply.text());
+    let set = reply.headers["set-cookie"].to_str().unwrap().to_owned();
+    set.split(';').next().unwrap().to_owned()
+}
+
+/// A console page as the holder of `cookie`: (status, body).
+async fn page(gateway: &Gateway, cookie: &str, path: &str) -> (u16, String) {
+    let reply = send(
+        Method::GET,
+        &format!("{}{path}", gateway.admin),
+        &[("cookie", cookie)],
+        "",
+    )
+    .await;
+    (reply.status.as_u16(), reply.text())
+}
+
+/// The CSRF token in a page's forms.
+fn csrf(html: &str) -> String {
+    let at = html
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with its token")
+        + 19;
+    html[at..at + 64].to_owned()
+}
+
+async fn post(
+    gateway: &Gateway,
+    cookie: &str,
+    path: &str,
+    extra: &[(&str, &str)],
+    body: &str,
+) -> u16 {
+    let mut headers = vec![
+        ("cookie", cookie),
+        ("content-type", "application/x-www-form-urlencoded"),
+    ];
+    headers.extend_from_slice(extra);
+    send(
+        Method::POST,
+        &format!("{}{path}", gateway.admin),
+        &headers,
+        body.to_owned(),
+    )
+    .await
+    .status
+    .as_u16()
+}
+
+fn approvals_of_v2(entries: &[serde_json::Value]) -> Vec<String> {
+    entries
+        .iter()
+        .filter(|e| e["kind"] == "version_approved" && e["version"] == "v2")
+        .map(|e| e["principal"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn console_sessions_refuse_cross_site_changes_and_record_the_persons_own() {
+    let (_upstream, gateway) = gateway_with_a_proposal().await;
+    // Not signed in: to the sign-in page. A wrong token: refused.
+    let (status, _) = page(&gateway, "govgate_console=nothing", "/console/models").await;
+    assert_eq!(status, 303);
+    let refused = send(
+        Method::POST,
+        &format!("{}/console/sign-in", gateway.admin),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        "token=wrong",
+    )
+    .await;
+    assert_eq!(refused.status, 401);
+    assert!(refused.headers.get("set-cookie").is_none());
+
+    let signed_in = send(
+        Method::POST,
+        &format!("{}/console/sign-in", gateway.admin),
+        &[("content-type", "application/x-www-form-urlencoded")],
+        format!("token={}", crate::support::governance::token("ai-officer")),
+    )
+    .await;
+    let set = signed_in.headers["set-cookie"].to_str().unwrap();
+    for flag in ["HttpOnly", "SameSite=Strict", "Path=/console"] {
+        assert!(set.contains(flag), "{set}");
+    }
+    assert!(!set.contains("Secure"), "plain HTTP listener: {set}");
+    let cookie = set.split(';').next().unwrap().to_owned();
+
+    let version = "/console/models/chat/versions/v2";
+    let reply = send(
+        Method::GET,
+        &format!("{}{version}", gateway.admin),
+        &[("cookie", &cookie)],
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let csp = reply.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert_eq!(reply.headers["referrer-policy"], "no-referrer");
+    let html = reply.text();
+    assert!(!html.contains("<script>"), "no inline script");
+    assert!(
+        html.contains("2 more approvals: approver:ai_officer"),
+        "{html}"
+    );
+    assert!(
+        html.contains("id=\"do-approve\""),
+        "an approver sees approve"
+    );
+    assert!(
+        !html.contains("id=\"do-activate\""),
+        "an approver cannot activate"
+    );
+    let token = csrf(&html);
+
+    // Without the token, with another's token, from another site: refused,
+    // nothing recorded.
+    let approve = format!("{version}/approve");
+    assert_eq!(
+        post(&gateway, &cookie, &approve, &[], "reason=x").await,
+        403
+    );
+    assert_eq!(
+        post(
+            &gateway,
+            &cookie,
+            &approve,
+            &[],
+            &format!("csrf={}&reason=x", "0".repeat(64))
+        )
+        .await,
+        403
+    );
+    let body = format!("csrf={token}&reason=x");
+    assert_eq!(
+        post(
+            &gateway,
+            &cookie,
+            &approve,
+            &[("origin", "http://evil.example")],
+            &body
+        )
+        .await,
+        403
+    );
+    assert_eq!(
+        post(
+            &gateway,
+            &cookie,
+            &approve,
+            &[("sec-fetch-site", "cross-site")],
+            &body
+        )
+        .await,
+        403
+    );
+    assert!(approvals_of_v2(&gateway.entries().await).is_empty());
+
+    // From the console's own origin with the token: the API's approval,
+    // under the officer's name.
+    let origin = gateway.admin.clone();
+    let status = post(
+        &gateway,
+        &cookie,
+        &approve,
+        &[("origin", &origin), ("sec-fetch-site", "same-origin")],
+        &format!("csrf={token}&reason=model+card+reviewed"),
+    )
+    .await;
+    assert_eq!(status, 303);
+    assert_eq!(
+        approvals_of_v2(&gateway.entries().await),
+        vec!["ai-officer"]
+    );
+    let (_, html) = page(&gateway, &cookie, version).await;
+    assert!(html.contains("1 more approval"), "{html}");
+    assert!(html.contains("model card reviewed"));
+
+    // A reviewer sees the version but no button to change it.
+    let rita = sign_in(&gateway, "rita").await;
+    let (status, html) = page(&gateway, &rita, version).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("rita (reviewer)"));
+    assert!(!html.contains("id=\"do-"), "{html}");
+    // The API still decides: a reviewer's approval through the console is
+    // refused by it and recorded nowhere.
+    let rita_token = csrf(&html);
+    let status = post(
+        &gateway,
+        &rita,
+        &approve,
+        &[],
+        &format!("csrf={rita_token}"),
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (_, html) = page(&gateway, &rita, version).await;
+    assert!(html.contains("1 more approval"));
+    assert_eq!(
+        approvals_of_v2(&gateway.entries().await),
+        vec!["ai-officer"]
+    );
+
+    // Signing out ends the session.
+    let status = post(
+        &gateway,
+        &cookie,
+        "/console/sign-out",
+        &[],
+        &format!("csrf={token}"),
+    )
+    .await;
+    assert_eq!(status, 303);
+    let (status, _) = page(&gateway, &cookie, version).await;
+    assert_eq!(status, 303, "signed out");
+}
