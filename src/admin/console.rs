@@ -73,7 +73,8 @@ pub fn routes(console: Console) -> Router {
 }
 
 /// No inline script or style, nothing from elsewhere, no framing, no
-/// referrer (decision ids are in URLs).
+/// referrer to other sites (decision ids are in URLs; `no-referrer` would
+/// also make browsers send `Origin: null` on the console's own forms).
 async fn security_headers(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
@@ -82,7 +83,7 @@ async fn security_headers(mut response: Response) -> Response {
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
              connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
         ),
-        (header::REFERRER_POLICY, "no-referrer"),
+        (header::REFERRER_POLICY, "same-origin"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
         (header::X_FRAME_OPTIONS, "DENY"),
         (header::CACHE_CONTROL, "no-store"),

@@ -149,7 +149,7 @@ async fn console_sessions_refuse_cross_site_changes_and_record_the_persons_own()
         "{csp}"
     );
     assert!(!csp.contains("unsafe-inline"), "{csp}");
-    assert_eq!(reply.headers["referrer-policy"], "no-referrer");
+    assert_eq!(reply.headers["referrer-policy"], "same-origin");
     let html = reply.text();
     assert!(!html.contains("<script>"), "no inline script");
     assert!(
@@ -185,16 +185,22 @@ async fn console_sessions_refuse_cross_site_changes_and_record_the_persons_own()
         403
     );
     let body = format!("csrf={token}&reason=x");
-    assert_eq!(
-        post(
-            &gateway,
-            &cookie,
-            &approve,
-            &[("origin", "http://evil.example")],
-            &body
-        )
-        .await,
-        403
+    let refused = send(
+        Method::POST,
+        &format!("{}{approve}", gateway.admin),
+        &[
+            ("cookie", &cookie),
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("origin", "http://evil.example"),
+        ],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(refused.status, 403);
+    assert!(
+        refused.text().contains("cross-site request refused"),
+        "a page for people: {}",
+        refused.text()
     );
     assert_eq!(
         post(

@@ -16,6 +16,7 @@ mod chunked_verify;
 mod cli;
 mod connections;
 mod console;
+mod console_browser;
 mod decisions;
 mod edges;
 mod erasure;

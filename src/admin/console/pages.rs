@@ -55,7 +55,7 @@ pub(crate) fn page(
         html,
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{} · govgate console</title>\
+         <title>{} · govgate console</title><link rel=\"icon\" href=\"data:,\">\
          <link rel=\"stylesheet\" href=\"/console/assets/console.css\">\
          <script src=\"/console/assets/console.js\" defer></script></head><body>",
         esc(title)

@@ -9,6 +9,7 @@ pub mod gateway;
 pub mod governance;
 pub mod pyenv;
 pub mod upstream;
+pub mod webdriver;
 
 pub use client::{open, send};
 pub use gateway::Gateway;

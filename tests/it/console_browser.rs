@@ -1,0 +1,111 @@
+//! The console in a real browser: Debian's chromium, headless, driven by
+//! chromedriver. Two officers approve a version and a third person
+//! activates it, each signed in in a browser of their own; the ledger then
+//! holds the three entries under their names. A reviewer sees the version
+//! but no button to change it. No page logs an error. Screenshots go to
+//! `<target>/console-*.png` (docs/console.md shows them).
+
+use crate::console::gateway_with_a_proposal;
+use crate::support::Gateway;
+use crate::support::webdriver::{Browser, Driver};
+use std::path::{Path, PathBuf};
+
+fn target_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_govgate"))
+        .parent()
+        .and_then(Path::parent)
+        .expect("the binary lies in <target>/<profile>/")
+        .to_path_buf()
+}
+
+/// Signs `principal` in through the sign-in page.
+async fn sign_in(browser: &Browser<'_>, gateway: &Gateway, principal: &str) {
+    browser.goto(&format!("{}/console/", gateway.admin)).await;
+    assert!(
+        browser.url().await.ends_with("/console/sign-in"),
+        "not signed in yet"
+    );
+    browser
+        .type_into("#token", crate::support::governance::token(principal))
+        .await;
+    browser.click("#sign-in").await;
+    let shown = browser.text("#principal").await;
+    assert!(shown.starts_with(principal), "{shown}");
+}
+
+#[tokio::test]
+#[ignore = "needs chromium and chromedriver (Debian packages chromium, chromium-driver); run with: cargo test -- --include-ignored"]
+async fn officers_approve_and_activate_in_their_own_browsers_and_a_reviewer_sees_no_buttons() {
+    let (_upstream, gateway) = gateway_with_a_proposal().await;
+    let driver = Driver::start().await;
+    let profiles = tempfile::tempdir().unwrap();
+    let version = format!("{}/console/models/chat/versions/v2", gateway.admin);
+    let target = target_dir();
+    let steps = [
+        (
+            "ai-officer",
+            "approve",
+            "2 more approvals: approver:ai_officer",
+        ),
+        ("security-officer", "approve", "1 more approval"),
+        ("ops", "activate", ""),
+    ];
+    for (at, (principal, action, needed)) in steps.iter().enumerate() {
+        let browser = driver.browser(&profiles.path().join(principal)).await;
+        sign_in(&browser, &gateway, principal).await;
+        browser.goto(&version).await;
+        if !needed.is_empty() {
+            assert_eq!(browser.text("#needed").await, *needed);
+        }
+        if at == 1 {
+            browser
+                .screenshot(&target.join("console-version.png"))
+                .await;
+        }
+        browser
+            .type_into(
+                &format!("#reason-{action}"),
+                &format!("{principal}: checked"),
+            )
+            .await;
+        browser.click(&format!("#do-{action}")).await;
+        let notice = browser.text("#notice").await;
+        assert!(
+            notice.contains("recorded as ledger entry"),
+            "{principal}: {notice}"
+        );
+        let errors = browser.console_errors().await;
+        assert!(errors.is_empty(), "{principal}: {errors:?}");
+        if at == 2 {
+            assert_eq!(browser.text("#state").await, "active");
+            browser.goto(&format!("{}/console/", gateway.admin)).await;
+            browser
+                .screenshot(&target.join("console-overview.png"))
+                .await;
+        }
+        browser.close().await;
+    }
+    let entries = gateway.entries().await;
+    let by = |kind: &str| -> Vec<String> {
+        entries
+            .iter()
+            .filter(|e| e["kind"] == kind && e["version"] == "v2")
+            .map(|e| e["principal"].as_str().unwrap_or("").to_owned())
+            .collect()
+    };
+    assert_eq!(
+        by("version_approved"),
+        vec!["ai-officer", "security-officer"]
+    );
+    assert_eq!(by("version_activated"), vec!["ops"]);
+
+    // A reviewer reads the version, with no button to change it.
+    let browser = driver.browser(&profiles.path().join("rita")).await;
+    sign_in(&browser, &gateway, "rita").await;
+    browser.goto(&version).await;
+    assert_eq!(browser.text("#state").await, "active");
+    assert!(browser.all("button[id^=do-]").await.is_empty());
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "rita: {errors:?}");
+    browser.close().await;
+}
