@@ -109,3 +109,81 @@ async fn officers_approve_and_activate_in_their_own_browsers_and_a_reviewer_sees
     assert!(errors.is_empty(), "rita: {errors:?}");
     browser.close().await;
 }
+
+#[tokio::test]
+#[ignore = "needs chromium and chromedriver (Debian packages chromium, chromium-driver); run with: cargo test -- --include-ignored"]
+async fn a_reviewer_sees_a_hold_arrive_and_approves_it_and_the_waiting_client_gets_the_answer() {
+    let (gateway, _upstream, _policies) = crate::reviews::start("").await;
+    let driver = Driver::start().await;
+    let profiles = tempfile::tempdir().unwrap();
+    let browser = driver.browser(&profiles.path().join("rita")).await;
+    sign_in(&browser, &gateway, "rita").await;
+    browser
+        .goto(&format!("{}/console/reviews", gateway.admin))
+        .await;
+    assert!(browser.text("#queue-state").await.starts_with("0 waiting"));
+
+    // A held answer arrives while the page is open: the page shows it
+    // without being told to reload.
+    let body = r#"{"hold": true, "messages": [{"role": "user", "content": "Is my loan approved?"}, {"role": "assistant", "content": "Yes, at 4.1 %."}]}"#;
+    let (decision_id, review_id) = crate::reviews::held(&gateway, body).await;
+    let mut shown = String::new();
+    for _ in 0..100 {
+        shown = browser.text("#queue-state").await;
+        if shown.starts_with("1 waiting") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(shown.starts_with("1 waiting"), "{shown}");
+    browser
+        .screenshot(&target_dir().join("console-reviews.png"))
+        .await;
+
+    // The client waits on its poll while the reviewer reads and decides.
+    let waiting = {
+        let gateway_url = gateway.url(&format!("/govgate/decisions/{decision_id}"));
+        tokio::spawn(async move {
+            crate::support::send(
+                http::Method::GET,
+                &gateway_url,
+                &[("prefer", "wait=20")],
+                "",
+            )
+            .await
+        })
+    };
+    browser
+        .click(&format!("a[href='/console/reviews/{review_id}']"))
+        .await;
+    // The held answer reads as a conversation.
+    let conversation = browser.text("ol.chat").await;
+    assert!(conversation.contains("Yes, at 4.1 %."), "{conversation}");
+    browser
+        .screenshot(&target_dir().join("console-review.png"))
+        .await;
+    browser.type_into("#reason-approve", "answer checked").await;
+    browser.click("#do-approve").await;
+    assert!(browser.text("#notice").await.contains("approve: recorded"));
+    assert_eq!(browser.text("#status").await, "approved");
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "{errors:?}");
+    browser.close().await;
+
+    let answer = waiting.await.unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(
+        answer.body.as_ref(),
+        body.as_bytes(),
+        "the upstream's answer, byte for byte"
+    );
+    let verdict: Vec<serde_json::Value> = gateway
+        .entries()
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "review_decided" && e["review_id"] == review_id.as_str())
+        .collect();
+    assert_eq!(verdict.len(), 1);
+    assert_eq!(verdict[0]["reviewer"], "rita");
+    assert_eq!(verdict[0]["reason"], "answer checked");
+}

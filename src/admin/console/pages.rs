@@ -382,7 +382,16 @@ fn readable(captured: &Value) -> String {
     if body.is_null() {
         return "<p class=\"hint\">not kept</p>".to_owned();
     }
-    if let Some(messages) = body["messages"].as_array() {
+    // A chat request's messages, or a chat completion's choices.
+    let messages: Option<Vec<&Value>> = body["messages"]
+        .as_array()
+        .map(|messages| messages.iter().collect())
+        .or_else(|| {
+            body["choices"]
+                .as_array()
+                .map(|choices| choices.iter().map(|choice| &choice["message"]).collect())
+        });
+    if let Some(messages) = messages {
         let mut out = String::from("<ol class=\"chat\">");
         for message in messages {
             let _ = write!(
@@ -393,6 +402,27 @@ fn readable(captured: &Value) -> String {
             );
         }
         out.push_str("</ol>");
+        return out;
+    }
+    // KServe V2 tensors: one row per tensor.
+    if let Some(tensors) = body["inputs"].as_array().or(body["outputs"].as_array())
+        && tensors.iter().all(|tensor| tensor["name"].is_string())
+    {
+        let mut out = String::from(
+            "<table class=\"tensors\"><thead><tr><th scope=\"col\">Tensor</th><th scope=\"col\">Type</th>\
+             <th scope=\"col\">Shape</th><th scope=\"col\">Data</th></tr></thead><tbody>",
+        );
+        for tensor in tensors {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&text(&tensor["name"])),
+                esc(&text(&tensor["datatype"])),
+                esc(&text(&tensor["shape"])),
+                esc(&text(&tensor["data"]))
+            );
+        }
+        out.push_str("</tbody></table>");
         return out;
     }
     let pretty = serde_json::to_string_pretty(body).unwrap_or_default();
@@ -450,4 +480,46 @@ pub(crate) fn review(item: &Value, session: &Session, may_decide: bool) -> Strin
         );
     }
     body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn text_from_the_api_cannot_become_markup() {
+        assert_eq!(
+            esc("<script>alert('x')</script> & \"q\""),
+            "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &amp; &quot;q&quot;"
+        );
+        assert_eq!(seg("a/b c?"), "a%2Fb%20c%3F");
+        let html =
+            readable(&json!({"body": {"messages": [{"role": "user", "content": "<b>hi</b>"}]}}));
+        assert!(html.contains("&lt;b&gt;hi&lt;/b&gt;") && !html.contains("<b>hi"));
+    }
+
+    #[test]
+    fn chat_bodies_read_as_conversations_and_other_json_indented() {
+        let request = readable(&json!({"body": {"messages": [
+            {"role": "system", "content": "be brief"}, {"role": "user", "content": "rate?"}]}}));
+        assert!(request.starts_with("<ol class=\"chat\">"));
+        assert!(request.contains("<strong>user</strong> rate?"));
+        let answer = readable(&json!({"body": {"choices": [
+            {"index": 0, "message": {"role": "assistant", "content": "4.1 %"}}]}}));
+        assert!(answer.contains("<strong>assistant</strong> 4.1 %"));
+        let tensors = readable(&json!({"body": {"outputs": [
+            {"name": "score", "datatype": "FP32", "shape": [1], "data": [0.5]}]}}));
+        assert!(
+            tensors.contains("<td>score</td><td>FP32</td><td>[1]</td><td>[0.5]</td>"),
+            "{tensors}"
+        );
+        let other = readable(&json!({"body": {"ok": true}}));
+        assert!(other.starts_with("<pre>{\n"), "{other}");
+        assert_eq!(
+            readable(&json!({"body": "plain text"})),
+            "<pre>plain text</pre>"
+        );
+        assert!(readable(&json!({"body": null})).contains("not kept"));
+    }
 }
