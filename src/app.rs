@@ -505,6 +505,7 @@ impl App {
         )?
         .map(Arc::new);
         let console_tokens = tokens.clone();
+        let console_receipts = reader::public_routes(reader.clone());
         let status = ledger.status();
         let mut admin = crate::admin::router(metrics)
             .merge(crate::admin::readiness_route(Arc::new(move || {
@@ -594,6 +595,7 @@ impl App {
         // in: the API as built so far, without the console itself.
         let console = crate::admin::console::Console::new(
             admin.clone(),
+            console_receipts,
             console_tokens,
             config.server.admin_tls.is_some(),
         );

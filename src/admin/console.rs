@@ -30,6 +30,8 @@ use std::sync::Arc;
 pub struct Console {
     /// The admin API, called in process.
     api: Router,
+    /// The public listener's receipt routes (`/govgate/receipts/...`).
+    receipts: Router,
     tokens: Tokens,
     sessions: Arc<Sessions>,
     /// The admin listener speaks TLS: cookies are `Secure`.
@@ -37,11 +39,13 @@ pub struct Console {
 }
 
 impl Console {
-    /// The console over `api` (the admin router without the console),
-    /// signing people in with `tokens`.
-    pub fn new(api: Router, tokens: Tokens, secure: bool) -> Self {
+    /// The console over `api` (the admin router without the console) and
+    /// `receipts` (the public receipt routes), signing people in with
+    /// `tokens`.
+    pub fn new(api: Router, receipts: Router, tokens: Tokens, secure: bool) -> Self {
         Self {
             api,
+            receipts,
             tokens,
             sessions: Arc::new(Sessions::default()),
             secure,
@@ -67,6 +71,8 @@ pub fn routes(console: Console) -> Router {
         .route("/console/reviews/state", get(queue_state))
         .route("/console/reviews/{review_id}", get(review))
         .route("/console/reviews/{review_id}/decide", post(decide))
+        .route("/console/decisions", get(find_decision))
+        .route("/console/decisions/{decision_id}", get(decision))
         .route("/console/assets/{name}", get(asset))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(console)
@@ -646,6 +652,77 @@ async fn decide(
     } else {
         back(&page, Notice::Problem(answer.problem()))
     }
+}
+
+#[derive(Deserialize, Default)]
+struct FindQuery {
+    #[serde(default)]
+    id: String,
+}
+
+/// The look-up form; with `?id=`, to that decision's page.
+async fn find_decision(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Query(query): Query<FindQuery>,
+) -> Response {
+    let session = match signed_in(&console, &headers) {
+        Ok(session) => session,
+        Err(refused) => return refused.into_response(),
+    };
+    let id = query.id.trim();
+    if !id.is_empty() {
+        return Redirect::to(&format!("/console/decisions/{}", seg(id))).into_response();
+    }
+    html(
+        StatusCode::OK,
+        pages::page("Decisions", Some(&session), None, &pages::find_decision()),
+    )
+}
+
+/// A decision: its entry, what it cites, and its receipt with the check
+/// the browser makes itself.
+async fn decision(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path(decision_id): Path<String>,
+) -> Response {
+    let session = match signed_in(&console, &headers) {
+        Ok(session) => session,
+        Err(refused) => return refused.into_response(),
+    };
+    let id = seg(&decision_id);
+    let entry = api::call(
+        &console.receipts,
+        &session.credential,
+        Method::GET,
+        &format!("/govgate/receipts/{id}/entry"),
+        None,
+    )
+    .await;
+    if !entry.status.is_success() {
+        return api_problem(&session, "Decision", &entry);
+    }
+    let proof = api::call(
+        &console.receipts,
+        &session.credential,
+        Method::GET,
+        &format!("/govgate/receipts/{id}"),
+        None,
+    )
+    .await;
+    let key = read(&console, &session, "/ledger/key").await;
+    let body = pages::decision(
+        &decision_id,
+        &entry.text,
+        &entry.json,
+        proof.status.is_success().then_some(proof.text.as_str()),
+        key.text.trim(),
+    );
+    html(
+        StatusCode::OK,
+        pages::page("Decision", Some(&session), None, &body),
+    )
 }
 
 /// The embedded assets.

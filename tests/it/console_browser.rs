@@ -187,3 +187,74 @@ async fn a_reviewer_sees_a_hold_arrive_and_approves_it_and_the_waiting_client_ge
     assert_eq!(verdict[0]["reviewer"], "rita");
     assert_eq!(verdict[0]["reason"], "answer checked");
 }
+
+/// Clicks "Verify in this browser" and waits for its verdict.
+async fn verify_in_browser(browser: &Browser<'_>) -> String {
+    browser.click("#verify").await;
+    for _ in 0..100 {
+        let shown = browser.text("#verify-result").await;
+        if shown.starts_with("Verified") || shown.starts_with("Not verified") {
+            return shown;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no verdict from the page");
+}
+
+#[tokio::test]
+#[ignore = "needs chromium and chromedriver (Debian packages chromium, chromium-driver); run with: cargo test -- --include-ignored"]
+async fn a_decisions_receipt_verifies_in_the_browser_and_a_tampered_one_does_not() {
+    let (gateway, _upstream, _policies) = crate::reviews::start("").await;
+    let served = crate::reviews::infer_as(&gateway, "svc-app", r#"{"x": 1}"#).await;
+    assert_eq!(served.status, 200, "{}", served.text());
+    let decision_id = served.decision_id();
+    gateway.wait_for_decision(&decision_id).await;
+
+    let driver = Driver::start().await;
+    let profiles = tempfile::tempdir().unwrap();
+    let browser = driver.browser(&profiles.path().join("auditor")).await;
+    sign_in(&browser, &gateway, "auditor").await;
+    browser
+        .goto(&format!("{}/console/decisions", gateway.admin))
+        .await;
+    browser.type_into("#decision-id", &decision_id).await;
+    browser.click("#find").await;
+    assert_eq!(browser.text("dd#decision-id").await, decision_id);
+    let verdict = verify_in_browser(&browser).await;
+    assert!(
+        verdict.starts_with("Verified in this browser: entry "),
+        "{verdict}"
+    );
+    browser
+        .screenshot(&target_dir().join("console-decision.png"))
+        .await;
+
+    // One member of the entry changed: not in the log.
+    let entry = browser.value("#entry-bytes").await;
+    let tampered = entry.replacen("\"caller\":\"svc-app\"", "\"caller\":\"svc-evil\"", 1);
+    assert_ne!(tampered, entry);
+    browser.clear("#entry-bytes").await;
+    browser.type_into("#entry-bytes", &tampered).await;
+    let verdict = verify_in_browser(&browser).await;
+    assert_eq!(
+        verdict,
+        format!(
+            "Not verified: the entry is not included under the checkpoint's root at index {}",
+            serde_json::from_str::<serde_json::Value>(&entry).unwrap()["seq"]
+        )
+    );
+    // The right entry, but another log's key: the checkpoint is not its.
+    browser.clear("#entry-bytes").await;
+    browser.type_into("#entry-bytes", &entry).await;
+    assert!(verify_in_browser(&browser).await.starts_with("Verified"));
+    let (_, other_key) = gateway.config_with_new_key("other");
+    browser.clear("#vkey").await;
+    browser.type_into("#vkey", other_key.trim()).await;
+    assert_eq!(
+        verify_in_browser(&browser).await,
+        "Not verified: the checkpoint is not signed by this key"
+    );
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "{errors:?}");
+    browser.close().await;
+}

@@ -64,7 +64,8 @@ pub(crate) fn page(
     if let Some(session) = session {
         html.push_str(
             "<nav aria-label=\"Sections\"><a href=\"/console/\">Overview</a>\
-             <a href=\"/console/models\">Models</a><a href=\"/console/reviews\">Reviews</a></nav>",
+             <a href=\"/console/models\">Models</a><a href=\"/console/reviews\">Reviews</a>\
+             <a href=\"/console/decisions\">Decisions</a></nav>",
         );
         let _ = write!(
             html,
@@ -316,6 +317,89 @@ pub(crate) fn version(version: &Value, session: &Session, offers: &[Offer]) -> S
         }
         body.push_str("</div>");
     }
+    body
+}
+
+/// The decision look-up form.
+pub(crate) fn find_decision() -> String {
+    "<form method=\"get\" action=\"/console/decisions\" class=\"card\">\
+     <label for=\"decision-id\">Decision id (the <code>govgate-decision-id</code> header of an answer)</label>\
+     <input id=\"decision-id\" name=\"id\" required pattern=\"[0-9a-f]{32}\">\
+     <button type=\"submit\" id=\"find\">Look up</button></form>"
+        .to_owned()
+}
+
+/// A decision: the entry's members, links to what it cites, and the
+/// receipt, entry and key in fields the page's own script checks
+/// (`verify in this browser`): the signature of the checkpoint with the
+/// key, the entry's inclusion under the checkpoint's root.
+pub(crate) fn decision(
+    id: &str,
+    raw: &str,
+    entry: &Value,
+    proof: Option<&str>,
+    vkey: &str,
+) -> String {
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<dl class=\"facts\"><dt>Decision</dt><dd id=\"decision-id\">{}</dd><dt>Ledger entry</dt><dd>seq {}</dd>\
+         <dt>Time</dt><dd>{}</dd><dt>Caller</dt><dd>{}</dd><dt>Model</dt><dd>{}</dd><dt>Outcome</dt><dd id=\"outcome\">{} ({})</dd>",
+        esc(id),
+        esc(&text(&entry["seq"])),
+        esc(&text(&entry["time"])),
+        esc(&text(&entry["caller"])),
+        match (entry["model"].as_str(), entry["version"].as_str()) {
+            (Some(model), Some(version)) => format!(
+                "<a href=\"/console/models/{}/versions/{}\">{} {}</a>",
+                seg(model),
+                seg(version),
+                esc(model),
+                esc(version)
+            ),
+            _ => esc(&text(&entry["model"])),
+        },
+        esc(&text(&entry["outcome"])),
+        esc(&text(&entry["status"])),
+    );
+    let _ = write!(
+        body,
+        "<dt>Approval that let it serve</dt><dd>{}</dd><dt>Policy set in force</dt><dd>{}</dd></dl>",
+        match entry["approval_seq"].as_u64() {
+            Some(seq) => format!("ledger entry {seq}"),
+            None => "-".to_owned(),
+        },
+        esc(&text(&entry["policy"]["set_seq"])),
+    );
+    let _ = write!(
+        body,
+        "<h2>The entry</h2><pre>{}</pre>",
+        esc(&serde_json::to_string_pretty(entry).unwrap_or_default())
+    );
+    body.push_str(
+        "<h2>Verify in this browser</h2><p class=\"hint\">This page's own script checks the \
+         receipt with the browser's WebCrypto (SHA-256, Ed25519): the checkpoint's signature \
+         with the key below, the entry's inclusion under the checkpoint's root, and that the \
+         entry is this decision at the receipt's index. Paste the log's key as you got it from \
+         its owner to depend on nothing the gateway says; the fields can be edited to check \
+         any receipt.</p>",
+    );
+    let _ = write!(
+        body,
+        "<form class=\"card\" id=\"verify-form\"><label for=\"vkey\">The log's verifier key</label>\
+         <input id=\"vkey\" value=\"{}\" spellcheck=\"false\">\
+         <label for=\"entry-bytes\">The entry (its canonical bytes)</label>\
+         <textarea id=\"entry-bytes\" rows=\"4\" spellcheck=\"false\">{}</textarea>\
+         <label for=\"receipt\">The receipt (C2SP tlog-proof)</label>\
+         <textarea id=\"receipt\" rows=\"10\" spellcheck=\"false\">{}</textarea>\
+         <input type=\"hidden\" id=\"expected-id\" value=\"{}\">\
+         <button type=\"button\" id=\"verify\">Verify in this browser</button></form>\
+         <p id=\"verify-result\" role=\"status\" aria-live=\"polite\"></p>",
+        esc(vkey),
+        esc(raw),
+        esc(proof.unwrap_or("")),
+        esc(id)
+    );
     body
 }
 

@@ -191,6 +191,31 @@ impl Browser<'_> {
         .await;
     }
 
+    /// Empties the field matching `css`.
+    pub async fn clear(&self, css: &str) {
+        let element = self.find(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/clear"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    /// The current value of the field matching `css`.
+    pub async fn value(&self, css: &str) -> String {
+        let element = self.find(css).await;
+        self.call(
+            reqwest::Method::GET,
+            &format!("/element/{element}/property/value"),
+            None,
+        )
+        .await
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+    }
+
     /// Clicks the element matching `css`.
     pub async fn click(&self, css: &str) {
         let element = self.find(css).await;
