@@ -520,6 +520,9 @@ impl App {
             .merge(crate::admin::kpi_report::routes(
                 tokens.clone(),
                 kpi.clone(),
+                kpi_snapshots
+                    .as_ref()
+                    .map(crate::kpi::KpiSnapshots::history),
             ))
             .merge(crate::admin::verification::routes(tokens.clone(), monitor))
             .merge(crate::admin::export::routes(

@@ -71,6 +71,8 @@ pub fn routes(console: Console) -> Router {
         .route("/console/reviews/state", get(queue_state))
         .route("/console/reviews/{review_id}", get(review))
         .route("/console/reviews/{review_id}/decide", post(decide))
+        .route("/console/kpis", get(kpis))
+        .route("/console/kpis/{model}", get(kpi_model))
         .route("/console/decisions", get(find_decision))
         .route("/console/decisions/{decision_id}", get(decision))
         .route("/console/assets/{name}", get(asset))
@@ -652,6 +654,62 @@ async fn decide(
     } else {
         back(&page, Notice::Problem(answer.problem()))
     }
+}
+
+async fn kpis(State(console): State<Console>, headers: HeaderMap) -> Response {
+    let session = match signed_in(&console, &headers) {
+        Ok(session) => session,
+        Err(refused) => return refused.into_response(),
+    };
+    let answer = read(&console, &session, "/admin/kpis").await;
+    if !answer.status.is_success() {
+        return api_problem(&session, "KPIs", &answer);
+    }
+    let body = pages::kpi_models(&answer.json);
+    html(
+        StatusCode::OK,
+        pages::page("KPIs", Some(&session), None, &body),
+    )
+}
+
+/// A model's fairness and drift: the charts of its snapshots since the
+/// gateway started, drawn as the period report draws them, and the
+/// current window's figures with their counts.
+async fn kpi_model(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path(model): Path<String>,
+) -> Response {
+    let session = match signed_in(&console, &headers) {
+        Ok(session) => session,
+        Err(refused) => return refused.into_response(),
+    };
+    let current = read(&console, &session, &format!("/admin/kpis/{}", seg(&model))).await;
+    if !current.status.is_success() {
+        return api_problem(&session, &model, &current);
+    }
+    let history = read(
+        &console,
+        &session,
+        &format!("/admin/kpis/{}/history", seg(&model)),
+    )
+    .await;
+    let snapshots = history.json["snapshots"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    // Computing the series of up to 500 snapshots is CPU work: off the
+    // async workers.
+    let charts = tokio::task::spawn_blocking(move || {
+        crate::report::html::trends_charts(&crate::report::trends_of(&snapshots))
+    })
+    .await
+    .unwrap_or_default();
+    let body = pages::kpi_model(&charts, &current.json);
+    html(
+        StatusCode::OK,
+        pages::page(&format!("KPIs of {model}"), Some(&session), None, &body),
+    )
 }
 
 #[derive(Deserialize, Default)]

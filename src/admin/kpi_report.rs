@@ -1,7 +1,9 @@
 //! Reading the KPIs with the counts behind them: `GET /admin/kpis` (the
-//! models with `[models.kpi]`) and `GET /admin/kpis/{model}` (fairness per
-//! attribute and group, drift per version and feature, as JSON). Any valid
-//! admin token may read them, as it may read the models.
+//! models with `[models.kpi]`), `GET /admin/kpis/{model}` (fairness per
+//! attribute and group, drift per version and feature, as JSON) and `GET
+//! /admin/kpis/{model}/history` (the `kpi_snapshot` entries written since
+//! the gateway started, the latest 500). Any valid admin token may read
+//! them, as it may read the models.
 //!
 //! The aggregator builds the answer from its windows in its own task (as it
 //! does for `/metrics`), after every exchange handed to it before; the
@@ -9,7 +11,7 @@
 
 use super::auth::Tokens;
 use super::{error_response, json_response};
-use crate::kpi::KpiRecorder;
+use crate::kpi::{KpiHistory, KpiRecorder};
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -22,15 +24,58 @@ struct Api {
     tokens: Tokens,
     /// `None` when no model has `[models.kpi]`.
     recorder: Option<KpiRecorder>,
+    /// The snapshots written since start (`None` as `recorder`).
+    history: Option<KpiHistory>,
 }
 
 /// The KPI read routes, on the admin listener (mounted whether or not a
 /// model has KPIs, so that the answer says so).
-pub fn routes(tokens: Tokens, recorder: Option<KpiRecorder>) -> Router {
+pub fn routes(
+    tokens: Tokens,
+    recorder: Option<KpiRecorder>,
+    history: Option<KpiHistory>,
+) -> Router {
     Router::new()
         .route("/admin/kpis", get(list))
         .route("/admin/kpis/{model}", get(show))
-        .with_state(Api { tokens, recorder })
+        .route("/admin/kpis/{model}/history", get(history_of))
+        .with_state(Api {
+            tokens,
+            recorder,
+            history,
+        })
+}
+
+/// `{"model", "snapshots": [entry, ...]}`, oldest first.
+async fn history_of(
+    State(api): State<Api>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(err) = api.tokens.authenticate(&headers).await {
+        return err.into_response();
+    }
+    let known = api
+        .recorder
+        .as_ref()
+        .is_some_and(|recorder| recorder.models().contains(&model));
+    if !known {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            "unknown_model",
+            &format!("model `{model}` has no [models.kpi]"),
+            None,
+        );
+    }
+    let snapshots = api
+        .history
+        .as_ref()
+        .map(|history| history.of(&model))
+        .unwrap_or_default();
+    json_response(
+        StatusCode::OK,
+        &json!({ "model": model, "snapshots": snapshots }),
+    )
 }
 
 async fn list(State(api): State<Api>, headers: HeaderMap) -> Response {

@@ -11,6 +11,7 @@
 //! goes on serving.
 
 use super::aggregator::KpiRecorder;
+use super::history::KpiHistory;
 use super::snapshot::{self, MAX_MEMBERS_BYTES, Trigger};
 use crate::config::ModelConfig;
 use crate::ledger::entry::EntryBody;
@@ -113,9 +114,15 @@ pub struct KpiSnapshots {
     rx: mpsc::Receiver<ServingChange>,
     written: IntCounterVec,
     failures: Failures,
+    history: KpiHistory,
 }
 
 impl KpiSnapshots {
+    /// The snapshots this task writes, kept for charts.
+    pub fn history(&self) -> KpiHistory {
+        self.history.clone()
+    }
+
     /// The task for every model of `models` with `[models.kpi]`, and the
     /// handle the registry's changes go through. Registers its metrics.
     pub fn new(
@@ -169,6 +176,7 @@ impl KpiSnapshots {
                 rx,
                 written,
                 failures,
+                history: KpiHistory::default(),
             },
             handle,
         ))
@@ -282,10 +290,14 @@ impl KpiSnapshots {
         }
         let entry = EntryBody::Governance {
             kind: "kpi_snapshot",
-            members,
+            members: members.clone(),
         };
         match self.ledger.append(entry).await {
-            Ok(_) => {
+            Ok(ack) => {
+                if let (Some(seq), Some(time)) = (ack.seq, ack.time) {
+                    let time = crate::ledger::entry::rfc3339_millis(time);
+                    self.history.push(model, seq, time, &members);
+                }
                 self.written.with_label_values(&[model, name]).inc();
                 state.last.insert(model.to_owned(), figures);
             }

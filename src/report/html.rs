@@ -32,6 +32,14 @@ th{background:#f4f4f4}.k{color:#555}.n{text-align:right;font-variant-numeric:tab
 code{font-size:.85em;word-break:break-all}svg text{font-size:12px;font-family:system-ui,sans-serif}\
 .ok{color:#0a6d2c;font-weight:bold}.bad{color:#a40000;font-weight:bold}";
 
+/// The charts of a `kpi_trends` section alone (inline SVG), as the
+/// report draws them.
+pub fn trends_charts(section: &Value) -> String {
+    let mut out = String::new();
+    trends::render(&mut out, section);
+    out
+}
+
 /// The HTML page of `report`.
 pub fn render(report: &Value) -> String {
     let mut out = String::with_capacity(64 * 1024);

@@ -561,5 +561,40 @@ impl Section for KpiTrends {
     }
 }
 
+/// The `kpi_trends` section of `entries` alone (`kpi_snapshot` and
+/// `risk_register_set` entries as JSON objects, in seq order), as a
+/// report over them computes it: for charts of a running gateway's recent
+/// snapshots (the console). Entries that do not read are skipped.
+pub fn trends_of(entries: &[Value]) -> Value {
+    let mut section = Box::new(KpiTrends::default());
+    let (mut first, mut last) = (None, 0);
+    for value in entries {
+        let seq = value["seq"].as_u64().unwrap_or_default();
+        let Ok(bytes) = serde_json::to_vec(value) else {
+            continue;
+        };
+        if let Ok(entry) = Entry::parse(seq, &bytes) {
+            first.get_or_insert(seq);
+            last = seq;
+            section.observe(&entry);
+        }
+    }
+    let Ok(period) = super::Period::new("1970-01-01T00:00:00Z", "9999-12-31T23:59:59Z") else {
+        return Value::Null;
+    };
+    let outside = super::Outside {
+        checkpoint: (0, String::new()),
+        verified: false,
+        made_from: super::MADE_FROM_LEDGER,
+    };
+    section.finish(&Facts {
+        period: &period,
+        origin: "",
+        first_seq: first.unwrap_or_default(),
+        last_seq: last,
+        outside: &outside,
+    })
+}
+
 #[cfg(test)]
 mod tests;

@@ -33,6 +33,7 @@ mod traffic;
 
 pub use compare::first_difference;
 pub use entry::Entry;
+pub use kpi_trends::trends_of;
 pub use source::{
     BundleEntries, StoreReportError, VerifiedReport, from_bundle, from_bundle_in_format,
     from_store, from_verified_store,

@@ -273,3 +273,107 @@ async fn console_sessions_refuse_cross_site_changes_and_record_the_persons_own()
     let (status, _) = page(&gateway, &cookie, version).await;
     assert_eq!(status, 303, "signed out");
 }
+
+/// Sends rows to the KPI test model until the ledger holds `count`
+/// interval snapshots with rows in them.
+pub(crate) async fn kpi_traffic(gateway: &Gateway, count: usize) -> Vec<serde_json::Value> {
+    let bodies = [
+        r#"{"scores": [0.9, 0.2, 0.7], "sex": ["f", "f", "m"], "amount": [10, 20, 30]}"#,
+        r#"{"scores": [0.6, 0.1, 0.4], "sex": ["m", "m", "f"], "amount": [40, 50, 60]}"#,
+    ];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        for body in bodies {
+            let reply = send(
+                Method::POST,
+                &gateway.url("/v2/models/scorer/infer"),
+                &[],
+                body,
+            )
+            .await;
+            assert_eq!(reply.status, 200, "{}", reply.text());
+        }
+        let snapshots: Vec<serde_json::Value> = gateway
+            .entries()
+            .await
+            .into_iter()
+            .filter(|e| {
+                e["kind"] == "kpi_snapshot"
+                    && e["trigger"] == "interval"
+                    && e["fairness"]["rows_total"].as_u64().unwrap_or(0) > 0
+            })
+            .collect();
+        if snapshots.len() >= count {
+            return snapshots;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no snapshots");
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_kpi_page_charts_the_snapshots_the_ledger_holds() {
+    let upstream = TestUpstream::start().await;
+    let gateway = Gateway::start(&crate::kpi_snapshots::config(&upstream.url())).await;
+    let cookie = sign_in(&gateway, "auditor").await;
+    let (status, html) = page(&gateway, &cookie, "/console/kpis/scorer").await;
+    assert_eq!(status, 200);
+    assert!(!html.contains("<svg"), "no rows yet: {html}");
+
+    let written = kpi_traffic(&gateway, 2).await;
+    let history = admin_call(
+        &gateway.admin,
+        Some("auditor"),
+        Method::GET,
+        "/admin/kpis/scorer/history",
+        "",
+    )
+    .await;
+    assert_eq!(history.status, 200, "{}", history.text());
+    let kept = history.json()["snapshots"].as_array().unwrap().clone();
+    let in_ledger: Vec<u64> = gateway
+        .entries()
+        .await
+        .iter()
+        .filter(|e| e["kind"] == "kpi_snapshot")
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    let kept_seqs: Vec<u64> = kept.iter().map(|s| s["seq"].as_u64().unwrap()).collect();
+    assert!(kept_seqs.len() >= 2);
+    assert!(
+        kept_seqs.iter().all(|seq| in_ledger.contains(seq)),
+        "{kept_seqs:?} in {in_ledger:?}"
+    );
+    // Each kept snapshot holds the figures of the ledger's entry.
+    let mut compared = 0;
+    for entry in &written {
+        if let Some(held) = kept.iter().find(|s| s["seq"] == entry["seq"]) {
+            assert_eq!(
+                held["fairness"]["rows_total"],
+                entry["fairness"]["rows_total"]
+            );
+            assert_eq!(held["time"], entry["time"]);
+            assert_eq!(held["model"], "scorer");
+            compared += 1;
+        }
+    }
+    assert!(compared >= 2, "{compared} of {} compared", written.len());
+
+    let (status, html) = page(&gateway, &cookie, "/console/kpis/scorer").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("<svg"), "{html}");
+    let last = kept_seqs.last().unwrap();
+    assert!(
+        html.contains(&format!("(seq {last})")),
+        "the last point's entry"
+    );
+    let unknown = admin_call(
+        &gateway.admin,
+        Some("auditor"),
+        Method::GET,
+        "/admin/kpis/nothing/history",
+        "",
+    )
+    .await;
+    assert_eq!(unknown.status, 404);
+}

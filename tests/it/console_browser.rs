@@ -223,7 +223,8 @@ async fn a_decisions_receipt_verifies_in_the_browser_and_a_tampered_one_does_not
     let verdict = verify_in_browser(&browser).await;
     assert!(
         verdict.starts_with("Verified in this browser: entry "),
-        "{verdict}"
+        "{verdict} (key {:?})",
+        browser.value("#vkey").await
     );
     browser
         .screenshot(&target_dir().join("console-decision.png"))
@@ -252,8 +253,41 @@ async fn a_decisions_receipt_verifies_in_the_browser_and_a_tampered_one_does_not
     browser.type_into("#vkey", other_key.trim()).await;
     assert_eq!(
         verify_in_browser(&browser).await,
-        "Not verified: the checkpoint is not signed by this key"
+        "Not verified: the checkpoint is not signed by this key",
+        "typed {other_key:?}, the field holds {:?}",
+        browser.value("#vkey").await
     );
+    let errors = browser.console_errors().await;
+    assert!(errors.is_empty(), "{errors:?}");
+    browser.close().await;
+}
+
+#[tokio::test]
+#[ignore = "needs chromium and chromedriver (Debian packages chromium, chromium-driver); run with: cargo test -- --include-ignored"]
+async fn a_kpi_chart_appears_after_traffic() {
+    let upstream = crate::support::TestUpstream::start().await;
+    let gateway = Gateway::start(&crate::kpi_snapshots::config(&upstream.url())).await;
+    let driver = Driver::start().await;
+    let profiles = tempfile::tempdir().unwrap();
+    let browser = driver.browser(&profiles.path().join("auditor")).await;
+    sign_in(&browser, &gateway, "auditor").await;
+    browser
+        .goto(&format!("{}/console/kpis", gateway.admin))
+        .await;
+    browser.click("#kpi-models a").await;
+    assert_eq!(
+        browser.text("#no-snapshots").await,
+        "No snapshot written yet."
+    );
+
+    crate::console::kpi_traffic(&gateway, 2).await;
+    browser
+        .goto(&format!("{}/console/kpis/scorer", gateway.admin))
+        .await;
+    assert!(!browser.all("#charts svg").await.is_empty(), "a chart");
+    browser
+        .screenshot(&target_dir().join("console-kpis.png"))
+        .await;
     let errors = browser.console_errors().await;
     assert!(errors.is_empty(), "{errors:?}");
     browser.close().await;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// Window 6 keeps every row; a snapshot every second; two versions on the
 /// same echoing upstream (the request carries the scores).
-fn config(upstream: &str) -> String {
+pub(crate) fn config(upstream: &str) -> String {
     format!(
         r#"
 [[models]]

@@ -70,13 +70,18 @@ function same(a, b) {
 
 // A signed-note verifier key: name+hex key id+base64(0x01 || Ed25519 key).
 async function parseKey(vkey) {
-  const parts = vkey.trim().split("+");
-  if (parts.length !== 3) throw new Error("the key is not name+id+key");
-  const [name, idHex, encoded] = parts;
+  // The name holds no "+"; the base64 key may.
+  const text = vkey.trim();
+  const first = text.indexOf("+");
+  const second = text.indexOf("+", first + 1);
+  if (first < 1 || second < 0) throw new Error("the key is not name+id+key");
+  const name = text.slice(0, first);
+  const idHex = text.slice(first + 1, second);
+  const encoded = text.slice(second + 1);
   const key = fromBase64(encoded);
   if (key.length !== 33 || key[0] !== 1) throw new Error("the key is not an Ed25519 key");
-  const text = new TextEncoder();
-  const id = (await sha256(text.encode(name), new Uint8Array([0x0a]), key)).slice(0, 4);
+  const encoder = new TextEncoder();
+  const id = (await sha256(encoder.encode(name), new Uint8Array([0x0a]), key)).slice(0, 4);
   if (toHex(id) !== idHex) throw new Error("the key's id does not match its key");
   return { name, id, raw: key.slice(1) };
 }
