@@ -525,6 +525,10 @@ impl App {
                     .map(crate::kpi::KpiSnapshots::history),
             ))
             .merge(crate::admin::verification::routes(tokens.clone(), monitor))
+            .merge(crate::admin::decisions::routes(
+                tokens.clone(),
+                store.clone(),
+            ))
             .merge(crate::admin::export::routes(
                 tokens.clone(),
                 exports.clone(),

@@ -716,9 +716,46 @@ async fn kpi_model(
 struct FindQuery {
     #[serde(default)]
     id: String,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    caller: String,
+    #[serde(default)]
+    outcome: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    before: Option<u64>,
 }
 
-/// The look-up form; with `?id=`, to that decision's page.
+impl FindQuery {
+    /// The search's members that are set, as query pairs.
+    fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs: Vec<(&'static str, String)> = [
+            ("model", &self.model),
+            ("version", &self.version),
+            ("caller", &self.caller),
+            ("outcome", &self.outcome),
+            ("from", &self.from),
+            ("to", &self.to),
+        ]
+        .into_iter()
+        .filter(|(_, value)| !value.trim().is_empty())
+        .map(|(name, value)| (name, value.trim().to_owned()))
+        .collect();
+        if let Some(before) = self.before {
+            pairs.push(("before", before.to_string()));
+        }
+        pairs
+    }
+}
+
+/// The look-up and search forms; with `?id=`, to that decision's page;
+/// with search members, the newest matching decisions a page at a time.
 async fn find_decision(
     State(console): State<Console>,
     headers: HeaderMap,
@@ -732,9 +769,31 @@ async fn find_decision(
     if !id.is_empty() {
         return Redirect::to(&format!("/console/decisions/{}", seg(id))).into_response();
     }
+    let pairs = query.pairs();
+    let mut body = pages::find_decision(&pairs);
+    if !pairs.is_empty() {
+        let path = format!(
+            "/admin/decisions?{}",
+            serde_urlencoded::to_string(&pairs).unwrap_or_default()
+        );
+        let answer = read(&console, &session, &path).await;
+        if !answer.status.is_success() {
+            return api_problem(&session, "Decisions", &answer);
+        }
+        let mut next = pairs.clone();
+        next.retain(|(name, _)| *name != "before");
+        let more = answer.json["more_before"].as_u64().map(|before| {
+            next.push(("before", before.to_string()));
+            format!(
+                "/console/decisions?{}",
+                serde_urlencoded::to_string(&next).unwrap_or_default()
+            )
+        });
+        body.push_str(&pages::found_decisions(&answer.json, more.as_deref()));
+    }
     html(
         StatusCode::OK,
-        pages::page("Decisions", Some(&session), None, &pages::find_decision()),
+        pages::page("Decisions", Some(&session), None, &body),
     )
 }
 

@@ -5,6 +5,7 @@
 use crate::metrics::Metrics;
 pub mod auth;
 pub mod console;
+pub mod decisions;
 pub mod erasure;
 mod errors;
 pub mod export;

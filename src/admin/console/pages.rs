@@ -359,13 +359,77 @@ pub(crate) fn kpi_model(charts: &str, current: &Value) -> String {
     body
 }
 
-/// The decision look-up form.
-pub(crate) fn find_decision() -> String {
-    "<form method=\"get\" action=\"/console/decisions\" class=\"card\">\
-     <label for=\"decision-id\">Decision id (the <code>govgate-decision-id</code> header of an answer)</label>\
-     <input id=\"decision-id\" name=\"id\" required pattern=\"[0-9a-f]{32}\">\
-     <button type=\"submit\" id=\"find\">Look up</button></form>"
-        .to_owned()
+/// The decision look-up form and the search form (`pairs`: the search
+/// as asked).
+pub(crate) fn find_decision(pairs: &[(&str, String)]) -> String {
+    let asked = |name: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(String::new(), |(_, v)| esc(v))
+    };
+    let mut body = String::from(
+        "<div class=\"actions\"><form method=\"get\" action=\"/console/decisions\" class=\"card\">\
+         <label for=\"decision-id\">Decision id (the <code>govgate-decision-id</code> header of an answer)</label>\
+         <input id=\"decision-id\" name=\"id\" required pattern=\"[0-9a-f]{32}\">\
+         <button type=\"submit\" id=\"find\">Look up</button></form>",
+    );
+    let _ = write!(
+        body,
+        "<form method=\"get\" action=\"/console/decisions\" class=\"card\" id=\"search\">\
+         <label for=\"s-model\">Model</label><input id=\"s-model\" name=\"model\" value=\"{}\">\
+         <label for=\"s-version\">Version</label><input id=\"s-version\" name=\"version\" value=\"{}\">\
+         <label for=\"s-caller\">Caller</label><input id=\"s-caller\" name=\"caller\" value=\"{}\">\
+         <label for=\"s-outcome\">Outcome</label><input id=\"s-outcome\" name=\"outcome\" value=\"{}\" placeholder=\"served, denied, held, error\">\
+         <label for=\"s-from\">From (RFC 3339, UTC)</label><input id=\"s-from\" name=\"from\" value=\"{}\" placeholder=\"2026-12-01T00:00:00Z\">\
+         <label for=\"s-to\">To</label><input id=\"s-to\" name=\"to\" value=\"{}\">\
+         <button type=\"submit\" id=\"do-search\">Search</button></form></div>",
+        asked("model"),
+        asked("version"),
+        asked("caller"),
+        asked("outcome"),
+        asked("from"),
+        asked("to"),
+    );
+    body
+}
+
+/// A page of found decisions, newest first, and the link to older ones.
+pub(crate) fn found_decisions(page: &Value, more: Option<&str>) -> String {
+    let rows = page["decisions"].as_array().cloned().unwrap_or_default();
+    let mut body = format!(
+        "<h2>Found</h2><p class=\"hint\" id=\"found\">{} decisions, newest first (entries {}..{} searched, {} read).</p>",
+        rows.len(),
+        esc(&text(&page["range"]["from_seq"])),
+        esc(&text(&page["range"]["to_seq"])),
+        esc(&text(&page["read"]))
+    );
+    body.push_str("<table id=\"decisions\"><thead><tr><th scope=\"col\">Seq</th><th scope=\"col\">Time</th><th scope=\"col\">Decision</th><th scope=\"col\">Caller</th><th scope=\"col\">Model</th><th scope=\"col\">Outcome</th></tr></thead><tbody>");
+    for row in &rows {
+        let id = row["decision_id"].as_str().unwrap_or("");
+        let _ = write!(
+            body,
+            "<tr><td>{}</td><td>{}</td><td><a href=\"/console/decisions/{}\">{}</a></td><td>{}</td><td>{} {}</td><td>{} ({})</td></tr>",
+            esc(&text(&row["seq"])),
+            esc(&text(&row["time"])),
+            seg(id),
+            esc(id),
+            esc(&text(&row["caller"])),
+            esc(&text(&row["model"])),
+            esc(&text(&row["version"])),
+            esc(&text(&row["outcome"])),
+            esc(&text(&row["status"]))
+        );
+    }
+    body.push_str("</tbody></table>");
+    if let Some(more) = more {
+        let _ = write!(
+            body,
+            "<p><a id=\"older\" href=\"{}\">Older decisions</a></p>",
+            esc(more)
+        );
+    }
+    body
 }
 
 /// A decision: the entry's members, links to what it cites, and the
