@@ -62,6 +62,8 @@ pub fn routes(console: Console) -> Router {
         .route("/console/sign-out", post(sign_out))
         .route("/console/models", get(models))
         .route("/console/models/{model}", get(model))
+        .route("/console/models/{model}/propose", post(propose))
+        .route("/console/models/{model}/rollback", post(roll_back))
         .route("/console/models/{model}/versions/{version}", get(version))
         .route(
             "/console/models/{model}/versions/{version}/{action}",
@@ -145,6 +147,21 @@ fn signed_in(console: &Console, headers: &HeaderMap) -> Result<Session, Refusal>
     cookie(headers)
         .and_then(|cookie| console.sessions.find(&cookie))
         .ok_or(Refusal::NotSignedIn)
+}
+
+/// The person a page is for: without a live session, the page is the
+/// sign-in page.
+struct SignedIn(Session);
+
+impl axum::extract::FromRequestParts<Console> for SignedIn {
+    type Rejection = Refusal;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        console: &Console,
+    ) -> Result<Self, Self::Rejection> {
+        signed_in(console, &parts.headers).map(SignedIn)
+    }
 }
 
 /// A change is refused unless it comes from the console's own origin
@@ -321,11 +338,7 @@ fn api_problem(session: &Session, title: &str, answer: &api::Answer) -> Response
     )
 }
 
-async fn overview(State(console): State<Console>, headers: HeaderMap) -> Response {
-    let session = match signed_in(&console, &headers) {
-        Ok(session) => session,
-        Err(refused) => return refused.into_response(),
-    };
+async fn overview(State(console): State<Console>, SignedIn(session): SignedIn) -> Response {
     let models = read(&console, &session, "/admin/models").await;
     if !models.status.is_success() {
         return api_problem(&session, "Overview", &models);
@@ -346,11 +359,7 @@ async fn overview(State(console): State<Console>, headers: HeaderMap) -> Respons
     )
 }
 
-async fn models(State(console): State<Console>, headers: HeaderMap) -> Response {
-    let session = match signed_in(&console, &headers) {
-        Ok(session) => session,
-        Err(refused) => return refused.into_response(),
-    };
+async fn models(State(console): State<Console>, SignedIn(session): SignedIn) -> Response {
     let answer = read(&console, &session, "/admin/models").await;
     if !answer.status.is_success() {
         return api_problem(&session, "Models", &answer);
@@ -364,22 +373,128 @@ async fn models(State(console): State<Console>, headers: HeaderMap) -> Response 
 
 async fn model(
     State(console): State<Console>,
-    headers: HeaderMap,
+    SignedIn(session): SignedIn,
     Path(name): Path<String>,
+    Query(query): Query<NoticeQuery>,
 ) -> Response {
-    let session = match signed_in(&console, &headers) {
-        Ok(session) => session,
-        Err(refused) => return refused.into_response(),
-    };
     let answer = read(&console, &session, &format!("/admin/models/{}", seg(&name))).await;
     if !answer.status.is_success() {
         return api_problem(&session, &name, &answer);
     }
-    let body = pages::versions_table(&name, &answer.json);
+    let roles = &session.caller.roles;
+    let may_roll_back = roles_allow(Action::RollBack, roles)
+        && answer.json["activation_history"]
+            .as_array()
+            .is_some_and(|history| !history.is_empty());
+    let body = pages::model(
+        &name,
+        &answer.json,
+        &session,
+        roles_allow(Action::Propose, roles),
+        may_roll_back,
+    );
     html(
         StatusCode::OK,
-        pages::page(&name, Some(&session), None, &body),
+        pages::page(&name, Some(&session), query.notice().as_ref(), &body),
     )
+}
+
+#[derive(Deserialize)]
+struct ProposeForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    version: String,
+    #[serde(default)]
+    upstream: String,
+    #[serde(default)]
+    risk_class: String,
+    #[serde(default)]
+    change_ref: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    reason: String,
+}
+
+/// Proposes a version of `model` (the API's body, from the form).
+async fn propose(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path(model): Path<String>,
+    Form(form): Form<ProposeForm>,
+) -> Response {
+    let session = match change_session(&console, &headers, &form.csrf) {
+        Ok(session) => session,
+        Err(refused) => return refused.into_response(),
+    };
+    let page = format!("/console/models/{}", seg(&model));
+    let mut body = json!({
+        "version": form.version.trim(),
+        "upstream": form.upstream.trim(),
+        "risk_class": form.risk_class.trim(),
+        "change_ref": form.change_ref.trim(),
+    });
+    for (name, value) in [("description", &form.description), ("reason", &form.reason)] {
+        if !value.trim().is_empty() {
+            body[name] = value.trim().into();
+        }
+    }
+    let path = format!("/admin/models/{}/versions", seg(&model));
+    let answer = api::call(
+        &console.api,
+        &session.credential,
+        Method::POST,
+        &path,
+        Some(&body),
+    )
+    .await;
+    outcome(&page, "propose", &answer)
+}
+
+/// Rolls `model` back to its previously active version.
+async fn roll_back(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Path(model): Path<String>,
+    Form(form): Form<ReasonForm>,
+) -> Response {
+    let session = match change_session(&console, &headers, &form.csrf) {
+        Ok(session) => session,
+        Err(refused) => return refused.into_response(),
+    };
+    let page = format!("/console/models/{}", seg(&model));
+    let reason = form.reason.trim();
+    let body = if reason.is_empty() {
+        json!({})
+    } else {
+        json!({ "reason": reason })
+    };
+    let path = format!("/admin/models/{}/rollback", seg(&model));
+    let answer = api::call(
+        &console.api,
+        &session.credential,
+        Method::POST,
+        &path,
+        Some(&body),
+    )
+    .await;
+    outcome(&page, "roll back", &answer)
+}
+
+/// Back to `page` saying what the API did with the change `what`.
+fn outcome(page: &str, what: &str, answer: &api::Answer) -> Response {
+    if answer.status.is_success() {
+        let seq = &answer.json["entry_seq"];
+        let done = if seq.is_u64() {
+            format!("{what}: recorded as ledger entry {seq}")
+        } else {
+            format!("{what}: nothing changed")
+        };
+        back(page, Notice::Done(done))
+    } else {
+        back(page, Notice::Problem(answer.problem()))
+    }
 }
 
 /// The version changes a page may offer, each shown only to roles the
@@ -405,14 +520,10 @@ fn fits(action: Action, state: &str) -> bool {
 
 async fn version(
     State(console): State<Console>,
-    headers: HeaderMap,
+    SignedIn(session): SignedIn,
     Path((model, label)): Path<(String, String)>,
     Query(query): Query<NoticeQuery>,
 ) -> Response {
-    let session = match signed_in(&console, &headers) {
-        Ok(session) => session,
-        Err(refused) => return refused.into_response(),
-    };
     let path = format!("/admin/models/{}/versions/{}", seg(&model), seg(&label));
     let answer = read(&console, &session, &path).await;
     if !answer.status.is_success() {
@@ -483,17 +594,7 @@ async fn change_version(
         Some(&body),
     )
     .await;
-    if answer.status.is_success() {
-        let seq = &answer.json["entry_seq"];
-        let what = if seq.is_u64() {
-            format!("{action}: recorded as ledger entry {seq}")
-        } else {
-            format!("{action}: nothing changed")
-        };
-        back(&page, Notice::Done(what))
-    } else {
-        back(&page, Notice::Problem(answer.problem()))
-    }
+    outcome(&page, &action, &answer)
 }
 
 #[derive(Deserialize, Default)]
@@ -532,13 +633,9 @@ fn fingerprint(items: &[Value]) -> String {
 
 async fn reviews(
     State(console): State<Console>,
-    headers: HeaderMap,
+    SignedIn(session): SignedIn,
     Query(query): Query<QueueQuery>,
 ) -> Response {
-    let session = match signed_in(&console, &headers) {
-        Ok(session) => session,
-        Err(refused) => return refused.into_response(),
-    };
     let answer = read(&console, &session, &query.api_path()).await;
     if !answer.status.is_success() {
         return api_problem(&session, "Reviews", &answer);
@@ -577,14 +674,10 @@ async fn queue_state(
 
 async fn review(
     State(console): State<Console>,
-    headers: HeaderMap,
+    SignedIn(session): SignedIn,
     Path(review_id): Path<String>,
     Query(query): Query<NoticeQuery>,
 ) -> Response {
-    let session = match signed_in(&console, &headers) {
-        Ok(session) => session,
-        Err(refused) => return refused.into_response(),
-    };
     let answer = read(
         &console,
         &session,
@@ -656,11 +749,7 @@ async fn decide(
     }
 }
 
-async fn kpis(State(console): State<Console>, headers: HeaderMap) -> Response {
-    let session = match signed_in(&console, &headers) {
-        Ok(session) => session,
-        Err(refused) => return refused.into_response(),
-    };
+async fn kpis(State(console): State<Console>, SignedIn(session): SignedIn) -> Response {
     let answer = read(&console, &session, "/admin/kpis").await;
     if !answer.status.is_success() {
         return api_problem(&session, "KPIs", &answer);
@@ -677,13 +766,9 @@ async fn kpis(State(console): State<Console>, headers: HeaderMap) -> Response {
 /// current window's figures with their counts.
 async fn kpi_model(
     State(console): State<Console>,
-    headers: HeaderMap,
+    SignedIn(session): SignedIn,
     Path(model): Path<String>,
 ) -> Response {
-    let session = match signed_in(&console, &headers) {
-        Ok(session) => session,
-        Err(refused) => return refused.into_response(),
-    };
     let current = read(&console, &session, &format!("/admin/kpis/{}", seg(&model))).await;
     if !current.status.is_success() {
         return api_problem(&session, &model, &current);
@@ -758,13 +843,9 @@ impl FindQuery {
 /// with search members, the newest matching decisions a page at a time.
 async fn find_decision(
     State(console): State<Console>,
-    headers: HeaderMap,
+    SignedIn(session): SignedIn,
     Query(query): Query<FindQuery>,
 ) -> Response {
-    let session = match signed_in(&console, &headers) {
-        Ok(session) => session,
-        Err(refused) => return refused.into_response(),
-    };
     let id = query.id.trim();
     if !id.is_empty() {
         return Redirect::to(&format!("/console/decisions/{}", seg(id))).into_response();
@@ -801,13 +882,9 @@ async fn find_decision(
 /// the browser makes itself.
 async fn decision(
     State(console): State<Console>,
-    headers: HeaderMap,
+    SignedIn(session): SignedIn,
     Path(decision_id): Path<String>,
 ) -> Response {
-    let session = match signed_in(&console, &headers) {
-        Ok(session) => session,
-        Err(refused) => return refused.into_response(),
-    };
     let id = seg(&decision_id);
     let entry = api::call(
         &console.receipts,

@@ -480,3 +480,87 @@ async fn decisions_are_found_by_caller_outcome_and_time_a_page_at_a_time() {
     }
     assert!(!html.contains(&ids[1].1), "svc-b's is not listed");
 }
+
+#[tokio::test]
+async fn a_version_is_proposed_and_rolled_back_from_the_console_as_its_person() {
+    let (upstream, gateway) = gateway_with_a_proposal().await;
+    let ops = sign_in(&gateway, "ops").await;
+    let (status, html) = page(&gateway, &ops, "/console/models/chat").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"do-propose\""), "ops may propose");
+    assert!(
+        !html.contains("id=\"do-rollback\""),
+        "nothing to roll back to yet"
+    );
+    let token = csrf(&html);
+    let origin = gateway.admin.clone();
+    let same_origin = [("origin", origin.as_str())];
+    let form = format!(
+        "csrf={token}&version=v3&upstream={}&risk_class=limited&change_ref=CHG-8&description=d&reason=console",
+        upstream.url().replace(':', "%3A").replace('/', "%2F")
+    );
+    let status = post(
+        &gateway,
+        &ops,
+        "/console/models/chat/propose",
+        &same_origin,
+        &form,
+    )
+    .await;
+    assert_eq!(status, 303);
+    let proposed: Vec<serde_json::Value> = gateway
+        .entries()
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "version_proposed" && e["version"] == "v3")
+        .collect();
+    assert_eq!(proposed.len(), 1);
+    assert_eq!(proposed[0]["principal"], "ops");
+
+    // v2 approved by two officers and activated: v1 can be gone back to.
+    for who in ["ai-officer", "security-officer"] {
+        let approved = admin_call(
+            &gateway.admin,
+            Some(who),
+            Method::POST,
+            "/admin/models/chat/versions/v2/approve",
+            "{}",
+        )
+        .await;
+        assert_eq!(approved.status, 200, "{}", approved.text());
+    }
+    let activated = admin_call(
+        &gateway.admin,
+        Some("ops"),
+        Method::POST,
+        "/admin/models/chat/versions/v2/activate",
+        "{}",
+    )
+    .await;
+    assert_eq!(activated.status, 200, "{}", activated.text());
+    let (_, html) = page(&gateway, &ops, "/console/models/chat").await;
+    assert!(html.contains("To version v1"), "{html}");
+    // A reviewer sees neither form.
+    let rita = sign_in(&gateway, "rita").await;
+    let (_, rita_html) = page(&gateway, &rita, "/console/models/chat").await;
+    assert!(!rita_html.contains("id=\"do-"), "{rita_html}");
+
+    let status = post(
+        &gateway,
+        &ops,
+        "/console/models/chat/rollback",
+        &same_origin,
+        &format!("csrf={}&reason=drift+seen", csrf(&html)),
+    )
+    .await;
+    assert_eq!(status, 303);
+    let rolled: Vec<serde_json::Value> = gateway
+        .entries()
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "version_rolled_back")
+        .collect();
+    assert_eq!(rolled.len(), 1, "{rolled:?}");
+    assert_eq!(rolled[0]["principal"], "ops");
+    assert_eq!(rolled[0]["reason"], "drift seen");
+}

@@ -6,17 +6,8 @@
 //! `<target>/console-*.png` (docs/console.md shows them).
 
 use crate::console::gateway_with_a_proposal;
-use crate::support::Gateway;
 use crate::support::webdriver::{Browser, Driver};
-use std::path::{Path, PathBuf};
-
-fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_govgate"))
-        .parent()
-        .and_then(Path::parent)
-        .expect("the binary lies in <target>/<profile>/")
-        .to_path_buf()
-}
+use crate::support::{Gateway, target_dir};
 
 /// Signs `principal` in through the sign-in page.
 async fn sign_in(browser: &Browser<'_>, gateway: &Gateway, principal: &str) {
@@ -291,4 +282,61 @@ async fn a_kpi_chart_appears_after_traffic() {
     let errors = browser.console_errors().await;
     assert!(errors.is_empty(), "{errors:?}");
     browser.close().await;
+}
+
+/// A page of another origin (another port) whose form posts an approval
+/// to the console, as a forged link would.
+async fn attacker_page(target: String) -> (String, tokio::task::JoinHandle<()>) {
+    let html = format!(
+        "<!doctype html><title>win a prize</title><form method=\"post\" action=\"{target}\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\"><input type=\"hidden\" name=\"reason\" value=\"forged\">\
+         <button id=\"go\" type=\"submit\">Claim</button></form>",
+        "0".repeat(64)
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    let app = axum::Router::new().fallback(move || {
+        let html = html.clone();
+        async move { axum::response::Html(html) }
+    });
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (url, task)
+}
+
+#[tokio::test]
+#[ignore = "needs chromium and chromedriver (Debian packages chromium, chromium-driver); run with: cargo test -- --include-ignored"]
+async fn a_form_on_another_origin_cannot_approve_for_a_signed_in_officer() {
+    let (_upstream, gateway) = gateway_with_a_proposal().await;
+    let approve = format!("{}/console/models/chat/versions/v2/approve", gateway.admin);
+    let (attacker, server) = attacker_page(approve).await;
+    let driver = Driver::start().await;
+    let profiles = tempfile::tempdir().unwrap();
+    let browser = driver.browser(&profiles.path().join("ai-officer")).await;
+    sign_in(&browser, &gateway, "ai-officer").await;
+    // Signed in, the officer opens the other page and presses its button:
+    // the browser sends the console's cookie (same site) but the console
+    // refuses a change from another origin without the session's token.
+    browser.goto(&attacker).await;
+    browser.click("#go").await;
+    let refused = browser.text("#notice").await;
+    assert!(refused.contains("cross-site request refused"), "{refused}");
+    let approvals: Vec<serde_json::Value> = gateway
+        .entries()
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "version_approved" && e["version"] == "v2")
+        .collect();
+    assert!(approvals.is_empty(), "{approvals:?}");
+    // The officer's own console still works.
+    browser
+        .goto(&format!(
+            "{}/console/models/chat/versions/v2",
+            gateway.admin
+        ))
+        .await;
+    assert_eq!(browser.text("#state").await, "proposed");
+    browser.close().await;
+    server.abort();
 }

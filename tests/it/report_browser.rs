@@ -5,18 +5,9 @@
 //! (`<target>/report-screenshot.png`) and prints it to PDF
 //! (`<target>/report.pdf`), as a user prints it.
 
-use std::path::{Path, PathBuf};
+use crate::support::target_dir;
+use std::path::Path;
 use std::process::Command;
-
-/// The target directory the tests were built in (beside the binary's
-/// profile directory).
-fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_govgate"))
-        .parent()
-        .and_then(Path::parent)
-        .expect("the binary lies in <target>/<profile>/")
-        .to_path_buf()
-}
 
 /// Runs headless chromium on `page` with `args`, a profile of its own
 /// under `profile`; returns (stdout, stderr). Its stderr carries the

@@ -3,24 +3,9 @@
 //! stable URL per page.
 
 use super::session::Session;
+pub(crate) use crate::report::html::esc;
 use serde_json::Value;
 use std::fmt::Write;
-
-/// Text made safe for HTML content and attribute values.
-pub(crate) fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
 
 /// A path segment made safe for a URL (percent-encoded).
 pub(crate) fn seg(text: &str) -> String {
@@ -197,6 +182,52 @@ pub(crate) fn models(models: &Value) -> String {
         );
         body.push_str(&versions_table(name, model));
         body.push_str("</section>");
+    }
+    body
+}
+
+/// A model: its versions, and the proposal and roll-back forms the
+/// person's roles allow.
+pub(crate) fn model(
+    name: &str,
+    model: &Value,
+    session: &Session,
+    may_propose: bool,
+    may_roll_back: bool,
+) -> String {
+    let mut body = versions_table(name, model);
+    if may_roll_back {
+        let back_to = model["activation_history"]
+            .as_array()
+            .and_then(|history| history.last())
+            .map(text)
+            .unwrap_or_default();
+        let _ = write!(
+            body,
+            "<h2>Roll back</h2><form method=\"post\" action=\"/console/models/{}/rollback\" class=\"card\" id=\"form-rollback\">{}\
+             <p>To version {} (the previously active version that is still approved).</p>\
+             <label for=\"reason-rollback\">Reason</label><input id=\"reason-rollback\" name=\"reason\" type=\"text\">\
+             <button type=\"submit\" id=\"do-rollback\">Roll back</button></form>",
+            seg(name),
+            csrf_field(session),
+            esc(&back_to)
+        );
+    }
+    if may_propose {
+        let _ = write!(
+            body,
+            "<h2>Propose a version</h2><form method=\"post\" action=\"/console/models/{}/propose\" class=\"card\" id=\"form-propose\">{}\
+             <label for=\"p-version\">Version label</label><input id=\"p-version\" name=\"version\" required>\
+             <label for=\"p-upstream\">Upstream URL</label><input id=\"p-upstream\" name=\"upstream\" type=\"url\" required>\
+             <label for=\"p-risk\">Risk class</label><select id=\"p-risk\" name=\"risk_class\">\
+             <option>minimal</option><option>limited</option><option selected>high</option></select>\
+             <label for=\"p-change\">Change reference (ticket)</label><input id=\"p-change\" name=\"change_ref\" required>\
+             <label for=\"p-description\">Description</label><input id=\"p-description\" name=\"description\">\
+             <label for=\"p-reason\">Reason</label><input id=\"p-reason\" name=\"reason\">\
+             <button type=\"submit\" id=\"do-propose\">Propose</button></form>",
+            seg(name),
+            csrf_field(session)
+        );
     }
     body
 }

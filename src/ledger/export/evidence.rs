@@ -37,6 +37,21 @@ pub(crate) struct Scan {
     pub(crate) erasures_after: Vec<u64>,
 }
 
+impl Scan {
+    fn empty() -> Self {
+        Scan {
+            rotations: Vec::new(),
+            setting_before: None,
+            erasures_after: Vec::new(),
+        }
+    }
+}
+
+/// The bytes every `entry_signatures_set` entry holds.
+fn setting_mark() -> String {
+    format!("\"kind\":\"{SIGNATURES_KIND}\"")
+}
+
 pub(super) fn has(entry: &[u8], mark: &[u8]) -> bool {
     // A substring search, not a comparison at every offset: the export
     // looks for two marks in every entry of the log.
@@ -61,12 +76,7 @@ pub(crate) fn scan(
     to: u64,
     end: u64,
 ) -> Result<Scan, StoreError> {
-    let mut found = Scan {
-        rotations: Vec::new(),
-        setting_before: None,
-        erasures_after: Vec::new(),
-    };
-    let setting_mark = format!("\"kind\":\"{SIGNATURES_KIND}\"");
+    let (mut found, setting_mark) = (Scan::empty(), setting_mark());
     store.entries_in(0, end, &mut |seq, entry| {
         look(&mut found, seq, entry, from, to, setting_mark.as_bytes());
         ControlFlow::Continue(())
@@ -86,12 +96,7 @@ pub(crate) fn scan_known(
     end: u64,
     known: &KnownRotations,
 ) -> Result<Scan, StoreError> {
-    let mut found = Scan {
-        rotations: Vec::new(),
-        setting_before: None,
-        erasures_after: Vec::new(),
-    };
-    let setting_mark = format!("\"kind\":\"{SIGNATURES_KIND}\"");
+    let (mut found, setting_mark) = (Scan::empty(), setting_mark());
     let rest = known.below.min(to).min(end);
     for &seq in known.seqs.iter().filter(|seq| **seq < rest) {
         let entry = store

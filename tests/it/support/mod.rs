@@ -36,3 +36,13 @@ pub fn python_verifier<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> std::process::O
     );
     output
 }
+
+/// The target directory the tests were built in (beside the binary's
+/// profile directory): where tests leave screenshots and PDFs.
+pub fn target_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_BIN_EXE_govgate"))
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("the binary lies in <target>/<profile>/")
+        .to_path_buf()
+}
