@@ -75,6 +75,15 @@ pub fn routes(console: Console) -> Router {
         .route("/console/reviews/{review_id}/decide", post(decide))
         .route("/console/kpis", get(kpis))
         .route("/console/kpis/{model}", get(kpi_model))
+        .route("/console/evidence", get(evidence))
+        .route("/console/evidence/reports", post(start_report))
+        .route("/console/evidence/reports/{id}", get(report_job))
+        .route(
+            "/console/evidence/reports/{id}/files/{name}",
+            get(report_file),
+        )
+        .route("/console/evidence/reports/{id}/bundle", get(report_bundle))
+        .route("/console/evidence/export", get(export_bundle))
         .route("/console/decisions", get(find_decision))
         .route("/console/decisions/{decision_id}", get(decision))
         .route("/console/assets/{name}", get(asset))
@@ -917,6 +926,139 @@ async fn decision(
         StatusCode::OK,
         pages::page("Decision", Some(&session), None, &body),
     )
+}
+
+/// Evidence: the period reports made on this gateway, forms to make one
+/// and to export a bundle.
+async fn evidence(
+    State(console): State<Console>,
+    SignedIn(session): SignedIn,
+    Query(query): Query<NoticeQuery>,
+) -> Response {
+    let jobs = read(&console, &session, "/admin/reports").await;
+    let body = pages::evidence(
+        &session,
+        jobs.status.is_success().then_some(&jobs.json),
+        (!jobs.status.is_success())
+            .then(|| jobs.problem())
+            .as_deref(),
+    );
+    html(
+        StatusCode::OK,
+        pages::page("Evidence", Some(&session), query.notice().as_ref(), &body),
+    )
+}
+
+#[derive(Deserialize)]
+struct PeriodForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+/// Starts a period report (`POST /admin/reports`) and goes to its job.
+async fn start_report(
+    State(console): State<Console>,
+    headers: HeaderMap,
+    Form(form): Form<PeriodForm>,
+) -> Response {
+    let session = match change_session(&console, &headers, &form.csrf) {
+        Ok(session) => session,
+        Err(refused) => return refused.into_response(),
+    };
+    let body = json!({ "from": form.from.trim(), "to": form.to.trim() });
+    let answer = api::call(
+        &console.api,
+        &session.credential,
+        Method::POST,
+        "/admin/reports",
+        Some(&body),
+    )
+    .await;
+    match answer.json["id"].as_u64() {
+        Some(id) if answer.status.is_success() => {
+            Redirect::to(&format!("/console/evidence/reports/{id}")).into_response()
+        }
+        _ => back("/console/evidence", Notice::Problem(answer.problem())),
+    }
+}
+
+/// A report job: its progress (the page reloads itself while it runs)
+/// and, once done, its files and bundle to download.
+async fn report_job(
+    State(console): State<Console>,
+    SignedIn(session): SignedIn,
+    Path(id): Path<u64>,
+) -> Response {
+    let answer = read(&console, &session, &format!("/admin/reports/{id}")).await;
+    if !answer.status.is_success() {
+        return api_problem(&session, "Report", &answer);
+    }
+    let body = pages::report_job(&answer.json);
+    html(
+        StatusCode::OK,
+        pages::page(&format!("Report {id}"), Some(&session), None, &body),
+    )
+}
+
+async fn report_file(
+    State(console): State<Console>,
+    SignedIn(session): SignedIn,
+    Path((id, name)): Path<(u64, String)>,
+) -> Response {
+    let path = format!("/admin/reports/{id}/files/{}", seg(&name));
+    api::download(&console.api, &session.credential, &path, &seg(&name)).await
+}
+
+async fn report_bundle(
+    State(console): State<Console>,
+    SignedIn(session): SignedIn,
+    Path(id): Path<u64>,
+) -> Response {
+    let path = format!("/admin/reports/{id}/bundle");
+    let file = format!("report-{id}-bundle.tar");
+    api::download(&console.api, &session.credential, &path, &file).await
+}
+
+#[derive(Deserialize, Default)]
+struct ExportQuery {
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    payloads: Option<String>,
+}
+
+/// A bundle of the ledger (`GET /admin/ledger/export`), downloaded.
+async fn export_bundle(
+    State(console): State<Console>,
+    SignedIn(session): SignedIn,
+    Query(query): Query<ExportQuery>,
+) -> Response {
+    let mut pairs: Vec<(&str, String)> = Vec::new();
+    for (name, value) in [
+        ("from", &query.from),
+        ("to", &query.to),
+        ("model", &query.model),
+    ] {
+        if !value.trim().is_empty() {
+            pairs.push((name, value.trim().to_owned()));
+        }
+    }
+    if query.payloads.is_some() {
+        pairs.push(("payloads", "true".to_owned()));
+    }
+    let path = format!(
+        "/admin/ledger/export?{}",
+        serde_urlencoded::to_string(&pairs).unwrap_or_default()
+    );
+    api::download(&console.api, &session.credential, &path, "bundle.tar").await
 }
 
 /// The embedded assets.

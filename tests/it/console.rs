@@ -564,3 +564,102 @@ async fn a_version_is_proposed_and_rolled_back_from_the_console_as_its_person() 
     assert_eq!(rolled[0]["principal"], "ops");
     assert_eq!(rolled[0]["reason"], "drift seen");
 }
+
+#[tokio::test]
+async fn a_period_report_is_made_followed_and_downloaded_and_a_bundle_exported_from_the_console() {
+    let (gateway, _upstream, _policies) = crate::reviews::start("").await;
+    for _ in 0..3 {
+        let served = crate::reviews::infer_as(&gateway, "svc-a", r#"{"x": 1}"#).await;
+        assert_eq!(served.status, 200);
+    }
+    let auditor = sign_in(&gateway, "auditor").await;
+    let (status, html) = page(&gateway, &auditor, "/console/evidence").await;
+    assert_eq!(status, 200);
+    let token = csrf(&html);
+    let origin = gateway.admin.clone();
+    let started = send(
+        Method::POST,
+        &format!("{}/console/evidence/reports", gateway.admin),
+        &[
+            ("cookie", &auditor),
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("origin", &origin),
+        ],
+        format!("csrf={token}&from=2000-01-01T00%3A00%3A00Z&to=2100-01-01T00%3A00%3A00Z"),
+    )
+    .await;
+    assert_eq!(started.status, 303, "{}", started.text());
+    let job = started.headers["location"].to_str().unwrap().to_owned();
+    assert!(job.starts_with("/console/evidence/reports/"), "{job}");
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    let html = loop {
+        let (status, html) = page(&gateway, &auditor, &job).await;
+        assert_eq!(status, 200);
+        if html.contains("data-state=\"done\"") {
+            break html;
+        }
+        assert!(!html.contains("data-state=\"failed\""), "{html}");
+        assert!(tokio::time::Instant::now() < deadline, "{html}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    assert!(html.contains("report.oscal.json"));
+    let download = |path: String| {
+        let (admin, cookie) = (gateway.admin.clone(), auditor.clone());
+        async move {
+            send(
+                Method::GET,
+                &format!("{admin}{path}"),
+                &[("cookie", &cookie)],
+                "",
+            )
+            .await
+        }
+    };
+    let report = download(format!("{job}/files/report.json")).await;
+    assert_eq!(report.status, 200);
+    assert!(
+        report.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    assert_eq!(report.json()["format"], "govgate-report/3");
+    let bundle = download(format!("{job}/bundle")).await;
+    assert_eq!(bundle.status, 200, "{}", bundle.text());
+    assert_eq!(bundle.headers["content-type"], "application/x-tar");
+    assert_eq!(
+        &bundle.body[..13],
+        b"entries.jsonl",
+        "a tar whose first file is the entries"
+    );
+    let export = download("/console/evidence/export?from=0&model=scorer".to_owned()).await;
+    assert_eq!(export.status, 200, "{}", export.text());
+    assert_eq!(export.headers["govgate-export-form"], "sparse");
+    assert!(
+        export.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("bundle.tar")
+    );
+
+    // A reviewer may not make reports: the API's refusal is shown.
+    let rita = sign_in(&gateway, "rita").await;
+    let (_, html) = page(&gateway, &rita, "/console/evidence").await;
+    let refused = send(
+        Method::POST,
+        &format!("{}/console/evidence/reports", gateway.admin),
+        &[
+            ("cookie", &rita),
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("origin", &origin),
+        ],
+        format!(
+            "csrf={}&from=2000-01-01T00%3A00%3A00Z&to=2100-01-01T00%3A00%3A00Z",
+            csrf(&html)
+        ),
+    )
+    .await;
+    assert_eq!(refused.status, 303);
+    let back = refused.headers["location"].to_str().unwrap();
+    assert!(back.starts_with("/console/evidence?problem="), "{back}");
+}

@@ -4,6 +4,7 @@
 
 use axum::Router;
 use axum::body::Body;
+use axum::response::IntoResponse;
 use http::{Method, Request, StatusCode, header};
 use serde_json::Value;
 use tower::ServiceExt;
@@ -68,6 +69,37 @@ pub(crate) async fn call(
         },
         Err(err) => failed(format!("reading the admin API's answer: {err}")),
     }
+}
+
+/// `GET path` as the holder of `credential`, the answer passed on as it
+/// comes (a download: streamed, never held whole), saved by the browser as
+/// `file` rather than shown.
+pub(crate) async fn download(
+    api: &Router,
+    credential: &str,
+    path: &str,
+    file: &str,
+) -> axum::response::Response {
+    let request = Request::builder()
+        .method(Method::GET)
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {credential}"))
+        .body(Body::empty());
+    let mut response = match request {
+        Ok(request) => match api.clone().oneshot(request).await {
+            Ok(response) => response,
+            Err(never) => match never {},
+        },
+        Err(_) => return StatusCode::BAD_REQUEST.into_response(),
+    };
+    if response.status().is_success()
+        && let Ok(value) = http::HeaderValue::from_str(&format!("attachment; filename=\"{file}\""))
+    {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_DISPOSITION, value);
+    }
+    response
 }
 
 fn failed(message: String) -> Answer {

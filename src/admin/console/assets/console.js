@@ -178,6 +178,14 @@ function receiptCheck() {
   if (button) button.addEventListener("click", verifyReceipt);
 }
 
+// A report job's page reloads itself while the job runs.
+function followReport() {
+  const state = document.getElementById("report-state");
+  if (!state || state.dataset.state !== "running") return;
+  window.setTimeout(() => window.location.reload(), 1000);
+}
+
 pollQueue();
 reviewKeys();
 receiptCheck();
+followReport();
