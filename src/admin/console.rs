@@ -354,6 +354,23 @@ async fn overview(State(console): State<Console>, SignedIn(session): SignedIn) -
     }
     let reviews = read(&console, &session, "/admin/reviews?status=pending").await;
     let checkpoint = read(&console, &session, "/ledger/checkpoint").await;
+    let verification = read(&console, &session, "/admin/ledger/verification").await;
+    // Entries recorded in the last hour and day: the seq ranges the
+    // decision search finds by binary search over the entries' times
+    // (`limit=1`: only the newest block of each is read).
+    let now = std::time::SystemTime::now();
+    let mut recent = Vec::new();
+    for (label, seconds) in [("hour", 3600), ("day", 86_400)] {
+        let since =
+            crate::ledger::entry::rfc3339_millis(now - std::time::Duration::from_secs(seconds));
+        let query = serde_urlencoded::to_string([("from", since.as_str()), ("limit", "1")])
+            .unwrap_or_default();
+        let found = read(&console, &session, &format!("/admin/decisions?{query}")).await;
+        let range = &found.json["range"];
+        if let (Some(from), Some(to)) = (range["from_seq"].as_u64(), range["to_seq"].as_u64()) {
+            recent.push((label, to - from));
+        }
+    }
     let body = pages::overview(
         &models.json,
         reviews.status.is_success().then_some(&reviews.json),
@@ -361,6 +378,11 @@ async fn overview(State(console): State<Console>, SignedIn(session): SignedIn) -
             .status
             .is_success()
             .then_some(checkpoint.text.as_str()),
+        verification
+            .status
+            .is_success()
+            .then_some(&verification.json),
+        &recent,
     );
     html(
         StatusCode::OK,

@@ -473,6 +473,24 @@ async fn decisions_are_found_by_caller_outcome_and_time_a_page_at_a_time() {
 
     // The console's search shows the same rows, with the link to older ones.
     let cookie = sign_in(&gateway, "auditor").await;
+    // The overview counts the entries of the last hour and day.
+    let (status, html) = page(&gateway, &cookie, "/console/").await;
+    assert_eq!(status, 200);
+    let number = |id: &str| -> u64 {
+        html.split(&format!("id=\"{id}\">"))
+            .nth(1)
+            .and_then(|rest| rest.split('<').next())
+            .unwrap_or_else(|| panic!("no {id} in {html}"))
+            .parse()
+            .unwrap()
+    };
+    let size = number("ledger-size");
+    for id in ["recent-hour", "recent-day"] {
+        // Every entry of this test's gateway is from the last minute.
+        let count = number(id);
+        assert!(count >= size && count > 6, "{id}: {count} of {size}");
+    }
+    assert!(html.contains("id=\"last-verification\""));
     let (status, html) = page(&gateway, &cookie, "/console/decisions?caller=svc-a").await;
     assert_eq!(status, 200);
     for id in of("svc-a") {

@@ -123,6 +123,8 @@ pub(crate) fn overview(
     models: &Value,
     reviews: Option<&Value>,
     checkpoint: Option<&str>,
+    verification: Option<&Value>,
+    recent: &[(&str, u64)],
 ) -> String {
     let mut body = String::from(
         "<section><h2>Models</h2><table><thead><tr><th scope=\"col\">Model</th><th scope=\"col\">Active version</th><th scope=\"col\">Versions</th><th scope=\"col\">Waiting for approval</th></tr></thead><tbody>",
@@ -162,10 +164,40 @@ pub(crate) fn overview(
         let size = lines.next().unwrap_or("");
         let _ = write!(
             body,
-            "<section><h2>Ledger</h2><dl><dt>Origin</dt><dd>{}</dd><dt>Entries under the latest signed checkpoint</dt><dd id=\"ledger-size\">{}</dd></dl></section>",
+            "<section><h2>Ledger</h2><dl class=\"facts\"><dt>Origin</dt><dd>{}</dd><dt>Entries under the latest signed checkpoint</dt><dd id=\"ledger-size\">{}</dd>",
             esc(origin),
             esc(size)
         );
+        for (label, count) in recent {
+            let _ = write!(
+                body,
+                "<dt>Entries recorded in the last {}</dt><dd id=\"recent-{}\">{}</dd>",
+                esc(label),
+                esc(label),
+                count
+            );
+        }
+        if let Some(verification) = verification {
+            let last = &verification["last"];
+            let shown = if last.is_null() {
+                "none yet".to_owned()
+            } else {
+                format!(
+                    "{} ({} of entries {}..{}, finished {})",
+                    text(&last["result"]),
+                    text(&last["mode"]),
+                    text(&last["from_seq"]),
+                    text(&last["to_size"]),
+                    text(&last["finished_at"])
+                )
+            };
+            let _ = write!(
+                body,
+                "<dt>Last verification in the background</dt><dd id=\"last-verification\">{}</dd>",
+                esc(&shown)
+            );
+        }
+        body.push_str("</dl></section>");
     }
     body
 }
