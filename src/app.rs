@@ -605,6 +605,12 @@ impl App {
             console_receipts,
             console_tokens,
             config.server.admin_tls.is_some(),
+        )
+        .with_sign_in(
+            config
+                .admin_jwt
+                .as_ref()
+                .and_then(|jwt| jwt.sign_in.clone()),
         );
         admin = admin.merge(crate::admin::console::routes(console));
         let state = ProxyState::new(

@@ -9,6 +9,7 @@
 //! inline script or style and no framing.
 
 mod api;
+mod oidc;
 mod pages;
 mod session;
 
@@ -36,6 +37,8 @@ pub struct Console {
     sessions: Arc<Sessions>,
     /// The admin listener speaks TLS: cookies are `Secure`.
     secure: bool,
+    /// Sign-in at the identity provider (`[admin.jwt.sign_in]`).
+    provider: Option<Arc<oidc::Provider>>,
 }
 
 impl Console {
@@ -49,7 +52,14 @@ impl Console {
             tokens,
             sessions: Arc::new(Sessions::default()),
             secure,
+            provider: None,
         }
+    }
+
+    /// The console, signing people in at the identity provider too.
+    pub fn with_sign_in(mut self, sign_in: Option<crate::config::SignInConfig>) -> Self {
+        self.provider = sign_in.map(|config| Arc::new(oidc::Provider::new(config)));
+        self
     }
 }
 
@@ -59,6 +69,8 @@ pub fn routes(console: Console) -> Router {
         .route("/console", get(|| async { Redirect::to("/console/") }))
         .route("/console/", get(overview))
         .route("/console/sign-in", get(sign_in_page).post(sign_in))
+        .route("/console/sign-in/provider", get(sign_in_at_provider))
+        .route("/console/sign-in/callback", get(sign_in_callback))
         .route("/console/sign-out", post(sign_out))
         .route("/console/models", get(models))
         .route("/console/models/{model}", get(model))
@@ -248,13 +260,24 @@ fn back(path: &str, notice: Notice) -> Response {
     Redirect::to(&format!("{path}?{query}")).into_response()
 }
 
-async fn sign_in_page() -> Response {
-    html(StatusCode::OK, pages::sign_in(None))
+async fn sign_in_page(State(console): State<Console>) -> Response {
+    html(
+        StatusCode::OK,
+        pages::sign_in(None, console.provider.is_some()),
+    )
 }
 
 #[derive(Deserialize)]
 struct SignIn {
     token: String,
+}
+
+/// The sign-in page again, saying why.
+fn sign_in_refused(console: &Console, why: &str) -> Response {
+    html(
+        StatusCode::UNAUTHORIZED,
+        pages::sign_in(Some(why), console.provider.is_some()),
+    )
 }
 
 async fn sign_in(
@@ -265,23 +288,27 @@ async fn sign_in(
     if !same_origin(&headers) {
         return forbidden_change();
     }
-    let token = form.token.trim().to_owned();
+    open_session(&console, form.token.trim().to_owned()).await
+}
+
+/// A session for the holder of `token`, if the admin API accepts it; then
+/// to the overview.
+async fn open_session(console: &Console, token: String) -> Response {
+    open_session_then(console, token, Redirect::to("/console/").into_response()).await
+}
+
+/// [`open_session`] answering `then` with the session's cookie.
+async fn open_session_then(console: &Console, token: String, then: Response) -> Response {
     let mut bearer = HeaderMap::new();
     let Ok(value) = HeaderValue::from_str(&format!("Bearer {token}")) else {
-        return html(
-            StatusCode::UNAUTHORIZED,
-            pages::sign_in(Some("That is not a token.")),
-        );
+        return sign_in_refused(console, "That is not a token.");
     };
     bearer.insert(header::AUTHORIZATION, value);
     let caller = match console.tokens.authenticate(&bearer).await {
         Ok(caller) => caller,
         Err(err) => {
             tracing::info!(code = err.code(), "console sign-in refused");
-            return html(
-                StatusCode::UNAUTHORIZED,
-                pages::sign_in(Some("The admin API does not accept that token.")),
-            );
+            return sign_in_refused(console, "The admin API does not accept that token.");
         }
     };
     tracing::info!(principal = %caller.principal, "console sign-in");
@@ -291,11 +318,61 @@ async fn sign_in(
         "{COOKIE}={cookie}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
         session::ABSOLUTE.as_secs()
     );
-    let mut response = Redirect::to("/console/").into_response();
+    let mut response = then;
     if let Ok(value) = HeaderValue::from_str(&set) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
+}
+
+/// To the identity provider's sign-in page.
+async fn sign_in_at_provider(State(console): State<Console>) -> Response {
+    match &console.provider {
+        Some(provider) => Redirect::to(&provider.start()).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+#[derive(Deserialize, Default)]
+struct Callback {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+/// Back from the identity provider: the code exchanged for tokens, the
+/// access token checked as the admin API checks it, then a session.
+async fn sign_in_callback(
+    State(console): State<Console>,
+    Query(callback): Query<Callback>,
+) -> Response {
+    let Some(provider) = console.provider.clone() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if let Some(error) = callback.error {
+        let why = oidc::SignInError::Refused(error).to_string();
+        return sign_in_refused(&console, &why);
+    }
+    match provider.finish(&callback.state, &callback.code).await {
+        // The way here began at the provider's site: a browser does not
+        // send a SameSite=Strict cookie on a redirect from there, so the
+        // console's own page takes the next step.
+        Ok(access_token) => {
+            open_session_then(
+                &console,
+                access_token,
+                html(StatusCode::OK, pages::signed_in()),
+            )
+            .await
+        }
+        Err(err) => {
+            tracing::info!(error = %err, "console sign-in at the identity provider failed");
+            sign_in_refused(&console, &err.to_string())
+        }
+    }
 }
 
 #[derive(Deserialize)]

@@ -24,6 +24,76 @@ pub struct AdminJwtConfig {
     pub roles_claim: String,
     /// A value of `roles_claim` -> the govgate roles it grants.
     pub roles: BTreeMap<String, Vec<String>>,
+    /// `[admin.jwt.sign_in]`: the console signs people in at the identity
+    /// provider (OpenID Connect authorization code with PKCE).
+    pub sign_in: Option<SignInConfig>,
+}
+
+/// `[admin.jwt.sign_in]`: the identity provider's endpoints for the
+/// console's sign-in, as a public client (PKCE, no client secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInConfig {
+    /// Where the browser is sent to sign in.
+    pub authorization_endpoint: String,
+    /// Where the gateway exchanges the code for tokens.
+    pub token_endpoint: String,
+    /// The console's client id at the provider.
+    pub client_id: String,
+    /// The console's callback URL as registered at the provider (ends in
+    /// `/console/sign-in/callback`).
+    pub redirect_url: String,
+    /// The scopes asked for (`openid` at least).
+    pub scopes: Vec<String>,
+}
+
+/// `[admin.jwt.sign_in]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSignIn {
+    authorization_endpoint: String,
+    token_endpoint: String,
+    client_id: String,
+    redirect_url: String,
+    #[serde(default = "default_scopes")]
+    scopes: Vec<String>,
+}
+
+fn default_scopes() -> Vec<String> {
+    vec!["openid".to_owned()]
+}
+
+fn check_sign_in(checker: &Checker<'_>, raw: RawSignIn) -> Result<SignInConfig, ConfigError> {
+    for (key, url) in [
+        ("authorization_endpoint", &raw.authorization_endpoint),
+        ("token_endpoint", &raw.token_endpoint),
+        ("redirect_url", &raw.redirect_url),
+    ] {
+        if !(url.starts_with("https://") || url.starts_with("http://")) {
+            return Err(checker.error(
+                format!("admin.jwt.sign_in.{key}"),
+                "an http:// or https:// URL",
+            ));
+        }
+    }
+    if !raw.redirect_url.ends_with("/console/sign-in/callback") {
+        return Err(checker.error(
+            "admin.jwt.sign_in.redirect_url",
+            "the console's callback: https://HOST:PORT/console/sign-in/callback",
+        ));
+    }
+    if raw.client_id.trim().is_empty() {
+        return Err(checker.error("admin.jwt.sign_in.client_id", "must not be empty"));
+    }
+    if !raw.scopes.iter().any(|scope| scope == "openid") {
+        return Err(checker.error("admin.jwt.sign_in.scopes", "must hold \"openid\""));
+    }
+    Ok(SignInConfig {
+        authorization_endpoint: raw.authorization_endpoint,
+        token_endpoint: raw.token_endpoint,
+        client_id: raw.client_id,
+        redirect_url: raw.redirect_url,
+        scopes: raw.scopes,
+    })
 }
 
 /// `[admin.jwt]`.
@@ -52,6 +122,8 @@ pub(crate) struct RawAdminJwt {
     roles_claim: String,
     #[serde(default)]
     roles: BTreeMap<String, Vec<String>>,
+    #[serde(default)]
+    sign_in: Option<RawSignIn>,
 }
 
 fn default_roles_claim() -> String {
@@ -94,6 +166,10 @@ pub(super) fn check(
             super::governance::check_role(checker, &format!("{key}[{i}]"), role)?;
         }
     }
+    let sign_in = raw
+        .sign_in
+        .map(|sign_in| check_sign_in(checker, sign_in))
+        .transpose()?;
     let shared = RawJwt {
         issuer: raw.issuer,
         audience: raw.audience,
@@ -116,5 +192,6 @@ pub(super) fn check(
         jwt,
         roles_claim: raw.roles_claim,
         roles: raw.roles,
+        sign_in,
     })
 }

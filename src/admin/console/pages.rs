@@ -100,13 +100,17 @@ pub(crate) fn csrf_field(session: &Session) -> String {
     )
 }
 
-/// The sign-in form.
-pub(crate) fn sign_in(problem: Option<&str>) -> String {
+/// The sign-in form; with `provider`, the way to the identity provider.
+pub(crate) fn sign_in(problem: Option<&str>, provider: bool) -> String {
     let notice = problem.map(|problem| Notice::Problem(problem.to_owned()));
-    page(
-        "Sign in",
-        None,
-        notice.as_ref(),
+    let mut body = String::new();
+    if provider {
+        body.push_str(
+            "<p><a class=\"button\" id=\"sign-in-provider\" href=\"/console/sign-in/provider\">\
+             Sign in with your organisation's account</a></p><p class=\"hint\">Or with an admin token:</p>",
+        );
+    }
+    body.push_str(
         "<form method=\"post\" action=\"/console/sign-in\" class=\"card\">\
          <label for=\"token\">Admin token</label>\
          <input id=\"token\" name=\"token\" type=\"password\" autocomplete=\"current-password\" required autofocus>\
@@ -114,7 +118,18 @@ pub(crate) fn sign_in(problem: Option<&str>) -> String {
          <p class=\"hint\">The token the gateway's <code>[[admin.tokens]]</code> (or its identity \
          provider) gave you. Everything you do here is an admin API call made as you, recorded \
          in the ledger under your name.</p>",
-    )
+    );
+    page("Sign in", None, notice.as_ref(), &body)
+}
+
+/// Signed in at the identity provider: on to the overview from this page
+/// (a same-site step, so the session cookie goes along).
+pub(crate) fn signed_in() -> String {
+    "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+     <meta http-equiv=\"refresh\" content=\"0; url=/console/\">\
+     <title>Signed in · govgate console</title><link rel=\"icon\" href=\"data:,\"></head>\
+     <body><p>Signed in. <a id=\"continue\" href=\"/console/\">Continue to the console</a>.</p></body></html>\n"
+        .to_owned()
 }
 
 /// The overview: models and their active versions, reviews waiting, the
