@@ -264,7 +264,7 @@ async fn answer(inner: &Inner, principal: String, request: ExportRequest) -> Res
         handle: tokio::runtime::Handle::current(),
         metrics: inner.metrics.clone(),
     };
-    inner.tracker.spawn_blocking(move || {
+    let job = inner.tracker.spawn_blocking(move || {
         let _permit = permit;
         job.metrics.running.inc();
         let result = job.run(ready_tx, body_tx);
@@ -273,21 +273,33 @@ async fn answer(inner: &Inner, principal: String, request: ExportRequest) -> Res
     });
     // Dropping this future (the client left) drops `ready_rx`: the first
     // pass sees it at its next chunk and stops.
-    let ready = match ready_rx.await {
-        Ok(Ok(ready)) => ready,
-        Ok(Err(Refusal::Range(why))) => {
-            return error_response(StatusCode::BAD_REQUEST, "export_range", &why, None);
-        }
+    let refused = match ready_rx.await {
+        Ok(Ok(ready)) => Ok(ready),
+        Ok(Err(Refusal::Range(why))) => Err(error_response(
+            StatusCode::BAD_REQUEST,
+            "export_range",
+            &why,
+            None,
+        )),
         Ok(Err(Refusal::Store(err))) => {
             tracing::error!(error = %err, "export: the ledger could not be read");
-            return error_response(
+            Err(error_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "ledger_unavailable",
                 "the ledger could not be read",
                 None,
-            );
+            ))
         }
-        Ok(Err(Refusal::Stopping)) | Err(_) => return stopping(),
+        Ok(Err(Refusal::Stopping)) | Err(_) => Err(stopping()),
+    };
+    let ready = match refused {
+        Ok(ready) => ready,
+        Err(answer) => {
+            // A refused job ends at once: its slot is free again before
+            // the client hears why (a retry right after is not `busy`).
+            let _ = job.await;
+            return answer;
+        }
     };
     let body = futures_util::stream::unfold(body_rx, |mut rx| async move {
         rx.recv().await.map(|chunk| (chunk, rx))

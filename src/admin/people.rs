@@ -141,6 +141,7 @@ mod tests {
                     )
                 })
                 .collect(),
+            sign_in: None,
         };
         People::new(&config).0
     }
