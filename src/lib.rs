@@ -24,9 +24,10 @@
 //!   to the open-file limit, JSON answers to unparsable heads, and the
 //!   per-connection abort handle. Uses nothing else of ours.
 //! - [`admin`]: the admin listener's router (`/metrics`), bearer-token
-//!   authentication, the model-version API, the reviewer API and the
-//!   policy-set API; the
-//!   ledger adds its read routes.
+//!   authentication, the model-version API, the reviewer API, the
+//!   policy-set API, decision search, and the governance console
+//!   (`admin::console`: web pages that call that API in process as the
+//!   signed-in person); the ledger adds its read routes.
 //! - [`review`]: human review: the Rego policy engine (regorus) that turns
 //!   a request or a response into a verdict (allow, deny, hold, flag), the
 //!   policy gate (the set in force, reloads, each recorded in the ledger;
