@@ -25,6 +25,7 @@ use axum::routing::{get, post};
 use http::{HeaderValue, Method, StatusCode, header};
 use pages::Notice;
 use serde::Deserialize;
+use serde_json::Value;
 use session::{Session, Sessions};
 use std::sync::Arc;
 
@@ -194,6 +195,27 @@ fn back(path: &str, notice: Notice) -> Response {
 }
 
 /// An admin API GET as the session's person.
+/// A change through the admin API (`POST path` with `body`) as the
+/// session's person.
+async fn change(console: &Console, session: &Session, path: &str, body: &Value) -> api::Answer {
+    api::call(
+        &console.api,
+        &session.credential,
+        Method::POST,
+        path,
+        Some(body),
+    )
+    .await
+}
+
+/// The body of a change that carries only its reason (none when empty).
+fn reason_body(reason: &str) -> Value {
+    match reason.trim() {
+        "" => serde_json::json!({}),
+        reason => serde_json::json!({ "reason": reason }),
+    }
+}
+
 async fn read(console: &Console, session: &Session, path: &str) -> api::Answer {
     api::call(&console.api, &session.credential, Method::GET, path, None).await
 }

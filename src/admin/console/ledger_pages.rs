@@ -4,7 +4,7 @@
 use super::access::{SignedIn, change_session};
 use super::api;
 use super::pages::{self, Notice, seg};
-use super::{Console, NoticeQuery, api_problem, back, html, read};
+use super::{Console, NoticeQuery, api_problem, back, change, html, read};
 use axum::extract::{Form, Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use http::{HeaderMap, Method, StatusCode};
@@ -223,14 +223,7 @@ pub(super) async fn start_report(
         Err(refused) => return refused.into_response(),
     };
     let body = json!({ "from": form.from.trim(), "to": form.to.trim() });
-    let answer = api::call(
-        &console.api,
-        &session.credential,
-        Method::POST,
-        "/admin/reports",
-        Some(&body),
-    )
-    .await;
+    let answer = change(&console, &session, "/admin/reports", &body).await;
     match answer.json["id"].as_u64() {
         Some(id) if answer.status.is_success() => {
             Redirect::to(&format!("/console/evidence/reports/{id}")).into_response()

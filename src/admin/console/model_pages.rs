@@ -5,11 +5,11 @@
 use super::access::{SignedIn, change_session};
 use super::api;
 use super::pages::{self, Notice, Offer, seg};
-use super::{Console, NoticeQuery, api_problem, back, html, read};
+use super::{Console, NoticeQuery, api_problem, back, change, html, read, reason_body};
 use crate::registry::{Action, roles_allow};
 use axum::extract::{Form, Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -144,14 +144,7 @@ pub(super) async fn propose(
         }
     }
     let path = format!("/admin/models/{}/versions", seg(&model));
-    let answer = api::call(
-        &console.api,
-        &session.credential,
-        Method::POST,
-        &path,
-        Some(&body),
-    )
-    .await;
+    let answer = change(&console, &session, &path, &body).await;
     outcome(&page, "propose", &answer)
 }
 
@@ -167,21 +160,9 @@ pub(super) async fn roll_back(
         Err(refused) => return refused.into_response(),
     };
     let page = format!("/console/models/{}", seg(&model));
-    let reason = form.reason.trim();
-    let body = if reason.is_empty() {
-        json!({})
-    } else {
-        json!({ "reason": reason })
-    };
+    let body = reason_body(&form.reason);
     let path = format!("/admin/models/{}/rollback", seg(&model));
-    let answer = api::call(
-        &console.api,
-        &session.credential,
-        Method::POST,
-        &path,
-        Some(&body),
-    )
-    .await;
+    let answer = change(&console, &session, &path, &body).await;
     outcome(&page, "roll back", &answer)
 }
 
@@ -252,26 +233,14 @@ pub(super) async fn change_version(
     if !VERSION_ACTIONS.iter().any(|(_, name, ..)| *name == action) {
         return back(&page, Notice::Problem(format!("no such change: {action}")));
     }
-    let reason = form.reason.trim();
-    let body = if reason.is_empty() {
-        json!({})
-    } else {
-        json!({ "reason": reason })
-    };
+    let body = reason_body(&form.reason);
     let path = format!(
         "/admin/models/{}/versions/{}/{}",
         seg(&model),
         seg(&label),
         action
     );
-    let answer = api::call(
-        &console.api,
-        &session.credential,
-        Method::POST,
-        &path,
-        Some(&body),
-    )
-    .await;
+    let answer = change(&console, &session, &path, &body).await;
     outcome(&page, &action, &answer)
 }
 

@@ -1,12 +1,11 @@
 //! The review queue and a review's page with its verdict forms.
 
 use super::access::{SignedIn, change_session, cookie};
-use super::api;
 use super::pages::{self, Notice, seg};
-use super::{Console, NoticeQuery, api_problem, back, html, read};
+use super::{Console, NoticeQuery, api_problem, back, change, html, read};
 use axum::extract::{Form, Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use http::{HeaderMap, Method, StatusCode};
+use http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -147,14 +146,7 @@ pub(super) async fn decide(
         }
     }
     let path = format!("/admin/reviews/{}/decide", seg(&review_id));
-    let answer = api::call(
-        &console.api,
-        &session.credential,
-        Method::POST,
-        &path,
-        Some(&body),
-    )
-    .await;
+    let answer = change(&console, &session, &path, &body).await;
     if answer.status.is_success() {
         back(&page, Notice::Done(format!("{}: recorded", form.verdict)))
     } else {
