@@ -131,6 +131,7 @@ pub fn routes(console: Console) -> Router {
             "/console/decisions/{decision_id}",
             get(ledger_pages::decision),
         )
+        .route("/console/ledger/{seq}", get(ledger_pages::entry))
         .route("/console/assets/{name}", get(asset))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(console)

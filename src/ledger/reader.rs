@@ -14,6 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use http::{StatusCode, header};
 use serde::Deserialize;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 mod keys;
@@ -239,26 +240,43 @@ struct Range {
     count: Option<u64>,
 }
 
-/// Entries `from..from+count` as JSON lines of canonical bytes.
+/// Entries `from..from+count` as JSON lines of canonical bytes, up to the
+/// first seq not stored. One range read, off the async workers: up to a
+/// thousand entries is store work a request must not hold a worker for.
 async fn entries(State(reader): State<LedgerReader>, Query(range): Query<Range>) -> Response {
     let count = range.count.unwrap_or(100).min(MAX_ENTRIES_PER_CALL);
-    let mut body = Vec::new();
-    for seq in range.from..range.from.saturating_add(count) {
-        match reader.store.entry(seq) {
-            Ok(Some(entry)) => {
-                body.extend_from_slice(&entry);
+    let to = range.from.saturating_add(count);
+    let store = reader.store.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        let mut body = Vec::new();
+        let mut next = range.from;
+        store
+            .entries_in(range.from, to, &mut |seq, entry| {
+                if seq != next {
+                    return ControlFlow::Break(());
+                }
+                next += 1;
+                body.extend_from_slice(entry);
                 body.push(b'\n');
-            }
-            Ok(None) => break,
-            Err(err) => return store_failure(err),
-        }
+                ControlFlow::Continue(())
+            })
+            .map(|()| body)
+    })
+    .await;
+    match read {
+        Ok(Ok(body)) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/jsonl")],
+            body,
+        )
+            .into_response(),
+        Ok(Err(err)) => store_failure(err),
+        Err(_) => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ledger_unavailable",
+            "the ledger read stopped",
+        ),
     }
-    (
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/jsonl")],
-        body,
-    )
-        .into_response()
 }
 
 #[derive(Deserialize)]

@@ -234,6 +234,27 @@ async fn console_sessions_refuse_cross_site_changes_and_record_the_persons_own()
     let (_, html) = page(&gateway, &cookie, version).await;
     assert!(html.contains("1 more approval"), "{html}");
     assert!(html.contains("model card reviewed"));
+    // Its history row leads to the ledger entry, and that entry back to the
+    // version and to the entries it cites.
+    let approval = gateway
+        .entries()
+        .await
+        .into_iter()
+        .find(|e| e["kind"] == "version_approved" && e["version"] == "v2")
+        .expect("the approval entry");
+    let seq = approval["seq"].as_u64().unwrap();
+    let link = format!("href=\"/console/ledger/{seq}\">seq {seq}</a>");
+    assert!(html.contains(&link), "{link} in {html}");
+    let (status, entry_page) = page(&gateway, &cookie, &format!("/console/ledger/{seq}")).await;
+    assert_eq!(status, 200);
+    assert!(
+        entry_page.contains("id=\"entry-kind\">version_approved<"),
+        "{entry_page}"
+    );
+    assert!(entry_page.contains("<dd>ai-officer</dd>"), "{entry_page}");
+    assert!(entry_page.contains("href=\"/console/models/chat/versions/v2\""));
+    let (status, _) = page(&gateway, &cookie, "/console/ledger/999999").await;
+    assert_eq!(status, 404);
 
     // A reviewer sees the version but no button to change it.
     let rita = sign_in(&gateway, "rita").await;

@@ -181,6 +181,45 @@ pub(super) async fn decision(
     )
 }
 
+/// Any ledger entry by its seq, with links to what it cites: where the
+/// history of a version, a decision and a review lead.
+pub(super) async fn entry(
+    State(console): State<Console>,
+    SignedIn(session): SignedIn,
+    Path(seq): Path<u64>,
+) -> Response {
+    let answer = read(
+        &console,
+        &session,
+        &format!("/ledger/entries?from={seq}&count=1"),
+    )
+    .await;
+    if !answer.status.is_success() {
+        return api_problem(&session, "Ledger entry", &answer);
+    }
+    let Some(entry) = answer
+        .text
+        .lines()
+        .next()
+        .and_then(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+    else {
+        let notice = Notice::Problem(format!("The ledger holds no entry {seq} yet."));
+        return html(
+            StatusCode::NOT_FOUND,
+            pages::page("Ledger entry", Some(&session), Some(&notice), ""),
+        );
+    };
+    html(
+        StatusCode::OK,
+        pages::page(
+            &format!("Ledger entry {seq}"),
+            Some(&session),
+            None,
+            &pages::entry(seq, &entry),
+        ),
+    )
+}
+
 /// Evidence: the period reports made on this gateway, forms to make one
 /// and to export a bundle.
 pub(super) async fn evidence(

@@ -11,7 +11,7 @@ mod reviews;
 
 use super::session::Session;
 pub(crate) use crate::report::html::esc;
-pub(crate) use decisions::{decision, find_decision, found_decisions};
+pub(crate) use decisions::{decision, entry, find_decision, found_decisions};
 pub(crate) use evidence::{evidence, report_job};
 pub(crate) use kpis::{kpi_model, kpi_models};
 pub(crate) use models::{Offer, model, models, version};
@@ -38,6 +38,14 @@ fn text(value: &Value) -> String {
         Value::String(text) => text.clone(),
         Value::Null => "-".to_owned(),
         other => other.to_string(),
+    }
+}
+
+/// A link to the ledger entry `seq` names ("-" when it names none).
+pub(crate) fn entry_link(seq: &Value) -> String {
+    match seq.as_u64() {
+        Some(seq) => format!("<a href=\"/console/ledger/{seq}\">seq {seq}</a>"),
+        None => "-".to_owned(),
     }
 }
 

@@ -1,6 +1,6 @@
 //! Finding a decision and a decision's page.
 
-use super::{esc, seg, text};
+use super::{entry_link, esc, seg, text};
 use serde_json::Value;
 use std::fmt::Write;
 
@@ -91,10 +91,10 @@ pub(crate) fn decision(
     let mut body = String::new();
     let _ = write!(
         body,
-        "<dl class=\"facts\"><dt>Decision</dt><dd id=\"decision-id\">{}</dd><dt>Ledger entry</dt><dd>seq {}</dd>\
+        "<dl class=\"facts\"><dt>Decision</dt><dd id=\"decision-id\">{}</dd><dt>Ledger entry</dt><dd>{}</dd>\
          <dt>Time</dt><dd>{}</dd><dt>Caller</dt><dd>{}</dd><dt>Model</dt><dd>{}</dd><dt>Outcome</dt><dd id=\"outcome\">{} ({})</dd>",
         esc(id),
-        esc(&text(&entry["seq"])),
+        entry_link(&entry["seq"]),
         esc(&text(&entry["time"])),
         esc(&text(&entry["caller"])),
         match (entry["model"].as_str(), entry["version"].as_str()) {
@@ -113,11 +113,8 @@ pub(crate) fn decision(
     let _ = write!(
         body,
         "<dt>Approval that let it serve</dt><dd>{}</dd><dt>Policy set in force</dt><dd>{}</dd></dl>",
-        match entry["approval_seq"].as_u64() {
-            Some(seq) => format!("ledger entry {seq}"),
-            None => "-".to_owned(),
-        },
-        esc(&text(&entry["policy"]["set_seq"])),
+        entry_link(&entry["approval_seq"]),
+        entry_link(&entry["policy"]["set_seq"]),
     );
     let _ = write!(
         body,
@@ -149,4 +146,114 @@ pub(crate) fn decision(
         esc(id)
     );
     body
+}
+
+/// Members of an entry that name another entry by its seq (bounds of a
+/// range, like `from_seq` or `through_seq`, are not links).
+fn cited_seqs(entry: &Value) -> Vec<(String, u64)> {
+    let mut cited = Vec::new();
+    let mut visit = |path: String, value: &Value| {
+        if let Some(seq) = value.as_u64()
+            && path.ends_with("_seq")
+            && !["from_seq", "through_seq"]
+                .iter()
+                .any(|b| path.ends_with(b))
+        {
+            cited.push((path, seq));
+        }
+    };
+    for (name, value) in entry.as_object().into_iter().flatten() {
+        match value {
+            Value::Object(inner) => {
+                for (inner_name, inner_value) in inner {
+                    visit(format!("{name}.{inner_name}"), inner_value);
+                }
+            }
+            _ if name != "seq" => visit(name.clone(), value),
+            _ => {}
+        }
+    }
+    cited
+}
+
+/// Any ledger entry by its seq: its kind and time, links to the entries
+/// it cites and to the decision or version it is about, and its JSON.
+pub(crate) fn entry(seq: u64, entry: &Value) -> String {
+    let kind = entry["kind"].as_str().unwrap_or("");
+    let mut body = String::new();
+    let _ = write!(
+        body,
+        "<dl class=\"facts\"><dt>Seq</dt><dd id=\"entry-seq\">{seq}</dd><dt>Kind</dt><dd id=\"entry-kind\">{}</dd>\
+         <dt>Time</dt><dd>{}</dd>",
+        esc(kind),
+        esc(&text(&entry["time"]))
+    );
+    if let Some(principal) = entry["principal"].as_str() {
+        let _ = write!(body, "<dt>Who</dt><dd>{}</dd>", esc(principal));
+    }
+    if let Some(id) = entry["decision_id"].as_str() {
+        let _ = write!(
+            body,
+            "<dt>Decision</dt><dd><a id=\"entry-decision\" href=\"/console/decisions/{}\">{}</a></dd>",
+            seg(id),
+            esc(id)
+        );
+    }
+    if let (Some(model), Some(version)) = (entry["model"].as_str(), entry["version"].as_str()) {
+        let _ = write!(
+            body,
+            "<dt>Version</dt><dd><a href=\"/console/models/{}/versions/{}\">{} {}</a></dd>",
+            seg(model),
+            seg(version),
+            esc(model),
+            esc(version)
+        );
+    }
+    for (member, cited) in cited_seqs(entry) {
+        let _ = write!(
+            body,
+            "<dt>{}</dt><dd><a class=\"cites\" href=\"/console/ledger/{cited}\">ledger entry {cited}</a></dd>",
+            esc(&member)
+        );
+    }
+    let _ = write!(
+        body,
+        "</dl><p>{}<a href=\"/console/ledger/{}\">next entry</a></p><h2>The entry</h2><pre id=\"entry-json\">{}</pre>",
+        match seq.checked_sub(1) {
+            Some(previous) =>
+                format!("<a href=\"/console/ledger/{previous}\">previous entry</a> · "),
+            None => String::new(),
+        },
+        seq + 1,
+        esc(&serde_json::to_string_pretty(entry).unwrap_or_default())
+    );
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn an_entry_links_the_entries_it_cites_but_not_range_bounds() {
+        let cited = cited_seqs(&json!({
+            "seq": 9, "kind": "decision", "approval_seq": 4, "policy": {"set_seq": 2},
+            "from_seq": 0, "through_seq": 8, "opened_seq": null}));
+        assert_eq!(
+            cited,
+            vec![
+                ("approval_seq".to_owned(), 4),
+                ("policy.set_seq".to_owned(), 2)
+            ]
+        );
+        let page = entry(
+            9,
+            &json!({"seq": 9, "kind": "version_approved", "model": "m<", "version": "2",
+            "activation_seq": 3}),
+        );
+        assert!(page.contains("href=\"/console/ledger/3\""), "{page}");
+        assert!(page.contains("href=\"/console/models/m%3C/versions/2\">m&lt; 2</a>"));
+        assert!(page.contains("href=\"/console/ledger/8\">previous entry"));
+    }
 }

@@ -1,6 +1,6 @@
 //! The models, a model and a version.
 
-use super::{csrf_field, esc, seg, text};
+use super::{csrf_field, entry_link, esc, seg, text};
 use crate::admin::console::session::Session;
 use serde_json::Value;
 use std::fmt::Write;
@@ -143,8 +143,8 @@ pub(crate) fn version(version: &Value, session: &Session, offers: &[Offer]) -> S
     for step in version["history"].as_array().into_iter().flatten() {
         let _ = write!(
             body,
-            "<tr><td>seq {}</td><td>{}</td><td class=\"principal\">{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&text(&step["seq"])),
+            "<tr><td>{}</td><td>{}</td><td class=\"principal\">{}</td><td>{}</td><td>{}</td></tr>",
+            entry_link(&step["seq"]),
             esc(&text(&step["kind"])),
             esc(&text(&step["principal"])),
             esc(&text(&step["time"])),

@@ -1,6 +1,6 @@
 //! The review queue and one review.
 
-use super::{csrf_field, esc, seg, text};
+use super::{csrf_field, entry_link, esc, seg, text};
 use crate::admin::console::session::Session;
 use serde_json::Value;
 use std::fmt::Write;
@@ -130,15 +130,16 @@ pub(crate) fn review(item: &Value, session: &Session, may_decide: bool) -> Strin
         body,
         "<dl class=\"facts\"><dt>Status</dt><dd id=\"status\">{}</dd><dt>Kind</dt><dd>{}</dd>\
          <dt>Model</dt><dd>{} {}</dd><dt>Caller</dt><dd>{}</dd><dt>Why</dt><dd>{}</dd>\
-         <dt>Decision</dt><dd>{} (seq {})</dd><dt>Deadline</dt><dd>{}</dd></dl>",
+         <dt>Decision</dt><dd><a href=\"/console/decisions/{}\">{}</a> ({})</dd><dt>Deadline</dt><dd>{}</dd></dl>",
         esc(&text(&item["status"])),
         esc(&text(&item["review_kind"])),
         esc(&text(&item["model"])),
         esc(&text(&item["version"])),
         esc(&text(&item["caller"])),
         esc(&reasons.join("; ")),
+        seg(item["decision_id"].as_str().unwrap_or("")),
         esc(&text(&item["decision_id"])),
-        esc(&text(&item["decision_seq"])),
+        entry_link(&item["decision_seq"]),
         esc(&text(&item["deadline"])),
     );
     let _ = write!(
