@@ -158,6 +158,7 @@ struct ListQuery {
     model: Option<String>,
     kind: Option<String>,
     older_than: Option<u64>,
+    reason: Option<String>,
     limit: Option<usize>,
 }
 
@@ -187,6 +188,7 @@ fn filter(query: ListQuery) -> Result<ListFilter, ApiError> {
         model: query.model,
         kind,
         older_than: query.older_than.map(Duration::from_secs),
+        reason: query.reason.filter(|text| !text.is_empty()),
         limit: query.limit.unwrap_or(100),
     })
 }

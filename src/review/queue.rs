@@ -119,6 +119,8 @@ pub struct ListFilter {
     pub kind: Option<ReviewKind>,
     /// Opened at least this long ago.
     pub older_than: Option<Duration>,
+    /// One of its reasons holds this text (case does not matter).
+    pub reason: Option<String>,
     /// At most this many, oldest first.
     pub limit: usize,
 }
@@ -597,10 +599,21 @@ impl ReviewQueue {
             .cloned()
             .collect();
         slots.sort_by_key(|slot| slot.opened_unix_ms);
-        slots.truncate(filter.limit);
-        let mut items = Vec::with_capacity(slots.len());
+        let reason = filter.reason.as_ref().map(|text| text.to_lowercase());
+        let mut items = Vec::with_capacity(slots.len().min(filter.limit));
         for slot in slots {
-            items.push(without_bodies(&*slot.item.lock().await));
+            if items.len() == filter.limit {
+                break;
+            }
+            let item = slot.item.lock().await;
+            let wanted = reason.as_ref().is_none_or(|text| {
+                item.reasons
+                    .iter()
+                    .any(|reason| reason.to_lowercase().contains(text.as_str()))
+            });
+            if wanted {
+                items.push(without_bodies(&item));
+            }
         }
         items
     }

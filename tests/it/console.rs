@@ -712,3 +712,47 @@ async fn a_period_report_is_made_followed_and_downloaded_and_a_bundle_exported_f
     let back = refused.headers["location"].to_str().unwrap();
     assert!(back.starts_with("/console/evidence?problem="), "{back}");
 }
+
+#[tokio::test]
+async fn the_review_queue_filters_by_reason_and_by_time_waited() {
+    let (gateway, _upstream, _policies) = crate::reviews::start("").await;
+    let (_, plain) = crate::reviews::held(&gateway, r#"{"hold": true}"#).await;
+    let (_, slow) = crate::reviews::held(&gateway, r#"{"slow_lane": true}"#).await;
+    // The API: a text one of the reasons holds, whatever its case.
+    let listed = admin_call(
+        &gateway.admin,
+        Some("rita"),
+        Method::GET,
+        "/admin/reviews?reason=SLOW%20LANE",
+        "",
+    )
+    .await;
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    let ids: Vec<String> = listed.json()["reviews"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["review_id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, vec![slow.clone()]);
+
+    let rita = sign_in(&gateway, "rita").await;
+    let (status, html) = page(&gateway, &rita, "/console/reviews").await;
+    assert_eq!(status, 200);
+    assert!(html.contains(&plain) && html.contains(&slow));
+    assert!(html.contains(">2 waiting"), "{html}");
+    let (status, html) = page(&gateway, &rita, "/console/reviews?reason=held").await;
+    assert_eq!(status, 200);
+    assert!(html.contains(&plain) && !html.contains(&slow), "{html}");
+    assert!(html.contains("id=\"reason\" name=\"reason\" value=\"held\""));
+    // Nothing here has waited an hour; everything has waited 0 s.
+    let (_, html) = page(&gateway, &rita, "/console/reviews?older_than=3600").await;
+    assert!(html.contains(">0 waiting"), "{html}");
+    assert!(html.contains("<option value=\"3600\" selected>"));
+    let (_, html) = page(&gateway, &rita, "/console/reviews?older_than=&reason=").await;
+    assert!(html.contains(">2 waiting"), "{html}");
+    // The queue's state (what the page polls) follows the same filters.
+    let (_, all) = page(&gateway, &rita, "/console/reviews/state").await;
+    let (_, slow_only) = page(&gateway, &rita, "/console/reviews/state?reason=slow").await;
+    assert_ne!(all, slow_only);
+}

@@ -16,7 +16,7 @@ pub(crate) use evidence::{evidence, report_job};
 pub(crate) use kpis::{kpi_model, kpi_models};
 pub(crate) use models::{Offer, model, models, version};
 pub(crate) use overview::overview;
-pub(crate) use reviews::{review, reviews};
+pub(crate) use reviews::{QueueFilters, review, reviews};
 use serde_json::Value;
 use std::fmt::Write;
 

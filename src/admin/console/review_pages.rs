@@ -15,16 +15,26 @@ pub(super) struct QueueQuery {
     model: String,
     #[serde(default)]
     kind: String,
+    /// Text one of the policies' reasons holds.
+    #[serde(default)]
+    reason: String,
+    /// Waiting at least this many seconds.
+    #[serde(default)]
+    older_than: String,
 }
 
 impl QueueQuery {
     fn api_path(&self) -> String {
         let mut pairs = vec![("status", "pending")];
-        if !self.model.is_empty() {
-            pairs.push(("model", &self.model));
-        }
-        if !self.kind.is_empty() {
-            pairs.push(("kind", &self.kind));
+        for (name, value) in [
+            ("model", &self.model),
+            ("kind", &self.kind),
+            ("reason", &self.reason),
+            ("older_than", &self.older_than),
+        ] {
+            if !value.is_empty() {
+                pairs.push((name, value));
+            }
         }
         format!(
             "/admin/reviews?{}",
@@ -56,7 +66,16 @@ pub(super) async fn reviews(
         .as_array()
         .cloned()
         .unwrap_or_default();
-    let body = pages::reviews(&items, &query.model, &query.kind, &fingerprint(&items));
+    let body = pages::reviews(
+        &items,
+        &pages::QueueFilters {
+            model: &query.model,
+            kind: &query.kind,
+            reason: &query.reason,
+            older_than: &query.older_than,
+        },
+        &fingerprint(&items),
+    );
     html(
         StatusCode::OK,
         pages::page("Reviews", Some(&session), None, &body),

@@ -36,21 +36,54 @@ pub(crate) fn review_table(items: &[Value]) -> String {
     body
 }
 
+/// The queue's filters as asked.
+pub(crate) struct QueueFilters<'a> {
+    pub(crate) model: &'a str,
+    pub(crate) kind: &'a str,
+    pub(crate) reason: &'a str,
+    /// Seconds waited at least.
+    pub(crate) older_than: &'a str,
+}
+
+/// `<option>`s of `choices` (value, label), the one equal to `chosen`
+/// selected.
+fn options(choices: &[(&str, &str)], chosen: &str) -> String {
+    let mut out = String::new();
+    for (value, label) in choices {
+        let selected = if *value == chosen { " selected" } else { "" };
+        let _ = write!(out, "<option value=\"{value}\"{selected}>{label}</option>");
+    }
+    out
+}
+
 /// The queue with its filters.
-pub(crate) fn reviews(items: &[Value], model: &str, kind: &str, fingerprint: &str) -> String {
+pub(crate) fn reviews(items: &[Value], filters: &QueueFilters, fingerprint: &str) -> String {
     let mut body = String::new();
     let _ = write!(
         body,
         "<form method=\"get\" action=\"/console/reviews\" class=\"filters\">\
          <label for=\"model\">Model</label><input id=\"model\" name=\"model\" value=\"{}\">\
-         <label for=\"kind\">Kind</label><select id=\"kind\" name=\"kind\">\
-         <option value=\"\"{}>all</option><option value=\"hold\"{}>hold</option><option value=\"flag\"{}>flag</option></select>\
+         <label for=\"kind\">Kind</label><select id=\"kind\" name=\"kind\">{}</select>\
+         <label for=\"reason\">Reason contains</label><input id=\"reason\" name=\"reason\" value=\"{}\">\
+         <label for=\"older_than\">Waiting</label><select id=\"older_than\" name=\"older_than\">{}</select>\
          <button type=\"submit\">Filter</button></form>\
          <p class=\"hint\" id=\"queue-state\" data-fingerprint=\"{}\">{} waiting, oldest first; this page updates when the queue changes.</p>",
-        esc(model),
-        if kind.is_empty() { " selected" } else { "" },
-        if kind == "hold" { " selected" } else { "" },
-        if kind == "flag" { " selected" } else { "" },
+        esc(filters.model),
+        options(
+            &[("", "all"), ("hold", "hold"), ("flag", "flag")],
+            filters.kind
+        ),
+        esc(filters.reason),
+        options(
+            &[
+                ("", "any time"),
+                ("60", "over 1 minute"),
+                ("300", "over 5 minutes"),
+                ("900", "over 15 minutes"),
+                ("3600", "over 1 hour"),
+            ],
+            filters.older_than
+        ),
         esc(fingerprint),
         items.len()
     );
