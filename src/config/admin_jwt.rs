@@ -30,7 +30,8 @@ pub struct AdminJwtConfig {
 }
 
 /// `[admin.jwt.sign_in]`: the identity provider's endpoints for the
-/// console's sign-in, as a public client (PKCE, no client secret).
+/// console's sign-in (PKCE always; a client secret when the provider
+/// registered the console as a confidential client).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignInConfig {
     /// Where the browser is sent to sign in.
@@ -44,6 +45,29 @@ pub struct SignInConfig {
     pub redirect_url: String,
     /// The scopes asked for (`openid` at least).
     pub scopes: Vec<String>,
+    /// The client secret of a confidential client, sent to the token
+    /// endpoint with HTTP Basic authentication (RFC 6749 2.3.1).
+    pub client_secret: Option<ClientSecret>,
+}
+
+/// A client secret: never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientSecret(pub String);
+
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ClientSecret(..)")
+    }
+}
+
+/// `client_secret = { env = "NAME" }` or `{ file = "path" }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSecret {
+    #[serde(default)]
+    env: Option<String>,
+    #[serde(default)]
+    file: Option<std::path::PathBuf>,
 }
 
 /// `[admin.jwt.sign_in]` as written.
@@ -56,13 +80,19 @@ pub(crate) struct RawSignIn {
     redirect_url: String,
     #[serde(default = "default_scopes")]
     scopes: Vec<String>,
+    #[serde(default)]
+    client_secret: Option<RawSecret>,
 }
 
 fn default_scopes() -> Vec<String> {
     vec!["openid".to_owned()]
 }
 
-fn check_sign_in(checker: &Checker<'_>, raw: RawSignIn) -> Result<SignInConfig, ConfigError> {
+fn check_sign_in(
+    checker: &Checker<'_>,
+    raw: RawSignIn,
+    env: &super::Environment,
+) -> Result<SignInConfig, ConfigError> {
     for (key, url) in [
         ("authorization_endpoint", &raw.authorization_endpoint),
         ("token_endpoint", &raw.token_endpoint),
@@ -93,6 +123,16 @@ fn check_sign_in(checker: &Checker<'_>, raw: RawSignIn) -> Result<SignInConfig, 
         client_id: raw.client_id,
         redirect_url: raw.redirect_url,
         scopes: raw.scopes,
+        client_secret: match raw.client_secret {
+            Some(secret) => Some(ClientSecret(super::validate::secret(
+                checker,
+                "admin.jwt.sign_in.client_secret",
+                secret.env.as_deref(),
+                secret.file.as_deref(),
+                env,
+            )?)),
+            None => None,
+        },
     })
 }
 
@@ -168,7 +208,7 @@ pub(super) fn check(
     }
     let sign_in = raw
         .sign_in
-        .map(|sign_in| check_sign_in(checker, sign_in))
+        .map(|sign_in| check_sign_in(checker, sign_in, env))
         .transpose()?;
     let shared = RawJwt {
         issuer: raw.issuer,

@@ -797,19 +797,16 @@ fn upstream_url(checker: &Checker<'_>, key: &str, text: &str) -> Result<Upstream
     UpstreamUrl::parse(text).map_err(|message| checker.error(key, message))
 }
 
-fn credential(
+/// A secret named by `{key}.env` (a variable) or `{key}.file` (a file
+/// whose final line break is dropped): exactly one, set and not empty.
+pub(super) fn secret(
     checker: &Checker<'_>,
     key: &str,
-    raw: &RawCredential,
+    var: Option<&str>,
+    file: Option<&Path>,
     env: &Environment,
-) -> Result<Credential, ConfigError> {
-    let header = HeaderName::from_bytes(raw.header.as_bytes()).map_err(|_| {
-        checker.error(
-            format!("{key}.header"),
-            format!("`{}` is not a valid header name", raw.header),
-        )
-    })?;
-    let secret = match (&raw.env, &raw.file) {
+) -> Result<String, ConfigError> {
+    match (var, file) {
         (Some(var), None) => (env.vars)(var)
             .filter(|value| !value.is_empty())
             .ok_or_else(|| {
@@ -817,7 +814,7 @@ fn credential(
                     format!("{key}.env"),
                     format!("environment variable `{var}` is not set or empty"),
                 )
-            })?,
+            }),
         (None, Some(path)) => {
             let full = env.base_dir.join(path);
             let text = std::fs::read_to_string(&full).map_err(|err| {
@@ -833,10 +830,25 @@ fn credential(
                     format!("`{}` is empty", full.display()),
                 ));
             }
-            trimmed
+            Ok(trimmed)
         }
-        _ => return Err(checker.error(key, "set exactly one of `env` or `file`")),
-    };
+        _ => Err(checker.error(key, "set exactly one of `env` or `file`")),
+    }
+}
+
+fn credential(
+    checker: &Checker<'_>,
+    key: &str,
+    raw: &RawCredential,
+    env: &Environment,
+) -> Result<Credential, ConfigError> {
+    let header = HeaderName::from_bytes(raw.header.as_bytes()).map_err(|_| {
+        checker.error(
+            format!("{key}.header"),
+            format!("`{}` is not a valid header name", raw.header),
+        )
+    })?;
+    let secret = secret(checker, key, raw.env.as_deref(), raw.file.as_deref(), env)?;
     // The secret itself never goes into an error message.
     let mut value = HeaderValue::from_str(&format!("{}{secret}", raw.prefix)).map_err(|_| {
         checker.error(

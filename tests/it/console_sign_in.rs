@@ -29,6 +29,12 @@ struct Provider {
 }
 
 async fn provider() -> Provider {
+    provider_with(None).await
+}
+
+/// A provider; with `secret`, a confidential client's: its token endpoint
+/// wants `Basic base64(client id ":" secret)`.
+async fn provider_with(secret: Option<&'static str>) -> Provider {
     let rng = ring::rand::SystemRandom::new();
     let pkcs8 = ring::signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
     let pair = ring::signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
@@ -64,30 +70,49 @@ async fn provider() -> Provider {
             }
         }
     };
-    let token = move |axum::extract::Form(form): axum::extract::Form<HashMap<String, String>>| {
-        let (codes, key) = (codes.clone(), key.clone());
-        async move {
-            let challenge = codes.lock().unwrap().remove(&form["code"]);
-            let proved = B64.encode(Sha256::digest(form["code_verifier"].as_bytes()));
-            if form["grant_type"] != "authorization_code" || challenge != Some(proved) {
-                return (
-                    http::StatusCode::BAD_REQUEST,
-                    json!({ "error": "invalid_grant" }).to_string(),
-                );
-            }
-            let now = jsonwebtoken::get_current_timestamp();
-            let claims = json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "u-17", "iat": now,
+    let token =
+        move |headers: http::HeaderMap,
+              axum::extract::Form(form): axum::extract::Form<HashMap<String, String>>| {
+            let (codes, key) = (codes.clone(), key.clone());
+            async move {
+                let expected = secret.map(|secret| {
+                    let pair = format!("{CLIENT}:{secret}");
+                    format!(
+                        "Basic {}",
+                        base64::engine::general_purpose::STANDARD.encode(pair)
+                    )
+                });
+                let sent = headers
+                    .get(http::header::AUTHORIZATION)
+                    .and_then(|value| value.to_str().ok())
+                    .map(str::to_owned);
+                if sent != expected {
+                    return (
+                        http::StatusCode::UNAUTHORIZED,
+                        json!({ "error": "invalid_client" }).to_string(),
+                    );
+                }
+                let challenge = codes.lock().unwrap().remove(&form["code"]);
+                let proved = B64.encode(Sha256::digest(form["code_verifier"].as_bytes()));
+                if form["grant_type"] != "authorization_code" || challenge != Some(proved) {
+                    return (
+                        http::StatusCode::BAD_REQUEST,
+                        json!({ "error": "invalid_grant" }).to_string(),
+                    );
+                }
+                let now = jsonwebtoken::get_current_timestamp();
+                let claims = json!({"iss": ISSUER, "aud": AUDIENCE, "sub": "u-17", "iat": now,
                                 "exp": now + 300, "preferred_username": "dana",
                                 "groups": ["ai-officers"]});
-            let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
-            header.kid = Some("idp-1".to_owned());
-            let access = jsonwebtoken::encode(&header, &claims, &key).unwrap();
-            (
-                http::StatusCode::OK,
-                json!({ "access_token": access, "token_type": "Bearer" }).to_string(),
-            )
-        }
-    };
+                let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::EdDSA);
+                header.kid = Some("idp-1".to_owned());
+                let access = jsonwebtoken::encode(&header, &claims, &key).unwrap();
+                (
+                    http::StatusCode::OK,
+                    json!({ "access_token": access, "token_type": "Bearer" }).to_string(),
+                )
+            }
+        };
     let app = axum::Router::new()
         .route("/authorize", axum::routing::get(authorize))
         .route("/token", axum::routing::post(token));
@@ -214,4 +239,42 @@ async fn a_person_signs_in_at_the_identity_provider_with_pkce_and_nothing_else_o
     let refused = callback(&gateway, "error=access_denied&state=x").await;
     assert_eq!(refused.status, 401);
     assert!(refused.text().contains("access_denied"));
+}
+
+#[tokio::test]
+async fn a_confidential_client_proves_its_secret_at_the_token_endpoint() {
+    let idp = provider_with(Some("s3cret-of-the-console")).await;
+    let upstream = TestUpstream::start().await;
+    // Without the secret the provider refuses the exchange: no session.
+    let gateway = Gateway::start(&config(&upstream.url(), &idp)).await;
+    let (code, state) = code_and_state(&gateway).await;
+    let refused = callback(&gateway, &format!("code={code}&state={state}")).await;
+    assert_ne!(refused.status, 200);
+    assert!(refused.headers.get("set-cookie").is_none());
+    assert!(
+        refused.text().contains("invalid_client"),
+        "{}",
+        refused.text()
+    );
+    drop(gateway);
+
+    // With it (from a file, its final line break dropped), signed in.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("console-secret");
+    std::fs::write(&file, "s3cret-of-the-console\n").unwrap();
+    let text = format!(
+        "{}client_secret = {{ file = \"{}\" }}\n",
+        config(&upstream.url(), &idp),
+        file.display()
+    );
+    let gateway = Gateway::start(&text).await;
+    let (code, state) = code_and_state(&gateway).await;
+    let signed_in = callback(&gateway, &format!("code={code}&state={state}")).await;
+    assert_eq!(signed_in.status, 200, "{}", signed_in.text());
+    assert!(
+        signed_in.headers["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("HttpOnly")
+    );
 }

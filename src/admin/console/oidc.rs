@@ -1,5 +1,6 @@
 //! Signing in at the identity provider (OpenID Connect authorization code
-//! flow with PKCE, RFC 7636; the console is a public client): the browser
+//! flow with PKCE, RFC 7636; a public client, or a confidential one with
+//! its client secret sent by HTTP Basic authentication): the browser
 //! goes to the provider with a fresh `state` and code challenge, comes back
 //! to `/console/sign-in/callback` with a code, and the gateway exchanges
 //! code and verifier for tokens at the token endpoint. The access token is
@@ -8,6 +9,7 @@
 
 use crate::config::SignInConfig;
 use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64URL;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -47,6 +49,19 @@ pub(crate) struct Provider {
     config: SignInConfig,
     pending: Mutex<HashMap<String, (String, Instant)>>,
     client: Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+/// `Basic base64(id ":" secret)`, each form-urlencoded first as RFC 6749
+/// section 2.3.1 asks; marked sensitive so it is never logged.
+fn basic_authorization(client_id: &str, secret: &str) -> http::HeaderValue {
+    // The value of a one-pair form, without its `v=`.
+    let encode =
+        |text: &str| serde_urlencoded::to_string([("v", text)]).unwrap_or_default()[2..].to_owned();
+    let pair = format!("{}:{}", encode(client_id), encode(secret));
+    let mut value = http::HeaderValue::from_str(&format!("Basic {}", BASE64.encode(pair)))
+        .unwrap_or_else(|_| http::HeaderValue::from_static(""));
+    value.set_sensitive(true);
+    value
 }
 
 fn random() -> String {
@@ -125,12 +140,19 @@ impl Provider {
             ("code_verifier", verifier.as_str()),
         ])
         .unwrap_or_default();
-        let request = http::Request::post(&self.config.token_endpoint)
+        let mut request = http::Request::post(&self.config.token_endpoint)
             .header(
                 http::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
             )
-            .header(http::header::ACCEPT, "application/json")
+            .header(http::header::ACCEPT, "application/json");
+        if let Some(secret) = &self.config.client_secret {
+            request = request.header(
+                http::header::AUTHORIZATION,
+                basic_authorization(&self.config.client_id, &secret.0),
+            );
+        }
+        let request = request
             .body(Full::new(Bytes::from(form)))
             .map_err(|err| SignInError::Token(err.to_string()))?;
         let exchange = async {
@@ -161,5 +183,19 @@ impl Provider {
         tokio::time::timeout(TOKEN_TIMEOUT, exchange)
             .await
             .map_err(|_| SignInError::Token(format!("no answer within {TOKEN_TIMEOUT:?}")))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::basic_authorization;
+
+    #[test]
+    fn client_credentials_are_form_encoded_before_basic_encoding() {
+        // RFC 6749 2.3.1: "a b" and "p:w&" form-encoded, then base64.
+        let value = basic_authorization("a b", "p:w&");
+        // base64("a+b:p%3Aw%26")
+        assert_eq!(value.to_str().unwrap(), "Basic YStiOnAlM0F3JTI2");
+        assert!(value.is_sensitive());
     }
 }
