@@ -264,12 +264,17 @@ async fn answer(inner: &Inner, principal: String, request: ExportRequest) -> Res
         handle: tokio::runtime::Handle::current(),
         metrics: inner.metrics.clone(),
     };
+    // The slot is freed by whichever comes first: the job's end, or the
+    // answer's last byte leaving (the client, knowing the length, may ask
+    // for the next export before the job has quite ended).
+    let slot = Arc::new(std::sync::Mutex::new(Some(permit)));
+    let job_slot = slot.clone();
     let job = inner.tracker.spawn_blocking(move || {
-        let _permit = permit;
         job.metrics.running.inc();
         let result = job.run(ready_tx, body_tx);
         job.metrics.running.dec();
         job.metrics.count(result);
+        free(&job_slot);
     });
     // Dropping this future (the client left) drops `ready_rx`: the first
     // pass sees it at its next chunk and stops.
@@ -301,9 +306,19 @@ async fn answer(inner: &Inner, principal: String, request: ExportRequest) -> Res
             return answer;
         }
     };
-    let body = futures_util::stream::unfold(body_rx, |mut rx| async move {
-        rx.recv().await.map(|chunk| (chunk, rx))
-    });
+    let body = futures_util::stream::unfold(
+        (body_rx, ready.archive_len, slot),
+        |(mut rx, mut left, slot)| async move {
+            let chunk = rx.recv().await?;
+            if let Ok(bytes) = &chunk {
+                left = left.saturating_sub(bytes.len() as u64);
+                if left == 0 {
+                    free(&slot);
+                }
+            }
+            Some((chunk, (rx, left, slot)))
+        },
+    );
     let mut response = Response::new(Body::from_stream(body));
     let set = response.headers_mut();
     set.insert(
@@ -317,6 +332,11 @@ async fn answer(inner: &Inner, principal: String, request: ExportRequest) -> Res
         }
     }
     response
+}
+
+/// Frees an export's slot (once; later calls find it free).
+fn free(slot: &std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>) {
+    slot.lock().unwrap_or_else(|e| e.into_inner()).take();
 }
 
 fn stopping() -> Response {

@@ -282,3 +282,31 @@ async fn online_export_refuses_other_roles_runs_one_at_a_time_and_survives_a_cli
         "the cut archive never looks complete ({rest} more bytes)"
     );
 }
+
+/// One export at a time, but a client that has read a whole archive may
+/// start the next at once: the slot is free before the last byte leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_asked_right_after_the_last_byte_of_another_is_not_busy() {
+    let upstream = TestUpstream::start().await;
+    let gateway = Gateway::start(&models(&upstream.url())).await;
+    for _ in 0..5 {
+        assert_eq!(gateway.infer(r#"{"inputs":[1]}"#).await.status, 200);
+    }
+    for round in 0..40 {
+        let answer = admin_call(
+            &gateway.admin,
+            Some("auditor"),
+            Method::GET,
+            "/admin/ledger/export?from=0",
+            "",
+        )
+        .await;
+        assert_eq!(answer.status, 200, "round {round}: {}", answer.text());
+        let length: usize = answer.headers["content-length"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(answer.body.len(), length);
+    }
+}
