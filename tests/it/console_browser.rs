@@ -3,7 +3,8 @@
 //! activates it, each signed in in a browser of their own; the ledger then
 //! holds the three entries under their names. A reviewer sees the version
 //! but no button to change it. No page logs an error. Screenshots go to
-//! `<target>/console-*.png` (docs/console.md shows them).
+//! `<target>/console-*.png` (docs/console.md shows them). Every page passes
+//! axe-core's WCAG 2.1 A and AA audit (tests/data/axe) in light and dark.
 
 use crate::console::gateway_with_a_proposal;
 use crate::support::webdriver::{Browser, Driver};
@@ -339,4 +340,73 @@ async fn a_form_on_another_origin_cannot_approve_for_a_signed_in_officer() {
     assert_eq!(browser.text("#state").await, "proposed");
     browser.close().await;
     server.abort();
+}
+
+/// `path` of `gateway`, audited in `browser` in both colour schemes.
+async fn audited(browser: &Browser<'_>, gateway: &Gateway, path: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for scheme in ["light", "dark"] {
+        browser.color_scheme(scheme).await;
+        browser.goto(&format!("{}{path}", gateway.admin)).await;
+        for violation in browser.accessibility_violations().await {
+            found.push(format!("{path} ({scheme}): {violation}"));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+#[ignore = "needs chromium and chromedriver (Debian packages chromium, chromium-driver); run with: cargo test -- --include-ignored"]
+async fn every_page_passes_an_accessibility_audit_in_light_and_dark() {
+    let (gateway, _upstream, _policies) = crate::reviews::start("").await;
+    let (decision, review) = crate::reviews::held(&gateway, r#"{"hold": true}"#).await;
+    let served = crate::reviews::infer_as(&gateway, "svc-app", r#"{"x": 1}"#).await;
+    gateway.wait_for_decision(&served.decision_id()).await;
+    let kpi_upstream = crate::support::TestUpstream::start().await;
+    let kpis = Gateway::start(&crate::kpi_snapshots::config(&kpi_upstream.url())).await;
+    crate::console::kpi_traffic(&kpis, 2).await;
+
+    let driver = Driver::start().await;
+    let profiles = tempfile::tempdir().unwrap();
+    let mut found = Vec::new();
+    let visitor = driver.browser(&profiles.path().join("visitor")).await;
+    found.extend(audited(&visitor, &gateway, "/console/sign-in").await);
+    visitor.close().await;
+
+    let ops = driver.browser(&profiles.path().join("ops")).await;
+    sign_in(&ops, &gateway, "ops").await;
+    for path in [
+        "/console/".to_owned(),
+        "/console/models".to_owned(),
+        "/console/models/scorer".to_owned(),
+        "/console/models/scorer/versions/v1".to_owned(),
+        "/console/decisions?caller=svc-app".to_owned(),
+        format!("/console/decisions/{decision}"),
+        "/console/ledger/1".to_owned(),
+        "/console/evidence".to_owned(),
+    ] {
+        found.extend(audited(&ops, &gateway, &path).await);
+    }
+    ops.close().await;
+
+    let rita = driver.browser(&profiles.path().join("rita")).await;
+    sign_in(&rita, &gateway, "rita").await;
+    for path in [
+        "/console/reviews".to_owned(),
+        format!("/console/reviews/{review}"),
+    ] {
+        found.extend(audited(&rita, &gateway, &path).await);
+    }
+    rita.close().await;
+
+    let auditor = driver.browser(&profiles.path().join("auditor")).await;
+    sign_in(&auditor, &kpis, "auditor").await;
+    for path in ["/console/kpis", "/console/kpis/scorer"] {
+        found.extend(audited(&auditor, &kpis, path).await);
+    }
+    auditor
+        .screenshot(&target_dir().join("console-kpis-dark.png"))
+        .await;
+    auditor.close().await;
+    assert!(found.is_empty(), "{}", found.join("\n"));
 }

@@ -254,6 +254,63 @@ impl Browser<'_> {
         std::fs::write(path, png).unwrap();
     }
 
+    /// Runs `script` in the page (a function body; `arguments` are `args`).
+    pub async fn execute(&self, script: &str, args: Value) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({ "script": script, "args": args })),
+        )
+        .await
+    }
+
+    /// Runs `script`, which ends by calling its last argument with the
+    /// result.
+    pub async fn execute_async(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/async",
+            Some(json!({ "script": script, "args": [] })),
+        )
+        .await
+    }
+
+    /// Pages from now on see `prefers-color-scheme: scheme` (`light` or
+    /// `dark`), through chromedriver's DevTools command.
+    pub async fn color_scheme(&self, scheme: &str) {
+        self.call(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({"cmd": "Emulation.setEmulatedMedia", "params": {
+                "features": [{ "name": "prefers-color-scheme", "value": scheme }]}})),
+        )
+        .await;
+    }
+
+    /// The WCAG 2.1 A and AA violations axe-core (tests/data/axe) finds in
+    /// the page as shown: each rule's id, impact, help and the first few
+    /// elements it found.
+    pub async fn accessibility_violations(&self) -> Vec<Value> {
+        const AXE: &str = include_str!("../../data/axe/axe.min.js");
+        self.execute(&format!("{AXE}\nreturn typeof window.axe;"), json!([]))
+            .await;
+        let found = self
+            .execute_async(
+                "const done = arguments[arguments.length - 1];\
+                 window.axe.run(document, { runOnly: { type: 'tag', values: \
+                   ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } })\
+                 .then(r => done(r.violations.map(v => ({ id: v.id, impact: v.impact, help: v.help,\
+                   nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + ' ' + \
+                   (n.failureSummary || '')) }))))\
+                 .catch(e => done('axe failed: ' + e));",
+            )
+            .await;
+        found
+            .as_array()
+            .unwrap_or_else(|| panic!("axe-core's answer: {found}"))
+            .clone()
+    }
+
     /// Ends the session (closes the browser).
     pub async fn close(self) {
         self.driver

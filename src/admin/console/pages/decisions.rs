@@ -118,7 +118,7 @@ pub(crate) fn decision(
     );
     let _ = write!(
         body,
-        "<h2>The entry</h2><pre>{}</pre>",
+        "<h2>The entry</h2><pre tabindex=\"0\">{}</pre>",
         esc(&serde_json::to_string_pretty(entry).unwrap_or_default())
     );
     body.push_str(
@@ -218,7 +218,7 @@ pub(crate) fn entry(seq: u64, entry: &Value) -> String {
     }
     let _ = write!(
         body,
-        "</dl><p>{}<a href=\"/console/ledger/{}\">next entry</a></p><h2>The entry</h2><pre id=\"entry-json\">{}</pre>",
+        "</dl><p>{}<a href=\"/console/ledger/{}\">next entry</a></p><h2>The entry</h2><pre id=\"entry-json\" tabindex=\"0\">{}</pre>",
         match seq.checked_sub(1) {
             Some(previous) =>
                 format!("<a href=\"/console/ledger/{previous}\">previous entry</a> · "),

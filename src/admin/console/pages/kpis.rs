@@ -37,7 +37,7 @@ pub(crate) fn kpi_model(charts: &str, current: &Value) -> String {
     }
     let _ = write!(
         body,
-        "</section><section><h2>The current window</h2><pre id=\"current\">{}</pre></section>",
+        "</section><section><h2>The current window</h2><pre id=\"current\" tabindex=\"0\">{}</pre></section>",
         esc(&serde_json::to_string_pretty(current).unwrap_or_default())
     );
     body

@@ -96,7 +96,7 @@ pub(crate) fn reviews(items: &[Value], filters: &QueueFilters, fingerprint: &str
 fn readable(captured: &Value) -> String {
     let body = &captured["body"];
     if let Value::String(raw) = body {
-        return format!("<pre>{}</pre>", esc(raw));
+        return format!("<pre tabindex=\"0\">{}</pre>", esc(raw));
     }
     if body.is_null() {
         return "<p class=\"hint\">not kept</p>".to_owned();
@@ -145,7 +145,7 @@ fn readable(captured: &Value) -> String {
         return out;
     }
     let pretty = serde_json::to_string_pretty(body).unwrap_or_default();
-    format!("<pre>{}</pre>", esc(&pretty))
+    format!("<pre tabindex=\"0\">{}</pre>", esc(&pretty))
 }
 
 /// One review: the call, the answer held, the policies' reasons, and the
@@ -235,10 +235,10 @@ mod tests {
             "{tensors}"
         );
         let other = readable(&json!({"body": {"ok": true}}));
-        assert!(other.starts_with("<pre>{\n"), "{other}");
+        assert!(other.starts_with("<pre tabindex=\"0\">{\n"), "{other}");
         assert_eq!(
             readable(&json!({"body": "plain text"})),
-            "<pre>plain text</pre>"
+            "<pre tabindex=\"0\">plain text</pre>"
         );
         assert!(readable(&json!({"body": null})).contains("not kept"));
     }
