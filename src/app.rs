@@ -523,6 +523,7 @@ impl App {
                 kpi_snapshots
                     .as_ref()
                     .map(crate::kpi::KpiSnapshots::history),
+                store.clone(),
             ))
             .merge(crate::admin::verification::routes(tokens.clone(), monitor))
             .merge(crate::admin::decisions::routes(
