@@ -1,21 +1,23 @@
-//! A model's `kpi_snapshot` entries over a time range, read from the
-//! ledger (`GET /admin/kpis/{model}/history?from=&to=`), with the
+//! A model's `kpi_snapshot` entries over a time range, from the ledger
+//! (`GET /admin/kpis/{model}/history?from=&to=`), with the
 //! `risk_register_set` entries the period report checks them against: the
 //! one in force at the first snapshot and any recorded after it.
 //!
-//! Snapshots are not in the store's governance index (they are written
-//! often and nothing replays them at start), so they are found by reading
-//! the range's entries, newest first, with a byte search that spares
-//! parsing the decisions between them. The read is bounded, to keep a
-//! page within its budget whatever the ledger holds: the time range
-//! becomes a seq range by binary search over the entries' times, at most
-//! [`READ_BUDGET`] entries of it are read (the newest), and at most
-//! [`MAX_SNAPSHOTS`] snapshots are kept (the latest). The answer says
+//! The snapshots written since the gateway started are held in memory
+//! ([`crate::kpi::KpiHistory`], the latest 500 per model) and cost no
+//! read. The earlier ones are not in the store's governance index (they
+//! are written often and nothing replays them at start), so they are
+//! found by reading the range's entries below those, newest first, with a
+//! byte search that spares parsing the decisions between them. That read
+//! is bounded so that a page stays within its budget whatever the ledger
+//! holds: the time range becomes a seq range by binary search over the
+//! entries' times, at most [`READ_BUDGET`] entries are read, and at most
+//! [`MAX_SNAPSHOTS`] snapshots are answered (the latest). The answer says
 //! which bound stopped the read and where (`limited_by`, `read_from_seq`).
-//! The register in force before the entries read is found through the
-//! governance index (registers are in it), reading at most
-//! [`REGISTER_BUDGET`] of its entries.
+//! The registers are found through the governance index (they are in
+//! it), reading at most [`REGISTER_BUDGET`] of its entries, newest first.
 
+use crate::kpi::Covered;
 use crate::ledger::export::UtcTime;
 use crate::ledger::export::select::first_at_or_after;
 use crate::ledger::store::{LedgerStore, StoreError};
@@ -23,13 +25,14 @@ use memchr::memmem::Finder;
 use serde_json::{Value, json};
 use std::ops::ControlFlow;
 
-/// Entries of the range read at most (the newest).
-pub const READ_BUDGET: u64 = 100_000;
-/// Snapshots kept at most (the latest of the range).
+/// Entries read at most below the snapshots held in memory (as many as
+/// the decision search reads for a page).
+pub const READ_BUDGET: u64 = 20_000;
+/// Snapshots answered at most (the latest of the range).
 pub const MAX_SNAPSHOTS: usize = 500;
-/// Governance entries read at most to find the register in force.
+/// Governance entries read at most to find the registers.
 pub const REGISTER_BUDGET: usize = 2_000;
-/// `risk_register_set` entries kept at most.
+/// `risk_register_set` entries answered at most (the latest).
 const MAX_REGISTERS: usize = 100;
 /// Entries per range read, newest block first.
 const BLOCK: u64 = 1024;
@@ -77,12 +80,14 @@ fn time(name: &str, text: Option<&str>) -> Result<Option<UtcTime>, HistoryError>
 
 /// The history of `model` between `from` (inclusive) and `to`
 /// (exclusive), RFC 3339 (either may be absent: the log's start, its
-/// end), from `store` (blocking reads: run off the async workers).
+/// end), from `recent` (the snapshots held in memory) and `store`
+/// (blocking reads: run off the async workers).
 pub fn read_history(
     store: &dyn LedgerStore,
     model: &str,
     from: Option<&str>,
     to: Option<&str>,
+    recent: Covered,
 ) -> Result<Value, HistoryError> {
     let (from_time, to_time) = (time("from", from)?, time("to", to)?);
     let size = store.size()?;
@@ -94,15 +99,26 @@ pub fn read_history(
         Some(at) => first_at_or_after(store, at, lo, size)?,
         None => size,
     };
+    let in_range = |entry: &Value| {
+        entry["seq"]
+            .as_u64()
+            .is_some_and(|seq| (lo..hi).contains(&seq))
+    };
+    let mut held: Vec<Value> = recent.snapshots.into_iter().filter(in_range).collect();
+    let mut limit = Limit::None;
+    if held.len() > MAX_SNAPSHOTS {
+        held.drain(..held.len() - MAX_SNAPSHOTS);
+        limit = Limit::Points;
+    }
+    let from_memory = held.len();
+    // Below the snapshots held, the ledger's entries, newest first.
+    let scan_to = hi.min(recent.since.max(lo));
     let snapshot_kind = needle("kind", SNAPSHOT_KIND);
     let snapshot_model = needle("model", model);
-    let register_kind = needle("kind", REGISTER_KIND);
-
-    // Newest first while reading.
-    let (mut snapshots, mut registers) = (Vec::new(), Vec::new());
-    let (mut end, mut read, mut limit) = (hi, 0u64, Limit::None);
-    while end > lo {
-        if snapshots.len() >= MAX_SNAPSHOTS {
+    let mut found: Vec<Value> = Vec::new();
+    let (mut end, mut read) = (scan_to, 0u64);
+    while end > lo && limit == Limit::None {
+        if held.len() + found.len() >= MAX_SNAPSHOTS {
             limit = Limit::Points;
             break;
         }
@@ -111,60 +127,45 @@ pub fn read_history(
             break;
         }
         let start = end.saturating_sub(BLOCK).max(lo);
-        let mut block: Vec<(bool, Value)> = Vec::new();
+        let mut block: Vec<Value> = Vec::new();
         store.entries_in(start, end, &mut |_, bytes| {
-            let is_snapshot =
-                snapshot_kind.find(bytes).is_some() && snapshot_model.find(bytes).is_some();
-            let is_register = !is_snapshot && register_kind.find(bytes).is_some();
-            if (is_snapshot || is_register)
+            if snapshot_kind.find(bytes).is_some()
+                && snapshot_model.find(bytes).is_some()
                 && let Ok(entry) = serde_json::from_slice::<Value>(bytes)
+                && entry["kind"] == SNAPSHOT_KIND
+                && entry["model"] == model
             {
-                block.push((is_snapshot, entry));
+                block.push(entry);
             }
             ControlFlow::Continue(())
         })?;
         read += end - start;
         end = start;
-        for (is_snapshot, entry) in block.into_iter().rev() {
-            if is_snapshot && entry["kind"] == SNAPSHOT_KIND && entry["model"] == model {
-                if snapshots.len() < MAX_SNAPSHOTS {
-                    snapshots.push(entry);
-                } else {
-                    limit = Limit::Points;
-                }
-            } else if !is_snapshot && entry["kind"] == REGISTER_KIND {
-                registers.push(entry);
+        for entry in block.into_iter().rev() {
+            if held.len() + found.len() < MAX_SNAPSHOTS {
+                found.push(entry);
+            } else {
+                limit = Limit::Points;
             }
         }
     }
-    snapshots.reverse();
-    registers.reverse();
-    let first_snapshot = snapshots.first().and_then(|s| s["seq"].as_u64());
-    let kept = in_force_and_after(registers, first_snapshot);
-    let registers = match kept.first().and_then(|r| r["seq"].as_u64()) {
-        // A register read at or before the first snapshot is in force.
-        Some(seq) if first_snapshot.is_none_or(|first| seq <= first) => kept,
-        _ => {
-            let below = first_snapshot.unwrap_or(end).min(end);
-            let mut with_earlier = register_before(store, below, &register_kind)?
-                .into_iter()
-                .collect::<Vec<_>>();
-            with_earlier.extend(kept);
-            with_earlier
-        }
-    };
+    found.reverse();
+    found.extend(held);
+    let first = found.first().and_then(|s| s["seq"].as_u64());
+    let registers = registers(store, first, hi)?;
     Ok(json!({
         "model": model,
         "source": "ledger",
         "from": from,
         "to": to,
         "range": { "from_seq": lo, "to_seq": hi },
+        "from_memory": from_memory,
         "read": read,
         "read_from_seq": end,
         "limited_by": limit.to_json(),
         "max_snapshots": MAX_SNAPSHOTS,
         "read_budget": READ_BUDGET,
-        "snapshots": snapshots,
+        "snapshots": found,
         "registers": registers,
     }))
 }
@@ -175,43 +176,45 @@ fn needle(name: &str, value: &str) -> Finder<'static> {
     Finder::new(text.as_bytes()).into_owned()
 }
 
-/// Of `registers` (oldest first), the last at or before `first` (the
-/// first snapshot's seq) and every one after it, at most
-/// [`MAX_REGISTERS`] (the latest).
-fn in_force_and_after(registers: Vec<Value>, first: Option<u64>) -> Vec<Value> {
-    let seq = |r: &Value| r["seq"].as_u64().unwrap_or_default();
-    let start = match first {
-        Some(first) => registers.iter().rposition(|r| seq(r) <= first).unwrap_or(0),
-        None => registers.len().saturating_sub(1),
-    };
-    let mut kept: Vec<Value> = registers.into_iter().skip(start).collect();
-    if kept.len() > MAX_REGISTERS {
-        kept.drain(..kept.len() - MAX_REGISTERS);
-    }
-    kept
-}
-
-/// The last `risk_register_set` below seq `below`, through the
-/// governance index, reading at most [`REGISTER_BUDGET`] entries.
-fn register_before(
+/// The `risk_register_set` entries below `hi` back to the one in force
+/// at seq `first` (without a snapshot: the one in force at `hi`), oldest
+/// first, through the governance index, reading at most
+/// [`REGISTER_BUDGET`] entries and keeping at most [`MAX_REGISTERS`].
+fn registers(
     store: &dyn LedgerStore,
-    below: u64,
-    kind: &Finder<'_>,
-) -> Result<Option<Value>, StoreError> {
+    first: Option<u64>,
+    hi: u64,
+) -> Result<Vec<Value>, StoreError> {
+    let kind = needle("kind", REGISTER_KIND);
     let seqs = store.governance_seqs()?;
-    let candidates = seqs.iter().rev().filter(|seq| **seq < below);
-    for seq in candidates.take(REGISTER_BUDGET) {
+    let mut found = Vec::new();
+    for seq in seqs
+        .iter()
+        .rev()
+        .filter(|seq| **seq < hi)
+        .take(REGISTER_BUDGET)
+    {
         let Some(bytes) = store.entry(*seq)? else {
             continue;
         };
-        if kind.find(&bytes).is_some() {
-            let entry: Value = serde_json::from_slice(&bytes).unwrap_or_default();
-            if entry["kind"] == REGISTER_KIND {
-                return Ok(Some(entry));
-            }
+        if kind.find(&bytes).is_none() {
+            continue;
+        }
+        let entry: Value = serde_json::from_slice(&bytes).unwrap_or_default();
+        if entry["kind"] != REGISTER_KIND {
+            continue;
+        }
+        // Full: the in-force one (found last) takes the oldest place.
+        if found.len() == MAX_REGISTERS {
+            found.pop();
+        }
+        found.push(entry);
+        if first.is_none_or(|first| *seq <= first) {
+            break;
         }
     }
-    Ok(None)
+    found.reverse();
+    Ok(found)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@
 use super::auth::Tokens;
 use super::kpi_history::{HistoryError, read_history};
 use super::{error_response, json_response};
-use crate::kpi::{KpiHistory, KpiRecorder};
+use crate::kpi::{Covered, KpiHistory, KpiRecorder};
 use crate::ledger::store::LedgerStore;
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -113,12 +113,21 @@ async fn history_of(
 /// The history of `range`, read from the ledger off the async workers.
 async fn ledger_history(api: &Api, model: String, range: Range) -> Response {
     let store = api.store.clone();
+    // Held in memory: the snapshots since start (none held: read all).
+    let recent = match &api.history {
+        Some(history) => history.covered(&model),
+        None => Covered {
+            since: u64::MAX,
+            snapshots: Vec::new(),
+        },
+    };
     let read = tokio::task::spawn_blocking(move || {
         read_history(
             store.as_ref(),
             &model,
             range.from.as_deref(),
             range.to.as_deref(),
+            recent,
         )
     })
     .await;

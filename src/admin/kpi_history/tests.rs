@@ -1,6 +1,7 @@
 //! The history read over an in-memory store: the range's snapshots of
-//! the model only, the register in force before them found through the
-//! governance index, and the bounds said when they stop the read.
+//! the model only, those held in memory not read again, the register in
+//! force before them found through the governance index, and the bounds
+//! said when they stop the read.
 
 use super::*;
 use crate::ledger::memstore::MemStore;
@@ -27,6 +28,14 @@ fn store(kinds: &[(&str, &str)]) -> MemStore {
     batch.checkpoint = (kinds.len() as u64, String::new());
     store.commit(&batch).unwrap();
     store
+}
+
+/// Nothing held in memory: everything is read from the store.
+fn none_held() -> Covered {
+    Covered {
+        since: u64::MAX,
+        snapshots: Vec::new(),
+    }
 }
 
 fn seqs(history: &Value, member: &str) -> Vec<u64> {
@@ -58,6 +67,7 @@ fn the_ranges_snapshots_of_the_model_come_with_the_register_in_force() {
         "scorer",
         Some("2026-12-06T10:05:00Z"),
         Some("2026-12-06T10:10:00Z"),
+        none_held(),
     )
     .unwrap();
     assert_eq!(seqs(&history, "snapshots"), [5, 9]);
@@ -70,11 +80,11 @@ fn the_ranges_snapshots_of_the_model_come_with_the_register_in_force() {
 
     // The whole log: the register read before the first snapshot is in
     // force, the earlier one is not listed.
-    let all = read_history(&store, "scorer", None, None).unwrap();
+    let all = read_history(&store, "scorer", None, None, none_held()).unwrap();
     assert_eq!(seqs(&all, "snapshots"), [4, 5, 9, 10]);
     assert_eq!(seqs(&all, "registers"), [2, 8]);
 
-    let bad = read_history(&store, "scorer", Some("yesterday"), None);
+    let bad = read_history(&store, "scorer", Some("yesterday"), None, none_held());
     assert!(matches!(bad, Err(HistoryError::Time(why)) if why.starts_with("from:")));
 }
 
@@ -86,15 +96,61 @@ fn the_latest_snapshots_are_kept_and_the_bound_is_said() {
         MAX_SNAPSHOTS + 3,
     ));
     let store = store(&kinds);
-    let history = read_history(&store, "scorer", None, None).unwrap();
+    let history = read_history(&store, "scorer", None, None, none_held()).unwrap();
     let kept = seqs(&history, "snapshots");
     assert_eq!(kept.len(), MAX_SNAPSHOTS);
     assert_eq!(kept[0], 4);
     assert_eq!(*kept.last().unwrap(), MAX_SNAPSHOTS as u64 + 3);
     assert_eq!(history["limited_by"], "points");
-    // Stopped within the block that held the 500th: the register (seq 0)
-    // was read there or is found through the index.
     assert_eq!(seqs(&history, "registers"), [0]);
+}
+
+#[test]
+fn snapshots_held_in_memory_are_not_read_again() {
+    let store = store(&[
+        (SNAPSHOT_KIND, "scorer"), // 0
+        (REGISTER_KIND, ""),       // 1
+        (SNAPSHOT_KIND, "scorer"), // 2: held from here on
+        ("decision", "scorer"),    // 3
+        (SNAPSHOT_KIND, "scorer"), // 4
+    ]);
+    let held =
+        |seq: u64| json!({"seq": seq, "kind": SNAPSHOT_KIND, "model": "scorer", "held": true});
+    let recent = Covered {
+        since: 2,
+        snapshots: vec![held(2), held(4)],
+    };
+    let history = read_history(&store, "scorer", None, None, recent).unwrap();
+    assert_eq!(seqs(&history, "snapshots"), [0, 2, 4]);
+    assert_eq!(history["snapshots"][0]["held"], Value::Null);
+    assert_eq!(history["snapshots"][1]["held"], true);
+    assert_eq!(history["from_memory"], 2);
+    assert_eq!(history["read"], 2, "only the entries below seq 2");
+    assert_eq!(history["read_from_seq"], 0);
+    assert_eq!(seqs(&history, "registers"), [1]);
+    // The register recorded after the first snapshot, none before it.
+    assert_eq!(history["limited_by"], Value::Null);
+}
+
+#[test]
+fn at_most_the_read_budget_is_read_below_them() {
+    let mut kinds = vec![(SNAPSHOT_KIND, "scorer"), (REGISTER_KIND, "")];
+    kinds.extend(std::iter::repeat_n(
+        ("decision", "scorer"),
+        READ_BUDGET as usize + 2 * BLOCK as usize,
+    ));
+    let store = store(&kinds);
+    let size = kinds.len() as u64;
+    let history = read_history(&store, "scorer", None, None, none_held()).unwrap();
+    assert_eq!(history["limited_by"], "read_budget", "{}", history["read"]);
+    assert!(seqs(&history, "snapshots").is_empty());
+    assert_eq!(history["read"], READ_BUDGET.div_ceil(BLOCK) * BLOCK);
+    assert_eq!(
+        history["read_from_seq"],
+        size - READ_BUDGET.div_ceil(BLOCK) * BLOCK
+    );
+    // The register in force at the range's end is still named.
+    assert_eq!(seqs(&history, "registers"), [1]);
 }
 
 #[test]
@@ -104,7 +160,14 @@ fn no_snapshot_in_the_range_still_names_the_register_in_force() {
         ("decision", "scorer"),
         ("decision", "scorer"),
     ]);
-    let history = read_history(&store, "scorer", Some("2026-12-06T10:01:00Z"), None).unwrap();
+    let history = read_history(
+        &store,
+        "scorer",
+        Some("2026-12-06T10:01:00Z"),
+        None,
+        none_held(),
+    )
+    .unwrap();
     assert!(seqs(&history, "snapshots").is_empty());
     assert_eq!(seqs(&history, "registers"), [0]);
 }

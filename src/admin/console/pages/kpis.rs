@@ -83,14 +83,16 @@ fn history_note(body: &mut String, history: &Value) {
     let _ = write!(
         body,
         "<p class=\"hint\" id=\"history-read\">The <code>kpi_snapshot</code> entries of the \
-         ledger in this range (seqs {} to {}, {} entries read newest first): {} snapshots, \
-         checked against {} <code>risk_register_set</code> entries (the register in force at \
-         the first snapshot and those recorded after it), as the period report draws them; \
-         each point names its ledger entry.</p>",
+         ledger in this range (seqs {} to {}): {} snapshots, {} of them written since the \
+         gateway started, the earlier ones found by reading {} entries of the ledger, newest \
+         first. Checked against {} <code>risk_register_set</code> entries (the register in \
+         force at the first snapshot and those recorded after it), as the period report draws \
+         them; each point names its ledger entry.</p>",
         esc(&text(&history["range"]["from_seq"])),
         esc(&text(&history["range"]["to_seq"])),
-        esc(&text(&history["read"])),
         snapshots,
+        esc(&text(&history["from_memory"])),
+        esc(&text(&history["read"])),
         registers,
     );
     let bound = match history["limited_by"].as_str() {
@@ -102,9 +104,9 @@ fn history_note(body: &mut String, history: &Value) {
             text(&history["read_from_seq"]),
         )),
         Some("read_budget") => Some(format!(
-            "Only the newest {} entries of the range were read (from seq {} on), so that the \
-             page stays fast: snapshots before are left out. Narrow the range, or make a \
-             period report, which reads every entry.",
+            "Only {} entries of the range were read, below the snapshots written since the \
+             gateway started (from seq {} on), so that the page stays fast: snapshots before \
+             are left out. Narrow the range, or make a period report, which reads every entry.",
             text(&history["read_budget"]),
             text(&history["read_from_seq"]),
         )),

@@ -33,7 +33,7 @@ fn current() -> Value {
 fn history(limited_by: Value) -> Value {
     json!({"range": {"from_seq": 5, "to_seq": 90}, "read": 85, "read_from_seq": 40,
            "limited_by": limited_by, "max_snapshots": 500, "read_budget": 100000,
-           "snapshots": [{"seq": 7}], "registers": []})
+           "from_memory": 0, "snapshots": [{"seq": 7}], "registers": []})
 }
 
 #[test]
@@ -86,7 +86,10 @@ fn the_current_window_is_tables_of_every_count_and_figure() {
     );
     assert!(page.contains("id=\"no-snapshots\""));
     assert!(page.contains("name=\"from\" value=\"2026-12-01T00:00:00.000Z\""));
-    assert!(page.contains("(seqs 5 to 90, 85 entries read newest first): 1 snapshots"));
+    assert!(page.contains(
+        "(seqs 5 to 90): 1 snapshots, 0 of them written since the gateway started, the \
+         earlier ones found by reading 85 entries"
+    ));
     assert!(!page.contains("history-bound"));
     assert!(!page.contains("<script") && !page.contains("style="));
 }
@@ -100,7 +103,7 @@ fn a_bounded_history_says_what_it_left_out() {
         ),
         (
             "read_budget",
-            "Only the newest 100000 entries of the range were read (from seq 40 on)",
+            "Only 100000 entries of the range were read, below the snapshots written since the gateway started (from seq 40 on)",
         ),
     ] {
         let history = history(json!(limit));
