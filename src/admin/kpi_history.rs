@@ -152,7 +152,7 @@ pub fn read_history(
     found.reverse();
     found.extend(held);
     let first = found.first().and_then(|s| s["seq"].as_u64());
-    let registers = registers(store, first, hi)?;
+    let (registers, in_force) = registers(store, first, hi)?;
     Ok(json!({
         "model": model,
         "source": "ledger",
@@ -167,6 +167,7 @@ pub fn read_history(
         "read_budget": READ_BUDGET,
         "snapshots": found,
         "registers": registers,
+        "register_in_force": in_force.to_json(),
     }))
 }
 
@@ -179,21 +180,29 @@ fn needle(name: &str, value: &str) -> Finder<'static> {
 /// The `risk_register_set` entries below `hi` back to the one in force
 /// at seq `first` (without a snapshot: the one in force at `hi`), oldest
 /// first, through the governance index, reading at most
-/// [`REGISTER_BUDGET`] entries and keeping at most [`MAX_REGISTERS`].
+/// [`REGISTER_BUDGET`] entries and keeping at most [`MAX_REGISTERS`]; and
+/// whether the one in force was found (`false`: none is recorded before,
+/// or the budget ran out first).
 fn registers(
     store: &dyn LedgerStore,
     first: Option<u64>,
     hi: u64,
-) -> Result<Vec<Value>, StoreError> {
+) -> Result<(Vec<Value>, Registers), StoreError> {
     let kind = needle("kind", REGISTER_KIND);
     let seqs = store.governance_seqs()?;
-    let mut found = Vec::new();
-    for seq in seqs
+    let below: Vec<u64> = seqs
         .iter()
         .rev()
         .filter(|seq| **seq < hi)
-        .take(REGISTER_BUDGET)
-    {
+        .copied()
+        .collect();
+    let mut found = Vec::new();
+    let mut outcome = Registers::NoneRecorded;
+    for (read, seq) in below.iter().enumerate() {
+        if read >= REGISTER_BUDGET {
+            outcome = Registers::BudgetSpent;
+            break;
+        }
         let Some(bytes) = store.entry(*seq)? else {
             continue;
         };
@@ -210,11 +219,30 @@ fn registers(
         }
         found.push(entry);
         if first.is_none_or(|first| *seq <= first) {
+            outcome = Registers::InForceFound;
             break;
         }
     }
     found.reverse();
-    Ok(found)
+    Ok((found, outcome))
+}
+
+/// How the search for the register in force ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Registers {
+    InForceFound,
+    NoneRecorded,
+    BudgetSpent,
+}
+
+impl Registers {
+    fn to_json(self) -> Value {
+        json!(match self {
+            Registers::InForceFound => "found",
+            Registers::NoneRecorded => "none_recorded",
+            Registers::BudgetSpent => "not_found_within_budget",
+        })
+    }
 }
 
 #[cfg(test)]

@@ -513,6 +513,7 @@ async fn the_kpi_page_charts_ledger_snapshots_across_a_restart_with_thresholds_a
     let history = history.json();
     assert_eq!(history["snapshots"][0]["seq"], breach_seq, "{history:#}");
     assert_eq!(history["registers"][0]["seq"], register_seq);
+    assert_eq!(history["register_in_force"], "found");
     assert_eq!(history["limited_by"], serde_json::Value::Null);
     let bad = admin_call(
         &gateway.admin,

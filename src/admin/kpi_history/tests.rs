@@ -72,6 +72,7 @@ fn the_ranges_snapshots_of_the_model_come_with_the_register_in_force() {
     .unwrap();
     assert_eq!(seqs(&history, "snapshots"), [5, 9]);
     assert_eq!(seqs(&history, "registers"), [2, 8]);
+    assert_eq!(history["register_in_force"], "found");
     assert_eq!(history["range"], json!({"from_seq": 5, "to_seq": 10}));
     assert_eq!(history["read"], 5);
     assert_eq!(history["read_from_seq"], 5);
@@ -155,13 +156,13 @@ fn at_most_the_read_budget_is_read_below_them() {
 
 #[test]
 fn no_snapshot_in_the_range_still_names_the_register_in_force() {
-    let store = store(&[
+    let log = store(&[
         (REGISTER_KIND, ""),
         ("decision", "scorer"),
         ("decision", "scorer"),
     ]);
     let history = read_history(
-        &store,
+        &log,
         "scorer",
         Some("2026-12-06T10:01:00Z"),
         None,
@@ -170,4 +171,23 @@ fn no_snapshot_in_the_range_still_names_the_register_in_force() {
     .unwrap();
     assert!(seqs(&history, "snapshots").is_empty());
     assert_eq!(seqs(&history, "registers"), [0]);
+
+    let none = store(&[(SNAPSHOT_KIND, "scorer"), ("version_approved", "x")]);
+    let history = read_history(&none, "scorer", None, None, none_held()).unwrap();
+    assert_eq!(history["register_in_force"], "none_recorded");
+}
+
+#[test]
+fn the_register_search_is_bounded_and_says_so() {
+    let mut kinds = vec![(REGISTER_KIND, "")];
+    kinds.extend(std::iter::repeat_n(
+        ("review_opened", "scorer"),
+        REGISTER_BUDGET,
+    ));
+    kinds.push((SNAPSHOT_KIND, "scorer"));
+    let store = store(&kinds);
+    let history = read_history(&store, "scorer", None, None, none_held()).unwrap();
+    assert_eq!(seqs(&history, "snapshots"), [REGISTER_BUDGET as u64 + 1]);
+    assert!(seqs(&history, "registers").is_empty());
+    assert_eq!(history["register_in_force"], "not_found_within_budget");
 }

@@ -112,6 +112,16 @@ fn history_note(body: &mut String, history: &Value) {
         )),
         _ => None,
     };
+    if history["register_in_force"] == "not_found_within_budget" {
+        let _ = write!(
+            body,
+            "<p class=\"notice problem\" id=\"register-not-found\">The risk register in force \
+             at the first snapshot was not found among the {} governance entries read before it: \
+             its thresholds are not drawn. The period report checks every snapshot against \
+             its register.</p>",
+            crate::admin::kpi_history::REGISTER_BUDGET
+        );
+    }
     if let Some(bound) = bound {
         let _ = write!(
             body,

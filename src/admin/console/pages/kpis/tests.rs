@@ -120,6 +120,19 @@ fn a_bounded_history_says_what_it_left_out() {
         assert!(page.contains("action=\"/console/kpis/a%20b\""));
         assert!(page.contains("value=\"y&quot;\""));
     }
+    let mut unfound = history(Value::Null);
+    unfound["register_in_force"] = json!("not_found_within_budget");
+    let over = Over {
+        model: "m",
+        from: "",
+        to: "",
+        history: Ok(&unfound),
+        charts: "",
+    };
+    assert!(kpi_model(&over, &current()).contains(
+        "id=\"register-not-found\">The risk register in force at the first snapshot was not \
+         found among the 2000 governance entries"
+    ));
     let over = Over {
         model: "m",
         from: "",
