@@ -419,6 +419,9 @@ impl App {
                     &config.models,
                     metrics.registry(),
                 )?;
+                // Every snapshot from here on is kept in memory too: the
+                // console reads only the earlier ones from the ledger.
+                task.history().starts_at(store.size()?);
                 (Some(task), Some(handle))
             }
             None => (None, None),
@@ -523,6 +526,7 @@ impl App {
                 kpi_snapshots
                     .as_ref()
                     .map(crate::kpi::KpiSnapshots::history),
+                store.clone(),
             ))
             .merge(crate::admin::verification::routes(tokens.clone(), monitor))
             .merge(crate::admin::decisions::routes(

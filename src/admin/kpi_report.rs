@@ -2,22 +2,28 @@
 //! models with `[models.kpi]`), `GET /admin/kpis/{model}` (fairness per
 //! attribute and group, drift per version and feature, as JSON) and `GET
 //! /admin/kpis/{model}/history` (the `kpi_snapshot` entries written since
-//! the gateway started, the latest 500). Any valid admin token may read
-//! them, as it may read the models.
+//! the gateway started, the latest 500; with `from` or `to`, those of that
+//! time range read from the ledger, with the risk registers in force:
+//! [`super::kpi_history`]). Any valid admin token may read them, as it may
+//! read the models.
 //!
 //! The aggregator builds the answer from its windows in its own task (as it
 //! does for `/metrics`), after every exchange handed to it before; the
 //! handler only waits for it and serialises a bounded report.
 
 use super::auth::Tokens;
+use super::kpi_history::{HistoryError, read_history};
 use super::{error_response, json_response};
-use crate::kpi::{KpiHistory, KpiRecorder};
+use crate::kpi::{Covered, KpiHistory, KpiRecorder};
+use crate::ledger::store::LedgerStore;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{HeaderMap, StatusCode};
+use serde::Deserialize;
 use serde_json::json;
+use std::sync::Arc;
 
 #[derive(Clone)]
 struct Api {
@@ -26,6 +32,8 @@ struct Api {
     recorder: Option<KpiRecorder>,
     /// The snapshots written since start (`None` as `recorder`).
     history: Option<KpiHistory>,
+    /// The ledger, for the history of a time range.
+    store: Arc<dyn LedgerStore>,
 }
 
 /// The KPI read routes, on the admin listener (mounted whether or not a
@@ -34,6 +42,7 @@ pub fn routes(
     tokens: Tokens,
     recorder: Option<KpiRecorder>,
     history: Option<KpiHistory>,
+    store: Arc<dyn LedgerStore>,
 ) -> Router {
     Router::new()
         .route("/admin/kpis", get(list))
@@ -43,14 +52,26 @@ pub fn routes(
             tokens,
             recorder,
             history,
+            store,
         })
 }
 
-/// `{"model", "snapshots": [entry, ...]}`, oldest first.
+/// The time range of a history read from the ledger (RFC 3339; `from`
+/// inclusive, `to` exclusive).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Range {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// `{"model", "snapshots": [entry, ...]}`, oldest first: without a range
+/// those kept since start, with one those of the ledger (`kpi_history`).
 async fn history_of(
     State(api): State<Api>,
     Path(model): Path<String>,
     headers: HeaderMap,
+    range: Result<Query<Range>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     if let Err(err) = api.tokens.authenticate(&headers).await {
         return err.into_response();
@@ -67,6 +88,17 @@ async fn history_of(
             None,
         );
     }
+    let Ok(Query(range)) = range else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "invalid_query",
+            "from and to (RFC 3339) only",
+            None,
+        );
+    };
+    if range.from.is_some() || range.to.is_some() {
+        return ledger_history(&api, model, range).await;
+    }
     let snapshots = api
         .history
         .as_ref()
@@ -76,6 +108,50 @@ async fn history_of(
         StatusCode::OK,
         &json!({ "model": model, "snapshots": snapshots }),
     )
+}
+
+/// The history of `range`, read from the ledger off the async workers.
+async fn ledger_history(api: &Api, model: String, range: Range) -> Response {
+    let store = api.store.clone();
+    // Held in memory: the snapshots since start (none held: read all).
+    let recent = match &api.history {
+        Some(history) => history.covered(&model),
+        None => Covered {
+            since: u64::MAX,
+            snapshots: Vec::new(),
+        },
+    };
+    let read = tokio::task::spawn_blocking(move || {
+        read_history(
+            store.as_ref(),
+            &model,
+            range.from.as_deref(),
+            range.to.as_deref(),
+            recent,
+        )
+    })
+    .await;
+    match read {
+        Ok(Ok(history)) => json_response(StatusCode::OK, &history),
+        Ok(Err(HistoryError::Time(why))) => {
+            error_response(StatusCode::BAD_REQUEST, "invalid_query", &why, None)
+        }
+        Ok(Err(err)) => {
+            tracing::error!(error = %err, "KPI history not read");
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "the ledger could not be read",
+                None,
+            )
+        }
+        Err(_) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "the history read failed",
+            None,
+        ),
+    }
 }
 
 async fn list(State(api): State<Api>, headers: HeaderMap) -> Response {

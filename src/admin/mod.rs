@@ -10,6 +10,7 @@ pub mod erasure;
 mod errors;
 pub mod export;
 pub mod kpi;
+pub mod kpi_history;
 pub mod kpi_report;
 pub mod models;
 mod people;

@@ -83,7 +83,7 @@ pub use fairness_window::{
     AttributeSnapshot, FairnessSnapshot, FairnessSpec, FairnessWindow, Labeled, Unassigned,
 };
 pub use feedback::routes as feedback_routes;
-pub use history::KpiHistory;
+pub use history::{Covered, KpiHistory};
 pub use reference::{
     BinCounts, CategoricalReference, DriftKpis, KS_PARTS, NumericReference, OTHER_BUCKET,
     PSI_JS_PARTS, Reference,

@@ -399,6 +399,209 @@ async fn the_kpi_page_charts_the_snapshots_the_ledger_holds() {
     assert_eq!(unknown.status, 404);
 }
 
+/// `scorer` (one version) with fairness by `sex` and drift of `amount`,
+/// a snapshot every second, and a risk on its parity difference.
+fn kpi_risk_config(upstream: &str) -> String {
+    format!(
+        r#"
+[risk_register]
+eval_every_secs = 1
+window_secs = 2
+
+[[risks]]
+id = "credit-bias"
+title = "Unequal approval rates between sexes"
+owner = "head-of-credit-risk"
+models = ["scorer"]
+[[risks.indicators]]
+kpi = "demographic_parity_difference"
+attribute = "sex"
+threshold = 0.3
+direction = "above"
+min_count = 8
+
+[[models]]
+name = "scorer"
+protocol = "kserve_v2"
+default_version = "1"
+[models.kpi]
+window = 8
+min_group_size = 2
+reference_rows = 2
+snapshot_every_secs = 1
+[models.kpi.outcome]
+pointer = "/scores/*"
+threshold = 0.5
+[[models.kpi.attributes]]
+name = "sex"
+pointer = "/sex/*"
+[[models.kpi.features]]
+name = "amount"
+kind = "numeric"
+pointer = "/amount/*"
+[[models.versions]]
+version = "1"
+upstream = "{upstream}"
+"#
+    )
+}
+
+#[tokio::test]
+async fn the_kpi_page_charts_ledger_snapshots_across_a_restart_with_thresholds_and_counts() {
+    let upstream = TestUpstream::start().await;
+    let mut gateway = Gateway::start(&kpi_risk_config(&upstream.url())).await;
+    // Eight rows scored apart by sex: a parity difference of 1, beyond
+    // the threshold of 0.3 with the 8 rows it asks for.
+    let body = json!({
+        "scores": [0.9, 0.9, 0.9, 0.9, 0.1, 0.1, 0.1, 0.1],
+        "sex": ["f", "f", "f", "f", "m", "m", "m", "m"],
+        "amount": [10, 20, 30, 40, 50, 60, 70, 80],
+    });
+    let reply = send(
+        Method::POST,
+        &gateway.url("/v2/models/scorer/infer"),
+        &[],
+        body.to_string(),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let breach = crate::kpi_snapshots::snapshot(&gateway, |e| {
+        e["trigger"] == "interval" && e["fairness"]["rows_in_window"] == 8
+    })
+    .await;
+    let breach_seq = breach["seq"].as_u64().unwrap();
+    let breach_time = breach["time"].as_str().unwrap().to_owned();
+    let register_seq = gateway
+        .entries()
+        .await
+        .iter()
+        .find(|e| e["kind"] == "risk_register_set")
+        .map(|e| e["seq"].as_u64().unwrap())
+        .expect("the register is recorded");
+    assert!(register_seq < breach_seq);
+
+    assert!(gateway.stop().await.success());
+    gateway.restart().await;
+    // Known traffic after the restart: f 0.9 0.2 0.4 (1 selected), m 0.7
+    // 0.6 0.1 (2 selected); amounts 10 and 20 are the new reference.
+    let _ = kpi_traffic(&gateway, 1).await;
+    let current = loop {
+        let answer = admin_call(
+            &gateway.admin,
+            Some("auditor"),
+            Method::GET,
+            "/admin/kpis/scorer",
+            "",
+        )
+        .await;
+        let json = answer.json();
+        if json["fairness"]["rows_in_window"].as_u64() >= Some(6) {
+            break json;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    // kpi_traffic sends its two calls until a snapshot has rows: exactly
+    // once here, as the first interval after them finds them.
+    assert_eq!(current["fairness"]["rows_in_window"], 6, "{current:#}");
+
+    // Since start only, the snapshot before the restart is gone ...
+    let since_start = admin_call(
+        &gateway.admin,
+        Some("auditor"),
+        Method::GET,
+        "/admin/kpis/scorer/history",
+        "",
+    )
+    .await;
+    assert!(
+        !since_start.json()["snapshots"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["seq"] == breach_seq)
+    );
+    // ... the ledger has it, with the register in force before it.
+    let query = serde_urlencoded::to_string([("from", &breach_time)]).unwrap();
+    let history = admin_call(
+        &gateway.admin,
+        Some("auditor"),
+        Method::GET,
+        &format!("/admin/kpis/scorer/history?{query}"),
+        "",
+    )
+    .await;
+    assert_eq!(history.status, 200, "{}", history.text());
+    let history = history.json();
+    assert_eq!(history["snapshots"][0]["seq"], breach_seq, "{history:#}");
+    assert_eq!(history["registers"][0]["seq"], register_seq);
+    assert_eq!(history["register_in_force"], "found");
+    assert_eq!(history["limited_by"], serde_json::Value::Null);
+    let bad = admin_call(
+        &gateway.admin,
+        Some("auditor"),
+        Method::GET,
+        "/admin/kpis/scorer/history?from=yesterday",
+        "",
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{}", bad.text());
+
+    let cookie = sign_in(&gateway, "auditor").await;
+    let (status, html) = page(&gateway, &cookie, &format!("/console/kpis/scorer?{query}")).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"kpi-range\""), "{html}");
+    assert!(html.contains(&format!("name=\"from\" value=\"{breach_time}\"")));
+    // The threshold line of the register in force, and the breach point
+    // from before the restart marked beyond it.
+    assert!(html.contains("stroke=\"#a40000\" stroke-dasharray=\"6 4\"/><text x=\"698.0\" y=\""));
+    assert!(html.contains(&format!(
+        "threshold above 0.3 (risk credit-bias #0, register seq {register_seq})</text>"
+    )));
+    assert!(
+        html.contains(&format!(
+            "fill=\"#a40000\"><title>seq {breach_seq} at {breach_time}: 1 (beyond a threshold)</title>"
+        )),
+        "{html}"
+    );
+    // The default range (the last 7 days) holds it too.
+    let (_, default) = page(&gateway, &cookie, "/console/kpis/scorer").await;
+    assert!(default.contains(&format!("<title>seq {breach_seq} at {breach_time}: 1")));
+
+    // The current window as tables, with the counts of the traffic.
+    assert!(
+        html.contains(
+            "<tr><th scope=\"row\">f</th><td class=\"n\">3</td><td class=\"n\">1</td>\
+         <td class=\"n\">0</td><td class=\"n\">0</td><td class=\"n\">0</td><td class=\"n\">0</td>\
+         <td class=\"n\">0</td><td class=\"n\">true</td>"
+        ),
+        "{html}"
+    );
+    assert!(html.contains(
+        "<tr><th scope=\"row\">m</th><td class=\"n\">3</td><td class=\"n\">2</td>\
+         <td class=\"n\">0</td><td class=\"n\">0</td><td class=\"n\">0</td><td class=\"n\">0</td>\
+         <td class=\"n\">0</td><td class=\"n\">true</td>"
+    ));
+    let parity = &current["fairness"]["attributes"][0]["demographic_parity_difference"];
+    assert!(html.contains(&format!(
+        "<tr><th scope=\"row\">demographic parity difference</th><td class=\"n\">{parity}</td></tr>"
+    )));
+    let amount = &current["drift"][0]["features"][0];
+    assert!(
+        html.contains(&format!(
+            "<tr><th scope=\"row\">amount</th><td class=\"n\">numeric</td><td class=\"n\">{}</td>\
+             <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+             <td class=\"n\">2</td><td class=\"n\">4</td><td class=\"n\">0</td></tr>",
+            amount["psi"],
+            amount["js_distance"],
+            amount["ks"]["statistic"],
+            amount["ks"]["at_edge"]
+        )),
+        "{html}"
+    );
+    assert!(html.contains("<details id=\"current-json\">"));
+    assert!(!html.contains("<script>") && !html.contains(" style="));
+}
+
 #[tokio::test]
 async fn decisions_are_found_by_caller_outcome_and_time_a_page_at_a_time() {
     let (gateway, _upstream, _policies) = crate::reviews::start("").await;

@@ -23,36 +23,79 @@ pub(super) async fn kpis(State(console): State<Console>, SignedIn(session): Sign
     )
 }
 
-/// A model's fairness and drift: the charts of its snapshots since the
-/// gateway started, drawn as the period report draws them, and the
-/// current window's figures with their counts.
+/// The range of a model's KPI page (RFC 3339; empty `from`: the last
+/// [`DEFAULT_DAYS`] days, empty `to`: until now).
+#[derive(Deserialize, Default)]
+pub(super) struct KpiRange {
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+}
+
+/// Days the KPI page charts when no range is asked for.
+const DEFAULT_DAYS: u64 = 7;
+
+/// A model's fairness and drift: the charts of its `kpi_snapshot`
+/// entries over a time range of the ledger, drawn as the period report
+/// draws them (the risk register's thresholds in them), and the current
+/// window's figures with their counts.
 pub(super) async fn kpi_model(
     State(console): State<Console>,
     SignedIn(session): SignedIn,
     Path(model): Path<String>,
+    Query(range): Query<KpiRange>,
 ) -> Response {
     let current = read(&console, &session, &format!("/admin/kpis/{}", seg(&model))).await;
     if !current.status.is_success() {
         return api_problem(&session, &model, &current);
     }
+    let from = match range.from.trim() {
+        "" => crate::ledger::entry::rfc3339_millis(
+            std::time::SystemTime::now() - std::time::Duration::from_secs(DEFAULT_DAYS * 24 * 3600),
+        ),
+        from => from.to_owned(),
+    };
+    let to = range.to.trim().to_owned();
+    let mut pairs = vec![("from", from.clone())];
+    if !to.is_empty() {
+        pairs.push(("to", to.clone()));
+    }
     let history = read(
         &console,
         &session,
-        &format!("/admin/kpis/{}/history", seg(&model)),
+        &format!(
+            "/admin/kpis/{}/history?{}",
+            seg(&model),
+            serde_urlencoded::to_string(&pairs).unwrap_or_default()
+        ),
     )
     .await;
-    let snapshots = history.json["snapshots"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default();
+    let mut entries: Vec<serde_json::Value> = ["snapshots", "registers"]
+        .iter()
+        .flat_map(|member| history.json[member].as_array().cloned().unwrap_or_default())
+        .collect();
+    entries.sort_by_key(|entry| entry["seq"].as_u64().unwrap_or_default());
     // Computing the series of up to 500 snapshots is CPU work: off the
     // async workers.
     let charts = tokio::task::spawn_blocking(move || {
-        crate::report::html::trends_charts(&crate::report::trends_of(&snapshots))
+        crate::report::html::trends_charts(&crate::report::trends_of(&entries))
     })
     .await
     .unwrap_or_default();
-    let body = pages::kpi_model(&charts, &current.json);
+    let problem = history.problem();
+    let over = pages::Over {
+        model: &model,
+        from: &from,
+        to: &to,
+        history: if history.status.is_success() {
+            Ok(&history.json)
+        } else {
+            Err(problem)
+        },
+        charts: &charts,
+    };
+    let body = pages::kpi_model(&over, &current.json);
     html(
         StatusCode::OK,
         pages::page(&format!("KPIs of {model}"), Some(&session), None, &body),

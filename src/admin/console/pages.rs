@@ -13,7 +13,7 @@ use super::session::Session;
 pub(crate) use crate::report::html::esc;
 pub(crate) use decisions::{decision, entry, find_decision, found_decisions};
 pub(crate) use evidence::{evidence, report_job};
-pub(crate) use kpis::{kpi_model, kpi_models};
+pub(crate) use kpis::{Over, kpi_model, kpi_models};
 pub(crate) use models::{Offer, model, models, version};
 pub(crate) use overview::overview;
 pub(crate) use reviews::{QueueFilters, review, reviews};
