@@ -12,6 +12,7 @@ pub mod export;
 pub mod kpi;
 pub mod kpi_report;
 pub mod models;
+pub mod overview;
 mod people;
 pub mod policy_sets;
 pub mod reports;
