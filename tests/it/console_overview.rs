@@ -6,6 +6,9 @@
 
 use crate::console::{page, sign_in};
 use crate::support::Gateway;
+use crate::support::governance::admin_call;
+use http::Method;
+use serde_json::json;
 use std::time::Duration;
 
 /// The text of the element with `id` (up to its first tag).
@@ -115,6 +118,50 @@ async fn the_overview_counts_outcomes_of_the_hour_and_day_and_dates_the_checkpoi
     // All is well: no alert, and no witness section without witnesses.
     assert!(html.contains("id=\"no-alerts\""), "{html}");
     assert!(!html.contains("id=\"witnesses\""));
+
+    // The API behind it, for the roles that read decisions.
+    for (principal, status) in [(None, 401), (Some("ops"), 200), (Some("auditor"), 200)] {
+        let reply = admin_call(
+            &gateway.admin,
+            principal,
+            Method::GET,
+            "/admin/decisions/summary",
+            "",
+        )
+        .await;
+        assert_eq!(reply.status, status, "{}", reply.text());
+    }
+
+    // After a restart the ledger's decisions of the day are counted again
+    // (in the background: until then the answer says it is priming).
+    let mut gateway = gateway;
+    gateway.stop().await;
+    gateway.restart().await;
+    let mut summary = serde_json::Value::Null;
+    for _ in 0..50 {
+        summary = admin_call(
+            &gateway.admin,
+            Some("auditor"),
+            Method::GET,
+            "/admin/decisions/summary",
+            "",
+        )
+        .await
+        .json();
+        if summary["priming"] == false {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(summary["priming"], false, "{summary}");
+    let outcomes = json!({"served": 2, "denied": 1, "held": 1, "blocked": 0,
+                          "released": 0, "error": 0, "streaming": 0});
+    assert_eq!(summary["day"]["outcomes"], outcomes, "{summary}");
+    assert_eq!(summary["hour"]["models"]["scorer"], outcomes, "{summary}");
+    assert_eq!(summary["day"]["total"], 4);
+    // A ledger younger than a day: counted since its first entry.
+    let first = &gateway.entries().await[0];
+    assert_eq!(summary["counted_since"], first["time"], "{summary}");
 }
 
 #[tokio::test]
