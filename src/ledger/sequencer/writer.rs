@@ -236,9 +236,6 @@ pub(super) fn commit_loop(
         match result {
             Ok(()) => {
                 config.metrics.observe_commit(&committed(&next), seconds);
-                if let Some(tally) = config.metrics.tally() {
-                    tally.add(next.time, &next.decided);
-                }
                 let first_seq = next.head.next_seq - entries as u64;
                 *durable.head.lock().unwrap_or_else(PoisonError::into_inner) = next.head;
                 for (index, ack) in next.acks.into_iter().enumerate() {
@@ -248,7 +245,11 @@ pub(super) fn commit_loop(
                         time: Some(next.time),
                     }));
                 }
-                // After the acks: no answer waits for the directory walk.
+                // After the acks: no answer waits for the tally's lock or
+                // the directory walk.
+                if let Some(tally) = config.metrics.tally() {
+                    tally.add(next.time, &next.decided);
+                }
                 if disk_bytes_read.is_none_or(|at| at.elapsed() >= DISK_BYTES_EVERY) {
                     disk_bytes_read = Some(Instant::now());
                     if let Some(bytes) = store.disk_bytes() {
