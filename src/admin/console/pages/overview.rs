@@ -156,7 +156,7 @@ fn decisions_section(body: &mut String, decided: &Value) {
             "Counted since {since} (the gateway's start); the ledger's earlier entries of the day are still being counted."
         ),
         (_, Some(since)) => format!(
-            "Counted since {since}: the ledger's first entry or the gateway's start, when that is within the day, or as far back as the count at start reaches (the newest {} entries).",
+            "Counted since {since}: the ledger's first entry (it is younger than a day), the gateway's start (its ledger was empty), or the oldest of the newest {} entries counted at start.",
             crate::ledger::tally::PRIME_CAP
         ),
         _ => "Counted over the whole last day, to the minute.".to_owned(),
