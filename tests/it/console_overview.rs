@@ -115,6 +115,8 @@ async fn the_overview_counts_outcomes_of_the_hour_and_day_and_dates_the_checkpoi
         .unwrap();
     assert!((86_300..=86_400).contains(&left), "{left} s left");
 
+    // No risk register here.
+    assert!(by_id(&html, "no-breaches").starts_with("The risk register watches no indicator"));
     // All is well: no alert, and no witness section without witnesses.
     assert!(html.contains("id=\"no-alerts\""), "{html}");
     assert!(!html.contains("id=\"witnesses\""));
@@ -172,7 +174,10 @@ async fn an_indicator_in_breach_is_listed_and_alerted_and_gone_when_recovered() 
     let (status, html) = page(&gateway, &cookie, "/console/").await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("id=\"no-alerts\""), "{html}");
-    assert!(html.contains("id=\"no-breaches\""), "{html}");
+    assert_eq!(
+        by_id(&html, "no-breaches"),
+        "Indicators beyond their threshold: none (the risk register watches 1)."
+    );
 
     // Every f approved, no m: a parity difference of 1 against 0.3.
     crate::report_risks::rows(&gateway, 0.9, 0.1).await;

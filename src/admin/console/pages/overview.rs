@@ -27,8 +27,9 @@ pub(crate) fn overview(overview: &Overview, alerts: &[Alert]) -> String {
     if let Some(reviews) = &overview.reviews {
         holds_section(&mut body, reviews, overview.now_ms);
     }
-    if overview.breaches.is_some() {
-        breaches_section(&mut body, breaches(overview));
+    if let Some(answer) = &overview.breaches {
+        let watched = answer["indicators"].as_u64().unwrap_or(0);
+        breaches_section(&mut body, breaches(overview), watched);
     }
     ledger_section(&mut body, overview);
     body
@@ -208,11 +209,16 @@ fn holds_section(body: &mut String, reviews: &Value, now_ms: u64) {
     body.push_str("</tbody></table></section>");
 }
 
-fn breaches_section(body: &mut String, breaches: &[Value]) {
+fn breaches_section(body: &mut String, breaches: &[Value], watched: u64) {
     body.push_str("<section><h2>Indicator breaches</h2>");
+    if watched == 0 {
+        body.push_str("<p id=\"no-breaches\">The risk register watches no indicator (<code>[[risks]]</code>, docs/risks.md).</p></section>");
+        return;
+    }
     if breaches.is_empty() {
-        body.push_str(
-            "<p id=\"no-breaches\">No risk indicator is beyond its threshold.</p></section>",
+        let _ = write!(
+            body,
+            "<p id=\"no-breaches\">Indicators beyond their threshold: none (the risk register watches {watched}).</p></section>"
         );
         return;
     }
