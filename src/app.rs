@@ -170,6 +170,43 @@ pub struct App {
     risks: Option<crate::risk::RiskTask>,
     /// Writes `kpi_snapshot` entries, run by `run` until the requests drained.
     kpi_snapshots: Option<crate::kpi::KpiSnapshots>,
+    /// Counts the decisions of the last day the ledger held at start.
+    priming: Priming,
+}
+
+/// What the tally's priming scan needs: the entries before `end` are
+/// counted by the scan, those from `end` on by the writer.
+struct Priming {
+    tally: Arc<crate::ledger::tally::OutcomeTally>,
+    store: Arc<dyn LedgerStore>,
+    end: u64,
+}
+
+impl Priming {
+    /// The scan on a blocking thread; it stops soon after `stop` is set.
+    fn spawn(self, stop: Arc<std::sync::atomic::AtomicBool>) -> tokio::task::JoinHandle<()> {
+        tokio::task::spawn_blocking(move || {
+            let span = tracing::info_span!("decision_tally");
+            let _entered = span.enter();
+            let started = std::time::Instant::now();
+            let primed = crate::ledger::tally::prime(
+                &self.tally,
+                self.store.as_ref(),
+                self.end,
+                std::time::SystemTime::now(),
+                crate::ledger::tally::PRIME_CAP,
+                &stop,
+            );
+            match primed {
+                Ok(()) => {
+                    tracing::debug!(elapsed = ?started.elapsed(), "decisions of the last day counted")
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "the last day's decisions could not be counted; the overview counts from the start")
+                }
+            }
+        })
+    }
 }
 
 /// What the background verification task needs.
@@ -351,7 +388,18 @@ impl App {
         )?;
         let proxy_metrics = ProxyMetrics::register(metrics.registry())?;
         let listener_metrics = ListenerMetrics::register(metrics.registry())?;
-        let ledger_metrics = LedgerMetrics::new()?;
+        // Decisions by outcome for the overview: the writer counts what it
+        // commits from here on; a scan at `run` counts what is already in.
+        let tally = Arc::new(crate::ledger::tally::OutcomeTally::new(
+            config.models.iter().map(|model| model.name.clone()),
+            std::time::SystemTime::now(),
+        ));
+        let priming = Priming {
+            tally: tally.clone(),
+            store: store.clone(),
+            end: store.size()?,
+        };
+        let ledger_metrics = LedgerMetrics::new()?.with_tally(tally.clone());
         ledger_metrics.register(metrics.registry())?;
         let signer = NoteSigner::new(&config.ledger.origin, config.ledger.signing_key.clone())
             .map_err(AppError::Origin)?;
@@ -510,6 +558,7 @@ impl App {
         let console_tokens = tokens.clone();
         let console_receipts = reader::public_routes(reader.clone());
         let status = ledger.status();
+        let metric_families = metrics.registry().clone();
         let mut admin = crate::admin::router(metrics)
             .merge(crate::admin::readiness_route(Arc::new(move || {
                 status.check()
@@ -532,6 +581,12 @@ impl App {
             .merge(crate::admin::decisions::routes(
                 tokens.clone(),
                 store.clone(),
+            ))
+            .merge(crate::admin::overview::routes(
+                tokens.clone(),
+                tally,
+                metric_families,
+                config.risks.clone(),
             ))
             .merge(crate::admin::export::routes(
                 tokens.clone(),
@@ -712,6 +767,7 @@ impl App {
             admin_jwks,
             risks: Some(risks),
             kpi_snapshots,
+            priming,
         })
     }
 
@@ -861,6 +917,16 @@ impl App {
             }
         };
 
+        // Reads the store: stopped and awaited before it closes.
+        let priming_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let priming_task = self.priming.spawn(priming_stop.clone());
+        let stop_priming = |task: tokio::task::JoinHandle<()>| async move {
+            priming_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            if task.await.is_err() {
+                tracing::error!("the decision tally's scan panicked");
+            }
+        };
+
         let early_exit = tokio::select! {
             () = shutdown => None,
             _ = &mut public_task => Some("public"),
@@ -904,6 +970,7 @@ impl App {
             let _ = verification_task.await;
             self.exports.drained().await;
             self.reports.drained().await;
+            stop_priming(priming_task).await;
             stop_snapshots(snapshot_task).await;
             return Err(AppError::Serve { which });
         }
@@ -939,6 +1006,7 @@ impl App {
         // Their threads read the store: ended before it closes.
         self.exports.drained().await;
         self.reports.drained().await;
+        stop_priming(priming_task).await;
         if let Err(err) = self.ledger.append(EntryBody::GatewayStopped).await {
             tracing::error!(error = %err, "gateway_stopped not recorded");
         }

@@ -14,7 +14,8 @@
 //!   adapters, decision drafts, the serving table, the policy stages and
 //!   the poll for held answers. Uses `decision` and `config` values,
 //!   registry snapshots, and the review gate and queue.
-//! - [`ledger`]: the signed, hash-chained, Merkle-tree decision ledger on sled.
+//! - [`ledger`]: the signed, hash-chained, Merkle-tree decision ledger on sled,
+//!   and the tally of its last day's decisions by outcome.
 //! - [`metrics`]: the shared Prometheus registry.
 //! - [`registry`]: model versions, approval states and the four-eyes rules;
 //!   decides commands, applies ledger events, publishes snapshots; its
@@ -25,7 +26,9 @@
 //!   per-connection abort handle. Uses nothing else of ours.
 //! - [`admin`]: the admin listener's router (`/metrics`), bearer-token
 //!   authentication, the model-version API, the reviewer API, the
-//!   policy-set API, decision search, and the governance console
+//!   policy-set API, decision search, the overview's figures (decisions
+//!   by outcome from the ledger's in-memory tally, indicators in breach),
+//!   and the governance console
 //!   (`admin::console`: web pages that call that API in process as the
 //!   signed-in person); the ledger adds its read routes.
 //! - [`review`]: human review: the Rego policy engine (regorus) that turns

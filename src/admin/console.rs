@@ -13,6 +13,7 @@ mod api;
 mod ledger_pages;
 mod model_pages;
 mod oidc;
+mod overview;
 mod pages;
 mod review_pages;
 mod session;

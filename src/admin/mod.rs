@@ -13,6 +13,7 @@ pub mod kpi;
 pub mod kpi_history;
 pub mod kpi_report;
 pub mod models;
+pub mod overview;
 mod people;
 pub mod policy_sets;
 pub mod reports;

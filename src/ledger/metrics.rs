@@ -1,8 +1,10 @@
 //! The ledger's metric families (no labels but the commit result).
 
+use super::tally::OutcomeTally;
 use prometheus::{
     Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Counted by the sequencer once per commit, and by the appending half
@@ -24,6 +26,9 @@ pub struct LedgerMetrics {
     committing: IntGauge,
     recoveries: IntCounter,
     torn_tail_bytes: IntGauge,
+    /// Committed decisions by minute and outcome, when the gateway keeps
+    /// them (the console's overview).
+    tally: Option<Arc<OutcomeTally>>,
 }
 
 /// What one successful commit wrote.
@@ -111,7 +116,19 @@ impl LedgerMetrics {
                 "govgate_ledger_wal_torn_bytes",
                 "Bytes of a torn final write-ahead record cut at start (a write interrupted by a crash, never acknowledged); 0: none.",
             )?,
+            tally: None,
         })
+    }
+
+    /// The families, also counting committed decisions in `tally`.
+    pub fn with_tally(mut self, tally: Arc<OutcomeTally>) -> Self {
+        self.tally = Some(tally);
+        self
+    }
+
+    /// The tally of committed decisions, when kept.
+    pub(crate) fn tally(&self) -> Option<&OutcomeTally> {
+        self.tally.as_deref()
     }
 
     /// Registers every family in `registry`.

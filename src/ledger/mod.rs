@@ -37,6 +37,7 @@ pub mod reader;
 pub mod sequencer;
 pub mod setting;
 pub mod store;
+pub mod tally;
 pub mod tiles;
 pub mod tree;
 pub mod verify;

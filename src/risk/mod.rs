@@ -15,8 +15,8 @@ mod sample;
 mod task;
 
 pub use register::{
-    BREACHED, IndicatorKey, OpenBreach, RECOVERED, REGISTER_SET, Recorded, read_recorded,
-    register_entry, register_sha256,
+    BREACHED, IndicatorKey, OpenBreach, RECOVERED, REGISTER_SET, Recorded, indicator_label,
+    read_recorded, register_entry, register_sha256,
 };
 pub use task::RiskTask;
 

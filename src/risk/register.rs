@@ -100,6 +100,12 @@ pub(super) fn identity_of(indicator: &Indicator) -> String {
     )
 }
 
+/// The `indicator` label of the risk metrics: `<index>:<kpi>[:<attribute
+/// or feature>]`.
+pub fn indicator_label(index: usize, indicator: &Indicator) -> String {
+    format!("{index}:{}", identity_of(indicator))
+}
+
 /// Identifies an indicator on one model: risk id, indicator index, model
 /// (as named in the register, `credit` or `credit@v2`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

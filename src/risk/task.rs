@@ -9,6 +9,7 @@ use super::fairness::{self, Reading};
 use super::metrics::RiskMetrics;
 use super::register::{
     BREACHED, IndicatorKey, OpenBreach, RECOVERED, Recorded, identity_of, indicator_json,
+    indicator_label,
 };
 use super::sample::{self, Window};
 use crate::config::{Indicator, RiskModel, RiskRegister};
@@ -46,8 +47,11 @@ pub struct RiskTask {
 }
 
 fn labels_of(key: &IndicatorKey, indicator: &Indicator) -> [String; 3] {
-    let name = format!("{}:{}", key.indicator, identity_of(indicator));
-    [key.risk.clone(), name, key.model.clone()]
+    [
+        key.risk.clone(),
+        indicator_label(key.indicator, indicator),
+        key.model.clone(),
+    ]
 }
 
 fn unix_now() -> f64 {

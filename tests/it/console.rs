@@ -53,7 +53,7 @@ pub(crate) async fn sign_in(gateway: &Gateway, principal: &str) -> String {
 }
 
 /// A console page as the holder of `cookie`: (status, body).
-async fn page(gateway: &Gateway, cookie: &str, path: &str) -> (u16, String) {
+pub(crate) async fn page(gateway: &Gateway, cookie: &str, path: &str) -> (u16, String) {
     let reply = send(
         Method::GET,
         &format!("{}{path}", gateway.admin),

@@ -17,6 +17,7 @@ mod cli;
 mod connections;
 mod console;
 mod console_browser;
+mod console_overview;
 mod console_sign_in;
 mod decisions;
 mod edges;

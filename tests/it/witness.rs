@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// A running Python witness; killed when dropped.
-struct Witness {
+pub(crate) struct Witness {
     url: String,
     vkey: String,
     dir: tempfile::TempDir,
@@ -24,7 +24,7 @@ struct Witness {
 }
 
 impl Witness {
-    async fn start(name: &str, seed: u8) -> Witness {
+    pub(crate) async fn start(name: &str, seed: u8) -> Witness {
         let dir = tempfile::tempdir().unwrap();
         let mut child = tokio::process::Command::new(crate::support::pyenv::python())
             .arg(concat!(
@@ -64,11 +64,11 @@ impl Witness {
     }
 
     /// Makes the witness accept checkpoints of the log with `vkey`.
-    fn trust(&self, vkey: &str) {
+    pub(crate) fn trust(&self, vkey: &str) {
         std::fs::write(self.dir.path().join("logs"), format!("{vkey}\n")).unwrap();
     }
 
-    fn config(&self, name: &str) -> String {
+    pub(crate) fn config(&self, name: &str) -> String {
         format!(
             "[[ledger.witnesses]]\nname = \"{name}\"\nurl = \"{}\"\nvkey = \"{}\"\ntimeout_ms = 5000\n",
             self.url, self.vkey
@@ -92,7 +92,7 @@ async fn cosigned(gateway: &Gateway) -> crate::support::client::Reply {
 }
 
 /// A round now, as `ops` (role admin); the answer's JSON.
-async fn submit(gateway: &Gateway) -> serde_json::Value {
+pub(crate) async fn submit(gateway: &Gateway) -> serde_json::Value {
     let reply = admin_call(
         &gateway.admin,
         Some("ops"),
@@ -105,7 +105,7 @@ async fn submit(gateway: &Gateway) -> serde_json::Value {
     reply.json()
 }
 
-fn results(answer: &serde_json::Value) -> Vec<String> {
+pub(crate) fn results(answer: &serde_json::Value) -> Vec<String> {
     answer["witnesses"]
         .as_array()
         .unwrap()

@@ -1,9 +1,10 @@
-//! The overview and the model pages: versions, their history and the
+//! The overview (gathered in `overview.rs`) and the model pages: versions, their history and the
 //! changes the person's roles allow (approve, reject, activate, retire,
 //! revoke, propose, roll back), each an admin API call as that person.
 
 use super::access::{SignedIn, change_session};
 use super::api;
+use super::overview::{Overview, alerts};
 use super::pages::{self, Notice, Offer, seg};
 use super::{Console, NoticeQuery, api_problem, back, change, html, read, reason_body};
 use crate::registry::{Action, roles_allow};
@@ -21,38 +22,8 @@ pub(super) async fn overview(
     if !models.status.is_success() {
         return api_problem(&session, "Overview", &models);
     }
-    let reviews = read(&console, &session, "/admin/reviews?status=pending").await;
-    let checkpoint = read(&console, &session, "/ledger/checkpoint").await;
-    let verification = read(&console, &session, "/admin/ledger/verification").await;
-    // Entries recorded in the last hour and day: the seq ranges the
-    // decision search finds by binary search over the entries' times
-    // (`limit=1`: only the newest block of each is read).
-    let now = std::time::SystemTime::now();
-    let mut recent = Vec::new();
-    for (label, seconds) in [("hour", 3600), ("day", 86_400)] {
-        let since =
-            crate::ledger::entry::rfc3339_millis(now - std::time::Duration::from_secs(seconds));
-        let query = serde_urlencoded::to_string([("from", since.as_str()), ("limit", "1")])
-            .unwrap_or_default();
-        let found = read(&console, &session, &format!("/admin/decisions?{query}")).await;
-        let range = &found.json["range"];
-        if let (Some(from), Some(to)) = (range["from_seq"].as_u64(), range["to_seq"].as_u64()) {
-            recent.push((label, to - from));
-        }
-    }
-    let body = pages::overview(
-        &models.json,
-        reviews.status.is_success().then_some(&reviews.json),
-        checkpoint
-            .status
-            .is_success()
-            .then_some(checkpoint.text.as_str()),
-        verification
-            .status
-            .is_success()
-            .then_some(&verification.json),
-        &recent,
-    );
+    let overview = Overview::gather(&console, &session, models.json).await;
+    let body = pages::overview(&overview, &alerts(&overview));
     html(
         StatusCode::OK,
         pages::page("Overview", Some(&session), None, &body),

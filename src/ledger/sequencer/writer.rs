@@ -28,6 +28,7 @@ use crate::ledger::checkpoint::{Checkpoint, NoteSigner};
 use crate::ledger::entry::{EntryBody, Salts, seal};
 use crate::ledger::metrics::Committed;
 use crate::ledger::store::{CommitBatch, LedgerStore};
+use crate::ledger::tally::Tallied;
 use rand::RngCore;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
@@ -79,6 +80,8 @@ pub(super) struct Sealed {
     head: Head,
     /// The time its entries carry.
     time: SystemTime,
+    /// Its decisions, for the tally once durable.
+    decided: Vec<Tallied>,
 }
 
 /// Seals queued entries batch by batch until the queue closes.
@@ -127,6 +130,7 @@ pub(super) fn seal_loop(
                     acks,
                     head: head.clone(),
                     time,
+                    decided: tallied(config, &bodies),
                 };
                 if sealed.send(next).is_err() {
                     return;
@@ -139,6 +143,22 @@ pub(super) fn seal_loop(
             }
         }
     }
+}
+
+/// Where the tally counts the batch's decisions (none without a tally).
+fn tallied(config: &SequencerConfig, bodies: &[EntryBody]) -> Vec<Tallied> {
+    let Some(tally) = config.metrics.tally() else {
+        return Vec::new();
+    };
+    bodies
+        .iter()
+        .filter_map(|body| match body {
+            EntryBody::Decision(decision) => {
+                Some(tally.key(decision.model.as_deref(), decision.outcome))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// Whether the batch's last job is a key rotation.
@@ -225,7 +245,11 @@ pub(super) fn commit_loop(
                         time: Some(next.time),
                     }));
                 }
-                // After the acks: no answer waits for the directory walk.
+                // After the acks: no answer waits for the tally's lock or
+                // the directory walk.
+                if let Some(tally) = config.metrics.tally() {
+                    tally.add(next.time, &next.decided);
+                }
                 if disk_bytes_read.is_none_or(|at| at.elapsed() >= DISK_BYTES_EVERY) {
                     disk_bytes_read = Some(Instant::now());
                     if let Some(bytes) = store.disk_bytes() {
