@@ -4,8 +4,9 @@
 //! `GET /admin/risks/breaches` (the risk register's indicators breached
 //! now, as the risk task records them: the same state as the
 //! `govgate_risk_indicator_breached` gauge and the ledger's open
-//! `risk_indicator_breached` entries). Roles: auditor, admin, reviewer,
-//! approver.
+//! `risk_indicator_breached` entries), and `GET /admin/risks` (the
+//! register in force, as its `risk_register_set` entry records it).
+//! Roles: auditor, admin, reviewer, approver.
 
 use super::auth::Tokens;
 use super::json_response;
@@ -42,6 +43,7 @@ pub fn routes(
 ) -> Router {
     Router::new()
         .route("/admin/decisions/summary", get(summary))
+        .route("/admin/risks", get(risk_register))
         .route("/admin/risks/breaches", get(breaches))
         .with_state(Api {
             tokens,
@@ -68,6 +70,24 @@ async fn summary(State(api): State<Api>, headers: HeaderMap) -> Response {
     let mut body = api.tally.summary(now);
     body["now"] = json!(crate::ledger::entry::rfc3339_millis(now));
     json_response(StatusCode::OK, &body)
+}
+
+async fn risk_register(State(api): State<Api>, headers: HeaderMap) -> Response {
+    if let Err(refused) = allowed(&api, &headers).await {
+        return refused;
+    }
+    match crate::risk::register_json(&api.register) {
+        Ok(body) => json_response(StatusCode::OK, &body),
+        Err(err) => {
+            tracing::error!(error = %err, "the risk register cannot be shown");
+            super::error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "the risk register cannot be shown",
+                None,
+            )
+        }
+    }
 }
 
 async fn breaches(State(api): State<Api>, headers: HeaderMap) -> Response {

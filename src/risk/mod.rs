@@ -16,7 +16,7 @@ mod task;
 
 pub use register::{
     BREACHED, IndicatorKey, OpenBreach, RECOVERED, REGISTER_SET, Recorded, indicator_label,
-    read_recorded, register_entry, register_sha256,
+    read_recorded, register_entry, register_json, register_sha256,
 };
 pub use task::RiskTask;
 

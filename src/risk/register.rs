@@ -72,6 +72,15 @@ fn sha256_of(members: &Map<String, Value>) -> Result<String, RiskError> {
     Ok(hex(&Sha256::digest(&bytes)))
 }
 
+/// The register in force as the admin API shows it: the members of its
+/// `risk_register_set` entry and `sha256`.
+pub fn register_json(register: &RiskRegister) -> Result<Value, RiskError> {
+    let mut members = register_members(register);
+    let sha256 = sha256_of(&members)?;
+    members.insert("sha256".into(), json!(sha256));
+    Ok(Value::Object(members))
+}
+
 /// The `risk_register_set` entry: the register's members and `sha256`.
 pub fn register_entry(register: &RiskRegister) -> Result<EntryBody, RiskError> {
     let mut members = register_members(register);

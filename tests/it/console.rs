@@ -950,3 +950,61 @@ async fn the_review_queue_filters_by_reason_and_by_time_waited() {
     let (_, slow_only) = page(&gateway, &rita, "/console/reviews/state?reason=slow").await;
     assert_ne!(all, slow_only);
 }
+
+#[tokio::test]
+async fn a_versions_linked_risks_are_those_the_register_names_for_its_model_or_it() {
+    let upstream = TestUpstream::start().await;
+    let config = format!(
+        "{}\n[[risks]]\nid = \"scorer-outage\"\ntitle = \"Version 1 fails\"\nowner = \"on-call\"\n\
+         models = [\"scorer@1\"]\ncontrols = [\"roll back\"]\n[[risks.indicators]]\nkpi = \"error_rate\"\n\
+         threshold = 0.05\ndirection = \"above\"\n",
+        crate::report_risks::config(&upstream.url())
+    );
+    let gateway = Gateway::start(&config).await;
+    // The register in force, as its ledger entry records it.
+    let register = admin_call(
+        &gateway.admin,
+        Some("auditor"),
+        Method::GET,
+        "/admin/risks",
+        "",
+    )
+    .await;
+    assert_eq!(register.status, 200, "{}", register.text());
+    let recorded = gateway
+        .entries()
+        .await
+        .into_iter()
+        .find(|e| e["kind"] == "risk_register_set")
+        .expect("the register's entry");
+    assert_eq!(register.json()["sha256"], recorded["sha256"]);
+    assert_eq!(register.json()["risks"], recorded["risks"]);
+    let refused = admin_call(&gateway.admin, None, Method::GET, "/admin/risks", "").await;
+    assert_eq!(refused.status, 401);
+
+    let cookie = sign_in(&gateway, "auditor").await;
+    let (status, html) = page(&gateway, &cookie, "/console/models").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("<td>credit-bias, scorer-outage</td>"),
+        "{html}"
+    );
+    let (_, html) = page(&gateway, &cookie, "/console/models/scorer/versions/1").await;
+    let risks = html.split("id=\"risks\"").nth(1).expect("a risks table");
+    assert!(risks.contains("<strong>credit-bias</strong> Unequal approval rates between sexes"));
+    assert!(risks.contains("<td>head-of-credit-risk</td><td>fairness review every quarter</td>"));
+    assert!(
+        risks.contains("demographic_parity_difference of sex above 0.3"),
+        "{risks}"
+    );
+    assert!(
+        risks.contains("<strong>scorer-outage</strong>") && risks.contains("error_rate above 0.05")
+    );
+
+    // A gateway without a register: no risk is linked, and the page says so.
+    let (_upstream, plain) = gateway_with_a_proposal().await;
+    let cookie = sign_in(&plain, "auditor").await;
+    let (status, html) = page(&plain, &cookie, "/console/models/chat/versions/v2").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"no-risks\""), "{html}");
+}

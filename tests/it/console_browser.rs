@@ -269,7 +269,7 @@ async fn a_kpi_chart_appears_after_traffic() {
     browser.click("#kpi-models a").await;
     assert_eq!(
         browser.text("#no-snapshots").await,
-        "No snapshot written yet."
+        "No snapshot in this range."
     );
 
     crate::console::kpi_traffic(&gateway, 2).await;

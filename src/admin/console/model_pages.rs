@@ -38,7 +38,8 @@ pub(super) async fn models(
     if !answer.status.is_success() {
         return api_problem(&session, "Models", &answer);
     }
-    let body = pages::models(&answer.json);
+    let register = risk_register(&console, &session).await;
+    let body = pages::models(&answer.json, &register);
     html(
         StatusCode::OK,
         pages::page("Models", Some(&session), None, &body),
@@ -60,9 +61,11 @@ pub(super) async fn model(
         && answer.json["activation_history"]
             .as_array()
             .is_some_and(|history| !history.is_empty());
+    let register = risk_register(&console, &session).await;
     let body = pages::model(
         &name,
         &answer.json,
+        &register,
         &session,
         roles_allow(Action::Propose, roles),
         may_roll_back,
@@ -137,6 +140,17 @@ pub(super) async fn roll_back(
     outcome(&page, "roll back", &answer)
 }
 
+/// The risk register in force (`GET /admin/risks`); null when it cannot
+/// be read, so the pages show no linked risks rather than fail.
+async fn risk_register(console: &Console, session: &super::session::Session) -> serde_json::Value {
+    let answer = read(console, session, "/admin/risks").await;
+    if answer.status.is_success() {
+        answer.json
+    } else {
+        serde_json::Value::Null
+    }
+}
+
 /// Which actions fit a version in `state`.
 pub(super) fn fits(action: Action, state: &str) -> bool {
     match action {
@@ -169,7 +183,8 @@ pub(super) async fn version(
             reason_required: *reason_required,
         })
         .collect();
-    let body = pages::version(&answer.json, &session, &offers);
+    let register = risk_register(&console, &session).await;
+    let body = pages::version(&answer.json, &register, &session, &offers);
     html(
         StatusCode::OK,
         pages::page(

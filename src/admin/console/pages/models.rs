@@ -6,7 +6,8 @@ use serde_json::Value;
 use std::fmt::Write;
 
 /// The models and every version's state.
-pub(crate) fn models(models: &Value) -> String {
+/// (`register`: `GET /admin/risks`, or null when it cannot be read.)
+pub(crate) fn models(models: &Value, register: &Value) -> String {
     let mut body = String::new();
     for model in models["models"].as_array().into_iter().flatten() {
         let name = model["name"].as_str().unwrap_or("");
@@ -16,7 +17,7 @@ pub(crate) fn models(models: &Value) -> String {
             seg(name),
             esc(name)
         );
-        body.push_str(&versions_table(name, model));
+        body.push_str(&versions_table(name, model, register));
         body.push_str("</section>");
     }
     body
@@ -27,11 +28,12 @@ pub(crate) fn models(models: &Value) -> String {
 pub(crate) fn model(
     name: &str,
     model: &Value,
+    register: &Value,
     session: &Session,
     may_propose: bool,
     may_roll_back: bool,
 ) -> String {
-    let mut body = versions_table(name, model);
+    let mut body = versions_table(name, model, register);
     if may_roll_back {
         let back_to = model["activation_history"]
             .as_array()
@@ -69,9 +71,9 @@ pub(crate) fn model(
 }
 
 /// One model's versions.
-pub(crate) fn versions_table(name: &str, model: &Value) -> String {
+pub(crate) fn versions_table(name: &str, model: &Value, register: &Value) -> String {
     let mut body = String::from(
-        "<table><thead><tr><th scope=\"col\">Version</th><th scope=\"col\">State</th><th scope=\"col\">Risk class</th><th scope=\"col\">Approvals</th><th scope=\"col\">Proposed</th></tr></thead><tbody>",
+        "<table><thead><tr><th scope=\"col\">Version</th><th scope=\"col\">State</th><th scope=\"col\">Risk class</th><th scope=\"col\">Approvals</th><th scope=\"col\">Proposed</th><th scope=\"col\">Linked risks</th></tr></thead><tbody>",
     );
     for (label, version) in model["versions"].as_object().into_iter().flatten() {
         let approvals: Vec<String> = version["approvals"]
@@ -82,7 +84,7 @@ pub(crate) fn versions_table(name: &str, model: &Value) -> String {
             .collect();
         let _ = write!(
             body,
-            "<tr><td><a href=\"/console/models/{}/versions/{}\">{}</a></td><td class=\"state-{}\">{}</td><td>{}</td><td>{}</td><td>{} by {}</td></tr>",
+            "<tr><td><a href=\"/console/models/{}/versions/{}\">{}</a></td><td class=\"state-{}\">{}</td><td>{}</td><td>{}</td><td>{} by {}</td><td>{}</td></tr>",
             seg(name),
             seg(label),
             esc(label),
@@ -91,7 +93,12 @@ pub(crate) fn versions_table(name: &str, model: &Value) -> String {
             esc(&text(&version["spec"]["risk_class"])),
             esc(&approvals.join(", ")),
             esc(&text(&version["proposed_time"])),
-            esc(&text(&version["proposer"]))
+            esc(&text(&version["proposer"])),
+            esc(&linked_risks(register, name, label)
+                .iter()
+                .map(|risk| text(&risk["id"]))
+                .collect::<Vec<_>>()
+                .join(", "))
         );
     }
     body.push_str("</tbody></table>");
@@ -108,7 +115,12 @@ pub(crate) struct Offer {
 
 /// One version: its record, what it still needs, its history and the
 /// changes `offers` lists.
-pub(crate) fn version(version: &Value, session: &Session, offers: &[Offer]) -> String {
+pub(crate) fn version(
+    version: &Value,
+    register: &Value,
+    session: &Session,
+    offers: &[Offer],
+) -> String {
     let model = version["model"].as_str().unwrap_or("");
     let label = version["version"].as_str().unwrap_or("");
     let mut body = String::new();
@@ -139,6 +151,8 @@ pub(crate) fn version(version: &Value, session: &Session, offers: &[Offer]) -> S
         };
         let _ = write!(body, "<p id=\"needed\" class=\"needed\">{}</p>", esc(&what));
     }
+    body.push_str("<h2>Linked risks</h2>");
+    body.push_str(&risks_table(&linked_risks(register, model, label)));
     body.push_str("<h2>History</h2><table id=\"history\"><thead><tr><th scope=\"col\">Ledger entry</th><th scope=\"col\">What</th><th scope=\"col\">Who</th><th scope=\"col\">When</th><th scope=\"col\">Reason</th></tr></thead><tbody>");
     for step in version["history"].as_array().into_iter().flatten() {
         let _ = write!(
@@ -184,5 +198,72 @@ pub(crate) fn version(version: &Value, session: &Session, offers: &[Offer]) -> S
         }
         body.push_str("</div>");
     }
+    body
+}
+
+/// The risks of `register` (`GET /admin/risks`) that concern `model`'s
+/// version `label`: named as the model (every version) or `model@label`.
+pub(crate) fn linked_risks<'a>(register: &'a Value, model: &str, label: &str) -> Vec<&'a Value> {
+    let exact = format!("{model}@{label}");
+    register["risks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|risk| {
+            risk["models"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|named| named == model || *named == exact)
+        })
+        .collect()
+}
+
+/// The risks a version is linked to: who owns each, its controls and
+/// what the gateway watches for it.
+pub(crate) fn risks_table(risks: &[&Value]) -> String {
+    if risks.is_empty() {
+        return "<p class=\"hint\" id=\"no-risks\">No risk of the register names this version or its model.</p>"
+            .to_owned();
+    }
+    let mut body = String::from(
+        "<table id=\"risks\"><thead><tr><th scope=\"col\">Risk</th><th scope=\"col\">Owner</th>\
+         <th scope=\"col\">Controls</th><th scope=\"col\">Indicators</th></tr></thead><tbody>",
+    );
+    for risk in risks {
+        let controls: Vec<String> = risk["controls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(text)
+            .collect();
+        let indicators: Vec<String> = risk["indicators"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|indicator| {
+                let subject = indicator["attribute"]
+                    .as_str()
+                    .or(indicator["feature"].as_str())
+                    .map_or(String::new(), |s| format!(" of {s}"));
+                format!(
+                    "{}{subject} {} {}",
+                    text(&indicator["kpi"]),
+                    text(&indicator["direction"]),
+                    text(&indicator["threshold"])
+                )
+            })
+            .collect();
+        let _ = write!(
+            body,
+            "<tr><td><strong>{}</strong> {}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&text(&risk["id"])),
+            esc(&text(&risk["title"])),
+            esc(&text(&risk["owner"])),
+            esc(&controls.join("; ")),
+            esc(&indicators.join("; "))
+        );
+    }
+    body.push_str("</tbody></table>");
     body
 }
