@@ -11,11 +11,13 @@
 #      turns; the median and the slowest time per page are reported, and
 #      the median's ratio to /healthz's.
 #
-# Pages: the overview, the models, a decision with its receipt, the
-# decision search over a time range in the middle of the log with a
-# filter every decision matches (a page of 50 from the newest block) and
-# one no decision matches (the most a page reads: 20 000 entries), and
-# the newest decisions of the model.
+# Pages: the overview, the models, a version, a decision with its
+# receipt, a ledger entry, the decision search over a time range in the
+# middle of the log with a filter every decision matches (a page of 50
+# from the newest block) and one no decision matches (the most a page
+# reads: 20 000 entries), the newest decisions of the model, the model's
+# KPI page over the last 7 days (no snapshot in the ledger, so it reads
+# the most it may: 20 000 entries).
 #
 # Usage: benches/console_pages.sh      (from anywhere in the repository)
 #
@@ -64,8 +66,12 @@ fi
 token="console-bench-$$-$RANDOM"
 hash=$(printf '%s' "$token" | sha256sum | cut -d' ' -f1)
 config="$DIR/console-bench.toml"
+# The model gets KPIs, so its KPI page can be asked for: the ledger holds
+# no snapshot, so the page reads as far back as it may (its bound).
 {
     cat "$DIR/govgate.toml"
+    printf '[models.kpi]\nwindow = 1000\n[models.kpi.outcome]\npointer = "/outputs/0/data/*"\nthreshold = 0.5\n'
+    printf '[[models.kpi.attributes]]\nname = "region"\npointer = "/inputs/0/data/*"\n'
     printf '\n[[admin.tokens]]\nprincipal = "bench-auditor"\nroles = ["auditor", "admin"]\ntoken_sha256 = "%s"\n' "$hash"
 } >"$config"
 out=$(mktemp)
@@ -101,15 +107,18 @@ id=$(grep -o '"decision_id":"[^"]*"' <<<"$entry" | cut -d'"' -f4)
 from=$(date -u -d "$time - 30 minutes" +%Y-%m-%dT%H:%M:%SZ)
 to=$(date -u -d "$time + 30 minutes" +%Y-%m-%dT%H:%M:%SZ)
 
-names=(healthz overview models decision search-all search-none newest)
+names=(healthz overview models version decision entry search-all search-none newest kpis)
 urls=(
     "$admin/healthz"
     "$admin/console/"
     "$admin/console/models"
+    "$admin/console/models/credit-scoring/versions/2"
     "$admin/console/decisions/$id"
+    "$admin/console/ledger/$middle"
     "$admin/console/decisions?caller=svc-loan-origination&from=$from&to=$to"
     "$admin/console/decisions?caller=nobody&from=$from&to=$to"
     "$admin/console/decisions?model=credit-scoring"
+    "$admin/console/kpis/credit-scoring"
 )
 declare -A times
 for ((round = 0; round < ROUNDS; round++)); do

@@ -146,9 +146,14 @@ pub fn search_store(store: &dyn LedgerStore, search: &Search) -> Result<Value, S
         Some(to) => first_at_or_after(store, to, lo, size)?,
         None => size,
     };
-    let limit = search.limit.unwrap_or(50).clamp(1, MAX_LIMIT);
+    // `limit=0`: only the range's seqs (what the overview counts), no
+    // entry read.
+    let limit = search.limit.unwrap_or(50).min(MAX_LIMIT);
     let wanted = Wanted::new(search);
-    let mut end = search.before.map_or(hi, |before| before.min(hi));
+    let mut end = match limit {
+        0 => lo,
+        _ => search.before.map_or(hi, |before| before.min(hi)),
+    };
     let (mut rows, mut read) = (Vec::new(), 0u64);
     let mut more_before = None;
     while end > lo {

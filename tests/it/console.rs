@@ -664,6 +664,11 @@ async fn decisions_are_found_by_caller_outcome_and_time_a_page_at_a_time() {
     // A time range: only what came after `between`.
     let result = search(format!("from={between}")).await;
     assert_eq!(found(&result), vec![ids[5].1.clone()]);
+    // `limit=0`: the same range, nothing read.
+    let counted = search(format!("from={between}&limit=0")).await;
+    assert_eq!(counted["range"], result["range"]);
+    assert_eq!(counted["read"], 0);
+    assert!(found(&counted).is_empty() && counted["more_before"].is_null());
     let result = search(format!("to={between}&caller=svc-b")).await;
     assert_eq!(found(&result), of("svc-b"));
     // Refused: a bad time, an unknown member, a caller without the role.

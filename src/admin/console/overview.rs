@@ -75,11 +75,11 @@ impl Overview {
         let verification = read(console, session, "/admin/ledger/verification").await;
         // Entries recorded in the last hour and day: the seq ranges the
         // decision search finds by binary search over the entries' times
-        // (`limit=1`: only the newest block of each is read).
+        // (`limit=0`: the range alone, no entry read).
         let mut recent = Vec::new();
         for (label, seconds) in [("hour", 3600), ("day", 86_400)] {
             let since = crate::ledger::entry::rfc3339_millis(now - Duration::from_secs(seconds));
-            let query = serde_urlencoded::to_string([("from", since.as_str()), ("limit", "1")])
+            let query = serde_urlencoded::to_string([("from", since.as_str()), ("limit", "0")])
                 .unwrap_or_default();
             let found = read(console, session, &format!("/admin/decisions?{query}")).await;
             let range = &found.json["range"];

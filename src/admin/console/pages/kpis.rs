@@ -46,7 +46,7 @@ pub(crate) fn kpi_model(over: &Over<'_>, current: &Value) -> String {
     let _ = write!(
         body,
         "<section class=\"charts\" id=\"charts\"><h2>Over time</h2>\
-         <form method=\"get\" action=\"/console/kpis/{}\" class=\"card\" id=\"kpi-range\">\
+         <form method=\"get\" action=\"/console/kpis/{}\" class=\"filters\" id=\"kpi-range\">\
          <label for=\"from\">From (RFC 3339, UTC)</label>\
          <input id=\"from\" name=\"from\" value=\"{}\">\
          <label for=\"to\">To (empty: now)</label>\
