@@ -511,6 +511,15 @@ mod tests {
                 "more_served_models": 0,
             }})
         );
+        // As docs/errors.md prints it.
+        let err = ProxyError::UnknownModel {
+            name: "claude-9".into(),
+            served: Some(ServedModels::new(["claude"].into_iter(), None)),
+        };
+        assert_eq!(
+            err.body_as(ErrorShape::Anthropic),
+            r#"{"error":{"code":"unknown_model","message":"unknown model `claude-9`; served here: claude","more_served_models":0,"served_models":["claude"],"type":"not_found_error"},"type":"error"}"#
+        );
     }
 
     #[test]
