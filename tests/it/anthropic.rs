@@ -144,6 +144,11 @@ async fn anthropic_bodies_are_byte_identical_and_the_callers_key_never_reaches_t
         decision["response"]["length"],
         message_answer("grüß dich").len()
     );
+    gateway
+        .metrics_when(
+            r#"govgate_requests_total{model="claude",outcome="served",route="anthropic.messages",version="v1"} 1"#,
+        )
+        .await;
 }
 
 #[tokio::test]
