@@ -5,7 +5,9 @@
 //! Anthropic-shaped errors with the gateway's codes, KPIs read the answer,
 //! and every call is in the ledger.
 
-use crate::support::anthropic::{AnthropicUpstream, STREAM_HEAD, STREAM_TAIL, message_answer};
+use crate::support::anthropic::{
+    AnthropicUpstream, OVERLOADED, STREAM_HEAD, STREAM_TAIL, message_answer,
+};
 use crate::support::{Gateway, open, send};
 use http::Method;
 use http_body_util::BodyExt;
@@ -525,4 +527,69 @@ upstream = "{}"
             .iter()
             .all(|seen| !seen.headers.contains_key("x-govgate-attr-region"))
     );
+}
+
+#[tokio::test]
+async fn anthropic_upstreams_own_errors_pass_unchanged() {
+    let upstream = AnthropicUpstream::start().await;
+    let gateway = Gateway::start(&anthropic_models(&upstream.url())).await;
+    let body = r#"{"model":"claude","max_tokens":8,"messages":[]}"#;
+    let reply = send(
+        Method::POST,
+        &gateway.url(MESSAGES),
+        &[("x-test-overloaded", "1")],
+        body,
+    )
+    .await;
+    assert_eq!(reply.status, 529);
+    assert_eq!(reply.body, OVERLOADED.as_bytes());
+    let decision = gateway.decision(&reply.decision_id()).await;
+    assert_eq!(decision["outcome"], "served");
+    assert_eq!(decision["status"], 529);
+    assert_eq!(decision["error_code"], Value::Null);
+}
+
+/// While the ledger cannot commit (its disk full), an Anthropic call gets
+/// the Anthropic-shaped 503, and the refusal recorded once the ledger
+/// takes entries again commits to those bytes.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn with_the_ledger_down_anthropic_calls_get_an_anthropic_503_recorded_later() {
+    let upstream = AnthropicUpstream::start().await;
+    let gateway = Gateway::start(&anthropic_models(&upstream.url())).await;
+    let body = r#"{"model":"claude","max_tokens":8,"messages":[{"role":"user","content":"hi"}]}"#;
+    gateway.fill_disk();
+    let mut refused = None;
+    for _ in 0..200 {
+        let reply = send(Method::POST, &gateway.url(MESSAGES), &[], body).await;
+        if reply.status == 503 {
+            refused = Some(reply);
+            break;
+        }
+    }
+    let refused = refused.expect("the ledger refused with its disk full");
+    assert_anthropic_error(&refused, 503, "overloaded_error", "ledger_unavailable");
+    gateway.free_disk();
+    let mut recovered = false;
+    for _ in 0..200 {
+        if send(Method::POST, &gateway.url(MESSAGES), &[], body)
+            .await
+            .status
+            == 200
+        {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        recovered,
+        "the gateway did not recover once the disk had room"
+    );
+    let decision = gateway.wait_for_decision(&refused.decision_id()).await;
+    assert_eq!(decision["outcome"], "error");
+    assert_eq!(decision["status"], 503);
+    assert_eq!(decision["error_code"], "ledger_unavailable");
+    assert_eq!(decision["route"], "anthropic.messages");
+    assert_eq!(decision["response"]["length"], refused.body.len());
 }

@@ -39,6 +39,11 @@ data: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\",\"stop
 data: {\"type\":\"message_stop\"}\n\n",
 ];
 
+/// Anthropic's own overload answer, sent with status 529 when a request
+/// has `x-test-overloaded`.
+pub const OVERLOADED: &str =
+    r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#;
+
 /// The JSON answer to a non-streaming request whose last message's
 /// content is the string `text` (odd spacing and escapes on purpose:
 /// nothing may re-serialize it).
@@ -121,6 +126,14 @@ async fn handle(State(state): State<Arc<AnthropicState>>, request: Request) -> R
             StatusCode::NOT_FOUND,
             [(header::CONTENT_TYPE, "application/json")],
             r#"{"type":"error","error":{"type":"not_found_error","message":"Not found"}}"#,
+        )
+            .into_response();
+    }
+    if parts.headers.contains_key("x-test-overloaded") {
+        return (
+            StatusCode::from_u16(529).unwrap(),
+            [(header::CONTENT_TYPE, "application/json")],
+            OVERLOADED,
         )
             .into_response();
     }
