@@ -450,8 +450,23 @@ async fn anthropic_calls_are_denied_and_held_by_the_policies() {
         decision["policy"]["response"]["hold"],
         json!(["the system prompt asks for review"])
     );
-    // The held answer is the model's, byte for byte.
+    // The held answer is the model's, byte for byte, released so once a
+    // reviewer approves it.
     assert_eq!(decision["response"]["length"], message_answer("ok").len());
+    let review_id = held.json()["review_id"].as_str().unwrap().to_owned();
+    let approved = crate::support::governance::admin_call(
+        &gateway.admin,
+        Some("rita"),
+        Method::POST,
+        &format!("/admin/reviews/{review_id}/decide"),
+        r#"{"verdict":"approve"}"#,
+    )
+    .await;
+    assert_eq!(approved.status, 200, "{}", approved.text());
+    let released = gateway.get(&format!("/govgate/decisions/{id}")).await;
+    assert_eq!(released.status, 200, "{}", released.text());
+    assert_eq!(released.body, message_answer("ok").as_bytes());
+    assert_eq!(released.headers["request-id"], "req_test_01");
 
     let allowed = r#"{"model":"claude","max_tokens":8,"system":"be brief","messages":[{"role":"user","content":"ok"}]}"#;
     let served = send(Method::POST, &gateway.url(MESSAGES), &[], allowed).await;
