@@ -608,3 +608,32 @@ async fn with_the_ledger_down_anthropic_calls_get_an_anthropic_503_recorded_late
     assert_eq!(decision["route"], "anthropic.messages");
     assert_eq!(decision["response"]["length"], refused.body.len());
 }
+
+#[tokio::test]
+async fn an_anthropic_stream_whose_upstream_goes_silent_is_cut_after_the_idle_timeout() {
+    let upstream = AnthropicUpstream::start().await;
+    let rest = format!(
+        "[timeouts]\nidle_ms = 300\n{}",
+        anthropic_models(&upstream.url())
+    );
+    let gateway = Gateway::start(&rest).await;
+    let body = r#"{"model":"claude","max_tokens":64,"stream":true,"messages":[]}"#;
+    let response = open(Method::POST, &gateway.url(MESSAGES), &[], body).await;
+    let id = response.headers()["govgate-decision-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    // The tail never comes (not released): the stream must end in an
+    // error, not hang, and not look complete.
+    let result = tokio::time::timeout(Duration::from_secs(5), response.into_body().collect())
+        .await
+        .expect("stream does not hang past the idle timeout");
+    assert!(
+        result.is_err(),
+        "an incomplete stream must not look complete"
+    );
+    let end = gateway.wait_for_stream_end(&id).await;
+    assert_eq!(end["outcome"], "error");
+    assert_eq!(end["error_code"], "upstream_timeout");
+    assert_eq!(end["response"]["length"], STREAM_HEAD.len());
+}
