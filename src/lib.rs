@@ -1,7 +1,7 @@
 //! govgate: a governance gateway for machine-learning inference.
 //!
 //! A reverse proxy in front of model servers (OpenAI-compatible LLM APIs,
-//! KServe V2 model servers, plain HTTP models) that records one decision
+//! the Anthropic Messages API, KServe V2 model servers, plain HTTP models) that records one decision
 //! per request before the answer is released.
 //!
 //! # Layout

@@ -427,6 +427,10 @@ pub struct Credential {
     pub header: HeaderName,
     /// Full header value, marked sensitive.
     pub value: HeaderValue,
+    /// The caller's headers removed before it is added: its own header,
+    /// and for `anthropic` models both headers Anthropic's API takes a
+    /// key in (`x-api-key`, `authorization`).
+    pub replaces: Vec<HeaderName>,
 }
 
 impl fmt::Debug for Credential {

@@ -442,16 +442,10 @@ pub(crate) struct RawCredential {
     pub(crate) env: Option<String>,
     #[serde(default)]
     pub(crate) file: Option<PathBuf>,
-    #[serde(default = "default_credential_header")]
-    pub(crate) header: String,
-    #[serde(default = "default_credential_prefix")]
-    pub(crate) prefix: String,
-}
-
-fn default_credential_header() -> String {
-    "authorization".to_owned()
-}
-
-fn default_credential_prefix() -> String {
-    "Bearer ".to_owned()
+    /// Default: the protocol's (`validate::credential`).
+    #[serde(default)]
+    pub(crate) header: Option<String>,
+    /// Default: the protocol's (`validate::credential`).
+    #[serde(default)]
+    pub(crate) prefix: Option<String>,
 }

@@ -344,6 +344,47 @@ fn credential_from_env_is_prefixed_sensitive_and_hidden_from_debug() {
 }
 
 #[test]
+fn anthropic_credentials_default_to_a_bare_x_api_key_replacing_both_caller_keys() {
+    let anthropic = ONE_MODEL.replace("\"openai\"", "\"anthropic\"");
+    let parsed = |extra: &str| {
+        let text = format!("{SERVER}{anthropic}[models.credential]\nenv = \"KEY\"\n{extra}");
+        Config::parse(
+            &format!("{text}{LEDGER}"),
+            "test.toml",
+            &test_env(&[("KEY", "sk-ant-s3cret")]),
+        )
+        .unwrap()
+    };
+    let config = parsed("");
+    assert_eq!(config.models[0].protocol, Protocol::Anthropic);
+    let credential = config.models[0].versions[0].credential.as_ref().unwrap();
+    assert_eq!(credential.header.as_str(), "x-api-key");
+    assert_eq!(credential.value, "sk-ant-s3cret");
+    assert!(credential.value.is_sensitive());
+    let replaced: Vec<&str> = credential.replaces.iter().map(|h| h.as_str()).collect();
+    assert_eq!(replaced, ["x-api-key", "authorization"]);
+    // Header and prefix set in the file win; the caller's keys still go.
+    let config = parsed("header = \"authorization\"\nprefix = \"Bearer \"\n");
+    let credential = config.models[0].credential.as_ref().unwrap();
+    assert_eq!(credential.header.as_str(), "authorization");
+    assert_eq!(credential.value, "Bearer sk-ant-s3cret");
+    let replaced: Vec<&str> = credential.replaces.iter().map(|h| h.as_str()).collect();
+    assert_eq!(replaced, ["authorization", "x-api-key"]);
+    // Other protocols replace only their own header, as before.
+    let text = format!("{SERVER}{ONE_MODEL}[models.credential]\nenv = \"KEY\"\n");
+    let config = Config::parse(
+        &format!("{text}{LEDGER}"),
+        "test.toml",
+        &test_env(&[("KEY", "k")]),
+    )
+    .unwrap();
+    let credential = config.models[0].credential.as_ref().unwrap();
+    assert_eq!(credential.value, "Bearer k");
+    let replaced: Vec<&str> = credential.replaces.iter().map(|h| h.as_str()).collect();
+    assert_eq!(replaced, ["authorization"]);
+}
+
+#[test]
 fn credential_from_file_relative_to_config_and_trimmed() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("key.txt"), "abc\n").unwrap();

@@ -603,11 +603,12 @@ fn check_model(
         "openai" => Protocol::Openai,
         "kserve_v2" => Protocol::KserveV2,
         "http" => Protocol::Http,
+        "anthropic" => Protocol::Anthropic,
         other => {
             return Err(checker.error(
                 format!("{key}.protocol"),
                 format!(
-                    "unknown protocol `{other}`; expected one of `openai`, `kserve_v2`, `http`"
+                    "unknown protocol `{other}`; expected one of `openai`, `anthropic`, `kserve_v2`, `http`"
                 ),
             ));
         }
@@ -643,6 +644,7 @@ fn check_model(
             checker,
             &format!("{key}.credential"),
             shared,
+            protocol,
             env,
         )?),
         None => None,
@@ -685,6 +687,7 @@ fn check_model(
             &version_key,
             raw_version,
             raw.credential.as_ref(),
+            protocol,
             env,
         )?;
         if versions.iter().any(|v| v.version == version.version) {
@@ -757,6 +760,7 @@ fn check_version(
     key: &str,
     mut raw: RawVersion,
     model_credential: Option<&RawCredential>,
+    protocol: Protocol,
     env: &Environment,
 ) -> Result<VersionConfig, ConfigError> {
     plain_name(checker, &format!("{key}.version"), &raw.version)?;
@@ -768,13 +772,20 @@ fn check_version(
         plain_name(checker, &format!("{key}.upstream_model"), name)?;
     }
     let credential = match (&raw.credential, model_credential) {
-        (Some(own), _) => Some(credential(checker, &format!("{key}.credential"), own, env)?),
+        (Some(own), _) => Some(credential(
+            checker,
+            &format!("{key}.credential"),
+            own,
+            protocol,
+            env,
+        )?),
         (None, Some(shared)) => {
             let model_key = key.rsplit_once(".versions").map_or(key, |(model, _)| model);
             Some(credential(
                 checker,
                 &format!("{model_key}.credential"),
                 shared,
+                protocol,
                 env,
             )?)
         }
@@ -836,26 +847,62 @@ pub(super) fn secret(
     }
 }
 
+/// The header and prefix a credential of `protocol` is sent with when
+/// the file names none: the protocol's own scheme.
+fn credential_defaults(protocol: Protocol) -> (&'static str, &'static str) {
+    match protocol {
+        // SPEC: Anthropic's API reads the key from `x-api-key`, bare.
+        Protocol::Anthropic => ("x-api-key", ""),
+        Protocol::Openai | Protocol::KserveV2 | Protocol::Http => ("authorization", "Bearer "),
+    }
+}
+
+/// The caller's headers that carry a key for `protocol`'s upstreams:
+/// a configured credential replaces all of them, so that the caller's
+/// own key never reaches the model beside the gateway's.
+fn caller_key_headers(protocol: Protocol) -> &'static [&'static str] {
+    match protocol {
+        // Anthropic's API takes a key in either header.
+        Protocol::Anthropic => &["x-api-key", "authorization"],
+        Protocol::Openai | Protocol::KserveV2 | Protocol::Http => &[],
+    }
+}
+
 fn credential(
     checker: &Checker<'_>,
     key: &str,
     raw: &RawCredential,
+    protocol: Protocol,
     env: &Environment,
 ) -> Result<Credential, ConfigError> {
-    let header = HeaderName::from_bytes(raw.header.as_bytes()).map_err(|_| {
+    let (default_header, default_prefix) = credential_defaults(protocol);
+    let name = raw.header.as_deref().unwrap_or(default_header);
+    let header = HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
         checker.error(
             format!("{key}.header"),
-            format!("`{}` is not a valid header name", raw.header),
+            format!("`{name}` is not a valid header name"),
         )
     })?;
+    let prefix = raw.prefix.as_deref().unwrap_or(default_prefix);
     let secret = secret(checker, key, raw.env.as_deref(), raw.file.as_deref(), env)?;
     // The secret itself never goes into an error message.
-    let mut value = HeaderValue::from_str(&format!("{}{secret}", raw.prefix)).map_err(|_| {
+    let mut value = HeaderValue::from_str(&format!("{prefix}{secret}")).map_err(|_| {
         checker.error(
             key,
             "the credential holds characters not allowed in an HTTP header",
         )
     })?;
     value.set_sensitive(true);
-    Ok(Credential { header, value })
+    let mut replaces = vec![header.clone()];
+    for name in caller_key_headers(protocol) {
+        let name = HeaderName::from_static(name);
+        if !replaces.contains(&name) {
+            replaces.push(name);
+        }
+    }
+    Ok(Credential {
+        header,
+        value,
+        replaces,
+    })
 }

@@ -33,6 +33,8 @@ pub enum Protocol {
     KserveV2,
     /// Plain HTTP: a path prefix maps to a model, the body is opaque.
     Http,
+    /// Anthropic Messages API (`/v1/messages`).
+    Anthropic,
 }
 
 impl Protocol {
@@ -42,6 +44,7 @@ impl Protocol {
             Protocol::Openai => "openai",
             Protocol::KserveV2 => "kserve_v2",
             Protocol::Http => "http",
+            Protocol::Anthropic => "anthropic",
         }
     }
 }
@@ -58,6 +61,9 @@ pub enum Route {
     /// `POST /v1/embeddings`
     #[serde(rename = "openai.embeddings")]
     OpenaiEmbeddings,
+    /// `POST /v1/messages` (Anthropic)
+    #[serde(rename = "anthropic.messages")]
+    AnthropicMessages,
     /// `POST /v2/models/{name}[/versions/{v}]/infer`
     #[serde(rename = "kserve_v2.infer")]
     KserveInfer,
@@ -79,6 +85,7 @@ impl Route {
             Route::OpenaiChatCompletions => "openai.chat_completions",
             Route::OpenaiCompletions => "openai.completions",
             Route::OpenaiEmbeddings => "openai.embeddings",
+            Route::AnthropicMessages => "anthropic.messages",
             Route::KserveInfer => "kserve_v2.infer",
             Route::KserveMetadata => "kserve_v2.metadata",
             Route::Http => "http",

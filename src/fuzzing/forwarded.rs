@@ -82,8 +82,8 @@ fn percent_decode(bytes: &[u8]) -> Vec<u8> {
 /// it reached is not approved or not the decision's, its path could
 /// resolve elsewhere ([`unsafe_path`]), it is not what the client asked
 /// for, the method or body changed on the way (the targets' models
-/// rename nothing in the bodies these paths carry, except an OpenAI
-/// `model`), or an OpenAI body or a KServe V2 body's JSON part is not
+/// rename nothing in the bodies these paths carry, except an OpenAI or
+/// Anthropic `model`), or an OpenAI or Anthropic body or a KServe V2 body's JSON part is not
 /// UTF-8 or nests deeper than 127 levels.
 pub(super) fn check_forward(
     upstreams: &[Upstream],
@@ -156,6 +156,7 @@ pub(super) fn check_forward(
     if decision.route != Route::OpenaiChatCompletions
         && decision.route != Route::OpenaiCompletions
         && decision.route != Route::OpenaiEmbeddings
+        && decision.route != Route::AnthropicMessages
     {
         assert!(received.body == client_body, "the body changed on the way");
     }

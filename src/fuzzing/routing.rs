@@ -1,5 +1,5 @@
 //! The public router end to end: path matching, model and version
-//! resolution for the three protocols, refusals and their records. The
+//! resolution for the four protocols, refusals and their records. The
 //! versions' upstreams are a recorder (`upstream.rs`) that keeps what it
 //! is sent, under a base path per version; one KServe version is at
 //! 127.0.0.1:1, where nothing listens, so a forward can also fail (502).
@@ -10,7 +10,7 @@ use super::gateway::{Answer, Gateway, runtime};
 use super::input;
 use super::setup;
 use super::upstream::{MARKER, Recorder};
-use crate::decision::{Decision, Outcome};
+use crate::decision::{Decision, Outcome, Route};
 use crate::proxy::DECISION_ID_HEADER;
 use std::sync::OnceLock;
 
@@ -38,6 +38,20 @@ protocol = "openai"
 [[models.versions]]
 version = "1"
 upstream = "{up}/idle-chat/1"
+
+[[models]]
+name = "claude"
+protocol = "anthropic"
+default_version = "1"
+[models.credential]
+env = "FUZZ_CREDENTIAL"
+[[models.versions]]
+version = "1"
+upstream = "{up}/claude/1"
+upstream_model = "up-claude"
+[[models.versions]]
+version = "revoked"
+upstream = "{up}/claude/revoked"
 
 [[models]]
 name = "credit"
@@ -79,6 +93,8 @@ const UPSTREAMS: &[Upstream] = &[
     up("chat", "proposed", "/chat/proposed", None, None, false),
     up("chat", "revoked", "/chat/revoked", None, None, false),
     up("idle-chat", "1", "/idle-chat/1", None, None, true),
+    up("claude", "1", "/claude/1", Some("up-claude"), None, true),
+    up("claude", "revoked", "/claude/revoked", None, None, false),
     up("credit", "2", "/credit/2/kserve", None, None, true),
     up("credit", "revoked", "/credit/revoked", None, None, false),
     up("raw", "1", "/raw/1/base", None, Some("/models/raw"), true),
@@ -236,7 +252,7 @@ fn check_refusal(
         assert!(body.is_empty(), "a body for HEAD");
         decision.error_code.unwrap_or_default().to_owned()
     } else {
-        error_code(answer, body)
+        error_code(answer, decision.route, body)
     };
     assert_eq!(
         decision.error_code,
@@ -259,8 +275,9 @@ fn check_refusal(
     format!("{status} {code} {}", decision.route.as_str())
 }
 
-/// The code of a JSON error answer `{"error": {"code", "message"}}`.
-fn error_code(answer: &Answer, body: &[u8]) -> String {
+/// The code of a JSON error answer `{"error": {"code", "message"}}`; on
+/// the Anthropic route also with Anthropic's `type` members.
+fn error_code(answer: &Answer, route: Route, body: &[u8]) -> String {
     let content_type = answer.parts.headers.get(http::header::CONTENT_TYPE);
     assert_eq!(
         content_type.and_then(|v| v.to_str().ok()),
@@ -277,5 +294,14 @@ fn error_code(answer: &Answer, body: &[u8]) -> String {
         "error code {code:?}"
     );
     assert!(value["error"]["message"].is_string(), "error message");
+    if route == Route::AnthropicMessages {
+        assert_eq!(value["type"], "error", "an Anthropic error's type");
+        assert!(
+            value["error"]["type"]
+                .as_str()
+                .is_some_and(|kind| kind.ends_with("_error") || kind == "request_too_large"),
+            "an Anthropic error's error.type"
+        );
+    }
     code.to_owned()
 }

@@ -2,6 +2,7 @@
 //! answer. Messages shown to clients never carry upstream addresses,
 //! credentials or internal details; those go to the log only.
 
+use crate::decision::Route;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use std::time::Duration;
@@ -340,40 +341,91 @@ impl ProxyError {
     }
 }
 
-/// The JSON error body `{"error":{"code":...,"message":...}}`.
-fn error_body(code: &str, message: &str) -> String {
-    serde_json::json!({ "error": { "code": code, "message": message } }).to_string()
+/// How the gateway's own error bodies look on a route: its own shape, or
+/// the one the route's clients parse (docs/errors.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ErrorShape {
+    /// `{"error":{"code":...,"message":...}}`.
+    Gateway,
+    /// Anthropic's `{"type":"error","error":{"type":...,"message":...}}`,
+    /// with the gateway's members (`code`, `reasons`, ...) kept in `error`.
+    Anthropic,
+}
+
+impl ErrorShape {
+    /// The shape of errors on `route`.
+    pub(super) fn of(route: Route) -> Self {
+        match route {
+            Route::AnthropicMessages => ErrorShape::Anthropic,
+            _ => ErrorShape::Gateway,
+        }
+    }
+}
+
+/// Anthropic's error `type` for a status, as its API documents them
+/// (docs.anthropic.com, "Errors"): other 4xx are `invalid_request_error`,
+/// other 5xx `api_error`. 503 (the gateway's "retry shortly") is
+/// `overloaded_error`, the type Anthropic gives its own temporary overload.
+fn anthropic_type(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 => "overloaded_error",
+        400..=499 => "invalid_request_error",
+        _ => "api_error",
+    }
 }
 
 impl ProxyError {
-    /// The client's JSON body: code and message, for a policy denial the
-    /// reasons, for an unknown model the (first) models served.
-    pub(super) fn body(&self) -> String {
+    /// The members of the body's `error` object: code and message, for a
+    /// policy denial the reasons, for an unknown model the (first) models
+    /// served.
+    fn error_members(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut members = serde_json::Map::new();
+        members.insert("code".into(), self.code().into());
+        members.insert("message".into(), self.to_string().into());
         match self {
             ProxyError::UnknownModel {
                 served: Some(served),
                 ..
-            } => serde_json::json!({
-                "error": {
-                    "code": self.code(),
-                    "message": self.to_string(),
-                    "served_models": served.names,
-                    "more_served_models": served.more,
-                }
-            })
-            .to_string(),
-            ProxyError::PolicyDenied { reasons } => serde_json::json!({
-                "error": { "code": self.code(), "message": self.to_string(), "reasons": reasons }
-            })
-            .to_string(),
-            _ => error_body(self.code(), &self.to_string()),
+            } => {
+                members.insert("served_models".into(), served.names.clone().into());
+                members.insert("more_served_models".into(), served.more.into());
+            }
+            ProxyError::PolicyDenied { reasons } => {
+                members.insert("reasons".into(), reasons.clone().into());
+            }
+            _ => {}
+        }
+        members
+    }
+
+    /// The client's JSON body in `shape`.
+    pub(super) fn body_as(&self, shape: ErrorShape) -> String {
+        let mut error = self.error_members();
+        match shape {
+            ErrorShape::Gateway => serde_json::json!({ "error": error }).to_string(),
+            ErrorShape::Anthropic => {
+                error.insert("type".into(), anthropic_type(self.status()).into());
+                serde_json::json!({ "type": "error", "error": error }).to_string()
+            }
         }
     }
 }
 
 impl IntoResponse for ProxyError {
     fn into_response(self) -> Response {
-        let mut response = (self.status(), self.body()).into_response();
+        self.response_as(ErrorShape::Gateway)
+    }
+}
+
+impl ProxyError {
+    /// The client's answer, its body in `shape`.
+    pub(super) fn response_as(self, shape: ErrorShape) -> Response {
+        let mut response = (self.status(), self.body_as(shape)).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
@@ -415,4 +467,108 @@ impl IntoResponse for ProxyError {
 /// long finds a token.
 fn retry_after_secs(wait: Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    #[test]
+    fn the_gateway_shape_is_unchanged() {
+        let err = ProxyError::PolicyDenied {
+            reasons: vec!["b".into(), "a".into()],
+        };
+        assert_eq!(
+            err.body_as(ErrorShape::Gateway),
+            r#"{"error":{"code":"policy_denied","message":"denied by policy: b; a","reasons":["b","a"]}}"#
+        );
+        assert_eq!(
+            ErrorShape::of(Route::OpenaiChatCompletions),
+            ErrorShape::Gateway
+        );
+        assert_eq!(ErrorShape::of(Route::Unmatched), ErrorShape::Gateway);
+    }
+
+    #[test]
+    fn anthropic_errors_carry_the_type_and_keep_the_gateways_members() {
+        assert_eq!(
+            ErrorShape::of(Route::AnthropicMessages),
+            ErrorShape::Anthropic
+        );
+        let err = ProxyError::UnknownModel {
+            name: "x".into(),
+            served: Some(ServedModels::new(["claude"].into_iter(), None)),
+        };
+        let body: Value = serde_json::from_str(&err.body_as(ErrorShape::Anthropic)).unwrap();
+        assert_eq!(
+            body,
+            json!({"type": "error", "error": {
+                "type": "not_found_error",
+                "code": "unknown_model",
+                "message": "unknown model `x`; served here: claude",
+                "served_models": ["claude"],
+                "more_served_models": 0,
+            }})
+        );
+        // As docs/errors.md prints it.
+        let err = ProxyError::UnknownModel {
+            name: "claude-9".into(),
+            served: Some(ServedModels::new(["claude"].into_iter(), None)),
+        };
+        assert_eq!(
+            err.body_as(ErrorShape::Anthropic),
+            r#"{"error":{"code":"unknown_model","message":"unknown model `claude-9`; served here: claude","more_served_models":0,"served_models":["claude"],"type":"not_found_error"},"type":"error"}"#
+        );
+    }
+
+    #[test]
+    fn anthropic_types_follow_the_status() {
+        let cases = [
+            (
+                ProxyError::MalformedBody("x".into()),
+                "invalid_request_error",
+            ),
+            (ProxyError::MethodNotAllowed, "invalid_request_error"),
+            (
+                ProxyError::RequestBodyTimeout(Duration::from_secs(1)),
+                "invalid_request_error",
+            ),
+            (
+                ProxyError::CallerMissing("h".into()),
+                "authentication_error",
+            ),
+            (
+                ProxyError::VersionRevoked {
+                    model: "m".into(),
+                    version: "v".into(),
+                },
+                "permission_error",
+            ),
+            (ProxyError::RouteNotFound, "not_found_error"),
+            (ProxyError::BodyTooLarge { limit: 1 }, "request_too_large"),
+            (
+                ProxyError::RateLimited {
+                    model: "m".into(),
+                    retry_after: Duration::from_secs(1),
+                },
+                "rate_limit_error",
+            ),
+            (ProxyError::Internal("x".into()), "api_error"),
+            (
+                ProxyError::UpstreamTimeout {
+                    model: "m".into(),
+                    after: Duration::from_secs(1),
+                },
+                "api_error",
+            ),
+            (ProxyError::LedgerUnavailable, "overloaded_error"),
+        ];
+        for (err, kind) in cases {
+            let body: Value = serde_json::from_str(&err.body_as(ErrorShape::Anthropic)).unwrap();
+            assert_eq!(body["error"]["type"], kind, "{err:?}");
+            assert_eq!(body["error"]["code"], err.code(), "{err:?}");
+            assert_eq!(body["type"], "error");
+        }
+    }
 }

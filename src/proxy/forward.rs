@@ -4,7 +4,7 @@
 use super::ProxyState;
 use super::backlog::Detached;
 use super::budget::{BufferUse, Reservation};
-use super::error::ProxyError;
+use super::error::{ErrorShape, ProxyError};
 use super::headers::{self, DECISION_ID_HEADER, RECEIPT_HEADER};
 use super::recorder::{Draft, Ending, Forwarded, StreamDraft, as_refusal, sink_error};
 use super::serving::ServableVersion;
@@ -12,7 +12,7 @@ use super::stream::{Abort, OnRecorded, RecordingBody};
 use crate::decision::{Ack, Capture, DecisionId, Outcome, RecordFuture, SinkError};
 use crate::listener::ConnectionAbort;
 use axum::body::Body;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, HeaderValue, Method, Request, header};
 use http_body::Body as _;
@@ -79,8 +79,9 @@ async fn refuse_as(
     };
     let status = err.status().as_u16();
     let code = err.code();
-    let body = Bytes::from(err.body());
-    let mut response = err.into_response();
+    let shape = ErrorShape::of(draft.route);
+    let body = Bytes::from(err.body_as(shape));
+    let mut response = err.response_as(shape);
     let ending = Ending {
         outcome,
         status,
@@ -92,7 +93,7 @@ async fn refuse_as(
         Forwarding::Done => state.recorder.record_forwarded(draft, ending).await,
     };
     if let Err(sink_err) = recorded {
-        response = sink_err.into_response();
+        response = sink_err.response_as(shape);
     }
     set_decision_headers(&mut response, id);
     response
@@ -300,6 +301,7 @@ pub(super) async fn release_whole(
     bytes: Bytes,
 ) -> (Response, Option<crate::decision::Ack>) {
     let decision_id = decision_header(&draft);
+    let shape = ErrorShape::of(draft.route);
     let ending = Ending {
         outcome: Outcome::Served,
         status: parts.status.as_u16(),
@@ -311,7 +313,7 @@ pub(super) async fn release_whole(
             Response::from_parts(parts, Body::new(Full::new(bytes))),
             Some(ack),
         ),
-        Err(err) => (err.into_response(), None),
+        Err(err) => (err.response_as(shape), None),
     };
     set_decision_headers(&mut response, decision_id);
     (response, ack)
@@ -332,6 +334,7 @@ pub(super) async fn release_stream(
     let (draft, abort) = forwarded.take_with_abort();
     let decision_id = decision_header(&draft);
     let id = draft.id;
+    let shape = ErrorShape::of(draft.route);
     let (head, stream) = draft.begin_stream(parts.status.as_u16());
     let refusal = as_refusal(head.clone(), &ProxyError::LedgerUnavailable);
     let record = state.recorder.submit(head, &stream.model_label);
@@ -343,7 +346,7 @@ pub(super) async fn release_stream(
     let (ack, stream) = match in_flight.wait().await {
         (Ok(ack), stream) => (ack, stream),
         (Err(err), _) => {
-            let mut response = sink_error(err).into_response();
+            let mut response = sink_error(err).response_as(shape);
             set_decision_headers(&mut response, decision_id);
             return response;
         }

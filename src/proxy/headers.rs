@@ -1,8 +1,8 @@
 //! Header hygiene between client and upstream: hop-by-hop headers removed
 //! both ways (RFC 9110 section 7.6.1), `X-Forwarded-For` extended, upstream
 //! credentials added on the way up and the client's own copy of that header
-//! dropped, and the gateway's own `govgate-*` response headers kept for
-//! the gateway alone.
+//! (for `anthropic` models, of either key header) dropped, and the
+//! gateway's own `govgate-*` response headers kept for the gateway alone.
 
 use crate::config::{ATTRIBUTE_HEADER_PREFIX, Credential};
 use http::header::Entry;
@@ -74,6 +74,10 @@ pub(super) fn to_upstream(
         append_forwarded_for(&mut headers, ip);
     }
     if let Some(credential) = credential {
+        // The caller's own key stays here, in whichever header it came.
+        for name in &credential.replaces {
+            headers.remove(name);
+        }
         headers.insert(credential.header.clone(), credential.value.clone());
     }
     headers
@@ -204,6 +208,26 @@ mod tests {
         let out = to_client(headers, None);
         assert_eq!(out.len(), 1, "{out:?}");
         assert_eq!(out["x-govgate-kept"], "yes");
+    }
+
+    #[test]
+    fn a_credential_replaces_every_caller_header_it_names() {
+        let credential = Credential {
+            header: HeaderName::from_static("x-api-key"),
+            value: HeaderValue::from_static("gateway-key"),
+            replaces: vec![HeaderName::from_static("x-api-key"), header::AUTHORIZATION],
+        };
+        let mut headers = HeaderMap::new();
+        headers.append("x-api-key", HeaderValue::from_static("callers-1"));
+        headers.append("x-api-key", HeaderValue::from_static("callers-2"));
+        headers.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer c"));
+        headers.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
+        let out = to_upstream(headers, None, Some(&credential));
+        let keys: Vec<_> = out.get_all("x-api-key").iter().collect();
+        assert_eq!(keys, ["gateway-key"]);
+        assert!(!out.contains_key(header::AUTHORIZATION), "{out:?}");
+        assert_eq!(out["anthropic-version"], "2023-06-01");
+        assert_eq!(out.len(), 2, "{out:?}");
     }
 
     #[test]

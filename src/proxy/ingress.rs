@@ -40,6 +40,7 @@ pub(super) fn routes(state: ProxyState) -> Router {
         .route("/v1/completions", post(openai_completions))
         .route("/v1/embeddings", post(openai_embeddings))
         .route("/v1/models", get(openai_models))
+        .route("/v1/messages", post(anthropic_messages))
         .route("/v2", get(kserve_server_metadata))
         .route("/v2/health/live", get(health))
         .route("/v2/health/ready", get(ready))
@@ -360,19 +361,31 @@ async fn openai_embeddings(State(state): State<ProxyState>, request: Request) ->
 }
 
 async fn openai(state: ProxyState, route: Route, request: Request) -> Response {
+    body_named(state, route, Protocol::Openai, request).await
+}
+
+/// A call of a protocol whose JSON body names the model (`openai`,
+/// `anthropic`): the same resolution, the same pipeline.
+async fn body_named(
+    state: ProxyState,
+    route: Route,
+    protocol: Protocol,
+    request: Request,
+) -> Response {
     let (mut parts, body) = request.into_parts();
     let mut draft = begin(&state, &parts, route);
-    match openai_resolve(&state, &mut draft, &mut parts, body).await {
+    match body_named_resolve(&state, &mut draft, &mut parts, body, protocol).await {
         Ok(forward_request) => forward(&state, draft, forward_request).await,
         Err(err) => refuse(&state, draft, err).await,
     }
 }
 
-async fn openai_resolve(
+async fn body_named_resolve(
     state: &ProxyState,
     draft: &mut Draft,
     parts: &mut Parts,
     body: Body,
+    protocol: Protocol,
 ) -> Result<Forward, ProxyError> {
     if let Some(err) = caller_missing(state, draft, parts) {
         return Err(err);
@@ -380,8 +393,8 @@ async fn openai_resolve(
     let body = read_body(state, &parts.headers, body).await?;
     draft.request = Capture::of_complete(&body, state.limits.capture_bytes);
     check_json_body(&body)?;
-    let (name, span) = openai_model_field(&body)?;
-    let model = resolve_model(state, draft, &name, Protocol::Openai)?;
+    let (name, span) = model_field(&body)?;
+    let model = resolve_model(state, draft, &name, protocol)?;
     super::subject::note(state, draft, model, &parts.headers, &body);
     let requested = version_header(parts, draft)?;
     let version = resolve_version(state, model, draft, requested)?;
@@ -406,9 +419,10 @@ struct ModelField<'a> {
     model: &'a RawValue,
 }
 
-/// The `model` member of an OpenAI request body and its byte range, so it
-/// can be replaced without re-serializing (the rest stays byte-identical).
-fn openai_model_field(body: &[u8]) -> Result<(String, Range<usize>), ProxyError> {
+/// The `model` member of an OpenAI or Anthropic request body and its byte
+/// range, so it can be replaced without re-serializing (the rest stays
+/// byte-identical).
+fn model_field(body: &[u8]) -> Result<(String, Range<usize>), ProxyError> {
     let field: ModelField<'_> = serde_json::from_slice(body).map_err(|err| {
         ProxyError::MalformedBody(format!(
             "expected a JSON object with a `model` member: {err}"
@@ -449,6 +463,21 @@ async fn openai_models(State(state): State<ProxyState>) -> Response {
         StatusCode::OK,
         serde_json::json!({ "object": "list", "data": data }),
     )
+}
+
+// ---- anthropic ----
+
+/// `POST /v1/messages`: the Anthropic Messages API. The model is named in
+/// the body as for OpenAI; streamed answers are server-sent events, which
+/// pass as any stream does.
+async fn anthropic_messages(State(state): State<ProxyState>, request: Request) -> Response {
+    body_named(
+        state,
+        Route::AnthropicMessages,
+        Protocol::Anthropic,
+        request,
+    )
+    .await
 }
 
 // ---- kserve v2 ----
@@ -681,7 +710,7 @@ mod tests {
     #[test]
     fn model_field_span_points_at_the_value() {
         let body = br#"{"messages":[], "model" : "gpt-x" ,"n":1}"#;
-        let (name, span) = openai_model_field(body).unwrap();
+        let (name, span) = model_field(body).unwrap();
         assert_eq!(name, "gpt-x");
         assert_eq!(&body[span.clone()], br#""gpt-x""#);
         let replaced = replace_model(&Bytes::from_static(body), span, "upstream-7b");
@@ -700,7 +729,7 @@ mod tests {
             br#"{"messages": []}"#,
             br#"{"model":"a","model":"b"}"#,
         ] {
-            let err = openai_model_field(body).unwrap_err();
+            let err = model_field(body).unwrap_err();
             assert_eq!(
                 err.code(),
                 "malformed_body",

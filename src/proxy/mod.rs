@@ -1,4 +1,4 @@
-//! The request path: axum ingress for the three protocols, the pooled
+//! The request path: axum ingress for the four protocols, the pooled
 //! upstream client, and the recording of one decision per request.
 //!
 //! Uses `decision` and `config` values only; it never names the store or

@@ -12,7 +12,7 @@
 
 use super::ProxyState;
 use super::budget::BufferUse;
-use super::error::ProxyError;
+use super::error::{ErrorShape, ProxyError};
 use super::forward::{
     Forward, KpiCapture, buffer_reservation, decision_header, observe_kpi, read_whole,
     readable_kpi, refuse_forwarded, release_stream, release_whole, set_decision_headers,
@@ -147,6 +147,7 @@ pub(super) async fn answer(
         stream = Some(body);
     }
     let draft = forwarded.draft();
+    let shape = ErrorShape::of(draft.route);
     let status = parts.status.as_u16();
     // A stage without rules is not evaluated and its answer not parsed.
     let response = match judged.input {
@@ -238,7 +239,7 @@ pub(super) async fn answer(
                 Ok(response) => response,
                 Err(err) => {
                     tracing::error!(error = %err, "hold task failed");
-                    ProxyError::Internal("hold task failed".into()).into_response()
+                    ProxyError::Internal("hold task failed".into()).response_as(shape)
                 }
             }
         }
@@ -323,6 +324,7 @@ async fn hold(
     };
     let review_id = prepared.review_id().to_owned();
     let decision_id = decision_header(&draft);
+    let shape = ErrorShape::of(draft.route);
     let draft_id = draft.id;
     let id = draft_id.to_string();
     let kpi_answer = bytes.clone();
@@ -336,7 +338,7 @@ async fn hold(
     let mut response = match state.recorder.record_forwarded(draft, ending).await {
         Err(err) => {
             queue.abandon(prepared).await;
-            err.into_response()
+            err.response_as(shape)
         }
         Ok(ack) => match queue.open(prepared, ack.seq).await {
             Ok(_) => {
@@ -346,7 +348,7 @@ async fn hold(
             Err(err) => {
                 let err = ProxyError::HoldFailed(err.to_string());
                 err.log(&id);
-                err.into_response()
+                err.response_as(shape)
             }
         },
     };

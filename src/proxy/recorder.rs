@@ -167,7 +167,7 @@ impl Recorder {
 
 /// A decision rewritten as the refusal its client received instead.
 pub(super) fn as_refusal(mut decision: Decision, err: &ProxyError) -> Decision {
-    let body = bytes::Bytes::from(err.body());
+    let body = bytes::Bytes::from(err.body_as(super::error::ErrorShape::of(decision.route)));
     decision.outcome = Outcome::Error;
     decision.status = err.status().as_u16();
     decision.error_code = Some(err.code());

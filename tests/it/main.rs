@@ -6,6 +6,7 @@
 #![allow(unreachable_pub)]
 
 mod admin_people;
+mod anthropic;
 mod audit;
 mod audit_sample;
 mod bundle_evidence;

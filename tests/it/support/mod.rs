@@ -1,6 +1,7 @@
 //! Test harness: real upstream servers and the real gateway binary on
 //! 127.0.0.1 with ephemeral ports, a temp data directory per gateway.
 
+pub mod anthropic;
 pub mod audit;
 pub mod blocks;
 pub mod client;
