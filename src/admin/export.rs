@@ -20,6 +20,7 @@ use super::error_response;
 use crate::ledger::export::{ExportRequest, Filter, UtcTime};
 use crate::ledger::sequencer::KeyInForce;
 use crate::ledger::store::LedgerStore;
+use crate::listener::ConnectionAbort;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -200,6 +201,7 @@ async fn export(
     State(api): State<Api>,
     headers: HeaderMap,
     query: Result<Query<Params>, QueryRejection>,
+    connection: Option<axum::Extension<ConnectionAbort>>,
 ) -> Response {
     let caller = match api
         .tokens
@@ -218,19 +220,33 @@ async fn export(
         Ok(request) => request,
         Err(why) => return error_response(StatusCode::BAD_REQUEST, "invalid_query", &why, None),
     };
-    api.exports.answer(caller.principal, request).await
+    api.exports
+        .answer(caller.principal, request, connection.map(|c| c.0))
+        .await
 }
 
 impl Exports {
     /// Exports `request` for `principal` (already allowed to): the tar
     /// archive as the answer's body, or the refusal. Also serves the
-    /// bundle of a report made on the admin API (reports.rs).
-    pub(crate) async fn answer(&self, principal: String, request: ExportRequest) -> Response {
-        answer(&self.inner, principal, request).await
+    /// bundle of a report made on the admin API (reports.rs). With the
+    /// client's `connection`, shutdown resets it (a client that stopped
+    /// reading cannot hold the drain).
+    pub(crate) async fn answer(
+        &self,
+        principal: String,
+        request: ExportRequest,
+        connection: Option<ConnectionAbort>,
+    ) -> Response {
+        answer(&self.inner, principal, request, connection).await
     }
 }
 
-async fn answer(inner: &Inner, principal: String, request: ExportRequest) -> Response {
+async fn answer(
+    inner: &Inner,
+    principal: String,
+    request: ExportRequest,
+    connection: Option<ConnectionAbort>,
+) -> Response {
     if inner.stop.is_cancelled() {
         return stopping();
     }
@@ -263,6 +279,7 @@ async fn answer(inner: &Inner, principal: String, request: ExportRequest) -> Res
         stop: inner.stop.clone(),
         handle: tokio::runtime::Handle::current(),
         metrics: inner.metrics.clone(),
+        connection: connection.clone(),
     };
     // The slot is freed by whichever comes first: the job's end, or the
     // answer's last byte leaving (the client, knowing the length, may ask
@@ -306,17 +323,34 @@ async fn answer(inner: &Inner, principal: String, request: ExportRequest) -> Res
             return answer;
         }
     };
+    // At shutdown the body breaks off at once, chunks still queued or not:
+    // the job's own error chunk cannot reach a queue a client that stopped
+    // reading has filled, and the connection would hold the drain.
+    let stop = inner.stop.clone();
     let body = futures_util::stream::unfold(
-        (body_rx, ready.archive_len, slot),
-        |(mut rx, mut left, slot)| async move {
-            let chunk = rx.recv().await?;
-            if let Ok(bytes) = &chunk {
-                left = left.saturating_sub(bytes.len() as u64);
-                if left == 0 {
-                    free(&slot);
+        Some((body_rx, ready.archive_len, slot)),
+        move |state| {
+            let (stop, connection) = (stop.clone(), connection.clone());
+            async move {
+                let (mut rx, mut left, slot) = state?;
+                let chunk = tokio::select! {
+                    biased;
+                    () = stop.cancelled() => {
+                        if let Some(connection) = &connection {
+                            connection.abort();
+                        }
+                        return Some((Err(std::io::Error::other("the gateway is shutting down")), None));
+                    }
+                    chunk = rx.recv() => chunk?,
+                };
+                if let Ok(bytes) = &chunk {
+                    left = left.saturating_sub(bytes.len() as u64);
+                    if left == 0 {
+                        free(&slot);
+                    }
                 }
+                Some((chunk, Some((rx, left, slot))))
             }
-            Some((chunk, (rx, left, slot)))
         },
     );
     let mut response = Response::new(Body::from_stream(body));

@@ -315,7 +315,12 @@ async fn file(
 /// The report's bundle: from the period's first entry to the first
 /// checkpoint holding its `report_issued` entry, every checkpoint in
 /// between, no payloads (as `govgate report` writes `bundle/`).
-async fn bundle(State(api): State<Api>, headers: HeaderMap, Path(id): Path<String>) -> Response {
+async fn bundle(
+    State(api): State<Api>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    connection: Option<axum::Extension<crate::listener::ConnectionAbort>>,
+) -> Response {
     let caller = match allowed(&api, &headers).await {
         Ok(caller) => caller,
         Err(refused) => return refused,
@@ -334,7 +339,7 @@ async fn bundle(State(api): State<Api>, headers: HeaderMap, Path(id): Path<Strin
     api.reports
         .inner
         .exports
-        .answer(caller.principal, request)
+        .answer(caller.principal, request, connection.map(|c| c.0))
         .await
 }
 

@@ -1,8 +1,10 @@
 //! [`ConnectionAbort`]: lets a handler cut its client connection with a
 //! TCP reset instead of a clean close.
 
+use futures_util::task::AtomicWaker;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Waker;
 
 /// A handle on the client connection a request arrived on, found in every
 /// request's extensions (both listeners).
@@ -12,10 +14,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// (`SO_LINGER` 0) rather than a FIN. A client can then never take a cut
 /// answer for a complete one, not even a close-delimited HTTP/1.0 body,
 /// whose only end marker is the FIN. Abort, then end the response body
-/// with an error: the connection closes at once.
+/// with an error: the connection closes at once, also when it was waiting
+/// to write to a client that stopped reading (the abort wakes that write).
 #[derive(Clone, Debug, Default)]
 pub struct ConnectionAbort {
     aborted: Arc<AtomicBool>,
+    /// The write waiting on a full socket, if any.
+    blocked_write: Arc<AtomicWaker>,
 }
 
 impl ConnectionAbort {
@@ -27,6 +32,13 @@ impl ConnectionAbort {
     /// Marks the connection to be reset. Idempotent; never blocks.
     pub fn abort(&self) {
         self.aborted.store(true, Ordering::Release);
+        self.blocked_write.wake();
+    }
+
+    /// A write is waiting for the socket: [`abort`](ConnectionAbort::abort)
+    /// wakes `waker` too.
+    pub(crate) fn wake_on_abort(&self, waker: &Waker) {
+        self.blocked_write.register(waker);
     }
 
     /// Whether [`abort`](ConnectionAbort::abort) was called.

@@ -85,6 +85,24 @@ impl ConnIo {
         Poll::Ready(Ok(len))
     }
 
+    /// A write that must wait for a full socket also waits for an abort,
+    /// which then fails it (a client that stopped reading cannot hold the
+    /// connection open past its abort).
+    fn unless_aborted<T>(
+        &self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        if polled.is_pending() {
+            self.abort.wake_on_abort(cx.waker());
+            // An abort between the write and the registration woke nothing.
+            if self.abort.is_aborted() {
+                return Poll::Ready(Err(Self::aborted()));
+            }
+        }
+        polled
+    }
+
     fn aborted() -> io::Error {
         io::Error::new(io::ErrorKind::ConnectionAborted, "connection aborted")
     }
@@ -119,7 +137,8 @@ impl AsyncWrite for ConnIo {
         if this.replaces(buf) {
             return this.poll_replacement(cx, buf.len());
         }
-        Pin::new(&mut this.stream).poll_write(cx, buf)
+        let written = Pin::new(&mut this.stream).poll_write(cx, buf);
+        this.unless_aborted(cx, written)
     }
 
     fn poll_write_vectored(
@@ -136,7 +155,8 @@ impl AsyncWrite for ConnIo {
             let len = bufs.iter().map(|buf| buf.len()).sum();
             return this.poll_replacement(cx, len);
         }
-        Pin::new(&mut this.stream).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut this.stream).poll_write_vectored(cx, bufs);
+        this.unless_aborted(cx, written)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -152,7 +172,7 @@ impl AsyncWrite for ConnIo {
         if let Poll::Ready(Ok(())) = flushed {
             this.state.flushed();
         }
-        flushed
+        this.unless_aborted(cx, flushed)
     }
 
     /// A clean close sends a FIN, which ends a close-delimited body as if

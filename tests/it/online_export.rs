@@ -267,6 +267,9 @@ async fn online_export_refuses_other_roles_runs_one_at_a_time_and_survives_a_cli
     assert_eq!(held.status(), 200);
     let mut body = held.into_body();
     let _ = body.frame().await.unwrap().unwrap();
+    // The client stops reading: the socket's buffers and the export's
+    // queue fill, so no chunk the export could still queue gets through.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let mut gateway = gateway;
     assert!(gateway.stop().await.success());
     let mut rest = 0usize;

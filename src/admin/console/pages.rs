@@ -49,6 +49,11 @@ pub(crate) fn entry_link(seq: &Value) -> String {
     }
 }
 
+/// The members of an array as text (none when it is no array).
+pub(crate) fn texts(array: &Value) -> Vec<String> {
+    array.as_array().into_iter().flatten().map(text).collect()
+}
+
 /// A whole page: `title`, the navigation for `session`, a notice, `body`.
 pub(crate) fn page(
     title: &str,

@@ -56,6 +56,8 @@ pub(super) struct Job {
     pub(super) stop: CancellationToken,
     pub(super) handle: tokio::runtime::Handle,
     pub(super) metrics: ExportMetrics,
+    /// The client's connection, when the request came over a listener.
+    pub(super) connection: Option<crate::listener::ConnectionAbort>,
 }
 
 pub(super) type BodyChunk = Result<Bytes, std::io::Error>;
@@ -201,7 +203,13 @@ impl Job {
                     tracing::error!(error = %err, bytes = sent, "export: failed midway; the answer is cut");
                 }
                 // The body ends in an error: the connection is closed
-                // before the declared length, never looking complete.
+                // before the declared length, never looking complete. The
+                // queue may be full (a client that stopped reading): the
+                // connection is reset then, which also ends a write waiting
+                // on its full socket.
+                if let Some(connection) = &self.connection {
+                    connection.abort();
+                }
                 let _ = body.try_send(Err(std::io::Error::other("export failed")));
                 "cut"
             }

@@ -1,6 +1,6 @@
 //! The models, a model and a version.
 
-use super::{csrf_field, entry_link, esc, seg, text};
+use super::{csrf_field, entry_link, esc, seg, text, texts};
 use crate::admin::console::session::Session;
 use serde_json::Value;
 use std::fmt::Write;
@@ -136,12 +136,7 @@ pub(crate) fn version(
     );
     if version["state"] == "proposed" {
         let needed = version["approvals_needed"].as_u64().unwrap_or(0);
-        let missing: Vec<String> = version["missing_roles"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(text)
-            .collect();
+        let missing: Vec<String> = texts(&version["missing_roles"]);
         let what = match (needed, missing.is_empty()) {
             (0, _) => "no more approvals needed".to_owned(),
             (1, true) => "1 more approval".to_owned(),
@@ -231,12 +226,7 @@ pub(crate) fn risks_table(risks: &[&Value]) -> String {
          <th scope=\"col\">Controls</th><th scope=\"col\">Indicators</th></tr></thead><tbody>",
     );
     for risk in risks {
-        let controls: Vec<String> = risk["controls"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(text)
-            .collect();
+        let controls: Vec<String> = texts(&risk["controls"]);
         let indicators: Vec<String> = risk["indicators"]
             .as_array()
             .into_iter()

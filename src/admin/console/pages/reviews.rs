@@ -1,6 +1,6 @@
 //! The review queue and one review.
 
-use super::{csrf_field, entry_link, esc, seg, text};
+use super::{csrf_field, entry_link, esc, seg, text, texts};
 use crate::admin::console::session::Session;
 use serde_json::Value;
 use std::fmt::Write;
@@ -12,12 +12,7 @@ pub(crate) fn review_table(items: &[Value]) -> String {
     );
     for item in items {
         let id = item["review_id"].as_str().unwrap_or("");
-        let reasons: Vec<String> = item["reasons"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(text)
-            .collect();
+        let reasons: Vec<String> = texts(&item["reasons"]);
         let _ = write!(
             body,
             "<tr><td><a href=\"/console/reviews/{}\">{}</a></td><td>{}</td><td>{} {}</td><td>{}</td><td>{}</td><td>{} s</td><td>{}</td></tr>",
@@ -153,12 +148,7 @@ fn readable(captured: &Value) -> String {
 pub(crate) fn review(item: &Value, session: &Session, may_decide: bool) -> String {
     let id = item["review_id"].as_str().unwrap_or("");
     let mut body = String::new();
-    let reasons: Vec<String> = item["reasons"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(text)
-        .collect();
+    let reasons: Vec<String> = texts(&item["reasons"]);
     let _ = write!(
         body,
         "<dl class=\"facts\"><dt>Status</dt><dd id=\"status\">{}</dd><dt>Kind</dt><dd>{}</dd>\
