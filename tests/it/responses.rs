@@ -599,3 +599,36 @@ async fn a_revoked_versions_responses_are_refused() {
         "only the creating call reached the model"
     );
 }
+
+/// The ids are kept in memory: after a restart a response created before
+/// is unknown (as documented), and the refusal is recorded; a response
+/// created after the restart resolves.
+#[tokio::test]
+async fn after_a_restart_earlier_response_ids_are_unknown_and_new_ones_resolve() {
+    let (a, b) = (
+        ResponsesUpstream::start("a").await,
+        ResponsesUpstream::start("b").await,
+    );
+    let (config, _keys) = responses_models(&a.url(), &b.url());
+    let mut gateway = Gateway::start(&config).await;
+    let body = r#"{"model":"gpt","input":"hi"}"#;
+    let created = send(Method::POST, &gateway.url(RESPONSES), &[], body).await;
+    assert_eq!(created.json()["id"], "resp_a_1");
+    assert_eq!(gateway.get("/v1/responses/resp_a_1").await.status, 200);
+
+    assert!(gateway.stop().await.success());
+    gateway.restart().await;
+    let forgotten = gateway.get("/v1/responses/resp_a_1").await;
+    assert_eq!(forgotten.status, 404, "{}", forgotten.text());
+    assert_eq!(forgotten.error_code(), "unknown_response");
+    let decision = gateway.decision(&forgotten.decision_id()).await;
+    assert_eq!(decision["route"], "openai.responses.retrieve");
+    assert_eq!(decision["outcome"], "blocked");
+    assert_eq!(a.seen().len(), 2, "the refusal reached no upstream");
+
+    let created = send(Method::POST, &gateway.url(RESPONSES), &[], body).await;
+    assert_eq!(created.json()["id"], "resp_a_2");
+    let fetched = gateway.get("/v1/responses/resp_a_2").await;
+    assert_eq!(fetched.status, 200, "{}", fetched.text());
+    assert_eq!(fetched.body, retrieved("a", "resp_a_2").as_bytes());
+}
