@@ -113,9 +113,16 @@ struct Event {
     response: WithId,
 }
 
-/// The `id` of a whole JSON answer to `POST /v1/responses`.
+/// The `id` of a whole answer to `POST /v1/responses`: a JSON document,
+/// or a whole event stream (a streamed answer read whole to be held).
 pub(crate) fn answer_id(body: &[u8]) -> Option<String> {
-    serde_json::from_slice::<WithId>(body).ok().map(|it| it.id)
+    if let Ok(whole) = serde_json::from_slice::<WithId>(body) {
+        return Some(whole.id);
+    }
+    match IdScan::default().push(body) {
+        Scan::Found(id) => Some(id),
+        Scan::More | Scan::GaveUp => None,
+    }
 }
 
 /// What a scan found so far.
@@ -230,6 +237,11 @@ mod tests {
             Some("resp_1".into())
         );
         assert_eq!(answer_id(br#"{"error":{"message":"no"}}"#), None);
+        assert_eq!(
+            answer_id(b"event: response.created\ndata: {\"response\":{\"id\":\"resp_h\"}}\n\n"),
+            Some("resp_h".into()),
+            "a held event stream"
+        );
         assert_eq!(answer_id(b"not json"), None);
     }
 

@@ -308,6 +308,12 @@ hold contains "the instructions ask for review" if {
 	contains(input.request.instructions, "review")
 	input.response.output[0].content[0].text == "ok"
 }
+
+hold contains "streams for auditors are reviewed" if {
+	input.stage == "response"
+	input.request.stream == true
+	input.request.instructions == "for auditors"
+}
 "#;
 
 #[tokio::test]
@@ -631,4 +637,48 @@ async fn after_a_restart_earlier_response_ids_are_unknown_and_new_ones_resolve()
     let fetched = gateway.get("/v1/responses/resp_a_2").await;
     assert_eq!(fetched.status, 200, "{}", fetched.text());
     assert_eq!(fetched.body, retrieved("a", "resp_a_2").as_bytes());
+}
+
+/// A held stream is read whole; once released, its response (learnt from
+/// the held events) resolves like any other.
+#[tokio::test]
+async fn a_held_responses_stream_is_released_whole_and_its_id_resolves() {
+    let (a, b) = (
+        ResponsesUpstream::start("a").await,
+        ResponsesUpstream::start("b").await,
+    );
+    let policies = tempfile::tempdir().unwrap();
+    std::fs::write(policies.path().join("responses.rego"), RESPONSES_POLICY).unwrap();
+    let (models, _keys) = responses_models(&a.url(), &b.url());
+    let config = format!(
+        "{models}\n[review]\npolicies_dir = \"{}\"\n",
+        policies.path().display()
+    );
+    let gateway = Gateway::start(&config).await;
+    // The upstream sends the whole stream without waiting.
+    a.state.release.notify_one();
+    let body = r#"{"model":"gpt","stream":true,"instructions":"for auditors","input":"hi"}"#;
+    let held = send(Method::POST, &gateway.url(RESPONSES), &[], body).await;
+    assert_eq!(held.status, 202, "{}", held.text());
+    let id = held.decision_id();
+    let decision = gateway.decision(&id).await;
+    assert_eq!(decision["outcome"], "held");
+    let whole = stream_head("resp_a_1") + &stream_tail("resp_a_1").concat();
+    assert_eq!(decision["response"]["length"], whole.len());
+    let review_id = held.json()["review_id"].as_str().unwrap().to_owned();
+    let approved = admin_call(
+        &gateway.admin,
+        Some("rita"),
+        Method::POST,
+        &format!("/admin/reviews/{review_id}/decide"),
+        r#"{"verdict":"approve"}"#,
+    )
+    .await;
+    assert_eq!(approved.status, 200, "{}", approved.text());
+    let released = gateway.get(&format!("/govgate/decisions/{id}")).await;
+    assert_eq!(released.status, 200, "{}", released.text());
+    assert_eq!(released.body, whole.as_bytes());
+    let fetched = gateway.get("/v1/responses/resp_a_1").await;
+    assert_eq!(fetched.status, 200, "{}", fetched.text());
+    assert_eq!(fetched.body, retrieved("a", "resp_a_1").as_bytes());
 }
