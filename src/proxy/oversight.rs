@@ -327,7 +327,8 @@ async fn hold(
     let shape = ErrorShape::of(draft.route);
     let draft_id = draft.id;
     let id = draft_id.to_string();
-    // A held response exists upstream: its id resolves once released.
+    // A held response exists upstream: its id resolves once released (an
+    // upstream's error answer carries none).
     let created = super::forward::created_response(&draft, StatusCode::OK);
     let kpi_answer = bytes.clone();
     let ending = Ending {

@@ -21,6 +21,9 @@ pub(crate) const MAX_RESPONSE_IDS: usize = 100_000;
 /// The longest response id remembered (OpenAI's are about 50 bytes).
 const MAX_ID_BYTES: usize = 256;
 
+/// How far into a JSON answer streamed in pieces its leading id is looked for.
+const LEADING_ID_BYTES: usize = 1024;
+
 /// How far into a streamed answer its id is looked for.
 const SCAN_LIMIT: usize = 64 * 1024;
 
@@ -147,7 +150,9 @@ impl IdScan {
     pub(crate) fn push(&mut self, data: &[u8]) -> Scan {
         let room = SCAN_LIMIT.saturating_sub(self.seen.len());
         self.seen.extend_from_slice(&data[..data.len().min(room)]);
-        if let Some(id) = leading_id(&self.seen) {
+        // A JSON answer names its id first: its first KiB is enough, and
+        // re-reading no more than that keeps each chunk's cost bounded.
+        if let Some(id) = leading_id(&self.seen[..self.seen.len().min(LEADING_ID_BYTES)]) {
             return Scan::Found(id);
         }
         while let Some(end) = self.seen[self.line_start..]
