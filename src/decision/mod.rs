@@ -61,6 +61,21 @@ pub enum Route {
     /// `POST /v1/embeddings`
     #[serde(rename = "openai.embeddings")]
     OpenaiEmbeddings,
+    /// `POST /v1/responses` (OpenAI Responses API: creates a response)
+    #[serde(rename = "openai.responses")]
+    OpenaiResponses,
+    /// `GET /v1/responses/{id}`: a response created through the gateway
+    #[serde(rename = "openai.responses.retrieve")]
+    OpenaiResponsesRetrieve,
+    /// `DELETE /v1/responses/{id}`
+    #[serde(rename = "openai.responses.delete")]
+    OpenaiResponsesDelete,
+    /// `POST /v1/responses/{id}/cancel`
+    #[serde(rename = "openai.responses.cancel")]
+    OpenaiResponsesCancel,
+    /// `GET /v1/responses/{id}/input_items`
+    #[serde(rename = "openai.responses.input_items")]
+    OpenaiResponsesInputItems,
     /// `POST /v1/messages` (Anthropic)
     #[serde(rename = "anthropic.messages")]
     AnthropicMessages,
@@ -85,6 +100,11 @@ impl Route {
             Route::OpenaiChatCompletions => "openai.chat_completions",
             Route::OpenaiCompletions => "openai.completions",
             Route::OpenaiEmbeddings => "openai.embeddings",
+            Route::OpenaiResponses => "openai.responses",
+            Route::OpenaiResponsesRetrieve => "openai.responses.retrieve",
+            Route::OpenaiResponsesDelete => "openai.responses.delete",
+            Route::OpenaiResponsesCancel => "openai.responses.cancel",
+            Route::OpenaiResponsesInputItems => "openai.responses.input_items",
             Route::AnthropicMessages => "anthropic.messages",
             Route::KserveInfer => "kserve_v2.infer",
             Route::KserveMetadata => "kserve_v2.metadata",

@@ -156,6 +156,7 @@ pub(super) fn check_forward(
     if decision.route != Route::OpenaiChatCompletions
         && decision.route != Route::OpenaiCompletions
         && decision.route != Route::OpenaiEmbeddings
+        && decision.route != Route::OpenaiResponses
         && decision.route != Route::AnthropicMessages
     {
         assert!(received.body == client_body, "the body changed on the way");

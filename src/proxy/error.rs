@@ -93,6 +93,12 @@ pub enum ProxyError {
         /// What is served instead, when known.
         served: Option<ServedModels>,
     },
+    /// A Responses API call names a response the gateway has no record
+    /// of (never created through it, forgotten, or another caller's).
+    #[error(
+        "unknown response `{0}`: it was not created through this gateway by this caller, or is no longer remembered"
+    )]
+    UnknownResponse(String),
     /// The model exists but the requested version does not.
     #[error("model `{model}` has no version `{version}`")]
     UnknownModelVersion {
@@ -228,6 +234,7 @@ impl ProxyError {
             ProxyError::MethodNotAllowed => "method_not_allowed",
             ProxyError::UnknownModel { .. } => "unknown_model",
             ProxyError::UnknownModelVersion { .. } => "unknown_model_version",
+            ProxyError::UnknownResponse(_) => "unknown_response",
             ProxyError::VersionNotApproved { .. } | ProxyError::NoActiveVersion(_) => {
                 "model_version_not_approved"
             }
@@ -258,7 +265,8 @@ impl ProxyError {
         match self {
             ProxyError::RouteNotFound
             | ProxyError::UnknownModel { .. }
-            | ProxyError::UnknownModelVersion { .. } => StatusCode::NOT_FOUND,
+            | ProxyError::UnknownModelVersion { .. }
+            | ProxyError::UnknownResponse(_) => StatusCode::NOT_FOUND,
             ProxyError::VersionNotApproved { .. }
             | ProxyError::VersionRevoked { .. }
             | ProxyError::NoActiveVersion(_)
@@ -311,6 +319,7 @@ impl ProxyError {
             self,
             ProxyError::UnknownModel { .. }
                 | ProxyError::UnknownModelVersion { .. }
+                | ProxyError::UnknownResponse(_)
                 | ProxyError::VersionNotApproved { .. }
                 | ProxyError::VersionRevoked { .. }
                 | ProxyError::NoActiveVersion(_)

@@ -7,9 +7,10 @@ use super::budget::{BufferUse, Reservation};
 use super::error::{ErrorShape, ProxyError};
 use super::headers::{self, DECISION_ID_HEADER, RECEIPT_HEADER};
 use super::recorder::{Draft, Ending, Forwarded, StreamDraft, as_refusal, sink_error};
+use super::responses::{StoredResponse, answer_id};
 use super::serving::ServableVersion;
 use super::stream::{Abort, OnRecorded, RecordingBody};
-use crate::decision::{Ack, Capture, DecisionId, Outcome, RecordFuture, SinkError};
+use crate::decision::{Ack, Capture, DecisionId, Outcome, RecordFuture, Route, SinkError};
 use crate::listener::ConnectionAbort;
 use axum::body::Body;
 use axum::response::Response;
@@ -182,6 +183,16 @@ pub(super) struct KpiCapture {
 /// The capture for a model with `[models.kpi]`, when KPIs run.
 fn kpi_capture(state: &ProxyState, draft: &Draft, forward: &Forward) -> Option<KpiCapture> {
     state.kpi.as_ref()?;
+    // A stored response fetched again is no new prediction.
+    if matches!(
+        draft.route,
+        Route::OpenaiResponsesRetrieve
+            | Route::OpenaiResponsesDelete
+            | Route::OpenaiResponsesCancel
+            | Route::OpenaiResponsesInputItems
+    ) {
+        return None;
+    }
     let model = draft.model.as_deref()?;
     state.model(model)?.kpi.as_ref()?;
     let headers = forward
@@ -302,6 +313,7 @@ pub(super) async fn release_whole(
 ) -> (Response, Option<crate::decision::Ack>) {
     let decision_id = decision_header(&draft);
     let shape = ErrorShape::of(draft.route);
+    let created = created_response(&draft, parts.status);
     let ending = Ending {
         outcome: Outcome::Served,
         status: parts.status.as_u16(),
@@ -309,14 +321,40 @@ pub(super) async fn release_whole(
         response: Capture::of_complete(&bytes, state.limits.capture_bytes),
     };
     let (mut response, ack) = match state.recorder.record_forwarded(draft, ending).await {
-        Ok(ack) => (
-            Response::from_parts(parts, Body::new(Full::new(bytes))),
-            Some(ack),
-        ),
+        Ok(ack) => {
+            learn_answer(state, created, &bytes);
+            (
+                Response::from_parts(parts, Body::new(Full::new(bytes))),
+                Some(ack),
+            )
+        }
         Err(err) => (err.response_as(shape), None),
     };
     set_decision_headers(&mut response, decision_id);
     (response, ack)
+}
+
+/// Who created the response an answer to `POST /v1/responses` carries,
+/// when it is one (a 2xx answer on that route).
+pub(super) fn created_response(draft: &Draft, status: http::StatusCode) -> Option<StoredResponse> {
+    if draft.route != Route::OpenaiResponses || !status.is_success() {
+        return None;
+    }
+    Some(StoredResponse {
+        model: draft.model.clone()?,
+        version: draft.version.clone()?,
+        caller: draft.caller.clone(),
+    })
+}
+
+/// Remembers the id of a whole answer's response, once its decision is
+/// recorded and before the answer is released.
+pub(super) fn learn_answer(state: &ProxyState, created: Option<StoredResponse>, bytes: &[u8]) {
+    if let Some(created) = created
+        && let Some(id) = answer_id(bytes)
+    {
+        state.responses.learn(&id, created);
+    }
 }
 
 /// Streams the answer: its decision (outcome `streaming`) is recorded
@@ -335,6 +373,7 @@ pub(super) async fn release_stream(
     let decision_id = decision_header(&draft);
     let id = draft.id;
     let shape = ErrorShape::of(draft.route);
+    let created = created_response(&draft, parts.status);
     let (head, stream) = draft.begin_stream(parts.status.as_u16());
     let refusal = as_refusal(head.clone(), &ProxyError::LedgerUnavailable);
     let record = state.recorder.submit(head, &stream.model_label);
@@ -363,6 +402,9 @@ pub(super) async fn release_stream(
     );
     if let Some(hook) = on_recorded {
         streamed = streamed.on_recorded(hook);
+    }
+    if let Some(created) = created {
+        streamed = streamed.watch(state.responses.watcher(created));
     }
     streamed = observe_kpi_streamed(state, kpi, id, &parts, streamed);
     let mut response = Response::from_parts(parts, Body::new(streamed));

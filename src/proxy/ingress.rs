@@ -40,6 +40,13 @@ pub(super) fn routes(state: ProxyState) -> Router {
         .route("/v1/completions", post(openai_completions))
         .route("/v1/embeddings", post(openai_embeddings))
         .route("/v1/models", get(openai_models))
+        .route("/v1/responses", post(openai_responses))
+        .route(
+            "/v1/responses/{id}",
+            get(response_retrieve).delete(response_delete),
+        )
+        .route("/v1/responses/{id}/cancel", post(response_cancel))
+        .route("/v1/responses/{id}/input_items", get(response_input_items))
         .route("/v1/messages", post(anthropic_messages))
         .route("/v2", get(kserve_server_metadata))
         .route("/v2/health/live", get(health))
@@ -358,6 +365,97 @@ async fn openai_completions(State(state): State<ProxyState>, request: Request) -
 
 async fn openai_embeddings(State(state): State<ProxyState>, request: Request) -> Response {
     openai(state, Route::OpenaiEmbeddings, request).await
+}
+
+/// `POST /v1/responses`: the OpenAI Responses API, model from the body as
+/// for chat completions; the answer's response id is remembered
+/// (`responses.rs`) for the calls below.
+async fn openai_responses(State(state): State<ProxyState>, request: Request) -> Response {
+    openai(state, Route::OpenaiResponses, request).await
+}
+
+async fn response_retrieve(
+    State(state): State<ProxyState>,
+    id: Named<String>,
+    request: Request,
+) -> Response {
+    stored_response(state, Route::OpenaiResponsesRetrieve, id, request).await
+}
+
+async fn response_delete(
+    State(state): State<ProxyState>,
+    id: Named<String>,
+    request: Request,
+) -> Response {
+    stored_response(state, Route::OpenaiResponsesDelete, id, request).await
+}
+
+async fn response_cancel(
+    State(state): State<ProxyState>,
+    id: Named<String>,
+    request: Request,
+) -> Response {
+    stored_response(state, Route::OpenaiResponsesCancel, id, request).await
+}
+
+async fn response_input_items(
+    State(state): State<ProxyState>,
+    id: Named<String>,
+    request: Request,
+) -> Response {
+    stored_response(state, Route::OpenaiResponsesInputItems, id, request).await
+}
+
+/// A call on a response created through the gateway: its path names no
+/// model, so the model and version are those that created it, forwarded
+/// only while that version may serve.
+async fn stored_response(
+    state: ProxyState,
+    route: Route,
+    id: Named<String>,
+    request: Request,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let mut draft = begin(&state, &parts, route);
+    let Ok(Path(id)) = id else {
+        let err = ProxyError::PathNotAllowed("a percent-encoded segment that is not UTF-8");
+        return refuse(&state, draft, err).await;
+    };
+    match stored_response_resolve(&state, &mut draft, &mut parts, body, &id).await {
+        Ok(forward_request) => forward(&state, draft, forward_request).await,
+        Err(err) => refuse(&state, draft, err).await,
+    }
+}
+
+async fn stored_response_resolve(
+    state: &ProxyState,
+    draft: &mut Draft,
+    parts: &mut Parts,
+    body: Body,
+    id: &str,
+) -> Result<Forward, ProxyError> {
+    if let Some(err) = caller_missing(state, draft, parts) {
+        return Err(err);
+    }
+    // Another caller's response is as unknown as one never created.
+    let stored = state
+        .responses
+        .find(id)
+        .filter(|stored| stored.caller == draft.caller)
+        .ok_or_else(|| ProxyError::UnknownResponse(Capped::new(id, MAX_NAME_BYTES).kept))?;
+    let body = read_body(state, &parts.headers, body).await?;
+    draft.request = Capture::of_complete(&body, state.limits.capture_bytes);
+    let model = resolve_model(state, draft, &stored.model, Protocol::Openai)?;
+    let version = resolve_version(state, model, draft, Some(&stored.version))?;
+    Ok(Forward {
+        version,
+        path_and_query: path_and_query(parts.uri.path(), parts),
+        method: parts.method.clone(),
+        headers: std::mem::take(&mut parts.headers),
+        client_ip: client_ip(parts),
+        abort: parts.extensions.get::<ConnectionAbort>().cloned(),
+        body,
+    })
 }
 
 async fn openai(state: ProxyState, route: Route, request: Request) -> Response {

@@ -22,6 +22,7 @@ mod path;
 mod poll;
 mod rate;
 mod recorder;
+mod responses;
 mod senders;
 mod serving;
 mod stream;
@@ -75,6 +76,8 @@ pub struct Shared {
     pub(crate) rate: rate::RateLimiter,
     /// The key of subject hashes, when a model has a subject selector.
     pub(crate) subject_key: Option<crate::decision::SubjectKey>,
+    /// Which model version created each Responses API response id.
+    pub(crate) responses: responses::ResponseIndex,
     /// What `/v2/health/ready` asks; ready when unset.
     pub(crate) readiness: std::sync::OnceLock<crate::decision::Readiness>,
 }
@@ -144,6 +147,7 @@ impl ProxyState {
                     metrics.rate.clone(),
                 ),
                 subject_key,
+                responses: responses::ResponseIndex::new(responses::MAX_RESPONSE_IDS),
                 readiness: std::sync::OnceLock::new(),
             }),
         }

@@ -327,6 +327,9 @@ async fn hold(
     let shape = ErrorShape::of(draft.route);
     let draft_id = draft.id;
     let id = draft_id.to_string();
+    // A held response exists upstream: its id resolves once released (an
+    // upstream's error answer carries none).
+    let created = super::forward::created_response(&draft, StatusCode::OK);
     let kpi_answer = bytes.clone();
     let ending = Ending {
         outcome: Outcome::Held,
@@ -342,6 +345,7 @@ async fn hold(
         }
         Ok(ack) => match queue.open(prepared, ack.seq).await {
             Ok(_) => {
+                super::forward::learn_answer(state, created, &kpi_answer);
                 observe_kpi(state, kpi, draft_id, kpi_answer);
                 pending_response(&id, &review_id, &reasons)
             }

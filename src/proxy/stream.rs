@@ -27,6 +27,10 @@ use tokio::time::{Instant, Sleep};
 /// the bounded capture of the answer (queues a flagged stream's review).
 pub(super) type OnRecorded = Box<dyn FnOnce(u64, Bytes) + Send>;
 
+/// Sees each chunk of the answer before it is released, until it says it
+/// is done (returns `true`); learns a Responses API answer's id.
+pub(super) type Watch = Box<dyn FnMut(&Bytes) -> bool + Send>;
+
 /// Why a copy of the whole answer is not available.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum NoCopy {
@@ -132,6 +136,7 @@ pub(super) struct RecordingBody {
     submitted: Option<StreamEnd>,
     on_recorded: Option<(OnRecorded, Bytes)>,
     whole: Option<WholeTee>,
+    watch: Option<Watch>,
     abort: Option<Abort>,
     state: State,
 }
@@ -168,6 +173,7 @@ impl RecordingBody {
             submitted: None,
             on_recorded: None,
             whole: None,
+            watch: None,
             abort,
             state: State::Streaming,
         }
@@ -176,6 +182,12 @@ impl RecordingBody {
     /// Calls `hook` once the end is recorded (not when the stream fails).
     pub(super) fn on_recorded(mut self, hook: OnRecorded) -> Self {
         self.on_recorded = Some((hook, Bytes::new()));
+        self
+    }
+
+    /// Shows `watch` each chunk before it is released, until it is done.
+    pub(super) fn watch(mut self, watch: Watch) -> Self {
+        self.watch = Some(watch);
         self
     }
 
@@ -291,6 +303,11 @@ impl Body for RecordingBody {
                             }
                             if let Some(whole) = &mut this.whole {
                                 whole.push(data);
+                            }
+                            if let Some(watch) = &mut this.watch
+                                && watch(data)
+                            {
+                                this.watch = None;
                             }
                             if let Some(remaining) = &mut this.remaining {
                                 *remaining = remaining.saturating_sub(data.len() as u64);

@@ -60,6 +60,7 @@ mod report_online;
 mod report_oscal;
 mod report_pipeline;
 mod report_risks;
+mod responses;
 mod retention;
 mod reviews;
 mod reviews_cli;

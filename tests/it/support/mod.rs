@@ -9,6 +9,7 @@ pub mod filled;
 pub mod gateway;
 pub mod governance;
 pub mod pyenv;
+pub mod responses;
 pub mod upstream;
 pub mod webdriver;
 
