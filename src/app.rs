@@ -738,6 +738,7 @@ impl App {
             max_headers: config.limits.max_headers,
             half_close: config.server.half_close,
             tls: tls.map(|reloading| reloading.tls.clone()),
+            http2: config.server.http2,
         };
         Ok(App {
             backlog,

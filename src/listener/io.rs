@@ -4,6 +4,7 @@
 
 use super::abort::ConnectionAbort;
 use super::answers::Refusal;
+use super::sniff::Replay;
 use super::timer::ConnState;
 use super::transport::Transport;
 use super::{Shared, metrics::Reason};
@@ -23,6 +24,8 @@ pub(super) struct ConnIo {
     shared: Arc<Shared>,
     /// Our answer in place of hyper's, once hyper started writing one.
     replacement: Option<Replacement>,
+    /// Bytes read before hyper took over (to tell the HTTP version).
+    replay: Replay,
 }
 
 /// The JSON answer written instead of hyper's, and how much of it is out.
@@ -34,6 +37,7 @@ struct Replacement {
 impl ConnIo {
     pub(super) fn new(
         stream: Transport,
+        replay: Replay,
         state: Arc<ConnState>,
         abort: ConnectionAbort,
         shared: Arc<Shared>,
@@ -44,6 +48,7 @@ impl ConnIo {
             abort,
             shared,
             replacement: None,
+            replay,
         }
     }
 
@@ -97,6 +102,11 @@ impl AsyncRead for ConnIo {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if !this.replay.is_empty() {
+            this.replay.take_into(buf);
+            this.state.note_read();
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
         if buf.filled().len() > before {

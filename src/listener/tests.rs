@@ -22,6 +22,7 @@ fn settings(header_read: Duration, keep_alive_idle: Duration) -> Settings {
         max_headers: 32,
         half_close: false,
         tls: None,
+        http2: crate::config::Http2Settings::default(),
     }
 }
 
