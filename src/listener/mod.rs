@@ -89,7 +89,24 @@ pub struct Settings {
     /// TLS: `None` serves plain HTTP.
     pub tls: Option<Arc<ListenerTls>>,
     /// How HTTP/2 connections are served.
-    pub http2: crate::config::Http2Settings,
+    pub http2: Http2,
+}
+
+/// How a listener serves HTTP/2 connections (`[server.http2]`).
+#[derive(Debug, Clone, Copy)]
+pub struct Http2 {
+    /// Streams one connection may have open at once (SETTINGS).
+    pub max_concurrent_streams: u32,
+    /// Flow-control window of each stream, in bytes.
+    pub initial_stream_window: u32,
+    /// Flow-control window of the connection, in bytes.
+    pub initial_connection_window: u32,
+    /// Largest frame payload accepted, in bytes.
+    pub max_frame_size: u32,
+    /// Pause between two PINGs (`None`: none).
+    pub keep_alive_interval: Option<Duration>,
+    /// How long a PING may go unanswered before the connection closes.
+    pub keep_alive_timeout: Duration,
 }
 
 /// Bytes one client connection may buffer: a whole head of the largest

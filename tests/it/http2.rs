@@ -387,3 +387,55 @@ async fn max_concurrent_streams_is_enforced_as_configured() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn an_h2c_upstream_has_the_same_first_byte_and_idle_timeouts() {
+    let upstream = TestUpstream::start_h2c().await;
+    let gateway = Gateway::start(&format!(
+        "[timeouts]\nfirst_byte_ms = 300\nidle_ms = 300\n{}",
+        models_over(&upstream.url(), "http2")
+    ))
+    .await;
+    let mut send = h2c(&gateway.public).await;
+    // The upstream answers after 3 s: 504 after the first-byte timeout.
+    let started = Instant::now();
+    let response = call(
+        &mut send,
+        request(Method::POST, &gateway.url("/m/slow"), &[], Bytes::new()),
+    )
+    .await;
+    assert_eq!(response.status(), 504);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let id = decision_id(&response);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "upstream_timeout");
+    assert_eq!(gateway.decision(&id).await["outcome"], "error");
+
+    // A stream whose upstream goes silent is cut after the idle timeout,
+    // never ended cleanly, its end recorded.
+    let response = call(
+        &mut send,
+        request(
+            Method::POST,
+            &gateway.url("/v1/chat/completions"),
+            &[],
+            Bytes::from_static(br#"{"model":"chat","stream":true,"messages":[]}"#),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let id = decision_id(&response);
+    let collected = tokio::time::timeout(Duration::from_secs(5), response.into_body().collect())
+        .await
+        .expect("the stream is cut in time");
+    assert!(collected.is_err(), "a cut stream is not ended cleanly");
+    let end = gateway.wait_for_stream_end(&id).await;
+    assert_eq!(end["outcome"], "error");
+    assert_eq!(end["error_code"], "upstream_timeout");
+    assert_eq!(end["released_bytes"], "data: first\n\n".len());
+}
