@@ -89,12 +89,20 @@ pub(super) async fn serve_connection(
     let abort = ConnectionAbort::new();
     let io = TokioIo::new(ConnIo::new(
         stream,
+        spoken,
         replay,
         state.clone(),
         abort.clone(),
         shared.clone(),
     ));
-    let service = ConnService::new(router, peer, abort, state.clone(), client_certificate);
+    let service = ConnService::new(
+        router,
+        peer,
+        spoken,
+        abort,
+        state.clone(),
+        client_certificate,
+    );
     let served = match spoken {
         Spoken::Http1 => {
             let mut http1 = shared.http1.clone();

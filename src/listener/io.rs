@@ -4,7 +4,7 @@
 
 use super::abort::ConnectionAbort;
 use super::answers::Refusal;
-use super::sniff::Replay;
+use super::sniff::{Replay, Spoken};
 use super::timer::ConnState;
 use super::transport::Transport;
 use super::{Shared, metrics::Reason};
@@ -26,6 +26,9 @@ pub(super) struct ConnIo {
     replacement: Option<Replacement>,
     /// Bytes read before hyper took over (to tell the HTTP version).
     replay: Replay,
+    /// HTTP/1.1 (hyper's own answers to bad heads are replaced) or HTTP/2
+    /// (whose frames are never looked into: a write may start inside one).
+    spoken: Spoken,
 }
 
 /// The JSON answer written instead of hyper's, and how much of it is out.
@@ -37,6 +40,7 @@ struct Replacement {
 impl ConnIo {
     pub(super) fn new(
         stream: Transport,
+        spoken: Spoken,
         replay: Replay,
         state: Arc<ConnState>,
         abort: ConnectionAbort,
@@ -49,6 +53,7 @@ impl ConnIo {
             shared,
             replacement: None,
             replay,
+            spoken,
         }
     }
 
@@ -59,7 +64,7 @@ impl ConnIo {
         if self.replacement.is_some() {
             return true;
         }
-        if self.state.answering() {
+        if self.spoken == Spoken::Http2 || self.state.answering() {
             return false;
         }
         let Some(refusal) = Refusal::of_hyper_answer(buf) else {

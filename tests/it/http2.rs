@@ -439,3 +439,56 @@ async fn an_h2c_upstream_has_the_same_first_byte_and_idle_timeouts() {
     assert_eq!(end["error_code"], "upstream_timeout");
     assert_eq!(end["released_bytes"], "data: first\n\n".len());
 }
+
+#[tokio::test]
+async fn a_stream_whose_end_cannot_be_recorded_resets_its_stream_alone() {
+    let upstream = TestUpstream::start().await;
+    let gateway = Gateway::start(&models_over(&upstream.url(), "http1")).await;
+    let mut send = h2c(&gateway.public).await;
+    let response = call(
+        &mut send,
+        request(
+            Method::POST,
+            &gateway.url("/v1/chat/completions"),
+            &[],
+            Bytes::from_static(br#"{"model":"chat","stream":true,"messages":[]}"#),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let id = decision_id(&response);
+    let mut body = response.into_body();
+    let first = body.frame().await.unwrap().unwrap();
+    assert_eq!(first.into_data().unwrap(), "data: first\n\n");
+
+    crate::full_disk::fill_until_refused(&gateway).await;
+    upstream.state.release.notify_one();
+    let rest = tokio::time::timeout(Duration::from_secs(10), body.collect())
+        .await
+        .expect("the stream does not hang");
+    let err = rest.expect_err("a stream whose end is not recorded never ends cleanly");
+    let reset = std::error::Error::source(&err)
+        .and_then(|source| source.downcast_ref::<h2::Error>())
+        .and_then(h2::Error::reason);
+    assert_eq!(reset, Some(h2::Reason::INTERNAL_ERROR), "{err:?}");
+
+    gateway.free_disk();
+    crate::full_disk::until_recovered(&gateway).await;
+    // The same connection serves the next request: only the stream was cut.
+    let response = call(
+        &mut send,
+        request(
+            Method::PUT,
+            &gateway.url("/m/after"),
+            &[],
+            Bytes::from_static(b"after"),
+        ),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let got = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(got, "after");
+    let end = gateway.wait_for_stream_end(&id).await;
+    assert_eq!(end["outcome"], "error");
+    assert_eq!(end["error_code"], "ledger_unavailable");
+}
