@@ -492,3 +492,31 @@ async fn a_stream_whose_end_cannot_be_recorded_resets_its_stream_alone() {
     assert_eq!(end["outcome"], "error");
     assert_eq!(end["error_code"], "ledger_unavailable");
 }
+
+#[tokio::test]
+async fn auto_over_plain_text_is_http1_and_http2_to_an_http1_only_upstream_is_a_502() {
+    // This upstream would take h2c too: `auto` must not try it.
+    let upstream = TestUpstream::start().await;
+    let auto = Gateway::start(&models_over(&upstream.url(), "auto")).await;
+    let reply = crate::support::send(Method::PUT, &auto.url("/m/plain"), &[], "plain").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(upstream.only_request().version, Version::HTTP_11);
+
+    // An https upstream that speaks HTTP/1.1 alone (no ALPN): `http2` fails.
+    let (ca_pem, chain, key) = crate::tls::private_ca();
+    let http1_only = TestUpstream::start_tls(chain, key).await;
+    let url = format!("https://127.0.0.1:{}", http1_only.addr.port());
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca_file = ca_dir.path().join("ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let http2 = Gateway::start(&format!(
+        "[upstream_tls]\nca_file = \"{}\"\n{}",
+        ca_file.display(),
+        models_over(&url, "http2")
+    ))
+    .await;
+    let reply = crate::support::send(Method::PUT, &http2.url("/m/plain"), &[], "plain").await;
+    assert_eq!(reply.status, 502, "{:?}", reply.body);
+    assert_eq!(reply.error_code(), "upstream_failed");
+    assert!(http1_only.seen().is_empty(), "no request reached it");
+}
