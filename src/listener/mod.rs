@@ -150,7 +150,7 @@ impl Shared {
             .initial_connection_window_size(h2.initial_connection_window)
             .max_frame_size(h2.max_frame_size)
             .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX))
-            // What one connection queues to write, all streams together.
+            // What one stream queues to write before its answer body waits.
             .max_send_buf_size(connection_buffer(settings.max_header_bytes))
             .keep_alive_interval(h2.keep_alive_interval)
             .keep_alive_timeout(h2.keep_alive_timeout);
