@@ -738,6 +738,14 @@ impl App {
             max_headers: config.limits.max_headers,
             half_close: config.server.half_close,
             tls: tls.map(|reloading| reloading.tls.clone()),
+            http2: listener::Http2 {
+                max_concurrent_streams: config.server.http2.max_concurrent_streams,
+                initial_stream_window: config.server.http2.initial_stream_window,
+                initial_connection_window: config.server.http2.initial_connection_window,
+                max_frame_size: config.server.http2.max_frame_size,
+                keep_alive_interval: config.server.http2.keep_alive_interval,
+                keep_alive_timeout: config.server.http2.keep_alive_timeout,
+            },
         };
         Ok(App {
             backlog,

@@ -20,8 +20,9 @@
 //! - [`registry`]: model versions, approval states and the four-eyes rules;
 //!   decides commands, applies ledger events, publishes snapshots; its
 //!   service records every event through the ledger before applying it.
-//! - [`listener`]: the HTTP/1.1 accept loop on hyper behind both
-//!   listeners: header-read and keep-alive timeouts, connection caps fitted
+//! - [`listener`]: the HTTP/1.1 and HTTP/2 accept loop on hyper behind
+//!   both listeners (h2 by ALPN, h2c by its preface): header-read and
+//!   keep-alive timeouts, connection caps fitted
 //!   to the open-file limit, JSON answers to unparsable heads, and the
 //!   per-connection abort handle. Uses nothing else of ours.
 //! - [`admin`]: the admin listener's router (`/metrics`), bearer-token

@@ -10,6 +10,7 @@ mod admin_jwt;
 mod auth;
 mod example_tokens;
 mod governance;
+mod http_version;
 mod jwt;
 pub mod keyfile;
 mod kpi;
@@ -34,6 +35,7 @@ use std::time::Duration;
 
 pub use admin_jwt::{AdminJwtConfig, SignInConfig};
 pub use auth::{ApiKey, AuthConfig, CertificateIdentity, HeaderTrust, MtlsConfig};
+pub use http_version::{Http2Settings, UpstreamHttp};
 pub use jwt::{JwksSource, JwksUrl, JwtConfig, MAX_JWKS_BYTES, parse_jwks};
 pub use kpi::{ATTRIBUTE_HEADER_PREFIX, FeatureKind, KpiConfig, KpiField, OutcomeRule, Source};
 pub use offline::OfflineConfig;
@@ -182,6 +184,8 @@ pub struct ServerConfig {
     /// still gets the answer (else that ends the request, as a client that
     /// left; the two cannot be told apart).
     pub half_close: bool,
+    /// How both listeners serve HTTP/2 (`[server.http2]`).
+    pub http2: Http2Settings,
 }
 
 /// Size limits, in bytes.
@@ -333,6 +337,9 @@ pub struct ModelConfig {
     /// The model-wide credential (`[models.credential]`), for versions
     /// proposed through the admin API; declared versions have theirs.
     pub credential: Option<Credential>,
+    /// The HTTP version for versions that name none (`http`), also for
+    /// versions proposed through the admin API.
+    pub http: UpstreamHttp,
     /// Fairness and drift KPIs (`[models.kpi]`), if configured.
     pub kpi: Option<KpiConfig>,
     /// This model's own rate limit (`[models.rate_limit]`): `Some(None)`
@@ -356,6 +363,8 @@ pub struct VersionConfig {
     pub upstream_model: Option<String>,
     /// Credential added to every upstream request, never shown to callers.
     pub credential: Option<Credential>,
+    /// The HTTP version spoken to the upstream (`http`; default: the model's).
+    pub http: UpstreamHttp,
     /// `minimal`, `limited` or `high` (default `high`: an unclassified
     /// version gets the strictest policy).
     pub risk_class: String,

@@ -248,6 +248,8 @@ pub(crate) struct RawServer {
     pub(crate) public_tls: Option<RawTls>,
     #[serde(default)]
     pub(crate) admin_tls: Option<RawTls>,
+    #[serde(default)]
+    pub(crate) http2: Option<super::http_version::RawHttp2>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -332,6 +334,8 @@ pub(crate) struct RawModel {
     pub(crate) default_version: Option<String>,
     #[serde(default)]
     pub(crate) credential: Option<RawCredential>,
+    #[serde(default)]
+    pub(crate) http: Option<String>,
     #[serde(default)]
     pub(crate) approval: Option<RawApproval>,
     #[serde(default)]
@@ -423,6 +427,8 @@ pub(crate) struct RawVersion {
     pub(crate) upstream: String,
     #[serde(default)]
     pub(crate) upstream_model: Option<String>,
+    #[serde(default)]
+    pub(crate) http: Option<String>,
     #[serde(default)]
     pub(crate) credential: Option<RawCredential>,
     #[serde(default)]

@@ -997,3 +997,54 @@ fn risk_register_settings_and_sources_are_checked() {
     ));
     assert_eq!(err.key, "risks[0].id");
 }
+
+#[test]
+fn http2_settings_default_and_are_checked() {
+    let config = parse(&format!("{SERVER}{ONE_MODEL}")).unwrap();
+    assert_eq!(config.server.http2, Http2Settings::default());
+    assert_eq!(config.server.http2.max_concurrent_streams, 100);
+    assert_eq!(config.models[0].versions[0].http, UpstreamHttp::Http1);
+    let config = parse(&format!(
+        "{SERVER}[server.http2]\nmax_concurrent_streams = 7\nkeep_alive_interval_ms = 0\n{ONE_MODEL}"
+    ))
+    .unwrap();
+    assert_eq!(config.server.http2.max_concurrent_streams, 7);
+    assert_eq!(config.server.http2.keep_alive_interval, None);
+    for (line, key) in [
+        (
+            "max_concurrent_streams = 0",
+            "server.http2.max_concurrent_streams",
+        ),
+        ("max_frame_bytes = 1000", "server.http2.max_frame_bytes"),
+        (
+            "initial_stream_window_bytes = 10",
+            "server.http2.initial_stream_window_bytes",
+        ),
+        ("max_streams = 5", "server.http2"),
+    ] {
+        let err = error(&format!("{SERVER}[server.http2]\n{line}\n{ONE_MODEL}"));
+        assert!(err.key.starts_with(key), "{line}: {err}");
+    }
+}
+
+#[test]
+fn upstream_http_comes_from_the_version_else_the_model() {
+    let text = format!(
+        "{SERVER}{}",
+        ONE_MODEL
+            .replace(
+                "protocol = \"openai\"",
+                "protocol = \"openai\"\nhttp = \"auto\"\ndefault_version = \"v1\"",
+            )
+            .replace(
+                "upstream = \"http://127.0.0.1:9000/base/\"",
+                "upstream = \"http://127.0.0.1:9000/base/\"\n[[models.versions]]\nversion = \"v2\"\nupstream = \"http://127.0.0.1:9001\"\nhttp = \"http2\""
+            )
+    );
+    let config = parse(&text).unwrap();
+    assert_eq!(config.models[0].http, UpstreamHttp::Auto);
+    assert_eq!(config.models[0].versions[0].http, UpstreamHttp::Auto);
+    assert_eq!(config.models[0].versions[1].http, UpstreamHttp::Http2);
+    let err = error(&text.replace("\"http2\"", "\"h2\""));
+    assert_eq!(err.key, "models[0].versions[1].http", "{err}");
+}

@@ -503,6 +503,7 @@ fn check_server(
         caller_header,
         require_caller: raw.require_caller,
         half_close: raw.half_close,
+        http2: super::http_version::check_http2(checker, raw.http2)?,
         worker_threads: match raw.worker_threads {
             0 => None,
             n => Some(
@@ -679,10 +680,24 @@ fn check_model(
         )?),
         None => None,
     };
+    let http = match &raw.http {
+        Some(text) => {
+            super::http_version::UpstreamHttp::parse(checker, &format!("{key}.http"), text)?
+        }
+        None => super::http_version::UpstreamHttp::default(),
+    };
     let mut versions: Vec<VersionConfig> = Vec::with_capacity(raw.versions.len());
     for (index, raw_version) in raw.versions.into_iter().enumerate() {
         let version_key = format!("{key}.versions[{index}]");
-        let version = check_version(
+        let version_http = match &raw_version.http {
+            Some(text) => super::http_version::UpstreamHttp::parse(
+                checker,
+                &format!("{version_key}.http"),
+                text,
+            )?,
+            None => http,
+        };
+        let mut version = check_version(
             checker,
             &version_key,
             raw_version,
@@ -690,6 +705,7 @@ fn check_model(
             protocol,
             env,
         )?;
+        version.http = version_http;
         if versions.iter().any(|v| v.version == version.version) {
             return Err(checker.error(
                 format!("{version_key}.version"),
@@ -722,6 +738,7 @@ fn check_model(
         versions,
         approval,
         credential: model_credential,
+        http,
         kpi,
         rate_limit,
         subject,
@@ -795,6 +812,7 @@ fn check_version(
         version: raw.version,
         upstream,
         upstream_model: raw.upstream_model,
+        http: super::http_version::UpstreamHttp::default(),
         credential,
         risk_class,
         risk_class_default,

@@ -164,6 +164,7 @@ fn serving_table(models: &[ModelConfig]) -> ServingTable {
                             upstream: declared.upstream.clone(),
                             upstream_model: declared.upstream_model.clone(),
                             credential: declared.credential.clone(),
+                            http: declared.http,
                             approval_seq: Some(1),
                             risk_class: "limited",
                         })),

@@ -16,6 +16,11 @@ use std::task::Waker;
 /// whose only end marker is the FIN. Abort, then end the response body
 /// with an error: the connection closes at once, also when it was waiting
 /// to write to a client that stopped reading (the abort wakes that write).
+///
+/// On an HTTP/2 connection each request gets a handle of its own that cuts
+/// nothing: the body's error alone resets that stream (`RST_STREAM`, so a
+/// client never sees `END_STREAM` on a cut answer) and the connection's
+/// other streams carry on.
 #[derive(Clone, Debug, Default)]
 pub struct ConnectionAbort {
     aborted: Arc<AtomicBool>,

@@ -6,6 +6,7 @@ use super::abort::ConnectionAbort;
 use super::io::ConnIo;
 use super::metrics::Reason;
 use super::service::ConnService;
+use super::sniff::{Replay, SniffError, Spoken, sniff};
 use super::timer::{ConnState, HeadTimer};
 use super::transport::Transport;
 use axum::Router;
@@ -29,7 +30,7 @@ pub(super) async fn serve_connection(
         tracing::debug!(error = %err, "cannot set TCP_NODELAY");
     }
     let _open = OpenGuard::new(&shared.metrics.open);
-    let stream = match &shared.settings.tls {
+    let mut stream = match &shared.settings.tls {
         None => Transport::Plain(stream),
         Some(tls) => {
             // The head's deadline covers the handshake too: a client that
@@ -58,28 +59,80 @@ pub(super) async fn serve_connection(
             .map(|leaf| super::ClientCertificate(Arc::new(leaf.clone().into_owned()))),
         Transport::Plain(_) => None,
     };
+    let (spoken, replay) = match &stream {
+        // Over TLS, ALPN said it.
+        Transport::Tls(tls) if tls.get_ref().1.alpn_protocol() == Some(b"h2") => {
+            (Spoken::Http2, Replay::default())
+        }
+        Transport::Tls(_) => (Spoken::Http1, Replay::default()),
+        Transport::Plain(_) => {
+            let telling = sniff(&mut stream, shared.settings.header_read_timeout);
+            let told = tokio::select! {
+                told = telling => told,
+                () = stopped(&mut stop) => return,
+            };
+            match told {
+                Ok(told) => told,
+                Err(SniffError::TimedOut) => {
+                    shared.metrics.refused(Reason::HeaderTimeout);
+                    tracing::debug!("closed: no complete request head in time");
+                    return;
+                }
+                Err(SniffError::Io(err)) => {
+                    tracing::debug!(error = %err, "connection ended before its first request");
+                    return;
+                }
+            }
+        }
+    };
     let state = Arc::new(ConnState::default());
     let abort = ConnectionAbort::new();
     let io = TokioIo::new(ConnIo::new(
         stream,
+        spoken,
+        replay,
         state.clone(),
         abort.clone(),
         shared.clone(),
     ));
-    let service = ConnService::new(router, peer, abort, state.clone(), client_certificate);
-    let mut http1 = shared.http1.clone();
-    http1.timer(HeadTimer::new(
-        state,
-        shared.settings.header_read_timeout,
-        shared.settings.keep_alive_idle,
-    ));
-    let connection = http1.serve_connection(io, service);
-    tokio::pin!(connection);
-    let served = tokio::select! {
-        served = connection.as_mut() => served,
-        () = stopped(&mut stop) => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
+    let service = ConnService::new(
+        router,
+        peer,
+        spoken,
+        abort,
+        state.clone(),
+        client_certificate,
+    );
+    let served = match spoken {
+        Spoken::Http1 => {
+            let mut http1 = shared.http1.clone();
+            http1.timer(HeadTimer::new(
+                state,
+                shared.settings.header_read_timeout,
+                shared.settings.keep_alive_idle,
+            ));
+            let connection = http1.serve_connection(io, service);
+            tokio::pin!(connection);
+            tokio::select! {
+                served = connection.as_mut() => served,
+                () = stopped(&mut stop) => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            }
+        }
+        Spoken::Http2 => {
+            // Streams are served concurrently; a graceful shutdown sends
+            // GOAWAY and lets the streams in flight finish.
+            let connection = shared.http2.serve_connection(io, service);
+            tokio::pin!(connection);
+            tokio::select! {
+                served = connection.as_mut() => served,
+                () = stopped(&mut stop) => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            }
         }
     };
     match served {

@@ -4,6 +4,7 @@
 
 use super::abort::ConnectionAbort;
 use super::answers::Refusal;
+use super::sniff::{Replay, Spoken};
 use super::timer::ConnState;
 use super::transport::Transport;
 use super::{Shared, metrics::Reason};
@@ -23,6 +24,11 @@ pub(super) struct ConnIo {
     shared: Arc<Shared>,
     /// Our answer in place of hyper's, once hyper started writing one.
     replacement: Option<Replacement>,
+    /// Bytes read before hyper took over (to tell the HTTP version).
+    replay: Replay,
+    /// HTTP/1.1 (hyper's own answers to bad heads are replaced) or HTTP/2
+    /// (whose frames are never looked into: a write may start inside one).
+    spoken: Spoken,
 }
 
 /// The JSON answer written instead of hyper's, and how much of it is out.
@@ -34,6 +40,8 @@ struct Replacement {
 impl ConnIo {
     pub(super) fn new(
         stream: Transport,
+        spoken: Spoken,
+        replay: Replay,
         state: Arc<ConnState>,
         abort: ConnectionAbort,
         shared: Arc<Shared>,
@@ -44,6 +52,8 @@ impl ConnIo {
             abort,
             shared,
             replacement: None,
+            replay,
+            spoken,
         }
     }
 
@@ -54,7 +64,7 @@ impl ConnIo {
         if self.replacement.is_some() {
             return true;
         }
-        if self.state.answering() {
+        if self.spoken == Spoken::Http2 || self.state.answering() {
             return false;
         }
         let Some(refusal) = Refusal::of_hyper_answer(buf) else {
@@ -115,6 +125,11 @@ impl AsyncRead for ConnIo {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if !this.replay.is_empty() {
+            this.replay.take_into(buf);
+            this.state.note_read();
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
         if buf.filled().len() > before {

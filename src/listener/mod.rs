@@ -1,4 +1,4 @@
-//! The HTTP/1.1 listeners: our own accept loop on hyper, used for both the
+//! The HTTP/1.1 and HTTP/2 listeners: our own accept loop on hyper, used for both the
 //! public and the admin listener, with the edges `axum::serve` leaves open.
 //!
 //! - A head must arrive within `timeouts.header_read_ms` (a new
@@ -18,8 +18,14 @@
 //!   its request still gets the answer (without, that ends the request, as
 //!   a client that left: hyper cannot tell them apart).
 //! - With [`Settings::tls`], each connection first shakes hands (TLS 1.2
-//!   or 1.3, ALPN `http/1.1`) within `timeouts.header_read_ms`; the
+//!   or 1.3, ALPN `h2` or `http/1.1`) within `timeouts.header_read_ms`; the
 //!   certificate can be reloaded while serving ([`ListenerTls::reload`]).
+//! - HTTP/2: over TLS when ALPN settles on `h2`; in plain text when the
+//!   connection opens with the HTTP/2 preface (h2c with prior knowledge),
+//!   else HTTP/1.1 on the same port. [`Settings::http2`] sets the streams
+//!   and windows. The head limits above are HTTP/1.1's; on HTTP/2 the
+//!   header list is bounded by `limits.max_header_bytes` and refused by
+//!   hyper's own means.
 //! - Every request carries `ConnectInfo<SocketAddr>` and the connection's
 //!   [`ConnectionAbort`] in its extensions.
 //!
@@ -35,6 +41,7 @@ mod descriptors;
 mod io;
 mod metrics;
 mod service;
+mod sniff;
 mod timer;
 mod tls;
 mod transport;
@@ -81,6 +88,25 @@ pub struct Settings {
     pub half_close: bool,
     /// TLS: `None` serves plain HTTP.
     pub tls: Option<Arc<ListenerTls>>,
+    /// How HTTP/2 connections are served.
+    pub http2: Http2,
+}
+
+/// How a listener serves HTTP/2 connections (`[server.http2]`).
+#[derive(Debug, Clone, Copy)]
+pub struct Http2 {
+    /// Streams one connection may have open at once (SETTINGS).
+    pub max_concurrent_streams: u32,
+    /// Flow-control window of each stream, in bytes.
+    pub initial_stream_window: u32,
+    /// Flow-control window of the connection, in bytes.
+    pub initial_connection_window: u32,
+    /// Largest frame payload accepted, in bytes.
+    pub max_frame_size: u32,
+    /// Pause between two PINGs (`None`: none).
+    pub keep_alive_interval: Option<Duration>,
+    /// How long a PING may go unanswered before the connection closes.
+    pub keep_alive_timeout: Duration,
 }
 
 /// Bytes one client connection may buffer: a whole head of the largest
@@ -96,6 +122,8 @@ struct Shared {
     metrics: ListenerCounters,
     /// hyper's HTTP/1.1 settings; each connection adds its own timer.
     http1: hyper::server::conn::http1::Builder,
+    /// hyper's HTTP/2 settings.
+    http2: hyper::server::conn::http2::Builder<hyper_util::rt::TokioExecutor>,
 }
 
 impl Shared {
@@ -112,11 +140,26 @@ impl Shared {
             // and little of an answer a slow client has not taken yet.
             .max_buf_size(connection_buffer(settings.max_header_bytes))
             .header_read_timeout(settings.header_read_timeout);
+        let h2 = settings.http2;
+        let mut http2 =
+            hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+        http2
+            .timer(hyper_util::rt::TokioTimer::new())
+            .max_concurrent_streams(h2.max_concurrent_streams)
+            .initial_stream_window_size(h2.initial_stream_window)
+            .initial_connection_window_size(h2.initial_connection_window)
+            .max_frame_size(h2.max_frame_size)
+            .max_header_list_size(u32::try_from(settings.max_header_bytes).unwrap_or(u32::MAX))
+            // What one stream queues to write before its answer body waits.
+            .max_send_buf_size(connection_buffer(settings.max_header_bytes))
+            .keep_alive_interval(h2.keep_alive_interval)
+            .keep_alive_timeout(h2.keep_alive_timeout);
         Self {
             answers: Answers::new(settings.max_header_bytes, settings.max_headers),
             metrics: metrics.listener(settings.name, settings.max_connections),
             settings,
             http1,
+            http2,
         }
     }
 }

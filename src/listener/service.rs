@@ -4,6 +4,7 @@
 //! when an exchange is over.
 
 use super::abort::ConnectionAbort;
+use super::sniff::Spoken;
 use super::timer::ConnState;
 use axum::Router;
 use axum::body::Body;
@@ -25,6 +26,7 @@ use tower_service::Service as _;
 pub(super) struct ConnService {
     router: Router,
     peer: SocketAddr,
+    spoken: Spoken,
     abort: ConnectionAbort,
     state: Arc<ConnState>,
     /// The client's verified certificate, on a TLS connection that has one.
@@ -35,6 +37,7 @@ impl ConnService {
     pub(super) fn new(
         router: Router,
         peer: SocketAddr,
+        spoken: Spoken,
         abort: ConnectionAbort,
         state: Arc<ConnState>,
         client_certificate: Option<super::ClientCertificate>,
@@ -42,6 +45,7 @@ impl ConnService {
         Self {
             router,
             peer,
+            spoken,
             abort,
             state,
             client_certificate,
@@ -58,7 +62,13 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
         self.state.open_exchange();
         let extensions = request.extensions_mut();
         extensions.insert(ConnectInfo(self.peer));
-        extensions.insert(self.abort.clone());
+        extensions.insert(match self.spoken {
+            Spoken::Http1 => self.abort.clone(),
+            // One stream of many: a cut answer ends with an error, which
+            // resets that stream alone (RST_STREAM, never END_STREAM); the
+            // connection and its other streams carry on.
+            Spoken::Http2 => ConnectionAbort::new(),
+        });
         if let Some(certificate) = &self.client_certificate {
             extensions.insert(certificate.clone());
         }

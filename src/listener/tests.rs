@@ -22,6 +22,14 @@ fn settings(header_read: Duration, keep_alive_idle: Duration) -> Settings {
         max_headers: 32,
         half_close: false,
         tls: None,
+        http2: super::Http2 {
+            max_concurrent_streams: 100,
+            initial_stream_window: 1 << 20,
+            initial_connection_window: 2 << 20,
+            max_frame_size: 16_384,
+            keep_alive_interval: None,
+            keep_alive_timeout: Duration::from_secs(10),
+        },
     }
 }
 

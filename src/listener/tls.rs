@@ -1,4 +1,4 @@
-//! TLS on a listener (rustls, TLS 1.2 and 1.3, ALPN `http/1.1`), with a
+//! TLS on a listener (rustls, TLS 1.2 and 1.3, ALPN `h2` and `http/1.1`), with a
 //! certificate that can be replaced while the listener serves.
 //!
 //! The rustls configuration is built once; its certificate resolver hands
@@ -96,7 +96,8 @@ impl ListenerTls {
             }
         };
         let mut config = builder.with_cert_resolver(current.clone());
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // The server's order decides: HTTP/2 for clients that offer it.
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Self {
             source,
             acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),

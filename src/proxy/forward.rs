@@ -124,6 +124,7 @@ pub(super) async fn forward(state: &ProxyState, mut draft: Draft, forward: Forwa
         return refuse(state, draft, ProxyError::LedgerUnavailable).await;
     }
     let abort = forward.abort.clone();
+    let http = forward.version.http;
     let request = match build_request(forward) {
         Ok(request) => request,
         Err(err) => return refuse(state, draft, err).await,
@@ -132,7 +133,7 @@ pub(super) async fn forward(state: &ProxyState, mut draft: Draft, forward: Forwa
     // From here the model is called: the decision is recorded whatever
     // the client does, even if this future is dropped at an await.
     let mut forwarded = Forwarded::new(draft, state.recorder.clone(), abort);
-    let response = match state.client.send(request, &model).await {
+    let response = match state.client.send(request, &model, http).await {
         Ok(response) => response,
         Err(err) => return refuse_forwarded(state, forwarded.take(), err).await,
     };
@@ -479,11 +480,18 @@ fn build_request(forward: Forward) -> Result<Request<Full<Bytes>>, ProxyError> {
     let mut request = Request::new(Full::new(forward.body));
     *request.method_mut() = forward.method;
     *request.uri_mut() = uri;
+    let te_trailers = forward.version.http == crate::config::UpstreamHttp::Http2
+        && headers::asks_for_trailers(&forward.headers);
     *request.headers_mut() = headers::to_upstream(
         forward.headers,
         forward.client_ip,
         forward.version.credential.as_ref(),
     );
+    if te_trailers {
+        request
+            .headers_mut()
+            .insert(http::header::TE, HeaderValue::from_static("trailers"));
+    }
     Ok(request)
 }
 

@@ -83,6 +83,22 @@ pub(super) fn to_upstream(
     headers
 }
 
+/// Whether the client's `TE` says it accepts trailers. `TE` is hop-by-hop
+/// and stripped; towards an HTTP/2 upstream the gateway sends its own
+/// `te: trailers` (the only value HTTP/2 allows, RFC 9113 section 8.2.2)
+/// when the client asked for it, as gRPC servers require.
+pub(super) fn asks_for_trailers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::TE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|part| {
+            let token = part.split(';').next().unwrap_or_default().trim();
+            token.eq_ignore_ascii_case("trailers")
+        })
+}
+
 /// Removes the protected-attribute headers (`x-govgate-attr-<name>`):
 /// they are for the gateway's fairness KPIs, and the model must never see
 /// them.
@@ -251,5 +267,15 @@ mod tests {
         assert_eq!(out.len(), 2, "{out:?}");
         assert_eq!(out["x-kept"], "yes");
         assert!(out.contains_key("x-govgate-attribute"));
+    }
+
+    #[test]
+    fn te_trailers_is_told_among_other_codings() {
+        let mut headers = HeaderMap::new();
+        assert!(!asks_for_trailers(&headers));
+        headers.insert(header::TE, HeaderValue::from_static("gzip;q=0.5"));
+        assert!(!asks_for_trailers(&headers));
+        headers.append(header::TE, HeaderValue::from_static("deflate, Trailers"));
+        assert!(asks_for_trailers(&headers));
     }
 }

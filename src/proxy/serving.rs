@@ -6,7 +6,7 @@
 //! and requests already in flight finish on the version they started with.
 
 use super::error::ProxyError;
-use crate::config::{Credential, ModelConfig, UpstreamUrl};
+use crate::config::{Credential, ModelConfig, UpstreamHttp, UpstreamUrl};
 use crate::registry::{Resolution, Snapshot};
 use std::collections::HashMap;
 use std::sync::{Arc, PoisonError, RwLock};
@@ -22,6 +22,8 @@ pub struct ServableVersion {
     pub upstream_model: Option<String>,
     /// Credential added to upstream requests.
     pub credential: Option<Credential>,
+    /// The HTTP version spoken to the upstream.
+    pub http: UpstreamHttp,
     /// Seq of the ledger entry that approved it (none before governance applies).
     pub approval_seq: Option<u64>,
     /// Its risk class as registered (`minimal`, `limited`, `high`).
@@ -143,15 +145,17 @@ fn servable(
                     state: "approved with an unusable upstream".to_owned(),
                 }
             })?;
-            let credential = model
-                .version(version)
+            let declared = model.version(version);
+            let credential = declared
                 .and_then(|declared| declared.credential.clone())
                 .or_else(|| model.credential.clone());
+            let http = declared.map_or(model.http, |declared| declared.http);
             Ok(Arc::new(ServableVersion {
                 version: version.to_owned(),
                 upstream,
                 upstream_model: spec.upstream_model.clone(),
                 credential,
+                http,
                 approval_seq: Some(approval_seq),
                 risk_class: spec.risk_class.as_str(),
             }))
@@ -206,6 +210,7 @@ mod tests {
             upstream: UpstreamUrl::parse("http://127.0.0.1:9").unwrap(),
             upstream_model: None,
             credential: None,
+            http: UpstreamHttp::Http1,
             approval_seq: Some(approval_seq),
             risk_class: "high",
         }))

@@ -1,5 +1,9 @@
-//! The pooled upstream client: hyper-util's legacy client over HTTP/1.1,
-//! plain or TLS (rustls with the platform's roots).
+//! The pooled upstream client: hyper-util's legacy client, plain or TLS
+//! (rustls with the platform's roots), one pool per HTTP version setting
+//! ([`UpstreamHttp`]): HTTP/1.1 (ALPN `http/1.1`), HTTP/2 (ALPN `h2`, or h2c
+//! with prior knowledge in plain text), or auto (ALPN `h2` then `http/1.1`
+//! over TLS, HTTP/1.1 in plain text). An HTTP/2 pool keeps one
+//! multiplexed connection per upstream.
 //!
 //! Deliberately absent: redirect following, system proxy variables, body
 //! decompression, and any total deadline. Each phase has its own timeout:
@@ -9,6 +13,7 @@
 //! timer for that, else they stay open until the upstream closes them).
 
 use super::error::ProxyError;
+use crate::config::UpstreamHttp;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::Full;
@@ -25,6 +30,12 @@ type Connector = hyper_rustls::HttpsConnector<HttpConnector>;
 /// Most bytes read ahead from one upstream connection.
 const UPSTREAM_READ_BUFFER: usize = 64 * 1024;
 
+/// HTTP/2 flow-control windows towards upstreams: what one answer's stream,
+/// and all streams of a connection together, may send before the gateway
+/// passes it on (a slow client holds at most this much of its answer here).
+const UPSTREAM_H2_STREAM_WINDOW: u32 = 256 * 1024;
+const UPSTREAM_H2_CONNECTION_WINDOW: u32 = 1024 * 1024;
+
 /// How the pool connects and how long it keeps connections.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PoolSettings {
@@ -38,10 +49,12 @@ pub(crate) struct PoolSettings {
     pub(crate) max_idle_per_host: usize,
 }
 
-/// A cheap-to-clone handle on the shared connection pool.
+/// A cheap-to-clone handle on the shared connection pools.
 #[derive(Clone)]
 pub(crate) struct UpstreamClient {
-    client: Client<Connector, Full<Bytes>>,
+    http1: Client<Connector, Full<Bytes>>,
+    http2: Client<Connector, Full<Bytes>>,
+    auto: Client<Connector, Full<Bytes>>,
     first_byte_timeout: Duration,
 }
 
@@ -60,34 +73,56 @@ impl UpstreamClient {
         http.set_connect_timeout(Some(connect_timeout));
         http.set_nodelay(true);
         http.enforce_http(false);
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config(extra_roots))
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(idle_timeout)
-            .pool_max_idle_per_host(max_idle_per_host)
-            // Bounds what one upstream connection buffers (and the size of
-            // the frames a stream passes on): a slow client holds at most
-            // this much of its answer here, not the whole answer.
-            .http1_max_buf_size(UPSTREAM_READ_BUFFER)
-            .build(connector);
+        let tls = tls_config(extra_roots);
+        let connector = |versions: UpstreamHttp| {
+            let builder = hyper_rustls::HttpsConnectorBuilder::new()
+                .with_tls_config(tls.clone())
+                .https_or_http();
+            match versions {
+                UpstreamHttp::Http1 => builder.enable_http1().wrap_connector(http.clone()),
+                UpstreamHttp::Http2 => builder.enable_http2().wrap_connector(http.clone()),
+                UpstreamHttp::Auto => builder.enable_all_versions().wrap_connector(http.clone()),
+            }
+        };
+        let pool = |versions: UpstreamHttp| {
+            let mut builder = Client::builder(TokioExecutor::new());
+            builder
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(idle_timeout)
+                .pool_max_idle_per_host(max_idle_per_host)
+                // Bounds what one upstream connection buffers (and the size of
+                // the frames a stream passes on): a slow client holds at most
+                // this much of its answer here, not the whole answer.
+                .http1_max_buf_size(UPSTREAM_READ_BUFFER)
+                .http2_initial_stream_window_size(UPSTREAM_H2_STREAM_WINDOW)
+                .http2_initial_connection_window_size(UPSTREAM_H2_CONNECTION_WINDOW)
+                // `http2` in plain text: h2c with prior knowledge.
+                .http2_only(versions == UpstreamHttp::Http2);
+            builder.build(connector(versions))
+        };
         Self {
-            client,
+            http1: pool(UpstreamHttp::Http1),
+            http2: pool(UpstreamHttp::Http2),
+            auto: pool(UpstreamHttp::Auto),
             first_byte_timeout,
         }
     }
 
-    /// Sends one request and waits for the response head, at most the
-    /// first-byte timeout. Cancel-safe: dropping the future drops the request.
+    /// Sends one request over the pool for `http` and waits for the
+    /// response head, at most the first-byte timeout. Cancel-safe: dropping
+    /// the future drops the request.
     pub(crate) async fn send(
         &self,
         request: Request<Full<Bytes>>,
         model: &str,
+        http: UpstreamHttp,
     ) -> Result<Response<Incoming>, ProxyError> {
-        match tokio::time::timeout(self.first_byte_timeout, self.client.request(request)).await {
+        let client = match http {
+            UpstreamHttp::Http1 => &self.http1,
+            UpstreamHttp::Http2 => &self.http2,
+            UpstreamHttp::Auto => &self.auto,
+        };
+        match tokio::time::timeout(self.first_byte_timeout, client.request(request)).await {
             Ok(Ok(response)) => Ok(response),
             Ok(Err(err)) if err.is_connect() => Err(ProxyError::UpstreamUnreachable {
                 model: model.to_owned(),

@@ -16,7 +16,7 @@ use tokio::net::TcpStream;
 
 /// Requests until the ledger fails a commit (the first write that grows
 /// its file after the limit was lowered).
-async fn fill_until_refused(gateway: &Gateway) {
+pub(crate) async fn fill_until_refused(gateway: &Gateway) {
     gateway.fill_disk();
     for _ in 0..200 {
         let reply = send(
@@ -34,7 +34,7 @@ async fn fill_until_refused(gateway: &Gateway) {
 }
 
 /// Waits until the ledger takes decisions again.
-async fn until_recovered(gateway: &Gateway) {
+pub(crate) async fn until_recovered(gateway: &Gateway) {
     for _ in 0..200 {
         let reply = send(Method::POST, &gateway.url("/m/echo"), &[], "again").await;
         if reply.status == 200 {

@@ -30,6 +30,7 @@ mod failclosed;
 mod full_disk;
 mod governance;
 mod history;
+mod http2;
 mod jwt;
 mod keys;
 mod kpi;

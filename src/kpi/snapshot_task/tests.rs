@@ -24,6 +24,7 @@ fn model() -> ModelConfig {
         versions: Vec::new(),
         approval: None,
         credential: None,
+        http: crate::config::UpstreamHttp::default(),
         kpi: Some(KpiConfig {
             window: 10,
             min_group_size: 1,

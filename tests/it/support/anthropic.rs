@@ -120,6 +120,7 @@ async fn handle(State(state): State<Arc<AnthropicState>>, request: Request) -> R
             .unwrap_or_default(),
         headers: parts.headers.clone(),
         body: body.clone(),
+        version: parts.version,
     });
     if parts.uri.path() != "/v1/messages" {
         return (

@@ -139,6 +139,7 @@ async fn handle(State(state): State<Arc<ResponsesState>>, request: Request) -> R
             .unwrap_or_default(),
         headers: parts.headers.clone(),
         body: body.clone(),
+        version: parts.version,
     });
     let path = parts.uri.path();
     if path == "/v1/responses" && parts.method == Method::POST {

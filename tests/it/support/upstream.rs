@@ -24,6 +24,8 @@ pub struct Seen {
     pub path_and_query: String,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The HTTP version it came in.
+    pub version: http::Version,
 }
 
 #[derive(Default)]
@@ -96,6 +98,74 @@ impl TestUpstream {
         }
     }
 
+    /// The same server speaking only HTTP/2 in plain text (h2c with prior
+    /// knowledge).
+    pub async fn start_h2c() -> TestUpstream {
+        let state = Arc::new(UpstreamState::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().fallback(handle).with_state(state.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let app = app.clone();
+                tokio::spawn(async move {
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                    .await;
+                });
+            }
+        });
+        TestUpstream {
+            addr,
+            state,
+            _task: task,
+        }
+    }
+
+    /// The same server behind TLS offering only `h2` by ALPN, serving HTTP/2.
+    pub async fn start_tls_h2(
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> TestUpstream {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let state = Arc::new(UpstreamState::default());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let app = Router::new().fallback(handle).with_state(state.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let service = hyper_util::service::TowerToHyperService::new(app);
+                    let _ = hyper::server::conn::http2::Builder::new(
+                        hyper_util::rt::TokioExecutor::new(),
+                    )
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), service)
+                    .await;
+                });
+            }
+        });
+        TestUpstream {
+            addr,
+            state,
+            _task: task,
+        }
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
@@ -130,7 +200,11 @@ async fn handle(State(state): State<Arc<UpstreamState>>, request: Request) -> Re
             .unwrap_or_default(),
         headers: parts.headers.clone(),
         body: body.clone(),
+        version: parts.version,
     });
+    if path.ends_with("/trailers") {
+        return with_trailers(body);
+    }
     if let Some(code) = path
         .rsplit_once("/status/")
         .and_then(|(_, code)| code.parse::<u16>().ok())
@@ -272,6 +346,25 @@ fn endless_stream(state: Arc<UpstreamState>) -> Response {
         ))
     });
     sse(Body::from_stream(stream))
+}
+
+/// The request's body back, without a length, then trailers (as gRPC
+/// answers end).
+fn with_trailers(body: Bytes) -> Response {
+    let mut trailers = HeaderMap::new();
+    trailers.insert("grpc-status", HeaderValue::from_static("0"));
+    trailers.insert("x-checksum", HeaderValue::from_static("c0ffee"));
+    let frames = [
+        Ok::<_, std::convert::Infallible>(http_body::Frame::data(body)),
+        Ok(http_body::Frame::trailers(trailers)),
+    ];
+    let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/grpc")],
+        Body::new(body),
+    )
+        .into_response()
 }
 
 fn sse(body: Body) -> Response {
