@@ -4,17 +4,16 @@
 //! releases it), or endless events for a client that leaves. Records
 //! what it receives.
 
+use super::sse;
 use super::upstream::Seen;
 use axum::Router;
-use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use http_body_util::BodyExt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::Notify;
 
 /// The events a stream sends before it pauses.
@@ -172,66 +171,27 @@ async fn handle(State(state): State<Arc<AnthropicState>>, request: Request) -> R
 /// test releases it, 20 ms between its events.
 fn paused_stream(state: Arc<AnthropicState>) -> Response {
     let split = STREAM_HEAD.find("event: ping").unwrap();
-    let stream = futures_util::stream::unfold(0usize, move |step| {
-        let state = state.clone();
-        async move {
-            let event = match step {
-                0 => &STREAM_HEAD[..split],
-                1 => &STREAM_HEAD[split..],
-                2 => {
-                    let _ = tokio::time::timeout(Duration::from_secs(10), state.release.notified())
-                        .await;
-                    STREAM_TAIL[0]
-                }
-                n if n < 2 + STREAM_TAIL.len() => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    STREAM_TAIL[n - 2]
-                }
-                _ => return None,
-            };
-            Some((
-                Ok::<_, std::convert::Infallible>(Bytes::from(event)),
-                step + 1,
-            ))
-        }
-    });
-    sse(Body::from_stream(stream))
-}
-
-struct DropFlag(Arc<AnthropicState>);
-
-impl Drop for DropFlag {
-    fn drop(&mut self) {
-        self.0.stream_dropped.store(true, Ordering::SeqCst);
-    }
+    let tail = STREAM_TAIL
+        .iter()
+        .map(|event| (*event).to_owned())
+        .collect();
+    sse::paused(state, STREAM_HEAD.to_owned(), split, tail)
 }
 
 /// A delta every 50 ms until the connection goes away.
 fn endless_stream(state: Arc<AnthropicState>) -> Response {
-    let flag = DropFlag(state);
-    let stream = futures_util::stream::unfold((flag, 0u64), |(flag, n)| async move {
-        if n > 0 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let event = format!(
+    sse::endless(state, |n| {
+        format!(
             "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{n}\"}}}}\n\n"
-        );
-        Some((
-            Ok::<_, std::convert::Infallible>(Bytes::from(event)),
-            (flag, n + 1),
-        ))
-    });
-    sse(Body::from_stream(stream))
+        )
+    })
 }
 
-fn sse(body: Body) -> Response {
-    (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        body,
-    )
-        .into_response()
+impl sse::StreamControl for AnthropicState {
+    fn release(&self) -> &Notify {
+        &self.release
+    }
+    fn stream_dropped(&self) -> &AtomicBool {
+        &self.stream_dropped
+    }
 }

@@ -10,6 +10,7 @@ pub mod gateway;
 pub mod governance;
 pub mod pyenv;
 pub mod responses;
+pub mod sse;
 pub mod upstream;
 pub mod webdriver;
 

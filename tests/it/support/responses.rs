@@ -6,9 +6,9 @@
 //! `POST /v1/responses/{id}/cancel` and `GET .../input_items` answer for
 //! the responses it created, 404 for others. Records what it receives.
 
+use super::sse;
 use super::upstream::Seen;
 use axum::Router;
-use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, StatusCode, header};
@@ -16,7 +16,6 @@ use http_body_util::BodyExt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 use tokio::sync::Notify;
 
 /// The events a stream of response `id` sends before it pauses.
@@ -216,68 +215,23 @@ async fn handle(State(state): State<Arc<ResponsesState>>, request: Request) -> R
 fn paused_stream(state: Arc<ResponsesState>, id: String) -> Response {
     let head = stream_head(&id);
     let split = head.find("event: response.output_text.delta").unwrap();
-    let tail = stream_tail(&id);
-    let stream = futures_util::stream::unfold(0usize, move |step| {
-        let state = state.clone();
-        let (head, tail) = (head.clone(), tail.clone());
-        async move {
-            let event = match step {
-                0 => head[..split].to_owned(),
-                1 => head[split..].to_owned(),
-                2 => {
-                    let _ = tokio::time::timeout(Duration::from_secs(10), state.release.notified())
-                        .await;
-                    tail[0].clone()
-                }
-                n if n < 2 + tail.len() => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    tail[n - 2].clone()
-                }
-                _ => return None,
-            };
-            Some((
-                Ok::<_, std::convert::Infallible>(Bytes::from(event)),
-                step + 1,
-            ))
-        }
-    });
-    sse(Body::from_stream(stream))
-}
-
-struct DropFlag(Arc<ResponsesState>);
-
-impl Drop for DropFlag {
-    fn drop(&mut self) {
-        self.0.stream_dropped.store(true, Ordering::SeqCst);
-    }
+    sse::paused(state, head, split, stream_tail(&id).to_vec())
 }
 
 /// A delta every 50 ms until the connection goes away.
 fn endless_stream(state: Arc<ResponsesState>) -> Response {
-    let flag = DropFlag(state);
-    let stream = futures_util::stream::unfold((flag, 0u64), |(flag, n)| async move {
-        if n > 0 {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let event = format!(
+    sse::endless(state, |n| {
+        format!(
             "event: response.output_text.delta\ndata: {{\"type\":\"response.output_text.delta\",\"sequence_number\":{n},\"delta\":\"{n}\"}}\n\n"
-        );
-        Some((
-            Ok::<_, std::convert::Infallible>(Bytes::from(event)),
-            (flag, n + 1),
-        ))
-    });
-    sse(Body::from_stream(stream))
+        )
+    })
 }
 
-fn sse(body: Body) -> Response {
-    (
-        StatusCode::OK,
-        [
-            (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
-            (header::CACHE_CONTROL, "no-cache"),
-        ],
-        body,
-    )
-        .into_response()
+impl sse::StreamControl for ResponsesState {
+    fn release(&self) -> &Notify {
+        &self.release
+    }
+    fn stream_dropped(&self) -> &AtomicBool {
+        &self.stream_dropped
+    }
 }
