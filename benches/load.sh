@@ -91,6 +91,8 @@ die() {
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=benches/lib/shared.sh
 source "$HERE/lib/shared.sh"
+# shellcheck source=benches/lib/nginx.sh
+source "$HERE/lib/nginx.sh"
 
 if ! is_uint "$SECONDS_PER_RUN" || ((SECONDS_PER_RUN == 0)); then die "BENCH_SECONDS must be a positive integer"; fi
 if ! is_uint "$CONNECTIONS" || ((CONNECTIONS == 0)); then die "BENCH_CONNECTIONS must be a positive integer"; fi
@@ -138,57 +140,6 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---- helpers ----
-
-nginx_common() {
-    local dir=$1
-    cat <<EOF
-daemon off;
-master_process on;
-pid $dir/nginx.pid;
-error_log $dir/error.log warn;
-events { worker_connections 4096; }
-EOF
-}
-
-nginx_http_common() {
-    local dir=$1
-    cat <<EOF
-    access_log off;
-    # wrk keeps its connections for the whole run; nginx's default of 1000
-    # requests per connection would make it reconnect all the time.
-    keepalive_requests 1000000;
-    keepalive_timeout 75s;
-    client_body_temp_path $dir/client_body;
-    proxy_temp_path $dir/proxy;
-    fastcgi_temp_path $dir/fastcgi;
-    uwsgi_temp_path $dir/uwsgi;
-    scgi_temp_path $dir/scgi;
-EOF
-}
-
-# start_nginx NAME CONF_FUNCTION: writes the config for a fresh free port
-# (tried again on a bind race), starts nginx, waits until it answers.
-# Sets NGINX_PORT.
-start_nginx() {
-    local name=$1 conf_fn=$2 dir="$WORK/$1" attempt port pid
-    mkdir -p "$dir"
-    for ((attempt = 0; attempt < 5; attempt++)); do
-        free_port port
-        "$conf_fn" "$dir" "$port" >"$dir/nginx.conf"
-        setsid "${PIN_SERVER[@]}" "$NGINX" -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" \
-            >"$dir/stdout.log" 2>&1 &
-        pid=$!
-        if wait_ok "$name" "$port" "$WAIT_PATH" "$pid"; then
-            PIDS+=("$pid")
-            NGINX_PORT=$port
-            return 0
-        fi
-        stop_group "$pid"
-        grep -q "Address already in use" "$dir/error.log" "$dir/stdout.log" 2>/dev/null || break
-    done
-    cat "$dir/stdout.log" "$dir/error.log" >&2 2>/dev/null || true
-    die "$name did not start"
-}
 
 upstream_conf() {
     local dir=$1 port=$2
@@ -240,15 +191,6 @@ servers_ticks() {
     # Processes may end between the glob and the read: ignore those.
     { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v groups=" ${PIDS[*]} " '
         { sub(/^.*\) /, ""); if (index(groups, " " $3 " ")) total += $12 + $13 }
-        END { print total + 0 }'
-}
-CLOCK_TICKS=$(getconf CLK_TCK 2>/dev/null || echo 100)
-
-# group_ticks PGID: CPU time (clock ticks) of one server's process group
-# (the proxy alone, without the upstream).
-group_ticks() {
-    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v group="$1" '
-        { sub(/^.*\) /, ""); if ($3 == group) total += $12 + $13 }
         END { print total + 0 }'
 }
 # group_switches PGID: context switches (voluntary and involuntary) of
@@ -324,20 +266,7 @@ record() {
 # ---- TLS (BENCH_TLS=1): a CA and a server certificate for 127.0.0.1 ----
 
 if [[ $TLS == 1 ]]; then
-    require_tools openssl
-    mkdir -p "$WORK/tls"
-    (
-        cd "$WORK/tls"
-        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-            -subj /CN=bench-ca -keyout ca.key -out ca.crt 2>/dev/null
-        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
-            -keyout server.key -out server.csr 2>/dev/null
-        printf 'subjectAltName=IP:127.0.0.1\n' >san.ext
-        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
-            -extfile san.ext -out server.crt 2>/dev/null
-    ) || die "cannot make the TLS certificates (openssl)"
-    chmod 755 "$WORK/tls"
-    chmod 644 "$WORK/tls"/*
+    make_bench_tls
     GOVGATE_SERVER_EXTRA=$(printf '[server.public_tls]\ncert_file = "%s"\nkey_file = "%s"\n' \
         "$WORK/tls/server.crt" "$WORK/tls/server.key")
     PROXY_LISTEN_EXTRA=" ssl"

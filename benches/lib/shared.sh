@@ -96,13 +96,14 @@ require_tools() {
     done
 }
 
-# set_pinning SERVERS: with BENCH_PIN=1 (the default when taskset exists
-# and there are 2 CPUs or more) wrk runs on the first allowed CPU and the
-# servers on the others. Sets CPUS, NCPU, PIN_LOAD, PIN_SERVER,
-# WRK_THREADS and PIN_NOTE (SERVERS names the servers in it).
+# set_pinning SERVERS [LOADER]: with BENCH_PIN=1 (the default when taskset
+# exists and there are 2 CPUs or more) the load generator (LOADER, default
+# wrk) runs on the first allowed CPU and the servers on the others. Sets
+# CPUS, NCPU, PIN_LOAD, PIN_SERVER, WRK_THREADS and PIN_NOTE (SERVERS and
+# LOADER name them in it).
 # shellcheck disable=SC2034 # sets globals the sourcing script reads
 set_pinning() {
-    local servers=$1 load_cpus server_cpus
+    local servers=$1 loader=${2:-wrk} load_cpus server_cpus
     mapfile -t CPUS < <(allowed_cpus)
     NCPU=${#CPUS[@]}
     if [[ -z ${BENCH_PIN:-} ]]; then
@@ -116,12 +117,12 @@ set_pinning() {
         PIN_LOAD=(taskset -c "$load_cpus")
         PIN_SERVER=(taskset -c "$server_cpus")
         WRK_THREADS=1
-        PIN_NOTE="wrk on CPU $load_cpus; $servers on CPU $server_cpus"
+        PIN_NOTE="$loader on CPU $load_cpus; $servers on CPU $server_cpus"
     else
         PIN_LOAD=()
         PIN_SERVER=()
         WRK_THREADS=$((NCPU < 2 ? 1 : 2))
-        PIN_NOTE="no pinning: wrk, $servers share all $NCPU CPUs"
+        PIN_NOTE="no pinning: $loader, $servers share all $NCPU CPUs"
     fi
 }
 
@@ -280,4 +281,36 @@ start_govgate() {
         cat "$WORK/govgate/stderr.log" >&2
         die "govgate does not proxy to the upstream"
     }
+}
+
+# CPU clock ticks per second, for the tick counts of /proc.
+# shellcheck disable=SC2034 # read by the scripts that source this
+CLOCK_TICKS=$(getconf CLK_TCK 2>/dev/null || echo 100)
+
+# group_ticks PGID: CPU time (clock ticks) of one server's process group
+# (the proxy alone, without the upstream).
+group_ticks() {
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v group="$1" '
+        { sub(/^.*\) /, ""); if ($3 == group) total += $12 + $13 }
+        END { print total + 0 }'
+}
+
+# make_bench_tls: a CA ($WORK/tls/ca.crt) and a P-256 server certificate
+# for 127.0.0.1 ($WORK/tls/server.crt, server.key), readable by nginx's
+# workers.
+make_bench_tls() {
+    require_tools openssl
+    mkdir -p "$WORK/tls"
+    (
+        cd "$WORK/tls"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+            -subj /CN=bench-ca -keyout ca.key -out ca.crt 2>/dev/null
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+            -keyout server.key -out server.csr 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1\n' >san.ext
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile san.ext -out server.crt 2>/dev/null
+    ) || die "cannot make the TLS certificates (openssl)"
+    chmod 755 "$WORK/tls"
+    chmod 644 "$WORK/tls"/*
 }
