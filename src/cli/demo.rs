@@ -177,7 +177,11 @@ fn token(principal: &str) -> &'static str {
 async fn approve_samples(admin: &str) -> anyhow::Result<()> {
     use super::admin_client::AdminClient;
     use http::Method;
-    let samples = [(demo::CREDIT_MODEL, "1"), (demo::CHAT_MODEL, "2024-06")];
+    let samples = [
+        (demo::CREDIT_MODEL, "1"),
+        (demo::CHAT_MODEL, "2024-06"),
+        (demo::ASSISTANT_MODEL, "2024-10"),
+    ];
     println!("\nThe gateway proposed the sample versions; two officers approve them (four eyes):");
     for (model, version) in samples {
         let base = format!("/admin/models/{model}/versions/{version}");
@@ -247,9 +251,17 @@ protocol = "openai"
 [[models.versions]]
 version = "2024-06"
 upstream = "http://{upstream}"
+
+[[models]]
+name = "{assistant}"
+protocol = "anthropic"
+[[models.versions]]
+version = "2024-10"
+upstream = "http://{upstream}"
 "#,
         credit = demo::CREDIT_MODEL,
         chat = demo::CHAT_MODEL,
+        assistant = demo::ASSISTANT_MODEL,
         kpi = kpi_tour::CONFIG,
         jwt = tokens::CONFIG,
         policy_approval = policy_change::CONFIG,
@@ -293,6 +305,7 @@ fn shell_quoted(text: &str) -> String {
 fn print_tour(public: &str, admin: &str, policies: &std::path::Path) {
     let credit = demo::CREDIT_MODEL;
     let chat = demo::CHAT_MODEL;
+    let assistant = demo::ASSISTANT_MODEL;
     let lending = demo::LENDING_CALLER;
     let cli = cli_command();
     let policies = policies.display();
@@ -300,7 +313,8 @@ fn print_tour(public: &str, admin: &str, policies: &std::path::Path) {
     let files = format!("{files}, {}", tokens::POLICY_FILE);
     println!(
         r#"
-govgate demo is running. Sample models: `{credit}` (KServe V2) and `{chat}` (OpenAI chat).
+govgate demo is running. Sample models: `{credit}` (KServe V2), `{chat}` (OpenAI chat and
+Responses) and `{assistant}` (Anthropic Messages).
 Review policies in force: {files} (in {policies}).
 Try these in another terminal (Ctrl-C here stops the demo):
 
@@ -308,9 +322,16 @@ Try these in another terminal (Ctrl-C here stops the demo):
 curl -si {public}/v2/models/{credit}/infer -H 'content-type: application/json' -H 'x-govgate-caller: {lending}' \
   -d '{{"inputs":[{{"name":"features","shape":[2,3],"datatype":"FP32","data":[45,1500,12,23,12000,48]}}]}}'
 
-# 2. Ask the chat model
+# 2. Ask the chat model; then the same assistant over the OpenAI Responses API (the gateway
+#    remembers which model made each response, so fetching it by id needs no model name) and
+#    over the Anthropic Messages API (`{assistant}`)
 curl -s {public}/v1/chat/completions -H 'content-type: application/json' -H 'x-govgate-caller: bob' \
   -d '{{"model":"{chat}","messages":[{{"role":"user","content":"Is my application complete?"}}]}}'
+rid=$(curl -s {public}/v1/responses -H 'content-type: application/json' -H 'x-govgate-caller: bob' \
+  -d '{{"model":"{chat}","input":"Which documents do you need?"}}' | grep -o '"id":"resp_[^"]*"' | cut -d'"' -f4)
+curl -s {public}/v1/responses/$rid -H 'x-govgate-caller: bob'
+curl -s {public}/v1/messages -H 'content-type: application/json' -H 'anthropic-version: 2023-06-01' -H 'x-govgate-caller: bob' \
+  -d '{{"model":"{assistant}","max_tokens":256,"messages":[{{"role":"user","content":"When will I hear back?"}}]}}'
 
 # 3. The same, streamed as server-sent events (watch the words arrive)
 curl -sN {public}/v1/chat/completions -H 'content-type: application/json' \

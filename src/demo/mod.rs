@@ -1,6 +1,7 @@
 //! Built-in sample model servers for `govgate demo` (and anyone who wants a
 //! quick upstream): a credit-scoring model speaking KServe V2 with batched
-//! rows, and a small OpenAI-compatible chat model that can stream (SSE);
+//! rows, a small OpenAI-compatible chat model that can stream (SSE), the
+//! same assistant over the OpenAI Responses and Anthropic Messages APIs;
 //! and the sample applications the demo sends for its KPIs.
 //!
 //! They are real HTTP servers on loopback, nothing more: the gateway treats
@@ -8,6 +9,7 @@
 //! the demo enforces in front of them.
 
 mod applicants;
+mod assistants;
 mod policies;
 
 pub use applicants::{AGE_GROUP_ATTRIBUTE, Applicant, PER_BATCH, SEX_ATTRIBUTE, batch};
@@ -26,8 +28,10 @@ use tokio::net::TcpListener;
 
 /// Name of the sample credit-scoring model.
 pub const CREDIT_MODEL: &str = "credit-scoring";
-/// Name of the sample chat model.
+/// Name of the sample chat model (OpenAI chat completions and Responses).
 pub const CHAT_MODEL: &str = "support-chat";
+/// Name of the sample assistant over the Anthropic Messages API.
+pub const ASSISTANT_MODEL: &str = "support-assistant";
 /// Feature columns of the credit model's `features` input tensor, in order.
 pub const CREDIT_FEATURES: [&str; 3] = ["age_years", "credit_amount", "duration_months"];
 
@@ -37,6 +41,10 @@ pub fn router() -> Router {
         .route("/v2/models/{name}", get(credit_metadata))
         .route("/v2/models/{name}/infer", post(credit_infer))
         .route("/v1/chat/completions", post(chat))
+        .route("/v1/responses", post(assistants::create_response))
+        .route("/v1/responses/{id}", get(assistants::get_response))
+        .route("/v1/messages", post(assistants::messages))
+        .with_state(assistants::Responses::default())
 }
 
 /// Serves the sample models on `listener` until the task is dropped.

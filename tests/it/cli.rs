@@ -216,6 +216,21 @@ async fn demo_prints_commands_that_work_as_printed() {
         "{stdout}"
     );
     assert!(stdout.contains("data: [DONE]"), "{stdout}");
+    // The Responses API: the response fetched by its id alone, through the
+    // gateway that learnt its model; the Anthropic Messages API.
+    let fetched = output_of(&|c| c.contains("/v1/responses/$rid "));
+    assert!(
+        fetched.contains("\"id\":\"resp_demo_")
+            && fetched.contains("You wrote: Which documents do you need?"),
+        "{fetched}"
+    );
+    let messages = output_of(&|c| c.contains("/v1/messages "));
+    assert!(
+        messages.contains("\"type\":\"message\"")
+            && messages.contains("\"model\":\"support-assistant\"")
+            && messages.contains("You wrote: When will I hear back?"),
+        "{messages}"
+    );
     assert!(stdout.contains("\"code\":\"unknown_model\""), "{stdout}");
     assert!(stdout.contains("\"kind\":\"decision\""), "{stdout}");
     assert!(
