@@ -83,6 +83,9 @@ pub enum AppError {
     /// The origin is not a valid key name.
     #[error("ledger.origin: {0}")]
     Origin(crate::ledger::checkpoint::NoteError),
+    /// The Responses API's id journal cannot be read or written.
+    #[error("response id journal: {0}")]
+    Responses(#[from] proxy::responses::JournalError),
     /// Metric families could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
@@ -172,6 +175,11 @@ pub struct App {
     kpi_snapshots: Option<crate::kpi::KpiSnapshots>,
     /// Counts the decisions of the last day the ledger held at start.
     priming: Priming,
+    /// Which version created each Responses API response id; its journal
+    /// is closed once the requests drained.
+    responses: proxy::responses::ResponseIndex,
+    /// Appends the ids learnt to the journal, run by `run`.
+    responses_journal: Option<proxy::responses::JournalWriter>,
 }
 
 /// What the tally's priming scan needs: the entries before `end` are
@@ -687,6 +695,17 @@ impl App {
             public = public.merge(proxy::with_senders(feedback, &state));
         }
         let jwks = state.take_jwks_fetcher();
+        // Response ids learnt before this start resolve again: read back
+        // (bounded) off the async workers.
+        let responses = state.responses.clone();
+        let responses_journal = {
+            let index = responses.clone();
+            let dir = config.server.data_dir.clone();
+            match tokio::task::spawn_blocking(move || index.open_journal(&dir)).await {
+                Ok(opened) => opened?,
+                Err(err) => std::panic::resume_unwind(err.into_panic()),
+            }
+        };
         // The public listener says why, but not the store's own message
         // (paths, engine errors): that is on the admin listener's /readyz.
         let status = ledger.status();
@@ -776,6 +795,8 @@ impl App {
             risks: Some(risks),
             kpi_snapshots,
             priming,
+            responses,
+            responses_journal: Some(responses_journal),
         })
     }
 
@@ -935,6 +956,21 @@ impl App {
             }
         };
 
+        // Blocking file writes; ends once the journal is closed.
+        let journal_task = self
+            .responses_journal
+            .take()
+            .map(|writer| tokio::task::spawn_blocking(move || writer.run()));
+        let responses = self.responses.clone();
+        let stop_journal = |task: Option<tokio::task::JoinHandle<()>>| async move {
+            responses.close_journal();
+            if let Some(task) = task
+                && task.await.is_err()
+            {
+                tracing::error!("the response id journal's writer panicked");
+            }
+        };
+
         let early_exit = tokio::select! {
             () = shutdown => None,
             _ = &mut public_task => Some("public"),
@@ -980,6 +1016,7 @@ impl App {
             self.reports.drained().await;
             stop_priming(priming_task).await;
             stop_snapshots(snapshot_task).await;
+            stop_journal(journal_task).await;
             return Err(AppError::Serve { which });
         }
         tracing::info!(grace = ?self.shutdown_grace, "shutting down: draining in-flight requests");
@@ -999,6 +1036,8 @@ impl App {
             let _ = admin_task.await;
             let _ = tiles_task.await;
         }
+        // No request is left to learn a response id.
+        stop_journal(journal_task).await;
         // Records of requests that ended while the ledger could not take
         // them (or whose client left) are written before the log closes.
         self.backlog.drain(self.shutdown_grace).await;

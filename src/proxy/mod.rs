@@ -22,7 +22,7 @@ mod path;
 mod poll;
 mod rate;
 mod recorder;
-mod responses;
+pub mod responses;
 mod senders;
 mod serving;
 mod stream;

@@ -606,11 +606,11 @@ async fn a_revoked_versions_responses_are_refused() {
     );
 }
 
-/// The ids are kept in memory: after a restart a response created before
-/// is unknown (as documented), and the refusal is recorded; a response
-/// created after the restart resolves.
+/// The ids survive a restart (the data directory's journal): a response
+/// created before it still reaches its upstream, as its creator only; new
+/// ones resolve too.
 #[tokio::test]
-async fn after_a_restart_earlier_response_ids_are_unknown_and_new_ones_resolve() {
+async fn after_a_restart_earlier_response_ids_still_resolve_for_their_creator() {
     let (a, b) = (
         ResponsesUpstream::start("a").await,
         ResponsesUpstream::start("b").await,
@@ -624,13 +624,27 @@ async fn after_a_restart_earlier_response_ids_are_unknown_and_new_ones_resolve()
 
     assert!(gateway.stop().await.success());
     gateway.restart().await;
-    let forgotten = gateway.get("/v1/responses/resp_a_1").await;
-    assert_eq!(forgotten.status, 404, "{}", forgotten.text());
-    assert_eq!(forgotten.error_code(), "unknown_response");
-    let decision = gateway.decision(&forgotten.decision_id()).await;
+    let fetched = gateway.get("/v1/responses/resp_a_1").await;
+    assert_eq!(fetched.status, 200, "{}", fetched.text());
+    assert_eq!(fetched.body, retrieved("a", "resp_a_1").as_bytes());
+    let decision = gateway.decision(&fetched.decision_id()).await;
     assert_eq!(decision["route"], "openai.responses.retrieve");
-    assert_eq!(decision["outcome"], "blocked");
-    assert_eq!(a.seen().len(), 2, "the refusal reached no upstream");
+    assert_eq!(decision["outcome"], "served");
+    assert_eq!(decision["model"], "gpt");
+    assert_eq!(
+        a.seen().len(),
+        3,
+        "the retrieval after the restart reached upstream a"
+    );
+    let other = send(
+        Method::GET,
+        &gateway.url("/v1/responses/resp_a_1"),
+        &[("x-govgate-caller", "someone-else")],
+        "",
+    )
+    .await;
+    assert_eq!(other.status, 404, "{}", other.text());
+    assert_eq!(other.error_code(), "unknown_response");
 
     let created = send(Method::POST, &gateway.url(RESPONSES), &[], body).await;
     assert_eq!(created.json()["id"], "resp_a_2");

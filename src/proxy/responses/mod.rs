@@ -6,8 +6,14 @@
 //! The index is learnt from answers to `POST /v1/responses`: the `id` of
 //! a JSON answer, or of the `response` in a stream's first event
 //! (`response.created`). It lives in memory, holds at most
-//! [`MAX_RESPONSE_IDS`] ids and forgets the oldest first; a restart
-//! forgets them all. A forgotten id is refused as `unknown_response`.
+//! [`MAX_RESPONSE_IDS`] ids and forgets the oldest first; the gateway
+//! keeps it across restarts in a file of its data directory
+//! ([`journal`]). A forgotten id is refused as `unknown_response`.
+
+mod journal;
+
+pub use journal::JournalError;
+pub(crate) use journal::JournalWriter;
 
 use bytes::Bytes;
 use serde::Deserialize;
@@ -49,6 +55,8 @@ pub(crate) struct ResponseIndex {
 struct Inner {
     by_id: HashMap<String, StoredResponse>,
     order: VecDeque<String>,
+    /// Where new ids go to be journaled, once the journal is open.
+    journal: Option<tokio::sync::mpsc::Sender<journal::Line>>,
 }
 
 impl ResponseIndex {
@@ -77,6 +85,11 @@ impl ResponseIndex {
                 break;
             };
             inner.by_id.remove(&oldest);
+        }
+        if let Some(journal) = &inner.journal
+            && journal.try_send(journal::Line::new(id, &stored)).is_err()
+        {
+            tracing::debug!("the response id journal is behind; an id is kept in memory only");
         }
         inner.order.push_back(id.to_owned());
         inner.by_id.insert(id.to_owned(), stored);
