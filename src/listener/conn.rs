@@ -123,12 +123,19 @@ pub(super) async fn serve_connection(
         }
         Spoken::Http2 => {
             // Streams are served concurrently; a graceful shutdown sends
-            // GOAWAY and lets the streams in flight finish.
+            // GOAWAY and lets the streams in flight finish. A connection
+            // without a stream for `keep_alive_idle` is closed the same
+            // way, as an idle HTTP/1.1 one is: idle clients hold no slot.
             let connection = shared.http2.serve_connection(io, service);
             tokio::pin!(connection);
             tokio::select! {
                 served = connection.as_mut() => served,
                 () = stopped(&mut stop) => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+                () = state.idle_for(shared.settings.keep_alive_idle) => {
+                    tracing::debug!("closing an idle HTTP/2 connection");
                     connection.as_mut().graceful_shutdown();
                     connection.await
                 }

@@ -5,7 +5,7 @@
 
 use super::abort::ConnectionAbort;
 use super::sniff::Spoken;
-use super::timer::ConnState;
+use super::timer::{ConnState, StreamGuard};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
@@ -60,6 +60,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
 
     fn call(&self, mut request: Request<Incoming>) -> ExchangeFuture {
         self.state.open_exchange();
+        let stream = self.state.start_stream();
         let extensions = request.extensions_mut();
         extensions.insert(ConnectInfo(self.peer));
         extensions.insert(match self.spoken {
@@ -77,7 +78,7 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
         let future = self.router.clone().call(request);
         ExchangeFuture {
             future,
-            state: Some(self.state.clone()),
+            state: Some((self.state.clone(), stream)),
         }
     }
 }
@@ -87,7 +88,7 @@ pin_project! {
     pub(super) struct ExchangeFuture {
         #[pin]
         future: axum::routing::future::RouteFuture<Infallible>,
-        state: Option<Arc<ConnState>>,
+        state: Option<(Arc<ConnState>, StreamGuard)>,
     }
 }
 
@@ -97,8 +98,15 @@ impl Future for ExchangeFuture {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let Ok(response) = ready!(this.future.poll(cx));
-        let state = this.state.take().unwrap_or_default();
-        Poll::Ready(Ok(response.map(|inner| ExchangeBody { inner, state })))
+        let (state, stream) = match this.state.take() {
+            Some((state, stream)) => (state, Some(stream)),
+            None => (Arc::default(), None),
+        };
+        Poll::Ready(Ok(response.map(|inner| ExchangeBody {
+            inner,
+            state,
+            _stream: stream,
+        })))
     }
 }
 
@@ -107,6 +115,8 @@ impl Future for ExchangeFuture {
 pub(super) struct ExchangeBody {
     inner: Body,
     state: Arc<ConnState>,
+    /// The request stays in flight until hyper drops its answer's body.
+    _stream: Option<StreamGuard>,
 }
 
 impl http_body::Body for ExchangeBody {

@@ -237,3 +237,63 @@ async fn a_handler_answering_400_or_431_is_not_taken_for_hyper() {
     assert!(text.contains("\r\n\r\nmineHTTP/1.1 431 "), "{text}");
     assert!(!text.contains("application/json"), "{text}");
 }
+
+/// An h2c client connection to `addr`: its request sender, and the task
+/// driving the connection, which ends when the server closes it.
+async fn h2c_client(
+    addr: std::net::SocketAddr,
+) -> (
+    hyper::client::conn::http2::SendRequest<http_body_util::Empty<Bytes>>,
+    tokio::task::JoinHandle<()>,
+) {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let (sender, connection) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    let driving = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    (sender, driving)
+}
+
+async fn h2_get(
+    sender: &mut hyper::client::conn::http2::SendRequest<http_body_util::Empty<Bytes>>,
+    path: &str,
+) -> http::StatusCode {
+    let request = http::Request::get(format!("http://x{path}"))
+        .body(http_body_util::Empty::new())
+        .unwrap();
+    sender.send_request(request).await.unwrap().status()
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_but_not_while_a_stream_is_open() {
+    let idle = Duration::from_millis(300);
+    let router = hello().route(
+        "/slow",
+        get(|| async {
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            "slow"
+        }),
+    );
+    let addr = start(router, settings(Duration::from_secs(5), idle)).await;
+    let (mut sender, driving) = h2c_client(addr).await;
+    assert_eq!(h2_get(&mut sender, "/").await, http::StatusCode::OK);
+    // A stream open for three times the idle time keeps the connection.
+    assert_eq!(h2_get(&mut sender, "/slow").await, http::StatusCode::OK);
+    assert!(!driving.is_finished(), "closed while a stream was open");
+    // Then nothing: closed (GOAWAY) about `idle` after the last stream.
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(5), driving)
+        .await
+        .expect("an idle HTTP/2 connection is closed")
+        .unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= idle - Duration::from_millis(50) && waited < idle * 4,
+        "{waited:?}"
+    );
+}

@@ -29,6 +29,14 @@ pub(super) struct ConnState {
     exchange: AtomicU8,
     /// At least one request was handed to the service.
     served: AtomicBool,
+    /// Requests handed to the service whose answer is not over yet
+    /// (HTTP/2: streams in flight).
+    open_streams: AtomicU32,
+    /// Requests handed to the service so far; wraps. The idle watch
+    /// compares two values.
+    started_streams: AtomicU32,
+    /// Woken when the last open stream ends.
+    quiet: tokio::sync::Notify,
 }
 
 /// No request is being answered: what hyper writes now is its own answer.
@@ -55,6 +63,36 @@ impl ConnState {
         self.served.store(true, Ordering::Relaxed);
     }
 
+    /// A request was handed to the service: open until the guard drops
+    /// (with the answer's body, or with the request when it has none).
+    pub(super) fn start_stream(self: &Arc<Self>) -> StreamGuard {
+        self.open_streams.fetch_add(1, Ordering::Relaxed);
+        self.started_streams.fetch_add(1, Ordering::Relaxed);
+        StreamGuard(self.clone())
+    }
+
+    /// Resolves once no request has been in flight for `idle` (HTTP/2:
+    /// no open stream, none started meanwhile). Cancel-safe.
+    pub(super) async fn idle_for(&self, idle: Duration) {
+        loop {
+            let quiet = self.quiet.notified();
+            tokio::pin!(quiet);
+            // Registered before the count is read: an end in between wakes it.
+            quiet.as_mut().enable();
+            if self.open_streams.load(Ordering::Relaxed) > 0 {
+                quiet.await;
+                continue;
+            }
+            let started = self.started_streams.load(Ordering::Relaxed);
+            tokio::time::sleep(idle).await;
+            if self.open_streams.load(Ordering::Relaxed) == 0
+                && self.started_streams.load(Ordering::Relaxed) == started
+            {
+                return;
+            }
+        }
+    }
+
     /// hyper dropped the answer's body (it may not be flushed yet).
     pub(super) fn end_exchange(&self) {
         let _ =
@@ -77,6 +115,17 @@ impl ConnState {
 
     fn served(&self) -> bool {
         self.served.load(Ordering::Relaxed)
+    }
+}
+
+/// One request in flight on a connection ([`ConnState::start_stream`]).
+pub(super) struct StreamGuard(Arc<ConnState>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        if self.0.open_streams.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.0.quiet.notify_waiters();
+        }
     }
 }
 
