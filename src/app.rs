@@ -83,6 +83,9 @@ pub enum AppError {
     /// The origin is not a valid key name.
     #[error("ledger.origin: {0}")]
     Origin(crate::ledger::checkpoint::NoteError),
+    /// The fleet's control plane (`[cluster]`) cannot be joined.
+    #[error("cluster: {0}")]
+    Cluster(#[from] crate::cluster::ClusterError),
     /// The Responses API's id journal cannot be read or written.
     #[error("response id journal: {0}")]
     Responses(#[from] proxy::responses::JournalError),
@@ -180,6 +183,9 @@ pub struct App {
     responses: proxy::responses::ResponseIndex,
     /// Appends the ids learnt to the journal, run by `run`.
     responses_journal: Option<proxy::responses::JournalWriter>,
+    /// This replica's place in its fleet (`[cluster]`): its claim is
+    /// renewed by `run` and given up at the end.
+    cluster: Option<crate::cluster::Membership>,
 }
 
 /// What the tally's priming scan needs: the entries before `end` are
@@ -312,8 +318,31 @@ impl App {
         Self::build_with(config, StartOptions::default()).await
     }
 
-    /// [`App::build`], with `options`.
+    /// [`App::build`], with `options`. With `[cluster]` the replica joins
+    /// its fleet first: a replica id in use stops the start before the
+    /// ledger is opened.
     pub async fn build_with(config: &Config, options: StartOptions) -> Result<App, AppError> {
+        let membership = match &config.cluster {
+            Some(cluster) => Some(crate::cluster::join(cluster).await?),
+            None => None,
+        };
+        match Self::build_local(config, options).await {
+            Ok(mut app) => {
+                app.cluster = membership;
+                Ok(app)
+            }
+            Err(err) => {
+                // The id is given up at once, not when its lease ends.
+                if let Some(membership) = membership {
+                    membership.run(std::future::ready(())).await;
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Opens the ledger in `data_dir/ledger` and builds every part on it.
+    async fn build_local(config: &Config, options: StartOptions) -> Result<App, AppError> {
         let dir = config.server.data_dir.join("ledger");
         let path = history::record_path(&config.ledger.key_file);
         let record = history::load(&path)?;
@@ -797,6 +826,7 @@ impl App {
             priming,
             responses,
             responses_journal: Some(responses_journal),
+            cluster: None,
         })
     }
 
@@ -956,6 +986,26 @@ impl App {
             }
         };
 
+        // Renews the replica id's claim; gives it up once told to stop,
+        // after the requests drained.
+        let (cluster_stop, cluster_stopped) = tokio::sync::oneshot::channel::<()>();
+        let cluster_task = self.cluster.take().map(|membership| {
+            tokio::spawn(tracing::Instrument::instrument(
+                membership.run(async move {
+                    let _ = cluster_stopped.await;
+                }),
+                tracing::info_span!("cluster"),
+            ))
+        });
+        let stop_cluster = |task: Option<tokio::task::JoinHandle<()>>| async move {
+            let _ = cluster_stop.send(());
+            if let Some(task) = task
+                && task.await.is_err()
+            {
+                tracing::error!("the fleet membership task panicked");
+            }
+        };
+
         // Blocking file writes; ends once the journal is closed.
         let journal_task = self
             .responses_journal
@@ -1017,6 +1067,7 @@ impl App {
             stop_priming(priming_task).await;
             stop_snapshots(snapshot_task).await;
             stop_journal(journal_task).await;
+            stop_cluster(cluster_task).await;
             return Err(AppError::Serve { which });
         }
         tracing::info!(grace = ?self.shutdown_grace, "shutting down: draining in-flight requests");
@@ -1069,6 +1120,7 @@ impl App {
         {
             tracing::error!(error = %err, "the signing key's history record not updated");
         }
+        stop_cluster(cluster_task).await;
         tracing::info!("stopped");
         Ok(())
     }

@@ -52,6 +52,9 @@
 //! - [`report`]: the period report (`govgate report`): pure folds over a
 //!   period's entries, one module per section, run on a store or a bundle
 //!   (by the offline command, and by `admin` for a running gateway).
+//! - [`cluster`]: one replica of a fleet whose control plane is in
+//!   PostgreSQL (`[cluster]`): schema migrations, the replica id's claim.
+//!   Uses `config` values; off the request path.
 //! - [`demo`]: the built-in sample model servers used by `govgate demo`.
 //! - [`app`]: wiring and shutdown; [`cli`]: the command line.
 //! - `fuzzing` (hidden, not an API): fuzz targets for the parsers a client
@@ -64,6 +67,7 @@
 pub mod admin;
 pub mod app;
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod decision;
 pub mod demo;

@@ -70,6 +70,18 @@ pub(crate) struct RawSecret {
     file: Option<std::path::PathBuf>,
 }
 
+impl RawSecret {
+    /// The secret itself, read from its variable or file.
+    pub(super) fn resolve(
+        &self,
+        checker: &Checker<'_>,
+        key: &str,
+        env: &super::Environment,
+    ) -> Result<String, ConfigError> {
+        super::validate::secret(checker, key, self.env.as_deref(), self.file.as_deref(), env)
+    }
+}
+
 /// `[admin.jwt.sign_in]` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -124,11 +136,9 @@ fn check_sign_in(
         redirect_url: raw.redirect_url,
         scopes: raw.scopes,
         client_secret: match raw.client_secret {
-            Some(secret) => Some(ClientSecret(super::validate::secret(
+            Some(secret) => Some(ClientSecret(secret.resolve(
                 checker,
                 "admin.jwt.sign_in.client_secret",
-                secret.env.as_deref(),
-                secret.file.as_deref(),
                 env,
             )?)),
             None => None,

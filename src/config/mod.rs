@@ -8,6 +8,7 @@
 
 mod admin_jwt;
 mod auth;
+mod cluster;
 mod example_tokens;
 mod governance;
 mod http_version;
@@ -35,6 +36,7 @@ use std::time::Duration;
 
 pub use admin_jwt::{AdminJwtConfig, SignInConfig};
 pub use auth::{ApiKey, AuthConfig, CertificateIdentity, HeaderTrust, MtlsConfig};
+pub use cluster::{ClusterConfig, DatabaseUrl};
 pub use http_version::{Http2Settings, UpstreamHttp};
 pub use jwt::{JwksSource, JwksUrl, JwtConfig, MAX_JWKS_BYTES, parse_jwks};
 pub use kpi::{ATTRIBUTE_HEADER_PREFIX, FeatureKind, KpiConfig, KpiField, OutcomeRule, Source};
@@ -96,6 +98,9 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// The risk register (`[[risks]]` or `risk_register.file`) and its evaluation.
     pub risks: RiskRegister,
+    /// One replica of a fleet on PostgreSQL (`[cluster]`); none: a
+    /// gateway on its own.
+    pub cluster: Option<ClusterConfig>,
 }
 
 /// Where and how the ledger is served as C2SP tlog-tiles.

@@ -40,6 +40,9 @@ pub(crate) struct RawConfig {
     /// `[risk_register]`: the register's file and its evaluation.
     #[serde(default)]
     pub(crate) risk_register: super::risks::RawRiskSettings,
+    /// `[cluster]`: one replica of a fleet.
+    #[serde(default)]
+    pub(crate) cluster: Option<super::cluster::RawCluster>,
 }
 
 /// `[tiles]`: the public C2SP tlog-tiles read API.

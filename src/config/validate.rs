@@ -245,6 +245,7 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
     let retention = super::retention::check(&checker, raw.retention)?;
     let auth = super::auth::check(&checker, raw.auth, &models, &server, env)?;
     let risks = super::risks::check(&checker, raw.risks, raw.risk_register, &models, env)?;
+    let cluster = super::cluster::check(&checker, raw.cluster, env)?;
     Ok(Config {
         source: file.to_owned(),
         server,
@@ -262,6 +263,7 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
         retention,
         auth,
         risks,
+        cluster,
     })
 }
 

@@ -15,6 +15,7 @@ mod chunked_export;
 mod chunked_parallel;
 mod chunked_verify;
 mod cli;
+mod cluster;
 mod connections;
 mod console;
 mod console_browser;

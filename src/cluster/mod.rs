@@ -1,0 +1,153 @@
+//! A gateway as one replica of a fleet whose control plane is in
+//! PostgreSQL (`[cluster]`, docs/fleet.md).
+//!
+//! At start the replica connects, brings the schema up to date
+//! ([`schema::migrate`], under an advisory lock) and claims its replica
+//! id ([`replica::claim`]): a second gateway started with the same id
+//! refuses to run. While it runs it renews the claim; at shutdown it
+//! gives it up. The request path never waits on the database.
+
+pub mod replica;
+pub mod schema;
+
+use crate::config::ClusterConfig;
+use std::future::Future;
+use std::time::Duration;
+use tokio_postgres::{Client, NoTls};
+
+/// How long a start waits for the database.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The control plane cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The database refused or failed a statement, or the connection broke.
+    #[error("PostgreSQL: {0}")]
+    Database(#[from] tokio_postgres::Error),
+    /// The database did not answer in time.
+    #[error("PostgreSQL did not answer within {} s", .0.as_secs())]
+    ConnectTimeout(Duration),
+    /// The schema was made by a newer gateway.
+    #[error(
+        "the control plane's schema is version {found}, newer than this gateway knows ({known}): \
+         run the newer gateway, or a database of its own"
+    )]
+    SchemaTooNew {
+        /// The database's version.
+        found: i32,
+        /// This build's.
+        known: i32,
+    },
+    /// Another running gateway holds the replica id.
+    #[error(
+        "replica id `{replica_id}` is in use by another gateway (its claim was renewed \
+         {renewed_secs_ago:.0} s ago; a claim lasts {lease_secs} s): give each replica its own \
+         cluster.replica_id"
+    )]
+    ReplicaIdInUse {
+        /// The id.
+        replica_id: String,
+        /// When the holder last renewed it.
+        renewed_secs_ago: f64,
+        /// `cluster.lease_secs`.
+        lease_secs: u64,
+    },
+    /// Another gateway claimed this replica's id (its lease ran out).
+    #[error("replica id `{0}` was claimed by another gateway")]
+    ClaimLost(String),
+}
+
+/// A replica that joined the fleet: its database session and its claim.
+pub struct Membership {
+    client: Client,
+    /// Drives the session's socket; ends when the client is dropped.
+    connection: tokio::task::JoinHandle<()>,
+    claim: replica::Claim,
+    url: crate::config::DatabaseUrl,
+    /// The schema version found at start (before migrating).
+    pub schema_found: i32,
+}
+
+/// Connects, migrates and claims the replica id.
+pub async fn join(config: &ClusterConfig) -> Result<Membership, ClusterError> {
+    let (mut client, connection) = connect(&config.url).await?;
+    let schema_found = schema::migrate(&mut client).await?;
+    let claim = replica::claim(&mut client, &config.replica_id, config.lease).await?;
+    tracing::info!(replica = %claim.replica_id, "joined the fleet");
+    Ok(Membership {
+        client,
+        connection,
+        claim,
+        url: config.url.clone(),
+        schema_found,
+    })
+}
+
+async fn connect(
+    url: &crate::config::DatabaseUrl,
+) -> Result<(Client, tokio::task::JoinHandle<()>), ClusterError> {
+    let (client, connection) =
+        tokio::time::timeout(CONNECT_TIMEOUT, tokio_postgres::connect(&url.0, NoTls))
+            .await
+            .map_err(|_| ClusterError::ConnectTimeout(CONNECT_TIMEOUT))??;
+    let connection = tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::warn!(error = %err, "control plane connection ended");
+        }
+    });
+    Ok((client, connection))
+}
+
+impl Membership {
+    /// The replica id this process holds.
+    pub fn replica_id(&self) -> &str {
+        &self.claim.replica_id
+    }
+
+    /// Renews the claim every third of its lease until `stop`, reconnecting
+    /// when the session broke; then gives the id up.
+    pub async fn run(mut self, stop: impl Future<Output = ()>) {
+        let mut stop = std::pin::pin!(stop);
+        let mut ticks = tokio::time::interval(self.claim.lease / 3);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticks.tick().await;
+        loop {
+            tokio::select! {
+                () = &mut stop => break,
+                _ = ticks.tick() => {}
+            }
+            if self.client.is_closed() {
+                match connect(&self.url).await {
+                    Ok((client, connection)) => {
+                        self.connection.abort();
+                        self.client = client;
+                        self.connection = connection;
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "control plane unreachable; the replica id's claim is not renewed");
+                        continue;
+                    }
+                }
+            }
+            if let Err(err) = replica::renew(&self.client, &self.claim).await {
+                tracing::error!(error = %err, "the replica id's claim could not be renewed");
+            }
+        }
+        let released = tokio::time::timeout(
+            Duration::from_secs(2),
+            replica::release(&self.client, &self.claim),
+        )
+        .await;
+        match released {
+            Ok(Ok(())) => tracing::info!(replica = %self.claim.replica_id, "left the fleet"),
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "the replica id was not given up; it is free once its lease ends")
+            }
+            Err(_) => tracing::warn!(
+                "the replica id was not given up in time; it is free once its lease ends"
+            ),
+        }
+        drop(self.client);
+        let _ = self.connection.await;
+    }
+}

@@ -1,0 +1,95 @@
+//! The control plane's tables, created and changed by numbered
+//! migrations. Every replica runs [`migrate`] at start; an advisory lock
+//! makes replicas starting together apply each migration exactly once,
+//! and a replica older than the schema refuses to run on it.
+
+use super::ClusterError;
+use tokio_postgres::Client;
+
+/// The advisory lock key of migrations (an arbitrary constant: "govgate"
+/// in ASCII).
+const MIGRATION_LOCK: i64 = 0x0067_6f76_6761_7465;
+
+/// `(version, SQL)`, in order; a released migration is never changed,
+/// only followed by a new one.
+const MIGRATIONS: &[(i32, &str)] = &[(
+    1,
+    "CREATE TABLE govgate_replicas (
+         replica_id   text PRIMARY KEY,
+         instance     text NOT NULL,
+         started_at   timestamptz NOT NULL,
+         renewed_at   timestamptz NOT NULL,
+         released     boolean NOT NULL DEFAULT false
+     );
+     CREATE TABLE govgate_control_events (
+         seq          bigserial PRIMARY KEY,
+         kind         text NOT NULL,
+         body         jsonb NOT NULL,
+         replica_id   text NOT NULL,
+         created_at   timestamptz NOT NULL DEFAULT now()
+     );",
+)];
+
+/// The schema version this build knows.
+pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
+
+/// Brings the database to [`SCHEMA_VERSION`]; the version it was at.
+pub async fn migrate(client: &mut Client) -> Result<i32, ClusterError> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    let applied = apply(client).await;
+    // Unlocked whatever happened (the session ends the lock anyway).
+    let unlocked = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
+        .await;
+    let found = applied?;
+    unlocked?;
+    Ok(found)
+}
+
+async fn apply(client: &mut Client) -> Result<i32, ClusterError> {
+    client
+        .batch_execute(
+            "CREATE TABLE IF NOT EXISTS govgate_schema (
+                 version    integer PRIMARY KEY,
+                 applied_at timestamptz NOT NULL DEFAULT now()
+             )",
+        )
+        .await?;
+    let row = client
+        .query_one("SELECT coalesce(max(version), 0) FROM govgate_schema", &[])
+        .await?;
+    let found: i32 = row.get(0);
+    if found > SCHEMA_VERSION {
+        return Err(ClusterError::SchemaTooNew {
+            found,
+            known: SCHEMA_VERSION,
+        });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(version, _)| *version > found) {
+        let transaction = client.transaction().await?;
+        transaction.batch_execute(sql).await?;
+        transaction
+            .execute(
+                "INSERT INTO govgate_schema (version) VALUES ($1)",
+                &[version],
+            )
+            .await?;
+        transaction.commit().await?;
+        tracing::info!(version, "control plane schema migrated");
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_are_numbered_from_one_without_gaps() {
+        for (at, (version, _)) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(*version as usize, at + 1);
+        }
+    }
+}

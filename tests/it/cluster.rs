@@ -1,0 +1,134 @@
+//! Replicas of a fleet on a real PostgreSQL (a throwaway cluster per
+//! test): the control plane's schema is migrated once by replicas that
+//! start together, and a replica id is held by one running gateway at a
+//! time (given up at a clean stop, free after its lease when the holder
+//! was killed).
+
+use crate::support::Gateway;
+use crate::support::gateway::{TEST_ORIGIN, keygen};
+use crate::support::postgres::Postgres;
+use std::path::Path;
+use std::time::Duration;
+
+/// A model (never called here) and `[cluster]` for `replica_id`, the
+/// database's URL read from a file.
+fn cluster_section(url_file: &Path, replica_id: &str) -> String {
+    format!(
+        "[[models]]\nname = \"m\"\nprotocol = \"http\"\npath_prefix = \"/m\"\n\
+         [[models.versions]]\nversion = \"v1\"\nupstream = \"http://127.0.0.1:9\"\n\
+         [cluster]\nurl = {{ file = \"{}\" }}\nreplica_id = \"{replica_id}\"\nlease_secs = 3\n",
+        url_file.display()
+    )
+}
+
+fn url_file(postgres: &Postgres, dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("cluster.url");
+    std::fs::write(&path, format!("{}\n", postgres.url())).unwrap();
+    path
+}
+
+/// Runs `govgate serve` on a config with `cluster`, expecting it to stop
+/// at start; its stderr.
+async fn refused_start(cluster: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(&dir.path().join("test.key"), TEST_ORIGIN);
+    std::fs::write(
+        dir.path().join("govgate.toml"),
+        format!(
+            "[server]\npublic_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\
+             [ledger]\norigin = \"{TEST_ORIGIN}\"\nkey_file = \"test.key\"\n{cluster}"
+        ),
+    )
+    .unwrap();
+    let output = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
+            .arg("serve")
+            .arg("--config")
+            .arg(dir.path().join("govgate.toml"))
+            .env("GOVGATE_LOG", "warn")
+            .output(),
+    )
+    .await
+    .expect("a refused start ends")
+    .unwrap();
+    assert!(!output.status.success(), "it started");
+    assert!(
+        !dir.path().join("data/ledger").exists(),
+        "the ledger was opened before the replica id was claimed"
+    );
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
+async fn replicas_migrate_once_and_a_replica_id_is_held_by_one_running_gateway() {
+    let postgres = Postgres::start();
+    let urls = tempfile::tempdir().unwrap();
+    let url = url_file(&postgres, urls.path());
+    // Two replicas start at once on an empty database.
+    let (r1, r2) = (cluster_section(&url, "r1"), cluster_section(&url, "r2"));
+    let (mut one, two) = tokio::join!(Gateway::start_with("", &r1), Gateway::start_with("", &r2));
+    let db = postgres.client().await;
+    let versions: Vec<i32> = db
+        .query("SELECT version FROM govgate_schema ORDER BY version", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(versions, vec![1], "each migration applied once");
+    let held: Vec<(String, bool)> = db
+        .query(
+            "SELECT replica_id, released FROM govgate_replicas ORDER BY replica_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(held, vec![("r1".into(), false), ("r2".into(), false)]);
+
+    // A third gateway naming r1 refuses to run, before touching its ledger.
+    let stderr = refused_start(&cluster_section(&url, "r1")).await;
+    assert!(
+        stderr.contains("replica id `r1` is in use by another gateway"),
+        "{stderr}"
+    );
+
+    // A clean stop gives the id up at once: r1 starts again elsewhere.
+    assert!(one.stop().await.success());
+    let released: bool = db
+        .query_one(
+            "SELECT released FROM govgate_replicas WHERE replica_id = 'r1'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(released);
+    let mut again = Gateway::start_with("", &cluster_section(&url, "r1")).await;
+    assert_eq!(again.get("/v2/health/ready").await.status, 200);
+
+    // Killed, the holder cannot give it up: the id is refused until the
+    // lease (3 s) runs out, then claimed.
+    again.kill().await;
+    let stderr = refused_start(&cluster_section(&url, "r1")).await;
+    assert!(stderr.contains("is in use by another gateway"), "{stderr}");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let after_lease = Gateway::start_with("", &cluster_section(&url, "r1")).await;
+    assert_eq!(after_lease.get("/v2/health/ready").await.status, 200);
+    drop(two);
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
+async fn a_database_that_cannot_be_reached_stops_the_start_with_the_reason() {
+    let postgres = Postgres::start();
+    let urls = tempfile::tempdir().unwrap();
+    let url = url_file(&postgres, urls.path());
+    postgres.stop();
+    let stderr = refused_start(&cluster_section(&url, "r1")).await;
+    assert!(stderr.contains("cluster: PostgreSQL"), "{stderr}");
+}
