@@ -1048,3 +1048,55 @@ fn upstream_http_comes_from_the_version_else_the_model() {
     let err = error(&text.replace("\"http2\"", "\"h2\""));
     assert_eq!(err.key, "models[0].versions[1].http", "{err}");
 }
+
+#[test]
+fn cluster_takes_its_url_from_the_environment_and_checks_the_replica_id() {
+    let with = |cluster: &str| {
+        Config::parse(
+            &format!("{SERVER}{ONE_MODEL}{cluster}{LEDGER}"),
+            "test.toml",
+            &test_env(&[("DB", "host=/run/pg user=govgate password=pw")]),
+        )
+    };
+    let config = with("[cluster]\nurl = { env = \"DB\" }\nreplica_id = \"gw-1\"\n").unwrap();
+    let cluster = config.cluster.expect("[cluster]");
+    assert_eq!(cluster.url.0, "host=/run/pg user=govgate password=pw");
+    assert_eq!(cluster.replica_id, "gw-1");
+    assert_eq!(cluster.lease, Duration::from_secs(15));
+    assert!(
+        !format!("{:?}", cluster.url).contains("pw"),
+        "the URL is never printed"
+    );
+    assert!(
+        parse(&format!("{SERVER}{ONE_MODEL}"))
+            .unwrap()
+            .cluster
+            .is_none()
+    );
+    for (cluster, key, says) in [
+        (
+            "[cluster]\nurl = { env = \"DB\" }\nreplica_id = \"GW_1\"\n",
+            "cluster.replica_id",
+            "a-z 0-9 -",
+        ),
+        (
+            "[cluster]\nurl = { env = \"DB\" }\nreplica_id = \"-gw\"\n",
+            "cluster.replica_id",
+            "not starting or ending",
+        ),
+        (
+            "[cluster]\nurl = { env = \"DB\" }\nreplica_id = \"gw\"\nlease_secs = 2\n",
+            "cluster.lease_secs",
+            "at least 3",
+        ),
+        (
+            "[cluster]\nurl = { env = \"NOPE\" }\nreplica_id = \"gw\"\n",
+            "cluster.url.env",
+            "`NOPE` is not set",
+        ),
+    ] {
+        let err = with(cluster).expect_err(cluster);
+        assert_eq!(err.key, key, "{err}");
+        assert!(err.message.contains(says), "{err}");
+    }
+}
