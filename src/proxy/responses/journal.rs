@@ -198,15 +198,8 @@ impl JournalWriter {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::stored;
     use super::*;
-
-    fn stored(model: &str) -> StoredResponse {
-        StoredResponse {
-            model: model.into(),
-            version: "v1".into(),
-            caller: "svc".into(),
-        }
-    }
 
     /// Writes what `index` learns until the journal closes.
     fn journaled(index: &ResponseIndex, dir: &Path, learn: &[(&str, &str)]) {

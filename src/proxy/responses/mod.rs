@@ -220,7 +220,8 @@ fn leading_id(bytes: &[u8]) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn stored(model: &str) -> StoredResponse {
+    /// A response of `model` by `svc`, version `v1`.
+    pub(super) fn stored(model: &str) -> StoredResponse {
         StoredResponse {
             model: model.into(),
             version: "v1".into(),
