@@ -328,7 +328,8 @@ impl App {
         };
         match Self::build_local(config, options).await {
             Ok(mut app) => {
-                app.cluster = membership;
+                let ledger = app.verification.store.clone();
+                app.cluster = membership.map(|membership| membership.publishing(ledger));
                 Ok(app)
             }
             Err(err) => {

@@ -7,11 +7,14 @@
 //! refuses to run. While it runs it renews the claim; at shutdown it
 //! gives it up. The request path never waits on the database.
 
+pub mod checkpoints;
 pub mod replica;
 pub mod schema;
 
 use crate::config::ClusterConfig;
+use crate::ledger::store::LedgerStore;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::{Client, NoTls};
 
@@ -66,6 +69,10 @@ pub struct Membership {
     url: crate::config::DatabaseUrl,
     /// The schema version found at start (before migrating).
     pub schema_found: i32,
+    /// The ledger whose checkpoints are published, once set.
+    ledger: Option<Arc<dyn LedgerStore>>,
+    /// The size of the checkpoint published last.
+    published: u64,
 }
 
 /// Connects, migrates and claims the replica id.
@@ -80,6 +87,8 @@ pub async fn join(config: &ClusterConfig) -> Result<Membership, ClusterError> {
         claim,
         url: config.url.clone(),
         schema_found,
+        ledger: None,
+        published: 0,
     })
 }
 
@@ -104,8 +113,38 @@ impl Membership {
         &self.claim.replica_id
     }
 
-    /// Renews the claim every third of its lease until `stop`, reconnecting
-    /// when the session broke; then gives the id up.
+    /// Publishes `ledger`'s latest checkpoint with each renewal.
+    pub fn publishing(mut self, ledger: Arc<dyn LedgerStore>) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
+
+    /// Publishes the ledger's latest checkpoint if it grew since the last.
+    async fn publish_checkpoint(&mut self) {
+        let Some(ledger) = self.ledger.clone() else {
+            return;
+        };
+        let latest = match tokio::task::spawn_blocking(move || ledger.latest_checkpoint()).await {
+            Ok(Ok(Some(latest))) => latest,
+            Ok(Ok(None)) | Err(_) => return,
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "the latest checkpoint could not be read for the fleet");
+                return;
+            }
+        };
+        let (size, note) = latest;
+        if size <= self.published {
+            return;
+        }
+        match checkpoints::publish(&self.client, &self.claim.replica_id, size, &note).await {
+            Ok(()) => self.published = size,
+            Err(err) => tracing::warn!(error = %err, "the latest checkpoint was not published"),
+        }
+    }
+
+    /// Renews the claim and publishes the latest checkpoint every third
+    /// of the lease until `stop`, reconnecting when the session broke;
+    /// then publishes once more and gives the id up.
     pub async fn run(mut self, stop: impl Future<Output = ()>) {
         let mut stop = std::pin::pin!(stop);
         let mut ticks = tokio::time::interval(self.claim.lease / 3);
@@ -132,7 +171,9 @@ impl Membership {
             if let Err(err) = replica::renew(&self.client, &self.claim).await {
                 tracing::error!(error = %err, "the replica id's claim could not be renewed");
             }
+            self.publish_checkpoint().await;
         }
+        self.publish_checkpoint().await;
         let released = tokio::time::timeout(
             Duration::from_secs(2),
             replica::release(&self.client, &self.claim),

@@ -12,9 +12,10 @@ const MIGRATION_LOCK: i64 = 0x0067_6f76_6761_7465;
 
 /// `(version, SQL)`, in order; a released migration is never changed,
 /// only followed by a new one.
-const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    "CREATE TABLE govgate_replicas (
+const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        "CREATE TABLE govgate_replicas (
          replica_id   text PRIMARY KEY,
          instance     text NOT NULL,
          started_at   timestamptz NOT NULL,
@@ -28,7 +29,17 @@ const MIGRATIONS: &[(i32, &str)] = &[(
          replica_id   text NOT NULL,
          created_at   timestamptz NOT NULL DEFAULT now()
      );",
-)];
+    ),
+    (
+        2,
+        "CREATE TABLE govgate_checkpoints (
+             replica_id   text PRIMARY KEY,
+             size         bigint NOT NULL,
+             note         text NOT NULL,
+             published_at timestamptz NOT NULL
+         );",
+    ),
+];
 
 /// The schema version this build knows.
 pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;

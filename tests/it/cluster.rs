@@ -77,7 +77,7 @@ async fn replicas_migrate_once_and_a_replica_id_is_held_by_one_running_gateway()
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, vec![1], "each migration applied once");
+    assert_eq!(versions, vec![1, 2], "each migration applied once");
     let held: Vec<(String, bool)> = db
         .query(
             "SELECT replica_id, released FROM govgate_replicas ORDER BY replica_id",
@@ -89,6 +89,40 @@ async fn replicas_migrate_once_and_a_replica_id_is_held_by_one_running_gateway()
         .map(|row| (row.get(0), row.get(1)))
         .collect();
     assert_eq!(held, vec![("r1".into(), false), ("r2".into(), false)]);
+
+    // Each replica publishes its latest signed checkpoint.
+    let (mut published, mut served) = (String::new(), String::new());
+    for _ in 0..50 {
+        served = crate::support::send(
+            http::Method::GET,
+            &format!("{}/ledger/checkpoint", one.admin),
+            &[],
+            "",
+        )
+        .await
+        .text();
+        published = db
+            .query_opt(
+                "SELECT note FROM govgate_checkpoints WHERE replica_id = 'r1'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .map(|row| row.get(0))
+            .unwrap_or_default();
+        if published == served {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        published, served,
+        "r1's checkpoint as its admin listener serves it"
+    );
+    assert!(
+        published.starts_with(&format!("{TEST_ORIGIN}\n")) && published.contains("\n\u{2014} "),
+        "{published:?}"
+    );
 
     // A third gateway naming r1 refuses to run, before touching its ledger.
     let stderr = refused_start(&cluster_section(&url, "r1")).await;
