@@ -72,7 +72,7 @@ impl Line {
 pub(crate) struct JournalWriter {
     path: PathBuf,
     lines: mpsc::Receiver<Line>,
-    file: BufWriter<File>,
+    file: Option<BufWriter<File>>,
     lines_in_file: usize,
     index: Arc<Mutex<Inner>>,
     capacity: usize,
@@ -88,7 +88,6 @@ impl ResponseIndex {
             path: path.clone(),
             source,
         };
-        std::fs::create_dir_all(data_dir).map_err(at)?;
         let lines_in_file = match File::open(&path) {
             Ok(file) => self.read_back(file).map_err(at)?,
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => 0,
@@ -96,7 +95,9 @@ impl ResponseIndex {
         };
         let (sender, lines) = mpsc::channel(QUEUE);
         let mut writer = JournalWriter {
-            file: BufWriter::new(append(&path).map_err(at)?),
+            // Opened (created) at the first id: a gateway that never sees
+            // the Responses API leaves no file.
+            file: None,
             path: path.clone(),
             lines,
             lines_in_file,
@@ -150,18 +151,34 @@ impl JournalWriter {
                 }
                 next = self.lines.try_recv().ok();
             }
-            if let Err(err) = self.file.flush().and_then(|()| self.compact_if_due()) {
+            if let Err(err) = self.flush().and_then(|()| self.compact_if_due()) {
                 tracing::warn!(path = %self.path.display(), error = %err, "the response id journal could not be written");
             }
         }
-        if let Err(err) = self.file.flush() {
+        if let Err(err) = self.flush() {
             tracing::warn!(path = %self.path.display(), error = %err, "the response id journal could not be written");
         }
     }
 
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &mut self.file {
+            Some(file) => file.flush(),
+            None => Ok(()),
+        }
+    }
+
     fn write(&mut self, line: &Line) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.file, line)?;
-        self.file.write_all(b"\n")?;
+        let file = match &mut self.file {
+            Some(file) => file,
+            None => {
+                if let Some(dir) = self.path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                self.file.insert(BufWriter::new(append(&self.path)?))
+            }
+        };
+        serde_json::to_writer(&mut *file, line)?;
+        file.write_all(b"\n")?;
         self.lines_in_file += 1;
         Ok(())
     }
@@ -190,7 +207,7 @@ impl JournalWriter {
             .map_err(|err| err.into_error())?
             .sync_all()?;
         std::fs::rename(&fresh, &self.path)?;
-        self.file = BufWriter::new(append(&self.path)?);
+        self.file = Some(BufWriter::new(append(&self.path)?));
         self.lines_in_file = kept.len();
         Ok(())
     }
@@ -232,6 +249,16 @@ mod tests {
         assert_eq!(restarted.find("resp_b"), Some(stored("b")));
         assert_eq!(restarted.find("resp_c"), None);
         assert_eq!(restarted.find("resp_d"), Some(stored("d")));
+    }
+
+    #[test]
+    fn no_file_is_made_until_an_id_is_learnt() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        journaled(&ResponseIndex::new(10), &data, &[]);
+        assert!(!data.exists(), "nothing written, nothing made");
+        journaled(&ResponseIndex::new(10), &data, &[("resp_a", "a")]);
+        assert!(data.join(JOURNAL_FILE).exists());
     }
 
     #[test]
