@@ -522,3 +522,94 @@ async fn a_client_that_resets_mid_call_is_recorded_as_disconnected() {
     }
     panic!("the upstream's stream was not dropped");
 }
+
+const HOLD_POLICY: &str = r#"package govgate
+
+import rego.v1
+
+hold contains "held for review" if {
+	input.stage == "request"
+	input.request.id == "hold-me"
+}
+"#;
+
+#[tokio::test]
+async fn a_held_answer_is_an_aborted_status_naming_where_to_poll() {
+    let upstream = GrpcUpstream::start().await;
+    let policies = crate::reviews::policy_dir(&[("hold.rego", HOLD_POLICY)]);
+    let config = format!(
+        "{}\n[review]\npolicies_dir = \"{}\"\n",
+        grpc_models(&upstream.url()),
+        policies.path().display()
+    );
+    let gateway = Gateway::start(&config).await;
+    let mut request = infer_request("credit", "", &[0.7], &["f"]);
+    request.id = "hold-me".into();
+    let reply = call(&gateway.public, "ModelInfer", &request).await;
+    assert_eq!(reply.grpc("grpc-status"), "10", "ABORTED: {reply:?}");
+    assert_eq!(reply.grpc("govgate-code"), "held");
+    assert!(reply.body.is_empty(), "the held answer is not released");
+    let id = reply.decision_id();
+    let poll = format!("/govgate/decisions/{id}");
+    assert_eq!(reply.headers["location"], poll.as_str());
+    assert_eq!(
+        reply.grpc("grpc-message"),
+        format!("held: the answer is held for human review; poll {poll}")
+    );
+    assert!(reply.headers.contains_key("govgate-review-id"), "{reply:?}");
+    let decision = gateway.decision(&id).await;
+    assert_eq!(decision["outcome"], "held");
+    assert_eq!(decision["route"], "kserve_v2_grpc.infer");
+    assert_eq!(
+        upstream.seen().len(),
+        1,
+        "the model answered; the answer is held"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_caller_and_a_spent_rate_are_unauthenticated_and_resource_exhausted() {
+    let upstream = GrpcUpstream::start().await;
+    let config = format!(
+        "{}\n[models.rate_limit]\nrequests_per_second = 0.1\nburst = 1\n",
+        grpc_models(&upstream.url())
+    );
+    let gateway = Gateway::start_with("require_caller = true", &config).await;
+    let request = frame(&infer_request("credit", "", &[0.7], &["f"]).encode_to_vec());
+
+    let anonymous = call_framed(&gateway.public, "ModelInfer", request.clone()).await;
+    assert_eq!(
+        anonymous.grpc("grpc-status"),
+        "16",
+        "UNAUTHENTICATED: {anonymous:?}"
+    );
+    assert_eq!(anonymous.grpc("govgate-code"), "caller_missing");
+
+    let as_caller = |body: Bytes| {
+        let base = gateway.public.clone();
+        async move {
+            let mut send = connect(&base).await;
+            send.ready().await.unwrap();
+            let mut request = call_request(&base, "ModelInfer", body);
+            request
+                .headers_mut()
+                .insert("x-govgate-caller", http::HeaderValue::from_static("svc-a"));
+            let response = send.send_request(request).await.unwrap();
+            let (parts, body) = response.into_parts();
+            let collected = body.collect().await.unwrap();
+            (parts.headers, collected.trailers().cloned())
+        }
+    };
+    let (_, trailers) = as_caller(request.clone()).await;
+    assert_eq!(trailers.expect("served")["grpc-status"], "0");
+    let (headers, trailers) = as_caller(request).await;
+    assert!(trailers.is_none(), "trailers-only");
+    assert_eq!(headers["grpc-status"], "8", "RESOURCE_EXHAUSTED");
+    assert_eq!(headers["govgate-code"], "rate_limited");
+    let id = headers["govgate-decision-id"].to_str().unwrap();
+    let decision = gateway.decision(id).await;
+    assert_eq!(decision["outcome"], "blocked");
+    assert_eq!(decision["status"], 429);
+    assert_eq!(decision["caller"], "svc-a");
+    assert_eq!(upstream.seen().len(), 1);
+}
