@@ -115,13 +115,22 @@ async fn resolve(
                 Some(Bytes::from(json)),
             )
         }
+        // Their REST twins are GETs without a body: the policies read null.
         Method::ModelMetadata => {
             let request = ModelMetadataRequest::decode(message).map_err(malformed)?;
-            (request.name, request.version, None)
+            (
+                request.name,
+                request.version,
+                Some(Bytes::from_static(b"null")),
+            )
         }
         Method::ModelReady => {
             let request = ModelReadyRequest::decode(message).map_err(malformed)?;
-            (request.name, request.version, None)
+            (
+                request.name,
+                request.version,
+                Some(Bytes::from_static(b"null")),
+            )
         }
         Method::ServerLive | Method::ServerReady | Method::ServerMetadata => {
             return Err(ProxyError::Internal("a server call names no model".into()));
@@ -192,11 +201,16 @@ fn own_answer(message: &impl Message) -> Response {
     response
 }
 
-/// A held answer (202 and where to poll, over REST) as a gRPC status:
-/// `ABORTED`, `govgate-code: held`, the decision's and the review's
-/// headers kept.
+/// A held answer (the gateway's 202 and where to poll, over REST) as a
+/// gRPC status: `ABORTED`, `govgate-code: held`, the decision's and the
+/// review's headers kept. An upstream's own answer (gRPC) passes.
 fn held_as_status(response: Response) -> Response {
-    if response.status() != StatusCode::ACCEPTED {
+    let grpc = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(is_grpc_content_type);
+    if response.status() != StatusCode::ACCEPTED || grpc {
         return response;
     }
     let (parts, _body) = response.into_parts();
