@@ -1048,3 +1048,30 @@ fn upstream_http_comes_from_the_version_else_the_model() {
     let err = error(&text.replace("\"http2\"", "\"h2\""));
     assert_eq!(err.key, "models[0].versions[1].http", "{err}");
 }
+
+#[test]
+fn a_grpc_model_speaks_http2_to_its_upstream_and_refuses_anything_else() {
+    let grpc = ONE_MODEL.replace("protocol = \"openai\"", "protocol = \"kserve_v2_grpc\"");
+    let config = parse(&format!("{SERVER}{grpc}")).unwrap();
+    assert_eq!(
+        config.models[0].protocol,
+        crate::decision::Protocol::KserveV2Grpc
+    );
+    assert_eq!(config.models[0].http, UpstreamHttp::Http2);
+    assert_eq!(config.models[0].versions[0].http, UpstreamHttp::Http2);
+    for (http, key) in [("http1", "models[0].http"), ("auto", "models[0].http")] {
+        let text = grpc.replace(
+            "protocol = \"kserve_v2_grpc\"",
+            &format!("protocol = \"kserve_v2_grpc\"\nhttp = \"{http}\""),
+        );
+        let err = error(&format!("{SERVER}{text}"));
+        assert_eq!(err.key, key, "{err}");
+        assert!(err.message.contains("needs HTTP/2"), "{err}");
+    }
+    let text = grpc.replace(
+        "upstream = \"http://127.0.0.1:9000/base/\"",
+        "upstream = \"http://127.0.0.1:9000/base/\"\nhttp = \"http1\"",
+    );
+    let err = error(&format!("{SERVER}{text}"));
+    assert_eq!(err.key, "models[0].versions[0].http", "{err}");
+}

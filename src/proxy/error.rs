@@ -577,6 +577,43 @@ mod tests {
     }
 
     #[test]
+    fn grpc_refusals_are_trailers_only_statuses_with_the_code() {
+        for route in [
+            Route::KserveGrpcInfer,
+            Route::KserveGrpcMetadata,
+            Route::KserveGrpcReady,
+            Route::KserveGrpcOther,
+        ] {
+            assert_eq!(ErrorShape::of(route), ErrorShape::Grpc);
+        }
+        let err = ProxyError::VersionNotApproved {
+            model: "credit".into(),
+            version: "2".into(),
+            state: "proposed".into(),
+        };
+        assert_eq!(err.body_as(ErrorShape::Grpc), "");
+        let response = err.response_as(ErrorShape::Grpc);
+        assert_eq!(response.status(), StatusCode::OK);
+        let headers = response.headers();
+        assert_eq!(headers["content-type"], "application/grpc");
+        assert_eq!(headers["grpc-status"], "9");
+        assert_eq!(headers["govgate-code"], "model_version_not_approved");
+        assert_eq!(
+            headers["grpc-message"],
+            "model_version_not_approved: version `2` of model `credit` is not approved (it is proposed)"
+        );
+        let denied = ProxyError::PolicyDenied {
+            reasons: vec!["100% sure".into()],
+        };
+        let response = denied.response_as(ErrorShape::Grpc);
+        assert_eq!(response.headers()["grpc-status"], "7");
+        assert_eq!(
+            response.headers()["grpc-message"],
+            "policy_denied: denied by policy: 100%25 sure"
+        );
+    }
+
+    #[test]
     fn anthropic_errors_carry_the_type_and_keep_the_gateways_members() {
         assert_eq!(
             ErrorShape::of(Route::AnthropicMessages),
