@@ -157,6 +157,28 @@ async fn model_infer_passes_byte_exact_both_ways_and_is_recorded_before_its_trai
 }
 
 #[tokio::test]
+async fn the_models_own_grpc_error_reaches_the_client_unchanged_and_is_recorded() {
+    let upstream = GrpcUpstream::start().await;
+    let gateway = Gateway::start(&grpc_models(&upstream.url())).await;
+    let mut request = infer_request("credit", "", &[0.7], &["f"]);
+    request.id = "fail".into();
+    let reply = call(&gateway.public, "ModelInfer", &request).await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.body.is_empty());
+    assert_eq!(reply.grpc("grpc-status"), "3", "{reply:?}");
+    assert_eq!(
+        reply.grpc("grpc-message"),
+        "the model refuses: shape [1] expected"
+    );
+    assert_eq!(reply.grpc("govgate-code"), "", "not the gateway's refusal");
+    let id = reply.decision_id();
+    assert_eq!(gateway.decision(&id).await["outcome"], "streaming");
+    let end = gateway.wait_for_stream_end(&id).await;
+    assert_eq!(end["outcome"], "served");
+    assert_eq!(end["released_bytes"], 0);
+}
+
+#[tokio::test]
 async fn an_upstream_model_name_is_spliced_into_the_message_and_nothing_else_changes() {
     let upstream = GrpcUpstream::start().await;
     let gateway = Gateway::start(&grpc_models(&upstream.url())).await;

@@ -5,7 +5,8 @@
 //! answered. `ModelInfer` answers output `score` with the data of the
 //! request's input `score`, as raw FP32 little-endian bytes; a request whose
 //! `id` is `pause` gets its message and then waits before its trailers
-//! until the stream is dropped.
+//! until the stream is dropped; one whose `id` is `fail` gets the model's
+//! own error, a trailers-only `INVALID_ARGUMENT`.
 
 use bytes::Bytes;
 use govgate::kserve_grpc::messages::{
@@ -104,6 +105,20 @@ async fn answer(state: &Arc<GrpcState>, request: Request<Incoming>) -> Response<
         "ModelInfer" => {
             let request = ModelInferRequest::decode(message).unwrap();
             pause = request.id == "pause";
+            if request.id == "fail" {
+                state.seen.lock().unwrap().push(GrpcSeen {
+                    path,
+                    headers: parts.headers,
+                    body,
+                    answered: Bytes::new(),
+                });
+                return Response::builder()
+                    .header("content-type", "application/grpc")
+                    .header("grpc-status", "3")
+                    .header("grpc-message", "the model refuses: shape [1] expected")
+                    .body(BoxBody::new(Full::new(Bytes::new())))
+                    .unwrap();
+            }
             let score = request.inputs.iter().find(|input| input.name == "score");
             let values: Vec<f32> = score
                 .and_then(|input| input.contents.as_ref())
