@@ -267,13 +267,18 @@ impl KpiCapture {
     }
 }
 
-/// Hands one exchange to the KPIs, or counts it unread.
+/// Hands one exchange to the KPIs, or counts it unread. A gRPC answer
+/// without a message (the model's own error status, trailers only) is no
+/// prediction, as an HTTP error answer is not: neither read nor counted.
 fn hand_over(
     recorder: &crate::kpi::KpiRecorder,
     capture: KpiCapture,
     id: DecisionId,
     response: Bytes,
 ) {
+    if capture.answer == AnswerForm::GrpcInfer && response.is_empty() {
+        return;
+    }
     match capture.observation(id, response) {
         Ok(observation) => recorder.observe(observation),
         Err((model, why)) => recorder.count_unread(&model, why),

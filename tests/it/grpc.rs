@@ -431,6 +431,12 @@ upstream = "{rest}"
         rest = rest_upstream.url(),
     );
     let gateway = Gateway::start(&config).await;
+    // The model's own error status carries no prediction: not read, not
+    // counted as unread.
+    let mut failing = infer_request("credit-grpc", "", &[0.9, 0.1], &["f", "m"]);
+    failing.id = "fail".into();
+    let reply = call(&gateway.public, "ModelInfer", &failing).await;
+    assert_eq!(reply.grpc("grpc-status"), "3", "{reply:?}");
     for (scores, sexes) in [([0.9f32, 0.1], ["f", "m"]), ([0.8, 0.7], ["f", "m"])] {
         let reply = call(
             &gateway.public,
@@ -497,6 +503,12 @@ upstream = "{rest}"
         !text.contains(r#"govgate_kpi_selector_misses_total{model="credit-grpc""#),
         "{text}"
     );
+    let unread: Vec<&str> = text
+        .lines()
+        .filter(|line| line.starts_with(r#"govgate_kpi_unread_answers_total{model="credit-grpc""#))
+        .collect();
+    assert!(!unread.is_empty(), "{text}");
+    assert!(unread.iter().all(|line| line.ends_with(" 0")), "{unread:?}");
 }
 
 #[tokio::test]
