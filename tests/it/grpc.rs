@@ -647,3 +647,75 @@ async fn a_missing_caller_and_a_spent_rate_are_unauthenticated_and_resource_exha
     assert_eq!(decision["caller"], "svc-a");
     assert_eq!(upstream.seen().len(), 1);
 }
+
+#[tokio::test]
+async fn model_infer_over_tls_with_h2_by_alpn_is_served_and_recorded() {
+    use crate::listener_tls::{Ca, tls_section};
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use std::sync::Arc;
+
+    let upstream = GrpcUpstream::start().await;
+    let ca = Ca::new();
+    let certs = tempfile::tempdir().unwrap();
+    ca.issue_into(certs.path());
+    let gateway = Gateway::start_with(
+        &tls_section("public_tls", certs.path(), 0),
+        &grpc_models(&upstream.url()),
+    )
+    .await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der()).unwrap();
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    // SPEC (gRPC over HTTP/2): a TLS client offers h2 by ALPN.
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let authority = gateway.public.split_once("://").unwrap().1.to_owned();
+    let tcp = tokio::net::TcpStream::connect(&authority).await.unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(
+            rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap(),
+            tcp,
+        )
+        .await
+        .expect("TLS handshake");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+    let (mut send, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .expect("h2 handshake");
+    tokio::spawn(connection);
+    let sent = frame(&infer_request("credit", "", &[0.7], &["f"]).encode_to_vec());
+    send.ready().await.unwrap();
+    let response = send
+        .send_request(call_request(&gateway.public, "ModelInfer", sent.clone()))
+        .await
+        .unwrap();
+    let id = response.headers()["govgate-decision-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let collected = response.into_body().collect().await.unwrap();
+    assert_eq!(collected.trailers().expect("trailers")["grpc-status"], "0");
+    let seen = upstream.seen();
+    assert!(seen[0].body == sent, "the upstream got the client's bytes");
+    assert!(collected.to_bytes() == seen[0].answered);
+    // The receipt, on the same h2 connection.
+    send.ready().await.unwrap();
+    let receipt = send
+        .send_request(
+            http::Request::get(gateway.url(&format!("/govgate/receipts/{id}/entry")))
+                .body(http_body_util::Full::new(Bytes::new()))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let entry = receipt.into_body().collect().await.unwrap().to_bytes();
+    let entry: serde_json::Value = serde_json::from_slice(&entry).unwrap();
+    assert_eq!(entry["route"], "kserve_v2_grpc.infer");
+    assert_eq!(entry["outcome"], "streaming");
+}
