@@ -14,6 +14,7 @@
 //! | [`openai_splice`] | the OpenAI body's checks and `model` member, renamed for the upstream | a request body |
 //! | [`kserve_body`] | KPI rows from a KServe V2 exchange | request body, `\n---\n`, response body, `\n---\n`, header lines |
 //! | [`selector`] | KPI selectors (JSON pointers with `*`, tensors) | a pointer (or tensor name) line, then a JSON body |
+//! | [`grpc_message`] | a gRPC `ModelInfer` body: framing, the request (and answer) messages, their REST form, the model name's splice | the framed message |
 //! | [`jcs`] | RFC 8785 canonical JSON, as the ledger writes entries | JSON text |
 //!
 //! Seed inputs for each are in `fuzz/corpus/<target>/`.
@@ -21,6 +22,7 @@
 mod entry;
 mod forwarded;
 mod gateway;
+mod grpc;
 mod input;
 mod jcs;
 mod json;
@@ -30,6 +32,7 @@ mod routing;
 mod setup;
 mod upstream;
 
+pub use grpc::grpc_message;
 pub use jcs::jcs;
 pub use kpi::{kserve_body, selector};
 pub use openai::openai_splice;
@@ -46,4 +49,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("kserve_body", kserve_body),
     ("selector", selector),
     ("jcs", jcs),
+    ("grpc_message", grpc_message),
 ];

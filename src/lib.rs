@@ -14,6 +14,10 @@
 //!   adapters, decision drafts, the serving table, the policy stages and
 //!   the poll for held answers. Uses `decision` and `config` values,
 //!   registry snapshots, and the review gate and queue.
+//! - [`kserve_grpc`]: KServe V2 over gRPC without I/O: its protobuf
+//!   messages (generated from `proto/`, committed), one message's gRPC
+//!   framing, the REST (JSON) form of its tensors for the policies and
+//!   KPIs, gRPC status codes. Uses nothing else of ours.
 //! - [`ledger`]: the signed, hash-chained, Merkle-tree decision ledger on sled,
 //!   and the tally of its last day's decisions by outcome.
 //! - [`metrics`]: the shared Prometheus registry.
@@ -74,6 +78,7 @@ pub mod demo;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod kpi;
+pub mod kserve_grpc;
 pub mod ledger;
 pub mod listener;
 pub mod metrics;

@@ -1100,3 +1100,30 @@ fn cluster_takes_its_url_from_the_environment_and_checks_the_replica_id() {
         assert!(err.message.contains(says), "{err}");
     }
 }
+
+#[test]
+fn a_grpc_model_speaks_http2_to_its_upstream_and_refuses_anything_else() {
+    let grpc = ONE_MODEL.replace("protocol = \"openai\"", "protocol = \"kserve_v2_grpc\"");
+    let config = parse(&format!("{SERVER}{grpc}")).unwrap();
+    assert_eq!(
+        config.models[0].protocol,
+        crate::decision::Protocol::KserveV2Grpc
+    );
+    assert_eq!(config.models[0].http, UpstreamHttp::Http2);
+    assert_eq!(config.models[0].versions[0].http, UpstreamHttp::Http2);
+    for (http, key) in [("http1", "models[0].http"), ("auto", "models[0].http")] {
+        let text = grpc.replace(
+            "protocol = \"kserve_v2_grpc\"",
+            &format!("protocol = \"kserve_v2_grpc\"\nhttp = \"{http}\""),
+        );
+        let err = error(&format!("{SERVER}{text}"));
+        assert_eq!(err.key, key, "{err}");
+        assert!(err.message.contains("needs HTTP/2"), "{err}");
+    }
+    let text = grpc.replace(
+        "upstream = \"http://127.0.0.1:9000/base/\"",
+        "upstream = \"http://127.0.0.1:9000/base/\"\nhttp = \"http1\"",
+    );
+    let err = error(&format!("{SERVER}{text}"));
+    assert_eq!(err.key, "models[0].versions[0].http", "{err}");
+}

@@ -607,11 +607,12 @@ fn check_model(
         "kserve_v2" => Protocol::KserveV2,
         "http" => Protocol::Http,
         "anthropic" => Protocol::Anthropic,
+        "kserve_v2_grpc" => Protocol::KserveV2Grpc,
         other => {
             return Err(checker.error(
                 format!("{key}.protocol"),
                 format!(
-                    "unknown protocol `{other}`; expected one of `openai`, `anthropic`, `kserve_v2`, `http`"
+                    "unknown protocol `{other}`; expected one of `openai`, `anthropic`, `kserve_v2`, `kserve_v2_grpc`, `http`"
                 ),
             ));
         }
@@ -686,6 +687,8 @@ fn check_model(
         Some(text) => {
             super::http_version::UpstreamHttp::parse(checker, &format!("{key}.http"), text)?
         }
+        // gRPC runs over HTTP/2 only.
+        None if protocol == Protocol::KserveV2Grpc => super::http_version::UpstreamHttp::Http2,
         None => super::http_version::UpstreamHttp::default(),
     };
     let mut versions: Vec<VersionConfig> = Vec::with_capacity(raw.versions.len());
@@ -699,6 +702,18 @@ fn check_model(
             )?,
             None => http,
         };
+        if protocol == Protocol::KserveV2Grpc
+            && version_http != super::http_version::UpstreamHttp::Http2
+        {
+            let at = match raw_version.http {
+                Some(_) => format!("{version_key}.http"),
+                None => format!("{key}.http"),
+            };
+            return Err(checker.error(
+                at,
+                "protocol `kserve_v2_grpc` speaks gRPC, which needs HTTP/2: leave `http` out or set it to \"http2\"",
+            ));
+        }
         let mut version = check_version(
             checker,
             &version_key,
@@ -873,7 +888,9 @@ fn credential_defaults(protocol: Protocol) -> (&'static str, &'static str) {
     match protocol {
         // SPEC: Anthropic's API reads the key from `x-api-key`, bare.
         Protocol::Anthropic => ("x-api-key", ""),
-        Protocol::Openai | Protocol::KserveV2 | Protocol::Http => ("authorization", "Bearer "),
+        Protocol::Openai | Protocol::KserveV2 | Protocol::KserveV2Grpc | Protocol::Http => {
+            ("authorization", "Bearer ")
+        }
     }
 }
 
@@ -884,7 +901,7 @@ fn caller_key_headers(protocol: Protocol) -> &'static [&'static str] {
     match protocol {
         // Anthropic's API takes a key in either header.
         Protocol::Anthropic => &["x-api-key", "authorization"],
-        Protocol::Openai | Protocol::KserveV2 | Protocol::Http => &[],
+        Protocol::Openai | Protocol::KserveV2 | Protocol::KserveV2Grpc | Protocol::Http => &[],
     }
 }
 

@@ -35,6 +35,9 @@ pub enum Protocol {
     Http,
     /// Anthropic Messages API (`/v1/messages`).
     Anthropic,
+    /// KServe V2 over gRPC (`inference.GRPCInferenceService`), to an
+    /// upstream gRPC server over HTTP/2.
+    KserveV2Grpc,
 }
 
 impl Protocol {
@@ -45,6 +48,7 @@ impl Protocol {
             Protocol::KserveV2 => "kserve_v2",
             Protocol::Http => "http",
             Protocol::Anthropic => "anthropic",
+            Protocol::KserveV2Grpc => "kserve_v2_grpc",
         }
     }
 }
@@ -85,6 +89,19 @@ pub enum Route {
     /// `GET /v2/models/{name}[/versions/{v}]`
     #[serde(rename = "kserve_v2.metadata")]
     KserveMetadata,
+    /// gRPC `inference.GRPCInferenceService/ModelInfer`
+    #[serde(rename = "kserve_v2_grpc.infer")]
+    KserveGrpcInfer,
+    /// gRPC `inference.GRPCInferenceService/ModelMetadata`
+    #[serde(rename = "kserve_v2_grpc.metadata")]
+    KserveGrpcMetadata,
+    /// gRPC `inference.GRPCInferenceService/ModelReady`
+    #[serde(rename = "kserve_v2_grpc.ready")]
+    KserveGrpcReady,
+    /// Any other path under `/inference.GRPCInferenceService/` (refused
+    /// as unimplemented)
+    #[serde(rename = "kserve_v2_grpc.other")]
+    KserveGrpcOther,
     /// A configured `http` path prefix.
     #[serde(rename = "http")]
     Http,
@@ -108,6 +125,10 @@ impl Route {
             Route::AnthropicMessages => "anthropic.messages",
             Route::KserveInfer => "kserve_v2.infer",
             Route::KserveMetadata => "kserve_v2.metadata",
+            Route::KserveGrpcInfer => "kserve_v2_grpc.infer",
+            Route::KserveGrpcMetadata => "kserve_v2_grpc.metadata",
+            Route::KserveGrpcReady => "kserve_v2_grpc.ready",
+            Route::KserveGrpcOther => "kserve_v2_grpc.other",
             Route::Http => "http",
             Route::Unmatched => "unmatched",
         }

@@ -128,7 +128,8 @@ impl KpiRecorder {
     }
 
     /// Counts an answer of `model` the KPIs could not read: `event_stream`
-    /// (not one JSON document) or `too_large` (beyond the buffering limit).
+    /// (not one JSON document), `too_large` (beyond the buffering limit),
+    /// `over_budget`, or `grpc_undecodable` (no `ModelInferResponse`).
     pub fn count_unread(&self, model: &str, reason: &'static str) {
         self.unread.with_label_values(&[model, reason]).inc();
     }

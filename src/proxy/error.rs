@@ -3,6 +3,7 @@
 //! credentials or internal details; those go to the log only.
 
 use crate::decision::Route;
+use crate::kserve_grpc::{Code, encode_message};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use std::time::Duration;
@@ -359,6 +360,9 @@ pub(super) enum ErrorShape {
     /// Anthropic's `{"type":"error","error":{"type":...,"message":...}}`,
     /// with the gateway's members (`code`, `reasons`, ...) kept in `error`.
     Anthropic,
+    /// A gRPC status: HTTP 200, no body, `grpc-status`, `grpc-message`
+    /// and `govgate-code` in the head (a trailers-only answer).
+    Grpc,
 }
 
 impl ErrorShape {
@@ -366,9 +370,37 @@ impl ErrorShape {
     pub(super) fn of(route: Route) -> Self {
         match route {
             Route::AnthropicMessages => ErrorShape::Anthropic,
+            Route::KserveGrpcInfer
+            | Route::KserveGrpcMetadata
+            | Route::KserveGrpcReady
+            | Route::KserveGrpcOther => ErrorShape::Grpc,
             _ => ErrorShape::Gateway,
         }
     }
+}
+
+/// The header (in a trailers-only answer) that names the gateway's error
+/// code of a gRPC refusal.
+pub(super) const GOVGATE_CODE_HEADER: &str = "govgate-code";
+
+/// A trailers-only gRPC answer: HTTP 200, `content-type:
+/// application/grpc`, the status, its message and the gateway's code.
+pub(super) fn grpc_status_response(code: Code, message: &str, govgate_code: &str) -> Response {
+    let mut response = Response::new(axum::body::Body::empty());
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/grpc"),
+    );
+    headers.insert("grpc-status", HeaderValue::from_static(code.as_str()));
+    // INVARIANT: percent-encoding leaves printable ASCII only.
+    if let Ok(value) = HeaderValue::from_str(&encode_message(message)) {
+        headers.insert("grpc-message", value);
+    }
+    if let Ok(value) = HeaderValue::from_str(govgate_code) {
+        headers.insert(GOVGATE_CODE_HEADER, value);
+    }
+    response
 }
 
 /// Anthropic's error `type` for a status, as its API documents them
@@ -421,6 +453,45 @@ impl ProxyError {
                 error.insert("type".into(), anthropic_type(self.status()).into());
                 serde_json::json!({ "type": "error", "error": error }).to_string()
             }
+            // A gRPC refusal has no body: all of it is in the head.
+            ErrorShape::Grpc => String::new(),
+        }
+    }
+
+    /// The gRPC status a refusal is answered with on a gRPC route
+    /// (docs/errors.md lists them).
+    pub(super) fn grpc_code(&self) -> Code {
+        match self {
+            ProxyError::RouteNotFound | ProxyError::MethodNotAllowed => Code::Unimplemented,
+            ProxyError::UnknownModel { .. }
+            | ProxyError::UnknownModelVersion { .. }
+            | ProxyError::UnknownResponse(_) => Code::NotFound,
+            ProxyError::VersionNotApproved { .. }
+            | ProxyError::VersionRevoked { .. }
+            | ProxyError::NoActiveVersion(_) => Code::FailedPrecondition,
+            ProxyError::PolicyDenied { .. } | ProxyError::CallerForbidden { .. } => {
+                Code::PermissionDenied
+            }
+            ProxyError::CallerMissing(_) | ProxyError::CallerUnauthenticated(_) => {
+                Code::Unauthenticated
+            }
+            ProxyError::RateLimited { .. }
+            | ProxyError::BodyTooLarge { .. }
+            | ProxyError::HeldAnswerTooLarge { .. } => Code::ResourceExhausted,
+            ProxyError::MalformedBody(_)
+            | ProxyError::RequestBodyUnreadable
+            | ProxyError::PathNotAllowed(_)
+            | ProxyError::InvalidModelVersion => Code::InvalidArgument,
+            ProxyError::RequestBodyTimeout(_) | ProxyError::UpstreamTimeout { .. } => {
+                Code::DeadlineExceeded
+            }
+            ProxyError::UpstreamUnreachable { .. }
+            | ProxyError::UpstreamFailed { .. }
+            | ProxyError::LedgerOverloaded
+            | ProxyError::LedgerUnavailable
+            | ProxyError::Overloaded { .. }
+            | ProxyError::HoldFailed(_) => Code::Unavailable,
+            ProxyError::Internal(_) => Code::Internal,
         }
     }
 }
@@ -434,6 +505,12 @@ impl IntoResponse for ProxyError {
 impl ProxyError {
     /// The client's answer, its body in `shape`.
     pub(super) fn response_as(self, shape: ErrorShape) -> Response {
+        if shape == ErrorShape::Grpc {
+            // SPEC (gRPC over HTTP/2): "Trailers-Only" carries the status
+            // in the response head; the message says the gateway's code too.
+            let message = format!("{}: {}", self.code(), self);
+            return grpc_status_response(self.grpc_code(), &message, self.code());
+        }
         let mut response = (self.status(), self.body_as(shape)).into_response();
         let headers = response.headers_mut();
         headers.insert(
@@ -497,6 +574,43 @@ mod tests {
             ErrorShape::Gateway
         );
         assert_eq!(ErrorShape::of(Route::Unmatched), ErrorShape::Gateway);
+    }
+
+    #[test]
+    fn grpc_refusals_are_trailers_only_statuses_with_the_code() {
+        for route in [
+            Route::KserveGrpcInfer,
+            Route::KserveGrpcMetadata,
+            Route::KserveGrpcReady,
+            Route::KserveGrpcOther,
+        ] {
+            assert_eq!(ErrorShape::of(route), ErrorShape::Grpc);
+        }
+        let err = ProxyError::VersionNotApproved {
+            model: "credit".into(),
+            version: "2".into(),
+            state: "proposed".into(),
+        };
+        assert_eq!(err.body_as(ErrorShape::Grpc), "");
+        let response = err.response_as(ErrorShape::Grpc);
+        assert_eq!(response.status(), StatusCode::OK);
+        let headers = response.headers();
+        assert_eq!(headers["content-type"], "application/grpc");
+        assert_eq!(headers["grpc-status"], "9");
+        assert_eq!(headers["govgate-code"], "model_version_not_approved");
+        assert_eq!(
+            headers["grpc-message"],
+            "model_version_not_approved: version `2` of model `credit` is not approved (it is proposed)"
+        );
+        let denied = ProxyError::PolicyDenied {
+            reasons: vec!["100% sure".into()],
+        };
+        let response = denied.response_as(ErrorShape::Grpc);
+        assert_eq!(response.headers()["grpc-status"], "7");
+        assert_eq!(
+            response.headers()["grpc-message"],
+            "policy_denied: denied by policy: 100%25 sure"
+        );
     }
 
     #[test]

@@ -38,6 +38,16 @@ pub(super) struct Forward {
     pub abort: Option<ConnectionAbort>,
     /// The (possibly rewritten) body.
     pub body: Bytes,
+    /// What the policies and KPIs read as the request body when it is
+    /// not `body` itself: the REST (JSON) form of a gRPC message.
+    pub document: Option<Bytes>,
+}
+
+impl Forward {
+    /// The request body as the policies and KPIs read it.
+    pub(super) fn readable_body(&self) -> &Bytes {
+        self.document.as_ref().unwrap_or(&self.body)
+    }
 }
 
 /// Answers a refused request: logs it, records its decision, releases the
@@ -179,6 +189,16 @@ pub(super) struct KpiCapture {
     version: String,
     request: Bytes,
     headers: Vec<(String, String)>,
+    answer: AnswerForm,
+}
+
+/// How the KPIs read an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AnswerForm {
+    /// As it is (JSON).
+    Json,
+    /// A gRPC `ModelInferResponse`, read in its REST form.
+    GrpcInfer,
 }
 
 /// The capture for a model with `[models.kpi]`, when KPIs run.
@@ -191,9 +211,15 @@ fn kpi_capture(state: &ProxyState, draft: &Draft, forward: &Forward) -> Option<K
             | Route::OpenaiResponsesDelete
             | Route::OpenaiResponsesCancel
             | Route::OpenaiResponsesInputItems
+            | Route::KserveGrpcMetadata
+            | Route::KserveGrpcReady
     ) {
         return None;
     }
+    let answer = match draft.route {
+        Route::KserveGrpcInfer => AnswerForm::GrpcInfer,
+        _ => AnswerForm::Json,
+    };
     let model = draft.model.as_deref()?;
     state.model(model)?.kpi.as_ref()?;
     let headers = forward
@@ -210,21 +236,52 @@ fn kpi_capture(state: &ProxyState, draft: &Draft, forward: &Forward) -> Option<K
     Some(KpiCapture {
         model: model.to_owned(),
         version: forward.version.version.clone(),
-        request: forward.body.clone(),
+        request: forward.readable_body().clone(),
         headers,
+        answer,
     })
 }
 
 impl KpiCapture {
-    fn observation(self, id: DecisionId, response: Bytes) -> crate::kpi::Observation {
-        crate::kpi::Observation {
+    /// The exchange for the KPIs, or why its answer cannot be read.
+    fn observation(
+        self,
+        id: DecisionId,
+        response: Bytes,
+    ) -> Result<crate::kpi::Observation, (String, &'static str)> {
+        let response = match self.answer {
+            AnswerForm::Json => response,
+            AnswerForm::GrpcInfer => match super::grpc::answer_json(&response) {
+                Some(json) => json,
+                None => return Err((self.model, "grpc_undecodable")),
+            },
+        };
+        Ok(crate::kpi::Observation {
             model: self.model,
             version: self.version,
             decision_id: id.to_string(),
             request: self.request,
             response,
             headers: self.headers,
-        }
+        })
+    }
+}
+
+/// Hands one exchange to the KPIs, or counts it unread. A gRPC answer
+/// without a message (the model's own error status, trailers only) is no
+/// prediction, as an HTTP error answer is not: neither read nor counted.
+fn hand_over(
+    recorder: &crate::kpi::KpiRecorder,
+    capture: KpiCapture,
+    id: DecisionId,
+    response: Bytes,
+) {
+    if capture.answer == AnswerForm::GrpcInfer && response.is_empty() {
+        return;
+    }
+    match capture.observation(id, response) {
+        Ok(observation) => recorder.observe(observation),
+        Err((model, why)) => recorder.count_unread(&model, why),
     }
 }
 
@@ -259,7 +316,7 @@ pub(super) fn observe_kpi(
     response: Bytes,
 ) {
     if let (Some(recorder), Some(capture)) = (&state.kpi, capture) {
-        recorder.observe(capture.observation(id, response));
+        hand_over(recorder, capture, id, response);
     }
 }
 
@@ -290,7 +347,7 @@ fn observe_kpi_streamed(
         limit,
         reservation,
         Box::new(move |whole| match whole {
-            Ok(bytes) => recorder.observe(capture.observation(id, bytes)),
+            Ok(bytes) => hand_over(&recorder, capture, id, bytes),
             Err(why) => recorder.count_unread(&capture.model, why.as_str()),
         }),
     )

@@ -48,6 +48,10 @@ pub(super) fn routes(state: ProxyState) -> Router {
         .route("/v1/responses/{id}/cancel", post(response_cancel))
         .route("/v1/responses/{id}/input_items", get(response_input_items))
         .route("/v1/messages", post(anthropic_messages))
+        .route(
+            "/inference.GRPCInferenceService/{method}",
+            post(super::grpc::call),
+        )
         .route("/v2", get(kserve_server_metadata))
         .route("/v2/health/live", get(health))
         .route("/v2/health/ready", get(ready))
@@ -105,7 +109,7 @@ async fn guard(
 
 /// Starts the decision for a request: fresh id, caller identity and
 /// path, each capped as the record keeps it.
-fn begin(state: &ProxyState, parts: &Parts, route: Route) -> Draft {
+pub(super) fn begin(state: &ProxyState, parts: &Parts, route: Route) -> Draft {
     let identified = identify(state, &parts.headers, &parts.extensions);
     let caller = Capped::new(
         identified.caller.as_deref().unwrap_or("anonymous"),
@@ -155,7 +159,11 @@ pub(super) fn identify(
 
 /// A caller whose claim is refused, or none where one is required. A
 /// gateway API key is the gateway's: it never goes to the upstream.
-fn caller_missing(state: &ProxyState, draft: &Draft, parts: &mut Parts) -> Option<ProxyError> {
+pub(super) fn caller_missing(
+    state: &ProxyState,
+    draft: &Draft,
+    parts: &mut Parts,
+) -> Option<ProxyError> {
     if let Some(refusal) = draft.caller_refusal {
         return Some(ProxyError::CallerUnauthenticated(refusal));
     }
@@ -171,7 +179,7 @@ fn caller_missing(state: &ProxyState, draft: &Draft, parts: &mut Parts) -> Optio
         .then(|| ProxyError::CallerMissing(state.caller_header.to_string()))
 }
 
-fn client_ip(parts: &Parts) -> Option<std::net::IpAddr> {
+pub(super) fn client_ip(parts: &Parts) -> Option<std::net::IpAddr> {
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
@@ -187,7 +195,7 @@ fn path_and_query(path: &str, parts: &Parts) -> String {
 
 /// Reads the whole request body within the size limit, the body timeout
 /// and the memory budget (503 `overloaded` when it is spent).
-async fn read_body(
+pub(super) async fn read_body(
     state: &ProxyState,
     headers: &HeaderMap,
     body: Body,
@@ -253,7 +261,7 @@ fn unknown_model(state: &ProxyState, name: String, protocol: Protocol) -> ProxyE
 /// The model a request names, checked against config and protocol. A
 /// name longer than any configured one is refused without a look-up and
 /// recorded cut.
-fn resolve_model<'a>(
+pub(super) fn resolve_model<'a>(
     state: &'a ProxyState,
     draft: &mut Draft,
     name: &str,
@@ -295,7 +303,7 @@ fn resolve_model<'a>(
 /// The requested version (path or header), else the model's active one,
 /// if the serving table allows it. A label longer than any version can
 /// be is refused without a look-up and recorded cut.
-fn resolve_version(
+pub(super) fn resolve_version(
     state: &ProxyState,
     model: &ModelConfig,
     draft: &mut Draft,
@@ -455,6 +463,7 @@ async fn stored_response_resolve(
         client_ip: client_ip(parts),
         abort: parts.extensions.get::<ConnectionAbort>().cloned(),
         body,
+        document: None,
     })
 }
 
@@ -508,6 +517,7 @@ async fn body_named_resolve(
         client_ip: client_ip(parts),
         abort: parts.extensions.get::<ConnectionAbort>().cloned(),
         body,
+        document: None,
     })
 }
 
@@ -681,6 +691,7 @@ async fn kserve_resolve(
         client_ip: client_ip(parts),
         abort: parts.extensions.get::<ConnectionAbort>().cloned(),
         body,
+        document: None,
     })
 }
 
@@ -783,6 +794,7 @@ async fn http_resolve(
         client_ip: client_ip(parts),
         abort: parts.extensions.get::<ConnectionAbort>().cloned(),
         body,
+        document: None,
     })
 }
 

@@ -12,6 +12,7 @@ pub use callers::API_KEY_PREFIX;
 mod budget;
 mod error;
 mod forward;
+mod grpc;
 mod headers;
 mod ingress;
 pub mod jwks;

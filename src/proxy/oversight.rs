@@ -85,7 +85,7 @@ impl Oversight {
                 forward.version.risk_class,
                 draft.caller.clone(),
                 draft.id.to_string(),
-                parse_json(&forward.body),
+                parse_json(forward.readable_body()),
             );
             InputDocument::new(match &draft.claims {
                 Some(claims) => input.with_claims(claims.as_ref().clone()),

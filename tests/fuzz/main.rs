@@ -54,8 +54,20 @@ fn jcs() {
 }
 
 #[test]
+fn grpc_message() {
+    run("grpc_message");
+}
+
+#[test]
 fn every_target_has_a_test_and_a_corpus() {
-    let tested = ["routing", "openai_splice", "kserve_body", "selector", "jcs"];
+    let tested = [
+        "routing",
+        "openai_splice",
+        "kserve_body",
+        "selector",
+        "jcs",
+        "grpc_message",
+    ];
     let names: Vec<&str> = TARGETS.iter().map(|(name, _)| *name).collect();
     assert_eq!(names, tested);
     for name in names {

@@ -30,6 +30,7 @@ mod export_scale;
 mod failclosed;
 mod full_disk;
 mod governance;
+mod grpc;
 mod history;
 mod http2;
 mod jwt;

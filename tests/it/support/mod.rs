@@ -8,6 +8,7 @@ pub mod client;
 pub mod filled;
 pub mod gateway;
 pub mod governance;
+pub mod grpc;
 pub mod postgres;
 pub mod pyenv;
 pub mod responses;
