@@ -97,6 +97,11 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
         demo::write_policies(&policies)
             .with_context(|| format!("writing the demo policies to {}", policies.display()))?;
         let issuer = tokens::Issuer::create(&data_dir, &policies)?;
+        // The tour's gRPC call sends this message (a binary file: curl
+        // cannot write protobuf).
+        let grpc_request = data_dir.join(GRPC_REQUEST_FILE);
+        std::fs::write(&grpc_request, demo::credit_request([30.0, 4000.0, 24.0]))
+            .with_context(|| format!("writing {}", grpc_request.display()))?;
         // The tour's policy change; a demo without it still runs.
         let change = policy_change::write_change(&data_dir, &policies)
             .inspect_err(|err| eprintln!("govgate demo: no policy change to try: {err:#}"))
@@ -130,7 +135,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
                     if let Err(err) = kpi_tour::run(&public, &admin, token("ops")).await {
                         eprintln!("govgate demo: feeding the KPIs failed: {err:#}");
                     }
-                    print_tour(&public, &admin, &policies);
+                    print_tour(&public, &admin, &policies, &grpc_request);
                     if let Err(err) = print_token_step(&public, &admin, &issuer) {
                         eprintln!("govgate demo: minting the demo tokens failed: {err:#}");
                     }
@@ -151,6 +156,9 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<()> {
 
 /// The demo ledger's origin.
 const DEMO_ORIGIN: &str = "govgate.demo/local";
+
+/// The tour's framed gRPC `ModelInferRequest`, in the data directory.
+const GRPC_REQUEST_FILE: &str = "credit-request.grpc";
 
 /// The demo's policy folder, in its data directory.
 const DEMO_POLICIES_DIR: &str = "policies";
@@ -181,6 +189,7 @@ async fn approve_samples(admin: &str) -> anyhow::Result<()> {
         (demo::CREDIT_MODEL, "1"),
         (demo::CHAT_MODEL, "2024-06"),
         (demo::ASSISTANT_MODEL, "2024-10"),
+        (demo::CREDIT_GRPC_MODEL, "1"),
     ];
     println!("\nThe gateway proposed the sample versions; two officers approve them (four eyes):");
     for (model, version) in samples {
@@ -253,6 +262,13 @@ version = "2024-06"
 upstream = "http://{upstream}"
 
 [[models]]
+name = "{credit_grpc}"
+protocol = "kserve_v2_grpc"
+[[models.versions]]
+version = "1"
+upstream = "http://{upstream}"
+
+[[models]]
 name = "{assistant}"
 protocol = "anthropic"
 [[models.versions]]
@@ -262,6 +278,7 @@ upstream = "http://{upstream}"
         credit = demo::CREDIT_MODEL,
         chat = demo::CHAT_MODEL,
         assistant = demo::ASSISTANT_MODEL,
+        credit_grpc = demo::CREDIT_GRPC_MODEL,
         kpi = kpi_tour::CONFIG,
         jwt = tokens::CONFIG,
         policy_approval = policy_change::CONFIG,
@@ -302,7 +319,14 @@ fn shell_quoted(text: &str) -> String {
     }
 }
 
-fn print_tour(public: &str, admin: &str, policies: &std::path::Path) {
+fn print_tour(
+    public: &str,
+    admin: &str,
+    policies: &std::path::Path,
+    grpc_request: &std::path::Path,
+) {
+    let grpc_request = shell_quoted(&grpc_request.display().to_string());
+    let credit_grpc = demo::CREDIT_GRPC_MODEL;
     let credit = demo::CREDIT_MODEL;
     let chat = demo::CHAT_MODEL;
     let assistant = demo::ASSISTANT_MODEL;
@@ -313,14 +337,18 @@ fn print_tour(public: &str, admin: &str, policies: &std::path::Path) {
     let files = format!("{files}, {}", tokens::POLICY_FILE);
     println!(
         r#"
-govgate demo is running. Sample models: `{credit}` (KServe V2), `{chat}` (OpenAI chat and
-Responses) and `{assistant}` (Anthropic Messages).
+govgate demo is running. Sample models: `{credit}` (KServe V2; over gRPC as `{credit_grpc}`),
+`{chat}` (OpenAI chat and Responses) and `{assistant}` (Anthropic Messages).
 Review policies in force: {files} (in {policies}).
 Try these in another terminal (Ctrl-C here stops the demo):
 
 # 1. Score two credit applicants in one KServe V2 batch (columns: age_years, credit_amount, duration_months)
 curl -si {public}/v2/models/{credit}/infer -H 'content-type: application/json' -H 'x-govgate-caller: {lending}' \
   -d '{{"inputs":[{{"name":"features","shape":[2,3],"datatype":"FP32","data":[45,1500,12,23,12000,48]}}]}}'
+#    The same model over KServe V2 gRPC (`{credit_grpc}`: ModelInfer over HTTP/2; the protobuf
+#    message of one applicant is in {grpc_request}): the headers, then the grpc-status trailer
+curl -s --http2-prior-knowledge {public}/inference.GRPCInferenceService/ModelInfer -H 'content-type: application/grpc' \
+  -H 'te: trailers' -H 'x-govgate-caller: {lending}' --data-binary @{grpc_request} -D - -o /dev/null
 
 # 2. Ask the chat model; then the same assistant over the OpenAI Responses API (the gateway
 #    remembers which model made each response, so fetching it by id needs no model name) and

@@ -1,8 +1,9 @@
 //! Built-in sample model servers for `govgate demo` (and anyone who wants a
 //! quick upstream): a credit-scoring model speaking KServe V2 with batched
-//! rows, a small OpenAI-compatible chat model that can stream (SSE), the
-//! same assistant over the OpenAI Responses and Anthropic Messages APIs;
-//! and the sample applications the demo sends for its KPIs.
+//! rows (also over KServe V2 gRPC), a small OpenAI-compatible chat model
+//! that can stream (SSE), the same assistant over the OpenAI Responses and
+//! Anthropic Messages APIs; and the sample applications the demo sends for
+//! its KPIs.
 //!
 //! They are real HTTP servers on loopback, nothing more: the gateway treats
 //! them like any other upstream. [`DEMO_POLICIES`] are the review policies
@@ -10,9 +11,11 @@
 
 mod applicants;
 mod assistants;
+mod grpc;
 mod policies;
 
 pub use applicants::{AGE_GROUP_ATTRIBUTE, Applicant, PER_BATCH, SEX_ATTRIBUTE, batch};
+pub use grpc::{CREDIT_GRPC_MODEL, credit_request};
 pub use policies::{DEMO_POLICIES, LENDING_CALLER, write_policies};
 
 use axum::Router;
@@ -44,6 +47,10 @@ pub fn router() -> Router {
         .route("/v1/responses", post(assistants::create_response))
         .route("/v1/responses/{id}", get(assistants::get_response))
         .route("/v1/messages", post(assistants::messages))
+        .route(
+            "/inference.GRPCInferenceService/ModelInfer",
+            post(grpc::model_infer),
+        )
         .with_state(assistants::Responses::default())
 }
 

@@ -216,6 +216,16 @@ async fn demo_prints_commands_that_work_as_printed() {
         "{stdout}"
     );
     assert!(stdout.contains("data: [DONE]"), "{stdout}");
+    // KServe V2 over gRPC: served through the gateway, recorded, and the
+    // model's grpc-status trailer passed on.
+    let grpc = output_of(&|c| c.contains("/inference.GRPCInferenceService/ModelInfer "));
+    assert!(
+        grpc.starts_with("HTTP/2 200")
+            && grpc.contains("content-type: application/grpc")
+            && grpc.contains("govgate-decision-id: ")
+            && grpc.contains("grpc-status: 0"),
+        "{grpc}"
+    );
     // The Responses API: the response fetched by its id alone, through the
     // gateway that learnt its model; the Anthropic Messages API.
     let fetched = output_of(&|c| c.contains("/v1/responses/$rid "));
