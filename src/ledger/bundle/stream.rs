@@ -305,6 +305,18 @@ fn work(jobs: &Jobs<'_>) -> Done {
 /// The round's entry of `seq` (its entries are in seq order when the
 /// bundle is right).
 fn entry_of(round: &Checking, seq: u64) -> Option<&BundleEntry> {
+    // Where a right bundle has it (one entry a seq): one look, where a
+    // binary search over a round's entries missed the cache at each step.
+    let guess = round.entries.first().and_then(|first| {
+        let at = usize::try_from(seq.checked_sub(first.entry.seq)?).ok()?;
+        round
+            .entries
+            .get(at)
+            .filter(|parsed| parsed.entry.seq == seq)
+    });
+    if let Some(parsed) = guess {
+        return Some(&parsed.entry);
+    }
     let at = round
         .entries
         .binary_search_by_key(&seq, |parsed| parsed.entry.seq)
@@ -344,6 +356,15 @@ fn check_payload(checks: &Checks<'_>, line: &Line, done: &mut Done) {
 
 /// Whether `lines` (in seq order) hold one for `seq`.
 fn has_line(lines: &[Line], seq: u64) -> bool {
+    // Where the line is when every entry has one: one look first.
+    let guess = lines
+        .first()
+        .and_then(|first| seq.checked_sub(first.seq?))
+        .and_then(|at| usize::try_from(at).ok())
+        .and_then(|at| lines.get(at));
+    if guess.is_some_and(|line| line.seq == Some(seq)) {
+        return true;
+    }
     lines
         .binary_search_by_key(&seq, |line| line.seq.unwrap_or(u64::MAX))
         .is_ok()
