@@ -29,6 +29,9 @@ mod parallel;
 mod parallel_tests;
 #[cfg(test)]
 mod pass_tests;
+mod payload_exact;
+#[cfg(test)]
+mod payload_exact_tests;
 mod sparse;
 mod sparse_stream;
 #[cfg(test)]

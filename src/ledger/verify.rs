@@ -318,7 +318,7 @@ pub(crate) fn vouched_canonical(text: &str) -> bool {
 
 /// The one-pass scan of canonical JSON, which bundle verification reads
 /// entries and lines with too.
-pub(crate) use scan::{Members, Slot, Text, scan, scan_top, small_u64};
+pub(crate) use scan::{Capture, Members, Slot, scan, scan_top, small_u64};
 
 mod facts;
 mod index;

@@ -5,7 +5,7 @@
 //! `signatures.jsonl` and `payloads.jsonl` with their entries.
 
 use super::{BundleError, bad};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use serde_json::Value;
 use sha2::Digest as _;
 use std::io::Read;
@@ -37,9 +37,8 @@ pub(super) struct Lines {
     path: PathBuf,
     reader: Box<dyn Read + Send>,
     /// The block being read: `block[..filled]` holds bytes read and not
-    /// yet handed out (the start of the next line), the rest is zeroed
-    /// room for the next read (zeroed once, not before every read).
-    block: BytesMut,
+    /// yet handed out (the start of the next line).
+    block: Bytes,
     filled: usize,
     /// `block[..searched]` holds no LF.
     searched: usize,
@@ -70,7 +69,7 @@ impl Lines {
         Self {
             reader,
             path,
-            block: BytesMut::new(),
+            block: Bytes::new(),
             filled: 0,
             searched: 0,
             ended: false,
@@ -90,37 +89,38 @@ impl Lines {
         }
     }
 
-    /// Reads more into the block (a new block when this one is full, the
-    /// unfinished line moved into it); `false` at the end of the reader.
+    /// Reads up to [`BUFFER`] more bytes (as many as the unfinished line
+    /// holds when it is longer: a long line is read in doubling steps)
+    /// into a new block that starts with that line; `false` at the end of
+    /// the reader.
     fn fill(&mut self) -> Result<bool, BundleError> {
         if self.ended {
             return Ok(false);
         }
-        if self.filled == self.block.len() {
-            // `reserve` moves the unfinished line to a new block when
-            // lines of this one are still held (as they usually are).
-            self.block.truncate(self.filled);
-            self.block.reserve(BUFFER.max(self.filled));
-            self.block.resize(self.block.capacity(), 0);
+        // The bytes are read into the new block's spare room (`read_to_end`
+        // needs no zeroed room): the old block stays with the lines handed
+        // out of it, and is freed with the last of them.
+        let carried = self.filled;
+        let wanted = BUFFER.max(carried);
+        let mut next = Vec::with_capacity(carried + wanted);
+        next.extend_from_slice(&self.block[..carried]);
+        let read = (&mut self.reader)
+            .take(wanted as u64)
+            .read_to_end(&mut next)
+            .map_err(|err| unreadable(&self.path, err))?;
+        if read < wanted {
+            // Short of the limit: the reader said its end.
+            self.ended = true;
         }
-        loop {
-            match self.reader.read(&mut self.block[self.filled..]) {
-                Ok(0) => {
-                    self.ended = true;
-                    return Ok(false);
-                }
-                Ok(read) => {
-                    let new = &self.block[self.filled..self.filled + read];
-                    if self.hash {
-                        self.sha.update(new);
-                    }
-                    self.filled += read;
-                    return Ok(true);
-                }
-                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(unreadable(&self.path, err)),
-            }
+        if read == 0 {
+            return Ok(false);
         }
+        if self.hash {
+            self.sha.update(&next[carried..]);
+        }
+        self.filled = next.len();
+        self.block = Bytes::from(next);
+        Ok(true)
     }
 
     /// The next line without its LF, and its number (from 1); `None` at
@@ -129,7 +129,8 @@ impl Lines {
         loop {
             if let Some(at) = memchr::memchr(b'\n', &self.block[self.searched..self.filled]) {
                 let end = self.searched + at;
-                let line = self.block.split_to(end + 1).freeze().slice(..end);
+                let mut line = self.block.split_to(end + 1);
+                line.truncate(end);
                 self.filled -= end + 1;
                 self.searched = 0;
                 self.lfs += 1;
@@ -141,7 +142,7 @@ impl Lines {
                 if self.filled == 0 {
                     return Ok(None);
                 }
-                let line = self.block.split_to(self.filled).freeze();
+                let line = self.block.split_to(self.filled);
                 (self.filled, self.searched) = (0, 0);
                 self.number += 1;
                 return Ok(Some((self.number, line)));

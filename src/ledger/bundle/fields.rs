@@ -11,9 +11,10 @@
 
 use super::BundleError;
 use super::lines::{BundleEntry, read_entry_line};
+use super::payload_exact::{ExactPayload, Opened};
 use crate::ledger::canonical::parse_strict;
 use crate::ledger::entry::hex;
-use crate::ledger::verify::{Members, Slot, Text, scan, small_u64};
+use crate::ledger::verify::{Capture, Members, Slot, scan, small_u64};
 use serde_json::Value;
 
 /// Where a member's value token lies in the line: start and end.
@@ -119,8 +120,24 @@ pub(crate) fn read_entry_scanned(
     }
 }
 
-fn not_escaped(token: Option<&[u8]>) -> bool {
-    Text::of(token) != Text::Escaped
+/// Whether a value token is a string holding an escape (`Text::Escaped`:
+/// the scan hands out tokens of validated UTF-8 cut at ASCII quotes).
+fn escaped(token: Option<&[u8]>) -> bool {
+    token
+        .and_then(|t| t.strip_prefix(b"\""))
+        .and_then(|t| t.strip_suffix(b"\""))
+        .is_some_and(|inner| memchr::memchr(b'\\', inner).is_some())
+}
+
+/// A string token of `text` without escapes, as text (`Text::Plain`):
+/// cut from `text`, already validated, rather than validated again.
+fn plain_text<'a>(text: &'a str, token: Option<&[u8]>) -> Option<&'a str> {
+    if escaped(token) {
+        return None;
+    }
+    let inner = token?.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    let start = (inner.as_ptr() as usize).checked_sub(text.as_ptr() as usize)?;
+    text.get(start..start + inner.len())
 }
 
 /// The seq and spans of a canonical decision or `stream_ended` that
@@ -130,12 +147,12 @@ fn scanned(line: &[u8], origin: &str) -> Option<(u64, Spans)> {
     let text = simdutf8::basic::from_utf8(line).ok()?;
     let members = scan(text)?;
     let seq = small_u64(members.seq)?;
-    let plain = |token| match Text::of(token) {
-        Text::Plain(text) => Some(text),
-        _ => None,
-    };
+    let plain = |token| plain_text(text, token);
     // `read_entry`'s rules: these are strings, prev_hash lower-case hex.
-    if Text::of(members.time) == Text::NotString || plain(members.origin)? != origin {
+    let is_string = |token: Option<&[u8]>| {
+        token.is_some_and(|t| t.len() >= 2 && t.first() == Some(&b'"') && t.last() == Some(&b'"'))
+    };
+    if !is_string(members.time) || plain(members.origin)? != origin {
         return None;
     }
     let prev_hash = plain(members.prev_hash)?;
@@ -159,7 +176,7 @@ fn scanned(line: &[u8], origin: &str) -> Option<(u64, Spans)> {
         members.version,
     ]
     .into_iter()
-    .any(|token| !not_escaped(token))
+    .any(escaped)
         || (members.decision_seq.is_some() && small_u64(members.decision_seq).is_none())
     {
         return None;
@@ -173,13 +190,13 @@ fn scanned(line: &[u8], origin: &str) -> Option<(u64, Spans)> {
             ))
         })
     };
-    let capture = |token: Option<&[u8]>| -> Option<CaptureSpans> {
-        let Some(token) = token.filter(|token| token.first() == Some(&b'{')) else {
+    // The capture's members were read by the same scan (`Members::captures`).
+    let capture = |token: Option<&[u8]>, inner: &Capture<'_>| -> Option<CaptureSpans> {
+        if token.is_none_or(|token| token.first() != Some(&b'{')) {
             // Absent or not an object: no commitment, nothing captured.
             return Some(CaptureSpans::default());
-        };
-        let inner: Members<'_> = scan(std::str::from_utf8(token).ok()?)?;
-        if !not_escaped(inner.commitment)
+        }
+        if inner.commitment_escaped
             || (inner.captured.is_some() && small_u64(inner.captured).is_none())
         {
             return None;
@@ -201,8 +218,8 @@ fn scanned(line: &[u8], origin: &str) -> Option<(u64, Spans)> {
         model: span(members.model),
         version: span(members.version),
         decision_seq: span(members.decision_seq),
-        request: capture(members.request)?,
-        response: capture(members.response)?,
+        request: capture(members.request, &members.captures[0])?,
+        response: capture(members.response, &members.captures[1])?,
     };
     Some((seq, spans))
 }
@@ -359,6 +376,9 @@ impl BundleEntry {
 pub(crate) enum LineObject<'a> {
     Scanned(&'a str, Members<'a>),
     Parsed(serde_json::Map<String, Value>),
+    /// A payload line in the exporter's layout, its captures decoded
+    /// (`payload_exact`): read through [`LineObject::opened`].
+    Exact(ExactPayload),
 }
 
 /// The token of a signature or payload line's member in a scan, and
@@ -394,6 +414,20 @@ impl LineObject<'_> {
         match self {
             LineObject::Scanned(text, members) => plain_in(text, line_token(members, name)),
             LineObject::Parsed(object) => object.get(name)?.as_str(),
+            // Its members are decoded already: `opened`.
+            LineObject::Exact(_) => None,
+        }
+    }
+
+    /// A payload line's capture of `side` with its salt, when the line
+    /// was read in the exporter's layout (already decoded and checked).
+    pub(crate) fn opened(&self, side: Side) -> Option<&Opened> {
+        match self {
+            LineObject::Exact(exact) => Some(match side {
+                Side::Request => &exact.request,
+                Side::Response => &exact.response,
+            }),
+            _ => None,
         }
     }
 }

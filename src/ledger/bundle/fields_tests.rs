@@ -83,6 +83,19 @@ fn a_scanned_entry_answers_as_the_parsed_one() {
     rotation["kind"] = json!("key_rotated");
     let mut escaped_kind = decision();
     escaped_kind["payload_mode"] = json!("fu\nll");
+    // A capture's members are read in the entry's own scan: an escaped
+    // commitment, a count that is no small integer, members nested
+    // deeper or in an array are what the capture scanned alone gave.
+    let mut escaped_commitment = decision();
+    escaped_commitment["request"]["commitment"] = json!("c\"d");
+    let mut big_captured = decision();
+    big_captured["response"]["captured"] = json!(1u64 << 60);
+    let mut deeper = decision();
+    deeper["request"] = json!({"inner": {"captured": 3, "commitment": "cd"}, "length": 3});
+    let mut in_array = decision();
+    in_array["response"] = json!([{"captured": 4, "commitment": "ef"}]);
+    let mut number_commitment = decision();
+    number_commitment["response"]["commitment"] = json!(12);
     // (entry, read by the scan)
     let cases = [
         (decision(), true),
@@ -93,6 +106,11 @@ fn a_scanned_entry_answers_as_the_parsed_one() {
         (big, false),
         (rotation, false),
         (escaped_kind, false),
+        (escaped_commitment, false),
+        (big_captured, false),
+        (deeper, true),
+        (in_array, true),
+        (number_commitment, true),
     ];
     for (i, (value, scanned)) in cases.into_iter().enumerate() {
         let line = canonical(&value);

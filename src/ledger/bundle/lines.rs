@@ -10,6 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -43,6 +44,11 @@ pub(crate) fn split_jsonl(bytes: &[u8]) -> Vec<&[u8]> {
 /// Standard base64 with padding, refused unless it re-encodes to `text`
 /// (so one value has one spelling).
 pub(crate) fn base64_exact(text: &str) -> Option<Vec<u8>> {
+    base64_bytes_exact(text.as_bytes())
+}
+
+/// [`base64_exact`] of text given as its bytes (what it decodes is ASCII).
+pub(crate) fn base64_bytes_exact(text: &[u8]) -> Option<Vec<u8>> {
     // `STANDARD` decodes only canonical text (padding required and
     // canonical, trailing bits zero), so what it decodes re-encodes to
     // `text`; the length check says so without writing it out again.
@@ -398,6 +404,20 @@ pub(crate) fn payload_line(
     number: usize,
     raw: &[u8],
 ) -> Result<(u64, LineObject<'_>), BundleError> {
+    // The exporter's layout in one pass; any other line the general way.
+    if let Some((seq, exact)) = super::payload_exact::read(raw) {
+        return Ok((seq, LineObject::Exact(exact)));
+    }
+    line_object(PAYLOADS, number, raw, &PAYLOAD_MEMBERS)
+}
+
+/// [`payload_line`] without the exporter's layout read in one pass: the
+/// way every line was read before it, to compare with.
+#[cfg(test)]
+pub(crate) fn payload_line_general(
+    number: usize,
+    raw: &[u8],
+) -> Result<(u64, LineObject<'_>), BundleError> {
     line_object(PAYLOADS, number, raw, &PAYLOAD_MEMBERS)
 }
 
@@ -429,14 +449,20 @@ pub(crate) fn check_payload(
     };
     for (captured, committed) in [(Side::Request, committed.0), (Side::Response, committed.1)] {
         let side = captured.name();
-        let salt = object
-            .str(captured.salt_name())
-            .and_then(parse_hex32)
-            .ok_or_else(|| fail(format!("{side}_salt is not 64 hex digits")))?;
-        let data = object
-            .str(side)
-            .and_then(base64_exact)
-            .ok_or_else(|| fail(format!("{side} is not canonical base64")))?;
+        let (salt, data) = match object.opened(captured) {
+            Some(opened) => (opened.salt, Cow::Borrowed(opened.data.as_slice())),
+            None => {
+                let salt = object
+                    .str(captured.salt_name())
+                    .and_then(|text| parse_hex32(text.as_bytes()))
+                    .ok_or_else(|| fail(format!("{side}_salt is not 64 hex digits")))?;
+                let data = object
+                    .str(side)
+                    .and_then(base64_exact)
+                    .ok_or_else(|| fail(format!("{side} is not canonical base64")))?;
+                (salt, Cow::Owned(data))
+            }
+        };
         if !committed {
             // Bytes no commitment covers would be unproven: refused.
             if !data.is_empty() {
@@ -494,7 +520,7 @@ fn hex_is(bytes: &[u8; 32], text: &str) -> bool {
             })
 }
 
-fn parse_hex32(text: &str) -> Option<[u8; 32]> {
+pub(crate) fn parse_hex32(text: &[u8]) -> Option<[u8; 32]> {
     // A table rather than a branch per digit: every payload line has two
     // salts, and this was a tenth of the bundle verifier's time.
     const INVALID: u8 = 0xff;
@@ -513,7 +539,7 @@ fn parse_hex32(text: &str) -> Option<[u8; 32]> {
         }
         table
     };
-    let digits: &[u8; 64] = text.as_bytes().try_into().ok()?;
+    let digits: &[u8; 64] = text.try_into().ok()?;
     let mut out = [0u8; 32];
     let mut invalid = 0u8;
     for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
@@ -536,14 +562,14 @@ mod hex_tests {
         for chunk in expected.chunks_exact_mut(4) {
             chunk.copy_from_slice(&[0x00, 0xff, 0x10, 0xa9]);
         }
-        assert_eq!(parse_hex32(&lower), Some(expected));
-        assert_eq!(parse_hex32(&lower.to_uppercase()), Some(expected));
+        assert_eq!(parse_hex32(lower.as_bytes()), Some(expected));
+        assert_eq!(parse_hex32(lower.to_uppercase().as_bytes()), Some(expected));
         for bad in ['g', 'G', '/', ':', '@', '`', ' ', '\u{e9}'] {
             let text: String = lower.chars().skip(1).collect::<String>();
             let text = format!("{bad}{text}");
-            assert_eq!(parse_hex32(&text), None, "{text:?}");
+            assert_eq!(parse_hex32(text.as_bytes()), None, "{text:?}");
         }
-        assert_eq!(parse_hex32(&lower[..62]), None);
-        assert_eq!(parse_hex32(&format!("{lower}0")), None);
+        assert_eq!(parse_hex32(&lower.as_bytes()[..62]), None);
+        assert_eq!(parse_hex32(format!("{lower}0").as_bytes()), None);
     }
 }

@@ -311,7 +311,6 @@ impl<'a> Ordered<'a> {
             let records = (entry.seq == broken.s + 1).then(|| prev_hash == broken.s_hash);
             self.report_broken(broken, records);
         }
-        let last = self.last.replace((entry.seq, entry.hash.clone()));
         if entry.seq == 0 {
             if prev_hash != GENESIS_PREV_HASH {
                 self.first.error(
@@ -320,20 +319,26 @@ impl<'a> Ordered<'a> {
                     bad_seq(0, "prev_hash must be 64 zeros at seq 0"),
                 );
             }
-            return;
+        } else if let Some((p, p_hash)) = &self.last
+            && p + 1 == entry.seq
+            && prev_hash != p_hash
+        {
+            self.broken = Some(Broken {
+                line,
+                p: *p,
+                p_hash: p_hash.clone(),
+                prev_hash: prev_hash.to_owned(),
+                s: entry.seq,
+                s_hash: entry.hash.clone(),
+            });
         }
-        match last {
-            Some((p, p_hash)) if p + 1 == entry.seq && prev_hash != p_hash => {
-                self.broken = Some(Broken {
-                    line,
-                    p,
-                    p_hash,
-                    prev_hash: prev_hash.to_owned(),
-                    s: entry.seq,
-                    s_hash: entry.hash.clone(),
-                });
+        // The last hash is kept in the same string (no allocation per entry).
+        match &mut self.last {
+            Some((seq, hash)) => {
+                *seq = entry.seq;
+                hash.clone_from(&entry.hash);
             }
-            _ => {}
+            None => self.last = Some((entry.seq, entry.hash.clone())),
         }
     }
 

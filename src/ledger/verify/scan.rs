@@ -72,9 +72,24 @@ pub(crate) struct Members<'a> {
     pub(crate) response_salt: Option<&'a [u8]>,
     /// `signature` (of a signature line).
     pub(crate) signature: Option<&'a [u8]>,
+    /// `commitment` and `captured` of the object that is the value of
+    /// `request` (`[0]`) and of `response` (`[1]`), read in the same pass
+    /// as the entry (the bundle verifier reads them of every entry).
+    pub(crate) captures: [Capture<'a>; 2],
     /// Which kept members are strings holding an escape, by [`Slot`]
     /// bit: so a reader need not search a long token for `\` again.
     pub(crate) escaped: u32,
+}
+
+/// The members of a capture object (`request` or `response`) of an entry.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Capture<'a> {
+    /// `commitment`'s value token.
+    pub(crate) commitment: Option<&'a [u8]>,
+    /// `captured`'s value token.
+    pub(crate) captured: Option<&'a [u8]>,
+    /// `commitment` is a string holding an escape.
+    pub(crate) commitment_escaped: bool,
 }
 
 /// A kept member's bit in [`Members::escaped`].
@@ -144,6 +159,7 @@ pub(crate) fn scan(text: &str) -> Option<Members<'_>> {
         members: Members::default(),
         escaped: false,
         every: None,
+        capture: None,
     };
     if scanner.peek()? != b'{' {
         return None;
@@ -168,6 +184,7 @@ pub(crate) fn scan_top(text: &str) -> Option<Vec<(&[u8], &[u8])>> {
         members: Members::default(),
         escaped: false,
         every: Some(Vec::with_capacity(32)),
+        capture: None,
     };
     if scanner.peek()? != b'{' {
         return None;
@@ -185,6 +202,9 @@ struct Scanner<'a> {
     escaped: bool,
     /// Every top-level member, when asked for ([`scan_top`]).
     every: Option<Vec<(&'a [u8], &'a [u8])>>,
+    /// The top-level member whose value is being read is `request` (0)
+    /// or `response` (1): the members of its object are kept too.
+    capture: Option<usize>,
 }
 
 impl<'a> Scanner<'a> {
@@ -242,9 +262,22 @@ impl<'a> Scanner<'a> {
             self.eat(b':')?;
             let start = self.pos;
             self.escaped = false;
+            if depth == 0 {
+                // Objects at depth 1 are the values of top-level members
+                // (an array's objects are deeper).
+                self.capture = match name {
+                    b"request" => Some(0),
+                    b"response" => Some(1),
+                    _ => None,
+                };
+            }
             self.value(depth)?;
             if depth == 0 {
                 self.keep(name, start);
+            } else if depth == 1
+                && let Some(side) = self.capture
+            {
+                self.keep_capture(side, name, start);
             }
             match self.peek()? {
                 b',' => self.pos += 1,
@@ -297,6 +330,21 @@ impl<'a> Scanner<'a> {
             _ => return,
         };
         *slot = token;
+    }
+
+    /// A member of the capture object `side` (0: `request`, 1: `response`).
+    fn keep_capture(&mut self, side: usize, name: &[u8], start: usize) {
+        let token = self.bytes.get(start..self.pos);
+        let capture = &mut self.members.captures[side];
+        match name {
+            b"commitment" => {
+                capture.commitment = token;
+                capture.commitment_escaped =
+                    self.escaped && token.is_some_and(|t| t.first() == Some(&b'"'));
+            }
+            b"captured" => capture.captured = token,
+            _ => {}
+        }
     }
 
     fn array(&mut self, depth: usize) -> Option<()> {
