@@ -719,3 +719,69 @@ async fn model_infer_over_tls_with_h2_by_alpn_is_served_and_recorded() {
     assert_eq!(entry["route"], "kserve_v2_grpc.infer");
     assert_eq!(entry["outcome"], "streaming");
 }
+
+/// A standard gRPC client (tonic, over its own HTTP/2 connection) through
+/// the gateway: the answer decodes as the model sent it, the decision id
+/// comes as metadata, and a refusal is a `Status` with the gateway's code
+/// in its metadata; nothing refused reaches the model.
+#[tokio::test]
+async fn a_standard_grpc_client_is_served_and_refused_with_a_status() {
+    let upstream = GrpcUpstream::start().await;
+    let gateway = Gateway::start_pending("", &grpc_models(&upstream.url())).await;
+    approve_first_only(&gateway).await;
+    let channel = tonic::transport::Endpoint::from_shared(gateway.public.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = tonic::client::Grpc::new(channel);
+    let path =
+        || http::uri::PathAndQuery::from_static("/inference.GRPCInferenceService/ModelInfer");
+
+    client.ready().await.unwrap();
+    let served: tonic::Response<ModelInferResponse> = client
+        .unary(
+            tonic::Request::new(infer_request("credit", "1", &[0.9, 0.1], &["f", "m"])),
+            path(),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .expect("served");
+    assert_eq!(served.get_ref().model_name, "credit");
+    let id = served
+        .metadata()
+        .get("govgate-decision-id")
+        .expect("decision id")
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(gateway.decision(&id).await["route"], "kserve_v2_grpc.infer");
+
+    client.ready().await.unwrap();
+    let refused = client
+        .unary::<_, ModelInferResponse, _>(
+            tonic::Request::new(infer_request("credit", "2", &[0.9], &["f"])),
+            path(),
+            tonic_prost::ProstCodec::default(),
+        )
+        .await
+        .expect_err("version 2 is not approved");
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    assert_eq!(
+        refused.metadata().get("govgate-code").unwrap(),
+        "model_version_not_approved"
+    );
+    assert!(
+        refused.message().contains("model_version_not_approved"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        upstream.seen().len(),
+        1,
+        "only the served call reached the model"
+    );
+}
