@@ -48,6 +48,8 @@ die() {
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=benches/lib/shared.sh
 source "$ROOT/benches/lib/shared.sh"
+# shellcheck source=benches/lib/nginx.sh
+source "$ROOT/benches/lib/nginx.sh"
 
 DURATION=${BENCH_SECONDS:-10}
 CONNECTIONS=${BENCH_CONNECTIONS:-16}
@@ -62,8 +64,7 @@ NGINX=$(command -v nginx || true)
 command -v h2load >/dev/null || die "missing h2load (Debian: apt-get install -y nghttp2-client)"
 command -v curl >/dev/null || die "missing curl"
 
-set_pinning "the upstream, nginx and govgate"
-PIN_NOTE=${PIN_NOTE//wrk/h2load}
+set_pinning "the upstream, nginx and govgate" h2load
 build_release "$ROOT"
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
 if [[ ${BENCH_BUILD:-1} != 0 ]]; then
@@ -103,114 +104,52 @@ wait_grpc() {
         kill -0 "$3" 2>/dev/null || break
         sleep 0.1
     done
-    die "$1 does not answer ModelInfer with grpc-status 0"
+    echo "grpc_load.sh: $1 does not answer ModelInfer with grpc-status 0" >&2
+    return 1
 }
 
 # ---- the upstream ----
 free_port UPSTREAM_PORT
 setsid "${PIN_SERVER[@]}" "$UPSTREAM_BIN" --listen "127.0.0.1:$UPSTREAM_PORT" >"$WORK/upstream.log" 2>&1 &
 PIDS+=("$!")
-wait_grpc upstream "$UPSTREAM_PORT" "$!"
+wait_grpc upstream "$UPSTREAM_PORT" "$!" || die "the upstream did not start"
 
 # ---- nginx: grpc_pass with a keepalive pool ----
-mkdir -p "$WORK/nginx"
-free_port NGINX_PORT
-cat >"$WORK/nginx/nginx.conf" <<EOF
-daemon off;
-master_process on;
-pid $WORK/nginx/nginx.pid;
-error_log $WORK/nginx/error.log warn;
+grpc_proxy_conf() {
+    local dir=$1 port=$2
+    nginx_common "$dir"
+    cat <<EOF
 worker_processes 1;
-events { worker_connections 4096; }
 http {
-    access_log off;
-    keepalive_requests 1000000;
+$(nginx_http_common "$dir")
     http2_max_requests 1000000;
-    client_body_temp_path $WORK/nginx/client_body;
     upstream grpc_backend {
         server 127.0.0.1:$UPSTREAM_PORT;
         keepalive $CONNECTIONS;
         keepalive_requests 1000000;
     }
     server {
-        listen 127.0.0.1:$NGINX_PORT http2;
+        listen 127.0.0.1:$port http2;
         location / {
             grpc_pass grpc://grpc_backend;
         }
     }
 }
 EOF
-setsid "${PIN_SERVER[@]}" "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" \
-    >"$WORK/nginx/stdout.log" 2>&1 &
-PIDS+=("$!")
-wait_grpc nginx "$NGINX_PORT" "$!"
+}
+# ready_grpc NAME PORT PATH PID: start_nginx's readiness check.
+ready_grpc() { wait_grpc "$1" "$2" "$4"; }
+WAIT_PATH=$METHOD_PATH
+start_nginx nginx grpc_proxy_conf ready_grpc
 
 # ---- govgate: one kserve_v2_grpc model, approved and activated ----
-mkdir -p "$WORK/govgate/data"
-"$BIN" keygen --out "$WORK/govgate/bench.key" --origin govgate.bench/grpc >/dev/null
-cat >"$WORK/govgate/govgate.toml" <<EOF
-[server]
-public_listen = "127.0.0.1:0"
-admin_listen = "127.0.0.1:0"
-data_dir = "$WORK/govgate/data"
-
-[ledger]
-origin = "govgate.bench/grpc"
-key_file = "$WORK/govgate/bench.key"
-
-[timeouts]
-shutdown_grace_ms = 2000
-
-[governance.approval]
-approvers = 2
-
-[[admin.tokens]]
-principal = "bench-ops"
-roles = ["admin"]
-token_sha256 = "$(printf '%s' bench-ops | sha256sum | cut -d' ' -f1)"
-
-[[admin.tokens]]
-principal = "bench-approver-a"
-roles = ["approver"]
-token_sha256 = "$(printf '%s' bench-a | sha256sum | cut -d' ' -f1)"
-
-[[admin.tokens]]
-principal = "bench-approver-b"
-roles = ["approver"]
-token_sha256 = "$(printf '%s' bench-b | sha256sum | cut -d' ' -f1)"
-
-[[models]]
+BENCH_MODEL_TOML='[[models]]
 name = "credit"
-protocol = "kserve_v2_grpc"
-[[models.versions]]
-version = "1"
-upstream = "http://127.0.0.1:$UPSTREAM_PORT"
-risk_class = "limited"
-EOF
-: >"$WORK/govgate/stdout.log"
-GOVGATE_LOG=warn setsid "${PIN_SERVER[@]}" "$BIN" serve --config "$WORK/govgate/govgate.toml" \
-    >"$WORK/govgate/stdout.log" 2>"$WORK/govgate/stderr.log" &
-GOVGATE_PID=$!
-PIDS+=("$GOVGATE_PID")
-url=''
-for ((i = 0; i < 300; i++)); do
-    url=$(sed -n 's/^govgate ready public=\(http:[^ ]*\) .*/\1/p' "$WORK/govgate/stdout.log")
-    [[ -n $url ]] && break
-    kill -0 "$GOVGATE_PID" 2>/dev/null || break
-    sleep 0.1
-done
-if [[ -z $url ]]; then
-    cat "$WORK/govgate/stderr.log" >&2
-    die "govgate did not become ready"
-fi
-GOVGATE_PORT=${url##*:}
-GOVGATE_ADMIN=$(sed -n 's/^govgate ready public=[^ ]* admin=\(http:[^ ]*\).*/\1/p' "$WORK/govgate/stdout.log")
-for step in "bench-a approve" "bench-b approve" "bench-ops activate"; do
-    read -r token action <<<"$step"
-    GOVGATE_TOKEN=$token "$BIN" models "$action" credit 1 --admin-url "$GOVGATE_ADMIN" >/dev/null ||
-        die "govgate models $action failed"
-done
-wait_grpc govgate "$GOVGATE_PORT" "$GOVGATE_PID"
+protocol = "kserve_v2_grpc"'
+write_govgate_config govgate.bench/grpc
+govgate_version_section "$UPSTREAM_PORT" >>"$WORK/govgate/govgate.toml"
+start_govgate "" credit
+wait_grpc govgate "$GOVGATE_PORT" "$GOVGATE_PID" || die "govgate does not serve ModelInfer"
 
 # ---- measuring ----
 CLK_TCK=$(getconf CLK_TCK)

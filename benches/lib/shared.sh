@@ -226,13 +226,18 @@ principal = "bench-approver-b"
 roles = ["approver"]
 token_sha256 = "$(printf '%s' bench-b | sha256sum | cut -d' ' -f1)"
 
-[[models]]
-name = "bench"
-protocol = "http"
-path_prefix = "/m"
+${BENCH_MODEL_TOML:-$HTTP_BENCH_MODEL}
 EOF
     } >"$WORK/govgate/govgate.toml"
 }
+
+# The benchmark model, unless BENCH_MODEL_TOML names another: `http`,
+# "bench" at /m.
+HTTP_BENCH_MODEL='[[models]]
+name = "bench"
+protocol = "http"
+path_prefix = "/m"'
+
 
 # govgate_version_section UPSTREAM_PORT: the model's one version.
 govgate_version_section() {
@@ -245,12 +250,13 @@ risk_class = "limited"
 EOF
 }
 
-# start_govgate CHECK_PATH: starts the gateway on the server CPUs, waits
-# for its ready line, approves (two approvers) and activates the version,
-# then waits until CHECK_PATH answers 200 {"ok":true} through it. Sets
-# GOVGATE_PID, GOVGATE_PORT and GOVGATE_ADMIN (http://host:port).
+# start_govgate CHECK_PATH [MODEL]: starts the gateway on the server
+# CPUs, waits for its ready line, approves (two approvers) and activates
+# MODEL's version v1 (default: bench), then waits until CHECK_PATH answers
+# 200 {"ok":true} through it (an empty CHECK_PATH: the caller checks).
+# Sets GOVGATE_PID, GOVGATE_PORT and GOVGATE_ADMIN (http://host:port).
 start_govgate() {
-    local check_path=$1 url='' i step token action
+    local check_path=$1 model=${2:-bench} url='' i step token action
     # Created here, so the readiness loop never reads a file the child
     # has not opened yet.
     : >"$WORK/govgate/stdout.log"
@@ -274,9 +280,10 @@ start_govgate() {
     # Full governance: the version serves only once approved and activated.
     for step in "bench-a approve" "bench-b approve" "bench-ops activate"; do
         read -r token action <<<"$step"
-        GOVGATE_TOKEN=$token "$BIN" models "$action" bench v1 --admin-url "$GOVGATE_ADMIN" >/dev/null ||
+        GOVGATE_TOKEN=$token "$BIN" models "$action" "$model" v1 --admin-url "$GOVGATE_ADMIN" >/dev/null ||
             die "govgate models $action failed"
     done
+    [[ -z $check_path ]] && return 0
     wait_ok govgate "$GOVGATE_PORT" "$check_path" "$GOVGATE_PID" || {
         cat "$WORK/govgate/stderr.log" >&2
         die "govgate does not proxy to the upstream"
