@@ -463,41 +463,51 @@ upstream = "{rest}"
         .await;
         assert_eq!(rest.status, 200, "{}", rest.text());
     }
-    let text = gateway
-        .metrics_when(r#"govgate_kpi_rows_total{model="credit-rest"} 4"#)
-        .await;
-    let text = if text.contains(r#"govgate_kpi_rows_total{model="credit-grpc"} 4"#) {
-        text
-    } else {
-        gateway
-            .metrics_when(r#"govgate_kpi_rows_total{model="credit-grpc"} 4"#)
-            .await
-    };
-    for model in ["credit-grpc", "credit-rest"] {
-        for line in [
-            format!(r#"govgate_kpi_selection_rate{{attribute="sex",group="f",model="{model}"}} 1"#),
-            format!(
-                r#"govgate_kpi_selection_rate{{attribute="sex",group="m",model="{model}"}} 0.5"#
-            ),
-            format!(
-                r#"govgate_kpi_demographic_parity_difference{{attribute="sex",model="{model}"}} 0.5"#
-            ),
-            format!(
-                r#"govgate_kpi_outcomes_total{{attribute="sex",group="f",model="{model}",outcome="positive"}} 2"#
-            ),
-            format!(
-                r#"govgate_kpi_outcomes_total{{attribute="sex",group="m",model="{model}",outcome="negative"}} 1"#
-            ),
-        ] {
-            assert!(text.contains(&line), "{line}\n{text}");
-        }
-    }
-    let psi = |model: &str| {
+    let expected: Vec<String> = ["credit-grpc", "credit-rest"]
+        .into_iter()
+        .flat_map(|model| {
+            [
+                format!(r#"govgate_kpi_rows_total{{model="{model}"}} 4"#),
+                format!(r#"govgate_kpi_selection_rate{{attribute="sex",group="f",model="{model}"}} 1"#),
+                format!(
+                    r#"govgate_kpi_selection_rate{{attribute="sex",group="m",model="{model}"}} 0.5"#
+                ),
+                format!(
+                    r#"govgate_kpi_demographic_parity_difference{{attribute="sex",model="{model}"}} 0.5"#
+                ),
+                format!(
+                    r#"govgate_kpi_outcomes_total{{attribute="sex",group="f",model="{model}",outcome="positive"}} 2"#
+                ),
+                format!(
+                    r#"govgate_kpi_outcomes_total{{attribute="sex",group="m",model="{model}",outcome="negative"}} 1"#
+                ),
+            ]
+        })
+        .collect();
+    let psi_of = |text: &str, model: &str| {
         let prefix = format!(r#"govgate_kpi_psi{{feature="amount",model="{model}",version="1"}} "#);
         text.lines()
             .find_map(|line| line.strip_prefix(&prefix).map(str::to_owned))
-            .unwrap_or_else(|| panic!("no PSI for {model}\n{text}"))
     };
+    // The counters move as rows arrive; the gauges follow when the KPIs
+    // are next computed: wait for both, for both models.
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = gateway.metrics().await;
+        let psi_settled = matches!(
+            (psi_of(&text, "credit-grpc"), psi_of(&text, "credit-rest")),
+            (Some(a), Some(b)) if a == b
+        );
+        if psi_settled && expected.iter().all(|line| text.contains(line.as_str())) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for line in &expected {
+        assert!(text.contains(line.as_str()), "{line}\n{text}");
+    }
+    let psi =
+        |model: &str| psi_of(&text, model).unwrap_or_else(|| panic!("no PSI for {model}\n{text}"));
     assert_eq!(psi("credit-grpc"), psi("credit-rest"));
     assert!(
         !text.contains(r#"govgate_kpi_selector_misses_total{model="credit-grpc""#),
