@@ -795,3 +795,105 @@ async fn a_standard_grpc_client_is_served_and_refused_with_a_status() {
         "only the served call reached the model"
     );
 }
+
+/// A model server on the Rust gRPC stack's own server side (tonic's
+/// unary handler and prost codec on hyper's HTTP/2), answering each
+/// ModelInfer with the model name it decoded; every name it got.
+async fn tonic_model_server() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    #[derive(Clone)]
+    struct EchoModel(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+    impl tower_service::Service<tonic::Request<ModelInferRequest>> for EchoModel {
+        type Response = tonic::Response<ModelInferResponse>;
+        type Error = tonic::Status;
+        type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+        fn call(&mut self, request: tonic::Request<ModelInferRequest>) -> Self::Future {
+            let request = request.into_inner();
+            self.0.lock().unwrap().push(request.model_name.clone());
+            std::future::ready(Ok(tonic::Response::new(ModelInferResponse {
+                model_name: request.model_name,
+                model_version: "1".into(),
+                id: request.id,
+                ..Default::default()
+            })))
+        }
+    }
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let model = EchoModel(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let model = model.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(
+                    move |request: http::Request<hyper::body::Incoming>| {
+                        let model = model.clone();
+                        async move {
+                            let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<
+                                ModelInferResponse,
+                                ModelInferRequest,
+                            >::default(
+                            ));
+                            Ok::<_, std::convert::Infallible>(grpc.unary(model, request).await)
+                        }
+                    },
+                );
+                let _ =
+                    hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+                        .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                        .await;
+            });
+        }
+    });
+    (url, seen)
+}
+
+/// tonic on both sides of the gateway: a standard client's call reaches a
+/// standard server, which decodes the message with the name the version
+/// gives the model upstream; the answer comes back whole and recorded.
+#[tokio::test]
+async fn a_standard_grpc_server_behind_the_gateway_serves_a_standard_client() {
+    let (url, seen) = tonic_model_server().await;
+    let gateway = Gateway::start(&grpc_models(&url)).await;
+    let channel = tonic::transport::Endpoint::from_shared(gateway.public.clone())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = tonic::client::Grpc::new(channel);
+    let path =
+        || http::uri::PathAndQuery::from_static("/inference.GRPCInferenceService/ModelInfer");
+    for (version, upstream_name) in [("1", "credit"), ("2", "credit-upstream-two")] {
+        client.ready().await.unwrap();
+        let served: tonic::Response<ModelInferResponse> = client
+            .unary(
+                tonic::Request::new(infer_request("credit", version, &[0.9, 0.1], &["f", "m"])),
+                path(),
+                tonic_prost::ProstCodec::default(),
+            )
+            .await
+            .expect("served");
+        assert_eq!(served.get_ref().model_name, upstream_name);
+        assert_eq!(served.get_ref().id, "r1");
+        let id = served
+            .metadata()
+            .get("govgate-decision-id")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let decision = gateway.decision(&id).await;
+        assert_eq!(decision["version"], version);
+        assert_eq!(decision["model"], "credit");
+    }
+    assert_eq!(
+        *seen.lock().unwrap(),
+        vec!["credit".to_owned(), "credit-upstream-two".to_owned()]
+    );
+}
