@@ -20,6 +20,9 @@ use tokio_postgres::{Client, NoTls};
 
 /// How long a start waits for the database.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stopping replica tries to publish its last checkpoint and
+/// give its id up.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The control plane cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -113,6 +116,28 @@ impl Membership {
         &self.claim.replica_id
     }
 
+    /// One renewal: reconnects when the session broke, renews the claim,
+    /// publishes the latest checkpoint.
+    async fn round(&mut self) {
+        if self.client.is_closed() {
+            match connect(&self.url).await {
+                Ok((client, connection)) => {
+                    self.connection.abort();
+                    self.client = client;
+                    self.connection = connection;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "control plane unreachable; the replica id's claim is not renewed");
+                    return;
+                }
+            }
+        }
+        if let Err(err) = replica::renew(&self.client, &self.claim).await {
+            tracing::error!(error = %err, "the replica id's claim could not be renewed");
+        }
+        self.publish_checkpoint().await;
+    }
+
     /// Publishes `ledger`'s latest checkpoint with each renewal.
     pub fn publishing(mut self, ledger: Arc<dyn LedgerStore>) -> Self {
         self.ledger = Some(ledger);
@@ -155,31 +180,17 @@ impl Membership {
                 () = &mut stop => break,
                 _ = ticks.tick() => {}
             }
-            if self.client.is_closed() {
-                match connect(&self.url).await {
-                    Ok((client, connection)) => {
-                        self.connection.abort();
-                        self.client = client;
-                        self.connection = connection;
-                    }
-                    Err(err) => {
-                        tracing::warn!(error = %err, "control plane unreachable; the replica id's claim is not renewed");
-                        continue;
-                    }
-                }
+            // A database that hangs does not hold the shutdown.
+            tokio::select! {
+                () = &mut stop => break,
+                () = self.round() => {}
             }
-            if let Err(err) = replica::renew(&self.client, &self.claim).await {
-                tracing::error!(error = %err, "the replica id's claim could not be renewed");
-            }
-            self.publish_checkpoint().await;
         }
-        self.publish_checkpoint().await;
-        let released = tokio::time::timeout(
-            Duration::from_secs(2),
-            replica::release(&self.client, &self.claim),
-        )
-        .await;
-        match released {
+        let leaving = async {
+            self.publish_checkpoint().await;
+            replica::release(&self.client, &self.claim).await
+        };
+        match tokio::time::timeout(LEAVE_TIMEOUT, leaving).await {
             Ok(Ok(())) => tracing::info!(replica = %self.claim.replica_id, "left the fleet"),
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, "the replica id was not given up; it is free once its lease ends")
