@@ -60,7 +60,8 @@ impl hyper::service::Service<Request<Incoming>> for ConnService {
 
     fn call(&self, mut request: Request<Incoming>) -> ExchangeFuture {
         self.state.open_exchange();
-        let stream = self.state.start_stream();
+        // Only an HTTP/2 connection's idle close counts open streams.
+        let stream = (self.spoken == Spoken::Http2).then(|| self.state.start_stream());
         let extensions = request.extensions_mut();
         extensions.insert(ConnectInfo(self.peer));
         extensions.insert(match self.spoken {
@@ -88,7 +89,7 @@ pin_project! {
     pub(super) struct ExchangeFuture {
         #[pin]
         future: axum::routing::future::RouteFuture<Infallible>,
-        state: Option<(Arc<ConnState>, StreamGuard)>,
+        state: Option<(Arc<ConnState>, Option<StreamGuard>)>,
     }
 }
 
@@ -99,7 +100,7 @@ impl Future for ExchangeFuture {
         let this = self.project();
         let Ok(response) = ready!(this.future.poll(cx));
         let (state, stream) = match this.state.take() {
-            Some((state, stream)) => (state, Some(stream)),
+            Some((state, stream)) => (state, stream),
             None => (Arc::default(), None),
         };
         Poll::Ready(Ok(response.map(|inner| ExchangeBody {
