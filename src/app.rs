@@ -24,6 +24,7 @@ use crate::ledger::wal::WalStore;
 use crate::listener::{self, Caps, ListenerMetrics};
 use crate::metrics::Metrics;
 use crate::proxy::{self, ProxyMetrics, ProxyState, Serving, ServingTable};
+use crate::registry::shared::Freshness;
 use crate::review::PolicyGate;
 use axum::Router;
 use std::future::Future;
@@ -124,6 +125,9 @@ pub enum AppError {
     /// A declared version could not be proposed.
     #[error("proposing a declared model version: {0}")]
     Propose(crate::registry::service::ServiceError),
+    /// A fleet replica could not apply the fleet's control events at start.
+    #[error("cluster: catching up on the fleet's control events: {0}")]
+    CatchUp(crate::registry::service::ServiceError),
     /// A listener's certificate or key cannot be used.
     #[error("TLS on the {listener} listener: {source}")]
     Tls {
@@ -186,6 +190,9 @@ pub struct App {
     /// This replica's place in its fleet (`[cluster]`): its claim is
     /// renewed by `run` and given up at the end.
     cluster: Option<crate::cluster::Membership>,
+    /// Applies the fleet's control events, run by `run` until the
+    /// requests drained.
+    follower: Option<crate::cluster::control::Follower>,
 }
 
 /// What the tally's priming scan needs: the entries before `end` are
@@ -552,13 +559,22 @@ impl App {
         );
         let keys = ledger.keys();
         let reader = LedgerReader::following(store.clone(), move || keys.get());
-        let serving = Arc::new(Serving::new(ServingTable::default()));
-        let registry = governance::start(
+        let freshness = config
+            .cluster
+            .as_ref()
+            .map(|cluster| Arc::new(Freshness::new(cluster.max_staleness)));
+        let serving = match &freshness {
+            Some(freshness) => Serving::new(ServingTable::default()).following(freshness.clone()),
+            None => Serving::new(ServingTable::default()),
+        };
+        let serving = Arc::new(serving);
+        let (registry, follower) = governance::start(
             config,
             store.as_ref(),
             ledger.clone(),
             serving.clone(),
             snapshot_handle,
+            freshness.clone(),
         )
         .await?;
         let tokens = Tokens::new(config.admin_tokens.clone());
@@ -599,7 +615,14 @@ impl App {
         let metric_families = metrics.registry().clone();
         let mut admin = crate::admin::router(metrics)
             .merge(crate::admin::readiness_route(Arc::new(move || {
-                status.check()
+                status.check()?;
+                match freshness.as_deref().and_then(Freshness::stale_for) {
+                    Some(stale_for) => Err(format!(
+                        "the fleet's control plane has not been read for {} s",
+                        stale_for.as_secs()
+                    )),
+                    None => Ok(()),
+                }
             })))
             .merge(reader::admin_routes(reader))
             .merge(crate::admin::models::routes(
@@ -828,6 +851,7 @@ impl App {
             responses,
             responses_journal: Some(responses_journal),
             cluster: None,
+            follower,
         })
     }
 
@@ -987,6 +1011,26 @@ impl App {
             }
         };
 
+        // Applies the fleet's control events into the registry (whose
+        // entries need the ledger): stopped once the requests drained.
+        let (follower_stop, follower_stopped) = tokio::sync::oneshot::channel::<()>();
+        let follower_task = self.follower.take().map(|follower| {
+            tokio::spawn(tracing::Instrument::instrument(
+                follower.run(async move {
+                    let _ = follower_stopped.await;
+                }),
+                tracing::info_span!("control"),
+            ))
+        });
+        let stop_follower = |task: Option<tokio::task::JoinHandle<()>>| async move {
+            let _ = follower_stop.send(());
+            if let Some(task) = task
+                && task.await.is_err()
+            {
+                tracing::error!("the fleet's control follower panicked");
+            }
+        };
+
         // Renews the replica id's claim; gives it up once told to stop,
         // after the requests drained.
         let (cluster_stop, cluster_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -1068,6 +1112,7 @@ impl App {
             stop_priming(priming_task).await;
             stop_snapshots(snapshot_task).await;
             stop_journal(journal_task).await;
+            stop_follower(follower_task).await;
             stop_cluster(cluster_task).await;
             return Err(AppError::Serve { which });
         }
@@ -1090,6 +1135,7 @@ impl App {
         }
         // No request is left to learn a response id.
         stop_journal(journal_task).await;
+        stop_follower(follower_task).await;
         // Records of requests that ended while the ledger could not take
         // them (or whose client left) are written before the log closes.
         self.backlog.drain(self.shutdown_grace).await;

@@ -65,6 +65,7 @@ enum ApiError {
     Auth(AuthError),
     Registry(RegistryError),
     Ledger(String),
+    ControlPlane(String),
     Syntax(String),
     Fields(String),
     NoSuchAction(String),
@@ -81,6 +82,9 @@ impl From<ServiceError> for ApiError {
         match err {
             ServiceError::Refused(err) => ApiError::Registry(err),
             ServiceError::Ledger(err) => ApiError::Ledger(err.to_string()),
+            err @ (ServiceError::ControlPlane(_)
+            | ServiceError::Contended(_)
+            | ServiceError::ControlEvent { .. }) => ApiError::ControlPlane(err.to_string()),
         }
     }
 }
@@ -128,6 +132,18 @@ impl IntoResponse for ApiError {
                     StatusCode::SERVICE_UNAVAILABLE,
                     "ledger_unavailable",
                     "the ledger could not record the change; nothing changed".to_owned(),
+                    None,
+                )
+            }
+            ApiError::ControlPlane(message) => {
+                tracing::error!(error = %message, "registry change not shared with the fleet");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "control_plane_unavailable",
+                    format!(
+                        "{message}; the change was not confirmed by the fleet: call again \
+                         (a repeated call never makes a change twice)"
+                    ),
                     None,
                 )
             }

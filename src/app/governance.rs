@@ -7,9 +7,12 @@ use crate::config::{ApprovalConfig, ApprovalLevel, Config};
 use crate::ledger::sequencer::Ledger;
 use crate::ledger::store::LedgerStore;
 use crate::proxy::{Serving, ServingTable};
-use crate::registry::service::{RegistryService, replay_from_store};
+use crate::registry::service::{
+    RegistryService, ServiceError, last_control_seq, replay_from_store,
+};
+use crate::registry::shared::Freshness;
 use crate::registry::{
-    ApprovalPolicy, Command, PolicySet, Principal, RiskClass, Role, VersionSpec,
+    ApprovalPolicy, Command, PolicySet, Principal, RegistryError, RiskClass, Role, VersionSpec,
 };
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,14 +32,23 @@ fn policy_set(config: &ApprovalConfig) -> PolicySet {
 }
 
 /// The registry service, with `serving` (and the KPI snapshots, when
-/// there are any) following every change.
+/// there are any) following every change. In a fleet (`freshness` set
+/// with `[cluster]`) it has applied every control event before it
+/// returns, and the follower applying later ones comes with it.
 pub(super) async fn start(
     config: &Config,
     store: &dyn LedgerStore,
     ledger: Ledger,
     serving: Arc<Serving>,
     kpi_snapshots: Option<crate::kpi::SnapshotHandle>,
-) -> Result<Arc<RegistryService>, AppError> {
+    freshness: Option<Arc<Freshness>>,
+) -> Result<
+    (
+        Arc<RegistryService>,
+        Option<crate::cluster::control::Follower>,
+    ),
+    AppError,
+> {
     let names = config.models.iter().map(|model| model.name.clone());
     let registry = replay_from_store(store, names).map_err(AppError::Registry)?;
     let models = config.models.clone();
@@ -53,15 +65,33 @@ pub(super) async fn start(
         .iter()
         .filter_map(|model| Some((model.name.clone(), policy_set(model.approval.as_ref()?))))
         .collect();
-    let service = Arc::new(RegistryService::new(
+    let service = RegistryService::new(
         registry,
         ledger,
         policy_set(&config.approval),
         policies,
         on_change,
-    ));
+    );
+    let mut follower = None;
+    let service = match (&config.cluster, freshness) {
+        (Some(cluster), Some(freshness)) => {
+            let applied = last_control_seq(store).map_err(AppError::Registry)?;
+            let log = crate::cluster::control::ControlLog::new(cluster);
+            let service = Arc::new(service.with_shared_log(Arc::new(log), applied));
+            // A replica joining late is as current as the fleet before it serves.
+            service.follow().await.map_err(AppError::CatchUp)?;
+            freshness.synced();
+            follower = Some(crate::cluster::control::Follower::new(
+                cluster,
+                service.clone(),
+                freshness,
+            ));
+            service
+        }
+        _ => Arc::new(service),
+    };
     propose_declared(config, &service).await?;
-    Ok(service)
+    Ok((service, follower))
 }
 
 /// The declared versions whose risk class the configuration leaves to
@@ -122,10 +152,16 @@ async fn propose_declared(config: &Config, service: &Arc<RegistryService>) -> Re
                 spec,
                 reason: Some("declared in the configuration".to_owned()),
             };
-            service
-                .execute(command, by.clone())
-                .await
-                .map_err(AppError::Propose)?;
+            match service.execute(command, by.clone()).await {
+                Ok(_) => {}
+                // In a fleet, a replica starting at the same time came first.
+                Err(ServiceError::Refused(RegistryError::AlreadyExists { .. }))
+                    if config.cluster.is_some() =>
+                {
+                    continue;
+                }
+                Err(err) => return Err(AppError::Propose(err)),
+            }
             tracing::info!(model = %model.name, version = %version.version, "declared version proposed; it needs approval before it serves");
         }
     }

@@ -8,6 +8,7 @@
 //! gives it up. The request path never waits on the database.
 
 pub mod checkpoints;
+pub mod control;
 pub mod replica;
 pub mod schema;
 

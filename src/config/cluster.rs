@@ -12,6 +12,9 @@ const MAX_REPLICA_ID: usize = 63;
 /// Default lease of a replica id: a replica that has not renewed it for
 /// this long is taken to be gone, and its id may be claimed again.
 const DEFAULT_LEASE_SECS: u64 = 15;
+/// Default bounded staleness: how long a replica that cannot read the
+/// control plane keeps serving the approvals it has.
+const DEFAULT_MAX_STALENESS_SECS: u64 = 300;
 
 /// `[cluster]` as written.
 #[derive(Debug, Deserialize)]
@@ -23,10 +26,16 @@ pub(crate) struct RawCluster {
     replica_id: String,
     #[serde(default = "default_lease_secs")]
     lease_secs: u64,
+    #[serde(default = "default_max_staleness_secs")]
+    max_staleness_secs: u64,
 }
 
 fn default_lease_secs() -> u64 {
     DEFAULT_LEASE_SECS
+}
+
+fn default_max_staleness_secs() -> u64 {
+    DEFAULT_MAX_STALENESS_SECS
 }
 
 /// The PostgreSQL connection string: never printed (it may hold a password).
@@ -49,6 +58,9 @@ pub struct ClusterConfig {
     pub replica_id: String,
     /// How long a claim on the replica id lasts without renewal.
     pub lease: Duration,
+    /// How long the replica serves the approvals it has while it cannot
+    /// read the control plane; then it refuses (fail closed).
+    pub max_staleness: Duration,
 }
 
 pub(super) fn check(
@@ -79,10 +91,14 @@ pub(super) fn check(
     if raw.lease_secs < 3 {
         return Err(checker.error("cluster.lease_secs", "must be at least 3"));
     }
+    if raw.max_staleness_secs < 2 {
+        return Err(checker.error("cluster.max_staleness_secs", "must be at least 2"));
+    }
     let url = raw.url.resolve(checker, "cluster.url", env)?;
     Ok(Some(ClusterConfig {
         url: DatabaseUrl(url),
         replica_id: raw.replica_id,
         lease: Duration::from_secs(raw.lease_secs),
+        max_staleness: Duration::from_secs(raw.max_staleness_secs),
     }))
 }

@@ -1063,6 +1063,7 @@ fn cluster_takes_its_url_from_the_environment_and_checks_the_replica_id() {
     assert_eq!(cluster.url.0, "host=/run/pg user=govgate password=pw");
     assert_eq!(cluster.replica_id, "gw-1");
     assert_eq!(cluster.lease, Duration::from_secs(15));
+    assert_eq!(cluster.max_staleness, Duration::from_secs(300));
     assert!(
         !format!("{:?}", cluster.url).contains("pw"),
         "the URL is never printed"
@@ -1088,6 +1089,11 @@ fn cluster_takes_its_url_from_the_environment_and_checks_the_replica_id() {
             "[cluster]\nurl = { env = \"DB\" }\nreplica_id = \"gw\"\nlease_secs = 2\n",
             "cluster.lease_secs",
             "at least 3",
+        ),
+        (
+            "[cluster]\nurl = { env = \"DB\" }\nreplica_id = \"gw\"\nmax_staleness_secs = 1\n",
+            "cluster.max_staleness_secs",
+            "at least 2",
         ),
         (
             "[cluster]\nurl = { env = \"NOPE\" }\nreplica_id = \"gw\"\n",

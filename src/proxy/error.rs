@@ -195,6 +195,19 @@ pub enum ProxyError {
     /// The decision log cannot record: nothing is served (fail closed).
     #[error("decision log is unavailable")]
     LedgerUnavailable,
+    /// A fleet replica has not read the fleet's approvals for longer than
+    /// the bounded staleness: nothing is served (fail closed).
+    #[error(
+        "this replica has not reached the fleet's control plane for {}s (more than the {}s allowed); retry shortly",
+        .stale_for.as_secs(),
+        .max_staleness.as_secs()
+    )]
+    ControlPlaneUnavailable {
+        /// Since the last complete read of the control log.
+        stale_for: Duration,
+        /// `cluster.max_staleness_secs`.
+        max_staleness: Duration,
+    },
     /// A policy denied the request or its answer.
     #[error("denied by policy: {}", .reasons.join("; "))]
     PolicyDenied {
@@ -253,6 +266,7 @@ impl ProxyError {
             ProxyError::UpstreamFailed { .. } => "upstream_failed",
             ProxyError::LedgerOverloaded => "ledger_overloaded",
             ProxyError::LedgerUnavailable => "ledger_unavailable",
+            ProxyError::ControlPlaneUnavailable { .. } => "control_plane_unavailable",
             ProxyError::PolicyDenied { .. } => "policy_denied",
             ProxyError::HeldAnswerTooLarge { .. } => "held_answer_too_large",
             ProxyError::HoldFailed(_) => "hold_failed",
@@ -292,6 +306,7 @@ impl ProxyError {
             ProxyError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::LedgerOverloaded
             | ProxyError::LedgerUnavailable
+            | ProxyError::ControlPlaneUnavailable { .. }
             | ProxyError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -305,6 +320,7 @@ impl ProxyError {
             | ProxyError::UpstreamFailed { .. } => Fault::Upstream,
             ProxyError::LedgerOverloaded
             | ProxyError::LedgerUnavailable
+            | ProxyError::ControlPlaneUnavailable { .. }
             | ProxyError::HeldAnswerTooLarge { .. }
             | ProxyError::HoldFailed(_)
             | ProxyError::Overloaded { .. }
@@ -489,6 +505,7 @@ impl ProxyError {
             | ProxyError::UpstreamFailed { .. }
             | ProxyError::LedgerOverloaded
             | ProxyError::LedgerUnavailable
+            | ProxyError::ControlPlaneUnavailable { .. }
             | ProxyError::Overloaded { .. }
             | ProxyError::HoldFailed(_) => Code::Unavailable,
             ProxyError::Internal(_) => Code::Internal,

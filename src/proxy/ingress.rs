@@ -319,6 +319,10 @@ pub(super) fn resolve_version(
             version: capped.kept,
         });
     }
+    if let Err(err) = state.serving.check_fresh() {
+        draft.version = requested.map(str::to_owned);
+        return Err(err);
+    }
     let version = match state.serving.current().resolve(&model.name, requested) {
         Ok(version) => version,
         Err(err) => {

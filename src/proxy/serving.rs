@@ -176,6 +176,8 @@ fn servable(
 #[derive(Debug, Default)]
 pub struct Serving {
     current: RwLock<Arc<ServingTable>>,
+    /// In a fleet: how current the table is with the fleet's approvals.
+    freshness: Option<Arc<crate::registry::shared::Freshness>>,
 }
 
 impl Serving {
@@ -183,6 +185,29 @@ impl Serving {
     pub fn new(table: ServingTable) -> Self {
         Self {
             current: RwLock::new(Arc::new(table)),
+            freshness: None,
+        }
+    }
+
+    /// A fleet replica's table: refused (fail closed) while `freshness`
+    /// says it is older than the bounded staleness.
+    pub fn following(mut self, freshness: Arc<crate::registry::shared::Freshness>) -> Self {
+        self.freshness = Some(freshness);
+        self
+    }
+
+    /// `Err` while a fleet replica's table may be out of date beyond its bound.
+    pub fn check_fresh(&self) -> Result<(), ProxyError> {
+        match self
+            .freshness
+            .as_deref()
+            .and_then(|f| Some((f.stale_for()?, f)))
+        {
+            None => Ok(()),
+            Some((stale_for, freshness)) => Err(ProxyError::ControlPlaneUnavailable {
+                stale_for,
+                max_staleness: freshness.max_staleness(),
+            }),
         }
     }
 

@@ -15,8 +15,12 @@
 //! - `version_activated`, `version_rolled_back`: `deactivated` (absent
 //!   when no version was active), `approval_seq`.
 //!
+//! In a fleet every registry entry also has `control_seq`: the control
+//! event it records (`shared`).
+//!
 //! Decoding accepts `null` for an absent optional member, ignores the
-//! ledger's own five members and refuses any other member.
+//! ledger's own five members and `control_seq`, and refuses any other
+//! member.
 
 use super::RegistryError;
 use super::event::{ApprovalMark, Event, EventHead, ProposalDetail, Switch};
@@ -154,7 +158,10 @@ impl Event {
         }
         let own: Map<String, Value> = members
             .iter()
-            .filter(|(name, _)| !LEDGER_MEMBERS.contains(&name.as_str()))
+            .filter(|(name, _)| {
+                !LEDGER_MEMBERS.contains(&name.as_str())
+                    && *name != super::shared::CONTROL_SEQ_MEMBER
+            })
             .map(|(name, value)| (name.clone(), value.clone()))
             .collect();
         let wire: Wire =

@@ -14,7 +14,8 @@
 //! - [`command`], [`event`] (and their ledger members), [`record`];
 //! - [`snapshot`]: what the proxy resolves requests against;
 //! - [`service`]: the registry at run time, recording every event in the
-//!   ledger before applying it.
+//!   ledger before applying it;
+//! - [`shared`]: the control log a fleet's replicas share.
 //!
 //! Everything but `service` is pure logic: no I/O, no clock (callers pass
 //! seq and time), no config.
@@ -28,6 +29,7 @@ mod members;
 pub mod policy;
 pub mod record;
 pub mod service;
+pub mod shared;
 pub mod snapshot;
 pub mod types;
 

@@ -6,7 +6,12 @@
 //! linearizable: two approvers approving at once are ordered, each sees
 //! the other's effect, and a repeated call finds its own earlier event and
 //! changes nothing (no second entry). A failed append changes nothing.
+//!
+//! In a fleet (`with_shared_log`) an event is first appended to the
+//! control log every replica follows (`shared`), then recorded here like
+//! every replica records it.
 
+use super::shared::{CONTROL_SEQ_MEMBER, SharedEvent, SharedLog, SharedLogError};
 use super::{Command, Event, PolicySet, Principal, Registry, RegistryError, Snapshot};
 use crate::decision::SinkError;
 use crate::ledger::entry::{EntryBody, rfc3339_millis};
@@ -27,7 +32,26 @@ pub enum ServiceError {
     /// The ledger could not record it; nothing changed.
     #[error("the ledger could not record the change: {0}")]
     Ledger(SinkError),
+    /// The fleet's control log could not be read or written.
+    #[error(transparent)]
+    ControlPlane(#[from] SharedLogError),
+    /// Other replicas' changes kept coming first.
+    #[error("other replicas' changes came first {0} times in a row; try again")]
+    Contended(usize),
+    /// A control event does not decode: this replica cannot follow the
+    /// fleet past it.
+    #[error("control event {control_seq}: {problem}")]
+    ControlEvent {
+        /// Its control seq.
+        control_seq: u64,
+        /// What is wrong.
+        problem: String,
+    },
 }
+
+/// How often a fleet replica decides a command again because another
+/// replica's change came first, before it gives up.
+const MAX_CONTENDED: usize = 16;
 
 /// What a carried-out command did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,10 +63,18 @@ pub struct Done {
     pub event: Option<Event>,
 }
 
+/// What the lock guards: the registry, and in a fleet the last control
+/// event it applied.
+struct Guarded {
+    registry: Registry,
+    control_seq: u64,
+}
+
 /// The registry behind its lock, with the ledger it records into.
 pub struct RegistryService {
-    registry: Mutex<Registry>,
+    registry: Mutex<Guarded>,
     ledger: Ledger,
+    shared: Option<Arc<dyn SharedLog>>,
     policies: HashMap<String, PolicySet>,
     default_policy: PolicySet,
     on_change: OnChange,
@@ -59,8 +91,12 @@ impl RegistryService {
     ) -> Self {
         on_change(registry.snapshot());
         Self {
-            registry: Mutex::new(registry),
+            registry: Mutex::new(Guarded {
+                registry,
+                control_seq: 0,
+            }),
             ledger,
+            shared: None,
             policies,
             default_policy,
             on_change,
@@ -85,20 +121,59 @@ impl RegistryService {
             })
     }
 
+    /// Follows the fleet's control log `shared`, whose events up to
+    /// `control_seq` this registry has applied (replayed from the ledger,
+    /// [`last_control_seq`]).
+    pub fn with_shared_log(mut self, shared: Arc<dyn SharedLog>, control_seq: u64) -> Self {
+        self.shared = Some(shared);
+        self.registry.get_mut().control_seq = control_seq;
+        self
+    }
+
     async fn run(&self, command: Command, by: &Principal) -> Result<Done, ServiceError> {
-        let mut registry = self.registry.lock().await;
+        let mut guarded = self.registry.lock().await;
         let policy = self.policy(command.model());
-        let Some(event) = registry.decide(&command, by, policy)? else {
-            return Ok(Done {
-                entry_seq: None,
-                event: None,
-            });
+        let Some(shared) = &self.shared else {
+            let Some(event) = guarded.registry.decide(&command, by, policy)? else {
+                return Ok(Done::nothing());
+            };
+            let seq = self.record(&mut guarded, &event, None).await?;
+            return Ok(Done::recorded(seq, event));
         };
+        for _ in 0..MAX_CONTENDED {
+            self.catch_up(&mut guarded, shared.as_ref()).await?;
+            let Some(event) = guarded.registry.decide(&command, by, policy)? else {
+                return Ok(Done::nothing());
+            };
+            let members = event.to_members();
+            let after = guarded.control_seq;
+            if let Some(control_seq) = shared.append(after, event.kind(), &members).await? {
+                // Appended: the fleet has it. Recorded here at once (were
+                // this to fail, the next catch-up records it).
+                let seq = self.record(&mut guarded, &event, Some(control_seq)).await?;
+                return Ok(Done::recorded(seq, event));
+            }
+        }
+        Err(ServiceError::Contended(MAX_CONTENDED))
+    }
+
+    /// Records `event` (the control log's `control_seq`-th, in a fleet) in
+    /// the ledger, then applies it: the entry's seq.
+    async fn record(
+        &self,
+        guarded: &mut Guarded,
+        event: &Event,
+        control_seq: Option<u64>,
+    ) -> Result<u64, ServiceError> {
+        let mut members = event.to_members();
+        if let Some(control_seq) = control_seq {
+            members.insert(CONTROL_SEQ_MEMBER.to_owned(), control_seq.into());
+        }
         let ack = self
             .ledger
             .append(EntryBody::Governance {
                 kind: event.kind(),
-                members: event.to_members(),
+                members,
             })
             .await
             .map_err(ServiceError::Ledger)?;
@@ -107,17 +182,50 @@ impl RegistryService {
                 "the ledger did not say where it recorded the change".to_owned(),
             )));
         };
-        registry.apply(&event, seq, &rfc3339_millis(time));
-        (self.on_change)(registry.snapshot());
-        Ok(Done {
-            entry_seq: Some(seq),
-            event: Some(event),
-        })
+        guarded.registry.apply(event, seq, &rfc3339_millis(time));
+        if let Some(control_seq) = control_seq {
+            guarded.control_seq = control_seq;
+        }
+        (self.on_change)(guarded.registry.snapshot());
+        Ok(seq)
+    }
+
+    /// Records and applies every control event this replica has not: what
+    /// other replicas changed. `Ok` once the log was read to its end.
+    pub async fn follow(&self) -> Result<(), ServiceError> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        let mut guarded = self.registry.lock().await;
+        self.catch_up(&mut guarded, shared.as_ref()).await
+    }
+
+    async fn catch_up(
+        &self,
+        guarded: &mut Guarded,
+        shared: &dyn SharedLog,
+    ) -> Result<(), ServiceError> {
+        loop {
+            let page = shared.since(guarded.control_seq).await?;
+            if page.is_empty() {
+                return Ok(());
+            }
+            for shared_event in page {
+                let event = localize(&guarded.registry, &shared_event)?;
+                self.record(guarded, &event, Some(shared_event.control_seq))
+                    .await?;
+            }
+        }
+    }
+
+    /// The last control event applied (0: none, or not in a fleet).
+    pub async fn control_seq(&self) -> u64 {
+        self.registry.lock().await.control_seq
     }
 
     /// Reads the registry under its lock.
     pub async fn read<R>(&self, read: impl FnOnce(&Registry) -> R) -> R {
-        read(&*self.registry.lock().await)
+        read(&self.registry.lock().await.registry)
     }
 
     /// The policy a model's versions of `risk` are approved under now.
@@ -129,6 +237,46 @@ impl RegistryService {
     fn policy(&self, model: &str) -> &PolicySet {
         self.policies.get(model).unwrap_or(&self.default_policy)
     }
+}
+
+impl Done {
+    fn nothing() -> Self {
+        Done {
+            entry_seq: None,
+            event: None,
+        }
+    }
+
+    fn recorded(seq: u64, event: Event) -> Self {
+        Done {
+            entry_seq: Some(seq),
+            event: Some(event),
+        }
+    }
+}
+
+/// The event a control event records, as this replica applies it: an
+/// activation or rollback names the approval entry of this replica's
+/// ledger (the deciding replica named its own).
+fn localize(registry: &Registry, shared: &SharedEvent) -> Result<Event, ServiceError> {
+    let bad = |problem: String| ServiceError::ControlEvent {
+        control_seq: shared.control_seq,
+        problem,
+    };
+    let mut event =
+        Event::from_members(&shared.kind, &shared.members).map_err(|err| bad(err.to_string()))?;
+    if let Event::Activated { head, switch } | Event::RolledBack { head, switch } = &mut event {
+        let approval = registry
+            .version(&head.model, &head.version)
+            .and_then(|record| record.approval_seq);
+        switch.approval_seq = approval.ok_or_else(|| {
+            bad(format!(
+                "version {} of {} has no approval here to activate",
+                head.version, head.model
+            ))
+        })?;
+    }
+    Ok(event)
 }
 
 /// Why the registry (or the policy sets, `review::gate`) could not be
@@ -175,4 +323,24 @@ pub fn replay_from_store(
         events.push((seq, time, event));
     }
     Ok(Registry::replay(models, events))
+}
+
+/// The last control event the ledger's registry entries record (0: none).
+pub fn last_control_seq(store: &dyn crate::ledger::store::LedgerStore) -> Result<u64, ReplayError> {
+    let mut last = 0;
+    for seq in store.governance_seqs()?.into_iter().rev() {
+        let Some(bytes) = store.entry(seq)? else {
+            continue;
+        };
+        let entry: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes)
+            .map_err(|err| ReplayError::Entry {
+                seq,
+                problem: err.to_string(),
+            })?;
+        if let Some(control_seq) = entry.get(CONTROL_SEQ_MEMBER).and_then(|v| v.as_u64()) {
+            last = control_seq;
+            break;
+        }
+    }
+    Ok(last)
 }

@@ -28,6 +28,7 @@ mod errors;
 mod export;
 mod export_scale;
 mod failclosed;
+mod fleet;
 mod full_disk;
 mod governance;
 mod grpc;

@@ -163,6 +163,11 @@ impl Postgres {
         );
     }
 
+    /// Starts the server again after [`Postgres::stop`].
+    pub fn restart(&self) {
+        self.pg_ctl_start();
+    }
+
     /// Stops the server (fast shutdown: sessions are ended).
     pub fn stop(&self) {
         self.run(

@@ -1,0 +1,316 @@
+//! The fleet's control log in PostgreSQL (`govgate_control_events`): the
+//! registry events every replica applies in one order, and the follower
+//! that applies other replicas' events here within a moment of their
+//! commit (LISTEN/NOTIFY, with a poll as the fallback).
+//!
+//! Appends are serialised by a transaction-scoped advisory lock held from
+//! the check of the last seq to the commit, so events commit in seq order
+//! and a reader that has seen seq N never later finds a smaller one.
+
+use super::{ClusterError, connect};
+use crate::config::{ClusterConfig, DatabaseUrl};
+use crate::registry::service::RegistryService;
+use crate::registry::shared::{Freshness, LogFuture, SharedEvent, SharedLog, SharedLogError};
+use serde_json::{Map, Value};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, Notify};
+use tokio_postgres::{AsyncMessage, Client};
+
+/// The advisory lock key of appends ("govctrl" in ASCII).
+const APPEND_LOCK: i64 = 0x0067_6f76_6374_726c;
+/// The channel every append notifies.
+const CHANNEL: &str = "govgate_control";
+/// Events read in one statement.
+const PAGE: i64 = 500;
+/// How long one statement (with a reconnection) may take.
+const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the follower reads the log without a notification.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// How long the listener waits before connecting again.
+const RECONNECT_DELAY: Duration = Duration::from_secs(1);
+
+/// The control log, on a database session of its own (appends run in
+/// transactions, which a shared session could not).
+pub struct ControlLog {
+    url: DatabaseUrl,
+    replica_id: String,
+    session: Mutex<Session>,
+}
+
+impl ControlLog {
+    /// The log of the fleet `config` names; connects at first use.
+    pub fn new(config: &ClusterConfig) -> Self {
+        Self {
+            url: config.url.clone(),
+            replica_id: config.replica_id.clone(),
+            session: Mutex::new(None),
+        }
+    }
+}
+
+type Session = Option<(Client, tokio::task::JoinHandle<()>)>;
+
+/// The session's client, connected again if it broke.
+async fn connected<'s>(
+    session: &'s mut Session,
+    url: &DatabaseUrl,
+) -> Result<&'s mut Client, SharedLogError> {
+    if session
+        .as_ref()
+        .is_none_or(|(client, _)| client.is_closed())
+    {
+        let (client, connection) = connect(url).await.map_err(unavailable)?;
+        if let Some((_, old)) = session.replace((client, connection)) {
+            old.abort();
+        }
+    }
+    match session {
+        Some((client, _)) => Ok(client),
+        None => unreachable!("connected above"),
+    }
+}
+
+/// `work`'s result within [`STATEMENT_TIMEOUT`].
+async fn bounded<T>(
+    work: impl Future<Output = Result<T, SharedLogError>>,
+) -> Result<T, SharedLogError> {
+    match tokio::time::timeout(STATEMENT_TIMEOUT, work).await {
+        Ok(result) => result,
+        Err(_) => Err(unavailable(ClusterError::ConnectTimeout(STATEMENT_TIMEOUT))),
+    }
+}
+
+/// After a failure or a timeout the next statement starts on a new
+/// session (a transaction cut short is rolled back with the old one).
+fn drop_on_failure<T>(session: &mut Session, result: &Result<T, SharedLogError>) {
+    if result.is_err()
+        && let Some((_, connection)) = session.take()
+    {
+        connection.abort();
+    }
+}
+
+fn unavailable(err: impl Into<ClusterError>) -> SharedLogError {
+    SharedLogError(Box::new(err.into()))
+}
+
+fn seq_i64(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+impl SharedLog for ControlLog {
+    fn since(&self, after: u64) -> LogFuture<'_, Vec<SharedEvent>> {
+        Box::pin(async move {
+            let mut session = self.session.lock().await;
+            let result = bounded(async {
+                read_since(connected(&mut session, &self.url).await?, after).await
+            })
+            .await;
+            drop_on_failure(&mut session, &result);
+            result
+        })
+    }
+
+    fn append<'a>(
+        &'a self,
+        after: u64,
+        kind: &'a str,
+        members: &'a Map<String, Value>,
+    ) -> LogFuture<'a, Option<u64>> {
+        Box::pin(async move {
+            let body = Value::Object(members.clone()).to_string();
+            let mut session = self.session.lock().await;
+            let result = bounded(async {
+                let client = connected(&mut session, &self.url).await?;
+                append_after(client, after, kind, &body, &self.replica_id).await
+            })
+            .await;
+            drop_on_failure(&mut session, &result);
+            result
+        })
+    }
+}
+
+async fn read_since(client: &mut Client, after: u64) -> Result<Vec<SharedEvent>, SharedLogError> {
+    let rows = client
+        .query(
+            "SELECT seq, kind, body::text FROM govgate_control_events \
+             WHERE seq > $1 ORDER BY seq LIMIT $2",
+            &[&seq_i64(after), &PAGE],
+        )
+        .await
+        .map_err(unavailable)?;
+    rows.iter()
+        .map(|row| {
+            let seq: i64 = row.get(0);
+            let body: String = row.get(2);
+            let members: Map<String, Value> =
+                serde_json::from_str(&body).map_err(|err| SharedLogError(Box::new(err)))?;
+            Ok(SharedEvent {
+                control_seq: u64::try_from(seq).unwrap_or(0),
+                kind: row.get(1),
+                members,
+            })
+        })
+        .collect()
+}
+
+/// Appends if the last event is still `after`, notifying [`CHANNEL`].
+async fn append_after(
+    client: &mut Client,
+    after: u64,
+    kind: &str,
+    body: &str,
+    replica_id: &str,
+) -> Result<Option<u64>, SharedLogError> {
+    let transaction = client.transaction().await.map_err(unavailable)?;
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])
+        .await
+        .map_err(unavailable)?;
+    let last: i64 = transaction
+        .query_one(
+            "SELECT coalesce(max(seq), 0) FROM govgate_control_events",
+            &[],
+        )
+        .await
+        .map_err(unavailable)?
+        .get(0);
+    if last != seq_i64(after) {
+        // Dropped: rolled back.
+        return Ok(None);
+    }
+    let seq: i64 = transaction
+        .query_one(
+            "INSERT INTO govgate_control_events (kind, body, replica_id) \
+             VALUES ($1, CAST($2::text AS jsonb), $3) RETURNING seq",
+            &[&kind, &body, &replica_id],
+        )
+        .await
+        .map_err(unavailable)?
+        .get(0);
+    transaction
+        .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &seq.to_string()])
+        .await
+        .map_err(unavailable)?;
+    transaction.commit().await.map_err(unavailable)?;
+    Ok(u64::try_from(seq).ok())
+}
+
+/// Applies other replicas' control events to this replica's registry as
+/// they come, and keeps its [`Freshness`].
+pub struct Follower {
+    url: DatabaseUrl,
+    registry: Arc<RegistryService>,
+    freshness: Arc<Freshness>,
+}
+
+impl Follower {
+    /// Follows the log into `registry`.
+    pub fn new(
+        config: &ClusterConfig,
+        registry: Arc<RegistryService>,
+        freshness: Arc<Freshness>,
+    ) -> Self {
+        Self {
+            url: config.url.clone(),
+            registry,
+            freshness,
+        }
+    }
+
+    /// Reads the log to its end: on every notification, every
+    /// [`POLL_INTERVAL`] and once the listener (re)connects, until `stop`.
+    pub async fn run(self, stop: impl Future<Output = ()>) {
+        let notified = Arc::new(Notify::new());
+        let (listener_stop, listener_stopped) = tokio::sync::oneshot::channel::<()>();
+        let listener = tokio::spawn(listen(self.url.clone(), notified.clone(), async move {
+            let _ = listener_stopped.await;
+        }));
+        let mut stop = std::pin::pin!(stop);
+        let mut failing = false;
+        loop {
+            tokio::select! {
+                () = &mut stop => break,
+                () = notified.notified() => {}
+                () = tokio::time::sleep(POLL_INTERVAL) => {}
+            }
+            // A round that hangs does not hold the shutdown.
+            let round = tokio::select! {
+                () = &mut stop => break,
+                round = self.registry.follow() => round,
+            };
+            match round {
+                Ok(()) => {
+                    self.freshness.synced();
+                    if std::mem::take(&mut failing) {
+                        tracing::info!("the fleet's control plane is reachable again");
+                    }
+                }
+                Err(err) => {
+                    if !std::mem::replace(&mut failing, true) {
+                        tracing::error!(error = %err, max_staleness_secs = self.freshness.max_staleness().as_secs(), "the fleet's control events cannot be read; the approvals this replica has serve until the bounded staleness, then nothing is served");
+                    }
+                }
+            }
+        }
+        let _ = listener_stop.send(());
+        let _ = listener.await;
+    }
+}
+
+/// LISTENs on [`CHANNEL`] and wakes `notified` on each notification and
+/// on each new session (events may have come while there was none).
+async fn listen(url: DatabaseUrl, notified: Arc<Notify>, stop: impl Future<Output = ()>) {
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let session = async {
+            let (client, mut connection) = tokio::time::timeout(
+                STATEMENT_TIMEOUT,
+                tokio_postgres::connect(&url.0, tokio_postgres::NoTls),
+            )
+            .await
+            .ok()?
+            .ok()?;
+            let messages = async {
+                while let Some(message) =
+                    std::future::poll_fn(|cx| connection.poll_message(cx)).await
+                {
+                    match message {
+                        Ok(AsyncMessage::Notification(_)) => notified.notify_one(),
+                        Ok(_) => {}
+                        Err(err) => {
+                            tracing::debug!(error = %err, "control plane notifications ended");
+                            break;
+                        }
+                    }
+                }
+            };
+            let subscribe = async {
+                if client
+                    .batch_execute(&format!("LISTEN {CHANNEL}"))
+                    .await
+                    .is_ok()
+                {
+                    notified.notify_one();
+                }
+                std::future::pending::<()>().await;
+            };
+            tokio::select! {
+                () = messages => {}
+                () = subscribe => {}
+            }
+            Some(())
+        };
+        tokio::select! {
+            () = &mut stop => return,
+            _ = session => {}
+        }
+        tokio::select! {
+            () = &mut stop => return,
+            () = tokio::time::sleep(RECONNECT_DELAY) => {}
+        }
+    }
+}
