@@ -568,7 +568,7 @@ impl App {
             None => Serving::new(ServingTable::default()),
         };
         let serving = Arc::new(serving);
-        let (registry, follower) = governance::start(
+        let (registry, mut follower) = governance::start(
             config,
             store.as_ref(),
             ledger.clone(),
@@ -577,6 +577,13 @@ impl App {
             freshness.clone(),
         )
         .await?;
+        // A fleet's replicas share their reviews; this one applies the
+        // verdicts given elsewhere on its own.
+        if let (Some(cluster), Some(oversight)) = (&config.cluster, &oversight) {
+            let store = crate::cluster::reviews::ReviewStore::new(cluster);
+            oversight.queue.share(Arc::new(store)).await;
+            follower = follower.map(|follower| follower.with_reviews(oversight.queue.clone()));
+        }
         let tokens = Tokens::new(config.admin_tokens.clone());
         // People's tokens (`[admin.jwt]`); a `jwks_url` key set is kept by
         // a task `run` owns, like the public listener's.

@@ -117,6 +117,18 @@ impl IntoResponse for ApiError {
                         message,
                         None,
                     ),
+                    DecideError::Fleet(_) => (
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "control_plane_unavailable",
+                        format!("{message}; nothing changed, call again"),
+                        None,
+                    ),
+                    DecideError::NotYetApplied { owner } => (
+                        StatusCode::ACCEPTED,
+                        "verdict_not_yet_applied",
+                        message,
+                        Some(("owner_replica", json!(owner))),
+                    ),
                     DecideError::Storage(_) | DecideError::Ledger(_) => {
                         tracing::error!(error = %message, "review verdict not recorded");
                         (

@@ -7,93 +7,49 @@
 //! the check of the last seq to the commit, so events commit in seq order
 //! and a reader that has seen seq N never later finds a smaller one.
 
-use super::{ClusterError, connect};
+use super::ClusterError;
+use super::session::{STATEMENT_TIMEOUT, Session};
 use crate::config::{ClusterConfig, DatabaseUrl};
 use crate::registry::service::RegistryService;
 use crate::registry::shared::{Freshness, LogFuture, SharedEvent, SharedLog, SharedLogError};
+use crate::review::ReviewQueue;
 use serde_json::{Map, Value};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Mutex, Notify};
+use tokio::sync::Notify;
 use tokio_postgres::{AsyncMessage, Client};
 
 /// The advisory lock key of appends ("govctrl" in ASCII).
 const APPEND_LOCK: i64 = 0x0067_6f76_6374_726c;
-/// The channel every append notifies.
-const CHANNEL: &str = "govgate_control";
+/// The channel every append (and every review claim) notifies.
+pub(super) const CHANNEL: &str = "govgate_control";
 /// Events read in one statement.
 const PAGE: i64 = 500;
-/// How long one statement (with a reconnection) may take.
-const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the follower reads the log without a notification.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 /// How long the listener waits before connecting again.
 const RECONNECT_DELAY: Duration = Duration::from_secs(1);
 
 /// The control log, on a database session of its own (appends run in
-/// transactions, which a shared session could not).
+/// transactions).
 pub struct ControlLog {
-    url: DatabaseUrl,
     replica_id: String,
-    session: Mutex<Session>,
+    session: Session,
 }
 
 impl ControlLog {
     /// The log of the fleet `config` names; connects at first use.
     pub fn new(config: &ClusterConfig) -> Self {
         Self {
-            url: config.url.clone(),
             replica_id: config.replica_id.clone(),
-            session: Mutex::new(None),
+            session: Session::new(config.url.clone()),
         }
     }
 }
 
-type Session = Option<(Client, tokio::task::JoinHandle<()>)>;
-
-/// The session's client, connected again if it broke.
-async fn connected<'s>(
-    session: &'s mut Session,
-    url: &DatabaseUrl,
-) -> Result<&'s mut Client, SharedLogError> {
-    if session
-        .as_ref()
-        .is_none_or(|(client, _)| client.is_closed())
-    {
-        let (client, connection) = connect(url).await.map_err(unavailable)?;
-        if let Some((_, old)) = session.replace((client, connection)) {
-            old.abort();
-        }
-    }
-    match session {
-        Some((client, _)) => Ok(client),
-        None => unreachable!("connected above"),
-    }
-}
-
-/// `work`'s result within [`STATEMENT_TIMEOUT`].
-async fn bounded<T>(
-    work: impl Future<Output = Result<T, SharedLogError>>,
-) -> Result<T, SharedLogError> {
-    match tokio::time::timeout(STATEMENT_TIMEOUT, work).await {
-        Ok(result) => result,
-        Err(_) => Err(unavailable(ClusterError::ConnectTimeout(STATEMENT_TIMEOUT))),
-    }
-}
-
-/// After a failure or a timeout the next statement starts on a new
-/// session (a transaction cut short is rolled back with the old one).
-fn drop_on_failure<T>(session: &mut Session, result: &Result<T, SharedLogError>) {
-    if result.is_err()
-        && let Some((_, connection)) = session.take()
-    {
-        connection.abort();
-    }
-}
-
-fn unavailable(err: impl Into<ClusterError>) -> SharedLogError {
-    SharedLogError(Box::new(err.into()))
+fn unavailable(err: ClusterError) -> SharedLogError {
+    SharedLogError(Box::new(err))
 }
 
 fn seq_i64(seq: u64) -> i64 {
@@ -103,13 +59,10 @@ fn seq_i64(seq: u64) -> i64 {
 impl SharedLog for ControlLog {
     fn since(&self, after: u64) -> LogFuture<'_, Vec<SharedEvent>> {
         Box::pin(async move {
-            let mut session = self.session.lock().await;
-            let result = bounded(async {
-                read_since(connected(&mut session, &self.url).await?, after).await
-            })
-            .await;
-            drop_on_failure(&mut session, &result);
-            result
+            self.session
+                .run(move |client| Box::pin(read_since(client, after)))
+                .await
+                .map_err(unavailable)
         })
     }
 
@@ -119,39 +72,37 @@ impl SharedLog for ControlLog {
         kind: &'a str,
         members: &'a Map<String, Value>,
     ) -> LogFuture<'a, Option<u64>> {
+        let body = Value::Object(members.clone()).to_string();
+        let (kind, replica_id) = (kind.to_owned(), self.replica_id.clone());
         Box::pin(async move {
-            let body = Value::Object(members.clone()).to_string();
-            let mut session = self.session.lock().await;
-            let result = bounded(async {
-                let client = connected(&mut session, &self.url).await?;
-                append_after(client, after, kind, &body, &self.replica_id).await
-            })
-            .await;
-            drop_on_failure(&mut session, &result);
-            result
+            self.session
+                .run(move |client| {
+                    Box::pin(
+                        async move { append_after(client, after, &kind, &body, &replica_id).await },
+                    )
+                })
+                .await
+                .map_err(unavailable)
         })
     }
 }
 
-async fn read_since(client: &mut Client, after: u64) -> Result<Vec<SharedEvent>, SharedLogError> {
+async fn read_since(client: &mut Client, after: u64) -> Result<Vec<SharedEvent>, ClusterError> {
     let rows = client
         .query(
             "SELECT seq, kind, body::text FROM govgate_control_events \
              WHERE seq > $1 ORDER BY seq LIMIT $2",
             &[&seq_i64(after), &PAGE],
         )
-        .await
-        .map_err(unavailable)?;
+        .await?;
     rows.iter()
         .map(|row| {
             let seq: i64 = row.get(0);
             let body: String = row.get(2);
-            let members: Map<String, Value> =
-                serde_json::from_str(&body).map_err(|err| SharedLogError(Box::new(err)))?;
             Ok(SharedEvent {
                 control_seq: u64::try_from(seq).unwrap_or(0),
                 kind: row.get(1),
-                members,
+                members: serde_json::from_str(&body)?,
             })
         })
         .collect()
@@ -164,19 +115,17 @@ async fn append_after(
     kind: &str,
     body: &str,
     replica_id: &str,
-) -> Result<Option<u64>, SharedLogError> {
-    let transaction = client.transaction().await.map_err(unavailable)?;
+) -> Result<Option<u64>, ClusterError> {
+    let transaction = client.transaction().await?;
     transaction
         .execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])
-        .await
-        .map_err(unavailable)?;
+        .await?;
     let last: i64 = transaction
         .query_one(
             "SELECT coalesce(max(seq), 0) FROM govgate_control_events",
             &[],
         )
-        .await
-        .map_err(unavailable)?
+        .await?
         .get(0);
     if last != seq_i64(after) {
         // Dropped: rolled back.
@@ -188,23 +137,23 @@ async fn append_after(
              VALUES ($1, CAST($2::text AS jsonb), $3) RETURNING seq",
             &[&kind, &body, &replica_id],
         )
-        .await
-        .map_err(unavailable)?
+        .await?
         .get(0);
     transaction
         .execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &seq.to_string()])
-        .await
-        .map_err(unavailable)?;
-    transaction.commit().await.map_err(unavailable)?;
+        .await?;
+    transaction.commit().await?;
     Ok(u64::try_from(seq).ok())
 }
 
 /// Applies other replicas' control events to this replica's registry as
-/// they come, and keeps its [`Freshness`].
+/// they come, and keeps its [`Freshness`]; with reviews shared, applies
+/// the verdicts given elsewhere on this replica's reviews too.
 pub struct Follower {
     url: DatabaseUrl,
     registry: Arc<RegistryService>,
     freshness: Arc<Freshness>,
+    reviews: Option<ReviewQueue>,
 }
 
 impl Follower {
@@ -218,7 +167,25 @@ impl Follower {
             url: config.url.clone(),
             registry,
             freshness,
+            reviews: None,
         }
+    }
+
+    /// Applies the fleet's verdicts on `queue`'s reviews as well.
+    pub fn with_reviews(mut self, queue: ReviewQueue) -> Self {
+        self.reviews = Some(queue);
+        self
+    }
+
+    /// One round: the registry's events, then the verdicts to apply.
+    async fn round(&self) -> Result<(), crate::registry::service::ServiceError> {
+        let followed = self.registry.follow().await;
+        if let Some(queue) = &self.reviews
+            && let Err(err) = queue.apply_fleet_verdicts().await
+        {
+            tracing::debug!(error = %err, "the fleet's verdicts could not be read");
+        }
+        followed
     }
 
     /// Reads the log to its end: on every notification, every
@@ -240,7 +207,7 @@ impl Follower {
             // A round that hangs does not hold the shutdown.
             let round = tokio::select! {
                 () = &mut stop => break,
-                round = self.registry.follow() => round,
+                round = self.round() => round,
             };
             match round {
                 Ok(()) => {

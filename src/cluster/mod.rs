@@ -10,7 +10,9 @@
 pub mod checkpoints;
 pub mod control;
 pub mod replica;
+pub mod reviews;
 pub mod schema;
+mod session;
 
 use crate::config::ClusterConfig;
 use crate::ledger::store::LedgerStore;
@@ -59,6 +61,9 @@ pub enum ClusterError {
         /// `cluster.lease_secs`.
         lease_secs: u64,
     },
+    /// A row of the control plane does not decode.
+    #[error("the control plane holds a malformed row: {0}")]
+    Malformed(#[from] serde_json::Error),
     /// Another gateway claimed this replica's id (its lease ran out).
     #[error("replica id `{0}` was claimed by another gateway")]
     ClaimLost(String),

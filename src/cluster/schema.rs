@@ -39,6 +39,25 @@ const MIGRATIONS: &[(i32, &str)] = &[
              published_at timestamptz NOT NULL
          );",
     ),
+    (
+        3,
+        "CREATE TABLE govgate_reviews (
+             review_id      text PRIMARY KEY,
+             decision_id    text NOT NULL UNIQUE,
+             replica_id     text NOT NULL,
+             pending        boolean NOT NULL,
+             opened_unix_ms bigint NOT NULL,
+             item           jsonb NOT NULL,
+             updated_at     timestamptz NOT NULL DEFAULT now()
+         );
+         CREATE INDEX govgate_reviews_by_owner ON govgate_reviews (replica_id, pending);
+         CREATE TABLE govgate_review_claims (
+             review_id  text PRIMARY KEY,
+             claim      jsonb NOT NULL,
+             replica_id text NOT NULL,
+             claimed_at timestamptz NOT NULL DEFAULT now()
+         );",
+    ),
 ];
 
 /// The schema version this build knows.

@@ -34,6 +34,7 @@ mod metrics;
 mod queue;
 mod recorded;
 mod replay;
+pub mod shared;
 mod stages;
 mod testing;
 mod verdict;

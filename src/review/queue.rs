@@ -31,6 +31,8 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 use tokio::sync::watch;
 
+mod fleet;
+
 /// What opens a review.
 #[derive(Debug, Clone)]
 pub struct NewReview {
@@ -106,6 +108,18 @@ pub enum DecideError {
     /// The ledger could not record the verdict.
     #[error("ledger: {0}")]
     Ledger(SinkError),
+    /// In a fleet: the review store could not be reached.
+    #[error(transparent)]
+    Fleet(#[from] super::shared::MirrorError),
+    /// In a fleet: the verdict is the one that counts, but the replica
+    /// that owns the review has not applied it yet.
+    #[error(
+        "the verdict is recorded for the fleet; replica `{owner}`, which holds the review, has not applied it yet (it does once it is reachable)"
+    )]
+    NotYetApplied {
+        /// The owner's replica id.
+        owner: String,
+    },
 }
 
 /// Which reviews a list shows.
@@ -147,6 +161,8 @@ struct Inner {
     ledger: Ledger,
     config: ReviewConfig,
     metrics: ReviewMetrics,
+    /// In a fleet: the reviews every replica sees (`fleet.rs`).
+    mirror: std::sync::OnceLock<Arc<dyn super::shared::ReviewMirror>>,
 }
 
 /// The open and recently closed reviews; cheap to clone.
@@ -196,6 +212,7 @@ impl ReviewQueue {
                 ledger,
                 config,
                 metrics,
+                mirror: std::sync::OnceLock::new(),
             }),
         };
         let loader = files.clone();
@@ -392,8 +409,12 @@ impl ReviewQueue {
             Ok(ack) => {
                 item.opened_seq = ack.seq;
                 let review_id = item.review_id.clone();
+                let published = self.is_shared().then(|| item.clone());
                 self.track(item);
                 self.refresh_gauges();
+                if let Some(item) = published {
+                    self.publish(&item).await;
+                }
                 Ok(review_id)
             }
             Err(err) => {
@@ -435,6 +456,11 @@ impl ReviewQueue {
         let queue = self.clone();
         let (review_id, reviewer) = (review_id.to_owned(), reviewer.into());
         tokio::spawn(async move {
+            if queue.slot(&review_id).is_none() && queue.is_shared() {
+                return queue
+                    .decide_elsewhere(&review_id, reviewer, verdict, reason)
+                    .await;
+            }
             queue
                 .close(&review_id, Some(reviewer), Some(verdict), reason)
                 .await
@@ -459,31 +485,20 @@ impl ReviewQueue {
             .slot(review_id)
             .ok_or_else(|| DecideError::NotFound(review_id.to_owned()))?;
         let mut item = slot.item.lock().await;
-        if item.state != ReviewState::Pending {
-            return Err(DecideError::AlreadyDecided(item.state));
-        }
-        // Names compared in one normalised form (a variant spelling of the
-        // reviewer's own name is still their own request), and one JWT
-        // identity is one person whatever the names.
-        if reviewer.as_ref().is_some_and(|reviewer| {
-            super::identity::decides_own(reviewer, &item.caller, item.caller_token.as_ref())
-        }) {
-            return Err(DecideError::OwnRequest);
-        }
         let reason = reason.filter(|text| !text.trim().is_empty());
+        check_verdict(&item, reviewer.as_ref(), verdict.as_ref(), reason.as_ref())?;
+        // In a fleet the first claim wins: a verdict given on another
+        // replica, or this replica's timer, may have come first.
+        let fleet::Claimed {
+            reviewer,
+            verdict,
+            reason,
+            came_first,
+        } = self.claim(review_id, reviewer, verdict, reason).await;
         let (state, override_answer) = match verdict.clone() {
             None => (ReviewState::TimedOut, None),
             Some(ReviewVerdict::Approve) => (ReviewState::Approved, None),
-            Some(ReviewVerdict::Reject) if reason.is_none() => {
-                return Err(DecideError::ReasonRequired("reject"));
-            }
             Some(ReviewVerdict::Reject) => (ReviewState::Rejected, None),
-            Some(ReviewVerdict::Override(_)) if item.kind == ReviewKind::Flag => {
-                return Err(DecideError::OverrideNotAllowed);
-            }
-            Some(ReviewVerdict::Override(_)) if reason.is_none() => {
-                return Err(DecideError::ReasonRequired("override"));
-            }
             Some(ReviewVerdict::Override(answer)) => (ReviewState::Overridden, Some(answer)),
         };
         let mut closed = item.clone();
@@ -550,13 +565,23 @@ impl ReviewQueue {
         self.refresh_gauges();
         let at = closed.closing.as_ref().map_or(0, |c| c.at_unix_ms);
         self.schedule_forget(review_id.to_owned(), at);
+        if self.is_shared() {
+            self.publish(&closed).await;
+        }
+        if !came_first {
+            // Applied, but it is not the verdict (or timeout) asked for.
+            return Err(DecideError::AlreadyDecided(closed.state));
+        }
         Ok(closed)
     }
 
     /// The review of a decision as it stands, after waiting up to `wait`
     /// for a pending one to close. Cancel-safe.
     pub async fn poll(&self, decision_id: &str, wait: Duration) -> Option<ReviewItem> {
-        let review_id = lock(&self.inner.by_decision).get(decision_id).cloned()?;
+        let local = lock(&self.inner.by_decision).get(decision_id).cloned();
+        let Some(review_id) = local else {
+            return self.poll_elsewhere(decision_id, wait).await;
+        };
         let slot = self.slot(&review_id)?;
         if !wait.is_zero() {
             let mut changes = slot.state.subscribe();
@@ -577,13 +602,26 @@ impl ReviewQueue {
 
     /// One review, with its bodies.
     pub async fn get(&self, review_id: &str) -> Option<ReviewItem> {
-        let slot = self.slot(review_id)?;
+        let Some(slot) = self.slot(review_id) else {
+            return self.get_elsewhere(review_id).await;
+        };
         let item = slot.item.lock().await;
         Some(item.clone())
     }
 
-    /// Reviews matching `filter`, oldest first, without their bodies.
+    /// Reviews matching `filter`, oldest first, without their bodies: in
+    /// a fleet, every replica's.
     pub async fn list(&self, filter: &ListFilter) -> Vec<ReviewItem> {
+        let mut items = self.list_here(filter).await;
+        if self.is_shared() {
+            self.add_elsewhere(&mut items, filter).await;
+        }
+        items
+    }
+
+    /// This replica's reviews matching `filter`, oldest first, without
+    /// their bodies.
+    async fn list_here(&self, filter: &ListFilter) -> Vec<ReviewItem> {
         let now = now_unix_ms();
         let mut slots: Vec<Arc<Slot>> = lock(&self.inner.slots)
             .values()
@@ -654,9 +692,11 @@ impl ReviewQueue {
             };
             lock(&queue.inner.by_decision).remove(&slot.decision_id);
             let files = queue.inner.files.clone();
-            if let Err(err) = blocking(move || files.remove(&review_id)).await {
+            let id = review_id.clone();
+            if let Err(err) = blocking(move || files.remove(&id)).await {
                 tracing::error!(error = %err, "could not remove a closed review's file");
             }
+            queue.unpublish(&review_id).await;
         });
     }
 
@@ -693,6 +733,38 @@ fn upgrade(weak: &Weak<Inner>) -> Option<ReviewQueue> {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Refuses a verdict `item` may not get (`verdict` `None`: a timeout).
+fn check_verdict(
+    item: &ReviewItem,
+    reviewer: Option<&super::Reviewer>,
+    verdict: Option<&ReviewVerdict>,
+    reason: Option<&String>,
+) -> Result<(), DecideError> {
+    if item.state != ReviewState::Pending {
+        return Err(DecideError::AlreadyDecided(item.state));
+    }
+    // Names compared in one normalised form (a variant spelling of the
+    // reviewer's own name is still their own request), and one JWT
+    // identity is one person whatever the names.
+    if reviewer.is_some_and(|reviewer| {
+        super::identity::decides_own(reviewer, &item.caller, item.caller_token.as_ref())
+    }) {
+        return Err(DecideError::OwnRequest);
+    }
+    match verdict {
+        Some(ReviewVerdict::Reject) if reason.is_none() => {
+            Err(DecideError::ReasonRequired("reject"))
+        }
+        Some(ReviewVerdict::Override(_)) if item.kind == ReviewKind::Flag => {
+            Err(DecideError::OverrideNotAllowed)
+        }
+        Some(ReviewVerdict::Override(_)) if reason.is_none() => {
+            Err(DecideError::ReasonRequired("override"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The queue item of a pending flag that the ledger records, without its

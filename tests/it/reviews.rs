@@ -14,7 +14,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Rules keyed on the echoed body, so each test picks its verdict.
-const TEST_POLICY: &str = r#"package govgate
+pub(crate) const TEST_POLICY: &str = r#"package govgate
 
 deny contains "caller mallory is blocked" if {
 	input.stage == "request"
