@@ -7,6 +7,7 @@
 
 use crate::support::client::Reply;
 use crate::support::governance::admin_call;
+use crate::support::load::Load;
 use crate::support::postgres::Postgres;
 use crate::support::{Gateway, TestUpstream, send};
 use http::Method;
@@ -270,4 +271,62 @@ async fn a_replica_without_its_database_serves_until_the_bound_then_fails_closed
         .expect("serves again once the control plane is read");
     let ready = send(Method::GET, &format!("{}/readyz", replica.admin), &[], "").await;
     assert_eq!(ready.status, 200, "{}", ready.text());
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
+async fn a_replica_killed_under_load_loses_no_acknowledged_decision_while_the_others_serve() {
+    let postgres = Postgres::start();
+    let urls = tempfile::tempdir().unwrap();
+    let url = url_file(&postgres, urls.path());
+    let upstream = TestUpstream::start().await;
+    let config = |id: &str| {
+        format!(
+            "{}[cluster]\nurl = {{ file = \"{}\" }}\nreplica_id = \"{id}\"\nlease_secs = 3\n",
+            crate::models(&upstream.url()),
+            url.display()
+        )
+    };
+    let mut replicas = Vec::new();
+    for id in ["r1", "r2", "r3"] {
+        replicas.push(Gateway::start_with("", &config(id)).await);
+    }
+    let targets: Vec<String> = replicas
+        .iter()
+        .map(|replica| replica.url("/v2/models/scorer/infer"))
+        .collect();
+    let load = Load::start(&targets, 6, 400);
+    load.until(150).await;
+    replicas[1].kill().await;
+    // The others go on serving.
+    load.until(450).await;
+    let acknowledged = load.finish().await;
+    let answered_by = |at: usize| acknowledged.iter().filter(|(to, _)| *to == at).count();
+    assert!(answered_by(1) >= 20, "r2 served before it was killed");
+    assert!(
+        answered_by(0) >= 200 && answered_by(2) >= 200,
+        "r1 and r3 kept serving"
+    );
+
+    // Back after its lease, r2's ledger has every decision it acknowledged.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    replicas[1].restart().await;
+    for (at, replica) in replicas.iter().enumerate() {
+        let logged: std::collections::HashSet<String> = replica
+            .decisions()
+            .await
+            .into_iter()
+            .filter_map(|d| d["decision_id"].as_str().map(str::to_owned))
+            .collect();
+        let lost = acknowledged
+            .iter()
+            .filter(|(to, id)| *to == at && !logged.contains(id))
+            .count();
+        assert_eq!(lost, 0, "replica {} lost acknowledged decisions", at + 1);
+    }
+    assert_eq!(
+        replicas[1].infer("{}").await.status,
+        200,
+        "r2 serves again on the fleet's approvals"
+    );
 }

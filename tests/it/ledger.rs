@@ -3,6 +3,7 @@
 //! load loses no acknowledged decision and the chain continues.
 
 use crate::models;
+use crate::support::load::Load;
 use crate::support::{Gateway, TestUpstream, send};
 use govgate::ledger::checkpoint::{Checkpoint, NoteVerifier, TlogProof};
 use govgate::ledger::entry::{GENESIS_PREV_HASH, hex};
@@ -98,58 +99,12 @@ async fn every_answer_has_a_receipt_that_verifies_against_a_signed_checkpoint() 
 async fn sigkill_under_load_loses_no_acknowledged_decision() {
     let upstream = TestUpstream::start().await;
     let mut gateway = Gateway::start(&models(&upstream.url())).await;
-    let url = gateway.url("/v2/models/scorer/infer");
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<String>();
-    let answers = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut clients = Vec::new();
-    for _ in 0..8 {
-        let (url, tx, answered) = (url.clone(), tx.clone(), answers.clone());
-        clients.push(tokio::spawn(async move {
-            let client =
-                hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-                    .build(hyper_util::client::legacy::connect::HttpConnector::new());
-            for _ in 0..2000 {
-                let request = http::Request::post(&url)
-                    .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")))
-                    .unwrap();
-                let Ok(response) = client.request(request).await else {
-                    break;
-                };
-                let id = response
-                    .headers()
-                    .get("govgate-decision-id")
-                    .map(|v| v.to_str().unwrap().to_owned());
-                // Only a complete answer counts as acknowledged.
-                if http_body_util::BodyExt::collect(response.into_body())
-                    .await
-                    .is_err()
-                {
-                    break;
-                }
-                if let Some(id) = id {
-                    answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let _ = tx.send(id);
-                }
-            }
-        }));
-    }
-    drop(tx);
+    let load = Load::start(&[gateway.url("/v2/models/scorer/infer")], 8, 2000);
     // Let the load run until 100 answers are out (however fast this
     // machine is), then kill the gateway without warning while it goes on.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while answers.load(std::sync::atomic::Ordering::SeqCst) < 100
-        && std::time::Instant::now() < deadline
-    {
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    load.until(100).await;
     gateway.kill().await;
-    for client in clients {
-        let _ = client.await;
-    }
-    let mut acknowledged = HashSet::new();
-    while let Ok(id) = rx.try_recv() {
-        acknowledged.insert(id);
-    }
+    let acknowledged: HashSet<String> = load.finish().await.into_iter().map(|(_, id)| id).collect();
     assert!(
         acknowledged.len() >= 100,
         "the load ran ({} answers)",

@@ -9,6 +9,7 @@ pub mod filled;
 pub mod gateway;
 pub mod governance;
 pub mod grpc;
+pub mod load;
 pub mod postgres;
 pub mod pyenv;
 pub mod responses;
