@@ -336,7 +336,9 @@ impl App {
         match Self::build_local(config, options).await {
             Ok(mut app) => {
                 let ledger = app.verification.store.clone();
-                app.cluster = membership.map(|membership| membership.publishing(ledger));
+                let freshness = app.follower.as_ref().map(|follower| follower.freshness());
+                app.cluster =
+                    membership.map(|membership| membership.publishing(ledger).guarding(freshness));
                 Ok(app)
             }
             Err(err) => {
@@ -623,11 +625,8 @@ impl App {
         let mut admin = crate::admin::router(metrics)
             .merge(crate::admin::readiness_route(Arc::new(move || {
                 status.check()?;
-                match freshness.as_deref().and_then(Freshness::stale_for) {
-                    Some(stale_for) => Err(format!(
-                        "the fleet's control plane has not been read for {} s",
-                        stale_for.as_secs()
-                    )),
+                match freshness.as_deref().and_then(Freshness::problem) {
+                    Some(problem) => Err(problem),
                     None => Ok(()),
                 }
             })))

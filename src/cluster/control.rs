@@ -171,6 +171,11 @@ impl Follower {
         }
     }
 
+    /// The freshness this follower keeps.
+    pub fn freshness(&self) -> Arc<Freshness> {
+        self.freshness.clone()
+    }
+
     /// Applies the fleet's verdicts on `queue`'s reviews as well.
     pub fn with_reviews(mut self, queue: ReviewQueue) -> Self {
         self.reviews = Some(queue);

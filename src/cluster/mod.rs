@@ -82,6 +82,8 @@ pub struct Membership {
     ledger: Option<Arc<dyn LedgerStore>>,
     /// The size of the checkpoint published last.
     published: u64,
+    /// Told when another gateway took the replica id.
+    freshness: Option<Arc<crate::registry::shared::Freshness>>,
 }
 
 /// Connects, migrates and claims the replica id.
@@ -98,6 +100,7 @@ pub async fn join(config: &ClusterConfig) -> Result<Membership, ClusterError> {
         schema_found,
         ledger: None,
         published: 0,
+        freshness: None,
     })
 }
 
@@ -138,10 +141,28 @@ impl Membership {
                 }
             }
         }
-        if let Err(err) = replica::renew(&self.client, &self.claim).await {
-            tracing::error!(error = %err, "the replica id's claim could not be renewed");
+        match replica::renew(&self.client, &self.claim).await {
+            Ok(()) => {}
+            Err(err @ ClusterError::ClaimLost(_)) => {
+                // Two gateways must not write one replica's log: this one
+                // stops serving (fail closed) until it is restarted.
+                tracing::error!(error = %err, "this gateway no longer serves: its replica id's lease ran out and another gateway claimed it");
+                if let Some(freshness) = &self.freshness {
+                    freshness.id_lost(&self.claim.replica_id);
+                }
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "the replica id's claim could not be renewed")
+            }
         }
         self.publish_checkpoint().await;
+    }
+
+    /// Stops the replica serving (through `freshness`) if another
+    /// gateway claims its id.
+    pub fn guarding(mut self, freshness: Option<Arc<crate::registry::shared::Freshness>>) -> Self {
+        self.freshness = freshness;
+        self
     }
 
     /// Publishes `ledger`'s latest checkpoint with each renewal.

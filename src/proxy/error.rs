@@ -196,18 +196,10 @@ pub enum ProxyError {
     #[error("decision log is unavailable")]
     LedgerUnavailable,
     /// A fleet replica has not read the fleet's approvals for longer than
-    /// the bounded staleness: nothing is served (fail closed).
-    #[error(
-        "this replica has not reached the fleet's control plane for {}s (more than the {}s allowed); retry shortly",
-        .stale_for.as_secs(),
-        .max_staleness.as_secs()
-    )]
-    ControlPlaneUnavailable {
-        /// Since the last complete read of the control log.
-        stale_for: Duration,
-        /// `cluster.max_staleness_secs`.
-        max_staleness: Duration,
-    },
+    /// the bounded staleness, or lost its replica id: nothing is served
+    /// (fail closed).
+    #[error("{0}; retry shortly")]
+    ControlPlaneUnavailable(String),
     /// A policy denied the request or its answer.
     #[error("denied by policy: {}", .reasons.join("; "))]
     PolicyDenied {
@@ -266,7 +258,7 @@ impl ProxyError {
             ProxyError::UpstreamFailed { .. } => "upstream_failed",
             ProxyError::LedgerOverloaded => "ledger_overloaded",
             ProxyError::LedgerUnavailable => "ledger_unavailable",
-            ProxyError::ControlPlaneUnavailable { .. } => "control_plane_unavailable",
+            ProxyError::ControlPlaneUnavailable(_) => "control_plane_unavailable",
             ProxyError::PolicyDenied { .. } => "policy_denied",
             ProxyError::HeldAnswerTooLarge { .. } => "held_answer_too_large",
             ProxyError::HoldFailed(_) => "hold_failed",
@@ -306,7 +298,7 @@ impl ProxyError {
             ProxyError::UpstreamTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ProxyError::LedgerOverloaded
             | ProxyError::LedgerUnavailable
-            | ProxyError::ControlPlaneUnavailable { .. }
+            | ProxyError::ControlPlaneUnavailable(_)
             | ProxyError::Overloaded { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -320,7 +312,7 @@ impl ProxyError {
             | ProxyError::UpstreamFailed { .. } => Fault::Upstream,
             ProxyError::LedgerOverloaded
             | ProxyError::LedgerUnavailable
-            | ProxyError::ControlPlaneUnavailable { .. }
+            | ProxyError::ControlPlaneUnavailable(_)
             | ProxyError::HeldAnswerTooLarge { .. }
             | ProxyError::HoldFailed(_)
             | ProxyError::Overloaded { .. }
@@ -505,7 +497,7 @@ impl ProxyError {
             | ProxyError::UpstreamFailed { .. }
             | ProxyError::LedgerOverloaded
             | ProxyError::LedgerUnavailable
-            | ProxyError::ControlPlaneUnavailable { .. }
+            | ProxyError::ControlPlaneUnavailable(_)
             | ProxyError::Overloaded { .. }
             | ProxyError::HoldFailed(_) => Code::Unavailable,
             ProxyError::Internal(_) => Code::Internal,

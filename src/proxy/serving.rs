@@ -196,18 +196,12 @@ impl Serving {
         self
     }
 
-    /// `Err` while a fleet replica's table may be out of date beyond its bound.
+    /// `Err` while a fleet replica's table may be out of date beyond its
+    /// bound (or the replica lost its id).
     pub fn check_fresh(&self) -> Result<(), ProxyError> {
-        match self
-            .freshness
-            .as_deref()
-            .and_then(|f| Some((f.stale_for()?, f)))
-        {
+        match self.freshness.as_deref().and_then(|f| f.problem()) {
             None => Ok(()),
-            Some((stale_for, freshness)) => Err(ProxyError::ControlPlaneUnavailable {
-                stale_for,
-                max_staleness: freshness.max_staleness(),
-            }),
+            Some(problem) => Err(ProxyError::ControlPlaneUnavailable(problem)),
         }
     }
 

@@ -54,13 +54,16 @@ pub trait SharedLog: Send + Sync {
 }
 
 /// How current this replica's view of the control log is: the request
-/// path refuses to serve once it is older than the bounded staleness.
+/// path refuses to serve once it is older than the bounded staleness, or
+/// once another gateway took this replica's id.
 #[derive(Debug)]
 pub struct Freshness {
     start: Instant,
     /// Milliseconds after `start` of the last complete read of the log.
     synced_ms: AtomicU64,
     max_staleness: Duration,
+    /// Another gateway claimed this replica's id: never fresh again.
+    id_lost: std::sync::OnceLock<String>,
 }
 
 impl Freshness {
@@ -70,7 +73,29 @@ impl Freshness {
             start: Instant::now(),
             synced_ms: AtomicU64::new(0),
             max_staleness,
+            id_lost: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Another gateway claimed `replica_id`: this process stops serving
+    /// (two gateways must not write one replica's log).
+    pub fn id_lost(&self, replica_id: &str) {
+        let _ = self.id_lost.set(replica_id.to_owned());
+    }
+
+    /// Why the replica must not serve now, if it must not.
+    pub fn problem(&self) -> Option<String> {
+        if let Some(replica_id) = self.id_lost.get() {
+            return Some(format!(
+                "another gateway claimed this replica's id `{replica_id}`; this one no longer serves"
+            ));
+        }
+        let stale_for = self.stale_for()?;
+        Some(format!(
+            "this replica has not reached the fleet's control plane for {} s (more than the {} s allowed)",
+            stale_for.as_secs(),
+            self.max_staleness.as_secs()
+        ))
     }
 
     /// The log was read to its end just now.
@@ -81,7 +106,7 @@ impl Freshness {
 
     /// How long since the last complete read, when that is longer than the
     /// bounded staleness.
-    pub fn stale_for(&self) -> Option<Duration> {
+    fn stale_for(&self) -> Option<Duration> {
         let synced = Duration::from_millis(self.synced_ms.load(Ordering::Relaxed));
         let since = self.start.elapsed().saturating_sub(synced);
         (since > self.max_staleness).then_some(since)
@@ -106,5 +131,12 @@ mod tests {
         assert!(stale >= Duration::from_millis(60), "{stale:?}");
         freshness.synced();
         assert_eq!(freshness.stale_for(), None);
+        assert_eq!(freshness.problem(), None);
+        freshness.id_lost("gw-1");
+        freshness.synced();
+        let problem = freshness
+            .problem()
+            .expect("never fresh once the id is lost");
+        assert!(problem.contains("`gw-1`"), "{problem}");
     }
 }

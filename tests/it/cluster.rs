@@ -166,3 +166,51 @@ async fn a_database_that_cannot_be_reached_stops_the_start_with_the_reason() {
     let stderr = refused_start(&cluster_section(&url, "r1")).await;
     assert!(stderr.contains("cluster: PostgreSQL"), "{stderr}");
 }
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
+async fn a_replica_whose_id_another_gateway_claimed_stops_serving() {
+    let postgres = Postgres::start();
+    let urls = tempfile::tempdir().unwrap();
+    let url = url_file(&postgres, urls.path());
+    let replica = Gateway::start_with("", &cluster_section(&url, "r1")).await;
+    let target = replica.url("/m/predict");
+    let call = || crate::support::send(http::Method::POST, &target, &[], "{}");
+    // Served (its upstream does not listen: 502, but not refused by the gateway).
+    assert_eq!(call().await.status, 502);
+
+    // Its lease ran out unseen (a database outage, a paused VM) and another
+    // gateway took the id: this one learns it at its next renewal.
+    let db = postgres.client().await;
+    db.execute(
+        "UPDATE govgate_replicas SET instance = 'another', renewed_at = now() WHERE replica_id = 'r1'",
+        &[],
+    )
+    .await
+    .unwrap();
+    let mut refused = call().await;
+    for _ in 0..50 {
+        if refused.status == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        refused = call().await;
+    }
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(refused.error_code(), "control_plane_unavailable");
+    assert!(
+        refused
+            .text()
+            .contains("another gateway claimed this replica's id `r1`"),
+        "{}",
+        refused.text()
+    );
+    let ready = crate::support::send(
+        http::Method::GET,
+        &format!("{}/readyz", replica.admin),
+        &[],
+        "",
+    )
+    .await;
+    assert_eq!(ready.status, 503, "{}", ready.text());
+}
