@@ -5,6 +5,7 @@ mod lifecycle;
 mod members;
 mod replay;
 mod service;
+mod shared;
 mod transitions;
 
 use super::*;
