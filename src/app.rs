@@ -579,6 +579,10 @@ impl App {
             freshness.clone(),
         )
         .await?;
+        if let Some(found) = follower.take() {
+            let metrics = crate::cluster::control::FleetMetrics::register(metrics.registry())?;
+            follower = Some(found.with_metrics(metrics));
+        }
         // A fleet's replicas share their reviews; this one applies the
         // verdicts given elsewhere on its own.
         if let (Some(cluster), Some(oversight)) = (&config.cluster, &oversight) {

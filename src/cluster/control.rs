@@ -146,6 +146,33 @@ async fn append_after(
     Ok(u64::try_from(seq).ok())
 }
 
+/// What the follower shows Prometheus.
+#[derive(Clone)]
+pub struct FleetMetrics {
+    synced_at: prometheus::IntGauge,
+    control_seq: prometheus::IntGauge,
+}
+
+impl FleetMetrics {
+    /// Registers the gauges in `registry`.
+    pub fn register(registry: &prometheus::Registry) -> Result<Self, prometheus::Error> {
+        let synced_at = prometheus::IntGauge::new(
+            "govgate_fleet_control_synced_timestamp_seconds",
+            "When this replica last read the fleet's control events to their end (Unix seconds)",
+        )?;
+        let control_seq = prometheus::IntGauge::new(
+            "govgate_fleet_control_seq",
+            "The last control event this replica applied (equal on replicas that are current)",
+        )?;
+        registry.register(Box::new(synced_at.clone()))?;
+        registry.register(Box::new(control_seq.clone()))?;
+        Ok(Self {
+            synced_at,
+            control_seq,
+        })
+    }
+}
+
 /// Applies other replicas' control events to this replica's registry as
 /// they come, and keeps its [`Freshness`]; with reviews shared, applies
 /// the verdicts given elsewhere on this replica's reviews too.
@@ -154,6 +181,7 @@ pub struct Follower {
     registry: Arc<RegistryService>,
     freshness: Arc<Freshness>,
     reviews: Option<ReviewQueue>,
+    metrics: Option<FleetMetrics>,
 }
 
 impl Follower {
@@ -168,7 +196,14 @@ impl Follower {
             registry,
             freshness,
             reviews: None,
+            metrics: None,
         }
+    }
+
+    /// Shows its progress in `metrics`.
+    pub fn with_metrics(mut self, metrics: FleetMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The freshness this follower keeps.
@@ -217,6 +252,18 @@ impl Follower {
             match round {
                 Ok(()) => {
                     self.freshness.synced();
+                    if let Some(metrics) = &self.metrics {
+                        let now = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .map_or(0, |since| since.as_secs());
+                        metrics
+                            .synced_at
+                            .set(i64::try_from(now).unwrap_or(i64::MAX));
+                        let applied = self.registry.control_seq().await;
+                        metrics
+                            .control_seq
+                            .set(i64::try_from(applied).unwrap_or(i64::MAX));
+                    }
                     if std::mem::take(&mut failing) {
                         tracing::info!("the fleet's control plane is reachable again");
                     }

@@ -200,6 +200,12 @@ async fn a_version_approved_across_the_fleet_serves_on_every_replica_within_a_se
         );
     }
 
+    // Each replica shows the last control event it applied.
+    for replica in replicas {
+        let metrics = replica.metrics_when("govgate_fleet_control_seq 5\n").await;
+        assert!(metrics.contains("govgate_fleet_control_synced_timestamp_seconds "));
+    }
+
     // A replica joining now has every event before it answers.
     let late = Gateway::start_pending("", &config("r4")).await;
     let answer = chat(&late, "v2").await;
