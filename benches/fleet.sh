@@ -151,7 +151,10 @@ saturation() {
 declare -A SUM=([off]=0 [on]=0)
 RUNS=()
 for ((round = 1; round <= ROUNDS; round++)); do
-    for name in off on; do
+    # Which goes first alternates, so that neither always runs warmer.
+    order=(off on)
+    ((round % 2 == 0)) && order=(on off)
+    for name in "${order[@]}"; do
         # A short warm-up, unmeasured.
         timeout 30 "${PIN_LOAD[@]}" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d2s \
             "http://127.0.0.1:${PORT[$name]}/m/" >/dev/null
@@ -181,13 +184,13 @@ mkdir -p "$ROOT/bench-out"
 {
     echo "fleet.sh, $(date -u '+%Y-%m-%d %H:%M UTC'), $NCPU CPUs ($PIN_NOTE), wrk -c$CONNECTIONS, ${SECONDS_PER_RUN}s x $ROUNDS rounds"
     echo
-    md_table "case | value" \
-        "[cluster] off: mean req/s | $MEAN_OFF" \
-        "[cluster] on: mean req/s | $MEAN_ON" \
-        "on / off | $RATIO" \
-        "propagation p50 (ms), $PN reads | $P50" \
-        "propagation p99 (ms) | $P99" \
-        "propagation max (ms) | $PMAX"
+    md_table "case|value" \
+        "[cluster] off: mean req/s|$MEAN_OFF" \
+        "[cluster] on: mean req/s|$MEAN_ON" \
+        "on / off|$RATIO" \
+        "propagation p50 (ms), $PN reads|$P50" \
+        "propagation p99 (ms)|$P99" \
+        "propagation max (ms)|$PMAX"
     echo
     echo "runs (gateway, round, req/s): ${RUNS[*]}"
 } | tee "$ROOT/bench-out/fleet.md"
