@@ -22,6 +22,7 @@ mod console_browser;
 mod console_overview;
 mod console_sign_in;
 mod decisions;
+mod deploy;
 mod edges;
 mod erasure;
 mod errors;
