@@ -839,6 +839,7 @@ async fn serve_config(
     keys: ListenKeys,
 ) -> anyhow::Result<()> {
     survive_file_size_limit();
+    survive_hangup();
     let public = app::bind(keys.public, config.server.public_listen).await?;
     let admin = app::bind(keys.admin, config.server.admin_listen).await?;
     let tiles = match config.tiles.listen() {
@@ -885,6 +886,17 @@ fn survive_file_size_limit() {
         tokio::signal::unix::signal(tokio::signal::unix::SignalKind::from_raw(libc::SIGXFSZ))
     {
         tracing::warn!(error = %err, "cannot take over SIGXFSZ: a file-size limit will kill the gateway");
+    }
+}
+
+/// Takes over SIGHUP, whose default action kills the process: it asks for
+/// a reload (policies, TLS certificates), and a gateway that has nothing
+/// to reload must take it as a no-op, not stop (systemd's `reload`, a
+/// closed terminal). Those that reload listen for it themselves.
+fn survive_hangup() {
+    #[cfg(unix)]
+    if let Err(err) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        tracing::warn!(error = %err, "cannot take over SIGHUP: a hangup will stop the gateway");
     }
 }
 

@@ -647,3 +647,14 @@ async fn the_demo_removes_its_data_on_sigterm_unless_told_to_keep_it() {
     let stderr = demo_stopped_by_sigterm(&kept, &[]).await;
     assert!(kept.join("demo-signing.key").exists(), "{stderr}");
 }
+
+#[tokio::test]
+async fn a_hangup_to_a_gateway_with_nothing_to_reload_changes_nothing() {
+    // No policies and no TLS: nothing listens for SIGHUP to reload.
+    let upstream = crate::support::TestUpstream::start().await;
+    let mut gateway = crate::support::Gateway::start(&crate::models(&upstream.url())).await;
+    gateway.signal("HUP");
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(gateway.infer("{}").await.status, 200, "still serving");
+    assert!(gateway.stop().await.success(), "stops cleanly later");
+}
