@@ -489,11 +489,13 @@ impl App {
             Some(keeper) => Some(save_history(Arc::new(keeper)).await?),
             None => None,
         };
-        let oversight = match policies {
+        let (oversight, held_folder) = match policies {
             Some(set) => {
-                Some(oversight::start(config, set, store.as_ref(), ledger.clone(), &metrics).await?)
+                let (oversight, held_folder) =
+                    oversight::start(config, set, store.as_ref(), ledger.clone(), &metrics).await?;
+                (Some(oversight), held_folder)
             }
-            None => None,
+            None => (None, None),
         };
         let subject_key = subject_key(config)?;
         let kpi = crate::kpi::start(&config.models, metrics.registry())?;
@@ -577,8 +579,19 @@ impl App {
             serving.clone(),
             snapshot_handle,
             freshness.clone(),
+            oversight.as_ref().map(|oversight| oversight.gate.clone()),
         )
         .await?;
+        if let (Some(files), Some(oversight)) = (held_folder, &oversight) {
+            oversight
+                .gate
+                .propose_at_start(files)
+                .await
+                .map_err(|err| match err {
+                    crate::review::StartError::Ledger(err) => AppError::Append(err),
+                    crate::review::StartError::Policy(err) => AppError::Policy(err),
+                })?;
+        }
         if let Some(found) = follower.take() {
             let metrics = crate::cluster::control::FleetMetrics::register(metrics.registry())?;
             follower = Some(found.with_metrics(metrics));

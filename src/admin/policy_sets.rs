@@ -125,6 +125,18 @@ impl IntoResponse for ApiError {
                     None,
                 )
             }
+            ApiError::Change(ChangeFailure::ControlPlane(err)) => {
+                tracing::error!(error = %err, "policy-set change not shared with the fleet");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "control_plane_unavailable",
+                    format!(
+                        "{err}; the change was not confirmed by the fleet: call again \
+                         (a repeated call never makes a change twice)"
+                    ),
+                    None,
+                )
+            }
             ApiError::Change(ChangeFailure::Refused(err)) => {
                 let status = match &err {
                     ChangeError::UnknownSet(_) => StatusCode::NOT_FOUND,

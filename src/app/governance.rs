@@ -34,7 +34,8 @@ fn policy_set(config: &ApprovalConfig) -> PolicySet {
 /// The registry service, with `serving` (and the KPI snapshots, when
 /// there are any) following every change. In a fleet (`freshness` set
 /// with `[cluster]`) it has applied every control event before it
-/// returns, and the follower applying later ones comes with it.
+/// returns (the policy gate's, under change control, through `gate`),
+/// and the follower applying later ones comes with it.
 pub(super) async fn start(
     config: &Config,
     store: &dyn LedgerStore,
@@ -42,6 +43,7 @@ pub(super) async fn start(
     serving: Arc<Serving>,
     kpi_snapshots: Option<crate::kpi::SnapshotHandle>,
     freshness: Option<Arc<Freshness>>,
+    gate: Option<Arc<crate::review::PolicyGate>>,
 ) -> Result<
     (
         Arc<RegistryService>,
@@ -77,7 +79,18 @@ pub(super) async fn start(
         (Some(cluster), Some(freshness)) => {
             let applied = last_control_seq(store).map_err(AppError::Registry)?;
             let log = crate::cluster::control::ControlLog::new(cluster);
-            let service = Arc::new(service.with_shared_log(Arc::new(log), applied));
+            let mut service = service.with_shared_log(Arc::new(log), applied);
+            // Policy sets under change control are the fleet's too.
+            let governed = gate.filter(|gate| gate.approval().is_some());
+            if let Some(gate) = &governed {
+                service = service.with_domain(Arc::new(crate::review::PolicyDomain(gate.clone())));
+            }
+            let service = Arc::new(service);
+            if let Some(gate) = &governed {
+                let proposals =
+                    crate::review::recorded_proposals(store).map_err(AppError::Registry)?;
+                gate.join_fleet(&service, proposals);
+            }
             // A replica joining late is as current as the fleet before it serves.
             service.follow().await.map_err(AppError::CatchUp)?;
             freshness.synced();

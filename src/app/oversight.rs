@@ -16,18 +16,21 @@ use crate::review::{
 };
 use std::sync::Arc;
 
-/// The gate and the queue, ready for the proxy and the admin API.
+/// The gate and the queue, ready for the proxy and the admin API; and,
+/// on a fleet replica under change control, the policy folder's files to
+/// propose once it follows the fleet.
 pub(super) async fn start(
     config: &Config,
     set: PolicySet,
     store: &dyn LedgerStore,
     ledger: Ledger,
     metrics: &Metrics,
-) -> Result<Oversight, AppError> {
+) -> Result<(Oversight, Option<Vec<(String, String)>>), AppError> {
     let review = &config.review;
     let review_metrics = ReviewMetrics::register(metrics.registry())?;
     // INVARIANT: a set was loaded, so the folder is configured.
     let dir = review.policies_dir.clone().unwrap_or_default();
+    let mut held_folder = None;
     let gate = match &review.policy_approval {
         None => Arc::new(
             PolicyGate::start(
@@ -46,7 +49,7 @@ pub(super) async fn start(
             drop(set);
             let changes =
                 recorded_changes(store).map_err(|err| AppError::PolicySets(err.to_string()))?;
-            let folder = match read_sources(&dir) {
+            let mut folder = match read_sources(&dir) {
                 Ok(files) => Some(files),
                 Err(error) => {
                     tracing::error!(%error, "the policy folder cannot be read; nothing proposed");
@@ -55,6 +58,11 @@ pub(super) async fn start(
             };
             let approval =
                 ApprovalPolicy::new(level.approvers, level.required_roles.iter().cloned());
+            // A fleet replica proposes the folder once it follows the
+            // fleet (another replica may have proposed the same set).
+            if config.cluster.is_some() {
+                held_folder = folder.take();
+            }
             PolicyGate::start_governed(
                 &dir,
                 folder,
@@ -82,11 +90,14 @@ pub(super) async fn start(
         |id: &DecisionId| store.decision_seq(id.as_bytes()).ok().flatten(),
     )
     .await?;
-    Ok(Oversight {
-        gate,
-        queue,
-        max_held_bytes: review.max_held_bytes,
-    })
+    Ok((
+        Oversight {
+            gate,
+            queue,
+            max_held_bytes: review.max_held_bytes,
+        },
+        held_folder,
+    ))
 }
 
 /// Reloads the policies on every SIGHUP; a set that does not load is

@@ -11,7 +11,7 @@
 //! control log every replica follows (`shared`), then recorded here like
 //! every replica records it.
 
-use super::shared::{CONTROL_SEQ_MEMBER, SharedEvent, SharedLog, SharedLogError};
+use super::shared::{CONTROL_SEQ_MEMBER, SharedDomain, SharedEvent, SharedLog, SharedLogError};
 use super::{Command, Event, PolicySet, Principal, Registry, RegistryError, Snapshot};
 use crate::decision::SinkError;
 use crate::ledger::entry::{EntryBody, rfc3339_millis};
@@ -75,6 +75,8 @@ pub struct RegistryService {
     registry: Mutex<Guarded>,
     ledger: Ledger,
     shared: Option<Arc<dyn SharedLog>>,
+    /// Applies the control events that are not the registry's.
+    domain: Option<Arc<dyn SharedDomain>>,
     policies: HashMap<String, PolicySet>,
     default_policy: PolicySet,
     on_change: OnChange,
@@ -97,6 +99,7 @@ impl RegistryService {
             }),
             ledger,
             shared: None,
+            domain: None,
             policies,
             default_policy,
             on_change,
@@ -128,6 +131,29 @@ impl RegistryService {
         self.shared = Some(shared);
         self.registry.get_mut().control_seq = control_seq;
         self
+    }
+
+    /// Hands the control events of `domain`'s kinds to it.
+    pub fn with_domain(mut self, domain: Arc<dyn SharedDomain>) -> Self {
+        self.domain = Some(domain);
+        self
+    }
+
+    /// The fleet's control log to append a change of another domain to,
+    /// with every event before it applied; none outside a fleet. Holds the
+    /// registry's lock (and so every catch-up) until dropped: the caller
+    /// takes its own domain's lock only after this.
+    pub async fn control_turn(&self) -> Result<Option<ControlTurn<'_>>, ServiceError> {
+        let Some(shared) = &self.shared else {
+            return Ok(None);
+        };
+        let mut guarded = self.registry.lock().await;
+        self.catch_up(&mut guarded, shared.as_ref()).await?;
+        Ok(Some(ControlTurn {
+            service: self,
+            shared: shared.as_ref(),
+            guarded,
+        }))
     }
 
     async fn run(&self, command: Command, by: &Principal) -> Result<Done, ServiceError> {
@@ -211,10 +237,31 @@ impl RegistryService {
                 return Ok(());
             }
             for shared_event in page {
+                if !Event::is_kind(&shared_event.kind) {
+                    self.apply_elsewhere(&shared_event).await?;
+                    guarded.control_seq = shared_event.control_seq;
+                    continue;
+                }
                 let event = localize(&guarded.registry, &shared_event)?;
                 self.record(guarded, &event, Some(shared_event.control_seq))
                     .await?;
             }
+        }
+    }
+
+    /// Hands a control event of another kind to its domain.
+    async fn apply_elsewhere(&self, event: &SharedEvent) -> Result<(), ServiceError> {
+        match &self.domain {
+            Some(domain) if domain.kinds().contains(&event.kind.as_str()) => {
+                Ok(domain.apply(event).await?)
+            }
+            _ => Err(ServiceError::ControlEvent {
+                control_seq: event.control_seq,
+                problem: format!(
+                    "kind `{}` is not one this gateway applies (a newer gateway wrote it?)",
+                    event.kind
+                ),
+            }),
         }
     }
 
@@ -236,6 +283,41 @@ impl RegistryService {
     /// The policy a model's versions are approved under.
     fn policy(&self, model: &str) -> &PolicySet {
         self.policies.get(model).unwrap_or(&self.default_policy)
+    }
+}
+
+/// A turn at the fleet's control log ([`RegistryService::control_turn`]).
+pub struct ControlTurn<'s> {
+    service: &'s RegistryService,
+    shared: &'s dyn SharedLog,
+    guarded: tokio::sync::MutexGuard<'s, Guarded>,
+}
+
+impl ControlTurn<'_> {
+    /// Appends `kind` with `members` unless another event came first: its
+    /// control seq, to record in the caller's domain and then pass to
+    /// [`ControlTurn::applied`] (until then the next catch-up hands it to
+    /// the domain, so a failed record is made good). `None`: call
+    /// [`ControlTurn::catch_up`] and decide again.
+    pub async fn append(
+        &mut self,
+        kind: &str,
+        members: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Option<u64>, ServiceError> {
+        Ok(self
+            .shared
+            .append(self.guarded.control_seq, kind, members)
+            .await?)
+    }
+
+    /// The event appended at `control_seq` is recorded and applied.
+    pub fn applied(&mut self, control_seq: u64) {
+        self.guarded.control_seq = control_seq;
+    }
+
+    /// Applies the events that came first (the caller holds no domain lock).
+    pub async fn catch_up(&mut self) -> Result<(), ServiceError> {
+        self.service.catch_up(&mut self.guarded, self.shared).await
     }
 }
 

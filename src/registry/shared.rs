@@ -53,6 +53,18 @@ pub trait SharedLog: Send + Sync {
     ) -> LogFuture<'a, Option<u64>>;
 }
 
+/// Control events of another kind than the registry's (policy sets),
+/// applied by the service that owns them, in the fleet's one order.
+pub trait SharedDomain: Send + Sync {
+    /// The entry kinds it applies.
+    fn kinds(&self) -> &'static [&'static str];
+
+    /// Records `event` (another replica's, or this one's that it could
+    /// not record at once) in the ledger with its control seq, and applies
+    /// it.
+    fn apply<'a>(&'a self, event: &'a SharedEvent) -> LogFuture<'a, ()>;
+}
+
 /// How current this replica's view of the control log is: the request
 /// path refuses to serve once it is older than the bounded staleness, or
 /// once another gateway took this replica's id.

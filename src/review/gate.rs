@@ -23,11 +23,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 
 mod changes;
+mod fleet;
 
 pub use changes::{
     ChangeDone, ChangeFailure, FOLDER_PRINCIPAL, Reloaded, ReplayError, StartError,
     recorded_changes,
 };
+pub use fleet::{PolicyDomain, recorded_proposals};
 
 /// A loaded set and the seq of the entry that recorded it.
 #[derive(Debug)]
@@ -91,6 +93,8 @@ pub struct PolicyGate {
     approval: Option<ApprovalPolicy>,
     /// The proposed sets; also the lock that orders every change.
     changes: tokio::sync::Mutex<super::change::PolicyChanges>,
+    /// In a fleet: the control log the changes go through (`fleet.rs`).
+    fleet: std::sync::OnceLock<fleet::FleetLink>,
 }
 
 impl std::fmt::Debug for PolicyGate {
@@ -143,6 +147,7 @@ impl PolicyGate {
             switching: tokio::sync::RwLock::new(()),
             approval: None,
             changes: tokio::sync::Mutex::default(),
+            fleet: std::sync::OnceLock::new(),
         })
     }
 

@@ -56,9 +56,9 @@ pub use engine::read_sources;
 pub use error::{EvalError, PolicyError};
 pub use files::{FileError, ReviewFiles};
 pub use gate::{
-    ChangeDone, ChangeFailure, Evaluation, FOLDER_PRINCIPAL, LoadedPolicies, PolicyGate,
-    ReloadError, Reloaded, ReplayError as ChangeReplayError, StartError, policy_set_entry,
-    recorded_changes,
+    ChangeDone, ChangeFailure, Evaluation, FOLDER_PRINCIPAL, LoadedPolicies, PolicyDomain,
+    PolicyGate, ReloadError, Reloaded, ReplayError as ChangeReplayError, StartError,
+    policy_set_entry, recorded_changes, recorded_proposals,
 };
 pub use identity::{Reviewer, TokenIdentity};
 pub use input::{PolicyInput, SAMPLE_DOMAIN, Stage, sample_of};

@@ -17,7 +17,8 @@
 //!   `approval_seq`, `files` (`[{"file", "sha256"}]`), `deactivated` (the
 //!   proposal seq of the set that was in force; absent when none).
 //!
-//! Decoding refuses any other member.
+//! In a fleet every entry also has `control_seq` (docs/fleet.md), which
+//! decoding ignores. Decoding refuses any other member.
 
 use super::{ChangeEvent, SetFile, SetState, SetSwitch};
 use crate::registry::{ApprovalMark, ApprovalPolicy, Principal, Role};
@@ -167,7 +168,11 @@ impl ChangeEvent {
     pub fn from_members(kind: &str, entry: &Map<String, Value>) -> Result<ChangeEvent, String> {
         let members: Map<String, Value> = entry
             .iter()
-            .filter(|(name, _)| !LEDGER_MEMBERS.contains(&name.as_str()))
+            // In a fleet every entry also names its control event.
+            .filter(|(name, _)| {
+                !LEDGER_MEMBERS.contains(&name.as_str())
+                    && *name != crate::registry::shared::CONTROL_SEQ_MEMBER
+            })
             .map(|(name, value)| (name.clone(), value.clone()))
             .collect();
         let wire: Wire =

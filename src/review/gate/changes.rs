@@ -12,6 +12,7 @@ use crate::config::OnPolicyError;
 use crate::decision::SinkError;
 use crate::ledger::entry::{EntryBody, rfc3339_millis};
 use crate::ledger::sequencer::Ledger;
+use crate::registry::shared::CONTROL_SEQ_MEMBER;
 use crate::registry::{ApprovalPolicy, Principal, Role};
 use crate::review::change::{
     ChangeCommand, ChangeError, ChangeEvent, PolicyChanges, file_hashes, set_sha256,
@@ -66,6 +67,9 @@ pub enum ChangeFailure {
     /// The ledger could not record it.
     #[error("the ledger could not record the change: {0}")]
     Ledger(SinkError),
+    /// In a fleet: the control log could not be read or written.
+    #[error(transparent)]
+    ControlPlane(#[from] crate::registry::service::ServiceError),
 }
 
 /// Why the gate could not start under change control.
@@ -150,23 +154,30 @@ impl PolicyGate {
             switching: tokio::sync::RwLock::new(()),
             approval: Some(approval),
             changes: tokio::sync::Mutex::new(changes),
+            fleet: std::sync::OnceLock::new(),
         });
         if let Some(files) = folder {
-            let by = folder_principal();
-            let command = ChangeCommand::Propose {
-                source: "folder",
-                files,
-                reason: Some("policy folder at start".to_owned()),
-            };
-            match gate.run(command, &by).await {
-                Ok(done) => {
-                    tracing::info!(proposal_seq = ?done.proposal_seq, recorded = done.entry_seq.is_some(), "policy folder proposed at start")
-                }
-                Err(ChangeFailure::Ledger(err)) => return Err(StartError::Ledger(err)),
-                Err(err) => tracing::error!(error = %err, "the policy folder was not proposed"),
-            }
+            gate.propose_at_start(files).await?;
         }
         Ok(gate)
+    }
+
+    /// Proposes the folder's `files` as read at start, unless a set with
+    /// the same files exists (a fleet replica: once it follows the fleet).
+    pub async fn propose_at_start(&self, files: Vec<(String, String)>) -> Result<(), StartError> {
+        let command = ChangeCommand::Propose {
+            source: "folder",
+            files,
+            reason: Some("policy folder at start".to_owned()),
+        };
+        match self.run(command, &folder_principal()).await {
+            Ok(done) => {
+                tracing::info!(proposal_seq = ?done.proposal_seq, recorded = done.entry_seq.is_some(), "policy folder proposed at start")
+            }
+            Err(ChangeFailure::Ledger(err)) => return Err(StartError::Ledger(err)),
+            Err(err) => tracing::error!(error = %err, "the policy folder was not proposed"),
+        }
+        Ok(())
     }
 
     /// The folder's served files as `(name, text)`, read off the async
@@ -248,15 +259,54 @@ impl PolicyGate {
                 .await
                 .map_err(|err| ChangeError::InvalidFiles(err.to_string()))?;
         }
-        let mut changes = self.changes.lock().await;
-        let Some(event) = changes.decide(&command, by, policy)? else {
-            return Ok(ChangeDone {
-                entry_seq: None,
-                kind: None,
-                proposal_seq: target_of(&changes, &command),
-            });
+        // In a fleet the change is appended to the fleet's control log
+        // first; the turn holds every catch-up off until it is recorded.
+        let registry = self.fleet_registry();
+        let mut turn = match &registry {
+            Some(registry) => registry.control_turn().await?,
+            None => None,
         };
-        let members = event.to_members();
+        loop {
+            let mut changes = self.changes.lock().await;
+            let Some(event) = changes.decide(&command, by, policy)? else {
+                return Ok(ChangeDone {
+                    entry_seq: None,
+                    kind: None,
+                    proposal_seq: target_of(&changes, &command),
+                });
+            };
+            let control_seq = match turn.as_mut() {
+                None => None,
+                Some(turn) => {
+                    let members = self.for_the_fleet(event.to_members())?;
+                    match turn.append(event.kind(), &members).await? {
+                        Some(control_seq) => Some(control_seq),
+                        None => {
+                            // Another change came first: apply it, decide again.
+                            drop(changes);
+                            turn.catch_up().await?;
+                            continue;
+                        }
+                    }
+                }
+            };
+            let done = self.record(&mut changes, event, control_seq).await?;
+            if let (Some(turn), Some(control_seq)) = (turn.as_mut(), control_seq) {
+                turn.applied(control_seq);
+            }
+            return Ok(done);
+        }
+    }
+
+    /// Records `event` (the fleet's `control_seq`-th, in a fleet) in the
+    /// ledger, applies it and, for a switch, puts its set in force.
+    pub(super) async fn record(
+        &self,
+        changes: &mut PolicyChanges,
+        event: ChangeEvent,
+        control_seq: Option<u64>,
+    ) -> Result<ChangeDone, ChangeFailure> {
+        let mut members = event.to_members();
         let size = serde_json::to_vec(&members).map_or(0, |bytes| bytes.len());
         if size > MAX_ENTRY_MEMBERS_BYTES {
             // Escaped text (tabs, quotes, control characters) can outgrow
@@ -265,6 +315,9 @@ impl PolicyGate {
                 "the proposal's ledger entry would hold {size} bytes; at most {MAX_ENTRY_MEMBERS_BYTES} fit"
             ))
             .into());
+        }
+        if let Some(control_seq) = control_seq {
+            members.insert(CONTROL_SEQ_MEMBER.to_owned(), control_seq.into());
         }
         let switching = match &event {
             ChangeEvent::Activated { switch, .. } | ChangeEvent::RolledBack { switch, .. } => {
@@ -300,7 +353,12 @@ impl PolicyGate {
         };
         changes.apply(&event, seq, &rfc3339_millis(time));
         let proposal_seq = match &event {
-            ChangeEvent::Proposed { .. } => Some(seq),
+            ChangeEvent::Proposed { .. } => {
+                if let Some(control_seq) = control_seq {
+                    self.known_in_fleet(control_seq, seq);
+                }
+                Some(seq)
+            }
             ChangeEvent::Approved { proposal_seq, .. } => Some(*proposal_seq),
             ChangeEvent::Activated { switch, .. } | ChangeEvent::RolledBack { switch, .. } => {
                 Some(switch.proposal_seq)

@@ -1,0 +1,160 @@
+//! Policy sets under change control across a fleet of three replicas on a
+//! real PostgreSQL: the folder is proposed once for the fleet, approved by
+//! one officer on each of two replicas, activated on the third, and then
+//! judges on every replica within a second; each replica records every
+//! step in its own ledger with its control seq, and names the set by its
+//! own proposal entry.
+
+use crate::reviews::{infer_as, policy_dir};
+use crate::support::Gateway;
+use crate::support::TestUpstream;
+use crate::support::governance::admin_call;
+use crate::support::postgres::Postgres;
+use http::Method;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+/// Denies one caller at the request stage; lets everyone else through.
+const GENTLE: &str = r#"package govgate
+
+deny contains "caller mallory is blocked" if {
+	input.stage == "request"
+	input.caller == "mallory"
+}
+"#;
+
+/// The one set a replica lists: its seq there.
+async fn the_set(replica: &Gateway) -> (u64, Value) {
+    let reply = admin_call(
+        &replica.admin,
+        Some("auditor"),
+        Method::GET,
+        "/admin/policies/sets",
+        "",
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let sets = reply.json()["sets"].as_array().unwrap().clone();
+    assert_eq!(sets.len(), 1, "one set for the fleet: {sets:?}");
+    (sets[0]["seq"].as_u64().unwrap(), sets[0].clone())
+}
+
+async fn act(
+    replica: &Gateway,
+    who: &str,
+    set: u64,
+    action: &str,
+) -> crate::support::client::Reply {
+    let path = format!("/admin/policies/sets/{set}/{action}");
+    admin_call(&replica.admin, Some(who), Method::POST, &path, "").await
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
+async fn a_policy_set_approved_across_the_fleet_judges_on_every_replica() {
+    let postgres = Postgres::start();
+    let urls = tempfile::tempdir().unwrap();
+    let url = urls.path().join("cluster.url");
+    std::fs::write(&url, format!("{}\n", postgres.url())).unwrap();
+    let upstream = TestUpstream::start().await;
+    let folder = policy_dir(&[("gentle.rego", GENTLE)]);
+    let config = |id: &str| {
+        format!(
+            "{}\n[review]\npolicies_dir = \"{}\"\n\
+             policy_approval = {{ approvers = 2, required_roles = [\"ai_officer\", \"security_officer\"] }}\n\
+             [cluster]\nurl = {{ file = \"{}\" }}\nreplica_id = \"{id}\"\nlease_secs = 3\n",
+            crate::models(&upstream.url()),
+            folder.path().display(),
+            url.display()
+        )
+    };
+    let mut replicas = Vec::new();
+    for id in ["r1", "r2", "r3"] {
+        replicas.push(Gateway::start_with("", &config(id)).await);
+    }
+    // Nothing active yet: the built-in set denies everything, everywhere.
+    for replica in &replicas {
+        let denied = infer_as(replica, "ann", r#"{"inputs": []}"#).await;
+        assert_eq!(denied.status, 403, "{}", denied.text());
+    }
+
+    // One officer approves on r2, the other on r3, each naming the set as
+    // that replica does; ops activates it on r1.
+    let (on_two, _) = the_set(&replicas[1]).await;
+    let approved = act(&replicas[1], "ai-officer", on_two, "approve").await;
+    assert_eq!(approved.status, 200, "{}", approved.text());
+    let (on_three, listed) = the_set(&replicas[2]).await;
+    assert_eq!(
+        listed["approvals"].as_array().unwrap().len(),
+        1,
+        "r2's approval is known on r3"
+    );
+    let approved = act(&replicas[2], "security-officer", on_three, "approve").await;
+    assert_eq!(approved.status, 200, "{}", approved.text());
+    let (on_one, _) = the_set(&replicas[0]).await;
+    let activated = act(&replicas[0], "ops", on_one, "activate").await;
+    assert_eq!(activated.status, 200, "{}", activated.text());
+
+    // It judges on every replica within a second.
+    for (at, replica) in replicas.iter().enumerate() {
+        let start = Instant::now();
+        let mut status = 0;
+        while start.elapsed() < Duration::from_secs(5) {
+            status = infer_as(replica, "ann", r#"{"inputs": []}"#)
+                .await
+                .status
+                .as_u16();
+            if status == 200 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(status, 200, "replica {}", at + 1);
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "replica {} after {:?}",
+            at + 1,
+            start.elapsed()
+        );
+        let denied = infer_as(replica, "mallory", r#"{"inputs": []}"#).await;
+        assert_eq!(denied.status, 403, "{}", denied.text());
+        assert_eq!(denied.error_code(), "policy_denied");
+
+        // Its ledger: one proposal, two approvals, one activation, each
+        // with the fleet's control seq; the decision cites its activation.
+        let entries = replica.entries().await;
+        let steps: Vec<&Value> = entries
+            .iter()
+            .filter(|e| {
+                e["kind"]
+                    .as_str()
+                    .is_some_and(|k| k.starts_with("policy_set_"))
+                    && e["kind"] != "policy_set_loaded"
+            })
+            .collect();
+        let kinds: Vec<&str> = steps.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "policy_set_proposed",
+                "policy_set_approved",
+                "policy_set_approved",
+                "policy_set_activated"
+            ],
+            "replica {}",
+            at + 1
+        );
+        assert!(steps.iter().all(|e| e["control_seq"].is_u64()), "{steps:?}");
+        let activation = steps[3];
+        assert_eq!(
+            activation["proposal_seq"], steps[0]["seq"],
+            "its own proposal entry"
+        );
+        assert_eq!(
+            activation["approval_seq"], steps[2]["seq"],
+            "its own approval entry"
+        );
+        let decision = replica.wait_for_decision(&denied.decision_id()).await;
+        assert_eq!(decision["policy"]["set_seq"], activation["seq"]);
+    }
+}
