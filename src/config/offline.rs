@@ -16,8 +16,12 @@ pub struct OfflineConfig {
     /// The gateway's data directory (`server.data_dir`): the ledger is in
     /// its `ledger` subdirectory.
     pub data_dir: PathBuf,
-    /// The ledger's origin, key and settings.
+    /// The ledger's origin, key and settings. With `[cluster]` the
+    /// replica's log is named after it too (`cluster::origin`): the
+    /// command settles `ledger.origin` once it has opened the store.
     pub ledger: LedgerConfig,
+    /// `cluster.replica_id`, when the gateway is a replica of a fleet.
+    pub replica_id: Option<String>,
 }
 
 impl OfflineConfig {
