@@ -7,6 +7,7 @@
 mod admin_client;
 mod demo;
 mod erase;
+mod fleet_export;
 mod keys;
 mod kpis;
 mod ledger;
@@ -216,6 +217,20 @@ enum Command {
         /// be carried out.
         #[arg(long, value_name = "URL", conflicts_with_all = ["data_dir", "vkey"])]
         admin_url: Option<String>,
+        /// A fleet bundle (docs/fleet.md, "Auditing a fleet"): every
+        /// replica's whole log from its admin API, with the checkpoint each
+        /// published in the `[cluster]` database of --config and the
+        /// consistency proof to it. Needs a --replica for every replica
+        /// that published one (token from GOVGATE_TOKEN).
+        #[arg(long, requires = "replica",
+              conflicts_with_all = ["data_dir", "vkey", "admin_url", "from", "to", "since", "until",
+                                    "model", "chunk_entries", "compress"])]
+        fleet: bool,
+        /// With --fleet: a replica's id and its admin API (repeat for
+        /// each replica), e.g. `gw-1=http://10.0.0.5:9090`.
+        #[arg(long, value_name = "ID=ADMIN_URL", requires = "fleet",
+              value_parser = fleet_export::parse_replica)]
+        replica: Vec<fleet_export::ReplicaUrl>,
         /// First seq to export.
         #[arg(long, default_value_t = 0)]
         from: u64,
@@ -516,6 +531,8 @@ pub fn main() -> ExitCode {
             ledger,
             out,
             admin_url,
+            fleet,
+            replica,
             from,
             to,
             since,
@@ -527,6 +544,9 @@ pub fn main() -> ExitCode {
             chunk_entries,
             compress,
         } => {
+            if fleet {
+                return fleet_export::export(&ledger.config.path, &replica, &out, payloads, quiet);
+            }
             let chunks = (chunk_entries.is_some() || compress.is_some()).then(|| {
                 crate::ledger::export::Chunking {
                     entries: chunk_entries.unwrap_or(crate::ledger::export::DEFAULT_CHUNK_ENTRIES),
