@@ -29,6 +29,7 @@ mod export;
 mod export_scale;
 mod failclosed;
 mod fleet;
+mod fleet_bundle;
 mod full_disk;
 mod governance;
 mod grpc;
