@@ -8,6 +8,7 @@ mod admin_client;
 mod demo;
 mod erase;
 mod fleet_export;
+mod fleet_verify;
 mod keys;
 mod kpis;
 mod ledger;
@@ -145,12 +146,20 @@ enum Command {
         /// entry. Needs --vkey, the log's first key.
         #[arg(long, value_name = "DIR", requires = "vkey", conflicts_with_all = ["bundle", "data_dir", "chunk", "witness"])]
         report: Option<PathBuf>,
+        /// Verify this fleet bundle (from `govgate export --fleet`) instead:
+        /// every replica's bundle, each consistent with the checkpoint it
+        /// published. Needs a --vkey for every replica: its log's first
+        /// key, named after its log.
+        #[arg(long, value_name = "DIR", requires = "vkey",
+              conflicts_with_all = ["bundle", "data_dir", "report", "chunk", "witness", "current_vkey", "jobs"])]
+        fleet: Option<PathBuf>,
         /// A verifier key (name+keyid+base64, or @FILE holding it), from the
         /// log's owner. With --bundle: the log's first key (the bundle's
         /// manifest names a key too, but it is never trusted, only compared).
         /// With --data-dir: the log's current key, as `govgate vkey` prints it.
+        /// With --fleet: one per replica (repeat it).
         #[arg(long, value_name = "VKEY")]
-        vkey: Option<String>,
+        vkey: Vec<String>,
         /// The key in force at the bundle's `from`, when the log rotated its
         /// key before it (default: --vkey).
         #[arg(long, value_name = "VKEY", requires = "bundle")]
@@ -428,6 +437,7 @@ pub fn main() -> ExitCode {
             data_dir,
             bundle,
             report,
+            fleet,
             vkey,
             current_vkey,
             jobs,
@@ -440,6 +450,18 @@ pub fn main() -> ExitCode {
             if let Some(admin_url) = admin_url {
                 return online::verify(&admin_url, quiet);
             }
+            if let Some(fleet) = fleet {
+                // Each replica's bundle on every core, as --bundle's default.
+                return fleet_verify::verify(&fleet, &vkey, 0);
+            }
+            if vkey.len() > 1 {
+                eprintln!(
+                    "govgate: error: --vkey is given {} times; only --fleet takes one per replica",
+                    vkey.len()
+                );
+                return ExitCode::from(2);
+            }
+            let vkey = vkey.into_iter().next();
             if let (Some(dir), Some(vkey)) = (&report, &vkey) {
                 return report::verify(dir, vkey, current_vkey.as_deref());
             }

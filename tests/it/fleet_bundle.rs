@@ -114,6 +114,16 @@ fn python_fleet(vkeys: &[&str], dir: &Path) -> Output {
     python_verifier(&args)
 }
 
+/// `govgate verify --fleet DIR --vkey ...`.
+fn rust_fleet(vkeys: &[&str], dir: &Path) -> Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_govgate"));
+    command.args(["verify", "--fleet"]).arg(dir);
+    for vkey in vkeys {
+        command.args(["--vkey", vkey]);
+    }
+    command.output().unwrap()
+}
+
 /// `govgate vkey --config` of a replica (offline: the key's record names
 /// the log), which must be what it serves at `/ledger/key`.
 async fn replica_vkey(replica: &Gateway) -> String {
@@ -243,6 +253,16 @@ async fn a_fleet_bundle_of_replicas_that_served_is_verified_by_the_python_verifi
         "{stdout}"
     );
 
+    let rust = rust_fleet(&[&k1, &k2], &bundle);
+    assert!(rust.status.success(), "{}", said(&rust));
+    assert!(
+        String::from_utf8_lossy(&rust.stdout).ends_with(
+            "fleet ok: 2 replicas, each log verified and consistent with the checkpoint it published\n"
+        ),
+        "{}",
+        said(&rust)
+    );
+
     // An entry of r2's changed: refused, naming r2.
     let altered = out.path().join("altered");
     copy_dir(&bundle, &altered);
@@ -263,6 +283,45 @@ async fn a_fleet_bundle_of_replicas_that_served_is_verified_by_the_python_verifi
         fails.iter().all(|l| l.starts_with("FAIL replica r2: ")),
         "{stdout}"
     );
+    let rust = rust_fleet(&[&k1, &k2], &altered);
+    assert_eq!(rust.status.code(), Some(1), "{}", said(&rust));
+    assert!(
+        String::from_utf8_lossy(&rust.stderr)
+            .starts_with("govgate: fleet bundle does NOT verify: replica r2: bundle: "),
+        "{}",
+        said(&rust)
+    );
+
+    // r1's published checkpoint not proven by its bundle (a proof hash
+    // changed, as if the replica's log had been rewritten): refused.
+    let forked = out.path().join("forked");
+    copy_dir(&bundle, &forked);
+    let mut fleet_json = manifest.clone();
+    fleet_json["replicas"][0]["consistency"][0] =
+        Value::String("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_owned());
+    std::fs::write(forked.join("fleet.json"), fleet_json.to_string()).unwrap();
+    let inconsistent = format!(
+        "replica r1: the checkpoint it published (size {published_r1}) and its bundle's (size {}) \
+         are not consistent",
+        published_r1 + 2
+    );
+    let refused = python_fleet(&[&k1, &k2], &forked);
+    assert_eq!(refused.status.code(), Some(1), "{}", said(&refused));
+    let stdout = String::from_utf8_lossy(&refused.stdout).into_owned();
+    assert!(
+        stdout.starts_with(&format!("FAIL {inconsistent}: ")),
+        "{stdout}"
+    );
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    let rust = rust_fleet(&[&k1, &k2], &forked);
+    assert_eq!(rust.status.code(), Some(1), "{}", said(&rust));
+    assert!(
+        String::from_utf8_lossy(&rust.stderr).starts_with(&format!(
+            "govgate: fleet bundle does NOT verify: {inconsistent}: "
+        )),
+        "{}",
+        said(&rust)
+    );
 
     // A replica's bundle left out: refused, naming it.
     let partial = out.path().join("partial");
@@ -273,6 +332,12 @@ async fn a_fleet_bundle_of_replicas_that_served_is_verified_by_the_python_verifi
     assert_eq!(
         String::from_utf8_lossy(&refused.stdout),
         "FAIL replica r1: missing: no replicas/r1 in the fleet bundle\n"
+    );
+    let rust = rust_fleet(&[&k1, &k2], &partial);
+    assert_eq!(rust.status.code(), Some(1), "{}", said(&rust));
+    assert_eq!(
+        String::from_utf8_lossy(&rust.stderr),
+        "govgate: fleet bundle does NOT verify: replica r1: missing: no replicas/r1 in the fleet bundle\n"
     );
 
     // The exporter itself: every replica of the database, each the one named.
@@ -325,4 +390,31 @@ async fn a_gateway_that_joins_a_fleet_keeps_its_logs_name() {
     published(&db, &alone, "r1").await;
     // Offline commands name it the same way.
     assert_eq!(replica_vkey(&alone).await, alone.vkey);
+
+    // Its log moved aside, it starts a new one under the replica's name,
+    // citing the old log's last checkpoint; the same key signs it.
+    assert!(alone.stop().await.success());
+    let data = alone.dir.path().join("data");
+    std::fs::rename(data.join("ledger"), data.join("ledger.alone")).unwrap();
+    alone.restart().await;
+    let served = served_checkpoint(&alone).await;
+    assert!(
+        served.starts_with(&format!("{TEST_ORIGIN}/r1\n")),
+        "{served}"
+    );
+    let first = &alone.entries().await[0];
+    assert_eq!(first["kind"], "ledger_restarted", "{first}");
+    assert!(
+        first["previous_checkpoint"]
+            .as_str()
+            .is_some_and(|note| note.starts_with(&format!("{TEST_ORIGIN}\n"))),
+        "{first}"
+    );
+    let public_key = |vkey: &str| vkey.splitn(3, '+').nth(2).unwrap().to_owned();
+    let renamed = replica_vkey(&alone).await;
+    assert!(
+        renamed.starts_with(&format!("{TEST_ORIGIN}/r1+")),
+        "{renamed}"
+    );
+    assert_eq!(public_key(&renamed), public_key(&alone.vkey));
 }
