@@ -180,12 +180,31 @@ fn run(
     Ok(())
 }
 
+/// `cluster.replica_id`'s form: 1-63 of `a-z 0-9 -`, not starting or
+/// ending with `-`. It names a directory of the fleet bundle, so an id
+/// read from the database or a manifest is checked before it is used.
+pub(crate) fn is_replica_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 63
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !id.starts_with('-')
+        && !id.ends_with('-')
+}
+
 /// Each published checkpoint with its replica's admin URL: every replica
 /// of the database must be given, and none that is not in it.
 fn match_replicas<'p>(
     published: &'p [Published],
     given: &[ReplicaUrl],
 ) -> anyhow::Result<Vec<(&'p Published, String)>> {
+    if let Some(odd) = published.iter().find(|p| !is_replica_id(&p.replica_id)) {
+        anyhow::bail!(
+            "govgate_checkpoints names a replica {:?}, which is not a replica id",
+            odd.replica_id
+        );
+    }
     for (at, replica) in given.iter().enumerate() {
         anyhow::ensure!(
             !given[..at].iter().any(|other| other.id == replica.id),
@@ -358,6 +377,9 @@ mod tests {
         let twice = match_replicas(&all, &[given("r1"), given("r1")]).unwrap_err();
         assert_eq!(twice.to_string(), "--replica r1 is given twice");
         assert!(parse_replica("r1").is_err());
+        let odd = [published("../r1")];
+        assert!(match_replicas(&odd, &[given("../r1")]).is_err());
+        assert!(is_replica_id("gw-eu-1") && !is_replica_id("-a") && !is_replica_id("A"));
         assert_eq!(stated(&published("r1").note), Some(("o/r1", 3)));
     }
 }

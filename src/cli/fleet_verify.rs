@@ -7,7 +7,7 @@
 //! no listed replica missing and no bundle unlisted. Every problem is
 //! named with its replica. Exit 0: verifies, 1: does not, 2: cannot check.
 
-use super::fleet_export::{FLEET_FORMAT, FLEET_MANIFEST};
+use super::fleet_export::{FLEET_FORMAT, FLEET_MANIFEST, is_replica_id};
 use super::print_out;
 use crate::ledger::bundle::{BundleError, verify_bundle_on};
 use crate::ledger::checkpoint::{Checkpoint, NoteVerifier};
@@ -198,18 +198,6 @@ fn parse(at: usize, value: &Value) -> Result<Listed, String> {
             })
             .ok_or_else(|| bad("consistency is not a list of base64 hashes"))?,
     })
-}
-
-/// `cluster.replica_id`'s form: 1-63 of `a-z 0-9 -`, not starting or
-/// ending with `-` (it names a directory here).
-fn is_replica_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 63
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-        && !id.starts_with('-')
-        && !id.ends_with('-')
 }
 
 /// One replica: its bundle, then its published checkpoint against it.
