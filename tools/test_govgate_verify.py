@@ -3714,8 +3714,11 @@ class FleetTests(unittest.TestCase):
     def vkey(self, rid: str) -> str:
         return vkey_for(self.SEEDS[rid], f"{FLEET_ORIGIN}/{rid}")
 
-    def fleet(self, sizes=None, published_notes=None) -> tuple[str, dict]:
-        """A fleet bundle: per replica (published size, bundle size); returns (dir, fleet.json)."""
+    def fleet(self, sizes=None, published_notes=None, rotate_at=None) -> tuple[str, dict]:
+        """A fleet bundle: per replica (published size, bundle size); returns (dir, fleet.json).
+
+        With `rotate_at`, r1's log rotates its key (to THIRD_SEED's) at that seq.
+        """
         sizes = sizes or {"r1": (4, 9), "r2": (7, 7)}
         self.count += 1
         d = os.path.join(self.tmp.name, f"fleet{self.count}")
@@ -3723,7 +3726,12 @@ class FleetTests(unittest.TestCase):
         records = []
         for rid, (published, size) in sizes.items():
             origin, seed = f"{FLEET_ORIGIN}/{rid}", self.SEEDS[rid]
-            entries = build_entries(size, origin)
+            rotations, signer = None, lambda n: seed
+            if rotate_at is not None and rid == "r1":
+                rotations = {rotate_at: (vkey_for(seed, origin), vkey_for(THIRD_SEED, origin))}
+                # The rotation's own batch (size rotate_at + 1) is under the old key.
+                signer = lambda n: seed if n <= rotate_at + 1 else THIRD_SEED  # noqa: E731
+            entries = build_entries(size, origin, rotations)
             leaves = [t_leaf(e) for e in entries]
             sub = os.path.join(d, "replicas", rid)
             os.mkdir(sub)
@@ -3734,12 +3742,14 @@ class FleetTests(unittest.TestCase):
             files = {
                 "manifest.json": json.dumps(manifest).encode(),
                 "entries.jsonl": b"".join(e + b"\n" for e in entries),
-                "checkpoint.txt": signed_checkpoint(seed, size, t_mth(leaves), origin),
+                "checkpoint.txt": signed_checkpoint(signer(size), size, t_mth(leaves), origin),
             }
             for name, data in files.items():
                 with open(os.path.join(sub, name), "wb") as f:
                     f.write(data)
-            note = (published_notes or {}).get(rid) or signed_checkpoint(seed, published, t_mth(leaves[:published]), origin)
+            note = (published_notes or {}).get(rid) or signed_checkpoint(
+                signer(published), published, t_mth(leaves[:published]), origin
+            )
             records.append({
                 "replica_id": rid, "origin": origin, "vkey": self.vkey(rid), "bundle": f"replicas/{rid}",
                 "size": size,
@@ -3785,6 +3795,22 @@ class FleetTests(unittest.TestCase):
                     d, _ = self.fleet({"r1": (published, size)})
                     problems, _, _ = gv.verify_fleet(d, [gv.parse_vkey(self.vkey("r1"))])
                     self.assertEqual(problems, [])
+
+    def test_a_checkpoint_published_after_a_key_rotation_is_opened_with_the_new_key(self):
+        d, _ = self.fleet({"r1": (8, 9)}, rotate_at=5)
+        rc, out, err = self.run_fleet(d, ("r1",))
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("rotations=1; consistent with the checkpoint it published", out)
+        # The same checkpoint signed by a key the log never named: refused.
+        origin = f"{FLEET_ORIGIN}/r1"
+        leaves = [t_leaf(e) for e in build_entries(9, origin, {5: (self.vkey("r1"), vkey_for(THIRD_SEED, origin))})]
+        foreign = signed_checkpoint(OTHER_SEED, 8, t_mth(leaves[:8]), origin)
+        d, _ = self.fleet({"r1": (8, 9)}, rotate_at=5, published_notes={"r1": foreign})
+        rc, out, _ = self.run_fleet(d, ("r1",))
+        self.assertEqual(rc, 1)
+        fails = fail_lines(out)
+        self.assertEqual(len(fails), 1, out)
+        self.assertTrue(fails[0].startswith("FAIL replica r1: the checkpoint it published is not signed by the log's key"))
 
     def test_a_missing_replica_is_named(self):
         d, _ = self.fleet()
