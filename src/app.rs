@@ -360,7 +360,28 @@ impl App {
             path: path.clone(),
             record: record.clone(),
         };
-        let opened = match open_store(&dir, config.ledger.cache_bytes) {
+        let store = open_store(&dir, config.ledger.cache_bytes);
+        // A replica of a fleet signs under its own name (cluster::origin).
+        let replica_config;
+        let config = match (&config.cluster, &store) {
+            (Some(cluster), Ok(store)) => {
+                // A store that cannot be read fails below, with its reason
+                // (and may be quarantined): a new log's name then.
+                let stored =
+                    crate::cluster::origin::stored_origin(store.as_ref()).unwrap_or_default();
+                let origin = crate::cluster::origin::replica_origin(
+                    &config.ledger.origin,
+                    &cluster.replica_id,
+                    stored.as_deref(),
+                );
+                let mut with_origin = config.clone();
+                with_origin.ledger.origin = origin;
+                replica_config = with_origin;
+                &replica_config
+            }
+            _ => config,
+        };
+        let opened = match store {
             Ok(store) => Self::build_on_after(config, store, None, Some(history())).await,
             Err(err) => Err(err.into()),
         };

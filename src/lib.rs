@@ -57,7 +57,8 @@
 //!   period's entries, one module per section, run on a store or a bundle
 //!   (by the offline command, and by `admin` for a running gateway).
 //! - [`cluster`]: one replica of a fleet whose control plane is in
-//!   PostgreSQL (`[cluster]`): schema migrations, the replica id's claim.
+//!   PostgreSQL (`[cluster]`): schema migrations, the replica id's claim,
+//!   the replica's log name and its published checkpoints.
 //!   Uses `config` values; off the request path.
 //! - [`demo`]: the built-in sample model servers used by `govgate demo`.
 //! - [`app`]: wiring and shutdown; [`cli`]: the command line.

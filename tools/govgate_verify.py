@@ -33,7 +33,11 @@ It checks, from the published formats alone:
     opening the response commitment only; streams with no stream_ended
     are named in a note (open streams), not failed;
   * the audit sample (sample): every decision's sample recomputed from its
-    id and compared with the decisions a policy flagged for it.
+    id and compared with the decisions a policy flagged for it;
+  * fleet bundles (govgate export --fleet): every replica's bundle as
+    above, each with the checkpoint the replica published in the fleet's
+    database, signed by its log's key and consistent with the bundle;
+    replica ids and origins distinct, no listed replica missing.
 
 Commands (exit 0: everything verifies, 1: something does not, 2: usage):
 
@@ -43,6 +47,7 @@ Commands (exit 0: everything verifies, 1: something does not, 2: usage):
   govgate_verify.py sample --vkey VKEY (--entries ENTRIES_JSONL --checkpoint FILE [--expect-final VKEY]
                            | --bundle DIR [--current-vkey VKEY]) --below T --reason TEXT
                            [--stage request|response|any] [--json]
+  govgate_verify.py fleet --vkey VKEY [--vkey VKEY ...] [--jobs N] DIR
   govgate_verify.py selftest [--vectors DIR]
 
 Dependencies: Python 3.11 standard library, `blake3` and `PyNaCl`; `zstandard`
@@ -6317,6 +6322,206 @@ def cmd_cosigned(args) -> int:
     )
 
 
+# ---------------------------------------------------------------------------
+# Fleet bundles (docs/audit-format.md section 8.5)
+# ---------------------------------------------------------------------------
+
+FLEET_FORMAT = "govgate-fleet/1"
+FLEET_MANIFEST = "fleet.json"
+FLEET_REPLICAS = "replicas"
+# cluster.replica_id: 1-63 of a-z 0-9 -, not starting or ending with -.
+_REPLICA_ID = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+@dataclass
+class FleetReplica:
+    """One replica as fleet.json lists it, its members checked for type."""
+
+    replica_id: str
+    origin: str
+    size: int
+    published_size: int
+    published_note: bytes
+    published_at: str
+    consistency: list
+
+
+def _fleet_replica(item, at: int, problems: list) -> FleetReplica | None:
+    """A fleet.json replicas[] member, or None (with a problem naming it) when it is malformed."""
+    rid = item.get("replica_id") if isinstance(item, dict) else None
+    if not isinstance(rid, str) or not _REPLICA_ID.fullmatch(rid):
+        problems.append(f"fleet.json: replicas[{at}]: replica_id {rid!r} is not a replica id (1-63 of a-z 0-9 -)")
+        return None
+    where = f"replica {rid}: fleet.json"
+    origin, size, published = item.get("origin"), entry_int(item.get("size")), item.get("published")
+    consistency = item.get("consistency")
+    reasons = []
+    if not isinstance(origin, str) or not origin:
+        reasons.append("origin is not a string")
+    if size is None:
+        reasons.append("size is not a whole number")
+    if item.get("bundle") != f"{FLEET_REPLICAS}/{rid}":
+        reasons.append(f"bundle {item.get('bundle')!r} is not {FLEET_REPLICAS}/{rid}")
+    if not isinstance(published, dict):
+        published = {}
+        reasons.append("published is not an object")
+    published_size, note = entry_int(published.get("size")), published.get("note")
+    if published_size is None:
+        reasons.append("published.size is not a whole number")
+    if not isinstance(note, str):
+        reasons.append("published.note is not a string")
+    if not isinstance(consistency, list) or not all(isinstance(line, str) for line in consistency):
+        reasons.append("consistency is not a list of base64 hashes")
+    if reasons:
+        problems.append(f"{where}: " + "; ".join(reasons))
+        return None
+    at_text = published.get("published_at")
+    return FleetReplica(
+        rid, origin, size, published_size, note.encode("utf-8"), at_text if isinstance(at_text, str) else "?", consistency
+    )
+
+
+def _fleet_published(replica: FleetReplica, keys: list, bundle: Checkpoint | None, problems: list) -> bool:
+    """The replica's published checkpoint: signed by its log's key, of its origin, consistent with its bundle."""
+    label = f"replica {replica.replica_id}"
+    try:
+        published = _open_checkpoint_any(replica.published_note, keys, "the checkpoint it published")
+    except (VerifyError, UnicodeDecodeError) as err:
+        problems.append(f"{label}: {err} ({', '.join(k.label() for k in keys)})")
+        return False
+    if published.origin != replica.origin:
+        problems.append(f"{label}: the checkpoint it published is of origin {published.origin!r}, not {replica.origin!r}")
+        return False
+    if published.size != replica.published_size:
+        problems.append(
+            f"{label}: fleet.json says it published size {replica.published_size}, its checkpoint says {published.size}"
+        )
+        return False
+    if bundle is None:
+        return False
+    if bundle.size < published.size:
+        problems.append(
+            f"{label}: its bundle holds {bundle.size} entries, fewer than the checkpoint it published "
+            f"(size {published.size}): the bundle is not of the log it published"
+        )
+        return False
+    try:
+        proof = [b64decode_strict(line, "fleet.json consistency hash") for line in replica.consistency]
+        verify_consistency(published.size, bundle.size, published.root, bundle.root, proof)
+    except VerifyError as err:
+        problems.append(
+            f"{label}: the checkpoint it published (size {published.size}) and its bundle's (size {bundle.size}) "
+            f"are not consistent: {err}"
+        )
+        return False
+    return True
+
+
+def verify_fleet(directory: str, vkeys: list, jobs: int = 1) -> tuple[list, list, list]:
+    """Check a fleet bundle (govgate export --fleet); returns (problems, warnings, ok_lines).
+
+    Every replica fleet.json lists must have its bundle, verified as `bundle` does with the --vkey named
+    after its origin (the trust anchor, never the manifest's key); the checkpoint it published in the
+    fleet's database must be signed by its log's key and consistent with its bundle (RFC 9162 2.1.4.2);
+    replica ids and origins must be distinct, and no bundle may be there that fleet.json does not list.
+    """
+    problems: list = []
+    warnings: list = []
+    ok_lines: list = []
+    raw = _read_bundle_file(directory, FLEET_MANIFEST)
+    if raw is None:
+        return [f"{FLEET_MANIFEST}: missing: {directory} is not a fleet bundle (govgate export --fleet)"], [], []
+    try:
+        manifest = parse_json(raw)
+    except VerifyError as err:
+        return [f"{FLEET_MANIFEST}: {err}"], [], []
+    if not isinstance(manifest, dict) or manifest.get("format") != FLEET_FORMAT:
+        found = manifest.get("format") if isinstance(manifest, dict) else None
+        return [f"{FLEET_MANIFEST}: format {found!r} is not {FLEET_FORMAT!r}"], [], []
+    listed = manifest.get("replicas")
+    if not isinstance(listed, list) or not listed:
+        return [f"{FLEET_MANIFEST}: replicas is not a non-empty list"], [], []
+    replicas: list = []
+    for at, item in enumerate(listed):
+        replica = _fleet_replica(item, at, problems)
+        if replica is None:
+            continue
+        twin = next((r for r in replicas if r.replica_id == replica.replica_id), None)
+        if twin is not None:
+            problems.append(f"replica {replica.replica_id}: listed twice in {FLEET_MANIFEST}")
+            continue
+        twin = next((r for r in replicas if r.origin == replica.origin), None)
+        if twin is not None:
+            problems.append(
+                f"replica {replica.replica_id}: its log's origin {replica.origin!r} is replica {twin.replica_id}'s too: "
+                "each replica signs its own log, under its own name"
+            )
+            continue
+        replicas.append(replica)
+    replicas_dir = os.path.join(directory, FLEET_REPLICAS)
+    present = sorted(os.listdir(replicas_dir)) if os.path.isdir(replicas_dir) else []
+    listed_ids = {item.get("replica_id") for item in listed if isinstance(item, dict)}
+    for name in present:
+        if name not in listed_ids:
+            problems.append(f"{FLEET_REPLICAS}/{name}: a bundle that {FLEET_MANIFEST} does not list")
+    origins = {r.origin for r in replicas}
+    for vkey in vkeys:
+        if vkey.name not in origins:
+            warnings.append(f"note: --vkey {vkey.label()} names no replica's log in {FLEET_MANIFEST}")
+    for replica in replicas:
+        label = f"replica {replica.replica_id}"
+        sub = os.path.join(replicas_dir, replica.replica_id)
+        if not os.path.isdir(sub):
+            problems.append(f"{label}: missing: no {FLEET_REPLICAS}/{replica.replica_id} in the fleet bundle")
+            continue
+        vkey = next((k for k in vkeys if k.name == replica.origin), None)
+        if vkey is None:
+            problems.append(
+                f"{label}: no --vkey given for its log {replica.origin!r}: pass the replica's first verifier key "
+                "(govgate vkey on the replica, checked with its operator)"
+            )
+            continue
+        check = BundleCheck(vkey, sub, None, jobs=jobs)
+        try:
+            check.run()
+            bundle_problems = list(check.problems())
+            keys = [vkey] + [k for k in check.keys if k != vkey]
+            bundle_ok = check.ok_line
+            warnings.extend(f"{label}: {line}" for line in check.warnings)
+        finally:
+            check.close()
+        problems.extend(f"{label}: {problem}" for problem in bundle_problems)
+        try:
+            bundle = _open_checkpoint_any(_read(os.path.join(sub, "checkpoint.txt")), keys, "checkpoint.txt")
+        except (VerifyError, UsageError, UnicodeDecodeError):
+            bundle = None  # the bundle check said why
+        if bundle is not None and bundle.size != replica.size:
+            problems.append(f"{label}: fleet.json says its bundle is of size {replica.size}, its checkpoint says {bundle.size}")
+        if _fleet_published(replica, keys, bundle, problems) and not bundle_problems:
+            ok_lines.append(
+                f"OK replica {replica.replica_id}: {bundle_ok}; consistent with the checkpoint it published "
+                f"at {replica.published_at} (size {replica.published_size})"
+            )
+    if not problems:
+        ok_lines.append(
+            f"OK fleet: {len(replicas)} replicas, each log verified and consistent with the checkpoint it published"
+        )
+    return problems, warnings, ok_lines
+
+
+def cmd_fleet(args) -> int:
+    vkeys = [_read_vkey(value) for value in args.vkey]
+    for at, vkey in enumerate(vkeys):
+        if any(other.name == vkey.name for other in vkeys[:at]):
+            raise UsageError(f"two --vkey name the log {vkey.name!r}: give each replica's first key once")
+    if not os.path.isdir(args.dir):
+        raise UsageError(f"{args.dir} is not a directory")
+    problems, warnings, ok_lines = verify_fleet(args.dir, vkeys, args.jobs)
+    for line in warnings:
+        print(line)
+    return _report(problems, "\n".join(ok_lines))
+
+
 def _witness_arguments(p, required: bool = False) -> None:
     p.add_argument(
         "--witness",
@@ -6417,6 +6622,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _witness_arguments(p)
     p.set_defaults(func=cmd_bundle)
+
+    p = sub.add_parser(
+        "fleet",
+        help="verify a fleet bundle (govgate export --fleet): every replica's bundle, each consistent with the "
+        "checkpoint it published",
+    )
+    p.add_argument(
+        "--vkey",
+        required=True,
+        action="append",
+        metavar="VKEY",
+        help="a replica's first verifier key (or @FILE), named after its log's origin; repeat for every replica",
+    )
+    p.add_argument("dir", metavar="DIR", help="the fleet bundle directory (fleet.json, replicas/ID/)")
+    p.add_argument("--jobs", type=_jobs, default=1, metavar="N", help="as for bundle, for each replica's bundle")
+    p.set_defaults(func=cmd_fleet)
 
     p = sub.add_parser(
         "cosigned", help="check a cosigned checkpoint (GET /ledger/checkpoint/cosigned) against a witness policy"

@@ -3695,3 +3695,224 @@ class RiskEntryTests(unittest.TestCase):
         # A second breach while the first is open.
         found = self.problems(register, breach, self.transition("risk_indicator_breached", 1.0))
         self.assertIn("the indicator's breach at seq 1 is not recovered yet", found[0])
+
+
+FLEET_ORIGIN = "govgate.example/fleet"
+PUBLISHED_AT = "2026-12-07T08:00:00.000Z"
+
+
+class FleetTests(unittest.TestCase):
+    """fleet: a fleet bundle (govgate export --fleet, docs/audit-format.md section 8.5)."""
+
+    SEEDS = {"r1": SEED, "r2": OTHER_SEED, "r3": THIRD_SEED}
+
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.addCleanup(self.tmp.cleanup)
+        self.count = 0
+
+    def vkey(self, rid: str) -> str:
+        return vkey_for(self.SEEDS[rid], f"{FLEET_ORIGIN}/{rid}")
+
+    def fleet(self, sizes=None, published_notes=None, rotate_at=None) -> tuple[str, dict]:
+        """A fleet bundle: per replica (published size, bundle size); returns (dir, fleet.json).
+
+        With `rotate_at`, r1's log rotates its key (to THIRD_SEED's) at that seq.
+        """
+        sizes = sizes or {"r1": (4, 9), "r2": (7, 7)}
+        self.count += 1
+        d = os.path.join(self.tmp.name, f"fleet{self.count}")
+        os.makedirs(os.path.join(d, "replicas"))
+        records = []
+        for rid, (published, size) in sizes.items():
+            origin, seed = f"{FLEET_ORIGIN}/{rid}", self.SEEDS[rid]
+            rotations, signer = None, lambda n: seed
+            if rotate_at is not None and rid == "r1":
+                rotations = {rotate_at: (vkey_for(seed, origin), vkey_for(THIRD_SEED, origin))}
+                # The rotation's own batch (size rotate_at + 1) is under the old key.
+                signer = lambda n: seed if n <= rotate_at + 1 else THIRD_SEED  # noqa: E731
+            entries = build_entries(size, origin, rotations)
+            leaves = [t_leaf(e) for e in entries]
+            sub = os.path.join(d, "replicas", rid)
+            os.mkdir(sub)
+            manifest = {
+                "format": "govgate-bundle/1", "origin": origin, "vkey": self.vkey(rid),
+                "from": 0, "to": size, "prefix": [], "payloads": False,
+            }
+            files = {
+                "manifest.json": json.dumps(manifest).encode(),
+                "entries.jsonl": b"".join(e + b"\n" for e in entries),
+                "checkpoint.txt": signed_checkpoint(signer(size), size, t_mth(leaves), origin),
+            }
+            for name, data in files.items():
+                with open(os.path.join(sub, name), "wb") as f:
+                    f.write(data)
+            note = (published_notes or {}).get(rid) or signed_checkpoint(
+                signer(published), published, t_mth(leaves[:published]), origin
+            )
+            records.append({
+                "replica_id": rid, "origin": origin, "vkey": self.vkey(rid), "bundle": f"replicas/{rid}",
+                "size": size,
+                "published": {"size": published, "note": note.decode(), "published_at": PUBLISHED_AT},
+                "consistency": [b64(x) for x in t_subproof(published, leaves, True)],
+            })
+        fleet = {"format": "govgate-fleet/1", "exported_at": PUBLISHED_AT, "replicas": records}
+        self.write_manifest(d, fleet)
+        return d, fleet
+
+    @staticmethod
+    def write_manifest(d: str, fleet: dict) -> None:
+        with open(os.path.join(d, "fleet.json"), "w", encoding="utf-8") as f:
+            json.dump(fleet, f)
+
+    def run_fleet(self, d: str, rids=("r1", "r2")):
+        args = []
+        for rid in rids:
+            args += ["--vkey", self.vkey(rid)]
+        return run("fleet", *args, d)
+
+    def assertFails(self, d: str, expected: list, rids=("r1", "r2")):
+        rc, out, err = self.run_fleet(d, rids)
+        self.assertEqual(rc, 1, out + err)
+        self.assertEqual(fail_lines(out), expected)
+
+    def test_a_fleet_verifies_replica_by_replica(self):
+        d, _ = self.fleet()
+        rc, out, err = self.run_fleet(d)
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(
+            out,
+            f"OK replica r1: OK bundle origin={FLEET_ORIGIN}/r1 from=0 to=9 payloads=0 signatures=0 rotations=0; "
+            f"consistent with the checkpoint it published at {PUBLISHED_AT} (size 4)\n"
+            f"OK replica r2: OK bundle origin={FLEET_ORIGIN}/r2 from=0 to=7 payloads=0 signatures=0 rotations=0; "
+            f"consistent with the checkpoint it published at {PUBLISHED_AT} (size 7)\n"
+            "OK fleet: 2 replicas, each log verified and consistent with the checkpoint it published\n",
+        )
+        # Every published size against every bundle size.
+        for published in range(1, 6):
+            for size in range(published, 6):
+                with self.subTest(published=published, size=size):
+                    d, _ = self.fleet({"r1": (published, size)})
+                    problems, _, _ = gv.verify_fleet(d, [gv.parse_vkey(self.vkey("r1"))])
+                    self.assertEqual(problems, [])
+
+    def test_a_checkpoint_published_after_a_key_rotation_is_opened_with_the_new_key(self):
+        d, _ = self.fleet({"r1": (8, 9)}, rotate_at=5)
+        rc, out, err = self.run_fleet(d, ("r1",))
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("rotations=1; consistent with the checkpoint it published", out)
+        # The same checkpoint signed by a key the log never named: refused.
+        origin = f"{FLEET_ORIGIN}/r1"
+        leaves = [t_leaf(e) for e in build_entries(9, origin, {5: (self.vkey("r1"), vkey_for(THIRD_SEED, origin))})]
+        foreign = signed_checkpoint(OTHER_SEED, 8, t_mth(leaves[:8]), origin)
+        d, _ = self.fleet({"r1": (8, 9)}, rotate_at=5, published_notes={"r1": foreign})
+        rc, out, _ = self.run_fleet(d, ("r1",))
+        self.assertEqual(rc, 1)
+        fails = fail_lines(out)
+        self.assertEqual(len(fails), 1, out)
+        self.assertTrue(fails[0].startswith("FAIL replica r1: the checkpoint it published is not signed by the log's key"))
+
+    def test_a_missing_replica_is_named(self):
+        d, _ = self.fleet()
+        shutil.rmtree(os.path.join(d, "replicas", "r2"))
+        self.assertFails(d, ["FAIL replica r2: missing: no replicas/r2 in the fleet bundle"])
+
+    def test_a_bundle_the_manifest_does_not_list_fails(self):
+        d, fleet = self.fleet()
+        fleet["replicas"].pop()
+        self.write_manifest(d, fleet)
+        self.assertFails(d, ["FAIL replicas/r2: a bundle that fleet.json does not list"])
+
+    def test_a_published_checkpoint_of_another_history_is_not_consistent(self):
+        # r1 published a checkpoint of size 4 over other entries, signed by its own key: a fork.
+        other = [t_leaf(e) for e in build_entries(4, f"{FLEET_ORIGIN}/other")]
+        forked = signed_checkpoint(SEED, 4, t_mth(other), f"{FLEET_ORIGIN}/r1")
+        d, _ = self.fleet(published_notes={"r1": forked})
+        rc, out, _ = self.run_fleet(d)
+        self.assertEqual(rc, 1)
+        fails = fail_lines(out)
+        self.assertEqual(len(fails), 1, out)
+        self.assertTrue(
+            fails[0].startswith(
+                "FAIL replica r1: the checkpoint it published (size 4) and its bundle's (size 9) are not consistent: "
+            ),
+            fails,
+        )
+
+    def test_a_published_checkpoint_signed_by_another_key_fails(self):
+        leaves = [t_leaf(e) for e in build_entries(4, f"{FLEET_ORIGIN}/r1")]
+        foreign = signed_checkpoint(THIRD_SEED, 4, t_mth(leaves), f"{FLEET_ORIGIN}/r1")
+        d, _ = self.fleet(published_notes={"r1": foreign})
+        rc, out, _ = self.run_fleet(d)
+        self.assertEqual(rc, 1)
+        fails = fail_lines(out)
+        self.assertEqual(len(fails), 1, out)
+        self.assertTrue(
+            fails[0].startswith("FAIL replica r1: the checkpoint it published is not signed by the log's key"), fails
+        )
+
+    def test_a_bundle_smaller_than_its_published_checkpoint_fails(self):
+        d, fleet = self.fleet({"r1": (4, 9)})
+        # The replica published size 9 (its bundle holds 4): a rolled-back or replaced store.
+        leaves = [t_leaf(e) for e in build_entries(9, f"{FLEET_ORIGIN}/r1")]
+        shutil.rmtree(os.path.join(d, "replicas", "r1"))
+        small, _ = self.fleet({"r1": (4, 4)})
+        shutil.copytree(os.path.join(small, "replicas", "r1"), os.path.join(d, "replicas", "r1"))
+        record = fleet["replicas"][0]
+        record["size"] = 4
+        record["published"] = {
+            "size": 9, "note": signed_checkpoint(SEED, 9, t_mth(leaves), f"{FLEET_ORIGIN}/r1").decode(),
+            "published_at": PUBLISHED_AT,
+        }
+        self.write_manifest(d, fleet)
+        self.assertFails(
+            d,
+            ["FAIL replica r1: its bundle holds 4 entries, fewer than the checkpoint it published (size 9): "
+             "the bundle is not of the log it published"],
+            rids=("r1",),
+        )
+
+    def test_an_altered_entry_in_a_replicas_bundle_is_named_with_the_replica(self):
+        d, _ = self.fleet()
+        path = os.path.join(d, "replicas", "r2", "entries.jsonl")
+        with open(path, "rb") as f:
+            data = f.read()
+        with open(path, "wb") as f:
+            f.write(data.replace(b'"caller":"alice"', b'"caller":"alicf"', 1))
+        rc, out, _ = self.run_fleet(d)
+        self.assertEqual(rc, 1)
+        fails = fail_lines(out)
+        self.assertTrue(fails and all(line.startswith("FAIL replica r2: ") for line in fails), out)
+
+    def test_replicas_must_have_distinct_ids_and_origins_and_a_vkey_each(self):
+        d, fleet = self.fleet()
+        fleet["replicas"][1]["origin"] = f"{FLEET_ORIGIN}/r1"
+        self.write_manifest(d, fleet)
+        rc, out, _ = self.run_fleet(d)
+        self.assertIn(
+            f"FAIL replica r2: its log's origin '{FLEET_ORIGIN}/r1' is replica r1's too: each replica signs its own "
+            "log, under its own name",
+            fail_lines(out),
+        )
+        d, fleet = self.fleet()
+        fleet["replicas"].append(dict(fleet["replicas"][0]))
+        self.write_manifest(d, fleet)
+        rc, out, _ = self.run_fleet(d)
+        self.assertEqual(fail_lines(out), ["FAIL replica r1: listed twice in fleet.json"])
+        d, _ = self.fleet()
+        self.assertFails(
+            d,
+            [f"FAIL replica r2: no --vkey given for its log '{FLEET_ORIGIN}/r2': pass the replica's first verifier "
+             "key (govgate vkey on the replica, checked with its operator)"],
+            rids=("r1",),
+        )
+
+    def test_not_a_fleet_bundle(self):
+        d, _ = self.fleet()
+        os.remove(os.path.join(d, "fleet.json"))
+        rc, out, _ = self.run_fleet(d)
+        self.assertEqual(rc, 1)
+        self.assertEqual(fail_lines(out), [f"FAIL fleet.json: missing: {d} is not a fleet bundle (govgate export --fleet)"])
+        rc, _, err = run("fleet", "--vkey", self.vkey("r1"), "--vkey", self.vkey("r1"), d)
+        self.assertEqual(rc, 2)
+        self.assertIn("two --vkey name the log", err)

@@ -62,7 +62,8 @@ pub(super) fn vkey(
                 Some(key) => read_key(key)?,
                 None => config.ledger.signing_key.clone(),
             };
-            verifier_key(&signing_key, origin.unwrap_or(&config.ledger.origin))?
+            let configured = replica_origin(&config, &signing_key);
+            verifier_key(&signing_key, origin.unwrap_or(&configured))?
         }
     };
     match out {
@@ -86,6 +87,23 @@ fn read_key(path: &Path) -> anyhow::Result<SigningKey> {
             path.display()
         ))
     })
+}
+
+/// The configured origin; with `[cluster]`, the replica's log name
+/// (`cluster::origin`), read without the store (a running gateway holds
+/// it): the configured origin itself when the key's history record says
+/// it signs for that name.
+fn replica_origin(config: &crate::config::OfflineConfig, key: &SigningKey) -> String {
+    let Some(replica_id) = &config.replica_id else {
+        return config.ledger.origin.clone();
+    };
+    let record_path = crate::ledger::history::record_path(&config.ledger.key_file);
+    let stored = crate::ledger::history::load(&record_path)
+        .ok()
+        .flatten()
+        .filter(|record| record.is_of_key(&key.verifying_key().to_bytes()))
+        .map(|record| record.origin);
+    crate::cluster::origin::replica_origin(&config.ledger.origin, replica_id, stored.as_deref())
 }
 
 fn verifier_key(key: &SigningKey, origin: &str) -> anyhow::Result<String> {

@@ -35,14 +35,15 @@ impl Source<'_> {
     ) -> anyhow::Result<(SledStore, NoteVerifier)> {
         match self {
             Source::Config(path) => {
-                let config = super::load_offline_config(path)?;
+                let mut config = super::load_offline_config(path)?;
+                let whence = format!("server.data_dir of {}", config.source);
+                let store = open_ledger(&config.data_dir, &whence, tail)?;
+                settle_origin(&mut config, &store)?;
                 let verifier = NoteVerifier::new(
                     &config.ledger.origin,
                     config.ledger.signing_key.verifying_key(),
                 )
                 .map_err(|err| anyhow::anyhow!("ledger.origin: {err}"))?;
-                let whence = format!("server.data_dir of {}", config.source);
-                let store = open_ledger(&config.data_dir, &whence, tail)?;
                 Ok((store, verifier))
             }
             Source::Dir { data_dir, vkey } => {
@@ -52,6 +53,24 @@ impl Source<'_> {
             }
         }
     }
+}
+
+/// With `[cluster]`, names the ledger as the running replica does
+/// (`cluster::origin`): `<ledger.origin>/<replica_id>`, or `ledger.origin`
+/// itself when the store's log has that name.
+pub(super) fn settle_origin(
+    config: &mut OfflineConfig,
+    store: &dyn crate::ledger::store::LedgerStore,
+) -> anyhow::Result<()> {
+    if let Some(replica_id) = &config.replica_id {
+        let stored = crate::cluster::origin::stored_origin(store)?;
+        config.ledger.origin = crate::cluster::origin::replica_origin(
+            &config.ledger.origin,
+            replica_id,
+            stored.as_deref(),
+        );
+    }
+    Ok(())
 }
 
 /// The page cache of a store opened by an offline command: these read the
@@ -149,7 +168,7 @@ pub(super) fn append_offline(
 }
 
 pub(super) fn rotate_key(path: &std::path::Path, new_key: &std::path::Path) -> anyhow::Result<()> {
-    let config = super::load_offline_config(path)?;
+    let mut config = super::load_offline_config(path)?;
     let pem = std::fs::read_to_string(new_key)
         .with_context(|| format!("reading {}", new_key.display()))?;
     let new = crate::config::keyfile::decode_pem(&pem).map_err(|_| {
@@ -158,6 +177,9 @@ pub(super) fn rotate_key(path: &std::path::Path, new_key: &std::path::Path) -> a
             new_key.display()
         )
     })?;
+    let whence = format!("server.data_dir of {}", config.source);
+    let store = open_ledger(&config.data_dir, &whence, crate::ledger::wal::Tail::Cut)?;
+    settle_origin(&mut config, &store)?;
     let origin = &config.ledger.origin;
     let old_vkey = NoteVerifier::new(origin, config.ledger.signing_key.verifying_key())
         .map_err(|err| anyhow::anyhow!("{err}"))?
@@ -166,8 +188,6 @@ pub(super) fn rotate_key(path: &std::path::Path, new_key: &std::path::Path) -> a
         .map_err(|err| anyhow::anyhow!("{err}"))?
         .vkey();
     anyhow::ensure!(old_vkey != new_vkey, "the new key is the current key");
-    let whence = format!("server.data_dir of {}", config.source);
-    let store = open_ledger(&config.data_dir, &whence, crate::ledger::wal::Tail::Cut)?;
     let seq = append_offline(
         &config,
         std::sync::Arc::new(store),
@@ -189,7 +209,7 @@ pub(super) fn rotate_key(path: &std::path::Path, new_key: &std::path::Path) -> a
 pub(super) fn erase(path: &Path, asked: &super::erase::Asked, quiet: bool) -> anyhow::Result<()> {
     use crate::ledger::entry::EntryBody;
     use crate::ledger::store::LedgerStore;
-    let config = super::load_offline_config(path)?;
+    let mut config = super::load_offline_config(path)?;
     let selection = super::erase::offline_selection(asked, &config)?;
     let whence = format!("server.data_dir of {}", config.source);
     let tail = if asked.dry_run {
@@ -198,6 +218,7 @@ pub(super) fn erase(path: &Path, asked: &super::erase::Asked, quiet: bool) -> an
         crate::ledger::wal::Tail::Cut
     };
     let store = open_ledger(&config.data_dir, &whence, tail)?;
+    settle_origin(&mut config, &store)?;
     let store = std::sync::Arc::new(store);
     let mut progress = super::progress::Progress::new("searching the ledger", quiet)?;
     // Offline there is no request to keep short: every selected decision.

@@ -7,6 +7,8 @@
 mod admin_client;
 mod demo;
 mod erase;
+mod fleet_export;
+mod fleet_verify;
 mod keys;
 mod kpis;
 mod ledger;
@@ -144,12 +146,20 @@ enum Command {
         /// entry. Needs --vkey, the log's first key.
         #[arg(long, value_name = "DIR", requires = "vkey", conflicts_with_all = ["bundle", "data_dir", "chunk", "witness"])]
         report: Option<PathBuf>,
+        /// Verify this fleet bundle (from `govgate export --fleet`) instead:
+        /// every replica's bundle, each consistent with the checkpoint it
+        /// published. Needs a --vkey for every replica: its log's first
+        /// key, named after its log.
+        #[arg(long, value_name = "DIR", requires = "vkey",
+              conflicts_with_all = ["bundle", "data_dir", "report", "chunk", "witness", "current_vkey", "jobs"])]
+        fleet: Option<PathBuf>,
         /// A verifier key (name+keyid+base64, or @FILE holding it), from the
         /// log's owner. With --bundle: the log's first key (the bundle's
         /// manifest names a key too, but it is never trusted, only compared).
         /// With --data-dir: the log's current key, as `govgate vkey` prints it.
+        /// With --fleet: one per replica (repeat it).
         #[arg(long, value_name = "VKEY")]
-        vkey: Option<String>,
+        vkey: Vec<String>,
         /// The key in force at the bundle's `from`, when the log rotated its
         /// key before it (default: --vkey).
         #[arg(long, value_name = "VKEY", requires = "bundle")]
@@ -216,6 +226,20 @@ enum Command {
         /// be carried out.
         #[arg(long, value_name = "URL", conflicts_with_all = ["data_dir", "vkey"])]
         admin_url: Option<String>,
+        /// A fleet bundle (docs/fleet.md, "Auditing a fleet"): every
+        /// replica's whole log from its admin API, with the checkpoint each
+        /// published in the `[cluster]` database of --config and the
+        /// consistency proof to it. Needs a --replica for every replica
+        /// that published one (token from GOVGATE_TOKEN).
+        #[arg(long, requires = "replica",
+              conflicts_with_all = ["data_dir", "vkey", "admin_url", "from", "to", "since", "until",
+                                    "model", "chunk_entries", "compress"])]
+        fleet: bool,
+        /// With --fleet: a replica's id and its admin API (repeat for
+        /// each replica), e.g. `gw-1=http://10.0.0.5:9090`.
+        #[arg(long, value_name = "ID=ADMIN_URL", requires = "fleet",
+              value_parser = fleet_export::parse_replica)]
+        replica: Vec<fleet_export::ReplicaUrl>,
         /// First seq to export.
         #[arg(long, default_value_t = 0)]
         from: u64,
@@ -413,6 +437,7 @@ pub fn main() -> ExitCode {
             data_dir,
             bundle,
             report,
+            fleet,
             vkey,
             current_vkey,
             jobs,
@@ -425,6 +450,18 @@ pub fn main() -> ExitCode {
             if let Some(admin_url) = admin_url {
                 return online::verify(&admin_url, quiet);
             }
+            if let Some(fleet) = fleet {
+                // Each replica's bundle on every core, as --bundle's default.
+                return fleet_verify::verify(&fleet, &vkey, 0);
+            }
+            if vkey.len() > 1 {
+                eprintln!(
+                    "govgate: error: --vkey is given {} times; only --fleet takes one per replica",
+                    vkey.len()
+                );
+                return ExitCode::from(2);
+            }
+            let vkey = vkey.into_iter().next();
             if let (Some(dir), Some(vkey)) = (&report, &vkey) {
                 return report::verify(dir, vkey, current_vkey.as_deref());
             }
@@ -516,6 +553,8 @@ pub fn main() -> ExitCode {
             ledger,
             out,
             admin_url,
+            fleet,
+            replica,
             from,
             to,
             since,
@@ -527,6 +566,9 @@ pub fn main() -> ExitCode {
             chunk_entries,
             compress,
         } => {
+            if fleet {
+                return fleet_export::export(&ledger.config.path, &replica, &out, payloads, quiet);
+            }
             let chunks = (chunk_entries.is_some() || compress.is_some()).then(|| {
                 crate::ledger::export::Chunking {
                     entries: chunk_entries.unwrap_or(crate::ledger::export::DEFAULT_CHUNK_ENTRIES),

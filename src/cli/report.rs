@@ -87,20 +87,18 @@ pub(super) fn run(args: &ReportArgs) -> anyhow::Result<()> {
     if let (Some(bundle), Some(vkey)) = (&args.bundle, &args.vkey) {
         return from_bundle(args, bundle, vkey);
     }
-    let config = super::load_offline_config(&args.config.path)?;
+    let mut config = super::load_offline_config(&args.config.path)?;
     let period = Period::new(&args.from, &args.to).map_err(|err| super::usage(err.to_string()))?;
     let controls = control_map(args.control_map.as_deref())?;
+    let whence = format!("server.data_dir of {}", config.source);
+    let store = open_ledger(&config.data_dir, &whence, crate::ledger::wal::Tail::Cut)?;
+    super::ledger::settle_origin(&mut config, &store)?;
+    let store = std::sync::Arc::new(store);
     let verifier = crate::ledger::checkpoint::NoteVerifier::new(
         &config.ledger.origin,
         config.ledger.signing_key.verifying_key(),
     )
     .map_err(|err| anyhow::anyhow!("ledger.origin: {err}"))?;
-    let whence = format!("server.data_dir of {}", config.source);
-    let store = std::sync::Arc::new(open_ledger(
-        &config.data_dir,
-        &whence,
-        crate::ledger::wal::Tail::Cut,
-    )?);
     let staging = super::staging::Staging::begin(&args.out)?;
     let made = make(
         args,

@@ -5,10 +5,13 @@
 //! ([`schema::migrate`], under an advisory lock) and claims its replica
 //! id ([`replica::claim`]): a second gateway started with the same id
 //! refuses to run. While it runs it renews the claim; at shutdown it
-//! gives it up. The request path never waits on the database.
+//! gives it up. The request path never waits on the database. Each
+//! replica signs its own log, named `<ledger.origin>/<replica_id>`
+//! ([`origin`]).
 
 pub mod checkpoints;
 pub mod control;
+pub mod origin;
 pub mod replica;
 pub mod reviews;
 pub mod schema;

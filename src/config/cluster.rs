@@ -23,7 +23,7 @@ pub(crate) struct RawCluster {
     /// `url = { env = "NAME" }` or `{ file = "path" }`: the PostgreSQL
     /// connection string, never in the file itself.
     url: super::admin_jwt::RawSecret,
-    replica_id: String,
+    pub(super) replica_id: String,
     #[serde(default = "default_lease_secs")]
     lease_secs: u64,
     #[serde(default = "default_max_staleness_secs")]

@@ -40,7 +40,7 @@ pub use cluster::{ClusterConfig, DatabaseUrl};
 pub use http_version::{Http2Settings, UpstreamHttp};
 pub use jwt::{JwksSource, JwksUrl, JwtConfig, MAX_JWKS_BYTES, parse_jwks};
 pub use kpi::{ATTRIBUTE_HEADER_PREFIX, FeatureKind, KpiConfig, KpiField, OutcomeRule, Source};
-pub use offline::OfflineConfig;
+pub use offline::{OfflineConfig, load_cluster};
 pub use rate::{RateLimit, RateLimits};
 pub use retention::{PayloadRetention, RetentionConfig};
 pub use review::{OnPolicyError, OnTimeout, ReviewConfig, TimeoutRule};

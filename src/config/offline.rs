@@ -16,8 +16,12 @@ pub struct OfflineConfig {
     /// The gateway's data directory (`server.data_dir`): the ledger is in
     /// its `ledger` subdirectory.
     pub data_dir: PathBuf,
-    /// The ledger's origin, key and settings.
+    /// The ledger's origin, key and settings. With `[cluster]` the
+    /// replica's log is named after it too (`cluster::origin`): the
+    /// command settles `ledger.origin` once it has opened the store.
     pub ledger: LedgerConfig,
+    /// `cluster.replica_id`, when the gateway is a replica of a fleet.
+    pub replica_id: Option<String>,
 }
 
 impl OfflineConfig {
@@ -42,4 +46,20 @@ impl OfflineConfig {
         let env = Environment::fixed(Default::default(), base_dir);
         validate::check_offline(raw, file, &env)
     }
+}
+
+/// `[cluster]` of the file at `path`, its URL resolved from the process
+/// environment or its file, for `govgate export --fleet`, which reads the
+/// replicas' published checkpoints; `None` without the table. The rest of
+/// the file is parsed (a typo is still an error), not checked.
+pub fn load_cluster(path: &Path) -> Result<Option<super::ClusterConfig>, ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|err| ConfigError {
+        file: file.clone(),
+        key: "(file)".to_owned(),
+        message: format!("cannot read: {err}"),
+    })?;
+    let raw = validate::parse_raw(&text, &file)?;
+    let env = Environment::process(path.parent().unwrap_or(Path::new(".")));
+    super::cluster::check(&validate::Checker::for_file(&file), raw.cluster, &env)
 }

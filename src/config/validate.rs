@@ -319,6 +319,7 @@ pub(super) fn check_offline(
         source: file.to_owned(),
         data_dir: server.data_dir,
         ledger,
+        replica_id: raw.cluster.map(|cluster| cluster.replica_id),
     })
 }
 

@@ -133,6 +133,10 @@ pub struct BundleReport {
     pub signatures: u64,
     /// `key_rotated` entries followed.
     pub rotations: u64,
+    /// The log's keys the bundle proves: the key in force at `from`, then
+    /// each rotation's new key (what may sign one of the log's
+    /// checkpoints in the range, e.g. one published elsewhere).
+    pub keys: Vec<NoteVerifier>,
     /// The sparse form's filter, as the manifest states it (`model=...`).
     pub filter: Option<String>,
     /// Things worth saying that do not fail the bundle.
@@ -466,6 +470,7 @@ fn contiguous(
         payloads: 0,
         signatures: 0,
         rotations: schedule.count(),
+        keys: schedule.keys().cloned().collect(),
         filter: None,
         warnings: Vec::new(),
         open_streams: Vec::new(),

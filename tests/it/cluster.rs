@@ -90,7 +90,8 @@ async fn replicas_migrate_once_and_a_replica_id_is_held_by_one_running_gateway()
         .collect();
     assert_eq!(held, vec![("r1".into(), false), ("r2".into(), false)]);
 
-    // Each replica publishes its latest signed checkpoint.
+    // Each replica publishes its latest signed checkpoint, of its own log:
+    // named `<ledger.origin>/<replica_id>`.
     let (mut published, mut served) = (String::new(), String::new());
     for _ in 0..50 {
         served = crate::support::send(
@@ -120,7 +121,8 @@ async fn replicas_migrate_once_and_a_replica_id_is_held_by_one_running_gateway()
         "r1's checkpoint as its admin listener serves it"
     );
     assert!(
-        published.starts_with(&format!("{TEST_ORIGIN}\n")) && published.contains("\n\u{2014} "),
+        published.starts_with(&format!("{TEST_ORIGIN}/r1\n"))
+            && published.contains(&format!("\n\u{2014} {TEST_ORIGIN}/r1 ")),
         "{published:?}"
     );
 

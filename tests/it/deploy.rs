@@ -58,21 +58,21 @@ fn deploy_configurations_pass_the_gateways_own_checks() {
         (
             "deploy/systemd/govgate.toml",
             read("deploy/systemd/govgate.toml"),
-            "govgate.example.com/gw-1",
+            "govgate.example.com",
             "gw-1",
             "127.0.0.1:9090",
         ),
         (
             "deploy/kubernetes/govgate.toml",
             kubernetes_config("govgate-0"),
-            "govgate.example.com/govgate-0",
+            "govgate.example.com",
             "govgate-0",
             "0.0.0.0:9090",
         ),
     ];
     for (name, text, origin, replica, admin) in examples {
         let dir = tempfile::tempdir().unwrap();
-        let text = with_data_dir(&text, dir.path(), origin);
+        let text = with_data_dir(&text, dir.path(), &format!("{origin}/{replica}"));
         let config = Config::parse(&text, name, &Environment::fixed(secrets(), dir.path()))
             .unwrap_or_else(|err| panic!("{name}: {err}"));
         assert_eq!(
@@ -188,6 +188,15 @@ async fn kubernetes_configuration_serves_ready_replicas_named_after_their_pods()
             assert_eq!(reply.status(), 200, "{admin}{path}");
             assert_eq!(reply.text().await.unwrap(), body, "{admin}{path}");
         }
+    }
+    // Each pod's log is named after it.
+    for (admin, pod) in [(&admin0, "govgate-0"), (&admin1, "govgate-1")] {
+        let note = http.get(format!("{admin}/ledger/checkpoint")).send().await.unwrap();
+        let note = note.text().await.unwrap();
+        assert!(
+            note.starts_with(&format!("govgate.example.com/{pod}\n")),
+            "{note}"
+        );
     }
     let db = postgres.client().await;
     let replicas: Vec<String> = db

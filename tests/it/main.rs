@@ -30,6 +30,7 @@ mod export;
 mod export_scale;
 mod failclosed;
 mod fleet;
+mod fleet_bundle;
 mod fleet_policies;
 mod fleet_reviews;
 mod full_disk;

@@ -510,6 +510,7 @@ fn combine(shared: &Shared<'_>, dones: Vec<Done>) -> Option<(BundleReport, KeySc
         payloads,
         signatures,
         rotations: schedule.count(),
+        keys: schedule.keys().cloned().collect(),
         filter: None,
         warnings: Vec::new(),
         open_streams: open.into_keys().collect(),

@@ -129,6 +129,7 @@ pub(super) fn check(
         payloads: 0,
         signatures: 0,
         rotations: schedule.count(),
+        keys: schedule.keys().cloned().collect(),
         filter: Some(filter.describe()),
         warnings: Vec::new(),
         open_streams: Vec::new(),

@@ -712,6 +712,7 @@ fn pass(
         payloads: payloads.map_or(0, |side| side.read),
         signatures: signatures.map_or(0, |side| side.read),
         rotations: schedule.count(),
+        keys: schedule.keys().cloned().collect(),
         filter: Some(ready.describe.clone()),
         warnings: Vec::new(),
         open_streams: streams.open.into_keys().collect(),

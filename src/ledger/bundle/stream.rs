@@ -582,6 +582,7 @@ fn pass(
         payloads,
         signatures,
         rotations: finished.schedule.count(),
+        keys: finished.schedule.keys().cloned().collect(),
         filter: None,
         warnings: Vec::new(),
         open_streams: finished.open_streams,
