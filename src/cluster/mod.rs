@@ -9,6 +9,7 @@
 
 pub mod checkpoints;
 pub mod control;
+pub mod kpi_feed;
 pub mod replica;
 pub mod schema;
 

@@ -60,6 +60,7 @@ mod error;
 mod extract;
 mod fairness;
 mod fairness_window;
+mod fleet;
 mod feedback;
 mod history;
 mod reference;
@@ -74,6 +75,10 @@ mod upload;
 mod tests;
 
 pub use aggregator::{Feedback, FeedbackResult, KpiRecorder, Observation, ReferenceUpload, start};
+pub use fleet::{
+    FEED_QUEUE, FeedColumns, FeedEvent, FeedFormatError, FeedSender, KIND_LABEL, KIND_ROW, SharedLabel,
+    SharedRow, decode as decode_feed, encode_payload as encode_feed_payload, feed_channel,
+};
 pub use drift::{Ks, PSI_EPSILON, bin_index, js_distance, ks, psi, quantile, quantile_edges};
 pub use drift_window::{DriftSnapshot, DriftWindow, FeatureSnapshot};
 pub use error::KpiError;

@@ -29,6 +29,7 @@ mod export;
 mod export_scale;
 mod failclosed;
 mod fleet;
+mod fleet_kpi;
 mod full_disk;
 mod governance;
 mod grpc;

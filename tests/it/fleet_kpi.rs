@@ -1,0 +1,265 @@
+//! Fleet KPIs: the German Credit replay of tests/it/kpi_golden.rs (the
+//! KServe V2 form), sent round-robin across three replicas sharing a real
+//! PostgreSQL (a throwaway cluster), reproduces every golden value in the
+//! fleet series (`govgate_fleet_kpi_*`) of each replica, as one gateway
+//! does in its own series. Each row's label is fed back through a replica
+//! other than the one that served it. The fleet series are the same on
+//! every replica, and the replicas' own series add up to the fleet's
+//! (nothing counted twice).
+
+use crate::kpi_golden::{
+    BATCH, HALF, Model, Protocol, Sample, Scrape, ScoringUpstream, Served, assert_drift,
+    assert_fairness, credit_rows, feedback, golden, label, model_toml, models, scrape, serve,
+    wait_for_counter,
+};
+use crate::support::Gateway;
+use crate::support::governance::{admin_call, approve_declared};
+use crate::support::postgres::Postgres;
+use http::Method;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// The fleet series of `scrape` under the single gateway's names
+/// (`govgate_fleet_kpi_x` read as `govgate_kpi_x`), for the golden checks.
+fn fleet_as_single(scrape: &Scrape) -> Scrape {
+    Scrape(
+        scrape
+            .0
+            .iter()
+            .filter_map(|s| {
+                let kpi = s.name.strip_prefix("govgate_fleet_kpi_")?;
+                Some(Sample {
+                    name: format!("govgate_kpi_{kpi}"),
+                    labels: s.labels.clone(),
+                    value: s.value,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Every fleet sample of `scrape` as text, sorted: equal on every replica.
+fn fleet_samples(scrape: &Scrape) -> Vec<String> {
+    let mut samples: Vec<String> = scrape
+        .0
+        .iter()
+        .filter(|s| s.name.starts_with("govgate_fleet_kpi_"))
+        .map(|s| format!("{} {:?} {:e}", s.name, s.labels, s.value))
+        .collect();
+    samples.sort();
+    samples
+}
+
+fn replica_config(models: &str, url_file: &Path, replica_id: &str) -> String {
+    format!(
+        "{models}\n[cluster]\nurl = {{ file = \"{}\" }}\nreplica_id = \"{replica_id}\"\nlease_secs = 3\n",
+        url_file.display()
+    )
+}
+
+/// Waits until `replica` serves every model of `models` (the fleet's
+/// approvals reach it through the control log).
+async fn until_active(replica: &Gateway, models: &[Model]) {
+    for model in models {
+        let path = format!("/admin/models/{}/versions/1", model.name);
+        let mut last = String::new();
+        for _ in 0..100 {
+            let reply = admin_call(&replica.admin, Some("ops"), Method::GET, &path, "").await;
+            last = reply.text();
+            if reply.status == 200 && reply.json()["version"]["state"] == "active" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(last.contains("\"active\""), "{}: {last}", model.name);
+    }
+}
+
+/// One result per label of `body` (a batch) sent to `replica`.
+async fn results(replica: &Gateway, body: &Value) -> Vec<String> {
+    let reply = feedback(replica, body).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.json()["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["result"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
+async fn the_german_credit_replay_round_robin_across_three_replicas_reproduces_the_golden_kpis() {
+    let data = credit_rows();
+    let golden = golden();
+    let postgres = Postgres::start();
+    let urls = tempfile::tempdir().unwrap();
+    let url = urls.path().join("cluster.url");
+    std::fs::write(&url, format!("{}\n", postgres.url())).unwrap();
+    let upstream = ScoringUpstream::start(&data).await;
+    let models = models("fleet");
+    let models_toml: String = models
+        .iter()
+        .map(|model| model_toml(Protocol::KserveV2, model, &upstream.url))
+        .collect();
+    let configs: Vec<String> = ["r1", "r2", "r3"]
+        .iter()
+        .map(|id| replica_config(&models_toml, &url, id))
+        .collect();
+    let (g1, g2, g3) = tokio::join!(
+        Gateway::start_pending("", &configs[0]),
+        Gateway::start_pending("", &configs[1]),
+        Gateway::start_pending("", &configs[2])
+    );
+    let replicas = [&g1, &g2, &g3];
+    // Approved and activated once, on one replica, for the fleet.
+    approve_declared(&g1.admin, &configs[0]).await;
+    for replica in replicas {
+        until_active(replica, &models).await;
+    }
+
+    // One call at a time, round-robin: call i to replica i % 3. The first
+    // half is in every replica's fleet windows before the second is sent,
+    // as one gateway's test waits for its own counter.
+    let mut served: Vec<(usize, Served)> = Vec::new();
+    let mut call = 0;
+    for range in [0..HALF, HALF..1000] {
+        let chunks: Vec<Vec<usize>> = range
+            .clone()
+            .collect::<Vec<_>>()
+            .chunks(BATCH)
+            .map(<[usize]>::to_vec)
+            .collect();
+        for m in 0..models.len() {
+            for rows in &chunks {
+                let at = call % replicas.len();
+                call += 1;
+                let answer = serve(
+                    replicas[at],
+                    Protocol::KserveV2,
+                    &models,
+                    &data,
+                    m,
+                    rows.clone(),
+                )
+                .await;
+                served.push((at, answer));
+            }
+        }
+        for replica in replicas {
+            for model in &models {
+                wait_for_counter(
+                    replica,
+                    "govgate_fleet_kpi_rows_total",
+                    &[("model", &model.name)],
+                    range.end,
+                )
+                .await;
+            }
+        }
+    }
+
+    // Each label through the next replica: never the one that served it.
+    let mut batches: BTreeMap<usize, Vec<Value>> = BTreeMap::new();
+    for (at, s) in &served {
+        for (index, &row) in s.rows.iter().enumerate() {
+            if row >= 1000 - models[s.model].window {
+                batches
+                    .entry((at + 1) % replicas.len())
+                    .or_default()
+                    .push(label(s, index, &data));
+            }
+        }
+    }
+    for (to, labels) in &batches {
+        for chunk in labels.chunks(100) {
+            let results = results(replicas[*to], &json!({ "feedback": chunk })).await;
+            assert_eq!(results.len(), chunk.len());
+            assert!(results.iter().all(|r| r == "applied"), "{results:?}");
+        }
+    }
+    for replica in replicas {
+        for model in &models {
+            wait_for_counter(
+                replica,
+                "govgate_fleet_kpi_labels_total",
+                &[("model", &model.name)],
+                model.window,
+            )
+            .await;
+        }
+    }
+
+    // The fleet figures are the golden ones, on every replica alike.
+    let scrapes = [scrape(&g1).await, scrape(&g2).await, scrape(&g3).await];
+    let [all, last, shifted] = &models;
+    for scrape in &scrapes {
+        let fleet = fleet_as_single(scrape);
+        assert_fairness(&fleet, &all.name, &golden["fairness"]["all_rows"]);
+        assert_fairness(&fleet, &last.name, &golden["fairness"]["last_500"]);
+        assert_fairness(&fleet, &shifted.name, &golden["fairness"]["last_500"]);
+        assert_drift(&fleet, &last.name, &golden["drift"]["plain"], true);
+        assert_drift(&fleet, &shifted.name, &golden["drift"]["shifted"], true);
+        assert_eq!(
+            scrape.value(
+                "govgate_fleet_kpi_dropped_total",
+                &[("reason", "queue_full")]
+            ),
+            Some(0.0)
+        );
+    }
+    assert_eq!(fleet_samples(&scrapes[0]), fleet_samples(&scrapes[1]));
+    assert_eq!(fleet_samples(&scrapes[0]), fleet_samples(&scrapes[2]));
+
+    // Each replica's own series cover its own rows: summed, the fleet's.
+    for model in &models {
+        let rows: Vec<f64> = scrapes
+            .iter()
+            .map(|s| {
+                s.value("govgate_kpi_rows_total", &[("model", &model.name)])
+                    .unwrap()
+            })
+            .collect();
+        assert!(rows.iter().all(|&r| r > 0.0 && r < 1000.0), "{rows:?}");
+        assert_eq!(rows.iter().sum::<f64>(), 1000.0, "{}: {rows:?}", model.name);
+    }
+    for (group, g) in golden["fairness"]["all_rows"]["sex"]["groups"]
+        .as_object()
+        .unwrap()
+    {
+        let labels = [("model", all.name.as_str()), ("attribute", "sex"), ("group", group)];
+        let sum: f64 = scrapes
+            .iter()
+            .map(|s| s.value("govgate_kpi_group_rows", &labels).unwrap_or(0.0))
+            .sum();
+        assert_eq!(sum, g["count"].as_f64().unwrap(), "sex={group}");
+    }
+
+    // A second label for a row, through the third replica: the fleet
+    // keeps the first.
+    let (at, first) = &served[0];
+    let again = json!({"feedback": [label(first, 0, &data)]});
+    let third = replicas[(at + 2) % replicas.len()];
+    assert_eq!(results(third, &again).await, ["already_labeled"]);
+    let unknown = json!({"feedback": [{"decision_id": "0".repeat(32), "row": 0, "label": true}]});
+    assert_eq!(results(third, &unknown).await, ["unknown_decision"]);
+
+    // The feed holds every row and every label once.
+    let db = postgres.client().await;
+    let counts: Vec<(String, i64)> = db
+        .query(
+            "SELECT kind, count(*) FROM govgate_kpi_feed GROUP BY kind ORDER BY kind",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| (row.get(0), row.get(1)))
+        .collect();
+    assert_eq!(
+        counts,
+        vec![("label".to_owned(), 2000), ("row".to_owned(), 3000)]
+    );
+}
