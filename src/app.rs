@@ -670,6 +670,7 @@ impl App {
                     .as_ref()
                     .map(crate::kpi::KpiSnapshots::history),
                 store.clone(),
+                fleet_kpis.is_some(),
             ))
             .merge(crate::admin::verification::routes(tokens.clone(), monitor))
             .merge(crate::admin::decisions::routes(

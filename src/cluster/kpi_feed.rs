@@ -265,7 +265,9 @@ impl FeedWriter {
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, "the last rows of the fleet's KPI feed were not written")
             }
-            Err(_) => tracing::warn!("the last rows of the fleet's KPI feed were not written in time"),
+            Err(_) => {
+                tracing::warn!("the last rows of the fleet's KPI feed were not written in time")
+            }
         }
     }
 
@@ -365,7 +367,12 @@ async fn insert(
     for event in batch {
         kinds.push(event.kind());
         let (model, version, decision, index) = match event {
-            FeedEvent::Row(row) => (&row.model, row.version.as_str(), &row.decision_id, row.index),
+            FeedEvent::Row(row) => (
+                &row.model,
+                row.version.as_str(),
+                &row.decision_id,
+                row.index,
+            ),
             FeedEvent::Label(label) => (&label.model, "", &label.decision_id, label.index),
         };
         models.push(model.as_str());

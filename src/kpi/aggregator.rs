@@ -13,9 +13,9 @@ mod metrics;
 
 use super::extract::{Exchange, extract};
 use super::fairness_window::{FairnessSpec, FairnessWindow, Labeled};
+use super::fleet::{FeedEvent, FeedSender, SharedLabel, SharedRow};
 use super::reference::{CategoricalReference, NumericReference, Reference};
 use super::report::{self, KpiReport, ReferenceSource, ReferenceState};
-use super::fleet::{FeedEvent, FeedSender, SharedLabel, SharedRow};
 use super::ring::RowSeq;
 use super::{Class, DriftWindow, FeatureValue, Row};
 use crate::config::{FeatureKind, KpiConfig, ModelConfig};
@@ -81,6 +81,15 @@ impl FeedbackResult {
     }
 }
 
+/// Whose rows a report covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// This replica's (a single gateway's).
+    Replica,
+    /// The fleet's.
+    Fleet,
+}
+
 enum Message {
     Observe(Observation),
     Reference {
@@ -94,7 +103,7 @@ enum Message {
         Vec<Feedback>,
         oneshot::Sender<Vec<(Option<String>, FeedbackResult)>>,
     ),
-    Report(String, oneshot::Sender<Option<KpiReport>>),
+    Report(String, Scope, oneshot::Sender<Option<KpiReport>>),
     /// Events of the fleet's feed, in its order; answered once folded.
     Fold(Vec<FeedEvent>, oneshot::Sender<()>),
 }
@@ -184,9 +193,20 @@ impl KpiRecorder {
     /// model has no `[models.kpi]`, or the aggregator stopped). Answered
     /// in turn after every exchange handed over before.
     pub async fn report(&self, model: &str) -> Option<KpiReport> {
+        self.report_of(model, Scope::Replica).await
+    }
+
+    /// The fleet's KPIs of `model` (`[cluster]`): its windows over every
+    /// replica's rows, as far as this replica folded the fleet's feed.
+    /// `None` also without a fleet.
+    pub async fn fleet_report(&self, model: &str) -> Option<KpiReport> {
+        self.report_of(model, Scope::Fleet).await
+    }
+
+    async fn report_of(&self, model: &str, scope: Scope) -> Option<KpiReport> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Message::Report(model.to_owned(), reply))
+            .send(Message::Report(model.to_owned(), scope, reply))
             .await
             .ok()?;
         answer.await.ok().flatten()
@@ -228,8 +248,15 @@ enum Drift {
 
 /// What a decision's rows need for a late label.
 struct Recent {
-    rows: Vec<(usize, RowSeq, Vec<Option<String>>, Class)>,
+    rows: Vec<RecentRow>,
 }
+
+/// One remembered row: its index in the request, its seq in the fairness
+/// window, its groups and prediction.
+type RecentRow = (usize, RowSeq, Vec<Option<String>>, Class);
+
+/// The groups and prediction of a row a label was applied to.
+type LabeledRow = (Vec<Option<String>>, Class);
 
 struct ModelKpi {
     config: KpiConfig,
@@ -282,17 +309,23 @@ impl ModelKpi {
     /// Labels are joined for the rows of the last `2 x window` rows'
     /// decisions (and at most `2 x window` decisions). An answer without a
     /// row is not kept: there is nothing to label.
-    fn remember(
-        &mut self,
-        decision_id: String,
-        rows: Vec<(usize, RowSeq, Vec<Option<String>>, Class)>,
-    ) {
+    fn remember(&mut self, decision_id: String, rows: Vec<RecentRow>) {
         if rows.is_empty() {
             return;
         }
         let n = rows.len();
-        self.recent.insert(decision_id.clone(), Recent { rows });
-        self.order.push_back((decision_id, n));
+        match (self.recent.get_mut(&decision_id), self.order.back_mut()) {
+            // More rows of the newest decision: the fleet's feed may hand
+            // a decision's rows over in two pages.
+            (Some(recent), Some((newest, count))) if *newest == decision_id => {
+                recent.rows.extend(rows);
+                *count += n;
+            }
+            _ => {
+                self.recent.insert(decision_id.clone(), Recent { rows });
+                self.order.push_back((decision_id, n));
+            }
+        }
         self.recent_rows += n;
         let limit = 2 * self.config.window;
         while self.recent_rows > limit || self.order.len() > limit {
@@ -319,11 +352,7 @@ impl ModelKpi {
 
     /// Where a label for row `index` of `decision_id` would go: `None`
     /// if the decision is not remembered.
-    fn find_row(
-        &self,
-        decision_id: &str,
-        index: usize,
-    ) -> Option<Option<&(usize, RowSeq, Vec<Option<String>>, Class)>> {
+    fn find_row(&self, decision_id: &str, index: usize) -> Option<Option<&RecentRow>> {
         let recent = self.recent.get(decision_id)?;
         Some(recent.rows.iter().find(|(i, ..)| *i == index))
     }
@@ -335,7 +364,7 @@ impl ModelKpi {
         decision_id: &str,
         index: usize,
         label: Class,
-    ) -> (FeedbackResult, Option<(Vec<Option<String>>, Class)>) {
+    ) -> (FeedbackResult, Option<LabeledRow>) {
         let Some(found) = self.find_row(decision_id, index) else {
             return (FeedbackResult::UnknownDecision, None);
         };
@@ -580,52 +609,55 @@ impl Aggregator {
 
     /// The KPIs of `name` with their counts. O(attributes x groups +
     /// versions x features x bins), like [`Self::publish`].
-    fn report(&self, name: &str) -> Option<KpiReport> {
-        let model = self.models.get(name)?;
-        let mut versions: Vec<&String> = model.drift.keys().collect();
-        versions.sort();
-        let drift = versions
-            .into_iter()
-            .filter_map(|version| {
-                Some(match model.drift.get(version)? {
-                    Drift::Collecting(rows) => report::without_window(
-                        version,
-                        ReferenceState::Collecting,
-                        ReferenceSource::FirstRows,
-                        rows.len() as u64,
-                    ),
-                    Drift::Off { source } => {
-                        report::without_window(version, ReferenceState::Unavailable, *source, 0)
-                    }
-                    Drift::Active {
-                        window,
-                        reference_rows,
-                        source,
-                        upload,
-                    } => {
-                        let mut drift = report::with_window(
-                            version,
-                            *source,
-                            *reference_rows,
-                            &window.snapshot(),
-                        );
-                        if let Some(upload) = upload {
-                            drift.reference_sha256 = Some(upload.sha256.clone());
-                            drift.reference_seq = upload.seq;
-                        }
-                        drift
-                    }
-                })
-            })
-            .collect();
-        Some(KpiReport {
-            model: name.to_owned(),
-            settings: report::settings(&model.config),
-            fairness: report::fairness(&model.fairness.snapshot()),
-            drift,
-        })
+    fn report(&self, name: &str, scope: Scope) -> Option<KpiReport> {
+        let model = match scope {
+            Scope::Replica => self.models.get(name)?,
+            Scope::Fleet => self.fleet.as_ref()?.model(name)?,
+        };
+        Some(model_report(name, model))
     }
+}
 
+/// The KPIs of model `name` from its windows, with their counts.
+fn model_report(name: &str, model: &ModelKpi) -> KpiReport {
+    let mut versions: Vec<&String> = model.drift.keys().collect();
+    versions.sort();
+    let drift = versions
+        .into_iter()
+        .filter_map(|version| {
+            Some(match model.drift.get(version)? {
+                Drift::Collecting(rows) => report::without_window(
+                    version,
+                    ReferenceState::Collecting,
+                    ReferenceSource::FirstRows,
+                    rows.len() as u64,
+                ),
+                Drift::Off { source } => {
+                    report::without_window(version, ReferenceState::Unavailable, *source, 0)
+                }
+                Drift::Active {
+                    window,
+                    reference_rows,
+                    source,
+                    upload,
+                } => {
+                    let mut drift =
+                        report::with_window(version, *source, *reference_rows, &window.snapshot());
+                    if let Some(upload) = upload {
+                        drift.reference_sha256 = Some(upload.sha256.clone());
+                        drift.reference_seq = upload.seq;
+                    }
+                    drift
+                }
+            })
+        })
+        .collect();
+    KpiReport {
+        model: name.to_owned(),
+        settings: report::settings(&model.config),
+        fairness: report::fairness(&model.fairness.snapshot()),
+        drift,
+    }
 }
 
 fn class_name(class: Class) -> &'static str {
@@ -728,8 +760,8 @@ pub fn start(
                         }
                         let _ = reply.send(results);
                     }
-                    Message::Report(model, reply) => {
-                        let _ = reply.send(aggregator.report(&model));
+                    Message::Report(model, scope, reply) => {
+                        let _ = reply.send(aggregator.report(&model, scope));
                     }
                     Message::Fold(events, reply) => {
                         if let Some(fleet) = &mut aggregator.fleet {

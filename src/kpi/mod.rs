@@ -60,8 +60,8 @@ mod error;
 mod extract;
 mod fairness;
 mod fairness_window;
-mod fleet;
 mod feedback;
+mod fleet;
 mod history;
 mod reference;
 mod report;
@@ -75,10 +75,6 @@ mod upload;
 mod tests;
 
 pub use aggregator::{Feedback, FeedbackResult, KpiRecorder, Observation, ReferenceUpload, start};
-pub use fleet::{
-    FEED_QUEUE, FeedColumns, FeedEvent, FeedFormatError, FeedSender, KIND_LABEL, KIND_ROW, SharedLabel,
-    SharedRow, decode as decode_feed, encode_payload as encode_feed_payload, feed_channel,
-};
 pub use drift::{Ks, PSI_EPSILON, bin_index, js_distance, ks, psi, quantile, quantile_edges};
 pub use drift_window::{DriftSnapshot, DriftWindow, FeatureSnapshot};
 pub use error::KpiError;
@@ -88,6 +84,11 @@ pub use fairness_window::{
     AttributeSnapshot, FairnessSnapshot, FairnessSpec, FairnessWindow, Labeled, Unassigned,
 };
 pub use feedback::routes as feedback_routes;
+pub use fleet::{
+    FEED_QUEUE, FeedColumns, FeedEvent, FeedFormatError, FeedSender, KIND_LABEL, KIND_ROW,
+    SharedLabel, SharedRow, decode as decode_feed, encode_payload as encode_feed_payload,
+    feed_channel,
+};
 pub use history::{Covered, KpiHistory};
 pub use reference::{
     BinCounts, CategoricalReference, DriftKpis, KS_PARTS, NumericReference, OTHER_BUCKET,

@@ -8,7 +8,7 @@
 //! (nothing counted twice).
 
 use crate::kpi_golden::{
-    BATCH, HALF, Model, Protocol, Sample, Scrape, ScoringUpstream, Served, assert_drift,
+    BATCH, HALF, Model, Protocol, Sample, ScoringUpstream, Scrape, Served, assert_drift,
     assert_fairness, credit_rows, feedback, golden, label, model_toml, models, scrape, serve,
     wait_for_counter,
 };
@@ -229,7 +229,11 @@ async fn the_german_credit_replay_round_robin_across_three_replicas_reproduces_t
         .as_object()
         .unwrap()
     {
-        let labels = [("model", all.name.as_str()), ("attribute", "sex"), ("group", group)];
+        let labels = [
+            ("model", all.name.as_str()),
+            ("attribute", "sex"),
+            ("group", group),
+        ];
         let sum: f64 = scrapes
             .iter()
             .map(|s| s.value("govgate_kpi_group_rows", &labels).unwrap_or(0.0))

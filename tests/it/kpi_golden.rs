@@ -758,7 +758,12 @@ pub(crate) async fn scrape(gateway: &Gateway) -> Scrape {
 
 /// Polls `/metrics` until the counter `name{labels}` is `target` (the KPIs
 /// are computed in the background); fails if it passes it or never gets there.
-pub(crate) async fn wait_for_counter(gateway: &Gateway, name: &str, labels: &[(&str, &str)], target: usize) {
+pub(crate) async fn wait_for_counter(
+    gateway: &Gateway,
+    name: &str,
+    labels: &[(&str, &str)],
+    target: usize,
+) {
     let mut last = None;
     for _ in 0..300 {
         last = scrape(gateway).await.value(name, labels);

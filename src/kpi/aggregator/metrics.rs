@@ -148,7 +148,11 @@ impl KpiGauges {
             }
             let labels = [name, a];
             let w = &attribute.window;
-            set(&self.dp_difference, &labels, w.demographic_parity_difference);
+            set(
+                &self.dp_difference,
+                &labels,
+                w.demographic_parity_difference,
+            );
             set(&self.dp_ratio, &labels, w.demographic_parity_ratio);
             set(&self.eo_difference, &labels, w.equal_opportunity_difference);
             set(&self.eodds_difference, &labels, w.equalized_odds_difference);
@@ -156,12 +160,7 @@ impl KpiGauges {
         // Groups that left the window leave the gauges too.
         for (a, group) in model.published_groups.difference(&groups_now) {
             let labels = [name, a.as_str(), group.as_str()];
-            for family in [
-                &self.selection_rate,
-                &self.tpr,
-                &self.fpr,
-                &self.group_rows,
-            ] {
+            for family in [&self.selection_rate, &self.tpr, &self.fpr, &self.group_rows] {
                 let _ = family.remove_label_values(&labels);
             }
         }
