@@ -57,7 +57,9 @@
 //!   period's entries, one module per section, run on a store or a bundle
 //!   (by the offline command, and by `admin` for a running gateway).
 //! - [`cluster`]: one replica of a fleet whose control plane is in
-//!   PostgreSQL (`[cluster]`): schema migrations, the replica id's claim.
+//!   PostgreSQL (`[cluster]`): schema migrations, the replica id's claim,
+//!   the control log of registry events, the feed of KPI rows and labels
+//!   the fleet's KPIs are folded from (kpi_feed.rs).
 //!   Uses `config` values; off the request path.
 //! - [`demo`]: the built-in sample model servers used by `govgate demo`.
 //! - [`app`]: wiring and shutdown; [`cli`]: the command line.

@@ -38,7 +38,8 @@ const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// How long the writer waits before trying a batch again.
 const RETRY_DELAY: Duration = Duration::from_secs(1);
-/// How often the writer prunes what no window needs any more.
+/// How often the writer prunes what no window needs any more (and once
+/// at start).
 const PRUNE_INTERVAL: Duration = Duration::from_secs(60);
 /// How long a stopping replica tries to write what is still queued.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -201,12 +202,14 @@ impl FeedWriter {
 
     /// Writes batches as they come until `stop`, trying a batch again
     /// while the database cannot be reached (meanwhile the queue fills,
-    /// and what it cannot take is counted); prunes every minute. Once
+    /// and what it cannot take is counted); prunes at start and every
+    /// minute. Once
     /// stopped, writes what is queued for at most [`DRAIN_TIMEOUT`].
     pub async fn run(mut self, stop: impl Future<Output = ()>) {
         let mut stop = std::pin::pin!(stop);
         let mut batch: Vec<FeedEvent> = Vec::new();
-        let mut prune_at = Instant::now() + PRUNE_INTERVAL;
+        // Pruned at start, then every PRUNE_INTERVAL.
+        let mut prune_at = Instant::now();
         let mut failing = false;
         loop {
             if batch.is_empty() {

@@ -8,9 +8,8 @@
 //! (nothing counted twice).
 
 use crate::kpi_golden::{
-    BATCH, HALF, Model, Protocol, Sample, ScoringUpstream, Scrape, Served, assert_drift,
-    assert_fairness, credit_rows, feedback, golden, label, model_toml, models, scrape, serve,
-    wait_for_counter,
+    BATCH, HALF, Protocol, Sample, ScoringUpstream, Scrape, Served, assert_drift, assert_fairness,
+    credit_rows, feedback, golden, label, model_toml, models, scrape, serve, wait_for_counter,
 };
 use crate::support::Gateway;
 use crate::support::governance::{admin_call, approve_declared};
@@ -59,11 +58,11 @@ fn replica_config(models: &str, url_file: &Path, replica_id: &str) -> String {
     )
 }
 
-/// Waits until `replica` serves every model of `models` (the fleet's
-/// approvals reach it through the control log).
-async fn until_active(replica: &Gateway, models: &[Model]) {
+/// Waits until `replica` serves version 1 of every model of `models`
+/// (the fleet's approvals reach it through the control log).
+async fn until_active(replica: &Gateway, models: &[&str]) {
     for model in models {
-        let path = format!("/admin/models/{}/versions/1", model.name);
+        let path = format!("/admin/models/{model}/versions/1");
         let mut last = String::new();
         for _ in 0..100 {
             let reply = admin_call(&replica.admin, Some("ops"), Method::GET, &path, "").await;
@@ -73,7 +72,7 @@ async fn until_active(replica: &Gateway, models: &[Model]) {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        assert!(last.contains("\"active\""), "{}: {last}", model.name);
+        assert!(last.contains("\"active\""), "{model}: {last}");
     }
 }
 
@@ -116,8 +115,9 @@ async fn the_german_credit_replay_round_robin_across_three_replicas_reproduces_t
     let replicas = [&g1, &g2, &g3];
     // Approved and activated once, on one replica, for the fleet.
     approve_declared(&g1.admin, &configs[0]).await;
+    let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
     for replica in replicas {
-        until_active(replica, &models).await;
+        until_active(replica, &names).await;
     }
 
     // One call at a time, round-robin: call i to replica i % 3. The first
@@ -210,6 +210,18 @@ async fn the_german_credit_replay_round_robin_across_three_replicas_reproduces_t
             Some(0.0)
         );
     }
+    // A replica exposes every fleet family docs/metrics.md lists, and the
+    // single gateway's as before.
+    let text = crate::support::send(Method::GET, &format!("{}/metrics", g1.admin), &[], "")
+        .await
+        .text();
+    for (name, family) in crate::promtool::documented() {
+        if family.fleet {
+            let declared = format!("# TYPE {name} {}\n", family.kind);
+            assert!(text.contains(&declared), "{name} not exposed");
+        }
+    }
+    assert!(text.contains("# TYPE govgate_kpi_demographic_parity_ratio gauge\n"));
     assert_eq!(fleet_samples(&scrapes[0]), fleet_samples(&scrapes[1]));
     assert_eq!(fleet_samples(&scrapes[0]), fleet_samples(&scrapes[2]));
 
@@ -266,4 +278,187 @@ async fn the_german_credit_replay_round_robin_across_three_replicas_reproduces_t
         counts,
         vec![("label".to_owned(), 2000), ("row".to_owned(), 3000)]
     );
+}
+
+/// A model with a window of 4 rows and a reference of 2, one row a call:
+/// the row's score from the scoring upstream, `sex` from a header, the
+/// numeric feature `amount` from the request.
+fn tiny_model(upstream: &str) -> String {
+    format!(
+        "[[models]]\nname = \"tiny\"\nprotocol = \"http\"\npath_prefix = \"/tiny\"\n\
+         [[models.versions]]\nversion = \"1\"\nupstream = \"{upstream}/json\"\n\
+         [models.kpi]\nwindow = 4\nmin_group_size = 1\nreference_rows = 2\n\
+         [models.kpi.outcome]\npointer = \"/score\"\nthreshold = 0.5\n\
+         [[models.kpi.attributes]]\nname = \"sex\"\nheader = true\n\
+         [[models.kpi.features]]\nname = \"amount\"\nkind = \"numeric\"\npointer = \"/amount\"\n"
+    )
+}
+
+/// Call `i` of the tiny model: CSV row `i`'s score, amount `100 i`.
+async fn tiny_call(replica: &Gateway, i: usize) -> String {
+    let sex = if i.is_multiple_of(3) {
+        "female"
+    } else {
+        "male"
+    };
+    let reply = crate::support::send(
+        Method::POST,
+        &replica.url("/tiny/score"),
+        &[
+            ("content-type", "application/json"),
+            ("x-govgate-attr-sex", sex),
+        ],
+        json!({"row": i, "amount": 100 * i}).to_string(),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply.decision_id()
+}
+
+/// The fleet's KPI report of `model` on `replica`, without the counts
+/// since start (`rows_total`), which are each replica's own.
+async fn fleet_windows(replica: &Gateway, model: &str) -> Value {
+    fn strip(value: &mut Value) {
+        match value {
+            Value::Object(members) => {
+                members.remove("rows_total");
+                members.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let path = format!("/admin/kpis/{model}?scope=fleet");
+    let reply = admin_call(&replica.admin, Some("ops"), Method::GET, &path, "").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let mut report = reply.json();
+    strip(&mut report);
+    report
+}
+
+async fn feed_counts(db: &tokio_postgres::Client) -> Vec<(String, i64)> {
+    db.query(
+        "SELECT kind, count(*) FROM govgate_kpi_feed GROUP BY kind ORDER BY kind",
+        &[],
+    )
+    .await
+    .unwrap()
+    .iter()
+    .map(|row| (row.get(0), row.get(1)))
+    .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
+async fn the_feed_keeps_what_the_windows_need_and_a_late_replica_folds_it_into_the_same_windows() {
+    let data = credit_rows();
+    let postgres = Postgres::start();
+    let urls = tempfile::tempdir().unwrap();
+    let url = urls.path().join("cluster.url");
+    std::fs::write(&url, format!("{}\n", postgres.url())).unwrap();
+    let upstream = ScoringUpstream::start(&data).await;
+    let model = tiny_model(&upstream.url);
+    let config = |id: &str| replica_config(&model, &url, id);
+    let (r1, r2) = (config("r1"), config("r2"));
+    let (one, mut two) = tokio::join!(
+        Gateway::start_pending("", &r1),
+        Gateway::start_pending("", &r2)
+    );
+    approve_declared(&one.admin, &r1).await;
+    until_active(&one, &["tiny"]).await;
+    until_active(&two, &["tiny"]).await;
+
+    // 20 calls, alternately to each replica, each in the feed before the
+    // next is sent: the feed's order is the calls' order.
+    let mut decisions = Vec::new();
+    for i in 0..20_usize {
+        let replica = if i.is_multiple_of(2) { &one } else { &two };
+        decisions.push(tiny_call(replica, i).await);
+        wait_for_counter(
+            replica,
+            "govgate_fleet_kpi_rows_total",
+            &[("model", "tiny")],
+            i + 1,
+        )
+        .await;
+    }
+    // Labels of calls 12..19 (the decisions the fleet remembers: the last
+    // 2 x 4 rows) through the replica that did not serve them; the label
+    // of call 5 through its own replica, which remembers its own last 8.
+    for i in 12..20_usize {
+        let other = if i.is_multiple_of(2) { &two } else { &one };
+        let body = json!({"feedback": [{"decision_id": decisions[i], "row": 0, "label": data[i].good_credit}]});
+        assert_eq!(results(other, &body).await, ["applied"], "call {i}");
+    }
+    let body = json!({"feedback": [{"decision_id": decisions[5], "row": 0, "label": true}]});
+    assert_eq!(results(&two, &body).await, ["applied"]);
+    for replica in [&one, &two] {
+        wait_for_counter(
+            replica,
+            "govgate_fleet_kpi_labels_total",
+            &[("model", "tiny")],
+            8,
+        )
+        .await;
+    }
+    let db = postgres.client().await;
+    assert_eq!(
+        feed_counts(&db).await,
+        vec![("label".to_owned(), 9), ("row".to_owned(), 20)]
+    );
+    let before = fleet_windows(&one, "tiny").await;
+    assert_eq!(before["fairness"]["rows_in_window"], 4, "{before}");
+    assert_eq!(before, fleet_windows(&two, "tiny").await);
+
+    // A restart prunes: the version's first 2 rows and the model's last
+    // 8 stay (calls 0, 1, 12..19), with their labels (call 5's goes).
+    two.stop().await;
+    two.restart().await;
+    let mut counts = Vec::new();
+    for _ in 0..100 {
+        counts = feed_counts(&db).await;
+        if counts == [("label".to_owned(), 8), ("row".to_owned(), 10)] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        counts,
+        vec![("label".to_owned(), 8), ("row".to_owned(), 10)]
+    );
+    let kept: Vec<String> = db
+        .query(
+            "SELECT decision_id FROM govgate_kpi_feed WHERE kind = 'row' ORDER BY seq",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    let expected: Vec<String> = [0, 1]
+        .into_iter()
+        .chain(12..20)
+        .map(|i| decisions[i].clone())
+        .collect();
+    assert_eq!(kept, expected);
+
+    // A replica that joins now folds what is kept into the same windows.
+    let three = Gateway::start_pending("", &config("r3")).await;
+    until_active(&three, &["tiny"]).await;
+    wait_for_counter(
+        &three,
+        "govgate_fleet_kpi_rows_total",
+        &[("model", "tiny")],
+        10,
+    )
+    .await;
+    wait_for_counter(
+        &three,
+        "govgate_fleet_kpi_labels_total",
+        &[("model", "tiny")],
+        8,
+    )
+    .await;
+    assert_eq!(fleet_windows(&three, "tiny").await, before);
 }
