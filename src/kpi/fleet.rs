@@ -314,6 +314,28 @@ mod tests {
     }
 
     #[test]
+    fn a_full_queue_drops_and_counts_without_waiting() {
+        let registry = Registry::new();
+        let (sender, mut queue, dropped) = feed_channel(&registry).unwrap();
+        let label = |index| {
+            FeedEvent::Label(SharedLabel {
+                model: "m".into(),
+                decision_id: "ab".repeat(16),
+                index,
+                label: true,
+            })
+        };
+        for index in 0..FEED_QUEUE + 3 {
+            sender.send(label(index));
+        }
+        assert_eq!(dropped.with_label_values(&["queue_full"]).get(), 3);
+        // The first FEED_QUEUE are kept, in order.
+        assert_eq!(queue.try_recv().unwrap(), label(0));
+        sender.send(label(0));
+        assert_eq!(dropped.with_label_values(&["queue_full"]).get(), 3);
+    }
+
+    #[test]
     fn a_non_finite_number_reads_back_as_missing() {
         let event = FeedEvent::Row(SharedRow {
             model: "m".into(),

@@ -462,3 +462,60 @@ async fn the_feed_keeps_what_the_windows_need_and_a_late_replica_folds_it_into_t
     .await;
     assert_eq!(fleet_windows(&three, "tiny").await, before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
+async fn calls_never_wait_for_the_feed_and_their_rows_reach_it_once_the_database_is_back() {
+    let data = credit_rows();
+    let postgres = Postgres::start();
+    let urls = tempfile::tempdir().unwrap();
+    let url = urls.path().join("cluster.url");
+    std::fs::write(&url, format!("{}\n", postgres.url())).unwrap();
+    let upstream = ScoringUpstream::start(&data).await;
+    let config = replica_config(&tiny_model(&upstream.url), &url, "r1");
+    let replica = Gateway::start_pending("", &config).await;
+    approve_declared(&replica.admin, &config).await;
+    until_active(&replica, &["tiny"]).await;
+
+    postgres.stop();
+    for i in 0..5 {
+        let started = std::time::Instant::now();
+        tiny_call(&replica, i).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "call {i} took {:?} with the database away",
+            started.elapsed()
+        );
+    }
+    // The replica's own KPIs have them at once; the fleet's once the
+    // writer, trying again every second, reaches the database.
+    wait_for_counter(&replica, "govgate_kpi_rows_total", &[("model", "tiny")], 5).await;
+    let scraped = scrape(&replica).await;
+    assert_eq!(
+        scraped.value("govgate_fleet_kpi_rows_total", &[("model", "tiny")]),
+        Some(0.0)
+    );
+    postgres.restart();
+    wait_for_counter(
+        &replica,
+        "govgate_fleet_kpi_rows_total",
+        &[("model", "tiny")],
+        5,
+    )
+    .await;
+    let scraped = scrape(&replica).await;
+    assert_eq!(
+        scraped.value(
+            "govgate_fleet_kpi_dropped_total",
+            &[("reason", "queue_full")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        scraped.value(
+            "govgate_fleet_kpi_group_rows",
+            &[("model", "tiny"), ("attribute", "sex"), ("group", "male")]
+        ),
+        Some(3.0)
+    );
+}
