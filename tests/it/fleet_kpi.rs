@@ -461,6 +461,25 @@ async fn the_feed_keeps_what_the_windows_need_and_a_late_replica_folds_it_into_t
     )
     .await;
     assert_eq!(fleet_windows(&three, "tiny").await, before);
+
+    // `govgate kpis MODEL --fleet` prints the fleet's windows.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
+        .args(["kpis", "tiny", "--fleet", "--admin-url", &three.admin])
+        .env("GOVGATE_TOKEN", crate::support::governance::token("ops"))
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout
+            .starts_with("tiny (fleet): fairness over the last 4 rows (window 4, 10 since start)"),
+        "{stdout}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
