@@ -492,7 +492,7 @@ async fn calls_never_wait_for_the_feed_and_their_rows_reach_it_once_the_database
     std::fs::write(&url, format!("{}\n", postgres.url())).unwrap();
     let upstream = ScoringUpstream::start(&data).await;
     let config = replica_config(&tiny_model(&upstream.url), &url, "r1");
-    let replica = Gateway::start_pending("", &config).await;
+    let mut replica = Gateway::start_pending("", &config).await;
     approve_declared(&replica.admin, &config).await;
     until_active(&replica, &["tiny"]).await;
 
@@ -537,4 +537,13 @@ async fn calls_never_wait_for_the_feed_and_their_rows_reach_it_once_the_database
         ),
         Some(3.0)
     );
+
+    // Rows of calls answered just before a clean stop are written before
+    // the replica exits.
+    for i in 5..10 {
+        tiny_call(&replica, i).await;
+    }
+    assert!(replica.stop().await.success());
+    let db = postgres.client().await;
+    assert_eq!(feed_counts(&db).await, vec![("row".to_owned(), 10)]);
 }
