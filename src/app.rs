@@ -193,6 +193,15 @@ pub struct App {
     /// Applies the fleet's control events, run by `run` until the
     /// requests drained.
     follower: Option<crate::cluster::control::Follower>,
+    /// Shares this replica's KPI rows and labels with the fleet and folds
+    /// the fleet's, run by `run`.
+    fleet_kpis: Option<FleetKpis>,
+}
+
+/// The two tasks of the fleet's KPIs.
+struct FleetKpis {
+    writer: crate::cluster::kpi_feed::FeedWriter,
+    reader: crate::cluster::kpi_feed::FeedReader,
 }
 
 /// What the tally's priming scan needs: the entries before `end` are
@@ -519,7 +528,31 @@ impl App {
             None => (None, None),
         };
         let subject_key = subject_key(config)?;
-        let kpi = crate::kpi::start(&config.models, metrics.registry())?;
+        // A replica of a fleet shares its KPI rows and labels, and folds
+        // the fleet's into windows of their own.
+        let fleet_feed = match &config.cluster {
+            Some(_) if config.models.iter().any(|m| m.kpi.is_some()) => {
+                Some(crate::kpi::feed_channel(metrics.registry())?)
+            }
+            _ => None,
+        };
+        let (feed_sender, feed_parts) = match fleet_feed {
+            Some((sender, queue, dropped)) => (Some(sender), Some((queue, dropped))),
+            None => (None, None),
+        };
+        let kpi = crate::kpi::start(&config.models, metrics.registry(), feed_sender)?;
+        let fleet_kpis = match (&config.cluster, feed_parts, &kpi) {
+            (Some(cluster), Some((queue, dropped)), Some(recorder)) => Some(FleetKpis {
+                writer: crate::cluster::kpi_feed::FeedWriter::new(
+                    cluster,
+                    &config.models,
+                    queue,
+                    dropped,
+                ),
+                reader: crate::cluster::kpi_feed::FeedReader::new(cluster, recorder.clone()),
+            }),
+            _ => None,
+        };
         let risks = crate::risk::start(
             &config.risks,
             store.clone(),
@@ -681,6 +714,7 @@ impl App {
                     .as_ref()
                     .map(crate::kpi::KpiSnapshots::history),
                 store.clone(),
+                fleet_kpis.is_some(),
             ))
             .merge(crate::admin::verification::routes(tokens.clone(), monitor))
             .merge(crate::admin::decisions::routes(
@@ -896,6 +930,7 @@ impl App {
             responses_journal: Some(responses_journal),
             cluster: None,
             follower,
+            fleet_kpis,
         })
     }
 
@@ -1075,6 +1110,43 @@ impl App {
             }
         };
 
+        // The fleet's KPIs: the reader stops with the follower, once the
+        // requests drained; the writer once the `stop` snapshot showed the
+        // aggregator has taken every answer in (so their rows are queued),
+        // then writes what is queued (bounded).
+        let (feed_reader_stop, feed_reader_stopped) = tokio::sync::oneshot::channel::<()>();
+        let (feed_writer_stop, feed_writer_stopped) = tokio::sync::oneshot::channel::<()>();
+        let fleet_kpi_tasks = self.fleet_kpis.take().map(|FleetKpis { writer, reader }| {
+            let reader = tokio::spawn(tracing::Instrument::instrument(
+                reader.run(async move {
+                    let _ = feed_reader_stopped.await;
+                }),
+                tracing::info_span!("fleet_kpi_reader"),
+            ));
+            let writer = tokio::spawn(tracing::Instrument::instrument(
+                writer.run(async move {
+                    let _ = feed_writer_stopped.await;
+                }),
+                tracing::info_span!("fleet_kpi_writer"),
+            ));
+            (reader, writer)
+        });
+        let stop_fleet_kpis = |tasks: Option<(
+            tokio::task::JoinHandle<()>,
+            tokio::task::JoinHandle<()>,
+        )>| async move {
+            let _ = feed_reader_stop.send(());
+            let _ = feed_writer_stop.send(());
+            if let Some((reader, writer)) = tasks {
+                if reader.await.is_err() {
+                    tracing::error!("the fleet KPI feed's reader panicked");
+                }
+                if writer.await.is_err() {
+                    tracing::error!("the fleet KPI feed's writer panicked");
+                }
+            }
+        };
+
         // Renews the replica id's claim; gives it up once told to stop,
         // after the requests drained.
         let (cluster_stop, cluster_stopped) = tokio::sync::oneshot::channel::<()>();
@@ -1157,6 +1229,7 @@ impl App {
             stop_snapshots(snapshot_task).await;
             stop_journal(journal_task).await;
             stop_follower(follower_task).await;
+            stop_fleet_kpis(fleet_kpi_tasks).await;
             stop_cluster(cluster_task).await;
             return Err(AppError::Serve { which });
         }
@@ -1187,6 +1260,7 @@ impl App {
         // every handle is gone.
         drop(self.backlog);
         stop_snapshots(snapshot_task).await;
+        stop_fleet_kpis(fleet_kpi_tasks).await;
         // Told to stop with the listeners; a round in progress stops at
         // its next chunk.
         if verification_task.await.is_err() {

@@ -58,7 +58,9 @@
 //!   (by the offline command, and by `admin` for a running gateway).
 //! - [`cluster`]: one replica of a fleet whose control plane is in
 //!   PostgreSQL (`[cluster]`): schema migrations, the replica id's claim,
-//!   the replica's log name and its published checkpoints.
+//!   the replica's log name and its published checkpoints, the control log
+//!   of registry events, the feed of KPI rows and labels the fleet's KPIs
+//!   are folded from (kpi_feed.rs).
 //!   Uses `config` values; off the request path.
 //! - [`demo`]: the built-in sample model servers used by `govgate demo`.
 //! - [`app`]: wiring and shutdown; [`cli`]: the command line.

@@ -5,7 +5,8 @@
 //! the gateway started, the latest 500; with `from` or `to`, those of that
 //! time range read from the ledger, with the risk registers in force:
 //! [`super::kpi_history`]). Any valid admin token may read them, as it may
-//! read the models.
+//! read the models. With `[cluster]`, `GET /admin/kpis/{model}?scope=fleet`
+//! answers the fleet's windows (every replica's rows) in the same shape.
 //!
 //! The aggregator builds the answer from its windows in its own task (as it
 //! does for `/metrics`), after every exchange handed to it before; the
@@ -34,6 +35,8 @@ struct Api {
     history: Option<KpiHistory>,
     /// The ledger, for the history of a time range.
     store: Arc<dyn LedgerStore>,
+    /// Whether this gateway is a replica of a fleet with KPIs to share.
+    fleet: bool,
 }
 
 /// The KPI read routes, on the admin listener (mounted whether or not a
@@ -43,6 +46,7 @@ pub fn routes(
     recorder: Option<KpiRecorder>,
     history: Option<KpiHistory>,
     store: Arc<dyn LedgerStore>,
+    fleet: bool,
 ) -> Router {
     Router::new()
         .route("/admin/kpis", get(list))
@@ -53,6 +57,7 @@ pub fn routes(
             recorder,
             history,
             store,
+            fleet,
         })
 }
 
@@ -162,10 +167,39 @@ async fn list(State(api): State<Api>, headers: HeaderMap) -> Response {
     json_response(StatusCode::OK, &json!({ "models": models }))
 }
 
-async fn show(State(api): State<Api>, Path(model): Path<String>, headers: HeaderMap) -> Response {
+/// Whose rows `GET /admin/kpis/{model}` covers: `replica` (default: this
+/// gateway's) or `fleet` (every replica's, `[cluster]`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShowQuery {
+    scope: Option<String>,
+}
+
+async fn show(
+    State(api): State<Api>,
+    Path(model): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<ShowQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
     if let Err(err) = api.tokens.authenticate(&headers).await {
         return err.into_response();
     }
+    let fleet = match query.as_ref().map(|Query(q)| q.scope.as_deref()) {
+        Ok(None | Some("replica")) => false,
+        Ok(Some("fleet")) if api.fleet => true,
+        _ => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "invalid_query",
+                if api.fleet {
+                    "scope is `replica` (default) or `fleet`"
+                } else {
+                    "scope is `replica` (default); `fleet` needs [cluster]"
+                },
+                None,
+            );
+        }
+    };
     let unknown = || {
         let served = api.recorder.as_ref().map_or(&[][..], KpiRecorder::models);
         error_response(
@@ -181,7 +215,12 @@ async fn show(State(api): State<Api>, Path(model): Path<String>, headers: Header
     if !recorder.models().contains(&model) {
         return unknown();
     }
-    match recorder.report(&model).await {
+    let report = if fleet {
+        recorder.fleet_report(&model).await
+    } else {
+        recorder.report(&model).await
+    };
+    match report {
         // Serialised as the struct declares it (not through a `Value`,
         // which would sort the keys): model, settings, fairness, drift.
         Some(report) => match serde_json::to_string(&report) {

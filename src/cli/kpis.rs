@@ -1,8 +1,9 @@
 //! `govgate kpis [MODEL]`: a model's fairness and drift KPIs on a running
 //! gateway, from `GET /admin/kpis/{model}`, as a summary a person reads
 //! (per group its counts and rates, per version and feature its drift);
-//! `--json` prints the answer as it came. Without a model, the models with
-//! KPIs. Token and exit codes as for `govgate models`.
+//! `--json` prints the answer as it came; `--fleet` asks a replica of a
+//! fleet for the fleet's KPIs (`?scope=fleet`). Without a model, the
+//! models with KPIs. Token and exit codes as for `govgate models`.
 
 use super::reviews::exchange::{self, AdminOptions};
 use http::Method;
@@ -17,20 +18,34 @@ pub(crate) struct KpisArgs {
     admin: AdminOptions,
     /// The model (default: list the models with `[models.kpi]`).
     model: Option<String>,
+    /// The fleet's KPIs, over every replica's rows (a replica of a fleet
+    /// only), instead of this gateway's own.
+    #[arg(long, requires = "model")]
+    fleet: bool,
 }
 
 /// Runs `govgate kpis`; see the module docs for exit codes.
 pub(crate) fn run(args: KpisArgs) -> ExitCode {
     let path = match &args.model {
+        Some(model) if args.fleet => {
+            format!("/admin/kpis/{}?scope=fleet", percent_encoded(model))
+        }
         Some(model) => format!("/admin/kpis/{}", percent_encoded(model)),
         None => "/admin/kpis".to_owned(),
     };
+    let fleet = args.fleet;
     exchange::exit_code(exchange::perform(
         &args.admin,
         &Method::GET,
         &path,
         None,
-        |answer| match args.model {
+        |answer| match &args.model {
+            Some(model) if fleet => {
+                // Named as the fleet's in the first line.
+                let mut answer = answer.clone();
+                answer["model"] = Value::String(format!("{model} (fleet)"));
+                render(&answer)
+            }
             Some(_) => render(answer),
             None => render_list(answer),
         },

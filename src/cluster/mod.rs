@@ -11,6 +11,7 @@
 
 pub mod checkpoints;
 pub mod control;
+pub mod kpi_feed;
 pub mod origin;
 pub mod replica;
 pub mod reviews;

@@ -58,6 +58,22 @@ const MIGRATIONS: &[(i32, &str)] = &[
              claimed_at timestamptz NOT NULL DEFAULT now()
          );",
     ),
+    (
+        4,
+        "CREATE TABLE govgate_kpi_feed (
+             seq          bigserial PRIMARY KEY,
+             kind         text NOT NULL CHECK (kind IN ('row', 'label')),
+             model        text NOT NULL,
+             version      text NOT NULL,
+             decision_id  text NOT NULL,
+             row_index    bigint NOT NULL,
+             payload      text NOT NULL,
+             replica_id   text NOT NULL,
+             created_at   timestamptz NOT NULL DEFAULT now(),
+             UNIQUE (kind, decision_id, row_index)
+         );
+         CREATE INDEX govgate_kpi_feed_by_model ON govgate_kpi_feed (model, kind, seq);",
+    ),
 ];
 
 /// The schema version this build knows.

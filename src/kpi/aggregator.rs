@@ -8,15 +8,20 @@
 //! is dropped and counted, never waited for. Parsing, selectors and math
 //! run here.
 
+mod fleet;
+mod metrics;
+
 use super::extract::{Exchange, extract};
 use super::fairness_window::{FairnessSpec, FairnessWindow, Labeled};
+use super::fleet::{FeedEvent, FeedSender, SharedLabel, SharedRow};
 use super::reference::{CategoricalReference, NumericReference, Reference};
 use super::report::{self, KpiReport, ReferenceSource, ReferenceState};
 use super::ring::RowSeq;
 use super::{Class, DriftWindow, FeatureValue, Row};
 use crate::config::{FeatureKind, KpiConfig, ModelConfig};
 use bytes::Bytes;
-use prometheus::{GaugeVec, IntCounter, IntCounterVec, Opts, Registry};
+use metrics::KpiMetrics;
+use prometheus::{IntCounter, IntCounterVec, Registry};
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use tokio::sync::{mpsc, oneshot};
 
@@ -76,6 +81,15 @@ impl FeedbackResult {
     }
 }
 
+/// Whose rows a report covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// This replica's (a single gateway's).
+    Replica,
+    /// The fleet's.
+    Fleet,
+}
+
 enum Message {
     Observe(Observation),
     Reference {
@@ -89,7 +103,9 @@ enum Message {
         Vec<Feedback>,
         oneshot::Sender<Vec<(Option<String>, FeedbackResult)>>,
     ),
-    Report(String, oneshot::Sender<Option<KpiReport>>),
+    Report(String, Scope, oneshot::Sender<Option<KpiReport>>),
+    /// Events of the fleet's feed, in its order; answered once folded.
+    Fold(Vec<FeedEvent>, oneshot::Sender<()>),
 }
 
 /// Which upload a version's drift reference is: named in the KPI report
@@ -177,166 +193,39 @@ impl KpiRecorder {
     /// model has no `[models.kpi]`, or the aggregator stopped). Answered
     /// in turn after every exchange handed over before.
     pub async fn report(&self, model: &str) -> Option<KpiReport> {
+        self.report_of(model, Scope::Replica).await
+    }
+
+    /// The fleet's KPIs of `model` (`[cluster]`): its windows over every
+    /// replica's rows, as far as this replica folded the fleet's feed.
+    /// `None` also without a fleet.
+    pub async fn fleet_report(&self, model: &str) -> Option<KpiReport> {
+        self.report_of(model, Scope::Fleet).await
+    }
+
+    async fn report_of(&self, model: &str, scope: Scope) -> Option<KpiReport> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send(Message::Report(model.to_owned(), reply))
+            .send(Message::Report(model.to_owned(), scope, reply))
             .await
             .ok()?;
         answer.await.ok().flatten()
     }
 
+    /// Folds `events` of the fleet's feed (in feed order) into the fleet's
+    /// windows; resolves once the fleet gauges show them. `false` if the
+    /// aggregator stopped. Without a fleet the events are ignored.
+    pub async fn fold(&self, events: Vec<FeedEvent>) -> bool {
+        let (reply, answer) = oneshot::channel();
+        if self.tx.send(Message::Fold(events, reply)).await.is_err() {
+            return false;
+        }
+        answer.await.is_ok()
+    }
+
     /// The models with `[models.kpi]`, in name order.
     pub fn models(&self) -> &[String] {
         &self.models
-    }
-}
-
-/// The families the aggregator publishes.
-#[derive(Clone)]
-struct KpiMetrics {
-    selection_rate: GaugeVec,
-    tpr: GaugeVec,
-    fpr: GaugeVec,
-    group_rows: GaugeVec,
-    dp_difference: GaugeVec,
-    dp_ratio: GaugeVec,
-    eo_difference: GaugeVec,
-    eodds_difference: GaugeVec,
-    psi: GaugeVec,
-    js: GaugeVec,
-    ks: GaugeVec,
-    rows: IntCounterVec,
-    outcomes: IntCounterVec,
-    labels: IntCounterVec,
-    misses: IntCounterVec,
-    feedback: IntCounterVec,
-}
-
-fn gauge(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> Result<GaugeVec, prometheus::Error> {
-    let family = GaugeVec::new(Opts::new(name, help), labels)?;
-    registry.register(Box::new(family.clone()))?;
-    Ok(family)
-}
-
-fn counter(
-    registry: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> Result<IntCounterVec, prometheus::Error> {
-    let family = IntCounterVec::new(Opts::new(name, help), labels)?;
-    registry.register(Box::new(family.clone()))?;
-    Ok(family)
-}
-
-impl KpiMetrics {
-    fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
-        let group = ["model", "attribute", "group"];
-        let attribute = ["model", "attribute"];
-        let feature = ["model", "version", "feature"];
-        Ok(Self {
-            selection_rate: gauge(
-                registry,
-                "govgate_kpi_selection_rate",
-                "Share of the group's rows in the window predicted positive.",
-                &group,
-            )?,
-            tpr: gauge(
-                registry,
-                "govgate_kpi_tpr",
-                "True positive rate of the group's labeled rows in the window.",
-                &group,
-            )?,
-            fpr: gauge(
-                registry,
-                "govgate_kpi_fpr",
-                "False positive rate of the group's labeled rows in the window.",
-                &group,
-            )?,
-            group_rows: gauge(
-                registry,
-                "govgate_kpi_group_rows",
-                "Rows of the group in the window.",
-                &group,
-            )?,
-            dp_difference: gauge(
-                registry,
-                "govgate_kpi_demographic_parity_difference",
-                "Max minus min selection rate over eligible groups (absent with fewer than two).",
-                &attribute,
-            )?,
-            dp_ratio: gauge(
-                registry,
-                "govgate_kpi_demographic_parity_ratio",
-                "Min over max selection rate over eligible groups (absent with fewer than two).",
-                &attribute,
-            )?,
-            eo_difference: gauge(
-                registry,
-                "govgate_kpi_equal_opportunity_difference",
-                "Max minus min TPR over eligible groups.",
-                &attribute,
-            )?,
-            eodds_difference: gauge(
-                registry,
-                "govgate_kpi_equalized_odds_difference",
-                "The larger of the TPR and FPR spreads over eligible groups.",
-                &attribute,
-            )?,
-            psi: gauge(
-                registry,
-                "govgate_kpi_psi",
-                "Population stability index of the window against the version's reference.",
-                &feature,
-            )?,
-            js: gauge(
-                registry,
-                "govgate_kpi_js_distance",
-                "Jensen-Shannon distance (base 2) of the window against the reference.",
-                &feature,
-            )?,
-            ks: gauge(
-                registry,
-                "govgate_kpi_ks",
-                "Kolmogorov-Smirnov statistic at the reference's percentiles (numeric features).",
-                &feature,
-            )?,
-            rows: counter(
-                registry,
-                "govgate_kpi_rows_total",
-                "Rows fed to the KPIs.",
-                &["model"],
-            )?,
-            outcomes: counter(
-                registry,
-                "govgate_kpi_outcomes_total",
-                "Rows by group and predicted outcome, for selection rates over any time range.",
-                &["model", "attribute", "group", "outcome"],
-            )?,
-            labels: counter(
-                registry,
-                "govgate_kpi_labels_total",
-                "Labeled rows by group, predicted and actual outcome, for TPR and FPR over any time range.",
-                &["model", "attribute", "group", "predicted", "actual"],
-            )?,
-            misses: counter(
-                registry,
-                "govgate_kpi_selector_misses_total",
-                "Exchanges where a selector found nothing usable.",
-                &["model", "selector"],
-            )?,
-            feedback: counter(
-                registry,
-                "govgate_feedback_total",
-                "Ground-truth labels by result.",
-                &["model", "result"],
-            )?,
-        })
     }
 }
 
@@ -359,8 +248,15 @@ enum Drift {
 
 /// What a decision's rows need for a late label.
 struct Recent {
-    rows: Vec<(usize, RowSeq, Vec<Option<String>>, Class)>,
+    rows: Vec<RecentRow>,
 }
+
+/// One remembered row: its index in the request, its seq in the fairness
+/// window, its groups and prediction.
+type RecentRow = (usize, RowSeq, Vec<Option<String>>, Class);
+
+/// The groups and prediction of a row a label was applied to.
+type LabeledRow = (Vec<Option<String>>, Class);
 
 struct ModelKpi {
     config: KpiConfig,
@@ -413,17 +309,23 @@ impl ModelKpi {
     /// Labels are joined for the rows of the last `2 x window` rows'
     /// decisions (and at most `2 x window` decisions). An answer without a
     /// row is not kept: there is nothing to label.
-    fn remember(
-        &mut self,
-        decision_id: String,
-        rows: Vec<(usize, RowSeq, Vec<Option<String>>, Class)>,
-    ) {
+    fn remember(&mut self, decision_id: String, rows: Vec<RecentRow>) {
         if rows.is_empty() {
             return;
         }
         let n = rows.len();
-        self.recent.insert(decision_id.clone(), Recent { rows });
-        self.order.push_back((decision_id, n));
+        match (self.recent.get_mut(&decision_id), self.order.back_mut()) {
+            // More rows of the newest decision: the fleet's feed may hand
+            // a decision's rows over in two pages.
+            (Some(recent), Some((newest, count))) if *newest == decision_id => {
+                recent.rows.extend(rows);
+                *count += n;
+            }
+            _ => {
+                self.recent.insert(decision_id.clone(), Recent { rows });
+                self.order.push_back((decision_id, n));
+            }
+        }
         self.recent_rows += n;
         let limit = 2 * self.config.window;
         while self.recent_rows > limit || self.order.len() > limit {
@@ -433,6 +335,54 @@ impl ModelKpi {
             self.recent.remove(&old);
             self.recent_rows -= count;
         }
+    }
+
+    /// Feeds one answer's rows into the windows and keeps what their
+    /// labels need. The same for this replica's rows and the fleet's.
+    fn push_rows(&mut self, version: &str, decision_id: String, rows: &[(usize, Row)]) {
+        let mut remembered = Vec::with_capacity(rows.len());
+        for (index, row) in rows {
+            if let Ok(seq) = self.fairness.push(row) {
+                remembered.push((*index, seq, row.groups.clone(), row.predicted));
+            }
+            self.push_drift(version, row);
+        }
+        self.remember(decision_id, remembered);
+    }
+
+    /// Where a label for row `index` of `decision_id` would go: `None`
+    /// if the decision is not remembered.
+    fn find_row(&self, decision_id: &str, index: usize) -> Option<Option<&RecentRow>> {
+        let recent = self.recent.get(decision_id)?;
+        Some(recent.rows.iter().find(|(i, ..)| *i == index))
+    }
+
+    /// Joins a label to its row of a remembered decision: the result, and
+    /// the row's groups and prediction when it was applied.
+    fn join_label(
+        &mut self,
+        decision_id: &str,
+        index: usize,
+        label: Class,
+    ) -> (FeedbackResult, Option<LabeledRow>) {
+        let Some(found) = self.find_row(decision_id, index) else {
+            return (FeedbackResult::UnknownDecision, None);
+        };
+        let Some((_, seq, groups, predicted)) = found else {
+            return (FeedbackResult::UnknownRow, None);
+        };
+        let (seq, groups, predicted) = (*seq, groups.clone(), *predicted);
+        let result = match self.fairness.label(seq, label) {
+            Labeled::Applied => FeedbackResult::Applied,
+            Labeled::AlreadyLabeled => FeedbackResult::AlreadyLabeled,
+            Labeled::Evicted => {
+                let _ = self.fairness.record_late_label(&groups, predicted, label);
+                FeedbackResult::Applied
+            }
+            Labeled::Unknown => FeedbackResult::UnknownRow,
+        };
+        let applied = (result == FeedbackResult::Applied).then_some((groups, predicted));
+        (result, applied)
     }
 
     fn push_drift(&mut self, version: &str, row: &Row) {
@@ -510,6 +460,8 @@ fn build_drift(config: &KpiConfig, rows: &[Vec<FeatureValue>], source: Reference
 struct Aggregator {
     models: HashMap<String, ModelKpi>,
     metrics: KpiMetrics,
+    /// The fleet's windows, with `[cluster]`.
+    fleet: Option<fleet::Fleet>,
 }
 
 impl Aggregator {
@@ -531,12 +483,12 @@ impl Aggregator {
                 .with_label_values(&[&observation.model, miss])
                 .inc();
         }
-        let mut remembered = Vec::with_capacity(extracted.rows.len());
-        for (index, row) in &extracted.rows {
-            if let Ok(seq) = model.fairness.push(row) {
-                remembered.push((*index, seq, row.groups.clone(), row.predicted));
-            }
-            model.push_drift(&observation.version, row);
+        model.push_rows(
+            &observation.version,
+            observation.decision_id.clone(),
+            &extracted.rows,
+        );
+        for (_, row) in &extracted.rows {
             for (i, group) in row.groups.iter().enumerate() {
                 let label = model.group_label(i, group.as_deref());
                 let attribute = model.config.attributes[i].name.as_str();
@@ -551,8 +503,20 @@ impl Aggregator {
                     .inc();
             }
         }
-        model.remember(observation.decision_id, remembered);
-        Some((observation.model, extracted.rows.len() as u64))
+        let count = extracted.rows.len() as u64;
+        if let Some(fleet) = &self.fleet {
+            // Shared in extraction order: a decision's rows stay together.
+            for (index, row) in extracted.rows {
+                fleet.sender.send(FeedEvent::Row(SharedRow {
+                    model: observation.model.clone(),
+                    version: observation.version.clone(),
+                    decision_id: observation.decision_id.clone(),
+                    index,
+                    row,
+                }));
+            }
+        }
+        Some((observation.model, count))
     }
 
     fn set_reference(
@@ -588,38 +552,24 @@ impl Aggregator {
         let results = items
             .into_iter()
             .map(|item| {
-                let found = self
-                    .models
-                    .iter_mut()
-                    .find(|(_, model)| model.recent.contains_key(&item.decision_id));
-                let Some((name, model)) = found else {
-                    return (None, FeedbackResult::UnknownDecision);
-                };
                 let label = if item.label {
                     Class::Positive
                 } else {
                     Class::Negative
                 };
-                // INVARIANT: `found` checked the key.
-                let Some(recent) = model.recent.get(&item.decision_id) else {
-                    return (Some(name.clone()), FeedbackResult::UnknownDecision);
+                let found = self
+                    .models
+                    .iter_mut()
+                    .find(|(_, model)| model.recent.contains_key(&item.decision_id));
+                let Some((name, model)) = found else {
+                    // Perhaps a decision another replica of the fleet served.
+                    return match &self.fleet {
+                        Some(fleet) => fleet.accept_label(&item),
+                        None => (None, FeedbackResult::UnknownDecision),
+                    };
                 };
-                let Some((_, seq, groups, predicted)) =
-                    recent.rows.iter().find(|(index, ..)| *index == item.row)
-                else {
-                    return (Some(name.clone()), FeedbackResult::UnknownRow);
-                };
-                let (groups, predicted) = (groups.clone(), *predicted);
-                let result = match model.fairness.label(*seq, label) {
-                    Labeled::Applied => FeedbackResult::Applied,
-                    Labeled::AlreadyLabeled => FeedbackResult::AlreadyLabeled,
-                    Labeled::Evicted => {
-                        let _ = model.fairness.record_late_label(&groups, predicted, label);
-                        FeedbackResult::Applied
-                    }
-                    Labeled::Unknown => FeedbackResult::UnknownRow,
-                };
-                if result == FeedbackResult::Applied {
+                let (result, applied) = model.join_label(&item.decision_id, item.row, label);
+                if let Some((groups, predicted)) = applied {
                     for (i, group) in groups.iter().enumerate() {
                         let group = model.group_label(i, group.as_deref());
                         let attribute = model.config.attributes[i].name.as_str();
@@ -634,6 +584,14 @@ impl Aggregator {
                             ])
                             .inc();
                     }
+                    if let Some(fleet) = &self.fleet {
+                        fleet.sender.send(FeedEvent::Label(SharedLabel {
+                            model: name.clone(),
+                            decision_id: item.decision_id.clone(),
+                            index: item.row,
+                            label: item.label,
+                        }));
+                    }
                 }
                 touched.insert(name.clone());
                 (Some(name.clone()), result)
@@ -642,105 +600,63 @@ impl Aggregator {
         (results, touched)
     }
 
-    /// The KPIs of `name` with their counts. O(attributes x groups +
-    /// versions x features x bins), like [`Self::publish`].
-    fn report(&self, name: &str) -> Option<KpiReport> {
-        let model = self.models.get(name)?;
-        let mut versions: Vec<&String> = model.drift.keys().collect();
-        versions.sort();
-        let drift = versions
-            .into_iter()
-            .filter_map(|version| {
-                Some(match model.drift.get(version)? {
-                    Drift::Collecting(rows) => report::without_window(
-                        version,
-                        ReferenceState::Collecting,
-                        ReferenceSource::FirstRows,
-                        rows.len() as u64,
-                    ),
-                    Drift::Off { source } => {
-                        report::without_window(version, ReferenceState::Unavailable, *source, 0)
-                    }
-                    Drift::Active {
-                        window,
-                        reference_rows,
-                        source,
-                        upload,
-                    } => {
-                        let mut drift = report::with_window(
-                            version,
-                            *source,
-                            *reference_rows,
-                            &window.snapshot(),
-                        );
-                        if let Some(upload) = upload {
-                            drift.reference_sha256 = Some(upload.sha256.clone());
-                            drift.reference_seq = upload.seq;
-                        }
-                        drift
-                    }
-                })
-            })
-            .collect();
-        Some(KpiReport {
-            model: name.to_owned(),
-            settings: report::settings(&model.config),
-            fairness: report::fairness(&model.fairness.snapshot()),
-            drift,
-        })
-    }
-
     /// Sets every gauge of `name` from its windows' snapshots.
     fn publish(&mut self, name: &str) {
-        let Some(model) = self.models.get_mut(name) else {
-            return;
+        if let Some(model) = self.models.get_mut(name) {
+            self.metrics.gauges.publish(name, model);
+        }
+    }
+
+    /// The KPIs of `name` with their counts. O(attributes x groups +
+    /// versions x features x bins), like [`Self::publish`].
+    fn report(&self, name: &str, scope: Scope) -> Option<KpiReport> {
+        let model = match scope {
+            Scope::Replica => self.models.get(name)?,
+            Scope::Fleet => self.fleet.as_ref()?.model(name)?,
         };
-        let m = &self.metrics;
-        let snapshot = model.fairness.snapshot();
-        let mut groups_now = BTreeSet::new();
-        for attribute in &snapshot.attributes {
-            let a = attribute.name.as_str();
-            for (group, report) in &attribute.window.groups {
-                groups_now.insert((a.to_owned(), group.clone()));
-                let labels = [name, a, group.as_str()];
-                set(&m.selection_rate, &labels, report.selection_rate);
-                set(&m.tpr, &labels, report.tpr);
-                set(&m.fpr, &labels, report.fpr);
-                m.group_rows
-                    .with_label_values(&labels)
-                    .set(report.counts.rows as f64);
-            }
-            let labels = [name, a];
-            let w = &attribute.window;
-            set(&m.dp_difference, &labels, w.demographic_parity_difference);
-            set(&m.dp_ratio, &labels, w.demographic_parity_ratio);
-            set(&m.eo_difference, &labels, w.equal_opportunity_difference);
-            set(&m.eodds_difference, &labels, w.equalized_odds_difference);
-        }
-        // Groups that left the window leave the gauges too.
-        for (a, group) in model.published_groups.difference(&groups_now) {
-            let labels = [name, a.as_str(), group.as_str()];
-            for family in [&m.selection_rate, &m.tpr, &m.fpr, &m.group_rows] {
-                let _ = family.remove_label_values(&labels);
-            }
-        }
-        model.published_groups = groups_now;
-        for (version, drift) in &model.drift {
-            let Drift::Active { window, .. } = drift else {
-                continue;
-            };
-            for feature in window.snapshot().features {
-                let labels = [name, version.as_str(), feature.name.as_str()];
-                let kpis = feature.kpis;
-                set(&m.psi, &labels, kpis.map(|k| k.psi));
-                set(&m.js, &labels, kpis.map(|k| k.js));
-                set(
-                    &m.ks,
-                    &labels,
-                    kpis.and_then(|k| k.ks).map(|ks| ks.statistic),
-                );
-            }
-        }
+        Some(model_report(name, model))
+    }
+}
+
+/// The KPIs of model `name` from its windows, with their counts.
+fn model_report(name: &str, model: &ModelKpi) -> KpiReport {
+    let mut versions: Vec<&String> = model.drift.keys().collect();
+    versions.sort();
+    let drift = versions
+        .into_iter()
+        .filter_map(|version| {
+            Some(match model.drift.get(version)? {
+                Drift::Collecting(rows) => report::without_window(
+                    version,
+                    ReferenceState::Collecting,
+                    ReferenceSource::FirstRows,
+                    rows.len() as u64,
+                ),
+                Drift::Off { source } => {
+                    report::without_window(version, ReferenceState::Unavailable, *source, 0)
+                }
+                Drift::Active {
+                    window,
+                    reference_rows,
+                    source,
+                    upload,
+                } => {
+                    let mut drift =
+                        report::with_window(version, *source, *reference_rows, &window.snapshot());
+                    if let Some(upload) = upload {
+                        drift.reference_sha256 = Some(upload.sha256.clone());
+                        drift.reference_seq = upload.seq;
+                    }
+                    drift
+                }
+            })
+        })
+        .collect();
+    KpiReport {
+        model: name.to_owned(),
+        settings: report::settings(&model.config),
+        fairness: report::fairness(&model.fairness.snapshot()),
+        drift,
     }
 }
 
@@ -751,21 +667,16 @@ fn class_name(class: Class) -> &'static str {
     }
 }
 
-/// Sets a gauge, or removes its series when the value is undefined.
-fn set(family: &GaugeVec, labels: &[&str], value: Option<f64>) {
-    match value {
-        Some(value) => family.with_label_values(labels).set(value),
-        None => {
-            let _ = family.remove_label_values(labels);
-        }
-    }
-}
-
 /// Starts the aggregator for every model with `[models.kpi]`; `None`
 /// when no model has one.
+///
+/// With `fleet` (a replica of a fleet, `[cluster]`) it also shares every
+/// row and label through it, and keeps the fleet's windows, fed by
+/// [`KpiRecorder::fold`], with their own gauges (`govgate_fleet_kpi_*`).
 pub fn start(
     models: &[ModelConfig],
     registry: &Registry,
+    fleet: Option<FeedSender>,
 ) -> Result<Option<KpiRecorder>, prometheus::Error> {
     let configured: HashMap<String, ModelKpi> = models
         .iter()
@@ -797,9 +708,14 @@ pub fn start(
     let (tx, mut rx) = mpsc::channel(QUEUE);
     let mut names: Vec<String> = configured.keys().cloned().collect();
     names.sort();
+    let fleet = match fleet {
+        Some(sender) => Some(fleet::Fleet::new(models, registry, sender)?),
+        None => None,
+    };
     let mut aggregator = Aggregator {
         models: configured,
         metrics,
+        fleet,
     };
     tokio::spawn(async move {
         while let Some(first) = rx.recv().await {
@@ -844,8 +760,14 @@ pub fn start(
                         }
                         let _ = reply.send(results);
                     }
-                    Message::Report(model, reply) => {
-                        let _ = reply.send(aggregator.report(&model));
+                    Message::Report(model, scope, reply) => {
+                        let _ = reply.send(aggregator.report(&model, scope));
+                    }
+                    Message::Fold(events, reply) => {
+                        if let Some(fleet) = &mut aggregator.fleet {
+                            fleet.fold(events);
+                        }
+                        let _ = reply.send(());
                     }
                 }
                 next = rx.try_recv().ok();

@@ -250,6 +250,15 @@ impl FairnessWindow {
         Labeled::Applied
     }
 
+    /// Whether the row `seq` has a label, while it is in the window
+    /// (`None` once pushed out, or not fed yet).
+    pub fn is_labeled(&self, seq: RowSeq) -> Option<bool> {
+        match self.ring.locate(seq) {
+            Located::InWindow(position) => Some(self.labels[position].is_some()),
+            Located::Evicted | Located::Unknown => None,
+        }
+    }
+
     /// Counts the label of a row that has left the window
     /// ([`Labeled::Evicted`]) in the cumulative counters only, from the
     /// row's groups and prediction as the caller kept them. The caller

@@ -8,7 +8,10 @@
 //! Answer 200 `{"results": [{"decision_id", "row", "result"}]}` with
 //! `applied`, `already_labeled`, `unknown_decision` or `unknown_row`; a
 //! single label for an unknown decision answers 404 `decision_not_found`.
-//! Decisions are kept for labels for the last two windows of rows.
+//! Decisions are kept for labels for the last two windows of rows. On a
+//! replica of a fleet, a label for a decision another replica served is
+//! joined through the fleet's windows and shared with the fleet
+//! (docs/kpis.md "Fleet KPIs").
 //!
 //! The sender is established as a model request's caller is (the public
 //! listener's `[auth]`, proxy/senders.rs) and named in the entry

@@ -61,6 +61,7 @@ mod extract;
 mod fairness;
 mod fairness_window;
 mod feedback;
+mod fleet;
 mod history;
 mod reference;
 mod report;
@@ -83,6 +84,11 @@ pub use fairness_window::{
     AttributeSnapshot, FairnessSnapshot, FairnessSpec, FairnessWindow, Labeled, Unassigned,
 };
 pub use feedback::routes as feedback_routes;
+pub use fleet::{
+    FEED_QUEUE, FeedColumns, FeedEvent, FeedFormatError, FeedSender, KIND_LABEL, KIND_ROW,
+    SharedLabel, SharedRow, decode as decode_feed, encode_payload as encode_feed_payload,
+    feed_channel,
+};
 pub use history::{Covered, KpiHistory};
 pub use reference::{
     BinCounts, CategoricalReference, DriftKpis, KS_PARTS, NumericReference, OTHER_BUCKET,

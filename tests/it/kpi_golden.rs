@@ -68,10 +68,10 @@ const CATEGORICAL: [&str; 11] = [
 const PROTECTED: [&str; 3] = ["sex", "age_group", "foreign_worker"];
 
 /// Rows per KServe V2 request.
-const BATCH: usize = 50;
+pub(crate) const BATCH: usize = 50;
 
 /// The first row of the second half (the drift reference is rows before it).
-const HALF: usize = 500;
+pub(crate) const HALF: usize = 500;
 
 /// Requests in flight at once.
 const IN_FLIGHT: usize = 32;
@@ -83,11 +83,11 @@ const FAIRNESS_TOLERANCE: f64 = 1e-9;
 const DRIFT_TOLERANCE: f64 = 1e-6;
 
 /// One CSV row.
-struct CreditRow {
+pub(crate) struct CreditRow {
     numeric: [i64; 7],
     categorical: [String; 11],
     protected: [String; 3],
-    good_credit: bool,
+    pub(crate) good_credit: bool,
     /// The score exactly as the CSV writes it (6 decimals).
     score: String,
 }
@@ -112,7 +112,7 @@ fn repo_file(path: &str) -> String {
 }
 
 /// tests/data/german_credit.csv, row `i` at index `i`.
-fn credit_rows() -> Vec<CreditRow> {
+pub(crate) fn credit_rows() -> Vec<CreditRow> {
     let text = repo_file("tests/data/german_credit.csv");
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
@@ -151,7 +151,7 @@ fn credit_rows() -> Vec<CreditRow> {
     rows
 }
 
-fn golden() -> Value {
+pub(crate) fn golden() -> Value {
     serde_json::from_str(&repo_file("tests/data/german_credit_golden.json")).unwrap()
 }
 
@@ -161,8 +161,8 @@ fn golden() -> Value {
 /// `POST /v2/models/{name}/infer` (INT64 input `row`, [N] or [N, 1]; FP64
 /// output `score`, [N]), plain JSON anywhere else (`{"row": i}` gives
 /// `{"score": s}`).
-struct ScoringUpstream {
-    url: String,
+pub(crate) struct ScoringUpstream {
+    pub(crate) url: String,
     state: Arc<Scoring>,
     _task: tokio::task::JoinHandle<()>,
 }
@@ -176,7 +176,7 @@ struct Scoring {
 }
 
 impl ScoringUpstream {
-    async fn start(rows: &[CreditRow]) -> ScoringUpstream {
+    pub(crate) async fn start(rows: &[CreditRow]) -> ScoringUpstream {
         let state = Arc::new(Scoring {
             scores: rows.iter().map(|r| r.score.clone()).collect(),
             requests: AtomicUsize::new(0),
@@ -283,7 +283,7 @@ fn has_attribute_header(headers: &HeaderMap) -> bool {
 // ---- the gateway's models ----
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Protocol {
+pub(crate) enum Protocol {
     /// KServe V2 batches, everything in tensors.
     KserveV2,
     /// One JSON row per request, protected attributes in headers.
@@ -291,15 +291,15 @@ enum Protocol {
 }
 
 /// One model of a replay.
-struct Model {
-    name: String,
-    window: usize,
+pub(crate) struct Model {
+    pub(crate) name: String,
+    pub(crate) window: usize,
     /// Rows 500..999 are sent changed as the `shifted` scenario says.
     shifted: bool,
 }
 
 /// The three models of a replay: `all_rows`, `last_500`, and `shifted`.
-fn models(prefix: &str) -> [Model; 3] {
+pub(crate) fn models(prefix: &str) -> [Model; 3] {
     let model = |suffix: &str, window, shifted| Model {
         name: format!("{prefix}-{suffix}"),
         window,
@@ -362,7 +362,7 @@ fn kpi_toml(protocol: Protocol, window: usize) -> String {
     toml
 }
 
-fn model_toml(protocol: Protocol, model: &Model, upstream: &str) -> String {
+pub(crate) fn model_toml(protocol: Protocol, model: &Model, upstream: &str) -> String {
     let head = match protocol {
         Protocol::KserveV2 => format!(
             "[[models]]\nname = \"{}\"\nprotocol = \"kserve_v2\"\n\
@@ -382,10 +382,10 @@ fn model_toml(protocol: Protocol, model: &Model, upstream: &str) -> String {
 
 /// One answered request: its decision id and the CSV rows it carried, in
 /// request order.
-struct Served {
-    model: usize,
-    decision_id: String,
-    rows: Vec<usize>,
+pub(crate) struct Served {
+    pub(crate) model: usize,
+    pub(crate) decision_id: String,
+    pub(crate) rows: Vec<usize>,
 }
 
 fn kserve_body(data: &[CreditRow], rows: &[usize], shifted: bool) -> Value {
@@ -425,7 +425,7 @@ fn json_body(data: &[CreditRow], i: usize, shifted: bool) -> Value {
 }
 
 /// Sends `rows` to model `m` and checks the answer carries their scores.
-async fn serve(
+pub(crate) async fn serve(
     gateway: &Gateway,
     protocol: Protocol,
     models: &[Model],
@@ -530,7 +530,7 @@ async fn serve_half(
 // ---- feedback ----
 
 /// One label: the decision, the row's index in that request, `good_credit`.
-fn label(served: &Served, index: usize, data: &[CreditRow]) -> Value {
+pub(crate) fn label(served: &Served, index: usize, data: &[CreditRow]) -> Value {
     json!({
         "decision_id": served.decision_id,
         "row": index,
@@ -538,7 +538,7 @@ fn label(served: &Served, index: usize, data: &[CreditRow]) -> Value {
     })
 }
 
-async fn feedback(gateway: &Gateway, body: &Value) -> crate::support::client::Reply {
+pub(crate) async fn feedback(gateway: &Gateway, body: &Value) -> crate::support::client::Reply {
     send(
         Method::POST,
         &gateway.url("/govgate/feedback"),
@@ -664,17 +664,17 @@ async fn check_feedback_refusals(gateway: &Gateway, served: &[Served]) {
 
 /// One sample of a Prometheus text exposition.
 #[derive(Debug)]
-struct Sample {
-    name: String,
-    labels: BTreeMap<String, String>,
-    value: f64,
+pub(crate) struct Sample {
+    pub(crate) name: String,
+    pub(crate) labels: BTreeMap<String, String>,
+    pub(crate) value: f64,
 }
 
 /// The samples of a Prometheus text exposition (format 0.0.4).
-struct Scrape(Vec<Sample>);
+pub(crate) struct Scrape(pub(crate) Vec<Sample>);
 
 impl Scrape {
-    fn parse(text: &str) -> Scrape {
+    pub(crate) fn parse(text: &str) -> Scrape {
         let mut samples = Vec::new();
         for line in text.lines() {
             if line.is_empty() || line.starts_with('#') {
@@ -699,7 +699,7 @@ impl Scrape {
     }
 
     /// The samples of `name` whose labels include `labels`.
-    fn all(&self, name: &str, labels: &[(&str, &str)]) -> Vec<&Sample> {
+    pub(crate) fn all(&self, name: &str, labels: &[(&str, &str)]) -> Vec<&Sample> {
         self.0
             .iter()
             .filter(|s| {
@@ -712,7 +712,7 @@ impl Scrape {
     }
 
     /// The value of the one series of `name` with exactly `labels`.
-    fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    pub(crate) fn value(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
         let matches: Vec<&Sample> = self
             .all(name, labels)
             .into_iter()
@@ -750,7 +750,7 @@ fn parse_labels(text: &str) -> BTreeMap<String, String> {
     labels
 }
 
-async fn scrape(gateway: &Gateway) -> Scrape {
+pub(crate) async fn scrape(gateway: &Gateway) -> Scrape {
     let reply = send(Method::GET, &format!("{}/metrics", gateway.admin), &[], "").await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     Scrape::parse(&reply.text())
@@ -758,7 +758,12 @@ async fn scrape(gateway: &Gateway) -> Scrape {
 
 /// Polls `/metrics` until the counter `name{labels}` is `target` (the KPIs
 /// are computed in the background); fails if it passes it or never gets there.
-async fn wait_for_counter(gateway: &Gateway, name: &str, labels: &[(&str, &str)], target: usize) {
+pub(crate) async fn wait_for_counter(
+    gateway: &Gateway,
+    name: &str,
+    labels: &[(&str, &str)],
+    target: usize,
+) {
     let mut last = None;
     for _ in 0..300 {
         last = scrape(gateway).await.value(name, labels);
@@ -793,7 +798,7 @@ fn assert_close(actual: Option<f64>, golden: &Value, tolerance: f64, what: &str)
 
 /// Every per-group and aggregate fairness value of `golden` (one window of
 /// the golden file) for `model`.
-fn assert_fairness(scrape: &Scrape, model: &str, golden: &Value) {
+pub(crate) fn assert_fairness(scrape: &Scrape, model: &str, golden: &Value) {
     for attribute in PROTECTED {
         let golden = &golden[attribute];
         let groups = golden["groups"].as_object().unwrap();
@@ -850,7 +855,7 @@ fn assert_fairness(scrape: &Scrape, model: &str, golden: &Value) {
 
 /// Every drift value of `golden` (one scenario of the golden file) for
 /// version 1 of `model`; the protected attributes only if `protected`.
-fn assert_drift(scrape: &Scrape, model: &str, golden: &Value, protected: bool) {
+pub(crate) fn assert_drift(scrape: &Scrape, model: &str, golden: &Value, protected: bool) {
     let mut features: Vec<(&str, &Value, bool)> = Vec::new();
     for name in NUMERIC {
         features.push((name, &golden["numeric"][name], true));

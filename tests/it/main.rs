@@ -31,6 +31,7 @@ mod export_scale;
 mod failclosed;
 mod fleet;
 mod fleet_bundle;
+mod fleet_kpi;
 mod fleet_policies;
 mod fleet_reviews;
 mod full_disk;

@@ -69,7 +69,9 @@ async fn a_version_change_is_written_and_a_failed_append_is_counted() {
     .unwrap();
     let registry = Registry::new();
     let models = [model()];
-    let recorder = crate::kpi::start(&models, &registry).unwrap().unwrap();
+    let recorder = crate::kpi::start(&models, &registry, None)
+        .unwrap()
+        .unwrap();
     let (task, handle) = KpiSnapshots::new(recorder, ledger.clone(), &models, &registry).unwrap();
     // The state at start writes nothing; the change after it does.
     handle.registry_changed(|_| Some("1"), Some(3));
