@@ -130,6 +130,15 @@ fn check(
     }
 }
 
+/// The replicas `fleet.json` lists, as (replica id, its log's origin), in
+/// its order; for a fleet bundle that verified.
+pub(super) fn replicas(dir: &Path) -> Result<Vec<(String, String)>, String> {
+    listed(dir)?
+        .into_iter()
+        .map(|replica| replica.map(|r| (r.id, r.origin)))
+        .collect()
+}
+
 /// The replicas `fleet.json` lists, each parsed or its problem.
 fn listed(dir: &Path) -> Result<Vec<Result<Listed, String>>, String> {
     let path = dir.join(FLEET_MANIFEST);

@@ -8,6 +8,7 @@ mod admin_client;
 mod demo;
 mod erase;
 mod fleet_export;
+mod fleet_report;
 mod fleet_verify;
 mod keys;
 mod kpis;

@@ -38,11 +38,19 @@ pub(super) struct ReportArgs {
     /// log's start. Checked first with --vkey; the report is recorded
     /// nowhere (a bundle is not a ledger), and its directory gets a copy
     /// of the bundle.
-    #[arg(long, value_name = "DIR", requires = "vkey")]
+    #[arg(long, value_name = "DIR", requires = "vkey", conflicts_with = "fleet")]
     bundle: Option<PathBuf>,
-    /// With --bundle: the log's first verifier key (text or @FILE).
-    #[arg(long, value_name = "VKEY", requires = "bundle")]
-    vkey: Option<String>,
+    /// Report a whole fleet from this fleet bundle (`govgate export
+    /// --fleet`; the configuration is not read): verified first as
+    /// `govgate verify --fleet` does, then each replica's report made
+    /// from its bundle into replicas/<id>/, and the fleet's figures in
+    /// fleet-report.json. Give every replica's first key with --vkey.
+    #[arg(long, value_name = "DIR", requires = "vkey")]
+    fleet: Option<PathBuf>,
+    /// With --bundle: the log's first verifier key (text or @FILE); with
+    /// --fleet: each replica's, once each.
+    #[arg(long, value_name = "VKEY")]
+    vkey: Vec<String>,
     /// With --bundle: the key in force at the bundle's start, when the
     /// log rotated its key before it.
     #[arg(long, value_name = "VKEY", requires = "bundle")]
@@ -56,7 +64,7 @@ pub(super) struct ReportArgs {
         long,
         visible_alias = "url",
         value_name = "URL",
-        conflicts_with_all = ["bundle", "control_map"]
+        conflicts_with_all = ["bundle", "fleet", "control_map"]
     )]
     admin_url: Option<String>,
     /// No progress on stderr.
@@ -84,8 +92,26 @@ pub(super) fn online(args: &ReportArgs) -> Option<ExitCode> {
 }
 
 pub(super) fn run(args: &ReportArgs) -> anyhow::Result<()> {
-    if let (Some(bundle), Some(vkey)) = (&args.bundle, &args.vkey) {
+    if let Some(fleet) = &args.fleet {
+        let controls = control_map(args.control_map.as_deref())?;
+        return super::fleet_report::run(
+            fleet,
+            &args.vkey,
+            (&args.from, &args.to),
+            &controls,
+            &args.out,
+        );
+    }
+    if let Some(bundle) = &args.bundle {
+        let [vkey] = args.vkey.as_slice() else {
+            return Err(super::usage(
+                "--bundle takes one --vkey: the log's first key",
+            ));
+        };
         return from_bundle(args, bundle, vkey);
+    }
+    if !args.vkey.is_empty() {
+        return Err(super::usage("--vkey goes with --bundle or --fleet"));
     }
     let mut config = super::load_offline_config(&args.config.path)?;
     let period = Period::new(&args.from, &args.to).map_err(|err| super::usage(err.to_string()))?;
@@ -267,22 +293,7 @@ fn from_bundle(args: &ReportArgs, bundle: &Path, vkey: &str) -> anyhow::Result<(
         other => anyhow::Error::new(other),
     })?;
     let staging = super::staging::Staging::begin(&args.out)?;
-    let dir = staging.bundle();
-    let written = (|| -> anyhow::Result<()> {
-        std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let json_bytes = report::to_bytes(&report);
-        write(&dir.join(REPORT_JSON), &json_bytes)?;
-        write(
-            &dir.join(REPORT_HTML),
-            report::html::render(&report).as_bytes(),
-        )?;
-        // Recorded nowhere, so no issue time: the period's end stands in.
-        write(
-            &dir.join(REPORT_OSCAL),
-            &report::oscal::render(&json_bytes, &report, &args.to),
-        )?;
-        copy_bundle(bundle, &dir.join(BUNDLE), 0)
-    })();
+    let written = write_from_bundle(&report, bundle, staging.bundle(), &args.to);
     if let Err(err) = written {
         staging.abandon();
         return Err(err);
@@ -298,6 +309,30 @@ fn from_bundle(args: &ReportArgs, bundle: &Path, vkey: &str) -> anyhow::Result<(
         report["scope"]["last_seq"],
     ));
     Ok(())
+}
+
+/// Writes the report made from `bundle` into the new directory `dir`
+/// (report.json, report.html, report.oscal.json, a copy of the bundle);
+/// `to` is the period's end.
+pub(super) fn write_from_bundle(
+    report: &Value,
+    bundle: &Path,
+    dir: &Path,
+    to: &str,
+) -> anyhow::Result<()> {
+    std::fs::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let json_bytes = report::to_bytes(report);
+    write(&dir.join(REPORT_JSON), &json_bytes)?;
+    write(
+        &dir.join(REPORT_HTML),
+        report::html::render(report).as_bytes(),
+    )?;
+    // Recorded nowhere, so no issue time: the period's end stands in.
+    write(
+        &dir.join(REPORT_OSCAL),
+        &report::oscal::render(&json_bytes, report, to),
+    )?;
+    copy_bundle(bundle, &dir.join(BUNDLE), 0)
 }
 
 /// Folders deep a bundle's copy goes (`chunks/A/` of govgate-bundle/3 is 2).

@@ -100,6 +100,8 @@ impl Section for Changes {
                 "deactivated",
                 "approval_seq",
                 "set_sha256",
+                // On a fleet's replica: the change's place in the fleet.
+                "control_seq",
             ] {
                 if let Some(value) = entry.get(name) {
                     item.insert(name.to_owned(), value.clone());

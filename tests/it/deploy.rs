@@ -191,7 +191,11 @@ async fn kubernetes_configuration_serves_ready_replicas_named_after_their_pods()
     }
     // Each pod's log is named after it.
     for (admin, pod) in [(&admin0, "govgate-0"), (&admin1, "govgate-1")] {
-        let note = http.get(format!("{admin}/ledger/checkpoint")).send().await.unwrap();
+        let note = http
+            .get(format!("{admin}/ledger/checkpoint"))
+            .send()
+            .await
+            .unwrap();
         let note = note.text().await.unwrap();
         assert!(
             note.starts_with(&format!("govgate.example.com/{pod}\n")),

@@ -263,6 +263,47 @@ async fn a_fleet_bundle_of_replicas_that_served_is_verified_by_the_python_verifi
         said(&rust)
     );
 
+    // The fleet's period report: each replica's report, checkable alone,
+    // and the fleet's figures: decisions summed, each change once.
+    let report = out.path().join("report");
+    let made = std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
+        .args(["report", "--quiet", "--fleet"])
+        .arg(&bundle)
+        .args(["--vkey", &k1, "--vkey", &k2])
+        .args([
+            "--from",
+            "2000-01-01T00:00:00Z",
+            "--to",
+            "2100-01-01T00:00:00Z",
+            "--out",
+        ])
+        .arg(&report)
+        .env("GOVGATE_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", said(&made));
+    let summary: Value =
+        serde_json::from_slice(&std::fs::read(report.join("fleet-report.json")).unwrap()).unwrap();
+    assert_eq!(summary["format"], "govgate-fleet-report/1");
+    assert_eq!(summary["traffic"]["decisions"], 7, "{summary}");
+    let changes: i64 = db
+        .query_one("SELECT count(*) FROM govgate_control_events", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(summary["changes"]["fleet_changes"], changes, "{summary}");
+    assert_eq!(summary["changes"]["local_changes"], 0, "{summary}");
+    assert_eq!(summary["replicas"][1]["decisions"], 2);
+    for (replica, key) in [("r1", &k1), ("r2", &k2)] {
+        let checked = std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
+            .args(["verify", "--report"])
+            .arg(report.join("replicas").join(replica))
+            .args(["--vkey", key])
+            .output()
+            .unwrap();
+        assert!(checked.status.success(), "{replica}: {}", said(&checked));
+    }
+
     // An entry of r2's changed: refused, naming r2.
     let altered = out.path().join("altered");
     copy_dir(&bundle, &altered);
