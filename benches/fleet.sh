@@ -93,25 +93,8 @@ echo "host=$BASE/pg user=govgate dbname=postgres" >"$BASE/cluster.url"
 
 # ---- upstream and gateways ----
 
-upstream_conf() {
-    local dir=$1 port=$2
-    nginx_common "$dir"
-    cat <<EOF2
-worker_processes 1;
-http {
-$(nginx_http_common "$dir")
-    server {
-        listen 127.0.0.1:$port;
-        default_type application/json;
-        location / {
-            return 200 '{"ok":true}';
-        }
-    }
-}
-EOF2
-}
 WAIT_PATH=/
-start_nginx upstream upstream_conf
+start_nginx upstream ok_upstream_conf
 UPSTREAM_PORT=$NGINX_PORT
 
 # gateway NAME [REPLICA_ID]: a gateway in $BASE/NAME, with `[cluster]`

@@ -141,24 +141,6 @@ trap 'exit 143' TERM
 
 # ---- helpers ----
 
-upstream_conf() {
-    local dir=$1 port=$2
-    nginx_common "$dir"
-    cat <<EOF
-worker_processes 1;
-http {
-$(nginx_http_common "$dir")
-    server {
-        listen 127.0.0.1:$port;
-        default_type application/json;
-        location / {
-            return 200 '{"ok":true}';
-        }
-    }
-}
-EOF
-}
-
 proxy_conf() {
     local dir=$1 port=$2
     nginx_common "$dir"
@@ -311,7 +293,7 @@ if [[ $NEW_CONNECTION == 1 ]]; then WRK_HEADERS+=(-H "Connection: close"); fi
 # ---- start the servers ----
 
 WAIT_PATH=/
-start_nginx upstream upstream_conf
+start_nginx upstream ok_upstream_conf
 UPSTREAM_PORT=$NGINX_PORT
 
 WAIT_PATH=/m/

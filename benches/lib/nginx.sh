@@ -57,3 +57,23 @@ start_nginx() {
     cat "$dir/stdout.log" "$dir/error.log" >&2 2>/dev/null || true
     die "$name did not start"
 }
+
+# ok_upstream_conf DIR PORT: an upstream of one worker answering every
+# request with 200 {"ok":true} (for start_nginx).
+ok_upstream_conf() {
+    local dir=$1 port=$2
+    nginx_common "$dir"
+    cat <<EOF
+worker_processes 1;
+http {
+$(nginx_http_common "$dir")
+    server {
+        listen 127.0.0.1:$port;
+        default_type application/json;
+        location / {
+            return 200 '{"ok":true}';
+        }
+    }
+}
+EOF
+}
