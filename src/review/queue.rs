@@ -163,6 +163,9 @@ struct Inner {
     metrics: ReviewMetrics,
     /// In a fleet: the reviews every replica sees (`fleet.rs`).
     mirror: std::sync::OnceLock<Arc<dyn super::shared::ReviewMirror>>,
+    /// In a fleet: reviews whose last change the fleet's copy missed
+    /// (published again each round; at most one per tracked review).
+    unpublished: Mutex<BTreeSet<String>>,
 }
 
 /// The open and recently closed reviews; cheap to clone.
@@ -213,6 +216,7 @@ impl ReviewQueue {
                 config,
                 metrics,
                 mirror: std::sync::OnceLock::new(),
+                unpublished: Mutex::default(),
             }),
         };
         let loader = files.clone();

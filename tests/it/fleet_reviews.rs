@@ -226,3 +226,52 @@ async fn a_verdict_given_while_the_holding_replica_is_killed_is_applied_when_it_
     assert_eq!(closing.len(), 1, "{closing:?}");
     assert_eq!(closing[0]["reviewer"], "rita");
 }
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
+async fn a_review_closed_on_its_replica_while_the_database_was_down_is_not_closed_again() {
+    let fleet = fleet().await;
+    let [r1, r2] = [&fleet.replicas[0], &fleet.replicas[1]];
+    let (decision_id, review_id) = held(r1, r#"{"hold": true, "n": 4}"#).await;
+    // The database goes away; r1 decides its own review alone.
+    fleet.postgres.stop();
+    let approved = decide(r1, "rita", &review_id, json!({"verdict": "approve"})).await;
+    assert_eq!(approved.status, 200, "{}", approved.text());
+    fleet.postgres.restart();
+    // The fleet's copy catches up by itself: r2 no longer lists it pending.
+    let mut listed = Vec::new();
+    for _ in 0..50 {
+        let reply = admin_call(
+            &r2.admin,
+            Some("rita"),
+            Method::GET,
+            "/admin/reviews?status=pending",
+            "",
+        )
+        .await;
+        listed = reply.json()["reviews"].as_array().unwrap().clone();
+        if listed.iter().all(|r| r["review_id"] != review_id.as_str()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        listed.iter().all(|r| r["review_id"] != review_id.as_str()),
+        "still pending on r2: {listed:?}"
+    );
+    // A reviewer on r2 who still had it on screen: refused.
+    let late = decide(
+        r2,
+        "rob",
+        &review_id,
+        json!({"verdict": "reject", "reason": "late"}),
+    )
+    .await;
+    assert_eq!(late.status, 409, "{}", late.text());
+    assert_eq!(late.json()["error"]["current_state"], "approved");
+    let released = poll(r2, &decision_id, None).await;
+    assert_eq!(released.status, 200, "{}", released.text());
+    let closing = closing_entries(r1, &review_id).await;
+    assert_eq!(closing.len(), 1, "{closing:?}");
+    assert_eq!(closing[0]["verdict"], "approve");
+}

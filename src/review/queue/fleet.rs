@@ -40,10 +40,35 @@ impl ReviewQueue {
     /// Publishes `item` for the fleet; a failure is logged (the review
     /// stays decidable here, and the next change publishes it again).
     pub(super) async fn publish(&self, item: &ReviewItem) {
-        if let Some(mirror) = self.mirror()
-            && let Err(err) = mirror.publish(item).await
-        {
-            tracing::warn!(review_id = %item.review_id, error = %err, "a review was not published to the fleet");
+        let Some(mirror) = self.mirror() else {
+            return;
+        };
+        let id = item.review_id.clone();
+        match mirror.publish(item).await {
+            Ok(()) => {
+                super::lock(&self.inner.unpublished).remove(&id);
+            }
+            Err(err) => {
+                tracing::warn!(review_id = %id, error = %err, "a review was not published to the fleet; published again once it can be");
+                super::lock(&self.inner.unpublished).insert(id);
+            }
+        }
+    }
+
+    /// Publishes again the reviews whose last change the fleet missed.
+    async fn publish_missed(&self) {
+        let missed: Vec<String> = super::lock(&self.inner.unpublished)
+            .iter()
+            .cloned()
+            .collect();
+        for review_id in missed {
+            let Some(slot) = self.slot(&review_id) else {
+                // Forgotten meanwhile.
+                super::lock(&self.inner.unpublished).remove(&review_id);
+                continue;
+            };
+            let item = slot.item.lock().await.clone();
+            self.publish(&item).await;
         }
     }
 
@@ -142,6 +167,14 @@ impl ReviewQueue {
             if let Some(now) = mirror.item(ItemKey::Review(review_id)).await?
                 && now.item.state != ReviewState::Pending
             {
+                // The owner may have closed it on its own while the
+                // fleet's copy was out of date: then this verdict lost.
+                let closing = now.item.closing.as_ref();
+                let ours = closing
+                    .is_some_and(|c| c.verdict == claim.verdict && c.reviewer == claim.reviewer);
+                if !ours {
+                    return Err(DecideError::AlreadyDecided(now.item.state));
+                }
                 return Ok(now.item);
             }
         }
@@ -209,12 +242,14 @@ impl ReviewQueue {
         items.truncate(filter.limit);
     }
 
-    /// Applies the verdicts given on other replicas to this replica's
-    /// reviews: how many were applied.
+    /// Publishes what the fleet's copy missed, then applies the verdicts
+    /// given on other replicas to this replica's reviews: how many were
+    /// applied.
     pub async fn apply_fleet_verdicts(&self) -> Result<usize, MirrorError> {
         let Some(mirror) = self.mirror() else {
             return Ok(0);
         };
+        self.publish_missed().await;
         let mut applied = 0;
         for (review_id, claim) in mirror.claims_to_apply().await? {
             if self.slot(&review_id).is_none() {
@@ -225,7 +260,14 @@ impl ReviewQueue {
                 .await
             {
                 Ok(_) => applied += 1,
-                Err(DecideError::AlreadyDecided(_)) => {}
+                Err(DecideError::AlreadyDecided(_)) => {
+                    // Closed here while the fleet's copy could not be
+                    // written (a database outage): the copy catches up.
+                    if let Some(slot) = self.slot(&review_id) {
+                        let item = slot.item.lock().await.clone();
+                        self.publish(&item).await;
+                    }
+                }
                 Err(err) => {
                     tracing::error!(%review_id, error = %err, "a verdict given on another replica was not applied; trying again");
                 }
