@@ -382,6 +382,17 @@ async fn the_feed_keeps_what_the_windows_need_and_a_late_replica_folds_it_into_t
         )
         .await;
     }
+    // A replica takes a label for another's decision once its fleet
+    // windows hold the row: both have read all 20 rows of the feed.
+    for replica in [&one, &two] {
+        wait_for_counter(
+            replica,
+            "govgate_fleet_kpi_rows_total",
+            &[("model", "tiny")],
+            20,
+        )
+        .await;
+    }
     // Labels of calls 12..19 (the decisions the fleet remembers: the last
     // 2 x 4 rows) through the replica that did not serve them; the label
     // of call 5 through its own replica, which remembers its own last 8.

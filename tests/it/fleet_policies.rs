@@ -83,7 +83,17 @@ async fn a_policy_set_approved_across_the_fleet_judges_on_every_replica() {
     let (on_two, _) = the_set(&replicas[1]).await;
     let approved = act(&replicas[1], "ai-officer", on_two, "approve").await;
     assert_eq!(approved.status, 200, "{}", approved.text());
-    let (on_three, listed) = the_set(&replicas[2]).await;
+    // r3 lists r2's approval within a second (it is applied there on the
+    // notification).
+    let mut waited = 0;
+    let (on_three, listed) = loop {
+        let (seq, listed) = the_set(&replicas[2]).await;
+        if listed["approvals"].as_array().unwrap().len() == 1 || waited == 50 {
+            break (seq, listed);
+        }
+        waited += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(
         listed["approvals"].as_array().unwrap().len(),
         1,
