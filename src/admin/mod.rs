@@ -87,6 +87,15 @@ pub(crate) fn json_response(status: StatusCode, body: &serde_json::Value) -> Res
         .into_response()
 }
 
+/// The message of a change the fleet's control plane did not confirm
+/// (503 `control_plane_unavailable`, registry and policy sets alike).
+pub(crate) fn unconfirmed_change(err: &dyn std::fmt::Display) -> String {
+    format!(
+        "{err}; the change was not confirmed by the fleet: call again \
+         (a repeated call never makes a change twice)"
+    )
+}
+
 /// The admin API's error body, `{"error": {"code", "message", ...extra}}`.
 pub(crate) fn error_response(
     status: StatusCode,

@@ -140,10 +140,7 @@ impl IntoResponse for ApiError {
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "control_plane_unavailable",
-                    format!(
-                        "{message}; the change was not confirmed by the fleet: call again \
-                         (a repeated call never makes a change twice)"
-                    ),
+                    super::unconfirmed_change(&message),
                     None,
                 )
             }

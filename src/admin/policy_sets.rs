@@ -130,10 +130,7 @@ impl IntoResponse for ApiError {
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "control_plane_unavailable",
-                    format!(
-                        "{err}; the change was not confirmed by the fleet: call again \
-                         (a repeated call never makes a change twice)"
-                    ),
+                    super::unconfirmed_change(&err),
                     None,
                 )
             }

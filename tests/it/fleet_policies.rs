@@ -25,16 +25,10 @@ deny contains "caller mallory is blocked" if {
 
 /// The one set a replica lists: its seq there.
 async fn the_set(replica: &Gateway) -> (u64, Value) {
-    let reply = admin_call(
-        &replica.admin,
-        Some("auditor"),
-        Method::GET,
-        "/admin/policies/sets",
-        "",
-    )
-    .await;
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    let sets = reply.json()["sets"].as_array().unwrap().clone();
+    let sets = crate::policy_changes::sets(replica).await["sets"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(sets.len(), 1, "one set for the fleet: {sets:?}");
     (sets[0]["seq"].as_u64().unwrap(), sets[0].clone())
 }

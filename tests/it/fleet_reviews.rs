@@ -4,7 +4,7 @@
 //! once close it once; a timeout fires once; a verdict given while the
 //! owner is down is applied when it is back.
 
-use crate::reviews::{TEST_POLICY, held, policy_dir, poll};
+use crate::reviews::{TEST_POLICY, decide, held, policy_dir, poll};
 use crate::support::governance::admin_call;
 use crate::support::postgres::Postgres;
 use crate::support::{Gateway, TestUpstream};
@@ -52,22 +52,6 @@ async fn fleet() -> Fleet {
         _upstream: upstream,
         _dirs: (urls, policies),
     }
-}
-
-async fn decide(
-    replica: &Gateway,
-    who: &str,
-    review_id: &str,
-    body: Value,
-) -> crate::support::client::Reply {
-    admin_call(
-        &replica.admin,
-        Some(who),
-        Method::POST,
-        &format!("/admin/reviews/{review_id}/decide"),
-        &body.to_string(),
-    )
-    .await
 }
 
 async fn closing_entries(replica: &Gateway, review_id: &str) -> Vec<Value> {

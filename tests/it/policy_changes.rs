@@ -54,7 +54,7 @@ async fn policies(gateway: &Gateway, principal: &str, args: &[&str]) -> (bool, S
     (output.status.success(), said)
 }
 
-async fn sets(gateway: &Gateway) -> Value {
+pub(crate) async fn sets(gateway: &Gateway) -> Value {
     let reply = admin_call(
         &gateway.admin,
         Some("auditor"),

@@ -102,7 +102,7 @@ pub(crate) async fn poll(
     .await
 }
 
-async fn decide(
+pub(crate) async fn decide(
     gateway: &Gateway,
     who: &str,
     review_id: &str,

@@ -260,14 +260,9 @@ impl ReviewQueue {
                 .await
             {
                 Ok(_) => applied += 1,
-                Err(DecideError::AlreadyDecided(_)) => {
-                    // Closed here while the fleet's copy could not be
-                    // written (a database outage): the copy catches up.
-                    if let Some(slot) = self.slot(&review_id) {
-                        let item = slot.item.lock().await.clone();
-                        self.publish(&item).await;
-                    }
-                }
+                // Closed here while the fleet's copy could not be written:
+                // `publish_missed` above brings the copy up to date.
+                Err(DecideError::AlreadyDecided(_)) => {}
                 Err(err) => {
                     tracing::error!(%review_id, error = %err, "a verdict given on another replica was not applied; trying again");
                 }
