@@ -157,14 +157,7 @@ fn run(
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         Ok::<_, Failure>(manifest)
     });
-    let manifest = match written {
-        Ok(manifest) => manifest,
-        Err(failure) => {
-            staging.abandon();
-            return Err(failure);
-        }
-    };
-    staging.complete()?;
+    let manifest = staging.settle(written)?;
     let mut summary = format!(
         "wrote {}: {} replicas\n",
         out.display(),

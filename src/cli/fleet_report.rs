@@ -90,11 +90,7 @@ pub(super) fn run(
         std::fs::write(dir.join(FLEET_REPORT), bytes)
             .with_context(|| format!("writing {FLEET_REPORT}"))
     })();
-    if let Err(err) = written {
-        staging.abandon();
-        return Err(err);
-    }
-    staging.complete()?;
+    staging.settle(written)?;
     let reported = reports.iter().filter(|r| r.report.is_some()).count();
     super::print_out(&format!(
         "fleet report of {from} .. {to} written to {}: {reported} of {} replicas had entries in \

@@ -56,14 +56,7 @@ fn run(admin_url: &str, out: &Path, request: &ExportRequest, quiet: bool) -> Res
     let client = AdminClient::new(admin_url, &token);
     let path = format!("/admin/ledger/export{}", query(request));
     let downloaded = runtime.block_on(download(&client, &path, staging.bundle(), progress));
-    let summary = match downloaded {
-        Ok(summary) => summary,
-        Err(failure) => {
-            staging.abandon();
-            return Err(failure);
-        }
-    };
-    staging.complete()?;
+    let summary = staging.settle(downloaded)?;
     if let Some(size) = summary.headers.get("govgate-export-cosigned-size") {
         super::print_out(&format!(
             "added the cosigned checkpoint of size {} ({COSIGNED_FILE})\n",

@@ -135,17 +135,9 @@ pub(super) fn run(args: &ReportArgs) -> anyhow::Result<()> {
         period,
         controls,
     );
-    match made {
-        Ok(said) => {
-            staging.complete()?;
-            super::print_out(&said);
-            Ok(())
-        }
-        Err(err) => {
-            staging.abandon();
-            Err(err)
-        }
-    }
+    let said = staging.settle(made)?;
+    super::print_out(&said);
+    Ok(())
 }
 
 /// Verifies the log, writes the report into `dir`, records it, exports
@@ -294,11 +286,7 @@ fn from_bundle(args: &ReportArgs, bundle: &Path, vkey: &str) -> anyhow::Result<(
     })?;
     let staging = super::staging::Staging::begin(&args.out)?;
     let written = write_from_bundle(&report, bundle, staging.bundle(), &args.to);
-    if let Err(err) = written {
-        staging.abandon();
-        return Err(err);
-    }
-    staging.complete()?;
+    staging.settle(written)?;
     super::print_out(&format!(
         "report of {} .. {} written to {} from the bundle {}: entries {}..={} (recorded in no ledger)\n",
         args.from,

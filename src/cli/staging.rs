@@ -114,6 +114,20 @@ impl Staging {
             .with_context(|| format!("removing {}", self.dir.display()))
     }
 
+    /// Completes the bundle if `written` is `Ok`, else abandons it.
+    pub(super) fn settle<T, E: From<anyhow::Error>>(self, written: Result<T, E>) -> Result<T, E> {
+        match written {
+            Ok(value) => {
+                self.complete()?;
+                Ok(value)
+            }
+            Err(err) => {
+                self.abandon();
+                Err(err)
+            }
+        }
+    }
+
     /// The export failed: what it wrote goes.
     pub(super) fn abandon(self) {
         if let Err(err) = std::fs::remove_dir_all(&self.dir) {
