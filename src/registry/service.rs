@@ -75,8 +75,9 @@ pub struct RegistryService {
     registry: Mutex<Guarded>,
     ledger: Ledger,
     shared: Option<Arc<dyn SharedLog>>,
-    /// Applies the control events that are not the registry's.
-    domain: Option<Arc<dyn SharedDomain>>,
+    /// Apply the control events that are not the registry's, each its
+    /// own kinds.
+    domains: Vec<Arc<dyn SharedDomain>>,
     policies: HashMap<String, PolicySet>,
     default_policy: PolicySet,
     on_change: OnChange,
@@ -99,7 +100,7 @@ impl RegistryService {
             }),
             ledger,
             shared: None,
-            domain: None,
+            domains: Vec::new(),
             policies,
             default_policy,
             on_change,
@@ -133,9 +134,10 @@ impl RegistryService {
         self
     }
 
-    /// Hands the control events of `domain`'s kinds to it.
+    /// Hands the control events of `domain`'s kinds to it (one domain per
+    /// kind; several domains may be given).
     pub fn with_domain(mut self, domain: Arc<dyn SharedDomain>) -> Self {
-        self.domain = Some(domain);
+        self.domains.push(domain);
         self
     }
 
@@ -251,11 +253,13 @@ impl RegistryService {
 
     /// Hands a control event of another kind to its domain.
     async fn apply_elsewhere(&self, event: &SharedEvent) -> Result<(), ServiceError> {
-        match &self.domain {
-            Some(domain) if domain.kinds().contains(&event.kind.as_str()) => {
-                Ok(domain.apply(event).await?)
-            }
-            _ => Err(ServiceError::ControlEvent {
+        let owner = self
+            .domains
+            .iter()
+            .find(|domain| domain.kinds().contains(&event.kind.as_str()));
+        match owner {
+            Some(domain) => Ok(domain.apply(event).await?),
+            None => Err(ServiceError::ControlEvent {
                 control_seq: event.control_seq,
                 problem: format!(
                     "kind `{}` is not one this gateway applies (a newer gateway wrote it?)",
