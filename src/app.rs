@@ -626,6 +626,33 @@ impl App {
             None => Serving::new(ServingTable::default()),
         };
         let serving = Arc::new(serving);
+        // Drift references uploaded before this start, then (in a fleet)
+        // those uploaded anywhere in the fleet since.
+        let reference_keeper = match &kpi {
+            Some(recorder) => {
+                let files =
+                    crate::kpi::ReferenceFiles::new(&config.server.data_dir.join("kpi-references"));
+                let models: std::collections::HashMap<_, _> = config
+                    .models
+                    .iter()
+                    .filter_map(|m| Some((m.name.clone(), m.kpi.clone()?)))
+                    .collect();
+                restore_references(recorder, &files, &models).await;
+                Some(crate::kpi::ReferenceKeeper::new(
+                    recorder.clone(),
+                    ledger.clone(),
+                    files,
+                    models,
+                ))
+            }
+            None => None,
+        };
+        let reference_domain = match (&config.cluster, &reference_keeper) {
+            (Some(cluster), Some(keeper)) => Some(Arc::new(
+                crate::cluster::references::ReferenceDomain::new(cluster, keeper.clone()),
+            )),
+            _ => None,
+        };
         let (registry, mut follower) = governance::start(
             config,
             store.as_ref(),
@@ -633,7 +660,10 @@ impl App {
             serving.clone(),
             snapshot_handle,
             freshness.clone(),
-            oversight.as_ref().map(|oversight| oversight.gate.clone()),
+            governance::Domains {
+                gate: oversight.as_ref().map(|oversight| oversight.gate.clone()),
+                references: reference_domain.clone(),
+            },
         )
         .await?;
         if let (Some(files), Some(oversight)) = (held_folder, &oversight) {
@@ -703,7 +733,7 @@ impl App {
             })))
             .merge(reader::admin_routes(reader))
             .merge(crate::admin::models::routes(
-                registry,
+                registry.clone(),
                 tokens.clone(),
                 governance::default_risk(config),
             ))
@@ -780,21 +810,13 @@ impl App {
                 recorder.clone(),
                 ledger.clone(),
             )));
-            let files =
-                crate::kpi::ReferenceFiles::new(&config.server.data_dir.join("kpi-references"));
-            let models: std::collections::HashMap<_, _> = config
-                .models
-                .iter()
-                .filter_map(|m| Some((m.name.clone(), m.kpi.clone()?)))
-                .collect();
-            restore_references(recorder, &files, &models).await;
-            admin = admin.merge(crate::admin::kpi::routes(
-                kpi_tokens,
-                recorder.clone(),
-                ledger.clone(),
-                files,
-                models,
-            ));
+        }
+        if let Some(keeper) = reference_keeper {
+            let fleet = reference_domain.map(|domain| crate::admin::kpi::FleetUploads {
+                registry: registry.clone(),
+                domain,
+            });
+            admin = admin.merge(crate::admin::kpi::routes(kpi_tokens, keeper, fleet));
         }
         // The console calls the admin API in process, as the person signed
         // in: the API as built so far, without the console itself.

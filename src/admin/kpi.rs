@@ -5,14 +5,18 @@
 //! configured drift feature. Role admin. The upload is stored, recorded in
 //! the ledger (`kpi_reference_set`, with its SHA-256), and replaces the
 //! version's reference (its window starts empty). Without an upload a
-//! version's reference is the first `reference_rows` rows it serves.
+//! version's reference is the first `reference_rows` rows it serves. In a
+//! fleet the upload is a control event every replica applies
+//! (`crate::cluster::references`).
 
 use super::auth::{AuthError, Tokens};
 use super::{error_response, json_response};
-use crate::config::KpiConfig;
-use crate::kpi::{KpiRecorder, ReferenceFiles, ReferenceFormat, parse_reference};
-use crate::ledger::entry::{EntryBody, hex};
-use crate::ledger::sequencer::Ledger;
+use crate::cluster::references::{ReferenceDomain, ReferenceError};
+use crate::kpi::{
+    FeatureValue, KeepError, REFERENCE_SET, ReferenceFormat, ReferenceKeeper, UPLOAD_MEMBER, Upload,
+};
+use crate::registry::service::RegistryService;
+use crate::registry::shared::SharedEvent;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -20,27 +24,26 @@ use axum::routing::put;
 use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
 use serde_json::json;
-use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 #[derive(Clone)]
 struct Api {
     tokens: Tokens,
-    recorder: KpiRecorder,
-    ledger: Ledger,
-    files: ReferenceFiles,
-    models: Arc<HashMap<String, KpiConfig>>,
+    keeper: ReferenceKeeper,
+    fleet: Option<FleetUploads>,
+}
+
+/// In a fleet: uploads go through the control log.
+#[derive(Clone)]
+pub struct FleetUploads {
+    /// Whose control log it is.
+    pub registry: Arc<RegistryService>,
+    /// What applies an upload.
+    pub domain: Arc<ReferenceDomain>,
 }
 
 /// The reference route, on the admin listener.
-pub fn routes(
-    tokens: Tokens,
-    recorder: KpiRecorder,
-    ledger: Ledger,
-    files: ReferenceFiles,
-    models: HashMap<String, KpiConfig>,
-) -> Router {
+pub fn routes(tokens: Tokens, keeper: ReferenceKeeper, fleet: Option<FleetUploads>) -> Router {
     Router::new()
         .route(
             "/admin/models/{model}/versions/{version}/kpi-reference",
@@ -48,10 +51,8 @@ pub fn routes(
         )
         .with_state(Api {
             tokens,
-            recorder,
-            ledger,
-            files,
-            models: Arc::new(models),
+            keeper,
+            fleet,
         })
 }
 
@@ -72,14 +73,14 @@ async fn upload(
     if let Err(err) = caller.require(&["admin"]) {
         return refused(err);
     }
-    let Some(config) = api.models.get(&model) else {
+    if api.keeper.config(&model).is_none() {
         return error_response(
             StatusCode::NOT_FOUND,
             "unknown_model",
             &format!("model `{model}` has no [models.kpi]"),
             None,
         );
-    };
+    }
     let plain = |v: &str| {
         !v.is_empty()
             && v.len() <= 128
@@ -110,78 +111,134 @@ async fn upload(
             None,
         );
     };
-    let rows = match parse_reference(config, format, &body) {
-        Ok(rows) => rows,
-        Err(problem) => {
-            return error_response(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_reference",
-                &problem,
-                None,
-            );
-        }
-    };
-    let files = api.files.clone();
-    let (m, v, stored) = (model.clone(), version.clone(), body.clone());
-    let saved = tokio::task::spawn_blocking(move || files.save(&m, &v, format, &stored)).await;
-    if !matches!(saved, Ok(Ok(()))) {
-        tracing::error!(?saved, "drift reference not stored");
-        return error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "storage_unavailable",
-            "the reference could not be stored",
-            None,
-        );
-    }
-    let sha256 = hex(&Sha256::digest(&body));
-    let count = rows.len();
-    let mut members = serde_json::Map::new();
-    members.insert("model".into(), json!(model));
-    members.insert("version".into(), json!(version));
-    members.insert("sha256".into(), json!(sha256));
-    members.insert("rows".into(), json!(count));
-    members.insert("format".into(), json!(format.extension()));
-    members.insert("set_by".into(), json!(caller.principal));
-    if let Some(issuer) = &caller.issuer {
-        members.insert("set_by_issuer".into(), json!(issuer));
-    }
-    let entry_seq: Option<u64> = match api
-        .ledger
-        .append(EntryBody::Governance {
-            kind: "kpi_reference_set",
-            members,
-        })
-        .await
-    {
-        Ok(ack) => ack.seq,
-        Err(err) => {
-            tracing::error!(error = %err, "drift reference not recorded");
-            return error_response(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "ledger_unavailable",
-                "the ledger could not record the reference",
-                None,
-            );
-        }
-    };
-    let upload = crate::kpi::ReferenceUpload {
-        sha256: sha256.clone(),
-        seq: entry_seq,
-    };
-    if let Err(problem) = api
-        .recorder
-        .set_reference(&model, &version, rows, upload)
-        .await
-    {
-        return error_response(
+    let invalid = |problem: &str| {
+        error_response(
             StatusCode::UNPROCESSABLE_ENTITY,
             "invalid_reference",
-            &problem,
+            problem,
             None,
-        );
+        )
+    };
+    let Ok(text) = String::from_utf8(body.to_vec()) else {
+        return invalid("the reference is not UTF-8");
+    };
+    let upload = Upload {
+        model,
+        version,
+        format,
+        text,
+        set_by: caller.principal.clone(),
+        set_by_issuer: caller.issuer.clone(),
+    };
+    let rows = match api.keeper.parse(&upload).await {
+        Ok(rows) => rows,
+        Err(problem) => return invalid(&problem),
+    };
+    let count = rows.len();
+    let kept = match &api.fleet {
+        None => {
+            let members = upload.members(count);
+            api.keeper
+                .keep(&upload, rows, members)
+                .await
+                .map(|seq| (seq, None))
+        }
+        Some(fleet) => match through_the_fleet(fleet, &upload, rows).await {
+            Ok(kept) => kept,
+            Err(refusal) => return refusal,
+        },
+    };
+    let (entry_seq, control_seq) = match kept {
+        Ok(kept) => kept,
+        Err(err) => {
+            tracing::error!(error = %err, "drift reference not kept");
+            let (code, message) = match err {
+                KeepError::Ledger(_) => (
+                    "ledger_unavailable",
+                    "the ledger could not record the reference",
+                ),
+                _ => ("storage_unavailable", "the reference could not be stored"),
+            };
+            return error_response(StatusCode::SERVICE_UNAVAILABLE, code, message, None);
+        }
+    };
+    let mut answer = json!({
+        "model": upload.model,
+        "version": upload.version,
+        "rows": count,
+        "sha256": upload.sha256(),
+        "entry_seq": entry_seq,
+    });
+    if let Some(control_seq) = control_seq {
+        answer["control_seq"] = json!(control_seq);
     }
-    json_response(
-        StatusCode::OK,
-        &json!({"model": model, "version": version, "rows": count, "sha256": sha256, "entry_seq": entry_seq}),
-    )
+    json_response(StatusCode::OK, &answer)
 }
+
+/// Appends the upload to the fleet's control log and applies it here: its
+/// entry's seq and control seq, or the refusal to answer.
+async fn through_the_fleet(
+    fleet: &FleetUploads,
+    upload: &Upload,
+    rows: Vec<Vec<FeatureValue>>,
+) -> Result<Result<(Option<u64>, Option<u64>), KeepError>, Response> {
+    let unconfirmed = |err: &dyn std::fmt::Display| {
+        tracing::error!(error = %err, "drift reference not shared with the fleet");
+        error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "control_plane_unavailable",
+            &format!("{err}; the reference was not confirmed by the fleet: upload it again"),
+            None,
+        )
+    };
+    let mut turn = match fleet.registry.control_turn().await {
+        Ok(Some(turn)) => turn,
+        Ok(None) => return Err(unconfirmed(&"this gateway follows no control log")),
+        Err(err) => return Err(unconfirmed(&err)),
+    };
+    let mut members = upload.members(rows.len());
+    members.insert(UPLOAD_MEMBER.to_owned(), json!(upload.text));
+    for _ in 0..MAX_ATTEMPTS {
+        match turn.append(REFERENCE_SET, &members).await {
+            Ok(Some(control_seq)) => {
+                let event = SharedEvent {
+                    control_seq,
+                    kind: REFERENCE_SET.to_owned(),
+                    members,
+                };
+                return match fleet.domain.apply_upload(&event, upload, rows).await {
+                    Ok(seq) => {
+                        turn.applied(control_seq);
+                        Ok(Ok((seq, Some(control_seq))))
+                    }
+                    // The fleet has it; this replica applies it at its
+                    // next read of the control log.
+                    Err(ReferenceError::Keep(err)) => Ok(Err(err)),
+                    Err(err) => Err(error_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "control_plane_unavailable",
+                        &format!(
+                            "{err}; the fleet has the reference (control event {control_seq}), \
+                             which this replica applies once it reads the control log again"
+                        ),
+                        None,
+                    )),
+                };
+            }
+            // Another replica's change came first: applied, then again.
+            Ok(None) => {
+                if let Err(err) = turn.catch_up().await {
+                    return Err(unconfirmed(&err));
+                }
+            }
+            Err(err) => return Err(unconfirmed(&err)),
+        }
+    }
+    Err(unconfirmed(
+        &"other replicas' changes kept coming first; try again",
+    ))
+}
+
+/// How often an upload is appended again after other replicas' changes
+/// came first.
+const MAX_ATTEMPTS: usize = 16;

@@ -31,10 +31,18 @@ fn policy_set(config: &ApprovalConfig) -> PolicySet {
     }
 }
 
+/// What applies the control events that are not the registry's.
+pub(super) struct Domains {
+    /// The policy gate: its policy sets, when under change control.
+    pub(super) gate: Option<Arc<crate::review::PolicyGate>>,
+    /// Uploaded drift references.
+    pub(super) references: Option<Arc<crate::cluster::references::ReferenceDomain>>,
+}
+
 /// The registry service, with `serving` (and the KPI snapshots, when
 /// there are any) following every change. In a fleet (`freshness` set
 /// with `[cluster]`) it has applied every control event before it
-/// returns (the policy gate's, under change control, through `gate`),
+/// returns (the policy gate's and drift references through `domains`),
 /// and the follower applying later ones comes with it.
 pub(super) async fn start(
     config: &Config,
@@ -43,7 +51,7 @@ pub(super) async fn start(
     serving: Arc<Serving>,
     kpi_snapshots: Option<crate::kpi::SnapshotHandle>,
     freshness: Option<Arc<Freshness>>,
-    gate: Option<Arc<crate::review::PolicyGate>>,
+    domains: Domains,
 ) -> Result<
     (
         Arc<RegistryService>,
@@ -81,7 +89,11 @@ pub(super) async fn start(
             let log = crate::cluster::control::ControlLog::new(cluster);
             let mut service = service.with_shared_log(Arc::new(log), applied);
             // Policy sets under change control are the fleet's too.
-            let governed = gate.filter(|gate| gate.approval().is_some());
+            let governed = domains.gate.filter(|gate| gate.approval().is_some());
+            // So are uploaded drift references.
+            if let Some(references) = domains.references {
+                service = service.with_domain(references);
+            }
             if let Some(gate) = &governed {
                 service = service.with_domain(Arc::new(crate::review::PolicyDomain(gate.clone())));
             }

@@ -50,6 +50,9 @@ pub enum FeedError {
     /// The database failed, refused or did not answer.
     #[error(transparent)]
     Cluster(#[from] ClusterError),
+    /// Decoding a page failed outright (its blocking task was lost).
+    #[error("decoding the fleet's KPI feed failed: {0}")]
+    Decode(String),
     /// An entry this build cannot read (skipped).
     #[error("feed entry {seq} cannot be read: {source}")]
     Format {
@@ -156,6 +159,65 @@ WITH ranked AS (
 )
 DELETE FROM govgate_kpi_feed l USING gone g
 WHERE l.kind = 'label' AND l.decision_id = g.decision_id AND l.row_index = g.row_index";
+
+/// Deletes the references of a model's versions that a later reference
+/// of the same version replaced: from the later one's place in the feed
+/// on, nothing of the earlier one counts. (A reference is written only if
+/// no later one of its version is in the feed, so a deleted one is never
+/// written again: [`publish_reference`].)
+const PRUNE_REFERENCES: &str = "
+DELETE FROM govgate_kpi_feed r
+WHERE r.model = $1 AND r.kind = 'reference' AND EXISTS (
+    SELECT 1 FROM govgate_kpi_feed later
+    WHERE later.model = r.model AND later.kind = 'reference'
+      AND later.version = r.version AND later.row_index > r.row_index
+)";
+
+/// A reference as the feed holds it: its key columns and its payload
+/// ([`crate::kpi::encode_feed_payload`]).
+pub(super) struct ReferenceEntry {
+    pub(super) model: String,
+    pub(super) version: String,
+    pub(super) control_seq: i64,
+    pub(super) payload: String,
+}
+
+/// Puts `reference` in the feed's order, once: every replica that applies
+/// the upload's control event calls this, the first one writes it.
+/// Nothing is written if a later upload of the same version is already
+/// there (a replica catching up on old control events does not bring an
+/// old reference back).
+pub(super) async fn publish_reference(
+    client: &mut Client,
+    reference: ReferenceEntry,
+    replica_id: String,
+) -> Result<(), ClusterError> {
+    let transaction = client.transaction().await?;
+    transaction
+        .execute("SELECT pg_advisory_xact_lock($1)", &[&INSERT_LOCK])
+        .await?;
+    transaction
+        .execute(
+            "INSERT INTO govgate_kpi_feed \
+                 (kind, model, version, decision_id, row_index, payload, replica_id) \
+             SELECT $1, $2, $3, $4, $5, $6, $7 \
+             WHERE NOT EXISTS (SELECT 1 FROM govgate_kpi_feed \
+                 WHERE kind = $1 AND model = $2 AND version = $3 AND row_index >= $5) \
+             ON CONFLICT (kind, decision_id, row_index) DO NOTHING",
+            &[
+                &crate::kpi::KIND_REFERENCE,
+                &reference.model,
+                &reference.version,
+                &crate::kpi::REFERENCE_DECISION,
+                &reference.control_seq,
+                &reference.payload,
+                &replica_id,
+            ],
+        )
+        .await?;
+    transaction.commit().await?;
+    Ok(())
+}
 
 /// Writes this replica's KPI rows and labels to the feed.
 pub struct FeedWriter {
@@ -329,6 +391,9 @@ impl FeedWriter {
             }
             for keep in &retention {
                 transaction
+                    .execute(PRUNE_REFERENCES, &[&keep.model])
+                    .await?;
+                transaction
                     .execute(
                         PRUNE,
                         &[
@@ -369,19 +434,11 @@ async fn insert(
     );
     for event in batch {
         kinds.push(event.kind());
-        let (model, version, decision, index) = match event {
-            FeedEvent::Row(row) => (
-                &row.model,
-                row.version.as_str(),
-                &row.decision_id,
-                row.index,
-            ),
-            FeedEvent::Label(label) => (&label.model, "", &label.decision_id, label.index),
-        };
-        models.push(model.as_str());
+        let (model, version, decision, index) = event.key();
+        models.push(model);
         versions.push(version);
-        decisions.push(decision.as_str());
-        indexes.push(i64::try_from(index).unwrap_or(i64::MAX));
+        decisions.push(decision);
+        indexes.push(index);
         payloads.push(crate::kpi::encode_feed_payload(event));
     }
     let transaction = client.transaction().await?;
@@ -486,27 +543,38 @@ impl FeedReader {
         })
         .await?;
         let full = rows.len() as i64 == PAGE;
-        let mut last = after;
-        let mut events = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let seq: i64 = row.get(0);
-            last = seq;
-            let columns = FeedColumns {
-                kind: row.get(1),
-                model: row.get(2),
-                version: row.get(3),
-                decision_id: row.get(4),
-                row_index: row.get(5),
-                payload: row.get(6),
-            };
-            match crate::kpi::decode_feed(columns) {
-                Ok(event) => events.push(event),
-                Err(source) => {
-                    let err = FeedError::Format { seq, source };
-                    tracing::warn!(error = %err, "a fleet KPI feed entry is skipped");
-                }
-            }
-        }
+        // A page may hold an uploaded reference of up to a million rows:
+        // decoded off the async workers.
+        let (last, events) = tokio::task::spawn_blocking(move || decode_page(after, &rows))
+            .await
+            .map_err(|err| FeedError::Decode(err.to_string()))?;
         Ok((last, events, full))
     }
+}
+
+/// The events of a page read after seq `after`, and its last seq
+/// (entries this build cannot read skipped with a warning).
+fn decode_page(after: i64, rows: &[tokio_postgres::Row]) -> (i64, Vec<FeedEvent>) {
+    let mut last = after;
+    let mut events = Vec::with_capacity(rows.len());
+    for row in rows {
+        let seq: i64 = row.get(0);
+        last = seq;
+        let columns = FeedColumns {
+            kind: row.get(1),
+            model: row.get(2),
+            version: row.get(3),
+            decision_id: row.get(4),
+            row_index: row.get(5),
+            payload: row.get(6),
+        };
+        match crate::kpi::decode_feed(columns) {
+            Ok(event) => events.push(event),
+            Err(source) => {
+                let err = FeedError::Format { seq, source };
+                tracing::warn!(error = %err, "a fleet KPI feed entry is skipped");
+            }
+        }
+    }
+    (last, events)
 }

@@ -13,6 +13,7 @@ pub mod checkpoints;
 pub mod control;
 pub mod kpi_feed;
 pub mod origin;
+pub mod references;
 pub mod replica;
 pub mod reviews;
 pub mod schema;

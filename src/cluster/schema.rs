@@ -74,6 +74,12 @@ const MIGRATIONS: &[(i32, &str)] = &[
          );
          CREATE INDEX govgate_kpi_feed_by_model ON govgate_kpi_feed (model, kind, seq);",
     ),
+    (
+        5,
+        "ALTER TABLE govgate_kpi_feed DROP CONSTRAINT govgate_kpi_feed_kind_check;
+         ALTER TABLE govgate_kpi_feed ADD CONSTRAINT govgate_kpi_feed_kind_check
+             CHECK (kind IN ('row', 'label', 'reference'));",
+    ),
 ];
 
 /// The schema version this build knows.

@@ -385,6 +385,28 @@ impl ModelKpi {
         (result, applied)
     }
 
+    /// Makes `rows` the drift reference of `version` (an upload), its
+    /// window empty. The same for this replica's windows and the fleet's.
+    fn set_reference(
+        &mut self,
+        version: &str,
+        rows: &[Vec<FeatureValue>],
+        upload: ReferenceUpload,
+    ) -> Result<(), String> {
+        match build_drift(&self.config, rows, ReferenceSource::Upload) {
+            Drift::Off { .. } => {
+                Err("the reference has no usable value for some feature".to_owned())
+            }
+            mut drift => {
+                if let Drift::Active { upload: named, .. } = &mut drift {
+                    *named = Some(upload);
+                }
+                self.drift.insert(version.to_owned(), drift);
+                Ok(())
+            }
+        }
+    }
+
     fn push_drift(&mut self, version: &str, row: &Row) {
         let reference_rows = self.config.reference_rows;
         let drift = self
@@ -403,6 +425,18 @@ impl ModelKpi {
             }
             Drift::Off { .. } => {}
         }
+    }
+}
+
+/// Whether `rows` make a drift reference under `config` (every feature
+/// has a usable value): checked before an upload is recorded.
+pub(super) fn check_reference(
+    config: &KpiConfig,
+    rows: &[Vec<FeatureValue>],
+) -> Result<(), String> {
+    match build_drift(config, rows, ReferenceSource::Upload) {
+        Drift::Off { .. } => Err("the reference has no usable value for some feature".to_owned()),
+        _ => Ok(()),
     }
 }
 
@@ -526,22 +560,10 @@ impl Aggregator {
         rows: &[Vec<FeatureValue>],
         upload: ReferenceUpload,
     ) -> Result<(), String> {
-        let model = self
-            .models
+        self.models
             .get_mut(name)
-            .ok_or_else(|| format!("model `{name}` has no [models.kpi]"))?;
-        match build_drift(&model.config, rows, ReferenceSource::Upload) {
-            Drift::Off { .. } => {
-                Err("the reference has no usable value for some feature".to_owned())
-            }
-            mut drift => {
-                if let Drift::Active { upload: named, .. } = &mut drift {
-                    *named = Some(upload);
-                }
-                model.drift.insert(version.to_owned(), drift);
-                Ok(())
-            }
-        }
+            .ok_or_else(|| format!("model `{name}` has no [models.kpi]"))?
+            .set_reference(version, rows, upload)
     }
 
     fn feedback(

@@ -9,7 +9,10 @@
 //! order of rows and labels; every replica folds the feed in that order
 //! into a second set of windows with the same code as its own, so the
 //! fleet figures are those one gateway would compute on the same rows in
-//! the same order.
+//! the same order. A drift reference uploaded to any replica takes its
+//! place in that order too (written by the replica that first applies its
+//! control event), so the fleet's windows change reference where one
+//! gateway's would.
 
 use super::{Class, FeatureValue, Row};
 use prometheus::{IntCounterVec, Opts, Registry};
@@ -48,6 +51,22 @@ pub struct SharedLabel {
     pub label: bool,
 }
 
+/// A drift reference uploaded through some replica: from its place in
+/// the feed on, the version's reference (its window starts empty).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedReference {
+    /// The model.
+    pub model: String,
+    /// The version whose reference it is.
+    pub version: String,
+    /// The control event of the upload (`kpi_reference_set`).
+    pub control_seq: u64,
+    /// SHA-256 (hex) of the uploaded bytes.
+    pub sha256: String,
+    /// Feature values in the configured order, one row each.
+    pub rows: Vec<Vec<FeatureValue>>,
+}
+
 /// What the feed holds, in the fleet's order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FeedEvent {
@@ -55,6 +74,8 @@ pub enum FeedEvent {
     Row(SharedRow),
     /// A label fed back through some replica.
     Label(SharedLabel),
+    /// A drift reference uploaded through some replica.
+    Reference(SharedReference),
 }
 
 impl FeedEvent {
@@ -63,6 +84,24 @@ impl FeedEvent {
         match self {
             FeedEvent::Row(_) => KIND_ROW,
             FeedEvent::Label(_) => KIND_LABEL,
+            FeedEvent::Reference(_) => KIND_REFERENCE,
+        }
+    }
+
+    /// The feed's model, version, decision and row-index columns (a
+    /// reference: the constant [`REFERENCE_DECISION`] and its control seq,
+    /// which keeps one entry per upload).
+    pub fn key(&self) -> (&str, &str, &str, i64) {
+        let index = |i: usize| i64::try_from(i).unwrap_or(i64::MAX);
+        match self {
+            FeedEvent::Row(row) => (&row.model, &row.version, &row.decision_id, index(row.index)),
+            FeedEvent::Label(label) => (&label.model, "", &label.decision_id, index(label.index)),
+            FeedEvent::Reference(reference) => (
+                &reference.model,
+                &reference.version,
+                REFERENCE_DECISION,
+                i64::try_from(reference.control_seq).unwrap_or(i64::MAX),
+            ),
         }
     }
 }
@@ -71,6 +110,10 @@ impl FeedEvent {
 pub const KIND_ROW: &str = "row";
 /// `kind` of a label in the feed.
 pub const KIND_LABEL: &str = "label";
+/// `kind` of an uploaded drift reference in the feed.
+pub const KIND_REFERENCE: &str = "reference";
+/// The `decision_id` column of a reference (which has no decision).
+pub const REFERENCE_DECISION: &str = "control";
 
 /// A feed entry that cannot be read back.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +124,7 @@ pub enum FeedFormatError {
     /// A feature value is neither a number, a string nor null.
     #[error("feature {0} is neither a number, a string nor null")]
     Feature(usize),
-    /// The kind is neither `row` nor `label`.
+    /// The kind is none of `row`, `label` and `reference`.
     #[error("unknown kind `{0}`")]
     Kind(String),
     /// The row index is negative.
@@ -107,32 +150,66 @@ struct LabelPayload {
     label: bool,
 }
 
+/// The payload of a reference: its rows' features as a row's are written.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReferencePayload {
+    sha256: String,
+    rows: Vec<Vec<Value>>,
+}
+
+fn encode_features(features: &[FeatureValue]) -> Vec<Value> {
+    features
+        .iter()
+        .map(|feature| match feature {
+            // A non-finite number (never extracted) reads back as missing.
+            FeatureValue::Number(x) => serde_json::Number::from_f64(*x)
+                .map(Value::Number)
+                .unwrap_or(Value::Null),
+            FeatureValue::Category(c) => Value::String(c.clone()),
+            FeatureValue::Missing => Value::Null,
+        })
+        .collect()
+}
+
+fn decode_features(features: Vec<Value>) -> Result<Vec<FeatureValue>, FeedFormatError> {
+    features
+        .into_iter()
+        .enumerate()
+        .map(|(i, value)| match value {
+            Value::Number(n) => n
+                .as_f64()
+                .map(FeatureValue::Number)
+                .ok_or(FeedFormatError::Feature(i)),
+            Value::String(c) => Ok(FeatureValue::Category(c)),
+            Value::Null => Ok(FeatureValue::Missing),
+            _ => Err(FeedFormatError::Feature(i)),
+        })
+        .collect()
+}
+
 /// The feed's `payload` column for `event`.
 pub fn encode_payload(event: &FeedEvent) -> String {
     let value = match event {
         FeedEvent::Row(shared) => {
             let row = &shared.row;
-            let features = row
-                .features
-                .iter()
-                .map(|feature| match feature {
-                    // A non-finite number (never extracted) reads back as missing.
-                    FeatureValue::Number(x) => serde_json::Number::from_f64(*x)
-                        .map(Value::Number)
-                        .unwrap_or(Value::Null),
-                    FeatureValue::Category(c) => Value::String(c.clone()),
-                    FeatureValue::Missing => Value::Null,
-                })
-                .collect();
             serde_json::to_value(RowPayload {
                 groups: row.groups.clone(),
                 predicted: row.predicted == Class::Positive,
-                features,
+                features: encode_features(&row.features),
             })
         }
         FeedEvent::Label(label) => serde_json::to_value(LabelPayload { label: label.label }),
+        FeedEvent::Reference(reference) => serde_json::to_value(ReferencePayload {
+            sha256: reference.sha256.clone(),
+            rows: reference
+                .rows
+                .iter()
+                .map(|row| encode_features(row))
+                .collect(),
+        }),
     };
-    // INVARIANT: both payloads are plain structs of strings, bools and
+    // INVARIANT: the payloads are plain structs of strings, bools and
     // JSON values, which always serialise.
     value.map(|v| v.to_string()).unwrap_or_default()
 }
@@ -140,7 +217,7 @@ pub fn encode_payload(event: &FeedEvent) -> String {
 /// The columns of one feed entry, as read back.
 #[derive(Debug, Clone, Copy)]
 pub struct FeedColumns<'a> {
-    /// `row` or `label`.
+    /// `row`, `label` or `reference`.
     pub kind: &'a str,
     /// The model.
     pub model: &'a str,
@@ -161,20 +238,7 @@ pub fn decode(columns: FeedColumns<'_>) -> Result<FeedEvent, FeedFormatError> {
     match columns.kind {
         KIND_ROW => {
             let payload: RowPayload = serde_json::from_str(columns.payload)?;
-            let features = payload
-                .features
-                .into_iter()
-                .enumerate()
-                .map(|(i, value)| match value {
-                    Value::Number(n) => n
-                        .as_f64()
-                        .map(FeatureValue::Number)
-                        .ok_or(FeedFormatError::Feature(i)),
-                    Value::String(c) => Ok(FeatureValue::Category(c)),
-                    Value::Null => Ok(FeatureValue::Missing),
-                    _ => Err(FeedFormatError::Feature(i)),
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let features = decode_features(payload.features)?;
             Ok(FeedEvent::Row(SharedRow {
                 model: columns.model.to_owned(),
                 version: columns.version.to_owned(),
@@ -199,6 +263,21 @@ pub fn decode(columns: FeedColumns<'_>) -> Result<FeedEvent, FeedFormatError> {
                 decision_id: columns.decision_id.to_owned(),
                 index,
                 label: payload.label,
+            }))
+        }
+        KIND_REFERENCE => {
+            let payload: ReferencePayload = serde_json::from_str(columns.payload)?;
+            let rows = payload
+                .rows
+                .into_iter()
+                .map(decode_features)
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(FeedEvent::Reference(SharedReference {
+                model: columns.model.to_owned(),
+                version: columns.version.to_owned(),
+                control_seq: index as u64,
+                sha256: payload.sha256,
+                rows,
             }))
         }
         other => Err(FeedFormatError::Kind(other.to_owned())),
@@ -260,28 +339,19 @@ mod tests {
     use super::*;
 
     fn columns<'a>(event: &'a FeedEvent, payload: &'a str) -> FeedColumns<'a> {
-        match event {
-            FeedEvent::Row(r) => FeedColumns {
-                kind: KIND_ROW,
-                model: &r.model,
-                version: &r.version,
-                decision_id: &r.decision_id,
-                row_index: r.index as i64,
-                payload,
-            },
-            FeedEvent::Label(l) => FeedColumns {
-                kind: KIND_LABEL,
-                model: &l.model,
-                version: "",
-                decision_id: &l.decision_id,
-                row_index: l.index as i64,
-                payload,
-            },
+        let (model, version, decision_id, row_index) = event.key();
+        FeedColumns {
+            kind: event.kind(),
+            model,
+            version,
+            decision_id,
+            row_index,
+            payload,
         }
     }
 
     #[test]
-    fn rows_and_labels_read_back_as_written_to_the_bit() {
+    fn rows_labels_and_references_read_back_as_written_to_the_bit() {
         let row = FeedEvent::Row(SharedRow {
             model: "m".into(),
             version: "1".into(),
@@ -306,7 +376,20 @@ mod tests {
             index: 0,
             label: false,
         });
-        for event in [row, label] {
+        let reference = FeedEvent::Reference(SharedReference {
+            model: "m".into(),
+            version: "2".into(),
+            control_seq: 41,
+            sha256: "ef".repeat(32),
+            rows: vec![
+                vec![
+                    FeatureValue::Number(0.1 + 0.2),
+                    FeatureValue::Category("car".into()),
+                ],
+                vec![FeatureValue::Missing, FeatureValue::Category("".into())],
+            ],
+        });
+        for event in [row, label, reference] {
             let payload = encode_payload(&event);
             assert!(!payload.contains('\0'), "the payload is text: {payload}");
             assert_eq!(decode(columns(&event, &payload)).unwrap(), event);

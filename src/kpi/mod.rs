@@ -64,6 +64,7 @@ mod feedback;
 mod fleet;
 mod history;
 mod reference;
+mod reference_keeper;
 mod report;
 mod ring;
 mod selector;
@@ -85,15 +86,16 @@ pub use fairness_window::{
 };
 pub use feedback::routes as feedback_routes;
 pub use fleet::{
-    FEED_QUEUE, FeedColumns, FeedEvent, FeedFormatError, FeedSender, KIND_LABEL, KIND_ROW,
-    SharedLabel, SharedRow, decode as decode_feed, encode_payload as encode_feed_payload,
-    feed_channel,
+    FEED_QUEUE, FeedColumns, FeedEvent, FeedFormatError, FeedSender, KIND_LABEL, KIND_REFERENCE,
+    KIND_ROW, REFERENCE_DECISION, SharedLabel, SharedReference, SharedRow, decode as decode_feed,
+    encode_payload as encode_feed_payload, feed_channel,
 };
 pub use history::{Covered, KpiHistory};
 pub use reference::{
     BinCounts, CategoricalReference, DriftKpis, KS_PARTS, NumericReference, OTHER_BUCKET,
     PSI_JS_PARTS, Reference,
 };
+pub use reference_keeper::{KeepError, REFERENCE_SET, ReferenceKeeper, UPLOAD_MEMBER, Upload};
 pub use report::{
     AttributeReport, FairnessReport, FeatureJson, GroupJson, KpiReport, KsJson, ReferenceSource,
     ReferenceState, Settings, VersionDrift,

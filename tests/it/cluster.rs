@@ -77,7 +77,7 @@ async fn replicas_migrate_once_and_a_replica_id_is_held_by_one_running_gateway()
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2, 3, 4], "each migration applied once");
+    assert_eq!(versions, vec![1, 2, 3, 4, 5], "each migration applied once");
     let held: Vec<(String, bool)> = db
         .query(
             "SELECT replica_id, released FROM govgate_replicas ORDER BY replica_id",

@@ -51,7 +51,7 @@ fn fleet_samples(scrape: &Scrape) -> Vec<String> {
     samples
 }
 
-fn replica_config(models: &str, url_file: &Path, replica_id: &str) -> String {
+pub(crate) fn replica_config(models: &str, url_file: &Path, replica_id: &str) -> String {
     format!(
         "{models}\n[cluster]\nurl = {{ file = \"{}\" }}\nreplica_id = \"{replica_id}\"\nlease_secs = 3\n",
         url_file.display()
@@ -60,7 +60,7 @@ fn replica_config(models: &str, url_file: &Path, replica_id: &str) -> String {
 
 /// Waits until `replica` serves version 1 of every model of `models`
 /// (the fleet's approvals reach it through the control log).
-async fn until_active(replica: &Gateway, models: &[&str]) {
+pub(crate) async fn until_active(replica: &Gateway, models: &[&str]) {
     for model in models {
         let path = format!("/admin/models/{model}/versions/1");
         let mut last = String::new();
@@ -283,7 +283,7 @@ async fn the_german_credit_replay_round_robin_across_three_replicas_reproduces_t
 /// A model with a window of 4 rows and a reference of 2, one row a call:
 /// the row's score from the scoring upstream, `sex` from a header, the
 /// numeric feature `amount` from the request.
-fn tiny_model(upstream: &str) -> String {
+pub(crate) fn tiny_model(upstream: &str) -> String {
     format!(
         "[[models]]\nname = \"tiny\"\nprotocol = \"http\"\npath_prefix = \"/tiny\"\n\
          [[models.versions]]\nversion = \"1\"\nupstream = \"{upstream}/json\"\n\
@@ -295,7 +295,7 @@ fn tiny_model(upstream: &str) -> String {
 }
 
 /// Call `i` of the tiny model: CSV row `i`'s score, amount `100 i`.
-async fn tiny_call(replica: &Gateway, i: usize) -> String {
+pub(crate) async fn tiny_call(replica: &Gateway, i: usize) -> String {
     let sex = if i.is_multiple_of(3) {
         "female"
     } else {
@@ -317,7 +317,7 @@ async fn tiny_call(replica: &Gateway, i: usize) -> String {
 
 /// The fleet's KPI report of `model` on `replica`, without the counts
 /// since start (`rows_total`), which are each replica's own.
-async fn fleet_windows(replica: &Gateway, model: &str) -> Value {
+pub(crate) async fn fleet_windows(replica: &Gateway, model: &str) -> Value {
     fn strip(value: &mut Value) {
         match value {
             Value::Object(members) => {

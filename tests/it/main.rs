@@ -32,6 +32,7 @@ mod failclosed;
 mod fleet;
 mod fleet_bundle;
 mod fleet_kpi;
+mod fleet_kpi_reference;
 mod fleet_policies;
 mod fleet_reviews;
 mod full_disk;

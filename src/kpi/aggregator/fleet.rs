@@ -5,12 +5,12 @@
 //! the same fleet figures.
 
 use super::metrics::{KpiGauges, counter};
-use super::{Feedback, FeedbackResult, ModelKpi};
+use super::{Feedback, FeedbackResult, ModelKpi, ReferenceUpload};
 use crate::config::ModelConfig;
-use crate::kpi::fleet::{FeedEvent, FeedSender, SharedLabel, SharedRow};
+use crate::kpi::fleet::{FeedEvent, FeedSender, SharedLabel, SharedReference, SharedRow};
 use crate::kpi::{Class, Row};
 use prometheus::{IntCounterVec, Registry};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 pub(in crate::kpi) struct Fleet {
     models: HashMap<String, ModelKpi>,
@@ -70,6 +70,7 @@ impl Fleet {
     pub(super) fn fold(&mut self, events: Vec<FeedEvent>) {
         let mut rows: BTreeMap<String, u64> = BTreeMap::new();
         let mut labels: BTreeMap<String, u64> = BTreeMap::new();
+        let mut references: BTreeSet<String> = BTreeSet::new();
         let mut events = events.into_iter().peekable();
         while let Some(event) = events.next() {
             match event {
@@ -106,6 +107,26 @@ impl Fleet {
                     model.push_rows(&version, decision_id, &answer);
                     *rows.entry(name).or_default() += answer.len() as u64;
                 }
+                FeedEvent::Reference(SharedReference {
+                    model: name,
+                    version,
+                    control_seq,
+                    sha256,
+                    rows,
+                }) => {
+                    let Some(model) = self.models.get_mut(&name) else {
+                        continue;
+                    };
+                    let upload = ReferenceUpload { sha256, seq: None };
+                    match model.set_reference(&version, &rows, upload) {
+                        Ok(()) => {
+                            references.insert(name);
+                        }
+                        Err(problem) => {
+                            tracing::warn!(model = %name, %version, control_seq, %problem, "an uploaded drift reference does not fit this replica's [models.kpi]: the fleet windows keep what they had")
+                        }
+                    }
+                }
                 FeedEvent::Label(SharedLabel {
                     model: name,
                     decision_id,
@@ -123,7 +144,7 @@ impl Fleet {
                 }
             }
         }
-        for name in rows.keys().chain(labels.keys()) {
+        for name in rows.keys().chain(labels.keys()).chain(&references) {
             if let Some(model) = self.models.get_mut(name) {
                 self.gauges.publish(name, model);
             }
