@@ -25,9 +25,9 @@ fn sha256(text: &str) -> String {
         .collect()
 }
 
-/// Uploads `csv` as version 1's reference through `replica`: the answer.
-async fn upload(replica: &Gateway, csv: &str) -> Value {
-    let reply = crate::support::send(
+/// Sends `csv` as version 1's reference to `replica`.
+async fn put_reference(replica: &Gateway, csv: &str) -> crate::support::client::Reply {
+    crate::support::send(
         Method::PUT,
         &format!(
             "{}/admin/models/tiny/versions/1/kpi-reference",
@@ -42,7 +42,12 @@ async fn upload(replica: &Gateway, csv: &str) -> Value {
         ],
         csv.to_owned(),
     )
-    .await;
+    .await
+}
+
+/// Uploads `csv` as version 1's reference through `replica`: the answer.
+async fn upload(replica: &Gateway, csv: &str) -> Value {
+    let reply = put_reference(replica, csv).await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     reply.json()
 }
@@ -238,6 +243,15 @@ async fn a_reference_uploaded_to_one_replica_is_every_replicas_and_takes_its_pla
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(kept, vec![second_seq as i64], "the first one is pruned");
+
+    // Without the control plane an upload is refused at once, and no
+    // replica records it.
+    drop(db);
+    postgres.stop();
+    let reply = put_reference(&one, FIRST).await;
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    assert_eq!(reply.error_code(), "control_plane_unavailable");
+    assert_eq!(references(&one, 2).await.len(), 2);
 }
 
 /// Removes the counts since start (`rows_total`), each gateway's own.
