@@ -87,10 +87,16 @@ pub const SCHEMA_VERSION: i32 = MIGRATIONS[MIGRATIONS.len() - 1].0;
 
 /// Brings the database to [`SCHEMA_VERSION`]; the version it was at.
 pub async fn migrate(client: &mut Client) -> Result<i32, ClusterError> {
+    migrate_to(client, SCHEMA_VERSION).await
+}
+
+/// Brings the database to version `last` (at most [`SCHEMA_VERSION`]):
+/// what a gateway of that schema made, for upgrade tests.
+pub async fn migrate_to(client: &mut Client, last: i32) -> Result<i32, ClusterError> {
     client
         .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK])
         .await?;
-    let applied = apply(client).await;
+    let applied = apply(client, last).await;
     // Unlocked whatever happened (the session ends the lock anyway).
     let unlocked = client
         .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK])
@@ -100,7 +106,7 @@ pub async fn migrate(client: &mut Client) -> Result<i32, ClusterError> {
     Ok(found)
 }
 
-async fn apply(client: &mut Client) -> Result<i32, ClusterError> {
+async fn apply(client: &mut Client, last: i32) -> Result<i32, ClusterError> {
     client
         .batch_execute(
             "CREATE TABLE IF NOT EXISTS govgate_schema (
@@ -119,7 +125,10 @@ async fn apply(client: &mut Client) -> Result<i32, ClusterError> {
             known: SCHEMA_VERSION,
         });
     }
-    for (version, sql) in MIGRATIONS.iter().filter(|(version, _)| *version > found) {
+    let due = MIGRATIONS
+        .iter()
+        .filter(|(version, _)| *version > found && *version <= last);
+    for (version, sql) in due {
         let transaction = client.transaction().await?;
         transaction.batch_execute(sql).await?;
         transaction

@@ -265,3 +265,63 @@ fn strip_rows_total(value: &mut Value) {
         _ => {}
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
+async fn a_feed_written_before_references_were_shared_is_migrated_in_place_and_kept() {
+    let data = credit_rows();
+    let postgres = Postgres::start();
+    // The control plane as the previous release left it: schema 4, a row
+    // and its label in the feed.
+    let mut db = postgres.client().await;
+    assert_eq!(
+        govgate::cluster::schema::migrate_to(&mut db, 4)
+            .await
+            .unwrap(),
+        0
+    );
+    db.batch_execute(
+        "INSERT INTO govgate_kpi_feed (kind, model, version, decision_id, row_index, payload, replica_id) VALUES \
+         ('row', 'tiny', '1', 'd0', 0, '{\"groups\":[\"female\"],\"predicted\":true,\"features\":[7]}', 'r0'), \
+         ('label', 'tiny', '', 'd0', 0, '{\"label\":true}', 'r0')",
+    )
+    .await
+    .unwrap();
+    let urls = tempfile::tempdir().unwrap();
+    let url = urls.path().join("cluster.url");
+    std::fs::write(&url, format!("{}\n", postgres.url())).unwrap();
+    let upstream = ScoringUpstream::start(&data).await;
+    let model = tiny_model(&upstream.url);
+    let config = replica_config(&model, &url, "r1");
+    let one = Gateway::start_pending("", &config).await;
+    approve_declared(&one.admin, &config).await;
+    until_active(&one, &["tiny"]).await;
+    let versions: Vec<i32> = db
+        .query("SELECT version FROM govgate_schema ORDER BY version", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(versions, vec![1, 2, 3, 4, 5]);
+    // The earlier row and label are folded; an upload now takes its place.
+    wait_for_counter(
+        &one,
+        "govgate_fleet_kpi_labels_total",
+        &[("model", "tiny")],
+        1,
+    )
+    .await;
+    let fleet = fleet_windows(&one, "tiny").await;
+    assert_eq!(drift(&fleet)["reference_rows"], 1, "{fleet}");
+    let answer = upload(&one, FIRST).await;
+    until_fleet_reference(&one, &sha256(FIRST)).await;
+    let kinds: Vec<String> = db
+        .query("SELECT kind FROM govgate_kpi_feed ORDER BY seq", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(kinds, ["row", "label", "reference"], "{answer}");
+}
