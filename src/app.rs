@@ -178,6 +178,8 @@ pub struct App {
     admin_jwks: Option<proxy::jwks::JwksFetcher>,
     /// Evaluates the risk register's indicators, run by `run` until shutdown.
     risks: Option<crate::risk::RiskTask>,
+    /// The KPI aggregator, stopped by `run` once nothing reads it any more.
+    kpi_task: Option<crate::kpi::KpiTask>,
     /// Writes `kpi_snapshot` entries, run by `run` until the requests drained.
     kpi_snapshots: Option<crate::kpi::KpiSnapshots>,
     /// Counts the decisions of the last day the ledger held at start.
@@ -540,7 +542,11 @@ impl App {
             Some((sender, queue, dropped)) => (Some(sender), Some((queue, dropped))),
             None => (None, None),
         };
-        let kpi = crate::kpi::start(&config.models, metrics.registry(), feed_sender)?;
+        let (kpi, kpi_task) =
+            match crate::kpi::start(&config.models, metrics.registry(), feed_sender)? {
+                Some((recorder, task)) => (Some(recorder), Some(task)),
+                None => (None, None),
+            };
         let fleet_kpis = match (&config.cluster, feed_parts, &kpi) {
             (Some(cluster), Some((queue, dropped)), Some(recorder)) => Some(FleetKpis {
                 writer: crate::cluster::kpi_feed::FeedWriter::new(
@@ -953,6 +959,7 @@ impl App {
             cluster: None,
             follower,
             fleet_kpis,
+            kpi_task,
         })
     }
 
@@ -1252,6 +1259,9 @@ impl App {
             stop_journal(journal_task).await;
             stop_follower(follower_task).await;
             stop_fleet_kpis(fleet_kpi_tasks).await;
+            if let Some(task) = self.kpi_task {
+                task.stop().await;
+            }
             stop_cluster(cluster_task).await;
             return Err(AppError::Serve { which });
         }
@@ -1283,6 +1293,10 @@ impl App {
         drop(self.backlog);
         stop_snapshots(snapshot_task).await;
         stop_fleet_kpis(fleet_kpi_tasks).await;
+        // The `stop` snapshot and the fleet's reader were its last readers.
+        if let Some(task) = self.kpi_task {
+            task.stop().await;
+        }
         // Told to stop with the listeners; a round in progress stops at
         // its next chunk.
         if verification_task.await.is_err() {

@@ -699,7 +699,7 @@ pub fn start(
     models: &[ModelConfig],
     registry: &Registry,
     fleet: Option<FeedSender>,
-) -> Result<Option<KpiRecorder>, prometheus::Error> {
+) -> Result<Option<(KpiRecorder, KpiTask)>, prometheus::Error> {
     let configured: HashMap<String, ModelKpi> = models
         .iter()
         .filter_map(|model| Some((model.name.clone(), ModelKpi::new(model.kpi.clone()?)?)))
@@ -739,8 +739,16 @@ pub fn start(
         metrics,
         fleet,
     };
-    tokio::spawn(async move {
-        while let Some(first) = rx.recv().await {
+    let (stop, mut stopped) = oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        loop {
+            let first = tokio::select! {
+                _ = &mut stopped => break,
+                message = rx.recv() => match message {
+                    Some(message) => message,
+                    None => break,
+                },
+            };
             // Rows per model fed in this batch.
             let mut dirty: std::collections::BTreeMap<String, u64> = Default::default();
             let mut next = Some(first);
@@ -806,12 +814,32 @@ pub fn start(
             }
         }
     });
-    Ok(Some(KpiRecorder {
+    let recorder = KpiRecorder {
         tx,
         models: names.into(),
         dropped,
         unread,
-    }))
+    };
+    Ok(Some((recorder, KpiTask { stop, handle })))
+}
+
+/// The aggregator's task: it holds the windows, so it runs until the
+/// gateway stops (the recorders' handles may outlive the requests).
+#[derive(Debug)]
+pub struct KpiTask {
+    stop: oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl KpiTask {
+    /// Stops it once the batch in hand is done: what is still queued is
+    /// not fed (the gateway is stopping; nothing of it is kept anyway).
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        if self.handle.await.is_err() {
+            tracing::error!("the KPI aggregator panicked");
+        }
+    }
 }
 
 #[cfg(test)]

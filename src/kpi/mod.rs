@@ -75,7 +75,9 @@ mod upload;
 #[cfg(test)]
 mod tests;
 
-pub use aggregator::{Feedback, FeedbackResult, KpiRecorder, Observation, ReferenceUpload, start};
+pub use aggregator::{
+    Feedback, FeedbackResult, KpiRecorder, KpiTask, Observation, ReferenceUpload, start,
+};
 pub use drift::{Ks, PSI_EPSILON, bin_index, js_distance, ks, psi, quantile, quantile_edges};
 pub use drift_window::{DriftSnapshot, DriftWindow, FeatureSnapshot};
 pub use error::KpiError;

@@ -69,7 +69,7 @@ async fn a_version_change_is_written_and_a_failed_append_is_counted() {
     .unwrap();
     let registry = Registry::new();
     let models = [model()];
-    let recorder = crate::kpi::start(&models, &registry, None)
+    let (recorder, _aggregator) = crate::kpi::start(&models, &registry, None)
         .unwrap()
         .unwrap();
     let (task, handle) = KpiSnapshots::new(recorder, ledger.clone(), &models, &registry).unwrap();
