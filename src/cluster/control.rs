@@ -87,12 +87,21 @@ impl SharedLog for ControlLog {
     }
 }
 
+/// The bytes of events read in one statement, beyond the first event: a
+/// drift reference upload carries up to 2 MB.
+const PAGE_BYTES: i64 = 16 << 20;
+
 async fn read_since(client: &mut Client, after: u64) -> Result<Vec<SharedEvent>, ClusterError> {
     let rows = client
         .query(
-            "SELECT seq, kind, body::text FROM govgate_control_events \
-             WHERE seq > $1 ORDER BY seq LIMIT $2",
-            &[&seq_i64(after), &PAGE],
+            "SELECT seq, kind, body FROM ( \
+                 SELECT seq, kind, body::text AS body, \
+                        sum(octet_length(body::text)) OVER (ORDER BY seq) \
+                            - octet_length(body::text) AS before \
+                 FROM (SELECT * FROM govgate_control_events \
+                       WHERE seq > $1 ORDER BY seq LIMIT $2) AS page \
+             ) AS sized WHERE before < $3 ORDER BY seq",
+            &[&seq_i64(after), &PAGE, &PAGE_BYTES],
         )
         .await?;
     rows.iter()
