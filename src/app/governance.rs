@@ -34,8 +34,9 @@ fn policy_set(config: &ApprovalConfig) -> PolicySet {
 /// The registry service, with `serving` (and the KPI snapshots, when
 /// there are any) following every change. In a fleet (`freshness` set
 /// with `[cluster]`) it has applied every control event before it
-/// returns (the policy gate's, under change control, through `gate`),
-/// and the follower applying later ones comes with it.
+/// returns (the policy gate's, under change control, through `gate`;
+/// those of `domains`, such as the risk register), and the follower
+/// applying later ones comes with it.
 pub(super) async fn start(
     config: &Config,
     store: &dyn LedgerStore,
@@ -44,6 +45,7 @@ pub(super) async fn start(
     kpi_snapshots: Option<crate::kpi::SnapshotHandle>,
     freshness: Option<Arc<Freshness>>,
     gate: Option<Arc<crate::review::PolicyGate>>,
+    domains: Vec<Arc<dyn crate::registry::shared::SharedDomain>>,
 ) -> Result<
     (
         Arc<RegistryService>,
@@ -84,6 +86,10 @@ pub(super) async fn start(
             let governed = gate.filter(|gate| gate.approval().is_some());
             if let Some(gate) = &governed {
                 service = service.with_domain(Arc::new(crate::review::PolicyDomain(gate.clone())));
+            }
+            // The risk register's, and the other shared domains'.
+            for domain in domains {
+                service = service.with_domain(domain);
             }
             let service = Arc::new(service);
             if let Some(gate) = &governed {

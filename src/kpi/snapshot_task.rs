@@ -3,7 +3,8 @@
 //! figures are unchanged since the model's last snapshot), whenever the
 //! model's serving version changes (citing the registry entry's seq), and
 //! once more at a clean stop. The figures are the aggregator's report,
-//! answered in turn after every exchange handed over before.
+//! answered in turn after every exchange handed over before; a replica
+//! of a fleet adds the fleet's report of the model (`fleet`).
 //!
 //! The task is owned by the app and stopped after the in-flight requests
 //! drained, before `gateway_stopped`. A snapshot that cannot be written is
@@ -115,9 +116,18 @@ pub struct KpiSnapshots {
     written: IntCounterVec,
     failures: Failures,
     history: KpiHistory,
+    /// A replica of a fleet: each snapshot carries the fleet's figures too.
+    fleet: bool,
 }
 
 impl KpiSnapshots {
+    /// Each snapshot carries the fleet's figures too (`fleet`), the
+    /// fleet's windows of the model as this replica folded them.
+    pub fn with_fleet(mut self) -> Self {
+        self.fleet = true;
+        self
+    }
+
     /// The snapshots this task writes, kept for charts.
     pub fn history(&self) -> KpiHistory {
         self.history.clone()
@@ -177,6 +187,7 @@ impl KpiSnapshots {
                 written,
                 failures,
                 history: KpiHistory::default(),
+                fleet: false,
             },
             handle,
         ))
@@ -258,6 +269,11 @@ impl KpiSnapshots {
             self.failures.count(model, "aggregator");
             return;
         };
+        let fleet = if self.fleet {
+            self.recorder.fleet_report(model).await
+        } else {
+            None
+        };
         let serving = state.serving.get(model).cloned().flatten();
         let every = self
             .every
@@ -269,13 +285,19 @@ impl KpiSnapshots {
         // Serialising and bounding a large report is CPU work: off the
         // async workers.
         let built = tokio::task::spawn_blocking(move || {
-            snapshot::members(
-                &report,
-                &trigger,
-                serving.as_deref(),
-                every,
-                MAX_MEMBERS_BYTES,
-            )
+            // With the fleet's figures, each part gets half the bytes.
+            let budget = match fleet {
+                Some(_) => MAX_MEMBERS_BYTES / 2,
+                None => MAX_MEMBERS_BYTES,
+            };
+            let mut members =
+                snapshot::members(&report, &trigger, serving.as_deref(), every, budget);
+            if let Some(fleet) = &fleet {
+                // Room for the member's name beside the part.
+                let part = snapshot::fleet_part(fleet, MAX_MEMBERS_BYTES - budget - 16);
+                members.insert("fleet".into(), Value::Object(part));
+            }
+            members
         })
         .await;
         let Ok(members) = built else {
@@ -283,8 +305,7 @@ impl KpiSnapshots {
             self.failures.count(model, "aggregator");
             return;
         };
-        let (fairness, drift) = snapshot::figures(&members);
-        let figures = (fairness.cloned(), drift.cloned());
+        let figures = snapshot::figures(&members).map(|part| part.cloned());
         if interval && state.last.get(model) == Some(&figures) {
             return;
         }
@@ -315,7 +336,7 @@ struct State {
     /// Each model's serving version.
     serving: ServingVersions,
     /// Each model's figures in its last snapshot.
-    last: HashMap<String, (Option<Value>, Option<Value>)>,
+    last: HashMap<String, [Option<Value>; 3]>,
 }
 
 #[cfg(test)]
