@@ -104,12 +104,8 @@ impl Registers {
                 continue;
             };
             // Were this to fail, the next catch-up records it.
-            self.record(
-                self.inner.configured_register.clone(),
-                members,
-                control_seq,
-            )
-            .await?;
+            self.record(self.inner.configured_register.clone(), members, control_seq)
+                .await?;
             turn.applied(control_seq);
             tracing::info!(
                 control_seq,
@@ -191,8 +187,7 @@ impl SharedDomain for RiskDomain {
 
     fn apply<'a>(&'a self, event: &'a SharedEvent) -> LogFuture<'a, ()> {
         Box::pin(async move {
-            let register =
-                shared_register(event).map_err(|err| SharedLogError(Box::new(err)))?;
+            let register = shared_register(event).map_err(|err| SharedLogError(Box::new(err)))?;
             self.0
                 .record(register, event.members.clone(), event.control_seq)
                 .await

@@ -18,11 +18,11 @@ mod register;
 mod sample;
 mod task;
 
+pub use fleet::Registers;
 pub use register::{
     BREACHED, IndicatorKey, OpenBreach, RECOVERED, REGISTER_SET, Recorded, indicator_label,
     read_recorded, register_entry, register_json, register_sha256,
 };
-pub use fleet::Registers;
 pub use task::RiskTask;
 
 use crate::config::RiskRegister;

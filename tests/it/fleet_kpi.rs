@@ -51,7 +51,7 @@ fn fleet_samples(scrape: &Scrape) -> Vec<String> {
     samples
 }
 
-fn replica_config(models: &str, url_file: &Path, replica_id: &str) -> String {
+pub(crate) fn replica_config(models: &str, url_file: &Path, replica_id: &str) -> String {
     format!(
         "{models}\n[cluster]\nurl = {{ file = \"{}\" }}\nreplica_id = \"{replica_id}\"\nlease_secs = 3\n",
         url_file.display()
@@ -60,7 +60,7 @@ fn replica_config(models: &str, url_file: &Path, replica_id: &str) -> String {
 
 /// Waits until `replica` serves version 1 of every model of `models`
 /// (the fleet's approvals reach it through the control log).
-async fn until_active(replica: &Gateway, models: &[&str]) {
+pub(crate) async fn until_active(replica: &Gateway, models: &[&str]) {
     for model in models {
         let path = format!("/admin/models/{model}/versions/1");
         let mut last = String::new();

@@ -34,6 +34,7 @@ mod fleet_bundle;
 mod fleet_kpi;
 mod fleet_policies;
 mod fleet_reviews;
+mod fleet_risk;
 mod full_disk;
 mod governance;
 mod grpc;
