@@ -644,8 +644,10 @@ impl App {
             serving.clone(),
             snapshot_handle,
             freshness.clone(),
-            oversight.as_ref().map(|oversight| oversight.gate.clone()),
-            vec![risk_registers.domain()],
+            governance::Domains {
+                gate: oversight.as_ref().map(|oversight| oversight.gate.clone()),
+                others: vec![risk_registers.domain()],
+            },
         )
         .await?;
         if let (Some(files), Some(oversight)) = (held_folder, &oversight) {

@@ -31,12 +31,21 @@ fn policy_set(config: &ApprovalConfig) -> PolicySet {
     }
 }
 
+/// The services besides the registry whose changes a fleet shares
+/// through its control log.
+pub(super) struct Domains {
+    /// The policy gate (its sets are shared when under change control).
+    pub(super) gate: Option<Arc<crate::review::PolicyGate>>,
+    /// The other domains (the risk register's).
+    pub(super) others: Vec<Arc<dyn crate::registry::shared::SharedDomain>>,
+}
+
 /// The registry service, with `serving` (and the KPI snapshots, when
 /// there are any) following every change. In a fleet (`freshness` set
 /// with `[cluster]`) it has applied every control event before it
-/// returns (the policy gate's, under change control, through `gate`;
-/// those of `domains`, such as the risk register), and the follower
-/// applying later ones comes with it.
+/// returns (those of `domains`: the policy gate's, under change control,
+/// and the risk register's), and the follower applying later ones comes
+/// with it.
 pub(super) async fn start(
     config: &Config,
     store: &dyn LedgerStore,
@@ -44,8 +53,7 @@ pub(super) async fn start(
     serving: Arc<Serving>,
     kpi_snapshots: Option<crate::kpi::SnapshotHandle>,
     freshness: Option<Arc<Freshness>>,
-    gate: Option<Arc<crate::review::PolicyGate>>,
-    domains: Vec<Arc<dyn crate::registry::shared::SharedDomain>>,
+    domains: Domains,
 ) -> Result<
     (
         Arc<RegistryService>,
@@ -83,12 +91,12 @@ pub(super) async fn start(
             let log = crate::cluster::control::ControlLog::new(cluster);
             let mut service = service.with_shared_log(Arc::new(log), applied);
             // Policy sets under change control are the fleet's too.
-            let governed = gate.filter(|gate| gate.approval().is_some());
+            let governed = domains.gate.filter(|gate| gate.approval().is_some());
             if let Some(gate) = &governed {
                 service = service.with_domain(Arc::new(crate::review::PolicyDomain(gate.clone())));
             }
             // The risk register's, and the other shared domains'.
-            for domain in domains {
+            for domain in domains.others {
                 service = service.with_domain(domain);
             }
             let service = Arc::new(service);

@@ -95,11 +95,33 @@ pub(super) fn members(
     bound(members, max_bytes)
 }
 
+/// [`members`] of a replica's snapshot, with the fleet's figures of the
+/// model (`fleet`, its fleet report) when there are any: then the
+/// replica's members and the `fleet` member get half of `max_bytes` each.
+pub(super) fn members_with_fleet(
+    report: &KpiReport,
+    fleet: Option<&KpiReport>,
+    trigger: &Trigger,
+    serving: Option<&str>,
+    every: Option<Duration>,
+    max_bytes: usize,
+) -> Map<String, Value> {
+    let Some(fleet) = fleet else {
+        return members(report, trigger, serving, every, max_bytes);
+    };
+    let half = max_bytes / 2;
+    let mut members = members(report, trigger, serving, every, half);
+    // Room for the member's name beside the part.
+    let part = fleet_part(fleet, max_bytes - half - 16);
+    members.insert("fleet".into(), Value::Object(part));
+    members
+}
+
 /// The `fleet` member of a replica's snapshot (`[cluster]`): the fleet's
 /// windows of the same model (`report`, its fleet report) as `fairness`,
 /// `drift` and `omitted`, of the same shape as the replica's own and
 /// bounded to `max_bytes` the same way.
-pub(super) fn fleet_part(report: &KpiReport, max_bytes: usize) -> Map<String, Value> {
+fn fleet_part(report: &KpiReport, max_bytes: usize) -> Map<String, Value> {
     let mut part = Map::new();
     part.insert("fairness".into(), json!(report.fairness));
     part.insert("drift".into(), json!(report.drift));

@@ -285,19 +285,14 @@ impl KpiSnapshots {
         // Serialising and bounding a large report is CPU work: off the
         // async workers.
         let built = tokio::task::spawn_blocking(move || {
-            // With the fleet's figures, each part gets half the bytes.
-            let budget = match fleet {
-                Some(_) => MAX_MEMBERS_BYTES / 2,
-                None => MAX_MEMBERS_BYTES,
-            };
-            let mut members =
-                snapshot::members(&report, &trigger, serving.as_deref(), every, budget);
-            if let Some(fleet) = &fleet {
-                // Room for the member's name beside the part.
-                let part = snapshot::fleet_part(fleet, MAX_MEMBERS_BYTES - budget - 16);
-                members.insert("fleet".into(), Value::Object(part));
-            }
-            members
+            snapshot::members_with_fleet(
+                &report,
+                fleet.as_ref(),
+                &trigger,
+                serving.as_deref(),
+                every,
+                MAX_MEMBERS_BYTES,
+            )
         })
         .await;
         let Ok(members) = built else {

@@ -384,3 +384,6 @@ fn ticks(every: Duration) -> tokio::time::Interval {
 fn governance(kind: &'static str, members: Map<String, Value>) -> EntryBody {
     EntryBody::Governance { kind, members }
 }
+
+#[cfg(test)]
+mod tests;
