@@ -8,6 +8,7 @@
 
 use crate::fleet_kpi::{replica_config, until_active};
 use crate::report_risks::config;
+use crate::support::audit::{both_accept_bundle, said};
 use crate::support::governance::{admin_call, approve_declared};
 use crate::support::postgres::Postgres;
 use crate::support::{Gateway, TestUpstream, send};
@@ -61,6 +62,19 @@ async fn entries_until(
     panic!("{kind} entries never as expected within 10 s: {found:?}");
 }
 
+/// Stops `replica`; its whole log, exported, is accepted by both
+/// verifiers under the replica's key (named after its log).
+async fn stop_and_verify(replica: &mut Gateway) {
+    assert!(replica.stop().await.success());
+    let vkey = replica.cli(&["vkey"]);
+    assert!(vkey.status.success(), "{}", said(&vkey));
+    let vkey = String::from_utf8(vkey.stdout).unwrap().trim().to_owned();
+    let out = replica.dir.path().join("audit-whole");
+    let exported = replica.cli(&["export", "--out", out.to_str().unwrap()]);
+    assert!(exported.status.success(), "{}", said(&exported));
+    both_accept_bundle(&vkey, &out);
+}
+
 /// `GET /admin/risks` on `replica`.
 async fn register_in_force(replica: &Gateway) -> Value {
     let reply = admin_call(&replica.admin, Some("ops"), Method::GET, "/admin/risks", "").await;
@@ -90,7 +104,7 @@ async fn the_register_of_the_replica_started_last_is_the_fleets_on_every_replica
     let upstream = TestUpstream::start().await;
     let a = fleet_config(&upstream.url(), &url, "r1");
     let b = register_b(&fleet_config(&upstream.url(), &url, "r2"));
-    let one = Gateway::start_pending("", &a).await;
+    let mut one = Gateway::start_pending("", &a).await;
     let first = entries_until(&one, "risk_register_set", |found| found.len() == 1).await;
     assert_eq!(first[0]["risks"][0]["id"], "credit-bias");
     let a_seq = first[0]["control_seq"].as_u64().expect("control_seq");
@@ -137,6 +151,9 @@ async fn the_register_of_the_replica_started_last_is_the_fleets_on_every_replica
         .get(0);
     assert_eq!(shared, 2);
     assert_eq!(of_kind(&two.entries().await, "risk_register_set").len(), 2);
+    // Entries with control_seq verify.
+    stop_and_verify(&mut one).await;
+    stop_and_verify(&mut two).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -266,4 +283,9 @@ async fn kpi_snapshots_of_each_replica_carry_the_fleets_figures_beside_its_own()
         fleet.push(part);
     }
     assert_eq!(fleet[0], fleet[1]);
+    // Snapshots with the fleet's figures verify (the Python verifier
+    // recomputes them).
+    let (mut g1, mut g2) = (g1, g2);
+    stop_and_verify(&mut g1).await;
+    stop_and_verify(&mut g2).await;
 }
