@@ -33,9 +33,9 @@ pub struct Registers {
 
 struct Inner {
     in_force: watch::Sender<Arc<RiskRegister>>,
-    /// SHA-256 of the configured register.
-    configured: String,
-    configured_register: RiskRegister,
+    /// The configured register and its SHA-256.
+    configured: RiskRegister,
+    configured_sha256: String,
     /// SHA-256 of the fleet's latest register as this replica recorded it.
     fleet: Mutex<Option<String>>,
     ledger: Ledger,
@@ -54,8 +54,8 @@ impl Registers {
         Self {
             inner: Arc::new(Inner {
                 in_force,
-                configured: sha256,
-                configured_register: register,
+                configured: register,
+                configured_sha256: sha256,
                 fleet: Mutex::new(fleet),
                 ledger,
             }),
@@ -89,11 +89,11 @@ impl Registers {
         let Some(mut turn) = registry.control_turn().await? else {
             return Ok(());
         };
-        let members = entry_members(&self.inner.configured_register)?;
+        let members = entry_members(&self.inner.configured)?;
         loop {
             let wanted = match self.fleet_sha256() {
-                Some(fleet) => fleet != self.inner.configured,
-                None => !self.inner.configured_register.risks.is_empty(),
+                Some(fleet) => fleet != self.inner.configured_sha256,
+                None => !self.inner.configured.risks.is_empty(),
             };
             if !wanted {
                 return Ok(());
@@ -104,12 +104,12 @@ impl Registers {
                 continue;
             };
             // Were this to fail, the next catch-up records it.
-            self.record(self.inner.configured_register.clone(), members, control_seq)
+            self.record(self.inner.configured.clone(), members, control_seq)
                 .await?;
             turn.applied(control_seq);
             tracing::info!(
                 control_seq,
-                sha256 = %self.inner.configured,
+                sha256 = %self.inner.configured_sha256,
                 "the configured risk register is the fleet's from now on"
             );
             return Ok(());
@@ -139,10 +139,10 @@ impl Registers {
             })
             .await
             .map_err(RiskError::Append)?;
-        if sha256 != self.inner.configured {
+        if sha256 != self.inner.configured_sha256 {
             tracing::warn!(
                 fleet = %sha256,
-                configured = %self.inner.configured,
+                configured = %self.inner.configured_sha256,
                 control_seq,
                 "the fleet's risk register differs from this replica's configuration; the fleet's is evaluated"
             );

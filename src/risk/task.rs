@@ -190,7 +190,9 @@ impl RiskTask {
         let mut following = true;
         tokio::pin!(stop);
         loop {
+            // A new register is taken up before the next round.
             tokio::select! {
+                biased;
                 () = &mut stop => return,
                 changed = register.changed(), if following => {
                     if changed.is_err() {
