@@ -19,6 +19,7 @@ use crate::registry::shared::{
     CONTROL_SEQ_MEMBER, LogFuture, SharedDomain, SharedEvent, SharedLogError,
 };
 use serde_json::{Map, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::watch;
 
@@ -38,6 +39,10 @@ struct Inner {
     configured_sha256: String,
     /// SHA-256 of the fleet's latest register as this replica recorded it.
     fleet: Mutex<Option<String>>,
+    /// The configured register was proposed: a register recorded from
+    /// now on that differs from it is worth a warning (one applied while
+    /// catching up at start is followed by the configured one).
+    proposed: AtomicBool,
     ledger: Ledger,
 }
 
@@ -57,6 +62,7 @@ impl Registers {
                 configured: register,
                 configured_sha256: sha256,
                 fleet: Mutex::new(fleet),
+                proposed: AtomicBool::new(false),
                 ledger,
             }),
         }
@@ -86,6 +92,12 @@ impl Registers {
     /// and records it; `registry` has caught up with the log. Nothing
     /// outside a fleet.
     pub async fn propose_at_start(&self, registry: &RegistryService) -> Result<(), RiskError> {
+        let proposed = self.propose(registry).await;
+        self.inner.proposed.store(true, Ordering::Release);
+        proposed
+    }
+
+    async fn propose(&self, registry: &RegistryService) -> Result<(), RiskError> {
         let Some(mut turn) = registry.control_turn().await? else {
             return Ok(());
         };
@@ -139,7 +151,7 @@ impl Registers {
             })
             .await
             .map_err(RiskError::Append)?;
-        if sha256 != self.inner.configured_sha256 {
+        if sha256 != self.inner.configured_sha256 && self.inner.proposed.load(Ordering::Acquire) {
             tracing::warn!(
                 fleet = %sha256,
                 configured = %self.inner.configured_sha256,
