@@ -53,7 +53,16 @@ struct Replica {
     registry: Arc<RegistryService>,
     registers: Registers,
     store: Arc<MemStore>,
+    ledger: Ledger,
     _writer: LedgerWriter,
+}
+
+fn empty() -> RiskRegister {
+    RiskRegister {
+        risks: Vec::new(),
+        eval_every: Duration::from_secs(30),
+        window: Duration::from_secs(300),
+    }
 }
 
 /// A replica configured with `configured`, joined to `log` and caught up.
@@ -72,6 +81,7 @@ async fn replica(key: u8, log: &Arc<MemoryLog>, configured: &RiskRegister) -> Re
     .unwrap();
     let sha256 = super::super::register_sha256(configured).unwrap();
     let registers = Registers::new(configured.clone(), sha256, None, ledger.clone());
+    let kept = ledger.clone();
     let policy = PolicySet {
         default: ApprovalPolicy::new(1, Vec::<String>::new()),
         high_risk: None,
@@ -92,12 +102,13 @@ async fn replica(key: u8, log: &Arc<MemoryLog>, configured: &RiskRegister) -> Re
         registry,
         registers,
         store,
+        ledger: kept,
         _writer: writer,
     }
 }
 
 /// The `risk_register_set` entries of `store`: (sha256, control_seq).
-fn recorded(store: &MemStore) -> Vec<(String, Option<u64>)> {
+fn recorded_of(store: &MemStore) -> Vec<(String, Option<u64>)> {
     (0..store.size().unwrap())
         .map(|seq| -> Value {
             serde_json::from_slice(&store.entry(seq).unwrap().unwrap()).unwrap()
@@ -148,13 +159,13 @@ async fn the_replica_started_last_wins_and_every_replica_records_and_applies_it(
         super::super::register_sha256(&b).unwrap(),
     );
     let one = replica(1, &log, &a).await;
-    assert_eq!(recorded(&one.store), [(sha_a.clone(), Some(1))]);
+    assert_eq!(recorded_of(&one.store), [(sha_a.clone(), Some(1))]);
     assert_eq!(**one.registers.in_force().borrow(), a);
 
     // Started later with B: it applies A first, then makes B the fleet's.
     let two = replica(2, &log, &b).await;
     assert_eq!(
-        recorded(&two.store),
+        recorded_of(&two.store),
         [(sha_a.clone(), Some(1)), (sha_b.clone(), Some(2))]
     );
     assert_eq!(**two.registers.in_force().borrow(), b);
@@ -163,7 +174,7 @@ async fn the_replica_started_last_wins_and_every_replica_records_and_applies_it(
     assert!(in_force.has_changed().unwrap());
     assert_eq!(**in_force.borrow_and_update(), b);
     assert_eq!(
-        recorded(&one.store),
+        recorded_of(&one.store),
         [(sha_a.clone(), Some(1)), (sha_b.clone(), Some(2))]
     );
     assert_eq!(one.registry.control_seq().await, 2);
@@ -171,7 +182,7 @@ async fn the_replica_started_last_wins_and_every_replica_records_and_applies_it(
     // A third replica with the fleet's register appends nothing.
     let three = replica(3, &log, &b).await;
     assert_eq!(
-        recorded(&three.store),
+        recorded_of(&three.store),
         [(sha_a, Some(1)), (sha_b.clone(), Some(2))]
     );
     assert_eq!(three.registry.control_seq().await, 2);
@@ -182,19 +193,54 @@ async fn the_replica_started_last_wins_and_every_replica_records_and_applies_it(
 #[tokio::test]
 async fn an_empty_register_is_not_shared_until_the_fleet_has_one() {
     let log = Arc::new(MemoryLog::default());
-    let empty = RiskRegister {
-        risks: Vec::new(),
-        eval_every: Duration::from_secs(30),
-        window: Duration::from_secs(300),
-    };
+    let empty = empty();
     let one = replica(1, &log, &empty).await;
-    assert_eq!(recorded(&one.store), []);
+    assert_eq!(recorded_of(&one.store), []);
     let two = replica(2, &log, &register("credit-bias", 0.1)).await;
-    assert_eq!(recorded(&two.store).len(), 1);
+    assert_eq!(recorded_of(&two.store).len(), 1);
     // An empty register after a non-empty one is the fleet's like any other.
     let three = replica(3, &log, &empty).await;
     let sha_empty = super::super::register_sha256(&empty).unwrap();
-    assert_eq!(recorded(&three.store)[1], (sha_empty, Some(2)));
+    assert_eq!(recorded_of(&three.store)[1], (sha_empty, Some(2)));
     one.registry.follow().await.unwrap();
     assert_eq!(**one.registers.in_force().borrow(), empty);
+}
+
+#[tokio::test]
+async fn a_register_recorded_before_joining_a_fleet_is_not_the_fleets() {
+    let log = Arc::new(MemoryLog::default());
+    let a = register("credit-bias", 0.1);
+    let sha_a = super::super::register_sha256(&a).unwrap();
+    // A gateway that ran alone recorded A without control_seq.
+    let alone = replica(1, &Arc::new(MemoryLog::default()), &empty()).await;
+    let ledger = alone.ledger.clone();
+    ledger
+        .append(super::super::register_entry(&a).unwrap())
+        .await
+        .unwrap();
+    let recorded = super::super::read_recorded(alone.store.as_ref()).unwrap();
+    assert_eq!(recorded.register_sha256.as_deref(), Some(sha_a.as_str()));
+    assert_eq!(recorded.fleet_register_sha256, None);
+
+    // Joined to a fleet with A configured, it shares A once.
+    let registers = Registers::new(a.clone(), sha_a.clone(), None, ledger.clone());
+    let registry = RegistryService::new(
+        Registry::new(["credit"]),
+        ledger,
+        PolicySet {
+            default: ApprovalPolicy::new(1, Vec::<String>::new()),
+            high_risk: None,
+        },
+        HashMap::new(),
+        Box::new(|_| {}),
+    )
+    .with_shared_log(log.clone(), 0)
+    .with_domain(registers.domain());
+    registers.propose_at_start(&registry).await.unwrap();
+    assert_eq!(
+        recorded_of(&alone.store),
+        [(sha_a.clone(), None), (sha_a.clone(), Some(1))]
+    );
+    let recorded = super::super::read_recorded(alone.store.as_ref()).unwrap();
+    assert_eq!(recorded.fleet_register_sha256, Some(sha_a));
 }
