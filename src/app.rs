@@ -559,12 +559,19 @@ impl App {
             }),
             _ => None,
         };
-        let risks = crate::risk::start(
+        // In a fleet the register and the fairness and drift windows the
+        // indicators read are the fleet's.
+        let risk_scope = match &config.cluster {
+            Some(_) => crate::risk::Scope::Fleet,
+            None => crate::risk::Scope::Own,
+        };
+        let (risks, risk_registers) = crate::risk::start(
             &config.risks,
             store.clone(),
             ledger.clone(),
             &metrics,
             kpi.clone(),
+            risk_scope,
         )
         .await?;
         // `kpi_snapshot` entries: on a timer, at version changes, at stop.
@@ -576,6 +583,10 @@ impl App {
                     &config.models,
                     metrics.registry(),
                 )?;
+                let task = match &fleet_kpis {
+                    Some(_) => task.with_fleet(),
+                    None => task,
+                };
                 // Every snapshot from here on is kept in memory too: the
                 // console reads only the earlier ones from the ledger.
                 task.history().starts_at(store.size()?);
@@ -668,7 +679,14 @@ impl App {
             freshness.clone(),
             governance::Domains {
                 gate: oversight.as_ref().map(|oversight| oversight.gate.clone()),
-                references: reference_domain.clone(),
+                others: {
+                    let mut others: Vec<Arc<dyn crate::registry::shared::SharedDomain>> =
+                        vec![risk_registers.domain()];
+                    if let Some(references) = &reference_domain {
+                        others.push(references.clone());
+                    }
+                    others
+                },
             },
         )
         .await?;
@@ -682,6 +700,7 @@ impl App {
                     crate::review::StartError::Policy(err) => AppError::Policy(err),
                 })?;
         }
+        risk_registers.propose_at_start(&registry).await?;
         if let Some(found) = follower.take() {
             let metrics = crate::cluster::control::FleetMetrics::register(metrics.registry())?;
             follower = Some(found.with_metrics(metrics));
@@ -761,7 +780,7 @@ impl App {
                 tokens.clone(),
                 tally,
                 metric_families,
-                config.risks.clone(),
+                risk_registers.in_force(),
             ))
             .merge(crate::admin::export::routes(
                 tokens.clone(),

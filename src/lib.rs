@@ -48,8 +48,9 @@
 //!   (`kpi_snapshot` entries, snapshot.rs and snapshot_task.rs).
 //! - [`risk`]: the risk register at run time: recorded in the ledger when
 //!   it changes, its KPI indicators evaluated by an owned task that records
-//!   breaches and recoveries. Reads `kpi` reports and the `metrics`
-//!   registry, appends through the `ledger`.
+//!   breaches and recoveries; in a fleet the register is shared through
+//!   the control log (`registry::shared`, risk/fleet.rs). Reads `kpi`
+//!   reports and the `metrics` registry, appends through the `ledger`.
 //! - [`witness`]: sends the latest checkpoint to C2SP tlog-witnesses (on
 //!   an interval and on demand, off the request path), keeps and serves
 //!   their verified cosignatures. Uses the ledger's store and formats.

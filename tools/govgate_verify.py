@@ -1159,49 +1159,63 @@ def check_kpi_snapshot(entry: dict) -> str | None:
             return "kpi_snapshot: previous_version is not a string or null"
     if "serving_version" not in entry or not (entry["serving_version"] is None or isinstance(entry["serving_version"], str)):
         return "kpi_snapshot: serving_version is missing or not a string or null"
-    omitted = entry.get("omitted")
-    if not isinstance(omitted, list) or any(o not in _KPI_OMITTED for o in omitted):
-        return "kpi_snapshot: omitted is not a list of known parts"
     settings = entry.get("settings")
     names = ("window", "min_group_size", "max_groups", "reference_rows", "snapshot_every_secs")
     if not isinstance(settings, dict) or any(entry_int(settings.get(k)) is None for k in names):
         return "kpi_snapshot: settings lack a count"
-    fairness = entry.get("fairness")
+    problem = _kpi_figures(entry, settings, "")
+    if problem:
+        return problem
+    # A replica of a fleet adds the fleet's figures, of the same shape, checked the same way.
+    if "fleet" in entry:
+        if not isinstance(entry["fleet"], dict):
+            return "kpi_snapshot: fleet is not an object"
+        return _kpi_figures(entry["fleet"], settings, "fleet ")
+    return None
+
+
+def _kpi_figures(part: dict, settings: dict, scope: str) -> str | None:
+    """The omitted, fairness and drift members of a snapshot (or of its fleet member); None if sound."""
+    omitted = part.get("omitted")
+    if not isinstance(omitted, list) or any(o not in _KPI_OMITTED for o in omitted):
+        return f"kpi_snapshot: {scope}omitted is not a list of known parts"
+    fairness = part.get("fairness")
     if not isinstance(fairness, dict):
-        return "kpi_snapshot: fairness is not an object"
+        return f"kpi_snapshot: {scope}fairness is not an object"
     rows_in_window, rows_total = entry_int(fairness.get("rows_in_window")), entry_int(fairness.get("rows_total"))
     if rows_in_window is None or rows_total is None or rows_in_window > min(rows_total, settings["window"]):
-        return "kpi_snapshot: fairness rows_in_window or rows_total is missing or impossible"
+        return f"kpi_snapshot: {scope}fairness rows_in_window or rows_total is missing or impossible"
     attributes = fairness.get("attributes")
     if not isinstance(attributes, list):
-        return "kpi_snapshot: fairness attributes is not a list"
+        return f"kpi_snapshot: {scope}fairness attributes is not a list"
     for attribute in attributes:
         problem = _kpi_attribute(attribute, settings["min_group_size"], rows_in_window)
         if problem:
-            return f"kpi_snapshot: {problem}"
-    drift = entry.get("drift")
+            return f"kpi_snapshot: {scope}{problem}"
+    drift = part.get("drift")
     if not isinstance(drift, list):
-        return "kpi_snapshot: drift is not a list"
+        return f"kpi_snapshot: {scope}drift is not a list"
     for version in drift:
         if not isinstance(version, dict) or not isinstance(version.get("version"), str):
-            return "kpi_snapshot: a drift entry is not an object with a version"
+            return f"kpi_snapshot: {scope}a drift entry is not an object with a version"
         label = version["version"][:40]
+        where = f"kpi_snapshot: {scope}drift of version {label!r}"
         if (version.get("reference_state") not in ("collecting", "ready", "unavailable")
                 or version.get("reference_source") not in ("first_rows", "upload")
                 or any(entry_int(version.get(k)) is None for k in ("reference_rows", "rows_in_window", "rows_total"))):
-            return f"kpi_snapshot: drift of version {label!r}: its reference or row counts are missing"
+            return f"{where}: its reference or row counts are missing"
         if "reference_sha256" in version and not (isinstance(version["reference_sha256"], str)
                                                   and _HEX64.fullmatch(version["reference_sha256"])):
-            return f"kpi_snapshot: drift of version {label!r}: reference_sha256 is not 64 lowercase hex digits"
+            return f"{where}: reference_sha256 is not 64 lowercase hex digits"
         if "reference_seq" in version and entry_int(version["reference_seq"]) is None:
-            return f"kpi_snapshot: drift of version {label!r}: reference_seq is not a seq"
+            return f"{where}: reference_seq is not a seq"
         features = version.get("features")
         if not isinstance(features, list):
-            return f"kpi_snapshot: drift of version {label!r}: features is not a list"
+            return f"{where}: features is not a list"
         for feature in features:
             problem = _kpi_feature(feature, version["rows_in_window"])
             if problem:
-                return f"kpi_snapshot: drift of version {label!r}: {problem}"
+                return f"{where}: {problem}"
     return None
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import copy
 import hashlib
 import io
 import json
@@ -2831,6 +2832,21 @@ class KpiSnapshotTests(LogTestCase):
             m["fairness"]["attributes"][0]["rows_omitted"] = 2
 
         self.assertIn("do not add up to rows_in_window", self.problem(uncounted))
+
+    def test_the_fleets_figures_are_checked_like_the_replicas_own(self):
+        def fleet(m):
+            m["fleet"] = {name: copy.deepcopy(m[name]) for name in ("fairness", "drift", "omitted")}
+
+        def edited(m):
+            fleet(m)
+            m["fleet"]["fairness"]["attributes"][0]["demographic_parity_ratio"] = 0.4
+
+        def shape(m):
+            m["fleet"] = []
+
+        self.assertEqual(self.problem(fleet), "")
+        self.assertIn("kpi_snapshot: fleet attribute 'sex': demographic_parity_ratio 0.4 does not recompute", self.problem(edited))
+        self.assertIn("fleet is not an object", self.problem(shape))
 
     def test_shape_problems_are_named(self):
         def cause(m):

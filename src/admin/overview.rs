@@ -30,16 +30,17 @@ struct Api {
     tokens: Tokens,
     tally: Arc<OutcomeTally>,
     registry: prometheus::Registry,
-    register: Arc<RiskRegister>,
+    /// The register in force (the fleet's, in a fleet).
+    register: tokio::sync::watch::Receiver<Arc<RiskRegister>>,
 }
 
 /// The routes over the gateway's `tally`, metrics `registry` (where the
-/// risk task publishes breaches) and risk `register`.
+/// risk task publishes breaches) and risk `register` in force.
 pub fn routes(
     tokens: Tokens,
     tally: Arc<OutcomeTally>,
     registry: prometheus::Registry,
-    register: RiskRegister,
+    register: tokio::sync::watch::Receiver<Arc<RiskRegister>>,
 ) -> Router {
     Router::new()
         .route("/admin/decisions/summary", get(summary))
@@ -49,7 +50,7 @@ pub fn routes(
             tokens,
             tally,
             registry,
-            register: Arc::new(register),
+            register,
         })
 }
 
@@ -76,7 +77,8 @@ async fn risk_register(State(api): State<Api>, headers: HeaderMap) -> Response {
     if let Err(refused) = allowed(&api, &headers).await {
         return refused;
     }
-    match crate::risk::register_json(&api.register) {
+    let register = api.register.borrow().clone();
+    match crate::risk::register_json(&register) {
         Ok(body) => json_response(StatusCode::OK, &body),
         Err(err) => {
             tracing::error!(error = %err, "the risk register cannot be shown");
@@ -95,7 +97,8 @@ async fn breaches(State(api): State<Api>, headers: HeaderMap) -> Response {
         return refused;
     }
     let families = api.registry.gather();
-    json_response(StatusCode::OK, &breached(&api.register, &families))
+    let register = api.register.borrow().clone();
+    json_response(StatusCode::OK, &breached(&register, &families))
 }
 
 /// A gauge's values by its (risk, indicator, model) labels.

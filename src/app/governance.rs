@@ -31,19 +31,21 @@ fn policy_set(config: &ApprovalConfig) -> PolicySet {
     }
 }
 
-/// What applies the control events that are not the registry's.
+/// The services besides the registry whose changes a fleet shares
+/// through its control log.
 pub(super) struct Domains {
-    /// The policy gate: its policy sets, when under change control.
+    /// The policy gate (its sets are shared when under change control).
     pub(super) gate: Option<Arc<crate::review::PolicyGate>>,
-    /// Uploaded drift references.
-    pub(super) references: Option<Arc<crate::cluster::references::ReferenceDomain>>,
+    /// The other domains (the risk register's, drift references).
+    pub(super) others: Vec<Arc<dyn crate::registry::shared::SharedDomain>>,
 }
 
 /// The registry service, with `serving` (and the KPI snapshots, when
 /// there are any) following every change. In a fleet (`freshness` set
 /// with `[cluster]`) it has applied every control event before it
-/// returns (the policy gate's and drift references through `domains`),
-/// and the follower applying later ones comes with it.
+/// returns (those of `domains`: the policy gate's, under change control,
+/// and the risk register's), and the follower applying later ones comes
+/// with it.
 pub(super) async fn start(
     config: &Config,
     store: &dyn LedgerStore,
@@ -90,12 +92,12 @@ pub(super) async fn start(
             let mut service = service.with_shared_log(Arc::new(log), applied);
             // Policy sets under change control are the fleet's too.
             let governed = domains.gate.filter(|gate| gate.approval().is_some());
-            // So are uploaded drift references.
-            if let Some(references) = domains.references {
-                service = service.with_domain(references);
-            }
             if let Some(gate) = &governed {
                 service = service.with_domain(Arc::new(crate::review::PolicyDomain(gate.clone())));
+            }
+            // The risk register's, and the other shared domains'.
+            for domain in domains.others {
+                service = service.with_domain(domain);
             }
             let service = Arc::new(service);
             if let Some(gate) = &governed {

@@ -46,6 +46,7 @@ pub use retention::{PayloadRetention, RetentionConfig};
 pub use review::{OnPolicyError, OnTimeout, ReviewConfig, TimeoutRule};
 pub use risks::{
     Direction, Indicator, MAX_INDICATORS, MAX_RISKS, Risk, RiskKpi, RiskModel, RiskRegister,
+    recorded_register,
 };
 pub use tls::{TlsFileError, TlsFiles, TlsIdentity};
 pub use validate::Environment;

@@ -304,7 +304,7 @@ pub(crate) fn check(
     let mut checked = Vec::with_capacity(risks.len());
     for (index, risk) in risks.into_iter().enumerate() {
         let key = format!("{prefix}[{index}]");
-        let risk = check_risk(&checker, &key, risk, models)?;
+        let risk = check_risk(&checker, &key, risk, Some(models))?;
         if !ids.insert(risk.id.clone()) {
             return Err(checker.error(
                 format!("{key}.id"),
@@ -317,6 +317,55 @@ pub(crate) fn check(
         risks: checked,
         eval_every: Duration::from_secs(eval_every_secs),
         window: Duration::from_secs(window_secs),
+    })
+}
+
+/// A register as another gateway of the fleet recorded it (the members of
+/// its `risk_register_set`: `risks`, `eval_every_secs`, `window_secs`),
+/// checked as a configured one except against the models: this gateway
+/// may not know every model the fleet's register names (an indicator on
+/// a model it lacks stays unknown here). `origin` names it in errors.
+pub fn recorded_register(
+    members: &serde_json::Map<String, serde_json::Value>,
+    origin: &str,
+) -> Result<RiskRegister, ConfigError> {
+    let checker = Checker::for_file(origin);
+    let count = |name: &str| {
+        members
+            .get(name)
+            .and_then(serde_json::Value::as_u64)
+            .ok_or_else(|| checker.error(name, "missing or not a whole number"))
+    };
+    let eval_every = count("eval_every_secs")?;
+    let window = count("window_secs")?;
+    let risks: Vec<RawRisk> = members
+        .get("risks")
+        .map(|risks| serde_json::from_value(risks.clone()))
+        .transpose()
+        .map_err(|err| checker.error("risks", err.to_string()))?
+        .ok_or_else(|| checker.error("risks", "missing"))?;
+    if risks.len() > MAX_RISKS {
+        return Err(checker.error("risks", format!("at most {MAX_RISKS} risks")));
+    }
+    if eval_every == 0 || window < eval_every {
+        return Err(checker.error(
+            "window_secs",
+            "eval_every_secs must be positive and window_secs at least it",
+        ));
+    }
+    let mut ids = HashSet::new();
+    let mut checked = Vec::with_capacity(risks.len());
+    for (index, risk) in risks.into_iter().enumerate() {
+        let risk = check_risk(&checker, &format!("risks[{index}]"), risk, None)?;
+        if !ids.insert(risk.id.clone()) {
+            return Err(checker.error("risks", format!("risk `{}` twice", risk.id)));
+        }
+        checked.push(risk);
+    }
+    Ok(RiskRegister {
+        risks: checked,
+        eval_every: Duration::from_secs(eval_every),
+        window: Duration::from_secs(window),
     })
 }
 
@@ -337,7 +386,7 @@ fn check_risk(
     checker: &Checker<'_>,
     key: &str,
     raw: RawRisk,
-    models: &[ModelConfig],
+    models: Option<&[ModelConfig]>,
 ) -> Result<Risk, ConfigError> {
     let id = raw.id;
     let id_ok = !id.is_empty()
@@ -366,7 +415,9 @@ fn check_risk(
             Some((model, version)) => (model.to_owned(), Some(version.to_owned())),
             None => (name.clone(), None),
         };
-        if !models.iter().any(|m| m.name == model) {
+        if let Some(models) = models
+            && !models.iter().any(|m| m.name == model)
+        {
             let known: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
             return Err(checker.error(
                 model_key,
@@ -432,7 +483,7 @@ fn check_indicator(
     key: &str,
     raw: RawIndicator,
     risk_models: &[RiskModel],
-    models: &[ModelConfig],
+    models: Option<&[ModelConfig]>,
 ) -> Result<Indicator, ConfigError> {
     const KNOWN: [&str; 9] = [
         "demographic_parity_difference",
@@ -508,7 +559,9 @@ fn check_indicator(
             return Err(checker.error(format!("{key}.kpi"), format!("`{other}` is incomplete")));
         }
     };
+    // A register recorded elsewhere is checked without the models.
     for risk_model in risk_models {
+        let Some(models) = models else { break };
         let model = models.iter().find(|m| m.name == risk_model.model);
         let kpi_config = model.and_then(|m| m.kpi.as_ref());
         check_kpi_of(checker, key, &kpi, &risk_model.model, kpi_config)?;

@@ -20,6 +20,10 @@
 //! 3. `drift_bins`: the PSI/JS edges, buckets and bin counts (the values
 //!    stay);
 //! 4. `figures`: the attributes and the drift (the row counts stay).
+//!
+//! A replica of a fleet adds the fleet's figures as a `fleet` member
+//! (`fairness`, `drift`, `omitted`): the replica's own members and the
+//! fleet's are then bounded to half the bytes each, the same way.
 
 use super::report::KpiReport;
 use crate::ledger::canonical::to_canonical;
@@ -91,10 +95,48 @@ pub(super) fn members(
     bound(members, max_bytes)
 }
 
-/// The figures of a snapshot (`fairness` and `drift`), to tell whether
-/// anything changed since the last one.
-pub(super) fn figures(members: &Map<String, Value>) -> (Option<&Value>, Option<&Value>) {
-    (members.get("fairness"), members.get("drift"))
+/// [`members`] of a replica's snapshot, with the fleet's figures of the
+/// model (`fleet`, its fleet report) when there are any: then the
+/// replica's members and the `fleet` member get half of `max_bytes` each.
+pub(super) fn members_with_fleet(
+    report: &KpiReport,
+    fleet: Option<&KpiReport>,
+    trigger: &Trigger,
+    serving: Option<&str>,
+    every: Option<Duration>,
+    max_bytes: usize,
+) -> Map<String, Value> {
+    let Some(fleet) = fleet else {
+        return members(report, trigger, serving, every, max_bytes);
+    };
+    let half = max_bytes / 2;
+    let mut members = members(report, trigger, serving, every, half);
+    // Room for the member's name beside the part.
+    let part = fleet_part(fleet, max_bytes - half - 16);
+    members.insert("fleet".into(), Value::Object(part));
+    members
+}
+
+/// The `fleet` member of a replica's snapshot (`[cluster]`): the fleet's
+/// windows of the same model (`report`, its fleet report) as `fairness`,
+/// `drift` and `omitted`, of the same shape as the replica's own and
+/// bounded to `max_bytes` the same way.
+fn fleet_part(report: &KpiReport, max_bytes: usize) -> Map<String, Value> {
+    let mut part = Map::new();
+    part.insert("fairness".into(), json!(report.fairness));
+    part.insert("drift".into(), json!(report.drift));
+    part.insert("omitted".into(), json!([]));
+    bound(part, max_bytes)
+}
+
+/// The figures of a snapshot (`fairness`, `drift`, and the fleet's), to
+/// tell whether anything changed since the last one.
+pub(super) fn figures(members: &Map<String, Value>) -> [Option<&Value>; 3] {
+    [
+        members.get("fairness"),
+        members.get("drift"),
+        members.get("fleet"),
+    ]
 }
 
 fn to_object(value: &impl serde::Serialize) -> Map<String, Value> {

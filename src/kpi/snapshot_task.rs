@@ -3,7 +3,8 @@
 //! figures are unchanged since the model's last snapshot), whenever the
 //! model's serving version changes (citing the registry entry's seq), and
 //! once more at a clean stop. The figures are the aggregator's report,
-//! answered in turn after every exchange handed over before.
+//! answered in turn after every exchange handed over before; a replica
+//! of a fleet adds the fleet's report of the model (`fleet`).
 //!
 //! The task is owned by the app and stopped after the in-flight requests
 //! drained, before `gateway_stopped`. A snapshot that cannot be written is
@@ -115,9 +116,18 @@ pub struct KpiSnapshots {
     written: IntCounterVec,
     failures: Failures,
     history: KpiHistory,
+    /// A replica of a fleet: each snapshot carries the fleet's figures too.
+    fleet: bool,
 }
 
 impl KpiSnapshots {
+    /// Each snapshot carries the fleet's figures too (`fleet`), the
+    /// fleet's windows of the model as this replica folded them.
+    pub fn with_fleet(mut self) -> Self {
+        self.fleet = true;
+        self
+    }
+
     /// The snapshots this task writes, kept for charts.
     pub fn history(&self) -> KpiHistory {
         self.history.clone()
@@ -177,6 +187,7 @@ impl KpiSnapshots {
                 written,
                 failures,
                 history: KpiHistory::default(),
+                fleet: false,
             },
             handle,
         ))
@@ -258,6 +269,11 @@ impl KpiSnapshots {
             self.failures.count(model, "aggregator");
             return;
         };
+        let fleet = if self.fleet {
+            self.recorder.fleet_report(model).await
+        } else {
+            None
+        };
         let serving = state.serving.get(model).cloned().flatten();
         let every = self
             .every
@@ -269,8 +285,9 @@ impl KpiSnapshots {
         // Serialising and bounding a large report is CPU work: off the
         // async workers.
         let built = tokio::task::spawn_blocking(move || {
-            snapshot::members(
+            snapshot::members_with_fleet(
                 &report,
+                fleet.as_ref(),
                 &trigger,
                 serving.as_deref(),
                 every,
@@ -283,8 +300,7 @@ impl KpiSnapshots {
             self.failures.count(model, "aggregator");
             return;
         };
-        let (fairness, drift) = snapshot::figures(&members);
-        let figures = (fairness.cloned(), drift.cloned());
+        let figures = snapshot::figures(&members).map(|part| part.cloned());
         if interval && state.last.get(model) == Some(&figures) {
             return;
         }
@@ -315,7 +331,7 @@ struct State {
     /// Each model's serving version.
     serving: ServingVersions,
     /// Each model's figures in its last snapshot.
-    last: HashMap<String, (Option<Value>, Option<Value>)>,
+    last: HashMap<String, [Option<Value>; 3]>,
 }
 
 #[cfg(test)]

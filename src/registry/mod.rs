@@ -34,7 +34,7 @@ pub mod snapshot;
 pub mod types;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use command::Command;
 pub use decide::roles_allow;

@@ -57,6 +57,13 @@ impl RiskMetrics {
         self.breaches.with_label_values(labels);
     }
 
+    /// An indicator no longer watched has no series.
+    pub(super) fn forget(&self, labels: &[&str; 3]) {
+        let _ = self.value.remove_label_values(labels);
+        let _ = self.breached.remove_label_values(labels);
+        let _ = self.breaches.remove_label_values(labels);
+    }
+
     pub(super) fn value(&self, labels: &[&str; 3], value: Option<f64>) {
         self.value
             .with_label_values(labels)

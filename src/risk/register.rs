@@ -83,13 +83,19 @@ pub fn register_json(register: &RiskRegister) -> Result<Value, RiskError> {
 
 /// The `risk_register_set` entry: the register's members and `sha256`.
 pub fn register_entry(register: &RiskRegister) -> Result<EntryBody, RiskError> {
+    Ok(EntryBody::Governance {
+        kind: REGISTER_SET,
+        members: entry_members(register)?,
+    })
+}
+
+/// The members of the register's `risk_register_set` entry (as the
+/// fleet's control log holds them too).
+pub(super) fn entry_members(register: &RiskRegister) -> Result<Map<String, Value>, RiskError> {
     let mut members = register_members(register);
     let sha256 = sha256_of(&members)?;
     members.insert("sha256".into(), json!(sha256));
-    Ok(EntryBody::Governance {
-        kind: REGISTER_SET,
-        members,
-    })
+    Ok(members)
 }
 
 /// An indicator's KPI with its attribute or feature: `error_rate`,
@@ -144,6 +150,9 @@ pub struct OpenBreach {
 pub struct Recorded {
     /// SHA-256 of the last `risk_register_set`, if any.
     pub register_sha256: Option<String>,
+    /// SHA-256 of the last `risk_register_set` recording the fleet's
+    /// register (with a `control_seq`), if any.
+    pub fleet_register_sha256: Option<String>,
     /// Breaches with no recovery after them.
     pub open: BTreeMap<IndicatorKey, OpenBreach>,
 }
@@ -163,7 +172,12 @@ pub fn read_recorded(store: &dyn LedgerStore) -> Result<Recorded, RiskError> {
         let kind = entry.get("kind").and_then(Value::as_str).unwrap_or("");
         let text = |name: &str| entry.get(name).and_then(Value::as_str);
         match kind {
-            REGISTER_SET => recorded.register_sha256 = text("sha256").map(str::to_owned),
+            REGISTER_SET => {
+                recorded.register_sha256 = text("sha256").map(str::to_owned);
+                if entry.contains_key(crate::registry::shared::CONTROL_SEQ_MEMBER) {
+                    recorded.fleet_register_sha256 = recorded.register_sha256.clone();
+                }
+            }
             BREACHED | RECOVERED => {
                 let (Some(risk), Some(indicator), Some(model)) = (
                     text("risk"),

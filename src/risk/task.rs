@@ -4,21 +4,28 @@
 //! `risk_indicator_recovered` citing the breach. An unknown value (too
 //! little data) changes nothing. One entry per transition: the state is
 //! what the ledger says, restored from it at start.
+//!
+//! In a fleet the register in force changes at run time (the fleet's
+//! control log, `fleet.rs`), and the fairness and drift indicators read
+//! the fleet's KPI windows: their breaches are the same on every replica.
 
 use super::fairness::{self, Reading};
 use super::metrics::RiskMetrics;
 use super::register::{
     BREACHED, IndicatorKey, OpenBreach, RECOVERED, Recorded, identity_of, indicator_json,
-    indicator_label,
+    indicator_label, register_sha256,
 };
 use super::sample::{self, Window};
+use super::{RiskError, Scope};
 use crate::config::{Indicator, RiskModel, RiskRegister};
 use crate::kpi::{KpiRecorder, KpiReport};
 use crate::ledger::entry::EntryBody;
 use crate::ledger::sequencer::Ledger;
 use serde_json::{Map, Value, json};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::watch;
 
 /// One indicator on one model.
 struct Watched {
@@ -37,9 +44,17 @@ struct Watched {
 /// The task's state; [`RiskTask::run`] drives it.
 pub struct RiskTask {
     watched: Vec<Watched>,
+    /// Breaches the ledger records as open that no indicator of the
+    /// register in force matches (the register changed): kept so that an
+    /// indicator matching one again takes it up, as a restart would.
+    /// Bounded by the ledger's open breaches, read at start in full.
+    unwatched: BTreeMap<IndicatorKey, OpenBreach>,
     every: Duration,
     span: Duration,
     register_sha256: String,
+    /// The register in force: changed at run time in a fleet.
+    register: watch::Receiver<Arc<RiskRegister>>,
+    scope: Scope,
     ledger: Ledger,
     metrics: crate::metrics::Metrics,
     kpi: Option<KpiRecorder>,
@@ -61,17 +76,43 @@ fn unix_now() -> f64 {
 }
 
 impl RiskTask {
-    /// The task for `register`, its open breaches as the ledger recorded them.
+    /// The task for the register `register` holds, its open breaches as
+    /// the ledger recorded them.
     pub(super) fn new(
-        register: &RiskRegister,
-        register_sha256: String,
-        mut recorded: Recorded,
+        mut register: watch::Receiver<Arc<RiskRegister>>,
+        recorded: Recorded,
         ledger: Ledger,
         metrics: &crate::metrics::Metrics,
         kpi: Option<KpiRecorder>,
-    ) -> Result<Self, prometheus::Error> {
+        scope: Scope,
+    ) -> Result<Self, RiskError> {
         let families = RiskMetrics::register(metrics.registry())?;
-        let mut watched = Vec::new();
+        let in_force = register.borrow_and_update().clone();
+        let mut task = Self {
+            watched: Vec::new(),
+            unwatched: recorded.open,
+            every: in_force.eval_every,
+            span: in_force.window,
+            register_sha256: String::new(),
+            register,
+            scope,
+            ledger,
+            metrics: metrics.clone(),
+            kpi,
+            families,
+        };
+        task.watch(&in_force)?;
+        Ok(task)
+    }
+
+    /// Watches the indicators of `register` from now on. An indicator
+    /// that is the same as before (risk id, index, model and every
+    /// setting) goes on with its window and breach; a breach stays open
+    /// for the indicator of the same risk id, index, model and KPI (with
+    /// its attribute or feature), as across a restart; the series of
+    /// indicators no longer watched are removed from the metrics.
+    fn watch(&mut self, register: &RiskRegister) -> Result<(), RiskError> {
+        let mut wanted = Vec::new();
         for risk in &register.risks {
             for (index, indicator) in risk.indicators.iter().enumerate() {
                 for model in &risk.models {
@@ -80,51 +121,94 @@ impl RiskTask {
                         indicator: index,
                         model: model.to_string(),
                     };
-                    // A breach of what is now another KPI is not this one's.
-                    let open = recorded
-                        .open
-                        .remove(&key)
-                        .filter(|open| open.kpi == identity_of(indicator));
-                    let labels = labels_of(&key, indicator);
-                    families.expose(&labels.each_ref().map(String::as_str), open.is_some());
-                    watched.push(Watched {
-                        key,
-                        labels,
-                        indicator: indicator.clone(),
-                        model: model.clone(),
-                        window: Window::default(),
-                        beyond_since: None,
-                        open,
-                    });
+                    wanted.push((key, indicator, model));
                 }
             }
         }
-        Ok(Self {
-            watched,
-            every: register.eval_every,
-            span: register.window,
-            register_sha256,
-            ledger,
-            metrics: metrics.clone(),
-            kpi,
-            families,
-        })
+        let mut kept: HashMap<IndicatorKey, Watched> = HashMap::new();
+        let labels_wanted: HashSet<[String; 3]> = wanted
+            .iter()
+            .map(|(key, indicator, _)| labels_of(key, indicator))
+            .collect();
+        for watched in std::mem::take(&mut self.watched) {
+            let same = wanted.iter().any(|(key, indicator, model)| {
+                *key == watched.key && **indicator == watched.indicator && **model == watched.model
+            });
+            if same {
+                kept.insert(watched.key.clone(), watched);
+                continue;
+            }
+            if !labels_wanted.contains(&watched.labels) {
+                self.families
+                    .forget(&watched.labels.each_ref().map(String::as_str));
+            }
+            if let Some(open) = watched.open {
+                self.unwatched.insert(watched.key, open);
+            }
+        }
+        for (key, indicator, model) in wanted {
+            if let Some(watched) = kept.remove(&key) {
+                self.watched.push(watched);
+                continue;
+            }
+            // A breach of what is now another KPI is not this one's.
+            let open = match self.unwatched.remove(&key) {
+                Some(open) if open.kpi == identity_of(indicator) => Some(open),
+                Some(other) => {
+                    self.unwatched.insert(key.clone(), other);
+                    None
+                }
+                None => None,
+            };
+            let labels = labels_of(&key, indicator);
+            self.families
+                .expose(&labels.each_ref().map(String::as_str), open.is_some());
+            self.watched.push(Watched {
+                key,
+                labels,
+                indicator: indicator.clone(),
+                model: model.clone(),
+                window: Window::default(),
+                beyond_since: None,
+                open,
+            });
+        }
+        self.every = register.eval_every;
+        self.span = register.window;
+        self.register_sha256 = register_sha256(register)?;
+        Ok(())
     }
 
     /// Evaluates every interval (the first round at once) until `stop`
-    /// resolves; a round in progress finishes first (its appends are
-    /// acknowledged before the ledger closes).
+    /// resolves, taking up each new register in force; a round in
+    /// progress finishes first (its appends are acknowledged before the
+    /// ledger closes).
     pub async fn run(mut self, stop: impl std::future::Future<Output = ()>) {
-        if self.watched.is_empty() {
-            return stop.await;
-        }
-        let mut ticks = tokio::time::interval(self.every);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut ticks = ticks(self.every);
+        let mut register = self.register.clone();
+        // Without a fleet the register never changes: its sender is gone.
+        let mut following = true;
         tokio::pin!(stop);
         loop {
+            // A new register is taken up before the next round.
             tokio::select! {
+                biased;
                 () = &mut stop => return,
-                _ = ticks.tick() => self.round().await,
+                changed = register.changed(), if following => {
+                    if changed.is_err() {
+                        following = false;
+                        continue;
+                    }
+                    let in_force = register.borrow_and_update().clone();
+                    let every = self.every;
+                    if let Err(err) = self.watch(&in_force) {
+                        tracing::error!(error = %err, "the new risk register cannot be evaluated");
+                    }
+                    if self.every != every {
+                        ticks = self::ticks(self.every);
+                    }
+                }
+                _ = ticks.tick(), if !self.watched.is_empty() => self.round().await,
             }
         }
     }
@@ -155,9 +239,10 @@ impl RiskTask {
                 None => {
                     let model = watched.model.model.clone();
                     if !reports.contains_key(&model) {
-                        let report = match &self.kpi {
-                            Some(kpi) => kpi.report(&model).await,
-                            None => None,
+                        let report = match (&self.kpi, self.scope) {
+                            (Some(kpi), Scope::Fleet) => kpi.fleet_report(&model).await,
+                            (Some(kpi), Scope::Own) => kpi.report(&model).await,
+                            (None, _) => None,
                         };
                         reports.insert(model.clone(), report);
                     }
@@ -292,6 +377,15 @@ impl RiskTask {
     }
 }
 
+fn ticks(every: Duration) -> tokio::time::Interval {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks
+}
+
 fn governance(kind: &'static str, members: Map<String, Value>) -> EntryBody {
     EntryBody::Governance { kind, members }
 }
+
+#[cfg(test)]
+mod tests;

@@ -35,6 +35,7 @@ mod fleet_kpi;
 mod fleet_kpi_reference;
 mod fleet_policies;
 mod fleet_reviews;
+mod fleet_risk;
 mod full_disk;
 mod governance;
 mod grpc;

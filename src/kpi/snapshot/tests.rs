@@ -237,3 +237,57 @@ fn however_large_the_report_the_entry_fits_a_bundle() {
         );
     }
 }
+
+#[test]
+fn a_replicas_snapshot_carries_the_fleets_figures_and_both_fit_a_bundle() {
+    // Small: the fleet's figures as its report has them, beside the replica's.
+    let own = report(1, 4, 1, 1);
+    let fleet = report(2, 6, 1, 2);
+    let members = members_with_fleet(
+        &own,
+        Some(&fleet),
+        &Trigger::Interval,
+        Some("1"),
+        None,
+        MAX_MEMBERS_BYTES,
+    );
+    assert_eq!(members["fairness"], json!(own.fairness));
+    assert_eq!(members["fleet"]["fairness"], json!(fleet.fairness));
+    assert_eq!(members["fleet"]["drift"], json!(fleet.drift));
+    assert_eq!(members["fleet"]["omitted"], json!([]));
+    assert_eq!(figures(&members)[2], Some(&members["fleet"]));
+    // Without the fleet's, the members are a single gateway's.
+    let single = members_with_fleet(
+        &own,
+        None,
+        &Trigger::Interval,
+        Some("1"),
+        None,
+        MAX_MEMBERS_BYTES,
+    );
+    assert_eq!(
+        single,
+        super::members(&own, &Trigger::Interval, Some("1"), None, MAX_MEMBERS_BYTES)
+    );
+    assert_eq!(figures(&single)[2], None);
+
+    // Large: each half bounded the same way, the entry still fits.
+    let own = report(50, 300, 1, 1);
+    let fleet = report(50, 300, 1, 1);
+    let members = members_with_fleet(
+        &own,
+        Some(&fleet),
+        &Trigger::Stop,
+        None,
+        None,
+        MAX_MEMBERS_BYTES,
+    );
+    let len = sealed_len(&members);
+    assert!(len < 65_536, "{len} bytes");
+    assert_eq!(members["omitted"], json!(["ks_bins", "groups"]));
+    assert_eq!(members["fleet"]["omitted"], json!(["ks_bins", "groups"]));
+    assert_eq!(
+        members["fleet"]["fairness"]["rows_total"],
+        json!(fleet.fairness.rows_total)
+    );
+}

@@ -5,7 +5,7 @@ mod lifecycle;
 mod members;
 mod replay;
 mod service;
-mod shared;
+pub(crate) mod shared;
 mod transitions;
 
 use super::*;

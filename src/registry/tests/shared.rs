@@ -16,9 +16,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 /// The control log in memory: appends in one order, refused when the
-/// caller's view is behind.
+/// caller's view is behind (the risk register's fleet tests use it too).
 #[derive(Default)]
-struct MemoryLog(Mutex<Vec<SharedEvent>>);
+pub(crate) struct MemoryLog(Mutex<Vec<SharedEvent>>);
 
 impl SharedLog for MemoryLog {
     fn since(&self, after: u64) -> LogFuture<'_, Vec<SharedEvent>> {
