@@ -328,11 +328,7 @@ impl KpiTrends {
         self.evidence.add(entry.seq);
         self.registers_count += 1;
         if self.registers.len() < MAX_REGISTERS {
-            self.registers.push(json!({
-                "seq": entry.seq,
-                "time": entry.time_text(),
-                "sha256": entry.value("sha256"),
-            }));
+            self.registers.push(super::risks::register_listed(entry));
         }
         let mut indicators = Vec::new();
         for risk in entry

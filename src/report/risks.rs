@@ -35,9 +35,26 @@ struct Register {
     seq: u64,
     time: String,
     sha256: Value,
+    /// As `registers_set` lists it ([`register_listed`]).
+    listed: Value,
     eval_every_secs: Value,
     window_secs: Value,
     risks: Vec<Value>,
+}
+
+/// A `risk_register_set` as `registers_set` lists it: its seq, time and
+/// SHA-256, and on a fleet's replica the `control_seq` of the fleet's
+/// change it records.
+pub(super) fn register_listed(entry: &Entry) -> Value {
+    let mut listed = json!({
+        "seq": entry.seq,
+        "time": entry.time_text(),
+        "sha256": entry.value("sha256"),
+    });
+    if let Some(control_seq) = entry.get("control_seq") {
+        listed["control_seq"] = control_seq.clone();
+    }
+    listed
 }
 
 /// What the period recorded of one indicator of one risk.
@@ -180,6 +197,7 @@ impl Risks {
             seq: entry.seq,
             time: entry.time_text().to_owned(),
             sha256: entry.value("sha256"),
+            listed: register_listed(entry),
             eval_every_secs: entry.value("eval_every_secs"),
             window_secs: entry.value("window_secs"),
             risks: entry
@@ -377,11 +395,7 @@ impl Section for Risks {
                 "indicators": indicators,
             }));
         }
-        let registers: Vec<Value> = self
-            .registers
-            .iter()
-            .map(|r| json!({"seq": r.seq, "time": r.time, "sha256": r.sha256}))
-            .collect();
+        let registers: Vec<Value> = self.registers.iter().map(|r| r.listed.clone()).collect();
         let mut object = Map::new();
         object.insert(
             "register".to_owned(),

@@ -343,3 +343,22 @@ fn a_breach_of_the_period_past_the_cap_is_counted_not_timed() {
     // 10 000 open breaches of 2 s each; the unfollowed one adds nothing.
     assert_eq!(indicator["breached_ms_in_period"], 20_000_000);
 }
+
+#[test]
+fn a_fleets_registers_are_listed_with_their_control_seq() {
+    let mut fleets = serde_json::from_slice::<Value>(&register(1, 2, "bb")).unwrap();
+    fleets["control_seq"] = json!(7);
+    let entries = vec![
+        register(0, 1, "aa"),
+        serde_json::to_vec(&fleets).unwrap(),
+        decision(2, 9, "a", "served", "v1"),
+    ];
+    let made = report(&entries, 0, 59, None);
+    assert_eq!(
+        made["risks"]["registers_set"],
+        json!([
+            {"seq": 0, "time": "2026-12-06T10:00:01.000Z", "sha256": "aa"},
+            {"seq": 1, "time": "2026-12-06T10:00:02.000Z", "sha256": "bb", "control_seq": 7},
+        ])
+    );
+}
