@@ -6431,6 +6431,52 @@ def _fleet_published(replica: FleetReplica, keys: list, bundle: Checkpoint | Non
     return True
 
 
+class ControlRecords:
+    """A replica's entries that record one of the fleet's control events: (seq, kind, control_seq), in log order.
+
+    Fed every entry of the replica's bundle (BundleCheck's `collect`); keeps only those with `control_seq`
+    (one per change of the fleet, not per decision)."""
+
+    def __init__(self):
+        self.items: list = []
+
+    def append(self, item) -> None:
+        seq, value = item
+        if isinstance(value, dict) and "control_seq" in value:
+            self.items.append((seq, value.get("kind"), value.get("control_seq")))
+
+
+def fleet_control_problems(records: dict) -> tuple[list, int]:
+    """Every replica records every change of the fleet once, in the fleet's order (docs/fleet.md): each replica's
+    `control_seq`s are 1, 2, 3, ... in log order, and a control event is of the same kind on every replica that
+    recorded it. `records`: replica id -> ControlRecords.items. Returns (problems, the last control seq seen)."""
+    problems: list = []
+    kinds: dict = {}  # control_seq -> (kind, replica id) as first seen
+    last = 0
+    for rid, items in records.items():
+        expected = 1
+        for seq, kind, control_seq in items:
+            number = entry_int(control_seq)
+            if number is None or number == 0:
+                problems.append(f"replica {rid}: seq {seq}: control_seq {control_seq!r} is not a positive integer")
+                break
+            if number != expected:
+                problems.append(
+                    f"replica {rid}: seq {seq} records control event {number} where control event {expected} was "
+                    "due: every replica records every change of the fleet once, in the fleet's order"
+                )
+                break
+            expected += 1
+            last = max(last, number)
+            first = kinds.setdefault(number, (kind, rid))
+            if first[0] != kind:
+                problems.append(
+                    f"control event {number} is {first[0]!r} on replica {first[1]} and {kind!r} on replica {rid} "
+                    f"(seq {seq}): the replicas do not record the same change"
+                )
+    return problems, last
+
+
 def verify_fleet(directory: str, vkeys: list, jobs: int = 1) -> tuple[list, list, list]:
     """Check a fleet bundle (govgate export --fleet); returns (problems, warnings, ok_lines).
 
@@ -6482,6 +6528,7 @@ def verify_fleet(directory: str, vkeys: list, jobs: int = 1) -> tuple[list, list
     for vkey in vkeys:
         if vkey.name not in origins:
             warnings.append(f"note: --vkey {vkey.label()} names no replica's log in {FLEET_MANIFEST}")
+    control: dict = {}  # replica id -> its ControlRecords' items, for the replicas whose bundle verified
     for replica in replicas:
         label = f"replica {replica.replica_id}"
         sub = os.path.join(replicas_dir, replica.replica_id)
@@ -6495,10 +6542,13 @@ def verify_fleet(directory: str, vkeys: list, jobs: int = 1) -> tuple[list, list
                 "(govgate vkey on the replica, checked with its operator)"
             )
             continue
-        check = BundleCheck(vkey, sub, None, jobs=jobs)
+        records = ControlRecords()
+        check = BundleCheck(vkey, sub, None, collect=records, jobs=jobs)
         try:
             check.run()
             bundle_problems = list(check.problems())
+            if not bundle_problems:
+                control[replica.replica_id] = records.items
             keys = [vkey] + [k for k in check.keys if k != vkey]
             bundle_ok = check.ok_line
             warnings.extend(f"{label}: {line}" for line in check.warnings)
@@ -6516,9 +6566,17 @@ def verify_fleet(directory: str, vkeys: list, jobs: int = 1) -> tuple[list, list
                 f"OK replica {replica.replica_id}: {bundle_ok}; consistent with the checkpoint it published "
                 f"at {replica.published_at} (size {replica.published_size})"
             )
+    control_problems, last = fleet_control_problems(control)
+    problems.extend(control_problems)
     if not problems:
+        recorded = (
+            f"control events 1..{last} recorded alike, in order, by each replica up to its last"
+            if last
+            else "no control event recorded"
+        )
         ok_lines.append(
-            f"OK fleet: {len(replicas)} replicas, each log verified and consistent with the checkpoint it published"
+            f"OK fleet: {len(replicas)} replicas, each log verified and consistent with the checkpoint it published; "
+            f"{recorded}"
         )
     return problems, warnings, ok_lines
 

@@ -3802,7 +3802,8 @@ class FleetTests(unittest.TestCase):
             f"consistent with the checkpoint it published at {PUBLISHED_AT} (size 4)\n"
             f"OK replica r2: OK bundle origin={FLEET_ORIGIN}/r2 from=0 to=7 payloads=0 signatures=0 rotations=0; "
             f"consistent with the checkpoint it published at {PUBLISHED_AT} (size 7)\n"
-            "OK fleet: 2 replicas, each log verified and consistent with the checkpoint it published\n",
+            "OK fleet: 2 replicas, each log verified and consistent with the checkpoint it published; "
+            "no control event recorded\n",
         )
         # Every published size against every bundle size.
         for published in range(1, 6):
@@ -3811,6 +3812,32 @@ class FleetTests(unittest.TestCase):
                     d, _ = self.fleet({"r1": (published, size)})
                     problems, _, _ = gv.verify_fleet(d, [gv.parse_vkey(self.vkey("r1"))])
                     self.assertEqual(problems, [])
+
+    def test_every_replica_records_every_control_event_once_in_order_and_alike(self):
+        def records(*kinds):
+            return [(10 + i, kind, i + 1) for i, kind in enumerate(kinds)]
+
+        alike = {"r1": records("version_proposed", "version_approved"), "r2": records("version_proposed")}
+        self.assertEqual(gv.fleet_control_problems(alike), ([], 2))
+        self.assertEqual(gv.fleet_control_problems({"r1": []}), ([], 0))
+        gap = {"r1": [(10, "version_proposed", 1), (11, "version_approved", 3)]}
+        self.assertEqual(
+            gv.fleet_control_problems(gap)[0],
+            ["replica r1: seq 11 records control event 3 where control event 2 was due: every replica records "
+             "every change of the fleet once, in the fleet's order"],
+        )
+        twice = {"r1": [(10, "version_proposed", 1), (11, "version_proposed", 1)]}
+        self.assertIn("records control event 1 where control event 2 was due", gv.fleet_control_problems(twice)[0][0])
+        other = {"r1": records("version_proposed"), "r2": records("kpi_reference_set")}
+        self.assertEqual(
+            gv.fleet_control_problems(other)[0],
+            ["control event 1 is 'version_proposed' on replica r1 and 'kpi_reference_set' on replica r2 (seq 10): "
+             "the replicas do not record the same change"],
+        )
+        bad = {"r1": [(10, "version_proposed", "1")]}
+        self.assertEqual(
+            gv.fleet_control_problems(bad)[0], ["replica r1: seq 10: control_seq '1' is not a positive integer"]
+        )
 
     def test_a_checkpoint_published_after_a_key_rotation_is_opened_with_the_new_key(self):
         d, _ = self.fleet({"r1": (8, 9)}, rotate_at=5)

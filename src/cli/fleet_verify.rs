@@ -4,7 +4,9 @@
 //! (as `verify --bundle`, with the caller's key named after the
 //! replica's log), the checkpoint each published (signed by its log's
 //! key, consistent with its bundle), distinct replica ids and log names,
-//! no listed replica missing and no bundle unlisted. Every problem is
+//! no listed replica missing and no bundle unlisted, and the fleet's
+//! changes recorded alike and in order by every replica
+//! (`super::fleet_control`). Every problem is
 //! named with its replica. Exit 0: verifies, 1: does not, 2: cannot check.
 
 use super::fleet_export::{FLEET_FORMAT, FLEET_MANIFEST, is_replica_id};
@@ -39,12 +41,13 @@ pub(super) fn verify(dir: &Path, vkeys: &[String], jobs: usize) -> ExitCode {
     };
     let mut problems = Vec::new();
     let mut oks = Vec::new();
-    check(dir, &keys, jobs, &mut problems, &mut oks);
+    let last = check(dir, &keys, jobs, &mut problems, &mut oks);
     if problems.is_empty() {
         oks.push(format!(
             "fleet ok: {} replicas, each log verified and consistent with the checkpoint it \
-             published\n",
-            oks.len()
+             published; {}\n",
+            oks.len(),
+            super::fleet_control::recorded(last)
         ));
         print_out(&oks.concat());
         return ExitCode::SUCCESS;
@@ -74,16 +77,20 @@ fn read_keys(dir: &Path, vkeys: &[String]) -> anyhow::Result<Vec<NoteVerifier>> 
 }
 
 /// Every check; each problem names its replica (or the file at fault).
+/// The last control event the replicas recorded.
 fn check(
     dir: &Path,
     keys: &[NoteVerifier],
     jobs: usize,
     problems: &mut Vec<String>,
     oks: &mut Vec<String>,
-) {
+) -> u64 {
     let listed = match listed(dir) {
         Ok(listed) => listed,
-        Err(problem) => return problems.push(problem),
+        Err(problem) => {
+            problems.push(problem);
+            return 0;
+        }
     };
     let mut replicas: Vec<Listed> = Vec::new();
     for replica in listed {
@@ -122,12 +129,23 @@ fn check(
             ));
         }
     }
+    // The changes each replica recorded, once its bundle verified.
+    let mut control = Vec::new();
     for replica in &replicas {
-        match check_replica(&replicas_dir, replica, keys, jobs) {
+        let checked = check_replica(&replicas_dir, replica, keys, jobs).and_then(|ok| {
+            let records = super::fleet_control::control_records(&replicas_dir.join(&replica.id))
+                .map_err(|err| format!("bundle: {err}"))?;
+            control.push((replica.id.clone(), records));
+            Ok(ok)
+        });
+        match checked {
             Ok(ok) => oks.push(ok),
             Err(problem) => problems.push(format!("replica {}: {problem}", replica.id)),
         }
     }
+    let (control_problems, last) = super::fleet_control::control_problems(&control);
+    problems.extend(control_problems);
+    last
 }
 
 /// The replicas `fleet.json` lists, as (replica id, its log's origin), in

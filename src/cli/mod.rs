@@ -7,6 +7,7 @@
 mod admin_client;
 mod demo;
 mod erase;
+mod fleet_control;
 mod fleet_export;
 mod fleet_report;
 mod fleet_verify;

@@ -246,19 +246,34 @@ async fn a_fleet_bundle_of_replicas_that_served_is_verified_by_the_python_verifi
         )),
         "{stdout}"
     );
+    // Both replicas recorded every change of the fleet (the version's
+    // proposal, approvals and activation), alike and in order.
+    let changes = r1
+        .entries()
+        .await
+        .iter()
+        .filter_map(|e| e["control_seq"].as_u64())
+        .max()
+        .expect("r1 recorded the fleet's changes");
+    assert!(changes >= 3, "{changes}");
+    let recorded = format!(
+        "control events 1..{changes} recorded alike, in order, by each replica up to its last\n"
+    );
     assert!(
-        stdout.ends_with(
-            "OK fleet: 2 replicas, each log verified and consistent with the checkpoint it published\n"
-        ),
+        stdout.ends_with(&format!(
+            "OK fleet: 2 replicas, each log verified and consistent with the checkpoint it \
+             published; {recorded}"
+        )),
         "{stdout}"
     );
 
     let rust = rust_fleet(&[&k1, &k2], &bundle);
     assert!(rust.status.success(), "{}", said(&rust));
     assert!(
-        String::from_utf8_lossy(&rust.stdout).ends_with(
-            "fleet ok: 2 replicas, each log verified and consistent with the checkpoint it published\n"
-        ),
+        String::from_utf8_lossy(&rust.stdout).ends_with(&format!(
+            "fleet ok: 2 replicas, each log verified and consistent with the checkpoint it \
+             published; {recorded}"
+        )),
         "{}",
         said(&rust)
     );
