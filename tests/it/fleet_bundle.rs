@@ -474,3 +474,82 @@ async fn a_gateway_that_joins_a_fleet_keeps_its_logs_name() {
     );
     assert_eq!(public_key(&renamed), public_key(&alone.vkey));
 }
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
+async fn replicas_that_recorded_different_changes_under_one_control_seq_do_not_verify_as_a_fleet() {
+    // Two fleets of one replica each, on two databases: the version is
+    // approved in one and rejected in the other, so their second control
+    // events differ. Each log is sound and signed; put together as one
+    // fleet's, they are not the same fleet's changes.
+    let (one, two) = (Postgres::start(), Postgres::start());
+    let (urls_one, urls_two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (url_one, url_two) = (
+        url_file(&one, urls_one.path()),
+        url_file(&two, urls_two.path()),
+    );
+    let upstream = TestUpstream::start().await;
+    let r1 = Gateway::start_with("", &replica_config(&upstream.url(), &url_one, "r1")).await;
+    let r2 = Gateway::start_pending("", &replica_config(&upstream.url(), &url_two, "r2")).await;
+    let rejected = crate::support::governance::admin_call(
+        &r2.admin,
+        Some("ai-officer"),
+        Method::POST,
+        "/admin/models/chat/versions/v1/reject",
+        r#"{"reason":"not this one"}"#,
+    )
+    .await;
+    assert_eq!(rejected.status, 200, "{}", rejected.text());
+    let (db_one, db_two) = (one.client().await, two.client().await);
+    published(&db_one, &r1, "r1").await;
+    published(&db_two, &r2, "r2").await;
+
+    // Each fleet's bundle, then the two replicas in one fleet bundle.
+    let out = tempfile::tempdir().unwrap();
+    let (first, second, joined) = (
+        out.path().join("first"),
+        out.path().join("second"),
+        out.path().join("joined"),
+    );
+    for (replica, id, dir) in [(&r1, "r1", &first), (&r2, "r2", &second)] {
+        let config = replica.dir.path().join("govgate.toml");
+        let exported = export_fleet(&config, &[(id, &replica.admin)], dir);
+        assert!(exported.status.success(), "{}", said(&exported));
+    }
+    let manifest = |dir: &Path| -> Value {
+        serde_json::from_slice(&std::fs::read(dir.join("fleet.json")).unwrap()).unwrap()
+    };
+    let mut fleet = manifest(&first);
+    let other = manifest(&second)["replicas"][0].clone();
+    fleet["replicas"].as_array_mut().unwrap().push(other);
+    copy_dir(&first, &joined);
+    copy_dir(&second.join("replicas/r2"), &joined.join("replicas/r2"));
+    std::fs::write(joined.join("fleet.json"), fleet.to_string()).unwrap();
+
+    let (k1, k2) = (replica_vkey(&r1).await, replica_vkey(&r2).await);
+    let python = python_fleet(&[&k1, &k2], &joined);
+    assert_eq!(python.status.code(), Some(1), "{}", said(&python));
+    let stdout = String::from_utf8_lossy(&python.stdout).into_owned();
+    assert!(
+        stdout.contains(
+            "FAIL control event 2 is 'version_approved' on replica r1 and 'version_rejected' on \
+             replica r2"
+        ),
+        "{stdout}"
+    );
+    let rust = rust_fleet(&[&k1, &k2], &joined);
+    assert_eq!(rust.status.code(), Some(1), "{}", said(&rust));
+    let stderr = String::from_utf8_lossy(&rust.stderr).into_owned();
+    assert!(
+        stderr.contains(
+            "govgate: fleet bundle does NOT verify: control event 2 is \"version_approved\" on \
+             replica r1 and \"version_rejected\" on replica r2"
+        ),
+        "{stderr}"
+    );
+    // Each fleet's own bundle verifies.
+    for (key, dir) in [(&k1, &first), (&k2, &second)] {
+        let alone = rust_fleet(&[key], dir);
+        assert!(alone.status.success(), "{}", said(&alone));
+    }
+}
