@@ -319,14 +319,7 @@ async fn export_replica(
 async fn text(client: &AdminClient, path: &str) -> Result<String, Failure> {
     let (status, body) = client.call_raw(http::Method::GET, path, None).await?;
     if !status.is_success() {
-        let value: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
-        return Err(models::refusal(
-            client,
-            status,
-            value.as_ref(),
-            &body,
-            false,
-        ));
+        return Err(models::refusal_of(client, status, &body));
     }
     Ok(String::from_utf8_lossy(&body).into_owned())
 }

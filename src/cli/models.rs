@@ -225,6 +225,13 @@ pub(super) fn check_admin_url(url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// [`refusal`] of an answer whose `body` is read here (an error body in
+/// JSON, or anything else).
+pub(super) fn refusal_of(client: &AdminClient, status: StatusCode, body: &[u8]) -> Failure {
+    let value: Option<Value> = serde_json::from_slice(body).ok();
+    refusal(client, status, value.as_ref(), body, false)
+}
+
 /// Prints a refusal (code and message to stderr; with `--json`, the body
 /// to stdout too, for scripts), or reports an answer that is not the API's.
 pub(super) fn refusal(

@@ -150,14 +150,7 @@ pub(super) async fn download(
             .and_then(Result::ok)
             .map(|collected| collected.to_bytes())
             .unwrap_or_default();
-        let value: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
-        return Err(models::refusal(
-            client,
-            status,
-            value.as_ref(),
-            &body,
-            false,
-        ));
+        return Err(models::refusal_of(client, status, &body));
     }
     let is_tar = response
         .headers()

@@ -117,8 +117,7 @@ async fn make(
         let path = format!("/admin/reports/{id}/files/{name}");
         let (code, bytes) = client.call_raw(Method::GET, &path, None).await?;
         if !code.is_success() {
-            let value: Option<Value> = serde_json::from_slice(&bytes).ok();
-            return Err(models::refusal(client, code, value.as_ref(), &bytes, false));
+            return Err(models::refusal_of(client, code, &bytes));
         }
         write(&dir.join(name), &bytes)?;
     }
