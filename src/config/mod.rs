@@ -454,16 +454,22 @@ impl fmt::Debug for Credential {
     }
 }
 
+/// The configuration file at `path`: its name as errors give it, and its text.
+fn read_file(path: &Path) -> Result<(String, String), ConfigError> {
+    let file = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|err| ConfigError {
+        file: file.clone(),
+        key: "(file)".to_owned(),
+        message: format!("cannot read: {err}"),
+    })?;
+    Ok((file, text))
+}
+
 impl Config {
     /// Reads and checks the file at `path`, resolving credentials from the
     /// process environment and the file system.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|err| ConfigError {
-            file: file.clone(),
-            key: "(file)".to_owned(),
-            message: format!("cannot read: {err}"),
-        })?;
+        let (file, text) = read_file(path)?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
         Self::parse(&text, &file, &Environment::process(base_dir))
     }

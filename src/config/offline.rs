@@ -29,12 +29,7 @@ impl OfflineConfig {
     /// an error) but only `[server]` and `[ledger]` are checked: models,
     /// their credentials, TLS roots, tokens and policies are not looked at.
     pub fn load(path: &Path) -> Result<OfflineConfig, ConfigError> {
-        let file = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|err| ConfigError {
-            file: file.clone(),
-            key: "(file)".to_owned(),
-            message: format!("cannot read: {err}"),
-        })?;
+        let (file, text) = super::read_file(path)?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
         Self::parse(&text, &file, base_dir)
     }
@@ -53,12 +48,7 @@ impl OfflineConfig {
 /// replicas' published checkpoints; `None` without the table. The rest of
 /// the file is parsed (a typo is still an error), not checked.
 pub fn load_cluster(path: &Path) -> Result<Option<super::ClusterConfig>, ConfigError> {
-    let file = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|err| ConfigError {
-        file: file.clone(),
-        key: "(file)".to_owned(),
-        message: format!("cannot read: {err}"),
-    })?;
+    let (file, text) = super::read_file(path)?;
     let raw = validate::parse_raw(&text, &file)?;
     let env = Environment::process(path.parent().unwrap_or(Path::new(".")));
     super::cluster::check(&validate::Checker::for_file(&file), raw.cluster, &env)
