@@ -21,12 +21,6 @@ fn cluster_section(url_file: &Path, replica_id: &str) -> String {
     )
 }
 
-fn url_file(postgres: &Postgres, dir: &Path) -> std::path::PathBuf {
-    let path = dir.join("cluster.url");
-    std::fs::write(&path, format!("{}\n", postgres.url())).unwrap();
-    path
-}
-
 /// Runs `govgate serve` on a config with `cluster`, expecting it to stop
 /// at start; its stderr.
 async fn refused_start(cluster: &str) -> String {
@@ -65,7 +59,7 @@ async fn refused_start(cluster: &str) -> String {
 async fn replicas_migrate_once_and_a_replica_id_is_held_by_one_running_gateway() {
     let postgres = Postgres::start();
     let urls = tempfile::tempdir().unwrap();
-    let url = url_file(&postgres, urls.path());
+    let url = postgres.url_file(urls.path());
     // Two replicas start at once on an empty database.
     let (r1, r2) = (cluster_section(&url, "r1"), cluster_section(&url, "r2"));
     let (mut one, two) = tokio::join!(Gateway::start_with("", &r1), Gateway::start_with("", &r2));
@@ -163,7 +157,7 @@ async fn replicas_migrate_once_and_a_replica_id_is_held_by_one_running_gateway()
 async fn a_database_that_cannot_be_reached_stops_the_start_with_the_reason() {
     let postgres = Postgres::start();
     let urls = tempfile::tempdir().unwrap();
-    let url = url_file(&postgres, urls.path());
+    let url = postgres.url_file(urls.path());
     postgres.stop();
     let stderr = refused_start(&cluster_section(&url, "r1")).await;
     assert!(stderr.contains("cluster: PostgreSQL"), "{stderr}");
@@ -174,7 +168,7 @@ async fn a_database_that_cannot_be_reached_stops_the_start_with_the_reason() {
 async fn a_replica_whose_id_another_gateway_claimed_stops_serving() {
     let postgres = Postgres::start();
     let urls = tempfile::tempdir().unwrap();
-    let url = url_file(&postgres, urls.path());
+    let url = postgres.url_file(urls.path());
     let replica = Gateway::start_with("", &cluster_section(&url, "r1")).await;
     let target = replica.url("/m/predict");
     let call = || crate::support::send(http::Method::POST, &target, &[], "{}");

@@ -12,7 +12,7 @@ use crate::support::postgres::Postgres;
 use crate::support::{Gateway, TestUpstream, send};
 use http::Method;
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Two officers must approve, one of each kind.
@@ -28,12 +28,6 @@ fn replica_config(upstream: &str, url_file: &Path, replica_id: &str, staleness: 
          max_staleness_secs = {staleness}\n",
         url_file.display()
     )
-}
-
-fn url_file(postgres: &Postgres, dir: &Path) -> PathBuf {
-    let path = dir.join("cluster.url");
-    std::fs::write(&path, format!("{}\n", postgres.url())).unwrap();
-    path
 }
 
 /// `POST /admin/models/chat/versions/{version}/{action}` as `who`.
@@ -105,7 +99,7 @@ async fn registry_entries(replica: &Gateway, kind: &str, version: &str) -> Vec<V
 async fn a_version_approved_across_the_fleet_serves_on_every_replica_within_a_second() {
     let postgres = Postgres::start();
     let urls = tempfile::tempdir().unwrap();
-    let url = url_file(&postgres, urls.path());
+    let url = postgres.url_file(urls.path());
     let (one, two) = (TestUpstream::start().await, TestUpstream::start().await);
     let config = |id: &str| replica_config(&one.url(), &url, id, 300);
     let (r1, r2, r3) = (config("r1"), config("r2"), config("r3"));
@@ -232,7 +226,7 @@ async fn a_version_approved_across_the_fleet_serves_on_every_replica_within_a_se
 async fn a_replica_without_its_database_serves_until_the_bound_then_fails_closed_and_recovers() {
     let postgres = Postgres::start();
     let urls = tempfile::tempdir().unwrap();
-    let url = url_file(&postgres, urls.path());
+    let url = postgres.url_file(urls.path());
     let upstream = TestUpstream::start().await;
     let replica = Gateway::start_with("", &replica_config(&upstream.url(), &url, "r1", 3)).await;
     assert_eq!(chat(&replica, "v1").await.status, 200);
@@ -284,7 +278,7 @@ async fn a_replica_without_its_database_serves_until_the_bound_then_fails_closed
 async fn a_replica_killed_under_load_loses_no_acknowledged_decision_while_the_others_serve() {
     let postgres = Postgres::start();
     let urls = tempfile::tempdir().unwrap();
-    let url = url_file(&postgres, urls.path());
+    let url = postgres.url_file(urls.path());
     let upstream = TestUpstream::start().await;
     let config = |id: &str| {
         format!(

@@ -14,7 +14,7 @@ use crate::support::postgres::Postgres;
 use crate::support::{Gateway, TestUpstream, python_verifier, send};
 use http::Method;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
@@ -37,12 +37,6 @@ fn cluster_table(url_file: &Path, replica_id: &str) -> String {
         "[cluster]\nurl = {{ file = \"{}\" }}\nreplica_id = \"{replica_id}\"\nlease_secs = 30\n",
         url_file.display()
     )
-}
-
-fn url_file(postgres: &Postgres, dir: &Path) -> PathBuf {
-    let path = dir.join("cluster.url");
-    std::fs::write(&path, format!("{}\n", postgres.url())).unwrap();
-    path
 }
 
 async fn chat(replica: &Gateway) -> http::StatusCode {
@@ -160,7 +154,7 @@ fn copy_dir(from: &Path, to: &Path) {
 async fn a_fleet_bundle_of_replicas_that_served_is_verified_by_the_python_verifier() {
     let postgres = Postgres::start();
     let urls = tempfile::tempdir().unwrap();
-    let url = url_file(&postgres, urls.path());
+    let url = postgres.url_file(urls.path());
     let upstream = TestUpstream::start().await;
     // r1 approves the declared v1 for the fleet; r2 joins and applies it.
     let r1 = Gateway::start_with("", &replica_config(&upstream.url(), &url, "r1")).await;
@@ -429,7 +423,7 @@ async fn a_fleet_bundle_of_replicas_that_served_is_verified_by_the_python_verifi
 async fn a_gateway_that_joins_a_fleet_keeps_its_logs_name() {
     let postgres = Postgres::start();
     let urls = tempfile::tempdir().unwrap();
-    let url = url_file(&postgres, urls.path());
+    let url = postgres.url_file(urls.path());
     let upstream = TestUpstream::start().await;
     let mut alone = Gateway::start_with("", &model(&upstream.url())).await;
     assert_eq!(chat(&alone).await, 200);
@@ -484,10 +478,7 @@ async fn replicas_that_recorded_different_changes_under_one_control_seq_do_not_v
     // fleet's, they are not the same fleet's changes.
     let (one, two) = (Postgres::start(), Postgres::start());
     let (urls_one, urls_two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (url_one, url_two) = (
-        url_file(&one, urls_one.path()),
-        url_file(&two, urls_two.path()),
-    );
+    let (url_one, url_two) = (one.url_file(urls_one.path()), two.url_file(urls_two.path()));
     let upstream = TestUpstream::start().await;
     let r1 = Gateway::start_with("", &replica_config(&upstream.url(), &url_one, "r1")).await;
     let r2 = Gateway::start_pending("", &replica_config(&upstream.url(), &url_two, "r2")).await;

@@ -95,8 +95,7 @@ async fn the_german_credit_replay_round_robin_across_three_replicas_reproduces_t
     let golden = golden();
     let postgres = Postgres::start();
     let urls = tempfile::tempdir().unwrap();
-    let url = urls.path().join("cluster.url");
-    std::fs::write(&url, format!("{}\n", postgres.url())).unwrap();
+    let url = postgres.url_file(urls.path());
     let upstream = ScoringUpstream::start(&data).await;
     let models = models("fleet");
     let models_toml: String = models
@@ -354,8 +353,7 @@ async fn the_feed_keeps_what_the_windows_need_and_a_late_replica_folds_it_into_t
     let data = credit_rows();
     let postgres = Postgres::start();
     let urls = tempfile::tempdir().unwrap();
-    let url = urls.path().join("cluster.url");
-    std::fs::write(&url, format!("{}\n", postgres.url())).unwrap();
+    let url = postgres.url_file(urls.path());
     let upstream = ScoringUpstream::start(&data).await;
     let model = tiny_model(&upstream.url);
     let config = |id: &str| replica_config(&model, &url, id);
@@ -499,8 +497,7 @@ async fn calls_never_wait_for_the_feed_and_their_rows_reach_it_once_the_database
     let data = credit_rows();
     let postgres = Postgres::start();
     let urls = tempfile::tempdir().unwrap();
-    let url = urls.path().join("cluster.url");
-    std::fs::write(&url, format!("{}\n", postgres.url())).unwrap();
+    let url = postgres.url_file(urls.path());
     let upstream = ScoringUpstream::start(&data).await;
     let config = replica_config(&tiny_model(&upstream.url), &url, "r1");
     let mut replica = Gateway::start_pending("", &config).await;

@@ -131,8 +131,7 @@ async fn a_reference_uploaded_to_one_replica_is_every_replicas_and_takes_its_pla
     let data = credit_rows();
     let postgres = Postgres::start();
     let urls = tempfile::tempdir().unwrap();
-    let url = urls.path().join("cluster.url");
-    std::fs::write(&url, format!("{}\n", postgres.url())).unwrap();
+    let url = postgres.url_file(urls.path());
     let upstream = ScoringUpstream::start(&data).await;
     let model = tiny_model(&upstream.url);
     let config = |id: &str| replica_config(&model, &url, id);
@@ -288,8 +287,7 @@ async fn a_feed_written_before_references_were_shared_is_migrated_in_place_and_k
     .await
     .unwrap();
     let urls = tempfile::tempdir().unwrap();
-    let url = urls.path().join("cluster.url");
-    std::fs::write(&url, format!("{}\n", postgres.url())).unwrap();
+    let url = postgres.url_file(urls.path());
     let upstream = ScoringUpstream::start(&data).await;
     let model = tiny_model(&upstream.url);
     let config = replica_config(&model, &url, "r1");

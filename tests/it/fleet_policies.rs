@@ -48,8 +48,7 @@ async fn act(
 async fn a_policy_set_approved_across_the_fleet_judges_on_every_replica() {
     let postgres = Postgres::start();
     let urls = tempfile::tempdir().unwrap();
-    let url = urls.path().join("cluster.url");
-    std::fs::write(&url, format!("{}\n", postgres.url())).unwrap();
+    let url = postgres.url_file(urls.path());
     let upstream = TestUpstream::start().await;
     let folder = policy_dir(&[("gentle.rego", GENTLE)]);
     let config = |id: &str| {

@@ -35,8 +35,7 @@ struct Fleet {
 async fn fleet() -> Fleet {
     let postgres = Postgres::start();
     let urls = tempfile::tempdir().unwrap();
-    let url = urls.path().join("cluster.url");
-    std::fs::write(&url, format!("{}\n", postgres.url())).unwrap();
+    let url = postgres.url_file(urls.path());
     let upstream = TestUpstream::start().await;
     let policies = policy_dir(&[("test.rego", TEST_POLICY)]);
     let config = |id: &str| replica(&upstream.url(), policies.path(), &url, id);

@@ -31,12 +31,6 @@ fn register_b(config: &str) -> String {
     config.replace("id = \"credit-bias\"", "id = \"credit-parity\"")
 }
 
-fn url_file(postgres: &Postgres, dir: &Path) -> std::path::PathBuf {
-    let path = dir.join("cluster.url");
-    std::fs::write(&path, format!("{}\n", postgres.url())).unwrap();
-    path
-}
-
 fn of_kind(entries: &[Value], kind: &str) -> Vec<Value> {
     entries
         .iter()
@@ -100,7 +94,7 @@ async fn pair(replica: &Gateway, f: f64, m: f64) {
 async fn the_register_of_the_replica_started_last_is_the_fleets_on_every_replica() {
     let postgres = Postgres::start();
     let dir = tempfile::tempdir().unwrap();
-    let url = url_file(&postgres, dir.path());
+    let url = postgres.url_file(dir.path());
     let upstream = TestUpstream::start().await;
     let a = fleet_config(&upstream.url(), &url, "r1");
     let b = register_b(&fleet_config(&upstream.url(), &url, "r2"));
@@ -161,7 +155,7 @@ async fn the_register_of_the_replica_started_last_is_the_fleets_on_every_replica
 async fn a_fairness_breach_on_traffic_across_the_fleet_is_recorded_by_every_replica_alike() {
     let postgres = Postgres::start();
     let dir = tempfile::tempdir().unwrap();
-    let url = url_file(&postgres, dir.path());
+    let url = postgres.url_file(dir.path());
     let upstream = TestUpstream::start().await;
     let configs: Vec<String> = ["r1", "r2", "r3"]
         .iter()
@@ -229,7 +223,7 @@ async fn a_fairness_breach_on_traffic_across_the_fleet_is_recorded_by_every_repl
 async fn kpi_snapshots_of_each_replica_carry_the_fleets_figures_beside_its_own() {
     let postgres = Postgres::start();
     let dir = tempfile::tempdir().unwrap();
-    let url = url_file(&postgres, dir.path());
+    let url = postgres.url_file(dir.path());
     let upstream = TestUpstream::start().await;
     let configs: Vec<String> = ["r1", "r2"]
         .iter()

@@ -106,6 +106,14 @@ impl Postgres {
         self.dir.path()
     }
 
+    /// Writes [`Postgres::url`] to `dir/cluster.url`, for `[cluster] url =
+    /// { file = ... }`; its path.
+    pub fn url_file(&self, dir: &Path) -> std::path::PathBuf {
+        let path = dir.join("cluster.url");
+        std::fs::write(&path, format!("{}\n", self.url())).unwrap();
+        path
+    }
+
     /// A connection string for tokio-postgres and for `[cluster] url`.
     pub fn url(&self) -> String {
         format!(
