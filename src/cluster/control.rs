@@ -140,11 +140,16 @@ async fn append_after(
         // Dropped: rolled back.
         return Ok(None);
     }
+    // The next number is given, not drawn from the column's sequence: a
+    // sequence value is used up by an insert that rolls back (a timeout,
+    // a lost connection), which would leave a gap in the fleet's order
+    // that every replica records and the fleet's verification refuses.
+    // Under the lock, `last + 1` is free and is the next one.
     let seq: i64 = transaction
         .query_one(
-            "INSERT INTO govgate_control_events (kind, body, replica_id) \
-             VALUES ($1, CAST($2::text AS jsonb), $3) RETURNING seq",
-            &[&kind, &body, &replica_id],
+            "INSERT INTO govgate_control_events (seq, kind, body, replica_id) \
+             VALUES ($4, $1, CAST($2::text AS jsonb), $3) RETURNING seq",
+            &[&kind, &body, &replica_id, &(last + 1)],
         )
         .await?
         .get(0);

@@ -223,6 +223,39 @@ async fn a_version_approved_across_the_fleet_serves_on_every_replica_within_a_se
 
 #[tokio::test]
 #[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
+async fn an_append_rolled_back_after_its_insert_leaves_no_gap_in_the_fleets_order() {
+    let postgres = Postgres::start();
+    let urls = tempfile::tempdir().unwrap();
+    let url = postgres.url_file(urls.path());
+    let upstream = TestUpstream::start().await;
+    let replica =
+        Gateway::start_pending("", &replica_config(&upstream.url(), &url, "r1", 300)).await;
+    // An insert that rolled back (a statement timeout, a lost connection)
+    // used up the next value of the table's sequence.
+    let db = postgres.client().await;
+    db.query_one(
+        "SELECT nextval(pg_get_serial_sequence('govgate_control_events', 'seq'))",
+        &[],
+    )
+    .await
+    .unwrap();
+    let proposed = propose(&replica, "v2", &upstream.url()).await;
+    assert_eq!(proposed.status, 201, "{}", proposed.text());
+    let seqs: Vec<i64> = db
+        .query("SELECT seq FROM govgate_control_events ORDER BY seq", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(seqs, [1, 2], "the fleet's order has no gap");
+    let recorded = registry_entries(&replica, "version_proposed", "v2").await;
+    assert_eq!(recorded.len(), 1);
+    assert_eq!(recorded[0]["control_seq"], 2);
+}
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
 async fn a_replica_without_its_database_serves_until_the_bound_then_fails_closed_and_recovers() {
     let postgres = Postgres::start();
     let urls = tempfile::tempdir().unwrap();
