@@ -161,3 +161,63 @@ async fn a_policy_set_approved_across_the_fleet_judges_on_every_replica() {
         assert_eq!(decision["policy"]["set_seq"], activation["seq"]);
     }
 }
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
+async fn a_proposal_too_large_for_its_entry_is_refused_before_it_reaches_the_fleet() {
+    let postgres = Postgres::start();
+    let urls = tempfile::tempdir().unwrap();
+    let url = postgres.url_file(urls.path());
+    let upstream = TestUpstream::start().await;
+    let folder = policy_dir(&[("gentle.rego", GENTLE)]);
+    let config = format!(
+        "{}\n[review]\npolicies_dir = \"{}\"\n\
+         policy_approval = {{ approvers = 2, required_roles = [\"ai_officer\", \"security_officer\"] }}\n\
+         [cluster]\nurl = {{ file = \"{}\" }}\nreplica_id = \"r1\"\nlease_secs = 3\n",
+        crate::models(&upstream.url()),
+        folder.path().display(),
+        url.display()
+    );
+    let replica = Gateway::start_with("", &config).await;
+    let db = postgres.client().await;
+    let events = || async {
+        let count: i64 = db
+            .query_one("SELECT count(*) FROM govgate_control_events", &[])
+            .await
+            .unwrap()
+            .get(0);
+        count
+    };
+    let before = events().await;
+    // Within the raw size bound (48 KiB), but every quote is escaped in
+    // the entry: about 80 000 bytes there, beyond what an entry holds.
+    let quotes = format!("{GENTLE}# {}\n", "\"".repeat(40_000));
+    let body = serde_json::json!({"files": [{"file": "quoted.rego", "text": quotes}]});
+    let refused = admin_call(
+        &replica.admin,
+        Some("ops"),
+        Method::POST,
+        "/admin/policies/sets",
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(refused.status, 422, "{}", refused.text());
+    assert_eq!(refused.error_code(), "invalid_policy_set");
+    assert_eq!(
+        events().await,
+        before,
+        "nothing appended to the fleet's control log, which no replica could record"
+    );
+    // The replica still follows the fleet: a change after it is recorded.
+    let proposed = admin_call(
+        &replica.admin,
+        Some("ops"),
+        Method::POST,
+        "/admin/policies/sets",
+        &serde_json::json!({"files": [{"file": "gentle.rego", "text": format!("{GENTLE}# again\n")}]})
+            .to_string(),
+    )
+    .await;
+    assert_eq!(proposed.status, 201, "{}", proposed.text());
+    assert_eq!(events().await, before + 1);
+}

@@ -275,6 +275,9 @@ impl PolicyGate {
                     proposal_seq: target_of(&changes, &command),
                 });
             };
+            // Refused before it reaches the fleet's control log, where
+            // every replica would fail to record it, again and again.
+            entry_fits(&event.to_members())?;
             let control_seq = match turn.as_mut() {
                 None => None,
                 Some(turn) => {
@@ -307,15 +310,7 @@ impl PolicyGate {
         control_seq: Option<u64>,
     ) -> Result<ChangeDone, ChangeFailure> {
         let mut members = event.to_members();
-        let size = serde_json::to_vec(&members).map_or(0, |bytes| bytes.len());
-        if size > MAX_ENTRY_MEMBERS_BYTES {
-            // Escaped text (tabs, quotes, control characters) can outgrow
-            // the raw bytes that check_files bounds.
-            return Err(ChangeError::InvalidFiles(format!(
-                "the proposal's ledger entry would hold {size} bytes; at most {MAX_ENTRY_MEMBERS_BYTES} fit"
-            ))
-            .into());
-        }
+        entry_fits(&members)?;
         if let Some(control_seq) = control_seq {
             members.insert(CONTROL_SEQ_MEMBER.to_owned(), control_seq.into());
         }
@@ -412,6 +407,19 @@ pub fn recorded_changes(
 }
 
 /// The set a command that changed nothing is about.
+/// Refuses a change whose ledger entry would be too large: escaped text
+/// (tabs, quotes, control characters) can outgrow the raw bytes that
+/// `check_files` bounds.
+fn entry_fits(members: &serde_json::Map<String, serde_json::Value>) -> Result<(), ChangeError> {
+    let size = serde_json::to_vec(members).map_or(0, |bytes| bytes.len());
+    if size > MAX_ENTRY_MEMBERS_BYTES {
+        return Err(ChangeError::InvalidFiles(format!(
+            "the proposal's ledger entry would hold {size} bytes; at most {MAX_ENTRY_MEMBERS_BYTES} fit"
+        )));
+    }
+    Ok(())
+}
+
 fn target_of(changes: &PolicyChanges, command: &ChangeCommand) -> Option<u64> {
     match command {
         ChangeCommand::Propose { files, .. } => {
