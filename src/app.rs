@@ -682,8 +682,12 @@ impl App {
                 others: {
                     let mut others: Vec<Arc<dyn crate::registry::shared::SharedDomain>> =
                         vec![risk_registers.domain()];
-                    if let Some(references) = &reference_domain {
-                        others.push(references.clone());
+                    match &reference_domain {
+                        Some(references) => others.push(references.clone()),
+                        None if config.cluster.is_some() => others.push(Arc::new(
+                            crate::cluster::references::UnusedReferences::new(ledger.clone()),
+                        )),
+                        None => {}
                     }
                     others
                 },

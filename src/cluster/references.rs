@@ -15,6 +15,8 @@ use crate::kpi::{
     FeatureValue, FeedEvent, KeepError, REFERENCE_SET, ReferenceKeeper, SharedReference,
     UPLOAD_MEMBER, Upload,
 };
+use crate::ledger::entry::EntryBody;
+use crate::ledger::sequencer::Ledger;
 use crate::registry::shared::{
     CONTROL_SEQ_MEMBER, LogFuture, SharedDomain, SharedEvent, SharedLogError,
 };
@@ -144,6 +146,47 @@ impl SharedDomain for ReferenceDomain {
             self.apply_event(event)
                 .await
                 .map_err(|err| SharedLogError(Box::new(err)))
+        })
+    }
+}
+
+/// The control-log domain of drift references on a replica without
+/// `[models.kpi]` (its configuration not updated yet, in a rolling
+/// change): other replicas' uploads are recorded, as every replica's log
+/// has every control event, and not used; the replica keeps following
+/// the control log rather than stopping at the first upload.
+pub struct UnusedReferences {
+    ledger: Ledger,
+}
+
+impl UnusedReferences {
+    /// Records uploads in `ledger`.
+    pub fn new(ledger: Ledger) -> Self {
+        Self { ledger }
+    }
+}
+
+impl SharedDomain for UnusedReferences {
+    fn kinds(&self) -> &'static [&'static str] {
+        &[REFERENCE_SET]
+    }
+
+    fn apply<'a>(&'a self, event: &'a SharedEvent) -> LogFuture<'a, ()> {
+        Box::pin(async move {
+            tracing::warn!(
+                control_seq = event.control_seq,
+                "a drift reference uploaded elsewhere in the fleet is recorded but not used here: this replica has no [models.kpi]; give every replica the same KPI settings"
+            );
+            self.ledger
+                .append(EntryBody::Governance {
+                    kind: REFERENCE_SET,
+                    members: recorded(event),
+                })
+                .await
+                .map(|_| ())
+                .map_err(|err| {
+                    SharedLogError(Box::new(ReferenceError::Keep(KeepError::Ledger(err))))
+                })
         })
     }
 }

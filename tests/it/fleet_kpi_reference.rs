@@ -323,3 +323,53 @@ async fn a_feed_written_before_references_were_shared_is_migrated_in_place_and_k
         .collect();
     assert_eq!(kinds, ["row", "label", "reference"], "{answer}");
 }
+
+#[tokio::test]
+#[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
+async fn a_replica_without_kpi_settings_records_an_upload_and_keeps_following_the_fleet() {
+    let data = credit_rows();
+    let postgres = Postgres::start();
+    let urls = tempfile::tempdir().unwrap();
+    let url = postgres.url_file(urls.path());
+    let upstream = ScoringUpstream::start(&data).await;
+    let model = tiny_model(&upstream.url);
+    // The same model without [models.kpi]: a replica whose configuration
+    // a rolling change has not reached yet.
+    let (plain, _) = model.split_once("[models.kpi]").unwrap();
+    let (r1, r2) = (
+        replica_config(&model, &url, "r1"),
+        replica_config(plain, &url, "r2"),
+    );
+    let (one, two) = tokio::join!(
+        Gateway::start_pending("", &r1),
+        Gateway::start_pending("", &r2)
+    );
+    let answer = upload(&one, FIRST).await;
+    let control_seq = answer["control_seq"].as_u64().expect("control_seq");
+    assert_eq!(
+        references(&two, 1).await,
+        [(Some(control_seq), sha256(FIRST))],
+        "recorded by the replica that does not use it"
+    );
+    two.metrics_when(&format!("govgate_fleet_control_seq {control_seq}\n"))
+        .await;
+    // And it follows the fleet past the upload: a version proposed on
+    // replica 1 reaches it.
+    let body = serde_json::json!({
+        "version": "2",
+        "upstream": format!("{}/json", upstream.url),
+        "risk_class": "limited",
+        "change_ref": "CHG-after-upload",
+    });
+    let proposed = admin_call(
+        &one.admin,
+        Some("ops"),
+        Method::POST,
+        "/admin/models/tiny/versions",
+        &body.to_string(),
+    )
+    .await;
+    assert_eq!(proposed.status, 201, "{}", proposed.text());
+    two.metrics_when(&format!("govgate_fleet_control_seq {}\n", control_seq + 1))
+        .await;
+}
