@@ -841,11 +841,12 @@ impl App {
             )));
         }
         if let Some(keeper) = reference_keeper {
-            let fleet = reference_domain.map(|domain| crate::admin::kpi::FleetUploads {
-                registry: registry.clone(),
-                domain,
-            });
-            admin = admin.merge(crate::admin::kpi::routes(kpi_tokens, keeper, fleet));
+            admin = admin.merge(crate::admin::kpi::routes(
+                kpi_tokens,
+                keeper,
+                registry.clone(),
+                reference_domain,
+            ));
         }
         // The console calls the admin API in process, as the person signed
         // in: the API as built so far, without the console itself.

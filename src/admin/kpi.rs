@@ -5,7 +5,8 @@
 //! configured drift feature. Role admin. The upload is stored, recorded in
 //! the ledger (`kpi_reference_set`, with its SHA-256), and replaces the
 //! version's reference (its window starts empty). Without an upload a
-//! version's reference is the first `reference_rows` rows it serves. In a
+//! version's reference is the first `reference_rows` rows it serves. The
+//! version must be one the registry knows (proposed or later). In a
 //! fleet the upload is a control event every replica applies
 //! (`crate::cluster::references`).
 
@@ -30,20 +31,20 @@ use std::sync::Arc;
 struct Api {
     tokens: Tokens,
     keeper: ReferenceKeeper,
-    fleet: Option<FleetUploads>,
-}
-
-/// In a fleet: uploads go through the control log.
-#[derive(Clone)]
-pub struct FleetUploads {
-    /// Whose control log it is.
-    pub registry: Arc<RegistryService>,
-    /// What applies an upload.
-    pub domain: Arc<ReferenceDomain>,
+    /// The versions a reference may be uploaded for; in a fleet, also
+    /// whose control log carries the upload.
+    registry: Arc<RegistryService>,
+    /// In a fleet: what applies an upload taken from the control log.
+    fleet: Option<Arc<ReferenceDomain>>,
 }
 
 /// The reference route, on the admin listener.
-pub fn routes(tokens: Tokens, keeper: ReferenceKeeper, fleet: Option<FleetUploads>) -> Router {
+pub fn routes(
+    tokens: Tokens,
+    keeper: ReferenceKeeper,
+    registry: Arc<RegistryService>,
+    fleet: Option<Arc<ReferenceDomain>>,
+) -> Router {
     Router::new()
         .route(
             "/admin/models/{model}/versions/{version}/kpi-reference",
@@ -52,6 +53,7 @@ pub fn routes(tokens: Tokens, keeper: ReferenceKeeper, fleet: Option<FleetUpload
         .with_state(Api {
             tokens,
             keeper,
+            registry,
             fleet,
         })
 }
@@ -95,6 +97,23 @@ async fn upload(
             None,
         );
     }
+    // A version the registry does not know would never use the upload
+    // (every served version is proposed first): most likely a mistyped
+    // label, so it is refused rather than kept unused.
+    let known = api
+        .registry
+        .read(|registry| registry.version(&model, &version).is_some())
+        .await;
+    if !known {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            "unknown_version",
+            &format!(
+                "model `{model}` has no version `{version}` in the registry: propose it first"
+            ),
+            None,
+        );
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -135,18 +154,32 @@ async fn upload(
         Err(problem) => return invalid(&problem),
     };
     let count = rows.len();
-    let kept = match &api.fleet {
-        None => {
-            let members = upload.members(count);
-            api.keeper
-                .keep(&upload, rows, members)
-                .await
-                .map(|seq| (seq, None))
+    let (model, version, sha256) = (
+        upload.model.clone(),
+        upload.version.clone(),
+        upload.sha256(),
+    );
+    // Once appended to the control log (or the ledger), the upload must be
+    // applied whether or not the caller waits for the answer: the work
+    // runs in its own task, which the handler's future going away does not
+    // cancel (as the registry's and the policy gate's changes do).
+    let work = tokio::spawn(async move {
+        match &api.fleet {
+            None => {
+                let members = upload.members(count);
+                Ok(api
+                    .keeper
+                    .keep(&upload, rows, members)
+                    .await
+                    .map(|seq| (seq, None)))
+            }
+            Some(domain) => through_the_fleet(&api.registry, domain, &upload, rows).await,
         }
-        Some(fleet) => match through_the_fleet(fleet, &upload, rows).await {
-            Ok(kept) => kept,
-            Err(refusal) => return refusal,
-        },
+    });
+    let kept = match work.await {
+        Ok(Ok(kept)) => kept,
+        Ok(Err(refusal)) => return refusal,
+        Err(err) => Err(KeepError::Join(err.to_string())),
     };
     let (entry_seq, control_seq) = match kept {
         Ok(kept) => kept,
@@ -163,10 +196,10 @@ async fn upload(
         }
     };
     let mut answer = json!({
-        "model": upload.model,
-        "version": upload.version,
+        "model": model,
+        "version": version,
         "rows": count,
-        "sha256": upload.sha256(),
+        "sha256": sha256,
         "entry_seq": entry_seq,
     });
     if let Some(control_seq) = control_seq {
@@ -178,7 +211,8 @@ async fn upload(
 /// Appends the upload to the fleet's control log and applies it here: its
 /// entry's seq and control seq, or the refusal to answer.
 async fn through_the_fleet(
-    fleet: &FleetUploads,
+    registry: &RegistryService,
+    domain: &ReferenceDomain,
     upload: &Upload,
     rows: Vec<Vec<FeatureValue>>,
 ) -> Result<Result<(Option<u64>, Option<u64>), KeepError>, Response> {
@@ -191,7 +225,7 @@ async fn through_the_fleet(
             None,
         )
     };
-    let mut turn = match fleet.registry.control_turn().await {
+    let mut turn = match registry.control_turn().await {
         Ok(Some(turn)) => turn,
         Ok(None) => return Err(unconfirmed(&"this gateway follows no control log")),
         Err(err) => return Err(unconfirmed(&err)),
@@ -206,7 +240,7 @@ async fn through_the_fleet(
                     kind: REFERENCE_SET.to_owned(),
                     members,
                 };
-                return match fleet.domain.apply_upload(&event, upload, rows).await {
+                return match domain.apply_upload(&event, upload, rows).await {
                     Ok(seq) => {
                         turn.applied(control_seq);
                         Ok(Ok((seq, Some(control_seq))))

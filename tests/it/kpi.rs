@@ -216,6 +216,23 @@ async fn an_uploaded_reference_is_recorded_used_at_once_and_kept_across_a_restar
     assert_eq!(bad.status, 422, "{}", bad.text());
     assert_eq!(bad.error_code(), "invalid_reference");
     assert_eq!(put("ops", "text/plain", csv).await.status, 415);
+    // A version the registry does not know (a mistyped label) is refused.
+    let bearer = format!("Bearer {}", token("ops"));
+    let unknown = send(
+        Method::PUT,
+        &format!(
+            "{}/admin/models/scorer/versions/9/kpi-reference",
+            gateway.admin
+        ),
+        &[
+            ("authorization", bearer.as_str()),
+            ("content-type", "text/csv"),
+        ],
+        csv,
+    )
+    .await;
+    assert_eq!(unknown.status, 404, "{}", unknown.text());
+    assert_eq!(unknown.error_code(), "unknown_version");
     let done = put("ops", "text/csv", csv).await;
     assert_eq!(done.status, 200, "{}", done.text());
     let answer = done.json();
@@ -226,10 +243,13 @@ async fn an_uploaded_reference_is_recorded_used_at_once_and_kept_across_a_restar
         .collect();
     assert_eq!(answer["sha256"], digest.as_str());
     let entries = gateway.entries().await;
-    let recorded = entries
+    let recorded: Vec<_> = entries
         .iter()
-        .find(|e| e["kind"] == "kpi_reference_set")
-        .expect("recorded");
+        .filter(|e| e["kind"] == "kpi_reference_set")
+        .collect();
+    assert_eq!(recorded.len(), 1, "only the accepted upload: {recorded:?}");
+    let recorded = recorded[0];
+    assert_eq!(recorded["version"], "1");
     assert_eq!(recorded["sha256"], digest.as_str());
     assert_eq!(recorded["set_by"], "ops");
     assert_eq!(recorded["seq"], answer["entry_seq"]);
