@@ -32,6 +32,8 @@ const PRUNE_LOCK: i64 = 0x0067_6f76_6b70_6970;
 const BATCH: usize = 500;
 /// Entries read in one statement.
 const PAGE: i64 = 1000;
+/// Bytes of payloads read in one statement, beyond the first entry.
+const PAGE_BYTES: i64 = 16 << 20;
 /// How long one statement (with a reconnection) may take.
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the reader looks for new entries.
@@ -532,17 +534,28 @@ impl FeedReader {
     /// (unreadable entries skipped with a warning), and whether the page
     /// was full (more may follow at once).
     async fn page(&mut self, after: i64) -> Result<(i64, Vec<FeedEvent>, bool), FeedError> {
+        // At most PAGE entries, and no more than PAGE_BYTES of payloads
+        // beyond the first entry: a reference's payload can be tens of
+        // megabytes, and a page must arrive within the session's bound.
         let rows = bounded(&mut self.session, &self.url, async |client| {
             Ok(client
                 .query(
-                    "SELECT seq, kind, model, version, decision_id, row_index, payload \
-                     FROM govgate_kpi_feed WHERE seq > $1 ORDER BY seq LIMIT $2",
-                    &[&after, &PAGE],
+                    "SELECT seq, kind, model, version, decision_id, row_index, payload, \
+                            before + octet_length(payload) AS through \
+                     FROM ( \
+                         SELECT *, sum(octet_length(payload)) OVER (ORDER BY seq) \
+                                   - octet_length(payload) AS before \
+                         FROM (SELECT * FROM govgate_kpi_feed \
+                               WHERE seq > $1 ORDER BY seq LIMIT $2) AS page \
+                     ) AS sized WHERE before < $3 ORDER BY seq",
+                    &[&after, &PAGE, &PAGE_BYTES],
                 )
                 .await?)
         })
         .await?;
-        let full = rows.len() as i64 == PAGE;
+        // Full: more may follow at once (the count or the bytes ran out).
+        let through: i64 = rows.last().map_or(0, |row| row.get(7));
+        let full = rows.len() as i64 == PAGE || through >= PAGE_BYTES;
         // A page may hold an uploaded reference of up to a million rows:
         // decoded off the async workers.
         let (last, events) = tokio::task::spawn_blocking(move || decode_page(after, &rows))
