@@ -185,13 +185,7 @@ async fn upload(
         Ok(kept) => kept,
         Err(err) => {
             tracing::error!(error = %err, "drift reference not kept");
-            let (code, message) = match err {
-                KeepError::Ledger(_) => (
-                    "ledger_unavailable",
-                    "the ledger could not record the reference",
-                ),
-                _ => ("storage_unavailable", "the reference could not be stored"),
-            };
+            let (code, message) = not_kept(&err);
             return error_response(StatusCode::SERVICE_UNAVAILABLE, code, message, None);
         }
     };
@@ -206,6 +200,17 @@ async fn upload(
         answer["control_seq"] = json!(control_seq);
     }
     json_response(StatusCode::OK, &answer)
+}
+
+/// The error code and message of an upload not kept here.
+fn not_kept(err: &KeepError) -> (&'static str, &'static str) {
+    match err {
+        KeepError::Ledger(_) => (
+            "ledger_unavailable",
+            "the ledger could not record the reference",
+        ),
+        _ => ("storage_unavailable", "the reference could not be stored"),
+    }
 }
 
 /// Appends the upload to the fleet's control log and applies it here: its
@@ -246,8 +251,21 @@ async fn through_the_fleet(
                         Ok(Ok((seq, Some(control_seq))))
                     }
                     // The fleet has it; this replica applies it at its
-                    // next read of the control log.
-                    Err(ReferenceError::Keep(err)) => Ok(Err(err)),
+                    // next read of the control log: not to be sent again.
+                    Err(ReferenceError::Keep(err)) => {
+                        tracing::error!(error = %err, control_seq, "drift reference not kept here yet");
+                        Err(error_response(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            not_kept(&err).0,
+                            &format!(
+                                "{}; the fleet has the reference (control event {control_seq}), \
+                                 which this replica applies once it reads the control log again: \
+                                 do not upload it again",
+                                not_kept(&err).1
+                            ),
+                            None,
+                        ))
+                    }
                     Err(err) => Err(error_response(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "control_plane_unavailable",
