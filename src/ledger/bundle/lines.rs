@@ -382,6 +382,14 @@ pub(crate) fn check_payloads(
     Ok(seen.into_keys().collect())
 }
 
+/// Whether a chunked bundle's payload files are to be read: a chunk's
+/// payloads file is absent when it would be empty (section 8.4), so with
+/// `payloads: true` there may be none at all; with `payloads: false`
+/// there must be none.
+pub(crate) fn chunk_payloads_declared(present: bool, declared: bool) -> Result<bool, BundleError> {
+    payloads_declared(present || declared, declared)
+}
+
 /// Whether `payloads.jsonl` is to be read: it is present exactly when the
 /// manifest says `payloads: true`.
 pub(crate) fn payloads_declared(present: bool, declared: bool) -> Result<bool, BundleError> {

@@ -286,7 +286,7 @@ fn prepare<'a>(
     let prefix = super::prefix_hashes(manifest.raw.get("prefix"), from)?;
     let context = super::evidence::read_context(dir, origin, from, to)?;
     if !alone {
-        super::lines::payloads_declared(chunked.has("payloads"), manifest.payloads)?;
+        super::lines::chunk_payloads_declared(chunked.has("payloads"), manifest.payloads)?;
     }
     let mut signing = false;
     let mut erased = BTreeSet::new();

@@ -99,3 +99,39 @@ async fn chunked_bundles_are_checked_chunk_by_chunk_with_the_one_stream_report()
         assert_eq!(entries, whole.entries, "{name}");
     }
 }
+
+#[tokio::test]
+async fn a_chunked_bundle_with_payloads_but_none_kept_verifies() {
+    // No decision, so no payload: every chunk's payloads file would be
+    // empty, and the exporter writes none (section 8.4).
+    let store = Arc::new(MemStore::new());
+    let started = || EntryBody::GatewayStarted {
+        version: "0.1.0".into(),
+    };
+    append(&store, KEY, (0..10).map(|_| started()).collect()).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    let options = BundleOptions {
+        chunks: Some(Chunking {
+            entries: 4,
+            compression: Compression::Zstd,
+        }),
+        ..BundleOptions::payloads(true)
+    };
+    export_bundle(&*store, &key(KEY), 0, None, &options, &dir, |_, _| {}).unwrap();
+    let manifest = read_manifest(&dir).unwrap();
+    assert!(manifest.payloads, "declared");
+    assert!(
+        !std::fs::read_to_string(dir.join("manifest.json"))
+            .unwrap()
+            .contains("payloads.jsonl"),
+        "and no chunk has a payloads file"
+    );
+    let report = verify_bundle(&dir, &key(KEY), None).unwrap();
+    assert_eq!((report.entries, report.payloads), (10, 0));
+    assert_eq!(
+        parallel_on(&dir, 2).map(|r| (r.entries, r.payloads)),
+        Some((10, 0)),
+        "the parallel check takes it too"
+    );
+}

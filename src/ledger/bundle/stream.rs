@@ -480,11 +480,11 @@ fn pass(
         let start = first.check(Check::StartKey, 0, start).unwrap_or(first_key);
         (KeySchedule::new(start.clone()), Vec::new(), None)
     };
-    let payloads_present = match chunked {
-        Some(chunked) => chunked.has("payloads"),
-        None => dir.join("payloads.jsonl").exists(),
+    let declared = match chunked {
+        Some(chunked) => lines::chunk_payloads_declared(chunked.has("payloads"), manifest.payloads),
+        None => lines::payloads_declared(dir.join("payloads.jsonl").exists(), manifest.payloads),
     };
-    let payloads = match lines::payloads_declared(payloads_present, manifest.payloads) {
+    let payloads = match declared {
         Ok(true) => open_lines(dir, chunked, "payloads")?,
         Ok(false) => None,
         Err(err) => {
