@@ -330,15 +330,16 @@ fn prepare<'a>(
     Ok(shared)
 }
 
-/// With `--chunk`: the files beside the chunks that are present, against
-/// the manifest's `files` (`checkpoint.txt` and `checkpoints.jsonl` must
-/// be there; `context.jsonl` is read when it is).
+/// With `--chunk`: the files beside the chunks, against the manifest's
+/// `files`: `checkpoint.txt`, `checkpoints.jsonl` and, when the manifest
+/// lists it, `context.jsonl` (what came before the bundle: the key and
+/// the signature setting in force at its start) must be there.
 fn check_top_files(dir: &Path, files: &Map<String, Value>) -> Result<(), BundleError> {
     for name in ["checkpoint.txt", "checkpoints.jsonl", "context.jsonl"] {
         let found = super::digest::digest_file(dir, name)?;
         let (expected, found) = match (files.get(name), found) {
             (Some(expected), Some(found)) => (expected, found),
-            (None, None) | (Some(_), None) if name == "context.jsonl" => continue,
+            (None, None) if name == "context.jsonl" => continue,
             (Some(_), None) => {
                 return Err(bad(
                     "files",

@@ -135,3 +135,27 @@ async fn a_chunked_bundle_with_payloads_but_none_kept_verifies() {
         "the parallel check takes it too"
     );
 }
+
+#[tokio::test]
+async fn a_chunk_checked_alone_needs_the_context_the_manifest_lists() {
+    // From seq 15, after the rotation at 12: the context carries it.
+    let store = rotated().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    let options = BundleOptions {
+        chunks: Some(Chunking {
+            entries: 4,
+            compression: Compression::None,
+        }),
+        ..BundleOptions::payloads(true)
+    };
+    export_bundle(&*store, &key(NEXT), 15, None, &options, &dir, |_, _| {}).unwrap();
+    assert!(verify_chunk(&dir, &key(KEY), None, 15, 1).is_ok());
+    std::fs::remove_file(dir.join("context.jsonl")).unwrap();
+    let err = verify_chunk(&dir, &key(KEY), None, 15, 1).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("context.jsonl is missing (the manifest lists it)"),
+        "{err}"
+    );
+}
