@@ -274,6 +274,17 @@ impl Chunked {
                 ));
             }
         }
+        // Nor any file under chunks/ that the manifest does not list: what
+        // was handed over is what the manifest says, both ways.
+        if let Some(name) = present_under(dir, "chunks")?
+            .into_iter()
+            .find(|name| !files.contains_key(name))
+        {
+            return Err(bad(
+                "files",
+                format!("{name} is present but the manifest does not list it"),
+            ));
+        }
         self.check_ends(dir)
     }
 
@@ -307,6 +318,36 @@ impl Chunked {
         }
         Ok(())
     }
+}
+
+/// Every file under `dir/sub` (at any depth), named relative to `dir`
+/// with `/` between the parts, in name order; none when `sub` is absent.
+fn present_under(dir: &Path, sub: &str) -> Result<Vec<String>, BundleError> {
+    let mut found = Vec::new();
+    let mut pending = vec![sub.to_owned()];
+    while let Some(relative) = pending.pop() {
+        let path = dir.join(&relative);
+        let listing = match std::fs::read_dir(&path) {
+            Ok(listing) => listing,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(source) => return Err(unreadable(&path, source)),
+        };
+        for item in listing {
+            let item = item.map_err(|source| unreadable(&path, source))?;
+            let name = format!("{relative}/{}", item.file_name().to_string_lossy());
+            let is_dir = item
+                .file_type()
+                .map_err(|source| unreadable(&path, source))?
+                .is_dir();
+            if is_dir {
+                pending.push(name);
+            } else {
+                found.push(name);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 fn missing(name: &str) -> BundleError {

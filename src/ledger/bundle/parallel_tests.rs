@@ -159,3 +159,25 @@ async fn a_chunk_checked_alone_needs_the_context_the_manifest_lists() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn a_file_under_chunks_that_the_manifest_does_not_list_is_refused() {
+    let store = rotated().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    let options = BundleOptions {
+        chunks: Some(Chunking {
+            entries: 4,
+            compression: Compression::Zstd,
+        }),
+        ..BundleOptions::payloads(true)
+    };
+    export_bundle(&*store, &key(NEXT), 0, None, &options, &dir, |_, _| {}).unwrap();
+    assert!(verify_bundle(&dir, &key(KEY), None).is_ok());
+    std::fs::write(dir.join("chunks/000000000000/signatures.jsonl"), b"").unwrap();
+    let err = verify_bundle(&dir, &key(KEY), None).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "files: chunks/000000000000/signatures.jsonl is present but the manifest does not list it"
+    );
+}
