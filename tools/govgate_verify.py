@@ -2295,6 +2295,10 @@ def check_chunked_files(
         elif match is not None and (match[3] or "") == COMPRESSION_SUFFIX[compression]:
             if only is not None and name not in mine:
                 continue  # another chunk's: not handed on with this one
+            if only is None and name not in mine:
+                # Named like a chunk's file, but no chunk reads it: its lines would go unchecked.
+                problems.append(f"manifest: files lists an unknown file {name!r}")
+                continue
             if unread_checked and name in mine and name not in digests:
                 continue
             digest = digests.get(name) or chunk_file_digest(directory, name, compression)

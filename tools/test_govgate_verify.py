@@ -3392,6 +3392,20 @@ class ChunkedTests(LogTestCase):
                 self.assertEqual(run("bundle", "--vkey", self.vkey, d), (0, self.ok, ""))
                 self.assertEqual(run("bundle", "--jobs", "2", "--vkey", self.vkey, d), (0, self.ok, ""))
 
+    def test_a_listed_chunk_file_that_no_chunk_names_is_refused(self):
+        """A file named like a chunk's, listed in files with its digest, but in no chunk's files: never read, so
+        refused (as govgate verify --bundle refuses it)."""
+        d = self.chunked("none")
+        extra = "chunks/000000000010/signatures.jsonl"
+        with open(os.path.join(d, extra), "wb") as f:
+            f.write(b"not a signature line\n")
+        manifest = self.manifest(d)
+        manifest["files"][extra] = file_entry(os.path.join(d, extra))
+        self.write_manifest(d, manifest)
+        code, out, _ = run("bundle", "--vkey", self.vkey, d)
+        self.assertEqual(code, 1, out)
+        self.assertIn(f"FAIL manifest: files lists an unknown file {extra!r}", out)
+
     def test_jobs_check_whole_chunks_in_worker_processes(self):
         """--jobs: workers check whole chunks, this process what spans them; any problem, and the one-pass
         check reports it, so the output is the same as without --jobs."""
