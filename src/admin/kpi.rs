@@ -254,14 +254,14 @@ async fn through_the_fleet(
                     // next read of the control log: not to be sent again.
                     Err(ReferenceError::Keep(err)) => {
                         tracing::error!(error = %err, control_seq, "drift reference not kept here yet");
+                        let (code, message) = not_kept(&err);
                         Err(error_response(
                             StatusCode::SERVICE_UNAVAILABLE,
-                            not_kept(&err).0,
+                            code,
                             &format!(
-                                "{}; the fleet has the reference (control event {control_seq}), \
-                                 which this replica applies once it reads the control log again: \
-                                 do not upload it again",
-                                not_kept(&err).1
+                                "{message}; the fleet has the reference (control event \
+                                 {control_seq}), which this replica applies once it reads the \
+                                 control log again: do not upload it again"
                             ),
                             None,
                         ))

@@ -100,6 +100,28 @@ async fn chunked_bundles_are_checked_chunk_by_chunk_with_the_one_stream_report()
     }
 }
 
+/// `store` from `from` in chunks of 4 entries with payloads, exported
+/// under the key `current` is in force at its end: the directory and
+/// what keeps it.
+fn export_chunked(
+    store: &MemStore,
+    current: [u8; 32],
+    from: u64,
+    compression: Compression,
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("bundle");
+    let options = BundleOptions {
+        chunks: Some(Chunking {
+            entries: 4,
+            compression,
+        }),
+        ..BundleOptions::payloads(true)
+    };
+    export_bundle(store, &key(current), from, None, &options, &dir, |_, _| {}).unwrap();
+    (tmp, dir)
+}
+
 #[tokio::test]
 async fn a_chunked_bundle_with_payloads_but_none_kept_verifies() {
     // No decision, so no payload: every chunk's payloads file would be
@@ -109,16 +131,7 @@ async fn a_chunked_bundle_with_payloads_but_none_kept_verifies() {
         version: "0.1.0".into(),
     };
     append(&store, KEY, (0..10).map(|_| started()).collect()).await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("bundle");
-    let options = BundleOptions {
-        chunks: Some(Chunking {
-            entries: 4,
-            compression: Compression::Zstd,
-        }),
-        ..BundleOptions::payloads(true)
-    };
-    export_bundle(&*store, &key(KEY), 0, None, &options, &dir, |_, _| {}).unwrap();
+    let (_tmp, dir) = export_chunked(&store, KEY, 0, Compression::Zstd);
     let manifest = read_manifest(&dir).unwrap();
     assert!(manifest.payloads, "declared");
     assert!(
@@ -140,16 +153,7 @@ async fn a_chunked_bundle_with_payloads_but_none_kept_verifies() {
 async fn a_chunk_checked_alone_needs_the_context_the_manifest_lists() {
     // From seq 15, after the rotation at 12: the context carries it.
     let store = rotated().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("bundle");
-    let options = BundleOptions {
-        chunks: Some(Chunking {
-            entries: 4,
-            compression: Compression::None,
-        }),
-        ..BundleOptions::payloads(true)
-    };
-    export_bundle(&*store, &key(NEXT), 15, None, &options, &dir, |_, _| {}).unwrap();
+    let (_tmp, dir) = export_chunked(&store, NEXT, 15, Compression::None);
     assert!(verify_chunk(&dir, &key(KEY), None, 15, 1).is_ok());
     std::fs::remove_file(dir.join("context.jsonl")).unwrap();
     let err = verify_chunk(&dir, &key(KEY), None, 15, 1).unwrap_err();
@@ -163,16 +167,7 @@ async fn a_chunk_checked_alone_needs_the_context_the_manifest_lists() {
 #[tokio::test]
 async fn a_file_under_chunks_that_the_manifest_does_not_list_is_refused() {
     let store = rotated().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("bundle");
-    let options = BundleOptions {
-        chunks: Some(Chunking {
-            entries: 4,
-            compression: Compression::Zstd,
-        }),
-        ..BundleOptions::payloads(true)
-    };
-    export_bundle(&*store, &key(NEXT), 0, None, &options, &dir, |_, _| {}).unwrap();
+    let (_tmp, dir) = export_chunked(&store, NEXT, 0, Compression::Zstd);
     assert!(verify_bundle(&dir, &key(KEY), None).is_ok());
     std::fs::write(dir.join("chunks/000000000000/signatures.jsonl"), b"").unwrap();
     let err = verify_bundle(&dir, &key(KEY), None).unwrap_err();
