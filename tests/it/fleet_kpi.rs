@@ -8,8 +8,9 @@
 //! (nothing counted twice).
 
 use crate::kpi_golden::{
-    BATCH, HALF, Protocol, Sample, ScoringUpstream, Scrape, Served, assert_drift, assert_fairness,
-    credit_rows, feedback, golden, label, model_toml, models, scrape, serve, wait_for_counter,
+    BATCH, CreditRow, HALF, Protocol, Sample, ScoringUpstream, Scrape, Served, assert_drift,
+    assert_fairness, credit_rows, feedback, golden, label, model_toml, models, scrape, serve,
+    wait_for_counter,
 };
 use crate::support::Gateway;
 use crate::support::governance::{admin_call, approve_declared};
@@ -17,7 +18,7 @@ use crate::support::postgres::Postgres;
 use http::Method;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The fleet series of `scrape` under the single gateway's names
@@ -56,6 +57,57 @@ pub(crate) fn replica_config(models: &str, url_file: &Path, replica_id: &str) ->
         "{models}\n[cluster]\nurl = {{ file = \"{}\" }}\nreplica_id = \"{replica_id}\"\nlease_secs = 3\n",
         url_file.display()
     )
+}
+
+/// What the tiny model's fleet tests start from: a control plane and its
+/// URL file, the credit rows and their scoring upstream, and the model's
+/// configuration. Bind `postgres`, `urls` and `upstream` for as long as
+/// the replicas run.
+pub(crate) struct TinyFleet {
+    pub(crate) data: Vec<CreditRow>,
+    pub(crate) postgres: Postgres,
+    pub(crate) urls: tempfile::TempDir,
+    pub(crate) url: PathBuf,
+    pub(crate) upstream: ScoringUpstream,
+    pub(crate) model: String,
+}
+
+impl TinyFleet {
+    pub(crate) async fn start() -> Self {
+        let data = credit_rows();
+        let postgres = Postgres::start();
+        let urls = tempfile::tempdir().unwrap();
+        let url = postgres.url_file(urls.path());
+        let upstream = ScoringUpstream::start(&data).await;
+        let model = tiny_model(&upstream.url);
+        Self {
+            data,
+            postgres,
+            urls,
+            url,
+            upstream,
+            model,
+        }
+    }
+}
+
+/// Three replicas started together on `configs`, their declared versions
+/// approved and activated once, on the first, for the fleet; each serving
+/// version 1 of `models` before this returns.
+pub(crate) async fn serving_fleet(
+    configs: &[String],
+    models: &[&str],
+) -> (Gateway, Gateway, Gateway) {
+    let (g1, g2, g3) = tokio::join!(
+        Gateway::start_pending("", &configs[0]),
+        Gateway::start_pending("", &configs[1]),
+        Gateway::start_pending("", &configs[2])
+    );
+    approve_declared(&g1.admin, &configs[0]).await;
+    for replica in [&g1, &g2, &g3] {
+        until_active(replica, models).await;
+    }
+    (g1, g2, g3)
 }
 
 /// Waits until `replica` serves version 1 of every model of `models`
@@ -106,18 +158,9 @@ async fn the_german_credit_replay_round_robin_across_three_replicas_reproduces_t
         .iter()
         .map(|id| replica_config(&models_toml, &url, id))
         .collect();
-    let (g1, g2, g3) = tokio::join!(
-        Gateway::start_pending("", &configs[0]),
-        Gateway::start_pending("", &configs[1]),
-        Gateway::start_pending("", &configs[2])
-    );
-    let replicas = [&g1, &g2, &g3];
-    // Approved and activated once, on one replica, for the fleet.
-    approve_declared(&g1.admin, &configs[0]).await;
     let names: Vec<&str> = models.iter().map(|m| m.name.as_str()).collect();
-    for replica in replicas {
-        until_active(replica, &names).await;
-    }
+    let (g1, g2, g3) = serving_fleet(&configs, &names).await;
+    let replicas = [&g1, &g2, &g3];
 
     // One call at a time, round-robin: call i to replica i % 3. The first
     // half is in every replica's fleet windows before the second is sent,
@@ -350,12 +393,14 @@ async fn feed_counts(db: &tokio_postgres::Client) -> Vec<(String, i64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
 async fn the_feed_keeps_what_the_windows_need_and_a_late_replica_folds_it_into_the_same_windows() {
-    let data = credit_rows();
-    let postgres = Postgres::start();
-    let urls = tempfile::tempdir().unwrap();
-    let url = postgres.url_file(urls.path());
-    let upstream = ScoringUpstream::start(&data).await;
-    let model = tiny_model(&upstream.url);
+    let TinyFleet {
+        data,
+        postgres,
+        urls: _urls,
+        url,
+        upstream: _upstream,
+        model,
+    } = TinyFleet::start().await;
     let config = |id: &str| replica_config(&model, &url, id);
     let (r1, r2) = (config("r1"), config("r2"));
     let (one, mut two) = tokio::join!(
@@ -494,12 +539,15 @@ async fn the_feed_keeps_what_the_windows_need_and_a_late_replica_folds_it_into_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
 async fn calls_never_wait_for_the_feed_and_their_rows_reach_it_once_the_database_is_back() {
-    let data = credit_rows();
-    let postgres = Postgres::start();
-    let urls = tempfile::tempdir().unwrap();
-    let url = postgres.url_file(urls.path());
-    let upstream = ScoringUpstream::start(&data).await;
-    let config = replica_config(&tiny_model(&upstream.url), &url, "r1");
+    let TinyFleet {
+        postgres,
+        urls: _urls,
+        url,
+        upstream: _upstream,
+        model,
+        ..
+    } = TinyFleet::start().await;
+    let config = replica_config(&model, &url, "r1");
     let mut replica = Gateway::start_pending("", &config).await;
     approve_declared(&replica.admin, &config).await;
     until_active(&replica, &["tiny"]).await;

@@ -5,11 +5,10 @@
 //! upload comes between the same calls. A replica that joins late records
 //! every upload and folds only the latest one of a version.
 
-use crate::fleet_kpi::{fleet_windows, replica_config, tiny_call, tiny_model, until_active};
-use crate::kpi_golden::{ScoringUpstream, credit_rows, wait_for_counter};
+use crate::fleet_kpi::{TinyFleet, fleet_windows, replica_config, tiny_call, until_active};
+use crate::kpi_golden::wait_for_counter;
 use crate::support::Gateway;
 use crate::support::governance::{admin_call, approve_declared};
-use crate::support::postgres::Postgres;
 use http::Method;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -128,12 +127,14 @@ async fn own_windows(replica: &Gateway) -> Value {
 #[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
 async fn a_reference_uploaded_to_one_replica_is_every_replicas_and_takes_its_place_in_the_fleet_order()
  {
-    let data = credit_rows();
-    let postgres = Postgres::start();
-    let urls = tempfile::tempdir().unwrap();
-    let url = postgres.url_file(urls.path());
-    let upstream = ScoringUpstream::start(&data).await;
-    let model = tiny_model(&upstream.url);
+    let TinyFleet {
+        postgres,
+        urls: _urls,
+        url,
+        upstream: _upstream,
+        model,
+        ..
+    } = TinyFleet::start().await;
     let config = |id: &str| replica_config(&model, &url, id);
     let (r1, r2) = (config("r1"), config("r2"));
     let (one, two) = tokio::join!(
@@ -268,8 +269,14 @@ fn strip_rows_total(value: &mut Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
 async fn a_feed_written_before_references_were_shared_is_migrated_in_place_and_kept() {
-    let data = credit_rows();
-    let postgres = Postgres::start();
+    let TinyFleet {
+        postgres,
+        urls: _urls,
+        url,
+        upstream: _upstream,
+        model,
+        ..
+    } = TinyFleet::start().await;
     // The control plane as the previous release left it: schema 4, a row
     // and its label in the feed.
     let mut db = postgres.client().await;
@@ -286,10 +293,6 @@ async fn a_feed_written_before_references_were_shared_is_migrated_in_place_and_k
     )
     .await
     .unwrap();
-    let urls = tempfile::tempdir().unwrap();
-    let url = postgres.url_file(urls.path());
-    let upstream = ScoringUpstream::start(&data).await;
-    let model = tiny_model(&upstream.url);
     let config = replica_config(&model, &url, "r1");
     let one = Gateway::start_pending("", &config).await;
     approve_declared(&one.admin, &config).await;
@@ -327,12 +330,14 @@ async fn a_feed_written_before_references_were_shared_is_migrated_in_place_and_k
 #[tokio::test]
 #[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
 async fn a_replica_without_kpi_settings_records_an_upload_and_keeps_following_the_fleet() {
-    let data = credit_rows();
-    let postgres = Postgres::start();
-    let urls = tempfile::tempdir().unwrap();
-    let url = postgres.url_file(urls.path());
-    let upstream = ScoringUpstream::start(&data).await;
-    let model = tiny_model(&upstream.url);
+    let TinyFleet {
+        postgres: _postgres,
+        urls: _urls,
+        url,
+        upstream,
+        model,
+        ..
+    } = TinyFleet::start().await;
     // The same model without [models.kpi]: a replica whose configuration
     // a rolling change has not reached yet.
     let (plain, _) = model.split_once("[models.kpi]").unwrap();

@@ -6,7 +6,7 @@
 //! replica with the same figure; `kpi_snapshot` entries carry the fleet's
 //! figures beside the replica's own.
 
-use crate::fleet_kpi::{replica_config, until_active};
+use crate::fleet_kpi::{replica_config, serving_fleet, until_active};
 use crate::report_risks::config;
 use crate::support::audit::{both_accept_bundle, said};
 use crate::support::governance::{admin_call, approve_declared};
@@ -161,16 +161,8 @@ async fn a_fairness_breach_on_traffic_across_the_fleet_is_recorded_by_every_repl
         .iter()
         .map(|id| fleet_config(&upstream.url(), &url, id))
         .collect();
-    let (g1, g2, g3) = tokio::join!(
-        Gateway::start_pending("", &configs[0]),
-        Gateway::start_pending("", &configs[1]),
-        Gateway::start_pending("", &configs[2])
-    );
+    let (g1, g2, g3) = serving_fleet(&configs, &["scorer"]).await;
     let replicas = [&g1, &g2, &g3];
-    approve_declared(&g1.admin, &configs[0]).await;
-    for replica in replicas {
-        until_active(replica, &["scorer"]).await;
-    }
 
     // 8 rows, two a call, round robin: no replica has the 8 rows the
     // indicator needs in its own window; the fleet's window has them.
