@@ -13,6 +13,9 @@
 mod chunk_pass;
 mod chunk_read;
 mod chunks;
+mod context;
+#[cfg(test)]
+mod context_tests;
 mod digest;
 mod evidence;
 mod fields;
@@ -297,7 +300,7 @@ fn in_memory(
             let start_key = key_at_from(manifest.from, first, current)?;
             let (report, schedule) =
                 sparse::check(dir, manifest, claimed, &entries, start_key, note)?;
-            (report, schedule, Vec::new())
+            (report, schedule, context::Context::default())
         }
     };
     let open_streams = streams::check_streams(&entries)?;
@@ -379,7 +382,7 @@ fn contiguous(
     first: &NoteVerifier,
     current: Option<&NoteVerifier>,
     note: &str,
-) -> Result<(BundleReport, KeySchedule, Vec<evidence::ContextEntry>), BundleError> {
+) -> Result<(BundleReport, KeySchedule, context::Context), BundleError> {
     let (from, to) = (manifest.from, manifest.to);
     let prefix = prefix_hashes(manifest.raw.get("prefix"), from)?;
     if claimed.size != to {
@@ -421,16 +424,11 @@ fn contiguous(
     let (schedule, opened, context) = if manifest.version >= 2 {
         // The rotations before `from` are proven context entries: the key
         // in force at `from` follows from the first key.
-        let context = evidence::read_context(dir, &claimed.origin, from, to)?;
+        let context = context::read_context(dir, &claimed.origin, from, to)?;
         let lines = evidence::read_checkpoints(dir, to, note)?;
-        let (before, after): (Vec<_>, Vec<_>) = context.iter().partition(|c| c.entry.seq < from);
         let schedule = KeySchedule::follow(
             first.clone(),
-            before
-                .iter()
-                .map(|c| &c.entry)
-                .chain(entries)
-                .chain(after.iter().map(|c| &c.entry)),
+            context.before(from).chain(entries).chain(context.after(to)),
             &claimed.origin,
         )?;
         if let Some(current) = current {
@@ -454,7 +452,7 @@ fn contiguous(
         let schedule = KeySchedule::follow(start_key.clone(), entries, &claimed.origin)?;
         let checkpoint = open_checkpoint(&schedule, note, to)?;
         let opened = std::collections::BTreeMap::from([(to, checkpoint)]);
-        (schedule, opened, Vec::new())
+        (schedule, opened, context::Context::default())
     };
     evidence::locate_change(frontier_from_prefix(from, &prefix), entries, &opened)?;
     let Some(checkpoint) = opened.get(&to).cloned() else {

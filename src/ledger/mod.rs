@@ -17,7 +17,8 @@
 //! - [`setting`]: the `entry_signatures` setting as the log records it;
 //! - [`verify`]: checks a whole store; [`monitor`]: re-checks it while the
 //!   gateway runs; [`erase`]: which payloads an erasure removes;
-//! - `pace`: the pacing of long reads on a running gateway.
+//! - `pace`: the pacing of long reads on a running gateway; [`seq_set`]:
+//!   compact sets of seqs (erasures, absent payloads) for export and verify.
 //!
 //! [`DecisionSink`]: crate::decision::DecisionSink
 
@@ -34,6 +35,7 @@ pub mod metrics;
 pub mod monitor;
 pub(crate) mod pace;
 pub mod reader;
+pub mod seq_set;
 pub mod sequencer;
 pub mod setting;
 pub mod store;

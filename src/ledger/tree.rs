@@ -154,14 +154,22 @@ pub fn consistency_proof<S: NodeSource>(
 /// RFC 9162 section 2.1.3.2: does `proof` show `leaf` at `index` in the tree
 /// of `size` leaves with `root`? Never panics on hostile input.
 pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root: &Hash) -> bool {
+    inclusion_root(leaf, index, size, proof).is_some_and(|found| found == *root)
+}
+
+/// The root an inclusion proof leads to (RFC 9162 section 2.1.3.2 without
+/// its last comparison); `None` when the proof has the wrong length for
+/// `index` in a tree of `size`. Proofs that must all lead to one root can
+/// be checked by comparing what this gives, before that root is known.
+pub fn inclusion_root(leaf: &Hash, index: u64, size: u64, proof: &[Hash]) -> Option<Hash> {
     if index >= size {
-        return false;
+        return None;
     }
     let (mut fn_, mut sn) = (index, size - 1);
     let mut r = *leaf;
     for p in proof {
         if sn == 0 {
-            return false;
+            return None;
         }
         if fn_ & 1 == 1 || fn_ == sn {
             r = node_hash(p, &r);
@@ -175,7 +183,7 @@ pub fn verify_inclusion(leaf: &Hash, index: u64, size: u64, proof: &[Hash], root
         fn_ >>= 1;
         sn >>= 1;
     }
-    sn == 0 && r == *root
+    (sn == 0).then_some(r)
 }
 
 /// RFC 9162 section 2.1.4.2: is the tree of `new_size` with `new_root` an

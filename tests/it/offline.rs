@@ -397,6 +397,24 @@ fn an_export_killed_midway_leaves_no_bundle_and_the_next_one_cleans_up() {
 /// file whole needs the file's size on top of the 64 MB.
 const VERIFY_ADDRESS_SPACE: u64 = 160 << 20;
 
+/// `govgate verify --bundle DIR --vkey VKEY` in [`VERIFY_ADDRESS_SPACE`]
+/// on one core. prlimit(1) sets the limit before the binary starts, so
+/// nothing it allocates escapes it; taskset(1) gives it one core, so one
+/// thread: the threads a verifier starts per core each reserve address
+/// space of their own (a stack, an allocator heap), which would make the
+/// limit depend on the machine.
+fn verify_limited(dir: &std::path::Path, vkey: &str) -> Output {
+    std::process::Command::new("taskset")
+        .args(["--cpu-list", &a_core(), "prlimit"])
+        .arg(format!("--as={VERIFY_ADDRESS_SPACE}"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_govgate"))
+        .args(["verify", "--bundle", dir.to_str().unwrap(), "--vkey", vkey])
+        .env_remove("GOVGATE_CONFIG")
+        .output()
+        .unwrap()
+}
+
 /// The first core this process may run on (`Cpus_allowed_list`).
 fn a_core() -> String {
     let status = std::fs::read_to_string("/proc/self/status").unwrap();
@@ -433,28 +451,7 @@ fn verify_bundle_streams_a_bundle_much_larger_than_the_memory_it_may_use() {
         size > VERIFY_ADDRESS_SPACE,
         "the bundle ({size} bytes) must be larger than the verifier's address space"
     );
-    let verify = |dir: &std::path::Path| {
-        // prlimit(1) sets the limit before the binary starts, so nothing
-        // it allocates escapes it; taskset(1) gives it one core, so one
-        // thread: the threads a verifier starts per core each reserve
-        // address space of their own (a stack, an allocator heap), which
-        // would make the limit depend on the machine.
-        std::process::Command::new("taskset")
-            .args(["--cpu-list", &a_core(), "prlimit"])
-            .arg(format!("--as={VERIFY_ADDRESS_SPACE}"))
-            .arg("--")
-            .arg(env!("CARGO_BIN_EXE_govgate"))
-            .args([
-                "verify",
-                "--bundle",
-                dir.to_str().unwrap(),
-                "--vkey",
-                &filled.vkey,
-            ])
-            .env_remove("GOVGATE_CONFIG")
-            .output()
-            .unwrap()
-    };
+    let verify = |dir: &std::path::Path| verify_limited(dir, &filled.vkey);
     let verified = verify(&out);
     let said_ok = succeeds(verified, "verify --bundle under the memory limit");
     assert!(
@@ -556,20 +553,91 @@ fn verify_bundle_streams_a_sparse_bundle_much_larger_than_the_memory_it_may_use(
         size > VERIFY_ADDRESS_SPACE,
         "the bundle ({size} bytes) must be larger than the verifier's address space"
     );
-    // As above: the limit set before the binary starts, one core.
-    let verified = std::process::Command::new("taskset")
-        .args(["--cpu-list", &a_core(), "prlimit"])
-        .arg(format!("--as={VERIFY_ADDRESS_SPACE}"))
-        .arg("--")
-        .arg(env!("CARGO_BIN_EXE_govgate"))
-        .args(["verify", "--bundle", out.to_str().unwrap()])
-        .args(["--vkey", &filled.vkey])
-        .env_remove("GOVGATE_CONFIG")
-        .output()
-        .unwrap();
+    let verified = verify_limited(&out, &filled.vkey);
     let said_ok = succeeds(verified, "verify --bundle (sparse) under the memory limit");
     assert!(
         said_ok.contains("sparse bundle (model=scorer) ok") && said_ok.contains(" 18000 payloads"),
         "{said_ok}"
     );
+}
+
+#[test]
+fn verify_bundle_of_a_range_whose_payloads_retention_erased_stays_in_bounded_memory() {
+    // 60 000 decisions, every payload erased afterwards (as retention
+    // does): a bundle of the decisions carries one context line for each
+    // erasure, its entry and inclusion path, about 67 MB of context.jsonl.
+    // A verifier that holds the file and its parsed lines (entries as
+    // JSON values, paths) needs several times that.
+    const DECISIONS: u64 = 60_000;
+    let filled = Filled::erased(DECISIONS as usize);
+    let out = filled.dir.path().join("bundle");
+    let to = DECISIONS.to_string();
+    filled.export(&out, &["--to", &to]);
+    let context = std::fs::metadata(out.join("context.jsonl")).unwrap().len();
+    assert!(
+        context > VERIFY_ADDRESS_SPACE / 3,
+        "context.jsonl ({context} bytes) must be a large part of the verifier's address space"
+    );
+    let said_ok = succeeds(
+        verify_limited(&out, &filled.vkey),
+        "verify --bundle (erased range) under the memory limit",
+    );
+    assert!(
+        said_ok.contains("bundle ok: ") && said_ok.contains(&format!("entries 0..{DECISIONS}")),
+        "{said_ok}"
+    );
+    assert!(said_ok.contains(" 0 payloads,"), "{said_ok}");
+
+    // Chunked, the chunks checked by the parallel pass, under the same
+    // limit.
+    let chunked = filled.dir.path().join("chunked");
+    filled.export(&chunked, &["--to", &to, "--chunk-entries", "20000"]);
+    let said_ok = succeeds(
+        verify_limited(&chunked, &filled.vkey),
+        "verify --bundle (erased range, chunked) under the memory limit",
+    );
+    assert!(
+        said_ok.contains("bundle ok: ") && said_ok.contains(&format!("entries 0..{DECISIONS}")),
+        "{said_ok}"
+    );
+    std::fs::remove_dir_all(&chunked).unwrap();
+
+    // The erasures are what excuse the missing payloads: one context line
+    // dropped (its path then leads nowhere else, the manifest made to
+    // match) leaves a decision whose payload is neither there nor erased.
+    let path = out.join("context.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept: String = text
+        .lines()
+        .enumerate()
+        .filter(|(i, _)| *i != 41_999)
+        .map(|(_, line)| format!("{line}\n"))
+        .collect();
+    std::fs::write(&path, kept.as_bytes()).unwrap();
+    refresh_listed(&out, "context.jsonl", kept.as_bytes());
+    let refused = verify_limited(&out, &filled.vkey);
+    assert_eq!(refused.status.code(), Some(1), "{}", said(&refused));
+    assert!(
+        said(&refused).contains("first bad seq 41999: payload missing"),
+        "{}",
+        said(&refused)
+    );
+}
+
+/// The manifest's line count and SHA-256 of `name` made to match `bytes`,
+/// as a forger would.
+fn refresh_listed(bundle: &std::path::Path, name: &str, bytes: &[u8]) {
+    use sha2::Digest;
+    let manifest_path = bundle.join("manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest_path).unwrap()).unwrap();
+    let lines = bytes.iter().filter(|b| **b == b'\n').count();
+    manifest["files"][name]["lines"] = lines.into();
+    manifest["files"][name]["sha256"] = serde_json::Value::String(
+        sha2::Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    );
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
 }

@@ -76,7 +76,7 @@ pub(super) fn check(task: ChunkTask<'_>) -> Result<ChunkDone, BundleError> {
         schedule: task.schedule,
         frontier: chunk.prefix.clone(),
         checkpoints: None,
-        context: Vec::new(),
+        context: Default::default(),
         marks: Vec::new(),
         alone: Some((roots, chunk.signing)),
     };

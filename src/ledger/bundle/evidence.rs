@@ -5,12 +5,13 @@
 //! verifier say: where a change lies, which signatures and payloads must
 //! be there.
 
+use super::context::Context;
 use super::keys::KeySchedule;
-use super::lines::{BundleEntry, base64_exact, read_entries, split_jsonl};
+use super::lines::{BundleEntry, base64_exact, split_jsonl};
 use super::{BundleError, bad, bad_seq, open_checkpoint, read_file};
-use crate::ledger::canonical::{parse_strict, to_canonical};
+use crate::ledger::canonical::parse_strict;
 use crate::ledger::checkpoint::Checkpoint;
-use crate::ledger::tree::{Frontier, Hash, leaf_hash, verify_consistency, verify_inclusion};
+use crate::ledger::tree::{Frontier, Hash, leaf_hash, verify_consistency};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -33,7 +34,7 @@ pub(super) struct CheckpointLine {
     consistency: Vec<Hash>,
 }
 
-fn hashes(value: &Value) -> Option<Vec<Hash>> {
+pub(super) fn hashes(value: &Value) -> Option<Vec<Hash>> {
     value
         .as_array()?
         .iter()
@@ -115,60 +116,6 @@ pub(super) fn checkpoint_of_to(
     }
 }
 
-/// One line of `context.jsonl`: an entry outside the range, proven.
-#[derive(Clone)]
-pub(super) struct ContextEntry {
-    pub(super) entry: BundleEntry,
-    size: u64,
-    path: Vec<Hash>,
-}
-
-/// `context.jsonl`, when present: entries outside `from..to`, each with
-/// its inclusion path into the checkpoint of its `size` (the last line of
-/// `checkpoints.jsonl`).
-pub(super) fn read_context(
-    dir: &Path,
-    origin: &str,
-    from: u64,
-    to: u64,
-) -> Result<Vec<ContextEntry>, BundleError> {
-    const FILE: &str = "context.jsonl";
-    let Some(bytes) = read_file(dir, FILE)? else {
-        return Ok(Vec::new());
-    };
-    let mut out: Vec<ContextEntry> = Vec::new();
-    for (i, raw) in split_jsonl(&bytes).into_iter().enumerate() {
-        let item = format!("{FILE} line {}", i + 1);
-        let value = std::str::from_utf8(raw)
-            .ok()
-            .and_then(|text| parse_strict(text).ok())
-            .ok_or_else(|| bad(&item, "not JSON"))?;
-        let (Some(size), Some(path)) = (value["size"].as_u64(), hashes(&value["path"])) else {
-            return Err(bad(&item, "needs size, entry and path (base64 hashes)"));
-        };
-        let canonical = to_canonical(&value["entry"]).map_err(|err| bad(&item, err.to_string()))?;
-        let mut entries = read_entries(&canonical, origin)?;
-        let entry = entries
-            .pop()
-            .filter(|_| entries.is_empty())
-            .ok_or_else(|| bad(&item, "entry is not one entry"))?;
-        if value["seq"].as_u64() != Some(entry.seq) {
-            return Err(bad(&item, "seq is not the entry's"));
-        }
-        if (from..to).contains(&entry.seq) {
-            return Err(bad_seq(
-                entry.seq,
-                format!("{item}: a context entry inside the bundle's range"),
-            ));
-        }
-        if out.last().is_some_and(|last| last.entry.seq >= entry.seq) {
-            return Err(bad(&item, "seqs do not increase"));
-        }
-        out.push(ContextEntry { entry, size, path });
-    }
-    Ok(out)
-}
-
 /// Opens every checkpoint line with the key the schedule names and checks
 /// the consistency proof from the line before; each rotation's own
 /// checkpoint (size seq + 1) must be there, signed by its old key; every
@@ -177,7 +124,7 @@ pub(super) fn read_context(
 pub(super) fn check_checkpoints(
     lines: &[CheckpointLine],
     schedule: &KeySchedule,
-    context: &[ContextEntry],
+    context: &Context,
 ) -> Result<BTreeMap<u64, Checkpoint>, BundleError> {
     let mut opened: BTreeMap<u64, Checkpoint> = BTreeMap::new();
     let mut previous: Option<(u64, Hash)> = None;
@@ -192,9 +139,9 @@ pub(super) fn check_checkpoints(
         rotation_checkpoint(seq, last, opened.contains_key(&(seq + 1)))?;
     }
     let last_root = opened.get(&last).map(|checkpoint| checkpoint.root);
-    for item in context {
-        context_proven(item, last, last_root.as_ref())?;
-    }
+    context
+        .proven(last, last_root.as_ref())
+        .map_err(|(_, err)| err)?;
     Ok(opened)
 }
 
@@ -241,43 +188,6 @@ pub(super) fn rotation_checkpoint(seq: u64, last: u64, carried: bool) -> Result<
                 "key_rotated: the bundle lacks its own checkpoint (size {}), signed by \
                  its old key",
                 seq + 1
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// A context entry's path leads to the root of the last carried
-/// checkpoint (`last`, its size; `root`, its root).
-pub(super) fn context_proven(
-    item: &ContextEntry,
-    last: u64,
-    root: Option<&Hash>,
-) -> Result<(), BundleError> {
-    let seq = item.entry.seq;
-    let root = root.filter(|_| item.size == last).ok_or_else(|| {
-        bad_seq(
-            seq,
-            format!(
-                "context entry: proven into size {}, not the last carried checkpoint ({last})",
-                item.size
-            ),
-        )
-    })?;
-    if seq >= item.size
-        || !verify_inclusion(
-            &leaf_hash(&item.entry.bytes),
-            seq,
-            item.size,
-            &item.path,
-            root,
-        )
-    {
-        return Err(bad_seq(
-            seq,
-            format!(
-                "context entry: its inclusion proof into the checkpoint of size {} does not verify",
-                item.size
             ),
         ));
     }
@@ -344,10 +254,10 @@ pub(super) fn changed(from: u64, last_match: u64, size: u64) -> BundleError {
 
 /// The `entry_signatures` setting in force at each entry, from the
 /// `entry_signatures_set` entries of the bundle and its context.
-fn settings(entries: &[BundleEntry], context: &[ContextEntry]) -> BTreeMap<u64, bool> {
+fn settings(entries: &[BundleEntry], context: &Context) -> BTreeMap<u64, bool> {
     context
+        .entries
         .iter()
-        .map(|item| &item.entry)
         .chain(entries)
         .filter(|e| e.value["kind"] == crate::ledger::export::SIGNATURES_KIND)
         .map(|e| (e.seq, e.value["entry_signatures"] == "on"))
@@ -358,7 +268,7 @@ fn settings(entries: &[BundleEntry], context: &[ContextEntry]) -> BTreeMap<u64, 
 /// signature must be in the bundle.
 pub(super) fn check_signatures_present(
     entries: &[BundleEntry],
-    context: &[ContextEntry],
+    context: &Context,
     signed: &BTreeSet<u64>,
 ) -> Result<(), BundleError> {
     let settings = settings(entries, context);
@@ -383,22 +293,23 @@ pub(super) fn check_signatures_present(
 /// the bundle or its context names it.
 pub(super) fn check_payloads_present(
     entries: &[BundleEntry],
-    context: &[ContextEntry],
+    context: &Context,
     present: &BTreeSet<u64>,
 ) -> Result<(), BundleError> {
-    let erased: BTreeSet<u64> = context
+    let mut erased = context.erased.clone();
+    for seq in entries
         .iter()
-        .map(|item| &item.entry)
-        .chain(entries)
         .filter(|e| e.value["kind"] == "payload_erased")
         .filter_map(|e| e.value["erased_seq"].as_u64())
-        .collect();
+    {
+        erased.insert(seq);
+    }
     for entry in entries {
         let kept = matches!(
             entry.value["kind"].as_str(),
             Some("decision" | "stream_ended")
         ) && entry.value["payload_mode"] == "full";
-        if kept && !present.contains(&entry.seq) && !erased.contains(&entry.seq) {
+        if kept && !present.contains(&entry.seq) && !erased.contains(entry.seq) {
             return Err(bad_seq(
                 entry.seq,
                 "payload missing: the entry's payload is kept (payload_mode full) and no \

@@ -6,8 +6,9 @@
 //! context, its key rotations and its streams in flight, not its size:
 //! the tree's right edge, the previous entry's hash, one checkpoint line.
 
+use super::context::Context;
 use super::digest::Lines;
-use super::evidence::{self, CheckpointLine, ContextEntry};
+use super::evidence::{self, CheckpointLine};
 use super::fields::Member;
 use super::first::{Check, First, Found};
 use super::keys::KeySchedule;
@@ -15,6 +16,7 @@ use super::lines::BundleEntry;
 use super::{BundleError, bad, bad_seq, open_unhinted};
 use crate::ledger::checkpoint::Checkpoint;
 use crate::ledger::entry::GENESIS_PREV_HASH;
+use crate::ledger::seq_set::SeqSet;
 use crate::ledger::tree::{Frontier, Hash};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -72,17 +74,18 @@ pub(super) struct Ordered<'a> {
     carried: Option<CarriedLines>,
     /// The checkpoint of size `to`, once opened.
     of_to: Option<Checkpoint>,
-    context: Vec<ContextEntry>,
+    context: Context,
     /// Streamed decisions not yet ended: their kind, outcome and names.
     open: BTreeMap<u64, Value>,
     /// Decisions before `from` whose stream ended, and where.
     ended_before: BTreeMap<u64, u64>,
     /// The `entry_signatures` setting in force: where recorded, and on.
     setting: Option<(u64, bool)>,
-    /// Seqs named by a `payload_erased` entry not yet reached.
-    erased: BTreeSet<u64>,
+    /// Seqs named by a `payload_erased` entry not yet reached (the
+    /// context's, and for a chunk alone those before it).
+    erased: SeqSet,
     /// Entries whose payload must be there and is not (unless erased later).
-    unpaid: BTreeSet<u64>,
+    unpaid: SeqSet,
     /// Chunks not yet reached: their `from`, `prefix` and setting.
     marks: std::collections::VecDeque<(u64, Frontier, bool)>,
     /// One chunk checked alone (`chunk_pass`): the links that lead before
@@ -123,9 +126,9 @@ pub(super) struct ChunkEnd {
     /// `stream_ended` entries naming a decision before the chunk.
     pub(super) ends: Vec<(u64, u64, Value)>,
     /// Seqs named by `payload_erased` entries of the chunk, not in it.
-    pub(super) erased: BTreeSet<u64>,
+    pub(super) erased: SeqSet,
     /// Kept payloads without their line, no erasure in the chunk naming them.
-    pub(super) unpaid: BTreeSet<u64>,
+    pub(super) unpaid: SeqSet,
 }
 
 /// What the ordered checks start from.
@@ -138,7 +141,7 @@ pub(super) struct Start<'a> {
     pub(super) schedule: KeySchedule,
     pub(super) frontier: Frontier,
     pub(super) checkpoints: Option<Lines>,
-    pub(super) context: Vec<ContextEntry>,
+    pub(super) context: Context,
     /// A chunked bundle's chunks: each one's `from`, the tree's right edge
     /// its manifest member gives there, and its `entry_signatures` is on.
     pub(super) marks: Vec<(u64, Frontier, bool)>,
@@ -179,29 +182,17 @@ impl<'a> Ordered<'a> {
             open: BTreeMap::new(),
             ended_before: BTreeMap::new(),
             setting: None,
-            erased: BTreeSet::new(),
-            unpaid: BTreeSet::new(),
+            erased: SeqSet::new(),
+            unpaid: SeqSet::new(),
             marks: start.marks.into(),
             alone: None,
         };
-        let context = std::mem::take(&mut ordered.context);
-        let from = ordered.from;
-        for item in context.iter().filter(|item| item.entry.seq < from) {
-            ordered.follow(&item.entry);
+        let mut context = std::mem::take(&mut ordered.context);
+        for entry in context.before(ordered.from) {
+            ordered.follow(entry);
         }
-        for item in &context {
-            let entry = &item.entry;
-            if entry.seq < ordered.from
-                && entry.value["kind"] == crate::ledger::export::SIGNATURES_KIND
-            {
-                ordered.setting = Some((entry.seq, entry.value["entry_signatures"] == "on"));
-            }
-            if entry.value["kind"] == "payload_erased"
-                && let Some(erased) = entry.value["erased_seq"].as_u64()
-            {
-                ordered.erased.insert(erased);
-            }
-        }
+        ordered.setting = context.setting_before(ordered.from);
+        ordered.erased = std::mem::take(&mut context.erased);
         ordered.context = context;
         if let Some((roots, signing)) = start.alone {
             ordered.setting = Some((ordered.from, signing));
@@ -537,12 +528,15 @@ impl<'a> Ordered<'a> {
         }
         if kind == Some("payload_erased")
             && let Some(erased) = value["erased_seq"].as_u64()
-            && !self.unpaid.remove(&erased)
+            && !self.unpaid.remove(erased)
+            && (erased > seq || self.alone.is_some())
         {
+            // Not yet reached (or, for a chunk alone, before it): what a
+            // whole pass has passed needs no note.
             self.erased.insert(erased);
         }
         let kept = matches!(kind, Some("decision" | "stream_ended")) && entry.keeps_payload();
-        if kept && !paid && !self.erased.remove(&seq) {
+        if kept && !paid && !self.erased.remove(seq) {
             self.unpaid.insert(seq);
         }
     }
@@ -570,8 +564,8 @@ impl<'a> Ordered<'a> {
             self.report_broken(broken, None);
         }
         let context = std::mem::take(&mut self.context);
-        for item in context.iter().filter(|item| item.entry.seq >= to) {
-            self.follow(&item.entry);
+        for entry in context.after(to) {
+            self.follow(entry);
         }
         let mut checkpoint_lines = None;
         if self.evidence {
@@ -595,7 +589,7 @@ impl<'a> Ordered<'a> {
             let error = bad("checkpoint", format!("no checkpoint of size {to}"));
             self.first.error(Check::Locate, u64::MAX, error);
         }
-        if let Some(&seq) = self.unpaid.first() {
+        if let Some(seq) = self.unpaid.first() {
             self.first.error(
                 Check::PayloadsPresent,
                 seq,
@@ -617,7 +611,7 @@ impl<'a> Ordered<'a> {
 
     /// `checkpoints.jsonl` as a whole: the line of size `to` is
     /// `checkpoint.txt`, each rotation has its own, the context is proven.
-    fn finish_carried(&mut self, carried: &CarriedLines, context: &[ContextEntry], note: &str) {
+    fn finish_carried(&mut self, carried: &CarriedLines, context: &Context, note: &str) {
         if let Err(err) = evidence::checkpoint_of_to(carried.of_to.as_deref(), self.to, note) {
             self.first.error(Check::CheckpointLines, u64::MAX, err);
         }
@@ -636,12 +630,8 @@ impl<'a> Ordered<'a> {
                 return;
             }
         }
-        for (i, item) in context.iter().enumerate() {
-            if let Err(err) = evidence::context_proven(item, last, root.as_ref()) {
-                self.first
-                    .error(Check::Checkpoints, (1 << 63) + i as u64, err);
-                return;
-            }
+        if let Err((line, err)) = context.proven(last, root.as_ref()) {
+            self.first.error(Check::Checkpoints, (1 << 63) + line, err);
         }
     }
 

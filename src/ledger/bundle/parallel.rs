@@ -20,14 +20,15 @@
 
 use super::chunk_pass::{ChunkDone, ChunkTask};
 use super::chunks::Chunked;
+use super::context::Context;
 use super::digest::{Digest, Lines};
-use super::evidence::ContextEntry;
 use super::first::{First, Found};
 use super::keys::KeySchedule;
 use super::lines::BundleEntry;
 use super::ordered::{Ordered, Start};
 use super::{BundleError, BundleForm, BundleReport, Manifest, bad, bad_seq};
 use crate::ledger::checkpoint::{Checkpoint, NoteVerifier};
+use crate::ledger::seq_set::SeqSet;
 use crate::ledger::tree::Frontier;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -70,13 +71,11 @@ struct Shared<'a> {
     first_key: &'a NoteVerifier,
     /// The tree's right edge at the bundle's `from`.
     frontier: Frontier,
-    context: Vec<ContextEntry>,
+    context: Context,
     /// The manifest's rotations of a seq in `from..to`, as entries.
     hints: Vec<BundleEntry>,
     /// The `entry_signatures` setting at `from` (the context's).
     signing: bool,
-    /// Seqs the context's `payload_erased` entries name.
-    erased: BTreeSet<u64>,
 }
 
 /// What a task hands back.
@@ -284,23 +283,11 @@ fn prepare<'a>(
         return Err(bad("checkpoint", reason));
     }
     let prefix = super::prefix_hashes(manifest.raw.get("prefix"), from)?;
-    let context = super::evidence::read_context(dir, origin, from, to)?;
+    let context = super::context::read_context(dir, origin, from, to)?;
     if !alone {
         super::lines::chunk_payloads_declared(chunked.has("payloads"), manifest.payloads)?;
     }
-    let mut signing = false;
-    let mut erased = BTreeSet::new();
-    for item in &context {
-        let value = &item.entry.value;
-        if item.entry.seq < from && value["kind"] == crate::ledger::export::SIGNATURES_KIND {
-            signing = value["entry_signatures"] == "on";
-        }
-        if value["kind"] == "payload_erased"
-            && let Some(seq) = value["erased_seq"].as_u64()
-        {
-            erased.insert(seq);
-        }
-    }
+    let signing = context.setting_before(from).is_some_and(|(_, on)| on);
     let shared = Shared {
         dir,
         manifest,
@@ -312,7 +299,6 @@ fn prepare<'a>(
         context,
         hints: hints(manifest, from, to)?,
         signing,
-        erased,
     };
     if let Some(current) = current {
         let schedule = schedule_at(&shared, from)?;
@@ -397,11 +383,7 @@ fn hints(manifest: &Manifest, from: u64, to: u64) -> Result<Vec<BundleEntry>, Bu
 /// then the manifest's rotations before `at`.
 fn schedule_at(shared: &Shared<'_>, at: u64) -> Result<KeySchedule, BundleError> {
     let mut schedule = KeySchedule::new(shared.first_key.clone());
-    let before = shared
-        .context
-        .iter()
-        .map(|item| &item.entry)
-        .filter(|entry| entry.seq < shared.manifest.from);
+    let before = shared.context.before(shared.manifest.from);
     for entry in before.chain(shared.hints.iter().filter(|hint| hint.seq < at)) {
         schedule.push(entry, shared.origin)?;
     }
@@ -458,8 +440,8 @@ fn combine(shared: &Shared<'_>, dones: Vec<Done>) -> Option<(BundleReport, KeySc
     let mut last_hash: Option<String> = None;
     let mut open: BTreeMap<u64, Value> = BTreeMap::new();
     let mut ended_before: BTreeSet<u64> = BTreeSet::new();
-    let mut unpaid = BTreeSet::new();
-    let mut erased = shared.erased.clone();
+    let mut unpaid = SeqSet::new();
+    let mut erased = shared.context.erased.clone();
     let (mut entries, mut payloads, mut signatures) = (0, 0, 0);
     for (chunk, done) in shared.chunked.chunks.iter().zip(dones) {
         let Done::Chunk(done) = done else {
@@ -489,8 +471,8 @@ fn combine(shared: &Shared<'_>, dones: Vec<Done>) -> Option<(BundleReport, KeySc
             }
         }
         open.extend(end.open);
-        unpaid.extend(end.unpaid);
-        erased.extend(end.erased);
+        unpaid.extend_from(&end.unpaid);
+        erased.extend_from(&end.erased);
         edge = end.frontier;
         signing = end.signing;
         last_hash = end.last_hash;
@@ -498,7 +480,7 @@ fn combine(shared: &Shared<'_>, dones: Vec<Done>) -> Option<(BundleReport, KeySc
         payloads += done.payloads;
         signatures += done.signatures;
     }
-    if unpaid.iter().any(|seq| !erased.contains(seq)) {
+    if unpaid.first_not_in(&erased).is_some() {
         return None;
     }
     let report = BundleReport {
@@ -615,9 +597,9 @@ pub(super) fn verify_chunk(
             ends.join(", ")
         ));
     }
-    let mut erased = shared.erased.clone();
-    erased.extend(end.erased.iter().copied());
-    if end.unpaid.iter().any(|seq| !erased.contains(seq)) {
+    let mut erased = shared.context.erased.clone();
+    erased.extend_from(&end.erased);
+    if end.unpaid.first_not_in(&erased).is_some() {
         not_made.push(
             "kept payloads without their payloads line: a payload_erased entry of a later chunk \
              may name them"

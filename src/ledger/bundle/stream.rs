@@ -467,7 +467,7 @@ fn pass(
         first.error(Check::Range, 1, bad("checkpoint", reason));
     }
     let (schedule, context, checkpoints) = if evidence {
-        let context = super::evidence::read_context(dir, origin, from, to);
+        let context = super::context::read_context(dir, origin, from, to);
         let context = first.check(Check::Context, 0, context).unwrap_or_default();
         let checkpoints = Lines::open(dir, "checkpoints.jsonl")?;
         if checkpoints.is_none() {
@@ -478,7 +478,7 @@ fn pass(
     } else {
         let start = super::key_at_from(from, first_key, current);
         let start = first.check(Check::StartKey, 0, start).unwrap_or(first_key);
-        (KeySchedule::new(start.clone()), Vec::new(), None)
+        (KeySchedule::new(start.clone()), Default::default(), None)
     };
     let declared = match chunked {
         Some(chunked) => lines::chunk_payloads_declared(chunked.has("payloads"), manifest.payloads),

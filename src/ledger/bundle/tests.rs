@@ -38,7 +38,7 @@ pub(super) fn decision(model: &str) -> Decision {
     }
 }
 
-fn verifier() -> NoteVerifier {
+pub(super) fn verifier() -> NoteVerifier {
     NoteVerifier::new(ORIGIN, SigningKey::from_bytes(&KEY).verifying_key()).unwrap()
 }
 
@@ -90,7 +90,7 @@ fn model_filter(model: &str) -> Filter {
     }
 }
 
-fn first_bad(dir: &Path, key: &NoteVerifier) -> (Option<u64>, String) {
+pub(super) fn first_bad(dir: &Path, key: &NoteVerifier) -> (Option<u64>, String) {
     evidence::refresh_file_list(dir);
     match verify_bundle(dir, key, None) {
         Err(BundleError::Bad { seq, item, reason }) => (seq, format!("{item}: {reason}")),
@@ -99,7 +99,12 @@ fn first_bad(dir: &Path, key: &NoteVerifier) -> (Option<u64>, String) {
 }
 
 /// Rewrites line `index` of a bundle file.
-fn edit_line(dir: &Path, file: &str, index: usize, edit: impl FnOnce(&str) -> Option<String>) {
+pub(super) fn edit_line(
+    dir: &Path,
+    file: &str,
+    index: usize,
+    edit: impl FnOnce(&str) -> Option<String>,
+) {
     let text = std::fs::read_to_string(dir.join(file)).unwrap();
     let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
     match edit(&lines[index]) {

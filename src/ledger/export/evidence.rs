@@ -9,6 +9,7 @@
 use super::ExportError;
 use super::out::BundleOut;
 use crate::ledger::entry::key_rotation;
+use crate::ledger::seq_set::SeqSet;
 use crate::ledger::store::{LedgerStore, StoreError, StoreNodes};
 use crate::ledger::tree::{consistency_proof, inclusion_proof};
 use base64::Engine;
@@ -33,8 +34,10 @@ pub(crate) struct Scan {
     pub(crate) rotations: Vec<Rotation>,
     /// The last `entry_signatures_set` entry before `from`.
     pub(crate) setting_before: Option<u64>,
-    /// `payload_erased` entries at or after `to` naming a seq in `from..to`.
-    pub(crate) erasures_after: Vec<u64>,
+    /// `payload_erased` entries at or after `to` naming a seq in `from..to`
+    /// (after retention ran over the range, one for nearly every decision
+    /// in it: a bit each).
+    pub(crate) erasures_after: SeqSet,
 }
 
 impl Scan {
@@ -42,7 +45,7 @@ impl Scan {
         Scan {
             rotations: Vec::new(),
             setting_before: None,
-            erasures_after: Vec::new(),
+            erasures_after: SeqSet::new(),
         }
     }
 }
@@ -138,7 +141,7 @@ fn look(found: &mut Scan, seq: u64, entry: &[u8], from: u64, to: u64, setting_ma
             .ok()
             .and_then(|value| value["erased_seq"].as_u64());
         if erased.is_some_and(|erased| (from..to).contains(&erased)) {
-            found.erasures_after.push(seq);
+            found.erasures_after.insert(seq);
         }
     }
 }
@@ -161,14 +164,13 @@ pub(crate) fn write(
 ) -> Result<(), ExportError> {
     let target = target(store, found, to)?;
     let outside = |seq: u64| seq < from || seq >= to;
-    let mut context: BTreeSet<u64> = found
+    let mut few: BTreeSet<u64> = found
         .rotations
         .iter()
         .map(|r| r.seq)
         .filter(|seq| outside(*seq) && *seq < target)
         .collect();
-    context.extend(found.setting_before);
-    context.extend(found.erasures_after.iter().copied());
+    few.extend(found.setting_before);
 
     let nodes = StoreNodes(store);
     let want_checkpoints = out.wants("checkpoints.jsonl");
@@ -179,19 +181,35 @@ pub(crate) fn write(
     if !out.wants("context.jsonl") {
         return Ok(());
     }
-    for seq in &context {
+    for seq in in_order(few, &found.erasures_after) {
         let bytes = store
-            .entry(*seq)?
+            .entry(seq)?
             .ok_or_else(|| StoreError::Corrupt(format!("entry {seq} missing")))?;
         let entry: Value = serde_json::from_slice(&bytes)
             .map_err(|_| StoreError::Corrupt(format!("entry {seq} is not JSON")))?;
-        let path = inclusion_proof(&nodes, *seq, target)
+        let path = inclusion_proof(&nodes, seq, target)
             .map_err(|err| StoreError::Corrupt(format!("inclusion proof of {seq}: {err}")))?;
         let path: Vec<String> = path.iter().map(|hash| BASE64.encode(hash)).collect();
         let line = serde_json::json!({ "seq": seq, "size": target, "entry": entry, "path": path });
         out.append("context.jsonl", format!("{line}\n").as_bytes())?;
     }
     Ok(())
+}
+
+/// The context's seqs in increasing order: the few (rotations, the
+/// setting) merged into the erasures, which are walked, never copied.
+fn in_order(few: BTreeSet<u64>, erasures: &SeqSet) -> impl Iterator<Item = u64> + '_ {
+    let mut few = few.into_iter().peekable();
+    let mut erasures = erasures.iter().peekable();
+    std::iter::from_fn(move || match (few.peek(), erasures.peek()) {
+        (Some(a), Some(b)) if a == b => {
+            erasures.next();
+            few.next()
+        }
+        (Some(a), Some(b)) if a < b => few.next(),
+        (Some(_), None) => few.next(),
+        _ => erasures.next(),
+    })
 }
 
 /// The size of the last checkpoint listed: the latest one when erasures

@@ -48,7 +48,24 @@ impl Filled {
         Self::fill(entries, None, EntrySignatures::On)
     }
 
+    /// As [`Filled::new`], then every decision's payload erased as
+    /// retention erases it (a `payload_erased` entry each, appended after
+    /// the decisions, then the payload removed): entries `0..entries` are
+    /// the decisions, `entries..2 * entries` their erasures.
+    pub fn erased(entries: usize) -> Filled {
+        Self::fill_then(entries, None, EntrySignatures::Off, true)
+    }
+
     fn fill(entries: usize, body: Option<usize>, signatures: EntrySignatures) -> Filled {
+        Self::fill_then(entries, body, signatures, false)
+    }
+
+    fn fill_then(
+        entries: usize,
+        body: Option<usize>,
+        signatures: EntrySignatures,
+        erase: bool,
+    ) -> Filled {
         let dir = tempfile::tempdir().unwrap();
         let key_file = dir.path().join("test.key");
         let vkey = keygen(&key_file, TEST_ORIGIN);
@@ -68,6 +85,7 @@ impl Filled {
         .unwrap();
         let store: Arc<dyn LedgerStore> =
             Arc::new(SledStore::open(&dir.path().join("data/ledger")).unwrap());
+        let kept = store.clone();
         let setting = govgate::ledger::setting::record_if_changed(store.as_ref(), signatures)
             .unwrap()
             .filter(|_| signatures == EntrySignatures::On);
@@ -97,6 +115,7 @@ impl Filled {
             if let Some(setting) = setting {
                 ledger.append(setting).await.unwrap();
             }
+            let mut ids = Vec::new();
             let mut left = entries;
             while left > 0 {
                 let burst = left.min(1000);
@@ -107,6 +126,7 @@ impl Filled {
                             decision.request = Capture::of_complete(&bodies.0, len);
                             decision.response = Capture::of_complete(&bodies.1, len);
                         }
+                        ids.push(decision.id.to_string());
                         ledger.append(EntryBody::Decision(Box::new(decision)))
                     })
                     .collect();
@@ -114,6 +134,29 @@ impl Filled {
                     append.await.unwrap();
                 }
                 left -= burst;
+            }
+            if !erase {
+                return;
+            }
+            for (burst, ids) in ids.chunks(1000).enumerate() {
+                let first = (burst * 1000) as u64;
+                let appends: Vec<_> = ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, id)| {
+                        ledger.append(EntryBody::PayloadErased {
+                            decision_id: id.clone(),
+                            erased_seq: first + i as u64,
+                            reason: "retention".into(),
+                            by: None,
+                        })
+                    })
+                    .collect();
+                for append in appends {
+                    append.await.unwrap();
+                }
+                let seqs: Vec<u64> = (first..first + ids.len() as u64).collect();
+                kept.erase_payloads(&seqs).unwrap();
             }
         });
         drop(ledger);
