@@ -2375,45 +2375,87 @@ def _hash_list(value) -> list | None:
     return out
 
 
-def read_context_lines(data: bytes | None, origin: str, start: int, end: int, problems: list) -> list:
-    """context.jsonl as (seq, canonical bytes, entry, size, path): entries outside start..end, proven."""
-    if data is None:
-        return []
-    out: list = []
-    for number, raw in enumerate(split_jsonl(data), 1):
-        item = f"context.jsonl line {number}"
-        try:
-            value = parse_json(raw)
-            if not isinstance(value, dict):
-                raise VerifyError("not a JSON object")
-            canonical = canonicalize(value.get("entry"))
-        except VerifyError as err:
-            problems.append(f"{item}: {err}")
-            continue
-        size, path = entry_int(value.get("size")), _hash_list(value.get("path"))
-        if size is None or path is None:
-            problems.append(f"{item}: needs size, entry and path (base64 hashes)")
-            continue
-        entry = value["entry"]
-        reason = check_entry_fields(entry)
-        seq = entry_int(entry.get("seq")) if isinstance(entry, dict) else None
-        if reason or seq is None:
-            problems.append(f"{item}: {reason or 'the entry has no seq'}")
-            continue
-        if entry.get("origin") != origin:
-            problems.append(f"seq {seq}: {item}: origin {entry.get('origin')!r} is not the checkpoint origin {origin!r}")
-            continue
-        if entry_int(value.get("seq")) != seq:
-            problems.append(f"{item}: seq is not the entry's")
-            continue
-        if start <= seq < end:
-            problems.append(f"seq {seq}: {item}: a context entry inside the bundle's range")
-            continue
-        if out and out[-1][0] >= seq:
-            problems.append(f"{item}: seqs do not increase")
-            continue
-        out.append((seq, canonical, entry, size, path))
-    return out
+class ContextLines:
+    """context.jsonl read once, line by line: entries outside start..end, each proven into the last carried checkpoint.
+
+    After payload retention has run over a bundle's range, the file holds one
+    line for nearly every decision in it (the payload_erased entry and its
+    inclusion path). So only the entries a verifier follows (key rotations,
+    the entry_signatures setting) are kept; an erasure is kept as the seq it
+    names (`erased`), and every line's path as the root it leads to
+    (`roots`, checked by `proof_problems` once the last checkpoint is
+    known), both in maps that spill to the scratch store.
+    """
+
+    def __init__(self, store: ScratchStore | None = None):
+        self.entries: list = []  # (seq, entry) of the lines that are not erasures
+        self.erased = SpillMap(store)  # seqs the payload_erased lines name
+        self.roots = SpillMap(store)  # seq -> "size root-hex", or "size !why" for a path that leads nowhere
+
+    def read(self, file: "BundleFile", origin: str, start: int, end: int, problems) -> None:
+        last = None
+        for number, (_, raw) in enumerate(file.lines(), 1):
+            item = f"context.jsonl line {number}"
+            try:
+                value = parse_json(raw)
+                if not isinstance(value, dict):
+                    raise VerifyError("not a JSON object")
+                canonical = canonicalize(value.get("entry"))
+            except VerifyError as err:
+                problems.append(f"{item}: {err}")
+                continue
+            size, path = entry_int(value.get("size")), _hash_list(value.get("path"))
+            if size is None or path is None:
+                problems.append(f"{item}: needs size, entry and path (base64 hashes)")
+                continue
+            entry = value["entry"]
+            reason = check_entry_fields(entry)
+            seq = entry_int(entry.get("seq")) if isinstance(entry, dict) else None
+            if reason or seq is None:
+                problems.append(f"{item}: {reason or 'the entry has no seq'}")
+                continue
+            if entry.get("origin") != origin:
+                problems.append(f"seq {seq}: {item}: origin {entry.get('origin')!r} is not the checkpoint origin {origin!r}")
+                continue
+            if entry_int(value.get("seq")) != seq:
+                problems.append(f"{item}: seq is not the entry's")
+                continue
+            if start <= seq < end:
+                problems.append(f"seq {seq}: {item}: a context entry inside the bundle's range")
+                continue
+            if last is not None and last >= seq:
+                problems.append(f"{item}: seqs do not increase")
+                continue
+            last = seq
+            try:
+                self.roots[seq] = f"{size} {root_from_inclusion(seq, size, leaf_hash(canonical), path).hex()}"
+            except VerifyError as err:
+                self.roots[seq] = f"{size} !{err}"
+            erased = entry_int(entry.get("erased_seq")) if entry.get("kind") == "payload_erased" else None
+            if erased is not None:
+                self.erased.add(erased)
+            else:
+                self.entries.append((seq, entry))
+
+    def proof_problems(self, last: int, checkpoint) -> list:
+        """Each line whose path does not lead to the root of the last carried checkpoint (of size `last`)."""
+        found = []
+        for seq, proven in self.roots.sorted_items():
+            size_text, _, root = proven.partition(" ")
+            size = int(size_text)
+            if size != last or checkpoint is None:
+                found.append(f"seq {seq}: context entry: proven into size {size}, not the last carried checkpoint ({last})")
+                continue
+            if root.startswith("!"):
+                why = root[1:]
+            elif root != checkpoint.root.hex():
+                why = f"inclusion path for index {seq} yields root {root}, not the checkpoint root {checkpoint.root.hex()}"
+            else:
+                continue
+            found.append(
+                f"seq {seq}: context entry: its inclusion proof into the checkpoint of size {size} does not verify ({why})"
+            )
+        return found
 
 
 def locate_change(prefix: list, start: int, leaves: list, opened: dict) -> str | None:
@@ -2817,6 +2859,17 @@ class LineCursor:
                 return
             held, self.held = self.held, None
             yield held
+
+    def misplaced(self, number: int, seq: int) -> str | None:
+        """The problem of line `number` (seq `seq`) of a chunk's file when the seq lies outside that chunk's range:
+        read as one stream with its neighbours it would pass, so it is named here."""
+        if not isinstance(self.file, ChunkedFile):
+            return None
+        name, local = self.file.place(number)
+        chunk = self.file.chunk_of(name)
+        if chunk is None or chunk.start <= seq < chunk.end:
+            return None
+        return f"seq {seq}: {name} line {local}: seq {seq} lies outside its chunk's range {chunk.start}..{chunk.end}"
 
     def at(self, number: int) -> tuple:
         """('FILE: ', line number in FILE) of line `number` when the lines come from a chunked bundle's files; else ('', number)."""
@@ -3224,6 +3277,7 @@ class ChunkedFile:
         self.directory, self.chunks, self.kind, self.compression = directory, chunks, kind, compression
         self.digests, self.problems = digests, problems
         self.names = [c.files[kind] for c in chunks if kind in c.files]
+        self.by_name = {c.files[kind]: c for c in chunks if kind in c.files}
         self.starts: list = []  # (first line number in the stream, first offset, name) of each file opened
         self.offsets: list = []  # the first offsets alone (for bisect)
         self.counts: dict = {}  # name -> lines read from it
@@ -3277,6 +3331,10 @@ class ChunkedFile:
             self.digests[name] = (newlines, raw.sha.hexdigest(), raw.bytes)
             self.counts[name] = number - first
             base += size
+
+    def chunk_of(self, name: str):
+        """The chunk whose file `name` is (of this kind), or None."""
+        return self.by_name.get(name)
 
     def place(self, number: int) -> tuple:
         """(file name, line number in it) of line `number` of the stream."""
@@ -3680,20 +3738,18 @@ class BundleCheck:
         # context's before `from`, the entries', the context's after `to`),
         # and with them the carried checkpoints, each opened as soon as the
         # entries below its size are settled.
-        context: list = []
-        context_problems = self._section()
+        context = ContextLines(self.store)
+        context_problems = self._section(spool=True)
         rotation_problems = self._section(spool=True)
         key_problems = self._section()
         checkpoint_read = self._section()
         checkpoint_problems = self._section(spool=True)  # up to one per carried checkpoint
-        checkpoint_after = self._section()
+        checkpoint_after = self._section(spool=True)
         entry_problems = self._section()
         if version >= 2:
-            context = read_context_lines(
-                _read_bundle_file(directory, "context.jsonl"), origin, bundle_start, bundle_end, context_problems
-            )
+            context.read(BundleFile(directory, "context.jsonl", self.digests), origin, bundle_start, bundle_end, context_problems)
             follower = RotationFollower(vkey, start, "the first key (--vkey)", origin, rotation_problems)
-            for seq, _, entry, _, _ in context:
+            for seq, entry in context.entries:
                 if seq < bundle_start:
                     follower.feed(seq, entry)
             if self.chunk is not None:
@@ -3836,6 +3892,10 @@ class BundleCheck:
                         else f"{where}: line {number}: the bundle holds no entries"
                     )
                     continue
+                misplaced = payloads.misplaced(number, payload.seq)
+                if misplaced:
+                    payload_problems.append(misplaced)
+                    continue
                 value = current_value if payload.seq == current_seq else earlier.value(payload.seq)
                 reasons = check_payload(payload, value)
                 if reasons:
@@ -3850,6 +3910,7 @@ class BundleCheck:
                 return
             for number, sig in signatures.ready(upto):
                 name, local = signatures_file.place(number)
+                misplaced = signatures.misplaced(number, sig.seq)
                 at, number = signatures.at(number)
                 where = f"{at}signature seq {sig.seq}"
                 if not start <= sig.seq < end:
@@ -3858,6 +3919,9 @@ class BundleCheck:
                         if expected
                         else f"{where}: line {number}: the bundle holds no entries"
                     )
+                    continue
+                if misplaced:
+                    signature_checks.append(misplaced)
                     continue
                 i = sig.seq - start
                 if i >= earlier.limit - start or self.light:
@@ -3870,7 +3934,7 @@ class BundleCheck:
         # turns an absent line into a provable omission; a line may still
         # come later in its file, so the suspects are decided at the end.
         setting = None  # (seq, on) of the entry_signatures_set in force
-        for seq, _, entry, _, _ in context:
+        for seq, entry in context.entries:
             if isinstance(entry, dict) and entry.get("kind") == SIGNATURES_SET and seq < start:
                 setting = (seq, entry.get("entry_signatures") == "on")
         join_problems = self._section()
@@ -3903,9 +3967,7 @@ class BundleCheck:
                 )
 
         join(start)
-        erased = SpillMap(self.store)
-        for _, _, entry, _, _ in context:
-            _note_erasure(entry, erased)
+        erased = context.erased
         unsigned = SpillMap(self.store)  # seq -> seq of the setting that requires its signature
         unpaid = SpillMap(self.store)  # seqs of kept payloads not (yet) seen
         policies = PolicyChecker(earlier, self.store)
@@ -3987,7 +4049,7 @@ class BundleCheck:
                         f"the key_rotated entries at seq {', '.join(str(r['seq']) for r in later_rotations)} "
                         "lie in other chunks: the keys they name are the manifest's rotations, unsigned"
                     )
-            for seq, _, entry, _, _ in context:
+            for seq, entry in context.entries:
                 if seq >= bundle_end:
                     follower.feed(seq, entry)
         open_carried(None)
@@ -4006,19 +4068,7 @@ class BundleCheck:
                             f"(size {rotation.seq + 1}), signed by its old key"
                         )
                 last_checkpoint = state["previous"] if state["previous"] is not None and state["previous"].size == last else None
-                for seq, canonical, _, size, path in context:
-                    if size != last or last_checkpoint is None:
-                        checkpoint_after.append(
-                            f"seq {seq}: context entry: proven into size {size}, not the last carried checkpoint ({last})"
-                        )
-                        continue
-                    try:
-                        verify_inclusion(seq, size, leaf_hash(canonical), path, last_checkpoint.root)
-                    except VerifyError as err:
-                        checkpoint_after.append(
-                            f"seq {seq}: context entry: its inclusion proof into the checkpoint of size {size} "
-                            f"does not verify ({err})"
-                        )
+                checkpoint_after.extend(context.proof_problems(last, last_checkpoint))
         else:
             checkpoint = open_bundle_checkpoint(schedule)
             if checkpoint is not None:

@@ -3212,6 +3212,111 @@ def file_entry(path: str) -> dict:
     return {"bytes": len(data), "lines": data.count(b"\n"), "sha256": hashlib.sha256(data).hexdigest()}
 
 
+class ErasedRangeScaleTests(unittest.TestCase):
+    """A range whose payloads retention erased after it, verified in less memory than its context needs held.
+
+    65 536 decisions, then the erasure of each one's payload: the bundle of
+    the decisions carries one context.jsonl line per erasure (the entry and
+    its inclusion path into the checkpoint of 131 072), about 73 MB. Held
+    whole and parsed (entries, paths), that is several times the verifier's
+    address space (RLIMIT_AS, as ScaleTests).
+    """
+
+    N = 1 << 16
+    LIMIT = ScaleTests.LIMIT
+
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.dir = os.path.join(cls.tmp.name, "bundle")
+        os.mkdir(cls.dir)
+        raws, prev = [], "0" * 64
+        for seq in range(2 * cls.N):
+            entry = {"origin": ORIGIN, "prev_hash": prev, "seq": seq, "time": "2026-12-06T10:00:00.000Z"}
+            decision_id = hashlib.sha256(b"id%d" % (seq % cls.N)).hexdigest()[:32]
+            if seq < cls.N:
+                entry.update(decision_id=decision_id, kind="decision", model="m", outcome="served", status=200)
+                side = {"captured": 8, "commitment": "0" * 64, "length": 8}
+                entry.update(payload_mode="full", request=side, response=dict(side), version="1")
+            else:
+                entry.update(decision_id=decision_id, kind="payload_erased", erased_seq=seq - cls.N, reason="retention")
+            raw = canonical(entry)
+            raws.append(raw)
+            prev = blake3.blake3(raw).hexdigest()
+        levels = [[t_leaf(raw) for raw in raws]]
+        while len(levels[-1]) > 1:
+            below = levels[-1]
+            levels.append([t_node(below[i], below[i + 1]) for i in range(0, len(below), 2)])
+        with open(os.path.join(cls.dir, "entries.jsonl"), "wb") as f:
+            f.writelines(raw + b"\n" for raw in raws[: cls.N])
+        with open(os.path.join(cls.dir, "context.jsonl"), "wb") as f:
+            for seq in range(cls.N, 2 * cls.N):
+                path = [b64(level[(seq >> height) ^ 1]) for height, level in enumerate(levels[:-1])]
+                line = {"entry": json.loads(raws[seq]), "path": path, "seq": seq, "size": 2 * cls.N}
+                f.write(canonical(line) + b"\n")
+        open(os.path.join(cls.dir, "payloads.jsonl"), "wb").close()
+        with open(os.path.join(cls.dir, "checkpoints.jsonl"), "wb") as f:
+            for size, proof in ((cls.N, []), (2 * cls.N, [levels[-2][1]])):
+                note = signed_checkpoint(SEED, size, levels[-1][0] if size == 2 * cls.N else levels[-2][0]).decode()
+                f.write(canonical({"checkpoint": note, "consistency": [b64(p) for p in proof], "size": size}) + b"\n")
+        with open(os.path.join(cls.dir, "checkpoint.txt"), "wb") as f:
+            f.write(signed_checkpoint(SEED, cls.N, levels[-2][0]))
+        cls.list_files()
+
+    @classmethod
+    def list_files(cls):
+        """manifest.json with the file list of what the bundle holds now (as a forger would make it match)."""
+        manifest = {"format": "govgate-bundle/2", "origin": ORIGIN, "vkey": vkey_for(SEED), "from": 0, "to": cls.N}
+        manifest.update(prefix=[], payloads=True, first_vkey=vkey_for(SEED), rotations=[], checkpoints_every=1)
+        manifest["files"] = {}
+        for name in ("entries.jsonl", "context.jsonl", "payloads.jsonl", "checkpoints.jsonl", "checkpoint.txt"):
+            with open(os.path.join(cls.dir, name), "rb") as f:
+                data = f.read()
+            manifest["files"][name] = {"lines": data.count(b"\n"), "sha256": hashlib.sha256(data).hexdigest()}
+        with open(os.path.join(cls.dir, "manifest.json"), "w") as f:
+            json.dump(manifest, f)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def run_limited(self) -> tuple:
+        return ScaleTests.run_limited(self, self.dir)
+
+    def test_the_erasures_after_the_range_are_not_held(self):
+        self.assertGreater(os.path.getsize(os.path.join(self.dir, "context.jsonl")), self.LIMIT // 3)
+        rc, out, err = self.run_limited()
+        self.assertEqual(
+            (rc, out), (0, f"OK bundle origin={ORIGIN} from=0 to={self.N} payloads=0 signatures=0 rotations=0\n"), err
+        )
+
+    def test_a_missing_erasure_and_a_path_leading_elsewhere_are_named(self):
+        original = os.path.join(self.dir, "context.jsonl")
+        saved = original + ".saved"
+        os.rename(original, saved)
+        try:
+            with open(saved, "rb") as src, open(original, "wb") as dst:
+                for number, line in enumerate(src):
+                    if number == 40_000:
+                        continue  # the erasure of seq 40 000
+                    if number == 50_000:
+                        at = line.index(b'"path":["') + len(b'"path":["')
+                        line = line[:at] + (b"AAAA" if line[at:at + 4] != b"AAAA" else b"BBBB") + line[at + 4:]
+                    dst.write(line)
+            self.list_files()
+            rc, out, err = self.run_limited()
+        finally:
+            os.replace(saved, original)
+            self.list_files()
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn(
+            f"seq {self.N + 50_000}: context entry: its inclusion proof into the checkpoint of size {2 * self.N} "
+            "does not verify",
+            out,
+        )
+        self.assertIn("seq 40000: payload missing", out)
+
+
 def carried_checkpoints(directory: str, leaves: list, sizes, seed: bytes = SEED) -> None:
     """checkpoints.jsonl (8.1) for the trees of `sizes`, each line's consistency proof from the line before."""
     with open(os.path.join(directory, "checkpoints.jsonl"), "wb") as f:
@@ -3391,6 +3496,24 @@ class ChunkedTests(LogTestCase):
                 )
                 self.assertEqual(run("bundle", "--vkey", self.vkey, d), (0, self.ok, ""))
                 self.assertEqual(run("bundle", "--jobs", "2", "--vkey", self.vkey, d), (0, self.ok, ""))
+
+    def test_a_line_moved_into_the_previous_chunks_file_is_named_there(self):
+        """Read as one stream the payload lines are still in seq order; the line's own file is not its chunk's."""
+        d = self.chunked("none")
+        first, second = "chunks/000000000000/payloads.jsonl", "chunks/000000000010/payloads.jsonl"
+        with open(os.path.join(d, second), "rb") as f:
+            moved, rest = f.read().split(b"\n", 1)
+        self.assertIn(b'"seq": 10,', moved)
+        self.rewrite(d, first, lambda data: data + moved + b"\n")
+        self.rewrite(d, second, lambda _: rest)
+        manifest = self.manifest(d)
+        manifest["files"][first]["lines"] += 1
+        manifest["files"][second]["lines"] -= 1
+        self.write_manifest(d, manifest)
+        for jobs in ("1", "2"):
+            code, out, _ = run("bundle", "--jobs", jobs, "--vkey", self.vkey, d)
+            self.assertEqual(code, 1, out)
+            self.assertIn(f"FAIL seq 10: {first} line 10: seq 10 lies outside its chunk's range 0..10\n", out)
 
     def test_a_listed_chunk_file_that_no_chunk_names_is_refused(self):
         """A file named like a chunk's, listed in files with its digest, but in no chunk's files: never read, so
