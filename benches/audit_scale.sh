@@ -34,6 +34,11 @@
 #                   this many entries a chunk (default: one-file bundle)
 #   BENCH_COMPRESS  zstd, gzip or none: compress the chunks (implies
 #                   BENCH_CHUNK=1000000 when that is not set)
+#   BENCH_ERASED    1: every decision's payload is then erased as payload
+#                   retention erases it (a payload_erased entry each, after
+#                   the decisions), and the bundle covers the decisions
+#                   only (--to BENCH_ENTRIES): its context.jsonl carries one
+#                   line per erasure (default 0)
 #
 # The ledger takes about 2.1 KB of disk per entry and the bundle about
 # 1.3 KB more uncompressed (about 2 GB and 1.3 GB at the default size, 21
@@ -57,6 +62,8 @@ CHUNK=${BENCH_CHUNK:-}
 COMPRESS=${BENCH_COMPRESS:-}
 [[ -z $CHUNK || $CHUNK =~ ^[1-9][0-9]*$ ]] || die "BENCH_CHUNK=$CHUNK: a positive number of entries"
 [[ -z $COMPRESS || $COMPRESS =~ ^(zstd|gzip|none)$ ]] || die "BENCH_COMPRESS=$COMPRESS: zstd, gzip or none"
+ERASED=${BENCH_ERASED:-0}
+[[ $ERASED == 0 || $ERASED == 1 ]] || die "BENCH_ERASED=$ERASED: 0 or 1"
 CHUNK_FLAGS=()
 [[ -n $CHUNK ]] && CHUNK_FLAGS+=(--chunk-entries "$CHUNK")
 [[ -n $COMPRESS ]] && CHUNK_FLAGS+=(--compress "$COMPRESS")
@@ -118,13 +125,19 @@ measure() {
 }
 
 echo "audit_scale.sh: $ENTRIES entries ($PROFILE build) in $DIR" >&2
-measure "fill (fill_ledger example)" "$FILL" "$DIR" "$ENTRIES"
+FILL_FLAGS=()
+RANGE_FLAGS=()
+if [[ $ERASED == 1 ]]; then
+    FILL_FLAGS=(--erased)
+    RANGE_FLAGS=(--to "$ENTRIES")
+fi
+measure "fill (fill_ledger example)" "$FILL" "$DIR" "$ENTRIES" "${FILL_FLAGS[@]}"
 measure "govgate verify --config (store)" \
     "$BIN" verify --quiet --config "$DIR/govgate.toml"
 export_name="govgate export --payloads"
-((${#CHUNK_FLAGS[@]})) && export_name+=" ${CHUNK_FLAGS[*]}"
+((${#CHUNK_FLAGS[@]} + ${#RANGE_FLAGS[@]})) && export_name+=" ${RANGE_FLAGS[*]} ${CHUNK_FLAGS[*]}"
 measure "$export_name" \
-    "$BIN" export --quiet --payloads "${CHUNK_FLAGS[@]}" --config "$DIR/govgate.toml" --out "$DIR/bundle"
+    "$BIN" export --quiet --payloads "${RANGE_FLAGS[@]}" "${CHUNK_FLAGS[@]}" --config "$DIR/govgate.toml" --out "$DIR/bundle"
 measure "govgate verify --bundle" \
     "$BIN" verify --bundle "$DIR/bundle" --vkey "@$DIR/govgate.vkey"
 if [[ $PYTHON != none ]]; then
@@ -145,6 +158,7 @@ chunks=$(find "$DIR/bundle/chunks" -mindepth 1 -maxdepth 1 -type d 2>/dev/null |
 about="$form"
 [[ -n $compression ]] && about+=", $chunks chunks, compression $compression"
 echo
+[[ $ERASED == 1 ]] && about+=", the decisions' payloads erased after them: $(wc -l <"$DIR/bundle/context.jsonl") context lines"
 echo "$ENTRIES entries with payloads; ledger $ledger_mb MB on disk, bundle $bundle_mb MB on disk ($about); $(nproc) CPUs"
 echo
 header="tool|wall|peak RSS|entries/s"

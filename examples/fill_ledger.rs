@@ -3,14 +3,16 @@
 //! batch): the input of benches/audit_scale.sh, which measures the offline
 //! audit tools on it. Not a way to make a ledger for real use.
 //!
-//! Run: `cargo run --release --example fill_ledger -- DIR N`
+//! Run: `cargo run --release --example fill_ledger -- DIR N [--erased]`
 //! DIR (new) gets `govgate.toml`, `govgate.key`, `govgate.vkey` and
-//! `data/ledger`.
+//! `data/ledger`. With `--erased`, every decision's payload is then erased
+//! as payload retention erases it: a `payload_erased` entry each (seqs
+//! `N..2N`), then the payload removed.
 
 #[path = "../benches/common/sample.rs"]
 mod sample;
 
-use govgate::decision::{EntrySignatures, PayloadMode};
+use govgate::decision::{DecisionId, EntrySignatures, PayloadMode};
 use govgate::ledger::checkpoint::NoteSigner;
 use govgate::ledger::entry::EntryBody;
 use govgate::ledger::metrics::LedgerMetrics;
@@ -28,7 +30,12 @@ const SEGMENT: u64 = 50_000;
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let (Some(dir), Some(entries)) = (args.next(), args.next()) else {
-        anyhow::bail!("usage: fill_ledger DIR ENTRIES");
+        anyhow::bail!("usage: fill_ledger DIR ENTRIES [--erased]");
+    };
+    let erased = match args.next().as_deref() {
+        None => false,
+        Some("--erased") => true,
+        Some(other) => anyhow::bail!("{other}: usage: fill_ledger DIR ENTRIES [--erased]"),
     };
     let dir = PathBuf::from(dir);
     let entries: u64 = entries.parse()?;
@@ -64,20 +71,43 @@ fn main() -> anyhow::Result<()> {
     // again every SEGMENT entries, which gives it all back, so memory stays
     // flat at any size.
     let mut done = 0u64;
+    let mut ids = Vec::new();
     while done < entries {
         let segment = (entries - done).min(SEGMENT);
-        fill(&dir, &signer, done, segment)?;
+        fill(&dir, &signer, done, segment, Fill::Decisions(&mut ids))?;
         done += segment;
+    }
+    if erased {
+        for (segment, ids) in ids.chunks(SEGMENT as usize).enumerate() {
+            let first = segment as u64 * SEGMENT;
+            fill(&dir, &signer, first, ids.len() as u64, Fill::Erasures(ids))?;
+        }
     }
     println!("{}", dir.display());
     Ok(())
 }
 
-/// Appends `count` decisions to the ledger in `dir` (holding `before`).
-fn fill(dir: &std::path::Path, signer: &NoteSigner, before: u64, count: u64) -> anyhow::Result<()> {
+/// What [`fill`] appends.
+enum Fill<'a> {
+    /// Decisions, whose ids are pushed here.
+    Decisions(&'a mut Vec<DecisionId>),
+    /// The erasures of the decisions with these ids (the first of them at
+    /// `first`), whose payloads are then removed.
+    Erasures(&'a [DecisionId]),
+}
+
+/// Appends `count` entries to the ledger in `dir`: decisions (the ledger
+/// holding `first` entries), or the erasures of decisions `first..`.
+fn fill(
+    dir: &std::path::Path,
+    signer: &NoteSigner,
+    first: u64,
+    count: u64,
+    what: Fill<'_>,
+) -> anyhow::Result<()> {
     let store: Arc<dyn LedgerStore> = Arc::new(SledStore::open(&dir.join("data/ledger"))?);
     let (ledger, writer) = Ledger::open(
-        store,
+        store.clone(),
         SequencerConfig {
             origin: ORIGIN.into(),
             signer: signer.clone(),
@@ -91,19 +121,32 @@ fn fill(dir: &std::path::Path, signer: &NoteSigner, before: u64, count: u64) -> 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let erasing = matches!(what, Fill::Erasures(_));
     runtime.block_on(async {
         // At most two batches waiting: the writer stays busy, memory flat.
         let mut pending = std::collections::VecDeque::with_capacity(2 * BATCH);
-        for done in before..before + count {
+        let mut what = what;
+        for done in first..first + count {
             if pending.len() == 2 * BATCH
                 && let Some(oldest) = pending.pop_front()
             {
                 let acked: Result<_, _> = oldest.await;
                 acked.map_err(|err| anyhow::anyhow!("append: {err}"))?;
             }
-            pending.push_back(ledger.append(EntryBody::Decision(Box::new(
-                sample::served_decision("credit-scoring", "2"),
-            ))));
+            let body = match &mut what {
+                Fill::Decisions(ids) => {
+                    let decision = sample::served_decision("credit-scoring", "2");
+                    ids.push(decision.id);
+                    EntryBody::Decision(Box::new(decision))
+                }
+                Fill::Erasures(ids) => EntryBody::PayloadErased {
+                    decision_id: ids[(done - first) as usize].to_string(),
+                    erased_seq: done,
+                    reason: "retention".into(),
+                    by: None,
+                },
+            };
+            pending.push_back(ledger.append(body));
             if done % 100_000 == 99_999 {
                 eprintln!("fill_ledger: {} entries", done + 1);
             }
@@ -117,5 +160,12 @@ fn fill(dir: &std::path::Path, signer: &NoteSigner, before: u64, count: u64) -> 
     })?;
     drop(ledger);
     writer.close();
+    if erasing {
+        // As the erasure does: the entries first, then the payloads.
+        let seqs: Vec<u64> = (first..first + count).collect();
+        for seqs in seqs.chunks(10_000) {
+            store.erase_payloads(seqs)?;
+        }
+    }
     Ok(())
 }

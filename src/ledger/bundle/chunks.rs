@@ -14,6 +14,7 @@ use sha2::Digest as _;
 use std::collections::VecDeque;
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// One member of the manifest's `chunks`.
 pub(super) struct Chunk {
@@ -24,6 +25,42 @@ pub(super) struct Chunk {
     /// `entry_signatures` is `on`.
     pub(super) signing: bool,
     pub(super) files: Vec<String>,
+}
+
+/// The chunk files of one kind read as one stream: which file each line
+/// is in, and that file's chunk.
+#[derive(Default)]
+pub(super) struct Places {
+    files: Vec<Place>,
+    /// The file the last line asked about is in.
+    at: usize,
+}
+
+/// One chunk file in [`Places`].
+pub(super) struct Place {
+    pub(super) file: Arc<str>,
+    /// The stream's number of its first line (from 1).
+    first: usize,
+    /// Its chunk's range.
+    pub(super) from: u64,
+    pub(super) to: u64,
+}
+
+impl Places {
+    /// The file of the stream's line `number` (from 1), and the line's
+    /// number in it. Lines are asked about in increasing order.
+    pub(super) fn of(&mut self, number: usize) -> Option<(&Place, usize)> {
+        while self
+            .files
+            .get(self.at + 1)
+            .is_some_and(|next| next.first <= number)
+        {
+            self.at += 1;
+        }
+        let place = self.files.get(self.at)?;
+        let local = number.checked_sub(place.first)? + 1;
+        Some((place, local))
+    }
 }
 
 /// The chunk list of a `govgate-bundle/3` manifest.
@@ -191,6 +228,31 @@ impl Chunked {
                 current: None,
             }),
         )))
+    }
+
+    /// Where the lines of [`Chunked::lines`] of `kind` come from, by the
+    /// line counts the manifest's `files` gives each file (`listed`), which
+    /// are checked against the files before their lines are read.
+    pub(super) fn places(&self, listed: Option<&Value>, kind: &str) -> Places {
+        let name = format!("/{kind}.jsonl{}", self.compression.extension());
+        let mut places = Places::default();
+        let mut first = 1;
+        for chunk in &self.chunks {
+            for file in chunk.files.iter().filter(|file| file.ends_with(&name)) {
+                let lines = listed
+                    .and_then(|listed| listed[file.as_str()]["lines"].as_u64())
+                    .and_then(|lines| usize::try_from(lines).ok())
+                    .unwrap_or(usize::MAX);
+                places.files.push(Place {
+                    file: Arc::from(file.as_str()),
+                    first,
+                    from: chunk.from,
+                    to: chunk.to,
+                });
+                first = first.saturating_add(lines);
+            }
+        }
+        places
     }
 
     /// The file holding entry `seq`'s line, to name a problem by.

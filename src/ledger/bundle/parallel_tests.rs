@@ -176,3 +176,84 @@ async fn a_file_under_chunks_that_the_manifest_does_not_list_is_refused() {
         "files: chunks/000000000000/signatures.jsonl is present but the manifest does not list it"
     );
 }
+
+/// Writes `text` as bundle file `name` and makes the manifest's file list
+/// match it, as a forger would.
+fn rewrite_listed(dir: &Path, name: &str, text: &str) {
+    use sha2::Digest;
+    std::fs::write(dir.join(name), text).unwrap();
+    let path = dir.join("manifest.json");
+    let mut manifest: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let listed = &mut manifest["files"][name];
+    listed["lines"] = text.matches('\n').count().into();
+    listed["sha256"] = crate::ledger::entry::hex(&sha2::Sha256::digest(text.as_bytes())).into();
+    if listed.get("bytes").is_some() {
+        listed["bytes"] = text.len().into();
+    }
+    std::fs::write(&path, manifest.to_string()).unwrap();
+}
+
+#[tokio::test]
+async fn a_line_moved_into_the_previous_chunks_file_is_named_there() {
+    let store = rotated().await;
+    let (_tmp, dir) = export_chunked(&store, NEXT, 0, Compression::None);
+    let manifest = read_manifest(&dir).unwrap();
+    let chunks = manifest.raw["chunks"].as_array().unwrap().clone();
+    let file = |chunk: usize, kind: &str| {
+        chunks[chunk]["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|name| name.ends_with(&format!("/{kind}.jsonl")))
+            .unwrap()
+            .to_owned()
+    };
+    let to = chunks[0]["to"].as_u64().unwrap();
+    for kind in ["signatures", "payloads"] {
+        let (_tmp, dir) = export_chunked(&store, NEXT, 0, Compression::None);
+        let (first, second) = (file(0, kind), file(1, kind));
+        let mine = std::fs::read_to_string(dir.join(&first)).unwrap();
+        let theirs = std::fs::read_to_string(dir.join(&second)).unwrap();
+        let (moved, rest) = theirs.split_once('\n').unwrap();
+        assert!(moved.contains(&format!("\"seq\":{to}")), "{moved}");
+        // Read as one stream the lines are still in seq order.
+        rewrite_listed(&dir, &first, &format!("{mine}{moved}\n"));
+        rewrite_listed(&dir, &second, rest);
+        let lines = mine.lines().count() + 1;
+        let err = verify_bundle(&dir, &key(KEY), None).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "seq {to}: {first} line {lines}: seq {to} lies outside its chunk's range 0..{to}"
+            ),
+            "{kind}"
+        );
+        assert_eq!(
+            parallel_on(&dir, 2),
+            None,
+            "{kind}: the parallel check refuses it too"
+        );
+    }
+
+    // A bad line is named by its chunk file and its number there, not by
+    // the chunk's entries file and its number in the stream of them all.
+    let second = file(1, "signatures");
+    let theirs = std::fs::read_to_string(dir.join(&second)).unwrap();
+    let (line, rest) = theirs.split_once('\n').unwrap();
+    let mut value: Value = serde_json::from_str(line).unwrap();
+    value["signature"] = base64_of(&[0; 64]).into();
+    rewrite_listed(&dir, &second, &format!("{value}\n{rest}"));
+    let err = verify_bundle(&dir, &key(KEY), None)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        format!("seq {to}: per-entry signature does not verify ({second} line 1)")
+    );
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}

@@ -25,8 +25,8 @@ use crate::ledger::checkpoint::{Checkpoint, NoteVerifier};
 use crate::ledger::tree::{Frontier, leaf_hash};
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Entry lines per round at most.
 const CHUNK: usize = 4096;
@@ -61,11 +61,64 @@ impl From<BundleError> for Stop {
 
 /// One line of a bundle file.
 struct Line {
-    /// Its number in its file, from 1.
+    /// Its number in its file, from 1 (in a chunked bundle, in the stream
+    /// of every chunk's file of its kind).
     number: usize,
     /// Its `seq` as [`peek_seq`] finds it (signatures and payloads).
     seq: Option<u64>,
     bytes: bytes::Bytes,
+    /// In a chunked bundle: the chunk file it is in, its number there, and
+    /// the chunk's range.
+    place: Option<LinePlace>,
+}
+
+/// Where a signature or payload line of a chunked bundle is.
+struct LinePlace {
+    file: Arc<str>,
+    number: usize,
+    from: u64,
+    to: u64,
+}
+
+impl Line {
+    fn new(number: usize, seq: Option<u64>, bytes: bytes::Bytes) -> Self {
+        Self {
+            number,
+            seq,
+            bytes,
+            place: None,
+        }
+    }
+
+    /// A line of a chunk's file whose seq lies outside that chunk: read
+    /// as one stream with its neighbours it would pass, so it is named here.
+    fn misplaced(&self) -> Option<BundleError> {
+        let (place, seq) = (self.place.as_ref()?, self.seq?);
+        (!(place.from..place.to).contains(&seq)).then(|| {
+            bad_seq(
+                seq,
+                format!(
+                    "{} line {}: seq {seq} lies outside its chunk's range {}..{}",
+                    place.file, place.number, place.from, place.to
+                ),
+            )
+        })
+    }
+
+    /// `err` about this line, which names it as line `number` of `kind`'s
+    /// one file, named by its chunk file and its number there instead.
+    fn named(&self, kind: &str, err: BundleError) -> BundleError {
+        let (Some(place), BundleError::Bad { seq, item, reason }) = (&self.place, &err) else {
+            return err;
+        };
+        let one = format!("{kind}.jsonl line {}", self.number);
+        let chunk = format!("{} line {}", place.file, place.number);
+        BundleError::Bad {
+            seq: *seq,
+            item: item.replace(&one, &chunk),
+            reason: reason.replace(&one, &chunk),
+        }
+    }
 }
 
 /// The lines one round reads.
@@ -86,6 +139,8 @@ impl Round {
 /// A file whose lines go with the entries of their seq.
 struct Paired {
     lines: Option<Lines>,
+    /// A chunked bundle's: which chunk file each line is in.
+    places: Option<super::chunks::Places>,
     /// A line read whose seq is beyond the entries read so far.
     held: Option<Line>,
     last: Option<u64>,
@@ -96,10 +151,11 @@ struct Paired {
 }
 
 impl Paired {
-    fn new(lines: Option<Lines>) -> Self {
+    fn new(lines: Option<Lines>, places: Option<super::chunks::Places>) -> Self {
         Self {
             stopped: lines.is_none(),
             lines,
+            places,
             held: None,
             last: None,
             taken: 0,
@@ -121,11 +177,19 @@ impl Paired {
                     .transpose()?
                     .flatten()
                 {
-                    Some((number, bytes)) => Line {
-                        number,
-                        seq: peek_seq(&bytes),
-                        bytes,
-                    },
+                    Some((number, bytes)) => {
+                        let mut line = Line::new(number, peek_seq(&bytes), bytes);
+                        line.place = self.places.as_mut().and_then(|places| {
+                            let (place, local) = places.of(number)?;
+                            Some(LinePlace {
+                                file: Arc::clone(&place.file),
+                                number: local,
+                                from: place.from,
+                                to: place.to,
+                            })
+                        });
+                        line
+                    }
                     None => {
                         self.stopped = true;
                         break;
@@ -196,11 +260,7 @@ impl Reader {
             let bound = self.from + self.taken;
             self.taken += 1;
             round.bytes += bytes.len();
-            round.entries.push(Line {
-                number,
-                seq: None,
-                bytes,
-            });
+            round.entries.push(Line::new(number, None, bytes));
             round.bytes += self.signatures.pull(bound, &mut round.signatures, left)?;
             round.bytes += self.payloads.pull(bound, &mut round.payloads, left)?;
         }
@@ -326,6 +386,10 @@ fn entry_of(round: &Checking, seq: u64) -> Option<&BundleEntry> {
 
 fn check_signature(checks: &Checks<'_>, line: &Line, done: &mut Done) {
     let number = line.number;
+    if let Some(err) = line.misplaced() {
+        done.failures.push((Check::Signatures, number as u64, err));
+        return;
+    }
     let checked = lines::signature_line(number, &line.bytes).and_then(|(seq, object)| {
         if line.seq != Some(seq) {
             done.reordered = true;
@@ -336,12 +400,17 @@ fn check_signature(checks: &Checks<'_>, line: &Line, done: &mut Done) {
         lines::check_signature(seq, number, &signature, entry, checks.schedule, checks.from)
     });
     if let Err(err) = checked {
+        let err = line.named("signatures", err);
         done.failures.push((Check::Signatures, number as u64, err));
     }
 }
 
 fn check_payload(checks: &Checks<'_>, line: &Line, done: &mut Done) {
     let number = line.number;
+    if let Some(err) = line.misplaced() {
+        done.failures.push((Check::Payloads, number as u64, err));
+        return;
+    }
     let checked = lines::payload_line(number, &line.bytes).and_then(|(seq, object)| {
         if line.seq != Some(seq) {
             done.reordered = true;
@@ -350,6 +419,7 @@ fn check_payload(checks: &Checks<'_>, line: &Line, done: &mut Done) {
         lines::check_payload(seq, number, &object, entry_of(checks.round, seq))
     });
     if let Err(err) = checked {
+        let err = line.named("payloads", err);
         done.failures.push((Check::Payloads, number as u64, err));
     }
 }
@@ -398,6 +468,14 @@ fn name_chunk(manifest: &Manifest, err: BundleError) -> BundleError {
     else {
         return err;
     };
+    if reason.contains("chunks/") {
+        // Named by its chunk file already (a signature or payload line).
+        return BundleError::Bad {
+            seq: Some(seq),
+            item,
+            reason,
+        };
+    }
     let file = (manifest.version >= 3)
         .then(|| super::chunks::read(manifest).ok())
         .flatten();
@@ -531,8 +609,14 @@ fn pass(
         entries_done: false,
         taken: 0,
         from,
-        signatures: Paired::new(open_lines(dir, chunked, "signatures")?),
-        payloads: Paired::new(payloads),
+        signatures: Paired::new(
+            open_lines(dir, chunked, "signatures")?,
+            chunked.map(|chunked| chunked.places(files, "signatures")),
+        ),
+        payloads: Paired::new(
+            payloads,
+            chunked.map(|chunked| chunked.places(files, "payloads")),
+        ),
     };
     let threads = super::parallel::threads(jobs);
     run(&mut reader, &mut ordered, origin, from, threads)?;
@@ -726,8 +810,8 @@ pub(super) fn run_chunk(
         entries_done: false,
         taken: 0,
         from,
-        signatures: Paired::new(signatures),
-        payloads: Paired::new(payloads),
+        signatures: Paired::new(signatures, None),
+        payloads: Paired::new(payloads, None),
     };
     match run(&mut reader, ordered, origin, from, threads) {
         Ok(()) => {}
