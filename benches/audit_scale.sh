@@ -154,11 +154,12 @@ ledger_mb=$(du -sm "$DIR/data/ledger" | cut -f1)
 bundle_mb=$(du -sm "$DIR/bundle" | cut -f1)
 form=$(sed -n 's/.*"format": *"\([^"]*\)".*/\1/p' "$DIR/bundle/manifest.json" | head -1)
 compression=$(sed -n 's/.*"compression": *"\([^"]*\)".*/\1/p' "$DIR/bundle/manifest.json" | head -1)
-chunks=$(find "$DIR/bundle/chunks" -mindepth 1 -maxdepth 1 -type d 2>/dev/null | wc -l)
+# A one-file bundle has no chunks/ (find fails, which pipefail would pass on).
+chunks=$( (find "$DIR/bundle/chunks" -mindepth 1 -maxdepth 1 -type d 2>/dev/null || true) | wc -l)
 about="$form"
 [[ -n $compression ]] && about+=", $chunks chunks, compression $compression"
-echo
 [[ $ERASED == 1 ]] && about+=", the decisions' payloads erased after them: $(wc -l <"$DIR/bundle/context.jsonl") context lines"
+echo
 echo "$ENTRIES entries with payloads; ledger $ledger_mb MB on disk, bundle $bundle_mb MB on disk ($about); $(nproc) CPUs"
 echo
 header="tool|wall|peak RSS|entries/s"
