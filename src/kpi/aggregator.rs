@@ -393,7 +393,19 @@ impl ModelKpi {
         rows: &[Vec<FeatureValue>],
         upload: ReferenceUpload,
     ) -> Result<(), String> {
-        match build_drift(&self.config, rows, ReferenceSource::Upload) {
+        let drift = build_drift(&self.config, rows, ReferenceSource::Upload);
+        self.install_reference(version, drift, upload)
+    }
+
+    /// Makes `drift`, built from an upload's rows, the drift reference of
+    /// `version`.
+    fn install_reference(
+        &mut self,
+        version: &str,
+        drift: Drift,
+        upload: ReferenceUpload,
+    ) -> Result<(), String> {
+        match drift {
             Drift::Off { .. } => {
                 Err("the reference has no usable value for some feature".to_owned())
             }
@@ -553,17 +565,32 @@ impl Aggregator {
         Some((observation.model, count))
     }
 
-    fn set_reference(
+    /// Makes `rows` the drift reference of model `name` `version`. The
+    /// reference (a sort of up to [`super::MAX_REFERENCE_ROWS`] values per
+    /// feature) is built on a blocking thread: this task waits for it, the
+    /// async worker it runs on does not.
+    async fn set_reference(
         &mut self,
         name: &str,
         version: &str,
-        rows: &[Vec<FeatureValue>],
+        rows: Vec<Vec<FeatureValue>>,
         upload: ReferenceUpload,
     ) -> Result<(), String> {
+        let config = self
+            .models
+            .get(name)
+            .ok_or_else(|| format!("model `{name}` has no [models.kpi]"))?
+            .config
+            .clone();
+        let drift = tokio::task::spawn_blocking(move || {
+            build_drift(&config, &rows, ReferenceSource::Upload)
+        })
+        .await
+        .map_err(|err| format!("building the reference failed: {err}"))?;
         self.models
             .get_mut(name)
             .ok_or_else(|| format!("model `{name}` has no [models.kpi]"))?
-            .set_reference(version, rows, upload)
+            .install_reference(version, drift, upload)
     }
 
     fn feedback(
@@ -767,7 +794,9 @@ pub fn start(
                         upload,
                         reply,
                     } => {
-                        let set = aggregator.set_reference(&model, &version, &rows, upload);
+                        let set = aggregator
+                            .set_reference(&model, &version, rows, upload)
+                            .await;
                         if set.is_ok() {
                             aggregator.publish(&model);
                         }
