@@ -2,9 +2,10 @@
 //! at a time: seqs, the chain, the key schedule, the carried checkpoints
 //! (read from `checkpoints.jsonl` as the tree reaches their size), the
 //! tree's root at each, the stream links, and which signatures and
-//! payloads must be there. What it keeps is bounded by the bundle's
-//! context, its key rotations and its streams in flight, not its size:
-//! the tree's right edge, the previous entry's hash, one checkpoint line.
+//! payloads must be there. What it keeps is bounded by the bundle's key
+//! rotations and its streams in flight, not its size: the tree's right
+//! edge, the previous entry's hash, one checkpoint line, and the seqs of
+//! erased or absent payloads as bits (`SeqSet`).
 
 use super::context::Context;
 use super::digest::Lines;

@@ -257,3 +257,29 @@ fn base64_of(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+#[tokio::test]
+async fn a_bad_entry_line_is_named_by_its_chunk_file_and_its_number_there() {
+    let store = rotated().await;
+    let (_tmp, dir) = export_chunked(&store, NEXT, 0, Compression::None);
+    let manifest = read_manifest(&dir).unwrap();
+    let chunk = &manifest.raw["chunks"][1];
+    let (from, name) = (
+        chunk["from"].as_u64().unwrap(),
+        chunk["files"][0].as_str().unwrap().to_owned(),
+    );
+    let text = std::fs::read_to_string(dir.join(&name)).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    lines[1] = lines[1].replacen('{', "{ ", 1);
+    rewrite_listed(&dir, &name, &(lines.join("\n") + "\n"));
+    let err = verify_bundle(&dir, &key(KEY), None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with(&format!(
+            "{name}: seq {}: line 2: bytes are not RFC 8785 canonical JSON",
+            from + 1
+        )),
+        "{err}"
+    );
+}

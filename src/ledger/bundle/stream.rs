@@ -476,10 +476,38 @@ fn name_chunk(manifest: &Manifest, err: BundleError) -> BundleError {
             reason,
         };
     }
-    let file = (manifest.version >= 3)
+    let Some(chunked) = (manifest.version >= 3)
         .then(|| super::chunks::read(manifest).ok())
-        .flatten();
-    let item = match file.as_ref().and_then(|chunked| chunked.file_of(seq)) {
+        .flatten()
+    else {
+        return BundleError::Bad {
+            seq: Some(seq),
+            item,
+            reason,
+        };
+    };
+    // A line of the entries' stream: its chunk file and its number there
+    // (the files hold one line per seq of their chunk, as the file list
+    // checked before the lines were read).
+    let line = reason
+        .strip_prefix("entries.jsonl line ")
+        .and_then(|rest| rest.split_once(": "))
+        .and_then(|(number, rest)| Some((number.parse::<u64>().ok()?, rest)))
+        .filter(|(number, _)| *number >= 1);
+    if let Some((number, rest)) = line
+        && let Some(chunk) = chunked.chunks.iter().find(|chunk| {
+            (chunk.from - manifest.from..chunk.to - manifest.from).contains(&(number - 1))
+        })
+        && let Some(file) = chunk.files.first()
+    {
+        let local = number - (chunk.from - manifest.from);
+        return BundleError::Bad {
+            seq: Some(seq),
+            item: format!("{file}: {item}"),
+            reason: format!("line {local}: {rest}"),
+        };
+    }
+    let item = match chunked.file_of(seq) {
         Some(file) => format!("{file}: {item}"),
         None => item,
     };
