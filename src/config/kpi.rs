@@ -286,13 +286,22 @@ pub(super) fn check(
             50,
         )?)
         .map_err(|_| too_large("max_groups"))?,
+        // The first rows of a version are held until there are this many,
+        // as many as an uploaded reference may have.
         reference_rows: usize::try_from(count(
             checker,
             &format!("{key}.reference_rows"),
             raw.reference_rows,
             1000,
         )?)
-        .map_err(|_| too_large("reference_rows"))?,
+        .ok()
+        .filter(|rows| *rows <= crate::kpi::MAX_REFERENCE_ROWS)
+        .ok_or_else(|| {
+            checker.error(
+                format!("{key}.reference_rows"),
+                format!("is at most {}", crate::kpi::MAX_REFERENCE_ROWS),
+            )
+        })?,
         snapshot_every: match raw.snapshot_every_secs.unwrap_or(3600) {
             0 => None,
             // More than a year apart is a typo, not a schedule.

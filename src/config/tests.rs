@@ -660,6 +660,11 @@ fn kpi_mistakes_name_their_key() {
         ),
         ("window = 500", "window = 0", "models[0].kpi.window"),
         (
+            "reference_rows = 500",
+            "reference_rows = 1000001",
+            "models[0].kpi.reference_rows",
+        ),
+        (
             "name = \"age_group\"",
             "name = \"sex\"",
             "models[0].kpi.attributes[1].name",
