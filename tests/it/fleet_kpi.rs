@@ -61,12 +61,12 @@ pub(crate) fn replica_config(models: &str, url_file: &Path, replica_id: &str) ->
 
 /// What the tiny model's fleet tests start from: a control plane and its
 /// URL file, the credit rows and their scoring upstream, and the model's
-/// configuration. Bind `postgres`, `urls` and `upstream` for as long as
-/// the replicas run.
+/// configuration. Keep it for as long as the replicas run: the control
+/// plane, the URL file's directory and the upstream live as long as it.
 pub(crate) struct TinyFleet {
     pub(crate) data: Vec<CreditRow>,
     pub(crate) postgres: Postgres,
-    pub(crate) urls: tempfile::TempDir,
+    _urls: tempfile::TempDir,
     pub(crate) url: PathBuf,
     pub(crate) upstream: ScoringUpstream,
     pub(crate) model: String,
@@ -83,7 +83,7 @@ impl TinyFleet {
         Self {
             data,
             postgres,
-            urls,
+            _urls: urls,
             url,
             upstream,
             model,
@@ -393,15 +393,9 @@ async fn feed_counts(db: &tokio_postgres::Client) -> Vec<(String, i64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
 async fn the_feed_keeps_what_the_windows_need_and_a_late_replica_folds_it_into_the_same_windows() {
-    let TinyFleet {
-        data,
-        postgres,
-        urls: _urls,
-        url,
-        upstream: _upstream,
-        model,
-    } = TinyFleet::start().await;
-    let config = |id: &str| replica_config(&model, &url, id);
+    let tiny = TinyFleet::start().await;
+    let (url, model, data) = (&tiny.url, &tiny.model, &tiny.data);
+    let config = |id: &str| replica_config(model, url, id);
     let (r1, r2) = (config("r1"), config("r2"));
     let (one, mut two) = tokio::join!(
         Gateway::start_pending("", &r1),
@@ -455,7 +449,7 @@ async fn the_feed_keeps_what_the_windows_need_and_a_late_replica_folds_it_into_t
         )
         .await;
     }
-    let db = postgres.client().await;
+    let db = tiny.postgres.client().await;
     assert_eq!(
         feed_counts(&db).await,
         vec![("label".to_owned(), 9), ("row".to_owned(), 20)]
@@ -539,20 +533,14 @@ async fn the_feed_keeps_what_the_windows_need_and_a_late_replica_folds_it_into_t
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
 async fn calls_never_wait_for_the_feed_and_their_rows_reach_it_once_the_database_is_back() {
-    let TinyFleet {
-        postgres,
-        urls: _urls,
-        url,
-        upstream: _upstream,
-        model,
-        ..
-    } = TinyFleet::start().await;
-    let config = replica_config(&model, &url, "r1");
+    let tiny = TinyFleet::start().await;
+    let (url, model) = (&tiny.url, &tiny.model);
+    let config = replica_config(model, url, "r1");
     let mut replica = Gateway::start_pending("", &config).await;
     approve_declared(&replica.admin, &config).await;
     until_active(&replica, &["tiny"]).await;
 
-    postgres.stop();
+    tiny.postgres.stop();
     for i in 0..5 {
         let started = std::time::Instant::now();
         tiny_call(&replica, i).await;
@@ -570,7 +558,7 @@ async fn calls_never_wait_for_the_feed_and_their_rows_reach_it_once_the_database
         scraped.value("govgate_fleet_kpi_rows_total", &[("model", "tiny")]),
         Some(0.0)
     );
-    postgres.restart();
+    tiny.postgres.restart();
     wait_for_counter(
         &replica,
         "govgate_fleet_kpi_rows_total",
@@ -600,6 +588,6 @@ async fn calls_never_wait_for_the_feed_and_their_rows_reach_it_once_the_database
         tiny_call(&replica, i).await;
     }
     assert!(replica.stop().await.success());
-    let db = postgres.client().await;
+    let db = tiny.postgres.client().await;
     assert_eq!(feed_counts(&db).await, vec![("row".to_owned(), 10)]);
 }

@@ -127,15 +127,9 @@ async fn own_windows(replica: &Gateway) -> Value {
 #[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
 async fn a_reference_uploaded_to_one_replica_is_every_replicas_and_takes_its_place_in_the_fleet_order()
  {
-    let TinyFleet {
-        postgres,
-        urls: _urls,
-        url,
-        upstream: _upstream,
-        model,
-        ..
-    } = TinyFleet::start().await;
-    let config = |id: &str| replica_config(&model, &url, id);
+    let tiny = TinyFleet::start().await;
+    let (url, model) = (&tiny.url, &tiny.model);
+    let config = |id: &str| replica_config(model, url, id);
     let (r1, r2) = (config("r1"), config("r2"));
     let (one, two) = tokio::join!(
         Gateway::start_pending("", &r1),
@@ -145,8 +139,8 @@ async fn a_reference_uploaded_to_one_replica_is_every_replicas_and_takes_its_pla
     until_active(&one, &["tiny"]).await;
     until_active(&two, &["tiny"]).await;
     // One gateway alone, sent the same calls and the same upload between them.
-    let single = Gateway::start_pending("", &model).await;
-    approve_declared(&single.admin, &model).await;
+    let single = Gateway::start_pending("", model).await;
+    approve_declared(&single.admin, model).await;
 
     // Calls alternately to each replica, each in the feed before the next.
     let mut calls = 0;
@@ -224,7 +218,7 @@ async fn a_reference_uploaded_to_one_replica_is_every_replicas_and_takes_its_pla
     assert_eq!(fleet, until_fleet_reference(&one, &second).await);
     assert_eq!(drift(&fleet)["rows_in_window"], 0, "{fleet}");
     // The feed keeps the second upload alone (pruned at the replica's start).
-    let db = postgres.client().await;
+    let db = tiny.postgres.client().await;
     let mut kept = Vec::new();
     for _ in 0..100 {
         kept = db
@@ -247,7 +241,7 @@ async fn a_reference_uploaded_to_one_replica_is_every_replicas_and_takes_its_pla
     // Without the control plane an upload is refused at once, and no
     // replica records it.
     drop(db);
-    postgres.stop();
+    tiny.postgres.stop();
     let reply = put_reference(&one, FIRST).await;
     assert_eq!(reply.status, 503, "{}", reply.text());
     assert_eq!(reply.error_code(), "control_plane_unavailable");
@@ -269,17 +263,11 @@ fn strip_rows_total(value: &mut Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
 async fn a_feed_written_before_references_were_shared_is_migrated_in_place_and_kept() {
-    let TinyFleet {
-        postgres,
-        urls: _urls,
-        url,
-        upstream: _upstream,
-        model,
-        ..
-    } = TinyFleet::start().await;
+    let tiny = TinyFleet::start().await;
+    let (url, model) = (&tiny.url, &tiny.model);
     // The control plane as the previous release left it: schema 4, a row
     // and its label in the feed.
-    let mut db = postgres.client().await;
+    let mut db = tiny.postgres.client().await;
     assert_eq!(
         govgate::cluster::schema::migrate_to(&mut db, 4)
             .await
@@ -293,7 +281,7 @@ async fn a_feed_written_before_references_were_shared_is_migrated_in_place_and_k
     )
     .await
     .unwrap();
-    let config = replica_config(&model, &url, "r1");
+    let config = replica_config(model, url, "r1");
     let one = Gateway::start_pending("", &config).await;
     approve_declared(&one.admin, &config).await;
     until_active(&one, &["tiny"]).await;
@@ -330,20 +318,14 @@ async fn a_feed_written_before_references_were_shared_is_migrated_in_place_and_k
 #[tokio::test]
 #[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
 async fn a_replica_without_kpi_settings_records_an_upload_and_keeps_following_the_fleet() {
-    let TinyFleet {
-        postgres: _postgres,
-        urls: _urls,
-        url,
-        upstream,
-        model,
-        ..
-    } = TinyFleet::start().await;
+    let tiny = TinyFleet::start().await;
+    let (url, model) = (&tiny.url, &tiny.model);
     // The same model without [models.kpi]: a replica whose configuration
     // a rolling change has not reached yet.
     let (plain, _) = model.split_once("[models.kpi]").unwrap();
     let (r1, r2) = (
-        replica_config(&model, &url, "r1"),
-        replica_config(plain, &url, "r2"),
+        replica_config(model, url, "r1"),
+        replica_config(plain, url, "r2"),
     );
     let (one, two) = tokio::join!(
         Gateway::start_pending("", &r1),
@@ -362,7 +344,7 @@ async fn a_replica_without_kpi_settings_records_an_upload_and_keeps_following_th
     // replica 1 reaches it.
     let body = serde_json::json!({
         "version": "2",
-        "upstream": format!("{}/json", upstream.url),
+        "upstream": format!("{}/json", tiny.upstream.url),
         "risk_class": "limited",
         "change_ref": "CHG-after-upload",
     });
