@@ -93,6 +93,9 @@ pub enum AppError {
     /// Metric families could not be registered.
     #[error("metrics: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// The KPI aggregator could not start.
+    #[error("KPIs: {0}")]
+    Kpi(#[from] crate::kpi::StartError),
     /// The risk register could not be recorded or evaluated.
     #[error("risk register: {0}")]
     Risks(#[from] crate::risk::RiskError),

@@ -10,6 +10,10 @@ use crate::kpi::{Selector, Side};
 /// the gateway strips these headers before forwarding.
 pub const ATTRIBUTE_HEADER_PREFIX: &str = "x-govgate-attr-";
 
+/// Rows a KPI window may hold: a window lives in memory, once per model
+/// and once per version served.
+const MAX_WINDOW_ROWS: usize = 1_000_000;
+
 /// Where one value of each row is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Source {
@@ -265,14 +269,20 @@ pub(super) fn check(
         }
     }
     let too_large = |k: &str| checker.error(format!("{key}.{k}"), "is too large");
+    let at_most =
+        |k: &str, most: usize| checker.error(format!("{key}.{k}"), format!("is at most {most}"));
     Ok(KpiConfig {
+        // Each version's drift window and the model's fairness window hold
+        // this many rows, and twice as many wait for their labels.
         window: usize::try_from(count(
             checker,
             &format!("{key}.window"),
             raw.window,
             10_000,
         )?)
-        .map_err(|_| too_large("window"))?,
+        .ok()
+        .filter(|rows| *rows <= MAX_WINDOW_ROWS)
+        .ok_or_else(|| at_most("window", MAX_WINDOW_ROWS))?,
         min_group_size: count(
             checker,
             &format!("{key}.min_group_size"),
@@ -296,12 +306,7 @@ pub(super) fn check(
         )?)
         .ok()
         .filter(|rows| *rows <= crate::kpi::MAX_REFERENCE_ROWS)
-        .ok_or_else(|| {
-            checker.error(
-                format!("{key}.reference_rows"),
-                format!("is at most {}", crate::kpi::MAX_REFERENCE_ROWS),
-            )
-        })?,
+        .ok_or_else(|| at_most("reference_rows", crate::kpi::MAX_REFERENCE_ROWS))?,
         snapshot_every: match raw.snapshot_every_secs.unwrap_or(3600) {
             0 => None,
             // More than a year apart is a typo, not a schedule.

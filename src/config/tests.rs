@@ -659,6 +659,7 @@ fn kpi_mistakes_name_their_key() {
             "models[0].kpi.features[0].kind",
         ),
         ("window = 500", "window = 0", "models[0].kpi.window"),
+        ("window = 500", "window = 1000001", "models[0].kpi.window"),
         (
             "reference_rows = 500",
             "reference_rows = 1000001",

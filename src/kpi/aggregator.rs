@@ -1,4 +1,4 @@
-//! The KPI aggregator: one task that turns served exchanges into rows,
+//! The KPI aggregator: one thread that turns served exchanges into rows,
 //! keeps each model's fairness window and each version's drift window,
 //! joins ground-truth labels to the rows they belong to, and publishes the
 //! KPIs as Prometheus gauges.
@@ -10,6 +10,8 @@
 
 mod fleet;
 mod metrics;
+#[cfg(test)]
+mod thread_tests;
 
 use super::extract::{Exchange, extract};
 use super::fairness_window::{FairnessSpec, FairnessWindow, Labeled};
@@ -23,6 +25,8 @@ use bytes::Bytes;
 use metrics::KpiMetrics;
 use prometheus::{IntCounter, IntCounterVec, Registry};
 use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
 /// Observations waiting for the aggregator; beyond this they are dropped.
@@ -106,6 +110,19 @@ enum Message {
     Report(String, Scope, oneshot::Sender<Option<KpiReport>>),
     /// Events of the fleet's feed, in its order; answered once folded.
     Fold(Vec<FeedEvent>, oneshot::Sender<()>),
+    /// Wakes the thread to see that it is stopping.
+    Stop,
+}
+
+/// Why the KPI aggregator could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Its metric families could not be registered.
+    #[error("metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// Its thread could not be started.
+    #[error("cannot start the KPI aggregator's thread: {0}")]
+    Thread(#[from] std::io::Error),
 }
 
 /// Which upload a version's drift reference is: named in the KPI report
@@ -393,19 +410,7 @@ impl ModelKpi {
         rows: &[Vec<FeatureValue>],
         upload: ReferenceUpload,
     ) -> Result<(), String> {
-        let drift = build_drift(&self.config, rows, ReferenceSource::Upload);
-        self.install_reference(version, drift, upload)
-    }
-
-    /// Makes `drift`, built from an upload's rows, the drift reference of
-    /// `version`.
-    fn install_reference(
-        &mut self,
-        version: &str,
-        drift: Drift,
-        upload: ReferenceUpload,
-    ) -> Result<(), String> {
-        match drift {
+        match build_drift(&self.config, rows, ReferenceSource::Upload) {
             Drift::Off { .. } => {
                 Err("the reference has no usable value for some feature".to_owned())
             }
@@ -565,32 +570,92 @@ impl Aggregator {
         Some((observation.model, count))
     }
 
-    /// Makes `rows` the drift reference of model `name` `version`. The
-    /// reference (a sort of up to [`super::MAX_REFERENCE_ROWS`] values per
-    /// feature) is built on a blocking thread: this task waits for it, the
-    /// async worker it runs on does not.
-    async fn set_reference(
+    /// Makes `rows` the drift reference of model `name` `version` (a
+    /// sort of up to [`super::MAX_REFERENCE_ROWS`] values per feature, on
+    /// this thread).
+    fn set_reference(
         &mut self,
         name: &str,
         version: &str,
-        rows: Vec<Vec<FeatureValue>>,
+        rows: &[Vec<FeatureValue>],
         upload: ReferenceUpload,
     ) -> Result<(), String> {
-        let config = self
-            .models
-            .get(name)
-            .ok_or_else(|| format!("model `{name}` has no [models.kpi]"))?
-            .config
-            .clone();
-        let drift = tokio::task::spawn_blocking(move || {
-            build_drift(&config, &rows, ReferenceSource::Upload)
-        })
-        .await
-        .map_err(|err| format!("building the reference failed: {err}"))?;
         self.models
             .get_mut(name)
             .ok_or_else(|| format!("model `{name}` has no [models.kpi]"))?
-            .install_reference(version, drift, upload)
+            .set_reference(version, rows, upload)
+    }
+
+    /// Turns messages into windows and gauges until `stopping` (or until
+    /// every sender is gone). A batch is what was queued when it began:
+    /// its gauges are published once, at its end.
+    fn run(mut self, mut rx: mpsc::Receiver<Message>, stopping: &AtomicBool) {
+        while let Some(first) = rx.blocking_recv() {
+            if stopping.load(Ordering::Acquire) {
+                break;
+            }
+            // Rows per model fed in this batch.
+            let mut dirty: std::collections::BTreeMap<String, u64> = Default::default();
+            let mut next = Some(first);
+            // Drain what is queued, then publish once per batch.
+            while let Some(message) = next.take() {
+                match message {
+                    Message::Observe(observation) => {
+                        if let Some((model, rows)) = self.observe(observation) {
+                            *dirty.entry(model).or_default() += rows;
+                        }
+                    }
+                    Message::Reference {
+                        model,
+                        version,
+                        rows,
+                        upload,
+                        reply,
+                    } => {
+                        let set = self.set_reference(&model, &version, &rows, upload);
+                        if set.is_ok() {
+                            self.publish(&model);
+                        }
+                        let _ = reply.send(set);
+                    }
+                    Message::Feedback(items, reply) => {
+                        let (results, touched) = self.feedback(items);
+                        for name in &touched {
+                            self.publish(name);
+                        }
+                        // Counted after the gauges show the labels.
+                        for (model, result) in &results {
+                            if let Some(model) = model {
+                                self.metrics
+                                    .feedback
+                                    .with_label_values(&[model, result.as_str()])
+                                    .inc();
+                            }
+                        }
+                        let _ = reply.send(results);
+                    }
+                    Message::Report(model, scope, reply) => {
+                        let _ = reply.send(self.report(&model, scope));
+                    }
+                    Message::Fold(events, reply) => {
+                        if let Some(fleet) = &mut self.fleet {
+                            fleet.fold(events);
+                        }
+                        let _ = reply.send(());
+                    }
+                    Message::Stop => {}
+                }
+                if !stopping.load(Ordering::Acquire) {
+                    next = rx.try_recv().ok();
+                }
+            }
+            // The row counter moves after the gauges, so a reader that
+            // sees N rows counted sees the KPIs of those N rows.
+            for (name, rows) in dirty {
+                self.publish(&name);
+                self.metrics.rows.with_label_values(&[&name]).inc_by(rows);
+            }
+        }
     }
 
     fn feedback(
@@ -726,7 +791,7 @@ pub fn start(
     models: &[ModelConfig],
     registry: &Registry,
     fleet: Option<FeedSender>,
-) -> Result<Option<(KpiRecorder, KpiTask)>, prometheus::Error> {
+) -> Result<Option<(KpiRecorder, KpiTask)>, StartError> {
     let configured: HashMap<String, ModelKpi> = models
         .iter()
         .filter_map(|model| Some((model.name.clone(), ModelKpi::new(model.kpi.clone()?)?)))
@@ -754,119 +819,63 @@ pub fn start(
             unread.with_label_values(&[name, reason]).inc_by(0);
         }
     }
-    let (tx, mut rx) = mpsc::channel(QUEUE);
+    let (tx, rx) = mpsc::channel(QUEUE);
     let mut names: Vec<String> = configured.keys().cloned().collect();
     names.sort();
     let fleet = match fleet {
         Some(sender) => Some(fleet::Fleet::new(models, registry, sender)?),
         None => None,
     };
-    let mut aggregator = Aggregator {
+    let aggregator = Aggregator {
         models: configured,
         metrics,
         fleet,
     };
-    let (stop, mut stopped) = oneshot::channel::<()>();
-    let handle = tokio::spawn(async move {
-        loop {
-            let first = tokio::select! {
-                _ = &mut stopped => break,
-                message = rx.recv() => match message {
-                    Some(message) => message,
-                    None => break,
-                },
-            };
-            // Rows per model fed in this batch.
-            let mut dirty: std::collections::BTreeMap<String, u64> = Default::default();
-            let mut next = Some(first);
-            // Drain what is queued, then publish once per batch.
-            while let Some(message) = next.take() {
-                match message {
-                    Message::Observe(observation) => {
-                        if let Some((model, rows)) = aggregator.observe(observation) {
-                            *dirty.entry(model).or_default() += rows;
-                        }
-                    }
-                    Message::Reference {
-                        model,
-                        version,
-                        rows,
-                        upload,
-                        reply,
-                    } => {
-                        let set = aggregator
-                            .set_reference(&model, &version, rows, upload)
-                            .await;
-                        if set.is_ok() {
-                            aggregator.publish(&model);
-                        }
-                        let _ = reply.send(set);
-                    }
-                    Message::Feedback(items, reply) => {
-                        let (results, touched) = aggregator.feedback(items);
-                        for name in &touched {
-                            aggregator.publish(name);
-                        }
-                        // Counted after the gauges show the labels.
-                        for (model, result) in &results {
-                            if let Some(model) = model {
-                                aggregator
-                                    .metrics
-                                    .feedback
-                                    .with_label_values(&[model, result.as_str()])
-                                    .inc();
-                            }
-                        }
-                        let _ = reply.send(results);
-                    }
-                    Message::Report(model, scope, reply) => {
-                        let _ = reply.send(aggregator.report(&model, scope));
-                    }
-                    Message::Fold(events, reply) => {
-                        if let Some(fleet) = &mut aggregator.fleet {
-                            fleet.fold(events);
-                        }
-                        let _ = reply.send(());
-                    }
-                }
-                next = rx.try_recv().ok();
-            }
-            // The row counter moves after the gauges, so a reader that
-            // sees N rows counted sees the KPIs of those N rows.
-            for (name, rows) in dirty {
-                aggregator.publish(&name);
-                aggregator
-                    .metrics
-                    .rows
-                    .with_label_values(&[&name])
-                    .inc_by(rows);
-            }
-        }
-    });
+    let stopping = Arc::new(AtomicBool::new(false));
+    let thread = {
+        let stopping = Arc::clone(&stopping);
+        std::thread::Builder::new()
+            .name("govgate-kpi".to_owned())
+            .spawn(move || aggregator.run(rx, &stopping))?
+    };
+    let task = KpiTask {
+        stopping,
+        wake: tx.clone(),
+        thread,
+    };
     let recorder = KpiRecorder {
         tx,
         models: names.into(),
         dropped,
         unread,
     };
-    Ok(Some((recorder, KpiTask { stop, handle })))
+    Ok(Some((recorder, task)))
 }
 
-/// The aggregator's task: it holds the windows, so it runs until the
-/// gateway stops (the recorders' handles may outlive the requests).
+/// The aggregator's thread: it holds the windows, so it runs until the
+/// gateway stops (the recorders' handles may outlive the requests). A
+/// thread of its own, not a task: parsing the bodies and building a
+/// reference of up to [`super::MAX_REFERENCE_ROWS`] rows would hold an
+/// async worker, and the requests waiting on it, for as long.
 #[derive(Debug)]
 pub struct KpiTask {
-    stop: oneshot::Sender<()>,
-    handle: tokio::task::JoinHandle<()>,
+    stopping: Arc<AtomicBool>,
+    /// Wakes the thread if its queue is empty.
+    wake: mpsc::Sender<Message>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl KpiTask {
     /// Stops it once the batch in hand is done: what is still queued is
     /// not fed (the gateway is stopping; nothing of it is kept anyway).
     pub async fn stop(self) {
-        let _ = self.stop.send(());
-        if self.handle.await.is_err() {
-            tracing::error!("the KPI aggregator panicked");
+        self.stopping.store(true, Ordering::Release);
+        // A full queue wakes the thread as well.
+        let _ = self.wake.try_send(Message::Stop);
+        let thread = self.thread;
+        match tokio::task::spawn_blocking(move || thread.join()).await {
+            Ok(Ok(())) => {}
+            _ => tracing::error!("the KPI aggregator panicked"),
         }
     }
 }

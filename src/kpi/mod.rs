@@ -76,7 +76,7 @@ mod upload;
 mod tests;
 
 pub use aggregator::{
-    Feedback, FeedbackResult, KpiRecorder, KpiTask, Observation, ReferenceUpload, start,
+    Feedback, FeedbackResult, KpiRecorder, KpiTask, Observation, ReferenceUpload, StartError, start,
 };
 pub use drift::{Ks, PSI_EPSILON, bin_index, js_distance, ks, psi, quantile, quantile_edges};
 pub use drift_window::{DriftSnapshot, DriftWindow, FeatureSnapshot};

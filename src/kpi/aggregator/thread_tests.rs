@@ -1,0 +1,106 @@
+//! The aggregator runs on a thread of its own: its parsing, selectors and
+//! math take no async worker, and it answers while every worker is busy.
+
+use super::*;
+use crate::config::{OutcomeRule, Source};
+use crate::decision::Protocol;
+use crate::kpi::{Selector, Side};
+use std::time::Duration;
+
+fn scorer() -> ModelConfig {
+    ModelConfig {
+        name: "scorer".to_owned(),
+        protocol: Protocol::KserveV2,
+        path_prefix: None,
+        default_version: "1".to_owned(),
+        versions: Vec::new(),
+        approval: None,
+        credential: None,
+        http: crate::config::UpstreamHttp::default(),
+        kpi: Some(KpiConfig {
+            window: 10,
+            min_group_size: 1,
+            max_groups: 10,
+            reference_rows: 2,
+            snapshot_every: None,
+            outcome: Source::Body {
+                side: Side::Response,
+                selector: Selector::pointer("/score").unwrap(),
+            },
+            outcome_rule: OutcomeRule::Score { threshold: 0.5 },
+            attributes: Vec::new(),
+            features: Vec::new(),
+        }),
+        rate_limit: None,
+        subject: None,
+        retention: None,
+    }
+}
+
+fn observation(decision_id: &str) -> Observation {
+    Observation {
+        model: "scorer".to_owned(),
+        version: "1".to_owned(),
+        decision_id: decision_id.to_owned(),
+        request: Bytes::from_static(b"{}"),
+        response: Bytes::from_static(br#"{"score":0.9}"#),
+        headers: Vec::new(),
+    }
+}
+
+/// The runtime has one worker, and it stays blocked until another thread
+/// has the report: an aggregator that ran on that worker would never
+/// answer.
+#[test]
+fn the_aggregator_answers_while_the_only_async_worker_is_blocked() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let registry = Registry::new();
+        let (recorder, task) = start(&[scorer()], &registry, None).unwrap().unwrap();
+        recorder.observe(observation("d1"));
+        recorder.observe(observation("d2"));
+        let (answered, answer) = std::sync::mpsc::channel();
+        let asking = recorder.clone();
+        std::thread::spawn(move || {
+            let own = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap();
+            let _ = answered.send(own.block_on(asking.report("scorer")));
+        });
+        // Blocks this runtime's only worker (no await until answered).
+        let report = answer
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the report is answered while the async worker is blocked")
+            .expect("the model has KPIs");
+        assert_eq!(report.fairness.rows_total, 2);
+        assert_eq!(report.fairness.rows_in_window, 2);
+        task.stop().await;
+    });
+}
+
+/// Stopping ends the thread even with observations still queued, and the
+/// recorders left over get no answer instead of waiting.
+#[test]
+fn stopping_ends_the_thread_and_later_asks_get_no_answer() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let registry = Registry::new();
+        let (recorder, task) = start(&[scorer()], &registry, None).unwrap().unwrap();
+        for i in 0..QUEUE {
+            recorder.observe(observation(&format!("d{i}")));
+        }
+        tokio::time::timeout(Duration::from_secs(10), task.stop())
+            .await
+            .expect("the aggregator stops");
+        let later = tokio::time::timeout(Duration::from_secs(10), recorder.report("scorer"))
+            .await
+            .expect("a stopped aggregator answers at once");
+        assert!(later.is_none());
+    });
+}
