@@ -140,6 +140,17 @@ def _to_double(text: str) -> float:
     return value
 
 
+class _WrittenAsFraction(float):
+    """A number written with a fraction or an exponent ("6.0", "6e0"): to JCS the same double as 6, but no
+    integer where one is expected (a seq, a size, a count), as the gateway's parser reads it."""
+
+    __slots__ = ()
+
+
+def _to_double_as_written(text: str) -> float:
+    return _WrittenAsFraction(_to_double(text))
+
+
 def _unique_object(pairs):
     obj = {}
     for key, value in pairs:
@@ -169,7 +180,7 @@ def _check_strings(value) -> None:
 # Made once: json.loads with hooks builds a new decoder on every call.
 _STRICT_DECODER = json.JSONDecoder(
     object_pairs_hook=_unique_object,
-    parse_float=_to_double,
+    parse_float=_to_double_as_written,
     parse_int=_to_double,
     parse_constant=_reject_constant,
 )
@@ -830,16 +841,20 @@ def blake3_hex(data: bytes) -> str:
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
+_U64_END = 1 << 64
+
+
 def entry_int(value) -> int | None:
-    """A JSON number that is a non-negative integer, as int; None otherwise."""
+    """A JSON number written as a non-negative integer below 2^64, as int; None otherwise ("6.0" and "6e0" too,
+    as for the gateway)."""
     if type(value) is int:  # the usual case, first
-        return value if value >= 0 else None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value if 0 <= value < _U64_END else None
+    if isinstance(value, (bool, _WrittenAsFraction)) or not isinstance(value, (int, float)):
         return None
     if isinstance(value, float) and not value.is_integer():
         return None
     value = int(value)
-    return value if value >= 0 else None
+    return value if 0 <= value < _U64_END else None
 
 
 def check_entry_fields(entry, expected_prev: str | None = None) -> str | None:

@@ -581,3 +581,30 @@ mod hex_tests {
         assert_eq!(parse_hex32(format!("{lower}0").as_bytes()), None);
     }
 }
+
+#[cfg(test)]
+mod seq_tests {
+    use super::line_object;
+
+    /// A seq written as a fraction, with an exponent or beyond 64 bits is
+    /// no seq, though JCS reads the first two as the double 6 (the Python
+    /// verifier refuses the same lines).
+    #[test]
+    fn a_seq_is_written_as_an_integer_of_64_bits() {
+        let signature = "A".repeat(86) + "==";
+        let line = |seq: &str| format!(r#"{{"seq":{seq},"signature":"{signature}"}}"#);
+        let members = ["seq", "signature"];
+        let (seq, _) = line_object("signatures.jsonl", 2, line("6").as_bytes(), &members).unwrap();
+        assert_eq!(seq, 6);
+        for seq in ["6.0", "6e0", "6E0", "-6", "\"6\"", "18446744073709551616"] {
+            let err = line_object("signatures.jsonl", 2, line(seq).as_bytes(), &members)
+                .err()
+                .unwrap_or_else(|| panic!("seq {seq} accepted"));
+            assert_eq!(
+                err.to_string(),
+                "signatures.jsonl line 2: seq is not a non-negative integer",
+                "{seq}"
+            );
+        }
+    }
+}
