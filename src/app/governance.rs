@@ -92,8 +92,21 @@ pub(super) async fn start(
             let mut service = service.with_shared_log(Arc::new(log), applied);
             // Policy sets under change control are the fleet's too.
             let governed = domains.gate.filter(|gate| gate.approval().is_some());
-            if let Some(gate) = &governed {
-                service = service.with_domain(Arc::new(crate::review::PolicyDomain(gate.clone())));
+            match &governed {
+                Some(gate) => {
+                    service =
+                        service.with_domain(Arc::new(crate::review::PolicyDomain(gate.clone())));
+                }
+                // Skipping another replica's policy-set changes would leave
+                // the fleet's sets and this replica's apart.
+                None => {
+                    service = service.with_refused_kinds(
+                        &crate::review::change::CHANGE_KINDS,
+                        "another replica changes policy sets under `review.policy_approval`, this \
+                         one has none (`\"none\"` or absent): give every replica the same \
+                         [review] policy_approval and policies",
+                    );
+                }
             }
             // The risk register's, and the other shared domains'.
             for domain in domains.others {

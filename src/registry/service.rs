@@ -78,6 +78,9 @@ pub struct RegistryService {
     /// Apply the control events that are not the registry's, each its
     /// own kinds.
     domains: Vec<Arc<dyn SharedDomain>>,
+    /// Kinds this replica's configuration does not apply, each with what
+    /// to change: a control event of one stops the catch-up, named.
+    refused: Vec<(&'static [&'static str], &'static str)>,
     policies: HashMap<String, PolicySet>,
     default_policy: PolicySet,
     on_change: OnChange,
@@ -101,6 +104,7 @@ impl RegistryService {
             ledger,
             shared: None,
             domains: Vec::new(),
+            refused: Vec::new(),
             policies,
             default_policy,
             on_change,
@@ -138,6 +142,14 @@ impl RegistryService {
     /// kind; several domains may be given).
     pub fn with_domain(mut self, domain: Arc<dyn SharedDomain>) -> Self {
         self.domains.push(domain);
+        self
+    }
+
+    /// Refuses control events of `kinds`, which this replica's
+    /// configuration leaves out while another replica's has them: the
+    /// catch-up stops at the first, saying `why` (what to change).
+    pub fn with_refused_kinds(mut self, kinds: &'static [&'static str], why: &'static str) -> Self {
+        self.refused.push((kinds, why));
         self
     }
 
@@ -257,16 +269,24 @@ impl RegistryService {
             .domains
             .iter()
             .find(|domain| domain.kinds().contains(&event.kind.as_str()));
-        match owner {
-            Some(domain) => Ok(domain.apply(event).await?),
-            None => Err(ServiceError::ControlEvent {
-                control_seq: event.control_seq,
-                problem: format!(
-                    "kind `{}` is not one this gateway applies (a newer gateway wrote it?)",
-                    event.kind
-                ),
-            }),
+        if let Some(domain) = owner {
+            return Ok(domain.apply(event).await?);
         }
+        let refused = self
+            .refused
+            .iter()
+            .find(|(kinds, _)| kinds.contains(&event.kind.as_str()));
+        let problem = match refused {
+            Some((_, why)) => format!("kind `{}`: {why}", event.kind),
+            None => format!(
+                "kind `{}` is not one this gateway applies (a newer gateway wrote it?)",
+                event.kind
+            ),
+        };
+        Err(ServiceError::ControlEvent {
+            control_seq: event.control_seq,
+            problem,
+        })
     }
 
     /// The last control event applied (0: none, or not in a fleet).

@@ -5,7 +5,7 @@
 //! was killed).
 
 use crate::support::Gateway;
-use crate::support::gateway::{TEST_ORIGIN, keygen};
+use crate::support::gateway::TEST_ORIGIN;
 use crate::support::postgres::Postgres;
 use std::path::Path;
 use std::time::Duration;
@@ -22,36 +22,14 @@ fn cluster_section(url_file: &Path, replica_id: &str) -> String {
 }
 
 /// Runs `govgate serve` on a config with `cluster`, expecting it to stop
-/// at start; its stderr.
+/// at start before it opens the ledger; its stderr.
 async fn refused_start(cluster: &str) -> String {
-    let dir = tempfile::tempdir().unwrap();
-    keygen(&dir.path().join("test.key"), TEST_ORIGIN);
-    std::fs::write(
-        dir.path().join("govgate.toml"),
-        format!(
-            "[server]\npublic_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\
-             [ledger]\norigin = \"{TEST_ORIGIN}\"\nkey_file = \"test.key\"\n{cluster}"
-        ),
-    )
-    .unwrap();
-    let output = tokio::time::timeout(
-        Duration::from_secs(30),
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
-            .arg("serve")
-            .arg("--config")
-            .arg(dir.path().join("govgate.toml"))
-            .env("GOVGATE_LOG", "warn")
-            .output(),
-    )
-    .await
-    .expect("a refused start ends")
-    .unwrap();
-    assert!(!output.status.success(), "it started");
+    let (stderr, ledger_opened) = crate::support::gateway::refused_start(cluster).await;
     assert!(
-        !dir.path().join("data/ledger").exists(),
+        !ledger_opened,
         "the ledger was opened before the replica id was claimed"
     );
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    stderr
 }
 
 #[tokio::test]

@@ -221,3 +221,37 @@ async fn a_proposal_too_large_for_its_entry_is_refused_before_it_reaches_the_fle
     assert_eq!(proposed.status, 201, "{}", proposed.text());
     assert_eq!(events().await, before + 1);
 }
+
+/// A replica configured without policy change control cannot follow a
+/// fleet whose other replicas change policy sets under it: it stops at
+/// start naming the setting to align, instead of a kind it "does not
+/// apply (a newer gateway wrote it?)".
+#[tokio::test]
+#[ignore = "needs PostgreSQL (Debian package postgresql); run with: cargo test -- --include-ignored"]
+async fn a_replica_without_policy_change_control_stops_at_start_naming_the_setting() {
+    let postgres = Postgres::start();
+    let urls = tempfile::tempdir().unwrap();
+    let url = postgres.url_file(urls.path());
+    let upstream = TestUpstream::start().await;
+    let folder = policy_dir(&[("gentle.rego", GENTLE)]);
+    let config = |id: &str, approval: &str| {
+        format!(
+            "{}\n[review]\npolicies_dir = \"{}\"\n{approval}\n\
+             [cluster]\nurl = {{ file = \"{}\" }}\nreplica_id = \"{id}\"\nlease_secs = 3\n",
+            crate::models(&upstream.url()),
+            folder.path().display(),
+            url.display()
+        )
+    };
+    // r1 proposes the folder for the fleet at its start.
+    let governed = "policy_approval = { approvers = 1, required_roles = [\"ai_officer\"] }";
+    let r1 = Gateway::start_with("", &config("r1", governed)).await;
+    the_set(&r1).await;
+    let (stderr, _) = crate::support::gateway::refused_start(&config("r2", "")).await;
+    assert!(
+        stderr.contains("kind `policy_set_proposed`: another replica changes policy sets")
+            && stderr.contains("give every replica the same [review] policy_approval"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("newer gateway"), "{stderr}");
+}

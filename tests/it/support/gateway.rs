@@ -259,6 +259,38 @@ impl Gateway {
     }
 }
 
+/// Runs `govgate serve` with `[server]` on ephemeral ports, a fresh key
+/// and `rest`, expecting it to stop at start: its stderr, and whether it
+/// had opened its ledger by then.
+pub async fn refused_start(rest: &str) -> (String, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    keygen(&dir.path().join("test.key"), TEST_ORIGIN);
+    std::fs::write(
+        dir.path().join("govgate.toml"),
+        format!(
+            "[server]\npublic_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\n\
+             [ledger]\norigin = \"{TEST_ORIGIN}\"\nkey_file = \"test.key\"\n{rest}"
+        ),
+    )
+    .unwrap();
+    let output = tokio::time::timeout(
+        Duration::from_secs(30),
+        Command::new(env!("CARGO_BIN_EXE_govgate"))
+            .arg("serve")
+            .arg("--config")
+            .arg(dir.path().join("govgate.toml"))
+            .env("GOVGATE_LOG", "warn")
+            .env("TEST_UPSTREAM_KEY", "test-secret")
+            .output(),
+    )
+    .await
+    .expect("a refused start ends")
+    .unwrap();
+    assert!(!output.status.success(), "it started");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (stderr, dir.path().join("data/ledger").exists())
+}
+
 /// Runs `govgate keygen`; returns the verifier key it prints.
 pub fn keygen(out: &Path, origin: &str) -> String {
     let keygen = std::process::Command::new(env!("CARGO_BIN_EXE_govgate"))
