@@ -10,6 +10,9 @@ use crate::kpi::{Selector, Side};
 /// the gateway strips these headers before forwarding.
 pub const ATTRIBUTE_HEADER_PREFIX: &str = "x-govgate-attr-";
 
+/// Groups tracked per protected attribute, at most.
+const MAX_GROUPS: usize = 10_000;
+
 /// Rows a KPI window may hold: a window lives in memory, once per model
 /// and once per version served.
 const MAX_WINDOW_ROWS: usize = 1_000_000;
@@ -289,13 +292,17 @@ pub(super) fn check(
             raw.min_group_size,
             30,
         )?,
+        // Group values come from the traffic: this caps what callers can
+        // make the windows and the per-group series hold.
         max_groups: usize::try_from(count(
             checker,
             &format!("{key}.max_groups"),
             raw.max_groups,
             50,
         )?)
-        .map_err(|_| too_large("max_groups"))?,
+        .ok()
+        .filter(|groups| *groups <= MAX_GROUPS)
+        .ok_or_else(|| at_most("max_groups", MAX_GROUPS))?,
         // The first rows of a version are held until there are this many,
         // as many as an uploaded reference may have.
         reference_rows: usize::try_from(count(

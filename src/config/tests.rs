@@ -225,6 +225,11 @@ fn each_mistake_names_its_key() {
             "between 1 and 1000",
         ),
         (
+            format!("{SERVER}[limits]\ncapture_bytes = 67108865\n"),
+            "limits.capture_bytes",
+            "between 0 and 67108864",
+        ),
+        (
             format!("{SERVER}[limits]\npublic_max_connections = 0\n"),
             "limits.public_max_connections",
             "greater than 0",
@@ -662,6 +667,11 @@ fn kpi_mistakes_name_their_key() {
         ("window = 500", "window = 1000001", "models[0].kpi.window"),
         (
             "reference_rows = 500",
+            "reference_rows = 500\nmax_groups = 10001",
+            "models[0].kpi.max_groups",
+        ),
+        (
+            "reference_rows = 500",
             "reference_rows = 1000001",
             "models[0].kpi.reference_rows",
         ),
@@ -703,6 +713,32 @@ fn offline_commands_load_without_credentials() {
     assert_eq!(err.key, "ledger.key_file", "{err}");
     let typo = text.replace("data_dir", "datadir");
     assert!(OfflineConfig::parse(&typo, "test.toml", key_dir()).is_err());
+}
+
+#[test]
+fn the_ledgers_queue_and_batch_are_bounded() {
+    let with = |extra: &str| {
+        Config::parse(
+            &format!("{SERVER}{ONE_MODEL}{LEDGER}{extra}"),
+            "test.toml",
+            &test_env(&[]),
+        )
+    };
+    let most = with("queue_len = 1048576\nmax_batch = 65536\n").unwrap();
+    assert_eq!(
+        (most.ledger.queue_len, most.ledger.max_batch),
+        (1 << 20, 1 << 16)
+    );
+    for (extra, key) in [
+        ("queue_len = 1048577\n", "ledger.queue_len"),
+        ("queue_len = 0\n", "ledger.queue_len"),
+        ("max_batch = 65537\n", "ledger.max_batch"),
+        ("max_batch = 0\n", "ledger.max_batch"),
+    ] {
+        let err = with(extra).unwrap_err();
+        assert_eq!(err.key, key, "{extra}: {err}");
+        assert!(err.message.contains("must be between 1 and"), "{err}");
+    }
 }
 
 #[test]

@@ -137,7 +137,12 @@ pub(super) fn check(raw: RawConfig, file: &str, env: &Environment) -> Result<Con
             "limits.max_buffered_total_bytes",
             raw.limits.max_buffered_total_bytes,
         )?,
-        capture_bytes: raw.limits.capture_bytes as usize,
+        capture_bytes: within(
+            &checker,
+            "limits.capture_bytes",
+            raw.limits.capture_bytes,
+            0..=MAX_CAPTURE_BYTES,
+        )?,
         max_header_bytes: within(
             &checker,
             "limits.max_header_bytes",
@@ -397,8 +402,13 @@ fn check_ledger(
         signing_key,
         key_file: path,
         payload_mode,
-        queue_len: positive(checker, "ledger.queue_len", raw.queue_len)?,
-        max_batch: positive(checker, "ledger.max_batch", raw.max_batch)?,
+        queue_len: within(
+            checker,
+            "ledger.queue_len",
+            raw.queue_len,
+            1..=MAX_QUEUE_LEN,
+        )?,
+        max_batch: within(checker, "ledger.max_batch", raw.max_batch, 1..=MAX_BATCH)?,
         cache_bytes: (positive(checker, "ledger.cache_mb", raw.cache_mb)? as u64)
             .saturating_mul(1 << 20),
         verify_every: (raw.verify_every_secs > 0)
@@ -538,6 +548,18 @@ fn positive(checker: &Checker<'_>, key: &str, value: u64) -> Result<usize, Confi
         Err(_) => Err(checker.error(key, "is too large for this machine")),
     }
 }
+
+/// Upper bound of `limits.capture_bytes`: a decision's record holds two
+/// captures, and a batch of them is one write-ahead record.
+const MAX_CAPTURE_BYTES: u64 = 64 << 20;
+
+/// Upper bound of `ledger.queue_len`: entries waiting for the writer,
+/// each with its captures.
+const MAX_QUEUE_LEN: u64 = 1 << 20;
+
+/// Upper bound of `ledger.max_batch`: the writer's batch is allocated
+/// whole, and one checkpoint covers it.
+const MAX_BATCH: u64 = 1 << 16;
 
 /// Bounds of `limits.max_header_bytes`: below 1 KiB ordinary requests fail;
 /// above 256 KiB hyper's read buffer (about 400 KiB) would cut in first.

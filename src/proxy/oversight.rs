@@ -261,7 +261,13 @@ pub(super) async fn answer(
                     let (response, ack) = release_whole(state, draft, parts, bytes.clone()).await;
                     if let Some(ack) = ack {
                         if let Some(new) = answer {
-                            oversight.queue.flag(new, ack.seq);
+                            // Shutdown waits for it, as for the records.
+                            drop(
+                                state
+                                    .recorder
+                                    .backlog()
+                                    .spawn(oversight.queue.flag(new, ack.seq)),
+                            );
                         }
                         observe_kpi(state, kpi, id, bytes);
                     }
@@ -270,10 +276,11 @@ pub(super) async fn answer(
                 (None, Some(body)) => {
                     let hook = flag.map(|new| {
                         let queue = oversight.queue.clone();
+                        let backlog = state.recorder.backlog().clone();
                         Box::new(move |seq: u64, captured: Bytes| {
                             let mut new = new;
                             new.answer.body = captured.to_vec();
-                            queue.flag(new, Some(seq));
+                            drop(backlog.spawn(queue.flag(new, Some(seq))));
                         }) as super::stream::OnRecorded
                     });
                     release_stream(state, forwarded, parts, body, hook, kpi).await

@@ -437,16 +437,21 @@ impl ReviewQueue {
         }
     }
 
-    /// Queues a post-hoc review of a released answer, in the background:
-    /// the answer is not delayed; a failure is logged.
-    pub fn flag(&self, new: NewReview, decision_seq: Option<u64>) {
+    /// Queues a post-hoc review of a released answer: for the caller to
+    /// run in the background (the request path on its backlog, which
+    /// shutdown drains), so the answer is not delayed; a failure is logged.
+    pub fn flag(
+        &self,
+        new: NewReview,
+        decision_seq: Option<u64>,
+    ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let queue = self.clone();
-        tokio::spawn(async move {
+        async move {
             let item = queue.new_item(new);
             if let Err(err) = queue.open_item(item, decision_seq).await {
                 tracing::error!(error = %err, "a flagged decision could not be queued for review");
             }
-        });
+        }
     }
 
     /// Applies a reviewer's verdict. Cancel-safe: the work runs in its own task.

@@ -96,15 +96,13 @@ pub(super) fn seal_loop(
     let mut epoch = 0;
     let mut batch: Vec<Job> = Vec::with_capacity(config.max_batch);
     while let Some(job) = jobs.blocking_recv() {
-        batch.push(job);
-        // A key rotation ends its batch: the checkpoint the old key signs
-        // last then ends with it, as the log's readers expect.
-        while batch.len() < config.max_batch && !ends_batch(&batch) {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+        fill_batch(
+            &mut batch,
+            job,
+            &mut jobs,
+            config.max_batch,
+            MAX_BATCH_CAPTURE_BYTES,
+        );
         // Status before epoch: the committer bumps the epoch before it
         // reports that it commits again.
         if let Err(reason) = durable.status.check() {
@@ -162,6 +160,47 @@ fn tallied(config: &SequencerConfig, bodies: &[EntryBody]) -> Vec<Tallied> {
 }
 
 /// Whether the batch's last job is a key rotation.
+/// Capture bytes after which a batch takes no more entries. A batch is one
+/// write-ahead record, whose lengths are 32-bit: with captures of at most
+/// 64 MiB (`limits.capture_bytes`), two to a decision, a record stays
+/// below 512 MiB whatever `ledger.max_batch` is.
+const MAX_BATCH_CAPTURE_BYTES: usize = 256 << 20;
+
+/// Puts `first` and what is queued behind it into `batch`: at most
+/// `max_batch` entries, and none more once their captures reach
+/// `max_bytes`. A key rotation ends its batch: the checkpoint the old key
+/// signs last then ends with it, as the log's readers expect.
+fn fill_batch(
+    batch: &mut Vec<Job>,
+    first: Job,
+    jobs: &mut mpsc::Receiver<Job>,
+    max_batch: usize,
+    max_bytes: usize,
+) {
+    let mut bytes = captured_bytes(&first.0);
+    batch.push(first);
+    while batch.len() < max_batch && bytes < max_bytes && !ends_batch(batch) {
+        match jobs.try_recv() {
+            Ok(job) => {
+                bytes += captured_bytes(&job.0);
+                batch.push(job);
+            }
+            Err(_) => break,
+        }
+    }
+}
+
+/// The captured body bytes an entry carries into its payload.
+fn captured_bytes(body: &EntryBody) -> usize {
+    match body {
+        EntryBody::Decision(decision) => {
+            decision.request.bytes().len() + decision.response.bytes().len()
+        }
+        EntryBody::StreamEnded(end) => end.response.bytes().len(),
+        _ => 0,
+    }
+}
+
 fn ends_batch(batch: &[Job]) -> bool {
     matches!(batch.last(), Some((EntryBody::KeyRotated { .. }, _)))
 }
@@ -471,4 +510,50 @@ pub(super) fn run(
             }
         }
     });
+}
+
+#[cfg(test)]
+mod batch_tests {
+    use super::*;
+    use crate::decision::Capture;
+    use crate::decision::fixture::streamed_chat;
+
+    fn with_captures(bytes: usize) -> EntryBody {
+        let body = bytes::Bytes::from(vec![b'x'; bytes]);
+        EntryBody::Decision(Box::new(crate::decision::Decision {
+            request: Capture::of_complete(&body, bytes),
+            response: Capture::of_complete(&body, bytes),
+            ..streamed_chat()
+        }))
+    }
+
+    /// Batch sizes `fill_batch` makes of `sizes` (capture bytes per side)
+    /// queued at once.
+    fn batches(sizes: &[usize], max_batch: usize, max_bytes: usize) -> Vec<usize> {
+        let (tx, mut rx) = mpsc::channel(sizes.len().max(1));
+        for size in sizes {
+            let (ack, _) = oneshot::channel();
+            tx.try_send((with_captures(*size), ack)).ok().unwrap();
+        }
+        drop(tx);
+        let mut made = Vec::new();
+        let mut batch = Vec::new();
+        while let Ok(job) = rx.try_recv() {
+            fill_batch(&mut batch, job, &mut rx, max_batch, max_bytes);
+            made.push(batch.len());
+            batch.clear();
+        }
+        made
+    }
+
+    #[test]
+    fn a_batch_ends_at_its_entry_count_or_once_its_captures_reach_the_limit() {
+        // 2 x 10 bytes a decision: the limit of 50 is reached by the third.
+        assert_eq!(batches(&[10; 7], 100, 50), [3, 3, 1]);
+        assert_eq!(batches(&[10; 7], 2, 1000), [2, 2, 2, 1]);
+        // One decision beyond the limit is a batch of its own.
+        assert_eq!(batches(&[100, 1, 1], 100, 50), [1, 2]);
+        // Entries without captures count by number only.
+        assert_eq!(batches(&[0; 5], 100, 50), [5]);
+    }
 }

@@ -128,8 +128,8 @@ fn put_u64(out: &mut Vec<u8>, value: u64) {
 }
 
 fn put_len(out: &mut Vec<u8>, len: usize) {
-    // Batches are bounded by `ledger.max_batch` and the body limits, far
-    // below 4 GiB.
+    // A batch's captures stop growing it at 256 MiB, and one decision's
+    // are at most 2 x 64 MiB (`limits.capture_bytes`): far below 4 GiB.
     out.extend_from_slice(&(len as u32).to_le_bytes());
 }
 
