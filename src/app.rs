@@ -175,6 +175,9 @@ pub struct App {
     exports: crate::admin::export::Exports,
     /// The report jobs' threads, stopped and drained by `run`.
     reports: crate::admin::reports::Reports,
+    /// Payload erasures asked for on the admin API, stopped and drained
+    /// by `run` before `gateway_stopped`.
+    eraser: Arc<erasure::Eraser>,
     /// Keeps `auth.jwt.jwks_url`'s key set, run by `run` until shutdown.
     jwks: Option<proxy::jwks::JwksFetcher>,
     /// The same for `admin.jwt.jwks_url`.
@@ -738,11 +741,7 @@ impl App {
             }
             (_, None) => {}
         }
-        let eraser = Arc::new(erasure::Eraser {
-            ledger: ledger.clone(),
-            store: store.clone(),
-            busy: std::sync::Mutex::new(()),
-        });
+        let eraser = Arc::new(erasure::Eraser::new(ledger.clone(), store.clone()));
         let retention = retention::Retention::new(
             config,
             eraser.clone(),
@@ -976,6 +975,7 @@ impl App {
             tls: public_tls.into_iter().chain(admin_tls).collect(),
             exports,
             reports,
+            eraser,
             jwks,
             admin_jwks,
             risks: Some(risks),
@@ -1250,6 +1250,8 @@ impl App {
         self.exports.stop();
         // A report job stops at its next chunk and records nothing.
         self.reports.stop();
+        // An erasure stops at its next group (erasing again finishes it).
+        self.eraser.stop();
         if let Some(task) = witness_task {
             let _ = task.await;
         }
@@ -1281,6 +1283,7 @@ impl App {
             let _ = verification_task.await;
             self.exports.drained().await;
             self.reports.drained().await;
+            self.eraser.drained().await;
             stop_priming(priming_task).await;
             stop_snapshots(snapshot_task).await;
             stop_journal(journal_task).await;
@@ -1302,12 +1305,14 @@ impl App {
         if drained.is_err() {
             tracing::warn!("grace period over; remaining requests are cut");
             // Dropping a listener's loop aborts its connection tasks.
-            public_task.abort();
-            admin_task.abort();
-            tiles_task.abort();
-            let _ = public_task.await;
-            let _ = admin_task.await;
-            let _ = tiles_task.await;
+            // A loop the drain already saw end must not be awaited again
+            // (a join handle polled after it completed panics).
+            for task in [public_task, admin_task, tiles_task] {
+                task.abort();
+                if !task.is_finished() {
+                    let _ = task.await;
+                }
+            }
         }
         // No request is left to learn a response id.
         stop_journal(journal_task).await;
@@ -1332,6 +1337,10 @@ impl App {
         // Their threads read the store: ended before it closes.
         self.exports.drained().await;
         self.reports.drained().await;
+        // Its entries come before gateway_stopped; its handle on the
+        // ledger goes before the writer closes.
+        self.eraser.drained().await;
+        drop(self.eraser);
         stop_priming(priming_task).await;
         if let Err(err) = self.ledger.append(EntryBody::GatewayStopped).await {
             tracing::error!(error = %err, "gateway_stopped not recorded");

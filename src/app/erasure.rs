@@ -5,7 +5,9 @@
 //! from the store (`LedgerStore::erase_payloads`, which on the gateway's
 //! write-ahead store also retires the file holding them). The order is the
 //! offline command's: a crash in between leaves entries saying so, and
-//! erasing again finishes. A caller that goes away does not stop it.
+//! erasing again finishes. A caller that goes away does not stop it; the
+//! gateway stopping does, at the next group, and waits for it before its
+//! `gateway_stopped` entry.
 
 use crate::admin::erasure::{Erase, ErasureFailure, ErasureRequest, MAX_DECISIONS, selection_kind};
 use crate::decision::SinkError;
@@ -17,6 +19,8 @@ use http::StatusCode;
 use serde_json::json;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 /// Decisions whose entries are appended together before their payloads
 /// go: small beside the ledger's queue, so live requests keep their room.
@@ -30,6 +34,21 @@ pub(super) struct Eraser {
     pub(super) store: Arc<dyn LedgerStore>,
     /// One erasure at a time.
     pub(super) busy: Mutex<()>,
+    /// The erasures' threads, drained at shutdown.
+    pub(super) tracker: TaskTracker,
+    /// Set at shutdown: an erasure stops at its next group.
+    pub(super) stop: CancellationToken,
+}
+
+/// The gateway is stopping: no erasure starts, a running one stops at its
+/// next group (those before are erased and recorded).
+fn stopping() -> ErasureFailure {
+    ErasureFailure {
+        status: StatusCode::SERVICE_UNAVAILABLE,
+        code: "shutting_down",
+        message: "the gateway is stopping; erase again once it runs (what was erased stays erased)"
+            .to_owned(),
+    }
 }
 
 fn ours(code: &'static str, status: StatusCode, message: String) -> ErasureFailure {
@@ -42,13 +61,40 @@ fn ours(code: &'static str, status: StatusCode, message: String) -> ErasureFailu
 }
 
 impl Eraser {
+    /// For `ledger` and its `store`.
+    pub(super) fn new(ledger: Ledger, store: Arc<dyn LedgerStore>) -> Self {
+        Self {
+            ledger,
+            store,
+            busy: Mutex::new(()),
+            tracker: TaskTracker::new(),
+            stop: CancellationToken::new(),
+        }
+    }
+
+    /// Refuses new erasures and stops a running one at its next group.
+    pub(super) fn stop(&self) {
+        self.stop.cancel();
+        self.tracker.close();
+    }
+
+    /// Resolves when no erasure's thread runs (after [`Eraser::stop`]).
+    pub(super) async fn drained(&self) {
+        self.tracker.wait().await;
+    }
+
     /// The route's handler.
     pub(super) fn handler(self: Arc<Self>) -> Erase {
         Arc::new(move |request| {
             let eraser = self.clone();
             let handle = tokio::runtime::Handle::current();
             Box::pin(async move {
-                tokio::task::spawn_blocking(move || eraser.run(&handle, &request))
+                if eraser.stop.is_cancelled() {
+                    return Err(stopping());
+                }
+                let tracker = eraser.tracker.clone();
+                tracker
+                    .spawn_blocking(move || eraser.run(&handle, &request))
                     .await
                     .unwrap_or_else(|_| {
                         Err(ours(
@@ -110,6 +156,15 @@ impl Eraser {
         let mut erasures: Vec<Vec<u64>> = Vec::with_capacity(found.decisions.len());
         if !request.dry_run {
             for (i, group) in found.decisions.chunks(GROUP).enumerate() {
+                if self.stop.is_cancelled() {
+                    tracing::warn!(
+                        selection = kind,
+                        done = i * GROUP,
+                        of = found.decisions.len(),
+                        "payload erasure: stopped with the gateway; erase again to finish"
+                    );
+                    return Err(stopping());
+                }
                 erasures.extend(self.erase_group(
                     runtime,
                     group,

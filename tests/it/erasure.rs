@@ -337,3 +337,83 @@ async fn erasure_by_subject_under_load_removes_exactly_that_subjects_payloads() 
         Vec::<std::path::PathBuf>::new()
     );
 }
+
+/// The gateway stopping ends an erasure at its next group and waits for
+/// it, however short the grace: every `payload_erased` entry comes before
+/// `gateway_stopped`, and erasing again after the restart finishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_during_an_erasure_ends_it_before_gateway_stopped() {
+    let upstream = TestUpstream::start().await;
+    let mut gateway = Gateway::start(&format!(
+        "[timeouts]\nshutdown_grace_ms = 1\n{}",
+        models_with_subjects(&upstream.url())
+    ))
+    .await;
+    // As many decisions as one call erases: 32 groups.
+    for round in 0..40 {
+        let sent = (0..25).map(|i| infer_as(&gateway, Some("cust-z"), round * 25 + i, &[]));
+        futures_util::future::join_all(sent).await;
+    }
+    let admin = gateway.admin.clone();
+    let body = json!({"subject": "cust-z", "reason": "ticket 7"}).to_string();
+    let erasing = tokio::spawn(async move {
+        admin_call(
+            &admin,
+            Some("ops"),
+            Method::POST,
+            "/admin/payloads/erase",
+            &body,
+        )
+        .await
+    });
+    // Stopped once its first group is in the ledger.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !gateway
+        .entries()
+        .await
+        .iter()
+        .any(|e| e["kind"] == "payload_erased")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the erasure did not begin"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    }
+    assert!(gateway.stop().await.success());
+    erasing.abort();
+
+    gateway.restart().await;
+    let entries = gateway.entries().await;
+    let stopped = entries
+        .iter()
+        .position(|e| e["kind"] == "gateway_stopped")
+        .expect("the first run's gateway_stopped");
+    let erased = |range: &[Value]| {
+        range
+            .iter()
+            .filter(|e| e["kind"] == "payload_erased")
+            .count()
+    };
+    let before = erased(&entries[..stopped]);
+    assert_eq!(
+        erased(&entries[stopped..]),
+        0,
+        "an erasure entry after gateway_stopped"
+    );
+    assert!(before > 0);
+    // The rest goes on the next call.
+    if before < 1000 {
+        let rest = erase(
+            &gateway,
+            "ops",
+            json!({"subject": "cust-z", "reason": "ticket 7"}),
+        )
+        .await;
+        assert_eq!(rest.status, 200, "{}", rest.text());
+        assert_eq!(
+            rest.json()["decisions"].as_array().unwrap().len(),
+            1000 - before
+        );
+    }
+}
