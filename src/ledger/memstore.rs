@@ -53,6 +53,8 @@ pub struct MemStore {
     fail_after_write: AtomicU64,
     /// Milliseconds every commit takes, as a slow disk would.
     commit_delay_ms: AtomicU64,
+    /// Milliseconds every decision lookup takes, as a cold disk would.
+    lookup_delay_ms: AtomicU64,
 }
 
 impl MemStore {
@@ -75,6 +77,12 @@ impl MemStore {
     /// Makes every commit take `delay` before it succeeds or fails.
     pub fn slow_commits(&self, delay: std::time::Duration) {
         self.commit_delay_ms
+            .store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Makes every decision lookup (`decision_seq`) take `delay`.
+    pub fn slow_lookups(&self, delay: std::time::Duration) {
+        self.lookup_delay_ms
             .store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 
@@ -269,6 +277,10 @@ impl LedgerStore for MemStore {
     }
 
     fn decision_seq(&self, id: &[u8; 16]) -> Result<Option<u64>, StoreError> {
+        let delay = self.lookup_delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(delay));
+        }
         let (second, rest) = split(id);
         let tables = self.read();
         Ok(tables

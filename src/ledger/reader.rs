@@ -16,11 +16,17 @@ use http::{StatusCode, header};
 use serde::Deserialize;
 use std::ops::ControlFlow;
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 
 mod keys;
 
 /// Most entries one `/ledger/entries` call returns.
 const MAX_ENTRIES_PER_CALL: u64 = 1000;
+
+/// Store reads of the routes here that run at once (on blocking threads);
+/// more wait their turn. Receipts are on the public listener, so callers
+/// cannot take every blocking thread with them.
+const MAX_READS: usize = 8;
 
 /// Read access to a ledger store; cheap to clone.
 #[derive(Clone)]
@@ -29,6 +35,7 @@ pub struct LedgerReader {
     /// The key in force now (an online rotation changes it).
     key: Arc<dyn Fn() -> NoteVerifier + Send + Sync>,
     keys: Arc<keys::KeyCache>,
+    reads: Arc<Semaphore>,
 }
 
 /// A decision's receipt.
@@ -57,7 +64,27 @@ impl LedgerReader {
             store,
             key: Arc::new(key),
             keys: Arc::default(),
+            reads: Arc::new(Semaphore::new(MAX_READS)),
         }
+    }
+
+    /// Runs `read` on a blocking thread, at most [`MAX_READS`] at once:
+    /// an index lookup and a proof's node reads are store work a request
+    /// must not hold an async worker for. `None` if the thread was lost.
+    /// Cancel-safe: a dropped caller leaves the read to finish.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&LedgerReader) -> T + Send + 'static,
+    ) -> Option<T> {
+        // INVARIANT: the semaphore is never closed.
+        let permit = self.reads.clone().acquire_owned().await.ok()?;
+        let reader = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            read(&reader)
+        })
+        .await
+        .ok()
     }
 
     /// The receipt of a decision, if it is in the log.
@@ -110,6 +137,14 @@ pub(super) fn store_failure(err: StoreError) -> Response {
     )
 }
 
+fn read_stopped() -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "ledger_unavailable",
+        "the ledger read stopped",
+    )
+}
+
 /// Public routes: `GET /govgate/receipts/{id}` (tlog-proof text),
 /// `GET /govgate/receipts/{id}/entry` (the entry's canonical JSON) and
 /// `GET /govgate/receipts/{id}/signature` (its own signature, if any).
@@ -125,6 +160,8 @@ pub fn public_routes(reader: LedgerReader) -> Router {
 enum Lookup {
     NotFound,
     Store(StoreError),
+    /// The blocking thread of the read was lost.
+    Stopped,
 }
 
 impl IntoResponse for Lookup {
@@ -136,20 +173,43 @@ impl IntoResponse for Lookup {
                 "no decision with this id",
             ),
             Lookup::Store(err) => store_failure(err),
+            Lookup::Stopped => read_stopped(),
         }
     }
 }
 
-fn find_receipt(reader: &LedgerReader, id: &str) -> Result<Receipt, Lookup> {
+/// The receipt of decision `id`, and with `signature` the entry's own
+/// signature, read off the async workers.
+async fn find_receipt(
+    reader: &LedgerReader,
+    id: &str,
+    signature: bool,
+) -> Result<(Receipt, Option<[u8; 64]>), Lookup> {
     let id = DecisionId::parse(id).ok_or(Lookup::NotFound)?;
     reader
-        .receipt(&id)
-        .map_err(Lookup::Store)?
-        .ok_or(Lookup::NotFound)
+        .blocking(move |reader| -> Result<_, Lookup> {
+            let receipt = reader.receipt(&id)?.ok_or(Lookup::NotFound)?;
+            let own = match signature {
+                true => reader.store.entry_signature(receipt.seq)?,
+                false => None,
+            };
+            Ok((receipt, own))
+        })
+        .await
+        .unwrap_or(Err(Lookup::Stopped))
+}
+
+impl From<StoreError> for Lookup {
+    fn from(err: StoreError) -> Self {
+        Lookup::Store(err)
+    }
 }
 
 async fn receipt(State(reader): State<LedgerReader>, Path(id): Path<String>) -> Response {
-    match find_receipt(&reader, &id) {
+    match find_receipt(&reader, &id, false)
+        .await
+        .map(|(receipt, _)| receipt)
+    {
         Ok(receipt) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -161,7 +221,10 @@ async fn receipt(State(reader): State<LedgerReader>, Path(id): Path<String>) -> 
 }
 
 async fn receipt_entry(State(reader): State<LedgerReader>, Path(id): Path<String>) -> Response {
-    match find_receipt(&reader, &id) {
+    match find_receipt(&reader, &id, false)
+        .await
+        .map(|(receipt, _)| receipt)
+    {
         Ok(receipt) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/json")],
@@ -174,23 +237,19 @@ async fn receipt_entry(State(reader): State<LedgerReader>, Path(id): Path<String
 
 /// The entry's own signature (base64), when per-entry signing was on.
 async fn receipt_signature(State(reader): State<LedgerReader>, Path(id): Path<String>) -> Response {
-    let receipt = match find_receipt(&reader, &id) {
-        Ok(receipt) => receipt,
-        Err(lookup) => return lookup.into_response(),
-    };
-    match reader.store.entry_signature(receipt.seq) {
-        Ok(Some(signature)) => (
+    match find_receipt(&reader, &id, true).await {
+        Ok((_, Some(signature))) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
             format!("{}\n", BASE64.encode(signature)),
         )
             .into_response(),
-        Ok(None) => error(
+        Ok((_, None)) => error(
             StatusCode::NOT_FOUND,
             "no_entry_signature",
             "this entry has no signature of its own",
         ),
-        Err(err) => store_failure(err),
+        Err(lookup) => lookup.into_response(),
     }
 }
 
@@ -217,7 +276,13 @@ async fn public_key(State(reader): State<LedgerReader>) -> Response {
 }
 
 async fn latest_checkpoint(State(reader): State<LedgerReader>) -> Response {
-    match reader.store.latest_checkpoint() {
+    let Some(read) = reader
+        .blocking(|reader| reader.store.latest_checkpoint())
+        .await
+    else {
+        return read_stopped();
+    };
+    match read {
         Ok(Some((_, note))) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -271,11 +336,7 @@ async fn entries(State(reader): State<LedgerReader>, Query(range): Query<Range>)
         )
             .into_response(),
         Ok(Err(err)) => store_failure(err),
-        Err(_) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "ledger_unavailable",
-            "the ledger read stopped",
-        ),
+        Err(_) => read_stopped(),
     }
 }
 
@@ -289,9 +350,10 @@ async fn inclusion(
     State(reader): State<LedgerReader>,
     Query(q): Query<InclusionQuery>,
 ) -> Response {
-    proof_response(&reader, q.size, |nodes| {
+    proof_response(&reader, q.size, move |nodes| {
         inclusion_proof(nodes, q.seq, q.size)
     })
+    .await
 }
 
 #[derive(Deserialize)]
@@ -304,31 +366,47 @@ async fn consistency(
     State(reader): State<LedgerReader>,
     Query(q): Query<ConsistencyQuery>,
 ) -> Response {
-    proof_response(&reader, q.new, |nodes| {
+    proof_response(&reader, q.new, move |nodes| {
         consistency_proof(nodes, q.old, q.new)
     })
+    .await
 }
 
 type ProofResult = Result<Vec<super::tree::Hash>, ProofError<StoreError>>;
 
-/// A proof as base64 hashes, one per line; sizes beyond the log are refused.
-fn proof_response(
+/// Why no proof was made before proving.
+enum Unproven {
+    BeyondLog,
+    Store(StoreError),
+}
+
+/// A proof as base64 hashes, one per line; sizes beyond the log are
+/// refused. Its node reads run off the async workers.
+async fn proof_response(
     reader: &LedgerReader,
     size: u64,
-    prove: impl FnOnce(&StoreNodes<'_, dyn LedgerStore>) -> ProofResult,
+    prove: impl FnOnce(&StoreNodes<'_, dyn LedgerStore>) -> ProofResult + Send + 'static,
 ) -> Response {
-    match reader.store.size() {
-        Ok(stored) if size > stored => {
+    let read = reader
+        .blocking(move |reader| match reader.store.size() {
+            Ok(stored) if size > stored => Err(Unproven::BeyondLog),
+            Err(err) => Err(Unproven::Store(err)),
+            Ok(_) => Ok(prove(&StoreNodes(reader.store.as_ref()))),
+        })
+        .await;
+    let proved = match read {
+        None => return read_stopped(),
+        Some(Err(Unproven::BeyondLog)) => {
             return error(
                 StatusCode::BAD_REQUEST,
                 "beyond_log",
                 "the log is not that large",
             );
         }
-        Err(err) => return store_failure(err),
-        Ok(_) => {}
-    }
-    match prove(&StoreNodes(reader.store.as_ref())) {
+        Some(Err(Unproven::Store(err))) => return store_failure(err),
+        Some(Ok(proved)) => proved,
+    };
+    match proved {
         Ok(hashes) => {
             let text: String = hashes
                 .iter()
@@ -345,5 +423,59 @@ fn proof_response(
             error(StatusCode::BAD_REQUEST, "invalid_proof_request", why)
         }
         Err(ProofError::Source(err)) => store_failure(err),
+    }
+}
+
+#[cfg(test)]
+mod blocking_tests {
+    use super::*;
+    use crate::ledger::checkpoint::NoteSigner;
+    use crate::ledger::memstore::MemStore;
+    use std::time::Duration;
+    use tower::ServiceExt;
+
+    /// A receipt whose index lookup is slow leaves the only async worker
+    /// free: a request that needs no store read, sent after it on the same
+    /// current-thread runtime, is answered first.
+    #[test]
+    fn a_slow_receipt_lookup_does_not_hold_the_async_worker() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let store = Arc::new(MemStore::new());
+            store.slow_lookups(Duration::from_millis(300));
+            let signer = NoteSigner::new(
+                "test.example/reader",
+                ed25519_dalek::SigningKey::from_bytes(&[3; 32]),
+            )
+            .unwrap();
+            let reader = LedgerReader::new(store, signer.verifier());
+            let routes = public_routes(reader.clone()).merge(admin_routes(reader));
+            let get = |uri: &str| {
+                http::Request::get(uri)
+                    .body(axum::body::Body::empty())
+                    .unwrap()
+            };
+            let order = std::sync::Mutex::new(Vec::new());
+            let receipt = async {
+                let answer = routes
+                    .clone()
+                    .oneshot(get(&format!("/govgate/receipts/{}", "ab".repeat(16))))
+                    .await
+                    .unwrap();
+                order.lock().unwrap().push(("receipt", answer.status()));
+            };
+            let key = async {
+                let answer = routes.clone().oneshot(get("/ledger/key")).await.unwrap();
+                order.lock().unwrap().push(("key", answer.status()));
+            };
+            tokio::join!(receipt, key);
+            assert_eq!(
+                order.into_inner().unwrap(),
+                [("key", StatusCode::OK), ("receipt", StatusCode::NOT_FOUND)]
+            );
+        });
     }
 }
