@@ -104,17 +104,22 @@ async fn read_since(client: &mut Client, after: u64) -> Result<Vec<SharedEvent>,
             &[&seq_i64(after), &PAGE, &PAGE_BYTES],
         )
         .await?;
-    rows.iter()
-        .map(|row| {
-            let seq: i64 = row.get(0);
-            let body: String = row.get(2);
-            Ok(SharedEvent {
-                control_seq: u64::try_from(seq).unwrap_or(0),
-                kind: row.get(1),
-                members: serde_json::from_str(&body)?,
+    // Up to 16 MiB of JSON (an uploaded drift reference is 2 MB alone):
+    // parsed off the async workers, as the caller holds the registry.
+    tokio::task::spawn_blocking(move || {
+        rows.iter()
+            .map(|row| {
+                let seq: i64 = row.get(0);
+                let body: &str = row.get(2);
+                Ok(SharedEvent {
+                    control_seq: u64::try_from(seq).unwrap_or(0),
+                    kind: row.get(1),
+                    members: serde_json::from_str(body)?,
+                })
             })
-        })
-        .collect()
+            .collect()
+    })
+    .await?
 }
 
 /// Appends if the last event is still `after`, notifying [`CHANNEL`].

@@ -72,6 +72,9 @@ pub enum ClusterError {
     /// Another gateway claimed this replica's id (its lease ran out).
     #[error("replica id `{0}` was claimed by another gateway")]
     ClaimLost(String),
+    /// The blocking thread decoding rows was lost (it panicked).
+    #[error("decoding the control plane's rows failed: {0}")]
+    DecodeLost(#[from] tokio::task::JoinError),
 }
 
 /// A replica that joined the fleet: its database session and its claim.
