@@ -283,7 +283,8 @@ struct ModelKpi {
     fairness: FairnessWindow,
     drift: HashMap<String, Drift>,
     recent: HashMap<String, Recent>,
-    order: VecDeque<(String, usize)>,
+    /// The decisions in `recent`, oldest first.
+    order: VecDeque<String>,
     recent_rows: usize,
     published_groups: BTreeSet<(String, String)>,
 }
@@ -330,27 +331,24 @@ impl ModelKpi {
         if rows.is_empty() {
             return;
         }
-        let n = rows.len();
-        match (self.recent.get_mut(&decision_id), self.order.back_mut()) {
-            // More rows of the newest decision: the fleet's feed may hand
-            // a decision's rows over in two pages.
-            (Some(recent), Some((newest, count))) if *newest == decision_id => {
-                recent.rows.extend(rows);
-                *count += n;
-            }
-            _ => {
+        self.recent_rows += rows.len();
+        match self.recent.get_mut(&decision_id) {
+            // More rows of a decision: the fleet's feed may hand them over
+            // in two pages, with other replicas' rows between them.
+            Some(recent) => recent.rows.extend(rows),
+            None => {
                 self.recent.insert(decision_id.clone(), Recent { rows });
-                self.order.push_back((decision_id, n));
+                self.order.push_back(decision_id);
             }
         }
-        self.recent_rows += n;
         let limit = 2 * self.config.window;
         while self.recent_rows > limit || self.order.len() > limit {
-            let Some((old, count)) = self.order.pop_front() else {
+            let Some(old) = self.order.pop_front() else {
                 break;
             };
-            self.recent.remove(&old);
-            self.recent_rows -= count;
+            if let Some(gone) = self.recent.remove(&old) {
+                self.recent_rows -= gone.rows.len();
+            }
         }
     }
 
@@ -925,5 +923,44 @@ mod tests {
         assert_eq!(kpi.recent.len(), 10, "2 x window rows");
         assert_eq!(kpi.recent_rows, 10);
         assert!(kpi.recent.contains_key("d999") && !kpi.recent.contains_key("d989"));
+    }
+
+    /// The fleet's feed may hand a decision's rows over in two pages with
+    /// another replica's rows between them: the second part joins the
+    /// first instead of replacing it.
+    #[test]
+    fn a_decisions_rows_split_around_anothers_are_all_kept() {
+        let mut kpi = model(50);
+        let row = Row {
+            groups: Vec::new(),
+            predicted: Class::Positive,
+            label: None,
+            features: Vec::new(),
+        };
+        let mut rows = |indexes: &[usize]| -> Vec<RecentRow> {
+            indexes
+                .iter()
+                .map(|i| {
+                    (
+                        *i,
+                        kpi.fairness.push(&row).unwrap(),
+                        Vec::new(),
+                        Class::Positive,
+                    )
+                })
+                .collect()
+        };
+        let (a_first, b_rows, a_rest) = (rows(&[0, 1]), rows(&[0]), rows(&[2]));
+        kpi.remember("a".to_owned(), a_first);
+        kpi.remember("b".to_owned(), b_rows);
+        kpi.remember("a".to_owned(), a_rest);
+        for index in 0..3 {
+            assert!(
+                matches!(kpi.find_row("a", index), Some(Some(_))),
+                "row {index} of a"
+            );
+        }
+        assert!(matches!(kpi.find_row("b", 0), Some(Some(_))));
+        assert_eq!(kpi.recent_rows, 4);
     }
 }
