@@ -32,6 +32,11 @@ use tokio::sync::{mpsc, oneshot};
 /// Observations waiting for the aggregator; beyond this they are dropped.
 const QUEUE: usize = 4096;
 
+/// Versions of a model whose drift is kept (each a window and a
+/// reference): a model retrained daily would otherwise keep every version
+/// it ever served.
+const MAX_DRIFT_VERSIONS: usize = 16;
+
 /// One served exchange of a model with KPIs.
 #[derive(Debug)]
 pub struct Observation {
@@ -282,6 +287,11 @@ struct ModelKpi {
     group_labels: Vec<BTreeSet<String>>,
     fairness: FairnessWindow,
     drift: HashMap<String, Drift>,
+    /// The versions in `drift`, the one fed longest ago first.
+    drift_order: VecDeque<String>,
+    /// Versions whose drift was dropped for newer ones: their gauges go
+    /// at the next publish.
+    drift_dropped: Vec<String>,
     recent: HashMap<String, Recent>,
     /// The decisions in `recent`, oldest first.
     order: VecDeque<String>,
@@ -303,6 +313,8 @@ impl ModelKpi {
             config,
             fairness,
             drift: HashMap::new(),
+            drift_order: VecDeque::new(),
+            drift_dropped: Vec::new(),
             recent: HashMap::new(),
             order: VecDeque::new(),
             recent_rows: 0,
@@ -416,7 +428,7 @@ impl ModelKpi {
                 if let Drift::Active { upload: named, .. } = &mut drift {
                     *named = Some(upload);
                 }
-                self.drift.insert(version.to_owned(), drift);
+                self.keep_drift(version, drift);
                 Ok(())
             }
         }
@@ -424,10 +436,15 @@ impl ModelKpi {
 
     fn push_drift(&mut self, version: &str, row: &Row) {
         let reference_rows = self.config.reference_rows;
-        let drift = self
-            .drift
-            .entry(version.to_owned())
-            .or_insert_with(|| Drift::Collecting(Vec::new()));
+        if !self.drift.contains_key(version) {
+            self.keep_drift(version, Drift::Collecting(Vec::new()));
+        } else if self.drift_order.back().map(String::as_str) != Some(version) {
+            self.drift_order.retain(|v| v != version);
+            self.drift_order.push_back(version.to_owned());
+        }
+        let Some(drift) = self.drift.get_mut(version) else {
+            return;
+        };
         match drift {
             Drift::Collecting(rows) => {
                 rows.push(row.features.clone());
@@ -439,6 +456,23 @@ impl ModelKpi {
                 let _ = window.push(row);
             }
             Drift::Off { .. } => {}
+        }
+    }
+
+    /// Makes `drift` the state of `version`, the one fed last; beyond
+    /// [`MAX_DRIFT_VERSIONS`] the version fed longest ago is dropped (a
+    /// version that comes back collects its first rows again).
+    fn keep_drift(&mut self, version: &str, drift: Drift) {
+        if self.drift.insert(version.to_owned(), drift).is_some() {
+            self.drift_order.retain(|v| v != version);
+        }
+        self.drift_order.push_back(version.to_owned());
+        while self.drift_order.len() > MAX_DRIFT_VERSIONS {
+            let Some(oldest) = self.drift_order.pop_front() else {
+                break;
+            };
+            self.drift.remove(&oldest);
+            self.drift_dropped.push(oldest);
         }
     }
 }
@@ -962,5 +996,27 @@ mod tests {
         }
         assert!(matches!(kpi.find_row("b", 0), Some(Some(_))));
         assert_eq!(kpi.recent_rows, 4);
+    }
+
+    #[test]
+    fn the_drift_of_at_most_sixteen_versions_is_kept_the_one_fed_longest_ago_dropped() {
+        let mut kpi = model(5);
+        let row = Row {
+            groups: Vec::new(),
+            predicted: Class::Positive,
+            label: None,
+            features: Vec::new(),
+        };
+        for v in 0..20 {
+            kpi.push_drift(&format!("v{v}"), &row);
+        }
+        assert_eq!(kpi.drift.len(), MAX_DRIFT_VERSIONS);
+        assert_eq!(kpi.drift_dropped, ["v0", "v1", "v2", "v3"]);
+        // v4 is the oldest now; fed again it is the newest, and v5 goes.
+        kpi.push_drift("v4", &row);
+        kpi.push_drift("v20", &row);
+        assert!(kpi.drift.contains_key("v4") && !kpi.drift.contains_key("v5"));
+        assert_eq!(kpi.drift_order.len(), MAX_DRIFT_VERSIONS);
+        assert_eq!(kpi.drift_order.back().map(String::as_str), Some("v20"));
     }
 }

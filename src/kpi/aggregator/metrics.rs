@@ -165,6 +165,14 @@ impl KpiGauges {
             }
         }
         model.published_groups = groups_now;
+        for version in std::mem::take(&mut model.drift_dropped) {
+            for feature in &model.config.features {
+                let labels = [name, version.as_str(), feature.name.as_str()];
+                for family in [&self.psi, &self.js, &self.ks] {
+                    let _ = family.remove_label_values(&labels);
+                }
+            }
+        }
         for (version, drift) in &model.drift {
             let Drift::Active { window, .. } = drift else {
                 continue;
