@@ -915,23 +915,12 @@ impl KpiTask {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{OutcomeRule, Source};
-    use crate::kpi::{Selector, Side};
 
     fn model(window: usize) -> ModelKpi {
         ModelKpi::new(KpiConfig {
             window,
-            min_group_size: 1,
-            max_groups: 10,
             reference_rows: 1,
-            snapshot_every: None,
-            outcome: Source::Body {
-                side: Side::Response,
-                selector: Selector::pointer("/score").unwrap(),
-            },
-            outcome_rule: OutcomeRule::Score { threshold: 0.5 },
-            attributes: Vec::new(),
-            features: Vec::new(),
+            ..crate::kpi::tests::score_kpi()
         })
         .unwrap()
     }

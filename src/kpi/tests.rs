@@ -6,6 +6,47 @@ mod edges;
 mod golden;
 mod property;
 
+use crate::config::{KpiConfig, ModelConfig, OutcomeRule, Source};
+use crate::kpi::{Selector, Side};
+
+/// `[models.kpi]` of a model that answers `{"score": x}` (positive from
+/// 0.5), a window of 10 rows, without attributes or features: a test sets
+/// what it needs on top.
+pub(crate) fn score_kpi() -> KpiConfig {
+    KpiConfig {
+        window: 10,
+        min_group_size: 1,
+        max_groups: 10,
+        reference_rows: 2,
+        snapshot_every: None,
+        outcome: Source::Body {
+            side: Side::Response,
+            selector: Selector::pointer("/score").unwrap(),
+        },
+        outcome_rule: OutcomeRule::Score { threshold: 0.5 },
+        attributes: Vec::new(),
+        features: Vec::new(),
+    }
+}
+
+/// The KServe V2 model `scorer` (default version 1) with `kpi`.
+pub(crate) fn scorer(kpi: KpiConfig) -> ModelConfig {
+    ModelConfig {
+        name: "scorer".to_owned(),
+        protocol: crate::decision::Protocol::KserveV2,
+        path_prefix: None,
+        default_version: "1".to_owned(),
+        versions: Vec::new(),
+        approval: None,
+        credential: None,
+        http: crate::config::UpstreamHttp::default(),
+        kpi: Some(kpi),
+        rate_limit: None,
+        subject: None,
+        retention: None,
+    }
+}
+
 /// The credit data as committed, parsed with plain std code.
 struct Csv {
     header: Vec<&'static str>,

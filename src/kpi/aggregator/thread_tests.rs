@@ -2,40 +2,8 @@
 //! math take no async worker, and it answers while every worker is busy.
 
 use super::*;
-use crate::config::{OutcomeRule, Source};
-use crate::decision::Protocol;
-use crate::kpi::{Selector, Side};
+use crate::kpi::tests::{score_kpi, scorer};
 use std::time::Duration;
-
-fn scorer() -> ModelConfig {
-    ModelConfig {
-        name: "scorer".to_owned(),
-        protocol: Protocol::KserveV2,
-        path_prefix: None,
-        default_version: "1".to_owned(),
-        versions: Vec::new(),
-        approval: None,
-        credential: None,
-        http: crate::config::UpstreamHttp::default(),
-        kpi: Some(KpiConfig {
-            window: 10,
-            min_group_size: 1,
-            max_groups: 10,
-            reference_rows: 2,
-            snapshot_every: None,
-            outcome: Source::Body {
-                side: Side::Response,
-                selector: Selector::pointer("/score").unwrap(),
-            },
-            outcome_rule: OutcomeRule::Score { threshold: 0.5 },
-            attributes: Vec::new(),
-            features: Vec::new(),
-        }),
-        rate_limit: None,
-        subject: None,
-        retention: None,
-    }
-}
 
 fn observation(decision_id: &str) -> Observation {
     Observation {
@@ -51,24 +19,26 @@ fn observation(decision_id: &str) -> Observation {
 /// The runtime has one worker, and it stays blocked until another thread
 /// has the report: an aggregator that ran on that worker would never
 /// answer.
-#[test]
-fn the_aggregator_answers_while_the_only_async_worker_is_blocked() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
-    runtime.block_on(async {
+        .unwrap()
+}
+
+#[test]
+fn the_aggregator_answers_while_the_only_async_worker_is_blocked() {
+    current_thread().block_on(async {
         let registry = Registry::new();
-        let (recorder, task) = start(&[scorer()], &registry, None).unwrap().unwrap();
+        let (recorder, task) = start(&[scorer(score_kpi())], &registry, None)
+            .unwrap()
+            .unwrap();
         recorder.observe(observation("d1"));
         recorder.observe(observation("d2"));
         let (answered, answer) = std::sync::mpsc::channel();
         let asking = recorder.clone();
         std::thread::spawn(move || {
-            let own = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .unwrap();
-            let _ = answered.send(own.block_on(asking.report("scorer")));
+            let _ = answered.send(current_thread().block_on(asking.report("scorer")));
         });
         // Blocks this runtime's only worker (no await until answered).
         let report = answer
@@ -85,13 +55,11 @@ fn the_aggregator_answers_while_the_only_async_worker_is_blocked() {
 /// recorders left over get no answer instead of waiting.
 #[test]
 fn stopping_ends_the_thread_and_later_asks_get_no_answer() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
+    current_thread().block_on(async {
         let registry = Registry::new();
-        let (recorder, task) = start(&[scorer()], &registry, None).unwrap().unwrap();
+        let (recorder, task) = start(&[scorer(score_kpi())], &registry, None)
+            .unwrap()
+            .unwrap();
         for i in 0..QUEUE {
             recorder.observe(observation(&format!("d{i}")));
         }

@@ -3,12 +3,12 @@
 //! versions there are.
 
 use super::*;
-use crate::config::{KpiConfig, OutcomeRule, Source};
+use crate::config::KpiConfig;
 use crate::decision::PayloadMode;
 use crate::kpi::report::{self, ReferenceSource};
 use crate::kpi::{
     Class, DriftWindow, FairnessSpec, FairnessWindow, FeatureValue, NumericReference, Reference,
-    Row, Selector, Side,
+    Row,
 };
 use crate::ledger::entry::{EntryBody, seal};
 
@@ -19,13 +19,7 @@ fn config() -> KpiConfig {
         max_groups: 1000,
         reference_rows: 100,
         snapshot_every: Some(Duration::from_secs(60)),
-        outcome: Source::Body {
-            side: Side::Response,
-            selector: Selector::pointer("/score").unwrap(),
-        },
-        outcome_rule: OutcomeRule::Score { threshold: 0.5 },
-        attributes: Vec::new(),
-        features: Vec::new(),
+        ..crate::kpi::tests::score_kpi()
     }
 }
 

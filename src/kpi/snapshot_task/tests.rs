@@ -3,9 +3,8 @@
 //! stop is counted while the task still ends.
 
 use super::*;
-use crate::config::{KpiConfig, OutcomeRule, Source};
-use crate::decision::{EntrySignatures, PayloadMode, Protocol};
-use crate::kpi::{Selector, Side};
+use crate::decision::{EntrySignatures, PayloadMode};
+use crate::kpi::tests::{score_kpi, scorer};
 use crate::ledger::checkpoint::NoteSigner;
 use crate::ledger::memstore::MemStore;
 use crate::ledger::metrics::LedgerMetrics;
@@ -16,34 +15,8 @@ use ed25519_dalek::SigningKey;
 const ORIGIN: &str = "test.example/kpi-snapshots";
 
 fn model() -> ModelConfig {
-    ModelConfig {
-        name: "scorer".to_owned(),
-        protocol: Protocol::KserveV2,
-        path_prefix: None,
-        default_version: "1".to_owned(),
-        versions: Vec::new(),
-        approval: None,
-        credential: None,
-        http: crate::config::UpstreamHttp::default(),
-        kpi: Some(KpiConfig {
-            window: 10,
-            min_group_size: 1,
-            max_groups: 10,
-            reference_rows: 2,
-            // Only at version changes and at stop.
-            snapshot_every: None,
-            outcome: Source::Body {
-                side: Side::Response,
-                selector: Selector::pointer("/score").unwrap(),
-            },
-            outcome_rule: OutcomeRule::Score { threshold: 0.5 },
-            attributes: Vec::new(),
-            features: Vec::new(),
-        }),
-        rate_limit: None,
-        subject: None,
-        retention: None,
-    }
+    // Snapshots only at version changes and at stop.
+    scorer(score_kpi())
 }
 
 fn entry(store: &MemStore, seq: u64) -> Option<Value> {
