@@ -78,6 +78,11 @@ impl Eraser {
         self.tracker.close();
     }
 
+    /// Whether the gateway is stopping.
+    pub(super) fn stopping(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
     /// Resolves when no erasure's thread runs (after [`Eraser::stop`]).
     pub(super) async fn drained(&self) {
         self.tracker.wait().await;
@@ -89,7 +94,7 @@ impl Eraser {
             let eraser = self.clone();
             let handle = tokio::runtime::Handle::current();
             Box::pin(async move {
-                if eraser.stop.is_cancelled() {
+                if eraser.stopping() {
                     return Err(stopping());
                 }
                 let tracker = eraser.tracker.clone();
@@ -156,7 +161,7 @@ impl Eraser {
         let mut erasures: Vec<Vec<u64>> = Vec::with_capacity(found.decisions.len());
         if !request.dry_run {
             for (i, group) in found.decisions.chunks(GROUP).enumerate() {
-                if self.stop.is_cancelled() {
+                if self.stopping() {
                     tracing::warn!(
                         selection = kind,
                         done = i * GROUP,
@@ -200,6 +205,11 @@ impl Eraser {
         let _one = self.busy.lock().unwrap_or_else(PoisonError::into_inner);
         let mut erased = 0;
         for group in decisions.chunks(GROUP) {
+            // The run's mark stays where it was: the next run, after the
+            // restart, selects what is left.
+            if self.stopping() {
+                return Err(stopping());
+            }
             let entries = self.erase_group(runtime, group, reason, None)?;
             erased += entries.iter().map(|seqs| seqs.len() as u64).sum::<u64>();
         }
@@ -309,4 +319,56 @@ fn answer(found: &Found, erasures: &[Vec<u64>], dry_run: bool) -> serde_json::Va
         "already_empty": found.empty,
         "unknown": found.unknown.iter().map(ToString::to_string).collect::<Vec<_>>(),
     })
+}
+
+#[cfg(test)]
+mod stop_tests {
+    use super::*;
+    use crate::decision::{DecisionId, EntrySignatures};
+    use crate::ledger::erase::{PayloadSeqs, Selected};
+    use crate::ledger::memstore::MemStore;
+    use crate::ledger::sequencer::SequencerConfig;
+
+    /// Retention's erasure after the gateway began stopping appends
+    /// nothing and says so, so its run keeps its mark.
+    #[tokio::test]
+    async fn an_erasure_asked_for_while_stopping_appends_nothing() {
+        let store = Arc::new(MemStore::new());
+        let (ledger, writer) = Ledger::open(
+            store.clone(),
+            SequencerConfig::for_tests(
+                "test.example/erasure",
+                &ed25519_dalek::SigningKey::from_bytes(&[5; 32]),
+                EntrySignatures::Off,
+                16,
+                4,
+            ),
+        )
+        .unwrap();
+        let eraser = Arc::new(Eraser::new(ledger, store.clone()));
+        eraser.stop();
+        let selected = vec![Selected {
+            id: DecisionId::parse(&"ab".repeat(16)).unwrap(),
+            seqs: PayloadSeqs {
+                decision: 0,
+                stream_end: None,
+            },
+            present: vec![0],
+        }];
+        let runtime = tokio::runtime::Handle::current();
+        let asked = eraser.clone();
+        let failure = tokio::task::spawn_blocking(move || {
+            asked.erase_expired(&runtime, &selected, "retention")
+        })
+        .await
+        .unwrap()
+        .unwrap_err();
+        assert_eq!(failure.code, "shutting_down");
+        eraser.drained().await;
+        drop(eraser);
+        tokio::task::spawn_blocking(move || writer.close())
+            .await
+            .unwrap();
+        assert_eq!(store.size().unwrap(), 0, "nothing appended");
+    }
 }

@@ -110,8 +110,8 @@ impl Retention {
     }
 
     /// Runs until `stop`: a run now, then one every interval (sooner when
-    /// a run left expired decisions). A run in progress finishes its
-    /// group before the task ends.
+    /// a run left expired decisions). A run in progress stops after its
+    /// group once the gateway stops (the eraser is told first).
     pub(super) async fn run(self: Arc<Self>, stop: impl Future<Output = ()> + Send) {
         let mut stop = std::pin::pin!(stop);
         let mut pause = Duration::ZERO;
@@ -126,6 +126,12 @@ impl Retention {
             pause = match outcome {
                 Ok(Ok(outcome)) if outcome.more => MORE_AFTER,
                 Ok(Ok(_)) => self.every,
+                Ok(Err(_)) if self.eraser.stopping() => {
+                    tracing::info!(
+                        "payload retention run stopped with the gateway; the next run goes on"
+                    );
+                    self.every
+                }
                 Ok(Err(err)) => {
                     tracing::error!(error = %err, "payload retention run failed; tried again later");
                     self.every
