@@ -178,6 +178,8 @@ pub struct App {
     /// Payload erasures asked for on the admin API, stopped and drained
     /// by `run` before `gateway_stopped`.
     eraser: Arc<erasure::Eraser>,
+    /// The review queue, whose timers `run` stops at shutdown.
+    reviews: Option<crate::review::ReviewQueue>,
     /// Keeps `auth.jwt.jwks_url`'s key set, run by `run` until shutdown.
     jwks: Option<proxy::jwks::JwksFetcher>,
     /// The same for `admin.jwt.jwks_url`.
@@ -822,6 +824,7 @@ impl App {
             task
         });
         let mut gate = None;
+        let reviews = oversight.as_ref().map(|oversight| oversight.queue.clone());
         if let Some(oversight) = &oversight {
             public = public.merge(proxy::poll_routes(oversight.queue.clone()));
             admin = admin.merge(crate::admin::reviews::routes(
@@ -976,6 +979,7 @@ impl App {
             exports,
             reports,
             eraser,
+            reviews,
             jwks,
             admin_jwks,
             risks: Some(risks),
@@ -1252,6 +1256,11 @@ impl App {
         self.reports.stop();
         // An erasure stops at its next group (erasing again finishes it).
         self.eraser.stop();
+        // A hold's deadline passing from now on times out at the next
+        // start, not after gateway_stopped.
+        if let Some(reviews) = &self.reviews {
+            reviews.stop();
+        }
         if let Some(task) = witness_task {
             let _ = task.await;
         }
@@ -1341,6 +1350,8 @@ impl App {
         // ledger goes before the writer closes.
         self.eraser.drained().await;
         drop(self.eraser);
+        // Its handle on the ledger, too (its timers have ended).
+        drop(self.reviews);
         stop_priming(priming_task).await;
         if let Err(err) = self.ledger.append(EntryBody::GatewayStopped).await {
             tracing::error!(error = %err, "gateway_stopped not recorded");

@@ -30,6 +30,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 mod fleet;
 
@@ -166,6 +167,9 @@ struct Inner {
     /// In a fleet: reviews whose last change the fleet's copy missed
     /// (published again each round; at most one per tracked review).
     unpublished: Mutex<BTreeSet<String>>,
+    /// Cancelled when the gateway stops: the timers end without acting
+    /// (a hold whose deadline passes meanwhile times out at the next start).
+    stopping: CancellationToken,
 }
 
 /// The open and recently closed reviews; cheap to clone.
@@ -217,6 +221,7 @@ impl ReviewQueue {
                 metrics,
                 mirror: std::sync::OnceLock::new(),
                 unpublished: Mutex::default(),
+                stopping: CancellationToken::new(),
             }),
         };
         let loader = files.clone();
@@ -669,11 +674,21 @@ impl ReviewQueue {
         lock(&self.inner.slots).get(review_id).cloned()
     }
 
+    /// Ends the timers (hold deadlines, retention of closed reviews, the
+    /// gauges' ticker) without acting, when the gateway stops: nothing
+    /// is recorded after its `gateway_stopped`.
+    pub fn stop(&self) {
+        self.inner.stopping.cancel();
+    }
+
     fn schedule_timeout(&self, review_id: String, deadline_unix_ms: u64) {
         let weak = Arc::downgrade(&self.inner);
+        let stopping = self.inner.stopping.clone();
         tokio::spawn(async move {
             let wait = deadline_unix_ms.saturating_sub(now_unix_ms());
-            tokio::time::sleep(Duration::from_millis(wait)).await;
+            if !sleep_unless_stopped(Duration::from_millis(wait), &stopping).await {
+                return;
+            }
             let Some(queue) = upgrade(&weak) else { return };
             match queue.close(&review_id, None, None, None).await {
                 Ok(item) => {
@@ -691,10 +706,13 @@ impl ReviewQueue {
     /// Forgets a closed review (memory and file) once its retention is over.
     fn schedule_forget(&self, review_id: String, closed_unix_ms: u64) {
         let weak = Arc::downgrade(&self.inner);
+        let stopping = self.inner.stopping.clone();
         let keep = self.inner.config.keep_decided.as_millis() as u64;
         tokio::spawn(async move {
             let wait = (closed_unix_ms + keep).saturating_sub(now_unix_ms());
-            tokio::time::sleep(Duration::from_millis(wait)).await;
+            if !sleep_unless_stopped(Duration::from_millis(wait), &stopping).await {
+                return;
+            }
             let Some(queue) = upgrade(&weak) else { return };
             let Some(slot) = lock(&queue.inner.slots).remove(&review_id) else {
                 return;
@@ -725,14 +743,26 @@ impl ReviewQueue {
     /// Keeps the oldest-age gauges current between changes.
     fn start_gauge_ticker(&self) {
         let weak = Arc::downgrade(&self.inner);
+        let stopping = self.inner.stopping.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    () = stopping.cancelled() => return,
+                }
                 let Some(queue) = upgrade(&weak) else { return };
                 queue.refresh_gauges();
             }
         });
+    }
+}
+
+/// Waits `wait`; `false` if `stopping` is cancelled first.
+async fn sleep_unless_stopped(wait: Duration, stopping: &CancellationToken) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(wait) => true,
+        () = stopping.cancelled() => false,
     }
 }
 

@@ -179,3 +179,61 @@ async fn restart_brings_files_and_ledger_back_in_step() {
         .await
         .unwrap();
 }
+
+/// Stopped with the gateway, the queue's timers end without acting: a
+/// hold whose deadline passes after the stop is not timed out then (it
+/// would be recorded after `gateway_stopped`), and the next start does it.
+#[tokio::test]
+async fn a_deadline_passing_after_the_stop_times_out_at_the_next_start() {
+    let store = Arc::new(MemStore::new());
+    let (ledger, _writer) = Ledger::open(
+        store.clone(),
+        SequencerConfig::for_tests(
+            "test.example/reviews",
+            &SigningKey::from_bytes(&[5; 32]),
+            EntrySignatures::Off,
+            64,
+            8,
+        ),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let files = ReviewFiles::open(dir.path()).unwrap();
+    let id = DecisionId::random();
+    let mut held = item(&id.to_string(), ReviewState::Pending);
+    held.decision_seq = ledger.append(held_decision(id)).await.unwrap().seq;
+    held.opened_seq = ledger.append(held.opened_entry()).await.unwrap().seq;
+    held.deadline_unix_ms = Some(now_unix_ms() + 300);
+    held.on_timeout = Some(super::item::OnTimeoutName::Reject);
+    files.save(&held).unwrap();
+    let timed_out = |store: &MemStore| {
+        (0..store.size().unwrap())
+            .filter_map(|seq| store.entry(seq).unwrap())
+            .filter(|entry| {
+                let entry: serde_json::Value = serde_json::from_slice(entry).unwrap();
+                entry["kind"] == "review_timed_out"
+            })
+            .count()
+    };
+
+    let queue = restart(&store, &ledger, &files).await;
+    queue.stop();
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert_eq!(timed_out(&store), 0, "a timeout recorded after the stop");
+    assert_eq!(
+        queue.get(&held.review_id).await.unwrap().state,
+        ReviewState::Pending
+    );
+    drop(queue);
+
+    let queue = restart(&store, &ledger, &files).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while queue.get(&held.review_id).await.unwrap().state == ReviewState::Pending {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not timed out at the next start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(timed_out(&store), 1);
+}
