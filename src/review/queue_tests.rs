@@ -14,7 +14,7 @@ use crate::config::ReviewConfig;
 use crate::decision::{Capture, Decision, DecisionId, EntrySignatures, Outcome, Route, Timings};
 use crate::ledger::entry::EntryBody;
 use crate::ledger::memstore::MemStore;
-use crate::ledger::sequencer::{Ledger, SequencerConfig};
+use crate::ledger::sequencer::{Ledger, LedgerWriter, SequencerConfig};
 use crate::ledger::store::LedgerStore;
 use ed25519_dalek::SigningKey;
 use std::sync::Arc;
@@ -97,8 +97,14 @@ async fn restart(store: &Arc<MemStore>, ledger: &Ledger, files: &ReviewFiles) ->
     .unwrap()
 }
 
-#[tokio::test]
-async fn restart_brings_files_and_ledger_back_in_step() {
+/// A ledger over a memory store, and a review store in a new directory.
+fn opened() -> (
+    Arc<MemStore>,
+    Ledger,
+    LedgerWriter,
+    tempfile::TempDir,
+    ReviewFiles,
+) {
     let store = Arc::new(MemStore::new());
     let (ledger, writer) = Ledger::open(
         store.clone(),
@@ -113,6 +119,12 @@ async fn restart_brings_files_and_ledger_back_in_step() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let files = ReviewFiles::open(dir.path()).unwrap();
+    (store, ledger, writer, dir, files)
+}
+
+#[tokio::test]
+async fn restart_brings_files_and_ledger_back_in_step() {
+    let (store, ledger, writer, dir, files) = opened();
 
     // 1. A held answer stored, but the crash came before its decision.
     let never_recorded = item(&DecisionId::random().to_string(), ReviewState::Pending);
@@ -185,20 +197,7 @@ async fn restart_brings_files_and_ledger_back_in_step() {
 /// would be recorded after `gateway_stopped`), and the next start does it.
 #[tokio::test]
 async fn a_deadline_passing_after_the_stop_times_out_at_the_next_start() {
-    let store = Arc::new(MemStore::new());
-    let (ledger, _writer) = Ledger::open(
-        store.clone(),
-        SequencerConfig::for_tests(
-            "test.example/reviews",
-            &SigningKey::from_bytes(&[5; 32]),
-            EntrySignatures::Off,
-            64,
-            8,
-        ),
-    )
-    .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let files = ReviewFiles::open(dir.path()).unwrap();
+    let (store, ledger, _writer, _dir, files) = opened();
     let id = DecisionId::random();
     let mut held = item(&id.to_string(), ReviewState::Pending);
     held.decision_seq = ledger.append(held_decision(id)).await.unwrap().seq;
