@@ -42,7 +42,7 @@ pub(super) struct Eraser {
 
 /// The gateway is stopping: no erasure starts, a running one stops at its
 /// next group (those before are erased and recorded).
-fn stopping() -> ErasureFailure {
+fn shutting_down() -> ErasureFailure {
     ErasureFailure {
         status: StatusCode::SERVICE_UNAVAILABLE,
         code: "shutting_down",
@@ -95,7 +95,7 @@ impl Eraser {
             let handle = tokio::runtime::Handle::current();
             Box::pin(async move {
                 if eraser.stopping() {
-                    return Err(stopping());
+                    return Err(shutting_down());
                 }
                 let tracker = eraser.tracker.clone();
                 tracker
@@ -168,7 +168,7 @@ impl Eraser {
                         of = found.decisions.len(),
                         "payload erasure: stopped with the gateway; erase again to finish"
                     );
-                    return Err(stopping());
+                    return Err(shutting_down());
                 }
                 erasures.extend(self.erase_group(
                     runtime,
@@ -208,7 +208,7 @@ impl Eraser {
             // The run's mark stays where it was: the next run, after the
             // restart, selects what is left.
             if self.stopping() {
-                return Err(stopping());
+                return Err(shutting_down());
             }
             let entries = self.erase_group(runtime, group, reason, None)?;
             erased += entries.iter().map(|seqs| seqs.len() as u64).sum::<u64>();
