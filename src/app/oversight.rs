@@ -28,6 +28,7 @@ pub(super) async fn start(
 ) -> Result<(Oversight, Option<Vec<(String, String)>>), AppError> {
     let review = &config.review;
     let review_metrics = ReviewMetrics::register(metrics.registry())?;
+    review_metrics.expect_models(config.models.iter().map(|model| model.name.as_str()));
     // INVARIANT: a set was loaded, so the folder is configured.
     let dir = review.policies_dir.clone().unwrap_or_default();
     let mut held_folder = None;

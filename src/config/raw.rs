@@ -85,6 +85,10 @@ pub(crate) struct RawReview {
     #[serde(default)]
     pub(crate) max_held_bytes: Option<u64>,
     #[serde(default)]
+    pub(crate) max_pending: Option<u64>,
+    #[serde(default)]
+    pub(crate) max_kept_bytes: Option<u64>,
+    #[serde(default)]
     pub(crate) timeouts: Vec<RawTimeoutRule>,
     #[serde(default)]
     pub(crate) policy_approval: Option<RawPolicyApproval>,

@@ -64,6 +64,10 @@ pub struct TimeoutRule {
     pub on_timeout: OnTimeout,
 }
 
+/// The most `review.max_pending` may be: each pending review has a timer
+/// task and an entry in memory.
+const MAX_PENDING_LIMIT: u64 = 1_000_000;
+
 /// The checked `[review]` section.
 #[derive(Debug, Clone)]
 pub struct ReviewConfig {
@@ -83,6 +87,13 @@ pub struct ReviewConfig {
     pub keep_decided: Duration,
     /// The largest answer that can be held (default 16 MiB).
     pub max_held_bytes: usize,
+    /// Pending reviews (holds and flags) at most (default 10 000): a hold
+    /// beyond is refused, a flag beyond is not opened.
+    pub max_pending: usize,
+    /// Bytes of request and answer bodies the open and recently decided
+    /// reviews keep in memory at most (default 256 MiB): a hold beyond is
+    /// refused, a flag beyond is opened without its bodies.
+    pub max_kept_bytes: usize,
     /// Who must approve a policy set before it is evaluated; `None`
     /// (`policy_approval = "none"`, the default) loads sets as they are.
     pub policy_approval: Option<super::ApprovalLevel>,
@@ -99,6 +110,8 @@ impl Default for ReviewConfig {
             max_wait: Duration::from_secs(60),
             keep_decided: Duration::from_secs(86_400),
             max_held_bytes: 16 << 20,
+            max_pending: 10_000,
+            max_kept_bytes: 256 << 20,
             policy_approval: None,
         }
     }
@@ -145,6 +158,25 @@ pub(super) fn check(
         .enumerate()
         .map(|(i, rule)| check_rule(checker, &format!("review.timeouts[{i}]"), rule, models))
         .collect::<Result<_, _>>()?;
+    let max_held_bytes = match raw.max_held_bytes {
+        Some(0) => return Err(checker.error("review.max_held_bytes", "must be greater than 0")),
+        Some(bytes) => usize::try_from(bytes)
+            .map_err(|_| checker.error("review.max_held_bytes", "is too large"))?,
+        None => defaults.max_held_bytes,
+    };
+    let max_kept_bytes = match raw.max_kept_bytes {
+        Some(bytes) => usize::try_from(bytes)
+            .map_err(|_| checker.error("review.max_kept_bytes", "is too large"))?,
+        None => defaults.max_kept_bytes.max(max_held_bytes),
+    };
+    if max_kept_bytes < max_held_bytes {
+        // Otherwise an answer the size the config allows to hold could
+        // never be held.
+        return Err(checker.error(
+            "review.max_kept_bytes",
+            format!("must be at least review.max_held_bytes ({max_held_bytes})"),
+        ));
+    }
     Ok(ReviewConfig {
         policies_dir: raw.policies_dir.map(|dir| base_dir.join(dir)),
         on_error,
@@ -156,12 +188,18 @@ pub(super) fn check(
             .unwrap_or(defaults.max_wait),
         keep_decided: seconds(checker, "review.keep_decided_secs", raw.keep_decided_secs)?
             .unwrap_or(defaults.keep_decided),
-        max_held_bytes: match raw.max_held_bytes {
-            Some(0) => return Err(checker.error("review.max_held_bytes", "must be greater than 0")),
-            Some(bytes) => usize::try_from(bytes)
-                .map_err(|_| checker.error("review.max_held_bytes", "is too large"))?,
-            None => defaults.max_held_bytes,
+        max_held_bytes,
+        max_pending: match raw.max_pending {
+            Some(count @ 1..=MAX_PENDING_LIMIT) => count as usize,
+            Some(_) => {
+                return Err(checker.error(
+                    "review.max_pending",
+                    format!("must be between 1 and {MAX_PENDING_LIMIT}"),
+                ));
+            }
+            None => defaults.max_pending,
         },
+        max_kept_bytes,
         policy_approval: policy_approval(checker, raw.policy_approval)?,
     })
 }

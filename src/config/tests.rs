@@ -972,6 +972,31 @@ fn policy_approval_is_none_by_default_a_word_or_a_checked_policy() {
     assert!(zero.contains("review.policy_approval.approvers"), "{zero}");
 }
 
+#[test]
+fn the_review_queue_is_bounded_by_count_and_kept_bytes() {
+    let with = |review: &str| parse(&format!("{SERVER}{ONE_MODEL}\n[review]\n{review}\n"));
+    let defaults = with("").unwrap().review;
+    assert_eq!(
+        (defaults.max_pending, defaults.max_kept_bytes),
+        (10_000, 256 << 20)
+    );
+    // A larger hold limit raises the default byte bound with it.
+    let large = with("max_held_bytes = 536870912").unwrap().review;
+    assert_eq!(large.max_kept_bytes, 512 << 20);
+    let set = with("max_pending = 3\nmax_kept_bytes = 20000000")
+        .unwrap()
+        .review;
+    assert_eq!((set.max_pending, set.max_kept_bytes), (3, 20_000_000));
+    for (line, key) in [
+        ("max_pending = 0", "review.max_pending"),
+        ("max_pending = 1000001", "review.max_pending"),
+        ("max_kept_bytes = 1000", "review.max_kept_bytes"),
+    ] {
+        let err = with(line).unwrap_err().to_string();
+        assert!(err.contains(key), "{line}: {err}");
+    }
+}
+
 const RISK: &str = r#"
 [[risks]]
 id = "r1"

@@ -219,6 +219,10 @@ pub enum ProxyError {
     /// The review store could not keep a held answer.
     #[error("the answer could not be held for review")]
     HoldFailed(String),
+    /// The review queue is at `review.max_pending` or
+    /// `review.max_kept_bytes`: an answer to hold is withheld.
+    #[error("the answer could not be held for review: {0}; retry later")]
+    ReviewQueueFull(crate::review::QueueFull),
     /// The memory budget for buffered bodies is spent; retry shortly.
     #[error("the gateway is at its memory limit for buffered bodies ({what}), retry shortly")]
     Overloaded {
@@ -262,6 +266,7 @@ impl ProxyError {
             ProxyError::PolicyDenied { .. } => "policy_denied",
             ProxyError::HeldAnswerTooLarge { .. } => "held_answer_too_large",
             ProxyError::HoldFailed(_) => "hold_failed",
+            ProxyError::ReviewQueueFull(_) => "review_queue_full",
             ProxyError::Overloaded { .. } => "overloaded",
             ProxyError::Internal(_) => "internal_error",
         }
@@ -280,7 +285,9 @@ impl ProxyError {
             | ProxyError::PolicyDenied { .. }
             | ProxyError::CallerForbidden { .. } => StatusCode::FORBIDDEN,
             ProxyError::HeldAnswerTooLarge { .. } => StatusCode::BAD_GATEWAY,
-            ProxyError::HoldFailed(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::HoldFailed(_) | ProxyError::ReviewQueueFull(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ProxyError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::MalformedBody(_)
             | ProxyError::RequestBodyUnreadable
@@ -315,6 +322,7 @@ impl ProxyError {
             | ProxyError::ControlPlaneUnavailable(_)
             | ProxyError::HeldAnswerTooLarge { .. }
             | ProxyError::HoldFailed(_)
+            | ProxyError::ReviewQueueFull(_)
             | ProxyError::Overloaded { .. }
             | ProxyError::Internal(_) => Fault::Gateway,
             _ => Fault::Client,
@@ -499,7 +507,8 @@ impl ProxyError {
             | ProxyError::LedgerUnavailable
             | ProxyError::ControlPlaneUnavailable(_)
             | ProxyError::Overloaded { .. }
-            | ProxyError::HoldFailed(_) => Code::Unavailable,
+            | ProxyError::HoldFailed(_)
+            | ProxyError::ReviewQueueFull(_) => Code::Unavailable,
             ProxyError::Internal(_) => Code::Internal,
         }
     }
@@ -531,6 +540,10 @@ impl ProxyError {
             ProxyError::LedgerOverloaded | ProxyError::Overloaded { .. }
         ) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if matches!(self, ProxyError::ReviewQueueFull(_)) {
+            // Room comes back when reviewers decide, not in a second.
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static("30"));
         }
         if let ProxyError::CallerUnauthenticated(refusal) = &self
             && refusal.is_about_keys()

@@ -22,7 +22,7 @@ use super::recorder::{Draft, Ending, Forwarded};
 use crate::decision::{Capture, Outcome, PolicyRecord};
 use crate::review::{
     Action, Evaluation, InputDocument, LoadedPolicies, NewReview, PolicyGate, PolicyInput,
-    ReviewKind, ReviewQueue, Stage, StoredAnswer, StoredBody,
+    QueueError, ReviewKind, ReviewQueue, Stage, StoredAnswer, StoredBody,
 };
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -325,6 +325,9 @@ async fn hold(
     let reasons = new.reasons.clone();
     let prepared = match queue.prepare_hold(new).await {
         Ok(prepared) => prepared,
+        Err(QueueError::Full(full)) => {
+            return refuse_forwarded(state, draft, ProxyError::ReviewQueueFull(full)).await;
+        }
         Err(err) => {
             return refuse_forwarded(state, draft, ProxyError::HoldFailed(err.to_string())).await;
         }

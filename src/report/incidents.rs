@@ -13,7 +13,9 @@ use std::collections::BTreeMap;
 const MAX_LISTED: usize = 10_000;
 
 /// Error codes of decisions refused through no fault of the caller
-/// (docs/errors.md: whose fault "gateway" or "upstream").
+/// (docs/errors.md: whose fault "gateway" or "upstream"). The list is part
+/// of the report's form: a code added here needs a new report format
+/// (`review_queue_full`, newer than format 3, is not counted yet).
 pub(super) const REFUSAL_CODES: &[&str] = &[
     "ledger_unavailable",
     "ledger_overloaded",

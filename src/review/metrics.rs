@@ -4,7 +4,7 @@
 //! reasons capped at [`MAX_REASON_LABELS`] distinct values.
 
 use prometheus::{
-    GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -31,6 +31,9 @@ pub struct ReviewMetrics {
     decision_time: HistogramVec,
     review_verdicts: IntCounterVec,
     override_ratio: GaugeVec,
+    not_opened: IntCounterVec,
+    bodies_dropped: IntCounterVec,
+    kept_bytes: IntGauge,
     reasons_seen: Arc<Mutex<HashSet<String>>>,
 }
 
@@ -101,6 +104,24 @@ impl ReviewMetrics {
             ),
             &["model"],
         )?;
+        let not_opened = IntCounterVec::new(
+            Opts::new(
+                "govgate_reviews_not_opened_total",
+                "Reviews not opened because the queue was at a bound (`limit`: max_pending or max_kept_bytes): holds refused with 503, flags released without a review.",
+            ),
+            &["model", "kind", "limit"],
+        )?;
+        let bodies_dropped = IntCounterVec::new(
+            Opts::new(
+                "govgate_review_bodies_dropped_total",
+                "Flag reviews opened without their request and answer bodies because keeping them would pass review.max_kept_bytes.",
+            ),
+            &["model"],
+        )?;
+        let kept_bytes = IntGauge::new(
+            "govgate_reviews_kept_bytes",
+            "Bytes of request and answer bodies the open and recently decided reviews keep in memory (bounded by review.max_kept_bytes).",
+        )?;
         registry.register(Box::new(verdicts.clone()))?;
         registry.register(Box::new(rule_hits.clone()))?;
         registry.register(Box::new(eval_errors.clone()))?;
@@ -110,6 +131,9 @@ impl ReviewMetrics {
         registry.register(Box::new(decision_time.clone()))?;
         registry.register(Box::new(review_verdicts.clone()))?;
         registry.register(Box::new(override_ratio.clone()))?;
+        registry.register(Box::new(not_opened.clone()))?;
+        registry.register(Box::new(bodies_dropped.clone()))?;
+        registry.register(Box::new(kept_bytes.clone()))?;
         Ok(Self {
             verdicts,
             rule_hits,
@@ -120,6 +144,9 @@ impl ReviewMetrics {
             decision_time,
             review_verdicts,
             override_ratio,
+            not_opened,
+            bodies_dropped,
+            kept_bytes,
             reasons_seen: Arc::default(),
         })
     }
@@ -171,6 +198,37 @@ impl ReviewMetrics {
         self.oldest_pending
             .with_label_values(&[model, kind])
             .set(oldest_seconds);
+    }
+
+    /// Shows the queue's bound counters at 0 for each configured model,
+    /// so a rate over them works before the first review is turned away.
+    pub fn expect_models<'a>(&self, models: impl IntoIterator<Item = &'a str>) {
+        for model in models {
+            for kind in ["hold", "flag"] {
+                for limit in ["max_pending", "max_kept_bytes"] {
+                    self.not_opened.with_label_values(&[model, kind, limit]);
+                }
+            }
+            self.bodies_dropped.with_label_values(&[model]);
+        }
+    }
+
+    /// Counts a review of `kind` not opened at the queue's bound `limit`.
+    pub fn not_opened(&self, model: &str, kind: &str, limit: &str) {
+        self.not_opened
+            .with_label_values(&[model, kind, limit])
+            .inc();
+    }
+
+    /// Sets the bytes of bodies the queue keeps.
+    pub fn kept_bytes(&self, bytes: usize) {
+        self.kept_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Counts a flag review opened without its bodies.
+    pub fn bodies_dropped(&self, model: &str) {
+        self.bodies_dropped.with_label_values(&[model]).inc();
     }
 
     /// Counts a review's verdict and how long it took.

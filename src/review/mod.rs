@@ -67,7 +67,9 @@ pub use item::{
     StoredBody, now_unix_ms, rfc3339,
 };
 pub use metrics::ReviewMetrics;
-pub use queue::{DecideError, ListFilter, NewReview, PreparedHold, QueueError, ReviewQueue};
+pub use queue::{
+    DecideError, ListFilter, NewReview, PreparedHold, QueueError, QueueFull, ReviewQueue,
+};
 pub use recorded::{NotReplayable, RecordedInput, recorded_input};
 pub use replay::{LedgerReview, ledger_reviews};
 pub use testing::{FileCoverage, TestError, TestOutcome, TestReport, TestResult, run_tests};

@@ -33,6 +33,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 mod fleet;
+mod usage;
+
+pub use usage::QueueFull;
+use usage::{Usage, kept_bytes};
 
 /// What opens a review.
 #[derive(Debug, Clone)]
@@ -83,6 +87,9 @@ pub enum QueueError {
     /// The ledger could not record it.
     #[error("ledger: {0}")]
     Ledger(SinkError),
+    /// The queue is at one of its bounds.
+    #[error("the review queue is full: {0}")]
+    Full(#[from] QueueFull),
 }
 
 /// A verdict that was not applied; nothing changed.
@@ -170,6 +177,8 @@ struct Inner {
     /// Cancelled when the gateway stops: the timers end without acting
     /// (a hold whose deadline passes meanwhile times out at the next start).
     stopping: CancellationToken,
+    /// Pending reviews and kept bytes against their bounds.
+    usage: Mutex<Usage>,
 }
 
 /// The open and recently closed reviews; cheap to clone.
@@ -217,11 +226,12 @@ impl ReviewQueue {
                 pending: Mutex::default(),
                 files: files.clone(),
                 ledger,
-                config,
                 metrics,
                 mirror: std::sync::OnceLock::new(),
                 unpublished: Mutex::default(),
                 stopping: CancellationToken::new(),
+                usage: Mutex::new(Usage::new(config.max_pending, config.max_kept_bytes)),
+                config,
             }),
         };
         let loader = files.clone();
@@ -238,7 +248,7 @@ impl ReviewQueue {
         }
         for (review_id, review) in recorded {
             if let (Some(flag), false) = (review.flag, from_files.contains(&review_id)) {
-                queue.track(flag_from_ledger(review_id, review.opened_seq, flag));
+                queue.track_restored(flag_from_ledger(review_id, review.opened_seq, flag));
             }
         }
         queue.refresh_gauges();
@@ -276,7 +286,7 @@ impl ReviewQueue {
             tracing::info!(review_id = %item.review_id, "recorded the review_opened entry a crash had left out");
             let saved = item.clone();
             blocking(move || files.save(&saved)).await?;
-            self.track(item);
+            self.track_restored(item);
             return Ok(());
         };
         item.opened_seq = Some(recorded.opened_seq);
@@ -313,8 +323,14 @@ impl ReviewQueue {
                 blocking(move || files.save(&saved)).await?;
             }
         }
-        self.track(item);
+        self.track_restored(item);
         Ok(())
+    }
+
+    /// Tracks an item found at start, counted whatever the bounds.
+    fn track_restored(&self, item: ReviewItem) {
+        lock(&self.inner.usage).restored(&item);
+        self.track(item);
     }
 
     /// Adds an item to memory and starts its timer.
@@ -385,11 +401,21 @@ impl ReviewQueue {
 
     /// Stores a held answer before its decision is recorded. Follow with
     /// [`ReviewQueue::open`] once recorded, or [`ReviewQueue::abandon`].
+    /// Refused with [`QueueError::Full`] when the queue is at a bound.
     pub async fn prepare_hold(&self, new: NewReview) -> Result<PreparedHold, QueueError> {
         let item = self.new_item(new);
+        if let Err(full) = lock(&self.inner.usage).take(kept_bytes(&item)) {
+            self.inner
+                .metrics
+                .not_opened(&item.model, item.kind.as_str(), full.limit());
+            return Err(full.into());
+        }
         let files = self.inner.files.clone();
         let saved = item.clone();
-        blocking(move || files.save(&saved)).await?;
+        if let Err(err) = blocking(move || files.save(&saved)).await {
+            lock(&self.inner.usage).abandoned(kept_bytes(&item));
+            return Err(err.into());
+        }
         Ok(PreparedHold { item })
     }
 
@@ -435,6 +461,7 @@ impl ReviewQueue {
 
     /// Drops a prepared hold whose decision could not be recorded.
     pub async fn abandon(&self, prepared: PreparedHold) {
+        lock(&self.inner.usage).abandoned(kept_bytes(&prepared.item));
         let files = self.inner.files.clone();
         let id = prepared.item.review_id;
         if let Err(err) = blocking(move || files.remove(&id)).await {
@@ -452,11 +479,45 @@ impl ReviewQueue {
     ) -> impl std::future::Future<Output = ()> + Send + 'static {
         let queue = self.clone();
         async move {
-            let item = queue.new_item(new);
+            let Some(item) = queue.admit_flag(queue.new_item(new)) else {
+                return;
+            };
             if let Err(err) = queue.open_item(item, decision_seq).await {
                 tracing::error!(error = %err, "a flagged decision could not be queued for review");
             }
         }
+    }
+
+    /// Takes a place for a flag: without its bodies when they would pass
+    /// `review.max_kept_bytes` (the reviewer still sees what the ledger
+    /// holds); `None`, counted and logged, when `review.max_pending`
+    /// reviews are pending (its decision records the flag all the same).
+    fn admit_flag(&self, mut item: ReviewItem) -> Option<ReviewItem> {
+        let mut usage = lock(&self.inner.usage);
+        let full = match usage.take(kept_bytes(&item)) {
+            Ok(()) => return Some(item),
+            Err(full @ QueueFull::Bytes(_)) => {
+                item.request.bytes = Vec::new();
+                item.answer.body = Vec::new();
+                item.bodies_kept = false;
+                match usage.take(0) {
+                    Ok(()) => {
+                        drop(usage);
+                        self.inner.metrics.bodies_dropped(&item.model);
+                        tracing::warn!(decision_id = %item.decision_id, "{full}: a flagged decision's review opens without its bodies");
+                        return Some(item);
+                    }
+                    Err(full) => full,
+                }
+            }
+            Err(full) => full,
+        };
+        drop(usage);
+        self.inner
+            .metrics
+            .not_opened(&item.model, item.kind.as_str(), full.limit());
+        tracing::warn!(decision_id = %item.decision_id, "{full}: a flagged decision's review is not opened");
+        None
     }
 
     /// Applies a reviewer's verdict. Cancel-safe: the work runs in its own task.
@@ -570,6 +631,7 @@ impl ReviewQueue {
             verdict_name,
             waited as f64 / 1000.0,
         );
+        lock(&self.inner.usage).closed(kept_bytes(&item), kept_bytes(&closed));
         *item = closed.clone();
         drop(item);
         slot.state.send_replace(state);
@@ -718,6 +780,8 @@ impl ReviewQueue {
                 return;
             };
             lock(&queue.inner.by_decision).remove(&slot.decision_id);
+            let kept = kept_bytes(&*slot.item.lock().await);
+            lock(&queue.inner.usage).forgotten(kept);
             let files = queue.inner.files.clone();
             let id = review_id.clone();
             if let Err(err) = blocking(move || files.remove(&id)).await {
@@ -727,9 +791,12 @@ impl ReviewQueue {
         });
     }
 
-    /// Sets the pending-count and oldest-age gauges of every (model, kind)
-    /// that has had a review (back to 0 when none is pending).
+    /// Sets the kept-bytes gauge, and the pending-count and oldest-age
+    /// gauges of every (model, kind) that has had a review (back to 0 when
+    /// none is pending).
     fn refresh_gauges(&self) {
+        let kept = lock(&self.inner.usage).bytes();
+        self.inner.metrics.kept_bytes(kept);
         let now = now_unix_ms();
         for ((model, kind), queued) in lock(&self.inner.pending).iter() {
             let oldest = queued.first().map_or(now, |(opened, _)| *opened);

@@ -73,6 +73,7 @@ mod report_pipeline;
 mod report_risks;
 mod responses;
 mod retention;
+mod review_limits;
 mod reviews;
 mod reviews_cli;
 mod risks;
