@@ -5,20 +5,21 @@
 //! At start the file is read back into the index (the last
 //! [`MAX_RESPONSE_IDS`](super::MAX_RESPONSE_IDS) ids win, as in memory);
 //! a torn last line (a crash mid-write) is skipped. When the file holds
-//! more than twice the index's capacity, the writer rewrites it from the
-//! index (a new file renamed over the old one), so it stays bounded.
+//! more than twice the index's capacity, the writer rewrites it with its
+//! newest lines (a new file renamed over the old one), so it stays
+//! bounded.
 //!
 //! The file is a convenience, not evidence: each id's creating decision
 //! is in the ledger. Lines are written (not synced) as soon as the writer
 //! gets them; a full queue drops the line (the id still resolves until
 //! the gateway stops).
 
-use super::{Inner, ResponseIndex, StoredResponse};
+use super::{ResponseIndex, StoredResponse};
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
 /// The journal's file name, in the data directory.
@@ -74,7 +75,7 @@ pub(crate) struct JournalWriter {
     lines: mpsc::Receiver<Line>,
     file: Option<BufWriter<File>>,
     lines_in_file: usize,
-    index: Arc<Mutex<Inner>>,
+    /// The index's capacity: how many lines a compaction keeps.
     capacity: usize,
 }
 
@@ -101,7 +102,6 @@ impl ResponseIndex {
             path: path.clone(),
             lines,
             lines_in_file,
-            index: self.inner.clone(),
             capacity: self.capacity,
         };
         writer.compact_if_due().map_err(at)?;
@@ -183,24 +183,32 @@ impl JournalWriter {
         Ok(())
     }
 
-    /// Past twice the capacity, rewrites the file from the index: the ids
-    /// it remembers, oldest first, into a new file renamed over the old.
+    /// Past twice the capacity, rewrites the file with its newest
+    /// `capacity` lines (what a restart would read back into the index),
+    /// into a new file renamed over the old. It reads the file, not the
+    /// index: the request path takes the index's lock for every id, and
+    /// copying a hundred thousand ids out of it would hold that lock for
+    /// milliseconds.
     fn compact_if_due(&mut self) -> std::io::Result<()> {
         if self.lines_in_file <= self.capacity.saturating_mul(2) {
             return Ok(());
         }
-        let kept: Vec<Line> = match self.index.lock() {
-            Ok(inner) => inner
-                .order
-                .iter()
-                .filter_map(|id| inner.by_id.get(id).map(|stored| Line::new(id, stored)))
-                .collect(),
-            Err(_) => return Ok(()),
-        };
+        let mut kept: VecDeque<String> = VecDeque::with_capacity(self.capacity);
+        for line in BufReader::new(File::open(&self.path)?).lines() {
+            let line = line?;
+            // A torn or foreign line is left behind, as at start.
+            if serde_json::from_str::<Line>(&line).is_err() {
+                continue;
+            }
+            if kept.len() == self.capacity {
+                kept.pop_front();
+            }
+            kept.push_back(line);
+        }
         let fresh = self.path.with_extension("jsonl.new");
         let mut out = BufWriter::new(File::create(&fresh)?);
         for line in &kept {
-            serde_json::to_writer(&mut out, line)?;
+            out.write_all(line.as_bytes())?;
             out.write_all(b"\n")?;
         }
         out.into_inner()
@@ -279,5 +287,39 @@ mod tests {
             let expected = (n >= 6).then(|| stored("m"));
             assert_eq!(restarted.find(&format!("resp_{n}")), expected, "resp_{n}");
         }
+    }
+
+    #[test]
+    fn a_compaction_does_not_wait_for_the_index_the_request_path_uses() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = ResponseIndex::new(3);
+        let mut writer = index.open_journal(dir.path()).unwrap();
+        for n in 0..7 {
+            writer
+                .write(&Line::new(&format!("resp_{n}"), &stored("m")))
+                .unwrap();
+        }
+        writer.flush().unwrap();
+        // The request path holds the index while the writer compacts.
+        let held = index.inner.lock().unwrap();
+        let (done, compacted) = std::sync::mpsc::channel();
+        let compacting = std::thread::spawn(move || {
+            done.send(writer.compact_if_due().map(|()| writer.lines_in_file))
+                .unwrap();
+        });
+        let lines = compacted
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the compaction finishes while the index is held")
+            .unwrap();
+        drop(held);
+        compacting.join().unwrap();
+        assert_eq!(lines, 3);
+        let text = std::fs::read_to_string(dir.path().join(JOURNAL_FILE)).unwrap();
+        let kept: Vec<&str> = text.lines().collect();
+        assert_eq!(kept.len(), 3, "{text}");
+        assert!(
+            kept[0].contains("\"resp_4\"") && kept[2].contains("\"resp_6\""),
+            "{text}"
+        );
     }
 }
