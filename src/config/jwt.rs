@@ -242,13 +242,27 @@ fn jwks_url(
     })
 }
 
+/// Why bytes are not a JWK set the gateway takes.
+#[derive(Debug, thiserror::Error)]
+pub enum JwksError {
+    /// Over [`MAX_JWKS_BYTES`].
+    #[error("larger than {MAX_JWKS_BYTES} bytes")]
+    TooLarge,
+    /// Not JSON with a `keys` array.
+    #[error("not a JWK set: {0}")]
+    NotASet(#[source] serde_json::Error),
+    /// More than [`MAX_KEYS`] keys.
+    #[error("more than {MAX_KEYS} keys")]
+    TooManyKeys,
+}
+
 /// A JWK set (RFC 7517 section 5) from its JSON bytes, at most
 /// [`MAX_JWKS_BYTES`] and [`MAX_KEYS`] keys. Keys of kinds the gateway
 /// does not verify with (symmetric `oct` keys, unknown curves) are kept
 /// here and skipped when the set is put to use.
-pub fn parse_jwks(bytes: &[u8]) -> Result<jsonwebtoken::jwk::JwkSet, String> {
+pub fn parse_jwks(bytes: &[u8]) -> Result<jsonwebtoken::jwk::JwkSet, JwksError> {
     if bytes.len() > MAX_JWKS_BYTES {
-        return Err(format!("larger than {MAX_JWKS_BYTES} bytes"));
+        return Err(JwksError::TooLarge);
     }
     // Keys one at a time: a key of a kind this library does not know (an
     // unknown `kty` or curve) is dropped, not the whole set.
@@ -256,10 +270,9 @@ pub fn parse_jwks(bytes: &[u8]) -> Result<jsonwebtoken::jwk::JwkSet, String> {
     struct Loose {
         keys: Vec<serde_json::Value>,
     }
-    let loose: Loose =
-        serde_json::from_slice(bytes).map_err(|err| format!("not a JWK set: {err}"))?;
+    let loose: Loose = serde_json::from_slice(bytes).map_err(JwksError::NotASet)?;
     if loose.keys.len() > MAX_KEYS {
-        return Err(format!("more than {MAX_KEYS} keys"));
+        return Err(JwksError::TooManyKeys);
     }
     let keys = loose
         .keys

@@ -38,7 +38,7 @@ pub use admin_jwt::{AdminJwtConfig, SignInConfig};
 pub use auth::{ApiKey, AuthConfig, CertificateIdentity, HeaderTrust, MtlsConfig};
 pub use cluster::{ClusterConfig, DatabaseUrl};
 pub use http_version::{Http2Settings, UpstreamHttp};
-pub use jwt::{JwksSource, JwksUrl, JwtConfig, MAX_JWKS_BYTES, parse_jwks};
+pub use jwt::{JwksError, JwksSource, JwksUrl, JwtConfig, MAX_JWKS_BYTES, parse_jwks};
 pub use kpi::{ATTRIBUTE_HEADER_PREFIX, FeatureKind, KpiConfig, KpiField, OutcomeRule, Source};
 pub use offline::{OfflineConfig, load_cluster};
 pub use rate::{RateLimit, RateLimits};
@@ -397,28 +397,55 @@ pub struct UpstreamUrl {
     pub base_path: String,
 }
 
+/// What is wrong with an upstream base URL.
+#[derive(Debug, thiserror::Error)]
+pub enum UpstreamUrlError {
+    /// It does not parse as a URL.
+    #[error("`{text}` is not a URL: {source}")]
+    NotAUrl {
+        /// The text given.
+        text: String,
+        /// Why it does not parse.
+        #[source]
+        source: http::uri::InvalidUri,
+    },
+    /// Not `http` nor `https`.
+    #[error("`{0}` must start with http:// or https://")]
+    Scheme(String),
+    /// No host.
+    #[error("`{0}` has no host")]
+    NoHost(String),
+    /// A user and password in the URL (a credential belongs in config).
+    #[error("must not contain user info; use a credential table instead")]
+    UserInfo,
+    /// A query string.
+    #[error("`{0}` must not have a query string")]
+    Query(String),
+}
+
 impl UpstreamUrl {
     /// Parses an upstream base URL; the error says what is wrong with it.
-    pub fn parse(text: &str) -> Result<UpstreamUrl, String> {
-        let uri: http::Uri = text
-            .parse()
-            .map_err(|err| format!("`{text}` is not a URL: {err}"))?;
+    pub fn parse(text: &str) -> Result<UpstreamUrl, UpstreamUrlError> {
+        let uri: http::Uri = text.parse().map_err(|source| UpstreamUrlError::NotAUrl {
+            text: text.to_owned(),
+            source,
+        })?;
         let scheme = match uri.scheme() {
             Some(scheme)
                 if *scheme == http::uri::Scheme::HTTP || *scheme == http::uri::Scheme::HTTPS =>
             {
                 scheme.clone()
             }
-            _ => return Err(format!("`{text}` must start with http:// or https://")),
+            _ => return Err(UpstreamUrlError::Scheme(text.to_owned())),
         };
         let Some(authority) = uri.authority().cloned() else {
-            return Err(format!("`{text}` has no host"));
+            return Err(UpstreamUrlError::NoHost(text.to_owned()));
         };
         if authority.as_str().contains('@') {
-            return Err("must not contain user info; use a credential table instead".to_owned());
+            return Err(UpstreamUrlError::UserInfo);
         }
         if uri.query().is_some() {
-            return Err(format!("`{text}` must not have a query string"));
+            return Err(UpstreamUrlError::Query(text.to_owned()));
         }
         let base_path = uri.path().trim_end_matches('/').to_owned();
         Ok(UpstreamUrl {

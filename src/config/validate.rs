@@ -863,7 +863,7 @@ fn check_version(
 }
 
 fn upstream_url(checker: &Checker<'_>, key: &str, text: &str) -> Result<UpstreamUrl, ConfigError> {
-    UpstreamUrl::parse(text).map_err(|message| checker.error(key, message))
+    UpstreamUrl::parse(text).map_err(|problem| checker.error(key, problem.to_string()))
 }
 
 /// A secret named by `{key}.env` (a variable) or `{key}.file` (a file

@@ -256,15 +256,31 @@ pub struct Cosigned {
     pub time: u64,
 }
 
+/// A witness threshold that no cosignatures could meet, or that any
+/// would.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a witness threshold must be between 1 and the number of witnesses ({witnesses}), not {threshold}"
+)]
+pub struct ThresholdError {
+    /// Witnesses named.
+    pub witnesses: usize,
+    /// The threshold asked for.
+    pub threshold: usize,
+}
+
 impl WitnessPolicy {
     /// `threshold` of `witnesses` (label, key). A threshold of 0 or above
     /// the number of witnesses is refused.
-    pub fn new(witnesses: Vec<(String, CosignerKey)>, threshold: usize) -> Result<Self, String> {
+    pub fn new(
+        witnesses: Vec<(String, CosignerKey)>,
+        threshold: usize,
+    ) -> Result<Self, ThresholdError> {
         if threshold == 0 || threshold > witnesses.len() {
-            return Err(format!(
-                "a witness threshold must be between 1 and the number of witnesses ({}), not {threshold}",
-                witnesses.len()
-            ));
+            return Err(ThresholdError {
+                witnesses: witnesses.len(),
+                threshold,
+            });
         }
         Ok(Self {
             witnesses,

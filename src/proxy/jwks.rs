@@ -137,7 +137,7 @@ async fn fetch(
                 (result, err.to_string())
             })?
             .to_bytes();
-        crate::config::parse_jwks(&body).map_err(|why| (FetchResult::ParseError, why))
+        crate::config::parse_jwks(&body).map_err(|why| (FetchResult::ParseError, why.to_string()))
     };
     tokio::time::timeout(url.fetch_timeout, work)
         .await
