@@ -29,7 +29,7 @@ impl BudgetMetrics {
         let refusals = IntCounterVec::new(
             Opts::new(
                 "govgate_buffer_budget_exhausted_total",
-                "Times a body could not be buffered because the memory budget was spent, by use: answer and kpi (streamed or not copied instead), request and hold (refused with 503 overloaded).",
+                "Times a body could not be buffered because the memory budget was spent, by use: answer and kpi (streamed or not copied instead), request, hold and policy (refused with 503 overloaded).",
             ),
             &["use"],
         )?;
@@ -39,6 +39,7 @@ impl BudgetMetrics {
             BufferUse::Answer,
             BufferUse::Hold,
             BufferUse::Kpi,
+            BufferUse::Policy,
         ] {
             refusals.with_label_values(&[usage.as_str()]);
         }
@@ -67,6 +68,9 @@ pub(crate) enum BufferUse {
     Hold,
     /// A copy of a streamed answer for the KPIs.
     Kpi,
+    /// The parsed request the policies read, held until the answer is
+    /// judged.
+    Policy,
 }
 
 impl BufferUse {
@@ -76,6 +80,7 @@ impl BufferUse {
             BufferUse::Answer => "answer",
             BufferUse::Hold => "hold",
             BufferUse::Kpi => "kpi",
+            BufferUse::Policy => "policy",
         }
     }
 }

@@ -120,8 +120,8 @@ pub(super) async fn forward(state: &ProxyState, mut draft: Draft, forward: Forwa
     let kpi = kpi_capture(state, &draft, &forward);
     let judged = match &state.oversight {
         Some(oversight) => {
-            match oversight.judge_request(&mut draft, &forward, oversight.gate.for_request().await)
-            {
+            let policies = oversight.gate.for_request().await;
+            match oversight.judge_request(&mut draft, &forward, policies, &state.budget) {
                 Ok(judged) => Some(judged),
                 Err(denied) => return refuse(state, draft, denied).await,
             }

@@ -11,7 +11,7 @@
 //! both stages' verdicts and the policy set's seq.
 
 use super::ProxyState;
-use super::budget::BufferUse;
+use super::budget::{BodyBudget, BufferUse, Reservation};
 use super::error::{ErrorShape, ProxyError};
 use super::forward::{
     Forward, KpiCapture, buffer_reservation, decision_header, observe_kpi, read_whole,
@@ -47,6 +47,8 @@ pub(super) struct Judged {
     /// Built once: the response stage reuses its converted request body.
     /// None when the policies have no rule for either stage.
     input: Option<InputDocument>,
+    /// The body budget's bytes for `input`, given back when it goes.
+    input_budget: Option<Reservation>,
     request: Evaluation,
     request_body: Bytes,
     request_type: Option<String>,
@@ -69,11 +71,15 @@ impl Oversight {
     /// The request stage, judged by `policies` (the set in force when the
     /// request began, from `PolicyGate::for_request`): records its verdict
     /// in the draft; a denial is the error.
+    /// The document the policies read is held until the answer is judged,
+    /// so its memory is reserved from `budget` (503 `overloaded` when it
+    /// is spent, like a request body).
     pub(super) fn judge_request(
         &self,
         draft: &mut Draft,
         forward: &Forward,
         policies: Arc<LoadedPolicies>,
+        budget: &Arc<BodyBudget>,
     ) -> Result<Judged, ProxyError> {
         let model = draft.model.clone().unwrap_or_default();
         let judges = |stage| policies.set.judges(stage);
@@ -92,6 +98,16 @@ impl Oversight {
                 None => input,
             })
         });
+        let input_budget = match &input {
+            Some(document) => Some(
+                budget
+                    .reserve(document.held_bytes(), BufferUse::Policy)
+                    .ok_or(ProxyError::Overloaded {
+                        what: "policy input",
+                    })?,
+            ),
+            None => None,
+        };
         let request = match &input {
             Some(document) if judges(Stage::Request) => self.gate.evaluate(&policies, document),
             _ => self.gate.unjudged(&model, Stage::Request),
@@ -109,6 +125,7 @@ impl Oversight {
         Ok(Judged {
             policies,
             input,
+            input_budget,
             request,
             request_body: forward.body.clone(),
             request_type: content_type(&forward.headers),
@@ -150,14 +167,17 @@ pub(super) async fn answer(
     let shape = ErrorShape::of(draft.route);
     let status = parts.status.as_u16();
     // A stage without rules is not evaluated and its answer not parsed.
-    let response = match judged.input {
-        Some(document) if judged.policies.set.judges(Stage::Response) => {
+    let judges_response = judged.policies.set.judges(Stage::Response);
+    let response = match judged.input.filter(|_| judges_response) {
+        Some(document) => {
             let seen = whole.as_deref().map_or(Value::Null, parse_json);
             let input = document.into_response(status, seen);
             oversight.gate.evaluate(&judged.policies, &input)
         }
-        _ => oversight.gate.unjudged(&model, Stage::Response),
+        None => oversight.gate.unjudged(&model, Stage::Response),
     };
+    // The request's document is gone: its share of the budget too.
+    drop(judged.input_budget);
     if let Some(policy) = &mut draft.policy {
         policy.response = Some(response.record.clone());
     }

@@ -49,11 +49,40 @@ impl InputDocument {
         }
     }
 
+    /// About how many bytes of memory the document holds: the parsed
+    /// request body twice (as JSON values and as the engine's values,
+    /// alike in size), which can be many times the body's own bytes (each
+    /// number of an array is a value of its own). Counted against the body
+    /// budget while the document waits for the answer.
+    pub fn held_bytes(&self) -> usize {
+        const FIXED: usize = 1024;
+        FIXED + 2 * json_bytes(&self.input.request)
+    }
+
     /// The engine's value of the document.
     pub(super) fn value(&self) -> Result<&Value, EvalError> {
         self.value
             .as_ref()
             .map_err(|message| EvalError::Input(message.clone()))
+    }
+}
+
+/// About how many bytes `value` takes in memory: its own slot and what it
+/// owns on the heap. Recursive: parsed JSON is at most 128 levels deep.
+fn json_bytes(value: &serde_json::Value) -> usize {
+    const SLOT: usize = std::mem::size_of::<serde_json::Value>();
+    /// A map entry's key and links besides its value's slot.
+    const ENTRY: usize = std::mem::size_of::<String>() + 3 * std::mem::size_of::<usize>();
+    SLOT + match value {
+        serde_json::Value::String(text) => text.capacity(),
+        serde_json::Value::Array(items) => {
+            (items.capacity() - items.len()) * SLOT + items.iter().map(json_bytes).sum::<usize>()
+        }
+        serde_json::Value::Object(members) => members
+            .iter()
+            .map(|(name, item)| ENTRY + name.capacity() + json_bytes(item))
+            .sum(),
+        _ => 0,
     }
 }
 
@@ -133,5 +162,33 @@ mod tests {
         // The request stage's document is untouched by deriving the response's.
         assert_eq!(asked.value().unwrap(), &before);
         assert_eq!(before["stage"], Value::from("request"));
+    }
+
+    #[test]
+    fn a_document_holds_many_times_the_text_of_an_array_of_small_numbers() {
+        let with_body = |body| {
+            InputDocument::new(PolicyInput::request(
+                "m",
+                "1",
+                "high",
+                "svc",
+                "65a1b2c3d4e5f60718293a4b5c6d7e8f",
+                body,
+            ))
+        };
+        let text = format!("[{}0]", "0,".repeat(99_999));
+        let numbers = with_body(serde_json::from_str(&text).unwrap()).held_bytes();
+        let slot = std::mem::size_of::<serde_json::Value>();
+        assert!(numbers >= 2 * 100_000 * slot, "{numbers}");
+        assert!(
+            numbers > 20 * text.len(),
+            "{numbers} for {} bytes",
+            text.len()
+        );
+        // A long string is about its length, twice.
+        let string = with_body(json!("x".repeat(100_000))).held_bytes();
+        assert!((200_000..210_000).contains(&string), "{string}");
+        let object = with_body(json!({"a": 1, "bb": [true, null]})).held_bytes();
+        assert!(object > 1024 + 2 * 5 * slot, "{object}");
     }
 }

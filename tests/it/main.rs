@@ -58,6 +58,7 @@ mod operations;
 mod outlive;
 mod policies;
 mod policy_changes;
+mod policy_memory;
 mod policy_stages;
 mod policy_tools;
 mod prometheus_live;
