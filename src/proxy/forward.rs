@@ -3,7 +3,7 @@
 
 use super::ProxyState;
 use super::backlog::Detached;
-use super::budget::{BufferUse, Reservation};
+use super::budget::{BodyBudget, BufferUse, Reservation};
 use super::error::{ErrorShape, ProxyError};
 use super::headers::{self, DECISION_ID_HEADER, RECEIPT_HEADER};
 use super::recorder::{Draft, Ending, Forwarded, StreamDraft, as_refusal, sink_error};
@@ -190,6 +190,9 @@ pub(super) struct KpiCapture {
     request: Bytes,
     headers: Vec<(String, String)>,
     answer: AnswerForm,
+    /// Where a gRPC answer's REST form reserves its bytes while it waits
+    /// for the aggregator.
+    budget: Arc<BodyBudget>,
 }
 
 /// How the KPIs read an answer.
@@ -239,6 +242,7 @@ fn kpi_capture(state: &ProxyState, draft: &Draft, forward: &Forward) -> Option<K
         request: forward.readable_body().clone(),
         headers,
         answer,
+        budget: state.budget.clone(),
     })
 }
 
@@ -252,7 +256,11 @@ impl KpiCapture {
         let response = match self.answer {
             AnswerForm::Json => response,
             AnswerForm::GrpcInfer => match super::grpc::answer_json(&response) {
-                Some(json) => json,
+                // Several times the tensors' bytes: counted like a copy.
+                Some(json) => match self.budget.reserve(json.len(), BufferUse::Kpi) {
+                    Some(reservation) => reservation.attach(json),
+                    None => return Err((self.model, "over_budget")),
+                },
                 None => return Err((self.model, "grpc_undecodable")),
             },
         };

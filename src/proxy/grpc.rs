@@ -12,6 +12,7 @@
 //! refusal is a gRPC status (`ErrorShape::Grpc`).
 
 use super::ProxyState;
+use super::budget::BufferUse;
 use super::error::{GOVGATE_CODE_HEADER, ProxyError, grpc_status_response};
 use super::forward::{Forward, forward, refuse};
 use super::ingress::{begin, caller_missing, client_ip, read_body, resolve_model, resolve_version};
@@ -109,10 +110,18 @@ async fn resolve(
             let request = ModelInferRequest::decode(message).map_err(malformed)?;
             let json = serde_json::to_vec(&infer_request_json(&request))
                 .map_err(|err| ProxyError::Internal(format!("REST form: {err}")))?;
+            // The REST form is held with the request (for the policies
+            // and the KPIs) and can be several times the tensors' bytes:
+            // it is counted in the body budget too.
+            let reservation = state.budget.reserve(json.len(), BufferUse::Request).ok_or(
+                ProxyError::Overloaded {
+                    what: "request body",
+                },
+            )?;
             (
                 request.model_name,
                 request.model_version,
-                Some(Bytes::from(json)),
+                Some(reservation.attach(Bytes::from(json))),
             )
         }
         // Their REST twins are GETs without a body: the policies read null.

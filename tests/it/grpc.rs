@@ -897,3 +897,38 @@ async fn a_standard_grpc_server_behind_the_gateway_serves_a_standard_client() {
         vec!["credit".to_owned(), "credit-upstream-two".to_owned()]
     );
 }
+
+#[tokio::test]
+async fn the_rest_form_of_the_tensors_counts_against_the_body_budget() {
+    let upstream = GrpcUpstream::start().await;
+    let config = format!(
+        "{}\n[limits]\nmax_buffered_total_bytes = 1000000\n",
+        grpc_models(&upstream.url())
+    );
+    let gateway = Gateway::start(&config).await;
+    // 720 kB of tensors fit the budget; their REST form (each number as
+    // text) is larger still and does not fit beside them.
+    let rows = 30_000;
+    let scores: Vec<f32> = (0..rows).map(|i| i as f32 / 3.0).collect();
+    let sexes = vec!["f"; rows];
+    let large = frame(&infer_request("credit", "", &scores, &sexes).encode_to_vec());
+    assert!(large.len() < 750_000, "{}", large.len());
+    let refused = call_framed(&gateway.public, "ModelInfer", large).await;
+    assert_eq!(
+        refused.grpc("grpc-status"),
+        "14",
+        "UNAVAILABLE, not {}",
+        refused.grpc("govgate-code")
+    );
+    assert_eq!(refused.grpc("govgate-code"), "overloaded");
+    assert!(upstream.seen().is_empty(), "refused before the upstream");
+
+    let small = frame(&infer_request("credit", "", &[0.9], &["f"]).encode_to_vec());
+    let served = call_framed(&gateway.public, "ModelInfer", small).await;
+    assert_eq!(
+        served.grpc("grpc-status"),
+        "0",
+        "{}",
+        served.grpc("govgate-code")
+    );
+}
