@@ -180,6 +180,9 @@ pub struct App {
     eraser: Arc<erasure::Eraser>,
     /// The review queue, whose timers `run` stops at shutdown.
     reviews: Option<crate::review::ReviewQueue>,
+    /// The model registry, whose commands under way `run` lets finish
+    /// before `gateway_stopped`.
+    registry: Arc<crate::registry::service::RegistryService>,
     /// Keeps `auth.jwt.jwks_url`'s key set, run by `run` until shutdown.
     jwks: Option<proxy::jwks::JwksFetcher>,
     /// The same for `admin.jwt.jwks_url`.
@@ -980,6 +983,7 @@ impl App {
             reports,
             eraser,
             reviews,
+            registry,
             jwks,
             admin_jwks,
             risks: Some(risks),
@@ -1032,8 +1036,9 @@ impl App {
             stopped(stop_rx.clone()),
         );
         let mut public_task = tokio::spawn(public_server);
-        if let Some(gate) = self.policies.take() {
-            oversight::reload_on_sighup(&gate);
+        let policy_gate = self.policies.take();
+        if let Some(gate) = &policy_gate {
+            gate.reload_on_sighup();
         }
         let mut admin_task = tokio::spawn(admin_server);
         let tiles_server = match (tiles, self.tiles.take()) {
@@ -1256,6 +1261,10 @@ impl App {
         self.reports.stop();
         // An erasure stops at its next group (erasing again finishes it).
         self.eraser.stop();
+        // No SIGHUP reload starts from now on.
+        if let Some(gate) = &policy_gate {
+            gate.stop();
+        }
         // A hold's deadline passing from now on times out at the next
         // start, not after gateway_stopped.
         if let Some(reviews) = &self.reviews {
@@ -1350,6 +1359,26 @@ impl App {
         // ledger goes before the writer closes.
         self.eraser.drained().await;
         drop(self.eraser);
+        // Registry commands, KPI uploads, policy changes and review
+        // verdicts run as tasks a client going away does not cancel: those
+        // under way finish, their entries before gateway_stopped.
+        let commands = async {
+            self.registry.drained().await;
+            if let Some(gate) = &policy_gate {
+                gate.drained().await;
+            }
+            if let Some(reviews) = &self.reviews {
+                reviews.drained().await;
+            }
+        };
+        if tokio::time::timeout(self.shutdown_grace, commands)
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over; admin commands still under way are cut");
+        }
+        drop(policy_gate);
+        drop(self.registry);
         // Its handle on the ledger, too (its timers have ended).
         drop(self.reviews);
         stop_priming(priming_task).await;

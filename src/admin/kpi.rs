@@ -163,7 +163,8 @@ async fn upload(
     // applied whether or not the caller waits for the answer: the work
     // runs in its own task, which the handler's future going away does not
     // cancel (as the registry's and the policy gate's changes do).
-    let work = tokio::spawn(async move {
+    let registry = api.registry.clone();
+    let work = registry.spawn_command(async move {
         match &api.fleet {
             None => {
                 let members = upload.members(count);

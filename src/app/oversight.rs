@@ -100,27 +100,3 @@ pub(super) async fn start(
         held_folder,
     ))
 }
-
-/// Reloads the policies on every SIGHUP; a set that does not load is
-/// logged and the one in force stays. Holds the gate weakly: the gate
-/// holds a ledger handle, and the ledger closes only once every handle
-/// is gone.
-pub(super) fn reload_on_sighup(gate: &Arc<PolicyGate>) {
-    let gate = Arc::downgrade(gate);
-    #[cfg(unix)]
-    tokio::spawn(async move {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-            tracing::error!("cannot listen for SIGHUP; reload policies through the admin API");
-            return;
-        };
-        while hangups.recv().await.is_some() {
-            let Some(gate) = gate.upgrade() else { return };
-            tracing::info!("SIGHUP: reloading policies (under change control: proposing them)");
-            // Success and failure are both logged by the gate.
-            let _ = gate.reload().await;
-        }
-    });
-    #[cfg(not(unix))]
-    let _ = gate;
-}

@@ -19,6 +19,7 @@ use crate::ledger::sequencer::Ledger;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::Mutex;
+use tokio_util::task::TaskTracker;
 
 /// Called with every new snapshot (the app rebuilds the proxy's table).
 pub type OnChange = Box<dyn Fn(Arc<Snapshot>) + Send + Sync>;
@@ -84,6 +85,9 @@ pub struct RegistryService {
     policies: HashMap<String, PolicySet>,
     default_policy: PolicySet,
     on_change: OnChange,
+    /// Commands (and the admin API's KPI uploads) run as tasks of their
+    /// own; `drained` waits for them at shutdown.
+    tasks: TaskTracker,
 }
 
 impl RegistryService {
@@ -108,6 +112,7 @@ impl RegistryService {
             policies,
             default_policy,
             on_change,
+            tasks: TaskTracker::new(),
         }
     }
 
@@ -120,13 +125,31 @@ impl RegistryService {
         by: Principal,
     ) -> Result<Done, ServiceError> {
         let service = Arc::clone(self);
-        tokio::spawn(async move { service.run(command, &by).await })
+        self.tasks
+            .spawn(async move { service.run(command, &by).await })
             .await
             .unwrap_or_else(|err| {
                 Err(ServiceError::Ledger(SinkError::Unavailable(format!(
                     "the registry task failed: {err}"
                 ))))
             })
+    }
+
+    /// Runs `work` as a task that the caller going away does not cancel
+    /// and that shutdown waits for ([`RegistryService::drained`]): for
+    /// admin commands whose entries must be applied once appended.
+    pub fn spawn_command<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        self.tasks.spawn(work)
+    }
+
+    /// Waits for the commands under way (their entries belong before
+    /// `gateway_stopped`).
+    pub async fn drained(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 
     /// Follows the fleet's control log `shared`, whose events up to

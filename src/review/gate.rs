@@ -21,6 +21,8 @@ use crate::ledger::sequencer::Ledger;
 use crate::registry::ApprovalPolicy;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 mod changes;
 mod fleet;
@@ -95,6 +97,11 @@ pub struct PolicyGate {
     changes: tokio::sync::Mutex<super::change::PolicyChanges>,
     /// In a fleet: the control log the changes go through (`fleet.rs`).
     fleet: std::sync::OnceLock<fleet::FleetLink>,
+    /// Changes (and the SIGHUP reloads) run as tasks of their own;
+    /// `drained` waits for them at shutdown.
+    tasks: TaskTracker,
+    /// Cancelled when the gateway stops: no reload starts after it.
+    stopping: CancellationToken,
 }
 
 impl std::fmt::Debug for PolicyGate {
@@ -124,6 +131,48 @@ pub fn policy_set_entry(policies: &PolicySet) -> EntryBody {
 }
 
 impl PolicyGate {
+    /// Reloads the policies on every SIGHUP until [`PolicyGate::stop`]
+    /// (under change control: proposes them); a set that does not load is
+    /// logged and the one in force stays. Holds the gate weakly: the gate
+    /// holds a ledger handle, and the ledger closes only once every handle
+    /// is gone.
+    pub fn reload_on_sighup(self: &Arc<Self>) {
+        let gate = Arc::downgrade(self);
+        let stopping = self.stopping.clone();
+        #[cfg(unix)]
+        self.tasks.spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+                tracing::error!("cannot listen for SIGHUP; reload policies through the admin API");
+                return;
+            };
+            loop {
+                tokio::select! {
+                    hangup = hangups.recv() => if hangup.is_none() { return },
+                    () = stopping.cancelled() => return,
+                }
+                let Some(gate) = gate.upgrade() else { return };
+                tracing::info!("SIGHUP: reloading policies (under change control: proposing them)");
+                // Success and failure are both logged by the gate.
+                let _ = gate.reload().await;
+            }
+        });
+        #[cfg(not(unix))]
+        let _ = (gate, stopping);
+    }
+
+    /// No SIGHUP reload starts from now on (the gateway is stopping).
+    pub fn stop(&self) {
+        self.stopping.cancel();
+    }
+
+    /// Waits for the changes and the reload under way (their entries
+    /// belong before `gateway_stopped`).
+    pub async fn drained(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
     /// Records `set` (loaded from `dir` before the ledger opened) and puts it in force.
     pub async fn start(
         dir: &Path,
@@ -148,6 +197,8 @@ impl PolicyGate {
             approval: None,
             changes: tokio::sync::Mutex::default(),
             fleet: std::sync::OnceLock::new(),
+            tasks: TaskTracker::new(),
+            stopping: CancellationToken::new(),
         })
     }
 

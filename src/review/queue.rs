@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 mod fleet;
 mod usage;
@@ -179,6 +180,9 @@ struct Inner {
     stopping: CancellationToken,
     /// Pending reviews and kept bytes against their bounds.
     usage: Mutex<Usage>,
+    /// Openings, verdicts and timers run as tasks of their own (so a
+    /// caller going away cannot cut them short); `drained` waits for them.
+    tasks: TaskTracker,
 }
 
 /// The open and recently closed reviews; cheap to clone.
@@ -231,6 +235,7 @@ impl ReviewQueue {
                 unpublished: Mutex::default(),
                 stopping: CancellationToken::new(),
                 usage: Mutex::new(Usage::new(config.max_pending, config.max_kept_bytes)),
+                tasks: TaskTracker::new(),
                 config,
             }),
         };
@@ -427,7 +432,9 @@ impl ReviewQueue {
         decision_seq: Option<u64>,
     ) -> Result<String, QueueError> {
         let queue = self.clone();
-        tokio::spawn(async move { queue.open_item(prepared.item, decision_seq).await })
+        self.inner
+            .tasks
+            .spawn(async move { queue.open_item(prepared.item, decision_seq).await })
             .await
             .unwrap_or_else(|join| {
                 Err(QueueError::Ledger(SinkError::Unavailable(join.to_string())))
@@ -530,22 +537,24 @@ impl ReviewQueue {
     ) -> Result<ReviewItem, DecideError> {
         let queue = self.clone();
         let (review_id, reviewer) = (review_id.to_owned(), reviewer.into());
-        tokio::spawn(async move {
-            if queue.slot(&review_id).is_none() && queue.is_shared() {
-                return queue
-                    .decide_elsewhere(&review_id, reviewer, verdict, reason)
-                    .await;
-            }
-            queue
-                .close(&review_id, Some(reviewer), Some(verdict), reason)
-                .await
-        })
-        .await
-        .unwrap_or_else(|join| {
-            Err(DecideError::Ledger(SinkError::Unavailable(
-                join.to_string(),
-            )))
-        })
+        self.inner
+            .tasks
+            .spawn(async move {
+                if queue.slot(&review_id).is_none() && queue.is_shared() {
+                    return queue
+                        .decide_elsewhere(&review_id, reviewer, verdict, reason)
+                        .await;
+                }
+                queue
+                    .close(&review_id, Some(reviewer), Some(verdict), reason)
+                    .await
+            })
+            .await
+            .unwrap_or_else(|join| {
+                Err(DecideError::Ledger(SinkError::Unavailable(
+                    join.to_string(),
+                )))
+            })
     }
 
     /// Closes a pending review: with a verdict, or (`None`) by timeout.
@@ -743,10 +752,18 @@ impl ReviewQueue {
         self.inner.stopping.cancel();
     }
 
+    /// Waits for the openings, verdicts and timeouts already under way
+    /// (their entries belong before `gateway_stopped`); the timers end
+    /// without acting once [`ReviewQueue::stop`] was called.
+    pub async fn drained(&self) {
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+
     fn schedule_timeout(&self, review_id: String, deadline_unix_ms: u64) {
         let weak = Arc::downgrade(&self.inner);
         let stopping = self.inner.stopping.clone();
-        tokio::spawn(async move {
+        self.inner.tasks.spawn(async move {
             let wait = deadline_unix_ms.saturating_sub(now_unix_ms());
             if !sleep_unless_stopped(Duration::from_millis(wait), &stopping).await {
                 return;
@@ -770,7 +787,7 @@ impl ReviewQueue {
         let weak = Arc::downgrade(&self.inner);
         let stopping = self.inner.stopping.clone();
         let keep = self.inner.config.keep_decided.as_millis() as u64;
-        tokio::spawn(async move {
+        self.inner.tasks.spawn(async move {
             let wait = (closed_unix_ms + keep).saturating_sub(now_unix_ms());
             if !sleep_unless_stopped(Duration::from_millis(wait), &stopping).await {
                 return;
@@ -811,7 +828,7 @@ impl ReviewQueue {
     fn start_gauge_ticker(&self) {
         let weak = Arc::downgrade(&self.inner);
         let stopping = self.inner.stopping.clone();
-        tokio::spawn(async move {
+        self.inner.tasks.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(5));
             loop {
                 tokio::select! {

@@ -236,3 +236,58 @@ async fn a_deadline_passing_after_the_stop_times_out_at_the_next_start() {
     }
     assert_eq!(timed_out(&store), 1);
 }
+
+#[tokio::test]
+async fn a_verdict_whose_caller_went_away_is_recorded_before_the_queue_is_drained() {
+    let (store, ledger, writer, _dir, files) = opened();
+    let queue = restart(&store, &ledger, &files).await;
+    let id = DecisionId::random();
+    let prepared = queue
+        .prepare_hold(super::queue::NewReview {
+            decision_id: id.to_string(),
+            kind: ReviewKind::Hold,
+            model: "m".into(),
+            version: "1".into(),
+            caller: "svc".into(),
+            caller_token: None,
+            stage: Stage::Response,
+            reasons: vec!["why".into()],
+            set_seq: 0,
+            request: StoredBody {
+                content_type: None,
+                bytes: b"{}".to_vec(),
+            },
+            answer: StoredAnswer {
+                status: 200,
+                headers: Vec::new(),
+                body: b"{}".to_vec(),
+            },
+        })
+        .await
+        .unwrap();
+    let decision_seq = ledger.append(held_decision(id)).await.unwrap().seq;
+    let review_id = queue.open(prepared, decision_seq).await.unwrap();
+
+    // The reviewer's request goes away after its verdict was handed over
+    // (one poll), as an aborted connection's handler does.
+    let verdict = queue.decide(
+        &review_id,
+        "rita",
+        super::item::ReviewVerdict::Approve,
+        None,
+    );
+    let gone = tokio::time::timeout(std::time::Duration::ZERO, verdict).await;
+    assert!(
+        gone.is_err(),
+        "the verdict had not finished at its first poll"
+    );
+    queue.stop();
+    queue.drained().await;
+    let recorded = ledger_reviews(store.as_ref()).unwrap();
+    assert!(
+        recorded[&review_id].closing_seq.is_some(),
+        "the verdict is in the ledger once the queue is drained"
+    );
+    drop((queue, ledger));
+    writer.close();
+}

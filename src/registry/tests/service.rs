@@ -94,3 +94,32 @@ async fn every_change_is_an_entry_and_the_store_replays_to_the_same_state() {
     let replayed = replay_from_store(store.as_ref(), ["credit".to_owned()]).unwrap();
     assert_eq!(serde_json::to_value(&replayed).unwrap(), live);
 }
+
+#[tokio::test]
+async fn a_command_whose_caller_went_away_is_recorded_before_the_registry_is_drained() {
+    let store = Arc::new(MemStore::new());
+    let (ledger, writer) = ledger(store.clone());
+    let service = Arc::new(RegistryService::new(
+        Registry::new(["credit"]),
+        ledger.clone(),
+        officers_policy(),
+        HashMap::new(),
+        Box::new(|_| {}),
+    ));
+    let ops = who("ops", &["proposer", "admin"]);
+    // The admin's request goes away after its command was handed over
+    // (one poll), as an aborted connection's handler does.
+    let command = service.execute(propose("credit", "1", RiskClass::Limited), ops);
+    let gone = tokio::time::timeout(std::time::Duration::ZERO, command).await;
+    assert!(
+        gone.is_err(),
+        "the command had not finished at its first poll"
+    );
+    service.drained().await;
+    assert!(
+        store.entry(0).unwrap().is_some(),
+        "the proposal is in the ledger once the registry is drained"
+    );
+    drop((service, ledger));
+    writer.close();
+}

@@ -155,6 +155,8 @@ impl PolicyGate {
             approval: Some(approval),
             changes: tokio::sync::Mutex::new(changes),
             fleet: std::sync::OnceLock::new(),
+            tasks: tokio_util::task::TaskTracker::new(),
+            stopping: tokio_util::sync::CancellationToken::new(),
         });
         if let Some(files) = folder {
             gate.propose_at_start(files).await?;
@@ -229,7 +231,8 @@ impl PolicyGate {
         by: Principal,
     ) -> Result<ChangeDone, ChangeFailure> {
         let gate = Arc::clone(self);
-        tokio::spawn(async move { gate.run(command, &by).await })
+        self.tasks
+            .spawn(async move { gate.run(command, &by).await })
             .await
             .unwrap_or_else(|err| {
                 Err(ChangeFailure::Ledger(SinkError::Unavailable(format!(
