@@ -6,6 +6,8 @@
 //! times on the same prebuilt input; a clone per thread as `PolicySet`
 //! does, one engine behind a mutex, a fresh clone per evaluation).
 //!
+//! `held_bytes`: the walk that counts a document against the body budget.
+//!
 //! `regex_match_request`: a one-rule policy using `regex.match`, against
 //! `one_rule_floor`.
 //!
@@ -155,6 +157,12 @@ fn stages(c: &mut Criterion) {
     group.bench_function("decision_both_stages_1k_features", |b| {
         b.iter(|| decide(&set, black_box(&large), &answer))
     });
+    // What the proxy adds per decision to count the document against the
+    // body budget (`InputDocument::held_bytes`): a walk of the parsed body.
+    for (name, body) in [("held_bytes", &common), ("held_bytes_1k_features", &large)] {
+        let document = InputDocument::new(body.clone());
+        group.bench_function(name, |b| b.iter(|| black_box(&document).held_bytes()));
+    }
     group.bench_function("input_via_serde_json", |b| {
         b.iter(|| Value::from(serde_json::to_value(black_box(&resp)).expect("serializes")))
     });
