@@ -242,26 +242,20 @@ async fn a_verdict_whose_caller_went_away_is_recorded_before_the_queue_is_draine
     let (store, ledger, writer, _dir, files) = opened();
     let queue = restart(&store, &ledger, &files).await;
     let id = DecisionId::random();
+    let template = item(&id.to_string(), ReviewState::Pending);
     let prepared = queue
         .prepare_hold(super::queue::NewReview {
-            decision_id: id.to_string(),
-            kind: ReviewKind::Hold,
-            model: "m".into(),
-            version: "1".into(),
-            caller: "svc".into(),
+            decision_id: template.decision_id,
+            kind: template.kind,
+            model: template.model,
+            version: template.version,
+            caller: template.caller,
             caller_token: None,
-            stage: Stage::Response,
-            reasons: vec!["why".into()],
+            stage: template.stage,
+            reasons: template.reasons,
             set_seq: 0,
-            request: StoredBody {
-                content_type: None,
-                bytes: b"{}".to_vec(),
-            },
-            answer: StoredAnswer {
-                status: 200,
-                headers: Vec::new(),
-                body: b"{}".to_vec(),
-            },
+            request: template.request,
+            answer: template.answer,
         })
         .await
         .unwrap();

@@ -3,33 +3,11 @@
 //! withheld, a flag beyond the count is not opened (and counted), a flag
 //! beyond the bytes is opened without its bodies.
 
-use crate::reviews::{decide, held, infer_as, start};
+use crate::reviews::{decide, flags_listed, held, infer_as, start};
 use crate::support::governance::admin_call;
 use http::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::Duration;
-
-/// The pending reviews of `kind` listed once `n` are there (flags open in
-/// the background after their answer went out), or after 5 s.
-async fn pending(gateway: &crate::support::Gateway, kind: &str, n: usize) -> Vec<Value> {
-    let mut listed = Vec::new();
-    for _ in 0..100 {
-        let reply = admin_call(
-            &gateway.admin,
-            Some("rita"),
-            Method::GET,
-            &format!("/admin/reviews?kind={kind}&status=pending"),
-            "",
-        )
-        .await;
-        listed = reply.json()["reviews"].as_array().unwrap().clone();
-        if listed.len() >= n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    listed
-}
 
 /// A refused hold: 503 `review_queue_full` with `Retry-After`, the answer
 /// withheld, and its decision recorded with that code.
@@ -67,10 +45,7 @@ async fn a_full_review_queue_refuses_holds_and_counts_the_flags_it_does_not_open
         ),
         "{metrics}"
     );
-    assert!(
-        pending(&gateway, "flag", 0).await.is_empty(),
-        "no flag queued"
-    );
+    assert!(flags_listed(&gateway, 0).await.is_empty(), "no flag queued");
     let entries = gateway.entries().await;
     assert!(
         !entries
@@ -108,7 +83,7 @@ async fn bodies_beyond_max_kept_bytes_refuse_a_hold_and_leave_a_flag_without_the
     )
     .await;
     assert_eq!(flagged.status, 200, "{}", flagged.text());
-    let listed = pending(&gateway, "flag", 1).await;
+    let listed = flags_listed(&gateway, 1).await;
     assert_eq!(listed.len(), 1, "the flag is opened all the same");
     let review_id = listed[0]["review_id"].as_str().unwrap();
     let shown = admin_call(
@@ -142,7 +117,7 @@ async fn reviews_found_at_start_count_against_the_bound() {
     held(&gateway, r#"{"hold": true, "n": 1}"#).await;
     let flagged = infer_as(&gateway, "svc-app", r#"{"flag": true}"#).await;
     assert_eq!(flagged.status, 200, "{}", flagged.text());
-    assert_eq!(pending(&gateway, "flag", 1).await.len(), 1);
+    assert_eq!(flags_listed(&gateway, 1).await.len(), 1);
     gateway.stop().await;
     gateway.restart().await;
     // The hold from its file and the flag from the ledger: two pending.

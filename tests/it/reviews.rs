@@ -479,7 +479,7 @@ async fn flag_releases_the_answer_and_queues_a_review() {
 
 /// The flag reviews listed, once `n` are queued (they are queued in the
 /// background after the answer went out).
-async fn flags_listed(gateway: &Gateway, n: usize) -> Vec<Value> {
+pub(crate) async fn flags_listed(gateway: &Gateway, n: usize) -> Vec<Value> {
     let mut flagged = Vec::new();
     for _ in 0..100 {
         let listed = admin_call(
