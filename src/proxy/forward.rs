@@ -121,7 +121,10 @@ pub(super) async fn forward(state: &ProxyState, mut draft: Draft, forward: Forwa
     let judged = match &state.oversight {
         Some(oversight) => {
             let policies = oversight.gate.for_request().await;
-            match oversight.judge_request(&mut draft, &forward, policies, &state.budget) {
+            match oversight
+                .judge_request(&mut draft, &forward, policies, &state.budget)
+                .await
+            {
                 Ok(judged) => Some(judged),
                 Err(denied) => return refuse(state, draft, denied).await,
             }

@@ -67,71 +67,136 @@ fn content_type(headers: &HeaderMap) -> Option<String> {
         .map(str::to_owned)
 }
 
+/// Bodies above this many bytes are parsed and judged on a blocking
+/// thread: a parse, its conversion and an evaluation over a large body take
+/// milliseconds an async worker must not be held for (at or below it the
+/// hand-over would cost more than the work).
+const INLINE_JUDGING_BYTES: usize = 64 * 1024;
+
+/// What the request stage reads, owned, so that it can be judged on a
+/// blocking thread.
+struct RequestFacts {
+    model: String,
+    version: String,
+    risk_class: &'static str,
+    caller: String,
+    decision_id: String,
+    claims: Option<Arc<serde_json::Map<String, Value>>>,
+    /// What the policies read (a gRPC call's REST form).
+    readable: Bytes,
+    /// The body as forwarded.
+    body: Bytes,
+    request_type: Option<String>,
+}
+
+impl RequestFacts {
+    fn of(draft: &Draft, forward: &Forward) -> Self {
+        Self {
+            model: draft.model.clone().unwrap_or_default(),
+            version: forward.version.version.clone(),
+            risk_class: forward.version.risk_class,
+            caller: draft.caller.clone(),
+            decision_id: draft.id.to_string(),
+            claims: draft.claims.clone(),
+            readable: forward.readable_body().clone(),
+            body: forward.body.clone(),
+            request_type: content_type(&forward.headers),
+        }
+    }
+}
+
 impl Oversight {
     /// The request stage, judged by `policies` (the set in force when the
     /// request began, from `PolicyGate::for_request`): records its verdict
-    /// in the draft; a denial is the error.
-    /// The document the policies read is held until the answer is judged,
-    /// so its memory is reserved from `budget` (503 `overloaded` when it
-    /// is spent, like a request body).
-    pub(super) fn judge_request(
+    /// in the draft; a denial is the error. A large body is judged on a
+    /// blocking thread.
+    pub(super) async fn judge_request(
         &self,
         draft: &mut Draft,
         forward: &Forward,
         policies: Arc<LoadedPolicies>,
         budget: &Arc<BodyBudget>,
     ) -> Result<Judged, ProxyError> {
-        let model = draft.model.clone().unwrap_or_default();
-        let judges = |stage| policies.set.judges(stage);
-        // No document when neither stage has a rule: nothing reads it.
-        let input = (judges(Stage::Request) || judges(Stage::Response)).then(|| {
-            let input = PolicyInput::request(
-                model.clone(),
-                forward.version.version.clone(),
-                forward.version.risk_class,
-                draft.caller.clone(),
-                draft.id.to_string(),
-                parse_json(forward.readable_body()),
-            );
-            InputDocument::new(match &draft.claims {
-                Some(claims) => input.with_claims(claims.as_ref().clone()),
-                None => input,
-            })
-        });
-        let input_budget = match &input {
-            Some(document) => Some(
-                budget
-                    .reserve(document.held_bytes(), BufferUse::Policy)
-                    .ok_or(ProxyError::Overloaded {
-                        what: "policy input",
-                    })?,
-            ),
-            None => None,
+        let facts = RequestFacts::of(draft, forward);
+        let (record, judged) = if facts.readable.len() > INLINE_JUDGING_BYTES {
+            let (gate, budget) = (self.gate.clone(), budget.clone());
+            tokio::task::spawn_blocking(move || judge_request(&gate, facts, policies, &budget))
+                .await
+                .map_err(|err| ProxyError::Internal(format!("the request stage failed: {err}")))?
+        } else {
+            judge_request(&self.gate, facts, policies, budget)
         };
-        let request = match &input {
-            Some(document) if judges(Stage::Request) => self.gate.evaluate(&policies, document),
-            _ => self.gate.unjudged(&model, Stage::Request),
-        };
-        draft.policy = Some(PolicyRecord {
-            set_seq: policies.set_seq,
-            request: request.record.clone(),
-            response: None,
-        });
-        if request.action == Action::Deny {
-            return Err(ProxyError::PolicyDenied {
-                reasons: request.reasons,
-            });
+        if record.is_some() {
+            draft.policy = record;
         }
-        Ok(Judged {
-            policies,
-            input,
-            input_budget,
-            request,
-            request_body: forward.body.clone(),
-            request_type: content_type(&forward.headers),
-            version: forward.version.version.clone(),
-        })
+        judged
     }
+}
+
+/// The request stage: the verdict's record for the draft (none when the
+/// document could not be kept), and what the response stage needs or the
+/// refusal. The document the policies read is held until the answer is
+/// judged, so its memory is reserved from `budget` (503 `overloaded` when
+/// it is spent, like a request body).
+fn judge_request(
+    gate: &PolicyGate,
+    facts: RequestFacts,
+    policies: Arc<LoadedPolicies>,
+    budget: &Arc<BodyBudget>,
+) -> (Option<PolicyRecord>, Result<Judged, ProxyError>) {
+    let judges = |stage| policies.set.judges(stage);
+    // No document when neither stage has a rule: nothing reads it.
+    let input = (judges(Stage::Request) || judges(Stage::Response)).then(|| {
+        let input = PolicyInput::request(
+            facts.model.clone(),
+            facts.version.clone(),
+            facts.risk_class,
+            facts.caller,
+            facts.decision_id,
+            parse_json(&facts.readable),
+        );
+        InputDocument::new(match &facts.claims {
+            Some(claims) => input.with_claims(claims.as_ref().clone()),
+            None => input,
+        })
+    });
+    let input_budget = match &input {
+        Some(document) => match budget.reserve(document.held_bytes(), BufferUse::Policy) {
+            Some(reservation) => Some(reservation),
+            None => {
+                let err = ProxyError::Overloaded {
+                    what: "policy input",
+                };
+                return (None, Err(err));
+            }
+        },
+        None => None,
+    };
+    let request = match &input {
+        Some(document) if judges(Stage::Request) => gate.evaluate(&policies, document),
+        _ => gate.unjudged(&facts.model, Stage::Request),
+    };
+    let record = PolicyRecord {
+        set_seq: policies.set_seq,
+        request: request.record.clone(),
+        response: None,
+    };
+    if request.action == Action::Deny {
+        let err = ProxyError::PolicyDenied {
+            reasons: request.reasons,
+        };
+        return (Some(record), Err(err));
+    }
+    let judged = Judged {
+        policies,
+        input,
+        input_budget,
+        request,
+        request_body: facts.body,
+        request_type: facts.request_type,
+        version: facts.version,
+    };
+    (Some(record), Ok(judged))
 }
 
 /// The response stage, then the answer the stronger verdict calls for.
@@ -163,21 +228,42 @@ pub(super) async fn answer(
     } else {
         stream = Some(body);
     }
-    let draft = forwarded.draft();
-    let shape = ErrorShape::of(draft.route);
     let status = parts.status.as_u16();
     // A stage without rules is not evaluated and its answer not parsed.
     let judges_response = judged.policies.set.judges(Stage::Response);
     let response = match judged.input.filter(|_| judges_response) {
         Some(document) => {
-            let seen = whole.as_deref().map_or(Value::Null, parse_json);
-            let input = document.into_response(status, seen);
-            oversight.gate.evaluate(&judged.policies, &input)
+            let (gate, policies, seen) = (
+                oversight.gate.clone(),
+                judged.policies.clone(),
+                whole.clone(),
+            );
+            let judge = move || {
+                let seen = seen.as_deref().map_or(Value::Null, parse_json);
+                gate.evaluate(&policies, &document.into_response(status, seen))
+            };
+            // A large answer is parsed and judged on a blocking thread.
+            if whole
+                .as_ref()
+                .is_some_and(|bytes| bytes.len() > INLINE_JUDGING_BYTES)
+            {
+                match tokio::task::spawn_blocking(judge).await {
+                    Ok(evaluation) => evaluation,
+                    Err(err) => {
+                        let err = ProxyError::Internal(format!("the response stage failed: {err}"));
+                        return refuse_forwarded(state, forwarded.take(), err).await;
+                    }
+                }
+            } else {
+                judge()
+            }
         }
         None => oversight.gate.unjudged(&model, Stage::Response),
     };
     // The request's document is gone: its share of the budget too.
     drop(judged.input_budget);
+    let draft = forwarded.draft();
+    let shape = ErrorShape::of(draft.route);
     if let Some(policy) = &mut draft.policy {
         policy.response = Some(response.record.clone());
     }

@@ -60,6 +60,7 @@ mod policies;
 mod policy_changes;
 mod policy_memory;
 mod policy_stages;
+mod policy_threads;
 mod policy_tools;
 mod prometheus_live;
 mod promtool;
