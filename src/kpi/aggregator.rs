@@ -436,11 +436,10 @@ impl ModelKpi {
 
     fn push_drift(&mut self, version: &str, row: &Row) {
         let reference_rows = self.config.reference_rows;
-        if !self.drift.contains_key(version) {
+        if self.drift.contains_key(version) {
+            self.fed_last(version);
+        } else {
             self.keep_drift(version, Drift::Collecting(Vec::new()));
-        } else if self.drift_order.back().map(String::as_str) != Some(version) {
-            self.drift_order.retain(|v| v != version);
-            self.drift_order.push_back(version.to_owned());
         }
         let Some(drift) = self.drift.get_mut(version) else {
             return;
@@ -463,16 +462,22 @@ impl ModelKpi {
     /// [`MAX_DRIFT_VERSIONS`] the version fed longest ago is dropped (a
     /// version that comes back collects its first rows again).
     fn keep_drift(&mut self, version: &str, drift: Drift) {
-        if self.drift.insert(version.to_owned(), drift).is_some() {
-            self.drift_order.retain(|v| v != version);
-        }
-        self.drift_order.push_back(version.to_owned());
+        self.drift.insert(version.to_owned(), drift);
+        self.fed_last(version);
         while self.drift_order.len() > MAX_DRIFT_VERSIONS {
             let Some(oldest) = self.drift_order.pop_front() else {
                 break;
             };
             self.drift.remove(&oldest);
             self.drift_dropped.push(oldest);
+        }
+    }
+
+    /// Moves `version` to the back of `drift_order` (the one fed last).
+    fn fed_last(&mut self, version: &str) {
+        if self.drift_order.back().map(String::as_str) != Some(version) {
+            self.drift_order.retain(|v| v != version);
+            self.drift_order.push_back(version.to_owned());
         }
     }
 }
@@ -925,6 +930,16 @@ mod tests {
         .unwrap()
     }
 
+    /// A positive row without groups, label or features.
+    fn blank_row() -> Row {
+        Row {
+            groups: Vec::new(),
+            predicted: Class::Positive,
+            label: None,
+            features: Vec::new(),
+        }
+    }
+
     #[test]
     fn decisions_kept_for_labels_are_bounded() {
         let mut kpi = model(5);
@@ -933,12 +948,7 @@ mod tests {
             kpi.remember(format!("empty{i}"), Vec::new());
         }
         assert!(kpi.recent.is_empty() && kpi.order.is_empty());
-        let row = Row {
-            groups: Vec::new(),
-            predicted: Class::Positive,
-            label: None,
-            features: Vec::new(),
-        };
+        let row = blank_row();
         for i in 0..1000 {
             let seq = kpi.fairness.push(&row).unwrap();
             kpi.remember(format!("d{i}"), vec![(0, seq, Vec::new(), Class::Positive)]);
@@ -954,12 +964,7 @@ mod tests {
     #[test]
     fn a_decisions_rows_split_around_anothers_are_all_kept() {
         let mut kpi = model(50);
-        let row = Row {
-            groups: Vec::new(),
-            predicted: Class::Positive,
-            label: None,
-            features: Vec::new(),
-        };
+        let row = blank_row();
         let mut rows = |indexes: &[usize]| -> Vec<RecentRow> {
             indexes
                 .iter()
@@ -990,12 +995,7 @@ mod tests {
     #[test]
     fn the_drift_of_at_most_sixteen_versions_is_kept_the_one_fed_longest_ago_dropped() {
         let mut kpi = model(5);
-        let row = Row {
-            groups: Vec::new(),
-            predicted: Class::Positive,
-            label: None,
-            features: Vec::new(),
-        };
+        let row = blank_row();
         for v in 0..20 {
             kpi.push_drift(&format!("v{v}"), &row);
         }
