@@ -630,14 +630,7 @@ async fn nobody_decides_their_own_request_under_another_spelling() {
         assert_eq!(refused.status, 403, "{caller:?}: {}", refused.text());
         assert_eq!(refused.error_code(), "own_request", "{caller:?}");
         // The record keeps the caller as sent.
-        let review = admin_call(
-            &gateway.admin,
-            Some("rita"),
-            Method::GET,
-            &format!("/admin/reviews/{review_id}"),
-            "",
-        )
-        .await;
+        let review = crate::reviews::show_review(&gateway.admin, "rita", &review_id).await;
         assert_eq!(review.json()["caller"], caller, "{}", review.text());
     }
     // Somebody else's request, svc-alice may decide.

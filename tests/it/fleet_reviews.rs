@@ -4,7 +4,7 @@
 //! once close it once; a timeout fires once; a verdict given while the
 //! owner is down is applied when it is back.
 
-use crate::reviews::{TEST_POLICY, decide, held, policy_dir, poll};
+use crate::reviews::{TEST_POLICY, decide, held, policy_dir, poll, show_review};
 use crate::support::governance::admin_call;
 use crate::support::postgres::Postgres;
 use crate::support::{Gateway, TestUpstream};
@@ -86,14 +86,7 @@ async fn a_hold_opened_on_one_replica_is_decided_on_another_and_polled_on_a_thir
     let reviews = listed.json()["reviews"].as_array().unwrap().clone();
     assert_eq!(reviews.len(), 1, "{reviews:?}");
     assert_eq!(reviews[0]["review_id"], review_id.as_str());
-    let shown = admin_call(
-        &r2.admin,
-        Some("auditor"),
-        Method::GET,
-        &format!("/admin/reviews/{review_id}"),
-        "",
-    )
-    .await;
+    let shown = show_review(&r2.admin, "auditor", &review_id).await;
     assert_eq!(shown.status, 200, "{}", shown.text());
     assert_eq!(shown.json()["response"]["body"]["hold"], true);
     // The client's poll on r3 waits.

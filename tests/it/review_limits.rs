@@ -3,9 +3,7 @@
 //! withheld, a flag beyond the count is not opened (and counted), a flag
 //! beyond the bytes is opened without its bodies.
 
-use crate::reviews::{decide, flags_listed, held, infer_as, start};
-use crate::support::governance::admin_call;
-use http::Method;
+use crate::reviews::{decide, flags_listed, held, infer_as, show_review, start};
 use serde_json::json;
 use std::time::Duration;
 
@@ -86,15 +84,7 @@ async fn bodies_beyond_max_kept_bytes_refuse_a_hold_and_leave_a_flag_without_the
     let listed = flags_listed(&gateway, 1).await;
     assert_eq!(listed.len(), 1, "the flag is opened all the same");
     let review_id = listed[0]["review_id"].as_str().unwrap();
-    let shown = admin_call(
-        &gateway.admin,
-        Some("rita"),
-        Method::GET,
-        &format!("/admin/reviews/{review_id}"),
-        "",
-    )
-    .await
-    .json();
+    let shown = show_review(&gateway.admin, "rita", review_id).await.json();
     assert_eq!(shown["bodies_kept"], false, "{shown}");
     assert!(shown["response"]["body"].is_null(), "{shown}");
     gateway

@@ -118,6 +118,22 @@ pub(crate) async fn decide(
     .await
 }
 
+/// `GET /admin/reviews/{review_id}` on the admin listener `admin`, as `who`.
+pub(crate) async fn show_review(
+    admin: &str,
+    who: &str,
+    review_id: &str,
+) -> crate::support::client::Reply {
+    admin_call(
+        admin,
+        Some(who),
+        Method::GET,
+        &format!("/admin/reviews/{review_id}"),
+        "",
+    )
+    .await
+}
+
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
@@ -182,14 +198,7 @@ async fn hold_then_approve_releases_the_upstream_answer_byte_exact() {
     assert_eq!(reviews[0]["review_id"], review_id.as_str());
     assert_eq!(reviews[0]["review_kind"], "hold");
     assert_eq!(reviews[0]["reasons"], json!(["held for review"]));
-    let shown = admin_call(
-        &gateway.admin,
-        Some("auditor"),
-        Method::GET,
-        &format!("/admin/reviews/{review_id}"),
-        "",
-    )
-    .await;
+    let shown = show_review(&gateway.admin, "auditor", &review_id).await;
     assert_eq!(shown.status, 200, "{}", shown.text());
     let shown = shown.json();
     assert_eq!(shown["response"]["body"]["hold"], true);
@@ -429,14 +438,7 @@ async fn flag_releases_the_answer_and_queues_a_review() {
     assert_eq!(flagged[0]["decision_id"], decision_id.as_str());
     assert_eq!(flagged[0]["reasons"], json!(["flagged for a look"]));
     let review_id = flagged[0]["review_id"].as_str().unwrap().to_owned();
-    let shown = admin_call(
-        &gateway.admin,
-        Some("rita"),
-        Method::GET,
-        &format!("/admin/reviews/{review_id}"),
-        "",
-    )
-    .await;
+    let shown = show_review(&gateway.admin, "rita", &review_id).await;
     assert_eq!(shown.json()["response"]["body"]["x"], 1);
     let overriding = decide(
         &gateway,
