@@ -270,9 +270,11 @@ async fn a_verdict_whose_caller_went_away_is_recorded_before_the_queue_is_draine
         super::item::ReviewVerdict::Approve,
         None,
     );
-    let gone = tokio::time::timeout(std::time::Duration::ZERO, verdict).await;
+    // Polled once, then dropped: the task it handed over has not run yet
+    // (a current-thread runtime runs it only when this test yields).
+    let gone = futures_util::FutureExt::now_or_never(verdict);
     assert!(
-        gone.is_err(),
+        gone.is_none(),
         "the verdict had not finished at its first poll"
     );
     queue.stop();
