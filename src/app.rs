@@ -763,7 +763,7 @@ impl App {
             .merge(crate::admin::readiness_route(Arc::new(move || {
                 status.check()?;
                 match freshness.as_deref().and_then(Freshness::problem) {
-                    Some(problem) => Err(problem),
+                    Some(problem) => Err(crate::decision::NotReady::Replica(problem)),
                     None => Ok(()),
                 }
             })))
@@ -906,7 +906,7 @@ impl App {
             if status.is_committing() {
                 Ok(())
             } else {
-                Err("ledger not committing".to_owned())
+                Err(crate::decision::NotReady::LedgerStopped)
             }
         }));
         let backlog = state.backlog();

@@ -14,7 +14,8 @@ use super::auth::{AuthError, Tokens};
 use super::{error_response, json_response};
 use crate::cluster::references::{ReferenceDomain, ReferenceError};
 use crate::kpi::{
-    FeatureValue, KeepError, REFERENCE_SET, ReferenceFormat, ReferenceKeeper, UPLOAD_MEMBER, Upload,
+    FeatureValue, KeepError, REFERENCE_SET, ReferenceFormat, ReferenceKeeper, UPLOAD_MEMBER,
+    UnusableReference, Upload,
 };
 use crate::registry::service::RegistryService;
 use crate::registry::shared::SharedEvent;
@@ -151,7 +152,16 @@ async fn upload(
     };
     let rows = match api.keeper.parse(&upload).await {
         Ok(rows) => rows,
-        Err(problem) => return invalid(&problem),
+        Err(UnusableReference::Lost(err)) => {
+            tracing::error!(error = %err, "reading a drift reference failed");
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                "reading the reference failed",
+                None,
+            );
+        }
+        Err(problem) => return invalid(&problem.to_string()),
     };
     let count = rows.len();
     let (model, version, sha256) = (

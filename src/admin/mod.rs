@@ -47,7 +47,7 @@ pub fn readiness_route(readiness: crate::decision::Readiness) -> Router {
                 Ok(()) => json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
                 Err(reason) => json_response(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    &serde_json::json!({ "status": "unavailable", "reason": reason }),
+                    &serde_json::json!({ "status": "unavailable", "reason": reason.to_string() }),
                 ),
             }
         }),

@@ -111,7 +111,8 @@ impl ReferenceDomain {
             control_seq: event.control_seq,
             problem,
         };
-        let upload = Upload::from_members(&event.members).map_err(malformed)?;
+        let upload =
+            Upload::from_members(&event.members).map_err(|err| malformed(err.to_string()))?;
         match self.keeper.parse(&upload).await {
             Ok(rows) => {
                 self.apply_upload(event, &upload, rows).await?;

@@ -17,7 +17,7 @@ mod text;
 pub use auth::{CallerAuth, Sender};
 pub use capture::{Capture, CaptureBuilder, hex};
 pub use id::DecisionId;
-pub use sink::{Ack, DecisionSink, Readiness, RecordFuture, SinkError};
+pub use sink::{Ack, DecisionSink, NotReady, Readiness, RecordFuture, SinkError};
 pub use subject::{SubjectHash, SubjectKey};
 pub use text::{Capped, CutDigests, MAX_NAME_BYTES, MAX_PATH_BYTES};
 

@@ -25,9 +25,25 @@ pub enum SinkError {
     Unavailable(String),
 }
 
-/// Whether decisions can be recorded now, for readiness checks:
-/// `Err(reason)` while they cannot (every request would be refused).
-pub type Readiness = std::sync::Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+/// Why decisions cannot be recorded now: the reason readiness checks
+/// give (every model request would be refused).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    /// The ledger's store refuses commits; the store's error.
+    #[error("ledger not committing: {0}")]
+    LedgerNotCommitting(String),
+    /// The same, without the store's error (paths, engine messages): what
+    /// the public listener says.
+    #[error("ledger not committing")]
+    LedgerStopped,
+    /// This replica must not serve (its fleet id was claimed by another
+    /// gateway, or it lost the control plane for too long).
+    #[error("{0}")]
+    Replica(String),
+}
+
+/// Whether decisions can be recorded now, for readiness checks.
+pub type Readiness = std::sync::Arc<dyn Fn() -> Result<(), NotReady> + Send + Sync>;
 
 /// The future a sink returns for one record.
 pub type RecordFuture = Pin<Box<dyn Future<Output = Result<Ack, SinkError>> + Send + 'static>>;

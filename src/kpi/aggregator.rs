@@ -19,6 +19,7 @@ use super::fleet::{FeedEvent, FeedSender, SharedLabel, SharedRow};
 use super::reference::{CategoricalReference, NumericReference, Reference};
 use super::report::{self, KpiReport, ReferenceSource, ReferenceState};
 use super::ring::RowSeq;
+use super::upload::UnusableReference;
 use super::{Class, DriftWindow, FeatureValue, Row};
 use crate::config::{FeatureKind, KpiConfig, ModelConfig};
 use bytes::Bytes;
@@ -106,7 +107,7 @@ enum Message {
         version: String,
         rows: Vec<Vec<FeatureValue>>,
         upload: ReferenceUpload,
-        reply: oneshot::Sender<Result<(), String>>,
+        reply: oneshot::Sender<Result<(), UnusableReference>>,
     },
     Feedback(
         Vec<Feedback>,
@@ -181,7 +182,7 @@ impl KpiRecorder {
         version: &str,
         rows: Vec<Vec<FeatureValue>>,
         upload: ReferenceUpload,
-    ) -> Result<(), String> {
+    ) -> Result<(), UnusableReference> {
         let (reply, answer) = oneshot::channel();
         let message = Message::Reference {
             model: model.to_owned(),
@@ -191,11 +192,11 @@ impl KpiRecorder {
             reply,
         };
         if self.tx.send(message).await.is_err() {
-            return Err("the KPI aggregator has stopped".to_owned());
+            return Err(UnusableReference::AggregatorStopped);
         }
         answer
             .await
-            .unwrap_or_else(|_| Err("the KPI aggregator has stopped".to_owned()))
+            .unwrap_or(Err(UnusableReference::AggregatorStopped))
     }
 
     /// Joins labels to their rows; answers each label's result and model.
@@ -419,11 +420,9 @@ impl ModelKpi {
         version: &str,
         rows: &[Vec<FeatureValue>],
         upload: ReferenceUpload,
-    ) -> Result<(), String> {
+    ) -> Result<(), UnusableReference> {
         match build_drift(&self.config, rows, ReferenceSource::Upload) {
-            Drift::Off { .. } => {
-                Err("the reference has no usable value for some feature".to_owned())
-            }
+            Drift::Off { .. } => Err(no_usable_value()),
             mut drift => {
                 if let Drift::Active { upload: named, .. } = &mut drift {
                     *named = Some(upload);
@@ -487,11 +486,15 @@ impl ModelKpi {
 pub(super) fn check_reference(
     config: &KpiConfig,
     rows: &[Vec<FeatureValue>],
-) -> Result<(), String> {
+) -> Result<(), UnusableReference> {
     match build_drift(config, rows, ReferenceSource::Upload) {
-        Drift::Off { .. } => Err("the reference has no usable value for some feature".to_owned()),
+        Drift::Off { .. } => Err(no_usable_value()),
         _ => Ok(()),
     }
+}
+
+fn no_usable_value() -> UnusableReference {
+    UnusableReference::Invalid("the reference has no usable value for some feature".to_owned())
 }
 
 /// The reference from the first rows, and the window that follows it.
@@ -616,10 +619,10 @@ impl Aggregator {
         version: &str,
         rows: &[Vec<FeatureValue>],
         upload: ReferenceUpload,
-    ) -> Result<(), String> {
+    ) -> Result<(), UnusableReference> {
         self.models
             .get_mut(name)
-            .ok_or_else(|| format!("model `{name}` has no [models.kpi]"))?
+            .ok_or_else(|| UnusableReference::NoKpis(name.to_owned()))?
             .set_reference(version, rows, upload)
     }
 

@@ -97,7 +97,9 @@ pub use reference::{
     BinCounts, CategoricalReference, DriftKpis, KS_PARTS, NumericReference, OTHER_BUCKET,
     PSI_JS_PARTS, Reference,
 };
-pub use reference_keeper::{KeepError, REFERENCE_SET, ReferenceKeeper, UPLOAD_MEMBER, Upload};
+pub use reference_keeper::{
+    KeepError, MalformedUpload, REFERENCE_SET, ReferenceKeeper, UPLOAD_MEMBER, Upload,
+};
 pub use report::{
     AttributeReport, FairnessReport, FeatureJson, GroupJson, KpiReport, KsJson, ReferenceSource,
     ReferenceState, Settings, VersionDrift,
@@ -107,7 +109,8 @@ pub use selector::{SelectError, Selector, SelectorError, Side};
 pub use snapshot::{MAX_MEMBERS_BYTES, Trigger};
 pub use snapshot_task::{KpiSnapshots, ServingChange, SnapshotHandle};
 pub use upload::{
-    MAX_REFERENCE_ROWS, ReferenceFiles, ReferenceFormat, StoredReference, parse_reference,
+    MAX_REFERENCE_ROWS, ReferenceFiles, ReferenceFormat, StoredReference, UnusableReference,
+    parse_reference,
 };
 
 /// A predicted or an actual class of one row.

@@ -4,7 +4,7 @@
 //! fleet citing its control event), and the version's reference in the
 //! aggregator's windows.
 
-use super::upload::{ReferenceFiles, ReferenceFormat, parse_reference};
+use super::upload::{ReferenceFiles, ReferenceFormat, UnusableReference, parse_reference};
 use super::{FeatureValue, KpiRecorder, ReferenceUpload};
 use crate::config::KpiConfig;
 use crate::decision::SinkError;
@@ -61,18 +61,18 @@ impl Upload {
 
     /// The upload a control event carries ([`Upload::members`] with
     /// [`UPLOAD_MEMBER`]); `Err` names what is missing or wrong.
-    pub fn from_members(members: &Map<String, Value>) -> Result<Self, String> {
-        let text = |name: &str| {
+    pub fn from_members(members: &Map<String, Value>) -> Result<Self, MalformedUpload> {
+        let text = |name: &'static str| {
             members
                 .get(name)
                 .and_then(Value::as_str)
                 .map(str::to_owned)
-                .ok_or_else(|| format!("no text member `{name}`"))
+                .ok_or(MalformedUpload::Missing(name))
         };
         let format = match text("format")?.as_str() {
             "csv" => ReferenceFormat::Csv,
             "json" => ReferenceFormat::Json,
-            other => return Err(format!("unknown format `{other}`")),
+            other => return Err(MalformedUpload::Format(other.to_owned())),
         };
         let upload = Upload {
             model: text("model")?,
@@ -86,10 +86,24 @@ impl Upload {
                 .map(str::to_owned),
         };
         if text("sha256")? != upload.sha256() {
-            return Err("the upload does not have the digest the event names".to_owned());
+            return Err(MalformedUpload::Digest);
         }
         Ok(upload)
     }
+}
+
+/// Why a control event's members do not make an upload.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MalformedUpload {
+    /// A text member is absent (or not text).
+    #[error("no text member `{0}`")]
+    Missing(&'static str),
+    /// `format` is neither `csv` nor `json`.
+    #[error("unknown format `{0}`")]
+    Format(String),
+    /// The upload's SHA-256 is not the one the event names.
+    #[error("the upload does not have the digest the event names")]
+    Digest,
 }
 
 /// Why an upload was not kept.
@@ -144,12 +158,15 @@ impl ReferenceKeeper {
 
     /// The upload's rows, read off the async workers (up to
     /// [`super::MAX_REFERENCE_ROWS`]); `Err` says what is wrong with it.
-    pub async fn parse(&self, upload: &Upload) -> Result<Vec<Vec<FeatureValue>>, String> {
+    pub async fn parse(
+        &self,
+        upload: &Upload,
+    ) -> Result<Vec<Vec<FeatureValue>>, UnusableReference> {
         let config = self
             .models
             .get(&upload.model)
             .cloned()
-            .ok_or_else(|| format!("model `{}` has no [models.kpi]", upload.model))?;
+            .ok_or_else(|| UnusableReference::NoKpis(upload.model.clone()))?;
         let (format, text) = (upload.format, upload.text.clone());
         tokio::task::spawn_blocking(move || {
             let rows = parse_reference(&config, format, text.as_bytes())?;
@@ -157,7 +174,7 @@ impl ReferenceKeeper {
             Ok(rows)
         })
         .await
-        .unwrap_or_else(|err| Err(format!("reading the reference failed: {err}")))
+        .unwrap_or_else(|err| Err(UnusableReference::Lost(err.to_string())))
     }
 
     /// Stores `upload`, records its entry with `members` ([`Upload::members`],

@@ -31,6 +31,23 @@ impl ReferenceFormat {
     }
 }
 
+/// Why an uploaded drift reference cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnusableReference {
+    /// It is not a reference of the model's features: what is wrong.
+    #[error("{0}")]
+    Invalid(String),
+    /// The model has no `[models.kpi]` here.
+    #[error("model `{0}` has no [models.kpi]")]
+    NoKpis(String),
+    /// The KPI aggregator has stopped (the gateway is stopping).
+    #[error("the KPI aggregator has stopped")]
+    AggregatorStopped,
+    /// The blocking thread that read it failed.
+    #[error("reading the reference failed: {0}")]
+    Lost(String),
+}
+
 fn value(kind: FeatureKind, raw: &Value) -> FeatureValue {
     match kind {
         FeatureKind::Numeric => number(raw).map_or(FeatureValue::Missing, FeatureValue::Number),
@@ -46,16 +63,21 @@ pub fn parse_reference(
     config: &KpiConfig,
     format: ReferenceFormat,
     body: &[u8],
-) -> Result<Vec<Vec<FeatureValue>>, String> {
+) -> Result<Vec<Vec<FeatureValue>>, UnusableReference> {
     let rows = match format {
-        ReferenceFormat::Csv => parse_csv(config, body)?,
-        ReferenceFormat::Json => parse_json(config, body)?,
-    };
+        ReferenceFormat::Csv => parse_csv(config, body),
+        ReferenceFormat::Json => parse_json(config, body),
+    }
+    .map_err(UnusableReference::Invalid)?;
     if rows.is_empty() {
-        return Err("the reference has no row".to_owned());
+        return Err(UnusableReference::Invalid(
+            "the reference has no row".to_owned(),
+        ));
     }
     if rows.len() > MAX_REFERENCE_ROWS {
-        return Err(format!("at most {MAX_REFERENCE_ROWS} rows"));
+        return Err(UnusableReference::Invalid(format!(
+            "at most {MAX_REFERENCE_ROWS} rows"
+        )));
     }
     Ok(rows)
 }
@@ -282,7 +304,7 @@ mod tests {
             (ReferenceFormat::Json, b"[1]", "not an object"),
         ] {
             let err = parse_reference(&config(), format, body).unwrap_err();
-            assert!(err.contains(needle), "{err}");
+            assert!(err.to_string().contains(needle), "{err}");
         }
     }
 }

@@ -249,7 +249,9 @@ impl Ledger {
     fn submit(&self, body: EntryBody) -> RecordFuture {
         // Nothing queues for a writer that cannot commit.
         if let Err(reason) = self.status.check() {
-            return Box::pin(std::future::ready(Err(SinkError::Unavailable(reason))));
+            return Box::pin(std::future::ready(Err(SinkError::Unavailable(
+                reason.to_string(),
+            ))));
         }
         let (ack, acked) = oneshot::channel();
         // The entries ahead of this one, read on every append, so a

@@ -738,7 +738,7 @@ async fn ready(State(state): State<ProxyState>) -> Response {
         Ok(()) => health().await,
         Err(reason) => json_response(
             StatusCode::SERVICE_UNAVAILABLE,
-            serde_json::json!({ "status": "unavailable", "reason": reason }),
+            serde_json::json!({ "status": "unavailable", "reason": reason.to_string() }),
         ),
     }
 }

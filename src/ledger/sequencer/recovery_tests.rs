@@ -70,7 +70,7 @@ async fn after_failed_commits_the_ledger_refuses_at_once_then_resumes_by_itself(
     assert!(failed.to_string().contains("injected"), "{failed}");
     let reason = ledger.status().check().unwrap_err();
     assert_eq!(
-        reason,
+        reason.to_string(),
         "ledger not committing: store: injected write failure"
     );
     assert_eq!(metric(&registry, "govgate_ledger_committing"), 0.0);
@@ -154,7 +154,9 @@ async fn a_store_that_lost_acknowledged_entries_keeps_the_ledger_stopped() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     let reason = ledger.status().check().unwrap_err();
     assert!(
-        reason.contains("holds 3 entries but 5 were acknowledged"),
+        reason
+            .to_string()
+            .contains("holds 3 entries but 5 were acknowledged"),
         "{reason}"
     );
     assert!(ledger.append(started("refused")).await.is_err());

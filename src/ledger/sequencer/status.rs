@@ -4,6 +4,7 @@
 //! ledger has recorded it (`ledger_outage`, written once the ledger
 //! commits again).
 
+use crate::decision::NotReady;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
@@ -42,13 +43,13 @@ impl LedgerStatus {
         !self.inner.stopped.load(Ordering::Acquire)
     }
 
-    /// `Ok` while the ledger commits; otherwise why it does not, as
-    /// `ledger not committing: <the store's error>`.
-    pub fn check(&self) -> Result<(), String> {
+    /// `Ok` while the ledger commits; otherwise why it does not (the
+    /// store's error).
+    pub fn check(&self) -> Result<(), NotReady> {
         if self.is_committing() {
             return Ok(());
         }
-        Err(format!("ledger not committing: {}", self.lock()))
+        Err(NotReady::LedgerNotCommitting(self.lock().clone()))
     }
 
     /// Marks the ledger as not committing, for `reason`. A stop before

@@ -107,7 +107,7 @@ pub(super) fn seal_loop(
         // reports that it commits again.
         if let Err(reason) = durable.status.check() {
             let acks: Vec<_> = batch.drain(..).map(|(_, ack)| ack).collect();
-            fail(acks, &reason);
+            fail(acks, &reason.to_string());
             continue;
         }
         let current = durable.epoch.load(Ordering::Acquire);
@@ -261,7 +261,12 @@ pub(super) fn commit_loop(
                     continue;
                 }
                 if stopped.is_some() {
-                    let reason = durable.status.check().err().unwrap_or_default();
+                    let reason = durable
+                        .status
+                        .check()
+                        .err()
+                        .map(|reason| reason.to_string())
+                        .unwrap_or_default();
                     fail(next.acks, &reason);
                     continue;
                 }

@@ -25,6 +25,33 @@ use crate::registry::{ApprovalMark, ApprovalPolicy, Principal, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+/// Why a policy-set entry's members do not decode.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MalformedChange {
+    /// A member is of the wrong type, or not one of this kind's.
+    #[error("{0}")]
+    Members(String),
+    /// A member this kind needs is absent.
+    #[error("{kind} without {member}")]
+    Missing {
+        /// The entry's kind.
+        kind: String,
+        /// What it lacks.
+        member: &'static str,
+    },
+    /// An approval's `state` is neither `proposed` nor `approved`.
+    #[error("{kind} with state {state:?}")]
+    State {
+        /// The entry's kind.
+        kind: String,
+        /// The state it gives.
+        state: Option<String>,
+    },
+    /// The kind is not one of [`super::CHANGE_KINDS`].
+    #[error("{0} is not a policy-set event")]
+    NotAChange(String),
+}
+
 /// Members the ledger adds to every entry; never produced here.
 const LEDGER_MEMBERS: [&str; 5] = ["seq", "time", "kind", "origin", "prev_hash"];
 
@@ -165,7 +192,10 @@ impl ChangeEvent {
 
     /// Decodes the members of an entry of `kind` (one of
     /// [`super::CHANGE_KINDS`]); the ledger's own members are ignored.
-    pub fn from_members(kind: &str, entry: &Map<String, Value>) -> Result<ChangeEvent, String> {
+    pub fn from_members(
+        kind: &str,
+        entry: &Map<String, Value>,
+    ) -> Result<ChangeEvent, MalformedChange> {
         let members: Map<String, Value> = entry
             .iter()
             // In a fleet every entry also names its control event.
@@ -175,13 +205,16 @@ impl ChangeEvent {
             })
             .map(|(name, value)| (name.clone(), value.clone()))
             .collect();
-        let wire: Wire =
-            serde_json::from_value(Value::Object(members)).map_err(|err| err.to_string())?;
+        let wire: Wire = serde_json::from_value(Value::Object(members))
+            .map_err(|err| MalformedChange::Members(err.to_string()))?;
         let principal = Principal::new(wire.principal.clone(), wire.principal_roles.clone())
             .with_issuer(wire.principal_issuer.clone());
-        let need = |name: &str| format!("{kind} without {name}");
+        let need = |member: &'static str| MalformedChange::Missing {
+            kind: kind.to_owned(),
+            member,
+        };
         let files = wire.files.unwrap_or_default();
-        let switch = || -> Result<SetSwitch, String> {
+        let switch = || -> Result<SetSwitch, MalformedChange> {
             Ok(SetSwitch {
                 proposal_seq: wire.proposal_seq.ok_or_else(|| need("proposal_seq"))?,
                 approval_seq: wire.approval_seq.ok_or_else(|| need("approval_seq"))?,
@@ -208,7 +241,7 @@ impl ChangeEvent {
                             text: f.text.clone().ok_or_else(|| need("a file's text"))?,
                         })
                     })
-                    .collect::<Result<_, String>>()?,
+                    .collect::<Result<_, MalformedChange>>()?,
             }),
             "policy_set_approved" => Ok(ChangeEvent::Approved {
                 proposal_seq: wire.proposal_seq.ok_or_else(|| need("proposal_seq"))?,
@@ -220,7 +253,12 @@ impl ChangeEvent {
                 state: match wire.state.as_deref() {
                     Some("proposed") => SetState::Proposed,
                     Some("approved") => SetState::Approved,
-                    other => return Err(format!("{kind} with state {other:?}")),
+                    other => {
+                        return Err(MalformedChange::State {
+                            kind: kind.to_owned(),
+                            state: other.map(str::to_owned),
+                        });
+                    }
                 },
             }),
             "policy_set_activated" => Ok(ChangeEvent::Activated {
@@ -233,7 +271,7 @@ impl ChangeEvent {
                 reason: wire.reason.clone(),
                 switch: switch()?,
             }),
-            other => Err(format!("{other} is not a policy-set event")),
+            other => Err(MalformedChange::NotAChange(other.to_owned())),
         }
     }
 }

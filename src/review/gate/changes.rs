@@ -403,7 +403,7 @@ pub fn recorded_changes(
             continue;
         }
         let time = entry.get("time").and_then(|t| t.as_str()).unwrap_or("");
-        let event = ChangeEvent::from_members(kind, &entry).map_err(bad)?;
+        let event = ChangeEvent::from_members(kind, &entry).map_err(|err| bad(err.to_string()))?;
         changes.apply(&event, seq, time);
     }
     Ok(changes)

@@ -15,6 +15,7 @@ use crate::registry::service::{RegistryService, ReplayError};
 use crate::registry::shared::{
     CONTROL_SEQ_MEMBER, LogFuture, SharedDomain, SharedEvent, SharedLogError,
 };
+use crate::review::change::members::MalformedChange;
 use crate::review::change::{CHANGE_KINDS, ChangeError, ChangeEvent};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -114,16 +115,19 @@ impl PolicyGate {
         &self,
         changes: &crate::review::change::PolicyChanges,
         shared: &SharedEvent,
-    ) -> Result<ChangeEvent, String> {
+    ) -> Result<ChangeEvent, ForeignChange> {
         let mut members = shared.members.clone();
         if let Some(proposals) = self.proposals() {
             for name in SET_MEMBERS {
                 let Some(control) = members.get(name).and_then(Value::as_u64) else {
                     continue;
                 };
-                let local = proposals.get(&control).ok_or_else(|| {
-                    format!("{name} names control event {control}, which proposed no set here")
-                })?;
+                let local = proposals
+                    .get(&control)
+                    .ok_or(ForeignChange::UnknownProposal {
+                        member: name,
+                        control,
+                    })?;
                 members.insert(name.to_owned(), (*local).into());
             }
         }
@@ -132,11 +136,30 @@ impl PolicyGate {
             let approval = proposal
                 .and_then(|seq| changes.set(seq))
                 .and_then(|set| set.approval_seq)
-                .ok_or("the set switched to has no approval here")?;
+                .ok_or(ForeignChange::NotApprovedHere)?;
             members.insert("approval_seq".to_owned(), approval.into());
         }
-        ChangeEvent::from_members(&shared.kind, &members)
+        Ok(ChangeEvent::from_members(&shared.kind, &members)?)
     }
+}
+
+/// Why another replica's policy-set event cannot be recorded here.
+#[derive(Debug, thiserror::Error)]
+enum ForeignChange {
+    /// It names a proposal by a control event that proposed no set here.
+    #[error("{member} names control event {control}, which proposed no set here")]
+    UnknownProposal {
+        /// `proposal_seq` or `deactivated`.
+        member: &'static str,
+        /// The control event's seq.
+        control: u64,
+    },
+    /// It switches to a set that has no approval in this ledger.
+    #[error("the set switched to has no approval here")]
+    NotApprovedHere,
+    /// Its members do not decode.
+    #[error(transparent)]
+    Malformed(#[from] MalformedChange),
 }
 
 /// The gate as the registry's domain for policy-set control events.
