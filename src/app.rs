@@ -1253,6 +1253,19 @@ impl App {
             _ = &mut admin_task => Some("admin"),
             _ = &mut tiles_task => Some("tiles"),
         };
+        // A listener loop that ended by itself (it panicked) stops the
+        // gateway the same way as a signal: the other listeners drain, the
+        // backlog is written and gateway_stopped is recorded.
+        if let Some(which) = early_exit {
+            tracing::error!(listener = which, "a listener stopped unexpectedly; stopping");
+        }
+        // The one that ended was awaited by the select: it must not be
+        // awaited again (a join handle polled after it completed panics).
+        let mut listeners = [
+            ("public", public_task),
+            ("admin", admin_task),
+            ("tiles", tiles_task),
+        ];
         let _ = stop_tx.send(true);
         // An export in progress breaks off now (its client sees an
         // incomplete archive) rather than hold the drain for the grace.
@@ -1294,38 +1307,20 @@ impl App {
         {
             tracing::error!("the risk evaluation task panicked");
         }
-        if let Some(which) = early_exit {
-            public_task.abort();
-            admin_task.abort();
-            tiles_task.abort();
-            let _ = verification_task.await;
-            self.exports.drained().await;
-            self.reports.drained().await;
-            self.eraser.drained().await;
-            stop_priming(priming_task).await;
-            stop_snapshots(snapshot_task).await;
-            stop_journal(journal_task).await;
-            stop_follower(follower_task).await;
-            stop_fleet_kpis(fleet_kpi_tasks).await;
-            if let Some(task) = self.kpi_task {
-                task.stop().await;
-            }
-            stop_cluster(cluster_task).await;
-            return Err(AppError::Serve { which });
-        }
         tracing::info!(grace = ?self.shutdown_grace, "shutting down: draining in-flight requests");
         let drained = tokio::time::timeout(self.shutdown_grace, async {
-            let _ = (&mut public_task).await;
-            let _ = (&mut admin_task).await;
-            let _ = (&mut tiles_task).await;
+            for (which, task) in &mut listeners {
+                if early_exit != Some(*which) {
+                    let _ = task.await;
+                }
+            }
         })
         .await;
         if drained.is_err() {
             tracing::warn!("grace period over; remaining requests are cut");
             // Dropping a listener's loop aborts its connection tasks.
-            // A loop the drain already saw end must not be awaited again
-            // (a join handle polled after it completed panics).
-            for task in [public_task, admin_task, tiles_task] {
+            // A loop the drain already saw end must not be awaited again.
+            for (_, task) in listeners {
                 task.abort();
                 if !task.is_finished() {
                     let _ = task.await;
@@ -1399,7 +1394,10 @@ impl App {
         }
         stop_cluster(cluster_task).await;
         tracing::info!("stopped");
-        Ok(())
+        match early_exit {
+            Some(which) => Err(AppError::Serve { which }),
+            None => Ok(()),
+        }
     }
 }
 
