@@ -1257,7 +1257,10 @@ impl App {
         // gateway the same way as a signal: the other listeners drain, the
         // backlog is written and gateway_stopped is recorded.
         if let Some(which) = early_exit {
-            tracing::error!(listener = which, "a listener stopped unexpectedly; stopping");
+            tracing::error!(
+                listener = which,
+                "a listener stopped unexpectedly; stopping"
+            );
         }
         // The one that ended was awaited by the select: it must not be
         // awaited again (a join handle polled after it completed panics).
