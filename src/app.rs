@@ -535,7 +535,7 @@ impl App {
         let (oversight, held_folder) = match policies {
             Some(set) => {
                 let (oversight, held_folder) =
-                    oversight::start(config, set, store.as_ref(), ledger.clone(), &metrics).await?;
+                    oversight::start(config, set, &store, ledger.clone(), &metrics).await?;
                 (Some(oversight), held_folder)
             }
             None => (None, None),

@@ -134,6 +134,15 @@ impl IntoResponse for ApiError {
                     None,
                 )
             }
+            ApiError::Change(ChangeFailure::Sources(err)) => {
+                tracing::error!(error = %err, "a policy set's files not read from the ledger");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ledger_unavailable",
+                    "the set's files could not be read from the ledger; nothing changed".to_owned(),
+                    None,
+                )
+            }
             ApiError::Change(ChangeFailure::Refused(err)) => {
                 let status = match &err {
                     ChangeError::UnknownSet(_) => StatusCode::NOT_FOUND,
@@ -176,14 +185,16 @@ impl Api {
     }
 }
 
-/// A set as the API shows it; with `text`, each file's text too.
-fn set_json(gate: &PolicyGate, set: &ProposedSet, text: bool) -> Value {
+/// A set as the API shows it; with `texts` (its files read back from the
+/// ledger, [`PolicyGate::set_sources`]), each file's text too.
+fn set_json(gate: &PolicyGate, set: &ProposedSet, texts: Option<&[(String, String)]>) -> Value {
     let mut value = serde_json::to_value(set).unwrap_or(Value::Null);
-    if text {
+    if let Some(texts) = texts {
         value["files"] = set
             .files
             .iter()
-            .map(|f| json!({"file": f.file, "sha256": f.sha256, "text": f.text}))
+            .zip(texts)
+            .map(|(f, (_, text))| json!({"file": f.file, "sha256": f.sha256, "text": text}))
             .collect();
     }
     if let Some(policy) = gate.approval() {
@@ -216,7 +227,7 @@ async fn list(State(api): State<Api>, headers: HeaderMap) -> Result<Response, Ap
             changes
                 .sets()
                 .values()
-                .map(|set| set_json(gate, set, false))
+                .map(|set| set_json(gate, set, None))
                 .collect::<Vec<_>>()
         })
         .await;
@@ -243,13 +254,20 @@ async fn show(
     api.tokens.authenticate(&headers).await?;
     let seq = seq_of(&seq)?;
     let gate = &api.gate;
-    let found = gate
-        .read_changes(|changes| changes.set(seq).map(|set| set_json(gate, set, true)))
+    let set = gate
+        .read_changes(|changes| changes.set(seq).cloned())
         .await
         .ok_or(ApiError::Change(ChangeFailure::Refused(
             ChangeError::UnknownSet(seq),
         )))?;
-    Ok(json_response(StatusCode::OK, &found))
+    let texts = gate
+        .set_sources(&set)
+        .await
+        .map_err(|err| ApiError::Change(ChangeFailure::Sources(err)))?;
+    Ok(json_response(
+        StatusCode::OK,
+        &set_json(gate, &set, Some(&texts)),
+    ))
 }
 
 /// One uploaded file.
@@ -343,7 +361,7 @@ async fn answer(api: &Api, done: ChangeDone, status: StatusCode) -> Result<Respo
     let gate = &api.gate;
     let set = match done.proposal_seq {
         Some(seq) => {
-            gate.read_changes(|changes| changes.set(seq).map(|set| set_json(gate, set, false)))
+            gate.read_changes(|changes| changes.set(seq).map(|set| set_json(gate, set, None)))
                 .await
         }
         None => None,

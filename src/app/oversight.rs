@@ -11,8 +11,8 @@ use crate::metrics::Metrics;
 use crate::proxy::Oversight;
 use crate::registry::ApprovalPolicy;
 use crate::review::{
-    PolicyGate, PolicySet, ReviewFiles, ReviewMetrics, ReviewQueue, StartError, ledger_reviews,
-    read_sources, recorded_changes,
+    PolicyGate, PolicySet, RecordedChanges, ReviewFiles, ReviewMetrics, ReviewQueue, StartError,
+    ledger_reviews, read_sources, recorded_changes,
 };
 use std::sync::Arc;
 
@@ -22,7 +22,7 @@ use std::sync::Arc;
 pub(super) async fn start(
     config: &Config,
     set: PolicySet,
-    store: &dyn LedgerStore,
+    store: &Arc<dyn LedgerStore>,
     ledger: Ledger,
     metrics: &Metrics,
 ) -> Result<(Oversight, Option<Vec<(String, String)>>), AppError> {
@@ -48,8 +48,8 @@ pub(super) async fn start(
             // Under change control the folder is only proposed; the set in
             // force is the one the ledger says was activated.
             drop(set);
-            let changes =
-                recorded_changes(store).map_err(|err| AppError::PolicySets(err.to_string()))?;
+            let changes = recorded_changes(store.as_ref())
+                .map_err(|err| AppError::PolicySets(err.to_string()))?;
             let mut folder = match read_sources(&dir) {
                 Ok(files) => Some(files),
                 Err(error) => {
@@ -68,7 +68,10 @@ pub(super) async fn start(
                 &dir,
                 folder,
                 approval,
-                changes,
+                RecordedChanges {
+                    changes,
+                    store: store.clone(),
+                },
                 review.on_error,
                 ledger.clone(),
                 review_metrics.clone(),
@@ -81,7 +84,7 @@ pub(super) async fn start(
         }
     };
     let files = ReviewFiles::open(&config.server.data_dir.join("reviews"))?;
-    let recorded = ledger_reviews(store)?;
+    let recorded = ledger_reviews(store.as_ref())?;
     let queue = ReviewQueue::start(
         files,
         ledger,

@@ -37,6 +37,18 @@ pub struct SetFile {
     pub text: String,
 }
 
+/// A file of a set as the gateway keeps it in memory: its name and
+/// digest. The text stays in the proposal's ledger entry, read back when
+/// the set is compiled or shown ([`super::PolicyGate::set_sources`]): a
+/// set holds up to 48 KiB of text, and every set ever proposed is kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileDigest {
+    /// File name (`credit.rego`).
+    pub file: String,
+    /// SHA-256 of its bytes, lower-case hex.
+    pub sha256: String,
+}
+
 /// Where a set stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -90,8 +102,8 @@ pub struct ProposedSet {
     pub reason: Option<String>,
     /// SHA-256 of the set ([`set_sha256`]).
     pub set_sha256: String,
-    /// The files, sorted by name.
-    pub files: Vec<SetFile>,
+    /// The files, sorted by name (their texts are in the proposal's entry).
+    pub files: Vec<FileDigest>,
     /// Where it stands.
     pub state: SetState,
     /// Approvals in order, distinct principals.
@@ -101,12 +113,22 @@ pub struct ProposedSet {
 }
 
 impl ProposedSet {
-    /// `(file name, text)` pairs, as [`super::PolicySet::from_sources`] takes them.
-    pub fn sources(&self) -> Vec<(String, String)> {
-        self.files
+    /// `(file name, text)` pairs of `recorded` (the files its proposal's
+    /// entry holds, [`ChangeEvent::Proposed`]), as
+    /// [`super::PolicySet::from_sources`] takes them, once each is the
+    /// file this set names with its digest.
+    pub fn sources_from(&self, recorded: &[SetFile]) -> Option<Vec<(String, String)>> {
+        let named: Vec<(String, String)> = recorded
             .iter()
             .map(|f| (f.file.clone(), f.text.clone()))
-            .collect()
+            .collect();
+        let hashes = file_hashes(&named);
+        let same = hashes.len() == self.files.len()
+            && hashes
+                .iter()
+                .zip(&self.files)
+                .all(|((file, sha256), kept)| *file == kept.file && *sha256 == kept.sha256);
+        same.then_some(named)
     }
 }
 
@@ -578,7 +600,13 @@ impl PolicyChanges {
                         source: source.clone(),
                         reason: reason.clone(),
                         set_sha256: set_sha256.clone(),
-                        files: files.clone(),
+                        files: files
+                            .iter()
+                            .map(|f| FileDigest {
+                                file: f.file.clone(),
+                                sha256: f.sha256.clone(),
+                            })
+                            .collect(),
                         state: SetState::Proposed,
                         approvals: Vec::new(),
                         approval_seq: None,

@@ -28,8 +28,8 @@ mod changes;
 mod fleet;
 
 pub use changes::{
-    ChangeDone, ChangeFailure, FOLDER_PRINCIPAL, Reloaded, ReplayError, StartError,
-    recorded_changes,
+    ChangeDone, ChangeFailure, FOLDER_PRINCIPAL, RecordedChanges, Reloaded, ReplayError,
+    SourcesError, StartError, recorded_changes,
 };
 pub use fleet::{PolicyDomain, recorded_proposals};
 
@@ -95,6 +95,9 @@ pub struct PolicyGate {
     approval: Option<ApprovalPolicy>,
     /// The proposed sets; also the lock that orders every change.
     changes: tokio::sync::Mutex<super::change::PolicyChanges>,
+    /// Under change control: the ledger's store, which holds the sets'
+    /// texts (`policy_set_proposed` entries).
+    store: Option<Arc<dyn crate::ledger::store::LedgerStore>>,
     /// In a fleet: the control log the changes go through (`fleet.rs`).
     fleet: std::sync::OnceLock<fleet::FleetLink>,
     /// Changes (and the SIGHUP reloads) run as tasks of their own;
@@ -196,6 +199,7 @@ impl PolicyGate {
             switching: tokio::sync::RwLock::new(()),
             approval: None,
             changes: tokio::sync::Mutex::default(),
+            store: None,
             fleet: std::sync::OnceLock::new(),
             tasks: TaskTracker::new(),
             stopping: CancellationToken::new(),

@@ -57,8 +57,8 @@ pub use error::{EvalError, PolicyError};
 pub use files::{FileError, ReviewFiles};
 pub use gate::{
     ChangeDone, ChangeFailure, Evaluation, FOLDER_PRINCIPAL, LoadedPolicies, PolicyDomain,
-    PolicyGate, ReloadError, Reloaded, ReplayError as ChangeReplayError, StartError,
-    policy_set_entry, recorded_changes, recorded_proposals,
+    PolicyGate, RecordedChanges, ReloadError, Reloaded, ReplayError as ChangeReplayError,
+    SourcesError, StartError, policy_set_entry, recorded_changes, recorded_proposals,
 };
 pub use identity::{Reviewer, TokenIdentity};
 pub use input::{PolicyInput, SAMPLE_DOMAIN, Stage, sample_of};

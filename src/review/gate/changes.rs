@@ -12,10 +12,11 @@ use crate::config::OnPolicyError;
 use crate::decision::SinkError;
 use crate::ledger::entry::{EntryBody, rfc3339_millis};
 use crate::ledger::sequencer::Ledger;
+use crate::ledger::store::{LedgerStore, StoreError};
 use crate::registry::shared::CONTROL_SEQ_MEMBER;
 use crate::registry::{ApprovalPolicy, Principal, Role};
 use crate::review::change::{
-    ChangeCommand, ChangeError, ChangeEvent, PolicyChanges, file_hashes, set_sha256,
+    ChangeCommand, ChangeError, ChangeEvent, PolicyChanges, ProposedSet, file_hashes, set_sha256,
 };
 use crate::review::{PolicyError, PolicySet, ReviewMetrics};
 use std::path::{Path, PathBuf};
@@ -70,6 +71,69 @@ pub enum ChangeFailure {
     /// In a fleet: the control log could not be read or written.
     #[error(transparent)]
     ControlPlane(#[from] crate::registry::service::ServiceError),
+    /// The set's files could not be read back from the ledger.
+    #[error(transparent)]
+    Sources(#[from] SourcesError),
+}
+
+/// Why a set's files could not be read back from its proposal's entry.
+#[derive(Debug, thiserror::Error)]
+pub enum SourcesError {
+    /// The store could not be read.
+    #[error("the ledger could not be read: {0}")]
+    Store(#[from] StoreError),
+    /// The entry is not there (a damaged store).
+    #[error("the proposal's entry {0} is missing from the ledger")]
+    Missing(u64),
+    /// The entry is not the set's proposal (a damaged store).
+    #[error("entry {seq} is not the proposal of the set: {problem}")]
+    NotTheProposal {
+        /// The entry.
+        seq: u64,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// No change control: no set was proposed.
+    #[error("policy sets are not under change control on this gateway")]
+    Off,
+    /// The blocking read was lost.
+    #[error("reading the proposal failed: {0}")]
+    Lost(String),
+}
+
+/// The ledger's history of policy sets ([`recorded_changes`]) and the
+/// store it was read from, which holds the sets' texts.
+pub struct RecordedChanges {
+    /// Every set and which one is in force.
+    pub changes: PolicyChanges,
+    /// The ledger's store.
+    pub store: Arc<dyn LedgerStore>,
+}
+
+/// The files of `set` with their texts, read back from its
+/// `policy_set_proposed` entry in `store` (off the async workers; the
+/// entry is parsed there too).
+async fn proposed_sources(
+    store: Arc<dyn LedgerStore>,
+    set: ProposedSet,
+) -> Result<Vec<(String, String)>, SourcesError> {
+    tokio::task::spawn_blocking(move || {
+        let seq = set.seq;
+        let not_it = |problem: String| SourcesError::NotTheProposal { seq, problem };
+        let bytes = store.entry(seq)?.ok_or(SourcesError::Missing(seq))?;
+        let entry: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&bytes).map_err(|err| not_it(err.to_string()))?;
+        let kind = entry.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+        match ChangeEvent::from_members(kind, &entry) {
+            Ok(ChangeEvent::Proposed { files, .. }) => set
+                .sources_from(&files)
+                .ok_or_else(|| not_it("its files are not the set's".to_owned())),
+            Ok(_) => Err(not_it(format!("a {kind} entry"))),
+            Err(err) => Err(not_it(err.to_string())),
+        }
+    })
+    .await
+    .unwrap_or_else(|err| Err(SourcesError::Lost(err.to_string())))
 }
 
 /// Why the gate could not start under change control.
@@ -94,21 +158,28 @@ impl PolicyGate {
         dir: &Path,
         folder: Option<Vec<(String, String)>>,
         approval: ApprovalPolicy,
-        changes: PolicyChanges,
+        recorded: RecordedChanges,
         on_error: OnPolicyError,
         ledger: Ledger,
         metrics: ReviewMetrics,
     ) -> Result<Arc<Self>, StartError> {
-        let active = match changes.active() {
-            Some(active) => match changes.set(active.proposal_seq) {
-                Some(set) => match compile(set.sources()).await {
+        let RecordedChanges { changes, store } = recorded;
+        let active_set = changes
+            .active()
+            .and_then(|active| Some((active, changes.set(active.proposal_seq)?.clone())));
+        let active = match active_set {
+            Some((active, set)) => match proposed_sources(store.clone(), set).await {
+                Ok(sources) => match compile(sources).await {
                     Ok(compiled) => Some((compiled, active)),
                     Err(error) => {
                         tracing::error!(%error, proposal_seq = active.proposal_seq, "the active policy set does not compile; every request is denied until another is activated");
                         None
                     }
                 },
-                None => None,
+                Err(error) => {
+                    tracing::error!(%error, proposal_seq = active.proposal_seq, "the active policy set's files cannot be read from the ledger; every request is denied until another is activated");
+                    None
+                }
             },
             None => None,
         };
@@ -154,6 +225,7 @@ impl PolicyGate {
             switching: tokio::sync::RwLock::new(()),
             approval: Some(approval),
             changes: tokio::sync::Mutex::new(changes),
+            store: Some(store),
             fleet: std::sync::OnceLock::new(),
             tasks: tokio_util::task::TaskTracker::new(),
             stopping: tokio_util::sync::CancellationToken::new(),
@@ -162,6 +234,16 @@ impl PolicyGate {
             gate.propose_at_start(files).await?;
         }
         Ok(gate)
+    }
+
+    /// The files of `set` with their texts, read back from its proposal's
+    /// entry: the gateway keeps only their names and digests.
+    pub async fn set_sources(
+        &self,
+        set: &ProposedSet,
+    ) -> Result<Vec<(String, String)>, SourcesError> {
+        let store = self.store.clone().ok_or(SourcesError::Off)?;
+        proposed_sources(store, set.clone()).await
     }
 
     /// Proposes the folder's `files` as read at start, unless a set with
@@ -319,10 +401,10 @@ impl PolicyGate {
         }
         let switching = match &event {
             ChangeEvent::Activated { switch, .. } | ChangeEvent::RolledBack { switch, .. } => {
-                let sources = changes
-                    .set(switch.proposal_seq)
-                    .map(|set| set.sources())
-                    .unwrap_or_default();
+                let sources = match changes.set(switch.proposal_seq) {
+                    Some(set) => self.set_sources(set).await?,
+                    None => Vec::new(),
+                };
                 let set = compile(sources)
                     .await
                     .map_err(|err| ChangeError::InvalidFiles(err.to_string()))?;
@@ -466,6 +548,10 @@ async fn denying_set() -> Result<PolicySet, PolicyError> {
     )];
     compile(sources).await
 }
+
+#[cfg(test)]
+#[path = "sources_tests.rs"]
+mod sources_tests;
 
 #[cfg(test)]
 mod tests {
