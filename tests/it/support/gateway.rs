@@ -362,10 +362,11 @@ impl Gateway {
     }
 
     /// Scrapes `/metrics` until it contains `ready` (work done in the
-    /// background shows up a little later), for up to 5 s.
+    /// background shows up a little later), for up to 15 s (a debug build
+    /// on a busy machine; a run that passes returns as soon as it shows).
     pub async fn metrics_when(&self, ready: &str) -> String {
         let mut text = String::new();
-        for _ in 0..100 {
+        for _ in 0..300 {
             text = self.metrics().await;
             if text.contains(ready) {
                 return text;
