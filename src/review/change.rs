@@ -117,11 +117,8 @@ impl ProposedSet {
     /// entry holds, [`ChangeEvent::Proposed`]), as
     /// [`super::PolicySet::from_sources`] takes them, once each is the
     /// file this set names with its digest.
-    pub fn sources_from(&self, recorded: &[SetFile]) -> Option<Vec<(String, String)>> {
-        let named: Vec<(String, String)> = recorded
-            .iter()
-            .map(|f| (f.file.clone(), f.text.clone()))
-            .collect();
+    pub fn sources_from(&self, recorded: Vec<SetFile>) -> Option<Vec<(String, String)>> {
+        let named: Vec<(String, String)> = recorded.into_iter().map(|f| (f.file, f.text)).collect();
         let hashes = file_hashes(&named);
         let same = hashes.len() == self.files.len()
             && hashes

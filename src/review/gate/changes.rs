@@ -126,7 +126,7 @@ async fn proposed_sources(
         let kind = entry.get("kind").and_then(|k| k.as_str()).unwrap_or("");
         match ChangeEvent::from_members(kind, &entry) {
             Ok(ChangeEvent::Proposed { files, .. }) => set
-                .sources_from(&files)
+                .sources_from(files)
                 .ok_or_else(|| not_it("its files are not the set's".to_owned())),
             Ok(_) => Err(not_it(format!("a {kind} entry"))),
             Err(err) => Err(not_it(err.to_string())),
